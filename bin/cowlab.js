@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+// The cowlab command: runs the compiled CLI (npm ci builds it).
+let mod;
+try {
+  mod = await import('../dist/src/cli/main.js');
+} catch (e) {
+  if (e && e.code === 'ERR_MODULE_NOT_FOUND') {
+    process.stderr.write('cowlab: not built yet: run `npm ci` (or `npm run build`) in the project first\n');
+    process.exit(2);
+  }
+  throw e;
+}
+process.exitCode = mod.main(process.argv.slice(2));

@@ -1,0 +1,143 @@
+// The accounting invariants, recomputed from scratch after every step: refcount and mapcount equal
+// what maps and holds each frame; RSS and page-table counts equal what the tables hold; no freed
+// frame is still referenced; a writable PTE of a COW mapping maps an exclusive page (5.19+).
+
+import {
+  isCowMapping, LEVEL_PTE, PG_ANON, PG_ANON_EXCLUSIVE, PG_INUSE, PG_SHMEM, PTE_PRESENT, PTE_SPECIAL,
+  PTE_WRITE, PTRS_PER_TABLE, TABLE_SHIFT,
+} from '../core/constants.js';
+import type { Kernel } from '../core/kernel.js';
+import type { Mm } from '../core/mm.js';
+
+export interface AccountingProblem {
+  kind: 'accounting' | 'use-after-free' | 'kernel-bug' | 'frame-leak';
+  /** mm id or -1. */
+  mm: number;
+  /** frame or -1. */
+  pfn: number;
+  message: string;
+}
+
+/** Scratch arrays reused across checks (the check runs after every step). */
+export class AccountingChecker {
+  private expMap = new Int32Array(0);
+  private expRef = new Int32Array(0);
+
+  check(k: Kernel, final = false): AccountingProblem[] {
+    const f = k.frames;
+    const top = f.top;
+    if (this.expMap.length < top) {
+      this.expMap = new Int32Array(top * 2);
+      this.expRef = new Int32Array(top * 2);
+    } else {
+      this.expMap.fill(0, 0, top);
+      this.expRef.fill(0, 0, top);
+    }
+    const expMap = this.expMap;
+    const expRef = this.expRef;
+    const out: AccountingProblem[] = [];
+    const add = (p: AccountingProblem): void => {
+      if (out.length < 50) out.push(p);
+    };
+    let tablesInUse = 0;
+    for (const mm of k.mms) {
+      if (!mm.alive) continue;
+      const c = { tables: 0, anon: 0, shmem: 0 };
+      walkTables(k, mm, mm.pgd, 3, 0, c, expMap, expRef, add);
+      tablesInUse += c.tables;
+      if (c.tables !== mm.nrTables) {
+        add({ kind: 'accounting', mm: mm.id, pfn: -1, message: `page-table count ${mm.nrTables} but ${c.tables} tables are reachable` });
+      }
+      if (c.anon !== mm.rssAnon) {
+        add({ kind: 'accounting', mm: mm.id, pfn: -1, message: `MM_ANONPAGES is ${mm.rssAnon} but ${c.anon} anonymous pages are mapped` });
+      }
+      if (c.shmem !== mm.rssShmem) {
+        add({ kind: 'accounting', mm: mm.id, pfn: -1, message: `MM_SHMEMPAGES is ${mm.rssShmem} but ${c.shmem} shmem pages are mapped` });
+      }
+    }
+    if (tablesInUse !== k.tables.used) {
+      add({ kind: 'accounting', mm: -1, pfn: -1, message: `${k.tables.used} page tables allocated but ${tablesInUse} reachable from live processes` });
+    }
+    for (const obj of k.shm) {
+      for (let i = 0; i < obj.pages.length; i++) {
+        const pfn = obj.pages[i]!;
+        if (pfn < 0) continue;
+        if (!(f.flags[pfn]! & PG_INUSE)) add({ kind: 'use-after-free', mm: -1, pfn, message: `shmem page cache holds freed frame ${pfn}` });
+        else expRef[pfn]!++;
+      }
+    }
+    for (const h of k.handles) {
+      if (h.released) continue;
+      for (let i = 0; i < h.frames.length; i++) {
+        const pfn = h.frames[i]!;
+        if (pfn <= 0) continue;
+        if (!(f.flags[pfn]! & PG_INUSE)) add({ kind: 'use-after-free', mm: h.mm, pfn, message: `a ${h.kind} handle still references freed frame ${pfn}` });
+        else expRef[pfn]! += h.refs[i]!;
+      }
+    }
+    let used = 0;
+    for (let pfn = 1; pfn < top; pfn++) {
+      if (!(f.flags[pfn]! & PG_INUSE)) continue;
+      used++;
+      if (expRef[pfn] === 0) {
+        add({
+          kind: final ? 'frame-leak' : 'accounting', mm: -1, pfn,
+          message: `frame ${pfn} is in use (refcount ${f.refcount[pfn]}) but nothing maps or holds it`,
+        });
+        continue;
+      }
+      if (f.refcount[pfn] !== expRef[pfn]) {
+        add({ kind: 'accounting', mm: -1, pfn, message: `frame ${pfn} has refcount ${f.refcount[pfn]} but ${expRef[pfn]} references exist` });
+      }
+      if (f.mapcount[pfn] !== expMap[pfn]) {
+        add({ kind: 'accounting', mm: -1, pfn, message: `frame ${pfn} has mapcount ${f.mapcount[pfn]} but ${expMap[pfn]} PTEs map it` });
+      }
+    }
+    if (used !== f.used) add({ kind: 'accounting', mm: -1, pfn: -1, message: `frames_used is ${f.used} but ${used} frames are allocated` });
+    return out;
+  }
+}
+
+function walkTables(
+  k: Kernel, mm: Mm, table: number, level: number, base: number,
+  c: { tables: number; anon: number; shmem: number },
+  expMap: Int32Array, expRef: Int32Array, add: (p: AccountingProblem) => void,
+): void {
+  const t = k.tables;
+  const f = k.frames;
+  c.tables++;
+  const tb = table << TABLE_SHIFT;
+  if (level === LEVEL_PTE) {
+    let filled = 0;
+    for (let i = 0; i < PTRS_PER_TABLE; i++) {
+      const bits = t.bits[tb + i]!;
+      if (bits === 0) continue;
+      filled++;
+      if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL) continue;
+      const pfn = t.entry[tb + i]!;
+      const vpn = base + i;
+      if (pfn <= 0 || pfn >= f.top || !(f.flags[pfn]! & PG_INUSE)) {
+        add({ kind: 'use-after-free', mm: mm.id, pfn, message: `page ${vpn.toString(16)} maps freed frame ${pfn}` });
+        continue;
+      }
+      expMap[pfn]!++;
+      expRef[pfn]!++;
+      const pf = f.flags[pfn]!;
+      if (pf & PG_ANON) c.anon++;
+      else if (pf & PG_SHMEM) c.shmem++;
+      if (k.profile.anonExclusive && bits & PTE_WRITE && pf & PG_ANON && !(pf & PG_ANON_EXCLUSIVE)) {
+        const vma = mm.findVma(vpn);
+        if (vma && isCowMapping(vma.flags)) {
+          add({ kind: 'kernel-bug', mm: mm.id, pfn, message: `writable PTE maps frame ${pfn}, an anonymous page that is not PageAnonExclusive` });
+        }
+      }
+    }
+    if (filled !== t.filled[table]) add({ kind: 'accounting', mm: mm.id, pfn: -1, message: `PTE table ${table} counts ${t.filled[table]} entries but holds ${filled}` });
+    return;
+  }
+  const span = 512 ** level;
+  for (let i = 0; i < PTRS_PER_TABLE; i++) {
+    const child = t.entry[tb + i]!;
+    if (child !== 0) walkTables(k, mm, child, level - 1, base + i * span, c, expMap, expRef, add);
+  }
+}

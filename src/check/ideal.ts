@@ -1,0 +1,188 @@
+// The ideal semantics of the scenario language (spec: "What is checked"): what a program may rely
+// on whatever the kernel. Each page of a private mapping is a cell per process; a shared mapping's
+// page is one cell for all. Kept apart from the model and written as plainly as possible.
+
+const P_READ = 1;
+const P_WRITE = 2;
+const P_DONTFORK = 4;
+const P_WIPEONFORK = 8;
+
+class Segment {
+  constructor(
+    public start: number,
+    public n: number,
+    public shared: boolean,
+    /** Cell of each page, -1 where unmapped. */
+    public cells: Int32Array,
+    /** Per page: P_READ | P_WRITE | P_DONTFORK | P_WIPEONFORK. */
+    public flags: Uint8Array,
+  ) {}
+}
+
+export interface IdealProc {
+  name: string;
+  alive: boolean;
+  segs: Segment[];
+}
+
+export type Access = 'ok' | 'fault';
+
+export class IdealMemory {
+  procs = new Map<string, IdealProc>();
+  private cellValue = new Int32Array(1024);
+  private cellCount = 0;
+  /** Per value id: the processes that ever legitimately held it in one of their cells. */
+  private holders = new Map<number, Set<string>>();
+  /** Per shared cell: the processes that map it (so a write is visible to all of them). */
+  private sharedUsers = new Map<number, Set<string>>();
+
+  private newCell(value: number): number {
+    if (this.cellCount === this.cellValue.length) {
+      const b = new Int32Array(this.cellValue.length * 2);
+      b.set(this.cellValue);
+      this.cellValue = b;
+    }
+    this.cellValue[this.cellCount] = value;
+    return this.cellCount++;
+  }
+
+  private hold(value: number, proc: string): void {
+    if (value === 0) return; // zero-fill belongs to everyone
+    let s = this.holders.get(value);
+    if (!s) this.holders.set(value, (s = new Set()));
+    s.add(proc);
+  }
+
+  private find(proc: string, vpn: number): { seg: Segment; i: number } | null {
+    const p = this.procs.get(proc);
+    if (!p || !p.alive) return null;
+    for (const seg of p.segs) {
+      if (vpn >= seg.start && vpn < seg.start + seg.n) return { seg, i: vpn - seg.start };
+    }
+    return null;
+  }
+
+  private forRange(proc: string, lo: number, hi: number, fn: (seg: Segment, i: number) => void): void {
+    const p = this.procs.get(proc);
+    if (!p || !p.alive) return;
+    for (const seg of p.segs) {
+      const a = Math.max(lo, seg.start);
+      const b = Math.min(hi, seg.start + seg.n);
+      for (let v = a; v < b; v++) if (seg.cells[v - seg.start]! >= 0) fn(seg, v - seg.start);
+    }
+  }
+
+  mmap(proc: string, start: number, n: number, prot: 'rw' | 'ro' | 'none', shared: boolean): void {
+    let p = this.procs.get(proc);
+    if (!p) this.procs.set(proc, (p = { name: proc, alive: true, segs: [] }));
+    const cells = new Int32Array(n);
+    const flags = new Uint8Array(n).fill(protBits(prot));
+    if (shared) {
+      for (let i = 0; i < n; i++) {
+        cells[i] = this.newCell(0);
+        this.sharedUsers.set(cells[i]!, new Set([proc]));
+      }
+    } else {
+      // Private cells are created lazily in bulk: a contiguous run.
+      const first = this.cellCount;
+      for (let i = 0; i < n; i++) this.newCell(0);
+      for (let i = 0; i < n; i++) cells[i] = first + i;
+    }
+    p.segs.push(new Segment(start, n, shared, cells, flags));
+  }
+
+  munmap(proc: string, lo: number, hi: number): void {
+    this.forRange(proc, lo, hi, (seg, i) => {
+      if (seg.shared) this.sharedUsers.get(seg.cells[i]!)?.delete(proc);
+      seg.cells[i] = -1;
+    });
+  }
+
+  mprotect(proc: string, lo: number, hi: number, prot: 'rw' | 'ro' | 'none'): void {
+    this.forRange(proc, lo, hi, (seg, i) => {
+      seg.flags[i] = (seg.flags[i]! & ~(P_READ | P_WRITE)) | protBits(prot);
+    });
+  }
+
+  /** madvise(); returns false where the kernel refuses it (EINVAL: wipeonfork on shared memory). */
+  madvise(proc: string, lo: number, hi: number, advice: string): boolean {
+    if (advice === 'wipeonfork') {
+      let refused = false;
+      this.forRange(proc, lo, hi, (seg) => {
+        if (seg.shared) refused = true;
+      });
+      if (refused) return false;
+    }
+    this.forRange(proc, lo, hi, (seg, i) => {
+      const f = seg.flags[i]!;
+      if (advice === 'dontfork') seg.flags[i] = f | P_DONTFORK;
+      else if (advice === 'dofork') seg.flags[i] = f & ~P_DONTFORK;
+      else if (advice === 'wipeonfork') seg.flags[i] = f | P_WIPEONFORK;
+      else if (advice === 'keeponfork') seg.flags[i] = f & ~P_WIPEONFORK;
+      else if (advice === 'dontneed' && !seg.shared) this.cellValue[seg.cells[i]!] = 0;
+      // dontneed on a shared mapping drops only this process's mapping: the data stays.
+    });
+    return true;
+  }
+
+  fork(parent: string, child: string): void {
+    const p = this.procs.get(parent)!;
+    const c: IdealProc = { name: child, alive: true, segs: [] };
+    for (const seg of p.segs) {
+      const cells = new Int32Array(seg.n).fill(-1);
+      for (let i = 0; i < seg.n; i++) {
+        const cell = seg.cells[i]!;
+        if (cell < 0 || seg.flags[i]! & P_DONTFORK) continue;
+        if (seg.shared) {
+          cells[i] = cell;
+          this.sharedUsers.get(cell)!.add(child);
+        } else if (seg.flags[i]! & P_WIPEONFORK) {
+          cells[i] = this.newCell(0);
+        } else {
+          const v = this.cellValue[cell]!;
+          cells[i] = this.newCell(v);
+          this.hold(v, child);
+        }
+      }
+      c.segs.push(new Segment(seg.start, seg.n, seg.shared, cells, seg.flags.slice()));
+    }
+    this.procs.set(child, c);
+  }
+
+  exit(proc: string): void {
+    const p = this.procs.get(proc);
+    if (!p) return;
+    this.munmap(proc, 0, 2 ** 36);
+    p.alive = false;
+  }
+
+  /** Must this CPU access succeed, or fault? */
+  access(proc: string, vpn: number, write: boolean): Access {
+    const at = this.find(proc, vpn);
+    if (!at || at.seg.cells[at.i]! < 0) return 'fault';
+    return at.seg.flags[at.i]! & (write ? P_WRITE : P_READ) ? 'ok' : 'fault';
+  }
+
+  /** The value a load must return (the access must be allowed). */
+  read(proc: string, vpn: number): number {
+    const at = this.find(proc, vpn)!;
+    return this.cellValue[at.seg.cells[at.i]!]!;
+  }
+
+  write(proc: string, vpn: number, value: number): void {
+    const at = this.find(proc, vpn)!;
+    const cell = at.seg.cells[at.i]!;
+    this.cellValue[cell] = value;
+    if (at.seg.shared) for (const q of this.sharedUsers.get(cell)!) this.hold(value, q);
+    else this.hold(value, proc);
+  }
+
+  /** Has this process (or anything it may see) ever legitimately held this value? */
+  everHeld(proc: string, value: number): boolean {
+    return value === 0 || (this.holders.get(value)?.has(proc) ?? false);
+  }
+}
+
+function protBits(prot: 'rw' | 'ro' | 'none'): number {
+  return prot === 'rw' ? P_READ | P_WRITE : prot === 'ro' ? P_READ : 0;
+}

@@ -1,0 +1,38 @@
+// `cowlab profiles [NAME]`: the kernel profiles and their switches.
+
+import { ProfileRegistry, SWITCH_NAMES, SWITCH_VALUES } from '../../profiles/resolve.js';
+import { EXIT_OK, UsageError } from '../errors.js';
+import { PROFILES_HELP } from '../help.js';
+import type { Io } from '../io.js';
+import { parseCommandArgs } from '../args.js';
+
+export function profilesCommand(argv: string[], io: Io): number {
+  const { values, positionals } = parseCommandArgs(argv, { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, 'profiles');
+  if (values.help) {
+    io.out(PROFILES_HELP);
+    return EXIT_OK;
+  }
+  const registry = new ProfileRegistry();
+  if (positionals.length > 1) throw new UsageError('cowlab profiles: at most one profile name');
+  if (positionals.length === 1) {
+    const name = positionals[0]!;
+    if (!registry.has(name)) throw new UsageError(`cowlab profiles: unknown profile '${name}' (known: ${registry.names().join(', ')})`);
+    const p = registry.get(name);
+    if (values.json) {
+      io.out(JSON.stringify(p, null, 2));
+      return EXIT_OK;
+    }
+    const lines = [`${p.name}: ${p.summary}`, `  source: ${p.source}`, '  switches:'];
+    for (const s of SWITCH_NAMES) lines.push(`    ${s.padEnd(20)} ${String(p[s]).padEnd(15)} (${SWITCH_VALUES[s].join(' | ')})`);
+    io.out(lines.join('\n'));
+    return EXIT_OK;
+  }
+  const all = registry.all();
+  if (values.json) {
+    io.out(JSON.stringify(all, null, 2));
+    return EXIT_OK;
+  }
+  const w = Math.max(...all.map((p) => p.name.length));
+  io.out(all.map((p) => `${p.name.padEnd(w)}  ${p.summary}`).join('\n') + '\n\n`cowlab profiles NAME` shows a profile\'s switches; `--set SWITCH=VALUE` overrides one in a run.');
+  return EXIT_OK;
+}

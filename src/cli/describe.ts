@@ -1,0 +1,38 @@
+// Sentences for kernel events (shared by the CLI reporter; the web page has its own view).
+
+import type { EventRecord } from '../engine/result.js';
+
+/** Events worth a line under a step by default (the rest show with --trace). */
+export const KEY_EVENTS = new Set(['anon-fault', 'zero-fault', 'shared-fault', 'wp-reuse', 'wp-copy', 'wp-shared', 'early-cow', 'segv', 'oom', 'bug', 'gup', 'zap']);
+
+export function describeEvent(e: EventRecord): string {
+  const who = e.proc ?? '';
+  switch (e.type) {
+    case 'anon-fault':
+      return `${who} write fault, do_anonymous_page: new zeroed frame ${e.pfn}`;
+    case 'zero-fault':
+      return `${who} read fault, do_anonymous_page: mapped the shared zero page read-only`;
+    case 'shared-fault':
+      return `${who} fault on shared memory: mapped frame ${e.pfn} (${e.why})`;
+    case 'wp-reuse':
+      return `${who} write fault, do_wp_page: reused frame ${e.pfn} in place (${e.why})`;
+    case 'wp-copy':
+      return `${who} write fault, do_wp_page: copied frame ${e.pfn} to new frame ${e.pfn2} (${e.why})`;
+    case 'wp-shared':
+      return `${who} write fault, do_wp_page: frame ${e.pfn} made writable (${e.why})`;
+    case 'early-cow':
+      return `fork, copy_present_page: frame ${e.pfn} copied to frame ${e.pfn2} for the child (${e.why})`;
+    case 'segv':
+      return `${who} fault: SIGSEGV (${e.why})`;
+    case 'oom':
+      return `${who} out of memory: ${e.why}`;
+    case 'free':
+      return `frame ${e.pfn} freed (${e.why})`;
+    case 'fork':
+      return `fork: ${e.why}`;
+    case 'bug':
+      return `KERNEL BUG: ${e.why}`;
+    default:
+      return `${who ? who + ' ' : ''}${e.why}`;
+  }
+}

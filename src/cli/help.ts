@@ -1,0 +1,48 @@
+// Help texts: what each command does, its options, and an example that works from a clone.
+
+export const MAIN_HELP = `cowlab: an executable model of Linux anonymous-memory copy-on-write
+
+Run a scenario (processes, mappings, fork, writes, pins ...) on a faithful model of the
+kernel's fork/COW/pinning rules, under the rules of a chosen kernel version, and see every
+read, fault, copy, refcount and page table, checked against what a program may rely on.
+
+usage: cowlab <command> [options]
+
+commands:
+  run FILE|DIR...     run scenarios and judge them against their \`outcomes\`
+  profiles [NAME]     list the kernel profiles, or show one profile's switches
+  help [COMMAND]      this text, or a command's
+
+examples:
+  npx cowlab run scenarios/basic/
+  npx cowlab run scenarios/basic/last-sharer-reuses.scn.yaml --trace
+  npx cowlab profiles v5.9
+
+exit status: 0 every run matched its outcomes; 1 some did not; 2 bad input.
+The scenario language: docs/scenario-language.md.`;
+
+export const RUN_HELP = `usage: cowlab run FILE|DIR... [options]
+
+Runs each scenario on the model under one kernel profile, beside the ideal semantics, and
+prints one line per step saying what happened (the fault, the copy or reuse and why), the
+violations found, and the verdict against the file's \`outcomes\` for that profile.
+A directory stands for every *.scn.yaml file below it.
+
+options:
+  --kernel NAME     the profile to run under (default: the file's \`kernel:\`, else v6);
+                    \`cowlab profiles\` lists them
+  --set SW=VALUE    override one switch of the profile: a what-if kernel (repeatable)
+  --trace           every kernel event, and the PTEs and frames each step touched
+  --stats           the counters (PageTables_kB, rss, cow_copies ...) at the end
+  --json            one JSON document on stdout (format: docs/json-format.md)
+  --quiet           only the verdict line per file
+  -h, --help        this text
+
+exit status: 0 every run matched its outcomes (without outcomes: had no violation);
+             1 some run did not; 2 bad input (the message names FILE:LINE:COL).`;
+
+export const PROFILES_HELP = `usage: cowlab profiles [NAME] [--json]
+
+Lists the kernel profiles (name and what it models), or with NAME shows every behaviour
+switch of that profile and where it comes from. A switch can be overridden in any run with
+--set SWITCH=VALUE.`;

@@ -1,0 +1,51 @@
+// Text rendering of runs: a header with the settings, one line per step (what happened and why),
+// the kernel events under it, the counters when asked, and the verdict.
+
+import type { Profile } from '../core/profile.js';
+import type { RunResult, StepRecord } from '../engine/result.js';
+import { describeEvent, KEY_EVENTS } from './describe.js';
+
+export interface ReportOptions {
+  trace: boolean;
+  stats: boolean;
+}
+
+export function renderRun(r: RunResult, profile: Profile, config: string, opts: ReportOptions): string {
+  const out: string[] = [];
+  out.push(`${r.file}: ${r.scenario}`);
+  out.push(`  kernel ${profile.name}: ${profile.summary}`);
+  out.push(`  config ${config}`);
+  const width = Math.min(44, Math.max(...r.steps.map((s) => s.text.length), 10));
+  for (const s of r.steps) out.push(...renderStep(s, width, opts));
+  if (opts.stats) {
+    out.push('  counters at the last step:');
+    out.push('    ' + Object.entries(r.stats).map(([n, v]) => `${n}=${v}`).join('  '));
+  }
+  const got = r.status === 'n/a' ? `n/a (${r.na?.reason})` : r.status === 'ok' ? 'ok' : `${r.violations.length} violation(s): ${[...new Set(r.violations.map((v) => v.kind))].join(', ')}`;
+  out.push(`  result: ${got}`);
+  out.push(`  verdict: ${r.verdict === 'pass' ? 'PASS' : 'FAIL'} (${r.verdictReason})`);
+  if (r.verdict === 'fail') out.push(`  to reproduce: npx cowlab run ${r.file} --kernel ${profile.name} --trace`);
+  return out.join('\n');
+}
+
+function renderStep(s: StepRecord, width: number, opts: ReportOptions): string[] {
+  const out: string[] = [];
+  const where = s.line > 0 ? `L${s.line}` : '';
+  const text = s.text.length > width ? s.text.slice(0, width - 1) + '…' : s.text.padEnd(width);
+  out.push(`  ${where.padStart(5)}  ${text}  ${s.summary}`);
+  const events = opts.trace ? s.events : s.events.filter((e) => KEY_EVENTS.has(e.type));
+  const shown = opts.trace ? events : events.slice(0, 4);
+  for (const e of shown) out.push(`${' '.repeat(9)}· ${describeEvent(e)}`);
+  const hidden = events.length - shown.length + s.eventsDropped;
+  if (hidden > 0) out.push(`${' '.repeat(9)}· … ${hidden} more event(s)${opts.trace ? '' : ' (--trace shows them)'}`);
+  if (opts.trace) {
+    for (const p of s.ptes) {
+      out.push(`${' '.repeat(9)}  pte   ${p.proc} ${p.page}: ${p.pfn === null ? 'none' : `frame ${p.pfn}`} [${p.bits.join(' ')}]`);
+    }
+    for (const f of s.frames) {
+      out.push(`${' '.repeat(9)}  frame ${f.pfn}: refcount ${f.refcount} mapcount ${f.mapcount} [${f.flags.join(' ')}] value ${f.value}`);
+    }
+  }
+  for (const v of s.violations) out.push(`${' '.repeat(9)}✗ ${v.kind}: ${v.message}`);
+  return out;
+}

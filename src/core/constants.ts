@@ -1,0 +1,76 @@
+// Bit layouts shared by the model core: PTE bits, frame flags, VMA flags, page-table geometry.
+// x86-64 with 4 KiB pages and 4-level paging (as on the machines this project runs on).
+
+export const PAGE_SIZE = 4096;
+export const PTRS_PER_TABLE = 512;
+export const TABLE_SHIFT = 9;
+export const TABLE_MASK = 511;
+/** Page-table levels, top to bottom. The PTE level holds page entries. */
+export const LEVEL_PGD = 3;
+export const LEVEL_PUD = 2;
+export const LEVEL_PMD = 1;
+export const LEVEL_PTE = 0;
+/** How far a virtual page number is shifted to index a table of each level. */
+export const LEVEL_SHIFT = [0, 9, 18, 27] as const;
+/** Pages spanned by one table of each level (PTE table: 512 pages = 2 MiB). */
+export const LEVEL_SPAN = [512, 512 * 512, 512 * 512 * 512, 512 * 512 * 512 * 512] as const;
+
+/** PTE bits (the model's pte_t flags; the entry's number is a pfn or a swap slot). */
+export const PTE_PRESENT = 1 << 0;
+export const PTE_WRITE = 1 << 1;
+export const PTE_DIRTY = 1 << 2;
+export const PTE_YOUNG = 1 << 3;
+/** pte_special: maps the shared zero page (no refcount, no mapcount). */
+export const PTE_SPECIAL = 1 << 4;
+export const PTE_SOFT_DIRTY = 1 << 5;
+export const PTE_UFFD_WP = 1 << 6;
+/** Non-present kinds (later issues): a swap entry, its SWP_EXCLUSIVE bit, a device-exclusive entry. */
+export const PTE_SWAP = 1 << 7;
+export const PTE_SWP_EXCLUSIVE = 1 << 8;
+export const PTE_DEVICE_EXCLUSIVE = 1 << 9;
+export const PTE_DEVEXCL_WRITE = 1 << 10;
+
+/** Frame (struct page / folio) flags. */
+export const PG_ANON = 1 << 0;
+/** PG_anon_exclusive (5.19+): the page is known to be mapped by one process only. */
+export const PG_ANON_EXCLUSIVE = 1 << 1;
+/** The shared zero page (frame 0). */
+export const PG_ZERO = 1 << 2;
+export const PG_KSM = 1 << 3;
+export const PG_SWAPCACHE = 1 << 4;
+/** A shmem (shared anonymous) page held by its object's page cache. */
+export const PG_SHMEM = 1 << 5;
+export const PG_LOCKED = 1 << 6;
+/** Allocated (not on the free list). */
+export const PG_INUSE = 1 << 7;
+
+/** VMA flags (vm_flags). */
+export const VM_READ = 1 << 0;
+export const VM_WRITE = 1 << 1;
+export const VM_SHARED = 1 << 3;
+export const VM_MAYREAD = 1 << 4;
+export const VM_MAYWRITE = 1 << 5;
+export const VM_MAYSHARE = 1 << 7;
+export const VM_DONTCOPY = 1 << 17;
+export const VM_WIPEONFORK = 1 << 25;
+export const VM_SOFTDIRTY = 1 << 27;
+export const VM_MERGEABLE = 1 << 28;
+
+/** is_cow_mapping(): private and may become writable. */
+export function isCowMapping(flags: number): boolean {
+  return (flags & (VM_SHARED | VM_MAYWRITE)) === VM_MAYWRITE;
+}
+
+/** Results of faults and memory operations (the kernel's errno / vm_fault_t, simplified). */
+export const OK = 0;
+export const SIGSEGV = 1;
+export const OOM = 2; // VM_FAULT_OOM / -ENOMEM
+export const EINVAL = 3;
+export const EFAULT = 4;
+export const EBUSY = 5;
+export const NA = 6; // the profile has no such behaviour (the run becomes n/a)
+
+/** Where the model places mappings: bottom-up from 1 TiB (as a page number). */
+export const MMAP_BASE_VPN = 1 << 28;
+/** The highest page number the model hands out (8 TiB), keeping page numbers 31-bit. */
+export const MMAP_LIMIT_VPN = 2 ** 31 - 1;

@@ -1,0 +1,202 @@
+// Page faults on anonymous memory: handle_mm_fault -> handle_pte_fault -> do_anonymous_page /
+// do_shared_fault / do_wp_page -> wp_page_reuse | wp_page_copy.
+
+import {
+  NA, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_KSM, PG_SHMEM, PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY,
+  PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, SIGSEGV, VM_MAYSHARE, VM_READ, VM_SHARED, VM_WRITE,
+} from './constants.js';
+import type { Kernel } from './kernel.js';
+import type { Mm, Vma } from './mm.js';
+import { pteSlotAlloc, setPte } from './walk.js';
+
+export const FAULT_FLAG_WRITE = 1;
+/** GUP asks for an exclusive page without writing (R/O pins, 5.19+). */
+export const FAULT_FLAG_UNSHARE = 2;
+
+/** handle_mm_fault(): resolve a fault at vpn in mm's context. Returns OK, SIGSEGV, OOM or NA. */
+export function handleMmFault(k: Kernel, mm: Mm, vpn: number, flags: number): number {
+  mm.minflt++;
+  k.stats.faults++;
+  const vma = mm.findVma(vpn);
+  const write = (flags & FAULT_FLAG_WRITE) !== 0;
+  if (vma === null || !(vma.flags & (write ? VM_WRITE : VM_READ))) {
+    k.emit('segv', mm.id, vpn, -1, -1, vma === null ? 'no mapping at this address' : write ? 'mapping is not writable' : 'mapping is not readable');
+    return SIGSEGV;
+  }
+  // sanitize_fault_flags(): unshare only makes sense in COW mappings.
+  if (vma.flags & (VM_SHARED | VM_MAYSHARE)) flags &= ~FAULT_FLAG_UNSHARE;
+  const slot = pteSlotAlloc(k, mm, vpn);
+  return handlePteFault(k, mm, vma, vpn, slot, flags);
+}
+
+/** handle_pte_fault(). */
+export function handlePteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: number, flags: number): number {
+  const bits = k.tables.bits[slot]!;
+  if (bits === 0) {
+    if (vma.shm !== null) return doSharedFault(k, mm, vma, vpn, slot, flags);
+    if (flags & FAULT_FLAG_UNSHARE) return OK; // nothing mapped: nothing to unshare
+    return doAnonymousPage(k, mm, vma, vpn, slot, (flags & FAULT_FLAG_WRITE) !== 0);
+  }
+  if (!(bits & PTE_PRESENT)) {
+    k.emit('note', mm.id, vpn, -1, -1, 'non-present PTE (swap or device-exclusive) is not modelled yet');
+    return NA;
+  }
+  if (flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE)) {
+    if (!(bits & PTE_WRITE)) return doWpPage(k, mm, vma, vpn, slot, (flags & FAULT_FLAG_UNSHARE) !== 0);
+    if (flags & FAULT_FLAG_WRITE) k.tables.bits[slot] = bits | PTE_DIRTY | PTE_YOUNG;
+    return OK;
+  }
+  k.tables.bits[slot] = bits | PTE_YOUNG;
+  return OK;
+}
+
+/** do_anonymous_page(): first touch of private anonymous memory. */
+export function doAnonymousPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: number, write: boolean): number {
+  if (!write) {
+    // Read fault: map the shared zero page read-only (no refcount, no mapcount, no anon_vma).
+    setPte(k, slot, 0, PTE_PRESENT | PTE_SPECIAL | PTE_YOUNG);
+    k.emit('zero-fault', mm.id, vpn, 0, -1, 'read of untouched anonymous memory maps the shared zero page');
+    return OK;
+  }
+  const pfn = k.frames.alloc(PG_ANON | (k.profile.anonExclusive ? PG_ANON_EXCLUSIVE : 0));
+  if (pfn < 0) {
+    k.emit('oom', mm.id, vpn, -1, -1, 'no free frame for an anonymous page (config.frames)');
+    return OOM;
+  }
+  vma.anonVma = true;
+  k.frames.mapcount[pfn] = 1;
+  mm.rssAnon++;
+  setPte(k, slot, pfn, PTE_PRESENT | PTE_DIRTY | PTE_YOUNG | PTE_SOFT_DIRTY | (vma.flags & VM_WRITE ? PTE_WRITE : 0));
+  k.emit('anon-fault', mm.id, vpn, pfn, -1, 'write to untouched anonymous memory allocates a zeroed page');
+  return OK;
+}
+
+/** do_read_fault() / do_shared_fault() on a shmem (shared anonymous) mapping. */
+export function doSharedFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: number, flags: number): number {
+  const obj = vma.shm!;
+  const idx = vma.shmOffset + (vpn - vma.start);
+  let pfn = obj.pages[idx]!;
+  const f = k.frames;
+  let fresh = false;
+  if (pfn < 0) {
+    // shmem_get_folio(): a new zeroed page in the object's page cache (the cache holds one reference).
+    pfn = f.alloc(PG_SHMEM);
+    if (pfn < 0) {
+      k.emit('oom', mm.id, vpn, -1, -1, 'no free frame for a shmem page (config.frames)');
+      return OOM;
+    }
+    obj.pages[idx] = pfn;
+    fresh = true;
+  }
+  f.refcount[pfn]!++;
+  f.mapcount[pfn]!++;
+  mm.rssShmem++;
+  const write = (flags & FAULT_FLAG_WRITE) !== 0;
+  setPte(k, slot, pfn, PTE_PRESENT | PTE_YOUNG | (write ? PTE_DIRTY : 0) | (vma.flags & VM_WRITE ? PTE_WRITE : 0));
+  k.emit('shared-fault', mm.id, vpn, pfn, -1, fresh ? 'first touch of the shared object allocates its page' : 'maps the shared object\'s page');
+  return OK;
+}
+
+/** Why the reuse test refused, for the trace. */
+function copyReason(k: Kernel, pfn: number): string {
+  const f = k.frames;
+  const p = k.profile;
+  if (f.flags[pfn]! & PG_KSM) return 'KSM page: always copied';
+  if (p.wpReuse === 'mapcount') return `mapcount ${f.mapcount[pfn]} > 1: another process maps it`;
+  const ref = f.refcount[pfn]!;
+  const map = f.mapcount[pfn]!;
+  if (map > 1) return `refcount ${ref}, mapcount ${map}: another process maps it`;
+  return `refcount ${ref} > 1 with mapcount ${map}: an extra reference (GUP, pin or pipe) holds it`;
+}
+
+/** The reuse decision of do_wp_page() for a private anonymous page, per profile. */
+export function wpCanReuse(k: Kernel, pfn: number): boolean {
+  const f = k.frames;
+  const flags = f.flags[pfn]!;
+  switch (k.profile.wpReuse) {
+    case 'anon-exclusive':
+      // PageAnonExclusive() or wp_can_reuse_anon_folio(): only our own mapping references it.
+      if (flags & PG_ANON_EXCLUSIVE) return true;
+      return !(flags & PG_KSM) && f.refcount[pfn] === 1;
+    case 'pagecount':
+      // 5.9 simplification (seed 003): page_count == 1, mapcount == 1, not KSM.
+      return !(flags & PG_KSM) && f.refcount[pfn] === 1 && f.mapcount[pfn] === 1;
+    case 'mapcount':
+      // reuse_swap_page(): mapcount (+ swapcount) <= 1; other references do not count.
+      if (flags & PG_KSM) return k.profile.ksmReuse && f.refcount[pfn] === 1;
+      return f.mapcount[pfn]! <= 1;
+  }
+}
+
+/** do_wp_page(): a write (or unshare) fault on a present, write-protected PTE. */
+export function doWpPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: number, unshare: boolean): number {
+  const t = k.tables;
+  const bits = t.bits[slot]!;
+  const pfn = t.entry[slot]!;
+  if (vma.flags & (VM_SHARED | VM_MAYSHARE)) {
+    // wp_page_shared(): a shared mapping is never copied.
+    t.bits[slot] = bits | PTE_DIRTY | PTE_YOUNG | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
+    k.emit('wp-shared', mm.id, vpn, pfn, -1, 'shared mapping: the page is made writable in place');
+    return OK;
+  }
+  if (!(bits & PTE_SPECIAL) && k.frames.flags[pfn]! & PG_ANON && wpCanReuse(k, pfn)) {
+    const f = k.frames;
+    const wasExclusive = (f.flags[pfn]! & PG_ANON_EXCLUSIVE) !== 0;
+    if (k.profile.anonExclusive) f.flags[pfn]! |= PG_ANON_EXCLUSIVE;
+    if (unshare) {
+      k.emit('wp-reuse', mm.id, vpn, pfn, -1, 'unshare: the page is already exclusive; it stays read-only');
+      return OK;
+    }
+    wpPageReuse(k, vma, slot);
+    k.emit('wp-reuse', mm.id, vpn, pfn, -1, reuseReason(k, pfn, wasExclusive));
+    return OK;
+  }
+  return wpPageCopy(k, mm, vma, vpn, slot, unshare);
+}
+
+function reuseReason(k: Kernel, pfn: number, wasExclusive: boolean): string {
+  if (!k.tracing) return '';
+  if (wasExclusive) return 'PageAnonExclusive: the page is ours alone, reused';
+  const f = k.frames;
+  if (k.profile.wpReuse === 'mapcount') return `mapcount ${f.mapcount[pfn]}: the only mapping, reused`;
+  return `refcount ${f.refcount[pfn]}: the only reference, reused`;
+}
+
+/** wp_page_reuse(): make the PTE writable (if the VMA is) and dirty. */
+export function wpPageReuse(k: Kernel, vma: Vma, slot: number): void {
+  k.stats.reuses++;
+  k.tables.bits[slot] = k.tables.bits[slot]! | PTE_DIRTY | PTE_YOUNG | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
+}
+
+/** wp_page_copy(): give this mapping its own copy (a zeroed page when it mapped the zero page). */
+export function wpPageCopy(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: number, unshare: boolean): number {
+  const t = k.tables;
+  const f = k.frames;
+  const bits = t.bits[slot]!;
+  const old = t.entry[slot]!;
+  const fromZero = (bits & PTE_SPECIAL) !== 0;
+  const why = k.tracing ? (fromZero ? 'write to the shared zero page' : copyReason(k, old)) : '';
+  const pfn = f.alloc(PG_ANON | (k.profile.anonExclusive ? PG_ANON_EXCLUSIVE : 0));
+  if (pfn < 0) {
+    k.emit('oom', mm.id, vpn, old, -1, 'no free frame for the copy (config.frames)');
+    return OOM;
+  }
+  vma.anonVma = true;
+  f.value[pfn] = fromZero ? 0 : f.value[old]!;
+  f.mapcount[pfn] = 1;
+  const keep = bits & (PTE_SOFT_DIRTY | PTE_UFFD_WP);
+  const nbits = unshare
+    ? PTE_PRESENT | PTE_YOUNG | PTE_DIRTY | keep
+    : PTE_PRESENT | PTE_YOUNG | PTE_DIRTY | PTE_SOFT_DIRTY | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
+  setPte(k, slot, pfn, nbits);
+  if (fromZero) {
+    mm.rssAnon++;
+  } else {
+    // folio_remove_rmap_pte() after the new PTE is set, then drop the old page's reference.
+    f.mapcount[old]!--;
+    k.putPage(old);
+  }
+  k.stats.cowCopies++;
+  k.emit('wp-copy', mm.id, vpn, fromZero ? 0 : old, pfn, unshare ? `unshare: ${why}` : why);
+  return OK;
+}

@@ -1,0 +1,106 @@
+// Physical frames as a struct of arrays: refcount, mapcount, flags and the page's value.
+// Frame 0 is the shared zero page; it is never allocated or freed.
+
+import { PG_INUSE, PG_ZERO } from './constants.js';
+
+const INITIAL_CAPACITY = 1024;
+
+export class FrameTable {
+  refcount: Int32Array;
+  mapcount: Int32Array;
+  flags: Uint8Array;
+  /** The page's content: an interned value id (0 = zero-fill). */
+  value: Int32Array;
+  /** Free-list link of a free frame. */
+  next: Int32Array;
+  /** Frames ever handed out (indices below this exist). */
+  top = 1;
+  freeHead = -1;
+  /** Frames in use, the zero page excluded. */
+  used = 0;
+  /** Allocation limit (config.frames): allocating past it fails like the kernel's ENOMEM. */
+  limit: number;
+
+  constructor(limit: number, capacity = INITIAL_CAPACITY) {
+    this.limit = limit;
+    const cap = Math.max(2, capacity);
+    this.refcount = new Int32Array(cap);
+    this.mapcount = new Int32Array(cap);
+    this.flags = new Uint8Array(cap);
+    this.value = new Int32Array(cap);
+    this.next = new Int32Array(cap);
+    this.flags[0] = PG_ZERO | PG_INUSE;
+  }
+
+  get capacity(): number {
+    return this.refcount.length;
+  }
+
+  /** Make room for at least `n` frames in total without reallocating per frame. */
+  reserve(n: number): void {
+    if (n <= this.capacity) return;
+    let cap = this.capacity;
+    while (cap < n) cap *= 2;
+    this.refcount = grow(this.refcount, cap);
+    this.mapcount = grow(this.mapcount, cap);
+    this.flags = grow(this.flags, cap);
+    this.value = grow(this.value, cap);
+    this.next = grow(this.next, cap);
+  }
+
+  /** alloc_page(): a zeroed frame with refcount 1 and the given flags, or -1 past the limit. */
+  alloc(flags: number): number {
+    if (this.used >= this.limit) return -1;
+    let pfn = this.freeHead;
+    if (pfn >= 0) {
+      this.freeHead = this.next[pfn]!;
+    } else {
+      pfn = this.top;
+      if (pfn >= this.capacity) this.reserve(pfn + 1);
+      this.top = pfn + 1;
+    }
+    this.used++;
+    this.refcount[pfn] = 1;
+    this.mapcount[pfn] = 0;
+    this.flags[pfn] = flags | PG_INUSE;
+    this.value[pfn] = 0;
+    return pfn;
+  }
+
+  /** free_page(): back on the free list; its state is wiped. */
+  free(pfn: number): void {
+    this.flags[pfn] = 0;
+    this.refcount[pfn] = 0;
+    this.mapcount[pfn] = 0;
+    this.value[pfn] = 0;
+    this.next[pfn] = this.freeHead;
+    this.freeHead = pfn;
+    this.used--;
+  }
+
+  inUse(pfn: number): boolean {
+    return pfn > 0 && pfn < this.top && (this.flags[pfn]! & PG_INUSE) !== 0;
+  }
+
+  clone(): FrameTable {
+    const c = new FrameTable(this.limit, 2);
+    c.refcount = this.refcount.slice(0, this.top);
+    c.mapcount = this.mapcount.slice(0, this.top);
+    c.flags = this.flags.slice(0, this.top);
+    c.value = this.value.slice(0, this.top);
+    c.next = this.next.slice(0, this.top);
+    c.reserve(Math.max(2, this.top));
+    c.top = this.top;
+    c.freeHead = this.freeHead;
+    c.used = this.used;
+    return c;
+  }
+}
+
+function grow<T extends Int32Array | Uint8Array | Uint16Array>(a: T, cap: number): T {
+  const b = new (a.constructor as new (n: number) => T)(cap);
+  b.set(a);
+  return b;
+}
+
+export { grow as growTypedArray };

@@ -1,0 +1,119 @@
+// One Kernel instance holds all state of the model: frames, page tables, address spaces,
+// shmem objects, GUP handles, counters. No I/O here; the explorer can clone it.
+
+import { FrameTable } from './frames.js';
+import { TableArena } from './pgtable.js';
+import { Mm, ShmemObject, Vma } from './mm.js';
+import type { Profile } from './profile.js';
+import type { KEvent, KEventType } from './events.js';
+import { LEVEL_PGD } from './constants.js';
+
+export const DEFAULT_FRAMES = 1 << 30;
+export const DEFAULT_PIN_BIAS = 1024;
+
+export interface KernelConfig {
+  /** Physical frames available (config.frames). */
+  frames: number;
+  /** GUP_PIN_COUNTING_BIAS (config.pin_bias). */
+  pinBias: number;
+}
+
+/** References that GUP users hold on frames (pins, FOLL_GET references, pipe buffers, device grants). */
+export interface Handle {
+  id: number;
+  kind: 'pin' | 'gup' | 'pipe' | 'exclusive';
+  /** The mm it was taken on. */
+  mm: number;
+  /** First page number it covers. */
+  vpn: number;
+  /** Frame per page (-1 where nothing was taken). */
+  frames: Int32Array;
+  /** What each frame's refcount was raised by (1, or the pin bias). */
+  refs: Int32Array;
+  write: boolean;
+  longterm: boolean;
+  released: boolean;
+}
+
+export interface KernelStats {
+  /** Pages copied by write/unshare faults and by early COW at fork. */
+  cowCopies: number;
+  /** Write faults that reused the page in place. */
+  reuses: number;
+  /** Early COW copies at fork. */
+  earlyCow: number;
+  /** Page tables copied (COW page tables). */
+  ptCopies: number;
+  /** All faults taken. */
+  faults: number;
+}
+
+export class Kernel {
+  frames: FrameTable;
+  tables: TableArena;
+  mms: Mm[] = [];
+  shm: ShmemObject[] = [];
+  handles: Handle[] = [];
+  stats: KernelStats = { cowCopies: 0, reuses: 0, earlyCow: 0, ptCopies: 0, faults: 0 };
+  /** Records of what the kernel did, when tracing. */
+  events: KEvent[] = [];
+  tracing = true;
+
+  constructor(
+    public profile: Profile,
+    public config: KernelConfig,
+  ) {
+    this.frames = new FrameTable(config.frames);
+    this.tables = new TableArena();
+  }
+
+  emit(type: KEventType, mm: number, vpn: number, pfn: number, pfn2: number, why: string): void {
+    if (this.tracing) this.events.push({ type, mm, vpn, pfn, pfn2, why });
+  }
+
+  /** mm_alloc() + pgd_alloc(): a new empty address space. */
+  newMm(): Mm {
+    const mm = new Mm(this.mms.length);
+    mm.pgd = this.tables.alloc(LEVEL_PGD);
+    mm.nrTables = 1;
+    this.mms.push(mm);
+    return mm;
+  }
+
+  newShmem(pages: number): ShmemObject {
+    const obj = new ShmemObject(this.shm.length, new Int32Array(pages).fill(-1));
+    this.shm.push(obj);
+    return obj;
+  }
+
+  /** put_page(): drop one reference; frees the frame when it was the last. */
+  putPage(pfn: number, refs = 1): void {
+    const f = this.frames;
+    const left = (f.refcount[pfn]! - refs) | 0;
+    f.refcount[pfn] = left;
+    if (left === 0) {
+      f.free(pfn);
+      this.emit('free', -1, -1, pfn, -1, 'refcount reached 0');
+    } else if (left < 0) {
+      this.emit('bug', -1, -1, pfn, -1, `VM_BUG_ON_PAGE: refcount of frame ${pfn} went negative`);
+    }
+  }
+
+  /** A deep copy for the explorer (snapshot/restore). */
+  clone(): Kernel {
+    const k = new Kernel(this.profile, this.config);
+    k.frames = this.frames.clone();
+    k.tables = this.tables.clone();
+    k.shm = this.shm.map((s) => s.clone());
+    k.mms = this.mms.map((m) => {
+      const c = new Mm(m.id);
+      Object.assign(c, m);
+      c.vmas = m.vmas.map((v: Vma) => v.clone(v.shm ? k.shm[v.shm.id]! : null));
+      return c;
+    });
+    k.handles = this.handles.map((h) => ({ ...h, frames: h.frames.slice(), refs: h.refs.slice() }));
+    k.stats = { ...this.stats };
+    k.tracing = this.tracing;
+    return k;
+  }
+}

@@ -1,0 +1,111 @@
+// The address space of a process (struct mm_struct) and its mappings (struct vm_area_struct).
+
+import { MMAP_BASE_VPN } from './constants.js';
+
+/** A shared anonymous mapping's backing object (shmem): one frame per page, held by its page cache. */
+export class ShmemObject {
+  constructor(
+    public id: number,
+    /** Frame of each page, -1 while the page was never touched. */
+    public pages: Int32Array,
+    /** VMAs (in any mm) that map it; at 0 the object is truncated and its frames freed. */
+    public users = 0,
+  ) {}
+
+  clone(): ShmemObject {
+    return new ShmemObject(this.id, this.pages.slice(), this.users);
+  }
+}
+
+export class Vma {
+  constructor(
+    /** First page number. */
+    public start: number,
+    /** One past the last page number. */
+    public end: number,
+    public flags: number,
+    /** anon_vma exists: the mapping has had an anonymous fault or was copied at fork. */
+    public anonVma: boolean,
+    /** For shared anonymous mappings, the object and the page offset of `start` in it. */
+    public shm: ShmemObject | null,
+    public shmOffset: number,
+  ) {}
+
+  clone(shm: ShmemObject | null): Vma {
+    return new Vma(this.start, this.end, this.flags, this.anonVma, shm, this.shmOffset);
+  }
+}
+
+export class Mm {
+  /** VMAs sorted by start, not overlapping. */
+  vmas: Vma[] = [];
+  /** Root table (PGD) index in the table arena. */
+  pgd = 0;
+  /** MM_ANONPAGES: present anonymous pages mapped. */
+  rssAnon = 0;
+  /** MM_SHMEMPAGES: present shmem pages mapped. */
+  rssShmem = 0;
+  /** Page-table pages owned by this mm, the PGD included. */
+  nrTables = 0;
+  /** MMF_HAS_PINNED (5.9 mm->has_pinned): FOLL_PIN has run on this mm; never cleared, not inherited. */
+  hasPinned = false;
+  /** Faults taken in this process's context (min_flt). */
+  minflt = 0;
+  /** Where the next mmap goes (bottom-up). */
+  mmapNext = MMAP_BASE_VPN;
+  alive = true;
+
+  constructor(public id: number) {}
+
+  /** find_vma() for an exact page: the VMA containing vpn, or null. */
+  findVma(vpn: number): Vma | null {
+    const v = this.vmas;
+    let lo = 0;
+    let hi = v.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const m = v[mid]!;
+      if (vpn < m.start) hi = mid - 1;
+      else if (vpn >= m.end) lo = mid + 1;
+      else return m;
+    }
+    return null;
+  }
+
+  insertVma(vma: Vma): void {
+    let i = 0;
+    while (i < this.vmas.length && this.vmas[i]!.start < vma.start) i++;
+    this.vmas.splice(i, 0, vma);
+  }
+
+  /**
+   * split_vma() at both ends of [start, end): afterwards every VMA is either wholly inside or
+   * wholly outside the range. Returns the VMAs inside, in order.
+   */
+  splitRange(start: number, end: number): Vma[] {
+    const out: Vma[] = [];
+    for (let i = 0; i < this.vmas.length; i++) {
+      const v = this.vmas[i]!;
+      if (v.end <= start || v.start >= end) continue;
+      if (v.start < start) {
+        const right = v.clone(v.shm);
+        right.start = start;
+        right.shmOffset = v.shmOffset + (start - v.start);
+        v.end = start;
+        if (v.shm) v.shm.users++;
+        this.vmas.splice(i + 1, 0, right);
+        continue; // the right part is visited next
+      }
+      if (v.end > end) {
+        const right = v.clone(v.shm);
+        right.start = end;
+        right.shmOffset = v.shmOffset + (end - v.start);
+        v.end = end;
+        if (v.shm) v.shm.users++;
+        this.vmas.splice(i + 1, 0, right);
+      }
+      out.push(v);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,191 @@
+// mmap (with MAP_POPULATE), mprotect, madvise and clear_refs on anonymous memory.
+
+import {
+  EINVAL, isCowMapping, LEVEL_SPAN, MMAP_LIMIT_VPN, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_WRITE, TABLE_MASK, TABLE_SHIFT, VM_DONTCOPY, VM_MAYREAD,
+  VM_MAYSHARE, VM_MAYWRITE, VM_READ, VM_SHARED, VM_SOFTDIRTY, VM_WIPEONFORK, VM_WRITE, NA,
+} from './constants.js';
+import { doAnonymousPage, FAULT_FLAG_WRITE, handlePteFault } from './fault.js';
+import type { Kernel } from './kernel.js';
+import { type Mm, Vma } from './mm.js';
+import { pageMaybeDmaPinned } from './fork.js';
+import { pteTableAlloc, pteTableOf } from './walk.js';
+import { zapRange } from './zap.js';
+
+export type ProtName = 'rw' | 'ro' | 'none';
+
+export function protFlags(prot: ProtName): number {
+  return prot === 'rw' ? VM_READ | VM_WRITE : prot === 'ro' ? VM_READ : 0;
+}
+
+export interface MmapResult {
+  err: number;
+  start: number;
+  /** Pages populate faulted in before stopping. */
+  populated: number;
+}
+
+/** do_mmap() of anonymous memory; MAP_POPULATE faults every page in (__mm_populate). */
+export function doMmap(k: Kernel, mm: Mm, pages: number, prot: ProtName, shared: boolean, populate: boolean): MmapResult {
+  let start = mm.mmapNext;
+  // Mappings of a PMD or more are PMD-aligned (thp_get_unmapped_area, 6.7+).
+  if (pages >= LEVEL_SPAN[0]) start = Math.ceil(start / LEVEL_SPAN[0]) * LEVEL_SPAN[0];
+  if (start + pages > MMAP_LIMIT_VPN) return { err: OOM, start: -1, populated: 0 };
+  mm.mmapNext = start + pages;
+  // A new VMA is all soft-dirty (VM_SOFTDIRTY) until clear_refs arms tracking.
+  const flags = protFlags(prot) | VM_MAYREAD | VM_MAYWRITE | VM_SOFTDIRTY | (shared ? VM_SHARED | VM_MAYSHARE : 0);
+  const vma = new Vma(start, start + pages, flags, false, shared ? k.newShmem(pages) : null, 0);
+  if (vma.shm) vma.shm.users = 1;
+  mm.insertVma(vma);
+  let populated = 0;
+  if (populate && prot !== 'none') populated = populateRange(k, mm, vma, start, start + pages);
+  return { err: OK, start, populated };
+}
+
+/**
+ * populate_vma_page_range(): fault each page in, as GUP does for MAP_POPULATE: a write fault in
+ * private writable mappings, a read fault otherwise. Stops at the first failure. Tracing is
+ * summarised into one event.
+ */
+export function populateRange(k: Kernel, mm: Mm, vma: Vma, lo: number, hi: number): number {
+  const write = (vma.flags & (VM_WRITE | VM_SHARED)) === VM_WRITE;
+  const tracing = k.tracing;
+  k.tracing = false;
+  const span = LEVEL_SPAN[0];
+  let done = 0;
+  let failed = false;
+  if (write) k.frames.reserve(k.frames.top + (hi - lo));
+  for (let a = lo; a < hi && !failed; ) {
+    const next = Math.min(hi, a - (a % span) + span);
+    const table = pteTableAlloc(k, mm, a);
+    const base = table << TABLE_SHIFT;
+    for (let v = a; v < next; v++) {
+      const slot = base | (v & TABLE_MASK);
+      mm.minflt++;
+      k.stats.faults++;
+      const err = write && k.tables.bits[slot] === 0
+        ? doAnonymousPage(k, mm, vma, v, slot, true)
+        : handlePteFault(k, mm, vma, v, slot, write ? FAULT_FLAG_WRITE : 0);
+      if (err !== OK) {
+        failed = true;
+        break;
+      }
+      done++;
+    }
+    a = next;
+  }
+  k.tracing = tracing;
+  k.emit('note', mm.id, lo, -1, -1, `MAP_POPULATE: ${done} page(s) faulted in with ${write ? 'write' : 'read'} faults${failed ? ', then an allocation failed' : ''}`);
+  return done;
+}
+
+/** mprotect(): new protection on [lo, hi); change_protection() on the PTEs. */
+export function doMprotect(k: Kernel, mm: Mm, lo: number, hi: number, prot: ProtName): number {
+  const vmas = mm.splitRange(lo, hi);
+  if (vmas.length === 0) return OK;
+  const want = protFlags(prot);
+  for (const vma of vmas) {
+    vma.flags = (vma.flags & ~(VM_READ | VM_WRITE)) | want;
+    changeProtection(k, mm, vma);
+  }
+  k.emit('mprotect', mm.id, lo, -1, -1, `mprotect ${prot} on ${hi - lo} page(s)`);
+  return OK;
+}
+
+/** change_pte_range(): write-protect, or (where allowed) make writable, each present PTE. */
+function changeProtection(k: Kernel, mm: Mm, vma: Vma): void {
+  const t = k.tables;
+  const f = k.frames;
+  const writable = (vma.flags & VM_WRITE) !== 0;
+  const shared = (vma.flags & VM_SHARED) !== 0;
+  const upgradePrivate = k.profile.mprotectWritable;
+  forEachPte(k, mm, vma.start, vma.end, (slot) => {
+    const bits = t.bits[slot]!;
+    if (!(bits & PTE_PRESENT)) return;
+    if (!writable) {
+      t.bits[slot] = bits & ~PTE_WRITE;
+      return;
+    }
+    if (bits & PTE_WRITE || bits & PTE_SPECIAL) return;
+    if (shared) {
+      // A shared mapping's vm_page_prot is writable: PTEs become writable at once.
+      t.bits[slot] = bits | PTE_WRITE;
+      return;
+    }
+    // can_change_pte_writable() (6.0+): only exclusive anonymous pages, without soft-dirty tracking pending.
+    const pfn = t.entry[slot]!;
+    const softDirtyWanted = !(vma.flags & VM_SOFTDIRTY) && !(bits & PTE_SOFT_DIRTY);
+    if (upgradePrivate && f.flags[pfn]! & PG_ANON && f.flags[pfn]! & PG_ANON_EXCLUSIVE && !softDirtyWanted) {
+      t.bits[slot] = bits | PTE_WRITE;
+    }
+  });
+}
+
+/** Visit every existing PTE slot in [lo, hi). Not for hot paths (one closure call per slot). */
+export function forEachPte(k: Kernel, mm: Mm, lo: number, hi: number, fn: (slot: number, vpn: number) => void): void {
+  const span = LEVEL_SPAN[0];
+  for (let a = lo; a < hi; ) {
+    const next = Math.min(hi, a - (a % span) + span);
+    const table = pteTableOf(k, mm, a);
+    if (table !== 0 && k.tables.filled[table]! > 0) {
+      const base = table << TABLE_SHIFT;
+      for (let v = a; v < next; v++) fn(base | (v & TABLE_MASK), v);
+    }
+    a = next;
+  }
+}
+
+export type AdviceName = 'dontfork' | 'dofork' | 'wipeonfork' | 'keeponfork' | 'dontneed' | 'mergeable' | 'pageout';
+
+/** madvise(). Returns OK, EINVAL or NA (advice whose semantics come with a later issue). */
+export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: AdviceName): number {
+  if (advice === 'mergeable' || advice === 'pageout') return NA;
+  if (advice === 'dontneed') {
+    // MADV_DONTNEED: zap the range; the VMAs (and their page tables) stay.
+    const used = k.frames.used;
+    let zapped = 0;
+    for (const vma of mm.vmas) {
+      const a = Math.max(lo, vma.start);
+      const b = Math.min(hi, vma.end);
+      if (a < b) zapped += zapRange(k, mm, a, b);
+    }
+    k.emit('zap', mm.id, lo, -1, -1, `MADV_DONTNEED: ${zapped} mapped page(s) dropped, ${used - k.frames.used} frame(s) freed`);
+    return OK;
+  }
+  // MADV_WIPEONFORK is refused for shared mappings (EINVAL).
+  if (advice === 'wipeonfork') {
+    for (const vma of mm.vmas) {
+      if (vma.end > lo && vma.start < hi && vma.flags & (VM_SHARED | VM_MAYSHARE)) return EINVAL;
+    }
+  }
+  const vmas = mm.splitRange(lo, hi);
+  for (const vma of vmas) {
+    if (advice === 'dontfork') vma.flags |= VM_DONTCOPY;
+    else if (advice === 'dofork') vma.flags &= ~VM_DONTCOPY;
+    else if (advice === 'wipeonfork') vma.flags |= VM_WIPEONFORK;
+    else vma.flags &= ~VM_WIPEONFORK;
+  }
+  k.emit('note', mm.id, lo, -1, -1, `madvise ${advice} on ${hi - lo} page(s)`);
+  return OK;
+}
+
+/**
+ * clear_refs_write() with CLEAR_REFS_SOFT_DIRTY: write-protect every PTE of private mappings and
+ * clear its soft-dirty bit so the next write faults; maybe-pinned pages are skipped from 5.11.
+ */
+export function clearSoftDirty(k: Kernel, mm: Mm): number {
+  const t = k.tables;
+  let wp = 0;
+  for (const vma of mm.vmas) {
+    vma.flags &= ~VM_SOFTDIRTY;
+    if (!isCowMapping(vma.flags)) continue;
+    forEachPte(k, mm, vma.start, vma.end, (slot) => {
+      const bits = t.bits[slot]!;
+      if (!(bits & PTE_PRESENT)) return;
+      if (!(bits & PTE_SPECIAL) && k.profile.clearRefsSkipPinned && pageMaybeDmaPinned(k, t.entry[slot]!)) return;
+      t.bits[slot] = bits & ~(PTE_WRITE | PTE_SOFT_DIRTY);
+      if (bits & PTE_WRITE) wp++;
+    });
+  }
+  k.emit('note', mm.id, -1, -1, -1, `clear_refs soft-dirty: ${wp} PTE(s) write-protected`);
+  return OK;
+}

@@ -1,0 +1,89 @@
+// Page tables as one arena of 512-entry tables (struct of arrays).
+// Upper levels (PGD, PUD, PMD) hold a child table index in `entry` (0 = none);
+// the PTE level holds a pfn (or swap slot) in `entry` and the PTE bits in `bits` (0 = pte_none).
+
+import { PTRS_PER_TABLE, TABLE_SHIFT } from './constants.js';
+import { growTypedArray } from './frames.js';
+
+const INITIAL_TABLES = 64;
+
+export class TableArena {
+  entry: Int32Array;
+  bits: Uint16Array;
+  /** Per table: its level (0 = PTE ... 3 = PGD). */
+  level: Uint8Array;
+  /** Per table: how many of its entries are not none. */
+  filled: Int32Array;
+  /** Per table: free-list link. */
+  nextFree: Int32Array;
+  /** Tables ever handed out; table 0 is the null table and never used. */
+  top = 1;
+  freeHead = -1;
+  /** Tables in use. */
+  used = 0;
+
+  constructor(capacity = INITIAL_TABLES) {
+    const cap = Math.max(2, capacity);
+    this.entry = new Int32Array(cap * PTRS_PER_TABLE);
+    this.bits = new Uint16Array(cap * PTRS_PER_TABLE);
+    this.level = new Uint8Array(cap);
+    this.filled = new Int32Array(cap);
+    this.nextFree = new Int32Array(cap);
+  }
+
+  get capacity(): number {
+    return this.level.length;
+  }
+
+  reserve(tables: number): void {
+    if (tables <= this.capacity) return;
+    let cap = this.capacity;
+    while (cap < tables) cap *= 2;
+    this.entry = growTypedArray(this.entry, cap * PTRS_PER_TABLE);
+    this.bits = growTypedArray(this.bits, cap * PTRS_PER_TABLE);
+    this.level = growTypedArray(this.level, cap);
+    this.filled = growTypedArray(this.filled, cap);
+    this.nextFree = growTypedArray(this.nextFree, cap);
+  }
+
+  /** pte_alloc_one() / pmd_alloc_one() ...: a zeroed table of the given level. */
+  alloc(level: number): number {
+    let t = this.freeHead;
+    if (t >= 0) {
+      this.freeHead = this.nextFree[t]!;
+    } else {
+      t = this.top;
+      if (t >= this.capacity) this.reserve(t + 1);
+      this.top = t + 1;
+    }
+    this.used++;
+    this.level[t] = level;
+    this.filled[t] = 0;
+    return t;
+  }
+
+  /** Free a table; its entries must already be none. */
+  free(t: number): void {
+    const base = t << TABLE_SHIFT;
+    this.entry.fill(0, base, base + PTRS_PER_TABLE);
+    this.bits.fill(0, base, base + PTRS_PER_TABLE);
+    this.filled[t] = 0;
+    this.nextFree[t] = this.freeHead;
+    this.freeHead = t;
+    this.used--;
+  }
+
+  clone(): TableArena {
+    const c = new TableArena(2);
+    c.entry = this.entry.slice(0, this.top * PTRS_PER_TABLE);
+    c.bits = this.bits.slice(0, this.top * PTRS_PER_TABLE);
+    c.level = this.level.slice(0, this.top);
+    c.filled = this.filled.slice(0, this.top);
+    c.nextFree = this.nextFree.slice(0, this.top);
+    c.reserve(Math.max(2, this.top));
+    c.top = this.top;
+    c.freeHead = this.freeHead;
+    c.used = this.used;
+    return c;
+  }
+}

@@ -1,0 +1,55 @@
+// A kernel profile: the behaviour switches that differ between kernels. Every difference
+// between kernel versions in the model is one of these fields, read where the kernel decides.
+
+export interface Profile {
+  /** The name users pass to --kernel. */
+  name: string;
+  /** One line: what it models. */
+  summary: string;
+  /** The commits or seed it stands for. */
+  source: string;
+  /**
+   * do_wp_page()'s reuse test for an anonymous page:
+   * `mapcount` (<= 5.8: reuse_swap_page(), mapcount + swapcount <= 1),
+   * `pagecount` (5.9-5.18: page_count == 1 and mapcount == 1, seed 003),
+   * `anon-exclusive` (5.19+: PG_anon_exclusive, else refcount == 1).
+   */
+  wpReuse: 'mapcount' | 'pagecount' | 'anon-exclusive';
+  /** PG_anon_exclusive is tracked (5.19+): set on new/reused pages, cleared when fork shares them. */
+  anonExclusive: boolean;
+  /**
+   * GUP breaks COW before taking a reference: `none` (5.7, 5.9-rc4), `get-and-pin`
+   * (5.8: FOLL_GET and FOLL_PIN on a COW mapping act as FOLL_WRITE, 17839856fd58),
+   * `pin` (seed 001: FAULT_FLAG_BREAK_COW for FOLL_PIN only; gup-fast unaffected).
+   */
+  gupCowBreak: 'none' | 'get-and-pin' | 'pin';
+  /** gup-fast takes only already-writable PTEs (5.8's forced COW break in the fast path). */
+  gupFastWritableOnly: boolean;
+  /** Early COW at fork of maybe-pinned pages in mms that have pinned (seed 000, 70e806e4e645). */
+  forkEarlyCow: boolean;
+  /**
+   * R/O FOLL_PIN unshares a possibly shared page first (FAULT_FLAG_UNSHARE):
+   * `none`, `anon` (5.19: anonymous pages that are not exclusive), `all` (6.2: also the zero page).
+   */
+  unshareRoPin: 'none' | 'anon' | 'all';
+  /** clear_refs (soft-dirty) skips maybe-pinned pages (5.11, 9348b73c2e1b). */
+  clearRefsSkipPinned: boolean;
+  /** mprotect() upgrading to writable maps exclusive anonymous pages writable at once (6.0, 64fe24a3e05e). */
+  mprotectWritable: boolean;
+  /** reuse_ksm_page() on write faults (5.1-5.8); otherwise a KSM page is always copied (seed 003). */
+  ksmReuse: boolean;
+  /** FOLL_PIN of the zero page is a no-op (6.5, c8070b787519); before, it took a pin on it. */
+  pinSkipsZeroPage: boolean;
+  /** gup-fast FOLL_PIN checks mm->write_protect_seq against a concurrent fork (5.10). */
+  writeProtectSeq: boolean;
+  /** Device-exclusive entries: `none`, `v5.14` (as merged), `v6.15` (mapcount untouched). */
+  deviceExclusive: 'none' | 'v5.14' | 'v6.15';
+  /** COW page tables (`fork ... cowpt`): `none`, `rfc` (seed 004), `odf` (On-Demand Fork). */
+  cowPageTables: 'none' | 'rfc' | 'odf';
+  /** Swap is modelled for this profile (later issue). */
+  swap: boolean;
+  /** KSM merging is modelled for this profile (later issue). */
+  ksm: boolean;
+}
+
+export type SwitchName = Exclude<keyof Profile, 'name' | 'summary' | 'source'>;

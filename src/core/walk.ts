@@ -1,0 +1,57 @@
+// Page-table walks: find or allocate the PTE slot of a virtual page number.
+// A PTE slot is an index into TableArena.entry/bits: (table << 9) | (vpn & 511).
+
+import { LEVEL_PMD, LEVEL_PTE, LEVEL_PUD, TABLE_MASK, TABLE_SHIFT } from './constants.js';
+import type { Kernel } from './kernel.js';
+import type { Mm } from './mm.js';
+
+/** The PTE table covering vpn (0 when none is allocated). */
+export function pteTableOf(k: Kernel, mm: Mm, vpn: number): number {
+  const e = k.tables.entry;
+  const pud = e[(mm.pgd << TABLE_SHIFT) | ((vpn >>> 27) & TABLE_MASK)]!;
+  if (pud === 0) return 0;
+  const pmd = e[(pud << TABLE_SHIFT) | ((vpn >>> 18) & TABLE_MASK)]!;
+  if (pmd === 0) return 0;
+  return e[(pmd << TABLE_SHIFT) | ((vpn >>> 9) & TABLE_MASK)]!;
+}
+
+/** pte_offset_map(): the PTE slot of vpn, or -1 when its PTE table does not exist. */
+export function pteSlot(k: Kernel, mm: Mm, vpn: number): number {
+  const pte = pteTableOf(k, mm, vpn);
+  return pte === 0 ? -1 : (pte << TABLE_SHIFT) | (vpn & TABLE_MASK);
+}
+
+function childAlloc(k: Kernel, mm: Mm, table: number, index: number, level: number): number {
+  const slot = (table << TABLE_SHIFT) | index;
+  const t = k.tables;
+  let child = t.entry[slot]!;
+  if (child === 0) {
+    child = t.alloc(level);
+    // t.entry may have been reallocated by alloc(): index it afresh.
+    t.entry[slot] = child;
+    t.filled[table]!++;
+    mm.nrTables++;
+  }
+  return child;
+}
+
+/** pud_alloc() / pmd_alloc() / pte_alloc(): the PTE table covering vpn, allocated as needed. */
+export function pteTableAlloc(k: Kernel, mm: Mm, vpn: number): number {
+  const pud = childAlloc(k, mm, mm.pgd, (vpn >>> 27) & TABLE_MASK, LEVEL_PUD);
+  const pmd = childAlloc(k, mm, pud, (vpn >>> 18) & TABLE_MASK, LEVEL_PMD);
+  return childAlloc(k, mm, pmd, (vpn >>> 9) & TABLE_MASK, LEVEL_PTE);
+}
+
+/** The PTE slot of vpn, allocating the tables on the way. */
+export function pteSlotAlloc(k: Kernel, mm: Mm, vpn: number): number {
+  return (pteTableAlloc(k, mm, vpn) << TABLE_SHIFT) | (vpn & TABLE_MASK);
+}
+
+/** Set a PTE (set_pte_at), keeping the table's filled count. */
+export function setPte(k: Kernel, slot: number, pfn: number, bits: number): void {
+  const t = k.tables;
+  if (t.bits[slot] === 0 && bits !== 0) t.filled[slot >>> TABLE_SHIFT]!++;
+  else if (t.bits[slot] !== 0 && bits === 0) t.filled[slot >>> TABLE_SHIFT]!--;
+  t.entry[slot] = pfn;
+  t.bits[slot] = bits;
+}

@@ -1,0 +1,136 @@
+// Tearing mappings down: zap_pte_range (munmap, MADV_DONTNEED, exit), free_pgtables, exit_mmap.
+
+import {
+  LEVEL_PGD, LEVEL_PTE, LEVEL_SPAN, PG_ANON, PTE_PRESENT, PTE_SPECIAL, TABLE_MASK, TABLE_SHIFT,
+} from './constants.js';
+import type { Kernel } from './kernel.js';
+import type { Mm, Vma } from './mm.js';
+import { pteTableOf } from './walk.js';
+
+/** zap_pte_range() over [lo, hi) of one VMA: drop every mapping and its reference. */
+export function zapRange(k: Kernel, mm: Mm, lo: number, hi: number): number {
+  const span = LEVEL_SPAN[0];
+  const t = k.tables;
+  const f = k.frames;
+  let zapped = 0;
+  // Frees inside a zap are summarised by the caller, not recorded one by one.
+  const tracing = k.tracing;
+  k.tracing = false;
+  for (let a = lo; a < hi; ) {
+    const next = Math.min(hi, a - (a % span) + span);
+    const table = pteTableOf(k, mm, a);
+    if (table !== 0 && t.filled[table]! > 0) {
+      const base = table << TABLE_SHIFT;
+      const first = a & TABLE_MASK;
+      const last = first + (next - a);
+      let cleared = 0;
+      for (let i = first; i < last; i++) {
+        const bits = t.bits[base + i]!;
+        if (bits === 0) continue;
+        cleared++;
+        t.bits[base + i] = 0;
+        const pfn = t.entry[base + i]!;
+        t.entry[base + i] = 0;
+        if (!(bits & PTE_PRESENT)) continue; // non-present kinds come with later issues
+        if (bits & PTE_SPECIAL) continue; // the zero page holds no reference
+        if (f.flags[pfn]! & PG_ANON) mm.rssAnon--;
+        else mm.rssShmem--;
+        f.mapcount[pfn]!--;
+        k.putPage(pfn);
+        zapped++;
+      }
+      t.filled[table]! -= cleared;
+    }
+    a = next;
+  }
+  k.tracing = tracing;
+  return zapped;
+}
+
+/** Drop a VMA's hold on its shmem object; the last one truncates it (frees the page-cache references). */
+export function releaseVma(k: Kernel, vma: Vma): void {
+  const obj = vma.shm;
+  if (obj === null) return;
+  obj.users--;
+  if (obj.users > 0) return;
+  for (let i = 0; i < obj.pages.length; i++) {
+    const pfn = obj.pages[i]!;
+    if (pfn >= 0) {
+      obj.pages[i] = -1;
+      k.putPage(pfn);
+    }
+  }
+}
+
+/**
+ * free_pgtables() for [lo, hi) after its VMAs went: free every table whose whole span lies in
+ * [floor, ceiling), the gap between the neighbouring VMAs (free_pgd_range's rule).
+ */
+export function freePgtables(k: Kernel, mm: Mm, lo: number, hi: number, floor: number, ceiling: number): void {
+  freeLevel(k, mm, mm.pgd, LEVEL_PGD, 0, lo, hi, floor, ceiling);
+}
+
+function freeLevel(
+  k: Kernel, mm: Mm, table: number, level: number, base: number, lo: number, hi: number, floor: number, ceiling: number,
+): void {
+  const t = k.tables;
+  const childSpan = LEVEL_SPAN[level - 1]!;
+  const firstIdx = Math.max(0, Math.floor((lo - base) / childSpan));
+  const lastIdx = Math.min(TABLE_MASK, Math.floor((hi - 1 - base) / childSpan));
+  for (let i = firstIdx; i <= lastIdx; i++) {
+    const slot = (table << TABLE_SHIFT) | i;
+    const child = t.entry[slot]!;
+    if (child === 0) continue;
+    const cBase = base + i * childSpan;
+    if (level - 1 > LEVEL_PTE) freeLevel(k, mm, child, level - 1, cBase, lo, hi, floor, ceiling);
+    if (cBase >= floor && cBase + childSpan <= ceiling) {
+      if (t.filled[child]! !== 0) {
+        k.emit('bug', mm.id, cBase, -1, -1, `free_pgtables: a level-${level - 1} table still has entries`);
+        continue;
+      }
+      t.free(child);
+      t.entry[slot] = 0;
+      t.filled[table]!--;
+      mm.nrTables--;
+    }
+  }
+}
+
+/** munmap()'s core: split, zap, drop the VMAs, free the page tables no VMA needs any more. */
+export function unmapRegion(k: Kernel, mm: Mm, lo: number, hi: number): void {
+  const vmas = mm.splitRange(lo, hi);
+  if (vmas.length === 0) return;
+  const used = k.frames.used;
+  let zapped = 0;
+  for (const vma of vmas) {
+    zapped += zapRange(k, mm, vma.start, vma.end);
+    releaseVma(k, vma);
+  }
+  mm.vmas = mm.vmas.filter((v) => !vmas.includes(v));
+  let floor = 0;
+  let ceiling = 2 ** 36;
+  for (const v of mm.vmas) {
+    if (v.end <= lo) floor = Math.max(floor, v.end);
+    else if (v.start >= hi) ceiling = Math.min(ceiling, v.start);
+  }
+  freePgtables(k, mm, lo, hi, floor, ceiling);
+  k.emit('zap', mm.id, lo, -1, -1, `munmap: ${zapped} mapped page(s) dropped, ${used - k.frames.used} frame(s) freed`);
+}
+
+/** exit_mmap(): zap everything, free every table including the PGD. */
+export function exitMmap(k: Kernel, mm: Mm): void {
+  const used = k.frames.used;
+  const tables = mm.nrTables;
+  let zapped = 0;
+  for (const vma of mm.vmas) {
+    zapped += zapRange(k, mm, vma.start, vma.end);
+    releaseVma(k, vma);
+  }
+  mm.vmas = [];
+  freePgtables(k, mm, 0, 2 ** 36, 0, 2 ** 36);
+  k.tables.free(mm.pgd);
+  mm.nrTables--;
+  mm.pgd = 0;
+  mm.alive = false;
+  k.emit('zap', mm.id, -1, -1, -1, `exit_mmap: ${zapped} mapped page(s) dropped, ${used - k.frames.used} frame(s) and ${tables} page table(s) freed`);
+}

@@ -1,0 +1,97 @@
+// What a run produces: one record per step, the violations, the verdict against `outcomes`.
+// This is the documented --json format (docs/json-format.md); change it only by adding fields.
+
+import type { KEvent } from '../core/events.js';
+import type { Expected, ViolationKind } from '../scenario/ast.js';
+
+export const RESULT_FORMAT_VERSION = 1;
+
+export interface Violation {
+  kind: ViolationKind;
+  /** Index of the step (0-based), or -1 for the end-of-run checks. */
+  step: number;
+  file: string;
+  line: number;
+  col: number;
+  /** Processes involved (names). */
+  procs: string[];
+  /** Frames involved. */
+  frames: number[];
+  message: string;
+}
+
+export interface Observation {
+  /** What was observed: a value read, a frame relation, a counter. */
+  what: string;
+  /** The value the model produced (values as written in the scenario). */
+  actual: string;
+  /** What the ideal semantics (or the scenario's expect) required, when there is one. */
+  ideal: string | null;
+}
+
+export interface EventRecord extends KEvent {
+  /** The process name of `mm`, when known. */
+  proc: string | null;
+}
+
+export interface StepRecord {
+  index: number;
+  line: number;
+  col: number;
+  text: string;
+  /** One sentence: what happened. */
+  summary: string;
+  events: EventRecord[];
+  /** Events not kept because the step produced too many. */
+  eventsDropped: number;
+  observations: Observation[];
+  violations: Violation[];
+  /** Counters, for `stats` steps. */
+  stats: Record<string, number> | null;
+  /** The frames this step's events and observations name, as they are after the step (when tracing). */
+  frames: FrameSnapshot[];
+  /** The PTEs this step's events name, as they are after the step (when tracing). */
+  ptes: PteSnapshot[];
+}
+
+export interface FrameSnapshot {
+  pfn: number;
+  refcount: number;
+  mapcount: number;
+  /** Flag names: anon, anon-exclusive, zero, ksm, swapcache, shmem; `free` when not in use. */
+  flags: string[];
+  value: string;
+}
+
+export interface PteSnapshot {
+  proc: string;
+  /** The page as region[index] when it lies in one of the process's regions, else its address. */
+  page: string;
+  vpn: number;
+  /** 'none', or the frame number. */
+  pfn: number | null;
+  /** Bit names: present, write, dirty, young, special, soft-dirty, uffd-wp, swap, ... */
+  bits: string[];
+}
+
+export type RunStatus = 'ok' | 'violation' | 'n/a';
+
+export interface RunResult {
+  format: number;
+  file: string;
+  scenario: string;
+  profile: string;
+  status: RunStatus;
+  /** Why the run is n/a (the step and the reason). */
+  na: { step: number; line: number; reason: string } | null;
+  steps: StepRecord[];
+  violations: Violation[];
+  /** Counters at the end (before the final teardown). */
+  stats: Record<string, number>;
+  /** What `outcomes` says for this profile, if anything. */
+  expected: Expected | null;
+  /** pass: the run matches `outcomes` (or, without outcomes, has no violation). */
+  verdict: 'pass' | 'fail';
+  verdictReason: string;
+  elapsedMs: number;
+}

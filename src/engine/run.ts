@@ -1,0 +1,509 @@
+// Runs a scenario on the model under one profile, beside the ideal semantics, and judges it.
+
+import { EINVAL, NA, OK, OOM, PG_ANON_EXCLUSIVE, PTE_PRESENT, SIGSEGV } from '../core/constants.js';
+import type { KEvent } from '../core/events.js';
+import { frameFlagNames, pteBitNames } from '../core/names.js';
+import { cpuAccess } from '../core/access.js';
+import { dupMmap } from '../core/fork.js';
+import { DEFAULT_FRAMES, DEFAULT_PIN_BIAS, Kernel } from '../core/kernel.js';
+import type { Mm } from '../core/mm.js';
+import { clearSoftDirty, doMadvise, doMmap, doMprotect } from '../core/mmap.js';
+import type { Profile } from '../core/profile.js';
+import { exitMmap, unmapRegion } from '../core/zap.js';
+import { pteSlot } from '../core/walk.js';
+import { AccountingChecker } from '../check/accounting.js';
+import { IdealMemory } from '../check/ideal.js';
+import type { Expected, PageSel, Scenario, Step, ViolationKind } from '../scenario/ast.js';
+import { judge } from './judge.js';
+import {
+  RESULT_FORMAT_VERSION, type EventRecord, type Observation, type RunResult, type StepRecord, type Violation,
+} from './result.js';
+import { globalStats } from './stats.js';
+import { ValueTable } from './values.js';
+
+export interface RunOptions {
+  /** Check the accounting invariants after every step (default true). */
+  checkEveryStep?: boolean;
+  /** Events kept per step (default 200). */
+  maxEventsPerStep?: number;
+  /** Record kernel events at all (default true). */
+  trace?: boolean;
+}
+
+interface Region {
+  start: number;
+  n: number;
+}
+
+interface Proc {
+  name: string;
+  mm: Mm;
+  regions: Map<string, Region>;
+  alive: boolean;
+}
+
+class NotApplicable extends Error {}
+
+export class Runner {
+  readonly k: Kernel;
+  readonly ideal = new IdealMemory();
+  readonly values = new ValueTable();
+  readonly procs = new Map<string, Proc>();
+  private readonly checker = new AccountingChecker();
+  private readonly mmNames: string[] = [];
+  private record!: StepRecord;
+  private stepIndex = 0;
+  readonly violations: Violation[] = [];
+
+  constructor(
+    readonly scenario: Scenario,
+    readonly profile: Profile,
+    readonly opts: RunOptions = {},
+  ) {
+    this.k = new Kernel(profile, {
+      frames: scenario.config.frames ?? DEFAULT_FRAMES,
+      pinBias: scenario.config.pinBias ?? DEFAULT_PIN_BIAS,
+    });
+    this.k.tracing = opts.trace ?? true;
+  }
+
+  run(): RunResult {
+    const t0 = performance.now();
+    const steps: StepRecord[] = [];
+    let na: RunResult['na'] = null;
+    const sc = this.scenario;
+    for (let i = 0; i < sc.steps.length; i++) {
+      const step = sc.steps[i]!;
+      this.stepIndex = i;
+      this.record = {
+        index: i, line: step.pos.line, col: step.pos.col, text: step.text, summary: '',
+        events: [], eventsDropped: 0, observations: [], violations: [], stats: null, frames: [], ptes: [],
+      };
+      try {
+        this.exec(step);
+      } catch (e) {
+        if (!(e instanceof NotApplicable)) throw e;
+        this.record.summary = `n/a on ${this.profile.name}: ${e.message}`;
+        na = { step: i, line: step.pos.line, reason: e.message };
+      }
+      this.collectEvents();
+      if (na === null && (this.opts.checkEveryStep ?? true)) this.checkAccounting(false);
+      steps.push(this.record);
+      if (na !== null) break;
+    }
+    const stats = globalStats(this.k);
+    if (na === null) this.finish(steps);
+    const status = na !== null ? 'n/a' : this.violations.length > 0 ? 'violation' : 'ok';
+    const expected = expectedFor(sc, this.profile.name);
+    const { verdict, reason } = judge(status, this.violations, expected);
+    return {
+      format: RESULT_FORMAT_VERSION,
+      file: sc.file,
+      scenario: sc.name,
+      profile: this.profile.name,
+      status,
+      na,
+      steps,
+      violations: this.violations,
+      stats,
+      expected,
+      verdict,
+      verdictReason: reason,
+      elapsedMs: performance.now() - t0,
+    };
+  }
+
+  /** After the last step: every remaining process exits; no frame may be left in use but by handles. */
+  private finish(steps: StepRecord[]): void {
+    const alive = [...this.procs.values()].filter((p) => p.alive);
+    this.stepIndex = -1;
+    this.record = {
+      index: steps.length, line: 0, col: 0, text: '(end)', summary: '',
+      events: [], eventsDropped: 0, observations: [], violations: [], stats: null, frames: [], ptes: [],
+    };
+    for (const p of alive) this.exitProc(p);
+    this.collectEvents();
+    this.checkAccounting(true);
+    this.record.summary = alive.length > 0
+      ? `end of scenario: ${alive.map((p) => p.name).join(', ')} exit; ${this.k.frames.used} frame(s) still in use`
+      : `end of scenario: ${this.k.frames.used} frame(s) still in use`;
+    steps.push(this.record);
+  }
+
+  // ---- helpers -------------------------------------------------------------------------------
+
+  private violation(kind: ViolationKind, message: string, procs: string[] = [], frames: number[] = []): void {
+    const step = this.stepIndex >= 0 ? this.scenario.steps[this.stepIndex] : undefined;
+    const v: Violation = {
+      kind, step: this.stepIndex, file: this.scenario.file, line: step?.pos.line ?? 0, col: step?.pos.col ?? 0,
+      procs, frames, message,
+    };
+    this.violations.push(v);
+    this.record.violations.push(v);
+  }
+
+  private observe(what: string, actual: string, ideal: string | null): void {
+    this.record.observations.push({ what, actual, ideal } satisfies Observation);
+  }
+
+  private collectEvents(): void {
+    const evs = this.k.events;
+    this.k.events = [];
+    const max = this.opts.maxEventsPerStep ?? 200;
+    if (this.k.tracing) this.snapshot(evs);
+    for (const e of evs) {
+      if (e.type === 'bug') this.violation('kernel-bug', e.why, e.mm >= 0 ? [this.mmNames[e.mm] ?? '?'] : [], e.pfn >= 0 ? [e.pfn] : []);
+      if (this.record.events.length < max) {
+        this.record.events.push({ ...e, proc: e.mm >= 0 ? (this.mmNames[e.mm] ?? null) : null } satisfies EventRecord);
+      } else {
+        this.record.eventsDropped++;
+      }
+    }
+  }
+
+  /** Frames and PTEs named by the step's events and violations, as they are now. */
+  private snapshot(evs: KEvent[]): void {
+    const pfns = new Set<number>();
+    const ptes = new Map<string, [number, number]>();
+    for (const e of evs.slice(0, 64)) {
+      if (e.pfn >= 0) pfns.add(e.pfn);
+      if (e.pfn2 >= 0 && e.type !== 'fork') pfns.add(e.pfn2);
+      if (e.mm >= 0 && e.vpn >= 0 && e.type !== 'zap' && e.type !== 'note' && e.type !== 'mprotect') ptes.set(`${e.mm}:${e.vpn}`, [e.mm, e.vpn]);
+    }
+    for (const v of this.record.violations) for (const f of v.frames) pfns.add(f);
+    const k = this.k;
+    for (const pfn of [...pfns].sort((a, b) => a - b)) {
+      const fl = k.frames.flags[pfn] ?? 0;
+      this.record.frames.push({
+        pfn,
+        refcount: k.frames.refcount[pfn] ?? 0,
+        mapcount: k.frames.mapcount[pfn] ?? 0,
+        flags: frameFlagNames(fl),
+        value: this.values.name(k.frames.value[pfn] ?? 0),
+      });
+    }
+    for (const [mmId, vpn] of ptes.values()) {
+      const mm = k.mms[mmId]!;
+      const name = this.mmNames[mmId] ?? '?';
+      const slot = mm.alive ? pteSlot(k, mm, vpn) : -1;
+      const bits = slot >= 0 ? k.tables.bits[slot]! : 0;
+      this.record.ptes.push({
+        proc: name, page: this.pageName(name, vpn), vpn,
+        pfn: bits === 0 ? null : k.tables.entry[slot]!, bits: pteBitNames(bits),
+      });
+    }
+  }
+
+  private pageName(proc: string, vpn: number): string {
+    const p = this.procs.get(proc);
+    if (p) for (const [name, r] of p.regions) if (vpn >= r.start && vpn < r.start + r.n) return `${name}[${vpn - r.start}]`;
+    return `0x${(vpn * 4096).toString(16)}`;
+  }
+
+  private checkAccounting(final: boolean): void {
+    for (const p of this.checker.check(this.k, final)) {
+      this.violation(p.kind, p.message, p.mm >= 0 ? [this.mmNames[p.mm] ?? '?'] : [], p.pfn >= 0 ? [p.pfn] : []);
+    }
+  }
+
+  private proc(name: string): Proc | null {
+    const p = this.procs.get(name);
+    if (!p) {
+      this.record.summary = `${name} does not exist (its fork failed): step skipped`;
+      return null;
+    }
+    if (!p.alive) {
+      this.record.summary = `${name} has exited: step skipped`;
+      return null;
+    }
+    return p;
+  }
+
+  /** [lo, hi) page numbers of a selector in a process. */
+  private range(p: Proc, sel: PageSel): [number, number] {
+    const r = p.regions.get(sel.region)!;
+    return [r.start + sel.lo, r.start + sel.hi + 1];
+  }
+
+  private label(sel: PageSel, i?: number): string {
+    if (i !== undefined) return `${sel.region}[${i}]`;
+    if (sel.all) return `${sel.region}[*]`;
+    return sel.lo === sel.hi ? `${sel.region}[${sel.lo}]` : `${sel.region}[${sel.lo}..${sel.hi}]`;
+  }
+
+  /** The frame a page maps (0: the zero page), or -1 when not present. */
+  private pfnOf(p: Proc, vpn: number): number {
+    if (!p.alive) return -1;
+    const slot = pteSlot(this.k, p.mm, vpn);
+    if (slot < 0 || !(this.k.tables.bits[slot]! & PTE_PRESENT)) return -1;
+    return this.k.tables.entry[slot]!;
+  }
+
+  private exitProc(p: Proc): void {
+    exitMmap(this.k, p.mm);
+    this.ideal.exit(p.name);
+    p.alive = false;
+  }
+
+  // ---- steps ---------------------------------------------------------------------------------
+
+  private exec(step: Step): void {
+    const k = this.k;
+    switch (step.op) {
+      case 'mmap': {
+        let p = this.procs.get(step.proc);
+        if (!p) {
+          const mm = k.newMm();
+          this.mmNames[mm.id] = step.proc;
+          p = { name: step.proc, mm, regions: new Map(), alive: true };
+          this.procs.set(step.proc, p);
+        } else if (!this.proc(step.proc)) return;
+        if (step.thp === 'thp') throw new NotApplicable('transparent huge pages are not modelled yet');
+        const r = doMmap(k, p.mm, step.pages, step.prot, step.shared, step.populate);
+        if (r.err !== OK) {
+          this.record.summary = `mmap of ${step.pages} page(s) failed: no address space left`;
+          this.violation('fault', 'mmap failed in the model');
+          return;
+        }
+        p.regions.set(step.region, { start: r.start, n: step.pages });
+        this.ideal.mmap(step.proc, r.start, step.pages, step.prot, step.shared);
+        this.record.summary = `${step.proc} maps ${step.region}: ${step.pages} page(s) ${step.prot} ${step.shared ? 'shared' : 'private'} at 0x${(r.start * 4096).toString(16)}` +
+          (step.populate ? `, ${r.populated} populated` : '');
+        return;
+      }
+      case 'munmap': {
+        const p = this.proc(step.proc);
+        if (!p) return;
+        const [lo, hi] = this.range(p, step.sel);
+        unmapRegion(k, p.mm, lo, hi);
+        this.ideal.munmap(p.name, lo, hi);
+        this.record.summary = `${p.name} unmaps ${this.label(step.sel)}`;
+        return;
+      }
+      case 'mprotect': {
+        const p = this.proc(step.proc);
+        if (!p) return;
+        const [lo, hi] = this.range(p, step.sel);
+        doMprotect(k, p.mm, lo, hi, step.prot);
+        this.ideal.mprotect(p.name, lo, hi, step.prot);
+        this.record.summary = `${p.name} mprotects ${this.label(step.sel)} ${step.prot}`;
+        return;
+      }
+      case 'madvise': {
+        const p = this.proc(step.proc);
+        if (!p) return;
+        const [lo, hi] = this.range(p, step.sel);
+        const err = doMadvise(k, p.mm, lo, hi, step.advice);
+        if (err === NA) throw new NotApplicable(`madvise ${step.advice} is not modelled yet`);
+        const idealOk = this.ideal.madvise(p.name, lo, hi, step.advice);
+        if ((err === OK) !== idealOk) this.violation('fault', `madvise ${step.advice}: the model ${err === OK ? 'accepted' : 'refused'} it`, [p.name]);
+        this.record.summary = `${p.name} madvise ${this.label(step.sel)} ${step.advice}${err === EINVAL ? ': EINVAL' : ''}`;
+        return;
+      }
+      case 'write':
+        return this.cpuWrite(step.proc, step.sel, step.value);
+      case 'read':
+        return this.cpuRead(step.proc, step.sel, step.expect);
+      case 'fork': {
+        const p = this.proc(step.proc);
+        if (!p) return;
+        if (step.cowpt) {
+          if (this.profile.cowPageTables === 'none') throw new NotApplicable(`${this.profile.name} has no COW page tables (fork ... cowpt)`);
+          throw new NotApplicable('COW page tables are not modelled yet');
+        }
+        const r = dupMmap(k, p.mm);
+        if (r.err === NA) throw new NotApplicable('fork of non-present PTEs (swap, device-exclusive) is not modelled yet');
+        if (r.err !== OK || r.child === null) {
+          this.record.summary = `${p.name} forks ${step.child}: fork failed with ENOMEM; ${step.child} does not exist`;
+          return;
+        }
+        this.mmNames[r.child.id] = step.child;
+        this.procs.set(step.child, { name: step.child, mm: r.child, regions: new Map(p.regions), alive: true });
+        this.ideal.fork(p.name, step.child);
+        this.record.summary = `${p.name} forks ${step.child}`;
+        return;
+      }
+      case 'exit': {
+        const p = this.proc(step.proc);
+        if (!p) return;
+        const before = k.frames.used;
+        this.exitProc(p);
+        this.record.summary = `${p.name} exits: ${before - k.frames.used} frame(s) freed`;
+        return;
+      }
+      case 'clear-softdirty': {
+        const p = this.proc(step.proc);
+        if (!p) return;
+        clearSoftDirty(k, p.mm);
+        this.record.summary = `${p.name} clears soft-dirty bits (clear_refs 4)`;
+        return;
+      }
+      case 'check':
+        this.record.summary = 'invariants checked';
+        return;
+      case 'stats':
+        this.record.stats = this.allStats();
+        this.record.summary = 'counters: ' + Object.entries(this.record.stats).map(([n, v]) => `${n}=${v}`).join(' ');
+        return;
+      case 'expect-frame':
+        return this.expectFrame(step.proc, step.sel, step.same, step.otherProc, step.otherSel);
+      case 'expect-mapped': {
+        const p = this.procs.get(step.proc);
+        const pfn = p ? this.pfnOf(p, this.range(p, step.sel)[0]) : -1;
+        const once = pfn > 0 && k.frames.mapcount[pfn] === 1;
+        const actual = pfn < 0 ? 'not mapped' : once ? 'mapped-once' : 'mapped-shared';
+        const want = step.once ? 'mapped-once' : 'mapped-shared';
+        this.observe(`${step.proc} ${this.label(step.sel)}`, actual, want);
+        if (actual !== want) this.violation('expect', `${step.proc} ${this.label(step.sel)} is ${actual}, expected ${want}`, [step.proc], pfn > 0 ? [pfn] : []);
+        this.record.summary = `${step.proc} ${this.label(step.sel)} is ${actual}` + (pfn > 0 ? ` (frame ${pfn}, mapcount ${k.frames.mapcount[pfn]})` : '');
+        return;
+      }
+      case 'expect-exclusive': {
+        if (!this.profile.anonExclusive) throw new NotApplicable(`${this.profile.name} has no PG_anon_exclusive (5.19 on)`);
+        const p = this.procs.get(step.proc);
+        const pfn = p ? this.pfnOf(p, this.range(p, step.sel)[0]) : -1;
+        const excl = pfn > 0 && (k.frames.flags[pfn]! & PG_ANON_EXCLUSIVE) !== 0;
+        const actual = excl ? 'anon-exclusive' : 'not-anon-exclusive';
+        const want = step.exclusive ? 'anon-exclusive' : 'not-anon-exclusive';
+        this.observe(`${step.proc} ${this.label(step.sel)}`, actual, want);
+        if (actual !== want) this.violation('expect', `${step.proc} ${this.label(step.sel)} is ${actual}, expected ${want}`, [step.proc], pfn > 0 ? [pfn] : []);
+        this.record.summary = `${step.proc} ${this.label(step.sel)} is ${actual}` + (pfn >= 0 ? ` (frame ${pfn})` : ' (not mapped)');
+        return;
+      }
+      case 'expect-stat': {
+        const all = this.allStats();
+        const actual = all[step.stat];
+        if (actual === undefined) throw new NotApplicable(`counter ${step.stat} is not modelled`);
+        const ok = compare(actual, step.cmp, step.number);
+        this.observe(step.stat, String(actual), `${step.cmp} ${step.number}`);
+        if (!ok) this.violation('expect', `${step.stat} is ${actual}, expected ${step.cmp} ${step.number}`, step.statProc ? [step.statProc] : []);
+        this.record.summary = `${step.stat} = ${actual} (expected ${step.cmp} ${step.number}${ok ? ': holds' : ': FAILS'})`;
+        return;
+      }
+      case 'pin':
+      case 'gup':
+      case 'vmsplice':
+      case 'read-handle':
+      case 'unpin':
+      case 'put':
+      case 'device-write':
+      case 'device-read':
+        throw new NotApplicable(`${step.op} (GUP, pins and pipes) is not modelled yet`);
+      case 'device-exclusive':
+      case 'device-atomic':
+        if (this.profile.deviceExclusive === 'none') throw new NotApplicable(`${this.profile.name} has no device-exclusive entries (5.14 on)`);
+        throw new NotApplicable('device-exclusive entries are not modelled yet');
+      case 'swapout':
+        throw new NotApplicable('swap is not modelled yet');
+      case 'ksm-merge':
+        throw new NotApplicable('KSM merging is not modelled yet');
+    }
+  }
+
+  private allStats(): Record<string, number> {
+    const s = globalStats(this.k);
+    for (const [name, p] of this.procs) {
+      s[`rss.${name}`] = p.alive ? p.mm.rssAnon + p.mm.rssShmem : 0;
+      s[`minflt.${name}`] = p.mm.minflt;
+    }
+    return s;
+  }
+
+  private cpuWrite(procName: string, sel: PageSel, value: string): void {
+    const p = this.proc(procName);
+    if (!p) return;
+    const [lo, hi] = this.range(p, sel);
+    const v = this.values.id(value);
+    let faults = 0;
+    for (let vpn = lo; vpn < hi; vpn++) {
+      const want = this.ideal.access(p.name, vpn, true);
+      const r = cpuAccess(this.k, p.mm, vpn, true, v);
+      faults += r.faults;
+      const page = this.label(sel, sel.lo + (vpn - lo));
+      if (r.err === NA) throw new NotApplicable('a fault on a non-present PTE kind that is not modelled yet');
+      if (r.err === OK) {
+        if (want === 'fault') this.violation('fault', `${p.name} wrote ${page} although the mapping does not allow it`, [p.name], [r.pfn]);
+        else this.ideal.write(p.name, vpn, v);
+        continue;
+      }
+      if (r.err === OOM) {
+        this.violation('fault', `${p.name} write to ${page}: out of memory (config.frames); the kernel would OOM-kill`, [p.name]);
+        this.record.summary = `${p.name} writes ${value} to ${this.label(sel)}: out of memory at ${page}`;
+        return;
+      }
+      // SIGSEGV
+      if (want === 'ok') this.violation('fault', `${p.name} write to ${page} faulted (SIGSEGV) though the mapping allows it`, [p.name]);
+      this.record.summary = `${p.name} writes ${value} to ${this.label(sel)}: SIGSEGV at ${page}` + (want === 'fault' ? ' (as it must)' : '');
+      return;
+    }
+    this.record.summary = `${p.name} writes ${value} to ${this.label(sel)}` + (faults ? ` (${faults} fault${faults > 1 ? 's' : ''})` : ' (no fault)');
+  }
+
+  private cpuRead(procName: string, sel: PageSel, expect: { kind: 'value'; value: string } | { kind: 'fault' } | null): void {
+    const p = this.proc(procName);
+    if (!p) return;
+    const vpn = this.range(p, sel)[0];
+    const page = this.label(sel, sel.lo);
+    const want = this.ideal.access(p.name, vpn, false);
+    const r = cpuAccess(this.k, p.mm, vpn, false, 0);
+    if (r.err === NA) throw new NotApplicable('a fault on a non-present PTE kind that is not modelled yet');
+    if (r.err !== OK) {
+      const what = r.err === SIGSEGV ? 'SIGSEGV' : 'out of memory';
+      this.observe(`${p.name} ${page}`, 'fault', want === 'fault' ? 'fault' : this.values.name(this.ideal.read(p.name, vpn)));
+      if (want === 'ok') this.violation('fault', `${p.name} read of ${page} faulted (${what}) though the mapping allows it`, [p.name]);
+      if (expect?.kind === 'value') this.violation('expect', `${p.name} read of ${page} faulted, expected ${expect.value}`, [p.name]);
+      this.record.summary = `${p.name} reads ${page}: ${what}` + (want === 'fault' ? ' (as it must)' : '');
+      return;
+    }
+    const actual = this.values.name(r.value);
+    if (want === 'fault') {
+      this.observe(`${p.name} ${page}`, actual, 'fault');
+      this.violation('fault', `${p.name} read ${page} although the mapping does not allow it`, [p.name], [r.pfn]);
+    } else {
+      const ideal = this.ideal.read(p.name, vpn);
+      this.observe(`${p.name} ${page}`, actual, this.values.name(ideal));
+      if (r.value !== ideal) {
+        const kind = this.ideal.everHeld(p.name, r.value) ? 'lost-write' : 'leak';
+        this.violation(kind, `${p.name} read ${actual} from ${page}, but its memory holds ${this.values.name(ideal)}` +
+          (kind === 'leak' ? ` (${actual} only ever belonged to another process)` : ' (a write did not reach it)'), [p.name], [r.pfn]);
+      }
+    }
+    if (expect?.kind === 'fault') this.violation('expect', `${p.name} read of ${page} returned ${actual}, expected a fault`, [p.name], [r.pfn]);
+    if (expect?.kind === 'value' && expect.value !== actual) {
+      this.violation('expect', `${p.name} read ${actual} from ${page}, expected ${expect.value}`, [p.name], [r.pfn]);
+    }
+    this.record.summary = `${p.name} reads ${page}: ${actual} (frame ${r.pfn}${r.pfn === 0 ? ', the zero page' : ''}${r.faults ? ', after a fault' : ''})`;
+  }
+
+  private expectFrame(a: string, selA: PageSel, same: boolean, b: string, selB: PageSel): void {
+    const pa = this.procs.get(a);
+    const pb = this.procs.get(b);
+    const fa = pa ? this.pfnOf(pa, this.range(pa, selA)[0]) : -1;
+    const fb = pb ? this.pfnOf(pb, this.range(pb, selB)[0]) : -1;
+    const isSame = fa >= 0 && fa === fb;
+    const desc = `${a} ${this.label(selA)} → ${fa < 0 ? 'not mapped' : `frame ${fa}`}, ${b} ${this.label(selB)} → ${fb < 0 ? 'not mapped' : `frame ${fb}`}`;
+    this.observe(`${a} ${this.label(selA)} vs ${b} ${this.label(selB)}`, isSame ? 'same-frame' : 'other-frame', same ? 'same-frame' : 'other-frame');
+    if (isSame !== same) this.violation('expect', `expected ${same ? 'the same frame' : 'different frames'}: ${desc}`, [a, b], [fa, fb].filter((x) => x >= 0));
+    this.record.summary = desc;
+  }
+}
+
+function compare(a: number, op: string, b: number): boolean {
+  switch (op) {
+    case '==': return a === b;
+    case '!=': return a !== b;
+    case '<': return a < b;
+    case '<=': return a <= b;
+    case '>': return a > b;
+    default: return a >= b;
+  }
+}
+
+export function expectedFor(sc: Scenario, profile: string): Expected | null {
+  return sc.outcomes.get(profile)?.expected ?? sc.outcomes.get('*')?.expected ?? null;
+}
+
+/** Run one scenario on one profile. */
+export function runScenario(sc: Scenario, profile: Profile, opts: RunOptions = {}): RunResult {
+  return new Runner(sc, profile, opts).run();
+}

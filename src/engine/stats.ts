@@ -1,0 +1,25 @@
+// The counters a scenario can assert (`expect stat`) and print (`stats`), meminfo-like.
+
+import { PG_ANON, PG_INUSE } from '../core/constants.js';
+import type { Kernel } from '../core/kernel.js';
+
+/** Counters over the whole model. Per-process ones are `rss.P` and `minflt.P`. */
+export function globalStats(k: Kernel): Record<string, number> {
+  let tables = 0;
+  for (const mm of k.mms) if (mm.alive) tables += mm.nrTables;
+  const f = k.frames;
+  let anonMapped = 0;
+  for (let pfn = 1; pfn < f.top; pfn++) {
+    if ((f.flags[pfn]! & (PG_ANON | PG_INUSE)) === (PG_ANON | PG_INUSE) && f.mapcount[pfn]! > 0) anonMapped++;
+  }
+  return {
+    PageTables_kB: tables * 4,
+    AnonPages_kB: anonMapped * 4,
+    frames_used: f.used,
+    cow_copies: k.stats.cowCopies,
+    pt_copies: k.stats.ptCopies,
+    reuses: k.stats.reuses,
+    early_cow: k.stats.earlyCow,
+    faults: k.stats.faults,
+  };
+}

@@ -1,0 +1,27 @@
+// Interning of scenario values: the model stores small integers; 0 is zero-fill.
+
+export class ValueTable {
+  private ids = new Map<string, number>([['0', 0]]);
+  private names: string[] = ['0'];
+
+  id(v: string): number {
+    let id = this.ids.get(v);
+    if (id === undefined) {
+      id = this.names.length;
+      this.names.push(v);
+      this.ids.set(v, id);
+    }
+    return id;
+  }
+
+  /** A value the scenario never wrote (made up by the explorer or fresh for a device). */
+  fresh(prefix: string): number {
+    let n = this.names.length;
+    while (this.ids.has(`${prefix}${n}`)) n++;
+    return this.id(`${prefix}${n}`);
+  }
+
+  name(id: number): string {
+    return this.names[id] ?? `?${id}`;
+  }
+}

@@ -1,0 +1,98 @@
+// The kernel profiles of the scenario language (their names are part of the contract), each
+// documented with the commits or seed it stands for (shared/research/kernel-rules.md §3-4).
+
+import type { Profile } from '../core/profile.js';
+
+const V5_7: Profile = {
+  name: 'v5.7',
+  summary: 'reuse on write fault by mapcount (reuse_swap_page); GUP takes references without breaking COW; fork shares every anon page',
+  source: 'Linux 5.7 (mm/memory.c do_wp_page with reuse_swap_page; FOLL_PIN infrastructure eddb1c228f79)',
+  wpReuse: 'mapcount',
+  anonExclusive: false,
+  gupCowBreak: 'none',
+  gupFastWritableOnly: false,
+  forkEarlyCow: false,
+  unshareRoPin: 'none',
+  clearRefsSkipPinned: false,
+  mprotectWritable: false,
+  ksmReuse: true,
+  pinSkipsZeroPage: false,
+  writeProtectSeq: false,
+  deviceExclusive: 'none',
+  cowPageTables: 'none',
+  swap: false,
+  ksm: false,
+};
+
+function derive(base: Profile, name: string, summary: string, source: string, over: Partial<Profile>): Profile {
+  return { ...base, ...over, name, summary, source };
+}
+
+const V5_8 = derive(V5_7, 'v5.8',
+  'v5.7 + GUP with FOLL_GET/FOLL_PIN on a COW mapping forces a COW break (treated as a write)',
+  '17839856fd58 "gup: document and work around \'COW can break either way\' issue" (CVE-2020-29374)',
+  { gupCowBreak: 'get-and-pin', gupFastWritableOnly: true });
+
+const V5_9_RC4 = derive(V5_7, 'v5.9-rc4',
+  'do_wp_page() simplification: reuse only when page_count == 1 (and not KSM); the forced GUP COW break reverted',
+  'seed 003; 09854ba94c6a "mm: do_wp_page() simplification", 1a0cf26323c8, a308c71bf1e6',
+  { wpReuse: 'pagecount', ksmReuse: false });
+
+const V5_9_RC4_PIN_COW = derive(V5_9_RC4, 'v5.9-rc4+pin-cow',
+  'v5.9-rc4 + enforced COW break at GUP time for FOLL_PIN only (FAULT_FLAG_BREAK_COW); gup-fast unaffected',
+  'seed 001 (Peter Xu, "mm/gup: Enforce COW for FOLL_PIN" RFC, Sep 2020; not merged)',
+  { gupCowBreak: 'pin' });
+
+const V5_9 = derive(V5_9_RC4, 'v5.9',
+  'v5.9-rc4 + mm->has_pinned + early COW at fork of maybe-pinned pages',
+  'seed 000; 008cfe4418b3 "mm: Introduce mm_struct.has_pinned", 70e806e4e645 "mm: Do early cow for pinned pages during fork() for ptes"',
+  { forkEarlyCow: true });
+
+const V5_14 = derive(V5_9, 'v5.14',
+  'v5.9 + write_protect_seq (5.10), clear_refs skips pinned pages (5.11), device-exclusive entries as merged',
+  '57efa1fe5957 (write_protect_seq), 9348b73c2e1b (clear_refs), b756a3b5e7ea "mm: device exclusive memory access" (seed 002)',
+  { writeProtectSeq: true, clearRefsSkipPinned: true, deviceExclusive: 'v5.14' });
+
+const V5_18 = derive(V5_14, 'v5.18',
+  'v5.14 + refcount-based reuse in the swap-in and THP paths (COW fixes part 1)',
+  'd4c470970d45, 84d60fdd3733, c145e0b47c77, 3bff7e3f1f16 ("mm: COW fixes part 1")',
+  {});
+
+const V5_19 = derive(V5_18, 'v5.19',
+  'PG_anon_exclusive; FAULT_FLAG_UNSHARE for R/O pins of possibly shared anonymous pages',
+  '6c287605fd56, c89357e27f20, a7f226604170 ("mm: COW fixes part 2: reliable GUP pins of anonymous pages")',
+  { wpReuse: 'anon-exclusive', anonExclusive: true, unshareRoPin: 'anon' });
+
+const V6_2 = derive(V5_19, 'v6.2',
+  'v5.19 + mprotect maps exclusive anon pages writable (6.0) + unsharing for anything in a COW mapping (zero page)',
+  '64fe24a3e05e (6.0), 8d6a0ac09a16 and 84209e87c696 (6.2)',
+  { mprotectWritable: true, unshareRoPin: 'all' });
+
+const V6_15 = derive(V6_2, 'v6.15',
+  'v6.2 + zero page never pinned (6.5) + device-exclusive rework (mapcount untouched, treated like present at fork)',
+  'c8070b787519 (6.5); "mm: fixes for device-exclusive entries (hmm)" (David Hildenbrand, 6.15)',
+  { pinSkipsZeroPage: true, deviceExclusive: 'v6.15' });
+
+const V6 = derive(V6_15, 'v6',
+  'the newest behaviour modelled; what the live kernel of this machine (6.18) must agree with',
+  'Linux 6.18 (shared/research/kernel-rules.md §2, live-kernel-observations.md §7)',
+  {});
+
+const COWPT_RFC = derive(V5_18, 'cowpt-rfc',
+  'seed 004 (COW page tables, RFC v1) on the v5.18 rules; `fork ... cowpt` shares PTE tables',
+  'seed 004 "Introduce Copy-On-Write to Page Table" (Chih-En Lin, 2022)',
+  { cowPageTables: 'rfc' });
+
+const ODF = derive(V5_7, 'odf',
+  'On-Demand Fork as in its paper\'s public code, on the v5.6 rules; `fork ... cowpt` uses it',
+  'Zhao et al., "On-Demand-Fork: A Microsecond Fork for Memory-Intensive and Latency-Sensitive Applications", EuroSys 2021',
+  { cowPageTables: 'odf', ksmReuse: true });
+
+/** Every built-in profile, oldest first (the order of `compare`'s columns). */
+export const BUILTIN_PROFILES: readonly Profile[] = [
+  V5_7, V5_8, V5_9_RC4, V5_9_RC4_PIN_COW, V5_9, V5_14, V5_18, V5_19, V6_2, V6_15, V6, COWPT_RFC, ODF,
+];
+
+export function builtinProfile(name: string): Profile | undefined {
+  return BUILTIN_PROFILES.find((p) => p.name === name);
+}

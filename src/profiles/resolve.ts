@@ -1,0 +1,86 @@
+// Resolving a profile name (built-in or user-defined) and `--set switch=value` overrides.
+
+import type { Profile, SwitchName } from '../core/profile.js';
+import { BUILTIN_PROFILES, builtinProfile } from './builtin.js';
+
+/** The values each switch accepts (booleans: true/false). */
+export const SWITCH_VALUES: Record<SwitchName, readonly string[]> = {
+  wpReuse: ['mapcount', 'pagecount', 'anon-exclusive'],
+  anonExclusive: ['true', 'false'],
+  gupCowBreak: ['none', 'get-and-pin', 'pin'],
+  gupFastWritableOnly: ['true', 'false'],
+  forkEarlyCow: ['true', 'false'],
+  unshareRoPin: ['none', 'anon', 'all'],
+  clearRefsSkipPinned: ['true', 'false'],
+  mprotectWritable: ['true', 'false'],
+  ksmReuse: ['true', 'false'],
+  pinSkipsZeroPage: ['true', 'false'],
+  writeProtectSeq: ['true', 'false'],
+  deviceExclusive: ['none', 'v5.14', 'v6.15'],
+  cowPageTables: ['none', 'rfc', 'odf'],
+  swap: ['true', 'false'],
+  ksm: ['true', 'false'],
+};
+
+export const SWITCH_NAMES = Object.keys(SWITCH_VALUES) as SwitchName[];
+
+export class ProfileError extends Error {}
+
+export class ProfileRegistry {
+  private readonly byName = new Map<string, Profile>();
+
+  constructor(profiles: readonly Profile[] = BUILTIN_PROFILES) {
+    for (const p of profiles) this.byName.set(p.name, p);
+  }
+
+  add(p: Profile): void {
+    this.byName.set(p.name, p);
+  }
+
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  get(name: string): Profile {
+    const p = this.byName.get(name);
+    if (!p) throw new ProfileError(`unknown profile '${name}' (known: ${this.names().join(', ')})`);
+    return p;
+  }
+
+  names(): string[] {
+    return [...this.byName.keys()];
+  }
+
+  all(): Profile[] {
+    return [...this.byName.values()];
+  }
+}
+
+/** Apply `switch=value` overrides; the result is named `base+switch=value,...`. */
+export function withOverrides(base: Profile, sets: readonly string[]): Profile {
+  if (sets.length === 0) return base;
+  const out: Record<string, unknown> = { ...base };
+  for (const s of sets) {
+    const eq = s.indexOf('=');
+    if (eq < 0) throw new ProfileError(`--set '${s}': expected SWITCH=VALUE`);
+    const name = s.slice(0, eq).trim();
+    const value = s.slice(eq + 1).trim();
+    out[name] = parseSwitch(name, value);
+  }
+  return {
+    ...(out as unknown as Profile),
+    name: `${base.name}+${sets.map((s) => s.replace(/\s+/g, '')).join(',')}`,
+    summary: `${base.name} with ${sets.join(', ')}`,
+  };
+}
+
+export function parseSwitch(name: string, value: string): string | boolean {
+  if (!(name in SWITCH_VALUES)) {
+    throw new ProfileError(`unknown switch '${name}' (switches: ${SWITCH_NAMES.join(', ')})`);
+  }
+  const allowed = SWITCH_VALUES[name as SwitchName];
+  if (!allowed.includes(value)) throw new ProfileError(`switch ${name}: '${value}' is not one of ${allowed.join(', ')}`);
+  return allowed[0] === 'true' || allowed[0] === 'false' ? value === 'true' : value;
+}
+
+export { builtinProfile };

@@ -1,0 +1,285 @@
+// The typed AST of a scenario file (scenario language v1, shared/spec/scenario-language.md).
+// The parser produces it with every name already resolved (which process, which region,
+// which handle), so the engine never meets an unknown name.
+
+/** A position in the scenario file, 1-based. */
+export interface Pos {
+  line: number;
+  col: number;
+}
+
+/** A value a page can hold: an integer (canonical decimal text) or an identifier. "0" is zero-fill. */
+export type Value = string;
+
+/** Pages of a region: `buf[3]` (lo = hi = 3), `buf[0..7]`, or `buf[*]` / `buf` (all = true). */
+export interface PageSel {
+  region: string;
+  all: boolean;
+  /** First page (inclusive); 0 when all. */
+  lo: number;
+  /** Last page (inclusive); region size - 1 when all (resolved by the parser). */
+  hi: number;
+  pos: Pos;
+}
+
+/** `H[K]`: page K of handle H. */
+export interface HandleRef {
+  handle: string;
+  index: number;
+  pos: Pos;
+}
+
+export type Prot = 'rw' | 'ro' | 'none';
+export type Advice =
+  | 'dontfork'
+  | 'dofork'
+  | 'wipeonfork'
+  | 'keeponfork'
+  | 'dontneed'
+  | 'mergeable'
+  | 'pageout';
+export type StatOp = '==' | '!=' | '<' | '<=' | '>' | '>=';
+
+interface StepBase {
+  /** Where the step's line starts (first non-blank character). */
+  pos: Pos;
+  /** The step's text as written, without comment. */
+  text: string;
+}
+
+export interface MmapStep extends StepBase {
+  op: 'mmap';
+  proc: string;
+  region: string;
+  pages: number;
+  prot: Prot;
+  shared: boolean;
+  populate: boolean;
+  /** `thp` / `nothp` as written, null when not given. */
+  thp: 'thp' | 'nothp' | null;
+}
+export interface MunmapStep extends StepBase {
+  op: 'munmap';
+  proc: string;
+  sel: PageSel;
+}
+export interface MprotectStep extends StepBase {
+  op: 'mprotect';
+  proc: string;
+  sel: PageSel;
+  prot: Prot;
+}
+export interface MadviseStep extends StepBase {
+  op: 'madvise';
+  proc: string;
+  sel: PageSel;
+  advice: Advice;
+}
+export interface WriteStep extends StepBase {
+  op: 'write';
+  proc: string;
+  sel: PageSel;
+  value: Value;
+}
+/** `P read buf[I] [expect V | expect fault]` (a CPU load). */
+export interface ReadStep extends StepBase {
+  op: 'read';
+  proc: string;
+  sel: PageSel;
+  expect: { kind: 'value'; value: Value } | { kind: 'fault' } | null;
+}
+export interface ForkStep extends StepBase {
+  op: 'fork';
+  proc: string;
+  child: string;
+  cowpt: boolean;
+}
+export interface ExitStep extends StepBase {
+  op: 'exit';
+  proc: string;
+}
+export interface PinStep extends StepBase {
+  op: 'pin';
+  proc: string;
+  sel: PageSel;
+  handle: string;
+  write: boolean;
+  longterm: boolean;
+  fast: boolean;
+}
+export interface GupStep extends StepBase {
+  op: 'gup';
+  proc: string;
+  sel: PageSel;
+  handle: string;
+  write: boolean;
+  fast: boolean;
+}
+export interface VmspliceStep extends StepBase {
+  op: 'vmsplice';
+  proc: string;
+  sel: PageSel;
+  handle: string;
+}
+/** `P read H[K] [expect V]`: a read through a handle (pipe, pinned buffer). */
+export interface ReadHandleStep extends StepBase {
+  op: 'read-handle';
+  proc: string;
+  ref: HandleRef;
+  expect: Value | null;
+}
+export interface UnpinStep extends StepBase {
+  op: 'unpin';
+  proc: string;
+  handle: string;
+}
+export interface PutStep extends StepBase {
+  op: 'put';
+  proc: string;
+  handle: string;
+}
+export interface ClearSoftdirtyStep extends StepBase {
+  op: 'clear-softdirty';
+  proc: string;
+}
+export interface DeviceWriteStep extends StepBase {
+  op: 'device-write';
+  ref: HandleRef;
+  value: Value;
+}
+export interface DeviceReadStep extends StepBase {
+  op: 'device-read';
+  ref: HandleRef;
+  expect: Value | null;
+}
+export interface DeviceExclusiveStep extends StepBase {
+  op: 'device-exclusive';
+  proc: string;
+  sel: PageSel;
+  handle: string;
+}
+export interface DeviceAtomicStep extends StepBase {
+  op: 'device-atomic';
+  ref: HandleRef;
+  value: Value;
+  expect: 'revoked' | 'denied' | null;
+}
+export interface SwapoutStep extends StepBase {
+  op: 'swapout';
+  proc: string;
+  sel: PageSel;
+}
+export interface KsmMergeStep extends StepBase {
+  op: 'ksm-merge';
+}
+export interface CheckStep extends StepBase {
+  op: 'check';
+}
+export interface ExpectFrameStep extends StepBase {
+  op: 'expect-frame';
+  proc: string;
+  sel: PageSel;
+  same: boolean;
+  otherProc: string;
+  otherSel: PageSel;
+}
+export interface ExpectMappedStep extends StepBase {
+  op: 'expect-mapped';
+  proc: string;
+  sel: PageSel;
+  /** true: `mapped-once`; false: `mapped-shared`. */
+  once: boolean;
+}
+export interface ExpectExclusiveStep extends StepBase {
+  op: 'expect-exclusive';
+  proc: string;
+  sel: PageSel;
+  /** true: `anon-exclusive`; false: `not-anon-exclusive`. */
+  exclusive: boolean;
+}
+export interface ExpectStatStep extends StepBase {
+  op: 'expect-stat';
+  /** Counter name as written: `PageTables_kB`, `AnonPages_kB`, `rss.P`, `minflt.P`, `frames_used`, `cow_copies`, `pt_copies`. */
+  stat: string;
+  /** For `rss.P` / `minflt.P`: the process; else null. */
+  statProc: string | null;
+  cmp: StatOp;
+  number: number;
+}
+export interface StatsStep extends StepBase {
+  op: 'stats';
+}
+
+export type Step =
+  | MmapStep
+  | MunmapStep
+  | MprotectStep
+  | MadviseStep
+  | WriteStep
+  | ReadStep
+  | ForkStep
+  | ExitStep
+  | PinStep
+  | GupStep
+  | VmspliceStep
+  | ReadHandleStep
+  | UnpinStep
+  | PutStep
+  | ClearSoftdirtyStep
+  | DeviceWriteStep
+  | DeviceReadStep
+  | DeviceExclusiveStep
+  | DeviceAtomicStep
+  | SwapoutStep
+  | KsmMergeStep
+  | CheckStep
+  | ExpectFrameStep
+  | ExpectMappedStep
+  | ExpectExclusiveStep
+  | ExpectStatStep
+  | StatsStep;
+
+export type StepOp = Step['op'];
+
+/** The violation kinds of the spec. */
+export const VIOLATION_KINDS = [
+  'leak',
+  'lost-write',
+  'pin-incoherent',
+  'expect',
+  'accounting',
+  'frame-leak',
+  'use-after-free',
+  'kernel-bug',
+  'exclusive',
+  'fault',
+] as const;
+export type ViolationKind = (typeof VIOLATION_KINDS)[number];
+
+/** What `outcomes` expects on one profile. */
+export type Expected =
+  | { kind: 'ok' }
+  | { kind: 'fail' }
+  | { kind: 'n/a' }
+  | { kind: 'violations'; kinds: ViolationKind[] };
+
+export interface ScenarioConfig {
+  /** Physical frames; allocation past this fails (ENOMEM). Null: the model's default. */
+  frames: number | null;
+  /** GUP_PIN_COUNTING_BIAS; null: 1024. */
+  pinBias: number | null;
+}
+
+export interface Scenario {
+  /** The file it came from (as given on the command line), for messages. */
+  file: string;
+  name: string;
+  description: string | null;
+  /** Default profile for `run`, or null. */
+  kernel: string | null;
+  kernelPos: Pos | null;
+  config: ScenarioConfig;
+  /** Per profile name (or "*"), the expected outcome, with where it was written. */
+  outcomes: Map<string, { expected: Expected; pos: Pos }>;
+  steps: Step[];
+}

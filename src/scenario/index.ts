@@ -1,0 +1,19 @@
+// The scenario language: its AST, and the parser that produces it.
+
+export * from './ast.js';
+export { ScenarioError, MAX_ERRORS, byPosition, closest, editDistance, unknownWord } from './errors.js';
+export { parseScenario, type ParseResult } from './parse.js';
+export {
+  parseSteps,
+  blockOrigin,
+  fixedOrigin,
+  PROCESS_OPS,
+  SYSTEM_OPS,
+  STAT_NAMES,
+  MAX_REGION_PAGES,
+  type StepOrigin,
+  type StepsResult,
+} from './steps.js';
+export { NameEnv, StepFail, describeKind, type HandleKind, type HandleInfo, type ProcInfo, type RegionInfo } from './resolve.js';
+export { readEnvelope, TOP_KEYS, CONFIG_KEYS, OUTCOME_WORDS, NAME_PATTERN, type Envelope, type StepsSource } from './envelope.js';
+export { lexLine, LexError, type Token, type TokenKind, type LexedLine } from './lexer.js';

@@ -1,0 +1,66 @@
+// parseScenario: YAML text -> a Scenario with every name resolved, or every error found
+// (each with file, line and column).
+
+import { LineCounter, parseDocument, type YAMLError } from 'yaml';
+import type { Scenario } from './ast.js';
+import { readEnvelope } from './envelope.js';
+import { MAX_ERRORS, ScenarioError, byPosition } from './errors.js';
+import { parseSteps } from './steps.js';
+
+export type ParseResult = { ok: true; scenario: Scenario } | { ok: false; errors: ScenarioError[] };
+
+function yamlMessage(e: YAMLError): string {
+  switch (e.code) {
+    case 'DUPLICATE_KEY':
+      return 'invalid YAML: duplicate key (each key may appear once)';
+    case 'MULTIPLE_DOCS':
+      return "invalid YAML: more than one document (a scenario file holds one; remove the '---')";
+    default:
+      return `invalid YAML: ${e.message}`;
+  }
+}
+
+/** At most MAX_ERRORS errors in file order, then one saying there were more. */
+function capped(errors: ScenarioError[]): ScenarioError[] {
+  const sorted = [...errors].sort(byPosition);
+  if (sorted.length <= MAX_ERRORS) return sorted;
+  const kept = sorted.slice(0, MAX_ERRORS);
+  const next = sorted[MAX_ERRORS]!;
+  kept.push(new ScenarioError(next.file, next.line, next.col, `too many errors; stopped after ${MAX_ERRORS}`));
+  return kept;
+}
+
+export function parseScenario(text: string, file: string): ParseResult {
+  const lc = new LineCounter();
+  // failsafe: every scalar stays a string; the envelope reader types the values itself.
+  const doc = parseDocument(text, { lineCounter: lc, schema: 'failsafe', prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    return { ok: false, errors: capped(doc.errors.map((e) => ScenarioError.at(file, lc.linePos(e.pos[0]), yamlMessage(e)))) };
+  }
+  const { envelope, errors } = readEnvelope(doc, text, lc, file);
+  let steps: Scenario['steps'] = [];
+  if (envelope.steps !== null) {
+    const r = parseSteps(envelope.steps.text, file, envelope.steps.origin);
+    steps = r.steps;
+    errors.push(...r.errors);
+    if (r.steps.length === 0 && r.errors.length === 0) {
+      errors.push(ScenarioError.at(file, envelope.steps.pos, "no steps: 'steps' holds only blank lines and comments (expected at least one operation)"));
+    }
+  }
+  if (errors.length > 0 || envelope.name === null || envelope.steps === null) {
+    return { ok: false, errors: capped(errors) };
+  }
+  return {
+    ok: true,
+    scenario: {
+      file,
+      name: envelope.name,
+      description: envelope.description,
+      kernel: envelope.kernel,
+      kernelPos: envelope.kernelPos,
+      config: envelope.config,
+      outcomes: envelope.outcomes,
+      steps,
+    },
+  };
+}
