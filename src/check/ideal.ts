@@ -27,6 +27,33 @@ export interface IdealProc {
 
 export type Access = 'ok' | 'fault';
 
+/** A handle as the ideal semantics sees it: per page, its origin cell and what it may return. */
+interface IdealHandle {
+  holder: string;
+  longterm: boolean;
+  /** The process page each handle page was taken on. */
+  vpn: number;
+  /** Origin cell per page (-1: nothing was taken there). */
+  origin: Int32Array;
+  /** Longterm pins: still bound to the origin (the holder has not unmapped/dropped it). */
+  bound: boolean[];
+  /** Longterm pins once unbound: the buffer's own value. */
+  own: Int32Array;
+  /** Short-term references: every value the origin held since the handle was taken, and those written through it. */
+  seen: Set<number>[];
+  /** Values written through the handle (by the device). */
+  written: Set<number>;
+}
+
+export interface HandleCheck {
+  /** Is the observed value allowed? */
+  ok: boolean;
+  /** What was allowed, as value ids (the first is the preferred one). */
+  allowed: number[];
+  /** When not ok: the kind of violation. */
+  kind: 'leak' | 'lost-write' | 'pin-incoherent';
+}
+
 export class IdealMemory {
   procs = new Map<string, IdealProc>();
   private cellValue = new Int32Array(1024);
@@ -35,6 +62,11 @@ export class IdealMemory {
   private holders = new Map<number, Set<string>>();
   /** Per shared cell: the processes that map it (so a write is visible to all of them). */
   private sharedUsers = new Map<number, Set<string>>();
+  private handles = new Map<string, IdealHandle>();
+  /** Per cell: the short-term handle pages watching it (their `seen` sets grow with its writes). */
+  private watchers = new Map<number, Set<number>[]>();
+  /** Per cell: values a short-term device write may have put there besides the cell's own. */
+  private maybe = new Map<number, Set<number>>();
 
   private newCell(value: number): number {
     if (this.cellCount === this.cellValue.length) {
@@ -92,6 +124,7 @@ export class IdealMemory {
   }
 
   munmap(proc: string, lo: number, hi: number): void {
+    this.unbind(proc, lo, hi);
     this.forRange(proc, lo, hi, (seg, i) => {
       if (seg.shared) this.sharedUsers.get(seg.cells[i]!)?.delete(proc);
       seg.cells[i] = -1;
@@ -113,13 +146,14 @@ export class IdealMemory {
       });
       if (refused) return false;
     }
+    if (advice === 'dontneed') this.unbind(proc, lo, hi);
     this.forRange(proc, lo, hi, (seg, i) => {
       const f = seg.flags[i]!;
       if (advice === 'dontfork') seg.flags[i] = f | P_DONTFORK;
       else if (advice === 'dofork') seg.flags[i] = f & ~P_DONTFORK;
       else if (advice === 'wipeonfork') seg.flags[i] = f | P_WIPEONFORK;
       else if (advice === 'keeponfork') seg.flags[i] = f & ~P_WIPEONFORK;
-      else if (advice === 'dontneed' && !seg.shared) this.cellValue[seg.cells[i]!] = 0;
+      else if (advice === 'dontneed' && !seg.shared) this.setCell(seg.cells[i]!, 0);
       // dontneed on a shared mapping drops only this process's mapping: the data stays.
     });
     return true;
@@ -171,10 +205,123 @@ export class IdealMemory {
 
   write(proc: string, vpn: number, value: number): void {
     const at = this.find(proc, vpn)!;
-    const cell = at.seg.cells[at.i]!;
-    this.cellValue[cell] = value;
-    if (at.seg.shared) for (const q of this.sharedUsers.get(cell)!) this.hold(value, q);
+    this.writeCell(at.seg.cells[at.i]!, value, proc, at.seg.shared);
+  }
+
+  /** A store into a cell (CPU, or a device through a bound pin): visible to whoever maps it. */
+  private writeCell(cell: number, value: number, proc: string, shared: boolean): void {
+    this.setCell(cell, value);
+    if (shared) for (const q of this.sharedUsers.get(cell) ?? []) this.hold(value, q);
     else this.hold(value, proc);
+  }
+
+  private setCell(cell: number, value: number): void {
+    this.cellValue[cell] = value;
+    this.maybe.delete(cell);
+    const w = this.watchers.get(cell);
+    if (w) for (const seen of w) seen.add(value);
+  }
+
+  /** Values a CPU load of this page may also return (short-term device writes that may have landed). */
+  maybeValues(proc: string, vpn: number): Set<number> | undefined {
+    const at = this.find(proc, vpn);
+    return at ? this.maybe.get(at.seg.cells[at.i]!) : undefined;
+  }
+
+  private isShared(proc: string, vpn: number): boolean {
+    return this.find(proc, vpn)?.seg.shared ?? false;
+  }
+
+  // ---- handles ------------------------------------------------------------------------------
+
+  /** A handle taken by `holder` on its pages [vpn, vpn + n). */
+  takeHandle(name: string, holder: string, vpn: number, n: number, longterm: boolean): void {
+    const h: IdealHandle = {
+      holder, longterm, vpn, origin: new Int32Array(n).fill(-1), bound: [], own: new Int32Array(n), seen: [], written: new Set(),
+    };
+    for (let i = 0; i < n; i++) {
+      const at = this.find(holder, vpn + i);
+      const cell = at ? at.seg.cells[at.i]! : -1;
+      h.origin[i] = cell;
+      h.bound.push(longterm && cell >= 0);
+      const seen = new Set<number>(cell >= 0 ? [this.cellValue[cell]!, ...(this.maybe.get(cell) ?? [])] : [0]);
+      h.seen.push(seen);
+      if (!longterm && cell >= 0) {
+        let w = this.watchers.get(cell);
+        if (!w) this.watchers.set(cell, (w = []));
+        w.push(seen);
+      }
+    }
+    this.handles.set(name, h);
+  }
+
+  releaseHandle(name: string): void {
+    const h = this.handles.get(name);
+    if (!h) return;
+    for (let i = 0; i < h.origin.length; i++) {
+      const w = this.watchers.get(h.origin[i]!);
+      if (w) {
+        const j = w.indexOf(h.seen[i]!);
+        if (j >= 0) w.splice(j, 1);
+      }
+    }
+    this.handles.delete(name);
+  }
+
+  /** The holder unmapped, dropped or exited these pages: their longterm pins become buffers of their own. */
+  private unbind(proc: string, lo: number, hi: number): void {
+    for (const h of this.handles.values()) {
+      if (h.holder !== proc || !h.longterm) continue;
+      for (let i = 0; i < h.origin.length; i++) {
+        const vpn = h.vpn + i;
+        if (h.bound[i] && vpn >= lo && vpn < hi) {
+          h.bound[i] = false;
+          h.own[i] = this.cellValue[h.origin[i]!]!;
+        }
+      }
+    }
+  }
+
+  /** Is page `i` of this handle a longterm pin still bound to its origin? */
+  isBound(name: string, i: number): boolean {
+    return this.handles.get(name)?.bound[i] ?? false;
+  }
+
+  /** A read through a handle (device read, pipe drain, driver read) observed `value` on behalf of `observer`. */
+  checkHandleRead(name: string, i: number, value: number, observer: string): HandleCheck {
+    const h = this.handles.get(name)!;
+    let allowed: number[];
+    if (h.longterm) {
+      allowed = h.bound[i]
+        ? [this.cellValue[h.origin[i]!]!, ...(this.maybe.get(h.origin[i]!) ?? [])]
+        : [h.own[i]!];
+    } else {
+      allowed = [...h.seen[i]!];
+    }
+    if (allowed.includes(value)) return { ok: true, allowed, kind: 'lost-write' };
+    const mayKnow = this.everHeld(observer, value) || this.everHeld(h.holder, value) || h.written.has(value);
+    const kind = !mayKnow ? 'leak' : h.longterm && h.bound[i] ? 'pin-incoherent' : 'lost-write';
+    return { ok: false, allowed, kind };
+  }
+
+  /** A device write through a handle. */
+  handleWrite(name: string, i: number, value: number): void {
+    const h = this.handles.get(name)!;
+    h.written.add(value);
+    const cell = h.origin[i]!;
+    if (h.longterm) {
+      if (h.bound[i]) this.writeCell(cell, value, h.holder, this.isShared(h.holder, h.vpn + i));
+      else h.own[i] = value;
+      return;
+    }
+    // Short-term: the origin may or may not see it; the handle itself does.
+    h.seen[i]!.add(value);
+    if (cell >= 0) {
+      let m = this.maybe.get(cell);
+      if (!m) this.maybe.set(cell, (m = new Set()));
+      m.add(value);
+      this.hold(value, h.holder);
+    }
   }
 
   /** Has this process (or anything it may see) ever legitimately held this value? */

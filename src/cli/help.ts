@@ -10,10 +10,12 @@ usage: cowlab <command> [options]
 
 commands:
   run FILE|DIR...     run scenarios and judge them against their \`outcomes\`
+  compare FILE|DIR... every scenario on every kernel profile: a matrix of verdicts
   profiles [NAME]     list the kernel profiles, or show one profile's switches
   help [COMMAND]      this text, or a command's
 
 examples:
+  npx cowlab compare scenarios/seeds
   npx cowlab run scenarios/basic/
   npx cowlab run scenarios/basic/last-sharer-reuses.scn.yaml --trace
   npx cowlab profiles v5.9
@@ -46,3 +48,18 @@ export const PROFILES_HELP = `usage: cowlab profiles [NAME] [--json]
 Lists the kernel profiles (name and what it models), or with NAME shows every behaviour
 switch of that profile and where it comes from. A switch can be overridden in any run with
 --set SWITCH=VALUE.`;
+
+export const COMPARE_HELP = `usage: cowlab compare FILE|DIR... [options]
+
+Runs every scenario on every kernel profile and prints a matrix scenario x profile: ok, n/a
+(the profile lacks an operation the scenario uses), or the violation kinds found. A cell that
+contradicts the file's \`outcomes\` for that profile is marked "!" and explained below.
+
+options:
+  --kernels a,b,...   only these profiles (default: all, oldest first)
+  --set SW=VALUE      override a switch on every profile: what-if kernels (repeatable)
+  --profiles FILE     load user-defined profiles (docs/profiles.md) (repeatable)
+  --json              the matrix as one JSON document
+  -h, --help          this text
+
+exit status: 0 no cell contradicts its outcomes; 1 some cell does; 2 bad input.`;

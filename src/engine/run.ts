@@ -5,7 +5,8 @@ import type { KEvent } from '../core/events.js';
 import { frameFlagNames, pteBitNames } from '../core/names.js';
 import { cpuAccess } from '../core/access.js';
 import { dupMmap } from '../core/fork.js';
-import { DEFAULT_FRAMES, DEFAULT_PIN_BIAS, Kernel } from '../core/kernel.js';
+import { DEFAULT_FRAMES, DEFAULT_PIN_BIAS, type Handle, Kernel } from '../core/kernel.js';
+import { getUserPages, type GupRequest, releaseHandle } from '../core/gup.js';
 import type { Mm } from '../core/mm.js';
 import { clearSoftDirty, doMadvise, doMmap, doMprotect } from '../core/mmap.js';
 import type { Profile } from '../core/profile.js';
@@ -35,6 +36,12 @@ interface Region {
   n: number;
 }
 
+interface LiveHandle {
+  h: Handle;
+  /** The process that took it. */
+  proc: string;
+}
+
 interface Proc {
   name: string;
   mm: Mm;
@@ -54,6 +61,9 @@ export class Runner {
   private record!: StepRecord;
   private stepIndex = 0;
   readonly violations: Violation[] = [];
+  private readonly handles = new Map<string, LiveHandle>();
+  /** Pin pages already reported incoherent (reported once). */
+  private readonly incoherent = new Set<string>();
 
   constructor(
     readonly scenario: Scenario,
@@ -86,6 +96,7 @@ export class Runner {
         this.record.summary = `n/a on ${this.profile.name}: ${e.message}`;
         na = { step: i, line: step.pos.line, reason: e.message };
       }
+      if (na === null) this.checkPins();
       this.collectEvents();
       if (na === null && (this.opts.checkEveryStep ?? true)) this.checkAccounting(false);
       steps.push(this.record);
@@ -381,14 +392,40 @@ export class Runner {
         return;
       }
       case 'pin':
+        return this.gup(step.proc, step.sel, step.handle, { pin: true, write: step.write, longterm: step.longterm, fast: step.fast, kind: 'pin' });
       case 'gup':
+        return this.gup(step.proc, step.sel, step.handle, { pin: false, write: step.write, longterm: false, fast: step.fast, kind: 'gup' });
       case 'vmsplice':
-      case 'read-handle':
-      case 'unpin':
-      case 'put':
+        // vmsplice(2) takes FOLL_GET references through gup-fast (iov_iter_get_pages), read-only.
+        return this.gup(step.proc, step.sel, step.handle, { pin: false, write: false, longterm: false, fast: true, kind: 'pipe' });
+      case 'read-handle': {
+        if (!this.proc(step.proc)) return;
+        return this.handleRead(step.ref.handle, step.ref.index, step.expect, step.proc);
+      }
+      case 'device-read': {
+        const hs = this.handles.get(step.ref.handle);
+        if (hs?.h.kind === 'exclusive') {
+          throw new NotApplicable('device-exclusive entries are not modelled yet');
+        }
+        return this.handleRead(step.ref.handle, step.ref.index, step.expect, null);
+      }
       case 'device-write':
-      case 'device-read':
-        throw new NotApplicable(`${step.op} (GUP, pins and pipes) is not modelled yet`);
+        return this.deviceWrite(step.ref.handle, step.ref.index, step.value);
+      case 'unpin':
+      case 'put': {
+        const hs = this.handles.get(step.handle);
+        if (!hs) {
+          this.record.summary = `handle ${step.handle} does not exist (taking it failed): step skipped`;
+          return;
+        }
+        const before = k.frames.used;
+        releaseHandle(k, hs.h);
+        this.ideal.releaseHandle(step.handle);
+        this.handles.delete(step.handle);
+        const what = step.op === 'unpin' ? 'unpin_user_pages' : hs.h.kind === 'pipe' ? 'the pipe is closed, its buffers put' : 'put_page';
+        this.record.summary = `${step.proc} releases ${step.handle}: ${what}` + (before > k.frames.used ? `; ${before - k.frames.used} frame(s) freed` : '');
+        return;
+      }
       case 'device-exclusive':
       case 'device-atomic':
         if (this.profile.deviceExclusive === 'none') throw new NotApplicable(`${this.profile.name} has no device-exclusive entries (5.14 on)`);
@@ -407,6 +444,87 @@ export class Runner {
       s[`minflt.${name}`] = p.mm.minflt;
     }
     return s;
+  }
+
+  private gup(procName: string, sel: PageSel, name: string, req: GupRequest): void {
+    const p = this.proc(procName);
+    if (!p) return;
+    const [lo, hi] = this.range(p, sel);
+    const r = getUserPages(this.k, p.mm, lo, hi, req);
+    if (r.err === NA) throw new NotApplicable('GUP met a non-present PTE kind that is not modelled yet');
+    let idealOk = true;
+    for (let v = lo; v < hi; v++) if (this.ideal.access(p.name, v, req.write) === 'fault') idealOk = false;
+    const what = req.kind === 'pin' ? 'pins' : req.kind === 'pipe' ? 'vmsplices' : 'takes references on';
+    if (r.err !== OK || r.handle === null) {
+      if (idealOk) this.violation('fault', `${p.name} ${what} ${this.label(sel)}: GUP failed (EFAULT) though the mapping allows it`, [p.name]);
+      this.record.summary = `${p.name} ${what} ${this.label(sel)}: EFAULT, no handle ${name}` + (idealOk ? '' : ' (as it must)');
+      return;
+    }
+    if (!idealOk) this.violation('fault', `${p.name} ${what} ${this.label(sel)}: GUP succeeded where the mapping forbids the access`, [p.name]);
+    this.handles.set(name, { h: r.handle, proc: p.name });
+    this.ideal.takeHandle(name, p.name, lo, hi - lo, req.pin && req.longterm);
+    const frames = [...r.handle.frames].map((f) => (f === 0 ? 'zero page' : `frame ${f}`));
+    this.record.summary = `${p.name} ${what} ${this.label(sel)} as ${name} (${frames.slice(0, 4).join(', ')}${frames.length > 4 ? ', …' : ''})`;
+  }
+
+  private liveHandle(name: string): LiveHandle | null {
+    const hs = this.handles.get(name);
+    if (!hs) this.record.summary = `handle ${name} does not exist (taking it failed): step skipped`;
+    return hs ?? null;
+  }
+
+  /** A read through a handle: by a process (`P read H[K]`) or by the device (observer null: the holder). */
+  private handleRead(name: string, i: number, expect: string | null, reader: string | null): void {
+    const hs = this.liveHandle(name);
+    if (!hs) return;
+    const pfn = hs.h.frames[i]!;
+    const value = pfn <= 0 ? 0 : this.k.frames.value[pfn]!;
+    const observer = reader ?? hs.proc;
+    const c = this.ideal.checkHandleRead(name, i, value, observer);
+    const actual = this.values.name(value);
+    const who = reader === null ? 'the device' : reader;
+    this.observe(`${who} reads ${name}[${i}]`, actual, c.allowed.map((v) => this.values.name(v)).join(' or '));
+    if (!c.ok) {
+      const allowed = c.allowed.map((v) => this.values.name(v)).join(' or ');
+      const why = c.kind === 'leak' ? `${actual} only ever belonged to another process`
+        : c.kind === 'pin-incoherent' ? `the pin no longer names ${hs.proc}'s page` : 'a write did not reach it';
+      this.violation(c.kind, `${who} read ${actual} through ${name}[${i}], but it must see ${allowed} (${why})`, [observer], pfn > 0 ? [pfn] : []);
+    }
+    if (expect !== null && expect !== actual) this.violation('expect', `${who} read ${actual} through ${name}[${i}], expected ${expect}`, [observer], pfn > 0 ? [pfn] : []);
+    this.record.summary = `${who} reads ${name}[${i}]: ${actual} (${pfn <= 0 ? 'the zero page' : `frame ${pfn}`})`;
+  }
+
+  private deviceWrite(name: string, i: number, value: string): void {
+    const hs = this.liveHandle(name);
+    if (!hs) return;
+    const pfn = hs.h.frames[i]!;
+    if (!hs.h.write || pfn <= 0) {
+      this.record.summary = `the device cannot write through ${name}[${i}]: ${pfn <= 0 ? 'it holds the zero page' : 'a read-only handle gives no write access'}; nothing written`;
+      return;
+    }
+    const v = this.values.id(value);
+    this.k.frames.value[pfn] = v;
+    this.ideal.handleWrite(name, i, v);
+    this.record.summary = `the device writes ${value} through ${name}[${i}] into frame ${pfn}`;
+  }
+
+  /** A bound longterm pin and its holder's mapping must name the same frame (pin coherence). */
+  private checkPins(): void {
+    for (const [name, hs] of this.handles) {
+      if (!hs.h.longterm) continue;
+      const p = this.procs.get(hs.proc);
+      if (!p || !p.alive) continue;
+      for (let i = 0; i < hs.h.frames.length; i++) {
+        const key = `${name}:${i}`;
+        if (this.incoherent.has(key) || !this.ideal.isBound(name, i)) continue;
+        const mapped = this.pfnOf(p, hs.h.vpn + i);
+        if (mapped !== hs.h.frames[i]) {
+          this.incoherent.add(key);
+          this.violation('pin-incoherent', `${name}[${i}] pins frame ${hs.h.frames[i]} but ${p.name} now maps ${mapped < 0 ? 'nothing' : `frame ${mapped}`} there: the device and the process no longer share the page`,
+            [p.name], [hs.h.frames[i]!, ...(mapped > 0 ? [mapped] : [])]);
+        }
+      }
+    }
   }
 
   private cpuWrite(procName: string, sel: PageSel, value: string): void {
@@ -462,7 +580,7 @@ export class Runner {
     } else {
       const ideal = this.ideal.read(p.name, vpn);
       this.observe(`${p.name} ${page}`, actual, this.values.name(ideal));
-      if (r.value !== ideal) {
+      if (r.value !== ideal && !this.ideal.maybeValues(p.name, vpn)?.has(r.value)) {
         const kind = this.ideal.everHeld(p.name, r.value) ? 'lost-write' : 'leak';
         this.violation(kind, `${p.name} read ${actual} from ${page}, but its memory holds ${this.values.name(ideal)}` +
           (kind === 'leak' ? ` (${actual} only ever belonged to another process)` : ' (a write did not reach it)'), [p.name], [r.pfn]);
