@@ -1,5 +1,12 @@
 #!/usr/bin/env node
 // The cowlab command: runs the compiled CLI (npm ci builds it).
+// A closed pipe (`cowlab ... | head`) ends the command quietly.
+for (const s of [process.stdout, process.stderr]) {
+  s.on('error', (e) => {
+    if (e && e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+}
 let mod;
 try {
   mod = await import('../dist/src/cli/main.js');

@@ -34,6 +34,7 @@ options:
   --kernel NAME     the profile to run under (default: the file's \`kernel:\`, else v6);
                     \`cowlab profiles\` lists them
   --set SW=VALUE    override one switch of the profile: a what-if kernel (repeatable)
+  --profiles FILE   load user-defined profiles (docs/profiles.md) (repeatable)
   --trace           every kernel event, and the PTEs and frames each step touched
   --stats           the counters (PageTables_kB, rss, cow_copies ...) at the end
   --json            one JSON document on stdout (format: docs/json-format.md)
@@ -43,7 +44,7 @@ options:
 exit status: 0 every run matched its outcomes (without outcomes: had no violation);
              1 some run did not; 2 bad input (the message names FILE:LINE:COL).`;
 
-export const PROFILES_HELP = `usage: cowlab profiles [NAME] [--json]
+export const PROFILES_HELP = `usage: cowlab profiles [NAME] [--profiles FILE] [--json]
 
 Lists the kernel profiles (name and what it models), or with NAME shows every behaviour
 switch of that profile and where it comes from. A switch can be overridden in any run with

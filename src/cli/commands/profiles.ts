@@ -1,18 +1,19 @@
 // `cowlab profiles [NAME]`: the kernel profiles and their switches.
 
-import { ProfileRegistry, SWITCH_NAMES, SWITCH_VALUES } from '../../profiles/resolve.js';
+import { SWITCH_NAMES, SWITCH_VALUES } from '../../profiles/resolve.js';
+import { buildRegistry } from '../registry.js';
 import { EXIT_OK, UsageError } from '../errors.js';
 import { PROFILES_HELP } from '../help.js';
 import type { Io } from '../io.js';
 import { parseCommandArgs } from '../args.js';
 
 export function profilesCommand(argv: string[], io: Io): number {
-  const { values, positionals } = parseCommandArgs(argv, { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, 'profiles');
+  const { values, positionals } = parseCommandArgs(argv, { json: { type: 'boolean' }, profiles: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h' } }, 'profiles');
   if (values.help) {
     io.out(PROFILES_HELP);
     return EXIT_OK;
   }
-  const registry = new ProfileRegistry();
+  const registry = buildRegistry((values.profiles ?? []) as string[]);
   if (positionals.length > 1) throw new UsageError('cowlab profiles: at most one profile name');
   if (positionals.length === 1) {
     const name = positionals[0]!;

@@ -4,7 +4,8 @@ import { runScenario } from '../../engine/run.js';
 import type { RunResult } from '../../engine/result.js';
 import { RESULT_FORMAT_VERSION } from '../../engine/result.js';
 import { DEFAULT_PIN_BIAS } from '../../core/kernel.js';
-import { ProfileError, ProfileRegistry, withOverrides } from '../../profiles/resolve.js';
+import { ProfileError, withOverrides } from '../../profiles/resolve.js';
+import { buildRegistry } from '../registry.js';
 import type { Scenario } from '../../scenario/index.js';
 import { EXIT_FAIL, EXIT_OK, UsageError } from '../errors.js';
 import { RUN_HELP } from '../help.js';
@@ -17,6 +18,7 @@ export function runCommand(argv: string[], io: Io): number {
   const { values, positionals } = parseCommandArgs(argv, {
     kernel: { type: 'string' },
     set: { type: 'string', multiple: true },
+    profiles: { type: 'string', multiple: true },
     trace: { type: 'boolean' },
     stats: { type: 'boolean' },
     json: { type: 'boolean' },
@@ -28,7 +30,7 @@ export function runCommand(argv: string[], io: Io): number {
     return EXIT_OK;
   }
   if (positionals.length === 0) throw new UsageError('cowlab run: no scenario given (try: npx cowlab run scenarios/basic/)');
-  const registry = new ProfileRegistry();
+  const registry = buildRegistry((values.profiles ?? []) as string[]);
   if (typeof values.kernel === 'string' && !registry.has(values.kernel)) {
     throw new UsageError(`cowlab run: --kernel: unknown profile '${values.kernel}' (known: ${registry.names().join(', ')})`);
   }
