@@ -153,8 +153,8 @@ export class Runner {
     this.record.violations.push(v);
   }
 
-  private observe(what: string, actual: string, ideal: string | null): void {
-    this.record.observations.push({ what, actual, ideal } satisfies Observation);
+  private observe(kind: Observation['kind'], what: string, actual: string, ideal: string | null): void {
+    this.record.observations.push({ kind, what, actual, ideal } satisfies Observation);
   }
 
   private collectEvents(): void {
@@ -324,6 +324,7 @@ export class Runner {
         }
         const r = dupMmap(k, p.mm);
         if (r.err === NA) throw new NotApplicable('fork of non-present PTEs (swap, device-exclusive) is not modelled yet');
+        this.observe('fork', `${p.name} forks ${step.child}`, r.err === OK ? 'ok' : 'ENOMEM', null);
         if (r.err !== OK || r.child === null) {
           this.record.summary = `${p.name} forks ${step.child}: fork failed with ENOMEM; ${step.child} does not exist`;
           return;
@@ -364,7 +365,7 @@ export class Runner {
         const once = pfn > 0 && k.frames.mapcount[pfn] === 1;
         const actual = pfn < 0 ? 'not mapped' : once ? 'mapped-once' : 'mapped-shared';
         const want = step.once ? 'mapped-once' : 'mapped-shared';
-        this.observe(`${step.proc} ${this.label(step.sel)}`, actual, want);
+        this.observe('mapped', `${step.proc} ${this.label(step.sel)}`, actual, want);
         if (actual !== want) this.violation('expect', `${step.proc} ${this.label(step.sel)} is ${actual}, expected ${want}`, [step.proc], pfn > 0 ? [pfn] : []);
         this.record.summary = `${step.proc} ${this.label(step.sel)} is ${actual}` + (pfn > 0 ? ` (frame ${pfn}, mapcount ${k.frames.mapcount[pfn]})` : '');
         return;
@@ -376,7 +377,7 @@ export class Runner {
         const excl = pfn > 0 && (k.frames.flags[pfn]! & PG_ANON_EXCLUSIVE) !== 0;
         const actual = excl ? 'anon-exclusive' : 'not-anon-exclusive';
         const want = step.exclusive ? 'anon-exclusive' : 'not-anon-exclusive';
-        this.observe(`${step.proc} ${this.label(step.sel)}`, actual, want);
+        this.observe('exclusive', `${step.proc} ${this.label(step.sel)}`, actual, want);
         if (actual !== want) this.violation('expect', `${step.proc} ${this.label(step.sel)} is ${actual}, expected ${want}`, [step.proc], pfn > 0 ? [pfn] : []);
         this.record.summary = `${step.proc} ${this.label(step.sel)} is ${actual}` + (pfn >= 0 ? ` (frame ${pfn})` : ' (not mapped)');
         return;
@@ -386,7 +387,7 @@ export class Runner {
         const actual = all[step.stat];
         if (actual === undefined) throw new NotApplicable(`counter ${step.stat} is not modelled`);
         const ok = compare(actual, step.cmp, step.number);
-        this.observe(step.stat, String(actual), `${step.cmp} ${step.number}`);
+        this.observe('stat', step.stat, String(actual), `${step.cmp} ${step.number}`);
         if (!ok) this.violation('expect', `${step.stat} is ${actual}, expected ${step.cmp} ${step.number}`, step.statProc ? [step.statProc] : []);
         this.record.summary = `${step.stat} = ${actual} (expected ${step.cmp} ${step.number}${ok ? ': holds' : ': FAILS'})`;
         return;
@@ -455,6 +456,7 @@ export class Runner {
     let idealOk = true;
     for (let v = lo; v < hi; v++) if (this.ideal.access(p.name, v, req.write) === 'fault') idealOk = false;
     const what = req.kind === 'pin' ? 'pins' : req.kind === 'pipe' ? 'vmsplices' : 'takes references on';
+    this.observe('gup', `${p.name} ${what} ${this.label(sel)}`, r.err === OK ? 'ok' : 'EFAULT', idealOk ? 'ok' : 'EFAULT');
     if (r.err !== OK || r.handle === null) {
       if (idealOk) this.violation('fault', `${p.name} ${what} ${this.label(sel)}: GUP failed (EFAULT) though the mapping allows it`, [p.name]);
       this.record.summary = `${p.name} ${what} ${this.label(sel)}: EFAULT, no handle ${name}` + (idealOk ? '' : ' (as it must)');
@@ -483,7 +485,7 @@ export class Runner {
     const c = this.ideal.checkHandleRead(name, i, value, observer);
     const actual = this.values.name(value);
     const who = reader === null ? 'the device' : reader;
-    this.observe(`${who} reads ${name}[${i}]`, actual, c.allowed.map((v) => this.values.name(v)).join(' or '));
+    this.observe('handle-read', `${who} reads ${name}[${i}]`, actual, c.allowed.map((v) => this.values.name(v)).join(' or '));
     if (!c.ok) {
       const allowed = c.allowed.map((v) => this.values.name(v)).join(' or ');
       const why = c.kind === 'leak' ? `${actual} only ever belonged to another process`
@@ -545,15 +547,18 @@ export class Runner {
         continue;
       }
       if (r.err === OOM) {
+        this.observe('write', `${p.name} ${page}`, 'oom', want);
         this.violation('fault', `${p.name} write to ${page}: out of memory (config.frames); the kernel would OOM-kill`, [p.name]);
         this.record.summary = `${p.name} writes ${value} to ${this.label(sel)}: out of memory at ${page}`;
         return;
       }
       // SIGSEGV
+      this.observe('write', `${p.name} ${page}`, 'fault', want);
       if (want === 'ok') this.violation('fault', `${p.name} write to ${page} faulted (SIGSEGV) though the mapping allows it`, [p.name]);
       this.record.summary = `${p.name} writes ${value} to ${this.label(sel)}: SIGSEGV at ${page}` + (want === 'fault' ? ' (as it must)' : '');
       return;
     }
+    this.observe('write', `${p.name} ${this.label(sel)}`, 'ok', 'ok');
     this.record.summary = `${p.name} writes ${value} to ${this.label(sel)}` + (faults ? ` (${faults} fault${faults > 1 ? 's' : ''})` : ' (no fault)');
   }
 
@@ -567,7 +572,7 @@ export class Runner {
     if (r.err === NA) throw new NotApplicable('a fault on a non-present PTE kind that is not modelled yet');
     if (r.err !== OK) {
       const what = r.err === SIGSEGV ? 'SIGSEGV' : 'out of memory';
-      this.observe(`${p.name} ${page}`, 'fault', want === 'fault' ? 'fault' : this.values.name(this.ideal.read(p.name, vpn)));
+      this.observe('read', `${p.name} ${page}`, 'fault', want === 'fault' ? 'fault' : this.values.name(this.ideal.read(p.name, vpn)));
       if (want === 'ok') this.violation('fault', `${p.name} read of ${page} faulted (${what}) though the mapping allows it`, [p.name]);
       if (expect?.kind === 'value') this.violation('expect', `${p.name} read of ${page} faulted, expected ${expect.value}`, [p.name]);
       this.record.summary = `${p.name} reads ${page}: ${what}` + (want === 'fault' ? ' (as it must)' : '');
@@ -575,11 +580,11 @@ export class Runner {
     }
     const actual = this.values.name(r.value);
     if (want === 'fault') {
-      this.observe(`${p.name} ${page}`, actual, 'fault');
+      this.observe('read', `${p.name} ${page}`, actual, 'fault');
       this.violation('fault', `${p.name} read ${page} although the mapping does not allow it`, [p.name], [r.pfn]);
     } else {
       const ideal = this.ideal.read(p.name, vpn);
-      this.observe(`${p.name} ${page}`, actual, this.values.name(ideal));
+      this.observe('read', `${p.name} ${page}`, actual, this.values.name(ideal));
       if (r.value !== ideal && !this.ideal.maybeValues(p.name, vpn)?.has(r.value)) {
         const kind = this.ideal.everHeld(p.name, r.value) ? 'lost-write' : 'leak';
         this.violation(kind, `${p.name} read ${actual} from ${page}, but its memory holds ${this.values.name(ideal)}` +
@@ -600,7 +605,7 @@ export class Runner {
     const fb = pb ? this.pfnOf(pb, this.range(pb, selB)[0]) : -1;
     const isSame = fa >= 0 && fa === fb;
     const desc = `${a} ${this.label(selA)} → ${fa < 0 ? 'not mapped' : `frame ${fa}`}, ${b} ${this.label(selB)} → ${fb < 0 ? 'not mapped' : `frame ${fb}`}`;
-    this.observe(`${a} ${this.label(selA)} vs ${b} ${this.label(selB)}`, isSame ? 'same-frame' : 'other-frame', same ? 'same-frame' : 'other-frame');
+    this.observe('frame', `${a} ${this.label(selA)} vs ${b} ${this.label(selB)}`, isSame ? 'same-frame' : 'other-frame', same ? 'same-frame' : 'other-frame');
     if (isSame !== same) this.violation('expect', `expected ${same ? 'the same frame' : 'different frames'}: ${desc}`, [a, b], [fa, fb].filter((x) => x >= 0));
     this.record.summary = desc;
   }
