@@ -35,10 +35,12 @@ interface IdealHandle {
   vpn: number;
   /** Origin cell per page (-1: nothing was taken there). */
   origin: Int32Array;
-  /** Longterm pins: still bound to the origin (the holder has not unmapped/dropped it). */
+  /**
+   * Longterm pins: still bound to the origin (the holder has not unmapped or dropped it). Once
+   * unbound the origin cell lives on as the pinned buffer: no process of the holder maps it
+   * any more (a shared page's other users still do), the device reads and writes it.
+   */
   bound: boolean[];
-  /** Longterm pins once unbound: the buffer's own value. */
-  own: Int32Array;
   /** Short-term references: every value the origin held since the handle was taken, and those written through it. */
   seen: Set<number>[];
   /** Values written through the handle (by the device). */
@@ -67,6 +69,66 @@ export class IdealMemory {
   private watchers = new Map<number, Set<number>[]>();
   /** Per cell: values a short-term device write may have put there besides the cell's own. */
   private maybe = new Map<number, Set<number>>();
+
+  /** A deep copy (the explorer branches states). */
+  clone(): IdealMemory {
+    const c = new IdealMemory();
+    for (const [name, p] of this.procs) {
+      c.procs.set(name, {
+        name, alive: p.alive,
+        segs: p.segs.map((s) => new Segment(s.start, s.n, s.shared, s.cells.slice(), s.flags.slice())),
+      });
+    }
+    c.cellValue = this.cellValue.slice();
+    c.cellCount = this.cellCount;
+    for (const [v, set] of this.holders) c.holders.set(v, new Set(set));
+    for (const [cell, set] of this.sharedUsers) c.sharedUsers.set(cell, new Set(set));
+    for (const [cell, set] of this.maybe) c.maybe.set(cell, new Set(set));
+    for (const [name, h] of this.handles) {
+      const hc: IdealHandle = {
+        holder: h.holder, longterm: h.longterm, vpn: h.vpn, origin: h.origin.slice(), bound: h.bound.slice(),
+        seen: h.seen.map((x) => new Set(x)), written: new Set(h.written),
+      };
+      c.handles.set(name, hc);
+      if (!hc.longterm) {
+        hc.origin.forEach((cell, i) => {
+          if (cell < 0) return;
+          let w = c.watchers.get(cell);
+          if (!w) c.watchers.set(cell, (w = []));
+          w.push(hc.seen[i]!);
+        });
+      }
+    }
+    return c;
+  }
+
+  /** Every value id this process ever legitimately held (for canonical state keys). */
+  heldBy(proc: string): number[] {
+    const out: number[] = [];
+    for (const [v, set] of this.holders) if (set.has(proc)) out.push(v);
+    return out.sort((a, b) => a - b);
+  }
+
+  /** The cell value at a process page, or -1 when unmapped (for canonical state keys). */
+  cellAt(proc: string, vpn: number): { value: number; cell: number; flags: number; shared: boolean } | null {
+    const at = this.find(proc, vpn);
+    if (!at) return null;
+    const cell = at.seg.cells[at.i]!;
+    return { value: cell >= 0 ? this.cellValue[cell]! : -1, cell, flags: at.seg.flags[at.i]!, shared: at.seg.shared };
+  }
+
+  /** A handle's ideal state (for canonical state keys). */
+  handleState(name: string): { bound: boolean[]; values: number[]; own: Int32Array; seen: number[][]; origin: Int32Array } | null {
+    const h = this.handles.get(name);
+    if (!h) return null;
+    const values = [...h.origin].map((c) => (c >= 0 ? this.cellValue[c]! : -1));
+    // `own`: the value each page holds for the handle (the same as `values`; kept for callers).
+    return { bound: h.bound, values, own: Int32Array.from(values), seen: h.seen.map((s) => [...s]), origin: h.origin };
+  }
+
+  maybeAt(cell: number): number[] {
+    return [...(this.maybe.get(cell) ?? [])];
+  }
 
   private newCell(value: number): number {
     if (this.cellCount === this.cellValue.length) {
@@ -153,7 +215,7 @@ export class IdealMemory {
       else if (advice === 'dofork') seg.flags[i] = f & ~P_DONTFORK;
       else if (advice === 'wipeonfork') seg.flags[i] = f | P_WIPEONFORK;
       else if (advice === 'keeponfork') seg.flags[i] = f & ~P_WIPEONFORK;
-      else if (advice === 'dontneed' && !seg.shared) this.setCell(seg.cells[i]!, 0);
+      else if (advice === 'dontneed' && !seg.shared) seg.cells[i] = this.newCell(0); // the old page lives on only in handles
       // dontneed on a shared mapping drops only this process's mapping: the data stays.
     });
     return true;
@@ -228,16 +290,12 @@ export class IdealMemory {
     return at ? this.maybe.get(at.seg.cells[at.i]!) : undefined;
   }
 
-  private isShared(proc: string, vpn: number): boolean {
-    return this.find(proc, vpn)?.seg.shared ?? false;
-  }
-
   // ---- handles ------------------------------------------------------------------------------
 
   /** A handle taken by `holder` on its pages [vpn, vpn + n). */
   takeHandle(name: string, holder: string, vpn: number, n: number, longterm: boolean): void {
     const h: IdealHandle = {
-      holder, longterm, vpn, origin: new Int32Array(n).fill(-1), bound: [], own: new Int32Array(n), seen: [], written: new Set(),
+      holder, longterm, vpn, origin: new Int32Array(n).fill(-1), bound: [], seen: [], written: new Set(),
     };
     for (let i = 0; i < n; i++) {
       const at = this.find(holder, vpn + i);
@@ -274,10 +332,7 @@ export class IdealMemory {
       if (h.holder !== proc || !h.longterm) continue;
       for (let i = 0; i < h.origin.length; i++) {
         const vpn = h.vpn + i;
-        if (h.bound[i] && vpn >= lo && vpn < hi) {
-          h.bound[i] = false;
-          h.own[i] = this.cellValue[h.origin[i]!]!;
-        }
+        if (h.bound[i] && vpn >= lo && vpn < hi) h.bound[i] = false;
       }
     }
   }
@@ -292,14 +347,13 @@ export class IdealMemory {
     const h = this.handles.get(name)!;
     let allowed: number[];
     if (h.longterm) {
-      allowed = h.bound[i]
-        ? [this.cellValue[h.origin[i]!]!, ...(this.maybe.get(h.origin[i]!) ?? [])]
-        : [h.own[i]!];
+      allowed = [this.cellValue[h.origin[i]!]!, ...(this.maybe.get(h.origin[i]!) ?? [])];
     } else {
       allowed = [...h.seen[i]!];
     }
     if (allowed.includes(value)) return { ok: true, allowed, kind: 'lost-write' };
     const mayKnow = this.everHeld(observer, value) || this.everHeld(h.holder, value) || h.written.has(value);
+    // A leak is data the observer could never have had; anything else wrong is a lost write.
     const kind = !mayKnow ? 'leak' : h.longterm && h.bound[i] ? 'pin-incoherent' : 'lost-write';
     return { ok: false, allowed, kind };
   }
@@ -310,8 +364,8 @@ export class IdealMemory {
     h.written.add(value);
     const cell = h.origin[i]!;
     if (h.longterm) {
-      if (h.bound[i]) this.writeCell(cell, value, h.holder, this.isShared(h.holder, h.vpn + i));
-      else h.own[i] = value;
+      // Bound or not, the pinned page is the origin cell (orphaned once the holder let go of it).
+      if (cell >= 0) this.writeCell(cell, value, h.holder, this.sharedUsers.has(cell));
       return;
     }
     // Short-term: the origin may or may not see it; the handle itself does.

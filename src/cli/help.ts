@@ -1,3 +1,7 @@
+import { DEFAULT_OPS, OP_NAMES } from '../explore/ops.js';
+
+const DEFAULT_OPS_TEXT = DEFAULT_OPS.join(',');
+const ALL_OPS_TEXT = OP_NAMES.join(',');
 // Help texts: what each command does, its options, and an example that works from a clone.
 
 export const MAIN_HELP = `cowlab: an executable model of Linux anonymous-memory copy-on-write
@@ -11,6 +15,7 @@ usage: cowlab <command> [options]
 commands:
   run FILE|DIR...     run scenarios and judge them against their \`outcomes\`
   compare FILE|DIR... every scenario on every kernel profile: a matrix of verdicts
+  explore [options]   search all operation sequences for the shortest that breaks an invariant
   profiles [NAME]     list the kernel profiles, or show one profile's switches
   help [COMMAND]      this text, or a command's
 
@@ -64,3 +69,34 @@ options:
   -h, --help          this text
 
 exit status: 0 no cell contradicts its outcomes; 1 some cell does; 2 bad input.`;
+
+export const EXPLORE_HELP = `usage: cowlab explore [options]
+
+Breadth-first search over every sequence of operations (writes, reads, forks, exits, pins,
+vmsplice, device I/O ...) from a start state, on one kernel profile. Every write writes a fresh
+value, so leaks and lost writes show; states are deduplicated up to renaming of frames, values
+and processes. The first violation found is a shortest counterexample: it is printed as a
+scenario file that \`cowlab run\` replays with the same violation.
+
+options:
+  --kernel NAME       the profile (default v6); --set SW=VALUE for a what-if kernel
+  --profiles FILE     user-defined profiles (docs/profiles.md)
+  --procs N           most processes alive at once (default 2)
+  --pages N           pages of the start mapping P has (default 2)
+  --handles N         most pins/references/pipes live at once (default 2)
+  --depth D           most operations in a sequence (default 6)
+  --ops LIST          the operations, comma-separated (default: ${DEFAULT_OPS_TEXT})
+                      all: ${ALL_OPS_TEXT}
+  --kinds LIST        only these violation kinds count (default: all)
+  --from FILE         start from the end state of this scenario
+  --all               go on after the first violation: one counterexample per violation kind
+  --max-states N      stop after N states (default 5000000)
+  --max-memory MB     stop when the process uses more (default 8192)
+  --time S            stop after S seconds (default 600)
+  --out FILE          write the counterexample scenario(s) there
+  --json              one JSON document (stats, counterexamples with their scenario text)
+
+exit status: 1 a violation was found; 0 none exists within the bound (the output says how far
+the search got when a bound stopped it); 2 bad input.
+
+example: npx cowlab explore --kernel v5.9-rc4 --depth 5`;

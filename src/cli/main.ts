@@ -3,17 +3,19 @@
 import { runCommand } from './commands/run.js';
 import { profilesCommand } from './commands/profiles.js';
 import { compareCommand } from './commands/compare.js';
+import { exploreCommand } from './commands/explore.js';
 import { EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError } from './errors.js';
-import { COMPARE_HELP, MAIN_HELP, PROFILES_HELP, RUN_HELP } from './help.js';
+import { COMPARE_HELP, EXPLORE_HELP, MAIN_HELP, PROFILES_HELP, RUN_HELP } from './help.js';
 import { type Io, processIo } from './io.js';
 
 const COMMANDS: Record<string, (argv: string[], io: Io) => number> = {
   run: runCommand,
   compare: compareCommand,
+  explore: exploreCommand,
   profiles: profilesCommand,
 };
 
-const HELPS: Record<string, string> = { run: RUN_HELP, compare: COMPARE_HELP, profiles: PROFILES_HELP };
+const HELPS: Record<string, string> = { run: RUN_HELP, compare: COMPARE_HELP, explore: EXPLORE_HELP, profiles: PROFILES_HELP };
 
 export function main(argv: string[], io: Io = processIo): number {
   const [cmd, ...rest] = argv;

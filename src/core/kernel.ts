@@ -62,9 +62,11 @@ export class Kernel {
   constructor(
     public profile: Profile,
     public config: KernelConfig,
+    frames?: FrameTable,
+    tables?: TableArena,
   ) {
-    this.frames = new FrameTable(config.frames);
-    this.tables = new TableArena();
+    this.frames = frames ?? new FrameTable(config.frames);
+    this.tables = tables ?? new TableArena();
   }
 
   emit(type: KEventType, mm: number, vpn: number, pfn: number, pfn2: number, why: string): void {
@@ -101,9 +103,7 @@ export class Kernel {
 
   /** A deep copy for the explorer (snapshot/restore). */
   clone(): Kernel {
-    const k = new Kernel(this.profile, this.config);
-    k.frames = this.frames.clone();
-    k.tables = this.tables.clone();
+    const k = new Kernel(this.profile, this.config, this.frames.clone(), this.tables.clone());
     k.shm = this.shm.map((s) => s.clone());
     k.mms = this.mms.map((m) => {
       const c = new Mm(m.id);

@@ -52,18 +52,18 @@ interface Proc {
 class NotApplicable extends Error {}
 
 export class Runner {
-  readonly k: Kernel;
-  readonly ideal = new IdealMemory();
-  readonly values = new ValueTable();
-  readonly procs = new Map<string, Proc>();
-  private readonly checker = new AccountingChecker();
-  private readonly mmNames: string[] = [];
+  k: Kernel;
+  ideal = new IdealMemory();
+  values = new ValueTable();
+  procs = new Map<string, Proc>();
+  private checker = new AccountingChecker();
+  mmNames: string[] = [];
   private record!: StepRecord;
   private stepIndex = 0;
-  readonly violations: Violation[] = [];
-  private readonly handles = new Map<string, LiveHandle>();
+  violations: Violation[] = [];
+  handles = new Map<string, LiveHandle>();
   /** Pin pages already reported incoherent (reported once). */
-  private readonly incoherent = new Set<string>();
+  private incoherent = new Set<string>();
 
   constructor(
     readonly scenario: Scenario,
@@ -77,6 +77,52 @@ export class Runner {
     this.k.tracing = opts.trace ?? true;
   }
 
+  /** A deep copy of the whole state, for the explorer. The scenario and options are shared. */
+  clone(): Runner {
+    const c = Object.create(Runner.prototype) as Runner;
+    Object.assign(c, this);
+    c.k = this.k.clone();
+    c.ideal = this.ideal.clone();
+    c.values = this.values.clone();
+    c.procs = new Map([...this.procs].map(([n, p]) => [n, { ...p, mm: c.k.mms[p.mm.id]!, regions: new Map(p.regions) }]));
+    c.mmNames = this.mmNames.slice();
+    c.violations = this.violations.slice();
+    c.handles = new Map([...this.handles].map(([n, h]) => [n, { h: c.k.handles[h.h.id]!, proc: h.proc }]));
+    c.incoherent = new Set(this.incoherent);
+    return c;
+  }
+
+  /**
+   * Run one step (its index names it in violations): execute, check pin coherence and the
+   * accounting invariants. Returns the record, and the n/a reason when the profile lacks it.
+   */
+  step(step: Step, i: number): { record: StepRecord; na: string | null } {
+    this.stepIndex = i;
+    this.record = {
+      index: i, line: step.pos.line, col: step.pos.col, text: step.text, summary: '',
+      events: [], eventsDropped: 0, observations: [], violations: [], stats: null, frames: [], ptes: [],
+    };
+    let na: string | null = null;
+    try {
+      this.exec(step);
+    } catch (e) {
+      if (!(e instanceof NotApplicable)) throw e;
+      this.record.summary = `n/a on ${this.profile.name}: ${e.message}`;
+      na = e.message;
+    }
+    if (na === null) this.checkPins();
+    this.collectEvents();
+    if (na === null && (this.opts.checkEveryStep ?? true)) this.checkAccounting(false);
+    return { record: this.record, na };
+  }
+
+  /** The end-of-scenario checks (every process exits; frame leaks). Mutates: call on a clone to keep going. */
+  end(): StepRecord {
+    const steps: StepRecord[] = [];
+    this.finish(steps);
+    return steps[0]!;
+  }
+
   run(): RunResult {
     const t0 = performance.now();
     const steps: StepRecord[] = [];
@@ -84,23 +130,12 @@ export class Runner {
     const sc = this.scenario;
     for (let i = 0; i < sc.steps.length; i++) {
       const step = sc.steps[i]!;
-      this.stepIndex = i;
-      this.record = {
-        index: i, line: step.pos.line, col: step.pos.col, text: step.text, summary: '',
-        events: [], eventsDropped: 0, observations: [], violations: [], stats: null, frames: [], ptes: [],
-      };
-      try {
-        this.exec(step);
-      } catch (e) {
-        if (!(e instanceof NotApplicable)) throw e;
-        this.record.summary = `n/a on ${this.profile.name}: ${e.message}`;
-        na = { step: i, line: step.pos.line, reason: e.message };
+      const r = this.step(step, i);
+      steps.push(r.record);
+      if (r.na !== null) {
+        na = { step: i, line: step.pos.line, reason: r.na };
+        break;
       }
-      if (na === null) this.checkPins();
-      this.collectEvents();
-      if (na === null && (this.opts.checkEveryStep ?? true)) this.checkAccounting(false);
-      steps.push(this.record);
-      if (na !== null) break;
     }
     const stats = globalStats(this.k);
     if (na === null) this.finish(steps);

@@ -21,6 +21,13 @@ export class ValueTable {
     return this.id(`${prefix}${n}`);
   }
 
+  clone(): ValueTable {
+    const c = new ValueTable();
+    c.ids = new Map(this.ids);
+    c.names = this.names.slice();
+    return c;
+  }
+
   name(id: number): string {
     return this.names[id] ?? `?${id}`;
   }

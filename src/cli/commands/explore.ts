@@ -1,0 +1,109 @@
+// `cowlab explore`: breadth-first search for the shortest operation sequence that breaks an
+// invariant; a counterexample is printed (and written with --out) as a replayable scenario.
+
+import { readFileSync, writeFileSync } from 'node:fs';
+import { counterexampleFile, explore, type ExploreInput } from '../../explore/explore.js';
+import { DEFAULT_OPS, OP_NAMES, PROC_NAMES, type OpName } from '../../explore/ops.js';
+import { ProfileError, withOverrides } from '../../profiles/resolve.js';
+import { VIOLATION_KINDS } from '../../scenario/ast.js';
+import { parseCommandArgs } from '../args.js';
+import { EXIT_FAIL, EXIT_OK, UsageError } from '../errors.js';
+import { EXPLORE_HELP } from '../help.js';
+import type { Io } from '../io.js';
+import { loadScenarios } from '../load.js';
+import { buildRegistry } from '../registry.js';
+
+function intOpt(v: unknown, name: string, def: number, lo: number, hi: number): number {
+  if (v === undefined) return def;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < lo || n > hi) throw new UsageError(`cowlab explore: ${name} takes a whole number from ${lo} to ${hi}, got '${String(v)}'`);
+  return n;
+}
+
+export function exploreCommand(argv: string[], io: Io): number {
+  const { values, positionals } = parseCommandArgs(argv, {
+    kernel: { type: 'string' }, set: { type: 'string', multiple: true }, profiles: { type: 'string', multiple: true },
+    procs: { type: 'string' }, pages: { type: 'string' }, depth: { type: 'string' }, ops: { type: 'string' },
+    handles: { type: 'string' }, kinds: { type: 'string' }, from: { type: 'string' },
+    'max-states': { type: 'string' }, 'max-memory': { type: 'string' }, time: { type: 'string' },
+    workers: { type: 'string' }, all: { type: 'boolean' }, json: { type: 'boolean' }, out: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  }, 'explore');
+  if (values.help) {
+    io.out(EXPLORE_HELP);
+    return EXIT_OK;
+  }
+  if (positionals.length > 0) throw new UsageError(`cowlab explore: unexpected argument '${positionals[0]}' (a start scenario goes with --from FILE)`);
+  const registry = buildRegistry((values.profiles ?? []) as string[]);
+  const kernel = (values.kernel as string | undefined) ?? 'v6';
+  if (!registry.has(kernel)) throw new UsageError(`cowlab explore: --kernel: unknown profile '${kernel}' (known: ${registry.names().join(', ')})`);
+  const sets = (values.set ?? []) as string[];
+  let profile;
+  try {
+    profile = withOverrides(registry.get(kernel), sets);
+  } catch (e) {
+    if (e instanceof ProfileError) throw new UsageError(`cowlab explore: --set: ${e.message}`);
+    throw e;
+  }
+  const ops = typeof values.ops === 'string' ? values.ops.split(',').map((s) => s.trim()).filter(Boolean) : [...DEFAULT_OPS];
+  for (const o of ops) if (!(OP_NAMES as readonly string[]).includes(o)) throw new UsageError(`cowlab explore: --ops: unknown operation '${o}' (operations: ${OP_NAMES.join(', ')})`);
+  let kinds: Set<string> | null = null;
+  if (typeof values.kinds === 'string') {
+    kinds = new Set(values.kinds.split(',').map((s) => s.trim()));
+    for (const k of kinds) if (!(VIOLATION_KINDS as readonly string[]).includes(k)) throw new UsageError(`cowlab explore: --kinds: unknown violation kind '${k}' (kinds: ${VIOLATION_KINDS.join(', ')})`);
+  }
+  if (values.workers !== undefined && intOpt(values.workers, '--workers', 1, 1, 64) !== 1) {
+    io.err('cowlab explore: --workers: the search runs on one core for now; going on with 1 worker');
+  }
+  let from = null;
+  if (typeof values.from === 'string') {
+    from = loadScenarios([values.from], registry)[0]!;
+    void readFileSync;
+  }
+  const input: ExploreInput = {
+    profile: { ...profile, name: profile.name }, baseName: kernel, sets,
+    shape: { procs: intOpt(values.procs, '--procs', 2, 1, PROC_NAMES.length), handles: intOpt(values.handles, '--handles', 2, 0, 8), ops: ops as OpName[] },
+    pages: intOpt(values.pages, '--pages', 2, 1, 64),
+    bounds: {
+      depth: intOpt(values.depth, '--depth', 6, 1, 40),
+      maxStates: intOpt(values['max-states'], '--max-states', 5_000_000, 1, 2 ** 30),
+      maxMemoryMB: intOpt(values['max-memory'], '--max-memory', 8192, 64, 1 << 20),
+      timeSec: intOpt(values.time, '--time', 600, 1, 86400),
+      all: !!values.all, kinds,
+    },
+    from,
+  };
+  const tty = process.stderr.isTTY && !values.json;
+  const header = `exploring ${profile.name}: ${from ? `from ${from.file}` : `P with ${input.pages} page(s)`}, up to ${input.shape.procs} process(es), ${input.shape.handles} handle(s), depth ${input.bounds.depth}; ops ${ops.join(',')}`;
+  if (!values.json) io.out(header);
+  const out = explore(input, tty ? (p) => process.stderr.write(`\r  ${p.states} states, depth ${p.depth}, ${Math.round(p.statesPerSec)} states/s   `) : undefined);
+  if (tty) process.stderr.write('\r' + ' '.repeat(70) + '\r');
+  const st = out.result.stats;
+  const files = out.result.counterexamples.map((ce) => counterexampleFile(input, out.start, ce, out.result));
+  if (typeof values.out === 'string' && files.length > 0) writeFileSync(values.out, files.join('\n---\n'.replace('---', '# ---')));
+  if (values.json) {
+    io.out(JSON.stringify({
+      format: 1, command: 'explore', profile: profile.name, status: out.status, stats: st,
+      counterexamples: out.result.counterexamples.map((ce, i) => ({ depth: ce.depth, steps: ce.steps, violations: ce.violations, scenario: files[i] })),
+    }, null, 2));
+  } else {
+    const bound = st.stoppedBy ? `stopped by the ${st.stoppedBy === 'states' ? '--max-states' : st.stoppedBy === 'memory' ? '--max-memory' : '--time'} bound` : 'done';
+    io.out(`${st.states} states, ${st.transitions} transitions, depth ${st.depthReached} reached (${st.depthComplete} complete), ${(st.elapsedMs / 1000).toFixed(1)} s, ${st.statesPerSec} states/s: ${bound}`);
+    io.out(`reached: ${Object.entries(st.reached).map(([e, d]) => `${e} (depth ${d})`).join(', ') || 'nothing of note'}`);
+    if (out.status === 'violation') {
+      for (let i = 0; i < files.length; i++) {
+        const ce = out.result.counterexamples[i]!;
+        io.out(`\nviolation after ${ce.depth} operation(s): ${ce.violations.map((v) => `${v.kind}: ${v.message}`).join('; ')}`);
+        io.out(files[i]!);
+      }
+      io.out(typeof values.out === 'string'
+        ? `written to ${values.out}; replay: npx cowlab run ${values.out}${sets.length ? ` --kernel ${kernel} ${sets.map((s) => `--set ${s}`).join(' ')}` : ''} --trace`
+        : 'replay: save the scenario above (or use --out FILE) and run npx cowlab run FILE --trace');
+    } else {
+      io.out(st.stoppedBy
+        ? `no violation found in the ${st.states} states searched; every sequence up to depth ${st.depthComplete} is clean, deeper ones were not all searched`
+        : `no violation: every sequence of these operations up to depth ${st.depthComplete} keeps every invariant on ${profile.name}`);
+    }
+  }
+  return out.status === 'violation' ? EXIT_FAIL : EXIT_OK;
+}

@@ -1,0 +1,103 @@
+// The canonical key of an explorer state: the whole state (model and ideal) written out with
+// frames, values and shared cells renumbered by first appearance, and processes in an order
+// that does not depend on their names. Two states with the same key behave the same.
+
+import { PTE_PRESENT, PTE_SPECIAL } from '../core/constants.js';
+import type { Runner } from '../engine/run.js';
+import { pteSlot } from '../core/walk.js';
+
+type ProcT = Runner['procs'] extends Map<string, infer P> ? P : never;
+
+class Numbering {
+  frames = new Map<number, number>();
+  values = new Map<number, number>([[0, 0]]);
+  cells = new Map<number, number>();
+  frame(pfn: number): number {
+    if (pfn === 0) return -2; // the zero page
+    let n = this.frames.get(pfn);
+    if (n === undefined) this.frames.set(pfn, (n = this.frames.size));
+    return n;
+  }
+  value(v: number): number {
+    let n = this.values.get(v);
+    if (n === undefined) this.values.set(v, (n = this.values.size));
+    return n;
+  }
+  cell(c: number): number {
+    let n = this.cells.get(c);
+    if (n === undefined) this.cells.set(c, (n = this.cells.size));
+    return n;
+  }
+}
+
+function procKey(r: Runner, p: ProcT, num: Numbering, out: number[]): void {
+  const k = r.k;
+  out.push(p.alive ? 1 : 0, p.mm.hasPinned ? 1 : 0);
+  const regions = [...p.regions].sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  for (const [, reg] of regions) {
+    for (let i = 0; i < reg.n; i++) {
+      const vpn = reg.start + i;
+      if (!p.alive) {
+        out.push(-9);
+        continue;
+      }
+      const vma = p.mm.findVma(vpn);
+      out.push(vma === null ? -1 : vma.flags);
+      const slot = pteSlot(k, p.mm, vpn);
+      const bits = slot < 0 ? 0 : k.tables.bits[slot]!;
+      out.push(bits);
+      if (bits & PTE_PRESENT) out.push(bits & PTE_SPECIAL ? -2 : num.frame(k.tables.entry[slot]!));
+      const c = r.ideal.cellAt(p.name, vpn);
+      if (c === null || c.cell < 0) {
+        out.push(-1);
+      } else {
+        out.push(num.value(c.value), c.flags, c.shared ? num.cell(c.cell) : -1);
+        for (const m of r.ideal.maybeAt(c.cell).map((v) => num.value(v)).sort((a, b) => a - b)) out.push(-3, m);
+      }
+    }
+  }
+  const held = r.ideal.heldBy(p.name).map((v) => num.value(v)).sort((a, b) => a - b);
+  out.push(-4, held.length, ...held);
+}
+
+/** The canonical key of the runner's state. */
+export function canonicalKey(r: Runner): string {
+  const procs = [...r.procs.values()];
+  // Order processes by a signature that ignores their names and global numbering.
+  const sig = procs.map((p) => {
+    const o: number[] = [];
+    procKey(r, p, new Numbering(), o);
+    return o.join(',');
+  });
+  const order = procs.map((_, i) => i).sort((a, b) => (sig[a]! < sig[b]! ? -1 : sig[a]! > sig[b]! ? 1 : a - b));
+  const num = new Numbering();
+  const out: number[] = [];
+  const rank = new Map<string, number>();
+  order.forEach((i, n) => rank.set(procs[i]!.name, n));
+  for (const i of order) procKey(r, procs[i]!, num, out);
+  // Handles, in an order given by their holder's rank and address.
+  const hs = [...r.handles].sort((a, b) => {
+    const ra = rank.get(a[1].proc)! - rank.get(b[1].proc)!;
+    return ra !== 0 ? ra : a[1].h.vpn - b[1].h.vpn || (a[1].h.kind < b[1].h.kind ? -1 : a[1].h.kind > b[1].h.kind ? 1 : a[1].h.id - b[1].h.id);
+  });
+  for (const [name, lh] of hs) {
+    const h = lh.h;
+    out.push(-5, ['pin', 'gup', 'pipe', 'exclusive'].indexOf(h.kind), rank.get(lh.proc)!, h.write ? 1 : 0, h.longterm ? 1 : 0);
+    for (let i = 0; i < h.frames.length; i++) out.push(h.frames[i]! < 0 ? -1 : num.frame(h.frames[i]!), h.refs[i]!);
+    const st = r.ideal.handleState(name);
+    if (st) {
+      for (let i = 0; i < st.bound.length; i++) {
+        out.push(st.bound[i] ? 1 : 0, st.values[i]! < 0 ? -1 : num.value(st.values[i]!));
+        const seen = st.seen[i]!.map((v) => num.value(v)).sort((a, b) => a - b);
+        out.push(seen.length, ...seen);
+      }
+    }
+  }
+  // Frames, in canonical order.
+  const f = r.k.frames;
+  out.push(-6);
+  for (const [pfn] of [...num.frames].sort((a, b) => a[1] - b[1])) {
+    out.push(f.refcount[pfn]!, f.mapcount[pfn]!, f.flags[pfn]!, num.value(f.value[pfn]!));
+  }
+  return out.join(',');
+}

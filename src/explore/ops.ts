@@ -1,0 +1,164 @@
+// The operations the explorer tries from a state: each a packed integer (so a state's path costs
+// 4 bytes) that decodes, against the state it applies to, into a scenario Step and its text.
+
+import type { PageSel, Step } from '../scenario/ast.js';
+import type { Runner } from '../engine/run.js';
+
+/** Operation names for --ops, in the order they are tried. */
+export const OP_NAMES = [
+  'write', 'read', 'fork', 'exit', 'munmap', 'mprotect', 'dontfork', 'wipeonfork', 'dontneed',
+  'pin', 'pin-ro', 'pin-fast', 'gup', 'vmsplice', 'unpin', 'put', 'handle-read', 'device-write',
+  'device-read', 'clear-softdirty',
+] as const;
+export type OpName = (typeof OP_NAMES)[number];
+
+export const DEFAULT_OPS: readonly OpName[] = [
+  'write', 'read', 'fork', 'exit', 'munmap', 'pin', 'pin-ro', 'vmsplice', 'unpin', 'put', 'handle-read', 'device-write', 'device-read',
+];
+
+/** Names given to processes in creation order. */
+export const PROC_NAMES = ['P', 'Q', 'R', 'S', 'T', 'U', 'V', 'W'];
+
+export interface ExploreShape {
+  /** Most processes alive at once. */
+  procs: number;
+  /** Most handles live at once. */
+  handles: number;
+  ops: readonly OpName[];
+}
+
+const pack = (code: number, proc: number, page: number, extra: number): number =>
+  (code << 24) | (proc << 20) | (page << 4) | extra;
+
+/** Every operation enabled in this state, in a fixed order. */
+export function enabledOps(r: Runner, shape: ExploreShape): number[] {
+  const out: number[] = [];
+  const procs = [...r.procs.values()];
+  const alive = procs.filter((p) => p.alive);
+  const handles = [...r.handles.keys()];
+  for (const name of shape.ops) {
+    const code = OP_NAMES.indexOf(name);
+    switch (name) {
+      case 'fork':
+        if (alive.length < shape.procs && procs.length < PROC_NAMES.length) {
+          for (const p of alive) out.push(pack(code, procs.indexOf(p), 0, 0));
+        }
+        break;
+      case 'exit':
+      case 'clear-softdirty':
+        for (const p of alive) out.push(pack(code, procs.indexOf(p), 0, 0));
+        break;
+      case 'unpin':
+      case 'put':
+      case 'handle-read':
+      case 'device-write':
+      case 'device-read':
+        handles.forEach((h, i) => {
+          const lh = r.handles.get(h)!;
+          const kind = lh.h.kind;
+          if (name === 'unpin' && kind !== 'pin') return;
+          if (name === 'put' && kind === 'pin') return;
+          if (name === 'device-write' && (kind === 'pipe' || !lh.h.write)) return;
+          if ((name === 'device-read') && kind === 'pipe') return;
+          if (name === 'handle-read' && kind !== 'pipe') return;
+          const holder = procs.findIndex((p) => p.name === lh.proc);
+          out.push(pack(code, Math.max(0, holder), 0, i));
+        });
+        break;
+      default: {
+        const takesHandle = name === 'pin' || name === 'pin-ro' || name === 'pin-fast' || name === 'gup' || name === 'vmsplice';
+        if (takesHandle && handles.length >= shape.handles) break;
+        for (const p of alive) {
+          const pi = procs.indexOf(p);
+          for (const [, reg] of [...p.regions].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+            for (let pg = 0; pg < reg.n; pg++) {
+              if (name === 'mprotect') {
+                out.push(pack(code, pi, pg, 0), pack(code, pi, pg, 1));
+              } else {
+                out.push(pack(code, pi, pg, 0));
+              }
+            }
+            break; // one region is explored: the first in name order
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** Decode a packed operation against the state it applies to. */
+export function decodeOp(r: Runner, op: number): Step {
+  const code = op >>> 24;
+  const procIdx = (op >>> 20) & 15;
+  const page = (op >>> 4) & 0xffff;
+  const extra = op & 15;
+  const name = OP_NAMES[code]!;
+  const procs = [...r.procs.values()];
+  const proc = procs[procIdx]?.name ?? 'P';
+  const region = [...(procs[procIdx]?.regions.keys() ?? ['buf'])].sort()[0]!;
+  const pos = { line: 0, col: 1 };
+  const sel: PageSel = { region, all: false, lo: page, hi: page, pos };
+  const handleNames = [...r.handles.keys()];
+  const handle = handleNames[extra] ?? 'h';
+  const newHandle = (): string => {
+    for (let i = 1; ; i++) if (!r.handles.has(`h${i}`)) return `h${i}`;
+  };
+  const mk = (s: Record<string, unknown>, text: string): Step => ({ ...s, pos, text }) as unknown as Step;
+  const at = `${region}[${page}]`;
+  switch (name) {
+    case 'write': {
+      const v = r.values.name(r.values.fresh('v'));
+      return mk({ op: 'write', proc, sel, value: v }, `${proc} write ${at} = ${v}`);
+    }
+    case 'read':
+      return mk({ op: 'read', proc, sel, expect: null }, `${proc} read ${at}`);
+    case 'fork': {
+      const child = PROC_NAMES.find((n) => !r.procs.has(n))!;
+      return mk({ op: 'fork', proc, child, cowpt: false }, `${proc} fork ${child}`);
+    }
+    case 'exit':
+      return mk({ op: 'exit', proc }, `${proc} exit`);
+    case 'clear-softdirty':
+      return mk({ op: 'clear-softdirty', proc }, `${proc} clear-softdirty`);
+    case 'munmap':
+      return mk({ op: 'munmap', proc, sel }, `${proc} munmap ${at}`);
+    case 'mprotect': {
+      const prot = extra === 0 ? 'ro' : 'rw';
+      return mk({ op: 'mprotect', proc, sel, prot }, `${proc} mprotect ${at} ${prot}`);
+    }
+    case 'dontfork':
+    case 'wipeonfork':
+    case 'dontneed':
+      return mk({ op: 'madvise', proc, sel, advice: name }, `${proc} madvise ${at} ${name}`);
+    case 'pin':
+    case 'pin-ro':
+    case 'pin-fast': {
+      const h = newHandle();
+      const write = name !== 'pin-ro';
+      const fast = name === 'pin-fast';
+      return mk({ op: 'pin', proc, sel, handle: h, write, longterm: true, fast },
+        `${proc} pin ${at} as ${h} ${write ? 'rw' : 'ro'} longterm${fast ? ' fast' : ''}`);
+    }
+    case 'gup': {
+      const h = newHandle();
+      return mk({ op: 'gup', proc, sel, handle: h, write: false, fast: false }, `${proc} gup ${at} as ${h} ro`);
+    }
+    case 'vmsplice': {
+      const h = newHandle();
+      return mk({ op: 'vmsplice', proc, sel, handle: h }, `${proc} vmsplice ${at} as ${h}`);
+    }
+    case 'unpin':
+      return mk({ op: 'unpin', proc, handle }, `${proc} unpin ${handle}`);
+    case 'put':
+      return mk({ op: 'put', proc, handle }, `${proc} put ${handle}`);
+    case 'handle-read':
+      return mk({ op: 'read-handle', proc, ref: { handle, index: 0, pos }, expect: null }, `${proc} read ${handle}[0]`);
+    case 'device-write': {
+      const v = r.values.name(r.values.fresh('d'));
+      return mk({ op: 'device-write', ref: { handle, index: 0, pos }, value: v }, `device write ${handle}[0] = ${v}`);
+    }
+    case 'device-read':
+      return mk({ op: 'device-read', ref: { handle, index: 0, pos }, expect: null }, `device read ${handle}[0]`);
+  }
+}

@@ -1,0 +1,208 @@
+// Breadth-first search over operation sequences: the first violation found is at the smallest
+// depth, so its path is a shortest counterexample. States are stored as (parent, op) pairs and
+// rebuilt by replay when expanded; the visited set holds canonical keys, sharded below V8's
+// 2^24-entries-per-Map limit.
+
+import type { Runner } from '../engine/run.js';
+import type { Violation } from '../engine/result.js';
+import { canonicalKey } from './canonical.js';
+import { decodeOp, enabledOps, type ExploreShape } from './ops.js';
+
+export interface SearchBounds {
+  depth: number;
+  maxStates: number;
+  maxMemoryMB: number;
+  timeSec: number;
+  /** Keep searching after a violation and collect one counterexample per violation kind. */
+  all: boolean;
+  /** Violation kinds that count (default: all). */
+  kinds: Set<string> | null;
+}
+
+export interface Counterexample {
+  /** The steps from the start state, as scenario lines. */
+  steps: string[];
+  violations: Violation[];
+  depth: number;
+}
+
+export interface SearchStats {
+  states: number;
+  transitions: number;
+  depthReached: number;
+  /** Depth fully explored (every state at depth <= this was expanded). */
+  depthComplete: number;
+  elapsedMs: number;
+  statesPerSec: number;
+  /** Why the search stopped early, or null. */
+  stoppedBy: 'states' | 'memory' | 'time' | null;
+  /** Events reached somewhere ("sometimes" properties): name -> shortest depth. */
+  reached: Record<string, number>;
+}
+
+export interface SearchResult {
+  counterexamples: Counterexample[];
+  stats: SearchStats;
+}
+
+const SHARD_BITS = 4;
+
+/** A set of string keys over several Maps (each Map holds at most 2^24 entries). */
+export class KeySet {
+  private shards: Map<string, number>[] = Array.from({ length: 1 << SHARD_BITS }, () => new Map());
+  size = 0;
+  private shard(key: string): Map<string, number> {
+    let h = 0;
+    for (let i = 0; i < key.length; i += 7) h = (Math.imul(h, 31) + key.charCodeAt(i)) | 0;
+    return this.shards[h & ((1 << SHARD_BITS) - 1)]!;
+  }
+  get(key: string): number | undefined {
+    return this.shard(key).get(key);
+  }
+  add(key: string, id: number): void {
+    this.shard(key).set(key, id);
+    this.size++;
+  }
+}
+
+/** Growable Int32 column. */
+class Column {
+  a = new Int32Array(1024);
+  set(i: number, v: number): void {
+    if (i >= this.a.length) {
+      const b = new Int32Array(Math.max(i + 1, this.a.length * 2));
+      b.set(this.a);
+      this.a = b;
+    }
+    this.a[i] = v;
+  }
+  get(i: number): number {
+    return this.a[i]!;
+  }
+}
+
+export type Progress = (s: { states: number; depth: number; frontier: number; statesPerSec: number }) => void;
+
+/** Counters and flags that tell which interesting events a step reached. */
+function reachedEvents(before: Runner, after: Runner, out: Set<string>): void {
+  const a = before.k.stats;
+  const b = after.k.stats;
+  if (b.cowCopies - b.earlyCow > a.cowCopies - a.earlyCow) out.add('cow-copy');
+  if (b.reuses > a.reuses) out.add('reuse');
+  if (b.earlyCow > a.earlyCow) out.add('early-cow');
+  if (after.handles.size > before.handles.size) {
+    for (const [n, h] of after.handles) if (!before.handles.has(n)) out.add(h.h.kind === 'pin' ? 'pin' : h.h.kind === 'pipe' ? 'vmsplice' : 'gup');
+  }
+  if (after.procs.size > before.procs.size) out.add('fork');
+  // A frame mapped by two processes while a handle holds it: where COW and GUP meet.
+  for (const [, lh] of after.handles) {
+    for (const pfn of lh.h.frames) if (pfn > 0 && after.k.frames.mapcount[pfn]! >= 2) out.add('shared-page-with-extra-reference');
+  }
+}
+
+export function search(root: Runner, shape: ExploreShape, bounds: SearchBounds, progress?: Progress): SearchResult {
+  const t0 = performance.now();
+  const visited = new KeySet();
+  const parent = new Column();
+  const opOf = new Column();
+  const depthOf = new Column();
+  visited.add(canonicalKey(root), 0);
+  parent.set(0, -1);
+  depthOf.set(0, 0);
+  let count = 1;
+  let transitions = 0;
+  let depthComplete = 0;
+  let depthReached = 0;
+  let stoppedBy: SearchStats['stoppedBy'] = null;
+  const counterexamples: Counterexample[] = [];
+  const foundKinds = new Set<string>();
+  const reached = new Map<string, number>();
+  const baseViolations = root.violations.length;
+
+  /** Rebuild state `id` by replaying its path from the root. */
+  const pathOf = (id: number): number[] => {
+    const ops: number[] = [];
+    for (let i = id; parent.get(i) >= 0; i = parent.get(i)) ops.push(opOf.get(i));
+    return ops.reverse();
+  };
+  const materialize = (id: number): { r: Runner; lines: string[] } => {
+    const r = root.clone();
+    const lines: string[] = [];
+    for (const op of pathOf(id)) {
+      const step = decodeOp(r, op);
+      lines.push(step.text);
+      r.step(step, lines.length - 1);
+    }
+    return { r, lines };
+  };
+
+  let lastProgress = t0;
+  let stop = false;
+  const events = new Set<string>();
+  for (let id = 0; id < count && !stop; id++) {
+    const d = depthOf.get(id);
+    if (d > depthComplete + 1) depthComplete = d - 1;
+    if (d >= bounds.depth) continue;
+    const { r, lines } = materialize(id);
+    for (const op of enabledOps(r, shape)) {
+      const child = r.clone();
+      const step = decodeOp(child, op);
+      const res = child.step(step, lines.length);
+      transitions++;
+      if (res.na !== null) continue;
+      events.clear();
+      reachedEvents(r, child, events);
+      for (const e of events) if (!reached.has(e)) reached.set(e, d + 1);
+      const fresh = child.violations.slice(baseViolations).filter((v) => bounds.kinds === null || bounds.kinds.has(v.kind));
+      if (fresh.length > 0) {
+        const newKinds = fresh.filter((v) => !foundKinds.has(v.kind));
+        if (newKinds.length > 0) {
+          for (const v of fresh) foundKinds.add(v.kind);
+          counterexamples.push({ steps: [...lines, step.text], violations: fresh, depth: d + 1 });
+          if (!bounds.all) {
+            stop = true;
+            break;
+          }
+        }
+        continue; // a violating state is not expanded further
+      }
+      const key = canonicalKey(child);
+      if (visited.get(key) !== undefined) continue;
+      visited.add(key, count);
+      parent.set(count, id);
+      opOf.set(count, op);
+      depthOf.set(count, d + 1);
+      count++;
+      if (d + 1 > depthReached) depthReached = d + 1;
+      if (count >= bounds.maxStates) {
+        stoppedBy = 'states';
+        stop = true;
+        break;
+      }
+    }
+    if ((id & 255) === 0) {
+      const now = performance.now();
+      if (now - t0 > bounds.timeSec * 1000) {
+        stoppedBy = 'time';
+        stop = true;
+      } else if (process.memoryUsage().rss / 2 ** 20 > bounds.maxMemoryMB) {
+        stoppedBy = 'memory';
+        stop = true;
+      }
+      if (progress && now - lastProgress > 250) {
+        lastProgress = now;
+        progress({ states: count, depth: d, frontier: count - id, statesPerSec: count / ((now - t0) / 1000) });
+      }
+    }
+  }
+  if (!stop) depthComplete = Math.min(bounds.depth, depthReached);
+  const elapsedMs = performance.now() - t0;
+  return {
+    counterexamples,
+    stats: {
+      states: count, transitions, depthReached, depthComplete, elapsedMs,
+      statesPerSec: Math.round(count / Math.max(elapsedMs / 1000, 1e-3)), stoppedBy,
+      reached: Object.fromEntries([...reached].sort((a, b) => a[1] - b[1])),
+    },
+  };
+}
