@@ -23,7 +23,11 @@ export class AccountingChecker {
   private expMap = new Int32Array(0);
   private expRef = new Int32Array(0);
 
-  check(k: Kernel, final = false): AccountingProblem[] {
+  /**
+   * `held`: references held by kernel paths in progress (a GUP that grabbed pages, a copy made
+   * outside the lock): [frame, references] pairs.
+   */
+  check(k: Kernel, final = false, held: readonly (readonly [number, number])[] = []): AccountingProblem[] {
     const f = k.frames;
     const top = f.top;
     if (this.expMap.length < top) {
@@ -74,6 +78,11 @@ export class AccountingChecker {
         if (!(f.flags[pfn]! & PG_INUSE)) add({ kind: 'use-after-free', mm: h.mm, pfn, message: `a ${h.kind} handle still references freed frame ${pfn}` });
         else expRef[pfn]! += h.refs[i]!;
       }
+    }
+    for (const [pfn, refs] of held) {
+      if (pfn <= 0) continue;
+      if (!(f.flags[pfn]! & PG_INUSE)) add({ kind: 'use-after-free', mm: -1, pfn, message: `a kernel path in progress holds freed frame ${pfn}` });
+      else expRef[pfn]! += refs;
     }
     let used = 0;
     for (let pfn = 1; pfn < top; pfn++) {

@@ -284,6 +284,18 @@ export class IdealMemory {
     if (w) for (const seen of w) seen.add(value);
   }
 
+  /** A value this page may also hold (a write that raced with a fork may or may not be in the child). */
+  addMaybe(proc: string, vpn: number, value: number): void {
+    const at = this.find(proc, vpn);
+    if (!at) return;
+    const cell = at.seg.cells[at.i]!;
+    if (cell < 0) return;
+    let m = this.maybe.get(cell);
+    if (!m) this.maybe.set(cell, (m = new Set()));
+    m.add(value);
+    this.hold(value, proc);
+  }
+
   /** Values a CPU load of this page may also return (short-term device writes that may have landed). */
   maybeValues(proc: string, vpn: number): Set<number> | undefined {
     const at = this.find(proc, vpn);

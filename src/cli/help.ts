@@ -17,6 +17,7 @@ commands:
   compare FILE|DIR... every scenario on every kernel profile: a matrix of verdicts
   explore [options]   search all operation sequences for the shortest that breaks an invariant
   profiles [NAME]     list the kernel profiles, or show one profile's switches
+  serve [PATH]        a web page that steps through scenarios on one or two profiles
   help [COMMAND]      this text, or a command's
 
 examples:
@@ -24,6 +25,7 @@ examples:
   npx cowlab run scenarios/basic/
   npx cowlab run scenarios/basic/last-sharer-reuses.scn.yaml --trace
   npx cowlab profiles v5.9
+  npx cowlab serve scenarios/seeds
 
 exit status: 0 every run matched its outcomes; 1 some did not; 2 bad input.
 The scenario language: docs/scenario-language.md.`;
@@ -84,9 +86,12 @@ options:
   --procs N           most processes alive at once (default 2)
   --pages N           pages of the start mapping P has (default 2)
   --handles N         most pins/references/pipes live at once (default 2)
+  --threads N         most threads per process, for the interleaving ops (default 2)
   --depth D           most operations in a sequence (default 6)
   --ops LIST          the operations, comma-separated (default: ${DEFAULT_OPS_TEXT})
                       all: ${ALL_OPS_TEXT}
+                      interleavings (v1.1): thread, fork&, pin-fast&, write& start split
+                      kernel paths; step advances one (enabled while one is pending)
   --kinds LIST        only these violation kinds count (default: all)
   --from FILE         start from the end state of this scenario
   --all               go on after the first violation: one counterexample per violation kind
@@ -100,3 +105,23 @@ exit status: 1 a violation was found; 0 none exists within the bound (the output
 the search got when a bound stopped it); 2 bad input.
 
 example: npx cowlab explore --kernel v5.9-rc4 --depth 5`;
+
+export const SERVE_HELP = `usage: cowlab serve [PATH] [--port N] [--profiles FILE]
+
+Serves a web page on http://127.0.0.1:N/ (this machine only) that runs scenarios in the
+browser and draws them step by step: each process's page tables, the frames (refcount,
+mapcount, pins, value), pins and pipes as arrows, and why each fault copied or reused a
+page. Pick a scenario from PATH (a folder: every *.scn.yaml below it; or one such file) or
+paste and edit one; pick a profile, or two side by side; step through the steps and the
+kernel events inside them. The address bar always holds a link to the view.
+
+options:
+  --port N, -p N    the port (default 7357; 0 picks a free one)
+  --profiles FILE   user-defined profiles (docs/profiles.md), offered in the page (repeatable)
+  -h, --help        this text
+
+The server only hands out the page and the *.scn.yaml files under PATH; the scenario text
+is parsed and run by the page, never evaluated. docs/web.md has more.
+
+example:
+  npx cowlab serve scenarios/seeds     then open the address it prints`;

@@ -3,9 +3,10 @@
 import { runCommand } from './commands/run.js';
 import { profilesCommand } from './commands/profiles.js';
 import { compareCommand } from './commands/compare.js';
+import { serveCommand } from './commands/serve.js';
 import { exploreCommand } from './commands/explore.js';
 import { EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError } from './errors.js';
-import { COMPARE_HELP, EXPLORE_HELP, MAIN_HELP, PROFILES_HELP, RUN_HELP } from './help.js';
+import { COMPARE_HELP, EXPLORE_HELP, MAIN_HELP, PROFILES_HELP, RUN_HELP, SERVE_HELP } from './help.js';
 import { type Io, processIo } from './io.js';
 
 const COMMANDS: Record<string, (argv: string[], io: Io) => number> = {
@@ -13,9 +14,10 @@ const COMMANDS: Record<string, (argv: string[], io: Io) => number> = {
   compare: compareCommand,
   explore: exploreCommand,
   profiles: profilesCommand,
+  serve: serveCommand,
 };
 
-const HELPS: Record<string, string> = { run: RUN_HELP, compare: COMPARE_HELP, explore: EXPLORE_HELP, profiles: PROFILES_HELP };
+const HELPS: Record<string, string> = { run: RUN_HELP, compare: COMPARE_HELP, explore: EXPLORE_HELP, profiles: PROFILES_HELP, serve: SERVE_HELP };
 
 export function main(argv: string[], io: Io = processIo): number {
   const [cmd, ...rest] = argv;

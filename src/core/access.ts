@@ -19,8 +19,13 @@ export interface AccessResult {
 
 const MAX_RETRIES = 4;
 
-/** Would the MMU allow this access without a fault? (present, and writable for a store) */
-function mmuAllows(k: Kernel, mm: Mm, vpn: number, write: boolean): number {
+/** Would the MMU allow this access without a fault? */
+export function mmuAllows(k: Kernel, mm: Mm, vpn: number, write: boolean): boolean {
+  return mmuSlot(k, mm, vpn, write) >= 0;
+}
+
+/** The PTE slot when the MMU allows this access without a fault (present, and writable for a store), else -1. */
+function mmuSlot(k: Kernel, mm: Mm, vpn: number, write: boolean): number {
   const vma = mm.findVma(vpn);
   // PROT_NONE / read-only VMAs: the PTE carries no access the VMA lacks.
   if (vma === null || !(vma.flags & (write ? VM_WRITE : VM_READ))) return -1;
@@ -36,7 +41,7 @@ function mmuAllows(k: Kernel, mm: Mm, vpn: number, write: boolean): number {
 export function cpuAccess(k: Kernel, mm: Mm, vpn: number, write: boolean, value: number): AccessResult {
   let faults = 0;
   for (let tries = 0; tries <= MAX_RETRIES; tries++) {
-    const slot = mmuAllows(k, mm, vpn, write);
+    const slot = mmuSlot(k, mm, vpn, write);
     if (slot >= 0) {
       const pfn = k.tables.entry[slot]!;
       if (write) {

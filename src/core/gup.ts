@@ -53,7 +53,7 @@ function breaksCow(k: Kernel, vma: Vma, req: GupRequest): boolean {
 }
 
 /** try_grab_page(): take the reference or the pin on the frame. */
-function grab(k: Kernel, h: Handle, i: number, pfn: number, special: boolean, req: GupRequest): void {
+export function grab(k: Kernel, h: Handle, i: number, pfn: number, special: boolean, req: GupRequest): void {
   h.frames[i] = pfn;
   if (special) {
     // The zero page carries no refcount in the model; 6.5+ never pins it at all.
@@ -73,20 +73,27 @@ function grab(k: Kernel, h: Handle, i: number, pfn: number, special: boolean, re
  * the page to the slow path.
  */
 function gupFastPage(k: Kernel, mm: Mm, vpn: number, h: Handle, i: number, req: GupRequest): boolean {
-  const slot = pteSlot(k, mm, vpn);
-  if (slot < 0) return false;
-  const bits = k.tables.bits[slot]!;
-  if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL) return false;
-  const needWrite = req.write || k.profile.gupFastWritableOnly;
-  if (needWrite && !(bits & PTE_WRITE)) return false;
-  const pfn = k.tables.entry[slot]!;
-  if (!(bits & PTE_WRITE) && gupMustUnshare(k, null, pfn, req, false)) return false;
+  const pfn = gupFastRead(k, mm, vpn, req);
+  if (pfn < 0) return false;
   grab(k, h, i, pfn, false, req);
   return true;
 }
 
+/** The lockless PTE read of gup-fast: the frame it may take, or -1 to leave the page to the slow path. */
+export function gupFastRead(k: Kernel, mm: Mm, vpn: number, req: GupRequest): number {
+  const slot = pteSlot(k, mm, vpn);
+  if (slot < 0) return -1;
+  const bits = k.tables.bits[slot]!;
+  if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL) return -1;
+  const needWrite = req.write || k.profile.gupFastWritableOnly;
+  if (needWrite && !(bits & PTE_WRITE)) return -1;
+  const pfn = k.tables.entry[slot]!;
+  if (!(bits & PTE_WRITE) && gupMustUnshare(k, null, pfn, req, false)) return -1;
+  return pfn;
+}
+
 /** __get_user_pages() for one page: follow the PTE, fault it in as the rules require, grab it. */
-function gupSlowPage(k: Kernel, mm: Mm, vpn: number, h: Handle, i: number, req: GupRequest): number {
+export function gupSlowPage(k: Kernel, mm: Mm, vpn: number, h: Handle, i: number, req: GupRequest): number {
   const vma = mm.findVma(vpn);
   // check_vma_flags()
   if (vma === null || !(vma.flags & (req.write ? VM_WRITE : VM_READ))) return EFAULT;
@@ -144,12 +151,17 @@ function forcedWriteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number): number {
 }
 
 /** get_user_pages() / pin_user_pages() (and their _fast variants) over [lo, hi) of mm. */
-export function getUserPages(k: Kernel, mm: Mm, lo: number, hi: number, req: GupRequest): GupResult {
-  const n = hi - lo;
-  const h: Handle = {
+/** A handle not yet registered (GUP in progress). */
+export function newHandle(k: Kernel, mm: Mm, lo: number, n: number, req: GupRequest): Handle {
+  return {
     id: k.handles.length, kind: req.kind, mm: mm.id, vpn: lo, frames: new Int32Array(n).fill(-1),
     refs: new Int32Array(n), write: req.write, longterm: req.longterm, released: false,
   };
+}
+
+export function getUserPages(k: Kernel, mm: Mm, lo: number, hi: number, req: GupRequest): GupResult {
+  const n = hi - lo;
+  const h = newHandle(k, mm, lo, n, req);
   // mm_set_has_pinned_flag(): FOLL_PIN has run on this mm (sticky).
   if (req.pin && k.profile.forkEarlyCow) mm.hasPinned = true;
   let fastPages = 0;

@@ -49,6 +49,11 @@ export class Mm {
   nrTables = 0;
   /** MMF_HAS_PINNED (5.9 mm->has_pinned): FOLL_PIN has run on this mm; never cleared, not inherited. */
   hasPinned = false;
+  /** mm->write_protect_seq: odd while fork copies this mm's COW mappings (5.10+). */
+  writeProtectSeq = 0;
+  /** mmap_lock: the thread holding it for write (fork), or -1; and how many hold it for read. */
+  mmapWriter = -1;
+  mmapReaders = 0;
   /** Faults taken in this process's context (min_flt). */
   minflt = 0;
   /** Where the next mmap goes (bottom-up). */

@@ -1,12 +1,13 @@
 // Runs a scenario on the model under one profile, beside the ideal semantics, and judges it.
 
-import { EINVAL, NA, OK, OOM, PG_ANON_EXCLUSIVE, PTE_PRESENT, SIGSEGV } from '../core/constants.js';
+import { EINVAL, NA, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PTE_PRESENT, SIGSEGV } from '../core/constants.js';
 import type { KEvent } from '../core/events.js';
 import { frameFlagNames, pteBitNames } from '../core/names.js';
-import { cpuAccess } from '../core/access.js';
+import { cpuAccess, mmuAllows } from '../core/access.js';
 import { dupMmap } from '../core/fork.js';
 import { DEFAULT_FRAMES, DEFAULT_PIN_BIAS, type Handle, Kernel } from '../core/kernel.js';
 import { getUserPages, type GupRequest, releaseHandle } from '../core/gup.js';
+import { cloneTask, startFork, startGup, startWrite, stepTask, type Task, type TaskState } from '../core/tasks.js';
 import type { Mm } from '../core/mm.js';
 import { clearSoftDirty, doMadvise, doMmap, doMprotect } from '../core/mmap.js';
 import type { Profile } from '../core/profile.js';
@@ -42,11 +43,22 @@ interface LiveHandle {
   proc: string;
 }
 
-interface Proc {
+export interface Proc {
+  /** The thread's name (a process is its first thread). */
   name: string;
+  /** The process (thread group) it belongs to: the name the ideal semantics knows it by. */
+  group: string;
+  /** Kernel thread id (for locks held by its pending kernel path). */
+  tid: number;
   mm: Mm;
+  /** Shared by the threads of one process. */
   regions: Map<string, Region>;
   alive: boolean;
+  /** A kernel path started with `&`, and the step that started it. */
+  task: Task | null;
+  taskStep: Step | null;
+  /** For a pending async write: how many stored pages the ideal memory has seen. */
+  taskApplied: number;
 }
 
 class NotApplicable extends Error {}
@@ -62,6 +74,9 @@ export class Runner {
   private stepIndex = 0;
   violations: Violation[] = [];
   handles = new Map<string, LiveHandle>();
+  private nextTid = 0;
+  /** Threads whose pending fork has begun (the ideal child exists). */
+  private forking = new Set<string>();
   /** Pin pages already reported incoherent (reported once). */
   private incoherent = new Set<string>();
 
@@ -84,11 +99,17 @@ export class Runner {
     c.k = this.k.clone();
     c.ideal = this.ideal.clone();
     c.values = this.values.clone();
-    c.procs = new Map([...this.procs].map(([n, p]) => [n, { ...p, mm: c.k.mms[p.mm.id]!, regions: new Map(p.regions) }]));
+    const regionsByGroup = new Map<Map<string, Region>, Map<string, Region>>();
+    c.procs = new Map([...this.procs].map(([n, p]) => {
+      let regions = regionsByGroup.get(p.regions);
+      if (!regions) regionsByGroup.set(p.regions, (regions = new Map(p.regions)));
+      return [n, { ...p, mm: c.k.mms[p.mm.id]!, regions, task: p.task ? cloneTask(p.task) : null }];
+    }));
     c.mmNames = this.mmNames.slice();
     c.violations = this.violations.slice();
     c.handles = new Map([...this.handles].map(([n, h]) => [n, { h: c.k.handles[h.h.id]!, proc: h.proc }]));
     c.incoherent = new Set(this.incoherent);
+    c.forking = new Set(this.forking);
     return c;
   }
 
@@ -167,6 +188,7 @@ export class Runner {
       index: steps.length, line: 0, col: 0, text: '(end)', summary: '',
       events: [], eventsDropped: 0, observations: [], violations: [], stats: null, frames: [], ptes: [],
     };
+    for (const p of alive) if (p.task) this.finishTask(p);
     for (const p of alive) this.exitProc(p);
     this.collectEvents();
     this.checkAccounting(true);
@@ -246,8 +268,20 @@ export class Runner {
     return `0x${(vpn * 4096).toString(16)}`;
   }
 
+  /** References held by kernel paths in progress. */
+  private heldByTasks(): [number, number][] {
+    const out: [number, number][] = [];
+    for (const p of this.procs.values()) {
+      const t = p.task;
+      if (!t) continue;
+      if (t.kind === 'gup') t.handle.frames.forEach((pfn, i) => out.push([pfn, t.handle.refs[i]!]));
+      else if (t.newPfn > 0) out.push([t.newPfn, 1]);
+    }
+    return out;
+  }
+
   private checkAccounting(final: boolean): void {
-    for (const p of this.checker.check(this.k, final)) {
+    for (const p of this.checker.check(this.k, final, this.heldByTasks())) {
       this.violation(p.kind, p.message, p.mm >= 0 ? [this.mmNames[p.mm] ?? '?'] : [], p.pfn >= 0 ? [p.pfn] : []);
     }
   }
@@ -285,25 +319,58 @@ export class Runner {
     return this.k.tables.entry[slot]!;
   }
 
+  /** A thread exits; the process's address space goes with its last thread. */
   private exitProc(p: Proc): void {
-    exitMmap(this.k, p.mm);
-    this.ideal.exit(p.name);
+    if (p.task) this.finishTask(p);
     p.alive = false;
+    for (const q of this.procs.values()) if (q.alive && q.group === p.group) return;
+    exitMmap(this.k, p.mm);
+    this.ideal.exit(p.group);
   }
 
   // ---- steps ---------------------------------------------------------------------------------
 
   private exec(step: Step): void {
     const k = this.k;
+    if ('async' in step && step.async) return this.startAsync(step);
     switch (step.op) {
+      case 'thread': {
+        const p = this.proc(step.proc);
+        if (!p) return;
+        this.procs.set(step.thread, { ...p, name: step.thread, tid: this.nextTid++, task: null, taskStep: null, taskApplied: 0 });
+        this.mmNames[p.mm.id] = this.mmNames[p.mm.id] ?? p.group;
+        this.record.summary = `${p.name} creates thread ${step.thread} (it shares ${p.group}'s address space)`;
+        return;
+      }
+      case 'step':
+      case 'finish': {
+        const p = this.proc(step.proc);
+        if (!p) return;
+        if (!p.task) {
+          this.record.summary = `${p.name} has no kernel path in progress: nothing to do`;
+          return;
+        }
+        const what = p.taskStep!.text;
+        if (step.op === 'finish') {
+          this.finishTask(p);
+          this.record.summary = `${p.name} runs \`${what}\` to its end`;
+        } else {
+          const st = this.stepTaskOnce(p);
+          this.record.summary = st === 'blocked'
+            ? `${p.name}'s \`${what}\` is blocked (it waits for mmap_lock): nothing happens`
+            : st === 'done' ? `${p.name}'s \`${what}\` takes its last step` : `${p.name}'s \`${what}\` takes one step`;
+        }
+        return;
+      }
       case 'mmap': {
         let p = this.procs.get(step.proc);
         if (!p) {
           const mm = k.newMm();
           this.mmNames[mm.id] = step.proc;
-          p = { name: step.proc, mm, regions: new Map(), alive: true };
+          p = { name: step.proc, group: step.proc, tid: this.nextTid++, mm, regions: new Map(), alive: true, task: null, taskStep: null, taskApplied: 0 };
           this.procs.set(step.proc, p);
         } else if (!this.proc(step.proc)) return;
+        this.waitForMmapLock(p);
         if (step.thp === 'thp') throw new NotApplicable('transparent huge pages are not modelled yet');
         const r = doMmap(k, p.mm, step.pages, step.prot, step.shared, step.populate);
         if (r.err !== OK) {
@@ -312,7 +379,7 @@ export class Runner {
           return;
         }
         p.regions.set(step.region, { start: r.start, n: step.pages });
-        this.ideal.mmap(step.proc, r.start, step.pages, step.prot, step.shared);
+        this.ideal.mmap(p.group, r.start, step.pages, step.prot, step.shared);
         this.record.summary = `${step.proc} maps ${step.region}: ${step.pages} page(s) ${step.prot} ${step.shared ? 'shared' : 'private'} at 0x${(r.start * 4096).toString(16)}` +
           (step.populate ? `, ${r.populated} populated` : '');
         return;
@@ -320,28 +387,31 @@ export class Runner {
       case 'munmap': {
         const p = this.proc(step.proc);
         if (!p) return;
+        this.waitForMmapLock(p);
         const [lo, hi] = this.range(p, step.sel);
         unmapRegion(k, p.mm, lo, hi);
-        this.ideal.munmap(p.name, lo, hi);
+        this.ideal.munmap(p.group, lo, hi);
         this.record.summary = `${p.name} unmaps ${this.label(step.sel)}`;
         return;
       }
       case 'mprotect': {
         const p = this.proc(step.proc);
         if (!p) return;
+        this.waitForMmapLock(p);
         const [lo, hi] = this.range(p, step.sel);
         doMprotect(k, p.mm, lo, hi, step.prot);
-        this.ideal.mprotect(p.name, lo, hi, step.prot);
+        this.ideal.mprotect(p.group, lo, hi, step.prot);
         this.record.summary = `${p.name} mprotects ${this.label(step.sel)} ${step.prot}`;
         return;
       }
       case 'madvise': {
         const p = this.proc(step.proc);
         if (!p) return;
+        this.waitForMmapLock(p);
         const [lo, hi] = this.range(p, step.sel);
         const err = doMadvise(k, p.mm, lo, hi, step.advice);
         if (err === NA) throw new NotApplicable(`madvise ${step.advice} is not modelled yet`);
-        const idealOk = this.ideal.madvise(p.name, lo, hi, step.advice);
+        const idealOk = this.ideal.madvise(p.group, lo, hi, step.advice);
         if ((err === OK) !== idealOk) this.violation('fault', `madvise ${step.advice}: the model ${err === OK ? 'accepted' : 'refused'} it`, [p.name]);
         this.record.summary = `${p.name} madvise ${this.label(step.sel)} ${step.advice}${err === EINVAL ? ': EINVAL' : ''}`;
         return;
@@ -353,6 +423,7 @@ export class Runner {
       case 'fork': {
         const p = this.proc(step.proc);
         if (!p) return;
+        this.waitForMmapLock(p);
         if (step.cowpt) {
           if (this.profile.cowPageTables === 'none') throw new NotApplicable(`${this.profile.name} has no COW page tables (fork ... cowpt)`);
           throw new NotApplicable('COW page tables are not modelled yet');
@@ -365,14 +436,15 @@ export class Runner {
           return;
         }
         this.mmNames[r.child.id] = step.child;
-        this.procs.set(step.child, { name: step.child, mm: r.child, regions: new Map(p.regions), alive: true });
-        this.ideal.fork(p.name, step.child);
+        this.procs.set(step.child, { name: step.child, group: step.child, tid: this.nextTid++, mm: r.child, regions: new Map(p.regions), alive: true, task: null, taskStep: null, taskApplied: 0 });
+        this.ideal.fork(p.group, step.child);
         this.record.summary = `${p.name} forks ${step.child}`;
         return;
       }
       case 'exit': {
         const p = this.proc(step.proc);
         if (!p) return;
+        this.waitForMmapLock(p);
         const before = k.frames.used;
         this.exitProc(p);
         this.record.summary = `${p.name} exits: ${before - k.frames.used} frame(s) freed`;
@@ -381,6 +453,7 @@ export class Runner {
       case 'clear-softdirty': {
         const p = this.proc(step.proc);
         if (!p) return;
+        this.waitForMmapLock(p);
         clearSoftDirty(k, p.mm);
         this.record.summary = `${p.name} clears soft-dirty bits (clear_refs 4)`;
         return;
@@ -482,14 +555,166 @@ export class Runner {
     return s;
   }
 
+  // ---- kernel paths split into steps (v1.1 `&`) --------------------------------------------
+
+  private startAsync(step: Step): void {
+    const p = this.proc((step as { proc: string }).proc);
+    if (!p) return;
+    if (p.task) {
+      this.record.summary = `${p.name} already has a kernel path in progress: step skipped`;
+      return;
+    }
+    let task: Task;
+    switch (step.op) {
+      case 'fork':
+        if (step.cowpt) throw new NotApplicable('COW page tables are not modelled yet');
+        task = startFork(p.mm);
+        break;
+      case 'write': {
+        const [lo, hi] = this.range(p, step.sel);
+        task = startWrite(this.k, p.mm, lo, hi, this.values.id(step.value));
+        break;
+      }
+      case 'pin':
+      case 'gup':
+      case 'vmsplice': {
+        const [lo, hi] = this.range(p, step.sel);
+        const req: GupRequest = step.op === 'pin'
+          ? { pin: true, write: step.write, longterm: step.longterm, fast: step.fast, kind: 'pin' }
+          : step.op === 'gup'
+            ? { pin: false, write: step.write, longterm: false, fast: step.fast, kind: 'gup' }
+            : { pin: false, write: false, longterm: false, fast: true, kind: 'pipe' };
+        task = startGup(this.k, p.mm, lo, hi, req);
+        break;
+      }
+      default:
+        throw new NotApplicable(`${step.op} cannot run in steps`);
+    }
+    p.task = task;
+    p.taskStep = step;
+    p.taskApplied = 0;
+    this.record.summary = `${p.name} starts \`${step.text.replace(/\s*&$/, '')}\` as a kernel path of separate steps (${p.name} step / finish)`;
+  }
+
+  /** A write by `group` at vpn while that process is being forked: the child may or may not see it. */
+  private raceWithFork(group: string, vpn: number, value: number): void {
+    for (const q of this.procs.values()) {
+      if (q.group === group && q.task?.kind === 'fork' && this.forking.has(q.name)) {
+        this.ideal.addMaybe((q.taskStep as { child: string }).child, vpn, value);
+      }
+    }
+  }
+
+  /**
+   * An operation that needs mmap_lock (for write: mmap, munmap, mprotect, madvise, fork, exit,
+   * clear_refs; for read: a fault, slow GUP) while other threads' kernel paths hold it: the
+   * thread waits, so those paths run to their end first.
+   */
+  private waitForMmapLock(p: Proc, write = true): void {
+    const mm = p.mm;
+    if (mm.mmapWriter < 0 && (!write || mm.mmapReaders === 0)) return;
+    for (const q of this.procs.values()) {
+      if (q === p || !q.task || q.mm !== mm) continue;
+      const holdsWrite = q.tid === mm.mmapWriter;
+      const holdsRead = q.task.kind === 'write' && q.task.locked;
+      if (holdsWrite || (write && holdsRead)) {
+        this.k.emit('note', mm.id, -1, -1, -1, `${p.name} waits for mmap_lock: ${q.name}'s \`${q.taskStep!.text}\` runs to its end first`);
+        this.finishTask(q);
+      }
+    }
+  }
+
+  /** One atomic step of p's path; on completion, its effects on names and the ideal memory. */
+  private stepTaskOnce(p: Proc): TaskState {
+    const t = p.task!;
+    const st = stepTask(this.k, t, p.tid);
+    if (t.kind === 'fork' && t.child >= 0 && !this.procs.has((p.taskStep as { child: string }).child) && !this.forking.has(p.name)) {
+      // The ideal child is made when the copy begins: what the parent holds then.
+      this.forking.add(p.name);
+      this.mmNames[t.child] = (p.taskStep as { child: string }).child;
+      this.ideal.fork(p.group, (p.taskStep as { child: string }).child);
+    }
+    if (t.kind === 'write') {
+      for (; p.taskApplied < t.stored.length; p.taskApplied++) {
+        this.ideal.write(p.group, t.stored[p.taskApplied]!, t.value);
+        this.raceWithFork(p.group, t.stored[p.taskApplied]!, t.value);
+      }
+    }
+    if (st === 'done') this.completeTask(p);
+    return st;
+  }
+
+  private completeTask(p: Proc): void {
+    const t = p.task!;
+    const step = p.taskStep!;
+    p.task = null;
+    p.taskStep = null;
+    this.forking.delete(p.name);
+    switch (t.kind) {
+      case 'fork': {
+        const child = (step as { child: string }).child;
+        this.observe('fork', `${p.name} forks ${child}`, t.child >= 0 ? 'ok' : 'ENOMEM', null);
+        if (t.err === NA) throw new NotApplicable('fork of non-present PTEs (swap, device-exclusive) is not modelled yet');
+        if (t.child < 0) {
+          this.ideal.exit(child);
+          return;
+        }
+        this.procs.set(child, { name: child, group: child, tid: this.nextTid++, mm: this.k.mms[t.child]!, regions: new Map(p.regions), alive: true, task: null, taskStep: null, taskApplied: 0 });
+        return;
+      }
+      case 'gup': {
+        const name = (step as { handle: string }).handle;
+        const n = t.handle.frames.length;
+        let idealOk = true;
+        for (let v = t.lo; v < t.lo + n; v++) if (this.ideal.access(p.group, v, t.req.write) === 'fault') idealOk = false;
+        this.observe('gup', `${p.name} ${step.op} as ${name}`, t.err === OK ? 'ok' : 'EFAULT', idealOk ? 'ok' : 'EFAULT');
+        if (t.err !== OK) {
+          if (idealOk) this.violation('fault', `${p.name}: GUP for ${name} failed though the mapping allows it`, [p.name]);
+          return;
+        }
+        this.handles.set(name, { h: t.handle, proc: p.name });
+        this.ideal.takeHandle(name, p.group, t.lo, n, t.req.pin && t.req.longterm);
+        return;
+      }
+      case 'write': {
+        const want = t.err === OK ? 'ok' : 'fault';
+        this.observe('write', `${p.name} ${step.text}`, want, null);
+        if (t.err !== OK && this.ideal.access(p.group, t.vpn, true) === 'ok') {
+          this.violation('fault', `${p.name} write at ${t.vpn.toString(16)} failed though the mapping allows it`, [p.name]);
+        }
+        return;
+      }
+    }
+  }
+
+  /** Run p's path to its end; a step blocked on mmap_lock lets the holders' paths run first. */
+  private finishTask(p: Proc): void {
+    for (let guard = 0; p.task && guard < 100000; guard++) {
+      if (this.stepTaskOnce(p) !== 'blocked') continue;
+      let moved = false;
+      for (const q of this.procs.values()) {
+        if (q !== p && q.alive && q.task && q.mm === p.mm) {
+          this.finishTask(q);
+          moved = true;
+        }
+      }
+      if (!moved) {
+        this.violation('kernel-bug', `${p.name}'s kernel path is blocked on mmap_lock and nothing can release it (deadlock)`, [p.name]);
+        p.task = null;
+        return;
+      }
+    }
+  }
+
   private gup(procName: string, sel: PageSel, name: string, req: GupRequest): void {
     const p = this.proc(procName);
     if (!p) return;
+    this.waitForMmapLock(p, false);
     const [lo, hi] = this.range(p, sel);
     const r = getUserPages(this.k, p.mm, lo, hi, req);
     if (r.err === NA) throw new NotApplicable('GUP met a non-present PTE kind that is not modelled yet');
     let idealOk = true;
-    for (let v = lo; v < hi; v++) if (this.ideal.access(p.name, v, req.write) === 'fault') idealOk = false;
+    for (let v = lo; v < hi; v++) if (this.ideal.access(p.group, v, req.write) === 'fault') idealOk = false;
     const what = req.kind === 'pin' ? 'pins' : req.kind === 'pipe' ? 'vmsplices' : 'takes references on';
     this.observe('gup', `${p.name} ${what} ${this.label(sel)}`, r.err === OK ? 'ok' : 'EFAULT', idealOk ? 'ok' : 'EFAULT');
     if (r.err !== OK || r.handle === null) {
@@ -517,7 +742,7 @@ export class Runner {
     const pfn = hs.h.frames[i]!;
     const value = pfn <= 0 ? 0 : this.k.frames.value[pfn]!;
     const observer = reader ?? hs.proc;
-    const c = this.ideal.checkHandleRead(name, i, value, observer);
+    const c = this.ideal.checkHandleRead(name, i, value, this.procs.get(observer)?.group ?? observer);
     const actual = this.values.name(value);
     const who = reader === null ? 'the device' : reader;
     this.observe('handle-read', `${who} reads ${name}[${i}]`, actual, c.allowed.map((v) => this.values.name(v)).join(' or '));
@@ -542,12 +767,25 @@ export class Runner {
     const v = this.values.id(value);
     this.k.frames.value[pfn] = v;
     this.ideal.handleWrite(name, i, v);
+    const holder = this.procs.get(hs.proc);
+    if (holder) this.raceWithFork(holder.group, hs.h.vpn + i, v);
     this.record.summary = `the device writes ${value} through ${name}[${i}] into frame ${pfn}`;
   }
 
   /** A bound longterm pin and its holder's mapping must name the same frame (pin coherence). */
   private checkPins(): void {
     for (const [name, hs] of this.handles) {
+      // sanity_check_pinned_pages() (5.19+): a pinned anonymous page is PageAnonExclusive.
+      if (this.profile.anonExclusive && hs.h.kind === 'pin') {
+        hs.h.frames.forEach((pfn, i) => {
+          const key = `x:${name}:${i}`;
+          const fl = this.k.frames.flags[pfn] ?? 0;
+          if (pfn > 0 && fl & PG_ANON && !(fl & PG_ANON_EXCLUSIVE) && !this.incoherent.has(key)) {
+            this.incoherent.add(key);
+            this.violation('kernel-bug', `VM_BUG_ON (sanity_check_pinned_pages): ${name}[${i}] pins anonymous frame ${pfn}, which is not PageAnonExclusive`, [hs.proc], [pfn]);
+          }
+        });
+      }
       if (!hs.h.longterm) continue;
       const p = this.procs.get(hs.proc);
       if (!p || !p.alive) continue;
@@ -571,14 +809,18 @@ export class Runner {
     const v = this.values.id(value);
     let faults = 0;
     for (let vpn = lo; vpn < hi; vpn++) {
-      const want = this.ideal.access(p.name, vpn, true);
+      const want = this.ideal.access(p.group, vpn, true);
+      if (!mmuAllows(this.k, p.mm, vpn, true)) this.waitForMmapLock(p, false);
       const r = cpuAccess(this.k, p.mm, vpn, true, v);
       faults += r.faults;
       const page = this.label(sel, sel.lo + (vpn - lo));
       if (r.err === NA) throw new NotApplicable('a fault on a non-present PTE kind that is not modelled yet');
       if (r.err === OK) {
         if (want === 'fault') this.violation('fault', `${p.name} wrote ${page} although the mapping does not allow it`, [p.name], [r.pfn]);
-        else this.ideal.write(p.name, vpn, v);
+        else {
+          this.ideal.write(p.group, vpn, v);
+          this.raceWithFork(p.group, vpn, v);
+        }
         continue;
       }
       if (r.err === OOM) {
@@ -602,12 +844,13 @@ export class Runner {
     if (!p) return;
     const vpn = this.range(p, sel)[0];
     const page = this.label(sel, sel.lo);
-    const want = this.ideal.access(p.name, vpn, false);
+    const want = this.ideal.access(p.group, vpn, false);
+    if (!mmuAllows(this.k, p.mm, vpn, false)) this.waitForMmapLock(p, false);
     const r = cpuAccess(this.k, p.mm, vpn, false, 0);
     if (r.err === NA) throw new NotApplicable('a fault on a non-present PTE kind that is not modelled yet');
     if (r.err !== OK) {
       const what = r.err === SIGSEGV ? 'SIGSEGV' : 'out of memory';
-      this.observe('read', `${p.name} ${page}`, 'fault', want === 'fault' ? 'fault' : this.values.name(this.ideal.read(p.name, vpn)));
+      this.observe('read', `${p.name} ${page}`, 'fault', want === 'fault' ? 'fault' : this.values.name(this.ideal.read(p.group, vpn)));
       if (want === 'ok') this.violation('fault', `${p.name} read of ${page} faulted (${what}) though the mapping allows it`, [p.name]);
       if (expect?.kind === 'value') this.violation('expect', `${p.name} read of ${page} faulted, expected ${expect.value}`, [p.name]);
       this.record.summary = `${p.name} reads ${page}: ${what}` + (want === 'fault' ? ' (as it must)' : '');
@@ -618,10 +861,10 @@ export class Runner {
       this.observe('read', `${p.name} ${page}`, actual, 'fault');
       this.violation('fault', `${p.name} read ${page} although the mapping does not allow it`, [p.name], [r.pfn]);
     } else {
-      const ideal = this.ideal.read(p.name, vpn);
+      const ideal = this.ideal.read(p.group, vpn);
       this.observe('read', `${p.name} ${page}`, actual, this.values.name(ideal));
-      if (r.value !== ideal && !this.ideal.maybeValues(p.name, vpn)?.has(r.value)) {
-        const kind = this.ideal.everHeld(p.name, r.value) ? 'lost-write' : 'leak';
+      if (r.value !== ideal && !this.ideal.maybeValues(p.group, vpn)?.has(r.value)) {
+        const kind = this.ideal.everHeld(p.group, r.value) ? 'lost-write' : 'leak';
         this.violation(kind, `${p.name} read ${actual} from ${page}, but its memory holds ${this.values.name(ideal)}` +
           (kind === 'leak' ? ` (${actual} only ever belonged to another process)` : ' (a write did not reach it)'), [p.name], [r.pfn]);
       }

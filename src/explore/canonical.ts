@@ -32,7 +32,8 @@ class Numbering {
 
 function procKey(r: Runner, p: ProcT, num: Numbering, out: number[]): void {
   const k = r.k;
-  out.push(p.alive ? 1 : 0, p.mm.hasPinned ? 1 : 0);
+  const mm = p.mm;
+  out.push(p.alive ? 1 : 0, mm.hasPinned ? 1 : 0, mm.writeProtectSeq & 1, mm.mmapReaders, mm.mmapWriter === p.tid ? 1 : mm.mmapWriter >= 0 ? 2 : 0);
   const regions = [...p.regions].sort((a, b) => (a[0] < b[0] ? -1 : 1));
   for (const [, reg] of regions) {
     for (let i = 0; i < reg.n; i++) {
@@ -56,14 +57,38 @@ function procKey(r: Runner, p: ProcT, num: Numbering, out: number[]): void {
       }
     }
   }
-  const held = r.ideal.heldBy(p.name).map((v) => num.value(v)).sort((a, b) => a - b);
+  const held = r.ideal.heldBy(p.group).map((v) => num.value(v)).sort((a, b) => a - b);
   out.push(-4, held.length, ...held);
+  taskKey(r, p, num, out);
+}
+
+/** A pending kernel path (v1.1 `&`): everything its next steps depend on. */
+function taskKey(r: Runner, p: ProcT, num: Numbering, out: number[]): void {
+  const t = p.task;
+  if (!t) {
+    out.push(-7);
+    return;
+  }
+  const fr = (pfn: number): number => (pfn < 0 ? -1 : num.frame(pfn));
+  switch (t.kind) {
+    case 'fork':
+      out.push(-8, ['begin', 'check', 'apply', 'alloc', 'install', 'end'].indexOf(t.phase), t.pair, t.vpn, t.seenBits, fr(t.seenPfn), fr(t.newPfn), t.child >= 0 ? 1 : 0);
+      break;
+    case 'gup':
+      out.push(-9, ['read', 'grab', 'end', 'slow'].indexOf(t.phase), t.page, t.lo, t.req.pin ? 1 : 0, t.req.write ? 1 : 0, t.req.fast ? 1 : 0,
+        t.seq < 0 ? -1 : r.k.mms[t.mm]!.writeProtectSeq - t.seq, t.readBits, fr(t.readPfn));
+      for (let i = 0; i < t.handle.frames.length; i++) out.push(fr(t.handle.frames[i]!), t.handle.refs[i]!, t.fallback[i] ? 1 : 0);
+      break;
+    case 'write':
+      out.push(-10, ['fault', 'install', 'store'].indexOf(t.phase), t.vpn, t.hi, num.value(t.value), t.seenBits, fr(t.seenPfn), fr(t.newPfn), t.locked ? 1 : 0);
+      break;
+  }
 }
 
 /** The canonical key of the runner's state. */
 export function canonicalKey(r: Runner): string {
   const procs = [...r.procs.values()];
-  // Order processes by a signature that ignores their names and global numbering.
+  // Order threads by a signature that ignores their names and global numbering.
   const sig = procs.map((p) => {
     const o: number[] = [];
     procKey(r, p, new Numbering(), o);
@@ -74,7 +99,13 @@ export function canonicalKey(r: Runner): string {
   const out: number[] = [];
   const rank = new Map<string, number>();
   order.forEach((i, n) => rank.set(procs[i]!.name, n));
-  for (const i of order) procKey(r, procs[i]!, num, out);
+  const groups = new Map<string, number>();
+  for (const i of order) {
+    const p = procs[i]!;
+    if (!groups.has(p.group)) groups.set(p.group, groups.size);
+    out.push(-11, groups.get(p.group)!);
+    procKey(r, p, num, out);
+  }
   // Handles, in an order given by their holder's rank and address.
   const hs = [...r.handles].sort((a, b) => {
     const ra = rank.get(a[1].proc)! - rank.get(b[1].proc)!;

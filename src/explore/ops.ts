@@ -8,7 +8,7 @@ import type { Runner } from '../engine/run.js';
 export const OP_NAMES = [
   'write', 'read', 'fork', 'exit', 'munmap', 'mprotect', 'dontfork', 'wipeonfork', 'dontneed',
   'pin', 'pin-ro', 'pin-fast', 'gup', 'vmsplice', 'unpin', 'put', 'handle-read', 'device-write',
-  'device-read', 'clear-softdirty',
+  'device-read', 'clear-softdirty', 'thread', 'fork&', 'pin-fast&', 'write&', 'step',
 ] as const;
 export type OpName = (typeof OP_NAMES)[number];
 
@@ -22,6 +22,8 @@ export const PROC_NAMES = ['P', 'Q', 'R', 'S', 'T', 'U', 'V', 'W'];
 export interface ExploreShape {
   /** Most processes alive at once. */
   procs: number;
+  /** Most threads per process (v1.1 interleavings). */
+  threads: number;
   /** Most handles live at once. */
   handles: number;
   ops: readonly OpName[];
@@ -34,15 +36,30 @@ const pack = (code: number, proc: number, page: number, extra: number): number =
 export function enabledOps(r: Runner, shape: ExploreShape): number[] {
   const out: number[] = [];
   const procs = [...r.procs.values()];
-  const alive = procs.filter((p) => p.alive);
+  // A thread inside a kernel path started with `&` can only take its next step.
+  const alive = procs.filter((p) => p.alive && !p.task);
+  const groupsAlive = new Set(procs.filter((p) => p.alive).map((p) => p.group)).size;
   const handles = [...r.handles.keys()];
   for (const name of shape.ops) {
     const code = OP_NAMES.indexOf(name);
     switch (name) {
       case 'fork':
-        if (alive.length < shape.procs && procs.length < PROC_NAMES.length) {
+      case 'fork&':
+        if (groupsAlive < shape.procs && procs.length < PROC_NAMES.length) {
           for (const p of alive) out.push(pack(code, procs.indexOf(p), 0, 0));
         }
+        break;
+      case 'thread':
+        if (procs.length < PROC_NAMES.length) {
+          for (const p of alive) {
+            if (procs.filter((q) => q.alive && q.group === p.group).length < shape.threads) out.push(pack(code, procs.indexOf(p), 0, 0));
+          }
+        }
+        break;
+      case 'step':
+        procs.forEach((p, i) => {
+          if (p.alive && p.task) out.push(pack(code, i, 0, 0));
+        });
         break;
       case 'exit':
       case 'clear-softdirty':
@@ -66,7 +83,7 @@ export function enabledOps(r: Runner, shape: ExploreShape): number[] {
         });
         break;
       default: {
-        const takesHandle = name === 'pin' || name === 'pin-ro' || name === 'pin-fast' || name === 'gup' || name === 'vmsplice';
+        const takesHandle = name === 'pin' || name === 'pin-ro' || name === 'pin-fast' || name === 'pin-fast&' || name === 'gup' || name === 'vmsplice';
         if (takesHandle && handles.length >= shape.handles) break;
         for (const p of alive) {
           const pi = procs.indexOf(p);
@@ -102,7 +119,8 @@ export function decodeOp(r: Runner, op: number): Step {
   const handleNames = [...r.handles.keys()];
   const handle = handleNames[extra] ?? 'h';
   const newHandle = (): string => {
-    for (let i = 1; ; i++) if (!r.handles.has(`h${i}`)) return `h${i}`;
+    const pending = new Set([...r.procs.values()].flatMap((p) => (p.taskStep && 'handle' in p.taskStep ? [p.taskStep.handle] : [])));
+    for (let i = 1; ; i++) if (!r.handles.has(`h${i}`) && !pending.has(`h${i}`)) return `h${i}`;
   };
   const mk = (s: Record<string, unknown>, text: string): Step => ({ ...s, pos, text }) as unknown as Step;
   const at = `${region}[${page}]`;
@@ -113,9 +131,27 @@ export function decodeOp(r: Runner, op: number): Step {
     }
     case 'read':
       return mk({ op: 'read', proc, sel, expect: null }, `${proc} read ${at}`);
-    case 'fork': {
-      const child = PROC_NAMES.find((n) => !r.procs.has(n))!;
-      return mk({ op: 'fork', proc, child, cowpt: false }, `${proc} fork ${child}`);
+    case 'fork':
+    case 'fork&': {
+      const pending = new Set([...r.procs.values()].flatMap((p) => (p.taskStep?.op === 'fork' ? [p.taskStep.child] : [])));
+      const child = PROC_NAMES.find((n) => !r.procs.has(n) && !pending.has(n))!;
+      const async = name === 'fork&';
+      return mk({ op: 'fork', proc, child, cowpt: false, async }, `${proc} fork ${child}${async ? ' &' : ''}`);
+    }
+    case 'thread': {
+      const pending = new Set([...r.procs.values()].flatMap((p) => (p.taskStep?.op === 'fork' ? [p.taskStep.child] : [])));
+      const t = PROC_NAMES.find((n) => !r.procs.has(n) && !pending.has(n))!;
+      return mk({ op: 'thread', proc, thread: t }, `${proc} thread ${t}`);
+    }
+    case 'step':
+      return mk({ op: 'step', proc }, `${proc} step`);
+    case 'write&': {
+      const v = r.values.name(r.values.fresh('v'));
+      return mk({ op: 'write', proc, sel, value: v, async: true }, `${proc} write ${at} = ${v} &`);
+    }
+    case 'pin-fast&': {
+      const h = newHandle();
+      return mk({ op: 'pin', proc, sel, handle: h, write: true, longterm: true, fast: true, async: true }, `${proc} pin ${at} as ${h} rw longterm fast &`);
     }
     case 'exit':
       return mk({ op: 'exit', proc }, `${proc} exit`);

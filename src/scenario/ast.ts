@@ -47,6 +47,14 @@ interface StepBase {
   text: string;
 }
 
+/**
+ * v1.1: a kernel path started with a trailing `&` runs as separate atomic steps that the
+ * thread advances with `T step` / `T finish`, so other threads' steps interleave with it.
+ */
+interface AsyncFlag {
+  async?: boolean;
+}
+
 export interface MmapStep extends StepBase {
   op: 'mmap';
   proc: string;
@@ -75,7 +83,7 @@ export interface MadviseStep extends StepBase {
   sel: PageSel;
   advice: Advice;
 }
-export interface WriteStep extends StepBase {
+export interface WriteStep extends StepBase, AsyncFlag {
   op: 'write';
   proc: string;
   sel: PageSel;
@@ -88,7 +96,7 @@ export interface ReadStep extends StepBase {
   sel: PageSel;
   expect: { kind: 'value'; value: Value } | { kind: 'fault' } | null;
 }
-export interface ForkStep extends StepBase {
+export interface ForkStep extends StepBase, AsyncFlag {
   op: 'fork';
   proc: string;
   child: string;
@@ -98,7 +106,7 @@ export interface ExitStep extends StepBase {
   op: 'exit';
   proc: string;
 }
-export interface PinStep extends StepBase {
+export interface PinStep extends StepBase, AsyncFlag {
   op: 'pin';
   proc: string;
   sel: PageSel;
@@ -107,7 +115,7 @@ export interface PinStep extends StepBase {
   longterm: boolean;
   fast: boolean;
 }
-export interface GupStep extends StepBase {
+export interface GupStep extends StepBase, AsyncFlag {
   op: 'gup';
   proc: string;
   sel: PageSel;
@@ -115,7 +123,7 @@ export interface GupStep extends StepBase {
   write: boolean;
   fast: boolean;
 }
-export interface VmspliceStep extends StepBase {
+export interface VmspliceStep extends StepBase, AsyncFlag {
   op: 'vmsplice';
   proc: string;
   sel: PageSel;
@@ -209,6 +217,22 @@ export interface ExpectStatStep extends StepBase {
 export interface StatsStep extends StepBase {
   op: 'stats';
 }
+/** v1.1: `P thread T`: a new thread T sharing P's address space (CLONE_VM). */
+export interface ThreadStep extends StepBase {
+  op: 'thread';
+  proc: string;
+  thread: string;
+}
+/** v1.1: `T step`: T's pending kernel path (started with `&`) runs one atomic step. */
+export interface StepStep extends StepBase {
+  op: 'step';
+  proc: string;
+}
+/** v1.1: `T finish`: T's pending kernel path runs to its end. */
+export interface FinishStep extends StepBase {
+  op: 'finish';
+  proc: string;
+}
 
 export type Step =
   | MmapStep
@@ -237,7 +261,10 @@ export type Step =
   | ExpectMappedStep
   | ExpectExclusiveStep
   | ExpectStatStep
-  | StatsStep;
+  | StatsStep
+  | ThreadStep
+  | StepStep
+  | FinishStep;
 
 export type StepOp = Step['op'];
 

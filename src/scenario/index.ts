@@ -8,12 +8,24 @@ export {
   blockOrigin,
   fixedOrigin,
   PROCESS_OPS,
+  THREAD_OPS,
+  ASYNC_OPS,
   SYSTEM_OPS,
   STAT_NAMES,
   MAX_REGION_PAGES,
   type StepOrigin,
   type StepsResult,
 } from './steps.js';
-export { NameEnv, StepFail, describeKind, type HandleKind, type HandleInfo, type ProcInfo, type RegionInfo } from './resolve.js';
+export {
+  NameEnv,
+  StepFail,
+  describeKind,
+  describeProc,
+  type HandleKind,
+  type HandleInfo,
+  type PendingPath,
+  type ProcInfo,
+  type RegionInfo,
+} from './resolve.js';
 export { readEnvelope, TOP_KEYS, CONFIG_KEYS, OUTCOME_WORDS, NAME_PATTERN, type Envelope, type StepsSource } from './envelope.js';
 export { lexLine, LexError, type Token, type TokenKind, type LexedLine } from './lexer.js';

@@ -1,5 +1,6 @@
 // The lexer of one step line: words, numbers and the few symbols of the language.
-// `#` starts a comment; spaces and tabs separate tokens.
+// `#` starts a comment; spaces and tabs separate tokens. (`&` is v1.1: a trailing one
+// starts an asynchronous kernel path.)
 
 export type TokenKind = 'word' | 'num' | 'sym' | 'end';
 
@@ -67,7 +68,7 @@ export function lexLine(line: string): LexedLine {
       if (two === '..' || two === '==' || two === '!=' || two === '<=' || two === '>=') {
         tokens.push({ kind: 'sym', text: two, col });
         i += 2;
-      } else if (c === '[' || c === ']' || c === '*' || c === '=' || c === '<' || c === '>') {
+      } else if (c === '[' || c === ']' || c === '*' || c === '=' || c === '<' || c === '>' || c === '&') {
         tokens.push({ kind: 'sym', text: c, col });
         i++;
       } else {

@@ -1,4 +1,5 @@
-// Name resolution of steps: which processes, regions and handles exist at each step.
+// Name resolution of steps: which processes, threads, regions and handles exist at each
+// step, and (v1.1) which kernel paths started with `&` are still pending.
 // One pass in step order; every check is a map lookup, so parsing stays linear.
 
 import type { Pos } from './ast.js';
@@ -20,11 +21,41 @@ export interface RegionInfo {
   pos: Pos;
 }
 
+/**
+ * v1.1: a kernel path started with a trailing `&` and not yet ended by `finish`.
+ * `child` and `handle` are set once the step has bound them.
+ */
+export interface PendingPath {
+  /** The thread running it. */
+  proc: string;
+  /** The step as written, from its verb on: `fork Q &`. */
+  text: string;
+  /** Where the step starts. */
+  pos: Pos;
+  /** `fork ... &`: the child, which exists for name resolution only after `finish`. */
+  child: string | null;
+  /** `pin` / `gup` / `vmsplice ... &`: the handle, usable only after `finish`. */
+  handle: string | null;
+}
+
+/** A process, or (v1.1) a thread: the names of the language share one namespace. */
 export interface ProcInfo {
   name: string;
   createdAt: Pos;
   exitedAt: Pos | null;
+  /**
+   * The region table of its address space. v1.1: the threads of one process share this one
+   * Map (an mmap by any of them is seen by all); fork gives the child a copy.
+   */
   regions: Map<string, RegionInfo>;
+  /** v1.1: the thread or process whose `thread` step created it; null for a process. */
+  threadOf: string | null;
+  /** v1.1: its kernel path started with `&` and not finished, or null. */
+  pending: PendingPath | null;
+  /** v1.1: its last finished path (for messages), or null. */
+  finished: { start: Pos; end: Pos } | null;
+  /** v1.1: while the `fork ... &` creating this process is pending: that path. */
+  forking: PendingPath | null;
 }
 
 export interface HandleInfo {
@@ -35,6 +66,8 @@ export interface HandleInfo {
   /** The process that took it. */
   proc: string;
   pos: Pos;
+  /** v1.1: while the `pin`/`gup`/`vmsplice ... &` taking it is pending: that path. */
+  pending?: PendingPath | null;
 }
 
 const KIND_WORDS: Record<HandleKind, string> = {
@@ -49,6 +82,22 @@ export function describeKind(kind: HandleKind): string {
   return KIND_WORDS[kind];
 }
 
+/** `process 'P'` or `thread 'T'`, for messages. */
+export function describeProc(p: ProcInfo): string {
+  return `${p.threadOf === null ? 'process' : 'thread'} '${p.name}'`;
+}
+
+const newProc = (name: string, createdAt: Pos, regions: Map<string, RegionInfo>, threadOf: string | null): ProcInfo => ({
+  name,
+  createdAt,
+  exitedAt: null,
+  regions,
+  threadOf,
+  pending: null,
+  finished: null,
+  forking: null,
+});
+
 /** The names live at a point of a scenario. Pass one to parseSteps to continue from it. */
 export class NameEnv {
   readonly procs = new Map<string, ProcInfo>();
@@ -60,7 +109,7 @@ export class NameEnv {
   /** The process doing an mmap: the first mmap of a scenario creates it. */
   mmapProc(name: string, pos: Pos): ProcInfo {
     if (this.procs.size === 0) {
-      const p: ProcInfo = { name, createdAt: pos, exitedAt: null, regions: new Map() };
+      const p = newProc(name, pos, new Map(), null);
       this.procs.set(name, p);
       return p;
     }
@@ -74,20 +123,23 @@ export class NameEnv {
     return this.liveProc(name, pos);
   }
 
-  /** A process that exists (exited or not). */
+  /** A process or thread that exists (exited or not); not one whose `fork ... &` is pending. */
   knownProc(name: string, pos: Pos): ProcInfo {
     const p = this.procs.get(name);
     if (p === undefined) {
       throw new StepFail(pos, `unknown process '${name}' (a process is created by its first mmap, or by fork)`);
     }
+    if (p.forking !== null) {
+      throw new StepFail(pos, `${name} is being forked (line ${p.forking.pos.line}); it exists after \`${p.forking.proc} finish\``);
+    }
     return p;
   }
 
-  /** A process that exists and has not exited. */
+  /** A process or thread that exists and has not exited. */
   liveProc(name: string, pos: Pos): ProcInfo {
     const p = this.knownProc(name, pos);
     if (p.exitedAt !== null) {
-      throw new StepFail(pos, `process '${name}' has exited (at line ${p.exitedAt.line}); it can do nothing more`);
+      throw new StepFail(pos, `${describeProc(p)} has exited (at line ${p.exitedAt.line}); it can do nothing more`);
     }
     return p;
   }
@@ -104,28 +156,92 @@ export class NameEnv {
     const guess = closest(name, names);
     const hint = guess === null ? '' : `; did you mean '${guess}'?`;
     const have = names.length === 0 ? `${p.name} has no regions` : `regions of ${p.name}: ${names.join(', ')}`;
-    throw new StepFail(pos, `unknown region '${name}' of process '${p.name}' (${have}; a region is bound by mmap)${hint}`);
+    throw new StepFail(pos, `unknown region '${name}' of ${describeProc(p)} (${have}; a region is bound by mmap)${hint}`);
   }
 
-  /** fork: the child gets every region of the parent. */
-  fork(parent: ProcInfo, child: string, pos: Pos): ProcInfo {
+  /**
+   * fork: the child gets a copy of the parent's region table (of its thread group's, when the
+   * parent is a thread), as it is now. `pending`: the `fork ... &` path that creates it; the
+   * child then exists for name resolution only once that path is finished.
+   */
+  fork(parent: ProcInfo, child: string, pos: Pos, pending: PendingPath | null = null): ProcInfo {
     const old = this.procs.get(child);
     if (old !== undefined) {
-      throw new StepFail(pos, `process '${child}' already exists (since line ${old.createdAt.line}); fork needs a new process name`);
+      throw new StepFail(pos, `${describeProc(old)} already exists (since line ${old.createdAt.line}); fork needs a new process name`);
     }
-    const regions = new Map<string, RegionInfo>();
-    for (const [k, v] of parent.regions) regions.set(k, v);
-    const p: ProcInfo = { name: child, createdAt: pos, exitedAt: null, regions };
+    const p = newProc(child, pos, new Map(parent.regions), null);
     this.procs.set(child, p);
+    if (pending !== null) {
+      pending.child = child;
+      p.forking = pending;
+    }
     return p;
   }
 
+  /** v1.1 `P thread T`: T shares P's region table (the same Map, not a copy). */
+  thread(creator: ProcInfo, name: string, pos: Pos): ProcInfo {
+    const old = this.procs.get(name);
+    if (old !== undefined) {
+      throw new StepFail(pos, `${describeProc(old)} already exists (since line ${old.createdAt.line}); thread needs a new name`);
+    }
+    const t = newProc(name, pos, creator.regions, creator.name);
+    this.procs.set(name, t);
+    return t;
+  }
+
+  /** `X exit` ends X only: the region table lives on while another thread of X's process does. */
   exit(p: ProcInfo, pos: Pos): void {
     p.exitedAt = pos;
   }
 
-  /** Binds handle `name` (by pin, gup, vmsplice, device exclusive). */
-  bindHandle(name: string, kind: HandleKind, pages: number, proc: string, pos: Pos): void {
+  /**
+   * v1.1: the error for an operation by `p` other than `step` / `finish` while `p` has a
+   * pending path (starting another path included), or null when it has none.
+   */
+  busy(p: ProcInfo): string | null {
+    const path = p.pending;
+    if (path === null) return null;
+    return `${p.name} is inside \`${path.text}\` started at line ${path.pos.line}: use \`${p.name} step\` or \`${p.name} finish\``;
+  }
+
+  /** v1.1: `p` starts the kernel path of step `text` (from its verb on) at `pos`. */
+  startPath(p: ProcInfo, text: string, pos: Pos): PendingPath {
+    const path: PendingPath = { proc: p.name, text, pos, child: null, handle: null };
+    p.pending = path;
+    return path;
+  }
+
+  /** v1.1: `p step` / `p finish` (at `pos`, the verb) needs a pending path. */
+  pendingPath(p: ProcInfo, verb: 'step' | 'finish', pos: Pos): PendingPath {
+    if (p.pending !== null) return p.pending;
+    const last = p.finished === null ? '' : ` (its last one, started at line ${p.finished.start.line}, finished at line ${p.finished.end.line})`;
+    throw new StepFail(
+      pos,
+      `\`${p.name} ${verb}\` needs a pending kernel path, and ${p.name} has none${last}; a path is started by a trailing '&' on write, fork, pin, gup or vmsplice`,
+    );
+  }
+
+  /** v1.1: `p finish` at `pos`: the child of a fork now exists, the handle taken may be used. */
+  finishPath(p: ProcInfo, pos: Pos): void {
+    const path = p.pending;
+    if (path === null) return;
+    p.pending = null;
+    p.finished = { start: path.pos, end: pos };
+    if (path.child !== null) {
+      const c = this.procs.get(path.child);
+      if (c !== undefined && c.forking === path) c.forking = null;
+    }
+    if (path.handle !== null) {
+      const h = this.handles.get(path.handle);
+      if (h !== undefined && h.pending === path) h.pending = null;
+    }
+  }
+
+  /**
+   * Binds handle `name` (by pin, gup, vmsplice, device exclusive). `pending`: the `... &`
+   * path taking it; the handle may then be used only once that path is finished.
+   */
+  bindHandle(name: string, kind: HandleKind, pages: number, proc: string, pos: Pos, pending: PendingPath | null = null): void {
     const old = this.handles.get(name);
     if (old !== undefined) {
       const how =
@@ -137,7 +253,8 @@ export class NameEnv {
       throw new StepFail(pos, `handle '${name}' is already bound (${describeKind(old.kind)} taken at line ${old.pos.line}); ${how}`);
     }
     this.released.delete(name);
-    this.handles.set(name, { name, kind, pages, proc, pos });
+    this.handles.set(name, pending === null ? { name, kind, pages, proc, pos } : { name, kind, pages, proc, pos, pending });
+    if (pending !== null) pending.handle = name;
   }
 
   /** Whether `name` is a live handle. */
@@ -145,11 +262,18 @@ export class NameEnv {
     return this.handles.has(name);
   }
 
-  /** A live handle. */
+  /** A live handle, not one still being taken by a pending path. */
   handle(name: string, pos: Pos): HandleInfo {
     const h = this.handles.get(name);
-    if (h !== undefined) return h;
-    throw new StepFail(pos, this.missingHandle(name));
+    if (h === undefined) throw new StepFail(pos, this.missingHandle(name));
+    const path = h.pending;
+    if (path != null) {
+      throw new StepFail(
+        pos,
+        `handle '${name}' is being taken by \`${path.proc} ${path.text}\` (line ${path.pos.line}); it may be used after \`${path.proc} finish\``,
+      );
+    }
+    return h;
   }
 
   /** The message for a handle that is not live. */

@@ -3,19 +3,32 @@
 // one token of look-ahead, linear in the size of the block.
 
 import type {
+  ForkStep,
+  GupStep,
   HandleRef,
   PageSel,
   Pos,
   Prot,
   Advice,
+  PinStep,
   ReadStep,
   StatOp,
   Step,
   Value,
+  VmspliceStep,
+  WriteStep,
 } from './ast.js';
-import { MAX_ERRORS, ScenarioError, unknownWord } from './errors.js';
+import { MAX_ERRORS, ScenarioError, closest, unknownWord } from './errors.js';
 import { LexError, lexLine, type Token } from './lexer.js';
-import { NameEnv, StepFail, describeKind, type HandleInfo, type HandleKind, type ProcInfo } from './resolve.js';
+import {
+  NameEnv,
+  StepFail,
+  describeKind,
+  type HandleInfo,
+  type HandleKind,
+  type PendingPath,
+  type ProcInfo,
+} from './resolve.js';
 
 /**
  * Maps a place in the steps text to the file: `line` is the 0-based index of the line in
@@ -49,6 +62,12 @@ export const PROCESS_OPS = [
   'put',
   'clear-softdirty',
 ] as const;
+/** v1.1: the process operations on threads and their asynchronous kernel paths. */
+export const THREAD_OPS = ['thread', 'step', 'finish'] as const;
+/** Every process operation (v1 then v1.1). */
+const ALL_PROCESS_OPS: readonly string[] = [...PROCESS_OPS, ...THREAD_OPS];
+/** v1.1: the process operations a trailing `&` may start as an asynchronous kernel path. */
+export const ASYNC_OPS = ['write', 'fork', 'pin', 'gup', 'vmsplice'] as const;
 export const SYSTEM_OPS = ['device', 'swapout', 'ksm', 'check', 'expect', 'stats'] as const;
 const DEVICE_OPS = ['write', 'read', 'exclusive', 'atomic'] as const;
 const PROTS: readonly Prot[] = ['rw', 'ro', 'none'];
@@ -97,19 +116,44 @@ interface Base {
   text: string;
 }
 
+type AsyncStep = WriteStep | ForkStep | PinStep | GupStep | VmspliceStep;
+
+const AMP_ONLY = `'&' (run the step as an asynchronous kernel path) is only for: ${ASYNC_OPS.join(', ')}`;
+
 const pages = (n: number): string => (n === 1 ? '1 page' : `${n} pages`);
 const canonical = (digits: string): string => BigInt(digits).toString();
 
 /** Parses the steps of one line; throws StepFail on the first error. */
 class LineParser {
   private i = 0;
+  /** v1.1: the trailing `&` of the line, taken out of `toks` (whose end token is then at its column). */
+  private amp: Token | null = null;
+  /** v1.1: the path this line starts (a step ending in `&`), once its thread is known. */
+  private path: PendingPath | null = null;
 
   constructor(
-    private readonly toks: Token[],
+    private toks: Token[],
     private readonly lineIdx: number,
     private readonly origin: StepOrigin,
     private readonly env: NameEnv,
   ) {}
+
+  /**
+   * v1.1: a `&` must be the last word of a step; a trailing one is taken out of the tokens
+   * (and remembered), so the words before it parse as in v1.
+   */
+  private takeAmp(): void {
+    const n = this.toks.length - 1; // the tokens before `end`
+    for (let k = 0; k < n - 1; k++) {
+      const t = this.toks[k]!;
+      if (this.isSym(t, '&')) this.fail(t, "'&' must be the last word of the step, after every option (like 'P fork Q &')");
+    }
+    const last = this.toks[n - 1];
+    if (n >= 2 && last !== undefined && this.isSym(last, '&')) {
+      this.amp = last;
+      this.toks = [...this.toks.slice(0, n - 1), { kind: 'end', text: '', col: last.col }];
+    }
+  }
 
   // ---- tokens
 
@@ -132,7 +176,8 @@ class LineParser {
   }
 
   private show(t: Token): string {
-    return t.kind === 'end' ? 'the end of the line' : `'${t.text}'`;
+    if (t.kind === 'end') return this.amp === null ? 'the end of the line' : "'&'";
+    return `'${t.text}'`;
   }
 
   private isWord(t: Token, text: string): boolean {
@@ -301,8 +346,12 @@ class LineParser {
   // ---- steps
 
   step(base: Base): Step {
+    this.takeAmp();
     const t = this.next();
     if (t.kind === 'word' && PROC_RE.test(t.text)) return this.processStep(t, base);
+    if (this.amp !== null && t.kind === 'word' && (SYSTEM_OPS as readonly string[]).includes(t.text)) {
+      this.fail(this.amp, `${AMP_ONLY} (operations of a process); '${t.text}' is not one`);
+    }
     switch (t.kind === 'word' ? t.text : '') {
       case 'device':
         return this.deviceStep(base);
@@ -332,10 +381,10 @@ class LineParser {
     const starts = `a step is 'PROC OPERATION ...' with PROC ${PROC_NAME_RULE}, or starts with one of: ${SYSTEM_OPS.join(', ')}`;
     if (t.kind !== 'word') this.fail(t, `expected a process name or an operation, got ${this.show(t)} (${starts})`);
     const second = this.peek();
-    if (second.kind === 'word' && (PROCESS_OPS as readonly string[]).includes(second.text)) {
+    if (second.kind === 'word' && ALL_PROCESS_OPS.includes(second.text)) {
       this.fail(t, `invalid process name '${t.text}' (${PROC_NAME_RULE})`);
     }
-    if ((PROCESS_OPS as readonly string[]).includes(t.text)) {
+    if (ALL_PROCESS_OPS.includes(t.text)) {
       this.fail(t, `missing process before '${t.text}' (expected 'PROC ${t.text} ...', like 'P ${t.text} ...')`);
     }
     return this.fail(t, `${unknownWord('operation', t.text, SYSTEM_OPS)}; ${starts}`);
@@ -347,12 +396,28 @@ class LineParser {
       this.fail(vt, `expected an operation after process '${pt.text}' (one of: ${PROCESS_OPS.join(', ')}), got ${this.show(vt)}`);
     }
     const verb = vt.text;
-    if (!(PROCESS_OPS as readonly string[]).includes(verb)) this.fail(vt, unknownWord('operation', verb, PROCESS_OPS));
+    if (!ALL_PROCESS_OPS.includes(verb)) {
+      // The v1 message stays as it was, unless the likely typo is of a v1.1 operation.
+      const near = closest(verb, ALL_PROCESS_OPS);
+      const v11 = near !== null && (THREAD_OPS as readonly string[]).includes(near);
+      this.fail(vt, unknownWord('operation', verb, v11 ? ALL_PROCESS_OPS : PROCESS_OPS));
+    }
     const ppos = this.at(pt);
-    if (verb === 'mmap') return this.mmap(this.env.mmapProc(pt.text, ppos), base);
-    const p = this.env.liveProc(pt.text, ppos);
+    const p = verb === 'mmap' ? this.env.mmapProc(pt.text, ppos) : this.env.liveProc(pt.text, ppos);
+    // v1.1: a thread inside a kernel path started with '&' may only step or finish it.
+    if (verb !== 'step' && verb !== 'finish') {
+      const busy = this.env.busy(p);
+      if (busy !== null) throw new StepFail(ppos, busy);
+    }
+    if (this.amp !== null) {
+      if (!(ASYNC_OPS as readonly string[]).includes(verb)) this.fail(this.amp, `${AMP_ONLY}; '${verb}' is not one`);
+      // Started now, so that a failing rest of the line does not make each later step of
+      // this thread fail too; the child or handle is added once bound.
+      this.path = this.env.startPath(p, base.text.slice(vt.col - pt.col), base.pos);
+    }
+    if (verb === 'mmap') return this.mmap(p, base);
     const proc = p.name;
-    switch (verb as Exclude<(typeof PROCESS_OPS)[number], 'mmap'>) {
+    switch (verb as Exclude<(typeof PROCESS_OPS)[number] | (typeof THREAD_OPS)[number], 'mmap'>) {
       case 'munmap': {
         const sel = this.sel(p, null);
         this.end();
@@ -375,15 +440,15 @@ class LineParser {
         this.expectToken('=', 'after the page selector');
         const value = this.value("after '='");
         this.end();
-        return { op: 'write', ...base, proc, sel, value };
+        return this.async({ op: 'write', ...base, proc, sel, value });
       }
       case 'read':
         return this.read(p, base);
       case 'fork': {
         const ct = this.procTok("the child's process name after 'fork'");
-        this.env.fork(p, ct.text, this.at(ct));
+        this.env.fork(p, ct.text, this.at(ct), this.path);
         const [cowpt] = this.options('fork', [['cowpt']]);
-        return { op: 'fork', ...base, proc, child: ct.text, cowpt: cowpt === 'cowpt' };
+        return this.async({ op: 'fork', ...base, proc, child: ct.text, cowpt: cowpt === 'cowpt' });
       }
       case 'exit':
         this.end();
@@ -392,17 +457,17 @@ class LineParser {
       case 'pin': {
         const { sel, handle } = this.taking(p, 'pin', 'pin');
         const [prot, term, fast] = this.options('pin', [['rw', 'ro'], ['longterm', 'short'], ['fast']]);
-        return { op: 'pin', ...base, proc, sel, handle, write: prot !== 'ro', longterm: term !== 'short', fast: fast === 'fast' };
+        return this.async({ op: 'pin', ...base, proc, sel, handle, write: prot !== 'ro', longterm: term !== 'short', fast: fast === 'fast' });
       }
       case 'gup': {
         const { sel, handle } = this.taking(p, 'gup', 'gup');
         const [prot, fast] = this.options('gup', [['rw', 'ro'], ['fast']]);
-        return { op: 'gup', ...base, proc, sel, handle, write: prot !== 'ro', fast: fast === 'fast' };
+        return this.async({ op: 'gup', ...base, proc, sel, handle, write: prot !== 'ro', fast: fast === 'fast' });
       }
       case 'vmsplice': {
         const { sel, handle } = this.taking(p, 'vmsplice', 'pipe');
         this.end();
-        return { op: 'vmsplice', ...base, proc, sel, handle };
+        return this.async({ op: 'vmsplice', ...base, proc, sel, handle });
       }
       case 'unpin':
       case 'put': {
@@ -415,7 +480,29 @@ class LineParser {
       case 'clear-softdirty':
         this.end();
         return { op: 'clear-softdirty', ...base, proc };
+      case 'thread': {
+        const tt = this.procTok("the new thread's name after 'thread'");
+        this.env.thread(p, tt.text, this.at(tt));
+        this.end();
+        return { op: 'thread', ...base, proc, thread: tt.text };
+      }
+      case 'step':
+        this.env.pendingPath(p, 'step', this.at(vt));
+        this.end();
+        return { op: 'step', ...base, proc };
+      case 'finish':
+        this.env.pendingPath(p, 'finish', this.at(vt));
+        // Finished before the end is checked, so that a typo after it does not leave the
+        // thread inside its path for every later step.
+        this.env.finishPath(p, base.pos);
+        this.end();
+        return { op: 'finish', ...base, proc };
     }
+  }
+
+  /** v1.1: marks a step the line started with a trailing `&` (the key is absent otherwise). */
+  private async<S extends AsyncStep>(s: S): S {
+    return this.amp === null ? s : { ...s, async: true };
   }
 
   private mmap(p: ProcInfo, base: Base): Step {
@@ -445,7 +532,7 @@ class LineParser {
     const sel = this.sel(p, null);
     this.expectToken('as', `after the pages (${verb} ${sel.region}[RANGE] as NAME)`);
     const ht = this.nameTok("a handle name after 'as'");
-    this.env.bindHandle(ht.text, kind, sel.hi - sel.lo + 1, p.name, this.at(ht));
+    this.env.bindHandle(ht.text, kind, sel.hi - sel.lo + 1, p.name, this.at(ht), this.path);
     return { sel, handle: ht.text };
   }
 

@@ -24,7 +24,7 @@ export function exploreCommand(argv: string[], io: Io): number {
   const { values, positionals } = parseCommandArgs(argv, {
     kernel: { type: 'string' }, set: { type: 'string', multiple: true }, profiles: { type: 'string', multiple: true },
     procs: { type: 'string' }, pages: { type: 'string' }, depth: { type: 'string' }, ops: { type: 'string' },
-    handles: { type: 'string' }, kinds: { type: 'string' }, from: { type: 'string' },
+    handles: { type: 'string' }, threads: { type: 'string' }, kinds: { type: 'string' }, from: { type: 'string' },
     'max-states': { type: 'string' }, 'max-memory': { type: 'string' }, time: { type: 'string' },
     workers: { type: 'string' }, all: { type: 'boolean' }, json: { type: 'boolean' }, out: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
@@ -62,7 +62,7 @@ export function exploreCommand(argv: string[], io: Io): number {
   }
   const input: ExploreInput = {
     profile: { ...profile, name: profile.name }, baseName: kernel, sets,
-    shape: { procs: intOpt(values.procs, '--procs', 2, 1, PROC_NAMES.length), handles: intOpt(values.handles, '--handles', 2, 0, 8), ops: ops as OpName[] },
+    shape: { procs: intOpt(values.procs, '--procs', 2, 1, PROC_NAMES.length), threads: intOpt(values.threads, '--threads', 2, 1, 4), handles: intOpt(values.handles, '--handles', 2, 0, 8), ops: ops as OpName[] },
     pages: intOpt(values.pages, '--pages', 2, 1, 64),
     bounds: {
       depth: intOpt(values.depth, '--depth', 6, 1, 40),

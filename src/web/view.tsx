@@ -1,0 +1,488 @@
+// The drawing: one panel per profile (the step's sentence, violations, reads, events, and the
+// diagram of page tables -> frames <- handles with SVG arrows), the step list, the editor and
+// the legend. Preact components over the pure Trace (trace.ts); no model logic here.
+
+import type { ComponentChildren } from 'preact';
+import { useLayoutEffect, useRef, useState } from 'preact/hooks';
+import type { Observation, Violation } from '../engine/result.js';
+import { explainEvent, explainViolation, refBreakdown, stepSentence, verdictLine } from './explain.js';
+import { type Cursor, type Diff, diffSnapshots, frameKey, handleKey, pteKey, snapshotsAt } from './state.js';
+import type { FrameView, HandleView, ProcView, PteView, Snapshot, Trace } from './trace.js';
+
+// ---- small pieces ----------------------------------------------------------------------------
+
+/** A value that changed shows its old value struck through before the new one. */
+function Val(props: { k: string; d: Diff; children: ComponentChildren; title?: string }) {
+  const old = props.d.changes.get(props.k);
+  const changed = old !== undefined;
+  return (
+    <span class={changed ? 'val chg' : 'val'} title={changed && old !== '' ? `was ${old}` : props.title}>
+      {changed && old !== '' ? <><s class="was">{old}</s>{' '}</> : null}
+      {props.children}
+    </span>
+  );
+}
+
+const BIT_SHORT: Record<string, [string, string]> = {
+  present: ['P', 'present: the entry maps a frame'],
+  write: ['W', 'writable: a write goes straight to the frame, no fault'],
+  dirty: ['D', 'dirty: written since mapped'],
+  young: ['A', 'accessed (young)'],
+  special: ['Z', 'special: maps the shared zero page'],
+  'soft-dirty': ['SD', 'soft-dirty: written since the last clear_refs'],
+  'uffd-wp': ['UW', 'userfaultfd write-protect'],
+  swap: ['SW', 'swap entry: the page is on swap'],
+  'swp-exclusive': ['SX', 'swap entry, exclusive'],
+  'device-exclusive': ['DX', 'device-exclusive entry'],
+  'devexcl-write': ['DXW', 'device-exclusive, writable'],
+};
+
+function Bits(props: { pte: PteView }) {
+  const { pte } = props;
+  return (
+    <span class="bits">
+      {pte.bits.map((b) => {
+        const [s, t] = BIT_SHORT[b] ?? [b, b];
+        return <span class={`bit bit-${b}`} title={t} key={b}>{s}</span>;
+      })}
+      {pte.present && !pte.bits.includes('write') ? (
+        <span class="bit bit-wp" title="write-protected: the next write faults into do_wp_page, which copies or reuses the frame">wp</span>
+      ) : null}
+    </span>
+  );
+}
+
+function frameLabel(pfn: number | null): string {
+  if (pfn === null) return 'not present';
+  return pfn === 0 ? 'zero page' : `frame ${pfn}`;
+}
+
+function hex(vpn: number): string {
+  return `0x${(vpn * 4096).toString(16)}`;
+}
+
+// ---- the diagram -------------------------------------------------------------------------------
+
+interface Arrow {
+  d: string;
+  kind: string;
+  changed: boolean;
+}
+
+/** Process cards: only populated page-table paths, grouped by PTE table. */
+function ProcCard(props: { p: ProcView; d: Diff; frames: Map<number, FrameView> }) {
+  const { p, d, frames } = props;
+  const groups = new Map<number, PteView[]>();
+  for (const e of p.ptes) {
+    const g = groups.get(e.table) ?? [];
+    g.push(e);
+    groups.set(e.table, g);
+  }
+  const zapped = d.zapped.filter((z) => z.proc === p.name);
+  const isNew = d.changes.has(`proc:${p.name}:new`);
+  return (
+    <div class={`card proc${p.alive ? '' : ' gone'}${isNew ? ' chg' : ''}`} data-testid="proc" data-proc={p.name}>
+      <div class="card-head">
+        <span class="proc-name">{p.name}</span>
+        {p.alive ? <span class="muted">{p.tables} page table{p.tables === 1 ? '' : 's'} · rss {p.rss}</span> : <span class="badge gone">exited</span>}
+        {p.hasPinned ? <span class="badge" title="MMF_HAS_PINNED: FOLL_PIN ran on this mm (fork then copies maybe-pinned pages early)">has_pinned</span> : null}
+      </div>
+      {p.regions.map((r) => (
+        <div class="region muted" key={r.name}>
+          <b>{r.name}</b>: {r.pages} page{r.pages === 1 ? '' : 's'} {r.mode} at {hex(r.start)}
+        </div>
+      ))}
+      {[...groups].map(([table, ptes]) => {
+        const [a, b, c] = ptes[0]!.path;
+        return (
+          <div class="ptable" key={table}>
+            <div class="path" title="the populated path of the 4-level page table: PGD index → PUD index → PMD index → the PTE table">
+              PGD[{a}] › PUD[{b}] › PMD[{c}] › <b>PTE table #{table}</b>
+            </div>
+            {ptes.map((e) => {
+              const f = e.pfn !== null ? frames.get(e.pfn) : undefined;
+              const wrong = f !== undefined && e.ideal !== null && f.value !== e.ideal;
+              const kind = !e.present ? '' : e.writable ? 'map-rw' : 'map-ro';
+              const rowNew = d.changes.has(pteKey(p.name, e.vpn, 'new'));
+              return (
+                <div class={`pte${rowNew ? ' chg' : ''}`} key={e.vpn} data-testid="pte" data-src={e.pfn !== null ? String(e.pfn) : undefined} data-kind={kind}
+                  data-chg={d.changes.has(pteKey(p.name, e.vpn, 'pfn')) || rowNew ? '1' : undefined}>
+                  <span class="idx" title={`PTE index ${e.path[3]} (address ${hex(e.vpn)})`}>[{e.path[3]}]</span>
+                  <span class="page">{e.page}</span>
+                  <Bits pte={e} />
+                  <span class="to">→ <Val k={pteKey(p.name, e.vpn, 'pfn')} d={d}>{frameLabel(e.pfn)}</Val></span>
+                  {f ? (
+                    <span class={wrong ? 'reads wrong' : 'reads'} title="what a read of this page returns now, and what the ideal semantics says it must be">
+                      reads {f.value}{wrong ? <> ≠ ideal <b>{e.ideal}</b></> : null}
+                    </span>
+                  ) : null}
+                </div>
+              );
+            })}
+          </div>
+        );
+      })}
+      {p.ptesHidden > 0 ? <div class="muted">… {p.ptesHidden} more PTEs not shown</div> : null}
+      {p.alive && p.ptes.length === 0 ? <div class="muted empty">no page mapped yet (page tables are filled on first touch)</div> : null}
+      {zapped.map((z) => (
+        <div class="pte zapped" key={`z${z.pte.vpn}`} title="this PTE was cleared by this step">
+          <span class="page">{z.pte.page}</span> <s>→ {frameLabel(z.pte.pfn)}</s> <span class="muted">unmapped</span>
+        </div>
+      ))}
+    </div>
+  );
+}
+
+function FrameCard(props: { f: FrameView; d: Diff; involved: boolean }) {
+  const { f, d } = props;
+  const isNew = d.changes.has(frameKey(f.pfn, 'new'));
+  return (
+    <div class={`card frame${isNew ? ' chg' : ''}${props.involved ? ' involved' : ''}${f.pfn === 0 ? ' zero' : ''}`} data-frame={String(f.pfn)} data-testid="frame">
+      <div class="card-head">
+        <span class="frame-name">{f.pfn === 0 ? 'zero page' : `frame ${f.pfn}`}</span>
+        <span class="value" title="the page's content">value <Val k={frameKey(f.pfn, 'value')} d={d}><b>{f.value}</b></Val></span>
+      </div>
+      {f.pfn !== 0 ? (
+        <>
+          <div class="counts">
+            <span title="page_count: every reference (mappings, pins count GUP_PIN_COUNTING_BIAS each, GUP references, pipe buffers)">refcount <Val k={frameKey(f.pfn, 'refcount')} d={d}><b>{f.refcount}</b></Val></span>
+            <span title="page_mapcount: how many PTEs map it">mapcount <Val k={frameKey(f.pfn, 'mapcount')} d={d}><b>{f.mapcount}</b></Val></span>
+            <span title="live FOLL_PIN pins (pin_user_pages)">pins <Val k={frameKey(f.pfn, 'pins')} d={d}><b>{f.pins}</b></Val></span>
+          </div>
+          <div class="muted breakdown" title="where the refcount comes from">{refBreakdown(f)}</div>
+        </>
+      ) : <div class="muted">shared by every read of untouched memory</div>}
+      <div class="flags">
+        <Val k={frameKey(f.pfn, 'flags')} d={d}>
+          {f.flags.map((fl) => <span class={`flag flag-${fl}`} key={fl}>{fl}</span>)}
+        </Val>
+      </div>
+    </div>
+  );
+}
+
+function HandleCard(props: { h: HandleView; d: Diff }) {
+  const { h, d } = props;
+  const isNew = d.changes.has(handleKey(h.name, -1, 'new'));
+  const what = h.kind === 'pin' ? `pin ${h.write ? 'rw' : 'ro'}${h.longterm ? ' longterm' : ' short'}` : h.kind === 'gup' ? `GUP reference${h.write ? ' rw' : ''}` : h.kind === 'pipe' ? 'pipe (vmsplice)' : h.kind;
+  const reader = h.kind === 'pipe' ? 'pipe reads' : h.kind === 'gup' ? 'reads' : 'device sees';
+  return (
+    <div class={`card handle handle-${h.kind}${h.released ? ' gone' : ''}${isNew ? ' chg' : ''}`} data-testid="handle" data-handle={h.name}>
+      <div class="card-head">
+        <span class="handle-name">{h.name}</span>
+        <span class="muted">{what}</span>
+      </div>
+      <div class="muted">taken by {h.holder} on {h.page}{h.released ? ' · released' : ''}</div>
+      {h.pages.map((pg) => {
+        const wrong = pg.ideal !== null && !pg.ideal.split(' or ').includes(pg.value);
+        return (
+          <div class="hpage" key={pg.index} data-src={!h.released && pg.pfn >= 0 ? String(pg.pfn) : undefined} data-kind={h.kind === 'pin' ? 'pin' : h.kind === 'pipe' ? 'pipe' : 'ref'}>
+            <span class="idx">[{pg.index}]</span> → {pg.pfn < 0 ? 'nothing' : frameLabel(pg.pfn)}
+            {pg.pfn >= 0 ? (
+              <span class={wrong ? 'reads wrong' : 'reads'}>
+                {' '}{reader} <Val k={handleKey(h.name, pg.index, 'value')} d={d}>{pg.value}</Val>
+                {pg.ideal !== null ? <> · ideal <Val k={handleKey(h.name, pg.index, 'ideal')} d={d}><b>{pg.ideal}</b></Val></> : null}
+                {pg.bound !== null ? <span class="muted" title="a longterm pin stays bound to its owner's page until the owner unmaps it or exits">{pg.bound ? ' (bound)' : ' (unbound)'}</span> : null}
+              </span>
+            ) : null}
+          </div>
+        );
+      })}
+    </div>
+  );
+}
+
+function Diagram(props: { snap: Snapshot; d: Diff; involved: Set<number> }) {
+  const { snap, d } = props;
+  const box = useRef<HTMLDivElement>(null);
+  const [arrows, setArrows] = useState<Arrow[]>([]);
+  const [size, setSize] = useState<[number, number]>([0, 0]);
+  const frames = new Map(snap.frames.map((f) => [f.pfn, f]));
+
+  const measure = (): void => {
+    const el = box.current;
+    if (!el) return;
+    const base = el.getBoundingClientRect();
+    const targets = new Map<string, DOMRect>();
+    el.querySelectorAll<HTMLElement>('[data-frame]').forEach((t) => targets.set(t.dataset['frame']!, t.getBoundingClientRect()));
+    const out: Arrow[] = [];
+    el.querySelectorAll<HTMLElement>('[data-src]').forEach((s) => {
+      const t = targets.get(s.dataset['src']!);
+      if (!t) return;
+      const r = s.getBoundingClientRect();
+      const fromLeft = r.left > t.right; // handles sit right of the frames
+      const x1 = (fromLeft ? r.left : r.right) - base.left;
+      const y1 = r.top + r.height / 2 - base.top;
+      const x2 = (fromLeft ? t.right : t.left) - base.left;
+      const y2 = Math.min(t.bottom - 8, Math.max(t.top + 8, r.top + r.height / 2)) - base.top;
+      const dx = Math.max(16, Math.abs(x2 - x1) / 2) * (fromLeft ? -1 : 1);
+      out.push({
+        d: `M${x1.toFixed(1)},${y1.toFixed(1)} C${(x1 + dx).toFixed(1)},${y1.toFixed(1)} ${(x2 - dx).toFixed(1)},${y2.toFixed(1)} ${x2.toFixed(1)},${y2.toFixed(1)}`,
+        kind: s.dataset['kind'] ?? 'map-rw',
+        changed: s.dataset['chg'] === '1',
+      });
+    });
+    const next: [number, number] = [el.scrollWidth, el.scrollHeight];
+    if (JSON.stringify(out) !== JSON.stringify(arrows)) setArrows(out);
+    if (next[0] !== size[0] || next[1] !== size[1]) setSize(next);
+  };
+  useLayoutEffect(measure);
+  useLayoutEffect(() => {
+    const ro = new ResizeObserver(() => measure());
+    if (box.current) ro.observe(box.current);
+    return () => ro.disconnect();
+  }, []);
+
+  return (
+    <div class="diagram" ref={box}>
+      <svg class="arrows" width={size[0]} height={size[1]} aria-hidden="true">
+        <defs>
+          {['map-rw', 'map-ro', 'pin', 'ref', 'pipe'].map((k) => (
+            <marker id={`head-${k}`} key={k} viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
+              <path d="M0,0 L10,5 L0,10 z" class={`head head-${k}`} />
+            </marker>
+          ))}
+        </defs>
+        {arrows.map((a, i) => <path key={i} d={a.d} class={`arrow arrow-${a.kind}${a.changed ? ' arrow-chg' : ''}`} marker-end={`url(#head-${a.kind})`} />)}
+      </svg>
+      <div class="col">
+        <div class="col-title">processes and their page tables</div>
+        {snap.procs.length === 0 ? <div class="muted empty">no process yet</div> : null}
+        {snap.procs.map((p) => <ProcCard p={p} d={d} frames={frames} key={p.name} />)}
+      </div>
+      <div class="col">
+        <div class="col-title">frames in use: {snap.framesUsed}</div>
+        {snap.frames.map((f) => <FrameCard f={f} d={d} involved={props.involved.has(f.pfn)} key={f.pfn} />)}
+        {snap.framesHidden > 0 ? <div class="muted">… {snap.framesHidden} more frames not shown</div> : null}
+        {d.freed.map((f) => (
+          <div class="card frame freed" key={`freed${f.pfn}`} data-testid="freed">
+            <div class="card-head"><span class="frame-name"><s>frame {f.pfn}</s></span><span class="muted">freed (value was {f.value})</span></div>
+          </div>
+        ))}
+        {snap.frames.length === 0 && d.freed.length === 0 ? <div class="muted empty">no frame in use</div> : null}
+      </div>
+      <div class="col">
+        <div class="col-title">handles (pins, references, pipes)</div>
+        {snap.handles.length === 0 ? <div class="muted empty">none taken</div> : null}
+        {snap.handles.map((h) => <HandleCard h={h} d={d} key={h.name} />)}
+      </div>
+    </div>
+  );
+}
+
+// ---- a profile's panel ---------------------------------------------------------------------------
+
+function ObservationRow(props: { o: Observation }) {
+  const { o } = props;
+  const isRead = o.kind === 'read' || o.kind === 'handle-read';
+  const ok = o.ideal === null || o.ideal === o.actual || o.ideal.split(' or ').includes(o.actual) || o.kind === 'stat';
+  if (isRead) {
+    return (
+      <div class={`obs${ok ? '' : ' wrong'}`} data-testid="observation">
+        {o.what.includes(' reads ') ? o.what : `${o.what.split(' ')[0]} reads ${o.what.split(' ').slice(1).join(' ')}`}: got <b>{o.actual}</b>
+        {o.ideal !== null ? <>, ideal <b>{o.ideal}</b> {ok ? '✓' : '✗ (the ideal semantics: what a program may rely on)'}</> : null}
+      </div>
+    );
+  }
+  if (o.kind === 'write' || o.kind === 'fork' || o.kind === 'gup') {
+    // The sentence above already says it; only a failure is worth a line.
+    if (ok) return null;
+    return <div class="obs wrong" data-testid="observation">{o.what}: {o.actual}, ideal {o.ideal}</div>;
+  }
+  return (
+    <div class={`obs${ok ? '' : ' wrong'}`} data-testid="observation">
+      {o.what}: <b>{o.actual}</b>{o.ideal !== null ? <> · {o.kind === 'stat' ? 'expected' : 'ideal'} <b>{o.ideal}</b> {ok ? '✓' : '✗'}</> : null}
+    </div>
+  );
+}
+
+function ViolationBox(props: { v: Violation; step: number }) {
+  const { v } = props;
+  return (
+    <div class="violation" data-testid="violation" data-kind={v.kind} role="alert">
+      <div class="v-head"><span class="v-kind">{v.kind}</span> at step {props.step + 1}{v.line > 0 ? `, line ${v.line}` : ' (end of run)'}</div>
+      <div class="v-text">{explainViolation(v)}</div>
+    </div>
+  );
+}
+
+export function ProfilePanel(props: { trace: Trace; cursor: Cursor; onCursor: (c: Cursor) => void }) {
+  const { trace: t, cursor } = props;
+  const i = Math.min(cursor.step, t.steps.length - 1);
+  const s = t.steps[i]!;
+  const beyond = cursor.step >= t.steps.length;
+  const { now, before } = snapshotsAt(t, cursor);
+  const d = diffSnapshots(before, now);
+  const verdict = verdictLine(t);
+  const sentence = stepSentence(s);
+  const ev = cursor.ev !== null && !beyond && cursor.ev < s.events.length ? cursor.ev : null;
+  const involved = new Set<number>();
+  for (const e of ev !== null ? [s.events[ev]!] : s.events) {
+    if (e.pfn > 0) involved.add(e.pfn);
+    if (e.pfn2 > 0 && e.type !== 'fork') involved.add(e.pfn2);
+  }
+  for (const v of s.record.violations) for (const f of v.frames) involved.add(f);
+  const exp = t.result.expected;
+  const expText = exp === null ? 'not stated' : exp.kind === 'violations' ? exp.kinds.join(', ') : exp.kind;
+  return (
+    <section class="panel" data-testid="panel" data-profile={t.profile.name} aria-label={`profile ${t.profile.name}`}>
+      <header class="panel-head">
+        <div>
+          <span class="profile-name">{t.profile.name}</span>
+          <span class={`verdict tone-${verdict.tone}`} data-testid="verdict" title={verdict.text}>{verdict.label}</span>
+        </div>
+        <div class="muted small">{t.profile.summary}</div>
+        <div class="muted small">whole run: {verdict.text}; outcomes expects: {expText}</div>
+      </header>
+      {beyond ? <div class="sentence muted">This run stopped at step {t.steps.length} ({t.result.na?.reason ?? 'n/a'}).</div> : (
+        <div class="sentence" data-testid="sentence">
+          <div class="what">{sentence.what}</div>
+          {ev !== null ? (
+            <div class="why"><b>event {ev + 1} of {s.events.length}:</b> {explainEvent(s.events[ev]!)}</div>
+          ) : sentence.why ? <div class="why">{sentence.why}</div> : null}
+        </div>
+      )}
+      {!beyond && s.record.violations.map((v, k) => <ViolationBox v={v} step={i} key={k} />)}
+      {!beyond && s.record.observations.length > 0 ? (
+        <div class="observations">{s.record.observations.map((o, k) => <ObservationRow o={o} key={k} />)}</div>
+      ) : null}
+      {!beyond && s.events.length > 0 ? (
+        <ol class="events" aria-label="kernel events inside this step">
+          {s.events.map((e, k) => (
+            <li key={k} class={ev === k ? 'current' : ''}>
+              <span class="enum">{k + 1}</span>
+              <button type="button" class="linklike" onClick={() => props.onCursor({ step: i, ev: k })} title="show the model right after this event">
+                <span class={`etype etype-${e.type}`}>{e.type}</span> {explainEvent(e)}
+              </button>
+            </li>
+          ))}
+        </ol>
+      ) : null}
+      <div class="state-caption muted small">
+        {ev !== null ? `The model right after event ${ev + 1}; highlighted: what that event changed.`
+          : cursor.ev !== null && !beyond ? `${t.profile.name} has no event ${cursor.ev + 1} in this step: the model after step ${i + 1}; highlighted: what this step changed.`
+          : `The model after step ${i + 1}; highlighted: what this step changed.`}
+      </div>
+      <Diagram snap={now} d={d} involved={involved} />
+    </section>
+  );
+}
+
+// ---- the step list, the editor, the legend ------------------------------------------------------
+
+export function Timeline(props: { traces: Trace[]; cursor: Cursor; differ: Set<number>; onCursor: (c: Cursor) => void }) {
+  const { traces, cursor } = props;
+  const longest = traces.reduce((a, b) => (b.steps.length > a.steps.length ? b : a), traces[0]!);
+  const ref = useRef<HTMLOListElement>(null);
+  useLayoutEffect(() => {
+    ref.current?.querySelector('.current')?.scrollIntoView({ block: 'nearest' });
+  }, [cursor.step]);
+  return (
+    <ol class="timeline" ref={ref} aria-label="steps">
+      {longest.steps.map((s, i) => (
+        <li key={i} class={i === cursor.step ? 'current' : ''}>
+          <button type="button" class="step-btn" onClick={() => props.onCursor({ step: i, ev: null })} data-testid="step" data-step={i + 1}>
+            <span class="n">{i + 1}</span>
+            <span class="line muted">{s.record.line > 0 ? `L${s.record.line}` : ''}</span>
+            <code>{s.record.text}</code>
+            <span class="marks">
+              {traces.map((t) => {
+                const r = t.steps[i]?.record;
+                if (!r) return <span class="mark na" key={t.profile.name} title={`${t.profile.name}: stopped before`}>·</span>;
+                if (r.violations.length) return <span class="mark bad" key={t.profile.name} title={`${t.profile.name}: ${r.violations.map((v) => v.kind).join(', ')}`}>✗</span>;
+                if (r.summary.startsWith('n/a')) return <span class="mark na" key={t.profile.name} title={`${t.profile.name}: ${r.summary}`}>n/a</span>;
+                return <span class="mark ok" key={t.profile.name} title={`${t.profile.name}: no violation`}>✓</span>;
+              })}
+              {props.differ.has(i) ? <span class="mark differ" title="the profiles behave differently at this step">≠</span> : null}
+            </span>
+          </button>
+        </li>
+      ))}
+    </ol>
+  );
+}
+
+export interface EditorError {
+  line: number;
+  col: number;
+  message: string;
+}
+
+export function Editor(props: { text: string; errors: EditorError[]; onText: (t: string) => void }) {
+  const area = useRef<HTMLTextAreaElement>(null);
+  const gutter = useRef<HTMLDivElement>(null);
+  const lines = props.text.split('\n').length;
+  const bad = new Set(props.errors.map((e) => e.line));
+  const goTo = (e: EditorError): void => {
+    const ta = area.current;
+    if (!ta) return;
+    const ls = ta.value.split('\n');
+    let off = 0;
+    for (let i = 0; i < e.line - 1 && i < ls.length; i++) off += ls[i]!.length + 1;
+    off += Math.max(0, e.col - 1);
+    ta.focus();
+    ta.setSelectionRange(off, off + 1);
+  };
+  return (
+    <div class="editor">
+      <div class="editor-box">
+        <div class="gutter" ref={gutter} aria-hidden="true">
+          {Array.from({ length: lines }, (_, i) => <div key={i} class={bad.has(i + 1) ? 'bad' : ''}>{i + 1}</div>)}
+        </div>
+        <textarea ref={area} spellcheck={false} value={props.text} aria-label="scenario text" data-testid="editor"
+          onInput={(e) => props.onText((e.currentTarget as HTMLTextAreaElement).value)}
+          onScroll={(e) => { if (gutter.current) gutter.current.scrollTop = (e.currentTarget as HTMLTextAreaElement).scrollTop; }} />
+      </div>
+      <div class={`parse-status ${props.errors.length ? 'bad' : 'ok'}`} data-testid="parse-status">
+        {props.errors.length === 0 ? '✓ parses' : `✗ ${props.errors.length} error${props.errors.length === 1 ? '' : 's'}`}
+      </div>
+      {props.errors.length > 0 ? (
+        <ul class="errors" data-testid="parse-errors">
+          {props.errors.map((e, i) => (
+            <li key={i}><button type="button" class="linklike" onClick={() => goTo(e)}>{e.line}:{e.col}</button> {e.message}</li>
+          ))}
+        </ul>
+      ) : null}
+    </div>
+  );
+}
+
+export function Legend() {
+  return (
+    <details class="legend" open>
+      <summary>Legend</summary>
+      <div class="legend-grid">
+        <div>
+          <b>Page-table entries</b> (left): each process shows only the populated path of its 4-level page table
+          (PGD › PUD › PMD › PTE table) and, per mapped page, its PTE bits:
+          <span class="bit">P</span> present, <span class="bit bit-write">W</span> writable,
+          <span class="bit bit-wp">wp</span> write-protected (the next write faults into <code>do_wp_page</code>, which copies or reuses the frame),
+          <span class="bit">D</span> dirty, <span class="bit">A</span> accessed, <span class="bit">SD</span> soft-dirty, <span class="bit">Z</span> zero page.
+          “reads” is what a load returns now; <span class="reads wrong">≠ ideal</span> marks a page whose content differs from what the program may rely on.
+        </div>
+        <div>
+          <b>Frames</b> (middle): physical pages. <i>refcount</i> counts every reference (each mapping 1, each pin
+          GUP_PIN_COUNTING_BIAS = 1024, each GUP reference or pipe buffer 1); <i>mapcount</i> counts the PTEs mapping it;
+          the line under them says where the refcount comes from. <span class="flag">anon-exclusive</span> is PG_anon_exclusive (5.19+).
+        </div>
+        <div>
+          <b>Handles</b> (right): pins (<code>pin_user_pages</code>, the device's view), GUP references and pipes (vmsplice),
+          with what a read through them returns and what the ideal semantics allows.
+        </div>
+        <div>
+          <b>Arrows</b>:
+          <svg width="34" height="10" aria-hidden="true"><path d="M0,5 L34,5" class="arrow arrow-map-rw" /></svg> writable mapping,
+          <svg width="34" height="10" aria-hidden="true"><path d="M0,5 L34,5" class="arrow arrow-map-ro" /></svg> write-protected mapping,
+          <svg width="34" height="10" aria-hidden="true"><path d="M0,5 L34,5" class="arrow arrow-pin" /></svg> pin,
+          <svg width="34" height="10" aria-hidden="true"><path d="M0,5 L34,5" class="arrow arrow-ref" /></svg> reference or pipe.
+          <span class="val chg">yellow</span> cells changed in this step (or event), with the old value struck through;
+          a <span class="violation-chip">red box</span> is a violation: where the model broke what a program may rely on.
+        </div>
+        <div>
+          <b>Keys</b>: <kbd>→</kbd>/<kbd>←</kbd> next/previous step, <kbd>Shift</kbd>+<kbd>→</kbd>/<kbd>←</kbd> next/previous kernel event
+          inside a step, <kbd>Home</kbd>/<kbd>End</kbd> first/last step. The address bar always holds a link to this exact view.
+        </div>
+      </div>
+    </details>
+  );
+}
