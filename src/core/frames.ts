@@ -83,13 +83,13 @@ export class FrameTable {
   }
 
   clone(): FrameTable {
-    const c = new FrameTable(this.limit, 2);
+    const c = Object.create(FrameTable.prototype) as FrameTable;
+    c.limit = this.limit;
     c.refcount = this.refcount.slice(0, this.top);
     c.mapcount = this.mapcount.slice(0, this.top);
     c.flags = this.flags.slice(0, this.top);
     c.value = this.value.slice(0, this.top);
     c.next = this.next.slice(0, this.top);
-    c.reserve(Math.max(2, this.top));
     c.top = this.top;
     c.freeHead = this.freeHead;
     c.used = this.used;

@@ -74,13 +74,12 @@ export class TableArena {
   }
 
   clone(): TableArena {
-    const c = new TableArena(2);
+    const c = Object.create(TableArena.prototype) as TableArena;
     c.entry = this.entry.slice(0, this.top * PTRS_PER_TABLE);
     c.bits = this.bits.slice(0, this.top * PTRS_PER_TABLE);
     c.level = this.level.slice(0, this.top);
     c.filled = this.filled.slice(0, this.top);
     c.nextFree = this.nextFree.slice(0, this.top);
-    c.reserve(Math.max(2, this.top));
     c.top = this.top;
     c.freeHead = this.freeHead;
     c.used = this.used;

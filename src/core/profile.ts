@@ -40,7 +40,7 @@ export interface Profile {
   ksmReuse: boolean;
   /** FOLL_PIN of the zero page is a no-op (6.5, c8070b787519); before, it took a pin on it. */
   pinSkipsZeroPage: boolean;
-  /** gup-fast FOLL_PIN checks mm->write_protect_seq against a concurrent fork (5.10). */
+  /** gup-fast FOLL_PIN checks mm->write_protect_seq against a concurrent fork (57efa1fe5957, 5.11). */
   writeProtectSeq: boolean;
   /** Device-exclusive entries: `none`, `v5.14` (as merged), `v6.15` (mapcount untouched). */
   deviceExclusive: 'none' | 'v5.14' | 'v6.15';

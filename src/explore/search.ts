@@ -5,6 +5,7 @@
 
 import type { Runner } from '../engine/run.js';
 import type { Violation } from '../engine/result.js';
+import type { Step } from '../scenario/ast.js';
 import { canonicalKey } from './canonical.js';
 import { decodeOp, enabledOps, type ExploreShape } from './ops.js';
 
@@ -100,6 +101,15 @@ function reachedEvents(before: Runner, after: Runner, out: Set<string>): void {
   }
 }
 
+/**
+ * The line a replay file needs for a step: a `step` that ended its thread's kernel path is
+ * written `finish`, which the parser needs to know the path is over.
+ */
+function replayText(after: Runner, step: Step): string {
+  if (step.op === 'step' && !after.procs.get(step.proc)?.task) return `${step.proc} finish`;
+  return step.text;
+}
+
 export function search(root: Runner, shape: ExploreShape, bounds: SearchBounds, progress?: Progress): SearchResult {
   const t0 = performance.now();
   const visited = new KeySet();
@@ -132,6 +142,7 @@ export function search(root: Runner, shape: ExploreShape, bounds: SearchBounds, 
       const step = decodeOp(r, op);
       lines.push(step.text);
       r.step(step, lines.length - 1);
+      lines[lines.length - 1] = replayText(r, step);
     }
     return { r, lines };
   };
@@ -158,7 +169,7 @@ export function search(root: Runner, shape: ExploreShape, bounds: SearchBounds, 
         const newKinds = fresh.filter((v) => !foundKinds.has(v.kind));
         if (newKinds.length > 0) {
           for (const v of fresh) foundKinds.add(v.kind);
-          counterexamples.push({ steps: [...lines, step.text], violations: fresh, depth: d + 1 });
+          counterexamples.push({ steps: [...lines, replayText(child, step)], violations: fresh, depth: d + 1 });
           if (!bounds.all) {
             stop = true;
             break;

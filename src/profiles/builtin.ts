@@ -49,8 +49,8 @@ const V5_9 = derive(V5_9_RC4, 'v5.9',
   { forkEarlyCow: true });
 
 const V5_14 = derive(V5_9, 'v5.14',
-  'v5.9 + write_protect_seq (5.10), clear_refs skips pinned pages (5.11), device-exclusive entries as merged',
-  '57efa1fe5957 (write_protect_seq), 9348b73c2e1b (clear_refs), b756a3b5e7ea "mm: device exclusive memory access" (seed 002)',
+  'v5.9 + write_protect_seq and clear_refs skipping pinned pages (5.11), device-exclusive entries as merged',
+  '57efa1fe5957 (write_protect_seq, 5.11), 9348b73c2e1b (clear_refs, 5.11), b756a3b5e7ea "mm: device exclusive memory access" (seed 002)',
   { writeProtectSeq: true, clearRefsSkipPinned: true, deviceExclusive: 'v5.14' });
 
 const V5_18 = derive(V5_14, 'v5.18',
