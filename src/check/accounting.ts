@@ -145,8 +145,13 @@ function walkTables(
     return;
   }
   const span = 512 ** level;
-  for (let i = 0; i < PTRS_PER_TABLE; i++) {
+  // Upper levels: stop once every filled entry was seen (their counts are kept by walk.ts).
+  let left = t.filled[table]!;
+  for (let i = 0; i < PTRS_PER_TABLE && left > 0; i++) {
     const child = t.entry[tb + i]!;
-    if (child !== 0) walkTables(k, mm, child, level - 1, base + i * span, c, expMap, expRef, add);
+    if (child !== 0) {
+      left--;
+      walkTables(k, mm, child, level - 1, base + i * span, c, expMap, expRef, add);
+    }
   }
 }

@@ -238,6 +238,12 @@ export class IdealMemory {
           const v = this.cellValue[cell]!;
           cells[i] = this.newCell(v);
           this.hold(v, child);
+          // What the parent's page may also hold (short-term device writes), the child's copy may too.
+          const m = this.maybe.get(cell);
+          if (m) {
+            this.maybe.set(cells[i]!, new Set(m));
+            for (const x of m) this.hold(x, child);
+          }
         }
       }
       c.segs.push(new Segment(seg.start, seg.n, seg.shared, cells, seg.flags.slice()));
@@ -361,7 +367,9 @@ export class IdealMemory {
     if (h.longterm) {
       allowed = [this.cellValue[h.origin[i]!]!, ...(this.maybe.get(h.origin[i]!) ?? [])];
     } else {
-      allowed = [...h.seen[i]!];
+      // A short-term reference: what its origin held since it was taken, what was written through
+      // it, and what other short-term device writes may have put in the same page.
+      allowed = [...h.seen[i]!, ...(h.origin[i]! >= 0 ? this.maybe.get(h.origin[i]!) ?? [] : [])];
     }
     if (allowed.includes(value)) return { ok: true, allowed, kind: 'lost-write' };
     const mayKnow = this.everHeld(observer, value) || this.everHeld(h.holder, value) || h.written.has(value);

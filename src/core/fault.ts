@@ -15,8 +15,6 @@ export const FAULT_FLAG_UNSHARE = 2;
 
 /** handle_mm_fault(): resolve a fault at vpn in mm's context. Returns OK, SIGSEGV, OOM or NA. */
 export function handleMmFault(k: Kernel, mm: Mm, vpn: number, flags: number): number {
-  mm.minflt++;
-  k.stats.faults++;
   const vma = mm.findVma(vpn);
   const write = (flags & FAULT_FLAG_WRITE) !== 0;
   if (vma === null || !(vma.flags & (write ? VM_WRITE : VM_READ))) {
@@ -26,7 +24,13 @@ export function handleMmFault(k: Kernel, mm: Mm, vpn: number, flags: number): nu
   // sanitize_fault_flags(): unshare only makes sense in COW mappings.
   if (vma.flags & (VM_SHARED | VM_MAYSHARE)) flags &= ~FAULT_FLAG_UNSHARE;
   const slot = pteSlotAlloc(k, mm, vpn);
-  return handlePteFault(k, mm, vma, vpn, slot, flags);
+  const err = handlePteFault(k, mm, vma, vpn, slot, flags);
+  // mm_account_fault(): only faults that did not fail count (min_flt).
+  if (err === OK) {
+    mm.minflt++;
+    k.stats.faults++;
+  }
+  return err;
 }
 
 /** handle_pte_fault(). */

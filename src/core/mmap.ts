@@ -60,8 +60,6 @@ export function populateRange(k: Kernel, mm: Mm, vma: Vma, lo: number, hi: numbe
     const base = table << TABLE_SHIFT;
     for (let v = a; v < next; v++) {
       const slot = base | (v & TABLE_MASK);
-      mm.minflt++;
-      k.stats.faults++;
       const err = write && k.tables.bits[slot] === 0
         ? doAnonymousPage(k, mm, vma, v, slot, true)
         : handlePteFault(k, mm, vma, v, slot, write ? FAULT_FLAG_WRITE : 0);
@@ -71,8 +69,12 @@ export function populateRange(k: Kernel, mm: Mm, vma: Vma, lo: number, hi: numbe
       }
       done++;
     }
+
     a = next;
   }
+  // Each page faulted in counts as a fault of this process (mm_account_fault), failures do not.
+  mm.minflt += done;
+  k.stats.faults += done;
   k.tracing = tracing;
   k.emit('note', mm.id, lo, -1, -1, `MAP_POPULATE: ${done} page(s) faulted in with ${write ? 'write' : 'read'} faults${failed ? ', then an allocation failed' : ''}`);
   return done;
@@ -169,19 +171,21 @@ export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: Adv
 }
 
 /**
- * clear_refs_write() with CLEAR_REFS_SOFT_DIRTY: write-protect every PTE of private mappings and
- * clear its soft-dirty bit so the next write faults; maybe-pinned pages are skipped from 5.11.
+ * clear_refs_write() with CLEAR_REFS_SOFT_DIRTY: write-protect every present PTE and clear its
+ * soft-dirty bit so the next write faults; pinned pages of COW mappings are skipped from 5.11.
  */
 export function clearSoftDirty(k: Kernel, mm: Mm): number {
   const t = k.tables;
   let wp = 0;
   for (const vma of mm.vmas) {
     vma.flags &= ~VM_SOFTDIRTY;
-    if (!isCowMapping(vma.flags)) continue;
+    const cow = isCowMapping(vma.flags);
     forEachPte(k, mm, vma.start, vma.end, (slot) => {
       const bits = t.bits[slot]!;
       if (!(bits & PTE_PRESENT)) return;
-      if (!(bits & PTE_SPECIAL) && k.profile.clearRefsSkipPinned && pageMaybeDmaPinned(k, t.entry[slot]!)) return;
+      // pte_is_pinned(): MMF_HAS_PINNED, a COW mapping, a writable PTE, a maybe-pinned page.
+      if (k.profile.clearRefsSkipPinned && mm.hasPinned && cow && bits & PTE_WRITE && !(bits & PTE_SPECIAL) &&
+        pageMaybeDmaPinned(k, t.entry[slot]!)) return;
       t.bits[slot] = bits & ~(PTE_WRITE | PTE_SOFT_DIRTY);
       if (bits & PTE_WRITE) wp++;
     });

@@ -364,6 +364,11 @@ export class Runner {
       }
       case 'mmap': {
         let p = this.procs.get(step.proc);
+        if (!p && this.procs.size > 0) {
+          // Only the first process is created by mmap; another unknown name is a child whose fork failed.
+          this.record.summary = `${step.proc} does not exist (its fork failed): step skipped`;
+          return;
+        }
         if (!p) {
           const mm = k.newMm();
           this.mmNames[mm.id] = step.proc;

@@ -1,0 +1,234 @@
+// mmap, mprotect, madvise and clear_refs on anonymous memory (kernel-rules §2.10).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { OK, SIGSEGV, VM_DONTCOPY, VM_SOFTDIRTY } from '../../src/core/constants.js';
+import { dupMmap } from '../../src/core/fork.js';
+import type { Kernel } from '../../src/core/kernel.js';
+import type { Mm } from '../../src/core/mm.js';
+import { clearSoftDirty, doMadvise, doMmap, doMprotect } from '../../src/core/mmap.js';
+import { assertConsistent, frame, kernel, presentPte, proc, read, readOk, write, writeOk } from './helpers.js';
+
+test('mmap places mappings one after another, PMD-sized ones PMD-aligned, without faulting anything in', () => {
+  const k = kernel('v6');
+  const mm = k.newMm();
+  const a = doMmap(k, mm, 3, 'rw', false, false);
+  const b = doMmap(k, mm, 2, 'rw', false, false);
+  const c = doMmap(k, mm, 1024, 'rw', false, false);
+  assert.deepEqual([a.err, b.err, c.err], [OK, OK, OK]);
+  assert.equal(b.start, a.start + 3);
+  assert.equal(c.start % 512, 0);
+  assert.ok(c.start >= b.start + 2);
+  assert.equal(k.frames.used, 0);
+  assert.equal(mm.nrTables, 1);
+  assert.equal(mm.vmas.length, 3);
+});
+
+test('MAP_POPULATE write-faults a private writable mapping and read-faults a read-only one', () => {
+  const k = kernel('v6');
+  const mm = k.newMm();
+  const rw = doMmap(k, mm, 4, 'rw', false, true);
+  assert.equal(rw.populated, 4);
+  assert.equal(k.frames.used, 4);
+  assert.equal(presentPte(k, mm, rw.start + 3).write, true);
+  const ro = doMmap(k, mm, 4, 'ro', false, true);
+  assert.equal(ro.populated, 4);
+  assert.equal(k.frames.used, 4, 'read faults map the zero page');
+  assert.equal(presentPte(k, mm, ro.start).pfn, 0);
+  assertConsistent(k);
+});
+
+test('MAP_POPULATE stops at the first allocation failure', () => {
+  const k = kernel('v6', { frames: 2 });
+  const mm = k.newMm();
+  const r = doMmap(k, mm, 4, 'rw', false, true);
+  assert.equal(r.err, OK, 'mmap itself succeeds');
+  assert.equal(r.populated, 2);
+  assert.equal(k.frames.used, 2);
+  assertConsistent(k);
+});
+
+// ---- mprotect -----------------------------------------------------------------------------------
+
+test('mprotect ro write-protects the PTEs: stores fault, loads work, exclusivity is kept', () => {
+  const k = kernel('v6');
+  const { mm, vpn } = proc(k, 2);
+  const a = writeOk(k, mm, vpn, 1);
+  readOk(k, mm, vpn + 1);
+  assert.equal(doMprotect(k, mm, vpn, vpn + 2, 'ro'), OK);
+  assert.equal(presentPte(k, mm, vpn).write, false);
+  assert.equal(write(k, mm, vpn, 2).err, SIGSEGV);
+  assert.equal(write(k, mm, vpn + 1, 2).err, SIGSEGV);
+  assert.equal(readOk(k, mm, vpn), 1);
+  assert.equal(frame(k, a).exclusive, true);
+  assert.equal(frame(k, a).value, 1);
+  assertConsistent(k);
+});
+
+test('mprotect none: even loads fault; the page stays mapped and comes back with rw', () => {
+  const k = kernel('v6');
+  const { mm, vpn } = proc(k, 1);
+  const a = writeOk(k, mm, vpn, 1);
+  doMprotect(k, mm, vpn, vpn + 1, 'none');
+  assert.equal(read(k, mm, vpn).err, SIGSEGV);
+  doMprotect(k, mm, vpn, vpn + 1, 'rw');
+  assert.equal(readOk(k, mm, vpn), 1);
+  assert.equal(presentPte(k, mm, vpn).pfn, a);
+});
+
+/** P writes page 0, reads page 1 (zero page), writes page 2 and forks Q (page 2 shared); then mprotect ro, rw. */
+function roThenRw(name: string): { k: Kernel; mm: Mm; vpn: number; own: number; sharedPfn: number } {
+  const k = kernel(name);
+  const { mm, vpn } = proc(k, 3);
+  const sharedPfn = writeOk(k, mm, vpn + 2, 3);
+  dupMmap(k, mm);
+  const own = writeOk(k, mm, vpn, 1); // page 0 written after the fork: exclusive
+  readOk(k, mm, vpn + 1);
+  doMprotect(k, mm, vpn, vpn + 3, 'ro');
+  doMprotect(k, mm, vpn, vpn + 3, 'rw');
+  return { k, mm, vpn, own, sharedPfn };
+}
+
+test('v6: mprotect rw maps exclusive anonymous pages writable at once, and nothing else', () => {
+  const { k, mm, vpn, own, sharedPfn } = roThenRw('v6');
+  assert.equal(presentPte(k, mm, vpn).write, true, 'exclusive page: writable (can_change_pte_writable)');
+  assert.equal(presentPte(k, mm, vpn + 1).write, false, 'the zero page stays read-only');
+  assert.equal(presentPte(k, mm, vpn + 1).pfn, 0);
+  assert.equal(presentPte(k, mm, vpn + 2).write, false, 'a shared page stays read-only');
+  assert.equal(write(k, mm, vpn, 5).faults, 0);
+  assert.equal(presentPte(k, mm, vpn).pfn, own);
+  const r = write(k, mm, vpn + 2, 6);
+  assert.equal(r.faults, 1);
+  assert.notEqual(r.pfn, sharedPfn, 'and its write copies it');
+  assertConsistent(k);
+});
+
+for (const name of ['v5.9', 'v5.19']) {
+  test(`${name}: mprotect rw leaves private PTEs read-only; the next write faults and reuses the page`, () => {
+    const { k, mm, vpn, own } = roThenRw(name);
+    assert.equal(presentPte(k, mm, vpn).write, false);
+    const r = write(k, mm, vpn, 5);
+    assert.equal(r.faults, 1);
+    assert.equal(r.pfn, own, 'reused (sole mapper, sole reference)');
+    assertConsistent(k);
+  });
+}
+
+test('v6: mprotect rw does not upgrade a PTE whose soft-dirty bit is clear while tracking is on', () => {
+  const k = kernel('v6');
+  const { mm, vpn } = proc(k, 1);
+  writeOk(k, mm, vpn, 1);
+  clearSoftDirty(k, mm);
+  doMprotect(k, mm, vpn, vpn + 1, 'ro');
+  doMprotect(k, mm, vpn, vpn + 1, 'rw');
+  assert.equal(presentPte(k, mm, vpn).write, false, 'the write must fault to be tracked');
+  assert.equal(write(k, mm, vpn, 2).faults, 1);
+});
+
+test('mprotect of part of a mapping splits it into three', () => {
+  const k = kernel('v6');
+  const { mm, vpn } = proc(k, 4);
+  doMprotect(k, mm, vpn + 1, vpn + 3, 'ro');
+  assert.equal(mm.vmas.length, 3);
+  assert.equal(write(k, mm, vpn, 1).err, OK);
+  assert.equal(write(k, mm, vpn + 1, 1).err, SIGSEGV);
+  assert.equal(write(k, mm, vpn + 3, 1).err, OK);
+});
+
+// ---- madvise ------------------------------------------------------------------------------------
+
+test('madvise dontfork / dofork and wipeonfork / keeponfork set and clear their flags on the range only', () => {
+  const k = kernel('v6');
+  const { mm, vpn } = proc(k, 3);
+  doMadvise(k, mm, vpn + 1, vpn + 2, 'dontfork');
+  assert.equal(mm.vmas.length, 3);
+  assert.ok(mm.findVma(vpn + 1)!.flags & VM_DONTCOPY);
+  assert.equal(mm.findVma(vpn)!.flags & VM_DONTCOPY, 0);
+  doMadvise(k, mm, vpn, vpn + 3, 'dofork');
+  for (const v of mm.vmas) assert.equal(v.flags & VM_DONTCOPY, 0);
+  const q = dupMmap(k, mm).child!;
+  assert.ok(q.findVma(vpn + 1));
+});
+
+test('madvise mergeable and pageout are not modelled: the model says so instead of doing nothing', () => {
+  const k = kernel('v6');
+  const { mm, vpn } = proc(k, 1);
+  assert.notEqual(doMadvise(k, mm, vpn, vpn + 1, 'mergeable'), OK);
+  assert.notEqual(doMadvise(k, mm, vpn, vpn + 1, 'pageout'), OK);
+});
+
+// ---- clear_refs (soft-dirty) --------------------------------------------------------------------
+
+for (const name of ['v5.9', 'v6']) {
+  test(`${name}: clear-softdirty write-protects private PTEs; the next write faults and reuses the page`, () => {
+    const k = kernel(name);
+    const { mm, vpn } = proc(k, 2);
+    const a = writeOk(k, mm, vpn, 1);
+    readOk(k, mm, vpn + 1);
+    clearSoftDirty(k, mm);
+    assert.equal(presentPte(k, mm, vpn).write, false);
+    assert.equal(presentPte(k, mm, vpn).softDirty, false);
+    assert.equal(mm.findVma(vpn)!.flags & VM_SOFTDIRTY, 0, 'tracking is on');
+    const r = write(k, mm, vpn, 2);
+    assert.equal(r.faults, 1);
+    assert.equal(r.pfn, a);
+    assert.equal(presentPte(k, mm, vpn).softDirty, true, 'the write is recorded');
+    assert.equal(presentPte(k, mm, vpn + 1).pfn, 0, 'the zero page is left as it was');
+    assertConsistent(k);
+  });
+}
+
+/** P writes a page and a pin is taken on it by hand (refcount + bias, MMF_HAS_PINNED). */
+function pinned(name: string): { k: Kernel; mm: Mm; vpn: number; pfn: number } {
+  const k = kernel(name);
+  const { mm, vpn } = proc(k, 1);
+  const pfn = writeOk(k, mm, vpn, 1);
+  k.frames.refcount[pfn]! += k.config.pinBias;
+  mm.hasPinned = true;
+  return { k, mm, vpn, pfn };
+}
+
+for (const name of ['v5.14', 'v6']) {
+  test(`${name}: clear-softdirty skips a maybe-pinned page (9348b73c2e1b): its PTE stays writable`, () => {
+    const { k, mm, vpn, pfn } = pinned(name);
+    clearSoftDirty(k, mm);
+    assert.equal(presentPte(k, mm, vpn).write, true);
+    const r = write(k, mm, vpn, 2);
+    assert.equal(r.faults, 0);
+    assert.equal(r.pfn, pfn, 'the pin and the mapping still share the page');
+  });
+}
+
+test('v5.9: clear-softdirty write-protects a pinned page, and the next write copies it away from the pin', () => {
+  const { k, mm, vpn, pfn } = pinned('v5.9');
+  clearSoftDirty(k, mm);
+  assert.equal(presentPte(k, mm, vpn).write, false);
+  const r = write(k, mm, vpn, 2);
+  assert.notEqual(r.pfn, pfn, 'page_count != 1: copied; the pinned page no longer is the process\'s');
+  assert.equal(frame(k, pfn).value, 1);
+});
+
+test('v6: clear-softdirty skips a page only if the mm has pinned (pte_is_pinned checks MMF_HAS_PINNED)', {
+}, () => {
+  // Two GUP (FOLL_GET) references with pin_bias 3: refcount 3 looks pinned, but nothing ever
+  // pinned in this mm, so the kernel write-protects the PTE as for any page.
+  const k = kernel('v6', { pinBias: 3 });
+  const { mm, vpn } = proc(k, 1);
+  const pfn = writeOk(k, mm, vpn, 1);
+  k.frames.refcount[pfn]! += 2;
+  assert.equal(mm.hasPinned, false);
+  clearSoftDirty(k, mm);
+  assert.equal(presentPte(k, mm, vpn).write, false, 'write-protected for soft-dirty tracking');
+});
+
+test('clear-softdirty write-protects shared mappings too (clear_refs walks every VMA)', {
+}, () => {
+  const k = kernel('v6');
+  const { mm, vpn } = proc(k, 1, 'rw', true);
+  const pfn = writeOk(k, mm, vpn, 1);
+  clearSoftDirty(k, mm);
+  assert.equal(presentPte(k, mm, vpn).write, false, 'write-protected for soft-dirty tracking');
+  const r = write(k, mm, vpn, 2);
+  assert.equal(r.faults, 1, 'the write is caught by a fault');
+  assert.equal(r.pfn, pfn, 'and made writable in place (wp_page_shared): no copy');
+});

@@ -1,0 +1,287 @@
+// runScenario / Runner: violations are classified by the ideal semantics (leak, lost-write,
+// frame-leak ...), verdicts follow `outcomes`, and operations the model lacks make the run n/a.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { pteSlot } from '../../src/core/walk.js';
+import { runScenario, Runner } from '../../src/engine/run.js';
+import type { RunResult } from '../../src/engine/result.js';
+import { builtinProfile } from '../../src/profiles/builtin.js';
+import { withOverrides } from '../../src/profiles/resolve.js';
+import { parseScenario, type Scenario } from '../../src/scenario/index.js';
+
+/** A scenario file's text: `name`, optional extra envelope lines, then the steps block. */
+function scenario(steps: string[], envelope: string[] = []): Scenario {
+  const text = ['name: t', ...envelope, 'steps: |', ...steps.map((s) => `  ${s}`), ''].join('\n');
+  const r = parseScenario(text, 't.scn.yaml');
+  if (!r.ok) assert.fail(r.errors.map((e) => e.format()).join('\n'));
+  return r.scenario;
+}
+
+function run(sc: Scenario, profile = 'v6'): RunResult {
+  return runScenario(sc, builtinProfile(profile)!, { trace: true });
+}
+
+function kinds(r: RunResult): string[] {
+  return [...new Set(r.violations.map((v) => v.kind))].sort();
+}
+
+/** Steps a Runner through the scenario, calling `between(runner, i)` after step i; then the end checks. */
+function stepThrough(sc: Scenario, between: (r: Runner, i: number) => void, profile = 'v6'): Runner {
+  const runner = new Runner(sc, builtinProfile(profile)!);
+  sc.steps.forEach((s, i) => {
+    const { na } = runner.step(s, i);
+    assert.equal(na, null, `step ${i} n/a`);
+    between(runner, i);
+  });
+  runner.end();
+  return runner;
+}
+
+/** The frame a process maps at page `i` of region `region`. */
+function pfnAt(r: Runner, proc: string, region: string, i: number): { slot: number; pfn: number } {
+  const p = r.procs.get(proc)!;
+  const slot = pteSlot(r.k, p.mm, p.regions.get(region)!.start + i);
+  assert.ok(slot >= 0);
+  return { slot, pfn: r.k.tables.entry[slot]! };
+}
+
+// ---- classification of wrong values ------------------------------------------------------------
+
+test('a read of data that only another process ever had is a leak (hand-corrupted page table)', () => {
+  // After the fork P writes 2 and gets its own copy; Q still has the old frame holding 1. Then Q's
+  // PTE is pointed at P's frame by hand, with mapcount and refcount moved along so that the
+  // accounting stays exact: Q now sees memory that only ever belonged to P.
+  const sc = scenario(['P mmap buf 1', 'P write buf[0] = 1', 'P fork Q', 'P write buf[0] = 2', 'Q read buf[0]']);
+  const runner = stepThrough(sc, (r, i) => {
+    if (i !== 3) return;
+    const q = pfnAt(r, 'Q', 'buf', 0);
+    const p = pfnAt(r, 'P', 'buf', 0);
+    assert.notEqual(q.pfn, p.pfn);
+    r.k.tables.entry[q.slot] = p.pfn;
+    r.k.frames.mapcount[p.pfn]!++;
+    r.k.frames.refcount[p.pfn]!++;
+    r.k.frames.mapcount[q.pfn]!--;
+    r.k.putPage(q.pfn);
+  });
+  const vs = runner.violations;
+  assert.deepEqual(vs.map((v) => v.kind), ['leak'], vs.map((v) => v.message).join('\n'));
+  assert.equal(vs[0]!.line, 7, 'reported at the read (file line 7)');
+  assert.equal(vs[0]!.step, 4);
+  assert.deepEqual(vs[0]!.procs, ['Q']);
+});
+
+test('a read of a value the process itself wrote earlier, instead of its latest, is a lost write', () => {
+  const sc = scenario(['P mmap buf 1', 'P write buf[0] = 1', 'P write buf[0] = 2', 'P read buf[0]']);
+  const runner = stepThrough(sc, (r, i) => {
+    if (i !== 2) return;
+    const { pfn } = pfnAt(r, 'P', 'buf', 0);
+    r.k.frames.value[pfn] = r.values.id('1'); // the frame is stale: the last write did not reach it
+  });
+  assert.deepEqual(runner.violations.map((v) => v.kind), ['lost-write']);
+  assert.equal(runner.violations[0]!.step, 3);
+});
+
+test('a zero read where a write should be is a lost write, not a leak (zero-fill belongs to everyone)', () => {
+  const sc = scenario(['P mmap buf 1', 'P write buf[0] = 5', 'P read buf[0]']);
+  const runner = stepThrough(sc, (r, i) => {
+    if (i === 1) r.k.frames.value[pfnAt(r, 'P', 'buf', 0).pfn] = 0;
+  });
+  assert.deepEqual(runner.violations.map((v) => v.kind), ['lost-write']);
+});
+
+test('a frame left referenced by hand is a frame leak at the end of the run', () => {
+  const sc = scenario(['P mmap buf 1', 'P write buf[0] = 1', 'check']);
+  let leaked = -1;
+  const runner = stepThrough(sc, (r, i) => {
+    if (i !== 1) return;
+    leaked = pfnAt(r, 'P', 'buf', 0).pfn;
+    r.k.frames.refcount[leaked]!++; // a reference that nothing holds
+  });
+  const vs = runner.violations;
+  assert.ok(vs.some((v) => v.kind === 'accounting' && v.step === 2), 'refcount 2 with one mapping: accounting, at once');
+  const fl = vs.filter((v) => v.kind === 'frame-leak');
+  assert.equal(fl.length, 1);
+  assert.equal(fl[0]!.step, -1, 'found by the end-of-run check');
+  assert.deepEqual(fl[0]!.frames, [leaked]);
+});
+
+test('a real leak: CVE-2020-29374 on v5.7 (vmsplice, then the parent reuses the page), none on v6', () => {
+  const sc = scenario(
+    ['P mmap buf 1', 'P write buf[0] = 1', 'P fork Q', 'Q vmsplice buf[0] as pipe', 'Q munmap buf', 'P write buf[0] = 2', 'Q read pipe[0] expect 1'],
+    ['outcomes:', '  v5.7: [leak, expect]', '  "*": ok'],
+  );
+  const old = run(sc, 'v5.7');
+  assert.deepEqual(kinds(old), ['expect', 'leak']);
+  assert.equal(old.verdict, 'pass');
+  const now = run(sc, 'v6');
+  assert.equal(now.status, 'ok');
+  assert.equal(now.verdict, 'pass');
+  // The same kernel with only the reuse rule switched back leaks again.
+  const whatIf = runScenario(sc, withOverrides(builtinProfile('v6')!, ['wpReuse=mapcount']));
+  assert.ok(kinds(whatIf).includes('leak'));
+});
+
+// ---- verdicts -----------------------------------------------------------------------------------
+
+const FAILING_EXPECT = ['P mmap buf 1', 'P read buf[0] expect 5'];
+const CLEAN = ['P mmap buf 1', 'P write buf[0] = 1', 'P read buf[0] expect 1'];
+
+test('verdict ok: passes when the run is clean, fails when it is not', () => {
+  const o = ['outcomes:', '  "*": ok'];
+  const a = run(scenario(CLEAN, o));
+  assert.deepEqual([a.status, a.verdict], ['ok', 'pass']);
+  const b = run(scenario(FAILING_EXPECT, o));
+  assert.deepEqual([b.status, b.verdict], ['violation', 'fail']);
+  assert.match(b.verdictReason, /expected ok, got expect/);
+});
+
+test('verdict fail: passes with any violation, fails without one', () => {
+  const o = ['outcomes:', '  v6: fail'];
+  assert.equal(run(scenario(FAILING_EXPECT, o)).verdict, 'pass');
+  const b = run(scenario(CLEAN, o));
+  assert.equal(b.verdict, 'fail');
+  assert.match(b.verdictReason, /expected a violation, got ok/);
+});
+
+test('verdict list: every listed kind must occur; others may', () => {
+  const sc = (list: string) => scenario(FAILING_EXPECT, ['outcomes:', `  v6: ${list}`]);
+  assert.equal(run(sc('[expect]')).verdict, 'pass');
+  const missing = run(sc('[expect, leak]'));
+  assert.equal(missing.verdict, 'fail');
+  assert.match(missing.verdictReason, /missing leak/);
+  assert.equal(run(scenario(CLEAN, ['outcomes:', '  v6: [expect]'])).verdict, 'fail');
+});
+
+test('outcomes are looked up by profile name, then "*"; unnamed profiles are not judged', () => {
+  const sc = scenario(FAILING_EXPECT, ['outcomes:', '  v5.7: [expect]', '  "*": ok']);
+  assert.equal(run(sc, 'v5.7').verdict, 'pass');
+  assert.equal(run(sc, 'v6').verdict, 'fail');
+  const only = scenario(CLEAN, ['outcomes:', '  v5.7: fail']);
+  const r = run(only, 'v6');
+  assert.equal(r.expected, null);
+  assert.equal(r.verdict, 'pass', 'not judged: clean is a pass');
+  const r2 = run(scenario(FAILING_EXPECT, ['outcomes:', '  v5.7: ok']), 'v6');
+  assert.equal(r2.verdict, 'fail', 'not judged: a violation is a fail');
+});
+
+// ---- n/a ----------------------------------------------------------------------------------------
+
+test('an operation the model lacks makes the run n/a at that step, with the reason', () => {
+  const sc = scenario(['P mmap buf 1', 'P write buf[0] = 1', 'swapout P buf[0]', 'P read buf[0] expect 7'], ['outcomes:', '  v6: n/a', '  v5.7: ok']);
+  const r = run(sc);
+  assert.equal(r.status, 'n/a');
+  assert.ok(r.na);
+  assert.equal(r.na.step, 2);
+  assert.equal(r.na.line, 8, 'the swapout line of the file');
+  assert.match(r.na.reason, /swap/);
+  assert.equal(r.verdict, 'pass');
+  assert.equal(r.steps.length, 3, 'the run stops at the n/a step: no later step, no end-of-run checks');
+  assert.deepEqual(r.violations, [], 'the failing expect after it never ran');
+  const old = run(sc, 'v5.7');
+  assert.equal(old.verdict, 'fail', 'n/a where ok was expected');
+  assert.match(old.verdictReason, /expected ok, got n\/a/);
+});
+
+test('n/a without outcomes passes; n/a where n/a is expected passes, and a clean run then fails', () => {
+  const r = run(scenario(['P mmap buf 1', 'ksm merge']));
+  assert.equal(r.status, 'n/a');
+  assert.equal(r.verdict, 'pass');
+  assert.equal(run(scenario(CLEAN, ['outcomes:', '  v6: n/a'])).verdict, 'fail');
+});
+
+test('COW page tables and THP are n/a where the model or the profile lacks them', () => {
+  const cowpt = run(scenario(['P mmap buf 1', 'P fork Q cowpt']));
+  assert.equal(cowpt.status, 'n/a');
+  assert.match(cowpt.na!.reason, /v6/, 'v6 has no COW page tables: the reason names the profile');
+  const thp = run(scenario(['P mmap big 512 thp']));
+  assert.equal(thp.status, 'n/a');
+  assert.match(thp.na!.reason, /huge/);
+});
+
+// ---- the run record -----------------------------------------------------------------------------
+
+test('the result has a record per step plus the end record, with observations of each read', () => {
+  const r = run(scenario(['P mmap buf 2', 'P write buf[0] = 1', 'P fork Q', 'Q read buf[0]', 'Q read buf[1]']));
+  assert.equal(r.status, 'ok');
+  assert.equal(r.steps.length, 6);
+  assert.equal(r.steps[5]!.text, '(end)');
+  assert.deepEqual(r.steps.slice(0, 5).map((s) => s.line), [3, 4, 5, 6, 7]);
+  const obs = r.steps[3]!.observations;
+  assert.equal(obs.length, 1);
+  assert.equal(obs[0]!.actual, '1');
+  assert.equal(obs[0]!.ideal, '1');
+  assert.equal(r.stats.frames_used, 1);
+  assert.equal(r.stats.cow_copies, 0);
+});
+
+test('expect steps: same-frame / other-frame, mapped-once / mapped-shared, anon-exclusive, stats', () => {
+  const sc = scenario([
+    'P mmap buf 2',
+    'P write buf = 1',
+    'P fork Q',
+    'expect P buf[0] same-frame Q buf[0]',
+    'expect P buf[0] mapped-shared',
+    'expect P buf[0] not-anon-exclusive',
+    'Q write buf[0] = 2',
+    'expect P buf[0] other-frame Q buf[0]',
+    'expect Q buf[0] mapped-once',
+    'expect Q buf[0] anon-exclusive',
+    'expect stat cow_copies == 1',
+    'expect stat frames_used == 3',
+    'expect stat rss.Q == 2',
+  ]);
+  const r = run(sc);
+  assert.equal(r.status, 'ok', r.violations.map((v) => v.message).join('\n'));
+  // The same expectations inverted all fail, one violation each.
+  const wrong = scenario([
+    'P mmap buf 1',
+    'P write buf = 1',
+    'P fork Q',
+    'expect P buf[0] other-frame Q buf[0]',
+    'expect P buf[0] mapped-once',
+    'expect P buf[0] anon-exclusive',
+    'expect stat cow_copies != 0',
+  ]);
+  const w = run(wrong);
+  assert.equal(w.violations.filter((v) => v.kind === 'expect').length, 4);
+});
+
+test('expect anon-exclusive is n/a before PG_anon_exclusive existed (v5.18)', () => {
+  const r = run(scenario(['P mmap buf 1', 'P write buf = 1', 'expect P buf[0] anon-exclusive']), 'v5.18');
+  assert.equal(r.status, 'n/a');
+});
+
+// ---- known problems (reported; the tests say what is right) ---------------------------------------
+
+test('a process whose fork failed (ENOMEM) is not created by a later mmap of its name', {
+}, () => {
+  // Early COW of the pinned page needs a third frame: the fork fails and Q does not exist.
+  const sc = scenario(
+    ['P mmap buf 2', 'P write buf = 1', 'P pin buf[1] as h rw longterm', 'P fork Q', 'Q mmap x 1', 'Q read buf[0]', 'Q write x[0] = 2'],
+    ['config:', '  frames: 2'],
+  );
+  let r: RunResult | null = null;
+  assert.doesNotThrow(() => {
+    r = run(sc);
+  });
+  const res = r as unknown as RunResult;
+  assert.deepEqual(kinds(res), []);
+  assert.match(res.steps[3]!.summary, /fork failed/);
+  assert.match(res.steps[4]!.summary, /does not exist/);
+  assert.match(res.steps[5]!.summary, /does not exist/);
+});
+
+test('a short-term device write that may have reached the page may be seen through another reference to it', {
+}, () => {
+  const sc = scenario(['P mmap r 1', 'P gup r[0] as a rw', 'P gup r[0] as b rw', 'device write a[0] = d', 'device read b[0]']);
+  const r = run(sc);
+  assert.deepEqual(kinds(r), [], r.violations.map((v) => v.message).join('\n'));
+});
+
+test('a short-term device write that may have reached the page may be inherited by a child at fork', {
+}, () => {
+  const sc = scenario(['P mmap r 1', 'P gup r[0] as a rw', 'device write a[0] = d', 'P read r[0]', 'P fork Q', 'Q read r[0]']);
+  const r = run(sc);
+  assert.deepEqual(kinds(r), [], r.violations.map((v) => v.message).join('\n'));
+});
