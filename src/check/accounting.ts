@@ -3,7 +3,7 @@
 // frame is still referenced; a writable PTE of a COW mapping maps an exclusive page (5.19+).
 
 import {
-  isCowMapping, LEVEL_PTE, PG_ANON, PG_ANON_EXCLUSIVE, PG_INUSE, PG_SHMEM, PTE_PRESENT, PTE_SPECIAL,
+  isCowMapping, LEVEL_PTE, PG_ANON, PG_ANON_EXCLUSIVE, PG_INUSE, PG_SHMEM, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_DEVICE_EXCLUSIVE,
   PTE_WRITE, PTRS_PER_TABLE, TABLE_SHIFT,
 } from '../core/constants.js';
 import type { Kernel } from '../core/kernel.js';
@@ -22,6 +22,7 @@ export interface AccountingProblem {
 export class AccountingChecker {
   private expMap = new Int32Array(0);
   private expRef = new Int32Array(0);
+  private swapCount = new Int32Array(0);
 
   /**
    * `held`: references held by kernel paths in progress (a GUP that grabbed pages, a copy made
@@ -44,9 +45,13 @@ export class AccountingChecker {
       if (out.length < 50) out.push(p);
     };
     let tablesInUse = 0;
+    const sw = k.swap;
+    if (this.swapCount.length < sw.top) this.swapCount = new Int32Array(sw.top * 2);
+    else this.swapCount.fill(0, 0, sw.top);
+    const swapCount = this.swapCount;
     for (const mm of k.mms) {
       if (!mm.alive) continue;
-      const c = { tables: 0, anon: 0, shmem: 0 };
+      const c = { tables: 0, anon: 0, shmem: 0, swapCount };
       walkTables(k, mm, mm.pgd, 3, 0, c, expMap, expRef, add);
       tablesInUse += c.tables;
       if (c.tables !== mm.nrTables) {
@@ -62,6 +67,20 @@ export class AccountingChecker {
     if (tablesInUse !== k.tables.used) {
       add({ kind: 'accounting', mm: -1, pfn: -1, message: `${k.tables.used} page tables allocated but ${tablesInUse} reachable from live processes` });
     }
+    // The swap device: each slot's count is the swap PTEs naming it; a cached page holds a reference.
+    for (let s = 0; s < sw.top; s++) {
+      if (!sw.used[s]) {
+        if (swapCount[s]! > 0) add({ kind: 'use-after-free', mm: -1, pfn: -1, message: `${swapCount[s]} swap PTE(s) name free swap slot ${s}` });
+        continue;
+      }
+      if (sw.count[s] !== swapCount[s]) add({ kind: 'accounting', mm: -1, pfn: -1, message: `swap slot ${s} has count ${sw.count[s]} but ${swapCount[s]} swap PTEs name it` });
+      const pfn = sw.cache[s]!;
+      if (pfn >= 0) {
+        if (!(f.flags[pfn]! & PG_INUSE)) add({ kind: 'use-after-free', mm: -1, pfn, message: `swap cache slot ${s} holds freed frame ${pfn}` });
+        else expRef[pfn]!++;
+      }
+      if (sw.count[s] === 0 && pfn < 0) add({ kind: 'accounting', mm: -1, pfn: -1, message: `swap slot ${s} is in use but nothing names it` });
+    }
     for (const obj of k.shm) {
       for (let i = 0; i < obj.pages.length; i++) {
         const pfn = obj.pages[i]!;
@@ -74,7 +93,7 @@ export class AccountingChecker {
       if (h.released) continue;
       for (let i = 0; i < h.frames.length; i++) {
         const pfn = h.frames[i]!;
-        if (pfn <= 0) continue;
+        if (pfn <= 0 || h.refs[i] === 0) continue; // a device grant holds no reference
         if (!(f.flags[pfn]! & PG_INUSE)) add({ kind: 'use-after-free', mm: h.mm, pfn, message: `a ${h.kind} handle still references freed frame ${pfn}` });
         else expRef[pfn]! += h.refs[i]!;
       }
@@ -109,7 +128,7 @@ export class AccountingChecker {
 
 function walkTables(
   k: Kernel, mm: Mm, table: number, level: number, base: number,
-  c: { tables: number; anon: number; shmem: number },
+  c: { tables: number; anon: number; shmem: number; swapCount: Int32Array },
   expMap: Int32Array, expRef: Int32Array, add: (p: AccountingProblem) => void,
 ): void {
   const t = k.tables;
@@ -122,9 +141,24 @@ function walkTables(
       const bits = t.bits[tb + i]!;
       if (bits === 0) continue;
       filled++;
-      if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL) continue;
       const pfn = t.entry[tb + i]!;
       const vpn = base + i;
+      if (bits & PTE_SWAP) {
+        if (pfn >= 0 && pfn < c.swapCount.length) c.swapCount[pfn]!++;
+        continue;
+      }
+      if (bits & PTE_DEVICE_EXCLUSIVE) {
+        // The entry keeps its reference; from 6.15 it keeps its mapcount too.
+        if (pfn <= 0 || pfn >= f.top || !(f.flags[pfn]! & PG_INUSE)) {
+          add({ kind: 'use-after-free', mm: mm.id, pfn, message: `device-exclusive entry at ${vpn.toString(16)} names freed frame ${pfn}` });
+          continue;
+        }
+        expRef[pfn]!++;
+        if (k.profile.deviceExclusive === 'v6.15') expMap[pfn]!++;
+        c.anon++;
+        continue;
+      }
+      if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL) continue;
       if (pfn <= 0 || pfn >= f.top || !(f.flags[pfn]! & PG_INUSE)) {
         add({ kind: 'use-after-free', mm: mm.id, pfn, message: `page ${vpn.toString(16)} maps freed frame ${pfn}` });
         continue;

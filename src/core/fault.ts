@@ -2,10 +2,12 @@
 // do_shared_fault / do_wp_page -> wp_page_reuse | wp_page_copy.
 
 import {
-  NA, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_KSM, PG_SHMEM, PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY,
-  PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, SIGSEGV, VM_MAYSHARE, VM_READ, VM_SHARED, VM_WRITE,
+  NA, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_KSM, PG_SHMEM, PG_SWAPCACHE, PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY,
+  PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, SIGSEGV, PTE_SWAP, PTE_DEVICE_EXCLUSIVE, VM_MAYSHARE, VM_READ, VM_SHARED, VM_WRITE,
 } from './constants.js';
 import type { Kernel } from './kernel.js';
+import { doSwapPage, tryToFreeSwap } from './swap.js';
+import { removeDeviceExclusiveEntry } from './devexcl.js';
 import type { Mm, Vma } from './mm.js';
 import { pteSlotAlloc, setPte } from './walk.js';
 
@@ -42,8 +44,13 @@ export function handlePteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: n
     return doAnonymousPage(k, mm, vma, vpn, slot, (flags & FAULT_FLAG_WRITE) !== 0);
   }
   if (!(bits & PTE_PRESENT)) {
-    k.emit('note', mm.id, vpn, -1, -1, 'non-present PTE (swap or device-exclusive) is not modelled yet');
-    return NA;
+    let err: number;
+    if (bits & PTE_SWAP) err = doSwapPage(k, mm, vma, vpn, slot, (flags & FAULT_FLAG_WRITE) !== 0);
+    else if (bits & PTE_DEVICE_EXCLUSIVE) err = removeDeviceExclusiveEntry(k, mm, vma, vpn, slot);
+    else return NA;
+    if (err !== OK) return err;
+    // The PTE is present now: go on as for a present one (a write may still need do_wp_page).
+    return handlePteFault(k, mm, vma, vpn, slot, flags);
   }
   if (flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE)) {
     if (!(bits & PTE_WRITE)) return doWpPage(k, mm, vma, vpn, slot, (flags & FAULT_FLAG_UNSHARE) !== 0);
@@ -106,7 +113,10 @@ function copyReason(k: Kernel, pfn: number): string {
   const f = k.frames;
   const p = k.profile;
   if (f.flags[pfn]! & PG_KSM) return 'KSM page: always copied';
-  if (p.wpReuse === 'mapcount') return `mapcount ${f.mapcount[pfn]} > 1: another process maps it`;
+  if (p.wpReuse === 'mapcount') {
+    const swapped = f.flags[pfn]! & PG_SWAPCACHE ? k.swap.count[f.priv[pfn]!]! : 0;
+    return swapped ? `mapcount ${f.mapcount[pfn]} + swap count ${swapped} > 1: another process maps or swapped it` : `mapcount ${f.mapcount[pfn]} > 1: another process maps it`;
+  }
   const ref = f.refcount[pfn]!;
   const map = f.mapcount[pfn]!;
   if (map > 1) return `refcount ${ref}, mapcount ${map}: another process maps it`;
@@ -119,17 +129,34 @@ export function wpCanReuse(k: Kernel, pfn: number): boolean {
   const flags = f.flags[pfn]!;
   switch (k.profile.wpReuse) {
     case 'anon-exclusive':
-      // PageAnonExclusive() or wp_can_reuse_anon_folio(): only our own mapping references it.
+      // PageAnonExclusive() or wp_can_reuse_anon_folio(): only our own mapping references it
+      // (the swap cache's reference discounted when the cache entry can be freed).
       if (flags & PG_ANON_EXCLUSIVE) return true;
-      return !(flags & PG_KSM) && f.refcount[pfn] === 1;
+      if (flags & PG_KSM && k.profile.wpCopiesKsm) return false;
+      return refcountWithoutSwapcache(k, pfn) === 1;
     case 'pagecount':
-      // 5.9 simplification (seed 003): page_count == 1, mapcount == 1, not KSM.
-      return !(flags & PG_KSM) && f.refcount[pfn] === 1 && f.mapcount[pfn] === 1;
-    case 'mapcount':
-      // reuse_swap_page(): mapcount (+ swapcount) <= 1; other references do not count.
-      if (flags & PG_KSM) return k.profile.ksmReuse && f.refcount[pfn] === 1;
-      return f.mapcount[pfn]! <= 1;
+      // 5.9 simplification (seed 003): page_count == 1, mapcount == 1, not KSM; 5.18 frees the
+      // swap cache first and drops the mapcount test.
+      if (flags & PG_KSM && k.profile.wpCopiesKsm) return false;
+      if (k.profile.wpFreeSwapcache) return refcountWithoutSwapcache(k, pfn) === 1;
+      return f.refcount[pfn] === 1 && f.mapcount[pfn] === 1;
+    case 'mapcount': {
+      // reuse_swap_page(): mapcount + swap count <= 1; other references do not count.
+      if (flags & PG_KSM) return k.profile.ksmReuse && f.refcount[pfn] === 1 && !(flags & PG_SWAPCACHE);
+      const swapped = flags & PG_SWAPCACHE ? k.swap.count[f.priv[pfn]!]! : 0;
+      return f.mapcount[pfn]! + swapped <= 1;
+    }
   }
+}
+
+/**
+ * The refcount once the swap cache lets go (5.18+: folio_free_swap() when no swap entry names
+ * the slot); without wpFreeSwapcache, the cache's reference stays.
+ */
+function refcountWithoutSwapcache(k: Kernel, pfn: number): number {
+  const f = k.frames;
+  if (f.flags[pfn]! & PG_SWAPCACHE && k.profile.wpFreeSwapcache && k.swap.count[f.priv[pfn]!] === 0) return f.refcount[pfn]! - 1;
+  return f.refcount[pfn]!;
 }
 
 /** do_wp_page(): a write (or unshare) fault on a present, write-protected PTE. */
@@ -146,7 +173,13 @@ export function doWpPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: number,
   if (!(bits & PTE_SPECIAL) && k.frames.flags[pfn]! & PG_ANON && wpCanReuse(k, pfn)) {
     const f = k.frames;
     const wasExclusive = (f.flags[pfn]! & PG_ANON_EXCLUSIVE) !== 0;
-    if (k.profile.anonExclusive) f.flags[pfn]! |= PG_ANON_EXCLUSIVE;
+    // reuse_swap_page() / folio_free_swap(): a reused page leaves the swap cache when no entry names it.
+    if (f.flags[pfn]! & PG_SWAPCACHE && (k.profile.wpReuse === 'mapcount' || k.profile.wpFreeSwapcache)) tryToFreeSwap(k, pfn);
+    if (f.flags[pfn]! & PG_KSM && k.profile.wpReuse === 'mapcount') {
+      // reuse_ksm_page(): page_move_anon_rmap() makes it an ordinary anonymous page again.
+      f.flags[pfn] = f.flags[pfn]! & ~PG_KSM;
+    }
+    if (k.profile.anonExclusive && !(f.flags[pfn]! & PG_KSM)) f.flags[pfn]! |= PG_ANON_EXCLUSIVE;
     if (unshare) {
       k.emit('wp-reuse', mm.id, vpn, pfn, -1, 'unshare: the page is already exclusive; it stays read-only');
       return OK;

@@ -2,13 +2,15 @@
 
 import {
   isCowMapping, LEVEL_SPAN, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_SHMEM, PTE_DIRTY, PTE_PRESENT,
-  PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, TABLE_SHIFT, VM_DONTCOPY, VM_SHARED,
+  PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, TABLE_SHIFT, VM_DONTCOPY, VM_SHARED, PTE_SWAP, PTE_DEVICE_EXCLUSIVE,
   VM_WIPEONFORK, VM_WRITE, NA,
 } from './constants.js';
 import type { Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
 import { pteTableAlloc, pteTableOf } from './walk.js';
 import { exitMmap } from './zap.js';
+import { copySwapPte } from './swap.js';
+import { mmuNotify, restoreExclusivePte } from './devexcl.js';
 
 export interface ForkResult {
   /** OK, OOM (fork failed with ENOMEM: the child is gone) or NA. */
@@ -43,6 +45,8 @@ export function dupMmap(k: Kernel, parent: Mm): ForkResult {
     }
     // vma_needs_copy(): only mappings with an anon_vma have PTEs worth copying.
     if (!vma.anonVma) continue;
+    // copy_page_range(): for COW mappings the MMU notifier tells devices first (PROTECTION_PAGE).
+    if (isCowMapping(vma.flags)) mmuNotify(k, parent.id, vma.start, vma.end, 'fork');
     const err = copyPageRange(k, child, tmp, parent, vma);
     if (err !== OK) {
       exitMmap(k, child);
@@ -95,7 +99,25 @@ export function copyPteRange(
   for (let i = first; i < last; i++) {
     const bits = t.bits[sBase + i]!;
     if (bits === 0) continue;
-    if (!(bits & PTE_PRESENT)) return NA; // copy_nonpresent_pte(): swap / device-exclusive come later
+    if (!(bits & PTE_PRESENT)) {
+      if (bits & PTE_SWAP) {
+        // copy_nonpresent_pte(), swap entry: one more user of the slot.
+        t.entry[dBase + i] = t.entry[sBase + i]!;
+        t.bits[dBase + i] = copySwapPte(k, sBase + i);
+        filled++;
+        continue;
+      }
+      if (!(bits & PTE_DEVICE_EXCLUSIVE)) return NA;
+      // Device-exclusive entry: restored in the parent first (try_restore_exclusive_pte; the page
+      // lock is always free in the model), then copied as the present PTE it is again.
+      if (!cow) {
+        k.emit('bug', src.id, lo + (i - first), t.entry[sBase + i]!, -1, 'VM_BUG_ON: a device-exclusive entry in a mapping that is not COW reached fork');
+        return NA;
+      }
+      restoreExclusivePte(k, src, srcVma, lo + (i - first), sBase + i);
+      i--;
+      continue;
+    }
     const pfn = t.entry[sBase + i]!;
     let cbits = bits;
     if (!(bits & PTE_SPECIAL)) {

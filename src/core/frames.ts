@@ -13,6 +13,8 @@ export class FrameTable {
   value: Int32Array;
   /** Free-list link of a free frame. */
   next: Int32Array;
+  /** page->private: the swap slot of a swap-cache page, else -1. */
+  priv: Int32Array;
   /** Frames ever handed out (indices below this exist). */
   top = 1;
   freeHead = -1;
@@ -29,6 +31,7 @@ export class FrameTable {
     this.flags = new Uint8Array(cap);
     this.value = new Int32Array(cap);
     this.next = new Int32Array(cap);
+    this.priv = new Int32Array(cap).fill(-1);
     this.flags[0] = PG_ZERO | PG_INUSE;
   }
 
@@ -46,6 +49,9 @@ export class FrameTable {
     this.flags = grow(this.flags, cap);
     this.value = grow(this.value, cap);
     this.next = grow(this.next, cap);
+    const old = this.priv.length;
+    this.priv = grow(this.priv, cap);
+    this.priv.fill(-1, old);
   }
 
   /** alloc_page(): a zeroed frame with refcount 1 and the given flags, or -1 past the limit. */
@@ -64,6 +70,7 @@ export class FrameTable {
     this.mapcount[pfn] = 0;
     this.flags[pfn] = flags | PG_INUSE;
     this.value[pfn] = 0;
+    this.priv[pfn] = -1;
     return pfn;
   }
 
@@ -90,6 +97,7 @@ export class FrameTable {
     c.flags = this.flags.slice(0, this.top);
     c.value = this.value.slice(0, this.top);
     c.next = this.next.slice(0, this.top);
+    c.priv = this.priv.slice(0, this.top);
     c.top = this.top;
     c.freeHead = this.freeHead;
     c.used = this.used;

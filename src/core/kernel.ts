@@ -6,7 +6,8 @@ import { TableArena } from './pgtable.js';
 import { Mm, ShmemObject, Vma } from './mm.js';
 import type { Profile } from './profile.js';
 import type { KEvent, KEventType } from './events.js';
-import { LEVEL_PGD } from './constants.js';
+import { LEVEL_PGD, PG_SWAPCACHE } from './constants.js';
+import { SwapDevice } from './swapdev.js';
 
 export const DEFAULT_FRAMES = 1 << 30;
 export const DEFAULT_PIN_BIAS = 1024;
@@ -33,6 +34,8 @@ export interface Handle {
   write: boolean;
   longterm: boolean;
   released: boolean;
+  /** Device-exclusive grants: per page, 1 once the device was notified it lost exclusive access. */
+  revoked?: Uint8Array;
 }
 
 export interface KernelStats {
@@ -54,6 +57,7 @@ export class Kernel {
   mms: Mm[] = [];
   shm: ShmemObject[] = [];
   handles: Handle[] = [];
+  swap = new SwapDevice();
   stats: KernelStats = { cowCopies: 0, reuses: 0, earlyCow: 0, ptCopies: 0, faults: 0 };
   /** Records of what the kernel did, when tracing. */
   events: KEvent[] = [];
@@ -96,6 +100,15 @@ export class Kernel {
     if (left === 0) {
       f.free(pfn);
       this.emit('free', -1, -1, pfn, -1, 'refcount reached 0');
+    } else if (left === 1 && f.flags[pfn]! & PG_SWAPCACHE && this.swap.count[f.priv[pfn]!] === 0) {
+      // Only the swap cache holds it and no swap entry names it: reclaim drops it (done at once here).
+      const s = f.priv[pfn]!;
+      this.swap.cache[s] = -1;
+      f.flags[pfn] = f.flags[pfn]! & ~PG_SWAPCACHE;
+      f.priv[pfn] = -1;
+      this.swap.maybeFree(s);
+      f.free(pfn);
+      this.emit('free', -1, -1, pfn, -1, 'only the swap cache held it');
     } else if (left < 0) {
       this.emit('bug', -1, -1, pfn, -1, `VM_BUG_ON_PAGE: refcount of frame ${pfn} went negative`);
     }
@@ -111,8 +124,9 @@ export class Kernel {
       c.vmas = m.vmas.map((v: Vma) => v.clone(v.shm ? k.shm[v.shm.id]! : null));
       return c;
     });
-    k.handles = this.handles.map((h) => ({ ...h, frames: h.frames.slice(), refs: h.refs.slice() }));
+    k.handles = this.handles.map((h) => ({ ...h, frames: h.frames.slice(), refs: h.refs.slice(), ...(h.revoked ? { revoked: h.revoked.slice() } : {}) }));
     k.stats = { ...this.stats };
+    k.swap = this.swap.clone();
     k.tracing = this.tracing;
     return k;
   }

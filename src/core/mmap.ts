@@ -1,8 +1,8 @@
 // mmap (with MAP_POPULATE), mprotect, madvise and clear_refs on anonymous memory.
 
 import {
-  EINVAL, isCowMapping, LEVEL_SPAN, MMAP_LIMIT_VPN, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_WRITE, TABLE_MASK, TABLE_SHIFT, VM_DONTCOPY, VM_MAYREAD,
-  VM_MAYSHARE, VM_MAYWRITE, VM_READ, VM_SHARED, VM_SOFTDIRTY, VM_WIPEONFORK, VM_WRITE, NA,
+  EINVAL, isCowMapping, LEVEL_SPAN, PTE_DEVEXCL_WRITE, MMAP_LIMIT_VPN, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_WRITE, TABLE_MASK, TABLE_SHIFT, VM_DONTCOPY, VM_MAYREAD,
+  VM_MAYSHARE, VM_MAYWRITE, VM_READ, VM_SHARED, VM_SOFTDIRTY, VM_WIPEONFORK, VM_WRITE, NA, VM_MERGEABLE,
 } from './constants.js';
 import { doAnonymousPage, FAULT_FLAG_WRITE, handlePteFault } from './fault.js';
 import type { Kernel } from './kernel.js';
@@ -10,6 +10,8 @@ import { type Mm, Vma } from './mm.js';
 import { pageMaybeDmaPinned } from './fork.js';
 import { pteTableAlloc, pteTableOf } from './walk.js';
 import { zapRange } from './zap.js';
+import { mmuNotify } from './devexcl.js';
+import { swapOutPage } from './swap.js';
 
 export type ProtName = 'rw' | 'ro' | 'none';
 
@@ -85,6 +87,7 @@ export function doMprotect(k: Kernel, mm: Mm, lo: number, hi: number, prot: Prot
   const vmas = mm.splitRange(lo, hi);
   if (vmas.length === 0) return OK;
   const want = protFlags(prot);
+  mmuNotify(k, mm.id, lo, hi, 'mprotect');
   for (const vma of vmas) {
     vma.flags = (vma.flags & ~(VM_READ | VM_WRITE)) | want;
     changeProtection(k, mm, vma);
@@ -102,7 +105,10 @@ function changeProtection(k: Kernel, mm: Mm, vma: Vma): void {
   const upgradePrivate = k.profile.mprotectWritable;
   forEachPte(k, mm, vma.start, vma.end, (slot) => {
     const bits = t.bits[slot]!;
-    if (!(bits & PTE_PRESENT)) return;
+    if (!(bits & PTE_PRESENT)) {
+      if (!writable && bits & PTE_DEVEXCL_WRITE) t.bits[slot] = bits & ~PTE_DEVEXCL_WRITE;
+      return;
+    }
     if (!writable) {
       t.bits[slot] = bits & ~PTE_WRITE;
       return;
@@ -140,9 +146,17 @@ export type AdviceName = 'dontfork' | 'dofork' | 'wipeonfork' | 'keeponfork' | '
 
 /** madvise(). Returns OK, EINVAL or NA (advice whose semantics come with a later issue). */
 export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: AdviceName): number {
-  if (advice === 'mergeable' || advice === 'pageout') return NA;
+  if (advice === 'pageout') {
+    if (!k.profile.swap) return NA;
+    let out = 0;
+    for (let v = lo; v < hi; v++) if (swapOutPage(k, mm, v) === null) out++;
+    k.emit('note', mm.id, lo, -1, -1, `MADV_PAGEOUT: ${out} of ${hi - lo} page(s) swapped out`);
+    return OK;
+  }
+  if (advice === 'mergeable' && !k.profile.ksm) return NA;
   if (advice === 'dontneed') {
     // MADV_DONTNEED: zap the range; the VMAs (and their page tables) stay.
+    mmuNotify(k, mm.id, lo, hi, 'MADV_DONTNEED');
     const used = k.frames.used;
     let zapped = 0;
     for (const vma of mm.vmas) {
@@ -164,6 +178,7 @@ export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: Adv
     if (advice === 'dontfork') vma.flags |= VM_DONTCOPY;
     else if (advice === 'dofork') vma.flags &= ~VM_DONTCOPY;
     else if (advice === 'wipeonfork') vma.flags |= VM_WIPEONFORK;
+    else if (advice === 'mergeable') vma.flags |= VM_MERGEABLE;
     else vma.flags &= ~VM_WIPEONFORK;
   }
   k.emit('note', mm.id, lo, -1, -1, `madvise ${advice} on ${hi - lo} page(s)`);
@@ -177,6 +192,7 @@ export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: Adv
 export function clearSoftDirty(k: Kernel, mm: Mm): number {
   const t = k.tables;
   let wp = 0;
+  mmuNotify(k, mm.id, 0, 2 ** 36, 'clear_refs soft-dirty');
   for (const vma of mm.vmas) {
     vma.flags &= ~VM_SOFTDIRTY;
     const cow = isCowMapping(vma.flags);

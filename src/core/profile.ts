@@ -36,14 +36,37 @@ export interface Profile {
   clearRefsSkipPinned: boolean;
   /** mprotect() upgrading to writable maps exclusive anonymous pages writable at once (6.0, 64fe24a3e05e). */
   mprotectWritable: boolean;
-  /** reuse_ksm_page() on write faults (5.1-5.8); otherwise a KSM page is always copied (seed 003). */
+  /**
+   * reuse_ksm_page() on write faults (5.1-5.8): a KSM page mapped once is reused and turned back
+   * into an ordinary anonymous page (page_move_anon_rmap leaves the stable tree's node stale).
+   */
   ksmReuse: boolean;
+  /**
+   * Seed 003's check in do_wp_page(): a KSM page is always copied ("PageKsm() doesn't
+   * necessarily raise the page refcount"). Without it (a what-if), a KSM page with refcount 1
+   * is reused in place and stays in the stable tree, writable.
+   */
+  wpCopiesKsm: boolean;
   /** FOLL_PIN of the zero page is a no-op (6.5, c8070b787519); before, it took a pin on it. */
   pinSkipsZeroPage: boolean;
   /** gup-fast FOLL_PIN checks mm->write_protect_seq against a concurrent fork (57efa1fe5957, 5.11). */
   writeProtectSeq: boolean;
-  /** Device-exclusive entries: `none`, `v5.14` (as merged), `v6.15` (mapcount untouched). */
-  deviceExclusive: 'none' | 'v5.14' | 'v6.15';
+  /**
+   * Device-exclusive entries: `none`; `seed002` (the series as reviewed in seed 002: fork waits
+   * for the page lock and retries); `v5.14` (as merged: a failed trylock fails the fork);
+   * `v6.15` (the rework: one mm's PTE only, mapcount untouched).
+   */
+  deviceExclusive: 'none' | 'seed002' | 'v5.14' | 'v6.15';
+  /**
+   * do_swap_page()'s test for mapping a swapped-in page writable/exclusive: `reuse_swap_page`
+   * (<= 5.17: mapcount + swap count <= 1), `refcount` (5.18: page_count after freeing the swap
+   * cache), `exclusive-bit` (5.19+: SWP_EXCLUSIVE kept in the swap entry, else refcount).
+   */
+  swapinReuse: 'reuse_swap_page' | 'refcount' | 'exclusive-bit';
+  /** do_wp_page() frees the swap cache to reuse a page only the cache also holds (5.18+). */
+  wpFreeSwapcache: boolean;
+  /** Reclaim does not put maybe-pinned pages in the swap cache (feb889fb40fa, 5.11). */
+  reclaimSkipsPinned: boolean;
   /** COW page tables (`fork ... cowpt`): `none`, `rfc` (seed 004), `odf` (On-Demand Fork). */
   cowPageTables: 'none' | 'rfc' | 'odf';
   /** Swap is modelled for this profile (later issue). */

@@ -10,7 +10,7 @@
 import {
   isCowMapping, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_SHMEM, PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY,
   PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, VM_DONTCOPY, VM_SHARED, VM_WIPEONFORK, VM_WRITE,
-  VM_MAYSHARE, SIGSEGV, NA,
+  VM_MAYSHARE, SIGSEGV, NA, PTE_SWAP, PTE_DEVICE_EXCLUSIVE,
 } from './constants.js';
 import { FAULT_FLAG_WRITE, handleMmFault, wpCanReuse } from './fault.js';
 import { pageNeedsCowForDma } from './fork.js';
@@ -19,6 +19,8 @@ import type { Handle, Kernel } from './kernel.js';
 import type { Mm } from './mm.js';
 import { pteSlot, pteSlotAlloc, setPte } from './walk.js';
 import { exitMmap } from './zap.js';
+import { copySwapPte } from './swap.js';
+import { mmuNotify, restoreExclusivePte } from './devexcl.js';
 
 export type TaskState = 'running' | 'blocked' | 'done';
 
@@ -113,6 +115,10 @@ function stepFork(k: Kernel, t: ForkTask, tid: number): TaskState {
         if (vma.flags & VM_WIPEONFORK) tmp.anonVma = false;
         else if (vma.anonVma) t.pairs.push([i, child.vmas.length - 1]);
       });
+      for (const [pi] of t.pairs) {
+        const v = parent.vmas[pi]!;
+        if (isCowMapping(v.flags)) mmuNotify(k, parent.id, v.start, v.end, 'fork');
+      }
       parent.writeProtectSeq++; // raw_write_seqcount_begin(&src_mm->write_protect_seq)
       k.emit('fork', parent.id, -1, -1, child.id, 'fork begins: mmap_lock taken for write, write_protect_seq odd');
       t.phase = nextPte(k, t) ? 'check' : 'end';
@@ -123,8 +129,20 @@ function stepFork(k: Kernel, t: ForkTask, tid: number): TaskState {
       t.seenBits = tb.bits[slot]!;
       t.seenPfn = tb.entry[slot]!;
       if (!(t.seenBits & PTE_PRESENT)) {
+        const [pi, ci] = t.pairs[t.pair]!;
+        if (t.seenBits & PTE_SWAP) {
+          const child = k.mms[t.child]!;
+          const dslot = pteSlotAlloc(k, child, t.vpn);
+          setPte(k, dslot, t.seenPfn, copySwapPte(k, slot));
+          void ci;
+          return advanceFork(k, t);
+        }
+        if (t.seenBits & PTE_DEVICE_EXCLUSIVE && isCowMapping(parent.vmas[pi]!.flags)) {
+          restoreExclusivePte(k, parent, parent.vmas[pi]!, t.vpn, slot);
+          return 'running'; // check the now present PTE again
+        }
         t.err = NA;
-        return finishForkFailed(k, t, tid, 'fork of non-present PTEs (swap, device-exclusive) is not modelled yet');
+        return finishForkFailed(k, t, tid, 'fork of this non-present PTE kind is not modelled');
       }
       const anon = !(t.seenBits & PTE_SPECIAL) && (f.flags[t.seenPfn]! & PG_ANON) !== 0;
       const exclusiveOk = !k.profile.anonExclusive || (f.flags[t.seenPfn]! & PG_ANON_EXCLUSIVE) !== 0;

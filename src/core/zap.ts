@@ -1,11 +1,13 @@
 // Tearing mappings down: zap_pte_range (munmap, MADV_DONTNEED, exit), free_pgtables, exit_mmap.
 
 import {
-  LEVEL_PGD, LEVEL_PTE, LEVEL_SPAN, PG_ANON, PTE_PRESENT, PTE_SPECIAL, TABLE_MASK, TABLE_SHIFT,
+  LEVEL_PGD, LEVEL_PTE, LEVEL_SPAN, PG_ANON, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, TABLE_MASK, TABLE_SHIFT,
 } from './constants.js';
 import type { Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
 import { pteTableOf } from './walk.js';
+import { freeSwapAndCache } from './swap.js';
+import { mmuNotify, zapExclusiveEntry } from './devexcl.js';
 
 /** zap_pte_range() over [lo, hi) of one VMA: drop every mapping and its reference. */
 export function zapRange(k: Kernel, mm: Mm, lo: number, hi: number): number {
@@ -31,7 +33,11 @@ export function zapRange(k: Kernel, mm: Mm, lo: number, hi: number): number {
         t.bits[base + i] = 0;
         const pfn = t.entry[base + i]!;
         t.entry[base + i] = 0;
-        if (!(bits & PTE_PRESENT)) continue; // non-present kinds come with later issues
+        if (!(bits & PTE_PRESENT)) {
+          if (bits & PTE_SWAP) freeSwapAndCache(k, pfn);
+          else if (bits & PTE_DEVICE_EXCLUSIVE) zapExclusiveEntry(k, mm, pfn);
+          continue;
+        }
         if (bits & PTE_SPECIAL) continue; // the zero page holds no reference
         if (f.flags[pfn]! & PG_ANON) mm.rssAnon--;
         else mm.rssShmem--;
@@ -100,6 +106,7 @@ function freeLevel(
 export function unmapRegion(k: Kernel, mm: Mm, lo: number, hi: number): void {
   const vmas = mm.splitRange(lo, hi);
   if (vmas.length === 0) return;
+  mmuNotify(k, mm.id, lo, hi, 'munmap');
   const used = k.frames.used;
   let zapped = 0;
   for (const vma of vmas) {
@@ -119,6 +126,7 @@ export function unmapRegion(k: Kernel, mm: Mm, lo: number, hi: number): void {
 
 /** exit_mmap(): zap everything, free every table including the PGD. */
 export function exitMmap(k: Kernel, mm: Mm): void {
+  mmuNotify(k, mm.id, 0, 2 ** 36, 'exit');
   const used = k.frames.used;
   const tables = mm.nrTables;
   let zapped = 0;

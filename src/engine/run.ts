@@ -1,12 +1,15 @@
 // Runs a scenario on the model under one profile, beside the ideal semantics, and judges it.
 
-import { EINVAL, NA, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PTE_PRESENT, SIGSEGV } from '../core/constants.js';
+import { EINVAL, NA, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, SIGSEGV, VM_WRITE } from '../core/constants.js';
 import type { KEvent } from '../core/events.js';
 import { frameFlagNames, pteBitNames } from '../core/names.js';
 import { cpuAccess, mmuAllows } from '../core/access.js';
 import { dupMmap } from '../core/fork.js';
 import { DEFAULT_FRAMES, DEFAULT_PIN_BIAS, type Handle, Kernel } from '../core/kernel.js';
 import { getUserPages, type GupRequest, releaseHandle } from '../core/gup.js';
+import { swapOutPage, type SwapoutSkip } from '../core/swap.js';
+import { ksmMerge } from '../core/ksm.js';
+import { makeDeviceExclusive } from '../core/devexcl.js';
 import { cloneTask, startFork, startGup, startWrite, stepTask, type Task, type TaskState } from '../core/tasks.js';
 import type { Mm } from '../core/mm.js';
 import { clearSoftDirty, doMadvise, doMmap, doMprotect } from '../core/mmap.js';
@@ -63,6 +66,11 @@ export interface Proc {
 
 class NotApplicable extends Error {}
 
+const SKIP_WHY: Record<Exclude<SwapoutSkip, null>, string> = {
+  'not-present': 'not present', 'not-anon': 'not anonymous', shared: 'mapped by more than this process',
+  pinned: 'maybe pinned', ksm: 'a KSM page',
+};
+
 export class Runner {
   k: Kernel;
   ideal = new IdealMemory();
@@ -75,6 +83,10 @@ export class Runner {
   violations: Violation[] = [];
   handles = new Map<string, LiveHandle>();
   private nextTid = 0;
+  /** Per device-exclusive grant page: 1 once the owner's CPU accessed the page. */
+  private grantTouched = new Map<string, Uint8Array>();
+  /** Values written by device atomics (a wrong read of one is an `exclusive` violation). */
+  private atomicValues = new Set<number>();
   /** Threads whose pending fork has begun (the ideal child exists). */
   private forking = new Set<string>();
   /** Pin pages already reported incoherent (reported once). */
@@ -110,6 +122,8 @@ export class Runner {
     c.handles = new Map([...this.handles].map(([n, h]) => [n, { h: c.k.handles[h.h.id]!, proc: h.proc }]));
     c.incoherent = new Set(this.incoherent);
     c.forking = new Set(this.forking);
+    c.grantTouched = new Map([...this.grantTouched].map(([n, a]) => [n, a.slice()]));
+    c.atomicValues = new Set(this.atomicValues);
     return c;
   }
 
@@ -518,9 +532,7 @@ export class Runner {
       }
       case 'device-read': {
         const hs = this.handles.get(step.ref.handle);
-        if (hs?.h.kind === 'exclusive') {
-          throw new NotApplicable('device-exclusive entries are not modelled yet');
-        }
+        if (hs?.h.kind === 'exclusive') return this.grantRead(step.ref.handle, step.ref.index, step.expect);
         return this.handleRead(step.ref.handle, step.ref.index, step.expect, null);
       }
       case 'device-write':
@@ -541,13 +553,31 @@ export class Runner {
         return;
       }
       case 'device-exclusive':
+        return this.deviceExclusive(step.proc, step.sel, step.handle);
       case 'device-atomic':
-        if (this.profile.deviceExclusive === 'none') throw new NotApplicable(`${this.profile.name} has no device-exclusive entries (5.14 on)`);
-        throw new NotApplicable('device-exclusive entries are not modelled yet');
-      case 'swapout':
-        throw new NotApplicable('swap is not modelled yet');
-      case 'ksm-merge':
-        throw new NotApplicable('KSM merging is not modelled yet');
+        return this.deviceAtomic(step.ref.handle, step.ref.index, step.value, step.expect);
+      case 'swapout': {
+        if (!this.profile.swap) throw new NotApplicable(`${this.profile.name} has no swap modelled`);
+        const p = this.proc(step.proc);
+        if (!p) return;
+        const [lo, hi] = this.range(p, step.sel);
+        const skipped: string[] = [];
+        let out = 0;
+        for (let v = lo; v < hi; v++) {
+          const why = swapOutPage(k, p.mm, v);
+          if (why === null) out++;
+          else skipped.push(`${this.label(step.sel, step.sel.lo + (v - lo))}: ${SKIP_WHY[why]}`);
+        }
+        this.record.summary = `reclaim (MADV_PAGEOUT) of ${p.name} ${this.label(step.sel)}: ${out} page(s) swapped out` +
+          (skipped.length ? `; kept ${skipped.slice(0, 4).join(', ')}${skipped.length > 4 ? ', …' : ''}` : '');
+        return;
+      }
+      case 'ksm-merge': {
+        if (!this.profile.ksm) throw new NotApplicable(`${this.profile.name} has no KSM modelled`);
+        const n = ksmMerge(k);
+        this.record.summary = `ksmd: ${n} page(s) merged into KSM pages`;
+        return;
+      }
     }
   }
 
@@ -711,6 +741,112 @@ export class Runner {
     }
   }
 
+  // ---- device-exclusive grants ---------------------------------------------------------------
+
+  private deviceExclusive(procName: string, sel: PageSel, name: string): void {
+    if (this.profile.deviceExclusive === 'none') throw new NotApplicable(`${this.profile.name} has no device-exclusive entries (5.14 on)`);
+    const p = this.proc(procName);
+    if (!p) return;
+    this.waitForMmapLock(p, false);
+    const [lo, hi] = this.range(p, sel);
+    const r = makeDeviceExclusive(this.k, p.mm, lo, hi);
+    if (r.err === NA || r.handle === null) throw new NotApplicable('device-exclusive entries are not modelled for this profile');
+    this.handles.set(name, { h: r.handle, proc: p.name });
+    this.grantTouched.set(name, new Uint8Array(hi - lo));
+    const held = [...r.handle.revoked!].filter((x) => x === 0).length;
+    this.observe('gup', `device exclusive ${p.name} ${this.label(sel)}`, r.err === OK ? 'ok' : 'EBUSY', null);
+    this.record.summary = `the device takes ${p.name} ${this.label(sel)} exclusively as ${name}: ${held} of ${hi - lo} page(s) held` +
+      (r.err === OK ? '' : ' (make_device_exclusive failed for the others: EBUSY)');
+  }
+
+  /** Which pages of a grant the owner's CPU touched (for the explorer's state keys). */
+  grantTouchedOf(name: string): Uint8Array | undefined {
+    return this.grantTouched.get(name);
+  }
+
+  /** A CPU access by `group` at vpn: grants on that page must have been revoked before it. */
+  private touchGrants(p: Proc, vpn: number, pfn: number): void {
+    for (const [name, lh] of this.handles) {
+      if (lh.h.kind !== 'exclusive') continue;
+      const holder = this.procs.get(lh.proc);
+      const i = vpn - lh.h.vpn;
+      if (holder?.group === p.group && i >= 0 && i < lh.h.frames.length) this.grantTouched.get(name)![i] = 1;
+      // The CPU must never reach a page the device still holds exclusively.
+      lh.h.frames.forEach((f, j) => {
+        if (f === pfn && pfn > 0 && !lh.h.revoked![j]) {
+          this.violation('exclusive', `${p.name} reached frame ${pfn} while the device holds it exclusively through ${name}[${j}]: the device was not notified`, [p.name], [pfn]);
+        }
+      });
+    }
+  }
+
+  private deviceAtomic(name: string, i: number, value: string, expect: 'revoked' | 'denied' | null): void {
+    const hs = this.liveHandle(name);
+    if (!hs) return;
+    if (hs.h.kind !== 'exclusive') {
+      this.record.summary = `${name} is not a device-exclusive grant: nothing happens`;
+      return;
+    }
+    const p = this.procs.get(hs.proc)!;
+    const vpn = hs.h.vpn + i;
+    const pfn = hs.h.frames[i]!;
+    const vma = p.alive ? p.mm.findVma(vpn) : null;
+    let result: 'ok' | 'revoked' | 'denied';
+    if (vma === null || !(vma.flags & VM_WRITE)) result = 'denied';
+    else if (hs.h.revoked![i] || pfn <= 0) result = 'revoked';
+    else result = 'ok';
+    const touched = this.grantTouched.get(name)![i] === 1;
+    if (result === 'ok') {
+      if (touched) {
+        this.violation('exclusive', `the device's atomic through ${name}[${i}] went through although ${p.name} accessed the page since: the device was not notified`, [p.name], [pfn]);
+      }
+      const v = this.values.id(value);
+      this.k.frames.value[pfn] = v;
+      this.ideal.write(p.group, vpn, v);
+      this.atomicValues.add(v);
+      if (this.pfnOfEntry(p, vpn) !== pfn) {
+        this.violation('exclusive', `the device's atomic through ${name}[${i}] wrote frame ${pfn}, which ${p.name} no longer maps: the atomic is lost`, [p.name], [pfn]);
+      }
+    }
+    this.observe('handle-read', `device atomic ${name}[${i}]`, result, expect ?? null);
+    if (expect !== null && expect !== result) this.violation('expect', `the device's atomic through ${name}[${i}] ${result === 'ok' ? 'succeeded' : `was ${result}`}, expected ${expect}`, [p.name], pfn > 0 ? [pfn] : []);
+    this.record.summary = result === 'ok'
+      ? `the device's atomic writes ${value} into frame ${pfn} through ${name}[${i}]`
+      : `the device's atomic through ${name}[${i}]: ${result}${result === 'revoked' ? ' (it was notified that it lost exclusive access)' : ' (the mapping is not writable)'}`;
+  }
+
+  /** A device read through a grant: the held page, or (revoked) the page the process maps now. */
+  private grantRead(name: string, i: number, expect: string | null): void {
+    const hs = this.liveHandle(name);
+    if (!hs) return;
+    const p = this.procs.get(hs.proc)!;
+    const vpn = hs.h.vpn + i;
+    let value: number;
+    if (!hs.h.revoked![i] && hs.h.frames[i]! > 0) value = this.k.frames.value[hs.h.frames[i]!]!;
+    else if (p.alive) {
+      const r = cpuAccess(this.k, p.mm, vpn, false, 0); // hmm_range_fault() faults it in for the device
+      value = r.err === OK ? r.value : 0;
+    } else value = 0;
+    const actual = this.values.name(value);
+    const ideal = p.alive && this.ideal.access(p.group, vpn, false) === 'ok' ? this.ideal.read(p.group, vpn) : null;
+    this.observe('handle-read', `the device reads ${name}[${i}]`, actual, ideal === null ? null : this.values.name(ideal));
+    if (ideal !== null && ideal !== value && !this.ideal.maybeValues(p.group, vpn)?.has(value)) {
+      const kind = this.ideal.everHeld(p.group, value) ? 'lost-write' : 'leak';
+      this.violation(kind, `the device read ${actual} through ${name}[${i}], but ${p.name}'s page holds ${this.values.name(ideal)}`, [p.name]);
+    }
+    if (expect !== null && expect !== actual) this.violation('expect', `the device read ${actual} through ${name}[${i}], expected ${expect}`, [p.name]);
+    this.record.summary = `the device reads ${name}[${i}]: ${actual}`;
+  }
+
+  /** The frame a page maps, present or held by a device-exclusive entry; -1 otherwise. */
+  private pfnOfEntry(p: Proc, vpn: number): number {
+    if (!p.alive) return -1;
+    const slot = pteSlot(this.k, p.mm, vpn);
+    if (slot < 0) return -1;
+    const bits = this.k.tables.bits[slot]!;
+    return bits & (PTE_PRESENT | PTE_DEVICE_EXCLUSIVE) ? this.k.tables.entry[slot]! : -1;
+  }
+
   private gup(procName: string, sel: PageSel, name: string, req: GupRequest): void {
     const p = this.proc(procName);
     if (!p) return;
@@ -797,7 +933,7 @@ export class Runner {
       for (let i = 0; i < hs.h.frames.length; i++) {
         const key = `${name}:${i}`;
         if (this.incoherent.has(key) || !this.ideal.isBound(name, i)) continue;
-        const mapped = this.pfnOf(p, hs.h.vpn + i);
+        const mapped = this.pfnOfEntry(p, hs.h.vpn + i);
         if (mapped !== hs.h.frames[i]) {
           this.incoherent.add(key);
           this.violation('pin-incoherent', `${name}[${i}] pins frame ${hs.h.frames[i]} but ${p.name} now maps ${mapped < 0 ? 'nothing' : `frame ${mapped}`} there: the device and the process no longer share the page`,
@@ -821,6 +957,7 @@ export class Runner {
       const page = this.label(sel, sel.lo + (vpn - lo));
       if (r.err === NA) throw new NotApplicable('a fault on a non-present PTE kind that is not modelled yet');
       if (r.err === OK) {
+        this.touchGrants(p, vpn, r.pfn);
         if (want === 'fault') this.violation('fault', `${p.name} wrote ${page} although the mapping does not allow it`, [p.name], [r.pfn]);
         else {
           this.ideal.write(p.group, vpn, v);
@@ -862,6 +999,7 @@ export class Runner {
       return;
     }
     const actual = this.values.name(r.value);
+    this.touchGrants(p, vpn, r.pfn);
     if (want === 'fault') {
       this.observe('read', `${p.name} ${page}`, actual, 'fault');
       this.violation('fault', `${p.name} read ${page} although the mapping does not allow it`, [p.name], [r.pfn]);
@@ -869,7 +1007,7 @@ export class Runner {
       const ideal = this.ideal.read(p.group, vpn);
       this.observe('read', `${p.name} ${page}`, actual, this.values.name(ideal));
       if (r.value !== ideal && !this.ideal.maybeValues(p.group, vpn)?.has(r.value)) {
-        const kind = this.ideal.everHeld(p.group, r.value) ? 'lost-write' : 'leak';
+        const kind = this.atomicValues.has(ideal) ? 'exclusive' : this.ideal.everHeld(p.group, r.value) ? 'lost-write' : 'leak';
         this.violation(kind, `${p.name} read ${actual} from ${page}, but its memory holds ${this.values.name(ideal)}` +
           (kind === 'leak' ? ` (${actual} only ever belonged to another process)` : ' (a write did not reach it)'), [p.name], [r.pfn]);
       }

@@ -2,7 +2,7 @@
 // frames, values and shared cells renumbered by first appearance, and processes in an order
 // that does not depend on their names. Two states with the same key behave the same.
 
-import { PTE_PRESENT, PTE_SPECIAL } from '../core/constants.js';
+import { PG_SWAPCACHE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP } from '../core/constants.js';
 import type { Runner } from '../engine/run.js';
 import { pteSlot } from '../core/walk.js';
 
@@ -12,6 +12,12 @@ class Numbering {
   frames = new Map<number, number>();
   values = new Map<number, number>([[0, 0]]);
   cells = new Map<number, number>();
+  slots = new Map<number, number>();
+  slot(s: number): number {
+    let n = this.slots.get(s);
+    if (n === undefined) this.slots.set(s, (n = this.slots.size));
+    return n;
+  }
   frame(pfn: number): number {
     if (pfn === 0) return -2; // the zero page
     let n = this.frames.get(pfn);
@@ -48,6 +54,11 @@ function procKey(r: Runner, p: ProcT, num: Numbering, out: number[]): void {
       const bits = slot < 0 ? 0 : k.tables.bits[slot]!;
       out.push(bits);
       if (bits & PTE_PRESENT) out.push(bits & PTE_SPECIAL ? -2 : num.frame(k.tables.entry[slot]!));
+      else if (bits & PTE_SWAP) {
+        const s = k.tables.entry[slot]!;
+        const cached = k.swap.cache[s]!;
+        out.push(num.slot(s), num.value(k.swap.data[s]!), k.swap.count[s]!, cached < 0 ? -1 : num.frame(cached));
+      } else if (bits & PTE_DEVICE_EXCLUSIVE) out.push(num.frame(k.tables.entry[slot]!));
       const c = r.ideal.cellAt(p.name, vpn);
       if (c === null || c.cell < 0) {
         out.push(-1);
@@ -114,7 +125,9 @@ export function canonicalKey(r: Runner): string {
   for (const [name, lh] of hs) {
     const h = lh.h;
     out.push(-5, ['pin', 'gup', 'pipe', 'exclusive'].indexOf(h.kind), rank.get(lh.proc)!, h.write ? 1 : 0, h.longterm ? 1 : 0);
-    for (let i = 0; i < h.frames.length; i++) out.push(h.frames[i]! < 0 ? -1 : num.frame(h.frames[i]!), h.refs[i]!);
+    for (let i = 0; i < h.frames.length; i++) out.push(h.frames[i]! < 0 ? -1 : num.frame(h.frames[i]!), h.refs[i]!, h.revoked?.[i] ?? -1);
+    const touched = r.grantTouchedOf(name);
+    if (touched) out.push(-12, ...touched);
     const st = r.ideal.handleState(name);
     if (st) {
       for (let i = 0; i < st.bound.length; i++) {
@@ -129,6 +142,7 @@ export function canonicalKey(r: Runner): string {
   out.push(-6);
   for (const [pfn] of [...num.frames].sort((a, b) => a[1] - b[1])) {
     out.push(f.refcount[pfn]!, f.mapcount[pfn]!, f.flags[pfn]!, num.value(f.value[pfn]!));
+    if (f.flags[pfn]! & PG_SWAPCACHE) out.push(num.slot(f.priv[pfn]!));
   }
   return out.join(',');
 }

@@ -9,6 +9,7 @@ export const OP_NAMES = [
   'write', 'read', 'fork', 'exit', 'munmap', 'mprotect', 'dontfork', 'wipeonfork', 'dontneed',
   'pin', 'pin-ro', 'pin-fast', 'gup', 'vmsplice', 'unpin', 'put', 'handle-read', 'device-write',
   'device-read', 'clear-softdirty', 'thread', 'fork&', 'pin-fast&', 'write&', 'step',
+  'swapout', 'mergeable', 'ksm-merge', 'device-exclusive', 'device-atomic',
 ] as const;
 export type OpName = (typeof OP_NAMES)[number];
 
@@ -61,6 +62,17 @@ export function enabledOps(r: Runner, shape: ExploreShape): number[] {
           if (p.alive && p.task) out.push(pack(code, i, 0, 0));
         });
         break;
+      case 'ksm-merge':
+        out.push(pack(code, 0, 0, 0));
+        break;
+      case 'device-atomic':
+        handles.forEach((h, i) => {
+          const lh = r.handles.get(h)!;
+          if (lh.h.kind !== 'exclusive') return;
+          const holder = procs.findIndex((p) => p.name === lh.proc);
+          out.push(pack(code, Math.max(0, holder), 0, i));
+        });
+        break;
       case 'exit':
       case 'clear-softdirty':
         for (const p of alive) out.push(pack(code, procs.indexOf(p), 0, 0));
@@ -74,8 +86,8 @@ export function enabledOps(r: Runner, shape: ExploreShape): number[] {
           const lh = r.handles.get(h)!;
           const kind = lh.h.kind;
           if (name === 'unpin' && kind !== 'pin') return;
-          if (name === 'put' && kind === 'pin') return;
-          if (name === 'device-write' && (kind === 'pipe' || !lh.h.write)) return;
+          if (name === 'put' && (kind === 'pin' || kind === 'exclusive')) return;
+          if (name === 'device-write' && (kind === 'pipe' || kind === 'exclusive' || !lh.h.write)) return;
           if ((name === 'device-read') && kind === 'pipe') return;
           if (name === 'handle-read' && kind !== 'pipe') return;
           const holder = procs.findIndex((p) => p.name === lh.proc);
@@ -83,7 +95,7 @@ export function enabledOps(r: Runner, shape: ExploreShape): number[] {
         });
         break;
       default: {
-        const takesHandle = name === 'pin' || name === 'pin-ro' || name === 'pin-fast' || name === 'pin-fast&' || name === 'gup' || name === 'vmsplice';
+        const takesHandle = name === 'pin' || name === 'pin-ro' || name === 'pin-fast' || name === 'pin-fast&' || name === 'gup' || name === 'vmsplice' || name === 'device-exclusive';
         if (takesHandle && handles.length >= shape.handles) break;
         for (const p of alive) {
           const pi = procs.indexOf(p);
@@ -196,5 +208,19 @@ export function decodeOp(r: Runner, op: number): Step {
     }
     case 'device-read':
       return mk({ op: 'device-read', ref: { handle, index: 0, pos }, expect: null }, `device read ${handle}[0]`);
+    case 'swapout':
+      return mk({ op: 'swapout', proc, sel }, `swapout ${proc} ${at}`);
+    case 'mergeable':
+      return mk({ op: 'madvise', proc, sel, advice: 'mergeable' }, `${proc} madvise ${at} mergeable`);
+    case 'ksm-merge':
+      return mk({ op: 'ksm-merge' }, 'ksm merge');
+    case 'device-exclusive': {
+      const h = newHandle();
+      return mk({ op: 'device-exclusive', proc, sel, handle: h }, `device exclusive ${proc} ${at} as ${h}`);
+    }
+    case 'device-atomic': {
+      const v = r.values.name(r.values.fresh('a'));
+      return mk({ op: 'device-atomic', ref: { handle, index: 0, pos }, value: v, expect: null }, `device atomic ${handle}[0] = ${v}`);
+    }
   }
 }

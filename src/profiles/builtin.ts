@@ -16,12 +16,16 @@ const V5_7: Profile = {
   clearRefsSkipPinned: false,
   mprotectWritable: false,
   ksmReuse: true,
+  wpCopiesKsm: true,
   pinSkipsZeroPage: false,
   writeProtectSeq: false,
   deviceExclusive: 'none',
+  swapinReuse: 'reuse_swap_page',
+  wpFreeSwapcache: false,
+  reclaimSkipsPinned: false,
   cowPageTables: 'none',
-  swap: false,
-  ksm: false,
+  swap: true,
+  ksm: true,
 };
 
 function derive(base: Profile, name: string, summary: string, source: string, over: Partial<Profile>): Profile {
@@ -51,17 +55,17 @@ const V5_9 = derive(V5_9_RC4, 'v5.9',
 const V5_14 = derive(V5_9, 'v5.14',
   'v5.9 + write_protect_seq and clear_refs skipping pinned pages (5.11), device-exclusive entries as merged',
   '57efa1fe5957 (write_protect_seq, 5.11), 9348b73c2e1b (clear_refs, 5.11), b756a3b5e7ea "mm: device exclusive memory access" (seed 002)',
-  { writeProtectSeq: true, clearRefsSkipPinned: true, deviceExclusive: 'v5.14' });
+  { writeProtectSeq: true, clearRefsSkipPinned: true, reclaimSkipsPinned: true, deviceExclusive: 'v5.14' });
 
 const V5_18 = derive(V5_14, 'v5.18',
   'v5.14 + refcount-based reuse in the swap-in and THP paths (COW fixes part 1)',
   'd4c470970d45, 84d60fdd3733, c145e0b47c77, 3bff7e3f1f16 ("mm: COW fixes part 1")',
-  {});
+  { swapinReuse: 'refcount', wpFreeSwapcache: true });
 
 const V5_19 = derive(V5_18, 'v5.19',
   'PG_anon_exclusive; FAULT_FLAG_UNSHARE for R/O pins of possibly shared anonymous pages',
   '6c287605fd56, c89357e27f20, a7f226604170 ("mm: COW fixes part 2: reliable GUP pins of anonymous pages")',
-  { wpReuse: 'anon-exclusive', anonExclusive: true, unshareRoPin: 'anon' });
+  { wpReuse: 'anon-exclusive', anonExclusive: true, unshareRoPin: 'anon', swapinReuse: 'exclusive-bit' });
 
 const V6_2 = derive(V5_19, 'v6.2',
   'v5.19 + mprotect maps exclusive anon pages writable (6.0) + unsharing for anything in a COW mapping (zero page)',

@@ -2,9 +2,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OK, SIGSEGV, VM_DONTCOPY, VM_SOFTDIRTY } from '../../src/core/constants.js';
+import { NA, OK, SIGSEGV, VM_DONTCOPY, VM_MERGEABLE, VM_SOFTDIRTY } from '../../src/core/constants.js';
 import { dupMmap } from '../../src/core/fork.js';
-import type { Kernel } from '../../src/core/kernel.js';
+import { Kernel } from '../../src/core/kernel.js';
+import { builtinProfile } from '../../src/profiles/builtin.js';
 import type { Mm } from '../../src/core/mm.js';
 import { clearSoftDirty, doMadvise, doMmap, doMprotect } from '../../src/core/mmap.js';
 import { assertConsistent, frame, kernel, presentPte, proc, read, readOk, write, writeOk } from './helpers.js';
@@ -150,11 +151,28 @@ test('madvise dontfork / dofork and wipeonfork / keeponfork set and clear their 
   assert.ok(q.findVma(vpn + 1));
 });
 
-test('madvise mergeable and pageout are not modelled: the model says so instead of doing nothing', () => {
+test('madvise mergeable marks the mapping for KSM; pageout swaps a page mapped once out to a slot', () => {
   const k = kernel('v6');
   const { mm, vpn } = proc(k, 1);
-  assert.notEqual(doMadvise(k, mm, vpn, vpn + 1, 'mergeable'), OK);
-  assert.notEqual(doMadvise(k, mm, vpn, vpn + 1, 'pageout'), OK);
+  writeOk(k, mm, vpn, 5);
+  assert.equal(doMadvise(k, mm, vpn, vpn + 1, 'mergeable'), OK);
+  assert.notEqual(mm.findVma(vpn)!.flags & VM_MERGEABLE, 0);
+  const used = k.frames.used;
+  assert.equal(doMadvise(k, mm, vpn, vpn + 1, 'pageout'), OK);
+  assert.equal(k.frames.used, used - 1, 'nothing else held the page: it left memory');
+  assert.equal(k.swap.inUse, 1, 'its data is in one swap slot');
+  assert.equal(mm.rssAnon, 0);
+  const r = write(k, mm, vpn, 6);
+  assert.equal(r.err, OK);
+  assert.equal(r.faults, 1, 'one fault swaps it back in, writable: it was exclusive (SWP_EXCLUSIVE)');
+  assert.equal(k.swap.inUse, 0, 'the slot is free again once nothing names it');
+});
+
+test('a profile without swap or KSM says so (n/a) instead of doing nothing', () => {
+  const k = new Kernel({ ...builtinProfile('v6')!, swap: false, ksm: false }, { frames: 100, pinBias: 1024 });
+  const { mm, vpn } = proc(k, 1);
+  assert.equal(doMadvise(k, mm, vpn, vpn + 1, 'mergeable'), NA);
+  assert.equal(doMadvise(k, mm, vpn, vpn + 1, 'pageout'), NA);
 });
 
 // ---- clear_refs (soft-dirty) --------------------------------------------------------------------

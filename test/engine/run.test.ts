@@ -168,13 +168,13 @@ test('outcomes are looked up by profile name, then "*"; unnamed profiles are not
 // ---- n/a ----------------------------------------------------------------------------------------
 
 test('an operation the model lacks makes the run n/a at that step, with the reason', () => {
-  const sc = scenario(['P mmap buf 1', 'P write buf[0] = 1', 'swapout P buf[0]', 'P read buf[0] expect 7'], ['outcomes:', '  v6: n/a', '  v5.7: ok']);
+  const sc = scenario(['P mmap buf 1', 'P write buf[0] = 1', 'P fork Q cowpt', 'P read buf[0] expect 7'], ['outcomes:', '  v6: n/a', '  v5.7: ok']);
   const r = run(sc);
   assert.equal(r.status, 'n/a');
   assert.ok(r.na);
   assert.equal(r.na.step, 2);
-  assert.equal(r.na.line, 8, 'the swapout line of the file');
-  assert.match(r.na.reason, /swap/);
+  assert.equal(r.na.line, 8, 'the fork line of the file');
+  assert.match(r.na.reason, /COW page tables/);
   assert.equal(r.verdict, 'pass');
   assert.equal(r.steps.length, 3, 'the run stops at the n/a step: no later step, no end-of-run checks');
   assert.deepEqual(r.violations, [], 'the failing expect after it never ran');
@@ -184,7 +184,7 @@ test('an operation the model lacks makes the run n/a at that step, with the reas
 });
 
 test('n/a without outcomes passes; n/a where n/a is expected passes, and a clean run then fails', () => {
-  const r = run(scenario(['P mmap buf 1', 'ksm merge']));
+  const r = run(scenario(['P mmap buf 512 thp']));
   assert.equal(r.status, 'n/a');
   assert.equal(r.verdict, 'pass');
   assert.equal(run(scenario(CLEAN, ['outcomes:', '  v6: n/a'])).verdict, 'fail');

@@ -1,0 +1,95 @@
+// KSM: ksmd's scan merging identical pages of MADV_MERGEABLE mappings into write-protected KSM
+// pages (stable tree by content, unstable tree per pass, write_protect_page + replace_page).
+
+import {
+  PG_ANON, PG_ANON_EXCLUSIVE, PG_INUSE, PG_KSM, PG_SWAPCACHE, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE,
+  VM_MERGEABLE,
+} from './constants.js';
+import { mmuNotify } from './devexcl.js';
+import { pageMaybeDmaPinned } from './fork.js';
+import type { Kernel } from './kernel.js';
+import type { Mm } from './mm.js';
+import { forEachPte } from './mmap.js';
+
+/**
+ * write_protect_page(): KSM may take a page only if nothing but its mappings (and the swap
+ * cache) references it — no GUP reference or pin; then its PTE is write-protected and the page
+ * stops being exclusive.
+ */
+function writeProtectPage(k: Kernel, mm: Mm, slot: number, vpn: number): boolean {
+  const f = k.frames;
+  const pfn = k.tables.entry[slot]!;
+  const swapcache = f.flags[pfn]! & PG_SWAPCACHE ? 1 : 0;
+  if (f.mapcount[pfn]! + swapcache !== f.refcount[pfn]) return false;
+  if (k.profile.anonExclusive && f.flags[pfn]! & PG_ANON_EXCLUSIVE && pageMaybeDmaPinned(k, pfn)) return false;
+  if (k.tables.bits[slot]! & PTE_WRITE) mmuNotify(k, mm.id, vpn, vpn + 1, 'KSM write-protect');
+  f.flags[pfn] = f.flags[pfn]! & ~PG_ANON_EXCLUSIVE;
+  k.tables.bits[slot] = k.tables.bits[slot]! & ~PTE_WRITE;
+  return true;
+}
+
+/** replace_page(): map the KSM page here instead, read-only; the old page loses this mapping. */
+function replacePage(k: Kernel, slot: number, kpfn: number): void {
+  const f = k.frames;
+  const t = k.tables;
+  const old = t.entry[slot]!;
+  f.refcount[kpfn]!++;
+  f.mapcount[kpfn]!++;
+  t.entry[slot] = kpfn;
+  t.bits[slot] = t.bits[slot]! & ~PTE_WRITE;
+  f.mapcount[old]!--;
+  k.putPage(old);
+}
+
+/** One full ksmd pass over every mergeable mapping. Returns the pages merged. */
+export function ksmMerge(k: Kernel): number {
+  const f = k.frames;
+  const t = k.tables;
+  // The stable tree: KSM pages by content.
+  const stable = new Map<number, number>();
+  for (let pfn = 1; pfn < f.top; pfn++) {
+    if ((f.flags[pfn]! & (PG_KSM | PG_INUSE)) === (PG_KSM | PG_INUSE) && !stable.has(f.value[pfn]!)) stable.set(f.value[pfn]!, pfn);
+  }
+  const unstable = new Map<number, { mm: Mm; vpn: number; slot: number }>();
+  let merged = 0;
+  for (const mm of k.mms) {
+    if (!mm.alive) continue;
+    for (const vma of mm.vmas) {
+      if (!(vma.flags & VM_MERGEABLE)) continue;
+      forEachPte(k, mm, vma.start, vma.end, (slot, vpn) => {
+        const bits = t.bits[slot]!;
+        if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL) return;
+        const pfn = t.entry[slot]!;
+        if (!(f.flags[pfn]! & PG_ANON) || f.flags[pfn]! & PG_KSM) return;
+        const value = f.value[pfn]!;
+        const kpfn = stable.get(value);
+        if (kpfn !== undefined) {
+          // stable_tree_search() found identical content: merge into the KSM page.
+          if (writeProtectPage(k, mm, slot, vpn)) {
+            replacePage(k, slot, kpfn);
+            merged++;
+            k.emit('note', mm.id, vpn, pfn, kpfn, `KSM: merged into KSM page ${kpfn}`);
+          }
+          return;
+        }
+        const other = unstable.get(value);
+        if (other && k.tables.entry[other.slot] !== pfn) {
+          // try_to_merge_two_pages(): the tree page becomes the KSM page.
+          const tpfn = k.tables.entry[other.slot]!;
+          if (writeProtectPage(k, other.mm, other.slot, other.vpn) && writeProtectPage(k, mm, slot, vpn)) {
+            f.flags[tpfn] = (f.flags[tpfn]! | PG_KSM) & ~PG_ANON_EXCLUSIVE;
+            replacePage(k, slot, tpfn);
+            stable.set(value, tpfn);
+            unstable.delete(value);
+            merged++;
+            k.emit('note', mm.id, vpn, pfn, tpfn, `KSM: page ${tpfn} becomes a KSM page; this page merged into it`);
+          }
+          return;
+        }
+        if (!other) unstable.set(value, { mm, vpn, slot });
+      });
+    }
+  }
+  k.emit('note', -1, -1, -1, -1, `ksmd pass: ${merged} page(s) merged`);
+  return merged;
+}

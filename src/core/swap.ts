@@ -1,0 +1,173 @@
+// Swap: MADV_PAGEOUT reclaim (add_to_swap, try_to_unmap, pageout), swap-in (do_swap_page) with
+// each era's rule for mapping the page writable, swap entries at fork and zap.
+
+import {
+  OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_KSM, PG_SWAPCACHE, PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY,
+  PTE_SPECIAL, PTE_SWAP, PTE_SWP_EXCLUSIVE, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, VM_SOFTDIRTY, VM_WRITE,
+} from './constants.js';
+import { pageMaybeDmaPinned } from './fork.js';
+import type { Kernel } from './kernel.js';
+import type { Mm, Vma } from './mm.js';
+import { pteSlot, setPte } from './walk.js';
+
+/** Why a page was not swapped out (null: it was). */
+export type SwapoutSkip = 'not-present' | 'not-anon' | 'shared' | 'pinned' | 'ksm' | null;
+
+/** Put a page in the swap cache (add_to_swap): a slot, and the cache's reference on the frame. */
+function addToSwap(k: Kernel, pfn: number): number {
+  const f = k.frames;
+  if (f.flags[pfn]! & PG_SWAPCACHE) return f.priv[pfn]!;
+  const s = k.swap.alloc();
+  k.swap.cache[s] = pfn;
+  f.flags[pfn] = f.flags[pfn]! | PG_SWAPCACHE;
+  f.priv[pfn] = s;
+  f.refcount[pfn]!++;
+  return s;
+}
+
+/** delete_from_swap_cache(): the frame leaves the swap cache and the cache drops its reference. */
+export function deleteFromSwapCache(k: Kernel, pfn: number): void {
+  const f = k.frames;
+  const s = f.priv[pfn]!;
+  k.swap.cache[s] = -1;
+  f.flags[pfn] = f.flags[pfn]! & ~PG_SWAPCACHE;
+  f.priv[pfn] = -1;
+  k.swap.maybeFree(s);
+  k.putPage(pfn);
+}
+
+/** try_to_free_swap() / folio_free_swap(): only when no swap entry names the slot any more. */
+export function tryToFreeSwap(k: Kernel, pfn: number): boolean {
+  if (!(k.frames.flags[pfn]! & PG_SWAPCACHE)) return false;
+  if (k.swap.count[k.frames.priv[pfn]!]! > 0) return false;
+  deleteFromSwapCache(k, pfn);
+  return true;
+}
+
+/**
+ * MADV_PAGEOUT of one page: reclaim it to swap if it is an anonymous page mapped by this mm
+ * only. Pinned pages stay (5.11+: not added to the swap cache; 5.19+: an exclusive page that
+ * may be pinned cannot be unshared for unmapping).
+ */
+export function swapOutPage(k: Kernel, mm: Mm, vpn: number): SwapoutSkip {
+  const t = k.tables;
+  const f = k.frames;
+  const slot = pteSlot(k, mm, vpn);
+  if (slot < 0) return 'not-present';
+  const bits = t.bits[slot]!;
+  if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL) return 'not-present';
+  const pfn = t.entry[slot]!;
+  const fl = f.flags[pfn]!;
+  if (!(fl & PG_ANON)) return 'not-anon';
+  if (fl & PG_KSM) return 'ksm';
+  if (f.mapcount[pfn] !== 1) return 'shared'; // madvise_cold_or_pageout_pte_range(): only pages mapped once
+  if (k.profile.reclaimSkipsPinned && pageMaybeDmaPinned(k, pfn)) return 'pinned';
+  // try_to_unmap_one(): an exclusive page must be unshared first (folio_try_share_anon_rmap_pte).
+  let exclusive = false;
+  if (k.profile.anonExclusive && fl & PG_ANON_EXCLUSIVE) {
+    if (pageMaybeDmaPinned(k, pfn)) return 'pinned';
+    f.flags[pfn] = f.flags[pfn]! & ~PG_ANON_EXCLUSIVE;
+    exclusive = true;
+  }
+  const s = addToSwap(k, pfn);
+  setPte(k, slot, s, PTE_SWAP | (exclusive ? PTE_SWP_EXCLUSIVE : 0) | (bits & (PTE_SOFT_DIRTY | PTE_UFFD_WP)));
+  k.swap.count[s]!++;
+  mm.rssAnon--;
+  f.mapcount[pfn]!--;
+  k.putPage(pfn);
+  // pageout(): the data goes to the slot; then the page leaves memory unless someone holds it.
+  k.swap.data[s] = f.value[pfn]!;
+  if (f.refcount[pfn] === 1) {
+    deleteFromSwapCache(k, pfn);
+    k.emit('note', mm.id, vpn, pfn, -1, `swapped out to slot ${s}; the frame is freed`);
+  } else {
+    k.emit('note', mm.id, vpn, pfn, -1, `swapped out to slot ${s}; the frame stays in the swap cache (refcount ${f.refcount[pfn]}: someone holds it)`);
+  }
+  return null;
+}
+
+/** do_swap_page(): a fault on a swap PTE. `write`/`unshare` as in handle_pte_fault. */
+export function doSwapPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: number, write: boolean): number {
+  const t = k.tables;
+  const f = k.frames;
+  const orig = t.bits[slot]!;
+  const s = t.entry[slot]!;
+  const sw = k.swap;
+  let pfn = sw.cache[s]!;
+  let fromCache = true;
+  if (pfn < 0) {
+    // swapin_readahead(): a new page read from the slot, added to the swap cache.
+    pfn = f.alloc(PG_ANON | PG_SWAPCACHE);
+    if (pfn < 0) {
+      k.emit('oom', mm.id, vpn, -1, -1, 'no free frame to swap the page in (config.frames)');
+      return OOM;
+    }
+    f.value[pfn] = sw.data[s]!;
+    f.priv[pfn] = s;
+    sw.cache[s] = pfn; // the allocation's reference is the swap cache's
+    fromCache = false;
+  }
+  const ksm = (f.flags[pfn]! & PG_KSM) !== 0;
+  // The reference the fault holds on the page becomes the mapping's (taken before any cache change).
+  f.refcount[pfn]!++;
+  let writable = false;
+  let exclusive = false;
+  const p = k.profile;
+  if (p.swapinReuse === 'reuse_swap_page') {
+    // reuse_swap_page(): mapcount + swap count (ours included) <= 1; the cache entry goes.
+    if (write && !ksm && f.mapcount[pfn]! + sw.count[s]! <= 1) {
+      writable = true;
+      exclusive = true;
+    }
+    swapFree(k, s);
+    if (writable && f.flags[pfn]! & PG_SWAPCACHE) deleteFromSwapCache(k, pfn);
+  } else {
+    // 5.18+: swap_free, then free the swap cache if we are likely its only user, then the refcount decides.
+    const swpExclusive = p.swapinReuse === 'exclusive-bit' && (orig & PTE_SWP_EXCLUSIVE) !== 0;
+    swapFree(k, s);
+    // should_try_to_free_swap(): a write fault where only the cache and we hold the page.
+    if (write && !ksm && f.refcount[pfn] === 2) tryToFreeSwap(k, pfn);
+    const onlyOurs = !(f.flags[pfn]! & PG_SWAPCACHE) && f.refcount[pfn] === 1;
+    if (p.swapinReuse === 'refcount') {
+      writable = write && !ksm && onlyOurs;
+      exclusive = writable;
+    } else if (!ksm && (swpExclusive || onlyOurs)) {
+      exclusive = true;
+      const softDirtyWp = !(vma.flags & VM_SOFTDIRTY) && !(orig & PTE_SOFT_DIRTY);
+      writable = (vma.flags & VM_WRITE) !== 0 && !(orig & PTE_UFFD_WP) && !softDirtyWp;
+    }
+  }
+  if (exclusive && p.anonExclusive) f.flags[pfn] = f.flags[pfn]! | PG_ANON_EXCLUSIVE;
+  f.mapcount[pfn]!++;
+  mm.rssAnon++;
+  vma.anonVma = true;
+  setPte(k, slot, pfn, PTE_PRESENT | PTE_YOUNG | (orig & (PTE_SOFT_DIRTY | PTE_UFFD_WP)) |
+    (writable && vma.flags & VM_WRITE ? PTE_WRITE | (write ? PTE_DIRTY : 0) : 0));
+  k.emit('note', mm.id, vpn, pfn, -1,
+    `do_swap_page: slot ${s} swapped in ${fromCache ? 'from the swap cache' : 'from the device'} as frame ${pfn}, mapped ${writable ? 'writable' : 'read-only'}${exclusive ? ', exclusive' : ''}`);
+  return OK;
+}
+
+/** swap_free(): one swap PTE fewer names the slot. */
+export function swapFree(k: Kernel, s: number): void {
+  k.swap.count[s]!--;
+  k.swap.maybeFree(s);
+}
+
+/** free_swap_and_cache(): a swap PTE was zapped; when no PTE names the slot, the cache entry goes. */
+export function freeSwapAndCache(k: Kernel, s: number): void {
+  const sw = k.swap;
+  sw.count[s]!--;
+  if (sw.count[s] === 0 && sw.cache[s]! >= 0) deleteFromSwapCache(k, sw.cache[s]!);
+  else sw.maybeFree(s);
+}
+
+/** copy_nonpresent_pte() for a swap entry: the slot gains a user; SWP_EXCLUSIVE is cleared in the parent. */
+export function copySwapPte(k: Kernel, srcSlot: number): number {
+  const t = k.tables;
+  const bits = t.bits[srcSlot]!;
+  k.swap.count[t.entry[srcSlot]!]!++;
+  if (bits & PTE_SWP_EXCLUSIVE) t.bits[srcSlot] = bits & ~PTE_SWP_EXCLUSIVE;
+  return (bits & ~(PTE_SWP_EXCLUSIVE | PTE_UFFD_WP));
+}
+
