@@ -85,6 +85,9 @@ export const KEY_EVENTS = new Set(['anon-fault', 'zero-fault', 'shared-fault', '
 export function stepSentence(s: StepView): { what: string; why: string | null } {
   const key = s.events.find((e) => KEY_EVENTS.has(e.type) && e.type !== 'fork') ?? s.events.find((e) => KEY_EVENTS.has(e.type));
   if (key) return { what: s.record.summary, why: explainEvent(key) };
+  // Paths without a dedicated event type (swap-in, KSM, device-exclusive) say why in a note.
+  const note = s.events.find((e) => e.type === 'note' && e.page !== null);
+  if (note) return { what: s.record.summary, why: explainEvent(note) };
   const st = s.step;
   if (s.events.length === 0 && st && (st.op === 'write' || st.op === 'read') && !/SIGSEGV|out of memory|skipped/.test(s.record.summary)) {
     const page = st.sel.all ? `${st.sel.region}[*]` : `${st.sel.region}[${st.sel.lo}${st.sel.hi !== st.sel.lo ? `..${st.sel.hi}` : ''}]`;
@@ -107,8 +110,8 @@ export function refBreakdown(f: FrameView): string {
       case 'mapping': return `${r.count} mapping${r.count === 1 ? '' : 's'}`;
       case 'pin': return `${r.count} pin ${r.name ?? ''}`.trim();
       case 'gup': return `${r.count} ref ${r.name ?? ''}`.trim();
-      case 'pipe': return `${r.count} pipe ${r.name ?? ''}`.trim();
-      case 'other': return `${r.count} other (page cache, swap cache)`;
+      case 'pipe': return `${r.count} pipe buffer${r.name ? ` of ${r.name}` : ''}`;
+      case 'other': return `${r.count} other (a GUP still in progress, page or swap cache)`;
       default: return `${r.count} ${r.kind} ${r.name ?? ''}`.trim();
     }
   });

@@ -227,7 +227,7 @@ function App() {
           {editing || (parsed && !parsed.ok) ? (
             <Editor text={text} errors={parsed && !parsed.ok ? parsed.errors : []} onText={onEdit} />
           ) : null}
-          {traces.length ? <Timeline traces={traces} cursor={cur} differ={differ} onCursor={setCursor} /> : null}
+          {traces.length && scenario ? <Timeline traces={traces} lines={scenario.steps.map((st) => ({ text: st.text, line: st.pos.line }))} cursor={cur} differ={differ} onCursor={setCursor} /> : null}
         </aside>
 
         <main class="main">

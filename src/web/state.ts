@@ -129,8 +129,10 @@ export interface Diff {
   changes: Changes;
   /** Frames present before and gone now (freed). */
   freed: FrameView[];
-  /** PTEs present before and gone now (zapped), per process. */
+  /** PTEs present before and gone now (zapped), per process (among the PTEs shown). */
   zapped: { proc: string; pte: PteView }[];
+  /** Frames in use before. */
+  framesUsedBefore: number;
 }
 
 export function diffSnapshots(before: Snapshot, now: Snapshot): Diff {
@@ -164,7 +166,7 @@ export function diffSnapshots(before: Snapshot, now: Snapshot): Diff {
         changes.set(pteKey(p.name, e.vpn, 'new'), '');
         continue;
       }
-      cmp(changes, pteKey(p.name, e.vpn, 'pfn'), oe.pfn === null ? '-' : frameName(oe.pfn), e.pfn === null ? '-' : frameName(e.pfn));
+      cmp(changes, pteKey(p.name, e.vpn, 'pfn'), target(oe), target(e));
       cmp(changes, pteKey(p.name, e.vpn, 'bits'), oe.bits.join(' '), e.bits.join(' '));
       cmp(changes, pteKey(p.name, e.vpn, 'ideal'), oe.ideal ?? '-', e.ideal ?? '-');
     }
@@ -188,7 +190,13 @@ export function diffSnapshots(before: Snapshot, now: Snapshot): Diff {
       cmp(changes, handleKey(h.name, pg.index, 'bound'), String(op.bound), String(pg.bound));
     }
   }
-  return { changes, freed, zapped };
+  return { changes, freed, zapped, framesUsedBefore: before.framesUsed };
+}
+
+function target(e: PteView): string {
+  if (e.swapSlot !== null) return `swap slot ${e.swapSlot}`;
+  if (e.pfn === null) return 'none';
+  return e.present ? frameName(e.pfn) : `${frameName(e.pfn)} (device-exclusive)`;
 }
 
 function frameName(pfn: number): string {

@@ -1,29 +1,28 @@
 // The page's view of a run: the engine's RunResult plus a full snapshot of the model after every
 // step and after every kernel event inside a step (every process's populated page-table paths,
-// every frame in use, every handle). Pure: no DOM, no Node APIs, so it runs in the page (bundled
-// by esbuild) and in node:test.
+// every frame in use, every handle, the ideal values). Pure: no DOM, no Node APIs, so it runs in
+// the page (bundled by esbuild) and in node:test.
 //
 // The engine records, per step, only the frames and PTEs the step's events name. The page needs
-// the whole picture at each position, so it drives the engine's own Runner and looks at its
-// Kernel at two moments:
-//   - after each kernel event: Kernel.emit is wrapped on the instance (a public method);
-//   - at the end of each step: Runner's `collectEvents` (private; reached with element access,
-//     which TypeScript checks, so a rename breaks the build rather than the page).
-// A public `onStep`/`onEvent` hook in RunOptions would replace the second (see docs/web.md).
+// the whole picture at each position, so beside the engine's own run (which gives the records,
+// the violations and the verdict) it drives a second Runner through its public API
+// (`step(step, i)`, `end()`) and looks at its Kernel after each step, and after each kernel
+// event by wrapping `Kernel.emit` on that instance. Names the Runner keeps privately (handle
+// names, a fork child's name while its fork runs) are followed from the steps.
 
-import { PG_INUSE, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE, TABLE_SHIFT, VM_DONTCOPY, VM_READ, VM_SHARED, VM_WIPEONFORK, VM_WRITE } from '../core/constants.js';
-import type { KEvent, KEventType } from '../core/events.js';
+import { PG_INUSE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_WRITE, TABLE_SHIFT, VM_DONTCOPY, VM_READ, VM_SHARED, VM_WIPEONFORK, VM_WRITE } from '../core/constants.js';
+import type { KEventType } from '../core/events.js';
 import { frameFlagNames, pteBitNames } from '../core/names.js';
 import type { Mm } from '../core/mm.js';
 import type { Profile } from '../core/profile.js';
 import type { RunResult, StepRecord } from '../engine/result.js';
-import { Runner } from '../engine/run.js';
+import { Runner, runScenario } from '../engine/run.js';
 import type { Scenario, Step } from '../scenario/ast.js';
 
 /** PTEs shown per process (a populated 1 GiB mapping has 262144). */
-export const MAX_PTES_PER_PROC = 256;
+export const MAX_PTES_PER_PROC = 64;
 /** Frames shown per snapshot. */
-export const MAX_FRAMES = 256;
+export const MAX_FRAMES = 96;
 /** Events inside one step that get a snapshot of their own (the rest show the step's end state). */
 export const MAX_EVENT_SNAPSHOTS = 48;
 
@@ -44,8 +43,10 @@ export interface PteView {
   path: [number, number, number, number];
   /** The PTE table (arena index) holding this entry. */
   table: number;
-  /** The frame it names (0: the zero page), or null when not present (swap and such). */
+  /** The frame it names (0: the zero page); for a device-exclusive entry the frame the device holds; null for swap. */
   pfn: number | null;
+  /** A swap entry's slot on the swap device. */
+  swapSlot: number | null;
   bits: string[];
   present: boolean;
   writable: boolean;
@@ -54,7 +55,14 @@ export interface PteView {
 }
 
 export interface ProcView {
+  /** The process (for threads: the thread group, named by its first thread). */
   name: string;
+  /** Its threads, when it made any: they share this address space. */
+  threads: string[];
+  /** A fork's child whose fork has not finished yet. */
+  forking: boolean;
+  /** Kernel paths started with `&` and not finished, per thread. */
+  paths: { thread: string; text: string; line: number }[];
   alive: boolean;
   regions: RegionView[];
   ptes: PteView[];
@@ -84,7 +92,7 @@ export interface FrameView {
   value: string;
   /** Where the refcount comes from. */
   refs: RefPart[];
-  /** `P buf[0]` for every PTE naming it. */
+  /** `P buf[0]` for every PTE naming it (among the PTEs shown). */
   mappedBy: string[];
 }
 
@@ -98,6 +106,8 @@ export interface HandlePageView {
   ideal: string | null;
   /** Longterm pins: still bound to the holder's page (ideal semantics). */
   bound: boolean | null;
+  /** Device-exclusive grants: the device was told it lost exclusive access. */
+  revoked: boolean;
 }
 
 export interface HandleView {
@@ -155,53 +165,71 @@ export interface Trace {
 }
 
 /** Run the scenario on the profile and keep a snapshot at every step and event. */
+/** What the tracer knows beside the Runner's public state: names the Runner keeps privately. */
+interface Ctx {
+  runner: Runner;
+  /** Handle id (Kernel.handles) -> its scenario name and the thread that took it. */
+  handleNames: Map<number, { name: string; holder: string }>;
+  /** pin/gup/vmsplice steps whose handle has not appeared yet (async ones until their finish). */
+  pendingHandles: { name: string; holder: string; mm: number; async: boolean }[];
+  /** fork steps whose child the Runner has not named yet (async forks until their finish). */
+  pendingForks: { child: string; parent: string }[];
+  /** The step being run (null: the end-of-run teardown). */
+  step: Step | null;
+}
+
+/** Run the scenario on the profile and keep a snapshot at every step and event. */
 export function traceScenario(sc: Scenario, profile: Profile): Trace {
-  const runner = new Runner(sc, profile, { trace: true, maxEventsPerStep: 400 });
+  const opts = { trace: true, maxEventsPerStep: 400 };
+  // The verdict, records and violations are the engine's own run; the snapshots come from a
+  // second Runner driven step by step through its public API (the runs are deterministic).
+  const result = runScenario(sc, profile, opts);
+  const runner = new Runner(sc, profile, opts);
   const k = runner.k;
-  const handleNames = new Map<number, { name: string; holder: string }>();
+  const ctx: Ctx = { runner, handleNames: new Map(), pendingHandles: [], pendingForks: [], step: null };
   let pending: EventView[] = [];
   const perStep: { events: EventView[]; after: Snapshot }[] = [];
-  const mmNames: string[] = [];
-  let stepNo = 0;
 
   const origEmit = k.emit.bind(k);
   k.emit = (type, mm, vpn, pfn, pfn2, why) => {
     const before = k.events.length;
     origEmit(type, mm, vpn, pfn, pfn2, why);
     if (k.events.length === before) return; // not tracing
-    refreshNames(runner, mmNames);
-    const e: KEvent = { type, mm, vpn, pfn, pfn2, why };
-    const step = sc.steps[stepNo];
+    const step = ctx.step;
+    const proc = mm >= 0 ? mmName(ctx, mm) : null;
+    const forkChild = step?.op === 'fork' ? step.child : ctx.pendingForks[0]?.child ?? null;
     pending.push({
       type,
-      proc: mm >= 0 ? (mmNames[mm] ?? null) : null,
-      page: mm >= 0 && vpn >= 0 ? pageName(runner, mmNames[mm] ?? '', vpn) : null,
+      proc,
+      page: mm >= 0 && vpn >= 0 ? regionPage(mmRegions(ctx, mm), vpn) : null,
       pfn,
       pfn2,
       why,
-      child: e.type === 'fork' && step?.op === 'fork' ? step.child : e.type === 'early-cow' && step?.op === 'fork' ? step.child : null,
-      snap: pending.length < MAX_EVENT_SNAPSHOTS ? snapshot(runner, handleNames, step) : null,
+      child: type === 'fork' || type === 'early-cow' ? forkChild : null,
+      snap: pending.length < MAX_EVENT_SNAPSHOTS ? snapshot(ctx) : null,
     });
   };
 
-  // Element access to a private method is type-checked: a rename in the engine fails the build.
-  const origCollect = runner['collectEvents'].bind(runner);
-  runner['collectEvents'] = () => {
-    origCollect();
-    const step = sc.steps[stepNo];
-    // A successful pin/gup/vmsplice added one handle: it carries the step's name.
-    if (step && (step.op === 'pin' || step.op === 'gup' || step.op === 'vmsplice')) {
-      const h = k.handles[k.handles.length - 1];
-      if (h && !handleNames.has(h.id)) handleNames.set(h.id, { name: step.handle, holder: step.proc });
+  const initial = snapshot(ctx);
+  let na = false;
+  for (let i = 0; i < sc.steps.length && !na; i++) {
+    const st = sc.steps[i]!;
+    ctx.step = st;
+    if (st.op === 'pin' || st.op === 'gup' || st.op === 'vmsplice' || st.op === 'device-exclusive') {
+      const holder = runner.procs.get(st.proc);
+      ctx.pendingHandles.push({ name: st.handle, holder: st.proc, mm: holder?.mm.id ?? -1, async: st.op !== 'device-exclusive' && st.async === true });
     }
-    refreshNames(runner, mmNames);
-    perStep.push({ events: pending, after: snapshot(runner, handleNames) });
+    if (st.op === 'fork') ctx.pendingForks.push({ child: st.child, parent: st.proc });
+    na = runner.step(st, i).na !== null;
+    afterStep(ctx, st);
+    perStep.push({ events: pending, after: snapshot(ctx) });
     pending = [];
-    stepNo++;
-  };
-
-  const initial = snapshot(runner, handleNames);
-  const result = runner.run();
+  }
+  if (!na) {
+    ctx.step = null;
+    runner.end();
+    perStep.push({ events: pending, after: snapshot(ctx) });
+  }
   const steps: StepView[] = result.steps.map((record, i) => ({
     record,
     step: i < sc.steps.length ? sc.steps[i]! : null,
@@ -211,13 +239,44 @@ export function traceScenario(sc: Scenario, profile: Profile): Trace {
   return { profile, result, initial, steps };
 }
 
-/** The engine keeps mm ids to names privately; the Runner's public `procs` gives them. */
-function refreshNames(runner: Runner, names: string[]): void {
-  for (const [name, p] of runner.procs) names[p.mm.id] = name;
+/** After a step: name the handles it created, forget what can no longer appear. */
+function afterStep(ctx: Ctx, st: Step): void {
+  const k = ctx.runner.k;
+  for (const h of k.handles) {
+    if (ctx.handleNames.has(h.id)) continue;
+    const at = ctx.pendingHandles.findIndex((p) => p.mm === h.mm);
+    if (at < 0) continue;
+    const p = ctx.pendingHandles.splice(at, 1)[0]!;
+    ctx.handleNames.set(h.id, { name: p.name, holder: p.holder });
+  }
+  // A synchronous GUP that failed leaves no handle; an async one is over at its thread's finish.
+  ctx.pendingHandles = ctx.pendingHandles.filter((p) => p.async && !(st.op === 'finish' && st.proc === p.holder));
+  ctx.pendingForks = ctx.pendingForks.filter((f) => !ctx.runner.procs.has(f.child) && !(st.op === 'finish' && st.proc === f.parent) && !(st.op === 'fork' && !st.async && st.child === f.child));
 }
 
-function pageName(runner: Runner, proc: string, vpn: number): string {
-  return regionPage(runner.procs.get(proc)?.regions ?? new Map(), vpn);
+/** The threads the Runner knows for an address space (first: the process itself). */
+function threadsOf(runner: Runner, mmId: number): { name: string; group: string; alive: boolean; regions: Map<string, { start: number; n: number }>; path: Step | null }[] {
+  const out = [];
+  for (const [name, p] of runner.procs) {
+    if (p.mm.id === mmId) out.push({ name, group: p.group, alive: p.alive, regions: p.regions, path: p.task !== null ? p.taskStep : null });
+  }
+  return out;
+}
+
+/** Who an event's mm is: the thread running the step when it is that thread's, else the process. */
+function mmName(ctx: Ctx, mmId: number): string | null {
+  const step = ctx.step;
+  if (step && 'proc' in step && typeof step.proc === 'string' && ctx.runner.procs.get(step.proc)?.mm.id === mmId) return step.proc;
+  const ts = threadsOf(ctx.runner, mmId);
+  if (ts.length > 0) return ts[0]!.group;
+  return ctx.pendingForks[0]?.child ?? null;
+}
+
+function mmRegions(ctx: Ctx, mmId: number): Map<string, { start: number; n: number }> {
+  const ts = threadsOf(ctx.runner, mmId);
+  if (ts.length > 0) return ts[0]!.regions;
+  const f = ctx.pendingForks[0];
+  return (f && ctx.runner.procs.get(f.parent)?.regions) ?? new Map();
 }
 
 function regionPage(regions: Map<string, { start: number; n: number }>, vpn: number): string {
@@ -244,35 +303,54 @@ function regionMode(mm: Mm, alive: boolean, start: number, n: number): string {
   return [...modes].join(' / ');
 }
 
+interface NamedMm {
+  /** The process (thread group) name. */
+  name: string;
+  /** Its threads, when it has more than itself. */
+  threads: string[];
+  mm: Mm;
+  alive: boolean;
+  /** A fork's child still being copied (its fork path has not finished). */
+  forking: boolean;
+  paths: { thread: string; text: string; line: number }[];
+  regions: Map<string, { start: number; n: number }>;
+}
+
 /**
- * Every address space the kernel has, named: a fork's child is in the kernel before the Runner
- * names it (events inside the fork step), so it takes the fork step's child name and the
- * parent's regions until then.
+ * Every address space the kernel has, named by its process; threads share one. A fork's child
+ * is in the kernel before the Runner names it (events inside the fork, an async fork's steps):
+ * it takes the fork's child name and the parent's regions until then.
  */
-function namedMms(runner: Runner, step: Step | undefined): { name: string; mm: Mm; alive: boolean; regions: Map<string, { start: number; n: number }> }[] {
-  const out = [];
-  const byId = new Map<number, string>();
-  for (const [name, p] of runner.procs) byId.set(p.mm.id, name);
-  for (const mm of runner.k.mms) {
-    const name = byId.get(mm.id);
-    if (name !== undefined) {
-      const p = runner.procs.get(name)!;
-      out.push({ name, mm, alive: p.alive, regions: p.regions });
-    } else if (step?.op === 'fork' && mm.alive) {
-      const parent = runner.procs.get(step.proc);
-      out.push({ name: step.child, mm, alive: true, regions: parent?.regions ?? new Map() });
+function namedMms(ctx: Ctx): NamedMm[] {
+  const out: NamedMm[] = [];
+  let unnamed = 0;
+  for (const mm of ctx.runner.k.mms) {
+    const ts = threadsOf(ctx.runner, mm.id);
+    if (ts.length > 0) {
+      const group = ts[0]!.group;
+      const names = ts.map((t) => t.name);
+      out.push({
+        name: group, threads: names.length > 1 || names[0] !== group ? names : [], mm,
+        alive: mm.alive && ts.some((t) => t.alive), forking: false, regions: ts[0]!.regions,
+        paths: ts.filter((t) => t.path !== null).map((t) => ({ thread: t.name, text: t.path!.text, line: t.path!.pos.line })),
+      });
+    } else if (mm.alive) {
+      const f = ctx.pendingForks[unnamed++];
+      if (!f) continue;
+      out.push({ name: f.child, threads: [], mm, alive: true, forking: true, paths: [], regions: ctx.runner.procs.get(f.parent)?.regions ?? new Map() });
     }
   }
   return out;
 }
 
-function snapshot(runner: Runner, handleNames: Map<number, { name: string; holder: string }>, step?: Step): Snapshot {
+function snapshot(ctx: Ctx): Snapshot {
+  const { runner, handleNames } = ctx;
   const k = runner.k;
   const values = runner.values;
   const procs: ProcView[] = [];
   const mappedBy = new Map<number, string[]>();
   const t = k.tables;
-  for (const p of namedMms(runner, step)) {
+  for (const p of namedMms(ctx)) {
     const name = p.name;
     const regions: RegionView[] = [...p.regions].map(([rn, r]) => ({ name: rn, start: r.start, pages: r.n, mode: regionMode(p.mm, p.alive, r.start, r.n) }));
     const ptes: PteView[] = [];
@@ -288,26 +366,33 @@ function snapshot(runner: Runner, handleNames: Map<number, { name: string; holde
           for (let c = 0; c < 512; c++) {
             const pte = t.entry[(pmd << TABLE_SHIFT) | c]!;
             if (pte === 0) continue;
+            if (ptes.length >= MAX_PTES_PER_PROC) {
+              // Past the cap only count (a populated 1 GiB mapping has 512 full PTE tables).
+              hidden += t.filled[pte]!;
+              continue;
+            }
             for (let d = 0; d < 512; d++) {
               const slot = (pte << TABLE_SHIFT) | d;
               const bits = t.bits[slot]!;
               if (bits === 0) continue;
+              if (ptes.length >= MAX_PTES_PER_PROC) {
+                hidden++;
+                continue;
+              }
               const vpn = (a * 2 ** 27) + (b << 18) + (c << 9) + d;
               const present = (bits & PTE_PRESENT) !== 0;
-              const pfn = present ? t.entry[slot]! : null;
+              const devExcl = (bits & PTE_DEVICE_EXCLUSIVE) !== 0;
+              const swapSlot = (bits & PTE_SWAP) !== 0 ? t.entry[slot]! : null;
+              const pfn = present || devExcl ? t.entry[slot]! : null;
               const page = regionPage(p.regions, vpn);
               if (pfn !== null) {
                 const l = mappedBy.get(pfn) ?? [];
                 l.push(`${name} ${page}`);
                 mappedBy.set(pfn, l);
               }
-              if (ptes.length >= MAX_PTES_PER_PROC) {
-                hidden++;
-                continue;
-              }
               const cell = runner.ideal.cellAt(name, vpn);
               ptes.push({
-                vpn, page, path: [a, b, c, d], table: pte, pfn, bits: pteBitNames(bits), present,
+                vpn, page, path: [a, b, c, d], table: pte, pfn, swapSlot, bits: pteBitNames(bits), present,
                 writable: present && (bits & PTE_WRITE) !== 0 && !(bits & PTE_SPECIAL),
                 ideal: cell && cell.cell >= 0 ? values.name(cell.value) : null,
               });
@@ -316,7 +401,10 @@ function snapshot(runner: Runner, handleNames: Map<number, { name: string; holde
         }
       }
     }
-    procs.push({ name, alive: p.alive, regions, ptes, ptesHidden: hidden, tables: p.alive ? p.mm.nrTables : 0, rss: p.alive ? p.mm.rssAnon + p.mm.rssShmem : 0, hasPinned: p.mm.hasPinned });
+    procs.push({
+      name, threads: p.threads, forking: p.forking, paths: p.paths, alive: p.alive, regions, ptes, ptesHidden: hidden,
+      tables: p.alive ? p.mm.nrTables : 0, rss: p.alive ? p.mm.rssAnon + p.mm.rssShmem : 0, hasPinned: p.mm.hasPinned,
+    });
   }
 
   // Handles (live ones hold references; released ones are shown greyed for one step by the page).
@@ -325,6 +413,8 @@ function snapshot(runner: Runner, handleNames: Map<number, { name: string; holde
   const pins = new Map<number, number>();
   for (const h of k.handles) {
     const named = handleNames.get(h.id) ?? { name: `#${h.id}`, holder: '?' };
+    const holder = runner.procs.get(named.holder);
+    const group = holder?.group ?? named.holder;
     const st = runner.ideal.handleState(named.name);
     const pages: HandlePageView[] = [];
     for (let i = 0; i < h.frames.length; i++) {
@@ -335,7 +425,7 @@ function snapshot(runner: Runner, handleNames: Map<number, { name: string; holde
         if (h.longterm) {
           bound = st.bound[i] ?? false;
           if (bound) {
-            const cell = runner.ideal.cellAt(named.holder, h.vpn + i);
+            const cell = runner.ideal.cellAt(group, h.vpn + i);
             ideal = cell && cell.cell >= 0 ? values.name(cell.value) : null;
           } else {
             ideal = values.name(st.own[i]!);
@@ -344,7 +434,7 @@ function snapshot(runner: Runner, handleNames: Map<number, { name: string; holde
           ideal = (st.seen[i] ?? []).map((v) => values.name(v)).join(' or ') || null;
         }
       }
-      pages.push({ index: i, pfn, value: pfn >= 0 ? values.name(k.frames.value[pfn] ?? 0) : '', ideal, bound });
+      pages.push({ index: i, pfn, value: pfn >= 0 ? values.name(k.frames.value[pfn] ?? 0) : '', ideal, bound, revoked: (h.revoked?.[i] ?? 0) !== 0 });
       if (!h.released && pfn >= 0 && h.refs[i]! > 0) {
         const parts = handleRefs.get(pfn) ?? [];
         parts.push({ kind: h.kind, name: named.name, count: h.refs[i]! });
@@ -353,7 +443,7 @@ function snapshot(runner: Runner, handleNames: Map<number, { name: string; holde
       }
     }
     handles.push({
-      name: named.name, kind: h.kind, holder: named.holder, page: pageName(runner, named.holder, h.vpn),
+      name: named.name, kind: h.kind, holder: named.holder, page: regionPage(holder?.regions ?? new Map(), h.vpn),
       write: h.write, longterm: h.longterm, released: h.released, pages,
     });
   }
@@ -364,12 +454,9 @@ function snapshot(runner: Runner, handleNames: Map<number, { name: string; holde
   const f = k.frames;
   const want: number[] = [];
   if (mappedBy.has(0) || handleRefs.has(0)) want.push(0);
-  for (let pfn = 1; pfn < f.top; pfn++) if (f.flags[pfn]! & PG_INUSE) want.push(pfn);
+  for (let pfn = 1; pfn < f.top && want.length < MAX_FRAMES; pfn++) if (f.flags[pfn]! & PG_INUSE) want.push(pfn);
+  framesHidden = f.used - want.filter((pfn) => pfn !== 0).length;
   for (const pfn of want) {
-    if (frames.length >= MAX_FRAMES) {
-      framesHidden++;
-      continue;
-    }
     const refcount = f.refcount[pfn]!;
     const mapcount = f.mapcount[pfn]!;
     const refs: RefPart[] = [];

@@ -52,6 +52,12 @@ function Bits(props: { pte: PteView }) {
   );
 }
 
+function pteTarget(e: PteView): string {
+  if (e.swapSlot !== null) return `swap slot ${e.swapSlot}`;
+  if (!e.present && e.pfn !== null) return `${frameLabel(e.pfn)} (device-exclusive)`;
+  return frameLabel(e.pfn);
+}
+
 function frameLabel(pfn: number | null): string {
   if (pfn === null) return 'not present';
   return pfn === 0 ? 'zero page' : `frame ${pfn}`;
@@ -62,6 +68,9 @@ function hex(vpn: number): string {
 }
 
 // ---- the diagram -------------------------------------------------------------------------------
+
+/** Freed frames and cleared PTEs shown struck through (the rest are counted). */
+const GHOSTS = 12;
 
 interface Arrow {
   d: string;
@@ -84,9 +93,16 @@ function ProcCard(props: { p: ProcView; d: Diff; frames: Map<number, FrameView> 
     <div class={`card proc${p.alive ? '' : ' gone'}${isNew ? ' chg' : ''}`} data-testid="proc" data-proc={p.name}>
       <div class="card-head">
         <span class="proc-name">{p.name}</span>
+        {p.threads.length ? <span class="badge" title="threads share one address space: one page table">threads {p.threads.join(', ')}</span> : null}
+        {p.forking ? <span class="badge forking" title="its fork has not finished: fork is still copying the page tables">being forked</span> : null}
         {p.alive ? <span class="muted">{p.tables} page table{p.tables === 1 ? '' : 's'} · rss {p.rss}</span> : <span class="badge gone">exited</span>}
         {p.hasPinned ? <span class="badge" title="MMF_HAS_PINNED: FOLL_PIN ran on this mm (fork then copies maybe-pinned pages early)">has_pinned</span> : null}
       </div>
+      {p.paths.map((x) => (
+        <div class="path-pending" key={x.thread} title="a kernel path started with & runs as atomic steps: `step` runs one, `finish` the rest">
+          {x.thread} is inside <code>{x.text}</code> (line {x.line})
+        </div>
+      ))}
       {p.regions.map((r) => (
         <div class="region muted" key={r.name}>
           <b>{r.name}</b>: {r.pages} page{r.pages === 1 ? '' : 's'} {r.mode} at {hex(r.start)}
@@ -102,7 +118,7 @@ function ProcCard(props: { p: ProcView; d: Diff; frames: Map<number, FrameView> 
             {ptes.map((e) => {
               const f = e.pfn !== null ? frames.get(e.pfn) : undefined;
               const wrong = f !== undefined && e.ideal !== null && f.value !== e.ideal;
-              const kind = !e.present ? '' : e.writable ? 'map-rw' : 'map-ro';
+              const kind = !e.present ? 'devexcl' : e.writable ? 'map-rw' : 'map-ro';
               const rowNew = d.changes.has(pteKey(p.name, e.vpn, 'new'));
               return (
                 <div class={`pte${rowNew ? ' chg' : ''}`} key={e.vpn} data-testid="pte" data-src={e.pfn !== null ? String(e.pfn) : undefined} data-kind={kind}
@@ -110,7 +126,7 @@ function ProcCard(props: { p: ProcView; d: Diff; frames: Map<number, FrameView> 
                   <span class="idx" title={`PTE index ${e.path[3]} (address ${hex(e.vpn)})`}>[{e.path[3]}]</span>
                   <span class="page">{e.page}</span>
                   <Bits pte={e} />
-                  <span class="to">→ <Val k={pteKey(p.name, e.vpn, 'pfn')} d={d}>{frameLabel(e.pfn)}</Val></span>
+                  <span class="to">→ <Val k={pteKey(p.name, e.vpn, 'pfn')} d={d}>{pteTarget(e)}</Val></span>
                   {f ? (
                     <span class={wrong ? 'reads wrong' : 'reads'} title="what a read of this page returns now, and what the ideal semantics says it must be">
                       reads {f.value}{wrong ? <> ≠ ideal <b>{e.ideal}</b></> : null}
@@ -124,11 +140,12 @@ function ProcCard(props: { p: ProcView; d: Diff; frames: Map<number, FrameView> 
       })}
       {p.ptesHidden > 0 ? <div class="muted">… {p.ptesHidden} more PTEs not shown</div> : null}
       {p.alive && p.ptes.length === 0 ? <div class="muted empty">no page mapped yet (page tables are filled on first touch)</div> : null}
-      {zapped.map((z) => (
+      {zapped.slice(0, GHOSTS).map((z) => (
         <div class="pte zapped" key={`z${z.pte.vpn}`} title="this PTE was cleared by this step">
-          <span class="page">{z.pte.page}</span> <s>→ {frameLabel(z.pte.pfn)}</s> <span class="muted">unmapped</span>
+          <span class="page">{z.pte.page}</span> <s>→ {pteTarget(z.pte)}</s> <span class="muted">unmapped</span>
         </div>
       ))}
+      {zapped.length > GHOSTS ? <div class="muted">… and more PTEs cleared</div> : null}
     </div>
   );
 }
@@ -164,25 +181,27 @@ function FrameCard(props: { f: FrameView; d: Diff; involved: boolean }) {
 function HandleCard(props: { h: HandleView; d: Diff }) {
   const { h, d } = props;
   const isNew = d.changes.has(handleKey(h.name, -1, 'new'));
-  const what = h.kind === 'pin' ? `pin ${h.write ? 'rw' : 'ro'}${h.longterm ? ' longterm' : ' short'}` : h.kind === 'gup' ? `GUP reference${h.write ? ' rw' : ''}` : h.kind === 'pipe' ? 'pipe (vmsplice)' : h.kind;
+  const what = h.kind === 'pin' ? `pin ${h.write ? 'rw' : 'ro'}${h.longterm ? ' longterm' : ' short'}` : h.kind === 'gup' ? `GUP reference${h.write ? ' rw' : ''}` : h.kind === 'pipe' ? 'pipe (vmsplice)' : 'device-exclusive grant';
   const reader = h.kind === 'pipe' ? 'pipe reads' : h.kind === 'gup' ? 'reads' : 'device sees';
+  const taken = h.kind === 'exclusive' ? `the device holds ${h.holder}'s ${h.page} exclusively` : `taken by ${h.holder} on ${h.page}`;
   return (
     <div class={`card handle handle-${h.kind}${h.released ? ' gone' : ''}${isNew ? ' chg' : ''}`} data-testid="handle" data-handle={h.name}>
       <div class="card-head">
         <span class="handle-name">{h.name}</span>
         <span class="muted">{what}</span>
       </div>
-      <div class="muted">taken by {h.holder} on {h.page}{h.released ? ' · released' : ''}</div>
+      <div class="muted">{taken}{h.released ? ' · released' : ''}</div>
       {h.pages.map((pg) => {
         const wrong = pg.ideal !== null && !pg.ideal.split(' or ').includes(pg.value);
         return (
-          <div class="hpage" key={pg.index} data-src={!h.released && pg.pfn >= 0 ? String(pg.pfn) : undefined} data-kind={h.kind === 'pin' ? 'pin' : h.kind === 'pipe' ? 'pipe' : 'ref'}>
+          <div class="hpage" key={pg.index} data-src={!h.released && pg.pfn >= 0 ? String(pg.pfn) : undefined} data-kind={h.kind === 'pin' ? 'pin' : h.kind === 'pipe' ? 'pipe' : h.kind === 'exclusive' ? 'devexcl' : 'ref'}>
             <span class="idx">[{pg.index}]</span> → {pg.pfn < 0 ? 'nothing' : frameLabel(pg.pfn)}
             {pg.pfn >= 0 ? (
               <span class={wrong ? 'reads wrong' : 'reads'}>
                 {' '}{reader} <Val k={handleKey(h.name, pg.index, 'value')} d={d}>{pg.value}</Val>
                 {pg.ideal !== null ? <> · ideal <Val k={handleKey(h.name, pg.index, 'ideal')} d={d}><b>{pg.ideal}</b></Val></> : null}
                 {pg.bound !== null ? <span class="muted" title="a longterm pin stays bound to its owner's page until the owner unmaps it or exits">{pg.bound ? ' (bound)' : ' (unbound)'}</span> : null}
+                {pg.revoked ? <span class="muted" title="the MMU notifier told the device it lost exclusive access"> (revoked)</span> : null}
               </span>
             ) : null}
           </div>
@@ -237,7 +256,7 @@ function Diagram(props: { snap: Snapshot; d: Diff; involved: Set<number> }) {
     <div class="diagram" ref={box}>
       <svg class="arrows" width={size[0]} height={size[1]} aria-hidden="true">
         <defs>
-          {['map-rw', 'map-ro', 'pin', 'ref', 'pipe'].map((k) => (
+          {['map-rw', 'map-ro', 'pin', 'ref', 'pipe', 'devexcl'].map((k) => (
             <marker id={`head-${k}`} key={k} viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
               <path d="M0,0 L10,5 L0,10 z" class={`head head-${k}`} />
             </marker>
@@ -251,14 +270,15 @@ function Diagram(props: { snap: Snapshot; d: Diff; involved: Set<number> }) {
         {snap.procs.map((p) => <ProcCard p={p} d={d} frames={frames} key={p.name} />)}
       </div>
       <div class="col">
-        <div class="col-title">frames in use: {snap.framesUsed}</div>
+        <div class="col-title">frames in use: {d.framesUsedBefore !== snap.framesUsed ? <span class="val chg"><s class="was">{d.framesUsedBefore}</s> {snap.framesUsed}</span> : snap.framesUsed}</div>
         {snap.frames.map((f) => <FrameCard f={f} d={d} involved={props.involved.has(f.pfn)} key={f.pfn} />)}
         {snap.framesHidden > 0 ? <div class="muted">… {snap.framesHidden} more frames not shown</div> : null}
-        {d.freed.map((f) => (
+        {d.freed.slice(0, GHOSTS).map((f) => (
           <div class="card frame freed" key={`freed${f.pfn}`} data-testid="freed">
             <div class="card-head"><span class="frame-name"><s>frame {f.pfn}</s></span><span class="muted">freed (value was {f.value})</span></div>
           </div>
         ))}
+        {d.freed.length > GHOSTS ? <div class="muted">… and more frames freed</div> : null}
         {snap.frames.length === 0 && d.freed.length === 0 ? <div class="muted empty">no frame in use</div> : null}
       </div>
       <div class="col">
@@ -272,6 +292,9 @@ function Diagram(props: { snap: Snapshot; d: Diff; involved: Set<number> }) {
 
 // ---- a profile's panel ---------------------------------------------------------------------------
 
+/** Events listed at once under a step (exit of a large mapping frees thousands of frames). */
+const EVENT_WINDOW = 40;
+
 function ObservationRow(props: { o: Observation }) {
   const { o } = props;
   const isRead = o.kind === 'read' || o.kind === 'handle-read';
@@ -279,7 +302,7 @@ function ObservationRow(props: { o: Observation }) {
   if (isRead) {
     return (
       <div class={`obs${ok ? '' : ' wrong'}`} data-testid="observation">
-        {o.what.includes(' reads ') ? o.what : `${o.what.split(' ')[0]} reads ${o.what.split(' ').slice(1).join(' ')}`}: got <b>{o.actual}</b>
+        {o.kind === 'read' ? `${o.what.split(' ')[0]} reads ${o.what.split(' ').slice(1).join(' ')}` : o.what}: got <b>{o.actual}</b>
         {o.ideal !== null ? <>, ideal <b>{o.ideal}</b> {ok ? '✓' : '✗ (the ideal semantics: what a program may rely on)'}</> : null}
       </div>
     );
@@ -322,6 +345,8 @@ export function ProfilePanel(props: { trace: Trace; cursor: Cursor; onCursor: (c
     if (e.pfn2 > 0 && e.type !== 'fork') involved.add(e.pfn2);
   }
   for (const v of s.record.violations) for (const f of v.frames) involved.add(f);
+  const winStart = s.events.length > EVENT_WINDOW && ev !== null ? Math.max(0, Math.min(ev - 10, s.events.length - EVENT_WINDOW)) : 0;
+  const hiddenAfter = Math.max(0, s.events.length - winStart - EVENT_WINDOW) + s.record.eventsDropped;
   const exp = t.result.expected;
   const expText = exp === null ? 'not stated' : exp.kind === 'violations' ? exp.kinds.join(', ') : exp.kind;
   return (
@@ -348,14 +373,19 @@ export function ProfilePanel(props: { trace: Trace; cursor: Cursor; onCursor: (c
       ) : null}
       {!beyond && s.events.length > 0 ? (
         <ol class="events" aria-label="kernel events inside this step">
-          {s.events.map((e, k) => (
+          {winStart > 0 ? <li class="muted">… {winStart} earlier event{winStart === 1 ? '' : 's'}</li> : null}
+          {s.events.slice(winStart, winStart + EVENT_WINDOW).map((e, j) => {
+            const k = winStart + j;
+            return (
             <li key={k} class={ev === k ? 'current' : ''}>
               <span class="enum">{k + 1}</span>
               <button type="button" class="linklike" onClick={() => props.onCursor({ step: i, ev: k })} title="show the model right after this event">
                 <span class={`etype etype-${e.type}`}>{e.type}</span> {explainEvent(e)}
               </button>
             </li>
-          ))}
+            );
+          })}
+          {hiddenAfter > 0 ? <li class="muted">… {hiddenAfter} more event{hiddenAfter === 1 ? '' : 's'} (the model after the step shows their effect)</li> : null}
         </ol>
       ) : null}
       <div class="state-caption muted small">
@@ -370,9 +400,11 @@ export function ProfilePanel(props: { trace: Trace; cursor: Cursor; onCursor: (c
 
 // ---- the step list, the editor, the legend ------------------------------------------------------
 
-export function Timeline(props: { traces: Trace[]; cursor: Cursor; differ: Set<number>; onCursor: (c: Cursor) => void }) {
+export function Timeline(props: { traces: Trace[]; lines: { text: string; line: number }[]; cursor: Cursor; differ: Set<number>; onCursor: (c: Cursor) => void }) {
   const { traces, cursor } = props;
   const longest = traces.reduce((a, b) => (b.steps.length > a.steps.length ? b : a), traces[0]!);
+  // Steps no run reached (a profile without an operation stops there: n/a), shown greyed.
+  const unreached = props.lines.slice(longest.steps.length);
   const ref = useRef<HTMLOListElement>(null);
   useLayoutEffect(() => {
     ref.current?.querySelector('.current')?.scrollIntoView({ block: 'nearest' });
@@ -396,6 +428,16 @@ export function Timeline(props: { traces: Trace[]; cursor: Cursor; differ: Set<n
               {props.differ.has(i) ? <span class="mark differ" title="the profiles behave differently at this step">≠</span> : null}
             </span>
           </button>
+        </li>
+      ))}
+      {unreached.map((l, j) => (
+        <li key={`u${j}`} class="unreached" title="no run reached this step">
+          <span class="step-btn">
+            <span class="n">{longest.steps.length + j + 1}</span>
+            <span class="line muted">L{l.line}</span>
+            <code>{l.text}</code>
+            <span class="marks"><span class="mark na">·</span></span>
+          </span>
         </li>
       ))}
     </ol>
@@ -457,7 +499,7 @@ export function Legend() {
           (PGD › PUD › PMD › PTE table) and, per mapped page, its PTE bits:
           <span class="bit">P</span> present, <span class="bit bit-write">W</span> writable,
           <span class="bit bit-wp">wp</span> write-protected (the next write faults into <code>do_wp_page</code>, which copies or reuses the frame),
-          <span class="bit">D</span> dirty, <span class="bit">A</span> accessed, <span class="bit">SD</span> soft-dirty, <span class="bit">Z</span> zero page.
+          <span class="bit">D</span> dirty, <span class="bit">A</span> accessed, <span class="bit">SD</span> soft-dirty, <span class="bit">Z</span> zero page, <span class="bit">SW</span> swap entry, <span class="bit">DX</span> device-exclusive entry.
           “reads” is what a load returns now; <span class="reads wrong">≠ ideal</span> marks a page whose content differs from what the program may rely on.
         </div>
         <div>
@@ -474,7 +516,8 @@ export function Legend() {
           <svg width="34" height="10" aria-hidden="true"><path d="M0,5 L34,5" class="arrow arrow-map-rw" /></svg> writable mapping,
           <svg width="34" height="10" aria-hidden="true"><path d="M0,5 L34,5" class="arrow arrow-map-ro" /></svg> write-protected mapping,
           <svg width="34" height="10" aria-hidden="true"><path d="M0,5 L34,5" class="arrow arrow-pin" /></svg> pin,
-          <svg width="34" height="10" aria-hidden="true"><path d="M0,5 L34,5" class="arrow arrow-ref" /></svg> reference or pipe.
+          <svg width="34" height="10" aria-hidden="true"><path d="M0,5 L34,5" class="arrow arrow-ref" /></svg> reference or pipe,
+          <svg width="34" height="10" aria-hidden="true"><path d="M0,5 L34,5" class="arrow arrow-devexcl" /></svg> device-exclusive.
           <span class="val chg">yellow</span> cells changed in this step (or event), with the old value struck through;
           a <span class="violation-chip">red box</span> is a violation: where the model broke what a program may rely on.
         </div>

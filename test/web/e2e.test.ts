@@ -1,0 +1,187 @@
+// End to end in a real browser: Debian's chromium driven by playwright-core (never a downloaded
+// browser). Opens the RDMA story on v5.9-rc4 beside v6, steps to the violation, checks what the
+// panels say, reloads the link, edits the text, and saves a screenshot.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Server } from 'node:http';
+import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import { startServer } from '../../src/server/server.js';
+
+const ROOT = resolve(import.meta.dirname, '../../..');
+const CHROMIUM = process.env['COWLAB_CHROMIUM'] ?? '/usr/bin/chromium';
+// How Chromium runs on these machines: no sandbox as root, no GPU, no network chatter.
+const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const RDMA = 'seeds/rdma-pin-fork-child-exits.scn.yaml';
+
+const missing = existsSync(CHROMIUM) ? null : `${CHROMIUM} is missing (apt-get install -y chromium; .ci/run installs it)`;
+
+/** The page writes the view into the address bar just after it renders: wait for it. */
+async function urlMatches(page: Page, re: RegExp): Promise<void> {
+  await page.waitForFunction(`new RegExp(${JSON.stringify(re.source)}).test(location.href)`, undefined, { timeout: 5000 });
+}
+
+/** The text of a locator once it matches (the page re-renders just after an action). */
+async function textMatches(l: Locator, re: RegExp, timeout = 5000): Promise<string> {
+  const t0 = Date.now();
+  for (;;) {
+    const text = await l.innerText();
+    if (re.test(text) || Date.now() - t0 > timeout) {
+      assert.match(text, re);
+      return text;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function texts(l: Locator): Promise<string[]> {
+  return (await l.allInnerTexts()).map((s) => s.replace(/\s+/g, ' ').trim());
+}
+
+if (missing) {
+  it('cowlab serve in a browser', (t) => t.skip(missing));
+} else describe('cowlab serve in a browser', () => {
+  let server: Server;
+  let base: string;
+  let tmp: string;
+  let ctx: BrowserContext;
+  let page: Page;
+  const outside: string[] = [];
+  const errors: string[] = [];
+
+  before(async () => {
+    tmp = mkdtempSync(join(tmpdir(), 'cowlab-e2e-'));
+    const s = await startServer({ root: join(ROOT, 'scenarios'), assets: join(ROOT, 'dist/web'), port: 0 });
+    server = s.server;
+    base = s.url;
+    ctx = await chromium.launchPersistentContext(join(tmp, 'profile'), {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: FLAGS,
+      viewport: { width: 1600, height: 1000 },
+    });
+    page = ctx.pages()[0] ?? (await ctx.newPage());
+    page.on('request', (r) => {
+      if (!r.url().startsWith(base) && !r.url().startsWith('data:')) outside.push(r.url());
+    });
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(m.text());
+    });
+  });
+
+  after(async () => {
+    await ctx?.close();
+    server?.close();
+    if (!process.env['COWLAB_KEEP_SCREENSHOTS']) rmSync(join(tmp, 'profile'), { recursive: true, force: true });
+  });
+
+  it('steps the RDMA story to its violation on v5.9-rc4 beside v6', async (t) => {
+    await page.goto(`${base}?file=${encodeURIComponent(RDMA)}&profile=v5.9-rc4&vs=v6`);
+    const rc4 = page.locator('[data-testid="panel"][data-profile="v5.9-rc4"]');
+    const v6 = page.locator('[data-testid="panel"][data-profile="v6"]');
+    await rc4.waitFor();
+    assert.equal(await page.getByTestId('scenario-name').innerText(), 'rdma-pin-fork-child-exits');
+    await textMatches(page.getByTestId('position'), /step 1 of 10/);
+    assert.equal(await rc4.getByTestId('verdict').innerText(), 'pin-incoherent, lost-write');
+    assert.equal(await v6.getByTestId('verdict').innerText(), 'ok');
+
+    // Step forward as a user would until the first violation shows.
+    let steps = 0;
+    while ((await rc4.getByTestId('violation').count()) === 0) {
+      assert.ok(steps++ < 12, 'a violation appears');
+      await page.getByTestId('next-step').click();
+    }
+    await textMatches(page.getByTestId('position'), /step 6 of 10.*line 39: P write buf\[0\] = 2/);
+    await urlMatches(page, /[?&]step=6(&|$)/);
+
+    const v = rc4.getByTestId('violation');
+    assert.equal(await v.count(), 1);
+    assert.equal(await v.getAttribute('data-kind'), 'pin-incoherent');
+    const vText = (await v.innerText()).replace(/\s+/g, ' ');
+    assert.match(vText, /pin-incoherent at step 6, line 39/);
+    assert.match(vText, /mr\[0\] pins frame 1 but P now maps frame 2 there/);
+    await textMatches(rc4.getByTestId('sentence'), /do_wp_page copied frame 1 to frame 2 because refcount 1025 > 1 with mapcount 1/);
+
+    assert.equal(await v6.getByTestId('violation').count(), 0);
+    await textMatches(v6.getByTestId('sentence'), /no fault/i);
+
+    // The frames differ: v5.9-rc4 keeps the pinned frame 1 apart from P's new frame 2; v6 has one frame.
+    const framesRc4 = await texts(rc4.locator('[data-testid="frame"] .frame-name'));
+    const framesV6 = await texts(v6.locator('[data-testid="frame"] .frame-name'));
+    assert.deepEqual(framesRc4, ['frame 1', 'frame 2']);
+    assert.deepEqual(framesV6, ['frame 1']);
+    assert.notDeepEqual(framesRc4, framesV6);
+    const f1 = (await rc4.locator('[data-frame="1"]').innerText()).replace(/\s+/g, ' ');
+    assert.match(f1, /refcount 1025 1024/); // the old value struck through, then the new
+    assert.match(f1, /mapcount 1 0/);
+    assert.match(f1, /1024 = 1024 pin mr/);
+    const pteRc4 = (await rc4.locator('[data-proc="P"] [data-testid="pte"]').innerText()).replace(/\s+/g, ' ');
+    assert.match(pteRc4, /buf\[0\].*frame 2/);
+    const pteV6 = (await v6.locator('[data-proc="P"] [data-testid="pte"]').innerText()).replace(/\s+/g, ' ');
+    assert.match(pteV6, /buf\[0\].*frame 1/);
+    assert.equal(await rc4.locator('[data-proc="P"] [data-testid="pte"]').getAttribute('data-src'), '2');
+    assert.equal(await rc4.locator('[data-handle="mr"] [data-src]').getAttribute('data-src'), '1');
+
+    // Where they part ways: the fork (v6 copies the pinned page for the child at once).
+    await textMatches(page.getByTestId('divergence'), /step 4 \(P fork Q\)[\s\S]*v6: fork: copy_present_page/);
+
+    // The arrows are drawn: P's PTE -> frame 2 and the pin mr -> frame 1 on v5.9-rc4.
+    assert.ok((await rc4.locator('svg.arrows path.arrow').count()) >= 2);
+
+    const shot = join(tmp, 'rdma-v5.9-rc4-vs-v6-step6.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    t.diagnostic(`screenshot: ${shot}`);
+  });
+
+  it('steps through the kernel events inside a step', async () => {
+    await page.getByTestId('step').filter({ hasText: 'P fork Q' }).click();
+    await page.getByTestId('next-event').click();
+    await textMatches(page.getByTestId('position'), /step 5 of 10, event 1 of 1/);
+    await page.getByTestId('prev-event').click();
+    await page.getByTestId('prev-event').click();
+    await textMatches(page.getByTestId('position'), /step 4 of 10, event 2 of 2/);
+    const v6 = page.locator('[data-testid="panel"][data-profile="v6"]');
+    await textMatches(v6.getByTestId('sentence'), /event 2 of 2: P forks Q/);
+    await page.getByTestId('prev-event').click();
+    await textMatches(v6.getByTestId('sentence'), /event 1 of 2: fork: copy_present_page gave Q its own copy of frame 1/);
+    await urlMatches(page, /step=4&ev=1$/);
+  });
+
+  it('reproduces the view from its link', async () => {
+    const link = `${base}?file=${encodeURIComponent(RDMA)}&profile=v5.9-rc4&vs=v6&step=6`;
+    const p2 = await ctx.newPage();
+    await p2.goto(link);
+    const rc4 = p2.locator('[data-testid="panel"][data-profile="v5.9-rc4"]');
+    await rc4.getByTestId('violation').waitFor();
+    await textMatches(p2.getByTestId('position'), /step 6 of 10/);
+    assert.equal(await rc4.getByTestId('violation').getAttribute('data-kind'), 'pin-incoherent');
+    await p2.keyboard.press('ArrowRight');
+    await textMatches(p2.getByTestId('position'), /step 7 of 10/);
+    await p2.close();
+  });
+
+  it('shows parse errors with line:col while a scenario is edited', async () => {
+    await page.goto(`${base}?file=${encodeURIComponent(RDMA)}&profile=v6`);
+    await page.getByTestId('panel').waitFor();
+    await page.getByTestId('edit-toggle').click();
+    const ed = page.getByTestId('editor');
+    await ed.fill('name: pasted\nsteps: |\n  P mmap buf 1\n  P wrte buf[0] = 1\n');
+    const errs = await textMatches(page.getByTestId('parse-errors'), /wrte/);
+    assert.match(errs, /^4:5 unknown operation 'wrte': did you mean 'write'\?/m);
+    await ed.fill('name: pasted\nsteps: |\n  P mmap buf 1\n  P write buf[0] = 1\n  P fork Q\n  Q write buf[0] = 2\n');
+    await textMatches(page.getByTestId('parse-status'), /parses/);
+    await page.getByTestId('step').filter({ hasText: 'Q write buf[0] = 2' }).click();
+    await textMatches(page.getByTestId('sentence'), /do_wp_page copied frame 1 to frame 2 because refcount 2, mapcount 2: another process maps it/);
+    // The edited text is in the link.
+    await urlMatches(page, /[?&]text=name%3A\+pasted/);
+  });
+
+  it('asked nothing of any other host and raised no error', () => {
+    assert.deepEqual(outside, []);
+    assert.deepEqual(errors, []);
+  });
+});

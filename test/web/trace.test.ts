@@ -1,0 +1,200 @@
+// The page's model side (no browser): full snapshots per step and per event, the sentences,
+// the first step where two kernels part ways, the cursor and the URL.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ProfileRegistry } from '../../src/profiles/resolve.js';
+import { parseScenario, type Scenario } from '../../src/scenario/index.js';
+import { differingSteps, explainEvent, firstDivergence, refBreakdown, stepSentence } from '../../src/web/explain.js';
+import { clampCursor, diffSnapshots, formatParams, frameKey, nextEvent, nextStep, parseParams, prevEvent, prevStep, pteKey, snapshotsAt } from '../../src/web/state.js';
+import { traceScenario, type Trace } from '../../src/web/trace.js';
+
+const ROOT = resolve(import.meta.dirname, '../../..');
+const RDMA = join(ROOT, 'scenarios/seeds/rdma-pin-fork-child-exits.scn.yaml');
+const reg = new ProfileRegistry();
+
+function load(file: string): Scenario {
+  const r = parseScenario(readFileSync(file, 'utf8'), file);
+  assert.ok(r.ok, 'the scenario parses');
+  return r.scenario;
+}
+
+function inline(steps: string): Scenario {
+  const text = `name: t\nsteps: |\n${steps.split('\n').map((l) => `  ${l}`).join('\n')}\n`;
+  const r = parseScenario(text, 't.scn.yaml');
+  assert.ok(r.ok, r.ok ? '' : r.errors.map((e) => e.format()).join('\n'));
+  return r.scenario;
+}
+
+/** The index of the step written on `line` of the file. */
+function stepAt(t: Trace, text: string): number {
+  const i = t.steps.findIndex((s) => s.record.text === text);
+  assert.ok(i >= 0, text);
+  return i;
+}
+
+describe('web: traceScenario', () => {
+  const sc = load(RDMA);
+  const rc4 = traceScenario(sc, reg.get('v5.9-rc4'));
+  const v6 = traceScenario(sc, reg.get('v6'));
+
+  it('keeps the engine result and one view per step, the end included', () => {
+    assert.equal(rc4.result.status, 'violation');
+    assert.equal(rc4.steps.length, sc.steps.length + 1);
+    assert.equal(rc4.steps.at(-1)!.record.text, '(end)');
+    assert.equal(v6.result.status, 'ok');
+  });
+
+  it('snapshots every process, frame and handle after a step (RDMA on v5.9-rc4: the pin left behind)', () => {
+    const i = stepAt(rc4, 'P write buf[0] = 2');
+    const s = rc4.steps[i]!;
+    assert.deepEqual(s.record.violations.map((v) => v.kind), ['pin-incoherent']);
+    const p = s.after.procs.find((x) => x.name === 'P')!;
+    assert.equal(p.ptes.length, 1);
+    assert.equal(p.ptes[0]!.page, 'buf[0]');
+    assert.equal(p.ptes[0]!.pfn, 2);
+    assert.ok(p.ptes[0]!.writable);
+    assert.deepEqual(p.ptes[0]!.path.slice(1), [0, 0, 0]);
+    const q = s.after.procs.find((x) => x.name === 'Q')!;
+    assert.equal(q.alive, false);
+    const mr = s.after.handles.find((h) => h.name === 'mr')!;
+    assert.equal(mr.kind, 'pin');
+    assert.equal(mr.holder, 'P');
+    assert.equal(mr.pages[0]!.pfn, 1);
+    assert.equal(mr.pages[0]!.value, '1');
+    assert.equal(mr.pages[0]!.ideal, '2');
+    const f1 = s.after.frames.find((f) => f.pfn === 1)!;
+    assert.equal(f1.refcount, 1024);
+    assert.equal(f1.mapcount, 0);
+    assert.equal(f1.pins, 1);
+    assert.equal(refBreakdown(f1), '1024 = 1024 pin mr');
+    assert.deepEqual(s.after.frames.map((f) => f.pfn), [1, 2]);
+  });
+
+  it('on v6 the same step takes no fault and the pin stays with P', () => {
+    const i = stepAt(v6, 'P write buf[0] = 2');
+    const s = v6.steps[i]!;
+    assert.deepEqual(s.record.violations, []);
+    assert.equal(s.events.length, 0);
+    assert.deepEqual(s.after.frames.map((f) => f.pfn), [1]);
+    assert.equal(s.after.procs.find((x) => x.name === 'P')!.ptes[0]!.pfn, 1);
+    assert.match(stepSentence(s).why ?? '', /No fault: P's PTE for buf\[0\] was already present and writable/);
+  });
+
+  it('snapshots the model after each kernel event inside a step (fork: the child exists in the fork event)', () => {
+    const i = stepAt(v6, 'P fork Q');
+    const evs = v6.steps[i]!.events;
+    assert.deepEqual(evs.map((e) => e.type), ['early-cow', 'fork']);
+    assert.equal(evs[0]!.child, 'Q');
+    const atFork = evs[1]!.snap!;
+    assert.deepEqual(atFork.procs.map((p) => p.name), ['P', 'Q']);
+    assert.equal(atFork.procs[1]!.ptes[0]!.pfn, 2);
+    assert.match(explainEvent(evs[0]!), /^fork: copy_present_page gave Q its own copy of frame 1 at once \(frame 2\) because it is maybe pinned/);
+  });
+
+  it('says why a write copied: the kernel function and the rule', () => {
+    const s = rc4.steps[stepAt(rc4, 'P write buf[0] = 2')]!;
+    assert.equal(stepSentence(s).why, 'P write fault on buf[0]: do_wp_page copied frame 1 to frame 2 because refcount 1025 > 1 with mapcount 1: an extra reference (GUP, pin or pipe) holds it');
+    const plain = traceScenario(inline('P mmap buf 1\nP write buf[0] = 1\nP fork Q\nQ write buf[0] = 2\nP write buf[0] = 3'), reg.get('v6'));
+    assert.equal(stepSentence(plain.steps[3]!).why, 'Q write fault on buf[0]: do_wp_page copied frame 1 to frame 2 because refcount 2, mapcount 2: another process maps it');
+    assert.match(stepSentence(plain.steps[4]!).why ?? '', /^P write fault on buf\[0\]: do_wp_page reused frame 1 in place/);
+  });
+
+  it('finds where two kernels part ways', () => {
+    const d = firstDivergence(rc4, v6)!;
+    assert.equal(rc4.steps[d.step]!.record.text, 'P fork Q');
+    assert.match(d.b, /copy_present_page/);
+    const differ = differingSteps(rc4, v6);
+    assert.ok(differ.has(stepAt(rc4, 'P write buf[0] = 2')));
+    assert.ok(!differ.has(0));
+    assert.equal(firstDivergence(rc4, traceScenario(sc, reg.get('v5.9-rc4+pin-cow'))), null);
+  });
+
+  it('follows the engine run step by step on every seed and profile (threads and async paths too)', () => {
+    const dir = join(ROOT, 'scenarios/seeds');
+    for (const f of readdirSync(dir).filter((n) => n.endsWith('.scn.yaml'))) {
+      const s = load(join(dir, f));
+      for (const p of reg.all()) {
+        const t = traceScenario(s, p);
+        for (const [i, st] of t.steps.entries()) {
+          const where = `${f} on ${p.name}, step ${i + 1}`;
+          assert.deepEqual(st.events.slice(0, st.record.events.length).map((e) => `${e.type}:${e.pfn}:${e.pfn2}`),
+            st.record.events.map((e) => `${e.type}:${e.pfn}:${e.pfn2}`), where);
+          // Every frame a PTE names is in the snapshot (or past the cap).
+          const frames = new Set(st.after.frames.map((x) => x.pfn));
+          for (const pr of st.after.procs) for (const e of pr.ptes) if (e.pfn !== null && e.pfn !== 0) assert.ok(frames.has(e.pfn) || st.after.framesHidden > 0, where);
+          for (const h of st.after.handles) assert.ok(!h.name.startsWith('#'), `${where}: handle ${h.name} named`);
+        }
+      }
+    }
+  });
+
+  it('names threads, a fork child while its fork runs, and pending kernel paths', () => {
+    const race = load(join(ROOT, 'scenarios/seeds/gup-fast-fork-race.scn.yaml'));
+    const t = traceScenario(race, reg.get('v5.9'));
+    const i = t.steps.findIndex((s) => s.record.line === 37);
+    const snap = t.steps[i]!.after;
+    const p = snap.procs.find((x) => x.name === 'P')!;
+    assert.deepEqual(p.threads, ['P', 'Q']);
+    assert.deepEqual(p.paths.map((x) => x.thread).sort(), ['P', 'Q']);
+    const r = snap.procs.find((x) => x.name === 'R')!;
+    assert.ok(r.forking);
+    const end = t.steps.at(-2)!.after;
+    assert.deepEqual(end.handles.map((h) => [h.name, h.holder]), [['h', 'Q']]);
+  });
+
+  it('caps what it shows of a large mapping', () => {
+    const big = traceScenario(inline('P mmap buf 1000 populate'), reg.get('v6'));
+    const p = big.steps[0]!.after.procs[0]!;
+    assert.equal(p.ptes.length + p.ptesHidden, 1000);
+    assert.ok(p.ptes.length <= 64);
+    assert.equal(big.steps[0]!.after.frames.length + big.steps[0]!.after.framesHidden, 1000);
+  });
+});
+
+describe('web: cursor, changes and URL', () => {
+  const sc = load(RDMA);
+  const traces = [traceScenario(sc, reg.get('v5.9-rc4')), traceScenario(sc, reg.get('v6'))];
+
+  it('steps forward and back through steps and the events inside them', () => {
+    let c = { step: 0, ev: null as number | null };
+    c = nextStep(traces, c);
+    assert.deepEqual(c, { step: 1, ev: null });
+    c = prevStep(traces, c);
+    assert.deepEqual(c, { step: 0, ev: null });
+    // Events: (0, after) -> (1, ev 0) -> (1, after) -> (2, ev 0) ...
+    c = nextEvent(traces, c);
+    assert.deepEqual(c, { step: 1, ev: 0 });
+    c = nextEvent(traces, c);
+    assert.deepEqual(c, { step: 1, ev: null });
+    assert.deepEqual(prevEvent(traces, c), { step: 1, ev: 0 });
+    assert.deepEqual(prevEvent(traces, { step: 1, ev: 0 }), { step: 0, ev: null });
+    // Fork on v6 has two events: the cursor goes through both.
+    assert.deepEqual(nextEvent(traces, { step: 3, ev: 0 }), { step: 3, ev: 1 });
+    assert.deepEqual(nextEvent(traces, { step: 3, ev: 1 }), { step: 3, ev: null });
+    assert.deepEqual(clampCursor(traces, { step: 99, ev: 5 }), { step: traces[0]!.steps.length - 1, ev: 0 });
+  });
+
+  it('marks what a step changed', () => {
+    const i = stepAt(traces[0]!, 'P write buf[0] = 2');
+    const { now, before } = snapshotsAt(traces[0]!, { step: i, ev: null });
+    const d = diffSnapshots(before, now);
+    assert.equal(d.changes.get(frameKey(1, 'refcount')), '1025');
+    assert.equal(d.changes.get(frameKey(2, 'new')), '');
+    assert.equal(d.changes.get(pteKey('P', now.procs[0]!.ptes[0]!.vpn, 'pfn')), 'frame 1');
+    const exit = snapshotsAt(traces[1]!, { step: stepAt(traces[1]!, 'Q exit'), ev: null });
+    assert.deepEqual(diffSnapshots(exit.before, exit.now).freed.map((f) => f.pfn), [2]);
+  });
+
+  it('round-trips the view through the URL', () => {
+    const p = { file: 'seeds/rdma-pin-fork-child-exits.scn.yaml', text: null, profile: 'v5.9-rc4', vs: 'v6', step: 5, ev: 0 };
+    const q = formatParams(p);
+    assert.equal(q, '?file=seeds%2Frdma-pin-fork-child-exits.scn.yaml&profile=v5.9-rc4&vs=v6&step=6&ev=1');
+    assert.deepEqual(parseParams(q), p);
+    const t = { file: null, text: 'name: x\nsteps: |\n  P mmap buf 1\n', profile: 'v6', vs: null, step: null, ev: null };
+    assert.deepEqual(parseParams(formatParams(t)), t);
+    assert.deepEqual(parseParams('?step=abc&ev=-1'), { file: null, text: null, profile: null, vs: null, step: null, ev: null });
+  });
+});
