@@ -23,6 +23,8 @@ export class AccountingChecker {
   private expMap = new Int32Array(0);
   private expRef = new Int32Array(0);
   private swapCount = new Int32Array(0);
+  /** PTE tables already walked (COW page tables are reached from several mms). */
+  private seen = new Uint8Array(0);
 
   /**
    * `held`: references held by kernel paths in progress (a GUP that grabbed pages, a copy made
@@ -45,15 +47,17 @@ export class AccountingChecker {
       if (out.length < 50) out.push(p);
     };
     let tablesInUse = 0;
+    if (this.seen.length < k.tables.top) this.seen = new Uint8Array(k.tables.top * 2);
+    else this.seen.fill(0, 0, k.tables.top);
     const sw = k.swap;
     if (this.swapCount.length < sw.top) this.swapCount = new Int32Array(sw.top * 2);
     else this.swapCount.fill(0, 0, sw.top);
     const swapCount = this.swapCount;
     for (const mm of k.mms) {
       if (!mm.alive) continue;
-      const c = { tables: 0, anon: 0, shmem: 0, swapCount };
+      const c = { tables: 0, physical: 0, anon: 0, shmem: 0, swapCount, seen: this.seen };
       walkTables(k, mm, mm.pgd, 3, 0, c, expMap, expRef, add);
-      tablesInUse += c.tables;
+      tablesInUse += c.physical;
       if (c.tables !== mm.nrTables) {
         add({ kind: 'accounting', mm: mm.id, pfn: -1, message: `page-table count ${mm.nrTables} but ${c.tables} tables are reachable` });
       }
@@ -128,14 +132,21 @@ export class AccountingChecker {
 
 function walkTables(
   k: Kernel, mm: Mm, table: number, level: number, base: number,
-  c: { tables: number; anon: number; shmem: number; swapCount: Int32Array },
+  c: { tables: number; physical: number; anon: number; shmem: number; swapCount: Int32Array; seen: Uint8Array },
   expMap: Int32Array, expRef: Int32Array, add: (p: AccountingProblem) => void,
 ): void {
   const t = k.tables;
   const f = k.frames;
-  c.tables++;
   const tb = table << TABLE_SHIFT;
   if (level === LEVEL_PTE) {
+    // A COW page table is one physical table, whatever number of mms reach it: its entries
+    // count once; its pages and its page-table bytes are charged to its owner.
+    const owned = t.owner[table] === mm.id;
+    const first = c.seen[table] === 0;
+    c.seen[table] = 1;
+    if (owned) c.tables++;
+    if (first) c.physical++;
+    const counts = { anon: 0, shmem: 0 };
     let filled = 0;
     for (let i = 0; i < PTRS_PER_TABLE; i++) {
       const bits = t.bits[tb + i]!;
@@ -143,6 +154,14 @@ function walkTables(
       filled++;
       const pfn = t.entry[tb + i]!;
       const vpn = base + i;
+      if (!first) {
+        if (bits & PTE_DEVICE_EXCLUSIVE) counts.anon++;
+        else if (bits & PTE_PRESENT && !(bits & PTE_SPECIAL)) {
+          if (f.flags[pfn]! & PG_ANON) counts.anon++;
+          else if (f.flags[pfn]! & PG_SHMEM) counts.shmem++;
+        }
+        continue;
+      }
       if (bits & PTE_SWAP) {
         if (pfn >= 0 && pfn < c.swapCount.length) c.swapCount[pfn]!++;
         continue;
@@ -155,7 +174,7 @@ function walkTables(
         }
         expRef[pfn]!++;
         if (k.profile.deviceExclusive === 'v6.15') expMap[pfn]!++;
-        c.anon++;
+        counts.anon++;
         continue;
       }
       if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL) continue;
@@ -166,8 +185,8 @@ function walkTables(
       expMap[pfn]!++;
       expRef[pfn]!++;
       const pf = f.flags[pfn]!;
-      if (pf & PG_ANON) c.anon++;
-      else if (pf & PG_SHMEM) c.shmem++;
+      if (pf & PG_ANON) counts.anon++;
+      else if (pf & PG_SHMEM) counts.shmem++;
       if (k.profile.anonExclusive && bits & PTE_WRITE && pf & PG_ANON && !(pf & PG_ANON_EXCLUSIVE)) {
         const vma = mm.findVma(vpn);
         if (vma && isCowMapping(vma.flags)) {
@@ -176,8 +195,14 @@ function walkTables(
       }
     }
     if (filled !== t.filled[table]) add({ kind: 'accounting', mm: mm.id, pfn: -1, message: `PTE table ${table} counts ${t.filled[table]} entries but holds ${filled}` });
+    if (owned) {
+      c.anon += counts.anon;
+      c.shmem += counts.shmem;
+    }
     return;
   }
+  c.tables++;
+  c.physical++;
   const span = 512 ** level;
   // Upper levels: stop once every filled entry was seen (their counts are kept by walk.ts).
   let left = t.filled[table]!;

@@ -4,7 +4,7 @@ import { OK, PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_WRITE, PTE_YOUNG, VM_RE
 import { FAULT_FLAG_WRITE, handleMmFault } from './fault.js';
 import type { Kernel } from './kernel.js';
 import type { Mm } from './mm.js';
-import { pteSlot } from './walk.js';
+import { pmdWriteProtected, pteSlot } from './walk.js';
 
 export interface AccessResult {
   /** OK, SIGSEGV, OOM or NA. */
@@ -34,6 +34,8 @@ function mmuSlot(k: Kernel, mm: Mm, vpn: number, write: boolean): number {
   const bits = k.tables.bits[slot]!;
   if (!(bits & PTE_PRESENT)) return -1;
   if (write && !(bits & PTE_WRITE)) return -1;
+  // x86 ANDs R/W across levels: a write-protected PMD (a shared COW PTE table) makes writes fault.
+  if (write && mm.cowPgtable && pmdWriteProtected(k, mm, vpn)) return -1;
   return slot;
 }
 

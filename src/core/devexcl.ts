@@ -11,6 +11,7 @@ import { gupSlowPage, newHandle, type GupRequest } from './gup.js';
 import type { Handle, Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
 import { pteSlot, setPte } from './walk.js';
+import { breakCowRange } from './cowpt.js';
 
 /**
  * mmu_notifier_invalidate_range_start() on [lo, hi) of an mm: every device-exclusive grant on
@@ -51,6 +52,7 @@ export function makeDeviceExclusive(k: Kernel, mm: Mm, lo: number, hi: number): 
   grant.revoked = new Uint8Array(n).fill(1);
   const t = k.tables;
   const f = k.frames;
+  breakCowRange(k, mm, lo, hi);
   for (let i = 0; i < n; i++) {
     const vpn = lo + i;
     const tmp = newHandle(k, mm, vpn, 1, req);

@@ -9,7 +9,8 @@ import type { Kernel } from './kernel.js';
 import { doSwapPage, tryToFreeSwap } from './swap.js';
 import { removeDeviceExclusiveEntry } from './devexcl.js';
 import type { Mm, Vma } from './mm.js';
-import { pteSlotAlloc, setPte } from './walk.js';
+import { pmdWriteProtected, pteSlotAlloc, setPte } from './walk.js';
+import { breakCowPte } from './cowpt.js';
 
 export const FAULT_FLAG_WRITE = 1;
 /** GUP asks for an exclusive page without writing (R/O pins, 5.19+). */
@@ -25,6 +26,11 @@ export function handleMmFault(k: Kernel, mm: Mm, vpn: number, flags: number): nu
   }
   // sanitize_fault_flags(): unshare only makes sense in COW mappings.
   if (vma.flags & (VM_SHARED | VM_MAYSHARE)) flags &= ~FAULT_FLAG_UNSHARE;
+  // A fault in a COW-shared PTE table breaks it first (handle_cow_pte_fault).
+  if (mm.cowPgtable && pmdWriteProtected(k, mm, vpn)) {
+    const err = breakCowPte(k, mm, vma, vpn);
+    if (err !== OK) return err;
+  }
   const slot = pteSlotAlloc(k, mm, vpn);
   const err = handlePteFault(k, mm, vma, vpn, slot, flags);
   // mm_account_fault(): only faults that did not fail count (min_flt).

@@ -11,6 +11,7 @@ import { pteTableAlloc, pteTableOf } from './walk.js';
 import { exitMmap } from './zap.js';
 import { copySwapPte } from './swap.js';
 import { mmuNotify, restoreExclusivePte } from './devexcl.js';
+import { shareTables } from './cowpt.js';
 
 export interface ForkResult {
   /** OK, OOM (fork failed with ENOMEM: the child is gone) or NA. */
@@ -29,9 +30,12 @@ export function pageNeedsCowForDma(k: Kernel, src: Mm, pfn: number): boolean {
 }
 
 /** dup_mmap(): the child's address space, VMA by VMA. */
-export function dupMmap(k: Kernel, parent: Mm): ForkResult {
+export function dupMmap(k: Kernel, parent: Mm, cowpt = false): ForkResult {
   const child = k.newMm();
   child.mmapNext = parent.mmapNext;
+  // CLONE_COW_PGTABLE / use_odf: MMF_COW_PGTABLE on both, never cleared.
+  if (cowpt && k.profile.cowPageTables !== 'none') parent.cowPgtable = true;
+  child.cowPgtable = parent.cowPgtable;
   const before = k.stats.earlyCow;
   let copied = 0;
   for (const vma of parent.vmas) {
@@ -47,6 +51,14 @@ export function dupMmap(k: Kernel, parent: Mm): ForkResult {
     if (!vma.anonVma) continue;
     // copy_page_range(): for COW mappings the MMU notifier tells devices first (PROTECTION_PAGE).
     if (isCowMapping(vma.flags)) mmuNotify(k, parent.id, vma.start, vma.end, 'fork');
+    if (parent.cowPgtable && isCowMapping(vma.flags)) {
+      shareTables(k, parent, child, vma);
+      // ODF shares only writable mappings; the rest is copied as usual.
+      if (k.profile.cowPageTables === 'rfc' || vma.flags & VM_WRITE) {
+        copied += vma.end - vma.start;
+        continue;
+      }
+    }
     const err = copyPageRange(k, child, tmp, parent, vma);
     if (err !== OK) {
       exitMmap(k, child);
@@ -68,7 +80,8 @@ export function copyPageRange(k: Kernel, dst: Mm, dstVma: Vma, src: Mm, srcVma: 
   for (let a = srcVma.start; a < srcVma.end; ) {
     const next = Math.min(srcVma.end, (a - (a % span)) + span);
     const srcTable = pteTableOf(k, src, a);
-    if (srcTable !== 0) {
+    // A table this child already shares (a second VMA in a COW-shared table) is not copied again.
+    if (srcTable !== 0 && pteTableOf(k, dst, a) !== srcTable) {
       const dstTable = pteTableAlloc(k, dst, a);
       const err = copyPteRange(k, dst, dstVma, src, srcVma, dstTable, srcTable, a, next);
       if (err !== OK) return err;

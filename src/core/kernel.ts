@@ -73,8 +73,9 @@ export class Kernel {
     this.tables = tables ?? new TableArena();
   }
 
+  /** Record an event; kernel assertions (`bug`) are recorded even when not tracing. */
   emit(type: KEventType, mm: number, vpn: number, pfn: number, pfn2: number, why: string): void {
-    if (this.tracing) this.events.push({ type, mm, vpn, pfn, pfn2, why });
+    if (this.tracing || type === 'bug') this.events.push({ type, mm, vpn, pfn, pfn2, why });
   }
 
   /** mm_alloc() + pgd_alloc(): a new empty address space. */

@@ -10,6 +10,7 @@ import { pageMaybeDmaPinned } from './fork.js';
 import type { Kernel } from './kernel.js';
 import type { Mm } from './mm.js';
 import { forEachPte } from './mmap.js';
+import { breakCowRange } from './cowpt.js';
 
 /**
  * write_protect_page(): KSM may take a page only if nothing but its mappings (and the swap
@@ -56,6 +57,7 @@ export function ksmMerge(k: Kernel): number {
     if (!mm.alive) continue;
     for (const vma of mm.vmas) {
       if (!(vma.flags & VM_MERGEABLE)) continue;
+      breakCowRange(k, mm, vma.start, vma.end);
       forEachPte(k, mm, vma.start, vma.end, (slot, vpn) => {
         const bits = t.bits[slot]!;
         if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL) return;

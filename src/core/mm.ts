@@ -54,6 +54,8 @@ export class Mm {
   /** mmap_lock: the thread holding it for write (fork), or -1; and how many hold it for read. */
   mmapWriter = -1;
   mmapReaders = 0;
+  /** MMF_COW_PGTABLE: forked with COW page tables; every later fork of it shares PTE tables too. */
+  cowPgtable = false;
   /** Faults taken in this process's context (min_flt). */
   minflt = 0;
   /** Where the next mmap goes (bottom-up). */

@@ -12,6 +12,7 @@ import { pteTableAlloc, pteTableOf } from './walk.js';
 import { zapRange } from './zap.js';
 import { mmuNotify } from './devexcl.js';
 import { swapOutPage } from './swap.js';
+import { breakCowRange } from './cowpt.js';
 
 export type ProtName = 'rw' | 'ro' | 'none';
 
@@ -88,6 +89,7 @@ export function doMprotect(k: Kernel, mm: Mm, lo: number, hi: number, prot: Prot
   if (vmas.length === 0) return OK;
   const want = protFlags(prot);
   mmuNotify(k, mm.id, lo, hi, 'mprotect');
+  breakCowRange(k, mm, lo, hi);
   for (const vma of vmas) {
     vma.flags = (vma.flags & ~(VM_READ | VM_WRITE)) | want;
     changeProtection(k, mm, vma);
@@ -162,7 +164,7 @@ export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: Adv
     for (const vma of mm.vmas) {
       const a = Math.max(lo, vma.start);
       const b = Math.min(hi, vma.end);
-      if (a < b) zapped += zapRange(k, mm, a, b);
+      if (a < b) zapped += zapRange(k, mm, a, b, true);
     }
     k.emit('zap', mm.id, lo, -1, -1, `MADV_DONTNEED: ${zapped} mapped page(s) dropped, ${used - k.frames.used} frame(s) freed`);
     return OK;
@@ -173,6 +175,7 @@ export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: Adv
       if (vma.end > lo && vma.start < hi && vma.flags & (VM_SHARED | VM_MAYSHARE)) return EINVAL;
     }
   }
+  breakCowRange(k, mm, lo, hi); // __split_vma() breaks a shared table at the split
   const vmas = mm.splitRange(lo, hi);
   for (const vma of vmas) {
     if (advice === 'dontfork') vma.flags |= VM_DONTCOPY;
@@ -193,6 +196,7 @@ export function clearSoftDirty(k: Kernel, mm: Mm): number {
   const t = k.tables;
   let wp = 0;
   mmuNotify(k, mm.id, 0, 2 ** 36, 'clear_refs soft-dirty');
+  for (const vma of mm.vmas) breakCowRange(k, mm, vma.start, vma.end);
   for (const vma of mm.vmas) {
     vma.flags &= ~VM_SOFTDIRTY;
     const cow = isCowMapping(vma.flags);

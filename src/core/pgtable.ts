@@ -16,6 +16,10 @@ export class TableArena {
   filled: Int32Array;
   /** Per table: free-list link. */
   nextFree: Int32Array;
+  /** Per PTE table: how many PMD entries point at it (COW page tables share one table). */
+  share: Int32Array;
+  /** Per PTE table: the mm charged for it and its pages (RSS, page-table bytes), or -1. */
+  owner: Int32Array;
   /** Tables ever handed out; table 0 is the null table and never used. */
   top = 1;
   freeHead = -1;
@@ -29,6 +33,8 @@ export class TableArena {
     this.level = new Uint8Array(cap);
     this.filled = new Int32Array(cap);
     this.nextFree = new Int32Array(cap);
+    this.share = new Int32Array(cap);
+    this.owner = new Int32Array(cap).fill(-1);
   }
 
   get capacity(): number {
@@ -44,6 +50,8 @@ export class TableArena {
     this.level = growTypedArray(this.level, cap);
     this.filled = growTypedArray(this.filled, cap);
     this.nextFree = growTypedArray(this.nextFree, cap);
+    this.share = growTypedArray(this.share, cap);
+    this.owner = growTypedArray(this.owner, cap);
   }
 
   /** pte_alloc_one() / pmd_alloc_one() ...: a zeroed table of the given level. */
@@ -59,6 +67,8 @@ export class TableArena {
     this.used++;
     this.level[t] = level;
     this.filled[t] = 0;
+    this.share[t] = 1;
+    this.owner[t] = -1;
     return t;
   }
 
@@ -80,6 +90,8 @@ export class TableArena {
     c.level = this.level.slice(0, this.top);
     c.filled = this.filled.slice(0, this.top);
     c.nextFree = this.nextFree.slice(0, this.top);
+    c.share = this.share.slice(0, this.top);
+    c.owner = this.owner.slice(0, this.top);
     c.top = this.top;
     c.freeHead = this.freeHead;
     c.used = this.used;

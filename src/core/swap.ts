@@ -9,6 +9,7 @@ import { pageMaybeDmaPinned } from './fork.js';
 import type { Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
 import { pteSlot, setPte } from './walk.js';
+import { breakCowRange } from './cowpt.js';
 
 /** Why a page was not swapped out (null: it was). */
 export type SwapoutSkip = 'not-present' | 'not-anon' | 'shared' | 'pinned' | 'ksm' | null;
@@ -50,6 +51,7 @@ export function tryToFreeSwap(k: Kernel, pfn: number): boolean {
  * may be pinned cannot be unshared for unmapping).
  */
 export function swapOutPage(k: Kernel, mm: Mm, vpn: number): SwapoutSkip {
+  if (breakCowRange(k, mm, vpn, vpn + 1) !== OK) return 'not-present';
   const t = k.tables;
   const f = k.frames;
   const slot = pteSlot(k, mm, vpn);

@@ -29,7 +29,9 @@ function childAlloc(k: Kernel, mm: Mm, table: number, index: number, level: numb
     child = t.alloc(level);
     // t.entry may have been reallocated by alloc(): index it afresh.
     t.entry[slot] = child;
+    t.bits[slot] = 0;
     t.filled[table]!++;
+    t.owner[child] = mm.id;
     mm.nrTables++;
   }
   return child;
@@ -54,4 +56,24 @@ export function setPte(k: Kernel, slot: number, pfn: number, bits: number): void
   else if (t.bits[slot] !== 0 && bits === 0) t.filled[slot >>> TABLE_SHIFT]!--;
   t.entry[slot] = pfn;
   t.bits[slot] = bits;
+}
+
+/** Bit in a PMD-level slot's `bits`: the PMD entry is write-protected (a shared COW PTE table). */
+export const PMD_WP = 1;
+
+/** The PMD slot (index into entry/bits) that points at vpn's PTE table, or -1. */
+export function pmdSlotOf(k: Kernel, mm: Mm, vpn: number): number {
+  const e = k.tables.entry;
+  const pud = e[(mm.pgd << TABLE_SHIFT) | ((vpn >>> 27) & TABLE_MASK)]!;
+  if (pud === 0) return -1;
+  const pmd = e[(pud << TABLE_SHIFT) | ((vpn >>> 18) & TABLE_MASK)]!;
+  if (pmd === 0) return -1;
+  return (pmd << TABLE_SHIFT) | ((vpn >>> 9) & TABLE_MASK);
+}
+
+/** Is vpn's PTE table reached through a write-protected PMD entry (COW page tables)? */
+export function pmdWriteProtected(k: Kernel, mm: Mm, vpn: number): boolean {
+  if (!mm.cowPgtable) return false;
+  const s = pmdSlotOf(k, mm, vpn);
+  return s >= 0 && k.tables.entry[s] !== 0 && (k.tables.bits[s]! & PMD_WP) !== 0;
 }

@@ -5,12 +5,13 @@ import {
 } from './constants.js';
 import type { Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
-import { pteTableOf } from './walk.js';
+import { pmdWriteProtected, pteTableOf } from './walk.js';
+import { zapCowPte } from './cowpt.js';
 import { freeSwapAndCache } from './swap.js';
 import { mmuNotify, zapExclusiveEntry } from './devexcl.js';
 
 /** zap_pte_range() over [lo, hi) of one VMA: drop every mapping and its reference. */
-export function zapRange(k: Kernel, mm: Mm, lo: number, hi: number): number {
+export function zapRange(k: Kernel, mm: Mm, lo: number, hi: number, dontneed = false): number {
   const span = LEVEL_SPAN[0];
   const t = k.tables;
   const f = k.frames;
@@ -20,6 +21,13 @@ export function zapRange(k: Kernel, mm: Mm, lo: number, hi: number): number {
   k.tracing = false;
   for (let a = lo; a < hi; ) {
     const next = Math.min(hi, a - (a % span) + span);
+    if (mm.cowPgtable && pmdWriteProtected(k, mm, a)) {
+      const vma = mm.findVma(a);
+      if (vma !== null && zapCowPte(k, mm, vma, a, next, dontneed)) {
+        a = next;
+        continue;
+      }
+    }
     const table = pteTableOf(k, mm, a);
     if (table !== 0 && t.filled[table]! > 0) {
       const base = table << TABLE_SHIFT;
@@ -140,5 +148,9 @@ export function exitMmap(k: Kernel, mm: Mm): void {
   mm.nrTables--;
   mm.pgd = 0;
   mm.alive = false;
+  // check_mm(): every counter must be back to zero once the address space is gone.
+  if (mm.rssAnon !== 0) k.emit('bug', mm.id, -1, -1, -1, `BUG: Bad rss-counter state mm:${mm.id} type:MM_ANONPAGES val:${mm.rssAnon}`);
+  if (mm.rssShmem !== 0) k.emit('bug', mm.id, -1, -1, -1, `BUG: Bad rss-counter state mm:${mm.id} type:MM_SHMEMPAGES val:${mm.rssShmem}`);
+  if (mm.nrTables !== 0) k.emit('bug', mm.id, -1, -1, -1, `BUG: non-zero pgtables_bytes on freeing mm: ${mm.nrTables * 4096}`);
   k.emit('zap', mm.id, -1, -1, -1, `exit_mmap: ${zapped} mapped page(s) dropped, ${used - k.frames.used} frame(s) and ${tables} page table(s) freed`);
 }

@@ -443,11 +443,8 @@ export class Runner {
         const p = this.proc(step.proc);
         if (!p) return;
         this.waitForMmapLock(p);
-        if (step.cowpt) {
-          if (this.profile.cowPageTables === 'none') throw new NotApplicable(`${this.profile.name} has no COW page tables (fork ... cowpt)`);
-          throw new NotApplicable('COW page tables are not modelled yet');
-        }
-        const r = dupMmap(k, p.mm);
+        if (step.cowpt && this.profile.cowPageTables === 'none') throw new NotApplicable(`${this.profile.name} has no COW page tables (fork ... cowpt)`);
+        const r = dupMmap(k, p.mm, step.cowpt);
         if (r.err === NA) throw new NotApplicable('fork of non-present PTEs (swap, device-exclusive) is not modelled yet');
         this.observe('fork', `${p.name} forks ${step.child}`, r.err === OK ? 'ok' : 'ENOMEM', null);
         if (r.err !== OK || r.child === null) {
@@ -457,7 +454,7 @@ export class Runner {
         this.mmNames[r.child.id] = step.child;
         this.procs.set(step.child, { name: step.child, group: step.child, tid: this.nextTid++, mm: r.child, regions: new Map(p.regions), alive: true, task: null, taskStep: null, taskApplied: 0 });
         this.ideal.fork(p.group, step.child);
-        this.record.summary = `${p.name} forks ${step.child}`;
+        this.record.summary = `${p.name} forks ${step.child}${p.mm.cowPgtable ? ` with COW page tables (${this.profile.cowPageTables})` : ''}`;
         return;
       }
       case 'exit': {
@@ -602,7 +599,7 @@ export class Runner {
     let task: Task;
     switch (step.op) {
       case 'fork':
-        if (step.cowpt) throw new NotApplicable('COW page tables are not modelled yet');
+        if (step.cowpt || p.mm.cowPgtable) throw new NotApplicable('a fork with COW page tables runs in one step (no `&`)');
         task = startFork(p.mm);
         break;
       case 'write': {

@@ -5,8 +5,8 @@ import type { Kernel } from '../core/kernel.js';
 
 /** Counters over the whole model. Per-process ones are `rss.P` and `minflt.P`. */
 export function globalStats(k: Kernel): Record<string, number> {
-  let tables = 0;
-  for (const mm of k.mms) if (mm.alive) tables += mm.nrTables;
+  // meminfo PageTables: physical page-table pages (a COW-shared PTE table counts once).
+  const tables = k.tables.used;
   const f = k.frames;
   let anonMapped = 0;
   for (let pfn = 1; pfn < f.top; pfn++) {

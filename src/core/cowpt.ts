@@ -1,0 +1,312 @@
+// Copy-on-write page tables (seed 004 and On-Demand Fork): fork shares PTE tables through
+// write-protected PMD entries; a table is copied (or taken back when no one else uses it) on
+// the paths that change it. Two designs, by profile:
+//  - `rfc`: the COW-PTE RFC v1 (seed 004, on 5.18): a table refcount and an owner (the mm
+//    charged for the table and its pages); the break is copy_pte_range() from the shared
+//    table, so it write-protects the shared PTEs as fork would, and early-COWs pinned pages
+//    of an mm that has pinned; an owner that breaks gives up its charge; zap of a shared
+//    table only drops this mm's reference, and zap of one whose count is 1 falls back to
+//    reuse without releasing its pages (zap_cow_pte / pmd_put_pte as posted).
+//  - `odf`: On-Demand Fork (paper code, on 5.6): the child is not charged at fork; a copy
+//    write-protects the PTEs of the new copy only and charges the copier; a table whose count
+//    is 1 is taken back as it is; the last mm to drop a table releases its pages and its RSS.
+
+import {
+  isCowMapping, LEVEL_PTE, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_SHMEM, PTE_DEVICE_EXCLUSIVE, PTE_DIRTY,
+  PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_SWAP, PTE_WRITE, TABLE_SHIFT, VM_WRITE,
+} from './constants.js';
+import { pageNeedsCowForDma } from './fork.js';
+import type { Kernel } from './kernel.js';
+import type { Mm, Vma } from './mm.js';
+import { copySwapPte, freeSwapAndCache } from './swap.js';
+import { PMD_WP, pmdSlotOf } from './walk.js';
+
+/** Present anonymous and shmem pages a PTE table maps (its RSS charge). */
+function tableRss(k: Kernel, table: number): { anon: number; shmem: number } {
+  const t = k.tables;
+  const f = k.frames;
+  const base = table << TABLE_SHIFT;
+  let anon = 0;
+  let shmem = 0;
+  for (let i = 0; i < 512; i++) {
+    const bits = t.bits[base + i]!;
+    if (bits & PTE_DEVICE_EXCLUSIVE) anon++;
+    if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL) continue;
+    const fl = f.flags[t.entry[base + i]!]!;
+    if (fl & PG_ANON) anon++;
+    else if (fl & PG_SHMEM) shmem++;
+  }
+  return { anon, shmem };
+}
+
+function charge(k: Kernel, mm: Mm, table: number, sign: 1 | -1): void {
+  const r = tableRss(k, table);
+  mm.rssAnon += sign * r.anon;
+  mm.rssShmem += sign * r.shmem;
+  mm.nrTables += sign;
+}
+
+/**
+ * copy_pmd_range() with MMF_COW_PGTABLE: the child's PMD entries point at the parent's PTE
+ * tables, write-protected in both; nothing is done per page.
+ */
+export function shareTables(k: Kernel, parent: Mm, child: Mm, vma: Vma): void {
+  const t = k.tables;
+  const design = k.profile.cowPageTables;
+  for (let a = vma.start - (vma.start % 512); a < vma.end; a += 512) {
+    const ps = pmdSlotOf(k, parent, a);
+    if (ps < 0) continue;
+    const table = t.entry[ps]!;
+    if (table === 0) continue;
+    // The child's PMD table (allocated like any upper level, charged to the child).
+    const cs = childPmdSlot(k, child, a);
+    if (t.entry[cs] !== 0) continue; // "Skip if the PTE already COW this time" (a second VMA in the table)
+    if (design === 'odf' && !(vma.flags & VM_WRITE)) {
+      // ODF write-protects (and shares) only tables of writable mappings; others are copied as usual.
+      continue;
+    }
+    if (design === 'rfc' && t.owner[table]! < 0) {
+      // No owner any more (the old owner broke COW): the parent takes the table back and its charge.
+      t.owner[table] = parent.id;
+      charge(k, parent, table, 1);
+    }
+    t.bits[ps] = t.bits[ps]! | PMD_WP;
+    t.share[table]!++;
+    t.entry[cs] = table;
+    t.bits[cs] = PMD_WP;
+    t.filled[cs >>> TABLE_SHIFT]!++;
+  }
+  k.emit('note', parent.id, vma.start, -1, child.id, `COW page tables: ${child.id >= 0 ? 'the child shares' : ''} the PTE tables of a ${vma.end - vma.start}-page mapping; nothing copied per page`);
+}
+
+function childPmdSlot(k: Kernel, mm: Mm, vpn: number): number {
+  // Allocate PUD/PMD tables as needed, without a PTE table.
+  const s = pmdSlotOf(k, mm, vpn);
+  if (s >= 0) return s;
+  const t = k.tables;
+  const pgdSlot = (mm.pgd << TABLE_SHIFT) | ((vpn >>> 27) & 511);
+  if (t.entry[pgdSlot] === 0) {
+    const pud = t.alloc(2);
+    t.entry[pgdSlot] = pud;
+    t.filled[mm.pgd]!++;
+    t.owner[pud] = mm.id;
+    mm.nrTables++;
+  }
+  const pud = t.entry[pgdSlot]!;
+  const pudSlot = (pud << TABLE_SHIFT) | ((vpn >>> 18) & 511);
+  if (t.entry[pudSlot] === 0) {
+    const pmd = t.alloc(1);
+    t.entry[pudSlot] = pmd;
+    t.filled[pud]!++;
+    t.owner[pmd] = mm.id;
+    mm.nrTables++;
+  }
+  return pmdSlotOf(k, mm, vpn);
+}
+
+/**
+ * handle_cow_pte_fault(): vpn's PTE table is shared through a write-protected PMD entry and
+ * this mm is about to change it. Count 1: take it back (PMD writable). Else copy it.
+ */
+export function breakCowPte(k: Kernel, mm: Mm, vma: Vma, vpn: number): number {
+  const t = k.tables;
+  const ps = pmdSlotOf(k, mm, vpn);
+  if (ps < 0) return OK;
+  const table = t.entry[ps]!;
+  if (table === 0 || !(t.bits[ps]! & PMD_WP)) return OK;
+  const design = k.profile.cowPageTables;
+  if (t.share[table] === 1) {
+    // cow_pte_fallback() / ODF's repossession: the table is ours alone again.
+    t.bits[ps] = t.bits[ps]! & ~PMD_WP;
+    if (design === 'rfc' && t.owner[table] !== mm.id) {
+      if (t.owner[table]! >= 0) charge(k, k.mms[t.owner[table]!]!, table, -1);
+      t.owner[table] = mm.id;
+      charge(k, mm, table, 1);
+    }
+    k.emit('note', mm.id, vpn, -1, -1, 'COW page table: no other user left; the table is taken back without a copy');
+    return OK;
+  }
+  const nt = t.alloc(LEVEL_PTE);
+  t.owner[nt] = mm.id;
+  const f = k.frames;
+  const sb = table << TABLE_SHIFT;
+  const db = nt << TABLE_SHIFT;
+  const cow = isCowMapping(vma.flags);
+  let filled = 0;
+  let anon = 0;
+  let shmem = 0;
+  for (let i = 0; i < 512; i++) {
+    const bits = t.bits[sb + i]!;
+    if (bits === 0) continue;
+    filled++;
+    const pfn = t.entry[sb + i]!;
+    if (bits & PTE_SWAP) {
+      t.entry[db + i] = pfn;
+      t.bits[db + i] = copySwapPte(k, sb + i);
+      continue;
+    }
+    if (!(bits & PTE_PRESENT)) {
+      // Device-exclusive entries are not shared by the model's COW tables (break before making them).
+      t.entry[db + i] = pfn;
+      t.bits[db + i] = bits;
+      continue;
+    }
+    let nbits = bits;
+    if (!(bits & PTE_SPECIAL)) {
+      const fl = f.flags[pfn]!;
+      if (fl & PG_ANON) {
+        if (design === 'rfc' && pageNeedsCowForDma(k, mm, pfn)) {
+          // copy_present_page() inside copy_pte_range(): the pinned page is copied for this mm.
+          const n = f.alloc(PG_ANON | (k.profile.anonExclusive ? PG_ANON_EXCLUSIVE : 0));
+          if (n < 0) {
+            k.emit('oom', mm.id, vpn, pfn, -1, 'no frame to copy a pinned page while breaking a COW page table');
+            return OOM;
+          }
+          f.value[n] = f.value[pfn]!;
+          f.mapcount[n] = 1;
+          t.entry[db + i] = n;
+          t.bits[db + i] = PTE_PRESENT | PTE_DIRTY | PTE_SOFT_DIRTY | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
+          anon++;
+          k.stats.earlyCow++;
+          k.stats.cowCopies++;
+          continue;
+        }
+        f.flags[pfn] = fl & ~PG_ANON_EXCLUSIVE;
+        anon++;
+      } else if (fl & PG_SHMEM) shmem++;
+      f.refcount[pfn]!++;
+      f.mapcount[pfn]!++;
+    }
+    if (cow && bits & PTE_WRITE) {
+      nbits &= ~PTE_WRITE;
+      // RFC: copy_pte_range write-protects the source (the shared table) too. ODF: the copy only.
+      if (design === 'rfc') t.bits[sb + i] = bits & ~PTE_WRITE;
+    }
+    t.entry[db + i] = pfn;
+    t.bits[db + i] = nbits;
+  }
+  t.filled[nt] = filled;
+  mm.rssAnon += anon;
+  mm.rssShmem += shmem;
+  mm.nrTables++;
+  t.share[table]!--;
+  if (design === 'rfc' && t.owner[table] === mm.id) {
+    // The owner broke COW: it gives up its charge for the shared table.
+    t.owner[table] = -1;
+    charge(k, mm, table, -1);
+  }
+  t.entry[ps] = nt;
+  t.bits[ps] = t.bits[ps]! & ~PMD_WP;
+  k.stats.ptCopies++;
+  k.emit('note', mm.id, vpn, -1, -1, `COW page table: the shared PTE table was copied for this process (${filled} entries)`);
+  return OK;
+}
+
+/**
+ * Zap of [lo, hi) in a shared PTE table (share > 1, or write-protected PMD). Returns true when
+ * it dealt with the range itself (the caller must not zap the PTEs).
+ */
+export function zapCowPte(k: Kernel, mm: Mm, vma: Vma, lo: number, hi: number, dontneed: boolean): boolean {
+  const t = k.tables;
+  const ps = pmdSlotOf(k, mm, lo);
+  if (ps < 0) return false;
+  const table = t.entry[ps]!;
+  if (table === 0 || !(t.bits[ps]! & PMD_WP)) return false;
+  const design = k.profile.cowPageTables;
+  const start = lo - (lo % 512);
+  const whole = lo <= start && hi >= start + 512;
+  if (design === 'odf' || (design === 'rfc' && !whole && !dontneed)) {
+    if (!whole) {
+      // A part of the table: copy it first, then zap as usual.
+      breakCowPte(k, mm, vma, lo);
+      return false;
+    }
+    t.share[table]!--;
+    clearPmd(k, mm, ps);
+    if (t.share[table] === 0) {
+      // The last user releases the pages (and its RSS).
+      releaseTable(k, mm, table);
+      t.free(table);
+    } else if (t.owner[table] === mm.id) {
+      // ODF has no hand-over: the page-table charge goes with the mapping, the RSS charge stays.
+      mm.nrTables--;
+    }
+    return true;
+  }
+  // RFC v1 zap_pmd_range(): with a write-protected PMD, the PTEs are left alone and
+  // zap_cow_pte() drops this mm's reference for the whole table.
+  if (t.share[table]! > 1) {
+    t.share[table]!--;
+    if (t.owner[table] === mm.id) {
+      t.owner[table] = -1;
+      charge(k, mm, table, -1);
+    }
+    clearPmd(k, mm, ps);
+    k.emit('note', mm.id, lo, -1, -1, `COW page table: zap drops this process's reference to the whole shared table (${dontneed ? 'MADV_DONTNEED of part of it' : 'unmap'})`);
+    return true;
+  }
+  // Count 1: pmd_put_pte() falls back to reusing the table; its PTEs were not zapped.
+  t.bits[ps] = t.bits[ps]! & ~PMD_WP;
+  if (t.owner[table] !== mm.id) {
+    if (t.owner[table]! >= 0) charge(k, k.mms[t.owner[table]!]!, table, -1);
+    t.owner[table] = mm.id;
+    charge(k, mm, table, 1);
+  }
+  // The table is freed with the mm later, its entries cleared without releasing the pages.
+  const base = table << TABLE_SHIFT;
+  for (let v = lo; v < hi; v++) {
+    const i = v & 511;
+    if (t.bits[base + i] !== 0) {
+      t.bits[base + i] = 0;
+      t.entry[base + i] = 0;
+      t.filled[table]!--;
+    }
+  }
+  k.emit('note', mm.id, lo, -1, -1, 'COW page table: zap of a table whose count is 1 falls back to reuse (pmd_put_pte) and leaves its pages referenced');
+  return true;
+}
+
+function clearPmd(k: Kernel, mm: Mm, ps: number): void {
+  const t = k.tables;
+  t.entry[ps] = 0;
+  t.bits[ps] = 0;
+  t.filled[ps >>> TABLE_SHIFT]!--;
+  void mm;
+}
+
+/** Release every page of a table that nobody else maps any more, charging mm's RSS. */
+function releaseTable(k: Kernel, mm: Mm, table: number): void {
+  const t = k.tables;
+  const f = k.frames;
+  const base = table << TABLE_SHIFT;
+  for (let i = 0; i < 512; i++) {
+    const bits = t.bits[base + i]!;
+    if (bits === 0) continue;
+    const pfn = t.entry[base + i]!;
+    t.bits[base + i] = 0;
+    t.entry[base + i] = 0;
+    if (bits & PTE_SWAP) {
+      freeSwapAndCache(k, pfn);
+      continue;
+    }
+    if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL) continue;
+    if (f.flags[pfn]! & PG_ANON) mm.rssAnon--;
+    else mm.rssShmem--;
+    f.mapcount[pfn]!--;
+    k.putPage(pfn);
+  }
+  t.filled[table] = 0;
+  if (t.owner[table] === mm.id) mm.nrTables--;
+}
+
+/** Break every shared PTE table in [lo, hi) of mm (the paths that change PTEs in place). */
+export function breakCowRange(k: Kernel, mm: Mm, lo: number, hi: number): number {
+  if (!mm.cowPgtable) return OK;
+  for (let a = lo - (lo % 512); a < hi; a += 512) {
+    const vma = mm.findVma(Math.max(a, lo));
+    if (vma === null) continue;
+    const err = breakCowPte(k, mm, vma, Math.max(a, lo));
+    if (err !== OK) return err;
+  }
+  return OK;
+}
