@@ -4,7 +4,7 @@
 
 import { PG_SWAPCACHE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP } from '../core/constants.js';
 import type { Runner } from '../engine/run.js';
-import { pteSlot } from '../core/walk.js';
+import { pmdSlotOf, pteSlot } from '../core/walk.js';
 
 type ProcT = Runner['procs'] extends Map<string, infer P> ? P : never;
 
@@ -13,6 +13,12 @@ class Numbering {
   values = new Map<number, number>([[0, 0]]);
   cells = new Map<number, number>();
   slots = new Map<number, number>();
+  tables = new Map<number, number>();
+  table(t: number): number {
+    let n = this.tables.get(t);
+    if (n === undefined) this.tables.set(t, (n = this.tables.size));
+    return n;
+  }
   slot(s: number): number {
     let n = this.slots.get(s);
     if (n === undefined) this.slots.set(s, (n = this.slots.size));
@@ -39,7 +45,7 @@ class Numbering {
 function procKey(r: Runner, p: ProcT, num: Numbering, out: number[]): void {
   const k = r.k;
   const mm = p.mm;
-  out.push(p.alive ? 1 : 0, mm.hasPinned ? 1 : 0, mm.writeProtectSeq & 1, mm.mmapReaders, mm.mmapWriter === p.tid ? 1 : mm.mmapWriter >= 0 ? 2 : 0);
+  out.push(p.alive ? 1 : 0, mm.cowPgtable ? 1 : 0, mm.hasPinned ? 1 : 0, mm.writeProtectSeq & 1, mm.mmapReaders, mm.mmapWriter === p.tid ? 1 : mm.mmapWriter >= 0 ? 2 : 0);
   const regions = [...p.regions].sort((a, b) => (a[0] < b[0] ? -1 : 1));
   for (const [, reg] of regions) {
     for (let i = 0; i < reg.n; i++) {
@@ -52,6 +58,13 @@ function procKey(r: Runner, p: ProcT, num: Numbering, out: number[]): void {
       out.push(vma === null ? -1 : vma.flags);
       const slot = pteSlot(k, p.mm, vpn);
       const bits = slot < 0 ? 0 : k.tables.bits[slot]!;
+      if (mm.cowPgtable) {
+        // COW page tables: whether this page goes through a shared table, which one, who is charged.
+        const ps = pmdSlotOf(k, mm, vpn);
+        const table = ps < 0 ? 0 : k.tables.entry[ps]!;
+        out.push(-13, ps < 0 ? -1 : k.tables.bits[ps]!, table === 0 ? -1 : num.table(table), table === 0 ? -1 : k.tables.share[table]!,
+          table === 0 ? -1 : k.tables.owner[table] === mm.id ? 1 : k.tables.owner[table]! < 0 ? -1 : 0, mm.rssAnon, mm.nrTables);
+      }
       out.push(bits);
       if (bits & PTE_PRESENT) out.push(bits & PTE_SPECIAL ? -2 : num.frame(k.tables.entry[slot]!));
       else if (bits & PTE_SWAP) {

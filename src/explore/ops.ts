@@ -9,7 +9,7 @@ export const OP_NAMES = [
   'write', 'read', 'fork', 'exit', 'munmap', 'mprotect', 'dontfork', 'wipeonfork', 'dontneed',
   'pin', 'pin-ro', 'pin-fast', 'gup', 'vmsplice', 'unpin', 'put', 'handle-read', 'device-write',
   'device-read', 'clear-softdirty', 'thread', 'fork&', 'pin-fast&', 'write&', 'step',
-  'swapout', 'mergeable', 'ksm-merge', 'device-exclusive', 'device-atomic',
+  'swapout', 'mergeable', 'ksm-merge', 'device-exclusive', 'device-atomic', 'fork-cowpt',
 ] as const;
 export type OpName = (typeof OP_NAMES)[number];
 
@@ -46,6 +46,7 @@ export function enabledOps(r: Runner, shape: ExploreShape): number[] {
     switch (name) {
       case 'fork':
       case 'fork&':
+      case 'fork-cowpt':
         if (groupsAlive < shape.procs && procs.length < PROC_NAMES.length) {
           for (const p of alive) out.push(pack(code, procs.indexOf(p), 0, 0));
         }
@@ -144,11 +145,13 @@ export function decodeOp(r: Runner, op: number): Step {
     case 'read':
       return mk({ op: 'read', proc, sel, expect: null }, `${proc} read ${at}`);
     case 'fork':
-    case 'fork&': {
+    case 'fork&':
+    case 'fork-cowpt': {
       const pending = new Set([...r.procs.values()].flatMap((p) => (p.taskStep?.op === 'fork' ? [p.taskStep.child] : [])));
       const child = PROC_NAMES.find((n) => !r.procs.has(n) && !pending.has(n))!;
       const async = name === 'fork&';
-      return mk({ op: 'fork', proc, child, cowpt: false, async }, `${proc} fork ${child}${async ? ' &' : ''}`);
+      const cowpt = name === 'fork-cowpt';
+      return mk({ op: 'fork', proc, child, cowpt, async }, `${proc} fork ${child}${async ? ' &' : ''}${cowpt ? ' cowpt' : ''}`);
     }
     case 'thread': {
       const pending = new Set([...r.procs.values()].flatMap((p) => (p.taskStep?.op === 'fork' ? [p.taskStep.child] : [])));
