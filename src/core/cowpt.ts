@@ -53,30 +53,43 @@ function charge(k: Kernel, mm: Mm, table: number, sign: 1 | -1): void {
 export function shareTables(k: Kernel, parent: Mm, child: Mm, vma: Vma): void {
   const t = k.tables;
   const design = k.profile.cowPageTables;
-  for (let a = vma.start - (vma.start % 512); a < vma.end; a += 512) {
+  // ODF write-protects (and shares) only tables of writable mappings; others are copied as usual.
+  if (design === 'odf' && !(vma.flags & VM_WRITE)) return;
+  const PMD_SPAN = 512 * 512;
+  let shared = 0;
+  // One PMD table (1 GiB) at a time; within it, one PMD entry (2 MiB, a PTE table) per step.
+  for (let a = vma.start - (vma.start % 512); a < vma.end; ) {
+    const nextPmdTable = a - (a % PMD_SPAN) + PMD_SPAN;
     const ps = pmdSlotOf(k, parent, a);
-    if (ps < 0) continue;
-    const table = t.entry[ps]!;
-    if (table === 0) continue;
-    // The child's PMD table (allocated like any upper level, charged to the child).
-    const cs = childPmdSlot(k, child, a);
-    if (t.entry[cs] !== 0) continue; // "Skip if the PTE already COW this time" (a second VMA in the table)
-    if (design === 'odf' && !(vma.flags & VM_WRITE)) {
-      // ODF write-protects (and shares) only tables of writable mappings; others are copied as usual.
+    if (ps < 0) {
+      a = nextPmdTable;
       continue;
     }
-    if (design === 'rfc' && t.owner[table]! < 0) {
-      // No owner any more (the old owner broke COW): the parent takes the table back and its charge.
-      t.owner[table] = parent.id;
-      charge(k, parent, table, 1);
+    const cs = childPmdSlot(k, child, a);
+    const entry = t.entry;
+    const bits = t.bits;
+    const pBase = ps - (ps & 511);
+    const cBase = cs - (cs & 511);
+    const cTable = cBase >>> TABLE_SHIFT;
+    const last = Math.min(vma.end, nextPmdTable);
+    for (let i = ps & 511; a < last; i++, a += 512) {
+      const table = entry[pBase + i]!;
+      if (table === 0 || entry[cBase + i] !== 0) continue; // none, or "already COW this time" (a second VMA in the table)
+      if (design === 'rfc' && t.owner[table]! < 0) {
+        // No owner any more (the old owner broke COW): the parent takes the table back and its charge.
+        t.owner[table] = parent.id;
+        charge(k, parent, table, 1);
+      }
+      bits[pBase + i] = bits[pBase + i]! | PMD_WP;
+      t.share[table]!++;
+      entry[cBase + i] = table;
+      bits[cBase + i] = PMD_WP;
+      t.filled[cTable]!++;
+      shared++;
     }
-    t.bits[ps] = t.bits[ps]! | PMD_WP;
-    t.share[table]!++;
-    t.entry[cs] = table;
-    t.bits[cs] = PMD_WP;
-    t.filled[cs >>> TABLE_SHIFT]!++;
+    a = Math.max(a, nextPmdTable);
   }
-  k.emit('note', parent.id, vma.start, -1, child.id, `COW page tables: ${child.id >= 0 ? 'the child shares' : ''} the PTE tables of a ${vma.end - vma.start}-page mapping; nothing copied per page`);
+  if (k.tracing) k.emit('note', parent.id, vma.start, -1, child.id, `COW page tables: the child shares ${shared} PTE table(s) of a ${vma.end - vma.start}-page mapping; nothing copied per page`);
 }
 
 function childPmdSlot(k: Kernel, mm: Mm, vpn: number): number {
