@@ -17,6 +17,7 @@ commands:
   compare FILE|DIR... every scenario on every kernel profile: a matrix of verdicts
   explore [options]   search all operation sequences for the shortest that breaks an invariant
   profiles [NAME]     list the kernel profiles, or show one profile's switches
+  oracle FILE|DIR...  the model beside the live Linux kernel, step by step (--random N)
   serve [PATH]        a web page that steps through scenarios on one or two profiles
   help [COMMAND]      this text, or a command's
 
@@ -125,3 +126,40 @@ is parsed and run by the page, never evaluated. docs/web.md has more.
 
 example:
   npx cowlab serve scenarios/seeds     then open the address it prints`;
+
+export const ORACLE_HELP = `usage: cowlab oracle FILE|DIR... [--kernel NAME] [--json] [--quiet]
+       cowlab oracle --random N [--seed S] [--ops LIST] [--avoid GAPS] [--out DIR] [--kernel NAME] [--json]
+
+Runs each scenario on the model (v6, or --kernel) and replays it on the live Linux kernel of
+this machine, one real process per scenario process, step by step in the file's order; then
+shows, step by step, what the model and the kernel observed (values read, faults, same frame,
+mapped once, PG_anon_exclusive, counters) and whether they agree. What the kernel cannot do
+from user space (R/O or short-term pins, gup references, swap, KSM, device-exclusive access)
+is skipped with the reason, and so is whatever depends on it. Needs Linux, a C compiler (the
+helper is built on first use into ~/.cache/cowlab) and, for frame numbers, root.
+
+options:
+  --kernel NAME   the model's profile (default v6, the newest behaviour)
+  --profiles FILE load user-defined profiles (repeatable)
+  --random N      N generated scenarios (2-4 processes, 1-8 pages) with the model's answers
+                  as expectations, replayed on the kernel; every disagreement is shrunk and
+                  written to --out as a replayable scenario
+  --seed S        the generator's seed (default: from the clock; printed)
+  --ops LIST      the operations to generate, comma-separated (default all: fork, exit, write,
+                  read, munmap, mprotect, madvise, pin, unpin, device-read, device-write,
+                  vmsplice, pipe-read, put, expect-frame, expect-mapped, expect-exclusive,
+                  expect-stat)
+  --avoid GAPS    do not generate what the model is known to get wrong (docs/oracle.md,
+                  Findings): protnone-gup-fast, mprotect-hole, vma-boundaries,
+                  shmem-fault-around, or 'known' for all of them
+  --out DIR       where disagreeing scenarios go (default oracle-failures/)
+  --json          one JSON document on stdout (docs/oracle.md)
+  --quiet         one line per scenario (with --random: no progress lines)
+  -h, --help      this text
+
+exit status: 0 every comparable observation agrees; 1 some disagree (or the live replay
+failed); 2 bad input, or the oracle cannot run here (not Linux, no C compiler).
+
+examples:
+  npx cowlab oracle scenarios/basic
+  npx cowlab oracle --random 1000 --seed 1`;

@@ -1,0 +1,55 @@
+/* The agent's side: its scenario processes and its handles (agent.c, agent_procs.c, agent_handles.c). */
+#ifndef COWLAB_AGENT_H
+#define COWLAB_AGENT_H
+
+#include "oracle.h"
+
+#define MAXP 64
+#define MAXH 1024
+/* How long one operation may take before its process is taken for hung (and killed). */
+#define OP_TIMEOUT_MS 120000
+
+/* A scenario process, known by the driver's id. */
+struct sproc {
+	int used, alive, id, sock;
+	pid_t pid;
+	uint64_t minflt;
+};
+
+enum { H_RING = 1, H_PIPE = 2 };
+
+/* A handle: an io_uring whose buffers are the pinned pages, or a pipe holding vmsplice'd pages. */
+struct handle {
+	int used, id, kind, fd;
+	struct ring ring;
+	uint64_t addr, pages;
+};
+
+extern struct sproc procs[MAXP];
+extern struct handle handles[MAXH];
+extern pid_t agent_pid;
+
+/* agent.c: one answer line on stdout. */
+void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* agent_procs.c */
+struct sproc *proc_by_id(int id);
+void reap(void);
+int call(struct sproc *p, const struct req *q, int send_fd, struct rep *r, int *got_fd);
+void procs_reset(void);
+void cmd_spawn(int id);
+void cmd_fork(struct sproc *p, int newid);
+void cmd_exit(struct sproc *p);
+void cmd_simple(struct sproc *p, struct req *q);
+
+/* agent_handles.c */
+int handles_init(void);
+struct handle *handle_by_id(int id);
+void release(struct handle *h);
+void handles_reset(void);
+void cmd_pin(struct sproc *p, int hid, uint64_t addr, uint64_t pages);
+void cmd_vmsplice(struct sproc *p, int hid, uint64_t addr, uint64_t pages);
+void cmd_hread(struct handle *h, uint64_t k);
+void cmd_hwrite(struct handle *h, uint64_t k, uint64_t word);
+
+#endif

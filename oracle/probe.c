@@ -1,0 +1,75 @@
+/* What this kernel and these privileges offer the oracle, as `key=value` words:
+ * uring (0 or -errno of a buffer registration), pfns (pagemap shows frame numbers),
+ * zeropfn, softdirty (pagemap bit 55 set on a fresh page: CONFIG_MEM_SOFT_DIRTY),
+ * kpageflags, kpagecount, anonexcl (bit 34 set on a freshly written page). */
+#include "oracle.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static int read_u64(const char *path, uint64_t index, uint64_t *out)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = pread(fd, out, sizeof *out, (off_t)(index * sizeof *out));
+	int err = errno;
+	close(fd);
+	return n == (ssize_t)sizeof *out ? 0 : -(n < 0 ? err : EIO);
+}
+
+static int probe_uring(void)
+{
+	struct ring r;
+	int rc = ring_open(&r, 4);
+	if (rc < 0)
+		return rc;
+	void *page = mmap(NULL, PAGE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (page == MAP_FAILED) {
+		rc = -errno;
+	} else {
+		page_fill(page, 1);
+		struct iovec iov = { .iov_base = page, .iov_len = PAGE_BYTES };
+		rc = ring_register_buffers(r.fd, &iov, 1);
+		if (rc == 0)
+			ring_unregister_buffers(&r);
+		munmap(page, PAGE_BYTES);
+	}
+	ring_close(&r);
+	return rc;
+}
+
+void probe_report(char *out, size_t len)
+{
+	uint64_t zero_pfn = 0, pfn = 0, entry = 0, flags = 0, count = 0;
+	int pagemap = 0, softdirty = 0, kpf = 0, kpc = 0, anonexcl = 0;
+	volatile uint64_t *page = mmap(NULL, PAGE_BYTES, PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if ((void *)page != MAP_FAILED) {
+		uint64_t vpn = (uint64_t)(uintptr_t)page / PAGE_BYTES;
+		(void)page[0]; /* maps the shared zero page */
+		if (read_u64("/proc/self/pagemap", vpn, &entry) == 0) {
+			pagemap = 1;
+			if (entry >> 63)
+				zero_pfn = entry & ((1ULL << 55) - 1);
+		}
+		page[0] = 1; /* a fresh anonymous page */
+		if (read_u64("/proc/self/pagemap", vpn, &entry) == 0 && (entry >> 63)) {
+			pfn = entry & ((1ULL << 55) - 1);
+			softdirty = (int)((entry >> 55) & 1);
+		}
+		if (pfn && read_u64("/proc/kpageflags", pfn, &flags) == 0) {
+			kpf = 1;
+			anonexcl = (int)((flags >> 34) & 1);
+		}
+		if (pfn && read_u64("/proc/kpagecount", pfn, &count) == 0)
+			kpc = 1;
+		munmap((void *)page, PAGE_BYTES);
+	}
+	snprintf(out, len, "uring=%d pagemap=%d pfns=%d zeropfn=%llu softdirty=%d kpageflags=%d kpagecount=%d anonexcl=%d",
+		 probe_uring(), pagemap, pfn != 0, (unsigned long long)zero_pfn, softdirty, kpf, kpc, anonexcl);
+}

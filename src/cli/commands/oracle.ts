@@ -1,0 +1,126 @@
+// `cowlab oracle`: the model beside the live Linux kernel, step by step (FILE|DIR...), or on
+// generated scenarios (--random N) whose disagreements are shrunk and written out.
+
+import type { Profile } from '../../core/profile.js';
+import { OracleUnavailable } from '../../oracle/build.js';
+import { ORACLE_FORMAT, oracleScenario, type OracleResult } from '../../oracle/oracle.js';
+import { DEFAULT_OPS, type Gap, parseGaps, parseOps } from '../../oracle/random/generate.js';
+import { randomCampaign } from '../../oracle/random/campaign.js';
+import { addCounts, countsText, renderOracle, statusWord, ZERO_COUNTS } from '../../oracle/report.js';
+import { OracleSession } from '../../oracle/session.js';
+import { parseCommandArgs } from '../args.js';
+import { EXIT_FAIL, EXIT_OK, UsageError } from '../errors.js';
+import { ORACLE_HELP } from '../help.js';
+import type { Io } from '../io.js';
+import { expandPaths, loadScenarios } from '../load.js';
+import { buildRegistry } from '../registry.js';
+
+function intOpt(v: unknown, name: string, lo: number, hi: number): number {
+  const n = Number(v);
+  if (typeof v !== 'string' || !/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < lo || n > hi) {
+    throw new UsageError(`cowlab oracle: ${name} takes a whole number from ${lo} to ${hi}, got '${String(v)}'`);
+  }
+  return n;
+}
+
+function openSession(): OracleSession {
+  try {
+    return OracleSession.open();
+  } catch (e) {
+    if (e instanceof OracleUnavailable) throw new UsageError(`cowlab oracle: cannot run here: ${e.message}`);
+    throw e;
+  }
+}
+
+export function oracleCommand(argv: string[], io: Io): number {
+  const { values, positionals } = parseCommandArgs(argv, {
+    kernel: { type: 'string' },
+    profiles: { type: 'string', multiple: true },
+    random: { type: 'string' },
+    seed: { type: 'string' },
+    ops: { type: 'string' },
+    avoid: { type: 'string' },
+    out: { type: 'string' },
+    json: { type: 'boolean' },
+    quiet: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  }, 'oracle');
+  if (values.help) {
+    io.out(ORACLE_HELP);
+    return EXIT_OK;
+  }
+  const registry = buildRegistry((values.profiles ?? []) as string[]);
+  const kernel = (values.kernel as string | undefined) ?? 'v6';
+  if (!registry.has(kernel)) throw new UsageError(`cowlab oracle: --kernel: unknown profile '${kernel}' (known: ${registry.names().join(', ')})`);
+  const profile = registry.get(kernel);
+  if (values.random !== undefined) {
+    if (positionals.length > 0) throw new UsageError(`cowlab oracle: --random generates its scenarios; drop '${positionals[0]}'`);
+    const n = intOpt(values.random, '--random', 1, 1_000_000);
+    const seed = values.seed === undefined ? Date.now() % 1_000_000_007 : intOpt(values.seed, '--seed', 0, 2 ** 32 - 1);
+    let ops = DEFAULT_OPS;
+    if (typeof values.ops === 'string') {
+      const parsed = parseOps(values.ops);
+      if (typeof parsed === 'string') throw new UsageError(`cowlab oracle: --ops: ${parsed}`);
+      ops = parsed;
+    }
+    let avoid: Gap[] = [];
+    if (typeof values.avoid === 'string') {
+      const parsed = parseGaps(values.avoid);
+      if (typeof parsed === 'string') throw new UsageError(`cowlab oracle: --avoid: ${parsed}`);
+      avoid = parsed;
+    }
+    const out = typeof values.out === 'string' ? values.out : 'oracle-failures';
+    return randomMode(io, profile, n, seed, ops, avoid, out, !!values.json, !!values.quiet);
+  }
+  for (const o of ['seed', 'ops', 'out', 'avoid'] as const) {
+    if (values[o] !== undefined) throw new UsageError(`cowlab oracle: --${o} goes with --random N`);
+  }
+  if (positionals.length === 0) throw new UsageError('cowlab oracle: no scenario given (try: npx cowlab oracle scenarios/basic, or --random 100)');
+  const scenarios = loadScenarios(expandPaths(positionals), registry);
+  const session = openSession();
+  const results: OracleResult[] = [];
+  try {
+    for (const sc of scenarios) {
+      const r = oracleScenario(session, sc, profile);
+      results.push(r);
+      if (!values.json) io.out(values.quiet ? `${statusWord(r).padEnd(12)}  ${sc.file}  ${countsText(r.counts)}` : `${renderOracle(r)}\n`);
+    }
+  } finally {
+    session.close();
+  }
+  const total = results.reduce((acc, r) => addCounts(acc, r.counts), ZERO_COUNTS);
+  const bad = results.filter((r) => r.status === 'disagree' || r.status === 'error');
+  const by = (s: string): number => results.filter((r) => r.status === s).length;
+  if (values.json) {
+    io.out(JSON.stringify({
+      format: ORACLE_FORMAT, command: 'oracle', profile: profile.name, kernel: session.facilities.kernel,
+      facilities: session.facilities, totals: total,
+      scenarios: { agree: by('agree'), disagree: by('disagree'), na: by('n/a'), error: by('error') },
+      results,
+    }, null, 2));
+  } else {
+    io.out(`${results.length} scenario(s) on model ${profile.name} and Linux ${session.facilities.kernel}: ${by('agree')} agree, ${by('disagree')} disagree, ${by('n/a')} n/a on the model, ${by('error')} error(s)`);
+    io.out(countsText(total));
+  }
+  return bad.length > 0 ? EXIT_FAIL : EXIT_OK;
+}
+
+function randomMode(io: Io, profile: Profile, n: number, seed: number, ops: readonly string[], avoid: Gap[], out: string, json: boolean, quiet: boolean): number {
+  const session = openSession();
+  let summary;
+  try {
+    summary = randomCampaign(session, profile, { count: n, seed, ops, avoid, outDir: out }, json || quiet ? undefined : (line) => io.out(line));
+  } finally {
+    session.close();
+  }
+  if (json) {
+    io.out(JSON.stringify({ format: ORACLE_FORMAT, command: 'oracle', mode: 'random', profile: profile.name, kernel: session.facilities.kernel, ...summary }, null, 2));
+  } else {
+    io.out(`${summary.scenarios} random scenario(s), seed ${seed}${avoid.length ? ` (avoiding ${avoid.join(', ')})` : ''}, on model ${profile.name} and Linux ${session.facilities.kernel}: ` +
+      `${summary.agree} agree, ${summary.disagree} disagree, ${summary.errors} error(s), ${summary.invalid} not generated validly`);
+    io.out(countsText(summary.counts));
+    for (const f of summary.failures) io.out(`  ${f.status}: ${f.file} (${f.steps} step(s), shrunk from ${f.originalSteps}): ${f.first}`);
+    if (summary.modelViolations > 0) io.out(`note: the model itself reported violations in ${summary.modelViolations} generated scenario(s)`);
+  }
+  return summary.disagree + summary.errors > 0 ? EXIT_FAIL : EXIT_OK;
+}

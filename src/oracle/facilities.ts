@@ -1,0 +1,46 @@
+// What the live kernel and our privileges let the oracle observe, from the helper's probe.
+// Each missing facility comes with the reason printed where a step or observation is skipped.
+
+export interface Facilities {
+  kernel: string;
+  root: boolean;
+  /** io_uring buffer registration works: R/W longterm pins can be taken. */
+  uring: boolean;
+  uringWhy: string | null;
+  /** pagemap shows frame numbers (needs CAP_SYS_ADMIN). */
+  pfns: boolean;
+  /** The shared zero page's frame number (0 when unknown). */
+  zeroPfn: number;
+  /** /proc/kpageflags is readable and shows PG_anon_exclusive (bit 34) on a fresh page. */
+  kpageflags: boolean;
+  /** CONFIG_MEM_SOFT_DIRTY: clear_refs 4 write-protects PTEs. */
+  softDirty: boolean;
+  /** The CPU the scenario processes are pinned to (-1: not pinned). */
+  cpu: number;
+  agentPid: number;
+}
+
+export function parseProbe(words: string[], kernel: string, root: boolean, errnoName: (n: number) => string): Facilities {
+  const kv = new Map<string, string>();
+  for (const w of words) {
+    const eq = w.indexOf('=');
+    if (eq > 0) kv.set(w.slice(0, eq), w.slice(eq + 1));
+  }
+  const num = (k: string): number => Number(kv.get(k) ?? '0');
+  const uring = num('uring');
+  return {
+    kernel,
+    root,
+    uring: uring === 0,
+    uringWhy: uring === 0 ? null : `io_uring buffer registration fails here (${errnoName(-uring)}${-uring === 38 ? ': no io_uring in this kernel' : -uring === 1 ? ': io_uring is disabled (kernel.io_uring_disabled) or not allowed' : ''})`,
+    pfns: num('pfns') === 1,
+    zeroPfn: num('zeropfn'),
+    kpageflags: num('kpageflags') === 1 && num('anonexcl') === 1,
+    softDirty: num('softdirty') === 1,
+    cpu: num('cpu'),
+    agentPid: num('agent'),
+  };
+}
+
+export const NO_PFNS = 'pagemap hides frame numbers from this user (reading them needs CAP_SYS_ADMIN: run as root)';
+export const NO_KPAGEFLAGS = '/proc/kpageflags is not readable here or does not show PG_anon_exclusive (bit 34) (needs root and Linux 6.x)';

@@ -1,0 +1,81 @@
+// Reading what the kernel exposes about a process's pages: /proc/PID/pagemap (present bit 63,
+// PM_MMAP_EXCLUSIVE bit 56, PFN bits 0-54), /proc/kpageflags, and VmPTE in /proc/PID/status.
+
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+
+export interface PageEntry {
+  present: boolean;
+  /** The frame number (0 when not present, or hidden without CAP_SYS_ADMIN). */
+  pfn: number;
+  /** PM_MMAP_EXCLUSIVE: the page is mapped exactly once. */
+  mappedOnce: boolean;
+  /** A swap entry (bit 62). */
+  swapped: boolean;
+}
+
+const PFN_MASK = (1n << 55n) - 1n;
+/** kpageflags bits (include/uapi/linux/kernel-page-flags.h). */
+export const KPF_ANON = 12n;
+export const KPF_ZERO_PAGE = 24n;
+/** KPF_OWNER_2, which is PG_anon_exclusive on anonymous pages. */
+export const KPF_ANON_EXCLUSIVE = 34n;
+
+function readAt(path: string, offset: number, length: number): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(length);
+    let done = 0;
+    while (done < length) {
+      const n = readSync(fd, buf, done, length - done, offset + done);
+      if (n === 0) break;
+      done += n;
+    }
+    return buf.subarray(0, done);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The pagemap entries of n pages of process pid from page number vpn on. */
+export function pagemap(pid: number, vpn: number, n: number): PageEntry[] {
+  const buf = readAt(`/proc/${pid}/pagemap`, vpn * 8, n * 8);
+  const out: PageEntry[] = [];
+  for (let i = 0; i < n; i++) {
+    if ((i + 1) * 8 > buf.length) {
+      out.push({ present: false, pfn: 0, mappedOnce: false, swapped: false });
+      continue;
+    }
+    const e = buf.readBigUInt64LE(i * 8);
+    out.push({
+      present: (e >> 63n & 1n) === 1n,
+      pfn: (e >> 63n & 1n) === 1n ? Number(e & PFN_MASK) : 0,
+      mappedOnce: (e >> 56n & 1n) === 1n,
+      swapped: (e >> 62n & 1n) === 1n,
+    });
+  }
+  return out;
+}
+
+/** The kpageflags word of a frame, or null when it cannot be read. */
+export function kpageflags(pfn: number): bigint | null {
+  try {
+    const b = readAt('/proc/kpageflags', pfn * 8, 8);
+    return b.length === 8 ? b.readBigUInt64LE(0) : null;
+  } catch {
+    return null;
+  }
+}
+
+export function hasFlag(flags: bigint, bit: bigint): boolean {
+  return (flags >> bit & 1n) === 1n;
+}
+
+/** VmPTE of a process in kB (its page tables below the PGD), or null when it is gone. */
+export function vmPteKb(pid: number): number | null {
+  try {
+    const m = /^VmPTE:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}

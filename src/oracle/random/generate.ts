@@ -1,0 +1,295 @@
+// Random scenarios over the operations both the model and the live kernel replay: 2-4
+// processes, 1-8 pages; fork, exit, write, read, munmap, mprotect, madvise, R/W longterm pins
+// (io_uring), unpin, device read/write, vmsplice, pipe reads, and frame checks. Lines that
+// observe something carry a placeholder the model's answer fills in (expect.ts). The
+// generator follows each page (mapped, protection, content) so that it can steer clear of
+// the model's known gaps when asked.
+
+import { intIn, pick, type Rng } from './rng.js';
+
+export const ALL_OPS = [
+  'fork', 'exit', 'write', 'read', 'munmap', 'mprotect', 'madvise', 'pin', 'unpin',
+  'device-read', 'device-write', 'vmsplice', 'pipe-read', 'put',
+  'expect-frame', 'expect-mapped', 'expect-exclusive', 'expect-stat',
+] as const;
+export type GenOp = (typeof ALL_OPS)[number];
+export const DEFAULT_OPS: readonly string[] = ALL_OPS;
+
+const WEIGHTS: Record<GenOp, number> = {
+  fork: 0, exit: 3, write: 20, read: 12, munmap: 2, mprotect: 4, madvise: 5, pin: 5, unpin: 3,
+  'device-read': 5, 'device-write': 5, vmsplice: 4, 'pipe-read': 5, put: 2,
+  'expect-frame': 8, 'expect-mapped': 5, 'expect-exclusive': 5, 'expect-stat': 6,
+};
+
+/** `--ops a,b,...`: the operations to generate, or an error message. */
+export function parseOps(list: string): string[] | string {
+  const ops = list.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const o of ops) if (!(ALL_OPS as readonly string[]).includes(o)) return `unknown operation '${o}' (operations: ${ALL_OPS.join(', ')})`;
+  if (ops.length === 0) return `no operation given (operations: ${ALL_OPS.join(', ')})`;
+  return ops;
+}
+
+/** Known model gaps (docs/oracle.md, "Findings") the generator can steer clear of. */
+export const GAPS = ['protnone-gup-fast', 'mprotect-hole', 'vma-boundaries', 'shmem-fault-around'] as const;
+export type Gap = (typeof GAPS)[number];
+
+/** `--avoid a,b,...` (or `known` for all of them): the gaps to avoid, or an error message. */
+export function parseGaps(list: string): Gap[] | string {
+  if (list.trim() === 'known') return [...GAPS];
+  const gaps = list.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const g of gaps) if (!(GAPS as readonly string[]).includes(g)) return `unknown gap '${g}' (known gaps: ${GAPS.join(', ')}, or 'known' for all)`;
+  return gaps as Gap[];
+}
+
+/** What the model's answer fills into a line. */
+export type Fill = 'none' | 'read' | 'frame' | 'mapped' | 'exclusive' | 'stat';
+
+export interface GenLine {
+  /** The step; `{}` marks where the model's answer goes. */
+  text: string;
+  fill: Fill;
+}
+
+/** What the generator knows of one page of one process. */
+interface GPage {
+  /** A page of a shared mapping (a shmem object: a read fault gives it a frame too). */
+  shared: boolean;
+  mapped: boolean;
+  prot: 'rw' | 'ro' | 'none';
+  /** none: untouched since mapped or dropped; zero: maps the zero page; data: a frame of its own. */
+  content: 'none' | 'zero' | 'data';
+  dontfork: boolean;
+  wipe: boolean;
+}
+
+interface GProc {
+  name: string;
+  alive: boolean;
+  regions: Map<string, GPage[]>;
+}
+
+interface GHandle {
+  name: string;
+  kind: 'pin' | 'pipe';
+  holder: string;
+  pages: number;
+}
+
+const CHILD_NAMES = ['Q', 'R', 'S'];
+
+function forkPages(pages: GPage[]): GPage[] {
+  return pages.map((g): GPage => (g.dontfork ? { ...g, mapped: false, content: 'none' } : g.wipe && !g.shared ? { ...g, content: 'none' } : { ...g }));
+}
+
+/** A read fault (or a read GUP): the zero page for private memory, a frame of its own for shared. */
+function readFault(g: GPage): void {
+  if (g.mapped && g.prot !== 'none' && g.content === 'none') g.content = g.shared ? 'data' : 'zero';
+}
+
+/** A CPU write or a write GUP: the pages up to the first that faults get a frame of their own. */
+function written(pages: GPage[]): boolean {
+  for (const g of pages) {
+    if (!g.mapped || g.prot !== 'rw') return false;
+    g.content = 'data';
+  }
+  return true;
+}
+
+function chooseOp(rng: Rng, candidates: readonly GenOp[]): GenOp {
+  const sum = candidates.reduce((s, o) => s + WEIGHTS[o], 0);
+  let x = rng() * sum;
+  for (const o of candidates) {
+    x -= WEIGHTS[o];
+    if (x < 0) return o;
+  }
+  return candidates[candidates.length - 1]!;
+}
+
+export function generateLines(rng: Rng, ops: readonly string[], avoid: readonly Gap[] = []): GenLine[] {
+  const gap = new Set(avoid);
+  const lines: GenLine[] = [];
+  const add = (text: string, fill: Fill = 'none'): void => {
+    lines.push({ text, fill });
+  };
+  const candidates = ALL_OPS.filter((o) => ops.includes(o));
+  // 2-4 processes: the forks are planned, and spread over the steps.
+  const maxProcs = intIn(rng, 2, 4);
+  const procs: GProc[] = [{ name: 'P', alive: true, regions: new Map() }];
+  const handles: GHandle[] = [];
+  let nextValue = 1;
+  let nextPin = 1;
+  let nextPipe = 1;
+
+  // Setup: one or two regions of 1-8 pages in all, values in most of them.
+  const total = intIn(rng, 1, 8);
+  const first = total > 1 && rng() < 0.4 ? intIn(rng, 1, total - 1) : total;
+  const sizes = first < total ? [first, total - first] : [total];
+  sizes.forEach((n, i) => {
+    const name = i === 0 ? 'a' : 'b';
+    const populate = rng() < 0.15;
+    // shmem-fault-around: Linux maps a shared page's cached neighbours on a read fault; the model does not.
+    const shared = !gap.has('shmem-fault-around') && rng() < 0.2;
+    const pages = Array.from({ length: n }, (): GPage => ({ shared, mapped: true, prot: 'rw', content: populate ? 'data' : 'none', dontfork: false, wipe: false }));
+    procs[0]!.regions.set(name, pages);
+    add(`P mmap ${name} ${n} rw ${shared ? 'shared' : 'private'}${populate ? ' populate' : ''}`);
+    // vma-boundaries: Linux merges adjacent mappings (and skips splits that change nothing), so a
+    // mapping the model sees without an anon_vma may share one in Linux, and fork then copies its
+    // page tables and zero-page PTEs. A mapping written once has an anon_vma on both sides.
+    if (rng() < 0.8 || (gap.has('vma-boundaries') && !populate)) {
+      written(pages);
+      add(`P write ${name} = ${nextValue++}`);
+    }
+  });
+
+  /** A page selector of p: its text and the pages it covers. */
+  const sel = (p: GProc, single: boolean): { text: string; pages: GPage[] } => {
+    const [region, all] = pick(rng, [...p.regions]);
+    const n = all.length;
+    if (single || n === 1 || rng() < 0.6) {
+      const i = intIn(rng, 0, n - 1);
+      return { text: `${region}[${i}]`, pages: [all[i]!] };
+    }
+    if (rng() < 0.3) return { text: region, pages: all };
+    const lo = intIn(rng, 0, n - 1);
+    const hi = intIn(rng, lo, n - 1);
+    return { text: lo === hi ? `${region}[${lo}]` : `${region}[${lo}..${hi}]`, pages: all.slice(lo, hi + 1) };
+  };
+
+  const steps = intIn(rng, 6, 26);
+  const forking = candidates.includes('fork');
+  for (let made = 0, tries = 0; made < steps && tries < steps * 20 && candidates.length > 0; tries++) {
+    const forksLeft = forking ? maxProcs - procs.length : 0;
+    const wantFork = forksLeft > 0 && (rng() < 0.25 || steps - made <= forksLeft * 2);
+    const op = wantFork ? 'fork' : chooseOp(rng, candidates.filter((o) => o !== 'fork'));
+    const live = procs.filter((q) => q.alive);
+    if (live.length === 0) break;
+    const p = pick(rng, live);
+    const pins = handles.filter((h) => h.kind === 'pin');
+    const pipes = handles.filter((h) => h.kind === 'pipe' && procs.find((q) => q.name === h.holder)!.alive);
+    switch (op) {
+      case 'fork': {
+        if (procs.length >= maxProcs) continue;
+        if (tries > steps * 10) continue; // it kept being refused: give up on it
+        const child = CHILD_NAMES[procs.length - 1]!;
+        procs.push({ name: child, alive: true, regions: new Map([...p.regions].map(([r, pg]) => [r, forkPages(pg)])) });
+        add(`${p.name} fork ${child}`);
+        break;
+      }
+      case 'exit':
+        if (live.length < 2) continue;
+        p.alive = false;
+        add(`${p.name} exit`);
+        break;
+      case 'write': {
+        const s = sel(p, false);
+        written(s.pages);
+        add(`${p.name} write ${s.text} = ${nextValue++}`);
+        break;
+      }
+      case 'read': {
+        const s = sel(p, true);
+        readFault(s.pages[0]!);
+        add(`${p.name} read ${s.text} {}`, 'read');
+        break;
+      }
+      case 'munmap': {
+        const s = sel(p, false);
+        for (const g of s.pages) Object.assign(g, { mapped: false, content: 'none' });
+        add(`${p.name} munmap ${s.text}`);
+        break;
+      }
+      case 'mprotect': {
+        const s = sel(p, false);
+        // mprotect-hole: Linux refuses (ENOMEM) a range that starts in a hole; the model applies it.
+        if (gap.has('mprotect-hole') && s.pages.some((g) => !g.mapped)) continue;
+        const prot = pick(rng, ['ro', 'rw', 'rw', 'none'] as const);
+        for (const g of s.pages) if (g.mapped) g.prot = prot;
+        add(`${p.name} mprotect ${s.text} ${prot}`);
+        break;
+      }
+      case 'madvise': {
+        const s = sel(p, false);
+        const advice = pick(rng, ['dontfork', 'dofork', 'wipeonfork', 'keeponfork', 'dontneed', 'dontneed'] as const);
+        for (const g of s.pages) {
+          if (!g.mapped) continue;
+          if (advice === 'dontneed') g.content = g.shared ? g.content : 'none';
+          else if (advice === 'dontfork' || advice === 'dofork') g.dontfork = advice === 'dontfork';
+          else if (!g.shared) g.wipe = advice === 'wipeonfork'; // shared: EINVAL
+        }
+        add(`${p.name} madvise ${s.text} ${advice}`);
+        break;
+      }
+      case 'pin': {
+        const s = sel(p, false);
+        const name = `h${nextPin++}`;
+        if (written(s.pages)) handles.push({ name, kind: 'pin', holder: p.name, pages: s.pages.length });
+        add(`${p.name} pin ${s.text} as ${name} rw longterm${rng() < 0.3 ? ' fast' : ''}`);
+        break;
+      }
+      case 'vmsplice': {
+        const s = sel(p, false);
+        // protnone-gup-fast: the model's gup-fast takes pages from PROT_NONE PTEs; Linux's does not.
+        if (gap.has('protnone-gup-fast') && s.pages.some((g) => g.mapped && g.prot === 'none')) continue;
+        const name = `p${nextPipe++}`;
+        let ok = true;
+        for (const g of s.pages) {
+          if (!g.mapped || g.prot === 'none') ok = false;
+          else if (ok) readFault(g);
+        }
+        if (ok) handles.push({ name, kind: 'pipe', holder: p.name, pages: s.pages.length });
+        add(`${p.name} vmsplice ${s.text} as ${name}`);
+        break;
+      }
+      case 'unpin':
+      case 'put': {
+        const pool = handles.filter((h) => h.kind === (op === 'unpin' ? 'pin' : 'pipe'));
+        if (pool.length === 0) continue;
+        const h = pick(rng, pool);
+        const holder = procs.find((q) => q.name === h.holder)!;
+        handles.splice(handles.indexOf(h), 1);
+        add(`${holder.alive ? holder.name : p.name} ${op} ${h.name}`);
+        break;
+      }
+      case 'device-write': {
+        if (pins.length === 0) continue;
+        const h = pick(rng, pins);
+        add(`device write ${h.name}[${intIn(rng, 0, h.pages - 1)}] = ${nextValue++}`);
+        break;
+      }
+      case 'device-read': {
+        if (pins.length === 0) continue;
+        const h = pick(rng, pins);
+        add(`device read ${h.name}[${intIn(rng, 0, h.pages - 1)}] {}`, 'read');
+        break;
+      }
+      case 'pipe-read': {
+        if (pipes.length === 0) continue;
+        const h = pick(rng, pipes);
+        add(`${h.holder} read ${h.name}[${intIn(rng, 0, h.pages - 1)}] {}`, 'read');
+        break;
+      }
+      case 'expect-frame': {
+        const q = pick(rng, live);
+        const [region, pg] = pick(rng, [...p.regions]);
+        const i = intIn(rng, 0, pg.length - 1);
+        const other = q.regions.has(region) && rng() < 0.8 ? `${region}[${i}]` : sel(q, true).text;
+        add(`expect ${p.name} ${region}[${i}] {} ${q.name} ${other}`, 'frame');
+        break;
+      }
+      case 'expect-mapped':
+        add(`expect ${p.name} ${sel(p, true).text} {}`, 'mapped');
+        break;
+      case 'expect-exclusive':
+        add(`expect ${p.name} ${sel(p, true).text} {}`, 'exclusive');
+        break;
+      case 'expect-stat': {
+        const q = pick(rng, procs);
+        const stat = pick(rng, [`rss.${q.name}`, `minflt.${q.name}`, 'AnonPages_kB', 'frames_used', 'PageTables_kB']);
+        add(`expect stat ${stat} == {}`, 'stat');
+        break;
+      }
+    }
+    made++;
+  }
+  return lines;
+}

@@ -1,0 +1,420 @@
+// Replays a scenario on the live kernel through the helper, step by step, and records what the
+// kernel shows in the model's observation kinds (read, write, handle-read, frame, mapped,
+// exclusive, stat, fork, gup), with the same `what` texts, so the two can be paired.
+
+import type { PageSel, Scenario, Step } from '../scenario/index.js';
+import { type Agent, OracleError } from './agent.js';
+import { Comparability } from './comparable.js';
+import type { Facilities } from './facilities.js';
+import { expectation } from './expectations.js';
+import { errnoName, label } from './names.js';
+import { pagemap, vmPteKb } from './procfs.js';
+import { systemStep } from './system-ops.js';
+import type { KernelObservation, KernelRun, KernelStep, KHandle, KProc, ObservationKind, Region } from './types.js';
+import { ValueWords } from './values.js';
+
+/** Where the model places mappings (bottom-up from 1 TiB; 2 MiB-aligned from 2 MiB on). */
+const MMAP_BASE_VPN = 2 ** 28;
+const PMD_PAGES = 512;
+const PAGE = 4096;
+/** Failures that say something about this machine's limits, not about the mapping. */
+const RESOURCE_ERRORS = new Set(['ENOMEM', 'EPERM', 'EAGAIN', 'EMFILE', 'ENFILE', 'E2BIG']);
+
+export class Replay {
+  readonly names = new Map<string, KProc>();
+  readonly handles = new Map<string, KHandle>();
+  /** Handles the model holds and this run could not take: name -> why, and whether a device may write through it. */
+  private readonly missing = new Map<string, { why: string; writable: boolean }>();
+  readonly comparable = new Comparability();
+  readonly values: ValueWords;
+  /** The scenario mapped shared memory somewhere (its unmapped object pages are invisible). */
+  anySharedMapping = false;
+  private nextId = 1;
+  private obs: KernelObservation[] = [];
+  private note = '';
+  private skip: string | null = null;
+
+  constructor(
+    private readonly agent: Agent,
+    readonly facilities: Facilities,
+    private readonly scenario: Scenario,
+  ) {
+    this.values = ValueWords.forScenario(scenario);
+  }
+
+  /** Runs steps [from, count) and records each (from > 0 continues an earlier run). */
+  run(count: number, from = 0): KernelRun {
+    const steps: KernelStep[] = [];
+    let error: string | null = null;
+    for (let i = from; i < count; i++) {
+      const step = this.scenario.steps[i]!;
+      this.obs = [];
+      this.note = '';
+      this.skip = null;
+      if (error === null) {
+        const stopped = this.comparable.why('all');
+        if (stopped !== null) {
+          this.skip = stopped;
+        } else {
+          try {
+            this.exec(step);
+          } catch (e) {
+            if (!(e instanceof OracleError)) throw e;
+            error = `line ${step.pos.line}: ${e.message}`;
+            this.skip = `the helper failed here: ${e.message}`;
+            this.comparable.lose('all', `not replayed: the helper failed at line ${step.pos.line}`);
+          }
+        }
+      } else {
+        this.skip = `not replayed: the helper failed at ${error}`;
+      }
+      steps.push({ index: i, observations: this.obs, note: this.note, skip: this.skip });
+    }
+    return { steps, error };
+  }
+
+  // ---- helpers ---------------------------------------------------------------------------
+
+  private observe(kind: ObservationKind, what: string, actual: string | null, shortRef = false): void {
+    this.obs.push({ kind, what, actual, skip: this.comparable.forObservation(kind, what, shortRef) });
+  }
+
+  private observeSkipped(kind: ObservationKind, what: string, why: string): void {
+    this.obs.push({ kind, what, actual: null, skip: why });
+  }
+
+  /** Sends a command; `err E dead` (a scenario process died) ends the replay. */
+  private call(line: string): string[] {
+    const r = this.agent.call(line);
+    if (r[0] === 'err' && r[2] === 'dead') throw new OracleError(`a scenario process died or hung (${line.split(' ')[0]})`);
+    if (r[0] !== 'ok' && r[0] !== 'err' && r[0] !== 'fault') throw new OracleError(`unexpected answer from the helper: ${r.join(' ')}`);
+    return r;
+  }
+
+  /** The real process a scenario name runs in, when that name is alive. */
+  private live(name: string): KProc | null {
+    const p = this.names.get(name);
+    return p && p.alive && p.members.has(name) ? p : null;
+  }
+
+  private region(p: KProc, sel: PageSel): Region {
+    const r = p.regions.get(sel.region);
+    if (!r) throw new OracleError(`no region ${sel.region} in the replay (the parser should have refused this)`);
+    return r;
+  }
+
+  private addr(p: KProc, sel: PageSel, i: number): number {
+    return (this.region(p, sel).vpn + i) * PAGE;
+  }
+
+  /** The frame a page maps: -1 not mapped; with mappedOnce. */
+  pageAt(name: string, sel: PageSel, i: number): { pfn: number; once: boolean } {
+    const p = this.live(name);
+    if (!p) return { pfn: -1, once: false };
+    const e = pagemap(p.pid, this.region(p, sel).vpn + i, 1)[0]!;
+    return e.present ? { pfn: e.pfn, once: e.mappedOnce } : { pfn: -1, once: false };
+  }
+
+  private loseForMissingHandle(handle: string, line: number): void {
+    const why = `the model holds ${handle} (line ${line}), which this run could not take: its references and unsharing may change frame sharing and counters from here on`;
+    this.comparable.lose('frames', why);
+    this.comparable.lose('stats', why);
+    this.comparable.lose('shortRefs', `the model holds ${handle} (line ${line}), which this run could not take: what short-term references see depends on which pages get copied`);
+  }
+
+  private stopHere(reason: string): void {
+    this.skip = reason;
+    this.comparable.lose('all', `not compared after line ${this.currentLine}: ${reason}`);
+  }
+
+  /** An operation this run does not perform: skip it, and stop comparing what it may change. */
+  private notReplayed(op: string): void {
+    const s = systemStep(op);
+    if (s.lose.includes('all')) return this.stopHere(s.reason);
+    this.skip = s.reason;
+    for (const a of s.lose) {
+      this.comparable.lose(a, `the model ${s.did} at line ${this.currentLine} and this run could not: ${a === 'values' ? 'values' : 'frame sharing, counters and what short-term references see'} may differ from here on`);
+    }
+  }
+
+  private currentLine = 0;
+
+  // ---- steps -----------------------------------------------------------------------------
+
+  private exec(step: Step): void {
+    this.currentLine = step.pos.line;
+    if ('async' in step && (step as { async?: boolean }).async) {
+      return this.notReplayed('async');
+    }
+    switch (step.op) {
+      case 'mmap':
+        return this.mmap(step);
+      case 'munmap':
+      case 'mprotect':
+      case 'madvise': {
+        const p = this.live(step.proc);
+        if (!p) return;
+        const r = this.region(p, step.sel);
+        const extra = step.op === 'mprotect' ? ` ${step.prot}` : step.op === 'madvise' ? ` ${step.advice}` : '';
+        if (step.op === 'madvise' && step.advice === 'pageout') return this.notReplayed('madvise-pageout');
+        const res = this.call(`${step.op} ${p.id} ${(r.vpn + step.sel.lo) * PAGE} ${step.sel.hi - step.sel.lo + 1}${extra}`);
+        this.note = res[0] === 'ok' ? 'done' : `${step.op} failed: ${errnoName(Number(res[1]))}`;
+        return;
+      }
+      case 'write':
+        return this.write(step.proc, step.sel, step.value);
+      case 'read': {
+        const p = this.live(step.proc);
+        if (!p) return;
+        const what = `${step.proc} ${label(step.sel, step.sel.lo)}`;
+        const res = this.call(`read ${p.id} ${this.addr(p, step.sel, step.sel.lo)}`);
+        this.observe('read', what, res[0] === 'fault' ? 'fault' : this.valueOf(res));
+        return;
+      }
+      case 'fork':
+        return this.fork(step.proc, step.child, step.cowpt);
+      case 'exit': {
+        const p = this.live(step.proc);
+        if (!p) return;
+        p.members.delete(step.proc);
+        if (p.members.size > 0) {
+          this.note = 'a thread exits; the process goes on';
+          return;
+        }
+        this.call(`exit ${p.id}`);
+        p.alive = false;
+        this.note = 'exited';
+        return;
+      }
+      case 'thread': {
+        const p = this.live(step.proc);
+        if (!p) return;
+        // Steps run one at a time, so a thread's steps are its process's steps.
+        p.members.add(step.thread);
+        this.names.set(step.thread, p);
+        this.note = `${step.thread} runs in ${step.proc}'s process`;
+        return;
+      }
+      case 'pin':
+        if (!step.write || !step.longterm) {
+          return this.missingHandle(step.proc, step.sel, step.handle, 'pins', step.pos.line, step.write,
+            !step.write
+              ? 'R/O longterm pins have no lasting user-space path (io_uring registers buffers with FOLL_WRITE; process_vm_readv pins only for the call)'
+              : 'short-term pins (pin ... short) have no lasting user-space path');
+        }
+        if (!this.facilities.uring) {
+          return this.missingHandle(step.proc, step.sel, step.handle, 'pins', step.pos.line, true, this.facilities.uringWhy ?? 'io_uring is not available');
+        }
+        return this.take(step.proc, step.sel, step.handle, 'ring');
+      case 'gup':
+        return this.missingHandle(step.proc, step.sel, step.handle, 'takes references on', step.pos.line, step.write,
+          'get_user_pages references (FOLL_GET) have no lasting user-space path on their own');
+      case 'vmsplice':
+        return this.take(step.proc, step.sel, step.handle, 'pipe');
+      case 'read-handle':
+        if (!this.live(step.proc)) return;
+        return this.handleRead(step.ref.handle, step.ref.index, step.proc);
+      case 'device-read':
+        return this.handleRead(step.ref.handle, step.ref.index, null);
+      case 'device-write': {
+        const name = step.ref.handle;
+        const m = this.missing.get(name);
+        if (m) {
+          this.skip = `no ${name} in this run: ${m.why}`;
+          if (m.writable) this.comparable.lose('values', `the model's device wrote through ${name} (line ${step.pos.line}), which this run could not take`);
+          return;
+        }
+        const h = this.handles.get(name);
+        if (!h) {
+          this.note = `no handle ${name} (taking it failed)`;
+          return;
+        }
+        if (h.kind !== 'ring') {
+          this.note = 'a pipe gives the device no write access: nothing written';
+          return;
+        }
+        const res = this.call(`hwrite ${h.id} ${step.ref.index} ${this.values.hex(step.value)}`);
+        this.note = res[0] === 'ok' ? `IORING_OP_READ_FIXED wrote ${step.value} into ${name}[${step.ref.index}]` : `the device write failed: ${errnoName(Number(res[1]))}`;
+        if (res[0] !== 'ok') throw new OracleError(`IORING_OP_READ_FIXED into ${name}[${step.ref.index}] failed: ${errnoName(Number(res[1]))}`);
+        return;
+      }
+      case 'unpin':
+      case 'put': {
+        const name = step.handle;
+        if (this.missing.has(name)) {
+          this.missing.delete(name);
+          this.skip = `no ${name} in this run (it could not be taken)`;
+          return;
+        }
+        const h = this.handles.get(name);
+        if (!h) return;
+        this.call(`release ${h.id}`);
+        this.handles.delete(name);
+        this.note = h.kind === 'ring' ? 'IORING_UNREGISTER_BUFFERS, ring closed' : 'pipe closed';
+        return;
+      }
+      case 'clear-softdirty': {
+        const p = this.live(step.proc);
+        if (!p) return;
+        this.call(`clearrefs ${p.id} 4`);
+        if (!this.facilities.softDirty) {
+          this.note = 'this kernel has no soft-dirty tracking (CONFIG_MEM_SOFT_DIRTY unset): clear_refs 4 write-protects nothing';
+          this.comparable.lose('minflt', `clear_refs 4 at line ${step.pos.line} write-protects nothing on this kernel (no CONFIG_MEM_SOFT_DIRTY), so the model counts write faults this kernel does not take`);
+        } else {
+          this.note = 'soft-dirty bits cleared, PTEs write-protected';
+        }
+        return;
+      }
+      case 'check':
+      case 'stats':
+        return;
+      case 'expect-frame':
+      case 'expect-mapped':
+      case 'expect-exclusive':
+      case 'expect-stat':
+        this.obs.push(expectation(this, step));
+        return;
+      case 'device-exclusive':
+        this.missing.set(step.handle, { why: systemStep('device-exclusive').reason, writable: true });
+        return this.notReplayed('device-exclusive');
+      default:
+        return this.notReplayed(step.op);
+    }
+  }
+
+  private valueOf(res: string[]): string {
+    const v = this.values.name(res[1] ?? '0');
+    return res[2] === '0' ? `${v} (torn: the page holds more than one value)` : v;
+  }
+
+  private mmap(step: Extract<Step, { op: 'mmap' }>): void {
+    let p = this.names.get(step.proc);
+    if (!p) {
+      const id = this.nextId++;
+      const res = this.call(`spawn ${id}`);
+      if (res[0] !== 'ok') throw new OracleError(`cannot start process ${step.proc}: ${errnoName(Number(res[1]))}`);
+      const pid = Number(res[1]);
+      p = { id, pid, alive: true, members: new Set([step.proc]), regions: new Map(), ranges: [], nextVpn: MMAP_BASE_VPN, helperPt: vmPteKb(pid) ?? 0 };
+      this.names.set(step.proc, p);
+    } else if (!this.live(step.proc)) {
+      return;
+    }
+    if (step.thp === 'thp') return this.notReplayed('mmap-thp');
+    let start = p.nextVpn;
+    if (step.pages >= PMD_PAGES) start = Math.ceil(start / PMD_PAGES) * PMD_PAGES;
+    p.nextVpn = start + step.pages;
+    const prot = step.prot === 'rw' ? 2 : step.prot === 'ro' ? 1 : 0;
+    const flags = prot | (step.shared ? 4 : 0) | (step.populate ? 8 : 0);
+    const res = this.call(`mmap ${p.id} ${start * PAGE} ${step.pages} ${flags}`);
+    if (res[0] !== 'ok') throw new OracleError(`mmap of ${step.pages} page(s) at 0x${(start * PAGE).toString(16)} failed: ${errnoName(Number(res[1]))}`);
+    const region = { vpn: start, n: step.pages, shared: step.shared };
+    p.regions.set(step.region, region);
+    p.ranges.push(region);
+    if (step.shared) this.anySharedMapping = true;
+    this.note = `mapped at 0x${(start * PAGE).toString(16)}` + (res[1] ? `; populating failed: ${errnoName(Number(res[1]))}` : '');
+  }
+
+  private write(name: string, sel: PageSel, value: string): void {
+    const p = this.live(name);
+    if (!p) return;
+    const n = sel.hi - sel.lo + 1;
+    const res = this.call(`write ${p.id} ${this.addr(p, sel, sel.lo)} ${n} ${this.values.hex(value)}`);
+    if (res[0] === 'fault') {
+      this.observe('write', `${name} ${label(sel, sel.lo + Number(res[1]))}`, 'fault');
+    } else {
+      this.observe('write', `${name} ${label(sel)}`, 'ok');
+    }
+  }
+
+  private fork(name: string, child: string, cowpt: boolean): void {
+    const p = this.live(name);
+    if (!p) return;
+    if (cowpt) return this.notReplayed('fork-cowpt');
+    const id = this.nextId++;
+    const res = this.call(`fork ${p.id} ${id}`);
+    const what = `${name} forks ${child}`;
+    if (res[0] !== 'ok') {
+      this.observe('fork', what, errnoName(Number(res[1])));
+      return;
+    }
+    const c: KProc = {
+      id, pid: Number(res[1]), alive: true, members: new Set([child]), regions: new Map(p.regions),
+      ranges: [...p.ranges], nextVpn: p.nextVpn, helperPt: p.helperPt,
+    };
+    this.names.set(child, c);
+    this.observe('fork', what, 'ok');
+  }
+
+  private missingHandle(proc: string, sel: PageSel, handle: string, verb: string, line: number, writable: boolean, why: string): void {
+    if (!this.live(proc)) return;
+    this.missing.set(handle, { why, writable });
+    this.skip = why;
+    this.observeSkipped('gup', `${proc} ${verb} ${label(sel)}`, why);
+    this.loseForMissingHandle(handle, line);
+  }
+
+  private take(name: string, sel: PageSel, handle: string, kind: 'ring' | 'pipe'): void {
+    const p = this.live(name);
+    if (!p) return;
+    const id = this.nextId++;
+    const n = sel.hi - sel.lo + 1;
+    const addr = this.addr(p, sel, sel.lo);
+    const res = this.call(`${kind === 'ring' ? 'pin' : 'vmsplice'} ${p.id} ${id} ${addr} ${n}`);
+    const what = `${name} ${kind === 'ring' ? 'pins' : 'vmsplices'} ${label(sel)}`;
+    if (res[0] !== 'ok') {
+      const err = errnoName(Number(res[1]));
+      if (RESOURCE_ERRORS.has(err)) {
+        // A limit of this machine or user (RLIMIT_MEMLOCK, pipe sizes), not a GUP answer.
+        const why = `${kind === 'ring' ? 'IORING_REGISTER_BUFFERS' : 'the pipe for vmsplice'} failed with ${err} here (a resource limit of this machine or user, e.g. RLIMIT_MEMLOCK or pipe-max-size)`;
+        return this.missingHandle(name, sel, handle, kind === 'ring' ? 'pins' : 'vmsplices', this.currentLine, kind === 'ring', why);
+      }
+      this.observe('gup', what, err);
+      this.note = kind === 'ring' ? 'IORING_REGISTER_BUFFERS failed' : 'vmsplice failed';
+      return;
+    }
+    const pfns = this.facilities.pfns
+      ? pagemap(p.pid, addr / PAGE, n).map((e) => (e.present ? e.pfn : 0)).filter((f) => f !== 0 && f !== this.facilities.zeroPfn)
+      : [];
+    this.handles.set(handle, { id, kind, holder: name, pages: n, pfns });
+    this.observe('gup', what, 'ok');
+    this.note = kind === 'ring' ? 'IORING_REGISTER_BUFFERS: pinned FOLL_WRITE|FOLL_LONGTERM' : 'vmsplice into a pipe';
+  }
+
+  private handleRead(name: string, i: number, reader: string | null): void {
+    const what = `${reader ?? 'the device'} reads ${name}[${i}]`;
+    const m = this.missing.get(name);
+    if (m) {
+      this.skip = `no ${name} in this run: ${m.why}`;
+      this.observeSkipped('handle-read', what, `no ${name} in this run: ${m.why}`);
+      return;
+    }
+    const h = this.handles.get(name);
+    if (!h) {
+      this.note = `no handle ${name} (taking it failed)`;
+      return;
+    }
+    const res = this.call(`hread ${h.id} ${i}`);
+    if (res[0] !== 'ok') throw new OracleError(`reading ${name}[${i}] failed: ${errnoName(Number(res[1]))}`);
+    this.observe('handle-read', what, this.valueOf(res), h.kind === 'pipe');
+  }
+
+  /** Whether scenario name is alive (a process or thread that has not exited). */
+  isLive(name: string): boolean {
+    return this.live(name) !== null;
+  }
+
+  /** The distinct live real processes. */
+  liveProcs(): KProc[] {
+    return [...new Set([...this.names.values()].filter((p) => p.alive))];
+  }
+
+  procOf(name: string): KProc | undefined {
+    return this.names.get(name);
+  }
+
+  minflt(p: KProc): number {
+    const r = this.agent.call(`minflt ${p.id}`);
+    if (r[0] !== 'ok') throw new OracleError(`minflt of a process: ${r.join(' ')}`);
+    return Number(r[1]);
+  }
+}

@@ -1,0 +1,81 @@
+// A live-kernel session: the compiled helper's agent, what the machine offers, and a clean
+// slate between scenarios (every process killed and reaped, every ring and pipe released).
+
+import { release } from 'node:os';
+import type { Scenario } from '../scenario/index.js';
+import { Agent, OracleError } from './agent.js';
+import { type BuildOptions, ensureHelper } from './build.js';
+import { type Facilities, parseProbe } from './facilities.js';
+import { errnoName } from './names.js';
+import { Replay } from './replay.js';
+import type { KernelRun } from './types.js';
+
+export class OracleSession {
+  private agent: Agent;
+
+  private constructor(
+    private readonly binary: string,
+    agent: Agent,
+    readonly facilities: Facilities,
+  ) {
+    this.agent = agent;
+  }
+
+  /** Builds the helper if needed and starts its agent (throws OracleUnavailable where it cannot run). */
+  static open(opts: BuildOptions = {}): OracleSession {
+    const binary = ensureHelper(opts);
+    const agent = Agent.start(binary);
+    try {
+      const r = agent.call('probe');
+      if (r[0] !== 'ok') throw new OracleError(`the helper's probe failed: ${r.join(' ')}`);
+      const root = typeof process.getuid === 'function' && process.getuid() === 0;
+      return new OracleSession(binary, agent, parseProbe(r.slice(1), release(), root, errnoName));
+    } catch (e) {
+      agent.quit();
+      throw e;
+    }
+  }
+
+  /** Replays steps [0, count) of a scenario; afterwards nothing of it is left. */
+  replay(sc: Scenario, count: number): KernelRun {
+    const run = this.replayer(sc).run(count);
+    const leftover = this.cleanSlate();
+    if (leftover !== null && run.error === null) run.error = leftover;
+    return run;
+  }
+
+  /** A replay to drive step by step (`run(count, from)`); `cleanSlate()` ends it. */
+  replayer(sc: Scenario): Replay {
+    return new Replay(this.agent, this.facilities, sc);
+  }
+
+  /** Resets the agent and checks it holds nothing; restarts it if it died. Returns a problem, or null. */
+  cleanSlate(): string | null {
+    try {
+      this.agent.call('reset');
+      const c = this.agent.call('census');
+      if (c[0] === 'ok' && c[1] === 'procs=0' && c[2] === 'handles=0') return null;
+      return `the helper still holds something after the scenario: ${c.join(' ')}`;
+    } catch (e) {
+      if (!(e instanceof OracleError)) throw e;
+      this.agent.close();
+      this.agent = Agent.start(this.binary);
+      return `the helper died (${e.message}); restarted`;
+    }
+  }
+
+  /** The agent's process id (tests check it is gone after close). */
+  get agentPid(): number {
+    return this.agent.pid;
+  }
+
+  /** Counts of live scenario processes and handles held (tests). */
+  census(): { procs: number; handles: number } {
+    const c = this.agent.call('census');
+    return { procs: Number(c[1]?.split('=')[1]), handles: Number(c[2]?.split('=')[1]) };
+  }
+
+  close(): void {
+    this.agent.quit();
+  }
+}

@@ -1,0 +1,81 @@
+// Counters on the live kernel, counted over the scenario's own mappings so that the helper's
+// footprint never enters them:
+//   rss.P          pages present in P's scenario mappings, the zero page not counted (pagemap)
+//   minflt.P       minor faults P took inside scenario operations (getrusage around each one)
+//   PageTables_kB  per live process: VmPTE minus the helper's own tables, plus its PGD (4 kB),
+//                  as the model counts it (the scenario's mappings sit in their own PGD slot)
+//   AnonPages_kB   distinct anonymous frames mapped by live processes (pagemap + kpageflags)
+//   frames_used    distinct frames mapped by live processes or held by live handles
+//   pt_copies      0: Linux has no COW page tables
+// cow_copies has no per-scenario source in the kernel and is not compared.
+
+import { NO_KPAGEFLAGS, NO_PFNS } from './facilities.js';
+import { hasFlag, KPF_ANON, kpageflags, pagemap, vmPteKb } from './procfs.js';
+import type { Replay } from './replay.js';
+import type { KProc } from './types.js';
+
+export interface Measured {
+  value: number | null;
+  /** Why the value is not compared (shown for information when value is not null). */
+  why: string | null;
+}
+
+function framesOf(r: Replay, p: KProc): number[] {
+  const out: number[] = [];
+  for (const g of p.ranges) {
+    for (const e of pagemap(p.pid, g.vpn, g.n)) if (e.present && e.pfn !== 0 && e.pfn !== r.facilities.zeroPfn) out.push(e.pfn);
+  }
+  return out;
+}
+
+export function measureStat(r: Replay, stat: string, proc: string | null): Measured {
+  const f = r.facilities;
+  if (stat.startsWith('minflt.') && proc !== null) {
+    const p = r.procOf(proc);
+    return { value: p ? r.minflt(p) : 0, why: null };
+  }
+  if (stat.startsWith('rss.') && proc !== null) {
+    if (!f.pfns) return { value: null, why: NO_PFNS };
+    const p = r.procOf(proc);
+    return { value: p && r.isLive(proc) ? framesOf(r, p).length : 0, why: null };
+  }
+  switch (stat) {
+    case 'PageTables_kB': {
+      let kb = 0;
+      for (const p of r.liveProcs()) {
+        const now = vmPteKb(p.pid);
+        if (now === null) return { value: null, why: `cannot read VmPTE of process ${p.pid}` };
+        kb += now - p.helperPt + 4;
+      }
+      return { value: kb, why: null };
+    }
+    case 'AnonPages_kB': {
+      if (!f.pfns) return { value: null, why: NO_PFNS };
+      if (!f.kpageflags) return { value: null, why: NO_KPAGEFLAGS };
+      const anon = new Set<number>();
+      for (const p of r.liveProcs()) {
+        for (const pfn of framesOf(r, p)) {
+          const fl = kpageflags(pfn);
+          if (fl !== null && hasFlag(fl, KPF_ANON)) anon.add(pfn);
+        }
+      }
+      return { value: anon.size * 4, why: null };
+    }
+    case 'frames_used': {
+      if (!f.pfns) return { value: null, why: NO_PFNS };
+      if (r.anySharedMapping) {
+        return { value: null, why: 'with shared mappings, pages of the shmem object that no process maps are invisible to pagemap' };
+      }
+      const all = new Set<number>();
+      for (const p of r.liveProcs()) for (const pfn of framesOf(r, p)) all.add(pfn);
+      for (const h of r.handles.values()) for (const pfn of h.pfns) all.add(pfn);
+      return { value: all.size, why: null };
+    }
+    case 'pt_copies':
+      return { value: 0, why: null };
+    case 'cow_copies':
+      return { value: null, why: 'the kernel keeps no per-scenario count of COW copies (/proc/vmstat counters are system-wide)' };
+    default:
+      return { value: null, why: `${stat} is not measured on the live kernel` };
+  }
+}

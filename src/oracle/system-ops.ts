@@ -1,0 +1,55 @@
+// Operations the live replay does not perform (yet), each with the reason it gives and what it
+// costs: after such a step the model's memory differs from the kernel's in ways a program cannot
+// see (swap and KSM never change a value, a device-exclusive grant neither), so values read stay
+// comparable while frame sharing, counters and what short-term references see are not compared
+// any more; a device atomic writes, so values go too; a kernel path split into steps (`&`)
+// cannot be interleaved at all, so nothing after it is compared.
+//
+// This is the place to add them: swapout (MADV_PAGEOUT with a swap file the oracle sets up and
+// removes itself), ksm merge (KSM switched on for the run, then restored). `madvise mergeable`
+// alone is replayed (it only marks the mapping while KSM is off).
+
+import type { Aspect } from './comparable.js';
+
+export interface SystemStep {
+  reason: string;
+  /** What is no longer compared after it; 'all' stops the comparison. */
+  lose: Aspect[];
+  /** Said of what the model did that this run did not, for the lost aspects. */
+  did: string;
+}
+
+const INVISIBLE: Aspect[] = ['frames', 'stats', 'shortRefs'];
+
+const STEPS: Record<string, SystemStep> = {
+  swapout: {
+    reason: 'swapout is not replayed on the live kernel yet (it needs a swap file the oracle would set up and remove, then MADV_PAGEOUT)',
+    lose: INVISIBLE, did: 'swapped pages out',
+  },
+  'madvise-pageout': {
+    reason: 'madvise pageout is not replayed on the live kernel yet (it needs a swap file the oracle would set up and remove)',
+    lose: INVISIBLE, did: 'paged pages out',
+  },
+  'ksm-merge': {
+    reason: 'ksm merge is not replayed on the live kernel yet (it needs KSM switched on for the run: /sys/kernel/mm/ksm/run)',
+    lose: INVISIBLE, did: 'merged identical pages (KSM)',
+  },
+  'device-exclusive': {
+    reason: 'device-exclusive access needs a device driver (make_device_exclusive); no user-space path exists',
+    lose: INVISIBLE, did: 'gave a device exclusive access to pages',
+  },
+  'device-atomic': {
+    reason: 'device atomics need a device driver holding device-exclusive entries; no user-space path exists',
+    lose: [...INVISIBLE, 'values'], did: 'let a device write atomically',
+  },
+  'mmap-thp': { reason: 'transparent huge pages are not compared: the model has 4 KiB pages only', lose: ['all'], did: '' },
+  'fork-cowpt': { reason: 'COW page tables (fork ... cowpt) do not exist in Linux', lose: ['all'], did: '' },
+  step: { reason: 'a kernel path split into steps (`&`) cannot be interleaved on the live kernel', lose: ['all'], did: '' },
+  finish: { reason: 'a kernel path split into steps (`&`) cannot be interleaved on the live kernel', lose: ['all'], did: '' },
+  async: { reason: 'a kernel path split into steps (`&`) cannot be interleaved on the live kernel', lose: ['all'], did: '' },
+};
+
+/** What the live replay does at an operation it does not perform. */
+export function systemStep(op: string): SystemStep {
+  return STEPS[op] ?? { reason: `the operation '${op}' is not replayed on the live kernel yet`, lose: ['all'], did: '' };
+}

@@ -1,0 +1,62 @@
+// What the live side of the oracle records per step, in the model's observation kinds.
+
+import type { Observation } from '../engine/result.js';
+
+export type ObservationKind = Observation['kind'];
+
+/** One observation on the live kernel: `actual` as the model writes it, or a reason it was not made or is not comparable. */
+export interface KernelObservation {
+  kind: ObservationKind;
+  what: string;
+  /** The kernel's answer (null when it could not be observed at all). */
+  actual: string | null;
+  /** Why this observation is not compared (the value, if any, is shown for information). */
+  skip: string | null;
+}
+
+export interface KernelStep {
+  index: number;
+  observations: KernelObservation[];
+  /** What the helper did, in a few words (errors of operations the model does not observe). */
+  note: string;
+  /** The step could not be replayed (and any model observation of it is not compared). */
+  skip: string | null;
+}
+
+export interface KernelRun {
+  steps: KernelStep[];
+  /** The helper failed (a process died, an operation that must work did not): the run is not usable past this. */
+  error: string | null;
+}
+
+/** A scenario mapping in a real process: its first page number and size. */
+export interface Region {
+  vpn: number;
+  n: number;
+  shared: boolean;
+}
+
+/** A real process (a scenario process and its threads, which run in it one step at a time). */
+export interface KProc {
+  id: number;
+  pid: number;
+  alive: boolean;
+  /** Live scenario names running in it: the process and its threads. */
+  members: Set<string>;
+  regions: Map<string, Region>;
+  /** Every range ever mapped here or inherited: where its pages may be. */
+  ranges: Region[];
+  nextVpn: number;
+  /** VmPTE (kB) of the helper itself, before any scenario mapping. */
+  helperPt: number;
+}
+
+/** A handle this run holds (in the helper's agent). */
+export interface KHandle {
+  id: number;
+  kind: 'ring' | 'pipe';
+  holder: string;
+  pages: number;
+  /** The frames it holds (recorded when taken). */
+  pfns: number[];
+}

@@ -1,0 +1,70 @@
+// The generator (no kernel needed): valid scenarios, reproducible from the seed, within the
+// bounds the issue sets, honouring --ops and the gaps to avoid.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { fillFromModel } from '../../src/oracle/random/expect.js';
+import { ALL_OPS, DEFAULT_OPS, GAPS, generateLines, parseGaps, parseOps } from '../../src/oracle/random/generate.js';
+import { rngFrom, scenarioSeed } from '../../src/oracle/random/rng.js';
+import { shrinkLines } from '../../src/oracle/random/shrink.js';
+import { v6 } from './helpers.js';
+
+test('generated scenarios parse, have 2-4 processes and 1-8 pages, and pass on the model they took their expectations from', () => {
+  for (let i = 0; i < 400; i++) {
+    const lines = generateLines(rngFrom(scenarioSeed(7, i)), DEFAULT_OPS);
+    const f = fillFromModel(lines, v6(), `g-${i}`, 'generated', `g-${i}.scn.yaml`);
+    assert.ok(typeof f !== 'string', `scenario ${i}: ${String(f)}\n${lines.map((l) => l.text).join('\n')}`);
+    const procs = new Set(['P', ...f.scenario.steps.flatMap((s) => (s.op === 'fork' ? [s.child] : []))]);
+    assert.ok(procs.size >= 2 && procs.size <= 4, `scenario ${i}: ${procs.size} processes`);
+    const pages = f.scenario.steps.filter((s) => s.op === 'mmap').reduce((n, s) => n + (s.op === 'mmap' ? s.pages : 0), 0);
+    assert.ok(pages >= 1 && pages <= 8, `scenario ${i}: ${pages} pages`);
+    const expects = f.model.violations.filter((v) => v.kind === 'expect');
+    assert.deepEqual(expects.map((v) => v.message), [], `scenario ${i}: the model's own answers must hold`);
+  }
+});
+
+test('the same seed gives the same scenario', () => {
+  const a = generateLines(rngFrom(scenarioSeed(42, 3)), DEFAULT_OPS).map((l) => l.text);
+  const b = generateLines(rngFrom(scenarioSeed(42, 3)), DEFAULT_OPS).map((l) => l.text);
+  const c = generateLines(rngFrom(scenarioSeed(42, 4)), DEFAULT_OPS).map((l) => l.text);
+  assert.deepEqual(a, b);
+  assert.notDeepEqual(a, c);
+});
+
+test('--ops limits the operations generated', () => {
+  const ops = parseOps('write,read,fork');
+  assert.ok(Array.isArray(ops));
+  for (let i = 0; i < 100; i++) {
+    for (const l of generateLines(rngFrom(i), ops)) {
+      assert.match(l.text, /^(P mmap|[PQRS] (write|read|fork) )/, l.text);
+    }
+  }
+  assert.match(String(parseOps('write,frobnicate')), /unknown operation 'frobnicate'/);
+  assert.equal((parseOps(ALL_OPS.join(',')) as string[]).length, ALL_OPS.length);
+});
+
+test('avoiding the known gaps: no PROT_NONE vmsplice, no mprotect over a hole, every mapping written first, no shared mappings', () => {
+  assert.deepEqual(parseGaps('known'), [...GAPS]);
+  assert.match(String(parseGaps('nope')), /unknown gap 'nope'/);
+  let forking = 0;
+  for (let i = 0; i < 300; i++) {
+    const lines = generateLines(rngFrom(scenarioSeed(9, i)), DEFAULT_OPS, GAPS).map((l) => l.text);
+    if (lines.some((l) => / fork /.test(l))) forking++;
+    assert.ok(!lines.some((l) => / shared/.test(l)), 'no shared mapping when avoiding shmem-fault-around');
+    // A crude check of the first gap: no vmsplice right after an mprotect none of the same selector.
+    for (let k = 1; k < lines.length; k++) {
+      const m = /^(\w+) mprotect (\S+) none$/.exec(lines[k - 1]!);
+      if (m) assert.notEqual(lines[k], `${m[1]} vmsplice ${m[2]} as p1`);
+    }
+  }
+  assert.ok(forking > 270, `only ${forking} of 300 scenarios fork`);
+  const shared = Array.from({ length: 100 }, (_, i) => generateLines(rngFrom(scenarioSeed(9, i)), DEFAULT_OPS)).filter((ls) => ls.some((l) => / shared/.test(l.text)));
+  assert.ok(shared.length > 10, 'without --avoid, shared mappings are generated too');
+});
+
+test('shrinking keeps what still fails and drops the rest', () => {
+  const lines = Array.from({ length: 20 }, (_, i) => ({ text: `step ${i}`, fill: 'none' as const }));
+  const needed = new Set(['step 0', 'step 7', 'step 13']);
+  const out = shrinkLines(lines, (cand) => [...needed].every((n) => cand.some((l) => l.text === n)));
+  assert.deepEqual(out.map((l) => l.text), ['step 0', 'step 7', 'step 13']);
+});

@@ -1,0 +1,92 @@
+// Small parts of the oracle that need no kernel: values as words, comparability, the build's
+// refusals, and facility parsing.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { ensureHelper, OracleUnavailable } from '../../src/oracle/build.js';
+import { Comparability } from '../../src/oracle/comparable.js';
+import { parseProbe } from '../../src/oracle/facilities.js';
+import { withoutModelLimits } from '../../src/oracle/oracle.js';
+import { errnoName } from '../../src/oracle/names.js';
+import { ValueWords } from '../../src/oracle/values.js';
+import { steps } from './helpers.js';
+
+test('values: integers are themselves, identifiers get words no integer of the scenario has', () => {
+  const sc = steps('v', 'P mmap a 2', 'P write a[0] = secret', 'P write a[1] = 255', 'P read a[0] expect 3');
+  const w = ValueWords.forScenario(sc);
+  assert.equal(w.word('0'), 0n);
+  assert.equal(w.word('255'), 255n);
+  assert.equal(w.word('3'), 3n);
+  const s = w.word('secret');
+  assert.ok(s > 255n);
+  assert.equal(w.name(s.toString(16)), 'secret');
+  assert.equal(w.name('ff'), '255');
+  assert.equal(w.name('deadbeef'), '?0xdeadbeef');
+  assert.notEqual(w.word('99999999999999999999999'), w.word('secret'));
+});
+
+test('comparability: the first reason is kept, and each kind of observation looks at its aspect', () => {
+  const c = new Comparability();
+  assert.equal(c.forObservation('frame', 'P a[0] vs Q a[0]', false), null);
+  c.lose('frames', 'first');
+  c.lose('frames', 'second');
+  assert.equal(c.forObservation('mapped', 'P a[0]', false), 'first');
+  assert.equal(c.forObservation('read', 'P a[0]', false), null);
+  c.lose('minflt', 'faults');
+  assert.equal(c.forObservation('stat', 'minflt.P', false), 'faults');
+  assert.equal(c.forObservation('stat', 'rss.P', false), null);
+  c.lose('shortRefs', 'refs');
+  assert.equal(c.forObservation('handle-read', 'P reads p[0]', true), 'refs');
+  assert.equal(c.forObservation('handle-read', 'the device reads h[0]', false), null);
+  c.lose('all', 'stop');
+  assert.equal(c.forObservation('write', 'P a', false), 'stop');
+});
+
+test('model-only limits are dropped, with a note', () => {
+  const sc = steps('l', 'P mmap a 1');
+  const notes: string[] = [];
+  assert.equal(withoutModelLimits(sc, notes), sc);
+  assert.deepEqual(notes, []);
+  const limited = { ...sc, config: { frames: 3, pinBias: 4 } };
+  const out = withoutModelLimits(limited, notes);
+  assert.deepEqual(out.config, { frames: null, pinBias: null });
+  assert.equal(notes.length, 2);
+});
+
+test('the build refuses clearly where the oracle cannot run', () => {
+  assert.throws(() => ensureHelper({ platform: 'darwin' }), (e: unknown) => e instanceof OracleUnavailable && /live Linux kernel; this system is darwin/.test(e.message));
+  assert.throws(() => ensureHelper({ cc: '/nonexistent/cc' }), (e: unknown) => e instanceof OracleUnavailable && /needs a C compiler/.test(e.message));
+  const dir = mkdtempSync(join(tmpdir(), 'cowlab-build-'));
+  try {
+    writeFileSync(join(dir, 'broken.c'), 'int main(void) { return undeclared; }\n');
+    assert.throws(() => ensureHelper({ sourceDir: dir, cacheDir: join(dir, 'cache') }), (e: unknown) => e instanceof OracleUnavailable && /did not build/.test(e.message));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the helper is built once and then taken from the cache', { skip: process.platform !== 'linux' ? 'not Linux' : false }, (t) => {
+  let first: string;
+  try {
+    first = ensureHelper();
+  } catch (e) {
+    if (e instanceof OracleUnavailable) return t.skip(e.message);
+    throw e;
+  }
+  const t0 = performance.now();
+  assert.equal(ensureHelper(), first);
+  assert.ok(performance.now() - t0 < 2000);
+});
+
+test('probe answers become facilities with reasons', () => {
+  const f = parseProbe('uring=-38 pagemap=1 pfns=0 zeropfn=0 softdirty=0 kpageflags=0 kpagecount=0 anonexcl=0 cpu=1 agent=42'.split(' '), '6.18', false, errnoName);
+  assert.equal(f.uring, false);
+  assert.match(f.uringWhy ?? '', /ENOSYS: no io_uring/);
+  assert.equal(f.pfns, false);
+  assert.equal(f.cpu, 1);
+  const g = parseProbe('uring=0 pfns=1 zeropfn=9 kpageflags=1 anonexcl=1 softdirty=1'.split(' '), '6.18', true, errnoName);
+  assert.deepEqual([g.uring, g.pfns, g.zeroPfn, g.kpageflags, g.softDirty], [true, true, 9, true, true]);
+});
