@@ -72,7 +72,13 @@ export class IdealMemory {
 
   /** A deep copy (the explorer branches states). */
   clone(): IdealMemory {
-    const c = new IdealMemory();
+    const c = Object.create(IdealMemory.prototype) as IdealMemory;
+    c.procs = new Map();
+    c.holders = new Map();
+    c.sharedUsers = new Map();
+    c.handles = new Map();
+    c.watchers = new Map();
+    c.maybe = new Map();
     for (const [name, p] of this.procs) {
       c.procs.set(name, {
         name, alive: p.alive,

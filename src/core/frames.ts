@@ -92,17 +92,27 @@ export class FrameTable {
   clone(): FrameTable {
     const c = Object.create(FrameTable.prototype) as FrameTable;
     c.limit = this.limit;
-    c.refcount = this.refcount.slice(0, this.top);
-    c.mapcount = this.mapcount.slice(0, this.top);
-    c.flags = this.flags.slice(0, this.top);
-    c.value = this.value.slice(0, this.top);
-    c.next = this.next.slice(0, this.top);
-    c.priv = this.priv.slice(0, this.top);
+    // Room for a few more frames, so the copy does not regrow at its first allocation.
+    const cap = this.top + 8;
+    c.refcount = copyPrefix(this.refcount, this.top, cap);
+    c.mapcount = copyPrefix(this.mapcount, this.top, cap);
+    c.flags = copyPrefix(this.flags, this.top, cap);
+    c.value = copyPrefix(this.value, this.top, cap);
+    c.next = copyPrefix(this.next, this.top, cap);
+    c.priv = copyPrefix(this.priv, this.top, cap);
+    c.priv.fill(-1, this.top);
     c.top = this.top;
     c.freeHead = this.freeHead;
     c.used = this.used;
     return c;
   }
+}
+
+/** A new array of `cap` elements holding the first `n` of `a`. */
+export function copyPrefix<T extends Int32Array | Uint8Array | Uint16Array>(a: T, n: number, cap: number): T {
+  const b = new (a.constructor as new (n: number) => T)(cap);
+  b.set(a.subarray(0, n));
+  return b;
 }
 
 function grow<T extends Int32Array | Uint8Array | Uint16Array>(a: T, cap: number): T {

@@ -3,7 +3,7 @@
 // the PTE level holds a pfn (or swap slot) in `entry` and the PTE bits in `bits` (0 = pte_none).
 
 import { PTRS_PER_TABLE, TABLE_SHIFT } from './constants.js';
-import { growTypedArray } from './frames.js';
+import { copyPrefix, growTypedArray } from './frames.js';
 
 const INITIAL_TABLES = 64;
 
@@ -85,13 +85,15 @@ export class TableArena {
 
   clone(): TableArena {
     const c = Object.create(TableArena.prototype) as TableArena;
-    c.entry = this.entry.slice(0, this.top * PTRS_PER_TABLE);
-    c.bits = this.bits.slice(0, this.top * PTRS_PER_TABLE);
-    c.level = this.level.slice(0, this.top);
-    c.filled = this.filled.slice(0, this.top);
-    c.nextFree = this.nextFree.slice(0, this.top);
-    c.share = this.share.slice(0, this.top);
-    c.owner = this.owner.slice(0, this.top);
+    // Room for a few more tables, so the copy does not regrow at its first allocation.
+    const cap = this.top + 4;
+    c.entry = copyPrefix(this.entry, this.top * PTRS_PER_TABLE, cap * PTRS_PER_TABLE);
+    c.bits = copyPrefix(this.bits, this.top * PTRS_PER_TABLE, cap * PTRS_PER_TABLE);
+    c.level = copyPrefix(this.level, this.top, cap);
+    c.filled = copyPrefix(this.filled, this.top, cap);
+    c.nextFree = copyPrefix(this.nextFree, this.top, cap);
+    c.share = copyPrefix(this.share, this.top, cap);
+    c.owner = copyPrefix(this.owner, this.top, cap);
     c.top = this.top;
     c.freeHead = this.freeHead;
     c.used = this.used;

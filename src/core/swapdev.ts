@@ -47,7 +47,7 @@ export class SwapDevice {
   }
 
   clone(): SwapDevice {
-    const c = new SwapDevice();
+    const c = Object.create(SwapDevice.prototype) as SwapDevice;
     c.count = this.count.slice();
     c.data = this.data.slice();
     c.cache = this.cache.slice();

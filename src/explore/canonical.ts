@@ -2,7 +2,7 @@
 // frames, values and shared cells renumbered by first appearance, and processes in an order
 // that does not depend on their names. Two states with the same key behave the same.
 
-import { PG_SWAPCACHE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP } from '../core/constants.js';
+import { PG_SWAPCACHE, PTE_SOFT_DIRTY, VM_SOFTDIRTY, PTE_DEVICE_EXCLUSIVE, PTE_DIRTY, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_YOUNG } from '../core/constants.js';
 import type { Runner } from '../engine/run.js';
 import { pmdSlotOf, pteSlot } from '../core/walk.js';
 
@@ -42,6 +42,12 @@ class Numbering {
   }
 }
 
+/**
+ * The accessed and dirty bits never decide anything in the model, except a pending kernel
+ * path's pte_same() re-check; while no path is pending they are left out of the key.
+ */
+let adMask = ~0;
+
 function procKey(r: Runner, p: ProcT, num: Numbering, out: number[]): void {
   const k = r.k;
   const mm = p.mm;
@@ -65,7 +71,8 @@ function procKey(r: Runner, p: ProcT, num: Numbering, out: number[]): void {
         out.push(-13, ps < 0 ? -1 : k.tables.bits[ps]!, table === 0 ? -1 : num.table(table), table === 0 ? -1 : k.tables.share[table]!,
           table === 0 ? -1 : k.tables.owner[table] === mm.id ? 1 : k.tables.owner[table]! < 0 ? -1 : 0, mm.rssAnon, mm.nrTables);
       }
-      out.push(bits);
+      // Soft-dirty bits matter only once clear_refs armed tracking (VM_SOFTDIRTY cleared).
+      out.push(bits & adMask & (vma !== null && vma.flags & VM_SOFTDIRTY ? ~PTE_SOFT_DIRTY : ~0));
       if (bits & PTE_PRESENT) out.push(bits & PTE_SPECIAL ? -2 : num.frame(k.tables.entry[slot]!));
       else if (bits & PTE_SWAP) {
         const s = k.tables.entry[slot]!;
@@ -112,6 +119,7 @@ function taskKey(r: Runner, p: ProcT, num: Numbering, out: number[]): void {
 /** The canonical key of the runner's state. */
 export function canonicalKey(r: Runner): string {
   const procs = [...r.procs.values()];
+  adMask = procs.some((p) => p.task !== null) ? ~0 : ~(PTE_YOUNG | PTE_DIRTY);
   // Order threads by a signature that ignores their names and global numbering.
   const sig = procs.map((p) => {
     const o: number[] = [];
