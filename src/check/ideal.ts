@@ -199,10 +199,17 @@ export class IdealMemory {
     });
   }
 
-  mprotect(proc: string, lo: number, hi: number, prot: 'rw' | 'ro' | 'none'): void {
-    this.forRange(proc, lo, hi, (seg, i) => {
-      seg.flags[i] = (seg.flags[i]! & ~(P_READ | P_WRITE)) | protBits(prot);
-    });
+  /**
+   * mprotect(): the pages from lo up to the first unmapped one change; false (ENOMEM) when the
+   * range has a hole (nothing changes if lo itself is unmapped).
+   */
+  mprotect(proc: string, lo: number, hi: number, prot: 'rw' | 'ro' | 'none'): boolean {
+    for (let v = lo; v < hi; v++) {
+      const at = this.find(proc, v);
+      if (!at || at.seg.cells[at.i]! < 0) return false;
+      at.seg.flags[at.i] = (at.seg.flags[at.i]! & ~(P_READ | P_WRITE)) | protBits(prot);
+    }
+    return true;
   }
 
   /** madvise(); returns false where the kernel refuses it (EINVAL: wipeonfork on shared memory). */

@@ -29,6 +29,8 @@ export const PTE_SWAP = 1 << 7;
 export const PTE_SWP_EXCLUSIVE = 1 << 8;
 export const PTE_DEVICE_EXCLUSIVE = 1 << 9;
 export const PTE_DEVEXCL_WRITE = 1 << 10;
+/** PROT_NONE: the PTE stays (pte_present for the kernel) but gives user space no access. */
+export const PTE_PROTNONE = 1 << 11;
 
 /** Frame (struct page / folio) flags. */
 export const PG_ANON = 1 << 0;

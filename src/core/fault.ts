@@ -8,7 +8,7 @@ import {
 import type { Kernel } from './kernel.js';
 import { doSwapPage, tryToFreeSwap } from './swap.js';
 import { removeDeviceExclusiveEntry } from './devexcl.js';
-import type { Mm, Vma } from './mm.js';
+import { anonVmaPrepare, type Mm, type Vma } from './mm.js';
 import { pmdWriteProtected, pteSlotAlloc, setPte } from './walk.js';
 import { breakCowPte } from './cowpt.js';
 
@@ -80,7 +80,7 @@ export function doAnonymousPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: 
     k.emit('oom', mm.id, vpn, -1, -1, 'no free frame for an anonymous page (config.frames)');
     return OOM;
   }
-  vma.anonVma = true;
+  anonVmaPrepare(mm, vma);
   k.frames.mapcount[pfn] = 1;
   mm.rssAnon++;
   setPte(k, slot, pfn, PTE_PRESENT | PTE_DIRTY | PTE_YOUNG | PTE_SOFT_DIRTY | (vma.flags & VM_WRITE ? PTE_WRITE : 0));
@@ -111,7 +111,37 @@ export function doSharedFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: nu
   const write = (flags & FAULT_FLAG_WRITE) !== 0;
   setPte(k, slot, pfn, PTE_PRESENT | PTE_YOUNG | (write ? PTE_DIRTY : 0) | (vma.flags & VM_WRITE ? PTE_WRITE : 0));
   k.emit('shared-fault', mm.id, vpn, pfn, -1, fresh ? 'first touch of the shared object allocates its page' : 'maps the shared object\'s page');
+  if (!write) faultAround(k, mm, vma, vpn);
   return OK;
+}
+
+/** Pages do_fault_around() maps around a read fault (fault_around_bytes 64 KiB). */
+export const FAULT_AROUND_PAGES = 16;
+
+/**
+ * do_fault_around() / filemap_map_pages(): a read fault on shmem also maps the neighbouring
+ * pages of its aligned 64 KiB window that are already in the page cache and not mapped yet.
+ */
+function faultAround(k: Kernel, mm: Mm, vma: Vma, vpn: number): void {
+  const obj = vma.shm!;
+  const f = k.frames;
+  const t = k.tables;
+  const lo = Math.max(vma.start, vpn - (vpn % FAULT_AROUND_PAGES));
+  const hi = Math.min(vma.end, vpn - (vpn % FAULT_AROUND_PAGES) + FAULT_AROUND_PAGES);
+  let mapped = 0;
+  for (let v = lo; v < hi; v++) {
+    if (v === vpn) continue;
+    const pfn = obj.pages[vma.shmOffset + (v - vma.start)]!;
+    if (pfn < 0) continue;
+    const slot = pteSlotAlloc(k, mm, v);
+    if (t.bits[slot] !== 0) continue;
+    f.refcount[pfn]!++;
+    f.mapcount[pfn]!++;
+    mm.rssShmem++;
+    setPte(k, slot, pfn, PTE_PRESENT | PTE_YOUNG | (vma.flags & VM_WRITE ? PTE_WRITE : 0));
+    mapped++;
+  }
+  if (mapped) k.emit('note', mm.id, vpn, -1, -1, `fault-around: ${mapped} neighbouring page(s) of the page cache mapped too`);
 }
 
 /** Why the reuse test refused, for the trace. */
@@ -224,7 +254,7 @@ export function wpPageCopy(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: numbe
     k.emit('oom', mm.id, vpn, old, -1, 'no free frame for the copy (config.frames)');
     return OOM;
   }
-  vma.anonVma = true;
+  anonVmaPrepare(mm, vma);
   f.value[pfn] = fromZero ? 0 : f.value[old]!;
   f.mapcount[pfn] = 1;
   const keep = bits & (PTE_SOFT_DIRTY | PTE_UFFD_WP);

@@ -6,7 +6,7 @@ import {
   VM_WIPEONFORK, VM_WRITE, NA,
 } from './constants.js';
 import type { Kernel } from './kernel.js';
-import type { Mm, Vma } from './mm.js';
+import { newAnonId, type Mm, type Vma } from './mm.js';
 import { pteTableAlloc, pteTableOf } from './walk.js';
 import { exitMmap } from './zap.js';
 import { copySwapPte } from './swap.js';
@@ -42,6 +42,7 @@ export function dupMmap(k: Kernel, parent: Mm, cowpt = false): ForkResult {
     if (vma.flags & VM_DONTCOPY) continue; // MADV_DONTFORK: the child has no mapping here
     const tmp = vma.clone(vma.shm);
     if (vma.shm) vma.shm.users++;
+    if (tmp.anonVma) tmp.anonId = newAnonId(); // anon_vma_fork(): the child's mapping gets its own anon_vma
     child.vmas.push(tmp);
     if (vma.flags & VM_WIPEONFORK) {
       tmp.anonVma = false; // MADV_WIPEONFORK: the child's mapping starts empty

@@ -2,7 +2,7 @@
 // with each profile's COW rules at GUP time; unpin_user_pages / put_page to release.
 
 import {
-  EFAULT, isCowMapping, NA, OK, PG_ANON, PG_ANON_EXCLUSIVE, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE, VM_READ,
+  EFAULT, isCowMapping, NA, OK, PG_ANON, PG_ANON_EXCLUSIVE, PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE, VM_READ,
   VM_WRITE,
 } from './constants.js';
 import { FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, handleMmFault } from './fault.js';
@@ -84,7 +84,8 @@ export function gupFastRead(k: Kernel, mm: Mm, vpn: number, req: GupRequest): nu
   const slot = pteSlot(k, mm, vpn);
   if (slot < 0) return -1;
   const bits = k.tables.bits[slot]!;
-  if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL) return -1;
+  // pte_access_permitted(): no user access through a PROT_NONE PTE.
+  if (!(bits & PTE_PRESENT) || bits & (PTE_SPECIAL | PTE_PROTNONE)) return -1;
   const needWrite = req.write || k.profile.gupFastWritableOnly;
   if (needWrite && !(bits & PTE_WRITE)) return -1;
   const pfn = k.tables.entry[slot]!;

@@ -31,9 +31,37 @@ export class Vma {
     public shmOffset: number,
   ) {}
 
+  /** Which anon_vma (0: none); split parts share it, so they may merge again. */
+  anonId = 0;
+
   clone(shm: ShmemObject | null): Vma {
-    return new Vma(this.start, this.end, this.flags, this.anonVma, shm, this.shmOffset);
+    const v = new Vma(this.start, this.end, this.flags, this.anonVma, shm, this.shmOffset);
+    v.anonId = this.anonId;
+    return v;
   }
+}
+
+let nextAnonId = 1;
+
+export function newAnonId(): number {
+  return nextAnonId++;
+}
+
+/**
+ * anon_vma_prepare(): give a private mapping an anon_vma, reusing a neighbour's when the two
+ * could merge (find_mergeable_anon_vma), as Linux does.
+ */
+export function anonVmaPrepare(mm: Mm, vma: Vma): void {
+  if (vma.anonVma) return;
+  vma.anonVma = true;
+  const i = mm.vmas.indexOf(vma);
+  for (const n of [mm.vmas[i - 1], mm.vmas[i + 1]]) {
+    if (n && n.anonVma && n.flags === vma.flags && n.shm === null && vma.shm === null && (n.end === vma.start || vma.end === n.start)) {
+      vma.anonId = n.anonId;
+      return;
+    }
+  }
+  vma.anonId = nextAnonId++;
 }
 
 export class Mm {
@@ -77,6 +105,30 @@ export class Mm {
       else return m;
     }
     return null;
+  }
+
+  /**
+   * vma_merge(): join neighbouring mappings that have the same flags, are private anonymous
+   * (or the same shmem object at contiguous offsets) and compatible anon_vmas.
+   */
+  mergeVmas(): void {
+    for (let i = 0; i + 1 < this.vmas.length; ) {
+      const a = this.vmas[i]!;
+      const b = this.vmas[i + 1]!;
+      const sameBacking = a.shm === null ? b.shm === null : a.shm === b.shm && a.shmOffset + (a.end - a.start) === b.shmOffset;
+      const anonOk = a.anonId === b.anonId || a.anonId === 0 || b.anonId === 0;
+      if (a.end === b.start && a.flags === b.flags && sameBacking && anonOk) {
+        a.end = b.end;
+        if (!a.anonVma && b.anonVma) {
+          a.anonVma = true;
+          a.anonId = b.anonId;
+        }
+        if (b.shm) b.shm.users--;
+        this.vmas.splice(i + 1, 1);
+        continue;
+      }
+      i++;
+    }
   }
 
   insertVma(vma: Vma): void {

@@ -1,7 +1,7 @@
 // mmap (with MAP_POPULATE), mprotect, madvise and clear_refs on anonymous memory.
 
 import {
-  EINVAL, isCowMapping, LEVEL_SPAN, PTE_DEVEXCL_WRITE, MMAP_LIMIT_VPN, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_WRITE, TABLE_MASK, TABLE_SHIFT, VM_DONTCOPY, VM_MAYREAD,
+  EINVAL, isCowMapping, LEVEL_SPAN, PTE_DEVEXCL_WRITE, PTE_PROTNONE, MMAP_LIMIT_VPN, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_WRITE, TABLE_MASK, TABLE_SHIFT, VM_DONTCOPY, VM_MAYREAD,
   VM_MAYSHARE, VM_MAYWRITE, VM_READ, VM_SHARED, VM_SOFTDIRTY, VM_WIPEONFORK, VM_WRITE, NA, VM_MERGEABLE,
 } from './constants.js';
 import { doAnonymousPage, FAULT_FLAG_WRITE, handlePteFault } from './fault.js';
@@ -39,8 +39,10 @@ export function doMmap(k: Kernel, mm: Mm, pages: number, prot: ProtName, shared:
   const vma = new Vma(start, start + pages, flags, false, shared ? k.newShmem(pages) : null, 0);
   if (vma.shm) vma.shm.users = 1;
   mm.insertVma(vma);
+  mm.mergeVmas();
+  const merged = mm.findVma(start)!;
   let populated = 0;
-  if (populate && prot !== 'none') populated = populateRange(k, mm, vma, start, start + pages);
+  if (populate && prot !== 'none') populated = populateRange(k, mm, merged, start, start + pages);
   return { err: OK, start, populated };
 }
 
@@ -85,8 +87,10 @@ export function populateRange(k: Kernel, mm: Mm, vma: Vma, lo: number, hi: numbe
 
 /** mprotect(): new protection on [lo, hi); change_protection() on the PTEs. */
 export function doMprotect(k: Kernel, mm: Mm, lo: number, hi: number, prot: ProtName): number {
-  const vmas = mm.splitRange(lo, hi);
-  if (vmas.length === 0) return OK;
+  // do_mprotect_pkey(): ENOMEM if the range starts in a hole; a later hole stops it there.
+  const end = mappedExtent(mm, lo, hi);
+  if (end === lo) return OOM;
+  const vmas = mm.splitRange(lo, end);
   const want = protFlags(prot);
   mmuNotify(k, mm.id, lo, hi, 'mprotect');
   breakCowRange(k, mm, lo, hi);
@@ -94,8 +98,21 @@ export function doMprotect(k: Kernel, mm: Mm, lo: number, hi: number, prot: Prot
     vma.flags = (vma.flags & ~(VM_READ | VM_WRITE)) | want;
     changeProtection(k, mm, vma);
   }
-  k.emit('mprotect', mm.id, lo, -1, -1, `mprotect ${prot} on ${hi - lo} page(s)`);
-  return OK;
+  mm.mergeVmas();
+  k.emit('mprotect', mm.id, lo, -1, -1, `mprotect ${prot} on ${end - lo} page(s)${end < hi ? ': ENOMEM at the hole after them' : ''}`);
+  return end < hi ? OOM : OK;
+}
+
+/** The end of the mapped run of pages starting at lo (lo itself when lo is not mapped). */
+export function mappedExtent(mm: Mm, lo: number, hi: number): number {
+  let end = lo;
+  for (const v of mm.vmas) {
+    if (v.end <= end) continue;
+    if (v.start > end) break;
+    end = Math.min(v.end, hi);
+    if (end >= hi) break;
+  }
+  return end;
 }
 
 /** change_pte_range(): write-protect, or (where allowed) make writable, each present PTE. */
@@ -106,11 +123,17 @@ function changeProtection(k: Kernel, mm: Mm, vma: Vma): void {
   const shared = (vma.flags & VM_SHARED) !== 0;
   const upgradePrivate = k.profile.mprotectWritable;
   forEachPte(k, mm, vma.start, vma.end, (slot) => {
-    const bits = t.bits[slot]!;
-    if (!(bits & PTE_PRESENT)) {
-      if (!writable && bits & PTE_DEVEXCL_WRITE) t.bits[slot] = bits & ~PTE_DEVEXCL_WRITE;
+    const old = t.bits[slot]!;
+    if (!(old & PTE_PRESENT)) {
+      if (!writable && old & PTE_DEVEXCL_WRITE) t.bits[slot] = old & ~PTE_DEVEXCL_WRITE;
       return;
     }
+    if (!(vma.flags & VM_READ)) {
+      t.bits[slot] = (old & ~PTE_WRITE) | PTE_PROTNONE; // PAGE_NONE
+      return;
+    }
+    const bits = old & ~PTE_PROTNONE;
+    t.bits[slot] = bits;
     if (!writable) {
       t.bits[slot] = bits & ~PTE_WRITE;
       return;
@@ -184,6 +207,7 @@ export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: Adv
     else if (advice === 'mergeable') vma.flags |= VM_MERGEABLE;
     else vma.flags &= ~VM_WIPEONFORK;
   }
+  mm.mergeVmas();
   k.emit('note', mm.id, lo, -1, -1, `madvise ${advice} on ${hi - lo} page(s)`);
   return OK;
 }

@@ -3,7 +3,7 @@
 import {
   PG_ANON, PG_ANON_EXCLUSIVE, PG_INUSE, PG_KSM, PG_LOCKED, PG_SHMEM, PG_SWAPCACHE, PG_ZERO, PTE_DEVEXCL_WRITE,
   PTE_DEVICE_EXCLUSIVE, PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_SWAP, PTE_SWP_EXCLUSIVE,
-  PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG,
+  PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, PTE_PROTNONE,
 } from './constants.js';
 
 const FRAME_FLAGS: [number, string][] = [
@@ -14,7 +14,7 @@ const FRAME_FLAGS: [number, string][] = [
 const PTE_BITS: [number, string][] = [
   [PTE_PRESENT, 'present'], [PTE_WRITE, 'write'], [PTE_DIRTY, 'dirty'], [PTE_YOUNG, 'young'],
   [PTE_SPECIAL, 'special'], [PTE_SOFT_DIRTY, 'soft-dirty'], [PTE_UFFD_WP, 'uffd-wp'], [PTE_SWAP, 'swap'],
-  [PTE_SWP_EXCLUSIVE, 'swp-exclusive'], [PTE_DEVICE_EXCLUSIVE, 'device-exclusive'], [PTE_DEVEXCL_WRITE, 'devexcl-write'],
+  [PTE_SWP_EXCLUSIVE, 'swp-exclusive'], [PTE_DEVICE_EXCLUSIVE, 'device-exclusive'], [PTE_DEVEXCL_WRITE, 'devexcl-write'], [PTE_PROTNONE, 'protnone'],
 ];
 
 export function frameFlagNames(flags: number): string[] {

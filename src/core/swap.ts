@@ -7,7 +7,7 @@ import {
 } from './constants.js';
 import { pageMaybeDmaPinned } from './fork.js';
 import type { Kernel } from './kernel.js';
-import type { Mm, Vma } from './mm.js';
+import { anonVmaPrepare, type Mm, type Vma } from './mm.js';
 import { pteSlot, setPte } from './walk.js';
 import { breakCowRange } from './cowpt.js';
 
@@ -142,7 +142,7 @@ export function doSwapPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: numbe
   if (exclusive && p.anonExclusive) f.flags[pfn] = f.flags[pfn]! | PG_ANON_EXCLUSIVE;
   f.mapcount[pfn]!++;
   mm.rssAnon++;
-  vma.anonVma = true;
+  anonVmaPrepare(mm, vma);
   setPte(k, slot, pfn, PTE_PRESENT | PTE_YOUNG | (orig & (PTE_SOFT_DIRTY | PTE_UFFD_WP)) |
     (writable && vma.flags & VM_WRITE ? PTE_WRITE | (write ? PTE_DIRTY : 0) : 0));
   k.emit('note', mm.id, vpn, pfn, -1,

@@ -16,7 +16,7 @@ import { FAULT_FLAG_WRITE, handleMmFault, wpCanReuse } from './fault.js';
 import { pageNeedsCowForDma } from './fork.js';
 import { grab, gupFastRead, gupSlowPage, newHandle, releaseHandle, type GupRequest } from './gup.js';
 import type { Handle, Kernel } from './kernel.js';
-import type { Mm } from './mm.js';
+import { anonVmaPrepare, type Mm } from './mm.js';
 import { pteSlot, pteSlotAlloc, setPte } from './walk.js';
 import { exitMmap } from './zap.js';
 import { copySwapPte } from './swap.js';
@@ -421,7 +421,7 @@ function stepWrite(k: Kernel, t: FaultTask): TaskState {
         return unlockWrite(mm, t, 'running');
       }
       const vma = mm.findVma(t.vpn)!;
-      vma.anonVma = true;
+      anonVmaPrepare(mm, vma);
       f.mapcount[t.newPfn] = 1;
       setPte(k, slot, t.newPfn, PTE_PRESENT | PTE_YOUNG | PTE_DIRTY | PTE_SOFT_DIRTY | (vma.flags & VM_WRITE ? PTE_WRITE : 0));
       if (bits & PTE_SPECIAL) mm.rssAnon++;

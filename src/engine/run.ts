@@ -418,9 +418,10 @@ export class Runner {
         if (!p) return;
         this.waitForMmapLock(p);
         const [lo, hi] = this.range(p, step.sel);
-        doMprotect(k, p.mm, lo, hi, step.prot);
-        this.ideal.mprotect(p.group, lo, hi, step.prot);
-        this.record.summary = `${p.name} mprotects ${this.label(step.sel)} ${step.prot}`;
+        const err = doMprotect(k, p.mm, lo, hi, step.prot);
+        const idealOk = this.ideal.mprotect(p.group, lo, hi, step.prot);
+        if ((err === OK) !== idealOk) this.violation('fault', `mprotect ${step.prot}: the model ${err === OK ? 'succeeded' : 'failed (ENOMEM)'}, it must ${idealOk ? 'succeed' : 'fail at a hole'}`, [p.name]);
+        this.record.summary = `${p.name} mprotects ${this.label(step.sel)} ${step.prot}${err === OK ? '' : ': ENOMEM (a hole in the range; pages before it changed)'}`;
         return;
       }
       case 'madvise': {
