@@ -45,7 +45,8 @@ export function dupMmap(k: Kernel, parent: Mm, cowpt = false): ForkResult {
     if (tmp.anonVma) tmp.anonId = newAnonId(); // anon_vma_fork(): the child's mapping gets its own anon_vma
     child.vmas.push(tmp);
     if (vma.flags & VM_WIPEONFORK) {
-      tmp.anonVma = false; // MADV_WIPEONFORK: the child's mapping starts empty
+      tmp.anonVma = false; // MADV_WIPEONFORK: the child's mapping starts empty, with no anon_vma
+      tmp.anonId = 0;
       continue;
     }
     // vma_needs_copy(): only mappings with an anon_vma have PTEs worth copying.

@@ -16,7 +16,7 @@ import { FAULT_FLAG_WRITE, handleMmFault, wpCanReuse } from './fault.js';
 import { pageNeedsCowForDma } from './fork.js';
 import { grab, gupFastRead, gupSlowPage, newHandle, releaseHandle, type GupRequest } from './gup.js';
 import type { Handle, Kernel } from './kernel.js';
-import { anonVmaPrepare, type Mm } from './mm.js';
+import { anonVmaPrepare, newAnonId, type Mm } from './mm.js';
 import { pteSlot, pteSlotAlloc, setPte } from './walk.js';
 import { exitMmap } from './zap.js';
 import { copySwapPte } from './swap.js';
@@ -111,8 +111,12 @@ function stepFork(k: Kernel, t: ForkTask, tid: number): TaskState {
         if (vma.flags & VM_DONTCOPY) return;
         const tmp = vma.clone(vma.shm);
         if (vma.shm) vma.shm.users++;
+        if (tmp.anonVma) tmp.anonId = newAnonId(); // anon_vma_fork()
         child.vmas.push(tmp);
-        if (vma.flags & VM_WIPEONFORK) tmp.anonVma = false;
+        if (vma.flags & VM_WIPEONFORK) {
+          tmp.anonVma = false;
+          tmp.anonId = 0;
+        }
         else if (vma.anonVma) t.pairs.push([i, child.vmas.length - 1]);
       });
       for (const [pi] of t.pairs) {

@@ -7,9 +7,11 @@
 // wipeonfork, which VMA it belongs to) and the PTE (none, the zero page, or a frame, writable or
 // not); frames with refcount, mapcount, PG_anon_exclusive and a value; FOLL_GET references.
 //
-// VMA boundaries follow the model's convention (an mprotect/madvise/munmap range splits the VMAs it
-// touches; VMAs never merge). They matter only for anon_vma: fork copies the PTEs of a VMA only if
-// it has an anon_vma (vma_needs_copy), so whether zero-page PTEs are inherited depends on them.
+// VMA boundaries follow Linux: an mprotect/madvise/munmap range splits the VMAs it touches, and
+// neighbouring VMAs with the same flags and compatible anon_vmas merge again (vma_merge); regions
+// are laid out one after another, so consecutive mmaps are neighbours. Boundaries matter only for
+// anon_vma: fork copies the PTEs of a VMA only if it has one (vma_needs_copy), so whether
+// zero-page PTEs and page tables are inherited depends on them.
 
 export type Prot = 'rw' | 'ro';
 
@@ -31,6 +33,8 @@ export interface NPte {
 /** What the pages of one VMA share. */
 export interface NVma {
   anonVma: boolean;
+  /** Which anon_vma (0: none). */
+  anonId: number;
 }
 
 export interface NPage {
@@ -44,6 +48,8 @@ export interface NPage {
 export interface NRegion {
   id: number;
   n: number;
+  /** Its first page's address (page number), in the process that mapped it and its children. */
+  base: number;
 }
 
 export interface NProc {
@@ -56,6 +62,8 @@ export interface NProc {
   rss: number;
   /** Faults that succeeded (mm_account_fault skips VM_FAULT_ERROR; SIGSEGV never reaches it). */
   minflt: number;
+  /** Where the next mmap goes (regions are laid out one after another). */
+  next: number;
 }
 
 /** A FOLL_GET reference: holds the frame it was taken on (null: the zero page, which holds nothing). */
@@ -88,11 +96,12 @@ export class NaiveKernel {
   reuses = 0;
   private nextFrame = 1;
   private nextRegion = 0;
+  private nextAnon = 1;
 
   constructor(readonly rules: NaiveOptions = V6_RULES) {}
 
   spawn(): NProc {
-    const p: NProc = { id: this.procs.length, alive: true, regions: [], pages: new Map(), rss: 0, minflt: 0 };
+    const p: NProc = { id: this.procs.length, alive: true, regions: [], pages: new Map(), rss: 0, minflt: 0, next: 0 };
     this.procs.push(p);
     return p;
   }
@@ -119,11 +128,66 @@ export class NaiveKernel {
   }
 
   mmap(p: NProc, n: number): NRegion {
-    const r: NRegion = { id: this.nextRegion++, n };
+    const r: NRegion = { id: this.nextRegion++, n, base: p.next };
+    p.next += n;
     p.regions.push(r);
-    const vma: NVma = { anonVma: false };
+    const vma: NVma = { anonVma: false, anonId: 0 };
     for (let i = 0; i < n; i++) p.pages.set(pageKey(r, i), { vma, prot: 'rw', dontfork: false, wipeonfork: false, pte: null });
+    this.merge(p);
     return r;
+  }
+
+  /** The mapped pages of p by address. */
+  private byAddress(p: NProc): Map<number, NPage> {
+    const m = new Map<number, NPage>();
+    for (const r of p.regions) {
+      for (let i = 0; i < r.n; i++) {
+        const pg = p.pages.get(pageKey(r, i));
+        if (pg !== undefined) m.set(r.base + i, pg);
+      }
+    }
+    return m;
+  }
+
+  private static sameFlags(a: NPage, b: NPage): boolean {
+    return a.prot === b.prot && a.dontfork === b.dontfork && a.wipeonfork === b.wipeonfork;
+  }
+
+  /** vma_merge(): neighbouring VMAs with the same flags and compatible anon_vmas become one. */
+  private merge(p: NProc): void {
+    const pages = this.byAddress(p);
+    const addrs = [...pages.keys()].sort((a, b) => a - b);
+    for (let j = 1; j < addrs.length; j++) {
+      if (addrs[j] !== addrs[j - 1]! + 1) continue;
+      const a = pages.get(addrs[j - 1]!)!;
+      const b = pages.get(addrs[j]!)!;
+      if (a.vma === b.vma || !NaiveKernel.sameFlags(a, b)) continue;
+      if (!(a.vma.anonId === b.vma.anonId || a.vma.anonId === 0 || b.vma.anonId === 0)) continue;
+      const keep = a.vma;
+      const gone = b.vma;
+      if (!keep.anonVma && gone.anonVma) {
+        keep.anonVma = true;
+        keep.anonId = gone.anonId;
+      }
+      for (const pg of pages.values()) if (pg.vma === gone) pg.vma = keep;
+    }
+  }
+
+  /** anon_vma_prepare(): a neighbouring VMA's anon_vma is reused when the two could merge. */
+  private anonPrepare(p: NProc, pg: NPage): void {
+    if (pg.vma.anonVma) return;
+    pg.vma.anonVma = true;
+    const pages = this.byAddress(p);
+    const mine = [...pages].filter(([, x]) => x.vma === pg.vma).map(([a]) => a);
+    const lo = Math.min(...mine);
+    const hi = Math.max(...mine);
+    for (const n of [pages.get(lo - 1), pages.get(hi + 1)]) {
+      if (n !== undefined && n.vma.anonVma && NaiveKernel.sameFlags(n, pg)) {
+        pg.vma.anonId = n.vma.anonId;
+        return;
+      }
+    }
+    pg.vma.anonId = this.nextAnon++;
   }
 
   /** A CPU store. False: SIGSEGV. */
@@ -138,14 +202,14 @@ export class NaiveKernel {
     p.minflt++;
     if (pte === null) {
       // do_anonymous_page, write: a new exclusive zeroed page, mapped writable.
-      pg.vma.anonVma = true;
+      this.anonPrepare(p, pg);
       pg.pte = { frame: this.newFrame(value), writable: true };
       p.rss++;
       return true;
     }
     if (pte.frame === null) {
       // do_wp_page on the zero page: copy (to a zeroed page).
-      pg.vma.anonVma = true;
+      this.anonPrepare(p, pg);
       this.cowCopies++;
       pg.pte = { frame: this.newFrame(value), writable: true };
       p.rss++;
@@ -210,12 +274,15 @@ export class NaiveKernel {
   fork(parent: NProc): NProc {
     const child = this.spawn();
     child.regions = parent.regions.slice();
+    child.next = parent.next;
     const vmas = new Map<NVma, NVma>();
     for (const [key, pg] of parent.pages) {
       if (pg.dontfork) continue; // VM_DONTCOPY: no VMA in the child
       let cv = vmas.get(pg.vma);
       if (cv === undefined) {
-        cv = { anonVma: pg.wipeonfork ? false : pg.vma.anonVma };
+        // anon_vma_fork(): the child's VMA gets an anon_vma of its own.
+        const anon = pg.wipeonfork ? false : pg.vma.anonVma;
+        cv = { anonVma: anon, anonId: anon ? this.nextAnon++ : 0 };
         vmas.set(pg.vma, cv);
       }
       const cp: NPage = { vma: cv, prot: pg.prot, dontfork: false, wipeonfork: pg.wipeonfork, pte: null };
@@ -254,9 +321,13 @@ export class NaiveKernel {
     }
   }
 
-  mprotect(p: NProc, r: NRegion, lo: number, hi: number, prot: Prot): void {
-    this.split(p, r, lo, hi);
-    for (let i = lo; i < hi; i++) {
+  /** mprotect(): the pages up to the first hole change (ENOMEM there: false). */
+  mprotect(p: NProc, r: NRegion, lo: number, hi: number, prot: Prot): boolean {
+    let end = lo;
+    while (end < hi && p.pages.has(pageKey(r, end))) end++;
+    if (end === lo) return false;
+    this.split(p, r, lo, end);
+    for (let i = lo; i < end; i++) {
       const pg = p.pages.get(pageKey(r, i));
       if (pg === undefined) continue;
       pg.prot = prot;
@@ -264,6 +335,8 @@ export class NaiveKernel {
       if (prot === 'ro') pg.pte.writable = false;
       else if (this.rules.mprotectUpgrade && pg.pte.frame !== null && pg.pte.frame.exclusive) pg.pte.writable = true;
     }
+    this.merge(p);
+    return end === hi;
   }
 
   madvise(p: NProc, r: NRegion, lo: number, hi: number, advice: 'dontfork' | 'dofork' | 'wipeonfork' | 'keeponfork' | 'dontneed'): void {
@@ -283,24 +356,27 @@ export class NaiveKernel {
       else if (advice === 'wipeonfork') pg.wipeonfork = true;
       else pg.wipeonfork = false;
     }
+    this.merge(p);
   }
 
   /**
    * split_vma at lo and hi of region r: each VMA with pages in [lo, hi) is cut there; the part in
-   * the range and the part after it become VMAs of their own (same anon_vma state).
+   * the range and the part after it become VMAs of their own (same anon_vma). VMAs may span
+   * several regions (merged neighbours), so the cut is by address.
    */
   private split(p: NProc, r: NRegion, lo: number, hi: number): void {
+    const pages = this.byAddress(p);
+    const a = r.base + lo;
+    const b = r.base + hi;
     const inside = new Map<NVma, NVma>();
-    for (let i = lo; i < hi; i++) {
-      const pg = p.pages.get(pageKey(r, i));
-      if (pg !== undefined && !inside.has(pg.vma)) inside.set(pg.vma, { anonVma: pg.vma.anonVma });
+    for (const [addr, pg] of pages) {
+      if (addr >= a && addr < b && !inside.has(pg.vma)) inside.set(pg.vma, { anonVma: pg.vma.anonVma, anonId: pg.vma.anonId });
     }
     const after = new Map<NVma, NVma>();
-    for (const v of inside.keys()) after.set(v, { anonVma: v.anonVma });
-    for (let i = lo; i < r.n; i++) {
-      const pg = p.pages.get(pageKey(r, i));
-      if (pg === undefined) continue;
-      const to = i < hi ? inside.get(pg.vma) : after.get(pg.vma);
+    for (const v of inside.keys()) after.set(v, { anonVma: v.anonVma, anonId: v.anonId });
+    for (const [addr, pg] of pages) {
+      if (addr < a) continue;
+      const to = addr < b ? inside.get(pg.vma) : after.get(pg.vma);
       if (to !== undefined) pg.vma = to;
     }
   }
