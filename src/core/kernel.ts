@@ -103,16 +103,23 @@ export class Kernel {
       this.emit('free', -1, -1, pfn, -1, 'refcount reached 0');
     } else if (left === 1 && f.flags[pfn]! & PG_SWAPCACHE && this.swap.count[f.priv[pfn]!] === 0) {
       // Only the swap cache holds it and no swap entry names it: reclaim drops it (done at once here).
-      const s = f.priv[pfn]!;
-      this.swap.cache[s] = -1;
-      f.flags[pfn] = f.flags[pfn]! & ~PG_SWAPCACHE;
-      f.priv[pfn] = -1;
-      this.swap.maybeFree(s);
+      this.leaveSwapCache(pfn);
+      f.refcount[pfn] = 0;
       f.free(pfn);
       this.emit('free', -1, -1, pfn, -1, 'only the swap cache held it');
     } else if (left < 0) {
       this.emit('bug', -1, -1, pfn, -1, `VM_BUG_ON_PAGE: refcount of frame ${pfn} went negative`);
     }
+  }
+
+  /** The frame leaves the swap cache (its slot freed when nothing else names it); the cache's reference is the caller's to drop. */
+  leaveSwapCache(pfn: number): void {
+    const f = this.frames;
+    const s = f.priv[pfn]!;
+    this.swap.cache[s] = -1;
+    f.flags[pfn] = f.flags[pfn]! & ~PG_SWAPCACHE;
+    f.priv[pfn] = -1;
+    this.swap.maybeFree(s);
   }
 
   /** A deep copy for the explorer (snapshot/restore). */

@@ -147,24 +147,23 @@ export class Mm {
       const v = this.vmas[i]!;
       if (v.end <= start || v.start >= end) continue;
       if (v.start < start) {
-        const right = v.clone(v.shm);
-        right.start = start;
-        right.shmOffset = v.shmOffset + (start - v.start);
-        v.end = start;
-        if (v.shm) v.shm.users++;
-        this.vmas.splice(i + 1, 0, right);
+        this.splitAt(i, start);
         continue; // the right part is visited next
       }
-      if (v.end > end) {
-        const right = v.clone(v.shm);
-        right.start = end;
-        right.shmOffset = v.shmOffset + (end - v.start);
-        v.end = end;
-        if (v.shm) v.shm.users++;
-        this.vmas.splice(i + 1, 0, right);
-      }
+      if (v.end > end) this.splitAt(i, end);
       out.push(v);
     }
     return out;
+  }
+
+  /** __split_vma(): VMA i ends at `at`; a new VMA (same flags, anon_vma, object) starts there. */
+  private splitAt(i: number, at: number): void {
+    const v = this.vmas[i]!;
+    const right = v.clone(v.shm);
+    right.start = at;
+    right.shmOffset = v.shmOffset + (at - v.start);
+    v.end = at;
+    if (v.shm) v.shm.users++;
+    this.vmas.splice(i + 1, 0, right);
   }
 }

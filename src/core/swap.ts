@@ -28,12 +28,7 @@ function addToSwap(k: Kernel, pfn: number): number {
 
 /** delete_from_swap_cache(): the frame leaves the swap cache and the cache drops its reference. */
 export function deleteFromSwapCache(k: Kernel, pfn: number): void {
-  const f = k.frames;
-  const s = f.priv[pfn]!;
-  k.swap.cache[s] = -1;
-  f.flags[pfn] = f.flags[pfn]! & ~PG_SWAPCACHE;
-  f.priv[pfn] = -1;
-  k.swap.maybeFree(s);
+  k.leaveSwapCache(pfn);
   k.putPage(pfn);
 }
 

@@ -1,6 +1,6 @@
 // Runs a scenario on the model under one profile, beside the ideal semantics, and judges it.
 
-import { EINVAL, NA, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, SIGSEGV, VM_WRITE } from '../core/constants.js';
+import { EINVAL, NA, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SWAP, SIGSEGV, VM_WRITE } from '../core/constants.js';
 import type { KEvent } from '../core/events.js';
 import { frameFlagNames, pteBitNames } from '../core/names.js';
 import { cpuAccess, mmuAllows } from '../core/access.js';
@@ -836,12 +836,16 @@ export class Runner {
     this.record.summary = `the device reads ${name}[${i}]: ${actual}`;
   }
 
-  /** The frame a page maps, present or held by a device-exclusive entry; -1 otherwise. */
+  /**
+   * The frame a page names: present, held by a device-exclusive entry, or (a swap entry) the
+   * page still in the swap cache, which swap-in maps again; -1 otherwise.
+   */
   private pfnOfEntry(p: Proc, vpn: number): number {
     if (!p.alive) return -1;
     const slot = pteSlot(this.k, p.mm, vpn);
     if (slot < 0) return -1;
     const bits = this.k.tables.bits[slot]!;
+    if (bits & PTE_SWAP) return this.k.swap.cache[this.k.tables.entry[slot]!]!;
     return bits & (PTE_PRESENT | PTE_DEVICE_EXCLUSIVE) ? this.k.tables.entry[slot]! : -1;
   }
 
