@@ -29,4 +29,4 @@ const r = await build({
 });
 for (const f of ['index.html', 'app.css']) copyFileSync(join(src, f), join(out, f));
 const bytes = Object.values(r.metafile.outputs).reduce((s, o) => s + o.bytes, 0);
-process.stdout.write(`web: dist/web built (${Math.round(bytes / 1024)} KiB)\n`);
+process.stderr.write(`web: dist/web built (${Math.round(bytes / 1024)} KiB)\n`);
