@@ -8,15 +8,30 @@ import { describeEvent, KEY_EVENTS } from './describe.js';
 export interface ReportOptions {
   trace: boolean;
   stats: boolean;
+  /** Printed under the header with --stats (reference figures live there). */
+  description?: string | null;
 }
+
+/** Counters worth a line when a step changes them (`--stats`). */
+const WATCHED = ['PageTables_kB', 'AnonPages_kB', 'frames_used', 'cow_copies', 'pt_copies'];
 
 export function renderRun(r: RunResult, profile: Profile, config: string, opts: ReportOptions): string {
   const out: string[] = [];
   out.push(`${r.file}: ${r.scenario}`);
   out.push(`  kernel ${profile.name}: ${profile.summary}`);
   out.push(`  config ${config}`);
+  if (opts.stats && opts.description) for (const l of wrap(opts.description, 92)) out.push(`  | ${l}`);
   const width = Math.min(44, Math.max(...r.steps.map((s) => s.text.length), 10));
-  for (const s of r.steps) out.push(...renderStep(s, width, opts));
+  let prev: Record<string, number> = {};
+  for (const s of r.steps) {
+    out.push(...renderStep(s, width, opts));
+    if (opts.stats && s.counters) {
+      const changed = WATCHED.filter((n) => s.counters![n] !== undefined && s.counters![n] !== (prev[n] ?? 0))
+        .map((n) => `${n} ${prev[n] ?? 0} -> ${s.counters![n]} (${s.counters![n]! - (prev[n] ?? 0) >= 0 ? '+' : ''}${s.counters![n]! - (prev[n] ?? 0)})`);
+      if (changed.length) out.push(`${' '.repeat(9)}  ${changed.join(', ')}`);
+      prev = s.counters;
+    }
+  }
   if (opts.stats) {
     out.push('  counters at the last step:');
     out.push('    ' + Object.entries(r.stats).map(([n, v]) => `${n}=${v}`).join('  '));
@@ -46,6 +61,26 @@ function renderStep(s: StepRecord, width: number, opts: ReportOptions): string[]
       out.push(`${' '.repeat(9)}  frame ${f.pfn}: refcount ${f.refcount} mapcount ${f.mapcount} [${f.flags.join(' ')}] value ${f.value}`);
     }
   }
-  for (const v of s.violations) out.push(`${' '.repeat(9)}✗ ${v.kind}: ${v.message}`);
+  // At most three lines per violation kind and step; the rest counted.
+  const shownPerKind = new Map<string, number>();
+  for (const v of s.violations) {
+    const n = (shownPerKind.get(v.kind) ?? 0) + 1;
+    shownPerKind.set(v.kind, n);
+    if (n <= 3) out.push(`${' '.repeat(9)}✗ ${v.kind}: ${v.message}`);
+  }
+  for (const [kind, n] of shownPerKind) if (n > 3) out.push(`${' '.repeat(9)}✗ … ${n - 3} more ${kind} violation(s) at this step (--json lists them)`);
+  return out;
+}
+
+function wrap(text: string, width: number): string[] {
+  const out: string[] = [];
+  let line = '';
+  for (const w of text.split(/\s+/).filter(Boolean)) {
+    if (line && line.length + 1 + w.length > width) {
+      out.push(line);
+      line = w;
+    } else line = line ? `${line} ${w}` : w;
+  }
+  if (line) out.push(line);
   return out;
 }

@@ -55,6 +55,8 @@ export interface StepRecord {
   violations: Violation[];
   /** Counters, for `stats` steps. */
   stats: Record<string, number> | null;
+  /** Counters after the step, when the run was asked for them (`run --stats`). */
+  counters?: Record<string, number>;
   /** The frames this step's events and observations name, as they are after the step (when tracing). */
   frames: FrameSnapshot[];
   /** The PTEs this step's events name, as they are after the step (when tracing). */

@@ -29,6 +29,8 @@ import { ValueTable } from './values.js';
 export interface RunOptions {
   /** Check the accounting invariants after every step (default true). */
   checkEveryStep?: boolean;
+  /** Record the counters after every step (`run --stats`). */
+  countersEveryStep?: boolean;
   /** Events kept per step (default 200). */
   maxEventsPerStep?: number;
   /** Record kernel events at all (default true). */
@@ -148,6 +150,7 @@ export class Runner {
     if (na === null) this.checkPins();
     this.collectEvents();
     if (na === null && (this.opts.checkEveryStep ?? true)) this.checkAccounting(false);
+    if (this.opts.countersEveryStep) this.record.counters = this.allStats();
     return { record: this.record, na };
   }
 

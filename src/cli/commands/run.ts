@@ -48,13 +48,13 @@ export function runCommand(argv: string[], io: Io): number {
       throw e;
     }
     // Outcomes are judged for the base profile's name (a what-if kernel is judged like its base).
-    const r = runScenario(sc, { ...profile, name: base.name }, { trace: !values.quiet || !!values.json });
+    const r = runScenario(sc, { ...profile, name: base.name }, { trace: !values.quiet || !!values.json, countersEveryStep: !!values.stats });
     r.profile = profile.name;
     results.push(r);
     if (!values.json) {
       texts.push(values.quiet
         ? `${r.verdict === 'pass' ? 'PASS' : 'FAIL'}  ${sc.file}  [${profile.name}] ${r.verdictReason}`
-        : renderRun(r, profile, configLine(sc), { trace: !!values.trace, stats: !!values.stats }));
+        : renderRun(r, profile, configLine(sc), { trace: !!values.trace, stats: !!values.stats, description: sc.description }));
     }
   }
   const failed = results.filter((r) => r.verdict === 'fail').length;
