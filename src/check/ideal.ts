@@ -323,37 +323,50 @@ export class IdealMemory {
 
   // ---- handles ------------------------------------------------------------------------------
 
-  /** A handle taken by `holder` on its pages [vpn, vpn + n). */
+  /** A handle taken by `holder` on its pages [vpn, vpn + n), all at once. */
   takeHandle(name: string, holder: string, vpn: number, n: number, longterm: boolean): void {
-    const h: IdealHandle = {
-      holder, longterm, vpn, origin: new Int32Array(n).fill(-1), bound: [], seen: [], written: new Set(),
-    };
-    for (let i = 0; i < n; i++) {
-      const at = this.find(holder, vpn + i);
-      const cell = at ? at.seg.cells[at.i]! : -1;
-      h.origin[i] = cell;
-      h.bound.push(longterm && cell >= 0);
-      const seen = new Set<number>(cell >= 0 ? [this.cellValue[cell]!, ...(this.maybe.get(cell) ?? [])] : [0]);
-      h.seen.push(seen);
-      if (!longterm && cell >= 0) {
-        let w = this.watchers.get(cell);
-        if (!w) this.watchers.set(cell, (w = []));
-        w.push(seen);
-      }
+    this.beginHandle(name, holder, vpn, n, longterm);
+    for (let i = 0; i < n; i++) this.bindHandlePage(name, i);
+  }
+
+  /** A handle being taken (a GUP in progress): its pages are bound one by one as they are grabbed. */
+  beginHandle(name: string, holder: string, vpn: number, n: number, longterm: boolean): void {
+    this.handles.set(name, {
+      holder, longterm, vpn, origin: new Int32Array(n).fill(-1), bound: new Array<boolean>(n).fill(false),
+      seen: Array.from({ length: n }, () => new Set<number>([0])), written: new Set(),
+    });
+  }
+
+  /** Page i of a handle was grabbed now: it refers to the cell its holder has there now. */
+  bindHandlePage(name: string, i: number): void {
+    const h = this.handles.get(name);
+    if (!h) return;
+    const old = h.origin[i]!;
+    if (old >= 0) this.unwatch(old, h.seen[i]!);
+    const at = this.find(h.holder, h.vpn + i);
+    const cell = at ? at.seg.cells[at.i]! : -1;
+    h.origin[i] = cell;
+    h.bound[i] = h.longterm && cell >= 0;
+    const seen = new Set<number>(cell >= 0 ? [this.cellValue[cell]!, ...(this.maybe.get(cell) ?? [])] : [0]);
+    h.seen[i] = seen;
+    if (!h.longterm && cell >= 0) {
+      let w = this.watchers.get(cell);
+      if (!w) this.watchers.set(cell, (w = []));
+      w.push(seen);
     }
-    this.handles.set(name, h);
+  }
+
+  private unwatch(cell: number, seen: Set<number>): void {
+    const w = this.watchers.get(cell);
+    if (!w) return;
+    const j = w.indexOf(seen);
+    if (j >= 0) w.splice(j, 1);
   }
 
   releaseHandle(name: string): void {
     const h = this.handles.get(name);
     if (!h) return;
-    for (let i = 0; i < h.origin.length; i++) {
-      const w = this.watchers.get(h.origin[i]!);
-      if (w) {
-        const j = w.indexOf(h.seen[i]!);
-        if (j >= 0) w.splice(j, 1);
-      }
-    }
+    for (let i = 0; i < h.origin.length; i++) if (h.origin[i]! >= 0) this.unwatch(h.origin[i]!, h.seen[i]!);
     this.handles.delete(name);
   }
 

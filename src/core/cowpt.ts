@@ -225,17 +225,15 @@ export function zapCowPte(k: Kernel, mm: Mm, vma: Vma, lo: number, hi: number, d
   if (ps < 0) return false;
   const table = t.entry[ps]!;
   if (table === 0 || !(t.bits[ps]! & PMD_WP)) return false;
-  const design = k.profile.cowPageTables;
-  const start = lo - (lo % 512);
-  const whole = lo <= start && hi >= start + 512;
-  if (design === 'odf' || (design === 'rfc' && !whole && !dontneed)) {
-    if (!whole) {
+  if (k.profile.cowPageTables === 'odf') {
+    const start = lo - (lo % 512);
+    if (!(lo <= start && hi >= start + 512)) {
       // A part of the table: copy it first, then zap as usual.
       breakCowPte(k, mm, vma, lo);
       return false;
     }
     t.share[table]!--;
-    clearPmd(k, mm, ps);
+    clearPmd(k, ps);
     if (t.share[table] === 0) {
       // The last user releases the pages (and its RSS).
       releaseTable(k, mm, table);
@@ -246,15 +244,15 @@ export function zapCowPte(k: Kernel, mm: Mm, vma: Vma, lo: number, hi: number, d
     }
     return true;
   }
-  // RFC v1 zap_pmd_range(): with a write-protected PMD, the PTEs are left alone and
-  // zap_cow_pte() drops this mm's reference for the whole table.
+  // RFC v1 zap_pmd_range(): behind a write-protected PMD the PTEs are left alone, whatever part
+  // of the table the zap covers, and zap_cow_pte() drops this mm's reference to the table.
   if (t.share[table]! > 1) {
     t.share[table]!--;
     if (t.owner[table] === mm.id) {
       t.owner[table] = -1;
       charge(k, mm, table, -1);
     }
-    clearPmd(k, mm, ps);
+    clearPmd(k, ps);
     k.emit('note', mm.id, lo, -1, -1, `COW page table: zap drops this process's reference to the whole shared table (${dontneed ? 'MADV_DONTNEED of part of it' : 'unmap'})`);
     return true;
   }
@@ -265,7 +263,12 @@ export function zapCowPte(k: Kernel, mm: Mm, vma: Vma, lo: number, hi: number, d
     t.owner[table] = mm.id;
     charge(k, mm, table, 1);
   }
-  // The table is freed with the mm later, its entries cleared without releasing the pages.
+  if (dontneed) {
+    // The pages stay mapped: the MADV_DONTNEED is lost.
+    k.emit('note', mm.id, lo, -1, -1, 'COW page table: MADV_DONTNEED on a table whose count is 1 falls back to reuse (pmd_put_pte) and zaps nothing');
+    return true;
+  }
+  // munmap/exit: the table is freed later with its entries, the pages never released.
   const base = table << TABLE_SHIFT;
   for (let v = lo; v < hi; v++) {
     const i = v & 511;
@@ -279,12 +282,11 @@ export function zapCowPte(k: Kernel, mm: Mm, vma: Vma, lo: number, hi: number, d
   return true;
 }
 
-function clearPmd(k: Kernel, mm: Mm, ps: number): void {
+function clearPmd(k: Kernel, ps: number): void {
   const t = k.tables;
   t.entry[ps] = 0;
   t.bits[ps] = 0;
   t.filled[ps >>> TABLE_SHIFT]!--;
-  void mm;
 }
 
 /** Release every page of a table that nobody else maps any more, charging mm's RSS. */

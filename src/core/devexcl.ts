@@ -68,8 +68,9 @@ export function makeDeviceExclusive(k: Kernel, mm: Mm, lo: number, hi: number): 
         setPte(k, slot, pfn, exclusiveBits(k, bits));
         ok = true;
       }
-    } else if (pfn > 0) {
-      // The rmap walk: every present PTE mapping the page, in every mm, becomes an exclusive entry.
+    } else if (anon) {
+      // The rmap walk: every present PTE mapping the page, in every mm, becomes an exclusive entry
+      // (anonymous pages only: make_device_exclusive_range() refused the others).
       let targetWritable = false;
       for (const other of k.mms) {
         if (!other.alive) continue;

@@ -53,7 +53,7 @@ function breaksCow(k: Kernel, vma: Vma, req: GupRequest): boolean {
 }
 
 /** try_grab_page(): take the reference or the pin on the frame. */
-export function grab(k: Kernel, h: Handle, i: number, pfn: number, special: boolean, req: GupRequest): void {
+export function grab(k: Kernel, h: Handle, i: number, pfn: number, special: boolean, req: GupRequest, assertExclusive = true): void {
   h.frames[i] = pfn;
   if (special) {
     // The zero page carries no refcount in the model; 6.5+ never pins it at all.
@@ -61,11 +61,16 @@ export function grab(k: Kernel, h: Handle, i: number, pfn: number, special: bool
     return;
   }
   const refs = req.pin ? k.config.pinBias : 1;
+  if (assertExclusive) assertPinnedExclusive(k, pfn, req);
+  k.frames.refcount[pfn]! += refs;
+  h.refs[i] = refs;
+}
+
+/** sanity_check_pinned_pages(): an anonymous page is pinned only while PageAnonExclusive (5.19+). */
+export function assertPinnedExclusive(k: Kernel, pfn: number, req: GupRequest): void {
   if (req.pin && k.profile.anonExclusive && k.frames.flags[pfn]! & PG_ANON && !(k.frames.flags[pfn]! & PG_ANON_EXCLUSIVE)) {
     k.emit('bug', -1, -1, pfn, -1, `VM_BUG_ON: pinning anonymous frame ${pfn} that is not PageAnonExclusive`);
   }
-  k.frames.refcount[pfn]! += refs;
-  h.refs[i] = refs;
 }
 
 /**

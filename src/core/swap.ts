@@ -155,7 +155,10 @@ export function swapFree(k: Kernel, s: number): void {
 export function freeSwapAndCache(k: Kernel, s: number): void {
   const sw = k.swap;
   sw.count[s]!--;
-  if (sw.count[s] === 0 && sw.cache[s]! >= 0) deleteFromSwapCache(k, sw.cache[s]!);
+  // __try_to_reclaim_swap(TTRS_UNMAPPED): the cached page goes only if no one maps it any more
+  // (a mapped one leaves the cache when its last reference but the cache's goes: Kernel.putPage).
+  const pfn = sw.cache[s]!;
+  if (sw.count[s] === 0 && pfn >= 0 && k.frames.mapcount[pfn] === 0) deleteFromSwapCache(k, pfn);
   else sw.maybeFree(s);
 }
 

@@ -14,10 +14,10 @@ import {
 } from './constants.js';
 import { FAULT_FLAG_WRITE, handleMmFault, wpCanReuse } from './fault.js';
 import { pageNeedsCowForDma } from './fork.js';
-import { grab, gupFastRead, gupSlowPage, newHandle, releaseHandle, type GupRequest } from './gup.js';
+import { assertPinnedExclusive, grab, gupFastRead, gupSlowPage, newHandle, releaseHandle, type GupRequest } from './gup.js';
 import type { Handle, Kernel } from './kernel.js';
 import { anonVmaPrepare, newAnonId, type Mm } from './mm.js';
-import { pteSlot, pteSlotAlloc, setPte } from './walk.js';
+import { pteSlot, pteSlotAlloc, pteTableAlloc, pteTableOf, setPte } from './walk.js';
 import { exitMmap } from './zap.js';
 import { copySwapPte } from './swap.js';
 import { mmuNotify, restoreExclusivePte } from './devexcl.js';
@@ -122,6 +122,13 @@ function stepFork(k: Kernel, t: ForkTask, tid: number): TaskState {
       for (const [pi] of t.pairs) {
         const v = parent.vmas[pi]!;
         if (isCowMapping(v.flags)) mmuNotify(k, parent.id, v.start, v.end, 'fork');
+      }
+      // copy_pte_range() allocates the child's PTE table for every table the parent has there.
+      for (const [pi] of t.pairs) {
+        const v = parent.vmas[pi]!;
+        for (let a = v.start; a < v.end; a = a - (a % 512) + 512) {
+          if (pteTableOf(k, parent, a) !== 0) pteTableAlloc(k, child, a);
+        }
       }
       parent.writeProtectSeq++; // raw_write_seqcount_begin(&src_mm->write_protect_seq)
       k.emit('fork', parent.id, -1, -1, child.id, 'fork begins: mmap_lock taken for write, write_protect_seq odd');
@@ -292,8 +299,14 @@ function stepGup(k: Kernel, t: GupTask): TaskState {
       return 'running';
     }
     case 'grab': {
-      // try_grab_folio(), then the PTE is read again: if it changed, the reference is dropped.
-      grab(k, h, t.page, t.readPfn, false, t.req);
+      // try_grab_folio_fast(): a page freed since the PTE was read cannot be grabbed
+      // (folio_ref_try_add fails on a zero refcount): leave it to the slow path.
+      if (!k.frames.inUse(t.readPfn)) {
+        t.fallback[t.page] = true;
+        return nextGupPage(t, n);
+      }
+      grab(k, h, t.page, t.readPfn, false, t.req, false);
+      // Then the PTE is read again: if it changed, the reference is dropped.
       const slot = pteSlot(k, mm, t.lo + t.page);
       const bits = slot < 0 ? 0 : k.tables.bits[slot]!;
       const pfn = slot < 0 ? -1 : k.tables.entry[slot]!;
@@ -303,6 +316,8 @@ function stepGup(k: Kernel, t: GupTask): TaskState {
         h.refs[t.page] = 0;
         t.fallback[t.page] = true;
         k.emit('gup', mm.id, t.lo + t.page, t.readPfn, -1, 'gup-fast: the PTE changed after the page was grabbed: dropped, left to the slow path');
+      } else {
+        assertPinnedExclusive(k, t.readPfn, t.req);
       }
       return nextGupPage(t, n);
     }

@@ -6,7 +6,7 @@ import {
 import type { Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
 import { pmdWriteProtected, pteTableOf } from './walk.js';
-import { zapCowPte } from './cowpt.js';
+import { breakCowPte, zapCowPte } from './cowpt.js';
 import { freeSwapAndCache } from './swap.js';
 import { mmuNotify, zapExclusiveEntry } from './devexcl.js';
 
@@ -112,6 +112,13 @@ function freeLevel(
 
 /** munmap()'s core: split, zap, drop the VMAs, free the page tables no VMA needs any more. */
 export function unmapRegion(k: Kernel, mm: Mm, lo: number, hi: number): void {
+  // __split_vma() breaks a shared COW page table at a split point (handle_cow_pte).
+  if (mm.cowPgtable) {
+    for (const at of [lo, hi]) {
+      const vma = mm.findVma(at);
+      if (vma !== null && vma.start < at && at < vma.end) breakCowPte(k, mm, vma, at);
+    }
+  }
   const vmas = mm.splitRange(lo, hi);
   if (vmas.length === 0) return;
   mmuNotify(k, mm.id, lo, hi, 'munmap');

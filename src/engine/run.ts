@@ -64,6 +64,8 @@ export interface Proc {
   taskStep: Step | null;
   /** For a pending async write: how many stored pages the ideal memory has seen. */
   taskApplied: number;
+  /** For a pending GUP: which pages the ideal handle was bound to when they were grabbed. */
+  taskBound?: boolean[];
 }
 
 class NotApplicable extends Error {}
@@ -117,7 +119,7 @@ export class Runner {
     c.procs = new Map([...this.procs].map(([n, p]) => {
       let regions = regionsByGroup.get(p.regions);
       if (!regions) regionsByGroup.set(p.regions, (regions = new Map(p.regions)));
-      return [n, { ...p, mm: c.k.mms[p.mm.id]!, regions, task: p.task ? cloneTask(p.task) : null }];
+      return [n, { ...p, mm: c.k.mms[p.mm.id]!, regions, task: p.task ? cloneTask(p.task) : null, ...(p.taskBound ? { taskBound: p.taskBound.slice() } : {}) }];
     }));
     c.mmNames = this.mmNames.slice();
     c.violations = this.violations.slice();
@@ -561,6 +563,7 @@ export class Runner {
         if (!this.profile.swap) throw new NotApplicable(`${this.profile.name} has no swap modelled`);
         const p = this.proc(step.proc);
         if (!p) return;
+        this.waitForMmapLock(p, false); // MADV_PAGEOUT takes mmap_lock for read
         const [lo, hi] = this.range(p, step.sel);
         const skipped: string[] = [];
         let out = 0;
@@ -621,6 +624,9 @@ export class Runner {
             ? { pin: false, write: step.write, longterm: false, fast: step.fast, kind: 'gup' }
             : { pin: false, write: false, longterm: false, fast: true, kind: 'pipe' };
         task = startGup(this.k, p.mm, lo, hi, req);
+        // The ideal handle's pages are bound as the GUP grabs them (see stepTaskOnce).
+        this.ideal.beginHandle(step.handle, p.group, lo, hi - lo, req.pin && req.longterm);
+        p.taskBound = new Array<boolean>(hi - lo).fill(false);
         break;
       }
       default:
@@ -670,6 +676,14 @@ export class Runner {
       this.mmNames[t.child] = (p.taskStep as { child: string }).child;
       this.ideal.fork(p.group, (p.taskStep as { child: string }).child);
     }
+    if (t.kind === 'gup' && p.taskBound) {
+      t.handle.frames.forEach((pfn, i) => {
+        if (pfn >= 0 && !p.taskBound![i]) {
+          this.ideal.bindHandlePage((p.taskStep as { handle: string }).handle, i);
+          p.taskBound![i] = true;
+        } else if (pfn < 0) p.taskBound![i] = false;
+      });
+    }
     if (t.kind === 'write') {
       for (; p.taskApplied < t.stored.length; p.taskApplied++) {
         this.ideal.write(p.group, t.stored[p.taskApplied]!, t.value);
@@ -704,12 +718,16 @@ export class Runner {
         let idealOk = true;
         for (let v = t.lo; v < t.lo + n; v++) if (this.ideal.access(p.group, v, t.req.write) === 'fault') idealOk = false;
         this.observe('gup', `${p.name} ${step.op} as ${name}`, t.err === OK ? 'ok' : 'EFAULT', idealOk ? 'ok' : 'EFAULT');
+        const bound = p.taskBound;
+        p.taskBound = undefined;
         if (t.err !== OK) {
+          this.ideal.releaseHandle(name);
           if (idealOk) this.violation('fault', `${p.name}: GUP for ${name} failed though the mapping allows it`, [p.name]);
           return;
         }
         this.handles.set(name, { h: t.handle, proc: p.name });
-        this.ideal.takeHandle(name, p.group, t.lo, n, t.req.pin && t.req.longterm);
+        // Pages grabbed in the last step (or never seen grabbed) are bound now.
+        for (let i = 0; i < n; i++) if (!bound?.[i]) this.ideal.bindHandlePage(name, i);
         return;
       }
       case 'write': {
@@ -870,7 +888,7 @@ export class Runner {
     }
     if (!idealOk) this.violation('fault', `${p.name} ${what} ${this.label(sel)}: GUP succeeded where the mapping forbids the access`, [p.name]);
     this.handles.set(name, { h: r.handle, proc: p.name });
-    this.ideal.takeHandle(name, p.name, lo, hi - lo, req.pin && req.longterm);
+    this.ideal.takeHandle(name, p.group, lo, hi - lo, req.pin && req.longterm);
     const frames = [...r.handle.frames].map((f) => (f === 0 ? 'zero page' : `frame ${f}`));
     this.record.summary = `${p.name} ${what} ${this.label(sel)} as ${name} (${frames.slice(0, 4).join(', ')}${frames.length > 4 ? ', …' : ''})`;
   }

@@ -92,9 +92,12 @@ function reachedEvents(before: Runner, after: Runner, out: Set<string>): void {
   if (b.reuses > a.reuses) out.add('reuse');
   if (b.earlyCow > a.earlyCow) out.add('early-cow');
   if (after.handles.size > before.handles.size) {
-    for (const [n, h] of after.handles) if (!before.handles.has(n)) out.add(h.h.kind === 'pin' ? 'pin' : h.h.kind === 'pipe' ? 'vmsplice' : 'gup');
+    const names = { pin: 'pin', pipe: 'vmsplice', gup: 'gup', exclusive: 'device-exclusive' } as const;
+    for (const [n, h] of after.handles) if (!before.handles.has(n)) out.add(names[h.h.kind]);
   }
-  if (after.procs.size > before.procs.size) out.add('fork');
+  const groups = (r: Runner): number => new Set([...r.procs.values()].map((p) => p.group)).size;
+  if (groups(after) > groups(before)) out.add('fork');
+  else if (after.procs.size > before.procs.size) out.add('thread');
   // A frame mapped by two processes while a handle holds it: where COW and GUP meet.
   for (const [, lh] of after.handles) {
     for (const pfn of lh.h.frames) if (pfn > 0 && after.k.frames.mapcount[pfn]! >= 2) out.add('shared-page-with-extra-reference');

@@ -80,7 +80,11 @@ export function exploreCommand(argv: string[], io: Io): number {
   if (tty) process.stderr.write('\r' + ' '.repeat(70) + '\r');
   const st = out.result.stats;
   const files = out.result.counterexamples.map((ce) => counterexampleFile(input, out.start, ce, out.result));
-  if (typeof values.out === 'string' && files.length > 0) writeFileSync(values.out, files.join('\n---\n'.replace('---', '# ---')));
+  // One file per counterexample: FILE, then FILE-2.scn.yaml, FILE-3.scn.yaml ... for --all.
+  const outFiles = typeof values.out === 'string'
+    ? files.map((_, i) => (i === 0 ? (values.out as string) : (values.out as string).replace(/(\.scn\.yaml)?$/, `-${i + 1}.scn.yaml`)))
+    : [];
+  outFiles.forEach((f, i) => writeFileSync(f, files[i]!));
   if (values.json) {
     io.out(JSON.stringify({
       format: 1, command: 'explore', profile: profile.name, status: out.status, stats: st,
@@ -96,8 +100,8 @@ export function exploreCommand(argv: string[], io: Io): number {
         io.out(`\nviolation after ${ce.depth} operation(s): ${ce.violations.map((v) => `${v.kind}: ${v.message}`).join('; ')}`);
         io.out(files[i]!);
       }
-      io.out(typeof values.out === 'string'
-        ? `written to ${values.out}; replay: npx cowlab run ${values.out}${sets.length ? ` --kernel ${kernel} ${sets.map((s) => `--set ${s}`).join(' ')}` : ''} --trace`
+      io.out(outFiles.length
+        ? `written to ${outFiles.join(', ')}; replay: npx cowlab run ${outFiles[0]}${sets.length ? ` --kernel ${kernel} ${sets.map((s) => `--set ${s}`).join(' ')}` : ''} --trace`
         : 'replay: save the scenario above (or use --out FILE) and run npx cowlab run FILE --trace');
     } else {
       io.out(st.stoppedBy

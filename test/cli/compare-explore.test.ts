@@ -1,0 +1,240 @@
+// `cowlab compare` and `cowlab explore` through main(argv, io): exit codes (0 / 1 / 2), user
+// profile files (a new column; errors at FILE:LINE:COL), the explorer's counterexample written
+// with --out and replayed by `cowlab run`, and the --json documents.
+
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { main } from '../../src/cli/main.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const SEEDS = join(ROOT, 'scenarios', 'seeds');
+const TMP = mkdtempSync(join(tmpdir(), 'cowlab-cli2-'));
+after(() => rmSync(TMP, { recursive: true, force: true }));
+
+interface Outcome {
+  code: number;
+  out: string;
+  err: string;
+}
+
+function cli(...argv: string[]): Outcome {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = main(argv, { out: (t) => out.push(t), err: (t) => err.push(t) });
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+let n = 0;
+function file(text: string, name = `f${n++}.yaml`): string {
+  const p = join(TMP, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+function usageError(o: Outcome, fragment: RegExp): void {
+  assert.equal(o.code, 2, `exit code (stdout: ${o.out.slice(0, 400)} stderr: ${o.err})`);
+  assert.match(o.err, fragment);
+  assert.doesNotMatch(o.err, /^\s*at /m, 'no stack trace');
+  assert.doesNotMatch(o.err, /internal error/);
+}
+
+const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+// ---- compare -----------------------------------------------------------------------------------------
+
+test('compare scenarios/seeds: every cell agrees with its outcomes: exit 0', () => {
+  const o = cli('compare', SEEDS);
+  assert.equal(o.code, 0, o.out);
+  assert.match(o.out, /no cell contradicts its outcomes/);
+  assert.match(o.out, /^scenario\s+v5\.7\s+v5\.8\s/m);
+  assert.match(o.out, /^gup-fast-fork-race\s/m);
+  assert.doesNotMatch(o.out, /[a-z]!(\s|$)/m, 'no cell marked "!"');
+});
+
+test('compare exits 1 when a cell contradicts its outcomes, and names the cell', () => {
+  const f = file(`name: wrong-claim
+outcomes:
+  v6: [leak]
+  "*": ok
+steps: |
+  P mmap buf 1
+  P write buf[0] = 1
+  P fork Q
+  Q read buf[0] expect 1
+`, 'wrong.scn.yaml');
+  const o = cli('compare', f, '--kernels', 'v5.7,v6');
+  assert.equal(o.code, 1, o.out);
+  assert.match(o.out, /^wrong-claim\s+ok\s+ok!/m, 'the v6 cell is marked');
+  assert.match(o.out, /contradicted cells/);
+  assert.ok(o.out.includes(`${f} on v6`), o.out);
+  const j = JSON.parse(cli('compare', f, '--kernels', 'v5.7,v6', '--json').out);
+  assert.equal(j.contradictions, 1);
+  assert.equal(j.scenarios[0].cells.v6.verdict, 'fail');
+  assert.equal(j.scenarios[0].cells['v5.7'].verdict, 'pass');
+});
+
+test('compare --kernels with an unknown profile: exit 2, the known ones listed', () => {
+  usageError(cli('compare', SEEDS, '--kernels', 'v5.7,v9'), /--kernels: unknown profile 'v9'.*v5\.7/);
+  usageError(cli('compare'), /no scenario given/);
+});
+
+test('compare --profiles FILE: a user profile is one more column, judged by "*" or not at all', () => {
+  const prof = file(`- name: v5.9-no-early-cow
+  base: v5.9
+  summary: v5.9 as if seed 000 had not been merged
+  switches:
+    forkEarlyCow: false
+`, 'profiles.yaml');
+  const sc = join(SEEDS, 'pin-fork-live-child.scn.yaml');
+  const o = cli('compare', sc, '--profiles', prof);
+  assert.equal(o.code, 0, o.out);
+  assert.match(o.out, /v6\s+cowpt-rfc\s+odf\s+v5\.9-no-early-cow/, 'the user profile comes last');
+  const j = JSON.parse(cli('compare', sc, '--profiles', prof, '--json').out);
+  assert.equal(j.profiles.at(-1), 'v5.9-no-early-cow');
+  const cells = j.scenarios[0].cells;
+  assert.deepEqual(cells['v5.9'].kinds, [], 'v5.9 copies the pinned page for the child early');
+  assert.ok(cells['v5.9-no-early-cow'].kinds.includes('pin-incoherent'), JSON.stringify(cells['v5.9-no-early-cow']));
+  assert.equal(cells['v5.9-no-early-cow'].verdict, null, 'outcomes do not name it');
+  // --kernels may pick it.
+  const two = cli('compare', sc, '--profiles', prof, '--kernels', 'v5.9,v5.9-no-early-cow');
+  assert.equal(two.code, 0);
+  assert.match(two.out, /^scenario\s+v5\.9\s+v5\.9-no-early-cow$/m);
+});
+
+test('compare --profiles with a bad file: exit 2 with FILE:LINE:COL', () => {
+  const bad = file(`- name: mine
+  base: v5.9
+  switches:
+    forkEarlyCow: maybe
+`, 'bad-profiles.yaml');
+  usageError(cli('compare', SEEDS, '--profiles', bad), new RegExp(`${escape(bad)}:4:5: error: switch forkEarlyCow: 'maybe' is not one of true, false`));
+  const unknownBase = file('name: mine\nbase: v9\n', 'bad-base.yaml');
+  usageError(cli('compare', SEEDS, '--profiles', unknownBase), new RegExp(`${escape(unknownBase)}:2:7: error: expected 'base'`));
+  const unknownSwitch = file('name: mine\nbase: v6\nswitches:\n  noSuch: true\n', 'bad-switch.yaml');
+  usageError(cli('compare', SEEDS, '--profiles', unknownSwitch), new RegExp(`${escape(unknownSwitch)}:4:3: error: unknown switch 'noSuch'`));
+  const yaml = file('- name: [\n', 'bad-yaml.yaml');
+  usageError(cli('compare', SEEDS, '--profiles', yaml), new RegExp(`${escape(yaml)}:\\d+:\\d+: error: invalid YAML`));
+  usageError(cli('compare', SEEDS, '--profiles', join(TMP, 'missing.yaml')), /missing\.yaml: cannot read profile file/);
+});
+
+// ---- explore -----------------------------------------------------------------------------------------
+
+test('explore: a counterexample is exit 1 and is printed as a scenario with a replay hint', () => {
+  const o = cli('explore', '--kernel', 'v5.9', '--kinds', 'pin-incoherent');
+  assert.equal(o.code, 1, o.out);
+  assert.match(o.out, /^exploring v5\.9: P with 2 page\(s\)/m);
+  assert.match(o.out, /violation after \d+ operation\(s\): pin-incoherent/);
+  assert.match(o.out, /^name: counterexample-v5-9-pin-incoherent$/m);
+  assert.match(o.out, /^kernel: v5\.9$/m);
+  assert.match(o.out, /replay: /);
+});
+
+test('explore: clean within the bound is exit 0, and says how deep it searched', () => {
+  const o = cli('explore', '--kernel', 'v6', '--depth', '3');
+  assert.equal(o.code, 0, o.out);
+  assert.match(o.out, /no violation: every sequence of these operations up to depth 3 keeps every invariant on v6/);
+  assert.match(o.out, /reached: .*fork/);
+  const stopped = cli('explore', '--kernel', 'v6', '--depth', '8', '--max-states', '50');
+  assert.equal(stopped.code, 0);
+  assert.match(stopped.out, /stopped by the --max-states bound/);
+  assert.match(stopped.out, /deeper ones were not all searched/);
+});
+
+test('explore: bad input is exit 2 (depth out of range, unknown op, unknown kind, unknown kernel, stray argument)', () => {
+  usageError(cli('explore', '--depth', '999'), /--depth takes a whole number from 1 to 40, got '999'/);
+  usageError(cli('explore', '--depth', 'x'), /--depth/);
+  usageError(cli('explore', '--ops', 'write,teleport'), /--ops: unknown operation 'teleport'/);
+  usageError(cli('explore', '--kinds', 'leak,bogus'), /--kinds: unknown violation kind 'bogus'/);
+  usageError(cli('explore', '--kernel', 'v9'), /--kernel: unknown profile 'v9'/);
+  usageError(cli('explore', '--set', 'forkEarlyCow=maybe'), /--set: switch forkEarlyCow/);
+  usageError(cli('explore', 'extra'), /unexpected argument 'extra'/);
+  const j = cli('explore', '--ops', 'teleport', '--json');
+  assert.equal(j.code, 2);
+  assert.match(JSON.parse(j.out).error, /teleport/);
+});
+
+test('explore --out FILE writes the counterexample; `cowlab run FILE` replays it and passes its outcomes', () => {
+  const out = join(TMP, 'ce.scn.yaml');
+  const o = cli('explore', '--kernel', 'v5.9-rc4', '--ops', 'write,fork,exit,pin,device-write,read', '--kinds', 'lost-write', '--out', out);
+  assert.equal(o.code, 1, o.out);
+  assert.ok(existsSync(out));
+  assert.match(o.out, new RegExp(`written to ${escape(out)}; replay: npx cowlab run ${escape(out)} --trace`));
+  const text = readFileSync(out, 'utf8');
+  assert.match(text, /^outcomes:\n {2}"v5\.9-rc4": \[lost-write\]$/m);
+  const run = cli('run', out);
+  assert.equal(run.code, 0, run.out);
+  assert.match(run.out, /verdict: PASS/);
+  assert.match(run.out, /lost-write/);
+  const j = JSON.parse(cli('run', out, '--json').out);
+  assert.ok(j.results[0].violations.some((v: { kind: string }) => v.kind === 'lost-write'));
+});
+
+test('explore --out with a what-if kernel: the file replays with the overrides it names', () => {
+  const out = join(TMP, 'whatif.scn.yaml');
+  const o = cli('explore', '--kernel', 'v6', '--set', 'forkEarlyCow=false', '--kinds', 'pin-incoherent', '--out', out);
+  assert.equal(o.code, 1, o.out);
+  assert.match(o.out, /--kernel v6 --set forkEarlyCow=false --trace/);
+  const text = readFileSync(out, 'utf8');
+  assert.match(text, /Replay with: npx cowlab run FILE --kernel v6 --set forkEarlyCow=false/);
+  const replay = JSON.parse(cli('run', out, '--kernel', 'v6', '--set', 'forkEarlyCow=false', '--json').out);
+  assert.ok(replay.results[0].violations.some((v: { kind: string }) => v.kind === 'pin-incoherent'));
+  // On v6 itself the sequence is clean.
+  assert.equal(cli('run', out, '--kernel', 'v6').code, 0);
+});
+
+
+test('explore --all --out FILE: every counterexample written is replayable by `cowlab run`', () => {
+  const out = join(TMP, 'all.scn.yaml');
+  const o = cli('explore', '--kernel', 'v5.7', '--depth', '4', '--all', '--out', out, '--json');
+  assert.equal(o.code, 1);
+  assert.ok(JSON.parse(o.out).counterexamples.length >= 2);
+  const run = cli('run', out);
+  assert.equal(run.code, 0, run.err);
+});
+
+test('explore --json: one document with the stats and each counterexample\'s scenario text', () => {
+  const o = cli('explore', '--kernel', 'v5.7', '--kinds', 'leak', '--json');
+  assert.equal(o.code, 1);
+  const doc = JSON.parse(o.out);
+  assert.equal(doc.format, 1);
+  assert.equal(doc.command, 'explore');
+  assert.equal(doc.profile, 'v5.7');
+  assert.equal(doc.status, 'violation');
+  assert.ok(doc.stats.states > 0);
+  assert.ok(doc.stats.transitions >= doc.stats.states - 1);
+  assert.equal(doc.stats.stoppedBy, null);
+  assert.equal(typeof doc.stats.reached, 'object');
+  assert.equal(doc.counterexamples.length, 1);
+  const ce = doc.counterexamples[0];
+  assert.equal(ce.steps.length, ce.depth);
+  assert.ok(ce.violations.some((v: { kind: string }) => v.kind === 'leak'));
+  assert.match(ce.scenario, /^name: counterexample-v5-7-leak$/m);
+  assert.doesNotMatch(o.out, /^exploring /m, 'nothing but the document on stdout');
+  const clean = JSON.parse(cli('explore', '--kernel', 'v6', '--depth', '2', '--json').out);
+  assert.equal(clean.status, 'ok');
+  assert.deepEqual(clean.counterexamples, []);
+  assert.equal(clean.stats.depthComplete, 2);
+});
+
+test('explore --from FILE starts from a scenario\'s end state', () => {
+  const from = file(`name: start
+steps: |
+  P mmap buf 1 rw private
+  P write buf[0] = 1
+  P fork Q
+  Q vmsplice buf[0] as pipe
+`, 'from.scn.yaml');
+  const o = cli('explore', '--kernel', 'v5.7', '--from', from, '--ops', 'munmap,write,handle-read', '--kinds', 'leak', '--json');
+  assert.equal(o.code, 1, o.out);
+  const doc = JSON.parse(o.out);
+  const ce = doc.counterexamples[0];
+  assert.equal(ce.depth, 3, `CVE-2020-29374 from its set-up: munmap, write, read the pipe: ${ce.steps.join('; ')}`);
+  assert.match(ce.scenario, /Q vmsplice buf\[0\] as pipe/);
+  const out = file(ce.scenario, 'from-ce.scn.yaml');
+  assert.equal(cli('run', out).code, 0);
+  assert.equal(cli('explore', '--kernel', 'v6', '--from', from, '--ops', 'munmap,write,handle-read', '--kinds', 'leak').code, 0);
+});

@@ -1,0 +1,263 @@
+// Copy-on-write page tables (fork-cost.md §1.3 On-Demand Fork, §2 the COW-PTE series; seed 004):
+// `fork ... cowpt` shares the last-level PTE tables through write-protected PMD entries, so
+// PageTables grows by the child's PGD, PUD and PMD only; a write through a shared table faults
+// and copies the table; a table nobody else uses any more is taken back without a copy; reads of
+// present pages never copy. Then the design findings the scenarios in scenarios/cowpt/ encode:
+// RFC v1's MADV_DONTNEED drops the whole shared table, RFC v1's count-1 zap leaks frames, ODF's
+// repossession (PTEs still writable) leaks data, ODF's accounting drifts ("Bad rss-counter").
+// A plain fork of the same steps is unaffected; mainline profiles have no `cowpt` (n/a).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
+import { mmuAllows } from '../../src/core/access.js';
+import { pmdSlotOf, pmdWriteProtected, pteTableOf } from '../../src/core/walk.js';
+import type { Runner } from '../../src/engine/run.js';
+import { globalStats } from '../../src/engine/stats.js';
+import { runScenario } from '../../src/engine/run.js';
+import { assertProperty } from '../engine/seed.js';
+import { kindsOf, parse, profileOf, runnerAfter, runSteps, scenarioText } from '../explore/helpers.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const COWPT_DIR = join(ROOT, 'scenarios', 'cowpt');
+const DESIGNS = ['cowpt-rfc', 'odf'] as const;
+
+const stat = (r: Runner, name: string): number => globalStats(r.k)[name]!;
+const vpnOf = (r: Runner, proc: string, i = 0): number => r.procs.get(proc)!.regions.get('buf')!.start + i;
+const tableOf = (r: Runner, proc: string, i = 0): number => pteTableOf(r.k, r.procs.get(proc)!.mm, vpnOf(r, proc, i));
+const wp = (r: Runner, proc: string, i = 0): boolean => pmdWriteProtected(r.k, r.procs.get(proc)!.mm, vpnOf(r, proc, i));
+
+/** The steps run on each runner after its start scenario. */
+const appended = new WeakMap<Runner, string[]>();
+
+/** Runs more steps on a runner (they must apply and stay clean). */
+function more(r: Runner, steps: string[]): void {
+  for (const text of steps) {
+    // Each line is parsed in the context of the full history so names resolve.
+    const all = parse(scenarioText([...r.scenario.steps.map((s) => s.text), ...appended.get(r)!, text]), 'm.scn.yaml');
+    const step = all.steps[all.steps.length - 1]!;
+    const { na } = r.step(step, all.steps.length - 1);
+    assert.equal(na, null, `${text}: n/a`);
+    appended.get(r)!.push(text);
+  }
+  assert.deepEqual(r.violations.map((v) => `${v.kind}: ${v.message}`), [], steps.join('; '));
+}
+
+function start(steps: string[], profile: string): Runner {
+  const r = runnerAfter(steps, profile);
+  appended.set(r, []);
+  return r;
+}
+
+const SETUP = ['P mmap buf 4 rw private', 'P write buf = 1'];
+/** A mapping that covers its PTE table exactly (512 pages, 2 MiB-aligned). */
+const WHOLE = ['P mmap buf 512 rw private', 'P write buf = 1'];
+
+for (const design of DESIGNS) {
+  test(`${design}: fork cowpt shares the PTE table: PageTables grows by the child's PGD, PUD and PMD only`, () => {
+    const r = start(SETUP, design);
+    assert.equal(stat(r, 'PageTables_kB'), 16);
+    const used = stat(r, 'frames_used');
+    more(r, ['P fork Q cowpt']);
+    assert.equal(stat(r, 'PageTables_kB'), 16 + 12, 'PGD + PUD + PMD for the child; the PTE table is shared');
+    assert.equal(tableOf(r, 'Q'), tableOf(r, 'P'), 'one PTE table, reached from both PMDs');
+    assert.ok(wp(r, 'P') && wp(r, 'Q'), 'both PMD entries write-protected');
+    assert.equal(r.k.tables.share[tableOf(r, 'P')], 2);
+    assert.equal(stat(r, 'frames_used'), used, 'no page copied');
+    assert.equal(stat(r, 'pt_copies'), 0);
+    assert.equal(mmuAllows(r.k, r.procs.get('P')!.mm, vpnOf(r, 'P'), true), false, 'a write by the parent must fault');
+    assert.equal(mmuAllows(r.k, r.procs.get('P')!.mm, vpnOf(r, 'P'), false), true, 'a read does not');
+    // A normal fork on the same profile copies the table: +16.
+    const n = start(SETUP, design);
+    more(n, ['P fork Q']);
+    assert.equal(stat(n, 'PageTables_kB'), 32);
+    assert.notEqual(tableOf(n, 'Q'), tableOf(n, 'P'));
+  });
+
+  test(`${design}: two PTE tables (1024 pages) are both shared: still +12 kB`, () => {
+    const r = start(['P mmap buf 1024 rw private', 'P write buf = 1'], design);
+    assert.equal(stat(r, 'PageTables_kB'), 20);
+    more(r, ['P fork Q cowpt']);
+    assert.equal(stat(r, 'PageTables_kB'), 32);
+    assert.equal(tableOf(r, 'Q', 600), tableOf(r, 'P', 600));
+  });
+
+  test(`${design}: reads of present pages do not copy; a write through the shared table faults and copies it (pt_copies)`, () => {
+    const r = start(SETUP, design);
+    more(r, ['P fork Q cowpt', 'Q read buf[1] expect 1', 'P read buf[2] expect 1']);
+    assert.equal(stat(r, 'pt_copies'), 0);
+    const shared = tableOf(r, 'P');
+    const faults = r.procs.get('Q')!.mm.minflt;
+    more(r, ['Q write buf[0] = 2']);
+    assert.ok(r.procs.get('Q')!.mm.minflt > faults, 'the write faulted');
+    assert.equal(stat(r, 'pt_copies'), 1);
+    assert.equal(stat(r, 'PageTables_kB'), 28 + 4, 'Q has a table of its own now');
+    assert.notEqual(tableOf(r, 'Q'), shared);
+    assert.equal(tableOf(r, 'P'), shared);
+    assert.equal(wp(r, 'Q'), false);
+    assert.equal(r.k.tables.share[shared], 1);
+    more(r, ['P read buf[0] expect 1', 'Q read buf[0] expect 2', 'Q read buf[3] expect 1']);
+    // The parent's table has no other user left: its next write takes it back, without a copy.
+    more(r, ['P write buf[0] = 3']);
+    assert.equal(stat(r, 'pt_copies'), 1, 'count 1: no copy');
+    assert.equal(tableOf(r, 'P'), shared);
+    assert.equal(wp(r, 'P'), false);
+    more(r, ['P read buf[0] expect 3', 'Q read buf[0] expect 2']);
+  });
+
+  test(`${design}: after the child exits, the parent takes the table back without a copy (a mapping covering the table)`, () => {
+    const r = start(WHOLE, design);
+    more(r, ['P fork Q cowpt', 'Q exit']);
+    assert.equal(stat(r, 'pt_copies'), 0, 'the child drops its reference to a table its mapping covers');
+    assert.equal(stat(r, 'PageTables_kB'), 16);
+    assert.equal(r.k.tables.share[tableOf(r, 'P')], 1);
+    assert.ok(wp(r, 'P'), 'still write-protected until the parent faults');
+    more(r, ['P write buf[1] = 2', 'P read buf[1] expect 2', 'P read buf[0] expect 1', 'P read buf[511] expect 1']);
+    assert.equal(stat(r, 'pt_copies'), 0, 'count 1: taken back, no copy');
+    assert.equal(wp(r, 'P'), false);
+    assert.equal(stat(r, 'PageTables_kB'), 16);
+  });
+
+  test(`${design}: mainline profiles have no COW page tables; the same fork is n/a there`, () => {
+    assert.equal(runSteps([...SETUP, 'P fork Q cowpt'], 'v6').status, 'n/a');
+    assert.equal(runSteps([...SETUP, 'P fork Q cowpt'], 'v5.18').status, 'n/a');
+  });
+}
+
+test('cowpt-rfc: isolation holds for any writes and reads of parent and child after a cowpt fork', () => {
+  const op = fc.record({ proc: fc.constantFrom('P', 'Q'), write: fc.boolean(), page: fc.nat({ max: 3 }) });
+  assertProperty('cowpt isolation', fc.array(op, { minLength: 1, maxLength: 12 }), (ops) => {
+    let n = 10;
+    const steps = [...SETUP, 'P fork Q cowpt', ...ops.map((o) => (o.write ? `${o.proc} write buf[${o.page}] = ${n++}` : `${o.proc} read buf[${o.page}]`))];
+    const r = runSteps(steps, 'cowpt-rfc');
+    // The end-of-run teardown has its own finding (the count-1 zap, below); the steps are clean.
+    const during = r.violations.filter((v) => v.step >= 0);
+    assert.deepEqual(during.map((v) => `${v.step}: ${v.kind}: ${v.message}`), [], steps.join('\n'));
+  }, 60);
+});
+
+// ---- the design findings -------------------------------------------------------------------------------
+
+test('RFC v1: MADV_DONTNEED of one page drops the child\'s reference to the whole shared table: its other pages read 0', () => {
+  const r = start(SETUP, 'cowpt-rfc');
+  more(r, ['P fork Q cowpt', 'Q madvise buf[3] dontneed']);
+  const q = r.procs.get('Q')!;
+  const ps = pmdSlotOf(r.k, q.mm, vpnOf(r, 'Q'));
+  assert.equal(r.k.tables.entry[ps], 0, 'Q\'s PMD entry is cleared: the 511 other pages went with it');
+  const rfc = runSteps([...SETUP, 'P fork Q cowpt', 'Q madvise buf[3] dontneed', 'Q read buf[3] expect 0', 'Q read buf[0]', 'P read buf[0] expect 1'], 'cowpt-rfc');
+  const lost = rfc.violations.filter((v) => v.kind === 'lost-write');
+  assert.equal(lost.length, 1, kindsOf(rfc).join(', '));
+  assert.equal(lost[0]!.step, 5, 'Q\'s read of buf[0] returns 0, not 1');
+  assert.deepEqual(lost[0]!.procs, ['Q']);
+  // Before the end of the run (P alone on a count-1 table, whose zap at exit leaks: see below), nothing else.
+  assert.ok(rfc.violations.every((v) => v.kind === 'lost-write' || v.step === -1), kindsOf(rfc).join(', '));
+  // ODF copies a table a zap covers only in part, then zaps: fine.
+  const odf = runSteps([...SETUP, 'P fork Q cowpt', 'Q madvise buf[3] dontneed', 'Q read buf[3] expect 0', 'Q read buf[0] expect 1', 'P read buf[0] expect 1'], 'odf');
+  assert.equal(odf.status, 'ok', odf.violations.map((v) => v.message).join('\n'));
+});
+
+test('RFC v1: the last process to drop a shared table (count 1) zaps nothing: its frames leak', () => {
+  const r = runSteps([...WHOLE, 'P fork Q cowpt', 'Q exit'], 'cowpt-rfc');
+  const fl = r.violations.filter((v) => v.kind === 'frame-leak');
+  assert.ok(fl.length > 0, 'the pages of the table are still in use, unmapped');
+  assert.ok(fl.every((v) => v.step === -1), 'found at the end');
+  // ODF's last user releases the pages.
+  const odf = runSteps([...WHOLE, 'P fork Q cowpt', 'Q exit'], 'odf');
+  assert.ok(!kindsOf(odf).includes('frame-leak'), kindsOf(odf).join(', '));
+  // A table taken back before the exit is zapped normally.
+  assert.equal(runSteps([...WHOLE, 'P fork Q cowpt', 'Q exit', 'P write buf[0] = 2'], 'cowpt-rfc').status, 'ok');
+});
+
+
+test('RFC v1: the child\'s exit drops its reference to the shared table (zap_cow_pte), whatever part of it the mapping covers', () => {
+  const r = start(SETUP, 'cowpt-rfc');
+  more(r, ['P fork Q cowpt', 'Q exit']);
+  assert.equal(stat(r, 'pt_copies'), 0);
+});
+
+test('RFC v1: the count-1 zap leaks the frames of a small mapping too', () => {
+  const r = runSteps([...SETUP, 'P fork Q cowpt', 'Q exit'], 'cowpt-rfc');
+  assert.equal(r.violations.filter((v) => v.kind === 'frame-leak').length, 4, kindsOf(r).join(', '));
+});
+
+test('On-Demand Fork: the exit of a mapping that covers part of a shared table copies it, then zaps ("copy then zap")', () => {
+  const r = start(SETUP, 'odf');
+  more(r, ['P fork Q cowpt', 'Q exit']);
+  assert.equal(stat(r, 'pt_copies'), 1);
+  assert.equal(r.k.tables.share[tableOf(r, 'P')], 1);
+  more(r, ['P write buf[1] = 2', 'P read buf[0] expect 1']);
+  assert.equal(stat(r, 'pt_copies'), 1, 'the parent takes its table back: no second copy');
+  assert.equal(runSteps([...SETUP, 'P fork Q cowpt', 'Q exit'], 'odf').status, 'ok');
+});
+
+test('On-Demand Fork: the table taken back keeps its writable PTEs; the parent\'s write lands in the child\'s page (leak)', () => {
+  const steps = [...SETUP, 'P fork Q cowpt', 'Q write buf[1] = 2', 'P write buf[2] = 3', 'Q read buf[2]'];
+  const odf = runSteps(steps, 'odf');
+  assert.ok(kindsOf(odf).includes('leak'), kindsOf(odf).join(', '));
+  const leak = odf.violations.find((v) => v.kind === 'leak')!;
+  assert.equal(leak.step, 5);
+  assert.deepEqual(leak.procs, ['Q'], 'Q reads P\'s data');
+  // RFC v1's break is copy_pte_range: it write-protects the shared PTEs too: isolated.
+  assert.equal(runSteps([...steps, 'P write buf[0] = 5'], 'cowpt-rfc').status, 'ok');
+});
+
+test('On-Demand Fork: the parent breaks first and is charged twice, the child never: RSS drifts, "Bad rss-counter" at exit', () => {
+  const steps = [...SETUP, 'P fork Q cowpt', 'P write buf[2] = 3', 'Q read buf[2] expect 1', 'Q exit', 'P exit'];
+  const odf = runSteps(steps, 'odf');
+  assert.ok(kindsOf(odf).includes('accounting'), kindsOf(odf).join(', '));
+  const acct = odf.violations.find((v) => v.kind === 'accounting')!;
+  assert.match(acct.message, /MM_ANONPAGES|page-table count/);
+  const bugs = odf.violations.filter((v) => v.kind === 'kernel-bug');
+  assert.ok(bugs.some((v) => /Bad rss-counter/.test(v.message)), bugs.map((v) => v.message).join('\n'));
+  assert.ok(!kindsOf(odf).includes('leak') && !kindsOf(odf).includes('lost-write'), 'the data is right');
+  // RFC v1: the child is left alone with the old table (count 1); its exit falls back to reusing
+  // the table and releases none of its pages (zap_cow_pte): "Bad rss-counter", then a frame leak.
+  const rfc = runSteps(steps, 'cowpt-rfc');
+  assert.ok(kindsOf(rfc).includes('frame-leak') && kindsOf(rfc).includes('kernel-bug'), kindsOf(rfc).join(', '));
+  assert.ok(!kindsOf(rfc).includes('leak') && !kindsOf(rfc).includes('lost-write'), 'the data is right');
+});
+
+// ---- the scenarios in scenarios/cowpt/ -------------------------------------------------------------------
+
+/** What each scenario's description says, per design (every listed kind must occur). */
+const FINDINGS: Record<string, { 'cowpt-rfc': string[]; odf: string[] }> = {
+  'cowpt-accounting-child-breaks': { 'cowpt-rfc': [], odf: ['leak'] },
+  'cowpt-accounting-parent-breaks': { 'cowpt-rfc': ['kernel-bug', 'accounting', 'frame-leak'], odf: ['accounting', 'kernel-bug'] },
+  'cowpt-dontneed': { 'cowpt-rfc': ['lost-write'], odf: [] },
+  'cowpt-fork-shares-pte-tables': { 'cowpt-rfc': [], odf: ['leak'] },
+  'cowpt-pinned-buffer': { 'cowpt-rfc': ['pin-incoherent', 'lost-write', 'leak'], odf: ['pin-incoherent', 'lost-write', 'leak', 'accounting'] },
+  'seed004-pagetables-1gib': { 'cowpt-rfc': ['frame-leak', 'kernel-bug'], odf: ['kernel-bug'] },
+};
+
+test('every scenario in scenarios/cowpt/ shows its design finding; a plain fork of the same steps on v6 is clean', () => {
+  const files = readdirSync(COWPT_DIR).filter((f) => f.endsWith('.scn.yaml')).sort();
+  assert.deepEqual(files.map((f) => f.replace('.scn.yaml', '')), Object.keys(FINDINGS).sort(), 'a finding per scenario');
+  for (const f of files) {
+    const sc = parse(readFileSync(join(COWPT_DIR, f), 'utf8'), f);
+    const want = FINDINGS[sc.name]!;
+    for (const design of DESIGNS) {
+      const r = runScenario(sc, profileOf(design), { trace: false });
+      const got = kindsOf(r);
+      if (want[design].length === 0) assert.deepEqual(got, [], `${f} on ${design}: ${r.violations.map((v) => v.message).join('; ')}`);
+      for (const k of want[design]) assert.ok(got.includes(k), `${f} on ${design}: ${k} expected, got ${got.join(', ')}`);
+      assert.equal(r.verdict, 'pass', `${f} on ${design}: ${r.verdictReason}`);
+    }
+    // Mainline: `fork ... cowpt` is n/a; the same steps with a plain fork are clean.
+    assert.equal(runScenario(sc, profileOf('v6'), { trace: false }).status, 'n/a', `${f} on v6`);
+    const plain = sc.steps.map((s) => s.text.replace(/ cowpt\b/, '')).filter((t) => !t.startsWith('expect stat'));
+    const v6 = runSteps(plain, 'v6');
+    assert.equal(v6.status, 'ok', `${f} with a plain fork on v6: ${v6.violations.map((v) => `${v.kind}: ${v.message}`).join('; ')}`);
+  }
+});
+
+
+test('RFC v1: MADV_DONTNEED on a table only this process uses (count 1) leaves its PTEs: the old data stays, the counts stay right', () => {
+  const steps = [...SETUP, 'P fork Q cowpt', 'P write buf[0] = 2', 'Q madvise buf[0] dontneed', 'Q read buf[0]', 'Q read buf[1] expect 1'];
+  const r = runSteps(steps, 'cowpt-rfc');
+  const during = r.violations.filter((v) => v.step >= 0);
+  assert.deepEqual([...new Set(during.map((v) => v.kind))], ['lost-write'], during.map((v) => `${v.step}: ${v.kind}: ${v.message}`).join('\n'));
+  assert.equal(during[0]!.step, 5);
+});

@@ -1,0 +1,194 @@
+// Device-exclusive entries (kernel-rules §2.12, §2.9 copy_nonpresent_pte, §4 5.14 b756a3b5e7ea and
+// the 6.15 rework, §5 hmm-tests): 5.14 replaces the PTE by an entry and drops the mapcount (the
+// entry keeps the reference), a CPU access notifies the device (its grant is revoked) and maps
+// the page again, restoring the mapcount; 6.15 keeps the mapcount. fork restores the entry in the
+// parent and shares the page COW, the device losing its grant; mprotect(PROT_READ) makes the
+// device's atomic `denied`; before 5.14 there are no such entries (n/a).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NA, OK, PTE_DEVEXCL_WRITE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT } from '../../src/core/constants.js';
+import { makeDeviceExclusive } from '../../src/core/devexcl.js';
+import { dupMmap } from '../../src/core/fork.js';
+import type { Handle, Kernel } from '../../src/core/kernel.js';
+import type { Mm } from '../../src/core/mm.js';
+import { doMprotect } from '../../src/core/mmap.js';
+import { pteSlot } from '../../src/core/walk.js';
+import { exitMmap, unmapRegion } from '../../src/core/zap.js';
+import { runScenario } from '../../src/engine/run.js';
+import { kindsOf, parse, profileOf, runSteps } from '../explore/helpers.js';
+import { assertConsistent, frame, kernel, presentPte, proc, readOk, writeOk } from './helpers.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+function rawPte(k: Kernel, mm: Mm, vpn: number): { bits: number; entry: number } {
+  const slot = pteSlot(k, mm, vpn);
+  assert.ok(slot >= 0);
+  return { bits: k.tables.bits[slot]!, entry: k.tables.entry[slot]! };
+}
+
+function grant(k: Kernel, mm: Mm, lo: number, hi: number): Handle {
+  const r = makeDeviceExclusive(k, mm, lo, hi);
+  assert.equal(r.err, OK);
+  assert.ok(r.handle);
+  return r.handle;
+}
+
+const MERGED = [['v5.14', 'v5.14'], ['v5.18', 'v5.14'], ['v6.2', 'v5.14'], ['v6.15', 'v6.15'], ['v6', 'v6.15']] as const;
+
+for (const name of ['v5.7', 'v5.9']) {
+  test(`${name}: no device-exclusive entries (5.14 on): n/a`, () => {
+    const k = kernel(name);
+    const { mm, vpn } = proc(k, 1);
+    writeOk(k, mm, vpn, 1);
+    assert.equal(makeDeviceExclusive(k, mm, vpn, vpn + 1).err, NA);
+    const r = runSteps(['P mmap buf 1 rw private', 'P write buf[0] = 1', 'device exclusive P buf[0] as x'], name);
+    assert.equal(r.status, 'n/a');
+  });
+}
+
+for (const [name, variant] of MERGED) {
+  const keeps = variant === 'v6.15';
+  test(`${name}: the device takes the page exclusively (mapcount ${keeps ? 'kept' : 'dropped to 0'}); a CPU access revokes the grant and maps the page again`, () => {
+    const k = kernel(name);
+    const { mm, vpn } = proc(k, 2);
+    const pfn = writeOk(k, mm, vpn, 1);
+    writeOk(k, mm, vpn + 1, 2);
+    const h = grant(k, mm, vpn, vpn + 1);
+    assert.equal(h.kind, 'exclusive');
+    assert.equal(h.frames[0], pfn);
+    assert.equal(h.revoked![0], 0, 'held');
+    assert.equal(h.refs[0], 0, 'the grant itself holds no reference');
+    const e = rawPte(k, mm, vpn);
+    assert.ok(e.bits & PTE_DEVICE_EXCLUSIVE && !(e.bits & PTE_PRESENT), 'a device-exclusive entry replaces the PTE');
+    assert.equal(e.entry, pfn);
+    assert.equal(Boolean(e.bits & PTE_DEVEXCL_WRITE), !keeps, '5.14-6.14: a writable entry; 6.15: one kind');
+    assert.deepEqual([frame(k, pfn).mapcount, frame(k, pfn).refcount], [keeps ? 1 : 0, 1], 'the entry keeps the reference');
+    assert.equal(mm.rssAnon, 2, 'still counted in RSS');
+    assertConsistent(k);
+    // The CPU reads the page: the device is notified first, then the PTE is restored.
+    assert.equal(readOk(k, mm, vpn), 1);
+    assert.equal(h.revoked![0], 1, 'revoked');
+    const p = presentPte(k, mm, vpn);
+    assert.equal(p.pfn, pfn);
+    assert.equal(p.write, true, 'restored writable (VM_WRITE, an exclusive page)');
+    assert.deepEqual([frame(k, pfn).mapcount, frame(k, pfn).refcount], [1, 1], 'the mapping counts again');
+    assertConsistent(k);
+    const faults = mm.minflt;
+    writeOk(k, mm, vpn, 5);
+    assert.equal(mm.minflt, faults, 'no further fault');
+    assert.equal(k.stats.cowCopies, 0);
+    assertConsistent(k);
+  });
+
+  test(`${name}: zap of a device-exclusive entry (munmap, exit) frees the page`, () => {
+    const k = kernel(name);
+    const { mm, vpn } = proc(k, 2);
+    writeOk(k, mm, vpn, 1);
+    writeOk(k, mm, vpn + 1, 2);
+    grant(k, mm, vpn, vpn + 2);
+    unmapRegion(k, mm, vpn, vpn + 1);
+    assert.equal(k.frames.used, 1);
+    assert.equal(mm.rssAnon, 1);
+    assertConsistent(k);
+    exitMmap(k, mm);
+    assert.equal(k.frames.used, 0);
+    assertConsistent(k, true);
+  });
+
+  test(`${name}: fork restores the entry in the parent, shares the page COW and revokes the grant`, () => {
+    const k = kernel(name);
+    const { mm: p, vpn } = proc(k, 1);
+    const pfn = writeOk(k, p, vpn, 1);
+    const h = grant(k, p, vpn, vpn + 1);
+    const r = dupMmap(k, p);
+    assert.equal(r.err, OK);
+    const q = r.child!;
+    assert.equal(h.revoked![0], 1, 'the fork\'s MMU notifier (PROTECTION_PAGE) revoked it');
+    const pp = presentPte(k, p, vpn);
+    const qp = presentPte(k, q, vpn);
+    assert.equal(pp.pfn, pfn);
+    assert.equal(qp.pfn, pfn, 'shared');
+    assert.equal(pp.write, false);
+    assert.equal(qp.write, false);
+    assert.deepEqual([frame(k, pfn).mapcount, frame(k, pfn).refcount], [2, 2]);
+    assert.equal(frame(k, pfn).exclusive, false);
+    assertConsistent(k);
+    writeOk(k, q, vpn, 3);
+    assert.equal(readOk(k, p, vpn), 1);
+    writeOk(k, p, vpn, 4);
+    assert.equal(presentPte(k, p, vpn).pfn, pfn, 'the last user reuses the original');
+    assert.equal(readOk(k, q, vpn), 3);
+    assertConsistent(k);
+  });
+
+  test(`${name}: mprotect(PROT_READ) revokes the grant and the device's atomic is denied; after PROT_READ|PROT_WRITE it is revoked`, () => {
+    const k = kernel(name);
+    const { mm, vpn } = proc(k, 1);
+    const pfn = writeOk(k, mm, vpn, 1);
+    const h = grant(k, mm, vpn, vpn + 1);
+    assert.equal(doMprotect(k, mm, vpn, vpn + 1, 'ro'), OK);
+    assert.equal(h.revoked![0], 1, 'change_protection() sends an MMU notifier');
+    const e = rawPte(k, mm, vpn);
+    assert.equal(e.bits & PTE_DEVEXCL_WRITE, 0, 'no writable entry in a read-only mapping');
+    assert.equal(readOk(k, mm, vpn), 1);
+    assert.equal(presentPte(k, mm, vpn).write, false);
+    assert.equal(presentPte(k, mm, vpn).pfn, pfn);
+    assertConsistent(k);
+    const steps = ['P mmap buf 1 rw private', 'P write buf[0] = 1', 'device exclusive P buf[0] as x', 'device read x[0] expect 1',
+      'P mprotect buf ro', 'device atomic x[0] = 2 expect denied', 'P mprotect buf rw', 'device atomic x[0] = 3 expect revoked',
+      'P read buf[0] expect 1', 'P write buf[0] = 4', 'P read buf[0] expect 4'];
+    const r = runSteps(steps, name);
+    assert.equal(r.status, 'ok', r.violations.map((v) => v.message).join('\n'));
+  });
+}
+
+test('the device\'s atomic lands in the process\'s page while held; after the CPU touched the page it is revoked', () => {
+  const steps = ['P mmap buf 2 rw private', 'P write buf = 1', 'device exclusive P buf as x', 'device atomic x[0] = 2',
+    'device atomic x[1] = 3', 'P read buf[0] expect 2', 'device atomic x[0] = 4 expect revoked', 'P read buf[0] expect 2',
+    'device atomic x[1] = 5', 'P write buf[1] = 6', 'device atomic x[1] = 7 expect revoked', 'P read buf[1] expect 6'];
+  for (const [name] of MERGED) {
+    const r = runSteps(steps, name);
+    assert.equal(r.status, 'ok', `${name}: ${r.violations.map((v) => v.message).join('; ')}`);
+  }
+});
+
+test('make_device_exclusive write-faults a COW-shared page first: the grant is on the process\'s own copy', () => {
+  for (const [name] of MERGED) {
+    const steps = ['P mmap buf 1 rw private', 'P write buf[0] = 1', 'P fork Q', 'device exclusive P buf[0] as x',
+      'expect P buf[0] other-frame Q buf[0]', 'device atomic x[0] = 2', 'Q read buf[0] expect 1', 'P read buf[0] expect 2'];
+    const r = runSteps(steps, name);
+    assert.equal(r.status, 'ok', `${name}: ${r.violations.map((v) => v.message).join('; ')}`);
+  }
+});
+
+test('the hmm-tests scenarios and the device-exclusive-fork seed: ok from 5.14, n/a before', () => {
+  const files = [
+    join(ROOT, 'scenarios', 'kernel-tests', 'hmm-exclusive.scn.yaml'),
+    join(ROOT, 'scenarios', 'kernel-tests', 'hmm-exclusive-cow.scn.yaml'),
+    join(ROOT, 'scenarios', 'kernel-tests', 'hmm-exclusive-mprotect.scn.yaml'),
+    join(ROOT, 'scenarios', 'seeds', 'device-exclusive-fork.scn.yaml'),
+  ];
+  for (const f of files) {
+    const sc = parse(readFileSync(f, 'utf8'), f);
+    for (const name of ['v5.7', 'v5.9']) assert.equal(runScenario(sc, profileOf(name), { trace: false }).status, 'n/a', `${f} ${name}`);
+    for (const [name] of MERGED) {
+      const r = runScenario(sc, profileOf(name), { trace: false });
+      assert.deepEqual(kindsOf(r), [], `${f} on ${name}: ${r.violations.map((v) => v.message).join('; ')}`);
+    }
+  }
+});
+
+
+for (const [name] of MERGED) {
+  test(`${name}: make_device_exclusive refuses a page that is not anonymous (a shared mapping's shmem page)`,
+    () => {
+      const steps = ['P mmap sh 1 rw shared', 'P write sh[0] = 1', 'device exclusive P sh[0] as x', 'device atomic x[0] = 2 expect revoked',
+        'P fork Q', 'Q read sh[0] expect 1', 'P read sh[0] expect 1'];
+      const r = runSteps(steps, name);
+      assert.equal(r.status, 'ok', r.violations.map((v) => `${v.step}: ${v.kind}: ${v.message}`).join('\n'));
+    });
+}

@@ -1,0 +1,235 @@
+// KSM (kernel-rules §2.8 KSM merge row, §2.11, §3.1 reuse_ksm_page, §3.3 1a0cf26323c8): ksmd merges
+// equal pages of MADV_MERGEABLE mappings only, and only pages nothing but their mappings
+// reference; KSM pages are never PageAnonExclusive (a R/O pin unshares them); a write to a KSM
+// page copies from 5.9 (reuse_ksm_page on 5.1-5.8 reuses a KSM page mapped once and makes it an
+// ordinary page); without seed 003's KSM check a KSM page is reused in place and leaks.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { OK, PG_KSM } from '../../src/core/constants.js';
+import { dupMmap } from '../../src/core/fork.js';
+import { getUserPages, releaseHandle, type GupRequest } from '../../src/core/gup.js';
+import type { Handle, Kernel } from '../../src/core/kernel.js';
+import { ksmMerge } from '../../src/core/ksm.js';
+import type { Mm } from '../../src/core/mm.js';
+import { doMadvise } from '../../src/core/mmap.js';
+import { exitMmap } from '../../src/core/zap.js';
+import { runScenario } from '../../src/engine/run.js';
+import { kindsOf, parse, profileOf, runSteps } from '../explore/helpers.js';
+import { assertConsistent, frame, kernel, map, presentPte, proc, readOk, writeOk } from './helpers.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+const isKsm = (k: Kernel, pfn: number): boolean => (k.frames.flags[pfn]! & PG_KSM) !== 0;
+const pfnAt = (k: Kernel, mm: Mm, vpn: number): number => presentPte(k, mm, vpn).pfn;
+
+function mergeable(k: Kernel, mm: Mm, vpn: number, n: number): void {
+  assert.equal(doMadvise(k, mm, vpn, vpn + n, 'mergeable'), OK);
+}
+
+function take(k: Kernel, mm: Mm, vpn: number, req: GupRequest): Handle {
+  const r = getUserPages(k, mm, vpn, vpn + 1, req);
+  assert.equal(r.err, OK);
+  return r.handle!;
+}
+
+const GET: GupRequest = { pin: false, write: false, longterm: false, fast: false, kind: 'gup' };
+const PIPE: GupRequest = { pin: false, write: false, longterm: false, fast: true, kind: 'pipe' };
+const PIN_RW: GupRequest = { pin: true, write: true, longterm: true, fast: false, kind: 'pin' };
+const PIN_RO: GupRequest = { pin: true, write: false, longterm: true, fast: false, kind: 'pin' };
+
+for (const name of ['v5.7', 'v5.9', 'v6']) {
+  test(`${name}: ksmd merges equal pages of mergeable mappings only, into one write-protected KSM page`, () => {
+    const k = kernel(name);
+    const { mm, vpn: a } = proc(k, 3);
+    const b = map(k, mm, 2);
+    mergeable(k, mm, a, 3);
+    writeOk(k, mm, a, 7);
+    writeOk(k, mm, a + 1, 7);
+    writeOk(k, mm, a + 2, 8); // other content: stays alone
+    writeOk(k, mm, b, 7); // same content, not mergeable
+    writeOk(k, mm, b + 1, 7);
+    assert.equal(k.frames.used, 5);
+    assert.equal(ksmMerge(k), 1);
+    const kp = pfnAt(k, mm, a);
+    assert.equal(pfnAt(k, mm, a + 1), kp, 'merged');
+    assert.ok(isKsm(k, kp));
+    assert.deepEqual([frame(k, kp).mapcount, frame(k, kp).refcount], [2, 2]);
+    assert.equal(frame(k, kp).exclusive, false, 'a KSM page is never PageAnonExclusive');
+    assert.equal(presentPte(k, mm, a).write, false);
+    assert.equal(presentPte(k, mm, a + 1).write, false);
+    assert.notEqual(pfnAt(k, mm, a + 2), kp);
+    assert.notEqual(pfnAt(k, mm, b), pfnAt(k, mm, b + 1), 'not mergeable: not merged');
+    assert.notEqual(pfnAt(k, mm, b), kp);
+    assert.equal(presentPte(k, mm, b).write, true, 'untouched');
+    assert.equal(k.frames.used, 4);
+    assertConsistent(k);
+    // A second pass finds nothing new; a reader still sees the data.
+    assert.equal(ksmMerge(k), 0);
+    assert.equal(readOk(k, mm, a + 1), 7);
+    exitMmap(k, mm);
+    assert.equal(k.frames.used, 0);
+    assertConsistent(k, true);
+  });
+}
+
+test('ksmd merges equal pages of two processes, and later pages into the existing KSM page (stable tree)', () => {
+  const k = kernel('v6');
+  const { mm: p, vpn } = proc(k, 1);
+  const q = k.newMm();
+  const qv = map(k, q, 2);
+  mergeable(k, p, vpn, 1);
+  mergeable(k, q, qv, 2);
+  writeOk(k, p, vpn, 3);
+  writeOk(k, q, qv, 3);
+  assert.equal(ksmMerge(k), 1);
+  const kp = pfnAt(k, p, vpn);
+  assert.equal(pfnAt(k, q, qv), kp);
+  writeOk(k, q, qv + 1, 3);
+  assert.equal(ksmMerge(k), 1);
+  assert.equal(pfnAt(k, q, qv + 1), kp, 'merged into the stable tree\'s page');
+  assert.equal(frame(k, kp).mapcount, 3);
+  assert.equal(k.frames.used, 1);
+  assertConsistent(k);
+});
+
+for (const [what, req] of [['a FOLL_GET reference', GET], ['a pipe buffer (vmsplice)', PIPE], ['a R/W longterm pin', PIN_RW]] as const) {
+  test(`v6: ksmd refuses a page with ${what} (write_protect_page: mapcount + swapcache != refcount); merges after release`, () => {
+    const k = kernel('v6');
+    const { mm, vpn } = proc(k, 2);
+    mergeable(k, mm, vpn, 2);
+    writeOk(k, mm, vpn, 7);
+    writeOk(k, mm, vpn + 1, 7);
+    const h = take(k, mm, vpn, req);
+    const held = pfnAt(k, mm, vpn);
+    assert.equal(ksmMerge(k), 0);
+    assert.notEqual(pfnAt(k, mm, vpn + 1), held);
+    assert.equal(isKsm(k, held), false);
+    assert.equal(presentPte(k, mm, vpn).write, true, 'the referenced page is not write-protected');
+    assertConsistent(k);
+    releaseHandle(k, h);
+    assert.equal(ksmMerge(k), 1);
+    assert.equal(pfnAt(k, mm, vpn), pfnAt(k, mm, vpn + 1));
+    assertConsistent(k);
+  });
+}
+
+test('v6: a R/O pin of a KSM page unshares it first (KSM pages cannot be pinned)', () => {
+  const k = kernel('v6');
+  const { mm, vpn } = proc(k, 2);
+  mergeable(k, mm, vpn, 2);
+  writeOk(k, mm, vpn, 7);
+  writeOk(k, mm, vpn + 1, 7);
+  assert.equal(ksmMerge(k), 1);
+  const kp = pfnAt(k, mm, vpn);
+  const h = take(k, mm, vpn, PIN_RO);
+  const pinned = h.frames[0]!;
+  assert.notEqual(pinned, kp, 'the pin is on a private copy');
+  assert.equal(pfnAt(k, mm, vpn), pinned);
+  assert.equal(presentPte(k, mm, vpn).write, false, 'unshare keeps the PTE read-only');
+  assert.equal(frame(k, pinned).exclusive, true);
+  assert.equal(isKsm(k, pinned), false);
+  assert.equal(k.frames.value[pinned], k.frames.value[kp]);
+  assert.equal(frame(k, kp).mapcount, 1);
+  assert.equal(readOk(k, mm, vpn), 7);
+  assertConsistent(k);
+});
+
+// ---- writes to a KSM page -----------------------------------------------------------------------------
+
+for (const [name, reuse] of [['v5.7', true], ['v5.8', true], ['v5.9-rc4', false], ['v5.9', false], ['v5.18', false], ['v6', false]] as const) {
+  test(`${name}: a write to a KSM page mapped twice copies; mapped once it ${reuse ? 'is reused and becomes an ordinary page (reuse_ksm_page)' : 'is copied too (never reused)'}`, () => {
+    const k = kernel(name);
+    const { mm, vpn } = proc(k, 2);
+    mergeable(k, mm, vpn, 2);
+    writeOk(k, mm, vpn, 7);
+    writeOk(k, mm, vpn + 1, 7);
+    assert.equal(ksmMerge(k), 1);
+    const kp = pfnAt(k, mm, vpn);
+    const c1 = writeOk(k, mm, vpn + 1, 8);
+    assert.notEqual(c1, kp, 'mapped twice: copied');
+    assert.equal(k.stats.cowCopies, 1);
+    assert.ok(isKsm(k, kp));
+    assert.deepEqual([frame(k, kp).mapcount, frame(k, kp).refcount], [1, 1]);
+    const c2 = writeOk(k, mm, vpn, 9);
+    if (reuse) {
+      assert.equal(c2, kp, 'reused in place');
+      assert.equal(isKsm(k, kp), false, 'no longer a KSM page');
+      assert.equal(k.stats.cowCopies, 1);
+      assert.equal(k.stats.reuses, 1);
+    } else {
+      assert.notEqual(c2, kp, 'copied');
+      assert.equal(k.stats.cowCopies, 2);
+      assert.equal(k.frames.flags[kp]! & PG_KSM, 0, 'the KSM page was freed with its last mapping');
+      assert.equal(frame(k, c2).exclusive, k.profile.anonExclusive);
+    }
+    assert.equal(presentPte(k, mm, vpn).write, true);
+    assert.equal(k.frames.used, 2);
+    assert.equal(readOk(k, mm, vpn), 9);
+    assert.equal(readOk(k, mm, vpn + 1), 8);
+    assertConsistent(k);
+  });
+}
+
+test('v6: a KSM page shared by fork: each writer copies, the other keeps the content', () => {
+  const k = kernel('v6');
+  const { mm: p, vpn } = proc(k, 2);
+  mergeable(k, p, vpn, 2);
+  writeOk(k, p, vpn, 7);
+  writeOk(k, p, vpn + 1, 7);
+  assert.equal(ksmMerge(k), 1);
+  const kp = pfnAt(k, p, vpn);
+  const r = dupMmap(k, p);
+  assert.equal(r.err, OK);
+  const q = r.child!;
+  assert.equal(frame(k, kp).mapcount, 4);
+  writeOk(k, q, vpn, 1);
+  assert.equal(readOk(k, p, vpn), 7);
+  assert.equal(readOk(k, p, vpn + 1), 7);
+  assert.equal(readOk(k, q, vpn + 1), 7);
+  assert.equal(frame(k, kp).mapcount, 3);
+  assertConsistent(k);
+});
+
+test('the ksm-write-always-copies seed: cow_copies 2 from v5.9-rc4 on, 1 on v5.7/v5.8 (reuse_ksm_page)', () => {
+  const sc = parse(readFileSync(join(ROOT, 'scenarios', 'seeds', 'ksm-write-always-copies.scn.yaml'), 'utf8'));
+  for (const [name, kinds] of [['v5.7', ['expect']], ['v5.8', ['expect']], ['v5.9-rc4', []], ['v5.9', []], ['v6', []]] as const) {
+    const r = runScenario(sc, profileOf(name), { trace: false });
+    assert.deepEqual(kindsOf(r), kinds, `${name}: ${r.violations.map((v) => v.message).join('; ')}`);
+  }
+});
+
+test('without seed 003\'s KSM check (wpCopiesKsm=false) a KSM page mapped once is reused in place: the stable page leaks', () => {
+  const sc = parse(readFileSync(join(ROOT, 'scenarios', 'seeds', 'ksm-stable-page-reused.scn.yaml'), 'utf8'));
+  for (const name of ['v5.7', 'v5.9-rc4', 'v5.9', 'v6']) {
+    const r = runScenario(sc, profileOf(name), { trace: false });
+    assert.equal(r.status, 'ok', `${name}: ${r.violations.map((v) => v.message).join('; ')}`);
+  }
+  for (const name of ['v5.9-rc4', 'v6']) {
+    const r = runScenario(sc, profileOf(name, ['wpCopiesKsm=false']), { trace: false });
+    assert.ok(kindsOf(r).includes('leak'), `${name}+wpCopiesKsm=false: ${kindsOf(r).join(', ')}`);
+    const leak = r.violations.find((v) => v.kind === 'leak')!;
+    assert.deepEqual(leak.procs, ['Q'], 'Q reads P\'s secret');
+    assert.equal(leak.step, sc.steps.length - 1);
+  }
+});
+
+test('a profile without KSM makes `madvise mergeable` and `ksm merge` n/a', () => {
+  assert.equal(runSteps(['P mmap buf 1 rw private', 'P madvise buf mergeable'], 'v6', ['ksm=false']).status, 'n/a');
+  assert.equal(runSteps(['P mmap buf 1 rw private', 'ksm merge'], 'v6', ['ksm=false']).status, 'n/a');
+});
+
+test('KSM at the scenario level: merged pages read right and never leak between processes (v5.7, v5.9, v6)', () => {
+  const steps = [
+    'P mmap buf 2 rw private', 'P madvise buf mergeable', 'P write buf = 7', 'P fork Q', 'Q write buf[1] = 7', 'ksm merge',
+    'expect P buf[0] same-frame Q buf[1]', 'expect P buf[0] same-frame P buf[1]', 'Q write buf[1] = 1', 'P write buf[0] = 2',
+    'P read buf[1] expect 7', 'Q read buf[0] expect 7', 'Q read buf[1] expect 1', 'P read buf[0] expect 2',
+  ];
+  for (const name of ['v5.7', 'v5.9', 'v6']) {
+    const r = runSteps(steps, name);
+    assert.equal(r.status, 'ok', `${name}: ${r.violations.map((v) => v.message).join('; ')}`);
+  }
+});
