@@ -71,6 +71,8 @@ export class AccountingChecker {
     if (tablesInUse !== k.tables.used) {
       add({ kind: 'accounting', mm: -1, pfn: -1, message: `${k.tables.used} page tables allocated but ${tablesInUse} reachable from live processes` });
     }
+    // shmem objects keep the swap entries of their written-out pages.
+    for (const obj of k.shm) for (let i = 0; i < obj.swapped.length; i++) if (obj.swapped[i]! >= 0 && obj.swapped[i]! < swapCount.length) swapCount[obj.swapped[i]!]!++;
     // The swap device: each slot's count is the swap PTEs naming it; a cached page holds a reference.
     for (let s = 0; s < sw.top; s++) {
       if (!sw.used[s]) {

@@ -6,7 +6,7 @@ import {
   PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, SIGSEGV, PTE_SWAP, PTE_DEVICE_EXCLUSIVE, VM_MAYSHARE, VM_READ, VM_SHARED, VM_WRITE,
 } from './constants.js';
 import type { Kernel } from './kernel.js';
-import { doSwapPage, tryToFreeSwap } from './swap.js';
+import { doSwapPage, shmemSwapIn, tryToFreeSwap } from './swap.js';
 import { removeDeviceExclusiveEntry } from './devexcl.js';
 import { anonVmaPrepare, type Mm, type Vma } from './mm.js';
 import { pmdWriteProtected, pteSlotAlloc, setPte } from './walk.js';
@@ -95,6 +95,14 @@ export function doSharedFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: nu
   let pfn = obj.pages[idx]!;
   const f = k.frames;
   let fresh = false;
+  if (pfn < 0 && obj.swapped[idx]! >= 0) {
+    pfn = shmemSwapIn(k, obj, idx);
+    if (pfn < 0) {
+      k.emit('oom', mm.id, vpn, -1, -1, 'no free frame to swap a shmem page in (config.frames)');
+      return OOM;
+    }
+    k.emit('note', mm.id, vpn, pfn, -1, 'shmem page read back from swap');
+  }
   if (pfn < 0) {
     // shmem_get_folio(): a new zeroed page in the object's page cache (the cache holds one reference).
     pfn = f.alloc(PG_SHMEM);

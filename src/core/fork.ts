@@ -3,6 +3,7 @@
 import {
   isCowMapping, LEVEL_SPAN, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_SHMEM, PTE_DIRTY, PTE_PRESENT,
   PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, TABLE_SHIFT, VM_DONTCOPY, VM_SHARED, PTE_SWAP, PTE_DEVICE_EXCLUSIVE,
+  PTE_PROTNONE, VM_READ,
   VM_WIPEONFORK, VM_WRITE, NA,
 } from './constants.js';
 import type { Kernel } from './kernel.js';
@@ -27,6 +28,12 @@ export function pageMaybeDmaPinned(k: Kernel, pfn: number): boolean {
 /** page_needs_cow_for_dma(): the mm has pinned (MMF_HAS_PINNED) and the page may be pinned. */
 export function pageNeedsCowForDma(k: Kernel, src: Mm, pfn: number): boolean {
   return k.profile.forkEarlyCow && src.hasPinned && pageMaybeDmaPinned(k, pfn);
+}
+
+/** The PTE of a page the kernel maps for a VMA afresh (mk_pte with vm_page_prot): PAGE_NONE keeps no access. */
+export function newPageBits(vma: Vma): number {
+  if (!(vma.flags & VM_READ)) return PTE_PRESENT | PTE_DIRTY | PTE_SOFT_DIRTY | PTE_PROTNONE;
+  return PTE_PRESENT | PTE_DIRTY | PTE_SOFT_DIRTY | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
 }
 
 /** dup_mmap(): the child's address space, VMA by VMA. */
@@ -182,7 +189,7 @@ export function copyPresentPage(k: Kernel, dstVma: Vma, src: Mm, vpn: number, ds
   f.value[n] = f.value[pfn]!;
   f.mapcount[n] = 1;
   k.tables.entry[dstSlot] = n;
-  k.tables.bits[dstSlot] = PTE_PRESENT | PTE_DIRTY | PTE_SOFT_DIRTY | (dstVma.flags & VM_WRITE ? PTE_WRITE : 0);
+  k.tables.bits[dstSlot] = newPageBits(dstVma);
   k.stats.earlyCow++;
   k.stats.cowCopies++;
   k.emit('early-cow', src.id, vpn, pfn, n, `maybe pinned (refcount ${f.refcount[pfn]} >= ${k.config.pinBias}) in an mm that has pinned: the child gets a copy now`);

@@ -10,6 +10,7 @@ import { pageMaybeDmaPinned } from './fork.js';
 import type { Kernel } from './kernel.js';
 import type { Mm } from './mm.js';
 import { forEachPte } from './mmap.js';
+import { wpPageCopy } from './fault.js';
 import { breakCowRange } from './cowpt.js';
 
 /**
@@ -76,15 +77,22 @@ export function ksmMerge(k: Kernel): number {
         }
         const other = unstable.get(value);
         if (other && k.tables.entry[other.slot] !== pfn) {
-          // try_to_merge_two_pages(): the tree page becomes the KSM page.
-          const tpfn = k.tables.entry[other.slot]!;
-          if (writeProtectPage(k, other.mm, other.slot, other.vpn) && writeProtectPage(k, mm, slot, vpn)) {
-            f.flags[tpfn] = (f.flags[tpfn]! | PG_KSM) & ~PG_ANON_EXCLUSIVE;
-            replacePage(k, slot, tpfn);
-            stable.set(value, tpfn);
-            unstable.delete(value);
-            merged++;
-            k.emit('note', mm.id, vpn, pfn, tpfn, `KSM: page ${tpfn} becomes a KSM page; this page merged into it`);
+          // try_to_merge_two_pages(): the page being scanned becomes the KSM page in place, then
+          // the tree page is replaced by it; if that fails, break_cow() unshares the scanned page.
+          if (writeProtectPage(k, mm, slot, vpn)) {
+            f.flags[pfn] = (f.flags[pfn]! | PG_KSM) & ~PG_ANON_EXCLUSIVE;
+            if (writeProtectPage(k, other.mm, other.slot, other.vpn)) {
+              const tpfn = k.tables.entry[other.slot]!;
+              replacePage(k, other.slot, pfn);
+              stable.set(value, pfn);
+              unstable.delete(value);
+              merged++;
+              k.emit('note', mm.id, vpn, tpfn, pfn, `KSM: page ${pfn} becomes a KSM page; page ${tpfn} merged into it`);
+            } else {
+              // break_cow(): an unshare fault in ksmd's context (not counted to the process).
+              wpPageCopy(k, mm, vma, vpn, slot, true);
+              k.emit('note', mm.id, vpn, pfn, -1, 'KSM: the other page could not be merged (a reference holds it): break_cow unshares this one again');
+            }
           }
           return;
         }

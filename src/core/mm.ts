@@ -10,10 +10,12 @@ export class ShmemObject {
     public pages: Int32Array,
     /** VMAs (in any mm) that map it; at 0 the object is truncated and its frames freed. */
     public users = 0,
+    /** Swap slot of each page written out by reclaim (shmem_writepage), -1 otherwise. */
+    public swapped: Int32Array = new Int32Array(pages.length).fill(-1),
   ) {}
 
   clone(): ShmemObject {
-    return new ShmemObject(this.id, this.pages.slice(), this.users);
+    return new ShmemObject(this.id, this.pages.slice(), this.users, this.swapped.slice());
   }
 }
 

@@ -199,12 +199,20 @@ export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: Adv
     }
   }
   breakCowRange(k, mm, lo, hi); // __split_vma() breaks a shared table at the split
+  if (advice === 'mergeable') {
+    // ksm_madvise(): shared mappings are left alone (vma_ksm_compatible), not even split.
+    for (const v of mm.vmas.filter((x) => x.end > lo && x.start < hi && !(x.flags & (VM_SHARED | VM_MAYSHARE)))) {
+      for (const part of mm.splitRange(Math.max(lo, v.start), Math.min(hi, v.end))) part.flags |= VM_MERGEABLE;
+    }
+    mm.mergeVmas();
+    k.emit('note', mm.id, lo, -1, -1, `madvise mergeable on ${hi - lo} page(s)`);
+    return OK;
+  }
   const vmas = mm.splitRange(lo, hi);
   for (const vma of vmas) {
     if (advice === 'dontfork') vma.flags |= VM_DONTCOPY;
     else if (advice === 'dofork') vma.flags &= ~VM_DONTCOPY;
     else if (advice === 'wipeonfork') vma.flags |= VM_WIPEONFORK;
-    else if (advice === 'mergeable') vma.flags |= VM_MERGEABLE;
     else vma.flags &= ~VM_WIPEONFORK;
   }
   mm.mergeVmas();

@@ -2,17 +2,17 @@
 // each era's rule for mapping the page writable, swap entries at fork and zap.
 
 import {
-  OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_KSM, PG_SWAPCACHE, PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY,
+  OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_KSM, PG_SHMEM, PG_SWAPCACHE, PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY,
   PTE_SPECIAL, PTE_SWAP, PTE_SWP_EXCLUSIVE, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, VM_SOFTDIRTY, VM_WRITE,
 } from './constants.js';
 import { pageMaybeDmaPinned } from './fork.js';
 import type { Kernel } from './kernel.js';
-import { anonVmaPrepare, type Mm, type Vma } from './mm.js';
+import { anonVmaPrepare, type Mm, type ShmemObject, type Vma } from './mm.js';
 import { pteSlot, setPte } from './walk.js';
 import { breakCowRange } from './cowpt.js';
 
 /** Why a page was not swapped out (null: it was). */
-export type SwapoutSkip = 'not-present' | 'not-anon' | 'shared' | 'pinned' | 'ksm' | null;
+export type SwapoutSkip = 'not-present' | 'not-anon' | 'shared' | 'pinned' | null;
 
 /** Put a page in the swap cache (add_to_swap): a slot, and the cache's reference on the frame. */
 function addToSwap(k: Kernel, pfn: number): number {
@@ -55,8 +55,9 @@ export function swapOutPage(k: Kernel, mm: Mm, vpn: number): SwapoutSkip {
   if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL) return 'not-present';
   const pfn = t.entry[slot]!;
   const fl = f.flags[pfn]!;
+  if (fl & PG_SHMEM) return swapOutShmemPage(k, mm, vpn, slot, pfn);
   if (!(fl & PG_ANON)) return 'not-anon';
-  if (fl & PG_KSM) return 'ksm';
+  // KSM pages are swapped out too (rmap_walk_ksm); swap-in gives an ordinary page back.
   if (f.mapcount[pfn] !== 1) return 'shared'; // madvise_cold_or_pageout_pte_range(): only pages mapped once
   if (k.profile.reclaimSkipsPinned && pageMaybeDmaPinned(k, pfn)) return 'pinned';
   // try_to_unmap_one(): an exclusive page must be unshared first (folio_try_share_anon_rmap_pte).
@@ -81,6 +82,49 @@ export function swapOutPage(k: Kernel, mm: Mm, vpn: number): SwapoutSkip {
     k.emit('note', mm.id, vpn, pfn, -1, `swapped out to slot ${s}; the frame stays in the swap cache (refcount ${f.refcount[pfn]}: someone holds it)`);
   }
   return null;
+}
+
+/**
+ * MADV_PAGEOUT of a shmem page mapped once (can_do_file_pageout: the caller owns the object):
+ * the PTE is cleared, and shmem_writepage() moves the page to a swap slot kept in the object;
+ * a page someone else still holds stays in the page cache.
+ */
+function swapOutShmemPage(k: Kernel, mm: Mm, vpn: number, slot: number, pfn: number): SwapoutSkip {
+  const f = k.frames;
+  if (f.mapcount[pfn] !== 1) return 'shared';
+  // No pin check here: the maybe-pinned skip guards anon pages only. A pinned shmem page is
+  // unmapped like any other and stays in the page cache (its pin keeps the refcount above 1).
+  const vma = mm.findVma(vpn)!;
+  const obj = vma.shm!;
+  const idx = vma.shmOffset + (vpn - vma.start);
+  setPte(k, slot, 0, 0);
+  mm.rssShmem--;
+  f.mapcount[pfn]!--;
+  k.putPage(pfn);
+  if (f.refcount[pfn] !== 1) {
+    k.emit('note', mm.id, vpn, pfn, -1, 'shmem page unmapped; it stays in the page cache (someone else holds it)');
+    return null;
+  }
+  const s = k.swap.alloc();
+  k.swap.data[s] = f.value[pfn]!;
+  k.swap.count[s] = 1; // the object's swap entry
+  obj.swapped[idx] = s;
+  obj.pages[idx] = -1;
+  k.putPage(pfn); // the page cache's reference: the frame is free
+  k.emit('note', mm.id, vpn, pfn, -1, `shmem page written to swap slot ${s} (shmem_writepage); the frame is freed`);
+  return null;
+}
+
+/** shmem_swapin_folio(): a shmem page read back from its swap slot into the page cache. */
+export function shmemSwapIn(k: Kernel, obj: ShmemObject, idx: number): number {
+  const s = obj.swapped[idx]!;
+  const pfn = k.frames.alloc(PG_SHMEM);
+  if (pfn < 0) return -1;
+  k.frames.value[pfn] = k.swap.data[s]!;
+  obj.pages[idx] = pfn;
+  obj.swapped[idx] = -1;
+  swapFree(k, s);
+  return pfn;
 }
 
 /** do_swap_page(): a fault on a swap PTE. `write`/`unshare` as in handle_pte_fault. */

@@ -13,7 +13,7 @@ import {
   VM_MAYSHARE, SIGSEGV, NA, PTE_SWAP, PTE_DEVICE_EXCLUSIVE,
 } from './constants.js';
 import { FAULT_FLAG_WRITE, handleMmFault, wpCanReuse } from './fault.js';
-import { pageNeedsCowForDma } from './fork.js';
+import { newPageBits, pageNeedsCowForDma } from './fork.js';
 import { assertPinnedExclusive, grab, gupFastRead, gupSlowPage, newHandle, releaseHandle, type GupRequest } from './gup.js';
 import type { Handle, Kernel } from './kernel.js';
 import { anonVmaPrepare, newAnonId, type Mm } from './mm.js';
@@ -223,7 +223,7 @@ function stepFork(k: Kernel, t: ForkTask, tid: number): TaskState {
       const cvma = child.vmas[t.pairs[t.pair]![1]]!;
       f.mapcount[t.newPfn] = 1;
       const dslot = pteSlotAlloc(k, child, t.vpn);
-      setPte(k, dslot, t.newPfn, PTE_PRESENT | PTE_DIRTY | PTE_SOFT_DIRTY | (cvma.flags & VM_WRITE ? PTE_WRITE : 0));
+      setPte(k, dslot, t.newPfn, newPageBits(cvma));
       child.rssAnon++;
       k.stats.earlyCow++;
       k.stats.cowCopies++;

@@ -7,7 +7,7 @@ import type { Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
 import { pmdWriteProtected, pteTableOf } from './walk.js';
 import { breakCowPte, zapCowPte } from './cowpt.js';
-import { freeSwapAndCache } from './swap.js';
+import { freeSwapAndCache, swapFree } from './swap.js';
 import { mmuNotify, zapExclusiveEntry } from './devexcl.js';
 
 /** zap_pte_range() over [lo, hi) of one VMA: drop every mapping and its reference. */
@@ -72,6 +72,10 @@ export function releaseVma(k: Kernel, vma: Vma): void {
     if (pfn >= 0) {
       obj.pages[i] = -1;
       k.putPage(pfn);
+    }
+    if (obj.swapped[i]! >= 0) {
+      swapFree(k, obj.swapped[i]!);
+      obj.swapped[i] = -1;
     }
   }
 }

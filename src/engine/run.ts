@@ -72,7 +72,7 @@ class NotApplicable extends Error {}
 
 const SKIP_WHY: Record<Exclude<SwapoutSkip, null>, string> = {
   'not-present': 'not present', 'not-anon': 'not anonymous', shared: 'mapped by more than this process',
-  pinned: 'maybe pinned', ksm: 'a KSM page',
+  pinned: 'maybe pinned',
 };
 
 export class Runner {
@@ -864,10 +864,13 @@ export class Runner {
   private pfnOfEntry(p: Proc, vpn: number): number {
     if (!p.alive) return -1;
     const slot = pteSlot(this.k, p.mm, vpn);
-    if (slot < 0) return -1;
-    const bits = this.k.tables.bits[slot]!;
+    const bits = slot < 0 ? 0 : this.k.tables.bits[slot]!;
     if (bits & PTE_SWAP) return this.k.swap.cache[this.k.tables.entry[slot]!]!;
-    return bits & (PTE_PRESENT | PTE_DEVICE_EXCLUSIVE) ? this.k.tables.entry[slot]! : -1;
+    if (bits & (PTE_PRESENT | PTE_DEVICE_EXCLUSIVE)) return this.k.tables.entry[slot]!;
+    // An empty PTE of a shared mapping: the next fault maps the page cache's page, so that page is the one shared.
+    const vma = p.mm.findVma(vpn);
+    if (bits === 0 && vma?.shm) return vma.shm.pages[vma.shmOffset + (vpn - vma.start)] ?? -1;
+    return -1;
   }
 
   private gup(procName: string, sel: PageSel, name: string, req: GupRequest): void {
