@@ -5,7 +5,10 @@
  * Commands: probe; spawn ID; mmap ID ADDR PAGES FLAGS; munmap ID ADDR PAGES;
  * mprotect ID ADDR PAGES PROT; madvise ID ADDR PAGES ADVICE; write ID ADDR PAGES WORD;
  * read ID ADDR; fork ID NEWID; exit ID; clearrefs ID VALUE; minflt ID; pin ID H ADDR PAGES;
- * vmsplice ID H ADDR PAGES; hread H K; hwrite H K WORD; release H; census; reset; quit.
+ * vmsplice ID H ADDR PAGES; hread H K; hwrite H K WORD; release H; census; reset; quit;
+ * swapon PAGES DIR...; swapinfo; swapoff; swaphold; ksmhold; ksm PASSES TIMEOUT_MS (system.c:
+ * what they change on the machine is put back on swapoff, quit, end of input, a lost driver,
+ * SIGINT, SIGTERM and SIGHUP).
  * Numbers are decimal except WORD (hex). */
 #include "agent.h"
 
@@ -29,6 +32,17 @@
 pid_t agent_pid;
 static int agent_cpu = -1;
 
+static void reset_all(void);
+
+/* The driver is gone: undo everything, then go. */
+static void agent_abort(void) __attribute__((noreturn));
+static void agent_abort(void)
+{
+	reset_all();
+	system_cleanup();
+	_exit(1);
+}
+
 void say(const char *fmt, ...)
 {
 	char line[1024];
@@ -46,7 +60,7 @@ void say(const char *fmt, ...)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
-			_exit(1); /* the driver is gone; our children see their sockets close */
+			agent_abort(); /* the driver is gone */
 		off += (int)w;
 	}
 }
@@ -81,6 +95,7 @@ static void reset_all(void)
 {
 	handles_reset();
 	procs_reset();
+	system_release_holds();
 }
 
 static void census(void)
@@ -116,7 +131,7 @@ static void dispatch(char *line)
 	}
 	const char *c = tok[0];
 	if (!strcmp(c, "probe")) {
-		char buf[512];
+		char buf[768];
 		probe_report(buf, sizeof buf);
 		say("ok %s cpu=%d agent=%d", buf, agent_cpu, (int)agent_pid);
 		return;
@@ -127,6 +142,30 @@ static void dispatch(char *line)
 	}
 	if (!strcmp(c, "census")) {
 		census();
+		return;
+	}
+	if (!strcmp(c, "swapon")) {
+		cmd_swapon(tok, n);
+		return;
+	}
+	if (!strcmp(c, "swapinfo")) {
+		cmd_swapinfo();
+		return;
+	}
+	if (!strcmp(c, "swapoff")) {
+		cmd_swapoff();
+		return;
+	}
+	if (!strcmp(c, "ksmhold")) {
+		cmd_ksmhold();
+		return;
+	}
+	if (!strcmp(c, "swaphold")) {
+		cmd_swaphold();
+		return;
+	}
+	if (!strcmp(c, "ksm")) {
+		cmd_ksm(num(tok[1]), num(tok[2]));
 		return;
 	}
 	if (!strcmp(c, "reset")) {
@@ -253,6 +292,7 @@ int agent_main(void)
 	one_way(0, O_RDONLY);
 	one_way(1, O_WRONLY);
 	signal(SIGPIPE, SIG_IGN);
+	system_signals();
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	pin_cpu();
 	int rc = handles_init();
@@ -279,6 +319,7 @@ int agent_main(void)
 		size_t used = (size_t)(nl - buf) + 1;
 		if (!strcmp(buf, "quit")) {
 			reset_all();
+			system_cleanup();
 			say("bye");
 			return 0;
 		}
@@ -288,5 +329,6 @@ int agent_main(void)
 		len -= used;
 	}
 	reset_all();
+	system_cleanup();
 	return 0;
 }

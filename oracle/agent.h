@@ -52,4 +52,16 @@ void cmd_vmsplice(struct sproc *p, int hid, uint64_t addr, uint64_t pages);
 void cmd_hread(struct handle *h, uint64_t k);
 void cmd_hwrite(struct handle *h, uint64_t k, uint64_t word);
 
+/* system.c: the swap file and KSM, changed for the oracle and always put back */
+void cmd_swapon(char **tok, int n);
+void cmd_swapinfo(void);
+void cmd_swapoff(void);
+void cmd_ksm(uint64_t passes, uint64_t timeout_ms);
+void cmd_ksmhold(void);
+void cmd_swaphold(void);
+void system_release_holds(void);
+void system_cleanup(void);
+void system_signals(void);
+void system_signals_default(void);
+
 #endif

@@ -89,6 +89,7 @@ static void child_setup(int sock) __attribute__((noreturn));
 static void child_setup(int sock)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	system_signals_default();
 	if (getppid() != agent_pid)
 		_exit(1);
 	for (int i = 0; i < MAXH; i++) /* no ring mapping may keep a ring alive in a child */

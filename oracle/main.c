@@ -21,7 +21,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (argc >= 2 && strcmp(argv[1], "probe") == 0) {
-		char buf[512];
+		char buf[768];
 		probe_report(buf, sizeof buf);
 		printf("%s\n", buf);
 		return 0;

@@ -1,12 +1,16 @@
 /* What this kernel and these privileges offer the oracle, as `key=value` words:
  * uring (0 or -errno of a buffer registration), pfns (pagemap shows frame numbers),
  * zeropfn, softdirty (pagemap bit 55 set on a fresh page: CONFIG_MEM_SOFT_DIRTY),
- * kpageflags, kpagecount, anonexcl (bit 34 set on a freshly written page). */
+ * kpageflags, kpagecount, anonexcl (bit 34 set on a freshly written page); KSM's settings
+ * (ksmrun, ksmzero = use_zero_pages, ksmnodes = merge_across_nodes, ksmmaxshare =
+ * max_page_sharing, ksmsmart = smart_scan; -1 where missing) and zswap (1 enabled, 0 not,
+ * -1 unknown). */
 #include "oracle.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -43,6 +47,22 @@ static int probe_uring(void)
 	return rc;
 }
 
+static long sysfs_num(const char *path)
+{
+	char b[32];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, b, sizeof b - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	b[n] = 0;
+	if (b[0] == 'Y' || b[0] == 'N') /* a boolean module parameter */
+		return b[0] == 'Y';
+	return strtol(b, NULL, 10);
+}
+
 void probe_report(char *out, size_t len)
 {
 	uint64_t zero_pfn = 0, pfn = 0, entry = 0, flags = 0, count = 0;
@@ -70,6 +90,10 @@ void probe_report(char *out, size_t len)
 			kpc = 1;
 		munmap((void *)page, PAGE_BYTES);
 	}
-	snprintf(out, len, "uring=%d pagemap=%d pfns=%d zeropfn=%llu softdirty=%d kpageflags=%d kpagecount=%d anonexcl=%d",
-		 probe_uring(), pagemap, pfn != 0, (unsigned long long)zero_pfn, softdirty, kpf, kpc, anonexcl);
+	snprintf(out, len, "uring=%d pagemap=%d pfns=%d zeropfn=%llu softdirty=%d kpageflags=%d kpagecount=%d anonexcl=%d"
+		 " ksmrun=%ld ksmzero=%ld ksmnodes=%ld ksmmaxshare=%ld ksmsmart=%ld zswap=%ld",
+		 probe_uring(), pagemap, pfn != 0, (unsigned long long)zero_pfn, softdirty, kpf, kpc, anonexcl,
+		 sysfs_num("/sys/kernel/mm/ksm/run"), sysfs_num("/sys/kernel/mm/ksm/use_zero_pages"),
+		 sysfs_num("/sys/kernel/mm/ksm/merge_across_nodes"), sysfs_num("/sys/kernel/mm/ksm/max_page_sharing"),
+		 sysfs_num("/sys/kernel/mm/ksm/smart_scan"), sysfs_num("/sys/module/zswap/parameters/enabled"));
 }

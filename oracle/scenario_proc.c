@@ -37,11 +37,14 @@ static void on_fault(int sig)
 	raise(sig);
 }
 
+/* Every fault, minor or major: a swap-in that reads the page back from the swap device is a
+ * major fault in Linux (one found in the swap cache is minor), and the model counts both.
+ * Nothing else a scenario does is major: its memory is anonymous or shmem, never a file's. */
 static long minflt_now(void)
 {
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_minflt;
+	return ru.ru_minflt + ru.ru_majflt;
 }
 
 static void fail(struct rep *r, int err)

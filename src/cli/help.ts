@@ -133,9 +133,10 @@ export const ORACLE_HELP = `usage: cowlab oracle FILE|DIR... [--kernel NAME] [--
 Runs each scenario on the model (v6, or --kernel) and replays it on the live Linux kernel of
 this machine, one real process per scenario process, step by step in the file's order; then
 shows, step by step, what the model and the kernel observed (values read, faults, same frame,
-mapped once, PG_anon_exclusive, counters) and whether they agree. What the kernel cannot do
-from user space (R/O or short-term pins, gup references, swap, KSM, device-exclusive access)
-is skipped with the reason, and so is whatever depends on it. Needs Linux, a C compiler (the
+mapped once, PG_anon_exclusive, counters) and whether they agree. Swap-out and KSM merges are
+replayed (on a swap file and a stopped ksmd the oracle sets up and puts back). What the kernel
+cannot do from user space (R/O or short-term pins, gup references, device-exclusive access) is
+skipped with the reason, and so is whatever depends on it. Needs Linux, a C compiler (the
 helper is built on first use into ~/.cache/cowlab) and, for frame numbers, root.
 
 options:
@@ -147,11 +148,12 @@ options:
   --seed S        the generator's seed (default: from the clock; printed)
   --ops LIST      the operations to generate, comma-separated (default all: fork, exit, write,
                   read, munmap, mprotect, madvise, pin, unpin, device-read, device-write,
-                  vmsplice, pipe-read, put, expect-frame, expect-mapped, expect-exclusive,
-                  expect-stat)
-  --avoid GAPS    do not generate what the model is known to get wrong (docs/oracle.md,
-                  Findings): protnone-gup-fast, mprotect-hole, vma-boundaries,
-                  shmem-fault-around, or 'known' for all of them
+                  vmsplice, pipe-read, put, swapout, ksm, expect-frame, expect-mapped,
+                  expect-exclusive, expect-stat)
+  --avoid GAPS    do not generate what the model once got wrong (docs/oracle.md, Findings;
+                  all fixed now, kept to bisect a regression): protnone-gup-fast,
+                  mprotect-hole, vma-boundaries, shmem-fault-around, shmem-pageout,
+                  ksm-swapout, mergeable-shared, ksm-merge-order, or 'known' for all
   --out DIR       where disagreeing scenarios go (default oracle-failures/)
   --json          one JSON document on stdout (docs/oracle.md)
   --quiet         one line per scenario (with --random: no progress lines)

@@ -4,7 +4,7 @@
 // and what short-term references see, though never what a process reads from its own memory.
 
 export type Aspect =
-  /** same-frame, mapped-once/shared, anon-exclusive */
+  /** same-frame, mapped-once/shared, anon-exclusive; which pages are swapped out, which are KSM pages */
   | 'frames'
   /** every counter */
   | 'stats'
@@ -37,6 +37,8 @@ export class Comparability {
       case 'frame':
       case 'mapped':
       case 'exclusive':
+      case 'swap':
+      case 'ksm':
         return this.why('frames');
       case 'stat':
         return this.why('stats') ?? (what.startsWith('minflt.') ? this.why('minflt') : null);

@@ -18,6 +18,32 @@ export interface Facilities {
   /** The CPU the scenario processes are pinned to (-1: not pinned). */
   cpu: number;
   agentPid: number;
+  /** KSM's settings when the session started (null: no KSM in this kernel). Left as they are, but recorded. */
+  ksm: KsmSettings | null;
+  /** zswap is enabled (swapped pages are compressed in memory first; null: unknown). */
+  zswap: boolean | null;
+  /** The swap file the oracle set up, once a swapout needed it (null: none yet, or none possible). */
+  swap: SwapFile | null;
+  /** Why swapout cannot be replayed here (null: it can, or it was not tried yet). */
+  swapWhy: string | null;
+}
+
+export interface KsmSettings {
+  /** /sys/kernel/mm/ksm/run: 0 stopped, 1 running, 2 unmerging. */
+  run: number;
+  /** use_zero_pages: pages of zeros are merged with the zero page instead of a KSM page. */
+  useZeroPages: boolean;
+  mergeAcrossNodes: boolean;
+  /** max_page_sharing: at most this many mappings per KSM page (then a duplicate KSM page). */
+  maxPageSharing: number;
+  /** smart_scan (-1: this kernel has none): switched off while the oracle's merges run. */
+  smartScan: number;
+}
+
+export interface SwapFile {
+  path: string;
+  pages: number;
+  priority: number;
 }
 
 export function parseProbe(words: string[], kernel: string, root: boolean, errnoName: (n: number) => string): Facilities {
@@ -39,6 +65,16 @@ export function parseProbe(words: string[], kernel: string, root: boolean, errno
     softDirty: num('softdirty') === 1,
     cpu: num('cpu'),
     agentPid: num('agent'),
+    ksm: num('ksmrun') < 0 && kv.has('ksmrun') ? null : {
+      run: num('ksmrun'),
+      useZeroPages: num('ksmzero') === 1,
+      mergeAcrossNodes: num('ksmnodes') !== 0,
+      maxPageSharing: num('ksmmaxshare'),
+      smartScan: kv.has('ksmsmart') ? num('ksmsmart') : -1,
+    },
+    zswap: !kv.has('zswap') || num('zswap') < 0 ? null : num('zswap') === 1,
+    swap: null,
+    swapWhy: null,
   };
 }
 

@@ -1,10 +1,19 @@
 // One scenario on the model and on the live kernel, step by step: the model's observations
 // paired with the kernel's, each agreeing, disagreeing, or skipped with the reason.
+//
+// After a swapout and a ksm merge the oracle also compares what the model's record has no
+// observation for: which pages of the range are swapped out, which scenario pages are KSM
+// pages. Their model side is read from the model's own page tables and frames, on a second
+// run of the model stepped beside the first (only for scenarios with such steps).
 
+import { PG_INUSE, PG_KSM, PG_SWAPCACHE, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP } from '../core/constants.js';
+import type { Mm } from '../core/mm.js';
 import type { Profile } from '../core/profile.js';
-import type { Observation, RunResult } from '../engine/result.js';
-import { runScenario } from '../engine/run.js';
-import type { Scenario } from '../scenario/index.js';
+import { pteSlot } from '../core/walk.js';
+import type { RunResult } from '../engine/result.js';
+import { Runner, runScenario } from '../engine/run.js';
+import type { PageSel, Scenario, Step } from '../scenario/index.js';
+import { pageList, pageStates, label } from './names.js';
 import type { OracleSession } from './session.js';
 import type { KernelStep } from './types.js';
 
@@ -73,7 +82,93 @@ export function withoutModelLimits(sc: Scenario, notes: string[]): Scenario {
   return { ...sc, config: { frames: null, pinBias: null } };
 }
 
-function pair(m: Observation[], k: KernelStep): OracleRow[] {
+/** An observation of the model, as paired with the kernel's. */
+interface ModelObs {
+  kind: string;
+  what: string;
+  actual: string;
+}
+
+/** What the model's second run says after a step. */
+interface ModelProbe {
+  /** Observations of the kinds the model's record does not have (swap, ksm). */
+  extra: ModelObs[];
+  /** Frames the model keeps in the swap cache that no process maps and no handle holds. */
+  hiddenSwapCache: number;
+}
+
+function isSwapout(step: Step): step is Extract<Step, { op: 'swapout' }> | Extract<Step, { op: 'madvise' }> {
+  return step.op === 'swapout' || (step.op === 'madvise' && step.advice === 'pageout');
+}
+
+/** Per page of the range: swapped (a swap entry), present, or not mapped, in the model. */
+function modelSwapRow(run: Runner, proc: string, sel: PageSel): ModelObs | null {
+  const p = run.procs.get(proc);
+  const r = p?.regions.get(sel.region);
+  if (!p || !p.alive || !r) return null;
+  const k = run.k;
+  const states: string[] = [];
+  for (let i = sel.lo; i <= sel.hi; i++) {
+    const slot = pteSlot(k, p.mm, r.start + i);
+    const bits = slot < 0 ? 0 : k.tables.bits[slot]!;
+    states.push(bits & PTE_SWAP ? 'swapped' : bits & PTE_PRESENT ? 'present' : 'not mapped');
+  }
+  return { kind: 'swap', what: `${proc} ${label(sel)}`, actual: pageStates(sel.region, sel.lo, states) };
+}
+
+/** The scenario pages that map a KSM page in the model, by process (one name per address space). */
+function modelKsmRow(run: Runner): ModelObs {
+  const k = run.k;
+  const seen = new Set<Mm>();
+  const pages: { proc: string; region: string; index: number }[] = [];
+  for (const p of run.procs.values()) {
+    if (!p.alive || seen.has(p.mm)) continue;
+    seen.add(p.mm);
+    for (const [region, r] of p.regions) {
+      for (let i = 0; i < r.n; i++) {
+        const slot = pteSlot(k, p.mm, r.start + i);
+        if (slot < 0) continue;
+        const bits = k.tables.bits[slot]!;
+        if (bits & PTE_PRESENT && !(bits & PTE_SPECIAL) && k.frames.flags[k.tables.entry[slot]!]! & PG_KSM) pages.push({ proc: p.group, region, index: i });
+      }
+    }
+  }
+  return { kind: 'ksm', what: 'KSM pages', actual: pageList(pages) };
+}
+
+function hiddenSwapCache(run: Runner): number {
+  const f = run.k.frames;
+  const held = new Set<number>();
+  for (const h of run.k.handles) if (!h.released) for (const pfn of h.frames) held.add(pfn);
+  let n = 0;
+  for (let pfn = 1; pfn < f.top; pfn++) {
+    const fl = f.flags[pfn]!;
+    if (fl & PG_INUSE && fl & PG_SWAPCACHE && f.mapcount[pfn] === 0 && !held.has(pfn)) n++;
+  }
+  return n;
+}
+
+/** The model stepped a second time, looked at after each step (scenarios with swapout or ksm merge only). */
+function probeModel(sc: Scenario, profile: Profile, count: number): Map<number, ModelProbe> {
+  const out = new Map<number, ModelProbe>();
+  if (!sc.steps.slice(0, count).some((s) => isSwapout(s) || s.op === 'ksm-merge')) return out;
+  const run = new Runner(sc, profile, { trace: false, maxEventsPerStep: 0, checkEveryStep: false });
+  for (let i = 0; i < count; i++) {
+    const step = sc.steps[i]!;
+    if (run.step(step, i).na !== null) break;
+    const probe: ModelProbe = { extra: [], hiddenSwapCache: hiddenSwapCache(run) };
+    if (isSwapout(step)) {
+      const row = modelSwapRow(run, step.proc, step.sel);
+      if (row) probe.extra.push(row);
+    } else if (step.op === 'ksm-merge') {
+      probe.extra.push(modelKsmRow(run));
+    }
+    out.set(i, probe);
+  }
+  return out;
+}
+
+function pair(m: readonly ModelObs[], k: KernelStep): OracleRow[] {
   const rows: OracleRow[] = [];
   const n = Math.max(m.length, k.observations.length);
   for (let i = 0; i < n; i++) {
@@ -115,6 +210,7 @@ export function oracleScenario(session: OracleSession, sc: Scenario, profile: Pr
   const msc = withoutModelLimits(sc, notes);
   const model = opts.model ?? runScenario(msc, profile, { trace: false, maxEventsPerStep: 0 });
   const count = model.na !== null ? model.na.step : sc.steps.length;
+  const probes = probeModel(msc, profile, count);
   const kernel = session.replay(sc, count);
   const steps: OracleStep[] = [];
   const counts: OracleCounts = { steps: count, compared: 0, agree: 0, disagree: 0, skipped: 0 };
@@ -122,7 +218,16 @@ export function oracleScenario(session: OracleSession, sc: Scenario, profile: Pr
     const step = sc.steps[i]!;
     const mrec = model.steps[i];
     const krec = kernel.steps[i] ?? { index: i, observations: [], note: '', skip: 'not replayed' };
-    const rows = pair(mrec?.observations ?? [], krec);
+    const probe = probes.get(i);
+    const rows = pair([...(mrec?.observations ?? []), ...(probe?.extra ?? [])], krec);
+    if (probe && probe.hiddenSwapCache > 0) {
+      for (const r of rows) {
+        if (r.kind === 'stat' && r.what === 'frames_used' && r.verdict !== 'skipped') {
+          r.verdict = 'skipped';
+          r.reason = `the model keeps ${probe.hiddenSwapCache} page(s) in the swap cache that nothing maps or holds; pagemap cannot see such pages`;
+        }
+      }
+    }
     for (const r of rows) {
       if (r.verdict === 'skipped') counts.skipped++;
       else {

@@ -1,5 +1,6 @@
 // Reading what the kernel exposes about a process's pages: /proc/PID/pagemap (present bit 63,
-// PM_MMAP_EXCLUSIVE bit 56, PFN bits 0-54), /proc/kpageflags, and VmPTE in /proc/PID/status.
+// swapped bit 62, PM_MMAP_EXCLUSIVE bit 56, PFN bits 0-54), /proc/kpageflags, and VmPTE in
+// /proc/PID/status.
 
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 
@@ -16,6 +17,7 @@ export interface PageEntry {
 const PFN_MASK = (1n << 55n) - 1n;
 /** kpageflags bits (include/uapi/linux/kernel-page-flags.h). */
 export const KPF_ANON = 12n;
+export const KPF_KSM = 21n;
 export const KPF_ZERO_PAGE = 24n;
 /** KPF_OWNER_2, which is PG_anon_exclusive on anonymous pages. */
 export const KPF_ANON_EXCLUSIVE = 34n;
@@ -68,6 +70,28 @@ export function kpageflags(pfn: number): bigint | null {
 
 export function hasFlag(flags: bigint, bit: bigint): boolean {
   return (flags >> bit & 1n) === 1n;
+}
+
+/**
+ * Whether KSM scans the process (its mm is on ksmd's list: MMF_VM_MERGEABLE), from
+ * /proc/PID/ksm_stat's `ksm_mergeable` (Linux 6.9+); null when the kernel does not say.
+ */
+export function ksmMergeable(pid: number): boolean | null {
+  try {
+    const m = /^ksm_mergeable:\s+(yes|no)/m.exec(readFileSync(`/proc/${pid}/ksm_stat`, 'utf8'));
+    return m ? m[1] === 'yes' : null;
+  } catch {
+    return null;
+  }
+}
+
+/** /sys/kernel/mm/ksm/run now (`none`: no KSM in this kernel). */
+export function ksmRun(): string {
+  try {
+    return readFileSync('/sys/kernel/mm/ksm/run', 'utf8').trim();
+  } catch {
+    return 'none';
+  }
 }
 
 /** VmPTE of a process in kB (its page tables below the PGD), or null when it is gone. */

@@ -1,15 +1,17 @@
 // Replays a scenario on the live kernel through the helper, step by step, and records what the
 // kernel shows in the model's observation kinds (read, write, handle-read, frame, mapped,
-// exclusive, stat, fork, gup), with the same `what` texts, so the two can be paired.
+// exclusive, stat, fork, gup), with the same `what` texts, so the two can be paired; and, after
+// a swapout or a ksm merge, which pages were swapped out or are KSM pages (kinds swap, ksm).
 
 import type { PageSel, Scenario, Step } from '../scenario/index.js';
 import { type Agent, OracleError } from './agent.js';
 import { Comparability } from './comparable.js';
-import type { Facilities } from './facilities.js';
+import { type Facilities, NO_KPAGEFLAGS, NO_PFNS } from './facilities.js';
 import { expectation } from './expectations.js';
-import { errnoName, label } from './names.js';
-import { pagemap, vmPteKb } from './procfs.js';
+import { errnoName, label, pageList, pageStates } from './names.js';
+import { hasFlag, KPF_KSM, kpageflags, ksmMergeable, ksmRun, pagemap, vmPteKb } from './procfs.js';
 import { systemStep } from './system-ops.js';
+import type { SystemOps } from './system.js';
 import type { KernelObservation, KernelRun, KernelStep, KHandle, KProc, ObservationKind, Region } from './types.js';
 import { ValueWords } from './values.js';
 
@@ -19,6 +21,12 @@ const PMD_PAGES = 512;
 const PAGE = 4096;
 /** Failures that say something about this machine's limits, not about the mapping. */
 const RESOURCE_ERRORS = new Set(['ENOMEM', 'EPERM', 'EAGAIN', 'EMFILE', 'ENFILE', 'E2BIG']);
+/** MADV_PAGEOUT again, at most this many times, on pages it left that reclaim could take. */
+const PAGEOUT_RETRIES = 4;
+
+function pause(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
 
 export class Replay {
   readonly names = new Map<string, KProc>();
@@ -30,6 +38,9 @@ export class Replay {
   /** The scenario mapped shared memory somewhere (its unmapped object pages are invisible). */
   anySharedMapping = false;
   private nextId = 1;
+  /** This scenario holds the KSM lock / the swap lock (system.ts) until its end. */
+  private ksmHeld = false;
+  private swapHeld = false;
   private obs: KernelObservation[] = [];
   private note = '';
   private skip: string | null = null;
@@ -38,6 +49,7 @@ export class Replay {
     private readonly agent: Agent,
     readonly facilities: Facilities,
     private readonly scenario: Scenario,
+    private readonly system: SystemOps,
   ) {
     this.values = ValueWords.forScenario(scenario);
   }
@@ -127,11 +139,12 @@ export class Replay {
     this.comparable.lose('all', `not compared after line ${this.currentLine}: ${reason}`);
   }
 
-  /** An operation this run does not perform: skip it, and stop comparing what it may change. */
-  private notReplayed(op: string): void {
+  /** An operation this run does not perform: skip it (why: this machine's reason), and stop comparing what it may change. */
+  private notReplayed(op: string, why?: string): void {
     const s = systemStep(op);
-    if (s.lose.includes('all')) return this.stopHere(s.reason);
-    this.skip = s.reason;
+    const reason = why ?? s.reason;
+    if (s.lose.includes('all')) return this.stopHere(reason);
+    this.skip = reason;
     for (const a of s.lose) {
       this.comparable.lose(a, `the model ${s.did} at line ${this.currentLine} and this run could not: ${a === 'values' ? 'values' : 'frame sharing, counters and what short-term references see'} may differ from here on`);
     }
@@ -156,9 +169,15 @@ export class Replay {
         if (!p) return;
         const r = this.region(p, step.sel);
         const extra = step.op === 'mprotect' ? ` ${step.prot}` : step.op === 'madvise' ? ` ${step.advice}` : '';
-        if (step.op === 'madvise' && step.advice === 'pageout') return this.notReplayed('madvise-pageout');
+        if (step.op === 'madvise' && step.advice === 'pageout') return this.swapout(step.proc, step.sel, 'madvise-pageout');
+        if (step.op === 'madvise' && step.advice === 'mergeable') this.holdKsm();
         const res = this.call(`${step.op} ${p.id} ${(r.vpn + step.sel.lo) * PAGE} ${step.sel.hi - step.sel.lo + 1}${extra}`);
         this.note = res[0] === 'ok' ? 'done' : `${step.op} failed: ${errnoName(Number(res[1]))}`;
+        // Over a hole madvise fails with ENOMEM, and still marks every mapped part; KSM ignores
+        // shared mappings (vma_ksm_compatible), and then does not scan the process for them.
+        if (step.op === 'madvise' && step.advice === 'mergeable' && (res[0] === 'ok' || res[1] === String(12))) {
+          p.mergeable ||= ksmMergeable(p.pid) ?? !r.shared;
+        }
         return;
       }
       case 'write':
@@ -277,6 +296,10 @@ export class Replay {
       case 'device-exclusive':
         this.missing.set(step.handle, { why: systemStep('device-exclusive').reason, writable: true });
         return this.notReplayed('device-exclusive');
+      case 'swapout':
+        return this.swapout(step.proc, step.sel, 'swapout');
+      case 'ksm-merge':
+        return this.ksmMerge();
       default:
         return this.notReplayed(step.op);
     }
@@ -294,7 +317,10 @@ export class Replay {
       const res = this.call(`spawn ${id}`);
       if (res[0] !== 'ok') throw new OracleError(`cannot start process ${step.proc}: ${errnoName(Number(res[1]))}`);
       const pid = Number(res[1]);
-      p = { id, pid, alive: true, members: new Set([step.proc]), regions: new Map(), ranges: [], nextVpn: MMAP_BASE_VPN, helperPt: vmPteKb(pid) ?? 0 };
+      p = {
+        id, pid, name: step.proc, mergeable: false, alive: true, members: new Set([step.proc]), regions: new Map(), ranges: [],
+        nextVpn: MMAP_BASE_VPN, helperPt: vmPteKb(pid) ?? 0,
+      };
       this.names.set(step.proc, p);
     } else if (!this.live(step.proc)) {
       return;
@@ -338,7 +364,7 @@ export class Replay {
       return;
     }
     const c: KProc = {
-      id, pid: Number(res[1]), alive: true, members: new Set([child]), regions: new Map(p.regions),
+      id, pid: Number(res[1]), name: child, mergeable: p.mergeable, alive: true, members: new Set([child]), regions: new Map(p.regions),
       ranges: [...p.ranges], nextVpn: p.nextVpn, helperPt: p.helperPt,
     };
     this.names.set(child, c);
@@ -396,6 +422,99 @@ export class Replay {
     const res = this.call(`hread ${h.id} ${i}`);
     if (res[0] !== 'ok') throw new OracleError(`reading ${name}[${i}] failed: ${errnoName(Number(res[1]))}`);
     this.observe('handle-read', what, this.valueOf(res), h.kind === 'pipe');
+  }
+
+  /**
+   * `swapout P sel` and `P madvise sel pageout`: MADV_PAGEOUT on the range in P's process, with
+   * the oracle's swap file enabled. Reclaim takes a page only if it is on the LRU, mapped once
+   * and not maybe-pinned, and a page that someone else holds for a moment (isolated, locked)
+   * is left: pages still present and mapped once are asked again, a few times. Then pagemap
+   * says per page whether it is out (bit 62).
+   */
+  private swapout(name: string, sel: PageSel, op: 'swapout' | 'madvise-pageout'): void {
+    const p = this.live(name);
+    if (!p) return;
+    const why = this.system.swap();
+    if (why !== null) return this.notReplayed(op, why);
+    const r = this.region(p, sel);
+    const lo = r.vpn + sel.lo;
+    const n = sel.hi - sel.lo + 1;
+    const free = this.system.swapFree();
+    if (free !== null && free < n) {
+      return this.notReplayed(op, `the oracle's swap file has room for ${free} more page(s), and this swapout may need ${n}`);
+    }
+    if (!this.swapHeld) {
+      const held = this.system.swapHold();
+      if (held !== null) return this.notReplayed(op, `another cowlab oracle kept the swap lock: ${held}`);
+      this.swapHeld = true;
+    }
+    const res = this.call(`madvise ${p.id} ${lo * PAGE} ${n} pageout`);
+    if (res[0] === 'err' && res[1] !== '12') throw new OracleError(`MADV_PAGEOUT failed: ${errnoName(Number(res[1]))}`);
+    let again = 0;
+    for (let round = 0; round < PAGEOUT_RETRIES; round++) {
+      const left = pagemap(p.pid, lo, n).map((e, i) => (e.present && e.mappedOnce ? i : -1)).filter((i) => i >= 0);
+      if (left.length === 0) break;
+      pause(1);
+      for (const i of left) this.call(`madvise ${p.id} ${(lo + i) * PAGE} 1 pageout`);
+      again++;
+    }
+    const states = pagemap(p.pid, lo, n).map((e) => (e.swapped ? 'swapped' : e.present ? 'present' : 'not mapped'));
+    const out = states.filter((st) => st === 'swapped').length;
+    this.observe('swap', `${name} ${label(sel)}`, pageStates(sel.region, sel.lo, states));
+    this.note = `MADV_PAGEOUT: ${out} of ${n} page(s) swapped out` + (again > 0 ? ` (asked ${again} more time(s) for pages left mapped once)` : '');
+  }
+
+  /**
+   * Before the scenario's first MADV_MERGEABLE: the KSM lock, so that no other oracle's ksm
+   * merge merges its pages; and where ksmd runs anyway (the machine's own setting), frames and
+   * counters stop being compared, since it may merge them at any moment.
+   */
+  private holdKsm(): void {
+    if (this.ksmHeld) return;
+    // Without root this run cannot switch KSM on, and cannot have the lock file root made.
+    const r = this.facilities.root ? this.system.ksmHold() : { run: ksmRun() };
+    this.ksmHeld = true;
+    let why: string | null = null;
+    if (typeof r === 'string') why = `the KSM lock could not be had (${r}): another oracle's ksm merge may merge this scenario's pages at any moment`;
+    else if (r.run !== '0' && r.run !== 'none') why = `KSM runs on this machine (/sys/kernel/mm/ksm/run = ${r.run}): ksmd may merge this scenario's mergeable pages at any moment`;
+    if (why !== null) {
+      this.comparable.lose('frames', why);
+      this.comparable.lose('stats', why);
+      this.note = why;
+    }
+  }
+
+  /**
+   * `ksm merge`: ksmd on until it has made its full scans, then its settings put back (when a
+   * live scenario process has a mergeable mapping: else ksmd would have nothing of the
+   * scenario to scan, and is not switched on). Then which scenario pages map a KSM page.
+   */
+  private ksmMerge(): void {
+    const f = this.facilities;
+    if (this.liveProcs().some((p) => ksmMergeable(p.pid) ?? p.mergeable)) {
+      this.holdKsm();
+      const r = this.system.ksmMerge();
+      if (typeof r === 'string') return this.notReplayed('ksm-merge', r);
+      const s = f.ksm;
+      this.note = `ksmd ran ${r.scans} full scans (${r.ms} ms), then run=${r.run} again` +
+        (s ? `; use_zero_pages=${s.useZeroPages ? 1 : 0}, merge_across_nodes=${s.mergeAcrossNodes ? 1 : 0}, max_page_sharing=${s.maxPageSharing}` : '');
+    } else {
+      this.note = 'no live scenario process has a mergeable mapping: ksmd would scan nothing of the scenario (KSM left off)';
+    }
+    const what = 'KSM pages';
+    if (!f.pfns) return this.observeSkipped('ksm', what, NO_PFNS);
+    if (!f.kpageflags) return this.observeSkipped('ksm', what, NO_KPAGEFLAGS);
+    const pages: { proc: string; region: string; index: number }[] = [];
+    for (const p of this.liveProcs()) {
+      for (const [region, g] of p.regions) {
+        pagemap(p.pid, g.vpn, g.n).forEach((e, index) => {
+          if (!e.present || e.pfn === 0 || e.pfn === f.zeroPfn) return;
+          const fl = kpageflags(e.pfn);
+          if (fl !== null && hasFlag(fl, KPF_KSM)) pages.push({ proc: p.name, region, index });
+        });
+      }
+    }
+    this.observe('ksm', what, pageList(pages));
   }
 
   /** Whether scenario name is alive (a process or thread that has not exited). */

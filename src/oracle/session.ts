@@ -1,5 +1,6 @@
 // A live-kernel session: the compiled helper's agent, what the machine offers, and a clean
 // slate between scenarios (every process killed and reaped, every ring and pipe released).
+// The swap file (set up at the first swapout) lasts the session; close() removes it.
 
 import { release } from 'node:os';
 import type { Scenario } from '../scenario/index.js';
@@ -8,10 +9,13 @@ import { type BuildOptions, ensureHelper } from './build.js';
 import { type Facilities, parseProbe } from './facilities.js';
 import { errnoName } from './names.js';
 import { Replay } from './replay.js';
+import { SystemOps } from './system.js';
 import type { KernelRun } from './types.js';
 
 export class OracleSession {
   private agent: Agent;
+  /** Swap and KSM, changed on the machine for the session and put back. */
+  readonly system: SystemOps;
 
   private constructor(
     private readonly binary: string,
@@ -19,6 +23,7 @@ export class OracleSession {
     readonly facilities: Facilities,
   ) {
     this.agent = agent;
+    this.system = new SystemOps(() => this.agent, facilities);
   }
 
   /** Builds the helper if needed and starts its agent (throws OracleUnavailable where it cannot run). */
@@ -46,7 +51,7 @@ export class OracleSession {
 
   /** A replay to drive step by step (`run(count, from)`); `cleanSlate()` ends it. */
   replayer(sc: Scenario): Replay {
-    return new Replay(this.agent, this.facilities, sc);
+    return new Replay(this.agent, this.facilities, sc, this.system);
   }
 
   /** Resets the agent and checks it holds nothing; restarts it if it died. Returns a problem, or null. */
@@ -60,6 +65,7 @@ export class OracleSession {
       if (!(e instanceof OracleError)) throw e;
       this.agent.close();
       this.agent = Agent.start(this.binary);
+      this.system.agentRestarted();
       return `the helper died (${e.message}); restarted`;
     }
   }
@@ -75,7 +81,17 @@ export class OracleSession {
     return { procs: Number(c[1]?.split('=')[1]), handles: Number(c[2]?.split('=')[1]) };
   }
 
+  /** A problem putting the machine back at close() (the helper also says it on stderr), or null. */
+  closeProblem: string | null = null;
+
+  /** Ends the session: the swap file is switched off and deleted, the agent quits. */
   close(): void {
+    try {
+      this.closeProblem = this.system.swapOff();
+    } catch (e) {
+      if (!(e instanceof OracleError)) throw e;
+      // the agent is gone: it removed its swap file when its input closed
+    }
     this.agent.quit();
   }
 }

@@ -1,13 +1,13 @@
-// Operations the live replay does not perform (yet), each with the reason it gives and what it
+// Operations the live replay does not perform, each with the reason it gives and what it
 // costs: after such a step the model's memory differs from the kernel's in ways a program cannot
 // see (swap and KSM never change a value, a device-exclusive grant neither), so values read stay
 // comparable while frame sharing, counters and what short-term references see are not compared
 // any more; a device atomic writes, so values go too; a kernel path split into steps (`&`)
 // cannot be interleaved at all, so nothing after it is compared.
 //
-// This is the place to add them: swapout (MADV_PAGEOUT with a swap file the oracle sets up and
-// removes itself), ksm merge (KSM switched on for the run, then restored). `madvise mergeable`
-// alone is replayed (it only marks the mapping while KSM is off).
+// swapout, madvise pageout and ksm merge are replayed (replay.ts, system.ts) where this machine
+// allows: their entries here are what a run costs where it does not (no root, no filesystem
+// that takes a swap file, no KSM), with the machine's reason given at the step.
 
 import type { Aspect } from './comparable.js';
 
@@ -23,15 +23,15 @@ const INVISIBLE: Aspect[] = ['frames', 'stats', 'shortRefs'];
 
 const STEPS: Record<string, SystemStep> = {
   swapout: {
-    reason: 'swapout is not replayed on the live kernel yet (it needs a swap file the oracle would set up and remove, then MADV_PAGEOUT)',
+    reason: 'swapout is not replayed here (it needs a swap file the oracle sets up, then MADV_PAGEOUT)',
     lose: INVISIBLE, did: 'swapped pages out',
   },
   'madvise-pageout': {
-    reason: 'madvise pageout is not replayed on the live kernel yet (it needs a swap file the oracle would set up and remove)',
+    reason: 'madvise pageout is not replayed here (it needs a swap file the oracle sets up)',
     lose: INVISIBLE, did: 'paged pages out',
   },
   'ksm-merge': {
-    reason: 'ksm merge is not replayed on the live kernel yet (it needs KSM switched on for the run: /sys/kernel/mm/ksm/run)',
+    reason: 'ksm merge is not replayed here (it needs KSM switched on for a moment: /sys/kernel/mm/ksm/run)',
     lose: INVISIBLE, did: 'merged identical pages (KSM)',
   },
   'device-exclusive': {

@@ -2,7 +2,13 @@
 
 import type { Observation } from '../engine/result.js';
 
-export type ObservationKind = Observation['kind'];
+/**
+ * The model's kinds, and two the oracle adds where it replays swap and KSM (their model side
+ * comes from the model's page tables, oracle.ts): `swap`, after a swapout, says per page of the
+ * range whether it is `swapped` (a swap entry: pagemap bit 62), `present` or `not mapped`;
+ * `ksm`, after a ksm merge, lists the scenario's pages that map a KSM page (kpageflags bit 21).
+ */
+export type ObservationKind = Observation['kind'] | 'swap' | 'ksm';
 
 /** One observation on the live kernel: `actual` as the model writes it, or a reason it was not made or is not comparable. */
 export interface KernelObservation {
@@ -40,6 +46,10 @@ export interface Region {
 export interface KProc {
   id: number;
   pid: number;
+  /** The scenario process it is (its threads run in it too). */
+  name: string;
+  /** MADV_MERGEABLE was applied in it (or in the parent it was forked from): KSM scans it. */
+  mergeable: boolean;
   alive: boolean;
   /** Live scenario names running in it: the process and its threads. */
   members: Set<string>;

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fillFromModel } from '../../src/oracle/random/expect.js';
-import { ALL_OPS, DEFAULT_OPS, GAPS, generateLines, parseGaps, parseOps } from '../../src/oracle/random/generate.js';
+import { ALL_OPS, DEFAULT_OPS, GAPS, generateLines, OPEN_GAPS, parseGaps, parseOps } from '../../src/oracle/random/generate.js';
 import { rngFrom, scenarioSeed } from '../../src/oracle/random/rng.js';
 import { shrinkLines } from '../../src/oracle/random/shrink.js';
 import { v6 } from './helpers.js';
@@ -60,6 +60,47 @@ test('avoiding the known gaps: no PROT_NONE vmsplice, no mprotect over a hole, e
   assert.ok(forking > 270, `only ${forking} of 300 scenarios fork`);
   const shared = Array.from({ length: 100 }, (_, i) => generateLines(rngFrom(scenarioSeed(9, i)), DEFAULT_OPS)).filter((ls) => ls.some((l) => / shared/.test(l.text)));
   assert.ok(shared.length > 10, 'without --avoid, shared mappings are generated too');
+});
+
+test('swap and KSM are generated; avoiding the swap/KSM gaps keeps them off shared memory', () => {
+  const avoid = ['shmem-pageout', 'ksm-swapout', 'mergeable-shared', 'ksm-merge-order'] as const;
+  let swaps = 0;
+  let merges = 0;
+  let mergesAfterFork = 0;
+  for (let i = 0; i < 300; i++) {
+    const lines = generateLines(rngFrom(scenarioSeed(11, i)), DEFAULT_OPS, avoid).map((l) => l.text);
+    const shared = new Set(lines.flatMap((l) => /^P mmap (\w+) \d+ rw shared/.exec(l)?.slice(1) ?? []));
+    let forked = false;
+    for (const l of lines) {
+      if (/ fork /.test(l)) forked = true;
+      const swap = /^(?:swapout \w+ (\w+)|\w+ madvise (\w+)\S* pageout)/.exec(l);
+      const mergeable = /^\w+ madvise (\w+)\S* mergeable$/.exec(l);
+      if (swap) {
+        swaps++;
+        assert.ok(!shared.has(swap[1] ?? swap[2]!), `scenario ${i}: ${l} on shared memory`);
+      }
+      if (mergeable) assert.ok(!shared.has(mergeable[1]!), `scenario ${i}: ${l} on shared memory`);
+      if (l === 'ksm merge') {
+        merges++;
+        if (forked) mergesAfterFork++;
+      }
+    }
+  }
+  assert.ok(swaps > 100 && merges > 10 && mergesAfterFork > 5, `${swaps} swapouts, ${merges} merges (${mergesAfterFork} after a fork) in 300 scenarios`);
+});
+
+test('with no gap avoided, swap-out reaches shared memory too', () => {
+  assert.deepEqual(OPEN_GAPS, []);
+  let onShared = 0;
+  for (let i = 0; i < 300; i++) {
+    const lines = generateLines(rngFrom(scenarioSeed(11, i)), DEFAULT_OPS, OPEN_GAPS).map((l) => l.text);
+    const shared = new Set(lines.flatMap((l) => /^P mmap (\w+) \d+ rw shared/.exec(l)?.slice(1) ?? []));
+    for (const l of lines) {
+      const swap = /^(?:swapout \w+ (\w+)|\w+ madvise (\w+)\S* pageout)/.exec(l);
+      if (swap && shared.has(swap[1] ?? swap[2]!)) onShared++;
+    }
+  }
+  assert.ok(onShared > 10, `only ${onShared} swap-outs of shared memory in 300 scenarios`);
 });
 
 test('shrinking keeps what still fails and drops the rest', () => {
