@@ -1,40 +1,14 @@
 // The command line through main(argv, io) with a capturing io: exit codes (0 pass, 1 fail, 2 bad
 // input), messages that name FILE:LINE:COL and never show a stack trace, and the --json document.
 
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { main } from '../../src/cli/main.js';
+import { cli, type Outcome, ROOT, tempFiles } from './helpers.js';
 
-/** The project root (this file runs as dist/test/cli/cli.test.js). */
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const BASIC = join(ROOT, 'scenarios', 'basic');
-const TMP = mkdtempSync(join(tmpdir(), 'cowlab-cli-'));
-after(() => rmSync(TMP, { recursive: true, force: true }));
-
-interface Outcome {
-  code: number;
-  out: string;
-  err: string;
-}
-
-function cli(...argv: string[]): Outcome {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = main(argv, { out: (t) => out.push(t), err: (t) => err.push(t) });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
-
-let files = 0;
-/** A scenario file in a temporary directory. */
-function file(text: string, name = `s${files++}.scn.yaml`): string {
-  const p = join(TMP, name);
-  writeFileSync(p, text);
-  return p;
-}
+const { dir: TMP, file } = tempFiles('cowlab-cli-', (n) => `s${n}.scn.yaml`);
 
 const GOOD = `name: good
 kernel: v6

@@ -2,38 +2,14 @@
 // profile files (a new column; errors at FILE:LINE:COL), the explorer's counterexample written
 // with --out and replayed by `cowlab run`, and the --json documents.
 
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { main } from '../../src/cli/main.js';
+import { cli, type Outcome, ROOT, tempFiles } from './helpers.js';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const SEEDS = join(ROOT, 'scenarios', 'seeds');
-const TMP = mkdtempSync(join(tmpdir(), 'cowlab-cli2-'));
-after(() => rmSync(TMP, { recursive: true, force: true }));
-
-interface Outcome {
-  code: number;
-  out: string;
-  err: string;
-}
-
-function cli(...argv: string[]): Outcome {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = main(argv, { out: (t) => out.push(t), err: (t) => err.push(t) });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
-
-let n = 0;
-function file(text: string, name = `f${n++}.yaml`): string {
-  const p = join(TMP, name);
-  writeFileSync(p, text);
-  return p;
-}
+const { dir: TMP, file } = tempFiles('cowlab-cli2-', (n) => `f${n}.yaml`);
 
 function usageError(o: Outcome, fragment: RegExp): void {
   assert.equal(o.code, 2, `exit code (stdout: ${o.out.slice(0, 400)} stderr: ${o.err})`);

@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { main } from '../../src/cli/main.js';
+import { cli } from '../cli/helpers.js';
 import { openLive, REPO } from './helpers.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'cowlab-oracle-cli-'));
@@ -15,13 +15,6 @@ after(() => rmSync(TMP, { recursive: true, force: true }));
 // The live tests need what the session needs; the CLI opens its own.
 const live = openLive();
 live.session?.close();
-
-function cli(...argv: string[]): { code: number; out: string; err: string } {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = main(argv, { out: (t) => out.push(t), err: (t) => err.push(t) });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 test('bad input is exit 2 with the place of the error', () => {
   const bad = join(TMP, 'bad.scn.yaml');
