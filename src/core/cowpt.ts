@@ -12,10 +12,10 @@
 //    is 1 is taken back as it is; the last mm to drop a table releases its pages and its RSS.
 
 import {
-  isCowMapping, LEVEL_PTE, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_SHMEM, PTE_DEVICE_EXCLUSIVE, PTE_DIRTY,
-  PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_SWAP, PTE_WRITE, TABLE_SHIFT, VM_WRITE,
+  isCowMapping, LEVEL_PTE, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_SHMEM, PTE_DEVICE_EXCLUSIVE,
+  PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_WRITE, TABLE_SHIFT, VM_WRITE,
 } from './constants.js';
-import { pageNeedsCowForDma } from './fork.js';
+import { newPageBits, pageNeedsCowForDma } from './fork.js';
 import type { Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
 import { copySwapPte, freeSwapAndCache } from './swap.js';
@@ -178,7 +178,7 @@ export function breakCowPte(k: Kernel, mm: Mm, vma: Vma, vpn: number): number {
           f.value[n] = f.value[pfn]!;
           f.mapcount[n] = 1;
           t.entry[db + i] = n;
-          t.bits[db + i] = PTE_PRESENT | PTE_DIRTY | PTE_SOFT_DIRTY | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
+          t.bits[db + i] = newPageBits(vma);
           anon++;
           k.stats.earlyCow++;
           k.stats.cowCopies++;

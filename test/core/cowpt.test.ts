@@ -14,10 +14,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { mmuAllows } from '../../src/core/access.js';
-import { pmdSlotOf, pmdWriteProtected, pteTableOf } from '../../src/core/walk.js';
-import type { Runner } from '../../src/engine/run.js';
+import { PTE_PROTNONE, PTE_WRITE } from '../../src/core/constants.js';
+import { pmdSlotOf, pmdWriteProtected, pteSlot, pteTableOf } from '../../src/core/walk.js';
 import { globalStats } from '../../src/engine/stats.js';
-import { runScenario } from '../../src/engine/run.js';
+import { Runner, runScenario } from '../../src/engine/run.js';
 import { assertProperty } from '../engine/seed.js';
 import { kindsOf, parse, profileOf, runnerAfter, runSteps, scenarioText } from '../explore/helpers.js';
 
@@ -28,6 +28,7 @@ const DESIGNS = ['cowpt-rfc', 'odf'] as const;
 const stat = (r: Runner, name: string): number => globalStats(r.k)[name]!;
 const vpnOf = (r: Runner, proc: string, i = 0): number => r.procs.get(proc)!.regions.get('buf')!.start + i;
 const tableOf = (r: Runner, proc: string, i = 0): number => pteTableOf(r.k, r.procs.get(proc)!.mm, vpnOf(r, proc, i));
+const pfnAt = (r: Runner, proc: string, i = 0): number => r.k.tables.entry[pteSlot(r.k, r.procs.get(proc)!.mm, vpnOf(r, proc, i))]!;
 const wp = (r: Runner, proc: string, i = 0): boolean => pmdWriteProtected(r.k, r.procs.get(proc)!.mm, vpnOf(r, proc, i));
 
 /** The steps run on each runner after its start scenario. */
@@ -260,4 +261,20 @@ test('RFC v1: MADV_DONTNEED on a table only this process uses (count 1) leaves i
   const during = r.violations.filter((v) => v.step >= 0);
   assert.deepEqual([...new Set(during.map((v) => v.kind))], ['lost-write'], during.map((v) => `${v.step}: ${v.kind}: ${v.message}`).join('\n'));
   assert.equal(during[0]!.step, 5);
+});
+
+test('RFC v1: the copy a table break makes of a pinned page in a PROT_NONE mapping stays PROT_NONE (vm_page_prot)', () => {
+  // P pinned, so P's break of the shared table copies the maybe-pinned page for P (copy_present_page);
+  // that the copy leaves P's own pin behind is the design's pin finding (cowpt-pinned-buffer).
+  const sc = parse(scenarioText([...SETUP, 'P pin buf[0] as h rw longterm', 'P mprotect buf none', 'P fork Q cowpt', 'P mprotect buf[3] ro']), 't.scn.yaml');
+  const r = new Runner(sc, profileOf('cowpt-rfc', []), { trace: false, maxEventsPerStep: 0 });
+  sc.steps.forEach((st, i) => assert.equal(r.step(st, i).na, null));
+  assert.deepEqual(r.violations.map((v) => v.kind), ['pin-incoherent']);
+  const p = r.procs.get('P')!;
+  assert.equal(stat(r, 'early_cow'), 1, 'the break copied the pinned page');
+  assert.notEqual(pfnAt(r, 'P'), pfnAt(r, 'Q'), 'P maps its own copy');
+  // The VMA check stops the CPU either way; gup-fast reads only the PTE, which must say PAGE_NONE.
+  const bits = r.k.tables.bits[pteSlot(r.k, p.mm, vpnOf(r, 'P'))]!;
+  assert.ok(bits & PTE_PROTNONE, `the copy's PTE is PROT_NONE (bits ${bits.toString(2)})`);
+  assert.equal(bits & PTE_WRITE, 0);
 });
