@@ -5,6 +5,7 @@ import { Runner } from '../engine/run.js';
 import type { Profile } from '../core/profile.js';
 import { parseScenario, type Scenario } from '../scenario/index.js';
 import type { ExploreShape } from './ops.js';
+import { compactSearch, compactUnsupported } from './compact/search.js';
 import { search, type Counterexample, type Progress, type SearchBounds, type SearchResult } from './search.js';
 
 export interface ExploreInput {
@@ -18,6 +19,19 @@ export interface ExploreInput {
   bounds: SearchBounds;
   /** Start from this scenario's end state instead of an empty process. */
   from: Scenario | null;
+  /**
+   * `compact`: the compact engine (src/explore/compact), `full`: a Runner per state; `auto`
+   * (the default): compact where it supports the operations and bounds, else full.
+   */
+  engine?: 'auto' | 'compact' | 'full';
+}
+
+/** Which engine a search runs on, and why the compact one cannot (null when it can). */
+export function chooseEngine(input: ExploreInput): { engine: 'compact' | 'full'; why: string | null } {
+  const why = compactUnsupported(input.shape, input.pages, input.bounds.depth, input.from !== null);
+  const want = input.engine ?? 'auto';
+  if (want === 'full') return { engine: 'full', why };
+  return { engine: why === null ? 'compact' : 'full', why };
 }
 
 export interface ExploreOutcome {
@@ -44,9 +58,16 @@ export function startState(input: ExploreInput): { runner: Runner; lines: string
 
 export function explore(input: ExploreInput, progress?: Progress): ExploreOutcome {
   const { runner, lines } = startState(input);
-  const result = search(runner, input.shape, input.bounds, progress);
+  const { engine, why } = chooseEngine(input);
+  if (input.engine === 'compact' && why !== null) throw new CompactUnsupportedError(why);
+  const result = engine === 'compact'
+    ? compactSearch(runner, input.profile, input.shape, input.pages, input.bounds, progress)
+    : search(runner, input.shape, input.bounds, progress);
   return { status: result.counterexamples.length > 0 ? 'violation' : 'ok', start: lines, result };
 }
+
+/** `--engine compact` asked for something the compact engine does not model. */
+export class CompactUnsupportedError extends Error {}
 
 /** A counterexample as a scenario file that `cowlab run` replays with the same violation. */
 export function counterexampleFile(input: ExploreInput, start: string[], ce: Counterexample, result: SearchResult): string {

@@ -39,6 +39,8 @@ export interface SearchStats {
   stoppedBy: 'states' | 'memory' | 'time' | null;
   /** Events reached somewhere ("sometimes" properties): name -> shortest depth. */
   reached: Record<string, number>;
+  /** Which engine searched: `compact` (src/explore/compact) or `full` (a Runner per state). */
+  engine: 'compact' | 'full';
 }
 
 export interface SearchResult {
@@ -217,6 +219,7 @@ export function search(root: Runner, shape: ExploreShape, bounds: SearchBounds, 
       states: count, transitions, depthReached, depthComplete, elapsedMs,
       statesPerSec: Math.round(count / Math.max(elapsedMs / 1000, 1e-3)), stoppedBy,
       reached: Object.fromEntries([...reached].sort((a, b) => a[1] - b[1])),
+      engine: 'full',
     },
   };
 }

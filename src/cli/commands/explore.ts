@@ -2,7 +2,7 @@
 // invariant; a counterexample is printed (and written with --out) as a replayable scenario.
 
 import { readFileSync, writeFileSync } from 'node:fs';
-import { counterexampleFile, explore, type ExploreInput } from '../../explore/explore.js';
+import { chooseEngine, counterexampleFile, explore, type ExploreInput } from '../../explore/explore.js';
 import { DEFAULT_OPS, OP_NAMES, PROC_NAMES, type OpName } from '../../explore/ops.js';
 import { ProfileError, withOverrides } from '../../profiles/resolve.js';
 import { VIOLATION_KINDS } from '../../scenario/ast.js';
@@ -26,7 +26,7 @@ export function exploreCommand(argv: string[], io: Io): number {
     procs: { type: 'string' }, pages: { type: 'string' }, depth: { type: 'string' }, ops: { type: 'string' },
     handles: { type: 'string' }, threads: { type: 'string' }, kinds: { type: 'string' }, from: { type: 'string' },
     'max-states': { type: 'string' }, 'max-memory': { type: 'string' }, time: { type: 'string' },
-    workers: { type: 'string' }, all: { type: 'boolean' }, json: { type: 'boolean' }, out: { type: 'string' },
+    workers: { type: 'string' }, engine: { type: 'string' }, all: { type: 'boolean' }, json: { type: 'boolean' }, out: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   }, 'explore');
   if (values.help) {
@@ -55,6 +55,8 @@ export function exploreCommand(argv: string[], io: Io): number {
   if (values.workers !== undefined && intOpt(values.workers, '--workers', 1, 1, 64) !== 1) {
     io.err('cowlab explore: --workers: the search runs on one core for now; going on with 1 worker');
   }
+  const engine = (values.engine as string | undefined) ?? 'auto';
+  if (engine !== 'auto' && engine !== 'compact' && engine !== 'full') throw new UsageError(`cowlab explore: --engine takes auto, compact or full, got '${engine}'`);
   let from = null;
   if (typeof values.from === 'string') {
     from = loadScenarios([values.from], registry)[0]!;
@@ -72,9 +74,13 @@ export function exploreCommand(argv: string[], io: Io): number {
       all: !!values.all, kinds,
     },
     from,
+    engine,
   };
+  const chosen = chooseEngine(input);
+  if (engine === 'compact' && chosen.why !== null) throw new UsageError(`cowlab explore: --engine compact: ${chosen.why}; use --engine full (or auto)`);
   const tty = process.stderr.isTTY && !values.json;
-  const header = `exploring ${profile.name}: ${from ? `from ${from.file}` : `P with ${input.pages} page(s)`}, up to ${input.shape.procs} process(es), ${input.shape.handles} handle(s), depth ${input.bounds.depth}; ops ${ops.join(',')}`;
+  const header = `exploring ${profile.name}: ${from ? `from ${from.file}` : `P with ${input.pages} page(s)`}, up to ${input.shape.procs} process(es), ${input.shape.handles} handle(s), depth ${input.bounds.depth}; ops ${ops.join(',')}; ` +
+    `engine ${chosen.engine}${chosen.engine === 'full' && engine === 'auto' && chosen.why ? ` (${chosen.why})` : ''}`;
   if (!values.json) io.out(header);
   const out = explore(input, tty ? (p) => process.stderr.write(`\r  ${p.states} states, depth ${p.depth}, ${Math.round(p.statesPerSec)} states/s   `) : undefined);
   if (tty) process.stderr.write('\r' + ' '.repeat(70) + '\r');

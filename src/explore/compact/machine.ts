@@ -1,0 +1,395 @@
+// The kernel side of the compact explorer: the same rules as the model core (src/core), for the
+// operations the explorer's default set uses, on one Int32Array state. Each function names the
+// core function it mirrors; test/explore/compact.test.ts checks the two step by step.
+
+import type { Profile } from '../../core/profile.js';
+import {
+  F_FLAGS, F_MAP, F_REF, F_VAL, FL_EXCL, FL_INUSE, H_HOLDER, H_KIND, H_LONG, H_PAGE, H_PFN, H_REFS, H_WRITE, HK_PIN,
+  Layout, mkPte, P_PINNED, PG_PTE, PG_VMA, ptePfn, S_NHANDLES, VMA_ANON, VMA_MAPPED, ZERO_PTE, F_SIZE,
+} from './layout.js';
+
+export const OK = 0;
+export const SIGSEGV = 1;
+export const EFAULT = 2;
+
+const FAULT_WRITE = 1;
+const FAULT_UNSHARE = 2;
+const MAX_RETRIES = 4;
+
+/** Violation kinds, a bit each. */
+export const V_FAULT = 1;
+export const V_LEAK = 2;
+export const V_LOST = 4;
+export const V_INCOHERENT = 8;
+export const V_BUG = 16;
+export const V_ACCOUNTING = 32;
+export const V_UAF = 64;
+export const VIOLATION_NAMES: readonly [number, string][] = [
+  [V_FAULT, 'fault'], [V_LEAK, 'leak'], [V_LOST, 'lost-write'], [V_INCOHERENT, 'pin-incoherent'],
+  [V_BUG, 'kernel-bug'], [V_ACCOUNTING, 'accounting'], [V_UAF, 'use-after-free'],
+];
+
+/** Events the explorer reports as reached ("sometimes" properties), a bit each. */
+export const E_COW = 1;
+export const E_REUSE = 2;
+export const E_EARLY = 4;
+export const E_PIN = 8;
+export const E_VMSPLICE = 16;
+export const E_FORK = 32;
+export const E_SHARED_EXTRA = 64;
+export const EVENT_NAMES: readonly [number, string][] = [
+  [E_FORK, 'fork'], [E_PIN, 'pin'], [E_COW, 'cow-copy'], [E_VMSPLICE, 'vmsplice'], [E_EARLY, 'early-cow'],
+  [E_REUSE, 'reuse'], [E_SHARED_EXTRA, 'shared-page-with-extra-reference'],
+];
+
+/** A state too big for the layout (more frames, cells or values than the bounds allow). */
+export class CompactBoundError extends Error {}
+
+/** The profile's switches as plain fields, and the state being stepped. */
+export class Machine {
+  s: Int32Array;
+  readonly wpReuse: 0 | 1 | 2;
+  readonly anonExclusive: boolean;
+  readonly gupCowBreak: 0 | 1 | 2;
+  readonly gupFastWritableOnly: boolean;
+  readonly forkEarlyCow: boolean;
+  readonly unshareRoPin: 0 | 1 | 2;
+  readonly wpFreeSwapcache: boolean;
+  /** Violations of the current step (V_* bits) and events reached (E_* bits). */
+  viol = 0;
+  events = 0;
+  /** The value the last load returned. */
+  loaded = 0;
+
+  constructor(readonly L: Layout, profile: Profile, readonly pinBias: number) {
+    this.s = L.start();
+    this.wpReuse = profile.wpReuse === 'mapcount' ? 0 : profile.wpReuse === 'pagecount' ? 1 : 2;
+    this.anonExclusive = profile.anonExclusive;
+    this.gupCowBreak = profile.gupCowBreak === 'none' ? 0 : profile.gupCowBreak === 'get-and-pin' ? 1 : 2;
+    this.gupFastWritableOnly = profile.gupFastWritableOnly;
+    this.forkEarlyCow = profile.forkEarlyCow;
+    this.unshareRoPin = profile.unshareRoPin === 'none' ? 0 : profile.unshareRoPin === 'anon' ? 1 : 2;
+    this.wpFreeSwapcache = profile.wpFreeSwapcache;
+  }
+}
+
+/** alloc_page() (FrameTable.alloc): the lowest free frame record, an anonymous page. */
+export function allocFrame(m: Machine): number {
+  const s = m.s;
+  const L = m.L;
+  for (let pfn = 1, b = L.frameBase + F_SIZE; pfn < L.frames; pfn++, b += F_SIZE) {
+    if (s[b + F_FLAGS] !== 0) continue;
+    s[b + F_REF] = 1;
+    s[b + F_MAP] = 0;
+    s[b + F_FLAGS] = FL_INUSE | (m.anonExclusive ? FL_EXCL : 0);
+    s[b + F_VAL] = 0;
+    return pfn;
+  }
+  throw new CompactBoundError('more frames in use than the bounds allow');
+}
+
+/** put_page() (Kernel.putPage): drop references; free the frame at 0. */
+export function putPage(m: Machine, pfn: number, refs: number): void {
+  const b = m.L.frame(pfn);
+  const s = m.s;
+  const left = s[b + F_REF]! - refs;
+  s[b + F_REF] = left;
+  if (left === 0) {
+    s[b + F_MAP] = 0;
+    s[b + F_FLAGS] = 0;
+    s[b + F_VAL] = 0;
+  } else if (left < 0) {
+    m.viol |= V_BUG;
+  }
+}
+
+/** anon_vma_prepare(): the VMA holding page i (its run of mapped pages) gets an anon_vma. */
+function anonVmaPrepare(m: Machine, p: number, i: number): void {
+  const s = m.s;
+  const L = m.L;
+  if (s[L.page(p, i) + PG_VMA]! & VMA_ANON) return;
+  let lo = i;
+  while (lo > 0 && s[L.page(p, lo - 1) + PG_VMA]! & VMA_MAPPED) lo--;
+  let hi = i;
+  while (hi + 1 < L.pages && s[L.page(p, hi + 1) + PG_VMA]! & VMA_MAPPED) hi++;
+  for (let j = lo; j <= hi; j++) s[L.page(p, j) + PG_VMA] = s[L.page(p, j) + PG_VMA]! | VMA_ANON;
+}
+
+/** handle_mm_fault() for page i of process p (a private rw mapping, or none). */
+export function handleMmFault(m: Machine, p: number, i: number, flags: number): number {
+  const s = m.s;
+  const at = m.L.page(p, i);
+  if (!(s[at + PG_VMA]! & VMA_MAPPED)) return SIGSEGV;
+  const pte = s[at + PG_PTE]!;
+  // handle_pte_fault()
+  if (pte === 0) {
+    if (flags & FAULT_UNSHARE) return OK;
+    return doAnonymousPage(m, p, i, (flags & FAULT_WRITE) !== 0);
+  }
+  if (flags & (FAULT_WRITE | FAULT_UNSHARE) && !(pte & 1)) return doWpPage(m, p, i, (flags & FAULT_UNSHARE) !== 0);
+  return OK;
+}
+
+/** do_anonymous_page(): the zero page for a read, a new exclusive page for a write. */
+function doAnonymousPage(m: Machine, p: number, i: number, write: boolean): number {
+  const at = m.L.page(p, i);
+  if (!write) {
+    m.s[at + PG_PTE] = ZERO_PTE;
+    return OK;
+  }
+  const pfn = allocFrame(m);
+  anonVmaPrepare(m, p, i);
+  m.s[m.L.frame(pfn) + F_MAP] = 1;
+  m.s[at + PG_PTE] = mkPte(pfn, true);
+  return OK;
+}
+
+/** wpCanReuse(): do_wp_page()'s reuse test for an anonymous page, per profile. */
+function wpCanReuse(m: Machine, pfn: number): boolean {
+  const s = m.s;
+  const b = m.L.frame(pfn);
+  switch (m.wpReuse) {
+    case 2:
+      return (s[b + F_FLAGS]! & FL_EXCL) !== 0 || s[b + F_REF] === 1;
+    case 1:
+      return m.wpFreeSwapcache ? s[b + F_REF] === 1 : s[b + F_REF] === 1 && s[b + F_MAP] === 1;
+    default:
+      return s[b + F_MAP]! <= 1;
+  }
+}
+
+/** do_wp_page() on a present, write-protected PTE of a private mapping. */
+function doWpPage(m: Machine, p: number, i: number, unshare: boolean): number {
+  const s = m.s;
+  const at = m.L.page(p, i);
+  const pfn = ptePfn(s[at + PG_PTE]!);
+  if (pfn !== 0 && wpCanReuse(m, pfn)) {
+    if (m.anonExclusive) s[m.L.frame(pfn) + F_FLAGS] = s[m.L.frame(pfn) + F_FLAGS]! | FL_EXCL;
+    if (unshare) return OK;
+    // wp_page_reuse()
+    m.events |= E_REUSE;
+    s[at + PG_PTE] = s[at + PG_PTE]! | 1;
+    return OK;
+  }
+  return wpPageCopy(m, p, i, unshare);
+}
+
+/** wp_page_copy(): a private copy (a zeroed page in place of the zero page). */
+function wpPageCopy(m: Machine, p: number, i: number, unshare: boolean): number {
+  const s = m.s;
+  const at = m.L.page(p, i);
+  const old = ptePfn(s[at + PG_PTE]!);
+  const pfn = allocFrame(m);
+  anonVmaPrepare(m, p, i);
+  const nb = m.L.frame(pfn);
+  s[nb + F_VAL] = old === 0 ? 0 : s[m.L.frame(old) + F_VAL]!;
+  s[nb + F_MAP] = 1;
+  s[at + PG_PTE] = mkPte(pfn, !unshare);
+  if (old !== 0) {
+    s[m.L.frame(old) + F_MAP]!--;
+    putPage(m, old, 1);
+  }
+  m.events |= E_COW;
+  return OK;
+}
+
+/** cpuAccess(): a load or store, faulting until the MMU allows it. Loads leave the value in m.loaded. */
+export function cpuAccess(m: Machine, p: number, i: number, write: boolean, value: number): number {
+  const s = m.s;
+  const at = m.L.page(p, i);
+  for (let tries = 0; tries <= MAX_RETRIES; tries++) {
+    const pte = s[at + PG_PTE]!;
+    if (s[at + PG_VMA]! & VMA_MAPPED && pte !== 0 && (!write || pte & 1)) {
+      const pfn = ptePfn(pte);
+      if (write) s[m.L.frame(pfn) + F_VAL] = value;
+      else m.loaded = pfn === 0 ? 0 : s[m.L.frame(pfn) + F_VAL]!;
+      return OK;
+    }
+    const err = handleMmFault(m, p, i, write ? FAULT_WRITE : 0);
+    if (err !== OK) return err;
+  }
+  m.viol |= V_BUG;
+  return SIGSEGV;
+}
+
+/** dup_mmap() + copy_pte_range() of a private mapping: child slot c gets p's VMAs and PTEs. */
+export function dupMmap(m: Machine, p: number, c: number): void {
+  const s = m.s;
+  const L = m.L;
+  const earlyCowPossible = m.forkEarlyCow && s[L.proc(p) + P_PINNED] !== 0;
+  for (let i = 0; i < L.pages; i++) {
+    const pa = L.page(p, i);
+    const ca = L.page(c, i);
+    const vma = s[pa + PG_VMA]!;
+    s[ca + PG_VMA] = vma;
+    s[ca + PG_PTE] = 0;
+    // vma_needs_copy(): only mappings with an anon_vma have PTEs worth copying.
+    if (!(vma & VMA_ANON)) continue;
+    const pte = s[pa + PG_PTE]!;
+    if (pte === 0) continue;
+    const pfn = ptePfn(pte);
+    if (pfn === 0) {
+      s[ca + PG_PTE] = ZERO_PTE; // the zero page: no refcount, no mapcount
+      continue;
+    }
+    const fb = L.frame(pfn);
+    const fl = s[fb + F_FLAGS]!;
+    // copy_present_pte(): a maybe-pinned exclusive page cannot be shared (folio_try_dup_anon_rmap_pte).
+    if (earlyCowPossible && s[fb + F_REF]! >= m.pinBias && (!m.anonExclusive || fl & FL_EXCL)) {
+      // copy_present_page(): the child gets its own copy now; the parent's PTE is untouched.
+      const n = allocFrame(m);
+      s[L.frame(n) + F_VAL] = s[fb + F_VAL]!;
+      s[L.frame(n) + F_MAP] = 1;
+      s[ca + PG_PTE] = mkPte(n, true);
+      m.events |= E_EARLY;
+      continue;
+    }
+    s[fb + F_FLAGS] = fl & ~FL_EXCL;
+    s[fb + F_REF]!++;
+    s[fb + F_MAP]!++;
+    s[pa + PG_PTE] = pte & ~1; // both lose write access
+    s[ca + PG_PTE] = pte & ~1;
+  }
+}
+
+/** zap_pte_range() of one page: drop the mapping and its reference. */
+export function zapPage(m: Machine, p: number, i: number): void {
+  const s = m.s;
+  const at = m.L.page(p, i);
+  const pte = s[at + PG_PTE]!;
+  if (pte === 0) return;
+  s[at + PG_PTE] = 0;
+  const pfn = ptePfn(pte);
+  if (pfn === 0) return;
+  s[m.L.frame(pfn) + F_MAP]!--;
+  putPage(m, pfn, 1);
+}
+
+/** unmapRegion() of one page: zap it, and the VMA no longer covers it. */
+export function unmapPage(m: Machine, p: number, i: number): void {
+  const at = m.L.page(p, i);
+  if (!(m.s[at + PG_VMA]! & VMA_MAPPED)) return;
+  zapPage(m, p, i);
+  m.s[at + PG_VMA] = 0;
+}
+
+/** exit_mmap(): zap every page, drop every VMA. */
+export function exitMmap(m: Machine, p: number): void {
+  for (let i = 0; i < m.L.pages; i++) {
+    zapPage(m, p, i);
+    m.s[m.L.page(p, i) + PG_VMA] = 0;
+  }
+}
+
+/** gup_must_unshare(): a R/O pin of a page that may be shared unshares it first. */
+function gupMustUnshare(m: Machine, pfn: number, pin: boolean, write: boolean): boolean {
+  if (m.unshareRoPin === 0 || !pin || write) return false;
+  // The zero page: only long-term pins (all of the explorer's) in COW mappings, from 6.2.
+  if (pfn === 0) return m.unshareRoPin === 2;
+  return !(m.s[m.L.frame(pfn) + F_FLAGS]! & FL_EXCL);
+}
+
+/** try_grab_page() into handle record h. */
+function grab(m: Machine, h: number, pfn: number, pin: boolean): void {
+  const s = m.s;
+  const hb = m.L.handle(h);
+  s[hb + H_PFN] = pfn;
+  if (pfn === 0) {
+    s[hb + H_REFS] = 0;
+    return;
+  }
+  const fb = m.L.frame(pfn);
+  // sanity_check_pinned_pages()
+  if (pin && m.anonExclusive && !(s[fb + F_FLAGS]! & FL_EXCL)) m.viol |= V_BUG;
+  const refs = pin ? m.pinBias : 1;
+  s[fb + F_REF] = s[fb + F_REF]! + refs;
+  s[hb + H_REFS] = refs;
+}
+
+/** gupSlowPage(): follow the PTE, fault as the profile's COW rules require, grab. */
+function gupSlowPage(m: Machine, p: number, i: number, h: number, pin: boolean, write: boolean): number {
+  const s = m.s;
+  const at = m.L.page(p, i);
+  if (!(s[at + PG_VMA]! & VMA_MAPPED)) return EFAULT;
+  const forceWrite = write || m.gupCowBreak === 1 || (m.gupCowBreak === 2 && pin);
+  let broken = false;
+  for (let tries = 0; tries <= MAX_RETRIES; tries++) {
+    const pte = s[at + PG_PTE]!;
+    let fault: number;
+    if (pte === 0) {
+      fault = forceWrite ? FAULT_WRITE : 0;
+    } else if (forceWrite && !(pte & 1) && !broken) {
+      fault = FAULT_WRITE;
+    } else {
+      const pfn = ptePfn(pte);
+      if (!(pte & 1) && gupMustUnshare(m, pfn, pin, write)) {
+        fault = FAULT_UNSHARE;
+      } else {
+        grab(m, h, pfn, pin);
+        return OK;
+      }
+    }
+    const err = handleMmFault(m, p, i, fault);
+    if (err !== OK) return err;
+    if (fault === FAULT_WRITE) broken = true;
+    if (fault === FAULT_UNSHARE) {
+      const pte2 = s[at + PG_PTE]!;
+      if (pte2 !== 0 && ptePfn(pte2) !== 0 && !gupMustUnshare(m, ptePfn(pte2), pin, write)) {
+        grab(m, h, ptePfn(pte2), pin);
+        return OK;
+      }
+    }
+  }
+  m.viol |= V_BUG;
+  return EFAULT;
+}
+
+/**
+ * getUserPages() of one page into a new handle record (the next free one): FOLL_PIN|FOLL_LONGTERM
+ * (`pin`, rw or ro) or vmsplice's FOLL_GET through gup-fast. Returns OK, or an error with no handle.
+ */
+export function getUserPages(m: Machine, p: number, i: number, pin: boolean, write: boolean): number {
+  const s = m.s;
+  const L = m.L;
+  const h = s[S_NHANDLES]!;
+  const hb = L.handle(h);
+  s[hb + H_KIND] = pin ? HK_PIN : 2;
+  s[hb + H_HOLDER] = p;
+  s[hb + H_PAGE] = i;
+  s[hb + H_PFN] = -1;
+  s[hb + H_REFS] = 0;
+  s[hb + H_WRITE] = write ? 1 : 0;
+  s[hb + H_LONG] = pin ? 1 : 0;
+  // mm_set_has_pinned_flag()
+  if (pin && m.forkEarlyCow) s[L.proc(p) + P_PINNED] = 1;
+  if (!pin) {
+    // gup-fast (vmsplice): a present, normal PTE (writable where the profile insists) is taken as is.
+    const pte = s[L.page(p, i) + PG_PTE]!;
+    if (pte !== 0 && ptePfn(pte) !== 0 && (!m.gupFastWritableOnly || pte & 1)) {
+      grab(m, h, ptePfn(pte), false);
+      s[S_NHANDLES] = h + 1;
+      return OK;
+    }
+  }
+  const err = gupSlowPage(m, p, i, h, pin, write);
+  if (err !== OK) {
+    if (s[hb + H_PFN]! > 0 && s[hb + H_REFS]! > 0) putPage(m, s[hb + H_PFN]!, s[hb + H_REFS]!);
+    return err;
+  }
+  s[S_NHANDLES] = h + 1;
+  return OK;
+}
+
+/** releaseHandle(): unpin_user_pages() / put_page() of handle record h. */
+export function releaseHandle(m: Machine, h: number): void {
+  const hb = m.L.handle(h);
+  const pfn = m.s[hb + H_PFN]!;
+  if (pfn > 0 && m.s[hb + H_REFS]! > 0) putPage(m, pfn, m.s[hb + H_REFS]!);
+}
+
+/** Is handle h a FOLL_PIN (not a pipe buffer)? */
+export const isPin = (m: Machine, h: number): boolean => m.s[m.L.handle(h) + H_KIND] === HK_PIN;
+export const isLongterm = (m: Machine, h: number): boolean => m.s[m.L.handle(h) + H_LONG] === 1;
+export const isWrite = (m: Machine, h: number): boolean => m.s[m.L.handle(h) + H_WRITE] === 1;
+export const holderOf = (m: Machine, h: number): number => m.s[m.L.handle(h) + H_HOLDER]!;
+export const pageOf = (m: Machine, h: number): number => m.s[m.L.handle(h) + H_PAGE]!;

@@ -1,0 +1,172 @@
+// Breadth-first search on compact states: the same search as src/explore/search.ts (same
+// operations, order, bounds and results), with states as Int32Arrays stored once each instead
+// of Runners rebuilt by replay. Every counterexample is replayed on the Runner, the full model,
+// and must show the same violation kinds there; a difference is an internal error.
+
+import type { Profile } from '../../core/profile.js';
+import type { Runner } from '../../engine/run.js';
+import { decodeOp, type ExploreShape } from '../ops.js';
+import type { Counterexample, Progress, SearchBounds, SearchResult, SearchStats } from '../search.js';
+import { Canon, hashKey } from './canon.js';
+import { Layout, MAX_VALUES } from './layout.js';
+import { CompactBoundError, EVENT_NAMES, Machine, VIOLATION_NAMES } from './machine.js';
+import { applyOp, COMPACT_OPS, enabledOps, opCodes } from './step.js';
+import { Column, StateQueue, VisitedSet } from './store.js';
+
+/** Why the compact engine cannot run this search (null: it can). */
+export function compactUnsupported(shape: ExploreShape, pages: number, depth: number, fromScenario: boolean): string | null {
+  if (fromScenario) return 'the start state comes from a scenario (--from)';
+  const other = shape.ops.filter((o) => !COMPACT_OPS.includes(o));
+  if (other.length > 0) return `operation ${other.join(', ')} is not in the compact engine`;
+  const perState = shape.procs * pages + shape.handles;
+  if (shape.handles > 15 || perState > 31) return 'more pages, processes or handles than a compact state holds';
+  // Live values: one per frame and cell, plus those only pipe buffers may still return.
+  if (2 * perState + depth + 1 >= MAX_VALUES) return `depth ${depth} with these bounds could need more values than a compact state names`;
+  return null;
+}
+
+/** Violation kinds as bits. */
+function kindBits(kinds: Set<string> | null): number {
+  let bits = 0;
+  for (const [b, name] of VIOLATION_NAMES) if (kinds === null || kinds.has(name)) bits |= b;
+  return bits;
+}
+
+export function compactSearch(
+  root: Runner, profile: Profile, shape: ExploreShape, pages: number, bounds: SearchBounds, progress?: Progress,
+): SearchResult {
+  const t0 = performance.now();
+  const L = new Layout(pages, shape.handles, shape.procs);
+  const m = new Machine(L, profile, root.k.config.pinBias);
+  const canon = new Canon(L);
+  const visited = new VisitedSet();
+  const queue = new StateQueue(L.size);
+  const parent = new Column();
+  const opOf = new Column();
+  const depthOf = new Column();
+  const codes = opCodes(shape);
+  const cur = new Int32Array(L.size);
+  const work = new Int32Array(L.size);
+  const ops = new Int32Array(codes.length * (8 * Math.max(pages, 1) + 16));
+  const scratch = new Int32Array(2 * L.frames);
+  const counted = kindBits(bounds.kinds);
+
+  const start = L.start();
+  visited.addIfNew(canon.key, canon.build(start), hashKey(canon.key, canon.build(start)));
+  queue.put(0, start);
+  parent.set(0, -1);
+  depthOf.set(0, 0);
+  let count = 1;
+  let transitions = 0;
+  let depthComplete = 0;
+  let depthReached = 0;
+  let stoppedBy: SearchStats['stoppedBy'] = null;
+  const counterexamples: Counterexample[] = [];
+  let found = 0;
+  const reached = new Map<string, number>();
+  let reachedBits = 0;
+
+  const pathOf = (id: number, last: number): number[] => {
+    const path = [last];
+    for (let i = id; parent.get(i) >= 0; i = parent.get(i)) path.push(opOf.get(i));
+    return path.reverse();
+  };
+
+  /** Replay a path on the full model; its violations must be the compact engine's. */
+  const confirm = (path: number[], bits: number): Counterexample => {
+    const r = root.clone();
+    const lines: string[] = [];
+    for (const op of path) {
+      const step = decodeOp(r, op);
+      lines.push(step.text);
+      r.step(step, lines.length - 1);
+    }
+    const last = path.length - 1;
+    const vs = r.violations.filter((v) => v.step === last && (bounds.kinds === null || bounds.kinds.has(v.kind)));
+    const want = VIOLATION_NAMES.filter(([b]) => bits & b).map(([, n]) => n).sort();
+    const got = [...new Set(vs.map((v) => v.kind))].sort();
+    if (want.join() !== got.join()) {
+      throw new Error(`internal error: the compact explorer found ${want.join(', ')} after\n  ${lines.join('\n  ')}\n` +
+        `but the model reports ${got.join(', ') || 'nothing'} there; rerun with --engine full, and please report this`);
+    }
+    return { steps: lines, violations: vs, depth: path.length };
+  };
+
+  let lastCheck = t0;
+  let stop = false;
+  try {
+    for (let id = 0; id < count && !stop; id++) {
+      const d = depthOf.get(id);
+      if (d > depthComplete + 1) depthComplete = d - 1;
+      if (d >= bounds.depth) continue;
+      queue.get(id, cur);
+      m.s = cur;
+      const n = enabledOps(m, shape, codes, ops);
+      m.s = work;
+      for (let k = 0; k < n; k++) {
+        const op = ops[k]!;
+        work.set(cur);
+        applyOp(m, op, scratch);
+        transitions++;
+        if (m.events & ~reachedBits) {
+          for (const [b, name] of EVENT_NAMES) if (m.events & b && !(reachedBits & b)) reached.set(name, d + 1);
+          reachedBits |= m.events;
+        }
+        const viol = m.viol & counted;
+        if (viol !== 0) {
+          if (viol & ~found) {
+            found |= viol;
+            counterexamples.push(confirm(pathOf(id, op), viol));
+            if (!bounds.all) {
+              stop = true;
+              break;
+            }
+          }
+          continue; // a violating state is not expanded further
+        }
+        const len = canon.build(work);
+        if (visited.addIfNew(canon.key, len, hashKey(canon.key, len)) >= 0) continue;
+        queue.put(count, work);
+        parent.set(count, id);
+        opOf.set(count, op);
+        depthOf.set(count, d + 1);
+        count++;
+        if (d + 1 > depthReached) depthReached = d + 1;
+        if (count >= bounds.maxStates) {
+          stoppedBy = 'states';
+          stop = true;
+          break;
+        }
+      }
+      if ((id & 1023) === 0) {
+        queue.dropBefore(id);
+        const now = performance.now();
+        if (now - t0 > bounds.timeSec * 1000) {
+          stoppedBy = 'time';
+          stop = true;
+        } else if (process.memoryUsage().rss / 2 ** 20 > bounds.maxMemoryMB) {
+          stoppedBy = 'memory';
+          stop = true;
+        }
+        if (progress && now - lastCheck > 250) {
+          lastCheck = now;
+          progress({ states: count, depth: d, frontier: count - id, statesPerSec: count / ((now - t0) / 1000) });
+        }
+      }
+    }
+  } catch (e) {
+    if (e instanceof CompactBoundError) throw new Error(`internal error in the compact explorer: ${e.message}; rerun with --engine full`);
+    throw e;
+  }
+  if (!stop) depthComplete = Math.min(bounds.depth, depthReached);
+  const elapsedMs = performance.now() - t0;
+  return {
+    counterexamples,
+    stats: {
+      states: count, transitions, depthReached, depthComplete, elapsedMs,
+      statesPerSec: Math.round(count / Math.max(elapsedMs / 1000, 1e-3)), stoppedBy,
+      reached: Object.fromEntries([...reached].sort((a, b) => a[1] - b[1])),
+      engine: 'compact',
+    },
+  };
+}
