@@ -551,6 +551,11 @@ export class Runner {
         releaseHandle(k, hs.h);
         this.ideal.releaseHandle(step.handle);
         this.handles.delete(step.handle);
+        // A later handle may take the same name: it is checked afresh.
+        for (let i = 0; i < hs.h.frames.length; i++) {
+          this.incoherent.delete(`${step.handle}:${i}`);
+          this.incoherent.delete(`x:${step.handle}:${i}`);
+        }
         const what = step.op === 'unpin' ? 'unpin_user_pages' : hs.h.kind === 'pipe' ? 'the pipe is closed, its buffers put' : 'put_page';
         this.record.summary = `${step.proc} releases ${step.handle}: ${what}` + (before > k.frames.used ? `; ${before - k.frames.used} frame(s) freed` : '');
         return;

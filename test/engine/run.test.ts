@@ -285,3 +285,17 @@ test('a short-term device write that may have reached the page may be inherited 
   const r = run(sc);
   assert.deepEqual(kinds(r), [], r.violations.map((v) => v.message).join('\n'));
 });
+
+test('a handle name taken again after unpin is checked afresh for pin coherence', () => {
+  // v5.9: a R/O pin neither breaks COW nor marks the page exclusive, so both pins go stale.
+  const r = run(scenario([
+    'P mmap buf 1 rw private',
+    'P pin buf[0] as h1 ro longterm',
+    'P write buf[0] = a', // the zero page is replaced: h1 is stale
+    'P unpin h1',
+    'P fork Q',
+    'P pin buf[0] as h1 ro longterm', // the new h1 pins the page P shares with Q
+    'P write buf[0] = b', // P copies: the new h1 is stale too
+  ]), 'v5.9');
+  assert.deepEqual(r.violations.filter((v) => v.kind === 'pin-incoherent').map((v) => v.step), [2, 6]);
+});
