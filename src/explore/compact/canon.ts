@@ -6,18 +6,23 @@
 
 import {
   F_FLAGS, F_MAP, F_REF, F_VAL, H_BOUND, H_HOLDER, H_KIND, H_LONG, H_ORIGIN, H_PAGE, H_PFN, H_REFS, H_REPORTED, H_SEEN,
-  H_SIZE, H_WRITE, type Layout, MAX_VALUES, P_HELD, P_PINNED, P_STATUS, PG_CELL, PG_PTE, PG_VMA, PROC_SLOTS, ptePfn,
+  H_SIZE, H_WRITE, type Layout, MAX_VALUES, P_HELD, P_PAGES, P_PINNED, P_STATUS, PG_CELL, PG_PTE, PG_SIZE, PG_VMA, PROC_SLOTS, ptePfn,
   S_NHANDLES, S_NPROCS, ST_ALIVE,
 } from './layout.js';
 
 /** Scratch space for keys of one layout (no allocation per state). */
 export class Canon {
   readonly key: Int32Array;
+  /** Numbers given to frames, cells and values in this key: valid where the stamp is this key's. */
   private frameNum: Int32Array;
+  private frameStamp: Int32Array;
   private frameOrder: Int32Array;
   private cellNum: Int32Array;
+  private cellStamp: Int32Array;
   private cellOrder: Int32Array;
   private valNum = new Int32Array(MAX_VALUES);
+  private valStamp = new Int32Array(MAX_VALUES);
+  private gen = 0;
   private sig = new Int32Array(PROC_SLOTS);
   private order = new Int32Array(PROC_SLOTS);
   private rank = new Int32Array(PROC_SLOTS);
@@ -29,46 +34,50 @@ export class Canon {
   constructor(readonly L: Layout) {
     this.key = new Int32Array(L.size + 8);
     this.frameNum = new Int32Array(L.frames);
+    this.frameStamp = new Int32Array(L.frames);
     this.frameOrder = new Int32Array(L.frames);
     this.cellNum = new Int32Array(L.cells);
+    this.cellStamp = new Int32Array(L.cells);
     this.cellOrder = new Int32Array(L.cells);
     this.horder = new Int32Array(Math.max(1, L.handles));
   }
 
+  /** A frame's code in the key: 0 none, 1 the zero page, 2 + its number. */
   private frame(pfn: number): number {
-    if (pfn <= 0) return pfn === 0 ? -2 : -1;
-    let n = this.frameNum[pfn]!;
-    if (n < 0) {
-      n = this.nFrames++;
-      this.frameNum[pfn] = n;
-      this.frameOrder[n] = pfn;
+    if (pfn <= 0) return pfn + 1;
+    if (this.frameStamp[pfn] !== this.gen) {
+      this.frameStamp[pfn] = this.gen;
+      this.frameNum[pfn] = this.nFrames;
+      this.frameOrder[this.nFrames++] = pfn;
     }
-    return n;
+    return this.frameNum[pfn]! + 2;
   }
 
+  /** A cell's code: 0 none, 1 + its number. */
   private cell(c: number): number {
-    if (c < 0) return -1;
-    let n = this.cellNum[c]!;
-    if (n < 0) {
-      n = this.nCells++;
-      this.cellNum[c] = n;
-      this.cellOrder[n] = c;
+    if (c < 0) return 0;
+    if (this.cellStamp[c] !== this.gen) {
+      this.cellStamp[c] = this.gen;
+      this.cellNum[c] = this.nCells;
+      this.cellOrder[this.nCells++] = c;
     }
-    return n;
+    return this.cellNum[c]! + 1;
   }
 
   private value(v: number): number {
-    let n = this.valNum[v]!;
-    if (n < 0) this.valNum[v] = n = this.nVals++;
-    return n;
+    if (this.valStamp[v] !== this.gen) {
+      this.valStamp[v] = this.gen;
+      this.valNum[v] = this.nVals++;
+    }
+    return this.valNum[v]!;
   }
 
   /** A set of values (a bit each) renumbered; with `known`, values not numbered yet are dropped. */
   private mask(mask: number, known: boolean): number {
     let out = 0;
-    for (let v = 0; v < MAX_VALUES; v++) {
-      if (!(mask & (1 << v))) continue;
-      if (known && this.valNum[v]! < 0) continue;
+    for (let rest = mask; rest !== 0; rest &= rest - 1) {
+      const v = 31 - Math.clz32(rest & -rest);
+      if (known && this.valStamp[v] !== this.gen) continue;
       out |= 1 << this.value(v);
     }
     return out;
@@ -77,9 +86,9 @@ export class Canon {
   /** A signature of process p that ignores every number that names something. */
   private signature(s: Int32Array, p: number): number {
     const L = this.L;
-    let h = (s[L.proc(p) + P_STATUS]! * 7 + s[L.proc(p) + P_PINNED]!) | 0;
-    for (let i = 0; i < L.pages; i++) {
-      const at = L.page(p, i);
+    const pb = L.proc(p);
+    let h = (s[pb + P_STATUS]! * 7 + s[pb + P_PINNED]!) | 0;
+    for (let i = 0, at = pb + P_PAGES; i < L.pages; i++, at += PG_SIZE) {
       const pte = s[at + PG_PTE]!;
       let x = s[at + PG_VMA]! * 8 + (s[at + PG_CELL]! >= 0 ? 4 : 0);
       if (pte !== 0) {
@@ -97,13 +106,12 @@ export class Canon {
     return h;
   }
 
-  /** Write the key of state s into this.key; returns its length. */
+  /** Write the key of state s into this.key; returns its length. Small fields are packed into one int. */
   build(s: Int32Array): number {
     const L = this.L;
     const key = this.key;
-    this.frameNum.fill(-1);
-    this.cellNum.fill(-1);
-    this.valNum.fill(-1);
+    this.gen++;
+    this.valStamp[0] = this.gen;
     this.valNum[0] = 0;
     this.nFrames = 0;
     this.nCells = 0;
@@ -111,12 +119,12 @@ export class Canon {
     const np = s[S_NPROCS]!;
     const nh = s[S_NHANDLES]!;
     // Processes that matter: the live ones and the holders of handles.
+    let held = 0;
+    for (let k = 0, hb = L.handleBase; k < nh; k++, hb += H_SIZE) held |= 1 << s[hb + H_HOLDER]!;
     let n = 0;
-    for (let p = 0; p < np; p++) {
-      let relevant = s[L.proc(p) + P_STATUS] === ST_ALIVE;
-      for (let k = 0, hb = L.handleBase; k < nh && !relevant; k++, hb += H_SIZE) if (s[hb + H_HOLDER] === p) relevant = true;
-      if (!relevant) continue;
-      const sg = this.signature(s, p);
+    for (let p = 0, pb = L.procBase; p < np; p++, pb += L.procSize) {
+      if (s[pb + P_STATUS] !== ST_ALIVE && !(held & (1 << p))) continue;
+      const sg = n === 0 && p + 1 === np ? 0 : this.signature(s, p);
       // Insertion sort by (signature, creation).
       let j = n++;
       while (j > 0 && this.sig[j - 1]! > sg) {
@@ -128,20 +136,16 @@ export class Canon {
       this.order[j] = p;
     }
     let o = 0;
-    key[o++] = np;
-    key[o++] = n;
-    key[o++] = nh;
+    key[o++] = np | (n << 4) | (nh << 8);
     for (let r = 0; r < n; r++) {
       const p = this.order[r]!;
+      const pb = L.proc(p);
       this.rank[p] = r;
-      key[o++] = s[L.proc(p) + P_STATUS]!;
-      key[o++] = s[L.proc(p) + P_PINNED]!;
-      for (let i = 0; i < L.pages; i++) {
-        const at = L.page(p, i);
+      key[o++] = s[pb + P_STATUS]! | (s[pb + P_PINNED]! << 2);
+      for (let i = 0, at = pb + P_PAGES; i < L.pages; i++, at += PG_SIZE) {
         const pte = s[at + PG_PTE]!;
-        key[o++] = s[at + PG_VMA]!;
-        key[o++] = pte === 0 ? -3 : this.frame(ptePfn(pte)) * 2 + (pte & 1);
-        key[o++] = this.cell(s[at + PG_CELL]!);
+        const pc = pte === 0 ? 0 : (this.frame(ptePfn(pte)) << 1) | (pte & 1);
+        key[o++] = s[at + PG_VMA]! | (pc << 2) | (this.cell(s[at + PG_CELL]!) << 10);
       }
     }
     // Handles by holder rank and page; ties keep the order they were taken in.
@@ -159,24 +163,20 @@ export class Canon {
     }
     for (let k = 0; k < nh; k++) {
       const hb = L.handle(this.horder[k]!);
-      key[o++] = s[hb + H_KIND]!;
-      key[o++] = this.rank[s[hb + H_HOLDER]!]!;
-      key[o++] = s[hb + H_PAGE]!;
-      key[o++] = this.frame(s[hb + H_PFN]!);
+      key[o++] = s[hb + H_KIND]! | (this.rank[s[hb + H_HOLDER]!]! << 2) | (s[hb + H_PAGE]! << 5) | (this.frame(s[hb + H_PFN]!) << 10) |
+        ((s[hb + H_WRITE]! * 2 + s[hb + H_LONG]!) << 16) | (this.cell(s[hb + H_ORIGIN]!) << 18) | ((s[hb + H_BOUND]! * 4 + s[hb + H_REPORTED]!) << 24);
       key[o++] = s[hb + H_REFS]!;
-      key[o++] = s[hb + H_WRITE]! * 2 + s[hb + H_LONG]!;
-      key[o++] = this.cell(s[hb + H_ORIGIN]!);
-      key[o++] = s[hb + H_BOUND]! * 4 + s[hb + H_REPORTED]!;
     }
     // Frames and cells in the order they were named, with their values numbered.
     for (let k = 0; k < this.nFrames; k++) {
       const fb = L.frame(this.frameOrder[k]!);
-      key[o++] = s[fb + F_REF]!;
-      key[o++] = s[fb + F_MAP]!;
-      key[o++] = s[fb + F_FLAGS]!;
-      key[o++] = this.value(s[fb + F_VAL]!);
+      key[o++] = s[fb + F_REF]! | (s[fb + F_MAP]! << 20) | (s[fb + F_FLAGS]! << 24) | (this.value(s[fb + F_VAL]!) << 26);
     }
-    for (let k = 0; k < this.nCells; k++) key[o++] = this.value(s[L.cellBase + this.cellOrder[k]!]!);
+    for (let k = 0; k < this.nCells; k += 6) {
+      let x = 0;
+      for (let j = k; j < k + 6 && j < this.nCells; j++) x |= this.value(s[L.cellBase + this.cellOrder[j]!]!) << (5 * (j - k));
+      key[o++] = x;
+    }
     for (let k = 0; k < nh; k++) key[o++] = this.mask(s[L.handle(this.horder[k]!) + H_SEEN]!, false);
     for (let r = 0; r < n; r++) key[o++] = this.mask(s[L.proc(this.order[r]!) + P_HELD]!, true);
     return o;

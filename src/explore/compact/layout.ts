@@ -1,6 +1,7 @@
 // The compact explorer state: one Int32Array per state, laid out as fixed-size records (header,
-// process slots, frames, handles, ideal cells). Sizes come from the search bounds, so a state
-// of the 2-process, 2-page, 2-handle configuration is 127 integers.
+// frames, handles, ideal cells, process slots). Sizes come from the search bounds: a state of the
+// 2-process, 2-page, 2-handle configuration is 130 integers, of which 76 are in use with two
+// processes.
 
 /** Process slots: the explorer names at most eight processes (PROC_NAMES), dead ones included. */
 export const PROC_SLOTS = 8;
@@ -85,15 +86,22 @@ export class Layout {
     readonly procs: number,
   ) {
     this.procSize = P_PAGES + PG_SIZE * pages;
-    this.procBase = HEADER;
     // Frames in use: every live process's pages, plus pinned frames no process maps any more.
     this.frames = procs * pages + handles + 1;
     // Ideal cells: every live process's pages, plus the cells orphaned pins still refer to.
     this.cells = procs * pages + handles;
-    this.frameBase = this.procBase + PROC_SLOTS * this.procSize;
+    this.frameBase = HEADER;
     this.handleBase = this.frameBase + this.frames * F_SIZE;
     this.cellBase = this.handleBase + handles * H_SIZE;
-    this.size = this.cellBase + this.cells;
+    // Process slots last: a state's slots past its processes are all zero, so copies and
+    // comparisons stop at used(s).
+    this.procBase = this.cellBase + this.cells;
+    this.size = this.procBase + PROC_SLOTS * this.procSize;
+  }
+
+  /** How much of state s is in use: everything up to its last process slot. */
+  used(s: Int32Array): number {
+    return this.procBase + s[S_NPROCS]! * this.procSize;
   }
 
   proc(p: number): number {

@@ -60,6 +60,8 @@ export class Machine {
   events = 0;
   /** The value the last load returned. */
   loaded = 0;
+  /** Did the last operation change the state? (Loads that took no fault and reads through handles do not.) */
+  changed = true;
 
   constructor(readonly L: Layout, profile: Profile, readonly pinBias: number) {
     this.s = L.start();
@@ -205,6 +207,7 @@ export function cpuAccess(m: Machine, p: number, i: number, write: boolean, valu
       else m.loaded = pfn === 0 ? 0 : s[m.L.frame(pfn) + F_VAL]!;
       return OK;
     }
+    m.changed = true;
     const err = handleMmFault(m, p, i, write ? FAULT_WRITE : 0);
     if (err !== OK) return err;
   }

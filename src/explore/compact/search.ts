@@ -52,7 +52,7 @@ export function compactSearch(
   const counted = kindBits(bounds.kinds);
 
   const start = L.start();
-  visited.addIfNew(canon.key, canon.build(start), hashKey(canon.key, canon.build(start)));
+  visited.has(canon.key, canon.build(start), hashKey(canon.key, canon.build(start)));
   queue.put(0, start);
   parent.set(0, -1);
   depthOf.set(0, 0);
@@ -124,9 +124,10 @@ export function compactSearch(
           }
           continue; // a violating state is not expanded further
         }
+        if (!m.changed) continue; // a read that changed nothing: the state is its parent
         const len = canon.build(work);
-        if (visited.addIfNew(canon.key, len, hashKey(canon.key, len)) >= 0) continue;
-        queue.put(count, work);
+        if (visited.has(canon.key, len, hashKey(canon.key, len))) continue;
+        if (d + 1 < bounds.depth) queue.put(count, work); // states at the depth bound are never expanded
         parent.set(count, id);
         opOf.set(count, op);
         depthOf.set(count, d + 1);

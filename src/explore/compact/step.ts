@@ -6,7 +6,7 @@
 import { OP_NAMES, PROC_NAMES, type ExploreShape, type OpName } from '../ops.js';
 import {
   F_FLAGS, F_MAP, F_REF, F_SIZE, F_VAL, FL_EXCL, H_BOUND, H_HOLDER, H_KIND, H_LONG, H_PAGE, H_PFN, H_REFS, H_REPORTED,
-  H_SIZE, H_WRITE, HK_PIN, P_HELD, P_PINNED, P_STATUS, PG_PTE, ptePfn, S_NHANDLES, S_NPROCS, ST_ALIVE, ST_DEAD,
+  H_SIZE, H_WRITE, HK_PIN, P_HELD, P_PINNED, P_STATUS, PG_PTE, PG_VMA, VMA_MAPPED, ptePfn, S_NHANDLES, S_NPROCS, ST_ALIVE, ST_DEAD,
 } from './layout.js';
 import {
   cpuAccess, dupMmap, E_FORK, E_PIN, E_SHARED_EXTRA, E_VMSPLICE, exitMmap, getUserPages, type Machine, OK, releaseHandle,
@@ -84,11 +84,22 @@ export function applyOp(m: Machine, op: number, scratch: Int32Array): void {
   m.viol = 0;
   m.events = 0;
   const c = op >>> 24;
+  m.changed = c !== READ && c !== HANDLE_READ && c !== DEVICE_READ;
   const p = (op >>> 20) & 15;
   const i = (op >>> 4) & 0xffff;
   const h = op & 15;
   const s = m.s;
   const L = m.L;
+  if ((c === WRITE || c === READ || c === MUNMAP || c === PIN || c === PIN_RO || c === VMSPLICE) && !(s[L.page(p, i) + PG_VMA]! & VMA_MAPPED)) {
+    // Nothing mapped there: the access faults (SIGSEGV / EFAULT) as the ideal memory says it
+    // must, and munmap has nothing to do; only a failed pin still marks the mm MMF_HAS_PINNED.
+    m.changed = false;
+    if ((c === PIN || c === PIN_RO) && m.forkEarlyCow && s[L.proc(p) + P_PINNED] === 0) {
+      s[L.proc(p) + P_PINNED] = 1;
+      m.changed = true;
+    }
+    if (!m.changed) return;
+  }
   switch (c) {
     case WRITE: {
       const v = freshValue(m);
@@ -178,6 +189,8 @@ export function applyOp(m: Machine, op: number, scratch: Int32Array): void {
     default:
       throw new Error(`the compact explorer has no operation ${OP_NAMES[c]}`);
   }
+  // A state left as it was passed these checks already (as the parent it is).
+  if (!m.changed) return;
   checkPins(m);
   checkAccounting(m, scratch);
 }
@@ -212,7 +225,7 @@ function checkAccounting(m: Machine, exp: Int32Array): void {
   const s = m.s;
   const L = m.L;
   const nf = L.frames;
-  exp.fill(0, 0, 2 * nf);
+  for (let k = 0; k < 2 * nf; k++) exp[k] = 0;
   const np = s[S_NPROCS]!;
   for (let p = 0; p < np; p++) {
     if (s[L.proc(p) + P_STATUS] !== ST_ALIVE) continue;

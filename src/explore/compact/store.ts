@@ -2,81 +2,80 @@
 // addressing over their hashes) and the states waiting to be expanded, both in chunks of
 // Int32Arrays so nothing is allocated per state and memory grows in steps.
 
-const CHUNK = 1 << 22;
+const CHUNK_BITS = 22;
+const CHUNK = 1 << CHUNK_BITS;
 
-/** Keys of visited states: an id per distinct key. */
+/**
+ * Keys of visited states, exact: open addressing over (hash, where the key is stored) pairs,
+ * so a probe that does not match costs one memory access and a match compares the stored key.
+ */
 export class VisitedSet {
   private chunks: Int32Array[] = [new Int32Array(CHUNK)];
   private used = 0;
-  /** Per id: where its key starts (chunk * CHUNK + offset). */
-  private where = new Float64Array(1 << 16);
-  private hashes = new Int32Array(1 << 16);
-  private table = new Int32Array(1 << 17);
+  /** Pairs: the key's hash, and 1 + where its key starts (chunk * CHUNK + offset); 0 is empty. */
+  private table = new Int32Array(2 << 17);
   private mask = (1 << 17) - 1;
   size = 0;
 
   /** Bytes held (for the memory bound). */
   get bytes(): number {
-    return this.chunks.length * CHUNK * 4 + this.where.byteLength + this.hashes.byteLength + this.table.byteLength;
+    return this.chunks.length * CHUNK * 4 + this.table.byteLength;
   }
 
-  /** The id of this key if it was seen; otherwise it is added and -1 returned. */
-  addIfNew(key: Int32Array, n: number, hash: number): number {
+  /** True if this key was seen; otherwise it is added and false returned. */
+  has(key: Int32Array, n: number, hash: number): boolean {
+    const t = this.table;
     let slot = hash & this.mask;
     for (;;) {
-      const e = this.table[slot]!;
-      if (e === 0) break;
-      const id = e - 1;
-      if (this.hashes[id] === hash && this.equals(id, key, n)) return id;
+      const w = t[2 * slot + 1]!;
+      if (w === 0) break;
+      if (t[2 * slot] === hash && this.equals(w - 1, key, n)) return true;
       slot = (slot + 1) & this.mask;
     }
-    const id = this.size++;
-    this.table[slot] = id + 1;
-    if (id >= this.hashes.length) {
-      this.hashes = growInt(this.hashes, this.hashes.length * 2);
-      const w = new Float64Array(this.where.length * 2);
-      w.set(this.where);
-      this.where = w;
-    }
-    this.hashes[id] = hash;
     let c = this.chunks[this.chunks.length - 1]!;
     if (this.used + n + 1 > CHUNK) {
+      if (this.chunks.length >= 2 ** 31 / CHUNK - 1) throw new RangeError('the visited set is full (2^31 integers of keys)');
       c = new Int32Array(CHUNK);
       this.chunks.push(c);
       this.used = 0;
     }
-    this.where[id] = (this.chunks.length - 1) * CHUNK + this.used;
+    t[2 * slot] = hash;
+    t[2 * slot + 1] = (this.chunks.length - 1) * CHUNK + this.used + 1;
     c[this.used++] = n;
     c.set(key.subarray(0, n), this.used);
     this.used += n;
-    if (this.size * 2 > this.mask) this.rehash();
-    return -1;
+    if (++this.size * 2 > this.mask) this.rehash();
+    return false;
   }
 
-  private equals(id: number, key: Int32Array, n: number): boolean {
-    const w = this.where[id]!;
-    const c = this.chunks[Math.floor(w / CHUNK)]!;
-    let o = w % CHUNK;
+  private equals(w: number, key: Int32Array, n: number): boolean {
+    const c = this.chunks[w >>> CHUNK_BITS]!;
+    let o = w & (CHUNK - 1);
     if (c[o++] !== n) return false;
     for (let i = 0; i < n; i++) if (c[o + i] !== key[i]) return false;
     return true;
   }
 
   private rehash(): void {
+    const old = this.table;
     const cap = (this.mask + 1) * 2;
-    this.table = new Int32Array(cap);
+    const t = new Int32Array(2 * cap);
     this.mask = cap - 1;
-    for (let id = 0; id < this.size; id++) {
-      let slot = this.hashes[id]! & this.mask;
-      while (this.table[slot] !== 0) slot = (slot + 1) & this.mask;
-      this.table[slot] = id + 1;
+    for (let i = 0; i < old.length; i += 2) {
+      if (old[i + 1] === 0) continue;
+      let slot = old[i]! & this.mask;
+      while (t[2 * slot + 1] !== 0) slot = (slot + 1) & this.mask;
+      t[2 * slot] = old[i]!;
+      t[2 * slot + 1] = old[i + 1]!;
     }
+    this.table = t;
   }
 }
 
-/** States by id, fixed size each; chunks of expanded states are dropped. */
+/** States by id, fixed size each; chunks of expanded states are recycled. */
 export class StateQueue {
   private chunks: (Int32Array | null)[] = [];
+  private spare: Int32Array[] = [];
   private readonly perChunk: number;
   constructor(private readonly size: number) {
     this.perChunk = Math.max(1, Math.floor(CHUNK / size));
@@ -91,20 +90,25 @@ export class StateQueue {
   put(id: number, s: Int32Array): void {
     const k = Math.floor(id / this.perChunk);
     let c = this.chunks[k];
-    if (!c) c = this.chunks[k] = new Int32Array(this.perChunk * this.size);
-    c.set(s, (id % this.perChunk) * this.size);
+    if (!c) c = this.chunks[k] = this.spare.pop() ?? new Int32Array(this.perChunk * this.size);
+    c.set(s, (id - k * this.perChunk) * this.size);
   }
 
   get(id: number, into: Int32Array): void {
-    const c = this.chunks[Math.floor(id / this.perChunk)]!;
-    const o = (id % this.perChunk) * this.size;
+    const k = Math.floor(id / this.perChunk);
+    const c = this.chunks[k]!;
+    const o = (id - k * this.perChunk) * this.size;
     into.set(c.subarray(o, o + this.size));
   }
 
-  /** Every state before `id` was expanded: free their chunks. */
+  /** Every state before `id` was expanded: their chunks are reused. */
   dropBefore(id: number): void {
     const k = Math.floor(id / this.perChunk);
-    for (let i = 0; i < k; i++) this.chunks[i] = null;
+    for (let i = 0; i < k; i++) {
+      const c = this.chunks[i];
+      if (c) this.spare.push(c);
+      this.chunks[i] = null;
+    }
   }
 }
 
