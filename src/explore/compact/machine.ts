@@ -62,6 +62,10 @@ export class Machine {
   loaded = 0;
   /** Did the last operation change the state? (Loads that took no fault and reads through handles do not.) */
   changed = true;
+  /** Did it change more than values (PTEs, frames' counts and flags, handles)? */
+  structural = true;
+  /** Did the last CPU access take a fault? */
+  faulted = false;
 
   constructor(readonly L: Layout, profile: Profile, readonly pinBias: number) {
     this.s = L.start();
@@ -199,6 +203,7 @@ function wpPageCopy(m: Machine, p: number, i: number, unshare: boolean): number 
 export function cpuAccess(m: Machine, p: number, i: number, write: boolean, value: number): number {
   const s = m.s;
   const at = m.L.page(p, i);
+  m.faulted = false;
   for (let tries = 0; tries <= MAX_RETRIES; tries++) {
     const pte = s[at + PG_PTE]!;
     if (s[at + PG_VMA]! & VMA_MAPPED && pte !== 0 && (!write || pte & 1)) {
@@ -208,6 +213,7 @@ export function cpuAccess(m: Machine, p: number, i: number, write: boolean, valu
       return OK;
     }
     m.changed = true;
+    m.faulted = true;
     const err = handleMmFault(m, p, i, write ? FAULT_WRITE : 0);
     if (err !== OK) return err;
   }

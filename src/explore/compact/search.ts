@@ -8,7 +8,7 @@ import type { Runner } from '../../engine/run.js';
 import { decodeOp, type ExploreShape } from '../ops.js';
 import type { Counterexample, Progress, SearchBounds, SearchResult, SearchStats } from '../search.js';
 import { Canon, hashKey } from './canon.js';
-import { Layout, MAX_VALUES } from './layout.js';
+import { Layout, MAX_VALUES, S_NPROCS } from './layout.js';
 import { CompactBoundError, EVENT_NAMES, Machine, VIOLATION_NAMES } from './machine.js';
 import { applyOp, COMPACT_OPS, enabledOps, opCodes } from './step.js';
 import { Column, StateQueue, VisitedSet } from './store.js';
@@ -40,7 +40,7 @@ export function compactSearch(
   const m = new Machine(L, profile, root.k.config.pinBias);
   const canon = new Canon(L);
   const visited = new VisitedSet();
-  const queue = new StateQueue(L.size);
+  const queue = new StateQueue();
   const parent = new Column();
   const opOf = new Column();
   const depthOf = new Column();
@@ -53,7 +53,7 @@ export function compactSearch(
 
   const start = L.start();
   visited.has(canon.key, canon.build(start), hashKey(canon.key, canon.build(start)));
-  queue.put(0, start);
+  queue.put(0, start, L.used(start));
   parent.set(0, -1);
   depthOf.set(0, 0);
   let count = 1;
@@ -99,7 +99,7 @@ export function compactSearch(
       const d = depthOf.get(id);
       if (d > depthComplete + 1) depthComplete = d - 1;
       if (d >= bounds.depth) continue;
-      queue.get(id, cur);
+      queue.get(id, cur, L.procBase + queue.header(id, S_NPROCS) * L.procSize);
       m.s = cur;
       const n = enabledOps(m, shape, codes, ops);
       m.s = work;
@@ -127,7 +127,7 @@ export function compactSearch(
         if (!m.changed) continue; // a read that changed nothing: the state is its parent
         const len = canon.build(work);
         if (visited.has(canon.key, len, hashKey(canon.key, len))) continue;
-        if (d + 1 < bounds.depth) queue.put(count, work); // states at the depth bound are never expanded
+        if (d + 1 < bounds.depth) queue.put(count, work, L.used(work)); // states at the depth bound are never expanded
         parent.set(count, id);
         opOf.set(count, op);
         depthOf.set(count, d + 1);

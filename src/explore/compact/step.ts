@@ -6,7 +6,7 @@
 import { OP_NAMES, PROC_NAMES, type ExploreShape, type OpName } from '../ops.js';
 import {
   F_FLAGS, F_MAP, F_REF, F_SIZE, F_VAL, FL_EXCL, H_BOUND, H_HOLDER, H_KIND, H_LONG, H_PAGE, H_PFN, H_REFS, H_REPORTED,
-  H_SIZE, H_WRITE, HK_PIN, P_HELD, P_PINNED, P_STATUS, PG_PTE, PG_VMA, VMA_MAPPED, ptePfn, S_NHANDLES, S_NPROCS, ST_ALIVE, ST_DEAD,
+  H_SIZE, H_WRITE, HK_PIN, P_HELD, P_PINNED, P_PAGES, P_STATUS, PG_PTE, PG_SIZE, PG_VMA, VMA_MAPPED, ptePfn, S_NHANDLES, S_NPROCS, ST_ALIVE, ST_DEAD,
 } from './layout.js';
 import {
   cpuAccess, dupMmap, E_FORK, E_PIN, E_SHARED_EXTRA, E_VMSPLICE, exitMmap, getUserPages, type Machine, OK, releaseHandle,
@@ -85,6 +85,7 @@ export function applyOp(m: Machine, op: number, scratch: Int32Array): void {
   m.events = 0;
   const c = op >>> 24;
   m.changed = c !== READ && c !== HANDLE_READ && c !== DEVICE_READ;
+  m.structural = c !== DEVICE_WRITE;
   const p = (op >>> 20) & 15;
   const i = (op >>> 4) & 0xffff;
   const h = op & 15;
@@ -105,6 +106,7 @@ export function applyOp(m: Machine, op: number, scratch: Int32Array): void {
       const v = freshValue(m);
       const want = idealMapped(m, p, i);
       const err = cpuAccess(m, p, i, true, v);
+      m.structural = m.faulted; // a store without a fault changes only a value
       if (err === OK) {
         if (!want) m.viol |= V_FAULT;
         else idealWrite(m, p, i, v);
@@ -189,8 +191,8 @@ export function applyOp(m: Machine, op: number, scratch: Int32Array): void {
     default:
       throw new Error(`the compact explorer has no operation ${OP_NAMES[c]}`);
   }
-  // A state left as it was passed these checks already (as the parent it is).
-  if (!m.changed) return;
+  // A state left as it was, or where only values changed, passes these checks as its parent did.
+  if (!m.changed || !m.structural) return;
   checkPins(m);
   checkAccounting(m, scratch);
 }
@@ -227,13 +229,13 @@ function checkAccounting(m: Machine, exp: Int32Array): void {
   const nf = L.frames;
   for (let k = 0; k < 2 * nf; k++) exp[k] = 0;
   const np = s[S_NPROCS]!;
-  for (let p = 0; p < np; p++) {
-    if (s[L.proc(p) + P_STATUS] !== ST_ALIVE) continue;
-    for (let i = 0; i < L.pages; i++) {
-      const pte = s[L.page(p, i) + PG_PTE]!;
-      const pfn = pte === 0 ? 0 : ptePfn(pte);
-      if (pfn === 0) continue;
-      const fl = s[L.frame(pfn) + F_FLAGS]!;
+  for (let p = 0, pb = L.procBase; p < np; p++, pb += L.procSize) {
+    if (s[pb + P_STATUS] !== ST_ALIVE) continue;
+    for (let i = 0, at = pb + P_PAGES + PG_PTE; i < L.pages; i++, at += PG_SIZE) {
+      const pte = s[at]!;
+      const pfn = (pte >> 1) - 1;
+      if (pfn <= 0) continue;
+      const fl = s[L.frameBase + pfn * F_SIZE + F_FLAGS]!;
       if (fl === 0) {
         m.viol |= V_UAF;
         continue;

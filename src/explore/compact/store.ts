@@ -13,8 +13,8 @@ export class VisitedSet {
   private chunks: Int32Array[] = [new Int32Array(CHUNK)];
   private used = 0;
   /** Pairs: the key's hash, and 1 + where its key starts (chunk * CHUNK + offset); 0 is empty. */
-  private table = new Int32Array(2 << 17);
-  private mask = (1 << 17) - 1;
+  private table = new Int32Array(2 << 20);
+  private mask = (1 << 20) - 1;
   size = 0;
 
   /** Bytes held (for the memory bound). */
@@ -72,42 +72,59 @@ export class VisitedSet {
   }
 }
 
-/** States by id, fixed size each; chunks of expanded states are recycled. */
+/**
+ * States by id, each stored as far as it is in use (Layout.used), back to back in chunks;
+ * chunks whose states were all expanded are reused.
+ */
 export class StateQueue {
   private chunks: (Int32Array | null)[] = [];
+  /** Per chunk: the last id stored in it. */
+  private lastId: number[] = [];
   private spare: Int32Array[] = [];
-  private readonly perChunk: number;
-  constructor(private readonly size: number) {
-    this.perChunk = Math.max(1, Math.floor(CHUNK / size));
-  }
+  private where = new Column();
+  private chunk = -1;
+  private used = CHUNK;
+  private firstLive = 0;
 
   get bytes(): number {
-    let n = 0;
+    let n = this.where.bytes;
     for (const c of this.chunks) if (c) n += c.byteLength;
     return n;
   }
 
-  put(id: number, s: Int32Array): void {
-    const k = Math.floor(id / this.perChunk);
-    let c = this.chunks[k];
-    if (!c) c = this.chunks[k] = this.spare.pop() ?? new Int32Array(this.perChunk * this.size);
-    c.set(s, (id - k * this.perChunk) * this.size);
+  /** Store the first `n` integers of s as state `id`. */
+  put(id: number, s: Int32Array, n: number): void {
+    if (this.used + n > CHUNK) {
+      this.chunks.push(this.spare.pop() ?? new Int32Array(CHUNK));
+      this.lastId.push(id);
+      this.chunk = this.chunks.length - 1;
+      this.used = 0;
+    }
+    const c = this.chunks[this.chunk]!;
+    this.where.set(id, this.chunk * CHUNK + this.used);
+    c.set(n === s.length ? s : s.subarray(0, n), this.used);
+    this.used += n;
+    this.lastId[this.chunk] = id;
   }
 
-  get(id: number, into: Int32Array): void {
-    const k = Math.floor(id / this.perChunk);
-    const c = this.chunks[k]!;
-    const o = (id - k * this.perChunk) * this.size;
-    into.set(c.subarray(o, o + this.size));
+  /** Copy state `id` (its first `n` integers) into `into`. */
+  get(id: number, into: Int32Array, n: number): void {
+    const w = this.where.get(id);
+    const o = w & (CHUNK - 1);
+    into.set(this.chunks[w >>> CHUNK_BITS]!.subarray(o, o + n));
   }
 
-  /** Every state before `id` was expanded: their chunks are reused. */
+  /** How many integers state `id` was stored with, given what its header says. */
+  header(id: number, at: number): number {
+    const w = this.where.get(id);
+    return this.chunks[w >>> CHUNK_BITS]![(w & (CHUNK - 1)) + at]!;
+  }
+
+  /** Every state before `id` was expanded: chunks holding only those are reused. */
   dropBefore(id: number): void {
-    const k = Math.floor(id / this.perChunk);
-    for (let i = 0; i < k; i++) {
-      const c = this.chunks[i];
-      if (c) this.spare.push(c);
-      this.chunks[i] = null;
+    while (this.firstLive < this.chunk && this.lastId[this.firstLive]! < id) {
+      this.spare.push(this.chunks[this.firstLive]!);
+      this.chunks[this.firstLive++] = null;
     }
   }
 }
