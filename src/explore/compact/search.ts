@@ -20,8 +20,8 @@ export function compactUnsupported(shape: ExploreShape, pages: number, depth: nu
   if (other.length > 0) return `operation ${other.join(', ')} is not in the compact engine`;
   const perState = shape.procs * pages + shape.handles;
   if (shape.handles > 15 || perState > 31) return 'more pages, processes or handles than a compact state holds';
-  // Live values: one per frame and cell, plus those only pipe buffers may still return.
-  if (2 * perState + depth + 1 >= MAX_VALUES) return `depth ${depth} with these bounds could need more values than a compact state names`;
+  // Values are made only by writes, one per operation at most: depth of them, and zero.
+  if (depth >= MAX_VALUES) return `depth ${depth} could need more values than a compact state names (${MAX_VALUES - 1})`;
   return null;
 }
 
