@@ -168,8 +168,8 @@ const SHAPE = (procs: number, handles: number): ExploreShape => ({ procs, thread
 test('random walks: every built-in profile steps the same on both engines, state by state', () => {
   let seed = 1;
   for (const p of BUILTIN_PROFILES) {
-    for (const [procs, pages, handles] of [[2, 2, 2], [3, 1, 2], [2, 3, 3]] as const) {
-      const diff = walkDiff(p, p, SHAPE(procs, handles), pages, seed++, 60, 12);
+    for (const [procs, pages, handles] of [[2, 2, 2], [3, 1, 2], [2, 3, 3], [4, 2, 4]] as const) {
+      const diff = walkDiff(p, p, SHAPE(procs, handles), pages, seed++, 200, 16);
       assert.equal(diff, null, `${p.name}, ${procs} procs ${pages} pages ${handles} handles: ${diff}`);
     }
   }
@@ -179,7 +179,7 @@ test('random walks: random what-if profiles (every switch drawn) step the same o
   const rand = rng(42);
   for (let i = 0; i < 60; i++) {
     const { profile, sets } = randomProfile(rand);
-    const diff = walkDiff(profile, profile, SHAPE(2, 2), 2, 1000 + i, 25, 12);
+    const diff = walkDiff(profile, profile, SHAPE(2, 2), 2, 1000 + i, 60, 16);
     assert.equal(diff, null, `--set ${sets.join(' --set ')}: ${diff}`);
   }
 });
