@@ -8,6 +8,7 @@ import type { Violation } from '../engine/result.js';
 import type { Step } from '../scenario/ast.js';
 import { canonicalKey } from './canonical.js';
 import { decodeOp, enabledOps, type ExploreShape } from './ops.js';
+import { SearchBudget, SearchTree } from './tree.js';
 
 export interface SearchBounds {
   depth: number;
@@ -68,22 +69,6 @@ export class KeySet {
   }
 }
 
-/** Growable Int32 column. */
-class Column {
-  a = new Int32Array(1024);
-  set(i: number, v: number): void {
-    if (i >= this.a.length) {
-      const b = new Int32Array(Math.max(i + 1, this.a.length * 2));
-      b.set(this.a);
-      this.a = b;
-    }
-    this.a[i] = v;
-  }
-  get(i: number): number {
-    return this.a[i]!;
-  }
-}
-
 export type Progress = (s: { states: number; depth: number; frontier: number; statesPerSec: number }) => void;
 
 /** Counters and flags that tell which interesting events a step reached. */
@@ -116,34 +101,19 @@ function replayText(after: Runner, step: Step): string {
 }
 
 export function search(root: Runner, shape: ExploreShape, bounds: SearchBounds, progress?: Progress): SearchResult {
-  const t0 = performance.now();
+  const budget = new SearchBudget(bounds, progress);
+  const tree = new SearchTree();
   const visited = new KeySet();
-  const parent = new Column();
-  const opOf = new Column();
-  const depthOf = new Column();
   visited.add(canonicalKey(root), 0);
-  parent.set(0, -1);
-  depthOf.set(0, 0);
-  let count = 1;
-  let transitions = 0;
-  let depthComplete = 0;
-  let depthReached = 0;
-  let stoppedBy: SearchStats['stoppedBy'] = null;
   const counterexamples: Counterexample[] = [];
   const foundKinds = new Set<string>();
-  const reached = new Map<string, number>();
   const baseViolations = root.violations.length;
 
   /** Rebuild state `id` by replaying its path from the root. */
-  const pathOf = (id: number): number[] => {
-    const ops: number[] = [];
-    for (let i = id; parent.get(i) >= 0; i = parent.get(i)) ops.push(opOf.get(i));
-    return ops.reverse();
-  };
   const materialize = (id: number): { r: Runner; lines: string[] } => {
     const r = root.clone();
     const lines: string[] = [];
-    for (const op of pathOf(id)) {
+    for (const op of tree.path(id)) {
       const step = decodeOp(r, op);
       lines.push(step.text);
       r.step(step, lines.length - 1);
@@ -152,23 +122,22 @@ export function search(root: Runner, shape: ExploreShape, bounds: SearchBounds, 
     return { r, lines };
   };
 
-  let lastProgress = t0;
   let stop = false;
   const events = new Set<string>();
-  for (let id = 0; id < count && !stop; id++) {
-    const d = depthOf.get(id);
-    if (d > depthComplete + 1) depthComplete = d - 1;
+  for (let id = 0; id < tree.count && !stop; id++) {
+    const d = tree.depth(id);
+    budget.expanding(d);
     if (d >= bounds.depth) continue;
     const { r, lines } = materialize(id);
     for (const op of enabledOps(r, shape)) {
       const child = r.clone();
       const step = decodeOp(child, op);
       const res = child.step(step, lines.length);
-      transitions++;
+      budget.transitions++;
       if (res.na !== null) continue;
       events.clear();
       reachedEvents(r, child, events);
-      for (const e of events) if (!reached.has(e)) reached.set(e, d + 1);
+      for (const e of events) budget.reach(e, d + 1);
       const fresh = child.violations.slice(baseViolations).filter((v) => bounds.kinds === null || bounds.kinds.has(v.kind));
       if (fresh.length > 0) {
         const newKinds = fresh.filter((v) => !foundKinds.has(v.kind));
@@ -184,42 +153,13 @@ export function search(root: Runner, shape: ExploreShape, bounds: SearchBounds, 
       }
       const key = canonicalKey(child);
       if (visited.get(key) !== undefined) continue;
-      visited.add(key, count);
-      parent.set(count, id);
-      opOf.set(count, op);
-      depthOf.set(count, d + 1);
-      count++;
-      if (d + 1 > depthReached) depthReached = d + 1;
-      if (count >= bounds.maxStates) {
-        stoppedBy = 'states';
+      visited.add(key, tree.add(id, op));
+      if (budget.full(tree.count)) {
         stop = true;
         break;
       }
     }
-    if ((id & 255) === 0) {
-      const now = performance.now();
-      if (now - t0 > bounds.timeSec * 1000) {
-        stoppedBy = 'time';
-        stop = true;
-      } else if (process.memoryUsage().rss / 2 ** 20 > bounds.maxMemoryMB) {
-        stoppedBy = 'memory';
-        stop = true;
-      }
-      if (progress && now - lastProgress > 250) {
-        lastProgress = now;
-        progress({ states: count, depth: d, frontier: count - id, statesPerSec: count / ((now - t0) / 1000) });
-      }
-    }
+    if ((id & 255) === 0 && budget.check(tree.count, id, d)) stop = true;
   }
-  if (!stop) depthComplete = Math.min(bounds.depth, depthReached);
-  const elapsedMs = performance.now() - t0;
-  return {
-    counterexamples,
-    stats: {
-      states: count, transitions, depthReached, depthComplete, elapsedMs,
-      statesPerSec: Math.round(count / Math.max(elapsedMs / 1000, 1e-3)), stoppedBy,
-      reached: Object.fromEntries([...reached].sort((a, b) => a[1] - b[1])),
-      engine: 'full',
-    },
-  };
+  return { counterexamples, stats: budget.stats(tree, stop, 'full') };
 }

@@ -18,19 +18,8 @@ import { applyOp, COMPACT_OPS, enabledOps as compactEnabled, opCodes } from '../
 import { compactSearch, compactUnsupported } from '../../src/explore/compact/search.js';
 import { BUILTIN_PROFILES } from '../../src/profiles/builtin.js';
 import { SWITCH_NAMES, SWITCH_VALUES, withOverrides } from '../../src/profiles/resolve.js';
+import { rngFrom as rng } from '../../src/oracle/random/rng.js';
 import { input, profileOf } from './helpers.js';
-
-/** mulberry32: a small seeded generator, so a failure names a walk that reproduces. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 /** A what-if profile with every switch drawn at random. */
 function randomProfile(rand: () => number): { profile: Profile; sets: string[] } {

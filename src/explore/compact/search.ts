@@ -6,12 +6,13 @@
 import type { Profile } from '../../core/profile.js';
 import type { Runner } from '../../engine/run.js';
 import { decodeOp, type ExploreShape } from '../ops.js';
-import type { Counterexample, Progress, SearchBounds, SearchResult, SearchStats } from '../search.js';
+import type { Counterexample, Progress, SearchBounds, SearchResult } from '../search.js';
+import { SearchBudget, SearchTree } from '../tree.js';
 import { Canon, hashKey } from './canon.js';
 import { Layout, MAX_VALUES, S_NPROCS } from './layout.js';
 import { CompactBoundError, EVENT_NAMES, Machine, VIOLATION_NAMES } from './machine.js';
 import { applyOp, COMPACT_OPS, enabledOps, opCodes } from './step.js';
-import { Column, StateQueue, VisitedSet } from './store.js';
+import { StateQueue, VisitedSet } from './store.js';
 
 /** Why the compact engine cannot run this search (null: it can). */
 export function compactUnsupported(shape: ExploreShape, pages: number, depth: number, fromScenario: boolean): string | null {
@@ -35,15 +36,13 @@ function kindBits(kinds: Set<string> | null): number {
 export function compactSearch(
   root: Runner, profile: Profile, shape: ExploreShape, pages: number, bounds: SearchBounds, progress?: Progress,
 ): SearchResult {
-  const t0 = performance.now();
+  const budget = new SearchBudget(bounds, progress);
+  const tree = new SearchTree();
   const L = new Layout(pages, shape.handles, shape.procs);
   const m = new Machine(L, profile, root.k.config.pinBias);
   const canon = new Canon(L);
   const visited = new VisitedSet();
   const queue = new StateQueue();
-  const parent = new Column();
-  const opOf = new Column();
-  const depthOf = new Column();
   const codes = opCodes(shape);
   const cur = new Int32Array(L.size);
   const work = new Int32Array(L.size);
@@ -52,25 +51,12 @@ export function compactSearch(
   const counted = kindBits(bounds.kinds);
 
   const start = L.start();
-  visited.has(canon.key, canon.build(start), hashKey(canon.key, canon.build(start)));
+  const len0 = canon.build(start);
+  visited.has(canon.key, len0, hashKey(canon.key, len0));
   queue.put(0, start, L.used(start));
-  parent.set(0, -1);
-  depthOf.set(0, 0);
-  let count = 1;
-  let transitions = 0;
-  let depthComplete = 0;
-  let depthReached = 0;
-  let stoppedBy: SearchStats['stoppedBy'] = null;
   const counterexamples: Counterexample[] = [];
   let found = 0;
-  const reached = new Map<string, number>();
   let reachedBits = 0;
-
-  const pathOf = (id: number, last: number): number[] => {
-    const path = [last];
-    for (let i = id; parent.get(i) >= 0; i = parent.get(i)) path.push(opOf.get(i));
-    return path.reverse();
-  };
 
   /** Replay a path on the full model; its violations must be the compact engine's. */
   const confirm = (path: number[], bits: number): Counterexample => {
@@ -92,12 +78,11 @@ export function compactSearch(
     return { steps: lines, violations: vs, depth: path.length };
   };
 
-  let lastCheck = t0;
   let stop = false;
   try {
-    for (let id = 0; id < count && !stop; id++) {
-      const d = depthOf.get(id);
-      if (d > depthComplete + 1) depthComplete = d - 1;
+    for (let id = 0; id < tree.count && !stop; id++) {
+      const d = tree.depth(id);
+      budget.expanding(d);
       if (d >= bounds.depth) continue;
       queue.get(id, cur, L.procBase + queue.header(id, S_NPROCS) * L.procSize);
       m.s = cur;
@@ -107,16 +92,16 @@ export function compactSearch(
         const op = ops[k]!;
         work.set(cur);
         applyOp(m, op, scratch);
-        transitions++;
+        budget.transitions++;
         if (m.events & ~reachedBits) {
-          for (const [b, name] of EVENT_NAMES) if (m.events & b && !(reachedBits & b)) reached.set(name, d + 1);
+          for (const [b, name] of EVENT_NAMES) if (m.events & b) budget.reach(name, d + 1);
           reachedBits |= m.events;
         }
         const viol = m.viol & counted;
         if (viol !== 0) {
           if (viol & ~found) {
             found |= viol;
-            counterexamples.push(confirm(pathOf(id, op), viol));
+            counterexamples.push(confirm(tree.path(id, op), viol));
             if (!bounds.all) {
               stop = true;
               break;
@@ -127,47 +112,21 @@ export function compactSearch(
         if (!m.changed) continue; // a read that changed nothing: the state is its parent
         const len = canon.build(work);
         if (visited.has(canon.key, len, hashKey(canon.key, len))) continue;
-        if (d + 1 < bounds.depth) queue.put(count, work, L.used(work)); // states at the depth bound are never expanded
-        parent.set(count, id);
-        opOf.set(count, op);
-        depthOf.set(count, d + 1);
-        count++;
-        if (d + 1 > depthReached) depthReached = d + 1;
-        if (count >= bounds.maxStates) {
-          stoppedBy = 'states';
+        const child = tree.add(id, op);
+        if (d + 1 < bounds.depth) queue.put(child, work, L.used(work)); // states at the depth bound are never expanded
+        if (budget.full(tree.count)) {
           stop = true;
           break;
         }
       }
       if ((id & 1023) === 0) {
         queue.dropBefore(id);
-        const now = performance.now();
-        if (now - t0 > bounds.timeSec * 1000) {
-          stoppedBy = 'time';
-          stop = true;
-        } else if (process.memoryUsage().rss / 2 ** 20 > bounds.maxMemoryMB) {
-          stoppedBy = 'memory';
-          stop = true;
-        }
-        if (progress && now - lastCheck > 250) {
-          lastCheck = now;
-          progress({ states: count, depth: d, frontier: count - id, statesPerSec: count / ((now - t0) / 1000) });
-        }
+        if (budget.check(tree.count, id, d)) stop = true;
       }
     }
   } catch (e) {
     if (e instanceof CompactBoundError) throw new Error(`internal error in the compact explorer: ${e.message}; rerun with --engine full`);
     throw e;
   }
-  if (!stop) depthComplete = Math.min(bounds.depth, depthReached);
-  const elapsedMs = performance.now() - t0;
-  return {
-    counterexamples,
-    stats: {
-      states: count, transitions, depthReached, depthComplete, elapsedMs,
-      statesPerSec: Math.round(count / Math.max(elapsedMs / 1000, 1e-3)), stoppedBy,
-      reached: Object.fromEntries([...reached].sort((a, b) => a[1] - b[1])),
-      engine: 'compact',
-    },
-  };
+  return { counterexamples, stats: budget.stats(tree, stop, 'compact') };
 }

@@ -2,6 +2,8 @@
 // addressing over their hashes) and the states waiting to be expanded, both in chunks of
 // Int32Arrays so nothing is allocated per state and memory grows in steps.
 
+import { Column } from '../tree.js';
+
 const CHUNK_BITS = 22;
 const CHUNK = 1 << CHUNK_BITS;
 
@@ -127,25 +129,4 @@ export class StateQueue {
       this.chunks[this.firstLive++] = null;
     }
   }
-}
-
-/** A growable Int32 column. */
-export class Column {
-  a = new Int32Array(1 << 16);
-  set(i: number, v: number): void {
-    if (i >= this.a.length) this.a = growInt(this.a, Math.max(i + 1, this.a.length * 2));
-    this.a[i] = v;
-  }
-  get(i: number): number {
-    return this.a[i]!;
-  }
-  get bytes(): number {
-    return this.a.byteLength;
-  }
-}
-
-function growInt(a: Int32Array, n: number): Int32Array<ArrayBuffer> {
-  const b = new Int32Array(n);
-  b.set(a);
-  return b;
 }

@@ -1,0 +1,111 @@
+// What both search engines share: the search tree (parent, packed operation and depth of every
+// state, so a path costs 4 bytes a state), the bounds that stop a search, and its statistics.
+
+import type { Progress, SearchBounds, SearchStats } from './search.js';
+
+/** A growable Int32 column. */
+export class Column {
+  a = new Int32Array(1 << 16);
+  set(i: number, v: number): void {
+    if (i >= this.a.length) {
+      const b = new Int32Array(Math.max(i + 1, this.a.length * 2));
+      b.set(this.a);
+      this.a = b;
+    }
+    this.a[i] = v;
+  }
+  get(i: number): number {
+    return this.a[i]!;
+  }
+  get bytes(): number {
+    return this.a.byteLength;
+  }
+}
+
+/** The states found so far, in breadth-first order: state 0 is the start. */
+export class SearchTree {
+  private parent = new Column();
+  private opOf = new Column();
+  private depthOf = new Column();
+  count = 1;
+  depthReached = 0;
+
+  constructor() {
+    this.parent.set(0, -1);
+    this.depthOf.set(0, 0);
+  }
+
+  /** A new state, reached from `parent` by `op`; its id. */
+  add(parent: number, op: number): number {
+    const id = this.count++;
+    const d = this.depthOf.get(parent) + 1;
+    this.parent.set(id, parent);
+    this.opOf.set(id, op);
+    this.depthOf.set(id, d);
+    if (d > this.depthReached) this.depthReached = d;
+    return id;
+  }
+
+  depth(id: number): number {
+    return this.depthOf.get(id);
+  }
+
+  /** The operations from the start to state `id`, then `last` if given. */
+  path(id: number, last?: number): number[] {
+    const ops: number[] = last === undefined ? [] : [last];
+    for (let i = id; this.parent.get(i) >= 0; i = this.parent.get(i)) ops.push(this.opOf.get(i));
+    return ops.reverse();
+  }
+}
+
+/** The bounds of one search (--max-states, --time, --max-memory), progress reports, statistics. */
+export class SearchBudget {
+  readonly t0 = performance.now();
+  private lastProgress = this.t0;
+  stoppedBy: SearchStats['stoppedBy'] = null;
+  /** Events reached ("sometimes" properties): name -> shortest depth. */
+  readonly reached = new Map<string, number>();
+  transitions = 0;
+  depthComplete = 0;
+
+  constructor(private readonly bounds: SearchBounds, private readonly progress?: Progress) {}
+
+  /** Expanding a state at depth d: every state above d - 1 was expanded. */
+  expanding(d: number): void {
+    if (d > this.depthComplete + 1) this.depthComplete = d - 1;
+  }
+
+  reach(event: string, depth: number): void {
+    if (!this.reached.has(event)) this.reached.set(event, depth);
+  }
+
+  /** True (the search stops) once `count` states are known and that is --max-states. */
+  full(count: number): boolean {
+    if (count < this.bounds.maxStates) return false;
+    this.stoppedBy = 'states';
+    return true;
+  }
+
+  /** Every few hundred expansions: --time and --max-memory; a progress report. True: stop. */
+  check(count: number, id: number, depth: number): boolean {
+    const now = performance.now();
+    if (now - this.t0 > this.bounds.timeSec * 1000) this.stoppedBy = 'time';
+    else if (process.memoryUsage().rss / 2 ** 20 > this.bounds.maxMemoryMB) this.stoppedBy = 'memory';
+    if (this.progress && now - this.lastProgress > 250) {
+      this.lastProgress = now;
+      this.progress({ states: count, depth, frontier: count - id, statesPerSec: count / ((now - this.t0) / 1000) });
+    }
+    return this.stoppedBy !== null;
+  }
+
+  stats(tree: SearchTree, stopped: boolean, engine: SearchStats['engine']): SearchStats {
+    const elapsedMs = performance.now() - this.t0;
+    return {
+      states: tree.count, transitions: this.transitions, depthReached: tree.depthReached,
+      depthComplete: stopped ? this.depthComplete : Math.min(this.bounds.depth, tree.depthReached),
+      elapsedMs, statesPerSec: Math.round(tree.count / Math.max(elapsedMs / 1000, 1e-3)), stoppedBy: this.stoppedBy,
+      reached: Object.fromEntries([...this.reached].sort((a, b) => a[1] - b[1])),
+      engine,
+    };
+  }
+}
