@@ -44,7 +44,7 @@ export class VisitedSet {
     t[2 * slot] = hash;
     t[2 * slot + 1] = (this.chunks.length - 1) * CHUNK + this.used + 1;
     c[this.used++] = n;
-    c.set(key.subarray(0, n), this.used);
+    for (let i = 0; i < n; i++) c[this.used + i] = key[i]!;
     this.used += n;
     if (++this.size * 2 > this.mask) this.rehash();
     return false;
@@ -94,9 +94,9 @@ export class StateQueue {
     return n;
   }
 
-  /** Store the first `n` integers of s as state `id`. */
+  /** Store the first `n` integers of s as state `id` (s is copied whole; the next state overwrites its tail). */
   put(id: number, s: Int32Array, n: number): void {
-    if (this.used + n > CHUNK) {
+    if (this.used + s.length > CHUNK) {
       this.chunks.push(this.spare.pop() ?? new Int32Array(CHUNK));
       this.lastId.push(id);
       this.chunk = this.chunks.length - 1;
@@ -104,7 +104,7 @@ export class StateQueue {
     }
     const c = this.chunks[this.chunk]!;
     this.where.set(id, this.chunk * CHUNK + this.used);
-    c.set(n === s.length ? s : s.subarray(0, n), this.used);
+    c.set(s, this.used);
     this.used += n;
     this.lastId[this.chunk] = id;
   }
@@ -113,7 +113,8 @@ export class StateQueue {
   get(id: number, into: Int32Array, n: number): void {
     const w = this.where.get(id);
     const o = w & (CHUNK - 1);
-    into.set(this.chunks[w >>> CHUNK_BITS]!.subarray(o, o + n));
+    const c = this.chunks[w >>> CHUNK_BITS]!;
+    for (let i = 0; i < n; i++) into[i] = c[o + i]!;
   }
 
   /** How many integers state `id` was stored with, given what its header says. */
