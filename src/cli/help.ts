@@ -101,7 +101,7 @@ options:
   --time S            stop after S seconds (default 600)
   --out FILE          write the counterexample scenario(s) there
   --engine E          compact (states as small integer arrays: fast, for the default
-                      operations and a start from scratch), full (the whole model per
+                      operations, dontneed, pin-fast and gup from the empty start), full (the whole model per
                       state: every operation and --from) or auto (default: compact
                       where it applies); compact counterexamples are replayed on the full
                       model, which must report the same violation

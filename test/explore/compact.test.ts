@@ -11,7 +11,7 @@ import { PG_ANON_EXCLUSIVE, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE } from '../../sr
 import { pteSlot } from '../../src/core/walk.js';
 import type { Runner } from '../../src/engine/run.js';
 import { explore, startState } from '../../src/explore/explore.js';
-import { decodeOp, enabledOps, type ExploreShape } from '../../src/explore/ops.js';
+import { decodeOp, enabledOps, type ExploreShape, type OpName } from '../../src/explore/ops.js';
 import { Layout, F_FLAGS, F_MAP, F_REF, F_VAL, FL_EXCL, H_BOUND, H_HOLDER, H_KIND, H_PFN, H_REFS, HK_PIN, P_HELD, P_PINNED, P_STATUS, PG_CELL, PG_PTE, PG_VMA, ptePfn, S_NHANDLES, S_NPROCS, ST_ALIVE, VMA_ANON, VMA_MAPPED } from '../../src/explore/compact/layout.js';
 import { Machine, VIOLATION_NAMES } from '../../src/explore/compact/machine.js';
 import { applyOp, COMPACT_OPS, enabledOps as compactEnabled, opCodes } from '../../src/explore/compact/step.js';
@@ -181,8 +181,8 @@ test('random walks tell different kernels apart (the comparison is not vacuous)'
 });
 
 /** kind -> depth of the shortest counterexample, with --all. */
-function found(kernel: string, engine: 'compact' | 'full', depth: number, sets: string[] = []): { kinds: Record<string, number>; reached: Record<string, number>; complete: number } {
-  const out = explore({ ...input(kernel, { depth, all: true, sets }), engine });
+function found(kernel: string, engine: 'compact' | 'full', depth: number, sets: string[] = [], ops?: readonly OpName[]): { kinds: Record<string, number>; reached: Record<string, number>; complete: number } {
+  const out = explore({ ...input(kernel, { depth, all: true, sets, ...(ops ? { ops } : {}) }), engine });
   assert.equal(out.result.stats.engine, engine);
   const kinds: Record<string, number> = {};
   for (const ce of out.result.counterexamples) for (const v of ce.violations) kinds[v.kind] ??= ce.depth;
@@ -203,6 +203,13 @@ test('whole searches: both engines find the same violation kinds at the same sho
     const f = found(k, 'full', 5);
     assert.deepEqual(c.kinds, f.kinds, `${k} at depth 5: counterexamples`);
     assert.deepEqual(c.reached, f.reached, `${k} at depth 5: events reached`);
+  }
+  // Every operation the compact engine has (dontneed, pin-fast and gup besides the default set).
+  for (const k of ['v5.8', 'v5.9', 'v6']) {
+    const c = found(k, 'compact', 4, [], COMPACT_OPS);
+    const f = found(k, 'full', 4, [], COMPACT_OPS);
+    assert.deepEqual(c.kinds, f.kinds, `${k}, all compact operations: counterexamples`);
+    assert.deepEqual(c.reached, f.reached, `${k}, all compact operations: events reached`);
   }
   const whatIf = ['forkEarlyCow=false'];
   assert.deepEqual(found('v6', 'compact', 4, whatIf).kinds, found('v6', 'full', 4, whatIf).kinds, 'v6 --set forkEarlyCow=false');

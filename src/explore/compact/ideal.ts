@@ -116,6 +116,20 @@ export function idealUnmap(m: Machine, p: number, i: number): void {
   s[m.L.page(p, i) + PG_CELL] = -1;
 }
 
+/** IdealMemory.madvise(dontneed): the holder's pins there are unbound; the page is a new zero cell. */
+export function idealDontneed(m: Machine, p: number, i: number): void {
+  const s = m.s;
+  const nh = s[S_NHANDLES]!;
+  for (let h = 0, hb = m.L.handleBase; h < nh; h++, hb += H_SIZE) {
+    if (s[hb + H_HOLDER] === p && s[hb + H_LONG] === 1 && s[hb + H_PAGE] === i) s[hb + H_BOUND] = 0;
+  }
+  const at = m.L.page(p, i) + PG_CELL;
+  if (s[at]! >= 0) {
+    s[at] = -1; // the old cell lives on only in handles
+    s[at] = newCell(m, 0);
+  }
+}
+
 /** IdealMemory.takeHandle(): handle h refers to the cell its holder has there now. */
 export function idealTakeHandle(m: Machine, h: number): void {
   const s = m.s;

@@ -56,6 +56,8 @@ export const H_REPORTED = 10;
 export const H_SIZE = 11;
 export const HK_PIN = 1;
 export const HK_PIPE = 2;
+/** A short-term FOLL_GET reference (`gup`). */
+export const HK_GUP = 3;
 
 /** Values are bits of one int: value 0 (zero fill) and 30 others live at once. */
 export const MAX_VALUES = 31;

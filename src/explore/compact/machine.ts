@@ -37,9 +37,10 @@ export const E_PIN = 8;
 export const E_VMSPLICE = 16;
 export const E_FORK = 32;
 export const E_SHARED_EXTRA = 64;
+export const E_GUP = 128;
 export const EVENT_NAMES: readonly [number, string][] = [
   [E_FORK, 'fork'], [E_PIN, 'pin'], [E_COW, 'cow-copy'], [E_VMSPLICE, 'vmsplice'], [E_EARLY, 'early-cow'],
-  [E_REUSE, 'reuse'], [E_SHARED_EXTRA, 'shared-page-with-extra-reference'],
+  [E_REUSE, 'reuse'], [E_SHARED_EXTRA, 'shared-page-with-extra-reference'], [E_GUP, 'gup'],
 ];
 
 /** A state too big for the layout (more frames, cells or values than the bounds allow). */
@@ -354,15 +355,17 @@ function gupSlowPage(m: Machine, p: number, i: number, h: number, pin: boolean, 
 }
 
 /**
- * getUserPages() of one page into a new handle record (the next free one): FOLL_PIN|FOLL_LONGTERM
- * (`pin`, rw or ro) or vmsplice's FOLL_GET through gup-fast. Returns OK, or an error with no handle.
+ * getUserPages() of one page into a new handle record (the next free one): a FOLL_PIN (`pin`,
+ * long-term), vmsplice's FOLL_GET through gup-fast (`kind` HK_PIPE) or a FOLL_GET reference
+ * (HK_GUP). `fast` tries gup-fast first. Returns OK, or an error with no handle.
  */
-export function getUserPages(m: Machine, p: number, i: number, pin: boolean, write: boolean): number {
+export function getUserPages(m: Machine, p: number, i: number, kind: number, write: boolean, fast: boolean): number {
   const s = m.s;
   const L = m.L;
+  const pin = kind === HK_PIN;
   const h = s[S_NHANDLES]!;
   const hb = L.handle(h);
-  s[hb + H_KIND] = pin ? HK_PIN : 2;
+  s[hb + H_KIND] = kind;
   s[hb + H_HOLDER] = p;
   s[hb + H_PAGE] = i;
   s[hb + H_PFN] = -1;
@@ -371,11 +374,13 @@ export function getUserPages(m: Machine, p: number, i: number, pin: boolean, wri
   s[hb + H_LONG] = pin ? 1 : 0;
   // mm_set_has_pinned_flag()
   if (pin && m.forkEarlyCow) s[L.proc(p) + P_PINNED] = 1;
-  if (!pin) {
-    // gup-fast (vmsplice): a present, normal PTE (writable where the profile insists) is taken as is.
+  if (fast) {
+    // gupFastRead(): a present, normal PTE, writable where the access or the profile needs it,
+    // and not one a R/O pin must unshare, is taken as it is.
     const pte = s[L.page(p, i) + PG_PTE]!;
-    if (pte !== 0 && ptePfn(pte) !== 0 && (!m.gupFastWritableOnly || pte & 1)) {
-      grab(m, h, ptePfn(pte), false);
+    const pfn = ptePfn(pte);
+    if (pte !== 0 && pfn !== 0 && (pte & 1 || (!write && !m.gupFastWritableOnly && !gupMustUnshare(m, pfn, pin, write)))) {
+      grab(m, h, pfn, pin);
       s[S_NHANDLES] = h + 1;
       return OK;
     }
@@ -395,10 +400,3 @@ export function releaseHandle(m: Machine, h: number): void {
   const pfn = m.s[hb + H_PFN]!;
   if (pfn > 0 && m.s[hb + H_REFS]! > 0) putPage(m, pfn, m.s[hb + H_REFS]!);
 }
-
-/** Is handle h a FOLL_PIN (not a pipe buffer)? */
-export const isPin = (m: Machine, h: number): boolean => m.s[m.L.handle(h) + H_KIND] === HK_PIN;
-export const isLongterm = (m: Machine, h: number): boolean => m.s[m.L.handle(h) + H_LONG] === 1;
-export const isWrite = (m: Machine, h: number): boolean => m.s[m.L.handle(h) + H_WRITE] === 1;
-export const holderOf = (m: Machine, h: number): number => m.s[m.L.handle(h) + H_HOLDER]!;
-export const pageOf = (m: Machine, h: number): number => m.s[m.L.handle(h) + H_PAGE]!;

@@ -6,20 +6,21 @@
 import { OP_NAMES, PROC_NAMES, type ExploreShape, type OpName } from '../ops.js';
 import {
   F_FLAGS, F_MAP, F_REF, F_SIZE, F_VAL, FL_EXCL, H_BOUND, H_HOLDER, H_KIND, H_LONG, H_PAGE, H_PFN, H_REFS, H_REPORTED,
-  H_SIZE, H_WRITE, HK_PIN, P_HELD, P_PINNED, P_PAGES, P_STATUS, PG_PTE, PG_SIZE, PG_VMA, VMA_MAPPED, ptePfn, S_NHANDLES, S_NPROCS, ST_ALIVE, ST_DEAD,
+  H_SIZE, H_WRITE, HK_GUP, HK_PIN, HK_PIPE, P_HELD, P_PINNED, P_PAGES, P_STATUS, PG_PTE, PG_SIZE, PG_VMA, VMA_MAPPED, ptePfn, S_NHANDLES, S_NPROCS, ST_ALIVE, ST_DEAD,
 } from './layout.js';
 import {
-  cpuAccess, dupMmap, E_FORK, E_PIN, E_SHARED_EXTRA, E_VMSPLICE, exitMmap, getUserPages, type Machine, OK, releaseHandle,
-  unmapPage, V_ACCOUNTING, V_BUG, V_FAULT, V_INCOHERENT, V_LEAK, V_LOST, V_UAF,
+  cpuAccess, dupMmap, E_FORK, E_GUP, E_PIN, E_SHARED_EXTRA, E_VMSPLICE, exitMmap, getUserPages, type Machine, OK, releaseHandle,
+  unmapPage, zapPage, V_ACCOUNTING, V_BUG, V_FAULT, V_INCOHERENT, V_LEAK, V_LOST, V_UAF,
 } from './machine.js';
 import {
-  everHeld, freshValue, idealCheckHandleRead, idealFork, idealHandleWrite, idealMapped, idealRead, idealTakeHandle,
+  everHeld, freshValue, idealCheckHandleRead, idealDontneed, idealFork, idealHandleWrite, idealMapped, idealRead, idealTakeHandle,
   idealUnmap, idealWrite,
 } from './ideal.js';
 
 /** The operations the compact explorer runs (the default set). */
 export const COMPACT_OPS: readonly OpName[] = [
-  'write', 'read', 'fork', 'exit', 'munmap', 'pin', 'pin-ro', 'vmsplice', 'unpin', 'put', 'handle-read', 'device-write', 'device-read',
+  'write', 'read', 'fork', 'exit', 'munmap', 'dontneed', 'pin', 'pin-ro', 'pin-fast', 'gup', 'vmsplice', 'unpin', 'put',
+  'handle-read', 'device-write', 'device-read',
 ];
 
 const code = (n: OpName): number => OP_NAMES.indexOf(n);
@@ -30,6 +31,9 @@ const EXIT = code('exit');
 const MUNMAP = code('munmap');
 const PIN = code('pin');
 const PIN_RO = code('pin-ro');
+const PIN_FAST = code('pin-fast');
+const GUP = code('gup');
+const DONTNEED = code('dontneed');
 const VMSPLICE = code('vmsplice');
 const UNPIN = code('unpin');
 const PUT = code('put');
@@ -60,16 +64,16 @@ export function enabledOps(m: Machine, shape: ExploreShape, codes: Int32Array, o
       for (let p = 0; p < np; p++) if (s[L.proc(p) + P_STATUS] === ST_ALIVE) out[n++] = pack(c, p, 0, 0);
     } else if (c === UNPIN || c === PUT || c === HANDLE_READ || c === DEVICE_WRITE || c === DEVICE_READ) {
       for (let h = 0, hb = L.handleBase; h < nh; h++, hb += H_SIZE) {
-        const pin = s[hb + H_KIND] === HK_PIN;
-        if (c === UNPIN && !pin) continue;
-        if (c === PUT && pin) continue;
-        if (c === DEVICE_WRITE && (!pin || s[hb + H_WRITE] === 0)) continue;
-        if (c === DEVICE_READ && !pin) continue;
-        if (c === HANDLE_READ && pin) continue;
+        const kind = s[hb + H_KIND]!;
+        if (c === UNPIN && kind !== HK_PIN) continue;
+        if (c === PUT && kind === HK_PIN) continue;
+        if (c === DEVICE_WRITE && (kind === HK_PIPE || s[hb + H_WRITE] === 0)) continue;
+        if (c === DEVICE_READ && kind === HK_PIPE) continue;
+        if (c === HANDLE_READ && kind !== HK_PIPE) continue;
         out[n++] = pack(c, s[hb + H_HOLDER]!, 0, h);
       }
     } else {
-      if ((c === PIN || c === PIN_RO || c === VMSPLICE) && nh >= shape.handles) continue;
+      if ((c === PIN || c === PIN_RO || c === PIN_FAST || c === GUP || c === VMSPLICE) && nh >= shape.handles) continue;
       for (let p = 0; p < np; p++) {
         if (s[L.proc(p) + P_STATUS] !== ST_ALIVE) continue;
         for (let i = 0; i < L.pages; i++) out[n++] = pack(c, p, i, 0);
@@ -91,11 +95,12 @@ export function applyOp(m: Machine, op: number, scratch: Int32Array): void {
   const h = op & 15;
   const s = m.s;
   const L = m.L;
-  if ((c === WRITE || c === READ || c === MUNMAP || c === PIN || c === PIN_RO || c === VMSPLICE) && !(s[L.page(p, i) + PG_VMA]! & VMA_MAPPED)) {
+  if ((c === WRITE || c === READ || c === MUNMAP || c === DONTNEED || c === PIN || c === PIN_RO || c === PIN_FAST || c === GUP || c === VMSPLICE) &&
+    !(s[L.page(p, i) + PG_VMA]! & VMA_MAPPED)) {
     // Nothing mapped there: the access faults (SIGSEGV / EFAULT) as the ideal memory says it
     // must, and munmap has nothing to do; only a failed pin still marks the mm MMF_HAS_PINNED.
     m.changed = false;
-    if ((c === PIN || c === PIN_RO) && m.forkEarlyCow && s[L.proc(p) + P_PINNED] === 0) {
+    if ((c === PIN || c === PIN_RO || c === PIN_FAST) && m.forkEarlyCow && s[L.proc(p) + P_PINNED] === 0) {
       s[L.proc(p) + P_PINNED] = 1;
       m.changed = true;
     }
@@ -146,19 +151,26 @@ export function applyOp(m: Machine, op: number, scratch: Int32Array): void {
       unmapPage(m, p, i);
       idealUnmap(m, p, i);
       break;
+    case DONTNEED:
+      // MADV_DONTNEED: the page is zapped, the VMA stays; the next touch gets a fresh page.
+      zapPage(m, p, i);
+      idealDontneed(m, p, i);
+      break;
     case PIN:
     case PIN_RO:
+    case PIN_FAST:
+    case GUP:
     case VMSPLICE: {
-      const pin = c !== VMSPLICE;
+      const kind = c === VMSPLICE ? HK_PIPE : c === GUP ? HK_GUP : HK_PIN;
       const want = idealMapped(m, p, i);
-      const err = getUserPages(m, p, i, pin, c === PIN);
+      const err = getUserPages(m, p, i, kind, c === PIN || c === PIN_FAST, c === PIN_FAST || c === VMSPLICE);
       if (err !== OK) {
         if (want) m.viol |= V_FAULT;
         break;
       }
       if (!want) m.viol |= V_FAULT;
       idealTakeHandle(m, s[S_NHANDLES]! - 1);
-      m.events |= pin ? E_PIN : E_VMSPLICE;
+      m.events |= kind === HK_PIN ? E_PIN : kind === HK_PIPE ? E_VMSPLICE : E_GUP;
       break;
     }
     case UNPIN:
