@@ -76,10 +76,11 @@ if (!cowpt) {
   k.tracing = false;
   const mm = k.newMm();
   const m = doMmap(k, mm, pages, 'rw', false, true);
-  // Warm the JIT up on another process of the same size, then the median of 20 forks.
+  // Warm the JIT up on another process of the same size (500 forks: with 50, some runs measured
+  // code not yet optimised, 10x slower), then the median of 20 forks.
   const warm = k.newMm();
   doMmap(k, warm, pages, 'rw', false, true);
-  for (let i = 0; i < 50; i++) exitMmap(k, dupMmap(k, warm, true).child!);
+  for (let i = 0; i < 500; i++) exitMmap(k, dupMmap(k, warm, true).child!);
   const times: number[] = [];
   for (let i = 0; i < 20; i++) {
     const t0 = performance.now();

@@ -100,11 +100,12 @@ options:
   --max-memory MB     stop when the process uses more (default 8192)
   --time S            stop after S seconds (default 600)
   --out FILE          write the counterexample scenario(s) there
-  --engine E          compact (states as small integer arrays: fast, for the default
-                      operations, dontneed, pin-fast and gup from the empty start), full (the whole model per
-                      state: every operation and --from) or auto (default: compact
-                      where it applies); compact counterexamples are replayed on the full
-                      model, which must report the same violation
+  --engine E          compact: states as small integer arrays, fast; the default
+                      operations, dontneed, pin-fast and gup from the empty start.
+                      full: the whole model per state; every operation and --from.
+                      auto (default): compact where it applies. A compact
+                      counterexample is replayed on the full model, which must report
+                      the same violation
   --json              one JSON document (stats, counterexamples with their scenario text)
 
 exit status: 1 a violation was found; 0 none exists within the bound (the output says how far
