@@ -133,6 +133,20 @@ test('explore: bad input is exit 2 (depth out of range, unknown op, unknown kind
   assert.match(JSON.parse(j.out).error, /teleport/);
 });
 
+test('explore --engine: the header names the engine (and why not compact); both find the same; compact refuses what it lacks', () => {
+  const auto = cli('explore', '--kernel', 'v5.9', '--kinds', 'pin-incoherent', '--json');
+  const full = cli('explore', '--kernel', 'v5.9', '--kinds', 'pin-incoherent', '--engine', 'full', '--json');
+  const a = JSON.parse(auto.out);
+  const f = JSON.parse(full.out);
+  assert.equal(a.stats.engine, 'compact');
+  assert.equal(f.stats.engine, 'full');
+  assert.deepEqual([a.counterexamples[0].depth, a.counterexamples[0].violations[0].kind], [f.counterexamples[0].depth, f.counterexamples[0].violations[0].kind]);
+  assert.match(cli('explore', '--depth', '2').out, /; engine compact$/m);
+  assert.match(cli('explore', '--depth', '2', '--ops', 'write,mprotect').out, /; engine full \(operation mprotect is not in the compact engine\)$/m);
+  usageError(cli('explore', '--engine', 'compact', '--ops', 'write,thread'), /--engine compact: operation thread is not in the compact engine; use --engine full/);
+  usageError(cli('explore', '--engine', 'fast'), /--engine takes auto, compact or full, got 'fast'/);
+});
+
 test('explore --out FILE writes the counterexample; `cowlab run FILE` replays it and passes its outcomes', () => {
   const out = join(TMP, 'ce.scn.yaml');
   const o = cli('explore', '--kernel', 'v5.9-rc4', '--ops', 'write,fork,exit,pin,device-write,read', '--kinds', 'lost-write', '--out', out);
