@@ -1,5 +1,5 @@
 // The kernel side of the compact explorer: the same rules as the model core (src/core), for the
-// operations the explorer's default set uses, on one Int32Array state. Each function names the
+// operations of the compact engine (src/explore/compact/step.ts), on one Int32Array state. Each function names the
 // core function it mirrors; test/explore/compact.test.ts checks the two step by step.
 
 import type { Profile } from '../../core/profile.js';

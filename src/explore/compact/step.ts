@@ -17,7 +17,7 @@ import {
   idealUnmap, idealWrite,
 } from './ideal.js';
 
-/** The operations the compact explorer runs (the default set). */
+/** The operations the compact explorer runs: the default set, and dontneed, pin-fast and gup. */
 export const COMPACT_OPS: readonly OpName[] = [
   'write', 'read', 'fork', 'exit', 'munmap', 'dontneed', 'pin', 'pin-ro', 'pin-fast', 'gup', 'vmsplice', 'unpin', 'put',
   'handle-read', 'device-write', 'device-read',
