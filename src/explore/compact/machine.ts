@@ -1,6 +1,6 @@
 // The kernel side of the compact explorer: the same rules as the model core (src/core), for the
-// operations of the compact engine (src/explore/compact/step.ts), on one Int32Array state. Each function names the
-// core function it mirrors; test/explore/compact.test.ts checks the two step by step.
+// compact engine's operations (step.ts), on one Int32Array state. Each function names the core
+// function it mirrors; test/explore/compact.test.ts checks the two step by step.
 
 import type { Profile } from '../../core/profile.js';
 import {
