@@ -100,6 +100,19 @@ function replayText(after: Runner, step: Step): string {
   return step.text;
 }
 
+/** A state rebuilt by replaying a path of packed operations on a copy of the root, with its scenario lines. */
+export function replayPath(root: Runner, path: readonly number[]): { r: Runner; lines: string[] } {
+  const r = root.clone();
+  const lines: string[] = [];
+  for (const op of path) {
+    const step = decodeOp(r, op);
+    lines.push(step.text);
+    r.step(step, lines.length - 1);
+    lines[lines.length - 1] = replayText(r, step);
+  }
+  return { r, lines };
+}
+
 export function search(root: Runner, shape: ExploreShape, bounds: SearchBounds, progress?: Progress): SearchResult {
   const budget = new SearchBudget(bounds, progress);
   const tree = new SearchTree();
@@ -109,18 +122,6 @@ export function search(root: Runner, shape: ExploreShape, bounds: SearchBounds, 
   const foundKinds = new Set<string>();
   const baseViolations = root.violations.length;
 
-  /** Rebuild state `id` by replaying its path from the root. */
-  const materialize = (id: number): { r: Runner; lines: string[] } => {
-    const r = root.clone();
-    const lines: string[] = [];
-    for (const op of tree.path(id)) {
-      const step = decodeOp(r, op);
-      lines.push(step.text);
-      r.step(step, lines.length - 1);
-      lines[lines.length - 1] = replayText(r, step);
-    }
-    return { r, lines };
-  };
 
   let stop = false;
   const events = new Set<string>();
@@ -128,7 +129,7 @@ export function search(root: Runner, shape: ExploreShape, bounds: SearchBounds, 
     const d = tree.depth(id);
     budget.expanding(d);
     if (d >= bounds.depth) continue;
-    const { r, lines } = materialize(id);
+    const { r, lines } = replayPath(root, tree.path(id));
     for (const op of enabledOps(r, shape)) {
       const child = r.clone();
       const step = decodeOp(child, op);

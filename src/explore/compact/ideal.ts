@@ -106,23 +106,25 @@ export function idealFork(m: Machine, p: number, c: number): void {
   }
 }
 
-/** IdealMemory.munmap() of one page: the holder's pins there become buffers of their own. */
-export function idealUnmap(m: Machine, p: number, i: number): void {
+/** IdealMemory.unbind(): the holder let go of page i; its long-term pins there become buffers of their own. */
+function unbind(m: Machine, p: number, i: number): void {
   const s = m.s;
   const nh = s[S_NHANDLES]!;
   for (let h = 0, hb = m.L.handleBase; h < nh; h++, hb += H_SIZE) {
     if (s[hb + H_HOLDER] === p && s[hb + H_LONG] === 1 && s[hb + H_PAGE] === i) s[hb + H_BOUND] = 0;
   }
-  s[m.L.page(p, i) + PG_CELL] = -1;
+}
+
+/** IdealMemory.munmap() of one page. */
+export function idealUnmap(m: Machine, p: number, i: number): void {
+  unbind(m, p, i);
+  m.s[m.L.page(p, i) + PG_CELL] = -1;
 }
 
 /** IdealMemory.madvise(dontneed): the holder's pins there are unbound; the page is a new zero cell. */
 export function idealDontneed(m: Machine, p: number, i: number): void {
   const s = m.s;
-  const nh = s[S_NHANDLES]!;
-  for (let h = 0, hb = m.L.handleBase; h < nh; h++, hb += H_SIZE) {
-    if (s[hb + H_HOLDER] === p && s[hb + H_LONG] === 1 && s[hb + H_PAGE] === i) s[hb + H_BOUND] = 0;
-  }
+  unbind(m, p, i);
   const at = m.L.page(p, i) + PG_CELL;
   if (s[at]! >= 0) {
     s[at] = -1; // the old cell lives on only in handles

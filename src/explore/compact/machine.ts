@@ -387,7 +387,7 @@ export function getUserPages(m: Machine, p: number, i: number, kind: number, wri
   }
   const err = gupSlowPage(m, p, i, h, pin, write);
   if (err !== OK) {
-    if (s[hb + H_PFN]! > 0 && s[hb + H_REFS]! > 0) putPage(m, s[hb + H_PFN]!, s[hb + H_REFS]!);
+    releaseHandle(m, h); // a partial GUP gives back what it took
     return err;
   }
   s[S_NHANDLES] = h + 1;

@@ -5,8 +5,8 @@
 
 import type { Profile } from '../../core/profile.js';
 import type { Runner } from '../../engine/run.js';
-import { decodeOp, type ExploreShape } from '../ops.js';
-import type { Counterexample, Progress, SearchBounds, SearchResult } from '../search.js';
+import type { ExploreShape } from '../ops.js';
+import { replayPath, type Counterexample, type Progress, type SearchBounds, type SearchResult } from '../search.js';
 import { SearchBudget, SearchTree } from '../tree.js';
 import { Canon, hashKey } from './canon.js';
 import { Layout, MAX_VALUES, S_NPROCS } from './layout.js';
@@ -60,13 +60,7 @@ export function compactSearch(
 
   /** Replay a path on the full model; its violations must be the compact engine's. */
   const confirm = (path: number[], bits: number): Counterexample => {
-    const r = root.clone();
-    const lines: string[] = [];
-    for (const op of path) {
-      const step = decodeOp(r, op);
-      lines.push(step.text);
-      r.step(step, lines.length - 1);
-    }
+    const { r, lines } = replayPath(root, path);
     const last = path.length - 1;
     const vs = r.violations.filter((v) => v.step === last && (bounds.kinds === null || bounds.kinds.has(v.kind)));
     const want = VIOLATION_NAMES.filter(([b]) => bits & b).map(([, n]) => n).sort();
