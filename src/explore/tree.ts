@@ -17,9 +17,6 @@ export class Column {
   get(i: number): number {
     return this.a[i]!;
   }
-  get bytes(): number {
-    return this.a.byteLength;
-  }
 }
 
 /** The states found so far, in breadth-first order: state 0 is the start. */

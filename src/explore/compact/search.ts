@@ -112,6 +112,11 @@ export function compactSearch(
           stop = true;
           break;
         }
+        if (visited.full) {
+          budget.stoppedBy = 'memory'; // 8 GiB of keys: as far as the visited set reaches
+          stop = true;
+          break;
+        }
       }
       if ((id & 1023) === 0) {
         queue.dropBefore(id);

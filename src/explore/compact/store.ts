@@ -18,11 +18,8 @@ export class VisitedSet {
   private table = new Int32Array(2 << 20);
   private mask = (1 << 20) - 1;
   size = 0;
-
-  /** Bytes held (for the memory bound). */
-  get bytes(): number {
-    return this.chunks.length * CHUNK * 4 + this.table.byteLength;
-  }
+  /** Set when the keys fill all but the last chunk the 31-bit positions can name: stop adding. */
+  full = false;
 
   /** True if this key was seen; otherwise it is added and false returned. */
   has(key: Int32Array, n: number, hash: number): boolean {
@@ -36,7 +33,7 @@ export class VisitedSet {
     }
     let c = this.chunks[this.chunks.length - 1]!;
     if (this.used + n + 1 > CHUNK) {
-      if (this.chunks.length >= 2 ** 31 / CHUNK - 1) throw new RangeError('the visited set is full (2^31 integers of keys)');
+      if (this.chunks.length + 2 >= 2 ** 31 / CHUNK) this.full = true;
       c = new Int32Array(CHUNK);
       this.chunks.push(c);
       this.used = 0;
@@ -83,16 +80,12 @@ export class StateQueue {
   /** Per chunk: the last id stored in it. */
   private lastId: number[] = [];
   private spare: Int32Array[] = [];
-  private where = new Column();
+  /** Per id: its chunk (an index that only grows: chunks are dropped, not renumbered) and offset. */
+  private whereChunk = new Column();
+  private whereOff = new Column();
   private chunk = -1;
   private used = CHUNK;
   private firstLive = 0;
-
-  get bytes(): number {
-    let n = this.where.bytes;
-    for (const c of this.chunks) if (c) n += c.byteLength;
-    return n;
-  }
 
   /** Store the first `n` integers of s as state `id` (s is copied whole; the next state overwrites its tail). */
   put(id: number, s: Int32Array, n: number): void {
@@ -103,7 +96,8 @@ export class StateQueue {
       this.used = 0;
     }
     const c = this.chunks[this.chunk]!;
-    this.where.set(id, this.chunk * CHUNK + this.used);
+    this.whereChunk.set(id, this.chunk);
+    this.whereOff.set(id, this.used);
     c.set(s, this.used);
     this.used += n;
     this.lastId[this.chunk] = id;
@@ -111,16 +105,14 @@ export class StateQueue {
 
   /** Copy state `id` (its first `n` integers) into `into`. */
   get(id: number, into: Int32Array, n: number): void {
-    const w = this.where.get(id);
-    const o = w & (CHUNK - 1);
-    const c = this.chunks[w >>> CHUNK_BITS]!;
+    const o = this.whereOff.get(id);
+    const c = this.chunks[this.whereChunk.get(id)]!;
     for (let i = 0; i < n; i++) into[i] = c[o + i]!;
   }
 
   /** How many integers state `id` was stored with, given what its header says. */
   header(id: number, at: number): number {
-    const w = this.where.get(id);
-    return this.chunks[w >>> CHUNK_BITS]![(w & (CHUNK - 1)) + at]!;
+    return this.chunks[this.whereChunk.get(id)]![this.whereOff.get(id) + at]!;
   }
 
   /** Every state before `id` was expanded: chunks holding only those are reused. */
