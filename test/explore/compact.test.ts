@@ -7,12 +7,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Profile } from '../../src/core/profile.js';
-import { PG_ANON_EXCLUSIVE, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE } from '../../src/core/constants.js';
+import { PG_ANON_EXCLUSIVE, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE, VM_WRITE } from '../../src/core/constants.js';
 import { pteSlot } from '../../src/core/walk.js';
 import type { Runner } from '../../src/engine/run.js';
 import { explore, startState } from '../../src/explore/explore.js';
 import { decodeOp, enabledOps, type ExploreShape, type OpName } from '../../src/explore/ops.js';
-import { Layout, F_FLAGS, F_MAP, F_REF, F_VAL, FL_EXCL, H_BOUND, H_HOLDER, H_KIND, H_PFN, H_REFS, HK_PIN, P_HELD, P_PINNED, P_STATUS, PG_CELL, PG_PTE, PG_VMA, ptePfn, S_NHANDLES, S_NPROCS, ST_ALIVE, VMA_ANON, VMA_MAPPED } from '../../src/explore/compact/layout.js';
+import { Layout, F_FLAGS, F_MAP, F_REF, F_VAL, FL_EXCL, H_BOUND, H_HOLDER, H_KIND, H_PFN, H_REFS, HK_PIN, P_HELD, P_PINNED, P_STATUS, PG_CELL, PG_PTE, PG_VMA, ptePfn, S_NHANDLES, S_NPROCS, ST_ALIVE, ANON_SHIFT, VMA_IDEAL_RO, VMA_MAPPED, VMA_RO, VMA_START } from '../../src/explore/compact/layout.js';
 import { Machine, VIOLATION_NAMES } from '../../src/explore/compact/machine.js';
 import { applyOp, COMPACT_OPS, enabledOps as compactEnabled, opCodes } from '../../src/explore/compact/step.js';
 import { compactSearch, compactUnsupported } from '../../src/explore/compact/search.js';
@@ -69,12 +69,19 @@ function assertSameState(m: Machine, r: Runner, where: string): void {
     if (!p.alive) return;
     assert.equal(s[pb + P_PINNED] === 1, p.mm.hasPinned, `${what}: MMF_HAS_PINNED`);
     const start = p.regions.get('buf')!.start;
+    const anons = new Bijection();
     for (let i = 0; i < L.pages; i++) {
       const at = L.page(j, i);
       const vpn = start + i;
       const vma = p.mm.findVma(vpn);
-      assert.equal((s[at + PG_VMA]! & VMA_MAPPED) !== 0, vma !== null, `${what} buf[${i}]: mapped`);
-      if (vma) assert.equal((s[at + PG_VMA]! & VMA_ANON) !== 0, vma.anonVma, `${what} buf[${i}]: anon_vma`);
+      const w = s[at + PG_VMA]!;
+      assert.equal((w & VMA_MAPPED) !== 0, vma !== null, `${what} buf[${i}]: mapped`);
+      if (vma) {
+        assert.equal((w & VMA_START) !== 0, vma.start === vpn, `${what} buf[${i}]: where its VMA starts`);
+        assert.equal((w & VMA_RO) !== 0, !(vma.flags & VM_WRITE), `${what} buf[${i}]: VM_WRITE`);
+        assert.equal(w >>> ANON_SHIFT !== 0, vma.anonVma, `${what} buf[${i}]: anon_vma`);
+        anons.check(w >>> ANON_SHIFT, vma.anonId, `${what} buf[${i}]: which anon_vma`);
+      }
       const slot = pteSlot(k, p.mm, vpn);
       const bits = slot < 0 ? 0 : k.tables.bits[slot]!;
       const pte = s[at + PG_PTE]!;
@@ -87,7 +94,10 @@ function assertSameState(m: Machine, r: Runner, where: string): void {
       const cell = r.ideal.cellAt(p.group, vpn);
       const c = s[at + PG_CELL]!;
       assert.equal(c >= 0, cell !== null && cell.cell >= 0, `${what} buf[${i}]: ideal cell`);
-      if (c >= 0) values.check(s[L.cellBase + c]!, cell!.value, `${what} buf[${i}]: ideal value`);
+      if (c >= 0) {
+        values.check(s[L.cellBase + c]!, cell!.value, `${what} buf[${i}]: ideal value`);
+        assert.equal((w & VMA_IDEAL_RO) !== 0, !(cell!.flags & IDEAL_WRITE), `${what} buf[${i}]: ideal protection`);
+      }
     }
   });
   const handles = [...r.handles];
@@ -110,6 +120,9 @@ function assertSameState(m: Machine, r: Runner, where: string): void {
     }
   });
 }
+
+/** The ideal memory's write permission bit of a page (P_WRITE in src/check/ideal.ts). */
+const IDEAL_WRITE = 2;
 
 const kindsOf = (bits: number): string[] => VIOLATION_NAMES.filter(([b]) => bits & b).map(([, n]) => n);
 
@@ -225,10 +238,10 @@ test('a compact counterexample the full model does not confirm is an internal er
 test('the compact engine says which searches it cannot run, and auto falls back to the full one', () => {
   assert.equal(compactUnsupported(SHAPE(2, 2), 2, 8, false), null);
   assert.match(compactUnsupported(SHAPE(2, 2), 2, 8, true)!, /--from/);
-  assert.match(compactUnsupported({ ...SHAPE(2, 2), ops: ['write', 'mprotect'] }, 2, 8, false)!, /mprotect/);
+  assert.match(compactUnsupported({ ...SHAPE(2, 2), ops: ['write', 'dontfork'] }, 2, 8, false)!, /dontfork/);
   assert.match(compactUnsupported(SHAPE(8, 8), 4, 6, false)!, /more pages/);
   assert.match(compactUnsupported(SHAPE(2, 2), 2, 40, false)!, /depth 40/);
-  const out = explore({ ...input('v6', { depth: 2, ops: ['write', 'mprotect'] }), engine: 'auto' });
+  const out = explore({ ...input('v6', { depth: 2, ops: ['write', 'dontfork'] }), engine: 'auto' });
   assert.equal(out.result.stats.engine, 'full');
-  assert.throws(() => explore({ ...input('v6', { depth: 2, ops: ['write', 'mprotect'] }), engine: 'compact' }), /mprotect/);
+  assert.throws(() => explore({ ...input('v6', { depth: 2, ops: ['write', 'dontfork'] }), engine: 'compact' }), /dontfork/);
 });

@@ -5,7 +5,7 @@
 // any more are dropped from what processes once held.
 
 import {
-  F_FLAGS, F_MAP, F_REF, F_VAL, H_BOUND, H_HOLDER, H_KIND, H_LONG, H_ORIGIN, H_PAGE, H_PFN, H_REFS, H_REPORTED, H_SEEN,
+  ANON_SHIFT, F_FLAGS, F_MAP, F_REF, F_VAL, H_BOUND, H_HOLDER, H_KIND, H_LONG, H_ORIGIN, H_PAGE, H_PFN, H_REFS, H_REPORTED, H_SEEN,
   H_SIZE, H_WRITE, type Layout, MAX_VALUES, P_HELD, P_PAGES, P_PINNED, P_STATUS, PG_CELL, PG_PTE, PG_SIZE, PG_VMA, PROC_SLOTS, ptePfn,
   S_NHANDLES, S_NPROCS, ST_ALIVE,
 } from './layout.js';
@@ -27,6 +27,8 @@ export class Canon {
   private order = new Int32Array(PROC_SLOTS);
   private rank = new Int32Array(PROC_SLOTS);
   private horder: Int32Array;
+  /** The anon_vma ids met in the process being written, in order. */
+  private anonSeen: Int32Array;
   private nFrames = 0;
   private nCells = 0;
   private nVals = 0;
@@ -40,6 +42,7 @@ export class Canon {
     this.cellStamp = new Int32Array(L.cells);
     this.cellOrder = new Int32Array(L.cells);
     this.horder = new Int32Array(Math.max(1, L.handles));
+    this.anonSeen = new Int32Array(L.pages);
   }
 
   /** A frame's code in the key: 0 none, 1 the zero page, 2 + its number. */
@@ -90,7 +93,8 @@ export class Canon {
     let h = (s[pb + P_STATUS]! * 7 + s[pb + P_PINNED]!) | 0;
     for (let i = 0, at = pb + P_PAGES; i < L.pages; i++, at += PG_SIZE) {
       const pte = s[at + PG_PTE]!;
-      let x = s[at + PG_VMA]! * 8 + (s[at + PG_CELL]! >= 0 ? 4 : 0);
+      const vw = s[at + PG_VMA]!;
+      let x = (vw & ((1 << ANON_SHIFT) - 1)) * 16 + (vw >>> ANON_SHIFT ? 8 : 0) + (s[at + PG_CELL]! >= 0 ? 4 : 0);
       if (pte !== 0) {
         const pfn = ptePfn(pte);
         x = x * 4 + (pfn === 0 ? 1 : 2 + (pte & 1));
@@ -142,10 +146,22 @@ export class Canon {
       const pb = L.proc(p);
       this.rank[p] = r;
       key[o++] = s[pb + P_STATUS]! | (s[pb + P_PINNED]! << 2);
+      // anon_vma ids are the process's own: numbered by first appearance.
+      let anons = 0;
       for (let i = 0, at = pb + P_PAGES; i < L.pages; i++, at += PG_SIZE) {
         const pte = s[at + PG_PTE]!;
         const pc = pte === 0 ? 0 : (this.frame(ptePfn(pte)) << 1) | (pte & 1);
-        key[o++] = s[at + PG_VMA]! | (pc << 2) | (this.cell(s[at + PG_CELL]!) << 10);
+        const vw = s[at + PG_VMA]!;
+        const id = vw >>> ANON_SHIFT;
+        let an = 0;
+        if (id !== 0) {
+          for (let j = 0; j < anons && an === 0; j++) if (this.anonSeen[j] === id) an = j + 1;
+          if (an === 0) {
+            this.anonSeen[anons++] = id;
+            an = anons;
+          }
+        }
+        key[o++] = (vw & ((1 << ANON_SHIFT) - 1)) | (pc << 5) | (this.cell(s[at + PG_CELL]!) << 12) | (an << 18);
       }
     }
     // Handles by holder rank and page; ties keep the order they were taken in.

@@ -6,7 +6,7 @@ import {
   CompactBoundError, type Machine, V_INCOHERENT, V_LEAK, V_LOST,
 } from './machine.js';
 import {
-  F_FLAGS, F_SIZE, F_VAL, H_BOUND, H_HOLDER, H_LONG, H_ORIGIN, H_PAGE, H_SEEN, H_SIZE, MAX_VALUES, P_HELD, PG_CELL,
+  F_FLAGS, F_SIZE, F_VAL, H_BOUND, H_HOLDER, H_LONG, H_ORIGIN, H_PAGE, H_SEEN, H_SIZE, MAX_VALUES, P_HELD, PG_CELL, PG_VMA, VMA_IDEAL_RO,
   PROC_SLOTS, S_NHANDLES, S_NPROCS,
 } from './layout.js';
 
@@ -64,8 +64,17 @@ export function newCell(m: Machine, value: number): number {
   throw new CompactBoundError('more ideal cells than the bounds allow');
 }
 
-/** Must this access succeed? (A private rw page: yes while the process maps it.) */
-export const idealMapped = (m: Machine, p: number, i: number): boolean => m.s[m.L.page(p, i) + PG_CELL]! >= 0;
+/** IdealMemory.access(): must this access succeed? (While the process maps the page, and a write while it is writable.) */
+export const idealAccess = (m: Machine, p: number, i: number, write: boolean): boolean =>
+  m.s[m.L.page(p, i) + PG_CELL]! >= 0 && !(write && m.s[m.L.page(p, i) + PG_VMA]! & VMA_IDEAL_RO);
+
+/** IdealMemory.mprotect() of one page: false (ENOMEM) where nothing is mapped. */
+export function idealMprotect(m: Machine, p: number, i: number, ro: boolean): boolean {
+  const at = m.L.page(p, i);
+  if (m.s[at + PG_CELL]! < 0) return false;
+  m.s[at + PG_VMA] = (m.s[at + PG_VMA]! & ~VMA_IDEAL_RO) | (ro ? VMA_IDEAL_RO : 0);
+  return true;
+}
 
 export const idealRead = (m: Machine, p: number, i: number): number => m.s[m.L.cellBase + m.s[m.L.page(p, i) + PG_CELL]!]!;
 

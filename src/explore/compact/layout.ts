@@ -26,9 +26,18 @@ export const ST_NONE = 0;
 export const ST_ALIVE = 1;
 export const ST_DEAD = 2;
 
-/** VMA bits of a page: mapped at all, and the VMA it lies in has an anon_vma. */
+/**
+ * The VMA word of a page: mapped at all; the VMA lacks VM_WRITE (mprotect ro); the page starts
+ * a VMA; the ideal memory's protection forbids writes; and, from bit 8, the id of the VMA's
+ * anon_vma (0: none), numbered within the process.
+ */
 export const VMA_MAPPED = 1;
-export const VMA_ANON = 2;
+export const VMA_RO = 4;
+export const VMA_START = 8;
+export const VMA_IDEAL_RO = 16;
+export const ANON_SHIFT = 8;
+/** The VMA flags that decide merging (vma->vm_flags as far as the explorer changes them). */
+export const VMA_FLAGS = VMA_RO;
 
 // Frame record: refcount, mapcount, flags, value. Frame 0 is the zero page and has no record use.
 export const F_REF = 0;
@@ -128,7 +137,7 @@ export class Layout {
     s[S_NPROCS] = 1;
     s[this.proc(0) + P_STATUS] = ST_ALIVE;
     for (let i = 0; i < this.pages; i++) {
-      s[this.page(0, i) + PG_VMA] = VMA_MAPPED;
+      s[this.page(0, i) + PG_VMA] = VMA_MAPPED | (i === 0 ? VMA_START : 0);
       s[this.page(0, i) + PG_CELL] = i;
     }
     for (let c = 0; c < this.cells; c++) s[this.cellBase + c] = c < this.pages ? 0 : -1;

@@ -5,12 +5,13 @@
 import type { Profile } from '../../core/profile.js';
 import {
   F_FLAGS, F_MAP, F_REF, F_VAL, FL_EXCL, FL_INUSE, H_HOLDER, H_KIND, H_LONG, H_PAGE, H_PFN, H_REFS, H_WRITE, HK_PIN,
-  Layout, mkPte, P_PINNED, PG_PTE, PG_VMA, ptePfn, S_NHANDLES, VMA_ANON, VMA_MAPPED, ZERO_PTE, F_SIZE,
+  ANON_SHIFT, Layout, mkPte, P_PINNED, PG_PTE, PG_VMA, ptePfn, S_NHANDLES, VMA_FLAGS, VMA_MAPPED, VMA_RO, VMA_START, ZERO_PTE, F_SIZE,
 } from './layout.js';
 
 export const OK = 0;
 export const SIGSEGV = 1;
 export const EFAULT = 2;
+export const ENOMEM = 3;
 
 const FAULT_WRITE = 1;
 const FAULT_UNSHARE = 2;
@@ -56,6 +57,7 @@ export class Machine {
   readonly forkEarlyCow: boolean;
   readonly unshareRoPin: 0 | 1 | 2;
   readonly wpFreeSwapcache: boolean;
+  readonly mprotectWritable: boolean;
   /** Violations of the current step (V_* bits) and events reached (E_* bits). */
   viol = 0;
   events = 0;
@@ -67,6 +69,8 @@ export class Machine {
   structural = true;
   /** Did the last CPU access take a fault? */
   faulted = false;
+  /** Inside a forced COW break on a read-only VMA: the fault path treats the VMA as writable. */
+  forceWritable = false;
 
   constructor(readonly L: Layout, profile: Profile, readonly pinBias: number) {
     this.s = L.start();
@@ -77,6 +81,7 @@ export class Machine {
     this.forkEarlyCow = profile.forkEarlyCow;
     this.unshareRoPin = profile.unshareRoPin === 'none' ? 0 : profile.unshareRoPin === 'anon' ? 1 : 2;
     this.wpFreeSwapcache = profile.wpFreeSwapcache;
+    this.mprotectWritable = profile.mprotectWritable;
   }
 }
 
@@ -110,23 +115,64 @@ export function putPage(m: Machine, pfn: number, refs: number): void {
   }
 }
 
-/** anon_vma_prepare(): the VMA holding page i (its run of mapped pages) gets an anon_vma. */
+const mapped = (m: Machine, p: number, i: number): boolean => (m.s[m.L.page(p, i) + PG_VMA]! & VMA_MAPPED) !== 0;
+const vmaWord = (m: Machine, p: number, i: number): number => m.s[m.L.page(p, i) + PG_VMA]!;
+
+/** The first page of the VMA holding (mapped) page i. */
+function vmaFirst(m: Machine, p: number, i: number): number {
+  while (!(vmaWord(m, p, i) & VMA_START)) i--;
+  return i;
+}
+
+/** The last page of the VMA holding (mapped) page i. */
+function vmaLast(m: Machine, p: number, i: number): number {
+  while (i + 1 < m.L.pages && (vmaWord(m, p, i + 1) & (VMA_MAPPED | VMA_START)) === VMA_MAPPED) i++;
+  return i;
+}
+
+/** Give pages lo..hi (one VMA) the anon_vma `id`. */
+function setAnonId(m: Machine, p: number, lo: number, hi: number, id: number): void {
+  for (let j = lo; j <= hi; j++) {
+    const at = m.L.page(p, j) + PG_VMA;
+    m.s[at] = (m.s[at]! & ((1 << ANON_SHIFT) - 1)) | (id << ANON_SHIFT);
+  }
+}
+
+/** A new anon_vma id of process p (ids only tell VMAs of one process apart). */
+function newAnonId(m: Machine, p: number): number {
+  let max = 0;
+  for (let j = 0; j < m.L.pages; j++) max = Math.max(max, vmaWord(m, p, j) >>> ANON_SHIFT);
+  return max + 1;
+}
+
+/** Is the VMA of page i writable (or made so for a FOLL_FORCE-like forced COW break)? */
+const vmaWritable = (m: Machine, p: number, i: number): boolean => m.forceWritable || !(vmaWord(m, p, i) & VMA_RO);
+
+/**
+ * anon_vma_prepare(): the VMA holding page i gets an anon_vma, a touching neighbour's with the
+ * same flags if it has one (find_mergeable_anon_vma), else a new one.
+ */
 function anonVmaPrepare(m: Machine, p: number, i: number): void {
-  const s = m.s;
-  const L = m.L;
-  if (s[L.page(p, i) + PG_VMA]! & VMA_ANON) return;
-  let lo = i;
-  while (lo > 0 && s[L.page(p, lo - 1) + PG_VMA]! & VMA_MAPPED) lo--;
-  let hi = i;
-  while (hi + 1 < L.pages && s[L.page(p, hi + 1) + PG_VMA]! & VMA_MAPPED) hi++;
-  for (let j = lo; j <= hi; j++) s[L.page(p, j) + PG_VMA] = s[L.page(p, j) + PG_VMA]! | VMA_ANON;
+  const w = vmaWord(m, p, i);
+  if (w >>> ANON_SHIFT) return;
+  const lo = vmaFirst(m, p, i);
+  const hi = vmaLast(m, p, i);
+  // The VMA's flags as they are now (a forced COW break has set VM_WRITE for its fault).
+  const flags = w & VMA_FLAGS & (m.forceWritable ? ~VMA_RO : ~0);
+  let id = 0;
+  for (const n of [lo - 1, hi + 1]) {
+    if (id !== 0 || n < 0 || n >= m.L.pages || !mapped(m, p, n)) continue;
+    const nw = vmaWord(m, p, n);
+    if (nw >>> ANON_SHIFT && (nw & VMA_FLAGS) === flags) id = nw >>> ANON_SHIFT;
+  }
+  setAnonId(m, p, lo, hi, id || newAnonId(m, p));
 }
 
 /** handle_mm_fault() for page i of process p (a private rw mapping, or none). */
 export function handleMmFault(m: Machine, p: number, i: number, flags: number): number {
   const s = m.s;
   const at = m.L.page(p, i);
-  if (!(s[at + PG_VMA]! & VMA_MAPPED)) return SIGSEGV;
+  if (!(s[at + PG_VMA]! & VMA_MAPPED) || (flags & FAULT_WRITE && !vmaWritable(m, p, i))) return SIGSEGV;
   const pte = s[at + PG_PTE]!;
   // handle_pte_fault()
   if (pte === 0) {
@@ -147,7 +193,7 @@ function doAnonymousPage(m: Machine, p: number, i: number, write: boolean): numb
   const pfn = allocFrame(m);
   anonVmaPrepare(m, p, i);
   m.s[m.L.frame(pfn) + F_MAP] = 1;
-  m.s[at + PG_PTE] = mkPte(pfn, true);
+  m.s[at + PG_PTE] = mkPte(pfn, vmaWritable(m, p, i));
   return OK;
 }
 
@@ -175,7 +221,7 @@ function doWpPage(m: Machine, p: number, i: number, unshare: boolean): number {
     if (unshare) return OK;
     // wp_page_reuse()
     m.events |= E_REUSE;
-    s[at + PG_PTE] = s[at + PG_PTE]! | 1;
+    if (vmaWritable(m, p, i)) s[at + PG_PTE] = s[at + PG_PTE]! | 1;
     return OK;
   }
   return wpPageCopy(m, p, i, unshare);
@@ -191,7 +237,7 @@ function wpPageCopy(m: Machine, p: number, i: number, unshare: boolean): number 
   const nb = m.L.frame(pfn);
   s[nb + F_VAL] = old === 0 ? 0 : s[m.L.frame(old) + F_VAL]!;
   s[nb + F_MAP] = 1;
-  s[at + PG_PTE] = mkPte(pfn, !unshare);
+  s[at + PG_PTE] = mkPte(pfn, !unshare && vmaWritable(m, p, i));
   if (old !== 0) {
     s[m.L.frame(old) + F_MAP]!--;
     putPage(m, old, 1);
@@ -207,7 +253,7 @@ export function cpuAccess(m: Machine, p: number, i: number, write: boolean, valu
   m.faulted = false;
   for (let tries = 0; tries <= MAX_RETRIES; tries++) {
     const pte = s[at + PG_PTE]!;
-    if (s[at + PG_VMA]! & VMA_MAPPED && pte !== 0 && (!write || pte & 1)) {
+    if (s[at + PG_VMA]! & VMA_MAPPED && pte !== 0 && (!write || (pte & 1 && !(s[at + PG_VMA]! & VMA_RO)))) {
       const pfn = ptePfn(pte);
       if (write) s[m.L.frame(pfn) + F_VAL] = value;
       else m.loaded = pfn === 0 ? 0 : s[m.L.frame(pfn) + F_VAL]!;
@@ -227,14 +273,18 @@ export function dupMmap(m: Machine, p: number, c: number): void {
   const s = m.s;
   const L = m.L;
   const earlyCowPossible = m.forkEarlyCow && s[L.proc(p) + P_PINNED] !== 0;
+  let childAnon = 0;
+  let anon = 0;
   for (let i = 0; i < L.pages; i++) {
     const pa = L.page(p, i);
     const ca = L.page(c, i);
     const vma = s[pa + PG_VMA]!;
-    s[ca + PG_VMA] = vma;
+    // The child's VMAs are copies; anon_vma_fork() gives each that has one its own anon_vma.
+    if (vma & VMA_START) anon = vma >>> ANON_SHIFT ? ++childAnon : 0;
+    s[ca + PG_VMA] = vma & VMA_MAPPED ? (vma & ((1 << ANON_SHIFT) - 1)) | (anon << ANON_SHIFT) : 0;
     s[ca + PG_PTE] = 0;
     // vma_needs_copy(): only mappings with an anon_vma have PTEs worth copying.
-    if (!(vma & VMA_ANON)) continue;
+    if (!(vma >>> ANON_SHIFT)) continue;
     const pte = s[pa + PG_PTE]!;
     if (pte === 0) continue;
     const pfn = ptePfn(pte);
@@ -250,7 +300,7 @@ export function dupMmap(m: Machine, p: number, c: number): void {
       const n = allocFrame(m);
       s[L.frame(n) + F_VAL] = s[fb + F_VAL]!;
       s[L.frame(n) + F_MAP] = 1;
-      s[ca + PG_PTE] = mkPte(n, true);
+      s[ca + PG_PTE] = mkPte(n, !(vma & VMA_RO)); // newPageBits()
       m.events |= E_EARLY;
       continue;
     }
@@ -281,6 +331,44 @@ export function unmapPage(m: Machine, p: number, i: number): void {
   if (!(m.s[at + PG_VMA]! & VMA_MAPPED)) return;
   zapPage(m, p, i);
   m.s[at + PG_VMA] = 0;
+  // The VMA was split: what follows the hole starts a VMA of its own.
+  if (i + 1 < m.L.pages && mapped(m, p, i + 1)) m.s[m.L.page(p, i + 1) + PG_VMA] = vmaWord(m, p, i + 1) | VMA_START;
+}
+
+/**
+ * do_mprotect_pkey() of page i: split it into a VMA of its own, set its protection,
+ * change_protection() of its PTE, merge what can merge again. ENOMEM where nothing is mapped.
+ */
+export function mprotect(m: Machine, p: number, i: number, ro: boolean): number {
+  const s = m.s;
+  const L = m.L;
+  const at = L.page(p, i);
+  if (!(s[at + PG_VMA]! & VMA_MAPPED)) return ENOMEM;
+  if (i + 1 < L.pages && mapped(m, p, i + 1)) s[L.page(p, i + 1) + PG_VMA] = vmaWord(m, p, i + 1) | VMA_START;
+  s[at + PG_VMA] = (s[at + PG_VMA]! & ~VMA_RO) | VMA_START | (ro ? VMA_RO : 0);
+  // change_pte_range(): read-only drops write access; read-write gives it back at once only to
+  // exclusive anonymous pages, from 6.0 (can_change_pte_writable; no soft-dirty tracking here).
+  const pte = s[at + PG_PTE]!;
+  if (pte !== 0) {
+    if (ro) s[at + PG_PTE] = pte & ~1;
+    else if (!(pte & 1) && ptePfn(pte) !== 0 && m.mprotectWritable && s[L.frame(ptePfn(pte)) + F_FLAGS]! & FL_EXCL) s[at + PG_PTE] = pte | 1;
+  }
+  mergeVmas(m, p);
+  return OK;
+}
+
+/** Mm.mergeVmas(): touching VMAs with the same flags and compatible anon_vmas become one. */
+function mergeVmas(m: Machine, p: number): void {
+  for (let j = 1; j < m.L.pages; j++) {
+    const w = vmaWord(m, p, j);
+    if (!(w & VMA_START) || !(w & VMA_MAPPED) || !mapped(m, p, j - 1)) continue;
+    const pw = vmaWord(m, p, j - 1);
+    const a = pw >>> ANON_SHIFT;
+    const b = w >>> ANON_SHIFT;
+    if ((w & VMA_FLAGS) !== (pw & VMA_FLAGS) || !(a === b || a === 0 || b === 0)) continue;
+    m.s[m.L.page(p, j) + PG_VMA] = w & ~VMA_START;
+    setAnonId(m, p, vmaFirst(m, p, j - 1), vmaLast(m, p, j), a || b);
+  }
 }
 
 /** exit_mmap(): zap every page, drop every VMA. */
@@ -320,7 +408,8 @@ function grab(m: Machine, h: number, pfn: number, pin: boolean): void {
 function gupSlowPage(m: Machine, p: number, i: number, h: number, pin: boolean, write: boolean): number {
   const s = m.s;
   const at = m.L.page(p, i);
-  if (!(s[at + PG_VMA]! & VMA_MAPPED)) return EFAULT;
+  // check_vma_flags()
+  if (!(s[at + PG_VMA]! & VMA_MAPPED) || (write && s[at + PG_VMA]! & VMA_RO)) return EFAULT;
   const forceWrite = write || m.gupCowBreak === 1 || (m.gupCowBreak === 2 && pin);
   let broken = false;
   for (let tries = 0; tries <= MAX_RETRIES; tries++) {
@@ -339,7 +428,17 @@ function gupSlowPage(m: Machine, p: number, i: number, h: number, pin: boolean, 
         return OK;
       }
     }
-    const err = handleMmFault(m, p, i, fault);
+    let err: number;
+    if (fault === FAULT_WRITE && s[at + PG_VMA]! & VMA_RO) {
+      // forcedWriteFault(): a forced COW break on a read-only VMA (FOLL_FORCE-like) breaks COW
+      // as a write would and leaves the PTE read-only.
+      m.forceWritable = true;
+      err = handleMmFault(m, p, i, fault);
+      m.forceWritable = false;
+      s[at + PG_PTE] = s[at + PG_PTE]! & ~1;
+    } else {
+      err = handleMmFault(m, p, i, fault);
+    }
     if (err !== OK) return err;
     if (fault === FAULT_WRITE) broken = true;
     if (fault === FAULT_UNSHARE) {

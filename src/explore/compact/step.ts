@@ -9,18 +9,18 @@ import {
   H_SIZE, H_WRITE, HK_GUP, HK_PIN, HK_PIPE, P_HELD, P_PINNED, P_PAGES, P_STATUS, PG_PTE, PG_SIZE, PG_VMA, VMA_MAPPED, ptePfn, S_NHANDLES, S_NPROCS, ST_ALIVE, ST_DEAD,
 } from './layout.js';
 import {
-  cpuAccess, dupMmap, E_FORK, E_GUP, E_PIN, E_SHARED_EXTRA, E_VMSPLICE, exitMmap, getUserPages, type Machine, OK, releaseHandle,
+  cpuAccess, dupMmap, E_FORK, E_GUP, E_PIN, E_SHARED_EXTRA, E_VMSPLICE, exitMmap, getUserPages, type Machine, mprotect, OK, releaseHandle,
   unmapPage, zapPage, V_ACCOUNTING, V_BUG, V_FAULT, V_INCOHERENT, V_LEAK, V_LOST, V_UAF,
 } from './machine.js';
 import {
-  everHeld, freshValue, idealCheckHandleRead, idealDontneed, idealFork, idealHandleWrite, idealMapped, idealRead, idealTakeHandle,
+  everHeld, freshValue, idealCheckHandleRead, idealDontneed, idealFork, idealHandleWrite, idealAccess, idealMprotect, idealRead, idealTakeHandle,
   idealUnmap, idealWrite,
 } from './ideal.js';
 
-/** The operations the compact explorer runs: the default set, and dontneed, pin-fast and gup. */
+/** The operations the compact explorer runs: the default set, and mprotect, dontneed, pin-fast and gup. */
 export const COMPACT_OPS: readonly OpName[] = [
-  'write', 'read', 'fork', 'exit', 'munmap', 'dontneed', 'pin', 'pin-ro', 'pin-fast', 'gup', 'vmsplice', 'unpin', 'put',
-  'handle-read', 'device-write', 'device-read',
+  'write', 'read', 'fork', 'exit', 'munmap', 'mprotect', 'dontneed', 'pin', 'pin-ro', 'pin-fast', 'gup', 'vmsplice', 'unpin',
+  'put', 'handle-read', 'device-write', 'device-read',
 ];
 
 const code = (n: OpName): number => OP_NAMES.indexOf(n);
@@ -34,6 +34,7 @@ const PIN_RO = code('pin-ro');
 const PIN_FAST = code('pin-fast');
 const GUP = code('gup');
 const DONTNEED = code('dontneed');
+const MPROTECT = code('mprotect');
 const VMSPLICE = code('vmsplice');
 const UNPIN = code('unpin');
 const PUT = code('put');
@@ -76,7 +77,10 @@ export function enabledOps(m: Machine, shape: ExploreShape, codes: Int32Array, o
       if ((c === PIN || c === PIN_RO || c === PIN_FAST || c === GUP || c === VMSPLICE) && nh >= shape.handles) continue;
       for (let p = 0; p < np; p++) {
         if (s[L.proc(p) + P_STATUS] !== ST_ALIVE) continue;
-        for (let i = 0; i < L.pages; i++) out[n++] = pack(c, p, i, 0);
+        for (let i = 0; i < L.pages; i++) {
+          out[n++] = pack(c, p, i, 0);
+          if (c === MPROTECT) out[n++] = pack(c, p, i, 1); // ro, then rw
+        }
       }
     }
   }
@@ -95,10 +99,11 @@ export function applyOp(m: Machine, op: number, scratch: Int32Array): void {
   const h = op & 15;
   const s = m.s;
   const L = m.L;
-  if ((c === WRITE || c === READ || c === MUNMAP || c === DONTNEED || c === PIN || c === PIN_RO || c === PIN_FAST || c === GUP || c === VMSPLICE) &&
+  if ((c === WRITE || c === READ || c === MUNMAP || c === MPROTECT || c === DONTNEED || c === PIN || c === PIN_RO || c === PIN_FAST || c === GUP || c === VMSPLICE) &&
     !(s[L.page(p, i) + PG_VMA]! & VMA_MAPPED)) {
-    // Nothing mapped there: the access faults (SIGSEGV / EFAULT) as the ideal memory says it
-    // must, and munmap has nothing to do; only a failed pin still marks the mm MMF_HAS_PINNED.
+    // Nothing mapped there: the access faults (SIGSEGV / EFAULT) and mprotect fails (ENOMEM) as
+    // the ideal memory says they must, munmap and madvise have nothing to do; only a failed pin
+    // still marks the mm MMF_HAS_PINNED.
     m.changed = false;
     if ((c === PIN || c === PIN_RO || c === PIN_FAST) && m.forkEarlyCow && s[L.proc(p) + P_PINNED] === 0) {
       s[L.proc(p) + P_PINNED] = 1;
@@ -109,7 +114,7 @@ export function applyOp(m: Machine, op: number, scratch: Int32Array): void {
   switch (c) {
     case WRITE: {
       const v = freshValue(m);
-      const want = idealMapped(m, p, i);
+      const want = idealAccess(m, p, i, true);
       const err = cpuAccess(m, p, i, true, v);
       m.structural = m.faulted; // a store without a fault changes only a value
       if (err === OK) {
@@ -119,7 +124,7 @@ export function applyOp(m: Machine, op: number, scratch: Int32Array): void {
       break;
     }
     case READ: {
-      const want = idealMapped(m, p, i);
+      const want = idealAccess(m, p, i, false);
       const err = cpuAccess(m, p, i, false, 0);
       if (err !== OK) {
         if (want) m.viol |= V_FAULT;
@@ -151,6 +156,12 @@ export function applyOp(m: Machine, op: number, scratch: Int32Array): void {
       unmapPage(m, p, i);
       idealUnmap(m, p, i);
       break;
+    case MPROTECT: {
+      const ro = h === 0;
+      const ok = mprotect(m, p, i, ro) === OK;
+      if (ok !== idealMprotect(m, p, i, ro)) m.viol |= V_FAULT;
+      break;
+    }
     case DONTNEED:
       // MADV_DONTNEED: the page is zapped, the VMA stays; the next touch gets a fresh page.
       zapPage(m, p, i);
@@ -162,8 +173,9 @@ export function applyOp(m: Machine, op: number, scratch: Int32Array): void {
     case GUP:
     case VMSPLICE: {
       const kind = c === VMSPLICE ? HK_PIPE : c === GUP ? HK_GUP : HK_PIN;
-      const want = idealMapped(m, p, i);
-      const err = getUserPages(m, p, i, kind, c === PIN || c === PIN_FAST, c === PIN_FAST || c === VMSPLICE);
+      const write = c === PIN || c === PIN_FAST;
+      const want = idealAccess(m, p, i, write);
+      const err = getUserPages(m, p, i, kind, write, c === PIN_FAST || c === VMSPLICE);
       if (err !== OK) {
         if (want) m.viol |= V_FAULT;
         break;
