@@ -7,7 +7,7 @@
 import {
   ANON_SHIFT, F_FLAGS, F_MAP, F_REF, F_VAL, H_BOUND, H_HOLDER, H_KIND, H_LONG, H_ORIGIN, H_PAGE, H_PFN, H_REFS, H_REPORTED, H_SEEN,
   H_SIZE, H_WRITE, type Layout, MAX_VALUES, P_HELD, P_PAGES, P_PINNED, P_STATUS, PG_CELL, PG_PTE, PG_SIZE, PG_VMA, PROC_SLOTS, ptePfn,
-  S_NHANDLES, S_NPROCS, ST_ALIVE,
+  S_NHANDLES, S_NPROCS, ST_ALIVE, VMA_IDEAL_RO, VMA_MAPPED, VMA_RO,
 } from './layout.js';
 
 /** Scratch space for keys of one layout (no allocation per state). */
@@ -33,7 +33,11 @@ export class Canon {
   private nCells = 0;
   private nVals = 0;
 
-  constructor(readonly L: Layout) {
+  /**
+   * `anonIds`: whether which anon_vma a VMA has matters (VMAs can merge, with mprotect), or
+   * only whether it has one.
+   */
+  constructor(readonly L: Layout, private readonly anonIds = true) {
     this.key = new Int32Array(L.size + 8);
     this.frameNum = new Int32Array(L.frames);
     this.frameStamp = new Int32Array(L.frames);
@@ -94,7 +98,9 @@ export class Canon {
     for (let i = 0, at = pb + P_PAGES; i < L.pages; i++, at += PG_SIZE) {
       const pte = s[at + PG_PTE]!;
       const vw = s[at + PG_VMA]!;
-      let x = (vw & ((1 << ANON_SHIFT) - 1)) * 16 + (vw >>> ANON_SHIFT ? 8 : 0) + (s[at + PG_CELL]! >= 0 ? 4 : 0);
+      // Mapped, has an anon_vma, the protections (where VMAs start follows from the rest).
+      const v = (vw & (VMA_MAPPED | VMA_RO | VMA_IDEAL_RO)) | (vw >>> ANON_SHIFT ? 2 : 0);
+      let x = v * 8 + (s[at + PG_CELL]! >= 0 ? 4 : 0);
       if (pte !== 0) {
         const pfn = ptePfn(pte);
         x = x * 4 + (pfn === 0 ? 1 : 2 + (pte & 1));
@@ -146,15 +152,16 @@ export class Canon {
       const pb = L.proc(p);
       this.rank[p] = r;
       key[o++] = s[pb + P_STATUS]! | (s[pb + P_PINNED]! << 2);
-      // anon_vma ids are the process's own: numbered by first appearance.
+      // anon_vma ids are the process's own: numbered by first appearance (where VMAs can merge;
+      // elsewhere only whether there is one matters).
       let anons = 0;
       for (let i = 0, at = pb + P_PAGES; i < L.pages; i++, at += PG_SIZE) {
         const pte = s[at + PG_PTE]!;
         const pc = pte === 0 ? 0 : (this.frame(ptePfn(pte)) << 1) | (pte & 1);
         const vw = s[at + PG_VMA]!;
         const id = vw >>> ANON_SHIFT;
-        let an = 0;
-        if (id !== 0) {
+        let an = id !== 0 && !this.anonIds ? 1 : 0;
+        if (id !== 0 && this.anonIds) {
           for (let j = 0; j < anons && an === 0; j++) if (this.anonSeen[j] === id) an = j + 1;
           if (an === 0) {
             this.anonSeen[anons++] = id;

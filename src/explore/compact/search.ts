@@ -40,7 +40,8 @@ export function compactSearch(
   const tree = new SearchTree();
   const L = new Layout(pages, shape.handles, shape.procs);
   const m = new Machine(L, profile, root.k.config.pinBias);
-  const canon = new Canon(L);
+  // Which anon_vma a VMA has decides only whether VMAs merge again, after mprotect.
+  const canon = new Canon(L, shape.ops.includes('mprotect'));
   const visited = new VisitedSet();
   const queue = new StateQueue();
   const codes = opCodes(shape);
