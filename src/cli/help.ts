@@ -101,8 +101,8 @@ options:
   --time S            stop after S seconds (default 600)
   --out FILE          write the counterexample scenario(s) there
   --engine E          compact: states as small integer arrays, fast; the default
-                      operations, mprotect, dontneed, pin-fast and gup from the empty
-                      start.
+                      operations, mprotect, dontfork, wipeonfork, dontneed, pin-fast
+                      and gup, from the empty start.
                       full: the whole model per state; every operation and --from.
                       auto (default): compact where it applies. A compact
                       counterexample is replayed on the full model, which must report

@@ -142,7 +142,7 @@ test('explore --engine: the header names the engine (and why not compact); both 
   assert.equal(f.stats.engine, 'full');
   assert.deepEqual([a.counterexamples[0].depth, a.counterexamples[0].violations[0].kind], [f.counterexamples[0].depth, f.counterexamples[0].violations[0].kind]);
   assert.match(cli('explore', '--depth', '2').out, /; engine compact$/m);
-  assert.match(cli('explore', '--depth', '2', '--ops', 'write,dontfork').out, /; engine full \(operation dontfork is not in the compact engine\)$/m);
+  assert.match(cli('explore', '--depth', '2', '--ops', 'write,swapout').out, /; engine full \(operation swapout is not in the compact engine\)$/m);
   usageError(cli('explore', '--engine', 'compact', '--ops', 'write,thread'), /--engine compact: operation thread is not in the compact engine; use --engine full/);
   usageError(cli('explore', '--engine', 'fast'), /--engine takes auto, compact or full, got 'fast'/);
 });

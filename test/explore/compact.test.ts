@@ -7,12 +7,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Profile } from '../../src/core/profile.js';
-import { PG_ANON_EXCLUSIVE, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE, VM_WRITE } from '../../src/core/constants.js';
+import { PG_ANON_EXCLUSIVE, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE, VM_DONTCOPY, VM_WIPEONFORK, VM_WRITE } from '../../src/core/constants.js';
 import { pteSlot } from '../../src/core/walk.js';
 import type { Runner } from '../../src/engine/run.js';
 import { explore, startState } from '../../src/explore/explore.js';
 import { decodeOp, enabledOps, type ExploreShape, type OpName } from '../../src/explore/ops.js';
-import { Layout, F_FLAGS, F_MAP, F_REF, F_VAL, FL_EXCL, H_BOUND, H_HOLDER, H_KIND, H_PFN, H_REFS, HK_PIN, P_HELD, P_PINNED, P_STATUS, PG_CELL, PG_PTE, PG_VMA, ptePfn, S_NHANDLES, S_NPROCS, ST_ALIVE, ANON_SHIFT, VMA_IDEAL_RO, VMA_MAPPED, VMA_RO, VMA_START } from '../../src/explore/compact/layout.js';
+import { Layout, F_FLAGS, F_MAP, F_REF, F_VAL, FL_EXCL, H_BOUND, H_HOLDER, H_KIND, H_PFN, H_REFS, HK_PIN, P_HELD, P_PINNED, P_STATUS, PG_CELL, PG_PTE, PG_VMA, ptePfn, S_NHANDLES, S_NPROCS, ST_ALIVE, ANON_SHIFT, VMA_DONTCOPY, VMA_IDEAL_DONTFORK, VMA_IDEAL_RO, VMA_IDEAL_WIPE, VMA_MAPPED, VMA_RO, VMA_START, VMA_WIPE } from '../../src/explore/compact/layout.js';
 import { Machine, VIOLATION_NAMES } from '../../src/explore/compact/machine.js';
 import { applyOp, COMPACT_OPS, enabledOps as compactEnabled, opCodes } from '../../src/explore/compact/step.js';
 import { compactSearch, compactUnsupported } from '../../src/explore/compact/search.js';
@@ -79,6 +79,8 @@ function assertSameState(m: Machine, r: Runner, where: string): void {
       if (vma) {
         assert.equal((w & VMA_START) !== 0, vma.start === vpn, `${what} buf[${i}]: where its VMA starts`);
         assert.equal((w & VMA_RO) !== 0, !(vma.flags & VM_WRITE), `${what} buf[${i}]: VM_WRITE`);
+        assert.equal((w & VMA_DONTCOPY) !== 0, (vma.flags & VM_DONTCOPY) !== 0, `${what} buf[${i}]: VM_DONTCOPY`);
+        assert.equal((w & VMA_WIPE) !== 0, (vma.flags & VM_WIPEONFORK) !== 0, `${what} buf[${i}]: VM_WIPEONFORK`);
         assert.equal(w >>> ANON_SHIFT !== 0, vma.anonVma, `${what} buf[${i}]: anon_vma`);
         anons.check(w >>> ANON_SHIFT, vma.anonId, `${what} buf[${i}]: which anon_vma`);
       }
@@ -97,6 +99,8 @@ function assertSameState(m: Machine, r: Runner, where: string): void {
       if (c >= 0) {
         values.check(s[L.cellBase + c]!, cell!.value, `${what} buf[${i}]: ideal value`);
         assert.equal((w & VMA_IDEAL_RO) !== 0, !(cell!.flags & IDEAL_WRITE), `${what} buf[${i}]: ideal protection`);
+        assert.equal((w & VMA_IDEAL_DONTFORK) !== 0, (cell!.flags & IDEAL_DONTFORK) !== 0, `${what} buf[${i}]: ideal dontfork`);
+        assert.equal((w & VMA_IDEAL_WIPE) !== 0, (cell!.flags & IDEAL_WIPEONFORK) !== 0, `${what} buf[${i}]: ideal wipeonfork`);
       }
     }
   });
@@ -121,8 +125,10 @@ function assertSameState(m: Machine, r: Runner, where: string): void {
   });
 }
 
-/** The ideal memory's write permission bit of a page (P_WRITE in src/check/ideal.ts). */
+/** The ideal memory's flags of a page (P_WRITE, P_DONTFORK, P_WIPEONFORK in src/check/ideal.ts). */
 const IDEAL_WRITE = 2;
+const IDEAL_DONTFORK = 4;
+const IDEAL_WIPEONFORK = 8;
 
 const kindsOf = (bits: number): string[] => VIOLATION_NAMES.filter(([b]) => bits & b).map(([, n]) => n);
 
@@ -238,10 +244,10 @@ test('a compact counterexample the full model does not confirm is an internal er
 test('the compact engine says which searches it cannot run, and auto falls back to the full one', () => {
   assert.equal(compactUnsupported(SHAPE(2, 2), 2, 8, false), null);
   assert.match(compactUnsupported(SHAPE(2, 2), 2, 8, true)!, /--from/);
-  assert.match(compactUnsupported({ ...SHAPE(2, 2), ops: ['write', 'dontfork'] }, 2, 8, false)!, /dontfork/);
+  assert.match(compactUnsupported({ ...SHAPE(2, 2), ops: ['write', 'clear-softdirty'] }, 2, 8, false)!, /clear-softdirty/);
   assert.match(compactUnsupported(SHAPE(8, 8), 4, 6, false)!, /more pages/);
   assert.match(compactUnsupported(SHAPE(2, 2), 2, 40, false)!, /depth 40/);
-  const out = explore({ ...input('v6', { depth: 2, ops: ['write', 'dontfork'] }), engine: 'auto' });
+  const out = explore({ ...input('v6', { depth: 2, ops: ['write', 'clear-softdirty'] }), engine: 'auto' });
   assert.equal(out.result.stats.engine, 'full');
-  assert.throws(() => explore({ ...input('v6', { depth: 2, ops: ['write', 'dontfork'] }), engine: 'compact' }), /dontfork/);
+  assert.throws(() => explore({ ...input('v6', { depth: 2, ops: ['write', 'clear-softdirty'] }), engine: 'compact' }), /clear-softdirty/);
 });

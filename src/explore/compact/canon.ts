@@ -7,7 +7,7 @@
 import {
   ANON_SHIFT, F_FLAGS, F_MAP, F_REF, F_VAL, H_BOUND, H_HOLDER, H_KIND, H_LONG, H_ORIGIN, H_PAGE, H_PFN, H_REFS, H_REPORTED, H_SEEN,
   H_SIZE, H_WRITE, type Layout, MAX_VALUES, P_HELD, P_PAGES, P_PINNED, P_STATUS, PG_CELL, PG_PTE, PG_SIZE, PG_VMA, PROC_SLOTS, ptePfn,
-  S_NHANDLES, S_NPROCS, ST_ALIVE, VMA_IDEAL_RO, VMA_MAPPED, VMA_RO,
+  S_NHANDLES, S_NPROCS, ST_ALIVE, VMA_DONTCOPY, VMA_START,
 } from './layout.js';
 
 /** Scratch space for keys of one layout (no allocation per state). */
@@ -98,8 +98,8 @@ export class Canon {
     for (let i = 0, at = pb + P_PAGES; i < L.pages; i++, at += PG_SIZE) {
       const pte = s[at + PG_PTE]!;
       const vw = s[at + PG_VMA]!;
-      // Mapped, has an anon_vma, the protections (where VMAs start follows from the rest).
-      const v = (vw & (VMA_MAPPED | VMA_RO | VMA_IDEAL_RO)) | (vw >>> ANON_SHIFT ? 2 : 0);
+      // Mapped, has an anon_vma, the flags (where VMAs start follows from the rest).
+      const v = (vw & ((1 << ANON_SHIFT) - 1) & ~(VMA_START | VMA_DONTCOPY)) | (vw & VMA_DONTCOPY ? 256 : 0) | (vw >>> ANON_SHIFT ? 2 : 0);
       let x = v * 8 + (s[at + PG_CELL]! >= 0 ? 4 : 0);
       if (pte !== 0) {
         const pfn = ptePfn(pte);

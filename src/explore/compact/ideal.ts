@@ -6,7 +6,7 @@ import {
   CompactBoundError, type Machine, V_INCOHERENT, V_LEAK, V_LOST,
 } from './machine.js';
 import {
-  F_FLAGS, F_SIZE, F_VAL, H_BOUND, H_HOLDER, H_LONG, H_ORIGIN, H_PAGE, H_SEEN, H_SIZE, MAX_VALUES, P_HELD, PG_CELL, PG_VMA, VMA_IDEAL_RO,
+  F_FLAGS, F_SIZE, F_VAL, H_BOUND, H_HOLDER, H_LONG, H_ORIGIN, H_PAGE, H_SEEN, H_SIZE, MAX_VALUES, P_HELD, PG_CELL, PG_VMA, VMA_IDEAL_DONTFORK, VMA_IDEAL_RO, VMA_IDEAL_WIPE,
   PROC_SLOTS, S_NHANDLES, S_NPROCS,
 } from './layout.js';
 
@@ -68,6 +68,12 @@ export function newCell(m: Machine, value: number): number {
 export const idealAccess = (m: Machine, p: number, i: number, write: boolean): boolean =>
   m.s[m.L.page(p, i) + PG_CELL]! >= 0 && !(write && m.s[m.L.page(p, i) + PG_VMA]! & VMA_IDEAL_RO);
 
+/** IdealMemory.madvise(dontfork / wipeonfork) of one page: the flag, where it is mapped. */
+export function idealMadviseFlag(m: Machine, p: number, i: number, flag: number): void {
+  const at = m.L.page(p, i);
+  if (m.s[at + PG_CELL]! >= 0) m.s[at + PG_VMA] = m.s[at + PG_VMA]! | flag;
+}
+
 /** IdealMemory.mprotect() of one page: false (ENOMEM) where nothing is mapped. */
 export function idealMprotect(m: Machine, p: number, i: number, ro: boolean): boolean {
   const at = m.L.page(p, i);
@@ -108,7 +114,12 @@ export function idealFork(m: Machine, p: number, c: number): void {
   for (let i = 0; i < L.pages; i++) s[L.page(c, i) + PG_CELL] = -1;
   for (let i = 0; i < L.pages; i++) {
     const cell = s[L.page(p, i) + PG_CELL]!;
-    if (cell < 0) continue;
+    const flags = s[L.page(p, i) + PG_VMA]!;
+    if (cell < 0 || flags & VMA_IDEAL_DONTFORK) continue;
+    if (flags & VMA_IDEAL_WIPE) {
+      s[L.page(c, i) + PG_CELL] = newCell(m, 0);
+      continue;
+    }
     const v = s[L.cellBase + cell]!;
     s[L.page(c, i) + PG_CELL] = newCell(m, v);
     hold(m, v, c);

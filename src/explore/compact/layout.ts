@@ -27,17 +27,23 @@ export const ST_ALIVE = 1;
 export const ST_DEAD = 2;
 
 /**
- * The VMA word of a page: mapped at all; the VMA lacks VM_WRITE (mprotect ro); the page starts
- * a VMA; the ideal memory's protection forbids writes; and, from bit 8, the id of the VMA's
- * anon_vma (0: none), numbered within the process.
+ * The VMA word of a page: mapped at all; the VMA's flags (no VM_WRITE after mprotect ro,
+ * VM_DONTCOPY, VM_WIPEONFORK); the page starts a VMA; the ideal memory's flags of the page; and,
+ * from bit 8, the id of the VMA's anon_vma (0: none), numbered within the process.
  */
 export const VMA_MAPPED = 1;
+/** VM_DONTCOPY (MADV_DONTFORK) and VM_WIPEONFORK. */
+export const VMA_DONTCOPY = 2;
+export const VMA_WIPE = 32;
 export const VMA_RO = 4;
 export const VMA_START = 8;
+/** The ideal memory's flags of the page: read-only, dontfork, wipeonfork. */
 export const VMA_IDEAL_RO = 16;
+export const VMA_IDEAL_DONTFORK = 64;
+export const VMA_IDEAL_WIPE = 128;
 export const ANON_SHIFT = 8;
 /** The VMA flags that decide merging (vma->vm_flags as far as the explorer changes them). */
-export const VMA_FLAGS = VMA_RO;
+export const VMA_FLAGS = VMA_RO | VMA_DONTCOPY | VMA_WIPE;
 
 // Frame record: refcount, mapcount, flags, value. Frame 0 is the zero page and has no record use.
 export const F_REF = 0;

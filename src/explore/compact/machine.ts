@@ -5,7 +5,7 @@
 import type { Profile } from '../../core/profile.js';
 import {
   F_FLAGS, F_MAP, F_REF, F_VAL, FL_EXCL, FL_INUSE, H_HOLDER, H_KIND, H_LONG, H_PAGE, H_PFN, H_REFS, H_WRITE, HK_PIN,
-  ANON_SHIFT, Layout, mkPte, P_PINNED, PG_PTE, PG_VMA, ptePfn, S_NHANDLES, VMA_FLAGS, VMA_MAPPED, VMA_RO, VMA_START, ZERO_PTE, F_SIZE,
+  ANON_SHIFT, Layout, mkPte, P_PINNED, PG_PTE, PG_VMA, ptePfn, S_NHANDLES, VMA_DONTCOPY, VMA_FLAGS, VMA_MAPPED, VMA_RO, VMA_START, VMA_WIPE, ZERO_PTE, F_SIZE,
 } from './layout.js';
 
 export const OK = 0;
@@ -279,12 +279,18 @@ export function dupMmap(m: Machine, p: number, c: number): void {
     const pa = L.page(p, i);
     const ca = L.page(c, i);
     const vma = s[pa + PG_VMA]!;
-    // The child's VMAs are copies; anon_vma_fork() gives each that has one its own anon_vma.
-    if (vma & VMA_START) anon = vma >>> ANON_SHIFT ? ++childAnon : 0;
-    s[ca + PG_VMA] = vma & VMA_MAPPED ? (vma & ((1 << ANON_SHIFT) - 1)) | (anon << ANON_SHIFT) : 0;
     s[ca + PG_PTE] = 0;
+    // MADV_DONTFORK: the child has no mapping here.
+    if (!(vma & VMA_MAPPED) || vma & VMA_DONTCOPY) {
+      s[ca + PG_VMA] = 0;
+      continue;
+    }
+    // The child's VMAs are copies; anon_vma_fork() gives each that has one its own anon_vma,
+    // except MADV_WIPEONFORK ones, which start empty.
+    if (vma & VMA_START) anon = vma >>> ANON_SHIFT && !(vma & VMA_WIPE) ? ++childAnon : 0;
+    s[ca + PG_VMA] = (vma & ((1 << ANON_SHIFT) - 1)) | (anon << ANON_SHIFT);
     // vma_needs_copy(): only mappings with an anon_vma have PTEs worth copying.
-    if (!(vma >>> ANON_SHIFT)) continue;
+    if (!(vma >>> ANON_SHIFT) || vma & VMA_WIPE) continue;
     const pte = s[pa + PG_PTE]!;
     if (pte === 0) continue;
     const pfn = ptePfn(pte);
@@ -344,8 +350,8 @@ export function mprotect(m: Machine, p: number, i: number, ro: boolean): number 
   const L = m.L;
   const at = L.page(p, i);
   if (!(s[at + PG_VMA]! & VMA_MAPPED)) return ENOMEM;
-  if (i + 1 < L.pages && mapped(m, p, i + 1)) s[L.page(p, i + 1) + PG_VMA] = vmaWord(m, p, i + 1) | VMA_START;
-  s[at + PG_VMA] = (s[at + PG_VMA]! & ~VMA_RO) | VMA_START | (ro ? VMA_RO : 0);
+  splitOff(m, p, i);
+  s[at + PG_VMA] = (s[at + PG_VMA]! & ~VMA_RO) | (ro ? VMA_RO : 0);
   // change_pte_range(): read-only drops write access; read-write gives it back at once only to
   // exclusive anonymous pages, from 6.0 (can_change_pte_writable; no soft-dirty tracking here).
   const pte = s[at + PG_PTE]!;
@@ -355,6 +361,21 @@ export function mprotect(m: Machine, p: number, i: number, ro: boolean): number 
   }
   mergeVmas(m, p);
   return OK;
+}
+
+/** Mm.splitRange() of page i: it becomes a VMA of its own. */
+function splitOff(m: Machine, p: number, i: number): void {
+  const L = m.L;
+  if (i + 1 < L.pages && mapped(m, p, i + 1)) m.s[L.page(p, i + 1) + PG_VMA] = vmaWord(m, p, i + 1) | VMA_START;
+  m.s[L.page(p, i) + PG_VMA] = vmaWord(m, p, i) | VMA_START;
+}
+
+/** madvise(MADV_DONTFORK / MADV_WIPEONFORK) of page i: its VMA gets the flag (nothing where unmapped). */
+export function madviseFlag(m: Machine, p: number, i: number, flag: number): void {
+  if (!mapped(m, p, i)) return;
+  splitOff(m, p, i);
+  m.s[m.L.page(p, i) + PG_VMA] = vmaWord(m, p, i) | flag;
+  mergeVmas(m, p);
 }
 
 /** Mm.mergeVmas(): touching VMAs with the same flags and compatible anon_vmas become one. */

@@ -6,21 +6,21 @@
 import { OP_NAMES, PROC_NAMES, type ExploreShape, type OpName } from '../ops.js';
 import {
   F_FLAGS, F_MAP, F_REF, F_SIZE, F_VAL, FL_EXCL, H_BOUND, H_HOLDER, H_KIND, H_LONG, H_PAGE, H_PFN, H_REFS, H_REPORTED,
-  H_SIZE, H_WRITE, HK_GUP, HK_PIN, HK_PIPE, P_HELD, P_PINNED, P_PAGES, P_STATUS, PG_PTE, PG_SIZE, PG_VMA, VMA_MAPPED, ptePfn, S_NHANDLES, S_NPROCS, ST_ALIVE, ST_DEAD,
+  H_SIZE, H_WRITE, HK_GUP, HK_PIN, HK_PIPE, P_HELD, P_PINNED, P_PAGES, P_STATUS, PG_PTE, PG_SIZE, PG_VMA, VMA_DONTCOPY, VMA_IDEAL_DONTFORK, VMA_IDEAL_WIPE, VMA_MAPPED, VMA_WIPE, ptePfn, S_NHANDLES, S_NPROCS, ST_ALIVE, ST_DEAD,
 } from './layout.js';
 import {
-  cpuAccess, dupMmap, E_FORK, E_GUP, E_PIN, E_SHARED_EXTRA, E_VMSPLICE, exitMmap, getUserPages, type Machine, mprotect, OK, releaseHandle,
+  cpuAccess, dupMmap, E_FORK, E_GUP, E_PIN, E_SHARED_EXTRA, E_VMSPLICE, exitMmap, getUserPages, madviseFlag, type Machine, mprotect, OK, releaseHandle,
   unmapPage, zapPage, V_ACCOUNTING, V_BUG, V_FAULT, V_INCOHERENT, V_LEAK, V_LOST, V_UAF,
 } from './machine.js';
 import {
-  everHeld, freshValue, idealCheckHandleRead, idealDontneed, idealFork, idealHandleWrite, idealAccess, idealMprotect, idealRead, idealTakeHandle,
+  everHeld, freshValue, idealCheckHandleRead, idealDontneed, idealFork, idealHandleWrite, idealAccess, idealMadviseFlag, idealMprotect, idealRead, idealTakeHandle,
   idealUnmap, idealWrite,
 } from './ideal.js';
 
-/** The operations the compact explorer runs: the default set, and mprotect, dontneed, pin-fast and gup. */
+/** The operations the compact explorer runs: the default set, and mprotect, the madvise ones, pin-fast and gup. */
 export const COMPACT_OPS: readonly OpName[] = [
-  'write', 'read', 'fork', 'exit', 'munmap', 'mprotect', 'dontneed', 'pin', 'pin-ro', 'pin-fast', 'gup', 'vmsplice', 'unpin',
-  'put', 'handle-read', 'device-write', 'device-read',
+  'write', 'read', 'fork', 'exit', 'munmap', 'mprotect', 'dontfork', 'wipeonfork', 'dontneed', 'pin', 'pin-ro', 'pin-fast',
+  'gup', 'vmsplice', 'unpin', 'put', 'handle-read', 'device-write', 'device-read',
 ];
 
 const code = (n: OpName): number => OP_NAMES.indexOf(n);
@@ -35,6 +35,8 @@ const PIN_FAST = code('pin-fast');
 const GUP = code('gup');
 const DONTNEED = code('dontneed');
 const MPROTECT = code('mprotect');
+const DONTFORK = code('dontfork');
+const WIPEONFORK = code('wipeonfork');
 const VMSPLICE = code('vmsplice');
 const UNPIN = code('unpin');
 const PUT = code('put');
@@ -99,7 +101,7 @@ export function applyOp(m: Machine, op: number, scratch: Int32Array): void {
   const h = op & 15;
   const s = m.s;
   const L = m.L;
-  if ((c === WRITE || c === READ || c === MUNMAP || c === MPROTECT || c === DONTNEED || c === PIN || c === PIN_RO || c === PIN_FAST || c === GUP || c === VMSPLICE) &&
+  if ((c === WRITE || c === READ || c === MUNMAP || c === MPROTECT || c === DONTFORK || c === WIPEONFORK || c === DONTNEED || c === PIN || c === PIN_RO || c === PIN_FAST || c === GUP || c === VMSPLICE) &&
     !(s[L.page(p, i) + PG_VMA]! & VMA_MAPPED)) {
     // Nothing mapped there: the access faults (SIGSEGV / EFAULT) and mprotect fails (ENOMEM) as
     // the ideal memory says they must, munmap and madvise have nothing to do; only a failed pin
@@ -162,6 +164,12 @@ export function applyOp(m: Machine, op: number, scratch: Int32Array): void {
       if (ok !== idealMprotect(m, p, i, ro)) m.viol |= V_FAULT;
       break;
     }
+    case DONTFORK:
+    case WIPEONFORK:
+      // madvise() succeeds on a private mapping, as the ideal memory says it must.
+      madviseFlag(m, p, i, c === DONTFORK ? VMA_DONTCOPY : VMA_WIPE);
+      idealMadviseFlag(m, p, i, c === DONTFORK ? VMA_IDEAL_DONTFORK : VMA_IDEAL_WIPE);
+      break;
     case DONTNEED:
       // MADV_DONTNEED: the page is zapped, the VMA stays; the next touch gets a fresh page.
       zapPage(m, p, i);
