@@ -74,6 +74,7 @@ export function compactSearch(
   };
 
   let stop = false;
+  let transitions = 0;
   try {
     for (let id = 0; id < tree.count && !stop; id++) {
       const d = tree.depth(id);
@@ -87,7 +88,7 @@ export function compactSearch(
         const op = ops[k]!;
         work.set(cur);
         applyOp(m, op, scratch);
-        budget.transitions++;
+        transitions++;
         if (m.events & ~reachedBits) {
           for (const [b, name] of EVENT_NAMES) if (m.events & b) budget.reach(name, d + 1);
           reachedBits |= m.events;
@@ -128,5 +129,6 @@ export function compactSearch(
     if (e instanceof CompactBoundError) throw new Error(`internal error in the compact explorer: ${e.message}; rerun with --engine full`);
     throw e;
   }
+  budget.transitions = transitions;
   return { counterexamples, stats: budget.stats(tree, stop, 'compact') };
 }

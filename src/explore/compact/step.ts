@@ -225,37 +225,15 @@ export function applyOp(m: Machine, op: number, scratch: Int32Array): void {
   }
   // A state left as it was, or where only values changed, passes these checks as its parent did.
   if (!m.changed || !m.structural) return;
-  checkPins(m);
-  checkAccounting(m, scratch);
+  checkStep(m, scratch);
 }
 
-/** Runner.checkPins(): pinned anonymous pages are exclusive (5.19+); bound long-term pins stay coherent. */
-function checkPins(m: Machine): void {
-  const s = m.s;
-  const L = m.L;
-  const nh = s[S_NHANDLES]!;
-  for (let h = 0, hb = L.handleBase; h < nh; h++, hb += H_SIZE) {
-    const pfn = s[hb + H_PFN]!;
-    if (pfn > 0 && s[L.frame(pfn) + F_MAP]! >= 2) m.events |= E_SHARED_EXTRA;
-    if (s[hb + H_KIND] !== HK_PIN) continue;
-    if (m.anonExclusive && pfn > 0 && !(s[L.frame(pfn) + F_FLAGS]! & FL_EXCL) && !(s[hb + H_REPORTED]! & 2)) {
-      s[hb + H_REPORTED] = s[hb + H_REPORTED]! | 2;
-      m.viol |= V_BUG;
-    }
-    if (s[hb + H_LONG] !== 1) continue;
-    const holder = s[hb + H_HOLDER]!;
-    if (s[L.proc(holder) + P_STATUS] !== ST_ALIVE || s[hb + H_REPORTED]! & 1 || s[hb + H_BOUND] !== 1) continue;
-    const pte = s[L.page(holder, s[hb + H_PAGE]!) + PG_PTE]!;
-    const mapped = pte === 0 ? -1 : ptePfn(pte);
-    if (mapped !== pfn) {
-      s[hb + H_REPORTED] = s[hb + H_REPORTED]! | 1;
-      m.viol |= V_INCOHERENT;
-    }
-  }
-}
-
-/** AccountingChecker.check() for what the compact state holds: refcounts, mapcounts, exclusivity. */
-function checkAccounting(m: Machine, exp: Int32Array): void {
+/**
+ * The Runner's checks after a step, in one pass: Runner.checkPins() (pinned anonymous pages are
+ * exclusive (5.19+), bound long-term pins stay coherent) and AccountingChecker.check() for what
+ * the compact state holds (refcounts, mapcounts, freed frames, writable pages exclusive).
+ */
+function checkStep(m: Machine, exp: Int32Array): void {
   const s = m.s;
   const L = m.L;
   const nf = L.frames;
@@ -280,9 +258,28 @@ function checkAccounting(m: Machine, exp: Int32Array): void {
   const nh = s[S_NHANDLES]!;
   for (let h = 0, hb = L.handleBase; h < nh; h++, hb += H_SIZE) {
     const pfn = s[hb + H_PFN]!;
-    if (pfn <= 0 || s[hb + H_REFS] === 0) continue;
-    if (s[L.frame(pfn) + F_FLAGS] === 0) m.viol |= V_UAF;
-    else exp[nf + pfn] = exp[nf + pfn]! + s[hb + H_REFS]!;
+    if (pfn > 0) {
+      const fb = L.frameBase + pfn * F_SIZE;
+      if (s[hb + H_REFS] !== 0) {
+        if (s[fb + F_FLAGS] === 0) m.viol |= V_UAF;
+        else exp[nf + pfn] = exp[nf + pfn]! + s[hb + H_REFS]!;
+      }
+      if (s[fb + F_MAP]! >= 2) m.events |= E_SHARED_EXTRA;
+    }
+    if (s[hb + H_KIND] !== HK_PIN) continue;
+    if (m.anonExclusive && pfn > 0 && !(s[L.frame(pfn) + F_FLAGS]! & FL_EXCL) && !(s[hb + H_REPORTED]! & 2)) {
+      s[hb + H_REPORTED] = s[hb + H_REPORTED]! | 2;
+      m.viol |= V_BUG;
+    }
+    if (s[hb + H_LONG] !== 1) continue;
+    const holder = s[hb + H_HOLDER]!;
+    if (s[L.proc(holder) + P_STATUS] !== ST_ALIVE || s[hb + H_REPORTED]! & 1 || s[hb + H_BOUND] !== 1) continue;
+    const pte = s[L.page(holder, s[hb + H_PAGE]!) + PG_PTE]!;
+    const mapped = pte === 0 ? -1 : ptePfn(pte);
+    if (mapped !== pfn) {
+      s[hb + H_REPORTED] = s[hb + H_REPORTED]! | 1;
+      m.viol |= V_INCOHERENT;
+    }
   }
   for (let pfn = 1, b = L.frameBase + F_SIZE; pfn < nf; pfn++, b += F_SIZE) {
     if (s[b + F_FLAGS] === 0) continue;
