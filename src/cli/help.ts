@@ -100,6 +100,7 @@ options:
   --max-memory MB     stop when the process uses more (default 8192)
   --time S            stop after S seconds (default 600)
   --out FILE          write the counterexample scenario(s) there
+  --workers N         accepted, but the search runs on one core for now (a note says so)
   --engine E          compact: states as small integer arrays, fast; the default
                       operations, mprotect, dontfork, wipeonfork, dontneed, pin-fast
                       and gup, from the empty start.
