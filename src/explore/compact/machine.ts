@@ -159,13 +159,15 @@ function anonVmaPrepare(m: Machine, p: number, i: number): void {
   const hi = vmaLast(m, p, i);
   // The VMA's flags as they are now (a forced COW break has set VM_WRITE for its fault).
   const flags = w & VMA_FLAGS & (m.forceWritable ? ~VMA_RO : ~0);
-  let id = 0;
-  for (const n of [lo - 1, hi + 1]) {
-    if (id !== 0 || n < 0 || n >= m.L.pages || !mapped(m, p, n)) continue;
-    const nw = vmaWord(m, p, n);
-    if (nw >>> ANON_SHIFT && (nw & VMA_FLAGS) === flags) id = nw >>> ANON_SHIFT;
-  }
-  setAnonId(m, p, lo, hi, id || newAnonId(m, p));
+  const id = neighbourAnon(m, p, lo - 1, flags) || neighbourAnon(m, p, hi + 1, flags) || newAnonId(m, p);
+  setAnonId(m, p, lo, hi, id);
+}
+
+/** The anon_vma of the VMA at page n if it touches and has these flags, else 0. */
+function neighbourAnon(m: Machine, p: number, n: number, flags: number): number {
+  if (n < 0 || n >= m.L.pages || !mapped(m, p, n)) return 0;
+  const nw = vmaWord(m, p, n);
+  return (nw & VMA_FLAGS) === flags ? nw >>> ANON_SHIFT : 0;
 }
 
 /** handle_mm_fault() for page i of process p (a private rw mapping, or none). */
