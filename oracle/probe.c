@@ -1,6 +1,7 @@
 /* What this kernel and these privileges offer the oracle, as `key=value` words:
  * uring (0 or -errno of a buffer registration), pfns (pagemap shows frame numbers),
- * zeropfn, softdirty (pagemap bit 55 set on a fresh page: CONFIG_MEM_SOFT_DIRTY),
+ * zeropage (1: a read fault maps the shared zero page, 0: it allocates a page, -1: unknown),
+ * zeropfn (0 where there is none or it is hidden), thp (the THP mode, none without THP), softdirty (pagemap bit 55 set on a fresh page: CONFIG_MEM_SOFT_DIRTY),
  * kpageflags, kpagecount, anonexcl (bit 34 set on a freshly written page); KSM's settings
  * (ksmrun, ksmzero = use_zero_pages, ksmnodes = merge_across_nodes, ksmmaxshare =
  * max_page_sharing, ksmsmart = smart_scan; -1 where missing) and zswap (1 enabled, 0 not,
@@ -63,6 +64,56 @@ static long sysfs_num(const char *path)
 	return strtol(b, NULL, 10);
 }
 
+/* The word in brackets of a sysfs choice ("always [madvise] never"), or "none". */
+static void sysfs_choice(const char *path, char *out, size_t len)
+{
+	char b[128];
+	snprintf(out, len, "none");
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, b, sizeof b - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	b[n] = 0;
+	char *lo = strchr(b, '['), *hi = lo ? strchr(lo, ']') : NULL;
+	if (lo && hi && hi > lo + 1 && (size_t)(hi - lo) < len) {
+		memcpy(out, lo + 1, (size_t)(hi - lo - 1));
+		out[hi - lo - 1] = 0;
+	}
+}
+
+/* Does a read fault on untouched private anonymous memory map the shared zero page? Two
+ * read-faulted pages of two mappings are one frame, or (frame numbers hidden) the page is not
+ * mapped exclusively (pagemap bit 56): the zero page has no mapcount. 1 yes, 0 no, -1 unknown. */
+static int probe_zero_page(uint64_t *zero_pfn)
+{
+	int verdict = -1;
+	volatile uint64_t *a = mmap(NULL, PAGE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	volatile uint64_t *b = mmap(NULL, PAGE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if ((void *)a != MAP_FAILED && (void *)b != MAP_FAILED) {
+		uint64_t ea = 0, eb = 0;
+		(void)a[0];
+		(void)b[0];
+		if (read_u64("/proc/self/pagemap", (uint64_t)(uintptr_t)a / PAGE_BYTES, &ea) == 0 &&
+		    read_u64("/proc/self/pagemap", (uint64_t)(uintptr_t)b / PAGE_BYTES, &eb) == 0 && (ea >> 63) && (eb >> 63)) {
+			uint64_t pa = ea & ((1ULL << 55) - 1), pb = eb & ((1ULL << 55) - 1);
+			if (pa && pb)
+				verdict = pa == pb;
+			else
+				verdict = !((ea >> 56) & 1);
+			if (verdict == 1)
+				*zero_pfn = pa;
+		}
+	}
+	if ((void *)a != MAP_FAILED)
+		munmap((void *)a, PAGE_BYTES);
+	if ((void *)b != MAP_FAILED)
+		munmap((void *)b, PAGE_BYTES);
+	return verdict;
+}
+
 void probe_report(char *out, size_t len)
 {
 	uint64_t zero_pfn = 0, pfn = 0, entry = 0, flags = 0, count = 0;
@@ -71,12 +122,8 @@ void probe_report(char *out, size_t len)
 				       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if ((void *)page != MAP_FAILED) {
 		uint64_t vpn = (uint64_t)(uintptr_t)page / PAGE_BYTES;
-		(void)page[0]; /* maps the shared zero page */
-		if (read_u64("/proc/self/pagemap", vpn, &entry) == 0) {
+		if (read_u64("/proc/self/pagemap", vpn, &entry) == 0)
 			pagemap = 1;
-			if (entry >> 63)
-				zero_pfn = entry & ((1ULL << 55) - 1);
-		}
 		page[0] = 1; /* a fresh anonymous page */
 		if (read_u64("/proc/self/pagemap", vpn, &entry) == 0 && (entry >> 63)) {
 			pfn = entry & ((1ULL << 55) - 1);
@@ -90,9 +137,12 @@ void probe_report(char *out, size_t len)
 			kpc = 1;
 		munmap((void *)page, PAGE_BYTES);
 	}
-	snprintf(out, len, "uring=%d pagemap=%d pfns=%d zeropfn=%llu softdirty=%d kpageflags=%d kpagecount=%d anonexcl=%d"
+	int zeropage = probe_zero_page(&zero_pfn);
+	char thp[32];
+	sysfs_choice("/sys/kernel/mm/transparent_hugepage/enabled", thp, sizeof thp);
+	snprintf(out, len, "uring=%d pagemap=%d pfns=%d zeropage=%d zeropfn=%llu thp=%s softdirty=%d kpageflags=%d kpagecount=%d anonexcl=%d"
 		 " ksmrun=%ld ksmzero=%ld ksmnodes=%ld ksmmaxshare=%ld ksmsmart=%ld zswap=%ld",
-		 probe_uring(), pagemap, pfn != 0, (unsigned long long)zero_pfn, softdirty, kpf, kpc, anonexcl,
+		 probe_uring(), pagemap, pfn != 0, zeropage, (unsigned long long)zero_pfn, thp, softdirty, kpf, kpc, anonexcl,
 		 sysfs_num("/sys/kernel/mm/ksm/run"), sysfs_num("/sys/kernel/mm/ksm/use_zero_pages"),
 		 sysfs_num("/sys/kernel/mm/ksm/merge_across_nodes"), sysfs_num("/sys/kernel/mm/ksm/max_page_sharing"),
 		 sysfs_num("/sys/kernel/mm/ksm/smart_scan"), sysfs_num("/sys/module/zswap/parameters/enabled"));

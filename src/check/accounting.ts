@@ -99,8 +99,9 @@ export class AccountingChecker {
       if (h.released) continue;
       for (let i = 0; i < h.frames.length; i++) {
         const pfn = h.frames[i]!;
-        if (pfn <= 0 || h.refs[i] === 0) continue; // a device grant holds no reference
-        if (!(f.flags[pfn]! & PG_INUSE)) add({ kind: 'use-after-free', mm: h.mm, pfn, message: `a ${h.kind} handle still references freed frame ${pfn}` });
+        if (pfn < 0 || h.refs[i] === 0) continue; // a device grant holds no reference
+        if (pfn === 0) expRef[0]! += h.refs[i]!;
+        else if (!(f.flags[pfn]! & PG_INUSE)) add({ kind: 'use-after-free', mm: h.mm, pfn, message: `a ${h.kind} handle still references freed frame ${pfn}` });
         else expRef[pfn]! += h.refs[i]!;
       }
     }
@@ -108,6 +109,10 @@ export class AccountingChecker {
       if (pfn <= 0) continue;
       if (!(f.flags[pfn]! & PG_INUSE)) add({ kind: 'use-after-free', mm: -1, pfn, message: `a kernel path in progress holds freed frame ${pfn}` });
       else expRef[pfn]! += refs;
+    }
+    // The zero page: its refcount is the GUP references and pins taken on it (try_grab_folio()).
+    if (f.refcount[0] !== expRef[0]) {
+      add({ kind: 'accounting', mm: -1, pfn: 0, message: `the zero page has refcount ${f.refcount[0]} but handles hold ${expRef[0]} reference(s) on it` });
     }
     let used = 0;
     for (let pfn = 1; pfn < top; pfn++) {

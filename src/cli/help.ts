@@ -147,8 +147,17 @@ cannot do from user space (R/O or short-term pins, gup references, device-exclus
 skipped with the reason, and so is whatever depends on it. Needs Linux, a C compiler (the
 helper is built on first use into ~/.cache/cowlab) and, for frame numbers, root.
 
+Kernels of one version differ by build and boot options, so the oracle first probes what this
+kernel does (whether a read fault maps the shared zero page, the THP mode, KSM's settings,
+soft-dirty, zswap), prints it, and compares with the profile plus those facts (on a kernel
+booted with pvm_no_zero_page=1: v6+mmForbidsZeropage=true). A scenario whose expectations
+hold only with a facility this kernel lacks (a zero-page story here) is skipped with the
+reason, never counted as a disagreement.
+
 options:
   --kernel NAME   the model's profile (default v6, the newest behaviour)
+  --zero-page yes|no  take this as the probe's answer on the zero page instead of probing
+                  (shows what the other kind of machine compares; expect disagreements)
   --profiles FILE load user-defined profiles (repeatable)
   --random N      N generated scenarios (2-4 processes, 1-8 pages) with the model's answers
                   as expectations, replayed on the kernel; every disagreement is shrunk and

@@ -69,12 +69,15 @@ export function handlePteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: n
 
 /** do_anonymous_page(): first touch of private anonymous memory. */
 export function doAnonymousPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: number, write: boolean): number {
-  if (!write) {
+  if (!write && !k.profile.mmForbidsZeropage) {
     // Read fault: map the shared zero page read-only (no refcount, no mapcount, no anon_vma).
     setPte(k, slot, 0, PTE_PRESENT | PTE_SPECIAL | PTE_YOUNG);
     k.emit('zero-fault', mm.id, vpn, 0, -1, 'read of untouched anonymous memory maps the shared zero page');
     return OK;
   }
+  // A write fault, or a read fault where mm_forbids_zeropage(): a new exclusive page, mapped
+  // writable (and dirty) whenever the VMA is, whichever access faulted.
+
   const pfn = k.frames.alloc(PG_ANON | (k.profile.anonExclusive ? PG_ANON_EXCLUSIVE : 0));
   if (pfn < 0) {
     k.emit('oom', mm.id, vpn, -1, -1, 'no free frame for an anonymous page (config.frames)');
@@ -84,7 +87,9 @@ export function doAnonymousPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: 
   k.frames.mapcount[pfn] = 1;
   mm.rssAnon++;
   setPte(k, slot, pfn, PTE_PRESENT | PTE_DIRTY | PTE_YOUNG | PTE_SOFT_DIRTY | (vma.flags & VM_WRITE ? PTE_WRITE : 0));
-  k.emit('anon-fault', mm.id, vpn, pfn, -1, 'write to untouched anonymous memory allocates a zeroed page');
+  k.emit('anon-fault', mm.id, vpn, pfn, -1, write
+    ? 'write to untouched anonymous memory allocates a zeroed page'
+    : 'read of untouched anonymous memory allocates a zeroed page (mm_forbids_zeropage: no shared zero page here)');
   return OK;
 }
 

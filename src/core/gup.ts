@@ -56,8 +56,11 @@ function breaksCow(k: Kernel, vma: Vma, req: GupRequest): boolean {
 export function grab(k: Kernel, h: Handle, i: number, pfn: number, special: boolean, req: GupRequest, assertExclusive = true): void {
   h.frames[i] = pfn;
   if (special) {
-    // The zero page carries no refcount in the model; 6.5+ never pins it at all.
-    h.refs[i] = 0;
+    // The zero page: a FOLL_GET takes a reference on it; a FOLL_PIN took a pin on it too until
+    // 6.5 (c8070b787519), which leaves it unpinned. Frame 0's refcount counts only these.
+    const refs = !req.pin ? 1 : k.profile.pinSkipsZeroPage ? 0 : k.config.pinBias;
+    k.frames.refcount[pfn]! += refs;
+    h.refs[i] = refs;
     return;
   }
   const refs = req.pin ? k.config.pinBias : 1;
@@ -201,6 +204,6 @@ export function releaseHandle(k: Kernel, h: Handle): void {
   h.released = true;
   for (let i = 0; i < h.frames.length; i++) {
     const pfn = h.frames[i]!;
-    if (pfn > 0 && h.refs[i]! > 0) k.putPage(pfn, h.refs[i]!);
+    if (pfn >= 0 && h.refs[i]! > 0) k.putPage(pfn, h.refs[i]!);
   }
 }

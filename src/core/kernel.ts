@@ -96,6 +96,11 @@ export class Kernel {
   /** put_page(): drop one reference; frees the frame when it was the last. */
   putPage(pfn: number, refs = 1): void {
     const f = this.frames;
+    if (pfn === 0) {
+      // The shared zero page is never freed; its refcount counts GUP references only.
+      f.refcount[0] = (f.refcount[0]! - refs) | 0;
+      return;
+    }
     const left = (f.refcount[pfn]! - refs) | 0;
     f.refcount[pfn] = left;
     if (left === 0) {

@@ -49,6 +49,13 @@ export interface Profile {
   wpCopiesKsm: boolean;
   /** FOLL_PIN of the zero page is a no-op (6.5, c8070b787519); before, it took a pin on it. */
   pinSkipsZeroPage: boolean;
+  /**
+   * mm_forbids_zeropage(): the shared zero page is never mapped, so a read fault on untouched
+   * private anonymous memory allocates an exclusive zeroed page (s390 KVM hosts; kernels booted
+   * with pvm_no_zero_page=1). A machine fact rather than a version: every built-in profile has
+   * it off, and the oracle sets it from what the live kernel does.
+   */
+  mmForbidsZeropage: boolean;
   /** gup-fast FOLL_PIN checks mm->write_protect_seq against a concurrent fork (57efa1fe5957, 5.11). */
   writeProtectSeq: boolean;
   /**
@@ -63,6 +70,12 @@ export interface Profile {
    * cache), `exclusive-bit` (5.19+: SWP_EXCLUSIVE kept in the swap entry, else refcount).
    */
   swapinReuse: 'reuse_swap_page' | 'refcount' | 'exclusive-bit';
+  /**
+   * do_swap_page() maps an exclusive swapped-in page writable on a read fault too (6.11,
+   * c18160dba5ff "mm/swap: reuse exclusive folio directly instead of wp page faults"); before,
+   * only a write fault did, and the next write reused the page in do_wp_page().
+   */
+  swapinReadFaultWritable: boolean;
   /** do_wp_page() frees the swap cache to reuse a page only the cache also holds (5.18+). */
   wpFreeSwapcache: boolean;
   /** Reclaim does not put maybe-pinned pages in the swap cache (feb889fb40fa, 5.11). */

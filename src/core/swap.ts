@@ -175,7 +175,8 @@ export function doSwapPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: numbe
     } else if (!ksm && (swpExclusive || onlyOurs)) {
       exclusive = true;
       const softDirtyWp = !(vma.flags & VM_SOFTDIRTY) && !(orig & PTE_SOFT_DIRTY);
-      writable = (vma.flags & VM_WRITE) !== 0 && !(orig & PTE_UFFD_WP) && !softDirtyWp;
+      // Before 6.11 only a write fault maps it writable; a read fault leaves the reuse to do_wp_page().
+      writable = (write || p.swapinReadFaultWritable) && (vma.flags & VM_WRITE) !== 0 && !(orig & PTE_UFFD_WP) && !softDirtyWp;
     }
   }
   if (exclusive && p.anonExclusive) f.flags[pfn] = f.flags[pfn]! | PG_ANON_EXCLUSIVE;

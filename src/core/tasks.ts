@@ -325,7 +325,7 @@ function stepGup(k: Kernel, t: GupTask): TaskState {
       if (t.req.pin && k.profile.writeProtectSeq && mm.writeProtectSeq !== t.seq) {
         // read_seqcount_retry(): a fork ran meanwhile; undo everything and use the slow path.
         for (let i = 0; i < n; i++) {
-          if (h.frames[i]! > 0 && h.refs[i]! > 0) k.putPage(h.frames[i]!, h.refs[i]!);
+          if (h.frames[i]! >= 0 && h.refs[i]! > 0) k.putPage(h.frames[i]!, h.refs[i]!);
           h.frames[i] = -1;
           h.refs[i] = 0;
         }

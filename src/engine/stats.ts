@@ -18,6 +18,8 @@ export function globalStats(k: Kernel): Record<string, number> {
     frames_used: f.used,
     cow_copies: k.stats.cowCopies,
     pt_copies: k.stats.ptCopies,
+    // References and pins GUP holds on the shared zero page (pins only before 6.5).
+    zero_page_refs: f.refcount[0]!,
     reuses: k.stats.reuses,
     early_cow: k.stats.earlyCow,
     faults: k.stats.faults,

@@ -9,8 +9,14 @@ export interface Facilities {
   uringWhy: string | null;
   /** pagemap shows frame numbers (needs CAP_SYS_ADMIN). */
   pfns: boolean;
-  /** The shared zero page's frame number (0 when unknown). */
+  /** A read fault on untouched private anonymous memory maps the shared zero page (false: mm_forbids_zeropage()). */
+  zeroPage: boolean;
+  /** The shared zero page's frame number (0 when there is none or it is hidden). */
   zeroPfn: number;
+  /** /sys/kernel/mm/transparent_hugepage/enabled (null: no THP in this kernel). */
+  thp: string | null;
+  /** Facts taken as given instead of probed (`oracle --zero-page`). */
+  forced: string[];
   /** /proc/kpageflags is readable and shows PG_anon_exclusive (bit 34) on a fresh page. */
   kpageflags: boolean;
   /** CONFIG_MEM_SOFT_DIRTY: clear_refs 4 write-protects PTEs. */
@@ -60,7 +66,11 @@ export function parseProbe(words: string[], kernel: string, root: boolean, errno
     uring: uring === 0,
     uringWhy: uring === 0 ? null : `io_uring buffer registration fails here (${errnoName(-uring)}${-uring === 38 ? ': no io_uring in this kernel' : -uring === 1 ? ': io_uring is disabled (kernel.io_uring_disabled) or not allowed' : ''})`,
     pfns: num('pfns') === 1,
+    // Unknown (pagemap unreadable) is taken as the mainline default, the zero page.
+    zeroPage: num('zeropage') !== 0,
     zeroPfn: num('zeropfn'),
+    forced: [],
+    thp: !kv.has('thp') || kv.get('thp') === 'none' ? null : kv.get('thp')!,
     kpageflags: num('kpageflags') === 1 && num('anonexcl') === 1,
     softDirty: num('softdirty') === 1,
     cpu: num('cpu'),

@@ -14,6 +14,7 @@ import type { RunResult } from '../engine/result.js';
 import { Runner, runScenario } from '../engine/run.js';
 import type { PageSel, Scenario, Step } from '../scenario/index.js';
 import { pageList, pageStates, label } from './names.js';
+import { missingFacility, probedProfile } from './probed.js';
 import type { OracleSession } from './session.js';
 import type { KernelStep } from './types.js';
 
@@ -54,7 +55,7 @@ export interface OracleCounts {
   skipped: number;
 }
 
-export type OracleStatus = 'agree' | 'disagree' | 'n/a' | 'error';
+export type OracleStatus = 'agree' | 'disagree' | 'n/a' | 'skipped' | 'error';
 
 export interface OracleResult {
   format: number;
@@ -62,8 +63,13 @@ export interface OracleResult {
   scenario: string;
   profile: string;
   kernel: string;
-  /** agree: every comparable observation agrees; n/a: the model is n/a from some step on (the steps before are compared). */
+  /**
+   * agree: every comparable observation agrees; n/a: the model is n/a from some step on (the
+   * steps before are compared); skipped: the scenario's point needs a facility this kernel lacks.
+   */
   status: OracleStatus;
+  /** Why the whole scenario was skipped (status `skipped`). */
+  skip: string | null;
   na: { step: number; line: number; reason: string } | null;
   error: string | null;
   /** How the model run differs from `cowlab run` (model-only limits dropped). */
@@ -204,10 +210,22 @@ export interface OracleOptions {
   model?: RunResult;
 }
 
-/** Runs one scenario on the model and on the kernel and pairs their observations. */
-export function oracleScenario(session: OracleSession, sc: Scenario, profile: Profile, opts: OracleOptions = {}): OracleResult {
+/**
+ * Runs one scenario on the model and on the kernel and pairs their observations. The model is
+ * `base` with what the probe found the live kernel doing (probedProfile()).
+ */
+export function oracleScenario(session: OracleSession, sc: Scenario, base: Profile, opts: OracleOptions = {}): OracleResult {
   const notes: string[] = [];
   const msc = withoutModelLimits(sc, notes);
+  const profile = probedProfile(base, session.facilities);
+  const skip = missingFacility(msc, base, profile, session.facilities);
+  if (skip !== null) {
+    return {
+      format: ORACLE_FORMAT, file: sc.file, scenario: sc.name, profile: profile.name, kernel: session.facilities.kernel,
+      status: 'skipped', skip, na: null, error: null, notes, modelViolations: 0, steps: [],
+      counts: { steps: sc.steps.length, compared: 0, agree: 0, disagree: 0, skipped: 0 },
+    };
+  }
   const model = opts.model ?? runScenario(msc, profile, { trace: false, maxEventsPerStep: 0 });
   const count = model.na !== null ? model.na.step : sc.steps.length;
   const probes = probeModel(msc, profile, count);
@@ -246,6 +264,7 @@ export function oracleScenario(session: OracleSession, sc: Scenario, profile: Pr
     profile: profile.name,
     kernel: session.facilities.kernel,
     status,
+    skip: null,
     na: model.na,
     error: kernel.error,
     notes,

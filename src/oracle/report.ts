@@ -10,6 +10,10 @@ function cut(s: string, w: number): string {
 export function renderOracle(r: OracleResult): string {
   const out: string[] = [];
   out.push(`${r.file}: ${r.scenario}  (model ${r.profile} vs Linux ${r.kernel})`);
+  if (r.status === 'skipped') {
+    out.push(`  skipped: ${r.skip}`);
+    return out.join('\n');
+  }
   for (const n of r.notes) out.push(`  note: ${n}`);
   const reasons: string[] = [];
   const ref = (why: string): string => {
@@ -50,6 +54,8 @@ export function statusWord(r: OracleResult): string {
       return `DISAGREE on ${r.counts.disagree} observation(s)`;
     case 'n/a':
       return 'n/a on the model (prefix agrees)';
+    case 'skipped':
+      return 'skipped';
     default:
       return 'ERROR';
   }

@@ -18,9 +18,11 @@ const V5_7: Profile = {
   ksmReuse: true,
   wpCopiesKsm: true,
   pinSkipsZeroPage: false,
+  mmForbidsZeropage: false,
   writeProtectSeq: false,
   deviceExclusive: 'none',
   swapinReuse: 'reuse_swap_page',
+  swapinReadFaultWritable: false,
   wpFreeSwapcache: false,
   reclaimSkipsPinned: false,
   cowPageTables: 'none',
@@ -73,9 +75,9 @@ const V6_2 = derive(V5_19, 'v6.2',
   { mprotectWritable: true, unshareRoPin: 'all' });
 
 const V6_15 = derive(V6_2, 'v6.15',
-  'v6.2 + zero page never pinned (6.5) + device-exclusive rework (mapcount untouched, treated like present at fork)',
-  'c8070b787519 (6.5); "mm: fixes for device-exclusive entries (hmm)" (David Hildenbrand, 6.15)',
-  { pinSkipsZeroPage: true, deviceExclusive: 'v6.15' });
+  'v6.2 + zero page never pinned (6.5) + exclusive swapped-in pages writable on read faults (6.11) + device-exclusive rework (mapcount untouched, treated like present at fork)',
+  'c8070b787519 (6.5); c18160dba5ff (6.11); "mm: fixes for device-exclusive entries (hmm)" (David Hildenbrand, 6.15)',
+  { pinSkipsZeroPage: true, swapinReadFaultWritable: true, deviceExclusive: 'v6.15' });
 
 const V6 = derive(V6_15, 'v6',
   'the newest behaviour modelled; what the live kernel of this machine (6.18) must agree with',

@@ -88,6 +88,7 @@ export const STAT_NAMES = [
   'frames_used',
   'cow_copies',
   'pt_copies',
+  'zero_page_refs',
 ] as const;
 const STAT_OPS: readonly StatOp[] = ['==', '!=', '<', '<=', '>', '>='];
 const EXPECTATIONS = [

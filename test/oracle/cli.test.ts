@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { cli } from '../cli/helpers.js';
-import { openLive, REPO } from './helpers.js';
+import { probedProfile } from '../../src/oracle/probed.js';
+import { openLive, REPO, v6 } from './helpers.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'cowlab-oracle-cli-'));
 after(() => rmSync(TMP, { recursive: true, force: true }));
@@ -15,6 +16,9 @@ after(() => rmSync(TMP, { recursive: true, force: true }));
 // The live tests need what the session needs; the CLI opens its own.
 const live = openLive();
 live.session?.close();
+/** The model the oracle compares with here: v6 plus what the probe found (either kind of machine). */
+const model = (): string => probedProfile(v6(), live.session!.facilities).name;
+const re = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 test('bad input is exit 2 with the place of the error', () => {
   const bad = join(TMP, 'bad.scn.yaml');
@@ -45,7 +49,10 @@ test('scenarios that agree: exit 0, a table per scenario and a summary', (t) => 
   assert.match(r.out, /expect P buf\[0\] same-frame Q buf\[0\] +same-frame +same-frame +yes/);
   assert.match(r.out, /skipped \[\d\]/);
   assert.match(r.out, /R\/O longterm pins have no lasting user-space path/);
-  assert.match(r.out, /2 scenario\(s\) on model v6 and Linux .*: 2 agree, 0 disagree/);
+  assert.match(r.out, new RegExp(`2 scenario\\(s\\) on model ${re(model())} and Linux .*: 2 agree, 0 disagree`));
+  // The header says what the probe found and which model that makes.
+  assert.match(r.out, /the probe found:\n {2}zero page on read fault +(yes|no)/);
+  assert.match(r.out, new RegExp(`^model: ${re(model())}$`, 'm'));
 });
 
 test('a model that disagrees with the kernel: exit 1, the disagreement shown', (t) => {
@@ -58,15 +65,26 @@ test('a model that disagrees with the kernel: exit 1, the disagreement shown', (
 
 test('--json: one document with every step and observation', (t) => {
   if (!live.session) return t.skip(live.reason);
-  const r = cli('oracle', '--json', join(REPO, 'scenarios/basic/zero-page-fork.scn.yaml'));
+  const r = cli('oracle', '--json', join(REPO, 'scenarios/basic/fork-isolation.scn.yaml'), join(REPO, 'scenarios/basic/zero-page-fork.scn.yaml'));
   assert.equal(r.code, 0);
   const doc = JSON.parse(r.out);
   assert.equal(doc.format, 1);
   assert.equal(doc.command, 'oracle');
-  assert.equal(doc.scenarios.agree, 1);
-  const res = doc.results[0];
-  assert.equal(res.status, 'agree');
-  assert.ok(res.steps.some((s: { rows: { kind: string; verdict: string }[] }) => s.rows.some((x) => x.kind === 'frame' && x.verdict === 'agree')));
+  assert.equal(doc.model, model());
+  assert.ok(doc.probe.some((f: { name: string }) => f.name === 'zero page on read fault'));
+  const [fork, zero] = doc.results;
+  assert.equal(fork.status, 'agree');
+  assert.ok(fork.steps.some((s: { rows: { kind: string; verdict: string }[] }) => s.rows.some((x) => x.kind === 'frame' && x.verdict === 'agree')));
+  // A zero-page story agrees where the kernel maps the zero page, and is skipped (not a
+  // disagreement) where it does not.
+  if (doc.facilities.zeroPage) {
+    assert.equal(zero.status, 'agree');
+    assert.equal(doc.scenarios.agree, 2);
+  } else {
+    assert.equal(zero.status, 'skipped');
+    assert.match(zero.skip, /no shared zero page/);
+    assert.equal(doc.scenarios.skipped, 1);
+  }
   assert.equal(typeof doc.facilities.uring, 'boolean');
 });
 
@@ -75,6 +93,6 @@ test('--random writes nothing when all agree, and reports its counts', (t) => {
   const out = join(TMP, 'failures');
   const r = cli('oracle', '--random', '25', '--seed', '5', '--avoid', 'known', '--out', out);
   assert.equal(r.code, 0, r.out);
-  assert.match(r.out, /25 random scenario\(s\), seed 5 \(avoiding .*\), on model v6 and Linux .*: 25 agree, 0 disagree/);
+  assert.match(r.out, new RegExp(`25 random scenario\\(s\\), seed 5 \\(avoiding .*\\), on model ${re(model())} and Linux .*: 25 agree, 0 disagree`));
   assert.throws(() => readdirSync(out));
 });

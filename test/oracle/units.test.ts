@@ -11,6 +11,9 @@ import { Comparability } from '../../src/oracle/comparable.js';
 import { parseProbe } from '../../src/oracle/facilities.js';
 import { withoutModelLimits } from '../../src/oracle/oracle.js';
 import { errnoName } from '../../src/oracle/names.js';
+import { assumeFacts, missingFacility, probedFacts, probedProfile } from '../../src/oracle/probed.js';
+import { builtinProfile } from '../../src/profiles/resolve.js';
+import { parseScenario } from '../../src/scenario/index.js';
 import { ValueWords } from '../../src/oracle/values.js';
 import { steps } from './helpers.js';
 
@@ -89,4 +92,30 @@ test('probe answers become facilities with reasons', () => {
   assert.equal(f.cpu, 1);
   const g = parseProbe('uring=0 pfns=1 zeropfn=9 kpageflags=1 anonexcl=1 softdirty=1'.split(' '), '6.18', true, errnoName);
   assert.deepEqual([g.uring, g.pfns, g.zeroPfn, g.kpageflags, g.softDirty], [true, true, 9, true, true]);
+});
+
+test('the probe\'s zero-page answer decides the model, either way (no kernel needed)', () => {
+  const withZero = parseProbe('uring=0 pfns=1 zeropage=1 zeropfn=9 thp=madvise'.split(' '), '6.18', true, errnoName);
+  const without = parseProbe('uring=0 pfns=1 zeropage=0 zeropfn=0 thp=never'.split(' '), '6.18', true, errnoName);
+  assert.deepEqual([withZero.zeroPage, withZero.zeroPfn, withZero.thp], [true, 9, 'madvise']);
+  assert.deepEqual([without.zeroPage, without.zeroPfn, without.thp], [false, 0, 'never']);
+  const v6 = builtinProfile('v6')!;
+  assert.equal(probedProfile(v6, withZero), v6);
+  const forbidden = probedProfile(v6, without);
+  assert.equal(forbidden.name, 'v6+mmForbidsZeropage=true');
+  assert.equal(forbidden.mmForbidsZeropage, true);
+  assert.equal(probedProfile(forbidden, without), forbidden, 'idempotent');
+  // A zero-page story: its expectations hold only with the zero page, so the kernel without
+  // one skips it with the reason; a story that does not read untouched memory is compared.
+  const zeroStory = parseScenario('name: z\nsteps: |\n  P mmap a 2\n  P read a[0]\n  P read a[1]\n  expect P a[0] same-frame P a[1]\n  expect stat rss.P == 0\n', 'z.scn.yaml');
+  const plain = parseScenario('name: p\nsteps: |\n  P mmap a 1\n  P write a = 1\n  P fork Q\n  expect P a[0] same-frame Q a[0]\n', 'p.scn.yaml');
+  assert.ok(zeroStory.ok && plain.ok);
+  assert.equal(missingFacility(zeroStory.scenario, v6, probedProfile(v6, withZero), withZero), null);
+  assert.match(missingFacility(zeroStory.scenario, v6, forbidden, without) ?? '', /line 6 \(`expect P a\[0\] same-frame P a\[1\]`\) holds on v6 but not on v6\+mmForbidsZeropage=true; this kernel maps no shared zero page/);
+  assert.equal(missingFacility(plain.scenario, v6, forbidden, without), null);
+  // Forcing the answer (oracle --zero-page) is said in the header.
+  assumeFacts(withZero, { zeroPage: false });
+  assert.equal(probedProfile(v6, withZero).name, 'v6+mmForbidsZeropage=true');
+  assert.match(probedFacts(withZero)[0]!.value, /^no .*\[forced, not probed\]$/);
+  assert.equal(probedFacts(withZero)[0]!.sets, 'mmForbidsZeropage=true');
 });

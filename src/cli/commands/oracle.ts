@@ -7,6 +7,7 @@ import { ORACLE_FORMAT, oracleScenario, type OracleResult } from '../../oracle/o
 import { DEFAULT_OPS, type Gap, parseGaps, parseOps } from '../../oracle/random/generate.js';
 import { randomCampaign } from '../../oracle/random/campaign.js';
 import { addCounts, countsText, renderOracle, statusWord, ZERO_COUNTS } from '../../oracle/report.js';
+import { type Assumed, assumeFacts, probedFacts, probedProfile } from '../../oracle/probed.js';
 import { OracleSession } from '../../oracle/session.js';
 import { parseCommandArgs } from '../args.js';
 import { EXIT_FAIL, EXIT_OK, UsageError } from '../errors.js';
@@ -23,9 +24,11 @@ function intOpt(v: unknown, name: string, lo: number, hi: number): number {
   return n;
 }
 
-function openSession(): OracleSession {
+function openSession(assume: Assumed): OracleSession {
   try {
-    return OracleSession.open();
+    const session = OracleSession.open();
+    assumeFacts(session.facilities, assume);
+    return session;
   } catch (e) {
     if (e instanceof OracleUnavailable) throw new UsageError(`cowlab oracle: cannot run here: ${e.message}`);
     throw e;
@@ -43,8 +46,14 @@ export function oracleCommand(argv: string[], io: Io): number {
     out: { type: 'string' },
     json: { type: 'boolean' },
     quiet: { type: 'boolean' },
+    'zero-page': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   }, 'oracle');
+  const zeroPage = values['zero-page'];
+  if (zeroPage !== undefined && zeroPage !== 'yes' && zeroPage !== 'no') {
+    throw new UsageError(`cowlab oracle: --zero-page takes yes or no, got '${String(zeroPage)}'`);
+  }
+  const assume = zeroPage === undefined ? {} : { zeroPage: zeroPage === 'yes' };
   if (values.help) {
     io.out(ORACLE_HELP);
     return EXIT_OK;
@@ -70,15 +79,16 @@ export function oracleCommand(argv: string[], io: Io): number {
       avoid = parsed;
     }
     const out = typeof values.out === 'string' ? values.out : 'oracle-failures';
-    return randomMode(io, profile, n, seed, ops, avoid, out, !!values.json, !!values.quiet);
+    return randomMode(io, profile, n, seed, ops, avoid, out, !!values.json, !!values.quiet, assume);
   }
   for (const o of ['seed', 'ops', 'out', 'avoid'] as const) {
     if (values[o] !== undefined) throw new UsageError(`cowlab oracle: --${o} goes with --random N`);
   }
   if (positionals.length === 0) throw new UsageError('cowlab oracle: no scenario given (try: npx cowlab oracle scenarios/basic, or --random 100)');
   const scenarios = loadScenarios(expandPaths(positionals), registry);
-  const session = openSession();
+  const session = openSession(assume);
   const results: OracleResult[] = [];
+  if (!values.json) io.out(probeHeader(session, profile));
   try {
     for (const sc of scenarios) {
       const r = oracleScenario(session, sc, profile);
@@ -93,20 +103,30 @@ export function oracleCommand(argv: string[], io: Io): number {
   const by = (s: string): number => results.filter((r) => r.status === s).length;
   if (values.json) {
     io.out(JSON.stringify({
-      format: ORACLE_FORMAT, command: 'oracle', profile: profile.name, kernel: session.facilities.kernel,
-      facilities: session.facilities, totals: total,
-      scenarios: { agree: by('agree'), disagree: by('disagree'), na: by('n/a'), error: by('error') },
+      format: ORACLE_FORMAT, command: 'oracle', profile: profile.name, model: probedProfile(profile, session.facilities).name,
+      kernel: session.facilities.kernel, probe: probedFacts(session.facilities), facilities: session.facilities, totals: total,
+      scenarios: { agree: by('agree'), disagree: by('disagree'), na: by('n/a'), skipped: by('skipped'), error: by('error') },
       results,
     }, null, 2));
   } else {
-    io.out(`${results.length} scenario(s) on model ${profile.name} and Linux ${session.facilities.kernel}: ${by('agree')} agree, ${by('disagree')} disagree, ${by('n/a')} n/a on the model, ${by('error')} error(s)`);
+    io.out(`${results.length} scenario(s) on model ${probedProfile(profile, session.facilities).name} and Linux ${session.facilities.kernel}: ${by('agree')} agree, ${by('disagree')} disagree, ${by('n/a')} n/a on the model, ${by('skipped')} skipped, ${by('error')} error(s)`);
     io.out(countsText(total));
   }
   return bad.length > 0 ? EXIT_FAIL : EXIT_OK;
 }
 
-function randomMode(io: Io, profile: Profile, n: number, seed: number, ops: readonly string[], avoid: Gap[], out: string, json: boolean, quiet: boolean): number {
-  const session = openSession();
+/** The header: the live kernel, what the probe found, and the model compared with it. */
+function probeHeader(session: OracleSession, base: Profile): string {
+  const f = session.facilities;
+  const lines = [`cowlab oracle: Linux ${f.kernel}; the probe found:`];
+  for (const fact of probedFacts(f)) lines.push(`  ${fact.name.padEnd(24)} ${fact.value}${fact.sets ? `  -> ${fact.sets}` : ''}`);
+  lines.push(`model: ${probedProfile(base, f).name}`);
+  return `${lines.join('\n')}\n`;
+}
+
+function randomMode(io: Io, profile: Profile, n: number, seed: number, ops: readonly string[], avoid: Gap[], out: string, json: boolean, quiet: boolean, assume: Assumed): number {
+  const session = openSession(assume);
+  if (!json) io.out(probeHeader(session, profile));
   let summary;
   try {
     summary = randomCampaign(session, profile, { count: n, seed, ops, avoid, outDir: out }, json || quiet ? undefined : (line) => io.out(line));
@@ -114,9 +134,12 @@ function randomMode(io: Io, profile: Profile, n: number, seed: number, ops: read
     session.close();
   }
   if (json) {
-    io.out(JSON.stringify({ format: ORACLE_FORMAT, command: 'oracle', mode: 'random', profile: profile.name, kernel: session.facilities.kernel, ...summary }, null, 2));
+    io.out(JSON.stringify({
+      format: ORACLE_FORMAT, command: 'oracle', mode: 'random', profile: profile.name, model: probedProfile(profile, session.facilities).name,
+      kernel: session.facilities.kernel, probe: probedFacts(session.facilities), ...summary,
+    }, null, 2));
   } else {
-    io.out(`${summary.scenarios} random scenario(s), seed ${seed}${avoid.length ? ` (avoiding ${avoid.join(', ')})` : ''}, on model ${profile.name} and Linux ${session.facilities.kernel}: ` +
+    io.out(`${summary.scenarios} random scenario(s), seed ${seed}${avoid.length ? ` (avoiding ${avoid.join(', ')})` : ''}, on model ${probedProfile(profile, session.facilities).name} and Linux ${session.facilities.kernel}: ` +
       `${summary.agree} agree, ${summary.disagree} disagree, ${summary.errors} error(s), ${summary.invalid} not generated validly`);
     io.out(countsText(summary.counts));
     for (const f of summary.failures) io.out(`  ${f.status}: ${f.file} (${f.steps} step(s), shrunk from ${f.originalSteps}): ${f.first}`);

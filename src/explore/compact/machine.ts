@@ -58,6 +58,8 @@ export class Machine {
   readonly unshareRoPin: 0 | 1 | 2;
   readonly wpFreeSwapcache: boolean;
   readonly mprotectWritable: boolean;
+  readonly mmForbidsZeropage: boolean;
+  readonly pinSkipsZeroPage: boolean;
   /** Violations of the current step (V_* bits) and events reached (E_* bits). */
   viol = 0;
   events = 0;
@@ -82,6 +84,8 @@ export class Machine {
     this.unshareRoPin = profile.unshareRoPin === 'none' ? 0 : profile.unshareRoPin === 'anon' ? 1 : 2;
     this.wpFreeSwapcache = profile.wpFreeSwapcache;
     this.mprotectWritable = profile.mprotectWritable;
+    this.mmForbidsZeropage = profile.mmForbidsZeropage;
+    this.pinSkipsZeroPage = profile.pinSkipsZeroPage;
   }
 }
 
@@ -185,10 +189,10 @@ export function handleMmFault(m: Machine, p: number, i: number, flags: number): 
   return OK;
 }
 
-/** do_anonymous_page(): the zero page for a read, a new exclusive page for a write. */
+/** do_anonymous_page(): the zero page for a read (unless mm_forbids_zeropage()), else a new exclusive page. */
 function doAnonymousPage(m: Machine, p: number, i: number, write: boolean): number {
   const at = m.L.page(p, i);
-  if (!write) {
+  if (!write && !m.mmForbidsZeropage) {
     m.s[at + PG_PTE] = ZERO_PTE;
     return OK;
   }
@@ -416,7 +420,9 @@ function grab(m: Machine, h: number, pfn: number, pin: boolean): void {
   const hb = m.L.handle(h);
   s[hb + H_PFN] = pfn;
   if (pfn === 0) {
-    s[hb + H_REFS] = 0;
+    // The zero page (no frame record: its refcount is the sum of these): a FOLL_GET reference;
+    // a pin until 6.5.
+    s[hb + H_REFS] = !pin ? 1 : m.pinSkipsZeroPage ? 0 : m.pinBias;
     return;
   }
   const fb = m.L.frame(pfn);

@@ -4,6 +4,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Profile } from '../../core/profile.js';
+import { probedProfile } from '../probed.js';
 import { oracleScenario, type OracleCounts, type OracleResult, type OracleRow } from '../oracle.js';
 import { addCounts, ZERO_COUNTS } from '../report.js';
 import type { OracleSession } from '../session.js';
@@ -57,7 +58,9 @@ function firstProblem(r: OracleResult): { sig: string; text: string } {
   return { sig: 'none', text: '' };
 }
 
-export function randomCampaign(session: OracleSession, profile: Profile, opts: CampaignOptions, progress?: (line: string) => void): CampaignSummary {
+export function randomCampaign(session: OracleSession, base: Profile, opts: CampaignOptions, progress?: (line: string) => void): CampaignSummary {
+  // Scenarios are filled from, and compared with, the model of what the probe found.
+  const profile = probedProfile(base, session.facilities);
   const sum: CampaignSummary = {
     seed: opts.seed, avoid: opts.avoid, scenarios: 0, agree: 0, disagree: 0, errors: 0, invalid: 0, invalidReasons: [], modelViolations: 0,
     counts: ZERO_COUNTS, failures: [],

@@ -1,0 +1,75 @@
+// The model the oracle compares with: the requested profile plus what the probe found the live
+// kernel doing where kernels of one version differ by build or boot options (the shared zero
+// page), and the scenarios whose point needs a facility this kernel lacks.
+
+import type { Profile } from '../core/profile.js';
+import { runScenario } from '../engine/run.js';
+import { withOverrides } from '../profiles/resolve.js';
+import type { Scenario } from '../scenario/index.js';
+import type { Facilities } from './facilities.js';
+
+/** One probed fact, as printed in the header and carried in `--json`. */
+export interface ProbedFact {
+  name: string;
+  value: string;
+  /** The profile switch it sets (null: printed only, or it decides what is skipped). */
+  sets: string | null;
+}
+
+export const NO_ZERO_PAGE = 'this kernel maps no shared zero page on a read fault (mm_forbids_zeropage(), e.g. pvm_no_zero_page=1 on the kernel command line)';
+
+/** Facts taken as given instead of probed (`oracle --zero-page yes|no`). */
+export interface Assumed {
+  zeroPage?: boolean;
+}
+
+/** Replaces probed facts by assumed ones; the header then says which were forced. */
+export function assumeFacts(f: Facilities, assume: Assumed): void {
+  if (assume.zeroPage !== undefined) {
+    f.zeroPage = assume.zeroPage;
+    f.forced = [...f.forced, 'zeroPage'];
+  }
+}
+
+/** What the probe found, in the header's words. */
+export function probedFacts(f: Facilities): ProbedFact[] {
+  const forced = (name: string): string => (f.forced.includes(name) ? ' [forced, not probed]' : '');
+  const ksm = f.ksm === null ? 'not in this kernel' : `run=${f.ksm.run} use_zero_pages=${f.ksm.useZeroPages ? 1 : 0} max_page_sharing=${f.ksm.maxPageSharing}`;
+  return [
+    { name: 'zero page on read fault', value: `${f.zeroPage ? `yes (pfn ${f.zeroPfn || 'hidden'})` : 'no (a fresh exclusive page)'}${forced('zeroPage')}`, sets: f.zeroPage ? null : 'mmForbidsZeropage=true' },
+    { name: 'THP', value: f.thp ?? 'not in this kernel', sets: null },
+    { name: 'KSM', value: ksm, sets: null },
+    { name: 'soft-dirty', value: f.softDirty ? 'yes' : 'no', sets: null },
+    { name: 'zswap', value: f.zswap === null ? 'unknown' : f.zswap ? 'enabled' : 'disabled', sets: null },
+    { name: 'swap', value: 'a swap file of the oracle\'s own, set up at the first swapout and removed at the end', sets: null },
+  ];
+}
+
+/**
+ * The profile the live kernel is compared with: `base` with the switches the probe decides
+ * (named like a `--set` what-if, e.g. `v6+mmForbidsZeropage=true`). Idempotent.
+ */
+export function probedProfile(base: Profile, f: Facilities): Profile {
+  const sets: string[] = [];
+  if (base.mmForbidsZeropage === f.zeroPage) sets.push(`mmForbidsZeropage=${!f.zeroPage}`);
+  return withOverrides(base, sets);
+}
+
+/**
+ * Why a scenario cannot make its point on this kernel (null: it can): its `expect` steps hold
+ * on `base` but not on the probed model, so what they check is a facility the kernel lacks
+ * (a zero-page story where there is no zero page). Such a scenario is skipped, not compared.
+ */
+export function missingFacility(sc: Scenario, base: Profile, probed: Profile, f: Facilities): string | null {
+  if (probed === base) return null;
+  const quiet = { trace: false, maxEventsPerStep: 0 };
+  const onBase = runScenario(sc, base, quiet);
+  const onProbed = runScenario(sc, probed, quiet);
+  const failedOnBase = new Set(onBase.violations.filter((v) => v.kind === 'expect').map((v) => v.step));
+  const first = onProbed.violations.find((v) => v.kind === 'expect' && !failedOnBase.has(v.step));
+  if (first === undefined) return null;
+  const step = sc.steps[first.step];
+  const what = step ? `line ${step.pos.line} (\`${step.text}\`)` : 'its end';
+  const facility = f.zeroPage ? 'a facility of this kernel' : NO_ZERO_PAGE;
+  return `the scenario's point needs what ${base.name} has and this kernel lacks: ${what} holds on ${base.name} but not on ${probed.name}; ${facility}`;
+}
