@@ -19,6 +19,36 @@ export interface RegionInfo {
   pages: number;
   /** Where it was (last) mapped. */
   pos: Pos;
+  /** Page ranges [lo, hi] no longer mapped (munmap; in a child, MADV_DONTFORK pages), merged. */
+  gone: readonly (readonly [number, number])[];
+  /** Page ranges [lo, hi] marked MADV_DONTFORK (a fork leaves them out of the child). */
+  dontfork: readonly (readonly [number, number])[];
+}
+
+type Ranges = readonly (readonly [number, number])[];
+
+/** The ranges with [lo, hi] added (add) or taken out (!add), sorted and merged. */
+function editRanges(rs: Ranges, lo: number, hi: number, add: boolean): Ranges {
+  const out: [number, number][] = [];
+  for (const [a, b] of rs) {
+    if (b < lo || a > hi) out.push([a, b]);
+    else if (add) {
+      lo = Math.min(lo, a);
+      hi = Math.max(hi, b);
+    } else {
+      if (a < lo) out.push([a, lo - 1]);
+      if (b > hi) out.push([hi + 1, b]);
+    }
+  }
+  if (add) out.push([lo, hi]);
+  out.sort((x, y) => x[0] - y[0]);
+  const merged: [number, number][] = [];
+  for (const r of out) {
+    const last = merged[merged.length - 1];
+    if (last && r[0] <= last[1] + 1) last[1] = Math.max(last[1], r[1]);
+    else merged.push([r[0], r[1]]);
+  }
+  return merged;
 }
 
 /**
@@ -144,8 +174,28 @@ export class NameEnv {
     return p;
   }
 
+  /** `mmap NAME`: a new name, or one whose mapping is gone entirely (munmap, or a dontfork region in a child). */
   bindRegion(p: ProcInfo, region: string, pages: number, pos: Pos): void {
-    p.regions.set(region, { pages, pos });
+    const old = p.regions.get(region);
+    if (old !== undefined) {
+      const g = old.gone;
+      if (!(g.length === 1 && g[0]![0] === 0 && g[0]![1] >= old.pages - 1)) {
+        throw new StepFail(pos, `${describeProc(p)} still has region '${region}' mapped (since line ${old.pos.line}); mmap needs a new name, or one whose pages were all unmapped (munmap) first`);
+      }
+    }
+    p.regions.set(region, { pages, pos, gone: [], dontfork: [] });
+  }
+
+  /** munmap of pages [lo, hi] of a region. */
+  unmapRegion(p: ProcInfo, region: string, lo: number, hi: number): void {
+    const r = p.regions.get(region);
+    if (r !== undefined) p.regions.set(region, { ...r, gone: editRanges(r.gone, lo, hi, true) });
+  }
+
+  /** MADV_DONTFORK (on) / MADV_DOFORK (off) on pages [lo, hi] of a region. */
+  markDontfork(p: ProcInfo, region: string, lo: number, hi: number, on: boolean): void {
+    const r = p.regions.get(region);
+    if (r !== undefined) p.regions.set(region, { ...r, dontfork: editRanges(r.dontfork, lo, hi, on) });
   }
 
   /** The size in pages of region `name` of `p`. */
@@ -169,7 +219,14 @@ export class NameEnv {
     if (old !== undefined) {
       throw new StepFail(pos, `${describeProc(old)} already exists (since line ${old.createdAt.line}); fork needs a new process name`);
     }
-    const p = newProc(child, pos, new Map(parent.regions), null);
+    // The child maps what the parent maps, but for MADV_DONTFORK pages.
+    const regions = new Map<string, RegionInfo>();
+    for (const [name, r] of parent.regions) {
+      let gone = r.gone;
+      for (const [lo, hi] of r.dontfork) gone = editRanges(gone, lo, hi, true);
+      regions.set(name, { ...r, gone, dontfork: [] });
+    }
+    const p = newProc(child, pos, regions, null);
     this.procs.set(child, p);
     if (pending !== null) {
       pending.child = child;

@@ -422,6 +422,7 @@ class LineParser {
       case 'munmap': {
         const sel = this.sel(p, null);
         this.end();
+        this.env.unmapRegion(p, sel.region, sel.lo, sel.hi);
         return { op: 'munmap', ...base, proc, sel };
       }
       case 'mprotect': {
@@ -434,6 +435,7 @@ class LineParser {
         const sel = this.sel(p, null);
         const advice = this.oneOf(ADVICES, 'advice', 'after the pages');
         this.end();
+        if (advice === 'dontfork' || advice === 'dofork') this.env.markDontfork(p, sel.region, sel.lo, sel.hi, advice === 'dontfork');
         return { op: 'madvise', ...base, proc, sel, advice };
       }
       case 'write': {

@@ -159,3 +159,18 @@ test('a failed mmap, fork or pin still binds its names (no cascade of errors)', 
   const errs = stepsErrors(lines('P mmap buf 4 rw ro', 'P fork Q cow', 'Q pin buf as h sideways', 'Q read h[0]', 'Q write buf = 1'));
   assert.deepEqual(errs.map((e) => e.line), [1, 2, 3]);
 });
+
+test('mmap of a name the process still maps is an error at its line; a name whose mapping is gone rebinds', () => {
+  oneError(lines(P4, 'P mmap buf 2'), 2, 8, "process 'P' still has region 'buf' mapped (since line 1); mmap needs a new name");
+  // Part of it unmapped is still mapped.
+  oneError(lines(P4, 'P munmap buf[0..2]', 'P mmap buf 1'), 3, 8, "still has region 'buf' mapped");
+  // In a child, the inherited name is mapped too.
+  oneError(lines(P4, 'P fork Q', 'Q mmap buf 1'), 3, 8, "process 'Q' still has region 'buf' mapped");
+  assert.deepEqual(stepsErrors(lines(P4, 'P munmap buf[0..1]', 'P munmap buf[2..3]', 'P mmap buf 2')), []);
+  assert.deepEqual(stepsErrors(lines(P4, 'P munmap buf', 'P mmap buf 8', 'P write buf[7] = 1')), []);
+  // A child does not map the parent's MADV_DONTFORK pages: there the name is free; MADV_DOFORK undoes it.
+  assert.deepEqual(stepsErrors(lines(P4, 'P madvise buf dontfork', 'P fork Q', 'Q mmap buf 1')), []);
+  oneError(lines(P4, 'P madvise buf dontfork', 'P madvise buf[1] dofork', 'P fork Q', 'Q mmap buf 1'), 5, 8, "process 'Q' still has region 'buf' mapped");
+  // The parent keeps its own mapping.
+  oneError(lines(P4, 'P madvise buf dontfork', 'P fork Q', 'P mmap buf 1'), 4, 8, "process 'P' still has region 'buf' mapped");
+});

@@ -28,8 +28,8 @@ test('mmap: defaults rw private, options in any order', () => {
   assert.ok(t.op === 'mmap' && t.prot === 'none' && !t.shared && t.thp === 'nothp');
 });
 
-test('mmap of an existing region name rebinds it with the new size', () => {
-  const s = lastStep(lines('P mmap buf 1', 'P mmap buf 8', 'P write buf[7] = 1'));
+test('mmap of a region name whose mapping is gone rebinds it with the new size', () => {
+  const s = lastStep(lines('P mmap buf 1', 'P munmap buf', 'P mmap buf 8', 'P write buf[7] = 1'));
   assert.ok(s.op === 'write' && s.sel.hi === 7);
 });
 

@@ -139,7 +139,9 @@ test('one region table (the same Map) for the threads of a process; fork copies 
 });
 
 test('a region rebound by one thread has its new size in the other', () => {
-  oneError(lines('P mmap buf 1', T, 'T mmap buf 8', 'P write buf[7] = 1', 'P write buf[8] = 1'), 5, 13, "page 8 out of range: 'buf' has 8 pages (0..7)");
+  oneError(lines('P mmap buf 1', T, 'P munmap buf', 'T mmap buf 8', 'P write buf[7] = 1', 'P write buf[8] = 1'), 6, 13, "page 8 out of range: 'buf' has 8 pages (0..7)");
+  // The thread's mapping is the process's: while it stands, neither may bind the name again.
+  oneError(lines('P mmap buf 1', T, 'T mmap buf 8'), 3, 8, "still has region 'buf' mapped");
 });
 
 test('a thread does every process operation, and reads through handles', () => {
