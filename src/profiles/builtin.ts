@@ -5,8 +5,8 @@ import type { Profile } from '../core/profile.js';
 
 const V5_7: Profile = {
   name: 'v5.7',
-  summary: 'reuse on write fault by mapcount (reuse_swap_page); GUP takes references without breaking COW; fork shares every anon page',
-  source: 'Linux 5.7 (mm/memory.c do_wp_page with reuse_swap_page; FOLL_PIN infrastructure eddb1c228f79)',
+  summary: 'mainline 5.7.0: reuse on write fault by mapcount (reuse_swap_page); GUP takes references without breaking COW; fork shares every anon page (the 5.7.y stable kernels carry v5.8\'s forced COW break in GUP)',
+  source: 'Linux 5.7 (mm/memory.c do_wp_page with reuse_swap_page; FOLL_PIN infrastructure eddb1c228f79); 17839856fd58 was backported to the 5.7.y stable series, so those kernels behave as v5.8 in GUP',
   wpReuse: 'mapcount',
   anonExclusive: false,
   gupCowBreak: 'none',

@@ -1,0 +1,126 @@
+// Every profile switch changes something: for each switch, witness scenarios on a base profile
+// such that setting the switch to any other value changes the run (its events, observations,
+// violations or n/a). A switch without a witness, or a value that changes nothing, fails here,
+// so an inert switch breaks the build.
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import type { Profile, SwitchName } from '../../src/core/profile.js';
+import { runScenario } from '../../src/engine/run.js';
+import { builtinProfile, SWITCH_NAMES, SWITCH_VALUES, withOverrides } from '../../src/profiles/resolve.js';
+import { parseScenario, type Scenario } from '../../src/scenario/index.js';
+
+const REPO = new URL('../../../', import.meta.url);
+
+function steps(...lines: string[]): Scenario {
+  const r = parseScenario(`name: witness\nsteps: |\n${lines.map((l) => `  ${l}`).join('\n')}\n`, 'witness.scn.yaml');
+  if (!r.ok) throw new Error(r.errors.map((e) => e.format()).join('; '));
+  return r.scenario;
+}
+
+function file(path: string): Scenario {
+  const r = parseScenario(readFileSync(new URL(path, REPO), 'utf8'), path);
+  if (!r.ok) throw new Error(r.errors.map((e) => e.format()).join('; '));
+  return r.scenario;
+}
+
+interface Witness {
+  /** The profile the switch is toggled on. */
+  base: string;
+  /** Scenarios at least one of which runs differently for every other value of the switch. */
+  scenarios: () => Scenario[];
+}
+
+const KSM_ONCE = ['P mmap a 2', 'P write a = 1', 'P madvise a mergeable', 'ksm merge', 'P munmap a[1]', 'P write a[0] = 2', 'expect stat cow_copies >= 0'];
+
+/** Why each switch exists, as a run it changes. */
+const WITNESSES: Record<SwitchName, Witness> = {
+  wpReuse: { base: 'v6', scenarios: () => [
+    // An exclusive page with a gup reference, write-protected by clear_refs: reused by
+    // PG_anon_exclusive or mapcount, copied by page_count.
+    steps('P mmap a 1', 'P write a = 1', 'P gup a as h ro', 'P clear-softdirty', 'P write a = 2', 'expect stat cow_copies >= 0'),
+    // The child's gup reference outlives it: mapcount 1 reuses, the others copy.
+    steps('P mmap a 1', 'P write a = 1', 'P fork Q', 'Q gup a as h ro', 'Q exit', 'P write a = 2', 'expect stat cow_copies >= 0'),
+  ] },
+  anonExclusive: { base: 'v6', scenarios: () => [steps('P mmap a 1', 'P write a = 1', 'expect P a[0] anon-exclusive')] },
+  gupCowBreak: { base: 'v5.9-rc4', scenarios: () => [
+    steps('P mmap a 1', 'P write a = 1', 'P fork Q', 'Q gup a as h ro', 'expect P a[0] same-frame Q a[0]'),
+    steps('P mmap a 1', 'P write a = 1', 'P fork Q', 'Q pin a as h ro', 'expect P a[0] same-frame Q a[0]'),
+  ] },
+  gupFastWritableOnly: { base: 'v5.9', scenarios: () => [steps('P mmap a 1', 'P write a = 1', 'P fork Q', 'Q pin a as h ro fast')] },
+  forkEarlyCow: { base: 'v6', scenarios: () => [steps('P mmap a 1', 'P write a = 1', 'P pin a as h', 'P fork Q', 'expect P a[0] other-frame Q a[0]')] },
+  unshareRoPin: { base: 'v6', scenarios: () => [
+    steps('P mmap a 1', 'P write a = 1', 'P fork Q', 'Q pin a as h ro', 'expect P a[0] same-frame Q a[0]'),
+    steps('P mmap a 1', 'P pin a as h ro', 'expect stat frames_used >= 0'),
+  ] },
+  clearRefsSkipPinned: { base: 'v6', scenarios: () => [steps('P mmap a 1', 'P write a = 1', 'P pin a as h', 'P clear-softdirty', 'P write a = 2', 'expect stat minflt.P >= 0')] },
+  mprotectWritable: { base: 'v6', scenarios: () => [steps('P mmap a 1', 'P write a = 1', 'P mprotect a ro', 'P mprotect a rw', 'P write a = 2', 'expect stat minflt.P >= 0')] },
+  ksmReuse: { base: 'v5.7', scenarios: () => [steps(...KSM_ONCE)] },
+  wpCopiesKsm: { base: 'v6', scenarios: () => [steps(...KSM_ONCE)] },
+  pinSkipsZeroPage: { base: 'v6', scenarios: () => [steps('P mmap a 1', 'P pin a as h ro short', 'expect stat zero_page_refs >= 0')] },
+  mmForbidsZeropage: { base: 'v6', scenarios: () => [steps('P mmap a 1', 'P read a[0] expect 0', 'expect stat rss.P >= 0')] },
+  writeProtectSeq: { base: 'v5.14', scenarios: () => [file('scenarios/seeds/gup-fast-fork-race.scn.yaml')] },
+  deviceExclusive: { base: 'v6', scenarios: () => [
+    file('scenarios/seeds/device-exclusive-fork.scn.yaml'),
+    file('scenarios/kernel-tests/hmm-exclusive.scn.yaml'),
+    file('scenarios/kernel-tests/hmm-exclusive-cow.scn.yaml'),
+    file('scenarios/kernel-tests/hmm-exclusive-mprotect.scn.yaml'),
+  ] },
+  swapinReuse: { base: 'v6', scenarios: () => [
+    file('scenarios/seeds/cve-2020-29374-swap.scn.yaml'),
+    file('scenarios/seeds/vmsplice-before-fork-swapped.scn.yaml'),
+  ] },
+  swapinReadFaultWritable: { base: 'v6', scenarios: () => [
+    // An exclusive page read back from swap: mapped writable at once (6.11), or the write
+    // faults once more and reuses it.
+    steps('P mmap a 1', 'P write a = 1', 'swapout P a', 'P read a[0] expect 1', 'P write a = 2', 'expect stat minflt.P >= 0'),
+  ] },
+  wpFreeSwapcache: { base: 'v6', scenarios: () => [
+    // P's page, read back from swap while Q's swap entry still names it, stays in the swap
+    // cache after Q exits: the write frees the cache and reuses, or copies.
+    steps('P mmap a 1', 'P write a = 1', 'swapout P a', 'P fork Q', 'P read a[0] expect 1', 'Q exit',
+      'P write a = 2', 'expect stat cow_copies >= 0'),
+  ] },
+  // From 5.19 a pinned exclusive page cannot be unmapped anyway (its PG_anon_exclusive cannot
+  // be dropped): the switch shows on the kernels that introduced it.
+  reclaimSkipsPinned: { base: 'v5.14', scenarios: () => [steps('P mmap a 1', 'P write a = 1', 'P pin a as h', 'swapout P a')] },
+  cowPageTables: { base: 'v6', scenarios: () => [steps('P mmap a 4', 'P write a = 1', 'P fork Q cowpt', 'Q write a[0] = 2', 'expect stat pt_copies >= 0')] },
+  swap: { base: 'v6', scenarios: () => [steps('P mmap a 1', 'P write a = 1', 'swapout P a')] },
+  ksm: { base: 'v6', scenarios: () => [steps('P mmap a 1', 'P madvise a mergeable', 'ksm merge')] },
+};
+
+/** What a run shows: n/a, and per step its events, observations and violations. */
+function fingerprint(sc: Scenario, p: Profile): string {
+  const r = runScenario(sc, p, { trace: true, maxEventsPerStep: 10_000 });
+  return JSON.stringify({
+    na: r.na,
+    steps: r.steps.map((s) => ({
+      events: s.events.map((e) => [e.type, e.mm, e.vpn, e.pfn, e.pfn2, e.why]),
+      obs: s.observations.map((o) => [o.kind, o.what, o.actual]),
+      viol: s.violations.map((v) => v.kind),
+    })),
+    end: r.violations.filter((v) => v.step < 0).map((v) => v.kind),
+  });
+}
+
+test('every switch has a witness', () => {
+  const missing = SWITCH_NAMES.filter((s) => !(s in WITNESSES));
+  assert.deepEqual(missing, [], `switches without a witness scenario in ${import.meta.url}`);
+});
+
+for (const name of SWITCH_NAMES) {
+  test(`switch ${name}: every value changes a run`, () => {
+    const w = WITNESSES[name];
+    assert.ok(w, `no witness for ${name}`);
+    const base = builtinProfile(w.base)!;
+    const scenarios = w.scenarios();
+    const before = scenarios.map((sc) => fingerprint(sc, base));
+    for (const value of SWITCH_VALUES[name]) {
+      if (String(base[name]) === value) continue;
+      const toggled = withOverrides(base, [`${name}=${value}`]);
+      const changed = scenarios.some((sc, i) => fingerprint(sc, toggled) !== before[i]);
+      assert.ok(changed, `${w.base} --set ${name}=${value} changes none of its witness runs: the switch is inert there`);
+    }
+  });
+}
