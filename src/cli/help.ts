@@ -113,7 +113,7 @@ options:
 exit status: 1 a violation was found; 0 none exists within the bound (the output says how far
 the search got when a bound stopped it); 2 bad input.
 
-example: npx cowlab explore --kernel v5.9-rc4 --depth 5`;
+example: npx cowlab explore --kernel v5.9-rc4 --depth 5     (exit 1: the shortest leak)`;
 
 export const SERVE_HELP = `usage: cowlab serve [PATH] [--port N] [--profiles FILE]
 
