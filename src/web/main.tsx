@@ -28,9 +28,10 @@ async function getJson<T>(url: string): Promise<T> {
   return (await r.json()) as T;
 }
 
-async function getText(url: string): Promise<string> {
+/** The text of a scenario file; `what` names it in a failure. */
+async function getText(url: string, what: string): Promise<string> {
   const r = await fetch(url);
-  if (!r.ok) throw new Error(`${url}: ${r.status === 404 ? 'no such scenario under the served folder' : `${r.status} ${r.statusText}`}`);
+  if (!r.ok) throw new Error(`${what}: ${r.status === 404 ? 'no such scenario under the served folder' : `${r.status} ${r.statusText}`}`);
   return r.text();
 }
 
@@ -82,7 +83,7 @@ function App() {
   useEffect(() => {
     if (file === null || edited) return;
     let live = true;
-    getText(scenarioUrl(file)).then((t) => {
+    getText(scenarioUrl(file), file).then((t) => {
       if (live) {
         setText(t);
         setLoadError(null);
@@ -211,7 +212,7 @@ function App() {
         <button type="button" onClick={copyLink} title="the address bar holds this view: scenario, profiles, step and event">{copied ? 'link copied' : 'copy link'}</button>
       </header>
 
-      {loadError ? <div class="error-box" role="alert">{loadError}</div> : null}
+      {loadError && text !== '' ? <div class="error-box" role="alert">{loadError}</div> : null}
       {profileErrors.length ? <div class="error-box" role="alert">profile files: {profileErrors.join('; ')}</div> : null}
       {unknownProfiles.length ? <div class="error-box" role="alert">unknown profile {unknownProfiles.join(', ')} (known: {profileNames.join(', ')}); showing {nameA}</div> : null}
       {traced.error ? <div class="error-box" role="alert">{traced.error}</div> : null}

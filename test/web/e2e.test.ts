@@ -256,7 +256,7 @@ if (missing) {
     }
   });
 
-  it('a file that does not exist: a clear message, and no endless "Loading…"', async () => {
+  it('a file that does not exist: a clear message, and no endless "Loading…"', async (t) => {
     const p = await ctx.newPage();
     try {
       await p.goto(`${base}?file=nope.scn.yaml`);
@@ -264,6 +264,9 @@ if (missing) {
       await failed.waitFor({ timeout: 5000 });
       assert.match(await failed.innerText(), /nope\.scn\.yaml.*no such scenario under the served folder.*Pick a scenario/s);
       assert.equal(await p.getByTestId('loading').count(), 0);
+      const shot = join(tmp, 'missing-file.png');
+      await p.screenshot({ path: shot });
+      t.diagnostic(`screenshot: ${shot}`);
       // Picking a scenario from the list then shows it.
       await p.getByTestId('scenario-select').selectOption(RDMA);
       await p.getByTestId('panel').waitFor();
