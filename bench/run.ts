@@ -108,7 +108,7 @@ for (const [label, pages] of SIZES) {
   });
   if (label === '1 GiB') {
     fork1G = m.forkMs!;
-    add({ name: 'COW fault throughput', unit: 'faults/s', model: m.cowFaultsPerSec!, kernel: 1e9 / 3000, ratio: m.cowFaultsPerSec! / (1e9 / 3000), target: null, met: null, note: 'kernel: ~3.0 us per COW fault on this VM (live-kernel-observations.md §3b)' });
+    add({ name: 'COW fault throughput', unit: 'faults/s', model: m.cowFaultsPerSec!, kernel: 1e9 / 3000, ratio: m.cowFaultsPerSec! / (1e9 / 3000), target: null, met: null, note: 'kernel: ~3.0 us per COW fault, measured on a Linux 6.18 VM' });
     add({ name: 'reuse fault throughput', unit: 'faults/s', model: m.reuseFaultsPerSec!, kernel: 1e9 / 733, ratio: m.reuseFaultsPerSec! / (1e9 / 733), target: null, met: null, note: 'kernel: ~0.73 us per reuse fault on this VM' });
   }
 }

@@ -40,7 +40,8 @@ A directory stands for every *.scn.yaml file below it.
 
 options:
   --kernel NAME     the profile to run under (default: the file's \`kernel:\`, else v6);
-                    \`cowlab profiles\` lists them
+                    \`cowlab profiles\` lists them; a what-if name as a run prints it
+                    (v5.9+forkEarlyCow=false) is taken too
   --set SW=VALUE    override one switch of the profile: a what-if kernel (repeatable)
   --profiles FILE   load user-defined profiles (docs/profiles.md) (repeatable)
   --trace           every kernel event, and the PTEs and frames each step touched
@@ -65,7 +66,8 @@ Runs every scenario on every kernel profile and prints a matrix scenario x profi
 contradicts the file's \`outcomes\` for that profile is marked "!" and explained below.
 
 options:
-  --kernels a,b,...   only these profiles (default: all, oldest first)
+  --kernels a,b,...   only these profiles (default: all, oldest first); what-if names
+                      like v5.9+forkEarlyCow=false are taken too
   --set SW=VALUE      override a switch on every profile: what-if kernels (repeatable)
   --profiles FILE     load user-defined profiles (docs/profiles.md) (repeatable)
   --json              the matrix as one JSON document
@@ -113,7 +115,7 @@ options:
 exit status: 1 a violation was found; 0 none exists within the bound (the output says how far
 the search got when a bound stopped it); 2 bad input.
 
-example: npx cowlab explore --kernel v5.9-rc4 --depth 5`;
+example: npx cowlab explore --kernel v5.9-rc4 --depth 5     (exit 1: the shortest leak)`;
 
 export const SERVE_HELP = `usage: cowlab serve [PATH] [--port N] [--profiles FILE]
 

@@ -30,14 +30,21 @@ export function main(argv: string[], io: Io = processIo): number {
     }
     if (cmd === 'help') {
       const topic = rest[0];
-      io.out(topic && HELPS[topic] ? HELPS[topic]! : MAIN_HELP);
+      if (rest.length > 1) throw new UsageError(`cowlab help: at most one command (commands: ${Object.keys(HELPS).join(', ')})`);
+      if (topic === undefined) {
+        io.out(MAIN_HELP);
+        return EXIT_OK;
+      }
+      const text = Object.hasOwn(HELPS, topic) ? HELPS[topic] : undefined;
+      if (text === undefined) throw new UsageError(`cowlab help: unknown command '${topic}' (commands: ${Object.keys(HELPS).join(', ')})`);
+      io.out(text);
       return EXIT_OK;
     }
     if (cmd === '--version' || cmd === '-V') {
       io.out('cowlab 0.1.0');
       return EXIT_OK;
     }
-    const fn = COMMANDS[cmd];
+    const fn = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
     if (!fn) throw new UsageError(`cowlab: unknown command '${cmd}' (commands: ${Object.keys(COMMANDS).join(', ')}; cowlab --help)`);
     return fn(rest, io);
   } catch (e) {

@@ -1,5 +1,5 @@
 // The kernel profiles of the scenario language (their names are part of the contract), each
-// documented with the commits or seed it stands for (shared/research/kernel-rules.md §3-4).
+// documented with the commits or seed it stands for (docs/profiles.md).
 
 import type { Profile } from '../core/profile.js';
 
@@ -80,8 +80,8 @@ const V6_15 = derive(V6_2, 'v6.15',
   { pinSkipsZeroPage: true, swapinReadFaultWritable: true, deviceExclusive: 'v6.15' });
 
 const V6 = derive(V6_15, 'v6',
-  'the newest behaviour modelled; what the live kernel of this machine (6.18) must agree with',
-  'Linux 6.18 (shared/research/kernel-rules.md §2, live-kernel-observations.md §7)',
+  'the newest behaviour modelled (Linux 6.18); `cowlab oracle` compares it with whatever live kernel it runs on',
+  'Linux 6.18 (mm/memory.c, mm/gup.c, mm/rmap.c as of 6.18); checked against a live kernel by `cowlab oracle`',
   {});
 
 const COWPT_RFC = derive(V5_18, 'cowpt-rfc',

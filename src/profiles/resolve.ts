@@ -90,3 +90,40 @@ export function parseSwitch(name: string, value: string): string | boolean {
 }
 
 export { builtinProfile };
+
+/**
+ * A what-if kernel written as one name, as `withOverrides` names it and as the output prints it
+ * (`v5.9+forkEarlyCow=false`, `v5.9-rc4+pin-cow+forkEarlyCow=false,gupCowBreak=pin`): the base
+ * profile and its `SWITCH=VALUE` overrides. A profile name never holds '=', so the overrides start
+ * after the last '+' before the first '='. Null for a name without '=' (a plain profile name).
+ */
+export function splitWhatIf(name: string): { base: string; sets: string[] } | null {
+  const eq = name.indexOf('=');
+  if (eq < 0) return null;
+  const plus = name.lastIndexOf('+', eq);
+  if (plus <= 0) throw new ProfileError(`'${name}': expected a profile name, or PROFILE+SWITCH=VALUE[,SWITCH=VALUE...] for a what-if kernel`);
+  return { base: name.slice(0, plus), sets: name.slice(plus + 1).split(',') };
+}
+
+/**
+ * The profile a `--kernel` value names: a profile of the registry, or a what-if name
+ * (`v5.9+forkEarlyCow=false`) built on one; `sets` (from `--set`) are applied after.
+ * Returns the base profile too (outcomes are judged by its name). Throws ProfileError.
+ */
+export function resolveKernel(registry: ProfileRegistry, name: string, sets: readonly string[] = []): { base: Profile; profile: Profile } {
+  const whatIf = splitWhatIf(name);
+  const base = registry.get(whatIf === null ? name : whatIf.base);
+  const all = [...(whatIf?.sets ?? []), ...sets];
+  return { base, profile: withOverrides(base, all) };
+}
+
+/** `--kernels a,b,...`: the names, a what-if name's later `,SWITCH=VALUE` parts kept with it. */
+export function splitKernelList(list: string): string[] {
+  const out: string[] = [];
+  for (const part of list.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const last = out.length - 1;
+    if (part.includes('=') && !part.includes('+') && last >= 0 && out[last]!.includes('=')) out[last] += `,${part}`;
+    else out.push(part);
+  }
+  return out;
+}

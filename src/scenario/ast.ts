@@ -1,4 +1,4 @@
-// The typed AST of a scenario file (scenario language v1, shared/spec/scenario-language.md).
+// The typed AST of a scenario file (the scenario language, docs/scenario-language.md).
 // The parser produces it with every name already resolved (which process, which region,
 // which handle), so the engine never meets an unknown name.
 

@@ -69,9 +69,9 @@ const ALL_PROCESS_OPS: readonly string[] = [...PROCESS_OPS, ...THREAD_OPS];
 /** v1.1: the process operations a trailing `&` may start as an asynchronous kernel path. */
 export const ASYNC_OPS = ['write', 'fork', 'pin', 'gup', 'vmsplice'] as const;
 export const SYSTEM_OPS = ['device', 'swapout', 'ksm', 'check', 'expect', 'stats'] as const;
-const DEVICE_OPS = ['write', 'read', 'exclusive', 'atomic'] as const;
-const PROTS: readonly Prot[] = ['rw', 'ro', 'none'];
-const ADVICES: readonly Advice[] = [
+export const DEVICE_OPS = ['write', 'read', 'exclusive', 'atomic'] as const;
+export const PROTS: readonly Prot[] = ['rw', 'ro', 'none'];
+export const ADVICES: readonly Advice[] = [
   'dontfork',
   'dofork',
   'wipeonfork',
@@ -91,7 +91,7 @@ export const STAT_NAMES = [
   'zero_page_refs',
 ] as const;
 const STAT_OPS: readonly StatOp[] = ['==', '!=', '<', '<=', '>', '>='];
-const EXPECTATIONS = [
+export const EXPECTATIONS = [
   'same-frame',
   'other-frame',
   'mapped-once',

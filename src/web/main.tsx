@@ -28,9 +28,10 @@ async function getJson<T>(url: string): Promise<T> {
   return (await r.json()) as T;
 }
 
-async function getText(url: string): Promise<string> {
+/** The text of a scenario file; `what` names it in a failure. */
+async function getText(url: string, what: string): Promise<string> {
   const r = await fetch(url);
-  if (!r.ok) throw new Error(`${url}: ${r.status === 404 ? 'no such scenario under the served folder' : `${r.status} ${r.statusText}`}`);
+  if (!r.ok) throw new Error(`${what}: ${r.status === 404 ? 'no such scenario under the served folder' : `${r.status} ${r.statusText}`}`);
   return r.text();
 }
 
@@ -82,7 +83,7 @@ function App() {
   useEffect(() => {
     if (file === null || edited) return;
     let live = true;
-    getText(scenarioUrl(file)).then((t) => {
+    getText(scenarioUrl(file), file).then((t) => {
       if (live) {
         setText(t);
         setLoadError(null);
@@ -211,7 +212,7 @@ function App() {
         <button type="button" onClick={copyLink} title="the address bar holds this view: scenario, profiles, step and event">{copied ? 'link copied' : 'copy link'}</button>
       </header>
 
-      {loadError ? <div class="error-box" role="alert">{loadError}</div> : null}
+      {loadError && text !== '' ? <div class="error-box" role="alert">{loadError}</div> : null}
       {profileErrors.length ? <div class="error-box" role="alert">profile files: {profileErrors.join('; ')}</div> : null}
       {unknownProfiles.length ? <div class="error-box" role="alert">unknown profile {unknownProfiles.join(', ')} (known: {profileNames.join(', ')}); showing {nameA}</div> : null}
       {traced.error ? <div class="error-box" role="alert">{traced.error}</div> : null}
@@ -252,7 +253,7 @@ function App() {
                   <b>Where they part ways:</b> step {divergence.step + 1} ({traces[0]!.steps[divergence.step]?.record.text ?? traces[1]!.steps[divergence.step]?.record.text}).
                   <div><b>{traces[0]!.profile.name}:</b> {divergence.a}</div>
                   <div><b>{traces[1]!.profile.name}:</b> {divergence.b}</div>
-                  {cur.step !== divergence.step ? <button type="button" class="linklike" onClick={() => setCursor({ step: divergence.step, ev: null })}>go to step {divergence.step + 1}</button> : null}
+                  {cur.step !== divergence.step ? <button type="button" class="link" data-testid="go-to-divergence" onClick={() => setCursor({ step: divergence.step, ev: null })}>go to step {divergence.step + 1}</button> : null}
                 </div>
               ) : traces.length === 2 ? <div class="divergence same">{traces[0]!.profile.name} and {traces[1]!.profile.name} behave the same on every step of this scenario.</div> : null}
               <div class={`panels n${traces.length}`}>
@@ -261,8 +262,12 @@ function App() {
             </>
           ) : parsed && !parsed.ok ? (
             <div class="hint">The scenario does not parse yet: fix the errors listed on the left (line:column).</div>
+          ) : loadError !== null && text === '' ? (
+            <div class="hint failed" role="alert" data-testid="load-failed">
+              <b>Nothing to show: {loadError}.</b> Pick a scenario from the list at the top{list && list.files.length > 0 ? ` (${list.files.length} under ${list.root})` : ''}, or paste one with “edit / paste”.
+            </div>
           ) : (
-            <div class="hint">{list && list.files.length === 0 ? `No *.scn.yaml file under ${list.root}: paste one with “edit / paste”.` : 'Loading…'}</div>
+            <div class="hint" data-testid="loading">{list && list.files.length === 0 ? `No *.scn.yaml file under ${list.root}: paste one with “edit / paste”.` : 'Loading…'}</div>
           )}
           <Legend />
         </main>

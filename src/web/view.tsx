@@ -229,14 +229,19 @@ function Diagram(props: { snap: Snapshot; d: Diff; involved: Set<number> }) {
       const t = targets.get(s.dataset['src']!);
       if (!t) return;
       const r = s.getBoundingClientRect();
-      const fromLeft = r.left > t.right; // handles sit right of the frames
+      // A handle under the frames (a narrow panel stacks them in one column): an arrow that
+      // leaves on the right and comes back into the frame's right edge.
+      const below = r.left < t.right && r.right > t.left;
+      const fromLeft = !below && r.left > t.right; // handles sit right of the frames
       const x1 = (fromLeft ? r.left : r.right) - base.left;
       const y1 = r.top + r.height / 2 - base.top;
-      const x2 = (fromLeft ? t.right : t.left) - base.left;
-      const y2 = Math.min(t.bottom - 8, Math.max(t.top + 8, r.top + r.height / 2)) - base.top;
+      const x2 = (fromLeft || below ? t.right : t.left) - base.left;
+      const y2 = (below ? t.top + t.height / 2 : Math.min(t.bottom - 8, Math.max(t.top + 8, r.top + r.height / 2))) - base.top;
       const dx = Math.max(16, Math.abs(x2 - x1) / 2) * (fromLeft ? -1 : 1);
+      const c1 = below ? Math.max(x1, x2) + 26 : x1 + dx;
+      const c2 = below ? c1 : x2 - dx;
       out.push({
-        d: `M${x1.toFixed(1)},${y1.toFixed(1)} C${(x1 + dx).toFixed(1)},${y1.toFixed(1)} ${(x2 - dx).toFixed(1)},${y2.toFixed(1)} ${x2.toFixed(1)},${y2.toFixed(1)}`,
+        d: `M${x1.toFixed(1)},${y1.toFixed(1)} C${c1.toFixed(1)},${y1.toFixed(1)} ${c2.toFixed(1)},${y2.toFixed(1)} ${x2.toFixed(1)},${y2.toFixed(1)}`,
         kind: s.dataset['kind'] ?? 'map-rw',
         changed: s.dataset['chg'] === '1',
       });
@@ -481,7 +486,7 @@ export function Editor(props: { text: string; errors: EditorError[]; onText: (t:
       {props.errors.length > 0 ? (
         <ul class="errors" data-testid="parse-errors">
           {props.errors.map((e, i) => (
-            <li key={i}><button type="button" class="linklike" onClick={() => goTo(e)}>{e.line}:{e.col}</button> {e.message}</li>
+            <li key={i}><button type="button" class="link" onClick={() => goTo(e)}>{e.line}:{e.col}</button> {e.message}</li>
           ))}
         </ul>
       ) : null}
@@ -508,7 +513,7 @@ export function Legend() {
           the line under them says where the refcount comes from. <span class="flag">anon-exclusive</span> is PG_anon_exclusive (5.19+).
         </div>
         <div>
-          <b>Handles</b> (right): pins (<code>pin_user_pages</code>, the device's view), GUP references and pipes (vmsplice),
+          <b>Handles</b> (right; under the frames when two profiles share the width): pins (<code>pin_user_pages</code>, the device's view), GUP references and pipes (vmsplice),
           with what a read through them returns and what the ideal semantics allows.
         </div>
         <div>

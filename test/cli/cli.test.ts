@@ -140,6 +140,14 @@ test('no command: the help, exit 2; --help and help COMMAND: exit 0', () => {
   const h = cli('help', 'run');
   assert.equal(h.code, 0);
   assert.match(h.out, /usage: cowlab run/);
+  assert.equal(cli('help').code, 0);
+});
+
+test('help with an unknown command, or more than one, is exit 2 and lists the commands', () => {
+  usageError(cli('help', 'bogus'), /cowlab help: unknown command 'bogus'.*run, compare/);
+  usageError(cli('help', 'toString'), /unknown command 'toString'/);
+  usageError(cli('help', 'run', 'compare'), /at most one command/);
+  usageError(cli('toString'), /unknown command 'toString'/);
 });
 
 test('an unknown command is exit 2 and lists the commands', () => {
@@ -193,6 +201,30 @@ test('--set with an unknown switch or a bad value is exit 2', () => {
   usageError(cli('run', file(GOOD), '--set', 'wpReuse'), /expected SWITCH=VALUE/);
 });
 
+test('a what-if kernel: its "to reproduce" line is accepted by --kernel and gives the same run', () => {
+  // v5.9 without early COW at fork is v5.9-rc4's RDMA story again: the child's exit leaves the
+  // parent's page pinned but unmapped from the parent (seed 000).
+  const rdma = join(ROOT, 'scenarios', 'seeds', 'rdma-pin-fork-child-exits.scn.yaml');
+  const o = cli('run', rdma, '--kernel', 'v5.9', '--set', 'forkEarlyCow=false');
+  assert.equal(o.code, 1, o.out);
+  const line = /to reproduce: npx cowlab run (\S+) (.*)$/m.exec(o.out);
+  assert.ok(line, o.out);
+  assert.match(line[2]!, /--kernel v5\.9\+forkEarlyCow=false/);
+  const again = cli('run', line[1]!, ...line[2]!.split(' ').filter((w) => w !== '--trace'));
+  assert.equal(again.code, 1, again.err);
+  assert.equal(again.out, o.out, 'the same run');
+  const j = JSON.parse(cli('run', rdma, '--kernel', 'v5.9+forkEarlyCow=false', '--json').out);
+  assert.equal(j.results[0].profile, 'v5.9+forkEarlyCow=false');
+  assert.deepEqual(j.results[0].expected, { kind: 'ok' }, 'judged by the outcomes of v5.9');
+  // A base whose own name holds '+', and several switches.
+  const k = JSON.parse(cli('run', rdma, '--kernel', 'v5.9-rc4+pin-cow+forkEarlyCow=true,gupCowBreak=none', '--json').out);
+  assert.equal(k.results[0].profile, 'v5.9-rc4+pin-cow+forkEarlyCow=true,gupCowBreak=none');
+  assert.equal(k.results[0].status, 'ok', 'early COW at fork keeps the pin with the parent');
+  usageError(cli('run', rdma, '--kernel', 'v9+forkEarlyCow=false'), /--kernel: unknown profile 'v9'/);
+  usageError(cli('run', rdma, '--kernel', 'v5.9+nope=1'), /--kernel: unknown switch 'nope'/);
+  usageError(cli('run', rdma, '--kernel', '=x'), /--kernel: '=x': expected a profile name/);
+});
+
 // ---- profiles -----------------------------------------------------------------------------------
 
 test('profiles lists every built-in profile, v5.7 and v6 among them', () => {
@@ -201,8 +233,11 @@ test('profiles lists every built-in profile, v5.7 and v6 among them', () => {
   assert.match(o.out, /^v5\.7 /m);
   assert.match(o.out, /^v6 /m);
   assert.match(o.out, /^v5\.9-rc4\+pin-cow /m);
-  const json = cli('profiles', '--json');
-  const names = JSON.parse(json.out).map((p: { name: string }) => p.name);
+  const json = JSON.parse(cli('profiles', '--json').out);
+  assert.equal(json.format, 1);
+  assert.equal(json.command, 'profiles');
+  assert.deepEqual(json.switches.wpReuse, ['mapcount', 'pagecount', 'anon-exclusive']);
+  const names = json.profiles.map((p: { name: string }) => p.name);
   for (const n of ['v5.7', 'v5.8', 'v5.9-rc4', 'v5.9', 'v5.19', 'v6.2', 'v6', 'cowpt-rfc', 'odf']) assert.ok(names.includes(n), n);
 });
 
@@ -212,7 +247,10 @@ test('profiles NAME shows its switches; an unknown name is exit 2', () => {
   assert.match(o.out, /wpReuse\s+pagecount/);
   assert.match(o.out, /forkEarlyCow\s+true/);
   const j = JSON.parse(cli('profiles', 'v6', '--json').out);
-  assert.equal(j.wpReuse, 'anon-exclusive');
+  assert.equal(j.format, 1);
+  assert.equal(j.command, 'profiles');
+  assert.equal(j.profile.name, 'v6');
+  assert.equal(j.profile.wpReuse, 'anon-exclusive');
   usageError(cli('profiles', 'v9'), /unknown profile 'v9'/);
 });
 

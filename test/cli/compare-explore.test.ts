@@ -51,6 +51,19 @@ steps: |
   assert.equal(j.contradictions, 1);
   assert.equal(j.scenarios[0].cells.v6.verdict, 'fail');
   assert.equal(j.scenarios[0].cells['v5.7'].verdict, 'pass');
+  assert.deepEqual(j.scenarios[0].cells.v6.expected, { kind: 'violations', kinds: ['leak'] });
+  assert.deepEqual(j.scenarios[0].cells['v5.7'].expected, { kind: 'ok' });
+});
+
+test('compare --kernels takes what-if names as the matrix prints them, judged by their base', () => {
+  const rdma = join(SEEDS, 'rdma-pin-fork-child-exits.scn.yaml');
+  const j = JSON.parse(cli('compare', rdma, '--kernels', 'v5.9+forkEarlyCow=false,gupCowBreak=none,v5.9', '--json').out);
+  assert.deepEqual(j.profiles, ['v5.9+forkEarlyCow=false,gupCowBreak=none', 'v5.9']);
+  const cells = j.scenarios[0].cells;
+  assert.deepEqual(cells['v5.9'].expected, { kind: 'ok' });
+  assert.deepEqual(cells['v5.9+forkEarlyCow=false,gupCowBreak=none'].expected, { kind: 'ok' }, 'the outcome of v5.9');
+  assert.equal(cells['v5.9+forkEarlyCow=false,gupCowBreak=none'].verdict, 'fail');
+  usageError(cli('compare', rdma, '--kernels', 'v5.9+bogus=1'), /--kernels: unknown switch 'bogus'/);
 });
 
 test('compare --kernels with an unknown profile: exit 2, the known ones listed', () => {

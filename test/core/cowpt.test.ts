@@ -1,4 +1,4 @@
-// Copy-on-write page tables (fork-cost.md §1.3 On-Demand Fork, §2 the COW-PTE series; seed 004):
+// Copy-on-write page tables (On-Demand Fork, rssys/on-demand-fork; the COW-PTE series, seed 004):
 // `fork ... cowpt` shares the last-level PTE tables through write-protected PMD entries, so
 // PageTables grows by the child's PGD, PUD and PMD only; a write through a shared table faults
 // and copies the table; a table nobody else uses any more is taken back without a copy; reads of

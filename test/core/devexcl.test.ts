@@ -1,5 +1,5 @@
-// Device-exclusive entries (kernel-rules §2.12, §2.9 copy_nonpresent_pte, §4 5.14 b756a3b5e7ea and
-// the 6.15 rework, §5 hmm-tests): 5.14 replaces the PTE by an entry and drops the mapcount (the
+// Device-exclusive entries (copy_nonpresent_pte, 5.14 b756a3b5e7ea and the 6.15 rework,
+// hmm-tests): 5.14 replaces the PTE by an entry and drops the mapcount (the
 // entry keeps the reference), a CPU access notifies the device (its grant is revoked) and maps
 // the page again, restoring the mapcount; 6.15 keeps the mapcount. fork restores the entry in the
 // parent and shares the page COW, the device losing its grant; mprotect(PROT_READ) makes the

@@ -1,4 +1,4 @@
-// Page faults on private anonymous memory (kernel-rules §2.1-2.3, §3.1, §3.3):
+// Page faults on private anonymous memory (do_anonymous_page, do_wp_page and its reuse rule by kernel):
 // do_anonymous_page (zero page on read, a fresh exclusive page on write) and do_wp_page's reuse
 // rule of each era: mapcount (<= 5.8), page count (5.9-5.18), PG_anon_exclusive first (5.19+).
 

@@ -1,4 +1,4 @@
-// fork(): dup_mmap + copy_page_range (kernel-rules §2.9, §3.3; live observations §4, §6, §7.1, §7.5).
+// fork(): dup_mmap + copy_page_range (copy_present_pte, early COW at fork; as seen on a live kernel).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// KSM (kernel-rules §2.8 KSM merge row, §2.11, §3.1 reuse_ksm_page, §3.3 1a0cf26323c8): ksmd merges
+// KSM (ksmd's merge, reuse_ksm_page up to 5.8, removed by 1a0cf26323c8): ksmd merges
 // equal pages of MADV_MERGEABLE mappings only, and only pages nothing but their mappings
 // reference; KSM pages are never PageAnonExclusive (a R/O pin unshares them); a write to a KSM
 // page copies from 5.9 (reuse_ksm_page on 5.1-5.8 reuses a KSM page mapped once and makes it an

@@ -1,4 +1,4 @@
-// mmap, mprotect, madvise and clear_refs on anonymous memory (kernel-rules §2.10).
+// mmap, mprotect, madvise and clear_refs on anonymous memory.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

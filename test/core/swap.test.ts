@@ -1,4 +1,4 @@
-// Swap (kernel-rules §2.8 swap rows, §3.1 reuse_swap_page, §3.3 5.9-5.17 and 5.18, §4 history:
+// Swap (reuse_swap_page up to 5.17, do_swap_page's refcount test in 5.18; history:
 // 5.11 feb889fb40fa, 5.18 "COW fixes part 1", 5.19 SWP_EXCLUSIVE): MADV_PAGEOUT of a page mapped
 // once frees its frame; pinned pages are kept from 5.11 (and from 5.19 cannot be unshared for
 // unmapping at all); swap-in on read and on write per era; SWP_EXCLUSIVE and fork; swap counts,

@@ -4,7 +4,7 @@
 // small states (fast-check); a write fault whose copy was made outside the page-table lock is
 // retried when the PTE changed meanwhile (!pte_same); gup-fast falls back to the slow path when
 // write_protect_seq is odd (a fork is copying) from 5.11 (v5.14 on), and not on v5.9
-// (57efa1fe5957, kernel-rules §2.7 GUP-fast).
+// (57efa1fe5957, GUP-fast).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
-// Tearing down: munmap (zap_pte_range + free_pgtables), MADV_DONTNEED, exit_mmap (kernel-rules §2.13
-// "munmap/zap", free_pgd_range's floor/ceiling rule).
+// Tearing down: munmap (zap_pte_range + free_pgtables), MADV_DONTNEED, exit_mmap (zap_pte_range,
+// free_pgd_range's floor/ceiling rule).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

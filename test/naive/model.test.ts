@@ -1,5 +1,5 @@
-// The naive reference model checked by hand, against the kernel's rules and the live observations
-// (live-kernel-observations.md §4, §6, §7), so that a mistake in it cannot hide behind agreement
+// The naive reference model checked by hand, against the kernel's rules and what a live 6.18
+// kernel was seen to do (pagemap, fork, pins), so that a mistake in it cannot hide behind agreement
 // with the model core.
 
 import { test } from 'node:test';

@@ -1,5 +1,5 @@
 // A deliberately naive reference model of private anonymous memory under the modern (v6) rules,
-// written from shared/research/kernel-rules.md §2.13 (decision procedure) and §2.9 (fork), with
+// written from the kernel's decision procedure (do_wp_page, do_anonymous_page) and fork, with
 // plain objects and Maps and no attempt at speed. It is the oracle of the model-based test: the
 // model core must agree with it on everything a process or pagemap could observe.
 //
@@ -71,7 +71,7 @@ export interface NRef {
   frame: NFrame | null;
 }
 
-/** The reuse rule of do_wp_page (kernel-rules §2.3, §3.1, §3.3). */
+/** The reuse rule of do_wp_page (5.19 on: PG_anon_exclusive, else refcount == 1). */
 export type ReuseRule = 'anon-exclusive' | 'pagecount' | 'mapcount';
 
 export interface NaiveOptions {

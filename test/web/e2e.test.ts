@@ -180,6 +180,102 @@ if (missing) {
     await urlMatches(page, /[?&]text=name%3A\+pasted/);
   });
 
+  // The checks run in the page (the test files are compiled without the DOM's types: strings).
+  /** Every step line of the list shows its whole text: nothing cut, nothing scrolled away. */
+  async function clippedSteps(p: Page): Promise<string[]> {
+    return p.evaluate<string[]>(`(() => {
+      const out = [];
+      for (const el of document.querySelectorAll('[data-testid="step"] code, .timeline .unreached code')) {
+        const box = el.getBoundingClientRect();
+        const side = el.closest('.side').getBoundingClientRect();
+        const cs = getComputedStyle(el);
+        if (el.scrollWidth > el.clientWidth + 1 || el.scrollHeight > el.clientHeight + 1 || box.right > side.right + 1) out.push(el.innerText);
+        if (cs.textOverflow === 'ellipsis' && cs.overflow === 'hidden') out.push(el.innerText + ' (ellipsis)');
+      }
+      return out;
+    })()`);
+  }
+
+  /** The width of each column of each panel's diagram, and the cards whose text does not fit. */
+  async function layout(p: Page): Promise<{ cols: number[]; cut: string[]; hscroll: boolean; tops: number[] }> {
+    return p.evaluate<{ cols: number[]; cut: string[]; hscroll: boolean; tops: number[] }>(`(() => ({
+      tops: [...document.querySelectorAll('[data-testid="panel"]')].map((c) => Math.round(c.getBoundingClientRect().top)),
+      cols: [...document.querySelectorAll('.diagram > .col')].map((c) => Math.round(c.getBoundingClientRect().width)),
+      cut: [...document.querySelectorAll('.diagram .card')].filter((c) => c.scrollWidth > c.clientWidth + 1).map((c) => c.innerText.slice(0, 40)),
+      hscroll: document.documentElement.scrollWidth > innerWidth,
+    }))()`);
+  }
+
+  for (const [width, height] of [[1400, 900], [1280, 900], [800, 1000]] as const) {
+    it(`side by side at ${width} px: every step line whole, every diagram column readable`, async (t) => {
+      const p = await ctx.newPage();
+      try {
+        await p.setViewportSize({ width, height });
+        await p.goto(`${base}?file=${encodeURIComponent(RDMA)}&profile=v5.9-rc4&vs=v6&step=6`);
+        await p.locator('[data-testid="panel"][data-profile="v5.9-rc4"]').getByTestId('violation').waitFor();
+        assert.deepEqual(await clippedSteps(p), [], 'step lines cut');
+        // The longest step of the story is whole in the list.
+        const pinLine = await p.getByTestId('step').filter({ hasText: 'P pin buf[0] as mr rw longterm' }).innerText();
+        assert.match(pinLine.replace(/\s+/g, ' '), /P pin buf\[0\] as mr rw longterm/);
+        const { cols, cut, hscroll, tops } = await layout(p);
+        assert.equal(tops.length, 2);
+        if (width >= 1280) assert.equal(tops[0], tops[1], 'the two panels side by side');
+        else assert.ok(tops[1]! > tops[0]!, 'the two panels one under the other');
+        assert.equal(cols.length, 6, 'two panels of three columns');
+        for (const w of cols) assert.ok(w >= 150, `a diagram column ${w} px wide (${cols.join(', ')}) at ${width} px`);
+        assert.deepEqual(cut, [], 'cards whose text is cut');
+        assert.equal(hscroll, false, 'the page scrolls sideways');
+        const shot = join(tmp, `rdma-side-by-side-${width}.png`);
+        await p.screenshot({ path: shot, fullPage: true });
+        t.diagnostic(`screenshot: ${shot}`);
+      } finally {
+        await p.close();
+      }
+    });
+  }
+
+  it('"go to step N" looks like a link and goes there', async () => {
+    const p = await ctx.newPage();
+    try {
+      await p.goto(`${base}?file=${encodeURIComponent(RDMA)}&profile=v5.9-rc4&vs=v6&step=6`);
+      const go = p.getByTestId('go-to-divergence');
+      await go.waitFor();
+      assert.equal(await go.innerText(), 'go to step 4');
+      const style = await p.evaluate<{ deco: string; color: string; text: string; cursor: string }>(`(() => {
+        const el = document.querySelector('[data-testid="go-to-divergence"]');
+        const cs = getComputedStyle(el);
+        return { deco: cs.textDecorationLine, color: cs.color, text: getComputedStyle(el.parentElement).color, cursor: cs.cursor };
+      })()`);
+      assert.match(style.deco, /underline/);
+      assert.notEqual(style.color, style.text, 'a link colour, not the text colour');
+      assert.equal(style.cursor, 'pointer');
+      await go.click();
+      await textMatches(p.getByTestId('position'), /step 4 of 10/);
+    } finally {
+      await p.close();
+    }
+  });
+
+  it('a file that does not exist: a clear message, and no endless "Loading…"', async (t) => {
+    const p = await ctx.newPage();
+    try {
+      await p.goto(`${base}?file=nope.scn.yaml`);
+      const failed = p.getByTestId('load-failed');
+      await failed.waitFor({ timeout: 5000 });
+      assert.match(await failed.innerText(), /nope\.scn\.yaml.*no such scenario under the served folder.*Pick a scenario/s);
+      assert.equal(await p.getByTestId('loading').count(), 0);
+      const shot = join(tmp, 'missing-file.png');
+      await p.screenshot({ path: shot });
+      t.diagnostic(`screenshot: ${shot}`);
+      // Picking a scenario from the list then shows it.
+      await p.getByTestId('scenario-select').selectOption(RDMA);
+      await p.getByTestId('panel').waitFor();
+      assert.equal(await p.getByTestId('load-failed').count(), 0);
+    } finally {
+      await p.close();
+    }
+  });
+
   it('asked nothing of any other host and raised no error', () => {
     assert.deepEqual(outside, []);
     assert.deepEqual(errors, []);

@@ -2,9 +2,10 @@
 // contradict the file's `outcomes` marked.
 
 import type { Profile } from '../../core/profile.js';
+import type { Expected } from '../../scenario/index.js';
 import { RESULT_FORMAT_VERSION, type RunResult } from '../../engine/result.js';
 import { runScenario } from '../../engine/run.js';
-import { withOverrides, ProfileError } from '../../profiles/resolve.js';
+import { ProfileError, resolveKernel, splitKernelList } from '../../profiles/resolve.js';
 import { parseCommandArgs } from '../args.js';
 import { EXIT_FAIL, EXIT_OK, UsageError } from '../errors.js';
 import { COMPARE_HELP } from '../help.js';
@@ -20,8 +21,8 @@ const SHORT: Record<string, string> = {
 export interface Cell {
   status: RunResult['status'];
   kinds: string[];
-  /** What outcomes says, as text, or null when not judged. */
-  expected: string | null;
+  /** What outcomes says for this profile (as in a run's result), or null when not judged. */
+  expected: Expected | null;
   /** pass / fail against outcomes; null when outcomes does not name this profile. */
   verdict: 'pass' | 'fail' | null;
   reason: string;
@@ -46,27 +47,34 @@ export function compareCommand(argv: string[], io: Io): number {
   }
   if (positionals.length === 0) throw new UsageError('cowlab compare: no scenario given (try: npx cowlab compare scenarios/seeds)');
   const registry = buildRegistry((values.profiles ?? []) as string[]);
-  const names = typeof values.kernels === 'string'
-    ? values.kernels.split(',').map((s) => s.trim()).filter(Boolean)
-    : registry.names();
-  for (const n of names) if (!registry.has(n)) throw new UsageError(`cowlab compare: --kernels: unknown profile '${n}' (known: ${registry.names().join(', ')})`);
-  let profiles: Profile[];
-  try {
-    profiles = names.map((n) => withOverrides(registry.get(n), (values.set ?? []) as string[]));
-  } catch (e) {
-    if (e instanceof ProfileError) throw new UsageError(`cowlab compare: --set: ${e.message}`);
-    throw e;
-  }
+  const names = typeof values.kernels === 'string' ? splitKernelList(values.kernels) : registry.names();
+  const sets = (values.set ?? []) as string[];
+  const resolved = names.map((n) => {
+    try {
+      resolveKernel(registry, n);
+    } catch (e) {
+      if (e instanceof ProfileError) throw new UsageError(`cowlab compare: --kernels: ${e.message}`);
+      throw e;
+    }
+    try {
+      return resolveKernel(registry, n, sets);
+    } catch (e) {
+      if (e instanceof ProfileError) throw new UsageError(`cowlab compare: --set: ${e.message}`);
+      throw e;
+    }
+  });
+  const profiles: Profile[] = resolved.map((r) => r.profile);
   const scenarios = loadScenarios(expandPaths(positionals), registry);
   const rows: { file: string; name: string; cells: Cell[] }[] = [];
   for (const sc of scenarios) {
     const cells = profiles.map((p, i) => {
-      const r = runScenario(sc, { ...p, name: names[i]! }, { trace: false, maxEventsPerStep: 0 });
+      // Judged against the outcomes of the base profile (a what-if kernel is judged like its base).
+      const r = runScenario(sc, { ...p, name: resolved[i]!.base.name }, { trace: false, maxEventsPerStep: 0 });
       const kinds = [...new Set(r.violations.map((v) => v.kind))];
       const judged = r.expected !== null;
       return {
         status: r.status, kinds,
-        expected: r.expected === null ? null : r.expected.kind === 'violations' ? r.expected.kinds.join(', ') : r.expected.kind,
+        expected: r.expected,
         verdict: judged ? r.verdict : null, reason: r.verdictReason,
       } satisfies Cell;
     });

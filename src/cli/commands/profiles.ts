@@ -1,6 +1,7 @@
 // `cowlab profiles [NAME]`: the kernel profiles and their switches.
 
 import { SWITCH_NAMES, SWITCH_VALUES } from '../../profiles/resolve.js';
+import { RESULT_FORMAT_VERSION } from '../../engine/result.js';
 import { buildRegistry } from '../registry.js';
 import { EXIT_OK, UsageError } from '../errors.js';
 import { PROFILES_HELP } from '../help.js';
@@ -20,7 +21,7 @@ export function profilesCommand(argv: string[], io: Io): number {
     if (!registry.has(name)) throw new UsageError(`cowlab profiles: unknown profile '${name}' (known: ${registry.names().join(', ')})`);
     const p = registry.get(name);
     if (values.json) {
-      io.out(JSON.stringify(p, null, 2));
+      io.out(JSON.stringify({ format: RESULT_FORMAT_VERSION, command: 'profiles', profile: p, switches: SWITCH_VALUES }, null, 2));
       return EXIT_OK;
     }
     const lines = [`${p.name}: ${p.summary}`, `  source: ${p.source}`, '  switches:'];
@@ -30,7 +31,7 @@ export function profilesCommand(argv: string[], io: Io): number {
   }
   const all = registry.all();
   if (values.json) {
-    io.out(JSON.stringify(all, null, 2));
+    io.out(JSON.stringify({ format: RESULT_FORMAT_VERSION, command: 'profiles', profiles: all, switches: SWITCH_VALUES }, null, 2));
     return EXIT_OK;
   }
   const w = Math.max(...all.map((p) => p.name.length));

@@ -4,7 +4,7 @@ import { runScenario } from '../../engine/run.js';
 import type { RunResult } from '../../engine/result.js';
 import { RESULT_FORMAT_VERSION } from '../../engine/result.js';
 import { DEFAULT_PIN_BIAS } from '../../core/kernel.js';
-import { ProfileError, withOverrides } from '../../profiles/resolve.js';
+import { ProfileError, resolveKernel } from '../../profiles/resolve.js';
 import { buildRegistry } from '../registry.js';
 import type { Scenario } from '../../scenario/index.js';
 import { EXIT_FAIL, EXIT_OK, UsageError } from '../errors.js';
@@ -31,22 +31,13 @@ export function runCommand(argv: string[], io: Io): number {
   }
   if (positionals.length === 0) throw new UsageError('cowlab run: no scenario given (try: npx cowlab run scenarios/basic/)');
   const registry = buildRegistry((values.profiles ?? []) as string[]);
-  if (typeof values.kernel === 'string' && !registry.has(values.kernel)) {
-    throw new UsageError(`cowlab run: --kernel: unknown profile '${values.kernel}' (known: ${registry.names().join(', ')})`);
-  }
   const sets = (values.set ?? []) as string[];
+  if (typeof values.kernel === 'string') kernelProfile(registry, values.kernel, sets);
   const scenarios = loadScenarios(expandPaths(positionals), registry);
   const results: RunResult[] = [];
   const texts: string[] = [];
   for (const sc of scenarios) {
-    const base = registry.get((values.kernel as string | undefined) ?? sc.kernel ?? 'v6');
-    let profile;
-    try {
-      profile = withOverrides(base, sets);
-    } catch (e) {
-      if (e instanceof ProfileError) throw new UsageError(`cowlab run: --set: ${e.message}`);
-      throw e;
-    }
+    const { base, profile } = kernelProfile(registry, (values.kernel as string | undefined) ?? sc.kernel ?? 'v6', sets);
     // Outcomes are judged for the base profile's name (a what-if kernel is judged like its base).
     const r = runScenario(sc, { ...profile, name: base.name }, { trace: !values.quiet || !!values.json, countersEveryStep: !!values.stats });
     r.profile = profile.name;
@@ -65,6 +56,22 @@ export function runCommand(argv: string[], io: Io): number {
     if (results.length > 1 || values.quiet) io.out(`\n${results.length - failed} passed, ${failed} failed`);
   }
   return failed > 0 ? EXIT_FAIL : EXIT_OK;
+}
+
+/** The profile of `--kernel NAME` (a what-if name like v5.9+forkEarlyCow=false included) with `--set`. */
+function kernelProfile(registry: Parameters<typeof resolveKernel>[0], name: string, sets: readonly string[]): ReturnType<typeof resolveKernel> {
+  try {
+    resolveKernel(registry, name);
+  } catch (e) {
+    if (e instanceof ProfileError) throw new UsageError(`cowlab run: --kernel: ${e.message}`);
+    throw e;
+  }
+  try {
+    return resolveKernel(registry, name, sets);
+  } catch (e) {
+    if (e instanceof ProfileError) throw new UsageError(`cowlab run: --set: ${e.message}`);
+    throw e;
+  }
 }
 
 function configLine(sc: Scenario): string {
