@@ -69,6 +69,19 @@ export interface Profile {
   reclaimSkipsPinned: boolean;
   /** COW page tables (`fork ... cowpt`): `none`, `rfc` (seed 004), `odf` (On-Demand Fork). */
   cowPageTables: 'none' | 'rfc' | 'odf';
+  /**
+   * A write fault on a shared PTE table (write-protected PMD) whose count is 1: `any` takes it
+   * back without a copy (RFC v1's fallback to reuse); `whole-table` only when the faulting VMA
+   * covers the whole 2 MiB table, else copies (On-Demand Fork 8d43667, "repossess"); `never`
+   * always copies (On-Demand Fork from eebe694).
+   */
+  cowPteTakeBack: 'any' | 'whole-table' | 'never';
+  /**
+   * Which PTE tables a fork with COW page tables shares: `any` (every table of the mapping:
+   * RFC v1, On-Demand Fork 8d43667) or `whole-table` (only tables the mapping covers entirely;
+   * the others are copied page by page as a normal fork does: On-Demand Fork d8ccd3c).
+   */
+  cowPteShare: 'any' | 'whole-table';
   /** Swap is modelled for this profile (later issue). */
   swap: boolean;
   /** KSM merging is modelled for this profile (later issue). */

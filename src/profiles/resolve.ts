@@ -22,6 +22,8 @@ export const SWITCH_VALUES: Record<SwitchName, readonly string[]> = {
   wpFreeSwapcache: ['true', 'false'],
   reclaimSkipsPinned: ['true', 'false'],
   cowPageTables: ['none', 'rfc', 'odf'],
+  cowPteTakeBack: ['any', 'whole-table', 'never'],
+  cowPteShare: ['any', 'whole-table'],
   swap: ['true', 'false'],
   ksm: ['true', 'false'],
 };
