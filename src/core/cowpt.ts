@@ -175,6 +175,9 @@ export function breakCowPte(k: Kernel, mm: Mm, vma: Vma, vpn: number): number {
   const sb = table << TABLE_SHIFT;
   const db = nt << TABLE_SHIFT;
   const cow = isCowMapping(vma.flags);
+  // ODF's tfork_one_pte_table() copies the table VMA by VMA (copy_pte_range_tfork), each with
+  // its own flags; the model's RFC break copies it with the faulting VMA's.
+  const tableVpn = vpn - (vpn % 512);
   let filled = 0;
   let anon = 0;
   let shmem = 0;
@@ -220,7 +223,8 @@ export function breakCowPte(k: Kernel, mm: Mm, vma: Vma, vpn: number): number {
       f.refcount[pfn]!++;
       f.mapcount[pfn]!++;
     }
-    if (cow && bits & PTE_WRITE) {
+    const entryCow = design === 'odf' ? isCowMapping(mm.findVma(tableVpn + i)?.flags ?? 0) : cow;
+    if (entryCow && bits & PTE_WRITE) {
       nbits &= ~PTE_WRITE;
       // RFC: copy_pte_range write-protects the source (the shared table) too. ODF: the copy only.
       if (design === 'rfc') t.bits[sb + i] = bits & ~PTE_WRITE;

@@ -407,7 +407,9 @@ function stepWrite(k: Kernel, t: FaultTask): TaskState {
       const slot = pteSlot(k, mm, t.vpn);
       const bits = slot < 0 ? 0 : tb.bits[slot]!;
       const pfn = slot < 0 ? -1 : tb.entry[slot]!;
-      const copyNeeded = bits & PTE_PRESENT && !(vma.flags & (VM_SHARED | VM_MAYSHARE)) &&
+      // do_wp_page() runs only for a present PTE without write access (after a COW page table
+      // was taken back, the PTE may be writable already: handle_pte_fault() just marks it).
+      const copyNeeded = bits & PTE_PRESENT && !(bits & PTE_WRITE) && !(vma.flags & (VM_SHARED | VM_MAYSHARE)) &&
         (bits & PTE_SPECIAL || !(f.flags[pfn]! & PG_ANON) || !wpCanReuse(k, pfn));
       if (!copyNeeded) {
         // Not a copy: the whole fault runs under the lock in this step.
