@@ -22,6 +22,7 @@ import type { Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
 import { copySwapPte, freeSwapAndCache } from './swap.js';
 import { PMD_WP, pmdSlotOf } from './walk.js';
+import { zapRange } from './zap.js';
 
 /** Present anonymous and shmem pages a PTE table maps (its RSS charge). */
 function tableRss(k: Kernel, table: number): { anon: number; shmem: number } {
@@ -268,9 +269,21 @@ export function zapCowPte(k: Kernel, mm: Mm, vma: Vma, lo: number, hi: number, d
   if (table === 0 || !(t.bits[ps]! & PMD_WP)) return false;
   if (k.profile.cowPageTables === 'odf') {
     const start = lo - (lo % 512);
-    if (!(lo <= start && hi >= start + 512)) {
+    // cowptDontneed 'vma' (8d43667 zap_pmd_range): a VMA covering the table drops all of it,
+    // whatever part the MADV_DONTNEED covers.
+    const byVma = dontneed && k.profile.cowptDontneed === 'vma';
+    if (!(lo <= start && hi >= start + 512) && !(byVma && coversTable(vma, lo))) {
       // A part of the table: copy it first, then zap as usual.
       breakCowPte(k, mm, vma, lo);
+      if (byVma) {
+        // 8d43667: tfork_one_pte_table() leaves the zapping VMA out of the new table, so its
+        // other entries there go as well (their pages stay with the other users).
+        const from = Math.max(vma.start, start);
+        const to = Math.min(vma.end, start + 512);
+        if (from < lo) zapRange(k, mm, from, lo);
+        if (hi < to) zapRange(k, mm, hi, to);
+        k.emit('note', mm.id, lo, -1, -1, `COW page table: MADV_DONTNEED of part of a mapping drops all ${to - from} page(s) the mapping has in the shared table`);
+      }
       return false;
     }
     t.share[table]!--;

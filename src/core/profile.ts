@@ -82,6 +82,14 @@ export interface Profile {
    * the others are copied page by page as a normal fork does: On-Demand Fork d8ccd3c).
    */
   cowPteShare: 'any' | 'whole-table';
+  /**
+   * MADV_DONTNEED in an mm with COW page tables, on a shared PTE table: `range` zaps the range
+   * asked (On-Demand Fork: copy the table, then zap; RFC v1 has zap rules of its own); `vma`
+   * drops the VMA's whole part of the table, or the whole table when the VMA covers it (On-Demand
+   * Fork 8d43667, zap_pmd_range decides by the VMA, not the range); `ignored` does nothing
+   * (On-Demand Fork d8ccd3c: madvise_dontneed_free() returns 0 for an ODF mm).
+   */
+  cowptDontneed: 'range' | 'vma' | 'ignored';
   /** Swap is modelled for this profile (later issue). */
   swap: boolean;
   /** KSM merging is modelled for this profile (later issue). */

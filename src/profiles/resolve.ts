@@ -24,6 +24,7 @@ export const SWITCH_VALUES: Record<SwitchName, readonly string[]> = {
   cowPageTables: ['none', 'rfc', 'odf'],
   cowPteTakeBack: ['any', 'whole-table', 'never'],
   cowPteShare: ['any', 'whole-table'],
+  cowptDontneed: ['range', 'vma', 'ignored'],
   swap: ['true', 'false'],
   ksm: ['true', 'false'],
 };
