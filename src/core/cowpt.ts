@@ -10,8 +10,9 @@
 //  - `odf`: On-Demand Fork (paper code, on 5.6): the child is not charged at fork; a copy
 //    write-protects the PTEs of the new copy only and charges the copier; the last mm to drop a
 //    table releases its pages and its RSS.
-// Two rules changed within ODF's history and are switches of their own: which tables fork
-// shares (`cowPteShare`) and when a table whose count is 1 is taken back (`cowPteTakeBack`).
+// Rules that changed within ODF's history are switches of their own: which tables fork shares
+// (`cowPteShare`), when a table whose count is 1 is taken back (`cowPteTakeBack`), and what
+// MADV_DONTNEED of part of a shared table drops (`cowptDontneed`).
 
 import {
   isCowMapping, LEVEL_PTE, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_SHMEM, PTE_DEVICE_EXCLUSIVE,
