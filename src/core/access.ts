@@ -24,8 +24,11 @@ export function mmuAllows(k: Kernel, mm: Mm, vpn: number, write: boolean): boole
   return mmuSlot(k, mm, vpn, write) >= 0;
 }
 
-/** The PTE slot when the MMU allows this access without a fault (present, and writable for a store), else -1. */
-function mmuSlot(k: Kernel, mm: Mm, vpn: number, write: boolean): number {
+/**
+ * The PTE slot when the MMU allows this access without a fault (present, and writable for a
+ * store), else -1. The one test of every CPU access, synchronous (cpuAccess) or split (tasks.ts).
+ */
+export function mmuSlot(k: Kernel, mm: Mm, vpn: number, write: boolean): number {
   const vma = mm.findVma(vpn);
   // PROT_NONE / read-only VMAs: the PTE carries no access the VMA lacks.
   if (vma === null || !(vma.flags & (write ? VM_WRITE : VM_READ))) return -1;

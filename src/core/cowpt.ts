@@ -8,8 +8,11 @@
 //    table only drops this mm's reference, and zap of one whose count is 1 falls back to
 //    reuse without releasing its pages (zap_cow_pte / pmd_put_pte as posted).
 //  - `odf`: On-Demand Fork (paper code, on 5.6): the child is not charged at fork; a copy
-//    write-protects the PTEs of the new copy only and charges the copier; a table whose count
-//    is 1 is taken back as it is; the last mm to drop a table releases its pages and its RSS.
+//    write-protects the PTEs of the new copy only and charges the copier; the last mm to drop a
+//    table releases its pages and its RSS.
+// Rules that changed within ODF's history are switches of their own: which tables fork shares
+// (`cowPteShare`), when a table whose count is 1 is taken back (`cowPteTakeBack`), and what
+// MADV_DONTNEED of part of a shared table drops (`cowptDontneed`).
 
 import {
   isCowMapping, LEVEL_PTE, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_SHMEM, PTE_DEVICE_EXCLUSIVE,
@@ -20,6 +23,7 @@ import type { Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
 import { copySwapPte, freeSwapAndCache } from './swap.js';
 import { PMD_WP, pmdSlotOf } from './walk.js';
+import { zapRange } from './zap.js';
 
 /** Present anonymous and shmem pages a PTE table maps (its RSS charge). */
 function tableRss(k: Kernel, table: number): { anon: number; shmem: number } {
@@ -46,15 +50,26 @@ function charge(k: Kernel, mm: Mm, table: number, sign: 1 | -1): void {
   mm.nrTables += sign;
 }
 
+/** Does vma cover the whole 2 MiB range of the PTE table that maps vpn? */
+function coversTable(vma: Vma, vpn: number): boolean {
+  const start = vpn - (vpn % 512);
+  return vma.start <= start && start + 512 <= vma.end;
+}
+
 /**
- * copy_pmd_range() with MMF_COW_PGTABLE: the child's PMD entries point at the parent's PTE
- * tables, write-protected in both; nothing is done per page.
+ * copy_pmd_range() with MMF_COW_PGTABLE (RFC) / copy_pmd_range_tfork() (ODF): the child's PMD
+ * entries point at the parent's PTE tables, write-protected in both; nothing is done per page.
+ * Returns true when every table of the mapping was shared; false when the caller must copy the
+ * rest page by page (copy_page_range, which skips the tables the child shares now).
  */
-export function shareTables(k: Kernel, parent: Mm, child: Mm, vma: Vma): void {
+export function shareTables(k: Kernel, parent: Mm, child: Mm, vma: Vma): boolean {
   const t = k.tables;
   const design = k.profile.cowPageTables;
   // ODF write-protects (and shares) only tables of writable mappings; others are copied as usual.
-  if (design === 'odf' && !(vma.flags & VM_WRITE)) return;
+  if (design === 'odf' && !(vma.flags & VM_WRITE)) return false;
+  // cowPteShare 'whole-table' (ODF d8ccd3c): a table the mapping covers only in part is copied.
+  const wholeOnly = k.profile.cowPteShare === 'whole-table';
+  let all = true;
   const PMD_SPAN = 512 * 512;
   let shared = 0;
   // One PMD table (1 GiB) at a time; within it, one PMD entry (2 MiB, a PTE table) per step.
@@ -75,6 +90,10 @@ export function shareTables(k: Kernel, parent: Mm, child: Mm, vma: Vma): void {
     for (let i = ps & 511; a < last; i++, a += 512) {
       const table = entry[pBase + i]!;
       if (table === 0 || entry[cBase + i] !== 0) continue; // none, or "already COW this time" (a second VMA in the table)
+      if (wholeOnly && !coversTable(vma, a)) {
+        all = false;
+        continue;
+      }
       if (design === 'rfc' && t.owner[table]! < 0) {
         // No owner any more (the old owner broke COW): the parent takes the table back and its charge.
         t.owner[table] = parent.id;
@@ -89,7 +108,11 @@ export function shareTables(k: Kernel, parent: Mm, child: Mm, vma: Vma): void {
     }
     a = Math.max(a, nextPmdTable);
   }
-  if (k.tracing) k.emit('note', parent.id, vma.start, -1, child.id, `COW page tables: the child shares ${shared} PTE table(s) of a ${vma.end - vma.start}-page mapping; nothing copied per page`);
+  if (k.tracing) {
+    k.emit('note', parent.id, vma.start, -1, child.id, `COW page tables: the child shares ${shared} PTE table(s) of a ${vma.end - vma.start}-page mapping; ${all
+      ? 'nothing copied per page' : 'the tables the mapping covers only in part are copied as by a normal fork'}`);
+  }
+  return all;
 }
 
 function childPmdSlot(k: Kernel, mm: Mm, vpn: number): number {
@@ -117,9 +140,18 @@ function childPmdSlot(k: Kernel, mm: Mm, vpn: number): number {
   return pmdSlotOf(k, mm, vpn);
 }
 
+/** May a write to a shared table whose count is 1 take it back without a copy (cowPteTakeBack)? */
+function mayTakeBack(k: Kernel, vma: Vma, vpn: number): boolean {
+  const rule = k.profile.cowPteTakeBack;
+  // ODF 8d43667 __handle_mm_fault(): only a VMA covering the whole table repossesses it.
+  return rule === 'any' || (rule === 'whole-table' && coversTable(vma, vpn));
+}
+
 /**
- * handle_cow_pte_fault(): vpn's PTE table is shared through a write-protected PMD entry and
- * this mm is about to change it. Count 1: take it back (PMD writable). Else copy it.
+ * handle_cow_pte_fault() (RFC) / ODF's test of a write-protected PMD in __handle_mm_fault():
+ * vpn's PTE table is shared through a write-protected PMD entry and this mm is about to change
+ * it. Count 1, where the profile allows it: take it back (PMD writable). Else copy it
+ * (tfork_one_pte_table for ODF); the copier that drops the last reference frees the old table.
  */
 export function breakCowPte(k: Kernel, mm: Mm, vma: Vma, vpn: number): number {
   const t = k.tables;
@@ -128,7 +160,7 @@ export function breakCowPte(k: Kernel, mm: Mm, vma: Vma, vpn: number): number {
   const table = t.entry[ps]!;
   if (table === 0 || !(t.bits[ps]! & PMD_WP)) return OK;
   const design = k.profile.cowPageTables;
-  if (t.share[table] === 1) {
+  if (t.share[table] === 1 && mayTakeBack(k, vma, vpn)) {
     // cow_pte_fallback() / ODF's repossession: the table is ours alone again.
     t.bits[ps] = t.bits[ps]! & ~PMD_WP;
     if (design === 'rfc' && t.owner[table] !== mm.id) {
@@ -145,6 +177,9 @@ export function breakCowPte(k: Kernel, mm: Mm, vma: Vma, vpn: number): number {
   const sb = table << TABLE_SHIFT;
   const db = nt << TABLE_SHIFT;
   const cow = isCowMapping(vma.flags);
+  // ODF's tfork_one_pte_table() copies the table VMA by VMA (copy_pte_range_tfork), each with
+  // its own flags; the model's RFC break copies it with the faulting VMA's.
+  const tableVpn = vpn - (vpn % 512);
   let filled = 0;
   let anon = 0;
   let shmem = 0;
@@ -190,7 +225,8 @@ export function breakCowPte(k: Kernel, mm: Mm, vma: Vma, vpn: number): number {
       f.refcount[pfn]!++;
       f.mapcount[pfn]!++;
     }
-    if (cow && bits & PTE_WRITE) {
+    const entryCow = design === 'odf' ? isCowMapping(mm.findVma(tableVpn + i)?.flags ?? 0) : cow;
+    if (entryCow && bits & PTE_WRITE) {
       nbits &= ~PTE_WRITE;
       // RFC: copy_pte_range write-protects the source (the shared table) too. ODF: the copy only.
       if (design === 'rfc') t.bits[sb + i] = bits & ~PTE_WRITE;
@@ -210,6 +246,13 @@ export function breakCowPte(k: Kernel, mm: Mm, vma: Vma, vpn: number): number {
   }
   t.entry[ps] = nt;
   t.bits[ps] = t.bits[ps]! & ~PMD_WP;
+  if (t.share[table] === 0) {
+    // Nobody else used it (count 1, not taken back): the old table is freed and its pages'
+    // references dropped. ODF's dereference_pte_table() decrements the copier's RSS for them;
+    // RFC's owner gave its charge back above (a what-if: RFC v1 always takes the table back).
+    releaseTable(k, mm, table, design === 'odf');
+    t.free(table);
+  }
   k.stats.ptCopies++;
   k.emit('note', mm.id, vpn, -1, -1, `COW page table: the shared PTE table was copied for this process (${filled} entries)`);
   return OK;
@@ -227,9 +270,21 @@ export function zapCowPte(k: Kernel, mm: Mm, vma: Vma, lo: number, hi: number, d
   if (table === 0 || !(t.bits[ps]! & PMD_WP)) return false;
   if (k.profile.cowPageTables === 'odf') {
     const start = lo - (lo % 512);
-    if (!(lo <= start && hi >= start + 512)) {
+    // cowptDontneed 'vma' (8d43667 zap_pmd_range): a VMA covering the table drops all of it,
+    // whatever part the MADV_DONTNEED covers.
+    const byVma = dontneed && k.profile.cowptDontneed === 'vma';
+    if (!(lo <= start && hi >= start + 512) && !(byVma && coversTable(vma, lo))) {
       // A part of the table: copy it first, then zap as usual.
       breakCowPte(k, mm, vma, lo);
+      if (byVma) {
+        // 8d43667: tfork_one_pte_table() leaves the zapping VMA out of the new table, so its
+        // other entries there go as well (their pages stay with the other users).
+        const from = Math.max(vma.start, start);
+        const to = Math.min(vma.end, start + 512);
+        if (from < lo) zapRange(k, mm, from, lo);
+        if (hi < to) zapRange(k, mm, hi, to);
+        k.emit('note', mm.id, lo, -1, -1, `COW page table: MADV_DONTNEED of part of a mapping drops all ${to - from} page(s) the mapping has in the shared table`);
+      }
       return false;
     }
     t.share[table]!--;
@@ -289,8 +344,8 @@ function clearPmd(k: Kernel, ps: number): void {
   t.filled[ps >>> TABLE_SHIFT]!--;
 }
 
-/** Release every page of a table that nobody else maps any more, charging mm's RSS. */
-function releaseTable(k: Kernel, mm: Mm, table: number): void {
+/** Release every page of a table that nobody else maps any more, charging mm's RSS (when `charged`). */
+function releaseTable(k: Kernel, mm: Mm, table: number, charged = true): void {
   const t = k.tables;
   const f = k.frames;
   const base = table << TABLE_SHIFT;
@@ -305,13 +360,15 @@ function releaseTable(k: Kernel, mm: Mm, table: number): void {
       continue;
     }
     if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL) continue;
-    if (f.flags[pfn]! & PG_ANON) mm.rssAnon--;
-    else mm.rssShmem--;
+    if (charged) {
+      if (f.flags[pfn]! & PG_ANON) mm.rssAnon--;
+      else mm.rssShmem--;
+    }
     f.mapcount[pfn]!--;
     k.putPage(pfn);
   }
   t.filled[table] = 0;
-  if (t.owner[table] === mm.id) mm.nrTables--;
+  if (charged && t.owner[table] === mm.id) mm.nrTables--;
 }
 
 /** Break every shared PTE table in [lo, hi) of mm (the paths that change PTEs in place). */

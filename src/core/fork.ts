@@ -60,13 +60,11 @@ export function dupMmap(k: Kernel, parent: Mm, cowpt = false): ForkResult {
     if (!vma.anonVma) continue;
     // copy_page_range(): for COW mappings the MMU notifier tells devices first (PROTECTION_PAGE).
     if (isCowMapping(vma.flags)) mmuNotify(k, parent.id, vma.start, vma.end, 'fork');
-    if (parent.cowPgtable && isCowMapping(vma.flags)) {
-      shareTables(k, parent, child, vma);
-      // ODF shares only writable mappings; the rest is copied as usual.
-      if (k.profile.cowPageTables === 'rfc' || vma.flags & VM_WRITE) {
-        copied += vma.end - vma.start;
-        continue;
-      }
+    // COW page tables: share the PTE tables; what is not shared (ODF: read-only mappings, and
+    // tables a mapping covers in part from d8ccd3c) is copied as usual below.
+    if (parent.cowPgtable && isCowMapping(vma.flags) && shareTables(k, parent, child, vma)) {
+      copied += vma.end - vma.start;
+      continue;
     }
     const err = copyPageRange(k, child, tmp, parent, vma);
     if (err !== OK) {

@@ -180,6 +180,11 @@ export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: Adv
   }
   if (advice === 'mergeable' && !k.profile.ksm) return NA;
   if (advice === 'dontneed') {
+    if (mm.cowPgtable && k.profile.cowptDontneed === 'ignored') {
+      // On-Demand Fork d8ccd3c: madvise_dontneed_free() returns 0 for an ODF mm, zapping nothing.
+      k.emit('note', mm.id, lo, -1, -1, 'MADV_DONTNEED in a process with COW page tables (On-Demand Fork): ignored, nothing zapped');
+      return OK;
+    }
     // MADV_DONTNEED: zap the range; the VMAs (and their page tables) stay.
     mmuNotify(k, mm.id, lo, hi, 'MADV_DONTNEED');
     const used = k.frames.used;

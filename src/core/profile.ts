@@ -82,6 +82,27 @@ export interface Profile {
   reclaimSkipsPinned: boolean;
   /** COW page tables (`fork ... cowpt`): `none`, `rfc` (seed 004), `odf` (On-Demand Fork). */
   cowPageTables: 'none' | 'rfc' | 'odf';
+  /**
+   * A write fault on a shared PTE table (write-protected PMD) whose count is 1: `any` takes it
+   * back without a copy (RFC v1's fallback to reuse); `whole-table` only when the faulting VMA
+   * covers the whole 2 MiB table, else copies (On-Demand Fork 8d43667, "repossess"); `never`
+   * always copies (On-Demand Fork from eebe694).
+   */
+  cowPteTakeBack: 'any' | 'whole-table' | 'never';
+  /**
+   * Which PTE tables a fork with COW page tables shares: `any` (every table of the mapping:
+   * RFC v1, On-Demand Fork 8d43667) or `whole-table` (only tables the mapping covers entirely;
+   * the others are copied page by page as a normal fork does: On-Demand Fork d8ccd3c).
+   */
+  cowPteShare: 'any' | 'whole-table';
+  /**
+   * MADV_DONTNEED in an mm with COW page tables, on a shared PTE table: `range` zaps the range
+   * asked (On-Demand Fork: copy the table, then zap; RFC v1 has zap rules of its own); `vma`
+   * drops the VMA's whole part of the table, or the whole table when the VMA covers it (On-Demand
+   * Fork 8d43667, zap_pmd_range decides by the VMA, not the range); `ignored` does nothing
+   * (On-Demand Fork d8ccd3c: madvise_dontneed_free() returns 0 for an ODF mm).
+   */
+  cowptDontneed: 'range' | 'vma' | 'ignored';
   /** Swap is modelled for this profile (later issue). */
   swap: boolean;
   /** KSM merging is modelled for this profile (later issue). */

@@ -17,7 +17,9 @@ import { newPageBits, pageNeedsCowForDma } from './fork.js';
 import { assertPinnedExclusive, grab, gupFastRead, gupSlowPage, newHandle, releaseHandle, type GupRequest } from './gup.js';
 import type { Handle, Kernel } from './kernel.js';
 import { anonVmaPrepare, newAnonId, type Mm } from './mm.js';
-import { pteSlot, pteSlotAlloc, pteTableAlloc, pteTableOf, setPte } from './walk.js';
+import { pmdWriteProtected, pteSlot, pteSlotAlloc, pteTableAlloc, pteTableOf, setPte } from './walk.js';
+import { mmuSlot } from './access.js';
+import { breakCowPte } from './cowpt.js';
 import { exitMmap } from './zap.js';
 import { copySwapPte } from './swap.js';
 import { mmuNotify, restoreExclusivePte } from './devexcl.js';
@@ -388,16 +390,26 @@ function stepWrite(k: Kernel, t: FaultTask): TaskState {
         k.emit('segv', mm.id, t.vpn, -1, -1, vma === null ? 'no mapping at this address' : 'mapping is not writable');
         return 'done';
       }
-      const slot = pteSlot(k, mm, t.vpn);
-      const bits = slot < 0 ? 0 : tb.bits[slot]!;
-      if (bits & PTE_PRESENT && bits & PTE_WRITE) {
+      if (mmuSlot(k, mm, t.vpn, true) >= 0) {
         t.phase = 'store';
         return stepWrite(k, t); // no fault: the store itself is this step
       }
       // A fault: mmap_lock for read (a fork holding it for write blocks us).
       if (mm.mmapWriter >= 0) return 'blocked';
+      if (pmdWriteProtected(k, mm, t.vpn)) {
+        // A shared COW PTE table is broken first, as handle_mm_fault() does before the PTE fault.
+        const err = breakCowPte(k, mm, vma, t.vpn);
+        if (err !== OK) {
+          t.err = err;
+          return 'done';
+        }
+      }
+      const slot = pteSlot(k, mm, t.vpn);
+      const bits = slot < 0 ? 0 : tb.bits[slot]!;
       const pfn = slot < 0 ? -1 : tb.entry[slot]!;
-      const copyNeeded = bits & PTE_PRESENT && !(vma.flags & (VM_SHARED | VM_MAYSHARE)) &&
+      // do_wp_page() runs only for a present PTE without write access (after a COW page table
+      // was taken back, the PTE may be writable already: handle_pte_fault() just marks it).
+      const copyNeeded = bits & PTE_PRESENT && !(bits & PTE_WRITE) && !(vma.flags & (VM_SHARED | VM_MAYSHARE)) &&
         (bits & PTE_SPECIAL || !(f.flags[pfn]! & PG_ANON) || !wpCanReuse(k, pfn));
       if (!copyNeeded) {
         // Not a copy: the whole fault runs under the lock in this step.
@@ -455,16 +467,14 @@ function stepWrite(k: Kernel, t: FaultTask): TaskState {
       return unlockWrite(mm, t, 'running');
     }
     case 'store': {
-      // The faulting instruction runs again: if the PTE lost write access meanwhile (a fork
-      // write-protected it), it faults again.
-      const slot = pteSlot(k, mm, t.vpn);
-      const bits = slot < 0 ? 0 : tb.bits[slot]!;
-      const vma = mm.findVma(t.vpn);
-      if (!(bits & PTE_PRESENT) || !(bits & PTE_WRITE) || vma === null || !(vma.flags & VM_WRITE)) {
+      // The faulting instruction runs again, through the same MMU test as a synchronous store:
+      // if the PTE (or the PMD of a shared COW PTE table) lost write access meanwhile, it faults again.
+      const slot = mmuSlot(k, mm, t.vpn, true);
+      if (slot < 0) {
         t.phase = 'fault';
         return 'running';
       }
-      tb.bits[slot] = bits | PTE_DIRTY | PTE_YOUNG | PTE_SOFT_DIRTY;
+      tb.bits[slot] = tb.bits[slot]! | PTE_DIRTY | PTE_YOUNG | PTE_SOFT_DIRTY;
       f.value[tb.entry[slot]!] = t.value;
       t.stored.push(t.vpn);
       t.vpn++;

@@ -26,6 +26,9 @@ const V5_7: Profile = {
   wpFreeSwapcache: false,
   reclaimSkipsPinned: false,
   cowPageTables: 'none',
+  cowPteTakeBack: 'any',
+  cowPteShare: 'any',
+  cowptDontneed: 'range',
   swap: true,
   ksm: true,
 };
@@ -87,16 +90,21 @@ const V6 = derive(V6_15, 'v6',
 const COWPT_RFC = derive(V5_18, 'cowpt-rfc',
   'seed 004 (COW page tables, RFC v1) on the v5.18 rules; `fork ... cowpt` shares PTE tables',
   'seed 004 "Introduce Copy-On-Write to Page Table" (Chih-En Lin, 2022)',
-  { cowPageTables: 'rfc' });
+  { cowPageTables: 'rfc', cowPteTakeBack: 'any', cowPteShare: 'any', cowptDontneed: 'range' });
 
 const ODF = derive(V5_7, 'odf',
-  'On-Demand Fork as in its paper\'s public code, on the v5.6 rules; `fork ... cowpt` uses it',
-  'Zhao et al., "On-Demand-Fork: A Microsecond Fork for Memory-Intensive and Latency-Sensitive Applications", EuroSys 2021',
-  { cowPageTables: 'odf', ksmReuse: true });
+  'On-Demand Fork as in its paper\'s initial code release (April 2021), on the v5.6 rules; `fork ... cowpt` uses it',
+  'Zhao et al., "On-Demand-Fork: A Microsecond Fork for Memory-Intensive and Latency-Sensitive Applications", EuroSys 2021; rssys/on-demand-fork 8d43667123342ec537f8149b36ba15c30330961b "Initial Release"',
+  { cowPageTables: 'odf', cowPteTakeBack: 'whole-table', cowPteShare: 'any', cowptDontneed: 'vma', ksmReuse: true });
+
+const ODF_2021 = derive(ODF, 'odf-2021',
+  'On-Demand Fork after eebe694 (June 2021) and d8ccd3c (December 2021): no repossession of count-1 tables; only tables one VMA covers entirely are shared; MADV_DONTNEED ignored',
+  'rssys/on-demand-fork eebe694fed38cfbdd9a689cf5b92fccc6d689997 "Removed munmap hack" (drops the repossession), d8ccd3ce527e4351fa445c9d82b8a7554362153e "Multiple bug fixes" (copy_pmd_range_tfork shares only fully covered tables; madvise_dontneed_free returns 0 for an ODF mm)',
+  { cowPteTakeBack: 'never', cowPteShare: 'whole-table', cowptDontneed: 'ignored' });
 
 /** Every built-in profile, oldest first (the order of `compare`'s columns). */
 export const BUILTIN_PROFILES: readonly Profile[] = [
-  V5_7, V5_8, V5_9_RC4, V5_9_RC4_PIN_COW, V5_9, V5_14, V5_18, V5_19, V6_2, V6_15, V6, COWPT_RFC, ODF,
+  V5_7, V5_8, V5_9_RC4, V5_9_RC4_PIN_COW, V5_9, V5_14, V5_18, V5_19, V6_2, V6_15, V6, COWPT_RFC, ODF, ODF_2021,
 ];
 
 export function builtinProfile(name: string): Profile | undefined {

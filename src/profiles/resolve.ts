@@ -24,6 +24,9 @@ export const SWITCH_VALUES: Record<SwitchName, readonly string[]> = {
   wpFreeSwapcache: ['true', 'false'],
   reclaimSkipsPinned: ['true', 'false'],
   cowPageTables: ['none', 'rfc', 'odf'],
+  cowPteTakeBack: ['any', 'whole-table', 'never'],
+  cowPteShare: ['any', 'whole-table'],
+  cowptDontneed: ['range', 'vma', 'ignored'],
   swap: ['true', 'false'],
   ksm: ['true', 'false'],
 };

@@ -238,7 +238,7 @@ test('profiles lists every built-in profile, v5.7 and v6 among them', () => {
   assert.equal(json.command, 'profiles');
   assert.deepEqual(json.switches.wpReuse, ['mapcount', 'pagecount', 'anon-exclusive']);
   const names = json.profiles.map((p: { name: string }) => p.name);
-  for (const n of ['v5.7', 'v5.8', 'v5.9-rc4', 'v5.9', 'v5.19', 'v6.2', 'v6', 'cowpt-rfc', 'odf']) assert.ok(names.includes(n), n);
+  for (const n of ['v5.7', 'v5.8', 'v5.9-rc4', 'v5.9', 'v5.19', 'v6.2', 'v6', 'cowpt-rfc', 'odf', 'odf-2021']) assert.ok(names.includes(n), n);
 });
 
 test('profiles NAME shows its switches; an unknown name is exit 2', () => {

@@ -81,7 +81,7 @@ test('compare --profiles FILE: a user profile is one more column, judged by "*" 
   const sc = join(SEEDS, 'pin-fork-live-child.scn.yaml');
   const o = cli('compare', sc, '--profiles', prof);
   assert.equal(o.code, 0, o.out);
-  assert.match(o.out, /v6\s+cowpt-rfc\s+odf\s+v5\.9-no-early-cow/, 'the user profile comes last');
+  assert.match(o.out, /v6\s+cowpt-rfc\s+odf\s+odf-2021\s+v5\.9-no-early-cow/, 'the user profile comes last');
   const j = JSON.parse(cli('compare', sc, '--profiles', prof, '--json').out);
   assert.equal(j.profiles.at(-1), 'v5.9-no-early-cow');
   const cells = j.scenarios[0].cells;

@@ -86,6 +86,12 @@ const WITNESSES: Record<SwitchName, Witness> = {
   // be dropped): the switch shows on the kernels that introduced it.
   reclaimSkipsPinned: { base: 'v5.14', scenarios: () => [steps('P mmap a 1', 'P write a = 1', 'P pin a as h', 'swapout P a')] },
   cowPageTables: { base: 'v6', scenarios: () => [steps('P mmap a 4', 'P write a = 1', 'P fork Q cowpt', 'Q write a[0] = 2', 'expect stat pt_copies >= 0')] },
+  cowPteTakeBack: { base: 'odf', scenarios: () => [
+    file('scenarios/cowpt/cowpt-repossess-whole-table.scn.yaml'),
+    file('scenarios/cowpt/cowpt-accounting-child-breaks.scn.yaml'),
+  ] },
+  cowPteShare: { base: 'odf-2021', scenarios: () => [steps('P mmap a 4', 'P write a = 1', 'P fork Q cowpt', 'expect stat PageTables_kB >= 0')] },
+  cowptDontneed: { base: 'odf', scenarios: () => [file('scenarios/cowpt/cowpt-dontneed.scn.yaml')] },
   swap: { base: 'v6', scenarios: () => [steps('P mmap a 1', 'P write a = 1', 'swapout P a')] },
   ksm: { base: 'v6', scenarios: () => [steps('P mmap a 1', 'P madvise a mergeable', 'ksm merge')] },
 };
