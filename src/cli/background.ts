@@ -65,13 +65,28 @@ function inWorker(task: WorkerTask, onMessage: (m: Message) => void, onSignal: (
   });
 }
 
-/** Run scenarios in order; the results of those that finished, and the signal that stopped the rest. */
+/** A run in the worker threw: the error, and which item. */
+export class ItemFailed extends Error {
+  constructor(readonly index: number, readonly error: Error) {
+    super(error.message);
+  }
+}
+
+/**
+ * Run scenarios in order; the results of those that finished, and the signal that stopped the
+ * rest. A run that throws rejects with ItemFailed.
+ */
 export async function runScenariosInWorker(items: { sc: Scenario; profile: Profile; opts: RunOptions }[]): Promise<{ results: RunResult[]; signal: StopSignal | null }> {
   const results: RunResult[] = [];
-  const signal = await inWorker({ kind: 'runs', items }, (m) => {
-    if (m.type === 'result') results[m.index!] = m.result!;
-  }, (w) => void w.terminate());
-  return { results: results.filter((r) => r !== undefined), signal };
+  let signal: StopSignal | null;
+  try {
+    signal = await inWorker({ kind: 'runs', items }, (m) => {
+      if (m.type === 'result') results[m.index!] = m.result!;
+    }, (w) => void w.terminate());
+  } catch (e) {
+    throw new ItemFailed(results.length, e as Error);
+  }
+  return { results, signal };
 }
 
 /** One search; its outcome (null when it had to be ended before it answered) and the signal, if any. */

@@ -59,3 +59,25 @@ export function checkExploreStart(sc: Scenario): void {
   throw new UsageError(`${sc.file}:${e.peakAt.pos.line}:${e.peakAt.pos.col}: error: ${message}`,
     [{ file: sc.file, line: e.peakAt.pos.line, col: e.peakAt.pos.col, message }]);
 }
+
+/** The host refused the model a typed array (a ulimit, a container's limit below the default). */
+export function isOutOfMemory(e: unknown): boolean {
+  return e instanceof Error && /Array buffer allocation failed|Invalid typed array length|Invalid array buffer length/i.test(e.message);
+}
+
+/** Run `fn` (the runs of `sc`); an allocation the host refused becomes exit 2 naming the file. */
+export function guardMemory<T>(sc: Scenario, limitMB: number, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (isOutOfMemory(e)) throw outOfMemory(sc, e as Error, limitMB);
+    throw e;
+  }
+}
+
+export function outOfMemory(sc: Scenario, e: Error, limitMB: number): UsageError {
+  const est = estimateScenario(sc);
+  return new UsageError(`${sc.file}: error: out of host memory while running it (${e.message}): its estimate, ${mib(est.bytes)}, ` +
+    `is under the limit of ${limitMB} MiB, but this process may not use that much (a ulimit or a container's limit?); ` +
+    'give a lower --max-memory or map fewer pages', [{ file: sc.file, line: 0, col: 0, message: `out of host memory: ${e.message}` }]);
+}

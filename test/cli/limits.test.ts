@@ -82,3 +82,16 @@ test('explore --time is kept by the clock when one expansion is long (a 4096-pag
   assert.ok(Number(m[2]) < 2.5, `stopped within a second or so of the bound (${m[2]} s)`);
   assert.match(r.stdout, /every sequence up to depth 0 is clean, deeper ones were not all searched/);
 });
+
+test('run under a ulimit below the estimate: the refused allocation is exit 2 naming the file, not an internal error', { skip: process.platform !== 'linux' }, () => {
+  // 64 Mi pages populated: about 3 GiB by the estimate, under the default limit of a machine
+  // with 8 GiB or more, over a 3 GB address-space ulimit.
+  const f = file('name: under-ulimit\nsteps: |\n  P mmap big 67108864 rw private populate\n');
+  const small = join(ROOT, 'scenarios', 'basic', 'child-exit-parent-reuses.scn.yaml');
+  for (const files of [[f], [small, f]]) {
+    const r = spawnSync('bash', ['-c', `ulimit -v 3000000; exec "${process.execPath}" "${BIN}" run --quiet --max-memory 8192 ${files.map((x) => `"${x}"`).join(' ')}`], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 2, `exit 2 (signal ${r.signal}; stdout: ${r.stdout}; stderr: ${r.stderr})`);
+    assert.match(r.stderr, new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: error: out of host memory while running it \\(.+\\): its estimate, 3072 MiB, is under the limit of 8192 MiB`, 'm'));
+    assert.doesNotMatch(r.stderr, /internal error/);
+  }
+});

@@ -7,9 +7,9 @@ import { runScenario, type RunOptions } from '../../engine/run.js';
 import type { Scenario } from '../../scenario/index.js';
 import { withOverrides, ProfileError } from '../../profiles/resolve.js';
 import { parseCommandArgs } from '../args.js';
-import { EXIT_INTERRUPTED, runScenariosInWorker, type StopSignal } from '../background.js';
+import { EXIT_INTERRUPTED, ItemFailed, runScenariosInWorker, type StopSignal } from '../background.js';
 import { EXIT_FAIL, EXIT_OK, UsageError } from '../errors.js';
-import { checkScenarioMemory, maxMemoryOpt } from '../limits.js';
+import { checkScenarioMemory, guardMemory, isOutOfMemory, maxMemoryOpt, outOfMemory } from '../limits.js';
 import { COMPARE_HELP } from '../help.js';
 import type { Io } from '../io.js';
 import { expandPaths, loadScenarios } from '../load.js';
@@ -38,6 +38,7 @@ export function cellText(c: Cell): string {
 interface Plan {
   values: Record<string, string | boolean | string[] | undefined>;
   names: string[];
+  maxMemory: number;
   profiles: Profile[];
   scenarios: Scenario[];
 }
@@ -52,15 +53,21 @@ function runItems(plan: Plan): { sc: Scenario; profile: Profile; opts: RunOption
 export function compareCommand(argv: string[], io: Io): number {
   const plan = comparePlan(argv, io);
   if (typeof plan === 'number') return plan;
-  return compareReport(plan, io, runItems(plan).map((it) => runScenario(it.sc, it.profile, it.opts)), null);
+  return compareReport(plan, io, runItems(plan).map((it) => guardMemory(it.sc, plan.maxMemory, () => runScenario(it.sc, it.profile, it.opts))), null);
 }
 
 /** `cowlab compare` in a worker: SIGINT/SIGTERM stop it; the rows that finished are reported, exit 130. */
 export async function compareCommandAsync(argv: string[], io: Io): Promise<number> {
   const plan = comparePlan(argv, io);
   if (typeof plan === 'number') return plan;
-  const { results, signal } = await runScenariosInWorker(runItems(plan));
-  return compareReport(plan, io, results, signal);
+  const items = runItems(plan);
+  try {
+    const { results, signal } = await runScenariosInWorker(items);
+    return compareReport(plan, io, results, signal);
+  } catch (e) {
+    if (e instanceof ItemFailed) throw isOutOfMemory(e.error) ? outOfMemory(items[e.index]!.sc, e.error, plan.maxMemory) : e.error;
+    throw e;
+  }
 }
 
 function comparePlan(argv: string[], io: Io): Plan | number {
@@ -92,7 +99,7 @@ function comparePlan(argv: string[], io: Io): Plan | number {
   const maxMemory = maxMemoryOpt(values['max-memory'], 'compare');
   const scenarios = loadScenarios(expandPaths(positionals), registry);
   checkScenarioMemory(scenarios, maxMemory, values['max-memory'] !== undefined);
-  return { values, names, profiles, scenarios };
+  return { values, names, maxMemory, profiles, scenarios };
 }
 
 /** The matrix of the rows whose every cell ran (results in runItems order), stopped by `signal` or not. */

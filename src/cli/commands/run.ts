@@ -8,9 +8,9 @@ import { DEFAULT_PIN_BIAS } from '../../core/kernel.js';
 import { ProfileError, withOverrides } from '../../profiles/resolve.js';
 import { buildRegistry } from '../registry.js';
 import type { Scenario } from '../../scenario/index.js';
-import { EXIT_INTERRUPTED, runScenariosInWorker, type StopSignal } from '../background.js';
+import { EXIT_INTERRUPTED, ItemFailed, runScenariosInWorker, type StopSignal } from '../background.js';
 import { EXIT_FAIL, EXIT_OK, UsageError } from '../errors.js';
-import { checkScenarioMemory, maxMemoryOpt } from '../limits.js';
+import { checkScenarioMemory, guardMemory, isOutOfMemory, maxMemoryOpt, outOfMemory } from '../limits.js';
 import { RUN_HELP } from '../help.js';
 import { expandPaths, loadScenarios } from '../load.js';
 import { renderRun } from '../report.js';
@@ -19,6 +19,7 @@ import { parseCommandArgs } from '../args.js';
 
 interface Plan {
   values: Record<string, string | boolean | string[] | undefined>;
+  maxMemory: number;
   /** `profile` is the one shown; `run` the one run, named like its base (a what-if kernel is judged like its base). */
   items: { sc: Scenario; profile: Profile; run: Profile; opts: RunOptions }[];
 }
@@ -27,7 +28,11 @@ interface Plan {
 export function runCommand(argv: string[], io: Io): number {
   const plan = runPlan(argv, io);
   if (typeof plan === 'number') return plan;
-  return runReport(plan, io, plan.items.map((it) => runScenario(it.sc, it.run, it.opts)), null);
+  return runReport(plan, io, runHere(plan), null);
+}
+
+function runHere(plan: Plan): RunResult[] {
+  return plan.items.map((it) => guardMemory(it.sc, plan.maxMemory, () => runScenario(it.sc, it.run, it.opts)));
 }
 
 /**
@@ -37,9 +42,14 @@ export function runCommand(argv: string[], io: Io): number {
 export async function runCommandAsync(argv: string[], io: Io): Promise<number> {
   const plan = runPlan(argv, io);
   if (typeof plan === 'number') return plan;
-  if (plan.items.length <= 1) return runReport(plan, io, plan.items.map((it) => runScenario(it.sc, it.run, it.opts)), null);
-  const { results, signal } = await runScenariosInWorker(plan.items.map(({ sc, run, opts }) => ({ sc, profile: run, opts })));
-  return runReport(plan, io, results, signal);
+  if (plan.items.length <= 1) return runReport(plan, io, runHere(plan), null);
+  try {
+    const { results, signal } = await runScenariosInWorker(plan.items.map(({ sc, run, opts }) => ({ sc, profile: run, opts })));
+    return runReport(plan, io, results, signal);
+  } catch (e) {
+    if (e instanceof ItemFailed) throw isOutOfMemory(e.error) ? outOfMemory(plan.items[e.index]!.sc, e.error, plan.maxMemory) : e.error;
+    throw e;
+  }
 }
 
 function runPlan(argv: string[], io: Io): Plan | number {
@@ -80,7 +90,7 @@ function runPlan(argv: string[], io: Io): Plan | number {
     // Outcomes are judged for the base profile's name (a what-if kernel is judged like its base).
     items.push({ sc, profile, run: { ...profile, name: base.name }, opts: { trace: !values.quiet || !!values.json, countersEveryStep: !!values.stats } });
   }
-  return { values, items };
+  return { values, maxMemory, items };
 }
 
 /** The reports of the scenarios that ran (the first results.length of the plan), stopped by `signal` or not. */
