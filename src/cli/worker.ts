@@ -4,8 +4,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Profile } from '../core/profile.js';
 import type { RunOptions } from '../engine/run.js';
-import { runScenario } from '../engine/run.js';
-import { explore, type ExploreInput } from '../explore/explore.js';
+import type { ExploreInput } from '../explore/explore.js';
 import type { Scenario } from '../scenario/index.js';
 
 export type WorkerTask =
@@ -14,9 +13,12 @@ export type WorkerTask =
 
 const task = workerData as WorkerTask;
 const port = parentPort!;
+// Each task loads only what it needs: the worker starts on every such command.
 if (task.kind === 'runs') {
+  const { runScenario } = await import('../engine/run.js');
   task.items.forEach((it, i) => port.postMessage({ type: 'result', index: i, result: runScenario(it.sc, it.profile, it.opts) }));
 } else {
+  const { explore } = await import('../explore/explore.js');
   const progress = task.progress ? (p: unknown) => port.postMessage({ type: 'progress', progress: p }) : undefined;
   port.postMessage({ type: 'outcome', outcome: explore(task.input, progress, new Int32Array(task.stop)) });
 }
