@@ -17,4 +17,4 @@ try {
   }
   throw e;
 }
-process.exitCode = mod.main(process.argv.slice(2));
+process.exitCode = await mod.mainAsync(process.argv.slice(2));

@@ -28,7 +28,8 @@ examples:
   npx cowlab profiles v5.9
   npx cowlab serve scenarios/seeds
 
-exit status: 0 every run matched its outcomes; 1 some did not; 2 bad input.
+exit status: 0 every run matched its outcomes; 1 some did not; 2 bad input; 130 stopped
+by SIGINT/SIGTERM (explore, compare, run of several files report what they found first).
 The scenario language: docs/scenario-language.md.`;
 
 export const RUN_HELP = `usage: cowlab run FILE|DIR... [options]
@@ -48,10 +49,17 @@ options:
   --stats           the counters (PageTables_kB, rss, cow_copies ...) at the end
   --json            one JSON document on stdout (format: docs/json-format.md)
   --quiet           only the verdict line per file
+  --max-memory MiB  refuse a scenario whose estimated host memory is more: every page
+                    mapped in every process (a fork copies the parent's) at 48 bytes,
+                    checked before anything runs (default: half of this machine's memory)
   -h, --help        this text
 
+SIGINT or SIGTERM (Ctrl-C) on several files: the scenarios that finished are reported, with
+the count of those that did not run, exit 130.
+
 exit status: 0 every run matched its outcomes (without outcomes: had no violation);
-             1 some run did not; 2 bad input (the message names FILE:LINE:COL).`;
+             1 some run did not; 2 bad input (the message names FILE:LINE:COL), or a
+             scenario past --max-memory (named at the step that passes it); 130 interrupted.`;
 
 export const PROFILES_HELP = `usage: cowlab profiles [NAME] [--profiles FILE] [--json]
 
@@ -71,9 +79,14 @@ options:
   --set SW=VALUE      override a switch on every profile: what-if kernels (repeatable)
   --profiles FILE     load user-defined profiles (docs/profiles.md) (repeatable)
   --json              the matrix as one JSON document
+  --max-memory MiB    refuse a scenario whose estimated host memory is more (as in
+                      cowlab run; default: half of this machine's memory)
   -h, --help          this text
 
-exit status: 0 no cell contradicts its outcomes; 1 some cell does; 2 bad input.`;
+SIGINT or SIGTERM (Ctrl-C): the rows of the scenarios that finished are printed, exit 130.
+
+exit status: 0 no cell contradicts its outcomes; 1 some cell does; 2 bad input (or a
+scenario past --max-memory); 130 interrupted.`;
 
 export const EXPLORE_HELP = `usage: cowlab explore [options]
 
@@ -96,13 +109,18 @@ options:
                       interleavings (v1.1): thread, fork&, pin-fast&, write& start split
                       kernel paths; step advances one (enabled while one is pending)
   --kinds LIST        only these violation kinds count (default: all)
-  --from FILE         start from the end state of this scenario
+  --from FILE         start from the end state of this scenario (at most 4096 pages
+                      mapped in its processes: every state holds every page)
   --all               go on after the first violation: one counterexample per violation kind
   --max-states N      stop after N states (default 5000000)
-  --max-memory MB     stop when the process uses more (default 8192)
+  --max-memory MiB    stop when the process's resident memory is more (default: half
+                      of this machine's memory)
   --time S            stop after S seconds (default 600)
+                      both are checked by the clock, every 25 ms and between any two
+                      transitions: the search stops within a second of either
   --out FILE          write the counterexample scenario(s) there
-  --workers N         accepted, but the search runs on one core for now (a note says so)
+  --progress          a progress line on stderr every quarter second (states, depth being
+                      searched, rate); on a terminal the line is rewritten in place anyway
   --engine E          compact: states as small integer arrays, fast; the default
                       operations, mprotect, dontfork, wipeonfork, dontneed, pin-fast
                       and gup, from the empty start.
@@ -112,8 +130,11 @@ options:
                       the same violation
   --json              one JSON document (stats, counterexamples with their scenario text)
 
+SIGINT or SIGTERM (Ctrl-C) stops the search as a bound does: the summary, the counterexamples
+found so far and their --out files, exit 130.
+
 exit status: 1 a violation was found; 0 none exists within the bound (the output says how far
-the search got when a bound stopped it); 2 bad input.
+the search got when a bound stopped it); 2 bad input; 130 interrupted.
 
 example: npx cowlab explore --kernel v5.9-rc4 --depth 5     (exit 1: the shortest leak)`;
 

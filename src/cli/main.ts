@@ -1,10 +1,10 @@
 // The cowlab command line: a table of commands; every error ends as a message and an exit code.
 
-import { runCommand } from './commands/run.js';
+import { runCommand, runCommandAsync } from './commands/run.js';
 import { profilesCommand } from './commands/profiles.js';
-import { compareCommand } from './commands/compare.js';
+import { compareCommand, compareCommandAsync } from './commands/compare.js';
 import { serveCommand } from './commands/serve.js';
-import { exploreCommand } from './commands/explore.js';
+import { exploreCommand, exploreCommandAsync } from './commands/explore.js';
 import { oracleCommand } from './commands/oracle.js';
 import { EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError } from './errors.js';
 import { COMPARE_HELP, EXPLORE_HELP, MAIN_HELP, ORACLE_HELP, PROFILES_HELP, RUN_HELP, SERVE_HELP } from './help.js';
@@ -21,6 +21,14 @@ const COMMANDS: Record<string, (argv: string[], io: Io) => number> = {
 
 const HELPS: Record<string, string> = { run: RUN_HELP, compare: COMPARE_HELP, explore: EXPLORE_HELP, profiles: PROFILES_HELP, serve: SERVE_HELP, oracle: ORACLE_HELP };
 
+/** The commands whose work runs in a worker thread under the bin, so SIGINT/SIGTERM stop them with a report. */
+const ASYNC_COMMANDS: Record<string, (argv: string[], io: Io) => Promise<number>> = {
+  run: runCommandAsync,
+  compare: compareCommandAsync,
+  explore: exploreCommandAsync,
+};
+
+/** The command line, every command on this thread (tests; mainAsync is the bin's). */
 export function main(argv: string[], io: Io = processIo): number {
   const [cmd, ...rest] = argv;
   try {
@@ -48,16 +56,33 @@ export function main(argv: string[], io: Io = processIo): number {
     if (!fn) throw new UsageError(`cowlab: unknown command '${cmd}' (commands: ${Object.keys(COMMANDS).join(', ')}; cowlab --help)`);
     return fn(rest, io);
   } catch (e) {
-    if (e instanceof UsageError) {
-      if (rest.includes('--json')) {
-        io.out(JSON.stringify({ format: 1, error: e.message, errors: e.details }, null, 2));
-      }
-      io.err(e.message);
-      return EXIT_USAGE;
-    }
-    io.err(`cowlab: internal error: ${(e as Error).message}`);
-    if (process.env.COWLAB_DEBUG) io.err(String((e as Error).stack));
-    else io.err('(this is a bug in cowlab; COWLAB_DEBUG=1 shows where)');
-    return EXIT_INTERNAL;
+    return failure(e, rest, io);
   }
+}
+
+/** The command line as the bin runs it: run, compare and explore stop on SIGINT/SIGTERM with a report (exit 130). */
+export async function mainAsync(argv: string[], io: Io = processIo): Promise<number> {
+  const [cmd, ...rest] = argv;
+  const fn = cmd === undefined ? undefined : ASYNC_COMMANDS[cmd];
+  if (!fn) return main(argv, io);
+  try {
+    return await fn(rest, io);
+  } catch (e) {
+    return failure(e, rest, io);
+  }
+}
+
+/** Bad input: the message, exit 2; anything else is a bug: exit 70. */
+function failure(e: unknown, rest: string[], io: Io): number {
+  if (e instanceof UsageError) {
+    if (rest.includes('--json')) {
+      io.out(JSON.stringify({ format: 1, error: e.message, errors: e.details }, null, 2));
+    }
+    io.err(e.message);
+    return EXIT_USAGE;
+  }
+  io.err(`cowlab: internal error: ${(e as Error).message}`);
+  if (process.env.COWLAB_DEBUG) io.err(String((e as Error).stack));
+  else io.err('(this is a bug in cowlab; COWLAB_DEBUG=1 shows where)');
+  return EXIT_INTERNAL;
 }

@@ -6,6 +6,7 @@ import type { Profile } from '../core/profile.js';
 import { parseScenario, type Scenario } from '../scenario/index.js';
 import type { ExploreShape } from './ops.js';
 import { compactSearch, compactUnsupported } from './compact/search.js';
+import type { StopFlag } from './tree.js';
 import { search, type Counterexample, type Progress, type SearchBounds, type SearchResult } from './search.js';
 
 export interface ExploreInput {
@@ -56,13 +57,14 @@ export function startState(input: ExploreInput): { runner: Runner; lines: string
   return { runner, lines: sc.steps.map((s) => s.text) };
 }
 
-export function explore(input: ExploreInput, progress?: Progress): ExploreOutcome {
+/** Search; `stopFlag` (shared memory, word 0 set non-zero) ends the search early as `interrupted`. */
+export function explore(input: ExploreInput, progress?: Progress, stopFlag?: StopFlag): ExploreOutcome {
   const { runner, lines } = startState(input);
   const { engine, why } = chooseEngine(input);
   if (input.engine === 'compact' && why !== null) throw new CompactUnsupportedError(why);
   const result = engine === 'compact'
-    ? compactSearch(runner, input.profile, input.shape, input.pages, input.bounds, progress)
-    : search(runner, input.shape, input.bounds, progress);
+    ? compactSearch(runner, input.profile, input.shape, input.pages, input.bounds, progress, stopFlag)
+    : search(runner, input.shape, input.bounds, progress, stopFlag);
   return { status: result.counterexamples.length > 0 ? 'violation' : 'ok', start: lines, result };
 }
 

@@ -8,7 +8,7 @@ import type { Violation } from '../engine/result.js';
 import type { Step } from '../scenario/ast.js';
 import { canonicalKey } from './canonical.js';
 import { decodeOp, enabledOps, type ExploreShape } from './ops.js';
-import { SearchBudget, SearchTree } from './tree.js';
+import { SearchBudget, SearchTree, type StopFlag } from './tree.js';
 
 export interface SearchBounds {
   depth: number;
@@ -37,7 +37,7 @@ export interface SearchStats {
   elapsedMs: number;
   statesPerSec: number;
   /** Why the search stopped early, or null. */
-  stoppedBy: 'states' | 'memory' | 'time' | null;
+  stoppedBy: 'states' | 'memory' | 'time' | 'interrupted' | null;
   /** Events reached somewhere ("sometimes" properties): name -> shortest depth. */
   reached: Record<string, number>;
   /** Which engine searched: `compact` (src/explore/compact) or `full` (a Runner per state). */
@@ -113,8 +113,8 @@ export function replayPath(root: Runner, path: readonly number[]): { r: Runner; 
   return { r, lines };
 }
 
-export function search(root: Runner, shape: ExploreShape, bounds: SearchBounds, progress?: Progress): SearchResult {
-  const budget = new SearchBudget(bounds, progress);
+export function search(root: Runner, shape: ExploreShape, bounds: SearchBounds, progress?: Progress, stopFlag?: StopFlag): SearchResult {
+  const budget = new SearchBudget(bounds, progress, stopFlag);
   const tree = new SearchTree();
   const visited = new KeySet();
   visited.add(canonicalKey(root), 0);
@@ -129,8 +129,18 @@ export function search(root: Runner, shape: ExploreShape, bounds: SearchBounds, 
     const d = tree.depth(id);
     budget.expanding(d);
     if (d >= bounds.depth) continue;
+    // The bounds are looked at before each transition: one transition on a large state (a
+    // --from scenario) can take long, so an expansion may end part way.
+    if (budget.due() && budget.check(tree.count, id, d)) {
+      stop = true;
+      break;
+    }
     const { r, lines } = replayPath(root, tree.path(id));
     for (const op of enabledOps(r, shape)) {
+      if (budget.due() && budget.check(tree.count, id, d)) {
+        stop = true;
+        break;
+      }
       const child = r.clone();
       const step = decodeOp(child, op);
       const res = child.step(step, lines.length);
@@ -160,7 +170,6 @@ export function search(root: Runner, shape: ExploreShape, bounds: SearchBounds, 
         break;
       }
     }
-    if ((id & 255) === 0 && budget.check(tree.count, id, d)) stop = true;
   }
   return { counterexamples, stats: budget.stats(tree, stop, 'full') };
 }

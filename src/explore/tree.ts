@@ -55,17 +55,32 @@ export class SearchTree {
   }
 }
 
-/** The bounds of one search (--max-states, --time, --max-memory), progress reports, statistics. */
+/** How often (ms) a search looks at the clock's bounds: --time, --max-memory, a stop request. */
+export const CHECK_MS = 25;
+
+/**
+ * A request to stop a search from outside (a signal seen by another thread): an Int32Array over
+ * shared memory whose word 0 is set to non-zero. The search reads it on its clock checks.
+ */
+export type StopFlag = Int32Array;
+
+/**
+ * The bounds of one search (--max-states, --time, --max-memory, a stop request), progress
+ * reports, statistics. The bounds are checked by the clock, not by a count of expansions: an
+ * engine calls due() often (cheap: one clock read) and check() when it says so, at most every
+ * CHECK_MS, so a search stops within CHECK_MS plus one transition of its bound.
+ */
 export class SearchBudget {
   readonly t0 = performance.now();
   private lastProgress = this.t0;
+  private nextCheck = this.t0 + CHECK_MS;
   stoppedBy: SearchStats['stoppedBy'] = null;
   /** Events reached ("sometimes" properties): name -> shortest depth. */
   readonly reached = new Map<string, number>();
   transitions = 0;
   depthComplete = 0;
 
-  constructor(private readonly bounds: SearchBounds, private readonly progress?: Progress) {}
+  constructor(private readonly bounds: SearchBounds, private readonly progress?: Progress, private readonly stopFlag?: StopFlag) {}
 
   /** Expanding a state at depth d: every state above d - 1 was expanded. */
   expanding(d: number): void {
@@ -83,11 +98,18 @@ export class SearchBudget {
     return true;
   }
 
-  /** Every few hundred expansions: --time and --max-memory; a progress report. True: stop. */
+  /** Time for check(). */
+  due(): boolean {
+    return performance.now() >= this.nextCheck;
+  }
+
+  /** --time, --max-memory (the process's resident memory), a stop request; a progress report. True: stop. */
   check(count: number, id: number, depth: number): boolean {
     const now = performance.now();
-    if (now - this.t0 > this.bounds.timeSec * 1000) this.stoppedBy = 'time';
-    else if (process.memoryUsage().rss / 2 ** 20 > this.bounds.maxMemoryMB) this.stoppedBy = 'memory';
+    this.nextCheck = now + CHECK_MS;
+    if (this.stopFlag && Atomics.load(this.stopFlag, 0) !== 0) this.stoppedBy = 'interrupted';
+    else if (now - this.t0 > this.bounds.timeSec * 1000) this.stoppedBy = 'time';
+    else if (process.memoryUsage.rss() / 2 ** 20 > this.bounds.maxMemoryMB) this.stoppedBy = 'memory';
     if (this.progress && now - this.lastProgress > 250) {
       this.lastProgress = now;
       this.progress({ states: count, depth, frontier: count - id, statesPerSec: count / ((now - this.t0) / 1000) });

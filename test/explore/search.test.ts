@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { OpName } from '../../src/explore/ops.js';
+import { explore } from '../../src/explore/explore.js';
 import { input, replay, run, type Found, type InputOptions } from './helpers.js';
 
 const RACE_OPS: OpName[] = ['thread', 'fork&', 'pin-fast&', 'write', 'step'];
@@ -187,6 +188,19 @@ test('bounds: --max-memory stops the search with stoppedBy "memory"', () => {
   const f = run(input('v6', { depth: 12, maxMemoryMB: 1 }));
   assert.equal(f.out.result.stats.stoppedBy, 'memory');
   assert.equal(f.out.status, 'ok');
+});
+
+test('bounds: a stop request (the shared flag a signal sets) ends either engine as "interrupted"', () => {
+  for (const engine of ['compact', 'full'] as const) {
+    const flag = new Int32Array(new SharedArrayBuffer(4));
+    Atomics.store(flag, 0, 1);
+    const out = explore({ ...input('v6', { depth: 12 }), engine }, undefined, flag);
+    const st = out.result.stats;
+    assert.equal(st.engine, engine);
+    assert.equal(st.stoppedBy, 'interrupted');
+    assert.ok(st.elapsedMs < 5000, `${engine}: stopped at its first look at the clock (${st.elapsedMs} ms)`);
+    assert.ok(st.depthComplete < 12);
+  }
 });
 
 test('bounds: a violation found before the bound is still reported', () => {

@@ -4,10 +4,13 @@
 import type { Profile } from '../../core/profile.js';
 import type { Expected } from '../../scenario/index.js';
 import { RESULT_FORMAT_VERSION, type RunResult } from '../../engine/result.js';
-import { runScenario } from '../../engine/run.js';
+import { runScenario, type RunOptions } from '../../engine/run.js';
+import type { Scenario } from '../../scenario/index.js';
 import { ProfileError, resolveKernel, splitKernelList } from '../../profiles/resolve.js';
 import { parseCommandArgs } from '../args.js';
+import { EXIT_INTERRUPTED, ItemFailed, runScenariosInWorker, type StopSignal } from '../background.js';
 import { EXIT_FAIL, EXIT_OK, UsageError } from '../errors.js';
+import { checkScenarioMemory, guardMemory, isOutOfMemory, maxMemoryOpt, outOfMemory } from '../limits.js';
 import { COMPARE_HELP } from '../help.js';
 import type { Io } from '../io.js';
 import { expandPaths, loadScenarios } from '../load.js';
@@ -33,12 +36,49 @@ export function cellText(c: Cell): string {
   return c.verdict === 'fail' ? `${base}!` : base;
 }
 
+interface Plan {
+  values: Record<string, string | boolean | string[] | undefined>;
+  /** Per profile, the name whose outcomes judge it (a what-if kernel is judged like its base). */
+  bases: string[];
+  maxMemory: number;
+  profiles: Profile[];
+  scenarios: Scenario[];
+}
+
+/** The runs of a compare, scenario by scenario, each on every profile (judged by its base's outcomes). */
+function runItems(plan: Plan): { sc: Scenario; profile: Profile; opts: RunOptions }[] {
+  const opts: RunOptions = { trace: false, maxEventsPerStep: 0 };
+  return plan.scenarios.flatMap((sc) => plan.profiles.map((p, i) => ({ sc, profile: { ...p, name: plan.bases[i]! }, opts })));
+}
+
+/** `cowlab compare` on this thread (tests; the bin runs compareCommandAsync). */
 export function compareCommand(argv: string[], io: Io): number {
+  const plan = comparePlan(argv, io);
+  if (typeof plan === 'number') return plan;
+  return compareReport(plan, io, runItems(plan).map((it) => guardMemory(it.sc, plan.maxMemory, () => runScenario(it.sc, it.profile, it.opts))), null);
+}
+
+/** `cowlab compare` in a worker: SIGINT/SIGTERM stop it; the rows that finished are reported, exit 130. */
+export async function compareCommandAsync(argv: string[], io: Io): Promise<number> {
+  const plan = comparePlan(argv, io);
+  if (typeof plan === 'number') return plan;
+  const items = runItems(plan);
+  try {
+    const { results, signal } = await runScenariosInWorker(items);
+    return compareReport(plan, io, results, signal);
+  } catch (e) {
+    if (e instanceof ItemFailed) throw isOutOfMemory(e.error) ? outOfMemory(items[e.index]!.sc, e.error, plan.maxMemory) : e.error;
+    throw e;
+  }
+}
+
+function comparePlan(argv: string[], io: Io): Plan | number {
   const { values, positionals } = parseCommandArgs(argv, {
     kernels: { type: 'string' },
     set: { type: 'string', multiple: true },
     profiles: { type: 'string', multiple: true },
     json: { type: 'boolean' },
+    'max-memory': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   }, 'compare');
   if (values.help) {
@@ -64,12 +104,22 @@ export function compareCommand(argv: string[], io: Io): number {
     }
   });
   const profiles: Profile[] = resolved.map((r) => r.profile);
+  const bases = resolved.map((r) => r.base.name);
+  const maxMemory = maxMemoryOpt(values['max-memory'], 'compare');
   const scenarios = loadScenarios(expandPaths(positionals), registry);
+  checkScenarioMemory(scenarios, maxMemory, values['max-memory'] !== undefined);
+  return { values, bases, maxMemory, profiles, scenarios };
+}
+
+/** The matrix of the rows whose every cell ran (results in runItems order), stopped by `signal` or not. */
+function compareReport(plan: Plan, io: Io, ran: RunResult[], signal: StopSignal | null): number {
+  const { values, profiles } = plan;
   const rows: { file: string; name: string; cells: Cell[] }[] = [];
-  for (const sc of scenarios) {
-    const cells = profiles.map((p, i) => {
-      // Judged against the outcomes of the base profile (a what-if kernel is judged like its base).
-      const r = runScenario(sc, { ...p, name: resolved[i]!.base.name }, { trace: false, maxEventsPerStep: 0 });
+  const done = Math.floor(ran.length / profiles.length);
+  for (let s = 0; s < done; s++) {
+    const sc = plan.scenarios[s]!;
+    const cells = profiles.map((_, i) => {
+      const r = ran[s * profiles.length + i]!;
       const kinds = [...new Set(r.violations.map((v) => v.kind))];
       const judged = r.expected !== null;
       return {
@@ -86,6 +136,7 @@ export function compareCommand(argv: string[], io: Io): number {
       format: RESULT_FORMAT_VERSION, command: 'compare', profiles: profiles.map((p) => p.name),
       scenarios: rows.map((r) => ({ file: r.file, name: r.name, cells: Object.fromEntries(r.cells.map((c, i) => [profiles[i]!.name, c])) })),
       contradictions: contradictions.length,
+      ...(signal === null ? {} : { interrupted: signal, notRun: plan.scenarios.slice(done).map((sc) => sc.file) }),
     }, null, 2));
   } else {
     io.out(renderMatrix(rows, profiles.map((p) => p.name)));
@@ -93,9 +144,11 @@ export function compareCommand(argv: string[], io: Io): number {
       io.out('\ncontradicted cells (the model disagrees with the file\'s outcomes):');
       for (const x of contradictions) io.out(`  ${x.r.file} on ${x.p.name}: ${x.c.reason}`);
     } else {
-      io.out('\nno cell contradicts its outcomes.');
+      io.out(`\nno cell ${signal === null ? '' : 'of the scenarios that ran '}contradicts its outcomes.`);
     }
+    if (signal !== null) io.out(`stopped by ${signal} after ${done} of ${plan.scenarios.length} scenario(s)`);
   }
+  if (signal !== null) return EXIT_INTERRUPTED;
   return contradictions.length ? EXIT_FAIL : EXIT_OK;
 }
 

@@ -1,15 +1,18 @@
 // `cowlab explore`: breadth-first search for the shortest operation sequence that breaks an
 // invariant; a counterexample is printed (and written with --out) as a replayable scenario.
 
-import { readFileSync, writeFileSync } from 'node:fs';
-import { chooseEngine, counterexampleFile, explore, type ExploreInput } from '../../explore/explore.js';
+import { writeFileSync } from 'node:fs';
+import { chooseEngine, counterexampleFile, explore, type ExploreInput, type ExploreOutcome } from '../../explore/explore.js';
+import type { Progress } from '../../explore/search.js';
 import { DEFAULT_OPS, OP_NAMES, PROC_NAMES, type OpName } from '../../explore/ops.js';
 import { ProfileError, withOverrides } from '../../profiles/resolve.js';
 import { VIOLATION_KINDS } from '../../scenario/ast.js';
 import { parseCommandArgs } from '../args.js';
+import { EXIT_INTERRUPTED, exploreInWorker, type StopSignal } from '../background.js';
 import { EXIT_FAIL, EXIT_OK, UsageError } from '../errors.js';
 import { EXPLORE_HELP } from '../help.js';
 import type { Io } from '../io.js';
+import { checkExploreStart, maxMemoryOpt } from '../limits.js';
 import { loadScenarios } from '../load.js';
 import { buildRegistry } from '../registry.js';
 
@@ -20,13 +23,41 @@ function intOpt(v: unknown, name: string, def: number, lo: number, hi: number): 
   return n;
 }
 
+interface Plan {
+  input: ExploreInput;
+  values: Record<string, string | boolean | string[] | undefined>;
+  kernel: string;
+  /** A progress line on stderr (a terminal, without --json). */
+  progress: Progress | undefined;
+}
+
+/** `cowlab explore`, the search on this thread (tests; the bin runs exploreCommandAsync). */
 export function exploreCommand(argv: string[], io: Io): number {
+  const plan = explorePlan(argv, io);
+  if (typeof plan === 'number') return plan;
+  return exploreReport(plan, io, explore(plan.input, plan.progress), null);
+}
+
+/** `cowlab explore` with the search in a worker: SIGINT/SIGTERM stop it and report what it found, exit 130. */
+export async function exploreCommandAsync(argv: string[], io: Io): Promise<number> {
+  const plan = explorePlan(argv, io);
+  if (typeof plan === 'number') return plan;
+  const { outcome, signal } = await exploreInWorker(plan.input, plan.progress);
+  if (outcome === null) {
+    clearProgress(plan);
+    io.err(`cowlab explore: stopped by ${signal ?? 'a signal'} before the search could report`);
+    return EXIT_INTERRUPTED;
+  }
+  return exploreReport(plan, io, outcome, signal);
+}
+
+function explorePlan(argv: string[], io: Io): Plan | number {
   const { values, positionals } = parseCommandArgs(argv, {
     kernel: { type: 'string' }, set: { type: 'string', multiple: true }, profiles: { type: 'string', multiple: true },
     procs: { type: 'string' }, pages: { type: 'string' }, depth: { type: 'string' }, ops: { type: 'string' },
     handles: { type: 'string' }, threads: { type: 'string' }, kinds: { type: 'string' }, from: { type: 'string' },
     'max-states': { type: 'string' }, 'max-memory': { type: 'string' }, time: { type: 'string' },
-    workers: { type: 'string' }, engine: { type: 'string' }, all: { type: 'boolean' }, json: { type: 'boolean' }, out: { type: 'string' },
+    progress: { type: 'boolean' }, engine: { type: 'string' }, all: { type: 'boolean' }, json: { type: 'boolean' }, out: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   }, 'explore');
   if (values.help) {
@@ -52,15 +83,13 @@ export function exploreCommand(argv: string[], io: Io): number {
     kinds = new Set(values.kinds.split(',').map((s) => s.trim()));
     for (const k of kinds) if (!(VIOLATION_KINDS as readonly string[]).includes(k)) throw new UsageError(`cowlab explore: --kinds: unknown violation kind '${k}' (kinds: ${VIOLATION_KINDS.join(', ')})`);
   }
-  if (values.workers !== undefined && intOpt(values.workers, '--workers', 1, 1, 64) !== 1) {
-    io.err('cowlab explore: --workers: the search runs on one core for now; going on with 1 worker');
-  }
+
   const engine = (values.engine as string | undefined) ?? 'auto';
   if (engine !== 'auto' && engine !== 'compact' && engine !== 'full') throw new UsageError(`cowlab explore: --engine takes auto, compact or full, got '${engine}'`);
   let from = null;
   if (typeof values.from === 'string') {
     from = loadScenarios([values.from], registry)[0]!;
-    void readFileSync;
+    checkExploreStart(from);
   }
   const input: ExploreInput = {
     profile: { ...profile, name: profile.name }, baseName: kernel, sets,
@@ -69,7 +98,7 @@ export function exploreCommand(argv: string[], io: Io): number {
     bounds: {
       depth: intOpt(values.depth, '--depth', 6, 1, 40),
       maxStates: intOpt(values['max-states'], '--max-states', 5_000_000, 1, 2 ** 30),
-      maxMemoryMB: intOpt(values['max-memory'], '--max-memory', 8192, 64, 1 << 20),
+      maxMemoryMB: maxMemoryOpt(values['max-memory'], 'explore'),
       timeSec: intOpt(values.time, '--time', 600, 1, 86400),
       all: !!values.all, kinds,
     },
@@ -79,11 +108,26 @@ export function exploreCommand(argv: string[], io: Io): number {
   const chosen = chooseEngine(input);
   if (engine === 'compact' && chosen.why !== null) throw new UsageError(`cowlab explore: --engine compact: ${chosen.why}; use --engine full (or auto)`);
   const tty = process.stderr.isTTY && !values.json;
+  // Progress: rewritten in place on a terminal; with --progress, one line a report (scripts, logs).
+  const lines = !!values.progress;
   const header = `exploring ${profile.name}: ${from ? `from ${from.file}` : `P with ${input.pages} page(s)`}, up to ${input.shape.procs} process(es), ${input.shape.handles} handle(s), depth ${input.bounds.depth}; ops ${ops.join(',')}; ` +
     `engine ${chosen.engine}${chosen.engine === 'full' && engine === 'auto' && chosen.why ? ` (${chosen.why})` : ''}`;
   if (!values.json) io.out(header);
-  const out = explore(input, tty ? (p) => process.stderr.write(`\r  ${p.states} states, depth ${p.depth}, ${Math.round(p.statesPerSec)} states/s   `) : undefined);
-  if (tty) process.stderr.write('\r' + ' '.repeat(70) + '\r');
+  const text = (p: Parameters<Progress>[0]): string => `${p.states} states, depth ${p.depth}, ${Math.round(p.statesPerSec)} states/s`;
+  const progress: Progress | undefined = lines ? (p) => process.stderr.write(`progress: ${text(p)}\n`)
+    : tty ? (p) => process.stderr.write(`\r  ${text(p)}   `) : undefined;
+  return { input, values, kernel, progress };
+}
+
+function clearProgress(plan: Plan): void {
+  if (plan.progress && !plan.values.progress) process.stderr.write('\r' + ' '.repeat(70) + '\r');
+}
+
+/** The summary, counterexamples and --out files of a search, finished or stopped by `signal`. */
+function exploreReport(plan: Plan, io: Io, out: ExploreOutcome, signal: StopSignal | null): number {
+  const { input, values, kernel } = plan;
+  const { profile, sets } = input;
+  clearProgress(plan);
   const st = out.result.stats;
   const files = out.result.counterexamples.map((ce) => counterexampleFile(input, out.start, ce, out.result));
   // One file per counterexample: FILE, then FILE-2.scn.yaml, FILE-3.scn.yaml ... for --all.
@@ -97,7 +141,8 @@ export function exploreCommand(argv: string[], io: Io): number {
       counterexamples: out.result.counterexamples.map((ce, i) => ({ depth: ce.depth, steps: ce.steps, violations: ce.violations, scenario: files[i] })),
     }, null, 2));
   } else {
-    const bound = st.stoppedBy ? `stopped by the ${st.stoppedBy === 'states' ? '--max-states' : st.stoppedBy === 'memory' ? '--max-memory' : '--time'} bound` : 'done';
+    const bound = st.stoppedBy === 'interrupted' ? `stopped by ${signal ?? 'a signal'}`
+      : st.stoppedBy ? `stopped by the ${st.stoppedBy === 'states' ? '--max-states' : st.stoppedBy === 'memory' ? '--max-memory' : '--time'} bound` : 'done';
     io.out(`${st.states} states, ${st.transitions} transitions, depth ${st.depthReached} reached (${st.depthComplete} complete), ${(st.elapsedMs / 1000).toFixed(1)} s, ${st.statesPerSec} states/s: ${bound}`);
     io.out(`reached: ${Object.entries(st.reached).map(([e, d]) => `${e} (depth ${d})`).join(', ') || 'nothing of note'}`);
     if (out.status === 'violation') {
@@ -115,5 +160,6 @@ export function exploreCommand(argv: string[], io: Io): number {
         : `no violation: every sequence of these operations up to depth ${st.depthComplete} keeps every invariant on ${profile.name}`);
     }
   }
+  if (signal !== null) return EXIT_INTERRUPTED;
   return out.status === 'violation' ? EXIT_FAIL : EXIT_OK;
 }

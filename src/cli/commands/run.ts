@@ -1,20 +1,58 @@
 // `cowlab run`: load -> parse -> resolve profile -> run -> report.
 
-import { runScenario } from '../../engine/run.js';
+import type { Profile } from '../../core/profile.js';
+import { runScenario, type RunOptions } from '../../engine/run.js';
 import type { RunResult } from '../../engine/result.js';
 import { RESULT_FORMAT_VERSION } from '../../engine/result.js';
 import { DEFAULT_PIN_BIAS } from '../../core/kernel.js';
 import { ProfileError, resolveKernel } from '../../profiles/resolve.js';
 import { buildRegistry } from '../registry.js';
 import type { Scenario } from '../../scenario/index.js';
+import { EXIT_INTERRUPTED, ItemFailed, runScenariosInWorker, type StopSignal } from '../background.js';
 import { EXIT_FAIL, EXIT_OK, UsageError } from '../errors.js';
+import { checkScenarioMemory, guardMemory, isOutOfMemory, maxMemoryOpt, outOfMemory } from '../limits.js';
 import { RUN_HELP } from '../help.js';
 import { expandPaths, loadScenarios } from '../load.js';
 import { renderRun } from '../report.js';
 import type { Io } from '../io.js';
 import { parseCommandArgs } from '../args.js';
 
+interface Plan {
+  values: Record<string, string | boolean | string[] | undefined>;
+  maxMemory: number;
+  /** `profile` is the one shown; `run` the one run, named like its base (a what-if kernel is judged like its base). */
+  items: { sc: Scenario; profile: Profile; run: Profile; opts: RunOptions }[];
+}
+
+/** `cowlab run`, every scenario on this thread (tests, and the bin for a single scenario). */
 export function runCommand(argv: string[], io: Io): number {
+  const plan = runPlan(argv, io);
+  if (typeof plan === 'number') return plan;
+  return runReport(plan, io, runHere(plan), null);
+}
+
+function runHere(plan: Plan): RunResult[] {
+  return plan.items.map((it) => guardMemory(it.sc, plan.maxMemory, () => runScenario(it.sc, it.run, it.opts)));
+}
+
+/**
+ * `cowlab run` of several scenarios in a worker: SIGINT/SIGTERM stop it, the scenarios that
+ * finished are reported with the summary, exit 130.
+ */
+export async function runCommandAsync(argv: string[], io: Io): Promise<number> {
+  const plan = runPlan(argv, io);
+  if (typeof plan === 'number') return plan;
+  if (plan.items.length <= 1) return runReport(plan, io, runHere(plan), null);
+  try {
+    const { results, signal } = await runScenariosInWorker(plan.items.map(({ sc, run, opts }) => ({ sc, profile: run, opts })));
+    return runReport(plan, io, results, signal);
+  } catch (e) {
+    if (e instanceof ItemFailed) throw isOutOfMemory(e.error) ? outOfMemory(plan.items[e.index]!.sc, e.error, plan.maxMemory) : e.error;
+    throw e;
+  }
+}
+
+function runPlan(argv: string[], io: Io): Plan | number {
   const { values, positionals } = parseCommandArgs(argv, {
     kernel: { type: 'string' },
     set: { type: 'string', multiple: true },
@@ -23,6 +61,7 @@ export function runCommand(argv: string[], io: Io): number {
     stats: { type: 'boolean' },
     json: { type: 'boolean' },
     quiet: { type: 'boolean' },
+    'max-memory': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   }, 'run');
   if (values.help) {
@@ -31,15 +70,27 @@ export function runCommand(argv: string[], io: Io): number {
   }
   if (positionals.length === 0) throw new UsageError('cowlab run: no scenario given (try: npx cowlab run scenarios/basic/)');
   const registry = buildRegistry((values.profiles ?? []) as string[]);
+  const maxMemory = maxMemoryOpt(values['max-memory'], 'run');
   const sets = (values.set ?? []) as string[];
   if (typeof values.kernel === 'string') kernelProfile(registry, values.kernel, sets);
   const scenarios = loadScenarios(expandPaths(positionals), registry);
-  const results: RunResult[] = [];
-  const texts: string[] = [];
+  checkScenarioMemory(scenarios, maxMemory, values['max-memory'] !== undefined);
+  const items: Plan['items'] = [];
   for (const sc of scenarios) {
     const { base, profile } = kernelProfile(registry, (values.kernel as string | undefined) ?? sc.kernel ?? 'v6', sets);
     // Outcomes are judged for the base profile's name (a what-if kernel is judged like its base).
-    const r = runScenario(sc, { ...profile, name: base.name }, { trace: !values.quiet || !!values.json, countersEveryStep: !!values.stats });
+    items.push({ sc, profile, run: { ...profile, name: base.name }, opts: { trace: !values.quiet || !!values.json, countersEveryStep: !!values.stats } });
+  }
+  return { values, maxMemory, items };
+}
+
+/** The reports of the scenarios that ran (the first results.length of the plan), stopped by `signal` or not. */
+function runReport(plan: Plan, io: Io, ran: RunResult[], signal: StopSignal | null): number {
+  const { values } = plan;
+  const results: RunResult[] = [];
+  const texts: string[] = [];
+  ran.forEach((r, i) => {
+    const { sc, profile } = plan.items[i]!;
     r.profile = profile.name;
     results.push(r);
     if (!values.json) {
@@ -47,14 +98,19 @@ export function runCommand(argv: string[], io: Io): number {
         ? `${r.verdict === 'pass' ? 'PASS' : 'FAIL'}  ${sc.file}  [${profile.name}] ${r.verdictReason}`
         : renderRun(r, profile, configLine(sc), { trace: !!values.trace, stats: !!values.stats, description: sc.description }));
     }
-  }
+  });
   const failed = results.filter((r) => r.verdict === 'fail').length;
+  const stopped = signal === null ? '' : `; stopped by ${signal} after ${results.length} of ${plan.items.length} scenario(s)`;
   if (values.json) {
-    io.out(JSON.stringify({ format: RESULT_FORMAT_VERSION, command: 'run', results, passed: results.length - failed, failed }, null, 2));
+    io.out(JSON.stringify({
+      format: RESULT_FORMAT_VERSION, command: 'run', results, passed: results.length - failed, failed,
+      ...(signal === null ? {} : { interrupted: signal, notRun: plan.items.slice(results.length).map((it) => it.sc.file) }),
+    }, null, 2));
   } else {
-    io.out(texts.join(values.quiet ? '\n' : '\n\n'));
-    if (results.length > 1 || values.quiet) io.out(`\n${results.length - failed} passed, ${failed} failed`);
+    if (texts.length > 0) io.out(texts.join(values.quiet ? '\n' : '\n\n'));
+    if (plan.items.length > 1 || values.quiet || signal !== null) io.out(`\n${results.length - failed} passed, ${failed} failed${stopped}`);
   }
+  if (signal !== null) return EXIT_INTERRUPTED;
   return failed > 0 ? EXIT_FAIL : EXIT_OK;
 }
 

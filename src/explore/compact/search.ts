@@ -7,7 +7,7 @@ import type { Profile } from '../../core/profile.js';
 import type { Runner } from '../../engine/run.js';
 import type { ExploreShape } from '../ops.js';
 import { replayPath, type Counterexample, type Progress, type SearchBounds, type SearchResult } from '../search.js';
-import { SearchBudget, SearchTree } from '../tree.js';
+import { SearchBudget, SearchTree, type StopFlag } from '../tree.js';
 import { Canon, hashKey } from './canon.js';
 import { Layout, MAX_VALUES, S_NPROCS } from './layout.js';
 import { CompactBoundError, EVENT_NAMES, Machine, VIOLATION_NAMES } from './machine.js';
@@ -34,9 +34,9 @@ function kindBits(kinds: Set<string> | null): number {
 }
 
 export function compactSearch(
-  root: Runner, profile: Profile, shape: ExploreShape, pages: number, bounds: SearchBounds, progress?: Progress,
+  root: Runner, profile: Profile, shape: ExploreShape, pages: number, bounds: SearchBounds, progress?: Progress, stopFlag?: StopFlag,
 ): SearchResult {
-  const budget = new SearchBudget(bounds, progress);
+  const budget = new SearchBudget(bounds, progress, stopFlag);
   const tree = new SearchTree();
   const L = new Layout(pages, shape.handles, shape.procs);
   const m = new Machine(L, profile, root.k.config.pinBias);
@@ -120,10 +120,9 @@ export function compactSearch(
           break;
         }
       }
-      if ((id & 1023) === 0) {
-        queue.dropBefore(id);
-        if (budget.check(tree.count, id, d)) stop = true;
-      }
+      if ((id & 1023) === 0) queue.dropBefore(id);
+      // The clock every 64 expansions (an expansion here takes microseconds).
+      if ((id & 63) === 0 && budget.due() && budget.check(tree.count, id, d)) stop = true;
     }
   } catch (e) {
     if (e instanceof CompactBoundError) throw new Error(`internal error in the compact explorer: ${e.message}; rerun with --engine full`);
