@@ -17,4 +17,5 @@ try {
   }
   throw e;
 }
-process.exitCode = mod.main(process.argv.slice(2));
+// A long-running command answers a promise of its exit code.
+process.exitCode = await mod.main(process.argv.slice(2));

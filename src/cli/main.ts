@@ -10,7 +10,8 @@ import { EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError } from './errors.js';
 import { COMPARE_HELP, EXPLORE_HELP, MAIN_HELP, ORACLE_HELP, PROFILES_HELP, RUN_HELP, SERVE_HELP } from './help.js';
 import { type Io, processIo } from './io.js';
 
-const COMMANDS: Record<string, (argv: string[], io: Io) => number> = {
+// A command that runs long may answer a promise (it gives the event loop turns, so signals reach it).
+const COMMANDS: Record<string, (argv: string[], io: Io) => number | Promise<number>> = {
   run: runCommand,
   compare: compareCommand,
   explore: exploreCommand,
@@ -21,7 +22,7 @@ const COMMANDS: Record<string, (argv: string[], io: Io) => number> = {
 
 const HELPS: Record<string, string> = { run: RUN_HELP, compare: COMPARE_HELP, explore: EXPLORE_HELP, profiles: PROFILES_HELP, serve: SERVE_HELP, oracle: ORACLE_HELP };
 
-export function main(argv: string[], io: Io = processIo): number {
+export function main(argv: string[], io: Io = processIo): number | Promise<number> {
   const [cmd, ...rest] = argv;
   try {
     if (cmd === undefined || cmd === '-h' || cmd === '--help') {
@@ -39,18 +40,24 @@ export function main(argv: string[], io: Io = processIo): number {
     }
     const fn = COMMANDS[cmd];
     if (!fn) throw new UsageError(`cowlab: unknown command '${cmd}' (commands: ${Object.keys(COMMANDS).join(', ')}; cowlab --help)`);
-    return fn(rest, io);
+    const code = fn(rest, io);
+    return typeof code === 'number' ? code : code.catch((e: unknown) => failed(e, rest, io));
   } catch (e) {
-    if (e instanceof UsageError) {
-      if (rest.includes('--json')) {
-        io.out(JSON.stringify({ format: 1, error: e.message, errors: e.details }, null, 2));
-      }
-      io.err(e.message);
-      return EXIT_USAGE;
-    }
-    io.err(`cowlab: internal error: ${(e as Error).message}`);
-    if (process.env.COWLAB_DEBUG) io.err(String((e as Error).stack));
-    else io.err('(this is a bug in cowlab; COWLAB_DEBUG=1 shows where)');
-    return EXIT_INTERNAL;
+    return failed(e, rest, io);
   }
+}
+
+/** An error out of a command: bad input is exit 2 with its message, anything else a bug. */
+function failed(e: unknown, rest: string[], io: Io): number {
+  if (e instanceof UsageError) {
+    if (rest.includes('--json')) {
+      io.out(JSON.stringify({ format: 1, error: e.message, errors: e.details }, null, 2));
+    }
+    io.err(e.message);
+    return EXIT_USAGE;
+  }
+  io.err(`cowlab: internal error: ${(e as Error).message}`);
+  if (process.env.COWLAB_DEBUG) io.err(String((e as Error).stack));
+  else io.err('(this is a bug in cowlab; COWLAB_DEBUG=1 shows where)');
+  return EXIT_INTERNAL;
 }

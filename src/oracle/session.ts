@@ -4,7 +4,7 @@
 
 import { release } from 'node:os';
 import type { Scenario } from '../scenario/index.js';
-import { Agent, OracleError } from './agent.js';
+import { Agent, type AgentOptions, OracleError } from './agent.js';
 import { type BuildOptions, ensureHelper } from './build.js';
 import { type Facilities, parseProbe } from './facilities.js';
 import { errnoName } from './names.js';
@@ -19,6 +19,7 @@ export class OracleSession {
 
   private constructor(
     private readonly binary: string,
+    private readonly agentOpts: AgentOptions,
     agent: Agent,
     readonly facilities: Facilities,
   ) {
@@ -27,14 +28,14 @@ export class OracleSession {
   }
 
   /** Builds the helper if needed and starts its agent (throws OracleUnavailable where it cannot run). */
-  static open(opts: BuildOptions = {}): OracleSession {
+  static open(opts: BuildOptions = {}, agentOpts: AgentOptions = {}): OracleSession {
     const binary = ensureHelper(opts);
-    const agent = Agent.start(binary);
+    const agent = Agent.start(binary, agentOpts);
     try {
       const r = agent.call('probe');
       if (r[0] !== 'ok') throw new OracleError(`the helper's probe failed: ${r.join(' ')}`);
       const root = typeof process.getuid === 'function' && process.getuid() === 0;
-      return new OracleSession(binary, agent, parseProbe(r.slice(1), release(), root, errnoName));
+      return new OracleSession(binary, agentOpts, agent, parseProbe(r.slice(1), release(), root, errnoName));
     } catch (e) {
       agent.quit();
       throw e;
@@ -64,7 +65,7 @@ export class OracleSession {
     } catch (e) {
       if (!(e instanceof OracleError)) throw e;
       this.agent.close();
-      this.agent = Agent.start(this.binary);
+      this.agent = Agent.start(this.binary, this.agentOpts);
       this.system.agentRestarted();
       return `the helper died (${e.message}); restarted`;
     }
