@@ -6,8 +6,9 @@
  * here, as mkswap does), and enables it with swapon(2) at priority SWAP_PRIO, so MADV_PAGEOUT
  * goes there first. The swap the machine already had is never touched. `swapoff` disables and
  * deletes it; so do `quit`, the end of the agent's input, a failed answer, and SIGINT, SIGTERM
- * or SIGHUP (system_emergency, from a signal handler: system calls only). A file a killed agent
- * left enabled (its PID gone) is removed at the next `swapon`.
+ * or SIGHUP (system_emergency, from a signal handler: system calls only, every wait bounded). A
+ * file a killed agent left (its PID gone) is removed at the next `swapon`, or by `reclaim`,
+ * which the driver runs when it finds its agent gone.
  *
  * KSM: `ksm PASSES TIMEOUT_MS` saves run, pages_to_scan, sleep_millisecs and smart_scan, lets
  * ksmd scan fast (smart_scan off, so no page is skipped for having failed to merge before)
