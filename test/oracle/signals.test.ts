@@ -135,10 +135,11 @@ function burst(withKsm: boolean): string {
   const one = [
     'spawn 1', 'fork 1 2', `mmap 2 ${ADDR} 2 2`, `write 2 ${ADDR} 2 1`, 'fork 2 3', 'fork 1 4', 'exit 2', 'fork 3 5', 'reset',
   ];
+  const merge = ['spawn 1', `mmap 1 ${ADDR} 2 2`, `write 1 ${ADDR} 2 7`, `madvise 1 ${ADDR} 2 mergeable`, 'ksmhold', 'ksm 2 400', 'reset'];
   const lines: string[] = [];
   for (let k = 0; k < 30; k++) {
+    if (withKsm && k % 10 === 0) lines.push(...merge);
     lines.push(...one);
-    if (withKsm && k % 10 === 0) lines.push('spawn 1', `mmap 1 ${ADDR} 1 2`, `madvise 1 ${ADDR} 1 mergeable`, 'ksmhold', 'ksm 2 400', 'reset');
   }
   return `${lines.join('\n')}\n`;
 }
@@ -150,7 +151,7 @@ test(`a signal to the agent at a random moment (${TRIES} tries): it goes, and le
   const before = machine();
   const problems: string[] = [];
   let withSwap = 0;
-  let answered = 0;
+  const answers: number[] = [];
   const bySignal: Record<string, number> = {};
   for (let i = 0; i < TRIES; i++) {
     const tag = `${process.pid}-${i}`;
@@ -173,8 +174,8 @@ test(`a signal to the agent at a random moment (${TRIES} tries): it goes, and le
     const sig = SIGNALS[Math.floor(Math.random() * SIGNALS.length)]!;
     agent.kill(sig);
     const res = await Promise.race([gone, deadline(HANG_MS)]);
-    answered += out.slice(sent).split('\n').length - 1;
-    const what = `try ${i} (${sig} after ${out.slice(sent).split('\n').length - 1} answer(s))`;
+    answers.push(out.slice(sent).split('\n').length - 1);
+    const what = `try ${i} (${sig} after ${answers[answers.length - 1]} answer(s))`;
     if (res === null) {
       problems.push(`${what}: the agent is still there ${HANG_MS / 1000} s later`);
       forceClean(binary, tag, dir);
@@ -200,7 +201,10 @@ test(`a signal to the agent at a random moment (${TRIES} tries): it goes, and le
     removeDir(dir);
     if (problems.length >= 5) break;
   }
-  t.diagnostic(`${TRIES} tries (${Object.entries(bySignal).map(([s, n]) => `${n} ${s}`).join(', ')}), ${withSwap} with a swap file; ${answered} answers before the signals; ${problems.length} problem(s)`);
+  answers.sort((a, b) => a - b);
+  const at = (q: number): number => answers[Math.min(answers.length - 1, Math.floor(q * answers.length))] ?? 0;
+  t.diagnostic(`${answers.length} tries (${Object.entries(bySignal).map(([s, n]) => `${n} ${s}`).join(', ')}), ${withSwap} with a swap file; ` +
+    `answers before the signal: min ${at(0)}, median ${at(0.5)}, max ${at(1)}; ${problems.length} problem(s)`);
   assert.deepEqual(problems, []);
 });
 
