@@ -81,32 +81,6 @@ int call(struct sproc *p, const struct req *q, int send_fd, struct rep *r, int *
 	return -1;
 }
 
-/* Kills every scenario process and waits until none is left. */
-void procs_reset(void)
-{
-	for (int i = 0; i < MAXP; i++) {
-		if (procs[i].used)
-			mark_dead(&procs[i]);
-		procs[i].used = 0;
-	}
-	if (group_pid > 0)
-		kill(-group_pid, SIGKILL);
-	/* Every scenario process is our child or was reparented to us (we are a subreaper). */
-	for (int tries = 0; tries < 20000; tries++) {
-		pid_t w = waitpid(-1, NULL, WNOHANG);
-		if (w < 0 && errno == ECHILD) {
-			group_pid = 0;
-			return;
-		}
-		reaped(w);
-		if (w <= 0) {
-			struct timespec ts = { 0, 500000 };
-			nanosleep(&ts, NULL);
-		}
-	}
-	fprintf(stderr, "cowlab-oracle: some scenario process did not go away\n");
-}
-
 static uint64_t mono_ms(void)
 {
 	struct timespec ts;
@@ -148,17 +122,54 @@ static int kill_listed_children(void)
 	return count;
 }
 
+/* Kills every scenario process and waits until none is left. The group takes them all; one by
+ * one only without a group (a process the table still calls alive may have been reaped by its
+ * parent already, and its pid reused). */
+void procs_reset(void)
+{
+	pid_t group = group_pid;
+	if (group > 0)
+		kill(-group, SIGKILL);
+	for (int i = 0; i < MAXP; i++) {
+		if (procs[i].used && group > 0 && procs[i].alive) {
+			close(procs[i].sock);
+			procs[i].alive = 0;
+		}
+		if (procs[i].used)
+			mark_dead(&procs[i]);
+		procs[i].used = 0;
+	}
+	/* Every scenario process is our child or was reparented to us (we are a subreaper). */
+	for (int tries = 0; tries < 20000; tries++) {
+		pid_t w = waitpid(-1, NULL, WNOHANG);
+		if (w < 0 && errno == ECHILD) {
+			group_pid = 0;
+			return;
+		}
+		reaped(w);
+		if (w <= 0) {
+			if (tries % 200 == 199) /* one outside the group (its keeper died)? */
+				kill_listed_children();
+			struct timespec ts = { 0, 500000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+	fprintf(stderr, "cowlab-oracle: some scenario process did not go away\n");
+}
+
 /* From a signal handler (system calls only): kill every scenario process, known or not, and
  * reap them all, for at most EMERGENCY_WAIT_MS; never blocks longer. Sockets and handles are
  * closed too, so that a process that could not be killed still sees its agent go. */
 #define EMERGENCY_WAIT_MS 5000
 void procs_emergency(void)
 {
-	if (group_pid > 0)
-		kill(-group_pid, SIGKILL);
+	pid_t group = group_pid;
+	if (group > 0)
+		kill(-group, SIGKILL);
 	for (int i = 0; i < MAXP; i++) {
 		if (procs[i].used && procs[i].alive) {
-			kill(procs[i].pid, SIGKILL);
+			if (group <= 0)
+				kill(procs[i].pid, SIGKILL);
 			close(procs[i].sock);
 			procs[i].alive = 0;
 		}
