@@ -8,7 +8,7 @@
 
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { Agent, OracleError } from '../../src/oracle/agent.js';
@@ -244,7 +244,23 @@ test('the watchdog kills an agent that stops answering, and its swap file and KS
   }
 });
 
-for (const how of ['SIGINT to its process group (Ctrl-C)', 'SIGTERM to the driver'] as const) {
+// Ctrl-C with --json on a model that disagrees with this kernel (v5.7: disagreements are found,
+// shrunk and written as it goes), SIGTERM to the driver alone in text mode on v6.
+const CLI_CASES = [
+  { how: 'SIGINT to its process group (Ctrl-C)', args: ['--kernel', 'v5.7', '--seed', '3', '--json'] },
+  { how: 'SIGTERM to the driver', args: ['--seed', '9'] },
+] as const;
+
+interface RandomDoc {
+  interrupted: boolean;
+  scenarios: number;
+  agree: number;
+  disagree: number;
+  errors: number;
+  failures: { file: string | null; status: string }[];
+}
+
+for (const { how, args } of CLI_CASES) {
   test(`cowlab oracle --random: ${how} stops it with what it found so far, exit 130, nothing left`, { timeout: 90_000 }, async (t) => {
     if (!live.session) return t.skip(live.reason);
     if (!swapRoot) return t.skip('no directory for a swap file');
@@ -252,8 +268,10 @@ for (const how of ['SIGINT to its process group (Ctrl-C)', 'SIGTERM to the drive
     const tag = `${process.pid}-cli-${how.slice(0, 6)}`;
     const dir = mkdtempSync(join(swapRoot, 'cli-'));
     const outDir = join(dir, 'failures');
-    const child = spawn(process.execPath, [join(REPO, 'bin/cowlab.js'), 'oracle', '--random', '100000', '--seed', '9', '--ops', 'fork,write,read,swapout,expect-stat', '--out', outDir, '--json'], {
-      detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, COWLAB_SWAP_DIR: dir, COWLAB_SIGNALS_TAG: tag },
+    const tmp = join(dir, 'tmp'); // its temporary directory (the FIFOs to its agent go there)
+    mkdirSync(tmp);
+    const child = spawn(process.execPath, [join(REPO, 'bin/cowlab.js'), 'oracle', '--random', '100000', ...args, '--out', outDir], {
+      detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, COWLAB_SWAP_DIR: dir, TMPDIR: tmp, COWLAB_SIGNALS_TAG: tag },
     });
     let out = '';
     let err = '';
@@ -264,7 +282,7 @@ for (const how of ['SIGINT to its process group (Ctrl-C)', 'SIGTERM to the drive
       // Running, with its swap file on: a swapout has been replayed.
       for (let i = 0; i < 1500 && swapsUnder(dir).length === 0 && child.exitCode === null; i++) await sleep(20);
       assert.equal(swapsUnder(dir).length, 1, `no swap file appeared (${err})`);
-      await sleep(300 + Math.random() * 300);
+      await sleep(1000 + Math.random() * 1000);
       const t0 = Date.now();
       if (how.startsWith('SIGINT')) process.kill(-child.pid!, 'SIGINT');
       else process.kill(child.pid!, 'SIGTERM');
@@ -272,15 +290,32 @@ for (const how of ['SIGINT to its process group (Ctrl-C)', 'SIGTERM to the drive
       assert.ok(res !== null, 'still running 20 s after the signal');
       t.diagnostic(`stopped ${Date.now() - t0} ms after the signal`);
       assert.equal(res.code, 130, err);
-      const doc = JSON.parse(out) as { interrupted: boolean; scenarios: number; agree: number; errors: number; disagree: number };
-      assert.equal(doc.interrupted, true);
-      assert.ok(doc.scenarios > 0 && doc.scenarios < 100000, `scenarios: ${doc.scenarios}`);
-      assert.equal(doc.agree + doc.disagree + doc.errors, doc.scenarios);
-      assert.equal(doc.errors, 0, 'the scenario the signal cut short is not counted as an error');
+      const written = existsSync(outDir) ? readdirSync(outDir).map((f) => join(outDir, f)).sort() : [];
+      if ((args as readonly string[]).includes('--json')) {
+        const doc = JSON.parse(out) as RandomDoc;
+        assert.equal(doc.interrupted, true);
+        assert.ok(doc.scenarios > 0 && doc.scenarios < 100000, `scenarios: ${doc.scenarios}`);
+        assert.equal(doc.agree + doc.disagree + doc.errors, doc.scenarios);
+        assert.equal(doc.errors, 0, 'the scenario the signal cut short is not counted as an error');
+        // What was found so far is reported, and written out as at a normal end.
+        assert.ok(doc.disagree > 0, 'v5.7 disagrees with this kernel within the first scenarios');
+        assert.deepEqual(doc.failures.map((f) => f.file).sort(), written);
+        t.diagnostic(`${doc.scenarios} scenario(s), ${doc.disagree} disagreement(s) written`);
+      } else {
+        const m = /^interrupted: (\d+) of 100000 scenario\(s\) generated$/m.exec(out);
+        assert.ok(m, out);
+        const s = /^(\d+) random scenario\(s\), seed 9, on model v6 and Linux .*: (\d+) agree, (\d+) disagree, 0 error\(s\), (\d+) not generated validly$/m.exec(out);
+        assert.ok(s, out);
+        assert.equal(Number(s[1]) + Number(s[4]), Number(m[1]));
+        assert.ok(Number(s[1]) > 0);
+        assert.match(out, /observation\(s\) compared/);
+        assert.equal(written.length, Number(s[3]));
+      }
       for (let i = 0; i < 100 && tagged(tag).length > 0; i++) await sleep(20);
       assert.deepEqual(tagged(tag), [], 'processes left');
       assert.deepEqual(swapsUnder(dir), [], 'swap area left');
-      assert.deepEqual(filesUnder(dir).filter((f) => !f.startsWith('failures')), [], 'files left');
+      assert.deepEqual(filesUnder(dir).filter((f) => !f.startsWith('failures') && f !== 'tmp'), [], 'files left');
+      assert.deepEqual(filesUnder(tmp), [], 'temporary files left');
       assert.equal(await machineAsBefore(before), null);
     } finally {
       if (child.exitCode === null && child.signalCode === null) {
