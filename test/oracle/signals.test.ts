@@ -7,8 +7,8 @@
 // left, and `cowlab oracle --random` stops on SIGINT or SIGTERM with its summary, exit 130.
 
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { Agent, OracleError } from '../../src/oracle/agent.js';
@@ -240,6 +240,31 @@ test('the watchdog kills an agent that stops answering, and its swap file and KS
   } finally {
     agent.close();
     forceClean(binary, tag, dir);
+    removeDir(dir);
+  }
+});
+
+test('reclaim removes the swap directory a dead agent left, and not a live agent\'s', (t) => {
+  if (!live.session) return t.skip(live.reason);
+  if (!swapRoot) return t.skip('no directory for a swap file');
+  const dir = mkdtempSync(join(swapRoot, 'reclaim-'));
+  try {
+    // A process that has exited (and been reaped): its pid names a dead agent.
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+    const deadPid = Number(dead.stdout);
+    assert.ok(deadPid > 0 && !existsSync(`/proc/${deadPid}`));
+    const deadDir = join(dir, `cowlab-swap.${deadPid}.AbC123`);
+    const liveDir = join(dir, `cowlab-swap.${process.pid}.XyZ789`);
+    const other = join(dir, `cowlab-swap.${deadPid}.notours`); // not named the way the agent names them
+    for (const d of [deadDir, liveDir, other]) {
+      mkdirSync(d);
+      writeFileSync(join(d, 'swapfile'), 'x');
+    }
+    execFileSync(ensureHelper(), ['reclaim', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    assert.ok(!existsSync(deadDir), 'the dead agent\'s directory is still there');
+    assert.ok(existsSync(join(liveDir, 'swapfile')), 'a live agent\'s file was removed');
+    assert.ok(existsSync(join(other, 'swapfile')), 'a directory not named as the agent names them was removed');
+  } finally {
     removeDir(dir);
   }
 });
