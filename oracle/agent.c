@@ -8,7 +8,7 @@
  * vmsplice ID H ADDR PAGES; hread H K; hwrite H K WORD; release H; census; reset; quit;
  * swapon PAGES DIR...; swapinfo; swapoff; swaphold; ksmhold; ksm PASSES TIMEOUT_MS (system.c:
  * what they change on the machine is put back on swapoff, quit, end of input, a lost driver,
- * SIGINT, SIGTERM and SIGHUP).
+ * SIGINT, SIGTERM and SIGHUP; a signal never leaves the agent blocked: agent_procs.c).
  * Numbers are decimal except WORD (hex). */
 #include "agent.h"
 

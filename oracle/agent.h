@@ -4,6 +4,8 @@
 
 #include "oracle.h"
 
+#include <signal.h>
+
 #define MAXP 64
 #define MAXH 1024
 /* How long one operation may take before its process is taken for hung (and killed). */
@@ -28,6 +30,8 @@ struct handle {
 extern struct sproc procs[MAXP];
 extern struct handle handles[MAXH];
 extern pid_t agent_pid;
+/* The scenario's process group (its leader is a keeper that only waits to be killed), 0: none. */
+extern volatile sig_atomic_t group_pid;
 
 /* agent.c: one answer line on stdout. */
 void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -37,6 +41,7 @@ struct sproc *proc_by_id(int id);
 void reap(void);
 int call(struct sproc *p, const struct req *q, int send_fd, struct rep *r, int *got_fd);
 void procs_reset(void);
+void procs_emergency(void);
 void cmd_spawn(int id);
 void cmd_fork(struct sproc *p, int newid);
 void cmd_exit(struct sproc *p);
@@ -63,5 +68,8 @@ void system_release_holds(void);
 void system_cleanup(void);
 void system_signals(void);
 void system_signals_default(void);
+void system_signals_block(sigset_t *old);
+void system_signals_restore(const sigset_t *old);
+int system_reclaim(int argc, char **argv);
 
 #endif

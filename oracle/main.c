@@ -1,6 +1,7 @@
 /* Entry point: `cowlab-oracle agent` (driven by cowlab over stdin/stdout),
- * `cowlab-oracle mkfifo PATH...` (Node has no mkfifo), `cowlab-oracle probe`. */
-#include "oracle.h"
+ * `cowlab-oracle mkfifo PATH...` (Node has no mkfifo), `cowlab-oracle probe`,
+ * `cowlab-oracle reclaim DIR...` (what dead agents left changed on the machine, put back). */
+#include "agent.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -26,6 +27,8 @@ int main(int argc, char **argv)
 		printf("%s\n", buf);
 		return 0;
 	}
-	fprintf(stderr, "usage: cowlab-oracle agent | mkfifo PATH... | probe\n");
+	if (argc >= 2 && strcmp(argv[1], "reclaim") == 0)
+		return system_reclaim(argc - 2, argv + 2);
+	fprintf(stderr, "usage: cowlab-oracle agent | mkfifo PATH... | probe | reclaim DIR...\n");
 	return 2;
 }

@@ -6,8 +6,9 @@
  * here, as mkswap does), and enables it with swapon(2) at priority SWAP_PRIO, so MADV_PAGEOUT
  * goes there first. The swap the machine already had is never touched. `swapoff` disables and
  * deletes it; so do `quit`, the end of the agent's input, a failed answer, and SIGINT, SIGTERM
- * or SIGHUP (system_emergency, from a signal handler: system calls only). A file a killed agent
- * left enabled (its PID gone) is removed at the next `swapon`.
+ * or SIGHUP (system_emergency, from a signal handler: system calls only, every wait bounded). A
+ * file a killed agent left (its PID gone) is removed at the next `swapon`, or by `reclaim`,
+ * which the driver runs when it finds its agent gone.
  *
  * KSM: `ksm PASSES TIMEOUT_MS` saves run, pages_to_scan, sleep_millisecs and smart_scan, lets
  * ksmd scan fast (smart_scan off, so no page is skipped for having failed to merge before)
@@ -25,6 +26,7 @@
  * takes that lock exclusively before its swapoff (which would swap them back in). */
 #include "agent.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -154,7 +156,10 @@ void system_release_holds(void)
 
 /* ---- swap --------------------------------------------------------------------------------- */
 
-/* wait: first let other oracles' scenarios with pages on our file end (not from a handler). */
+/* wait: first let other oracles' scenarios with pages on our file end (not from a handler).
+ * A file we made is always switched off before it is deleted, whatever swap_enabled says: a
+ * signal may have come between swapon() and the flag (or swapoff() and the flag); swapoff of a
+ * file that is not swap fails with EINVAL, which means it is off. */
 static void swap_remove(int wait)
 {
 	int lock = -1;
@@ -162,7 +167,7 @@ static void swap_remove(int wait)
 		system_release_holds();
 		lock = lock_file(lock_path("swap"), LOCK_EX, 30000);
 	}
-	if (swap_enabled && swapoff(swap_path) == 0)
+	if ((swap_made || swap_enabled) && (swapoff(swap_path) == 0 || errno == EINVAL || errno == ENOENT))
 		swap_enabled = 0;
 	if (swap_enabled) {
 		/* Still enabled (pages could not come back): keep the file, say so. */
@@ -171,6 +176,8 @@ static void swap_remove(int wait)
 		w = write(2, swap_path, strlen(swap_path));
 		w = write(2, "\n", 1);
 		(void)w;
+		if (lock >= 0)
+			close(lock);
 		return;
 	}
 	if (swap_made) {
@@ -198,6 +205,27 @@ static const char *fs_name(long type)
 	}
 }
 
+/* An agent that is no more: no such process, or a zombie (its driver has not reaped it yet). */
+static int agent_gone(long pid)
+{
+	if (pid <= 0 || pid == (long)getpid())
+		return 0;
+	if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+		return 1;
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	char *rp = strrchr(buf, ')');
+	return rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
+}
+
 /* Swap files an agent that no longer exists left enabled (it was killed before it could clean
  * up): their paths carry its PID. Only files named the way this helper names them. */
 static void swap_remove_stale(void)
@@ -220,8 +248,7 @@ static void swap_remove_stale(void)
 			char *base = strstr(path, "/cowlab-swap.");
 			long pid = base ? strtol(base + 13, NULL, 10) : 0;
 			char *slash = base ? strrchr(path, '/') : NULL;
-			if (pid > 0 && slash && !strcmp(slash, "/swapfile") && pid != (long)getpid() &&
-			    kill((pid_t)pid, 0) < 0 && errno == ESRCH && swapoff(path) == 0) {
+			if (pid > 0 && slash && !strcmp(slash, "/swapfile") && agent_gone(pid) && swapoff(path) == 0) {
 				unlink(path);
 				*slash = 0;
 				rmdir(path);
@@ -269,13 +296,19 @@ static int swap_try(const char *dir, uint64_t pages, char *why, size_t len)
 	struct statfs sf;
 	const char *fs = statfs(dir, &sf) == 0 ? fs_name((long)sf.f_type) : "?";
 	snprintf(swap_dir, sizeof swap_dir, "%s/cowlab-swap.%d.XXXXXX", dir, (int)getpid());
+	snprintf(swap_path, sizeof swap_path, "%s/swapfile", swap_dir);
+	/* No handler between making the directory and recording it. */
+	sigset_t old;
+	system_signals_block(&old);
 	if (!mkdtemp(swap_dir)) {
 		int err = errno;
+		system_signals_restore(&old);
 		snprintf(why, len, "%s (%s): cannot make a directory there: %s", dir, fs, strerror(err));
 		return -err;
 	}
 	snprintf(swap_path, sizeof swap_path, "%s/swapfile", swap_dir);
 	swap_made = 1; /* from here on swap_remove deletes the file (if any) and the directory */
+	system_signals_restore(&old);
 	int fd = open(swap_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		int err = errno;
@@ -397,6 +430,32 @@ void cmd_swaphold(void)
 		swap_hold_fd = fd;
 	}
 	say("ok");
+}
+
+/* Directories (and their swap files, not enabled) that an agent that is no more left in DIR. */
+static void swap_remove_stale_dirs(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, "cowlab-swap.", 12) != 0)
+			continue;
+		char *end;
+		long pid = strtol(e->d_name + 12, &end, 10);
+		if (end == e->d_name + 12 || *end != '.' || strlen(end + 1) != 6 || !agent_gone(pid))
+			continue;
+		char sub[1024], file[1100];
+		snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
+		snprintf(file, sizeof file, "%s/swapfile", sub);
+		if (swapoff(file) == 0 || errno == EINVAL || errno == ENOENT) {
+			unlink(file);
+			if (rmdir(sub) == 0)
+				fprintf(stderr, "cowlab-oracle: removed what a killed oracle left of its swap file: %s\n", sub);
+		}
+	}
+	closedir(d);
 }
 
 /* ---- KSM ---------------------------------------------------------------------------------- */
@@ -530,6 +589,26 @@ out:
 
 /* ---- cleanup ------------------------------------------------------------------------------ */
 
+/* `cowlab-oracle reclaim DIR...`: what agents that are no more (killed, or stopped by the
+ * driver's watchdog) left changed: their swap files switched off and deleted (enabled or not,
+ * in /proc/swaps and in each DIR), and the KSM settings one recorded before a merge put back
+ * (unless another oracle holds the KSM lock: it has put them back when it took it). */
+int system_reclaim(int argc, char **argv)
+{
+	swap_remove_stale();
+	for (int i = 0; i < argc; i++)
+		swap_remove_stale_dirs(argv[i]);
+	const char *kl = lock_path("ksm");
+	if (access(kl, F_OK) == 0) {
+		int fd = lock_file(kl, LOCK_EX, 2000);
+		if (fd >= 0) {
+			ksm_recover(fd);
+			close(fd);
+		}
+	}
+	return 0;
+}
+
 /* Every change to the machine undone (after the scenario processes are gone). */
 void system_cleanup(void)
 {
@@ -538,24 +617,24 @@ void system_cleanup(void)
 	swap_remove(1);
 }
 
-/* From a signal handler: kill and reap the scenario processes, then undo. */
+/* From a signal handler (system calls only): kill and reap the scenario processes, then undo.
+ * Every wait in here is bounded (procs_emergency: 5 s), so the agent always goes. */
 static void system_emergency(int sig)
 {
-	if (getpid() != agent_pid) /* a scenario process not yet past child_setup */
+	if (getpid() != agent_pid) /* a child of the agent before it reset its handlers */
 		_exit(128 + sig);
 	ksm_restore();
-	for (int i = 0; i < MAXP; i++)
-		if (procs[i].used && procs[i].alive)
-			kill(procs[i].pid, SIGKILL);
-	/* The rest of the cleanup waits for every child we reap (we are their subreaper). */
-	for (int i = 0; i < MAXH; i++)
-		if (handles[i].used && handles[i].fd >= 0)
-			close(handles[i].fd);
-	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
-		;
+	procs_emergency();
 	swap_remove(0);
-	signal(sig, SIG_DFL);
-	raise(sig);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	raise(sig); /* dies of the signal, as without a handler */
+	_exit(128 + sig);
 }
 
 void system_signals(void)
@@ -567,6 +646,24 @@ void system_signals(void)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+}
+
+/* The signals the handler takes, held back (around a fork and the recording of its child). */
+void system_signals_block(sigset_t *old)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, old);
+}
+
+void system_signals_restore(const sigset_t *old)
+{
+	int err = errno;
+	sigprocmask(SIG_SETMASK, old, NULL);
+	errno = err;
 }
 
 /* In a scenario process: none of the agent's handlers (it must never undo anything). */

@@ -200,7 +200,9 @@ options:
   -h, --help      this text
 
 exit status: 0 every comparable observation agrees; 1 some disagree (or the live replay
-failed); 2 bad input, or the oracle cannot run here (not Linux, no C compiler).
+failed); 2 bad input, or the oracle cannot run here (not Linux, no C compiler); 130 stopped
+by SIGINT or SIGTERM (after the replay in flight, with the summary of what was found so far;
+with --random the failures found are written to --out as usual).
 
 examples:
   npx cowlab oracle scenarios/basic

@@ -10,7 +10,8 @@ import { EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError } from './errors.js';
 import { COMPARE_HELP, EXPLORE_HELP, MAIN_HELP, ORACLE_HELP, PROFILES_HELP, RUN_HELP, SERVE_HELP } from './help.js';
 import { type Io, processIo } from './io.js';
 
-const COMMANDS: Record<string, (argv: string[], io: Io) => number> = {
+// A command that runs long may answer a promise (it gives the event loop turns, so signals reach it).
+const COMMANDS: Record<string, (argv: string[], io: Io) => number | Promise<number>> = {
   run: runCommand,
   compare: compareCommand,
   explore: exploreCommand,
@@ -29,7 +30,7 @@ const ASYNC_COMMANDS: Record<string, (argv: string[], io: Io) => Promise<number>
 };
 
 /** The command line, every command on this thread (tests; mainAsync is the bin's). */
-export function main(argv: string[], io: Io = processIo): number {
+export function main(argv: string[], io: Io = processIo): number | Promise<number> {
   const [cmd, ...rest] = argv;
   try {
     if (cmd === undefined || cmd === '-h' || cmd === '--help') {
@@ -54,7 +55,8 @@ export function main(argv: string[], io: Io = processIo): number {
     }
     const fn = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
     if (!fn) throw new UsageError(`cowlab: unknown command '${cmd}' (commands: ${Object.keys(COMMANDS).join(', ')}; cowlab --help)`);
-    return fn(rest, io);
+    const code = fn(rest, io);
+    return typeof code === 'number' ? code : code.catch((e: unknown) => failure(e, rest, io));
   } catch (e) {
     return failure(e, rest, io);
   }
@@ -64,7 +66,7 @@ export function main(argv: string[], io: Io = processIo): number {
 export async function mainAsync(argv: string[], io: Io = processIo): Promise<number> {
   const [cmd, ...rest] = argv;
   const fn = cmd === undefined ? undefined : ASYNC_COMMANDS[cmd];
-  if (!fn) return main(argv, io);
+  if (!fn) return await main(argv, io);
   try {
     return await fn(rest, io);
   } catch (e) {

@@ -4,7 +4,7 @@
 
 import { release } from 'node:os';
 import type { Scenario } from '../scenario/index.js';
-import { Agent, OracleError } from './agent.js';
+import { Agent, type AgentOptions, OracleError } from './agent.js';
 import { type BuildOptions, ensureHelper } from './build.js';
 import { type Facilities, parseProbe } from './facilities.js';
 import { errnoName } from './names.js';
@@ -14,27 +14,30 @@ import type { KernelRun } from './types.js';
 
 export class OracleSession {
   private agent: Agent;
+  /** The agent died; a new one is started when one is next needed (not at all if the session ends first). */
+  private agentDead = false;
   /** Swap and KSM, changed on the machine for the session and put back. */
   readonly system: SystemOps;
 
   private constructor(
     private readonly binary: string,
+    private readonly agentOpts: AgentOptions,
     agent: Agent,
     readonly facilities: Facilities,
   ) {
     this.agent = agent;
-    this.system = new SystemOps(() => this.agent, facilities);
+    this.system = new SystemOps(() => this.live(), facilities);
   }
 
   /** Builds the helper if needed and starts its agent (throws OracleUnavailable where it cannot run). */
-  static open(opts: BuildOptions = {}): OracleSession {
+  static open(opts: BuildOptions = {}, agentOpts: AgentOptions = {}): OracleSession {
     const binary = ensureHelper(opts);
-    const agent = Agent.start(binary);
+    const agent = Agent.start(binary, agentOpts);
     try {
       const r = agent.call('probe');
       if (r[0] !== 'ok') throw new OracleError(`the helper's probe failed: ${r.join(' ')}`);
       const root = typeof process.getuid === 'function' && process.getuid() === 0;
-      return new OracleSession(binary, agent, parseProbe(r.slice(1), release(), root, errnoName));
+      return new OracleSession(binary, agentOpts, agent, parseProbe(r.slice(1), release(), root, errnoName));
     } catch (e) {
       agent.quit();
       throw e;
@@ -51,23 +54,33 @@ export class OracleSession {
 
   /** A replay to drive step by step (`run(count, from)`); `cleanSlate()` ends it. */
   replayer(sc: Scenario): Replay {
-    return new Replay(this.agent, this.facilities, sc, this.system);
+    return new Replay(this.live(), this.facilities, sc, this.system);
   }
 
-  /** Resets the agent and checks it holds nothing; restarts it if it died. Returns a problem, or null. */
+  /** Resets the agent and checks it holds nothing; if it died, a new one is started when next needed. Returns a problem, or null. */
   cleanSlate(): string | null {
     try {
-      this.agent.call('reset');
-      const c = this.agent.call('census');
+      const agent = this.live();
+      agent.call('reset');
+      const c = agent.call('census');
       if (c[0] === 'ok' && c[1] === 'procs=0' && c[2] === 'handles=0') return null;
       return `the helper still holds something after the scenario: ${c.join(' ')}`;
     } catch (e) {
       if (!(e instanceof OracleError)) throw e;
       this.agent.close();
-      this.agent = Agent.start(this.binary);
+      this.agentDead = true;
       this.system.agentRestarted();
-      return `the helper died (${e.message}); restarted`;
+      return `the helper died (${e.message}); a new one takes over`;
     }
+  }
+
+  /** The agent, started anew if the last one died. */
+  private live(): Agent {
+    if (this.agentDead) {
+      this.agent = Agent.start(this.binary, this.agentOpts);
+      this.agentDead = false;
+    }
+    return this.agent;
   }
 
   /** The agent's process id (tests check it is gone after close). */
@@ -77,7 +90,7 @@ export class OracleSession {
 
   /** Counts of live scenario processes and handles held (tests). */
   census(): { procs: number; handles: number } {
-    const c = this.agent.call('census');
+    const c = this.live().call('census');
     return { procs: Number(c[1]?.split('=')[1]), handles: Number(c[2]?.split('=')[1]) };
   }
 
@@ -86,6 +99,7 @@ export class OracleSession {
 
   /** Ends the session: the swap file is switched off and deleted, the agent quits. */
   close(): void {
+    if (this.agentDead) return; // gone, and what it left is reclaimed
     try {
       this.closeProblem = this.system.swapOff();
     } catch (e) {

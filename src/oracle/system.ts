@@ -4,7 +4,8 @@
 //     session ends: 64 MiB under $COWLAB_SWAP_DIR, the temporary directory or /var/tmp (the
 //     first whose filesystem takes swap files), enabled at priority 32767 so that MADV_PAGEOUT
 //     writes there first; removed by the agent on quit, at the end of its input (the driver
-//     died), and on SIGINT, SIGTERM or SIGHUP. Swap the machine already had is never touched.
+//     died), and on SIGINT, SIGTERM or SIGHUP; after an agent that could not (SIGKILL, the
+//     watchdog: agent.ts), by `cowlab-oracle reclaim`. Swap the machine already had is never touched.
 //   - KSM switched on for each `ksm merge` until ksmd has made KSM_PASSES full scans, then its
 //     settings put back (run, pages_to_scan, sleep_millisecs, smart_scan).
 // Oracles running side by side on one machine keep out of each other's way with two lock files

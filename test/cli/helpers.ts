@@ -22,6 +22,15 @@ export function cli(...argv: string[]): Outcome {
   const out: string[] = [];
   const err: string[] = [];
   const code = main(argv, { out: (t) => out.push(t), err: (t) => err.push(t) });
+  if (typeof code !== 'number') throw new Error(`cowlab ${argv.join(' ')} answered a promise: use cliAsync`);
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+/** The same, for a command that may answer a promise (one that runs long, such as oracle). */
+export async function cliAsync(...argv: string[]): Promise<Outcome> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(argv, { out: (t) => out.push(t), err: (t) => err.push(t) });
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 

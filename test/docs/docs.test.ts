@@ -29,6 +29,7 @@ function cli(argv: string[]): { code: number; out: string; err: string } {
   const out: string[] = [];
   const err: string[] = [];
   const code = main(argv, { out: (t) => out.push(t), err: (t) => err.push(t) });
+  if (typeof code !== 'number') throw new Error(`cowlab ${argv.join(' ')} answered a promise`);
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 

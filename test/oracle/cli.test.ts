@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { cli } from '../cli/helpers.js';
+import { cli, cliAsync } from '../cli/helpers.js';
 import { probedProfile } from '../../src/oracle/probed.js';
 import { openLive, REPO, v6 } from './helpers.js';
 
@@ -41,9 +41,9 @@ test('help', () => {
   assert.match(cli('help', 'oracle').out, /--random N/);
 });
 
-test('scenarios that agree: exit 0, a table per scenario and a summary', (t) => {
+test('scenarios that agree: exit 0, a table per scenario and a summary', async (t) => {
   if (!live.session) return t.skip(live.reason);
-  const r = cli('oracle', join(REPO, 'scenarios/basic/fork-isolation.scn.yaml'), join(REPO, 'scenarios/kernel-tests/cow-ro-pin-on-shared.scn.yaml'));
+  const r = await cliAsync('oracle', join(REPO, 'scenarios/basic/fork-isolation.scn.yaml'), join(REPO, 'scenarios/kernel-tests/cow-ro-pin-on-shared.scn.yaml'));
   assert.equal(r.code, 0, r.out + r.err);
   assert.match(r.out, /line +step +model +kernel +agree\?/);
   assert.match(r.out, /expect P buf\[0\] same-frame Q buf\[0\] +same-frame +same-frame +yes/);
@@ -55,17 +55,17 @@ test('scenarios that agree: exit 0, a table per scenario and a summary', (t) => 
   assert.match(r.out, new RegExp(`^model: ${re(model())}$`, 'm'));
 });
 
-test('a model that disagrees with the kernel: exit 1, the disagreement shown', (t) => {
+test('a model that disagrees with the kernel: exit 1, the disagreement shown', async (t) => {
   if (!live.session) return t.skip(live.reason);
   // v5.7 reuses the page the pipe still holds: the child reads the parent's secret. Linux does not.
-  const r = cli('oracle', '--kernel', 'v5.7', join(REPO, 'scenarios/seeds/cve-2020-29374-vmsplice-leak.scn.yaml'));
+  const r = await cliAsync('oracle', '--kernel', 'v5.7', join(REPO, 'scenarios/seeds/cve-2020-29374-vmsplice-leak.scn.yaml'));
   assert.equal(r.code, 1, r.out + r.err);
   assert.match(r.out, /Q read pipe\[0\] +secret +1 +NO/);
 });
 
-test('--json: one document with every step and observation', (t) => {
+test('--json: one document with every step and observation', async (t) => {
   if (!live.session) return t.skip(live.reason);
-  const r = cli('oracle', '--json', join(REPO, 'scenarios/basic/fork-isolation.scn.yaml'), join(REPO, 'scenarios/basic/zero-page-fork.scn.yaml'));
+  const r = await cliAsync('oracle', '--json', join(REPO, 'scenarios/basic/fork-isolation.scn.yaml'), join(REPO, 'scenarios/basic/zero-page-fork.scn.yaml'));
   assert.equal(r.code, 0);
   const doc = JSON.parse(r.out);
   assert.equal(doc.format, 1);
@@ -88,10 +88,10 @@ test('--json: one document with every step and observation', (t) => {
   assert.equal(typeof doc.facilities.uring, 'boolean');
 });
 
-test('--random writes nothing when all agree, and reports its counts', (t) => {
+test('--random writes nothing when all agree, and reports its counts', async (t) => {
   if (!live.session) return t.skip(live.reason);
   const out = join(TMP, 'failures');
-  const r = cli('oracle', '--random', '25', '--seed', '5', '--avoid', 'known', '--out', out);
+  const r = await cliAsync('oracle', '--random', '25', '--seed', '5', '--avoid', 'known', '--out', out);
   assert.equal(r.code, 0, r.out);
   assert.match(r.out, new RegExp(`25 random scenario\\(s\\), seed 5 \\(avoiding .*\\), on model ${re(model())} and Linux .*: 25 agree, 0 disagree`));
   assert.throws(() => readdirSync(out));

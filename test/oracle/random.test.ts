@@ -13,12 +13,12 @@ import { openLive, steps, v6 } from './helpers.js';
 const live = openLive();
 after(() => live.session?.close());
 
-test('250 random scenarios (seed 20240611) agree with v6, swap and KSM included', (t) => {
+test('250 random scenarios (seed 20240611) agree with v6, swap and KSM included', async (t) => {
   if (!live.session) {
     t.skip(live.reason);
     return;
   }
-  const sum = randomCampaign(live.session, v6(), { count: 250, seed: 20240611, ops: DEFAULT_OPS, avoid: OPEN_GAPS, outDir: null });
+  const sum = await randomCampaign(live.session, v6(), { count: 250, seed: 20240611, ops: DEFAULT_OPS, avoid: OPEN_GAPS, outDir: null });
   assert.equal(sum.invalid, 0, `invalid generated scenarios: ${sum.invalidReasons.join('; ')}`);
   assert.deepEqual(sum.failures.map((f) => `${f.name}: ${f.first}`), []);
   assert.equal(sum.agree, 250);
@@ -37,7 +37,7 @@ test('a disagreement is shrunk and written as a replayable scenario', async (t) 
   const dir = mkdtempSync(join(tmpdir(), 'cowlab-oracle-test-'));
   try {
     // v5.7 decides reuse by mapcount: the kernel of this machine does not, so this disagrees.
-    const sum = randomCampaign(live.session, builtinProfile('v5.7')!, { count: 60, seed: 3, ops: DEFAULT_OPS, avoid: GAPS, outDir: dir });
+    const sum = await randomCampaign(live.session, builtinProfile('v5.7')!, { count: 60, seed: 3, ops: DEFAULT_OPS, avoid: GAPS, outDir: dir });
     assert.ok(sum.disagree > 0, 'v5.7 should disagree with the live kernel somewhere');
     const files = readdirSync(dir);
     assert.equal(files.length, sum.disagree + sum.errors);

@@ -8,6 +8,7 @@ function run(argv: string[]): { code: number; out: string; err: string } {
   let out = '';
   let err = '';
   const code = main(argv, { out: (t) => (out += t + '\n'), err: (t) => (err += t + '\n') });
+  if (typeof code !== 'number') throw new Error('cowlab serve answered a promise');
   return { code, out, err };
 }
 

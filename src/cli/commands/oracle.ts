@@ -1,5 +1,7 @@
 // `cowlab oracle`: the model beside the live Linux kernel, step by step (FILE|DIR...), or on
 // generated scenarios (--random N) whose disagreements are shrunk and written out.
+// SIGINT or SIGTERM stops it after the replay in flight (the loops give the event loop a turn
+// after each one): what was found so far is reported as at a normal end, exit 130.
 
 import type { Profile } from '../../core/profile.js';
 import { OracleUnavailable } from '../../oracle/build.js';
@@ -10,7 +12,7 @@ import { addCounts, countsText, renderOracle, statusWord, ZERO_COUNTS } from '..
 import { type Assumed, assumeFacts, probedFacts, probedProfile } from '../../oracle/probed.js';
 import { OracleSession } from '../../oracle/session.js';
 import { parseCommandArgs } from '../args.js';
-import { EXIT_FAIL, EXIT_OK, UsageError } from '../errors.js';
+import { EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, UsageError } from '../errors.js';
 import { ORACLE_HELP } from '../help.js';
 import type { Io } from '../io.js';
 import { expandPaths, loadScenarios } from '../load.js';
@@ -24,6 +26,29 @@ function intOpt(v: unknown, name: string, lo: number, hi: number): number {
   return n;
 }
 
+/** SIGINT and SIGTERM abort `signal` while the command runs; a second one exits at once (the agent cleans up by itself). */
+function interrupts(): { signal: AbortSignal; done: () => void } {
+  const ac = new AbortController();
+  const on = (sig: NodeJS.Signals): void => {
+    if (ac.signal.aborted) process.exit(EXIT_INTERRUPTED);
+    ac.abort(sig);
+  };
+  process.on('SIGINT', on);
+  process.on('SIGTERM', on);
+  return {
+    signal: ac.signal,
+    done: () => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+    },
+  };
+}
+
+/** A turn of the event loop: signal handlers run in it. */
+function turn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 function openSession(assume: Assumed): OracleSession {
   try {
     const session = OracleSession.open();
@@ -35,7 +60,7 @@ function openSession(assume: Assumed): OracleSession {
   }
 }
 
-export function oracleCommand(argv: string[], io: Io): number {
+export function oracleCommand(argv: string[], io: Io): number | Promise<number> {
   const { values, positionals } = parseCommandArgs(argv, {
     kernel: { type: 'string' },
     profiles: { type: 'string', multiple: true },
@@ -87,32 +112,43 @@ export function oracleCommand(argv: string[], io: Io): number {
   if (positionals.length === 0) throw new UsageError('cowlab oracle: no scenario given (try: npx cowlab oracle scenarios/basic, or --random 100)');
   const scenarios = loadScenarios(expandPaths(positionals), registry);
   const session = openSession(assume);
-  const results: OracleResult[] = [];
   if (!values.json) io.out(probeHeader(session, profile));
+  return filesMode(io, session, scenarios, profile, !!values.json, !!values.quiet);
+}
+
+async function filesMode(io: Io, session: OracleSession, scenarios: ReturnType<typeof loadScenarios>, profile: Profile, json: boolean, quiet: boolean): Promise<number> {
+  const results: OracleResult[] = [];
+  const stop = interrupts();
   try {
     for (const sc of scenarios) {
       const r = oracleScenario(session, sc, profile);
+      await turn();
+      if (stop.signal.aborted && r.status === 'error') break; // cut short by the signal
       results.push(r);
-      if (!values.json) io.out(values.quiet ? `${statusWord(r).padEnd(12)}  ${sc.file}  ${countsText(r.counts)}` : `${renderOracle(r)}\n`);
+      if (!json) io.out(quiet ? `${statusWord(r).padEnd(12)}  ${sc.file}  ${countsText(r.counts)}` : `${renderOracle(r)}\n`);
+      if (stop.signal.aborted) break;
     }
   } finally {
     session.close();
+    stop.done();
   }
+  const interrupted = stop.signal.aborted;
   const total = results.reduce((acc, r) => addCounts(acc, r.counts), ZERO_COUNTS);
   const bad = results.filter((r) => r.status === 'disagree' || r.status === 'error');
   const by = (s: string): number => results.filter((r) => r.status === s).length;
-  if (values.json) {
+  if (json) {
     io.out(JSON.stringify({
       format: ORACLE_FORMAT, command: 'oracle', profile: profile.name, model: probedProfile(profile, session.facilities).name,
-      kernel: session.facilities.kernel, probe: probedFacts(session.facilities), facilities: session.facilities, totals: total,
+      kernel: session.facilities.kernel, interrupted, probe: probedFacts(session.facilities), facilities: session.facilities, totals: total,
       scenarios: { agree: by('agree'), disagree: by('disagree'), na: by('n/a'), skipped: by('skipped'), error: by('error') },
       results,
     }, null, 2));
   } else {
+    if (interrupted) io.out(`interrupted: ${results.length} of ${scenarios.length} scenario(s) replayed`);
     io.out(`${results.length} scenario(s) on model ${probedProfile(profile, session.facilities).name} and Linux ${session.facilities.kernel}: ${by('agree')} agree, ${by('disagree')} disagree, ${by('n/a')} n/a on the model, ${by('skipped')} skipped, ${by('error')} error(s)`);
     io.out(countsText(total));
   }
-  return bad.length > 0 ? EXIT_FAIL : EXIT_OK;
+  return interrupted ? EXIT_INTERRUPTED : bad.length > 0 ? EXIT_FAIL : EXIT_OK;
 }
 
 /** The header: the live kernel, what the probe found, and the model compared with it. */
@@ -124,14 +160,20 @@ function probeHeader(session: OracleSession, base: Profile): string {
   return `${lines.join('\n')}\n`;
 }
 
-function randomMode(io: Io, profile: Profile, n: number, seed: number, ops: readonly string[], avoid: Gap[], out: string, json: boolean, quiet: boolean, assume: Assumed): number {
+function randomMode(io: Io, profile: Profile, n: number, seed: number, ops: readonly string[], avoid: Gap[], out: string, json: boolean, quiet: boolean, assume: Assumed): Promise<number> {
   const session = openSession(assume);
   if (!json) io.out(probeHeader(session, profile));
+  return randomRun(io, session, profile, n, seed, ops, avoid, out, json, quiet);
+}
+
+async function randomRun(io: Io, session: OracleSession, profile: Profile, n: number, seed: number, ops: readonly string[], avoid: Gap[], out: string, json: boolean, quiet: boolean): Promise<number> {
+  const stop = interrupts();
   let summary;
   try {
-    summary = randomCampaign(session, profile, { count: n, seed, ops, avoid, outDir: out }, json || quiet ? undefined : (line) => io.out(line));
+    summary = await randomCampaign(session, profile, { count: n, seed, ops, avoid, outDir: out, signal: stop.signal }, json || quiet ? undefined : (line) => io.out(line));
   } finally {
     session.close();
+    stop.done();
   }
   if (json) {
     io.out(JSON.stringify({
@@ -139,11 +181,13 @@ function randomMode(io: Io, profile: Profile, n: number, seed: number, ops: read
       kernel: session.facilities.kernel, probe: probedFacts(session.facilities), ...summary,
     }, null, 2));
   } else {
+    if (summary.interrupted) io.out(`interrupted: ${summary.scenarios + summary.invalid} of ${n} scenario(s) generated`);
     io.out(`${summary.scenarios} random scenario(s), seed ${seed}${avoid.length ? ` (avoiding ${avoid.join(', ')})` : ''}, on model ${probedProfile(profile, session.facilities).name} and Linux ${session.facilities.kernel}: ` +
       `${summary.agree} agree, ${summary.disagree} disagree, ${summary.errors} error(s), ${summary.invalid} not generated validly`);
     io.out(countsText(summary.counts));
     for (const f of summary.failures) io.out(`  ${f.status}: ${f.file} (${f.steps} step(s), shrunk from ${f.originalSteps}): ${f.first}`);
     if (summary.modelViolations > 0) io.out(`note: the model itself reported violations in ${summary.modelViolations} generated scenario(s)`);
   }
+  if (summary.interrupted) return EXIT_INTERRUPTED;
   return summary.disagree + summary.errors > 0 ? EXIT_FAIL : EXIT_OK;
 }

@@ -3,7 +3,12 @@
 
 import type { GenLine } from './generate.js';
 
-export function shrinkLines(lines: readonly GenLine[], stillFails: (candidate: GenLine[]) => boolean, maxTries = 400): GenLine[] {
+/**
+ * The shrinking as a conversation: yields each candidate, is told (by `next(verdict)`) whether
+ * it still fails, and returns the shrunk lines. A caller may stop asking at any point; the
+ * last candidate it said fails is then the best so far.
+ */
+export function* shrinker(lines: readonly GenLine[], maxTries = 400): Generator<GenLine[], GenLine[], boolean> {
   let cur = [...lines];
   let tries = 0;
   for (let chunk = Math.max(1, Math.floor(cur.length / 2)); chunk >= 1 && tries < maxTries; ) {
@@ -12,7 +17,7 @@ export function shrinkLines(lines: readonly GenLine[], stillFails: (candidate: G
     for (let i = 1; i < cur.length && tries < maxTries; ) {
       const cand = [...cur.slice(0, i), ...cur.slice(i + chunk)];
       tries++;
-      if (cand.length > 0 && stillFails(cand)) {
+      if (cand.length > 0 && (yield cand)) {
         cur = cand;
         changed = true;
       } else {
@@ -22,4 +27,12 @@ export function shrinkLines(lines: readonly GenLine[], stillFails: (candidate: G
     if (!changed) chunk = Math.floor(chunk / 2);
   }
   return cur;
+}
+
+export function shrinkLines(lines: readonly GenLine[], stillFails: (candidate: GenLine[]) => boolean, maxTries = 400): GenLine[] {
+  const g = shrinker(lines, maxTries);
+  for (let step = g.next(); ; ) {
+    if (step.done) return step.value;
+    step = g.next(stillFails(step.value));
+  }
 }
