@@ -7,6 +7,7 @@ import type { Scenario } from '../scenario/index.js';
 import { Agent, type AgentOptions, OracleError } from './agent.js';
 import { type BuildOptions, ensureHelper } from './build.js';
 import { type Facilities, parseProbe } from './facilities.js';
+import { assumeFacts } from './probed.js';
 import { errnoName } from './names.js';
 import { Replay } from './replay.js';
 import { SystemOps } from './system.js';
@@ -37,7 +38,12 @@ export class OracleSession {
       const r = agent.call('probe');
       if (r[0] !== 'ok') throw new OracleError(`the helper's probe failed: ${r.join(' ')}`);
       const root = typeof process.getuid === 'function' && process.getuid() === 0;
-      return new OracleSession(binary, agentOpts, agent, parseProbe(r.slice(1), release(), root, errnoName));
+      const facilities = parseProbe(r.slice(1), release(), root, errnoName);
+      // COWLAB_ORACLE_ZERO_PAGE=yes|no: take that answer instead of the probe's (to run the live
+      // tests as the other kind of machine would compare; `oracle --zero-page` on the command line).
+      const forced = process.env.COWLAB_ORACLE_ZERO_PAGE;
+      if (forced === 'yes' || forced === 'no') assumeFacts(facilities, { zeroPage: forced === 'yes' });
+      return new OracleSession(binary, agentOpts, agent, facilities);
     } catch (e) {
       agent.quit();
       throw e;
