@@ -2,7 +2,7 @@
 
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { ProfileRegistry } from '../profiles/resolve.js';
+import { ProfileError, ProfileRegistry, resolveKernel } from '../profiles/resolve.js';
 import { parseScenario, type Scenario } from '../scenario/index.js';
 import { UsageError } from './errors.js';
 
@@ -58,7 +58,13 @@ export function loadScenarios(files: readonly string[], profiles: ProfileRegistr
     }
     const sc = r.scenario;
     if (sc.kernel !== null && !profiles.has(sc.kernel)) {
-      errors.push({ file, line: sc.kernelPos?.line ?? 1, col: sc.kernelPos?.col ?? 1, message: `unknown profile '${sc.kernel}' (known: ${profiles.names().join(', ')})` });
+      // A what-if name (`v6+mmForbidsZeropage=true`, as `--kernel` takes it) is a kernel too.
+      try {
+        resolveKernel(profiles, sc.kernel);
+      } catch (e) {
+        if (!(e instanceof ProfileError)) throw e;
+        errors.push({ file, line: sc.kernelPos?.line ?? 1, col: sc.kernelPos?.col ?? 1, message: `unknown profile '${sc.kernel}' (known: ${profiles.names().join(', ')}, or a what-if name: PROFILE+SWITCH=VALUE,...)` });
+      }
     }
     for (const [name, o] of sc.outcomes) {
       if (name !== '*' && !profiles.has(name)) {

@@ -43,6 +43,8 @@ export function dupMmap(k: Kernel, parent: Mm, cowpt = false): ForkResult {
   // CLONE_COW_PGTABLE / use_odf: MMF_COW_PGTABLE on both, never cleared.
   if (cowpt && k.profile.cowPageTables !== 'none') parent.cowPgtable = true;
   child.cowPgtable = parent.cowPgtable;
+  // ksm_fork(): the child of a registered mm joins ksmd's list too.
+  if (parent.ksmSlot > 0) k.ksmEnter(child);
   const before = k.stats.earlyCow;
   let copied = 0;
   for (const vma of parent.vmas) {

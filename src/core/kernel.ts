@@ -55,6 +55,8 @@ export class Kernel {
   frames: FrameTable;
   tables: TableArena;
   mms: Mm[] = [];
+  /** mm slots ksmd's list has had (the next registered mm gets this + 1). */
+  ksmSlots = 0;
   shm: ShmemObject[] = [];
   handles: Handle[] = [];
   swap = new SwapDevice();
@@ -127,6 +129,15 @@ export class Kernel {
     this.swap.maybeFree(s);
   }
 
+  /**
+   * __ksm_enter(): the mm joins ksmd's list. With ksmd stopped or merging, the new slot goes just
+   * behind the scanning cursor; between passes the cursor is at the list head, so at the tail:
+   * ksmd scans mms in the order they registered.
+   */
+  ksmEnter(mm: Mm): void {
+    if (mm.ksmSlot === 0) mm.ksmSlot = ++this.ksmSlots;
+  }
+
   /** A deep copy for the explorer (snapshot/restore). */
   clone(): Kernel {
     const k = new Kernel(this.profile, this.config, this.frames.clone(), this.tables.clone());
@@ -140,6 +151,7 @@ export class Kernel {
     k.handles = this.handles.map((h) => ({ ...h, frames: h.frames.slice(), refs: h.refs.slice(), ...(h.revoked ? { revoked: h.revoked.slice() } : {}) }));
     k.stats = { ...this.stats };
     k.swap = this.swap.clone();
+    k.ksmSlots = this.ksmSlots;
     k.tracing = this.tracing;
     return k;
   }

@@ -43,8 +43,26 @@ function replacePage(k: Kernel, slot: number, kpfn: number): void {
   k.putPage(old);
 }
 
-/** One full ksmd pass over every mergeable mapping. Returns the pages merged. */
+/**
+ * ksmd at work until it has nothing left to merge (as `ksm merge` waits for it): full passes over
+ * every mergeable mapping until one merges nothing. A later pass matters: a page scanned before
+ * the KSM page of its content existed merges into it from the stable tree. Returns the pages merged.
+ */
 export function ksmMerge(k: Kernel): number {
+  let total = 0;
+  let passes = 0;
+  for (;;) {
+    passes++;
+    const merged = ksmPass(k);
+    total += merged;
+    if (merged === 0) break;
+  }
+  k.emit('note', -1, -1, -1, -1, `ksmd: ${total} page(s) merged in ${passes} pass(es) (the last merged nothing)`);
+  return total;
+}
+
+/** One full ksmd pass over every mergeable mapping (scan_get_next_rmap_item ... cmp_and_merge_page). Returns the pages merged. */
+function ksmPass(k: Kernel): number {
   const f = k.frames;
   const t = k.tables;
   // The stable tree: KSM pages by content.
@@ -54,8 +72,9 @@ export function ksmMerge(k: Kernel): number {
   }
   const unstable = new Map<number, { mm: Mm; vpn: number; slot: number }>();
   let merged = 0;
-  for (const mm of k.mms) {
-    if (!mm.alive) continue;
+  // The list of registered mms, in its order (scan_get_next_rmap_item walks it from the head).
+  const list = k.mms.filter((m) => m.alive && m.ksmSlot > 0).sort((a, b) => a.ksmSlot - b.ksmSlot);
+  for (const mm of list) {
     for (const vma of mm.vmas) {
       if (!(vma.flags & VM_MERGEABLE)) continue;
       breakCowRange(k, mm, vma.start, vma.end);
@@ -100,6 +119,5 @@ export function ksmMerge(k: Kernel): number {
       });
     }
   }
-  k.emit('note', -1, -1, -1, -1, `ksmd pass: ${merged} page(s) merged`);
   return merged;
 }

@@ -84,6 +84,11 @@ export class Mm {
   /** mmap_lock: the thread holding it for write (fork), or -1; and how many hold it for read. */
   mmapWriter = -1;
   mmapReaders = 0;
+  /**
+   * MMF_VM_MERGEABLE: its place in ksmd's list of mms (__ksm_enter at the first MADV_MERGEABLE,
+   * or at fork of a registered mm), 1 for the first registered; 0: not registered.
+   */
+  ksmSlot = 0;
   /** MMF_COW_PGTABLE: forked with COW page tables; every later fork of it shares PTE tables too. */
   cowPgtable = false;
   /** Faults taken in this process's context (min_flt). */

@@ -208,6 +208,7 @@ export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: Adv
     // ksm_madvise(): shared mappings are left alone (vma_ksm_compatible), not even split.
     for (const v of mm.vmas.filter((x) => x.end > lo && x.start < hi && !(x.flags & (VM_SHARED | VM_MAYSHARE)))) {
       for (const part of mm.splitRange(Math.max(lo, v.start), Math.min(hi, v.end))) part.flags |= VM_MERGEABLE;
+      k.ksmEnter(mm);
     }
     mm.mergeVmas();
     k.emit('note', mm.id, lo, -1, -1, `madvise mergeable on ${hi - lo} page(s)`);

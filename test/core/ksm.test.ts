@@ -233,3 +233,26 @@ test('KSM at the scenario level: merged pages read right and never leak between 
     assert.equal(r.status, 'ok', `${name}: ${r.violations.map((v) => v.message).join('; ')}`);
   }
 });
+
+const story = (lines: string): ReturnType<typeof parse> => parse(`name: t\nsteps: |\n${lines.split('\n').map((l) => `  ${l}`).join('\n')}\n`);
+
+// Which page becomes the KSM page: cmp_and_merge_page() makes the page being scanned the KSM page
+// in place and replaces the unstable-tree page (scanned earlier); ksmd walks its list of mms in
+// the order they registered (__ksm_enter at the first MADV_MERGEABLE, or ksm_fork), not in the
+// order the processes were created. Found by `cowlab oracle --random` (the kernel disagreed).
+test('ksmd scans mms in the order they registered with KSM', () => {
+  const sc = story('P mmap a 5 rw private\nP write a = 1\nP fork Q\nQ madvise a[1] mergeable\nP madvise a[0] mergeable\nksm merge\n' +
+    'expect P a[0] same-frame Q a[0]\nexpect Q a[1] same-frame P a[0]\nexpect P a[1] other-frame Q a[1]');
+  // Q registered first: its a[1] is in the unstable tree when P's a[0] is scanned, so P's a[0]
+  // (mapped by Q's a[0] too) becomes the KSM page and Q's a[1] is replaced by it.
+  assert.deepEqual(kindsOf(runScenario(sc, profileOf('v6'))), []);
+});
+
+// A page scanned before the KSM page of its content exists merges into it from the stable tree
+// on a later pass: `ksm merge` lets ksmd run until a pass merges nothing (as the oracle waits for
+// several full scans). Found by `cowlab oracle --random`.
+test('ksm merge runs passes until nothing more merges', () => {
+  const sc = story('P mmap a 2 rw private\nP write a = 1\nP fork R\nP fork S\nR madvise a[0] mergeable\nS madvise a[0..1] mergeable\nksm merge\n' +
+    'expect S a[0] same-frame S a[1]\nexpect R a[0] same-frame S a[0]\nexpect P a[0] other-frame S a[0]');
+  assert.deepEqual(kindsOf(runScenario(sc, profileOf('v6'))), []);
+});
