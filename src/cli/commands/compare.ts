@@ -47,7 +47,10 @@ export function compareCommand(argv: string[], io: Io): number {
   }
   if (positionals.length === 0) throw new UsageError('cowlab compare: no scenario given (try: npx cowlab compare scenarios/seeds)');
   const registry = buildRegistry((values.profiles ?? []) as string[]);
-  const names = typeof values.kernels === 'string' ? splitKernelList(values.kernels) : registry.names();
+  // Default: every profile but the long-term kernels; in --kernels, `lts` stands for those six.
+  const names = typeof values.kernels === 'string'
+    ? splitKernelList(values.kernels).flatMap((n) => (n === 'lts' && !registry.has(n) ? registry.longTermNames() : [n]))
+    : registry.matrixNames();
   const sets = (values.set ?? []) as string[];
   const resolved = names.map((n) => {
     try {
