@@ -196,6 +196,8 @@ test('--kernel 6.1 on run and explore; compare shows the long-term kernels only 
   const asked = cli('compare', `${ROOT}scenarios/seeds/gup-fast-fork-race.scn.yaml`, '--kernels', 'v5.9,lts', '--json');
   assert.equal(asked.code, 0, asked.err);
   assert.deepEqual(JSON.parse(asked.out).profiles, ['v5.9', ...NAMES]);
+  const twice = cli('compare', `${ROOT}scenarios/seeds/gup-fast-fork-race.scn.yaml`, '--kernels', '6.1,lts,v6', '--json');
+  assert.deepEqual(JSON.parse(twice.out).profiles, ['6.1', '5.4', '5.10', '5.15', '6.6', '6.12', 'v6'], 'a name given twice is one column');
   const bad = cli('compare', `${ROOT}scenarios/seeds/gup-fast-fork-race.scn.yaml`, '--kernels', '6.3');
   assert.equal(bad.code, 2);
   assert.match(bad.err, /unknown profile '6\.3'.*5\.10/);

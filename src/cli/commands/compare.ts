@@ -49,7 +49,7 @@ export function compareCommand(argv: string[], io: Io): number {
   const registry = buildRegistry((values.profiles ?? []) as string[]);
   // Default: every profile but the long-term kernels; in --kernels, `lts` stands for those six.
   const names = typeof values.kernels === 'string'
-    ? splitKernelList(values.kernels).flatMap((n) => (n === 'lts' && !registry.has(n) ? registry.longTermNames() : [n]))
+    ? [...new Set(splitKernelList(values.kernels).flatMap((n) => (n === 'lts' && !registry.has(n) ? registry.longTermNames() : [n])))]
     : registry.matrixNames();
   const sets = (values.set ?? []) as string[];
   const resolved = names.map((n) => {
