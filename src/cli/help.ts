@@ -74,8 +74,9 @@ Runs every scenario on every kernel profile and prints a matrix scenario x profi
 contradicts the file's \`outcomes\` for that profile is marked "!" and explained below.
 
 options:
-  --kernels a,b,...   only these profiles (default: all, oldest first); what-if names
-                      like v5.9+forkEarlyCow=false are taken too
+  --kernels a,b,...   only these profiles (default: all but the long-term kernels, oldest
+                      first); what-if names like v5.9+forkEarlyCow=false are taken too, and
+                      \`lts\` stands for the long-term kernels 5.4,5.10,5.15,6.1,6.6,6.12
   --set SW=VALUE      override a switch on every profile: what-if kernels (repeatable)
   --profiles FILE     load user-defined profiles (docs/profiles.md) (repeatable)
   --json              the matrix as one JSON document

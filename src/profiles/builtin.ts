@@ -102,11 +102,50 @@ const ODF_2021 = derive(ODF, 'odf-2021',
   'rssys/on-demand-fork eebe694fed38cfbdd9a689cf5b92fccc6d689997 "Removed munmap hack" (drops the repossession), d8ccd3ce527e4351fa445c9d82b8a7554362153e "Multiple bug fixes" (copy_pmd_range_tfork shares only fully covered tables; madvise_dontneed_free returns 0 for an ODF mm)',
   { cowPteTakeBack: 'never', cowPteShare: 'whole-table', cowptDontneed: 'ignored' });
 
-/** Every built-in profile, oldest first (the order of `compare`'s columns). */
+// ---- Long-term kernels ----------------------------------------------------------------------------
+// Each stable series as it stands: its mainline release's rules plus the stable backports that
+// change a switch, each named with its stable commit and release (docs/profiles.md). What could not
+// be checked is said in `source`, so `cowlab profiles NAME` shows it. Not in `compare`'s default
+// matrix: `compare --kernels lts` (or a list naming them) shows them.
+
+const LTS_5_4 = derive(V5_8, '5.4',
+  '5.4.y long-term: the v5.8 rules - reuse on write fault by mapcount (reuse_swap_page, reuse_ksm_page); GUP with FOLL_GET on a COW mapping breaks COW first; gup-fast only for writable PTEs',
+  'Linux 5.4 + 17839856fd58 backported as 1027dc04f557 in 5.4.47 (CVE-2020-29374); checked in the 5.4.214 and 5.4.286 sources (should_force_cow_break, reuse_ksm_page, reuse_swap_page, no has_pinned). 5.4 has no FOLL_PIN (5.6): a `pin` stands for a FOLL_GET|FOLL_LONGTERM reference, which takes 1 where the model counts GUP_PIN_COUNTING_BIAS; no 5.4 rule reads a pin count, so only refcount figures differ. Not checked: 5.4.287 to the last 5.4.y',
+  {});
+
+const LTS_5_10 = derive(V5_9, '5.10',
+  '5.10.y long-term: the v5.9 rules (reuse only when page_count == 1, early COW at fork of maybe-pinned pages) + write_protect_seq, clear_refs and reclaim skipping pinned pages (5.11, backported); no device-exclusive entries; swap-in reuse by reuse_swap_page (the COW fixes of 5.18 and 5.19 were not backported)',
+  'Linux 5.10 (09854ba94c6a, 70e806e4e645 from 5.9) + 57efa1fe5957 as 537946556cc9 (5.10.4), feb889fb40fa as 72c5ce89427f and 9348b73c2e1b as 1eea108995a2 (5.10.9); checked in the 5.10.198 sources. Not checked: 5.10.199 to the last 5.10.y (no 5.10.y backport of c8070b787519 was found)',
+  { writeProtectSeq: true, clearRefsSkipPinned: true, reclaimSkipsPinned: true });
+
+const LTS_5_15 = derive(V5_14, '5.15',
+  '5.15.y long-term: the v5.14 rules (5.11\'s write_protect_seq, clear_refs and reclaim skipping pinned pages; device-exclusive entries as merged in 5.14); no stable backport changes a switch (the COW fixes of 5.18 and 5.19 were not backported)',
+  'Linux 5.15; checked in the 5.15.167 sources (do_wp_page reuses on page_count == 1, do_swap_page uses reuse_swap_page, FOLL_PIN pins the zero page). Not checked: 5.15.168 to the last 5.15.y (no 5.15.y backport of c8070b787519 was found)',
+  {});
+
+const LTS_6_1 = derive(V5_19, '6.1',
+  '6.1.y long-term: the v5.19 rules (PG_anon_exclusive; R/O pins unshare possibly shared anonymous pages, not the zero page: 6.2 was not backported) + mprotect maps exclusive anonymous pages writable (6.0) + FOLL_PIN of the zero page takes no pin (backported in 6.1.130; 6.1.0-6.1.129: --kernel 6.1+pinSkipsZeroPage=false)',
+  'Linux 6.1 (6c287605fd56, a7f226604170 from 5.19; 64fe24a3e05e from 6.0) + c8070b787519 as 476c1dfefab8 in 6.1.130 (a dependency of bddf10d26e6e); 8d6a0ac09a16 and 84209e87c696 (6.2) not backported; checked in the 6.1.158 sources. Not checked: 6.1.159 to the last 6.1.y',
+  { mprotectWritable: true, pinSkipsZeroPage: true });
+
+const LTS_6_6 = derive(V6_2, '6.6',
+  '6.6.y long-term: the v6.2 rules + the zero page never pinned (6.5); a swapped-in page is mapped writable only on a write fault (6.11 not backported); device-exclusive entries as merged in 5.14',
+  'Linux 6.6 (8d6a0ac09a16, 84209e87c696 from 6.2; c8070b787519 from 6.5); checked in the 6.6.87 sources (do_swap_page maps writable on FAULT_FLAG_WRITE only; make_device_exclusive_range). Not checked: 6.6.88 to the last 6.6.y',
+  { pinSkipsZeroPage: true });
+
+const LTS_6_12 = derive(LTS_6_6, '6.12',
+  '6.12.y long-term: v6.6 + an exclusive swapped-in page mapped writable on a read fault too (6.11); device-exclusive entries as merged in 5.14 (the 6.15 rework was not backported)',
+  'Linux 6.12 (c18160dba5ff from 6.11); checked in the 6.12.19 sources (make_device_exclusive_range; the device-exclusive entry drops the mapcount). Of the 6.15 series only its first patch ("mm/gup: reject FOLL_SPLIT_PMD with hugetlb VMAs", CVE-2025-22034) reached 6.12.23, and it touches hugetlb only, which the model lacks. Not checked: 6.12.20 to the last 6.12.y',
+  { swapinReadFaultWritable: true });
+
+/** The long-term kernels, oldest first (`compare --kernels lts`). */
+export const LTS_PROFILES: readonly Profile[] = [LTS_5_4, LTS_5_10, LTS_5_15, LTS_6_1, LTS_6_6, LTS_6_12];
+
+/** The built-in profiles of `compare`'s default matrix, oldest first (its columns' order); LTS_PROFILES follow them in a registry. */
 export const BUILTIN_PROFILES: readonly Profile[] = [
   V5_7, V5_8, V5_9_RC4, V5_9_RC4_PIN_COW, V5_9, V5_14, V5_18, V5_19, V6_2, V6_15, V6, COWPT_RFC, ODF, ODF_2021,
 ];
 
 export function builtinProfile(name: string): Profile | undefined {
-  return BUILTIN_PROFILES.find((p) => p.name === name);
+  return BUILTIN_PROFILES.find((p) => p.name === name) ?? LTS_PROFILES.find((p) => p.name === name);
 }

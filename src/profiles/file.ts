@@ -88,6 +88,8 @@ export function loadProfileFile(text: string, file: string, registry: ProfileReg
 
 function scalar(n: Node | null): string | null {
   if (n === null) return null;
-  const v = (n as { value?: unknown }).value;
+  const { value: v, source } = n as { value?: unknown; source?: unknown };
+  // A plain `5.10` is the number 5.1 to YAML: a profile name keeps the text as written.
+  if (typeof v === 'number' && typeof source === 'string') return source;
   return v === undefined || v === null ? null : String(v);
 }

@@ -1,7 +1,7 @@
 // Resolving a profile name (built-in or user-defined) and `--set switch=value` overrides.
 
 import type { Profile, SwitchName } from '../core/profile.js';
-import { BUILTIN_PROFILES, builtinProfile } from './builtin.js';
+import { BUILTIN_PROFILES, builtinProfile, LTS_PROFILES } from './builtin.js';
 
 /** The values each switch accepts (booleans: true/false). */
 export const SWITCH_VALUES: Record<SwitchName, readonly string[]> = {
@@ -38,12 +38,20 @@ export class ProfileError extends Error {}
 export class ProfileRegistry {
   private readonly byName = new Map<string, Profile>();
 
-  constructor(profiles: readonly Profile[] = BUILTIN_PROFILES) {
+  /** Names left out of `compare`'s default matrix (the long-term kernels). */
+  private readonly offMatrix = new Set<string>();
+
+  constructor(profiles: readonly Profile[] = BUILTIN_PROFILES, longTerm: readonly Profile[] = LTS_PROFILES) {
     for (const p of profiles) this.byName.set(p.name, p);
+    for (const p of longTerm) {
+      this.byName.set(p.name, p);
+      this.offMatrix.add(p.name);
+    }
   }
 
   add(p: Profile): void {
     this.byName.set(p.name, p);
+    this.offMatrix.delete(p.name);
   }
 
   has(name: string): boolean {
@@ -58,6 +66,16 @@ export class ProfileRegistry {
 
   names(): string[] {
     return [...this.byName.keys()];
+  }
+
+  /** `compare`'s default columns: every profile but the long-term kernels. */
+  matrixNames(): string[] {
+    return this.names().filter((n) => !this.offMatrix.has(n));
+  }
+
+  /** The long-term kernels (`compare --kernels lts`), oldest first. */
+  longTermNames(): string[] {
+    return this.names().filter((n) => this.offMatrix.has(n));
   }
 
   all(): Profile[] {

@@ -12,7 +12,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { main } from '../../src/cli/main.js';
 import * as HELP from '../../src/cli/help.js';
-import { BUILTIN_PROFILES } from '../../src/profiles/builtin.js';
+import { BUILTIN_PROFILES, LTS_PROFILES } from '../../src/profiles/builtin.js';
 import { SWITCH_NAMES, SWITCH_VALUES } from '../../src/profiles/resolve.js';
 import { parseScenario } from '../../src/scenario/parse.js';
 import { VIOLATION_KINDS, type Step } from '../../src/scenario/index.js';
@@ -174,7 +174,7 @@ test('docs/profiles.md has every switch of every profile, each value, and a comm
   const rows = table('docs/profiles.md', 'Switches');
   const documented = new Map(rows.map((r) => [/^`([A-Za-z]+)`$/.exec(r[0]!)?.[1] ?? r[0]!, r]));
   const switches = new Set<string>(SWITCH_NAMES);
-  for (const p of BUILTIN_PROFILES) {
+  for (const p of [...BUILTIN_PROFILES, ...LTS_PROFILES]) {
     for (const key of Object.keys(p)) if (key !== 'name' && key !== 'summary' && key !== 'source') switches.add(key);
   }
   for (const s of switches) {
@@ -184,7 +184,7 @@ test('docs/profiles.md has every switch of every profile, each value, and a comm
     const values = SWITCH_VALUES[s as keyof typeof SWITCH_VALUES] ?? [];
     assert.ok(values.length > 0, `switch '${s}' has no values in SWITCH_VALUES`);
     for (const v of values) assert.ok(row[1]!.includes(`\`${v}\``), `docs/profiles.md: '${s}' does not list its value '${v}'`);
-    for (const p of BUILTIN_PROFILES) {
+    for (const p of [...BUILTIN_PROFILES, ...LTS_PROFILES]) {
       const v = String((p as unknown as Record<string, unknown>)[s]);
       assert.ok(values.includes(v), `${p.name}.${s} = ${v}: not a value of SWITCH_VALUES`);
     }
@@ -192,6 +192,13 @@ test('docs/profiles.md has every switch of every profile, each value, and a comm
   }
   const profiles = new Set(table('docs/profiles.md', 'Profiles').map((r) => /^`(.+)`$/.exec(r[0]!)?.[1]));
   for (const p of BUILTIN_PROFILES) assert.ok(profiles.has(p.name), `docs/profiles.md: profile '${p.name}' is missing`);
+  const lts = table('docs/profiles.md', 'Long-term kernels');
+  for (const p of LTS_PROFILES) {
+    const row = lts.find((r) => r[0] === `\`${p.name}\``);
+    assert.ok(row, `docs/profiles.md: long-term kernel '${p.name}' is missing from its table`);
+    assert.equal(row.length, 4, `docs/profiles.md: the row of '${p.name}' has ${row.length} cells`);
+    assert.match(row[3]!, /\b\d+\.\d+\.\d+\b/, `docs/profiles.md: '${p.name}' names no stable release it was checked in`);
+  }
 });
 
 // ---- docs/scenario-language.md ------------------------------------------------------------------

@@ -134,7 +134,9 @@ describe('web: traceScenario', () => {
   it('names threads, a fork child while its fork runs, and pending kernel paths', () => {
     const race = load(join(ROOT, 'scenarios/seeds/gup-fast-fork-race.scn.yaml'));
     const t = traceScenario(race, reg.get('v5.9'));
-    const i = t.steps.findIndex((s) => s.record.line === 37);
+    // The step while gup-fast pins the page, found by its comment in the file (not a line number).
+    const line = readFileSync(join(ROOT, 'scenarios/seeds/gup-fast-fork-race.scn.yaml'), 'utf8').split('\n').findIndex((l) => l.includes('# gup-fast pins the page')) + 1;
+    const i = t.steps.findIndex((s) => s.record.line === line);
     const snap = t.steps[i]!.after;
     const p = snap.procs.find((x) => x.name === 'P')!;
     assert.deepEqual(p.threads, ['P', 'Q']);

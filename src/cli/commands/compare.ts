@@ -87,7 +87,10 @@ function comparePlan(argv: string[], io: Io): Plan | number {
   }
   if (positionals.length === 0) throw new UsageError('cowlab compare: no scenario given (try: npx cowlab compare scenarios/seeds)');
   const registry = buildRegistry((values.profiles ?? []) as string[]);
-  const names = typeof values.kernels === 'string' ? splitKernelList(values.kernels) : registry.names();
+  // Default: every profile but the long-term kernels; in --kernels, `lts` stands for those six.
+  const names = typeof values.kernels === 'string'
+    ? [...new Set(splitKernelList(values.kernels).flatMap((n) => (n === 'lts' && !registry.has(n) ? registry.longTermNames() : [n])))]
+    : registry.matrixNames();
   const sets = (values.set ?? []) as string[];
   const resolved = names.map((n) => {
     try {
