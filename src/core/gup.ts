@@ -194,8 +194,21 @@ export function getUserPages(k: Kernel, mm: Mm, lo: number, hi: number, req: Gup
   k.handles.push(h);
   const what = req.pin ? `pin (FOLL_PIN${req.write ? '|FOLL_WRITE' : ''}${req.longterm ? '|FOLL_LONGTERM' : ''})` : `reference (FOLL_GET${req.write ? '|FOLL_WRITE' : ''})`;
   k.emit('gup', mm.id, lo, h.frames[0]!, -1,
-    `${n} page(s) taken as a ${what}: ${fastPages} by gup-fast, ${slowPages} by the slow path; refcount +${req.pin ? k.config.pinBias : 1} each`);
+    `${n} page(s) taken as a ${what}: ${fastPages} by gup-fast, ${slowPages} by the slow path; refcount +${req.pin ? k.config.pinBias : 1} each${zeroNote(h)}`);
   return { err: OK, handle: h, fastPages, slowPages };
+}
+
+/** What the handle took on the shared zero page, when it took any page there (for the trace). */
+function zeroNote(h: Handle): string {
+  let pages = 0;
+  let refs = 0;
+  for (let i = 0; i < h.frames.length; i++) {
+    if (h.frames[i] !== 0) continue;
+    pages++;
+    refs += h.refs[i]!;
+  }
+  if (pages === 0) return '';
+  return refs === 0 ? ` (${pages} on the zero page, which takes no pin)` : ` (${pages} on the zero page: its refcount +${refs})`;
 }
 
 /** unpin_user_pages() / put_page() on every page of a handle. */
