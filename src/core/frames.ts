@@ -54,6 +54,19 @@ export class FrameTable {
     this.priv.fill(-1, old);
   }
 
+  /**
+   * Whether a KSM page is in ksmd's stable tree (its folio->mapping names a stable node). A page
+   * made KSM by a two-page merge whose second half failed is KSM but in no tree. `next` is the
+   * free-list link of a free frame, this bit of an allocated one (a union, as in struct page).
+   */
+  inStableTree(pfn: number): boolean {
+    return this.next[pfn] === 1;
+  }
+
+  setStableTree(pfn: number, on: boolean): void {
+    this.next[pfn] = on ? 1 : 0;
+  }
+
   /** alloc_page(): a zeroed frame with refcount 1 and the given flags, or -1 past the limit. */
   alloc(flags: number): number {
     if (this.used >= this.limit) return -1;
@@ -66,6 +79,7 @@ export class FrameTable {
       this.top = pfn + 1;
     }
     this.used++;
+    this.next[pfn] = 0;
     this.refcount[pfn] = 1;
     this.mapcount[pfn] = 0;
     this.flags[pfn] = flags | PG_INUSE;

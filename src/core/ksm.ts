@@ -68,7 +68,7 @@ function ksmPass(k: Kernel): number {
   // The stable tree: KSM pages by content.
   const stable = new Map<number, number>();
   for (let pfn = 1; pfn < f.top; pfn++) {
-    if ((f.flags[pfn]! & (PG_KSM | PG_INUSE)) === (PG_KSM | PG_INUSE) && !stable.has(f.value[pfn]!)) stable.set(f.value[pfn]!, pfn);
+    if ((f.flags[pfn]! & (PG_KSM | PG_INUSE)) === (PG_KSM | PG_INUSE) && f.inStableTree(pfn) && !stable.has(f.value[pfn]!)) stable.set(f.value[pfn]!, pfn);
   }
   const unstable = new Map<number, { mm: Mm; vpn: number; slot: number }>();
   let merged = 0;
@@ -103,14 +103,17 @@ function ksmPass(k: Kernel): number {
             if (writeProtectPage(k, other.mm, other.slot, other.vpn)) {
               const tpfn = k.tables.entry[other.slot]!;
               replacePage(k, other.slot, pfn);
+              // stable_tree_insert(): only a merge of both pages puts the KSM page in the tree.
+              f.setStableTree(pfn, true);
               stable.set(value, pfn);
               unstable.delete(value);
               merged++;
               k.emit('note', mm.id, vpn, tpfn, pfn, `KSM: page ${pfn} becomes a KSM page; page ${tpfn} merged into it`);
             } else {
-              // break_cow(): an unshare fault in ksmd's context (not counted to the process).
+              // break_cow(): an unshare fault in ksmd's context (not counted to the process). The
+              // page stays a KSM page for its other mappings, in no tree: nothing merges into it.
               wpPageCopy(k, mm, vma, vpn, slot, true);
-              k.emit('note', mm.id, vpn, pfn, -1, 'KSM: the other page could not be merged (a reference holds it): break_cow unshares this one again');
+              k.emit('note', mm.id, vpn, pfn, -1, 'KSM: the other page could not be merged (a reference holds it): break_cow unshares this one again; the KSM page is in no tree');
             }
           }
           return;

@@ -2,7 +2,7 @@
 // frames, values and shared cells renumbered by first appearance, and processes in an order
 // that does not depend on their names. Two states with the same key behave the same.
 
-import { PG_SWAPCACHE, PTE_SOFT_DIRTY, VM_SOFTDIRTY, PTE_DEVICE_EXCLUSIVE, PTE_DIRTY, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_YOUNG } from '../core/constants.js';
+import { PG_KSM, PG_SWAPCACHE, PTE_SOFT_DIRTY, VM_SOFTDIRTY, PTE_DEVICE_EXCLUSIVE, PTE_DIRTY, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_YOUNG } from '../core/constants.js';
 import type { Runner } from '../engine/run.js';
 import { pmdSlotOf, pteSlot } from '../core/walk.js';
 
@@ -162,7 +162,7 @@ export function canonicalKey(r: Runner): string {
   const f = r.k.frames;
   out.push(-6);
   for (const [pfn] of [...num.frames].sort((a, b) => a[1] - b[1])) {
-    out.push(f.refcount[pfn]!, f.mapcount[pfn]!, f.flags[pfn]!, num.value(f.value[pfn]!));
+    out.push(f.refcount[pfn]!, f.mapcount[pfn]!, f.flags[pfn]!, num.value(f.value[pfn]!), f.flags[pfn]! & PG_KSM && f.inStableTree(pfn) ? 1 : 0);
     if (f.flags[pfn]! & PG_SWAPCACHE) out.push(num.slot(f.priv[pfn]!));
   }
   return out.join(',');
