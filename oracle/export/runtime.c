@@ -81,6 +81,16 @@ void say(const char *fmt, ...)
 	tok[ntok] = NULL;
 }
 
+/* A string copied into a buffer, cut to its size. */
+static void sset(char *dst, size_t size, const char *src)
+{
+	size_t n = strlen(src);
+	if (n >= size)
+		n = size - 1;
+	memcpy(dst, src, n);
+	dst[n] = 0;
+}
+
 static int ans_is(const char *w)
 {
 	return ntok > 0 && !strcmp(tok[0], w);
@@ -160,7 +170,7 @@ static void probe_machine(void)
 	probe_report(rep, sizeof rep);
 	struct utsname u;
 	if (uname(&u) == 0)
-		snprintf(fac.kernel, sizeof fac.kernel, "%s", u.release);
+		sset(fac.kernel, sizeof fac.kernel, u.release);
 	fac.root = geteuid() == 0;
 	long uring = probe_num(rep, "uring");
 	fac.uring = uring == 0;
@@ -188,17 +198,21 @@ struct pme {
 static void pagemap_read(pid_t pid, uint64_t vpn, uint64_t n, struct pme *out)
 {
 	char path[64];
+	uint64_t buf[512];
 	snprintf(path, sizeof path, "/proc/%d/pagemap", (int)pid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	for (uint64_t i = 0; i < n; i++) {
-		uint64_t e = 0;
-		out[i] = (struct pme){ 0, 0, 0, 0 };
-		if (fd < 0 || pread(fd, &e, 8, (off_t)((vpn + i) * 8)) != 8)
-			continue;
-		out[i].present = (int)(e >> 63 & 1);
-		out[i].pfn = out[i].present ? e & ((1ULL << 55) - 1) : 0;
-		out[i].once = (int)(e >> 56 & 1);
-		out[i].swapped = (int)(e >> 62 & 1);
+	for (uint64_t i = 0; i < n;) {
+		uint64_t k = n - i < 512 ? n - i : 512;
+		ssize_t got = fd < 0 ? -1 : pread(fd, buf, k * 8, (off_t)((vpn + i) * 8));
+		for (uint64_t j = 0; j < k; j++) {
+			uint64_t e = got >= 0 && (uint64_t)got >= (j + 1) * 8 ? buf[j] : 0;
+			struct pme *o = &out[i + j];
+			o->present = (int)(e >> 63 & 1);
+			o->pfn = o->present ? e & ((1ULL << 55) - 1) : 0;
+			o->once = (int)(e >> 56 & 1);
+			o->swapped = (int)(e >> 62 & 1);
+		}
+		i += k;
 	}
 	if (fd >= 0)
 		close(fd);
@@ -214,12 +228,12 @@ static struct pme pagemap_one(pid_t pid, uint64_t vpn)
 /* The kpageflags word of a frame; -1 when it cannot be read. */
 static int kpageflags_of(uint64_t pfn, uint64_t *flags)
 {
-	int fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+	static int fd = -1;
+	if (fd < 0)
+		fd = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	ssize_t n = pread(fd, flags, 8, (off_t)(pfn * 8));
-	close(fd);
-	return n == 8 ? 0 : -1;
+	return pread(fd, flags, 8, (off_t)(pfn * 8)) == 8 ? 0 : -1;
 }
 #define KPF_ANON 12
 #define KPF_KSM 21
@@ -391,12 +405,12 @@ static void obs_add(const char *kind, const char *what, const char *actual, cons
 	if (nkobs >= MAX_OBS)
 		return;
 	struct kobs *o = &kobs[nkobs++];
-	snprintf(o->kind, sizeof o->kind, "%s", kind);
-	snprintf(o->what, sizeof o->what, "%s", what);
+	sset(o->kind, sizeof o->kind, kind);
+	sset(o->what, sizeof o->what, what);
 	o->has_actual = actual != NULL;
-	snprintf(o->actual, sizeof o->actual, "%s", actual ? actual : "");
+	sset(o->actual, sizeof o->actual, actual ? actual : "");
 	o->has_skip = skip != NULL;
-	snprintf(o->skip, sizeof o->skip, "%s", skip ? skip : "");
+	sset(o->skip, sizeof o->skip, skip ? skip : "");
 }
 
 static void observe(const char *kind, const char *what, const char *actual, int short_ref)
@@ -491,7 +505,7 @@ static const char *value_name(uint64_t w, int uniform)
 			name = VALUES[i].name;
 	char v[80];
 	if (name)
-		snprintf(v, sizeof v, "%s", name);
+		sset(v, sizeof v, name);
 	else
 		snprintf(v, sizeof v, "?0x%llx", (unsigned long long)w);
 	snprintf(buf, sizeof buf, "%s%s", v, uniform ? "" : " (torn: the page holds more than one value)");
@@ -590,7 +604,7 @@ static void __attribute__((unused)) rp_munmap(int name, int region, uint64_t lo,
 	if (!p)
 		return;
 	simple(p, OP_MUNMAP, 0, (region_of(p, region)->vpn + lo) * PAGE_BYTES, hi - lo + 1, 0, "munmap");
-	snprintf(note, sizeof note, "%s", ans_is("ok") ? "done" : "munmap failed");
+	sset(note, sizeof note, ans_is("ok") ? "done" : "munmap failed");
 }
 
 static void __attribute__((unused)) rp_mprotect(int name, int region, uint64_t lo, uint64_t hi, int prot)
@@ -599,7 +613,7 @@ static void __attribute__((unused)) rp_mprotect(int name, int region, uint64_t l
 	if (!p)
 		return;
 	simple(p, OP_MPROTECT, (uint32_t)prot, (region_of(p, region)->vpn + lo) * PAGE_BYTES, hi - lo + 1, 0, "mprotect");
-	snprintf(note, sizeof note, "%s", ans_is("ok") ? "done" : "mprotect failed");
+	sset(note, sizeof note, ans_is("ok") ? "done" : "mprotect failed");
 }
 
 /* Before the scenario's first MADV_MERGEABLE: the KSM lock; and where ksmd runs anyway, frames
@@ -613,10 +627,10 @@ static void hold_ksm(void)
 	if (fac.root) {
 		cmd_ksmhold();
 		if (!ans_is("ok")) {
-			snprintf(why, sizeof why, "the KSM lock could not be had (%s): another oracle's ksm merge may merge this scenario's pages at any moment", ans_rest(2));
+			snprintf(why, sizeof why, "the KSM lock could not be had (%.200s): another oracle's ksm merge may merge this scenario's pages at any moment", ans_rest(2));
 			goto out;
 		}
-		snprintf(run, sizeof run, "%s", ntok > 1 ? tok[1] : "none");
+		sset(run, sizeof run, ntok > 1 ? tok[1] : "none");
 	} else {
 		ksm_run_now(run, sizeof run);
 	}
@@ -626,7 +640,7 @@ out:
 	if (why[0]) {
 		lose(A_FRAMES, "%s", why);
 		lose(A_STATS, "%s", why);
-		snprintf(note, sizeof note, "%s", why);
+		sset(note, sizeof note, why);
 	}
 }
 
@@ -639,7 +653,7 @@ static void __attribute__((unused)) rp_madvise(int name, int region, uint64_t lo
 	if (mergeable)
 		hold_ksm();
 	simple(p, OP_MADVISE, (uint32_t)advice, (r->vpn + lo) * PAGE_BYTES, hi - lo + 1, 0, "madvise");
-	snprintf(note, sizeof note, "%s", ans_is("ok") ? "done" : "madvise failed");
+	sset(note, sizeof note, ans_is("ok") ? "done" : "madvise failed");
 	if (mergeable && (ans_is("ok") || ans_errno() == ENOMEM) && !p->mergeable) {
 		int m = ksm_mergeable(p->pid);
 		p->mergeable = m >= 0 ? m : !r->shared;
@@ -731,7 +745,7 @@ static void __attribute__((unused)) rp_missing_handle(int name, int handle, cons
 	struct khandle *h = &khandles[handle];
 	h->missing = 1;
 	h->missing_writable = writable;
-	snprintf(h->why, sizeof h->why, "%s", why);
+	sset(h->why, sizeof h->why, why);
 	set_skip("%s", why);
 	observe_skipped("gup", what, why);
 	lose_for_missing_handle(HANDLES[handle], cur_line);
@@ -851,7 +865,7 @@ static void __attribute__((unused)) rp_device_exclusive(int handle, const char *
 	struct khandle *h = &khandles[handle];
 	h->missing = 1;
 	h->missing_writable = 1;
-	snprintf(h->why, sizeof h->why, "%s", reason);
+	sset(h->why, sizeof h->why, reason);
 	not_replayed(reason, did, mask);
 }
 
@@ -911,35 +925,55 @@ static void __attribute__((unused)) rp_expect_exclusive(int a, int ar, uint64_t 
 	observe("exclusive", what, excl ? "anon-exclusive" : "not-anon-exclusive", 0);
 }
 
-/* The frames a process maps in every range it ever had (zero page not counted). */
-static int frames_of(struct kproc *p, uint64_t *out, int max)
+/* The frames a process maps in every range it ever had (zero page not counted), appended to
+ * *out (grown as needed); returns how many it added. */
+static uint64_t frames_of(struct kproc *p, uint64_t **out, uint64_t *len, uint64_t *cap)
 {
-	int n = 0;
+	uint64_t added = 0;
 	for (int g = 0; g < p->nranges; g++) {
 		uint64_t cnt = p->ranges[g].n;
 		struct pme *e = malloc(cnt * sizeof *e);
 		if (!e)
-			continue;
+			rp_fail("out of memory");
 		pagemap_read(p->pid, p->ranges[g].vpn, cnt, e);
-		for (uint64_t i = 0; i < cnt; i++)
-			if (e[i].present && e[i].pfn != 0 && e[i].pfn != fac.zero_pfn && n < max)
-				out[n++] = e[i].pfn;
+		for (uint64_t i = 0; i < cnt; i++) {
+			if (!e[i].present || e[i].pfn == 0 || e[i].pfn == fac.zero_pfn)
+				continue;
+			if (*len == *cap) {
+				*cap = *cap ? *cap * 2 : 4096;
+				uint64_t *n = realloc(*out, *cap * sizeof **out);
+				if (!n)
+					rp_fail("out of memory");
+				*out = n;
+			}
+			(*out)[(*len)++] = e[i].pfn;
+			added++;
+		}
 		free(e);
 	}
-	return n;
+	return added;
 }
 
-static int add_distinct(uint64_t *set, int n, uint64_t v)
+static int u64_cmp(const void *a, const void *b)
 {
-	for (int i = 0; i < n; i++)
-		if (set[i] == v)
-			return n;
-	set[n] = v;
-	return n + 1;
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Sorts and drops duplicates; returns the count left. */
+static uint64_t distinct(uint64_t *v, uint64_t n)
+{
+	if (n == 0)
+		return 0;
+	qsort(v, n, sizeof *v, u64_cmp);
+	uint64_t k = 1;
+	for (uint64_t i = 1; i < n; i++)
+		if (v[i] != v[k - 1])
+			v[k++] = v[i];
+	return k;
 }
 
 #define MAXF (1 << 16)
-static uint64_t fbuf[MAXF], fset[MAXF];
 
 static void __attribute__((unused)) rp_expect_stat(const char *stat, int proc)
 {
@@ -960,7 +994,11 @@ static void __attribute__((unused)) rp_expect_stat(const char *stat, int proc)
 			return;
 		}
 		struct kproc *p = live(proc);
-		snprintf(v, sizeof v, "%d", p ? frames_of(p, fbuf, MAXF) : 0);
+		uint64_t *buf = NULL, len = 0, cap = 0;
+		if (p)
+			frames_of(p, &buf, &len, &cap);
+		free(buf);
+		snprintf(v, sizeof v, "%llu", (unsigned long long)len);
 		observe("stat", stat, v, 0);
 		return;
 	}
@@ -996,24 +1034,35 @@ static void __attribute__((unused)) rp_expect_stat(const char *stat, int proc)
 			observe_skipped("stat", stat, "with shared mappings, pages of the shmem object that no process maps are invisible to pagemap");
 			return;
 		}
-		int ns = 0;
-		for (int i = 0; i < nkprocs; i++) {
-			if (!kprocs[i].alive)
-				continue;
-			int n = frames_of(&kprocs[i], fbuf, MAXF);
-			for (int j = 0; j < n && ns < MAXF; j++) {
-				uint64_t fl;
-				if (anon && (kpageflags_of(fbuf[j], &fl) < 0 || !(fl >> KPF_ANON & 1)))
-					continue;
-				ns = add_distinct(fset, ns, fbuf[j]);
-			}
-		}
+		uint64_t *buf = NULL, len = 0, cap = 0;
+		for (int i = 0; i < nkprocs; i++)
+			if (kprocs[i].alive)
+				frames_of(&kprocs[i], &buf, &len, &cap);
 		if (!anon)
 			for (int h = 0; h < RP_MAX; h++)
 				if (khandles[h].held)
-					for (int j = 0; j < khandles[h].npfns && ns < MAXF; j++)
-						ns = add_distinct(fset, ns, khandles[h].pfns[j]);
-		snprintf(v, sizeof v, "%d", anon ? ns * 4 : ns);
+					for (int j = 0; j < khandles[h].npfns; j++) {
+						if (len == cap) {
+							cap = cap ? cap * 2 : 4096;
+							uint64_t *n = realloc(buf, cap * sizeof *buf);
+							if (!n)
+								rp_fail("out of memory");
+							buf = n;
+						}
+						buf[len++] = khandles[h].pfns[j];
+					}
+		uint64_t ns = distinct(buf, len);
+		if (anon) {
+			uint64_t k = 0;
+			for (uint64_t j = 0; j < ns; j++) {
+				uint64_t fl;
+				if (kpageflags_of(buf[j], &fl) == 0 && (fl >> KPF_ANON & 1))
+					k++;
+			}
+			ns = k;
+		}
+		free(buf);
+		snprintf(v, sizeof v, "%llu", (unsigned long long)(anon ? ns * 4 : ns));
 		observe("stat", stat, v, 0);
 		return;
 	}
@@ -1056,7 +1105,7 @@ static const char *swap_ready(void)
 	t[n++] = pages;
 	static char tmp[512];
 	const char *env = getenv("TMPDIR");
-	snprintf(tmp, sizeof tmp, "%s", env && env[0] ? env : "/tmp");
+	sset(tmp, sizeof tmp, env && env[0] ? env : "/tmp");
 	size_t tl = strlen(tmp);
 	while (tl > 1 && tmp[tl - 1] == '/')
 		tmp[--tl] = 0;
@@ -1080,7 +1129,7 @@ static const char *swap_ready(void)
 		fac.swap_on = 1;
 		return NULL;
 	}
-	snprintf(fac.swap_why, sizeof fac.swap_why, "swapout needs swap, and no swap file could be set up here: %s", ans_rest(2));
+	snprintf(fac.swap_why, sizeof fac.swap_why, "swapout needs swap, and no swap file could be set up here: %.1000s", ans_rest(2));
 	return fac.swap_why;
 }
 
@@ -1111,7 +1160,7 @@ static void __attribute__((unused)) rp_swapout(int name, int region, uint64_t lo
 		cmd_swaphold();
 		if (!ans_is("ok")) {
 			char w[600];
-			snprintf(w, sizeof w, "another cowlab oracle kept the swap lock: %s", ans_rest(2));
+			snprintf(w, sizeof w, "another cowlab oracle kept the swap lock: %.400s", ans_rest(2));
 			not_replayed(w, did, mask);
 			return;
 		}
@@ -1145,7 +1194,7 @@ static void __attribute__((unused)) rp_swapout(int name, int region, uint64_t lo
 	for (uint64_t i = 1; i < n; i++)
 		all_same &= !strcmp(STATE(e[i]), STATE(e[0]));
 	if (all_same) {
-		snprintf(out, sizeof out, "%s", STATE(e[0]));
+		sset(out, sizeof out, STATE(e[0]));
 	} else {
 		for (uint64_t i = 0; i < n;) {
 			uint64_t j = i;
@@ -1203,7 +1252,7 @@ static void __attribute__((unused)) rp_ksm_merge(const char *reason, const char 
 		if (!why) {
 			cmd_ksm(KSM_PASSES, KSM_TIMEOUT_MS);
 			if (!ans_is("ok")) {
-				snprintf(w, sizeof w, "ksm merge could not be replayed: %s", ans_rest(2));
+				snprintf(w, sizeof w, "ksm merge could not be replayed: %.600s", ans_rest(2));
 				why = w;
 			}
 		}
