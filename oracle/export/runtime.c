@@ -183,8 +183,14 @@ static void probe_machine(void)
 	fac.kpageflags = probe_num(rep, "kpageflags") == 1 && probe_num(rep, "anonexcl") == 1;
 	fac.soft_dirty = probe_num(rep, "softdirty") == 1;
 	fac.ksm = !(probe_has(rep, "ksmrun") && probe_num(rep, "ksmrun") < 0);
-	printf("# kernel %s; %s; zero page on read fault: %s; frame numbers: %s; kpageflags: %s; io_uring: %s\n", fac.kernel,
-	       fac.root ? "root" : "not root", fac.zero_page ? "yes" : "no", fac.pfns ? "yes" : "hidden",
+	/* As `cowlab oracle --zero-page yes|no`: take this as the probe's answer (shows what the
+	 * other kind of machine compares; expect disagreements). */
+	const char *zp = getenv("COWLAB_ZERO_PAGE");
+	int forced = zp && (!strcmp(zp, "yes") || !strcmp(zp, "no"));
+	if (forced)
+		fac.zero_page = !strcmp(zp, "yes");
+	printf("# kernel %s; %s; zero page on read fault: %s%s; frame numbers: %s; kpageflags: %s; io_uring: %s\n", fac.kernel,
+	       fac.root ? "root" : "not root", fac.zero_page ? "yes" : "no", forced ? " [forced by COWLAB_ZERO_PAGE, not probed]" : "", fac.pfns ? "yes" : "hidden",
 	       fac.kpageflags ? "yes" : "no", fac.uring ? "yes" : fac.uring_why);
 }
 

@@ -56,6 +56,8 @@ export interface ExportResult {
   base: string;
   /** [0]: a kernel that maps the zero page on a read fault; [1]: one that does not. */
   variants: [ExportVariant, ExportVariant];
+  /** The two kinds of kernel have different expectations (else the program's choice changes nothing). */
+  variantsDiffer: boolean;
   /** Steps the program does not perform, with the oracle's reason. */
   skipped: { line: number; text: string; reason: string }[];
 }
@@ -330,6 +332,7 @@ export function exportScenario(sc: Scenario, base: Profile, opts: ExportOptions 
     same
       ? ` *   both kinds: model ${ctext(v0.profile.name)} (this scenario does not depend on it)`
       : ` *   zero page:    model ${ctext(v0.profile.name)}${v0.skip ? ' (skipped there)' : ''}\n *   no zero page: model ${ctext(v1.profile.name)}${v1.skip ? ' (skipped there)' : ''}`,
+    ' * (COWLAB_ZERO_PAGE=yes or =no in the environment takes that as the probe\'s answer.)',
     ' * Swapout uses a swap file of its own (64 MiB, removed at the end) and ksm merge switches',
     ' * KSM on for a moment (its settings put back): both need root.',
   );
@@ -405,6 +408,7 @@ export function exportScenario(sc: Scenario, base: Profile, opts: ExportOptions 
       { profile: v0.profile.name, skip: v0.skip, checks: checks(v0) },
       { profile: v1.profile.name, skip: v1.skip, checks: checks(v1) },
     ],
+    variantsDiffer: v0.skip !== v1.skip || v0.count !== v1.count || JSON.stringify(v0.steps) !== JSON.stringify(v1.steps),
     skipped: skippedSteps,
   };
 }
