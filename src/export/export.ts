@@ -84,9 +84,26 @@ export function cstr(s: string): string {
   return `${out}"`;
 }
 
+/** Words filled into comment lines of at most `width` characters, each starting with ` * `. */
+function wrap(text: string, width = 96): string[] {
+  const lines: string[] = [];
+  let cur = '';
+  for (const w of ctext(text).split(/\s+/).filter((x) => x.length > 0)) {
+    if (cur.length > 0 && cur.length + 1 + w.length > width - 3) {
+      lines.push(` * ${cur}`);
+      cur = w;
+    } else {
+      cur = cur.length > 0 ? `${cur} ${w}` : w;
+    }
+  }
+  if (cur.length > 0) lines.push(` * ${cur}`);
+  return lines;
+}
+
 /** Text safe inside a C block comment. */
 function ctext(s: string): string {
-  return s.replace(/\*\//g, '* /').replace(/[^\x20-\x7e\n]/g, '?');
+  const ascii = s.replace(/\u2014/g, '--').replace(/\u2013/g, '-').replace(/\u2192/g, '->').replace(/\u2026/g, '...').replace(/[\u2018\u2019]/g, "'").replace(/[\u201c\u201d]/g, '"');
+  return ascii.replace(/\*\//g, '* /').replace(/[^\x20-\x7e\n]/g, '?').replace(/\?\?/g, '? ?');
 }
 
 const MASK: Record<Aspect, string> = {
@@ -310,8 +327,9 @@ export function exportScenario(sc: Scenario, base: Profile, opts: ExportOptions 
   out.push(
     '/*',
     ` * ${ctext(sc.name)}: a reproducer exported by cowlab ${version} (\`cowlab export\`)`,
-    ` * scenario file: ${ctext(basename(sc.file))}${sc.description ? `\n * ${ctext(sc.description).split('\n').join('\n * ')}` : ''}`,
+    ` * scenario file: ${ctext(basename(sc.file))}`,
     ` * kernel profile: ${ctext(base.name)}`,
+    ...(sc.description ? [' *', ...wrap(sc.description)] : []),
     ' *',
     ' * build and run:  gcc -O2 -o repro repro.c && sudo ./repro',
     ' * (one file: libc and the kernel headers only; io_uring through raw system calls)',
@@ -340,6 +358,8 @@ export function exportScenario(sc: Scenario, base: Profile, opts: ExportOptions 
     out.push(' *', ' * Steps the kernel cannot do from user space (skipped, and what depends on them not checked):');
     for (const s of skippedSteps) out.push(` *   line ${s.line}: skipped: ${ctext(s.reason)}`);
   }
+  out.push(' *', ' * The scenario\'s steps (line numbers of the scenario file, as in the PASS/FAIL lines):');
+  for (const s of sc.steps) out.push(` *   ${String(s.pos.line).padStart(4)}  ${ctext(s.text)}`);
   out.push(' */', '');
   out.push(helperSource());
 

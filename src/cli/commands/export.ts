@@ -34,8 +34,8 @@ options:
   -h, --help      this text
 
 example:
-  npx cowlab export scenarios/basic/fork-isolation.scn.yaml -o repro.c
-  gcc -O2 -o repro repro.c && sudo ./repro
+  npx cowlab export scenarios/basic/fork-isolation.scn.yaml -o /tmp/repro.c
+  gcc -O2 -o /tmp/repro /tmp/repro.c && sudo /tmp/repro
 
 exit status: 0 written; 2 bad input (file:line:col).`;
 
@@ -53,7 +53,7 @@ export function exportCommand(argv: string[], io: Io): number {
   }
   if (positionals.length !== 1) {
     throw new UsageError(positionals.length === 0
-      ? 'cowlab export: no scenario given (try: npx cowlab export scenarios/basic/fork-isolation.scn.yaml -o repro.c)'
+      ? 'cowlab export: no scenario given (try: npx cowlab export scenarios/basic/fork-isolation.scn.yaml -o /tmp/repro.c)'
       : `cowlab export: one scenario file at a time, got ${positionals.length}`);
   }
   const registry = buildRegistry((values.profiles ?? []) as string[]);
