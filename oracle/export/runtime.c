@@ -380,8 +380,8 @@ struct kproc {
 struct khandle {
 	int held, missing, missing_writable, id, pipe;
 	uint64_t pages;
-	uint64_t pfns[4096];
-	int npfns;
+	uint64_t *pfns; /* the frames it holds (recorded when taken) */
+	uint64_t npfns;
 	char why[600];
 };
 
@@ -567,6 +567,8 @@ static void __attribute__((unused)) rp_mmap(int name, int region, uint64_t pages
 		reap();
 		if (!ans_is("ok"))
 			rp_fail("cannot start process %s: %s", NAMES[name], errno_name(ans_errno()));
+		if (nkprocs >= RP_MAX)
+			rp_fail("more than %d processes in one run", RP_MAX);
 		p = &kprocs[nkprocs++];
 		memset(p, 0, sizeof *p);
 		p->id = id;
@@ -706,6 +708,8 @@ static void __attribute__((unused)) rp_fork(int name, int child, const char *wha
 		observe("fork", what, errno_name(ans_errno()), 0);
 		return;
 	}
+	if (nkprocs >= RP_MAX)
+		rp_fail("more than %d processes in one run", RP_MAX);
 	struct kproc *c = &kprocs[nkprocs++];
 	*c = *p;
 	c->id = id;
@@ -798,12 +802,18 @@ static void __attribute__((unused)) rp_take(int name, int region, uint64_t lo, u
 	h->pipe = pipe;
 	h->pages = n;
 	h->npfns = 0;
+	free(h->pfns);
+	h->pfns = NULL;
 	if (fac.pfns) {
-		for (uint64_t i = 0; i < n && h->npfns < 4096; i++) {
-			struct pme e = pagemap_one(p->pid, addr / PAGE_BYTES + i);
-			if (e.present && e.pfn != 0 && e.pfn != fac.zero_pfn)
-				h->pfns[h->npfns++] = e.pfn;
-		}
+		struct pme *e = calloc(n, sizeof *e);
+		h->pfns = calloc(n, sizeof *h->pfns);
+		if (!e || !h->pfns)
+			rp_fail("out of memory");
+		pagemap_read(p->pid, addr / PAGE_BYTES, n, e);
+		for (uint64_t i = 0; i < n; i++)
+			if (e[i].present && e[i].pfn != 0 && e[i].pfn != fac.zero_pfn)
+				h->pfns[h->npfns++] = e[i].pfn;
+		free(e);
 	}
 	observe("gup", what, "ok", 0);
 }
@@ -1047,7 +1057,7 @@ static void __attribute__((unused)) rp_expect_stat(const char *stat, int proc)
 		if (!anon)
 			for (int h = 0; h < RP_MAX; h++)
 				if (khandles[h].held)
-					for (int j = 0; j < khandles[h].npfns; j++) {
+					for (uint64_t j = 0; j < khandles[h].npfns; j++) {
 						if (len == cap) {
 							cap = cap ? cap * 2 : 4096;
 							uint64_t *n = realloc(buf, cap * sizeof *buf);
