@@ -1475,7 +1475,8 @@ static int run_scenario(const struct variant *variants, const struct stepdef *st
 	printf("SUMMARY: %d PASS, %d FAIL, %d SKIP\n", n_pass, n_fail, n_skip);
 	if (n_fail)
 		return 1;
-	if (run_error[0] || (!fac.root && n_skip))
+	/* Could not run: the replay failed, nothing was compared, or checks needed root. */
+	if (run_error[0] || n_pass == 0 || (!fac.root && n_skip))
 		return 2;
 	return 0;
 }

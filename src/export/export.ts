@@ -342,7 +342,7 @@ export function exportScenario(sc: Scenario, base: Profile, opts: ExportOptions 
     ' * which pages a swapout swapped and which a KSM merge merged. One line per check: PASS,',
     ' * FAIL (the kernel differs from the model) or SKIP (not comparable here, with the reason),',
     ' * then a summary. Exit status: 0 all PASS, 1 some FAIL, 2 could not run (the scenario or',
-    ' * checks skipped for want of root, or the replay failed).',
+    ' * checks skipped for want of root, nothing compared, or the replay failed).',
     ' *',
     ' * Expectations were computed when exporting, for both kinds of kernel: one whose read fault',
     ' * on untouched anonymous memory maps the shared zero page, and one that does not',
