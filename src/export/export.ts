@@ -121,7 +121,17 @@ const MMAP_PROT: Record<string, number> = { rw: 2, ro: 1, none: 0 };
 class Names {
   readonly list: string[] = [];
   private readonly idx = new Map<string, number>();
-  constructor(private readonly what: string) {}
+  /** what: for messages; prefix: of the C enumerators (scenario names are C identifiers). */
+  constructor(private readonly what: string, readonly prefix: string) {}
+  /** The C enumerator that stands for the name. */
+  sym(name: string, step: Step): string {
+    this.of(name, step);
+    return `${this.prefix}${name}`;
+  }
+  /** `enum { PROC_P = 0, ... };` */
+  decl(): string {
+    return this.list.length === 0 ? '' : `enum { ${this.list.map((n, i) => `${this.prefix}${n} = ${i}`).join(', ')} };`;
+  }
   of(name: string, step: Step): number {
     let i = this.idx.get(name);
     if (i === undefined) {
@@ -174,9 +184,9 @@ function maskOf(aspects: readonly Aspect[]): string {
 
 /** The C call that replays one step (mirrors Replay.exec), and the reason when it is skipped outright. */
 function stepCode(step: Step, names: Names, regions: Names, handles: Names, values: ValueWords): { code: string; skipped: string | null } {
-  const N = (n: string): number => names.of(n, step);
-  const R = (sel: PageSel): number => regions.of(sel.region, step);
-  const H = (h: string): number => handles.of(h, step);
+  const N = (n: string): string => names.sym(n, step);
+  const R = (sel: PageSel): string => regions.sym(sel.region, step);
+  const H = (h: string): string => handles.sym(h, step);
   const W = (v: string): string => `0x${values.hex(v)}ULL`;
   const sys = (op: string, why?: string): { code: string; skipped: string } => {
     const s = systemStep(op);
@@ -187,7 +197,7 @@ function stepCode(step: Step, names: Names, regions: Names, handles: Names, valu
     case 'mmap': {
       const thp = systemStep('mmap-thp');
       return {
-        code: `rp_mmap(${N(step.proc)}, ${regions.of(step.region, step)}, ${step.pages}, ${MMAP_PROT[step.prot]}, ${step.shared ? 1 : 0}, ${step.populate ? 1 : 0}, ${step.thp === 'thp' ? 1 : 0}, ${cstr(thp.reason)});`,
+        code: `rp_mmap(${N(step.proc)}, ${regions.sym(step.region, step)}, ${step.pages} /* pages */, ${MMAP_PROT[step.prot]} /* ${step.prot} */, ${step.shared ? '1 /* shared */' : '0 /* private */'}, ${step.populate ? 1 : 0} /* populate */, ${step.thp === 'thp' ? `1 /* thp */, ${cstr(thp.reason)}` : '0 /* no thp */, NULL'});`,
         skipped: step.thp === 'thp' ? thp.reason : null,
       };
     }
@@ -312,9 +322,9 @@ function helperSource(): string {
 /** One scenario as a standalone C program (see the file's header). */
 export function exportScenario(sc: Scenario, base: Profile, opts: ExportOptions = {}): ExportResult {
   const version = opts.version ?? cowlabVersion();
-  const names = new Names('process and thread names');
-  const regions = new Names('region names');
-  const handles = new Names('handle names');
+  const names = new Names('process and thread names', 'PROC_');
+  const regions = new Names('region names', 'REGION_');
+  const handles = new Names('handle names', 'HANDLE_');
   const values = ValueWords.forScenario(sc);
   const steps = sc.steps.map((s) => ({ step: s, ...stepCode(s, names, regions, handles, values) }));
   const variants = [modelVariant(sc, base, true), modelVariant(sc, base, false)] as const;
@@ -406,6 +416,9 @@ export function exportScenario(sc: Scenario, base: Profile, opts: ExportOptions 
   data.push('};', '');
 
   data.push('/* ==== the steps (generated) ==== */', '');
+  data.push('/* The scenario\'s processes and threads, regions and handles (indexes of NAMES, REGIONS, HANDLES). */');
+  for (const n of [names, regions, handles]) if (n.list.length > 0) data.push(n.decl());
+  data.push('');
   steps.forEach((s, i) => {
     const comment = [`/* line ${s.step.pos.line}: ${ctext(s.step.text)}`];
     if (s.skipped !== null) comment.push(` * skipped: ${ctext(s.skipped)}`);
