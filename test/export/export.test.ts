@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, test } from 'node:test';
@@ -235,4 +235,26 @@ test('a disagreement is a FAIL line and exit status 1', async (t) => {
   assert.equal(r.code, 1, r.out);
   assert.match(r.out, /^FAIL line 6 \[read\] C a\[0\]: expected 6, the kernel shows 5$/m);
   assert.match(r.out, /^SUMMARY: 2 PASS, 1 FAIL, 0 SKIP$/m);
+});
+
+test('not root: frame numbers are SKIP with the reason, values still compared, exit status 2', async (t) => {
+  if (spawnSync('gcc', ['--version']).status !== 0) return t.skip('no gcc on this machine');
+  if (process.getuid?.() !== 0) return t.skip('needs root, to run the program as another user');
+  if (spawnSync('setpriv', ['--version']).status !== 0) return t.skip('no setpriv (util-linux) to drop root');
+  const sc = parse('name: unprivileged\nsteps: |\n  P mmap a 1 rw private\n  P write a = 5\n  P fork C\n  expect P a[0] same-frame C a[0]\n  C read a[0] expect 5\n');
+  const dir = mkdtempSync(join(tmpdir(), 'cowlab-export-nobody-'));
+  try {
+    chmodSync(dir, 0o755);
+    const b = join(dir, 'unprivileged');
+    writeFileSync(`${b}.c`, exportScenario(sc, v6()).source);
+    assert.equal((await run('gcc', ['-O0', '-Wall', '-Wextra', '-Werror', '-o', b, `${b}.c`], 60_000)).code, 0);
+    const r = await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', b], 60_000);
+    assert.equal(r.code, 2, r.out + r.err);
+    assert.match(r.out, /^# .*; not root;/m);
+    assert.match(r.out, /^SKIP line 6 \[frame\] P a\[0\] vs C a\[0\]: pagemap hides frame numbers from this user/m);
+    assert.match(r.out, /^PASS line 7 \[read\] C a\[0\]: 5$/m);
+    assert.match(r.out, /^SUMMARY: 3 PASS, 0 FAIL, 1 SKIP$/m);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
