@@ -18,6 +18,7 @@ commands:
   explore [options]   search all operation sequences for the shortest that breaks an invariant
   profiles [NAME]     list the kernel profiles, or show one profile's switches
   oracle FILE|DIR...  the model beside the live Linux kernel, step by step (--random N)
+  export FILE -o F.c  the scenario as a standalone C program checking the live kernel
   serve [PATH]        a web page that steps through scenarios on one or two profiles
   help [COMMAND]      this text, or a command's
 

@@ -6,6 +6,7 @@ import { compareCommand, compareCommandAsync } from './commands/compare.js';
 import { serveCommand } from './commands/serve.js';
 import { exploreCommand, exploreCommandAsync } from './commands/explore.js';
 import { oracleCommand } from './commands/oracle.js';
+import { EXPORT_HELP, exportCommand } from './commands/export.js';
 import { EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError } from './errors.js';
 import { COMPARE_HELP, EXPLORE_HELP, MAIN_HELP, ORACLE_HELP, PROFILES_HELP, RUN_HELP, SERVE_HELP } from './help.js';
 import { type Io, processIo } from './io.js';
@@ -17,10 +18,11 @@ const COMMANDS: Record<string, (argv: string[], io: Io) => number | Promise<numb
   explore: exploreCommand,
   profiles: profilesCommand,
   oracle: oracleCommand,
+  export: exportCommand,
   serve: serveCommand,
 };
 
-const HELPS: Record<string, string> = { run: RUN_HELP, compare: COMPARE_HELP, explore: EXPLORE_HELP, profiles: PROFILES_HELP, serve: SERVE_HELP, oracle: ORACLE_HELP };
+const HELPS: Record<string, string> = { run: RUN_HELP, compare: COMPARE_HELP, explore: EXPLORE_HELP, profiles: PROFILES_HELP, serve: SERVE_HELP, oracle: ORACLE_HELP, export: EXPORT_HELP };
 
 /** The commands whose work runs in a worker thread under the bin, so SIGINT/SIGTERM stop them with a report. */
 const ASYNC_COMMANDS: Record<string, (argv: string[], io: Io) => Promise<number>> = {

@@ -96,7 +96,7 @@ interface ModelObs {
 }
 
 /** What the model's second run says after a step. */
-interface ModelProbe {
+export interface ModelProbe {
   /** Observations of the kinds the model's record does not have (swap, ksm). */
   extra: ModelObs[];
   /** Frames the model keeps in the swap cache that no process maps and no handle holds. */
@@ -155,7 +155,7 @@ function hiddenSwapCache(run: Runner): number {
 }
 
 /** The model stepped a second time, looked at after each step (scenarios with swapout or ksm merge only). */
-function probeModel(sc: Scenario, profile: Profile, count: number): Map<number, ModelProbe> {
+export function probeModel(sc: Scenario, profile: Profile, count: number): Map<number, ModelProbe> {
   const out = new Map<number, ModelProbe>();
   if (!sc.steps.slice(0, count).some((s) => isSwapout(s) || s.op === 'ksm-merge')) return out;
   const run = new Runner(sc, profile, { trace: false, maxEventsPerStep: 0, checkEveryStep: false });
