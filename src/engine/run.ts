@@ -106,6 +106,8 @@ export class Runner {
   private changesBase: Capture | null = null;
   /** The thread whose kernel path emitted an event (threads share their process's mm). */
   private actors = new Map<KEvent, string>();
+  /** The thread whose kernel path is taking a step right now (for the web page's event names), else null. */
+  acting: string | null = null;
 
   constructor(
     readonly scenario: Scenario,
@@ -725,6 +727,8 @@ export class Runner {
     const k = this.k;
     const from = k.events.length;
     const prev = k.tracing ? cloneTask(t) : null;
+    const outer = this.acting;
+    this.acting = p.name;
     const st = stepTask(k, t, p.tid);
     if (t.kind === 'fork' && t.child >= 0 && !this.procs.has((p.taskStep as { child: string }).child) && !this.forking.has(p.name)) {
       // The ideal child is made when the copy begins: what the parent holds then.
@@ -757,6 +761,7 @@ export class Runner {
       k.events.splice(from, 0, ...said);
       for (let i = from; i < k.events.length; i++) this.actors.set(k.events[i]!, p.name);
     }
+    this.acting = outer;
     if (st === 'done') this.completeTask(p);
     return st;
   }
@@ -815,6 +820,8 @@ export class Runner {
       let moved = false;
       for (const q of this.procs.values()) {
         if (q !== p && q.alive && q.task && q.mm === p.mm) {
+          this.k.emit('note', p.mm.id, -1, -1, -1, `${p.name} waits for mmap_lock: ${q.name}'s \`${q.taskStep!.text}\` runs to its end first`);
+          if (this.k.tracing) this.actors.set(this.k.events[this.k.events.length - 1]!, p.name);
           this.finishTask(q);
           moved = true;
         }
