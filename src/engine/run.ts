@@ -751,14 +751,11 @@ export class Runner {
       }
     }
     if (prev !== null) {
-      // What this step read and decided, first; every event of the step is this thread's.
+      // What this step read and decided (after what the model said of it); every event of the step is this thread's.
       const lines = describeTaskStep(k, prev, t, st, {
         page: (mm, vpn) => this.pageOfMm(mm, vpn), proc: (mm) => this.mmNames[mm] ?? `mm ${mm}`, value: (v) => this.values.name(v),
       });
-      const at = k.events.length;
       for (const l of lines) k.emit('note', l.mm, l.vpn, l.pfn, -1, l.why);
-      const said = k.events.splice(at);
-      k.events.splice(from, 0, ...said);
       for (let i = from; i < k.events.length; i++) this.actors.set(k.events[i]!, p.name);
     }
     this.acting = outer;

@@ -150,7 +150,7 @@ function gupLines(k: Kernel, prev: GupTask, t: GupTask, st: TaskState, n: TaskNa
       if (t.handle.frames[i] === pfn) {
         return [{ mm: t.mm, vpn, pfn, why: `gup-fast takes a ${what} on frame ${pfn} (refcount +${refs}: now ${k.frames.refcount[pfn]}), reads the PTE of ${n.page(t.mm, vpn)} again: unchanged, so the ${what} stands` }];
       }
-      return [{ mm: t.mm, vpn, pfn, why: `gup-fast takes a ${what} on frame ${pfn} (refcount +${refs}), reads the PTE of ${n.page(t.mm, vpn)} again: it changed` }];
+      return []; // the PTE changed after the grab: the model says so (dropped, left to the slow path)
     }
     case 'end': {
       if (pin && k.profile.writeProtectSeq) {
@@ -158,7 +158,7 @@ function gupLines(k: Kernel, prev: GupTask, t: GupTask, st: TaskState, n: TaskNa
         out.push({ mm: t.mm, vpn: t.lo, pfn: -1, why: `gup-fast reads write_protect_seq again: ${prev.seq}, unchanged: no fork ran meanwhile, the ${what}s stand` });
       }
       const slow = t.fallback.filter(Boolean).length;
-      out.push({ mm: t.mm, vpn: t.lo, pfn: -1, why: slow ? `gup-fast ends: ${slow} page(s) left to the slow path (next step)` : `gup-fast ends: every page taken without mmap_lock` });
+      if (slow) out.push({ mm: t.mm, vpn: t.lo, pfn: -1, why: `gup-fast ends: ${slow} page(s) left to the slow path (next step)` });
       return out;
     }
     case 'slow':
