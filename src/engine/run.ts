@@ -139,6 +139,7 @@ export class Runner {
     c.violations = this.violations.slice();
     c.handles = new Map([...this.handles].map(([n, h]) => [n, { h: c.k.handles[h.h.id]!, proc: h.proc }]));
     c.incoherent = new Set(this.incoherent);
+    c.actors = new Map();
     c.forking = new Set(this.forking);
     c.grantTouched = new Map([...this.grantTouched].map(([n, a]) => [n, a.slice()]));
     c.atomicValues = new Set(this.atomicValues);
