@@ -167,6 +167,17 @@ describe('run --trace: the steps of an interleaved kernel path', () => {
     }
   });
 
+  it('MMF_HAS_PINNED and PageAnonExclusive are named only on profiles that have them', () => {
+    for (const p of BUILTIN_PROFILES) {
+      const r = runScenario(race, p, { trace: true, changes: true });
+      const text = r.steps.map(whys).join('\n') + JSON.stringify(r.steps.map((s) => s.changes));
+      if (p.forkEarlyCow) assert.match(text, /MMF_HAS_PINNED/, p.name);
+      else assert.doesNotMatch(text, /MMF_HAS_PINNED|has_pinned/, p.name);
+      if (!p.anonExclusive) assert.doesNotMatch(text, /anon-exclusive|PageAnonExclusive/, p.name);
+      if (!p.forkEarlyCow && r.status !== 'n/a') assert.match(whys(at(r, 36)), /this kernel never copies a page at fork: share it/, p.name);
+    }
+  });
+
   it('v6: gup-fast sees write_protect_seq odd and leaves the page to the slow path, which waits for the fork', () => {
     const r = runOn('v6');
     assert.match(whys(at(r, 35)), /write_protect_seq odd/);
