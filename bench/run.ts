@@ -11,6 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { explore } from '../src/explore/explore.js';
 import { DEFAULT_OPS } from '../src/explore/ops.js';
 import { builtinProfile } from '../src/profiles/builtin.js';
+import { runScenario } from '../src/engine/run.js';
+import { parseScenario } from '../src/scenario/index.js';
 
 interface Figure {
   name: string;
@@ -124,6 +126,30 @@ for (const [label, pages] of SIZES.filter(([l]) => l !== '64 MiB')) {
     note: normal ? `normal fork ${normal.toFixed(2)} ms` : undefined,
   });
   if (label === '1 GiB') add({ name: 'first write after a cowpt fork (copies one PTE table)', unit: 'ms', model: c.firstWriteAfterCowptMs!, kernel: null, ratio: null, target: null, met: null });
+}
+
+// `run --trace` of the 1 GiB fork scenario (mmap populate, fork, exit, end: every PTE and
+// frame each step changed, diffed) beside the same run without the changes (median of 3, warm).
+log('  run --trace, 1 GiB fork ...');
+{
+  const file = join(root, 'scenarios/basic/pagetables-1gib.scn.yaml');
+  const parsed = parseScenario(readFileSync(file, 'utf8'), file);
+  if (!parsed.ok) throw new Error(`${file} does not parse`);
+  const v6 = builtinProfile('v6')!;
+  const time = (changes: boolean): number => {
+    const t0 = performance.now();
+    runScenario(parsed.scenario, v6, { trace: true, changes });
+    return performance.now() - t0;
+  };
+  time(false);
+  time(true);
+  const plain = [time(false), time(false), time(false)].sort((a, b) => a - b)[1]!;
+  const traced = [time(true), time(true), time(true)].sort((a, b) => a - b)[1]!;
+  add({
+    name: 'run --trace of a 1 GiB fork (every PTE and frame changed, summarised)', unit: 'ms', model: traced, kernel: null,
+    ratio: traced / plain, target: '<= 3x the run without --trace', met: traced <= 3 * plain,
+    note: `without --trace: ${plain.toFixed(0)} ms; ratio: with / without`,
+  });
 }
 
 log('  explorer ...');

@@ -46,7 +46,12 @@ options:
                     (v5.9+forkEarlyCow=false) is taken too
   --set SW=VALUE    override one switch of the profile: a what-if kernel (repeatable)
   --profiles FILE   load user-defined profiles (docs/profiles.md) (repeatable)
-  --trace           every kernel event, and the PTEs and frames each step touched
+  --trace           every kernel event, and every PTE (of every process) and frame each
+                    step changed, before → after (fork: the parent's PTE write-protected,
+                    the child's new PTE, refcount and mapcount 1 → 2, anon-exclusive
+                    cleared); past the first 4 pages of a large range, the rest counted by
+                    kind; each step of a kernel path started with \`&\` says what it read
+                    and what it decided, under the thread that runs it
   --stats           the counters (PageTables_kB, rss, cow_copies ...) at the end
   --json            one JSON document on stdout (format: docs/json-format.md)
   --quiet           only the verdict line per file

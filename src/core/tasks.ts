@@ -133,7 +133,7 @@ function stepFork(k: Kernel, t: ForkTask, tid: number): TaskState {
         }
       }
       parent.writeProtectSeq++; // raw_write_seqcount_begin(&src_mm->write_protect_seq)
-      k.emit('fork', parent.id, -1, -1, child.id, 'fork begins: mmap_lock taken for write, write_protect_seq odd');
+      k.emit('fork', parent.id, -1, -1, child.id, `fork begins: mmap_lock taken for write${k.profile.writeProtectSeq ? ', write_protect_seq odd' : ''}`);
       t.phase = nextPte(k, t) ? 'check' : 'end';
       return 'running';
     }
@@ -236,7 +236,7 @@ function stepFork(k: Kernel, t: ForkTask, tid: number): TaskState {
     case 'end': {
       parent.writeProtectSeq++;
       parent.mmapWriter = -1;
-      k.emit('fork', parent.id, -1, -1, t.child, 'fork ends: write_protect_seq even, mmap_lock released');
+      k.emit('fork', parent.id, -1, -1, t.child, `fork ends: ${k.profile.writeProtectSeq ? 'write_protect_seq even, ' : ''}mmap_lock released`);
       return 'done';
     }
   }

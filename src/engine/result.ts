@@ -61,6 +61,57 @@ export interface StepRecord {
   frames: FrameSnapshot[];
   /** The PTEs this step's events name, as they are after the step (when tracing). */
   ptes: PteSnapshot[];
+  /** Every PTE and frame the step changed, before and after (`run --trace`; RunOptions.changes). */
+  changes?: ChangeLog;
+}
+
+/** What one step changed: in full for its first few pages, counted for the rest. */
+export interface ChangeLog {
+  /** PTE changes of the first pages that changed (every process), in address order. */
+  ptes: PteChange[];
+  /** Frame changes: those the listed PTEs name, and the first few others. */
+  frames: FrameChange[];
+  /** Every PTE change and frame change of the step (listed or not). */
+  ptesChanged: number;
+  framesChanged: number;
+  /** The changes not listed, grouped by what changed (`Q PTE set`, `frame refcount +1, mapcount +1`). */
+  more: { what: string; count: number }[];
+}
+
+export interface PteState {
+  /** The frame a present or device-exclusive entry names, else null. */
+  pfn: number | null;
+  /** `none`, `frame 3`, `zero page`, `swap slot 2`, `frame 3 (device-exclusive)`. */
+  target: string;
+  /** Bit names (empty for pte_none). */
+  bits: string[];
+}
+
+export interface PteChange {
+  /** The process (thread group) whose page table holds it. */
+  proc: string;
+  page: string;
+  vpn: number;
+  before: PteState;
+  after: PteState;
+  /** In words: `write-protected`, `set: frame 1`, `now frame 4, made writable`, `cleared (pte_none)`. */
+  change: string;
+}
+
+export interface FrameState {
+  refcount: number;
+  mapcount: number;
+  /** Flag names; `free` when not in use. */
+  flags: string[];
+  value: string;
+}
+
+export interface FrameChange {
+  pfn: number;
+  before: FrameState;
+  after: FrameState;
+  /** In words: `refcount 1 → 2, mapcount 1 → 2, anon-exclusive (PageAnonExclusive) cleared`. */
+  change: string;
 }
 
 export interface FrameSnapshot {

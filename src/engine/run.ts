@@ -25,6 +25,8 @@ import {
 } from './result.js';
 import { globalStats } from './stats.js';
 import { ValueTable } from './values.js';
+import { type Capture, capture, diffCaptures } from './changes.js';
+import { describeTaskStep } from './tasktrace.js';
 
 export interface RunOptions {
   /** Check the accounting invariants after every step (default true). */
@@ -35,6 +37,8 @@ export interface RunOptions {
   maxEventsPerStep?: number;
   /** Record kernel events at all (default true). */
   trace?: boolean;
+  /** Record every PTE and frame each step changed, before and after (`run --trace`; needs trace). */
+  changes?: boolean;
 }
 
 interface Region {
@@ -70,6 +74,9 @@ export interface Proc {
 
 class NotApplicable extends Error {}
 
+/** Steps that only look at the model (no capture for `changes`). */
+const OBSERVING = new Set(['expect-frame', 'expect-mapped', 'expect-exclusive', 'expect-stat', 'check', 'stats']);
+
 const SKIP_WHY: Record<Exclude<SwapoutSkip, null>, string> = {
   'not-present': 'not present', 'not-anon': 'not anonymous', shared: 'mapped by more than this process',
   pinned: 'maybe pinned',
@@ -95,6 +102,12 @@ export class Runner {
   private forking = new Set<string>();
   /** Pin pages already reported incoherent (reported once). */
   private incoherent = new Set<string>();
+  /** The model as the last step left it (RunOptions.changes). */
+  private changesBase: Capture | null = null;
+  /** The thread whose kernel path emitted an event (threads share their process's mm). */
+  private actors = new Map<KEvent, string>();
+  /** The thread whose kernel path is taking a step right now (for the web page's event names), else null. */
+  acting: string | null = null;
 
   constructor(
     readonly scenario: Scenario,
@@ -106,6 +119,7 @@ export class Runner {
       pinBias: scenario.config.pinBias ?? DEFAULT_PIN_BIAS,
     });
     this.k.tracing = opts.trace ?? true;
+    if (opts.changes && this.k.tracing) this.changesBase = capture(this.k);
   }
 
   /** A deep copy of the whole state, for the explorer. The scenario and options are shared. */
@@ -125,6 +139,7 @@ export class Runner {
     c.violations = this.violations.slice();
     c.handles = new Map([...this.handles].map(([n, h]) => [n, { h: c.k.handles[h.h.id]!, proc: h.proc }]));
     c.incoherent = new Set(this.incoherent);
+    c.actors = new Map();
     c.forking = new Set(this.forking);
     c.grantTouched = new Map([...this.grantTouched].map(([n, a]) => [n, a.slice()]));
     c.atomicValues = new Set(this.atomicValues);
@@ -151,6 +166,7 @@ export class Runner {
     }
     if (na === null) this.checkPins();
     this.collectEvents();
+    this.traceChanges();
     if (na === null && (this.opts.checkEveryStep ?? true)) this.checkAccounting(false);
     if (this.opts.countersEveryStep) this.record.counters = this.allStats();
     return { record: this.record, na };
@@ -210,6 +226,7 @@ export class Runner {
     for (const p of alive) if (p.task) this.finishTask(p);
     for (const p of alive) this.exitProc(p);
     this.collectEvents();
+    this.traceChanges();
     this.checkAccounting(true);
     this.record.summary = alive.length > 0
       ? `end of scenario: ${alive.map((p) => p.name).join(', ')} exit; ${this.k.frames.used} frame(s) still in use`
@@ -241,11 +258,45 @@ export class Runner {
     for (const e of evs) {
       if (e.type === 'bug') this.violation('kernel-bug', e.why, e.mm >= 0 ? [this.mmNames[e.mm] ?? '?'] : [], e.pfn >= 0 ? [e.pfn] : []);
       if (this.record.events.length < max) {
-        this.record.events.push({ ...e, proc: e.mm >= 0 ? (this.mmNames[e.mm] ?? null) : null } satisfies EventRecord);
+        this.record.events.push({ ...e, proc: this.actors.get(e) ?? this.actorOf(e.mm) } satisfies EventRecord);
       } else {
         this.record.eventsDropped++;
       }
     }
+    this.actors.clear();
+  }
+
+  /** Who did what an event says: the thread running the step when the mm is its own, else the process. */
+  private actorOf(mm: number): string | null {
+    if (mm < 0) return null;
+    const step = this.stepIndex >= 0 ? this.scenario.steps[this.stepIndex] : undefined;
+    const name = step && 'proc' in step && typeof step.proc === 'string' ? step.proc : null;
+    if (name !== null && this.procs.get(name)?.mm.id === mm) return name;
+    return this.mmNames[mm] ?? null;
+  }
+
+  /** Every PTE and frame the step changed (RunOptions.changes). */
+  private traceChanges(): void {
+    if (this.changesBase === null || !this.k.tracing) return;
+    const op = this.stepIndex >= 0 ? this.scenario.steps[this.stepIndex]?.op : undefined;
+    if (op !== undefined && OBSERVING.has(op)) return; // they change nothing: no capture
+    const now = capture(this.k);
+    this.record.changes = diffCaptures(this.changesBase, now, {
+      proc: (mm) => this.mmNames[mm] ?? `mm ${mm}`,
+      page: (mm, vpn) => this.pageOfMm(mm, vpn),
+      value: (v) => this.values.name(v),
+    });
+    this.changesBase = now;
+  }
+
+  /** A page of an address space by its region name; a child still being forked has its parent's regions. */
+  private pageOfMm(mm: number, vpn: number): string {
+    const name = this.mmNames[mm];
+    if (name !== undefined && this.procs.has(name)) return this.pageName(name, vpn);
+    for (const p of this.procs.values()) {
+      if (p.task?.kind === 'fork' && p.task.child === mm) return this.pageName(p.name, vpn);
+    }
+    return this.pageName(name ?? '', vpn);
   }
 
   /** Frames and PTEs named by the step's events and violations, as they are now. */
@@ -674,7 +725,12 @@ export class Runner {
   /** One atomic step of p's path; on completion, its effects on names and the ideal memory. */
   private stepTaskOnce(p: Proc): TaskState {
     const t = p.task!;
-    const st = stepTask(this.k, t, p.tid);
+    const k = this.k;
+    const from = k.events.length;
+    const prev = k.tracing ? cloneTask(t) : null;
+    const outer = this.acting;
+    this.acting = p.name;
+    const st = stepTask(k, t, p.tid);
     if (t.kind === 'fork' && t.child >= 0 && !this.procs.has((p.taskStep as { child: string }).child) && !this.forking.has(p.name)) {
       // The ideal child is made when the copy begins: what the parent holds then.
       this.forking.add(p.name);
@@ -695,6 +751,15 @@ export class Runner {
         this.raceWithFork(p.group, t.stored[p.taskApplied]!, t.value);
       }
     }
+    if (prev !== null) {
+      // What this step read and decided (after what the model said of it); every event of the step is this thread's.
+      const lines = describeTaskStep(k, prev, t, st, {
+        page: (mm, vpn) => this.pageOfMm(mm, vpn), proc: (mm) => this.mmNames[mm] ?? `mm ${mm}`, value: (v) => this.values.name(v),
+      });
+      for (const l of lines) k.emit('note', l.mm, l.vpn, l.pfn, -1, l.why);
+      for (let i = from; i < k.events.length; i++) this.actors.set(k.events[i]!, p.name);
+    }
+    this.acting = outer;
     if (st === 'done') this.completeTask(p);
     return st;
   }
@@ -753,6 +818,8 @@ export class Runner {
       let moved = false;
       for (const q of this.procs.values()) {
         if (q !== p && q.alive && q.task && q.mm === p.mm) {
+          this.k.emit('note', p.mm.id, -1, -1, -1, `${p.name} waits for mmap_lock: ${q.name}'s \`${q.taskStep!.text}\` runs to its end first`);
+          if (this.k.tracing) this.actors.set(this.k.events[this.k.events.length - 1]!, p.name);
           this.finishTask(q);
           moved = true;
         }

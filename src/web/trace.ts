@@ -265,6 +265,9 @@ function threadsOf(runner: Runner, mmId: number): { name: string; group: string;
 
 /** Who an event's mm is: the thread running the step when it is that thread's, else the process. */
 function mmName(ctx: Ctx, mmId: number): string | null {
+  // A kernel path in progress taking its step: its thread (a waiting thread can run another's path).
+  const acting = ctx.runner.acting;
+  if (acting !== null && ctx.runner.procs.get(acting)?.mm.id === mmId) return acting;
   const step = ctx.step;
   if (step && 'proc' in step && typeof step.proc === 'string' && ctx.runner.procs.get(step.proc)?.mm.id === mmId) return step.proc;
   const ts = threadsOf(ctx.runner, mmId);

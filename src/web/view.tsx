@@ -37,13 +37,20 @@ const BIT_SHORT: Record<string, [string, string]> = {
   'devexcl-write': ['DXW', 'device-exclusive, writable'],
 };
 
-function Bits(props: { pte: PteView }) {
+/** The PTE's bits; those the step cleared struck through (`W` when fork write-protects the parent's PTE). */
+function Bits(props: { pte: PteView; was?: string }) {
   const { pte } = props;
+  const gone = props.was === undefined ? [] : props.was.split(' ').filter((b) => b && b !== 'none' && !pte.bits.includes(b));
+  const added = props.was === undefined ? new Set<string>() : new Set(pte.bits.filter((b) => !props.was!.split(' ').includes(b)));
   return (
     <span class="bits">
       {pte.bits.map((b) => {
         const [s, t] = BIT_SHORT[b] ?? [b, b];
-        return <span class={`bit bit-${b}`} title={t} key={b}>{s}</span>;
+        return <span class={`bit bit-${b}${added.has(b) ? ' bit-new' : ''}`} title={added.has(b) ? `${t} (set by this step)` : t} key={b}>{s}</span>;
+      })}
+      {gone.map((b) => {
+        const [s, t] = BIT_SHORT[b] ?? [b, b];
+        return <s class={`bit bit-gone bit-${b}`} title={`${t}: cleared by this step`} key={`gone-${b}`} data-testid="bit-gone">{s}</s>;
       })}
       {pte.present && !pte.bits.includes('write') ? (
         <span class="bit bit-wp" title="write-protected: the next write faults into do_wp_page, which copies or reuses the frame">wp</span>
@@ -120,12 +127,15 @@ function ProcCard(props: { p: ProcView; d: Diff; frames: Map<number, FrameView> 
               const wrong = f !== undefined && e.ideal !== null && f.value !== e.ideal;
               const kind = !e.present ? 'devexcl' : e.writable ? 'map-rw' : 'map-ro';
               const rowNew = d.changes.has(pteKey(p.name, e.vpn, 'new'));
+              // Every PTE the step changed is highlighted: new, another frame, or its bits (fork's write-protect).
+              const wasBits = d.changes.get(pteKey(p.name, e.vpn, 'bits'));
+              const rowChg = rowNew || wasBits !== undefined || d.changes.has(pteKey(p.name, e.vpn, 'pfn'));
               return (
-                <div class={`pte${rowNew ? ' chg' : ''}`} key={e.vpn} data-testid="pte" data-src={e.pfn !== null ? String(e.pfn) : undefined} data-kind={kind}
-                  data-chg={d.changes.has(pteKey(p.name, e.vpn, 'pfn')) || rowNew ? '1' : undefined}>
+                <div class={`pte${rowChg ? ' chg' : ''}`} key={e.vpn} data-testid="pte" data-src={e.pfn !== null ? String(e.pfn) : undefined} data-kind={kind}
+                  data-chg={rowChg ? '1' : undefined} title={rowNew ? 'set by this step' : wasBits !== undefined ? `changed by this step: was [${wasBits}]` : undefined}>
                   <span class="idx" title={`PTE index ${e.path[3]} (address ${hex(e.vpn)})`}>[{e.path[3]}]</span>
                   <span class="page">{e.page}</span>
-                  <Bits pte={e} />
+                  <Bits pte={e} was={wasBits} />
                   <span class="to">→ <Val k={pteKey(p.name, e.vpn, 'pfn')} d={d}>{pteTarget(e)}</Val></span>
                   {f ? (
                     <span class={wrong ? 'reads wrong' : 'reads'} title="what a read of this page returns now, and what the ideal semantics says it must be">
@@ -523,7 +533,8 @@ export function Legend() {
           <svg width="34" height="10" aria-hidden="true"><path d="M0,5 L34,5" class="arrow arrow-pin" /></svg> pin,
           <svg width="34" height="10" aria-hidden="true"><path d="M0,5 L34,5" class="arrow arrow-ref" /></svg> reference or pipe,
           <svg width="34" height="10" aria-hidden="true"><path d="M0,5 L34,5" class="arrow arrow-devexcl" /></svg> device-exclusive.
-          <span class="val chg">yellow</span> cells changed in this step (or event), with the old value struck through;
+          <span class="val chg">yellow</span> cells changed in this step (or event), with the old value struck through
+          (every PTE the step changed is yellow, in every process; a bit it cleared is struck through: <s class="bit bit-gone bit-write">W</s> is fork's write-protect);
           a <span class="violation-chip">red box</span> is a violation: where the model broke what a program may rely on.
         </div>
         <div>

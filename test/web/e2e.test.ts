@@ -234,6 +234,42 @@ if (missing) {
     });
   }
 
+  it('at fork, every PTE the step changed is highlighted, in the parent and in the child', async (t) => {
+    const p = await ctx.newPage();
+    try {
+      // fork-isolation: P writes buf[0..2], then forks Q (step 3).
+      await p.goto(`${base}?file=${encodeURIComponent('basic/fork-isolation.scn.yaml')}&profile=v6&step=3`);
+      const panel = p.locator('[data-testid="panel"][data-profile="v6"]');
+      await panel.locator('[data-proc="Q"]').waitFor();
+      await textMatches(p.getByTestId('position'), /step 3 of .*P fork Q/);
+      // The parent's three PTEs lost their write bit: highlighted, the W struck through.
+      const parent = panel.locator('[data-proc="P"] [data-testid="pte"]');
+      assert.equal(await parent.count(), 3);
+      for (let i = 0; i < 3; i++) {
+        const row = parent.nth(i);
+        assert.match((await row.getAttribute('class')) ?? '', /\bchg\b/, `P's PTE ${i} highlighted`);
+        assert.equal(await row.getAttribute('data-chg'), '1');
+        assert.equal(await row.getByTestId('bit-gone').innerText(), 'W', `P's PTE ${i} shows its write bit cleared`);
+      }
+      // The child's three PTEs are new: highlighted too.
+      const child = panel.locator('[data-proc="Q"] [data-testid="pte"]');
+      assert.equal(await child.count(), 3);
+      for (let i = 0; i < 3; i++) assert.match((await child.nth(i).getAttribute('class')) ?? '', /\bchg\b/, `Q's PTE ${i} highlighted`);
+      // The step after (an expect line) changes no PTE: nothing highlighted.
+      await p.goto(`${base}?file=${encodeURIComponent('basic/fork-isolation.scn.yaml')}&profile=v6&step=4`);
+      await textMatches(p.getByTestId('position'), /step 4 of /);
+      await p.locator('[data-testid="panel"][data-profile="v6"] [data-proc="Q"]').waitFor();
+      assert.equal(await p.locator('[data-testid="panel"][data-profile="v6"] [data-testid="pte"].chg').count(), 0, 'an expect step changes no PTE');
+      await p.goto(`${base}?file=${encodeURIComponent('basic/fork-isolation.scn.yaml')}&profile=v6&step=3`);
+      await p.locator('[data-testid="panel"][data-profile="v6"] [data-proc="Q"]').waitFor();
+      const shot = join(tmp, 'fork-isolation-v6-fork.png');
+      await p.screenshot({ path: shot, fullPage: true });
+      t.diagnostic(`screenshot: ${shot}`);
+    } finally {
+      await p.close();
+    }
+  });
+
   it('"go to step N" looks like a link and goes there', async () => {
     const p = await ctx.newPage();
     try {

@@ -79,7 +79,7 @@ function runPlan(argv: string[], io: Io): Plan | number {
   for (const sc of scenarios) {
     const { base, profile } = kernelProfile(registry, (values.kernel as string | undefined) ?? sc.kernel ?? 'v6', sets);
     // Outcomes are judged for the base profile's name (a what-if kernel is judged like its base).
-    items.push({ sc, profile, run: { ...profile, name: base.name }, opts: { trace: !values.quiet || !!values.json, countersEveryStep: !!values.stats } });
+    items.push({ sc, profile, run: { ...profile, name: base.name }, opts: { trace: !values.quiet || !!values.json, changes: !!values.trace, countersEveryStep: !!values.stats } });
   }
   return { values, maxMemory, items };
 }

@@ -1,0 +1,243 @@
+// What a step changed, for `run --trace`: every PTE of every process and every frame whose state
+// differs before and after the step, found by comparing two captures of the model (so no kernel
+// path has to report its writes). Only runs when asked (RunOptions.changes): a capture walks the
+// populated page tables of every live address space and copies the frame arrays.
+//
+// A large range (a fork of 1 GiB touches 262144 PTEs in each process and as many frames) is
+// kept in full for its first few pages and counted for the rest, grouped by what changed.
+
+import { PG_INUSE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SWAP, PTE_WRITE, TABLE_SHIFT } from '../core/constants.js';
+import type { Kernel } from '../core/kernel.js';
+import { frameFlagNames, pteBitNames } from '../core/names.js';
+import type { ChangeLog, FrameChange, FrameState, PteChange, PteState } from './result.js';
+
+/** Pages (virtual page numbers) whose PTE changes are kept in full; the rest are counted. */
+export const DETAIL_PAGES = 4;
+/** Changed frames kept in full beyond those the detailed PTEs name. */
+export const DETAIL_FRAMES = 4;
+
+/** An address space's PTE tables in address order: the first page each covers and its arena index. */
+interface MmTables {
+  base: Float64Array;
+  table: Int32Array;
+  n: number;
+}
+
+export interface Capture {
+  mms: Map<number, MmTables>;
+  /** Copies of the table arena's PTE bits and entries (every table, 512 slots each). */
+  bits: Uint16Array;
+  entry: Int32Array;
+  refcount: Int32Array;
+  mapcount: Int32Array;
+  flags: Uint8Array;
+  value: Int32Array;
+  top: number;
+}
+
+/** The PTE tables of every live address space (in address order), a copy of their entries, and every frame's state. */
+export function capture(k: Kernel): Capture {
+  const mms = new Map<number, MmTables>();
+  const t = k.tables;
+  for (const mm of k.mms) {
+    if (!mm.alive || mm.pgd <= 0) continue;
+    const base: number[] = [];
+    const table: number[] = [];
+    for (let a = 0; a < 512; a++) {
+      const pud = t.entry[(mm.pgd << TABLE_SHIFT) | a]!;
+      if (pud === 0) continue;
+      for (let b = 0; b < 512; b++) {
+        const pmd = t.entry[(pud << TABLE_SHIFT) | b]!;
+        if (pmd === 0) continue;
+        for (let c = 0; c < 512; c++) {
+          const pte = t.entry[(pmd << TABLE_SHIFT) | c]!;
+          if (pte === 0) continue;
+          base.push(a * 2 ** 27 + (b << 18) + (c << 9));
+          table.push(pte);
+        }
+      }
+    }
+    mms.set(mm.id, { base: Float64Array.from(base), table: Int32Array.from(table), n: base.length });
+  }
+  const f = k.frames;
+  const slots = t.top << TABLE_SHIFT;
+  return {
+    mms, bits: t.bits.slice(0, slots), entry: t.entry.slice(0, slots), top: f.top,
+    refcount: f.refcount.slice(0, f.top), mapcount: f.mapcount.slice(0, f.top), flags: f.flags.slice(0, f.top), value: f.value.slice(0, f.top),
+  };
+}
+
+/** How the Runner names things: the process of an address space, a page, a value. */
+export interface Namer {
+  proc(mm: number): string;
+  page(mm: number, vpn: number): string;
+  value(v: number): string;
+}
+
+/** What an entry names: `none`, `frame 3`, `zero page`, `swap slot 2`, `frame 3 (device-exclusive)`. */
+function target(bits: number, entry: number): string {
+  if (bits === 0) return 'none';
+  if (bits & PTE_SWAP) return `swap slot ${entry}`;
+  const fr = entry === 0 ? 'zero page' : `frame ${entry}`;
+  if (bits & PTE_DEVICE_EXCLUSIVE) return `${fr} (device-exclusive)`;
+  if (bits & PTE_PRESENT) return fr;
+  return `entry ${entry}`;
+}
+
+function pteState(bits: number, entry: number): PteState {
+  return { pfn: bits & (PTE_PRESENT | PTE_DEVICE_EXCLUSIVE) ? entry : null, target: target(bits, entry), bits: bits === 0 ? [] : pteBitNames(bits) };
+}
+
+/** What happened to a PTE, in words (for the summary, without frame numbers). */
+function pteWords(b0: number, e0: number, b1: number, e1: number, numbers: boolean): string {
+  if (b0 === 0) return 'new';
+  if (b1 === 0) return 'cleared (pte_none)';
+  const out: string[] = [];
+  if (target(b0, e0) !== target(b1, e1)) out.push(numbers ? `now ${target(b1, e1)}` : 'now names another page or entry');
+  const gone = b0 & ~b1;
+  const added = b1 & ~b0;
+  if (gone & PTE_WRITE && b1 & PTE_PRESENT) out.push('write-protected');
+  if (added & PTE_WRITE) out.push('made writable');
+  const others = [...bitList(gone & ~PTE_WRITE).map((n) => `-${n}`), ...bitList(added & ~PTE_WRITE).map((n) => `+${n}`)];
+  if (others.length) out.push(others.join(' '));
+  return out.join(', ');
+}
+
+function bitList(bits: number): string[] {
+  return bits === 0 ? [] : pteBitNames(bits);
+}
+
+function frameState(a: Capture, pfn: number, name: (v: number) => string): FrameState {
+  const inUse = pfn < a.top && (a.flags[pfn]! & PG_INUSE) !== 0;
+  if (!inUse) return { refcount: 0, mapcount: 0, flags: ['free'], value: '' };
+  return { refcount: a.refcount[pfn]!, mapcount: a.mapcount[pfn]!, flags: frameFlagNames(a.flags[pfn]!), value: name(a.value[pfn]!) };
+}
+
+const FLAG_WORDS: Record<string, string> = { 'anon-exclusive': 'anon-exclusive (PageAnonExclusive)' };
+
+/** What happened to a frame, in words; without numbers, the deltas (for the summary). */
+function frameWords(r0: number, m0: number, f0: number, v0: number, r1: number, m1: number, f1: number, v1: number, numbers: boolean, name: (v: number) => string): string {
+  const in0 = (f0 & PG_INUSE) !== 0;
+  const in1 = (f1 & PG_INUSE) !== 0;
+  if (!in0 && in1) return numbers ? `allocated: refcount ${r1}, mapcount ${m1} [${frameFlagNames(f1).join(' ')}] value ${name(v1)}` : 'allocated';
+  if (in0 && !in1) return numbers ? `freed (refcount ${r0} → 0)` : 'freed';
+  const out: string[] = [];
+  const delta = (d: number): string => (d > 0 ? `+${d}` : `${d}`);
+  if (r0 !== r1) out.push(numbers ? `refcount ${r0} → ${r1}` : `refcount ${delta(r1 - r0)}`);
+  if (m0 !== m1) out.push(numbers ? `mapcount ${m0} → ${m1}` : `mapcount ${delta(m1 - m0)}`);
+  const gone = f0 & ~f1 & ~PG_INUSE;
+  const added = f1 & ~f0 & ~PG_INUSE;
+  for (const n of gone ? frameFlagNames(gone | PG_INUSE) : []) out.push(`${FLAG_WORDS[n] ?? n} cleared`);
+  for (const n of added ? frameFlagNames(added | PG_INUSE) : []) out.push(`${FLAG_WORDS[n] ?? n} set`);
+  if (v0 !== v1) out.push(numbers ? `value ${name(v0)} → ${name(v1)}` : 'value changed');
+  return out.join(', ');
+}
+
+const EMPTY: MmTables = { base: new Float64Array(0), table: new Int32Array(0), n: 0 };
+
+/**
+ * Compare two captures: the PTE changes of the first DETAIL_PAGES pages (every process), the
+ * frames they name and the first DETAIL_FRAMES other changed frames in full; the rest counted.
+ */
+export function diffCaptures(a: Capture, b: Capture, names: Namer): ChangeLog {
+  const ids = [...new Set([...a.mms.keys(), ...b.mms.keys()])].sort((x, y) => x - y);
+  // Pass 1: the first pages that changed, over every address space.
+  const firstVpns: number[] = [];
+  for (const id of ids) walk(a, a.mms.get(id) ?? EMPTY, b, b.mms.get(id) ?? EMPTY, (vpn) => {
+    if (firstVpns.includes(vpn)) return true;
+    firstVpns.push(vpn);
+    firstVpns.sort((x, y) => x - y);
+    if (firstVpns.length > DETAIL_PAGES) firstVpns.pop();
+    return firstVpns.length < DETAIL_PAGES || vpn < firstVpns[firstVpns.length - 1]!;
+  });
+  const detail = new Set(firstVpns);
+  // Pass 2: every change, in full for those pages, counted by what changed for the rest.
+  const ptes: PteChange[] = [];
+  // The rest, by a numeric signature of what changed, with one sample each for the words.
+  const more = new Map<number | string, { count: number; what: () => string }>();
+  const count = (key: number | string, what: () => string): void => {
+    const m = more.get(key);
+    if (m) m.count++;
+    else more.set(key, { count: 1, what });
+  };
+  const named = new Set<number>();
+  let ptesChanged = 0;
+  for (const id of ids) {
+    const proc = names.proc(id);
+    walk(a, a.mms.get(id) ?? EMPTY, b, b.mms.get(id) ?? EMPTY, (vpn, b0, e0, b1, e1) => {
+      ptesChanged++;
+      if (detail.has(vpn)) {
+        ptes.push({ proc, page: names.page(id, vpn), vpn, before: pteState(b0, e0), after: pteState(b1, e1), change: pteWords(b0, e0, b1, e1, true) });
+        if (b0 & (PTE_PRESENT | PTE_DEVICE_EXCLUSIVE)) named.add(e0);
+        if (b1 & (PTE_PRESENT | PTE_DEVICE_EXCLUSIVE)) named.add(e1);
+      } else {
+        const kinds = PTE_PRESENT | PTE_SWAP | PTE_DEVICE_EXCLUSIVE;
+        const kind = b0 === 0 ? 0 : b1 === 0 ? 1 : e0 !== e1 || (b0 & kinds) !== (b1 & kinds) ? 2 : 3;
+        count(((id * 4 + kind) * 4096 + (b0 & ~b1)) * 4096 + (b1 & ~b0), () => `${proc} PTE ${pteWords(b0, e0, b1, e1, false)}`);
+      }
+      return true;
+    });
+  }
+  ptes.sort((x, y) => x.vpn - y.vpn);
+  // Frames.
+  const frames: FrameChange[] = [];
+  let framesChanged = 0;
+  let others = 0;
+  const top = Math.max(a.top, b.top);
+  for (let pfn = 0; pfn < top; pfn++) {
+    const inA = pfn < a.top;
+    const inB = pfn < b.top;
+    const r0 = inA ? a.refcount[pfn]! : 0;
+    const m0 = inA ? a.mapcount[pfn]! : 0;
+    const f0 = inA ? a.flags[pfn]! : 0;
+    const v0 = inA ? a.value[pfn]! : 0;
+    const r1 = inB ? b.refcount[pfn]! : 0;
+    const m1 = inB ? b.mapcount[pfn]! : 0;
+    const f1 = inB ? b.flags[pfn]! : 0;
+    const v1 = inB ? b.value[pfn]! : 0;
+    if (r0 === r1 && m0 === m1 && f0 === f1 && (v0 === v1 || !(f1 & PG_INUSE))) continue;
+    framesChanged++;
+    if (named.has(pfn) || (ptes.length === ptesChanged && others++ < DETAIL_FRAMES)) {
+      frames.push({
+        pfn, before: frameState(a, pfn, names.value), after: frameState(b, pfn, names.value),
+        change: frameWords(r0, m0, f0, v0, r1, m1, f1, v1, true, names.value),
+      });
+    } else {
+      const dr = r1 - r0;
+      const dm = m1 - m0;
+      const small = ((f0 & ~f1) << 9) | ((f1 & ~f0) << 1) | (v0 !== v1 ? 1 : 0);
+      const key = Math.abs(dr) < 32768 && Math.abs(dm) < 32768 ? -(((dr + 32768) * 65536 + (dm + 32768)) * 2 ** 17 + small) - 1 : `${dr},${dm},${small}`;
+      count(key, () => `frame ${frameWords(r0, m0, f0, v0, r1, m1, f1, v1, false, names.value)}`);
+    }
+  }
+  return {
+    ptes, frames, ptesChanged, framesChanged,
+    more: [...more.values()].map((m) => ({ what: m.what(), count: m.count })).sort((x, y) => y.count - x.count),
+  };
+}
+
+type OnPte = (vpn: number, b0: number, e0: number, b1: number, e1: number) => boolean;
+
+/** Merge two captures of one address space table by table; `on` gets every PTE that differs, and stops the walk by returning false. */
+function walk(ca: Capture, a: MmTables, cb: Capture, b: MmTables, on: OnPte): void {
+  let i = 0;
+  let j = 0;
+  while (i < a.n || j < b.n) {
+    const va = i < a.n ? a.base[i]! : Infinity;
+    const vb = j < b.n ? b.base[j]! : Infinity;
+    const sa = va <= vb ? a.table[i]! << TABLE_SHIFT : -1;
+    const sb = vb <= va ? b.table[j]! << TABLE_SHIFT : -1;
+    const v = Math.min(va, vb);
+    for (let d = 0; d < 512; d++) {
+      const b0 = sa < 0 ? 0 : ca.bits[sa + d]!;
+      const b1 = sb < 0 ? 0 : cb.bits[sb + d]!;
+      if (b0 === 0 && b1 === 0) continue;
+      const e0 = sa < 0 ? 0 : ca.entry[sa + d]!;
+      const e1 = sb < 0 ? 0 : cb.entry[sb + d]!;
+      if (b0 === b1 && e0 === e1) continue;
+      if (!on(v + d, b0, b0 === 0 ? 0 : e0, b1, b1 === 0 ? 0 : e1)) return;
+    }
+    if (va <= vb) i++;
+    if (vb <= va) j++;
+  }
+}

@@ -1,0 +1,197 @@
+// What one atomic step of a kernel path in progress (scenario language v1.1, `&`) read and what
+// it decided, told from the path's state before and after the step (the Runner records these
+// lines as `note` events of the step, when tracing). The kernel model stays silent about the
+// ordinary progress of its steps; this is where the trace of an interleaving gets its words.
+// The wording names only what the profile has (no write_protect_seq before 5.11's profiles, no
+// MMF_HAS_PINNED or early COW where fork never copies, no PageAnonExclusive before 5.19).
+
+import { PG_ANON, PG_ANON_EXCLUSIVE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_SWAP, PTE_WRITE } from '../core/constants.js';
+import type { Kernel } from '../core/kernel.js';
+import { pteBitNames } from '../core/names.js';
+import { pteSlot } from '../core/walk.js';
+import type { FaultTask, ForkTask, GupTask, Task, TaskState } from '../core/tasks.js';
+
+export interface TaskLine {
+  mm: number;
+  vpn: number;
+  pfn: number;
+  why: string;
+}
+
+/** Names for the sentences: a page of an address space (`buf[0]`), a process, a value. */
+export interface TaskNamer {
+  page(mm: number, vpn: number): string;
+  proc(mm: number): string;
+  value(v: number): string;
+}
+
+/** The lines for one step of `t` (`prev`: a copy of it from before the step). */
+export function describeTaskStep(k: Kernel, prev: Task, t: Task, st: TaskState, n: TaskNamer): TaskLine[] {
+  if (st === 'blocked') return [];
+  switch (t.kind) {
+    case 'fork':
+      return forkLines(k, prev as ForkTask, t, n);
+    case 'gup':
+      return gupLines(k, prev as GupTask, t, st, n);
+    case 'write':
+      return writeLines(k, prev as FaultTask, t, n);
+  }
+}
+
+/** `frame 1 [present write dirty]`, `swap slot 2 [swap]`. */
+function pteText(bits: number, entry: number): string {
+  if (bits === 0) return 'none';
+  const what = bits & PTE_SWAP ? `swap slot ${entry}` : entry === 0 && bits & PTE_SPECIAL ? 'the zero page' : `frame ${entry}`;
+  return `${what} [${pteBitNames(bits).join(' ')}]`;
+}
+
+/** refcount, mapcount and (where the profile has it) PageAnonExclusive of a frame. */
+function frameText(k: Kernel, pfn: number): string {
+  const f = k.frames;
+  const pae = k.profile.anonExclusive && f.flags[pfn]! & PG_ANON ? (f.flags[pfn]! & PG_ANON_EXCLUSIVE ? ', anon-exclusive' : ', not anon-exclusive') : '';
+  return `refcount ${f.refcount[pfn]}, mapcount ${f.mapcount[pfn]}${pae}`;
+}
+
+// ---- fork ----------------------------------------------------------------------------------
+
+function forkLines(k: Kernel, prev: ForkTask, t: ForkTask, n: TaskNamer): TaskLine[] {
+  const parent = k.mms[t.parent]!;
+  const P = n.proc(t.parent);
+  const child = t.child >= 0 ? n.proc(t.child) : 'the child';
+  const f = k.frames;
+  const bias = k.config.pinBias;
+  switch (prev.phase) {
+    case 'check': {
+      const vpn = prev.vpn;
+      const page = n.page(t.parent, vpn);
+      const read = `copy_pte_range reads the parent's PTE of ${page}: ${pteText(t.seenBits, t.seenPfn)}`;
+      if (!(t.seenBits & PTE_PRESENT)) {
+        if (t.seenBits & PTE_SWAP) return [{ mm: t.parent, vpn, pfn: -1, why: `${read}: a swap entry: the child gets the same entry (one more user of the swap slot)` }];
+        if (t.seenBits & PTE_DEVICE_EXCLUSIVE) return [{ mm: t.parent, vpn, pfn: t.seenPfn, why: `${read}: a device-exclusive entry: restored to a present PTE first, then read again` }];
+        return [];
+      }
+      const pfn = t.seenPfn;
+      const anon = !(t.seenBits & PTE_SPECIAL) && (f.flags[pfn]! & PG_ANON) !== 0;
+      const facts = t.seenBits & PTE_SPECIAL ? '' : ` (${frameText(k, pfn)})`;
+      if (t.phase === 'alloc') {
+        return [{ mm: t.parent, vpn, pfn, why: `copy_present_pte reads the parent's PTE of ${page}: ${pteText(t.seenBits, pfn)}${facts}; page_maybe_dma_pinned() is true (refcount ${f.refcount[pfn]} >= ${bias}) and ${P}'s mm has pinned (MMF_HAS_PINNED): the child gets a copy (early COW)` }];
+      }
+      let why: string;
+      if (!anon) why = t.seenBits & PTE_SPECIAL ? 'the zero page is never copied: share it' : 'not an anonymous page: share it';
+      else if (!k.profile.forkEarlyCow) why = 'this kernel never copies a page at fork: share it';
+      else if (!parent.hasPinned) why = `${P}'s mm never pinned a page (no MMF_HAS_PINNED): share it`;
+      else if (k.profile.anonExclusive && !(f.flags[pfn]! & PG_ANON_EXCLUSIVE)) why = 'not anon-exclusive (already shared, so not pinned): share it';
+      else why = `page_maybe_dma_pinned() is false (refcount ${f.refcount[pfn]} < ${bias}): share it`;
+      return [{ mm: t.parent, vpn, pfn, why: `copy_present_pte reads the parent's PTE of ${page}: ${pteText(t.seenBits, pfn)}${facts}; ${why} (done at the next step, under the same page-table lock)` }];
+    }
+    case 'apply': {
+      const vpn = prev.vpn;
+      const pfn = t.seenPfn;
+      const shared = t.seenBits & PTE_SPECIAL ? 'the zero page' : `frame ${pfn}`;
+      const wp = t.seenBits & PTE_WRITE ? `; ${P}'s PTE loses its write bit` : '';
+      let late = '';
+      const anon = !(t.seenBits & PTE_SPECIAL) && (f.flags[pfn]! & PG_ANON) !== 0;
+      // The decision taken at the check is not looked at again: a pin taken since is shared too.
+      if (anon && f.refcount[pfn]! - 1 >= bias) {
+        late = `; the page was pinned since the check (refcount now ${f.refcount[pfn]}), but the decision stands: the pinned page is shared${k.profile.forkEarlyCow ? '' : ' (this kernel never copies at fork)'}`;
+      }
+      return [{ mm: t.parent, vpn, pfn, why: `copy_present_pte: ${child} now maps ${shared} of ${n.page(t.parent, vpn)} too${wp}${late}` }];
+    }
+    case 'alloc':
+      if (t.newPfn < 0) return [];
+      return [{ mm: t.parent, vpn: prev.vpn, pfn: t.newPfn, why: `copy_present_page: the page-table lock is dropped; frame ${t.newPfn} allocated and frame ${t.seenPfn} copied into it` }];
+    case 'install':
+      if (t.vpn === prev.vpn && t.pair === prev.pair) return []; // the PTE changed: the model says so
+      return [{ mm: t.parent, vpn: prev.vpn, pfn: prev.newPfn, why: `the page-table lock is retaken; ${P}'s PTE of ${n.page(t.parent, prev.vpn)} is as it was read (pte_same): ${child} maps the copy, frame ${prev.newPfn}` }];
+    default:
+      return [];
+  }
+}
+
+// ---- gup-fast ------------------------------------------------------------------------------
+
+function gupLines(k: Kernel, prev: GupTask, t: GupTask, st: TaskState, n: TaskNamer): TaskLine[] {
+  const out: TaskLine[] = [];
+  const pin = t.req.pin;
+  const what = pin ? 'pin' : 'reference';
+  switch (prev.phase) {
+    case 'read': {
+      if (prev.page < 0) {
+        const enter: string[] = [];
+        if (pin && k.profile.forkEarlyCow) enter.push('sets MMF_HAS_PINNED on the mm');
+        if (pin && k.profile.writeProtectSeq && t.phase !== 'slow') enter.push(`reads write_protect_seq: ${t.seq}, even: no fork is copying this mm`);
+        if (enter.length) out.push({ mm: t.mm, vpn: t.lo, pfn: -1, why: `gup-fast ${enter.join('; ')}` });
+        if (t.phase === 'slow') return out;
+      }
+      const i = prev.page < 0 ? 0 : prev.page;
+      const vpn = t.lo + i;
+      const page = n.page(t.mm, vpn);
+      if (t.phase === 'grab' && t.page === i) {
+        const writable = t.readBits & PTE_WRITE ? 'writable' : 'read-only';
+        out.push({ mm: t.mm, vpn, pfn: t.readPfn, why: `gup-fast reads the PTE of ${page} without a lock: ${pteText(t.readBits, t.readPfn)}: present and ${writable}, so it can take the page (next step)` });
+      } else {
+        const slotBits = readBits(k, t.mm, vpn);
+        const reason = !(slotBits.bits & PTE_PRESENT) ? 'not present'
+          : slotBits.bits & (PTE_SPECIAL | PTE_PROTNONE) ? 'a special or PROT_NONE entry'
+            : !(slotBits.bits & PTE_WRITE) && (t.req.write || k.profile.gupFastWritableOnly) ? 'not writable, and a write is needed'
+              : 'read-only on a page that must be unshared first';
+        out.push({ mm: t.mm, vpn, pfn: -1, why: `gup-fast reads the PTE of ${page} without a lock: ${pteText(slotBits.bits, slotBits.entry)}: ${reason}: left to the slow path` });
+      }
+      return out;
+    }
+    case 'grab': {
+      const i = prev.page;
+      const vpn = t.lo + i;
+      const pfn = prev.readPfn;
+      if (t.fallback[i] && !k.frames.inUse(pfn) && t.handle.frames[i]! < 0 && prev.handle.frames[i]! < 0) {
+        return [{ mm: t.mm, vpn, pfn, why: `gup-fast: frame ${pfn} was freed since the PTE was read: it cannot be taken (refcount 0): left to the slow path` }];
+      }
+      const refs = pin ? k.config.pinBias : 1;
+      if (t.handle.frames[i] === pfn) {
+        return [{ mm: t.mm, vpn, pfn, why: `gup-fast takes a ${what} on frame ${pfn} (refcount +${refs}: now ${k.frames.refcount[pfn]}), reads the PTE of ${n.page(t.mm, vpn)} again: unchanged, so the ${what} stands` }];
+      }
+      return []; // the PTE changed after the grab: the model says so (dropped, left to the slow path)
+    }
+    case 'end': {
+      if (pin && k.profile.writeProtectSeq) {
+        if (k.mms[t.mm]!.writeProtectSeq !== prev.seq) return []; // the model says it fell back
+        out.push({ mm: t.mm, vpn: t.lo, pfn: -1, why: `gup-fast reads write_protect_seq again: ${prev.seq}, unchanged: no fork ran meanwhile, the ${what}s stand` });
+      }
+      const slow = t.fallback.filter(Boolean).length;
+      if (slow) out.push({ mm: t.mm, vpn: t.lo, pfn: -1, why: `gup-fast ends: ${slow} page(s) left to the slow path (next step)` });
+      return out;
+    }
+    case 'slow':
+      if (st !== 'done' || t.err !== 0) return [];
+      return [{ mm: t.mm, vpn: t.lo, pfn: -1, why: `the slow path (mmap_lock for read) walks the page table, faults in what it must, and takes the rest (${t.fallback.filter(Boolean).length} page(s))` }];
+  }
+}
+
+function readBits(k: Kernel, mm: number, vpn: number): { bits: number; entry: number } {
+  const slot = pteSlot(k, k.mms[mm]!, vpn);
+  return slot < 0 ? { bits: 0, entry: 0 } : { bits: k.tables.bits[slot]!, entry: k.tables.entry[slot]! };
+}
+
+// ---- a write fault's copy ------------------------------------------------------------------
+
+function writeLines(k: Kernel, prev: FaultTask, t: FaultTask, n: TaskNamer): TaskLine[] {
+  const vpn = prev.vpn;
+  const page = n.page(t.mm, vpn);
+  switch (prev.phase) {
+    case 'fault': {
+      if (t.phase === 'install') {
+        const old = t.seenBits & PTE_SPECIAL ? 'the zero page' : `frame ${t.seenPfn} (${frameText(k, t.seenPfn)})`;
+        return [{ mm: t.mm, vpn, pfn: t.newPfn, why: `do_wp_page reads the PTE of ${page}: ${pteText(t.seenBits, t.seenPfn)}: ${old} cannot be reused: wp_page_copy allocates frame ${t.newPfn} and copies into it outside the page-table lock (installed at the next step)` }];
+      }
+      if (t.stored.length > prev.stored.length) {
+        return [{ mm: t.mm, vpn, pfn: -1, why: `the PTE of ${page} is present and writable: no fault; ${n.value(t.value)} stored` }];
+      }
+      return [];
+    }
+    case 'store':
+      if (t.stored.length > prev.stored.length) return [{ mm: t.mm, vpn, pfn: -1, why: `the store of ${n.value(t.value)} to ${page} goes through the now writable PTE` }];
+      return [{ mm: t.mm, vpn, pfn: -1, why: `the PTE of ${page} lost write access meanwhile: the store faults again` }];
+    default:
+      return [];
+  }
+}
