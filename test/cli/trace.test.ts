@@ -127,31 +127,32 @@ describe('run --trace: a 1 GiB fork', () => {
 describe('run --trace: the steps of an interleaved kernel path', () => {
   const race = loadScenarioFile(join(ROOT, 'scenarios/seeds/gup-fast-fork-race.scn.yaml'));
   const runOn = (name: string): RunResult => runScenario(race, builtinProfile(name)!, { trace: true, changes: true });
-  const at = (r: RunResult, line: number): StepRecord => r.steps.find((s) => s.line === line)!;
+  // Steps by their place in the story (0: `P mmap buf 1`), not by line: outcome lines come and go.
+  const at = (r: RunResult, index: number): StepRecord => r.steps[index]!;
   const whys = (s: StepRecord): string => s.events.map((e) => `${e.proc}: ${e.why}`).join('\n');
 
   it('v5.9: every step says what it read and decided, credited to its thread', () => {
     const r = runOn('v5.9');
-    // L36 P step: the fork's check reads the parent's PTE and decides to share (no pin yet).
-    const check = at(r, 36);
+    // step 6 P step: the fork's check reads the parent's PTE and decides to share (no pin yet).
+    const check = at(r, 6);
     assert.match(whys(check), /^P: copy_present_pte reads the parent's PTE of buf\[0\]: frame 1 \[present write[^\]]*\] \(refcount 1, mapcount 1\);.*share it/m);
-    // L37 Q step: gup-fast reads the PTE, still writable.
-    const read = at(r, 37);
+    // step 7 Q step: gup-fast reads the PTE, still writable.
+    const read = at(r, 7);
     assert.ok(read.events.length > 0);
     for (const e of read.events) assert.equal(e.proc, 'Q', `Q's step is Q's: ${e.why}`);
     assert.match(whys(read), /Q: gup-fast reads the PTE of buf\[0\] without a lock: frame 1 \[present write/);
-    // L38 Q step: the pin is taken, the PTE is unchanged.
-    const grab = at(r, 38);
+    // step 8 Q step: the pin is taken, the PTE is unchanged.
+    const grab = at(r, 8);
     assert.match(whys(grab), /^Q: gup-fast takes a pin on frame 1 \(refcount \+1024: now 1025\).*unchanged/m);
     assert.deepEqual(grab.changes!.frames.map((f) => [f.pfn, f.before.refcount, f.after.refcount]), [[1, 1, 1025]]);
-    // L39 P step: fork applies its decision: the pinned page is shared, the parent's PTE write-protected.
-    const apply = at(r, 39);
+    // step 9 P step: fork applies its decision: the pinned page is shared, the parent's PTE write-protected.
+    const apply = at(r, 9);
     assert.match(whys(apply), /^P: copy_present_pte: R now maps frame 1 of buf\[0\] too; P's PTE loses its write bit; the page was pinned since the check/m);
     const wp = apply.changes!.ptes.find((p) => p.proc === 'P')!;
     assert.equal(wp.change, 'write-protected');
     assert.ok(apply.changes!.ptes.some((p) => p.proc === 'R' && p.before.target === 'none' && p.after.pfn === 1));
-    // L40 Q finish: what gup-fast ends with is Q's.
-    for (const e of at(r, 40).events) assert.equal(e.proc, 'Q');
+    // step 10 Q finish: what gup-fast ends with is Q's.
+    for (const e of at(r, 10).events) assert.equal(e.proc, 'Q');
     // The pin is Q's in the text report too.
     const f = join(ROOT, 'scenarios/seeds/gup-fast-fork-race.scn.yaml');
     const o = cli('run', f, '--kernel', 'v5.9', '--trace');
@@ -174,15 +175,15 @@ describe('run --trace: the steps of an interleaved kernel path', () => {
       if (p.forkEarlyCow) assert.match(text, /MMF_HAS_PINNED/, p.name);
       else assert.doesNotMatch(text, /MMF_HAS_PINNED|has_pinned/, p.name);
       if (!p.anonExclusive) assert.doesNotMatch(text, /anon-exclusive|PageAnonExclusive/, p.name);
-      if (!p.forkEarlyCow && r.status !== 'n/a') assert.match(whys(at(r, 36)), /this kernel never copies a page at fork: share it/, p.name);
+      if (!p.forkEarlyCow && r.status !== 'n/a') assert.match(whys(at(r, 6)), /this kernel never copies a page at fork: share it/, p.name);
     }
   });
 
   it('v6: gup-fast sees write_protect_seq odd and leaves the page to the slow path, which waits for the fork', () => {
     const r = runOn('v6');
-    assert.match(whys(at(r, 35)), /write_protect_seq odd/);
-    assert.match(whys(at(r, 37)), /^Q: gup-fast: a fork is copying this mm \(write_protect_seq odd\)/m);
-    assert.match(whys(at(r, 40)), /^Q: Q waits for mmap_lock: P's `P fork R &` runs to its end first/m);
+    assert.match(whys(at(r, 5)), /write_protect_seq odd/);
+    assert.match(whys(at(r, 7)), /^Q: gup-fast: a fork is copying this mm \(write_protect_seq odd\)/m);
+    assert.match(whys(at(r, 10)), /^Q: Q waits for mmap_lock: P's `P fork R &` runs to its end first/m);
   });
 
   it('a thread\'s synchronous fault is the thread\'s', () => {
