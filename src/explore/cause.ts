@@ -70,7 +70,7 @@ function heldBy(r: Runner): Map<number, Set<string>> {
 }
 
 function holderWord(kind: HandleInfo['kind'], write: boolean): string {
-  return kind === 'pin' ? (write ? 'R/W pin' : 'R/O pin') : kind;
+  return handleWord({ kind, write } as HandleInfo);
 }
 
 /** The frame `proc` maps at page `page` of `region` now, or -1. */
@@ -171,8 +171,12 @@ function plainWhy(why: string): string {
 function stepLabels(info: StepInfo, at: number, F: Set<number>, primary: HandleInfo | null, k: Runner['k']): string[] {
   const out: string[] = [];
   const { step } = info;
-  const primaryHolds = (pfn: number): boolean => primary !== null && primary.at < at && primary.frames.includes(pfn);
-  const holder = primary === null ? 'an extra reference' : `the ${handleWord(primary)}`;
+  // What held a frame before this step: the handle the violation is about, else another one.
+  const holderOf = (pfn: number): string | null => {
+    if (primary !== null && primary.at < at && primary.frames.includes(pfn)) return `the ${handleWord(primary)}`;
+    const held = info.heldBefore.get(pfn);
+    return held ? `a ${[...held].sort()[0]!}` : null;
+  };
   for (const e of info.events) {
     // A copy counts when it moved a mapping away from a frame of the story (not when it only
     // made one: the history of a frame before it mattered is another story).
@@ -189,7 +193,7 @@ function stepLabels(info: StepInfo, at: number, F: Set<number>, primary: HandleI
         const c = info.after.get(e.pfn);
         const swapcache = k.frames.flags[e.pfn]! & PG_SWAPCACHE ? 1 : 0;
         const extra = c !== undefined && c[0] - swapcache > c[1];
-        out.push(`${unshare ? 'an unshare fault kept' : 'a write fault reused'} the page (by ${rule})${extra ? ` while ${primaryHolds(e.pfn) ? holder : 'an extra reference'} still held it` : ''}`);
+        out.push(`${unshare ? 'an unshare fault kept' : 'a write fault reused'} the page (by ${rule})${extra ? ` while ${holderOf(e.pfn) ?? 'an extra reference'} still held it` : ''}`);
         break;
       }
       case 'wp-copy': {
@@ -227,7 +231,9 @@ function stepLabels(info: StepInfo, at: number, F: Set<number>, primary: HandleI
       const b = info.before.get(pfn);
       const a = info.after.get(pfn);
       if (!b || !a || a[1] <= b[1] || pfn === 0) continue;
-      out.push(primaryHolds(pfn) ? `fork shared a page ${holder} held` : 'fork shared the page');
+      // Only the handle the violation is about: another pin on the page is not this story.
+      const h = holderOf(pfn);
+      out.push(h?.startsWith('the ') ? `fork shared a page ${h} held` : 'fork shared the page');
     }
   }
   return out;

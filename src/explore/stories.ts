@@ -9,8 +9,10 @@
 //   2. S, run on the same kernel, violates at the step C's last step is matched to, with a
 //      violation kind C has; and every page C uses is in a private writable mapping of S.
 // `exact` when S has no step C lacks up to that point (mappings, checks and `expect` steps
-// aside). Among several stories the one with the fewest steps up to its violation is named
-// (then the first by name). Stories are read from the repository's scenarios/ folder; where it
+// aside). At a fork, C's parent may play S's child and the other way round (both go on from
+// the same state). Among several stories: an exact one first, then the one with the fewest
+// steps C lacks, then the linux-mm seeds before the kernel's selftests, then the one with the
+// fewest steps up to its violation, then by name. Stories are read from the repository's scenarios/ folder; where it
 // is absent (an installed package), nothing is matched.
 
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -62,9 +64,9 @@ export function loadStories(root = repoRoot()): { sc: Scenario; file: string }[]
 /** Per story and kernel: the kinds of violation at each step. */
 const runs = new Map<string, Map<number, Set<string>>>();
 
-function violationsOf(sc: Scenario, file: string, profile: Profile): Map<number, Set<string>> {
+function violationsOf(sc: Scenario, file: string | null, profile: Profile): Map<number, Set<string>> {
   const key = `${file}\n${JSON.stringify(profile)}`;
-  let m = runs.get(key);
+  let m = file === null ? undefined : runs.get(key);
   if (m) return m;
   m = new Map();
   try {
@@ -80,7 +82,7 @@ function violationsOf(sc: Scenario, file: string, profile: Profile): Map<number,
   } catch {
     // a story this kernel cannot run: it matches nothing
   }
-  runs.set(key, m);
+  if (file !== null) runs.set(key, m);
   return m;
 }
 
@@ -102,6 +104,22 @@ type AnyStep = Step & {
   proc?: string; child?: string; thread?: string; handle?: string; write?: boolean; longterm?: boolean; prot?: string; advice?: string; async?: boolean;
   sel?: { region: string; lo: number; hi: number; all: boolean }; ref?: { handle: string; index: number };
 };
+
+/**
+ * The ways C's step `c` matches S's step `s` under `m`: the extended renamings (none: no match).
+ * After a fork parent and child go on from the same state, so C's parent may play S's child.
+ */
+function matches(c: AnyStep, s: AnyStep, m: Maps, privatePages: Set<string>): Maps[] {
+  const out: Maps[] = [];
+  const m1 = copy(m);
+  if (stepMatches(c, s, m1, privatePages)) out.push(m1);
+  if (c.op === 'fork' && s.op === 'fork' && m.procs.get(c.proc) === s.proc && ![...m.procs.values()].includes(s.child)) {
+    const m2 = copy(m);
+    m2.procs.set(c.proc, s.child);
+    if (bind(m2.procs, c.child, s.proc) && !(c as { cowpt?: boolean }).cowpt === !(s as { cowpt?: boolean }).cowpt && !!c.async === !!s.async) out.push(m2);
+  }
+  return out;
+}
 
 /** Does C's step `c` match S's step `s` under `m` (extended in place when it does)? */
 function stepMatches(c: AnyStep, s: AnyStep, m: Maps, privatePages: Set<string>): boolean {
@@ -146,7 +164,7 @@ export function matchStory(start: readonly string[], ceLines: readonly string[],
   const parsed = parseScenario(text, '(counterexample)');
   if (!parsed.ok) return null;
   const c = parsed.scenario.steps.filter((s) => !LOOKS.has(s.op)) as AnyStep[];
-  const ceRun = violationsOf(parsed.scenario, '(counterexample)', profile);
+  const ceRun = violationsOf(parsed.scenario, null, profile);
   const lastIdx = parsed.scenario.steps.length - 1;
   const ceKinds = [...(ceRun.get(lastIdx) ?? [])].filter((k) => kinds === null || kinds.has(k));
   if (c.length === 0 || ceKinds.length === 0) return null;
@@ -160,15 +178,15 @@ export function matchStory(start: readonly string[], ceLines: readonly string[],
     // Backtracking subsequence match; the last of C's steps must land on a violating step of S.
     const go = (ci: number, si: number, m: Maps): number => {
       for (let j = si; j < sSteps.length; j++) {
-        const m2 = copy(m);
-        if (!stepMatches(c[ci]!, sSteps[j]!.s, m2, privatePages)) continue;
-        if (ci === c.length - 1) {
-          const at = viol.get(sSteps[j]!.i);
-          if (at && ceKinds.some((k) => at.has(k))) return j;
-          continue;
+        for (const m2 of matches(c[ci]!, sSteps[j]!.s, m, privatePages)) {
+          if (ci === c.length - 1) {
+            const at = viol.get(sSteps[j]!.i);
+            if (at && ceKinds.some((k) => at.has(k))) return j;
+            continue;
+          }
+          const end = go(ci + 1, j + 1, m2);
+          if (end >= 0) return end;
         }
-        const end = go(ci + 1, j + 1, m2);
-        if (end >= 0) return end;
       }
       return -1;
     };
@@ -176,9 +194,20 @@ export function matchStory(start: readonly string[], ceLines: readonly string[],
     if (end < 0) continue;
     const storySteps = end + 1;
     const cand: StoryMatch = { name: sc.name, file, exact: storySteps === c.length, storySteps, matched: c.length };
-    if (best === null || cand.storySteps < best.storySteps || (cand.storySteps === best.storySteps && cand.name < best.name)) best = cand;
+    if (best === null || better(cand, best)) best = cand;
   }
   return best;
+}
+
+/** Exact first, then the linux-mm seeds before the kernel's tests, then fewer steps, then by name. */
+function better(a: StoryMatch, b: StoryMatch): boolean {
+  if (a.exact !== b.exact) return a.exact;
+  if (a.storySteps - a.matched !== b.storySteps - b.matched) return a.storySteps - a.matched < b.storySteps - b.matched;
+  const sa = a.file.startsWith('scenarios/seeds/');
+  const sb = b.file.startsWith('scenarios/seeds/');
+  if (sa !== sb) return sa;
+  if (a.storySteps !== b.storySteps) return a.storySteps < b.storySteps;
+  return a.name < b.name;
 }
 
 /** "this is NAME" or "this is NAME, in fewer steps (4 of its 6)". */
