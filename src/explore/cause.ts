@@ -83,13 +83,51 @@ function mappedFrame(r: Runner, proc: string, region: string, page: number): num
   return r.k.tables.entry[slot]!;
 }
 
+/**
+ * The last prefix replayed: a search meets the violating children of one state one after the
+ * other, so their common prefix is replayed once.
+ */
+export interface ReplayCache {
+  key: string;
+  r: Runner | null;
+  infos: StepInfo[];
+  steps: Step[];
+  lines: string[];
+}
+
+export function newReplayCache(): ReplayCache {
+  return { key: '', r: null, infos: [], steps: [], lines: [] };
+}
+
 /** Replay `path` (packed operations) on `root`, which must trace events; what each step did. */
-function replayTraced(root: Runner, path: readonly number[]): { r: Runner; infos: StepInfo[]; steps: Step[]; lines: string[] } {
-  const r = root.clone();
-  const infos: StepInfo[] = [];
-  const steps: Step[] = [];
-  const lines: string[] = [];
-  for (let i = 0; i < path.length; i++) {
+function replayTraced(root: Runner, path: readonly number[], cache?: ReplayCache): { r: Runner; infos: StepInfo[]; steps: Step[]; lines: string[] } {
+  const prefix = path.slice(0, -1).join(',');
+  let r: Runner;
+  let infos: StepInfo[];
+  let steps: Step[];
+  let lines: string[];
+  let from: number;
+  if (cache && cache.r !== null && cache.key === prefix) {
+    r = cache.r.clone();
+    infos = cache.infos.slice();
+    steps = cache.steps.slice();
+    lines = cache.lines.slice();
+    from = path.length - 1;
+  } else {
+    r = root.clone();
+    infos = [];
+    steps = [];
+    lines = [];
+    from = 0;
+  }
+  for (let i = from; i < path.length; i++) {
+    if (cache && i === path.length - 1 && from === 0) {
+      cache.key = prefix;
+      cache.r = r.clone();
+      cache.infos = infos.slice();
+      cache.steps = steps.slice();
+      cache.lines = lines.slice();
+    }
     const step = decodeOp(r, path[i]!);
     const before = frameCounts(r);
     const heldBefore = heldBy(r);
@@ -240,9 +278,9 @@ function stepLabels(info: StepInfo, at: number, F: Set<number>, primary: HandleI
 }
 
 /** The cause of the violation at the end of `path` (a path from `root`, which must trace). */
-export function causeOf(root: Runner, path: readonly number[]): { cause: Cause; steps: Step[]; lines: string[]; violations: Violation[] } {
+export function causeOf(root: Runner, path: readonly number[], cache?: ReplayCache): { cause: Cause; steps: Step[]; lines: string[]; violations: Violation[] } {
   const base = root.violations.length;
-  const { r, infos, steps, lines } = replayTraced(root, path);
+  const { r, infos, steps, lines } = replayTraced(root, path, cache);
   const last = path.length - 1;
   const violations = r.violations.slice(base).filter((v) => v.step === last);
   const { core, primary } = focus(r, infos, violations);

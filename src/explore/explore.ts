@@ -8,7 +8,7 @@ import type { ExploreShape } from './ops.js';
 import { compactSearch, compactUnsupported } from './compact/search.js';
 import type { StopFlag } from './tree.js';
 import { search, type Counterexample, type Progress, type SearchBounds, type SearchResult, type ViolationSink } from './search.js';
-import { causeOf, isFaultDecision } from './cause.js';
+import { causeOf, isFaultDecision, newReplayCache } from './cause.js';
 import { matchStory } from './stories.js';
 import type { Step } from '../scenario/ast.js';
 
@@ -90,9 +90,13 @@ export function explore(input: ExploreInput, progress?: Progress, stopFlag?: Sto
   const kept: Counterexample[] = [];
   const causes = new Set<string>();
   let violating = 0;
+  const cache = newReplayCache();
+  const kinds0 = new Set<string>();
+  // With a baseline every cause is reported: a reviewer wants each thing the change broke.
+  const all = input.bounds.all || base !== null;
   const sink: ViolationSink = (path, kinds) => {
     violating++;
-    const { cause, steps, lines: stepLines, violations } = causeOf(traced, path);
+    const { cause, steps, lines: stepLines, violations } = causeOf(traced, path, cache);
     const vs = violations.filter((v) => input.bounds.kinds === null || input.bounds.kinds.has(v.kind));
     const got = [...new Set(vs.map((v) => v.kind))].sort();
     if (got.join() !== kinds.join()) {
@@ -100,20 +104,25 @@ export function explore(input: ExploreInput, progress?: Progress, stopFlag?: Sto
         `but the model reports ${got.join(', ') || 'nothing'} there; rerun with --engine full, and please report this`);
     }
     if (otherRoot !== null && !cleanOn(otherRoot, steps, input.bounds.kinds)) return false;
-    if (causes.has(cause.key)) return false;
+    // The first sequence of each violation kind is kept too, so --all still shows every kind
+    // at its shortest depth.
+    const newKind = got.some((k) => !kinds0.has(k));
+    for (const k of got) kinds0.add(k);
+    const newCause = !causes.has(cause.key);
     causes.add(cause.key);
     // A finding whose decisions include all of an earlier one's is that one with more going on.
-    if (!process.env.NOSUB && kept.some((k) => subsumes(cause.decisions, k.cause!.decisions))) return false;
-    kept.push({ steps: stepLines, violations: vs, depth: path.length, cause });
-    return !input.bounds.all;
+    if (!newKind && (!newCause || kept.some((k) => subsumes(cause.decisions, k.cause!.decisions)))) return false;
+    kept.push({ steps: stepLines, violations: vs, depth: path.length, cause, firstOfKind: newKind });
+    return !all;
   };
   const result = engine === 'compact'
     ? compactSearch(runner, searched, input.shape, input.pages, input.bounds, progress, stopFlag, sink)
     : search(runner, input.shape, input.bounds, progress, stopFlag, sink);
   // The same within one depth, where a larger set of decisions may have come first.
-  result.counterexamples = kept.filter((c) => process.env.NOSUB || !kept.some((k) => k !== c && k.cause!.decisions.length < c.cause!.decisions.length && subsumes(c.cause!.decisions, k.cause!.decisions)));
-  if (input.from === null) {
-    for (const ce of kept) ce.story = matchStory(lines, ce.steps, searched, input.bounds.kinds);
+  result.counterexamples = kept.filter((c) => c.firstOfKind || !kept.some((k) => k !== c && k.cause!.decisions.length < c.cause!.decisions.length && subsumes(c.cause!.decisions, k.cause!.decisions)));
+  for (const ce of result.counterexamples) {
+    delete ce.firstOfKind;
+    if (input.from === null) ce.story = matchStory(lines, ce.steps, searched, input.bounds.kinds);
   }
   return { status: kept.length > 0 ? 'violation' : 'ok', start: lines, result, violating, causes: causes.size };
 }

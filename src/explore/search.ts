@@ -31,6 +31,8 @@ export interface Counterexample {
   cause?: { key: string; name: string; decisions: string[] };
   /** The story of scenarios/ it is, up to renaming (src/explore/stories.ts). */
   story?: StoryMatch | null;
+  /** While a search runs: the first counterexample with one of its violation kinds. */
+  firstOfKind?: boolean;
 }
 
 export interface SearchStats {

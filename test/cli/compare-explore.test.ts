@@ -116,7 +116,8 @@ test('explore: a counterexample is exit 1 and is printed as a scenario with a re
   const o = cli('explore', '--kernel', 'v5.9', '--kinds', 'pin-incoherent');
   assert.equal(o.code, 1, o.out);
   assert.match(o.out, /^exploring v5\.9: P with 2 page\(s\)/m);
-  assert.match(o.out, /violation after \d+ operation\(s\): pin-incoherent/);
+  assert.match(o.out, /^   after \d+ operations?: pin-incoherent/m);
+  assert.match(o.out, /; a violation \(the shortest; --all lists one per cause\)$/m);
   assert.match(o.out, /^name: counterexample-v5-9-pin-incoherent$/m);
   assert.match(o.out, /^kernel: v5\.9$/m);
   assert.match(o.out, /replay: /);
@@ -125,12 +126,12 @@ test('explore: a counterexample is exit 1 and is printed as a scenario with a re
 test('explore: clean within the bound is exit 0, and says how deep it searched', () => {
   const o = cli('explore', '--kernel', 'v6', '--depth', '3');
   assert.equal(o.code, 0, o.out);
-  assert.match(o.out, /no violation: every sequence of these operations up to depth 3 keeps every invariant on v6/);
-  assert.match(o.out, /reached: .*fork/);
+  assert.match(o.out, /^searched every sequence of up to 3 operations on v6: [\d,]+ states, [\d.]+ s; nothing found$/m);
+  assert.match(o.out, /^the search reached: .*fork \(after 1 operation\)/m);
   const stopped = cli('explore', '--kernel', 'v6', '--depth', '8', '--max-states', '50');
   assert.equal(stopped.code, 0);
-  assert.match(stopped.out, /stopped by the --max-states bound/);
-  assert.match(stopped.out, /deeper ones were not all searched/);
+  assert.match(stopped.out, /^searched every sequence of up to \d operations? and some of \d \(stopped by the --max-states bound\)/m);
+  assert.match(stopped.out, /longer ones were not all searched/);
 });
 
 test('explore: bad input is exit 2 (depth out of range, unknown op, unknown kind, unknown kernel, stray argument)', () => {
