@@ -191,6 +191,23 @@ test('explore --out with a what-if kernel: the file replays with the overrides i
 });
 
 
+test('explore --baseline: regressions in plain words, each named by its cause and story; --json says which kernel was searched', () => {
+  const o = cli('explore', '--kernel', 'v5.9-rc4', '--baseline', 'v5.8', '--depth', '4');
+  assert.equal(o.code, 1, o.out);
+  assert.match(o.out, /^looking for regressions: sequences that violate on v5\.9-rc4 and are clean on v5\.8, searching v5\.9-rc4: /m);
+  assert.match(o.out, /^searched every sequence of up to 4 operations on v5\.9-rc4: [\d,]+ states, [\d.]+ s; \d+ sequences \(distinct causes\) that violate on v5\.9-rc4 and are clean on v5\.8 \([\d,]+ violating sequences checked\)$/m);
+  assert.match(o.out, /^\d+\. R\/W pin of an exclusive page; fork shared a page the R\/W pin held; a write fault copied a page mapped once that an extra reference holds \(refcount rule\)\n {3}this is rdma-pin-fork-child-exits \(scenarios\/seeds\/rdma-pin-fork-child-exits\.scn\.yaml\), in 4 of its 5 steps$/m);
+  const j = JSON.parse(cli('explore', '--kernel', 'v5.8', '--baseline', 'v5.9-rc4', '--reverse', '--depth', '3', '--json').out);
+  assert.deepEqual(j.baseline, { profile: 'v5.9-rc4', reverse: true, searched: 'v5.9-rc4', cleanOn: 'v5.8' });
+  for (const ce of j.counterexamples) assert.equal(typeof ce.cause.name, 'string');
+  const same = cli('explore', '--kernel', 'v5.7', '--baseline', 'v5.7', '--depth', '3');
+  assert.equal(same.code, 0, same.out);
+  assert.match(same.out, /; nothing violates on v5\.7 that is clean on v5\.7 \([\d,]+ violating sequences checked\)$/m);
+  usageError(cli('explore', '--baseline', 'v9'), /--baseline: unknown profile 'v9'/);
+  usageError(cli('explore', '--reverse'), /--reverse goes with --baseline KERNEL/);
+  usageError(cli('explore', '--baseline', 'v6', '--baseline-set', 'forkEarlyCow=maybe'), /--baseline-set: switch forkEarlyCow/);
+});
+
 test('explore --all --out FILE: every counterexample written is replayable by `cowlab run`', () => {
   const out = join(TMP, 'all.scn.yaml');
   const o = cli('explore', '--kernel', 'v5.7', '--depth', '4', '--all', '--out', out, '--json');
