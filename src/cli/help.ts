@@ -151,8 +151,8 @@ exists within the bound (the output says how far the search got when a bound sto
 2 bad input; 130 interrupted.
 
 examples: npx cowlab explore --kernel v5.9-rc4 --depth 5     (exit 1: the shortest violation)
-          npx cowlab explore --kernel v5.7 --all           (exit 1: every cause, the vmsplice leak among them)
-          npx cowlab explore --kernel v5.9-rc4 --baseline v5.8   (exit 1: what v5.9-rc4 broke)`;
+          npx cowlab explore --kernel v5.7 --all --depth 4   (exit 1: one counterexample per cause)
+          npx cowlab explore --kernel v5.9-rc4 --baseline v5.8 --depth 4   (exit 1: what v5.9-rc4 broke)`;
 
 export const SERVE_HELP = `usage: cowlab serve [PATH] [--port N] [--profiles FILE]
 
