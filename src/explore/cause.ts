@@ -1,11 +1,11 @@
 // Why a counterexample violates: the kernel decisions that produced it. A counterexample is
-// replayed on a tracing Runner; the frames the violation is about (the frames it names, the
-// frame the last step touched, the frames of the handle it used, and the frames these were
-// copied from) are followed back through the path, and every decision the kernel took on them
-// becomes a label: the fault that reused or copied, the rule that decided (mapcount, refcount,
-// PageAnonExclusive), what GUP pinned (the zero page, a shared page, an exclusive one), what
-// fork did with a page a pin or a pipe holds. Two counterexamples with the same labels and
-// violation kinds are the same finding; its one-line name is the labels in path order.
+// replayed on a tracing Runner; what the violation is about is found (the frames it names, the
+// frame the last step's page maps, the handle it is about and that handle's frames), and every
+// decision the kernel took on those frames becomes a label: the fault that reused or copied and
+// the rule that decided (mapcount, refcount, PageAnonExclusive), what GUP pinned (the zero
+// page, a shared page, an exclusive one), what fork did with a page a pin or a pipe held. Two
+// counterexamples with the same labels are the same finding; its one-line name is the labels
+// in path order (docs/explorer.md, "Findings").
 
 import { PG_SWAPCACHE, PTE_PRESENT } from '../core/constants.js';
 import type { KEvent } from '../core/events.js';
