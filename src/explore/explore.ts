@@ -88,7 +88,9 @@ export function explore(input: ExploreInput, progress?: Progress, stopFlag?: Sto
   const searched = reverse ? base!.profile : input.profile;
   const other = base === null ? null : reverse ? input.profile : base.profile;
   const { runner, lines } = startState(input, searched);
-  const traced = startState(input, searched, true).runner;
+  // The tracing start, for the replays of violating sequences: made at the first one.
+  let tracedRoot: Runner | null = null;
+  const traced = (): Runner => (tracedRoot ??= startState(input, searched, true).runner);
   const otherRoot = other === null ? null : startState(input, other).runner;
   const { engine, why } = chooseEngine(input);
   if (input.engine === 'compact' && why !== null) throw new CompactUnsupportedError(why);
@@ -101,7 +103,7 @@ export function explore(input: ExploreInput, progress?: Progress, stopFlag?: Sto
   const all = input.bounds.all || base !== null;
   const sink: ViolationSink = (path, kinds) => {
     violating++;
-    const { cause, steps, lines: stepLines, violations } = causeOf(traced, path, cache);
+    const { cause, steps, lines: stepLines, violations } = causeOf(traced(), path, cache);
     const vs = violations.filter((v) => input.bounds.kinds === null || input.bounds.kinds.has(v.kind));
     const got = [...new Set(vs.map((v) => v.kind))].sort();
     if (got.join() !== kinds.join()) {

@@ -177,6 +177,7 @@ function exploreReport(plan: Plan, io: Io, out: ExploreOutcome, signal: StopSign
       : st.stoppedBy ? `stopped by the ${st.stoppedBy === 'states' ? '--max-states' : st.stoppedBy === 'memory' ? '--max-memory' : '--time'} bound` : null;
     const reach = bound === null || st.depthComplete >= input.bounds.depth
       ? `every sequence of up to ${ops(input.bounds.depth)}`
+      : st.depthComplete === 0 ? `some single operations (${bound})`
       : `every sequence of up to ${ops(st.depthComplete)} and some of ${st.depthComplete + 1} (${bound})`;
     const found = out.result.counterexamples.length;
     const what = base === null
@@ -200,7 +201,8 @@ function exploreReport(plan: Plan, io: Io, out: ExploreOutcome, signal: StopSign
         ? `written to ${outFiles.join(', ')}; replay: npx cowlab run ${outFiles[0]}${sets.length ? ` --kernel ${kernel} ${sets.map((s) => `--set ${s}`).join(' ')}` : ''} --trace`
         : 'replay: save the scenario above (or use --out FILE) and run npx cowlab run FILE --trace');
     } else if (bound !== null) {
-      io.out(`every sequence of up to ${ops(st.depthComplete)} is clean; longer ones were not all searched`);
+      io.out(st.depthComplete === 0 ? 'not every single operation was tried: nothing can be said of any length'
+        : `every sequence of up to ${ops(st.depthComplete)} is clean; longer ones were not all searched`);
     }
   }
   if (signal !== null) return EXIT_INTERRUPTED;
