@@ -4,7 +4,7 @@
 // A counterexample C *is* story S on a kernel when
 //   1. C's steps (after its start mapping) are, with processes, pages and handles renamed one to
 //      one, a subsequence of S's steps: each of C's steps is a step of S with the same operation
-//      and the same modes (R/W or R/O pin, longterm, read or write), in the same order; S may
+//      and the same modes (R/W or R/O, longterm, fast, split with `&`), in the same order; S may
 //      have more steps (set-up writes, reads with `expect`, checks); values are not compared;
 //   2. S, run on the same kernel, violates at the step C's last step is matched to, with a
 //      violation kind C has; and every page C uses is in a private writable mapping of S.
@@ -101,7 +101,7 @@ function copy(m: Maps): Maps {
 }
 
 type AnyStep = Step & {
-  proc?: string; child?: string; thread?: string; handle?: string; write?: boolean; longterm?: boolean; prot?: string; advice?: string; async?: boolean;
+  proc?: string; child?: string; thread?: string; handle?: string; write?: boolean; longterm?: boolean; fast?: boolean; prot?: string; advice?: string; async?: boolean;
   sel?: { region: string; lo: number; hi: number; all: boolean }; ref?: { handle: string; index: number };
 };
 
@@ -124,8 +124,8 @@ function matches(c: AnyStep, s: AnyStep, m: Maps, privatePages: Set<string>): Ma
 /** Does C's step `c` match S's step `s` under `m` (extended in place when it does)? */
 function stepMatches(c: AnyStep, s: AnyStep, m: Maps, privatePages: Set<string>): boolean {
   if (c.op !== s.op) return false;
-  if (c.op === 'pin' && (c.write !== s.write || c.longterm !== s.longterm)) return false;
-  if (c.op === 'gup' && c.write !== s.write) return false;
+  if (c.op === 'pin' && (c.write !== s.write || c.longterm !== s.longterm || !!c.fast !== !!s.fast)) return false;
+  if (c.op === 'gup' && (c.write !== s.write || !!c.fast !== !!s.fast)) return false;
   if (c.op === 'mprotect' && c.prot !== s.prot) return false;
   if (c.op === 'madvise' && c.advice !== s.advice) return false;
   if (c.op === 'fork' && (c as { cowpt?: boolean }).cowpt !== (s as { cowpt?: boolean }).cowpt) return false;
