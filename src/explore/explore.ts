@@ -131,7 +131,8 @@ export function explore(input: ExploreInput, progress?: Progress, stopFlag?: Sto
   result.counterexamples = kept.filter((c) => c.firstOfKind || !kept.some((k) => k !== c && k.cause!.decisions.length < c.cause!.decisions.length && subsumes(c.cause!.decisions, k.cause!.decisions)));
   for (const ce of result.counterexamples) {
     delete ce.firstOfKind;
-    if (input.from === null) ce.story = matchStory(lines, ce.steps, searched, input.bounds.kinds);
+    // Not after a stop request: the worker must answer within its grace period (background.ts).
+    if (input.from === null && result.stats.stoppedBy !== 'interrupted') ce.story = matchStory(lines, ce.steps, searched, input.bounds.kinds);
   }
   return { status: kept.length > 0 ? 'violation' : 'ok', start: lines, result, violating, causes: causes.size };
 }
