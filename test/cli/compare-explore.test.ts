@@ -128,7 +128,7 @@ test('explore: clean within the bound is exit 0, and says how deep it searched',
   assert.equal(o.code, 0, o.out);
   assert.match(o.out, /^searched every sequence of up to 3 operations on v6: [\d,]+ states, [\d.]+ s; nothing found$/m);
   assert.match(o.out, /^the search reached: .*fork \(after 1 operation\)/m);
-  const stopped = cli('explore', '--kernel', 'v6', '--depth', '8', '--max-states', '50');
+  const stopped = cli('explore', '--kernel', 'v6', '--depth', '8', '--max-states', '500');
   assert.equal(stopped.code, 0);
   assert.match(stopped.out, /^searched every sequence of up to \d operations? and some of \d \(stopped by the --max-states bound\)/m);
   assert.match(stopped.out, /longer ones were not all searched/);
