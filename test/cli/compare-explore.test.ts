@@ -117,7 +117,7 @@ test('explore: a counterexample is exit 1 and is printed as a scenario with a re
   assert.equal(o.code, 1, o.out);
   assert.match(o.out, /^exploring v5\.9: P with 2 page\(s\)/m);
   assert.match(o.out, /^   after \d+ operations?: pin-incoherent/m);
-  assert.match(o.out, /; a violation \(the shortest; --all lists one per cause\)$/m);
+  assert.match(o.out, /^searched until the first violation on v5\.9: [\d,]+ states, [\d.]+ s; a violation after \d operations?, a shortest one \(every shorter sequence is clean; --all lists one per cause\)$/m);
   assert.match(o.out, /^name: counterexample-v5-9-pin-incoherent$/m);
   assert.match(o.out, /^kernel: v5\.9$/m);
   assert.match(o.out, /replay: /);

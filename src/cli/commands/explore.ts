@@ -173,17 +173,20 @@ function exploreReport(plan: Plan, io: Io, out: ExploreOutcome, signal: StopSign
   } else {
     const n = (x: number): string => x.toLocaleString('en-US');
     const ops = (d: number): string => `${d} operation${d === 1 ? '' : 's'}`;
+    const found = out.result.counterexamples.length;
     const bound = st.stoppedBy === 'interrupted' ? `stopped by ${signal ?? 'a signal'}`
       : st.stoppedBy ? `stopped by the ${st.stoppedBy === 'states' ? '--max-states' : st.stoppedBy === 'memory' ? '--max-memory' : '--time'} bound` : null;
-    const reach = bound === null || st.depthComplete >= input.bounds.depth
+    const firstOnly = found > 0 && !input.bounds.all && base === null;
+    const reach = firstOnly
+      ? 'until the first violation'
+      : bound === null || st.depthComplete >= input.bounds.depth
       ? `every sequence of up to ${ops(input.bounds.depth)}`
       : st.depthComplete === 0 ? `some single operations (${bound})`
       : `every sequence of up to ${ops(st.depthComplete)} and some of ${st.depthComplete + 1} (${bound})`;
-    const found = out.result.counterexamples.length;
     const what = base === null
       ? (found === 0 ? 'nothing found'
         : input.bounds.all ? `${found} finding${found === 1 ? '' : 's'} (distinct causes) among ${n(out.violating)} violating sequence${out.violating === 1 ? '' : 's'}`
-        : 'a violation (the shortest; --all lists one per cause)')
+        : `a violation after ${ops(out.result.counterexamples[0]!.depth)}, a shortest one (every shorter sequence is clean; --all lists one per cause)`)
       : (found === 0 ? `nothing violates on ${searched} that is clean on ${checked} (${n(out.violating)} violating sequence${out.violating === 1 ? '' : 's'} checked)`
         : `${found === 1 ? 'a sequence' : `${found} sequences (distinct causes)`} that violate${found === 1 ? 's' : ''} on ${searched} and ${found === 1 ? 'is' : 'are'} clean on ${checked} (${n(out.violating)} violating sequence${out.violating === 1 ? '' : 's'} checked)`);
     io.out(`searched ${reach} on ${searched}: ${n(st.states)} states, ${(st.elapsedMs / 1000).toFixed(1)} s; ${what}`);
