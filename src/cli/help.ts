@@ -101,7 +101,10 @@ Breadth-first search over every sequence of operations (writes, reads, forks, ex
 vmsplice, device I/O ...) from a start state, on one kernel profile. Every write writes a fresh
 value, so leaks and lost writes show; states are deduplicated up to renaming of frames, values
 and processes. The first violation found is a shortest counterexample: it is printed as a
-scenario file that \`cowlab run\` replays with the same violation.
+scenario file that \`cowlab run\` replays with the same violation, under a one-line name of
+its cause (the kernel decisions that produced it: which fault copied or reused which page by
+which rule, what GUP pinned, what fork shared) and, when it is one up to renaming, the story
+of scenarios/seeds or scenarios/kernel-tests it is ("this is cve-2020-29374-vmsplice-leak").
 
 options:
   --kernel NAME       the profile (default v6); --set SW=VALUE for a what-if kernel
@@ -118,7 +121,17 @@ options:
   --kinds LIST        only these violation kinds count (default: all)
   --from FILE         start from the end state of this scenario (at most 4096 pages
                       mapped in its processes: every state holds every page)
-  --all               go on after the first violation: one counterexample per violation kind
+  --all               go on after the first violation: one counterexample per cause (two
+                      violations with the same kernel decisions are one finding; one that
+                      adds no fault or fork-copy decision to an earlier one is that one),
+                      and the first of each violation kind
+  --baseline KERNEL   regression search: only sequences that violate on --kernel and are
+                      clean on KERNEL (every step applies there, no violation), one per
+                      cause, shortest first. A patch reviewer's question:
+                      --kernel v6 --set SW=VALUE --baseline v6
+  --baseline-set SW=VALUE   a what-if baseline (repeatable)
+  --reverse           with --baseline: the other way round, sequences that violate on the
+                      baseline and are clean on --kernel (what the change fixed)
   --max-states N      stop after N states (default 5000000)
   --max-memory MiB    stop when the process's resident memory is more (default: half
                       of this machine's memory)
@@ -140,10 +153,13 @@ options:
 SIGINT or SIGTERM (Ctrl-C) stops the search as a bound does: the summary, the counterexamples
 found so far and their --out files, exit 130.
 
-exit status: 1 a violation was found; 0 none exists within the bound (the output says how far
-the search got when a bound stopped it); 2 bad input; 130 interrupted.
+exit status: 1 a violation was found (with --baseline: one clean on the baseline); 0 none
+exists within the bound (the output says how far the search got when a bound stopped it);
+2 bad input; 130 interrupted.
 
-example: npx cowlab explore --kernel v5.9-rc4 --depth 5     (exit 1: the shortest leak)`;
+examples: npx cowlab explore --kernel v5.9-rc4 --depth 5     (exit 1: the shortest violation)
+          npx cowlab explore --kernel v5.7 --all --depth 4   (exit 1: one counterexample per cause)
+          npx cowlab explore --kernel v5.9-rc4 --baseline v5.8 --depth 4   (exit 1: what v5.9-rc4 broke)`;
 
 export const SERVE_HELP = `usage: cowlab serve [PATH] [--port N] [--profiles FILE]
 

@@ -7,7 +7,10 @@ import { parseScenario, type Scenario } from '../scenario/index.js';
 import type { ExploreShape } from './ops.js';
 import { compactSearch, compactUnsupported } from './compact/search.js';
 import type { StopFlag } from './tree.js';
-import { search, type Counterexample, type Progress, type SearchBounds, type SearchResult } from './search.js';
+import { search, type Counterexample, type Progress, type SearchBounds, type SearchResult, type ViolationSink } from './search.js';
+import { causeOf, isFaultDecision, newReplayCache } from './cause.js';
+import { matchStory } from './stories.js';
+import type { Step } from '../scenario/ast.js';
 
 export interface ExploreInput {
   profile: Profile;
@@ -25,6 +28,17 @@ export interface ExploreInput {
    * (the default): compact where it supports the operations and bounds, else full.
    */
   engine?: 'auto' | 'compact' | 'full';
+  /**
+   * Regression search (`--baseline`): report only sequences that violate on one kernel and are
+   * clean on the other. Without `reverse`, they violate on `profile` and are clean on this one;
+   * with it, the other way round (what `profile` fixed).
+   */
+  baseline?: { profile: Profile; name: string; sets: string[]; reverse: boolean } | null;
+  /**
+   * false: `--all` keeps one counterexample per violation kind, as the engines find them, with
+   * no replay for causes (the engines' comparison in the tests); default true.
+   */
+  causes?: boolean;
 }
 
 /** Which engine a search runs on, and why the compact one cannot (null when it can). */
@@ -39,10 +53,14 @@ export interface ExploreOutcome {
   status: 'ok' | 'violation';
   start: string[];
   result: SearchResult;
+  /** Violating sequences seen (each replayed to find its cause, or checked on the baseline). */
+  violating: number;
+  /** Distinct causes among them. */
+  causes: number;
 }
 
 /** The start state: `P mmap buf N rw private`, or the end state of `from`. */
-export function startState(input: ExploreInput): { runner: Runner; lines: string[] } {
+export function startState(input: ExploreInput, profile: Profile = input.profile, trace = false): { runner: Runner; lines: string[] } {
   let sc: Scenario;
   if (input.from) {
     sc = input.from;
@@ -52,20 +70,98 @@ export function startState(input: ExploreInput): { runner: Runner; lines: string
     if (!r.ok) throw new Error(r.errors[0]!.format());
     sc = r.scenario;
   }
-  const runner = new Runner(sc, input.profile, { trace: false, maxEventsPerStep: 0 });
+  const runner = new Runner(sc, profile, trace ? { trace: true, maxEventsPerStep: 10_000 } : { trace: false, maxEventsPerStep: 0 });
   sc.steps.forEach((s, i) => runner.step(s, i));
   return { runner, lines: sc.steps.map((s) => s.text) };
 }
 
-/** Search; `stopFlag` (shared memory, word 0 set non-zero) ends the search early as `interrupted`. */
+/**
+ * Search; `stopFlag` (shared memory, word 0 set non-zero) ends the search early as `interrupted`.
+ * Every violating sequence goes through one sink: replayed on a tracing Runner for its cause
+ * (and, with a baseline, on the other kernel); the first is kept, or with `--all` the first of
+ * each cause.
+ */
 export function explore(input: ExploreInput, progress?: Progress, stopFlag?: StopFlag): ExploreOutcome {
-  const { runner, lines } = startState(input);
+  const base = input.baseline ?? null;
+  const reverse = base?.reverse ?? false;
+  // The kernel whose search this is, and the one each violating sequence is checked on.
+  const searched = reverse ? base!.profile : input.profile;
+  const other = base === null ? null : reverse ? input.profile : base.profile;
+  const { runner, lines } = startState(input, searched);
+  // The tracing start, for the replays of violating sequences: made at the first one.
+  let tracedRoot: Runner | null = null;
+  const traced = (): Runner => (tracedRoot ??= startState(input, searched, true).runner);
+  const otherRoot = other === null ? null : startState(input, other).runner;
   const { engine, why } = chooseEngine(input);
   if (input.engine === 'compact' && why !== null) throw new CompactUnsupportedError(why);
+  const kept: Counterexample[] = [];
+  const causes = new Set<string>();
+  let violating = 0;
+  const cache = newReplayCache();
+  const kinds0 = new Set<string>();
+  // With a baseline every cause is reported: a reviewer wants each thing the change broke.
+  const all = input.bounds.all || base !== null;
+  const sink: ViolationSink = (path, kinds) => {
+    violating++;
+    const { cause, steps, lines: stepLines, violations } = causeOf(traced(), path, cache);
+    const vs = violations.filter((v) => input.bounds.kinds === null || input.bounds.kinds.has(v.kind));
+    const got = [...new Set(vs.map((v) => v.kind))].sort();
+    if (got.join() !== kinds.join()) {
+      throw new Error(`internal error: the ${engine} explorer found ${kinds.join(', ')} after\n  ${stepLines.join('\n  ')}\n` +
+        `but the model reports ${got.join(', ') || 'nothing'} there; rerun with --engine full, and please report this`);
+    }
+    if (otherRoot !== null && !cleanOn(otherRoot, steps, input.bounds.kinds)) return false;
+    // The first sequence of each violation kind is kept too, so --all still shows every kind
+    // at its shortest depth.
+    const newKind = got.some((k) => !kinds0.has(k));
+    for (const k of got) kinds0.add(k);
+    const newCause = !causes.has(cause.key);
+    causes.add(cause.key);
+    // A finding whose decisions include all of an earlier one's is that one with more going on.
+    if (!newKind && (!newCause || kept.some((k) => subsumes(cause.decisions, k.cause!.decisions)))) return false;
+    kept.push({ steps: stepLines, violations: vs, depth: path.length, cause, firstOfKind: newKind });
+    return !all;
+  };
+  const perKind = input.causes === false && base === null;
   const result = engine === 'compact'
-    ? compactSearch(runner, input.profile, input.shape, input.pages, input.bounds, progress, stopFlag)
-    : search(runner, input.shape, input.bounds, progress, stopFlag);
-  return { status: result.counterexamples.length > 0 ? 'violation' : 'ok', start: lines, result };
+    ? compactSearch(runner, searched, input.shape, input.pages, input.bounds, progress, stopFlag, perKind ? undefined : sink)
+    : search(runner, input.shape, input.bounds, progress, stopFlag, perKind ? undefined : sink);
+  if (perKind) return { status: result.counterexamples.length > 0 ? 'violation' : 'ok', start: lines, result, violating: 0, causes: 0 };
+  // The same within one depth, where a larger set of decisions may have come first.
+  result.counterexamples = kept.filter((c) => c.firstOfKind || !kept.some((k) => k !== c && k.cause!.decisions.length < c.cause!.decisions.length && subsumes(c.cause!.decisions, k.cause!.decisions)));
+  for (const ce of result.counterexamples) {
+    delete ce.firstOfKind;
+    // Not after a stop request: the worker must answer within its grace period (background.ts).
+    if (input.from === null && result.stats.stoppedBy !== 'interrupted') ce.story = matchStory(lines, ce.steps, searched, input.bounds.kinds);
+  }
+  return { status: kept.length > 0 ? 'violation' : 'ok', start: lines, result, violating, causes: causes.size };
+}
+
+/**
+ * `more` is the finding `fewer` with more going on: it has every decision of `fewer` (which has
+ * some), and its other decisions are no fault or fork-copy decision (another pin, fork, a zero-page
+ * fault on the way).
+ */
+function subsumes(more: readonly string[], fewer: readonly string[]): boolean {
+  return fewer.length > 0 && fewer.every((d) => more.includes(d)) && more.every((d) => fewer.includes(d) || !isFaultDecision(d));
+}
+
+/**
+ * The same steps on the other kernel: true when every one applies there and none violates
+ * (counting only `kinds`). A step the other kernel lacks makes the sequence incomparable: false.
+ */
+export function cleanOn(root: Runner, steps: readonly Step[], kinds: Set<string> | null): boolean {
+  const r = root.clone();
+  const base = r.violations.length;
+  for (let i = 0; i < steps.length; i++) {
+    try {
+      if (r.step(steps[i]!, i).na !== null) return false;
+    } catch {
+      return false; // a name the other kernel never made (a handle whose GUP failed there)
+    }
+    if (r.violations.slice(base).some((v) => kinds === null || kinds.has(v.kind))) return false;
+  }
+  return true;
 }
 
 /** `--engine compact` asked for something the compact engine does not model. */
@@ -74,22 +170,34 @@ export class CompactUnsupportedError extends Error {}
 /** A counterexample as a scenario file that `cowlab run` replays with the same violation. */
 export function counterexampleFile(input: ExploreInput, start: string[], ce: Counterexample, result: SearchResult): string {
   const kinds = [...new Set(ce.violations.map((v) => v.kind))];
-  const whatIf = input.sets.length > 0;
+  const base = input.baseline ?? null;
+  // The kernel the sequence violates on, and (with --baseline) the one it is clean on.
+  const bad = base?.reverse ? { name: base.name, sets: base.sets, profile: base.profile } : { name: input.baseName, sets: input.sets, profile: input.profile };
+  const good = base === null ? null : base.reverse ? { name: input.baseName, sets: input.sets, profile: input.profile } : { name: base.name, sets: base.sets, profile: base.profile };
+  const whatIf = bad.sets.length > 0;
   const cfg = input.from?.config;
+  const setArgs = (sets: string[]): string => sets.map((s) => `--set ${s}`).join(' ');
   const lines = [
-    `name: counterexample-${input.baseName.replace(/[^a-z0-9]+/g, '-')}-${kinds.join('-')}`,
+    `name: counterexample-${bad.name.replace(/[^a-z0-9]+/g, '-')}-${kinds.join('-')}`,
     'description: >',
-    `  Found by cowlab explore on ${input.profile.name}: ${kinds.join(', ')} after ${ce.depth} operation(s)`,
+    `  Found by cowlab explore on ${bad.profile.name}: ${kinds.join(', ')} after ${ce.depth} operation(s)`,
     `  (a shortest such sequence; ${result.stats.states} states searched).`,
-    ...(whatIf ? [`  Replay with: npx cowlab run FILE --kernel ${input.baseName} ${input.sets.map((s) => `--set ${s}`).join(' ')}`] : []),
-    `kernel: ${input.baseName}`,
+    ...(good !== null ? [`  The same steps are clean on ${good.profile.name}.`] : []),
+    ...(ce.cause ? [`  Cause: ${ce.cause.name}.`] : []),
+    ...(ce.story ? [`  It is the story ${ce.story.name} (${ce.story.file})${ce.story.exact ? '' : `, in ${ce.story.matched} of its ${ce.story.storySteps} steps`}.`] : []),
+    ...(whatIf ? [`  Replay with: npx cowlab run FILE --kernel ${bad.name} ${setArgs(bad.sets)}`] : []),
+    ...(good !== null && good.sets.length > 0 ? [`  Clean with: npx cowlab run FILE --kernel ${good.name} ${setArgs(good.sets)}`] : []),
+    `kernel: ${bad.name}`,
   ];
   if (cfg && (cfg.frames !== null || cfg.pinBias !== null)) {
     lines.push('config:');
     if (cfg.frames !== null) lines.push(`  frames: ${cfg.frames}`);
     if (cfg.pinBias !== null) lines.push(`  pin_bias: ${cfg.pinBias}`);
   }
-  if (!whatIf) lines.push('outcomes:', `  ${JSON.stringify(input.baseName)}: [${kinds.join(', ')}]`);
+  const outcomes: string[] = [];
+  if (!whatIf) outcomes.push(`  ${JSON.stringify(bad.name)}: [${kinds.join(', ')}]`);
+  if (good !== null && good.sets.length === 0 && good.name !== bad.name) outcomes.push(`  ${JSON.stringify(good.name)}: ok`);
+  if (outcomes.length > 0) lines.push('outcomes:', ...outcomes);
   lines.push('steps: |');
   for (const s of start) lines.push(`  ${s}`);
   ce.steps.forEach((s, i) => {

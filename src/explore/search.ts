@@ -7,6 +7,7 @@ import type { Runner } from '../engine/run.js';
 import type { Violation } from '../engine/result.js';
 import type { Step } from '../scenario/ast.js';
 import { canonicalKey } from './canonical.js';
+import type { StoryMatch } from './stories.js';
 import { decodeOp, enabledOps, type ExploreShape } from './ops.js';
 import { SearchBudget, SearchTree, type StopFlag } from './tree.js';
 
@@ -26,6 +27,12 @@ export interface Counterexample {
   steps: string[];
   violations: Violation[];
   depth: number;
+  /** The kernel decisions that produced the violation (src/explore/cause.ts). */
+  cause?: { key: string; name: string; decisions: string[] };
+  /** The story of scenarios/ it is, up to renaming (src/explore/stories.ts). */
+  story?: StoryMatch | null;
+  /** While a search runs: the first counterexample with one of its violation kinds. */
+  firstOfKind?: boolean;
 }
 
 export interface SearchStats {
@@ -69,6 +76,13 @@ export class KeySet {
   }
 }
 
+/**
+ * Where a search sends its violating transitions instead of keeping one counterexample per kind:
+ * the path (packed operations from the start) and the violation kinds counted there. Returns true
+ * to stop the search. Used by `--all` (one counterexample per cause) and `--baseline`.
+ */
+export type ViolationSink = (path: number[], kinds: string[]) => boolean;
+
 export type Progress = (s: { states: number; depth: number; frontier: number; statesPerSec: number }) => void;
 
 /** Counters and flags that tell which interesting events a step reached. */
@@ -95,7 +109,7 @@ function reachedEvents(before: Runner, after: Runner, out: Set<string>): void {
  * The line a replay file needs for a step: a `step` that ended its thread's kernel path is
  * written `finish`, which the parser needs to know the path is over.
  */
-function replayText(after: Runner, step: Step): string {
+export function replayText(after: Runner, step: Step): string {
   if (step.op === 'step' && !after.procs.get(step.proc)?.task) return `${step.proc} finish`;
   return step.text;
 }
@@ -113,7 +127,7 @@ export function replayPath(root: Runner, path: readonly number[]): { r: Runner; 
   return { r, lines };
 }
 
-export function search(root: Runner, shape: ExploreShape, bounds: SearchBounds, progress?: Progress, stopFlag?: StopFlag): SearchResult {
+export function search(root: Runner, shape: ExploreShape, bounds: SearchBounds, progress?: Progress, stopFlag?: StopFlag, sink?: ViolationSink): SearchResult {
   const budget = new SearchBudget(bounds, progress, stopFlag);
   const tree = new SearchTree();
   const visited = new KeySet();
@@ -150,6 +164,13 @@ export function search(root: Runner, shape: ExploreShape, bounds: SearchBounds, 
       reachedEvents(r, child, events);
       for (const e of events) budget.reach(e, d + 1);
       const fresh = child.violations.slice(baseViolations).filter((v) => bounds.kinds === null || bounds.kinds.has(v.kind));
+      if (fresh.length > 0 && sink) {
+        if (sink(tree.path(id, op), [...new Set(fresh.map((v) => v.kind))].sort())) {
+          stop = true;
+          break;
+        }
+        continue;
+      }
       if (fresh.length > 0) {
         const newKinds = fresh.filter((v) => !foundKinds.has(v.kind));
         if (newKinds.length > 0) {

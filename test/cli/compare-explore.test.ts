@@ -116,7 +116,8 @@ test('explore: a counterexample is exit 1 and is printed as a scenario with a re
   const o = cli('explore', '--kernel', 'v5.9', '--kinds', 'pin-incoherent');
   assert.equal(o.code, 1, o.out);
   assert.match(o.out, /^exploring v5\.9: P with 2 page\(s\)/m);
-  assert.match(o.out, /violation after \d+ operation\(s\): pin-incoherent/);
+  assert.match(o.out, /^   after \d+ operations?: pin-incoherent/m);
+  assert.match(o.out, /^searched until the first violation on v5\.9: [\d,]+ states, [\d.]+ s; a violation after \d operations?, a shortest one \(every shorter sequence is clean; --all lists one per cause\)$/m);
   assert.match(o.out, /^name: counterexample-v5-9-pin-incoherent$/m);
   assert.match(o.out, /^kernel: v5\.9$/m);
   assert.match(o.out, /replay: /);
@@ -125,12 +126,12 @@ test('explore: a counterexample is exit 1 and is printed as a scenario with a re
 test('explore: clean within the bound is exit 0, and says how deep it searched', () => {
   const o = cli('explore', '--kernel', 'v6', '--depth', '3');
   assert.equal(o.code, 0, o.out);
-  assert.match(o.out, /no violation: every sequence of these operations up to depth 3 keeps every invariant on v6/);
-  assert.match(o.out, /reached: .*fork/);
-  const stopped = cli('explore', '--kernel', 'v6', '--depth', '8', '--max-states', '50');
+  assert.match(o.out, /^searched every sequence of up to 3 operations on v6: [\d,]+ states, [\d.]+ s; nothing found$/m);
+  assert.match(o.out, /^the search reached: .*fork \(after 1 operation\)/m);
+  const stopped = cli('explore', '--kernel', 'v6', '--depth', '8', '--max-states', '500');
   assert.equal(stopped.code, 0);
-  assert.match(stopped.out, /stopped by the --max-states bound/);
-  assert.match(stopped.out, /deeper ones were not all searched/);
+  assert.match(stopped.out, /^searched every sequence of up to \d operations? and some of \d \(stopped by the --max-states bound\)/m);
+  assert.match(stopped.out, /longer ones were not all searched/);
 });
 
 test('explore: bad input is exit 2 (depth out of range, unknown op, unknown kind, unknown kernel, stray argument)', () => {
@@ -189,6 +190,23 @@ test('explore --out with a what-if kernel: the file replays with the overrides i
   assert.equal(cli('run', out, '--kernel', 'v6').code, 0);
 });
 
+
+test('explore --baseline: regressions in plain words, each named by its cause and story; --json says which kernel was searched', () => {
+  const o = cli('explore', '--kernel', 'v5.9-rc4', '--baseline', 'v5.8', '--depth', '4');
+  assert.equal(o.code, 1, o.out);
+  assert.match(o.out, /^looking for regressions: sequences that violate on v5\.9-rc4 and are clean on v5\.8, searching v5\.9-rc4: /m);
+  assert.match(o.out, /^searched every sequence of up to 4 operations on v5\.9-rc4: [\d,]+ states, [\d.]+ s; \d+ sequences \(distinct causes\) that violate on v5\.9-rc4 and are clean on v5\.8 \([\d,]+ violating sequences checked\)$/m);
+  assert.match(o.out, /^\d+\. R\/W pin of an exclusive page; fork shared a page the R\/W pin held; a write fault copied a page mapped once that an extra reference holds \(refcount rule\)\n {3}this is rdma-pin-fork-child-exits \(scenarios\/seeds\/rdma-pin-fork-child-exits\.scn\.yaml\), in 4 of its 5 steps$/m);
+  const j = JSON.parse(cli('explore', '--kernel', 'v5.8', '--baseline', 'v5.9-rc4', '--reverse', '--depth', '3', '--json').out);
+  assert.deepEqual(j.baseline, { profile: 'v5.9-rc4', reverse: true, searched: 'v5.9-rc4', cleanOn: 'v5.8' });
+  for (const ce of j.counterexamples) assert.equal(typeof ce.cause.name, 'string');
+  const same = cli('explore', '--kernel', 'v5.7', '--baseline', 'v5.7', '--depth', '3');
+  assert.equal(same.code, 0, same.out);
+  assert.match(same.out, /; nothing violates on v5\.7 that is clean on v5\.7 \([\d,]+ violating sequences checked\)$/m);
+  usageError(cli('explore', '--baseline', 'v9'), /--baseline: unknown profile 'v9'/);
+  usageError(cli('explore', '--reverse'), /--reverse goes with --baseline KERNEL/);
+  usageError(cli('explore', '--baseline', 'v6', '--baseline-set', 'forkEarlyCow=maybe'), /--baseline-set: switch forkEarlyCow/);
+});
 
 test('explore --all --out FILE: every counterexample written is replayable by `cowlab run`', () => {
   const out = join(TMP, 'all.scn.yaml');

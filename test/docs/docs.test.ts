@@ -54,6 +54,12 @@ const SLOW_MARKER = '(slow)';
 /** Every command that carries the marker: kept short, and each one named here. */
 const SLOW = [
   'npx cowlab explore --kernel cowpt-rfc --depth 6 --ops write,read,fork-cowpt,exit,munmap,dontneed,pin,device-write,device-read --all',
+  // Whole depth-6 searches that replay every violating sequence; test/explore/findings.test.ts runs each.
+  'npx cowlab explore --kernel v5.9-rc4 --baseline v5.8',
+  'npx cowlab explore --kernel v5.7 --baseline v5.8',
+  'npx cowlab explore --kernel v5.8 --baseline v5.7 --reverse',
+  'npx cowlab explore --kernel v5.7 --all',
+  'npx cowlab explore --kernel v5.9-rc4 --all',
 ];
 
 interface Example {

@@ -145,21 +145,25 @@ test('determinism: the same arguments twice give the same stats and the same cou
   }
 });
 
-test('--all keeps one counterexample per kind, each at its shortest depth', () => {
+test('--all keeps one counterexample per cause, and every violation kind at its shortest depth', () => {
   const f = run(input('v5.7', { depth: 4, all: true }));
   const ces = f.out.result.counterexamples;
   assert.ok(ces.length >= 2, JSON.stringify(ces.map((c) => c.violations.map((v) => v.kind))));
-  const seen = new Set<string>();
+  const keys = ces.map((c) => c.cause!.key);
+  assert.equal(new Set(keys).size, keys.length, `one counterexample per cause: ${keys.join(' / ')}`);
+  const first = new Map<string, number>();
   ces.forEach((ce, i) => {
-    const kinds = new Set(ce.violations.map((v) => v.kind));
-    const fresh = [...kinds].filter((k) => !seen.has(k));
-    assert.ok(fresh.length > 0, `counterexample ${i} brings a kind not found before`);
-    for (const k of kinds) seen.add(k);
+    for (const v of ce.violations) if (!first.has(v.kind)) first.set(v.kind, ce.depth);
     // Each one alone replays with its kinds.
     const { r } = replay(f.files[i]!, 'v5.7');
-    for (const k of fresh) assert.ok(r.violations.some((v) => v.kind === k), `${k}:\n${f.files[i]}`);
+    for (const v of ce.violations) assert.ok(r.violations.some((x) => x.kind === v.kind), `${v.kind}:\n${f.files[i]}`);
   });
-  assert.ok(seen.has('leak') && seen.has('pin-incoherent'), [...seen].join(', '));
+  assert.ok(first.has('leak') && first.has('pin-incoherent'), [...first.keys()].join(', '));
+  // Every kind at the depth a search for that kind alone finds first.
+  for (const [kind, depth] of first) {
+    const alone = run(input('v5.7', { depth: 4, kinds: [kind] })).out.result.counterexamples[0]!;
+    assert.equal(depth, alone.depth, `${kind}: shortest depth`);
+  }
   const depths = ces.map((c) => c.depth);
   assert.deepEqual(depths, [...depths].sort((a, b) => a - b), 'found in BFS order');
 });

@@ -4,6 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import { chooseEngine, counterexampleFile, explore, type ExploreInput, type ExploreOutcome } from '../../explore/explore.js';
 import type { Progress } from '../../explore/search.js';
+import { storyText } from '../../explore/stories.js';
 import { DEFAULT_OPS, OP_NAMES, PROC_NAMES, type OpName } from '../../explore/ops.js';
 import { ProfileError, withOverrides } from '../../profiles/resolve.js';
 import { VIOLATION_KINDS } from '../../scenario/ast.js';
@@ -58,6 +59,7 @@ function explorePlan(argv: string[], io: Io): Plan | number {
     handles: { type: 'string' }, threads: { type: 'string' }, kinds: { type: 'string' }, from: { type: 'string' },
     'max-states': { type: 'string' }, 'max-memory': { type: 'string' }, time: { type: 'string' },
     progress: { type: 'boolean' }, engine: { type: 'string' }, all: { type: 'boolean' }, json: { type: 'boolean' }, out: { type: 'string' },
+    baseline: { type: 'string' }, 'baseline-set': { type: 'string', multiple: true }, reverse: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   }, 'explore');
   if (values.help) {
@@ -75,6 +77,22 @@ function explorePlan(argv: string[], io: Io): Plan | number {
   } catch (e) {
     if (e instanceof ProfileError) throw new UsageError(`cowlab explore: --set: ${e.message}`);
     throw e;
+  }
+  let baseline: ExploreInput['baseline'] = null;
+  if (typeof values.baseline === 'string') {
+    const name = values.baseline;
+    if (!registry.has(name)) throw new UsageError(`cowlab explore: --baseline: unknown profile '${name}' (known: ${registry.names().join(', ')})`);
+    const bsets = (values['baseline-set'] ?? []) as string[];
+    let bprofile;
+    try {
+      bprofile = withOverrides(registry.get(name), bsets);
+    } catch (e) {
+      if (e instanceof ProfileError) throw new UsageError(`cowlab explore: --baseline-set: ${e.message}`);
+      throw e;
+    }
+    baseline = { profile: bprofile, name, sets: bsets, reverse: !!values.reverse };
+  } else if (values.reverse || values['baseline-set']) {
+    throw new UsageError(`cowlab explore: ${values.reverse ? '--reverse' : '--baseline-set'} goes with --baseline KERNEL`);
   }
   const ops = typeof values.ops === 'string' ? values.ops.split(',').map((s) => s.trim()).filter(Boolean) : [...DEFAULT_OPS];
   for (const o of ops) if (!(OP_NAMES as readonly string[]).includes(o)) throw new UsageError(`cowlab explore: --ops: unknown operation '${o}' (operations: ${OP_NAMES.join(', ')})`);
@@ -104,13 +122,17 @@ function explorePlan(argv: string[], io: Io): Plan | number {
     },
     from,
     engine,
+    baseline,
   };
   const chosen = chooseEngine(input);
   if (engine === 'compact' && chosen.why !== null) throw new UsageError(`cowlab explore: --engine compact: ${chosen.why}; use --engine full (or auto)`);
   const tty = process.stderr.isTTY && !values.json;
   // Progress: rewritten in place on a terminal; with --progress, one line a report (scripts, logs).
   const lines = !!values.progress;
-  const header = `exploring ${profile.name}: ${from ? `from ${from.file}` : `P with ${input.pages} page(s)`}, up to ${input.shape.procs} process(es), ${input.shape.handles} handle(s), depth ${input.bounds.depth}; ops ${ops.join(',')}; ` +
+  const what = baseline === null ? `exploring ${profile.name}`
+    : baseline.reverse ? `looking for what ${profile.name} fixed: sequences that violate on ${baseline.profile.name} and are clean on ${profile.name}, searching ${baseline.profile.name}`
+    : `looking for regressions: sequences that violate on ${profile.name} and are clean on ${baseline.profile.name}, searching ${profile.name}`;
+  const header = `${what}: ${from ? `from ${from.file}` : `P with ${input.pages} page(s)`}, up to ${input.shape.procs} process(es), ${input.shape.handles} handle(s), depth ${input.bounds.depth}; ops ${ops.join(',')}; ` +
     `engine ${chosen.engine}${chosen.engine === 'full' && engine === 'auto' && chosen.why ? ` (${chosen.why})` : ''}`;
   if (!values.json) io.out(header);
   const text = (p: Parameters<Progress>[0]): string => `${p.states} states, depth ${p.depth}, ${Math.round(p.statesPerSec)} states/s`;
@@ -135,29 +157,55 @@ function exploreReport(plan: Plan, io: Io, out: ExploreOutcome, signal: StopSign
     ? files.map((_, i) => (i === 0 ? (values.out as string) : (values.out as string).replace(/(\.scn\.yaml)?$/, `-${i + 1}.scn.yaml`)))
     : [];
   outFiles.forEach((f, i) => writeFileSync(f, files[i]!));
+  const base = input.baseline ?? null;
+  // The kernel searched, and the one its violating sequences were checked on (--baseline).
+  const searched = base?.reverse ? base.profile.name : profile.name;
+  const checked = base === null ? null : base.reverse ? profile.name : base.profile.name;
   if (values.json) {
     io.out(JSON.stringify({
       format: 1, command: 'explore', profile: profile.name, status: out.status, stats: st,
-      counterexamples: out.result.counterexamples.map((ce, i) => ({ depth: ce.depth, steps: ce.steps, violations: ce.violations, scenario: files[i] })),
+      ...(base !== null ? { baseline: { profile: base.profile.name, reverse: base.reverse, searched, cleanOn: checked } } : {}),
+      violating: out.violating, causes: out.causes,
+      counterexamples: out.result.counterexamples.map((ce, i) => ({
+        depth: ce.depth, steps: ce.steps, violations: ce.violations, cause: ce.cause ?? null, story: ce.story ?? null, scenario: files[i],
+      })),
     }, null, 2));
   } else {
+    const n = (x: number): string => x.toLocaleString('en-US');
+    const ops = (d: number): string => `${d} operation${d === 1 ? '' : 's'}`;
+    const found = out.result.counterexamples.length;
     const bound = st.stoppedBy === 'interrupted' ? `stopped by ${signal ?? 'a signal'}`
-      : st.stoppedBy ? `stopped by the ${st.stoppedBy === 'states' ? '--max-states' : st.stoppedBy === 'memory' ? '--max-memory' : '--time'} bound` : 'done';
-    io.out(`${st.states} states, ${st.transitions} transitions, depth ${st.depthReached} reached (${st.depthComplete} complete), ${(st.elapsedMs / 1000).toFixed(1)} s, ${st.statesPerSec} states/s: ${bound}`);
-    io.out(`reached: ${Object.entries(st.reached).map(([e, d]) => `${e} (depth ${d})`).join(', ') || 'nothing of note'}`);
+      : st.stoppedBy ? `stopped by the ${st.stoppedBy === 'states' ? '--max-states' : st.stoppedBy === 'memory' ? '--max-memory' : '--time'} bound` : null;
+    const firstOnly = found > 0 && !input.bounds.all && base === null;
+    const reach = firstOnly
+      ? 'until the first violation'
+      : bound === null || st.depthComplete >= input.bounds.depth
+      ? `every sequence of up to ${ops(input.bounds.depth)}`
+      : st.depthComplete === 0 ? `some single operations (${bound})`
+      : `every sequence of up to ${ops(st.depthComplete)} and some of ${st.depthComplete + 1} (${bound})`;
+    const what = base === null
+      ? (found === 0 ? 'nothing found'
+        : input.bounds.all ? `${found} finding${found === 1 ? '' : 's'} (distinct causes) among ${n(out.violating)} violating sequence${out.violating === 1 ? '' : 's'}`
+        : `a violation after ${ops(out.result.counterexamples[0]!.depth)}, a shortest one (every shorter sequence is clean; --all lists one per cause)`)
+      : (found === 0 ? `nothing violates on ${searched} that is clean on ${checked} (${n(out.violating)} violating sequence${out.violating === 1 ? '' : 's'} checked)`
+        : `${found === 1 ? 'a sequence' : `${found} sequences (distinct causes)`} that violate${found === 1 ? 's' : ''} on ${searched} and ${found === 1 ? 'is' : 'are'} clean on ${checked} (${n(out.violating)} violating sequence${out.violating === 1 ? '' : 's'} checked)`);
+    io.out(`searched ${reach} on ${searched}: ${n(st.states)} states, ${(st.elapsedMs / 1000).toFixed(1)} s; ${what}`);
+    io.out(`the search reached: ${Object.entries(st.reached).map(([e, d]) => `${e} (after ${ops(d)})`).join(', ') || 'nothing of note'}`);
     if (out.status === 'violation') {
       for (let i = 0; i < files.length; i++) {
         const ce = out.result.counterexamples[i]!;
-        io.out(`\nviolation after ${ce.depth} operation(s): ${ce.violations.map((v) => `${v.kind}: ${v.message}`).join('; ')}`);
+        const head = found > 1 ? `${i + 1}. ` : '';
+        io.out(`\n${head}${ce.cause?.name ?? 'violation'}`);
+        if (ce.story) io.out(`   ${storyText(ce.story)}`);
+        io.out(`   after ${ops(ce.depth)}: ${ce.violations.map((v) => `${v.kind}: ${v.message}`).join('; ')}`);
         io.out(files[i]!);
       }
       io.out(outFiles.length
         ? `written to ${outFiles.join(', ')}; replay: npx cowlab run ${outFiles[0]}${sets.length ? ` --kernel ${kernel} ${sets.map((s) => `--set ${s}`).join(' ')}` : ''} --trace`
         : 'replay: save the scenario above (or use --out FILE) and run npx cowlab run FILE --trace');
-    } else {
-      io.out(st.stoppedBy
-        ? `no violation found in the ${st.states} states searched; every sequence up to depth ${st.depthComplete} is clean, deeper ones were not all searched`
-        : `no violation: every sequence of these operations up to depth ${st.depthComplete} keeps every invariant on ${profile.name}`);
+    } else if (bound !== null) {
+      io.out(st.depthComplete === 0 ? 'not every single operation was tried: nothing can be said of any length'
+        : `every sequence of up to ${ops(st.depthComplete)} is clean; longer ones were not all searched`);
     }
   }
   if (signal !== null) return EXIT_INTERRUPTED;

@@ -6,7 +6,7 @@
 import type { Profile } from '../../core/profile.js';
 import type { Runner } from '../../engine/run.js';
 import type { ExploreShape } from '../ops.js';
-import { replayPath, type Counterexample, type Progress, type SearchBounds, type SearchResult } from '../search.js';
+import { replayPath, type Counterexample, type Progress, type SearchBounds, type SearchResult, type ViolationSink } from '../search.js';
 import { SearchBudget, SearchTree, type StopFlag } from '../tree.js';
 import { Canon, hashKey } from './canon.js';
 import { Layout, MAX_VALUES, S_NPROCS } from './layout.js';
@@ -35,6 +35,7 @@ function kindBits(kinds: Set<string> | null): number {
 
 export function compactSearch(
   root: Runner, profile: Profile, shape: ExploreShape, pages: number, bounds: SearchBounds, progress?: Progress, stopFlag?: StopFlag,
+  sink?: ViolationSink,
 ): SearchResult {
   const budget = new SearchBudget(bounds, progress, stopFlag);
   const tree = new SearchTree();
@@ -94,6 +95,13 @@ export function compactSearch(
           reachedBits |= m.events;
         }
         const viol = m.viol & counted;
+        if (viol !== 0 && sink) {
+          if (sink(tree.path(id, op), VIOLATION_NAMES.filter(([b]) => viol & b).map(([, n]) => n).sort())) {
+            stop = true;
+            break;
+          }
+          continue;
+        }
         if (viol !== 0) {
           if (viol & ~found) {
             found |= viol;
