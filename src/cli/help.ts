@@ -71,7 +71,10 @@ options:
   --json              the matrix as one JSON document
   -h, --help          this text
 
-exit status: 0 no cell contradicts its outcomes; 1 some cell does; 2 bad input.`;
+A cell where cowlab itself fails (an internal error, a bug) shows ERROR; the other cells go on.
+
+exit status: 0 no cell contradicts its outcomes; 1 some cell does; 2 bad input; 70 some cell
+is an ERROR.`;
 
 export const EXPLORE_HELP = `usage: cowlab explore [options]
 

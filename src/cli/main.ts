@@ -9,6 +9,7 @@ import { oracleCommand } from './commands/oracle.js';
 import { EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError } from './errors.js';
 import { COMPARE_HELP, EXPLORE_HELP, MAIN_HELP, ORACLE_HELP, PROFILES_HELP, RUN_HELP, SERVE_HELP } from './help.js';
 import { type Io, processIo } from './io.js';
+import { escapeControls } from '../scenario/errors.js';
 
 const COMMANDS: Record<string, (argv: string[], io: Io) => number> = {
   run: runCommand,
@@ -21,8 +22,11 @@ const COMMANDS: Record<string, (argv: string[], io: Io) => number> = {
 
 const HELPS: Record<string, string> = { run: RUN_HELP, compare: COMPARE_HELP, explore: EXPLORE_HELP, profiles: PROFILES_HELP, serve: SERVE_HELP, oracle: ORACLE_HELP };
 
-export function main(argv: string[], io: Io = processIo): number {
+export function main(argv: string[], rawIo: Io = processIo): number {
   const [cmd, ...rest] = argv;
+  // Whatever a command prints (names, paths, descriptions, messages quoting a file), control
+  // characters are shown escaped: a file cannot recolour or retitle the user's terminal.
+  const io: Io = { out: (t) => rawIo.out(escapeControls(t, '\n\t')), err: (t) => rawIo.err(escapeControls(t, '\n\t')) };
   try {
     if (cmd === undefined || cmd === '-h' || cmd === '--help') {
       io.out(MAIN_HELP);

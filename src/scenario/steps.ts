@@ -120,6 +120,16 @@ type AsyncStep = WriteStep | ForkStep | PinStep | GupStep | VmspliceStep;
 
 const AMP_ONLY = `'&' (run the step as an asynchronous kernel path) is only for: ${ASYNC_OPS.join(', ')}`;
 
+/**
+ * Device I/O (DMA) goes through a pin: the kernel keeps a FOLL_PIN page coherent with its
+ * process across fork (early COW, unshare); a FOLL_GET reference (`gup`, a pipe's buffer)
+ * gets no such promise, so DMA through it is a driver's misuse, not a kernel behaviour.
+ */
+const deviceNeedsPin = (h: string, kind: HandleKind): string =>
+  kind === 'gup' || kind === 'pipe'
+    ? `DMA goes through pin_user_pages (FOLL_PIN); the kernel promises nothing across fork for DMA through a FOLL_GET reference (take '${h}' with 'pin ... short' or 'pin ... longterm')`
+    : '';
+
 const pages = (n: number): string => (n === 1 ? '1 page' : `${n} pages`);
 const canonical = (digits: string): string => BigInt(digits).toString();
 
@@ -281,13 +291,14 @@ class LineParser {
   }
 
   /** `H[K]` on a live handle of one of `kinds` (any when null). */
-  private handleRef(kinds: readonly HandleKind[] | null, what: string): { ref: HandleRef; info: HandleInfo } {
+  private handleRef(kinds: readonly HandleKind[], what: string, why: (h: string, kind: HandleKind) => string = () => ''): { ref: HandleRef; info: HandleInfo } {
     const ht = this.nameTok('a handle page (h[0])');
     const pos = this.at(ht);
     const info = this.env.handle(ht.text, pos);
-    if (kinds !== null && !kinds.includes(info.kind)) {
+    if (!kinds.includes(info.kind)) {
       const need = kinds.map(describeKind).join(' or ');
-      this.fail(ht, `${what} needs ${need}; '${ht.text}' is ${describeKind(info.kind)} (taken at line ${info.pos.line})`);
+      const hint = why(ht.text, info.kind);
+      this.fail(ht, `${what} needs ${need}; '${ht.text}' is ${describeKind(info.kind)} (taken at line ${info.pos.line})${hint ? `: ${hint}` : ''}`);
     }
     const open = this.next();
     if (!this.isSym(open, '[')) {
@@ -539,7 +550,9 @@ class LineParser {
   private read(p: ProcInfo, base: Base): Step {
     const xt = this.peek();
     if (xt.kind === 'word' && this.env.isHandle(xt.text)) {
-      const { ref } = this.handleRef(null, 'read');
+      // A device-exclusive grant is held by the device, not by a process: no process reads through it.
+      const { ref } = this.handleRef(['pin', 'gup', 'pipe'], 'a read through a handle', (h) =>
+        `the device holds it (the device reads it with 'device read ${h}[0]'; the process reads its own page as a region)`);
       const expect = this.optionalExpectValue(`a read through handle '${ref.handle}'`);
       return { op: 'read-handle', ...base, proc: p.name, ref, expect };
     }
@@ -567,14 +580,14 @@ class LineParser {
     const sub = this.oneOf(DEVICE_OPS, 'device operation', "after 'device'");
     switch (sub) {
       case 'write': {
-        const { ref } = this.handleRef(['pin', 'gup'], 'device write');
+        const { ref } = this.handleRef(['pin'], 'device write', deviceNeedsPin);
         this.expectToken('=', 'after the handle page');
         const value = this.value("after '='");
         this.end();
         return { op: 'device-write', ...base, ref, value };
       }
       case 'read': {
-        const { ref } = this.handleRef(['pin', 'gup', 'exclusive'], 'device read');
+        const { ref } = this.handleRef(['pin', 'exclusive'], 'device read', deviceNeedsPin);
         const expect = this.optionalExpectValue('a device read');
         return { op: 'device-read', ...base, ref, expect };
       }
