@@ -69,9 +69,9 @@ const ALL_PROCESS_OPS: readonly string[] = [...PROCESS_OPS, ...THREAD_OPS];
 /** v1.1: the process operations a trailing `&` may start as an asynchronous kernel path. */
 export const ASYNC_OPS = ['write', 'fork', 'pin', 'gup', 'vmsplice'] as const;
 export const SYSTEM_OPS = ['device', 'swapout', 'ksm', 'check', 'expect', 'stats'] as const;
-const DEVICE_OPS = ['write', 'read', 'exclusive', 'atomic'] as const;
-const PROTS: readonly Prot[] = ['rw', 'ro', 'none'];
-const ADVICES: readonly Advice[] = [
+export const DEVICE_OPS = ['write', 'read', 'exclusive', 'atomic'] as const;
+export const PROTS: readonly Prot[] = ['rw', 'ro', 'none'];
+export const ADVICES: readonly Advice[] = [
   'dontfork',
   'dofork',
   'wipeonfork',
@@ -89,8 +89,8 @@ export const STAT_NAMES = [
   'cow_copies',
   'pt_copies',
 ] as const;
-const STAT_OPS: readonly StatOp[] = ['==', '!=', '<', '<=', '>', '>='];
-const EXPECTATIONS = [
+export const STAT_OPS: readonly StatOp[] = ['==', '!=', '<', '<=', '>', '>='];
+export const EXPECTATIONS = [
   'same-frame',
   'other-frame',
   'mapped-once',
@@ -98,6 +98,16 @@ const EXPECTATIONS = [
   'anon-exclusive',
   'not-anon-exclusive',
 ] as const;
+
+/** The option words of each operation that takes options: at most one word of each group, in any order. */
+export const OPTIONS = {
+  mmap: [PROTS, ['private', 'shared'], ['populate'], ['thp', 'nothp']],
+  fork: [['cowpt']],
+  pin: [['rw', 'ro'], ['longterm', 'short'], ['fast']],
+  gup: [['rw', 'ro'], ['fast']],
+} as const satisfies Record<string, readonly (readonly string[])[]>;
+/** What `expect` may follow a device atomic. */
+export const ATOMIC_OUTCOMES = ['revoked', 'denied'] as const;
 
 /** The largest region, in pages. */
 export const MAX_REGION_PAGES = 1 << 30;
@@ -458,7 +468,7 @@ class LineParser {
       case 'fork': {
         const ct = this.procTok("the child's process name after 'fork'");
         this.env.fork(p, ct.text, this.at(ct), this.path);
-        const [cowpt] = this.options('fork', [['cowpt']]);
+        const [cowpt] = this.options('fork', OPTIONS.fork);
         return this.async({ op: 'fork', ...base, proc, child: ct.text, cowpt: cowpt === 'cowpt' });
       }
       case 'exit':
@@ -467,12 +477,12 @@ class LineParser {
         return { op: 'exit', ...base, proc };
       case 'pin': {
         const { sel, handle } = this.taking(p, 'pin', 'pin');
-        const [prot, term, fast] = this.options('pin', [['rw', 'ro'], ['longterm', 'short'], ['fast']]);
+        const [prot, term, fast] = this.options('pin', OPTIONS.pin);
         return this.async({ op: 'pin', ...base, proc, sel, handle, write: prot !== 'ro', longterm: term !== 'short', fast: fast === 'fast' });
       }
       case 'gup': {
         const { sel, handle } = this.taking(p, 'gup', 'gup');
-        const [prot, fast] = this.options('gup', [['rw', 'ro'], ['fast']]);
+        const [prot, fast] = this.options('gup', OPTIONS.gup);
         return this.async({ op: 'gup', ...base, proc, sel, handle, write: prot !== 'ro', fast: fast === 'fast' });
       }
       case 'vmsplice': {
@@ -524,7 +534,7 @@ class LineParser {
       this.fail(nt, `expected the number of pages after the region name (an integer from 1 to ${MAX_REGION_PAGES}), got ${this.show(nt)}`);
     }
     this.env.bindRegion(p, rt.text, n, this.at(rt));
-    const [prot, share, populate, thp] = this.options('mmap', [PROTS, ['private', 'shared'], ['populate'], ['thp', 'nothp']]);
+    const [prot, share, populate, thp] = this.options('mmap', OPTIONS.mmap);
     return {
       op: 'mmap',
       ...base,
@@ -606,7 +616,7 @@ class LineParser {
         if (t.kind !== 'end') {
           if (!this.isWord(t, 'expect')) this.fail(t, `expected 'expect' or the end of the step, got ${this.show(t)}`);
           this.next();
-          expect = this.oneOf(['revoked', 'denied'] as const, 'atomic outcome', "after 'expect'");
+          expect = this.oneOf(ATOMIC_OUTCOMES, 'atomic outcome', "after 'expect'");
           this.end();
         }
         return { op: 'device-atomic', ...base, ref, value, expect };

@@ -1,0 +1,47 @@
+// `npm run fuzz -- --count N [--seed S] [--one-profile] [--max-steps K]`: the long mode of the
+// fuzz campaign (test/fuzz/campaign.ts). Random scenarios over every operation, each run on
+// every built-in profile (or on one, in turn, with --one-profile); any internal error stops it
+// with the seed and the shrunk scenario. Progress goes to stderr; the summary to stdout.
+
+import { parseArgs } from 'node:util';
+import { runCampaign, type CampaignStats } from '../test/fuzz/campaign.js';
+
+const { values } = parseArgs({
+  options: {
+    count: { type: 'string', default: '100000' },
+    seed: { type: 'string' },
+    'one-profile': { type: 'boolean', default: false },
+    'max-steps': { type: 'string', default: '24' },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+if (values.help) {
+  process.stdout.write('usage: npm run fuzz -- [--count N] [--seed S] [--one-profile] [--max-steps K]\n');
+  process.exit(0);
+}
+const count = Number(values.count);
+const seed = values.seed === undefined ? (Math.random() * 0x7fffffff) | 0 : Number(values.seed);
+const maxSteps = Number(values['max-steps']);
+if (!Number.isSafeInteger(count) || count < 1 || !Number.isSafeInteger(seed) || !Number.isSafeInteger(maxSteps) || maxSteps < 1) {
+  process.stderr.write('fuzz: --count, --seed and --max-steps take integers (count and max-steps 1 or more)\n');
+  process.exit(2);
+}
+const t0 = performance.now();
+const line = (done: number, s: CampaignStats): string => {
+  const secs = (performance.now() - t0) / 1000;
+  return `${done} scenarios, ${s.runs} runs, ${Math.round(s.runs / secs)} runs/s, ${secs.toFixed(0)} s; status ${JSON.stringify(s.status)}`;
+};
+process.stderr.write(`fuzz: ${count} scenarios, seed ${seed}, ${values['one-profile'] ? 'one profile each' : 'every profile'}\n`);
+try {
+  const stats = runCampaign({
+    count, seed, everyProfile: !values['one-profile'], maxSteps,
+    progress: (done, s) => {
+      if (done % 10000 === 0 || done === count) process.stderr.write(`  ${line(done, s)}\n`);
+    },
+  });
+  process.stdout.write(`fuzz: 0 internal errors in ${line(stats.scenarios, stats)} (seed ${seed})\n`);
+  process.stdout.write(`violation kinds per profile (runs): ${JSON.stringify(stats.kinds)}\n`);
+} catch (e) {
+  process.stdout.write(`fuzz: INTERNAL ERROR (seed ${seed})\n${(e as Error).message}\n`);
+  process.exit(1);
+}
