@@ -30,7 +30,22 @@ export interface Choice {
   amp: boolean;
 }
 
+/**
+ * A change to the written steps, so that scenarios outside the generator's own rules are run too
+ * (a name used again after release, a step moved before what it needs, a word swapped): the
+ * parser rejects most of them, and what it accepts must run.
+ */
+export interface Mutation {
+  /** 0: copy line i after line j; 1: delete line i; 2: swap lines i and j; 3: put word k (of all the words) at word j of line i. */
+  kind: number;
+  i: number;
+  j: number;
+  k: number;
+}
+
 export interface Program {
+  /** Changes to the written steps (none for most programs). */
+  mutations: Mutation[];
   /** Pages of the first region. */
   pages: number;
   frames: number | null;
@@ -54,8 +69,11 @@ export function choiceArb(): fc.Arbitrary<Choice> {
   );
 }
 
+const mutationArb: fc.Arbitrary<Mutation> = fc.record({ kind: fc.nat({ max: 3 }), i: ix, j: ix, k: ix });
+
 export function programArb(maxSteps = 24): fc.Arbitrary<Program> {
   return fc.record({
+    mutations: fc.oneof({ weight: 3, arbitrary: fc.constant<Mutation[]>([]) }, { weight: 1, arbitrary: fc.array(mutationArb, { minLength: 1, maxLength: 3 }) }),
     pages: fc.integer({ min: 1, max: 4 }),
     frames: fc.oneof({ weight: 3, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 8 }) }),
     pinBias: fc.constantFrom(null, null, null, 2, 3),
@@ -371,10 +389,32 @@ export function programSteps(prog: Program): string[] {
   return w.lines;
 }
 
-/** The whole scenario file of a program. */
-export function programText(prog: Program): string {
+const EXTRA_WORDS = ['P', 'C1', 'T1', 'r0', 'r1', 'h0', 'h1', '0', '3', '99', '&', 'expect', 'fault', 'ro', 'as', '=', '[', ']'];
+
+/** The steps with the program's mutations applied. */
+export function mutate(lines: string[], ms: readonly Mutation[]): string[] {
+  const out = lines.slice();
+  const vocabulary = [...new Set([...out.flatMap((l) => l.split(' ')), ...EXTRA_WORDS])];
+  for (const m of ms) {
+    if (out.length === 0) break;
+    const i = m.i % out.length;
+    const j = m.j % out.length;
+    if (m.kind === 0) out.splice(j + 1, 0, out[i]!);
+    else if (m.kind === 1 && out.length > 1) out.splice(i, 1);
+    else if (m.kind === 2) [out[i], out[j]] = [out[j]!, out[i]!];
+    else if (m.kind === 3) {
+      const words = out[i]!.split(' ');
+      words[m.j % words.length] = vocabulary[m.k % vocabulary.length]!;
+      out[i] = words.join(' ');
+    }
+  }
+  return out;
+}
+
+/** The whole scenario file of a program (`mutated`: with its mutations). */
+export function programText(prog: Program, mutated = true): string {
   const config: string[] = [];
   if (prog.frames !== null) config.push(`  frames: ${prog.frames}`);
   if (prog.pinBias !== null) config.push(`  pin_bias: ${prog.pinBias}`);
-  return `name: fuzz\n${config.length ? `config:\n${config.join('\n')}\n` : ''}${outcomesText(prog.outcomes)}steps: |\n${programSteps(prog).map((l) => `  ${l}`).join('\n')}\n`;
+  return `name: fuzz\n${config.length ? `config:\n${config.join('\n')}\n` : ''}${outcomesText(prog.outcomes)}steps: |\n${(mutated ? mutate(programSteps(prog), prog.mutations) : programSteps(prog)).map((l) => `  ${l}`).join('\n')}\n`;
 }
