@@ -1,7 +1,8 @@
-// `npm run fuzz -- --count N [--seed S] [--one-profile] [--max-steps K]`: the long mode of the
+// `npm run fuzz -- --count N [--seed S] [--one-profile] [--max-steps K] [--fail-on KIND,...]`: the long mode of the
 // fuzz campaign (test/fuzz/campaign.ts). Random scenarios over every operation, each run on
 // every built-in profile (or on one, in turn, with --one-profile); any internal error stops it
-// with the seed and the shrunk scenario. Progress goes to stderr; the summary to stdout.
+// with the seed and the shrunk scenario; so does a violation of a kind named by --fail-on (to
+// find and shrink one). Progress goes to stderr; the summary to stdout.
 
 import { parseArgs } from 'node:util';
 import { runCampaign, type CampaignStats } from '../test/fuzz/campaign.js';
@@ -12,11 +13,12 @@ const { values } = parseArgs({
     seed: { type: 'string' },
     'one-profile': { type: 'boolean', default: false },
     'max-steps': { type: 'string', default: '24' },
+    'fail-on': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
 if (values.help) {
-  process.stdout.write('usage: npm run fuzz -- [--count N] [--seed S] [--one-profile] [--max-steps K]\n');
+  process.stdout.write('usage: npm run fuzz -- [--count N] [--seed S] [--one-profile] [--max-steps K] [--fail-on KIND,...]\n');
   process.exit(0);
 }
 const count = Number(values.count);
@@ -35,6 +37,7 @@ process.stderr.write(`fuzz: ${count} scenarios, seed ${seed}, ${values['one-prof
 try {
   const stats = runCampaign({
     count, seed, everyProfile: !values['one-profile'], maxSteps,
+    failOn: values['fail-on']?.split(',').map((k) => k.trim()).filter(Boolean) ?? [],
     progress: (done, s) => {
       if (done % 10000 === 0 || done === count) process.stderr.write(`  ${line(done, s)}\n`);
     },

@@ -2,7 +2,8 @@
 // model directly (no CLI), on every built-in profile. An internal error anywhere (the parser
 // throwing or rejecting a generated scenario, the runner throwing, a result the report or the
 // JSON output cannot render) fails the property, and fast-check shrinks the program to a
-// minimal scenario, printed whole.
+// minimal scenario, printed whole. On v6, without a frames limit, a violation other than a
+// failed `expect` fails it too: the newest kernel keeps every promise of the ideal semantics.
 //
 // Used by test/engine/fuzz-campaign.test.ts (a bounded run in `npm test`) and by
 // bench/fuzz.ts (`npm run fuzz -- --count N`, the long mode).
@@ -24,6 +25,8 @@ export interface CampaignOptions {
   everyProfile: boolean;
   /** Most steps a scenario has. */
   maxSteps?: number;
+  /** Violation kinds that fail the campaign too, on any profile (to find and shrink one: `--fail-on`). */
+  failOn?: readonly string[];
   /** Called after each chunk of scenarios. */
   progress?: (done: number, stats: CampaignStats) => void;
 }
@@ -40,6 +43,8 @@ export interface CampaignStats {
 /** A failure of the model or the parser on one scenario (an internal error, not a violation). */
 export class InternalError extends Error {}
 
+/** The profile on which no scenario may break the ideal semantics (the newest behaviour modelled). */
+const CLEAN_PROFILE = 'v6';
 const STATUSES = new Set(['ok', 'violation', 'n/a']);
 const KINDS = new Set<string>(VIOLATION_KINDS);
 
@@ -56,7 +61,7 @@ function render(r: RunResult, profile: Profile): void {
  * Parses the program's scenario and runs it on `profiles`; throws an InternalError (with the
  * scenario) on any internal error. Returns the results.
  */
-export function checkProgram(prog: Program, profiles: readonly Profile[], traceEvery = 8): RunResult[] {
+export function checkProgram(prog: Program, profiles: readonly Profile[], traceEvery = 8, failOn: readonly string[] = []): RunResult[] {
   const text = programText(prog);
   const fail = (what: string, e?: unknown): never => {
     const why = e instanceof Error ? (e.stack ?? e.message) : e === undefined ? '' : String(e);
@@ -88,6 +93,13 @@ export function checkProgram(prog: Program, profiles: readonly Profile[], traceE
     } catch (e) {
       return fail(`internal error on ${profile.name}`, e);
     }
+    // v6 stays clean: without a frames limit (no OOM), only the scenario's own `expect`s may fail.
+    const dirty = r.violations.filter((v) => v.kind !== 'expect');
+    if (profile.name === CLEAN_PROFILE && prog.frames === null && dirty.length > 0) {
+      return fail(`a violation on ${CLEAN_PROFILE}, which must stay clean: ${dirty.map((v) => `L${v.line} ${v.kind}: ${v.message}`).join('; ')}`);
+    }
+    const asked = r.violations.filter((v) => failOn.includes(v.kind));
+    if (asked.length > 0) return fail(`${asked[0]!.kind} on ${profile.name} (--fail-on): ${asked.map((v) => `L${v.line} ${v.kind}: ${v.message}`).join('; ')}`);
     out.push(r);
   });
   return out;
@@ -119,7 +131,7 @@ export function runCampaign(opts: CampaignOptions): CampaignStats {
     // The profile of a one-profile run is part of the generated value, so that shrinking keeps it.
     fc.assert(
       fc.property(arb, fc.nat({ max: BUILTIN_PROFILES.length - 1 }), (prog, pi) => {
-        count(stats, checkProgram(prog, opts.everyProfile ? BUILTIN_PROFILES : [BUILTIN_PROFILES[pi]!]));
+        count(stats, checkProgram(prog, opts.everyProfile ? BUILTIN_PROFILES : [BUILTIN_PROFILES[pi]!], 8, opts.failOn));
         stats.scenarios++;
       }),
       { seed, numRuns: n, endOnFailure: false, includeErrorInReport: true },
