@@ -25,6 +25,8 @@ export interface CampaignOptions {
   everyProfile: boolean;
   /** Most steps a scenario has. */
   maxSteps?: number;
+  /** The profiles (default: every built-in one). */
+  profiles?: readonly Profile[];
   /** Violation kinds that fail the campaign too, on any profile (to find and shrink one: `--fail-on`). */
   failOn?: readonly string[];
   /** Called after each chunk of scenarios. */
@@ -125,13 +127,14 @@ const CHUNK = 1000;
 export function runCampaign(opts: CampaignOptions): CampaignStats {
   const stats: CampaignStats = { scenarios: 0, runs: 0, status: {}, kinds: {} };
   const arb = programArb(opts.maxSteps);
+  const profiles = opts.profiles ?? BUILTIN_PROFILES;
   for (let done = 0, chunk = 0; done < opts.count; chunk++) {
     const n = Math.min(CHUNK, opts.count - done);
     const seed = (opts.seed + chunk * 7919) | 0;
     // The profile of a one-profile run is part of the generated value, so that shrinking keeps it.
     fc.assert(
-      fc.property(arb, fc.nat({ max: BUILTIN_PROFILES.length - 1 }), (prog, pi) => {
-        count(stats, checkProgram(prog, opts.everyProfile ? BUILTIN_PROFILES : [BUILTIN_PROFILES[pi]!], 8, opts.failOn));
+      fc.property(arb, fc.nat({ max: profiles.length - 1 }), (prog, pi) => {
+        count(stats, checkProgram(prog, opts.everyProfile ? profiles : [profiles[pi]!], 8, opts.failOn));
         stats.scenarios++;
       }),
       { seed, numRuns: n, endOnFailure: false, includeErrorInReport: true },
