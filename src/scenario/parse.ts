@@ -9,7 +9,8 @@ import { parseSteps } from './steps.js';
 
 export type ParseResult = { ok: true; scenario: Scenario } | { ok: false; errors: ScenarioError[] };
 
-function yamlMessage(e: YAMLError): string {
+/** The message of a YAML reader error, in the words of cowlab (never a JavaScript engine message). */
+export function yamlMessage(e: YAMLError): string {
   switch (e.code) {
     case 'DUPLICATE_KEY':
       return 'invalid YAML: duplicate key (each key may appear once)';
@@ -17,7 +18,7 @@ function yamlMessage(e: YAMLError): string {
       return "invalid YAML: more than one document (a scenario file holds one; remove the '---')";
     case 'RESOURCE_EXHAUSTION':
       // The YAML reader ran out of stack on nested collections.
-      return 'invalid YAML: collections nested too deeply (a scenario needs a few levels)';
+      return 'invalid YAML: collections nested too deeply';
     default:
       // Some of the reader's messages are a JavaScript engine's (an exception it caught): not for the user.
       if (ENGINE_MESSAGE.test(e.message)) return `invalid YAML: the YAML reader cannot read this (${e.code.toLowerCase().replace(/_/g, ' ')})`;

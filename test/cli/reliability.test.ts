@@ -72,6 +72,14 @@ test('a profile file that is a FIFO: a clear error', { timeout: 20000 }, () => {
   assert.match(r.err, /profiles\.yaml: cannot read profile file: a FIFO/);
 });
 
+test('a profile file nested a thousand deep: a positioned YAML error, no engine message', () => {
+  const prof = file(`profiles:\n  x: ${'['.repeat(1000)}${']'.repeat(1000)}\n`, 'deep-profiles.yaml');
+  const r = cli('run', file(OK), '--profiles', prof);
+  assert.equal(r.code, 2);
+  assert.match(r.err, /deep-profiles\.yaml:2:\d+: error: invalid YAML: collections nested too deeply/);
+  assert.doesNotMatch(r.err, /Maximum call stack|RangeError/);
+});
+
 test('terminal escapes in a file are printed escaped: errors, descriptions, file names, JSON', () => {
   const bad = file(`name: "a${ESC}[31mRED${ESC}]0;PWNED\u0007"\nsteps: |\n  P mmap a 1\n`);
   const r1 = cli('run', bad);
