@@ -29,7 +29,7 @@ examples:
   npx cowlab serve scenarios/seeds
 
 exit status: 0 every run matched its outcomes; 1 some did not; 2 bad input.
-The scenario language: docs/scenario-language.md.`;
+The scenario language: docs/scenario-language.md (scenario files: regular files of 1 MiB at most).`;
 
 export const RUN_HELP = `usage: cowlab run FILE|DIR... [options]
 
