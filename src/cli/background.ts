@@ -12,10 +12,11 @@
 import { Worker } from 'node:worker_threads';
 import type { Profile } from '../core/profile.js';
 import type { RunResult } from '../engine/result.js';
-import type { RunOptions } from '../engine/run.js';
+import { type RunOptions, runScenario } from '../engine/run.js';
 import type { ExploreInput, ExploreOutcome } from '../explore/explore.js';
 import type { Progress } from '../explore/search.js';
 import type { Scenario } from '../scenario/index.js';
+import { isOutOfMemory } from './limits.js';
 import type { WorkerTask } from './worker.js';
 
 export type StopSignal = 'SIGINT' | 'SIGTERM';
@@ -29,7 +30,7 @@ const GRACE_MS = 700;
 interface Message {
   type: 'result' | 'outcome' | 'progress' | 'end';
   index?: number;
-  result?: RunResult;
+  result?: RunOutcome;
   outcome?: ExploreOutcome;
   progress?: Parameters<Progress>[0];
 }
@@ -65,6 +66,19 @@ function inWorker(task: WorkerTask, onMessage: (m: Message) => void, onSignal: (
   });
 }
 
+/** A run, or the internal error (a bug in cowlab) it ended with, where the command goes on after one. */
+export type RunOutcome = RunResult | { internalError: string };
+
+/** One run; an internal error becomes its outcome (a host that refused memory still throws: that is the caller's). */
+export function runOrError(it: { sc: Scenario; profile: Profile; opts: RunOptions }, run: typeof runScenario = runScenario): RunOutcome {
+  try {
+    return run(it.sc, it.profile, it.opts);
+  } catch (e) {
+    if (isOutOfMemory(e)) throw e;
+    return { internalError: (e instanceof Error ? e.message : String(e)).split('\n')[0]! };
+  }
+}
+
 /** A run in the worker threw: the error, and which item. */
 export class ItemFailed extends Error {
   constructor(readonly index: number, readonly error: Error) {
@@ -76,11 +90,14 @@ export class ItemFailed extends Error {
  * Run scenarios in order; the results of those that finished, and the signal that stopped the
  * rest. A run that throws rejects with ItemFailed.
  */
-export async function runScenariosInWorker(items: { sc: Scenario; profile: Profile; opts: RunOptions }[]): Promise<{ results: RunResult[]; signal: StopSignal | null }> {
-  const results: RunResult[] = [];
+export async function runScenariosInWorker(items: { sc: Scenario; profile: Profile; opts: RunOptions }[]): Promise<{ results: RunResult[]; signal: StopSignal | null }>;
+export async function runScenariosInWorker(items: { sc: Scenario; profile: Profile; opts: RunOptions }[], keepGoing: true): Promise<{ results: RunOutcome[]; signal: StopSignal | null }>;
+/** With keepGoing, a run's internal error is its outcome and the others go on. */
+export async function runScenariosInWorker(items: { sc: Scenario; profile: Profile; opts: RunOptions }[], keepGoing = false): Promise<{ results: RunOutcome[]; signal: StopSignal | null }> {
+  const results: RunOutcome[] = [];
   let signal: StopSignal | null;
   try {
-    signal = await inWorker({ kind: 'runs', items }, (m) => {
+    signal = await inWorker({ kind: 'runs', items, keepGoing }, (m) => {
       if (m.type === 'result') results[m.index!] = m.result!;
     }, (w) => void w.terminate());
   } catch (e) {

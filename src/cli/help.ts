@@ -31,7 +31,7 @@ examples:
 
 exit status: 0 every run matched its outcomes; 1 some did not; 2 bad input; 130 stopped
 by SIGINT/SIGTERM (explore, compare, run of several files report what they found first).
-The scenario language: docs/scenario-language.md.`;
+The scenario language: docs/scenario-language.md (scenario files: regular files of 1 MiB at most).`;
 
 export const RUN_HELP = `usage: cowlab run FILE|DIR... [options]
 
@@ -90,10 +90,11 @@ options:
                       cowlab run; default: half of this machine's memory)
   -h, --help          this text
 
+A cell where cowlab itself fails (an internal error, a bug) shows ERROR; the other cells go on.
 SIGINT or SIGTERM (Ctrl-C): the rows of the scenarios that finished are printed, exit 130.
 
 exit status: 0 no cell contradicts its outcomes; 1 some cell does; 2 bad input (or a
-scenario past --max-memory); 130 interrupted.`;
+scenario past --max-memory); 70 some cell is an ERROR; 130 interrupted.`;
 
 export const EXPLORE_HELP = `usage: cowlab explore [options]
 

@@ -1,6 +1,6 @@
 // The first CLI stages: find the scenario files, read and parse them, check their profile names.
 
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readdirSync, readSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { ProfileError, ProfileRegistry, resolveKernel } from '../profiles/resolve.js';
 import { parseScenario, type Scenario } from '../scenario/index.js';
@@ -8,7 +8,53 @@ import { UsageError } from './errors.js';
 
 const SUFFIX = '.scn.yaml';
 
-/** Files named on the command line; a directory stands for every *.scn.yaml below it. */
+/** The largest scenario (or profile) file read: 1 MiB, as `cowlab serve` serves. */
+export const MAX_INPUT_BYTES = 1 << 20;
+
+/** What a file that is not a regular file is, for messages. */
+function fileType(st: Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO (named pipe)';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+/**
+ * The text of a regular file of at most MAX_INPUT_BYTES, or why not (a message without the
+ * file's name). Opened without blocking (a FIFO would wait for a writer forever) and checked
+ * on the open descriptor, so a file swapped for a FIFO or a device after a check is caught too.
+ */
+export function readInputFile(file: string): { text: string } | { error: string } {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch (e) {
+    return { error: `cannot read: ${(e as NodeJS.ErrnoException).code ?? 'error'}` };
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) return { error: `cannot read: ${fileType(st)}, not a scenario file (only regular files are read)` };
+    if (st.size > MAX_INPUT_BYTES) return { error: `cannot read: ${st.size} bytes, more than the limit of ${MAX_INPUT_BYTES} (1 MiB)` };
+    // Read at most one byte past the limit: the file may grow after fstat.
+    const buf = Buffer.alloc(Math.min(st.size, MAX_INPUT_BYTES) + 1);
+    let n = 0;
+    for (let got = -1; got !== 0 && n < buf.length; n += got) got = readSync(fd, buf, n, buf.length - n, null);
+    if (n > MAX_INPUT_BYTES) return { error: `cannot read: more than the limit of ${MAX_INPUT_BYTES} bytes (1 MiB)` };
+    return { text: buf.subarray(0, n).toString('utf8') };
+  } catch (e) {
+    return { error: `cannot read: ${(e as NodeJS.ErrnoException).code ?? 'error'}` };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Files named on the command line; a directory stands for every *.scn.yaml below it. Anything
+ * named like a scenario below a directory is listed (a directory, FIFO or device so named
+ * included), so that reading it reports what it is rather than passing over it in silence.
+ */
 export function expandPaths(paths: readonly string[]): string[] {
   const out: string[] = [];
   for (const p of paths) {
@@ -31,10 +77,16 @@ export function expandPaths(paths: readonly string[]): string[] {
 
 function walk(dir: string): string[] {
   const out: string[] = [];
-  for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch (e) {
+    throw new UsageError(`${dir}: cannot read this directory: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
     const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...walk(p));
-    else if (e.name.endsWith(SUFFIX)) out.push(p);
+    if (e.name.endsWith(SUFFIX)) out.push(p);
+    else if (e.isDirectory()) out.push(...walk(p));
   }
   return out;
 }
@@ -44,14 +96,12 @@ export function loadScenarios(files: readonly string[], profiles: ProfileRegistr
   const out: Scenario[] = [];
   const errors: { file: string; line: number; col: number; message: string }[] = [];
   for (const file of files) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (e) {
-      errors.push({ file, line: 0, col: 0, message: `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}` });
+    const read = readInputFile(file);
+    if ('error' in read) {
+      errors.push({ file, line: 0, col: 0, message: read.error });
       continue;
     }
-    const r = parseScenario(text, file);
+    const r = parseScenario(read.text, file);
     if (!r.ok) {
       for (const e of r.errors) errors.push({ file: e.file, line: e.line, col: e.col, message: e.message });
       continue;

@@ -10,6 +10,7 @@ import { EXPORT_HELP, exportCommand } from './commands/export.js';
 import { EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, UsageError } from './errors.js';
 import { COMPARE_HELP, EXPLORE_HELP, MAIN_HELP, ORACLE_HELP, PROFILES_HELP, RUN_HELP, SERVE_HELP } from './help.js';
 import { type Io, processIo } from './io.js';
+import { escapeControls } from '../scenario/errors.js';
 
 // A command that runs long may answer a promise (it gives the event loop turns, so signals reach it).
 const COMMANDS: Record<string, (argv: string[], io: Io) => number | Promise<number>> = {
@@ -32,7 +33,8 @@ const ASYNC_COMMANDS: Record<string, (argv: string[], io: Io) => Promise<number>
 };
 
 /** The command line, every command on this thread (tests; mainAsync is the bin's). */
-export function main(argv: string[], io: Io = processIo): number | Promise<number> {
+export function main(argv: string[], rawIo: Io = processIo): number | Promise<number> {
+  const io = escapingIo(rawIo);
   const [cmd, ...rest] = argv;
   try {
     if (cmd === undefined || cmd === '-h' || cmd === '--help') {
@@ -65,15 +67,24 @@ export function main(argv: string[], io: Io = processIo): number | Promise<numbe
 }
 
 /** The command line as the bin runs it: run, compare and explore stop on SIGINT/SIGTERM with a report (exit 130). */
-export async function mainAsync(argv: string[], io: Io = processIo): Promise<number> {
+export async function mainAsync(argv: string[], rawIo: Io = processIo): Promise<number> {
   const [cmd, ...rest] = argv;
-  const fn = cmd === undefined ? undefined : ASYNC_COMMANDS[cmd];
-  if (!fn) return await main(argv, io);
+  const fn = cmd === undefined || !Object.hasOwn(ASYNC_COMMANDS, cmd) ? undefined : ASYNC_COMMANDS[cmd];
+  if (!fn) return await main(argv, rawIo);
+  const io = escapingIo(rawIo);
   try {
     return await fn(rest, io);
   } catch (e) {
     return failure(e, rest, io);
   }
+}
+
+/**
+ * Whatever a command prints (names, paths, descriptions, messages quoting a file), control
+ * characters are shown escaped: a file cannot recolour or retitle the user's terminal.
+ */
+function escapingIo(rawIo: Io): Io {
+  return { out: (t) => rawIo.out(escapeControls(t, '\n\t')), err: (t) => rawIo.err(escapeControls(t, '\n\t')) };
 }
 
 /** Bad input: the message, exit 2; anything else is a bug: exit 70. */

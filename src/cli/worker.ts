@@ -8,7 +8,7 @@ import type { ExploreInput } from '../explore/explore.js';
 import type { Scenario } from '../scenario/index.js';
 
 export type WorkerTask =
-  | { kind: 'runs'; items: { sc: Scenario; profile: Profile; opts: RunOptions }[] }
+  | { kind: 'runs'; items: { sc: Scenario; profile: Profile; opts: RunOptions }[]; keepGoing: boolean }
   | { kind: 'explore'; input: ExploreInput; stop: SharedArrayBuffer; progress: boolean };
 
 const task = workerData as WorkerTask;
@@ -16,7 +16,8 @@ const port = parentPort!;
 // Each task loads only what it needs: the worker starts on every such command.
 if (task.kind === 'runs') {
   const { runScenario } = await import('../engine/run.js');
-  task.items.forEach((it, i) => port.postMessage({ type: 'result', index: i, result: runScenario(it.sc, it.profile, it.opts) }));
+  const { runOrError } = await import('./background.js');
+  task.items.forEach((it, i) => port.postMessage({ type: 'result', index: i, result: task.keepGoing ? runOrError(it) : runScenario(it.sc, it.profile, it.opts) }));
 } else {
   const { explore } = await import('../explore/explore.js');
   const progress = task.progress ? (p: unknown) => port.postMessage({ type: 'progress', progress: p }) : undefined;

@@ -5,7 +5,7 @@
 
 import {
   EFAULT, NA, OK, PG_ANON, PG_ANON_EXCLUSIVE, PTE_DEVEXCL_WRITE, PTE_DEVICE_EXCLUSIVE, PTE_DIRTY,
-  PTE_PRESENT, PTE_SOFT_DIRTY, PTE_UFFD_WP, PTE_WRITE, TABLE_MASK, VM_SOFTDIRTY, VM_WRITE,
+  PTE_PRESENT, PTE_PROTNONE, PTE_SOFT_DIRTY, PTE_UFFD_WP, PTE_WRITE, TABLE_MASK, VM_READ, VM_SOFTDIRTY, VM_WRITE,
 } from './constants.js';
 import { gupSlowPage, newHandle, type GupRequest } from './gup.js';
 import type { Handle, Kernel } from './kernel.js';
@@ -136,6 +136,8 @@ export function restoreExclusivePte(k: Kernel, mm: Mm, vma: Vma, vpn: number, sl
     if (bits & PTE_DEVEXCL_WRITE && !(bits & PTE_UFFD_WP) && vma.flags & VM_WRITE) nbits |= PTE_WRITE | PTE_DIRTY;
     f.mapcount[pfn]!++; // page_add_anon_rmap(): the mapping counts again
   }
+  // mk_pte(page, vma->vm_page_prot): a PROT_NONE mapping gets a PAGE_NONE PTE (no user access).
+  if (!(vma.flags & VM_READ)) nbits = (nbits & ~(PTE_WRITE | PTE_DIRTY)) | PTE_PROTNONE;
   setPte(k, slot, pfn, nbits);
   k.emit('note', mm.id, vpn, pfn, -1, `restore_exclusive_pte: frame ${pfn} mapped again${nbits & PTE_WRITE ? ', writable' : ', read-only'}`);
 }

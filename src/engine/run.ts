@@ -619,7 +619,7 @@ export class Runner {
         if (!this.profile.swap) throw new NotApplicable(`${this.profile.name} has no swap modelled`);
         const p = this.proc(step.proc);
         if (!p) return;
-        this.waitForMmapLock(p, false); // MADV_PAGEOUT takes mmap_lock for read
+        this.waitForMmapLock(p, false, true); // MADV_PAGEOUT takes mmap_lock for read (P's own fork path holds it for write too)
         const [lo, hi] = this.range(p, step.sel);
         const skipped: string[] = [];
         let out = 0;
@@ -634,6 +634,7 @@ export class Runner {
       }
       case 'ksm-merge': {
         if (!this.profile.ksm) throw new NotApplicable(`${this.profile.name} has no KSM modelled`);
+        for (const p of this.procs.values()) if (p.alive) this.waitForMmapLock(p, false, true); // ksmd takes each mm's mmap_lock for read
         const n = ksmMerge(k);
         this.record.summary = `ksmd: ${n} page(s) merged into KSM pages`;
         return;
@@ -708,11 +709,12 @@ export class Runner {
    * clear_refs; for read: a fault, slow GUP) while other threads' kernel paths hold it: the
    * thread waits, so those paths run to their end first.
    */
-  private waitForMmapLock(p: Proc, write = true): void {
+  private waitForMmapLock(p: Proc, write = true, byOther = false): void {
     const mm = p.mm;
     if (mm.mmapWriter < 0 && (!write || mm.mmapReaders === 0)) return;
     for (const q of this.procs.values()) {
-      if (q === p || !q.task || q.mm !== mm) continue;
+      // byOther: the caller is not p's thread (reclaim, ksmd, a driver), so p's own path blocks it too.
+      if ((q === p && !byOther) || !q.task || q.mm !== mm) continue;
       const holdsWrite = q.tid === mm.mmapWriter;
       const holdsRead = q.task.kind === 'write' && q.task.locked;
       if (holdsWrite || (write && holdsRead)) {
@@ -838,7 +840,7 @@ export class Runner {
     if (this.profile.deviceExclusive === 'none') throw new NotApplicable(`${this.profile.name} has no device-exclusive entries (5.14 on)`);
     const p = this.proc(procName);
     if (!p) return;
-    this.waitForMmapLock(p, false);
+    this.waitForMmapLock(p, false, true); // the driver holds mmap_lock for read
     const [lo, hi] = this.range(p, sel);
     const r = makeDeviceExclusive(this.k, p.mm, lo, hi);
     if (r.err === NA || r.handle === null) throw new NotApplicable('device-exclusive entries are not modelled for this profile');

@@ -88,8 +88,9 @@ export function enabledOps(r: Runner, shape: ExploreShape): number[] {
           const kind = lh.h.kind;
           if (name === 'unpin' && kind !== 'pin') return;
           if (name === 'put' && (kind === 'pin' || kind === 'exclusive')) return;
-          if (name === 'device-write' && (kind === 'pipe' || kind === 'exclusive' || !lh.h.write)) return;
-          if ((name === 'device-read') && kind === 'pipe') return;
+          // Device I/O goes through a pin (docs/scenario-language.md, "Device I/O needs a pin").
+          if (name === 'device-write' && (kind !== 'pin' || !lh.h.write)) return;
+          if (name === 'device-read' && kind !== 'pin' && kind !== 'exclusive') return;
           if (name === 'handle-read' && kind !== 'pipe') return;
           const holder = procs.findIndex((p) => p.name === lh.proc);
           out.push(pack(code, Math.max(0, holder), 0, i));

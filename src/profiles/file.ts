@@ -8,6 +8,7 @@
 //     forkEarlyCow: false
 
 import { isMap, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
+import { yamlMessage } from '../scenario/parse.js';
 import type { Profile } from '../core/profile.js';
 import { parseSwitch, ProfileError, type ProfileRegistry } from './resolve.js';
 
@@ -31,7 +32,7 @@ export function loadProfileFile(text: string, file: string, registry: ProfileReg
   };
   for (const e of doc.errors) {
     const p = lc.linePos(e.pos[0]);
-    errors.push({ file, line: p.line, col: p.col, message: `invalid YAML: ${e.message.split('\n')[0]}` });
+    errors.push({ file, line: p.line, col: p.col, message: yamlMessage(e).split('\n')[0]! });
   }
   if (errors.length) return { profiles: [], errors };
   const root = doc.contents;

@@ -268,6 +268,19 @@ export type Step =
 
 export type StepOp = Step['op'];
 
+/**
+ * Every kind of step, as a value: the one list the fuzzer (test/fuzz) generates from. The
+ * check below fails to compile when a kind of `Step` is missing here.
+ */
+export const STEP_OPS = [
+  'mmap', 'munmap', 'mprotect', 'madvise', 'write', 'read', 'fork', 'exit', 'pin', 'gup', 'vmsplice',
+  'read-handle', 'unpin', 'put', 'clear-softdirty', 'device-write', 'device-read', 'device-exclusive',
+  'device-atomic', 'swapout', 'ksm-merge', 'check', 'expect-frame', 'expect-mapped', 'expect-exclusive',
+  'expect-stat', 'stats', 'thread', 'step', 'finish',
+] as const satisfies readonly StepOp[];
+const STEP_OPS_COMPLETE: [Exclude<StepOp, (typeof STEP_OPS)[number]>] extends [never] ? true : never = true;
+void STEP_OPS_COMPLETE;
+
 /** The violation kinds of the spec. */
 export const VIOLATION_KINDS = [
   'leak',

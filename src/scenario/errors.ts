@@ -6,15 +6,44 @@ import type { Pos } from './ast.js';
 /** The most errors one parse reports; the parser stops after this many. */
 export const MAX_ERRORS = 20;
 
+/**
+ * Characters a terminal may act on rather than show: C0 controls (ESC starts colour and
+ * title sequences, CR overwrites a line), DEL, C1 controls (U+009B is a CSI on its own), the
+ * bidirectional overrides and isolates, the Unicode line separators, and lone surrogates.
+ */
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+const NAMED: Record<string, string> = { '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+
+/**
+ * Text safe to print: every control character shown escaped (`\x1b`, `\r`, `\u009b`),
+ * except those in `keep` (the output's own line breaks). The `\uXXXX` form is used past
+ * U+001F, so that escaping JSON text keeps it valid JSON that parses to the same value.
+ */
+export function escapeControls(text: string, keep = ''): string {
+  return text.replace(CONTROLS, (c) => {
+    if (keep.includes(c)) return c;
+    const n = c.charCodeAt(0);
+    return NAMED[c] ?? (n < 0x20 ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u${n.toString(16).padStart(4, '0')}`);
+  });
+}
+
 export class ScenarioError {
+  /** What was wrong; the text it quotes from the file has its control characters escaped. */
+  readonly message: string;
+  /** The file as named; control characters escaped. */
+  readonly file: string;
+
   constructor(
-    readonly file: string,
+    file: string,
     /** 1-based. */
     readonly line: number,
     /** 1-based. */
     readonly col: number,
-    readonly message: string,
-  ) {}
+    message: string,
+  ) {
+    this.file = escapeControls(file);
+    this.message = escapeControls(message);
+  }
 
   static at(file: string, pos: Pos, message: string): ScenarioError {
     return new ScenarioError(file, pos.line, pos.col, message);

@@ -1,7 +1,7 @@
 // The scenario language: its AST, and the parser that produces it.
 
 export * from './ast.js';
-export { ScenarioError, MAX_ERRORS, byPosition, closest, editDistance, unknownWord } from './errors.js';
+export { ScenarioError, MAX_ERRORS, escapeControls, byPosition, closest, editDistance, unknownWord } from './errors.js';
 export { parseScenario, type ParseResult } from './parse.js';
 export {
   parseSteps,
@@ -12,6 +12,13 @@ export {
   ASYNC_OPS,
   SYSTEM_OPS,
   STAT_NAMES,
+  STAT_OPS,
+  DEVICE_OPS,
+  PROTS,
+  ADVICES,
+  EXPECTATIONS,
+  OPTIONS,
+  ATOMIC_OUTCOMES,
   MAX_REGION_PAGES,
   type StepOrigin,
   type StepsResult,

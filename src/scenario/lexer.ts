@@ -72,7 +72,8 @@ export function lexLine(line: string): LexedLine {
         tokens.push({ kind: 'sym', text: c, col });
         i++;
       } else {
-        throw new LexError(col, `unexpected character '${c}'`);
+        // The whole character (an emoji is two UTF-16 units); ScenarioError escapes controls.
+        throw new LexError(col, `unexpected character '${String.fromCodePoint(line.codePointAt(i)!)}'`);
       }
     }
     end = i;

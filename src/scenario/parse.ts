@@ -9,16 +9,25 @@ import { parseSteps } from './steps.js';
 
 export type ParseResult = { ok: true; scenario: Scenario } | { ok: false; errors: ScenarioError[] };
 
-function yamlMessage(e: YAMLError): string {
+/** The message of a YAML reader error, in the words of cowlab (never a JavaScript engine message). */
+export function yamlMessage(e: YAMLError): string {
   switch (e.code) {
     case 'DUPLICATE_KEY':
       return 'invalid YAML: duplicate key (each key may appear once)';
     case 'MULTIPLE_DOCS':
       return "invalid YAML: more than one document (a scenario file holds one; remove the '---')";
+    case 'RESOURCE_EXHAUSTION':
+      // The YAML reader ran out of stack on nested collections.
+      return 'invalid YAML: collections nested too deeply';
     default:
+      // Some of the reader's messages are a JavaScript engine's (an exception it caught): not for the user.
+      if (ENGINE_MESSAGE.test(e.message)) return `invalid YAML: the YAML reader cannot read this (${e.code.toLowerCase().replace(/_/g, ' ')})`;
       return `invalid YAML: ${e.message}`;
   }
 }
+
+/** A message of the JavaScript engine rather than of the YAML reader. */
+const ENGINE_MESSAGE = /\b[A-Z][A-Za-z]*Error\b|Maximum call stack|Cannot (read|set) propert|is not a function|is not iterable|is not defined|Invalid (string|array) length|undefined/;
 
 /** At most MAX_ERRORS errors in file order, then one saying there were more. */
 function capped(errors: ScenarioError[]): ScenarioError[] {
@@ -33,7 +42,12 @@ function capped(errors: ScenarioError[]): ScenarioError[] {
 export function parseScenario(text: string, file: string): ParseResult {
   const lc = new LineCounter();
   // failsafe: every scalar stays a string; the envelope reader types the values itself.
-  const doc = parseDocument(text, { lineCounter: lc, schema: 'failsafe', prettyErrors: false, uniqueKeys: true });
+  let doc;
+  try {
+    doc = parseDocument(text, { lineCounter: lc, schema: 'failsafe', prettyErrors: false, uniqueKeys: true });
+  } catch {
+    return { ok: false, errors: [new ScenarioError(file, 1, 1, 'invalid YAML: the YAML reader cannot read this file')] };
+  }
   if (doc.errors.length > 0) {
     return { ok: false, errors: capped(doc.errors.map((e) => ScenarioError.at(file, lc.linePos(e.pos[0]), yamlMessage(e)))) };
   }

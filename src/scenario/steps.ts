@@ -90,7 +90,7 @@ export const STAT_NAMES = [
   'pt_copies',
   'zero_page_refs',
 ] as const;
-const STAT_OPS: readonly StatOp[] = ['==', '!=', '<', '<=', '>', '>='];
+export const STAT_OPS: readonly StatOp[] = ['==', '!=', '<', '<=', '>', '>='];
 export const EXPECTATIONS = [
   'same-frame',
   'other-frame',
@@ -99,6 +99,16 @@ export const EXPECTATIONS = [
   'anon-exclusive',
   'not-anon-exclusive',
 ] as const;
+
+/** The option words of each operation that takes options: at most one word of each group, in any order. */
+export const OPTIONS = {
+  mmap: [PROTS, ['private', 'shared'], ['populate'], ['thp', 'nothp']],
+  fork: [['cowpt']],
+  pin: [['rw', 'ro'], ['longterm', 'short'], ['fast']],
+  gup: [['rw', 'ro'], ['fast']],
+} as const satisfies Record<string, readonly (readonly string[])[]>;
+/** What `expect` may follow a device atomic. */
+export const ATOMIC_OUTCOMES = ['revoked', 'denied'] as const;
 
 /** The largest region, in pages. */
 export const MAX_REGION_PAGES = 1 << 30;
@@ -120,6 +130,16 @@ interface Base {
 type AsyncStep = WriteStep | ForkStep | PinStep | GupStep | VmspliceStep;
 
 const AMP_ONLY = `'&' (run the step as an asynchronous kernel path) is only for: ${ASYNC_OPS.join(', ')}`;
+
+/**
+ * Device I/O (DMA) goes through a pin: the kernel keeps a FOLL_PIN page coherent with its
+ * process across fork (early COW, unshare); a FOLL_GET reference (`gup`, a pipe's buffer)
+ * gets no such promise, so DMA through it is a driver's misuse, not a kernel behaviour.
+ */
+const deviceNeedsPin = (h: string, kind: HandleKind): string =>
+  kind === 'gup' || kind === 'pipe'
+    ? `DMA goes through pin_user_pages (FOLL_PIN); the kernel promises nothing across fork for DMA through a FOLL_GET reference (take '${h}' with 'pin ... short' or 'pin ... longterm')`
+    : '';
 
 const pages = (n: number): string => (n === 1 ? '1 page' : `${n} pages`);
 const canonical = (digits: string): string => BigInt(digits).toString();
@@ -282,13 +302,14 @@ class LineParser {
   }
 
   /** `H[K]` on a live handle of one of `kinds` (any when null). */
-  private handleRef(kinds: readonly HandleKind[] | null, what: string): { ref: HandleRef; info: HandleInfo } {
+  private handleRef(kinds: readonly HandleKind[], what: string, why: (h: string, kind: HandleKind) => string = () => ''): { ref: HandleRef; info: HandleInfo } {
     const ht = this.nameTok('a handle page (h[0])');
     const pos = this.at(ht);
     const info = this.env.handle(ht.text, pos);
-    if (kinds !== null && !kinds.includes(info.kind)) {
+    if (!kinds.includes(info.kind)) {
       const need = kinds.map(describeKind).join(' or ');
-      this.fail(ht, `${what} needs ${need}; '${ht.text}' is ${describeKind(info.kind)} (taken at line ${info.pos.line})`);
+      const hint = why(ht.text, info.kind);
+      this.fail(ht, `${what} needs ${need}; '${ht.text}' is ${describeKind(info.kind)} (taken at line ${info.pos.line})${hint ? `: ${hint}` : ''}`);
     }
     const open = this.next();
     if (!this.isSym(open, '[')) {
@@ -450,7 +471,7 @@ class LineParser {
       case 'fork': {
         const ct = this.procTok("the child's process name after 'fork'");
         this.env.fork(p, ct.text, this.at(ct), this.path);
-        const [cowpt] = this.options('fork', [['cowpt']]);
+        const [cowpt] = this.options('fork', OPTIONS.fork);
         return this.async({ op: 'fork', ...base, proc, child: ct.text, cowpt: cowpt === 'cowpt' });
       }
       case 'exit':
@@ -459,12 +480,12 @@ class LineParser {
         return { op: 'exit', ...base, proc };
       case 'pin': {
         const { sel, handle } = this.taking(p, 'pin', 'pin');
-        const [prot, term, fast] = this.options('pin', [['rw', 'ro'], ['longterm', 'short'], ['fast']]);
+        const [prot, term, fast] = this.options('pin', OPTIONS.pin);
         return this.async({ op: 'pin', ...base, proc, sel, handle, write: prot !== 'ro', longterm: term !== 'short', fast: fast === 'fast' });
       }
       case 'gup': {
         const { sel, handle } = this.taking(p, 'gup', 'gup');
-        const [prot, fast] = this.options('gup', [['rw', 'ro'], ['fast']]);
+        const [prot, fast] = this.options('gup', OPTIONS.gup);
         return this.async({ op: 'gup', ...base, proc, sel, handle, write: prot !== 'ro', fast: fast === 'fast' });
       }
       case 'vmsplice': {
@@ -516,7 +537,7 @@ class LineParser {
       this.fail(nt, `expected the number of pages after the region name (an integer from 1 to ${MAX_REGION_PAGES}), got ${this.show(nt)}`);
     }
     this.env.bindRegion(p, rt.text, n, this.at(rt));
-    const [prot, share, populate, thp] = this.options('mmap', [PROTS, ['private', 'shared'], ['populate'], ['thp', 'nothp']]);
+    const [prot, share, populate, thp] = this.options('mmap', OPTIONS.mmap);
     return {
       op: 'mmap',
       ...base,
@@ -542,7 +563,9 @@ class LineParser {
   private read(p: ProcInfo, base: Base): Step {
     const xt = this.peek();
     if (xt.kind === 'word' && this.env.isHandle(xt.text)) {
-      const { ref } = this.handleRef(null, 'read');
+      // A device-exclusive grant is held by the device, not by a process: no process reads through it.
+      const { ref } = this.handleRef(['pin', 'gup', 'pipe'], 'a read through a handle', (h) =>
+        `the device holds it (the device reads it with 'device read ${h}[0]'; the process reads its own page as a region)`);
       const expect = this.optionalExpectValue(`a read through handle '${ref.handle}'`);
       return { op: 'read-handle', ...base, proc: p.name, ref, expect };
     }
@@ -570,14 +593,14 @@ class LineParser {
     const sub = this.oneOf(DEVICE_OPS, 'device operation', "after 'device'");
     switch (sub) {
       case 'write': {
-        const { ref } = this.handleRef(['pin', 'gup'], 'device write');
+        const { ref } = this.handleRef(['pin'], 'device write', deviceNeedsPin);
         this.expectToken('=', 'after the handle page');
         const value = this.value("after '='");
         this.end();
         return { op: 'device-write', ...base, ref, value };
       }
       case 'read': {
-        const { ref } = this.handleRef(['pin', 'gup', 'exclusive'], 'device read');
+        const { ref } = this.handleRef(['pin', 'exclusive'], 'device read', deviceNeedsPin);
         const expect = this.optionalExpectValue('a device read');
         return { op: 'device-read', ...base, ref, expect };
       }
@@ -596,7 +619,7 @@ class LineParser {
         if (t.kind !== 'end') {
           if (!this.isWord(t, 'expect')) this.fail(t, `expected 'expect' or the end of the step, got ${this.show(t)}`);
           this.next();
-          expect = this.oneOf(['revoked', 'denied'] as const, 'atomic outcome', "after 'expect'");
+          expect = this.oneOf(ATOMIC_OUTCOMES, 'atomic outcome', "after 'expect'");
           this.end();
         }
         return { op: 'device-atomic', ...base, ref, value, expect };

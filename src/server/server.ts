@@ -170,7 +170,9 @@ export function createServer(opts: ServeOptions): Server {
       }
       return sendError(res, 404, 'not found', head);
     } catch (e) {
-      return sendError(res, 500, (e as Error).message.split('\n')[0]!, head);
+      // Never the exception's message: a file-system error names paths of this machine.
+      const code = (e as NodeJS.ErrnoException).code;
+      return sendError(res, 500, `the server could not answer${typeof code === 'string' && /^E[A-Z]+$/.test(code) ? ` (${code})` : ''}`, head);
     }
   });
   return server;

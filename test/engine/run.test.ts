@@ -274,14 +274,15 @@ test('a process whose fork failed (ENOMEM) is not created by a later mmap of its
 
 test('a short-term device write that may have reached the page may be seen through another reference to it', {
 }, () => {
-  const sc = scenario(['P mmap r 1', 'P gup r[0] as a rw', 'P gup r[0] as b rw', 'device write a[0] = d', 'device read b[0]']);
+  // Device I/O goes through pins (a FOLL_GET reference cannot reach the device): short-term pins here.
+  const sc = scenario(['P mmap r 1', 'P pin r[0] as a rw short', 'P pin r[0] as b rw short', 'device write a[0] = d', 'device read b[0]']);
   const r = run(sc);
   assert.deepEqual(kinds(r), [], r.violations.map((v) => v.message).join('\n'));
 });
 
 test('a short-term device write that may have reached the page may be inherited by a child at fork', {
 }, () => {
-  const sc = scenario(['P mmap r 1', 'P gup r[0] as a rw', 'device write a[0] = d', 'P read r[0]', 'P fork Q', 'Q read r[0]']);
+  const sc = scenario(['P mmap r 1', 'P pin r[0] as a rw short', 'device write a[0] = d', 'P read r[0]', 'P fork Q', 'Q read r[0]']);
   const r = run(sc);
   assert.deepEqual(kinds(r), [], r.violations.map((v) => v.message).join('\n'));
 });
@@ -298,4 +299,26 @@ test('a handle name taken again after unpin is checked afresh for pin coherence'
     'P write buf[0] = b', // P copies: the new h1 is stale too
   ]), 'v5.9');
   assert.deepEqual(r.violations.filter((v) => v.kind === 'pin-incoherent').map((v) => v.step), [2, 6]);
+});
+
+test('reclaim of a page while its process is inside fork waits for the fork (mmap_lock): no swap entry copied as a frame', () => {
+  // Found by the fuzz campaign (npm run fuzz -- --fail-on use-after-free): fork's `check` saw a
+  // present PTE, reclaim swapped it out, and fork's `apply` copied the swap entry as a frame.
+  // MADV_PAGEOUT takes mmap_lock for read, which the fork path holds for write: it waits.
+  for (const profile of ['v5.7', 'v6']) {
+    const r = run(scenario(['P mmap r0 1', 'P write r0[0] = 1', 'P fork C1 &', 'P step', 'P step', 'swapout P r0[0]', 'P finish', 'C1 read r0[0] expect 1', 'P read r0[0] expect 1']), profile);
+    assert.deepEqual(r.violations.map((v) => `${v.kind}: ${v.message}`), [], profile);
+    assert.equal(r.status, 'ok');
+  }
+  const k = run(scenario(['P mmap r0 1 rw private', 'P madvise r0 mergeable', 'P write r0[0] = 1', 'P fork C1 &', 'P step', 'P step', 'ksm merge', 'P finish', 'C1 read r0[0] expect 1']));
+  assert.deepEqual(k.violations.map((v) => `${v.kind}: ${v.message}`), []);
+});
+
+test('fork restores a device-exclusive entry of a PROT_NONE mapping as PROT_NONE: GUP still refused', () => {
+  // Found by the fuzz campaign (v6 must stay clean): restore_exclusive_pte() builds the PTE from
+  // vma->vm_page_prot, PAGE_NONE here; a present, accessible PTE let gup-fast take the page.
+  for (const profile of ['v5.14', 'v6']) {
+    const r = run(scenario(['P mmap r0 1', 'device exclusive P r0[*] as h0', 'P mprotect r0[*] none', 'P fork C1', 'P vmsplice r0[*] as h1', 'P read r0[0] expect fault']), profile);
+    assert.deepEqual(r.violations.map((v) => `${v.kind}: ${v.message}`), [], profile);
+  }
 });

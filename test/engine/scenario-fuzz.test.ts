@@ -117,7 +117,7 @@ function programText(prog: Program): string {
       return;
     }
     if (op.t === 'dread' || op.t === 'dwrite') {
-      const devs = handles.filter((h) => h.kind !== 'pipe');
+      const devs = handles.filter((h) => h.kind === 'pin'); // device I/O goes through pins
       if (devs.length === 0) return;
       const h = devs[op.h % devs.length]!;
       lines.push(op.t === 'dread' ? `device read ${h.name}[${op.k % h.n}]` : `device write ${h.name}[${op.k % h.n}] = d${step}`);

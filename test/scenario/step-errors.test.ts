@@ -140,9 +140,14 @@ test('handles: rebinding a live name, using released or unknown ones, wrong rele
 });
 
 test('device operations need the right kind of handle', () => {
-  oneError(lines(P4, 'P vmsplice buf as pipe', 'device write pipe[0] = 1'), 3, 14, "device write needs a pin or a gup reference; 'pipe' is a pipe (vmsplice) (taken at line 2)");
-  oneError(lines(P4, 'device exclusive P buf as x', 'device write x[0] = 1'), 3, 14, "device write needs a pin or a gup reference; 'x' is a device-exclusive grant");
-  oneError(lines(P4, 'P vmsplice buf as pipe', 'device read pipe[0]'), 3, 13, 'device read needs a pin or a gup reference or a device-exclusive grant');
+  oneError(lines(P4, 'P vmsplice buf as pipe', 'device write pipe[0] = 1'), 3, 14, "device write needs a pin; 'pipe' is a pipe (vmsplice) (taken at line 2)");
+  oneError(lines(P4, 'device exclusive P buf as x', 'device write x[0] = 1'), 3, 14, "device write needs a pin; 'x' is a device-exclusive grant");
+  oneError(lines(P4, 'P vmsplice buf as pipe', 'device read pipe[0]'), 3, 13, 'device read needs a pin or a device-exclusive grant');
+  // Device I/O (DMA) goes through FOLL_PIN: a FOLL_GET reference gets no promise across fork.
+  oneError(lines(P4, 'P gup buf as g', 'device write g[0] = 1'), 3, 14, "device write needs a pin; 'g' is a gup reference (taken at line 2): DMA goes through pin_user_pages (FOLL_PIN)");
+  oneError(lines(P4, 'P gup buf as g', 'device read g[1]'), 3, 13, "device read needs a pin or a device-exclusive grant; 'g' is a gup reference");
+  // The device holds an exclusive grant: no process reads through it (it reads its page as a region).
+  oneError(lines(P4, 'device exclusive P buf as x', 'P read x[0]'), 3, 8, "a read through a handle needs a pin or a gup reference or a pipe (vmsplice); 'x' is a device-exclusive grant (taken at line 2): the device holds it");
   oneError(lines(P4, 'P pin buf as h', 'device atomic h[0] = 1'), 3, 15, "device atomic needs a device-exclusive grant; 'h' is a pin");
   oneError(lines(P4, 'device exclusive P buf as x', 'device exclusive P buf as x'), 3, 27, "handle 'x' is already bound (a device-exclusive grant taken at line 2); choose another name");
 });

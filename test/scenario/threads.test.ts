@@ -225,7 +225,7 @@ test('the child of an async fork exists after finish, with the regions of the pr
 
 test('the handle of an async pin, gup, vmsplice is usable after finish', () => {
   const steps = stepsOk(
-    lines(P4, T, 'T pin buf[0..1] as h &', 'T finish', 'device write h[1] = 3', 'P unpin h', 'T gup buf as g &', 'T step', 'T finish', 'device read g[3]', 'T vmsplice buf as v &', 'T finish', 'P read v[0]', 'T put v'),
+    lines(P4, T, 'T pin buf[0..1] as h &', 'T finish', 'device write h[1] = 3', 'P unpin h', 'T gup buf as g &', 'T step', 'T finish', 'P read g[3]', 'T vmsplice buf as v &', 'T finish', 'P read v[0]', 'T put v'),
   );
   assert.equal(steps.length, 14);
 });

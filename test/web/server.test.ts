@@ -154,4 +154,25 @@ describe('cowlab serve: the server', () => {
     assert.equal(resolveScenario(real, 'link.scn.yaml'), null);
     assert.equal(resolveScenario(real, ''), null);
   });
+
+  it('a 500 answer names no path of the machine (the served folder gone)', async () => {
+    const other = mkdtempSync(join(tmpdir(), 'cowlab-serve-gone-'));
+    const scen = join(other, 'scenarios');
+    const assets = join(other, 'assets');
+    mkdirSync(scen);
+    mkdirSync(assets);
+    writeFileSync(join(assets, 'index.html'), '<!doctype html><title>t</title>');
+    writeFileSync(join(scen, 'a.scn.yaml'), 'name: a\nsteps: |\n  P mmap buf 1\n');
+    const s2 = await startServer({ root: scen, assets, port: 0 });
+    try {
+      rmSync(scen, { recursive: true, force: true });
+      const r = await get(s2.port, '/api/scenarios');
+      assert.equal(r.status, 500);
+      assert.match(r.body, /^500 the server could not answer \(ENOENT\)/);
+      assert.ok(!r.body.includes(other) && !r.body.includes(tmpdir()) && !r.body.includes('lstat'), r.body);
+    } finally {
+      s2.server.close();
+      rmSync(other, { recursive: true, force: true });
+    }
+  });
 });

@@ -8,8 +8,8 @@ import { runScenario, type RunOptions } from '../../engine/run.js';
 import type { Scenario } from '../../scenario/index.js';
 import { ProfileError, resolveKernel, splitKernelList } from '../../profiles/resolve.js';
 import { parseCommandArgs } from '../args.js';
-import { EXIT_INTERRUPTED, ItemFailed, runScenariosInWorker, type StopSignal } from '../background.js';
-import { EXIT_FAIL, EXIT_OK, UsageError } from '../errors.js';
+import { EXIT_INTERRUPTED, ItemFailed, runOrError, type RunOutcome, runScenariosInWorker, type StopSignal } from '../background.js';
+import { EXIT_FAIL, EXIT_INTERNAL, EXIT_OK, UsageError } from '../errors.js';
 import { checkScenarioMemory, guardMemory, isOutOfMemory, maxMemoryOpt, outOfMemory } from '../limits.js';
 import { COMPARE_HELP } from '../help.js';
 import type { Io } from '../io.js';
@@ -22,7 +22,8 @@ const SHORT: Record<string, string> = {
 };
 
 export interface Cell {
-  status: RunResult['status'];
+  /** 'error': the model threw (a bug in cowlab); the other cells go on. */
+  status: RunResult['status'] | 'error';
   kinds: string[];
   /** What outcomes says for this profile (as in a run's result), or null when not judged. */
   expected: Expected | null;
@@ -32,6 +33,7 @@ export interface Cell {
 }
 
 export function cellText(c: Cell): string {
+  if (c.status === 'error') return 'ERROR';
   const base = c.status === 'n/a' ? 'n/a' : c.status === 'ok' ? 'ok' : c.kinds.map((k) => SHORT[k] ?? k).join('+');
   return c.verdict === 'fail' ? `${base}!` : base;
 }
@@ -55,7 +57,7 @@ function runItems(plan: Plan): { sc: Scenario; profile: Profile; opts: RunOption
 export function compareCommand(argv: string[], io: Io): number {
   const plan = comparePlan(argv, io);
   if (typeof plan === 'number') return plan;
-  return compareReport(plan, io, runItems(plan).map((it) => guardMemory(it.sc, plan.maxMemory, () => runScenario(it.sc, it.profile, it.opts))), null);
+  return compareReport(plan, io, runItems(plan).map((it) => guardMemory(it.sc, plan.maxMemory, () => runOrError(it))), null);
 }
 
 /** `cowlab compare` in a worker: SIGINT/SIGTERM stop it; the rows that finished are reported, exit 130. */
@@ -64,7 +66,7 @@ export async function compareCommandAsync(argv: string[], io: Io): Promise<numbe
   if (typeof plan === 'number') return plan;
   const items = runItems(plan);
   try {
-    const { results, signal } = await runScenariosInWorker(items);
+    const { results, signal } = await runScenariosInWorker(items, true);
     return compareReport(plan, io, results, signal);
   } catch (e) {
     if (e instanceof ItemFailed) throw isOutOfMemory(e.error) ? outOfMemory(items[e.index]!.sc, e.error, plan.maxMemory) : e.error;
@@ -115,30 +117,23 @@ function comparePlan(argv: string[], io: Io): Plan | number {
 }
 
 /** The matrix of the rows whose every cell ran (results in runItems order), stopped by `signal` or not. */
-function compareReport(plan: Plan, io: Io, ran: RunResult[], signal: StopSignal | null): number {
+function compareReport(plan: Plan, io: Io, ran: RunOutcome[], signal: StopSignal | null): number {
   const { values, profiles } = plan;
   const rows: { file: string; name: string; cells: Cell[] }[] = [];
   const done = Math.floor(ran.length / profiles.length);
   for (let s = 0; s < done; s++) {
     const sc = plan.scenarios[s]!;
-    const cells = profiles.map((_, i) => {
-      const r = ran[s * profiles.length + i]!;
-      const kinds = [...new Set(r.violations.map((v) => v.kind))];
-      const judged = r.expected !== null;
-      return {
-        status: r.status, kinds,
-        expected: r.expected,
-        verdict: judged ? r.verdict : null, reason: r.verdictReason,
-      } satisfies Cell;
-    });
+    const cells = profiles.map((_, i) => cellOf(ran[s * profiles.length + i]!));
     rows.push({ file: sc.file, name: sc.name, cells });
   }
-  const contradictions = rows.flatMap((r) => r.cells.map((c, i) => ({ r, c, p: profiles[i]! })).filter((x) => x.c.verdict === 'fail'));
+  const contradictions = rows.flatMap((r) => r.cells.map((c, i) => ({ r, c, p: profiles[i]! })).filter((x) => x.c.verdict === 'fail' && x.c.status !== 'error'));
+  const errors = rows.flatMap((r) => r.cells.map((c, i) => ({ r, c, p: profiles[i]! })).filter((x) => x.c.status === 'error'));
   if (values.json) {
     io.out(JSON.stringify({
       format: RESULT_FORMAT_VERSION, command: 'compare', profiles: profiles.map((p) => p.name),
       scenarios: rows.map((r) => ({ file: r.file, name: r.name, cells: Object.fromEntries(r.cells.map((c, i) => [profiles[i]!.name, c])) })),
       contradictions: contradictions.length,
+      errors: errors.length,
       ...(signal === null ? {} : { interrupted: signal, notRun: plan.scenarios.slice(done).map((sc) => sc.file) }),
     }, null, 2));
   } else {
@@ -149,10 +144,27 @@ function compareReport(plan: Plan, io: Io, ran: RunResult[], signal: StopSignal 
     } else {
       io.out(`\nno cell ${signal === null ? '' : 'of the scenarios that ran '}contradicts its outcomes.`);
     }
+    if (errors.length) {
+      io.out('\ncells where cowlab failed (an internal error: a bug in cowlab, please report it):');
+      for (const x of errors) io.out(`  ${x.r.file} on ${x.p.name}: ${x.c.reason}`);
+    }
     if (signal !== null) io.out(`stopped by ${signal} after ${done} of ${plan.scenarios.length} scenario(s)`);
   }
   if (signal !== null) return EXIT_INTERRUPTED;
-  return contradictions.length ? EXIT_FAIL : EXIT_OK;
+  return errors.length ? EXIT_INTERNAL : contradictions.length ? EXIT_FAIL : EXIT_OK;
+}
+
+/** One cell: the scenario on one profile (`run` stands in for the model in tests). */
+export function runCell(sc: Scenario, profile: Profile, run: typeof runScenario = runScenario): Cell {
+  return cellOf(runOrError({ sc, profile, opts: { trace: false, maxEventsPerStep: 0 } }, run));
+}
+
+/** One cell: a run, or the internal error it ended with (one file cannot cost the whole table). */
+function cellOf(r: RunOutcome): Cell {
+  if ('internalError' in r) return { status: 'error', kinds: [], expected: null, verdict: 'fail', reason: `internal error: ${r.internalError}` };
+  const kinds = [...new Set(r.violations.map((v) => v.kind))];
+  const judged = r.expected !== null;
+  return { status: r.status, kinds, expected: r.expected, verdict: judged ? r.verdict : null, reason: r.verdictReason };
 }
 
 function renderMatrix(rows: { name: string; cells: Cell[] }[], profiles: string[]): string {
@@ -163,6 +175,7 @@ function renderMatrix(rows: { name: string; cells: Cell[] }[], profiles: string[
   const out = [line('scenario', profiles), line('-'.repeat(nameW), colW.map((w) => '-'.repeat(w)))];
   rows.forEach((r, i) => out.push(line(r.name, texts[i]!)));
   out.push('', 'cells: ok | n/a | violations (leak, lost = lost-write, pin = pin-incoherent, exp = expect, acct = accounting,',
-    '       fleak = frame-leak, uaf = use-after-free, bug = kernel-bug, excl = exclusive, fault); "!" = contradicts outcomes');
+    '       fleak = frame-leak, uaf = use-after-free, bug = kernel-bug, excl = exclusive, fault); "!" = contradicts outcomes;',
+    '       ERROR = cowlab failed on this cell (an internal error)');
   return out.join('\n');
 }

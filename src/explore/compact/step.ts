@@ -70,8 +70,9 @@ export function enabledOps(m: Machine, shape: ExploreShape, codes: Int32Array, o
         const kind = s[hb + H_KIND]!;
         if (c === UNPIN && kind !== HK_PIN) continue;
         if (c === PUT && kind === HK_PIN) continue;
-        if (c === DEVICE_WRITE && (kind === HK_PIPE || s[hb + H_WRITE] === 0)) continue;
-        if (c === DEVICE_READ && kind === HK_PIPE) continue;
+        // Device I/O goes through a pin (docs/scenario-language.md, "Device I/O needs a pin").
+        if (c === DEVICE_WRITE && (kind !== HK_PIN || s[hb + H_WRITE] === 0)) continue;
+        if (c === DEVICE_READ && kind !== HK_PIN) continue;
         if (c === HANDLE_READ && kind !== HK_PIPE) continue;
         out[n++] = pack(c, s[hb + H_HOLDER]!, 0, h);
       }
