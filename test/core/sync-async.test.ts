@@ -115,9 +115,10 @@ function variants(ops: Op[], cowpt: boolean): Variants {
           handles.splice(handles.indexOf(h), 1);
           if (live.includes(h.holder)) line(`${h.holder} ${h.kind === 'pin' ? 'unpin' : 'put'} ${h.name}`);
         } else if (o.t === 'dwrite') {
-          if (h.kind !== 'pipe') line(`device write ${h.name}[0] = ${value++}`);
+          // Device I/O goes through pins only (a gup reference or a pipe is refused).
+          if (h.kind === 'pin') line(`device write ${h.name}[0] = ${value++}`);
         } else if (o.t === 'dread') {
-          if (h.kind !== 'pipe') line(`device read ${h.name}[0]`);
+          if (h.kind === 'pin') line(`device read ${h.name}[0]`);
         } else if (live.includes(h.holder)) {
           line(`${h.holder} read ${h.name}[0]`);
         }
@@ -152,7 +153,7 @@ function variants(ops: Op[], cowpt: boolean): Variants {
   // Look at everything at the end: every page of every live process, every handle.
   for (const p of live) for (const [region, pages] of REGIONS) for (const i of pages) line(`${p} read ${region}[${i}]`);
   for (const h of handles) {
-    if (h.kind !== 'pipe') line(`device read ${h.name}[0]`);
+    if (h.kind === 'pin') line(`device read ${h.name}[0]`);
     else if (live.includes(h.holder)) line(`${h.holder} read ${h.name}[0]`);
   }
   return v;
