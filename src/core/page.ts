@@ -34,10 +34,10 @@ export function newPageBits(vma: Vma): number {
  * (copy_present_page). `bits`/`pfn`: a present PTE of `src`.
  */
 export function forkMustCopy(k: Kernel, src: Mm, bits: number, pfn: number): boolean {
+  // page_needs_cow_for_dma()'s cheap half first: most forks are of mms that never pinned.
   if (!k.profile.forkEarlyCow || !src.hasPinned || bits & PTE_SPECIAL) return false;
   const flags = k.frames.flags[pfn]!;
-  return (flags & PG_ANON) !== 0 && (!k.profile.anonExclusive || (flags & PG_ANON_EXCLUSIVE) !== 0) &&
-    k.frames.refcount[pfn]! >= k.config.pinBias;
+  return (flags & PG_ANON) !== 0 && (!k.profile.anonExclusive || (flags & PG_ANON_EXCLUSIVE) !== 0) && pageMaybeDmaPinned(k, pfn);
 }
 
 /**
