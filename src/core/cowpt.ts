@@ -18,7 +18,7 @@ import {
   isCowMapping, LEVEL_PTE, OK, OOM, PG_ANON, PG_SHMEM, PTE_DEVICE_EXCLUSIVE,
   PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_WRITE, TABLE_SHIFT, VM_WRITE,
 } from './constants.js';
-import { allocCopy, dupPresentPage, forkMustCopy, installCopiedPage } from './page.js';
+import { allocCopy, dupPresentPage, forkMayCopy, forkMustCopy, installCopiedPage } from './page.js';
 import type { Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
 import { copySwapPte, freeSwapAndCache } from './swapcache.js';
@@ -197,7 +197,7 @@ export function breakCowPte(k: Kernel, mm: Mm, vma: Vma, vpn: number): number {
       t.bits[db + i] = bits;
       continue;
     }
-    if (design === 'rfc' && forkMustCopy(k, mm, bits, pfn)) {
+    if (design === 'rfc' && forkMayCopy(k, mm) && forkMustCopy(k, bits, pfn)) {
       // copy_present_page() inside copy_pte_range(): the pinned page is copied for this mm.
       const n = allocCopy(k, pfn);
       if (n < 0) {
@@ -208,7 +208,7 @@ export function breakCowPte(k: Kernel, mm: Mm, vma: Vma, vpn: number): number {
       anon++;
       continue;
     }
-    const rss = dupPresentPage(k, bits, pfn);
+    const rss = dupPresentPage(k.frames, bits, pfn);
     if (rss === PG_ANON) anon++;
     else if (rss !== 0) shmem++;
     let nbits = bits;

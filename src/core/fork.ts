@@ -10,7 +10,7 @@
 // leaves open (lockless gup-fast against fork's write-protect, seed 000's lock drop).
 
 import {
-  isCowMapping, LEVEL_SPAN, NA, OK, OOM, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SWAP, TABLE_SHIFT, VM_DONTCOPY, VM_SHARED,
+  isCowMapping, LEVEL_SPAN, NA, OK, OOM, PG_ANON, PG_SHMEM_SHIFT, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SWAP, TABLE_SHIFT, VM_DONTCOPY, VM_SHARED,
   VM_WIPEONFORK,
 } from './constants.js';
 import type { Kernel, TaskState } from './kernel.js';
@@ -20,7 +20,7 @@ import { exitMmap } from './zap.js';
 import { copySwapPte } from './swapcache.js';
 import { mmuNotify, restoreExclusivePte } from './exclusive.js';
 import { shareTables } from './cowpt.js';
-import { allocCopy, copyPresentPte, forkMustCopy, installCopiedPage } from './page.js';
+import { addRss, allocCopy, copyPresentPte, forkMayCopy, forkMustCopy, installCopiedPage } from './page.js';
 
 export { newPageBits, pageMaybeDmaPinned, pageNeedsCowForDma } from './page.js';
 
@@ -40,7 +40,7 @@ export interface ForkTask {
   pairs: [number, number][];
   pair: number;
   vpn: number;
-  /** The parent PTE as forkCheckPte saw it, and the early-COW copy made while the lock was dropped. */
+  /** The parent PTE as the check step saw it, and the early-COW copy made while the lock was dropped. */
   seenBits: number;
   seenPfn: number;
   newPfn: number;
@@ -123,21 +123,27 @@ export const PTE_EARLY_COW = 3;
 export const PTE_NA = 4;
 
 /**
- * copy_pte_range() for one non-empty parent PTE, under the page-table lock: a swap entry is
- * copied now (copy_nonpresent_pte); a device-exclusive entry is restored in the parent first
- * (try_restore_exclusive_pte; the page lock is always free in the model) and looked at again;
+ * copy_pte_range() for one non-empty parent PTE `bits` at srcSlot, under the page-table lock:
  * a present PTE is shared (PTE_SHARE: copyPresentPte) unless its page must be copied
- * (PTE_EARLY_COW: forkAllocCopy, forkInstallCopy). What it saw is kept in t.seenBits/seenPfn.
+ * (PTE_EARLY_COW: forkAllocCopy, forkInstallCopy); other entries go to copyNonPresentPte.
+ * `mayCopy`: forkMayCopy(k, src), the same for the whole fork.
  */
-export function forkCheckPte(k: Kernel, t: ForkTask, src: Mm, srcVma: Vma, srcSlot: number, dstSlot: number, vpn: number): number {
+export function forkCheckPte(k: Kernel, src: Mm, srcVma: Vma, bits: number, srcSlot: number, dstSlot: number, vpn: number, mayCopy: boolean): number {
+  if (bits & PTE_PRESENT) return mayCopy && forkMustCopy(k, bits, k.tables.entry[srcSlot]!) ? PTE_EARLY_COW : PTE_SHARE;
+  return copyNonPresentPte(k, src, srcVma, srcSlot, dstSlot, vpn);
+}
+
+/**
+ * copy_nonpresent_pte(): a swap entry is copied now; a device-exclusive entry is restored in
+ * the parent first (try_restore_exclusive_pte; the page lock is always free in the model) and
+ * looked at again (PTE_AGAIN).
+ */
+function copyNonPresentPte(k: Kernel, src: Mm, srcVma: Vma, srcSlot: number, dstSlot: number, vpn: number): number {
   const tb = k.tables;
   const bits = tb.bits[srcSlot]!;
   const pfn = tb.entry[srcSlot]!;
-  t.seenBits = bits;
-  t.seenPfn = pfn;
-  if (bits & PTE_PRESENT) return forkMustCopy(k, src, bits, pfn) ? PTE_EARLY_COW : PTE_SHARE;
   if (bits & PTE_SWAP) {
-    // copy_nonpresent_pte(), swap entry: one more user of the slot.
+    // A swap entry: one more user of the slot.
     tb.entry[dstSlot] = pfn;
     tb.bits[dstSlot] = copySwapPte(k, srcSlot);
     tb.filled[dstSlot >>> TABLE_SHIFT]!++;
@@ -150,6 +156,12 @@ export function forkCheckPte(k: Kernel, t: ForkTask, src: Mm, srcVma: Vma, srcSl
   }
   restoreExclusivePte(k, src, srcVma, vpn, srcSlot);
   return PTE_AGAIN;
+}
+
+/** What the split path's check step saw (the early-COW copy is made from it and re-checked against it). */
+function seePte(k: Kernel, t: ForkTask, srcSlot: number): void {
+  t.seenBits = k.tables.bits[srcSlot]!;
+  t.seenPfn = k.tables.entry[srcSlot]!;
 }
 
 /** copy_present_page(), first part (seed 000: the page-table lock dropped): a copy of the page forkCheckPte saw. OK or OOM. */
@@ -229,29 +241,49 @@ function copyPageRange(k: Kernel, t: ForkTask, dst: Mm, dstVma: Vma, src: Mm, sr
 function copyPteRange(
   k: Kernel, t: ForkTask, dst: Mm, dstVma: Vma, src: Mm, srcVma: Vma, dstTable: number, srcTable: number, lo: number, hi: number,
 ): number {
-  const bits = k.tables.bits;
+  // No PTE table is allocated in this loop: the arena's arrays stay where they are.
+  const tb = k.tables;
+  const f = k.frames;
+  const bits = tb.bits;
+  const entry = tb.entry;
   const cow = isCowMapping(srcVma.flags);
   const shared = (srcVma.flags & VM_SHARED) !== 0;
   const sBase = srcTable << TABLE_SHIFT;
   const dBase = dstTable << TABLE_SHIFT;
   const first = lo & 511;
   const last = first + (hi - lo);
+  // The child's table count and RSS for shared pages, added once per table.
+  let filled = 0;
+  let anon = 0;
+  let shmem = 0;
+  const mayCopy = forkMayCopy(k, src);
+  let err = OK;
   for (let i = first; i < last; i++) {
-    if (bits[sBase + i] === 0) continue;
-    const vpn = lo + (i - first);
-    let r = forkCheckPte(k, t, src, srcVma, sBase + i, dBase + i, vpn);
-    while (r === PTE_AGAIN) r = forkCheckPte(k, t, src, srcVma, sBase + i, dBase + i, vpn);
+    const b = bits[sBase + i]!;
+    if (b === 0) continue;
+    const r = forkCheckPte(k, src, srcVma, b, sBase + i, dBase + i, lo + (i - first), mayCopy);
     if (r === PTE_SHARE) {
-      copyPresentPte(k, dst, sBase + i, dBase + i, cow, shared);
+      const rss = copyPresentPte(tb, f, b, entry[sBase + i]!, sBase + i, dBase + i, cow, shared);
+      filled++;
+      anon += rss & PG_ANON;
+      shmem += rss >>> PG_SHMEM_SHIFT;
+    } else if (r === PTE_AGAIN) {
+      i--; // look at the restored PTE again
     } else if (r === PTE_EARLY_COW) {
       // Nothing runs between the two parts here: the re-check always finds the PTE unchanged.
-      if (forkAllocCopy(k, t) !== OK) return OOM;
-      forkInstallCopy(k, t, src, dst, dstVma, sBase + i, dBase + i, vpn);
+      seePte(k, t, sBase + i);
+      err = forkAllocCopy(k, t);
+      if (err !== OK) break;
+      forkInstallCopy(k, t, src, dst, dstVma, sBase + i, dBase + i, lo + (i - first));
     } else if (r === PTE_NA) {
-      return NA;
+      err = NA;
+      break;
     }
   }
-  return OK;
+  tb.filled[dstTable]! += filled;
+  dst.rssAnon += anon;
+  dst.rssShmem += shmem;
+  return err;
 }
 
 // ---- split into atomic steps (`fork &`) ----------------------------------------------------
@@ -289,7 +321,9 @@ export function stepFork(k: Kernel, t: ForkTask, tid: number): TaskState {
     }
     case 'check': {
       const [pi] = t.pairs[t.pair]!;
-      const r = forkCheckPte(k, t, parent, parent.vmas[pi]!, pteSlot(k, parent, t.vpn), pteSlotAlloc(k, k.mms[t.child]!, t.vpn), t.vpn);
+      const slot = pteSlot(k, parent, t.vpn);
+      seePte(k, t, slot);
+      const r = forkCheckPte(k, parent, parent.vmas[pi]!, t.seenBits, slot, pteSlotAlloc(k, k.mms[t.child]!, t.vpn), t.vpn, forkMayCopy(k, parent));
       switch (r) {
         case PTE_COPIED:
           return advanceFork(k, t);
@@ -308,8 +342,11 @@ export function stepFork(k: Kernel, t: ForkTask, tid: number): TaskState {
     }
     case 'apply': {
       const vma = parent.vmas[t.pairs[t.pair]![0]]!;
-      copyPresentPte(k, k.mms[t.child]!, pteSlot(k, parent, t.vpn), pteSlotAlloc(k, k.mms[t.child]!, t.vpn),
-        isCowMapping(vma.flags), (vma.flags & VM_SHARED) !== 0);
+      const child = k.mms[t.child]!;
+      const dslot = pteSlotAlloc(k, child, t.vpn);
+      const slot = pteSlot(k, parent, t.vpn);
+      addRss(child, copyPresentPte(k.tables, k.frames, k.tables.bits[slot]!, k.tables.entry[slot]!, slot, dslot, isCowMapping(vma.flags), (vma.flags & VM_SHARED) !== 0));
+      k.tables.filled[dslot >>> TABLE_SHIFT]!++;
       return advanceFork(k, t);
     }
     case 'alloc': {

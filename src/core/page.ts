@@ -6,9 +6,11 @@
 
 import {
   PG_ANON, PG_ANON_EXCLUSIVE, PG_SHMEM, PTE_DIRTY, PTE_PRESENT, PTE_PROTNONE, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP,
-  PTE_WRITE, PTE_YOUNG, TABLE_SHIFT, VM_READ, VM_WRITE,
+  PTE_WRITE, PTE_YOUNG, VM_READ, VM_WRITE,
 } from './constants.js';
+import type { FrameTable } from './frames.js';
 import type { Kernel } from './kernel.js';
+import type { TableArena } from './pgtable.js';
 import type { Mm, Vma } from './mm.js';
 import { setPte } from './walk.js';
 
@@ -29,13 +31,20 @@ export function newPageBits(vma: Vma): number {
 }
 
 /**
- * copy_present_pte()'s test: folio_try_dup_anon_rmap_pte() refuses an anonymous page that may be
- * pinned (exclusive, from 5.19) in an mm that has pinned; the child must get a copy now
- * (copy_present_page). `bits`/`pfn`: a present PTE of `src`.
+ * page_needs_cow_for_dma()'s half about the mm, the same for every page of a fork: false when
+ * no page of src can need an early COW (the kernel has no early COW, or src never pinned).
  */
-export function forkMustCopy(k: Kernel, src: Mm, bits: number, pfn: number): boolean {
-  // page_needs_cow_for_dma()'s cheap half first: most forks are of mms that never pinned.
-  if (!k.profile.forkEarlyCow || !src.hasPinned || bits & PTE_SPECIAL) return false;
+export function forkMayCopy(k: Kernel, src: Mm): boolean {
+  return k.profile.forkEarlyCow && src.hasPinned;
+}
+
+/**
+ * copy_present_pte()'s test, given forkMayCopy(): folio_try_dup_anon_rmap_pte() refuses an
+ * anonymous page that may be pinned (and is exclusive, from 5.19); the child must get a copy now
+ * (copy_present_page). `bits`/`pfn`: a present PTE.
+ */
+export function forkMustCopy(k: Kernel, bits: number, pfn: number): boolean {
+  if (bits & PTE_SPECIAL) return false;
   const flags = k.frames.flags[pfn]!;
   return (flags & PG_ANON) !== 0 && (!k.profile.anonExclusive || (flags & PG_ANON_EXCLUSIVE) !== 0) && pageMaybeDmaPinned(k, pfn);
 }
@@ -46,9 +55,8 @@ export function forkMustCopy(k: Kernel, src: Mm, bits: number, pfn: number): boo
  * folio_dup_file_rmap, and get_page. Returns PG_ANON or PG_SHMEM for the new mapping's RSS
  * counter, or 0 (the zero page, special PTEs).
  */
-export function dupPresentPage(k: Kernel, bits: number, pfn: number): number {
+export function dupPresentPage(f: FrameTable, bits: number, pfn: number): number {
   if (bits & PTE_SPECIAL) return 0;
-  const f = k.frames;
   const flags = f.flags[pfn]!;
   f.refcount[pfn]!++;
   f.mapcount[pfn]!++;
@@ -60,18 +68,17 @@ export function dupPresentPage(k: Kernel, bits: number, pfn: number): number {
 }
 
 /**
- * copy_present_pte(), sharing the page (after forkMustCopy said no): the child's PTE at dstSlot
- * maps the parent's page at srcSlot; a COW mapping write-protects both; the child's is old
- * (and clean in a shared mapping); uffd-wp is dropped (the child has not registered). The
- * child's slot was empty; the child's table count and RSS grow.
+ * copy_present_pte(), sharing the page (after forkMustCopy said no), on k.tables and k.frames:
+ * the child's PTE at dstSlot maps `pfn`, the page of the parent's present PTE `bits` at srcSlot;
+ * a COW mapping write-protects both; the child's is old (and clean in a shared mapping);
+ * uffd-wp is dropped (the child has not registered). The child's slot was empty: the caller
+ * counts it in its table and charges the child's RSS by the result (as dupPresentPage's: PG_ANON,
+ * PG_SHMEM or 0, so `anon += r & PG_ANON; shmem += r >>> PG_SHMEM_SHIFT` counts it).
  */
-export function copyPresentPte(k: Kernel, dst: Mm, srcSlot: number, dstSlot: number, cow: boolean, shared: boolean): void {
-  const t = k.tables;
-  const bits = t.bits[srcSlot]!;
-  const pfn = t.entry[srcSlot]!;
-  const rss = dupPresentPage(k, bits, pfn);
-  if (rss === PG_ANON) dst.rssAnon++;
-  else if (rss !== 0) dst.rssShmem++;
+export function copyPresentPte(
+  t: TableArena, f: FrameTable, bits: number, pfn: number, srcSlot: number, dstSlot: number, cow: boolean, shared: boolean,
+): number {
+  const rss = dupPresentPage(f, bits, pfn);
   let cbits = bits;
   if (cow && bits & PTE_WRITE) {
     t.bits[srcSlot] = bits & ~PTE_WRITE; // the parent loses write access too
@@ -81,11 +88,17 @@ export function copyPresentPte(k: Kernel, dst: Mm, srcSlot: number, dstSlot: num
   cbits &= ~(PTE_YOUNG | PTE_UFFD_WP); // pte_mkold(); uffd-wp dropped unless the child registered
   t.entry[dstSlot] = pfn;
   t.bits[dstSlot] = cbits;
-  t.filled[dstSlot >>> TABLE_SHIFT]!++;
+  return rss;
+}
+
+/** Charge mm's RSS counter for one page of the kind dupPresentPage returned. */
+export function addRss(mm: Mm, kind: number): void {
+  if (kind === PG_ANON) mm.rssAnon++;
+  else if (kind === PG_SHMEM) mm.rssShmem++;
 }
 
 /**
- * The copy of a COW copy (copy_present_page, wp_page_copy): a new exclusive anonymous frame
+ * The page of a COW copy (copy_present_page, wp_page_copy): a new exclusive anonymous frame
  * holding src's contents (zeroes when src < 0: the zero page), or -1 when no frame is free.
  */
 export function allocCopy(k: Kernel, src: number): number {
