@@ -267,23 +267,45 @@ function copyPteRange(
       filled++;
       anon += rss & PG_ANON;
       shmem += rss >>> PG_SHMEM_SHIFT;
-    } else if (r === PTE_AGAIN) {
-      i--; // look at the restored PTE again
-    } else if (r === PTE_EARLY_COW) {
-      // Nothing runs between the two parts here: the re-check always finds the PTE unchanged.
-      seePte(k, t, sBase + i);
-      err = forkAllocCopy(k, t);
+    } else if (r !== PTE_COPIED) {
+      err = forkRareCase(k, t, r, src, srcVma, dst, dstVma, sBase + i, dBase + i, lo + (i - first), cow, shared, mayCopy);
       if (err !== OK) break;
-      forkInstallCopy(k, t, src, dst, dstVma, sBase + i, dBase + i, lo + (i - first));
-    } else if (r === PTE_NA) {
-      err = NA;
-      break;
     }
   }
   tb.filled[dstTable]! += filled;
   dst.rssAnon += anon;
   dst.rssShmem += shmem;
   return err;
+}
+
+/**
+ * The synchronous loop's other outcomes of forkCheckPte, out of its way: a restored
+ * device-exclusive entry looked at again (and shared here, charged at once); an early COW (both
+ * parts at once: nothing runs between them here, so the re-check always finds the PTE
+ * unchanged); NA. Returns OK, OOM or NA.
+ */
+function forkRareCase(
+  k: Kernel, t: ForkTask, r: number, src: Mm, srcVma: Vma, dst: Mm, dstVma: Vma, srcSlot: number, dstSlot: number, vpn: number,
+  cow: boolean, shared: boolean, mayCopy: boolean,
+): number {
+  const tb = k.tables;
+  while (r === PTE_AGAIN) r = forkCheckPte(k, src, srcVma, tb.bits[srcSlot]!, srcSlot, dstSlot, vpn, mayCopy);
+  switch (r) {
+    case PTE_COPIED:
+      return OK;
+    case PTE_SHARE:
+      addRss(dst, copyPresentPte(tb, k.frames, tb.bits[srcSlot]!, tb.entry[srcSlot]!, srcSlot, dstSlot, cow, shared));
+      tb.filled[dstSlot >>> TABLE_SHIFT]!++;
+      return OK;
+    case PTE_EARLY_COW: {
+      seePte(k, t, srcSlot);
+      const err = forkAllocCopy(k, t);
+      if (err === OK) forkInstallCopy(k, t, src, dst, dstVma, srcSlot, dstSlot, vpn);
+      return err;
+    }
+    default:
+      return NA;
+  }
 }
 
 // ---- split into atomic steps (`fork &`) ----------------------------------------------------
