@@ -1,8 +1,11 @@
-// The CPU side: a load or store at a virtual page, taking the page fault the MMU would raise.
+// The CPU side: a load or store at a virtual page, taking the page fault the MMU would raise;
+// and a store split into atomic steps (`write ... &`): the same MMU test, the same fault
+// handler, stopped after wp_page_copy()'s copy (made outside the page-table lock) and resumed
+// at the next step, which installs the copy or retries when the PTE changed (!pte_same).
 
 import { OK, PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_WRITE, PTE_YOUNG, VM_READ, VM_WRITE, SIGSEGV } from './constants.js';
-import { FAULT_FLAG_WRITE, handleMmFault } from './fault.js';
-import type { Kernel } from './kernel.js';
+import { FAULT_COPY_MADE, FAULT_FLAG_WRITE, handleMmFault, wpPageCopyFinish } from './fault.js';
+import type { Kernel, TaskState } from './kernel.js';
 import type { Mm } from './mm.js';
 import { pmdWriteProtected, pteSlot } from './walk.js';
 
@@ -42,6 +45,12 @@ export function mmuSlot(k: Kernel, mm: Mm, vpn: number, write: boolean): number 
   return slot;
 }
 
+/** The store itself, through a PTE the MMU allows it through (mmuSlot): the PTE is marked dirty and young. */
+export function cpuStore(k: Kernel, slot: number, value: number): void {
+  k.tables.bits[slot] = k.tables.bits[slot]! | PTE_DIRTY | PTE_YOUNG | PTE_SOFT_DIRTY;
+  k.frames.value[k.tables.entry[slot]!] = value;
+}
+
 /** A CPU load or store: fault until the MMU allows it, then touch the frame. */
 export function cpuAccess(k: Kernel, mm: Mm, vpn: number, write: boolean, value: number): AccessResult {
   let faults = 0;
@@ -50,8 +59,7 @@ export function cpuAccess(k: Kernel, mm: Mm, vpn: number, write: boolean, value:
     if (slot >= 0) {
       const pfn = k.tables.entry[slot]!;
       if (write) {
-        k.tables.bits[slot] = k.tables.bits[slot]! | PTE_DIRTY | PTE_YOUNG | PTE_SOFT_DIRTY;
-        k.frames.value[pfn] = value;
+        cpuStore(k, slot, value);
         return { err: OK, value: -1, pfn, faults };
       }
       k.tables.bits[slot] = k.tables.bits[slot]! | PTE_YOUNG;
@@ -63,4 +71,91 @@ export function cpuAccess(k: Kernel, mm: Mm, vpn: number, write: boolean, value:
   }
   k.emit('bug', mm.id, vpn, -1, -1, 'the fault handler returned success but the access still faults');
   return { err: SIGSEGV, value: -1, pfn: -1, faults };
+}
+
+// ---- a store split into atomic steps -------------------------------------------------------
+
+export interface FaultTask {
+  kind: 'write';
+  mm: number;
+  lo: number;
+  hi: number;
+  vpn: number;
+  value: number;
+  phase: 'fault' | 'install' | 'store';
+  /** wp_page_copy()'s state between its two parts (a WpCopy). */
+  seenBits: number;
+  seenPfn: number;
+  newPfn: number;
+  /** Values stored so far (vpns), for the caller's ideal memory. */
+  stored: number[];
+  err: number;
+  /** mmap_lock held for read (between wp_page_copy()'s two parts). */
+  locked: boolean;
+}
+
+export function startWrite(_k: Kernel, mm: Mm, lo: number, hi: number, value: number): FaultTask {
+  return { kind: 'write', mm: mm.id, lo, hi, vpn: lo, value, phase: 'fault', seenBits: 0, seenPfn: -1, newPfn: -1, stored: [], err: OK, locked: false };
+}
+
+/**
+ * One atomic step of a store to [lo, hi): `fault` (the MMU test; if it faults, the fault
+ * handler under mmap_lock for read, stopped after wp_page_copy()'s copy), `install`
+ * (wp_page_copy()'s second part), `store` (the instruction again, through the same MMU test).
+ */
+export function stepWrite(k: Kernel, t: FaultTask): TaskState {
+  const mm = k.mms[t.mm]!;
+  switch (t.phase) {
+    case 'fault': {
+      const vma = mm.findVma(t.vpn);
+      if (vma === null || !(vma.flags & VM_WRITE)) {
+        t.err = handleMmFault(k, mm, t.vpn, FAULT_FLAG_WRITE); // SIGSEGV, before any lock
+        return 'done';
+      }
+      if (mmuSlot(k, mm, t.vpn, true) >= 0) {
+        t.phase = 'store';
+        return stepWrite(k, t); // no fault: the store itself is this step
+      }
+      // A fault: mmap_lock for read (a fork holding it for write blocks us).
+      if (mm.mmapWriter >= 0) return 'blocked';
+      const err = handleMmFault(k, mm, t.vpn, FAULT_FLAG_WRITE, t);
+      if (err === FAULT_COPY_MADE) {
+        // wp_page_copy()'s copy is made; mmap_lock stays held until it is installed.
+        mm.mmapReaders++;
+        t.locked = true;
+        t.phase = 'install';
+        return 'running';
+      }
+      if (err !== OK) {
+        t.err = err;
+        return 'done';
+      }
+      t.phase = 'store';
+      return 'running';
+    }
+    case 'install': {
+      // The page-table lock retaken: installed, or dropped and the fault retried (!pte_same).
+      t.phase = wpPageCopyFinish(k, mm, t.vpn, t) ? 'store' : 'fault';
+      mm.mmapReaders--;
+      t.locked = false;
+      return 'running';
+    }
+    case 'store': {
+      // The faulting instruction runs again, through the same MMU test as a synchronous store:
+      // if the PTE (or the PMD of a shared COW PTE table) lost write access meanwhile, it faults again.
+      const slot = mmuSlot(k, mm, t.vpn, true);
+      if (slot < 0) {
+        t.phase = 'fault';
+        return 'running';
+      }
+      cpuStore(k, slot, t.value);
+      t.stored.push(t.vpn);
+      t.vpn++;
+      if (t.vpn < t.hi) {
+        t.phase = 'fault';
+        return 'running';
+      }
+      return 'done';
+    }
+  }
 }

@@ -41,7 +41,8 @@ export const PG_ZERO = 1 << 2;
 export const PG_KSM = 1 << 3;
 export const PG_SWAPCACHE = 1 << 4;
 /** A shmem (shared anonymous) page held by its object's page cache. */
-export const PG_SHMEM = 1 << 5;
+export const PG_SHMEM_SHIFT = 5;
+export const PG_SHMEM = 1 << PG_SHMEM_SHIFT;
 export const PG_LOCKED = 1 << 6;
 /** Allocated (not on the free list). */
 export const PG_INUSE = 1 << 7;

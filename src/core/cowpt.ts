@@ -15,15 +15,14 @@
 // MADV_DONTNEED of part of a shared table drops (`cowptDontneed`).
 
 import {
-  isCowMapping, LEVEL_PTE, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_SHMEM, PTE_DEVICE_EXCLUSIVE,
+  isCowMapping, LEVEL_PTE, OK, OOM, PG_ANON, PG_SHMEM, PTE_DEVICE_EXCLUSIVE,
   PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_WRITE, TABLE_SHIFT, VM_WRITE,
 } from './constants.js';
-import { newPageBits, pageNeedsCowForDma } from './fork.js';
+import { allocCopy, dupPresentPage, forkMayCopy, forkMustCopy, installCopiedPage } from './page.js';
 import type { Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
-import { copySwapPte, freeSwapAndCache } from './swap.js';
+import { copySwapPte, freeSwapAndCache } from './swapcache.js';
 import { PMD_WP, pmdSlotOf } from './walk.js';
-import { zapRange } from './zap.js';
 
 /** Present anonymous and shmem pages a PTE table maps (its RSS charge). */
 function tableRss(k: Kernel, table: number): { anon: number; shmem: number } {
@@ -43,7 +42,7 @@ function tableRss(k: Kernel, table: number): { anon: number; shmem: number } {
   return { anon, shmem };
 }
 
-function charge(k: Kernel, mm: Mm, table: number, sign: 1 | -1): void {
+export function charge(k: Kernel, mm: Mm, table: number, sign: 1 | -1): void {
   const r = tableRss(k, table);
   mm.rssAnon += sign * r.anon;
   mm.rssShmem += sign * r.shmem;
@@ -51,7 +50,7 @@ function charge(k: Kernel, mm: Mm, table: number, sign: 1 | -1): void {
 }
 
 /** Does vma cover the whole 2 MiB range of the PTE table that maps vpn? */
-function coversTable(vma: Vma, vpn: number): boolean {
+export function coversTable(vma: Vma, vpn: number): boolean {
   const start = vpn - (vpn % 512);
   return vma.start <= start && start + 512 <= vma.end;
 }
@@ -173,7 +172,6 @@ export function breakCowPte(k: Kernel, mm: Mm, vma: Vma, vpn: number): number {
   }
   const nt = t.alloc(LEVEL_PTE);
   t.owner[nt] = mm.id;
-  const f = k.frames;
   const sb = table << TABLE_SHIFT;
   const db = nt << TABLE_SHIFT;
   const cow = isCowMapping(vma.flags);
@@ -199,32 +197,21 @@ export function breakCowPte(k: Kernel, mm: Mm, vma: Vma, vpn: number): number {
       t.bits[db + i] = bits;
       continue;
     }
-    let nbits = bits;
-    if (!(bits & PTE_SPECIAL)) {
-      const fl = f.flags[pfn]!;
-      if (fl & PG_ANON) {
-        if (design === 'rfc' && pageNeedsCowForDma(k, mm, pfn)) {
-          // copy_present_page() inside copy_pte_range(): the pinned page is copied for this mm.
-          const n = f.alloc(PG_ANON | (k.profile.anonExclusive ? PG_ANON_EXCLUSIVE : 0));
-          if (n < 0) {
-            k.emit('oom', mm.id, vpn, pfn, -1, 'no frame to copy a pinned page while breaking a COW page table');
-            return OOM;
-          }
-          f.value[n] = f.value[pfn]!;
-          f.mapcount[n] = 1;
-          t.entry[db + i] = n;
-          t.bits[db + i] = newPageBits(vma);
-          anon++;
-          k.stats.earlyCow++;
-          k.stats.cowCopies++;
-          continue;
-        }
-        f.flags[pfn] = fl & ~PG_ANON_EXCLUSIVE;
-        anon++;
-      } else if (fl & PG_SHMEM) shmem++;
-      f.refcount[pfn]!++;
-      f.mapcount[pfn]!++;
+    if (design === 'rfc' && forkMayCopy(k, mm) && forkMustCopy(k, bits, pfn)) {
+      // copy_present_page() inside copy_pte_range(): the pinned page is copied for this mm.
+      const n = allocCopy(k, pfn);
+      if (n < 0) {
+        k.emit('oom', mm.id, vpn, pfn, -1, 'no frame to copy a pinned page while breaking a COW page table');
+        return OOM;
+      }
+      installCopiedPage(k, vma, db + i, n);
+      anon++;
+      continue;
     }
+    const rss = dupPresentPage(k.frames, bits, pfn);
+    if (rss === PG_ANON) anon++;
+    else if (rss !== 0) shmem++;
+    let nbits = bits;
     const entryCow = design === 'odf' ? isCowMapping(mm.findVma(tableVpn + i)?.flags ?? 0) : cow;
     if (entryCow && bits & PTE_WRITE) {
       nbits &= ~PTE_WRITE;
@@ -258,94 +245,8 @@ export function breakCowPte(k: Kernel, mm: Mm, vma: Vma, vpn: number): number {
   return OK;
 }
 
-/**
- * Zap of [lo, hi) in a shared PTE table (share > 1, or write-protected PMD). Returns true when
- * it dealt with the range itself (the caller must not zap the PTEs).
- */
-export function zapCowPte(k: Kernel, mm: Mm, vma: Vma, lo: number, hi: number, dontneed: boolean): boolean {
-  const t = k.tables;
-  const ps = pmdSlotOf(k, mm, lo);
-  if (ps < 0) return false;
-  const table = t.entry[ps]!;
-  if (table === 0 || !(t.bits[ps]! & PMD_WP)) return false;
-  if (k.profile.cowPageTables === 'odf') {
-    const start = lo - (lo % 512);
-    // cowptDontneed 'vma' (8d43667 zap_pmd_range): a VMA covering the table drops all of it,
-    // whatever part the MADV_DONTNEED covers.
-    const byVma = dontneed && k.profile.cowptDontneed === 'vma';
-    if (!(lo <= start && hi >= start + 512) && !(byVma && coversTable(vma, lo))) {
-      // A part of the table: copy it first, then zap as usual.
-      breakCowPte(k, mm, vma, lo);
-      if (byVma) {
-        // 8d43667: tfork_one_pte_table() leaves the zapping VMA out of the new table, so its
-        // other entries there go as well (their pages stay with the other users).
-        const from = Math.max(vma.start, start);
-        const to = Math.min(vma.end, start + 512);
-        if (from < lo) zapRange(k, mm, from, lo);
-        if (hi < to) zapRange(k, mm, hi, to);
-        k.emit('note', mm.id, lo, -1, -1, `COW page table: MADV_DONTNEED of part of a mapping drops all ${to - from} page(s) the mapping has in the shared table`);
-      }
-      return false;
-    }
-    t.share[table]!--;
-    clearPmd(k, ps);
-    if (t.share[table] === 0) {
-      // The last user releases the pages (and its RSS).
-      releaseTable(k, mm, table);
-      t.free(table);
-    } else if (t.owner[table] === mm.id) {
-      // ODF has no hand-over: the page-table charge goes with the mapping, the RSS charge stays.
-      mm.nrTables--;
-    }
-    return true;
-  }
-  // RFC v1 zap_pmd_range(): behind a write-protected PMD the PTEs are left alone, whatever part
-  // of the table the zap covers, and zap_cow_pte() drops this mm's reference to the table.
-  if (t.share[table]! > 1) {
-    t.share[table]!--;
-    if (t.owner[table] === mm.id) {
-      t.owner[table] = -1;
-      charge(k, mm, table, -1);
-    }
-    clearPmd(k, ps);
-    k.emit('note', mm.id, lo, -1, -1, `COW page table: zap drops this process's reference to the whole shared table (${dontneed ? 'MADV_DONTNEED of part of it' : 'unmap'})`);
-    return true;
-  }
-  // Count 1: pmd_put_pte() falls back to reusing the table; its PTEs were not zapped.
-  t.bits[ps] = t.bits[ps]! & ~PMD_WP;
-  if (t.owner[table] !== mm.id) {
-    if (t.owner[table]! >= 0) charge(k, k.mms[t.owner[table]!]!, table, -1);
-    t.owner[table] = mm.id;
-    charge(k, mm, table, 1);
-  }
-  if (dontneed) {
-    // The pages stay mapped: the MADV_DONTNEED is lost.
-    k.emit('note', mm.id, lo, -1, -1, 'COW page table: MADV_DONTNEED on a table whose count is 1 falls back to reuse (pmd_put_pte) and zaps nothing');
-    return true;
-  }
-  // munmap/exit: the table is freed later with its entries, the pages never released.
-  const base = table << TABLE_SHIFT;
-  for (let v = lo; v < hi; v++) {
-    const i = v & 511;
-    if (t.bits[base + i] !== 0) {
-      t.bits[base + i] = 0;
-      t.entry[base + i] = 0;
-      t.filled[table]!--;
-    }
-  }
-  k.emit('note', mm.id, lo, -1, -1, 'COW page table: zap of a table whose count is 1 falls back to reuse (pmd_put_pte) and leaves its pages referenced');
-  return true;
-}
-
-function clearPmd(k: Kernel, ps: number): void {
-  const t = k.tables;
-  t.entry[ps] = 0;
-  t.bits[ps] = 0;
-  t.filled[ps >>> TABLE_SHIFT]!--;
-}
-
 /** Release every page of a table that nobody else maps any more, charging mm's RSS (when `charged`). */
-function releaseTable(k: Kernel, mm: Mm, table: number, charged = true): void {
+export function releaseTable(k: Kernel, mm: Mm, table: number, charged = true): void {
   const t = k.tables;
   const f = k.frames;
   const base = table << TABLE_SHIFT;

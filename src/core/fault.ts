@@ -6,18 +6,37 @@ import {
   PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, SIGSEGV, PTE_SWAP, PTE_DEVICE_EXCLUSIVE, VM_MAYSHARE, VM_READ, VM_SHARED, VM_WRITE,
 } from './constants.js';
 import type { Kernel } from './kernel.js';
-import { doSwapPage, shmemSwapIn, tryToFreeSwap } from './swap.js';
-import { removeDeviceExclusiveEntry } from './devexcl.js';
+import { doSwapPage, shmemSwapIn } from './swap.js';
+import { tryToFreeSwap } from './swapcache.js';
+import { removeDeviceExclusiveEntry } from './exclusive.js';
 import { anonVmaPrepare, type Mm, type Vma } from './mm.js';
-import { pmdWriteProtected, pteSlotAlloc, setPte } from './walk.js';
+import { pmdWriteProtected, pteSlot, pteSlotAlloc, setPte } from './walk.js';
+import { allocCopy } from './page.js';
 import { breakCowPte } from './cowpt.js';
 
 export const FAULT_FLAG_WRITE = 1;
 /** GUP asks for an exclusive page without writing (R/O pins, 5.19+). */
 export const FAULT_FLAG_UNSHARE = 2;
 
-/** handle_mm_fault(): resolve a fault at vpn in mm's context. Returns OK, SIGSEGV, OOM or NA. */
-export function handleMmFault(k: Kernel, mm: Mm, vpn: number, flags: number): number {
+/**
+ * wp_page_copy() split around its copy (the copy is made outside the page-table lock): the PTE
+ * it saw and the copy it made. A fault given one stops after the copy (FAULT_COPY_MADE);
+ * wpPageCopyFinish installs it later, as the synchronous path does at once.
+ */
+export interface WpCopy {
+  seenBits: number;
+  seenPfn: number;
+  newPfn: number;
+}
+
+/** handleMmFault() with a WpCopy: wp_page_copy() made its copy; wpPageCopyFinish() ends the fault. */
+export const FAULT_COPY_MADE = -1;
+
+/**
+ * handle_mm_fault(): resolve a fault at vpn in mm's context. Returns OK, SIGSEGV, OOM or NA;
+ * with `split`, FAULT_COPY_MADE when the fault stopped after wp_page_copy()'s copy.
+ */
+export function handleMmFault(k: Kernel, mm: Mm, vpn: number, flags: number, split: WpCopy | null = null): number {
   const vma = mm.findVma(vpn);
   const write = (flags & FAULT_FLAG_WRITE) !== 0;
   if (vma === null || !(vma.flags & (write ? VM_WRITE : VM_READ))) {
@@ -32,7 +51,7 @@ export function handleMmFault(k: Kernel, mm: Mm, vpn: number, flags: number): nu
     if (err !== OK) return err;
   }
   const slot = pteSlotAlloc(k, mm, vpn);
-  const err = handlePteFault(k, mm, vma, vpn, slot, flags);
+  const err = handlePteFault(k, mm, vma, vpn, slot, flags, split);
   // mm_account_fault(): only faults that did not fail count (min_flt).
   if (err === OK) {
     mm.minflt++;
@@ -42,7 +61,7 @@ export function handleMmFault(k: Kernel, mm: Mm, vpn: number, flags: number): nu
 }
 
 /** handle_pte_fault(). */
-export function handlePteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: number, flags: number): number {
+export function handlePteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: number, flags: number, split: WpCopy | null = null): number {
   const bits = k.tables.bits[slot]!;
   if (bits === 0) {
     if (vma.shm !== null) return doSharedFault(k, mm, vma, vpn, slot, flags);
@@ -56,10 +75,10 @@ export function handlePteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: n
     else return NA;
     if (err !== OK) return err;
     // The PTE is present now: go on as for a present one (a write may still need do_wp_page).
-    return handlePteFault(k, mm, vma, vpn, slot, flags);
+    return handlePteFault(k, mm, vma, vpn, slot, flags, split);
   }
   if (flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE)) {
-    if (!(bits & PTE_WRITE)) return doWpPage(k, mm, vma, vpn, slot, (flags & FAULT_FLAG_UNSHARE) !== 0);
+    if (!(bits & PTE_WRITE)) return doWpPage(k, mm, vma, vpn, slot, (flags & FAULT_FLAG_UNSHARE) !== 0, split);
     if (flags & FAULT_FLAG_WRITE) k.tables.bits[slot] = bits | PTE_DIRTY | PTE_YOUNG;
     return OK;
   }
@@ -209,7 +228,7 @@ function refcountWithoutSwapcache(k: Kernel, pfn: number): number {
 }
 
 /** do_wp_page(): a write (or unshare) fault on a present, write-protected PTE. */
-export function doWpPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: number, unshare: boolean): number {
+export function doWpPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: number, unshare: boolean, split: WpCopy | null = null): number {
   const t = k.tables;
   const bits = t.bits[slot]!;
   const pfn = t.entry[slot]!;
@@ -237,7 +256,7 @@ export function doWpPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: number,
     k.emit('wp-reuse', mm.id, vpn, pfn, -1, reuseReason(k, pfn, wasExclusive));
     return OK;
   }
-  return wpPageCopy(k, mm, vma, vpn, slot, unshare);
+  return wpPageCopy(k, mm, vma, vpn, slot, unshare, split);
 }
 
 function reuseReason(k: Kernel, pfn: number, wasExclusive: boolean): string {
@@ -254,27 +273,68 @@ export function wpPageReuse(k: Kernel, vma: Vma, slot: number): void {
   k.tables.bits[slot] = k.tables.bits[slot]! | PTE_DIRTY | PTE_YOUNG | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
 }
 
-/** wp_page_copy(): give this mapping its own copy (a zeroed page when it mapped the zero page). */
-export function wpPageCopy(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: number, unshare: boolean): number {
+/**
+ * wp_page_copy(): give this mapping its own copy (a zeroed page when it mapped the zero page):
+ * allocate and copy (outside the page-table lock), then install it if the PTE is unchanged.
+ * With `split`, only the first part: FAULT_COPY_MADE, and wpPageCopyFinish() does the rest.
+ */
+export function wpPageCopy(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: number, unshare: boolean, split: WpCopy | null = null): number {
   const t = k.tables;
-  const f = k.frames;
   const bits = t.bits[slot]!;
   const old = t.entry[slot]!;
   const fromZero = (bits & PTE_SPECIAL) !== 0;
   const why = k.tracing ? (fromZero ? 'write to the shared zero page' : copyReason(k, old)) : '';
-  const pfn = f.alloc(PG_ANON | (k.profile.anonExclusive ? PG_ANON_EXCLUSIVE : 0));
+  const pfn = allocCopy(k, fromZero ? -1 : old);
   if (pfn < 0) {
     k.emit('oom', mm.id, vpn, old, -1, 'no free frame for the copy (config.frames)');
     return OOM;
   }
+  if (split) {
+    split.seenBits = bits;
+    split.seenPfn = old;
+    split.newPfn = pfn;
+    return FAULT_COPY_MADE;
+  }
+  wpPageCopyInstall(k, mm, vma, vpn, slot, bits, old, pfn, unshare, unshare ? `unshare: ${why}` : why);
+  return OK;
+}
+
+/**
+ * wp_page_copy()'s second part for a fault that returned FAULT_COPY_MADE: the page-table lock
+ * retaken, the copy is installed if the PTE is still the one seen (pte_same), else dropped and
+ * false returned (the access faults again). The fault is accounted (mm_account_fault).
+ */
+export function wpPageCopyFinish(k: Kernel, mm: Mm, vpn: number, c: WpCopy): boolean {
+  const vma = mm.findVma(vpn)!;
+  const done = wpPageCopyInstall(k, mm, vma, vpn, pteSlot(k, mm, vpn), c.seenBits, c.seenPfn, c.newPfn, false,
+    'write fault: copied (the copy was made outside the page-table lock)');
+  c.newPfn = -1;
+  mm.minflt++;
+  k.stats.faults++;
+  return done;
+}
+
+/** wp_page_copy() once the copy `n` of what the PTE mapped (seenBits, seenPfn) is made: install it, or drop it when the PTE changed. */
+function wpPageCopyInstall(
+  k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: number, seenBits: number, seenPfn: number, n: number, unshare: boolean, why: string,
+): boolean {
+  const t = k.tables;
+  const f = k.frames;
+  const bits = slot < 0 ? 0 : t.bits[slot]!;
+  const old = slot < 0 ? -1 : t.entry[slot]!;
+  if (bits !== seenBits || old !== seenPfn) {
+    k.putPage(n);
+    k.emit('note', mm.id, vpn, old, -1, 'wp_page_copy: the PTE changed while the copy was made (!pte_same): the copy is dropped, the fault retried');
+    return false;
+  }
+  const fromZero = (bits & PTE_SPECIAL) !== 0;
   anonVmaPrepare(mm, vma);
-  f.value[pfn] = fromZero ? 0 : f.value[old]!;
-  f.mapcount[pfn] = 1;
+  f.mapcount[n] = 1;
   const keep = bits & (PTE_SOFT_DIRTY | PTE_UFFD_WP);
   const nbits = unshare
     ? PTE_PRESENT | PTE_YOUNG | PTE_DIRTY | keep
     : PTE_PRESENT | PTE_YOUNG | PTE_DIRTY | PTE_SOFT_DIRTY | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
-  setPte(k, slot, pfn, nbits);
+  setPte(k, slot, n, nbits);
   if (fromZero) {
     mm.rssAnon++;
   } else {
@@ -283,6 +343,6 @@ export function wpPageCopy(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: numbe
     k.putPage(old);
   }
   k.stats.cowCopies++;
-  k.emit('wp-copy', mm.id, vpn, fromZero ? 0 : old, pfn, unshare ? `unshare: ${why}` : why);
-  return OK;
+  k.emit('wp-copy', mm.id, vpn, fromZero ? 0 : old, n, why);
+  return true;
 }

@@ -1,18 +1,28 @@
 // fork(): dup_mmap -> copy_page_range -> copy_pte_range -> copy_present_pte / copy_present_page.
+//
+// Written once for the two ways a fork runs: synchronously (dupMmap: forkBegin, the copy loop
+// table by table, forkEnd) and as separate atomic steps (`fork &`, stepFork, driven by
+// tasks.ts): both run the same begin, the same per-PTE functions (forkCheckPte; then
+// copyPresentPte, or the early-COW copy made with the page-table lock dropped, forkAllocCopy,
+// and installed after re-checking the parent PTE, forkInstallCopy) and the same end. The
+// synchronous loop calls them in a plain loop over each PTE table (nothing allocated per page);
+// the split path calls one of them per step, so other threads run in the windows the kernel
+// leaves open (lockless gup-fast against fork's write-protect, seed 000's lock drop).
 
 import {
-  isCowMapping, LEVEL_SPAN, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_SHMEM, PTE_DIRTY, PTE_PRESENT,
-  PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, TABLE_SHIFT, VM_DONTCOPY, VM_SHARED, PTE_SWAP, PTE_DEVICE_EXCLUSIVE,
-  PTE_PROTNONE, VM_READ,
-  VM_WIPEONFORK, VM_WRITE, NA,
+  isCowMapping, LEVEL_SPAN, NA, OK, OOM, PG_ANON, PG_SHMEM_SHIFT, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SWAP, TABLE_SHIFT, VM_DONTCOPY, VM_SHARED,
+  VM_WIPEONFORK,
 } from './constants.js';
-import type { Kernel } from './kernel.js';
+import type { Kernel, TaskState } from './kernel.js';
 import { newAnonId, type Mm, type Vma } from './mm.js';
-import { pteTableAlloc, pteTableOf } from './walk.js';
+import { pteSlot, pteSlotAlloc, pteTableAlloc, pteTableOf } from './walk.js';
 import { exitMmap } from './zap.js';
-import { copySwapPte } from './swap.js';
-import { mmuNotify, restoreExclusivePte } from './devexcl.js';
+import { copySwapPte } from './swapcache.js';
+import { mmuNotify, restoreExclusivePte } from './exclusive.js';
 import { shareTables } from './cowpt.js';
+import { addRss, allocCopy, copyPresentPte, forkMayCopy, forkMustCopy, installCopiedPage } from './page.js';
+
+export { newPageBits, pageMaybeDmaPinned, pageNeedsCowForDma } from './page.js';
 
 export interface ForkResult {
   /** OK, OOM (fork failed with ENOMEM: the child is gone) or NA. */
@@ -20,34 +30,45 @@ export interface ForkResult {
   child: Mm | null;
 }
 
-/** page_maybe_dma_pinned(): exact for nothing here (small pages): refcount >= GUP_PIN_COUNTING_BIAS. */
-export function pageMaybeDmaPinned(k: Kernel, pfn: number): boolean {
-  return k.frames.refcount[pfn]! >= k.config.pinBias;
+/** A fork in progress: the state both the synchronous loop and the split path keep. */
+export interface ForkTask {
+  kind: 'fork';
+  parent: number;
+  child: number;
+  phase: 'begin' | 'check' | 'apply' | 'alloc' | 'install' | 'end';
+  /** Pairs of (parent VMA index, child VMA index) whose PTEs are copied, and the page being copied. */
+  pairs: [number, number][];
+  pair: number;
+  vpn: number;
+  /** The parent PTE as the check step saw it, and the early-COW copy made while the lock was dropped. */
+  seenBits: number;
+  seenPfn: number;
+  newPfn: number;
+  err: number;
 }
 
-/** page_needs_cow_for_dma(): the mm has pinned (MMF_HAS_PINNED) and the page may be pinned. */
-export function pageNeedsCowForDma(k: Kernel, src: Mm, pfn: number): boolean {
-  return k.profile.forkEarlyCow && src.hasPinned && pageMaybeDmaPinned(k, pfn);
+export function startFork(parent: Mm): ForkTask {
+  return { kind: 'fork', parent: parent.id, child: -1, phase: 'begin', pairs: [], pair: 0, vpn: 0, seenBits: 0, seenPfn: 0, newPfn: -1, err: OK };
 }
 
-/** The PTE of a page the kernel maps for a VMA afresh (mk_pte with vm_page_prot): PAGE_NONE keeps no access. */
-export function newPageBits(vma: Vma): number {
-  if (!(vma.flags & VM_READ)) return PTE_PRESENT | PTE_DIRTY | PTE_SOFT_DIRTY | PTE_PROTNONE;
-  return PTE_PRESENT | PTE_DIRTY | PTE_SOFT_DIRTY | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
-}
-
-/** dup_mmap(): the child's address space, VMA by VMA. */
-export function dupMmap(k: Kernel, parent: Mm, cowpt = false): ForkResult {
+/**
+ * dup_mmap()'s VMA loop (mmap_lock held for write): the child's mm and its mappings; for COW
+ * mappings, the MMU notifier; with COW page tables, the PTE tables shared; for every mapping
+ * whose PTEs are copied, a child PTE table for each table the parent has there
+ * (copy_pte_range's pte_alloc). write_protect_seq becomes odd (raw_write_seqcount_begin).
+ */
+export function forkBegin(k: Kernel, t: ForkTask, cowpt: boolean): Mm {
+  const parent = k.mms[t.parent]!;
   const child = k.newMm();
   child.mmapNext = parent.mmapNext;
+  t.child = child.id;
   // CLONE_COW_PGTABLE / use_odf: MMF_COW_PGTABLE on both, never cleared.
   if (cowpt && k.profile.cowPageTables !== 'none') parent.cowPgtable = true;
   child.cowPgtable = parent.cowPgtable;
   // ksm_fork(): the child of a registered mm joins ksmd's list too.
   if (parent.ksmSlot > 0) k.ksmEnter(child);
-  const before = k.stats.earlyCow;
-  let copied = 0;
-  for (const vma of parent.vmas) {
+  for (let i = 0; i < parent.vmas.length; i++) {
+    const vma = parent.vmas[i]!;
     if (vma.flags & VM_DONTCOPY) continue; // MADV_DONTFORK: the child has no mapping here
     const tmp = vma.clone(vma.shm);
     if (vma.shm) vma.shm.users++;
@@ -63,135 +84,327 @@ export function dupMmap(k: Kernel, parent: Mm, cowpt = false): ForkResult {
     // copy_page_range(): for COW mappings the MMU notifier tells devices first (PROTECTION_PAGE).
     if (isCowMapping(vma.flags)) mmuNotify(k, parent.id, vma.start, vma.end, 'fork');
     // COW page tables: share the PTE tables; what is not shared (ODF: read-only mappings, and
-    // tables a mapping covers in part from d8ccd3c) is copied as usual below.
-    if (parent.cowPgtable && isCowMapping(vma.flags) && shareTables(k, parent, child, vma)) {
-      copied += vma.end - vma.start;
-      continue;
+    // tables a mapping covers in part from d8ccd3c) is copied as usual.
+    if (parent.cowPgtable && isCowMapping(vma.flags) && shareTables(k, parent, child, vma)) continue;
+    t.pairs.push([i, child.vmas.length - 1]);
+    // A table this child already shares (a second VMA in a COW-shared table) is not copied again.
+    for (let a = vma.start; a < vma.end; a = a - (a % 512) + 512) {
+      const table = pteTableOf(k, parent, a);
+      if (table !== 0 && pteTableOf(k, child, a) !== table) pteTableAlloc(k, child, a);
     }
-    const err = copyPageRange(k, child, tmp, parent, vma);
+  }
+  parent.writeProtectSeq++; // raw_write_seqcount_begin(&src_mm->write_protect_seq)
+  return child;
+}
+
+/** The end of the copy: write_protect_seq even again (raw_write_seqcount_end). */
+export function forkEnd(k: Kernel, t: ForkTask): void {
+  k.mms[t.parent]!.writeProtectSeq++;
+}
+
+/** The fork failed (ENOMEM, or a PTE kind the model does not copy): the child is torn down. */
+export function forkFailed(k: Kernel, t: ForkTask, err: number): void {
+  const parent = k.mms[t.parent]!;
+  exitMmap(k, k.mms[t.child]!);
+  parent.writeProtectSeq++;
+  t.child = -1;
+  t.err = err;
+  k.emit(err === OOM ? 'oom' : 'note', parent.id, -1, -1, -1,
+    err === OOM ? 'fork failed with ENOMEM: no frame for an early COW copy; the child was torn down' : 'fork of this non-present PTE kind is not modelled');
+}
+
+/** What forkCheckPte found. */
+export const PTE_COPIED = 0;
+/** The entry changed (a device-exclusive entry was restored): look at it again. */
+export const PTE_AGAIN = 1;
+/** A present PTE to share (copy_present_pte). */
+export const PTE_SHARE = 2;
+/** A present PTE whose page the child must get a copy of now (copy_present_page). */
+export const PTE_EARLY_COW = 3;
+/** A PTE kind the model does not copy. */
+export const PTE_NA = 4;
+
+/**
+ * copy_pte_range() for one non-empty parent PTE `bits` at srcSlot, under the page-table lock:
+ * a present PTE is shared (PTE_SHARE: copyPresentPte) unless its page must be copied
+ * (PTE_EARLY_COW: forkAllocCopy, forkInstallCopy); other entries go to copyNonPresentPte.
+ * `mayCopy`: forkMayCopy(k, src), the same for the whole fork.
+ */
+export function forkCheckPte(k: Kernel, src: Mm, srcVma: Vma, bits: number, srcSlot: number, dstSlot: number, vpn: number, mayCopy: boolean): number {
+  if (bits & PTE_PRESENT) return mayCopy && forkMustCopy(k, bits, k.tables.entry[srcSlot]!) ? PTE_EARLY_COW : PTE_SHARE;
+  return copyNonPresentPte(k, src, srcVma, srcSlot, dstSlot, vpn);
+}
+
+/**
+ * copy_nonpresent_pte(): a swap entry is copied now; a device-exclusive entry is restored in
+ * the parent first (try_restore_exclusive_pte; the page lock is always free in the model) and
+ * looked at again (PTE_AGAIN).
+ */
+function copyNonPresentPte(k: Kernel, src: Mm, srcVma: Vma, srcSlot: number, dstSlot: number, vpn: number): number {
+  const tb = k.tables;
+  const bits = tb.bits[srcSlot]!;
+  const pfn = tb.entry[srcSlot]!;
+  if (bits & PTE_SWAP) {
+    // A swap entry: one more user of the slot.
+    tb.entry[dstSlot] = pfn;
+    tb.bits[dstSlot] = copySwapPte(k, srcSlot);
+    tb.filled[dstSlot >>> TABLE_SHIFT]!++;
+    return PTE_COPIED;
+  }
+  if (!(bits & PTE_DEVICE_EXCLUSIVE)) return PTE_NA;
+  if (!isCowMapping(srcVma.flags)) {
+    k.emit('bug', src.id, vpn, pfn, -1, 'VM_BUG_ON: a device-exclusive entry in a mapping that is not COW reached fork');
+    return PTE_NA;
+  }
+  restoreExclusivePte(k, src, srcVma, vpn, srcSlot);
+  return PTE_AGAIN;
+}
+
+/** What the split path's check step saw (the early-COW copy is made from it and re-checked against it). */
+function seePte(k: Kernel, t: ForkTask, srcSlot: number): void {
+  t.seenBits = k.tables.bits[srcSlot]!;
+  t.seenPfn = k.tables.entry[srcSlot]!;
+}
+
+/** copy_present_page(), first part (seed 000: the page-table lock dropped): a copy of the page forkCheckPte saw. OK or OOM. */
+export function forkAllocCopy(k: Kernel, t: ForkTask): number {
+  const n = allocCopy(k, t.seenPfn);
+  if (n < 0) return OOM;
+  t.newPfn = n;
+  return OK;
+}
+
+/**
+ * copy_present_page(), second part (pte_install_copied_page): the lock retaken, the copy is
+ * mapped in the child if the parent PTE is still the one forkCheckPte saw; otherwise the copy
+ * is dropped and false returned (the caller looks at the PTE again).
+ */
+export function forkInstallCopy(k: Kernel, t: ForkTask, src: Mm, dst: Mm, dstVma: Vma, srcSlot: number, dstSlot: number, vpn: number): boolean {
+  const bits = srcSlot < 0 ? 0 : k.tables.bits[srcSlot]!;
+  const pfn = srcSlot < 0 ? -1 : k.tables.entry[srcSlot]!;
+  if (bits !== t.seenBits || pfn !== t.seenPfn) {
+    k.putPage(t.newPfn);
+    t.newPfn = -1;
+    k.emit('note', src.id, vpn, pfn, -1, 'early COW: the PTE changed under us while the lock was dropped; the copy is dropped and the PTE looked at again');
+    return false;
+  }
+  installCopiedPage(k, dstVma, dstSlot, t.newPfn);
+  dst.rssAnon++;
+  k.emit('early-cow', src.id, vpn, pfn, t.newPfn, `maybe pinned (refcount ${k.frames.refcount[pfn]} >= ${k.config.pinBias}) in an mm that has pinned: the child gets a copy now`);
+  t.newPfn = -1;
+  return true;
+}
+
+// ---- synchronous ---------------------------------------------------------------------------
+
+/** dup_mmap(): the child's address space, VMA by VMA, in one go. */
+export function dupMmap(k: Kernel, parent: Mm, cowpt = false): ForkResult {
+  const t = startFork(parent);
+  const before = k.stats.earlyCow;
+  const child = forkBegin(k, t, cowpt);
+  for (let p = 0; p < t.pairs.length; p++) {
+    const [pi, ci] = t.pairs[p]!;
+    const err = copyPageRange(k, t, child, child.vmas[ci]!, parent, parent.vmas[pi]!);
     if (err !== OK) {
-      exitMmap(k, child);
+      forkFailed(k, t, err);
       k.mms.pop();
-      k.emit(err === OOM ? 'oom' : 'note', parent.id, -1, -1, -1,
-        err === OOM ? 'fork failed with ENOMEM: no frame for an early COW copy; the child was torn down' : 'fork not modelled here');
       return { err, child: null };
     }
-    copied += vma.end - vma.start;
   }
-  k.emit('fork', parent.id, -1, -1, child.id,
-    `dup_mmap copied ${child.vmas.length} mapping(s) spanning ${copied} page(s); early COW copies: ${k.stats.earlyCow - before}`);
+  forkEnd(k, t);
+  if (k.tracing) {
+    let copied = 0;
+    for (const vma of parent.vmas) if (!(vma.flags & (VM_DONTCOPY | VM_WIPEONFORK)) && vma.anonVma) copied += vma.end - vma.start;
+    k.emit('fork', parent.id, -1, -1, child.id,
+      `dup_mmap copied ${child.vmas.length} mapping(s) spanning ${copied} page(s); early COW copies: ${k.stats.earlyCow - before}`);
+  }
   return { err: OK, child };
 }
 
 /** copy_page_range(): walk the parent's tables over the VMA, one PTE table at a time. */
-export function copyPageRange(k: Kernel, dst: Mm, dstVma: Vma, src: Mm, srcVma: Vma): number {
+function copyPageRange(k: Kernel, t: ForkTask, dst: Mm, dstVma: Vma, src: Mm, srcVma: Vma): number {
   const span = LEVEL_SPAN[0];
   for (let a = srcVma.start; a < srcVma.end; ) {
     const next = Math.min(srcVma.end, (a - (a % span)) + span);
     const srcTable = pteTableOf(k, src, a);
-    // A table this child already shares (a second VMA in a COW-shared table) is not copied again.
-    if (srcTable !== 0 && pteTableOf(k, dst, a) !== srcTable) {
-      const dstTable = pteTableAlloc(k, dst, a);
-      const err = copyPteRange(k, dst, dstVma, src, srcVma, dstTable, srcTable, a, next);
-      if (err !== OK) return err;
+    if (srcTable !== 0) {
+      const dstTable = pteTableOf(k, dst, a); // allocated by forkBegin (or shared: not copied again)
+      if (dstTable !== srcTable) {
+        const err = copyPteRange(k, t, dst, dstVma, src, srcVma, dstTable, srcTable, a, next);
+        if (err !== OK) return err;
+      }
     }
     a = next;
   }
   return OK;
 }
 
-/** copy_pte_range() with copy_present_pte() inlined: the hot loop of fork. */
-export function copyPteRange(
-  k: Kernel, dst: Mm, dstVma: Vma, src: Mm, srcVma: Vma, dstTable: number, srcTable: number, lo: number, hi: number,
+/** copy_pte_range(): the hot loop of fork, one call of the per-PTE rules per present entry. */
+function copyPteRange(
+  k: Kernel, t: ForkTask, dst: Mm, dstVma: Vma, src: Mm, srcVma: Vma, dstTable: number, srcTable: number, lo: number, hi: number,
 ): number {
-  const t = k.tables;
+  // No PTE table is allocated in this loop: the arena's arrays stay where they are.
+  const tb = k.tables;
   const f = k.frames;
+  const bits = tb.bits;
+  const entry = tb.entry;
   const cow = isCowMapping(srcVma.flags);
   const shared = (srcVma.flags & VM_SHARED) !== 0;
-  const anonExclusive = k.profile.anonExclusive;
-  const earlyCowPossible = k.profile.forkEarlyCow && src.hasPinned;
-  const bias = k.config.pinBias;
   const sBase = srcTable << TABLE_SHIFT;
   const dBase = dstTable << TABLE_SHIFT;
   const first = lo & 511;
   const last = first + (hi - lo);
+  // The child's table count and RSS for shared pages, added once per table.
   let filled = 0;
-  let rssAnon = 0;
-  let rssShmem = 0;
+  let anon = 0;
+  let shmem = 0;
+  const mayCopy = forkMayCopy(k, src);
+  let err = OK;
   for (let i = first; i < last; i++) {
-    const bits = t.bits[sBase + i]!;
-    if (bits === 0) continue;
-    if (!(bits & PTE_PRESENT)) {
-      if (bits & PTE_SWAP) {
-        // copy_nonpresent_pte(), swap entry: one more user of the slot.
-        t.entry[dBase + i] = t.entry[sBase + i]!;
-        t.bits[dBase + i] = copySwapPte(k, sBase + i);
-        filled++;
-        continue;
-      }
-      if (!(bits & PTE_DEVICE_EXCLUSIVE)) return NA;
-      // Device-exclusive entry: restored in the parent first (try_restore_exclusive_pte; the page
-      // lock is always free in the model), then copied as the present PTE it is again.
-      if (!cow) {
-        k.emit('bug', src.id, lo + (i - first), t.entry[sBase + i]!, -1, 'VM_BUG_ON: a device-exclusive entry in a mapping that is not COW reached fork');
-        return NA;
-      }
-      restoreExclusivePte(k, src, srcVma, lo + (i - first), sBase + i);
-      i--;
-      continue;
+    const b = bits[sBase + i]!;
+    if (b === 0) continue;
+    const r = forkCheckPte(k, src, srcVma, b, sBase + i, dBase + i, lo + (i - first), mayCopy);
+    if (r === PTE_SHARE) {
+      const rss = copyPresentPte(tb, f, b, entry[sBase + i]!, sBase + i, dBase + i, cow, shared);
+      filled++;
+      anon += rss & PG_ANON;
+      shmem += rss >>> PG_SHMEM_SHIFT;
+    } else if (r !== PTE_COPIED) {
+      err = forkRareCase(k, t, r, src, srcVma, dst, dstVma, sBase + i, dBase + i, lo + (i - first), cow, shared, mayCopy);
+      if (err !== OK) break;
     }
-    const pfn = t.entry[sBase + i]!;
-    let cbits = bits;
-    if (!(bits & PTE_SPECIAL)) {
-      const pflags = f.flags[pfn]!;
-      if (pflags & PG_ANON) {
-        // folio_try_dup_anon_rmap_pte(): a maybe-pinned exclusive page cannot be shared.
-        if (earlyCowPossible && f.refcount[pfn]! >= bias && (!anonExclusive || pflags & PG_ANON_EXCLUSIVE)) {
-          const err = copyPresentPage(k, dstVma, src, lo + (i - first), dBase + i, pfn);
-          if (err !== OK) {
-            t.filled[dstTable]! += filled;
-            dst.rssAnon += rssAnon;
-            return err;
-          }
-          rssAnon++;
-          filled++;
-          continue;
-        }
-        f.flags[pfn] = pflags & ~PG_ANON_EXCLUSIVE;
-        rssAnon++;
-      } else if (pflags & PG_SHMEM) {
-        rssShmem++;
-      }
-      f.refcount[pfn]!++;
-      f.mapcount[pfn]!++;
-    }
-    if (cow && bits & PTE_WRITE) {
-      t.bits[sBase + i] = bits & ~PTE_WRITE; // the parent loses write access too
-      cbits &= ~PTE_WRITE;
-    }
-    if (shared) cbits &= ~PTE_DIRTY;
-    cbits &= ~(PTE_YOUNG | PTE_UFFD_WP); // pte_mkold(); uffd-wp dropped unless the child registered
-    t.entry[dBase + i] = pfn;
-    t.bits[dBase + i] = cbits;
-    filled++;
   }
-  t.filled[dstTable]! += filled;
-  dst.rssAnon += rssAnon;
-  dst.rssShmem += rssShmem;
-  return OK;
+  tb.filled[dstTable]! += filled;
+  dst.rssAnon += anon;
+  dst.rssShmem += shmem;
+  return err;
 }
 
-/** copy_present_page(): early COW at fork; the child gets its own copy, the parent's PTE is untouched. */
-export function copyPresentPage(k: Kernel, dstVma: Vma, src: Mm, vpn: number, dstSlot: number, pfn: number): number {
-  const f = k.frames;
-  const n = f.alloc(PG_ANON | (k.profile.anonExclusive ? PG_ANON_EXCLUSIVE : 0));
-  if (n < 0) return OOM;
-  f.value[n] = f.value[pfn]!;
-  f.mapcount[n] = 1;
-  k.tables.entry[dstSlot] = n;
-  k.tables.bits[dstSlot] = newPageBits(dstVma);
-  k.stats.earlyCow++;
-  k.stats.cowCopies++;
-  k.emit('early-cow', src.id, vpn, pfn, n, `maybe pinned (refcount ${f.refcount[pfn]} >= ${k.config.pinBias}) in an mm that has pinned: the child gets a copy now`);
-  return OK;
+/**
+ * The synchronous loop's other outcomes of forkCheckPte, out of its way: a restored
+ * device-exclusive entry looked at again (and shared here, charged at once); an early COW (both
+ * parts at once: nothing runs between them here, so the re-check always finds the PTE
+ * unchanged); NA. Returns OK, OOM or NA.
+ */
+function forkRareCase(
+  k: Kernel, t: ForkTask, r: number, src: Mm, srcVma: Vma, dst: Mm, dstVma: Vma, srcSlot: number, dstSlot: number, vpn: number,
+  cow: boolean, shared: boolean, mayCopy: boolean,
+): number {
+  const tb = k.tables;
+  while (r === PTE_AGAIN) r = forkCheckPte(k, src, srcVma, tb.bits[srcSlot]!, srcSlot, dstSlot, vpn, mayCopy);
+  switch (r) {
+    case PTE_COPIED:
+      return OK;
+    case PTE_SHARE:
+      addRss(dst, copyPresentPte(tb, k.frames, tb.bits[srcSlot]!, tb.entry[srcSlot]!, srcSlot, dstSlot, cow, shared));
+      tb.filled[dstSlot >>> TABLE_SHIFT]!++;
+      return OK;
+    case PTE_EARLY_COW: {
+      seePte(k, t, srcSlot);
+      const err = forkAllocCopy(k, t);
+      if (err === OK) forkInstallCopy(k, t, src, dst, dstVma, srcSlot, dstSlot, vpn);
+      return err;
+    }
+    default:
+      return NA;
+  }
+}
+
+// ---- split into atomic steps (`fork &`) ----------------------------------------------------
+
+/** The next non-empty PTE of the parent at or after (pair, vpn), or false when the copy is done. */
+function nextPte(k: Kernel, t: ForkTask): boolean {
+  const parent = k.mms[t.parent]!;
+  for (; t.pair < t.pairs.length; t.pair++) {
+    const vma = parent.vmas[t.pairs[t.pair]![0]]!;
+    if (t.vpn < vma.start) t.vpn = vma.start;
+    for (; t.vpn < vma.end; t.vpn++) {
+      const slot = pteSlot(k, parent, t.vpn);
+      if (slot >= 0 && k.tables.bits[slot] !== 0) return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * One atomic step of a fork on behalf of thread `tid`, which holds mmap_lock for write from the
+ * first step to the last: begin; per PTE, check, then apply (the PTL is held throughout, but a
+ * lockless gup-fast may run in between) or, for an early COW, alloc (the lock dropped) and
+ * install; end.
+ */
+export function stepFork(k: Kernel, t: ForkTask, tid: number): TaskState {
+  const parent = k.mms[t.parent]!;
+  switch (t.phase) {
+    case 'begin': {
+      if (parent.mmapReaders > 0 || (parent.mmapWriter >= 0 && parent.mmapWriter !== tid)) return 'blocked';
+      parent.mmapWriter = tid;
+      const child = forkBegin(k, t, false);
+      k.emit('fork', parent.id, -1, -1, child.id, `fork begins: mmap_lock taken for write${k.profile.writeProtectSeq ? ', write_protect_seq odd' : ''}`);
+      t.phase = nextPte(k, t) ? 'check' : 'end';
+      return 'running';
+    }
+    case 'check': {
+      const [pi] = t.pairs[t.pair]!;
+      const slot = pteSlot(k, parent, t.vpn);
+      seePte(k, t, slot);
+      const r = forkCheckPte(k, parent, parent.vmas[pi]!, t.seenBits, slot, pteSlotAlloc(k, k.mms[t.child]!, t.vpn), t.vpn, forkMayCopy(k, parent));
+      switch (r) {
+        case PTE_COPIED:
+          return advanceFork(k, t);
+        case PTE_AGAIN:
+          return 'running'; // check the now present PTE again
+        case PTE_NA:
+          return failStep(k, t, tid, NA);
+        case PTE_EARLY_COW:
+          k.emit('note', parent.id, t.vpn, t.seenPfn, -1, 'copy_present_pte: maybe pinned: early COW; the page-table lock is dropped to allocate the copy');
+          t.phase = 'alloc';
+          return 'running';
+        default:
+          t.phase = 'apply'; // decided now, applied at the next step
+          return 'running';
+      }
+    }
+    case 'apply': {
+      const vma = parent.vmas[t.pairs[t.pair]![0]]!;
+      const child = k.mms[t.child]!;
+      const dslot = pteSlotAlloc(k, child, t.vpn);
+      const slot = pteSlot(k, parent, t.vpn);
+      addRss(child, copyPresentPte(k.tables, k.frames, k.tables.bits[slot]!, k.tables.entry[slot]!, slot, dslot, isCowMapping(vma.flags), (vma.flags & VM_SHARED) !== 0));
+      k.tables.filled[dslot >>> TABLE_SHIFT]!++;
+      return advanceFork(k, t);
+    }
+    case 'alloc': {
+      if (forkAllocCopy(k, t) !== OK) return failStep(k, t, tid, OOM);
+      t.phase = 'install';
+      return 'running';
+    }
+    case 'install': {
+      const child = k.mms[t.child]!;
+      const cvma = child.vmas[t.pairs[t.pair]![1]]!;
+      if (!forkInstallCopy(k, t, parent, child, cvma, pteSlot(k, parent, t.vpn), pteSlotAlloc(k, child, t.vpn), t.vpn)) {
+        t.phase = nextPte(k, t) ? 'check' : 'end';
+        return 'running';
+      }
+      return advanceFork(k, t);
+    }
+    case 'end': {
+      forkEnd(k, t);
+      parent.mmapWriter = -1;
+      k.emit('fork', parent.id, -1, -1, t.child, `fork ends: ${k.profile.writeProtectSeq ? 'write_protect_seq even, ' : ''}mmap_lock released`);
+      return 'done';
+    }
+  }
+}
+
+function advanceFork(k: Kernel, t: ForkTask): TaskState {
+  t.vpn++;
+  t.phase = nextPte(k, t) ? 'check' : 'end';
+  return 'running';
+}
+
+function failStep(k: Kernel, t: ForkTask, tid: number, err: number): TaskState {
+  const parent = k.mms[t.parent]!;
+  forkFailed(k, t, err);
+  if (parent.mmapWriter === tid) parent.mmapWriter = -1;
+  return 'done';
 }

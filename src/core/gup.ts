@@ -2,11 +2,11 @@
 // with each profile's COW rules at GUP time; unpin_user_pages / put_page to release.
 
 import {
-  EFAULT, isCowMapping, NA, OK, PG_ANON, PG_ANON_EXCLUSIVE, PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE, VM_READ,
+  EFAULT, isCowMapping, OK, PG_ANON, PG_ANON_EXCLUSIVE, PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE, VM_READ,
   VM_WRITE,
 } from './constants.js';
 import { FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, handleMmFault } from './fault.js';
-import type { Handle, Kernel } from './kernel.js';
+import type { Handle, Kernel, TaskState } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
 import { pteSlot } from './walk.js';
 
@@ -74,17 +74,6 @@ export function assertPinnedExclusive(k: Kernel, pfn: number, req: GupRequest): 
   if (req.pin && k.profile.anonExclusive && k.frames.flags[pfn]! & PG_ANON && !(k.frames.flags[pfn]! & PG_ANON_EXCLUSIVE)) {
     k.emit('bug', -1, -1, pfn, -1, `VM_BUG_ON: pinning anonymous frame ${pfn} that is not PageAnonExclusive`);
   }
-}
-
-/**
- * gup_fast_pte_range() for one page: take it if the PTE allows it without a fault; false sends
- * the page to the slow path.
- */
-function gupFastPage(k: Kernel, mm: Mm, vpn: number, h: Handle, i: number, req: GupRequest): boolean {
-  const pfn = gupFastRead(k, mm, vpn, req);
-  if (pfn < 0) return false;
-  grab(k, h, i, pfn, false, req);
-  return true;
 }
 
 /** The lockless PTE read of gup-fast: the frame it may take, or -1 to leave the page to the slow path. */
@@ -159,7 +148,6 @@ function forcedWriteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number): number {
   return err;
 }
 
-/** get_user_pages() / pin_user_pages() (and their _fast variants) over [lo, hi) of mm. */
 /** A handle not yet registered (GUP in progress). */
 export function newHandle(k: Kernel, mm: Mm, lo: number, n: number, req: GupRequest): Handle {
   return {
@@ -168,34 +156,163 @@ export function newHandle(k: Kernel, mm: Mm, lo: number, n: number, req: GupRequ
   };
 }
 
-export function getUserPages(k: Kernel, mm: Mm, lo: number, hi: number, req: GupRequest): GupResult {
+/**
+ * A GUP in progress: gup-fast page by page (lockless: read the PTE, grab the page, read the PTE
+ * again; FOLL_PIN checks write_protect_seq around it, 5.11+), then the slow path, under
+ * mmap_lock for read, for every page gup-fast left. Synchronous GUP (getUserPages) and the
+ * split one (`pin ... &`, one step at a time) run the same steps.
+ */
+export interface GupTask {
+  kind: 'gup';
+  mm: number;
+  lo: number;
+  req: GupRequest;
+  handle: Handle;
+  phase: 'read' | 'grab' | 'end' | 'slow';
+  page: number;
+  /** write_protect_seq when gup-fast began. */
+  seq: number;
+  readPfn: number;
+  readBits: number;
+  /** Pages left to the slow path. */
+  fallback: boolean[];
+  err: number;
+}
+
+export function startGup(k: Kernel, mm: Mm, lo: number, hi: number, req: GupRequest): GupTask {
   const n = hi - lo;
-  const h = newHandle(k, mm, lo, n, req);
-  // mm_set_has_pinned_flag(): FOLL_PIN has run on this mm (sticky).
-  if (req.pin && k.profile.forkEarlyCow) mm.hasPinned = true;
-  let fastPages = 0;
-  let slowPages = 0;
-  for (let i = 0; i < n; i++) {
-    const vpn = lo + i;
-    if (req.fast && gupFastPage(k, mm, vpn, h, i, req)) {
-      fastPages++;
-      continue;
+  return {
+    kind: 'gup', mm: mm.id, lo, req, handle: newHandle(k, mm, lo, n, req), phase: req.fast ? 'read' : 'slow', page: -1,
+    seq: -1, readPfn: -1, readBits: 0, fallback: new Array<boolean>(n).fill(!req.fast), err: OK,
+  };
+}
+
+/** One atomic step of a GUP (tasks.ts; getUserPages runs them all). */
+export function stepGup(k: Kernel, t: GupTask): TaskState {
+  const mm = k.mms[t.mm]!;
+  const h = t.handle;
+  const n = h.frames.length;
+  switch (t.phase) {
+    case 'read': {
+      if (t.page < 0) {
+        // Entering gup-fast: mm_set_has_pinned_flag() first (FOLL_PIN, sticky); FOLL_PIN samples write_protect_seq.
+        if (t.req.pin && k.profile.forkEarlyCow) mm.hasPinned = true;
+        t.page = 0;
+        if (t.req.pin && k.profile.writeProtectSeq) {
+          t.seq = mm.writeProtectSeq;
+          if (t.seq & 1) {
+            k.emit('gup', mm.id, t.lo, -1, -1, 'gup-fast: a fork is copying this mm (write_protect_seq odd): fall back to the slow path');
+            t.fallback.fill(true);
+            t.phase = 'slow';
+            return 'running';
+          }
+        }
+      }
+      const pfn = gupFastRead(k, mm, t.lo + t.page, t.req);
+      if (pfn < 0) {
+        t.fallback[t.page] = true;
+        return nextGupPage(t, n);
+      }
+      const slot = pteSlot(k, mm, t.lo + t.page);
+      t.readPfn = pfn;
+      t.readBits = k.tables.bits[slot]!;
+      t.phase = 'grab';
+      return 'running';
     }
-    const err = gupSlowPage(k, mm, vpn, h, i, req);
-    if (err === NA) return { err, handle: null, fastPages, slowPages };
-    if (err !== OK) {
-      // Partial GUP: the caller gets an error; release what was taken.
-      releaseHandle(k, h);
-      k.emit('gup', mm.id, vpn, -1, -1, `${req.pin ? 'pin_user_pages' : 'get_user_pages'} failed at this page`);
-      return { err, handle: null, fastPages, slowPages };
+    case 'grab': {
+      // try_grab_folio_fast(): a page freed since the PTE was read cannot be grabbed
+      // (folio_ref_try_add fails on a zero refcount): leave it to the slow path.
+      if (!k.frames.inUse(t.readPfn)) {
+        t.fallback[t.page] = true;
+        return nextGupPage(t, n);
+      }
+      grab(k, h, t.page, t.readPfn, false, t.req, false);
+      // Then the PTE is read again: if it changed, the reference is dropped.
+      const slot = pteSlot(k, mm, t.lo + t.page);
+      const bits = slot < 0 ? 0 : k.tables.bits[slot]!;
+      const pfn = slot < 0 ? -1 : k.tables.entry[slot]!;
+      if (bits !== t.readBits || pfn !== t.readPfn) {
+        k.putPage(t.readPfn, h.refs[t.page]!);
+        h.frames[t.page] = -1;
+        h.refs[t.page] = 0;
+        t.fallback[t.page] = true;
+        k.emit('gup', mm.id, t.lo + t.page, t.readPfn, -1, 'gup-fast: the PTE changed after the page was grabbed: dropped, left to the slow path');
+      } else {
+        assertPinnedExclusive(k, t.readPfn, t.req);
+      }
+      return nextGupPage(t, n);
     }
-    slowPages++;
+    case 'end': {
+      if (t.req.pin && k.profile.writeProtectSeq && mm.writeProtectSeq !== t.seq) {
+        // read_seqcount_retry(): a fork ran meanwhile; undo everything and use the slow path.
+        for (let i = 0; i < n; i++) {
+          if (h.frames[i]! >= 0 && h.refs[i]! > 0) k.putPage(h.frames[i]!, h.refs[i]!);
+          h.frames[i] = -1;
+          h.refs[i] = 0;
+        }
+        t.fallback.fill(true);
+        k.emit('gup', mm.id, t.lo, -1, -1, 'gup-fast: write_protect_seq changed (a fork ran): pins dropped, falling back to the slow path');
+      }
+      if (t.fallback.includes(true)) {
+        t.phase = 'slow';
+        return 'running';
+      }
+      return finishGup(k, t);
+    }
+    case 'slow': {
+      // The slow path takes mmap_lock for read: it waits while a fork holds it.
+      if (mm.mmapWriter >= 0) return 'blocked';
+      if (t.req.pin && k.profile.forkEarlyCow) mm.hasPinned = true;
+      for (let i = 0; i < n; i++) {
+        if (!t.fallback[i]) continue;
+        const err = gupSlowPage(k, mm, t.lo + i, h, i, t.req);
+        if (err !== OK) {
+          // Partial GUP: the caller gets an error; what was taken is released.
+          releaseHandle(k, h);
+          t.err = err;
+          k.emit('gup', mm.id, t.lo + i, -1, -1, `${t.req.pin ? 'pin_user_pages' : 'get_user_pages'} failed at this page`);
+          return 'done';
+        }
+      }
+      return finishGup(k, t);
+    }
   }
+}
+
+function nextGupPage(t: GupTask, n: number): TaskState {
+  t.page++;
+  t.phase = t.page < n ? 'read' : 'end';
+  return 'running';
+}
+
+function finishGup(k: Kernel, t: GupTask): TaskState {
+  const h = t.handle;
+  const req = t.req;
+  h.id = k.handles.length;
   k.handles.push(h);
-  const what = req.pin ? `pin (FOLL_PIN${req.write ? '|FOLL_WRITE' : ''}${req.longterm ? '|FOLL_LONGTERM' : ''})` : `reference (FOLL_GET${req.write ? '|FOLL_WRITE' : ''})`;
-  k.emit('gup', mm.id, lo, h.frames[0]!, -1,
-    `${n} page(s) taken as a ${what}: ${fastPages} by gup-fast, ${slowPages} by the slow path; refcount +${req.pin ? k.config.pinBias : 1} each${zeroNote(h)}`);
-  return { err: OK, handle: h, fastPages, slowPages };
+  if (k.tracing) {
+    const slow = t.fallback.filter(Boolean).length;
+    const what = req.pin ? `pin (FOLL_PIN${req.write ? '|FOLL_WRITE' : ''}${req.longterm ? '|FOLL_LONGTERM' : ''})` : `reference (FOLL_GET${req.write ? '|FOLL_WRITE' : ''})`;
+    k.emit('gup', t.mm, t.lo, h.frames[0]!, -1,
+      `${h.frames.length} page(s) taken as a ${what}: ${h.frames.length - slow} by gup-fast, ${slow} by the slow path; refcount +${req.pin ? k.config.pinBias : 1} each${zeroNote(h)}`);
+  }
+  return 'done';
+}
+
+/** get_user_pages() / pin_user_pages() (and their _fast variants) over [lo, hi) of mm: every step of a GupTask at once. */
+export function getUserPages(k: Kernel, mm: Mm, lo: number, hi: number, req: GupRequest): GupResult {
+  const t = startGup(k, mm, lo, hi, req);
+  for (let st = stepGup(k, t); st !== 'done'; st = stepGup(k, t)) {
+    if (st === 'blocked') {
+      // The caller holds no lock a fork could hold: nothing can release it here.
+      releaseHandle(k, t.handle);
+      k.emit('bug', mm.id, lo, -1, -1, 'a synchronous GUP met mmap_lock held for write');
+      return { err: EFAULT, handle: null, fastPages: 0, slowPages: 0 };
+    }
+  }
+  const slowPages = t.fallback.filter(Boolean).length;
+  if (t.err !== OK) return { err: t.err, handle: null, fastPages: hi - lo - slowPages, slowPages };
+  return { err: OK, handle: t.handle, fastPages: hi - lo - slowPages, slowPages };
 }
 
 /** What the handle took on the shared zero page, when it took any page there (for the trace). */

@@ -20,6 +20,9 @@ export interface KernelConfig {
 }
 
 /** References that GUP users hold on frames (pins, FOLL_GET references, pipe buffers, device grants). */
+/** Where a kernel path split into atomic steps stands after one step (tasks.ts). */
+export type TaskState = 'running' | 'blocked' | 'done';
+
 export interface Handle {
   id: number;
   kind: 'pin' | 'gup' | 'pipe' | 'exclusive';

@@ -5,8 +5,8 @@ import {
   PG_ANON, PG_ANON_EXCLUSIVE, PG_INUSE, PG_KSM, PG_SWAPCACHE, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE,
   VM_MERGEABLE,
 } from './constants.js';
-import { mmuNotify } from './devexcl.js';
-import { pageMaybeDmaPinned } from './fork.js';
+import { mmuNotify } from './exclusive.js';
+import { pageMaybeDmaPinned } from './page.js';
 import type { Kernel } from './kernel.js';
 import type { Mm } from './mm.js';
 import { forEachPte } from './mmap.js';

@@ -7,10 +7,10 @@ import {
 import { doAnonymousPage, FAULT_FLAG_WRITE, handlePteFault } from './fault.js';
 import type { Kernel } from './kernel.js';
 import { type Mm, Vma } from './mm.js';
-import { pageMaybeDmaPinned } from './fork.js';
+import { pageMaybeDmaPinned } from './page.js';
 import { pteTableAlloc, pteTableOf } from './walk.js';
 import { zapRange } from './zap.js';
-import { mmuNotify } from './devexcl.js';
+import { mmuNotify } from './exclusive.js';
 import { swapOutPage } from './swap.js';
 import { breakCowRange } from './cowpt.js';
 

@@ -5,10 +5,10 @@ import {
 } from './constants.js';
 import type { Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
-import { pmdWriteProtected, pteTableOf } from './walk.js';
-import { breakCowPte, zapCowPte } from './cowpt.js';
-import { freeSwapAndCache, swapFree } from './swap.js';
-import { mmuNotify, zapExclusiveEntry } from './devexcl.js';
+import { PMD_WP, pmdSlotOf, pmdWriteProtected, pteTableOf } from './walk.js';
+import { breakCowPte, charge, coversTable, releaseTable } from './cowpt.js';
+import { freeSwapAndCache, swapFree } from './swapcache.js';
+import { mmuNotify, zapExclusiveEntry } from './exclusive.js';
 
 /** zap_pte_range() over [lo, hi) of one VMA: drop every mapping and its reference. */
 export function zapRange(k: Kernel, mm: Mm, lo: number, hi: number, dontneed = false): number {
@@ -164,4 +164,90 @@ export function exitMmap(k: Kernel, mm: Mm): void {
   if (mm.rssShmem !== 0) k.emit('bug', mm.id, -1, -1, -1, `BUG: Bad rss-counter state mm:${mm.id} type:MM_SHMEMPAGES val:${mm.rssShmem}`);
   if (mm.nrTables !== 0) k.emit('bug', mm.id, -1, -1, -1, `BUG: non-zero pgtables_bytes on freeing mm: ${mm.nrTables * 4096}`);
   k.emit('zap', mm.id, -1, -1, -1, `exit_mmap: ${zapped} mapped page(s) dropped, ${used - k.frames.used} frame(s) and ${tables} page table(s) freed`);
+}
+
+/**
+ * zap_cow_pte() (COW page tables, see cowpt.ts): zap of [lo, hi) in a shared PTE table (share > 1, or write-protected PMD). Returns true when
+ * it dealt with the range itself (the caller must not zap the PTEs).
+ */
+export function zapCowPte(k: Kernel, mm: Mm, vma: Vma, lo: number, hi: number, dontneed: boolean): boolean {
+  const t = k.tables;
+  const ps = pmdSlotOf(k, mm, lo);
+  if (ps < 0) return false;
+  const table = t.entry[ps]!;
+  if (table === 0 || !(t.bits[ps]! & PMD_WP)) return false;
+  if (k.profile.cowPageTables === 'odf') {
+    const start = lo - (lo % 512);
+    // cowptDontneed 'vma' (8d43667 zap_pmd_range): a VMA covering the table drops all of it,
+    // whatever part the MADV_DONTNEED covers.
+    const byVma = dontneed && k.profile.cowptDontneed === 'vma';
+    if (!(lo <= start && hi >= start + 512) && !(byVma && coversTable(vma, lo))) {
+      // A part of the table: copy it first, then zap as usual.
+      breakCowPte(k, mm, vma, lo);
+      if (byVma) {
+        // 8d43667: tfork_one_pte_table() leaves the zapping VMA out of the new table, so its
+        // other entries there go as well (their pages stay with the other users).
+        const from = Math.max(vma.start, start);
+        const to = Math.min(vma.end, start + 512);
+        if (from < lo) zapRange(k, mm, from, lo);
+        if (hi < to) zapRange(k, mm, hi, to);
+        k.emit('note', mm.id, lo, -1, -1, `COW page table: MADV_DONTNEED of part of a mapping drops all ${to - from} page(s) the mapping has in the shared table`);
+      }
+      return false;
+    }
+    t.share[table]!--;
+    clearPmd(k, ps);
+    if (t.share[table] === 0) {
+      // The last user releases the pages (and its RSS).
+      releaseTable(k, mm, table);
+      t.free(table);
+    } else if (t.owner[table] === mm.id) {
+      // ODF has no hand-over: the page-table charge goes with the mapping, the RSS charge stays.
+      mm.nrTables--;
+    }
+    return true;
+  }
+  // RFC v1 zap_pmd_range(): behind a write-protected PMD the PTEs are left alone, whatever part
+  // of the table the zap covers, and zap_cow_pte() drops this mm's reference to the table.
+  if (t.share[table]! > 1) {
+    t.share[table]!--;
+    if (t.owner[table] === mm.id) {
+      t.owner[table] = -1;
+      charge(k, mm, table, -1);
+    }
+    clearPmd(k, ps);
+    k.emit('note', mm.id, lo, -1, -1, `COW page table: zap drops this process's reference to the whole shared table (${dontneed ? 'MADV_DONTNEED of part of it' : 'unmap'})`);
+    return true;
+  }
+  // Count 1: pmd_put_pte() falls back to reusing the table; its PTEs were not zapped.
+  t.bits[ps] = t.bits[ps]! & ~PMD_WP;
+  if (t.owner[table] !== mm.id) {
+    if (t.owner[table]! >= 0) charge(k, k.mms[t.owner[table]!]!, table, -1);
+    t.owner[table] = mm.id;
+    charge(k, mm, table, 1);
+  }
+  if (dontneed) {
+    // The pages stay mapped: the MADV_DONTNEED is lost.
+    k.emit('note', mm.id, lo, -1, -1, 'COW page table: MADV_DONTNEED on a table whose count is 1 falls back to reuse (pmd_put_pte) and zaps nothing');
+    return true;
+  }
+  // munmap/exit: the table is freed later with its entries, the pages never released.
+  const base = table << TABLE_SHIFT;
+  for (let v = lo; v < hi; v++) {
+    const i = v & 511;
+    if (t.bits[base + i] !== 0) {
+      t.bits[base + i] = 0;
+      t.entry[base + i] = 0;
+      t.filled[table]!--;
+    }
+  }
+  k.emit('note', mm.id, lo, -1, -1, 'COW page table: zap of a table whose count is 1 falls back to reuse (pmd_put_pte) and leaves its pages referenced');
+  return true;
+}
+
+function clearPmd(k: Kernel, ps: number): void {
+  const t = k.tables;
+  t.entry[ps] = 0;
+  t.bits[ps] = 0;
+  t.filled[ps >>> TABLE_SHIFT]!--;
 }

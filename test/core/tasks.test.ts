@@ -265,6 +265,28 @@ for (const [profile, checks] of [['v5.9', false], ['v5.14', true], ['v5.18', tru
   });
 }
 
+// A fork run in one step is the same fork as `fork &` + finish (one implementation, fork.ts):
+// it too makes write_protect_seq odd and even again, so a gup-fast that read the PTE before it
+// and checks the count after it sees that a fork ran (5.11+), whichever way the fork ran.
+for (const [profile, checks] of [['v5.9', false], ['v6', true]] as const) {
+  test(`${profile}: a synchronous fork inside gup-fast ${checks ? 'sends it to the slow path' : 'goes unseen'}, as \`fork &\` + finish does`, () => {
+    const start = ['P mmap buf 1 rw private', 'P thread T', 'T write buf[0] = 1', 'T pin buf[0] as h rw longterm fast &', 'T step', 'T step'];
+    const seen: string[] = [];
+    for (const fork of [['P fork Q'], ['P fork Q &', 'P finish']]) {
+      const r = runTo(start, profile);
+      const before = r.procs.get('P')!.mm.writeProtectSeq;
+      const h = continueWith(r, start, fork);
+      assert.equal(r.procs.get('P')!.mm.writeProtectSeq, before + 2, `${fork.join(', ')}: write_protect_seq went odd and even again`);
+      continueWith(r, h, ['T step']);
+      const t = r.procs.get('T')!.task as GupTask | null;
+      seen.push(t === null ? 'done' : `${t.phase} ${t.handle.frames[0]}`);
+      if (checks) assert.equal(t?.phase, 'slow', `${fork.join(', ')}: the pins were dropped for the slow path`);
+      else assert.equal(t, null, `${fork.join(', ')}: v5.9 has no write_protect_seq check: the pin is taken`);
+    }
+    assert.equal(seen[0], seen[1], 'the same gup-fast outcome after either fork');
+  });
+}
+
 test('the gup-fast/fork race (seed): a stale pin on v5.9; write_protect_seq closes it from v5.14; v6 without it breaks again', () => {
   const steps = ['P mmap buf 1 rw private', 'P thread Q', 'Q write buf[0] = 1', 'P fork R &', 'Q pin buf[0] as h rw longterm fast &',
     'P step', 'P step', 'Q step', 'Q step', 'P step', 'Q finish', 'P finish', 'Q write buf[0] = 2', 'device write h[0] = 3', 'Q read buf[0]'];

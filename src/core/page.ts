@@ -1,0 +1,122 @@
+// The rules several paths share about one page or one PTE: whether a page may be pinned, the
+// bits of a PTE mapping a page afresh, copy_present_pte()'s sharing of a page with a child, and
+// copy_present_page()'s copy (allocate, copy, install). Fork (its synchronous loop and its
+// interleaved steps), COW page tables and the write fault use these; this module imports none
+// of them (a leaf of src/core, so the core has no import cycle).
+
+import {
+  PG_ANON, PG_ANON_EXCLUSIVE, PG_SHMEM, PTE_DIRTY, PTE_PRESENT, PTE_PROTNONE, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP,
+  PTE_WRITE, PTE_YOUNG, VM_READ, VM_WRITE,
+} from './constants.js';
+import type { FrameTable } from './frames.js';
+import type { Kernel } from './kernel.js';
+import type { TableArena } from './pgtable.js';
+import type { Mm, Vma } from './mm.js';
+import { setPte } from './walk.js';
+
+/** page_maybe_dma_pinned(): exact for nothing here (small pages): refcount >= GUP_PIN_COUNTING_BIAS. */
+export function pageMaybeDmaPinned(k: Kernel, pfn: number): boolean {
+  return k.frames.refcount[pfn]! >= k.config.pinBias;
+}
+
+/** page_needs_cow_for_dma(): the mm has pinned (MMF_HAS_PINNED) and the page may be pinned. */
+export function pageNeedsCowForDma(k: Kernel, src: Mm, pfn: number): boolean {
+  return k.profile.forkEarlyCow && src.hasPinned && pageMaybeDmaPinned(k, pfn);
+}
+
+/** The PTE of a page the kernel maps for a VMA afresh (mk_pte with vm_page_prot): PAGE_NONE keeps no access. */
+export function newPageBits(vma: Vma): number {
+  if (!(vma.flags & VM_READ)) return PTE_PRESENT | PTE_DIRTY | PTE_SOFT_DIRTY | PTE_PROTNONE;
+  return PTE_PRESENT | PTE_DIRTY | PTE_SOFT_DIRTY | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
+}
+
+/**
+ * page_needs_cow_for_dma()'s half about the mm, the same for every page of a fork: false when
+ * no page of src can need an early COW (the kernel has no early COW, or src never pinned).
+ */
+export function forkMayCopy(k: Kernel, src: Mm): boolean {
+  return k.profile.forkEarlyCow && src.hasPinned;
+}
+
+/**
+ * copy_present_pte()'s test, given forkMayCopy(): folio_try_dup_anon_rmap_pte() refuses an
+ * anonymous page that may be pinned (and is exclusive, from 5.19); the child must get a copy now
+ * (copy_present_page). `bits`/`pfn`: a present PTE.
+ */
+export function forkMustCopy(k: Kernel, bits: number, pfn: number): boolean {
+  if (bits & PTE_SPECIAL) return false;
+  const flags = k.frames.flags[pfn]!;
+  return (flags & PG_ANON) !== 0 && (!k.profile.anonExclusive || (flags & PG_ANON_EXCLUSIVE) !== 0) && pageMaybeDmaPinned(k, pfn);
+}
+
+/**
+ * The page side of sharing a present page with another mapping (copy_present_pte, and the copy
+ * of a COW page table): folio_try_dup_anon_rmap (the page is no longer exclusive) or
+ * folio_dup_file_rmap, and get_page. Returns PG_ANON or PG_SHMEM for the new mapping's RSS
+ * counter, or 0 (the zero page, special PTEs).
+ */
+export function dupPresentPage(f: FrameTable, bits: number, pfn: number): number {
+  if (bits & PTE_SPECIAL) return 0;
+  const flags = f.flags[pfn]!;
+  f.refcount[pfn]!++;
+  f.mapcount[pfn]!++;
+  if (flags & PG_ANON) {
+    f.flags[pfn] = flags & ~PG_ANON_EXCLUSIVE;
+    return PG_ANON;
+  }
+  return flags & PG_SHMEM;
+}
+
+/**
+ * copy_present_pte(), sharing the page (after forkMustCopy said no), on k.tables and k.frames:
+ * the child's PTE at dstSlot maps `pfn`, the page of the parent's present PTE `bits` at srcSlot;
+ * a COW mapping write-protects both; the child's is old (and clean in a shared mapping);
+ * uffd-wp is dropped (the child has not registered). The child's slot was empty: the caller
+ * counts it in its table and charges the child's RSS by the result (as dupPresentPage's: PG_ANON,
+ * PG_SHMEM or 0, so `anon += r & PG_ANON; shmem += r >>> PG_SHMEM_SHIFT` counts it).
+ */
+export function copyPresentPte(
+  t: TableArena, f: FrameTable, bits: number, pfn: number, srcSlot: number, dstSlot: number, cow: boolean, shared: boolean,
+): number {
+  const rss = dupPresentPage(f, bits, pfn);
+  let cbits = bits;
+  if (cow && bits & PTE_WRITE) {
+    t.bits[srcSlot] = bits & ~PTE_WRITE; // the parent loses write access too
+    cbits &= ~PTE_WRITE;
+  }
+  if (shared) cbits &= ~PTE_DIRTY;
+  cbits &= ~(PTE_YOUNG | PTE_UFFD_WP); // pte_mkold(); uffd-wp dropped unless the child registered
+  t.entry[dstSlot] = pfn;
+  t.bits[dstSlot] = cbits;
+  return rss;
+}
+
+/** Charge mm's RSS counter for one page of the kind dupPresentPage returned. */
+export function addRss(mm: Mm, kind: number): void {
+  if (kind === PG_ANON) mm.rssAnon++;
+  else if (kind === PG_SHMEM) mm.rssShmem++;
+}
+
+/**
+ * The page of a COW copy (copy_present_page, wp_page_copy): a new exclusive anonymous frame
+ * holding src's contents (zeroes when src < 0: the zero page), or -1 when no frame is free.
+ */
+export function allocCopy(k: Kernel, src: number): number {
+  const f = k.frames;
+  const n = f.alloc(PG_ANON | (k.profile.anonExclusive ? PG_ANON_EXCLUSIVE : 0));
+  if (n < 0) return -1;
+  f.value[n] = src < 0 ? 0 : f.value[src]!;
+  return n;
+}
+
+/**
+ * copy_present_page()'s install (fork's early COW, and the copy of a COW page table): the copy
+ * `n` is mapped at slot afresh for dstVma; the original's mapping stays as it is. The caller
+ * charges the RSS and reports it (the table's count is kept here).
+ */
+export function installCopiedPage(k: Kernel, dstVma: Vma, slot: number, n: number): void {
+  k.frames.mapcount[n] = 1;
+  setPte(k, slot, n, newPageBits(dstVma));
+  k.stats.earlyCow++;
+  k.stats.cowCopies++;
+}
