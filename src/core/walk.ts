@@ -77,3 +77,24 @@ export function pmdWriteProtected(k: Kernel, mm: Mm, vpn: number): boolean {
   const s = pmdSlotOf(k, mm, vpn);
   return s >= 0 && k.tables.entry[s] !== 0 && (k.tables.bits[s]! & PMD_WP) !== 0;
 }
+
+/**
+ * walk_page_range() over a whole address space: fn(first vpn the table maps, PTE table index)
+ * for each PTE table present, in address order (PGD -> PUD -> PMD; x86-64 4-level).
+ */
+export function forEachPteTable(k: Kernel, mm: Mm, fn: (vpnBase: number, table: number) => void): void {
+  const t = k.tables;
+  if (mm.pgd <= 0) return;
+  for (let a = 0; a < 512; a++) {
+    const pud = t.entry[(mm.pgd << TABLE_SHIFT) | a]!;
+    if (pud === 0) continue;
+    for (let b = 0; b < 512; b++) {
+      const pmd = t.entry[(pud << TABLE_SHIFT) | b]!;
+      if (pmd === 0) continue;
+      for (let c = 0; c < 512; c++) {
+        const pte = t.entry[(pmd << TABLE_SHIFT) | c]!;
+        if (pte !== 0) fn(a * 2 ** 27 + (b << 18) + (c << 9), pte);
+      }
+    }
+  }
+}

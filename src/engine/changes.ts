@@ -9,6 +9,7 @@
 import { PG_INUSE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SWAP, PTE_WRITE, TABLE_SHIFT } from '../core/constants.js';
 import type { Kernel } from '../core/kernel.js';
 import { frameFlagNames, pteBitNames } from '../core/names.js';
+import { forEachPteTable } from '../core/walk.js';
 import type { ChangeLog, FrameChange, FrameState, PteChange, PteState } from './result.js';
 
 /** Pages (virtual page numbers) whose PTE changes are kept in full; the rest are counted. */
@@ -43,20 +44,10 @@ export function capture(k: Kernel): Capture {
     if (!mm.alive || mm.pgd <= 0) continue;
     const base: number[] = [];
     const table: number[] = [];
-    for (let a = 0; a < 512; a++) {
-      const pud = t.entry[(mm.pgd << TABLE_SHIFT) | a]!;
-      if (pud === 0) continue;
-      for (let b = 0; b < 512; b++) {
-        const pmd = t.entry[(pud << TABLE_SHIFT) | b]!;
-        if (pmd === 0) continue;
-        for (let c = 0; c < 512; c++) {
-          const pte = t.entry[(pmd << TABLE_SHIFT) | c]!;
-          if (pte === 0) continue;
-          base.push(a * 2 ** 27 + (b << 18) + (c << 9));
-          table.push(pte);
-        }
-      }
-    }
+    forEachPteTable(k, mm, (vpnBase, pte) => {
+      base.push(vpnBase);
+      table.push(pte);
+    });
     mms.set(mm.id, { base: Float64Array.from(base), table: Int32Array.from(table), n: base.length });
   }
   const f = k.frames;

@@ -16,6 +16,7 @@ import { frameFlagNames, pteBitNames } from '../core/names.js';
 import type { Mm } from '../core/mm.js';
 import type { Profile } from '../core/profile.js';
 import type { RunResult, StepRecord } from '../engine/result.js';
+import { forEachPteTable } from '../core/walk.js';
 import { Runner, runScenario } from '../engine/run.js';
 import type { Scenario, Step } from '../scenario/ast.js';
 
@@ -359,50 +360,39 @@ function snapshot(ctx: Ctx): Snapshot {
     const ptes: PteView[] = [];
     let hidden = 0;
     if (p.alive) {
-      const mm = p.mm;
-      for (let a = 0; a < 512; a++) {
-        const pud = t.entry[(mm.pgd << TABLE_SHIFT) | a]!;
-        if (pud === 0) continue;
-        for (let b = 0; b < 512; b++) {
-          const pmd = t.entry[(pud << TABLE_SHIFT) | b]!;
-          if (pmd === 0) continue;
-          for (let c = 0; c < 512; c++) {
-            const pte = t.entry[(pmd << TABLE_SHIFT) | c]!;
-            if (pte === 0) continue;
-            if (ptes.length >= MAX_PTES_PER_PROC) {
-              // Past the cap only count (a populated 1 GiB mapping has 512 full PTE tables).
-              hidden += t.filled[pte]!;
-              continue;
-            }
-            for (let d = 0; d < 512; d++) {
-              const slot = (pte << TABLE_SHIFT) | d;
-              const bits = t.bits[slot]!;
-              if (bits === 0) continue;
-              if (ptes.length >= MAX_PTES_PER_PROC) {
-                hidden++;
-                continue;
-              }
-              const vpn = (a * 2 ** 27) + (b << 18) + (c << 9) + d;
-              const present = (bits & PTE_PRESENT) !== 0;
-              const devExcl = (bits & PTE_DEVICE_EXCLUSIVE) !== 0;
-              const swapSlot = (bits & PTE_SWAP) !== 0 ? t.entry[slot]! : null;
-              const pfn = present || devExcl ? t.entry[slot]! : null;
-              const page = regionPage(p.regions, vpn);
-              if (pfn !== null) {
-                const l = mappedBy.get(pfn) ?? [];
-                l.push(`${name} ${page}`);
-                mappedBy.set(pfn, l);
-              }
-              const cell = runner.ideal.cellAt(name, vpn);
-              ptes.push({
-                vpn, page, path: [a, b, c, d], table: pte, pfn, swapSlot, bits: pteBitNames(bits), present,
-                writable: present && (bits & PTE_WRITE) !== 0 && !(bits & PTE_SPECIAL),
-                ideal: cell && cell.cell >= 0 ? values.name(cell.value) : null,
-              });
-            }
-          }
+      forEachPteTable(k, p.mm, (vpnBase, pte) => {
+        if (ptes.length >= MAX_PTES_PER_PROC) {
+          // Past the cap only count (a populated 1 GiB mapping has 512 full PTE tables).
+          hidden += t.filled[pte]!;
+          return;
         }
-      }
+        for (let d = 0; d < 512; d++) {
+          const slot = (pte << TABLE_SHIFT) | d;
+          const bits = t.bits[slot]!;
+          if (bits === 0) continue;
+          if (ptes.length >= MAX_PTES_PER_PROC) {
+            hidden++;
+            continue;
+          }
+          const vpn = vpnBase + d;
+          const present = (bits & PTE_PRESENT) !== 0;
+          const devExcl = (bits & PTE_DEVICE_EXCLUSIVE) !== 0;
+          const swapSlot = (bits & PTE_SWAP) !== 0 ? t.entry[slot]! : null;
+          const pfn = present || devExcl ? t.entry[slot]! : null;
+          const page = regionPage(p.regions, vpn);
+          if (pfn !== null) {
+            const l = mappedBy.get(pfn) ?? [];
+            l.push(`${name} ${page}`);
+            mappedBy.set(pfn, l);
+          }
+          const cell = runner.ideal.cellAt(name, vpn);
+          ptes.push({
+            vpn, page, path: [Math.floor(vpnBase / 2 ** 27) % 512, Math.floor(vpnBase / 2 ** 18) % 512, Math.floor(vpnBase / 512) % 512, d], table: pte, pfn, swapSlot, bits: pteBitNames(bits), present,
+            writable: present && (bits & PTE_WRITE) !== 0 && !(bits & PTE_SPECIAL),
+            ideal: cell && cell.cell >= 0 ? values.name(cell.value) : null,
+          });
+        }
+      });
     }
     procs.push({
       name, threads: p.threads, forking: p.forking, paths: p.paths, alive: p.alive, regions, ptes, ptesHidden: hidden,
