@@ -260,30 +260,6 @@ static void one_way(int fd, int flags)
 	}
 }
 
-static void pin_cpu(void)
-{
-	const char *env = getenv("COWLAB_ORACLE_CPU");
-	cpu_set_t set;
-	if (env && atoi(env) < 0)
-		return;
-	if (sched_getaffinity(0, sizeof set, &set) < 0)
-		return;
-	int count = CPU_COUNT(&set), want = env ? atoi(env) : (int)(agent_pid % (count ? count : 1));
-	for (int cpu = 0, seen = 0; cpu < CPU_SETSIZE; cpu++) {
-		if (!CPU_ISSET(cpu, &set))
-			continue;
-		if (seen++ == want || (env && cpu == want)) {
-			CPU_ZERO(&set);
-			CPU_SET(cpu, &set);
-			/* One CPU for every scenario process: the per-CPU LRU batches that hold page
-			 * references are then always drained where the reuse check looks. */
-			if (sched_setaffinity(0, sizeof set, &set) == 0)
-				agent_cpu = cpu;
-			return;
-		}
-	}
-}
-
 int agent_main(void)
 {
 	static char buf[8192];
@@ -294,7 +270,7 @@ int agent_main(void)
 	signal(SIGPIPE, SIG_IGN);
 	system_signals();
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
-	pin_cpu();
+	agent_cpu = pin_one_cpu();
 	int rc = handles_init();
 	if (rc < 0) {
 		say("err %d memfd", -rc);

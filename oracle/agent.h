@@ -30,6 +30,8 @@ struct handle {
 extern struct sproc procs[MAXP];
 extern struct handle handles[MAXH];
 extern pid_t agent_pid;
+/* Pins this process to one CPU (see agent_procs.c); the CPU, or -1. */
+int pin_one_cpu(void);
 /* The scenario's process group (its leader is a keeper that only waits to be killed), 0: none. */
 extern volatile sig_atomic_t group_pid;
 

@@ -19,6 +19,8 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -360,4 +362,28 @@ void cmd_simple(struct sproc *p, struct req *q)
 		say("ok %d", r.err); /* done, with a side error (populate) */
 	else
 		say("ok");
+}
+
+/* One CPU for every scenario process (COWLAB_ORACLE_CPU picks it, a negative value none; else
+ * one chosen by the agent's pid among the allowed ones): the per-CPU LRU batches that hold page
+ * references are then always drained where the reuse check looks. Returns the CPU, or -1. */
+int pin_one_cpu(void)
+{
+	const char *env = getenv("COWLAB_ORACLE_CPU");
+	cpu_set_t set;
+	if (env && atoi(env) < 0)
+		return -1;
+	if (sched_getaffinity(0, sizeof set, &set) < 0)
+		return -1;
+	int count = CPU_COUNT(&set), want = env ? atoi(env) : (int)(agent_pid % (count ? count : 1));
+	for (int cpu = 0, seen = 0; cpu < CPU_SETSIZE; cpu++) {
+		if (!CPU_ISSET(cpu, &set))
+			continue;
+		if (seen++ == want || (env && cpu == want)) {
+			CPU_ZERO(&set);
+			CPU_SET(cpu, &set);
+			return sched_setaffinity(0, sizeof set, &set) == 0 ? cpu : -1;
+		}
+	}
+	return -1;
 }

@@ -1388,29 +1388,6 @@ static void pair_step(int line, const struct mstep *m)
 
 /* ---- the run ----------------------------------------------------------------------------- */
 
-static void pin_cpu(void)
-{
-	/* As the oracle's agent: every scenario process on one CPU, so the per-CPU LRU batches
-	 * that hold page references are drained where the reuse check looks. */
-	const char *env = getenv("COWLAB_ORACLE_CPU");
-	cpu_set_t set;
-	if (env && atoi(env) < 0)
-		return;
-	if (sched_getaffinity(0, sizeof set, &set) < 0)
-		return;
-	int count = CPU_COUNT(&set), want = env ? atoi(env) : (int)(agent_pid % (count ? count : 1));
-	for (int cpu = 0, seen = 0; cpu < CPU_SETSIZE; cpu++) {
-		if (!CPU_ISSET(cpu, &set))
-			continue;
-		if (seen++ == want || (env && cpu == want)) {
-			CPU_ZERO(&set);
-			CPU_SET(cpu, &set);
-			sched_setaffinity(0, sizeof set, &set);
-			return;
-		}
-	}
-}
-
 static int run_scenario(const struct variant *variants, const struct stepdef *steps, int nsteps)
 {
 	agent_pid = getpid();
@@ -1418,7 +1395,7 @@ static int run_scenario(const struct variant *variants, const struct stepdef *st
 	signal(SIGPIPE, SIG_IGN);
 	system_signals();
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
-	pin_cpu();
+	(void)pin_one_cpu();
 	for (int i = 0; i < RP_MAX; i++)
 		name_proc[i] = 0;
 	printf("# %s (%s)\n", SCENARIO, SCENARIO_FILE);
