@@ -107,6 +107,9 @@ void ring_close(struct ring *r);
 /* probe.c: what this kernel offers. */
 void probe_report(char *out, size_t len);
 
+/* system.c */
+int read_str(const char *path, char *out, size_t len);
+
 /* agent.c */
 int agent_main(void);
 

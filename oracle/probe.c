@@ -51,14 +51,8 @@ static int probe_uring(void)
 static long sysfs_num(const char *path)
 {
 	char b[32];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (read_str(path, b, sizeof b) < 0 || !b[0])
 		return -1;
-	ssize_t n = read(fd, b, sizeof b - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	b[n] = 0;
 	if (b[0] == 'Y' || b[0] == 'N') /* a boolean module parameter */
 		return b[0] == 'Y';
 	return strtol(b, NULL, 10);
@@ -69,14 +63,8 @@ static void sysfs_choice(const char *path, char *out, size_t len)
 {
 	char b[128];
 	snprintf(out, len, "none");
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (read_str(path, b, sizeof b) < 0)
 		return;
-	ssize_t n = read(fd, b, sizeof b - 1);
-	close(fd);
-	if (n <= 0)
-		return;
-	b[n] = 0;
 	char *lo = strchr(b, '['), *hi = lo ? strchr(lo, ']') : NULL;
 	if (lo && hi && hi > lo + 1 && (size_t)(hi - lo) < len) {
 		memcpy(out, lo + 1, (size_t)(hi - lo - 1));

@@ -77,7 +77,8 @@ static int write_str(const char *path, const char *s)
 	return n == (ssize_t)strlen(s) ? 0 : -(n < 0 ? err : EIO);
 }
 
-static int read_str(const char *path, char *out, size_t len)
+/* A small text file into out (NUL-terminated, trailing blanks and newline cut); 0 or -errno. */
+int read_str(const char *path, char *out, size_t len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)

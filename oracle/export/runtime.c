@@ -250,14 +250,8 @@ static int ksm_mergeable(pid_t pid)
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof path, "/proc/%d/ksm_stat", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (read_str(path, buf, sizeof buf) < 0)
 		return -1;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
 	char *p = strstr(buf, "ksm_mergeable:");
 	if (!p)
 		return -1;
@@ -269,17 +263,8 @@ static int ksm_mergeable(pid_t pid)
 
 static void ksm_run_now(char *out, size_t len)
 {
-	int fd = open("/sys/kernel/mm/ksm/run", O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd < 0 ? -1 : read(fd, out, len - 1);
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0) {
+	if (read_str("/sys/kernel/mm/ksm/run", out, len) < 0 || !out[0])
 		snprintf(out, len, "none");
-		return;
-	}
-	out[n] = 0;
-	while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
-		out[--n] = 0;
 }
 
 /* VmPTE of a process in kB; -1 when it is gone. */
@@ -287,14 +272,8 @@ static long vm_pte_kb(pid_t pid)
 {
 	char path[64], buf[4096];
 	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (read_str(path, buf, sizeof buf) < 0)
 		return -1;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = 0;
 	char *p = strstr(buf, "\nVmPTE:");
 	return p ? strtol(p + 7, NULL, 10) : -1;
 }
