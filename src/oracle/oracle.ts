@@ -218,7 +218,8 @@ export function oracleScenario(session: OracleSession, sc: Scenario, base: Profi
   const notes: string[] = [];
   const msc = withoutModelLimits(sc, notes);
   const profile = probedProfile(base, session.facilities);
-  const skip = missingFacility(msc, base, profile, session.facilities);
+  const model = opts.model ?? runScenario(msc, profile, { trace: false, maxEventsPerStep: 0 });
+  const skip = missingFacility(msc, base, profile, session.facilities, model);
   if (skip !== null) {
     return {
       format: ORACLE_FORMAT, file: sc.file, scenario: sc.name, profile: profile.name, kernel: session.facilities.kernel,
@@ -226,7 +227,6 @@ export function oracleScenario(session: OracleSession, sc: Scenario, base: Profi
       counts: { steps: sc.steps.length, compared: 0, agree: 0, disagree: 0, skipped: 0 },
     };
   }
-  const model = opts.model ?? runScenario(msc, profile, { trace: false, maxEventsPerStep: 0 });
   const count = model.na !== null ? model.na.step : sc.steps.length;
   const probes = probeModel(msc, profile, count);
   const kernel = session.replay(sc, count);

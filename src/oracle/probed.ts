@@ -3,10 +3,13 @@
 // page), and the scenarios whose point needs a facility this kernel lacks.
 
 import type { Profile } from '../core/profile.js';
+import type { RunResult } from '../engine/result.js';
 import { runScenario } from '../engine/run.js';
 import { withOverrides } from '../profiles/resolve.js';
 import type { Scenario } from '../scenario/index.js';
 import type { Facilities } from './facilities.js';
+
+const QUIET = { trace: false, maxEventsPerStep: 0 };
 
 /** One probed fact, as printed in the header and carried in `--json`. */
 export interface ProbedFact {
@@ -60,11 +63,10 @@ export function probedProfile(base: Profile, f: Facilities): Profile {
  * on `base` but not on the probed model, so what they check is a facility the kernel lacks
  * (a zero-page story where there is no zero page). Such a scenario is skipped, not compared.
  */
-export function missingFacility(sc: Scenario, base: Profile, probed: Profile, f: Facilities): string | null {
+export function missingFacility(sc: Scenario, base: Profile, probed: Profile, f: Facilities, onProbed?: RunResult): string | null {
   if (probed === base) return null;
-  const quiet = { trace: false, maxEventsPerStep: 0 };
-  const onBase = runScenario(sc, base, quiet);
-  const onProbed = runScenario(sc, probed, quiet);
+  onProbed ??= runScenario(sc, probed, QUIET);
+  const onBase = runScenario(sc, base, QUIET);
   const failedOnBase = new Set(onBase.violations.filter((v) => v.kind === 'expect').map((v) => v.step));
   const first = onProbed.violations.find((v) => v.kind === 'expect' && !failedOnBase.has(v.step));
   if (first === undefined) return null;
