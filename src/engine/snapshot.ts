@@ -8,9 +8,7 @@ import { pteSlot } from '../core/walk.js';
 import type { EventRecord } from './result.js';
 import { capture, diffCaptures } from './changes.js';
 import type { RunState } from './state.js';
-
-/** Steps that only look at the model (no capture for `changes`). */
-const OBSERVING = new Set(['expect-frame', 'expect-mapped', 'expect-exclusive', 'expect-stat', 'check', 'stats']);
+import { declOf } from '../ops/index.js';
 
 /** Move the kernel's events into the record (kernel bugs become violations), with a snapshot. */
 export function collectEvents(s: RunState): void {
@@ -42,7 +40,7 @@ function actorOf(s: RunState, mm: number): string | null {
 export function traceChanges(s: RunState): void {
   if (s.changesBase === null || !s.k.tracing) return;
   const op = s.stepIndex >= 0 ? s.scenario.steps[s.stepIndex]?.op : undefined;
-  if (op !== undefined && OBSERVING.has(op)) return; // they change nothing: no capture
+  if (op !== undefined && declOf(op).observing) return; // steps that only look change nothing: no capture
   const now = capture(s.k);
   s.record.changes = diffCaptures(s.changesBase, now, {
     proc: (mm) => s.mmNames[mm] ?? `mm ${mm}`,
