@@ -77,7 +77,7 @@ export class Runner {
     }
     if (na === null) checkPins(s);
     collectEvents(s);
-    traceChanges(s);
+    traceChanges(s, declOf(step.op).observing === true);
     if (na === null && (s.opts.checkEveryStep ?? true)) checkAccounting(s, false);
     if (s.opts.countersEveryStep) s.record.counters = allStats(s);
     return { record: s.record, na };
@@ -136,7 +136,7 @@ export class Runner {
     for (const p of alive) if (p.task) finishTask(s, p);
     for (const p of alive) exitProc(s, p);
     collectEvents(s);
-    traceChanges(s);
+    traceChanges(s, false);
     checkAccounting(s, true);
     s.record.summary = alive.length > 0
       ? `end of scenario: ${alive.map((p) => p.name).join(', ')} exit; ${s.k.frames.used} frame(s) still in use`

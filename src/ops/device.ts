@@ -110,6 +110,7 @@ export const deviceExclusiveOp = defineOp({
     },
   },
   run: (s, step) => deviceExclusive(s, step.proc, step.sel, step.handle),
+  creates: (step) => ({ kind: 'handle', name: step.handle, holder: step.proc, async: false }),
   explore: [{
     name: 'device-exclusive', code: 28, on: { kind: 'page', takesHandle: true },
     decode(a) {

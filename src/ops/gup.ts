@@ -40,6 +40,7 @@ export const pinOp = defineOp({
   },
   run: (s, step) => gup(s, step.proc, step.sel, step.handle, gupRequest(step)),
   start: startGupTask,
+  creates: (step) => ({ kind: 'handle', name: step.handle, holder: step.proc, async: step.async === true }),
   explore: [
     pinOn('pin', 9, true, false, false, true), pinOn('pin-ro', 10, false, false, false, true),
     pinOn('pin-fast', 11, true, true, false, false), pinOn('pin-fast&', 22, true, true, true, false),
@@ -81,6 +82,7 @@ export const gupOp = defineOp({
   },
   run: (s, step) => gup(s, step.proc, step.sel, step.handle, gupRequest(step)),
   start: startGupTask,
+  creates: (step) => ({ kind: 'handle', name: step.handle, holder: step.proc, async: step.async === true }),
   explore: [{
     name: 'gup', code: 12, on: { kind: 'page', takesHandle: true },
     decode(a) {
@@ -109,6 +111,7 @@ export const vmspliceOp = defineOp({
   },
   run: (s, step) => gup(s, step.proc, step.sel, step.handle, gupRequest(step)),
   start: startGupTask,
+  creates: (step) => ({ kind: 'handle', name: step.handle, holder: step.proc, async: step.async === true }),
   explore: [{
     name: 'vmsplice', code: 13, default: true, on: { kind: 'page', takesHandle: true },
     decode(a) {

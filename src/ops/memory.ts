@@ -2,7 +2,7 @@
 
 import { clearSoftdirty, madvise, mmap, mprotect, munmap } from '../engine/mm-ops.js';
 import type { Prot } from '../scenario/ast.js';
-import { ADVICES, MAX_REGION_PAGES, NAT_RE, OPTIONS, PROTS } from '../scenario/words.js';
+import { ADVICES, OPTIONS, PROTS } from '../scenario/words.js';
 import { defineOp, type ExploreArgs } from './types.js';
 
 /** `P mmap REGION N [rw|ro|none] [private|shared] [populate] [thp|nothp]` (mmap(2); the first one creates P). */
@@ -12,11 +12,7 @@ export const mmapOp = defineOp({
     subject: 'process', words: ['mmap'], creates: true,
     parse(c, base, p) {
       const rt = c.nameTok("a region name after 'mmap'");
-      const nt = c.next();
-      const n = nt.kind === 'num' && NAT_RE.test(nt.text) ? Number(nt.text) : 0;
-      if (!(n >= 1 && n <= MAX_REGION_PAGES)) {
-        c.fail(nt, `expected the number of pages after the region name (an integer from 1 to ${MAX_REGION_PAGES}), got ${c.show(nt)}`);
-      }
+      const n = c.pageCount('after the region name');
       c.env.bindRegion(p, rt.text, n, c.at(rt));
       const [prot, share, populate, thp] = c.options('mmap', OPTIONS.mmap);
       return {

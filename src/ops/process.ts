@@ -31,6 +31,7 @@ export const forkOp = defineOp({
   },
   run: fork,
   start: startForkTask,
+  creates: (step) => ({ kind: 'child', name: step.child, parent: step.proc, async: step.async === true }),
   explore: [forkOn('fork', 2, false, false, true), forkOn('fork&', 21, true, false), forkOn('fork-cowpt', 30, false, true)],
   replay: (o, step) => o.fork(step.proc, step.child, step.cowpt),
   exportC(x, step) {

@@ -313,6 +313,11 @@ export interface RandomGen {
   intIn(lo: number, hi: number): number;
 }
 
+/** A name a step creates: a handle (with its holder), or a child process (with its parent). */
+export type Creates =
+  | { kind: 'handle'; name: string; holder: string; async: boolean }
+  | { kind: 'child'; name: string; parent: string; async: boolean };
+
 // ---- the declaration ---------------------------------------------------------------------------------
 
 export interface OpDecl<O extends StepOp = StepOp> {
@@ -325,6 +330,8 @@ export interface OpDecl<O extends StepOp = StepOp> {
   start?(s: RunState, p: Proc, step: StepOf<O>): Task;
   /** It only looks at the model (`run --trace` records no change for it). */
   observing?: boolean;
+  /** The handle or the child process it creates (the web page follows it before the Runner names it). */
+  creates?(step: StepOf<O>): Creates;
   /** How the explorer enumerates it (none: the explorer does not try it). */
   explore?: readonly ExploreOp[];
   /** How the oracle replays it on the live kernel. */

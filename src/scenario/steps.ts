@@ -14,7 +14,7 @@ import {
   type PendingPath,
   type ProcInfo,
 } from './resolve.js';
-import { INT_RE, IDENT_RE, NAME_RE, NAME_RULE, NAT_RE, PROC_NAME_RULE, PROC_RE } from './words.js';
+import { INT_RE, IDENT_RE, MAX_REGION_PAGES, NAME_RE, NAME_RULE, NAT_RE, PROC_NAME_RULE, PROC_RE } from './words.js';
 import { asyncWords, processSyntaxes, processWords, subWords, systemSyntaxes, systemWords } from '../ops/index.js';
 import type { ProcessSyntax, Syntax, SystemSyntax } from '../ops/types.js';
 
@@ -173,6 +173,16 @@ export class LineParser {
     }
     const n = Number(t.text);
     return { tok: t, n: Number.isSafeInteger(n) ? n : Number.MAX_SAFE_INTEGER };
+  }
+
+  /** A number of pages, from 1 to MAX_REGION_PAGES (`where`: after what, for the message). */
+  pageCount(where: string): number {
+    const nt = this.next();
+    const n = nt.kind === 'num' && NAT_RE.test(nt.text) ? Number(nt.text) : 0;
+    if (!(n >= 1 && n <= MAX_REGION_PAGES)) {
+      this.fail(nt, `expected the number of pages ${where} (an integer from 1 to ${MAX_REGION_PAGES}), got ${this.show(nt)}`);
+    }
+    return n;
   }
 
   value(where: string): Value {
