@@ -1,8 +1,9 @@
 // The operation registry (src/ops): every kind of step is declared once with every facet, and
 // the places that read the declarations agree with each other: what the explorer decodes parses
 // back to the same step, what the fuzz writer writes parses to the kind it was asked for, every
-// parsed kind reaches its replay and its exported C call, and the parser's word lists are the
-// declarations' words.
+// parsed kind reaches its replay and its exported C call, every random draw of the oracle's
+// generator writes lines the parser takes, and the parser's word lists are the declarations'
+// words.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -15,6 +16,9 @@ import type { CWriter, Replayer } from '../../src/ops/types.js';
 import {
   ASYNC_OPS, DEVICE_OPS, PROCESS_OPS, STEP_OPS, SYSTEM_OPS, THREAD_OPS, parseScenario, type Scenario, type Step, type StepOp,
 } from '../../src/scenario/index.js';
+import { fillFromModel } from '../../src/oracle/random/expect.js';
+import { generateLines } from '../../src/oracle/random/generate.js';
+import { rngFrom, scenarioSeed } from '../../src/oracle/random/rng.js';
 import { programArb, programSteps } from '../fuzz/generate.js';
 
 /** The step without where it was written (positions, text): what it means. */
@@ -116,4 +120,27 @@ test('the fuzz writer of each kind writes a line that parses to that kind, which
     const c = declOf(op).exportC(cw, step);
     assert.ok(c.code.length > 0, `${op}: a C call`);
   }
+});
+
+test("every random draw of the oracle's generator writes lines the parser takes and the model runs", () => {
+  const profile = builtinProfile('v6')!;
+  const drawn = new Map<string, number>();
+  const saved = RANDOM_DRAWS.map((d) => d.draw);
+  RANDOM_DRAWS.forEach((d, k) => {
+    d.draw = (g, p) => {
+      const ok = saved[k]!.call(d, g, p);
+      if (ok) drawn.set(d.name, (drawn.get(d.name) ?? 0) + 1);
+      return ok;
+    };
+  });
+  try {
+    for (let i = 0; i < 60; i++) {
+      const lines = generateLines(rngFrom(scenarioSeed(14, i)), RANDOM_DRAWS.map((d) => d.name));
+      const f = fillFromModel(lines, profile, `r-${i}`, 'generated', `r-${i}.scn.yaml`);
+      assert.ok(typeof f !== 'string', `scenario ${i}: ${String(f)}\n${lines.map((l) => l.text).join('\n')}`);
+    }
+  } finally {
+    RANDOM_DRAWS.forEach((d, k) => (d.draw = saved[k]!));
+  }
+  assert.deepEqual(RANDOM_DRAWS.map((d) => d.name).filter((n) => !drawn.has(n)), [], 'every draw was drawn');
 });
