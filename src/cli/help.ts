@@ -1,8 +1,28 @@
 import { DEFAULT_OPS, OP_NAMES } from '../explore/ops.js';
+import { ALL_OPS as RANDOM_OPS } from '../oracle/random/generate.js';
 
 const DEFAULT_OPS_TEXT = DEFAULT_OPS.join(',');
 const ALL_OPS_TEXT = OP_NAMES.join(',');
+
 // Help texts: what each command does, its options, and an example that works from a clone.
+
+/** `head` then the words, comma-separated, wrapped at 94 columns with `indent` before each further line. */
+function wrapWords(head: string, words: readonly string[], indent: string, tail: string): string {
+  const lines: string[] = [];
+  let line = head;
+  words.forEach((w, i) => {
+    const word = i < words.length - 1 ? `${w},` : `${w}${tail}`;
+    if (line.length + 1 + word.length > 94) {
+      lines.push(line);
+      line = indent + word;
+    } else line += ` ${word}`;
+  });
+  lines.push(line);
+  return lines.join('\n');
+}
+
+/** The oracle's --random operations (each declared with its operation: the `random` facet in src/ops). */
+const RANDOM_OPS_TEXT = wrapWords('  --ops LIST      the operations to generate, comma-separated (default all:', RANDOM_OPS, ' '.repeat(18), ')');
 
 export const MAIN_HELP = `cowlab: an executable model of Linux anonymous-memory copy-on-write
 
@@ -210,10 +230,7 @@ options:
                   as expectations, replayed on the kernel; every disagreement is shrunk and
                   written to --out as a replayable scenario
   --seed S        the generator's seed (default: from the clock; printed)
-  --ops LIST      the operations to generate, comma-separated (default all: fork, exit, write,
-                  read, munmap, mprotect, madvise, pin, unpin, device-read, device-write,
-                  vmsplice, pipe-read, put, swapout, ksm, expect-frame, expect-mapped,
-                  expect-exclusive, expect-stat)
+${RANDOM_OPS_TEXT}
   --avoid GAPS    do not generate what the model once got wrong (docs/oracle.md, Findings;
                   all fixed now, kept to bisect a regression): protnone-gup-fast,
                   mprotect-hole, vma-boundaries, shmem-fault-around, shmem-pageout,

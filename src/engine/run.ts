@@ -1,7 +1,8 @@
 // Runs a scenario on the model under one profile, beside the ideal semantics, and judges it.
-// The Runner steps through the scenario; the steps themselves live in cpu.ts, handles.ts,
-// grants.ts, mm-ops.ts, expect.ts and scheduler.ts (paths split into steps, the mmap lock), the
-// record's events and snapshots in snapshot.ts, the checks in src/check, the verdict in judge.ts.
+// The Runner steps through the scenario; each step runs what its declaration (src/ops) names:
+// functions of cpu.ts, handles.ts, grants.ts, mm-ops.ts, expect.ts and scheduler.ts (paths split
+// into steps, the mmap lock). The record's events and snapshots are snapshot.ts's, the checks
+// src/check's, the verdict judge.ts's.
 
 import type { Kernel } from '../core/kernel.js';
 import type { Profile } from '../core/profile.js';
@@ -11,12 +12,11 @@ import { judge } from './judge.js';
 import { RESULT_FORMAT_VERSION, type RunResult, type StepRecord, type Violation } from './result.js';
 import { globalStats } from './stats.js';
 import type { ValueTable } from './values.js';
-import { cpuRead, cpuWrite } from './cpu.js';
-import { allStats, expectExclusive, expectFrame, expectMapped, expectStat, stats } from './expect.js';
-import { deviceAtomic, deviceExclusive, grantTouchedOf } from './grants.js';
-import { deviceRead, deviceWrite, gup, handleRead, release } from './handles.js';
-import { clearSoftdirty, exit, exitProc, fork, ksmMergeAll, madvise, mmap, mprotect, munmap, swapout, thread } from './mm-ops.js';
-import { advance, finishTask, gupRequest, heldByTasks, startAsync } from './scheduler.js';
+import { allStats } from './expect.js';
+import { grantTouchedOf } from './grants.js';
+import { exitProc } from './mm-ops.js';
+import { finishTask, heldByTasks, startAsync } from './scheduler.js';
+import { declOf } from '../ops/index.js';
 import { collectEvents, traceChanges } from './snapshot.js';
 import { emptyRecord, type LiveHandle, NotApplicable, type Proc, type RunOptions, RunState } from './state.js';
 
@@ -77,7 +77,7 @@ export class Runner {
     }
     if (na === null) checkPins(s);
     collectEvents(s);
-    traceChanges(s);
+    traceChanges(s, declOf(step.op).observing === true);
     if (na === null && (s.opts.checkEveryStep ?? true)) checkAccounting(s, false);
     if (s.opts.countersEveryStep) s.record.counters = allStats(s);
     return { record: s.record, na };
@@ -136,7 +136,7 @@ export class Runner {
     for (const p of alive) if (p.task) finishTask(s, p);
     for (const p of alive) exitProc(s, p);
     collectEvents(s);
-    traceChanges(s);
+    traceChanges(s, false);
     checkAccounting(s, true);
     s.record.summary = alive.length > 0
       ? `end of scenario: ${alive.map((p) => p.name).join(', ')} exit; ${s.k.frames.used} frame(s) still in use`
@@ -145,47 +145,11 @@ export class Runner {
   }
 }
 
-/** One step on the model and the ideal memory. */
+/** One step on the model and the ideal memory: its declaration's `run` (or, with `&`, its `start`). */
 function exec(s: RunState, step: Step): void {
-  if ('async' in step && step.async) return startAsync(s, step);
-  switch (step.op) {
-    case 'thread': return thread(s, step);
-    case 'step': return advance(s, step.proc, false);
-    case 'finish': return advance(s, step.proc, true);
-    case 'mmap': return mmap(s, step);
-    case 'munmap': return munmap(s, step);
-    case 'mprotect': return mprotect(s, step);
-    case 'madvise': return madvise(s, step);
-    case 'write': return cpuWrite(s, step.proc, step.sel, step.value);
-    case 'read': return cpuRead(s, step.proc, step.sel, step.expect);
-    case 'fork': return fork(s, step);
-    case 'exit': return exit(s, step);
-    case 'clear-softdirty': return clearSoftdirty(s, step);
-    case 'check':
-      s.record.summary = 'invariants checked';
-      return;
-    case 'stats': return stats(s);
-    case 'expect-frame': return expectFrame(s, step.proc, step.sel, step.same, step.otherProc, step.otherSel);
-    case 'expect-mapped': return expectMapped(s, step);
-    case 'expect-exclusive': return expectExclusive(s, step);
-    case 'expect-stat': return expectStat(s, step);
-    case 'pin':
-    case 'gup':
-    case 'vmsplice':
-      return gup(s, step.proc, step.sel, step.handle, gupRequest(step));
-    case 'read-handle':
-      if (!s.proc(step.proc)) return;
-      return handleRead(s, step.ref.handle, step.ref.index, step.expect, step.proc);
-    case 'device-read': return deviceRead(s, step.ref.handle, step.ref.index, step.expect);
-    case 'device-write': return deviceWrite(s, step.ref.handle, step.ref.index, step.value);
-    case 'unpin':
-    case 'put':
-      return release(s, step.proc, step.handle, step.op === 'unpin');
-    case 'device-exclusive': return deviceExclusive(s, step.proc, step.sel, step.handle);
-    case 'device-atomic': return deviceAtomic(s, step.ref.handle, step.ref.index, step.value, step.expect);
-    case 'swapout': return swapout(s, step);
-    case 'ksm-merge': return ksmMergeAll(s);
-  }
+  const d = declOf(step.op);
+  if ('async' in step && step.async) return startAsync(s, step, d.start);
+  d.run(s, step);
 }
 
 /** Pin coherence and pinned pages' exclusivity (src/check/pins.ts). */

@@ -19,43 +19,41 @@ export function gupRequest(step: Extract<Step, { op: 'pin' | 'gup' | 'vmsplice' 
   }
 }
 
-/** `P cmd &`: start the kernel path of a fork, a write or a GUP, to be advanced by `P step`. */
-export function startAsync(s: RunState, step: Step): void {
+/** `P cmd &`: start the kernel path `start` makes, to be advanced by `P step`. */
+export function startAsync(s: RunState, step: Step, start: ((s: RunState, p: Proc, step: Step) => Task) | undefined): void {
   const p = s.proc((step as { proc: string }).proc);
   if (!p) return;
   if (p.task) {
     s.record.summary = `${p.name} already has a kernel path in progress: step skipped`;
     return;
   }
-  let task: Task;
-  switch (step.op) {
-    case 'fork':
-      if (step.cowpt || p.mm.cowPgtable) throw new NotApplicable('a fork with COW page tables runs in one step (no `&`)');
-      task = startFork(p.mm);
-      break;
-    case 'write': {
-      const [lo, hi] = s.range(p, step.sel);
-      task = startWrite(s.k, p.mm, lo, hi, s.values.id(step.value));
-      break;
-    }
-    case 'pin':
-    case 'gup':
-    case 'vmsplice': {
-      const [lo, hi] = s.range(p, step.sel);
-      const req = gupRequest(step);
-      task = startGup(s.k, p.mm, lo, hi, req);
-      // The ideal handle's pages are bound as the GUP grabs them (see stepTaskOnce).
-      s.ideal.beginHandle(step.handle, p.group, lo, hi - lo, req.pin && req.longterm);
-      p.taskBound = new Array<boolean>(hi - lo).fill(false);
-      break;
-    }
-    default:
-      throw new NotApplicable(`${step.op} cannot run in steps`);
-  }
-  p.task = task;
+  if (!start) throw new NotApplicable(`${step.op} cannot run in steps`);
+  p.task = start(s, p, step);
   p.taskStep = step;
   p.taskApplied = 0;
   s.record.summary = `${p.name} starts \`${step.text.replace(/\s*&$/, '')}\` as a kernel path of separate steps (${p.name} step / finish)`;
+}
+
+/** `P fork C &`: dup_mmap's copy loop, a step at a time. */
+export function startForkTask(_s: RunState, p: Proc, step: Extract<Step, { op: 'fork' }>): Task {
+  if (step.cowpt || p.mm.cowPgtable) throw new NotApplicable('a fork with COW page tables runs in one step (no `&`)');
+  return startFork(p.mm);
+}
+
+/** `P write SEL = V &`: the stores and their faults, a step at a time. */
+export function startWriteTask(s: RunState, p: Proc, step: Extract<Step, { op: 'write' }>): Task {
+  const [lo, hi] = s.range(p, step.sel);
+  return startWrite(s.k, p.mm, lo, hi, s.values.id(step.value));
+}
+
+/** `P pin|gup|vmsplice SEL as H &`: GUP a step at a time; the ideal handle's pages are bound as they are grabbed (see stepTaskOnce). */
+export function startGupTask(s: RunState, p: Proc, step: Extract<Step, { op: 'pin' | 'gup' | 'vmsplice' }>): Task {
+  const [lo, hi] = s.range(p, step.sel);
+  const req = gupRequest(step);
+  const task = startGup(s.k, p.mm, lo, hi, req);
+  s.ideal.beginHandle(step.handle, p.group, lo, hi - lo, req.pin && req.longterm);
+  p.taskBound = new Array<boolean>(hi - lo).fill(false);
+  return task;
 }
 
 /** `P step` (one atomic step of P's path) or `P finish` (to its end). */

@@ -9,9 +9,6 @@ import type { EventRecord } from './result.js';
 import { capture, diffCaptures } from './changes.js';
 import type { RunState } from './state.js';
 
-/** Steps that only look at the model (no capture for `changes`). */
-const OBSERVING = new Set(['expect-frame', 'expect-mapped', 'expect-exclusive', 'expect-stat', 'check', 'stats']);
-
 /** Move the kernel's events into the record (kernel bugs become violations), with a snapshot. */
 export function collectEvents(s: RunState): void {
   const evs = s.k.events;
@@ -38,11 +35,9 @@ function actorOf(s: RunState, mm: number): string | null {
   return s.mmNames[mm] ?? null;
 }
 
-/** Every PTE and frame the step changed (RunOptions.changes). */
-export function traceChanges(s: RunState): void {
-  if (s.changesBase === null || !s.k.tracing) return;
-  const op = s.stepIndex >= 0 ? s.scenario.steps[s.stepIndex]?.op : undefined;
-  if (op !== undefined && OBSERVING.has(op)) return; // they change nothing: no capture
+/** Every PTE and frame the step changed (RunOptions.changes); `observing`: the step only looked (no capture). */
+export function traceChanges(s: RunState, observing: boolean): void {
+  if (s.changesBase === null || !s.k.tracing || observing) return;
   const now = capture(s.k);
   s.record.changes = diffCaptures(s.changesBase, now, {
     proc: (mm) => s.mmNames[mm] ?? `mm ${mm}`,

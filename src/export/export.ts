@@ -22,7 +22,9 @@ import { probeModel, withoutModelLimits } from '../oracle/oracle.js';
 import { missingFacility, probedProfile } from '../oracle/probed.js';
 import { systemStep } from '../oracle/system-ops.js';
 import { ValueWords } from '../oracle/values.js';
-import type { PageSel, Scenario, Step } from '../scenario/index.js';
+import type { Scenario, Step } from '../scenario/index.js';
+import { declOf } from '../ops/index.js';
+import type { CStep, CWriter } from '../ops/types.js';
 
 /** The oracle helper's sources in the order they are pasted (each needs only what comes before). */
 const HELPER_FILES = ['chan.c', 'page.c', 'steady.c', 'uring.c', 'scenario_proc.c', 'probe.c', 'agent_procs.c', 'agent_handles.c', 'system.c'];
@@ -182,109 +184,31 @@ function maskOf(aspects: readonly Aspect[]): string {
   return aspects.length === 0 ? '0' : aspects.map((a) => MASK[a]).join(' | ');
 }
 
-/** The C call that replays one step (mirrors Replay.exec), and the reason when it is skipped outright. */
-function stepCode(step: Step, names: Names, regions: Names, handles: Names, values: ValueWords): { code: string; skipped: string | null } {
-  const N = (n: string): string => names.sym(n, step);
-  const R = (sel: PageSel): string => regions.sym(sel.region, step);
-  const H = (h: string): string => handles.sym(h, step);
-  const W = (v: string): string => `0x${values.hex(v)}ULL`;
-  const sys = (op: string, why?: string): { code: string; skipped: string } => {
+/** The C call that replays one step (its declaration's `exportC`, which mirrors its `replay`), and the reason when it is skipped outright. */
+function stepCode(step: Step, names: Names, regions: Names, handles: Names, values: ValueWords): CStep {
+  const system = (op: string): { reason: string; did: string; mask: string } => {
     const s = systemStep(op);
-    return { code: `rp_not_replayed(${cstr(why ?? s.reason)}, ${cstr(s.did)}, ${maskOf(s.lose)});`, skipped: why ?? s.reason };
+    return { reason: s.reason, did: s.did, mask: maskOf(s.lose) };
   };
-  if ('async' in step && (step as { async?: boolean }).async) return sys('async');
-  switch (step.op) {
-    case 'mmap': {
-      const thp = systemStep('mmap-thp');
-      return {
-        code: `rp_mmap(${N(step.proc)}, ${regions.sym(step.region, step)}, ${step.pages} /* pages */, ${MMAP_PROT[step.prot]} /* ${step.prot} */, ${step.shared ? '1 /* shared */' : '0 /* private */'}, ${step.populate ? 1 : 0} /* populate */, ${step.thp === 'thp' ? `1 /* thp */, ${cstr(thp.reason)}` : '0 /* no thp */, NULL'});`,
-        skipped: step.thp === 'thp' ? thp.reason : null,
-      };
-    }
-    case 'munmap':
-      return { code: `rp_munmap(${N(step.proc)}, ${R(step.sel)}, ${step.sel.lo}, ${step.sel.hi});`, skipped: null };
-    case 'mprotect':
-      return { code: `rp_mprotect(${N(step.proc)}, ${R(step.sel)}, ${step.sel.lo}, ${step.sel.hi}, ${PROT[step.prot]});`, skipped: null };
-    case 'madvise': {
-      if (step.advice === 'pageout') {
-        const s = systemStep('madvise-pageout');
-        return { code: `rp_swapout(${N(step.proc)}, ${R(step.sel)}, ${step.sel.lo}, ${step.sel.hi}, ${cstr(`${step.proc} ${label(step.sel)}`)}, ${cstr(s.reason)}, ${cstr(s.did)}, ${maskOf(s.lose)});`, skipped: null };
-      }
-      return { code: `rp_madvise(${N(step.proc)}, ${R(step.sel)}, ${step.sel.lo}, ${step.sel.hi}, ${ADVICE[step.advice]}, ${step.advice === 'mergeable' ? 1 : 0});`, skipped: null };
-    }
-    case 'write':
-      return { code: `rp_write(${N(step.proc)}, ${R(step.sel)}, ${step.sel.lo}, ${step.sel.hi}, ${W(step.value)} /* ${ctext(step.value)} */, ${cstr(`${step.proc} ${label(step.sel)}`)});`, skipped: null };
-    case 'read':
-      return { code: `rp_read(${N(step.proc)}, ${R(step.sel)}, ${step.sel.lo}, ${cstr(`${step.proc} ${label(step.sel, step.sel.lo)}`)});`, skipped: null };
-    case 'fork': {
-      const p = N(step.proc);
-      const c = N(step.child);
-      if (step.cowpt) {
-        const s = sys('fork-cowpt');
-        return { code: `if (live(${p}))\n\t\t${s.code}`, skipped: s.skipped };
-      }
-      return { code: `rp_fork(${p}, ${c}, ${cstr(`${step.proc} forks ${step.child}`)});`, skipped: null };
-    }
-    case 'exit':
-      return { code: `rp_exit(${N(step.proc)});`, skipped: null };
-    case 'thread':
-      return { code: `rp_thread(${N(step.proc)}, ${N(step.thread)});`, skipped: null };
-    case 'pin': {
-      const what = `${step.proc} pins ${label(step.sel)}`;
-      if (!step.write || !step.longterm) {
-        const why = !step.write
-          ? 'R/O longterm pins have no lasting user-space path (io_uring registers buffers with FOLL_WRITE; process_vm_readv pins only for the call)'
-          : 'short-term pins (pin ... short) have no lasting user-space path';
-        return { code: `rp_missing_handle(${N(step.proc)}, ${H(step.handle)}, ${cstr(what)}, ${step.write ? 1 : 0}, ${cstr(why)});`, skipped: why };
-      }
-      return { code: `rp_take(${N(step.proc)}, ${R(step.sel)}, ${step.sel.lo}, ${step.sel.hi}, ${H(step.handle)}, 0, ${cstr(what)});`, skipped: null };
-    }
-    case 'gup': {
-      const why = 'get_user_pages references (FOLL_GET) have no lasting user-space path on their own';
-      return { code: `rp_missing_handle(${N(step.proc)}, ${H(step.handle)}, ${cstr(`${step.proc} takes references on ${label(step.sel)}`)}, ${step.write ? 1 : 0}, ${cstr(why)});`, skipped: why };
-    }
-    case 'vmsplice':
-      return { code: `rp_take(${N(step.proc)}, ${R(step.sel)}, ${step.sel.lo}, ${step.sel.hi}, ${H(step.handle)}, 1, ${cstr(`${step.proc} vmsplices ${label(step.sel)}`)});`, skipped: null };
-    case 'read-handle':
-      return { code: `rp_handle_read(${H(step.ref.handle)}, ${step.ref.index}, ${N(step.proc)}, ${cstr(`${step.proc} reads ${step.ref.handle}[${step.ref.index}]`)});`, skipped: null };
-    case 'device-read':
-      return { code: `rp_handle_read(${H(step.ref.handle)}, ${step.ref.index}, -1, ${cstr(`the device reads ${step.ref.handle}[${step.ref.index}]`)});`, skipped: null };
-    case 'device-write':
-      return { code: `rp_device_write(${H(step.ref.handle)}, ${step.ref.index}, ${W(step.value)} /* ${ctext(step.value)} */, ${step.pos.line});`, skipped: null };
-    case 'unpin':
-    case 'put':
-      return { code: `rp_release(${H(step.handle)});`, skipped: null };
-    case 'clear-softdirty':
-      return { code: `rp_clear_softdirty(${N(step.proc)}, ${step.pos.line});`, skipped: null };
-    case 'check':
-    case 'stats':
-      return { code: '/* nothing to do on the kernel */', skipped: null };
-    case 'expect-frame':
-      return {
-        code: `rp_expect_frame(${N(step.proc)}, ${R(step.sel)}, ${step.sel.lo}, ${N(step.otherProc)}, ${R(step.otherSel)}, ${step.otherSel.lo}, ${cstr(`${step.proc} ${label(step.sel)} vs ${step.otherProc} ${label(step.otherSel)}`)});`,
-        skipped: null,
-      };
-    case 'expect-mapped':
-      return { code: `rp_expect_mapped(${N(step.proc)}, ${R(step.sel)}, ${step.sel.lo}, ${cstr(`${step.proc} ${label(step.sel)}`)});`, skipped: null };
-    case 'expect-exclusive':
-      return { code: `rp_expect_exclusive(${N(step.proc)}, ${R(step.sel)}, ${step.sel.lo}, ${cstr(`${step.proc} ${label(step.sel)}`)});`, skipped: null };
-    case 'expect-stat':
-      return { code: `rp_expect_stat(${cstr(step.stat)}, ${step.statProc === null ? -1 : N(step.statProc)});`, skipped: null };
-    case 'device-exclusive': {
-      const s = systemStep('device-exclusive');
-      return { code: `rp_device_exclusive(${H(step.handle)}, ${cstr(s.reason)}, ${cstr(s.did)}, ${maskOf(s.lose)});`, skipped: s.reason };
-    }
-    case 'swapout': {
-      const s = systemStep('swapout');
-      return { code: `rp_swapout(${N(step.proc)}, ${R(step.sel)}, ${step.sel.lo}, ${step.sel.hi}, ${cstr(`${step.proc} ${label(step.sel)}`)}, ${cstr(s.reason)}, ${cstr(s.did)}, ${maskOf(s.lose)});`, skipped: null };
-    }
-    case 'ksm-merge': {
-      const s = systemStep('ksm-merge');
-      return { code: `rp_ksm_merge(${cstr(s.reason)}, ${cstr(s.did)}, ${maskOf(s.lose)});`, skipped: null };
-    }
-    default:
-      return sys(step.op);
-  }
+  const x: CWriter = {
+    proc: (n) => names.sym(n, step),
+    region: (sel) => regions.sym(sel.region, step),
+    regionName: (n) => regions.sym(n, step),
+    handle: (h) => handles.sym(h, step),
+    value: (v) => `0x${values.hex(v)}ULL /* ${ctext(v)} */`,
+    str: cstr,
+    label,
+    prot: (p) => PROT[p]!,
+    mmapProt: (p) => MMAP_PROT[p]!,
+    advice: (a) => ADVICE[a]!,
+    system,
+    notReplayed(op) {
+      const s = system(op);
+      return { code: `rp_not_replayed(${cstr(s.reason)}, ${cstr(s.did)}, ${s.mask});`, skipped: s.reason };
+    },
+  };
+  if ('async' in step && (step as { async?: boolean }).async) return x.notReplayed('async');
+  return declOf(step.op).exportC(x, step);
 }
 
 /** The scenario's values, in the order ValueWords.forScenario registers them. */

@@ -14,6 +14,8 @@ import { systemStep } from './system-ops.js';
 import type { SystemOps } from './system.js';
 import type { KernelObservation, KernelRun, KernelStep, KHandle, KProc, ObservationKind, Region } from './types.js';
 import { ValueWords } from './values.js';
+import { declOf } from '../ops/index.js';
+import type { Replayer } from '../ops/types.js';
 
 /** Where the model places mappings (bottom-up from 1 TiB; 2 MiB-aligned from 2 MiB on). */
 const MMAP_BASE_VPN = 2 ** 28;
@@ -28,7 +30,7 @@ function pause(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
-export class Replay {
+export class Replay implements Replayer {
   readonly names = new Map<string, KProc>();
   readonly handles = new Map<string, KHandle>();
   /** Handles the model holds and this run could not take: name -> why, and whether a device may write through it. */
@@ -140,7 +142,7 @@ export class Replay {
   }
 
   /** An operation this run does not perform: skip it (why: this machine's reason), and stop comparing what it may change. */
-  private notReplayed(op: string, why?: string): void {
+  notReplayed(op: string, why?: string): void {
     const s = systemStep(op);
     const reason = why ?? s.reason;
     if (s.lose.includes('all')) return this.stopHere(reason);
@@ -159,150 +161,120 @@ export class Replay {
     if ('async' in step && (step as { async?: boolean }).async) {
       return this.notReplayed('async');
     }
-    switch (step.op) {
-      case 'mmap':
-        return this.mmap(step);
-      case 'munmap':
-      case 'mprotect':
-      case 'madvise': {
-        const p = this.live(step.proc);
-        if (!p) return;
-        const r = this.region(p, step.sel);
-        const extra = step.op === 'mprotect' ? ` ${step.prot}` : step.op === 'madvise' ? ` ${step.advice}` : '';
-        if (step.op === 'madvise' && step.advice === 'pageout') return this.swapout(step.proc, step.sel, 'madvise-pageout');
-        if (step.op === 'madvise' && step.advice === 'mergeable') this.holdKsm();
-        const res = this.call(`${step.op} ${p.id} ${(r.vpn + step.sel.lo) * PAGE} ${step.sel.hi - step.sel.lo + 1}${extra}`);
-        this.note = res[0] === 'ok' ? 'done' : `${step.op} failed: ${errnoName(Number(res[1]))}`;
-        // Over a hole madvise fails with ENOMEM, and still marks every mapped part; KSM ignores
-        // shared mappings (vma_ksm_compatible), and then does not scan the process for them.
-        if (step.op === 'madvise' && step.advice === 'mergeable' && (res[0] === 'ok' || res[1] === String(12))) {
-          p.mergeable ||= ksmMergeable(p.pid) ?? !r.shared;
-        }
-        return;
-      }
-      case 'write':
-        return this.write(step.proc, step.sel, step.value);
-      case 'read': {
-        const p = this.live(step.proc);
-        if (!p) return;
-        const what = `${step.proc} ${label(step.sel, step.sel.lo)}`;
-        const res = this.call(`read ${p.id} ${this.addr(p, step.sel, step.sel.lo)}`);
-        this.observe('read', what, res[0] === 'fault' ? 'fault' : this.valueOf(res));
-        return;
-      }
-      case 'fork':
-        return this.fork(step.proc, step.child, step.cowpt);
-      case 'exit': {
-        const p = this.live(step.proc);
-        if (!p) return;
-        p.members.delete(step.proc);
-        if (p.members.size > 0) {
-          this.note = 'a thread exits; the process goes on';
-          return;
-        }
-        this.call(`exit ${p.id}`);
-        p.alive = false;
-        this.note = 'exited';
-        return;
-      }
-      case 'thread': {
-        const p = this.live(step.proc);
-        if (!p) return;
-        // Steps run one at a time, so a thread's steps are its process's steps.
-        p.members.add(step.thread);
-        this.names.set(step.thread, p);
-        this.note = `${step.thread} runs in ${step.proc}'s process`;
-        return;
-      }
-      case 'pin':
-        if (!step.write || !step.longterm) {
-          return this.missingHandle(step.proc, step.sel, step.handle, 'pins', step.pos.line, step.write,
-            !step.write
-              ? 'R/O longterm pins have no lasting user-space path (io_uring registers buffers with FOLL_WRITE; process_vm_readv pins only for the call)'
-              : 'short-term pins (pin ... short) have no lasting user-space path');
-        }
-        if (!this.facilities.uring) {
-          return this.missingHandle(step.proc, step.sel, step.handle, 'pins', step.pos.line, true, this.facilities.uringWhy ?? 'io_uring is not available');
-        }
-        return this.take(step.proc, step.sel, step.handle, 'ring');
-      case 'gup':
-        return this.missingHandle(step.proc, step.sel, step.handle, 'takes references on', step.pos.line, step.write,
-          'get_user_pages references (FOLL_GET) have no lasting user-space path on their own');
-      case 'vmsplice':
-        return this.take(step.proc, step.sel, step.handle, 'pipe');
-      case 'read-handle':
-        if (!this.live(step.proc)) return;
-        return this.handleRead(step.ref.handle, step.ref.index, step.proc);
-      case 'device-read':
-        return this.handleRead(step.ref.handle, step.ref.index, null);
-      case 'device-write': {
-        const name = step.ref.handle;
-        const m = this.missing.get(name);
-        if (m) {
-          this.skip = `no ${name} in this run: ${m.why}`;
-          if (m.writable) this.comparable.lose('values', `the model's device wrote through ${name} (line ${step.pos.line}), which this run could not take`);
-          return;
-        }
-        const h = this.handles.get(name);
-        if (!h) {
-          this.note = `no handle ${name} (taking it failed)`;
-          return;
-        }
-        if (h.kind !== 'ring') {
-          this.note = 'a pipe gives the device no write access: nothing written';
-          return;
-        }
-        const res = this.call(`hwrite ${h.id} ${step.ref.index} ${this.values.hex(step.value)}`);
-        this.note = res[0] === 'ok' ? `IORING_OP_READ_FIXED wrote ${step.value} into ${name}[${step.ref.index}]` : `the device write failed: ${errnoName(Number(res[1]))}`;
-        if (res[0] !== 'ok') throw new OracleError(`IORING_OP_READ_FIXED into ${name}[${step.ref.index}] failed: ${errnoName(Number(res[1]))}`);
-        return;
-      }
-      case 'unpin':
-      case 'put': {
-        const name = step.handle;
-        if (this.missing.has(name)) {
-          this.missing.delete(name);
-          this.skip = `no ${name} in this run (it could not be taken)`;
-          return;
-        }
-        const h = this.handles.get(name);
-        if (!h) return;
-        this.call(`release ${h.id}`);
-        this.handles.delete(name);
-        this.note = h.kind === 'ring' ? 'IORING_UNREGISTER_BUFFERS, ring closed' : 'pipe closed';
-        return;
-      }
-      case 'clear-softdirty': {
-        const p = this.live(step.proc);
-        if (!p) return;
-        this.call(`clearrefs ${p.id} 4`);
-        if (!this.facilities.softDirty) {
-          this.note = 'this kernel has no soft-dirty tracking (CONFIG_MEM_SOFT_DIRTY unset): clear_refs 4 write-protects nothing';
-          this.comparable.lose('minflt', `clear_refs 4 at line ${step.pos.line} write-protects nothing on this kernel (no CONFIG_MEM_SOFT_DIRTY), so the model counts write faults this kernel does not take`);
-        } else {
-          this.note = 'soft-dirty bits cleared, PTEs write-protected';
-        }
-        return;
-      }
-      case 'check':
-      case 'stats':
-        return;
-      case 'expect-frame':
-      case 'expect-mapped':
-      case 'expect-exclusive':
-      case 'expect-stat':
-        this.obs.push(expectation(this, step));
-        return;
-      case 'device-exclusive':
-        this.missing.set(step.handle, { why: systemStep('device-exclusive').reason, writable: true });
-        return this.notReplayed('device-exclusive');
-      case 'swapout':
-        return this.swapout(step.proc, step.sel, 'swapout');
-      case 'ksm-merge':
-        return this.ksmMerge();
-      default:
-        return this.notReplayed(step.op);
+    declOf(step.op).replay(this, step);
+  }
+
+  // ---- what the operations' declarations (src/ops, `replay`) call --------------------------
+
+  /** munmap, mprotect, madvise (madvise pageout is a swapout; mergeable holds the KSM lock first). */
+  rangeOp(step: Extract<Step, { op: 'munmap' | 'mprotect' | 'madvise' }>): void {
+    const p = this.live(step.proc);
+    if (!p) return;
+    const r = this.region(p, step.sel);
+    const extra = step.op === 'mprotect' ? ` ${step.prot}` : step.op === 'madvise' ? ` ${step.advice}` : '';
+    if (step.op === 'madvise' && step.advice === 'pageout') return this.pageout(step.proc, step.sel, 'madvise-pageout');
+    if (step.op === 'madvise' && step.advice === 'mergeable') this.holdKsm();
+    const res = this.call(`${step.op} ${p.id} ${(r.vpn + step.sel.lo) * PAGE} ${step.sel.hi - step.sel.lo + 1}${extra}`);
+    this.note = res[0] === 'ok' ? 'done' : `${step.op} failed: ${errnoName(Number(res[1]))}`;
+    // Over a hole madvise fails with ENOMEM, and still marks every mapped part; KSM ignores
+    // shared mappings (vma_ksm_compatible), and then does not scan the process for them.
+    if (step.op === 'madvise' && step.advice === 'mergeable' && (res[0] === 'ok' || res[1] === String(12))) {
+      p.mergeable ||= ksmMergeable(p.pid) ?? !r.shared;
     }
+  }
+
+  read(step: Extract<Step, { op: 'read' }>): void {
+    const p = this.live(step.proc);
+    if (!p) return;
+    const what = `${step.proc} ${label(step.sel, step.sel.lo)}`;
+    const res = this.call(`read ${p.id} ${this.addr(p, step.sel, step.sel.lo)}`);
+    this.observe('read', what, res[0] === 'fault' ? 'fault' : this.valueOf(res));
+  }
+
+  exit(step: Extract<Step, { op: 'exit' }>): void {
+    const p = this.live(step.proc);
+    if (!p) return;
+    p.members.delete(step.proc);
+    if (p.members.size > 0) {
+      this.note = 'a thread exits; the process goes on';
+      return;
+    }
+    this.call(`exit ${p.id}`);
+    p.alive = false;
+    this.note = 'exited';
+  }
+
+  thread(step: Extract<Step, { op: 'thread' }>): void {
+    const p = this.live(step.proc);
+    if (!p) return;
+    // Steps run one at a time, so a thread's steps are its process's steps.
+    p.members.add(step.thread);
+    this.names.set(step.thread, p);
+    this.note = `${step.thread} runs in ${step.proc}'s process`;
+  }
+
+  noUring(): string | null {
+    return this.facilities.uring ? null : this.facilities.uringWhy ?? 'io_uring is not available';
+  }
+
+  deviceWrite(step: Extract<Step, { op: 'device-write' }>): void {
+    const name = step.ref.handle;
+    const m = this.missing.get(name);
+    if (m) {
+      this.skip = `no ${name} in this run: ${m.why}`;
+      if (m.writable) this.comparable.lose('values', `the model's device wrote through ${name} (line ${step.pos.line}), which this run could not take`);
+      return;
+    }
+    const h = this.handles.get(name);
+    if (!h) {
+      this.note = `no handle ${name} (taking it failed)`;
+      return;
+    }
+    if (h.kind !== 'ring') {
+      this.note = 'a pipe gives the device no write access: nothing written';
+      return;
+    }
+    const res = this.call(`hwrite ${h.id} ${step.ref.index} ${this.values.hex(step.value)}`);
+    this.note = res[0] === 'ok' ? `IORING_OP_READ_FIXED wrote ${step.value} into ${name}[${step.ref.index}]` : `the device write failed: ${errnoName(Number(res[1]))}`;
+    if (res[0] !== 'ok') throw new OracleError(`IORING_OP_READ_FIXED into ${name}[${step.ref.index}] failed: ${errnoName(Number(res[1]))}`);
+  }
+
+  release(name: string): void {
+    if (this.missing.has(name)) {
+      this.missing.delete(name);
+      this.skip = `no ${name} in this run (it could not be taken)`;
+      return;
+    }
+    const h = this.handles.get(name);
+    if (!h) return;
+    this.call(`release ${h.id}`);
+    this.handles.delete(name);
+    this.note = h.kind === 'ring' ? 'IORING_UNREGISTER_BUFFERS, ring closed' : 'pipe closed';
+  }
+
+  clearSoftdirty(step: Extract<Step, { op: 'clear-softdirty' }>): void {
+    const p = this.live(step.proc);
+    if (!p) return;
+    this.call(`clearrefs ${p.id} 4`);
+    if (!this.facilities.softDirty) {
+      this.note = 'this kernel has no soft-dirty tracking (CONFIG_MEM_SOFT_DIRTY unset): clear_refs 4 write-protects nothing';
+      this.comparable.lose('minflt', `clear_refs 4 at line ${step.pos.line} write-protects nothing on this kernel (no CONFIG_MEM_SOFT_DIRTY), so the model counts write faults this kernel does not take`);
+    } else {
+      this.note = 'soft-dirty bits cleared, PTEs write-protected';
+    }
+  }
+
+  expect(step: Extract<Step, { op: 'expect-frame' | 'expect-mapped' | 'expect-exclusive' | 'expect-stat' }>): void {
+    this.obs.push(expectation(this, step));
+  }
+
+  deviceExclusive(step: Extract<Step, { op: 'device-exclusive' }>): void {
+    this.missing.set(step.handle, { why: systemStep('device-exclusive').reason, writable: true });
+    this.notReplayed('device-exclusive');
+  }
+
+  swapout(name: string, sel: PageSel): void {
+    this.pageout(name, sel, 'swapout');
   }
 
   private valueOf(res: string[]): string {
@@ -310,7 +282,7 @@ export class Replay {
     return res[2] === '0' ? `${v} (torn: the page holds more than one value)` : v;
   }
 
-  private mmap(step: Extract<Step, { op: 'mmap' }>): void {
+  mmap(step: Extract<Step, { op: 'mmap' }>): void {
     let p = this.names.get(step.proc);
     if (!p) {
       const id = this.nextId++;
@@ -340,7 +312,7 @@ export class Replay {
     this.note = `mapped at 0x${(start * PAGE).toString(16)}` + (res[1] ? `; populating failed: ${errnoName(Number(res[1]))}` : '');
   }
 
-  private write(name: string, sel: PageSel, value: string): void {
+  write(name: string, sel: PageSel, value: string): void {
     const p = this.live(name);
     if (!p) return;
     const n = sel.hi - sel.lo + 1;
@@ -352,7 +324,7 @@ export class Replay {
     }
   }
 
-  private fork(name: string, child: string, cowpt: boolean): void {
+  fork(name: string, child: string, cowpt: boolean): void {
     const p = this.live(name);
     if (!p) return;
     if (cowpt) return this.notReplayed('fork-cowpt');
@@ -371,7 +343,7 @@ export class Replay {
     this.observe('fork', what, 'ok');
   }
 
-  private missingHandle(proc: string, sel: PageSel, handle: string, verb: string, line: number, writable: boolean, why: string): void {
+  missingHandle(proc: string, sel: PageSel, handle: string, verb: string, line: number, writable: boolean, why: string): void {
     if (!this.live(proc)) return;
     this.missing.set(handle, { why, writable });
     this.skip = why;
@@ -379,7 +351,7 @@ export class Replay {
     this.loseForMissingHandle(handle, line);
   }
 
-  private take(name: string, sel: PageSel, handle: string, kind: 'ring' | 'pipe'): void {
+  take(name: string, sel: PageSel, handle: string, kind: 'ring' | 'pipe'): void {
     const p = this.live(name);
     if (!p) return;
     const id = this.nextId++;
@@ -406,7 +378,7 @@ export class Replay {
     this.note = kind === 'ring' ? 'IORING_REGISTER_BUFFERS: pinned FOLL_WRITE|FOLL_LONGTERM' : 'vmsplice into a pipe';
   }
 
-  private handleRead(name: string, i: number, reader: string | null): void {
+  handleRead(name: string, i: number, reader: string | null): void {
     const what = `${reader ?? 'the device'} reads ${name}[${i}]`;
     const m = this.missing.get(name);
     if (m) {
@@ -431,7 +403,7 @@ export class Replay {
    * is left: pages still present and mapped once are asked again, a few times. Then pagemap
    * says per page whether it is out (bit 62).
    */
-  private swapout(name: string, sel: PageSel, op: 'swapout' | 'madvise-pageout'): void {
+  private pageout(name: string, sel: PageSel, op: 'swapout' | 'madvise-pageout'): void {
     const p = this.live(name);
     if (!p) return;
     const why = this.system.swap();
@@ -489,7 +461,7 @@ export class Replay {
    * live scenario process has a mergeable mapping: else ksmd would have nothing of the
    * scenario to scan, and is not switched on). Then which scenario pages map a KSM page.
    */
-  private ksmMerge(): void {
+  ksmMerge(): void {
     const f = this.facilities;
     if (this.liveProcs().some((p) => ksmMergeable(p.pid) ?? p.mergeable)) {
       this.holdKsm();

@@ -2,6 +2,7 @@
 // kernels part ways. Pure (no DOM), tested under node:test.
 
 import type { Violation } from '../engine/result.js';
+import { declOf } from '../ops/index.js';
 import type { EventView, FrameView, StepView, Trace } from './trace.js';
 
 const frame = (pfn: number): string => (pfn === 0 ? 'the zero page' : `frame ${pfn}`);
@@ -88,16 +89,10 @@ export function stepSentence(s: StepView): { what: string; why: string | null } 
   // Paths without a dedicated event type (swap-in, KSM, device-exclusive) say why in a note.
   const note = s.events.find((e) => e.type === 'note' && e.page !== null);
   if (note) return { what: s.record.summary, why: explainEvent(note) };
+  // Nothing happened in the kernel: the operation's declaration may say why (src/ops, `explain`).
   const st = s.step;
-  if (s.events.length === 0 && st && (st.op === 'write' || st.op === 'read') && !/SIGSEGV|out of memory|skipped/.test(s.record.summary)) {
-    const page = st.sel.all ? `${st.sel.region}[*]` : `${st.sel.region}[${st.sel.lo}${st.sel.hi !== st.sel.lo ? `..${st.sel.hi}` : ''}]`;
-    return {
-      what: s.record.summary,
-      why: st.op === 'write'
-        ? `No fault: ${st.proc}'s PTE for ${page} was already present and writable, so the CPU stored straight into the frame; the kernel was not involved.`
-        : `No fault: ${st.proc}'s PTE for ${page} was already present, so the CPU loaded straight from the frame.`,
-    };
-  }
+  const why = s.events.length === 0 && st ? declOf(st.op).explain?.(st, s.record.summary) ?? null : null;
+  if (why !== null) return { what: s.record.summary, why };
   return { what: s.record.summary, why: null };
 }
 

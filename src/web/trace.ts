@@ -18,6 +18,7 @@ import type { Profile } from '../core/profile.js';
 import type { RunResult, StepRecord } from '../engine/result.js';
 import { forEachPteTable } from '../core/walk.js';
 import { Runner, runScenario } from '../engine/run.js';
+import { declOf } from '../ops/index.js';
 import type { Scenario, Step } from '../scenario/ast.js';
 
 /** PTEs shown per process (a populated 1 GiB mapping has 262144). */
@@ -216,11 +217,13 @@ export function traceScenario(sc: Scenario, profile: Profile): Trace {
   for (let i = 0; i < sc.steps.length && !na; i++) {
     const st = sc.steps[i]!;
     ctx.step = st;
-    if (st.op === 'pin' || st.op === 'gup' || st.op === 'vmsplice' || st.op === 'device-exclusive') {
-      const holder = runner.procs.get(st.proc);
-      ctx.pendingHandles.push({ name: st.handle, holder: st.proc, mm: holder?.mm.id ?? -1, async: st.op !== 'device-exclusive' && st.async === true });
+    // What the step will create (its declaration's `creates`), followed until the Runner names it.
+    const made = declOf(st.op).creates?.(st);
+    if (made?.kind === 'handle') {
+      const holder = runner.procs.get(made.holder);
+      ctx.pendingHandles.push({ name: made.name, holder: made.holder, mm: holder?.mm.id ?? -1, async: made.async });
     }
-    if (st.op === 'fork') ctx.pendingForks.push({ child: st.child, parent: st.proc });
+    if (made?.kind === 'child') ctx.pendingForks.push({ child: made.name, parent: made.parent });
     na = runner.step(st, i).na !== null;
     afterStep(ctx, st);
     perStep.push({ events: pending, after: snapshot(ctx) });
@@ -252,7 +255,8 @@ function afterStep(ctx: Ctx, st: Step): void {
   }
   // A synchronous GUP that failed leaves no handle; an async one is over at its thread's finish.
   ctx.pendingHandles = ctx.pendingHandles.filter((p) => p.async && !(st.op === 'finish' && st.proc === p.holder));
-  ctx.pendingForks = ctx.pendingForks.filter((f) => !ctx.runner.procs.has(f.child) && !(st.op === 'finish' && st.proc === f.parent) && !(st.op === 'fork' && !st.async && st.child === f.child));
+  const made = declOf(st.op).creates?.(st);
+  ctx.pendingForks = ctx.pendingForks.filter((f) => !ctx.runner.procs.has(f.child) && !(st.op === 'finish' && st.proc === f.parent) && !(made?.kind === 'child' && !made.async && made.name === f.child));
 }
 
 /** The threads the Runner knows for an address space (first: the process itself). */

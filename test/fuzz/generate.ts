@@ -1,34 +1,22 @@
 // Random scenarios over every operation of the language, for the fuzz campaign (campaign.ts).
 //
-// The operations come from the parser's own declarations: STEP_OPS (every kind of Step, checked
-// complete at compile time) and the word lists of steps.ts (protections, advices, option groups,
-// counters, expectations). GENERATORS is a Record over every step kind, so a new kind of step
-// does not compile until it has a generator, and the campaign's coverage test fails until the
-// generator really produces it.
+// The operations come from their declarations (src/ops): each declares how a fuzz step of its
+// kind is written (the `fuzz` facet, on the Writer below), and the registry has a declaration for
+// every kind of Step (checked at compile time), so the campaign's coverage test fails until a new
+// kind of step is really produced.
 //
 // A program is a list of choices (indices, flags), turned into text against the names that
 // exist at each step (`index % live`): every program, and every program fast-check shrinks it
 // to, is a scenario the parser accepts; a choice that does not apply is left out.
 
 import fc from 'fast-check';
-import {
-  ADVICES, ATOMIC_OUTCOMES, EXPECTATIONS, OPTIONS, PROTS, STAT_NAMES, STAT_OPS, STEP_OPS, VIOLATION_KINDS,
-  type StepOp,
-} from '../../src/scenario/index.js';
+import { STEP_OPS, VIOLATION_KINDS, type StepOp } from '../../src/scenario/index.js';
+import { declOf } from '../../src/ops/index.js';
+import type { FuzzChoice, FuzzHandle, FuzzProc, FuzzRegion, FuzzWriter } from '../../src/ops/types.js';
 import { BUILTIN_PROFILES } from '../../src/profiles/builtin.js';
 
 /** One step's choices: what to do (op) and indices and flags to pick names, pages and words. */
-export interface Choice {
-  op: StepOp;
-  a: number;
-  b: number;
-  c: number;
-  d: number;
-  /** Option words and variants, a bit field. */
-  f: number;
-  /** Start it as an asynchronous kernel path (`&`) where the operation allows one. */
-  amp: boolean;
-}
+export type Choice = FuzzChoice;
 
 /**
  * A change to the written steps, so that scenarios outside the generator's own rules are run too
@@ -84,36 +72,18 @@ export function programArb(maxSteps = 24): fc.Arbitrary<Program> {
 
 // ---- the names that exist while the text is written (what the parser's NameEnv tracks)
 
-interface GRegion {
-  name: string;
-  pages: number;
-}
-
-interface GProc {
-  name: string;
-  alive: boolean;
-  /** The region table: shared by the threads of a process, copied at fork. */
-  regions: GRegion[];
-  /** The kernel path it started with `&` and has not finished: the child or handle it makes. */
-  pending: { child: GProc | null; handle: GHandle | null } | null;
-  /** Created by a `fork ... &` not finished yet: not usable. */
-  forking: boolean;
-}
-
-interface GHandle {
-  name: string;
-  kind: 'pin' | 'gup' | 'pipe' | 'exclusive';
-  pages: number;
-  /** Being taken by a path not finished yet: not usable. */
-  pending: boolean;
-}
+type GRegion = FuzzRegion;
+type GProc = FuzzProc;
+type GHandle = FuzzHandle;
 
 const MAX_PROCS = 5;
 const MAX_HANDLES = 4;
 const MAX_REGIONS = 3;
 const VALUES = ['0', '1', '2', '7', '-3', 'secret', 'x1'];
 
-class Writer {
+class Writer implements FuzzWriter {
+  readonly maxProcs = MAX_PROCS;
+  readonly maxRegions = MAX_REGIONS;
   lines: string[] = [];
   procs: GProc[] = [];
   handles: GHandle[] = [];
@@ -189,182 +159,54 @@ class Writer {
   newRegionName(): string {
     return `r${this.nRegions++}`;
   }
-}
 
-/** An async-capable step: `&` at its end when chosen; returns the path record for the proc. */
-function amp(p: GProc, c: Choice, text: string, made: { child?: GProc; handle?: GHandle } = {}): string {
-  if (!c.amp) return text;
-  p.pending = { child: made.child ?? null, handle: made.handle ?? null };
-  if (made.child) made.child.forking = true;
-  if (made.handle) made.handle.pending = true;
-  return `${text} &`;
-}
+  /** A live free process by index, or null. */
+  pick(i: number): GProc | null {
+    const l = this.free();
+    return l.length === 0 ? null : l[i % l.length]!;
+  }
 
-type Gen = (w: Writer, c: Choice) => string | null;
+  /** An async-capable step: `&` at its end when chosen; records the path for the proc. */
+  amp(p: GProc, c: Choice, text: string, made: { child?: GProc; handle?: GHandle } = {}): string {
+    if (!c.amp) return text;
+    p.pending = { child: made.child ?? null, handle: made.handle ?? null };
+    if (made.child) made.child.forking = true;
+    if (made.handle) made.handle.pending = true;
+    return `${text} &`;
+  }
 
-/** A live free process by index, or null. */
-const pick = (w: Writer, i: number): GProc | null => {
-  const l = w.free();
-  return l.length === 0 ? null : l[i % l.length]!;
-};
-
-/** A step taking a handle (pin, gup, vmsplice, device exclusive) on a selector of a free process. */
-function taking(w: Writer, c: Choice, kind: GHandle['kind'], verb: (p: GProc, sel: string, h: string) => string): string | null {
-  if (w.handles.length >= MAX_HANDLES) return null;
-  const p = kind === 'exclusive' ? (w.named()[c.a % Math.max(1, w.named().length)] ?? null) : pick(w, c.a);
-  const r = p && w.region(p, c.b);
-  if (!p || !r) return null;
-  const s = w.sel(r, c.c, c.d, c.f);
-  const h = w.newHandle(kind, s.pages, false);
-  const text = verb(p, s.text, h.name);
-  return kind === 'exclusive' ? text : amp(p, c, text, { handle: h });
-}
-
-/** Every kind of step: how to write one from a choice (null: it does not apply now). */
-const GENERATORS: Record<StepOp, Gen> = {
-  mmap: (w, c) => {
-    const p = pick(w, c.a);
-    if (!p || p.regions.length >= MAX_REGIONS) return null;
-    const r = { name: w.newRegionName(), pages: 1 + (c.b % 4) };
-    p.regions.push(r);
-    // THP is n/a (not modelled): rarely, so that most runs go on.
-    return `${p.name} mmap ${r.name} ${r.pages}${w.options(OPTIONS.mmap, c.f, (word, f) => word === 'thp' && (f & 0x7000) !== 0)}`;
-  },
-  munmap: (w, c) => {
-    const p = pick(w, c.a);
-    const r = p && w.region(p, c.b);
-    return p && r ? `${p.name} munmap ${w.sel(r, c.c, c.d, c.f).text}` : null;
-  },
-  mprotect: (w, c) => {
-    const p = pick(w, c.a);
-    const r = p && w.region(p, c.b);
-    return p && r ? `${p.name} mprotect ${w.sel(r, c.c, c.d, c.f).text} ${PROTS[(c.f >> 4) % PROTS.length]}` : null;
-  },
-  madvise: (w, c) => {
-    const p = pick(w, c.a);
-    const r = p && w.region(p, c.b);
-    return p && r ? `${p.name} madvise ${w.sel(r, c.c, c.d, c.f).text} ${ADVICES[(c.f >> 4) % ADVICES.length]}` : null;
-  },
-  write: (w, c) => {
-    const p = pick(w, c.a);
-    const r = p && w.region(p, c.b);
-    return p && r ? amp(p, c, `${p.name} write ${w.sel(r, c.c, c.d, c.f).text} = ${w.value(c.f >> 8)}`) : null;
-  },
-  read: (w, c) => {
-    const p = pick(w, c.a);
-    const r = p && w.region(p, c.b);
+  /** A step taking a handle (pin, gup, vmsplice, device exclusive) on a selector of a free process. */
+  taking(c: Choice, kind: GHandle['kind'], verb: (p: GProc, sel: string, h: string) => string): string | null {
+    if (this.handles.length >= MAX_HANDLES) return null;
+    const p = kind === 'exclusive' ? (this.named()[c.a % Math.max(1, this.named().length)] ?? null) : this.pick(c.a);
+    const r = p && this.region(p, c.b);
     if (!p || !r) return null;
-    const expect = [``, ``, ` expect ${w.value(c.f >> 8)}`, ` expect fault`][(c.f >> 4) & 3];
-    return `${p.name} read ${w.page(r, c.c)}${expect}`;
-  },
-  fork: (w, c) => {
-    const p = pick(w, c.a);
-    if (!p || w.procs.filter((q) => q.alive).length >= MAX_PROCS) return null;
-    const child: GProc = { name: w.newProcName(false), alive: true, regions: p.regions.map((r) => ({ ...r })), pending: null, forking: false };
-    w.procs.push(child);
-    return amp(p, c, `${p.name} fork ${child.name}${w.options(OPTIONS.fork, (c.f & 0xf) === 0 ? 1 : 0)}`, { child });
-  },
-  exit: (w, c) => {
-    const p = pick(w, c.a);
-    if (!p || w.procs.filter((q) => q.alive).length <= 1) return null;
-    p.alive = false;
-    return `${p.name} exit`;
-  },
-  pin: (w, c) => taking(w, c, 'pin', (p, s, h) => `${p.name} pin ${s} as ${h}${w.options(OPTIONS.pin, c.f >> 4)}`),
-  gup: (w, c) => taking(w, c, 'gup', (p, s, h) => `${p.name} gup ${s} as ${h}${w.options(OPTIONS.gup, c.f >> 4)}`),
-  vmsplice: (w, c) => taking(w, c, 'pipe', (p, s, h) => `${p.name} vmsplice ${s} as ${h}`),
-  'device-exclusive': (w, c) => taking(w, c, 'exclusive', (p, s, h) => `device exclusive ${p.name} ${s} as ${h}`),
-  'read-handle': (w, c) => {
-    const p = pick(w, c.a);
-    const hs = w.usable(['pin', 'gup', 'pipe']);
+    const s = this.sel(r, c.c, c.d, c.f);
+    const h = this.newHandle(kind, s.pages, false);
+    const text = verb(p, s.text, h.name);
+    return kind === 'exclusive' ? text : this.amp(p, c, text, { handle: h });
+  }
+
+  release(c: Choice, verb: string, kinds: GHandle['kind'][]): string | null {
+    const p = this.pick(c.a);
+    const hs = this.usable(kinds);
     if (!p || hs.length === 0) return null;
     const h = hs[c.b % hs.length]!;
-    return `${p.name} read ${h.name}[${c.c % h.pages}]${(c.f & 1) ? ` expect ${w.value(c.f >> 8)}` : ''}`;
-  },
-  unpin: (w, c) => release(w, c, 'unpin', ['pin']),
-  put: (w, c) => release(w, c, 'put', ['gup', 'pipe']),
-  'clear-softdirty': (w, c) => {
-    const p = pick(w, c.a);
-    return p ? `${p.name} clear-softdirty` : null;
-  },
-  'device-write': (w, c) => {
-    const hs = w.usable(['pin']);
-    if (hs.length === 0) return null;
-    const h = hs[c.b % hs.length]!;
-    return `device write ${h.name}[${c.c % h.pages}] = ${w.value(c.f >> 8)}`;
-  },
-  'device-read': (w, c) => {
-    const hs = w.usable(['pin', 'exclusive']);
-    if (hs.length === 0) return null;
-    const h = hs[c.b % hs.length]!;
-    return `device read ${h.name}[${c.c % h.pages}]${(c.f & 1) ? ` expect ${w.value(c.f >> 8)}` : ''}`;
-  },
-  'device-atomic': (w, c) => {
-    const hs = w.usable(['exclusive']);
-    if (hs.length === 0) return null;
-    const h = hs[c.b % hs.length]!;
-    const expect = (c.f & 3) === 0 ? '' : (c.f & 3) === 3 ? '' : ` expect ${ATOMIC_OUTCOMES[(c.f & 3) - 1]}`;
-    return `device atomic ${h.name}[${c.c % h.pages}] = ${w.value(c.f >> 8)}${expect}`;
-  },
-  swapout: (w, c) => {
-    const ps = w.named();
+    this.handles.splice(this.handles.indexOf(h), 1);
+    return `${p.name} ${verb} ${h.name}`;
+  }
+
+  expectPage(c: Choice, words: readonly string[], other: boolean): string | null {
+    const ps = this.named();
     const p = ps[c.a % ps.length];
-    const r = p && w.region(p, c.b);
-    return p && r ? `swapout ${p.name} ${w.sel(r, c.c, c.d, c.f).text}` : null;
-  },
-  'ksm-merge': () => 'ksm merge',
-  check: () => 'check',
-  stats: () => 'stats',
-  'expect-frame': (w, c) => expectPage(w, c, [EXPECTATIONS[0], EXPECTATIONS[1]], true),
-  'expect-mapped': (w, c) => expectPage(w, c, [EXPECTATIONS[2], EXPECTATIONS[3]], false),
-  'expect-exclusive': (w, c) => expectPage(w, c, [EXPECTATIONS[4], EXPECTATIONS[5]], false),
-  'expect-stat': (w, c) => {
-    const known = w.procs.filter((p) => !p.forking);
-    let stat: string = STAT_NAMES[c.a % STAT_NAMES.length]!;
-    if (stat.endsWith('.P')) stat = `${stat.slice(0, -1)}${known[c.b % known.length]!.name}`;
-    return `expect stat ${stat} ${STAT_OPS[c.c % STAT_OPS.length]} ${c.d % 40}`;
-  },
-  thread: (w, c) => {
-    const p = pick(w, c.a);
-    if (!p || w.procs.filter((q) => q.alive).length >= MAX_PROCS) return null;
-    const t: GProc = { name: w.newProcName(true), alive: true, regions: p.regions, pending: null, forking: false };
-    w.procs.push(t);
-    return `${p.name} thread ${t.name}`;
-  },
-  step: (w, c) => {
-    const ps = w.procs.filter((p) => p.alive && p.pending !== null);
-    return ps.length === 0 ? null : `${ps[c.a % ps.length]!.name} step`;
-  },
-  finish: (w, c) => {
-    const ps = w.procs.filter((p) => p.alive && p.pending !== null);
-    if (ps.length === 0) return null;
-    const p = ps[c.a % ps.length]!;
-    if (p.pending!.child) p.pending!.child.forking = false;
-    if (p.pending!.handle) p.pending!.handle.pending = false;
-    p.pending = null;
-    return `${p.name} finish`;
-  },
-};
-
-function release(w: Writer, c: Choice, verb: 'unpin' | 'put', kinds: GHandle['kind'][]): string | null {
-  const p = pick(w, c.a);
-  const hs = w.usable(kinds);
-  if (!p || hs.length === 0) return null;
-  const h = hs[c.b % hs.length]!;
-  w.handles.splice(w.handles.indexOf(h), 1);
-  return `${p.name} ${verb} ${h.name}`;
-}
-
-function expectPage(w: Writer, c: Choice, words: readonly string[], other: boolean): string | null {
-  const ps = w.named();
-  const p = ps[c.a % ps.length];
-  const r = p && w.region(p, c.b);
-  if (!p || !r) return null;
-  const word = words[c.f & 1]!;
-  if (!other) return `expect ${p.name} ${w.page(r, c.c)} ${word}`;
-  const q = ps[c.d % ps.length]!;
-  const rq = w.region(q, c.f >> 4);
-  return rq ? `expect ${p.name} ${w.page(r, c.c)} ${word} ${q.name} ${w.page(rq, c.f >> 8)}` : null;
+    const r = p && this.region(p, c.b);
+    if (!p || !r) return null;
+    const word = words[c.f & 1]!;
+    if (!other) return `expect ${p.name} ${this.page(r, c.c)} ${word}`;
+    const q = ps[c.d % ps.length]!;
+    const rq = this.region(q, c.f >> 4);
+    return rq ? `expect ${p.name} ${this.page(r, c.c)} ${word} ${q.name} ${this.page(rq, c.f >> 8)}` : null;
+  }
 }
 
 /** The `outcomes` variants a program may carry (0: none). */
@@ -383,7 +225,7 @@ function outcomesText(k: number): string {
 export function programSteps(prog: Program): string[] {
   const w = new Writer(prog.pages);
   for (const c of prog.steps) {
-    const line = GENERATORS[c.op](w, c);
+    const line = declOf(c.op).fuzz(w, c);
     if (line !== null) w.lines.push(line);
   }
   return w.lines;

@@ -1,0 +1,157 @@
+// The assertions of a scenario (`expect ...`): which frame a page maps, whether it is mapped
+// once, whether it is PageAnonExclusive, a counter. They only look at the model; the live
+// replay shows what the kernel has for each (oracle/expectations.ts).
+
+import { expectExclusive, expectFrame, expectMapped, expectStat } from '../engine/expect.js';
+import type { StatOp, Step } from '../scenario/ast.js';
+import { unknownWord } from '../scenario/errors.js';
+import { StepFail } from '../scenario/resolve.js';
+import type { LineParser, StepBase } from '../scenario/steps.js';
+import { EXPECTATIONS, INT_RE, PROC_NAME_RULE, PROC_RE, STAT_NAMES, STAT_OPS } from '../scenario/words.js';
+import { defineOp } from './types.js';
+
+/** `expect stat NAME OP NUMBER`, after `expect stat`. */
+function parseStat(c: LineParser, base: StepBase): Step {
+  const nt = c.next();
+  if (nt.kind !== 'word') c.fail(nt, `expected a counter after 'expect stat' (one of: ${STAT_NAMES.join(', ')}), got ${c.show(nt)}`);
+  const stat = nt.text;
+  let statProc: string | null = null;
+  const dot = stat.indexOf('.');
+  const prefix = dot < 0 ? '' : stat.slice(0, dot);
+  if (prefix === 'rss' || prefix === 'minflt') {
+    statProc = stat.slice(dot + 1);
+    const ppos = c.origin(c.lineIdx, nt.col + dot + 1);
+    if (!PROC_RE.test(statProc)) throw new StepFail(ppos, `expected a process name after '${prefix}.' (${PROC_NAME_RULE}), got '${statProc}'`);
+    c.env.knownProc(statProc, ppos);
+  } else if (!(STAT_NAMES as readonly string[]).includes(stat)) {
+    c.fail(nt, unknownWord('counter', stat, STAT_NAMES));
+  }
+  const ot = c.next();
+  if (ot.kind !== 'sym' || !(STAT_OPS as readonly string[]).includes(ot.text)) {
+    const hint = c.isSym(ot, '=') ? "; did you mean '=='?" : '';
+    c.fail(ot, `expected a comparison (one of: ${STAT_OPS.join(' ')}) after the counter, got ${c.show(ot)}${hint}`);
+  }
+  const num = c.next();
+  const n = num.kind === 'num' && INT_RE.test(num.text) ? Number(num.text) : NaN;
+  if (!Number.isSafeInteger(n)) c.fail(num, `expected an integer after '${ot.text}', got ${c.show(num)}`);
+  c.end();
+  return { op: 'expect-stat', ...base, stat, statProc, cmp: ot.text as StatOp, number: n };
+}
+
+/** `expect P SEL[I] WORD ...` or `expect stat ...`: one syntax for the four kinds of expect. */
+function parseExpect(c: LineParser, base: StepBase): Step {
+  const t = c.peek();
+  if (c.isWord(t, 'stat')) {
+    c.next();
+    return parseStat(c, base);
+  }
+  if (t.kind !== 'word' || !PROC_RE.test(t.text)) {
+    c.fail(t, `expected 'stat' or a process name after 'expect' ('expect P buf[I] same-frame Q buf[J]', 'expect stat NAME OP NUMBER', ...), got ${c.show(t)}`);
+  }
+  const p = c.liveProc('a process');
+  const sel = c.sel(p, 'expect');
+  const what = c.oneOf(EXPECTATIONS, 'expectation', 'after the page');
+  switch (what) {
+    case 'same-frame':
+    case 'other-frame': {
+      const q = c.liveProc(`a process after '${what}'`);
+      const otherSel = c.sel(q, 'expect');
+      c.end();
+      return { op: 'expect-frame', ...base, proc: p.name, sel, same: what === 'same-frame', otherProc: q.name, otherSel };
+    }
+    case 'mapped-once':
+    case 'mapped-shared':
+      c.end();
+      return { op: 'expect-mapped', ...base, proc: p.name, sel, once: what === 'mapped-once' };
+    case 'anon-exclusive':
+    case 'not-anon-exclusive':
+      c.end();
+      return { op: 'expect-exclusive', ...base, proc: p.name, sel, exclusive: what === 'anon-exclusive' };
+  }
+}
+
+/** `expect P PAGE same-frame|other-frame Q PAGE`. */
+export const expectFrameOp = defineOp({
+  op: 'expect-frame',
+  syntax: { subject: 'system', words: ['expect'], parse: parseExpect },
+  run: (s, step) => expectFrame(s, step.proc, step.sel, step.same, step.otherProc, step.otherSel),
+  observing: true,
+  replay: (o, step) => o.expect(step),
+  exportC: (x, step) => ({
+    code: `rp_expect_frame(${x.proc(step.proc)}, ${x.region(step.sel)}, ${step.sel.lo}, ${x.proc(step.otherProc)}, ${x.region(step.otherSel)}, ${step.otherSel.lo}, ${x.str(`${step.proc} ${x.label(step.sel)} vs ${step.otherProc} ${x.label(step.otherSel)}`)});`,
+    skipped: null,
+  }),
+  fuzz: (w, c) => w.expectPage(c, [EXPECTATIONS[0], EXPECTATIONS[1]], true),
+  random: [{
+    name: 'expect-frame', order: 16, weight: 8,
+    draw(g, p) {
+      const q = g.pickOf(g.live());
+      const [region, pg] = g.pickOf([...p.regions]);
+      const i = g.intIn(0, pg.length - 1);
+      const other = q.regions.has(region) && g.rng() < 0.8 ? `${region}[${i}]` : g.sel(q, true).text;
+      g.add(`expect ${p.name} ${region}[${i}] {} ${q.name} ${other}`, 'frame');
+      return true;
+    },
+  }],
+});
+
+/** `expect P PAGE mapped-once|mapped-shared`. */
+export const expectMappedOp = defineOp({
+  op: 'expect-mapped',
+  syntax: { sameAs: 'expect-frame' },
+  run: expectMapped,
+  observing: true,
+  replay: (o, step) => o.expect(step),
+  exportC: (x, step) => ({ code: `rp_expect_mapped(${x.proc(step.proc)}, ${x.region(step.sel)}, ${step.sel.lo}, ${x.str(`${step.proc} ${x.label(step.sel)}`)});`, skipped: null }),
+  fuzz: (w, c) => w.expectPage(c, [EXPECTATIONS[2], EXPECTATIONS[3]], false),
+  random: [{
+    name: 'expect-mapped', order: 17, weight: 5,
+    draw(g, p) {
+      g.add(`expect ${p.name} ${g.sel(p, true).text} {}`, 'mapped');
+      return true;
+    },
+  }],
+});
+
+/** `expect P PAGE anon-exclusive|not-anon-exclusive` (PG_anon_exclusive, 5.19 on). */
+export const expectExclusiveOp = defineOp({
+  op: 'expect-exclusive',
+  syntax: { sameAs: 'expect-frame' },
+  run: expectExclusive,
+  observing: true,
+  replay: (o, step) => o.expect(step),
+  exportC: (x, step) => ({ code: `rp_expect_exclusive(${x.proc(step.proc)}, ${x.region(step.sel)}, ${step.sel.lo}, ${x.str(`${step.proc} ${x.label(step.sel)}`)});`, skipped: null }),
+  fuzz: (w, c) => w.expectPage(c, [EXPECTATIONS[4], EXPECTATIONS[5]], false),
+  random: [{
+    name: 'expect-exclusive', order: 18, weight: 5,
+    draw(g, p) {
+      g.add(`expect ${p.name} ${g.sel(p, true).text} {}`, 'exclusive');
+      return true;
+    },
+  }],
+});
+
+/** `expect stat NAME OP NUMBER`. */
+export const expectStatOp = defineOp({
+  op: 'expect-stat',
+  syntax: { sameAs: 'expect-frame' },
+  run: expectStat,
+  observing: true,
+  replay: (o, step) => o.expect(step),
+  exportC: (x, step) => ({ code: `rp_expect_stat(${x.str(step.stat)}, ${step.statProc === null ? -1 : x.proc(step.statProc)});`, skipped: null }),
+  fuzz(w, c) {
+    const known = w.procs.filter((p) => !p.forking);
+    let stat: string = STAT_NAMES[c.a % STAT_NAMES.length]!;
+    if (stat.endsWith('.P')) stat = `${stat.slice(0, -1)}${known[c.b % known.length]!.name}`;
+    return `expect stat ${stat} ${STAT_OPS[c.c % STAT_OPS.length]} ${c.d % 40}`;
+  },
+  random: [{
+    name: 'expect-stat', order: 19, weight: 6,
+    draw(g) {
+      const q = g.pickOf(g.procs);
+      const stat = g.pickOf([`rss.${q.name}`, `minflt.${q.name}`, 'AnonPages_kB', 'frames_used', 'PageTables_kB']);
+      g.add(`expect stat ${stat} == {}`, 'stat');
+      return true;
+    },
+  }],
+});

@@ -1,0 +1,125 @@
+// The explorer's operations, from the declarations: which are enabled in a state (each a packed
+// integer, so a state's path costs 4 bytes) and the step each decodes to against the state it
+// applies to. src/explore/ops.ts gives these to the search under their old names.
+
+import type { Runner } from '../engine/run.js';
+import type { PageSel, Step } from '../scenario/ast.js';
+import { DECLS } from './index.js';
+import type { ExploreOp } from './types.js';
+
+/** Every explorer operation, by code (OP_NAMES[code] is its name). */
+export const EXPLORE_OPS: readonly ExploreOp[] = DECLS.flatMap((d) => d.explore ?? []).sort((a, b) => a.code - b.code);
+
+/** Operation names for --ops, in the order of their codes. */
+export const OP_NAMES: readonly string[] = EXPLORE_OPS.map((e) => e.name);
+
+/** The --ops default. */
+export const DEFAULT_OPS: readonly string[] = EXPLORE_OPS.filter((e) => e.default).map((e) => e.name);
+
+/** Names given to processes in creation order. */
+export const PROC_NAMES = ['P', 'Q', 'R', 'S', 'T', 'U', 'V', 'W'];
+
+export interface ExploreShape {
+  /** Most processes alive at once. */
+  procs: number;
+  /** Most threads per process (v1.1 interleavings). */
+  threads: number;
+  /** Most handles live at once. */
+  handles: number;
+  ops: readonly string[];
+}
+
+const pack = (code: number, proc: number, page: number, extra: number): number =>
+  (code << 24) | (proc << 20) | (page << 4) | extra;
+
+const BY_NAME = new Map(EXPLORE_OPS.map((e) => [e.name, e]));
+
+/** Every operation enabled in this state, in a fixed order (the order of shape.ops). */
+export function enabledOps(r: Runner, shape: ExploreShape): number[] {
+  const out: number[] = [];
+  const procs = [...r.procs.values()];
+  // A thread inside a kernel path started with `&` can only take its next step.
+  const alive = procs.filter((p) => p.alive && !p.task);
+  const groupsAlive = new Set(procs.filter((p) => p.alive).map((p) => p.group)).size;
+  const handles = [...r.handles.keys()];
+  for (const name of shape.ops) {
+    const e = BY_NAME.get(name);
+    if (!e) continue;
+    const code = e.code;
+    const on = e.on;
+    switch (on.kind) {
+      case 'fork':
+        if (groupsAlive < shape.procs && procs.length < PROC_NAMES.length) {
+          for (const p of alive) out.push(pack(code, procs.indexOf(p), 0, 0));
+        }
+        break;
+      case 'thread':
+        if (procs.length < PROC_NAMES.length) {
+          for (const p of alive) {
+            if (procs.filter((q) => q.alive && q.group === p.group).length < shape.threads) out.push(pack(code, procs.indexOf(p), 0, 0));
+          }
+        }
+        break;
+      case 'pending':
+        procs.forEach((p, i) => {
+          if (p.alive && p.task) out.push(pack(code, i, 0, 0));
+        });
+        break;
+      case 'once':
+        out.push(pack(code, 0, 0, 0));
+        break;
+      case 'proc':
+        for (const p of alive) out.push(pack(code, procs.indexOf(p), 0, 0));
+        break;
+      case 'handle':
+        handles.forEach((h, i) => {
+          const lh = r.handles.get(h)!;
+          if (!on.accepts(lh.h)) return;
+          const holder = procs.findIndex((p) => p.name === lh.proc);
+          out.push(pack(code, Math.max(0, holder), 0, i));
+        });
+        break;
+      case 'page': {
+        if (on.takesHandle && handles.length >= shape.handles) break;
+        for (const p of alive) {
+          const pi = procs.indexOf(p);
+          for (const [, reg] of [...p.regions].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+            for (let pg = 0; pg < reg.n; pg++) {
+              for (let v = 0; v < (on.variants ?? 1); v++) out.push(pack(code, pi, pg, v));
+            }
+            break; // one region is explored: the first in name order
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** Decode a packed operation against the state it applies to. */
+export function decodeOp(r: Runner, op: number): Step {
+  const code = op >>> 24;
+  const procIdx = (op >>> 20) & 15;
+  const page = (op >>> 4) & 0xffff;
+  const extra = op & 15;
+  const e = EXPLORE_OPS[code]!;
+  const procs = [...r.procs.values()];
+  const proc = procs[procIdx]?.name ?? 'P';
+  const region = [...(procs[procIdx]?.regions.keys() ?? ['buf'])].sort()[0]!;
+  const pos = { line: 0, col: 1 };
+  const sel: PageSel = { region, all: false, lo: page, hi: page, pos };
+  const handleNames = [...r.handles.keys()];
+  const { step, text } = e.decode({
+    proc, sel, at: `${region}[${page}]`, handle: handleNames[extra] ?? 'h', extra,
+    newHandle: () => {
+      const pending = new Set(procs.flatMap((p) => (p.taskStep && 'handle' in p.taskStep ? [p.taskStep.handle] : [])));
+      for (let i = 1; ; i++) if (!r.handles.has(`h${i}`) && !pending.has(`h${i}`)) return `h${i}`;
+    },
+    newProc: () => {
+      const pending = new Set(procs.flatMap((p) => (p.taskStep?.op === 'fork' ? [p.taskStep.child] : [])));
+      return PROC_NAMES.find((n) => !r.procs.has(n) && !pending.has(n))!;
+    },
+    fresh: (prefix) => r.values.name(r.values.fresh(prefix)),
+  });
+  return { ...step, pos, text } as unknown as Step;
+}

@@ -1,0 +1,193 @@
+// Address-space operations of a process: mmap, munmap, mprotect, madvise, clear-softdirty.
+
+import { clearSoftdirty, madvise, mmap, mprotect, munmap } from '../engine/mm-ops.js';
+import type { Prot } from '../scenario/ast.js';
+import { ADVICES, OPTIONS, PROTS } from '../scenario/words.js';
+import { defineOp, type ExploreArgs } from './types.js';
+
+/** `P mmap REGION N [rw|ro|none] [private|shared] [populate] [thp|nothp]` (mmap(2); the first one creates P). */
+export const mmapOp = defineOp({
+  op: 'mmap',
+  syntax: {
+    subject: 'process', words: ['mmap'], creates: true,
+    parse(c, base, p) {
+      const rt = c.nameTok("a region name after 'mmap'");
+      const n = c.pageCount('after the region name');
+      c.env.bindRegion(p, rt.text, n, c.at(rt));
+      const [prot, share, populate, thp] = c.options('mmap', OPTIONS.mmap);
+      return {
+        op: 'mmap', ...base, proc: p.name, region: rt.text, pages: n, prot: (prot ?? 'rw') as Prot,
+        shared: share === 'shared', populate: populate === 'populate', thp: (thp ?? null) as 'thp' | 'nothp' | null,
+      };
+    },
+  },
+  run: mmap,
+  replay: (o, step) => o.mmap(step),
+  exportC(x, step) {
+    const thp = x.system('mmap-thp');
+    return {
+      code: `rp_mmap(${x.proc(step.proc)}, ${x.regionName(step.region)}, ${step.pages} /* pages */, ${x.mmapProt(step.prot)} /* ${step.prot} */, ${step.shared ? '1 /* shared */' : '0 /* private */'}, ${step.populate ? 1 : 0} /* populate */, ${step.thp === 'thp' ? `1 /* thp */, ${x.str(thp.reason)}` : '0 /* no thp */, NULL'});`,
+      skipped: step.thp === 'thp' ? thp.reason : null,
+    };
+  },
+  fuzz(w, c) {
+    const p = w.pick(c.a);
+    if (!p || p.regions.length >= w.maxRegions) return null;
+    const r = { name: w.newRegionName(), pages: 1 + (c.b % 4) };
+    p.regions.push(r);
+    // THP is n/a (not modelled): rarely, so that most runs go on.
+    return `${p.name} mmap ${r.name} ${r.pages}${w.options(OPTIONS.mmap, c.f, (word, f) => word === 'thp' && (f & 0x7000) !== 0)}`;
+  },
+});
+
+/** `P munmap SEL` (munmap(2)). */
+export const munmapOp = defineOp({
+  op: 'munmap',
+  syntax: {
+    subject: 'process', words: ['munmap'],
+    parse(c, base, p) {
+      const sel = c.sel(p, null);
+      c.end();
+      c.env.unmapRegion(p, sel.region, sel.lo, sel.hi);
+      return { op: 'munmap', ...base, proc: p.name, sel };
+    },
+  },
+  run: munmap,
+  explore: [{
+    name: 'munmap', code: 4, default: true, on: { kind: 'page' },
+    decode: (a) => ({ step: { op: 'munmap', proc: a.proc, sel: a.sel }, text: `${a.proc} munmap ${a.at}` }),
+  }],
+  replay: (o, step) => o.rangeOp(step),
+  exportC: (x, step) => ({ code: `rp_munmap(${x.proc(step.proc)}, ${x.region(step.sel)}, ${step.sel.lo}, ${step.sel.hi});`, skipped: null }),
+  fuzz(w, c) {
+    const p = w.pick(c.a);
+    const r = p && w.region(p, c.b);
+    return p && r ? `${p.name} munmap ${w.sel(r, c.c, c.d, c.f).text}` : null;
+  },
+  random: [{
+    name: 'munmap', order: 4, weight: 2,
+    draw(g, p) {
+      const s = g.sel(p, false);
+      for (const x of s.pages) Object.assign(x, { ...g.empty, mapped: false, mergeable: false });
+      g.add(`${p.name} munmap ${s.text}`);
+      return true;
+    },
+  }],
+});
+
+/** `P mprotect SEL rw|ro|none` (mprotect(2)). */
+export const mprotectOp = defineOp({
+  op: 'mprotect',
+  syntax: {
+    subject: 'process', words: ['mprotect'],
+    parse(c, base, p) {
+      const sel = c.sel(p, null);
+      const prot = c.oneOf(PROTS, 'protection', 'after the pages');
+      c.end();
+      return { op: 'mprotect', ...base, proc: p.name, sel, prot };
+    },
+  },
+  run: mprotect,
+  explore: [{
+    name: 'mprotect', code: 5, on: { kind: 'page', variants: 2 },
+    decode(a) {
+      const prot = a.extra === 0 ? 'ro' : 'rw';
+      return { step: { op: 'mprotect', proc: a.proc, sel: a.sel, prot }, text: `${a.proc} mprotect ${a.at} ${prot}` };
+    },
+  }],
+  replay: (o, step) => o.rangeOp(step),
+  exportC: (x, step) => ({ code: `rp_mprotect(${x.proc(step.proc)}, ${x.region(step.sel)}, ${step.sel.lo}, ${step.sel.hi}, ${x.prot(step.prot)});`, skipped: null }),
+  fuzz(w, c) {
+    const p = w.pick(c.a);
+    const r = p && w.region(p, c.b);
+    return p && r ? `${p.name} mprotect ${w.sel(r, c.c, c.d, c.f).text} ${PROTS[(c.f >> 4) % PROTS.length]}` : null;
+  },
+  random: [{
+    name: 'mprotect', order: 5, weight: 4,
+    draw(g, p) {
+      const s = g.sel(p, false);
+      // mprotect-hole: Linux refuses (ENOMEM) a range that starts in a hole; the model applies it.
+      if (g.avoids('mprotect-hole') && s.pages.some((x) => !x.mapped)) return false;
+      const prot = g.pickOf(['ro', 'rw', 'rw', 'none'] as const);
+      for (const x of s.pages) if (x.mapped) x.prot = prot;
+      g.add(`${p.name} mprotect ${s.text} ${prot}`);
+      return true;
+    },
+  }],
+});
+
+const adviseOn = (name: 'dontfork' | 'wipeonfork' | 'dontneed' | 'mergeable', code: number) => ({
+  name, code, on: { kind: 'page' } as const,
+  decode: (a: ExploreArgs) => ({
+    step: { op: 'madvise', proc: a.proc, sel: a.sel, advice: name }, text: `${a.proc} madvise ${a.at} ${name}`,
+  }),
+});
+
+/** `P madvise SEL ADVICE` (madvise(2)). */
+export const madviseOp = defineOp({
+  op: 'madvise',
+  syntax: {
+    subject: 'process', words: ['madvise'],
+    parse(c, base, p) {
+      const sel = c.sel(p, null);
+      const advice = c.oneOf(ADVICES, 'advice', 'after the pages');
+      c.end();
+      if (advice === 'dontfork' || advice === 'dofork') c.env.markDontfork(p, sel.region, sel.lo, sel.hi, advice === 'dontfork');
+      return { op: 'madvise', ...base, proc: p.name, sel, advice };
+    },
+  },
+  run: madvise,
+  explore: [adviseOn('dontfork', 6), adviseOn('wipeonfork', 7), adviseOn('dontneed', 8), adviseOn('mergeable', 26)],
+  replay: (o, step) => o.rangeOp(step),
+  exportC(x, step) {
+    if (step.advice === 'pageout') {
+      const s = x.system('madvise-pageout');
+      return { code: `rp_swapout(${x.proc(step.proc)}, ${x.region(step.sel)}, ${step.sel.lo}, ${step.sel.hi}, ${x.str(`${step.proc} ${x.label(step.sel)}`)}, ${x.str(s.reason)}, ${x.str(s.did)}, ${s.mask});`, skipped: null };
+    }
+    return { code: `rp_madvise(${x.proc(step.proc)}, ${x.region(step.sel)}, ${step.sel.lo}, ${step.sel.hi}, ${x.advice(step.advice)}, ${step.advice === 'mergeable' ? 1 : 0});`, skipped: null };
+  },
+  fuzz(w, c) {
+    const p = w.pick(c.a);
+    const r = p && w.region(p, c.b);
+    return p && r ? `${p.name} madvise ${w.sel(r, c.c, c.d, c.f).text} ${ADVICES[(c.f >> 4) % ADVICES.length]}` : null;
+  },
+  random: [{
+    name: 'madvise', order: 6, weight: 5,
+    draw(g, p) {
+      const s = g.sel(p, false);
+      const advice = g.pickOf(['dontfork', 'dofork', 'wipeonfork', 'keeponfork', 'dontneed', 'dontneed'] as const);
+      for (const x of s.pages) {
+        if (!x.mapped) continue;
+        if (advice === 'dontneed') {
+          if (!x.shared) Object.assign(x, g.empty);
+        } else if (advice === 'dontfork' || advice === 'dofork') x.dontfork = advice === 'dontfork';
+        else if (!x.shared) x.wipe = advice === 'wipeonfork'; // shared: EINVAL
+      }
+      g.add(`${p.name} madvise ${s.text} ${advice}`);
+      return true;
+    },
+  }],
+});
+
+/** `P clear-softdirty` (echo 4 > /proc/P/clear_refs). */
+export const clearSoftdirtyOp = defineOp({
+  op: 'clear-softdirty',
+  syntax: {
+    subject: 'process', words: ['clear-softdirty'],
+    parse(c, base, p) {
+      c.end();
+      return { op: 'clear-softdirty', ...base, proc: p.name };
+    },
+  },
+  run: clearSoftdirty,
+  explore: [{
+    name: 'clear-softdirty', code: 19, on: { kind: 'proc' },
+    decode: (a) => ({ step: { op: 'clear-softdirty', proc: a.proc }, text: `${a.proc} clear-softdirty` }),
+  }],
+  replay: (o, step) => o.clearSoftdirty(step),
+  exportC: (x, step) => ({ code: `rp_clear_softdirty(${x.proc(step.proc)}, ${step.pos.line});`, skipped: null }),
+  fuzz(w, c) {
+    const p = w.pick(c.a);
+    return p ? `${p.name} clear-softdirty` : null;
+  },
+});
