@@ -122,11 +122,14 @@ export class Runner {
     if (opts.changes && this.k.tracing) this.changesBase = capture(this.k);
   }
 
-  /** A deep copy of the whole state, for the explorer. The scenario and options are shared. */
-  clone(): Runner {
+  /**
+   * A deep copy of the whole state, for the explorer. The scenario and options are shared. With
+   * `dst` (a copy no longer needed), its kernel's typed arrays are reused.
+   */
+  clone(dst?: Runner): Runner {
     const c = Object.create(Runner.prototype) as Runner;
     Object.assign(c, this);
-    c.k = this.k.clone();
+    c.k = this.k.clone(dst?.k);
     c.ideal = this.ideal.clone();
     c.values = this.values.clone();
     const regionsByGroup = new Map<Map<string, Region>, Map<string, Region>>();
