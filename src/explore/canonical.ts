@@ -188,13 +188,13 @@ export function canonicalKey(r: Runner): string {
 }
 
 /**
- * A 64-bit fingerprint of an encoding: two 32-bit hashes (murmur3's mixing, two seeds), each
+ * A 64-bit fingerprint of an encoding (its first n words): two 32-bit hashes (murmur3's mixing, two seeds), each
  * made non-zero (zero marks an empty slot of the visited set), written to out[0] and out[1].
  */
-export function fingerprint(w: readonly number[], out: Int32Array): void {
-  let h1 = 0x9747b28c ^ w.length;
-  let h2 = 0x5bd1e995 ^ Math.imul(w.length, 0x27d4eb2d);
-  for (let i = 0; i < w.length; i++) {
+export function fingerprint(w: ArrayLike<number>, out: Int32Array, n = w.length): void {
+  let h1 = 0x9747b28c ^ n;
+  let h2 = 0x5bd1e995 ^ Math.imul(n, 0x27d4eb2d);
+  for (let i = 0; i < n; i++) {
     let k = Math.imul(w[i]! | 0, 0xcc9e2d51);
     k = (k << 15) | (k >>> 17);
     k = Math.imul(k, 0x1b873593);

@@ -143,10 +143,12 @@ export class StateCache {
 
 /** The visited set of a search: fingerprints, or exact encodings. */
 export class Visited {
-  private readonly fp = new Int32Array(2);
+  /** The fingerprint of the last encoding added. */
+  readonly fp = new Int32Array(2);
   private readonly fps: FingerprintSet | null;
   private readonly keys: VisitedSet | null;
-  constructor(exact: boolean, shared?: SharedArrayBuffer) {
+  /** `shared`: the fingerprints in shared memory, for workers to read (src/explore/parallel.ts). */
+  constructor(exact: boolean, shared = false) {
     this.fps = exact ? null : new FingerprintSet(shared);
     this.keys = exact ? new VisitedSet() : null;
   }
@@ -154,19 +156,28 @@ export class Visited {
   /** Add the state's canonical encoding: true if it is new. */
   add(r: Runner): boolean {
     const w = canonicalWords(r);
-    fingerprint(w, this.fp);
-    if (this.keys) return !this.keys.has(w, w.length, this.fp[0]!);
+    return this.addWords(w, w.length);
+  }
+
+  /** Add an encoding (its first n words): true if it is new. */
+  addWords(key: ArrayLike<number>, n: number): boolean {
+    fingerprint(key, this.fp, n);
+    if (this.keys) return !this.keys.has(key, n, this.fp[0]!);
     return this.fps!.add(this.fp[0]!, this.fp[1]!);
   }
 
-  /** Add a fingerprint computed elsewhere (a worker's): true if it is new. */
+  /** Add a fingerprint made elsewhere: true if it is new. */
   addFingerprint(hi: number, lo: number): boolean {
     return this.fps!.add(hi, lo);
   }
 
-  /** The last encoding's fingerprint (after add). */
-  get last(): Int32Array {
-    return this.fp;
+  /** The fingerprint set (null with --exact). */
+  get fingerprints(): FingerprintSet | null {
+    return this.fps;
+  }
+
+  get size(): number {
+    return this.keys ? this.keys.size : this.fps!.size;
   }
 
   get bytes(): number {
@@ -227,13 +238,21 @@ export class Expander {
   }
 }
 
-/** Per-kind counterexamples (no sink): the first violation of each kind, with its replayed lines. */
-export function perKindTarget(root: Runner, tree: SearchTree, bounds: SearchBounds, out: Counterexample[], sink?: ViolationSink): (id: number, op: number, fresh: Violation[]) => boolean {
+/** The violation kinds among violations, sorted, once each. */
+export function kindsOf(vs: readonly Violation[]): string[] {
+  return [...new Set(vs.map((v) => v.kind))].sort();
+}
+
+/**
+ * Where violating transitions go: the sink, or (without one) a counterexample for the first
+ * violation of each kind, with its lines replayed. True: the search stops.
+ */
+export function violationTarget(root: Runner, tree: SearchTree, bounds: SearchBounds, out: Counterexample[], sink?: ViolationSink): (id: number, op: number, kinds: string[]) => boolean {
   const foundKinds = new Set<string>();
-  return (id, op, fresh) => {
-    if (sink) return sink(tree.path(id, op), [...new Set(fresh.map((v) => v.kind))].sort());
-    if (!fresh.some((v) => !foundKinds.has(v.kind))) return false;
-    for (const v of fresh) foundKinds.add(v.kind);
+  return (id, op, kinds) => {
+    if (sink) return sink(tree.path(id, op), kinds);
+    if (!kinds.some((k) => !foundKinds.has(k))) return false;
+    for (const k of kinds) foundKinds.add(k);
     const path = tree.path(id, op);
     const { r, lines } = replayPath(root, path);
     out.push({ steps: lines, violations: r.violations.slice(root.violations.length).filter((v) => bounds.kinds === null || bounds.kinds.has(v.kind)), depth: path.length });
@@ -247,7 +266,7 @@ export function search(root: Runner, shape: ExploreShape, bounds: SearchBounds, 
   const visited = new Visited(bounds.exact ?? false);
   visited.add(root);
   const counterexamples: Counterexample[] = [];
-  const onViolation = perKindTarget(root, tree, bounds, counterexamples, sink);
+  const onViolation = violationTarget(root, tree, bounds, counterexamples, sink);
   const ex = new Expander(root, shape, bounds, new StateCache(root, tree), visited);
   let cur = 0;
   let d = 0;
@@ -256,7 +275,7 @@ export function search(root: Runner, shape: ExploreShape, bounds: SearchBounds, 
       tree.add(id, op);
       return budget.full(tree.count);
     },
-    violation: (id, op, _child, fresh) => onViolation(id, op, fresh),
+    violation: (id, op, _child, fresh) => onViolation(id, op, kindsOf(fresh)),
     // The bounds are looked at before each transition: one transition on a large state (a
     // --from scenario) can take long, so an expansion may end part way.
     due: () => budget.due() && budget.check(tree.count, cur, d),

@@ -56,6 +56,11 @@ export class SearchTree {
     return this.ops.get(id);
   }
 
+  /** The parents and operations of states from..to-1 (copies). */
+  slice(from: number, to: number): { parents: Int32Array; ops: Int32Array } {
+    return { parents: this.parent.a.slice(from, to), ops: this.ops.a.slice(from, to) };
+  }
+
   /** Bytes the tree occupies. */
   get bytes(): number {
     return this.parent.a.byteLength + this.ops.a.byteLength + this.depthOf.a.byteLength;

@@ -2,103 +2,58 @@
 // (8 bytes a slot, open addressing, half full at most): a fingerprint collision would make the
 // search skip a state it never saw, with probability about n^2 / 2^65 for n states (stated in
 // the output, as TLC does). `--exact` keeps the encodings themselves and compares them.
-// The fingerprint set may live in shared memory, for workers (src/explore/parallel.ts): slots
-// are claimed with compare-and-exchange, so several threads add to it at once.
+// The fingerprint set may live in shared memory, for workers (src/explore/parallel.ts): one
+// thread adds to it between two depths, the workers read it during a depth.
 
 /** Probability that two of n states share a 64-bit fingerprint (the birthday bound, n^2 / 2^65). */
 export function collisionProbability(n: number): number {
   return Math.min(1, (n * n) / 2 ** 65);
 }
 
-const HEADER = 2; // words before the table: [0] states added, [1] log2 of the slots
-
-/** A set of 64-bit fingerprints (hi, lo), both words non-zero. */
+/** A set of 64-bit fingerprints (hi, lo), both words non-zero: open addressing, at most half full. */
 export class FingerprintSet {
   private t: Int32Array;
-  private header: Int32Array;
   private mask: number;
-  private readonly shared: boolean;
+  size = 0;
 
-  /** A set on this thread (grows), or one over `buffer` made by FingerprintSet.buffer (fixed size, shared). */
-  constructor(buffer?: SharedArrayBuffer) {
-    this.shared = buffer !== undefined;
-    const b = buffer ?? new ArrayBuffer(4 * (HEADER + 2 * (1 << 16)));
-    this.header = new Int32Array(b, 0, HEADER);
-    if (!buffer) this.header[1] = 16;
-    this.t = new Int32Array(b, 4 * HEADER);
-    this.mask = (1 << this.header[1]!) - 1;
+  /** With `shared`, the table lives in shared memory (other threads read it between two growths: `buffer`). */
+  constructor(private readonly shared = false, bits = 16) {
+    this.t = this.table(bits);
+    this.mask = (1 << bits) - 1;
   }
 
-  /** Shared memory for a set that holds `states` fingerprints (slots: a power of two, at least twice that). */
-  static buffer(states: number): SharedArrayBuffer {
-    let bits = 16;
-    while (2 ** bits < 2 * states) bits++;
-    const b = new SharedArrayBuffer(4 * (HEADER + 2 * 2 ** bits));
-    new Int32Array(b, 0, HEADER)[1] = bits;
-    return b;
+  private table(bits: number): Int32Array {
+    return new Int32Array(this.shared ? new SharedArrayBuffer(8 << bits) : new ArrayBuffer(8 << bits));
   }
 
-  get size(): number {
-    return this.shared ? Atomics.load(this.header, 0) : this.header[0]!;
+  /** The table's memory (a new buffer after each growth), for readers on other threads (FingerprintReader). */
+  get buffer(): ArrayBufferLike {
+    return this.t.buffer;
   }
 
   /** Bytes the set occupies. */
   get bytes(): number {
-    return this.t.byteLength + 4 * HEADER;
+    return this.t.byteLength;
+  }
+
+  has(hi: number, lo: number): boolean {
+    return lookup(this.t, this.mask, hi, lo) < 0;
   }
 
   /** Add a fingerprint: true if it is new. */
   add(hi: number, lo: number): boolean {
-    return this.shared ? this.addShared(hi, lo) : this.addLocal(hi, lo);
-  }
-
-  private addLocal(hi: number, lo: number): boolean {
-    const t = this.t;
-    let slot = lo & this.mask;
-    for (;;) {
-      const h = t[2 * slot]!;
-      if (h === 0) break;
-      if (h === hi && t[2 * slot + 1] === lo) return false;
-      slot = (slot + 1) & this.mask;
-    }
-    t[2 * slot] = hi;
-    t[2 * slot + 1] = lo;
-    if (++this.header[0]! * 2 > this.mask) this.grow();
+    const slot = lookup(this.t, this.mask, hi, lo);
+    if (slot < 0) return false;
+    this.t[2 * slot] = hi;
+    this.t[2 * slot + 1] = lo;
+    if (++this.size * 2 > this.mask) this.grow();
     return true;
-  }
-
-  private addShared(hi: number, lo: number): boolean {
-    const t = this.t;
-    let slot = lo & this.mask;
-    for (;;) {
-      let h = Atomics.load(t, 2 * slot);
-      if (h === 0) {
-        h = Atomics.compareExchange(t, 2 * slot, 0, hi);
-        if (h === 0) {
-          Atomics.store(t, 2 * slot + 1, lo);
-          // The buffer was sized for the state bound: past 7/8 full, probes would get long.
-          if (Atomics.add(this.header, 0, 1) * 8 > 7 * this.mask) throw new Error('internal error: the shared visited set is full');
-          return true;
-        }
-      }
-      if (h === hi) {
-        let l: number;
-        // The thread that claimed the slot writes its low word next.
-        while ((l = Atomics.load(t, 2 * slot + 1)) === 0);
-        if (l === lo) return false;
-      }
-      slot = (slot + 1) & this.mask;
-    }
   }
 
   private grow(): void {
     const old = this.t;
-    const bits = this.header[1]! + 1;
-    const b = new ArrayBuffer(4 * (HEADER + 2 * 2 ** bits));
-    const header = new Int32Array(b, 0, HEADER);
-    header[0] = this.header[0]!;
-    header[1] = bits;
-    const t = new Int32Array(b, 4 * HEADER);
+    const bits = Math.log2(this.mask + 1) + 1;
+    const t = this.table(bits);
     const mask = 2 ** bits - 1;
     for (let i = 0; i < old.length; i += 2) {
       if (old[i] === 0) continue;
@@ -107,9 +62,33 @@ export class FingerprintSet {
       t[2 * slot] = old[i]!;
       t[2 * slot + 1] = old[i + 1]!;
     }
-    this.header = header;
     this.t = t;
     this.mask = mask;
+  }
+}
+
+/** Where (hi, lo) is, as -1 (present) or the empty slot it would take. */
+function lookup(t: Int32Array, mask: number, hi: number, lo: number): number {
+  let slot = lo & mask;
+  for (;;) {
+    const h = t[2 * slot]!;
+    if (h === 0) return slot;
+    if (h === hi && t[2 * slot + 1] === lo) return -1;
+    slot = (slot + 1) & mask;
+  }
+}
+
+/** Another thread's FingerprintSet, read while that thread does not add (a worker, during a depth). */
+export class FingerprintReader {
+  private readonly t: Int32Array;
+  private readonly mask: number;
+  constructor(buffer: ArrayBufferLike) {
+    this.t = new Int32Array(buffer);
+    this.mask = this.t.length / 2 - 1;
+  }
+
+  has(hi: number, lo: number): boolean {
+    return lookup(this.t, this.mask, hi, lo) < 0;
   }
 }
 
