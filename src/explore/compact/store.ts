@@ -23,6 +23,12 @@ export class StateQueue {
   private used = CHUNK;
   private firstLive = 0;
 
+  /** Bytes the queue occupies (its chunks in use and spare, and where each state is). */
+  get bytes(): number {
+    const chunks = this.chunks.filter((c) => c !== null).length + this.spare.length;
+    return chunks * CHUNK * 4 + this.whereChunk.a.byteLength + this.whereOff.a.byteLength;
+  }
+
   /** Store the first `n` integers of s as state `id` (s is copied whole; the next state overwrites its tail). */
   put(id: number, s: Int32Array, n: number): void {
     if (this.used + s.length > CHUNK) {
