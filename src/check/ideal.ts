@@ -2,6 +2,8 @@
 // on whatever the kernel. Each page of a private mapping is a cell per process; a shared mapping's
 // page is one cell for all. Kept apart from the model and written as plainly as possible.
 
+import { classifyRead, type ReadCheck } from './reads.js';
+
 const P_READ = 1;
 const P_WRITE = 2;
 const P_DONTFORK = 4;
@@ -47,14 +49,6 @@ interface IdealHandle {
   written: Set<number>;
 }
 
-export interface HandleCheck {
-  /** Is the observed value allowed? */
-  ok: boolean;
-  /** What was allowed, as value ids (the first is the preferred one). */
-  allowed: number[];
-  /** When not ok: the kind of violation. */
-  kind: 'leak' | 'lost-write' | 'pin-incoherent';
-}
 
 export class IdealMemory {
   procs = new Map<string, IdealProc>();
@@ -386,8 +380,18 @@ export class IdealMemory {
     return this.handles.get(name)?.bound[i] ?? false;
   }
 
+  /**
+   * A read by `proc` of its page at vpn (the mapping allows it) saw `value`: the page's value or
+   * one a racing write may have put there. `atomics`: values written by device atomics.
+   */
+  checkRead(proc: string, vpn: number, value: number, atomics?: ReadonlySet<number>): ReadCheck {
+    const ideal = this.read(proc, vpn);
+    const allowed = [ideal, ...(this.maybeValues(proc, vpn) ?? [])];
+    return classifyRead(value, allowed, { mayKnow: this.everHeld(proc, value), atomicLost: atomics?.has(ideal) ?? false });
+  }
+
   /** A read through a handle (device read, pipe drain, driver read) observed `value` on behalf of `observer`. */
-  checkHandleRead(name: string, i: number, value: number, observer: string): HandleCheck {
+  checkHandleRead(name: string, i: number, value: number, observer: string): ReadCheck {
     const h = this.handles.get(name)!;
     let allowed: number[];
     if (h.longterm) {
@@ -397,11 +401,8 @@ export class IdealMemory {
       // it, and what other short-term device writes may have put in the same page.
       allowed = [...h.seen[i]!, ...(h.origin[i]! >= 0 ? this.maybe.get(h.origin[i]!) ?? [] : [])];
     }
-    if (allowed.includes(value)) return { ok: true, allowed, kind: 'lost-write' };
     const mayKnow = this.everHeld(observer, value) || this.everHeld(h.holder, value) || h.written.has(value);
-    // A leak is data the observer could never have had; anything else wrong is a lost write.
-    const kind = !mayKnow ? 'leak' : h.longterm && h.bound[i] ? 'pin-incoherent' : 'lost-write';
-    return { ok: false, allowed, kind };
+    return classifyRead(value, allowed, { mayKnow, boundPin: h.longterm && h.bound[i] === true });
   }
 
   /** A device write through a handle. */

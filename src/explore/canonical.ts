@@ -3,10 +3,10 @@
 // that does not depend on their names. Two states with the same key behave the same.
 
 import { PG_KSM, PG_SWAPCACHE, PTE_SOFT_DIRTY, VM_SOFTDIRTY, PTE_DEVICE_EXCLUSIVE, PTE_DIRTY, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_YOUNG } from '../core/constants.js';
-import type { Runner } from '../engine/run.js';
+import type { Proc, Runner } from '../engine/run.js';
 import { pmdSlotOf, pteSlot } from '../core/walk.js';
 
-type ProcT = Runner['procs'] extends Map<string, infer P> ? P : never;
+type ProcT = Proc;
 
 class Numbering {
   frames = new Map<number, number>();

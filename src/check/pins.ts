@@ -1,0 +1,90 @@
+// Pin checks, after every step: a bound longterm pin and its holder's mapping name the same frame
+// (pin coherence); from 5.19 a pinned anonymous page is PageAnonExclusive. Each page is reported
+// once (until its handle is released and the name taken again).
+
+import { PG_ANON, PG_ANON_EXCLUSIVE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SWAP } from '../core/constants.js';
+import type { Handle, Kernel } from '../core/kernel.js';
+import type { Mm } from '../core/mm.js';
+import { pteSlot } from '../core/walk.js';
+
+export interface PinnedHandle {
+  name: string;
+  h: Handle;
+  /** The thread that took it. */
+  holder: string;
+  /** The holder's address space, null once the holder has exited (or does not exist). */
+  mm: Mm | null;
+}
+
+export interface PinProblem {
+  kind: 'kernel-bug' | 'pin-incoherent';
+  proc: string;
+  frames: number[];
+  message: string;
+}
+
+/**
+ * The frame a page names: present, held by a device-exclusive entry, or (a swap entry) the
+ * page still in the swap cache, which swap-in maps again; -1 otherwise.
+ */
+export function pfnOfEntry(k: Kernel, mm: Mm, vpn: number): number {
+  const slot = pteSlot(k, mm, vpn);
+  const bits = slot < 0 ? 0 : k.tables.bits[slot]!;
+  if (bits & PTE_SWAP) return k.swap.cache[k.tables.entry[slot]!]!;
+  if (bits & (PTE_PRESENT | PTE_DEVICE_EXCLUSIVE)) return k.tables.entry[slot]!;
+  // An empty PTE of a shared mapping: the next fault maps the page cache's page, so that page is the one shared.
+  const vma = mm.findVma(vpn);
+  if (bits === 0 && vma?.shm) return vma.shm.pages[vma.shmOffset + (vpn - vma.start)] ?? -1;
+  return -1;
+}
+
+export class PinChecker {
+  /** Pin pages already reported (`name:i` incoherent, `x:name:i` not exclusive). */
+  private reported = new Set<string>();
+
+  clone(): PinChecker {
+    const c = new PinChecker();
+    c.reported = new Set(this.reported);
+    return c;
+  }
+
+  /** A released handle: a later handle may take the same name and is checked afresh. */
+  forget(name: string, pages: number): void {
+    for (let i = 0; i < pages; i++) {
+      this.reported.delete(`${name}:${i}`);
+      this.reported.delete(`x:${name}:${i}`);
+    }
+  }
+
+  /** `isBound(name, i)`: the ideal semantics still ties the pin's page to its holder's page. */
+  check(k: Kernel, handles: Iterable<PinnedHandle>, isBound: (name: string, i: number) => boolean): PinProblem[] {
+    const out: PinProblem[] = [];
+    for (const { name, h, holder, mm } of handles) {
+      // sanity_check_pinned_pages() (5.19+): a pinned anonymous page is PageAnonExclusive.
+      if (k.profile.anonExclusive && h.kind === 'pin') {
+        h.frames.forEach((pfn, i) => {
+          const key = `x:${name}:${i}`;
+          const fl = k.frames.flags[pfn] ?? 0;
+          if (pfn > 0 && fl & PG_ANON && !(fl & PG_ANON_EXCLUSIVE) && !this.reported.has(key)) {
+            this.reported.add(key);
+            out.push({ kind: 'kernel-bug', proc: holder, frames: [pfn], message: `VM_BUG_ON (sanity_check_pinned_pages): ${name}[${i}] pins anonymous frame ${pfn}, which is not PageAnonExclusive` });
+          }
+        });
+      }
+      if (!h.longterm || mm === null) continue;
+      for (let i = 0; i < h.frames.length; i++) {
+        const key = `${name}:${i}`;
+        if (this.reported.has(key) || !isBound(name, i)) continue;
+        const mapped = pfnOfEntry(k, mm, h.vpn + i);
+        if (mapped !== h.frames[i]) {
+          this.reported.add(key);
+          out.push({
+            kind: 'pin-incoherent', proc: holder, frames: [h.frames[i]!, ...(mapped > 0 ? [mapped] : [])],
+            message: `${name}[${i}] pins frame ${h.frames[i]} but ${holder} now maps ${mapped < 0 ? 'nothing' : `frame ${mapped}`} there: the device and the process no longer share the page`,
+          });
+        }
+      }
+    }
+    return out;
+  }
+}

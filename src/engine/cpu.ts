@@ -1,0 +1,86 @@
+// CPU loads and stores of a process (`P write SEL V`, `P read SEL`), checked against the ideal memory.
+
+import { NA, OK, OOM, SIGSEGV } from '../core/constants.js';
+import { cpuAccess, mmuAllows } from '../core/access.js';
+import type { PageSel } from '../scenario/ast.js';
+import { touchGrants } from './grants.js';
+import { raceWithFork, waitForMmapLock } from './scheduler.js';
+import { NotApplicable, type RunState } from './state.js';
+
+export type ReadExpect = { kind: 'value'; value: string } | { kind: 'fault' } | null;
+
+export function cpuWrite(s: RunState, procName: string, sel: PageSel, value: string): void {
+  const p = s.proc(procName);
+  if (!p) return;
+  const [lo, hi] = s.range(p, sel);
+  const v = s.values.id(value);
+  let faults = 0;
+  for (let vpn = lo; vpn < hi; vpn++) {
+    const want = s.ideal.access(p.group, vpn, true);
+    if (!mmuAllows(s.k, p.mm, vpn, true)) waitForMmapLock(s, p, false);
+    const r = cpuAccess(s.k, p.mm, vpn, true, v);
+    faults += r.faults;
+    const page = s.label(sel, sel.lo + (vpn - lo));
+    if (r.err === NA) throw new NotApplicable('a fault on a non-present PTE kind that is not modelled yet');
+    if (r.err === OK) {
+      touchGrants(s, p, vpn, r.pfn);
+      if (want === 'fault') s.violation('fault', `${p.name} wrote ${page} although the mapping does not allow it`, [p.name], [r.pfn]);
+      else {
+        s.ideal.write(p.group, vpn, v);
+        raceWithFork(s, p.group, vpn, v);
+      }
+      continue;
+    }
+    if (r.err === OOM) {
+      s.observe('write', `${p.name} ${page}`, 'oom', want);
+      s.violation('fault', `${p.name} write to ${page}: out of memory (config.frames); the kernel would OOM-kill`, [p.name]);
+      s.record.summary = `${p.name} writes ${value} to ${s.label(sel)}: out of memory at ${page}`;
+      return;
+    }
+    // SIGSEGV
+    s.observe('write', `${p.name} ${page}`, 'fault', want);
+    if (want === 'ok') s.violation('fault', `${p.name} write to ${page} faulted (SIGSEGV) though the mapping allows it`, [p.name]);
+    s.record.summary = `${p.name} writes ${value} to ${s.label(sel)}: SIGSEGV at ${page}` + (want === 'fault' ? ' (as it must)' : '');
+    return;
+  }
+  s.observe('write', `${p.name} ${s.label(sel)}`, 'ok', 'ok');
+  s.record.summary = `${p.name} writes ${value} to ${s.label(sel)}` + (faults ? ` (${faults} fault${faults > 1 ? 's' : ''})` : ' (no fault)');
+}
+
+export function cpuRead(s: RunState, procName: string, sel: PageSel, expect: ReadExpect): void {
+  const p = s.proc(procName);
+  if (!p) return;
+  const vpn = s.range(p, sel)[0];
+  const page = s.label(sel, sel.lo);
+  const want = s.ideal.access(p.group, vpn, false);
+  if (!mmuAllows(s.k, p.mm, vpn, false)) waitForMmapLock(s, p, false);
+  const r = cpuAccess(s.k, p.mm, vpn, false, 0);
+  if (r.err === NA) throw new NotApplicable('a fault on a non-present PTE kind that is not modelled yet');
+  if (r.err !== OK) {
+    const what = r.err === SIGSEGV ? 'SIGSEGV' : 'out of memory';
+    s.observe('read', `${p.name} ${page}`, 'fault', want === 'fault' ? 'fault' : s.values.name(s.ideal.read(p.group, vpn)));
+    if (want === 'ok') s.violation('fault', `${p.name} read of ${page} faulted (${what}) though the mapping allows it`, [p.name]);
+    if (expect?.kind === 'value') s.violation('expect', `${p.name} read of ${page} faulted, expected ${expect.value}`, [p.name]);
+    s.record.summary = `${p.name} reads ${page}: ${what}` + (want === 'fault' ? ' (as it must)' : '');
+    return;
+  }
+  const actual = s.values.name(r.value);
+  touchGrants(s, p, vpn, r.pfn);
+  if (want === 'fault') {
+    s.observe('read', `${p.name} ${page}`, actual, 'fault');
+    s.violation('fault', `${p.name} read ${page} although the mapping does not allow it`, [p.name], [r.pfn]);
+  } else {
+    const c = s.ideal.checkRead(p.group, vpn, r.value, s.atomicValues);
+    const ideal = s.values.name(c.allowed[0]!);
+    s.observe('read', `${p.name} ${page}`, actual, ideal);
+    if (!c.ok) {
+      s.violation(c.kind, `${p.name} read ${actual} from ${page}, but its memory holds ${ideal}` +
+        (c.kind === 'leak' ? ` (${actual} only ever belonged to another process)` : ' (a write did not reach it)'), [p.name], [r.pfn]);
+    }
+  }
+  if (expect?.kind === 'fault') s.violation('expect', `${p.name} read of ${page} returned ${actual}, expected a fault`, [p.name], [r.pfn]);
+  if (expect?.kind === 'value' && expect.value !== actual) {
+    s.violation('expect', `${p.name} read ${actual} from ${page}, expected ${expect.value}`, [p.name], [r.pfn]);
+  }
+  s.record.summary = `${p.name} reads ${page}: ${actual} (frame ${r.pfn}${r.pfn === 0 ? ', the zero page' : ''}${r.faults ? ', after a fault' : ''})`;
+}

@@ -1,0 +1,81 @@
+// Steps that only look at the model: `check`, `stats` and the `expect` assertions.
+
+import { PG_ANON_EXCLUSIVE } from '../core/constants.js';
+import type { PageSel, Step } from '../scenario/ast.js';
+import { globalStats } from './stats.js';
+import { NotApplicable, type RunState } from './state.js';
+
+type StepOf<O extends Step['op']> = Extract<Step, { op: O }>;
+
+/** The counters `stats` and `expect stat` read: the kernel's, and each process's rss and minflt. */
+export function allStats(s: RunState): Record<string, number> {
+  const out = globalStats(s.k);
+  for (const [name, p] of s.procs) {
+    out[`rss.${name}`] = p.alive ? p.mm.rssAnon + p.mm.rssShmem : 0;
+    out[`minflt.${name}`] = p.mm.minflt;
+  }
+  return out;
+}
+
+export function stats(s: RunState): void {
+  s.record.stats = allStats(s);
+  s.record.summary = 'counters: ' + Object.entries(s.record.stats).map(([n, v]) => `${n}=${v}`).join(' ');
+}
+
+export function expectFrame(s: RunState, a: string, selA: PageSel, same: boolean, b: string, selB: PageSel): void {
+  const pa = s.procs.get(a);
+  const pb = s.procs.get(b);
+  const fa = pa ? s.pfnOf(pa, s.range(pa, selA)[0]) : -1;
+  const fb = pb ? s.pfnOf(pb, s.range(pb, selB)[0]) : -1;
+  const isSame = fa >= 0 && fa === fb;
+  const desc = `${a} ${s.label(selA)} → ${fa < 0 ? 'not mapped' : `frame ${fa}`}, ${b} ${s.label(selB)} → ${fb < 0 ? 'not mapped' : `frame ${fb}`}`;
+  s.observe('frame', `${a} ${s.label(selA)} vs ${b} ${s.label(selB)}`, isSame ? 'same-frame' : 'other-frame', same ? 'same-frame' : 'other-frame');
+  if (isSame !== same) s.violation('expect', `expected ${same ? 'the same frame' : 'different frames'}: ${desc}`, [a, b], [fa, fb].filter((x) => x >= 0));
+  s.record.summary = desc;
+}
+
+export function expectMapped(s: RunState, step: StepOf<'expect-mapped'>): void {
+  const k = s.k;
+  const p = s.procs.get(step.proc);
+  const pfn = p ? s.pfnOf(p, s.range(p, step.sel)[0]) : -1;
+  const once = pfn > 0 && k.frames.mapcount[pfn] === 1;
+  const actual = pfn < 0 ? 'not mapped' : once ? 'mapped-once' : 'mapped-shared';
+  const want = step.once ? 'mapped-once' : 'mapped-shared';
+  s.observe('mapped', `${step.proc} ${s.label(step.sel)}`, actual, want);
+  if (actual !== want) s.violation('expect', `${step.proc} ${s.label(step.sel)} is ${actual}, expected ${want}`, [step.proc], pfn > 0 ? [pfn] : []);
+  s.record.summary = `${step.proc} ${s.label(step.sel)} is ${actual}` + (pfn > 0 ? ` (frame ${pfn}, mapcount ${k.frames.mapcount[pfn]})` : '');
+}
+
+export function expectExclusive(s: RunState, step: StepOf<'expect-exclusive'>): void {
+  if (!s.profile.anonExclusive) throw new NotApplicable(`${s.profile.name} has no PG_anon_exclusive (5.19 on)`);
+  const k = s.k;
+  const p = s.procs.get(step.proc);
+  const pfn = p ? s.pfnOf(p, s.range(p, step.sel)[0]) : -1;
+  const excl = pfn > 0 && (k.frames.flags[pfn]! & PG_ANON_EXCLUSIVE) !== 0;
+  const actual = excl ? 'anon-exclusive' : 'not-anon-exclusive';
+  const want = step.exclusive ? 'anon-exclusive' : 'not-anon-exclusive';
+  s.observe('exclusive', `${step.proc} ${s.label(step.sel)}`, actual, want);
+  if (actual !== want) s.violation('expect', `${step.proc} ${s.label(step.sel)} is ${actual}, expected ${want}`, [step.proc], pfn > 0 ? [pfn] : []);
+  s.record.summary = `${step.proc} ${s.label(step.sel)} is ${actual}` + (pfn >= 0 ? ` (frame ${pfn})` : ' (not mapped)');
+}
+
+export function expectStat(s: RunState, step: StepOf<'expect-stat'>): void {
+  const all = allStats(s);
+  const actual = all[step.stat];
+  if (actual === undefined) throw new NotApplicable(`counter ${step.stat} is not modelled`);
+  const ok = compare(actual, step.cmp, step.number);
+  s.observe('stat', step.stat, String(actual), `${step.cmp} ${step.number}`);
+  if (!ok) s.violation('expect', `${step.stat} is ${actual}, expected ${step.cmp} ${step.number}`, step.statProc ? [step.statProc] : []);
+  s.record.summary = `${step.stat} = ${actual} (expected ${step.cmp} ${step.number}${ok ? ': holds' : ': FAILS'})`;
+}
+
+function compare(a: number, op: string, b: number): boolean {
+  switch (op) {
+    case '==': return a === b;
+    case '!=': return a !== b;
+    case '<': return a < b;
+    case '<=': return a <= b;
+    case '>': return a > b;
+    default: return a >= b;
+  }
+}

@@ -1,0 +1,107 @@
+// Device-exclusive grants (make_device_exclusive): the device takes pages exclusively, the CPU
+// touching one must revoke the grant first, the device's atomics and reads go through it.
+
+import { NA, OK, VM_WRITE } from '../core/constants.js';
+import { cpuAccess } from '../core/access.js';
+import { makeDeviceExclusive } from '../core/devexcl.js';
+import { pfnOfEntry } from '../check/pins.js';
+import type { PageSel } from '../scenario/ast.js';
+import { waitForMmapLock } from './scheduler.js';
+import { NotApplicable, type Proc, type RunState } from './state.js';
+
+/** `P device exclusive SEL as H`. */
+export function deviceExclusive(s: RunState, procName: string, sel: PageSel, name: string): void {
+  if (s.profile.deviceExclusive === 'none') throw new NotApplicable(`${s.profile.name} has no device-exclusive entries (5.14 on)`);
+  const p = s.proc(procName);
+  if (!p) return;
+  waitForMmapLock(s, p, false, true); // the driver holds mmap_lock for read
+  const [lo, hi] = s.range(p, sel);
+  const r = makeDeviceExclusive(s.k, p.mm, lo, hi);
+  if (r.err === NA || r.handle === null) throw new NotApplicable('device-exclusive entries are not modelled for this profile');
+  s.handles.set(name, { h: r.handle, proc: p.name });
+  s.grantTouched.set(name, new Uint8Array(hi - lo));
+  const held = [...r.handle.revoked!].filter((x) => x === 0).length;
+  s.observe('gup', `device exclusive ${p.name} ${s.label(sel)}`, r.err === OK ? 'ok' : 'EBUSY', null);
+  s.record.summary = `the device takes ${p.name} ${s.label(sel)} exclusively as ${name}: ${held} of ${hi - lo} page(s) held` +
+    (r.err === OK ? '' : ' (make_device_exclusive failed for the others: EBUSY)');
+}
+
+/** A CPU access by p at vpn reached frame pfn: grants on that page must have been revoked before it. */
+export function touchGrants(s: RunState, p: Proc, vpn: number, pfn: number): void {
+  for (const [name, lh] of s.handles) {
+    if (lh.h.kind !== 'exclusive') continue;
+    const holder = s.procs.get(lh.proc);
+    const i = vpn - lh.h.vpn;
+    if (holder?.group === p.group && i >= 0 && i < lh.h.frames.length) s.grantTouched.get(name)![i] = 1;
+    // The CPU must never reach a page the device still holds exclusively.
+    lh.h.frames.forEach((f, j) => {
+      if (f === pfn && pfn > 0 && !lh.h.revoked![j]) {
+        s.violation('exclusive', `${p.name} reached frame ${pfn} while the device holds it exclusively through ${name}[${j}]: the device was not notified`, [p.name], [pfn]);
+      }
+    });
+  }
+}
+
+/** `device atomic H[i] VALUE`: the device writes through its grant, which must still hold the page. */
+export function deviceAtomic(s: RunState, name: string, i: number, value: string, expect: 'revoked' | 'denied' | null): void {
+  const hs = s.liveHandle(name);
+  if (!hs) return;
+  if (hs.h.kind !== 'exclusive') {
+    s.record.summary = `${name} is not a device-exclusive grant: nothing happens`;
+    return;
+  }
+  const p = s.procs.get(hs.proc)!;
+  const vpn = hs.h.vpn + i;
+  const pfn = hs.h.frames[i]!;
+  const vma = p.alive ? p.mm.findVma(vpn) : null;
+  let result: 'ok' | 'revoked' | 'denied';
+  if (vma === null || !(vma.flags & VM_WRITE)) result = 'denied';
+  else if (hs.h.revoked![i] || pfn <= 0) result = 'revoked';
+  else result = 'ok';
+  const touched = s.grantTouched.get(name)![i] === 1;
+  if (result === 'ok') {
+    if (touched) {
+      s.violation('exclusive', `the device's atomic through ${name}[${i}] went through although ${p.name} accessed the page since: the device was not notified`, [p.name], [pfn]);
+    }
+    const v = s.values.id(value);
+    s.k.frames.value[pfn] = v;
+    s.ideal.write(p.group, vpn, v);
+    s.atomicValues.add(v);
+    if ((p.alive ? pfnOfEntry(s.k, p.mm, vpn) : -1) !== pfn) {
+      s.violation('exclusive', `the device's atomic through ${name}[${i}] wrote frame ${pfn}, which ${p.name} no longer maps: the atomic is lost`, [p.name], [pfn]);
+    }
+  }
+  s.observe('handle-read', `device atomic ${name}[${i}]`, result, expect ?? null);
+  if (expect !== null && expect !== result) s.violation('expect', `the device's atomic through ${name}[${i}] ${result === 'ok' ? 'succeeded' : `was ${result}`}, expected ${expect}`, [p.name], pfn > 0 ? [pfn] : []);
+  s.record.summary = result === 'ok'
+    ? `the device's atomic writes ${value} into frame ${pfn} through ${name}[${i}]`
+    : `the device's atomic through ${name}[${i}]: ${result}${result === 'revoked' ? ' (it was notified that it lost exclusive access)' : ' (the mapping is not writable)'}`;
+}
+
+/** A device read through a grant: the held page, or (revoked) the page the process maps now. */
+export function grantRead(s: RunState, name: string, i: number, expect: string | null): void {
+  const hs = s.liveHandle(name);
+  if (!hs) return;
+  const p = s.procs.get(hs.proc)!;
+  const vpn = hs.h.vpn + i;
+  let value: number;
+  if (!hs.h.revoked![i] && hs.h.frames[i]! > 0) value = s.k.frames.value[hs.h.frames[i]!]!;
+  else if (p.alive) {
+    const r = cpuAccess(s.k, p.mm, vpn, false, 0); // hmm_range_fault() faults it in for the device
+    value = r.err === OK ? r.value : 0;
+  } else value = 0;
+  const actual = s.values.name(value);
+  const allowed = p.alive && s.ideal.access(p.group, vpn, false) === 'ok';
+  const c = allowed ? s.ideal.checkRead(p.group, vpn, value) : null;
+  s.observe('handle-read', `the device reads ${name}[${i}]`, actual, c === null ? null : s.values.name(c.allowed[0]!));
+  if (c !== null && !c.ok) {
+    s.violation(c.kind, `the device read ${actual} through ${name}[${i}], but ${p.name}'s page holds ${s.values.name(c.allowed[0]!)}`, [p.name]);
+  }
+  if (expect !== null && expect !== actual) s.violation('expect', `the device read ${actual} through ${name}[${i}], expected ${expect}`, [p.name]);
+  s.record.summary = `the device reads ${name}[${i}]: ${actual}`;
+}
+
+/** Which pages of a grant the owner's CPU touched (for the explorer's state keys). */
+export function grantTouchedOf(s: RunState, name: string): Uint8Array | undefined {
+  return s.grantTouched.get(name);
+}

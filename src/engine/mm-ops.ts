@@ -1,0 +1,154 @@
+// Address-space operations of a process: thread, mmap, munmap, mprotect, madvise, fork, exit,
+// clear_refs, reclaim (MADV_PAGEOUT) and ksmd, each on the model and on the ideal memory.
+
+import { EINVAL, NA, OK } from '../core/constants.js';
+import { dupMmap } from '../core/fork.js';
+import { ksmMerge } from '../core/ksm.js';
+import { clearSoftDirty, doMadvise, doMmap, doMprotect } from '../core/mmap.js';
+import { swapOutPage, type SwapoutSkip } from '../core/swap.js';
+import { exitMmap, unmapRegion } from '../core/zap.js';
+import type { Step } from '../scenario/ast.js';
+import { finishTask, waitForMmapLock } from './scheduler.js';
+import { NotApplicable, type Proc, type RunState } from './state.js';
+
+type StepOf<O extends Step['op']> = Extract<Step, { op: O }>;
+
+const SKIP_WHY: Record<Exclude<SwapoutSkip, null>, string> = {
+  'not-present': 'not present', 'not-anon': 'not anonymous', shared: 'mapped by more than this process',
+  pinned: 'maybe pinned',
+};
+
+/** A thread exits; the process's address space goes with its last thread. */
+export function exitProc(s: RunState, p: Proc): void {
+  if (p.task) finishTask(s, p);
+  p.alive = false;
+  for (const q of s.procs.values()) if (q.alive && q.group === p.group) return;
+  exitMmap(s.k, p.mm);
+  s.ideal.exit(p.group);
+}
+
+export function thread(s: RunState, step: StepOf<'thread'>): void {
+  const p = s.proc(step.proc);
+  if (!p) return;
+  s.addProc(step.thread, p.group, p.mm, p.regions);
+  s.mmNames[p.mm.id] = s.mmNames[p.mm.id] ?? p.group;
+  s.record.summary = `${p.name} creates thread ${step.thread} (it shares ${p.group}'s address space)`;
+}
+
+export function mmap(s: RunState, step: StepOf<'mmap'>): void {
+  let p = s.procs.get(step.proc);
+  if (!p && s.procs.size > 0) {
+    // Only the first process is created by mmap; another unknown name is a child whose fork failed.
+    s.record.summary = `${step.proc} does not exist (its fork failed): step skipped`;
+    return;
+  }
+  if (!p) {
+    const mm = s.k.newMm();
+    s.mmNames[mm.id] = step.proc;
+    p = s.addProc(step.proc, step.proc, mm, new Map());
+  } else if (!s.proc(step.proc)) return;
+  waitForMmapLock(s, p);
+  if (step.thp === 'thp') throw new NotApplicable('transparent huge pages are not modelled yet');
+  const r = doMmap(s.k, p.mm, step.pages, step.prot, step.shared, step.populate);
+  if (r.err !== OK) {
+    s.record.summary = `mmap of ${step.pages} page(s) failed: no address space left`;
+    s.violation('fault', 'mmap failed in the model');
+    return;
+  }
+  p.regions.set(step.region, { start: r.start, n: step.pages });
+  s.ideal.mmap(p.group, r.start, step.pages, step.prot, step.shared);
+  s.record.summary = `${step.proc} maps ${step.region}: ${step.pages} page(s) ${step.prot} ${step.shared ? 'shared' : 'private'} at 0x${(r.start * 4096).toString(16)}` +
+    (step.populate ? `, ${r.populated} populated` : '');
+}
+
+export function munmap(s: RunState, step: StepOf<'munmap'>): void {
+  const p = s.proc(step.proc);
+  if (!p) return;
+  waitForMmapLock(s, p);
+  const [lo, hi] = s.range(p, step.sel);
+  unmapRegion(s.k, p.mm, lo, hi);
+  s.ideal.munmap(p.group, lo, hi);
+  s.record.summary = `${p.name} unmaps ${s.label(step.sel)}`;
+}
+
+export function mprotect(s: RunState, step: StepOf<'mprotect'>): void {
+  const p = s.proc(step.proc);
+  if (!p) return;
+  waitForMmapLock(s, p);
+  const [lo, hi] = s.range(p, step.sel);
+  const err = doMprotect(s.k, p.mm, lo, hi, step.prot);
+  const idealOk = s.ideal.mprotect(p.group, lo, hi, step.prot);
+  if ((err === OK) !== idealOk) s.violation('fault', `mprotect ${step.prot}: the model ${err === OK ? 'succeeded' : 'failed (ENOMEM)'}, it must ${idealOk ? 'succeed' : 'fail at a hole'}`, [p.name]);
+  s.record.summary = `${p.name} mprotects ${s.label(step.sel)} ${step.prot}${err === OK ? '' : ': ENOMEM (a hole in the range; pages before it changed)'}`;
+}
+
+export function madvise(s: RunState, step: StepOf<'madvise'>): void {
+  const p = s.proc(step.proc);
+  if (!p) return;
+  waitForMmapLock(s, p);
+  const [lo, hi] = s.range(p, step.sel);
+  const err = doMadvise(s.k, p.mm, lo, hi, step.advice);
+  if (err === NA) throw new NotApplicable(`madvise ${step.advice} is not modelled yet`);
+  const idealOk = s.ideal.madvise(p.group, lo, hi, step.advice);
+  if ((err === OK) !== idealOk) s.violation('fault', `madvise ${step.advice}: the model ${err === OK ? 'accepted' : 'refused'} it`, [p.name]);
+  s.record.summary = `${p.name} madvise ${s.label(step.sel)} ${step.advice}${err === EINVAL ? ': EINVAL' : ''}`;
+}
+
+export function fork(s: RunState, step: StepOf<'fork'>): void {
+  const p = s.proc(step.proc);
+  if (!p) return;
+  waitForMmapLock(s, p);
+  if (step.cowpt && s.profile.cowPageTables === 'none') throw new NotApplicable(`${s.profile.name} has no COW page tables (fork ... cowpt)`);
+  const r = dupMmap(s.k, p.mm, step.cowpt);
+  if (r.err === NA) throw new NotApplicable('fork of non-present PTEs (swap, device-exclusive) is not modelled yet');
+  s.observe('fork', `${p.name} forks ${step.child}`, r.err === OK ? 'ok' : 'ENOMEM', null);
+  if (r.err !== OK || r.child === null) {
+    s.record.summary = `${p.name} forks ${step.child}: fork failed with ENOMEM; ${step.child} does not exist`;
+    return;
+  }
+  s.mmNames[r.child.id] = step.child;
+  s.addProc(step.child, step.child, r.child, new Map(p.regions));
+  s.ideal.fork(p.group, step.child);
+  s.record.summary = `${p.name} forks ${step.child}${p.mm.cowPgtable ? ` with COW page tables (${s.profile.cowPageTables})` : ''}`;
+}
+
+export function exit(s: RunState, step: StepOf<'exit'>): void {
+  const p = s.proc(step.proc);
+  if (!p) return;
+  waitForMmapLock(s, p);
+  const before = s.k.frames.used;
+  exitProc(s, p);
+  s.record.summary = `${p.name} exits: ${before - s.k.frames.used} frame(s) freed`;
+}
+
+export function clearSoftdirty(s: RunState, step: StepOf<'clear-softdirty'>): void {
+  const p = s.proc(step.proc);
+  if (!p) return;
+  waitForMmapLock(s, p);
+  clearSoftDirty(s.k, p.mm);
+  s.record.summary = `${p.name} clears soft-dirty bits (clear_refs 4)`;
+}
+
+export function swapout(s: RunState, step: StepOf<'swapout'>): void {
+  if (!s.profile.swap) throw new NotApplicable(`${s.profile.name} has no swap modelled`);
+  const p = s.proc(step.proc);
+  if (!p) return;
+  waitForMmapLock(s, p, false, true); // MADV_PAGEOUT takes mmap_lock for read (P's own fork path holds it for write too)
+  const [lo, hi] = s.range(p, step.sel);
+  const skipped: string[] = [];
+  let out = 0;
+  for (let v = lo; v < hi; v++) {
+    const why = swapOutPage(s.k, p.mm, v);
+    if (why === null) out++;
+    else skipped.push(`${s.label(step.sel, step.sel.lo + (v - lo))}: ${SKIP_WHY[why]}`);
+  }
+  s.record.summary = `reclaim (MADV_PAGEOUT) of ${p.name} ${s.label(step.sel)}: ${out} page(s) swapped out` +
+    (skipped.length ? `; kept ${skipped.slice(0, 4).join(', ')}${skipped.length > 4 ? ', …' : ''}` : '');
+}
+
+export function ksmMergeAll(s: RunState): void {
+  if (!s.profile.ksm) throw new NotApplicable(`${s.profile.name} has no KSM modelled`);
+  for (const p of s.procs.values()) if (p.alive) waitForMmapLock(s, p, false, true); // ksmd takes each mm's mmap_lock for read
+  const n = ksmMerge(s.k);
+  s.record.summary = `ksmd: ${n} page(s) merged into KSM pages`;
+}

@@ -1,0 +1,211 @@
+// The state of one run (the model, the ideal memory, the names the scenario gave) and the helpers
+// every step uses to name pages and to record what it saw. The Runner (run.ts) owns one; the
+// step modules (scheduler, grants, cpu, handles, mm-ops, expect, snapshot) work on it. Nothing
+// outside src/engine (and the operation registry) touches it: others read through the Runner.
+
+import { PTE_PRESENT } from '../core/constants.js';
+import type { KEvent } from '../core/events.js';
+import { DEFAULT_FRAMES, DEFAULT_PIN_BIAS, type Handle, Kernel } from '../core/kernel.js';
+import type { Mm } from '../core/mm.js';
+import type { Profile } from '../core/profile.js';
+import { cloneTask, type Task } from '../core/tasks.js';
+import { pteSlot } from '../core/walk.js';
+import { AccountingChecker } from '../check/accounting.js';
+import { IdealMemory } from '../check/ideal.js';
+import { PinChecker } from '../check/pins.js';
+import type { PageSel, Scenario, Step, ViolationKind } from '../scenario/ast.js';
+import type { Observation, StepRecord, Violation } from './result.js';
+import { ValueTable } from './values.js';
+import { type Capture, capture } from './changes.js';
+
+export interface RunOptions {
+  /** Check the accounting invariants after every step (default true). */
+  checkEveryStep?: boolean;
+  /** Record the counters after every step (`run --stats`). */
+  countersEveryStep?: boolean;
+  /** Events kept per step (default 200). */
+  maxEventsPerStep?: number;
+  /** Record kernel events at all (default true). */
+  trace?: boolean;
+  /** Record every PTE and frame each step changed, before and after (`run --trace`; needs trace). */
+  changes?: boolean;
+}
+
+export interface Region {
+  start: number;
+  n: number;
+}
+
+export interface LiveHandle {
+  h: Handle;
+  /** The process that took it. */
+  proc: string;
+}
+
+export interface Proc {
+  /** The thread's name (a process is its first thread). */
+  name: string;
+  /** The process (thread group) it belongs to: the name the ideal semantics knows it by. */
+  group: string;
+  /** Kernel thread id (for locks held by its pending kernel path). */
+  tid: number;
+  mm: Mm;
+  /** Shared by the threads of one process. */
+  regions: Map<string, Region>;
+  alive: boolean;
+  /** A kernel path started with `&`, and the step that started it. */
+  task: Task | null;
+  taskStep: Step | null;
+  /** For a pending async write: how many stored pages the ideal memory has seen. */
+  taskApplied: number;
+  /** For a pending GUP: which pages the ideal handle was bound to when they were grabbed. */
+  taskBound?: boolean[];
+}
+
+/** Thrown by a step the profile does not have (the run ends `n/a`). */
+export class NotApplicable extends Error {}
+
+export function emptyRecord(index: number, line: number, col: number, text: string): StepRecord {
+  return { index, line, col, text, summary: '', events: [], eventsDropped: 0, observations: [], violations: [], stats: null, frames: [], ptes: [] };
+}
+
+export class RunState {
+  k: Kernel;
+  ideal = new IdealMemory();
+  values = new ValueTable();
+  procs = new Map<string, Proc>();
+  checker = new AccountingChecker();
+  pins = new PinChecker();
+  mmNames: string[] = [];
+  record: StepRecord = emptyRecord(0, 0, 0, '');
+  stepIndex = 0;
+  violations: Violation[] = [];
+  handles = new Map<string, LiveHandle>();
+  nextTid = 0;
+  /** Per device-exclusive grant page: 1 once the owner's CPU accessed the page. */
+  grantTouched = new Map<string, Uint8Array>();
+  /** Values written by device atomics (a wrong read of one is an `exclusive` violation). */
+  atomicValues = new Set<number>();
+  /** Threads whose pending fork has begun (the ideal child exists). */
+  forking = new Set<string>();
+  /** The model as the last step left it (RunOptions.changes). */
+  changesBase: Capture | null = null;
+  /** The thread whose kernel path emitted an event (threads share their process's mm). */
+  actors = new Map<KEvent, string>();
+  /** The thread whose kernel path is taking a step right now (for the web page's event names), else null. */
+  acting: string | null = null;
+
+  constructor(
+    readonly scenario: Scenario,
+    readonly profile: Profile,
+    readonly opts: RunOptions = {},
+  ) {
+    this.k = new Kernel(profile, {
+      frames: scenario.config.frames ?? DEFAULT_FRAMES,
+      pinBias: scenario.config.pinBias ?? DEFAULT_PIN_BIAS,
+    });
+    this.k.tracing = opts.trace ?? true;
+    if (opts.changes && this.k.tracing) this.changesBase = capture(this.k);
+  }
+
+  /** A deep copy, for the explorer. The scenario and options are shared; `dst`'s kernel arrays are reused. */
+  clone(dst?: RunState): RunState {
+    const c = Object.create(RunState.prototype) as RunState;
+    Object.assign(c, this);
+    c.k = this.k.clone(dst?.k);
+    c.ideal = this.ideal.clone();
+    c.values = this.values.clone();
+    const regionsByGroup = new Map<Map<string, Region>, Map<string, Region>>();
+    c.procs = new Map([...this.procs].map(([n, p]) => {
+      let regions = regionsByGroup.get(p.regions);
+      if (!regions) regionsByGroup.set(p.regions, (regions = new Map(p.regions)));
+      return [n, { ...p, mm: c.k.mms[p.mm.id]!, regions, task: p.task ? cloneTask(p.task) : null, ...(p.taskBound ? { taskBound: p.taskBound.slice() } : {}) }];
+    }));
+    c.mmNames = this.mmNames.slice();
+    c.violations = this.violations.slice();
+    c.handles = new Map([...this.handles].map(([n, h]) => [n, { h: c.k.handles[h.h.id]!, proc: h.proc }]));
+    c.pins = this.pins.clone();
+    c.actors = new Map();
+    c.forking = new Set(this.forking);
+    c.grantTouched = new Map([...this.grantTouched].map(([n, a]) => [n, a.slice()]));
+    c.atomicValues = new Set(this.atomicValues);
+    return c;
+  }
+
+  violation(kind: ViolationKind, message: string, procs: string[] = [], frames: number[] = []): void {
+    const step = this.stepIndex >= 0 ? this.scenario.steps[this.stepIndex] : undefined;
+    const v: Violation = {
+      kind, step: this.stepIndex, file: this.scenario.file, line: step?.pos.line ?? 0, col: step?.pos.col ?? 0,
+      procs, frames, message,
+    };
+    this.violations.push(v);
+    this.record.violations.push(v);
+  }
+
+  observe(kind: Observation['kind'], what: string, actual: string, ideal: string | null): void {
+    this.record.observations.push({ kind, what, actual, ideal } satisfies Observation);
+  }
+
+  /** A new thread (a process is its first thread). */
+  addProc(name: string, group: string, mm: Mm, regions: Map<string, Region>): Proc {
+    const p: Proc = { name, group, tid: this.nextTid++, mm, regions, alive: true, task: null, taskStep: null, taskApplied: 0 };
+    this.procs.set(name, p);
+    return p;
+  }
+
+  /** The live thread a step names, or null (the step is skipped, the summary says why). */
+  proc(name: string): Proc | null {
+    const p = this.procs.get(name);
+    if (!p) {
+      this.record.summary = `${name} does not exist (its fork failed): step skipped`;
+      return null;
+    }
+    if (!p.alive) {
+      this.record.summary = `${name} has exited: step skipped`;
+      return null;
+    }
+    return p;
+  }
+
+  liveHandle(name: string): LiveHandle | null {
+    const hs = this.handles.get(name);
+    if (!hs) this.record.summary = `handle ${name} does not exist (taking it failed): step skipped`;
+    return hs ?? null;
+  }
+
+  /** [lo, hi) page numbers of a selector in a process. */
+  range(p: Proc, sel: PageSel): [number, number] {
+    const r = p.regions.get(sel.region)!;
+    return [r.start + sel.lo, r.start + sel.hi + 1];
+  }
+
+  label(sel: PageSel, i?: number): string {
+    if (i !== undefined) return `${sel.region}[${i}]`;
+    if (sel.all) return `${sel.region}[*]`;
+    return sel.lo === sel.hi ? `${sel.region}[${sel.lo}]` : `${sel.region}[${sel.lo}..${sel.hi}]`;
+  }
+
+  /** The frame a page maps (0: the zero page), or -1 when not present. */
+  pfnOf(p: Proc, vpn: number): number {
+    if (!p.alive) return -1;
+    const slot = pteSlot(this.k, p.mm, vpn);
+    if (slot < 0 || !(this.k.tables.bits[slot]! & PTE_PRESENT)) return -1;
+    return this.k.tables.entry[slot]!;
+  }
+
+  pageName(proc: string, vpn: number): string {
+    const p = this.procs.get(proc);
+    if (p) for (const [name, r] of p.regions) if (vpn >= r.start && vpn < r.start + r.n) return `${name}[${vpn - r.start}]`;
+    return `0x${(vpn * 4096).toString(16)}`;
+  }
+
+  /** A page of an address space by its region name; a child still being forked has its parent's regions. */
+  pageOfMm(mm: number, vpn: number): string {
+    const name = this.mmNames[mm];
+    if (name !== undefined && this.procs.has(name)) return this.pageName(name, vpn);
+    for (const p of this.procs.values()) {
+      if (p.task?.kind === 'fork' && p.task.child === mm) return this.pageName(p.name, vpn);
+    }
+    return this.pageName(name ?? '', vpn);
+  }
+}
