@@ -116,13 +116,6 @@ function taskKey(r: Runner, p: ProcT, num: Numbering, out: number[]): void {
   }
 }
 
-/** Lexicographic order of two signatures. */
-function compareWords(a: readonly number[], b: readonly number[]): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
-  return a.length - b.length;
-}
-
 /** Reused between calls: the encoding is read (hashed or copied) before the next one. */
 const words: number[] = [];
 
@@ -133,13 +126,15 @@ const words: number[] = [];
 export function canonicalWords(r: Runner): number[] {
   const procs = [...r.procs.values()];
   adMask = procs.some((p) => p.task !== null) ? ~0 : ~(PTE_YOUNG | PTE_DIRTY);
-  // Order threads by a signature that ignores their names and global numbering.
+  // Order threads by a signature that ignores their names and global numbering. The order is
+  // that of the signatures as text: it decides which renamings share an encoding, so the
+  // states searched (and counted) are those of the text keys this encoding replaced.
   const sig = procs.map((p) => {
     const o: number[] = [];
     procKey(r, p, new Numbering(), o);
-    return o;
+    return o.join(',');
   });
-  const order = procs.map((_, i) => i).sort((a, b) => compareWords(sig[a]!, sig[b]!) || a - b);
+  const order = procs.map((_, i) => i).sort((a, b) => (sig[a]! < sig[b]! ? -1 : sig[a]! > sig[b]! ? 1 : a - b));
   const num = new Numbering();
   const out = words;
   out.length = 0;
