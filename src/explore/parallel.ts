@@ -93,6 +93,8 @@ export function parallelSearch(
       for (let done; (done = Atomics.load(control, C_DONE)) < workers;) {
         Atomics.wait(control, C_DONE, done, CHECK_MS);
         if (Atomics.load(control, C_STOP) === 0 && budget.due() && budget.check(tree.count, from, d)) Atomics.store(control, C_STOP, 1);
+        // A worker that died (out of memory, killed) never answers: its threadId is -1 from then on.
+        if (Atomics.load(control, C_DONE) < workers && threads.some((w) => w.threadId === -1)) throw new Error('internal error: a worker of the search ended before it answered');
       }
       const answers = ports.map((p) => receiveMessageOnPort(p)!.message as LevelAnswer);
       const failed = answers.find((a) => a.error !== undefined);
