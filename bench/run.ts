@@ -11,20 +11,9 @@ import { fileURLToPath } from 'node:url';
 import { explore } from '../src/explore/explore.js';
 import { DEFAULT_OPS } from '../src/explore/ops.js';
 import { builtinProfile } from '../src/profiles/builtin.js';
+import { explorerFigures, type Figure } from './explorer.js';
 import { runScenario } from '../src/engine/run.js';
 import { parseScenario } from '../src/scenario/index.js';
-
-interface Figure {
-  name: string;
-  unit: string;
-  model: number | null;
-  kernel: number | null;
-  /** model / kernel, or the figure / its target for targets without a kernel side. */
-  ratio: number | null;
-  target: string | null;
-  met: boolean | null;
-  note?: string;
-}
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -178,6 +167,8 @@ add({
   model: exFull.result.stats.statesPerSec, kernel: null, ratio: exFull.result.stats.statesPerSec / exStats.statesPerSec, target: null, met: null,
   note: `${exFull.result.stats.states} states in ${(exFull.result.stats.elapsedMs / 1000).toFixed(1)} s; ratio: full / compact`,
 });
+
+for (const f of explorerFigures(quick, log)) add(f);
 
 const doc = { format: 1, command: 'bench', node: process.version, quick, figures };
 if (json) {

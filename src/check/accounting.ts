@@ -137,6 +137,15 @@ export class AccountingChecker {
   }
 }
 
+const pairViews = new WeakMap<Uint16Array, Int32Array>();
+
+/** The PTE bits as Int32 words, two entries each (a view, made once per array). */
+function pairsOf(bits: Uint16Array): Int32Array {
+  let v = pairViews.get(bits);
+  if (v === undefined) pairViews.set(bits, (v = new Int32Array(bits.buffer, bits.byteOffset, bits.length >>> 1)));
+  return v;
+}
+
 function walkTables(
   k: Kernel, mm: Mm, table: number, level: number, base: number,
   c: { tables: number; physical: number; anon: number; shmem: number; swapCount: Int32Array; seen: Uint8Array },
@@ -155,7 +164,13 @@ function walkTables(
     if (first) c.physical++;
     const counts = { anon: 0, shmem: 0 };
     let filled = 0;
+    // Two entries a word: most of an entry table is none, and this runs after every step.
+    const pairs = pairsOf(t.bits);
     for (let i = 0; i < PTRS_PER_TABLE; i++) {
+      if ((i & 1) === 0 && pairs[(tb + i) >>> 1] === 0) {
+        i++;
+        continue;
+      }
       const bits = t.bits[tb + i]!;
       if (bits === 0) continue;
       filled++;

@@ -169,7 +169,15 @@ options:
                       auto (default): compact where it applies. A compact
                       counterexample is replayed on the full model, which must report
                       the same violation
-  --json              one JSON document (stats, counterexamples with their scenario text)
+  --workers N         threads that expand states (default 1): breadth-first one depth at a
+                      time, sharing the visited set; the same shortest counterexample
+                      length as one thread, and with --exact the same state count.
+                      More than one searches on the full engine
+  --exact             keep the visited states' canonical encodings, not 64-bit
+                      fingerprints (the default; the output gives the probability that a
+                      fingerprint collision hid a state, about n^2/2^65 for n states)
+  --json              one JSON document (result: ok, violation or bound; the always and
+                      sometimes properties; stats; counterexamples with their scenario text)
 
 SIGINT or SIGTERM (Ctrl-C) stops the search as a bound does: the summary, the counterexamples
 found so far and their --out files, exit 130.

@@ -103,17 +103,18 @@ export class FrameTable {
     return pfn > 0 && pfn < this.top && (this.flags[pfn]! & PG_INUSE) !== 0;
   }
 
-  clone(): FrameTable {
-    const c = Object.create(FrameTable.prototype) as FrameTable;
+  /** A copy; into `dst` (its arrays reused when large enough) when given: the explorer copies a state per transition. */
+  clone(dst?: FrameTable): FrameTable {
+    const c = dst ?? (Object.create(FrameTable.prototype) as FrameTable);
     c.limit = this.limit;
     // Room for a few more frames, so the copy does not regrow at its first allocation.
     const cap = this.top + 8;
-    c.refcount = copyPrefix(this.refcount, this.top, cap);
-    c.mapcount = copyPrefix(this.mapcount, this.top, cap);
-    c.flags = copyPrefix(this.flags, this.top, cap);
-    c.value = copyPrefix(this.value, this.top, cap);
-    c.next = copyPrefix(this.next, this.top, cap);
-    c.priv = copyPrefix(this.priv, this.top, cap);
+    c.refcount = copyPrefix(this.refcount, this.top, cap, dst?.refcount);
+    c.mapcount = copyPrefix(this.mapcount, this.top, cap, dst?.mapcount);
+    c.flags = copyPrefix(this.flags, this.top, cap, dst?.flags);
+    c.value = copyPrefix(this.value, this.top, cap, dst?.value);
+    c.next = copyPrefix(this.next, this.top, cap, dst?.next);
+    c.priv = copyPrefix(this.priv, this.top, cap, dst?.priv);
     c.priv.fill(-1, this.top);
     c.top = this.top;
     c.freeHead = this.freeHead;
@@ -122,8 +123,16 @@ export class FrameTable {
   }
 }
 
-/** A new array of `cap` elements holding the first `n` of `a`. */
-export function copyPrefix<T extends Int32Array | Uint8Array | Uint16Array>(a: T, n: number, cap: number): T {
+/**
+ * An array of at least `cap` elements holding the first `n` of `a`, zero after them: `reuse` when
+ * it is large enough (zeroed past n), else a new one.
+ */
+export function copyPrefix<T extends Int32Array | Uint8Array | Uint16Array>(a: T, n: number, cap: number, reuse?: T): T {
+  if (reuse !== undefined && reuse !== a && reuse.length >= cap) {
+    reuse.set(a.subarray(0, n));
+    reuse.fill(0, n);
+    return reuse;
+  }
   const b = new (a.constructor as new (n: number) => T)(cap);
   b.set(a.subarray(0, n));
   return b;

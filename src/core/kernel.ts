@@ -141,9 +141,9 @@ export class Kernel {
     if (mm.ksmSlot === 0) mm.ksmSlot = ++this.ksmSlots;
   }
 
-  /** A deep copy for the explorer (snapshot/restore). */
-  clone(): Kernel {
-    const k = new Kernel(this.profile, this.config, this.frames.clone(), this.tables.clone());
+  /** A deep copy for the explorer (snapshot/restore); into `dst`'s typed arrays when given (no allocation per page). */
+  clone(dst?: Kernel): Kernel {
+    const k = new Kernel(this.profile, this.config, this.frames.clone(dst?.frames), this.tables.clone(dst?.tables));
     k.shm = this.shm.map((s) => s.clone());
     k.mms = this.mms.map((m) => {
       const c = new Mm(m.id);
@@ -153,7 +153,7 @@ export class Kernel {
     });
     k.handles = this.handles.map((h) => ({ ...h, frames: h.frames.slice(), refs: h.refs.slice(), ...(h.revoked ? { revoked: h.revoked.slice() } : {}) }));
     k.stats = { ...this.stats };
-    k.swap = this.swap.clone();
+    k.swap = this.swap.clone(dst?.swap);
     k.ksmSlots = this.ksmSlots;
     k.tracing = this.tracing;
     return k;

@@ -83,20 +83,31 @@ export class TableArena {
     this.used--;
   }
 
-  clone(): TableArena {
-    const c = Object.create(TableArena.prototype) as TableArena;
+  /** A copy; into `dst` (its arrays reused when large enough) when given: the explorer copies a state per transition. */
+  clone(dst?: TableArena): TableArena {
+    const c = dst ?? (Object.create(TableArena.prototype) as TableArena);
     // Room for a few more tables, so the copy does not regrow at its first allocation.
     const cap = this.top + 4;
-    c.entry = copyPrefix(this.entry, this.top * PTRS_PER_TABLE, cap * PTRS_PER_TABLE);
-    c.bits = copyPrefix(this.bits, this.top * PTRS_PER_TABLE, cap * PTRS_PER_TABLE);
-    c.level = copyPrefix(this.level, this.top, cap);
-    c.filled = copyPrefix(this.filled, this.top, cap);
-    c.nextFree = copyPrefix(this.nextFree, this.top, cap);
-    c.share = copyPrefix(this.share, this.top, cap);
-    c.owner = copyPrefix(this.owner, this.top, cap);
+    // Entries past `top` are zero (a table is handed out zeroed); a reused array is zeroed only where the old copy used it.
+    c.entry = copyEntries(this.entry, this.top, cap, dst);
+    c.bits = copyEntries(this.bits, this.top, cap, dst);
+    c.level = copyPrefix(this.level, this.top, cap, dst?.level);
+    c.filled = copyPrefix(this.filled, this.top, cap, dst?.filled);
+    c.nextFree = copyPrefix(this.nextFree, this.top, cap, dst?.nextFree);
+    c.share = copyPrefix(this.share, this.top, cap, dst?.share);
+    c.owner = copyPrefix(this.owner, this.top, cap, dst?.owner);
     c.top = this.top;
     c.freeHead = this.freeHead;
     c.used = this.used;
     return c;
   }
+}
+
+/** The entries of the first `top` tables, into `dst`'s array when it has room for `cap` tables. */
+function copyEntries<T extends Int32Array | Uint16Array>(a: T, top: number, cap: number, dst: TableArena | undefined): T {
+  const reuse = (a instanceof Int32Array ? dst?.entry : dst?.bits) as T | undefined;
+  if (dst === undefined || reuse === undefined || reuse === a || reuse.length < cap * PTRS_PER_TABLE) return copyPrefix(a, top * PTRS_PER_TABLE, cap * PTRS_PER_TABLE);
+  reuse.set(a.subarray(0, top * PTRS_PER_TABLE));
+  if (dst.top > top) reuse.fill(0, top * PTRS_PER_TABLE, dst.top * PTRS_PER_TABLE);
+  return reuse;
 }

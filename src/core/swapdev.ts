@@ -46,12 +46,21 @@ export class SwapDevice {
     }
   }
 
-  clone(): SwapDevice {
-    const c = Object.create(SwapDevice.prototype) as SwapDevice;
-    c.count = this.count.slice();
-    c.data = this.data.slice();
-    c.cache = this.cache.slice();
-    c.used = this.used.slice();
+  /** A copy; into `dst` (its arrays reused when as large) when given. */
+  clone(dst?: SwapDevice): SwapDevice {
+    const c = dst ?? (Object.create(SwapDevice.prototype) as SwapDevice);
+    const same = dst !== undefined && dst.count.length === this.count.length && dst.count !== this.count;
+    if (same) {
+      c.count.set(this.count);
+      c.data.set(this.data);
+      c.cache.set(this.cache);
+      c.used.set(this.used);
+    } else {
+      c.count = this.count.slice();
+      c.data = this.data.slice();
+      c.cache = this.cache.slice();
+      c.used = this.used.slice();
+    }
     c.top = this.top;
     c.inUse = this.inUse;
     return c;

@@ -50,10 +50,13 @@ export class Runner {
   /** Which pages of a grant the owner's CPU touched (for the explorer's state keys). */
   grantTouchedOf(name: string): Uint8Array | undefined { return grantTouchedOf(this.s, name); }
 
-  /** A deep copy of the whole state, for the explorer. The scenario and options are shared. */
-  clone(): Runner {
+  /**
+   * A deep copy of the whole state, for the explorer. The scenario and options are shared. With
+   * `dst` (a copy no longer needed), its kernel's typed arrays are reused.
+   */
+  clone(dst?: Runner): Runner {
     const c = Object.create(Runner.prototype) as Runner;
-    c.s = this.s.clone();
+    c.s = this.s.clone(dst?.s);
     return c;
   }
 

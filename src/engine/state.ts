@@ -108,11 +108,11 @@ export class RunState {
     if (opts.changes && this.k.tracing) this.changesBase = capture(this.k);
   }
 
-  /** A deep copy, for the explorer. The scenario and options are shared. */
-  clone(): RunState {
+  /** A deep copy, for the explorer. The scenario and options are shared; `dst`'s kernel arrays are reused. */
+  clone(dst?: RunState): RunState {
     const c = Object.create(RunState.prototype) as RunState;
     Object.assign(c, this);
-    c.k = this.k.clone();
+    c.k = this.k.clone(dst?.k);
     c.ideal = this.ideal.clone();
     c.values = this.values.clone();
     const regionsByGroup = new Map<Map<string, Region>, Map<string, Region>>();

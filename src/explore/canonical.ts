@@ -116,11 +116,19 @@ function taskKey(r: Runner, p: ProcT, num: Numbering, out: number[]): void {
   }
 }
 
-/** The canonical key of the runner's state. */
-export function canonicalKey(r: Runner): string {
+/** Reused between calls: the encoding is read (hashed or copied) before the next one. */
+const words: number[] = [];
+
+/**
+ * The canonical encoding of the runner's state as integers (the array is reused by the next
+ * call): two states with the same encoding behave the same.
+ */
+export function canonicalWords(r: Runner): number[] {
   const procs = [...r.procs.values()];
   adMask = procs.some((p) => p.task !== null) ? ~0 : ~(PTE_YOUNG | PTE_DIRTY);
-  // Order threads by a signature that ignores their names and global numbering.
+  // Order threads by a signature that ignores their names and global numbering. The order is
+  // that of the signatures as text: it decides which renamings share an encoding, so the
+  // states searched (and counted) are those of the text keys this encoding replaced.
   const sig = procs.map((p) => {
     const o: number[] = [];
     procKey(r, p, new Numbering(), o);
@@ -128,7 +136,8 @@ export function canonicalKey(r: Runner): string {
   });
   const order = procs.map((_, i) => i).sort((a, b) => (sig[a]! < sig[b]! ? -1 : sig[a]! > sig[b]! ? 1 : a - b));
   const num = new Numbering();
-  const out: number[] = [];
+  const out = words;
+  out.length = 0;
   const rank = new Map<string, number>();
   order.forEach((i, n) => rank.set(procs[i]!.name, n));
   const groups = new Map<string, number>();
@@ -165,5 +174,41 @@ export function canonicalKey(r: Runner): string {
     out.push(f.refcount[pfn]!, f.mapcount[pfn]!, f.flags[pfn]!, num.value(f.value[pfn]!), f.flags[pfn]! & PG_KSM && f.inStableTree(pfn) ? 1 : 0);
     if (f.flags[pfn]! & PG_SWAPCACHE) out.push(num.slot(f.priv[pfn]!));
   }
-  return out.join(',');
+  return out;
+}
+
+/** The canonical key of the runner's state, as text (tests, --exact keys are the words). */
+export function canonicalKey(r: Runner): string {
+  return canonicalWords(r).join(',');
+}
+
+/**
+ * A 64-bit fingerprint of an encoding (its first n words): two 32-bit hashes (murmur3's mixing, two seeds), each
+ * made non-zero (zero marks an empty slot of the visited set), written to out[0] and out[1].
+ */
+export function fingerprint(w: ArrayLike<number>, out: Int32Array, n = w.length): void {
+  let h1 = 0x9747b28c ^ n;
+  let h2 = 0x5bd1e995 ^ Math.imul(n, 0x27d4eb2d);
+  for (let i = 0; i < n; i++) {
+    let k = Math.imul(w[i]! | 0, 0xcc9e2d51);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, 0x1b873593);
+    h1 ^= k;
+    h1 = (h1 << 13) | (h1 >>> 19);
+    h1 = (Math.imul(h1, 5) + 0xe6546b64) | 0;
+    h2 = Math.imul(h2 ^ (w[i]! | 0), 0x85ebca6b);
+    h2 ^= h2 >>> 13;
+    h2 = (Math.imul(h2, 0xc2b2ae35) + i) | 0;
+  }
+  out[0] = fmix(h1) || 1;
+  out[1] = fmix(h2 ^ h1) || 1;
+}
+
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h | 0;
 }

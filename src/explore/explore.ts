@@ -7,9 +7,11 @@ import { parseScenario, type Scenario } from '../scenario/index.js';
 import type { ExploreShape } from './ops.js';
 import { compactSearch, compactUnsupported } from './compact/search.js';
 import type { StopFlag } from './tree.js';
+import { parallelSearch } from './parallel.js';
 import { search, type Counterexample, type Progress, type SearchBounds, type SearchResult, type ViolationSink } from './search.js';
 import { causeOf, isFaultDecision, newReplayCache } from './cause.js';
 import { matchStory } from './stories.js';
+import { propertyReport, searchOutcome, type PropertyReport, type SearchOutcome } from './properties.js';
 import type { Step } from '../scenario/ast.js';
 
 export interface ExploreInput {
@@ -28,6 +30,8 @@ export interface ExploreInput {
    * (the default): compact where it supports the operations and bounds, else full.
    */
   engine?: 'auto' | 'compact' | 'full';
+  /** Threads that expand states (default 1); more than one searches on the full engine (src/explore/parallel.ts). */
+  workers?: number;
   /**
    * Regression search (`--baseline`): report only sequences that violate on one kernel and are
    * clean on the other. Without `reverse`, they violate on `profile` and are clean on this one;
@@ -46,11 +50,16 @@ export function chooseEngine(input: ExploreInput): { engine: 'compact' | 'full';
   const why = compactUnsupported(input.shape, input.pages, input.bounds.depth, input.from !== null);
   const want = input.engine ?? 'auto';
   if (want === 'full') return { engine: 'full', why };
+  if ((input.workers ?? 1) > 1 && want === 'auto') return { engine: 'full', why: why ?? 'several workers search on the full engine' };
   return { engine: why === null ? 'compact' : 'full', why };
 }
 
 export interface ExploreOutcome {
   status: 'ok' | 'violation';
+  /** The result: `ok` | `violation` | `bound` (stopped at a limit before completing), for every engine and worker count. */
+  verdict: SearchOutcome;
+  /** The `always` and `sometimes` properties (src/explore/properties.ts). */
+  properties: PropertyReport;
   start: string[];
   result: SearchResult;
   /** Violating sequences seen (each replayed to find its cause, or checked on the baseline). */
@@ -123,10 +132,18 @@ export function explore(input: ExploreInput, progress?: Progress, stopFlag?: Sto
     return !all;
   };
   const perKind = input.causes === false && base === null;
+  const workers = input.workers ?? 1;
+  if (workers > 1 && engine === 'compact') throw new CompactUnsupportedError('several workers search on the full engine');
   const result = engine === 'compact'
     ? compactSearch(runner, searched, input.shape, input.pages, input.bounds, progress, stopFlag, perKind ? undefined : sink)
+    : workers > 1
+    ? parallelSearch(input, searched, runner, workers, progress, stopFlag, perKind ? undefined : sink)
     : search(runner, input.shape, input.bounds, progress, stopFlag, perKind ? undefined : sink);
-  if (perKind) return { status: result.counterexamples.length > 0 ? 'violation' : 'ok', start: lines, result, violating: 0, causes: 0 };
+  const judged = (): Pick<ExploreOutcome, 'verdict' | 'properties'> => ({
+    verdict: searchOutcome(result.counterexamples, result.stats, input.bounds.depth),
+    properties: propertyReport(input.shape.ops, input.bounds.kinds, result.counterexamples, result.stats),
+  });
+  if (perKind) return { status: result.counterexamples.length > 0 ? 'violation' : 'ok', ...judged(), start: lines, result, violating: 0, causes: 0 };
   // The same within one depth, where a larger set of decisions may have come first.
   result.counterexamples = kept.filter((c) => c.firstOfKind || !kept.some((k) => k !== c && k.cause!.decisions.length < c.cause!.decisions.length && subsumes(c.cause!.decisions, k.cause!.decisions)));
   for (const ce of result.counterexamples) {
@@ -134,7 +151,7 @@ export function explore(input: ExploreInput, progress?: Progress, stopFlag?: Sto
     // Not after a stop request: the worker must answer within its grace period (background.ts).
     if (input.from === null && result.stats.stoppedBy !== 'interrupted') ce.story = matchStory(lines, ce.steps, searched, input.bounds.kinds);
   }
-  return { status: kept.length > 0 ? 'violation' : 'ok', start: lines, result, violating, causes: causes.size };
+  return { status: kept.length > 0 ? 'violation' : 'ok', ...judged(), start: lines, result, violating, causes: causes.size };
 }
 
 /**

@@ -1,15 +1,19 @@
-// Breadth-first search over operation sequences: the first violation found is at the smallest
-// depth, so its path is a shortest counterexample. States are stored as (parent, op) pairs and
-// rebuilt by replay when expanded; the visited set holds canonical keys, sharded below V8's
-// 2^24-entries-per-Map limit.
+// Breadth-first search over operation sequences on the model itself (a Runner per state): the
+// first violation found is at the smallest depth, so its path is a shortest counterexample.
+// States are kept as (parent, op) pairs (src/explore/tree.ts). A state is not replayed from the
+// start when it is expanded: breadth-first order expands siblings one after the other, so the
+// state of each depth last built is kept and a state is built from its parent with one step
+// (StateCache). The visited set holds 64-bit fingerprints of canonical encodings, or with
+// --exact the encodings (src/explore/visited.ts). Several workers: src/explore/parallel.ts.
 
 import type { Runner } from '../engine/run.js';
 import type { Violation } from '../engine/result.js';
 import type { Step } from '../scenario/ast.js';
-import { canonicalKey } from './canonical.js';
+import { canonicalWords, fingerprint } from './canonical.js';
 import type { StoryMatch } from './stories.js';
 import { decodeOp, enabledOps, type ExploreShape } from './ops.js';
 import { SearchBudget, SearchTree, type StopFlag } from './tree.js';
+import { FingerprintSet, VisitedSet } from './visited.js';
 
 export interface SearchBounds {
   depth: number;
@@ -20,6 +24,8 @@ export interface SearchBounds {
   all: boolean;
   /** Violation kinds that count (default: all). */
   kinds: Set<string> | null;
+  /** Keep the canonical encodings of visited states, not 64-bit fingerprints (--exact). */
+  exact?: boolean;
 }
 
 export interface Counterexample {
@@ -49,31 +55,19 @@ export interface SearchStats {
   reached: Record<string, number>;
   /** Which engine searched: `compact` (src/explore/compact) or `full` (a Runner per state). */
   engine: 'compact' | 'full';
+  /** What the visited set holds: 64-bit fingerprints, or the exact encodings (--exact). */
+  visited: 'fingerprints' | 'exact';
+  /** With fingerprints: the probability that a collision made the search skip a state (about n^2 / 2^65). */
+  collisionProbability: number;
+  /** Memory of the search's own structures (visited set, tree) over the states. */
+  bytesPerState: number;
+  /** Threads that expanded states. */
+  workers: number;
 }
 
 export interface SearchResult {
   counterexamples: Counterexample[];
   stats: SearchStats;
-}
-
-const SHARD_BITS = 4;
-
-/** A set of string keys over several Maps (each Map holds at most 2^24 entries). */
-export class KeySet {
-  private shards: Map<string, number>[] = Array.from({ length: 1 << SHARD_BITS }, () => new Map());
-  size = 0;
-  private shard(key: string): Map<string, number> {
-    let h = 0;
-    for (let i = 0; i < key.length; i += 7) h = (Math.imul(h, 31) + key.charCodeAt(i)) | 0;
-    return this.shards[h & ((1 << SHARD_BITS) - 1)]!;
-  }
-  get(key: string): number | undefined {
-    return this.shard(key).get(key);
-  }
-  add(key: string, id: number): void {
-    this.shard(key).set(key, id);
-    this.size++;
-  }
 }
 
 /**
@@ -86,7 +80,7 @@ export type ViolationSink = (path: number[], kinds: string[]) => boolean;
 export type Progress = (s: { states: number; depth: number; frontier: number; statesPerSec: number }) => void;
 
 /** Counters and flags that tell which interesting events a step reached. */
-function reachedEvents(before: Runner, after: Runner, out: Set<string>): void {
+export function reachedEvents(before: Runner, after: Runner, out: Set<string>): void {
   const a = before.k.stats;
   const b = after.k.stats;
   if (b.cowCopies - b.earlyCow > a.cowCopies - a.earlyCow) out.add('cow-copy');
@@ -127,70 +121,173 @@ export function replayPath(root: Runner, path: readonly number[]): { r: Runner; 
   return { r, lines };
 }
 
+/** A state's parent, and the state of each depth last built, to build the next from. */
+export class StateCache {
+  private ids: number[] = [];
+  private states: Runner[] = [];
+  constructor(private readonly root: Runner, private readonly tree: SearchTree) {}
+
+  /** State `id`: its parent (built, or kept) stepped by the operation that reached it. */
+  get(id: number): Runner {
+    const d = this.tree.depth(id);
+    if (d === 0) return this.root;
+    if (this.ids[d] === id) return this.states[d]!;
+    // The state this one replaces at its depth is done with: its arrays are reused.
+    const r = this.get(this.tree.parentOf(id)).clone(this.states[d]);
+    r.step(decodeOp(r, this.tree.opOf(id)), d - 1);
+    this.ids[d] = id;
+    this.states[d] = r;
+    return r;
+  }
+}
+
+/** The visited set of a search: fingerprints, or exact encodings. */
+export class Visited {
+  /** The fingerprint of the last encoding added. */
+  readonly fp = new Int32Array(2);
+  private readonly fps: FingerprintSet | null;
+  private readonly keys: VisitedSet | null;
+  /** `shared`: the fingerprints in shared memory, for workers to read (src/explore/parallel.ts). */
+  constructor(exact: boolean, shared = false) {
+    this.fps = exact ? null : new FingerprintSet(shared);
+    this.keys = exact ? new VisitedSet() : null;
+  }
+
+  /** Add the state's canonical encoding: true if it is new. */
+  add(r: Runner): boolean {
+    const w = canonicalWords(r);
+    return this.addWords(w, w.length);
+  }
+
+  /** Add an encoding (its first n words): true if it is new. */
+  addWords(key: ArrayLike<number>, n: number): boolean {
+    fingerprint(key, this.fp, n);
+    if (this.keys) return !this.keys.has(key, n, this.fp[0]!);
+    return this.fps!.add(this.fp[0]!, this.fp[1]!);
+  }
+
+  /** Add a fingerprint made elsewhere: true if it is new. */
+  addFingerprint(hi: number, lo: number): boolean {
+    return this.fps!.add(hi, lo);
+  }
+
+  /** The fingerprint set (null with --exact). */
+  get fingerprints(): FingerprintSet | null {
+    return this.fps;
+  }
+
+  get size(): number {
+    return this.keys ? this.keys.size : this.fps!.size;
+  }
+
+  get bytes(): number {
+    return this.keys ? this.keys.bytes : this.fps!.bytes;
+  }
+}
+
+/** What expanding one state found, for whoever keeps the states (a search, or a worker). */
+export interface ExpandTarget {
+  /** A state not seen before, reached by `op` from `id`; true stops the search. */
+  fresh(id: number, op: number, child: Runner): boolean;
+  /** A violating transition with the counted violations; true stops the search. */
+  violation(id: number, op: number, child: Runner, fresh: Violation[]): boolean;
+  /** Look at the bounds now and then; true stops the search. */
+  due(): boolean;
+}
+
+/** Expanding states: every enabled operation on a copy of the state, judged and looked up. */
+export class Expander {
+  transitions = 0;
+  /** Events reached ("sometimes" properties): name -> shortest depth. */
+  readonly reached = new Map<string, number>();
+  private readonly events = new Set<string>();
+  private readonly base: number;
+  /** The last child, done with: the next copy goes into its arrays. */
+  private spare: Runner | undefined;
+
+  constructor(
+    readonly root: Runner, private readonly shape: ExploreShape, private readonly bounds: SearchBounds,
+    readonly states: StateCache, private readonly visited: { add(r: Runner): boolean },
+  ) {
+    this.base = root.violations.length;
+  }
+
+  /** Expand state `id` at depth d; true: the search stops. */
+  expand(id: number, d: number, to: ExpandTarget): boolean {
+    const r = this.states.get(id);
+    for (const op of enabledOps(r, this.shape)) {
+      if (to.due()) return true;
+      const child = r.clone(this.spare);
+      this.spare = child;
+      const res = child.step(decodeOp(child, op), d);
+      this.transitions++;
+      if (res.na !== null) continue;
+      this.events.clear();
+      reachedEvents(r, child, this.events);
+      for (const e of this.events) if (!this.reached.has(e)) this.reached.set(e, d + 1);
+      const fresh = child.violations.length === this.base ? []
+        : child.violations.slice(this.base).filter((v) => this.bounds.kinds === null || this.bounds.kinds.has(v.kind));
+      if (fresh.length > 0) {
+        if (to.violation(id, op, child, fresh)) return true;
+        continue; // a violating state is not expanded further
+      }
+      if (!this.visited.add(child)) continue;
+      if (to.fresh(id, op, child)) return true;
+    }
+    return false;
+  }
+}
+
+/** The violation kinds among violations, sorted, once each. */
+export function kindsOf(vs: readonly Violation[]): string[] {
+  return [...new Set(vs.map((v) => v.kind))].sort();
+}
+
+/**
+ * Where violating transitions go: the sink, or (without one) a counterexample for the first
+ * violation of each kind, with its lines replayed. True: the search stops.
+ */
+export function violationTarget(root: Runner, tree: SearchTree, bounds: SearchBounds, out: Counterexample[], sink?: ViolationSink): (id: number, op: number, kinds: string[]) => boolean {
+  const foundKinds = new Set<string>();
+  return (id, op, kinds) => {
+    if (sink) return sink(tree.path(id, op), kinds);
+    if (!kinds.some((k) => !foundKinds.has(k))) return false;
+    for (const k of kinds) foundKinds.add(k);
+    const path = tree.path(id, op);
+    const { r, lines } = replayPath(root, path);
+    out.push({ steps: lines, violations: r.violations.slice(root.violations.length).filter((v) => bounds.kinds === null || bounds.kinds.has(v.kind)), depth: path.length });
+    return !bounds.all;
+  };
+}
+
 export function search(root: Runner, shape: ExploreShape, bounds: SearchBounds, progress?: Progress, stopFlag?: StopFlag, sink?: ViolationSink): SearchResult {
   const budget = new SearchBudget(bounds, progress, stopFlag);
   const tree = new SearchTree();
-  const visited = new KeySet();
-  visited.add(canonicalKey(root), 0);
+  const visited = new Visited(bounds.exact ?? false);
+  visited.add(root);
   const counterexamples: Counterexample[] = [];
-  const foundKinds = new Set<string>();
-  const baseViolations = root.violations.length;
-
-
-  let stop = false;
-  const events = new Set<string>();
-  for (let id = 0; id < tree.count && !stop; id++) {
-    const d = tree.depth(id);
-    budget.expanding(d);
-    if (d >= bounds.depth) continue;
+  const onViolation = violationTarget(root, tree, bounds, counterexamples, sink);
+  const ex = new Expander(root, shape, bounds, new StateCache(root, tree), visited);
+  let cur = 0;
+  let d = 0;
+  const target: ExpandTarget = {
+    fresh: (id, op) => {
+      tree.add(id, op);
+      return budget.full(tree.count);
+    },
+    violation: (id, op, _child, fresh) => onViolation(id, op, kindsOf(fresh)),
     // The bounds are looked at before each transition: one transition on a large state (a
     // --from scenario) can take long, so an expansion may end part way.
-    if (budget.due() && budget.check(tree.count, id, d)) {
-      stop = true;
-      break;
-    }
-    const { r, lines } = replayPath(root, tree.path(id));
-    for (const op of enabledOps(r, shape)) {
-      if (budget.due() && budget.check(tree.count, id, d)) {
-        stop = true;
-        break;
-      }
-      const child = r.clone();
-      const step = decodeOp(child, op);
-      const res = child.step(step, lines.length);
-      budget.transitions++;
-      if (res.na !== null) continue;
-      events.clear();
-      reachedEvents(r, child, events);
-      for (const e of events) budget.reach(e, d + 1);
-      const fresh = child.violations.slice(baseViolations).filter((v) => bounds.kinds === null || bounds.kinds.has(v.kind));
-      if (fresh.length > 0 && sink) {
-        if (sink(tree.path(id, op), [...new Set(fresh.map((v) => v.kind))].sort())) {
-          stop = true;
-          break;
-        }
-        continue;
-      }
-      if (fresh.length > 0) {
-        const newKinds = fresh.filter((v) => !foundKinds.has(v.kind));
-        if (newKinds.length > 0) {
-          for (const v of fresh) foundKinds.add(v.kind);
-          counterexamples.push({ steps: [...lines, replayText(child, step)], violations: fresh, depth: d + 1 });
-          if (!bounds.all) {
-            stop = true;
-            break;
-          }
-        }
-        continue; // a violating state is not expanded further
-      }
-      const key = canonicalKey(child);
-      if (visited.get(key) !== undefined) continue;
-      visited.add(key, tree.add(id, op));
-      if (budget.full(tree.count)) {
-        stop = true;
-        break;
-      }
-    }
+    due: () => budget.due() && budget.check(tree.count, cur, d),
+  };
+  let stop = false;
+  for (; cur < tree.count && !stop; cur++) {
+    d = tree.depth(cur);
+    budget.expanding(d);
+    if (d >= bounds.depth) break; // breadth-first: every later state is as deep
+    stop = ex.expand(cur, d, target);
   }
-  return { counterexamples, stats: budget.stats(tree, stop, 'full') };
+  budget.transitions = ex.transitions;
+  for (const [e, at] of ex.reached) budget.reach(e, at);
+  return { counterexamples, stats: budget.stats(tree, stop, 'full', { visited: bounds.exact ? 'exact' : 'fingerprints', bytes: visited.bytes + tree.bytes, workers: 1 }) };
 }

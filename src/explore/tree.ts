@@ -2,6 +2,7 @@
 // state, so a path costs 4 bytes a state), the bounds that stop a search, and its statistics.
 
 import type { Progress, SearchBounds, SearchStats } from './search.js';
+import { collisionProbability } from './visited.js';
 
 /** A growable Int32 column. */
 export class Column {
@@ -22,7 +23,7 @@ export class Column {
 /** The states found so far, in breadth-first order: state 0 is the start. */
 export class SearchTree {
   private parent = new Column();
-  private opOf = new Column();
+  private ops = new Column();
   private depthOf = new Column();
   count = 1;
   depthReached = 0;
@@ -37,7 +38,7 @@ export class SearchTree {
     const id = this.count++;
     const d = this.depthOf.get(parent) + 1;
     this.parent.set(id, parent);
-    this.opOf.set(id, op);
+    this.ops.set(id, op);
     this.depthOf.set(id, d);
     if (d > this.depthReached) this.depthReached = d;
     return id;
@@ -47,10 +48,28 @@ export class SearchTree {
     return this.depthOf.get(id);
   }
 
+  parentOf(id: number): number {
+    return this.parent.get(id);
+  }
+
+  opOf(id: number): number {
+    return this.ops.get(id);
+  }
+
+  /** The parents and operations of states from..to-1 (copies). */
+  slice(from: number, to: number): { parents: Int32Array; ops: Int32Array } {
+    return { parents: this.parent.a.slice(from, to), ops: this.ops.a.slice(from, to) };
+  }
+
+  /** Bytes the tree occupies. */
+  get bytes(): number {
+    return this.parent.a.byteLength + this.ops.a.byteLength + this.depthOf.a.byteLength;
+  }
+
   /** The operations from the start to state `id`, then `last` if given. */
   path(id: number, last?: number): number[] {
     const ops: number[] = last === undefined ? [] : [last];
-    for (let i = id; this.parent.get(i) >= 0; i = this.parent.get(i)) ops.push(this.opOf.get(i));
+    for (let i = id; this.parent.get(i) >= 0; i = this.parent.get(i)) ops.push(this.ops.get(i));
     return ops.reverse();
   }
 }
@@ -117,7 +136,7 @@ export class SearchBudget {
     return this.stoppedBy !== null;
   }
 
-  stats(tree: SearchTree, stopped: boolean, engine: SearchStats['engine']): SearchStats {
+  stats(tree: SearchTree, stopped: boolean, engine: SearchStats['engine'], store: { visited: SearchStats['visited']; bytes: number; workers: number }): SearchStats {
     const elapsedMs = performance.now() - this.t0;
     return {
       states: tree.count, transitions: this.transitions, depthReached: tree.depthReached,
@@ -125,6 +144,10 @@ export class SearchBudget {
       elapsedMs, statesPerSec: Math.round(tree.count / Math.max(elapsedMs / 1000, 1e-3)), stoppedBy: this.stoppedBy,
       reached: Object.fromEntries([...this.reached].sort((a, b) => a[1] - b[1])),
       engine,
+      visited: store.visited,
+      collisionProbability: store.visited === 'exact' ? 0 : collisionProbability(tree.count),
+      bytesPerState: Math.round(store.bytes / tree.count),
+      workers: store.workers,
     };
   }
 }

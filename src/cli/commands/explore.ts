@@ -59,6 +59,7 @@ function explorePlan(argv: string[], io: Io): Plan | number {
     handles: { type: 'string' }, threads: { type: 'string' }, kinds: { type: 'string' }, from: { type: 'string' },
     'max-states': { type: 'string' }, 'max-memory': { type: 'string' }, time: { type: 'string' },
     progress: { type: 'boolean' }, engine: { type: 'string' }, all: { type: 'boolean' }, json: { type: 'boolean' }, out: { type: 'string' },
+    workers: { type: 'string' }, exact: { type: 'boolean' },
     baseline: { type: 'string' }, 'baseline-set': { type: 'string', multiple: true }, reverse: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   }, 'explore');
@@ -118,13 +119,15 @@ function explorePlan(argv: string[], io: Io): Plan | number {
       maxStates: intOpt(values['max-states'], '--max-states', 5_000_000, 1, 2 ** 30),
       maxMemoryMB: maxMemoryOpt(values['max-memory'], 'explore'),
       timeSec: intOpt(values.time, '--time', 600, 1, 86400),
-      all: !!values.all, kinds,
+      all: !!values.all, kinds, exact: !!values.exact,
     },
     from,
     engine,
+    workers: intOpt(values.workers, '--workers', 1, 1, 64),
     baseline,
   };
   const chosen = chooseEngine(input);
+  if (engine === 'compact' && input.workers! > 1) throw new UsageError('cowlab explore: --engine compact runs on one thread; --workers N searches on the full engine');
   if (engine === 'compact' && chosen.why !== null) throw new UsageError(`cowlab explore: --engine compact: ${chosen.why}; use --engine full (or auto)`);
   const tty = process.stderr.isTTY && !values.json;
   // Progress: rewritten in place on a terminal; with --progress, one line a report (scripts, logs).
@@ -133,7 +136,8 @@ function explorePlan(argv: string[], io: Io): Plan | number {
     : baseline.reverse ? `looking for what ${profile.name} fixed: sequences that violate on ${baseline.profile.name} and are clean on ${profile.name}, searching ${baseline.profile.name}`
     : `looking for regressions: sequences that violate on ${profile.name} and are clean on ${baseline.profile.name}, searching ${profile.name}`;
   const header = `${what}: ${from ? `from ${from.file}` : `P with ${input.pages} page(s)`}, up to ${input.shape.procs} process(es), ${input.shape.handles} handle(s), depth ${input.bounds.depth}; ops ${ops.join(',')}; ` +
-    `engine ${chosen.engine}${chosen.engine === 'full' && engine === 'auto' && chosen.why ? ` (${chosen.why})` : ''}`;
+    `engine ${chosen.engine}${chosen.engine === 'full' && engine === 'auto' && chosen.why ? ` (${chosen.why})` : ''}` +
+    `${input.workers! > 1 ? `, ${input.workers} workers` : ''}`;
   if (!values.json) io.out(header);
   const text = (p: Parameters<Progress>[0]): string => `${p.states} states, depth ${p.depth}, ${Math.round(p.statesPerSec)} states/s`;
   const progress: Progress | undefined = lines ? (p) => process.stderr.write(`progress: ${text(p)}\n`)
@@ -163,7 +167,7 @@ function exploreReport(plan: Plan, io: Io, out: ExploreOutcome, signal: StopSign
   const checked = base === null ? null : base.reverse ? profile.name : base.profile.name;
   if (values.json) {
     io.out(JSON.stringify({
-      format: 1, command: 'explore', profile: profile.name, status: out.status, stats: st,
+      format: 1, command: 'explore', profile: profile.name, status: out.status, result: out.verdict, properties: out.properties, stats: st,
       ...(base !== null ? { baseline: { profile: base.profile.name, reverse: base.reverse, searched, cleanOn: checked } } : {}),
       violating: out.violating, causes: out.causes,
       counterexamples: out.result.counterexamples.map((ce, i) => ({
@@ -191,6 +195,12 @@ function exploreReport(plan: Plan, io: Io, out: ExploreOutcome, signal: StopSign
         : `${found === 1 ? 'a sequence' : `${found} sequences (distinct causes)`} that violate${found === 1 ? 's' : ''} on ${searched} and ${found === 1 ? 'is' : 'are'} clean on ${checked} (${n(out.violating)} violating sequence${out.violating === 1 ? '' : 's'} checked)`);
     io.out(`searched ${reach} on ${searched}: ${n(st.states)} states, ${(st.elapsedMs / 1000).toFixed(1)} s; ${what}`);
     io.out(`the search reached: ${Object.entries(st.reached).map(([e, d]) => `${e} (after ${ops(d)})`).join(', ') || 'nothing of note'}`);
+    io.out(`result: ${out.verdict}${out.verdict === 'bound' ? ' (the search stopped at a limit before completing)' : ''}`);
+    const pr = out.properties;
+    io.out(`always: ${pr.always.map((a) => (a.holds ? `${a.name} holds` : `${a.name} broken (after ${ops(a.depth!)})`)).join(', ')}`);
+    io.out(`sometimes: ${pr.sometimes.map((x) => (x.covered ? `${x.name} covered (after ${ops(x.depth!)})` : `${x.name} not covered`)).join(', ') || 'none for these operations'}`);
+    io.out(st.visited === 'exact' ? `visited states kept exactly (${st.bytesPerState} bytes a state)`
+      : `visited states kept as 64-bit fingerprints (${st.bytesPerState} bytes a state): a collision could have hidden a state with probability ${st.collisionProbability.toExponential(1)}; --exact keeps the states`);
     if (out.status === 'violation') {
       for (let i = 0; i < files.length; i++) {
         const ce = out.result.counterexamples[i]!;

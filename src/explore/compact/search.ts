@@ -137,5 +137,5 @@ export function compactSearch(
     throw e;
   }
   budget.transitions = transitions;
-  return { counterexamples, stats: budget.stats(tree, stop, 'compact') };
+  return { counterexamples, stats: budget.stats(tree, stop, 'compact', { visited: 'exact', bytes: visited.bytes + tree.bytes + queue.bytes, workers: 1 }) };
 }

@@ -1,0 +1,98 @@
+// The explorer's rows of `npm run bench` (issue 14), measured in one run; also runnable alone:
+//   node dist/bench/explorer.js [--quick]
+// - states per second on one core with every operation enabled (the full engine: the compact
+//   one covers a subset), on v6 with 2 processes, 2 pages, 2 threads, 2 handles;
+// - the same search on 2 workers over 1;
+// - bytes per visited state (visited set and search tree, over the states);
+// - the time to complete `explore --kernel v6 --procs 3 --pages 3 --depth 8`: far beyond what
+//   a bench run can wait for, so measured to a smaller depth and extrapolated, said so.
+
+import { totalmem } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { explore, type ExploreInput } from '../src/explore/explore.js';
+import { DEFAULT_OPS, OP_NAMES, type OpName } from '../src/explore/ops.js';
+import type { SearchStats } from '../src/explore/search.js';
+import { builtinProfile } from '../src/profiles/builtin.js';
+
+/** A row of `npm run bench`. */
+export interface Figure {
+  name: string;
+  unit: string;
+  model: number | null;
+  kernel: number | null;
+  /** model / kernel, or the figure / its target for targets without a kernel side. */
+  ratio: number | null;
+  target: string | null;
+  met: boolean | null;
+  note?: string;
+}
+
+function search(o: { procs: number; pages: number; depth: number; ops: readonly OpName[]; engine: 'compact' | 'full'; workers?: number; maxStates?: number }): SearchStats {
+  const input: ExploreInput = {
+    profile: builtinProfile('v6')!, baseName: 'v6', sets: [],
+    shape: { procs: o.procs, threads: 2, handles: 2, ops: o.ops },
+    pages: o.pages,
+    bounds: { depth: o.depth, maxStates: o.maxStates ?? 50_000_000, maxMemoryMB: 8192, timeSec: 1200, all: false, kinds: null },
+    from: null, engine: o.engine, workers: o.workers ?? 1, causes: false,
+  };
+  return explore(input).result.stats;
+}
+
+const s = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+
+export function explorerFigures(quick: boolean, log: (s: string) => void = () => {}): Figure[] {
+  const out: Figure[] = [];
+  const shape = { procs: 2, pages: 2, depth: quick ? 3 : 4, ops: OP_NAMES, engine: 'full' as const };
+  log('  explorer: every operation, one worker ...');
+  const one = search(shape);
+  out.push({
+    name: `explorer states per second, one core, every operation (v6, 2 processes, 2 pages, depth ${shape.depth})`, unit: 'states/s',
+    model: one.statesPerSec, kernel: null, ratio: one.statesPerSec / 200000, target: '>= 200000 states/s', met: one.statesPerSec >= 200000,
+    note: `full engine (${OP_NAMES.length} operations): ${one.states} states, ${one.transitions} transitions, depth ${one.depthComplete} complete, in ${s(one.elapsedMs)}`,
+  });
+  log('  explorer: every operation, two workers ...');
+  const two = search({ ...shape, workers: 2 });
+  const speedup = two.statesPerSec / one.statesPerSec;
+  out.push({
+    name: 'explorer, 2 workers over 1 worker (the same search)', unit: 'x',
+    model: Number(speedup.toFixed(2)), kernel: null, ratio: Number((speedup / 1.6).toFixed(2)), target: '>= 1.6x', met: speedup >= 1.6,
+    note: `2 workers: ${two.states} states in ${s(two.elapsedMs)} (${two.statesPerSec} states/s); 1 worker: ${one.statesPerSec} states/s`,
+  });
+  out.push({
+    name: 'explorer bytes per visited state (visited fingerprints and search tree)', unit: 'bytes',
+    model: one.bytesPerState, kernel: null, ratio: one.bytesPerState / 64, target: '<= 64 bytes', met: one.bytesPerState <= 64,
+    note: `the search above; ${one.visited}: collision probability ${one.collisionProbability.toExponential(1)}`,
+  });
+  // procs 3, pages 3, depth 8: each depth has about g times the states of the one before; the
+  // two deepest depths measured give g, the time per state of the deepest gives the rest.
+  const dmax = quick ? 5 : 6;
+  log(`  explorer: procs 3, pages 3, to depth ${dmax} (compact engine, what the command runs) ...`);
+  const [pp, prev, last] = [dmax - 2, dmax - 1, dmax].map((depth) => search({ procs: 3, pages: 3, depth, ops: DEFAULT_OPS, engine: 'compact' })) as [SearchStats, SearchStats, SearchStats];
+  // Growth: the states of the deepest depth over those of the one before.
+  const g = (last.states - prev.states) / Math.max(1, prev.states - pp.states);
+  let states8 = last.states;
+  let level = last.states - prev.states;
+  for (let d = dmax + 1; d <= 8; d++) states8 += (level *= g);
+  const secs = states8 / last.statesPerSec;
+  // The compact engine keeps every state's exact key: does depth 8 fit in --max-memory's default (half the memory)?
+  const needGiB = (states8 * last.bytesPerState) / 2 ** 30;
+  const haveGiB = totalmem() / 2 / 2 ** 30;
+  log(`  explorer: procs 3, pages 3, to depth ${quick ? 3 : 4} (full engine) ...`);
+  const fullRate = search({ procs: 3, pages: 3, depth: quick ? 3 : 4, ops: DEFAULT_OPS, engine: 'full' }).statesPerSec;
+  out.push({
+    name: 'explore --kernel v6 --procs 3 --pages 3 --depth 8, time to complete (extrapolated)', unit: 's',
+    model: Math.round(secs), kernel: null, ratio: Number((secs / 600).toFixed(1)), target: '<= 600 s', met: secs <= 600 && needGiB <= haveGiB,
+    note: `measured to depth ${dmax} (${last.states} states in ${s(last.elapsedMs)}, ${last.statesPerSec} states/s; depth ${dmax - 1}: ${prev.states}; depth ${dmax - 2}: ${pp.states}), ` +
+      `the last depth ${g.toFixed(1)}x the states of the one before: about ${(states8 / 1e6).toFixed(0)} M states to depth 8 at ${last.statesPerSec} states/s (compact engine), ` +
+      `whose exact keys (${last.bytesPerState} bytes a state) need about ${needGiB.toFixed(0)} GiB${needGiB > haveGiB ? `, more than --max-memory's default (${haveGiB.toFixed(0)} GiB): it stops before depth 8` : ''}; ` +
+      `the full engine (${fullRate} states/s on this shape) would take about ${(states8 / fullRate / 3600).toFixed(1)} h`,
+  });
+  return out;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const quick = process.argv.includes('--quick');
+  for (const f of explorerFigures(quick, (t) => process.stderr.write(t + '\n'))) {
+    process.stdout.write(`${f.name}: ${f.model} ${f.unit} (target ${f.target}: ${f.met ? 'met' : 'NOT met'})\n  ${f.note}\n`);
+  }
+}
