@@ -194,10 +194,11 @@ function exploreReport(plan: Plan, io: Io, out: ExploreOutcome, signal: StopSign
       : (found === 0 ? `nothing violates on ${searched} that is clean on ${checked} (${n(out.violating)} violating sequence${out.violating === 1 ? '' : 's'} checked)`
         : `${found === 1 ? 'a sequence' : `${found} sequences (distinct causes)`} that violate${found === 1 ? 's' : ''} on ${searched} and ${found === 1 ? 'is' : 'are'} clean on ${checked} (${n(out.violating)} violating sequence${out.violating === 1 ? '' : 's'} checked)`);
     io.out(`searched ${reach} on ${searched}: ${n(st.states)} states, ${(st.elapsedMs / 1000).toFixed(1)} s; ${what}`);
-    io.out(`the search reached: ${Object.entries(st.reached).map(([e, d]) => `${e} (after ${ops(d)})`).join(', ') || 'nothing of note'}`);
     io.out(`result: ${out.verdict}${out.verdict === 'bound' ? ' (the search stopped at a limit before completing)' : ''}`);
     const pr = out.properties;
-    io.out(`always: ${pr.always.map((a) => (a.holds ? `${a.name} holds` : `${a.name} broken (after ${ops(a.depth!)})`)).join(', ')}`);
+    const broken = pr.always.filter((a) => !a.holds);
+    io.out(broken.length === 0 ? `always: all ${pr.always.length} invariants hold (${pr.always.map((a) => a.name).join(', ')})`
+      : `always: ${broken.map((a) => `${a.name} broken (after ${ops(a.depth!)})`).join(', ')}; the other ${pr.always.length - broken.length} hold`);
     io.out(`sometimes: ${pr.sometimes.map((x) => (x.covered ? `${x.name} covered (after ${ops(x.depth!)})` : `${x.name} not covered`)).join(', ') || 'none for these operations'}`);
     io.out(st.visited === 'exact' ? `visited states kept exactly (${st.bytesPerState} bytes a state)`
       : `visited states kept as 64-bit fingerprints (${st.bytesPerState} bytes a state): a collision could have hidden a state with probability ${st.collisionProbability.toExponential(1)}; --exact keeps the states`);
