@@ -5,7 +5,8 @@ import type { KEvent } from '../core/events.js';
 import { frameFlagNames, pteBitNames } from '../core/names.js';
 import { cpuAccess, mmuAllows } from '../core/access.js';
 import { dupMmap } from '../core/fork.js';
-import { DEFAULT_FRAMES, DEFAULT_PIN_BIAS, type Handle, Kernel } from '../core/kernel.js';
+import { DEFAULT_FRAMES, DEFAULT_PIN_BIAS, type Handle, handleVpn, Kernel } from '../core/kernel.js';
+import { doMremap } from '../core/mremap.js';
 import { getUserPages, type GupRequest, releaseHandle } from '../core/gup.js';
 import { swapOutPage, type SwapoutSkip } from '../core/swap.js';
 import { ksmMerge } from '../core/ksm.js';
@@ -469,6 +470,27 @@ export class Runner {
         this.record.summary = `${p.name} unmaps ${this.label(step.sel)}`;
         return;
       }
+      case 'mremap': {
+        const p = this.proc(step.proc);
+        if (!p) return;
+        this.waitForMmapLock(p);
+        const [lo, hi] = this.range(p, step.sel);
+        const r = doMremap(k, p.mm, lo, hi);
+        if (r.err === NA) throw new NotApplicable('mremap of KSM pages (prep_move_vma unmerges them first) is not modelled yet');
+        if (r.err === OOM) {
+          this.record.summary = `mremap of ${this.label(step.sel)} failed: no address space left`;
+          this.violation('fault', 'mremap failed in the model: no address space left');
+          return;
+        }
+        p.regions.set(step.region, { start: r.start, n: hi - lo });
+        const allowed = this.ideal.mremap(p.group, lo, hi, r.start, r.err === OK);
+        this.observe('mremap', `${p.name} mremap ${this.label(step.sel)}`, r.err === OK ? 'ok' : 'EFAULT', null);
+        if (!allowed) this.violation('fault', `mremap of ${this.label(step.sel)}: the model ${r.err === OK ? 'moved the pages, though some are not mapped' : 'failed (EFAULT), though the pages are one mapping'}`, [p.name]);
+        this.record.summary = r.err === OK
+          ? `${p.name} moves ${this.label(step.sel)} to ${step.region} at 0x${(r.start * 4096).toString(16)} (mremap: ${r.moved} entr${r.moved === 1 ? 'y' : 'ies'} moved, nothing copied)`
+          : `${p.name} mremap ${this.label(step.sel)}: EFAULT (the range is not one mapping); ${step.region} maps nothing`;
+        return;
+      }
       case 'mprotect': {
         const p = this.proc(step.proc);
         if (!p) return;
@@ -862,8 +884,9 @@ export class Runner {
     for (const [name, lh] of this.handles) {
       if (lh.h.kind !== 'exclusive') continue;
       const holder = this.procs.get(lh.proc);
-      const i = vpn - lh.h.vpn;
-      if (holder?.group === p.group && i >= 0 && i < lh.h.frames.length) this.grantTouched.get(name)![i] = 1;
+      if (holder?.group === p.group) {
+        for (let i = 0; i < lh.h.frames.length; i++) if (handleVpn(lh.h, i) === vpn) this.grantTouched.get(name)![i] = 1;
+      }
       // The CPU must never reach a page the device still holds exclusively.
       lh.h.frames.forEach((f, j) => {
         if (f === pfn && pfn > 0 && !lh.h.revoked![j]) {
@@ -881,7 +904,7 @@ export class Runner {
       return;
     }
     const p = this.procs.get(hs.proc)!;
-    const vpn = hs.h.vpn + i;
+    const vpn = handleVpn(hs.h, i);
     const pfn = hs.h.frames[i]!;
     const vma = p.alive ? p.mm.findVma(vpn) : null;
     let result: 'ok' | 'revoked' | 'denied';
@@ -913,7 +936,7 @@ export class Runner {
     const hs = this.liveHandle(name);
     if (!hs) return;
     const p = this.procs.get(hs.proc)!;
-    const vpn = hs.h.vpn + i;
+    const vpn = handleVpn(hs.h, i);
     let value: number;
     if (!hs.h.revoked![i] && hs.h.frames[i]! > 0) value = this.k.frames.value[hs.h.frames[i]!]!;
     else if (p.alive) {
@@ -1009,7 +1032,7 @@ export class Runner {
     this.k.frames.value[pfn] = v;
     this.ideal.handleWrite(name, i, v);
     const holder = this.procs.get(hs.proc);
-    if (holder) this.raceWithFork(holder.group, hs.h.vpn + i, v);
+    if (holder) this.raceWithFork(holder.group, handleVpn(hs.h, i), v);
     this.record.summary = `the device writes ${value} through ${name}[${i}] into frame ${pfn}`;
   }
 
@@ -1033,7 +1056,7 @@ export class Runner {
       for (let i = 0; i < hs.h.frames.length; i++) {
         const key = `${name}:${i}`;
         if (this.incoherent.has(key) || !this.ideal.isBound(name, i)) continue;
-        const mapped = this.pfnOfEntry(p, hs.h.vpn + i);
+        const mapped = this.pfnOfEntry(p, handleVpn(hs.h, i));
         if (mapped !== hs.h.frames[i]) {
           this.incoherent.add(key);
           this.violation('pin-incoherent', `${name}[${i}] pins frame ${hs.h.frames[i]} but ${p.name} now maps ${mapped < 0 ? 'nothing' : `frame ${mapped}`} there: the device and the process no longer share the page`,

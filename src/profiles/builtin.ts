@@ -29,6 +29,7 @@ const V5_7: Profile = {
   cowPteTakeBack: 'any',
   cowPteShare: 'any',
   cowptDontneed: 'range',
+  cowptMremap: 'unshare',
   swap: true,
   ksm: true,
 };
@@ -95,12 +96,12 @@ const COWPT_RFC = derive(V5_18, 'cowpt-rfc',
 const ODF = derive(V5_7, 'odf',
   'On-Demand Fork as in its paper\'s initial code release (April 2021), on the v5.6 rules; `fork ... cowpt` uses it',
   'Zhao et al., "On-Demand-Fork: A Microsecond Fork for Memory-Intensive and Latency-Sensitive Applications", EuroSys 2021; rssys/on-demand-fork 8d43667123342ec537f8149b36ba15c30330961b "Initial Release"',
-  { cowPageTables: 'odf', cowPteTakeBack: 'whole-table', cowPteShare: 'any', cowptDontneed: 'vma', ksmReuse: true });
+  { cowPageTables: 'odf', cowPteTakeBack: 'whole-table', cowPteShare: 'any', cowptDontneed: 'vma', cowptMremap: 'move-shared', ksmReuse: true });
 
 const ODF_2021 = derive(ODF, 'odf-2021',
   'On-Demand Fork after eebe694 (June 2021) and d8ccd3c (December 2021): no repossession of count-1 tables; only tables one VMA covers entirely are shared; MADV_DONTNEED ignored',
   'rssys/on-demand-fork eebe694fed38cfbdd9a689cf5b92fccc6d689997 "Removed munmap hack" (drops the repossession), d8ccd3ce527e4351fa445c9d82b8a7554362153e "Multiple bug fixes" (copy_pmd_range_tfork shares only fully covered tables; madvise_dontneed_free returns 0 for an ODF mm)',
-  { cowPteTakeBack: 'never', cowPteShare: 'whole-table', cowptDontneed: 'ignored' });
+  { cowPteTakeBack: 'never', cowPteShare: 'whole-table', cowptDontneed: 'ignored', cowptMremap: 'unshare' });
 
 // ---- Long-term kernels ----------------------------------------------------------------------------
 // Each stable series as it stands: its mainline release's rules plus the stable backports that

@@ -27,6 +27,7 @@ export const SWITCH_VALUES: Record<SwitchName, readonly string[]> = {
   cowPteTakeBack: ['any', 'whole-table', 'never'],
   cowPteShare: ['any', 'whole-table'],
   cowptDontneed: ['range', 'vma', 'ignored'],
+  cowptMremap: ['unshare', 'move-shared'],
   swap: ['true', 'false'],
   ksm: ['true', 'false'],
 };

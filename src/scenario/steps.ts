@@ -61,6 +61,7 @@ export const PROCESS_OPS = [
   'unpin',
   'put',
   'clear-softdirty',
+  'mremap',
 ] as const;
 /** v1.1: the process operations on threads and their asynchronous kernel paths. */
 export const THREAD_OPS = ['thread', 'step', 'finish'] as const;
@@ -445,6 +446,14 @@ class LineParser {
         this.end();
         this.env.unmapRegion(p, sel.region, sel.lo, sel.hi);
         return { op: 'munmap', ...base, proc, sel };
+      }
+      case 'mremap': {
+        const sel = this.sel(p, null);
+        this.expectToken('as', 'after the pages (mremap buf[RANGE] as NEW)');
+        const nt = this.nameTok('the new region name after \'as\'');
+        this.end();
+        this.env.mremapRegion(p, sel.region, sel.lo, sel.hi, nt.text, this.at(nt));
+        return { op: 'mremap', ...base, proc, sel, region: nt.text };
       }
       case 'mprotect': {
         const sel = this.sel(p, null);

@@ -235,6 +235,15 @@ const GENERATORS: Record<StepOp, Gen> = {
     const r = p && w.region(p, c.b);
     return p && r ? `${p.name} munmap ${w.sel(r, c.c, c.d, c.f).text}` : null;
   },
+  mremap: (w, c) => {
+    const p = pick(w, c.a);
+    const r = p && w.region(p, c.b);
+    if (!p || !r || p.regions.length >= MAX_REGIONS) return null;
+    const s = w.sel(r, c.c, c.d, c.f);
+    const n = { name: w.newRegionName(), pages: s.pages };
+    p.regions.push(n);
+    return `${p.name} mremap ${s.text} as ${n.name}`;
+  },
   mprotect: (w, c) => {
     const p = pick(w, c.a);
     const r = p && w.region(p, c.b);
