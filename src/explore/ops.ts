@@ -9,7 +9,7 @@ export const OP_NAMES = [
   'write', 'read', 'fork', 'exit', 'munmap', 'mprotect', 'dontfork', 'wipeonfork', 'dontneed',
   'pin', 'pin-ro', 'pin-fast', 'gup', 'vmsplice', 'unpin', 'put', 'handle-read', 'device-write',
   'device-read', 'clear-softdirty', 'thread', 'fork&', 'pin-fast&', 'write&', 'step',
-  'swapout', 'mergeable', 'ksm-merge', 'device-exclusive', 'device-atomic', 'fork-cowpt',
+  'swapout', 'mergeable', 'ksm-merge', 'device-exclusive', 'device-atomic', 'fork-cowpt', 'mremap',
 ] as const;
 export type OpName = (typeof OP_NAMES)[number];
 
@@ -221,6 +221,14 @@ export function decodeOp(r: Runner, op: number): Step {
     case 'device-exclusive': {
       const h = newHandle();
       return mk({ op: 'device-exclusive', proc, sel, handle: h }, `device exclusive ${proc} ${at} as ${h}`);
+    }
+    case 'mremap': {
+      // The page moves to a new region named after the explored one; that one (the first in
+      // name order) stays the one explored, the moved page is reached through handles and fork.
+      const regions = procs[procIdx]?.regions;
+      let n = 1;
+      while (regions?.has(`${region}_m${n}`)) n++;
+      return mk({ op: 'mremap', proc, sel, region: `${region}_m${n}` }, `${proc} mremap ${at} as ${region}_m${n}`);
     }
     case 'device-atomic': {
       const v = r.values.name(r.values.fresh('a'));
