@@ -239,26 +239,31 @@ export class IdealMemory {
 
   /**
    * mremap of [lo, hi) to [start, start + hi - lo): whether the kernel's result is allowed, and
-   * (done) the move. The pages must all be mapped; one mapping with the same flags throughout
-   * must move (pages of different mmaps or flags may lie in different VMAs: EFAULT allowed). The
-   * cells move with the pages, unchanged (a shared cell stays shared); handles stay bound to them.
+   * (done) the move. The first page must be mapped; pages of one mapping with the same flags
+   * throughout must move. Anything else (pages of different mmaps or flags, which the kernel
+   * may keep in different VMAs; unmapped pages after the first) fails before 6.17 and moves
+   * mapping by mapping, gaps kept, from 6.17: either result is allowed. The cells move with the
+   * pages, unchanged (a shared cell stays shared); handles stay bound to them.
    */
   mremap(proc: string, lo: number, hi: number, start: number, done: boolean): boolean {
-    let first: { seg: Segment; i: number } | null = null;
+    const first = this.find(proc, lo);
+    if (!first || first.seg.cells[first.i]! < 0) return !done;
     let oneMapping = true;
-    for (let v = lo; v < hi; v++) {
+    for (let v = lo + 1; v < hi && oneMapping; v++) {
       const at = this.find(proc, v);
-      if (!at || at.seg.cells[at.i]! < 0) return !done;
-      if (first === null) first = at;
-      else if (at.seg !== first.seg || at.seg.flags[at.i] !== first.seg.flags[first.i]) oneMapping = false;
+      if (!at || at.seg !== first.seg || at.seg.cells[at.i]! < 0 || at.seg.flags[at.i] !== first.seg.flags[first.i]) oneMapping = false;
     }
     if (!done) return !oneMapping;
     const p = this.procs.get(proc)!;
     for (let v = lo; v < hi; ) {
-      // One new segment per run of pages from the same old segment.
-      const from = this.find(proc, v)!;
+      const from = this.find(proc, v);
+      if (!from || from.seg.cells[from.i]! < 0) {
+        v++;
+        continue;
+      }
+      // One new segment per run of mapped pages from the same old segment.
       let end = v + 1;
-      while (end < hi && this.find(proc, end)!.seg === from.seg) end++;
+      while (end < hi && this.find(proc, end)?.seg === from.seg && from.seg.cells[from.i + (end - v)]! >= 0) end++;
       const n = end - v;
       p.segs.push(new Segment(start + (v - lo), n, from.seg.shared, from.seg.cells.slice(from.i, from.i + n), from.seg.flags.slice(from.i, from.i + n)));
       from.seg.cells.fill(-1, from.i, from.i + n);

@@ -27,19 +27,26 @@ export interface MremapResult {
   tablesMoved: number;
 }
 
-/** do_mremap() -> mremap_to() -> move_vma(): move pages [lo, hi) of mm to a fresh range. */
+/**
+ * do_mremap() -> mremap_to() -> move_vma(): move pages [lo, hi) of mm to a fresh range. Before
+ * 6.17 the range must lie in one VMA; from 6.17 (mremapMultiVma) it may span several, and the
+ * gaps between them, each VMA moved on its own to the same offset in the new range.
+ */
 export function doMremap(k: Kernel, mm: Mm, lo: number, hi: number): MremapResult {
   const n = hi - lo;
   const start = getUnmappedArea(mm, n);
   if (start < 0) return { err: OOM, start: -1, moved: 0, tablesMoved: 0 };
-  // vma_to_resize() / check_prep_vma(): the old range must lie within one VMA.
+  // check_prep_vma() / remap_is_valid(): old_address must be mapped; before 6.17 the whole
+  // range must lie in that VMA ("We can't remap across vm area boundaries").
   const vma = mm.findVma(lo);
-  if (vma === null || hi > vma.end) {
-    k.emit('note', mm.id, lo, -1, -1, `mremap: EFAULT, pages ${vma === null ? 'not mapped' : 'of more than one mapping'} in the range`);
+  if (vma === null || (hi > vma.end && !k.profile.mremapMultiVma)) {
+    k.emit('note', mm.id, lo, -1, -1, `mremap: EFAULT, ${vma === null ? 'the first page is not mapped' : 'the range spans more than one mapping'}`);
     return { err: EFAULT, start, moved: 0, tablesMoved: 0 };
   }
+  // The VMAs (their parts in [lo, hi)) to move, in address order.
+  const parts = mm.vmas.filter((v) => v.end > lo && v.start < hi).map((v) => [Math.max(lo, v.start), Math.min(hi, v.end)] as const);
   // prep_move_vma(): ksm_madvise(MADV_UNMERGEABLE) unmerges KSM pages in the range first.
-  if (vma.flags & VM_MERGEABLE && hasKsmPage(k, mm, lo, hi)) return { err: NA, start, moved: 0, tablesMoved: 0 };
+  for (const [a, b] of parts) if (mm.findVma(a)!.flags & VM_MERGEABLE && hasKsmPage(k, mm, a, b)) return { err: NA, start, moved: 0, tablesMoved: 0 };
   // move_page_tables(): mmu_notifier_invalidate_range_start(MMU_NOTIFY_UNMAP) on the old range.
   mmuNotify(k, mm.id, lo, hi, 'mremap');
   if (mm.cowPgtable && k.profile.cowptMremap === 'unshare') {
@@ -47,15 +54,18 @@ export function doMremap(k: Kernel, mm: Mm, lo: number, hi: number): MremapResul
     const err = breakCowRange(k, mm, lo, hi);
     if (err !== OK) return { err, start, moved: 0, tablesMoved: 0 };
   }
-  const nv = copyVma(mm, vma, lo, start, n);
-  const r = movePageTables(k, mm, nv, lo, start, n);
+  const c: MoveCount = { moved: 0, tablesMoved: 0 };
+  for (const [a, b] of parts) {
+    const nv = copyVma(mm, mm.findVma(a)!, a, start + (a - lo), b - a);
+    movePageTables(k, mm, nv, a, start + (a - lo), b - a, c);
+  }
   moveHandles(k, mm, lo, hi, start);
   k.emit('note', mm.id, start, -1, -1,
-    `mremap (move_page_tables): ${n} page(s) moved to a new range; ${r.moved} entr${r.moved === 1 ? 'y' : 'ies'} moved${r.tablesMoved > 0 ? ` (${r.tablesMoved} whole PTE table(s))` : ''}, no page copied`);
+    `mremap (move_page_tables): ${n} page(s)${parts.length > 1 ? ` of ${parts.length} mappings` : ''} moved to a new range; ${c.moved} entr${c.moved === 1 ? 'y' : 'ies'} moved${c.tablesMoved > 0 ? ` (${c.tablesMoved} whole PTE table(s))` : ''}, no page copied`);
   // The old range is unmapped (do_vmi_munmap): what is left there is empty, its tables may go.
   unmapRegion(k, mm, lo, hi, 'mremap, then munmap of the old range');
   mm.mergeVmas();
-  return { err: OK, start, moved: r.moved, tablesMoved: r.tablesMoved };
+  return { err: OK, start, moved: c.moved, tablesMoved: c.tablesMoved };
 }
 
 /** Does a present PTE of [lo, hi) map a KSM page? */
@@ -94,8 +104,7 @@ interface MoveCount {
 }
 
 /** move_page_tables(): one PMD extent at a time (get_extent: up to the next PMD boundary of either range). */
-function movePageTables(k: Kernel, mm: Mm, nv: Vma, from: number, to: number, n: number): MoveCount {
-  const c: MoveCount = { moved: 0, tablesMoved: 0 };
+function movePageTables(k: Kernel, mm: Mm, nv: Vma, from: number, to: number, n: number, c: MoveCount): void {
   for (let done = 0; done < n; ) {
     const o = from + done;
     const d = to + done;
@@ -103,7 +112,6 @@ function movePageTables(k: Kernel, mm: Mm, nv: Vma, from: number, to: number, n:
     done += extent;
     movePmdExtent(k, mm, nv, o, d, extent, c);
   }
-  return c;
 }
 
 /**

@@ -110,6 +110,12 @@ export interface Profile {
    * table itself, so the other users lose them (On-Demand Fork 8d43667).
    */
   cowptMremap: 'unshare' | 'move-shared';
+  /**
+   * mremap(MREMAP_FIXED) without resizing may move a range spanning several VMAs and the gaps
+   * between them, each VMA to the same offset in the new range (6.17, "mm/mremap: permit mremap()
+   * move of multiple VMAs"); before, a range beyond the first VMA fails with EFAULT.
+   */
+  mremapMultiVma: boolean;
   /** Swap is modelled for this profile (later issue). */
   swap: boolean;
   /** KSM merging is modelled for this profile (later issue). */

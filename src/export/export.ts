@@ -203,6 +203,8 @@ function stepCode(step: Step, names: Names, regions: Names, handles: Names, valu
     }
     case 'munmap':
       return { code: `rp_munmap(${N(step.proc)}, ${R(step.sel)}, ${step.sel.lo}, ${step.sel.hi});`, skipped: null };
+    case 'mremap':
+      return { code: `rp_mremap(${N(step.proc)}, ${R(step.sel)}, ${step.sel.lo}, ${step.sel.hi}, ${regions.sym(step.region, step)}, ${cstr(`${step.proc} mremap ${label(step.sel)}`)});`, skipped: null };
     case 'mprotect':
       return { code: `rp_mprotect(${N(step.proc)}, ${R(step.sel)}, ${step.sel.lo}, ${step.sel.hi}, ${PROT[step.prot]});`, skipped: null };
     case 'madvise': {

@@ -30,6 +30,7 @@ const V5_7: Profile = {
   cowPteShare: 'any',
   cowptDontneed: 'range',
   cowptMremap: 'unshare',
+  mremapMultiVma: false,
   swap: true,
   ksm: true,
 };
@@ -84,9 +85,9 @@ const V6_15 = derive(V6_2, 'v6.15',
   { pinSkipsZeroPage: true, swapinReadFaultWritable: true, deviceExclusive: 'v6.15' });
 
 const V6 = derive(V6_15, 'v6',
-  'the newest behaviour modelled (Linux 6.18); `cowlab oracle` compares it with whatever live kernel it runs on',
-  'Linux 6.18 (mm/memory.c, mm/gup.c, mm/rmap.c as of 6.18); checked against a live kernel by `cowlab oracle`',
-  {});
+  'the newest behaviour modelled (Linux 6.18): v6.15 + mremap moving a range of several mappings (6.17); `cowlab oracle` compares it with whatever live kernel it runs on',
+  'Linux 6.18 (mm/memory.c, mm/gup.c, mm/rmap.c, mm/mremap.c as of 6.18; "mm/mremap: permit mremap() move of multiple VMAs", Lorenzo Stoakes, 6.17); checked against a live kernel by `cowlab oracle`',
+  { mremapMultiVma: true });
 
 const COWPT_RFC = derive(V5_18, 'cowpt-rfc',
   'seed 004 (COW page tables, RFC v1) on the v5.18 rules; `fork ... cowpt` shares PTE tables',

@@ -28,6 +28,7 @@ export const SWITCH_VALUES: Record<SwitchName, readonly string[]> = {
   cowPteShare: ['any', 'whole-table'],
   cowptDontneed: ['range', 'vma', 'ignored'],
   cowptMremap: ['unshare', 'move-shared'],
+  mremapMultiVma: ['true', 'false'],
   swap: ['true', 'false'],
   ksm: ['true', 'false'],
 };

@@ -97,6 +97,10 @@ const WITNESSES: Record<SwitchName, Witness> = {
     // shared table, so that P loses it too.
     steps('P mmap a 4', 'P write a = 1', 'P fork Q cowpt', 'Q mremap a[1] as m', 'P read a[1] expect 1', 'Q read m[0] expect 1'),
   ] },
+  mremapMultiVma: { base: 'v6', scenarios: () => [
+    // Two VMAs (mprotect split the mapping): moved one by one (6.17), or EFAULT.
+    steps('P mmap a 2', 'P write a = 1', 'P mprotect a[1] ro', 'P mremap a as m', 'P read m[1]'),
+  ] },
   swap: { base: 'v6', scenarios: () => [steps('P mmap a 1', 'P write a = 1', 'swapout P a')] },
   ksm: { base: 'v6', scenarios: () => [steps('P mmap a 1', 'P madvise a mergeable', 'ksm merge')] },
 };
