@@ -5,6 +5,11 @@ import type { EventRecord } from '../engine/result.js';
 /** Events worth a line under a step by default (the rest show with --trace). */
 export const KEY_EVENTS = new Set(['anon-fault', 'zero-fault', 'shared-fault', 'wp-reuse', 'wp-copy', 'wp-shared', 'early-cow', 'segv', 'oom', 'bug', 'gup', 'zap']);
 
+/** Whether an event gets a line under its step by default: a key event, or mremap's summary. */
+export function isKeyEvent(e: EventRecord): boolean {
+  return KEY_EVENTS.has(e.type) || (e.type === 'note' && e.why.startsWith('mremap (move_page_tables)'));
+}
+
 export function describeEvent(e: EventRecord): string {
   const who = e.proc ?? '';
   switch (e.type) {

@@ -213,7 +213,7 @@ options:
   --ops LIST      the operations to generate, comma-separated (default all: fork, exit, write,
                   read, munmap, mprotect, madvise, pin, unpin, device-read, device-write,
                   vmsplice, pipe-read, put, swapout, ksm, expect-frame, expect-mapped,
-                  expect-exclusive, expect-stat)
+                  expect-exclusive, expect-stat, mremap)
   --avoid GAPS    do not generate what the model once got wrong (docs/oracle.md, Findings;
                   all fixed now, kept to bisect a regression): protnone-gup-fast,
                   mprotect-hole, vma-boundaries, shmem-fault-around, shmem-pageout,

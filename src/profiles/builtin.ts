@@ -86,7 +86,7 @@ const V6_15 = derive(V6_2, 'v6.15',
 
 const V6 = derive(V6_15, 'v6',
   'the newest behaviour modelled (Linux 6.18): v6.15 + mremap moving a range of several mappings (6.17); `cowlab oracle` compares it with whatever live kernel it runs on',
-  'Linux 6.18 (mm/memory.c, mm/gup.c, mm/rmap.c, mm/mremap.c as of 6.18; "mm/mremap: permit mremap() move of multiple VMAs", Lorenzo Stoakes, 6.17); checked against a live kernel by `cowlab oracle`',
+  'Linux 6.18 (mm/memory.c, mm/gup.c, mm/rmap.c, mm/mremap.c as of 6.18; d23cb648e365 "mm/mremap: permit mremap() move of multiple VMAs", 6.17); checked against a live kernel by `cowlab oracle`',
   { mremapMultiVma: true });
 
 const COWPT_RFC = derive(V5_18, 'cowpt-rfc',

@@ -50,6 +50,14 @@ export function explainEvent(e: EventView): string {
       return `${who} ${e.why}`;
     case 'bug':
       return `KERNEL BUG: ${e.why}`;
+    case 'note':
+      // mremap: the one kernel path that moves PTEs instead of copying or dropping them.
+      if (e.why.startsWith('mremap (move_page_tables)')) {
+        return `${who} mremap: move_vma copied the mapping to the new range (same flags, same anon_vma and page offset) and move_page_tables moved its entries there: ` +
+          `${e.why.replace(/^mremap \(move_page_tables\): /, '')}. Each frame keeps its refcount, mapcount, PG_anon_exclusive and pins, ` +
+          'a write-protected (COW-shared) PTE stays write-protected, swap entries keep their slot, and move_ptes marks each moved entry soft-dirty; the old range is then unmapped, with nothing left in it';
+      }
+      return `${who ? who + ' ' : ''}${e.why}`;
     default:
       return `${who ? who + ' ' : ''}${e.why}`;
   }

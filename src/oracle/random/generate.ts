@@ -1,5 +1,5 @@
 // Random scenarios over the operations both the model and the live kernel replay: 2-4
-// processes, 1-8 pages; fork, exit, write, read, munmap, mprotect, madvise, R/W longterm pins
+// processes, 1-8 pages; fork, exit, write, read, munmap, mremap, mprotect, madvise, R/W longterm pins
 // (io_uring), unpin, device read/write, vmsplice, pipe reads, swapout (or madvise pageout),
 // KSM (madvise mergeable, ksm merge), and frame checks. For the KSM gaps it also follows, roughly,
 // which pages share a frame, what they hold, and which frames handles hold. Lines that
@@ -12,7 +12,7 @@ import { intIn, pick, type Rng } from './rng.js';
 export const ALL_OPS = [
   'fork', 'exit', 'write', 'read', 'munmap', 'mprotect', 'madvise', 'pin', 'unpin',
   'device-read', 'device-write', 'vmsplice', 'pipe-read', 'put', 'swapout', 'ksm',
-  'expect-frame', 'expect-mapped', 'expect-exclusive', 'expect-stat',
+  'expect-frame', 'expect-mapped', 'expect-exclusive', 'expect-stat', 'mremap',
 ] as const;
 export type GenOp = (typeof ALL_OPS)[number];
 export const DEFAULT_OPS: readonly string[] = ALL_OPS;
@@ -20,7 +20,7 @@ export const DEFAULT_OPS: readonly string[] = ALL_OPS;
 const WEIGHTS: Record<GenOp, number> = {
   fork: 0, exit: 3, write: 20, read: 12, munmap: 2, mprotect: 4, madvise: 5, pin: 5, unpin: 3,
   'device-read': 5, 'device-write': 5, vmsplice: 4, 'pipe-read': 5, put: 2, swapout: 4, ksm: 6,
-  'expect-frame': 8, 'expect-mapped': 5, 'expect-exclusive': 5, 'expect-stat': 6,
+  'expect-frame': 8, 'expect-mapped': 5, 'expect-exclusive': 5, 'expect-stat': 6, mremap: 3,
 };
 
 /** `--ops a,b,...`: the operations to generate, or an error message. */
@@ -141,6 +141,7 @@ export function generateLines(rng: Rng, ops: readonly string[], avoid: readonly 
   let nextValue = 1;
   let nextPin = 1;
   let nextPipe = 1;
+  let nextRegion = 1;
   /** Some mapping was marked MADV_MERGEABLE. */
   let mergeable = false;
   let nextFrame = 1;
@@ -288,6 +289,20 @@ export function generateLines(rng: Rng, ops: readonly string[], avoid: readonly 
         const s = sel(p, false);
         for (const g of s.pages) Object.assign(g, { ...EMPTY, mapped: false, mergeable: false });
         add(`${p.name} munmap ${s.text}`);
+        break;
+      }
+      case 'mremap': {
+        // A range of one region moves to a new region (its first page mapped: from 6.17 the
+        // range may span mappings and holes, which move as they are). KSM pages would be
+        // unmerged first, which the model does not do.
+        const [region, all] = pick(rng, [...p.regions]);
+        const lo = intIn(rng, 0, all.length - 1);
+        const hi = rng() < 0.5 ? lo : intIn(rng, lo, all.length - 1);
+        if (p.regions.size >= 4 || !all[lo]!.mapped || all.slice(lo, hi + 1).some((g) => g.ksm)) continue;
+        const name = `m${nextRegion++}`;
+        p.regions.set(name, all.slice(lo, hi + 1));
+        for (let i = lo; i <= hi; i++) all[i] = { ...all[i]!, ...EMPTY, mapped: false, mergeable: false };
+        add(`${p.name} mremap ${lo === hi ? `${region}[${lo}]` : `${region}[${lo}..${hi}]`} as ${name}`);
         break;
       }
       case 'mprotect': {
