@@ -347,6 +347,7 @@ const FINDINGS: Record<string, Record<(typeof ALL_DESIGNS)[number], string[]>> =
   'cowpt-accounting-parent-breaks': { 'cowpt-rfc': ['kernel-bug', 'accounting', 'frame-leak'], odf: ['accounting', 'kernel-bug'], 'odf-2021': [] },
   'cowpt-dontneed': { 'cowpt-rfc': ['lost-write'], odf: ['lost-write'], 'odf-2021': ['lost-write', 'expect'] },
   'cowpt-fork-shares-pte-tables': { 'cowpt-rfc': [], odf: ['leak'], 'odf-2021': [] },
+  'cowpt-mremap': { 'cowpt-rfc': [], odf: ['lost-write', 'accounting'], 'odf-2021': [] },
   'cowpt-pinned-buffer': {
     'cowpt-rfc': ['pin-incoherent', 'lost-write', 'leak'],
     odf: ['pin-incoherent', 'lost-write', 'leak', 'accounting'],
