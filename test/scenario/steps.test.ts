@@ -267,3 +267,10 @@ test('thousands of steps parse in linear time', () => {
   assert.equal(steps.length, ls.length);
   assert.ok(ms < 3000, `took ${ms} ms`);
 });
+
+test('mremap: the step names the pages and the new region', () => {
+  const s = lastStep(lines(P4, 'P mremap buf[1..2] as moved'));
+  assert.equal(s.op, 'mremap');
+  if (s.op !== 'mremap') return;
+  assert.deepEqual([s.proc, s.sel.region, s.sel.lo, s.sel.hi, s.region], ['P', 'buf', 1, 2, 'moved']);
+});
