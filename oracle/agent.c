@@ -2,7 +2,7 @@
  * "fault ...", "err ERRNO [what]"), and drives the scenario processes. It keeps the handles
  * (io_uring rings, pipes), and on `reset`, `quit` or the end of its input it releases every
  * handle and kills and reaps every scenario process, so nothing outlives a scenario.
- * Commands: probe; spawn ID; mmap ID ADDR PAGES FLAGS; munmap ID ADDR PAGES;
+ * Commands: probe; spawn ID; mmap ID ADDR PAGES FLAGS; munmap ID ADDR PAGES; mremap ID ADDR PAGES NEWADDR;
  * mprotect ID ADDR PAGES PROT; madvise ID ADDR PAGES ADVICE; write ID ADDR PAGES WORD;
  * read ID ADDR; fork ID NEWID; exit ID; clearrefs ID VALUE; minflt ID; pin ID H ADDR PAGES;
  * vmsplice ID H ADDR PAGES; hread H K; hwrite H K WORD; release H; census; reset; quit;
@@ -206,6 +206,9 @@ static void dispatch(char *line)
 		q.flags = (uint32_t)num(tok[4]);
 	} else if (!strcmp(c, "munmap")) {
 		q.op = OP_MUNMAP;
+	} else if (!strcmp(c, "mremap")) {
+		q.op = OP_MREMAP;
+		q.word = num(tok[4]);
 	} else if (!strcmp(c, "mprotect") || !strcmp(c, "madvise")) {
 		int code = c[1] == 'p' ? prot_code(tok[4] ? tok[4] : "") : advice_code(tok[4] ? tok[4] : "");
 		if (code < 0) {

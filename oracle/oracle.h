@@ -41,7 +41,8 @@ enum proc_op {
 	OP_PIN,       /* addr, pages: a new io_uring with the range as its buffers */
 	OP_CLOSE_FD,  /* flags = an fd the agent has copied (pidfd_getfd) */
 	OP_VMSPLICE,  /* addr, pages; the pipe's read end goes back with the reply */
-	OP_CLEAR_REFS /* flags = the value written to /proc/self/clear_refs */
+	OP_CLEAR_REFS, /* flags = the value written to /proc/self/clear_refs */
+	OP_MREMAP     /* addr, pages, word = the new address (MREMAP_MAYMOVE|MREMAP_FIXED) */
 };
 
 #define MMAP_PROT_MASK 3u /* 0 none, 1 ro, 2 rw */

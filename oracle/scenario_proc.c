@@ -285,6 +285,11 @@ void proc_main(int sock)
 			if (munmap((void *)q.addr, q.pages * PAGE_BYTES) < 0)
 				fail(&r, errno);
 			break;
+		case OP_MREMAP:
+			if (mremap((void *)q.addr, q.pages * PAGE_BYTES, q.pages * PAGE_BYTES, MREMAP_MAYMOVE | MREMAP_FIXED,
+				   (void *)q.word) == MAP_FAILED)
+				fail(&r, errno);
+			break;
 		case OP_MPROTECT:
 			if (mprotect((void *)q.addr, q.pages * PAGE_BYTES, (int)q.flags) < 0)
 				fail(&r, errno);

@@ -594,6 +594,27 @@ static void __attribute__((unused)) rp_munmap(int name, int region, uint64_t lo,
 	sset(note, sizeof note, ans_is("ok") ? "done" : "munmap failed");
 }
 
+/* mremap(MREMAP_MAYMOVE|MREMAP_FIXED) of pages lo..hi to the range the model picks (as rp_mmap
+ * places a mapping); the range becomes region `to`. */
+static void __attribute__((unused)) rp_mremap(int name, int region, uint64_t lo, uint64_t hi, int to, const char *what)
+{
+	struct kproc *p = live(name);
+	if (!p)
+		return;
+	struct kregion *r = region_of(p, region);
+	uint64_t n = hi - lo + 1, start = p->next_vpn;
+	if (n >= PMD_PAGES)
+		start = (start + PMD_PAGES - 1) / PMD_PAGES * PMD_PAGES;
+	p->next_vpn = start + n;
+	simple(p, OP_MREMAP, 0, (r->vpn + lo) * PAGE_BYTES, n, start * PAGE_BYTES, "mremap");
+	struct kregion g = { 1, r->shared, start, n };
+	p->regions[to] = g;
+	if (p->nranges < RP_MAXRANGES)
+		p->ranges[p->nranges++] = g;
+	observe("mremap", what, ans_is("ok") ? "ok" : errno_name(ans_errno()), 0);
+	snprintf(note, sizeof note, ans_is("ok") ? "moved to 0x%llx" : "mremap failed", (unsigned long long)(start * PAGE_BYTES));
+}
+
 static void __attribute__((unused)) rp_mprotect(int name, int region, uint64_t lo, uint64_t hi, int prot)
 {
 	struct kproc *p = live(name);

@@ -8,6 +8,8 @@ const P_READ = 1;
 const P_WRITE = 2;
 const P_DONTFORK = 4;
 const P_WIPEONFORK = 8;
+/** MADV_MERGEABLE: no different to a program, but it splits the kernel's VMA (mremap needs one VMA). */
+const P_MERGEABLE = 16;
 
 class Segment {
   constructor(
@@ -33,8 +35,8 @@ export type Access = 'ok' | 'fault';
 interface IdealHandle {
   holder: string;
   longterm: boolean;
-  /** The process page each handle page was taken on. */
-  vpn: number;
+  /** Per handle page, the holder's page it is bound to now (taken there; mremap moves it). */
+  at: Int32Array;
   /** Origin cell per page (-1: nothing was taken there). */
   origin: Int32Array;
   /**
@@ -86,7 +88,7 @@ export class IdealMemory {
     for (const [cell, set] of this.maybe) c.maybe.set(cell, new Set(set));
     for (const [name, h] of this.handles) {
       const hc: IdealHandle = {
-        holder: h.holder, longterm: h.longterm, vpn: h.vpn, origin: h.origin.slice(), bound: h.bound.slice(),
+        holder: h.holder, longterm: h.longterm, at: h.at.slice(), origin: h.origin.slice(), bound: h.bound.slice(),
         seen: h.seen.map((x) => new Set(x)), written: new Set(h.written),
       };
       c.handles.set(name, hc);
@@ -222,9 +224,49 @@ export class IdealMemory {
       else if (advice === 'dofork') seg.flags[i] = f & ~P_DONTFORK;
       else if (advice === 'wipeonfork') seg.flags[i] = f | P_WIPEONFORK;
       else if (advice === 'keeponfork') seg.flags[i] = f & ~P_WIPEONFORK;
+      else if (advice === 'mergeable' && !seg.shared) seg.flags[i] = f | P_MERGEABLE;
       else if (advice === 'dontneed' && !seg.shared) seg.cells[i] = this.newCell(0); // the old page lives on only in handles
       // dontneed on a shared mapping drops only this process's mapping: the data stays.
     });
+    return true;
+  }
+
+  /**
+   * mremap of [lo, hi) to [start, start + hi - lo): whether the kernel's result is allowed, and
+   * (done) the move. The first page must be mapped; pages of one mapping with the same flags
+   * throughout must move. Anything else (pages of different mmaps or flags, which the kernel
+   * may keep in different VMAs; unmapped pages after the first) fails before 6.17 and moves
+   * mapping by mapping, gaps kept, from 6.17: either result is allowed. The cells move with the
+   * pages, unchanged (a shared cell stays shared); handles stay bound to them.
+   */
+  mremap(proc: string, lo: number, hi: number, start: number, done: boolean): boolean {
+    const first = this.find(proc, lo);
+    if (!first || first.seg.cells[first.i]! < 0) return !done;
+    let oneMapping = true;
+    for (let v = lo + 1; v < hi && oneMapping; v++) {
+      const at = this.find(proc, v);
+      if (!at || at.seg !== first.seg || at.seg.cells[at.i]! < 0 || at.seg.flags[at.i] !== first.seg.flags[first.i]) oneMapping = false;
+    }
+    if (!done) return !oneMapping;
+    const p = this.procs.get(proc)!;
+    for (let v = lo; v < hi; ) {
+      const from = this.find(proc, v);
+      if (!from || from.seg.cells[from.i]! < 0) {
+        v++;
+        continue;
+      }
+      // One new segment per run of mapped pages from the same old segment.
+      let end = v + 1;
+      while (end < hi && this.find(proc, end)?.seg === from.seg && from.seg.cells[from.i + (end - v)]! >= 0) end++;
+      const n = end - v;
+      p.segs.push(new Segment(start + (v - lo), n, from.seg.shared, from.seg.cells.slice(from.i, from.i + n), from.seg.flags.slice(from.i, from.i + n)));
+      from.seg.cells.fill(-1, from.i, from.i + n);
+      v = end;
+    }
+    for (const h of this.handles.values()) {
+      if (h.holder !== proc) continue;
+      for (let i = 0; i < h.at.length; i++) if (h.at[i]! >= lo && h.at[i]! < hi) h.at[i] = h.at[i]! - lo + start;
+    }
     return true;
   }
 
@@ -326,7 +368,7 @@ export class IdealMemory {
   /** A handle being taken (a GUP in progress): its pages are bound one by one as they are grabbed. */
   beginHandle(name: string, holder: string, vpn: number, n: number, longterm: boolean): void {
     this.handles.set(name, {
-      holder, longterm, vpn, origin: new Int32Array(n).fill(-1), bound: new Array<boolean>(n).fill(false),
+      holder, longterm, at: Int32Array.from({ length: n }, (_, i) => vpn + i), origin: new Int32Array(n).fill(-1), bound: new Array<boolean>(n).fill(false),
       seen: Array.from({ length: n }, () => new Set<number>([0])), written: new Set(),
     });
   }
@@ -337,7 +379,7 @@ export class IdealMemory {
     if (!h) return;
     const old = h.origin[i]!;
     if (old >= 0) this.unwatch(old, h.seen[i]!);
-    const at = this.find(h.holder, h.vpn + i);
+    const at = this.find(h.holder, h.at[i]!);
     const cell = at ? at.seg.cells[at.i]! : -1;
     h.origin[i] = cell;
     h.bound[i] = h.longterm && cell >= 0;
@@ -369,7 +411,7 @@ export class IdealMemory {
     for (const h of this.handles.values()) {
       if (h.holder !== proc || !h.longterm) continue;
       for (let i = 0; i < h.origin.length; i++) {
-        const vpn = h.vpn + i;
+        const vpn = h.at[i]!;
         if (h.bound[i] && vpn >= lo && vpn < hi) h.bound[i] = false;
       }
     }

@@ -3,7 +3,7 @@
 // once (until its handle is released and the name taken again).
 
 import { PG_ANON, PG_ANON_EXCLUSIVE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SWAP } from '../core/constants.js';
-import type { Handle, Kernel } from '../core/kernel.js';
+import { type Handle, handleVpn, type Kernel } from '../core/kernel.js';
 import type { Mm } from '../core/mm.js';
 import { pteSlot } from '../core/walk.js';
 
@@ -75,7 +75,7 @@ export class PinChecker {
       for (let i = 0; i < h.frames.length; i++) {
         const key = `${name}:${i}`;
         if (this.reported.has(key) || !isBound(name, i)) continue;
-        const mapped = pfnOfEntry(k, mm, h.vpn + i);
+        const mapped = pfnOfEntry(k, mm, handleVpn(h, i));
         if (mapped !== h.frames[i]) {
           this.reported.add(key);
           out.push({

@@ -1,9 +1,15 @@
 // Sentences for kernel events (shared by the CLI reporter; the web page has its own view).
 
 import type { EventRecord } from '../engine/result.js';
+import { keyNoteOf } from '../ops/index.js';
 
 /** Events worth a line under a step by default (the rest show with --trace). */
 export const KEY_EVENTS = new Set(['anon-fault', 'zero-fault', 'shared-fault', 'wp-reuse', 'wp-copy', 'wp-shared', 'early-cow', 'segv', 'oom', 'bug', 'gup', 'zap']);
+
+/** Whether an event gets a line under its step by default: a key event, or a note an operation declares key (src/ops, `keyNote`). */
+export function isKeyEvent(e: EventRecord): boolean {
+  return KEY_EVENTS.has(e.type) || (e.type === 'note' && keyNoteOf(e.why) !== undefined);
+}
 
 export function describeEvent(e: EventRecord): string {
   const who = e.proc ?? '';

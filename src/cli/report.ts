@@ -3,7 +3,7 @@
 
 import type { Profile } from '../core/profile.js';
 import type { FrameState, PteChange, PteState, RunResult, StepRecord } from '../engine/result.js';
-import { describeEvent, KEY_EVENTS } from './describe.js';
+import { describeEvent, isKeyEvent } from './describe.js';
 
 export interface ReportOptions {
   trace: boolean;
@@ -48,7 +48,7 @@ function renderStep(s: StepRecord, width: number, opts: ReportOptions): string[]
   const where = s.line > 0 ? `L${s.line}` : '';
   const text = s.text.length > width ? s.text.slice(0, width - 1) + '…' : s.text.padEnd(width);
   out.push(`  ${where.padStart(5)}  ${text}  ${s.summary}`);
-  const events = opts.trace ? s.events : s.events.filter((e) => KEY_EVENTS.has(e.type));
+  const events = opts.trace ? s.events : s.events.filter(isKeyEvent);
   const shown = opts.trace ? events : events.slice(0, 4);
   for (const e of shown) out.push(`${' '.repeat(9)}· ${describeEvent(e)}`);
   const hidden = events.length - shown.length + s.eventsDropped;

@@ -6,7 +6,7 @@ import {
   OK, PG_ANON_EXCLUSIVE, PTE_DEVEXCL_WRITE, PTE_DEVICE_EXCLUSIVE, PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_UFFD_WP,
   PTE_PROTNONE, PTE_WRITE, VM_READ, VM_SOFTDIRTY, VM_WRITE,
 } from './constants.js';
-import type { Kernel } from './kernel.js';
+import { handleVpn, type Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
 import { setPte } from './walk.js';
 
@@ -18,7 +18,7 @@ export function mmuNotify(k: Kernel, mmId: number, lo: number, hi: number, why: 
   for (const h of k.handles) {
     if (h.kind !== 'exclusive' || h.released || h.mm !== mmId || !h.revoked) continue;
     for (let i = 0; i < h.frames.length; i++) {
-      const vpn = h.vpn + i;
+      const vpn = handleVpn(h, i);
       if (vpn >= lo && vpn < hi && !h.revoked[i]) {
         h.revoked[i] = 1;
         k.emit('note', mmId, vpn, h.frames[i]!, -1, `MMU notifier (${why}): the device loses exclusive access`);

@@ -39,6 +39,13 @@ export interface Handle {
   released: boolean;
   /** Device-exclusive grants: per page, 1 once the device was notified it lost exclusive access. */
   revoked?: Uint8Array;
+  /** Per page, where the holder's mm maps it now, once mremap moved some of its pages (else vpn + i). */
+  vpns?: Int32Array;
+}
+
+/** The page number at which page i of a handle is mapped in its holder's mm now (mremap moves pages). */
+export function handleVpn(h: Handle, i: number): number {
+  return h.vpns ? h.vpns[i]! : h.vpn + i;
 }
 
 export interface KernelStats {
@@ -151,7 +158,7 @@ export class Kernel {
       c.vmas = m.vmas.map((v: Vma) => v.clone(v.shm ? k.shm[v.shm.id]! : null));
       return c;
     });
-    k.handles = this.handles.map((h) => ({ ...h, frames: h.frames.slice(), refs: h.refs.slice(), ...(h.revoked ? { revoked: h.revoked.slice() } : {}) }));
+    k.handles = this.handles.map((h) => ({ ...h, frames: h.frames.slice(), refs: h.refs.slice(), ...(h.revoked ? { revoked: h.revoked.slice() } : {}), ...(h.vpns ? { vpns: h.vpns.slice() } : {}) }));
     k.stats = { ...this.stats };
     k.swap = this.swap.clone(dst?.swap);
     k.ksmSlots = this.ksmSlots;

@@ -35,10 +35,16 @@ export class Vma {
 
   /** Which anon_vma (0: none); split parts share it, so they may merge again. */
   anonId = 0;
+  /**
+   * vm_pgoff - vm_start (in pages) of a private mapping: 0 from mmap (pgoff = addr >> PAGE_SHIFT);
+   * a range mremap moved keeps its old pgoff, so it merges only with what lines up with it.
+   */
+  pgoffShift = 0;
 
   clone(shm: ShmemObject | null): Vma {
     const v = new Vma(this.start, this.end, this.flags, this.anonVma, shm, this.shmOffset);
     v.anonId = this.anonId;
+    v.pgoffShift = this.pgoffShift;
     return v;
   }
 }
@@ -122,7 +128,7 @@ export class Mm {
     for (let i = 0; i + 1 < this.vmas.length; ) {
       const a = this.vmas[i]!;
       const b = this.vmas[i + 1]!;
-      const sameBacking = a.shm === null ? b.shm === null : a.shm === b.shm && a.shmOffset + (a.end - a.start) === b.shmOffset;
+      const sameBacking = a.shm === null ? b.shm === null && a.pgoffShift === b.pgoffShift : a.shm === b.shm && a.shmOffset + (a.end - a.start) === b.shmOffset;
       const anonOk = a.anonId === b.anonId || a.anonId === 0 || b.anonId === 0;
       if (a.end === b.start && a.flags === b.flags && sameBacking && anonOk) {
         a.end = b.end;

@@ -27,13 +27,20 @@ export interface MmapResult {
   populated: number;
 }
 
-/** do_mmap() of anonymous memory; MAP_POPULATE faults every page in (__mm_populate). */
-export function doMmap(k: Kernel, mm: Mm, pages: number, prot: ProtName, shared: boolean, populate: boolean): MmapResult {
+/** get_unmapped_area(): a fresh range of `pages` pages (bottom-up), or -1 when none is left. */
+export function getUnmappedArea(mm: Mm, pages: number): number {
   let start = mm.mmapNext;
   // Mappings of a PMD or more are PMD-aligned (thp_get_unmapped_area, 6.7+).
   if (pages >= LEVEL_SPAN[0]) start = Math.ceil(start / LEVEL_SPAN[0]) * LEVEL_SPAN[0];
-  if (start + pages > MMAP_LIMIT_VPN) return { err: OOM, start: -1, populated: 0 };
+  if (start + pages > MMAP_LIMIT_VPN) return -1;
   mm.mmapNext = start + pages;
+  return start;
+}
+
+/** do_mmap() of anonymous memory; MAP_POPULATE faults every page in (__mm_populate). */
+export function doMmap(k: Kernel, mm: Mm, pages: number, prot: ProtName, shared: boolean, populate: boolean): MmapResult {
+  const start = getUnmappedArea(mm, pages);
+  if (start < 0) return { err: OOM, start: -1, populated: 0 };
   // A new VMA is all soft-dirty (VM_SOFTDIRTY) until clear_refs arms tracking.
   const flags = protFlags(prot) | VM_MAYREAD | VM_MAYWRITE | VM_SOFTDIRTY | (shared ? VM_SHARED | VM_MAYSHARE : 0);
   const vma = new Vma(start, start + pages, flags, false, shared ? k.newShmem(pages) : null, 0);

@@ -103,6 +103,19 @@ export interface Profile {
    * (On-Demand Fork d8ccd3c: madvise_dontneed_free() returns 0 for an ODF mm).
    */
   cowptDontneed: 'range' | 'vma' | 'ignored';
+  /**
+   * mremap of a range whose PTE table is shared (write-protected PMD): `unshare` copies the table
+   * for this mm first, then moves the PTEs (RFC v1's mm/mremap.c; On-Demand Fork d8ccd3c:
+   * tfork_one_pte_table() in move_page_tables()); `move-shared` moves the PTEs out of the shared
+   * table itself, so the other users lose them (On-Demand Fork 8d43667).
+   */
+  cowptMremap: 'unshare' | 'move-shared';
+  /**
+   * mremap(MREMAP_FIXED) without resizing may move a range spanning several VMAs and the gaps
+   * between them, each VMA to the same offset in the new range (6.17, "mm/mremap: permit mremap()
+   * move of multiple VMAs"); before, a range beyond the first VMA fails with EFAULT.
+   */
+  mremapMultiVma: boolean;
   /** Swap is modelled for this profile (later issue). */
   swap: boolean;
   /** KSM merging is modelled for this profile (later issue). */

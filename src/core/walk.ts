@@ -44,6 +44,13 @@ export function pteTableAlloc(k: Kernel, mm: Mm, vpn: number): number {
   return childAlloc(k, mm, pmd, (vpn >>> 9) & TABLE_MASK, LEVEL_PTE);
 }
 
+/** alloc_new_pmd(): the PMD slot of vpn, allocating the PUD and PMD tables as needed (no PTE table). */
+export function pmdSlotAlloc(k: Kernel, mm: Mm, vpn: number): number {
+  const pud = childAlloc(k, mm, mm.pgd, (vpn >>> 27) & TABLE_MASK, LEVEL_PUD);
+  const pmd = childAlloc(k, mm, pud, (vpn >>> 18) & TABLE_MASK, LEVEL_PMD);
+  return (pmd << TABLE_SHIFT) | ((vpn >>> 9) & TABLE_MASK);
+}
+
 /** The PTE slot of vpn, allocating the tables on the way. */
 export function pteSlotAlloc(k: Kernel, mm: Mm, vpn: number): number {
   return (pteTableAlloc(k, mm, vpn) << TABLE_SHIFT) | (vpn & TABLE_MASK);

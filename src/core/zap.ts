@@ -115,7 +115,7 @@ function freeLevel(
 }
 
 /** munmap()'s core: split, zap, drop the VMAs, free the page tables no VMA needs any more. */
-export function unmapRegion(k: Kernel, mm: Mm, lo: number, hi: number): void {
+export function unmapRegion(k: Kernel, mm: Mm, lo: number, hi: number, what = 'munmap'): void {
   // __split_vma() breaks a shared COW page table at a split point (handle_cow_pte).
   if (mm.cowPgtable) {
     for (const at of [lo, hi]) {
@@ -125,7 +125,7 @@ export function unmapRegion(k: Kernel, mm: Mm, lo: number, hi: number): void {
   }
   const vmas = mm.splitRange(lo, hi);
   if (vmas.length === 0) return;
-  mmuNotify(k, mm.id, lo, hi, 'munmap');
+  mmuNotify(k, mm.id, lo, hi, what);
   const used = k.frames.used;
   let zapped = 0;
   for (const vma of vmas) {
@@ -140,7 +140,7 @@ export function unmapRegion(k: Kernel, mm: Mm, lo: number, hi: number): void {
     else if (v.start >= hi) ceiling = Math.min(ceiling, v.start);
   }
   freePgtables(k, mm, lo, hi, floor, ceiling);
-  k.emit('zap', mm.id, lo, -1, -1, `munmap: ${zapped} mapped page(s) dropped, ${used - k.frames.used} frame(s) freed`);
+  k.emit('zap', mm.id, lo, -1, -1, `${what}: ${zapped} mapped page(s) dropped, ${used - k.frames.used} frame(s) freed`);
 }
 
 /** exit_mmap(): zap everything, free every table including the PGD. */

@@ -56,6 +56,8 @@ export function estimateScenario(sc: Scenario, limitPages = Infinity): SizeEstim
         live -= n;
         break;
       }
+      case 'mremap':
+        break; // the pages change place in the same address space: the count stays
       case 'fork': {
         const n = spaces[space(st.proc)]!.pages;
         const c = spaces.push({ pages: n, tasks: new Set([st.child]) }) - 1;

@@ -4,6 +4,7 @@
 import { NA, OK, VM_WRITE } from '../core/constants.js';
 import { cpuAccess } from '../core/access.js';
 import { makeDeviceExclusive } from '../core/devexcl.js';
+import { handleVpn } from '../core/kernel.js';
 import { pfnOfEntry } from '../check/pins.js';
 import type { PageSel } from '../scenario/ast.js';
 import { waitForMmapLock } from './scheduler.js';
@@ -31,8 +32,9 @@ export function touchGrants(s: RunState, p: Proc, vpn: number, pfn: number): voi
   for (const [name, lh] of s.handles) {
     if (lh.h.kind !== 'exclusive') continue;
     const holder = s.procs.get(lh.proc);
-    const i = vpn - lh.h.vpn;
-    if (holder?.group === p.group && i >= 0 && i < lh.h.frames.length) s.grantTouched.get(name)![i] = 1;
+    if (holder?.group === p.group) {
+      for (let i = 0; i < lh.h.frames.length; i++) if (handleVpn(lh.h, i) === vpn) s.grantTouched.get(name)![i] = 1;
+    }
     // The CPU must never reach a page the device still holds exclusively.
     lh.h.frames.forEach((f, j) => {
       if (f === pfn && pfn > 0 && !lh.h.revoked![j]) {
@@ -51,7 +53,7 @@ export function deviceAtomic(s: RunState, name: string, i: number, value: string
     return;
   }
   const p = s.procs.get(hs.proc)!;
-  const vpn = hs.h.vpn + i;
+  const vpn = handleVpn(hs.h, i);
   const pfn = hs.h.frames[i]!;
   const vma = p.alive ? p.mm.findVma(vpn) : null;
   let result: 'ok' | 'revoked' | 'denied';
@@ -83,7 +85,7 @@ export function grantRead(s: RunState, name: string, i: number, expect: string |
   const hs = s.liveHandle(name);
   if (!hs) return;
   const p = s.procs.get(hs.proc)!;
-  const vpn = hs.h.vpn + i;
+  const vpn = handleVpn(hs.h, i);
   let value: number;
   if (!hs.h.revoked![i] && hs.h.frames[i]! > 0) value = s.k.frames.value[hs.h.frames[i]!]!;
   else if (p.alive) {

@@ -3,6 +3,7 @@
 
 import { NA, OK } from '../core/constants.js';
 import { getUserPages, type GupRequest, releaseHandle } from '../core/gup.js';
+import { handleVpn } from '../core/kernel.js';
 import type { PageSel } from '../scenario/ast.js';
 import { grantRead } from './grants.js';
 import { raceWithFork, waitForMmapLock } from './scheduler.js';
@@ -72,7 +73,7 @@ export function deviceWrite(s: RunState, name: string, i: number, value: string)
   s.k.frames.value[pfn] = v;
   s.ideal.handleWrite(name, i, v);
   const holder = s.procs.get(hs.proc);
-  if (holder) raceWithFork(s, holder.group, hs.h.vpn + i, v);
+  if (holder) raceWithFork(s, holder.group, handleVpn(hs.h, i), v);
   s.record.summary = `the device writes ${value} through ${name}[${i}] into frame ${pfn}`;
 }
 

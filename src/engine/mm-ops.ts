@@ -1,10 +1,11 @@
-// Address-space operations of a process: thread, mmap, munmap, mprotect, madvise, fork, exit,
+// Address-space operations of a process: thread, mmap, munmap, mremap, mprotect, madvise, fork, exit,
 // clear_refs, reclaim (MADV_PAGEOUT) and ksmd, each on the model and on the ideal memory.
 
-import { EINVAL, NA, OK } from '../core/constants.js';
+import { EINVAL, NA, OK, OOM } from '../core/constants.js';
 import { dupMmap } from '../core/fork.js';
 import { ksmMerge } from '../core/ksm.js';
 import { clearSoftDirty, doMadvise, doMmap, doMprotect } from '../core/mmap.js';
+import { doMremap } from '../core/mremap.js';
 import { swapOutPage, type SwapoutSkip } from '../core/swap.js';
 import { exitMmap, unmapRegion } from '../core/zap.js';
 import type { Step } from '../scenario/ast.js';
@@ -69,6 +70,28 @@ export function munmap(s: RunState, step: StepOf<'munmap'>): void {
   unmapRegion(s.k, p.mm, lo, hi);
   s.ideal.munmap(p.group, lo, hi);
   s.record.summary = `${p.name} unmaps ${s.label(step.sel)}`;
+}
+
+/** `P mremap SEL as NEW`: mremap(MREMAP_MAYMOVE|MREMAP_FIXED) of the pages to a fresh range, region NEW. */
+export function mremap(s: RunState, step: StepOf<'mremap'>): void {
+  const p = s.proc(step.proc);
+  if (!p) return;
+  waitForMmapLock(s, p);
+  const [lo, hi] = s.range(p, step.sel);
+  const r = doMremap(s.k, p.mm, lo, hi);
+  if (r.err === NA) throw new NotApplicable('mremap of KSM pages (prep_move_vma unmerges them first) is not modelled yet');
+  if (r.err === OOM) {
+    s.record.summary = `mremap of ${s.label(step.sel)} failed: no address space left`;
+    s.violation('fault', 'mremap failed in the model: no address space left');
+    return;
+  }
+  p.regions.set(step.region, { start: r.start, n: hi - lo });
+  const allowed = s.ideal.mremap(p.group, lo, hi, r.start, r.err === OK);
+  s.observe('mremap', `${p.name} mremap ${s.label(step.sel)}`, r.err === OK ? 'ok' : 'EFAULT', null);
+  if (!allowed) s.violation('fault', `mremap of ${s.label(step.sel)}: the model ${r.err === OK ? 'moved the pages, though some are not mapped' : 'failed (EFAULT), though the pages are one mapping'}`, [p.name]);
+  s.record.summary = r.err === OK
+    ? `${p.name} moves ${s.label(step.sel)} to ${step.region} at 0x${(r.start * 4096).toString(16)} (mremap: ${r.moved} entr${r.moved === 1 ? 'y' : 'ies'} moved, nothing copied)`
+    : `${p.name} mremap ${s.label(step.sel)}: EFAULT (the range is not one mapping); ${step.region} maps nothing`;
 }
 
 export function mprotect(s: RunState, step: StepOf<'mprotect'>): void {

@@ -27,7 +27,7 @@ export interface Observation {
    * mapped-shared/not mapped; exclusive: anon-exclusive/not-anon-exclusive; stat: a counter;
    * fork: `ok` or `ENOMEM`; gup: `ok` or `EFAULT`.
    */
-  kind: 'read' | 'write' | 'handle-read' | 'frame' | 'mapped' | 'exclusive' | 'stat' | 'fork' | 'gup';
+  kind: 'read' | 'write' | 'handle-read' | 'frame' | 'mapped' | 'exclusive' | 'stat' | 'fork' | 'gup' | 'mremap';
   /** What was observed: a value read, a frame relation, a counter. */
   what: string;
   /** The value the model produced (values as written in the scenario). */

@@ -156,6 +156,8 @@ export function canonicalWords(r: Runner): number[] {
     const h = lh.h;
     out.push(-5, ['pin', 'gup', 'pipe', 'exclusive'].indexOf(h.kind), rank.get(lh.proc)!, h.write ? 1 : 0, h.longterm ? 1 : 0);
     for (let i = 0; i < h.frames.length; i++) out.push(h.frames[i]! < 0 ? -1 : num.frame(h.frames[i]!), h.refs[i]!, h.revoked?.[i] ?? -1);
+    // mremap moved some of its pages: where each is now, relative to where it was taken.
+    if (h.vpns) out.push(-13, ...Array.from(h.vpns, (v, i) => v - h.vpn - i));
     const touched = r.grantTouchedOf(name);
     if (touched) out.push(-12, ...touched);
     const st = r.ideal.handleState(name);

@@ -119,6 +119,12 @@ export function decodeOp(r: Runner, op: number): Step {
       const pending = new Set(procs.flatMap((p) => (p.taskStep?.op === 'fork' ? [p.taskStep.child] : [])));
       return PROC_NAMES.find((n) => !r.procs.has(n) && !pending.has(n))!;
     },
+    newRegion: () => {
+      const regions = procs[procIdx]?.regions;
+      let n = 1;
+      while (regions?.has(`${region}_m${n}`)) n++;
+      return `${region}_m${n}`;
+    },
     fresh: (prefix) => r.values.name(r.values.fresh(prefix)),
   });
   return { ...step, pos, text } as unknown as Step;

@@ -7,7 +7,7 @@ import { readHandleOp, readOp, writeOp } from './access.js';
 import { deviceAtomicOp, deviceExclusiveOp, deviceReadOp, deviceWriteOp } from './device.js';
 import { expectExclusiveOp, expectFrameOp, expectMappedOp, expectStatOp } from './expect.js';
 import { gupOp, pinOp, putOp, unpinOp, vmspliceOp } from './gup.js';
-import { clearSoftdirtyOp, madviseOp, mmapOp, mprotectOp, munmapOp } from './memory.js';
+import { clearSoftdirtyOp, madviseOp, mmapOp, mprotectOp, mremapOp, munmapOp } from './memory.js';
 import { exitOp, finishOp, forkOp, stepOp, threadOp } from './process.js';
 import { checkOp, ksmMergeOp, statsOp, swapoutOp } from './system.js';
 import type { OpDecl, ProcessSyntax, RandomDraw, Syntax, SystemSyntax } from './types.js';
@@ -44,6 +44,7 @@ export const OPS: { readonly [O in StepOp]: OpDecl<O> } = {
   thread: threadOp,
   step: stepOp,
   finish: finishOp,
+  mremap: mremapOp,
 };
 
 /** The declarations in STEP_OPS order (the order operations are listed in messages). */
@@ -100,6 +101,13 @@ export function processSyntaxes(first: string): readonly ProcessSyntax[] {
 /** The system syntaxes whose first word is `first`. */
 export function systemSyntaxes(first: string): readonly SystemSyntax[] {
   return SYSTEM_SYNTAX.get(first) ?? [];
+}
+
+const KEY_NOTES = DECLS.flatMap((d) => (d.keyNote ? [d.keyNote] : []));
+
+/** The declared key note a note's text is (see OpDecl.keyNote), or undefined. */
+export function keyNoteOf(why: string): NonNullable<OpDecl['keyNote']> | undefined {
+  return KEY_NOTES.find((n) => why.startsWith(n.prefix));
 }
 
 /** The oracle's random draws, in their order. */

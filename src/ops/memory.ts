@@ -1,6 +1,6 @@
-// Address-space operations of a process: mmap, munmap, mprotect, madvise, clear-softdirty.
+// Address-space operations of a process: mmap, munmap, mremap, mprotect, madvise, clear-softdirty.
 
-import { clearSoftdirty, madvise, mmap, mprotect, munmap } from '../engine/mm-ops.js';
+import { clearSoftdirty, madvise, mmap, mprotect, mremap, munmap } from '../engine/mm-ops.js';
 import type { Prot } from '../scenario/ast.js';
 import { ADVICES, OPTIONS, PROTS } from '../scenario/words.js';
 import { defineOp, type ExploreArgs } from './types.js';
@@ -70,6 +70,74 @@ export const munmapOp = defineOp({
       const s = g.sel(p, false);
       for (const x of s.pages) Object.assign(x, { ...g.empty, mapped: false, mergeable: false });
       g.add(`${p.name} munmap ${s.text}`);
+      return true;
+    },
+  }],
+});
+
+/** The note move_page_tables' summary starts with (src/core/mremap.ts). */
+const MREMAP_NOTE = 'mremap (move_page_tables): ';
+
+/** v1.2 `P mremap SEL as NEW` (mremap(2) with MREMAP_MAYMOVE|MREMAP_FIXED to a fresh range, region NEW). */
+export const mremapOp = defineOp({
+  op: 'mremap',
+  syntax: {
+    subject: 'process', words: ['mremap'],
+    parse(c, base, p) {
+      const sel = c.sel(p, null);
+      c.expectToken('as', 'after the pages (mremap buf[RANGE] as NEW)');
+      const nt = c.nameTok("the new region name after 'as'");
+      c.end();
+      c.env.mremapRegion(p, sel.region, sel.lo, sel.hi, nt.text, c.at(nt));
+      return { op: 'mremap', ...base, proc: p.name, sel, region: nt.text };
+    },
+  },
+  run: mremap,
+  explore: [{
+    // The page moves to a new region named after the explored one; that one (the first in
+    // name order) stays the one explored, the moved page is reached through handles and fork.
+    name: 'mremap', code: 31, on: { kind: 'page' },
+    decode(a) {
+      const region = a.newRegion();
+      return { step: { op: 'mremap', proc: a.proc, sel: a.sel, region }, text: `${a.proc} mremap ${a.at} as ${region}` };
+    },
+  }],
+  replay: (o, step) => o.mremap(step),
+  exportC: (x, step) => ({
+    code: `rp_mremap(${x.proc(step.proc)}, ${x.region(step.sel)}, ${step.sel.lo}, ${step.sel.hi}, ${x.regionName(step.region)}, ${x.str(`${step.proc} mremap ${x.label(step.sel)}`)});`,
+    skipped: null,
+  }),
+  keyNote: {
+    // The one kernel path that moves PTEs instead of copying or dropping them.
+    prefix: MREMAP_NOTE,
+    explain: (who, detail) =>
+      `${who} mremap: move_vma copied the mapping to the new range (same flags, same anon_vma and page offset) and move_page_tables moved its entries there: ` +
+      `${detail}. Each frame keeps its refcount, mapcount, PG_anon_exclusive and pins, ` +
+      'a write-protected (COW-shared) PTE stays write-protected, swap entries keep their slot, and move_ptes marks each moved entry soft-dirty; the old range is then unmapped, with nothing left in it',
+  },
+  fuzz(w, c) {
+    const p = w.pick(c.a);
+    const r = p && w.region(p, c.b);
+    if (!p || !r || p.regions.length >= w.maxRegions) return null;
+    const s = w.sel(r, c.c, c.d, c.f);
+    const moved = { name: w.newRegionName(), pages: s.pages };
+    p.regions.push(moved);
+    return `${p.name} mremap ${s.text} as ${moved.name}`;
+  },
+  random: [{
+    name: 'mremap', order: 20, weight: 3,
+    draw(g, p) {
+      // A range of one region moves to a new region (its first page mapped: from 6.17 the
+      // range may span mappings and holes, which move as they are). KSM pages would be
+      // unmerged first, which the model does not do.
+      const [region, all] = g.pickOf([...p.regions]);
+      const lo = g.intIn(0, all.length - 1);
+      const hi = g.rng() < 0.5 ? lo : g.intIn(lo, all.length - 1);
+      if (p.regions.size >= 4 || !all[lo]!.mapped || all.slice(lo, hi + 1).some((x) => x.ksm)) return false;
+      const name = g.nextRegion();
+      p.regions.set(name, all.slice(lo, hi + 1));
+      for (let i = lo; i <= hi; i++) all[i] = { ...all[i]!, ...g.empty, mapped: false, mergeable: false };
+      g.add(`${p.name} mremap ${lo === hi ? `${region}[${lo}]` : `${region}[${lo}..${hi}]`} as ${name}`);
       return true;
     },
   }],

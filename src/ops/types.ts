@@ -77,6 +77,8 @@ export interface ExploreArgs {
   newHandle(): string;
   /** A process or thread name not in use. */
   newProc(): string;
+  /** A region name the thread's process does not use: the explored region's, with `_m1`, `_m2`, ... */
+  newRegion(): string;
   /** A fresh value, named with this prefix. */
   fresh(prefix: string): string;
 }
@@ -103,6 +105,8 @@ export interface Replayer {
   mmap(step: StepOf<'mmap'>): void;
   /** munmap, mprotect, madvise: one call on a range. */
   rangeOp(step: StepOf<'munmap' | 'mprotect' | 'madvise'>): void;
+  /** mremap(MREMAP_MAYMOVE|MREMAP_FIXED) of the pages to the range the model picks for the new region. */
+  mremap(step: StepOf<'mremap'>): void;
   write(proc: string, sel: PageSel, value: string): void;
   read(step: StepOf<'read'>): void;
   fork(proc: string, child: string, cowpt: boolean): void;
@@ -290,6 +294,8 @@ export interface RandomGen {
   add(text: string, fill?: Fill): void;
   nextValue(): number;
   nextHandle(kind: 'pin' | 'pipe'): string;
+  /** A region name not in use yet (`m1`, `m2`, ...). */
+  nextRegion(): string;
   /** A page selector of p: its text and the pages it covers. */
   sel(p: RandomProc, single: boolean): { text: string; pages: RandomPage[] };
   /** A CPU write or a write GUP: false when a page faults (see generate.ts). */
@@ -340,6 +346,12 @@ export interface OpDecl<O extends StepOp = StepOp> {
   exportC(x: CWriter, step: StepOf<O>): CStep;
   /** The web page's sentence for the step when the kernel did nothing (no event), or null. */
   explain?(step: StepOf<O>, summary: string): string | null;
+  /**
+   * The note (an event of type 'note') its kernel path emits to say what the step did, when no
+   * other kind of event does: run's report shows it under the step by default, and `explain` is
+   * the web page's sentence for it (`who` did it; `detail` is the note after `prefix`).
+   */
+  keyNote?: { prefix: string; explain(who: string, detail: string): string };
   /** How the fuzz campaign writes one (null: it does not apply now). */
   fuzz(w: FuzzWriter, c: FuzzChoice): string | null;
   /** How the oracle's random generator draws it (none: not drawn). */

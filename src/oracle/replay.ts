@@ -183,6 +183,23 @@ export class Replay implements Replayer {
     }
   }
 
+  /** mremap(MREMAP_MAYMOVE|MREMAP_FIXED) to the range the model picks for NEW (its get_unmapped_area). */
+  mremap(step: Extract<Step, { op: 'mremap' }>): void {
+    const p = this.live(step.proc);
+    if (!p) return;
+    const r = this.region(p, step.sel);
+    const n = step.sel.hi - step.sel.lo + 1;
+    let start = p.nextVpn;
+    if (n >= PMD_PAGES) start = Math.ceil(start / PMD_PAGES) * PMD_PAGES;
+    p.nextVpn = start + n;
+    const res = this.call(`mremap ${p.id} ${(r.vpn + step.sel.lo) * PAGE} ${n} ${start * PAGE}`);
+    const region = { vpn: start, n, shared: r.shared };
+    p.regions.set(step.region, region);
+    p.ranges.push(region);
+    this.observe('mremap', `${step.proc} mremap ${label(step.sel)}`, res[0] === 'ok' ? 'ok' : errnoName(Number(res[1])));
+    this.note = res[0] === 'ok' ? `moved to 0x${(start * PAGE).toString(16)}` : `mremap failed: ${errnoName(Number(res[1]))}`;
+  }
+
   read(step: Extract<Step, { op: 'read' }>): void {
     const p = this.live(step.proc);
     if (!p) return;

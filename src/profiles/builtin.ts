@@ -29,6 +29,8 @@ const V5_7: Profile = {
   cowPteTakeBack: 'any',
   cowPteShare: 'any',
   cowptDontneed: 'range',
+  cowptMremap: 'unshare',
+  mremapMultiVma: false,
   swap: true,
   ksm: true,
 };
@@ -83,9 +85,9 @@ const V6_15 = derive(V6_2, 'v6.15',
   { pinSkipsZeroPage: true, swapinReadFaultWritable: true, deviceExclusive: 'v6.15' });
 
 const V6 = derive(V6_15, 'v6',
-  'the newest behaviour modelled (Linux 6.18); `cowlab oracle` compares it with whatever live kernel it runs on',
-  'Linux 6.18 (mm/memory.c, mm/gup.c, mm/rmap.c as of 6.18); checked against a live kernel by `cowlab oracle`',
-  {});
+  'the newest behaviour modelled (Linux 6.18): v6.15 + mremap moving a range of several mappings (6.17); `cowlab oracle` compares it with whatever live kernel it runs on',
+  'Linux 6.18 (mm/memory.c, mm/gup.c, mm/rmap.c, mm/mremap.c as of 6.18; d23cb648e365 "mm/mremap: permit mremap() move of multiple VMAs", 6.17); checked against a live kernel by `cowlab oracle`',
+  { mremapMultiVma: true });
 
 const COWPT_RFC = derive(V5_18, 'cowpt-rfc',
   'seed 004 (COW page tables, RFC v1) on the v5.18 rules; `fork ... cowpt` shares PTE tables',
@@ -95,12 +97,12 @@ const COWPT_RFC = derive(V5_18, 'cowpt-rfc',
 const ODF = derive(V5_7, 'odf',
   'On-Demand Fork as in its paper\'s initial code release (April 2021), on the v5.6 rules; `fork ... cowpt` uses it',
   'Zhao et al., "On-Demand-Fork: A Microsecond Fork for Memory-Intensive and Latency-Sensitive Applications", EuroSys 2021; rssys/on-demand-fork 8d43667123342ec537f8149b36ba15c30330961b "Initial Release"',
-  { cowPageTables: 'odf', cowPteTakeBack: 'whole-table', cowPteShare: 'any', cowptDontneed: 'vma', ksmReuse: true });
+  { cowPageTables: 'odf', cowPteTakeBack: 'whole-table', cowPteShare: 'any', cowptDontneed: 'vma', cowptMremap: 'move-shared', ksmReuse: true });
 
 const ODF_2021 = derive(ODF, 'odf-2021',
   'On-Demand Fork after eebe694 (June 2021) and d8ccd3c (December 2021): no repossession of count-1 tables; only tables one VMA covers entirely are shared; MADV_DONTNEED ignored',
   'rssys/on-demand-fork eebe694fed38cfbdd9a689cf5b92fccc6d689997 "Removed munmap hack" (drops the repossession), d8ccd3ce527e4351fa445c9d82b8a7554362153e "Multiple bug fixes" (copy_pmd_range_tfork shares only fully covered tables; madvise_dontneed_free returns 0 for an ODF mm)',
-  { cowPteTakeBack: 'never', cowPteShare: 'whole-table', cowptDontneed: 'ignored' });
+  { cowPteTakeBack: 'never', cowPteShare: 'whole-table', cowptDontneed: 'ignored', cowptMremap: 'unshare' });
 
 // ---- Long-term kernels ----------------------------------------------------------------------------
 // Each stable series as it stands: its mainline release's rules plus the stable backports that

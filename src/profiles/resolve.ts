@@ -27,6 +27,8 @@ export const SWITCH_VALUES: Record<SwitchName, readonly string[]> = {
   cowPteTakeBack: ['any', 'whole-table', 'never'],
   cowPteShare: ['any', 'whole-table'],
   cowptDontneed: ['range', 'vma', 'ignored'],
+  cowptMremap: ['unshare', 'move-shared'],
+  mremapMultiVma: ['true', 'false'],
   swap: ['true', 'false'],
   ksm: ['true', 'false'],
 };

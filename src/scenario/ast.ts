@@ -71,6 +71,14 @@ export interface MunmapStep extends StepBase {
   proc: string;
   sel: PageSel;
 }
+/** v1.2: `P mremap buf[RANGE] as NEW`: mremap(MREMAP_MAYMOVE|MREMAP_FIXED) of those pages to a fresh range, region NEW. */
+export interface MremapStep extends StepBase {
+  op: 'mremap';
+  proc: string;
+  sel: PageSel;
+  /** The new region: page K of the range becomes NEW[K]. */
+  region: string;
+}
 export interface MprotectStep extends StepBase {
   op: 'mprotect';
   proc: string;
@@ -237,6 +245,7 @@ export interface FinishStep extends StepBase {
 export type Step =
   | MmapStep
   | MunmapStep
+  | MremapStep
   | MprotectStep
   | MadviseStep
   | WriteStep
@@ -276,7 +285,7 @@ export const STEP_OPS = [
   'mmap', 'munmap', 'mprotect', 'madvise', 'write', 'read', 'fork', 'exit', 'pin', 'gup', 'vmsplice',
   'read-handle', 'unpin', 'put', 'clear-softdirty', 'device-write', 'device-read', 'device-exclusive',
   'device-atomic', 'swapout', 'ksm-merge', 'check', 'expect-frame', 'expect-mapped', 'expect-exclusive',
-  'expect-stat', 'stats', 'thread', 'step', 'finish',
+  'expect-stat', 'stats', 'thread', 'step', 'finish', 'mremap',
 ] as const satisfies readonly StepOp[];
 const STEP_OPS_COMPLETE: [Exclude<StepOp, (typeof STEP_OPS)[number]>] extends [never] ? true : never = true;
 void STEP_OPS_COMPLETE;

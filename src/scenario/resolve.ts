@@ -51,6 +51,12 @@ function editRanges(rs: Ranges, lo: number, hi: number, add: boolean): Ranges {
   return merged;
 }
 
+/** Are all pages of the region unmapped (munmap, mremap'd away, or not inherited)? */
+function allGone(r: RegionInfo): boolean {
+  const g = r.gone;
+  return g.length === 1 && g[0]![0] === 0 && g[0]![1] >= r.pages - 1;
+}
+
 /**
  * v1.1: a kernel path started with a trailing `&` and not yet ended by `finish`.
  * `child` and `handle` are set once the step has bound them.
@@ -178,8 +184,7 @@ export class NameEnv {
   bindRegion(p: ProcInfo, region: string, pages: number, pos: Pos): void {
     const old = p.regions.get(region);
     if (old !== undefined) {
-      const g = old.gone;
-      if (!(g.length === 1 && g[0]![0] === 0 && g[0]![1] >= old.pages - 1)) {
+      if (!allGone(old)) {
         throw new StepFail(pos, `${describeProc(p)} still has region '${region}' mapped (since line ${old.pos.line}); mmap needs a new name, or one whose pages were all unmapped (munmap) first`);
       }
     }
@@ -190,6 +195,21 @@ export class NameEnv {
   unmapRegion(p: ProcInfo, region: string, lo: number, hi: number): void {
     const r = p.regions.get(region);
     if (r !== undefined) p.regions.set(region, { ...r, gone: editRanges(r.gone, lo, hi, true) });
+  }
+
+  /**
+   * v1.2 mremap of pages [lo, hi] of `region` to a new region `name` (bound at `pos`): the pages
+   * leave the old region; the new one has them, with their MADV_DONTFORK marks.
+   */
+  mremapRegion(p: ProcInfo, region: string, lo: number, hi: number, name: string, pos: Pos): void {
+    const r = p.regions.get(region)!;
+    const old = p.regions.get(name);
+    if (old !== undefined && !allGone(old)) {
+      throw new StepFail(pos, `${describeProc(p)} still has region '${name}' mapped (since line ${old.pos.line}); mremap needs a new name for the moved pages, or one whose pages were all unmapped (munmap) first`);
+    }
+    const part = (rs: Ranges): Ranges => rs.filter(([a, b]) => b >= lo && a <= hi).map(([a, b]) => [Math.max(a, lo) - lo, Math.min(b, hi) - lo] as const);
+    p.regions.set(region, { ...r, gone: editRanges(r.gone, lo, hi, true) });
+    p.regions.set(name, { pages: hi - lo + 1, pos, gone: part(r.gone), dontfork: part(r.dontfork) });
   }
 
   /** MADV_DONTFORK (on) / MADV_DOFORK (off) on pages [lo, hi] of a region. */

@@ -2,7 +2,7 @@
 // kernels part ways. Pure (no DOM), tested under node:test.
 
 import type { Violation } from '../engine/result.js';
-import { declOf } from '../ops/index.js';
+import { declOf, keyNoteOf } from '../ops/index.js';
 import type { EventView, FrameView, StepView, Trace } from './trace.js';
 
 const frame = (pfn: number): string => (pfn === 0 ? 'the zero page' : `frame ${pfn}`);
@@ -51,6 +51,12 @@ export function explainEvent(e: EventView): string {
       return `${who} ${e.why}`;
     case 'bug':
       return `KERNEL BUG: ${e.why}`;
+    case 'note': {
+      // A note an operation declares as what its step did (src/ops, `keyNote`) has its own sentence.
+      const n = keyNoteOf(e.why);
+      if (n) return n.explain(who, e.why.slice(n.prefix.length));
+      return `${who ? who + ' ' : ''}${e.why}`;
+    }
     default:
       return `${who ? who + ' ' : ''}${e.why}`;
   }

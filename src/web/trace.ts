@@ -13,6 +13,7 @@
 import { PG_INUSE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_WRITE, TABLE_SHIFT, VM_DONTCOPY, VM_READ, VM_SHARED, VM_WIPEONFORK, VM_WRITE } from '../core/constants.js';
 import type { KEventType } from '../core/events.js';
 import { frameFlagNames, pteBitNames } from '../core/names.js';
+import { handleVpn } from '../core/kernel.js';
 import type { Mm } from '../core/mm.js';
 import type { Profile } from '../core/profile.js';
 import type { RunResult, StepRecord } from '../engine/result.js';
@@ -422,7 +423,7 @@ function snapshot(ctx: Ctx): Snapshot {
         if (h.longterm) {
           bound = st.bound[i] ?? false;
           if (bound) {
-            const cell = runner.ideal.cellAt(group, h.vpn + i);
+            const cell = runner.ideal.cellAt(group, handleVpn(h, i));
             ideal = cell && cell.cell >= 0 ? values.name(cell.value) : null;
           } else {
             ideal = values.name(st.own[i]!);
@@ -440,7 +441,7 @@ function snapshot(ctx: Ctx): Snapshot {
       }
     }
     handles.push({
-      name: named.name, kind: h.kind, holder: named.holder, page: regionPage(holder?.regions ?? new Map(), h.vpn),
+      name: named.name, kind: h.kind, holder: named.holder, page: regionPage(holder?.regions ?? new Map(), handleVpn(h, 0)),
       write: h.write, longterm: h.longterm, released: h.released, pages,
     });
   }

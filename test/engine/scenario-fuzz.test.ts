@@ -13,7 +13,7 @@ import { BUILTIN_PROFILES } from '../../src/profiles/builtin.js';
 import { parseScenario, type Scenario } from '../../src/scenario/index.js';
 import { assertProperty } from './seed.js';
 
-const RANGE_OPS = ['munmap', 'dontneed', 'dontfork', 'dofork', 'wipeonfork', 'keeponfork', 'ro', 'rw', 'none'] as const;
+const RANGE_OPS = ['munmap', 'dontneed', 'dontfork', 'dofork', 'wipeonfork', 'keeponfork', 'ro', 'rw', 'none', 'mremap'] as const;
 const MODEL_BUGS = new Set(['accounting', 'use-after-free', 'frame-leak', 'kernel-bug']);
 
 type Op =
@@ -177,6 +177,13 @@ function programText(prog: Program): string {
       case 'munmap':
         lines.push(`${p.name} munmap ${s}`);
         return;
+      case 'mremap':
+        if (p.regions.length < 5) {
+          const moved = { name: `r${regions++}`, n: hi - lo + 1 };
+          p.regions.push(moved);
+          lines.push(`${p.name} mremap ${s} as ${moved.name}`);
+        }
+        return;
       case 'ro':
       case 'rw':
       case 'none':
@@ -258,7 +265,7 @@ test('the generator writes scenarios the parser accepts, with every operation fa
       seen.add(w[0] === 'device' || w[0] === 'check' ? `${w[0]} ${w[1] ?? ''}`.trim() : w[1]!);
     }
   }
-  for (const op of ['mmap', 'write', 'read', 'fork', 'exit', 'munmap', 'mprotect', 'madvise', 'clear-softdirty', 'pin', 'gup', 'vmsplice', 'unpin', 'put', 'device read', 'device write', 'check']) {
+  for (const op of ['mmap', 'write', 'read', 'fork', 'exit', 'munmap', 'mremap', 'mprotect', 'madvise', 'clear-softdirty', 'pin', 'gup', 'vmsplice', 'unpin', 'put', 'device read', 'device write', 'check']) {
     assert.ok(seen.has(op), `no '${op}' step generated`);
   }
 });

@@ -8,9 +8,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { Runner } from '../../src/engine/run.js';
+import { Runner, runScenario } from '../../src/engine/run.js';
+import { renderRun } from '../../src/cli/report.js';
+import { explainEvent } from '../../src/web/explain.js';
 import { builtinProfile } from '../../src/profiles/builtin.js';
-import { DECLS, OPS, RANDOM_DRAWS, declOf } from '../../src/ops/index.js';
+import { DECLS, OPS, RANDOM_DRAWS, declOf, keyNoteOf } from '../../src/ops/index.js';
 import { EXPLORE_OPS, OP_NAMES, decodeOp, enabledOps } from '../../src/ops/explore.js';
 import type { CWriter, Replayer } from '../../src/ops/types.js';
 import {
@@ -143,4 +145,22 @@ test("every random draw of the oracle's generator writes lines the parser takes 
     RANDOM_DRAWS.forEach((d, k) => (d.draw = saved[k]!));
   }
   assert.deepEqual(RANDOM_DRAWS.map((d) => d.name).filter((n) => !drawn.has(n)), [], 'every draw was drawn');
+});
+
+test("a declared key note (mremap's) is shown under its step by default and explained; other notes are not", () => {
+  assert.ok(DECLS.some((d) => d.keyNote), 'some operation declares a key note');
+  const sc = parse(['P mmap buf 2', 'P write buf = 1', 'swapout P buf[0]', 'P read buf[0]', 'P mremap buf[1] as moved']);
+  const profile = builtinProfile('v6')!;
+  const r = runScenario(sc, profile);
+  const notes = r.steps.flatMap((st) => st.events.filter((e) => e.type === 'note').map((e) => ({ st, e })));
+  const key = notes.filter(({ e }) => keyNoteOf(e.why) !== undefined);
+  assert.equal(key.length, 1, 'one key note: the move');
+  assert.equal(key[0]!.st.text, 'P mremap buf[1] as moved');
+  assert.ok(notes.some(({ st, e }) => st.text === 'P read buf[0]' && keyNoteOf(e.why) === undefined), 'the swap-in note is not a key note');
+  const report = renderRun(r, profile, '', { trace: false, stats: false });
+  assert.match(report, /P mremap \(move_page_tables\): 1 page\(s\) moved to a new range; 1 entry moved, no page copied/);
+  assert.doesNotMatch(report, /do_swap_page/, 'the swap-in note shows only with --trace');
+  const e = key[0]!.e;
+  const sentence = explainEvent({ type: e.type, proc: e.proc, page: 'moved[0]', pfn: e.pfn, pfn2: e.pfn2, why: e.why, child: null, snap: null });
+  assert.match(sentence, /^P mremap: move_vma copied the mapping .*: 1 page\(s\) moved to a new range; 1 entry moved, no page copied\. Each frame keeps/);
 });

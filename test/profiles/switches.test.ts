@@ -92,6 +92,15 @@ const WITNESSES: Record<SwitchName, Witness> = {
   ] },
   cowPteShare: { base: 'odf-2021', scenarios: () => [steps('P mmap a 4', 'P write a = 1', 'P fork Q cowpt', 'expect stat PageTables_kB >= 0')] },
   cowptDontneed: { base: 'odf', scenarios: () => [file('scenarios/cowpt/cowpt-dontneed.scn.yaml')] },
+  cowptMremap: { base: 'odf', scenarios: () => [
+    // Q moves a page out of a PTE table it shares with P: copied for Q first, or taken out of the
+    // shared table, so that P loses it too.
+    steps('P mmap a 4', 'P write a = 1', 'P fork Q cowpt', 'Q mremap a[1] as m', 'P read a[1] expect 1', 'Q read m[0] expect 1'),
+  ] },
+  mremapMultiVma: { base: 'v6', scenarios: () => [
+    // Two VMAs (mprotect split the mapping): moved one by one (6.17), or EFAULT.
+    steps('P mmap a 2', 'P write a = 1', 'P mprotect a[1] ro', 'P mremap a as m', 'P read m[1]'),
+  ] },
   swap: { base: 'v6', scenarios: () => [steps('P mmap a 1', 'P write a = 1', 'swapout P a')] },
   ksm: { base: 'v6', scenarios: () => [steps('P mmap a 1', 'P madvise a mergeable', 'ksm merge')] },
 };

@@ -179,3 +179,25 @@ test('mmap of a name the process still maps is an error at its line; a name whos
   // The parent keeps its own mapping.
   oneError(lines(P4, 'P madvise buf dontfork', 'P fork Q', 'P mmap buf 1'), 4, 8, "process 'P' still has region 'buf' mapped");
 });
+
+test('mremap: as NEW required, NEW a new name (not the moved region, nor a mapped one), pages in range', () => {
+  oneError(lines(P4, 'P mremap buf[1]'), 2, 16, "expected 'as' after the pages (mremap buf[RANGE] as NEW), got the end of the line");
+  oneError(lines(P4, 'P mremap buf[1] as'), 2, 19, "expected the new region name after 'as'");
+  oneError(lines(P4, 'P mremap buf[1] as New'), 2, 20, "invalid name 'New'");
+  oneError(lines(P4, 'P mremap buf[4] as nb'), 2, 14, "page 4 out of range: 'buf' has 4 pages (0..3)");
+  oneError(lines(P4, 'P mremap buf as buf'), 2, 17, "still has region 'buf' mapped (since line 1); mremap needs a new name");
+  oneError(lines(P4, 'P mmap other 1', 'P mremap buf[0] as other'), 3, 20, "still has region 'other' mapped (since line 2)");
+  oneError(lines(P4, 'P mremap nope as nb'), 2, 10, "unknown region 'nope'");
+  oneError(lines(P4, 'P mremap buf[0] as nb extra'), 2, 23, 'expected the end of the step');
+  // A name whose pages all went (munmap, or moved away) may be bound again.
+  assert.deepEqual(stepsErrors(lines(P4, 'P mmap old 1', 'P munmap old', 'P mremap buf[0] as old')), []);
+  assert.deepEqual(stepsErrors(lines(P4, 'P mremap buf as nb', 'P mremap nb as buf', 'P read buf[3] expect 0')), []);
+});
+
+test('mremap: the moved pages leave the old region and make up the new one, in the child too', () => {
+  assert.deepEqual(stepsErrors(lines(P4, 'P mremap buf[1..2] as nb', 'P read nb[1]', 'P fork Q', 'Q write nb[0] = 1', 'Q read buf[1] expect fault')), []);
+  oneError(lines(P4, 'P mremap buf[1..2] as nb', 'P read nb[2]'), 3, 11, "page 2 out of range: 'nb' has 2 pages (0..1)");
+  // Pages marked dontfork move with their mark: not in a child.
+  assert.deepEqual(stepsErrors(lines(P4, 'P madvise buf[1..2] dontfork', 'P mremap buf[1..2] as nb', 'P fork Q', 'Q mmap nb 1')), []);
+  oneError(lines(P4, 'P madvise buf[1] dontfork', 'P mremap buf[1..2] as nb', 'P fork Q', 'Q mmap nb 1'), 5, 8, "still has region 'nb' mapped");
+});

@@ -279,3 +279,10 @@ test('thousands of steps parse in linear time (8x the steps take far less than 6
   const large = best(script(20000), 4 * 20000 + 1);
   assert.ok(large / small < 24, `8x the steps took ${(large / small).toFixed(1)}x the time (${small.toFixed(0)} ms, ${large.toFixed(0)} ms)`);
 });
+
+test('mremap: the step names the pages and the new region', () => {
+  const s = lastStep(lines(P4, 'P mremap buf[1..2] as moved'));
+  assert.equal(s.op, 'mremap');
+  if (s.op !== 'mremap') return;
+  assert.deepEqual([s.proc, s.sel.region, s.sel.lo, s.sel.hi, s.region], ['P', 'buf', 1, 2, 'moved']);
+});

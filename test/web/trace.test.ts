@@ -94,6 +94,12 @@ describe('web: traceScenario', () => {
     assert.match(explainEvent(evs[0]!), /^fork: copy_present_page gave Q its own copy of frame 1 at once \(frame 2\) because it is maybe pinned/);
   });
 
+  it('says what mremap did: the entries moved, the pages and their counts unchanged', () => {
+    const t = traceScenario(inline('P mmap buf 2\nP write buf = 1\nP fork Q\nP mremap buf[1] as moved'), reg.get('v6'));
+    const why = stepSentence(t.steps[stepAt(t, 'P mremap buf[1] as moved')]!).why ?? '';
+    assert.match(why, /^P mremap: move_vma copied the mapping .* move_page_tables moved its entries there: 1 page\(s\) moved to a new range; 1 entry moved, no page copied\. Each frame keeps its refcount/);
+  });
+
   it('says why a write copied: the kernel function and the rule', () => {
     const s = rc4.steps[stepAt(rc4, 'P write buf[0] = 2')]!;
     assert.equal(stepSentence(s).why, 'P write fault on buf[0]: do_wp_page copied frame 1 to frame 2 because refcount 1025 > 1 with mapcount 1: an extra reference (GUP, pin or pipe) holds it');

@@ -1,5 +1,5 @@
 // Random scenarios over the operations both the model and the live kernel replay: 2-4
-// processes, 1-8 pages; fork, exit, write, read, munmap, mprotect, madvise, R/W longterm pins
+// processes, 1-8 pages; fork, exit, write, read, munmap, mremap, mprotect, madvise, R/W longterm pins
 // (io_uring), unpin, device read/write, vmsplice, pipe reads, swapout (or madvise pageout),
 // KSM (madvise mergeable, ksm merge), and frame checks. For the KSM gaps it also follows, roughly,
 // which pages share a frame, what they hold, and which frames handles hold. Lines that
@@ -93,6 +93,7 @@ class Gen implements RandomGen {
   private value = 1;
   private pins = 1;
   private pipes = 1;
+  private regions = 1;
   private frames = 1;
 
   constructor(readonly rng: Rng, private readonly gap: ReadonlySet<string>) {
@@ -122,6 +123,10 @@ class Gen implements RandomGen {
 
   nextHandle(kind: 'pin' | 'pipe'): string {
     return kind === 'pin' ? `h${this.pins++}` : `p${this.pipes++}`;
+  }
+
+  nextRegion(): string {
+    return `m${this.regions++}`;
   }
 
   fresh(): number {

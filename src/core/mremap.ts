@@ -1,0 +1,178 @@
+// mremap(MREMAP_MAYMOVE | MREMAP_FIXED) of anonymous memory to a fresh range (mm/mremap.c):
+// move_vma() = copy_vma() + move_page_tables() + do_munmap() of the old range. The PTEs move,
+// they are not copied: frames, their refcount, mapcount, PG_anon_exclusive and pins stay as
+// they were, swap entries keep their slot, RSS is unchanged; page tables are allocated at the
+// destination. Page tables move one PMD extent at a time; a huge PMD entry (THP) would be one
+// more case of movePmdExtent() beside the PTE table it moves whole (move_normal_pmd).
+
+import {
+  EFAULT, NA, OK, OOM, PG_KSM, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTRS_PER_TABLE, TABLE_MASK, TABLE_SHIFT, VM_MERGEABLE,
+} from './constants.js';
+import { breakCowPte, breakCowRange } from './cowpt.js';
+import { mmuNotify } from './exclusive.js';
+import { handleVpn, type Kernel } from './kernel.js';
+import type { Mm, Vma } from './mm.js';
+import { getUnmappedArea } from './mmap.js';
+import { PMD_WP, pmdSlotAlloc, pmdSlotOf, pteTableAlloc } from './walk.js';
+import { unmapRegion } from './zap.js';
+
+export interface MremapResult {
+  /** OK, EFAULT (the range is not one mapping), OOM (no address space left), NA (not modelled). */
+  err: number;
+  /** First page of the new range (reserved even when the move failed, so NEW names nothing mapped); -1 on OOM. */
+  start: number;
+  /** Entries (present, swap, device-exclusive) that changed place. */
+  moved: number;
+  /** PTE tables moved whole (move_normal_pmd). */
+  tablesMoved: number;
+}
+
+/**
+ * do_mremap() -> mremap_to() -> move_vma(): move pages [lo, hi) of mm to a fresh range. Before
+ * 6.17 the range must lie in one VMA; from 6.17 (mremapMultiVma) it may span several, and the
+ * gaps between them, each VMA moved on its own to the same offset in the new range.
+ */
+export function doMremap(k: Kernel, mm: Mm, lo: number, hi: number): MremapResult {
+  const n = hi - lo;
+  const start = getUnmappedArea(mm, n);
+  if (start < 0) return { err: OOM, start: -1, moved: 0, tablesMoved: 0 };
+  // check_prep_vma() / remap_is_valid(): old_address must be mapped; before 6.17 the whole
+  // range must lie in that VMA ("We can't remap across vm area boundaries").
+  const vma = mm.findVma(lo);
+  if (vma === null || (hi > vma.end && !k.profile.mremapMultiVma)) {
+    k.emit('note', mm.id, lo, -1, -1, `mremap: EFAULT, ${vma === null ? 'the first page is not mapped' : 'the range spans more than one mapping'}`);
+    return { err: EFAULT, start, moved: 0, tablesMoved: 0 };
+  }
+  // The VMAs (their parts in [lo, hi)) to move, in address order.
+  const parts = mm.vmas.filter((v) => v.end > lo && v.start < hi).map((v) => [Math.max(lo, v.start), Math.min(hi, v.end)] as const);
+  // prep_move_vma(): ksm_madvise(MADV_UNMERGEABLE) unmerges KSM pages in the range first.
+  for (const [a, b] of parts) if (mm.findVma(a)!.flags & VM_MERGEABLE && hasKsmPage(k, mm, a, b)) return { err: NA, start, moved: 0, tablesMoved: 0 };
+  // move_page_tables(): mmu_notifier_invalidate_range_start(MMU_NOTIFY_UNMAP) on the old range.
+  mmuNotify(k, mm.id, lo, hi, 'mremap');
+  if (mm.cowPgtable && k.profile.cowptMremap === 'unshare') {
+    // COW page tables: the shared tables of the old range are unshared before their PTEs move.
+    const err = breakCowRange(k, mm, lo, hi);
+    if (err !== OK) return { err, start, moved: 0, tablesMoved: 0 };
+  }
+  const c: MoveCount = { moved: 0, tablesMoved: 0 };
+  for (const [a, b] of parts) {
+    const nv = copyVma(mm, mm.findVma(a)!, a, start + (a - lo), b - a);
+    movePageTables(k, mm, nv, a, start + (a - lo), b - a, c);
+  }
+  moveHandles(k, mm, lo, hi, start);
+  k.emit('note', mm.id, start, -1, -1,
+    `mremap (move_page_tables): ${n} page(s)${parts.length > 1 ? ` of ${parts.length} mappings` : ''} moved to a new range; ${c.moved} entr${c.moved === 1 ? 'y' : 'ies'} moved${c.tablesMoved > 0 ? ` (${c.tablesMoved} whole PTE table(s))` : ''}, no page copied`);
+  // The old range is unmapped (do_vmi_munmap): what is left there is empty, its tables may go.
+  unmapRegion(k, mm, lo, hi, 'mremap, then munmap of the old range');
+  mm.mergeVmas();
+  return { err: OK, start, moved: c.moved, tablesMoved: c.tablesMoved };
+}
+
+/** Does a present PTE of [lo, hi) map a KSM page? */
+function hasKsmPage(k: Kernel, mm: Mm, lo: number, hi: number): boolean {
+  const t = k.tables;
+  for (let a = lo; a < hi; a++) {
+    const ps = pmdSlotOf(k, mm, a);
+    const table = ps < 0 ? 0 : t.entry[ps]!;
+    if (table === 0) continue;
+    const slot = (table << TABLE_SHIFT) | (a & TABLE_MASK);
+    const bits = t.bits[slot]!;
+    if (bits & PTE_PRESENT && !(bits & PTE_SPECIAL) && k.frames.flags[t.entry[slot]!]! & PG_KSM) return true;
+  }
+  return false;
+}
+
+/**
+ * copy_vma(): the VMA of the new range: the old one's flags (VM_DONTCOPY, VM_WIPEONFORK,
+ * VM_SOFTDIRTY as they were), its anon_vma (anon_vma_clone) and its pgoff, so anonymous pages
+ * keep their index; a shared mapping keeps its object and offset.
+ */
+function copyVma(mm: Mm, vma: Vma, lo: number, start: number, n: number): Vma {
+  const nv = vma.clone(vma.shm);
+  nv.start = start;
+  nv.end = start + n;
+  nv.shmOffset = vma.shmOffset + (lo - vma.start);
+  nv.pgoffShift = vma.pgoffShift + (lo - start);
+  if (nv.shm) nv.shm.users++;
+  mm.insertVma(nv);
+  return nv;
+}
+
+interface MoveCount {
+  moved: number;
+  tablesMoved: number;
+}
+
+/** move_page_tables(): one PMD extent at a time (get_extent: up to the next PMD boundary of either range). */
+function movePageTables(k: Kernel, mm: Mm, nv: Vma, from: number, to: number, n: number, c: MoveCount): void {
+  for (let done = 0; done < n; ) {
+    const o = from + done;
+    const d = to + done;
+    const extent = Math.min(n - done, PTRS_PER_TABLE - (o & TABLE_MASK), PTRS_PER_TABLE - (d & TABLE_MASK));
+    done += extent;
+    movePmdExtent(k, mm, nv, o, d, extent, c);
+  }
+}
+
+/**
+ * One PMD extent: move_normal_pmd() when it is a whole PTE table on both sides (HAVE_MOVE_PMD,
+ * x86-64), else move_ptes().
+ */
+function movePmdExtent(k: Kernel, mm: Mm, nv: Vma, o: number, d: number, extent: number, c: MoveCount): void {
+  const t = k.tables;
+  // get_old_pmd(): nothing mapped there, nothing to move (and nothing allocated at the destination).
+  const old = pmdSlotOf(k, mm, o);
+  if (old < 0 || t.entry[old] === 0) return;
+  const nps = pmdSlotAlloc(k, mm, d); // alloc_new_pmd()
+  const ops = pmdSlotOf(k, mm, o);
+  const table = t.entry[ops]!;
+  if (extent === PTRS_PER_TABLE && t.entry[nps] === 0) {
+    // move_normal_pmd(): the PMD entry changes place; pmd_populate() makes a fresh, writable one.
+    // The PTEs are untouched, so they are not marked soft-dirty.
+    t.entry[nps] = table;
+    t.bits[nps] = 0;
+    t.filled[nps >>> TABLE_SHIFT]!++;
+    t.entry[ops] = 0;
+    t.bits[ops] = 0;
+    t.filled[ops >>> TABLE_SHIFT]!--;
+    c.moved += t.filled[table]!;
+    c.tablesMoved++;
+    return;
+  }
+  // The destination's table, shared with another mm, is unshared before it changes (as any PTE change).
+  if (mm.cowPgtable && k.profile.cowptMremap === 'unshare' && t.entry[nps] !== 0 && t.bits[nps]! & PMD_WP) breakCowPte(k, mm, nv, d);
+  const dst = pteTableAlloc(k, mm, d); // pte_alloc()
+  const src = t.entry[pmdSlotOf(k, mm, o)]!;
+  const sb = src << TABLE_SHIFT;
+  const db = dst << TABLE_SHIFT;
+  let moved = 0;
+  // move_ptes(): each entry is taken out of the old table and set in the new one, soft-dirty
+  // (move_soft_dirty_pte: pte_mksoft_dirty, or pte_swp_mksoft_dirty for swap-format entries).
+  for (let i = 0; i < extent; i++) {
+    const s = sb | ((o + i) & TABLE_MASK);
+    const bits = t.bits[s]!;
+    if (bits === 0) continue;
+    const dd = db | ((d + i) & TABLE_MASK);
+    t.entry[dd] = t.entry[s]!;
+    t.bits[dd] = bits | PTE_SOFT_DIRTY;
+    t.entry[s] = 0;
+    t.bits[s] = 0;
+    moved++;
+  }
+  t.filled[src]! -= moved;
+  t.filled[dst]! += moved;
+  c.moved += moved;
+}
+
+/** GUP handles of mm on moved pages: they keep their frames; the page is now at its new address. */
+function moveHandles(k: Kernel, mm: Mm, lo: number, hi: number, start: number): void {
+  for (const h of k.handles) {
+    if (h.released || h.mm !== mm.id) continue;
+    for (let i = 0; i < h.frames.length; i++) {
+      const v = handleVpn(h, i);
+      if (v < lo || v >= hi) continue;
+      if (!h.vpns) h.vpns = Int32Array.from(h.frames, (_, j) => h.vpn + j);
+      h.vpns[i] = start + (v - lo);
+    }
+  }
+}
