@@ -5,7 +5,7 @@
 import { PG_ANON, PG_ANON_EXCLUSIVE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SWAP } from '../core/constants.js';
 import type { Handle, Kernel } from '../core/kernel.js';
 import type { Mm } from '../core/mm.js';
-import { pteSlot } from '../core/walk.js';
+import { followSlot, slotPfn } from '../core/huge.js';
 
 export interface PinnedHandle {
   name: string;
@@ -28,10 +28,10 @@ export interface PinProblem {
  * page still in the swap cache, which swap-in maps again; -1 otherwise.
  */
 export function pfnOfEntry(k: Kernel, mm: Mm, vpn: number): number {
-  const slot = pteSlot(k, mm, vpn);
+  const slot = followSlot(k, mm, vpn);
   const bits = slot < 0 ? 0 : k.tables.bits[slot]!;
   if (bits & PTE_SWAP) return k.swap.cache[k.tables.entry[slot]!]!;
-  if (bits & (PTE_PRESENT | PTE_DEVICE_EXCLUSIVE)) return k.tables.entry[slot]!;
+  if (bits & (PTE_PRESENT | PTE_DEVICE_EXCLUSIVE)) return slotPfn(k, slot, vpn);
   // An empty PTE of a shared mapping: the next fault maps the page cache's page, so that page is the one shared.
   const vma = mm.findVma(vpn);
   if (bits === 0 && vma?.shm) return vma.shm.pages[vma.shmOffset + (vpn - vma.start)] ?? -1;

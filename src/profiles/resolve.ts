@@ -27,6 +27,11 @@ export const SWITCH_VALUES: Record<SwitchName, readonly string[]> = {
   cowPteTakeBack: ['any', 'whole-table', 'never'],
   cowPteShare: ['any', 'whole-table'],
   cowptDontneed: ['range', 'vma', 'ignored'],
+  thpUseZeroPage: ['true', 'false'],
+  thpWpReuse: ['mapcount', 'refcount', 'anon-exclusive'],
+  thpWpCopy: ['huge', 'split'],
+  hugeZeroWp: ['huge', 'split'],
+  wpReuseLarge: ['as-small', 'never', 'mm-exclusive'],
   swap: ['true', 'false'],
   ksm: ['true', 'false'],
 };
