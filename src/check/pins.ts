@@ -2,10 +2,11 @@
 // (pin coherence); from 5.19 a pinned anonymous page is PageAnonExclusive. Each page is reported
 // once (until its handle is released and the name taken again).
 
-import { PG_ANON, PG_ANON_EXCLUSIVE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SWAP } from '../core/constants.js';
+import { PG_ANON, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SWAP } from '../core/constants.js';
 import type { Handle, Kernel } from '../core/kernel.js';
 import type { Mm } from '../core/mm.js';
 import { followSlot, slotPfn } from '../core/huge.js';
+import { pageAnonExclusive } from '../core/page.js';
 
 export interface PinnedHandle {
   name: string;
@@ -65,7 +66,7 @@ export class PinChecker {
         h.frames.forEach((pfn, i) => {
           const key = `x:${name}:${i}`;
           const fl = k.frames.flags[pfn] ?? 0;
-          if (pfn > 0 && fl & PG_ANON && !(fl & PG_ANON_EXCLUSIVE) && !this.reported.has(key)) {
+          if (pfn > 0 && fl & PG_ANON && !pageAnonExclusive(k, pfn) && !this.reported.has(key)) {
             this.reported.add(key);
             out.push({ kind: 'kernel-bug', proc: holder, frames: [pfn], message: `VM_BUG_ON (sanity_check_pinned_pages): ${name}[${i}] pins anonymous frame ${pfn}, which is not PageAnonExclusive` });
           }

@@ -8,7 +8,6 @@ import {
 import { FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, handleMmFault } from './fault.js';
 import type { Handle, Kernel, TaskState } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
-import { pteSlot } from './walk.js';
 import { followSlot, slotPfn } from './huge.js';
 import { pageAnonExclusive } from './page.js';
 
@@ -219,7 +218,7 @@ export function stepGup(k: Kernel, t: GupTask): TaskState {
         t.fallback[t.page] = true;
         return nextGupPage(t, n);
       }
-      const slot = pteSlot(k, mm, t.lo + t.page);
+      const slot = followSlot(k, mm, t.lo + t.page);
       t.readPfn = pfn;
       t.readBits = k.tables.bits[slot]!;
       t.phase = 'grab';
@@ -234,11 +233,11 @@ export function stepGup(k: Kernel, t: GupTask): TaskState {
       }
       grab(k, h, t.page, t.readPfn, false, t.req, false);
       // Then the PTE is read again: if it changed, the reference is dropped.
-      const slot = pteSlot(k, mm, t.lo + t.page);
+      const slot = followSlot(k, mm, t.lo + t.page);
       const bits = slot < 0 ? 0 : k.tables.bits[slot]!;
-      const pfn = slot < 0 ? -1 : k.tables.entry[slot]!;
+      const pfn = slot < 0 ? -1 : slotPfn(k, slot, t.lo + t.page);
       if (bits !== t.readBits || pfn !== t.readPfn) {
-        k.putPage(t.readPfn, h.refs[t.page]!);
+        ungrab(k, h, t.page);
         h.frames[t.page] = -1;
         h.refs[t.page] = 0;
         t.fallback[t.page] = true;
@@ -252,7 +251,7 @@ export function stepGup(k: Kernel, t: GupTask): TaskState {
       if (t.req.pin && k.profile.writeProtectSeq && mm.writeProtectSeq !== t.seq) {
         // read_seqcount_retry(): a fork ran meanwhile; undo everything and use the slow path.
         for (let i = 0; i < n; i++) {
-          if (h.frames[i]! >= 0 && h.refs[i]! > 0) k.putPage(h.frames[i]!, h.refs[i]!);
+          ungrab(k, h, i);
           h.frames[i] = -1;
           h.refs[i] = 0;
         }
@@ -339,9 +338,14 @@ export function releaseHandle(k: Kernel, h: Handle): void {
   if (h.released) return;
   h.released = true;
   for (let i = 0; i < h.frames.length; i++) {
-    const pfn = h.frames[i]!;
-    if (pfn < 0 || h.refs[i]! <= 0) continue;
-    if (h.kind === 'pin' && k.frames.flags[pfn]! & PG_LARGE) k.frames.pincount[pfn >>> 9]!--; // unpin_user_page: folio->_pincount
-    k.putPage(pfn, h.refs[i]!);
+    ungrab(k, h, i);
   }
+}
+
+/** unpin_user_page() / put_page() of what grab() took for page i of h (a large folio's pin count too). */
+function ungrab(k: Kernel, h: Handle, i: number): void {
+  const pfn = h.frames[i]!;
+  if (pfn < 0 || h.refs[i]! <= 0) return;
+  if (h.kind === 'pin' && pfn > 0 && k.frames.flags[pfn]! & PG_LARGE) k.frames.pincount[pfn >>> 9]!--;
+  k.putPage(pfn, h.refs[i]!);
 }

@@ -10,8 +10,8 @@
 
 import {
   HPAGE_PMD_NR, isCowMapping, LEVEL_PTE, OK, PG_ANON, PG_ANON_EXCLUSIVE, PG_LARGE, PMD_LEAF, PTE_DIRTY, PTE_PRESENT,
-  PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, TABLE_SHIFT, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_SHARED, VM_MAYSHARE,
-  VM_WRITE,
+  PTE_PROTNONE, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, TABLE_SHIFT, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_SHARED, VM_MAYSHARE,
+  VM_READ, VM_SOFTDIRTY, VM_WRITE,
 } from './constants.js';
 import type { Kernel } from './kernel.js';
 import { anonVmaPrepare, type Mm, type Vma } from './mm.js';
@@ -257,10 +257,61 @@ export function splitHugePmdRange(k: Kernel, mm: Mm, lo: number, hi: number, why
   }
 }
 
+/**
+ * vma_adjust_trans_huge(): a VMA boundary at `at` inside a huge PMD (not 2 MiB-aligned) splits it.
+ */
+export function splitHugePmdAt(k: Kernel, mm: Mm, at: number, why: string): void {
+  if (mm.hugePmds === 0 || (at & (HPAGE_PMD_NR - 1)) === 0) return;
+  const s = pmdLeafSlot(k, mm, at);
+  if (s >= 0) splitHugePmd(k, mm, s, at, why);
+}
+
 /** Every PMD leaf of mm split (for a path that walks the whole address space by PTE tables). */
 export function splitAllHugePmds(k: Kernel, mm: Mm, why: string): void {
   if (mm.hugePmds === 0) return;
   for (const vma of mm.vmas) splitHugePmdRange(k, mm, vma.start, vma.end, why);
+}
+
+/**
+ * change_huge_pmd(): mprotect of the huge PMDs vma covers whole (a PMD across its boundaries was
+ * split before, vma_adjust_trans_huge): PROT_NONE, write-protected, or (mprotectWritablePmd, 6.2
+ * can_change_pmd_writable) writable at once when the head is PAE and no soft-dirty tracking waits.
+ */
+export function changeHugePmds(k: Kernel, mm: Mm, vma: Vma): void {
+  if (mm.hugePmds === 0) return;
+  const t = k.tables;
+  for (let a = vma.start + ((HPAGE_PMD_NR - (vma.start & (HPAGE_PMD_NR - 1))) & (HPAGE_PMD_NR - 1)); a + HPAGE_PMD_NR <= vma.end; a += HPAGE_PMD_NR) {
+    const s = pmdLeafSlot(k, mm, a);
+    if (s < 0) continue;
+    const old = t.bits[s]!;
+    if (!(vma.flags & VM_READ)) {
+      t.bits[s] = (old & ~PTE_WRITE) | PTE_PROTNONE;
+      continue;
+    }
+    const bits = old & ~PTE_PROTNONE;
+    t.bits[s] = vma.flags & VM_WRITE ? bits : bits & ~PTE_WRITE;
+    if (!(vma.flags & VM_WRITE) || bits & (PTE_WRITE | PTE_SPECIAL) || !k.profile.mprotectWritablePmd) continue;
+    const softDirtyWanted = !(vma.flags & VM_SOFTDIRTY) && !(bits & PTE_SOFT_DIRTY);
+    if (k.frames.flags[t.entry[s]!]! & PG_ANON_EXCLUSIVE && !softDirtyWanted) t.bits[s] = bits | PTE_WRITE;
+  }
+}
+
+/**
+ * clear_soft_dirty_pmd() (clear_refs with CLEAR_REFS_SOFT_DIRTY): every huge PMD of mm is
+ * write-protected and loses its soft-dirty bit, staying a PMD. Returns how many.
+ */
+export function clearSoftDirtyPmds(k: Kernel, mm: Mm): number {
+  if (mm.hugePmds === 0) return 0;
+  let n = 0;
+  for (const vma of mm.vmas) {
+    for (let a = vma.start - (vma.start & (HPAGE_PMD_NR - 1)); a < vma.end; a += HPAGE_PMD_NR) {
+      const s = pmdLeafSlot(k, mm, a);
+      if (s < 0) continue;
+      k.tables.bits[s] = k.tables.bits[s]! & ~(PTE_WRITE | PTE_SOFT_DIRTY);
+      n++;
+    }
+  }
+  return n;
 }
 
 /** copy_huge_pmd()'s outcome: the PMD was shared with the child, or split (copy the PTEs next). */

@@ -13,7 +13,7 @@ import { zapRange } from './zap.js';
 import { mmuNotify } from './exclusive.js';
 import { swapOutPage } from './swap.js';
 import { breakCowRange } from './cowpt.js';
-import { doHugePmdAnonymousPage, hugeIn, splitAllHugePmds, splitHugePmdRange, thpVmaAllowable } from './huge.js';
+import { changeHugePmds, clearSoftDirtyPmds, doHugePmdAnonymousPage, hugeIn, splitHugePmdAt, thpVmaAllowable } from './huge.js';
 
 export type ProtName = 'rw' | 'ro' | 'none';
 
@@ -103,14 +103,16 @@ export function doMprotect(k: Kernel, mm: Mm, lo: number, hi: number, prot: Prot
   // do_mprotect_pkey(): ENOMEM if the range starts in a hole; a later hole stops it there.
   const end = mappedExtent(mm, lo, hi);
   if (end === lo) return OOM;
-  // change_pmd_range() / vma_adjust_trans_huge(): the model splits the huge PMDs mprotect touches.
-  splitHugePmdRange(k, mm, lo, end, 'mprotect');
+  // vma_adjust_trans_huge(): a huge PMD across the new VMA boundaries is split.
+  splitHugePmdAt(k, mm, lo, 'mprotect of part of a THP');
+  splitHugePmdAt(k, mm, end, 'mprotect of part of a THP');
   const vmas = mm.splitRange(lo, end);
   const want = protFlags(prot);
   mmuNotify(k, mm.id, lo, hi, 'mprotect');
   breakCowRange(k, mm, lo, hi);
   for (const vma of vmas) {
     vma.flags = (vma.flags & ~(VM_READ | VM_WRITE)) | want;
+    changeHugePmds(k, mm, vma);
     changeProtection(k, mm, vma);
   }
   mm.mergeVmas();
@@ -221,8 +223,8 @@ export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: Adv
   }
   breakCowRange(k, mm, lo, hi); // __split_vma() breaks a shared table at the split
   // vma_adjust_trans_huge(): a huge PMD across a VMA boundary is split.
-  splitHugePmdRange(k, mm, lo, lo + 1, 'VMA split by madvise');
-  splitHugePmdRange(k, mm, hi - 1, hi, 'VMA split by madvise');
+  splitHugePmdAt(k, mm, lo, 'VMA split by madvise');
+  splitHugePmdAt(k, mm, hi, 'VMA split by madvise');
   if (advice === 'mergeable') {
     // ksm_madvise(): shared mappings are left alone (vma_ksm_compatible), not even split.
     for (const v of mm.vmas.filter((x) => x.end > lo && x.start < hi && !(x.flags & (VM_SHARED | VM_MAYSHARE)))) {
@@ -256,7 +258,7 @@ export function clearSoftDirty(k: Kernel, mm: Mm): number {
   let wp = 0;
   mmuNotify(k, mm.id, 0, 2 ** 36, 'clear_refs soft-dirty');
   for (const vma of mm.vmas) breakCowRange(k, mm, vma.start, vma.end);
-  splitAllHugePmds(k, mm, 'clear_refs (the model splits where clear_soft_dirty_pmd write-protects the PMD)');
+  clearSoftDirtyPmds(k, mm);
   for (const vma of mm.vmas) {
     vma.flags &= ~VM_SOFTDIRTY;
     const cow = isCowMapping(vma.flags);

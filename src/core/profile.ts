@@ -133,6 +133,11 @@ export interface Profile {
    * reference is a mapping from this mm and there are two or more).
    */
   wpReuseLarge: 'as-small' | 'never' | 'mm-exclusive';
+  /**
+   * change_huge_pmd() maps a PAE head writable at once when mprotect makes the range writable
+   * (can_change_pmd_writable, 6.2), as mprotectWritable does for PTEs; before, the next write faults.
+   */
+  mprotectWritablePmd: boolean;
   /** Swap is modelled for this profile (later issue). */
   swap: boolean;
   /** KSM merging is modelled for this profile (later issue). */

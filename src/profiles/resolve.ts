@@ -32,6 +32,7 @@ export const SWITCH_VALUES: Record<SwitchName, readonly string[]> = {
   thpWpCopy: ['huge', 'split'],
   hugeZeroWp: ['huge', 'split'],
   wpReuseLarge: ['as-small', 'never', 'mm-exclusive'],
+  mprotectWritablePmd: ['true', 'false'],
   swap: ['true', 'false'],
   ksm: ['true', 'false'],
 };
