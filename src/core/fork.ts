@@ -10,7 +10,7 @@
 // leaves open (lockless gup-fast against fork's write-protect, seed 000's lock drop).
 
 import {
-  isCowMapping, LEVEL_SPAN, NA, OK, OOM, PG_ANON, PG_SHMEM_SHIFT, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SWAP, TABLE_SHIFT, VM_DONTCOPY, VM_SHARED,
+  isCowMapping, LEVEL_SPAN, NA, OK, OOM, PG_ANON, PG_LARGE, PG_SHMEM_SHIFT, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SWAP, TABLE_SHIFT, VM_DONTCOPY, VM_SHARED,
   VM_WIPEONFORK,
 } from './constants.js';
 import type { Kernel, TaskState } from './kernel.js';
@@ -194,7 +194,9 @@ export function forkInstallCopy(k: Kernel, t: ForkTask, src: Mm, dst: Mm, dstVma
   }
   installCopiedPage(k, dstVma, dstSlot, t.newPfn);
   dst.rssAnon++;
-  k.emit('early-cow', src.id, vpn, pfn, t.newPfn, `maybe pinned (refcount ${k.frames.refcount[pfn]} >= ${k.config.pinBias}) in an mm that has pinned: the child gets a copy now`);
+  k.emit('early-cow', src.id, vpn, pfn, t.newPfn, k.frames.flags[pfn]! & PG_LARGE
+    ? `maybe pinned (its large folio's pin count is ${k.frames.pincount[pfn >>> 9]}) in an mm that has pinned: the child gets a copy now`
+    : `maybe pinned (refcount ${k.frames.refcount[pfn]} >= ${k.config.pinBias}) in an mm that has pinned: the child gets a copy now`);
   t.newPfn = -1;
   return true;
 }

@@ -299,7 +299,7 @@ function finishGup(k: Kernel, t: GupTask): TaskState {
     const slow = t.fallback.filter(Boolean).length;
     const what = req.pin ? `pin (FOLL_PIN${req.write ? '|FOLL_WRITE' : ''}${req.longterm ? '|FOLL_LONGTERM' : ''})` : `reference (FOLL_GET${req.write ? '|FOLL_WRITE' : ''})`;
     k.emit('gup', t.mm, t.lo, h.frames[0]!, -1,
-      `${h.frames.length} page(s) taken as a ${what}: ${h.frames.length - slow} by gup-fast, ${slow} by the slow path; refcount +${req.pin ? k.config.pinBias : 1} each${zeroNote(h)}`);
+      `${h.frames.length} page(s) taken as a ${what}: ${h.frames.length - slow} by gup-fast, ${slow} by the slow path; refcount +${req.pin ? k.config.pinBias : 1} each${req.pin && h.frames.some((p) => p > 0 && k.frames.flags[p]! & PG_LARGE) ? ' (+1 and the folio\'s pin count +1 for pages of a large folio)' : ''}${zeroNote(h)}`);
   }
   return 'done';
 }
