@@ -314,6 +314,60 @@ export function clearSoftDirtyPmds(k: Kernel, mm: Mm): number {
   return n;
 }
 
+/**
+ * split_huge_page(): the large folio at head becomes 512 small folios. Every huge PMD mapping it
+ * is split first (the kernel's rmap walk; here each live mm's leaves that map it); the pages
+ * keep their PAE, counts and contents, and a page nothing maps any more is freed. Refused (false)
+ * while references other than mappings hold it (a pin, a GUP reference, a pipe buffer:
+ * can_split_folio).
+ */
+export function splitHugePage(k: Kernel, head: number, why: string): boolean {
+  const f = k.frames;
+  if (f.folioRefcount(head) !== f.folioMapcount(head)) return false;
+  for (const mm of k.mms) {
+    if (!mm.alive || mm.hugePmds === 0) continue;
+    for (const vma of mm.vmas) {
+      for (let a = vma.start - (vma.start & (HPAGE_PMD_NR - 1)); a < vma.end; a += HPAGE_PMD_NR) {
+        const s = pmdLeafSlot(k, mm, a);
+        if (s >= 0 && k.tables.entry[s] === head && !isHugeZeroPmd(k, s)) splitHugePmd(k, mm, s, a, why);
+      }
+    }
+  }
+  f.entireMapcount[head >>> 9] = 0;
+  f.pincount[head >>> 9] = 0;
+  for (let p = head; p < head + HPAGE_PMD_NR; p++) {
+    f.flags[p] = f.flags[p]! & ~PG_LARGE;
+    if (f.refcount[p] === 0) f.free(p);
+  }
+  k.emit('note', -1, -1, head, -1, `split_huge_page: ${why}; the 2 MiB folio is now 512 small pages`);
+  return true;
+}
+
+/**
+ * MADV_PAGEOUT / reclaim meeting a page of a THP at vpn: the folio is split into small pages
+ * first (the kernel swaps a whole PMD mapped once as one folio but ends with 512 PTE swap
+ * entries all the same; swap-in brings 4 KiB pages back). False when it is not split: mapped by
+ * more than one mapping (madvise_cold_or_pageout_pte_range skips a shared THP), or held.
+ */
+export function splitForSwap(k: Kernel, mm: Mm, vpn: number): boolean {
+  const s = mm.hugePmds > 0 ? pmdLeafSlot(k, mm, vpn) : -1;
+  let pfn: number;
+  if (s >= 0) {
+    if (isHugeZeroPmd(k, s)) {
+      splitHugePmd(k, mm, s, vpn, 'pageout of the huge zero page');
+      return true;
+    }
+    pfn = k.tables.entry[s]!;
+  } else {
+    const ps = pteSlot(k, mm, vpn);
+    if (ps < 0 || !(k.tables.bits[ps]! & PTE_PRESENT) || k.tables.bits[ps]! & PTE_SPECIAL) return true;
+    pfn = k.tables.entry[ps]!;
+    if (!(k.frames.flags[pfn]! & PG_LARGE)) return true;
+  }
+  if (k.frames.folioMaxMapcount(pfn) > 1) return false;
+  return splitHugePage(k, pfn & ~(HPAGE_PMD_NR - 1), 'swap-out of a THP');
+}
+
 /** copy_huge_pmd()'s outcome: the PMD was shared with the child, or split (copy the PTEs next). */
 export const HUGE_PMD_SHARED = 0;
 export const HUGE_PMD_SPLIT = 1;

@@ -13,7 +13,7 @@ import { zapRange } from './zap.js';
 import { mmuNotify } from './exclusive.js';
 import { swapOutPage } from './swap.js';
 import { breakCowRange } from './cowpt.js';
-import { changeHugePmds, clearSoftDirtyPmds, doHugePmdAnonymousPage, hugeIn, splitHugePmdAt, thpVmaAllowable } from './huge.js';
+import { changeHugePmds, clearSoftDirtyPmds, doHugePmdAnonymousPage, splitHugePmdAt, thpVmaAllowable } from './huge.js';
 
 export type ProtName = 'rw' | 'ro' | 'none';
 
@@ -190,7 +190,6 @@ export type AdviceName = 'dontfork' | 'dofork' | 'wipeonfork' | 'keeponfork' | '
 export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: AdviceName): number {
   if (advice === 'pageout') {
     if (!k.profile.swap) return NA;
-    if (hugeIn(k, mm, lo, hi)) return NA; // swap-out of a THP: a later phase
     let out = 0;
     for (let v = lo; v < hi; v++) if (swapOutPage(k, mm, v) === null) out++;
     k.emit('note', mm.id, lo, -1, -1, `MADV_PAGEOUT: ${out} of ${hi - lo} page(s) swapped out`);

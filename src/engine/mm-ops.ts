@@ -7,7 +7,6 @@ import { ksmMerge } from '../core/ksm.js';
 import { clearSoftDirty, doMadvise, doMmap, doMprotect } from '../core/mmap.js';
 import { swapOutPage, type SwapoutSkip } from '../core/swap.js';
 import { exitMmap, unmapRegion } from '../core/zap.js';
-import { hugeIn } from '../core/huge.js';
 import type { Step } from '../scenario/ast.js';
 import { finishTask, waitForMmapLock } from './scheduler.js';
 import { NotApplicable, type Proc, type RunState } from './state.js';
@@ -89,7 +88,7 @@ export function madvise(s: RunState, step: StepOf<'madvise'>): void {
   waitForMmapLock(s, p);
   const [lo, hi] = s.range(p, step.sel);
   const err = doMadvise(s.k, p.mm, lo, hi, step.advice);
-  if (err === NA) throw new NotApplicable(`madvise ${step.advice} is not modelled yet${step.advice === 'pageout' ? ' (for transparent huge pages)' : ''}`);
+  if (err === NA) throw new NotApplicable(`madvise ${step.advice} is not modelled yet`);
   const idealOk = s.ideal.madvise(p.group, lo, hi, step.advice);
   if ((err === OK) !== idealOk) s.violation('fault', `madvise ${step.advice}: the model ${err === OK ? 'accepted' : 'refused'} it`, [p.name]);
   s.record.summary = `${p.name} madvise ${s.label(step.sel)} ${step.advice}${err === EINVAL ? ': EINVAL' : ''}`;
@@ -136,8 +135,6 @@ export function swapout(s: RunState, step: StepOf<'swapout'>): void {
   if (!p) return;
   waitForMmapLock(s, p, false, true); // MADV_PAGEOUT takes mmap_lock for read (P's own fork path holds it for write too)
   const [lo, hi] = s.range(p, step.sel);
-  // v1.2 (THP): swap-out of a THP is a later step.
-  if (hugeIn(s.k, p.mm, lo, hi)) throw new NotApplicable('swap-out of a transparent huge page is not modelled yet');
   const skipped: string[] = [];
   let out = 0;
   for (let v = lo; v < hi; v++) {
