@@ -3,7 +3,7 @@
 // frame is still referenced; a writable PTE of a COW mapping maps an exclusive page (5.19+).
 
 import {
-  isCowMapping, LEVEL_PTE, PG_ANON, PG_ANON_EXCLUSIVE, PG_INUSE, PG_SHMEM, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_DEVICE_EXCLUSIVE,
+  HPAGE_PMD_NR, isCowMapping, LEVEL_PMD, LEVEL_PTE, PG_LARGE, PMD_LEAF, PG_ANON, PG_ANON_EXCLUSIVE, PG_INUSE, PG_SHMEM, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_DEVICE_EXCLUSIVE,
   PTE_WRITE, PTRS_PER_TABLE, TABLE_SHIFT,
 } from '../core/constants.js';
 import type { Kernel } from '../core/kernel.js';
@@ -25,6 +25,9 @@ export class AccountingChecker {
   private swapCount = new Int32Array(0);
   /** PTE tables already walked (COW page tables are reached from several mms). */
   private seen = new Uint8Array(0);
+  /** Per 512-frame block: huge PMDs mapping the large folio there, and pins on its pages. */
+  private entire = new Int32Array(0);
+  private pins = new Int32Array(0);
 
   /**
    * `held`: references held by kernel paths in progress (a GUP that grabbed pages, a copy made
@@ -53,9 +56,17 @@ export class AccountingChecker {
     if (this.swapCount.length < sw.top) this.swapCount = new Int32Array(sw.top * 2);
     else this.swapCount.fill(0, 0, sw.top);
     const swapCount = this.swapCount;
+    const blocks = (top >>> 9) + 1;
+    if (this.entire.length < blocks) {
+      this.entire = new Int32Array(blocks * 2);
+      this.pins = new Int32Array(blocks * 2);
+    } else {
+      this.entire.fill(0, 0, blocks);
+      this.pins.fill(0, 0, blocks);
+    }
     for (const mm of k.mms) {
       if (!mm.alive) continue;
-      const c = { tables: 0, physical: 0, anon: 0, shmem: 0, swapCount, seen: this.seen };
+      const c = { tables: 0, physical: 0, anon: 0, shmem: 0, swapCount, seen: this.seen, entire: this.entire };
       walkTables(k, mm, mm.pgd, 3, 0, c, expMap, expRef, add);
       tablesInUse += c.physical;
       if (c.tables !== mm.nrTables) {
@@ -102,7 +113,10 @@ export class AccountingChecker {
         if (pfn < 0 || h.refs[i] === 0) continue; // a device grant holds no reference
         if (pfn === 0) expRef[0]! += h.refs[i]!;
         else if (!(f.flags[pfn]! & PG_INUSE)) add({ kind: 'use-after-free', mm: h.mm, pfn, message: `a ${h.kind} handle still references freed frame ${pfn}` });
-        else expRef[pfn]! += h.refs[i]!;
+        else {
+          expRef[pfn]! += h.refs[i]!;
+          if (h.kind === 'pin' && f.flags[pfn]! & PG_LARGE) this.pins[pfn >>> 9]!++;
+        }
       }
     }
     for (const [pfn, refs] of held) {
@@ -115,10 +129,12 @@ export class AccountingChecker {
       add({ kind: 'accounting', mm: -1, pfn: 0, message: `the zero page has refcount ${f.refcount[0]} but handles hold ${expRef[0]} reference(s) on it` });
     }
     let used = 0;
+    checkLargeFolios(k, final, expRef, this.entire, this.pins, add);
     for (let pfn = 1; pfn < top; pfn++) {
       if (!(f.flags[pfn]! & PG_INUSE)) continue;
       used++;
-      if (expRef[pfn] === 0) {
+      // A large folio's frames may hold no reference each; checkLargeFolios judges the folio.
+      if (expRef[pfn] === 0 && !(f.flags[pfn]! & PG_LARGE)) {
         add({
           kind: final ? 'frame-leak' : 'accounting', mm: -1, pfn,
           message: `frame ${pfn} is in use (refcount ${f.refcount[pfn]}) but nothing maps or holds it`,
@@ -148,7 +164,7 @@ function pairsOf(bits: Uint16Array): Int32Array {
 
 function walkTables(
   k: Kernel, mm: Mm, table: number, level: number, base: number,
-  c: { tables: number; physical: number; anon: number; shmem: number; swapCount: Int32Array; seen: Uint8Array },
+  c: { tables: number; physical: number; anon: number; shmem: number; swapCount: Int32Array; seen: Uint8Array; entire: Int32Array },
   expMap: Int32Array, expRef: Int32Array, add: (p: AccountingProblem) => void,
 ): void {
   const t = k.tables;
@@ -230,9 +246,61 @@ function walkTables(
   let left = t.filled[table]!;
   for (let i = 0; i < PTRS_PER_TABLE && left > 0; i++) {
     const child = t.entry[tb + i]!;
-    if (child !== 0) {
+    if (level === LEVEL_PMD && t.bits[tb + i]! & PMD_LEAF) {
+      left--;
+      checkHugePmd(k, mm, t.bits[tb + i]!, child, base + i * span, c, expRef, add);
+    } else if (child !== 0) {
       left--;
       walkTables(k, mm, child, level - 1, base + i * span, c, expMap, expRef, add);
+    }
+  }
+}
+
+/**
+ * A huge PMD: its deposited table is charged to the mm; a THP's PMD mapping holds one reference
+ * (on the head: frames.ts) and one entire mapcount (counted in c.entire), and 512 pages of RSS.
+ */
+function checkHugePmd(
+  k: Kernel, mm: Mm, bits: number, head: number, vpn: number,
+  c: { tables: number; anon: number; entire: Int32Array },
+  expRef: Int32Array, add: (p: AccountingProblem) => void,
+): void {
+  const f = k.frames;
+  c.tables++;
+  if (bits & PTE_SPECIAL) return; // the huge zero page: no counts
+  if (head <= 0 || head >= f.top || (head & (HPAGE_PMD_NR - 1)) !== 0 || !(f.flags[head]! & PG_INUSE) || !(f.flags[head]! & PG_LARGE)) {
+    add({ kind: 'use-after-free', mm: mm.id, pfn: head, message: `huge PMD at ${vpn.toString(16)} maps frame ${head}, which is not the head of a live large folio` });
+    return;
+  }
+  expRef[head]!++;
+  c.entire[head >>> 9]!++;
+  c.anon += HPAGE_PMD_NR;
+  if (k.profile.anonExclusive && bits & PTE_WRITE && !(f.flags[head]! & PG_ANON_EXCLUSIVE)) {
+    const vma = mm.findVma(vpn);
+    if (vma && isCowMapping(vma.flags)) add({ kind: 'kernel-bug', mm: mm.id, pfn: head, message: `writable huge PMD maps large folio ${head} whose head is not PageAnonExclusive` });
+  }
+}
+
+/**
+ * The counts of each large folio (frames.ts keeps its references spread over its frames): its
+ * entire mapcount is the PMDs mapping it, its pin count the pins on its pages, and a folio nothing
+ * maps or holds is a leak.
+ */
+function checkLargeFolios(
+  k: Kernel, final: boolean, expRef: Int32Array, entire: Int32Array, pins: Int32Array, add: (p: AccountingProblem) => void,
+): void {
+  const f = k.frames;
+  for (let head = HPAGE_PMD_NR; head < f.top; head += HPAGE_PMD_NR) {
+    if ((f.flags[head]! & (PG_INUSE | PG_LARGE)) !== (PG_INUSE | PG_LARGE)) continue;
+    const b = head >>> 9;
+    if (f.entireMapcount[b] !== entire[b]) {
+      add({ kind: 'accounting', mm: -1, pfn: head, message: `large folio ${head} has entire mapcount ${f.entireMapcount[b]} but ${entire[b]} huge PMDs map it` });
+    }
+    if (f.pincount[b] !== pins[b]) add({ kind: 'accounting', mm: -1, pfn: head, message: `large folio ${head} has pincount ${f.pincount[b]} but ${pins[b]} pins hold its pages` });
+    let refs = 0;
+    for (let p = head; p < head + HPAGE_PMD_NR; p++) refs += expRef[p]!;
+    if (refs === 0) {
+      add({ kind: final ? 'frame-leak' : 'accounting', mm: -1, pfn: head, message: `large folio ${head} is in use (refcount ${f.folioRefcount(head)}) but nothing maps or holds it` });
     }
   }
 }

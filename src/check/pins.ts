@@ -2,10 +2,11 @@
 // (pin coherence); from 5.19 a pinned anonymous page is PageAnonExclusive. Each page is reported
 // once (until its handle is released and the name taken again).
 
-import { PG_ANON, PG_ANON_EXCLUSIVE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SWAP } from '../core/constants.js';
+import { PG_ANON, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SWAP } from '../core/constants.js';
 import { type Handle, handleVpn, type Kernel } from '../core/kernel.js';
 import type { Mm } from '../core/mm.js';
-import { pteSlot } from '../core/walk.js';
+import { followSlot, slotPfn } from '../core/huge.js';
+import { pageAnonExclusive } from '../core/page.js';
 
 export interface PinnedHandle {
   name: string;
@@ -28,10 +29,10 @@ export interface PinProblem {
  * page still in the swap cache, which swap-in maps again; -1 otherwise.
  */
 export function pfnOfEntry(k: Kernel, mm: Mm, vpn: number): number {
-  const slot = pteSlot(k, mm, vpn);
+  const slot = followSlot(k, mm, vpn);
   const bits = slot < 0 ? 0 : k.tables.bits[slot]!;
   if (bits & PTE_SWAP) return k.swap.cache[k.tables.entry[slot]!]!;
-  if (bits & (PTE_PRESENT | PTE_DEVICE_EXCLUSIVE)) return k.tables.entry[slot]!;
+  if (bits & (PTE_PRESENT | PTE_DEVICE_EXCLUSIVE)) return slotPfn(k, slot, vpn);
   // An empty PTE of a shared mapping: the next fault maps the page cache's page, so that page is the one shared.
   const vma = mm.findVma(vpn);
   if (bits === 0 && vma?.shm) return vma.shm.pages[vma.shmOffset + (vpn - vma.start)] ?? -1;
@@ -65,7 +66,7 @@ export class PinChecker {
         h.frames.forEach((pfn, i) => {
           const key = `x:${name}:${i}`;
           const fl = k.frames.flags[pfn] ?? 0;
-          if (pfn > 0 && fl & PG_ANON && !(fl & PG_ANON_EXCLUSIVE) && !this.reported.has(key)) {
+          if (pfn > 0 && fl & PG_ANON && !pageAnonExclusive(k, pfn) && !this.reported.has(key)) {
             this.reported.add(key);
             out.push({ kind: 'kernel-bug', proc: holder, frames: [pfn], message: `VM_BUG_ON (sanity_check_pinned_pages): ${name}[${i}] pins anonymous frame ${pfn}, which is not PageAnonExclusive` });
           }

@@ -7,7 +7,8 @@ import { OK, PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_WRITE, PTE_YOUNG, VM_RE
 import { FAULT_COPY_MADE, FAULT_FLAG_WRITE, handleMmFault, wpPageCopyFinish } from './fault.js';
 import type { Kernel, TaskState } from './kernel.js';
 import type { Mm } from './mm.js';
-import { pmdWriteProtected, pteSlot } from './walk.js';
+import { pmdWriteProtected } from './walk.js';
+import { followSlot, slotPfn } from './huge.js';
 
 export interface AccessResult {
   /** OK, SIGSEGV, OOM or NA. */
@@ -35,7 +36,7 @@ export function mmuSlot(k: Kernel, mm: Mm, vpn: number, write: boolean): number 
   const vma = mm.findVma(vpn);
   // PROT_NONE / read-only VMAs: the PTE carries no access the VMA lacks.
   if (vma === null || !(vma.flags & (write ? VM_WRITE : VM_READ))) return -1;
-  const slot = pteSlot(k, mm, vpn);
+  const slot = followSlot(k, mm, vpn); // a huge PMD maps the page itself
   if (slot < 0) return -1;
   const bits = k.tables.bits[slot]!;
   if (!(bits & PTE_PRESENT)) return -1;
@@ -45,10 +46,10 @@ export function mmuSlot(k: Kernel, mm: Mm, vpn: number, write: boolean): number 
   return slot;
 }
 
-/** The store itself, through a PTE the MMU allows it through (mmuSlot): the PTE is marked dirty and young. */
-export function cpuStore(k: Kernel, slot: number, value: number): void {
+/** The store itself, through a PTE (or huge PMD) the MMU allows it through (mmuSlot): marked dirty and young. */
+export function cpuStore(k: Kernel, slot: number, vpn: number, value: number): void {
   k.tables.bits[slot] = k.tables.bits[slot]! | PTE_DIRTY | PTE_YOUNG | PTE_SOFT_DIRTY;
-  k.frames.value[k.tables.entry[slot]!] = value;
+  k.frames.value[slotPfn(k, slot, vpn)] = value;
 }
 
 /** A CPU load or store: fault until the MMU allows it, then touch the frame. */
@@ -57,9 +58,9 @@ export function cpuAccess(k: Kernel, mm: Mm, vpn: number, write: boolean, value:
   for (let tries = 0; tries <= MAX_RETRIES; tries++) {
     const slot = mmuSlot(k, mm, vpn, write);
     if (slot >= 0) {
-      const pfn = k.tables.entry[slot]!;
+      const pfn = slotPfn(k, slot, vpn);
       if (write) {
-        cpuStore(k, slot, value);
+        cpuStore(k, slot, vpn, value);
         return { err: OK, value: -1, pfn, faults };
       }
       k.tables.bits[slot] = k.tables.bits[slot]! | PTE_YOUNG;
@@ -148,7 +149,7 @@ export function stepWrite(k: Kernel, t: FaultTask): TaskState {
         t.phase = 'fault';
         return 'running';
       }
-      cpuStore(k, slot, t.value);
+      cpuStore(k, slot, t.vpn, t.value);
       t.stored.push(t.vpn);
       t.vpn++;
       if (t.vpn < t.hi) {

@@ -46,6 +46,14 @@ export const PG_SHMEM = 1 << PG_SHMEM_SHIFT;
 export const PG_LOCKED = 1 << 6;
 /** Allocated (not on the free list). */
 export const PG_INUSE = 1 << 7;
+/** The frame is one of the 512 of a large folio (a THP): its head is `pfn & ~511` (PageTransCompound). */
+export const PG_LARGE = 1 << 8;
+
+/** Frames in a PMD-sized folio (HPAGE_PMD_NR) and its order. */
+export const HPAGE_PMD_NR = 512;
+export const HPAGE_PMD_ORDER = 9;
+/** PMD-level `bits`: the entry is a leaf mapping a 2 MiB folio (pmd_trans_huge), not a table pointer. */
+export const PMD_LEAF = 1 << 12;
 
 /** VMA flags (vm_flags). */
 export const VM_READ = 1 << 0;
@@ -58,6 +66,9 @@ export const VM_DONTCOPY = 1 << 17;
 export const VM_WIPEONFORK = 1 << 25;
 export const VM_SOFTDIRTY = 1 << 27;
 export const VM_MERGEABLE = 1 << 28;
+/** MADV_HUGEPAGE / MADV_NOHUGEPAGE (the scenario's `thp` / `nothp`). */
+export const VM_HUGEPAGE = 1 << 29;
+export const VM_NOHUGEPAGE = 1 << 30;
 
 /** is_cow_mapping(): private and may become writable. */
 export function isCowMapping(flags: number): boolean {

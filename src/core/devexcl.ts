@@ -9,6 +9,7 @@ import type { Handle, Kernel } from './kernel.js';
 import type { Mm } from './mm.js';
 import { pteSlot, setPte } from './walk.js';
 import { breakCowRange } from './cowpt.js';
+import { splitHugePmdRange } from './huge.js';
 import { exclusiveBits } from './exclusive.js';
 
 /**
@@ -28,6 +29,7 @@ export function makeDeviceExclusive(k: Kernel, mm: Mm, lo: number, hi: number): 
   const t = k.tables;
   const f = k.frames;
   breakCowRange(k, mm, lo, hi);
+  splitHugePmdRange(k, mm, lo, hi, 'make_device_exclusive: GUP with FOLL_SPLIT_PMD');
   for (let i = 0; i < n; i++) {
     const vpn = lo + i;
     const tmp = newHandle(k, mm, vpn, 1, req);

@@ -2,15 +2,16 @@
 // do_shared_fault / do_wp_page -> wp_page_reuse | wp_page_copy.
 
 import {
-  NA, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_KSM, PG_SHMEM, PG_SWAPCACHE, PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY,
-  PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, SIGSEGV, PTE_SWAP, PTE_DEVICE_EXCLUSIVE, VM_MAYSHARE, VM_READ, VM_SHARED, VM_WRITE,
+  NA, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_KSM, PG_LARGE, PG_SHMEM, PG_SWAPCACHE, PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY,
+  PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, SIGSEGV, PTE_SWAP, PTE_DEVICE_EXCLUSIVE, VM_HUGEPAGE, VM_MAYSHARE, VM_READ, VM_SHARED, VM_WRITE,
 } from './constants.js';
 import type { Kernel } from './kernel.js';
 import { doSwapPage, shmemSwapIn } from './swap.js';
 import { tryToFreeSwap } from './swapcache.js';
 import { removeDeviceExclusiveEntry } from './exclusive.js';
 import { anonVmaPrepare, type Mm, type Vma } from './mm.js';
-import { pmdWriteProtected, pteSlot, pteSlotAlloc, setPte } from './walk.js';
+import { pmdLeafSlot, pmdWriteProtected, pteSlot, pteSlotAlloc, setPte } from './walk.js';
+import { doHugePmdAnonymousPage, doHugePmdWpPage, thpVmaAllowable, VM_FAULT_FALLBACK } from './huge.js';
 import { allocCopy } from './page.js';
 import { breakCowPte } from './cowpt.js';
 
@@ -50,14 +51,35 @@ export function handleMmFault(k: Kernel, mm: Mm, vpn: number, flags: number, spl
     const err = breakCowPte(k, mm, vma, vpn);
     if (err !== OK) return err;
   }
-  const slot = pteSlotAlloc(k, mm, vpn);
-  const err = handlePteFault(k, mm, vma, vpn, slot, flags, split);
+  let err = VM_FAULT_FALLBACK;
+  if (mm.hugePmds > 0 || vma.flags & VM_HUGEPAGE || k.config.thp === 'always') err = handleHugeFault(k, mm, vma, vpn, flags);
+  if (err === VM_FAULT_FALLBACK) err = handlePteFault(k, mm, vma, vpn, pteSlotAlloc(k, mm, vpn), flags, split);
   // mm_account_fault(): only faults that did not fail count (min_flt).
   if (err === OK) {
     mm.minflt++;
     k.stats.faults++;
   }
   return err;
+}
+
+/**
+ * __handle_mm_fault()'s PMD level: a huge PMD takes the fault (do_huge_pmd_wp_page for a write or
+ * unshare of a read-only one, else only marked young/dirty); an empty PMD in a THP-eligible range
+ * gets a THP (do_huge_pmd_anonymous_page). VM_FAULT_FALLBACK: go on at the PTE level.
+ */
+function handleHugeFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, flags: number): number {
+  const s = pmdLeafSlot(k, mm, vpn);
+  if (s < 0) {
+    if (flags & FAULT_FLAG_UNSHARE || pteSlot(k, mm, vpn) >= 0 || !thpVmaAllowable(k, vma, vpn)) return VM_FAULT_FALLBACK;
+    return doHugePmdAnonymousPage(k, mm, vma, vpn, (flags & FAULT_FLAG_WRITE) !== 0);
+  }
+  const bits = k.tables.bits[s]!;
+  if (flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE) && !(bits & PTE_WRITE)) {
+    return doHugePmdWpPage(k, mm, vma, vpn, s, (flags & FAULT_FLAG_UNSHARE) !== 0);
+  }
+  // huge_pmd_set_accessed()
+  k.tables.bits[s] = bits | PTE_YOUNG | (flags & FAULT_FLAG_WRITE ? PTE_DIRTY : 0);
+  return OK;
 }
 
 /** handle_pte_fault(). */
@@ -191,10 +213,11 @@ function copyReason(k: Kernel, pfn: number): string {
   return `refcount ${ref} > 1 with mapcount ${map}: an extra reference (GUP, pin or pipe) holds it`;
 }
 
-/** The reuse decision of do_wp_page() for a private anonymous page, per profile. */
-export function wpCanReuse(k: Kernel, pfn: number): boolean {
+/** The reuse decision of do_wp_page() for a private anonymous page, per profile (mm, vpn: where it faulted). */
+export function wpCanReuse(k: Kernel, pfn: number, mm: Mm | null = null, vpn = 0): boolean {
   const f = k.frames;
   const flags = f.flags[pfn]!;
+  if (flags & PG_LARGE && !(flags & PG_ANON_EXCLUSIVE)) return wpCanReuseLarge(k, pfn, mm, vpn);
   switch (k.profile.wpReuse) {
     case 'anon-exclusive':
       // PageAnonExclusive() or wp_can_reuse_anon_folio(): only our own mapping references it
@@ -218,6 +241,49 @@ export function wpCanReuse(k: Kernel, pfn: number): boolean {
 }
 
 /**
+ * do_wp_page() on a page of a PTE-mapped large folio without PAE, per profile (wpReuseLarge):
+ * `as-small` applies wpReuse with the folio's counts (page_count is the folio refcount;
+ * reuse_swap_page() looks at the largest page mapcount), `never` copies (6.10-6.14
+ * wp_can_reuse_anon_folio()), `mm-exclusive` is 6.15's __wp_can_reuse_large_anon_folio(): two or
+ * more mappings, all from this mm (the MM-id slots; counted here in the folio's 2 MiB window of
+ * mm, where the model's folios stay), and no reference that is not a mapping.
+ */
+function wpCanReuseLarge(k: Kernel, pfn: number, mm: Mm | null, vpn: number): boolean {
+  const f = k.frames;
+  switch (k.profile.wpReuseLarge) {
+    case 'never':
+      return false;
+    case 'mm-exclusive': {
+      const mapped = f.folioMapcount(pfn);
+      if (mapped <= 1 || mm === null || mapped !== f.folioRefcount(pfn)) return false;
+      return mappingsInWindow(k, mm, vpn, pfn & ~511) === mapped;
+    }
+    case 'as-small':
+      switch (k.profile.wpReuse) {
+        case 'mapcount':
+          return f.folioMaxMapcount(pfn) <= 1;
+        case 'pagecount':
+        case 'anon-exclusive':
+          return f.folioRefcount(pfn) === 1;
+      }
+  }
+}
+
+/** PTEs of mm in vpn's 2 MiB window that map a page of the folio at head. */
+function mappingsInWindow(k: Kernel, mm: Mm, vpn: number, head: number): number {
+  const slot = pteSlot(k, mm, vpn);
+  if (slot < 0) return 0;
+  const t = k.tables;
+  const base = slot - (slot & 511);
+  let n = 0;
+  for (let i = base; i < base + 512; i++) {
+    const e = t.entry[i]!;
+    if (t.bits[i]! & PTE_PRESENT && !(t.bits[i]! & PTE_SPECIAL) && e >= head && e < head + 512) n++;
+  }
+  return n;
+}
+
+/**
  * The refcount once the swap cache lets go (5.18+: folio_free_swap() when no swap entry names
  * the slot); without wpFreeSwapcache, the cache's reference stays.
  */
@@ -238,7 +304,7 @@ export function doWpPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: number,
     k.emit('wp-shared', mm.id, vpn, pfn, -1, 'shared mapping: the page is made writable in place');
     return OK;
   }
-  if (!(bits & PTE_SPECIAL) && k.frames.flags[pfn]! & PG_ANON && wpCanReuse(k, pfn)) {
+  if (!(bits & PTE_SPECIAL) && k.frames.flags[pfn]! & PG_ANON && wpCanReuse(k, pfn, mm, vpn)) {
     const f = k.frames;
     const wasExclusive = (f.flags[pfn]! & PG_ANON_EXCLUSIVE) !== 0;
     // reuse_swap_page() / folio_free_swap(): a reused page leaves the swap cache when no entry names it.

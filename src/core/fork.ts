@@ -10,12 +10,13 @@
 // leaves open (lockless gup-fast against fork's write-protect, seed 000's lock drop).
 
 import {
-  isCowMapping, LEVEL_SPAN, NA, OK, OOM, PG_ANON, PG_SHMEM_SHIFT, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SWAP, TABLE_SHIFT, VM_DONTCOPY, VM_SHARED,
+  isCowMapping, LEVEL_SPAN, NA, OK, OOM, PG_ANON, PG_LARGE, PG_SHMEM_SHIFT, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SWAP, TABLE_SHIFT, VM_DONTCOPY, VM_SHARED,
   VM_WIPEONFORK,
 } from './constants.js';
 import type { Kernel, TaskState } from './kernel.js';
 import { newAnonId, type Mm, type Vma } from './mm.js';
-import { pteSlot, pteSlotAlloc, pteTableAlloc, pteTableOf } from './walk.js';
+import { pmdLeafSlot, pteSlot, pteSlotAlloc, pteTableAlloc, pteTableOf } from './walk.js';
+import { copyHugePmd, HUGE_PMD_SHARED, splitAllHugePmds } from './huge.js';
 import { exitMmap } from './zap.js';
 import { copySwapPte } from './swapcache.js';
 import { mmuNotify, restoreExclusivePte } from './exclusive.js';
@@ -57,13 +58,16 @@ export function startFork(parent: Mm): ForkTask {
  * whose PTEs are copied, a child PTE table for each table the parent has there
  * (copy_pte_range's pte_alloc). write_protect_seq becomes odd (raw_write_seqcount_begin).
  */
-export function forkBegin(k: Kernel, t: ForkTask, cowpt: boolean): Mm {
+export function forkBegin(k: Kernel, t: ForkTask, cowpt: boolean, stepped = false): Mm {
   const parent = k.mms[t.parent]!;
   const child = k.newMm();
   child.mmapNext = parent.mmapNext;
   t.child = child.id;
   // CLONE_COW_PGTABLE / use_odf: MMF_COW_PGTABLE on both, never cleared.
   if (cowpt && k.profile.cowPageTables !== 'none') parent.cowPgtable = true;
+  // Neither COW-page-table design shares PMD leaves, and the split-step fork copies PTE by PTE:
+  // the model splits the parent's huge PMDs first for both (copy_huge_pmd there is a later step).
+  if (parent.cowPgtable || stepped) splitAllHugePmds(k, parent, 'fork with COW page tables or in steps');
   child.cowPgtable = parent.cowPgtable;
   // ksm_fork(): the child of a registered mm joins ksmd's list too.
   if (parent.ksmSlot > 0) k.ksmEnter(child);
@@ -190,7 +194,9 @@ export function forkInstallCopy(k: Kernel, t: ForkTask, src: Mm, dst: Mm, dstVma
   }
   installCopiedPage(k, dstVma, dstSlot, t.newPfn);
   dst.rssAnon++;
-  k.emit('early-cow', src.id, vpn, pfn, t.newPfn, `maybe pinned (refcount ${k.frames.refcount[pfn]} >= ${k.config.pinBias}) in an mm that has pinned: the child gets a copy now`);
+  k.emit('early-cow', src.id, vpn, pfn, t.newPfn, k.frames.flags[pfn]! & PG_LARGE
+    ? `maybe pinned (its large folio's pin count is ${k.frames.pincount[pfn >>> 9]}) in an mm that has pinned: the child gets a copy now`
+    : `maybe pinned (refcount ${k.frames.refcount[pfn]} >= ${k.config.pinBias}) in an mm that has pinned: the child gets a copy now`);
   t.newPfn = -1;
   return true;
 }
@@ -226,6 +232,15 @@ function copyPageRange(k: Kernel, t: ForkTask, dst: Mm, dstVma: Vma, src: Mm, sr
   const span = LEVEL_SPAN[0];
   for (let a = srcVma.start; a < srcVma.end; ) {
     const next = Math.min(srcVma.end, (a - (a % span)) + span);
+    // copy_pmd_range(): a huge PMD is copied whole (copy_huge_pmd), unless it had to be split.
+    const leaf = pmdLeafSlot(k, src, a);
+    if (leaf >= 0) {
+      if (copyHugePmd(k, src, dst, srcVma, leaf, a) === HUGE_PMD_SHARED) {
+        a = next;
+        continue;
+      }
+      pteTableAlloc(k, dst, a); // -EAGAIN: copy_pte_range() on the split table
+    }
     const srcTable = pteTableOf(k, src, a);
     if (srcTable !== 0) {
       const dstTable = pteTableOf(k, dst, a); // allocated by forkBegin (or shared: not copied again)
@@ -338,7 +353,7 @@ export function stepFork(k: Kernel, t: ForkTask, tid: number): TaskState {
     case 'begin': {
       if (parent.mmapReaders > 0 || (parent.mmapWriter >= 0 && parent.mmapWriter !== tid)) return 'blocked';
       parent.mmapWriter = tid;
-      const child = forkBegin(k, t, false);
+      const child = forkBegin(k, t, false, true);
       k.emit('fork', parent.id, -1, -1, child.id, `fork begins: mmap_lock taken for write${k.profile.writeProtectSeq ? ', write_protect_seq odd' : ''}`);
       t.phase = nextPte(k, t) ? 'check' : 'end';
       return 'running';

@@ -1,14 +1,29 @@
 // Physical frames as a struct of arrays: refcount, mapcount, flags and the page's value.
 // Frame 0 is the shared zero page; it is never allocated or freed.
+//
+// Large folios (2 MiB THPs): 512 frames at a 512-aligned pfn, every one flagged PG_LARGE, so the
+// head is `pfn & ~511` and no array maps a frame to its folio. Per-folio counts live in arrays
+// indexed by block (`pfn >>> 9`): the entire mapcount (PMD mappings) and the exact pin count.
+// The folio's refcount (page_count() of any of its pages) is kept spread over its frames: each
+// reference sits on the frame it was taken through (a PTE mapping or a GUP reference of a sub-page
+// on that sub-page, a PMD mapping on the head), and folioRefcount() sums them. The kernel keeps
+// one counter on the head; the sum is the same number, and every 4 KiB path that takes or drops
+// a reference on a frame stays as it is.
 
-import { PG_INUSE, PG_ZERO } from './constants.js';
+import { HPAGE_PMD_NR, PG_INUSE, PG_LARGE, PG_ZERO } from './constants.js';
 
 const INITIAL_CAPACITY = 1024;
 
 export class FrameTable {
   refcount: Int32Array;
   mapcount: Int32Array;
-  flags: Uint8Array;
+  flags: Uint16Array;
+  /** Per 512-frame block: PMD mappings of the large folio there (folio->_entire_mapcount). */
+  entireMapcount: Int32Array;
+  /** Per 512-frame block: pins on the large folio's pages (folio->_pincount, exact). */
+  pincount: Int32Array;
+  /** Free 512-frame blocks (head pfns), linked through `next`; -1 = none. */
+  freeBlockHead = -1;
   /** The page's content: an interned value id (0 = zero-fill). */
   value: Int32Array;
   /** Free-list link of a free frame. */
@@ -28,10 +43,12 @@ export class FrameTable {
     const cap = Math.max(2, capacity);
     this.refcount = new Int32Array(cap);
     this.mapcount = new Int32Array(cap);
-    this.flags = new Uint8Array(cap);
+    this.flags = new Uint16Array(cap);
     this.value = new Int32Array(cap);
     this.next = new Int32Array(cap);
     this.priv = new Int32Array(cap).fill(-1);
+    this.entireMapcount = new Int32Array((cap >>> 9) + 1);
+    this.pincount = new Int32Array((cap >>> 9) + 1);
     this.flags[0] = PG_ZERO | PG_INUSE;
   }
 
@@ -52,6 +69,8 @@ export class FrameTable {
     const old = this.priv.length;
     this.priv = grow(this.priv, cap);
     this.priv.fill(-1, old);
+    this.entireMapcount = grow(this.entireMapcount, (cap >>> 9) + 1);
+    this.pincount = grow(this.pincount, (cap >>> 9) + 1);
   }
 
   /**
@@ -99,6 +118,82 @@ export class FrameTable {
     this.used--;
   }
 
+  /**
+   * folio_alloc(order 9): a zeroed 2 MiB folio, 512 frames at a 512-aligned pfn, all PG_LARGE with
+   * `flags`; refcount 1 on the head; counted as 512 frames against the limit. Returns the head, or
+   * -1 past the limit (the caller falls back to 4 KiB pages, as the kernel does).
+   */
+  allocLarge(flags: number): number {
+    if (this.used + HPAGE_PMD_NR > this.limit) return -1;
+    let head = this.freeBlockHead;
+    if (head >= 0) {
+      this.freeBlockHead = this.next[head]!;
+    } else {
+      // A fresh block above `top`; the frames skipped to align it go on the small free list.
+      head = Math.ceil(this.top / HPAGE_PMD_NR) * HPAGE_PMD_NR;
+      if (head + HPAGE_PMD_NR > this.capacity) this.reserve(head + HPAGE_PMD_NR);
+      for (let p = this.top; p < head; p++) {
+        this.flags[p] = 0;
+        this.next[p] = this.freeHead;
+        this.freeHead = p;
+      }
+      this.top = head + HPAGE_PMD_NR;
+    }
+    this.used += HPAGE_PMD_NR;
+    const end = head + HPAGE_PMD_NR;
+    this.refcount.fill(0, head, end);
+    this.mapcount.fill(0, head, end);
+    this.flags.fill(flags | PG_INUSE | PG_LARGE, head, end);
+    this.value.fill(0, head, end);
+    this.next.fill(0, head, end);
+    this.priv.fill(-1, head, end);
+    this.refcount[head] = 1;
+    this.entireMapcount[head >>> 9] = 0;
+    this.pincount[head >>> 9] = 0;
+    return head;
+  }
+
+  /** free_transhuge_page(): the whole block back on the block free list. */
+  freeLarge(head: number): void {
+    const end = head + HPAGE_PMD_NR;
+    this.flags.fill(0, head, end);
+    this.refcount.fill(0, head, end);
+    this.mapcount.fill(0, head, end);
+    this.value.fill(0, head, end);
+    this.entireMapcount[head >>> 9] = 0;
+    this.pincount[head >>> 9] = 0;
+    this.next[head] = this.freeBlockHead;
+    this.freeBlockHead = head;
+    this.used -= HPAGE_PMD_NR;
+  }
+
+  /** folio_ref_count(page_folio(pfn)): the frame's refcount, or the sum over a large folio's frames. */
+  folioRefcount(pfn: number): number {
+    if (!(this.flags[pfn]! & PG_LARGE)) return this.refcount[pfn]!;
+    const head = pfn & ~(HPAGE_PMD_NR - 1);
+    let n = 0;
+    for (let p = head; p < head + HPAGE_PMD_NR; p++) n += this.refcount[p]!;
+    return n;
+  }
+
+  /** folio_mapcount(): PTE mappings of all the folio's pages plus its PMD mappings (large folios). */
+  folioMapcount(pfn: number): number {
+    if (!(this.flags[pfn]! & PG_LARGE)) return this.mapcount[pfn]!;
+    const head = pfn & ~(HPAGE_PMD_NR - 1);
+    let n = this.entireMapcount[head >>> 9]!;
+    for (let p = head; p < head + HPAGE_PMD_NR; p++) n += this.mapcount[p]!;
+    return n;
+  }
+
+  /** The largest page_mapcount() of any page of the folio (PTE mapcount + entire mapcount): reuse_swap_page()'s test on a compound page. */
+  folioMaxMapcount(pfn: number): number {
+    if (!(this.flags[pfn]! & PG_LARGE)) return this.mapcount[pfn]!;
+    const head = pfn & ~(HPAGE_PMD_NR - 1);
+    let m = 0;
+    for (let p = head; p < head + HPAGE_PMD_NR; p++) if (this.mapcount[p]! > m) m = this.mapcount[p]!;
+    return m + this.entireMapcount[head >>> 9]!;
+  }
+
   inUse(pfn: number): boolean {
     return pfn > 0 && pfn < this.top && (this.flags[pfn]! & PG_INUSE) !== 0;
   }
@@ -116,6 +211,9 @@ export class FrameTable {
     c.next = copyPrefix(this.next, this.top, cap, dst?.next);
     c.priv = copyPrefix(this.priv, this.top, cap, dst?.priv);
     c.priv.fill(-1, this.top);
+    c.entireMapcount = copyPrefix(this.entireMapcount, (this.top >>> 9) + 1, (cap >>> 9) + 1);
+    c.pincount = copyPrefix(this.pincount, (this.top >>> 9) + 1, (cap >>> 9) + 1);
+    c.freeBlockHead = this.freeBlockHead;
     c.top = this.top;
     c.freeHead = this.freeHead;
     c.used = this.used;

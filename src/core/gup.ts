@@ -2,13 +2,14 @@
 // with each profile's COW rules at GUP time; unpin_user_pages / put_page to release.
 
 import {
-  EFAULT, isCowMapping, OK, PG_ANON, PG_ANON_EXCLUSIVE, PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE, VM_READ,
+  EFAULT, isCowMapping, OK, PG_ANON, PG_LARGE, PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE, VM_READ,
   VM_WRITE,
 } from './constants.js';
 import { FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, handleMmFault } from './fault.js';
 import type { Handle, Kernel, TaskState } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
-import { pteSlot } from './walk.js';
+import { followSlot, slotPfn } from './huge.js';
+import { pageAnonExclusive } from './page.js';
 
 export interface GupRequest {
   /** FOLL_PIN (pin_user_pages) rather than FOLL_GET. */
@@ -41,7 +42,7 @@ export function gupMustUnshare(k: Kernel, vma: Vma | null, pfn: number, req: Gup
     if (mode !== 'all' || !req.longterm) return false;
     return vma === null || isCowMapping(vma.flags);
   }
-  return !(k.frames.flags[pfn]! & PG_ANON_EXCLUSIVE);
+  return !pageAnonExclusive(k, pfn);
 }
 
 /** Does this GUP write-fault pages first? FOLL_WRITE, 5.8's forced COW break, or seed 001's for pins. */
@@ -63,29 +64,32 @@ export function grab(k: Kernel, h: Handle, i: number, pfn: number, special: bool
     h.refs[i] = refs;
     return;
   }
-  const refs = req.pin ? k.config.pinBias : 1;
+  // A pin of a page of a large folio counts exactly (try_grab_folio: refcount +1, _pincount +1).
+  const large = (k.frames.flags[pfn]! & PG_LARGE) !== 0;
+  const refs = req.pin && !large ? k.config.pinBias : 1;
   if (assertExclusive) assertPinnedExclusive(k, pfn, req);
   k.frames.refcount[pfn]! += refs;
+  if (req.pin && large) k.frames.pincount[pfn >>> 9]!++;
   h.refs[i] = refs;
 }
 
 /** sanity_check_pinned_pages(): an anonymous page is pinned only while PageAnonExclusive (5.19+). */
 export function assertPinnedExclusive(k: Kernel, pfn: number, req: GupRequest): void {
-  if (req.pin && k.profile.anonExclusive && k.frames.flags[pfn]! & PG_ANON && !(k.frames.flags[pfn]! & PG_ANON_EXCLUSIVE)) {
+  if (req.pin && k.profile.anonExclusive && k.frames.flags[pfn]! & PG_ANON && !pageAnonExclusive(k, pfn)) {
     k.emit('bug', -1, -1, pfn, -1, `VM_BUG_ON: pinning anonymous frame ${pfn} that is not PageAnonExclusive`);
   }
 }
 
-/** The lockless PTE read of gup-fast: the frame it may take, or -1 to leave the page to the slow path. */
+/** The lockless PTE (or PMD leaf: gup_fast_pmd_leaf) read of gup-fast: the frame it may take, or -1 to leave the page to the slow path. */
 export function gupFastRead(k: Kernel, mm: Mm, vpn: number, req: GupRequest): number {
-  const slot = pteSlot(k, mm, vpn);
+  const slot = followSlot(k, mm, vpn);
   if (slot < 0) return -1;
   const bits = k.tables.bits[slot]!;
   // pte_access_permitted(): no user access through a PROT_NONE PTE.
   if (!(bits & PTE_PRESENT) || bits & (PTE_SPECIAL | PTE_PROTNONE)) return -1;
   const needWrite = req.write || k.profile.gupFastWritableOnly;
   if (needWrite && !(bits & PTE_WRITE)) return -1;
-  const pfn = k.tables.entry[slot]!;
+  const pfn = slotPfn(k, slot, vpn);
   if (!(bits & PTE_WRITE) && gupMustUnshare(k, null, pfn, req, false)) return -1;
   return pfn;
 }
@@ -98,7 +102,8 @@ export function gupSlowPage(k: Kernel, mm: Mm, vpn: number, h: Handle, i: number
   const forceWrite = breaksCow(k, vma, req);
   let broken = false;
   for (let tries = 0; tries <= MAX_RETRIES; tries++) {
-    const slot = pteSlot(k, mm, vpn);
+    // follow_page_mask(): a huge PMD is followed as it is (follow_trans_huge_pmd), never split.
+    const slot = followSlot(k, mm, vpn);
     const bits = slot < 0 ? 0 : k.tables.bits[slot]!;
     let fault = -1;
     if (!(bits & PTE_PRESENT)) {
@@ -108,7 +113,7 @@ export function gupSlowPage(k: Kernel, mm: Mm, vpn: number, h: Handle, i: number
       // the PTE read-only, so one break is enough (FOLL_COW).
       fault = FAULT_FLAG_WRITE;
     } else {
-      const pfn = k.tables.entry[slot]!;
+      const pfn = slotPfn(k, slot, vpn);
       const special = (bits & PTE_SPECIAL) !== 0;
       if (!(bits & PTE_WRITE) && gupMustUnshare(k, vma, pfn, req, special)) {
         fault = FAULT_FLAG_UNSHARE;
@@ -125,10 +130,10 @@ export function gupSlowPage(k: Kernel, mm: Mm, vpn: number, h: Handle, i: number
     if (fault === FAULT_FLAG_WRITE) broken = true;
     if (fault === FAULT_FLAG_UNSHARE) {
       // After the unshare fault the page is exclusive (or a private copy): follow it again.
-      const s2 = pteSlot(k, mm, vpn);
+      const s2 = followSlot(k, mm, vpn);
       const b2 = s2 < 0 ? 0 : k.tables.bits[s2]!;
-      if (b2 & PTE_PRESENT && !(b2 & PTE_SPECIAL) && !gupMustUnshare(k, vma, k.tables.entry[s2]!, req, false)) {
-        grab(k, h, i, k.tables.entry[s2]!, false, req);
+      if (b2 & PTE_PRESENT && !(b2 & PTE_SPECIAL) && !gupMustUnshare(k, vma, slotPfn(k, s2, vpn), req, false)) {
+        grab(k, h, i, slotPfn(k, s2, vpn), false, req);
         return OK;
       }
     }
@@ -143,7 +148,7 @@ function forcedWriteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number): number {
   vma.flags |= VM_WRITE;
   const err = handleMmFault(k, mm, vpn, FAULT_FLAG_WRITE);
   vma.flags = saved;
-  const slot = pteSlot(k, mm, vpn);
+  const slot = followSlot(k, mm, vpn);
   if (slot >= 0) k.tables.bits[slot] = k.tables.bits[slot]! & ~PTE_WRITE;
   return err;
 }
@@ -213,7 +218,7 @@ export function stepGup(k: Kernel, t: GupTask): TaskState {
         t.fallback[t.page] = true;
         return nextGupPage(t, n);
       }
-      const slot = pteSlot(k, mm, t.lo + t.page);
+      const slot = followSlot(k, mm, t.lo + t.page);
       t.readPfn = pfn;
       t.readBits = k.tables.bits[slot]!;
       t.phase = 'grab';
@@ -228,11 +233,11 @@ export function stepGup(k: Kernel, t: GupTask): TaskState {
       }
       grab(k, h, t.page, t.readPfn, false, t.req, false);
       // Then the PTE is read again: if it changed, the reference is dropped.
-      const slot = pteSlot(k, mm, t.lo + t.page);
+      const slot = followSlot(k, mm, t.lo + t.page);
       const bits = slot < 0 ? 0 : k.tables.bits[slot]!;
-      const pfn = slot < 0 ? -1 : k.tables.entry[slot]!;
+      const pfn = slot < 0 ? -1 : slotPfn(k, slot, t.lo + t.page);
       if (bits !== t.readBits || pfn !== t.readPfn) {
-        k.putPage(t.readPfn, h.refs[t.page]!);
+        ungrab(k, h, t.page);
         h.frames[t.page] = -1;
         h.refs[t.page] = 0;
         t.fallback[t.page] = true;
@@ -246,7 +251,7 @@ export function stepGup(k: Kernel, t: GupTask): TaskState {
       if (t.req.pin && k.profile.writeProtectSeq && mm.writeProtectSeq !== t.seq) {
         // read_seqcount_retry(): a fork ran meanwhile; undo everything and use the slow path.
         for (let i = 0; i < n; i++) {
-          if (h.frames[i]! >= 0 && h.refs[i]! > 0) k.putPage(h.frames[i]!, h.refs[i]!);
+          ungrab(k, h, i);
           h.frames[i] = -1;
           h.refs[i] = 0;
         }
@@ -294,7 +299,7 @@ function finishGup(k: Kernel, t: GupTask): TaskState {
     const slow = t.fallback.filter(Boolean).length;
     const what = req.pin ? `pin (FOLL_PIN${req.write ? '|FOLL_WRITE' : ''}${req.longterm ? '|FOLL_LONGTERM' : ''})` : `reference (FOLL_GET${req.write ? '|FOLL_WRITE' : ''})`;
     k.emit('gup', t.mm, t.lo, h.frames[0]!, -1,
-      `${h.frames.length} page(s) taken as a ${what}: ${h.frames.length - slow} by gup-fast, ${slow} by the slow path; refcount +${req.pin ? k.config.pinBias : 1} each${zeroNote(h)}`);
+      `${h.frames.length} page(s) taken as a ${what}: ${h.frames.length - slow} by gup-fast, ${slow} by the slow path; refcount +${req.pin ? k.config.pinBias : 1} each${req.pin && h.frames.some((p) => p > 0 && k.frames.flags[p]! & PG_LARGE) ? ' (+1 and the folio\'s pin count +1 for pages of a large folio)' : ''}${zeroNote(h)}`);
   }
   return 'done';
 }
@@ -333,7 +338,14 @@ export function releaseHandle(k: Kernel, h: Handle): void {
   if (h.released) return;
   h.released = true;
   for (let i = 0; i < h.frames.length; i++) {
-    const pfn = h.frames[i]!;
-    if (pfn >= 0 && h.refs[i]! > 0) k.putPage(pfn, h.refs[i]!);
+    ungrab(k, h, i);
   }
+}
+
+/** unpin_user_page() / put_page() of what grab() took for page i of h (a large folio's pin count too). */
+function ungrab(k: Kernel, h: Handle, i: number): void {
+  const pfn = h.frames[i]!;
+  if (pfn < 0 || h.refs[i]! <= 0) return;
+  if (h.kind === 'pin' && pfn > 0 && k.frames.flags[pfn]! & PG_LARGE) k.frames.pincount[pfn >>> 9]!--;
+  k.putPage(pfn, h.refs[i]!);
 }

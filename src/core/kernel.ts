@@ -6,7 +6,7 @@ import { TableArena } from './pgtable.js';
 import { Mm, ShmemObject, Vma } from './mm.js';
 import type { Profile } from './profile.js';
 import type { KEvent, KEventType } from './events.js';
-import { LEVEL_PGD, PG_SWAPCACHE } from './constants.js';
+import { HPAGE_PMD_NR, LEVEL_PGD, PG_LARGE, PG_SWAPCACHE } from './constants.js';
 import { SwapDevice } from './swapdev.js';
 
 export const DEFAULT_FRAMES = 1 << 30;
@@ -17,6 +17,8 @@ export interface KernelConfig {
   frames: number;
   /** GUP_PIN_COUNTING_BIAS (config.pin_bias). */
   pinBias: number;
+  /** /sys/kernel/mm/transparent_hugepage/enabled (config.thp); absent: `madvise`. */
+  thp?: 'always' | 'madvise' | 'never';
 }
 
 /** References that GUP users hold on frames (pins, FOLL_GET references, pipe buffers, device grants). */
@@ -116,6 +118,14 @@ export class Kernel {
     const left = (f.refcount[pfn]! - refs) | 0;
     f.refcount[pfn] = left;
     if (left === 0) {
+      if (f.flags[pfn]! & PG_LARGE) {
+        // A large folio's references are spread over its frames (frames.ts): freed when all are gone.
+        if (f.folioRefcount(pfn) === 0) {
+          f.freeLarge(pfn & ~(HPAGE_PMD_NR - 1));
+          this.emit('free', -1, -1, pfn & ~(HPAGE_PMD_NR - 1), -1, 'refcount of the large folio reached 0: its 512 frames are freed');
+        }
+        return;
+      }
       f.free(pfn);
       this.emit('free', -1, -1, pfn, -1, 'refcount reached 0');
     } else if (left === 1 && f.flags[pfn]! & PG_SWAPCACHE && this.swap.count[f.priv[pfn]!] === 0) {

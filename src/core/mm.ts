@@ -81,8 +81,10 @@ export class Mm {
   rssAnon = 0;
   /** MM_SHMEMPAGES: present shmem pages mapped. */
   rssShmem = 0;
-  /** Page-table pages owned by this mm, the PGD included. */
+  /** Page-table pages owned by this mm, the PGD included (and the table deposited under each huge PMD). */
   nrTables = 0;
+  /** PMD leaves (huge PMDs) in this mm's tables: 0 lets the 4 KiB paths skip every huge check. */
+  hugePmds = 0;
   /** MMF_HAS_PINNED (5.9 mm->has_pinned): FOLL_PIN has run on this mm; never cleared, not inherited. */
   hasPinned = false;
   /** mm->write_protect_seq: odd while fork copies this mm's COW mappings (5.10+). */

@@ -2,17 +2,18 @@
 
 import {
   EINVAL, isCowMapping, LEVEL_SPAN, PTE_DEVEXCL_WRITE, PTE_PROTNONE, MMAP_LIMIT_VPN, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_WRITE, TABLE_MASK, TABLE_SHIFT, VM_DONTCOPY, VM_MAYREAD,
-  VM_MAYSHARE, VM_MAYWRITE, VM_READ, VM_SHARED, VM_SOFTDIRTY, VM_WIPEONFORK, VM_WRITE, NA, VM_MERGEABLE,
+  VM_MAYSHARE, VM_MAYWRITE, VM_READ, VM_SHARED, VM_SOFTDIRTY, VM_WIPEONFORK, VM_WRITE, NA, VM_MERGEABLE, VM_HUGEPAGE, VM_NOHUGEPAGE,
 } from './constants.js';
 import { doAnonymousPage, FAULT_FLAG_WRITE, handlePteFault } from './fault.js';
 import type { Kernel } from './kernel.js';
 import { type Mm, Vma } from './mm.js';
 import { pageMaybeDmaPinned } from './page.js';
-import { pteTableAlloc, pteTableOf } from './walk.js';
+import { pmdLeafSlot, pteTableAlloc, pteTableOf } from './walk.js';
 import { zapRange } from './zap.js';
 import { mmuNotify } from './exclusive.js';
 import { swapOutPage } from './swap.js';
 import { breakCowRange } from './cowpt.js';
+import { changeHugePmds, clearSoftDirtyPmds, doHugePmdAnonymousPage, splitHugePmdAt, thpVmaAllowable } from './huge.js';
 
 export type ProtName = 'rw' | 'ro' | 'none';
 
@@ -38,11 +39,11 @@ export function getUnmappedArea(mm: Mm, pages: number): number {
 }
 
 /** do_mmap() of anonymous memory; MAP_POPULATE faults every page in (__mm_populate). */
-export function doMmap(k: Kernel, mm: Mm, pages: number, prot: ProtName, shared: boolean, populate: boolean): MmapResult {
+export function doMmap(k: Kernel, mm: Mm, pages: number, prot: ProtName, shared: boolean, populate: boolean, thpFlags = 0): MmapResult {
   const start = getUnmappedArea(mm, pages);
   if (start < 0) return { err: OOM, start: -1, populated: 0 };
   // A new VMA is all soft-dirty (VM_SOFTDIRTY) until clear_refs arms tracking.
-  const flags = protFlags(prot) | VM_MAYREAD | VM_MAYWRITE | VM_SOFTDIRTY | (shared ? VM_SHARED | VM_MAYSHARE : 0);
+  const flags = protFlags(prot) | VM_MAYREAD | VM_MAYWRITE | VM_SOFTDIRTY | (shared ? VM_SHARED | VM_MAYSHARE : 0) | thpFlags;
   const vma = new Vma(start, start + pages, flags, false, shared ? k.newShmem(pages) : null, 0);
   if (vma.shm) vma.shm.users = 1;
   mm.insertVma(vma);
@@ -68,6 +69,18 @@ export function populateRange(k: Kernel, mm: Mm, vma: Vma, lo: number, hi: numbe
   if (write) k.frames.reserve(k.frames.top + (hi - lo));
   for (let a = lo; a < hi && !failed; ) {
     const next = Math.min(hi, a - (a % span) + span);
+    // populate through handle_mm_fault(): an eligible empty PMD gets a THP.
+    if (a % span === 0 && pteTableOf(k, mm, a) === 0 && thpVmaAllowable(k, vma, a) && pmdLeafSlot(k, mm, a) < 0
+      && doHugePmdAnonymousPage(k, mm, vma, a, write) === OK) {
+      done += next - a;
+      a = next;
+      continue;
+    }
+    if (pmdLeafSlot(k, mm, a) >= 0) {
+      done += next - a;
+      a = next;
+      continue;
+    }
     const table = pteTableAlloc(k, mm, a);
     const base = table << TABLE_SHIFT;
     for (let v = a; v < next; v++) {
@@ -97,12 +110,16 @@ export function doMprotect(k: Kernel, mm: Mm, lo: number, hi: number, prot: Prot
   // do_mprotect_pkey(): ENOMEM if the range starts in a hole; a later hole stops it there.
   const end = mappedExtent(mm, lo, hi);
   if (end === lo) return OOM;
+  // vma_adjust_trans_huge(): a huge PMD across the new VMA boundaries is split.
+  splitHugePmdAt(k, mm, lo, 'mprotect of part of a THP');
+  splitHugePmdAt(k, mm, end, 'mprotect of part of a THP');
   const vmas = mm.splitRange(lo, end);
   const want = protFlags(prot);
   mmuNotify(k, mm.id, lo, hi, 'mprotect');
   breakCowRange(k, mm, lo, hi);
   for (const vma of vmas) {
     vma.flags = (vma.flags & ~(VM_READ | VM_WRITE)) | want;
+    changeHugePmds(k, mm, vma);
     changeProtection(k, mm, vma);
   }
   mm.mergeVmas();
@@ -174,7 +191,7 @@ export function forEachPte(k: Kernel, mm: Mm, lo: number, hi: number, fn: (slot:
   }
 }
 
-export type AdviceName = 'dontfork' | 'dofork' | 'wipeonfork' | 'keeponfork' | 'dontneed' | 'mergeable' | 'pageout';
+export type AdviceName = 'dontfork' | 'dofork' | 'wipeonfork' | 'keeponfork' | 'dontneed' | 'mergeable' | 'pageout' | 'hugepage' | 'nohugepage';
 
 /** madvise(). Returns OK, EINVAL or NA (advice whose semantics come with a later issue). */
 export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: AdviceName): number {
@@ -211,6 +228,9 @@ export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: Adv
     }
   }
   breakCowRange(k, mm, lo, hi); // __split_vma() breaks a shared table at the split
+  // vma_adjust_trans_huge(): a huge PMD across a VMA boundary is split.
+  splitHugePmdAt(k, mm, lo, 'VMA split by madvise');
+  splitHugePmdAt(k, mm, hi, 'VMA split by madvise');
   if (advice === 'mergeable') {
     // ksm_madvise(): shared mappings are left alone (vma_ksm_compatible), not even split.
     for (const v of mm.vmas.filter((x) => x.end > lo && x.start < hi && !(x.flags & (VM_SHARED | VM_MAYSHARE)))) {
@@ -226,6 +246,8 @@ export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: Adv
     if (advice === 'dontfork') vma.flags |= VM_DONTCOPY;
     else if (advice === 'dofork') vma.flags &= ~VM_DONTCOPY;
     else if (advice === 'wipeonfork') vma.flags |= VM_WIPEONFORK;
+    else if (advice === 'hugepage') vma.flags = (vma.flags & ~VM_NOHUGEPAGE) | VM_HUGEPAGE; // hugepage_madvise()
+    else if (advice === 'nohugepage') vma.flags = (vma.flags & ~VM_HUGEPAGE) | VM_NOHUGEPAGE;
     else vma.flags &= ~VM_WIPEONFORK;
   }
   mm.mergeVmas();
@@ -242,6 +264,7 @@ export function clearSoftDirty(k: Kernel, mm: Mm): number {
   let wp = 0;
   mmuNotify(k, mm.id, 0, 2 ** 36, 'clear_refs soft-dirty');
   for (const vma of mm.vmas) breakCowRange(k, mm, vma.start, vma.end);
+  clearSoftDirtyPmds(k, mm);
   for (const vma of mm.vmas) {
     vma.flags &= ~VM_SOFTDIRTY;
     const cow = isCowMapping(vma.flags);

@@ -5,7 +5,7 @@
 // of them (a leaf of src/core, so the core has no import cycle).
 
 import {
-  PG_ANON, PG_ANON_EXCLUSIVE, PG_SHMEM, PTE_DIRTY, PTE_PRESENT, PTE_PROTNONE, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP,
+  PG_ANON, PG_ANON_EXCLUSIVE, PG_LARGE, PG_SHMEM, PTE_DIRTY, PTE_PRESENT, PTE_PROTNONE, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP,
   PTE_WRITE, PTE_YOUNG, VM_READ, VM_WRITE,
 } from './constants.js';
 import type { FrameTable } from './frames.js';
@@ -14,9 +14,24 @@ import type { TableArena } from './pgtable.js';
 import type { Mm, Vma } from './mm.js';
 import { setPte } from './walk.js';
 
-/** page_maybe_dma_pinned(): exact for nothing here (small pages): refcount >= GUP_PIN_COUNTING_BIAS. */
+/**
+ * page_maybe_dma_pinned(): small pages: refcount >= GUP_PIN_COUNTING_BIAS; a page of a large folio:
+ * the folio's exact pin count is not 0 (a pin on any of its pages makes the whole folio maybe pinned).
+ */
 export function pageMaybeDmaPinned(k: Kernel, pfn: number): boolean {
-  return k.frames.refcount[pfn]! >= k.config.pinBias;
+  const f = k.frames;
+  if (f.flags[pfn]! & PG_LARGE) return f.pincount[pfn >>> 9]! > 0;
+  return f.refcount[pfn]! >= k.config.pinBias;
+}
+
+/**
+ * PageAnonExclusive() as the paths that meet a page through a huge PMD see it: a PMD-mapped
+ * folio's flag is its head's (a PMD split copies it to every page).
+ */
+export function pageAnonExclusive(k: Kernel, pfn: number): boolean {
+  const f = k.frames;
+  if (f.flags[pfn]! & PG_ANON_EXCLUSIVE) return true;
+  return (f.flags[pfn]! & PG_LARGE) !== 0 && f.entireMapcount[pfn >>> 9]! > 0 && (f.flags[pfn & ~511]! & PG_ANON_EXCLUSIVE) !== 0;
 }
 
 /** page_needs_cow_for_dma(): the mm has pinned (MMF_HAS_PINNED) and the page may be pinned. */

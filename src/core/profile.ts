@@ -116,6 +116,41 @@ export interface Profile {
    * move of multiple VMAs"); before, a range beyond the first VMA fails with EFAULT.
    */
   mremapMultiVma: boolean;
+  /**
+   * /sys/kernel/mm/transparent_hugepage/use_zero_page: a read fault in a THP-enabled range maps
+   * the huge zero page (do_huge_pmd_anonymous_page) unless mmForbidsZeropage; off, it allocates
+   * a THP as a write fault does. A machine setting (default on), like mmForbidsZeropage.
+   */
+  thpUseZeroPage: boolean;
+  /**
+   * do_huge_pmd_wp_page()'s reuse test for a PMD-mapped THP: `mapcount` (<= 5.17:
+   * reuse_swap_page(), the largest page mapcount + PMD mappings <= 1, GUP references ignored),
+   * `refcount` (5.18, 3bff7e3f1f16: folio refcount 1), `anon-exclusive` (5.19+: PAE head, else refcount 1).
+   */
+  thpWpReuse: 'mapcount' | 'refcount' | 'anon-exclusive';
+  /**
+   * do_huge_pmd_wp_page() on a THP it cannot reuse: `huge` (<= 5.7: copy the whole 2 MiB folio)
+   * or `split` (5.8, 3917c80280c9: split the PMD and copy the 4 KiB page at PTE level).
+   */
+  thpWpCopy: 'huge' | 'split';
+  /**
+   * A write fault on the huge zero PMD: `huge` (<= 5.7; 6.13+ do_huge_zero_wp_pmd(): a zeroed
+   * THP mapped writable) or `split` (5.8-6.12: 512 PTEs of the 4 KiB zero page, then the PTE path).
+   */
+  hugeZeroWp: 'huge' | 'split';
+  /**
+   * do_wp_page() on a page of a PTE-mapped large folio without PG_anon_exclusive: `as-small`
+   * (<= 6.9: wpReuse's rule with the folio's counts: page_count is the folio's, mapcount the
+   * largest page mapcount), `never` (6.10-6.14: wp_can_reuse_anon_folio() refuses large folios),
+   * `mm-exclusive` (6.15, c3edd36ad29b: __wp_can_reuse_large_anon_folio(), reuse when every
+   * reference is a mapping from this mm and there are two or more).
+   */
+  wpReuseLarge: 'as-small' | 'never' | 'mm-exclusive';
+  /**
+   * change_huge_pmd() maps a PAE head writable at once when mprotect makes the range writable
+   * (can_change_pmd_writable, 6.2), as mprotectWritable does for PTEs; before, the next write faults.
+   */
+  mprotectWritablePmd: boolean;
   /** Swap is modelled for this profile (later issue). */
   swap: boolean;
   /** KSM merging is modelled for this profile (later issue). */

@@ -6,6 +6,7 @@ import {
   PTE_SPECIAL, PTE_SWAP, PTE_SWP_EXCLUSIVE, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, VM_SOFTDIRTY, VM_WRITE,
 } from './constants.js';
 import { pageMaybeDmaPinned } from './page.js';
+import { hugeIn, splitForSwap } from './huge.js';
 import { deleteFromSwapCache, swapFree, tryToFreeSwap } from './swapcache.js';
 import type { Kernel } from './kernel.js';
 import { anonVmaPrepare, type Mm, type ShmemObject, type Vma } from './mm.js';
@@ -34,6 +35,8 @@ function addToSwap(k: Kernel, pfn: number): number {
  */
 export function swapOutPage(k: Kernel, mm: Mm, vpn: number): SwapoutSkip {
   if (breakCowRange(k, mm, vpn, vpn + 1) !== OK) return 'not-present';
+  // A page of a THP: the folio is split into small pages first (not a shared, GUP-held or pinned one).
+  if (hugeIn(k, mm, vpn, vpn + 1) && !splitForSwap(k, mm, vpn)) return 'shared';
   const t = k.tables;
   const f = k.frames;
   const slot = pteSlot(k, mm, vpn);

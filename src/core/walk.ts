@@ -1,7 +1,7 @@
 // Page-table walks: find or allocate the PTE slot of a virtual page number.
 // A PTE slot is an index into TableArena.entry/bits: (table << 9) | (vpn & 511).
 
-import { LEVEL_PMD, LEVEL_PTE, LEVEL_PUD, TABLE_MASK, TABLE_SHIFT } from './constants.js';
+import { LEVEL_PMD, LEVEL_PTE, LEVEL_PUD, PMD_LEAF, TABLE_MASK, TABLE_SHIFT } from './constants.js';
 import type { Kernel } from './kernel.js';
 import type { Mm } from './mm.js';
 
@@ -12,7 +12,16 @@ export function pteTableOf(k: Kernel, mm: Mm, vpn: number): number {
   if (pud === 0) return 0;
   const pmd = e[(pud << TABLE_SHIFT) | ((vpn >>> 18) & TABLE_MASK)]!;
   if (pmd === 0) return 0;
-  return e[(pmd << TABLE_SHIFT) | ((vpn >>> 9) & TABLE_MASK)]!;
+  const s = (pmd << TABLE_SHIFT) | ((vpn >>> 9) & TABLE_MASK);
+  // A huge PMD (pmd_trans_huge) has no PTE table under it: callers ask pmdLeafSlot() first.
+  return k.tables.bits[s]! & PMD_LEAF ? 0 : e[s]!;
+}
+
+/** pmd_trans_huge(): the PMD slot of vpn when it is a leaf mapping a 2 MiB folio, else -1. */
+export function pmdLeafSlot(k: Kernel, mm: Mm, vpn: number): number {
+  if (mm.hugePmds === 0) return -1;
+  const s = pmdSlotOf(k, mm, vpn);
+  return s >= 0 && k.tables.bits[s]! & PMD_LEAF ? s : -1;
 }
 
 /** pte_offset_map(): the PTE slot of vpn, or -1 when its PTE table does not exist. */
@@ -25,6 +34,7 @@ function childAlloc(k: Kernel, mm: Mm, table: number, index: number, level: numb
   const slot = (table << TABLE_SHIFT) | index;
   const t = k.tables;
   let child = t.entry[slot]!;
+  if (t.bits[slot]! & PMD_LEAF) throw new Error(`model bug: a PTE table asked for under a huge PMD (mm ${mm.id}): __split_huge_pmd() first`);
   if (child === 0) {
     child = t.alloc(level);
     // t.entry may have been reallocated by alloc(): index it afresh.
@@ -82,7 +92,7 @@ export function pmdSlotOf(k: Kernel, mm: Mm, vpn: number): number {
 export function pmdWriteProtected(k: Kernel, mm: Mm, vpn: number): boolean {
   if (!mm.cowPgtable) return false;
   const s = pmdSlotOf(k, mm, vpn);
-  return s >= 0 && k.tables.entry[s] !== 0 && (k.tables.bits[s]! & PMD_WP) !== 0;
+  return s >= 0 && k.tables.entry[s] !== 0 && (k.tables.bits[s]! & (PMD_WP | PMD_LEAF)) === PMD_WP;
 }
 
 /**
@@ -100,7 +110,7 @@ export function forEachPteTable(k: Kernel, mm: Mm, fn: (vpnBase: number, table: 
       if (pmd === 0) continue;
       for (let c = 0; c < 512; c++) {
         const pte = t.entry[(pmd << TABLE_SHIFT) | c]!;
-        if (pte !== 0) fn(a * 2 ** 27 + (b << 18) + (c << 9), pte);
+        if (pte !== 0 && !(t.bits[(pmd << TABLE_SHIFT) | c]! & PMD_LEAF)) fn(a * 2 ** 27 + (b << 18) + (c << 9), pte);
       }
     }
   }

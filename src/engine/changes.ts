@@ -31,7 +31,7 @@ export interface Capture {
   entry: Int32Array;
   refcount: Int32Array;
   mapcount: Int32Array;
-  flags: Uint8Array;
+  flags: Uint16Array;
   value: Int32Array;
   top: number;
 }

@@ -1,7 +1,7 @@
 // Address-space operations of a process: thread, mmap, munmap, mremap, mprotect, madvise, fork, exit,
 // clear_refs, reclaim (MADV_PAGEOUT) and ksmd, each on the model and on the ideal memory.
 
-import { EINVAL, NA, OK, OOM } from '../core/constants.js';
+import { EINVAL, NA, OK, OOM, VM_HUGEPAGE, VM_NOHUGEPAGE } from '../core/constants.js';
 import { dupMmap } from '../core/fork.js';
 import { ksmMerge } from '../core/ksm.js';
 import { clearSoftDirty, doMadvise, doMmap, doMprotect } from '../core/mmap.js';
@@ -49,8 +49,8 @@ export function mmap(s: RunState, step: StepOf<'mmap'>): void {
     p = s.addProc(step.proc, step.proc, mm, new Map());
   } else if (!s.proc(step.proc)) return;
   waitForMmapLock(s, p);
-  if (step.thp === 'thp') throw new NotApplicable('transparent huge pages are not modelled yet');
-  const r = doMmap(s.k, p.mm, step.pages, step.prot, step.shared, step.populate);
+  // v1.2 (THP): `thp` / `nothp` are MADV_HUGEPAGE / MADV_NOHUGEPAGE on the new mapping.
+  const r = doMmap(s.k, p.mm, step.pages, step.prot, step.shared, step.populate, step.thp === 'thp' ? VM_HUGEPAGE : step.thp === 'nothp' ? VM_NOHUGEPAGE : 0);
   if (r.err !== OK) {
     s.record.summary = `mmap of ${step.pages} page(s) failed: no address space left`;
     s.violation('fault', 'mmap failed in the model');

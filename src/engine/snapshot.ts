@@ -4,7 +4,7 @@
 
 import type { KEvent } from '../core/events.js';
 import { frameFlagNames, pteBitNames } from '../core/names.js';
-import { pteSlot } from '../core/walk.js';
+import { followSlot, slotPfn } from '../core/huge.js';
 import type { EventRecord } from './result.js';
 import { capture, diffCaptures } from './changes.js';
 import type { RunState } from './state.js';
@@ -71,11 +71,11 @@ function snapshot(s: RunState, evs: KEvent[]): void {
   for (const [mmId, vpn] of ptes.values()) {
     const mm = k.mms[mmId]!;
     const name = s.mmNames[mmId] ?? '?';
-    const slot = mm.alive ? pteSlot(k, mm, vpn) : -1;
+    const slot = mm.alive ? followSlot(k, mm, vpn) : -1;
     const bits = slot >= 0 ? k.tables.bits[slot]! : 0;
     s.record.ptes.push({
       proc: name, page: s.pageName(name, vpn), vpn,
-      pfn: bits === 0 ? null : k.tables.entry[slot]!, bits: pteBitNames(bits),
+      pfn: bits === 0 ? null : slotPfn(k, slot, vpn), bits: pteBitNames(bits),
     });
   }
 }

@@ -9,7 +9,7 @@ import { DEFAULT_FRAMES, DEFAULT_PIN_BIAS, type Handle, Kernel } from '../core/k
 import type { Mm } from '../core/mm.js';
 import type { Profile } from '../core/profile.js';
 import { cloneTask, type Task } from '../core/tasks.js';
-import { pteSlot } from '../core/walk.js';
+import { followSlot, slotPfn } from '../core/huge.js';
 import { AccountingChecker } from '../check/accounting.js';
 import { IdealMemory } from '../check/ideal.js';
 import { PinChecker } from '../check/pins.js';
@@ -103,6 +103,7 @@ export class RunState {
     this.k = new Kernel(profile, {
       frames: scenario.config.frames ?? DEFAULT_FRAMES,
       pinBias: scenario.config.pinBias ?? DEFAULT_PIN_BIAS,
+      thp: scenario.config.thp ?? 'madvise',
     });
     this.k.tracing = opts.trace ?? true;
     if (opts.changes && this.k.tracing) this.changesBase = capture(this.k);
@@ -188,9 +189,9 @@ export class RunState {
   /** The frame a page maps (0: the zero page), or -1 when not present. */
   pfnOf(p: Proc, vpn: number): number {
     if (!p.alive) return -1;
-    const slot = pteSlot(this.k, p.mm, vpn);
+    const slot = followSlot(this.k, p.mm, vpn);
     if (slot < 0 || !(this.k.tables.bits[slot]! & PTE_PRESENT)) return -1;
-    return this.k.tables.entry[slot]!;
+    return slotPfn(this.k, slot, vpn);
   }
 
   pageName(proc: string, vpn: number): string {

@@ -1,20 +1,31 @@
 // The counters a scenario can assert (`expect stat`) and print (`stats`), meminfo-like.
 
-import { PG_ANON, PG_INUSE } from '../core/constants.js';
+import { PG_ANON, PG_INUSE, PG_LARGE } from '../core/constants.js';
 import type { Kernel } from '../core/kernel.js';
 
 /** Counters over the whole model. Per-process ones are `rss.P` and `minflt.P`. */
 export function globalStats(k: Kernel): Record<string, number> {
   // meminfo PageTables: physical page-table pages (a COW-shared PTE table counts once).
-  const tables = k.tables.used;
+  // (v1.2) The table deposited under each huge PMD counts too (pgtable_trans_huge_deposit).
+  let tables = k.tables.used;
+  for (const mm of k.mms) if (mm.alive) tables += mm.hugePmds;
   const f = k.frames;
   let anonMapped = 0;
   for (let pfn = 1; pfn < f.top; pfn++) {
     if ((f.flags[pfn]! & (PG_ANON | PG_INUSE)) === (PG_ANON | PG_INUSE) && f.mapcount[pfn]! > 0) anonMapped++;
   }
+  // v1.2 (THP): a PMD-mapped folio's pages are mapped (AnonPages) though their PTE mapcounts are
+  // 0; AnonHugePages (NR_ANON_THPS) counts each folio some PMD maps once.
+  let hugeMapped = 0;
+  for (let head = 512; head < f.top; head += 512) {
+    if (!(f.flags[head]! & PG_LARGE) || f.entireMapcount[head >>> 9] === 0) continue;
+    hugeMapped++;
+    for (let p = head; p < head + 512; p++) if (f.mapcount[p] === 0) anonMapped++;
+  }
   return {
     PageTables_kB: tables * 4,
     AnonPages_kB: anonMapped * 4,
+    AnonHugePages_kB: hugeMapped * 2048,
     frames_used: f.used,
     cow_copies: k.stats.cowCopies,
     pt_copies: k.stats.ptCopies,

@@ -85,7 +85,7 @@ export function withoutModelLimits(sc: Scenario, notes: string[]): Scenario {
   if (sc.config.frames === null && sc.config.pinBias === null) return sc;
   if (sc.config.frames !== null) notes.push(`config.frames (${sc.config.frames}) limits the model only: both sides run without it here`);
   if (sc.config.pinBias !== null) notes.push(`config.pin_bias (${sc.config.pinBias}) is the model's: the kernel's GUP_PIN_COUNTING_BIAS is 1024, so the model runs with 1024 here`);
-  return { ...sc, config: { frames: null, pinBias: null } };
+  return { ...sc, config: { frames: null, pinBias: null, thp: sc.config.thp ?? null } };
 }
 
 /** An observation of the model, as paired with the kernel's. */

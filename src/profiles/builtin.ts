@@ -31,6 +31,12 @@ const V5_7: Profile = {
   cowptDontneed: 'range',
   cowptMremap: 'unshare',
   mremapMultiVma: false,
+  thpUseZeroPage: true,
+  thpWpReuse: 'mapcount',
+  thpWpCopy: 'huge',
+  hugeZeroWp: 'huge',
+  wpReuseLarge: 'as-small',
+  mprotectWritablePmd: false,
   swap: true,
   ksm: true,
 };
@@ -42,12 +48,12 @@ function derive(base: Profile, name: string, summary: string, source: string, ov
 const V5_8 = derive(V5_7, 'v5.8',
   'v5.7 + GUP with FOLL_GET/FOLL_PIN on a COW mapping forces a COW break (treated as a write)',
   '17839856fd58 "gup: document and work around \'COW can break either way\' issue" (CVE-2020-29374)',
-  { gupCowBreak: 'get-and-pin', gupFastWritableOnly: true });
+  { gupCowBreak: 'get-and-pin', gupFastWritableOnly: true, thpWpCopy: 'split', hugeZeroWp: 'split' });
 
 const V5_9_RC4 = derive(V5_7, 'v5.9-rc4',
   'do_wp_page() simplification: reuse only when page_count == 1 (and not KSM); the forced GUP COW break reverted',
   'seed 003; 09854ba94c6a "mm: do_wp_page() simplification", 1a0cf26323c8, a308c71bf1e6',
-  { wpReuse: 'pagecount', ksmReuse: false });
+  { wpReuse: 'pagecount', ksmReuse: false, thpWpCopy: 'split', hugeZeroWp: 'split' });
 
 const V5_9_RC4_PIN_COW = derive(V5_9_RC4, 'v5.9-rc4+pin-cow',
   'v5.9-rc4 + enforced COW break at GUP time for FOLL_PIN only (FAULT_FLAG_BREAK_COW); gup-fast unaffected',
@@ -67,22 +73,22 @@ const V5_14 = derive(V5_9, 'v5.14',
 const V5_18 = derive(V5_14, 'v5.18',
   'v5.14 + refcount-based reuse in the swap-in and THP paths (COW fixes part 1)',
   'd4c470970d45, 84d60fdd3733, c145e0b47c77, 3bff7e3f1f16 ("mm: COW fixes part 1")',
-  { swapinReuse: 'refcount', wpFreeSwapcache: true });
+  { swapinReuse: 'refcount', wpFreeSwapcache: true, thpWpReuse: 'refcount' });
 
 const V5_19 = derive(V5_18, 'v5.19',
   'PG_anon_exclusive; FAULT_FLAG_UNSHARE for R/O pins of possibly shared anonymous pages',
   '6c287605fd56, c89357e27f20, a7f226604170 ("mm: COW fixes part 2: reliable GUP pins of anonymous pages")',
-  { wpReuse: 'anon-exclusive', anonExclusive: true, unshareRoPin: 'anon', swapinReuse: 'exclusive-bit' });
+  { wpReuse: 'anon-exclusive', anonExclusive: true, unshareRoPin: 'anon', swapinReuse: 'exclusive-bit', thpWpReuse: 'anon-exclusive' });
 
 const V6_2 = derive(V5_19, 'v6.2',
   'v5.19 + mprotect maps exclusive anon pages writable (6.0) + unsharing for anything in a COW mapping (zero page)',
   '64fe24a3e05e (6.0), 8d6a0ac09a16 and 84209e87c696 (6.2)',
-  { mprotectWritable: true, unshareRoPin: 'all' });
+  { mprotectWritable: true, unshareRoPin: 'all', mprotectWritablePmd: true });
 
 const V6_15 = derive(V6_2, 'v6.15',
   'v6.2 + zero page never pinned (6.5) + exclusive swapped-in pages writable on read faults (6.11) + device-exclusive rework (mapcount untouched, treated like present at fork)',
   'c8070b787519 (6.5); c18160dba5ff (6.11); "mm: fixes for device-exclusive entries (hmm)" (David Hildenbrand, 6.15)',
-  { pinSkipsZeroPage: true, swapinReadFaultWritable: true, deviceExclusive: 'v6.15' });
+  { pinSkipsZeroPage: true, swapinReadFaultWritable: true, deviceExclusive: 'v6.15', hugeZeroWp: 'huge', wpReuseLarge: 'mm-exclusive' });
 
 const V6 = derive(V6_15, 'v6',
   'the newest behaviour modelled (Linux 6.18): v6.15 + mremap moving a range of several mappings (6.17); `cowlab oracle` compares it with whatever live kernel it runs on',
@@ -112,8 +118,8 @@ const ODF_2021 = derive(ODF, 'odf-2021',
 
 const LTS_5_4 = derive(V5_8, '5.4',
   '5.4.y long-term: the v5.8 rules - reuse on write fault by mapcount (reuse_swap_page, reuse_ksm_page); GUP with FOLL_GET on a COW mapping breaks COW first; gup-fast only for writable PTEs',
-  'Linux 5.4 + 17839856fd58 backported as 1027dc04f557 in 5.4.47 (CVE-2020-29374); checked in the 5.4.214 and 5.4.286 sources (should_force_cow_break, reuse_ksm_page, reuse_swap_page, no has_pinned). 5.4 has no FOLL_PIN (5.6): a `pin` stands for a FOLL_GET|FOLL_LONGTERM reference, which takes 1 where the model counts GUP_PIN_COUNTING_BIAS; no 5.4 rule reads a pin count, so only refcount figures differ. Not checked: 5.4.287 to the last 5.4.y',
-  {});
+  'Linux 5.4 + 17839856fd58 backported as 1027dc04f557 in 5.4.47 (CVE-2020-29374); checked in the 5.4.214 and 5.4.286 sources (should_force_cow_break, reuse_ksm_page, reuse_swap_page, no has_pinned; do_huge_pmd_wp_page copies the whole THP, 3917c80280c9 not backported). 5.4 has no FOLL_PIN (5.6): a `pin` stands for a FOLL_GET|FOLL_LONGTERM reference, which takes 1 where the model counts GUP_PIN_COUNTING_BIAS; no 5.4 rule reads a pin count, so only refcount figures differ. Not checked: 5.4.287 to the last 5.4.y',
+  { thpWpCopy: 'huge', hugeZeroWp: 'huge' });
 
 const LTS_5_10 = derive(V5_9, '5.10',
   '5.10.y long-term: the v5.9 rules (reuse only when page_count == 1, early COW at fork of maybe-pinned pages) + write_protect_seq, clear_refs and reclaim skipping pinned pages (5.11, backported); no device-exclusive entries; swap-in reuse by reuse_swap_page (the COW fixes of 5.18 and 5.19 were not backported)',
@@ -138,7 +144,7 @@ const LTS_6_6 = derive(V6_2, '6.6',
 const LTS_6_12 = derive(LTS_6_6, '6.12',
   '6.12.y long-term: v6.6 + an exclusive swapped-in page mapped writable on a read fault too (6.11); device-exclusive entries as merged in 5.14 (the 6.15 rework was not backported)',
   'Linux 6.12 (c18160dba5ff from 6.11); checked in the 6.12.19 sources (make_device_exclusive_range; the device-exclusive entry drops the mapcount). Of the 6.15 series only its first patch ("mm/gup: reject FOLL_SPLIT_PMD with hugetlb VMAs", CVE-2025-22034) reached 6.12.23, and it touches hugetlb only, which the model lacks. Not checked: 6.12.20 to the last 6.12.y',
-  { swapinReadFaultWritable: true });
+  { swapinReadFaultWritable: true, wpReuseLarge: 'never' });
 
 /** The long-term kernels, oldest first (`compare --kernels lts`). */
 export const LTS_PROFILES: readonly Profile[] = [LTS_5_4, LTS_5_10, LTS_5_15, LTS_6_1, LTS_6_6, LTS_6_12];

@@ -29,6 +29,12 @@ export const SWITCH_VALUES: Record<SwitchName, readonly string[]> = {
   cowptDontneed: ['range', 'vma', 'ignored'],
   cowptMremap: ['unshare', 'move-shared'],
   mremapMultiVma: ['true', 'false'],
+  thpUseZeroPage: ['true', 'false'],
+  thpWpReuse: ['mapcount', 'refcount', 'anon-exclusive'],
+  thpWpCopy: ['huge', 'split'],
+  hugeZeroWp: ['huge', 'split'],
+  wpReuseLarge: ['as-small', 'never', 'mm-exclusive'],
+  mprotectWritablePmd: ['true', 'false'],
   swap: ['true', 'false'],
   ksm: ['true', 'false'],
 };

@@ -37,7 +37,10 @@ export type Advice =
   | 'keeponfork'
   | 'dontneed'
   | 'mergeable'
-  | 'pageout';
+  | 'pageout'
+  /** (v1.2) MADV_HUGEPAGE / MADV_NOHUGEPAGE. */
+  | 'hugepage'
+  | 'nohugepage';
 export type StatOp = '==' | '!=' | '<' | '<=' | '>' | '>=';
 
 interface StepBase {
@@ -317,6 +320,8 @@ export interface ScenarioConfig {
   frames: number | null;
   /** GUP_PIN_COUNTING_BIAS; null: 1024. */
   pinBias: number | null;
+  /** (v1.2) The THP mode (`config.thp`); null: `madvise`. */
+  thp?: 'always' | 'madvise' | 'never' | null;
 }
 
 export interface Scenario {

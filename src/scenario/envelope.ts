@@ -8,7 +8,9 @@ import { ScenarioError, unknownWord } from './errors.js';
 import { blockOrigin, fixedOrigin, type StepOrigin } from './steps.js';
 
 export const TOP_KEYS = ['name', 'description', 'kernel', 'config', 'outcomes', 'steps'] as const;
-export const CONFIG_KEYS = ['frames', 'pin_bias'] as const;
+export const CONFIG_KEYS = ['frames', 'pin_bias', 'thp'] as const;
+/** config.thp (v1.2): /sys/kernel/mm/transparent_hugepage/enabled. */
+export const THP_MODES = ['always', 'madvise', 'never'] as const;
 export const OUTCOME_WORDS = ['ok', 'fail', 'n/a'] as const;
 export const NAME_PATTERN = /^[a-z0-9-]+$/;
 
@@ -179,8 +181,17 @@ class EnvelopeReader {
       const value = this.deref(pair.value);
       if (k === 'frames') config.frames = this.integer(value, keyPos, k, 1, 'a positive integer (physical frames)');
       else if (k === 'pin_bias') config.pinBias = this.integer(value, keyPos, k, 2, 'an integer 2 or more (GUP_PIN_COUNTING_BIAS)');
+      else if (k === 'thp') config.thp = this.thpMode(value, keyPos);
       else this.error(keyPos, unknownWord('config key', k, CONFIG_KEYS));
     }
+  }
+
+  /** config.thp: one of THP_MODES. */
+  thpMode(node: Node | null, at: Pos): ScenarioConfig['thp'] {
+    const v = isScalar(node) ? String(node.value) : '';
+    if ((THP_MODES as readonly string[]).includes(v)) return v as ScenarioConfig['thp'];
+    this.error(this.valuePos(node, at), `expected 'thp' to be one of ${THP_MODES.join(', ')} (the THP mode of /sys/kernel/mm/transparent_hugepage/enabled), got ${this.describe(node)}`);
+    return null;
   }
 
   outcomes(node: Node | null, at: Pos, out: Envelope['outcomes']): void {

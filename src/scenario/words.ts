@@ -12,6 +12,9 @@ export const ADVICES: readonly Advice[] = [
   'dontneed',
   'mergeable',
   'pageout',
+  // v1.2 (THP)
+  'hugepage',
+  'nohugepage',
 ];
 export const STAT_NAMES = [
   'PageTables_kB',
@@ -22,6 +25,8 @@ export const STAT_NAMES = [
   'cow_copies',
   'pt_copies',
   'zero_page_refs',
+  // v1.2 (THP)
+  'AnonHugePages_kB',
 ] as const;
 export const STAT_OPS: readonly StatOp[] = ['==', '!=', '<', '<=', '>', '>='];
 export const EXPECTATIONS = [

@@ -73,7 +73,9 @@ test('each long-term kernel has the switches of its series', () => {
   assert.equal(k54.gupCowBreak, 'get-and-pin');
   assert.equal(k54.gupFastWritableOnly, true);
   assert.equal(k54.forkEarlyCow, false, 'has_pinned and early COW are 5.9');
-  assert.deepEqual(differences(k54, builtinProfile('v5.8')!), []);
+  // ... except for THPs: 3917c80280c9 (5.8, split instead of copying the whole THP) is not in 5.4.y.
+  assert.equal(k54.thpWpCopy, 'huge');
+  assert.deepEqual(differences(k54, builtinProfile('v5.8')!).sort(), ['hugeZeroWp', 'thpWpCopy']);
 
   // 5.10.y: 5.9's refcount reuse and early COW + 5.11's three fixes backported (5.10.4, 5.10.9).
   const k510 = lts('5.10');
@@ -109,13 +111,16 @@ test('each long-term kernel has the switches of its series', () => {
   assert.equal(k66.pinSkipsZeroPage, true);
   assert.equal(k66.swapinReadFaultWritable, false);
   assert.equal(k66.deviceExclusive, 'v5.14');
-  assert.deepEqual(differences(k66, builtinProfile('v6.15')!).sort(), ['deviceExclusive', 'swapinReadFaultWritable']);
+  // 6.13's do_huge_zero_wp_pmd and 6.15's PTE-mapped THP reuse are not in 6.6.y either.
+  assert.deepEqual(differences(k66, builtinProfile('v6.15')!).sort(), ['deviceExclusive', 'hugeZeroWp', 'swapinReadFaultWritable', 'wpReuseLarge']);
 
   // 6.12.y: 6.6 + c18160dba5ff (6.11).
   const k612 = lts('6.12');
   assert.equal(k612.swapinReadFaultWritable, true);
   assert.equal(k612.deviceExclusive, 'v5.14', 'the 6.15 rework is not in 6.12.y');
-  assert.deepEqual(differences(k612, builtinProfile('v6.15')!), ['deviceExclusive']);
+  // 6.10's "prohibit the last subpage from reusing the entire large folio": large folios always copied.
+  assert.equal(k612.wpReuseLarge, 'never');
+  assert.deepEqual(differences(k612, builtinProfile('v6.15')!).sort(), ['deviceExclusive', 'hugeZeroWp', 'wpReuseLarge']);
 
   for (const p of LTS_PROFILES) {
     assert.equal(p.cowPageTables, 'none', p.name);

@@ -59,6 +59,26 @@ const WITNESSES: Record<SwitchName, Witness> = {
   ksmReuse: { base: 'v5.7', scenarios: () => [steps(...KSM_ONCE)] },
   wpCopiesKsm: { base: 'v6', scenarios: () => [steps(...KSM_ONCE)] },
   pinSkipsZeroPage: { base: 'v6', scenarios: () => [steps('P mmap a 1', 'P pin a as h ro short', 'expect stat zero_page_refs >= 0')] },
+  // v1.2 (THP): a 2 MiB mapping with `thp` (MADV_HUGEPAGE) gets PMD-mapped folios.
+  thpUseZeroPage: { base: 'v6', scenarios: () => [steps('P mmap a 512 thp', 'P read a[0] expect 0', 'expect stat AnonHugePages_kB >= 0')] },
+  thpWpReuse: { base: 'v6', scenarios: () => [
+    // A GUP reference on an exclusive THP, then the PMD write-protected by fork: reuse_swap_page()
+    // reuses (mapcount 1 once Q is gone), the refcount tests do not.
+    steps('P mmap a 512 thp', 'P write a = 1', 'P gup a[0] as h ro', 'P fork Q', 'Q exit', 'P write a[0] = 2', 'expect stat cow_copies >= 0'),
+    // A R/O pin unshares the read-only PMD (PAE, still read-only): PAE reuses at the write, the refcount (2) does not.
+    steps('P mmap a 512 thp', 'P write a = 1', 'P fork Q', 'Q exit', 'P pin a[0] as h ro', 'P write a[0] = 2', 'expect stat cow_copies >= 0'),
+  ] },
+  thpWpCopy: { base: 'v6', scenarios: () => [steps('P mmap a 512 thp', 'P write a = 1', 'P gup a[0] as h ro', 'P fork Q', 'Q exit', 'P write a[0] = 2', 'expect stat cow_copies >= 0')] },
+  hugeZeroWp: { base: 'v6', scenarios: () => [steps('P mmap a 512 thp', 'P read a[0] expect 0', 'P write a[0] = 1', 'expect stat AnonHugePages_kB >= 0')] },
+  wpReuseLarge: { base: 'v6', scenarios: () => [
+    // P's THP is PTE-mapped after the first COW; with Q gone, 511 pages are mapped by P alone:
+    // 6.15 reuses, the others copy (refcount 511, or never).
+    steps('P mmap a 512 thp', 'P write a = 1', 'P fork Q', 'P write a[0] = 2', 'Q exit', 'P write a[1] = 3', 'expect stat cow_copies >= 0'),
+    // One page of the folio left mapped, nothing else holding it: the small-page rule reuses
+    // (refcount 1); 6.10+ copies.
+    steps('P mmap a 512 thp', 'P write a = 1', 'P fork Q', 'P write a[0] = 2', 'P madvise a[2..511] dontneed', 'Q exit', 'P write a[1] = 3', 'expect stat cow_copies >= 0'),
+  ] },
+  mprotectWritablePmd: { base: 'v6', scenarios: () => [steps('P mmap a 512 thp', 'P write a = 1', 'P mprotect a ro', 'P mprotect a rw', 'P write a[0] = 2', 'expect stat minflt.P >= 0')] },
   mmForbidsZeropage: { base: 'v6', scenarios: () => [steps('P mmap a 1', 'P read a[0] expect 0', 'expect stat rss.P >= 0')] },
   writeProtectSeq: { base: 'v5.14', scenarios: () => [file('scenarios/seeds/gup-fast-fork-race.scn.yaml')] },
   deviceExclusive: { base: 'v6', scenarios: () => [
