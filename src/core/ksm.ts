@@ -2,7 +2,7 @@
 // pages (stable tree by content, unstable tree per pass, write_protect_page + replace_page).
 
 import {
-  PG_ANON, PG_ANON_EXCLUSIVE, PG_INUSE, PG_KSM, PG_LARGE, PG_SWAPCACHE, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE,
+  PG_ANON, PG_ANON_EXCLUSIVE, PG_INUSE, PG_KSM, PG_LARGE, PG_SWAPCACHE, PTE_DIRTY, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE,
   VM_MERGEABLE,
 } from './constants.js';
 import { mmuNotify } from './exclusive.js';
@@ -15,18 +15,24 @@ import { breakCowRange } from './cowpt.js';
 
 /**
  * write_protect_page(): KSM may take a page only if nothing but its mappings (and the swap
- * cache) references it — no GUP reference or pin; then its PTE is write-protected and the page
- * stops being exclusive.
+ * cache) references it — no GUP reference or pin; then its PTE is write-protected and cleaned and
+ * the page stops being exclusive. The reference check runs only for a PTE that is writable, dirty
+ * or maps a PageAnonExclusive page: a clean read-only PTE of a shared page (a read fault's mapping
+ * write-protected by fork) is taken as it is, extra references (a pipe buffer, GUP) and all.
  */
 function writeProtectPage(k: Kernel, mm: Mm, slot: number, vpn: number): boolean {
   const f = k.frames;
   const pfn = k.tables.entry[slot]!;
+  const bits = k.tables.bits[slot]!;
+  const exclusive = k.profile.anonExclusive && (f.flags[pfn]! & PG_ANON_EXCLUSIVE) !== 0;
+  // write_protect_page(): nothing to do (and nothing checked) unless pte_write || pte_dirty || anon_exclusive.
+  if (!(bits & (PTE_WRITE | PTE_DIRTY)) && !exclusive) return true;
   const swapcache = f.flags[pfn]! & PG_SWAPCACHE ? 1 : 0;
   if (f.mapcount[pfn]! + swapcache !== f.refcount[pfn]) return false;
-  if (k.profile.anonExclusive && f.flags[pfn]! & PG_ANON_EXCLUSIVE && pageMaybeDmaPinned(k, pfn)) return false;
-  if (k.tables.bits[slot]! & PTE_WRITE) mmuNotify(k, mm.id, vpn, vpn + 1, 'KSM write-protect');
+  if (exclusive && pageMaybeDmaPinned(k, pfn)) return false;
+  if (bits & PTE_WRITE) mmuNotify(k, mm.id, vpn, vpn + 1, 'KSM write-protect');
   f.flags[pfn] = f.flags[pfn]! & ~PG_ANON_EXCLUSIVE;
-  k.tables.bits[slot] = k.tables.bits[slot]! & ~PTE_WRITE;
+  k.tables.bits[slot] = bits & ~(PTE_WRITE | PTE_DIRTY);
   return true;
 }
 
@@ -38,7 +44,7 @@ function replacePage(k: Kernel, slot: number, kpfn: number): void {
   f.refcount[kpfn]!++;
   f.mapcount[kpfn]!++;
   t.entry[slot] = kpfn;
-  t.bits[slot] = t.bits[slot]! & ~PTE_WRITE;
+  t.bits[slot] = t.bits[slot]! & ~(PTE_WRITE | PTE_DIRTY);
   f.mapcount[old]!--;
   k.putPage(old);
 }

@@ -266,3 +266,26 @@ test('a KSM page left by a failed two-page merge is in no tree: nothing merges i
     'expect P a[2] other-frame Q a[2]\nexpect P a[3] other-frame Q a[2]\nexpect Q a[2] other-frame Q a[3]\nP read p1[0] expect 2');
   assert.deepEqual(kindsOf(runScenario(sc, profileOf('v6'))), []);
 });
+
+// write_protect_page() checks mapcount + swap cache against refcount only for a PTE that is
+// writable, dirty or maps an exclusive page. A read fault's swap-in (vmsplice's R/O GUP) maps a[0]
+// clean; fork write-protects it: ksmd takes Q's a[0] with no check though the pipe and the swap
+// cache hold the old page. Written after the swap-in, a[0]'s PTE is dirty: checked, refused.
+// Found by `cowlab oracle --random` against 6.18 (random-1-518).
+test('write_protect_page checks references only for a writable, dirty or exclusive PTE', () => {
+  const setup = 'P mmap a 3 rw private\nP write a = 1\nP madvise a[0] pageout\nP vmsplice a[0] as p1\n';
+  const merge = 'P fork Q\nQ madvise a mergeable\nksm merge\n';
+  const clean = story(setup + merge +
+    'expect Q a[0] same-frame Q a[1]\nexpect P a[1] same-frame Q a[1]\nexpect Q a[2] same-frame Q a[1]\n' +
+    'expect P a[0] other-frame Q a[0]\nexpect P a[2] other-frame Q a[2]\nexpect stat frames_used == 3\nP read p1[0] expect 1');
+  const dirty = story(setup + 'P write a[0] = 1\n' + merge +
+    'expect Q a[0] other-frame Q a[1]\nexpect P a[0] same-frame Q a[0]\nP read p1[0] expect 1');
+  for (const name of ['v5.7', 'v5.9', 'v6']) {
+    assert.deepEqual(kindsOf(runScenario(clean, profileOf(name))), [], `${name}: clean PTE merged`);
+  }
+  // The write keeps the pipe's page in place on v5.7 (reuse_swap_page: mapcount 1) and on v6 (the
+  // swap-in mapped it writable, exclusive); from 5.9 to 5.18 it copies (page_count > 1): no control.
+  for (const name of ['v5.7', 'v6']) {
+    assert.deepEqual(kindsOf(runScenario(dirty, profileOf(name))), [], `${name}: dirty PTE refused`);
+  }
+});
