@@ -1,6 +1,9 @@
 // Runs a scenario on the model under one profile, beside the ideal semantics, and judges it.
 
-import { EINVAL, NA, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SWAP, SIGSEGV, VM_WRITE } from '../core/constants.js';
+import {
+  EINVAL, NA, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SWAP, PTE_UFFD_WP, SIGSEGV, VM_WRITE,
+} from '../core/constants.js';
+import { uffdRegister, uffdWriteprotect } from '../core/userfaultfd.js';
 import type { KEvent } from '../core/events.js';
 import { frameFlagNames, pteBitNames } from '../core/names.js';
 import { cpuAccess, mmuAllows } from '../core/access.js';
@@ -164,6 +167,7 @@ export class Runner {
       this.record.summary = `n/a on ${this.profile.name}: ${e.message}`;
       na = e.message;
     }
+    this.drainUffd();
     if (na === null) this.checkPins();
     this.collectEvents();
     this.traceChanges();
@@ -632,6 +636,21 @@ export class Runner {
           (skipped.length ? `; kept ${skipped.slice(0, 4).join(', ')}${skipped.length > 4 ? ', …' : ''}` : '');
         return;
       }
+      case 'uffd':
+        return this.uffd(step.proc, step.action, step.sel, step.on);
+      case 'expect-uffd-wp': {
+        const p = this.procs.get(step.proc);
+        const vpn = p ? this.range(p, step.sel)[0] : -1;
+        const slot = p?.alive ? pteSlot(k, p.mm, vpn) : -1;
+        // pagemap's PM_UFFD_WP: a present PTE, a swap or device-exclusive entry, or a marker with the bit.
+        const wp = slot >= 0 && (k.tables.bits[slot]! & PTE_UFFD_WP) !== 0;
+        const actual = wp ? 'uffd-wp' : 'not-uffd-wp';
+        const want = step.wp ? 'uffd-wp' : 'not-uffd-wp';
+        this.observe('uffd-wp', `${step.proc} ${this.label(step.sel)}`, actual, want);
+        if (actual !== want) this.violation('expect', `${step.proc} ${this.label(step.sel)} is ${actual}, expected ${want}`, [step.proc]);
+        this.record.summary = `${step.proc} ${this.label(step.sel)} is ${actual}`;
+        return;
+      }
       case 'ksm-merge': {
         if (!this.profile.ksm) throw new NotApplicable(`${this.profile.name} has no KSM modelled`);
         for (const p of this.procs.values()) if (p.alive) this.waitForMmapLock(p, false, true); // ksmd takes each mm's mmap_lock for read
@@ -647,8 +666,63 @@ export class Runner {
     for (const [name, p] of this.procs) {
       s[`rss.${name}`] = p.alive ? p.mm.rssAnon + p.mm.rssShmem : 0;
       s[`minflt.${name}`] = p.mm.minflt;
+      s[`uffd_faults.${name}`] = p.mm.uffdFaults;
     }
     return s;
+  }
+
+  // ---- userfaultfd write-protect (the scenario's monitor) ------------------------------------
+
+  /** `P uffd register|protect|unprotect SEL` and `P uffd fork-event on|off`. */
+  private uffd(procName: string, action: 'register' | 'protect' | 'unprotect' | 'fork-event', sel: PageSel | null, on: boolean): void {
+    if (!this.profile.uffdWp) throw new NotApplicable(`${this.profile.name} has no userfaultfd write-protect (5.7 on)`);
+    const p = this.proc(procName);
+    if (!p) return;
+    if (action === 'fork-event') {
+      p.mm.uffdForkEvent = on;
+      this.ideal.uffdSetForkEvent(p.group, on);
+      this.record.summary = `${p.name}'s userfaultfd context ${on ? 'asks for' : 'does without'} the fork event (UFFD_FEATURE_EVENT_FORK)`;
+      return;
+    }
+    this.waitForMmapLock(p, action === 'register');
+    const [lo, hi] = this.range(p, sel!);
+    if (action === 'register') {
+      const err = uffdRegister(this.k, p.mm, lo, hi);
+      if (err === EINVAL && p.mm.findVma(lo)?.shm) throw new NotApplicable(`${this.profile.name} has no userfaultfd write-protect on shared memory (5.19 on)`);
+      this.observe('uffd', `${p.name} uffd register ${this.label(sel!)}`, err === OK ? 'ok' : 'EINVAL', 'ok');
+      if (err !== OK) this.violation('fault', `${p.name}: UFFDIO_REGISTER of ${this.label(sel!)} failed (EINVAL)`, [p.name]);
+      this.record.summary = `${p.name} registers ${this.label(sel!)} with userfaultfd in write-protect mode${err === OK ? '' : ': EINVAL'}`;
+      return;
+    }
+    const touched: number[] = [];
+    const err = uffdWriteprotect(this.k, p.mm, lo, hi, action === 'protect', touched);
+    if (err === OK) {
+      if (action === 'protect') this.ideal.uffdProtect(p.group, touched);
+      else this.ideal.uffdUnprotect(p.group, lo, hi);
+    }
+    this.observe('uffd', `${p.name} uffd ${action} ${this.label(sel!)}`, err === OK ? 'ok' : 'ENOENT', null);
+    this.record.summary = err === OK
+      ? `${p.name} ${action === 'protect' ? `write-protects ${this.label(sel!)} (${touched.length} page(s) with data)` : `un-protects ${this.label(sel!)}`}`
+      : `${p.name} uffd ${action} ${this.label(sel!)}: ENOENT (not registered in write-protect mode)`;
+  }
+
+  /** The faults the monitor resolved since the last call: their pages are no longer protected in the ideal semantics. */
+  private drainUffd(): void {
+    const r = this.k.uffdResolved;
+    if (r.length === 0) return;
+    for (let i = 0; i < r.length; i += 2) {
+      const name = this.mmNames[r[i]!];
+      if (name !== undefined) this.ideal.uffdUnprotect(this.procs.get(name)?.group ?? name, r[i + 1]!, r[i + 1]! + 1);
+    }
+    r.length = 0;
+  }
+
+  /** A write (by the CPU, through a write GUP, or by the device) landed on vpn of `group`: was the monitor told first? */
+  private checkUffdWrite(group: string, vpn: number, page: string, who: string, procs: string[], frames: number[] = []): void {
+    this.drainUffd();
+    if (this.ideal.uffdProtected(group, vpn)) {
+      this.violation('uffd-wp-bypass', `${who} changed ${page}, which the userfaultfd monitor had write-protected, without a userfault first`, procs, frames);
+    }
   }
 
   // ---- kernel paths split into steps (v1.1 `&`) --------------------------------------------
@@ -749,6 +823,7 @@ export class Runner {
     }
     if (t.kind === 'write') {
       for (; p.taskApplied < t.stored.length; p.taskApplied++) {
+        this.checkUffdWrite(p.group, t.stored[p.taskApplied]!, `${p.name} page ${t.stored[p.taskApplied]!.toString(16)}`, `${p.name}'s write`, [p.name]);
         this.ideal.write(p.group, t.stored[p.taskApplied]!, t.value);
         this.raceWithFork(p.group, t.stored[p.taskApplied]!, t.value);
       }
@@ -798,6 +873,7 @@ export class Runner {
           return;
         }
         this.handles.set(name, { h: t.handle, proc: p.name });
+        if (t.req.write) for (let v = t.lo; v < t.lo + n; v++) this.checkUffdWrite(p.group, v, `${p.name} page ${v.toString(16)}`, `a FOLL_WRITE GUP (${name})`, [p.name]);
         // Pages grabbed in the last step (or never seen grabbed) are bound now.
         for (let i = 0; i < n; i++) if (!bound?.[i]) this.ideal.bindHandlePage(name, i);
         return;
@@ -846,6 +922,10 @@ export class Runner {
     if (r.err === NA || r.handle === null) throw new NotApplicable('device-exclusive entries are not modelled for this profile');
     this.handles.set(name, { h: r.handle, proc: p.name });
     this.grantTouched.set(name, new Uint8Array(hi - lo));
+    // make_device_exclusive() write-faults each page (FOLL_WRITE): the device may write it from now on.
+    for (let v = lo; v < hi; v++) {
+      if (r.handle.frames[v - lo]! > 0 && !r.handle.revoked![v - lo]) this.checkUffdWrite(p.group, v, `${p.name} ${this.label(sel, sel.lo + (v - lo))}`, `the device's exclusive grant (${name})`, [p.name]);
+    }
     const held = [...r.handle.revoked!].filter((x) => x === 0).length;
     this.observe('gup', `device exclusive ${p.name} ${this.label(sel)}`, r.err === OK ? 'ok' : 'EBUSY', null);
     this.record.summary = `the device takes ${p.name} ${this.label(sel)} exclusively as ${name}: ${held} of ${hi - lo} page(s) held` +
@@ -894,6 +974,7 @@ export class Runner {
         this.violation('exclusive', `the device's atomic through ${name}[${i}] went through although ${p.name} accessed the page since: the device was not notified`, [p.name], [pfn]);
       }
       const v = this.values.id(value);
+      this.checkUffdWrite(p.group, vpn, `${p.name} page ${i} of ${name}`, `the device's atomic through ${name}[${i}]`, [p.name], [pfn]);
       this.k.frames.value[pfn] = v;
       this.ideal.write(p.group, vpn, v);
       this.atomicValues.add(v);
@@ -964,6 +1045,8 @@ export class Runner {
       return;
     }
     if (!idealOk) this.violation('fault', `${p.name} ${what} ${this.label(sel)}: GUP succeeded where the mapping forbids the access`, [p.name]);
+    // A FOLL_WRITE GUP grants write access: on a protected page it must have gone to the monitor.
+    if (req.write) for (let v = lo; v < hi; v++) this.checkUffdWrite(p.group, v, `${p.name} ${this.label(sel, sel.lo + (v - lo))}`, `a FOLL_WRITE GUP (${name})`, [p.name]);
     this.handles.set(name, { h: r.handle, proc: p.name });
     this.ideal.takeHandle(name, p.group, lo, hi - lo, req.pin && req.longterm);
     const frames = [...r.handle.frames].map((f) => (f === 0 ? 'zero page' : `frame ${f}`));
@@ -1058,6 +1141,7 @@ export class Runner {
       if (r.err === NA) throw new NotApplicable('a fault on a non-present PTE kind that is not modelled yet');
       if (r.err === OK) {
         this.touchGrants(p, vpn, r.pfn);
+        this.checkUffdWrite(p.group, vpn, `${p.name} ${page}`, `${p.name}'s write`, [p.name], [r.pfn]);
         if (want === 'fault') this.violation('fault', `${p.name} wrote ${page} although the mapping does not allow it`, [p.name], [r.pfn]);
         else {
           this.ideal.write(p.group, vpn, v);

@@ -61,7 +61,10 @@ export const PROCESS_OPS = [
   'unpin',
   'put',
   'clear-softdirty',
+  'uffd',
 ] as const;
+/** `P uffd ...`: what the monitor asks of userfaultfd (write-protect mode). */
+export const UFFD_ACTIONS = ['register', 'protect', 'unprotect', 'fork-event'] as const;
 /** v1.1: the process operations on threads and their asynchronous kernel paths. */
 export const THREAD_OPS = ['thread', 'step', 'finish'] as const;
 /** Every process operation (v1 then v1.1). */
@@ -85,6 +88,7 @@ export const STAT_NAMES = [
   'AnonPages_kB',
   'rss.P',
   'minflt.P',
+  'uffd_faults.P',
   'frames_used',
   'cow_copies',
   'pt_copies',
@@ -98,6 +102,8 @@ export const EXPECTATIONS = [
   'mapped-shared',
   'anon-exclusive',
   'not-anon-exclusive',
+  'uffd-wp',
+  'not-uffd-wp',
 ] as const;
 
 /** The option words of each operation that takes options: at most one word of each group, in any order. */
@@ -504,6 +510,18 @@ class LineParser {
       case 'clear-softdirty':
         this.end();
         return { op: 'clear-softdirty', ...base, proc };
+      case 'uffd': {
+        const action = this.oneOf(UFFD_ACTIONS, 'userfaultfd action', "after 'uffd'");
+        if (action === 'fork-event') {
+          const on = this.oneOf(['on', 'off'] as const, 'fork-event setting', "after 'fork-event'");
+          this.end();
+          return { op: 'uffd', ...base, proc, action, sel: null, on: on === 'on' };
+        }
+        const sel = this.sel(p, null);
+        if (action === 'register') this.oneOf(['wp'] as const, 'register mode (only write-protect mode is modelled)', 'after the pages');
+        this.end();
+        return { op: 'uffd', ...base, proc, action, sel, on: false };
+      }
       case 'thread': {
         const tt = this.procTok("the new thread's name after 'thread'");
         this.env.thread(p, tt.text, this.at(tt));
@@ -655,6 +673,10 @@ class LineParser {
       case 'not-anon-exclusive':
         this.end();
         return { op: 'expect-exclusive', ...base, proc: p.name, sel, exclusive: what === 'anon-exclusive' };
+      case 'uffd-wp':
+      case 'not-uffd-wp':
+        this.end();
+        return { op: 'expect-uffd-wp', ...base, proc: p.name, sel, wp: what === 'uffd-wp' };
     }
   }
 
@@ -665,7 +687,7 @@ class LineParser {
     let statProc: string | null = null;
     const dot = stat.indexOf('.');
     const prefix = dot < 0 ? '' : stat.slice(0, dot);
-    if (prefix === 'rss' || prefix === 'minflt') {
+    if (prefix === 'rss' || prefix === 'minflt' || prefix === 'uffd_faults') {
       statProc = stat.slice(dot + 1);
       const ppos = this.origin(this.lineIdx, nt.col + dot + 1);
       if (!PROC_RE.test(statProc)) throw new StepFail(ppos, `expected a process name after '${prefix}.' (${PROC_NAME_RULE}), got '${statProc}'`);

@@ -12,7 +12,7 @@
 
 import fc from 'fast-check';
 import {
-  ADVICES, ATOMIC_OUTCOMES, EXPECTATIONS, OPTIONS, PROTS, STAT_NAMES, STAT_OPS, STEP_OPS, VIOLATION_KINDS,
+  ADVICES, ATOMIC_OUTCOMES, EXPECTATIONS, OPTIONS, PROTS, STAT_NAMES, STAT_OPS, STEP_OPS, UFFD_ACTIONS, VIOLATION_KINDS,
   type StepOp,
 } from '../../src/scenario/index.js';
 import { BUILTIN_PROFILES } from '../../src/profiles/builtin.js';
@@ -287,6 +287,14 @@ const GENERATORS: Record<StepOp, Gen> = {
     const p = pick(w, c.a);
     return p ? `${p.name} clear-softdirty` : null;
   },
+  uffd: (w, c) => {
+    const p = pick(w, c.a);
+    if (!p) return null;
+    const action = UFFD_ACTIONS[(c.f >> 4) % UFFD_ACTIONS.length]!;
+    if (action === 'fork-event') return `${p.name} uffd fork-event ${c.f & 1 ? 'on' : 'off'}`;
+    const r = w.region(p, c.b);
+    return r ? `${p.name} uffd ${action} ${w.sel(r, c.c, c.d, c.f).text}${action === 'register' ? ' wp' : ''}` : null;
+  },
   'device-write': (w, c) => {
     const hs = w.usable(['pin']);
     if (hs.length === 0) return null;
@@ -318,6 +326,7 @@ const GENERATORS: Record<StepOp, Gen> = {
   'expect-frame': (w, c) => expectPage(w, c, [EXPECTATIONS[0], EXPECTATIONS[1]], true),
   'expect-mapped': (w, c) => expectPage(w, c, [EXPECTATIONS[2], EXPECTATIONS[3]], false),
   'expect-exclusive': (w, c) => expectPage(w, c, [EXPECTATIONS[4], EXPECTATIONS[5]], false),
+  'expect-uffd-wp': (w, c) => expectPage(w, c, [EXPECTATIONS[6], EXPECTATIONS[7]], false),
   'expect-stat': (w, c) => {
     const known = w.procs.filter((p) => !p.forking);
     let stat: string = STAT_NAMES[c.a % STAT_NAMES.length]!;
