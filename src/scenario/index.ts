@@ -9,6 +9,7 @@ export {
   fixedOrigin,
   PROCESS_OPS,
   THREAD_OPS,
+  UFFD_OPS,
   ASYNC_OPS,
   SYSTEM_OPS,
   STAT_NAMES,

@@ -61,14 +61,15 @@ export const PROCESS_OPS = [
   'unpin',
   'put',
   'clear-softdirty',
-  'uffd',
 ] as const;
 /** `P uffd ...`: what the monitor asks of userfaultfd (write-protect mode). */
 export const UFFD_ACTIONS = ['register', 'protect', 'unprotect', 'fork-event'] as const;
 /** v1.1: the process operations on threads and their asynchronous kernel paths. */
 export const THREAD_OPS = ['thread', 'step', 'finish'] as const;
-/** Every process operation (v1 then v1.1). */
-const ALL_PROCESS_OPS: readonly string[] = [...PROCESS_OPS, ...THREAD_OPS];
+/** userfaultfd write-protect: `P uffd ...` (the monitor's requests). */
+export const UFFD_OPS = ['uffd'] as const;
+/** Every process operation (v1, v1.1, then userfaultfd). */
+const ALL_PROCESS_OPS: readonly string[] = [...PROCESS_OPS, ...THREAD_OPS, ...UFFD_OPS];
 /** v1.1: the process operations a trailing `&` may start as an asynchronous kernel path. */
 export const ASYNC_OPS = ['write', 'fork', 'pin', 'gup', 'vmsplice'] as const;
 export const SYSTEM_OPS = ['device', 'swapout', 'ksm', 'check', 'expect', 'stats'] as const;
@@ -427,7 +428,7 @@ class LineParser {
     if (!ALL_PROCESS_OPS.includes(verb)) {
       // The v1 message stays as it was, unless the likely typo is of a v1.1 operation.
       const near = closest(verb, ALL_PROCESS_OPS);
-      const v11 = near !== null && (THREAD_OPS as readonly string[]).includes(near);
+      const v11 = near !== null && ([...THREAD_OPS, ...UFFD_OPS] as readonly string[]).includes(near);
       this.fail(vt, unknownWord('operation', verb, v11 ? ALL_PROCESS_OPS : PROCESS_OPS));
     }
     const ppos = this.at(pt);
@@ -445,7 +446,7 @@ class LineParser {
     }
     if (verb === 'mmap') return this.mmap(p, base);
     const proc = p.name;
-    switch (verb as Exclude<(typeof PROCESS_OPS)[number] | (typeof THREAD_OPS)[number], 'mmap'>) {
+    switch (verb as Exclude<(typeof PROCESS_OPS)[number] | (typeof THREAD_OPS)[number] | (typeof UFFD_OPS)[number], 'mmap'>) {
       case 'munmap': {
         const sel = this.sel(p, null);
         this.end();
