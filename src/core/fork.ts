@@ -81,8 +81,9 @@ export function forkBegin(k: Kernel, t: ForkTask, cowpt: boolean): Mm {
       tmp.anonId = 0;
       continue;
     }
-    // vma_needs_copy(): only mappings with an anon_vma (or registered uffd-wp in the child) have PTEs worth copying.
-    if (!vma.anonVma && !(k.profile.uffdWpForkVma === 'dst-vma' && tmp.flags & VM_UFFD_WP)) continue;
+    // vma_needs_copy(): only mappings with an anon_vma have PTEs worth copying; from 5.19 also a
+    // child mapping registered for uffd-wp (c56d1b62cce8: its PTEs hold the protection).
+    if (!vma.anonVma && !(k.profile.uffdWpShmem && tmp.flags & VM_UFFD_WP)) continue;
     // copy_page_range(): for COW mappings the MMU notifier tells devices first (PROTECTION_PAGE).
     if (isCowMapping(vma.flags)) mmuNotify(k, parent.id, vma.start, vma.end, 'fork');
     // COW page tables: share the PTE tables; what is not shared (ODF: read-only mappings, and

@@ -116,7 +116,12 @@ export interface Profile {
    * 8f34f1eac382: the child's; the early COW copy keeps the bit, write-protected).
    */
   uffdWpForkVma: 'src-vma' | 'dst-vma';
-  /** uffd-wp on shmem, with PTE markers keeping the protection of none PTEs (5.19, b1f9e876862d, 81e0f15f2ef6). */
+  /**
+   * The 5.19 series "userfaultfd-wp: Support shmem and hugetlbfs": uffd-wp on shmem, with PTE
+   * markers keeping the protection of none PTEs (b1f9e876862d, 81e0f15f2ef6), and fork copying the
+   * page table of any mapping the child has registered (vma_needs_copy, c56d1b62cce8); before, a
+   * mapping without anon_vma (only the zero page mapped) was not copied and its protection lost.
+   */
   uffdWpShmem: boolean;
   /**
    * UFFDIO_WRITEPROTECT un-protecting maps exclusive anonymous pages writable at once, as mprotect

@@ -3,6 +3,7 @@
 
 import type { PageSel, Step } from '../scenario/ast.js';
 import type { Runner } from '../engine/run.js';
+import { VM_UFFD_WP } from '../core/constants.js';
 
 /** Operation names for --ops, in the order they are tried. */
 export const OP_NAMES = [
@@ -10,11 +11,21 @@ export const OP_NAMES = [
   'pin', 'pin-ro', 'pin-fast', 'gup', 'vmsplice', 'unpin', 'put', 'handle-read', 'device-write',
   'device-read', 'clear-softdirty', 'thread', 'fork&', 'pin-fast&', 'write&', 'step',
   'swapout', 'mergeable', 'ksm-merge', 'device-exclusive', 'device-atomic', 'fork-cowpt',
+  'uffd-register', 'uffd-protect', 'uffd-unprotect', 'uffd-fork-event',
 ] as const;
 export type OpName = (typeof OP_NAMES)[number];
 
 export const DEFAULT_OPS: readonly OpName[] = [
   'write', 'read', 'fork', 'exit', 'munmap', 'pin', 'pin-ro', 'vmsplice', 'unpin', 'put', 'handle-read', 'device-write', 'device-read',
+];
+
+/**
+ * The operations of a userfaultfd write-protect search (`--ops uffd`): the monitor's requests, and
+ * what may move a protected page or its bit (fork, early COW through a pin, swap, a device).
+ */
+export const UFFD_EXPLORE_OPS: readonly OpName[] = [
+  'write', 'fork', 'exit', 'pin', 'pin-ro', 'unpin', 'swapout', 'device-exclusive', 'dontneed',
+  'uffd-register', 'uffd-protect', 'uffd-unprotect', 'uffd-fork-event',
 ];
 
 /** Names given to processes in creation order. */
@@ -77,6 +88,25 @@ export function enabledOps(r: Runner, shape: ExploreShape): number[] {
       case 'exit':
       case 'clear-softdirty':
         for (const p of alive) out.push(pack(code, procs.indexOf(p), 0, 0));
+        break;
+      case 'uffd-fork-event':
+        // UFFD_FEATURE_EVENT_FORK: asked once, by a process that has not yet.
+        for (const p of alive) if (!p.mm.uffdForkEvent) out.push(pack(code, procs.indexOf(p), 0, 0));
+        break;
+      case 'uffd-register':
+      case 'uffd-protect':
+      case 'uffd-unprotect':
+        // register: the first region as a whole, once; protect / unprotect: a page of a registered region.
+        for (const p of alive) {
+          const reg = [...p.regions].sort((a, b) => (a[0] < b[0] ? -1 : 1))[0]?.[1];
+          if (!reg) continue;
+          const registered = (pg: number): boolean => ((p.mm.findVma(reg.start + pg)?.flags ?? 0) & VM_UFFD_WP) !== 0;
+          if (name === 'uffd-register') {
+            if (!registered(0) || !registered(reg.n - 1)) out.push(pack(code, procs.indexOf(p), 0, 0));
+          } else {
+            for (let pg = 0; pg < reg.n; pg++) if (registered(pg)) out.push(pack(code, procs.indexOf(p), pg, 0));
+          }
+        }
         break;
       case 'unpin':
       case 'put':
@@ -226,5 +256,16 @@ export function decodeOp(r: Runner, op: number): Step {
       const v = r.values.name(r.values.fresh('a'));
       return mk({ op: 'device-atomic', ref: { handle, index: 0, pos }, value: v, expect: null }, `device atomic ${handle}[0] = ${v}`);
     }
+    case 'uffd-register': {
+      const n = procs[procIdx]?.regions.get(region)?.n ?? 1;
+      return mk({ op: 'uffd', proc, action: 'register', sel: { region, all: true, lo: 0, hi: n - 1, pos }, on: false }, `${proc} uffd register ${region} wp`);
+    }
+    case 'uffd-protect':
+    case 'uffd-unprotect': {
+      const action = name === 'uffd-protect' ? 'protect' : 'unprotect';
+      return mk({ op: 'uffd', proc, action, sel, on: false }, `${proc} uffd ${action} ${at}`);
+    }
+    case 'uffd-fork-event':
+      return mk({ op: 'uffd', proc, action: 'fork-event', sel: null, on: true }, `${proc} uffd fork-event on`);
   }
 }

@@ -300,9 +300,50 @@ export class Replay {
         return this.swapout(step.proc, step.sel, 'swapout');
       case 'ksm-merge':
         return this.ksmMerge();
+      case 'uffd':
+        return this.uffd(step);
+      case 'expect-uffd-wp': {
+        const p = this.live(step.proc);
+        const what = `${step.proc} ${label(step.sel)}`;
+        const wp = p != null && pagemap(p.pid, this.region(p, step.sel).vpn + step.sel.lo, 1)[0]!.uffdWp;
+        this.obs.push({ kind: 'uffd-wp', what, actual: wp ? 'uffd-wp' : 'not-uffd-wp', skip: this.comparable.forObservation('uffd-wp', what, false) });
+        return;
+      }
       default:
         return this.notReplayed(step.op);
     }
+  }
+
+  /** `P uffd ...`: the agent does the userfaultfd ioctls on P's context; its monitor thread answers the faults. */
+  private uffd(step: Extract<Step, { op: 'uffd' }>): void {
+    if (!this.facilities.uffdWp) return this.stopHere(this.facilities.uffdWhy ?? 'userfaultfd write-protect is unavailable here');
+    const p = this.live(step.proc);
+    if (!p) return;
+    if (step.action === 'fork-event') {
+      if (p.uffdCtx && p.uffdForkEvent !== step.on) {
+        return this.stopHere(`UFFD_FEATURE_EVENT_FORK is chosen once, at UFFDIO_API (line ${step.pos.line} changes it after ${step.proc}'s first registration)`);
+      }
+      p.uffdForkEvent = step.on;
+      this.note = `the fork event is ${step.on ? 'asked' : 'not asked'} at UFFDIO_API`;
+      return;
+    }
+    const sel = step.sel!;
+    const what = `${step.proc} uffd ${step.action} ${label(sel)}`;
+    const n = sel.hi - sel.lo + 1;
+    const res = step.action === 'register'
+      ? this.call(`uffdreg ${p.id} ${this.addr(p, sel, sel.lo)} ${n} ${p.uffdForkEvent ? 1 : 0}`)
+      : this.call(`uffdwp ${p.id} ${this.addr(p, sel, sel.lo)} ${n} ${step.action === 'protect' ? 1 : 0}`);
+    if (step.action === 'register' && res[0] === 'ok') p.uffdCtx = true;
+    const actual = res[0] === 'ok' ? 'ok' : errnoName(Number(res[1]));
+    this.note = res[0] === 'ok' ? 'done' : `failed: ${res.slice(1).join(' ')}`;
+    this.observe('uffd', what, actual);
+  }
+
+  /** Write-protect faults the monitor answered for p. */
+  uffdFaults(p: KProc): number {
+    const r = this.agent.call(`uffdfaults ${p.id}`);
+    if (r[0] !== 'ok') throw new OracleError(`uffdfaults of a process: ${r.join(' ')}`);
+    return Number(r[1]);
   }
 
   private valueOf(res: string[]): string {
@@ -319,7 +360,7 @@ export class Replay {
       const pid = Number(res[1]);
       p = {
         id, pid, name: step.proc, mergeable: false, alive: true, members: new Set([step.proc]), regions: new Map(), ranges: [],
-        nextVpn: MMAP_BASE_VPN, helperPt: vmPteKb(pid) ?? 0,
+        nextVpn: MMAP_BASE_VPN, helperPt: vmPteKb(pid) ?? 0, uffdForkEvent: false, uffdCtx: false,
       };
       this.names.set(step.proc, p);
     } else if (!this.live(step.proc)) {
@@ -366,6 +407,8 @@ export class Replay {
     const c: KProc = {
       id, pid: Number(res[1]), name: child, mergeable: p.mergeable, alive: true, members: new Set([child]), regions: new Map(p.regions),
       ranges: [...p.ranges], nextVpn: p.nextVpn, helperPt: p.helperPt,
+      // With the fork event the child's context came to the monitor (the agent) with the fork.
+      uffdForkEvent: p.uffdCtx && p.uffdForkEvent, uffdCtx: p.uffdCtx && p.uffdForkEvent,
     };
     this.names.set(child, c);
     this.observe('fork', what, 'ok');
