@@ -24,7 +24,7 @@ export const DEFAULT_OPS: readonly OpName[] = [
  * what may move a protected page or its bit (fork, early COW through a pin, swap, a device).
  */
 export const UFFD_EXPLORE_OPS: readonly OpName[] = [
-  'write', 'fork', 'exit', 'pin', 'pin-ro', 'unpin', 'swapout', 'device-exclusive', 'dontneed',
+  'write', 'read', 'fork', 'exit', 'pin', 'pin-ro', 'unpin', 'swapout', 'device-exclusive', 'dontneed',
   'uffd-register', 'uffd-protect', 'uffd-unprotect', 'uffd-fork-event',
 ];
 

@@ -12,7 +12,7 @@ import { intIn, pick, type Rng } from './rng.js';
 export const ALL_OPS = [
   'fork', 'exit', 'write', 'read', 'munmap', 'mprotect', 'madvise', 'pin', 'unpin',
   'device-read', 'device-write', 'vmsplice', 'pipe-read', 'put', 'swapout', 'ksm',
-  'expect-frame', 'expect-mapped', 'expect-exclusive', 'expect-stat',
+  'expect-frame', 'expect-mapped', 'expect-exclusive', 'expect-stat', 'uffd', 'expect-uffd-wp',
 ] as const;
 export type GenOp = (typeof ALL_OPS)[number];
 export const DEFAULT_OPS: readonly string[] = ALL_OPS;
@@ -20,7 +20,7 @@ export const DEFAULT_OPS: readonly string[] = ALL_OPS;
 const WEIGHTS: Record<GenOp, number> = {
   fork: 0, exit: 3, write: 20, read: 12, munmap: 2, mprotect: 4, madvise: 5, pin: 5, unpin: 3,
   'device-read': 5, 'device-write': 5, vmsplice: 4, 'pipe-read': 5, put: 2, swapout: 4, ksm: 6,
-  'expect-frame': 8, 'expect-mapped': 5, 'expect-exclusive': 5, 'expect-stat': 6,
+  'expect-frame': 8, 'expect-mapped': 5, 'expect-exclusive': 5, 'expect-stat': 6, uffd: 6, 'expect-uffd-wp': 4,
 };
 
 /** `--ops a,b,...`: the operations to generate, or an error message. */
@@ -53,7 +53,7 @@ export function parseGaps(list: string): Gap[] | string {
 }
 
 /** What the model's answer fills into a line. */
-export type Fill = 'none' | 'read' | 'frame' | 'mapped' | 'exclusive' | 'stat';
+export type Fill = 'none' | 'read' | 'frame' | 'mapped' | 'exclusive' | 'stat' | 'uffd-wp';
 
 export interface GenLine {
   /** The step; `{}` marks where the model's answer goes. */
@@ -87,6 +87,10 @@ interface GProc {
   name: string;
   alive: boolean;
   regions: Map<string, GPage[]>;
+  /** Regions registered with userfaultfd in write-protect mode (the monitor may protect them). */
+  uffd: Set<string>;
+  /** Its userfaultfd context asked for the fork event (a child's registrations stay). */
+  forkEvent: boolean;
 }
 
 interface GHandle {
@@ -136,7 +140,9 @@ export function generateLines(rng: Rng, ops: readonly string[], avoid: readonly 
   const candidates = ALL_OPS.filter((o) => ops.includes(o));
   // 2-4 processes: the forks are planned, and spread over the steps.
   const maxProcs = intIn(rng, 2, 4);
-  const procs: GProc[] = [{ name: 'P', alive: true, regions: new Map() }];
+  const procs: GProc[] = [{ name: 'P', alive: true, regions: new Map(), uffd: new Set(), forkEvent: false }];
+  // userfaultfd write-protect: the fork event is chosen once, before the first registration (UFFDIO_API).
+  const useUffd = candidates.includes('uffd') && rng() < 0.6;
   const handles: GHandle[] = [];
   let nextValue = 1;
   let nextPin = 1;
@@ -230,6 +236,14 @@ export function generateLines(rng: Rng, ops: readonly string[], avoid: readonly 
       written(pages, nextValue);
       add(`P write ${name} = ${nextValue++}`);
     }
+    if (useUffd && i === 0 && rng() < 0.5) {
+      procs[0]!.forkEvent = true;
+      add('P uffd fork-event on');
+    }
+    if (useUffd && rng() < 0.8) {
+      procs[0]!.uffd.add(name);
+      add(`P uffd register ${name} wp`);
+    }
   });
 
   /** A page selector of p: its text and the pages it covers. */
@@ -263,7 +277,10 @@ export function generateLines(rng: Rng, ops: readonly string[], avoid: readonly 
         if (tries > steps * 10) continue; // it kept being refused: give up on it
         const child = CHILD_NAMES[procs.length - 1]!;
         const pinned = held('pin');
-        procs.push({ name: child, alive: true, regions: new Map([...p.regions].map(([r, pg]) => [r, forkPages(pg, pinned, fresh)])) });
+        procs.push({
+          name: child, alive: true, regions: new Map([...p.regions].map(([r, pg]) => [r, forkPages(pg, pinned, fresh)])),
+          uffd: p.forkEvent ? new Set(p.uffd) : new Set(), forkEvent: p.forkEvent && p.uffd.size > 0,
+        });
         add(`${p.name} fork ${child}`);
         break;
       }
@@ -413,10 +430,31 @@ export function generateLines(rng: Rng, ops: readonly string[], avoid: readonly 
         break;
       case 'expect-stat': {
         const q = pick(rng, procs);
-        const stat = pick(rng, [`rss.${q.name}`, `minflt.${q.name}`, 'AnonPages_kB', 'frames_used', 'PageTables_kB']);
+        const stat = pick(rng, [`rss.${q.name}`, `minflt.${q.name}`, 'AnonPages_kB', 'frames_used', 'PageTables_kB', ...(useUffd ? [`uffd_faults.${q.name}`, `uffd_faults.${q.name}`] : [])]);
         add(`expect stat ${stat} == {}`, 'stat');
         break;
       }
+      case 'uffd': {
+        // The monitor write-protects or un-protects part of a registered region.
+        const regs = [...p.uffd].filter((r) => p.regions.has(r));
+        if (regs.length === 0) continue;
+        const region = pick(rng, regs);
+        const all = p.regions.get(region)!;
+        const lo = intIn(rng, 0, all.length - 1);
+        const hi = rng() < 0.5 ? lo : intIn(rng, lo, all.length - 1);
+        // Only over mapped pages (UFFDIO_WRITEPROTECT on a hole is refused).
+        if (all.slice(lo, hi + 1).some((g) => !g.mapped)) continue;
+        const range = lo === hi ? `${region}[${lo}]` : `${region}[${lo}..${hi}]`;
+        const protect = rng() < 0.7;
+        add(`${p.name} uffd ${protect ? 'protect' : 'unprotect'} ${range}`);
+        // Often a write to the protected pages follows: the fault goes to the monitor.
+        if (protect && rng() < 0.5 && written(all.slice(lo, hi + 1), nextValue)) add(`${p.name} write ${range} = ${nextValue++}`);
+        break;
+      }
+      case 'expect-uffd-wp':
+        if (!useUffd) continue;
+        add(`expect ${p.name} ${sel(p, true).text} {}`, 'uffd-wp');
+        break;
     }
     made++;
   }
