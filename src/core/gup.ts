@@ -104,7 +104,9 @@ export function gupSlowPage(k: Kernel, mm: Mm, vpn: number, h: Handle, i: number
     const bits = slot < 0 ? 0 : k.tables.bits[slot]!;
     let fault = -1;
     if (!(bits & PTE_PRESENT)) {
-      fault = forceWrite ? cowFault : 0;
+      // (Seed 001 read-faults a none PTE first and breaks COW on the zero page at the next turn;
+      // the model allocates the page at once, as a write fault does: same page, one fault less.)
+      fault = forceWrite ? FAULT_FLAG_WRITE : 0;
     } else if (forceWrite && !(bits & PTE_WRITE) && !broken) {
       // can_follow_write_pte() fails: write-fault (COW break). A R/O VMA (forced break) keeps
       // the PTE read-only, so one break is enough (FOLL_COW).
@@ -120,13 +122,16 @@ export function gupSlowPage(k: Kernel, mm: Mm, vpn: number, h: Handle, i: number
       }
     }
     // faultin_page(); a forced COW break on a read-only VMA acts like FOLL_FORCE.
-    const uffdBefore = mm.uffdFaults;
-    const err = fault === FAULT_FLAG_WRITE && !(vma.flags & VM_WRITE)
-      ? forcedWriteFault(k, mm, vma, vpn)
+    const err = (fault === FAULT_FLAG_WRITE || fault === FAULT_FLAG_BREAK_COW) && !(vma.flags & VM_WRITE)
+      ? forcedWriteFault(k, mm, vma, vpn, fault)
       : handleMmFault(k, mm, vpn, fault);
     if (err !== OK) return err;
-    // FOLL_COW: the break happened, unless the monitor only resolved a userfault (the PTE is still not writable, not dirty).
-    if (fault === FAULT_FLAG_WRITE || fault === FAULT_FLAG_BREAK_COW) broken = mm.uffdFaults === uffdBefore;
+    // The break is done once the PTE is writable; in a VMA without VM_WRITE it never will be, so
+    // one break is enough (FOLL_COW). A userfault the monitor resolved leaves it read-only until 6.3.
+    if (fault === FAULT_FLAG_WRITE || fault === FAULT_FLAG_BREAK_COW) {
+      const s1 = pteSlot(k, mm, vpn);
+      broken = !(vma.flags & VM_WRITE) || (s1 >= 0 && (k.tables.bits[s1]! & PTE_WRITE) !== 0);
+    }
     if (fault === FAULT_FLAG_UNSHARE) {
       // After the unshare fault the page is exclusive (or a private copy): follow it again.
       const s2 = pteSlot(k, mm, vpn);
@@ -142,10 +147,10 @@ export function gupSlowPage(k: Kernel, mm: Mm, vpn: number, h: Handle, i: number
 }
 
 /** A write fault on a VMA without VM_WRITE (FOLL_FORCE-like): break COW, keep the PTE read-only. */
-function forcedWriteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number): number {
+function forcedWriteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, flag: number): number {
   const saved = vma.flags;
   vma.flags |= VM_WRITE;
-  const err = handleMmFault(k, mm, vpn, FAULT_FLAG_WRITE);
+  const err = handleMmFault(k, mm, vpn, flag);
   vma.flags = saved;
   const slot = pteSlot(k, mm, vpn);
   if (slot >= 0) k.tables.bits[slot] = k.tables.bits[slot]! & ~PTE_WRITE;

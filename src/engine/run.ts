@@ -689,8 +689,11 @@ export class Runner {
     if (action === 'register') {
       const err = uffdRegister(this.k, p.mm, lo, hi);
       if (err === EINVAL && p.mm.findVma(lo)?.shm) throw new NotApplicable(`${this.profile.name} has no userfaultfd write-protect on shared memory (5.19 on)`);
-      this.observe('uffd', `${p.name} uffd register ${this.label(sel!)}`, err === OK ? 'ok' : 'EINVAL', 'ok');
-      if (err !== OK) this.violation('fault', `${p.name}: UFFDIO_REGISTER of ${this.label(sel!)} failed (EINVAL)`, [p.name]);
+      // The ideal: a range with a hole is refused (EINVAL), a mapped one registered.
+      let mapped = true;
+      for (let v = lo; v < hi; v++) if ((this.ideal.cellAt(p.group, v)?.cell ?? -1) < 0) mapped = false;
+      this.observe('uffd', `${p.name} uffd register ${this.label(sel!)}`, err === OK ? 'ok' : 'EINVAL', mapped ? 'ok' : 'EINVAL');
+      if ((err === OK) !== mapped) this.violation('fault', `${p.name}: UFFDIO_REGISTER of ${this.label(sel!)} ${err === OK ? 'succeeded over a hole' : 'failed (EINVAL) on a mapped range'}`, [p.name]);
       this.record.summary = `${p.name} registers ${this.label(sel!)} with userfaultfd in write-protect mode${err === OK ? '' : ': EINVAL'}`;
       return;
     }
