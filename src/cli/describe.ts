@@ -3,7 +3,7 @@
 import type { EventRecord } from '../engine/result.js';
 
 /** Events worth a line under a step by default (the rest show with --trace). */
-export const KEY_EVENTS = new Set(['anon-fault', 'zero-fault', 'shared-fault', 'wp-reuse', 'wp-copy', 'wp-shared', 'early-cow', 'segv', 'oom', 'bug', 'gup', 'zap']);
+export const KEY_EVENTS = new Set(['anon-fault', 'zero-fault', 'shared-fault', 'wp-reuse', 'wp-copy', 'wp-shared', 'early-cow', 'segv', 'oom', 'bug', 'gup', 'zap', 'uffd-fault']);
 
 export function describeEvent(e: EventRecord): string {
   const who = e.proc ?? '';
@@ -32,6 +32,8 @@ export function describeEvent(e: EventRecord): string {
       return `fork: ${e.why}`;
     case 'bug':
       return `KERNEL BUG: ${e.why}`;
+    case 'uffd-fault':
+      return `${who} write fault, do_wp_page -> handle_userfault: the page is write-protected by userfaultfd; the monitor un-protects it and the write is retried`;
     default:
       return `${who ? who + ' ' : ''}${e.why}`;
   }

@@ -10,6 +10,7 @@ import { gupOp, pinOp, putOp, unpinOp, vmspliceOp } from './gup.js';
 import { clearSoftdirtyOp, madviseOp, mmapOp, mprotectOp, munmapOp } from './memory.js';
 import { exitOp, finishOp, forkOp, stepOp, threadOp } from './process.js';
 import { checkOp, ksmMergeOp, statsOp, swapoutOp } from './system.js';
+import { expectUffdWpOp, uffdOp } from './uffd.js';
 import type { OpDecl, ProcessSyntax, RandomDraw, Syntax, SystemSyntax } from './types.js';
 
 /** Every operation's declaration, by its op (the type makes one for each kind of Step). */
@@ -44,6 +45,8 @@ export const OPS: { readonly [O in StepOp]: OpDecl<O> } = {
   thread: threadOp,
   step: stepOp,
   finish: finishOp,
+  uffd: uffdOp,
+  'expect-uffd-wp': expectUffdWpOp,
 };
 
 /** The declarations in STEP_OPS order (the order operations are listed in messages). */

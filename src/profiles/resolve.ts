@@ -27,6 +27,10 @@ export const SWITCH_VALUES: Record<SwitchName, readonly string[]> = {
   cowPteTakeBack: ['any', 'whole-table', 'never'],
   cowPteShare: ['any', 'whole-table'],
   cowptDontneed: ['range', 'vma', 'ignored'],
+  uffdWp: ['true', 'false'],
+  uffdWpForkVma: ['src-vma', 'dst-vma'],
+  uffdWpShmem: ['true', 'false'],
+  uffdUnprotectWritable: ['true', 'false'],
   swap: ['true', 'false'],
   ksm: ['true', 'false'],
 };

@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import { Runner } from '../../src/engine/run.js';
 import { builtinProfile } from '../../src/profiles/builtin.js';
 import { DECLS, OPS, RANDOM_DRAWS, declOf } from '../../src/ops/index.js';
-import { EXPLORE_OPS, OP_NAMES, decodeOp, enabledOps } from '../../src/ops/explore.js';
+import { EXPLORE_OPS, OP_NAMES, RESERVED_CODES, decodeOp, enabledOps } from '../../src/ops/explore.js';
 import type { CWriter, Replayer } from '../../src/ops/types.js';
 import {
   ASYNC_OPS, DEVICE_OPS, PROCESS_OPS, STEP_OPS, SYSTEM_OPS, THREAD_OPS, parseScenario, type Scenario, type Step, type StepOp,
@@ -66,8 +66,12 @@ test("the parser's word lists are the declarations' words", () => {
   assert.deepEqual([...ASYNC_OPS].sort(), DECLS.filter((d) => d.start).map((d) => ('subject' in d.syntax ? d.syntax.words[0] : d.op)).sort());
 });
 
-test('explorer codes are 0..n-1 and names unique; random draws likewise', () => {
-  assert.deepEqual(EXPLORE_OPS.map((e) => e.code), EXPLORE_OPS.map((_, i) => i));
+test('explorer codes are 0..n-1 but the reserved ones, and names unique; random draws are 0..n-1', () => {
+  const codes = EXPLORE_OPS.map((e) => e.code);
+  const top = Math.max(...codes, ...RESERVED_CODES);
+  assert.ok(top < 256, 'a code fits in the packed operation');
+  // Each code below the highest is taken once, or reserved (for an operation of another branch).
+  assert.deepEqual([...codes, ...RESERVED_CODES.filter((c) => !codes.includes(c))].sort((a, b) => a - b), Array.from({ length: top + 1 }, (_, i) => i));
   assert.equal(new Set(OP_NAMES).size, OP_NAMES.length);
   assert.deepEqual(RANDOM_DRAWS.map((d) => d.order), RANDOM_DRAWS.map((_, i) => i));
   assert.equal(new Set(RANDOM_DRAWS.map((d) => d.name)).size, RANDOM_DRAWS.length);
@@ -75,9 +79,10 @@ test('explorer codes are 0..n-1 and names unique; random draws likewise', () => 
 
 test('every explorer operation decodes to a step whose text parses back to the same step', () => {
   // A state where every explorer operation applies: a pin, a pipe, a device-exclusive grant, a
-  // second thread with a write in progress (so `step` applies).
+  // second thread with a write in progress (so `step` applies), a region registered with
+  // userfaultfd in P (uffd protect/unprotect) and not in its child Q (uffd register: no fork event).
   const setup = [
-    'P mmap buf 2', 'P mmap zz 1', 'P write buf = 1', 'P pin buf[0] as h1', 'P vmsplice buf[1] as h2',
+    'P mmap buf 2', 'P mmap zz 1', 'P write buf = 1', 'P uffd register buf wp', 'P fork Q', 'P pin buf[0] as h1', 'P vmsplice buf[1] as h2',
     'device exclusive P zz as h3', 'P thread T', 'T write zz = 2 &',
   ];
   const sc = parse(setup);
