@@ -105,5 +105,11 @@ export function systemSyntaxes(first: string): readonly SystemSyntax[] {
   return SYSTEM_SYNTAX.get(first) ?? [];
 }
 
+/**
+ * Orders of random draws left free on purpose: taken by an operation being added on another
+ * branch (20: mremap), so that the orders of both stay what they are when the branches meet.
+ */
+export const RESERVED_ORDERS: readonly number[] = [20];
+
 /** The oracle's random draws, in their order. */
 export const RANDOM_DRAWS: readonly RandomDraw[] = DECLS.flatMap((d) => d.random ?? []).sort((a, b) => a.order - b.order);

@@ -102,7 +102,7 @@ export const uffdOp = defineOp({
   },
   random: [{
     // The monitor write-protects or un-protects part of a registered region.
-    name: 'uffd', order: 20, weight: 6,
+    name: 'uffd', order: 21, weight: 6,
     // After the set-up, often: the fork event (chosen once, before the first registration: UFFDIO_API), and registrations.
     setup(g) {
       if (g.rng() >= 0.6) return;
@@ -149,7 +149,7 @@ export const expectUffdWpOp = defineOp({
   exportC: (x) => x.notReplayed('uffd'),
   fuzz: (w, c) => w.expectPage(c, [EXPECTATIONS[6], EXPECTATIONS[7]], false),
   random: [{
-    name: 'expect-uffd-wp', order: 21, weight: 4,
+    name: 'expect-uffd-wp', order: 22, weight: 4,
     draw(g, p) {
       if (!g.procs.some((q) => q.uffd.size > 0 || q.uffdForkEvent)) return false;
       g.add(`expect ${p.name} ${g.sel(p, true).text} {}`, 'uffd-wp');

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { Runner } from '../../src/engine/run.js';
 import { builtinProfile } from '../../src/profiles/builtin.js';
-import { DECLS, OPS, RANDOM_DRAWS, declOf } from '../../src/ops/index.js';
+import { DECLS, OPS, RANDOM_DRAWS, RESERVED_ORDERS, declOf } from '../../src/ops/index.js';
 import { EXPLORE_OPS, OP_NAMES, RESERVED_CODES, decodeOp, enabledOps } from '../../src/ops/explore.js';
 import type { CWriter, Replayer } from '../../src/ops/types.js';
 import {
@@ -66,14 +66,18 @@ test("the parser's word lists are the declarations' words", () => {
   assert.deepEqual([...ASYNC_OPS].sort(), DECLS.filter((d) => d.start).map((d) => ('subject' in d.syntax ? d.syntax.words[0] : d.op)).sort());
 });
 
-test('explorer codes are 0..n-1 but the reserved ones, and names unique; random draws are 0..n-1', () => {
+/** Each number up to the highest is taken once, or reserved (for an operation of another branch). */
+function noGap(taken: number[], reserved: readonly number[]): void {
+  const top = Math.max(...taken, ...reserved);
+  assert.deepEqual([...taken, ...reserved.filter((c) => !taken.includes(c))].sort((a, b) => a - b), Array.from({ length: top + 1 }, (_, i) => i));
+}
+
+test('explorer codes and random draw orders are 0..n-1 but the reserved ones, and names unique', () => {
   const codes = EXPLORE_OPS.map((e) => e.code);
-  const top = Math.max(...codes, ...RESERVED_CODES);
-  assert.ok(top < 256, 'a code fits in the packed operation');
-  // Each code below the highest is taken once, or reserved (for an operation of another branch).
-  assert.deepEqual([...codes, ...RESERVED_CODES.filter((c) => !codes.includes(c))].sort((a, b) => a - b), Array.from({ length: top + 1 }, (_, i) => i));
+  assert.ok(Math.max(...codes, ...RESERVED_CODES) < 256, 'a code fits in the packed operation');
+  noGap(codes, RESERVED_CODES);
   assert.equal(new Set(OP_NAMES).size, OP_NAMES.length);
-  assert.deepEqual(RANDOM_DRAWS.map((d) => d.order), RANDOM_DRAWS.map((_, i) => i));
+  noGap(RANDOM_DRAWS.map((d) => d.order), RESERVED_ORDERS);
   assert.equal(new Set(RANDOM_DRAWS.map((d) => d.name)).size, RANDOM_DRAWS.length);
 });
 
