@@ -78,7 +78,12 @@ export const uffdOp = defineOp({
     },
   ],
   replay: (o, step) => o.uffd(step),
-  exportC: (x) => x.notReplayed('uffd'),
+  exportC(x, step) {
+    const action = UFFD_ACTIONS.indexOf(step.action);
+    if (step.sel === null) return { code: `rp_uffd(${x.proc(step.proc)}, -1, 0, 0, ${action} /* fork-event */, ${step.on ? 1 : 0}, NULL);`, skipped: null };
+    const what = x.str(`${step.proc} uffd ${step.action} ${x.label(step.sel)}`);
+    return { code: `rp_uffd(${x.proc(step.proc)}, ${x.region(step.sel)}, ${step.sel.lo}, ${step.sel.hi}, ${action} /* ${step.action} */, 0, ${what});`, skipped: null };
+  },
   explain(step, summary) {
     if (/ENOENT|EINVAL|skipped|n\/a/.test(summary)) return null;
     switch (step.action) {
@@ -146,7 +151,7 @@ export const expectUffdWpOp = defineOp({
   run: expectUffdWp,
   observing: true,
   replay: (o, step) => o.expect(step),
-  exportC: (x) => x.notReplayed('uffd'),
+  exportC: (x, step) => ({ code: `rp_expect_uffd_wp(${x.proc(step.proc)}, ${x.region(step.sel)}, ${step.sel.lo}, ${x.str(`${step.proc} ${x.label(step.sel)}`)});`, skipped: null }),
   fuzz: (w, c) => w.expectPage(c, [EXPECTATIONS[6], EXPECTATIONS[7]], false),
   random: [{
     name: 'expect-uffd-wp', order: 22, weight: 4,

@@ -47,11 +47,6 @@ const STEPS: Record<string, SystemStep> = {
   step: { reason: 'a kernel path split into steps (`&`) cannot be interleaved on the live kernel', lose: ['all'], did: '' },
   finish: { reason: 'a kernel path split into steps (`&`) cannot be interleaved on the live kernel', lose: ['all'], did: '' },
   async: { reason: 'a kernel path split into steps (`&`) cannot be interleaved on the live kernel', lose: ['all'], did: '' },
-  // The exported reproducer only: `cowlab oracle` replays userfaultfd steps (its agent's monitor thread).
-  uffd: {
-    reason: 'the exported reproducer has no userfaultfd monitor (`cowlab oracle` replays userfaultfd steps with its helper)',
-    lose: ['all'], did: '',
-  },
 };
 
 /** What the live replay does at an operation it does not perform. */
