@@ -5,6 +5,7 @@
  * Commands: probe; spawn ID; mmap ID ADDR PAGES FLAGS; munmap ID ADDR PAGES; mremap ID ADDR PAGES NEWADDR;
  * mprotect ID ADDR PAGES PROT; madvise ID ADDR PAGES ADVICE; write ID ADDR PAGES WORD;
  * read ID ADDR; fork ID NEWID; exit ID; clearrefs ID VALUE; minflt ID; pin ID H ADDR PAGES;
+ * uffdreg ID ADDR PAGES FORKEV; uffdwp ID ADDR PAGES WP; uffdfaults ID (agent_uffd.c);
  * vmsplice ID H ADDR PAGES; hread H K; hwrite H K WORD; release H; census; reset; quit;
  * swapon PAGES DIR...; swapinfo; swapoff; swaphold; ksmhold; ksm PASSES TIMEOUT_MS (system.c:
  * what they change on the machine is put back on swapoff, quit, end of input, a lost driver,
@@ -95,6 +96,7 @@ static void reset_all(void)
 {
 	handles_reset();
 	procs_reset();
+	uffd_reset();
 	system_release_holds();
 }
 
@@ -196,6 +198,10 @@ static void dispatch(char *line)
 		say("ok %llu", (unsigned long long)p->minflt);
 		return;
 	}
+	if (!strcmp(c, "uffdfaults")) {
+		cmd_uffd_faults(p->id);
+		return;
+	}
 	if (!p->alive) {
 		say("err %d dead", ECHILD);
 		return;
@@ -225,6 +231,16 @@ static void dispatch(char *line)
 		q.pages = 1;
 	} else if (!strcmp(c, "clearrefs")) {
 		q = (struct req){ .op = OP_CLEAR_REFS, .flags = (uint32_t)num(tok[2]) };
+	} else if (!strcmp(c, "uffdreg") || !strcmp(c, "uffdwp")) {
+		if (!tok[4]) {
+			say("err %d bad argument", EINVAL);
+			return;
+		}
+		if (c[4] == 'r')
+			cmd_uffd_register(p, num(tok[2]), num(tok[3]), (int)num(tok[4]));
+		else
+			cmd_uffd_wp(p, num(tok[2]), num(tok[3]), (int)num(tok[4]));
+		return;
 	} else if (!strcmp(c, "nop")) {
 		q = (struct req){ .op = OP_NOP };
 	} else if (!strcmp(c, "fork")) {

@@ -59,6 +59,13 @@ void cmd_vmsplice(struct sproc *p, int hid, uint64_t addr, uint64_t pages);
 void cmd_hread(struct handle *h, uint64_t k);
 void cmd_hwrite(struct handle *h, uint64_t k, uint64_t word);
 
+/* agent_uffd.c: userfaultfd write-protect and its monitor thread */
+void cmd_uffd_register(struct sproc *p, uint64_t addr, uint64_t pages, int forkev);
+void cmd_uffd_wp(struct sproc *p, uint64_t addr, uint64_t pages, int wp);
+void cmd_uffd_faults(int id);
+void uffd_forked(int parent, int child);
+void uffd_reset(void);
+
 /* system.c: the swap file and KSM, changed for the oracle and always put back */
 void cmd_swapon(char **tok, int n);
 void cmd_swapinfo(void);

@@ -325,6 +325,7 @@ void cmd_fork(struct sproc *p, int newid)
 		return;
 	}
 	*c = (struct sproc){ .used = 1, .alive = 1, .id = newid, .sock = sv[0], .pid = hello.pid };
+	uffd_forked(p->id, newid);
 	say("ok %d", (int)hello.pid);
 }
 

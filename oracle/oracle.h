@@ -42,7 +42,8 @@ enum proc_op {
 	OP_CLOSE_FD,  /* flags = an fd the agent has copied (pidfd_getfd) */
 	OP_VMSPLICE,  /* addr, pages; the pipe's read end goes back with the reply */
 	OP_CLEAR_REFS, /* flags = the value written to /proc/self/clear_refs */
-	OP_MREMAP     /* addr, pages, word = the new address (MREMAP_MAYMOVE|MREMAP_FIXED) */
+	OP_MREMAP,    /* addr, pages, word = the new address (MREMAP_MAYMOVE|MREMAP_FIXED) */
+	OP_UFFD_NEW   /* a userfaultfd of this process goes back with the reply (the agent does its ioctls) */
 };
 
 #define MMAP_PROT_MASK 3u /* 0 none, 1 ro, 2 rw */
@@ -104,6 +105,11 @@ int ring_unregister_buffers(struct ring *r);
 int ring_rw_fixed(struct ring *r, int write_to_file, int fd, uint64_t addr, uint32_t len,
 		  uint16_t buf_index);
 void ring_close(struct ring *r);
+
+/* uffd.c: a userfaultfd of the calling process (syscall, else /dev/userfaultfd); -errno on failure. */
+int uffd_open(void);
+/* UFFDIO_API with these features; 0 or -errno. */
+int uffd_api(int fd, uint64_t features);
 
 /* probe.c: what this kernel offers. */
 void probe_report(char *out, size_t len);

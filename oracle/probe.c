@@ -5,7 +5,8 @@
  * kpageflags, kpagecount, anonexcl (bit 34 set on a freshly written page); KSM's settings
  * (ksmrun, ksmzero = use_zero_pages, ksmnodes = merge_across_nodes, ksmmaxshare =
  * max_page_sharing, ksmsmart = smart_scan; -1 where missing) and zswap (1 enabled, 0 not,
- * -1 unknown). */
+ * -1 unknown); uffd (0: userfaultfd write-protect works on anonymous memory, else -errno) and
+ * uffdfeatures (what UFFDIO_API offers). */
 #include "oracle.h"
 
 #include <errno.h>
@@ -13,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -102,8 +105,46 @@ static int probe_zero_page(uint64_t *zero_pfn)
 	return verdict;
 }
 
+/* userfaultfd write-protect: 0 when a private anonymous page can be registered in WP mode and
+ * write-protected, else -errno (of userfaultfd(), UFFDIO_API or UFFDIO_REGISTER); *features:
+ * what UFFDIO_API offers. */
+static int probe_uffd(uint64_t *features)
+{
+	*features = 0;
+	int fd = uffd_open();
+	if (fd < 0)
+		return fd;
+	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
+	int rc = 0;
+	if (ioctl(fd, UFFDIO_API, &api) < 0)
+		rc = -errno;
+	else
+		*features = api.features;
+	if (rc == 0 && !(api.features & UFFD_FEATURE_PAGEFAULT_FLAG_WP))
+		rc = -EOPNOTSUPP;
+	void *page = MAP_FAILED;
+	if (rc == 0) {
+		page = mmap(NULL, PAGE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (page == MAP_FAILED)
+			rc = -errno;
+	}
+	if (rc == 0) {
+		page_fill(page, 1);
+		struct uffdio_register reg = { .range = { .start = (uint64_t)(uintptr_t)page, .len = PAGE_BYTES }, .mode = UFFDIO_REGISTER_MODE_WP };
+		struct uffdio_writeprotect wp = { .range = reg.range, .mode = UFFDIO_WRITEPROTECT_MODE_WP };
+		if (ioctl(fd, UFFDIO_REGISTER, &reg) < 0 || ioctl(fd, UFFDIO_WRITEPROTECT, &wp) < 0)
+			rc = -errno;
+	}
+	if (page != MAP_FAILED)
+		munmap(page, PAGE_BYTES);
+	close(fd);
+	return rc;
+}
+
 void probe_report(char *out, size_t len)
 {
+	uint64_t uffd_features = 0;
+	int uffd = probe_uffd(&uffd_features);
 	uint64_t zero_pfn = 0, pfn = 0, entry = 0, flags = 0, count = 0;
 	int pagemap = 0, softdirty = 0, kpf = 0, kpc = 0, anonexcl = 0;
 	volatile uint64_t *page = mmap(NULL, PAGE_BYTES, PROT_READ | PROT_WRITE,
@@ -129,9 +170,10 @@ void probe_report(char *out, size_t len)
 	char thp[32];
 	sysfs_choice("/sys/kernel/mm/transparent_hugepage/enabled", thp, sizeof thp);
 	snprintf(out, len, "uring=%d pagemap=%d pfns=%d zeropage=%d zeropfn=%llu thp=%s softdirty=%d kpageflags=%d kpagecount=%d anonexcl=%d"
-		 " ksmrun=%ld ksmzero=%ld ksmnodes=%ld ksmmaxshare=%ld ksmsmart=%ld zswap=%ld",
+		 " ksmrun=%ld ksmzero=%ld ksmnodes=%ld ksmmaxshare=%ld ksmsmart=%ld zswap=%ld uffd=%d uffdfeatures=%llu",
 		 probe_uring(), pagemap, pfn != 0, zeropage, (unsigned long long)zero_pfn, thp, softdirty, kpf, kpc, anonexcl,
 		 sysfs_num("/sys/kernel/mm/ksm/run"), sysfs_num("/sys/kernel/mm/ksm/use_zero_pages"),
 		 sysfs_num("/sys/kernel/mm/ksm/merge_across_nodes"), sysfs_num("/sys/kernel/mm/ksm/max_page_sharing"),
-		 sysfs_num("/sys/kernel/mm/ksm/smart_scan"), sysfs_num("/sys/module/zswap/parameters/enabled"));
+		 sysfs_num("/sys/kernel/mm/ksm/smart_scan"), sysfs_num("/sys/module/zswap/parameters/enabled"),
+		 uffd, (unsigned long long)uffd_features);
 }

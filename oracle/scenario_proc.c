@@ -327,6 +327,15 @@ void proc_main(int sock)
 		case OP_CLEAR_REFS:
 			do_clear_refs(&q, &r);
 			break;
+		case OP_UFFD_NEW: {
+			/* userfaultfd() binds to the caller's mm: made here, handed to the agent. */
+			int u = uffd_open();
+			if (u < 0)
+				fail(&r, -u);
+			else
+				send_fd = u;
+			break;
+		}
 		default:
 			fail(&r, ENOSYS);
 		}

@@ -134,9 +134,10 @@ static int ans_errno(void)
 /* ---- what this machine offers (probe.c, as src/oracle/facilities.ts reads it) ------------ */
 
 static struct {
-	int root, uring, uring_err, pfns, zero_page, kpageflags, soft_dirty, ksm;
+	int root, uring, uring_err, pfns, zero_page, kpageflags, soft_dirty, ksm, uffd;
 	uint64_t zero_pfn;
 	char uring_why[200];
+	char uffd_why[300];
 	char swap_why[1200];
 	int swap_on;
 	char kernel[200];
@@ -183,6 +184,11 @@ static void probe_machine(void)
 	fac.kpageflags = probe_num(rep, "kpageflags") == 1 && probe_num(rep, "anonexcl") == 1;
 	fac.soft_dirty = probe_num(rep, "softdirty") == 1;
 	fac.ksm = !(probe_has(rep, "ksmrun") && probe_num(rep, "ksmrun") < 0);
+	long uffd = probe_has(rep, "uffd") ? probe_num(rep, "uffd") : -1;
+	fac.uffd = uffd == 0;
+	if (!fac.uffd)
+		snprintf(fac.uffd_why, sizeof fac.uffd_why, "userfaultfd write-protect is unavailable here (%s)",
+			 probe_has(rep, "uffd") ? errno_name((int)-uffd) : "the helper did not probe userfaultfd");
 	/* As `cowlab oracle --zero-page yes|no`: take this as the probe's answer (shows what the
 	 * other kind of machine compares; expect disagreements). */
 	const char *zp = getenv("COWLAB_ZERO_PAGE");
@@ -197,7 +203,7 @@ static void probe_machine(void)
 /* ---- /proc readers (src/oracle/procfs.ts) ------------------------------------------------- */
 
 struct pme {
-	int present, once, swapped;
+	int present, once, swapped, uffd_wp;
 	uint64_t pfn;
 };
 
@@ -217,6 +223,7 @@ static void pagemap_read(pid_t pid, uint64_t vpn, uint64_t n, struct pme *out)
 			o->pfn = o->present ? e & ((1ULL << 55) - 1) : 0;
 			o->once = (int)(e >> 56 & 1);
 			o->swapped = (int)(e >> 62 & 1);
+			o->uffd_wp = (int)(e >> 57 & 1); /* PM_UFFD_WP */
 		}
 		i += k;
 	}
@@ -354,6 +361,8 @@ struct kproc {
 	int nranges;
 	uint64_t next_vpn;
 	long helper_pt;
+	int uffd_fork_event; /* `uffd fork-event on` was asked (chosen at the context's first registration) */
+	int uffd_ctx;        /* its userfaultfd context exists (registered, or handed over by the fork event) */
 };
 
 struct khandle {
@@ -717,6 +726,8 @@ static void __attribute__((unused)) rp_fork(int name, int child, const char *wha
 	c->name = child;
 	c->alive = 1;
 	c->members = 1ULL << child;
+	/* With the fork event the child's context came to the monitor (the agent) with the fork. */
+	c->uffd_fork_event = c->uffd_ctx = p->uffd_ctx && p->uffd_fork_event;
 	name_proc[child] = nkprocs;
 	observe("fork", what, "ok", 0);
 }
@@ -909,6 +920,48 @@ static void __attribute__((unused)) rp_expect_frame(int a, int ar, uint64_t ai, 
 	observe("frame", what, x >= 0 && x == y ? "same-frame" : "other-frame", 0);
 }
 
+/* `P uffd register|protect|unprotect SEL` (action 0, 1, 2) and `P uffd fork-event on|off` (3):
+ * the agent does the ioctls on P's userfaultfd; its monitor thread answers the faults. */
+static void __attribute__((unused)) rp_uffd(int name, int region, uint64_t lo, uint64_t hi, int action, int on, const char *what)
+{
+	if (!fac.uffd) {
+		set_skip("%s", fac.uffd_why);
+		lose(A_ALL, "not compared after line %d: %s", cur_line, fac.uffd_why);
+		return;
+	}
+	struct kproc *p = live(name);
+	if (!p)
+		return;
+	if (action == 3) {
+		if (p->uffd_ctx && p->uffd_fork_event != on) {
+			set_skip("UFFD_FEATURE_EVENT_FORK is chosen once, at UFFDIO_API (line %d changes it after %s's first registration)", cur_line, NAMES[name]);
+			lose(A_ALL, "not compared after line %d: %s", cur_line, step_skip);
+			return;
+		}
+		p->uffd_fork_event = on;
+		snprintf(note, sizeof note, "the fork event is %s at UFFDIO_API", on ? "asked" : "not asked");
+		return;
+	}
+	if (action == 0)
+		cmd_uffd_register(sp(p), addr_of(p, region, lo), hi - lo + 1, p->uffd_fork_event);
+	else
+		cmd_uffd_wp(sp(p), addr_of(p, region, lo), hi - lo + 1, action == 1);
+	reap();
+	check_answer("uffd");
+	if (action == 0 && ans_is("ok"))
+		p->uffd_ctx = 1;
+	snprintf(note, sizeof note, "%s", ans_is("ok") ? "done" : "failed");
+	observe("uffd", what, ans_is("ok") ? "ok" : errno_name(ans_errno()), 0);
+}
+
+/* `expect P PAGE uffd-wp|not-uffd-wp`: pagemap's PM_UFFD_WP (bit 57, shown without privilege). */
+static void __attribute__((unused)) rp_expect_uffd_wp(int name, int region, uint64_t i, const char *what)
+{
+	struct kproc *p = live(name);
+	int wp = p && pagemap_one(p->pid, region_of(p, region)->vpn + i).uffd_wp;
+	observe("uffd-wp", what, wp ? "uffd-wp" : "not-uffd-wp", 0);
+}
+
 static void __attribute__((unused)) rp_expect_mapped(int a, int ar, uint64_t ai, const char *what)
 {
 	/* Bit 56 is shown without privilege too; the zero page is never "mapped once". */
@@ -999,6 +1052,16 @@ static void __attribute__((unused)) rp_expect_stat(const char *stat, int proc)
 		if (name_proc[proc]) {
 			struct sproc *s = proc_by_id(kprocs[name_proc[proc] - 1].id);
 			m = s ? (unsigned long long)s->minflt : 0;
+		}
+		snprintf(v, sizeof v, "%llu", m);
+		observe("stat", stat, v, 0);
+		return;
+	}
+	if (!strncmp(stat, "uffd_faults.", 12) && proc >= 0) {
+		unsigned long long m = 0;
+		if (name_proc[proc]) {
+			cmd_uffd_faults(kprocs[name_proc[proc] - 1].id);
+			m = ans_is("ok") && ntok > 1 ? strtoull(tok[1], NULL, 10) : 0;
 		}
 		snprintf(v, sizeof v, "%llu", m);
 		observe("stat", stat, v, 0);

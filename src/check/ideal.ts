@@ -10,6 +10,8 @@ const P_DONTFORK = 4;
 const P_WIPEONFORK = 8;
 /** MADV_MERGEABLE: no different to a program, but it splits the kernel's VMA (mremap needs one VMA). */
 const P_MERGEABLE = 16;
+/** The userfaultfd monitor write-protected this page: a write must reach the monitor first. */
+const P_UFFD_WP = 32;
 
 class Segment {
   constructor(
@@ -65,6 +67,8 @@ export class IdealMemory {
   private watchers = new Map<number, Set<number>[]>();
   /** Per cell: values a short-term device write may have put there besides the cell's own. */
   private maybe = new Map<number, Set<number>>();
+  /** Processes whose userfaultfd context asked for the fork event (a child inherits the protection). */
+  private uffdForkEvent = new Set<string>();
 
   /** A deep copy (the explorer branches states). */
   clone(): IdealMemory {
@@ -75,6 +79,7 @@ export class IdealMemory {
     c.handles = new Map();
     c.watchers = new Map();
     c.maybe = new Map();
+    c.uffdForkEvent = new Set(this.uffdForkEvent);
     for (const [name, p] of this.procs) {
       c.procs.set(name, {
         name, alive: p.alive,
@@ -192,6 +197,7 @@ export class IdealMemory {
     this.forRange(proc, lo, hi, (seg, i) => {
       if (seg.shared) this.sharedUsers.get(seg.cells[i]!)?.delete(proc);
       seg.cells[i] = -1;
+      seg.flags[i] = seg.flags[i]! & ~P_UFFD_WP;
     });
   }
 
@@ -225,7 +231,10 @@ export class IdealMemory {
       else if (advice === 'wipeonfork') seg.flags[i] = f | P_WIPEONFORK;
       else if (advice === 'keeponfork') seg.flags[i] = f & ~P_WIPEONFORK;
       else if (advice === 'mergeable' && !seg.shared) seg.flags[i] = f | P_MERGEABLE;
-      else if (advice === 'dontneed' && !seg.shared) seg.cells[i] = this.newCell(0); // the old page lives on only in handles
+      else if (advice === 'dontneed' && !seg.shared) {
+        seg.cells[i] = this.newCell(0); // the old page lives on only in handles
+        seg.flags[i] = f & ~P_UFFD_WP; // the discarded data was what the monitor protected
+      }
       // dontneed on a shared mapping drops only this process's mapping: the data stays.
     });
     return true;
@@ -295,9 +304,42 @@ export class IdealMemory {
           }
         }
       }
-      c.segs.push(new Segment(seg.start, seg.n, seg.shared, cells, seg.flags.slice()));
+      const flags = seg.flags.slice();
+      // The fork event (UFFD_FEATURE_EVENT_FORK) hands the child to the monitor, protection included.
+      const inherit = this.uffdForkEvent.has(parent);
+      for (let i = 0; i < seg.n; i++) if (!inherit || (!seg.shared && seg.flags[i]! & P_WIPEONFORK)) flags[i] = flags[i]! & ~P_UFFD_WP;
+      c.segs.push(new Segment(seg.start, seg.n, seg.shared, cells, flags));
     }
     this.procs.set(child, c);
+    if (this.uffdForkEvent.has(parent)) this.uffdForkEvent.add(child);
+  }
+
+  // ---- userfaultfd write-protection (what the monitor asked for) ----
+
+  /** UFFDIO_WRITEPROTECT: the monitor protected these pages (those that had data to protect). */
+  uffdProtect(proc: string, vpns: readonly number[]): void {
+    for (const v of vpns) {
+      const at = this.find(proc, v);
+      if (at && at.seg.cells[at.i]! >= 0) at.seg.flags[at.i] = at.seg.flags[at.i]! | P_UFFD_WP;
+    }
+  }
+
+  /** The monitor un-protected [lo, hi) (UFFDIO_WRITEPROTECT without MODE_WP, or its answer to a fault). */
+  uffdUnprotect(proc: string, lo: number, hi: number): void {
+    this.forRange(proc, lo, hi, (seg, i) => {
+      seg.flags[i] = seg.flags[i]! & ~P_UFFD_WP;
+    });
+  }
+
+  uffdSetForkEvent(proc: string, on: boolean): void {
+    if (on) this.uffdForkEvent.add(proc);
+    else this.uffdForkEvent.delete(proc);
+  }
+
+  /** Is this page write-protected by the monitor (a write must reach it first)? */
+  uffdProtected(proc: string, vpn: number): boolean {
+    const at = this.find(proc, vpn);
+    return at !== null && at.seg.cells[at.i]! >= 0 && (at.seg.flags[at.i]! & P_UFFD_WP) !== 0;
   }
 
   exit(proc: string): void {

@@ -4,7 +4,7 @@ import type { EventRecord } from '../engine/result.js';
 import { keyNoteOf } from '../ops/index.js';
 
 /** Events worth a line under a step by default (the rest show with --trace). */
-export const KEY_EVENTS = new Set(['anon-fault', 'zero-fault', 'shared-fault', 'wp-reuse', 'wp-copy', 'wp-shared', 'early-cow', 'segv', 'oom', 'bug', 'gup', 'zap']);
+export const KEY_EVENTS = new Set(['anon-fault', 'zero-fault', 'shared-fault', 'wp-reuse', 'wp-copy', 'wp-shared', 'early-cow', 'segv', 'oom', 'bug', 'gup', 'zap', 'uffd-fault']);
 
 /** Whether an event gets a line under its step by default: a key event, or a note an operation declares key (src/ops, `keyNote`). */
 export function isKeyEvent(e: EventRecord): boolean {
@@ -38,6 +38,8 @@ export function describeEvent(e: EventRecord): string {
       return `fork: ${e.why}`;
     case 'bug':
       return `KERNEL BUG: ${e.why}`;
+    case 'uffd-fault':
+      return `${who} write fault, do_wp_page -> handle_userfault: the page is write-protected by userfaultfd; the monitor un-protects it and the write is retried`;
     default:
       return `${who ? who + ' ' : ''}${e.why}`;
   }

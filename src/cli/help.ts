@@ -139,6 +139,8 @@ options:
                       all: ${ALL_OPS_TEXT}
                       interleavings (v1.1): thread, fork&, pin-fast&, write& start split
                       kernel paths; step advances one (enabled while one is pending)
+                      uffd: the userfaultfd write-protect set (the monitor's requests, and
+                      what may move a protected page: fork, pins, swap, a device)
   --kinds LIST        only these violation kinds count (default: all)
   --from FILE         start from the end state of this scenario (at most 4096 pages
                       mapped in its processes: every state holds every page)

@@ -52,6 +52,17 @@ export function cpuStore(k: Kernel, slot: number, vpn: number, value: number): v
   k.frames.value[slotPfn(k, slot, vpn)] = value;
 }
 
+/**
+ * The arch fault handler's handle_mm_fault(): when the fault went to userfaultfd's monitor
+ * (VM_FAULT_RETRY, not accounted), it calls handle_mm_fault() again at once (FAULT_FLAG_TRIED),
+ * and that retry is accounted as a fault even when the PTE now allows the access.
+ */
+function cpuFault(k: Kernel, mm: Mm, vpn: number, flags: number, split: FaultTask | null = null): number {
+  const before = mm.uffdFaults;
+  const err = handleMmFault(k, mm, vpn, flags, split);
+  return err === OK && mm.uffdFaults !== before ? handleMmFault(k, mm, vpn, flags, split) : err;
+}
+
 /** A CPU load or store: fault until the MMU allows it, then touch the frame. */
 export function cpuAccess(k: Kernel, mm: Mm, vpn: number, write: boolean, value: number): AccessResult {
   let faults = 0;
@@ -67,7 +78,7 @@ export function cpuAccess(k: Kernel, mm: Mm, vpn: number, write: boolean, value:
       return { err: OK, value: k.frames.value[pfn]!, pfn, faults };
     }
     faults++;
-    const err = handleMmFault(k, mm, vpn, write ? FAULT_FLAG_WRITE : 0);
+    const err = cpuFault(k, mm, vpn, write ? FAULT_FLAG_WRITE : 0);
     if (err !== OK) return { err, value: -1, pfn: -1, faults };
   }
   k.emit('bug', mm.id, vpn, -1, -1, 'the fault handler returned success but the access still faults');
@@ -119,7 +130,7 @@ export function stepWrite(k: Kernel, t: FaultTask): TaskState {
       }
       // A fault: mmap_lock for read (a fork holding it for write blocks us).
       if (mm.mmapWriter >= 0) return 'blocked';
-      const err = handleMmFault(k, mm, t.vpn, FAULT_FLAG_WRITE, t);
+      const err = cpuFault(k, mm, t.vpn, FAULT_FLAG_WRITE, t);
       if (err === FAULT_COPY_MADE) {
         // wp_page_copy()'s copy is made; mmap_lock stays held until it is installed.
         mm.mmapReaders++;

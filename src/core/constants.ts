@@ -31,6 +31,11 @@ export const PTE_DEVICE_EXCLUSIVE = 1 << 9;
 export const PTE_DEVEXCL_WRITE = 1 << 10;
 /** PROT_NONE: the PTE stays (pte_present for the kernel) but gives user space no access. */
 export const PTE_PROTNONE = 1 << 11;
+/**
+ * A PTE marker (5.19+, make_pte_marker): not present, no page, entry 0. The model's only kind is
+ * PTE_MARKER_UFFD_WP (bits PTE_MARKER | PTE_UFFD_WP): a protected none PTE of a shmem mapping.
+ */
+export const PTE_MARKER = 1 << 12;
 
 /** Frame (struct page / folio) flags. */
 export const PG_ANON = 1 << 0;
@@ -62,6 +67,8 @@ export const VM_SHARED = 1 << 3;
 export const VM_MAYREAD = 1 << 4;
 export const VM_MAYWRITE = 1 << 5;
 export const VM_MAYSHARE = 1 << 7;
+/** VM_UFFD_WP (0x1000): registered with userfaultfd in write-protect mode (UFFDIO_REGISTER_MODE_WP). */
+export const VM_UFFD_WP = 1 << 12;
 export const VM_DONTCOPY = 1 << 17;
 export const VM_WIPEONFORK = 1 << 25;
 export const VM_SOFTDIRTY = 1 << 27;
@@ -83,6 +90,10 @@ export const EINVAL = 3;
 export const EFAULT = 4;
 export const EBUSY = 5;
 export const NA = 6; // the profile has no such behaviour (the run becomes n/a)
+/** VM_FAULT_RETRY after handle_userfault(): the monitor resolved it; the access is retried (not accounted). */
+export const RETRY = 7;
+/** -ENOENT (UFFDIO_WRITEPROTECT on a range not registered in write-protect mode). */
+export const ENOENT = 8;
 
 /** Where the model places mappings: bottom-up from 1 TiB (as a page number). */
 export const MMAP_BASE_VPN = 1 << 28;

@@ -30,6 +30,8 @@ export type KEventType =
   | 'mprotect'
   /** GUP took references or pins. */
   | 'gup'
+  /** handle_userfault(VM_UFFD_WP): a write met a write-protected page; the monitor un-protected it. */
+  | 'uffd-fault'
   /** A kernel assertion (BUG_ON/VM_BUG_ON/WARN) the model checks. */
   | 'bug'
   /** Anything else worth a line (madvise, populate summary ...). */

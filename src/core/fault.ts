@@ -4,7 +4,9 @@
 import {
   NA, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_KSM, PG_LARGE, PG_SHMEM, PG_SWAPCACHE, PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY,
   PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, SIGSEGV, PTE_SWAP, PTE_DEVICE_EXCLUSIVE, VM_HUGEPAGE, VM_MAYSHARE, VM_READ, VM_SHARED, VM_WRITE,
+  PTE_MARKER, RETRY,
 } from './constants.js';
+import { handleUserfault, userfaultfdPteWp } from './userfaultfd.js';
 import type { Kernel } from './kernel.js';
 import { doSwapPage, shmemSwapIn } from './swap.js';
 import { tryToFreeSwap } from './swapcache.js';
@@ -18,6 +20,12 @@ import { breakCowPte } from './cowpt.js';
 export const FAULT_FLAG_WRITE = 1;
 /** GUP asks for an exclusive page without writing (R/O pins, 5.19+). */
 export const FAULT_FLAG_UNSHARE = 2;
+/**
+ * Seed 001's FAULT_FLAG_BREAK_COW (v5.9-rc4+pin-cow): a FOLL_PIN breaks COW like a write, but
+ * is no real write: userfaultfd_pte_wp() ignores it, and wp_page_copy() carries the uffd-wp bit.
+ */
+export const FAULT_FLAG_BREAK_COW = 4;
+const COW_FLAGS = FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE | FAULT_FLAG_BREAK_COW;
 
 /**
  * wp_page_copy() split around its copy (the copy is made outside the page-table lock): the PTE
@@ -54,6 +62,8 @@ export function handleMmFault(k: Kernel, mm: Mm, vpn: number, flags: number, spl
   let err = VM_FAULT_FALLBACK;
   if (mm.hugePmds > 0 || vma.flags & VM_HUGEPAGE || k.config.thp === 'always') err = handleHugeFault(k, mm, vma, vpn, flags);
   if (err === VM_FAULT_FALLBACK) err = handlePteFault(k, mm, vma, vpn, pteSlotAlloc(k, mm, vpn), flags, split);
+  // VM_FAULT_RETRY (handed to userfaultfd and resolved): not accounted; the access retries.
+  if (err === RETRY) return OK;
   // mm_account_fault(): only faults that did not fail count (min_flt).
   if (err === OK) {
     mm.minflt++;
@@ -71,10 +81,11 @@ function handleHugeFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, flags: number
   const s = pmdLeafSlot(k, mm, vpn);
   if (s < 0) {
     if (flags & FAULT_FLAG_UNSHARE || pteSlot(k, mm, vpn) >= 0 || !thpVmaAllowable(k, vma, vpn)) return VM_FAULT_FALLBACK;
-    return doHugePmdAnonymousPage(k, mm, vma, vpn, (flags & FAULT_FLAG_WRITE) !== 0);
+    return doHugePmdAnonymousPage(k, mm, vma, vpn, (flags & (FAULT_FLAG_WRITE | FAULT_FLAG_BREAK_COW)) !== 0);
   }
   const bits = k.tables.bits[s]!;
-  if (flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE) && !(bits & PTE_WRITE)) {
+  // Seed 001's FAULT_FLAG_BREAK_COW reaches do_huge_pmd_wp_page() as a write fault does (wp_huge_pmd()).
+  if (flags & COW_FLAGS && !(bits & PTE_WRITE)) {
     return doHugePmdWpPage(k, mm, vma, vpn, s, (flags & FAULT_FLAG_UNSHARE) !== 0);
   }
   // huge_pmd_set_accessed()
@@ -92,6 +103,7 @@ export function handlePteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: n
   }
   if (!(bits & PTE_PRESENT)) {
     let err: number;
+    if (bits & PTE_MARKER) return doPteMarker(k, mm, vma, vpn, slot, flags, split);
     if (bits & PTE_SWAP) err = doSwapPage(k, mm, vma, vpn, slot, (flags & FAULT_FLAG_WRITE) !== 0);
     else if (bits & PTE_DEVICE_EXCLUSIVE) err = removeDeviceExclusiveEntry(k, mm, vma, vpn, slot);
     else return NA;
@@ -99,13 +111,27 @@ export function handlePteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: n
     // The PTE is present now: go on as for a present one (a write may still need do_wp_page).
     return handlePteFault(k, mm, vma, vpn, slot, flags, split);
   }
-  if (flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE)) {
-    if (!(bits & PTE_WRITE)) return doWpPage(k, mm, vma, vpn, slot, (flags & FAULT_FLAG_UNSHARE) !== 0, split);
+  if (flags & COW_FLAGS) {
+    if (!(bits & PTE_WRITE)) return doWpPage(k, mm, vma, vpn, slot, (flags & FAULT_FLAG_UNSHARE) !== 0, split, (flags & FAULT_FLAG_BREAK_COW) !== 0);
     if (flags & FAULT_FLAG_WRITE) k.tables.bits[slot] = bits | PTE_DIRTY | PTE_YOUNG;
     return OK;
   }
   k.tables.bits[slot] = bits | PTE_YOUNG;
   return OK;
+}
+
+/**
+ * do_pte_marker() -> pte_marker_handle_uffd_wp(): a uffd-wp marker of a shmem page: the page is
+ * mapped again with the uffd-wp bit (write-protected, do_set_pte), then the fault goes on as for
+ * a present PTE (a write reaches the monitor). In an anonymous mapping the marker is dropped.
+ */
+function doPteMarker(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: number, flags: number, split: WpCopy | null): number {
+  setPte(k, slot, 0, 0);
+  if (vma.shm === null) return handlePteFault(k, mm, vma, vpn, slot, flags, split);
+  const err = doSharedFault(k, mm, vma, vpn, slot, flags & ~FAULT_FLAG_WRITE);
+  if (err !== OK) return err;
+  k.tables.bits[slot] = (k.tables.bits[slot]! & ~PTE_WRITE) | PTE_UFFD_WP;
+  return handlePteFault(k, mm, vma, vpn, slot, flags, split);
 }
 
 /** do_anonymous_page(): first touch of private anonymous memory. */
@@ -293,11 +319,15 @@ function refcountWithoutSwapcache(k: Kernel, pfn: number): number {
   return f.refcount[pfn]!;
 }
 
-/** do_wp_page(): a write (or unshare) fault on a present, write-protected PTE. */
-export function doWpPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: number, unshare: boolean, split: WpCopy | null = null): number {
+/** do_wp_page(): a write (or unshare, or seed 001's break-COW) fault on a present, write-protected PTE. */
+export function doWpPage(
+  k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: number, unshare: boolean, split: WpCopy | null = null, breakCow = false,
+): number {
   const t = k.tables;
   const bits = t.bits[slot]!;
   const pfn = t.entry[slot]!;
+  // userfaultfd_pte_wp(): a real write to a write-protected page goes to the monitor first.
+  if (!unshare && !breakCow && userfaultfdPteWp(vma, bits)) return handleUserfault(k, mm, vpn);
   if (vma.flags & (VM_SHARED | VM_MAYSHARE)) {
     // wp_page_shared(): a shared mapping is never copied.
     t.bits[slot] = bits | PTE_DIRTY | PTE_YOUNG | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
@@ -322,7 +352,7 @@ export function doWpPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: number,
     k.emit('wp-reuse', mm.id, vpn, pfn, -1, reuseReason(k, pfn, wasExclusive));
     return OK;
   }
-  return wpPageCopy(k, mm, vma, vpn, slot, unshare, split);
+  return wpPageCopy(k, mm, vma, vpn, slot, unshare, split, breakCow);
 }
 
 function reuseReason(k: Kernel, pfn: number, wasExclusive: boolean): string {
@@ -344,7 +374,9 @@ export function wpPageReuse(k: Kernel, vma: Vma, slot: number): void {
  * allocate and copy (outside the page-table lock), then install it if the PTE is unchanged.
  * With `split`, only the first part: FAULT_COPY_MADE, and wpPageCopyFinish() does the rest.
  */
-export function wpPageCopy(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: number, unshare: boolean, split: WpCopy | null = null): number {
+export function wpPageCopy(
+  k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: number, unshare: boolean, split: WpCopy | null = null, breakCow = false,
+): number {
   const t = k.tables;
   const bits = t.bits[slot]!;
   const old = t.entry[slot]!;
@@ -361,7 +393,7 @@ export function wpPageCopy(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: numbe
     split.newPfn = pfn;
     return FAULT_COPY_MADE;
   }
-  wpPageCopyInstall(k, mm, vma, vpn, slot, bits, old, pfn, unshare, unshare ? `unshare: ${why}` : why);
+  wpPageCopyInstall(k, mm, vma, vpn, slot, bits, old, pfn, unshare, unshare ? `unshare: ${why}` : breakCow ? `GUP break-COW: ${why}` : why);
   return OK;
 }
 
@@ -397,9 +429,11 @@ function wpPageCopyInstall(
   anonVmaPrepare(mm, vma);
   f.mapcount[n] = 1;
   const keep = bits & (PTE_SOFT_DIRTY | PTE_UFFD_WP);
-  const nbits = unshare
+  let nbits = unshare
     ? PTE_PRESENT | PTE_YOUNG | PTE_DIRTY | keep
     : PTE_PRESENT | PTE_YOUNG | PTE_DIRTY | PTE_SOFT_DIRTY | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
+  // Seed 001's wp_page_copy(): the copy keeps the uffd-wp bit, write-protected (pte_mkuffd_wp(pte_wrprotect())).
+  if (k.profile.gupCowBreak === 'pin' && bits & PTE_UFFD_WP) nbits = (nbits & ~PTE_WRITE) | PTE_UFFD_WP;
   setPte(k, slot, n, nbits);
   if (fromZero) {
     mm.rssAnon++;

@@ -12,6 +12,7 @@
 import {
   isCowMapping, LEVEL_SPAN, NA, OK, OOM, PG_ANON, PG_LARGE, PG_SHMEM_SHIFT, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SWAP, TABLE_SHIFT, VM_DONTCOPY, VM_SHARED,
   VM_WIPEONFORK,
+  PTE_MARKER, VM_UFFD_WP,
 } from './constants.js';
 import type { Kernel, TaskState } from './kernel.js';
 import { newAnonId, type Mm, type Vma } from './mm.js';
@@ -22,6 +23,7 @@ import { copySwapPte } from './swapcache.js';
 import { mmuNotify, restoreExclusivePte } from './exclusive.js';
 import { shareTables } from './cowpt.js';
 import { addRss, allocCopy, copyPresentPte, forkMayCopy, forkMustCopy, installCopiedPage } from './page.js';
+import { dupUserfaultfd, forkKeepsUffdWp } from './userfaultfd.js';
 
 export { newPageBits, pageMaybeDmaPinned, pageNeedsCowForDma } from './page.js';
 
@@ -75,6 +77,7 @@ export function forkBegin(k: Kernel, t: ForkTask, cowpt: boolean, stepped = fals
     const vma = parent.vmas[i]!;
     if (vma.flags & VM_DONTCOPY) continue; // MADV_DONTFORK: the child has no mapping here
     const tmp = vma.clone(vma.shm);
+    dupUserfaultfd(parent, child, tmp);
     if (vma.shm) vma.shm.users++;
     if (tmp.anonVma) tmp.anonId = newAnonId(); // anon_vma_fork(): the child's mapping gets its own anon_vma
     child.vmas.push(tmp);
@@ -83,13 +86,15 @@ export function forkBegin(k: Kernel, t: ForkTask, cowpt: boolean, stepped = fals
       tmp.anonId = 0;
       continue;
     }
-    // vma_needs_copy(): only mappings with an anon_vma have PTEs worth copying.
-    if (!vma.anonVma) continue;
+    // vma_needs_copy(): only mappings with an anon_vma have PTEs worth copying; from 5.19 also a
+    // child mapping registered for uffd-wp (c56d1b62cce8: its PTEs hold the protection).
+    if (!vma.anonVma && !(k.profile.uffdWpShmem && tmp.flags & VM_UFFD_WP)) continue;
     // copy_page_range(): for COW mappings the MMU notifier tells devices first (PROTECTION_PAGE).
     if (isCowMapping(vma.flags)) mmuNotify(k, parent.id, vma.start, vma.end, 'fork');
     // COW page tables: share the PTE tables; what is not shared (ODF: read-only mappings, and
     // tables a mapping covers in part from d8ccd3c) is copied as usual.
-    if (parent.cowPgtable && isCowMapping(vma.flags) && shareTables(k, parent, child, vma)) continue;
+    // (A uffd-wp mapping is copied as usual: its bits are decided per PTE.)
+    if (parent.cowPgtable && isCowMapping(vma.flags) && !(vma.flags & VM_UFFD_WP) && shareTables(k, parent, child, vma)) continue;
     t.pairs.push([i, child.vmas.length - 1]);
     // A table this child already shares (a second VMA in a COW-shared table) is not copied again.
     for (let a = vma.start; a < vma.end; a = a - (a % 512) + 512) {
@@ -134,9 +139,11 @@ export const PTE_NA = 4;
  * (PTE_EARLY_COW: forkAllocCopy, forkInstallCopy); other entries go to copyNonPresentPte.
  * `mayCopy`: forkMayCopy(k, src), the same for the whole fork.
  */
-export function forkCheckPte(k: Kernel, src: Mm, srcVma: Vma, bits: number, srcSlot: number, dstSlot: number, vpn: number, mayCopy: boolean): number {
+export function forkCheckPte(
+  k: Kernel, src: Mm, srcVma: Vma, bits: number, srcSlot: number, dstSlot: number, vpn: number, mayCopy: boolean, keepUffdWp = false,
+): number {
   if (bits & PTE_PRESENT) return mayCopy && forkMustCopy(k, bits, k.tables.entry[srcSlot]!) ? PTE_EARLY_COW : PTE_SHARE;
-  return copyNonPresentPte(k, src, srcVma, srcSlot, dstSlot, vpn);
+  return copyNonPresentPte(k, src, srcVma, srcSlot, dstSlot, vpn, keepUffdWp);
 }
 
 /**
@@ -144,15 +151,24 @@ export function forkCheckPte(k: Kernel, src: Mm, srcVma: Vma, bits: number, srcS
  * the parent first (try_restore_exclusive_pte; the page lock is always free in the model) and
  * looked at again (PTE_AGAIN).
  */
-function copyNonPresentPte(k: Kernel, src: Mm, srcVma: Vma, srcSlot: number, dstSlot: number, vpn: number): number {
+function copyNonPresentPte(k: Kernel, src: Mm, srcVma: Vma, srcSlot: number, dstSlot: number, vpn: number, keepUffdWp: boolean): number {
   const tb = k.tables;
   const bits = tb.bits[srcSlot]!;
   const pfn = tb.entry[srcSlot]!;
   if (bits & PTE_SWAP) {
     // A swap entry: one more user of the slot.
     tb.entry[dstSlot] = pfn;
-    tb.bits[dstSlot] = copySwapPte(k, srcSlot);
+    tb.bits[dstSlot] = copySwapPte(k, srcSlot, keepUffdWp);
     tb.filled[dstSlot >>> TABLE_SHIFT]!++;
+    return PTE_COPIED;
+  }
+  if (bits & PTE_MARKER) {
+    // copy_pte_marker(): a uffd-wp marker only into a child mapping that is registered.
+    if (keepUffdWp) {
+      tb.entry[dstSlot] = 0;
+      tb.bits[dstSlot] = bits;
+      tb.filled[dstSlot >>> TABLE_SHIFT]!++;
+    }
     return PTE_COPIED;
   }
   if (!(bits & PTE_DEVICE_EXCLUSIVE)) return PTE_NA;
@@ -192,7 +208,7 @@ export function forkInstallCopy(k: Kernel, t: ForkTask, src: Mm, dst: Mm, dstVma
     k.emit('note', src.id, vpn, pfn, -1, 'early COW: the PTE changed under us while the lock was dropped; the copy is dropped and the PTE looked at again');
     return false;
   }
-  installCopiedPage(k, dstVma, dstSlot, t.newPfn);
+  installCopiedPage(k, dstVma, dstSlot, t.newPfn, t.seenBits);
   dst.rssAnon++;
   k.emit('early-cow', src.id, vpn, pfn, t.newPfn, k.frames.flags[pfn]! & PG_LARGE
     ? `maybe pinned (its large folio's pin count is ${k.frames.pincount[pfn >>> 9]}) in an mm that has pinned: the child gets a copy now`
@@ -274,13 +290,14 @@ function copyPteRange(
   let anon = 0;
   let shmem = 0;
   const mayCopy = forkMayCopy(k, src);
+  const keep = forkKeepsUffdWp(k, srcVma, dstVma);
   let err = OK;
   for (let i = first; i < last; i++) {
     const b = bits[sBase + i]!;
     if (b === 0) continue;
-    const r = forkCheckPte(k, src, srcVma, b, sBase + i, dBase + i, lo + (i - first), mayCopy);
+    const r = forkCheckPte(k, src, srcVma, b, sBase + i, dBase + i, lo + (i - first), mayCopy, keep);
     if (r === PTE_SHARE) {
-      const rss = copyPresentPte(tb, f, b, entry[sBase + i]!, sBase + i, dBase + i, cow, shared);
+      const rss = copyPresentPte(tb, f, b, entry[sBase + i]!, sBase + i, dBase + i, cow, shared, keep);
       filled++;
       anon += rss & PG_ANON;
       shmem += rss >>> PG_SHMEM_SHIFT;
@@ -306,12 +323,13 @@ function forkRareCase(
   cow: boolean, shared: boolean, mayCopy: boolean,
 ): number {
   const tb = k.tables;
-  while (r === PTE_AGAIN) r = forkCheckPte(k, src, srcVma, tb.bits[srcSlot]!, srcSlot, dstSlot, vpn, mayCopy);
+  const keep = forkKeepsUffdWp(k, srcVma, dstVma);
+  while (r === PTE_AGAIN) r = forkCheckPte(k, src, srcVma, tb.bits[srcSlot]!, srcSlot, dstSlot, vpn, mayCopy, keep);
   switch (r) {
     case PTE_COPIED:
       return OK;
     case PTE_SHARE:
-      addRss(dst, copyPresentPte(tb, k.frames, tb.bits[srcSlot]!, tb.entry[srcSlot]!, srcSlot, dstSlot, cow, shared));
+      addRss(dst, copyPresentPte(tb, k.frames, tb.bits[srcSlot]!, tb.entry[srcSlot]!, srcSlot, dstSlot, cow, shared, keep));
       tb.filled[dstSlot >>> TABLE_SHIFT]!++;
       return OK;
     case PTE_EARLY_COW: {
@@ -359,10 +377,11 @@ export function stepFork(k: Kernel, t: ForkTask, tid: number): TaskState {
       return 'running';
     }
     case 'check': {
-      const [pi] = t.pairs[t.pair]!;
+      const [pi, ci] = t.pairs[t.pair]!;
       const slot = pteSlot(k, parent, t.vpn);
       seePte(k, t, slot);
-      const r = forkCheckPte(k, parent, parent.vmas[pi]!, t.seenBits, slot, pteSlotAlloc(k, k.mms[t.child]!, t.vpn), t.vpn, forkMayCopy(k, parent));
+      const keep = forkKeepsUffdWp(k, parent.vmas[pi]!, k.mms[t.child]!.vmas[ci]!);
+      const r = forkCheckPte(k, parent, parent.vmas[pi]!, t.seenBits, slot, pteSlotAlloc(k, k.mms[t.child]!, t.vpn), t.vpn, forkMayCopy(k, parent), keep);
       switch (r) {
         case PTE_COPIED:
           return advanceFork(k, t);
@@ -384,7 +403,8 @@ export function stepFork(k: Kernel, t: ForkTask, tid: number): TaskState {
       const child = k.mms[t.child]!;
       const dslot = pteSlotAlloc(k, child, t.vpn);
       const slot = pteSlot(k, parent, t.vpn);
-      addRss(child, copyPresentPte(k.tables, k.frames, k.tables.bits[slot]!, k.tables.entry[slot]!, slot, dslot, isCowMapping(vma.flags), (vma.flags & VM_SHARED) !== 0));
+      const keep = forkKeepsUffdWp(k, vma, child.vmas[t.pairs[t.pair]![1]]!);
+      addRss(child, copyPresentPte(k.tables, k.frames, k.tables.bits[slot]!, k.tables.entry[slot]!, slot, dslot, isCowMapping(vma.flags), (vma.flags & VM_SHARED) !== 0, keep));
       k.tables.filled[dslot >>> TABLE_SHIFT]!++;
       return advanceFork(k, t);
     }

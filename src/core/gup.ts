@@ -5,7 +5,7 @@ import {
   EFAULT, isCowMapping, OK, PG_ANON, PG_LARGE, PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE, VM_READ,
   VM_WRITE,
 } from './constants.js';
-import { FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, handleMmFault } from './fault.js';
+import { FAULT_FLAG_BREAK_COW, FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, handleMmFault } from './fault.js';
 import type { Handle, Kernel, TaskState } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
 import { followSlot, slotPfn } from './huge.js';
@@ -100,6 +100,8 @@ export function gupSlowPage(k: Kernel, mm: Mm, vpn: number, h: Handle, i: number
   // check_vma_flags()
   if (vma === null || !(vma.flags & (req.write ? VM_WRITE : VM_READ))) return EFAULT;
   const forceWrite = breaksCow(k, vma, req);
+  // faultin_page(): FOLL_WRITE (and 5.8's forced break) fault as writes; seed 001's FOLL_PIN as FAULT_FLAG_BREAK_COW.
+  const cowFault = !req.write && k.profile.gupCowBreak === 'pin' ? FAULT_FLAG_BREAK_COW : FAULT_FLAG_WRITE;
   let broken = false;
   for (let tries = 0; tries <= MAX_RETRIES; tries++) {
     // follow_page_mask(): a huge PMD is followed as it is (follow_trans_huge_pmd), never split.
@@ -107,11 +109,13 @@ export function gupSlowPage(k: Kernel, mm: Mm, vpn: number, h: Handle, i: number
     const bits = slot < 0 ? 0 : k.tables.bits[slot]!;
     let fault = -1;
     if (!(bits & PTE_PRESENT)) {
+      // (Seed 001 read-faults a none PTE first and breaks COW on the zero page at the next turn;
+      // the model allocates the page at once, as a write fault does: same page, one fault less.)
       fault = forceWrite ? FAULT_FLAG_WRITE : 0;
     } else if (forceWrite && !(bits & PTE_WRITE) && !broken) {
       // can_follow_write_pte() fails: write-fault (COW break). A R/O VMA (forced break) keeps
       // the PTE read-only, so one break is enough (FOLL_COW).
-      fault = FAULT_FLAG_WRITE;
+      fault = cowFault;
     } else {
       const pfn = slotPfn(k, slot, vpn);
       const special = (bits & PTE_SPECIAL) !== 0;
@@ -123,11 +127,16 @@ export function gupSlowPage(k: Kernel, mm: Mm, vpn: number, h: Handle, i: number
       }
     }
     // faultin_page(); a forced COW break on a read-only VMA acts like FOLL_FORCE.
-    const err = fault === FAULT_FLAG_WRITE && !(vma.flags & VM_WRITE)
-      ? forcedWriteFault(k, mm, vma, vpn)
+    const err = (fault === FAULT_FLAG_WRITE || fault === FAULT_FLAG_BREAK_COW) && !(vma.flags & VM_WRITE)
+      ? forcedWriteFault(k, mm, vma, vpn, fault)
       : handleMmFault(k, mm, vpn, fault);
     if (err !== OK) return err;
-    if (fault === FAULT_FLAG_WRITE) broken = true;
+    // The break is done once the PTE is writable; in a VMA without VM_WRITE it never will be, so
+    // one break is enough (FOLL_COW). A userfault the monitor resolved leaves it read-only until 6.3.
+    if (fault === FAULT_FLAG_WRITE || fault === FAULT_FLAG_BREAK_COW) {
+      const s1 = followSlot(k, mm, vpn);
+      broken = !(vma.flags & VM_WRITE) || (s1 >= 0 && (k.tables.bits[s1]! & PTE_WRITE) !== 0);
+    }
     if (fault === FAULT_FLAG_UNSHARE) {
       // After the unshare fault the page is exclusive (or a private copy): follow it again.
       const s2 = followSlot(k, mm, vpn);
@@ -143,10 +152,10 @@ export function gupSlowPage(k: Kernel, mm: Mm, vpn: number, h: Handle, i: number
 }
 
 /** A write fault on a VMA without VM_WRITE (FOLL_FORCE-like): break COW, keep the PTE read-only. */
-function forcedWriteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number): number {
+function forcedWriteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, flag: number): number {
   const saved = vma.flags;
   vma.flags |= VM_WRITE;
-  const err = handleMmFault(k, mm, vpn, FAULT_FLAG_WRITE);
+  const err = handleMmFault(k, mm, vpn, flag);
   vma.flags = saved;
   const slot = followSlot(k, mm, vpn);
   if (slot >= 0) k.tables.bits[slot] = k.tables.bits[slot]! & ~PTE_WRITE;

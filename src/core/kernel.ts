@@ -73,6 +73,11 @@ export class Kernel {
   handles: Handle[] = [];
   swap = new SwapDevice();
   stats: KernelStats = { cowCopies: 0, reuses: 0, earlyCow: 0, ptCopies: 0, faults: 0 };
+  /**
+   * (mm, vpn) pairs of the write-protect userfaults the monitor resolved (un-protected), kept
+   * whether tracing or not: the runner drains them into the ideal semantics after each step.
+   */
+  uffdResolved: number[] = [];
   /** Records of what the kernel did, when tracing. */
   events: KEvent[] = [];
   tracing = true;
@@ -172,6 +177,7 @@ export class Kernel {
     k.stats = { ...this.stats };
     k.swap = this.swap.clone(dst?.swap);
     k.ksmSlots = this.ksmSlots;
+    k.uffdResolved = this.uffdResolved.slice();
     k.tracing = this.tracing;
     return k;
   }

@@ -3,6 +3,7 @@
 
 import {
   PG_ANON, PG_ANON_EXCLUSIVE, PG_INUSE, PG_KSM, PG_LARGE, PG_SWAPCACHE, PTE_DIRTY, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE,
+  PTE_UFFD_WP,
   VM_MERGEABLE,
 } from './constants.js';
 import { mmuNotify } from './exclusive.js';
@@ -36,7 +37,12 @@ function writeProtectPage(k: Kernel, mm: Mm, slot: number, vpn: number): boolean
   return true;
 }
 
-/** replace_page(): map the KSM page here instead, read-only; the old page loses this mapping. */
+/**
+ * replace_page(): map the KSM page here instead, read-only; the old page loses this mapping. The
+ * new PTE is made from vm_page_prot (mk_pte): the old PTE's uffd-wp bit is not carried, so a
+ * protected page merged here takes its next write without the monitor (every kernel with uffd-wp;
+ * seen on a 6.18 kernel: pagemap's PM_UFFD_WP drops at the merge and the write is not reported).
+ */
 function replacePage(k: Kernel, slot: number, kpfn: number): void {
   const f = k.frames;
   const t = k.tables;
@@ -44,7 +50,7 @@ function replacePage(k: Kernel, slot: number, kpfn: number): void {
   f.refcount[kpfn]!++;
   f.mapcount[kpfn]!++;
   t.entry[slot] = kpfn;
-  t.bits[slot] = t.bits[slot]! & ~(PTE_WRITE | PTE_DIRTY);
+  t.bits[slot] = t.bits[slot]! & ~(PTE_WRITE | PTE_DIRTY | PTE_UFFD_WP);
   f.mapcount[old]!--;
   k.putPage(old);
 }

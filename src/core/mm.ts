@@ -99,6 +99,12 @@ export class Mm {
   ksmSlot = 0;
   /** MMF_COW_PGTABLE: forked with COW page tables; every later fork of it shares PTE tables too. */
   cowPgtable = false;
+  /** A userfaultfd context is registered on this mm (UFFDIO_REGISTER succeeded at least once). */
+  uffdCtx = false;
+  /** The context asked for UFFD_FEATURE_EVENT_FORK: a child's mappings stay registered. */
+  uffdForkEvent = false;
+  /** Write-protect userfaults the monitor resolved for this mm (`uffd_faults.P`). */
+  uffdFaults = 0;
   /** Faults taken in this process's context (min_flt). */
   minflt = 0;
   /** Where the next mmap goes (bottom-up). */

@@ -3,6 +3,7 @@
 import {
   EINVAL, isCowMapping, LEVEL_SPAN, PTE_DEVEXCL_WRITE, PTE_PROTNONE, MMAP_LIMIT_VPN, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_WRITE, TABLE_MASK, TABLE_SHIFT, VM_DONTCOPY, VM_MAYREAD,
   VM_MAYSHARE, VM_MAYWRITE, VM_READ, VM_SHARED, VM_SOFTDIRTY, VM_WIPEONFORK, VM_WRITE, NA, VM_MERGEABLE, VM_HUGEPAGE, VM_NOHUGEPAGE,
+  PTE_UFFD_WP,
 } from './constants.js';
 import { doAnonymousPage, FAULT_FLAG_WRITE, handlePteFault } from './fault.js';
 import type { Kernel } from './kernel.js';
@@ -162,7 +163,8 @@ function changeProtection(k: Kernel, mm: Mm, vma: Vma): void {
       t.bits[slot] = bits & ~PTE_WRITE;
       return;
     }
-    if (bits & PTE_WRITE || bits & PTE_SPECIAL) return;
+    // A uffd-wp protected PTE stays write-protected (pte_modify keeps _PAGE_UFFD_WP; can_change_pte_writable refuses it).
+    if (bits & (PTE_WRITE | PTE_SPECIAL | PTE_UFFD_WP)) return;
     if (shared) {
       // A shared mapping's vm_page_prot is writable: PTEs become writable at once.
       t.bits[slot] = bits | PTE_WRITE;

@@ -7,6 +7,7 @@
 import {
   PG_ANON, PG_ANON_EXCLUSIVE, PG_LARGE, PG_SHMEM, PTE_DIRTY, PTE_PRESENT, PTE_PROTNONE, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP,
   PTE_WRITE, PTE_YOUNG, VM_READ, VM_WRITE,
+  VM_UFFD_WP,
 } from './constants.js';
 import type { FrameTable } from './frames.js';
 import type { Kernel } from './kernel.js';
@@ -86,12 +87,13 @@ export function dupPresentPage(f: FrameTable, bits: number, pfn: number): number
  * copy_present_pte(), sharing the page (after forkMustCopy said no), on k.tables and k.frames:
  * the child's PTE at dstSlot maps `pfn`, the page of the parent's present PTE `bits` at srcSlot;
  * a COW mapping write-protects both; the child's is old (and clean in a shared mapping);
- * uffd-wp is dropped (the child has not registered). The child's slot was empty: the caller
+ * uffd-wp is dropped unless `keepUffdWp` (userfaultfd.ts forkKeepsUffdWp). The child's slot was empty: the caller
  * counts it in its table and charges the child's RSS by the result (as dupPresentPage's: PG_ANON,
  * PG_SHMEM or 0, so `anon += r & PG_ANON; shmem += r >>> PG_SHMEM_SHIFT` counts it).
  */
 export function copyPresentPte(
   t: TableArena, f: FrameTable, bits: number, pfn: number, srcSlot: number, dstSlot: number, cow: boolean, shared: boolean,
+  keepUffdWp = false,
 ): number {
   const rss = dupPresentPage(f, bits, pfn);
   let cbits = bits;
@@ -100,7 +102,7 @@ export function copyPresentPte(
     cbits &= ~PTE_WRITE;
   }
   if (shared) cbits &= ~PTE_DIRTY;
-  cbits &= ~(PTE_YOUNG | PTE_UFFD_WP); // pte_mkold(); uffd-wp dropped unless the child registered
+  cbits &= ~(PTE_YOUNG | (keepUffdWp ? 0 : PTE_UFFD_WP)); // pte_mkold(); pte_clear_uffd_wp() unless kept
   t.entry[dstSlot] = pfn;
   t.bits[dstSlot] = cbits;
   return rss;
@@ -129,9 +131,12 @@ export function allocCopy(k: Kernel, src: number): number {
  * `n` is mapped at slot afresh for dstVma; the original's mapping stays as it is. The caller
  * charges the RSS and reports it (the table's count is kept here).
  */
-export function installCopiedPage(k: Kernel, dstVma: Vma, slot: number, n: number): void {
+export function installCopiedPage(k: Kernel, dstVma: Vma, slot: number, n: number, srcBits = 0): void {
   k.frames.mapcount[n] = 1;
-  setPte(k, slot, n, newPageBits(dstVma));
+  let bits = newPageBits(dstVma);
+  // 8f34f1eac382 (5.16): the copy keeps the uffd-wp bit when the child's VMA is registered (write-protected).
+  if (k.profile.uffdWpForkVma === 'dst-vma' && dstVma.flags & VM_UFFD_WP && srcBits & PTE_UFFD_WP) bits = (bits & ~PTE_WRITE) | PTE_UFFD_WP;
+  setPte(k, slot, n, bits);
   k.stats.earlyCow++;
   k.stats.cowCopies++;
 }

@@ -151,6 +151,32 @@ export interface Profile {
    * (can_change_pmd_writable, 6.2), as mprotectWritable does for PTEs; before, the next write faults.
    */
   mprotectWritablePmd: boolean;
+  /**
+   * userfaultfd write-protect mode for private anonymous memory (UFFDIO_REGISTER_MODE_WP,
+   * UFFDIO_WRITEPROTECT, the PTE bit and its swap-entry twin): 5.7 (63b2d4174c4a, 292924b26024,
+   * f45ec5ff16a7). Without it the `uffd` operations are n/a.
+   */
+  uffdWp: boolean;
+  /**
+   * Which VMA fork's copy of a PTE asks whether to keep its uffd-wp bit: `src-vma` (5.7,
+   * b569a1760782: the parent's, so a child without the fork event keeps stale bits; swap entries
+   * keep theirs; fork's early COW copy drops the bit and is writable), `dst-vma` (5.16,
+   * 8f34f1eac382: the child's; the early COW copy keeps the bit, write-protected).
+   */
+  uffdWpForkVma: 'src-vma' | 'dst-vma';
+  /**
+   * The 5.19 series "userfaultfd-wp: Support shmem and hugetlbfs": uffd-wp on shmem, with PTE
+   * markers keeping the protection of none PTEs (b1f9e876862d, 81e0f15f2ef6), and fork copying the
+   * page table of any mapping the child has registered (vma_needs_copy, c56d1b62cce8); before, a
+   * mapping without anon_vma (only the zero page mapped) was not copied and its protection lost.
+   */
+  uffdWpShmem: boolean;
+  /**
+   * UFFDIO_WRITEPROTECT un-protecting maps exclusive anonymous pages writable at once, as mprotect
+   * does (6.3, 931298e103c2 "mm/userfaultfd: rely on vma->vm_page_prot in uffd_wp_range()");
+   * before, the PTE stayed read-only and the next write took a fault.
+   */
+  uffdUnprotectWritable: boolean;
   /** Swap is modelled for this profile (later issue). */
   swap: boolean;
   /** KSM merging is modelled for this profile (later issue). */

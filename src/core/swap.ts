@@ -169,6 +169,9 @@ export function doSwapPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: numbe
       writable = (write || p.swapinReadFaultWritable) && (vma.flags & VM_WRITE) !== 0 && !(orig & PTE_UFFD_WP) && !softDirtyWp;
     }
   }
+  // pte_swp_uffd_wp(): the page comes back write-protected with the bit (every era since f45ec5ff16a7, 5.7);
+  // the write is retried and reaches the monitor through do_wp_page().
+  if (orig & PTE_UFFD_WP) writable = false;
   if (exclusive && p.anonExclusive) f.flags[pfn] = f.flags[pfn]! | PG_ANON_EXCLUSIVE;
   f.mapcount[pfn]!++;
   mm.rssAnon++;

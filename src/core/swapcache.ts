@@ -36,11 +36,11 @@ export function freeSwapAndCache(k: Kernel, s: number): void {
 }
 
 /** copy_nonpresent_pte() for a swap entry: the slot gains a user; SWP_EXCLUSIVE is cleared in the parent. */
-export function copySwapPte(k: Kernel, srcSlot: number): number {
+export function copySwapPte(k: Kernel, srcSlot: number, keepUffdWp = false): number {
   const t = k.tables;
   const bits = t.bits[srcSlot]!;
   k.swap.count[t.entry[srcSlot]!]!++;
   if (bits & PTE_SWP_EXCLUSIVE) t.bits[srcSlot] = bits & ~PTE_SWP_EXCLUSIVE;
-  return (bits & ~(PTE_SWP_EXCLUSIVE | PTE_UFFD_WP));
+  return bits & ~(PTE_SWP_EXCLUSIVE | (keepUffdWp ? 0 : PTE_UFFD_WP)); // pte_swp_clear_uffd_wp() unless kept
 }
 

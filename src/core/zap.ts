@@ -1,7 +1,8 @@
 // Tearing mappings down: zap_pte_range (munmap, MADV_DONTNEED, exit), free_pgtables, exit_mmap.
 
 import {
-  LEVEL_PGD, LEVEL_PTE, LEVEL_SPAN, PG_ANON, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, TABLE_MASK, TABLE_SHIFT,
+  LEVEL_PGD, LEVEL_PTE, LEVEL_SPAN, PG_ANON, PTE_DEVICE_EXCLUSIVE, PTE_MARKER, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_UFFD_WP,
+  TABLE_MASK, TABLE_SHIFT, VM_UFFD_WP,
 } from './constants.js';
 import type { Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
@@ -41,10 +42,16 @@ export function zapRange(k: Kernel, mm: Mm, lo: number, hi: number, dontneed = f
       for (let i = first; i < last; i++) {
         const bits = t.bits[base + i]!;
         if (bits === 0) continue;
-        cleared++;
-        t.bits[base + i] = 0;
         const pfn = t.entry[base + i]!;
         t.entry[base + i] = 0;
+        // zap_install_uffd_wp_if_needed() (5.19+): MADV_DONTNEED keeps a protected shmem page's protection as a marker.
+        if (dontneed && bits & PTE_UFFD_WP && keepsUffdWpMarker(k, mm, a + (i - first))) {
+          t.bits[base + i] = PTE_MARKER | PTE_UFFD_WP;
+          if (bits & PTE_MARKER) continue;
+        } else {
+          t.bits[base + i] = 0;
+          cleared++;
+        }
         if (!(bits & PTE_PRESENT)) {
           if (bits & PTE_SWAP) freeSwapAndCache(k, pfn);
           else if (bits & PTE_DEVICE_EXCLUSIVE) zapExclusiveEntry(k, mm, pfn);
@@ -63,6 +70,12 @@ export function zapRange(k: Kernel, mm: Mm, lo: number, hi: number, dontneed = f
   }
   k.tracing = tracing;
   return zapped;
+}
+
+/** pte_install_uffd_wp_if_needed(): a uffd-wp registered shmem mapping (anonymous memory never gets markers). */
+function keepsUffdWpMarker(k: Kernel, mm: Mm, vpn: number): boolean {
+  const vma = mm.findVma(vpn);
+  return k.profile.uffdWpShmem && vma !== null && vma.shm !== null && (vma.flags & VM_UFFD_WP) !== 0;
 }
 
 /** Drop a VMA's hold on its shmem object; the last one truncates it (frees the page-cache references). */

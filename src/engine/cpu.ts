@@ -6,6 +6,7 @@ import type { PageSel } from '../scenario/ast.js';
 import { touchGrants } from './grants.js';
 import { raceWithFork, waitForMmapLock } from './scheduler.js';
 import { NotApplicable, type RunState } from './state.js';
+import { checkUffdWrite } from './uffd.js';
 
 export type ReadExpect = { kind: 'value'; value: string } | { kind: 'fault' } | null;
 
@@ -24,6 +25,7 @@ export function cpuWrite(s: RunState, procName: string, sel: PageSel, value: str
     if (r.err === NA) throw new NotApplicable('a fault on a non-present PTE kind that is not modelled yet');
     if (r.err === OK) {
       touchGrants(s, p, vpn, r.pfn);
+      checkUffdWrite(s, p.group, vpn, `${p.name} ${page}`, `${p.name}'s write`, [p.name], [r.pfn]);
       if (want === 'fault') s.violation('fault', `${p.name} wrote ${page} although the mapping does not allow it`, [p.name], [r.pfn]);
       else {
         s.ideal.write(p.group, vpn, v);

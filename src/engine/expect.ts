@@ -1,18 +1,20 @@
 // Steps that only look at the model: `check`, `stats` and the `expect` assertions.
 
-import { PG_ANON_EXCLUSIVE } from '../core/constants.js';
+import { PG_ANON_EXCLUSIVE, PTE_UFFD_WP } from '../core/constants.js';
+import { pteSlot } from '../core/walk.js';
 import type { PageSel, Step } from '../scenario/ast.js';
 import { globalStats } from './stats.js';
 import { NotApplicable, type RunState } from './state.js';
 
 type StepOf<O extends Step['op']> = Extract<Step, { op: O }>;
 
-/** The counters `stats` and `expect stat` read: the kernel's, and each process's rss and minflt. */
+/** The counters `stats` and `expect stat` read: the kernel's, and each process's rss, minflt and uffd_faults. */
 export function allStats(s: RunState): Record<string, number> {
   const out = globalStats(s.k);
   for (const [name, p] of s.procs) {
     out[`rss.${name}`] = p.alive ? p.mm.rssAnon + p.mm.rssShmem : 0;
     out[`minflt.${name}`] = p.mm.minflt;
+    out[`uffd_faults.${name}`] = p.mm.uffdFaults;
   }
   return out;
 }
@@ -57,6 +59,19 @@ export function expectExclusive(s: RunState, step: StepOf<'expect-exclusive'>): 
   s.observe('exclusive', `${step.proc} ${s.label(step.sel)}`, actual, want);
   if (actual !== want) s.violation('expect', `${step.proc} ${s.label(step.sel)} is ${actual}, expected ${want}`, [step.proc], pfn > 0 ? [pfn] : []);
   s.record.summary = `${step.proc} ${s.label(step.sel)} is ${actual}` + (pfn >= 0 ? ` (frame ${pfn})` : ' (not mapped)');
+}
+
+export function expectUffdWp(s: RunState, step: StepOf<'expect-uffd-wp'>): void {
+  const p = s.procs.get(step.proc);
+  const vpn = p ? s.range(p, step.sel)[0] : -1;
+  const slot = p?.alive ? pteSlot(s.k, p.mm, vpn) : -1;
+  // pagemap's PM_UFFD_WP: a present PTE, a swap or device-exclusive entry, or a marker with the bit.
+  const wp = slot >= 0 && (s.k.tables.bits[slot]! & PTE_UFFD_WP) !== 0;
+  const actual = wp ? 'uffd-wp' : 'not-uffd-wp';
+  const want = step.wp ? 'uffd-wp' : 'not-uffd-wp';
+  s.observe('uffd-wp', `${step.proc} ${s.label(step.sel)}`, actual, want);
+  if (actual !== want) s.violation('expect', `${step.proc} ${s.label(step.sel)} is ${actual}, expected ${want}`, [step.proc]);
+  s.record.summary = `${step.proc} ${s.label(step.sel)} is ${actual}`;
 }
 
 export function expectStat(s: RunState, step: StepOf<'expect-stat'>): void {

@@ -9,6 +9,7 @@ import { pfnOfEntry } from '../check/pins.js';
 import type { PageSel } from '../scenario/ast.js';
 import { waitForMmapLock } from './scheduler.js';
 import { NotApplicable, type Proc, type RunState } from './state.js';
+import { checkUffdWrite } from './uffd.js';
 
 /** `P device exclusive SEL as H`. */
 export function deviceExclusive(s: RunState, procName: string, sel: PageSel, name: string): void {
@@ -21,6 +22,10 @@ export function deviceExclusive(s: RunState, procName: string, sel: PageSel, nam
   if (r.err === NA || r.handle === null) throw new NotApplicable('device-exclusive entries are not modelled for this profile');
   s.handles.set(name, { h: r.handle, proc: p.name });
   s.grantTouched.set(name, new Uint8Array(hi - lo));
+  // make_device_exclusive() write-faults each page (FOLL_WRITE): the device may write it from now on.
+  for (let v = lo; v < hi; v++) {
+    if (r.handle.frames[v - lo]! > 0 && !r.handle.revoked![v - lo]) checkUffdWrite(s, p.group, v, `${p.name} ${s.label(sel, sel.lo + (v - lo))}`, `the device's exclusive grant (${name})`, [p.name]);
+  }
   const held = [...r.handle.revoked!].filter((x) => x === 0).length;
   s.observe('gup', `device exclusive ${p.name} ${s.label(sel)}`, r.err === OK ? 'ok' : 'EBUSY', null);
   s.record.summary = `the device takes ${p.name} ${s.label(sel)} exclusively as ${name}: ${held} of ${hi - lo} page(s) held` +
@@ -66,6 +71,7 @@ export function deviceAtomic(s: RunState, name: string, i: number, value: string
       s.violation('exclusive', `the device's atomic through ${name}[${i}] went through although ${p.name} accessed the page since: the device was not notified`, [p.name], [pfn]);
     }
     const v = s.values.id(value);
+    checkUffdWrite(s, p.group, vpn, `${p.name} page ${i} of ${name}`, `the device's atomic through ${name}[${i}]`, [p.name], [pfn]);
     s.k.frames.value[pfn] = v;
     s.ideal.write(p.group, vpn, v);
     s.atomicValues.add(v);

@@ -8,6 +8,7 @@ import type { PageSel } from '../scenario/ast.js';
 import { grantRead } from './grants.js';
 import { raceWithFork, waitForMmapLock } from './scheduler.js';
 import { NotApplicable, type RunState } from './state.js';
+import { checkUffdWrite } from './uffd.js';
 
 /** `P pin|gup|vmsplice SEL as H`, in one step. */
 export function gup(s: RunState, procName: string, sel: PageSel, name: string, req: GupRequest): void {
@@ -27,6 +28,8 @@ export function gup(s: RunState, procName: string, sel: PageSel, name: string, r
     return;
   }
   if (!idealOk) s.violation('fault', `${p.name} ${what} ${s.label(sel)}: GUP succeeded where the mapping forbids the access`, [p.name]);
+  // A FOLL_WRITE GUP grants write access: on a protected page it must have gone to the monitor.
+  if (req.write) for (let v = lo; v < hi; v++) checkUffdWrite(s, p.group, v, `${p.name} ${s.label(sel, sel.lo + (v - lo))}`, `a FOLL_WRITE GUP (${name})`, [p.name]);
   s.handles.set(name, { h: r.handle, proc: p.name });
   s.ideal.takeHandle(name, p.group, lo, hi - lo, req.pin && req.longterm);
   const frames = [...r.handle.frames].map((f) => (f === 0 ? 'zero page' : `frame ${f}`));

@@ -1,5 +1,6 @@
 // Address-space operations of a process: thread, mmap, munmap, mremap, mprotect, madvise, fork, exit,
-// clear_refs, reclaim (MADV_PAGEOUT) and ksmd, each on the model and on the ideal memory.
+// clear_refs, userfaultfd's requests, reclaim (MADV_PAGEOUT) and ksmd, each on the model and on
+// the ideal memory.
 
 import { EINVAL, NA, OK, OOM, VM_HUGEPAGE, VM_NOHUGEPAGE } from '../core/constants.js';
 import { dupMmap } from '../core/fork.js';
@@ -7,6 +8,7 @@ import { ksmMerge } from '../core/ksm.js';
 import { clearSoftDirty, doMadvise, doMmap, doMprotect } from '../core/mmap.js';
 import { doMremap } from '../core/mremap.js';
 import { swapOutPage, type SwapoutSkip } from '../core/swap.js';
+import { uffdRegister, uffdWriteprotect } from '../core/userfaultfd.js';
 import { exitMmap, unmapRegion } from '../core/zap.js';
 import type { Step } from '../scenario/ast.js';
 import { finishTask, waitForMmapLock } from './scheduler.js';
@@ -150,6 +152,44 @@ export function clearSoftdirty(s: RunState, step: StepOf<'clear-softdirty'>): vo
   waitForMmapLock(s, p);
   clearSoftDirty(s.k, p.mm);
   s.record.summary = `${p.name} clears soft-dirty bits (clear_refs 4)`;
+}
+
+/** `P uffd register|protect|unprotect SEL` and `P uffd fork-event on|off`. */
+export function uffd(s: RunState, step: StepOf<'uffd'>): void {
+  if (!s.profile.uffdWp) throw new NotApplicable(`${s.profile.name} has no userfaultfd write-protect (5.7 on)`);
+  const p = s.proc(step.proc);
+  if (!p) return;
+  const { action, sel } = step;
+  if (action === 'fork-event') {
+    p.mm.uffdForkEvent = step.on;
+    s.ideal.uffdSetForkEvent(p.group, step.on);
+    s.record.summary = `${p.name}'s userfaultfd context ${step.on ? 'asks for' : 'does without'} the fork event (UFFD_FEATURE_EVENT_FORK)`;
+    return;
+  }
+  waitForMmapLock(s, p, action === 'register');
+  const [lo, hi] = s.range(p, sel!);
+  const at = s.label(sel!);
+  if (action === 'register') {
+    const err = uffdRegister(s.k, p.mm, lo, hi);
+    if (err === EINVAL && p.mm.findVma(lo)?.shm) throw new NotApplicable(`${s.profile.name} has no userfaultfd write-protect on shared memory (5.19 on)`);
+    // The ideal: a range with a hole is refused (EINVAL), a mapped one registered.
+    let mapped = true;
+    for (let v = lo; v < hi; v++) if ((s.ideal.cellAt(p.group, v)?.cell ?? -1) < 0) mapped = false;
+    s.observe('uffd', `${p.name} uffd register ${at}`, err === OK ? 'ok' : 'EINVAL', mapped ? 'ok' : 'EINVAL');
+    if ((err === OK) !== mapped) s.violation('fault', `${p.name}: UFFDIO_REGISTER of ${at} ${err === OK ? 'succeeded over a hole' : 'failed (EINVAL) on a mapped range'}`, [p.name]);
+    s.record.summary = `${p.name} registers ${at} with userfaultfd in write-protect mode${err === OK ? '' : ': EINVAL'}`;
+    return;
+  }
+  const touched: number[] = [];
+  const err = uffdWriteprotect(s.k, p.mm, lo, hi, action === 'protect', touched);
+  if (err === OK) {
+    if (action === 'protect') s.ideal.uffdProtect(p.group, touched);
+    else s.ideal.uffdUnprotect(p.group, lo, hi);
+  }
+  s.observe('uffd', `${p.name} uffd ${action} ${at}`, err === OK ? 'ok' : 'ENOENT', null);
+  s.record.summary = err === OK
+    ? `${p.name} ${action === 'protect' ? `write-protects ${at} (${touched.length} page(s) with data)` : `un-protects ${at}`}`
+    : `${p.name} uffd ${action} ${at}: ENOENT (not registered in write-protect mode)`;
 }
 
 export function swapout(s: RunState, step: StepOf<'swapout'>): void {

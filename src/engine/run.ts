@@ -19,6 +19,7 @@ import { finishTask, heldByTasks, startAsync } from './scheduler.js';
 import { declOf } from '../ops/index.js';
 import { collectEvents, traceChanges } from './snapshot.js';
 import { emptyRecord, type LiveHandle, NotApplicable, type Proc, type RunOptions, RunState } from './state.js';
+import { drainUffd } from './uffd.js';
 
 export type { LiveHandle, Proc, RunOptions } from './state.js';
 
@@ -78,6 +79,7 @@ export class Runner {
       s.record.summary = `n/a on ${s.profile.name}: ${e.message}`;
       na = e.message;
     }
+    drainUffd(s);
     if (na === null) checkPins(s);
     collectEvents(s);
     traceChanges(s, declOf(step.op).observing === true);

@@ -8,6 +8,7 @@ import { cloneTask, startFork, startGup, startWrite, stepTask, type Task, type T
 import type { Step } from '../scenario/ast.js';
 import { NotApplicable, type Proc, type RunState } from './state.js';
 import { describeTaskStep } from './tasktrace.js';
+import { checkUffdWrite } from './uffd.js';
 
 /** The GUP request of a `pin`, `gup` or `vmsplice` step. */
 export function gupRequest(step: Extract<Step, { op: 'pin' | 'gup' | 'vmsplice' }>): GupRequest {
@@ -130,6 +131,7 @@ export function stepTaskOnce(s: RunState, p: Proc): TaskState {
   }
   if (t.kind === 'write') {
     for (; p.taskApplied < t.stored.length; p.taskApplied++) {
+      checkUffdWrite(s, p.group, t.stored[p.taskApplied]!, `${p.name} page ${t.stored[p.taskApplied]!.toString(16)}`, `${p.name}'s write`, [p.name]);
       s.ideal.write(p.group, t.stored[p.taskApplied]!, t.value);
       raceWithFork(s, p.group, t.stored[p.taskApplied]!, t.value);
     }
@@ -179,6 +181,7 @@ function completeTask(s: RunState, p: Proc): void {
         return;
       }
       s.handles.set(name, { h: t.handle, proc: p.name });
+      if (t.req.write) for (let v = t.lo; v < t.lo + n; v++) checkUffdWrite(s, p.group, v, `${p.name} page ${v.toString(16)}`, `a FOLL_WRITE GUP (${name})`, [p.name]);
       // Pages grabbed in the last step (or never seen grabbed) are bound now.
       for (let i = 0; i < n; i++) if (!bound?.[i]) s.ideal.bindHandlePage(name, i);
       return;

@@ -3,7 +3,7 @@
 import { PG_ANON, PG_INUSE, PG_LARGE } from '../core/constants.js';
 import type { Kernel } from '../core/kernel.js';
 
-/** Counters over the whole model. Per-process ones are `rss.P` and `minflt.P`. */
+/** Counters over the whole model. Per-process ones are `rss.P`, `minflt.P` and `uffd_faults.P` (expect.ts). */
 export function globalStats(k: Kernel): Record<string, number> {
   // meminfo PageTables: physical page-table pages (a COW-shared PTE table counts once).
   // (v1.2) The table deposited under each huge PMD counts too (pgtable_trans_huge_deposit).

@@ -51,7 +51,7 @@ let adMask = ~0;
 function procKey(r: Runner, p: ProcT, num: Numbering, out: number[]): void {
   const k = r.k;
   const mm = p.mm;
-  out.push(p.alive ? 1 : 0, mm.cowPgtable ? 1 : 0, mm.hasPinned ? 1 : 0, mm.ksmSlot, mm.writeProtectSeq & 1, mm.mmapReaders, mm.mmapWriter === p.tid ? 1 : mm.mmapWriter >= 0 ? 2 : 0);
+  out.push(p.alive ? 1 : 0, mm.cowPgtable ? 1 : 0, mm.hasPinned ? 1 : 0, mm.ksmSlot, mm.writeProtectSeq & 1, mm.mmapReaders, mm.mmapWriter === p.tid ? 1 : mm.mmapWriter >= 0 ? 2 : 0, mm.uffdForkEvent ? 1 : 0);
   const regions = [...p.regions].sort((a, b) => (a[0] < b[0] ? -1 : 1));
   for (const [, reg] of regions) {
     for (let i = 0; i < reg.n; i++) {

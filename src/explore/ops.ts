@@ -4,6 +4,8 @@
 // enumerates and decodes them.
 
 export { DEFAULT_OPS, OP_NAMES, PROC_NAMES, decodeOp, enabledOps, type ExploreShape } from '../ops/explore.js';
+/** `explore --ops uffd`: the userfaultfd write-protect set. */
+export { UFFD_EXPLORE_OPS } from '../ops/uffd.js';
 
 /** An explorer operation's name (`explore --ops`). */
 export type OpName = string;

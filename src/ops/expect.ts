@@ -18,7 +18,7 @@ function parseStat(c: LineParser, base: StepBase): Step {
   let statProc: string | null = null;
   const dot = stat.indexOf('.');
   const prefix = dot < 0 ? '' : stat.slice(0, dot);
-  if (prefix === 'rss' || prefix === 'minflt') {
+  if (prefix === 'rss' || prefix === 'minflt' || prefix === 'uffd_faults') {
     statProc = stat.slice(dot + 1);
     const ppos = c.origin(c.lineIdx, nt.col + dot + 1);
     if (!PROC_RE.test(statProc)) throw new StepFail(ppos, `expected a process name after '${prefix}.' (${PROC_NAME_RULE}), got '${statProc}'`);
@@ -38,7 +38,7 @@ function parseStat(c: LineParser, base: StepBase): Step {
   return { op: 'expect-stat', ...base, stat, statProc, cmp: ot.text as StatOp, number: n };
 }
 
-/** `expect P SEL[I] WORD ...` or `expect stat ...`: one syntax for the four kinds of expect. */
+/** `expect P SEL[I] WORD ...` or `expect stat ...`: one syntax for the five kinds of expect (expect-uffd-wp is declared in uffd.ts). */
 function parseExpect(c: LineParser, base: StepBase): Step {
   const t = c.peek();
   if (c.isWord(t, 'stat')) {
@@ -67,6 +67,10 @@ function parseExpect(c: LineParser, base: StepBase): Step {
     case 'not-anon-exclusive':
       c.end();
       return { op: 'expect-exclusive', ...base, proc: p.name, sel, exclusive: what === 'anon-exclusive' };
+    case 'uffd-wp':
+    case 'not-uffd-wp':
+      c.end();
+      return { op: 'expect-uffd-wp', ...base, proc: p.name, sel, wp: what === 'uffd-wp' };
   }
 }
 
@@ -149,7 +153,9 @@ export const expectStatOp = defineOp({
     name: 'expect-stat', order: 19, weight: 6,
     draw(g) {
       const q = g.pickOf(g.procs);
-      const stat = g.pickOf([`rss.${q.name}`, `minflt.${q.name}`, 'AnonPages_kB', 'frames_used', 'PageTables_kB']);
+      // uffd_faults.Q twice as often, once some process registered with userfaultfd.
+      const uffd = g.procs.some((x) => x.uffd.size > 0) ? [`uffd_faults.${q.name}`, `uffd_faults.${q.name}`] : [];
+      const stat = g.pickOf([`rss.${q.name}`, `minflt.${q.name}`, 'AnonPages_kB', 'frames_used', 'PageTables_kB', ...uffd]);
       g.add(`expect stat ${stat} == {}`, 'stat');
       return true;
     },

@@ -7,8 +7,20 @@ import type { PageSel, Step } from '../scenario/ast.js';
 import { DECLS } from './index.js';
 import type { ExploreOp } from './types.js';
 
-/** Every explorer operation, by code (OP_NAMES[code] is its name). */
+/** Every explorer operation, in the order of their codes. */
 export const EXPLORE_OPS: readonly ExploreOp[] = DECLS.flatMap((d) => d.explore ?? []).sort((a, b) => a.code - b.code);
+
+/**
+ * Codes left free on purpose, for an operation being added on another branch, so that the codes
+ * of both stay what they are when the branches meet (none today: mremap took 31).
+ */
+export const RESERVED_CODES: readonly number[] = [];
+
+/** The explorer operations by code. */
+const BY_CODE: readonly (ExploreOp | undefined)[] = EXPLORE_OPS.reduce<(ExploreOp | undefined)[]>((a, e) => {
+  a[e.code] = e;
+  return a;
+}, []);
 
 /** Operation names for --ops, in the order of their codes. */
 export const OP_NAMES: readonly string[] = EXPLORE_OPS.map((e) => e.name);
@@ -69,7 +81,7 @@ export function enabledOps(r: Runner, shape: ExploreShape): number[] {
         out.push(pack(code, 0, 0, 0));
         break;
       case 'proc':
-        for (const p of alive) out.push(pack(code, procs.indexOf(p), 0, 0));
+        for (const p of alive) if (!on.when || on.when(p)) out.push(pack(code, procs.indexOf(p), 0, 0));
         break;
       case 'handle':
         handles.forEach((h, i) => {
@@ -85,6 +97,7 @@ export function enabledOps(r: Runner, shape: ExploreShape): number[] {
           const pi = procs.indexOf(p);
           for (const [, reg] of [...p.regions].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
             for (let pg = 0; pg < reg.n; pg++) {
+              if (on.when && !on.when(p, reg.start + pg)) continue;
               for (let v = 0; v < (on.variants ?? 1); v++) out.push(pack(code, pi, pg, v));
             }
             break; // one region is explored: the first in name order
@@ -102,7 +115,7 @@ export function decodeOp(r: Runner, op: number): Step {
   const procIdx = (op >>> 20) & 15;
   const page = (op >>> 4) & 0xffff;
   const extra = op & 15;
-  const e = EXPLORE_OPS[code]!;
+  const e = BY_CODE[code]!;
   const procs = [...r.procs.values()];
   const proc = procs[procIdx]?.name ?? 'P';
   const region = [...(procs[procIdx]?.regions.keys() ?? ['buf'])].sort()[0]!;
@@ -110,7 +123,7 @@ export function decodeOp(r: Runner, op: number): Step {
   const sel: PageSel = { region, all: false, lo: page, hi: page, pos };
   const handleNames = [...r.handles.keys()];
   const { step, text } = e.decode({
-    proc, sel, at: `${region}[${page}]`, handle: handleNames[extra] ?? 'h', extra,
+    proc, sel, at: `${region}[${page}]`, regionPages: procs[procIdx]?.regions.get(region)?.n ?? 1, handle: handleNames[extra] ?? 'h', extra,
     newHandle: () => {
       const pending = new Set(procs.flatMap((p) => (p.taskStep && 'handle' in p.taskStep ? [p.taskStep.handle] : [])));
       for (let i = 1; ; i++) if (!r.handles.has(`h${i}`) && !pending.has(`h${i}`)) return `h${i}`;

@@ -56,7 +56,11 @@ export const forkOp = defineOp({
       if (g.tired) return false; // it kept being refused: give up on it
       const child = RANDOM_CHILDREN[g.procs.length - 1]!;
       const pinned = g.held('pin');
-      g.procs.push({ name: child, alive: true, regions: new Map([...p.regions].map(([r, pg]) => [r, g.forkPages(pg, pinned)])) });
+      g.procs.push({
+        name: child, alive: true, regions: new Map([...p.regions].map(([r, pg]) => [r, g.forkPages(pg, pinned)])),
+        // With the fork event the child's registrations stay (the monitor watches it too); without it, none.
+        uffd: p.uffdForkEvent ? new Set(p.uffd) : new Set(), uffdForkEvent: p.uffdForkEvent && p.uffd.size > 0,
+      });
       g.add(`${p.name} fork ${child}`);
       return true;
     },

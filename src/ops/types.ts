@@ -24,7 +24,7 @@ export interface ProcessSyntax {
   subject: 'process';
   /** The operation's word after the process name; a second word when several share the first (`P uffd register`). */
   words: readonly [string] | readonly [string, string];
-  /** A v1.1 word: a typo is only matched against it when it is the nearest (v1 messages stay as they were). */
+  /** A word added after v1 (v1.1's thread words, `uffd`): a typo is only matched against it when it is the nearest (v1 messages stay as they were). */
   v11?: boolean;
   /** The process may not exist yet (the first `mmap` creates it). */
   creates?: boolean;
@@ -48,10 +48,13 @@ export type Syntax = ProcessSyntax | SystemSyntax;
 
 /** Which instances of an explorer operation a state has (src/ops/explore.ts enumerates them). */
 export type ExploreOn =
-  /** Each page of the first region (in name order) of each thread free to start an operation, `variants` times. */
-  | { kind: 'page'; variants?: number; takesHandle?: boolean }
-  /** Each thread free to start an operation. */
-  | { kind: 'proc' }
+  /**
+   * Each page of the first region (in name order) of each thread free to start an operation,
+   * `variants` times; with `when`, only the pages (vpn) of threads it accepts.
+   */
+  | { kind: 'page'; variants?: number; takesHandle?: boolean; when?(p: Proc, vpn: number): boolean }
+  /** Each thread free to start an operation; with `when`, only those it accepts. */
+  | { kind: 'proc'; when?(p: Proc): boolean }
   /** Each free thread, while fewer processes than --procs live. */
   | { kind: 'fork' }
   /** Each free thread, while its process has fewer threads than --threads. */
@@ -69,6 +72,8 @@ export interface ExploreArgs {
   sel: PageSel;
   /** `sel` as text: `buf[0]`. */
   at: string;
+  /** How many pages the region of `sel` has. */
+  regionPages: number;
   /** The handle (handle operations). */
   handle: string;
   /** Which variant (`page` operations with variants). */
@@ -87,8 +92,8 @@ export interface ExploreOp {
   /** The name `explore --ops` takes. */
   name: string;
   /**
-   * Its packed code: its place in OP_NAMES. Codes are 0, 1, 2, ... with no gap; a new operation
-   * takes the next free one (paths and the compact engine store codes).
+   * Its packed code (0-255). Codes are 0, 1, 2, ... with no gap but RESERVED_CODES (src/ops/explore.ts);
+   * a new operation takes the next free one (paths and the compact engine store codes).
    */
   code: number;
   /** Part of the default --ops. */
@@ -125,7 +130,9 @@ export interface Replayer {
   release(name: string): void;
   clearSoftdirty(step: StepOf<'clear-softdirty'>): void;
   /** An `expect` line: what the kernel shows of it. */
-  expect(step: StepOf<'expect-frame' | 'expect-mapped' | 'expect-exclusive' | 'expect-stat'>): void;
+  expect(step: StepOf<'expect-frame' | 'expect-mapped' | 'expect-exclusive' | 'expect-stat' | 'expect-uffd-wp'>): void;
+  /** A userfaultfd request of the scenario's monitor (`P uffd ...`). */
+  uffd(step: StepOf<'uffd'>): void;
   swapout(proc: string, sel: PageSel): void;
   ksmMerge(): void;
   /** An operation the live kernel cannot perform (system-ops.ts says why and what it costs). */
@@ -244,6 +251,8 @@ export interface RandomDraw {
   weight: number;
   /** Writes the line for thread p, or returns false when it does not apply now. */
   draw(g: RandomGen, p: RandomProc): boolean;
+  /** Lines it writes once, after the set-up (P's mappings, written), when it is drawn at all. */
+  setup?(g: RandomGen): void;
 }
 
 /** What the random generator knows of one page of one process (see generate.ts). */
@@ -265,6 +274,10 @@ export interface RandomProc {
   name: string;
   alive: boolean;
   regions: Map<string, RandomPage[]>;
+  /** Regions registered with userfaultfd in write-protect mode (the monitor may protect them). */
+  uffd: Set<string>;
+  /** Its userfaultfd context asked for the fork event (a child's registrations stay). */
+  uffdForkEvent: boolean;
 }
 
 export interface RandomHandle {
@@ -276,7 +289,7 @@ export interface RandomHandle {
 }
 
 /** What the model's answer fills into a line. */
-export type Fill = 'none' | 'read' | 'frame' | 'mapped' | 'exclusive' | 'stat';
+export type Fill = 'none' | 'read' | 'frame' | 'mapped' | 'exclusive' | 'stat' | 'uffd-wp';
 
 /** The random generator's state and helpers (src/oracle/random/generate.ts implements it). */
 export interface RandomGen {

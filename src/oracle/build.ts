@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 /** The oracle cannot run here (not Linux, no C compiler, the helper does not build). */
 export class OracleUnavailable extends Error {}
 
-const FLAGS = ['-D_GNU_SOURCE', '-O2', '-Wall', '-Wextra', '-std=gnu11'];
+const FLAGS = ['-D_GNU_SOURCE', '-O2', '-Wall', '-Wextra', '-std=gnu11', '-pthread'];
 const BINARY = 'cowlab-oracle';
 
 export interface BuildOptions {

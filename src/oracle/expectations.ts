@@ -1,6 +1,6 @@
 // The `expect` steps measured on the live kernel: same-frame (pagemap PFNs), mapped-once
-// (pagemap's PM_MMAP_EXCLUSIVE), anon-exclusive (kpageflags bit 34 on an anonymous page) and
-// the counters (stats.ts). Each gives one observation, skipped with the reason when the
+// (pagemap's PM_MMAP_EXCLUSIVE), anon-exclusive (kpageflags bit 34 on an anonymous page), uffd-wp
+// (pagemap's PM_UFFD_WP) and the counters (stats.ts). Each gives one observation, skipped with the reason when the
 // facility is missing or the aspect is no longer comparable.
 
 import type { Step } from '../scenario/index.js';
@@ -11,7 +11,7 @@ import type { Replay } from './replay.js';
 import { measureStat } from './stats.js';
 import type { KernelObservation, ObservationKind } from './types.js';
 
-type ExpectStep = Extract<Step, { op: 'expect-frame' | 'expect-mapped' | 'expect-exclusive' | 'expect-stat' }>;
+type ExpectStep = Extract<Step, { op: 'expect-frame' | 'expect-mapped' | 'expect-exclusive' | 'expect-stat' | 'expect-uffd-wp' }>;
 
 function observed(r: Replay, kind: ObservationKind, what: string, actual: string): KernelObservation {
   return { kind, what, actual, skip: r.comparable.forObservation(kind, what, false) };
@@ -49,6 +49,9 @@ export function expectation(r: Replay, step: ExpectStep): KernelObservation {
       }
       return observed(r, 'exclusive', what, excl ? 'anon-exclusive' : 'not-anon-exclusive');
     }
+    case 'expect-uffd-wp':
+      // Bit 57 is shown without privilege.
+      return observed(r, 'uffd-wp', `${step.proc} ${label(step.sel)}`, r.uffdWpAt(step.proc, step.sel, step.sel.lo) ? 'uffd-wp' : 'not-uffd-wp');
     case 'expect-stat': {
       const m = measureStat(r, step.stat, step.statProc);
       if (m.value === null) return skipped('stat', step.stat, m.why ?? 'not measurable');

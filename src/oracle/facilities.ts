@@ -32,6 +32,10 @@ export interface Facilities {
   swap: SwapFile | null;
   /** Why swapout cannot be replayed here (null: it can, or it was not tried yet). */
   swapWhy: string | null;
+  /** userfaultfd write-protect works on anonymous memory (the probe registered and protected a page). */
+  uffdWp: boolean;
+  /** Why the `uffd` steps cannot be replayed here (null: they can). */
+  uffdWhy: string | null;
 }
 
 export interface KsmSettings {
@@ -85,7 +89,19 @@ export function parseProbe(words: string[], kernel: string, root: boolean, errno
     zswap: !kv.has('zswap') || num('zswap') < 0 ? null : num('zswap') === 1,
     swap: null,
     swapWhy: null,
+    uffdWp: kv.has('uffd') && num('uffd') === 0,
+    uffdWhy: !kv.has('uffd') ? 'the helper did not probe userfaultfd' : num('uffd') === 0 ? null : uffdWhy(-num('uffd'), errnoName),
   };
+}
+
+/** Why userfaultfd write-protect is unavailable, from the probe's errno. */
+function uffdWhy(errno: number, errnoName: (n: number) => string): string {
+  const hint = errno === 1 || errno === 13
+    ? ': userfaultfd is not allowed to this user (vm.unprivileged_userfaultfd=0 and no access to /dev/userfaultfd)'
+    : errno === 38 ? ': this kernel has no userfaultfd (CONFIG_USERFAULTFD)'
+    : errno === 95 ? ': UFFDIO_API offers no write-protect mode (UFFD_FEATURE_PAGEFAULT_FLAG_WP; 5.7 on)'
+    : errno === 22 ? ': UFFDIO_REGISTER_MODE_WP is refused (HAVE_ARCH_USERFAULTFD_WP)' : '';
+  return `userfaultfd write-protect is unavailable here (${errnoName(errno)}${hint})`;
 }
 
 export const NO_PFNS = 'pagemap hides frame numbers from this user (reading them needs CAP_SYS_ADMIN: run as root)';

@@ -12,6 +12,8 @@ export interface PageEntry {
   mappedOnce: boolean;
   /** A swap entry (bit 62). */
   swapped: boolean;
+  /** PM_UFFD_WP (bit 57): the entry carries userfaultfd's write-protect bit (a PTE, swap entry or marker). */
+  uffdWp: boolean;
 }
 
 const PFN_MASK = (1n << 55n) - 1n;
@@ -44,7 +46,7 @@ export function pagemap(pid: number, vpn: number, n: number): PageEntry[] {
   const out: PageEntry[] = [];
   for (let i = 0; i < n; i++) {
     if ((i + 1) * 8 > buf.length) {
-      out.push({ present: false, pfn: 0, mappedOnce: false, swapped: false });
+      out.push({ present: false, pfn: 0, mappedOnce: false, swapped: false, uffdWp: false });
       continue;
     }
     const e = buf.readBigUInt64LE(i * 8);
@@ -53,6 +55,7 @@ export function pagemap(pid: number, vpn: number, n: number): PageEntry[] {
       pfn: (e >> 63n & 1n) === 1n ? Number(e & PFN_MASK) : 0,
       mappedOnce: (e >> 56n & 1n) === 1n,
       swapped: (e >> 62n & 1n) === 1n,
+      uffdWp: (e >> 57n & 1n) === 1n,
     });
   }
   return out;

@@ -1,6 +1,6 @@
 // Replays a scenario on the live kernel through the helper, step by step, and records what the
 // kernel shows in the model's observation kinds (read, write, handle-read, frame, mapped,
-// exclusive, stat, fork, gup), with the same `what` texts, so the two can be paired; and, after
+// exclusive, stat, fork, gup, uffd, uffd-wp), with the same `what` texts, so the two can be paired; and, after
 // a swapout or a ksm merge, which pages were swapped out or are KSM pages (kinds swap, ksm).
 
 import type { PageSel, Scenario, Step } from '../scenario/index.js';
@@ -281,8 +281,33 @@ export class Replay implements Replayer {
     }
   }
 
-  expect(step: Extract<Step, { op: 'expect-frame' | 'expect-mapped' | 'expect-exclusive' | 'expect-stat' }>): void {
+  expect(step: Extract<Step, { op: 'expect-frame' | 'expect-mapped' | 'expect-exclusive' | 'expect-stat' | 'expect-uffd-wp' }>): void {
     this.obs.push(expectation(this, step));
+  }
+
+  /** `P uffd ...`: the agent does the userfaultfd ioctls on P's context; its monitor thread answers the faults. */
+  uffd(step: Extract<Step, { op: 'uffd' }>): void {
+    if (!this.facilities.uffdWp) return this.stopHere(this.facilities.uffdWhy ?? 'userfaultfd write-protect is unavailable here');
+    const p = this.live(step.proc);
+    if (!p) return;
+    if (step.action === 'fork-event') {
+      if (p.uffdCtx && p.uffdForkEvent !== step.on) {
+        return this.stopHere(`UFFD_FEATURE_EVENT_FORK is chosen once, at UFFDIO_API (line ${step.pos.line} changes it after ${step.proc}'s first registration)`);
+      }
+      p.uffdForkEvent = step.on;
+      this.note = `the fork event is ${step.on ? 'asked' : 'not asked'} at UFFDIO_API`;
+      return;
+    }
+    const sel = step.sel!;
+    const what = `${step.proc} uffd ${step.action} ${label(sel)}`;
+    const n = sel.hi - sel.lo + 1;
+    const res = step.action === 'register'
+      ? this.call(`uffdreg ${p.id} ${this.addr(p, sel, sel.lo)} ${n} ${p.uffdForkEvent ? 1 : 0}`)
+      : this.call(`uffdwp ${p.id} ${this.addr(p, sel, sel.lo)} ${n} ${step.action === 'protect' ? 1 : 0}`);
+    if (step.action === 'register' && res[0] === 'ok') p.uffdCtx = true;
+    const actual = res[0] === 'ok' ? 'ok' : errnoName(Number(res[1]));
+    this.note = res[0] === 'ok' ? 'done' : `failed: ${res.slice(1).join(' ')}`;
+    this.observe('uffd', what, actual);
   }
 
   deviceExclusive(step: Extract<Step, { op: 'device-exclusive' }>): void {
@@ -308,7 +333,7 @@ export class Replay implements Replayer {
       const pid = Number(res[1]);
       p = {
         id, pid, name: step.proc, mergeable: false, alive: true, members: new Set([step.proc]), regions: new Map(), ranges: [],
-        nextVpn: MMAP_BASE_VPN, helperPt: vmPteKb(pid) ?? 0,
+        nextVpn: MMAP_BASE_VPN, helperPt: vmPteKb(pid) ?? 0, uffdForkEvent: false, uffdCtx: false,
       };
       this.names.set(step.proc, p);
     } else if (!this.live(step.proc)) {
@@ -355,6 +380,8 @@ export class Replay implements Replayer {
     const c: KProc = {
       id, pid: Number(res[1]), name: child, mergeable: p.mergeable, alive: true, members: new Set([child]), regions: new Map(p.regions),
       ranges: [...p.ranges], nextVpn: p.nextVpn, helperPt: p.helperPt,
+      // With the fork event the child's context came to the monitor (the agent) with the fork.
+      uffdForkEvent: p.uffdCtx && p.uffdForkEvent, uffdCtx: p.uffdCtx && p.uffdForkEvent,
     };
     this.names.set(child, c);
     this.observe('fork', what, 'ok');
@@ -518,6 +545,19 @@ export class Replay implements Replayer {
 
   procOf(name: string): KProc | undefined {
     return this.names.get(name);
+  }
+
+  /** Whether a page's entry carries userfaultfd's write-protect bit (pagemap's PM_UFFD_WP); false when not alive. */
+  uffdWpAt(name: string, sel: PageSel, i: number): boolean {
+    const p = this.live(name);
+    return p !== null && pagemap(p.pid, this.region(p, sel).vpn + i, 1)[0]!.uffdWp;
+  }
+
+  /** Write-protect faults the monitor answered for p. */
+  uffdFaults(p: KProc): number {
+    const r = this.agent.call(`uffdfaults ${p.id}`);
+    if (r[0] !== 'ok') throw new OracleError(`uffdfaults of a process: ${r.join(' ')}`);
+    return Number(r[1]);
   }
 
   minflt(p: KProc): number {

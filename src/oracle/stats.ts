@@ -34,6 +34,10 @@ export function measureStat(r: Replay, stat: string, proc: string | null): Measu
     const p = r.procOf(proc);
     return { value: p ? r.minflt(p) : 0, why: null };
   }
+  if (stat.startsWith('uffd_faults.') && proc !== null) {
+    const p = r.procOf(proc);
+    return { value: p ? r.uffdFaults(p) : 0, why: null };
+  }
   if (stat.startsWith('rss.') && proc !== null) {
     if (!f.pfns) return { value: null, why: NO_PFNS };
     const p = r.procOf(proc);

@@ -59,6 +59,10 @@ export interface KProc {
   nextVpn: number;
   /** VmPTE (kB) of the helper itself, before any scenario mapping. */
   helperPt: number;
+  /** `uffd fork-event on` was asked (the context's UFFD_FEATURE_EVENT_FORK, chosen at its first registration). */
+  uffdForkEvent: boolean;
+  /** Its userfaultfd context exists (registered, or handed over by the fork event). */
+  uffdCtx: boolean;
 }
 
 /** A handle this run holds (in the helper's agent). */

@@ -37,6 +37,10 @@ const V5_7: Profile = {
   hugeZeroWp: 'huge',
   wpReuseLarge: 'as-small',
   mprotectWritablePmd: false,
+  uffdWp: true,
+  uffdWpForkVma: 'src-vma',
+  uffdWpShmem: false,
+  uffdUnprotectWritable: false,
   swap: true,
   ksm: true,
 };
@@ -72,13 +76,13 @@ const V5_14 = derive(V5_9, 'v5.14',
 
 const V5_18 = derive(V5_14, 'v5.18',
   'v5.14 + refcount-based reuse in the swap-in and THP paths (COW fixes part 1)',
-  'd4c470970d45, 84d60fdd3733, c145e0b47c77, 3bff7e3f1f16 ("mm: COW fixes part 1")',
-  { swapinReuse: 'refcount', wpFreeSwapcache: true, thpWpReuse: 'refcount' });
+  'd4c470970d45, 84d60fdd3733, c145e0b47c77, 3bff7e3f1f16 ("mm: COW fixes part 1"); 8f34f1eac382 (5.16: fork asks the child\'s VMA about uffd-wp)',
+  { swapinReuse: 'refcount', wpFreeSwapcache: true, uffdWpForkVma: 'dst-vma', thpWpReuse: 'refcount' });
 
 const V5_19 = derive(V5_18, 'v5.19',
   'PG_anon_exclusive; FAULT_FLAG_UNSHARE for R/O pins of possibly shared anonymous pages',
-  '6c287605fd56, c89357e27f20, a7f226604170 ("mm: COW fixes part 2: reliable GUP pins of anonymous pages")',
-  { wpReuse: 'anon-exclusive', anonExclusive: true, unshareRoPin: 'anon', swapinReuse: 'exclusive-bit', thpWpReuse: 'anon-exclusive' });
+  '6c287605fd56, c89357e27f20, a7f226604170 ("mm: COW fixes part 2: reliable GUP pins of anonymous pages"); b1f9e876862d (uffd-wp on shmem, PTE markers)',
+  { wpReuse: 'anon-exclusive', anonExclusive: true, unshareRoPin: 'anon', swapinReuse: 'exclusive-bit', uffdWpShmem: true, thpWpReuse: 'anon-exclusive' });
 
 const V6_2 = derive(V5_19, 'v6.2',
   'v5.19 + mprotect maps exclusive anon pages writable (6.0) + unsharing for anything in a COW mapping (zero page)',
@@ -87,8 +91,8 @@ const V6_2 = derive(V5_19, 'v6.2',
 
 const V6_15 = derive(V6_2, 'v6.15',
   'v6.2 + zero page never pinned (6.5) + exclusive swapped-in pages writable on read faults (6.11) + device-exclusive rework (mapcount untouched, treated like present at fork)',
-  'c8070b787519 (6.5); c18160dba5ff (6.11); "mm: fixes for device-exclusive entries (hmm)" (David Hildenbrand, 6.15)',
-  { pinSkipsZeroPage: true, swapinReadFaultWritable: true, deviceExclusive: 'v6.15', hugeZeroWp: 'huge', wpReuseLarge: 'mm-exclusive' });
+  '931298e103c2 (6.3); c8070b787519 (6.5); c18160dba5ff (6.11); "mm: fixes for device-exclusive entries (hmm)" (David Hildenbrand, 6.15)',
+  { pinSkipsZeroPage: true, swapinReadFaultWritable: true, deviceExclusive: 'v6.15', uffdUnprotectWritable: true, hugeZeroWp: 'huge', wpReuseLarge: 'mm-exclusive' });
 
 const V6 = derive(V6_15, 'v6',
   'the newest behaviour modelled (Linux 6.18): v6.15 + mremap moving a range of several mappings (6.17); `cowlab oracle` compares it with whatever live kernel it runs on',
@@ -103,7 +107,7 @@ const COWPT_RFC = derive(V5_18, 'cowpt-rfc',
 const ODF = derive(V5_7, 'odf',
   'On-Demand Fork as in its paper\'s initial code release (April 2021), on the v5.6 rules; `fork ... cowpt` uses it',
   'Zhao et al., "On-Demand-Fork: A Microsecond Fork for Memory-Intensive and Latency-Sensitive Applications", EuroSys 2021; rssys/on-demand-fork 8d43667123342ec537f8149b36ba15c30330961b "Initial Release"',
-  { cowPageTables: 'odf', cowPteTakeBack: 'whole-table', cowPteShare: 'any', cowptDontneed: 'vma', cowptMremap: 'move-shared', ksmReuse: true });
+  { cowPageTables: 'odf', cowPteTakeBack: 'whole-table', cowPteShare: 'any', cowptDontneed: 'vma', ksmReuse: true, uffdWp: false, cowptMremap: 'move-shared' });
 
 const ODF_2021 = derive(ODF, 'odf-2021',
   'On-Demand Fork after eebe694 (June 2021) and d8ccd3c (December 2021): no repossession of count-1 tables; only tables one VMA covers entirely are shared; MADV_DONTNEED ignored',
@@ -118,8 +122,8 @@ const ODF_2021 = derive(ODF, 'odf-2021',
 
 const LTS_5_4 = derive(V5_8, '5.4',
   '5.4.y long-term: the v5.8 rules - reuse on write fault by mapcount (reuse_swap_page, reuse_ksm_page); GUP with FOLL_GET on a COW mapping breaks COW first; gup-fast only for writable PTEs',
-  'Linux 5.4 + 17839856fd58 backported as 1027dc04f557 in 5.4.47 (CVE-2020-29374); checked in the 5.4.214 and 5.4.286 sources (should_force_cow_break, reuse_ksm_page, reuse_swap_page, no has_pinned; do_huge_pmd_wp_page copies the whole THP, 3917c80280c9 not backported). 5.4 has no FOLL_PIN (5.6): a `pin` stands for a FOLL_GET|FOLL_LONGTERM reference, which takes 1 where the model counts GUP_PIN_COUNTING_BIAS; no 5.4 rule reads a pin count, so only refcount figures differ. Not checked: 5.4.287 to the last 5.4.y',
-  { thpWpCopy: 'huge', hugeZeroWp: 'huge' });
+  'Linux 5.4 + 17839856fd58 backported as 1027dc04f557 in 5.4.47 (CVE-2020-29374); checked in the 5.4.214 and 5.4.286 sources (should_force_cow_break, reuse_ksm_page, reuse_swap_page, no has_pinned). 5.4 has no FOLL_PIN (5.6): a `pin` stands for a FOLL_GET|FOLL_LONGTERM reference, which takes 1 where the model counts GUP_PIN_COUNTING_BIAS; no 5.4 rule reads a pin count, so only refcount figures differ. Not checked: 5.4.287 to the last 5.4.y. 5.4 has no userfaultfd write-protect (5.7)',
+  { uffdWp: false, thpWpCopy: 'huge', hugeZeroWp: 'huge' });
 
 const LTS_5_10 = derive(V5_9, '5.10',
   '5.10.y long-term: the v5.9 rules (reuse only when page_count == 1, early COW at fork of maybe-pinned pages) + write_protect_seq, clear_refs and reclaim skipping pinned pages (5.11, backported); no device-exclusive entries; swap-in reuse by reuse_swap_page (the COW fixes of 5.18 and 5.19 were not backported)',
@@ -138,8 +142,8 @@ const LTS_6_1 = derive(V5_19, '6.1',
 
 const LTS_6_6 = derive(V6_2, '6.6',
   '6.6.y long-term: the v6.2 rules + the zero page never pinned (6.5); a swapped-in page is mapped writable only on a write fault (6.11 not backported); device-exclusive entries as merged in 5.14',
-  'Linux 6.6 (8d6a0ac09a16, 84209e87c696 from 6.2; c8070b787519 from 6.5); checked in the 6.6.87 sources (do_swap_page maps writable on FAULT_FLAG_WRITE only; make_device_exclusive_range). Not checked: 6.6.88 to the last 6.6.y',
-  { pinSkipsZeroPage: true });
+  'Linux 6.6 (8d6a0ac09a16, 84209e87c696 from 6.2; 931298e103c2 from 6.3; c8070b787519 from 6.5); checked in the 6.6.87 sources (do_swap_page maps writable on FAULT_FLAG_WRITE only; make_device_exclusive_range). Not checked: 6.6.88 to the last 6.6.y',
+  { pinSkipsZeroPage: true, uffdUnprotectWritable: true });
 
 const LTS_6_12 = derive(LTS_6_6, '6.12',
   '6.12.y long-term: v6.6 + an exclusive swapped-in page mapped writable on a read fault too (6.11); device-exclusive entries as merged in 5.14 (the 6.15 rework was not backported)',

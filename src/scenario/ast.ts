@@ -218,12 +218,32 @@ export interface ExpectExclusiveStep extends StepBase {
 }
 export interface ExpectStatStep extends StepBase {
   op: 'expect-stat';
-  /** Counter name as written: `PageTables_kB`, `AnonPages_kB`, `rss.P`, `minflt.P`, `frames_used`, `cow_copies`, `pt_copies`. */
+  /** Counter name as written: `PageTables_kB`, `AnonPages_kB`, `rss.P`, `minflt.P`, `uffd_faults.P`, `frames_used`, `cow_copies`, `pt_copies`. */
   stat: string;
-  /** For `rss.P` / `minflt.P`: the process; else null. */
+  /** For `rss.P` / `minflt.P` / `uffd_faults.P`: the process; else null. */
   statProc: string | null;
   cmp: StatOp;
   number: number;
+}
+/**
+ * userfaultfd write-protect: `P uffd register buf[R] wp` (UFFDIO_REGISTER_MODE_WP), `P uffd
+ * protect buf[R]` / `P uffd unprotect buf[R]` (UFFDIO_WRITEPROTECT), `P uffd fork-event on|off`
+ * (UFFD_FEATURE_EVENT_FORK asked at UFFDIO_API). sel is null for fork-event.
+ */
+export interface UffdStep extends StepBase {
+  op: 'uffd';
+  proc: string;
+  action: 'register' | 'protect' | 'unprotect' | 'fork-event';
+  sel: PageSel | null;
+  /** fork-event: on or off. */
+  on: boolean;
+}
+export interface ExpectUffdWpStep extends StepBase {
+  op: 'expect-uffd-wp';
+  proc: string;
+  sel: PageSel;
+  /** true: `uffd-wp`; false: `not-uffd-wp`. */
+  wp: boolean;
 }
 export interface StatsStep extends StepBase {
   op: 'stats';
@@ -273,6 +293,8 @@ export type Step =
   | ExpectMappedStep
   | ExpectExclusiveStep
   | ExpectStatStep
+  | UffdStep
+  | ExpectUffdWpStep
   | StatsStep
   | ThreadStep
   | StepStep
@@ -288,7 +310,7 @@ export const STEP_OPS = [
   'mmap', 'munmap', 'mprotect', 'madvise', 'write', 'read', 'fork', 'exit', 'pin', 'gup', 'vmsplice',
   'read-handle', 'unpin', 'put', 'clear-softdirty', 'device-write', 'device-read', 'device-exclusive',
   'device-atomic', 'swapout', 'ksm-merge', 'check', 'expect-frame', 'expect-mapped', 'expect-exclusive',
-  'expect-stat', 'stats', 'thread', 'step', 'finish', 'mremap',
+  'expect-stat', 'stats', 'thread', 'step', 'finish', 'mremap', 'uffd', 'expect-uffd-wp',
 ] as const satisfies readonly StepOp[];
 const STEP_OPS_COMPLETE: [Exclude<StepOp, (typeof STEP_OPS)[number]>] extends [never] ? true : never = true;
 void STEP_OPS_COMPLETE;
@@ -305,6 +327,7 @@ export const VIOLATION_KINDS = [
   'kernel-bug',
   'exclusive',
   'fault',
+  'uffd-wp-bypass',
 ] as const;
 export type ViolationKind = (typeof VIOLATION_KINDS)[number];
 

@@ -19,6 +19,7 @@ export {
   EXPECTATIONS,
   OPTIONS,
   ATOMIC_OUTCOMES,
+  UFFD_ACTIONS,
   MAX_REGION_PAGES,
   type StepOrigin,
   type StepsResult,

@@ -19,7 +19,7 @@ import { asyncWords, processSyntaxes, processWords, subWords, systemSyntaxes, sy
 import type { ProcessSyntax, Syntax, SystemSyntax } from '../ops/types.js';
 
 export {
-  PROTS, ADVICES, STAT_NAMES, STAT_OPS, EXPECTATIONS, OPTIONS, ATOMIC_OUTCOMES, MAX_REGION_PAGES,
+  PROTS, ADVICES, STAT_NAMES, STAT_OPS, EXPECTATIONS, OPTIONS, ATOMIC_OUTCOMES, UFFD_ACTIONS, MAX_REGION_PAGES,
 } from './words.js';
 
 /**
@@ -40,9 +40,9 @@ export function fixedOrigin(pos: Pos): StepOrigin {
 
 /** The words of process operations (v1), of v1.1 thread operations, of system operations (each's first word). */
 export const PROCESS_OPS: readonly string[] = processWords(false);
-/** v1.1: the process operations on threads and their asynchronous kernel paths. */
+/** Process operations added after v1: v1.1's on threads and their asynchronous kernel paths, and userfaultfd's `uffd`. */
 export const THREAD_OPS: readonly string[] = processWords(true);
-/** Every process operation (v1 then v1.1). */
+/** Every process operation (v1, then the later ones). */
 const ALL_PROCESS_OPS: readonly string[] = [...PROCESS_OPS, ...THREAD_OPS];
 /** v1.1: the process operations a trailing `&` may start as an asynchronous kernel path. */
 export const ASYNC_OPS: readonly string[] = asyncWords();
@@ -346,7 +346,7 @@ export class LineParser {
     const verb = vt.text;
     this.verb = vt;
     if (!ALL_PROCESS_OPS.includes(verb)) {
-      // The v1 message stays as it was, unless the likely typo is of a v1.1 operation.
+      // The v1 message stays as it was, unless the likely typo is of a later operation.
       const near = closest(verb, ALL_PROCESS_OPS);
       const v11 = near !== null && THREAD_OPS.includes(near);
       this.fail(vt, unknownWord('operation', verb, v11 ? ALL_PROCESS_OPS : PROCESS_OPS));

@@ -21,6 +21,7 @@ export const STAT_NAMES = [
   'AnonPages_kB',
   'rss.P',
   'minflt.P',
+  'uffd_faults.P',
   'frames_used',
   'cow_copies',
   'pt_copies',
@@ -36,6 +37,8 @@ export const EXPECTATIONS = [
   'mapped-shared',
   'anon-exclusive',
   'not-anon-exclusive',
+  'uffd-wp',
+  'not-uffd-wp',
 ] as const;
 
 /** The option words of each operation that takes options: at most one word of each group, in any order. */
@@ -45,6 +48,8 @@ export const OPTIONS = {
   pin: [['rw', 'ro'], ['longterm', 'short'], ['fast']],
   gup: [['rw', 'ro'], ['fast']],
 } as const satisfies Record<string, readonly (readonly string[])[]>;
+/** `P uffd ...`: what the monitor asks of userfaultfd (write-protect mode). */
+export const UFFD_ACTIONS = ['register', 'protect', 'unprotect', 'fork-event'] as const;
 /** What `expect` may follow a device atomic. */
 export const ATOMIC_OUTCOMES = ['revoked', 'denied'] as const;
 

@@ -35,6 +35,8 @@ export function explainEvent(e: EventView): string {
         : 'private pages are now shared by both, write-protected in both, until one of them writes';
       return `${who} forks ${e.child ?? 'a child'}: ${e.why}; ${tail}`;
     }
+    case 'uffd-fault':
+      return `${who} write fault${at}: the page is write-protected by userfaultfd, so handle_userfault hands it to the monitor, which un-protects it; the write is retried`;
     case 'segv':
       return `${who} fault${at}: SIGSEGV because ${e.why}`;
     case 'oom':
@@ -86,7 +88,7 @@ function capitalize(s: string): string {
 }
 
 /** The events worth a sentence under a step (the others are listed in the event list). */
-export const KEY_EVENTS = new Set(['anon-fault', 'zero-fault', 'shared-fault', 'wp-reuse', 'wp-copy', 'wp-shared', 'early-cow', 'segv', 'oom', 'bug', 'gup', 'fork']);
+export const KEY_EVENTS = new Set(['anon-fault', 'zero-fault', 'shared-fault', 'wp-reuse', 'wp-copy', 'wp-shared', 'early-cow', 'segv', 'oom', 'bug', 'gup', 'fork', 'uffd-fault']);
 
 /** The step's sentence: the engine's summary, then why (its first decisive kernel event). */
 export function stepSentence(s: StepView): { what: string; why: string | null } {

@@ -17,7 +17,7 @@ import { SWITCH_NAMES, SWITCH_VALUES } from '../../src/profiles/resolve.js';
 import { parseScenario } from '../../src/scenario/parse.js';
 import { VIOLATION_KINDS, type Step } from '../../src/scenario/index.js';
 import {
-  ADVICES, ASYNC_OPS, DEVICE_OPS, EXPECTATIONS, PROCESS_OPS, PROTS, STAT_NAMES, SYSTEM_OPS, THREAD_OPS,
+  ADVICES, ASYNC_OPS, DEVICE_OPS, EXPECTATIONS, PROCESS_OPS, PROTS, STAT_NAMES, SYSTEM_OPS, THREAD_OPS, UFFD_ACTIONS,
 } from '../../src/scenario/steps.js';
 import { CONFIG_KEYS, OUTCOME_WORDS, TOP_KEYS } from '../../src/scenario/envelope.js';
 
@@ -264,12 +264,15 @@ test('the examples of the reference use every operation, option, counter and out
     if (s.op === 'expect-frame') seen.add(s.same ? 'expect:same-frame' : 'expect:other-frame');
     if (s.op === 'expect-mapped') seen.add(s.once ? 'expect:mapped-once' : 'expect:mapped-shared');
     if (s.op === 'expect-exclusive') seen.add(s.exclusive ? 'expect:anon-exclusive' : 'expect:not-anon-exclusive');
+    if (s.op === 'expect-uffd-wp') seen.add(s.wp ? 'expect:uffd-wp' : 'expect:not-uffd-wp');
+    if (s.op === 'uffd') seen.add(`uffd:${s.action}`);
     if (s.op === 'expect-stat') seen.add(`stat:${s.statProc === null ? s.stat : s.stat.replace(/\..*/, '.P')}`).add(`cmp:${s.cmp}`);
   }
   const need: string[] = [];
   for (const op of PROCESS_OPS) need.push(op === 'read' ? 'op:read-handle' : `op:${op}`);
   need.push('op:read');
   for (const op of THREAD_OPS) need.push(`op:${op}`);
+  for (const a of UFFD_ACTIONS) need.push(`uffd:${a}`);
   for (const op of ASYNC_OPS) need.push(`async:${op}`);
   for (const op of SYSTEM_OPS) if (op !== 'device' && op !== 'expect' && op !== 'ksm') need.push(`op:${op}`);
   need.push('op:ksm-merge');

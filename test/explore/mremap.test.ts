@@ -7,10 +7,9 @@ import assert from 'node:assert/strict';
 import { decodeOp, enabledOps, OP_NAMES, type OpName } from '../../src/explore/ops.js';
 import { input, replay, run, runnerAfter } from './helpers.js';
 
-test('mremap is the last operation code; the codes before it are unchanged', () => {
+test('mremap took code 31, after the codes before it, which are unchanged', () => {
   assert.equal(OP_NAMES.indexOf('fork-cowpt'), 30);
   assert.equal(OP_NAMES.indexOf('mremap'), 31);
-  assert.equal(OP_NAMES.length, 32);
 });
 
 test('mremap moves one page of the explored region to a new region named after it', () => {

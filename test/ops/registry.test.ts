@@ -12,8 +12,8 @@ import { Runner, runScenario } from '../../src/engine/run.js';
 import { renderRun } from '../../src/cli/report.js';
 import { explainEvent } from '../../src/web/explain.js';
 import { builtinProfile } from '../../src/profiles/builtin.js';
-import { DECLS, OPS, RANDOM_DRAWS, declOf, keyNoteOf } from '../../src/ops/index.js';
-import { EXPLORE_OPS, OP_NAMES, decodeOp, enabledOps } from '../../src/ops/explore.js';
+import { DECLS, OPS, RANDOM_DRAWS, RESERVED_ORDERS, declOf, keyNoteOf } from '../../src/ops/index.js';
+import { EXPLORE_OPS, OP_NAMES, RESERVED_CODES, decodeOp, enabledOps } from '../../src/ops/explore.js';
 import type { CWriter, Replayer } from '../../src/ops/types.js';
 import {
   ASYNC_OPS, DEVICE_OPS, PROCESS_OPS, STEP_OPS, SYSTEM_OPS, THREAD_OPS, parseScenario, type Scenario, type Step, type StepOp,
@@ -68,18 +68,27 @@ test("the parser's word lists are the declarations' words", () => {
   assert.deepEqual([...ASYNC_OPS].sort(), DECLS.filter((d) => d.start).map((d) => ('subject' in d.syntax ? d.syntax.words[0] : d.op)).sort());
 });
 
-test('explorer codes are 0..n-1 and names unique; random draws likewise', () => {
-  assert.deepEqual(EXPLORE_OPS.map((e) => e.code), EXPLORE_OPS.map((_, i) => i));
+/** Each number up to the highest is taken once, or reserved (for an operation of another branch). */
+function noGap(taken: number[], reserved: readonly number[]): void {
+  const top = Math.max(...taken, ...reserved);
+  assert.deepEqual([...taken, ...reserved.filter((c) => !taken.includes(c))].sort((a, b) => a - b), Array.from({ length: top + 1 }, (_, i) => i));
+}
+
+test('explorer codes and random draw orders are 0..n-1 but the reserved ones, and names unique', () => {
+  const codes = EXPLORE_OPS.map((e) => e.code);
+  assert.ok(Math.max(...codes, ...RESERVED_CODES) < 256, 'a code fits in the packed operation');
+  noGap(codes, RESERVED_CODES);
   assert.equal(new Set(OP_NAMES).size, OP_NAMES.length);
-  assert.deepEqual(RANDOM_DRAWS.map((d) => d.order), RANDOM_DRAWS.map((_, i) => i));
+  noGap(RANDOM_DRAWS.map((d) => d.order), RESERVED_ORDERS);
   assert.equal(new Set(RANDOM_DRAWS.map((d) => d.name)).size, RANDOM_DRAWS.length);
 });
 
 test('every explorer operation decodes to a step whose text parses back to the same step', () => {
   // A state where every explorer operation applies: a pin, a pipe, a device-exclusive grant, a
-  // second thread with a write in progress (so `step` applies).
+  // second thread with a write in progress (so `step` applies), a region registered with
+  // userfaultfd in P (uffd protect/unprotect) and not in its child Q (uffd register: no fork event).
   const setup = [
-    'P mmap buf 2', 'P mmap zz 1', 'P write buf = 1', 'P pin buf[0] as h1', 'P vmsplice buf[1] as h2',
+    'P mmap buf 2', 'P mmap zz 1', 'P write buf = 1', 'P uffd register buf wp', 'P fork Q', 'P pin buf[0] as h1', 'P vmsplice buf[1] as h2',
     'device exclusive P zz as h3', 'P thread T', 'T write zz = 2 &',
   ];
   const sc = parse(setup);

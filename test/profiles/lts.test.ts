@@ -73,9 +73,11 @@ test('each long-term kernel has the switches of its series', () => {
   assert.equal(k54.gupCowBreak, 'get-and-pin');
   assert.equal(k54.gupFastWritableOnly, true);
   assert.equal(k54.forkEarlyCow, false, 'has_pinned and early COW are 5.9');
-  // ... except for THPs: 3917c80280c9 (5.8, split instead of copying the whole THP) is not in 5.4.y.
+  // ... except for THPs: 3917c80280c9 (5.8, split instead of copying the whole THP) is not in 5.4.y,
+  // and userfaultfd write-protect mode, which is 5.7 (63b2d4174c4a) and was never backported.
   assert.equal(k54.thpWpCopy, 'huge');
-  assert.deepEqual(differences(k54, builtinProfile('v5.8')!).sort(), ['hugeZeroWp', 'thpWpCopy']);
+  assert.equal(k54.uffdWp, false);
+  assert.deepEqual(differences(k54, builtinProfile('v5.8')!).sort(), ['hugeZeroWp', 'thpWpCopy', 'uffdWp']);
 
   // 5.10.y: 5.9's refcount reuse and early COW + 5.11's three fixes backported (5.10.4, 5.10.9).
   const k510 = lts('5.10');

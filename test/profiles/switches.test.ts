@@ -32,10 +32,26 @@ interface Witness {
   scenarios: () => Scenario[];
 }
 
+/** A protected page of P, then a fork: `after` runs on top (Q writes, expects ...). */
+const UFFD_FORK = (...after: string[]): Scenario => steps('P mmap a 1', 'P write a = 1', 'P uffd register a wp', 'P uffd protect a', 'P fork Q', ...after);
+
 const KSM_ONCE = ['P mmap a 2', 'P write a = 1', 'P madvise a mergeable', 'ksm merge', 'P munmap a[1]', 'P write a[0] = 2', 'expect stat cow_copies >= 0'];
 
 /** Why each switch exists, as a run it changes. */
 const WITNESSES: Record<SwitchName, Witness> = {
+  uffdWp: { base: 'v6', scenarios: () => [UFFD_FORK('P write a = 2', 'expect stat uffd_faults.P == 1')] },
+  uffdWpForkVma: { base: 'v6', scenarios: () => [
+    // Without the fork event the child's mapping is not registered: its PTE keeps the bit (5.7) or not (5.16).
+    UFFD_FORK('expect Q a[0] not-uffd-wp'),
+    // With it, fork's early COW copy of a pinned page: write-protected (5.16) or writable behind the monitor (5.7).
+    steps('P mmap a 1', 'P write a = 1', 'P uffd register a wp', 'P uffd fork-event on', 'P pin a as h', 'P uffd protect a', 'P fork Q', 'Q write a = 2', 'expect stat uffd_faults.Q == 1'),
+  ] },
+  uffdWpShmem: { base: 'v6', scenarios: () => [
+    steps('P mmap a 1 shared', 'P write a = 1', 'P uffd register a wp', 'P uffd protect a', 'P madvise a dontneed', 'P write a = 2', 'expect stat uffd_faults.P == 1'),
+  ] },
+  uffdUnprotectWritable: { base: 'v6', scenarios: () => [
+    steps('P mmap a 1', 'P write a = 1', 'P uffd register a wp', 'P uffd protect a', 'P uffd unprotect a', 'P write a = 2', 'expect stat minflt.P == 1'),
+  ] },
   wpReuse: { base: 'v6', scenarios: () => [
     // An exclusive page with a gup reference, write-protected by clear_refs: reused by
     // PG_anon_exclusive or mapcount, copied by page_count.

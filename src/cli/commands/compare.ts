@@ -19,6 +19,7 @@ import { buildRegistry } from '../registry.js';
 const SHORT: Record<string, string> = {
   leak: 'leak', 'lost-write': 'lost', 'pin-incoherent': 'pin', expect: 'exp', accounting: 'acct',
   'frame-leak': 'fleak', 'use-after-free': 'uaf', 'kernel-bug': 'bug', exclusive: 'excl', fault: 'fault',
+  'uffd-wp-bypass': 'wpbypass',
 };
 
 export interface Cell {
@@ -175,7 +176,7 @@ function renderMatrix(rows: { name: string; cells: Cell[] }[], profiles: string[
   const out = [line('scenario', profiles), line('-'.repeat(nameW), colW.map((w) => '-'.repeat(w)))];
   rows.forEach((r, i) => out.push(line(r.name, texts[i]!)));
   out.push('', 'cells: ok | n/a | violations (leak, lost = lost-write, pin = pin-incoherent, exp = expect, acct = accounting,',
-    '       fleak = frame-leak, uaf = use-after-free, bug = kernel-bug, excl = exclusive, fault); "!" = contradicts outcomes;',
+    '       fleak = frame-leak, uaf = use-after-free, bug = kernel-bug, excl = exclusive, fault, wpbypass = uffd-wp-bypass); "!" = contradicts outcomes;',
     '       ERROR = cowlab failed on this cell (an internal error)');
   return out.join('\n');
 }

@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { chooseEngine, counterexampleFile, explore, type ExploreInput, type ExploreOutcome } from '../../explore/explore.js';
 import type { Progress } from '../../explore/search.js';
 import { storyText } from '../../explore/stories.js';
-import { DEFAULT_OPS, OP_NAMES, PROC_NAMES, type OpName } from '../../explore/ops.js';
+import { DEFAULT_OPS, OP_NAMES, PROC_NAMES, UFFD_EXPLORE_OPS, type OpName } from '../../explore/ops.js';
 import { ProfileError, withOverrides } from '../../profiles/resolve.js';
 import { VIOLATION_KINDS } from '../../scenario/ast.js';
 import { parseCommandArgs } from '../args.js';
@@ -95,7 +95,10 @@ function explorePlan(argv: string[], io: Io): Plan | number {
   } else if (values.reverse || values['baseline-set']) {
     throw new UsageError(`cowlab explore: ${values.reverse ? '--reverse' : '--baseline-set'} goes with --baseline KERNEL`);
   }
-  const ops = typeof values.ops === 'string' ? values.ops.split(',').map((s) => s.trim()).filter(Boolean) : [...DEFAULT_OPS];
+  // `uffd` in --ops stands for the userfaultfd write-protect set (UFFD_EXPLORE_OPS).
+  const ops = typeof values.ops === 'string'
+    ? [...new Set(values.ops.split(',').map((s) => s.trim()).filter(Boolean).flatMap((s) => (s === 'uffd' ? [...UFFD_EXPLORE_OPS] : [s])))]
+    : [...DEFAULT_OPS];
   for (const o of ops) if (!(OP_NAMES as readonly string[]).includes(o)) throw new UsageError(`cowlab explore: --ops: unknown operation '${o}' (operations: ${OP_NAMES.join(', ')})`);
   let kinds: Set<string> | null = null;
   if (typeof values.kinds === 'string') {

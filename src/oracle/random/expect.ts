@@ -17,7 +17,9 @@ export interface Filled {
   model: RunResult;
 }
 
-const NEUTRAL: Record<GenLine['fill'], string> = { none: '', read: '', frame: 'same-frame', mapped: 'mapped-once', exclusive: 'anon-exclusive', stat: '0' };
+const NEUTRAL: Record<GenLine['fill'], string> = {
+  none: '', read: '', frame: 'same-frame', mapped: 'mapped-once', exclusive: 'anon-exclusive', stat: '0', 'uffd-wp': 'uffd-wp',
+};
 
 export function scenarioText(name: string, description: string, steps: readonly string[], profile: string): string {
   const desc = description.split('\n').map((l) => `  ${l}`).join('\n');

@@ -81,7 +81,7 @@ function chooseOp(rng: Rng, candidates: readonly RandomDraw[]): RandomDraw | und
 /** The generator's state: what it knows of the scenario written so far. The draws (src/ops) act on it. */
 class Gen implements RandomGen {
   readonly lines: GenLine[] = [];
-  procs: GProc[] = [{ name: 'P', alive: true, regions: new Map() }];
+  procs: GProc[] = [{ name: 'P', alive: true, regions: new Map(), uffd: new Set(), uffdForkEvent: false }];
   handles: GHandle[] = [];
   readonly empty = EMPTY;
   /** Some mapping was marked MADV_MERGEABLE. */
@@ -265,6 +265,9 @@ export function generateLines(rng: Rng, ops: readonly string[], avoid: readonly 
       g.add(`P write ${name} = ${v}`);
     }
   });
+
+  // What the drawn operations write once after the set-up (userfaultfd: the fork event, registrations).
+  for (const d of candidates) d.setup?.(g);
 
   const steps = (g.steps = intIn(rng, 6, 26));
   const fork = candidates.find((d) => d.name === 'fork');

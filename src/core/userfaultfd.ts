@@ -1,0 +1,149 @@
+// userfaultfd in write-protect mode (fs/userfaultfd.c, mm/userfaultfd.c): registering a range
+// (UFFDIO_REGISTER_MODE_WP sets VM_UFFD_WP), write-protecting and un-protecting it
+// (UFFDIO_WRITEPROTECT: change_protection() with MM_CP_UFFD_WP / MM_CP_UFFD_WP_RESOLVE), and the
+// monitor's side of a write-protect fault (handle_userfault). The scenario's monitor resolves every
+// fault at once by un-protecting the page, as QEMU's background snapshot or CRIU do after saving
+// it; the faulting access is then retried. A leaf of src/core's paths (no import of fault.ts).
+
+import {
+  EINVAL, ENOENT, NA, OK, PG_ANON, PG_ANON_EXCLUSIVE, PTE_DEVEXCL_WRITE, PTE_DEVICE_EXCLUSIVE, PTE_MARKER, PTE_PRESENT,
+  PTE_PROTNONE, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_SWAP, PTE_UFFD_WP, PTE_WRITE, RETRY, VM_MAYSHARE, VM_SHARED,
+  VM_SOFTDIRTY, VM_UFFD_WP, VM_WRITE,
+} from './constants.js';
+import type { Kernel } from './kernel.js';
+import type { Mm, Vma } from './mm.js';
+import { mmuNotify } from './exclusive.js';
+import { splitHugePmdRange } from './huge.js';
+import { pteSlot, pteSlotAlloc, setPte } from './walk.js';
+
+/** userfaultfd_pte_wp(): a write to this PTE must go to the monitor first. */
+export function userfaultfdPteWp(vma: Vma, bits: number): boolean {
+  return (vma.flags & VM_UFFD_WP) !== 0 && (bits & PTE_UFFD_WP) !== 0;
+}
+
+/** vma_can_userfault() for VM_UFFD_WP: private anonymous memory; shmem from 5.19. */
+function vmaCanUffdWp(k: Kernel, vma: Vma): boolean {
+  return vma.shm === null || k.profile.uffdWpShmem;
+}
+
+/**
+ * userfaultfd_register() with UFFDIO_REGISTER_MODE_WP on [lo, hi): every page must be mapped by
+ * a VMA that allows it (EINVAL otherwise, nothing changed); the VMAs are split at the ends and
+ * get VM_UFFD_WP. `forkEvent`: the context's UFFD_FEATURE_EVENT_FORK (UFFDIO_API). NA: no uffd-wp.
+ */
+export function uffdRegister(k: Kernel, mm: Mm, lo: number, hi: number): number {
+  if (!k.profile.uffdWp) return NA;
+  let at = lo;
+  for (const v of mm.vmas) {
+    if (v.end <= at || v.start >= hi) continue;
+    if (v.start > at || !vmaCanUffdWp(k, v)) return EINVAL;
+    at = v.end;
+  }
+  if (at < hi) return EINVAL;
+  for (const v of mm.splitRange(lo, hi)) v.flags |= VM_UFFD_WP;
+  mm.mergeVmas();
+  mm.uffdCtx = true;
+  k.emit('note', mm.id, lo, -1, -1, `UFFDIO_REGISTER (write-protect mode) on ${hi - lo} page(s): VM_UFFD_WP set`);
+  return OK;
+}
+
+/**
+ * mwriteprotect_range() -> uffd_wp_range() -> change_pte_range() with MM_CP_UFFD_WP(_RESOLVE):
+ * `wp` sets the uffd-wp bit of every present PTE (write-protecting it), of every swap and
+ * device-exclusive entry, and (shmem, 5.19+) installs a uffd-wp PTE marker in a none PTE; an
+ * anonymous none PTE is left alone. Un-protecting clears the bits and drops the markers; from 6.3
+ * an exclusive anonymous page is mapped writable at once (MM_CP_TRY_CHANGE_WRITABLE). ENOENT when
+ * a page of the range is not registered in write-protect mode; NA without uffd-wp.
+ * Returns the pages whose entry was not none (what the monitor protected) through `touched`.
+ */
+export function uffdWriteprotect(k: Kernel, mm: Mm, lo: number, hi: number, wp: boolean, touched: number[] | null = null): number {
+  if (!k.profile.uffdWp) return NA;
+  for (let v = lo; v < hi; v++) {
+    const vma = mm.findVma(v);
+    if (vma === null || !(vma.flags & VM_UFFD_WP)) return ENOENT;
+  }
+  // change_protection(): the MMU notifier tells devices first (MMU_NOTIFY_PROTECTION_VMA).
+  mmuNotify(k, mm.id, lo, hi, wp ? 'UFFDIO_WRITEPROTECT' : 'UFFDIO_WRITEPROTECT resolve');
+  // The model keeps the bit on PTEs only: a huge PMD in the range splits first (the kernel keeps a
+  // whole PMD with its uffd-wp bit, change_huge_pmd(); same protection, but no longer PMD-mapped).
+  splitHugePmdRange(k, mm, lo, hi, 'userfaultfd write-protect (the model keeps uffd-wp on PTEs)');
+  const t = k.tables;
+  for (let v = lo; v < hi; v++) {
+    const vma = mm.findVma(v)!;
+    let slot = pteSlot(k, mm, v);
+    const bits = slot < 0 ? 0 : t.bits[slot]!;
+    if (bits === 0) {
+      // A none PTE: only shmem keeps the protection, as a marker (PTE_MARKER_UFFD_WP).
+      if (!wp || vma.shm === null) continue;
+      slot = pteSlotAlloc(k, mm, v);
+      setPte(k, slot, 0, PTE_MARKER | PTE_UFFD_WP);
+      touched?.push(v);
+      continue;
+    }
+    touched?.push(v);
+    if (bits & PTE_MARKER) {
+      if (!wp) setPte(k, slot, 0, 0); // the next fault runs without uffd trapping
+      continue;
+    }
+    if (!(bits & PTE_PRESENT)) {
+      // Swap and device-exclusive entries carry the bit in the entry (pte_swp_mkuffd_wp).
+      if (bits & (PTE_SWAP | PTE_DEVICE_EXCLUSIVE)) t.bits[slot] = wp ? (bits | PTE_UFFD_WP) & ~PTE_DEVEXCL_WRITE : bits & ~PTE_UFFD_WP;
+      continue;
+    }
+    if (wp) {
+      t.bits[slot] = (bits & ~PTE_WRITE) | PTE_UFFD_WP; // pte_wrprotect(pte_mkuffd_wp())
+      continue;
+    }
+    t.bits[slot] = bits & ~PTE_UFFD_WP;
+    if (k.profile.uffdUnprotectWritable && canChangePteWritable(k, vma, t.bits[slot]!, t.entry[slot]!)) t.bits[slot]! |= PTE_WRITE;
+  }
+  return OK;
+}
+
+/**
+ * can_change_pte_writable() (6.0+): a present PTE may be made writable without a fault: VM_WRITE,
+ * not PROT_NONE, no soft-dirty tracking or uffd-wp pending, and an exclusive anonymous page (a
+ * private mapping) or any page of a shared one.
+ */
+export function canChangePteWritable(k: Kernel, vma: Vma, bits: number, pfn: number): boolean {
+  if (!(vma.flags & VM_WRITE) || bits & (PTE_PROTNONE | PTE_SPECIAL | PTE_UFFD_WP)) return false;
+  if (!(vma.flags & VM_SOFTDIRTY) && !(bits & PTE_SOFT_DIRTY)) return false;
+  if (vma.flags & (VM_SHARED | VM_MAYSHARE)) return true;
+  const f = k.frames.flags[pfn]!;
+  return (f & PG_ANON) !== 0 && (f & PG_ANON_EXCLUSIVE) !== 0;
+}
+
+/**
+ * handle_userfault(vmf, VM_UFFD_WP), and the scenario's monitor answering it: the fault is
+ * counted for the mm, the monitor un-protects the page (UFFDIO_WRITEPROTECT without MODE_WP) and
+ * wakes the thread, whose access is retried. Returns RETRY.
+ */
+export function handleUserfault(k: Kernel, mm: Mm, vpn: number): number {
+  mm.uffdFaults++;
+  k.uffdResolved.push(mm.id, vpn);
+  uffdWriteprotect(k, mm, vpn, vpn + 1, false);
+  k.emit('uffd-fault', mm.id, vpn, -1, -1, 'userfaultfd: a write to a write-protected page; the monitor un-protects it and the write is retried');
+  return RETRY;
+}
+
+/**
+ * dup_userfaultfd(): without UFFD_FEATURE_EVENT_FORK the child's mapping is not registered
+ * (VM_UFFD_WP cleared); with it the child gets a context of its own, with the same features.
+ */
+export function dupUserfaultfd(parent: Mm, child: Mm, vma: Vma): void {
+  if (!(vma.flags & VM_UFFD_WP)) return;
+  if (!parent.uffdForkEvent) {
+    vma.flags &= ~VM_UFFD_WP;
+    return;
+  }
+  child.uffdCtx = true;
+  child.uffdForkEvent = true;
+}
+
+/**
+ * Whether fork's copy of a PTE keeps its uffd-wp bit: copy_one_pte() asked the parent's VMA
+ * (5.7-5.15, b569a1760782), copy_present_pte()/copy_nonpresent_pte() the child's (5.16+).
+ */
+export function forkKeepsUffdWp(k: Kernel, srcVma: Vma, dstVma: Vma): boolean {
+  return ((k.profile.uffdWpForkVma === 'src-vma' ? srcVma : dstVma).flags & VM_UFFD_WP) !== 0;
+}

@@ -1,0 +1,25 @@
+// userfaultfd write-protect, the monitor's side in the ideal memory: the faults the monitor
+// resolved un-protect their pages, and every write (CPU, FOLL_WRITE GUP, device) checks that a
+// page the monitor protected reached the monitor (a userfault) before it changed, or it is a
+// `uffd-wp-bypass`. The monitor's requests (`P uffd ...`) are mm-ops.ts's.
+
+import type { RunState } from './state.js';
+
+/** The faults the monitor resolved since the last call: their pages are no longer protected in the ideal memory. */
+export function drainUffd(s: RunState): void {
+  const r = s.k.uffdResolved;
+  if (r.length === 0) return;
+  for (let i = 0; i < r.length; i += 2) {
+    const name = s.mmNames[r[i]!];
+    if (name !== undefined) s.ideal.uffdUnprotect(s.procs.get(name)?.group ?? name, r[i + 1]!, r[i + 1]! + 1);
+  }
+  r.length = 0;
+}
+
+/** A write (by the CPU, through a write GUP, or by the device) landed on vpn of `group`: was the monitor told first? */
+export function checkUffdWrite(s: RunState, group: string, vpn: number, page: string, who: string, procs: string[], frames: number[] = []): void {
+  drainUffd(s);
+  if (s.ideal.uffdProtected(group, vpn)) {
+    s.violation('uffd-wp-bypass', `${who} changed ${page}, which the userfaultfd monitor had write-protected, without a userfault first`, procs, frames);
+  }
+}
