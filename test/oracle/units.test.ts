@@ -55,7 +55,7 @@ test('model-only limits are dropped, with a note', () => {
   assert.deepEqual(notes, []);
   const limited = { ...sc, config: { frames: 3, pinBias: 4 } };
   const out = withoutModelLimits(limited, notes);
-  assert.deepEqual(out.config, { frames: null, pinBias: null });
+  assert.deepEqual(out.config, { frames: null, pinBias: null, thp: null });
   assert.equal(notes.length, 2);
 });
 
