@@ -105,6 +105,9 @@ function copyVma(mm: Mm, vma: Vma, lo: number, start: number, n: number): Vma {
   nv.shmOffset = vma.shmOffset + (lo - vma.start);
   nv.pgoffShift = vma.pgoffShift + (lo - start);
   if (nv.shm) nv.shm.users++;
+  // mremap_userfaultfd_prep(): without UFFD_FEATURE_EVENT_REMAP (not modelled) the new VMA
+  // drops its userfaultfd context (userfaultfd_reset_ctx): no VM_UFFD_WP there.
+  nv.flags &= ~VM_UFFD_WP;
   mm.insertVma(nv);
   return nv;
 }
