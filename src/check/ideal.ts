@@ -246,7 +246,9 @@ export class IdealMemory {
    * throughout must move. Anything else (pages of different mmaps or flags, which the kernel
    * may keep in different VMAs; unmapped pages after the first) fails before 6.17 and moves
    * mapping by mapping, gaps kept, from 6.17: either result is allowed. The cells move with the
-   * pages, unchanged (a shared cell stays shared); handles stay bound to them.
+   * pages, unchanged (a shared cell stays shared); handles stay bound to them. The moved pages
+   * lose the monitor's write protection: without UFFD_FEATURE_EVENT_REMAP the new range is not
+   * registered (mremap_userfaultfd_prep).
    */
   mremap(proc: string, lo: number, hi: number, start: number, done: boolean): boolean {
     const first = this.find(proc, lo);
@@ -268,7 +270,7 @@ export class IdealMemory {
       let end = v + 1;
       while (end < hi && this.find(proc, end)?.seg === from.seg && from.seg.cells[from.i + (end - v)]! >= 0) end++;
       const n = end - v;
-      p.segs.push(new Segment(start + (v - lo), n, from.seg.shared, from.seg.cells.slice(from.i, from.i + n), from.seg.flags.slice(from.i, from.i + n)));
+      p.segs.push(new Segment(start + (v - lo), n, from.seg.shared, from.seg.cells.slice(from.i, from.i + n), from.seg.flags.slice(from.i, from.i + n).map((f) => f & ~P_UFFD_WP)));
       from.seg.cells.fill(-1, from.i, from.i + n);
       v = end;
     }

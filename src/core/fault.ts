@@ -3,7 +3,7 @@
 
 import {
   NA, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_KSM, PG_LARGE, PG_SHMEM, PG_SWAPCACHE, PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY,
-  PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, SIGSEGV, PTE_SWAP, PTE_DEVICE_EXCLUSIVE, VM_HUGEPAGE, VM_MAYSHARE, VM_READ, VM_SHARED, VM_WRITE,
+  PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, SIGSEGV, PTE_SWAP, PTE_DEVICE_EXCLUSIVE, VM_HUGEPAGE, VM_MAYSHARE, VM_READ, VM_SHARED, VM_UFFD_WP, VM_WRITE,
   PTE_MARKER, RETRY,
 } from './constants.js';
 import { handleUserfault, userfaultfdPteWp } from './userfaultfd.js';
@@ -128,10 +128,13 @@ export function handlePteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: n
 function doPteMarker(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: number, flags: number, split: WpCopy | null): number {
   setPte(k, slot, 0, 0);
   if (vma.shm === null) return handlePteFault(k, mm, vma, vpn, slot, flags, split);
-  const err = doSharedFault(k, mm, vma, vpn, slot, flags & ~FAULT_FLAG_WRITE);
+  // pte_marker_handle_uffd_wp() -> do_pte_missing() -> do_fault(): finish_fault() maps the page
+  // with the marker's uffd-wp bit, write-protected, and the fault completes (accounted); a write
+  // faults again on that PTE and reaches the monitor then (do_wp_page).
+  const err = doSharedFault(k, mm, vma, vpn, slot, flags);
   if (err !== OK) return err;
   k.tables.bits[slot] = (k.tables.bits[slot]! & ~PTE_WRITE) | PTE_UFFD_WP;
-  return handlePteFault(k, mm, vma, vpn, slot, flags, split);
+  return OK;
 }
 
 /** do_anonymous_page(): first touch of private anonymous memory. */
@@ -189,10 +192,20 @@ export function doSharedFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: nu
   f.mapcount[pfn]!++;
   mm.rssShmem++;
   const write = (flags & FAULT_FLAG_WRITE) !== 0;
-  setPte(k, slot, pfn, PTE_PRESENT | PTE_YOUNG | (write ? PTE_DIRTY : 0) | (vma.flags & VM_WRITE ? PTE_WRITE : 0));
+  setPte(k, slot, pfn, PTE_PRESENT | PTE_YOUNG | (write ? PTE_DIRTY : 0) | sharedPteWrite(vma, write));
   k.emit('shared-fault', mm.id, vpn, pfn, -1, fresh ? 'first touch of the shared object allocates its page' : 'maps the shared object\'s page');
   if (!write) faultAround(k, mm, vma, vpn);
   return OK;
+}
+
+/**
+ * set_pte_range(): the PTE write bit of a shared mapping's fault. vma_wants_writenotify() is true
+ * for a VMA registered for uffd-wp (userfaultfd_wp), so its vm_page_prot is read-only and only a
+ * write fault maps the page writable (maybe_mkwrite); a later write to a read-mapped page faults.
+ */
+function sharedPteWrite(vma: Vma, write: boolean): number {
+  if (!(vma.flags & VM_WRITE)) return 0;
+  return write || !(vma.flags & VM_UFFD_WP) ? PTE_WRITE : 0;
 }
 
 /** Pages do_fault_around() maps around a read fault (fault_around_bytes 64 KiB). */
@@ -218,7 +231,7 @@ function faultAround(k: Kernel, mm: Mm, vma: Vma, vpn: number): void {
     f.refcount[pfn]!++;
     f.mapcount[pfn]!++;
     mm.rssShmem++;
-    setPte(k, slot, pfn, PTE_PRESENT | PTE_YOUNG | (vma.flags & VM_WRITE ? PTE_WRITE : 0));
+    setPte(k, slot, pfn, PTE_PRESENT | PTE_YOUNG | sharedPteWrite(vma, false));
     mapped++;
   }
   if (mapped) k.emit('note', mm.id, vpn, -1, -1, `fault-around: ${mapped} neighbouring page(s) of the page cache mapped too`);

@@ -6,7 +6,7 @@
 // more case of movePmdExtent() beside the PTE table it moves whole (move_normal_pmd).
 
 import {
-  EFAULT, NA, OK, OOM, PG_KSM, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTRS_PER_TABLE, TABLE_MASK, TABLE_SHIFT, VM_MERGEABLE,
+  EFAULT, NA, OK, OOM, PG_KSM, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTRS_PER_TABLE, TABLE_MASK, TABLE_SHIFT, VM_MERGEABLE, VM_UFFD_WP,
 } from './constants.js';
 import { breakCowPte, breakCowRange } from './cowpt.js';
 import { mmuNotify } from './exclusive.js';
@@ -25,6 +25,8 @@ export interface MremapResult {
   moved: number;
   /** PTE tables moved whole (move_normal_pmd). */
   tablesMoved: number;
+  /** With NA: what is not modelled. */
+  why?: string;
 }
 
 /**
@@ -45,6 +47,15 @@ export function doMremap(k: Kernel, mm: Mm, lo: number, hi: number): MremapResul
   }
   // The VMAs (their parts in [lo, hi)) to move, in address order.
   const parts = mm.vmas.filter((v) => v.end > lo && v.start < hi).map((v) => [Math.max(lo, v.start), Math.min(hi, v.end)] as const);
+  // remap_move() -> vma_multi_allowed(): a VMA registered with userfaultfd (userfaultfd_armed)
+  // moves only alone: as the first VMA with the range ending inside it, else EFAULT.
+  const armed = parts.findIndex(([a]) => (mm.findVma(a)!.flags & VM_UFFD_WP) !== 0);
+  if (armed === 0 && vma.end < hi) {
+    k.emit('note', mm.id, lo, -1, -1, 'mremap: EFAULT, the range goes past a userfaultfd-registered mapping (vma_multi_allowed)');
+    return { err: EFAULT, start, moved: 0, tablesMoved: 0 };
+  }
+  // A later registered VMA fails the call after the VMAs before it have moved.
+  if (armed > 0) return { err: NA, start, moved: 0, tablesMoved: 0, why: 'mremap of several mappings with a userfaultfd-registered one after the first (remap_move moves the ones before it, then fails) is not modelled yet' };
   // prep_move_vma(): ksm_madvise(MADV_UNMERGEABLE) unmerges KSM pages in the range first.
   for (const [a, b] of parts) if (mm.findVma(a)!.flags & VM_MERGEABLE && hasKsmPage(k, mm, a, b)) return { err: NA, start, moved: 0, tablesMoved: 0 };
   // move_page_tables(): mmu_notifier_invalidate_range_start(MMU_NOTIFY_UNMAP) on the old range.
@@ -94,6 +105,9 @@ function copyVma(mm: Mm, vma: Vma, lo: number, start: number, n: number): Vma {
   nv.shmOffset = vma.shmOffset + (lo - vma.start);
   nv.pgoffShift = vma.pgoffShift + (lo - start);
   if (nv.shm) nv.shm.users++;
+  // mremap_userfaultfd_prep(): without UFFD_FEATURE_EVENT_REMAP (not modelled) the new VMA
+  // drops its userfaultfd context (userfaultfd_reset_ctx): no VM_UFFD_WP there.
+  nv.flags &= ~VM_UFFD_WP;
   mm.insertVma(nv);
   return nv;
 }

@@ -81,7 +81,7 @@ export function mremap(s: RunState, step: StepOf<'mremap'>): void {
   waitForMmapLock(s, p);
   const [lo, hi] = s.range(p, step.sel);
   const r = doMremap(s.k, p.mm, lo, hi);
-  if (r.err === NA) throw new NotApplicable('mremap of KSM pages (prep_move_vma unmerges them first) is not modelled yet');
+  if (r.err === NA) throw new NotApplicable(r.why ?? 'mremap of KSM pages (prep_move_vma unmerges them first) is not modelled yet');
   if (r.err === OOM) {
     s.record.summary = `mremap of ${s.label(step.sel)} failed: no address space left`;
     s.violation('fault', 'mremap failed in the model: no address space left');
