@@ -2,16 +2,16 @@
 // this machine measured in the same run; ratios against the targets of issue 8.
 //   npm run bench [-- --json] [-- --quick]
 
-import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { freemem, homedir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { explore } from '../src/explore/explore.js';
 import { DEFAULT_OPS } from '../src/explore/ops.js';
 import { builtinProfile } from '../src/profiles/builtin.js';
+import { benchHelper } from './cc.js';
 import { explorerFigures, type Figure } from './explorer.js';
+import { hugeFigures, live, liveFaults4k } from './huge.js';
 import { runScenario } from '../src/engine/run.js';
 import { parseScenario } from '../src/scenario/index.js';
 
@@ -35,32 +35,11 @@ function modelRun(pages: number, cowpt: boolean): Record<string, number> {
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, number>;
 }
 
-/** The C fork timer, built once with the system compiler into a cache directory. */
-function kernelBench(): string | null {
-  const src = join(root, 'bench', 'forkbench.c');
-  const hash = createHash('sha256').update(readFileSync(src)).digest('hex').slice(0, 12);
-  const dir = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'cowlab');
-  const bin = join(dir, `forkbench-${hash}`);
-  if (existsSync(bin)) return bin;
-  mkdirSync(dir, { recursive: true });
-  for (const cc of ['cc', 'gcc', 'clang']) {
-    try {
-      execFileSync(cc, ['-O2', '-o', bin, src], { stdio: 'ignore' });
-      return bin;
-    } catch {
-      // try the next compiler
-    }
-  }
-  return null;
-}
-
-function kernelFork(bin: string, mib: number): { forkMinMs: number; forkMedianMs: number; populateMs: number } | null {
-  if (freemem() < mib * 2 ** 20 * 1.25) return null;
-  const reps = mib <= 64 ? 20 : mib <= 1024 ? 10 : 3;
-  const r = spawnSync(bin, [String(mib), String(reps)], { encoding: 'utf8' });
-  if (r.status !== 0) return null;
-  const j = JSON.parse(r.stdout) as { forkMinNs: number; forkMedianNs: number; populateNs: number };
-  return { forkMinMs: j.forkMinNs / 1e6, forkMedianMs: j.forkMedianNs / 1e6, populateMs: j.populateNs / 1e6 };
+/** fork() of a populated region on the live kernel (bench/livebench.c fork), or null. */
+function kernelFork(mib: number): { forkMinMs: number; forkMedianMs: number; populateMs: number } | null {
+  const j = live(['fork', String(mib), String(mib <= 64 ? 20 : mib <= 1024 ? 10 : 3)], mib);
+  if ('skip' in j) return null;
+  return { forkMinMs: j.forkMinNs! / 1e6, forkMedianMs: j.forkMedianNs! / 1e6, populateMs: j.populateNs! / 1e6 };
 }
 
 const figures: Figure[] = [];
@@ -70,7 +49,7 @@ const add = (f: Figure): void => {
 };
 
 log(`cowlab bench${quick ? ' (quick)' : ''}: model and live kernel, one run`);
-const bin = process.platform === 'linux' ? kernelBench() : null;
+const bin = benchHelper('livebench');
 if (!bin) log('  (no C compiler or not Linux: kernel figures left out)');
 
 let fork1G: number | null = null;
@@ -81,7 +60,7 @@ for (const [label, pages] of SIZES) {
   let kf = null;
   if (bin && pages <= 16 * GIB) {
     log(`  ${label}: live kernel ...`);
-    kf = kernelFork(bin, mib);
+    kf = kernelFork(mib);
   }
   add({ name: `populate ${label}`, unit: 'ms', model: m.populateMs!, kernel: kf?.populateMs ?? null, ratio: kf ? m.populateMs! / kf.populateMs : null, target: null, met: null });
   add({
@@ -99,8 +78,16 @@ for (const [label, pages] of SIZES) {
   });
   if (label === '1 GiB') {
     fork1G = m.forkMs!;
-    add({ name: 'COW fault throughput', unit: 'faults/s', model: m.cowFaultsPerSec!, kernel: 1e9 / 3000, ratio: m.cowFaultsPerSec! / (1e9 / 3000), target: null, met: null, note: 'kernel: ~3.0 us per COW fault, measured on a Linux 6.18 VM' });
-    add({ name: 'reuse fault throughput', unit: 'faults/s', model: m.reuseFaultsPerSec!, kernel: 1e9 / 733, ratio: m.reuseFaultsPerSec! / (1e9 / 733), target: null, met: null, note: 'kernel: ~0.73 us per reuse fault on this VM' });
+    // The kernel's side measured now (bench/livebench.c: write faults after fork, 4 KiB pages).
+    log('  write faults after fork: live kernel ...');
+    const kw = liveFaults4k(quick);
+    for (const [name, rate, ns] of [['COW fault throughput', m.cowFaultsPerSec!, 'cowNs'], ['reuse fault throughput', m.reuseFaultsPerSec!, 'reuseNs']] as const) {
+      const kernel = 'skip' in kw ? null : 1e9 / kw[ns]!;
+      add({
+        name, unit: 'faults/s', model: rate, kernel, ratio: kernel ? rate / kernel : null, target: null, met: null,
+        note: 'skip' in kw ? `kernel not measured: ${kw.skip}` : `kernel: ${(kw[ns]! / 1000).toFixed(2)} us a fault (${kw.faults} pages, best of ${kw.reps} runs)`,
+      });
+    }
   }
 }
 
@@ -119,6 +106,9 @@ for (const [label, pages] of SIZES.filter(([l]) => l !== '64 MiB')) {
 
 // `run --trace` of the 1 GiB fork scenario (mmap populate, fork, exit, end: every PTE and
 // frame each step changed, diffed) beside the same run without the changes (median of 3, warm).
+// THP and hugetlb forks, and the THP write faults, beside the live kernel (bench/huge.ts).
+for (const f of hugeFigures(quick, log)) add(f);
+
 log('  run --trace, 1 GiB fork ...');
 {
   const file = join(root, 'scenarios/basic/pagetables-1gib.scn.yaml');
