@@ -181,6 +181,7 @@ export function hugeFigures(quick: boolean, log: (s: string) => void = () => {})
   });
 
   log('  THP write faults after fork: model and live kernel ...');
+  modelFaults(GIB_PAGES / 8, true, 5); // warm-up: the fault paths compiled before they are timed
   const mt = modelFaults(GIB_PAGES, true, quick ? 3 : 5);
   const kt = live(['faults', 'thp', '1024', quick ? '2' : '3'], 2048);
   const faultRow = (name: string, modelUs: number, kernelNs: number | undefined, note: string): Figure => ({
@@ -203,6 +204,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   };
   const figures = hugeFigures(quick, log);
   log('  4 KiB write faults after fork: model and live kernel ...');
+  modelFaults(GIB_PAGES / 8, false, 3);
   const m4 = modelFaults(GIB_PAGES, false, 3);
   const k4 = liveFaults4k(quick);
   for (const [what, mus, kns] of [['COW', m4.cowUs, 'cowNs'], ['reuse', m4.reuseUs, 'reuseNs']] as const) {

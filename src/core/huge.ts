@@ -5,8 +5,7 @@
 // A PMD leaf sits in a PMD-level slot of the table arena: `entry` = the folio's head pfn (0 for the
 // huge zero page), `bits` = PMD_LEAF plus the PTE bit layout. The folio's counts are in frames.ts.
 // Paths that know no PMD leaves split them first (splitHugePmdRange), as the kernel does for a
-// partial range; a path that meets a whole PMD and keeps it (zap_huge_pmd, change_huge_pmd) is a
-// later step.
+// partial range; zap (zapHugePmds) and mprotect (changeHugePmds) keep a PMD they cover whole.
 
 import {
   HPAGE_PMD_NR, isCowMapping, LEVEL_PTE, OK, PG_ANON, PG_ANON_EXCLUSIVE, PG_LARGE, PMD_LEAF, PTE_DIRTY, PTE_PRESENT,
@@ -255,6 +254,40 @@ export function splitHugePmdRange(k: Kernel, mm: Mm, lo: number, hi: number, why
     const s = pmdLeafSlot(k, mm, a);
     if (s >= 0) splitHugePmd(k, mm, s, a, why);
   }
+}
+
+/**
+ * zap_pmd_range() meeting huge PMDs in [lo, hi): one the range covers whole goes at once
+ * (zap_huge_pmd: the PMD cleared, its deposited table freed, entire mapcount and the folio's
+ * reference dropped once, not per page); one it covers in part is split first, for the PTE
+ * zap. Returns the pages unmapped by whole PMDs.
+ */
+export function zapHugePmds(k: Kernel, mm: Mm, lo: number, hi: number, why: string): number {
+  if (mm.hugePmds === 0) return 0;
+  let zapped = 0;
+  for (let a = lo - (lo & (HPAGE_PMD_NR - 1)); a < hi; a += HPAGE_PMD_NR) {
+    const s = pmdLeafSlot(k, mm, a);
+    if (s < 0) continue;
+    if (a < lo || a + HPAGE_PMD_NR > hi) {
+      splitHugePmd(k, mm, s, a, why);
+      continue;
+    }
+    const head = k.tables.entry[s]!;
+    const zero = isHugeZeroPmd(k, s);
+    setPte(k, s, 0, 0);
+    mm.hugePmds--;
+    mm.nrTables--; // zap_deposited_table()
+    if (zero) continue; // the huge zero page holds no reference
+    k.frames.entireMapcount[head >>> 9]!--;
+    mm.rssAnon -= HPAGE_PMD_NR;
+    // Frees inside a zap are summarised by its caller, not recorded one by one.
+    const tracing = k.tracing;
+    k.tracing = false;
+    k.putPage(head);
+    k.tracing = tracing;
+    zapped += HPAGE_PMD_NR;
+  }
+  return zapped;
 }
 
 /**

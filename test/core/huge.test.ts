@@ -154,3 +154,27 @@ test('the checker catches a wrong entire mapcount and a wrong pin count of a lar
   assert.match(msgs, /entire mapcount 2 but 1 huge PMDs/);
   assert.match(msgs, /pincount 1 but 0 pins/);
 });
+
+test('munmap of a whole shared THP drops its PMD at once (zap_huge_pmd): the other mapping keeps its PMD; the last unmap frees the folio', () => {
+  const k = kernel('v6');
+  const { mm, vpn } = thpProc(k);
+  writeOk(k, mm, vpn, 1);
+  const child = dupMmap(k, mm).child!;
+  const head = k.tables.entry[pmdLeafSlot(k, mm, vpn)]!;
+  const tables = mm.nrTables;
+  const seen = k.events.length;
+  unmapRegion(k, mm, vpn, vpn + 512);
+  assert.ok(!k.events.slice(seen).some((e) => e.why.includes('split')), 'nothing was split');
+  const f = k.frames;
+  assert.equal(pmdLeafSlot(k, mm, vpn), -1);
+  assert.ok(pmdLeafSlot(k, child, vpn) >= 0, 'the child still maps it by its PMD');
+  assert.equal(f.entireMapcount[head >>> 9], 1, 'one PMD mapping left');
+  assert.equal(f.folioRefcount(head), 1);
+  for (const p of [head, head + 1, head + 511]) assert.equal(f.mapcount[p], 0, 'no page was mapped by a PTE (no split)');
+  assert.equal(mm.rssAnon, 0);
+  assert.ok(mm.nrTables < tables, 'the deposited table went with the PMD');
+  assertConsistent(k);
+  unmapRegion(k, child, vpn, vpn + 512);
+  assert.equal(f.used, 0);
+  assertConsistent(k, true);
+});
