@@ -97,9 +97,10 @@ export function pmdWriteProtected(k: Kernel, mm: Mm, vpn: number): boolean {
 
 /**
  * walk_page_range() over a whole address space: fn(first vpn the table maps, PTE table index)
- * for each PTE table present, in address order (PGD -> PUD -> PMD; x86-64 4-level).
+ * for each PTE table present, in address order (PGD -> PUD -> PMD; x86-64 4-level); `leaf`, if
+ * given, for each huge PMD (its first vpn and PMD slot) in the same order.
  */
-export function forEachPteTable(k: Kernel, mm: Mm, fn: (vpnBase: number, table: number) => void): void {
+export function forEachPteTable(k: Kernel, mm: Mm, fn: (vpnBase: number, table: number) => void, leaf?: (vpnBase: number, pmdSlot: number) => void): void {
   const t = k.tables;
   if (mm.pgd <= 0) return;
   for (let a = 0; a < 512; a++) {
@@ -109,8 +110,9 @@ export function forEachPteTable(k: Kernel, mm: Mm, fn: (vpnBase: number, table: 
       const pmd = t.entry[(pud << TABLE_SHIFT) | b]!;
       if (pmd === 0) continue;
       for (let c = 0; c < 512; c++) {
-        const pte = t.entry[(pmd << TABLE_SHIFT) | c]!;
-        if (pte !== 0 && !(t.bits[(pmd << TABLE_SHIFT) | c]! & PMD_LEAF)) fn(a * 2 ** 27 + (b << 18) + (c << 9), pte);
+        const slot = (pmd << TABLE_SHIFT) | c;
+        if (t.bits[slot]! & PMD_LEAF) leaf?.(a * 2 ** 27 + (b << 18) + (c << 9), slot);
+        else if (t.entry[slot] !== 0) fn(a * 2 ** 27 + (b << 18) + (c << 9), t.entry[slot]!);
       }
     }
   }

@@ -122,6 +122,8 @@ export function snapshotsAt(t: Trace, c: Cursor): { now: Snapshot; before: Snaps
 export type Changes = Map<string, string>;
 
 export const frameKey = (pfn: number, field: string): string => `frame:${pfn}:${field}`;
+/** A page of a large folio, listed under it (its head's own row too: apart from the folio's counts). */
+export const subpageKey = (pfn: number, field: string): string => `page:${pfn}:${field}`;
 export const pteKey = (proc: string, vpn: number, field: string): string => `pte:${proc}:${vpn}:${field}`;
 export const handleKey = (name: string, index: number, field: string): string => `handle:${name}:${index}:${field}`;
 
@@ -144,11 +146,21 @@ export function diffSnapshots(before: Snapshot, now: Snapshot): Diff {
       changes.set(frameKey(f.pfn, 'new'), '');
       continue;
     }
-    cmp(changes, frameKey(f.pfn, 'refcount'), o.refcount, f.refcount);
-    cmp(changes, frameKey(f.pfn, 'mapcount'), o.mapcount, f.mapcount);
-    cmp(changes, frameKey(f.pfn, 'pins'), o.pins, f.pins);
-    cmp(changes, frameKey(f.pfn, 'value'), o.value, f.value);
+    cmpCounts(changes, frameKey, o, f);
     cmp(changes, frameKey(f.pfn, 'flags'), o.flags.join(' '), f.flags.join(' '));
+    if (f.folio) {
+      // A large folio: its entire mapcount, and each of its pages listed.
+      cmp(changes, frameKey(f.pfn, 'entire'), o.folio?.entireMapcount ?? '-', f.folio.entireMapcount);
+      const oldPages = new Map((o.folio?.subpages ?? []).map((x) => [x.pfn, x]));
+      for (const sp of f.folio.subpages) {
+        const os = oldPages.get(sp.pfn);
+        if (!os) {
+          changes.set(subpageKey(sp.pfn, 'new'), '');
+          continue;
+        }
+        cmpCounts(changes, subpageKey, os, sp);
+      }
+    }
   }
   const nowFrames = new Set(now.frames.map((f) => f.pfn));
   const freed = before.frames.filter((f) => !nowFrames.has(f.pfn) && f.pfn !== 0);
@@ -201,6 +213,14 @@ function target(e: PteView): string {
 
 function frameName(pfn: number): string {
   return pfn === 0 ? 'zero page' : `frame ${pfn}`;
+}
+
+/** A frame's (or a folio page's) counts and value, old against new. */
+function cmpCounts(changes: Changes, key: (pfn: number, field: string) => string, o: FrameView, f: FrameView): void {
+  cmp(changes, key(f.pfn, 'refcount'), o.refcount, f.refcount);
+  cmp(changes, key(f.pfn, 'mapcount'), o.mapcount, f.mapcount);
+  cmp(changes, key(f.pfn, 'pins'), o.pins, f.pins);
+  cmp(changes, key(f.pfn, 'value'), o.value, f.value);
 }
 
 function cmp(changes: Changes, key: string, a: string | number, b: string | number): void {

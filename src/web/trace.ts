@@ -10,7 +10,7 @@
 // event by wrapping `Kernel.emit` on that instance. Names the Runner keeps privately (handle
 // names, a fork child's name while its fork runs) are followed from the steps.
 
-import { PG_INUSE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_WRITE, TABLE_SHIFT, VM_DONTCOPY, VM_READ, VM_SHARED, VM_WIPEONFORK, VM_WRITE } from '../core/constants.js';
+import { HPAGE_PMD_NR, PG_INUSE, PG_LARGE, PMD_LEAF, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_WRITE, TABLE_SHIFT, VM_DONTCOPY, VM_READ, VM_SHARED, VM_WIPEONFORK, VM_WRITE } from '../core/constants.js';
 import type { KEventType } from '../core/events.js';
 import { frameFlagNames, pteBitNames } from '../core/names.js';
 import { handleVpn } from '../core/kernel.js';
@@ -24,8 +24,10 @@ import type { Scenario, Step } from '../scenario/ast.js';
 
 /** PTEs shown per process (a populated 1 GiB mapping has 262144). */
 export const MAX_PTES_PER_PROC = 64;
-/** Frames shown per snapshot. */
+/** Frames shown per snapshot (a large folio is one). */
 export const MAX_FRAMES = 96;
+/** Pages of one large folio listed under it (those mapped, referenced or written). */
+export const MAX_FOLIO_PAGES = 64;
 /** Events inside one step that get a snapshot of their own (the rest show the step's end state). */
 export const MAX_EVENT_SNAPSHOTS = 48;
 
@@ -40,12 +42,14 @@ export interface RegionView {
 
 export interface PteView {
   vpn: number;
-  /** `buf[0]`, or the address when outside the process's regions. */
+  /** `buf[0]` (`buf[0..511]` for a huge PMD), or the address when outside the process's regions. */
   page: string;
-  /** Indices at each level: PGD, PUD, PMD, PTE. */
+  /** Indices at each level: PGD, PUD, PMD, PTE (0 for a huge PMD). */
   path: [number, number, number, number];
-  /** The PTE table (arena index) holding this entry. */
+  /** The PTE table (arena index) holding this entry; for a huge PMD, its PMD table. */
   table: number;
+  /** A huge PMD (a PMD leaf): this one entry maps HPAGE_PMD_NR pages from vpn, a 2 MiB folio or the huge zero page. */
+  huge: boolean;
   /** The frame it names (0: the zero page); for a device-exclusive entry the frame the device holds; null for swap. */
   pfn: number | null;
   /** A swap entry's slot on the swap device. */
@@ -85,7 +89,19 @@ export interface RefPart {
   count: number;
 }
 
+export interface FolioView {
+  /** Pages in the folio (HPAGE_PMD_NR). */
+  pages: number;
+  /** PMD mappings of the whole folio (folio->_entire_mapcount). */
+  entireMapcount: number;
+  /** Its pages worth listing (mapped by a PTE, referenced, or written), each with its own counts. */
+  subpages: FrameView[];
+  /** Such pages not listed (past MAX_FOLIO_PAGES). */
+  subpagesHidden: number;
+}
+
 export interface FrameView {
+  /** The frame; for a large folio, its head. */
   pfn: number;
   refcount: number;
   mapcount: number;
@@ -97,6 +113,12 @@ export interface FrameView {
   refs: RefPart[];
   /** `P buf[0]` for every PTE naming it (among the PTEs shown). */
   mappedBy: string[];
+  /**
+   * A large folio: the counts above are the whole folio's (refcount and mapcount summed over its
+   * pages, the entire mapcount included; pins: its exact pincount), its pages listed here. Null
+   * for a small page.
+   */
+  folio: FolioView | null;
 }
 
 export interface HandlePageView {
@@ -392,11 +414,28 @@ function snapshot(ctx: Ctx): Snapshot {
           }
           const cell = runner.ideal.cellAt(name, vpn);
           ptes.push({
-            vpn, page, path: [Math.floor(vpnBase / 2 ** 27) % 512, Math.floor(vpnBase / 2 ** 18) % 512, Math.floor(vpnBase / 512) % 512, d], table: pte, pfn, swapSlot, bits: pteBitNames(bits), present,
+            vpn, page, path: [Math.floor(vpnBase / 2 ** 27) % 512, Math.floor(vpnBase / 2 ** 18) % 512, Math.floor(vpnBase / 512) % 512, d], table: pte, huge: false, pfn, swapSlot, bits: pteBitNames(bits), present,
             writable: present && (bits & PTE_WRITE) !== 0 && !(bits & PTE_SPECIAL),
             ideal: cell && cell.cell >= 0 ? values.name(cell.value) : null,
           });
         }
+      }, (vpnBase, slot) => {
+        // A huge PMD: one entry for its 2 MiB (the page shows its PTE table once it is split).
+        if (ptes.length >= MAX_PTES_PER_PROC) {
+          hidden++;
+          return;
+        }
+        const bits = t.bits[slot]! & ~PMD_LEAF;
+        const pfn = bits & PTE_SPECIAL ? 0 : t.entry[slot]!;
+        const page = regionPages(p.regions, vpnBase, HPAGE_PMD_NR);
+        const l = mappedBy.get(pfn) ?? [];
+        l.push(`${name} ${page}`);
+        mappedBy.set(pfn, l);
+        ptes.push({
+          vpn: vpnBase, page, path: [Math.floor(vpnBase / 2 ** 27) % 512, Math.floor(vpnBase / 2 ** 18) % 512, Math.floor(vpnBase / 512) % 512, 0],
+          table: slot >>> TABLE_SHIFT, huge: true, pfn, swapSlot: null, bits: pteBitNames(bits), present: (bits & PTE_PRESENT) !== 0,
+          writable: (bits & PTE_PRESENT) !== 0 && (bits & PTE_WRITE) !== 0 && !(bits & PTE_SPECIAL), ideal: null,
+        });
       });
     }
     procs.push({
@@ -446,15 +485,26 @@ function snapshot(ctx: Ctx): Snapshot {
     });
   }
 
-  // Frames: every frame in use, and the zero page when something maps or holds it.
+  // Frames: every frame in use, and the zero page when something maps or holds it. Large
+  // folios first (a huge-page story's subject; their frames are 512-aligned), each one entry
+  // with its pages under it; then the small pages.
   const frames: FrameView[] = [];
-  let framesHidden = 0;
   const f = k.frames;
   const want: number[] = [];
   if (mappedBy.has(0) || handleRefs.has(0)) want.push(0);
-  for (let pfn = 1; pfn < f.top && want.length < MAX_FRAMES; pfn++) if (f.flags[pfn]! & PG_INUSE) want.push(pfn);
-  framesHidden = f.used - want.filter((pfn) => pfn !== 0).length;
-  for (const pfn of want) {
+  let shown = 0;
+  for (let head = HPAGE_PMD_NR; head < f.top && want.length < MAX_FRAMES; head += HPAGE_PMD_NR) {
+    if ((f.flags[head]! & (PG_INUSE | PG_LARGE)) !== (PG_INUSE | PG_LARGE)) continue;
+    want.push(head);
+    shown += HPAGE_PMD_NR;
+  }
+  for (let pfn = 1; pfn < f.top && want.length < MAX_FRAMES; pfn++) {
+    if ((f.flags[pfn]! & (PG_INUSE | PG_LARGE)) !== PG_INUSE) continue;
+    want.push(pfn);
+    shown++;
+  }
+  const framesHidden = f.used - shown;
+  const small = (pfn: number): FrameView => {
     const refcount = f.refcount[pfn]!;
     const mapcount = f.mapcount[pfn]!;
     const refs: RefPart[] = [];
@@ -465,10 +515,58 @@ function snapshot(ctx: Ctx): Snapshot {
       const other = refcount - mapcount - hr.reduce((s, p) => s + p.count, 0);
       if (other !== 0) refs.push({ kind: 'other', name: null, count: other });
     }
-    frames.push({
+    return {
       pfn, refcount, mapcount, pins: pins.get(pfn) ?? 0, flags: frameFlagNames(f.flags[pfn]!),
-      value: values.name(f.value[pfn]!), refs, mappedBy: mappedBy.get(pfn) ?? [],
-    });
-  }
+      value: values.name(f.value[pfn]!), refs, mappedBy: mappedBy.get(pfn) ?? [], folio: null,
+    };
+  };
+  for (const pfn of want) frames.push(pfn !== 0 && f.flags[pfn]! & PG_LARGE ? folioView(k, pfn, small, mappedBy, handleRefs) : small(pfn));
   return { procs, frames, framesHidden, handles, framesUsed: f.used };
+}
+
+/**
+ * A large folio as one frame: the folio's counts (folio_ref_count, folio_mapcount with the
+ * entire mapcount, the exact pincount), where its references come from, and its pages worth
+ * listing with their own counts.
+ */
+function folioView(
+  k: Runner['k'], head: number, small: (pfn: number) => FrameView, mappedBy: Map<number, string[]>, handleRefs: Map<number, RefPart[]>,
+): FrameView {
+  const f = k.frames;
+  const entire = f.entireMapcount[head >>> 9]!;
+  const subpages: FrameView[] = [];
+  let subpagesHidden = 0;
+  const byHandle = new Map<string, RefPart>();
+  const mappers: string[] = [...(mappedBy.get(head) ?? [])];
+  for (let p = head; p < head + HPAGE_PMD_NR; p++) {
+    const hr = handleRefs.get(p) ?? [];
+    for (const r of hr) {
+      const key = `${r.kind}:${r.name ?? ''}`;
+      const agg = byHandle.get(key);
+      if (agg) agg.count += r.count;
+      else byHandle.set(key, { ...r });
+    }
+    if (p !== head) for (const m of mappedBy.get(p) ?? []) mappers.push(m);
+    if (p !== head && f.mapcount[p] === 0 && f.refcount[p] === 0 && f.value[p] === 0 && hr.length === 0 && !mappedBy.has(p)) continue;
+    if (subpages.length < MAX_FOLIO_PAGES) subpages.push(small(p));
+    else subpagesHidden++;
+  }
+  const refcount = f.folioRefcount(head);
+  const mapcount = f.folioMapcount(head);
+  const refs: RefPart[] = [];
+  if (mapcount > 0) refs.push({ kind: 'mapping', name: null, count: mapcount });
+  refs.push(...byHandle.values());
+  const other = refcount - refs.reduce((s, r) => s + r.count, 0);
+  if (other !== 0) refs.push({ kind: 'other', name: null, count: other });
+  return {
+    pfn: head, refcount, mapcount, pins: f.pincount[head >>> 9]!, flags: frameFlagNames(f.flags[head]!),
+    value: subpages[0]!.value, refs, mappedBy: mappers,
+    folio: { pages: HPAGE_PMD_NR, entireMapcount: entire, subpages, subpagesHidden },
+  };
+}
+
+/** `buf[0..511]` for n pages from vpn inside one region, else the address range. */
+function regionPages(regions: Map<string, { start: number; n: number }>, vpn: number, n: number): string {
+  for (const [name, r] of regions) if (vpn >= r.start && vpn + n <= r.start + r.n) return `${name}[${vpn - r.start}..${vpn - r.start + n - 1}]`;
+  return `0x${(vpn * 4096).toString(16)}..0x${((vpn + n) * 4096 - 1).toString(16)}`;
 }

@@ -6,7 +6,7 @@ import type { ComponentChildren } from 'preact';
 import { useLayoutEffect, useRef, useState } from 'preact/hooks';
 import type { Observation, Violation } from '../engine/result.js';
 import { explainEvent, explainViolation, refBreakdown, stepSentence, verdictLine } from './explain.js';
-import { type Cursor, type Diff, diffSnapshots, frameKey, handleKey, pteKey, snapshotsAt } from './state.js';
+import { type Cursor, type Diff, diffSnapshots, frameKey, handleKey, pteKey, snapshotsAt, subpageKey } from './state.js';
 import type { FrameView, HandleView, ProcView, PteView, Snapshot, Trace } from './trace.js';
 
 // ---- small pieces ----------------------------------------------------------------------------
@@ -117,6 +117,7 @@ function ProcCard(props: { p: ProcView; d: Diff; frames: Map<number, FrameView> 
       ))}
       {[...groups].map(([table, ptes]) => {
         const [a, b, c] = ptes[0]!.path;
+        if (ptes[0]!.huge) return <HugePmds table={table} ptes={ptes} p={p} d={d} key={table} />;
         return (
           <div class="ptable" key={table}>
             <div class="path" title="the populated path of the 4-level page table: PGD index → PUD index → PMD index → the PTE table">
@@ -160,8 +161,92 @@ function ProcCard(props: { p: ProcView; d: Diff; frames: Map<number, FrameView> 
   );
 }
 
+/**
+ * Huge PMDs of one PMD table: each one entry, a PMD leaf mapping 2 MiB (a THP's 512 pages, or
+ * the huge zero page). Once split (__split_huge_pmd) the range shows a PTE table of 512 entries.
+ */
+function HugePmds(props: { table: number; ptes: PteView[]; p: ProcView; d: Diff }) {
+  const { table, ptes, p, d } = props;
+  const [a, b] = ptes[0]!.path;
+  return (
+    <div class="ptable ptable-pmd">
+      <div class="path" title="the populated path down to the PMD table: a huge PMD maps 2 MiB itself, with no PTE table under it">
+        PGD[{a}] › PUD[{b}] › <b>PMD table #{table}</b>
+      </div>
+      {ptes.map((e) => {
+        const rowNew = d.changes.has(pteKey(p.name, e.vpn, 'new'));
+        const wasBits = d.changes.get(pteKey(p.name, e.vpn, 'bits'));
+        const rowChg = rowNew || wasBits !== undefined || d.changes.has(pteKey(p.name, e.vpn, 'pfn'));
+        return (
+          <div class={`pte pmd${rowChg ? ' chg' : ''}`} key={e.vpn} data-testid="pmd" data-src={e.pfn !== null ? String(e.pfn) : undefined}
+            data-kind={e.writable ? 'map-rw' : 'map-ro'} data-chg={rowChg ? '1' : undefined}
+            title={rowNew ? 'set by this step' : wasBits !== undefined ? `changed by this step: was [${wasBits}]` : undefined}>
+            <span class="idx" title={`PMD index ${e.path[2]} (address ${hex(e.vpn)})`}>[{e.path[2]}]</span>
+            <span class="page">{e.page}</span>
+            <span class="huge-badge" title="a huge PMD (PMD leaf): this one entry maps 512 pages, 2 MiB; a split (__split_huge_pmd) turns it into a PTE table of 512 entries">PMD · 2 MiB</span>
+            <Bits pte={e} was={wasBits} />
+            <span class="to">→ <Val k={pteKey(p.name, e.vpn, 'pfn')} d={d}>{e.pfn === 0 ? 'huge zero page' : `folio of frame ${e.pfn}`}</Val></span>
+          </div>
+        );
+      })}
+    </div>
+  );
+}
+
+/** The pages of a large folio, under its card: folded until asked for. */
+function FolioPages(props: { f: FrameView; d: Diff }) {
+  const { f, d } = props;
+  const folio = f.folio!;
+  const n = folio.subpages.length + folio.subpagesHidden;
+  return (
+    <details class="subpages" data-testid="folio-pages">
+      <summary title="each page of the folio keeps its own PTE mapcount and references; the folio's counts above are their sums">
+        {n} of its {folio.pages} pages mapped by a PTE, referenced or written
+      </summary>
+      {folio.subpages.map((sp) => (
+        <div class={`subpage${d.changes.has(subpageKey(sp.pfn, 'new')) ? ' chg' : ''}`} key={sp.pfn} data-frame={String(sp.pfn)} data-testid="subpage">
+          <span class="idx">[{sp.pfn - f.pfn}]</span> frame {sp.pfn}
+          {' '}· value <Val k={subpageKey(sp.pfn, 'value')} d={d}><b>{sp.value}</b></Val>
+          {' '}· <span title="PTEs mapping this page (the folio's PMD mappings are its entire mapcount)">mapcount <Val k={subpageKey(sp.pfn, 'mapcount')} d={d}>{sp.mapcount}</Val></span>
+          {' '}· <span title="references taken through this page; the kernel keeps them all on the folio (page_count of any page is the folio's refcount)">refs <Val k={subpageKey(sp.pfn, 'refcount')} d={d}>{sp.refcount}</Val></span>
+          {sp.pins > 0 ? <> · pins <Val k={subpageKey(sp.pfn, 'pins')} d={d}>{sp.pins}</Val></> : null}
+        </div>
+      ))}
+      {folio.subpagesHidden > 0 ? <div class="muted">… {folio.subpagesHidden} more pages not listed</div> : null}
+    </details>
+  );
+}
+
+function FolioCard(props: { f: FrameView; d: Diff; involved: boolean }) {
+  const { f, d } = props;
+  const folio = f.folio!;
+  const isNew = d.changes.has(frameKey(f.pfn, 'new'));
+  return (
+    <div class={`card frame folio${isNew ? ' chg' : ''}${props.involved ? ' involved' : ''}`} data-frame={String(f.pfn)} data-large="1" data-testid="frame">
+      <div class="card-head">
+        <span class="frame-name">folio of frame {f.pfn}</span>
+        <span class="huge-badge" title={`a large folio: ${folio.pages} frames (${f.pfn}-${f.pfn + folio.pages - 1}) allocated, mapped and freed as one`}>{folio.pages} pages · 2 MiB</span>
+      </div>
+      <div class="counts">
+        <span title="folio_ref_count: every reference to any of its pages (each PMD mapping 1, each PTE 1, each pin 1: large folios count pins exactly)">refcount <Val k={frameKey(f.pfn, 'refcount')} d={d}><b>{f.refcount}</b></Val></span>
+        <span title="folio_mapcount: the PTEs mapping its pages plus its PMD mappings">mapcount <Val k={frameKey(f.pfn, 'mapcount')} d={d}><b>{f.mapcount}</b></Val></span>
+        <span title="folio->_entire_mapcount: huge PMDs mapping the whole folio">entire mapcount <Val k={frameKey(f.pfn, 'entire')} d={d}><b>{folio.entireMapcount}</b></Val></span>
+        <span title="folio->_pincount: FOLL_PIN pins on its pages (exact for large folios)">pins <Val k={frameKey(f.pfn, 'pins')} d={d}><b>{f.pins}</b></Val></span>
+      </div>
+      <div class="muted breakdown" title="where the refcount comes from">{refBreakdown(f)}</div>
+      <div class="flags">
+        <Val k={frameKey(f.pfn, 'flags')} d={d}>
+          {f.flags.map((fl) => <span class={`flag flag-${fl}`} key={fl}>{fl}</span>)}
+        </Val>
+      </div>
+      <FolioPages f={f} d={d} />
+    </div>
+  );
+}
+
 function FrameCard(props: { f: FrameView; d: Diff; involved: boolean }) {
   const { f, d } = props;
+  if (f.folio) return <FolioCard f={f} d={d} involved={props.involved} />;
   const isNew = d.changes.has(frameKey(f.pfn, 'new'));
   return (
     <div class={`card frame${isNew ? ' chg' : ''}${props.involved ? ' involved' : ''}${f.pfn === 0 ? ' zero' : ''}`} data-frame={String(f.pfn)} data-testid="frame">
@@ -233,10 +318,18 @@ function Diagram(props: { snap: Snapshot; d: Diff; involved: Set<number> }) {
     if (!el) return;
     const base = el.getBoundingClientRect();
     const targets = new Map<string, DOMRect>();
-    el.querySelectorAll<HTMLElement>('[data-frame]').forEach((t) => targets.set(t.dataset['frame']!, t.getBoundingClientRect()));
+    // Only what is drawn: a folio's pages folded away are not (getClientRects() is empty).
+    el.querySelectorAll<HTMLElement>('[data-frame]').forEach((t) => {
+      if (t.getClientRects().length > 0) targets.set(t.dataset['frame']!, t.getBoundingClientRect());
+    });
+    const folios = new Set<string>();
+    el.querySelectorAll<HTMLElement>('[data-large]').forEach((t) => folios.add(t.dataset['frame']!));
     const out: Arrow[] = [];
     el.querySelectorAll<HTMLElement>('[data-src]').forEach((s) => {
-      const t = targets.get(s.dataset['src']!);
+      // A page of a large folio whose row is not drawn: the arrow goes to the folio's card.
+      const src = Number(s.dataset['src']!);
+      const head = String(src - (src % 512));
+      const t = targets.get(s.dataset['src']!) ?? (folios.has(head) ? targets.get(head) : undefined);
       if (!t) return;
       const r = s.getBoundingClientRect();
       // A handle under the frames (a narrow panel stacks them in one column): an arrow that
@@ -516,6 +609,12 @@ export function Legend() {
           <span class="bit bit-wp">wp</span> write-protected (the next write faults into <code>do_wp_page</code>, which copies or reuses the frame),
           <span class="bit">D</span> dirty, <span class="bit">A</span> accessed, <span class="bit">SD</span> soft-dirty, <span class="bit">Z</span> zero page, <span class="bit">SW</span> swap entry, <span class="bit">DX</span> device-exclusive entry.
           “reads” is what a load returns now; <span class="reads wrong">≠ ideal</span> marks a page whose content differs from what the program may rely on.
+        </div>
+        <div>
+          <b>Huge pages</b>: a <span class="huge-badge">PMD · 2 MiB</span> entry is a huge PMD mapping a whole 2 MiB
+          transparent huge page with one entry; once split (<code>__split_huge_pmd</code>) that range shows a PTE table
+          of 512 entries. A large folio is one card with the folio's refcount, mapcount, entire mapcount (its PMD
+          mappings) and pins; its pages, each with its own counts, unfold under it.
         </div>
         <div>
           <b>Frames</b> (middle): physical pages. <i>refcount</i> counts every reference (each mapping 1, each pin

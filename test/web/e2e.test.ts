@@ -270,6 +270,57 @@ if (missing) {
     }
   });
 
+  it('a PMD-mapped THP is one 2 MiB entry and one folio, expandable; after the split, its PTE table', async (t) => {
+    const p = await ctx.newPage();
+    const THP = 'seeds/cve-2020-29374-thp.scn.yaml';
+    try {
+      await p.goto(`${base}?file=${encodeURIComponent(THP)}&profile=v6`);
+      const panel = p.locator('[data-testid="panel"][data-profile="v6"]');
+      await panel.waitFor();
+      // The first write maps the whole 2 MiB with one huge PMD: no PTE table.
+      await p.getByTestId('step').filter({ hasText: 'P write buf = 1' }).click();
+      const pmd = panel.locator('[data-proc="P"] [data-testid="pmd"]');
+      await pmd.waitFor();
+      assert.equal(await pmd.count(), 1);
+      assert.match((await pmd.innerText()).replace(/\s+/g, ' '), /buf\[0\.\.511\].*2 MiB.*folio of frame \d+/);
+      assert.equal(await panel.locator('[data-proc="P"] [data-testid="pte"]').count(), 0);
+      // Its frames are one folio card with the folio's counts; its pages fold under it.
+      const folio = panel.locator('[data-testid="frame"][data-large]');
+      assert.equal(await folio.count(), 1);
+      const head = Number(await folio.getAttribute('data-frame'));
+      assert.equal(await pmd.getAttribute('data-src'), String(head));
+      assert.match((await folio.innerText()).replace(/\s+/g, ' '), /refcount 1 mapcount 1 entire mapcount 1 pins 0/);
+      const subpages = folio.getByTestId('subpage');
+      assert.equal(await subpages.count(), 64);
+      assert.equal(await subpages.first().isVisible(), false, 'folded');
+      await folio.getByTestId('folio-pages').locator('summary').click();
+      await subpages.first().waitFor({ state: 'visible' });
+      assert.match((await subpages.nth(1).innerText()).replace(/\s+/g, ' '), new RegExp(`^\\[1\\] frame ${head + 1} · value 1 · mapcount 0`));
+      // fork: both processes map the folio by a write-protected PMD.
+      await p.getByTestId('step').filter({ hasText: 'P fork Q' }).click();
+      await panel.locator('[data-proc="Q"] [data-testid="pmd"]').waitFor();
+      await textMatches(folio, /entire mapcount 1 2/); // the old value struck through, then the new
+      // P's write fault splits its PMD: a PTE table of 512 entries (64 shown), 511 on the folio's pages.
+      await p.getByTestId('step').filter({ hasText: 'P write buf[0] = secret' }).click();
+      const ptes = panel.locator('[data-proc="P"] [data-testid="pte"]');
+      await ptes.first().waitFor();
+      assert.equal(await panel.locator('[data-proc="P"] [data-testid="pmd"]').count(), 0);
+      assert.equal(await ptes.count(), 64);
+      assert.match(await panel.locator('[data-proc="P"]').innerText(), /448 more PTEs not shown/);
+      assert.match((await ptes.nth(1).innerText()).replace(/\s+/g, ' '), new RegExp(`buf\\[1\\].*frame ${head + 1}`));
+      assert.equal(await ptes.nth(1).getAttribute('data-src'), String(head + 1));
+      await textMatches(folio, /entire mapcount 1 0/); // the old value struck through, then the new
+      // Each PTE on a page of the folio has its arrow (to its page's row, unfolded here).
+      const arrows = await panel.locator('svg.arrows path.arrow').count();
+      assert.ok(arrows >= 64, `${arrows} arrows`);
+      const shot = join(tmp, 'thp-split-v6.png');
+      await p.screenshot({ path: shot, fullPage: true });
+      t.diagnostic(`screenshot: ${shot}`);
+    } finally {
+      await p.close();
+    }
+  });
+
   it('"go to step N" looks like a link and goes there', async () => {
     const p = await ctx.newPage();
     try {

@@ -128,8 +128,8 @@ describe('web: traceScenario', () => {
           const where = `${f} on ${p.name}, step ${i + 1}`;
           assert.deepEqual(st.events.slice(0, st.record.events.length).map((e) => `${e.type}:${e.pfn}:${e.pfn2}`),
             st.record.events.map((e) => `${e.type}:${e.pfn}:${e.pfn2}`), where);
-          // Every frame a PTE names is in the snapshot (or past the cap).
-          const frames = new Set(st.after.frames.map((x) => x.pfn));
+          // Every frame a PTE names is in the snapshot (or past the cap): a page of a large folio in its folio's entry.
+          const frames = new Set(st.after.frames.flatMap((x) => (x.folio ? Array.from({ length: x.folio.pages }, (_, j) => x.pfn + j) : [x.pfn])));
           for (const pr of st.after.procs) for (const e of pr.ptes) if (e.pfn !== null && e.pfn !== 0) assert.ok(frames.has(e.pfn) || st.after.framesHidden > 0, where);
           for (const h of st.after.handles) assert.ok(!h.name.startsWith('#'), `${where}: handle ${h.name} named`);
         }
@@ -166,6 +166,64 @@ describe('web: traceScenario', () => {
     assert.equal(fin.find((e) => e.type === 'fork')?.proc, 'P');
     assert.equal(fin.find((e) => /waits for mmap_lock/.test(e.why))?.proc, 'Q');
     assert.equal(fin.at(-1)!.proc, 'Q');
+  });
+
+  it('shows a PMD-mapped THP as one huge entry and its folio as one frame; after the split, the PTE table', () => {
+    const t = traceScenario(load(join(ROOT, 'scenarios/seeds/cve-2020-29374-thp.scn.yaml')), reg.get('v6'));
+    // The first write to the THP-enabled 2 MiB maps one PMD (do_huge_pmd_anonymous_page).
+    let snap = t.steps[stepAt(t, 'P write buf = 1')]!.after;
+    let p = snap.procs.find((x) => x.name === 'P')!;
+    assert.equal(p.ptes.length, 1, 'one entry for the whole 2 MiB');
+    assert.equal(p.ptesHidden, 0);
+    const pmd = p.ptes[0]!;
+    assert.ok(pmd.huge);
+    assert.equal(pmd.page, 'buf[0..511]');
+    assert.ok(pmd.writable);
+    const head = pmd.pfn!;
+    assert.equal(head % 512, 0, 'a 2 MiB folio starts 512-aligned');
+    assert.equal(snap.frames.length, 1, 'the folio is one frame entry');
+    assert.equal(snap.framesHidden, 0);
+    let folio = snap.frames[0]!;
+    assert.equal(folio.pfn, head);
+    assert.ok(folio.folio);
+    assert.equal(folio.folio.pages, 512);
+    assert.equal(folio.folio.entireMapcount, 1);
+    assert.equal(folio.refcount, 1);
+    assert.equal(folio.mapcount, 1);
+    assert.equal(folio.folio.subpages.length + folio.folio.subpagesHidden, 512, 'every page was written');
+    assert.ok(folio.folio.subpages.every((sp) => sp.mapcount === 0 && sp.folio === null), 'no PTE maps a page of it');
+    // fork shares the PMD write-protected (copy_huge_pmd): entire mapcount 2, refcount 2.
+    snap = t.steps[stepAt(t, 'P fork Q')]!.after;
+    for (const name of ['P', 'Q']) {
+      const e = snap.procs.find((x) => x.name === name)!.ptes;
+      assert.equal(e.length, 1, name);
+      assert.ok(e[0]!.huge && e[0]!.pfn === head && !e[0]!.writable, name);
+    }
+    folio = snap.frames.find((f) => f.pfn === head)!;
+    assert.equal(folio.folio!.entireMapcount, 2);
+    assert.equal(folio.refcount, 2);
+    // P's write splits its PMD (__split_huge_pmd) and copies buf[0]: 512 PTEs, 511 on the folio.
+    const w = stepAt(t, 'P write buf[0] = secret');
+    snap = t.steps[w]!.after;
+    p = snap.procs.find((x) => x.name === 'P')!;
+    assert.ok(p.ptes.every((e) => !e.huge), 'no huge PMD left in P');
+    assert.equal(p.ptes.length + p.ptesHidden, 512);
+    assert.ok(new Set(p.ptes.map((e) => e.table)).size === 1, 'one PTE table');
+    assert.equal(p.ptes[0]!.page, 'buf[0]');
+    assert.ok(p.ptes[0]!.pfn !== null && (p.ptes[0]!.pfn < head || p.ptes[0]!.pfn >= head + 512), 'buf[0] maps its copy');
+    assert.equal(p.ptes[1]!.page, 'buf[1]');
+    assert.equal(p.ptes[1]!.pfn, head + 1, 'buf[1] maps the folio\'s page 1');
+    folio = snap.frames.find((f) => f.pfn === head)!;
+    assert.equal(folio.folio!.entireMapcount, 0);
+    assert.equal(folio.mapcount, 511);
+    const sub1 = folio.folio!.subpages.find((sp) => sp.pfn === head + 1)!;
+    assert.equal(sub1.mapcount, 1);
+    assert.deepEqual(sub1.mappedBy, ['P buf[1]']);
+    // What changed: the entire mapcount, and P's entry at buf[0] is a new PTE.
+    const { now, before } = snapshotsAt(t, { step: w, ev: null });
+    const d = diffSnapshots(before, now);
+    assert.equal(d.changes.get(frameKey(head, 'entire')), '1');
+    assert.equal(d.changes.get(pteKey('P', p.ptes[1]!.vpn, 'new')), '');
   });
 
   it('caps what it shows of a large mapping', () => {
