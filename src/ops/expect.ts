@@ -8,7 +8,8 @@ import { unknownWord } from '../scenario/errors.js';
 import { StepFail } from '../scenario/resolve.js';
 import type { LineParser, StepBase } from '../scenario/steps.js';
 import { EXPECTATIONS, INT_RE, PROC_NAME_RULE, PROC_RE, STAT_NAMES, STAT_OPS } from '../scenario/words.js';
-import { defineOp } from './types.js';
+import type { RunState } from '../engine/state.js';
+import { defineOp, type Fill, type OpDecl, type RandomGen, type StepOf } from './types.js';
 
 /** `expect stat NAME OP NUMBER`, after `expect stat`. */
 function parseStat(c: LineParser, base: StepBase): Step {
@@ -99,40 +100,55 @@ export const expectFrameOp = defineOp({
   }],
 });
 
-/** `expect P PAGE mapped-once|mapped-shared`. */
-export const expectMappedOp = defineOp({
-  op: 'expect-mapped',
-  syntax: { sameAs: 'expect-frame' },
-  run: expectMapped,
-  observing: true,
-  replay: (o, step) => o.expect(step),
-  exportC: (x, step) => ({ code: `rp_expect_mapped(${x.proc(step.proc)}, ${x.region(step.sel)}, ${step.sel.lo}, ${x.str(`${step.proc} ${x.label(step.sel)}`)});`, skipped: null }),
-  fuzz: (w, c) => w.expectPage(c, [EXPECTATIONS[2], EXPECTATIONS[3]], false),
-  random: [{
-    name: 'expect-mapped', order: 17, weight: 5,
-    draw(g, p) {
-      g.add(`expect ${p.name} ${g.sel(p, true).text} {}`, 'mapped');
-      return true;
+/** The `expect P PAGE WORD|not-WORD` kinds that look at one page: mapped, exclusive, uffd-wp. */
+type PageExpect = 'expect-mapped' | 'expect-exclusive' | 'expect-uffd-wp';
+
+/**
+ * The declaration of an `expect P PAGE ...` kind that checks one page (parsed by `expect`, the
+ * syntax of expect-frame): run on the model by `run`, replayed by the oracle's expect, exported
+ * as the C call `cCall(proc, region, page, label)`, written by the fuzz campaign with one of
+ * its two `words`, drawn by the random generator (`fill`: what the model's answer fills in)
+ * when `applies` (default: always).
+ */
+export function pageExpectOp<O extends PageExpect>(d: {
+  op: O;
+  run: (s: RunState, step: StepOf<O>) => void;
+  cCall: string;
+  words: readonly [string, string];
+  random: { order: number; weight: number; fill: Fill; applies?: (g: RandomGen) => boolean };
+}): OpDecl<O> {
+  return defineOp<O>({
+    op: d.op,
+    syntax: { sameAs: 'expect-frame' },
+    run: d.run,
+    observing: true,
+    replay: (o, step) => o.expect(step),
+    exportC(x, s) {
+      const step: StepOf<PageExpect> = s; // every one of them names a process and a page
+      return { code: `${d.cCall}(${x.proc(step.proc)}, ${x.region(step.sel)}, ${step.sel.lo}, ${x.str(`${step.proc} ${x.label(step.sel)}`)});`, skipped: null };
     },
-  }],
+    fuzz: (w, c) => w.expectPage(c, d.words, false),
+    random: [{
+      name: d.op, order: d.random.order, weight: d.random.weight,
+      draw(g, p) {
+        if (d.random.applies && !d.random.applies(g)) return false;
+        g.add(`expect ${p.name} ${g.sel(p, true).text} {}`, d.random.fill);
+        return true;
+      },
+    }],
+  });
+}
+
+/** `expect P PAGE mapped-once|mapped-shared`. */
+export const expectMappedOp = pageExpectOp({
+  op: 'expect-mapped', run: expectMapped, cCall: 'rp_expect_mapped', words: [EXPECTATIONS[2], EXPECTATIONS[3]],
+  random: { order: 17, weight: 5, fill: 'mapped' },
 });
 
 /** `expect P PAGE anon-exclusive|not-anon-exclusive` (PG_anon_exclusive, 5.19 on). */
-export const expectExclusiveOp = defineOp({
-  op: 'expect-exclusive',
-  syntax: { sameAs: 'expect-frame' },
-  run: expectExclusive,
-  observing: true,
-  replay: (o, step) => o.expect(step),
-  exportC: (x, step) => ({ code: `rp_expect_exclusive(${x.proc(step.proc)}, ${x.region(step.sel)}, ${step.sel.lo}, ${x.str(`${step.proc} ${x.label(step.sel)}`)});`, skipped: null }),
-  fuzz: (w, c) => w.expectPage(c, [EXPECTATIONS[4], EXPECTATIONS[5]], false),
-  random: [{
-    name: 'expect-exclusive', order: 18, weight: 5,
-    draw(g, p) {
-      g.add(`expect ${p.name} ${g.sel(p, true).text} {}`, 'exclusive');
-      return true;
-    },
-  }],
+export const expectExclusiveOp = pageExpectOp({
+  op: 'expect-exclusive', run: expectExclusive, cCall: 'rp_expect_exclusive', words: [EXPECTATIONS[4], EXPECTATIONS[5]],
+  random: { order: 18, weight: 5, fill: 'exclusive' },
 });
 
 /** `expect stat NAME OP NUMBER`. */

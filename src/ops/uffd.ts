@@ -8,6 +8,7 @@ import { expectUffdWp } from '../engine/expect.js';
 import { uffd } from '../engine/mm-ops.js';
 import type { PageSel } from '../scenario/ast.js';
 import { EXPECTATIONS, UFFD_ACTIONS } from '../scenario/words.js';
+import { pageExpectOp } from './expect.js';
 import { defineOp, type ExploreOp } from './types.js';
 
 const pageText = (sel: PageSel): string =>
@@ -145,20 +146,8 @@ export const uffdOp = defineOp({
 });
 
 /** `expect P PAGE uffd-wp|not-uffd-wp` (pagemap's PM_UFFD_WP, bit 57); parsed by `expect`. */
-export const expectUffdWpOp = defineOp({
-  op: 'expect-uffd-wp',
-  syntax: { sameAs: 'expect-frame' },
-  run: expectUffdWp,
-  observing: true,
-  replay: (o, step) => o.expect(step),
-  exportC: (x, step) => ({ code: `rp_expect_uffd_wp(${x.proc(step.proc)}, ${x.region(step.sel)}, ${step.sel.lo}, ${x.str(`${step.proc} ${x.label(step.sel)}`)});`, skipped: null }),
-  fuzz: (w, c) => w.expectPage(c, [EXPECTATIONS[6], EXPECTATIONS[7]], false),
-  random: [{
-    name: 'expect-uffd-wp', order: 22, weight: 4,
-    draw(g, p) {
-      if (!g.procs.some((q) => q.uffd.size > 0 || q.uffdForkEvent)) return false;
-      g.add(`expect ${p.name} ${g.sel(p, true).text} {}`, 'uffd-wp');
-      return true;
-    },
-  }],
+export const expectUffdWpOp = pageExpectOp({
+  op: 'expect-uffd-wp', run: expectUffdWp, cCall: 'rp_expect_uffd_wp', words: [EXPECTATIONS[6], EXPECTATIONS[7]],
+  // Only once some process registered with userfaultfd.
+  random: { order: 22, weight: 4, fill: 'uffd-wp', applies: (g) => g.procs.some((q) => q.uffd.size > 0 || q.uffdForkEvent) },
 });
