@@ -252,20 +252,41 @@ static int kpageflags_of(uint64_t pfn, uint64_t *flags)
 #define KPF_KSM 21
 #define KPF_ANON_EXCLUSIVE 34
 
+/*
+ * The value of the field NAME of /proc/PID/FILE (a line "NAME:" then blanks, then the value),
+ * up to the end of its line, in out; -1 when the file (the process is gone) or the field (this
+ * kernel does not have it) is missing.
+ */
+static int proc_field(pid_t pid, const char *file, const char *name, char *out, size_t len)
+{
+	char path[64], buf[4096];
+	snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
+	if (read_str(path, buf, sizeof buf) < 0)
+		return -1;
+	size_t n = strlen(name);
+	char *p = buf;
+	while ((p = strstr(p, name)) && ((p != buf && p[-1] != '\n') || p[n] != ':'))
+		p += n;
+	if (!p)
+		return -1;
+	p += n + 1;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	size_t k = strcspn(p, "\n");
+	if (k >= len)
+		k = len - 1;
+	memcpy(out, p, k);
+	out[k] = 0;
+	return 0;
+}
+
 /* ksm_mergeable of /proc/PID/ksm_stat: 1 yes, 0 no, -1 the kernel does not say. */
 static int ksm_mergeable(pid_t pid)
 {
-	char path[64], buf[1024];
-	snprintf(path, sizeof path, "/proc/%d/ksm_stat", (int)pid);
-	if (read_str(path, buf, sizeof buf) < 0)
+	char v[16];
+	if (proc_field(pid, "ksm_stat", "ksm_mergeable", v, sizeof v) < 0)
 		return -1;
-	char *p = strstr(buf, "ksm_mergeable:");
-	if (!p)
-		return -1;
-	p += strlen("ksm_mergeable:");
-	while (*p == ' ' || *p == '\t')
-		p++;
-	return !strncmp(p, "yes", 3) ? 1 : !strncmp(p, "no", 2) ? 0 : -1;
+	return !strncmp(v, "yes", 3) ? 1 : !strncmp(v, "no", 2) ? 0 : -1;
 }
 
 static void ksm_run_now(char *out, size_t len)
@@ -277,12 +298,8 @@ static void ksm_run_now(char *out, size_t len)
 /* VmPTE of a process in kB; -1 when it is gone. */
 static long vm_pte_kb(pid_t pid)
 {
-	char path[64], buf[4096];
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	if (read_str(path, buf, sizeof buf) < 0)
-		return -1;
-	char *p = strstr(buf, "\nVmPTE:");
-	return p ? strtol(p + 7, NULL, 10) : -1;
+	char v[32];
+	return proc_field(pid, "status", "VmPTE", v, sizeof v) < 0 ? -1 : strtol(v, NULL, 10);
 }
 
 /* ---- comparability (src/oracle/comparable.ts) -------------------------------------------- */
