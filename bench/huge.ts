@@ -16,6 +16,7 @@ import { HPAGE_PMD_NR, VM_HUGEPAGE } from '../src/core/constants.js';
 import { dupMmap } from '../src/core/fork.js';
 import { Kernel } from '../src/core/kernel.js';
 import type { Mm } from '../src/core/mm.js';
+import type { Profile } from '../src/core/profile.js';
 import { doMmap } from '../src/core/mmap.js';
 import { exitMmap } from '../src/core/zap.js';
 import { Runner } from '../src/engine/run.js';
@@ -25,7 +26,7 @@ import { benchHelper } from './cc.js';
 import type { Figure } from './explorer.js';
 
 const GIB_PAGES = 262144;
-const v6 = (): ReturnType<typeof builtinProfile> & object => builtinProfile('v6')!;
+const v6 = (): Profile => builtinProfile('v6')!;
 
 // ---- the live kernel ---------------------------------------------------------------------------
 
