@@ -12,12 +12,17 @@ export const mmapOp = defineOp({
     subject: 'process', words: ['mmap'], creates: true,
     parse(c, base, p) {
       const rt = c.nameTok("a region name after 'mmap'");
+      const nt = c.peek();
       const n = c.pageCount('after the region name');
       c.env.bindRegion(p, rt.text, n, c.at(rt));
-      const [prot, share, populate, thp] = c.options('mmap', OPTIONS.mmap);
+      const [prot, share, populate, page] = c.options('mmap', OPTIONS.mmap);
+      const hugetlb = page === 'hugetlb';
+      // v1.2: MAP_HUGETLB maps whole 2 MiB huge pages.
+      if (hugetlb && n % 512 !== 0) c.fail(nt, `expected the number of pages of a hugetlb mapping to be a multiple of 512 (2 MiB huge pages of 4 KiB pages), got ${n}`);
       return {
         op: 'mmap', ...base, proc: p.name, region: rt.text, pages: n, prot: (prot ?? 'rw') as Prot,
-        shared: share === 'shared', populate: populate === 'populate', thp: (thp ?? null) as 'thp' | 'nothp' | null,
+        shared: share === 'shared', populate: populate === 'populate', thp: (hugetlb ? null : page ?? null) as 'thp' | 'nothp' | null,
+        ...(hugetlb ? { hugetlb: true } : {}),
       };
     },
   },
