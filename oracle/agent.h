@@ -81,4 +81,9 @@ void system_signals_block(sigset_t *old);
 void system_signals_restore(const sigset_t *old);
 int system_reclaim(int argc, char **argv);
 
+/* hugetlb.c: the 2 MiB hugetlb pool, set for a scenario and always put back */
+void cmd_hugetlb(uint64_t want);
+void hugetlb_restore(void);
+void hugetlb_reclaim(void);
+
 #endif

@@ -545,6 +545,9 @@ static void __attribute__((unused)) rp_not_replayed(const char *reason, const ch
 	not_replayed(reason, did, mask);
 }
 
+/* MMAP_HUGETLB while rp_mmap_hugetlb maps (below). */
+static uint32_t mmap_extra;
+
 static void __attribute__((unused)) rp_mmap(int name, int region, uint64_t pages, int prot, int shared, int populate, int thp,
 					     const char *thp_reason)
 {
@@ -579,7 +582,7 @@ static void __attribute__((unused)) rp_mmap(int name, int region, uint64_t pages
 	if (pages >= PMD_PAGES)
 		start = (start + PMD_PAGES - 1) / PMD_PAGES * PMD_PAGES;
 	p->next_vpn = start + pages;
-	uint32_t flags = (uint32_t)prot | (shared ? MMAP_SHARED : 0) | (populate ? MMAP_POPULATE : 0);
+	uint32_t flags = (uint32_t)prot | (shared ? MMAP_SHARED : 0) | (populate ? MMAP_POPULATE : 0) | mmap_extra;
 	simple(p, OP_MMAP, flags, start * PAGE_BYTES, pages, 0, "mmap");
 	if (!ans_is("ok"))
 		rp_fail("mmap of %llu page(s) at 0x%llx failed: %s", (unsigned long long)pages, (unsigned long long)(start * PAGE_BYTES),
@@ -592,6 +595,43 @@ static void __attribute__((unused)) rp_mmap(int name, int region, uint64_t pages
 		any_shared = 1;
 	snprintf(note, sizeof note, "mapped at 0x%llx%s%s", (unsigned long long)(start * PAGE_BYTES), ntok > 1 ? "; populating failed: " : "",
 		 ntok > 1 ? errno_name(ans_errno()) : "");
+}
+
+/* `mmap ... hugetlb`: the pool set first (once) to HUGETLB_POOL free unreserved huge pages as
+ * src/oracle/hugetlb.ts sets it (put back by system_release_holds at the end), then MAP_HUGETLB. */
+static void __attribute__((unused)) rp_mmap_hugetlb(int name, int region, uint64_t pages, int prot, int populate)
+{
+	static int pool_set;
+	if (!pool_set) {
+		static char why[300];
+		if (!fac.root) {
+			snprintf(why, sizeof why, "could not reserve %ld huge page(s): setting /proc/sys/vm/nr_hugepages needs root", HUGETLB_POOL);
+			not_replayed(why, "", A_ALL);
+			return;
+		}
+		cmd_hugetlb((uint64_t)HUGETLB_POOL);
+		if (!ans_is("ok") || ntok < 2 || atol(tok[1]) != HUGETLB_POOL) {
+			snprintf(why, sizeof why, "could not reserve %ld huge page(s): %.200s", HUGETLB_POOL, ans);
+			hugetlb_restore();
+			not_replayed(why, "", A_ALL);
+			return;
+		}
+		pool_set = 1;
+	}
+	mmap_extra = MMAP_HUGETLB;
+	rp_mmap(name, region, pages, prot, 0, populate, 0, NULL);
+	mmap_extra = 0;
+}
+
+/* A fault answered with SIGBUS (hugetlb: no huge page for it): the kernel would have killed the process. */
+static void killed_by_sigbus(struct kproc *p)
+{
+	if (ntok < 3 || atoi(tok[2]) != SIGBUS)
+		return;
+	cmd_exit(sp(p));
+	reap();
+	p->alive = 0;
+	snprintf(note, sizeof note, "SIGBUS: the process is killed (hugetlb: no huge page for the fault)");
 }
 
 static void __attribute__((unused)) rp_munmap(int name, int region, uint64_t lo, uint64_t hi)
@@ -687,6 +727,7 @@ static void __attribute__((unused)) rp_write(int name, int region, uint64_t lo, 
 		char w[256];
 		snprintf(w, sizeof w, "%s %s[%llu]", NAMES[name], REGIONS[region], (unsigned long long)(lo + strtoull(tok[1], NULL, 10)));
 		observe("write", w, "fault", 0);
+		killed_by_sigbus(p);
 	} else {
 		observe("write", what, "ok", 0);
 	}
@@ -698,10 +739,12 @@ static void __attribute__((unused)) rp_read(int name, int region, uint64_t i, co
 	if (!p)
 		return;
 	simple(p, OP_READ, 0, addr_of(p, region, i), 1, 0, "read");
-	if (ans_is("fault"))
+	if (ans_is("fault")) {
 		observe("read", what, "fault", 0);
-	else
+		killed_by_sigbus(p);
+	} else {
 		observe("read", what, value_name(ntok > 1 ? strtoull(tok[1], NULL, 16) : 0, ntok > 2 ? atoi(tok[2]) : 1), 0);
+	}
 }
 
 static void __attribute__((unused)) rp_fork(int name, int child, const char *what)

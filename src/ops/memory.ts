@@ -29,6 +29,9 @@ export const mmapOp = defineOp({
   run: mmap,
   replay: (o, step) => o.mmap(step),
   exportC(x, step) {
+    if (step.hugetlb) {
+      return { code: `rp_mmap_hugetlb(${x.proc(step.proc)}, ${x.regionName(step.region)}, ${step.pages} /* pages */, ${x.mmapProt(step.prot)} /* ${step.prot} */, ${step.populate ? 1 : 0} /* populate */);`, skipped: null };
+    }
     const thp = x.system('mmap-thp');
     return {
       code: `rp_mmap(${x.proc(step.proc)}, ${x.regionName(step.region)}, ${step.pages} /* pages */, ${x.mmapProt(step.prot)} /* ${step.prot} */, ${step.shared ? '1 /* shared */' : '0 /* private */'}, ${step.populate ? 1 : 0} /* populate */, ${step.thp === 'thp' ? `1 /* thp */, ${x.str(thp.reason)}` : '0 /* no thp */, NULL'});`,
