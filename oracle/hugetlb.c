@@ -29,21 +29,7 @@ static int hp_lock_fd = -1;
 
 static const char *hp_lock_path(void)
 {
-	static char path[128];
-	snprintf(path, sizeof path, "%s/cowlab-oracle-hugetlb.lock", access("/run", W_OK) == 0 ? "/run" : "/tmp");
-	return path;
-}
-
-/* System calls only (a signal handler runs this). */
-static int hp_write(const char *file, const char *s)
-{
-	int fd = open(file, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	ssize_t n = write(fd, s, strlen(s));
-	int err = errno;
-	close(fd);
-	return n == (ssize_t)strlen(s) ? 0 : -(n < 0 ? err : EIO);
+	return lock_path("hugetlb");
 }
 
 static long hp_read(const char *name)
@@ -66,7 +52,7 @@ static void hp_recover(int fd)
 	int pid;
 	char old[24];
 	if (sscanf(rec, "%d %23s", &pid, old) == 2 && pid != (int)getpid()) {
-		if (hp_write(HP_DIR "nr_hugepages", old) == 0)
+		if (write_str(HP_DIR "nr_hugepages", old) == 0)
 			fprintf(stderr, "cowlab-oracle: put back nr_hugepages=%s, which an oracle (pid %d) left changed\n", old, pid);
 	}
 	if (ftruncate(fd, 0) == 0)
@@ -78,7 +64,7 @@ void hugetlb_restore(void)
 {
 	if (!hp_active)
 		return;
-	hp_write(HP_DIR "nr_hugepages", hp_old);
+	write_str(HP_DIR "nr_hugepages", hp_old);
 	hp_active = 0;
 	if (hp_lock_fd >= 0) {
 		if (ftruncate(hp_lock_fd, 0) == 0)
@@ -142,7 +128,7 @@ void cmd_hugetlb(uint64_t want)
 		target = 0;
 	char v[32];
 	snprintf(v, sizeof v, "%ld", target);
-	int rc = hp_write(HP_DIR "nr_hugepages", v);
+	int rc = write_str(HP_DIR "nr_hugepages", v);
 	if (rc < 0) {
 		say("err %d cannot write " HP_DIR "nr_hugepages%s", -rc, -rc == EACCES || -rc == EPERM ? ": needs root" : "");
 		return;

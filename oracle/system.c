@@ -66,7 +66,7 @@ static struct {
 
 /* ---- small file helpers (system calls only: these also run in a signal handler) ---------- */
 
-static int write_str(const char *path, const char *s)
+int write_str(const char *path, const char *s)
 {
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -138,7 +138,7 @@ static int lock_file(const char *path, int op, uint64_t timeout_ms)
 	return fd;
 }
 
-static const char *lock_path(const char *what)
+const char *lock_path(const char *what)
 {
 	static char path[128];
 	snprintf(path, sizeof path, "%s/cowlab-oracle-%s.lock", access("/run", W_OK) == 0 ? "/run" : "/tmp", what);

@@ -44,7 +44,8 @@ export const mmapOp = defineOp({
     const r = { name: w.newRegionName(), pages: 1 + (c.b % 4) };
     p.regions.push(r);
     // THP is n/a (not modelled): rarely, so that most runs go on.
-    return `${p.name} mmap ${r.name} ${r.pages}${w.options(OPTIONS.mmap, c.f, (word, f) => word === 'thp' && (f & 0x7000) !== 0)}`;
+    // hugetlb needs 512-page mappings (and the fuzzer's regions are 1-4 pages): never drawn here.
+    return `${p.name} mmap ${r.name} ${r.pages}${w.options(OPTIONS.mmap, c.f, (word, f) => word === 'hugetlb' || (word === 'thp' && (f & 0x7000) !== 0))}`;
   },
 });
 
