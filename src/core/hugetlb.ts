@@ -28,7 +28,7 @@ import {
 import type { Kernel } from './kernel.js';
 import { anonVmaPrepare, type Mm, type Vma } from './mm.js';
 import { forkMayCopy } from './page.js';
-import { pmdLeafSlot, pmdSlotAlloc, pmdSlotOf, setPte } from './walk.js';
+import { pmdLeafSlot, pmdSlotAlloc, setPte } from './walk.js';
 
 /** is_vm_hugetlb_page(). */
 export function isVmHugetlbPage(vma: Vma): boolean {
@@ -343,10 +343,4 @@ export function hugetlbPopulate(k: Kernel, mm: Mm, vma: Vma): number {
     k.stats.faults++;
   }
   return done;
-}
-
-/** The PMD-level slot of vpn when a huge PTE is there (for readers outside this file). */
-export function hugetlbSlot(k: Kernel, mm: Mm, vpn: number): number {
-  const s = pmdSlotOf(k, mm, vpn);
-  return s >= 0 && k.tables.bits[s]! & PMD_LEAF ? s : -1;
 }
