@@ -8,6 +8,7 @@
  * uffdreg ID ADDR PAGES FORKEV; uffdwp ID ADDR PAGES WP; uffdfaults ID (agent_uffd.c);
  * vmsplice ID H ADDR PAGES; hread H K; hwrite H K WORD; release H; census; reset; quit;
  * swapon PAGES DIR...; swapinfo; swapoff; swaphold; ksmhold; ksm PASSES TIMEOUT_MS (system.c:
+ * hugetlb N (hugetlb.c);
  * what they change on the machine is put back on swapoff, quit, end of input, a lost driver,
  * SIGINT, SIGTERM and SIGHUP; a signal never leaves the agent blocked: agent_procs.c).
  * Numbers are decimal except WORD (hex). */
@@ -168,6 +169,10 @@ static void dispatch(char *line)
 	}
 	if (!strcmp(c, "ksm")) {
 		cmd_ksm(num(tok[1]), num(tok[2]));
+		return;
+	}
+	if (!strcmp(c, "hugetlb")) {
+		cmd_hugetlb(num(tok[1]));
 		return;
 	}
 	if (!strcmp(c, "reset")) {

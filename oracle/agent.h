@@ -80,5 +80,14 @@ void system_signals_default(void);
 void system_signals_block(sigset_t *old);
 void system_signals_restore(const sigset_t *old);
 int system_reclaim(int argc, char **argv);
+/* A string into a file (system calls only: also from a signal handler); 0 or -errno. */
+int write_str(const char *path, const char *s);
+/* The path of the lock file named `what` (/run or /tmp), in a static buffer. */
+const char *lock_path(const char *what);
+
+/* hugetlb.c: the 2 MiB hugetlb pool, set for a scenario and always put back */
+void cmd_hugetlb(uint64_t want);
+void hugetlb_restore(void);
+void hugetlb_reclaim(void);
 
 #endif

@@ -354,7 +354,7 @@ void cmd_simple(struct sproc *p, struct req *q)
 		return;
 	}
 	if (r.status == ST_FAULT)
-		say("fault %llu", (unsigned long long)r.index);
+		say("fault %llu %d", (unsigned long long)r.index, r.err); /* the page, the signal */
 	else if (r.status != ST_OK)
 		say("err %d", r.err);
 	else if (q->op == OP_READ)

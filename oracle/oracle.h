@@ -50,6 +50,7 @@ enum proc_op {
 #define MMAP_SHARED 4u
 #define MMAP_POPULATE 8u
 #define MMAP_THP 16u
+#define MMAP_HUGETLB 32u /* MAP_HUGETLB | MAP_HUGE_2MB, reserved (no MAP_NORESERVE) */
 
 struct req {
 	uint32_t op;

@@ -26,11 +26,13 @@ static uint64_t scen_minflt;
 static sigjmp_buf fault_env;
 static volatile sig_atomic_t fault_armed;
 static volatile uint64_t cur_page; /* survives siglongjmp */
+static volatile sig_atomic_t fault_sig; /* SIGSEGV, or SIGBUS (hugetlb: no huge page for a fault) */
 
 static void on_fault(int sig)
 {
 	if (fault_armed) {
 		fault_armed = 0;
+		fault_sig = sig;
 		siglongjmp(fault_env, 1);
 	}
 	signal(sig, SIG_DFL);
@@ -61,10 +63,13 @@ static void do_mmap(const struct req *q, struct rep *r)
 	size_t len = q->pages * PAGE_BYTES;
 	long t0 = minflt_now();
 	void *want = (void *)q->addr;
+	int hugetlb = (q->flags & MMAP_HUGETLB) != 0;
 	/* MAP_NORESERVE: no commit charge, so the overcommit heuristic never refuses a large
-	 * mapping the model accepts; it changes nothing about faults or COW. */
+	 * mapping the model accepts; it changes nothing about faults or COW. Not for hugetlb: there
+	 * it would skip the huge page reservation the model makes (HPAGE_RESV_OWNER). */
 	void *p = mmap(want, len, prot,
-		       MAP_ANONYMOUS | (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED_NOREPLACE | MAP_NORESERVE,
+		       MAP_ANONYMOUS | (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_FIXED_NOREPLACE |
+			       (hugetlb ? MAP_HUGETLB | (21 << MAP_HUGE_SHIFT) : MAP_NORESERVE),
 		       -1, 0);
 	if (p == MAP_FAILED) {
 		fail(r, errno);
@@ -76,7 +81,8 @@ static void do_mmap(const struct req *q, struct rep *r)
 		return;
 	}
 	/* The model has 4 KiB pages: no THP unless asked. Set before populating. */
-	madvise(p, len, (q->flags & MMAP_THP) ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+	if (!hugetlb)
+		madvise(p, len, (q->flags & MMAP_THP) ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 	/* MAP_POPULATE, after the THP advice: write faults for private writable, else read. */
 	if ((q->flags & MMAP_POPULATE) && prot != PROT_NONE) {
 		int adv = (!shared && pbits == 2) ? MADV_POPULATE_WRITE : MADV_POPULATE_READ;
@@ -93,6 +99,7 @@ static void do_write(const struct req *q, struct rep *r)
 		if (sigsetjmp(fault_env, 1)) {
 			r->status = ST_FAULT;
 			r->index = cur_page;
+			r->err = fault_sig;
 			break;
 		}
 		fault_armed = 1;
@@ -108,6 +115,7 @@ static void do_read(const struct req *q, struct rep *r)
 	if (sigsetjmp(fault_env, 1)) {
 		r->status = ST_FAULT;
 		r->index = 0;
+		r->err = fault_sig;
 	} else {
 		fault_armed = 1;
 		r->word = page_word((const void *)q->addr, &r->uniform);

@@ -66,7 +66,7 @@ static struct {
 
 /* ---- small file helpers (system calls only: these also run in a signal handler) ---------- */
 
-static int write_str(const char *path, const char *s)
+int write_str(const char *path, const char *s)
 {
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -138,7 +138,7 @@ static int lock_file(const char *path, int op, uint64_t timeout_ms)
 	return fd;
 }
 
-static const char *lock_path(const char *what)
+const char *lock_path(const char *what)
 {
 	static char path[128];
 	snprintf(path, sizeof path, "%s/cowlab-oracle-%s.lock", access("/run", W_OK) == 0 ? "/run" : "/tmp", what);
@@ -153,6 +153,7 @@ void system_release_holds(void)
 	if (swap_hold_fd >= 0)
 		close(swap_hold_fd);
 	ksm_hold_fd = swap_hold_fd = -1;
+	hugetlb_restore(); /* the scenario's hugetlb pool (hugetlb.c) */
 }
 
 /* ---- swap --------------------------------------------------------------------------------- */
@@ -596,6 +597,7 @@ out:
  * (unless another oracle holds the KSM lock: it has put them back when it took it). */
 int system_reclaim(int argc, char **argv)
 {
+	hugetlb_reclaim();
 	swap_remove_stale();
 	for (int i = 0; i < argc; i++)
 		swap_remove_stale_dirs(argv[i]);
@@ -626,6 +628,7 @@ static void system_emergency(int sig)
 		_exit(128 + sig);
 	ksm_restore();
 	procs_emergency();
+	hugetlb_restore();
 	swap_remove(0);
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);

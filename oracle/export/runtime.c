@@ -367,6 +367,7 @@ static const char *for_observation(const char *kind, const char *what, int short
 struct kregion {
 	int set, shared;
 	uint64_t vpn, n;
+	int hugetlb; /* MAP_HUGETLB: not in rss, AnonPages or frames_used (as in the model) */
 };
 
 struct kproc {
@@ -562,6 +563,9 @@ static void __attribute__((unused)) rp_not_replayed(const char *reason, const ch
 	not_replayed(reason, did, mask);
 }
 
+/* MMAP_HUGETLB while rp_mmap_hugetlb maps (below). */
+static uint32_t mmap_extra;
+
 static void __attribute__((unused)) rp_mmap(int name, int region, uint64_t pages, int prot, int shared, int populate, int thp,
 					     const char *thp_reason)
 {
@@ -596,12 +600,12 @@ static void __attribute__((unused)) rp_mmap(int name, int region, uint64_t pages
 	if (pages >= PMD_PAGES)
 		start = (start + PMD_PAGES - 1) / PMD_PAGES * PMD_PAGES;
 	p->next_vpn = start + pages;
-	uint32_t flags = (uint32_t)prot | (shared ? MMAP_SHARED : 0) | (populate ? MMAP_POPULATE : 0);
+	uint32_t flags = (uint32_t)prot | (shared ? MMAP_SHARED : 0) | (populate ? MMAP_POPULATE : 0) | mmap_extra;
 	simple(p, OP_MMAP, flags, start * PAGE_BYTES, pages, 0, "mmap");
 	if (!ans_is("ok"))
 		rp_fail("mmap of %llu page(s) at 0x%llx failed: %s", (unsigned long long)pages, (unsigned long long)(start * PAGE_BYTES),
 			errno_name(ans_errno()));
-	struct kregion g = { 1, shared, start, pages };
+	struct kregion g = { 1, shared, start, pages, (mmap_extra & MMAP_HUGETLB) != 0 };
 	p->regions[region] = g;
 	if (p->nranges < RP_MAXRANGES)
 		p->ranges[p->nranges++] = g;
@@ -609,6 +613,46 @@ static void __attribute__((unused)) rp_mmap(int name, int region, uint64_t pages
 		any_shared = 1;
 	snprintf(note, sizeof note, "mapped at 0x%llx%s%s", (unsigned long long)(start * PAGE_BYTES), ntok > 1 ? "; populating failed: " : "",
 		 ntok > 1 ? errno_name(ans_errno()) : "");
+}
+
+/* The hugetlb pool set to HUGETLB_POOL free unreserved huge pages before the first step, as
+ * src/oracle/hugetlb.ts sets it (put back by system_release_holds at the end); NULL when done
+ * (or no step maps hugetlb pages), else why the scenario is skipped. */
+static const char *hugetlb_pool(void)
+{
+	static char why[300];
+	if (HUGETLB_POOL <= 0)
+		return NULL;
+	if (!fac.root) {
+		snprintf(why, sizeof why, "could not reserve %ld huge page(s): setting /proc/sys/vm/nr_hugepages needs root", HUGETLB_POOL);
+		return why;
+	}
+	cmd_hugetlb((uint64_t)HUGETLB_POOL);
+	if (!ans_is("ok") || ntok < 2 || atol(tok[1]) != HUGETLB_POOL) {
+		snprintf(why, sizeof why, "could not reserve %ld huge page(s): %.200s", HUGETLB_POOL, ans);
+		hugetlb_restore();
+		return why;
+	}
+	return NULL;
+}
+
+/* `mmap ... hugetlb`: MAP_HUGETLB from the pool hugetlb_pool() set. */
+static void __attribute__((unused)) rp_mmap_hugetlb(int name, int region, uint64_t pages, int prot, int populate)
+{
+	mmap_extra = MMAP_HUGETLB;
+	rp_mmap(name, region, pages, prot, 0, populate, 0, NULL);
+	mmap_extra = 0;
+}
+
+/* A fault answered with SIGBUS (hugetlb: no huge page for it): the kernel would have killed the process. */
+static void killed_by_sigbus(struct kproc *p)
+{
+	if (ntok < 3 || atoi(tok[2]) != SIGBUS)
+		return;
+	cmd_exit(sp(p));
+	reap();
+	p->alive = 0;
+	snprintf(note, sizeof note, "SIGBUS: the process is killed (hugetlb: no huge page for the fault)");
 }
 
 static void __attribute__((unused)) rp_munmap(int name, int region, uint64_t lo, uint64_t hi)
@@ -633,7 +677,7 @@ static void __attribute__((unused)) rp_mremap(int name, int region, uint64_t lo,
 		start = (start + PMD_PAGES - 1) / PMD_PAGES * PMD_PAGES;
 	p->next_vpn = start + n;
 	simple(p, OP_MREMAP, 0, (r->vpn + lo) * PAGE_BYTES, n, start * PAGE_BYTES, "mremap");
-	struct kregion g = { 1, r->shared, start, n };
+	struct kregion g = { 1, r->shared, start, n, r->hugetlb };
 	p->regions[to] = g;
 	if (p->nranges < RP_MAXRANGES)
 		p->ranges[p->nranges++] = g;
@@ -704,6 +748,7 @@ static void __attribute__((unused)) rp_write(int name, int region, uint64_t lo, 
 		char w[256];
 		snprintf(w, sizeof w, "%s %s[%llu]", NAMES[name], REGIONS[region], (unsigned long long)(lo + strtoull(tok[1], NULL, 10)));
 		observe("write", w, "fault", 0);
+		killed_by_sigbus(p);
 	} else {
 		observe("write", what, "ok", 0);
 	}
@@ -715,10 +760,12 @@ static void __attribute__((unused)) rp_read(int name, int region, uint64_t i, co
 	if (!p)
 		return;
 	simple(p, OP_READ, 0, addr_of(p, region, i), 1, 0, "read");
-	if (ans_is("fault"))
+	if (ans_is("fault")) {
 		observe("read", what, "fault", 0);
-	else
+		killed_by_sigbus(p);
+	} else {
 		observe("read", what, value_name(ntok > 1 ? strtoull(tok[1], NULL, 16) : 0, ntok > 2 ? atoi(tok[2]) : 1), 0);
+	}
 }
 
 static void __attribute__((unused)) rp_fork(int name, int child, const char *what)
@@ -1017,6 +1064,8 @@ static uint64_t frames_of(struct kproc *p, uint64_t **out, uint64_t *len, uint64
 {
 	uint64_t added = 0;
 	for (int g = 0; g < p->nranges; g++) {
+		if (p->ranges[g].hugetlb)
+			continue;
 		uint64_t cnt = p->ranges[g].n;
 		struct pme *e = malloc(cnt * sizeof *e);
 		if (!e)
@@ -1164,6 +1213,31 @@ static void __attribute__((unused)) rp_expect_stat(const char *stat, int proc)
 	}
 	if (!strcmp(stat, "pt_copies")) {
 		observe("stat", stat, "0", 0);
+		return;
+	}
+	if (!strcmp(stat, "HugePages_Free") || !strcmp(stat, "HugePages_Rsvd")) {
+		/* The pool was set for this scenario (hugetlb_pool): meminfo's counters are its own. */
+		char buf[8192], key[40];
+		long val = -1;
+		int fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+		if (fd >= 0)
+			close(fd);
+		snprintf(key, sizeof key, "\n%s:", stat);
+		if (n > 0) {
+			buf[n] = 0;
+			char *at = strstr(buf, key);
+			if (at)
+				val = strtol(at + strlen(key), NULL, 10);
+		}
+		if (val < 0) {
+			char why[100];
+			snprintf(why, sizeof why, "cannot read %s in /proc/meminfo", stat);
+			observe_skipped("stat", stat, why);
+			return;
+		}
+		snprintf(v, sizeof v, "%ld", val);
+		observe("stat", stat, v, 0);
 		return;
 	}
 	if (!strcmp(stat, "cow_copies")) {
@@ -1488,6 +1562,12 @@ static int run_scenario(const struct variant *variants, const struct stepdef *st
 	printf("# the model: %s\n", v->profile);
 	if (v->skip) {
 		printf("SKIP scenario: %s\n", v->skip);
+		printf("SUMMARY: 0 PASS, 0 FAIL, 0 SKIP (the scenario was skipped)\n");
+		return 2;
+	}
+	const char *pool_why = hugetlb_pool();
+	if (pool_why) {
+		printf("SKIP scenario: %s\n", pool_why);
 		printf("SUMMARY: 0 PASS, 0 FAIL, 0 SKIP (the scenario was skipped)\n");
 		return 2;
 	}

@@ -3,11 +3,12 @@
 // frame is still referenced; a writable PTE of a COW mapping maps an exclusive page (5.19+).
 
 import {
-  HPAGE_PMD_NR, isCowMapping, LEVEL_PMD, LEVEL_PTE, PG_LARGE, PMD_LEAF, PG_ANON, PG_ANON_EXCLUSIVE, PG_INUSE, PG_SHMEM, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_DEVICE_EXCLUSIVE,
-  PTE_WRITE, PTRS_PER_TABLE, TABLE_SHIFT,
+  HPAGE_PMD_NR, isCowMapping, LEVEL_PMD, LEVEL_PTE, PG_HUGETLB, PG_LARGE, PMD_LEAF, PG_ANON, PG_ANON_EXCLUSIVE, PG_INUSE, PG_SHMEM, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_DEVICE_EXCLUSIVE,
+  PTE_WRITE, PTRS_PER_TABLE, TABLE_SHIFT, VM_HUGETLB,
 } from '../core/constants.js';
 import type { Kernel } from '../core/kernel.js';
 import type { Mm } from '../core/mm.js';
+import { hugetlbReservedByVmas } from '../core/hugetlb.js';
 
 export interface AccountingProblem {
   kind: 'accounting' | 'use-after-free' | 'kernel-bug' | 'frame-leak';
@@ -66,7 +67,7 @@ export class AccountingChecker {
     }
     for (const mm of k.mms) {
       if (!mm.alive) continue;
-      const c = { tables: 0, physical: 0, anon: 0, shmem: 0, swapCount, seen: this.seen, entire: this.entire };
+      const c = { tables: 0, physical: 0, anon: 0, shmem: 0, hugetlb: 0, swapCount, seen: this.seen, entire: this.entire };
       walkTables(k, mm, mm.pgd, 3, 0, c, expMap, expRef, add);
       tablesInUse += c.physical;
       if (c.tables !== mm.nrTables) {
@@ -74,6 +75,9 @@ export class AccountingChecker {
       }
       if (c.anon !== mm.rssAnon) {
         add({ kind: 'accounting', mm: mm.id, pfn: -1, message: `MM_ANONPAGES is ${mm.rssAnon} but ${c.anon} anonymous pages are mapped` });
+      }
+      if (c.hugetlb !== mm.hugetlbPages) {
+        add({ kind: 'accounting', mm: mm.id, pfn: -1, message: `HugetlbPages is ${mm.hugetlbPages} but ${c.hugetlb} hugetlb pages are mapped` });
       }
       if (c.shmem !== mm.rssShmem) {
         add({ kind: 'accounting', mm: mm.id, pfn: -1, message: `MM_SHMEMPAGES is ${mm.rssShmem} but ${c.shmem} shmem pages are mapped` });
@@ -132,7 +136,8 @@ export class AccountingChecker {
     checkLargeFolios(k, final, expRef, this.entire, this.pins, add);
     for (let pfn = 1; pfn < top; pfn++) {
       if (!(f.flags[pfn]! & PG_INUSE)) continue;
-      used++;
+      // hugetlb pages come from the pool (checked in checkLargeFolios), not from frames_used.
+      if (!(f.flags[pfn]! & PG_HUGETLB)) used++;
       // A large folio's frames may hold no reference each; checkLargeFolios judges the folio.
       if (expRef[pfn] === 0 && !(f.flags[pfn]! & PG_LARGE)) {
         add({
@@ -164,7 +169,7 @@ function pairsOf(bits: Uint16Array): Int32Array {
 
 function walkTables(
   k: Kernel, mm: Mm, table: number, level: number, base: number,
-  c: { tables: number; physical: number; anon: number; shmem: number; swapCount: Int32Array; seen: Uint8Array; entire: Int32Array },
+  c: { tables: number; physical: number; anon: number; shmem: number; hugetlb: number; swapCount: Int32Array; seen: Uint8Array; entire: Int32Array },
   expMap: Int32Array, expRef: Int32Array, add: (p: AccountingProblem) => void,
 ): void {
   const t = k.tables;
@@ -262,19 +267,28 @@ function walkTables(
  */
 function checkHugePmd(
   k: Kernel, mm: Mm, bits: number, head: number, vpn: number,
-  c: { tables: number; anon: number; entire: Int32Array },
+  c: { tables: number; anon: number; hugetlb: number; entire: Int32Array },
   expRef: Int32Array, add: (p: AccountingProblem) => void,
 ): void {
   const f = k.frames;
-  c.tables++;
-  if (bits & PTE_SPECIAL) return; // the huge zero page: no counts
+  if (bits & PTE_SPECIAL) {
+    c.tables++;
+    return; // the huge zero page: no counts
+  }
   if (head <= 0 || head >= f.top || (head & (HPAGE_PMD_NR - 1)) !== 0 || !(f.flags[head]! & PG_INUSE) || !(f.flags[head]! & PG_LARGE)) {
     add({ kind: 'use-after-free', mm: mm.id, pfn: head, message: `huge PMD at ${vpn.toString(16)} maps frame ${head}, which is not the head of a live large folio` });
     return;
   }
   expRef[head]!++;
   c.entire[head >>> 9]!++;
-  c.anon += HPAGE_PMD_NR;
+  // A hugetlb huge PTE: HugetlbPages, not RSS, and no deposited PTE table; it lives in a VM_HUGETLB VMA only.
+  if (f.flags[head]! & PG_HUGETLB) {
+    c.hugetlb += HPAGE_PMD_NR;
+    if (((mm.findVma(vpn)?.flags ?? 0) & VM_HUGETLB) === 0) add({ kind: 'kernel-bug', mm: mm.id, pfn: head, message: `hugetlb folio ${head} mapped at ${vpn.toString(16)} outside a hugetlb mapping` });
+  } else {
+    c.tables++;
+    c.anon += HPAGE_PMD_NR;
+  }
   if (k.profile.anonExclusive && bits & PTE_WRITE && !(f.flags[head]! & PG_ANON_EXCLUSIVE)) {
     const vma = mm.findVma(vpn);
     if (vma && isCowMapping(vma.flags)) add({ kind: 'kernel-bug', mm: mm.id, pfn: head, message: `writable huge PMD maps large folio ${head} whose head is not PageAnonExclusive` });
@@ -290,8 +304,10 @@ function checkLargeFolios(
   k: Kernel, final: boolean, expRef: Int32Array, entire: Int32Array, pins: Int32Array, add: (p: AccountingProblem) => void,
 ): void {
   const f = k.frames;
+  let hugetlbFolios = 0;
   for (let head = HPAGE_PMD_NR; head < f.top; head += HPAGE_PMD_NR) {
     if ((f.flags[head]! & (PG_INUSE | PG_LARGE)) !== (PG_INUSE | PG_LARGE)) continue;
+    if (f.flags[head]! & PG_HUGETLB) hugetlbFolios++;
     const b = head >>> 9;
     if (f.entireMapcount[b] !== entire[b]) {
       add({ kind: 'accounting', mm: -1, pfn: head, message: `large folio ${head} has entire mapcount ${f.entireMapcount[b]} but ${entire[b]} huge PMDs map it` });
@@ -303,4 +319,13 @@ function checkLargeFolios(
       add({ kind: final ? 'frame-leak' : 'accounting', mm: -1, pfn: head, message: `large folio ${head} is in use (refcount ${f.folioRefcount(head)}) but nothing maps or holds it` });
     }
   }
+  // The hugetlb pool: every huge page taken from it is a live hugetlb folio, and resv_huge_pages is
+  // what live owner VMAs reserved and did not fault in yet (none may go missing or be counted twice).
+  const pool = k.hugetlb;
+  if (pool.used !== hugetlbFolios) {
+    add({ kind: final && pool.used > hugetlbFolios ? 'frame-leak' : 'accounting', mm: -1, pfn: -1, message: `the hugetlb pool counts ${pool.used} huge page(s) in use but ${hugetlbFolios} hugetlb folio(s) exist` });
+  }
+  const reserved = hugetlbReservedByVmas(k);
+  if (pool.resv !== reserved) add({ kind: 'accounting', mm: -1, pfn: -1, message: `HugePages_Rsvd is ${pool.resv} but live mappings hold ${reserved} unused reservation(s)` });
+  if (pool.resv > pool.free) add({ kind: 'accounting', mm: -1, pfn: -1, message: `HugePages_Rsvd ${pool.resv} exceeds HugePages_Free ${pool.free}` });
 }

@@ -13,6 +13,8 @@ export function isKeyEvent(e: EventRecord): boolean {
 
 export function describeEvent(e: EventRecord): string {
   const who = e.proc ?? '';
+  // hugetlb paths (src/core/hugetlb.ts) name their kernel function and frames in the text itself.
+  if (e.why.startsWith('hugetlb_') || e.why.startsWith('copy_hugetlb_page_range')) return `${who ? who + ' ' : ''}${e.why}`;
   switch (e.type) {
     case 'anon-fault':
       return `${who} write fault, do_anonymous_page: new zeroed frame ${e.pfn}`;

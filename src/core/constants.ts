@@ -53,6 +53,8 @@ export const PG_LOCKED = 1 << 6;
 export const PG_INUSE = 1 << 7;
 /** The frame is one of the 512 of a large folio (a THP): its head is `pfn & ~511` (PageTransCompound). */
 export const PG_LARGE = 1 << 8;
+/** A hugetlb folio (PageHuge / folio_test_hugetlb): a PG_LARGE block taken from the huge page pool, not from config.frames. */
+export const PG_HUGETLB = 1 << 9;
 
 /** Frames in a PMD-sized folio (HPAGE_PMD_NR) and its order. */
 export const HPAGE_PMD_NR = 512;
@@ -70,6 +72,8 @@ export const VM_MAYSHARE = 1 << 7;
 /** VM_UFFD_WP (0x1000): registered with userfaultfd in write-protect mode (UFFDIO_REGISTER_MODE_WP). */
 export const VM_UFFD_WP = 1 << 12;
 export const VM_DONTCOPY = 1 << 17;
+/** VM_HUGETLB (0x00400000): a MAP_HUGETLB mapping of 2 MiB huge pages (src/core/hugetlb.ts). */
+export const VM_HUGETLB = 1 << 22;
 export const VM_WIPEONFORK = 1 << 25;
 export const VM_SOFTDIRTY = 1 << 27;
 export const VM_MERGEABLE = 1 << 28;
@@ -94,6 +98,8 @@ export const NA = 6; // the profile has no such behaviour (the run becomes n/a)
 export const RETRY = 7;
 /** -ENOENT (UFFDIO_WRITEPROTECT on a range not registered in write-protect mode). */
 export const ENOENT = 8;
+/** VM_FAULT_SIGBUS: a hugetlb fault found no free huge page (or a page taken back by the reservation owner): the process is killed. */
+export const SIGBUS = 9;
 
 /** Where the model places mappings: bottom-up from 1 TiB (as a page number). */
 export const MMAP_BASE_VPN = 1 << 28;

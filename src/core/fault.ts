@@ -3,7 +3,7 @@
 
 import {
   NA, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_KSM, PG_LARGE, PG_SHMEM, PG_SWAPCACHE, PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY,
-  PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, SIGSEGV, PTE_SWAP, PTE_DEVICE_EXCLUSIVE, VM_HUGEPAGE, VM_MAYSHARE, VM_READ, VM_SHARED, VM_UFFD_WP, VM_WRITE,
+  PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, SIGSEGV, PTE_SWAP, PTE_DEVICE_EXCLUSIVE, VM_HUGEPAGE, VM_HUGETLB, VM_MAYSHARE, VM_READ, VM_SHARED, VM_UFFD_WP, VM_WRITE,
   PTE_MARKER, RETRY,
 } from './constants.js';
 import { handleUserfault, userfaultfdPteWp } from './userfaultfd.js';
@@ -14,6 +14,7 @@ import { removeDeviceExclusiveEntry } from './exclusive.js';
 import { anonVmaPrepare, type Mm, type Vma } from './mm.js';
 import { pmdLeafSlot, pmdWriteProtected, pteSlot, pteSlotAlloc, setPte } from './walk.js';
 import { doHugePmdAnonymousPage, doHugePmdWpPage, thpVmaAllowable, VM_FAULT_FALLBACK } from './huge.js';
+import { hugetlbFault } from './hugetlb.js';
 import { allocCopy } from './page.js';
 import { breakCowPte } from './cowpt.js';
 
@@ -42,7 +43,8 @@ export interface WpCopy {
 export const FAULT_COPY_MADE = -1;
 
 /**
- * handle_mm_fault(): resolve a fault at vpn in mm's context. Returns OK, SIGSEGV, OOM or NA;
+ * handle_mm_fault(): resolve a fault at vpn in mm's context. Returns OK, SIGSEGV, OOM, NA or
+ * (hugetlb) SIGBUS;
  * with `split`, FAULT_COPY_MADE when the fault stopped after wp_page_copy()'s copy.
  */
 export function handleMmFault(k: Kernel, mm: Mm, vpn: number, flags: number, split: WpCopy | null = null): number {
@@ -60,7 +62,9 @@ export function handleMmFault(k: Kernel, mm: Mm, vpn: number, flags: number, spl
     if (err !== OK) return err;
   }
   let err = VM_FAULT_FALLBACK;
-  if (mm.hugePmds > 0 || vma.flags & VM_HUGEPAGE || k.config.thp === 'always') err = handleHugeFault(k, mm, vma, vpn, flags);
+  // hugetlb_fault(): a hugetlb VMA has huge PTEs only.
+  if (vma.flags & VM_HUGETLB) err = hugetlbFault(k, mm, vma, vpn, (flags & (FAULT_FLAG_WRITE | FAULT_FLAG_BREAK_COW)) !== 0, (flags & FAULT_FLAG_UNSHARE) !== 0);
+  else if (mm.hugePmds > 0 || vma.flags & VM_HUGEPAGE || k.config.thp === 'always') err = handleHugeFault(k, mm, vma, vpn, flags);
   if (err === VM_FAULT_FALLBACK) err = handlePteFault(k, mm, vma, vpn, pteSlotAlloc(k, mm, vpn), flags, split);
   // VM_FAULT_RETRY (handed to userfaultfd and resolved): not accounted; the access retries.
   if (err === RETRY) return OK;

@@ -12,12 +12,13 @@
 import {
   isCowMapping, LEVEL_SPAN, NA, OK, OOM, PG_ANON, PG_LARGE, PG_SHMEM_SHIFT, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SWAP, TABLE_SHIFT, VM_DONTCOPY, VM_SHARED,
   VM_WIPEONFORK,
-  PTE_MARKER, VM_UFFD_WP,
+  PTE_MARKER, VM_HUGETLB, VM_UFFD_WP,
 } from './constants.js';
 import type { Kernel, TaskState } from './kernel.js';
 import { newAnonId, type Mm, type Vma } from './mm.js';
 import { pmdLeafSlot, pteSlot, pteSlotAlloc, pteTableAlloc, pteTableOf } from './walk.js';
 import { copyHugePmd, HUGE_PMD_SHARED, splitAllHugePmds } from './huge.js';
+import { copyHugetlbPageRange, hugetlbDupVmaPrivate } from './hugetlb.js';
 import { exitMmap } from './zap.js';
 import { copySwapPte } from './swapcache.js';
 import { mmuNotify, restoreExclusivePte } from './exclusive.js';
@@ -81,6 +82,7 @@ export function forkBegin(k: Kernel, t: ForkTask, cowpt: boolean, stepped = fals
     if (vma.shm) vma.shm.users++;
     if (tmp.anonVma) tmp.anonId = newAnonId(); // anon_vma_fork(): the child's mapping gets its own anon_vma
     child.vmas.push(tmp);
+    hugetlbDupVmaPrivate(tmp);
     if (vma.flags & VM_WIPEONFORK) {
       tmp.anonVma = false; // MADV_WIPEONFORK: the child's mapping starts empty, with no anon_vma
       tmp.anonId = 0;
@@ -91,6 +93,11 @@ export function forkBegin(k: Kernel, t: ForkTask, cowpt: boolean, stepped = fals
     if (!vma.anonVma && !(k.profile.uffdWpShmem && tmp.flags & VM_UFFD_WP)) continue;
     // copy_page_range(): for COW mappings the MMU notifier tells devices first (PROTECTION_PAGE).
     if (isCowMapping(vma.flags)) mmuNotify(k, parent.id, vma.start, vma.end, 'fork');
+    if (vma.flags & VM_HUGETLB) {
+      // copy_page_range() -> copy_hugetlb_page_range(), done here at once (no PTE to step through).
+      if (t.err === OK) t.err = copyHugetlbPageRange(k, parent, child, vma, tmp);
+      continue;
+    }
     // COW page tables: share the PTE tables; what is not shared (ODF: read-only mappings, and
     // tables a mapping covers in part from d8ccd3c) is copied as usual.
     // (A uffd-wp mapping is copied as usual: its bits are decided per PTE.)
@@ -224,6 +231,12 @@ export function dupMmap(k: Kernel, parent: Mm, cowpt = false): ForkResult {
   const t = startFork(parent);
   const before = k.stats.earlyCow;
   const child = forkBegin(k, t, cowpt);
+  if (t.err !== OK) {
+    const err = t.err;
+    forkFailed(k, t, err);
+    k.mms.pop();
+    return { err, child: null };
+  }
   for (let p = 0; p < t.pairs.length; p++) {
     const [pi, ci] = t.pairs[p]!;
     const err = copyPageRange(k, t, child, child.vmas[ci]!, parent, parent.vmas[pi]!);
@@ -372,6 +385,7 @@ export function stepFork(k: Kernel, t: ForkTask, tid: number): TaskState {
       if (parent.mmapReaders > 0 || (parent.mmapWriter >= 0 && parent.mmapWriter !== tid)) return 'blocked';
       parent.mmapWriter = tid;
       const child = forkBegin(k, t, false, true);
+      if (t.err !== OK) return failStep(k, t, tid, t.err);
       k.emit('fork', parent.id, -1, -1, child.id, `fork begins: mmap_lock taken for write${k.profile.writeProtectSeq ? ', write_protect_seq odd' : ''}`);
       t.phase = nextPte(k, t) ? 'check' : 'end';
       return 'running';

@@ -10,7 +10,7 @@
 // one counter on the head; the sum is the same number, and every 4 KiB path that takes or drops
 // a reference on a frame stays as it is.
 
-import { HPAGE_PMD_NR, PG_INUSE, PG_LARGE, PG_ZERO } from './constants.js';
+import { HPAGE_PMD_NR, PG_HUGETLB, PG_INUSE, PG_LARGE, PG_ZERO } from './constants.js';
 
 const INITIAL_CAPACITY = 1024;
 
@@ -121,10 +121,12 @@ export class FrameTable {
   /**
    * folio_alloc(order 9): a zeroed 2 MiB folio, 512 frames at a 512-aligned pfn, all PG_LARGE with
    * `flags`; refcount 1 on the head; counted as 512 frames against the limit. Returns the head, or
-   * -1 past the limit (the caller falls back to 4 KiB pages, as the kernel does).
+   * -1 past the limit (the caller falls back to 4 KiB pages, as the kernel does). A hugetlb folio
+   * (PG_HUGETLB in `flags`) comes from the huge page pool (hugetlb.ts counts it): not charged here.
    */
   allocLarge(flags: number): number {
-    if (this.used + HPAGE_PMD_NR > this.limit) return -1;
+    const charged = (flags & PG_HUGETLB) === 0;
+    if (charged && this.used + HPAGE_PMD_NR > this.limit) return -1;
     let head = this.freeBlockHead;
     if (head >= 0) {
       this.freeBlockHead = this.next[head]!;
@@ -139,7 +141,7 @@ export class FrameTable {
       }
       this.top = head + HPAGE_PMD_NR;
     }
-    this.used += HPAGE_PMD_NR;
+    if (charged) this.used += HPAGE_PMD_NR;
     const end = head + HPAGE_PMD_NR;
     this.refcount.fill(0, head, end);
     this.mapcount.fill(0, head, end);
@@ -156,6 +158,7 @@ export class FrameTable {
   /** free_transhuge_page(): the whole block back on the block free list. */
   freeLarge(head: number): void {
     const end = head + HPAGE_PMD_NR;
+    const charged = (this.flags[head]! & PG_HUGETLB) === 0;
     this.flags.fill(0, head, end);
     this.refcount.fill(0, head, end);
     this.mapcount.fill(0, head, end);
@@ -164,7 +167,7 @@ export class FrameTable {
     this.pincount[head >>> 9] = 0;
     this.next[head] = this.freeBlockHead;
     this.freeBlockHead = head;
-    this.used -= HPAGE_PMD_NR;
+    if (charged) this.used -= HPAGE_PMD_NR;
   }
 
   /** folio_ref_count(page_folio(pfn)): the frame's refcount, or the sum over a large folio's frames. */

@@ -2,7 +2,7 @@
 // with each profile's COW rules at GUP time; unpin_user_pages / put_page to release.
 
 import {
-  EFAULT, isCowMapping, OK, PG_ANON, PG_LARGE, PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE, VM_READ,
+  EFAULT, isCowMapping, OK, PG_ANON, PG_LARGE, PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE, VM_HUGETLB, VM_READ,
   VM_WRITE,
 } from './constants.js';
 import { FAULT_FLAG_BREAK_COW, FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, handleMmFault } from './fault.js';
@@ -50,7 +50,8 @@ function breaksCow(k: Kernel, vma: Vma, req: GupRequest): boolean {
   if (req.write) return true;
   if (!isCowMapping(vma.flags)) return false;
   const mode = k.profile.gupCowBreak;
-  return mode === 'get-and-pin' || (mode === 'pin' && req.pin);
+  // Seed 001 breaks COW in follow_page_pte()'s path only: hugetlb (follow_hugetlb_page) is left out.
+  return mode === 'get-and-pin' || (mode === 'pin' && req.pin && !(vma.flags & VM_HUGETLB));
 }
 
 /** try_grab_page(): take the reference or the pin on the frame. */

@@ -9,7 +9,7 @@
 
 import {
   HPAGE_PMD_NR, isCowMapping, LEVEL_PTE, OK, PG_ANON, PG_ANON_EXCLUSIVE, PG_LARGE, PMD_LEAF, PTE_DIRTY, PTE_PRESENT,
-  PTE_PROTNONE, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, TABLE_SHIFT, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_SHARED, VM_MAYSHARE,
+  PTE_PROTNONE, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, TABLE_SHIFT, VM_HUGEPAGE, VM_HUGETLB, VM_NOHUGEPAGE, PG_HUGETLB, VM_SHARED, VM_MAYSHARE,
   VM_READ, VM_SOFTDIRTY, VM_WRITE,
 } from './constants.js';
 import type { Kernel } from './kernel.js';
@@ -218,6 +218,10 @@ export function splitHugePmd(k: Kernel, mm: Mm, s: number, vpn: number, why: str
   const t = k.tables;
   const f = k.frames;
   const head = t.entry[s]!;
+  if (k.frames.flags[head]! & PG_HUGETLB) {
+    k.emit('bug', mm.id, vpn, head, -1, `model bug: a hugetlb huge PTE reached __split_huge_pmd (${why})`);
+    return;
+  }
   const bits = t.bits[s]! & ~PMD_LEAF;
   const pte = t.alloc(LEVEL_PTE); // may reallocate the arena's arrays: index them afresh below
   t.owner[pte] = mm.id;
@@ -302,7 +306,7 @@ export function splitHugePmdAt(k: Kernel, mm: Mm, at: number, why: string): void
 /** Every PMD leaf of mm split (for a path that walks the whole address space by PTE tables). */
 export function splitAllHugePmds(k: Kernel, mm: Mm, why: string): void {
   if (mm.hugePmds === 0) return;
-  for (const vma of mm.vmas) splitHugePmdRange(k, mm, vma.start, vma.end, why);
+  for (const vma of mm.vmas) if (!(vma.flags & VM_HUGETLB)) splitHugePmdRange(k, mm, vma.start, vma.end, why);
 }
 
 /**
@@ -337,6 +341,7 @@ export function clearSoftDirtyPmds(k: Kernel, mm: Mm): number {
   if (mm.hugePmds === 0) return 0;
   let n = 0;
   for (const vma of mm.vmas) {
+    if (vma.flags & VM_HUGETLB) continue; // clear_refs has no hugetlb_entry: huge PTEs stay as they are
     for (let a = vma.start - (vma.start & (HPAGE_PMD_NR - 1)); a < vma.end; a += HPAGE_PMD_NR) {
       const s = pmdLeafSlot(k, mm, a);
       if (s < 0) continue;

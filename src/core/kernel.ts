@@ -6,7 +6,7 @@ import { TableArena } from './pgtable.js';
 import { Mm, ShmemObject, Vma } from './mm.js';
 import type { Profile } from './profile.js';
 import type { KEvent, KEventType } from './events.js';
-import { HPAGE_PMD_NR, LEVEL_PGD, PG_LARGE, PG_SWAPCACHE } from './constants.js';
+import { HPAGE_PMD_NR, LEVEL_PGD, PG_HUGETLB, PG_LARGE, PG_SWAPCACHE } from './constants.js';
 import { SwapDevice } from './swapdev.js';
 
 export const DEFAULT_FRAMES = 1 << 30;
@@ -19,6 +19,30 @@ export interface KernelConfig {
   pinBias: number;
   /** /sys/kernel/mm/transparent_hugepage/enabled (config.thp); absent: `madvise`. */
   thp?: 'always' | 'madvise' | 'never';
+  /** Free 2 MiB huge pages in the hugetlb pool at start (config.hugepages); absent: unlimited. */
+  hugepages?: number;
+}
+
+/**
+ * The hstate of the 2 MiB pool (struct hstate): HugePages_Total is `total` (Infinity: unlimited),
+ * HugePages_Free `total - used`, HugePages_Rsvd `resv` (reserved by mmap, not yet faulted in).
+ */
+export class HugetlbPool {
+  constructor(
+    public total: number,
+    /** Huge pages allocated (nr_huge_pages - free_huge_pages). */
+    public used = 0,
+    /** resv_huge_pages. */
+    public resv = 0,
+  ) {}
+
+  get free(): number {
+    return this.total - this.used;
+  }
+
+  clone(): HugetlbPool {
+    return new HugetlbPool(this.total, this.used, this.resv);
+  }
 }
 
 /** References that GUP users hold on frames (pins, FOLL_GET references, pipe buffers, device grants). */
@@ -72,6 +96,8 @@ export class Kernel {
   shm: ShmemObject[] = [];
   handles: Handle[] = [];
   swap = new SwapDevice();
+  /** The hugetlb pool (config.hugepages). */
+  hugetlb: HugetlbPool;
   stats: KernelStats = { cowCopies: 0, reuses: 0, earlyCow: 0, ptCopies: 0, faults: 0 };
   /**
    * (mm, vpn) pairs of the write-protect userfaults the monitor resolved (un-protected), kept
@@ -90,6 +116,7 @@ export class Kernel {
   ) {
     this.frames = frames ?? new FrameTable(config.frames);
     this.tables = tables ?? new TableArena();
+    this.hugetlb = new HugetlbPool(config.hugepages ?? Infinity);
   }
 
   /** Record an event; kernel assertions (`bug`) are recorded even when not tracing. */
@@ -126,6 +153,8 @@ export class Kernel {
       if (f.flags[pfn]! & PG_LARGE) {
         // A large folio's references are spread over its frames (frames.ts): freed when all are gone.
         if (f.folioRefcount(pfn) === 0) {
+          // free_huge_folio(): a hugetlb folio goes back to the pool.
+          if (f.flags[pfn]! & PG_HUGETLB) this.hugetlb.used--;
           f.freeLarge(pfn & ~(HPAGE_PMD_NR - 1));
           this.emit('free', -1, -1, pfn & ~(HPAGE_PMD_NR - 1), -1, 'refcount of the large folio reached 0: its 512 frames are freed');
         }
@@ -176,6 +205,7 @@ export class Kernel {
     k.handles = this.handles.map((h) => ({ ...h, frames: h.frames.slice(), refs: h.refs.slice(), ...(h.revoked ? { revoked: h.revoked.slice() } : {}), ...(h.vpns ? { vpns: h.vpns.slice() } : {}) }));
     k.stats = { ...this.stats };
     k.swap = this.swap.clone(dst?.swap);
+    k.hugetlb = this.hugetlb.clone();
     k.ksmSlots = this.ksmSlots;
     k.uffdResolved = this.uffdResolved.slice();
     k.tracing = this.tracing;

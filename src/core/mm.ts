@@ -19,6 +19,18 @@ export class ShmemObject {
   }
 }
 
+/**
+ * A private hugetlb VMA's reservation state (vma_resv_map / vm_private_data flags): HPAGE_RESV_OWNER
+ * (the mmap that reserved its huge pages), HPAGE_RESV_UNMAPPED (the owner took a page back from
+ * this VMA: its next fault is a SIGBUS), and the huge pages (2 MiB-aligned page numbers) whose
+ * reservation a fault consumed (the resv_map's regions).
+ */
+export interface HugetlbResv {
+  owner: boolean;
+  unmapped: boolean;
+  consumed: number[];
+}
+
 export class Vma {
   constructor(
     /** First page number. */
@@ -40,11 +52,14 @@ export class Vma {
    * a range mremap moved keeps its old pgoff, so it merges only with what lines up with it.
    */
   pgoffShift = 0;
+  /** VM_HUGETLB mappings only: the reservation state (hugetlb.ts), else null. */
+  hugetlb: HugetlbResv | null = null;
 
   clone(shm: ShmemObject | null): Vma {
     const v = new Vma(this.start, this.end, this.flags, this.anonVma, shm, this.shmOffset);
     v.anonId = this.anonId;
     v.pgoffShift = this.pgoffShift;
+    if (this.hugetlb !== null) v.hugetlb = { ...this.hugetlb, consumed: this.hugetlb.consumed.slice() };
     return v;
   }
 }
@@ -85,6 +100,8 @@ export class Mm {
   nrTables = 0;
   /** PMD leaves (huge PMDs) in this mm's tables: 0 lets the 4 KiB paths skip every huge check. */
   hugePmds = 0;
+  /** HugetlbPages of this mm (hugetlb_count_add): 512 per huge page mapped; its leaves count in hugePmds too. */
+  hugetlbPages = 0;
   /** MMF_HAS_PINNED (5.9 mm->has_pinned): FOLL_PIN has run on this mm; never cleared, not inherited. */
   hasPinned = false;
   /** mm->write_protect_seq: odd while fork copies this mm's COW mappings (5.10+). */
@@ -138,7 +155,8 @@ export class Mm {
       const b = this.vmas[i + 1]!;
       const sameBacking = a.shm === null ? b.shm === null && a.pgoffShift === b.pgoffShift : a.shm === b.shm && a.shmOffset + (a.end - a.start) === b.shmOffset;
       const anonOk = a.anonId === b.anonId || a.anonId === 0 || b.anonId === 0;
-      if (a.end === b.start && a.flags === b.flags && sameBacking && anonOk) {
+      // hugetlbfs sets VM_DONTEXPAND (VM_SPECIAL): its mappings never merge.
+      if (a.end === b.start && a.flags === b.flags && sameBacking && anonOk && a.hugetlb === null && b.hugetlb === null) {
         a.end = b.end;
         if (!a.anonVma && b.anonVma) {
           a.anonVma = true;

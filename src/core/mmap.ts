@@ -1,7 +1,7 @@
 // mmap (with MAP_POPULATE), mprotect, madvise and clear_refs on anonymous memory.
 
 import {
-  EINVAL, isCowMapping, LEVEL_SPAN, PTE_DEVEXCL_WRITE, PTE_PROTNONE, MMAP_LIMIT_VPN, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_WRITE, TABLE_MASK, TABLE_SHIFT, VM_DONTCOPY, VM_MAYREAD,
+  EINVAL, HPAGE_PMD_NR, isCowMapping, LEVEL_SPAN, VM_HUGETLB, PTE_DEVEXCL_WRITE, PTE_PROTNONE, MMAP_LIMIT_VPN, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_WRITE, TABLE_MASK, TABLE_SHIFT, VM_DONTCOPY, VM_MAYREAD,
   VM_MAYSHARE, VM_MAYWRITE, VM_READ, VM_SHARED, VM_SOFTDIRTY, VM_WIPEONFORK, VM_WRITE, NA, VM_MERGEABLE, VM_HUGEPAGE, VM_NOHUGEPAGE,
   PTE_UFFD_WP,
 } from './constants.js';
@@ -14,6 +14,7 @@ import { zapRange } from './zap.js';
 import { mmuNotify } from './exclusive.js';
 import { swapOutPage } from './swap.js';
 import { breakCowRange } from './cowpt.js';
+import { hugeAligned, hugetlbChangeProtection, hugetlbIn, hugetlbPopulate, hugetlbReservePages } from './hugetlb.js';
 import { changeHugePmds, clearSoftDirtyPmds, doHugePmdAnonymousPage, splitHugePmdAt, thpVmaAllowable } from './huge.js';
 
 export type ProtName = 'rw' | 'ro' | 'none';
@@ -39,8 +40,13 @@ export function getUnmappedArea(mm: Mm, pages: number): number {
   return start;
 }
 
-/** do_mmap() of anonymous memory; MAP_POPULATE faults every page in (__mm_populate). */
+/**
+ * do_mmap() of anonymous memory; MAP_POPULATE faults every page in (__mm_populate). `thpFlags`:
+ * VM_HUGEPAGE / VM_NOHUGEPAGE, or VM_HUGETLB for MAP_HUGETLB (hugetlb.ts: pages a multiple of 512,
+ * the reservation taken here; OOM when the pool cannot give it, NA for a shared one).
+ */
 export function doMmap(k: Kernel, mm: Mm, pages: number, prot: ProtName, shared: boolean, populate: boolean, thpFlags = 0): MmapResult {
+  if (thpFlags & VM_HUGETLB) return doMmapHugetlb(k, mm, pages, prot, shared, populate);
   const start = getUnmappedArea(mm, pages);
   if (start < 0) return { err: OOM, start: -1, populated: 0 };
   // A new VMA is all soft-dirty (VM_SOFTDIRTY) until clear_refs arms tracking.
@@ -52,6 +58,19 @@ export function doMmap(k: Kernel, mm: Mm, pages: number, prot: ProtName, shared:
   const merged = mm.findVma(start)!;
   let populated = 0;
   if (populate && prot !== 'none') populated = populateRange(k, mm, merged, start, start + pages);
+  return { err: OK, start, populated };
+}
+
+/** do_mmap() with MAP_HUGETLB (hugetlbfs_file_mmap): a VM_HUGETLB VMA of its own, its huge pages reserved. */
+function doMmapHugetlb(k: Kernel, mm: Mm, pages: number, prot: ProtName, shared: boolean, populate: boolean): MmapResult {
+  if (shared || pages % HPAGE_PMD_NR !== 0) return { err: NA, start: -1, populated: 0 };
+  const start = getUnmappedArea(mm, pages);
+  if (start < 0) return { err: OOM, start: -1, populated: 0 };
+  const vma = new Vma(start, start + pages, protFlags(prot) | VM_MAYREAD | VM_MAYWRITE | VM_SOFTDIRTY | VM_HUGETLB, false, null, 0);
+  const err = hugetlbReservePages(k, vma);
+  if (err !== OK) return { err, start: -1, populated: 0 };
+  mm.insertVma(vma);
+  const populated = populate && prot !== 'none' ? hugetlbPopulate(k, mm, vma) : 0;
   return { err: OK, start, populated };
 }
 
@@ -111,6 +130,8 @@ export function doMprotect(k: Kernel, mm: Mm, lo: number, hi: number, prot: Prot
   // do_mprotect_pkey(): ENOMEM if the range starts in a hole; a later hole stops it there.
   const end = mappedExtent(mm, lo, hi);
   if (end === lo) return OOM;
+  // hugetlb_vm_op_split(): a hugetlb VMA splits only on a huge page boundary (else EINVAL, not modelled).
+  if (hugetlbIn(mm, lo, end) && !hugeAligned(lo, end)) return NA;
   // vma_adjust_trans_huge(): a huge PMD across the new VMA boundaries is split.
   splitHugePmdAt(k, mm, lo, 'mprotect of part of a THP');
   splitHugePmdAt(k, mm, end, 'mprotect of part of a THP');
@@ -120,6 +141,10 @@ export function doMprotect(k: Kernel, mm: Mm, lo: number, hi: number, prot: Prot
   breakCowRange(k, mm, lo, hi);
   for (const vma of vmas) {
     vma.flags = (vma.flags & ~(VM_READ | VM_WRITE)) | want;
+    if (vma.flags & VM_HUGETLB) {
+      hugetlbChangeProtection(k, mm, vma);
+      continue;
+    }
     changeHugePmds(k, mm, vma);
     changeProtection(k, mm, vma);
   }
@@ -197,6 +222,8 @@ export type AdviceName = 'dontfork' | 'dofork' | 'wipeonfork' | 'keeponfork' | '
 
 /** madvise(). Returns OK, EINVAL or NA (advice whose semantics come with a later issue). */
 export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: AdviceName): number {
+  // hugetlb: only MADV_DONTFORK / MADV_DOFORK on whole huge pages are modelled.
+  if (hugetlbIn(mm, lo, hi) && !((advice === 'dontfork' || advice === 'dofork') && hugeAligned(lo, hi))) return NA;
   if (advice === 'pageout') {
     if (!k.profile.swap) return NA;
     let out = 0;

@@ -152,6 +152,12 @@ export interface Profile {
    */
   mprotectWritablePmd: boolean;
   /**
+   * copy_hugetlb_page_range() copies a maybe-pinned hugetlb page for the child at fork (5.12,
+   * 4eae4efa2c29 "hugetlb: do early cow when page pinned on src mm"; not in 5.10.y), failing the
+   * fork when the pool has no free huge page; before, fork shares it as any other.
+   */
+  hugetlbForkEarlyCow: boolean;
+  /**
    * userfaultfd write-protect mode for private anonymous memory (UFFDIO_REGISTER_MODE_WP,
    * UFFDIO_WRITEPROTECT, the PTE bit and its swap-entry twin): 5.7 (63b2d4174c4a, 292924b26024,
    * f45ec5ff16a7). Without it the `uffd` operations are n/a.

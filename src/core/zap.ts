@@ -2,11 +2,12 @@
 
 import {
   LEVEL_PGD, LEVEL_PTE, LEVEL_SPAN, PG_ANON, PTE_DEVICE_EXCLUSIVE, PTE_MARKER, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_UFFD_WP,
-  TABLE_MASK, TABLE_SHIFT, VM_UFFD_WP,
+  TABLE_MASK, TABLE_SHIFT, VM_HUGETLB, VM_UFFD_WP,
 } from './constants.js';
 import type { Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
 import { zapHugePmds } from './huge.js';
+import { hugetlbVmOpClose, unmapHugepageRange } from './hugetlb.js';
 import { PMD_WP, pmdSlotOf, pmdWriteProtected, pteTableOf } from './walk.js';
 import { breakCowPte, charge, coversTable, releaseTable } from './cowpt.js';
 import { freeSwapAndCache, swapFree } from './swapcache.js';
@@ -17,6 +18,11 @@ export function zapRange(k: Kernel, mm: Mm, lo: number, hi: number, dontneed = f
   const span = LEVEL_SPAN[0];
   const t = k.tables;
   const f = k.frames;
+  // unmap_single_vma(): a hugetlb VMA is torn down by __unmap_hugepage_range (huge PTEs, never split).
+  if (mm.hugePmds > 0) {
+    const vma = mm.findVma(lo);
+    if (vma !== null && vma.flags & VM_HUGETLB) return unmapHugepageRange(k, mm, lo, hi);
+  }
   // zap_pmd_range(): huge PMDs in range go whole (zap_huge_pmd), or split when in part.
   let zapped = zapHugePmds(k, mm, lo, hi, dontneed ? 'MADV_DONTNEED' : 'zap');
   // Frees inside a zap are summarised by the caller, not recorded one by one.
@@ -78,6 +84,7 @@ function keepsUffdWpMarker(k: Kernel, mm: Mm, vpn: number): boolean {
 
 /** Drop a VMA's hold on its shmem object; the last one truncates it (frees the page-cache references). */
 export function releaseVma(k: Kernel, vma: Vma): void {
+  if (vma.hugetlb !== null) hugetlbVmOpClose(k, vma);
   const obj = vma.shm;
   if (obj === null) return;
   obj.users--;

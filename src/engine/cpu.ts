@@ -1,12 +1,25 @@
 // CPU loads and stores of a process (`P write SEL V`, `P read SEL`), checked against the ideal memory.
 
-import { NA, OK, OOM, SIGSEGV } from '../core/constants.js';
+import { NA, OK, OOM, SIGBUS, SIGSEGV } from '../core/constants.js';
 import { cpuAccess, mmuAllows } from '../core/access.js';
 import type { PageSel } from '../scenario/ast.js';
 import { touchGrants } from './grants.js';
 import { raceWithFork, waitForMmapLock } from './scheduler.js';
 import { NotApplicable, type RunState } from './state.js';
 import { checkUffdWrite } from './uffd.js';
+import { exitProc } from './mm-ops.js';
+import type { Proc } from './state.js';
+
+/**
+ * VM_FAULT_SIGBUS of a hugetlb fault (no free huge page; a page the reservation owner took back):
+ * the process is killed, all its threads; its address space is torn down as at exit.
+ */
+function killedBySigbus(s: RunState, p: Proc, what: 'read' | 'write', page: string, want: 'ok' | 'fault'): void {
+  s.observe(what, `${p.name} ${page}`, 'fault', want);
+  if (want === 'ok') s.violation('fault', `${p.name} ${what} of ${page}: SIGBUS (hugetlb: no huge page could be had for it), the process is killed`, [p.name]);
+  for (const q of s.procs.values()) if (q.alive && q.group === p.group) exitProc(s, q);
+  s.record.summary = `${p.name} ${what}s ${page}: SIGBUS, ${p.group} is killed (hugetlb)`;
+}
 
 export type ReadExpect = { kind: 'value'; value: string } | { kind: 'fault' } | null;
 
@@ -33,6 +46,10 @@ export function cpuWrite(s: RunState, procName: string, sel: PageSel, value: str
       }
       continue;
     }
+    if (r.err === SIGBUS) {
+      killedBySigbus(s, p, 'write', page, want);
+      return;
+    }
     if (r.err === OOM) {
       s.observe('write', `${p.name} ${page}`, 'oom', want);
       s.violation('fault', `${p.name} write to ${page}: out of memory (config.frames); the kernel would OOM-kill`, [p.name]);
@@ -58,6 +75,11 @@ export function cpuRead(s: RunState, procName: string, sel: PageSel, expect: Rea
   if (!mmuAllows(s.k, p.mm, vpn, false)) waitForMmapLock(s, p, false);
   const r = cpuAccess(s.k, p.mm, vpn, false, 0);
   if (r.err === NA) throw new NotApplicable('a fault on a non-present PTE kind that is not modelled yet');
+  if (r.err === SIGBUS) {
+    killedBySigbus(s, p, 'read', page, want);
+    if (expect?.kind === 'value') s.violation('expect', `${p.name} read of ${page} faulted (SIGBUS), expected ${expect.value}`, [p.name]);
+    return;
+  }
   if (r.err !== OK) {
     const what = r.err === SIGSEGV ? 'SIGSEGV' : 'out of memory';
     s.observe('read', `${p.name} ${page}`, 'fault', want === 'fault' ? 'fault' : s.values.name(s.ideal.read(p.group, vpn)));

@@ -1,6 +1,6 @@
 // Steps that only look at the model: `check`, `stats` and the `expect` assertions.
 
-import { PG_ANON_EXCLUSIVE, PTE_UFFD_WP } from '../core/constants.js';
+import { PG_ANON_EXCLUSIVE, PG_HUGETLB, PTE_UFFD_WP } from '../core/constants.js';
 import { pteSlot } from '../core/walk.js';
 import type { PageSel, Step } from '../scenario/ast.js';
 import { globalStats } from './stats.js';
@@ -40,12 +40,14 @@ export function expectMapped(s: RunState, step: StepOf<'expect-mapped'>): void {
   const k = s.k;
   const p = s.procs.get(step.proc);
   const pfn = p ? s.pfnOf(p, s.range(p, step.sel)[0]) : -1;
-  const once = pfn > 0 && k.frames.mapcount[pfn] === 1;
+  // A hugetlb page is mapped whole: page_mapcount() is its folio's entire mapcount.
+  const mapcount = pfn > 0 && k.frames.flags[pfn]! & PG_HUGETLB ? k.frames.entireMapcount[pfn >>> 9]! : pfn > 0 ? k.frames.mapcount[pfn]! : 0;
+  const once = pfn > 0 && mapcount === 1;
   const actual = pfn < 0 ? 'not mapped' : once ? 'mapped-once' : 'mapped-shared';
   const want = step.once ? 'mapped-once' : 'mapped-shared';
   s.observe('mapped', `${step.proc} ${s.label(step.sel)}`, actual, want);
   if (actual !== want) s.violation('expect', `${step.proc} ${s.label(step.sel)} is ${actual}, expected ${want}`, [step.proc], pfn > 0 ? [pfn] : []);
-  s.record.summary = `${step.proc} ${s.label(step.sel)} is ${actual}` + (pfn > 0 ? ` (frame ${pfn}, mapcount ${k.frames.mapcount[pfn]})` : '');
+  s.record.summary = `${step.proc} ${s.label(step.sel)} is ${actual}` + (pfn > 0 ? ` (frame ${pfn}, mapcount ${mapcount})` : '');
 }
 
 export function expectExclusive(s: RunState, step: StepOf<'expect-exclusive'>): void {
@@ -53,7 +55,9 @@ export function expectExclusive(s: RunState, step: StepOf<'expect-exclusive'>): 
   const k = s.k;
   const p = s.procs.get(step.proc);
   const pfn = p ? s.pfnOf(p, s.range(p, step.sel)[0]) : -1;
-  const excl = pfn > 0 && (k.frames.flags[pfn]! & PG_ANON_EXCLUSIVE) !== 0;
+  // A hugetlb page's PG_anon_exclusive is its head's (PageAnonExclusive() of a tail looks there).
+  const flagPfn = pfn > 0 && k.frames.flags[pfn]! & PG_HUGETLB ? pfn & ~511 : pfn;
+  const excl = pfn > 0 && (k.frames.flags[flagPfn]! & PG_ANON_EXCLUSIVE) !== 0;
   const actual = excl ? 'anon-exclusive' : 'not-anon-exclusive';
   const want = step.exclusive ? 'anon-exclusive' : 'not-anon-exclusive';
   s.observe('exclusive', `${step.proc} ${s.label(step.sel)}`, actual, want);
@@ -77,7 +81,11 @@ export function expectUffdWp(s: RunState, step: StepOf<'expect-uffd-wp'>): void 
 export function expectStat(s: RunState, step: StepOf<'expect-stat'>): void {
   const all = allStats(s);
   const actual = all[step.stat];
-  if (actual === undefined) throw new NotApplicable(`counter ${step.stat} is not modelled`);
+  if (actual === undefined) {
+    throw new NotApplicable(step.stat.startsWith('HugePages_')
+      ? `counter ${step.stat} needs config.hugepages (without it the hugetlb pool is unlimited)`
+      : `counter ${step.stat} is not modelled`);
+  }
   const ok = compare(actual, step.cmp, step.number);
   s.observe('stat', step.stat, String(actual), `${step.cmp} ${step.number}`);
   if (!ok) s.violation('expect', `${step.stat} is ${actual}, expected ${step.cmp} ${step.number}`, step.statProc ? [step.statProc] : []);

@@ -4,6 +4,7 @@
 import { NA, OK, VM_WRITE } from '../core/constants.js';
 import { cpuAccess } from '../core/access.js';
 import { makeDeviceExclusive } from '../core/devexcl.js';
+import { hugetlbIn } from '../core/hugetlb.js';
 import { handleVpn } from '../core/kernel.js';
 import { pfnOfEntry } from '../check/pins.js';
 import type { PageSel } from '../scenario/ast.js';
@@ -18,6 +19,8 @@ export function deviceExclusive(s: RunState, procName: string, sel: PageSel, nam
   if (!p) return;
   waitForMmapLock(s, p, false, true); // the driver holds mmap_lock for read
   const [lo, hi] = s.range(p, sel);
+  // 6.15 "mm/gup: reject FOLL_SPLIT_PMD with hugetlb VMAs": make_device_exclusive() on hugetlb fails; not modelled.
+  if (hugetlbIn(p.mm, lo, hi)) throw new NotApplicable('device-exclusive entries on hugetlb pages are not modelled');
   const r = makeDeviceExclusive(s.k, p.mm, lo, hi);
   if (r.err === NA || r.handle === null) throw new NotApplicable('device-exclusive entries are not modelled for this profile');
   s.handles.set(name, { h: r.handle, proc: p.name });

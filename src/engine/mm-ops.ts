@@ -2,7 +2,8 @@
 // clear_refs, userfaultfd's requests, reclaim (MADV_PAGEOUT) and ksmd, each on the model and on
 // the ideal memory.
 
-import { EINVAL, NA, OK, OOM, VM_HUGEPAGE, VM_NOHUGEPAGE } from '../core/constants.js';
+import { EINVAL, NA, OK, OOM, VM_HUGEPAGE, VM_HUGETLB, VM_NOHUGEPAGE } from '../core/constants.js';
+import { hugetlbIn } from '../core/hugetlb.js';
 import { dupMmap } from '../core/fork.js';
 import { ksmMerge } from '../core/ksm.js';
 import { clearSoftDirty, doMadvise, doMmap, doMprotect } from '../core/mmap.js';
@@ -51,11 +52,15 @@ export function mmap(s: RunState, step: StepOf<'mmap'>): void {
     p = s.addProc(step.proc, step.proc, mm, new Map());
   } else if (!s.proc(step.proc)) return;
   waitForMmapLock(s, p);
-  // v1.2 (THP): `thp` / `nothp` are MADV_HUGEPAGE / MADV_NOHUGEPAGE on the new mapping.
-  const r = doMmap(s.k, p.mm, step.pages, step.prot, step.shared, step.populate, step.thp === 'thp' ? VM_HUGEPAGE : step.thp === 'nothp' ? VM_NOHUGEPAGE : 0);
+  // v1.2 (THP): `thp` / `nothp` are MADV_HUGEPAGE / MADV_NOHUGEPAGE on the new mapping; `hugetlb` is MAP_HUGETLB.
+  const r = doMmap(s.k, p.mm, step.pages, step.prot, step.shared, step.populate,
+    step.hugetlb ? VM_HUGETLB : step.thp === 'thp' ? VM_HUGEPAGE : step.thp === 'nothp' ? VM_NOHUGEPAGE : 0);
+  if (r.err === NA) throw new NotApplicable('a shared hugetlb mapping (MAP_SHARED|MAP_HUGETLB, a hugetlbfs page cache) is not modelled yet');
   if (r.err !== OK) {
-    s.record.summary = `mmap of ${step.pages} page(s) failed: no address space left`;
-    s.violation('fault', 'mmap failed in the model');
+    s.record.summary = step.hugetlb
+      ? `mmap of ${step.pages} hugetlb page(s) failed with ENOMEM: the pool cannot reserve ${step.pages / 512} huge page(s) (config.hugepages)`
+      : `mmap of ${step.pages} page(s) failed: no address space left`;
+    s.violation('fault', step.hugetlb ? 'mmap of hugetlb pages failed: not enough free huge pages to reserve' : 'mmap failed in the model');
     return;
   }
   p.regions.set(step.region, { start: r.start, n: step.pages });
@@ -80,6 +85,7 @@ export function mremap(s: RunState, step: StepOf<'mremap'>): void {
   if (!p) return;
   waitForMmapLock(s, p);
   const [lo, hi] = s.range(p, step.sel);
+  if (hugetlbIn(p.mm, lo, hi)) throw new NotApplicable('mremap of hugetlb pages (move_hugetlb_page_tables) is not modelled yet');
   const r = doMremap(s.k, p.mm, lo, hi);
   if (r.err === NA) throw new NotApplicable(r.why ?? 'mremap of KSM pages (prep_move_vma unmerges them first) is not modelled yet');
   if (r.err === OOM) {
@@ -102,6 +108,7 @@ export function mprotect(s: RunState, step: StepOf<'mprotect'>): void {
   waitForMmapLock(s, p);
   const [lo, hi] = s.range(p, step.sel);
   const err = doMprotect(s.k, p.mm, lo, hi, step.prot);
+  if (err === NA) throw new NotApplicable('mprotect of part of a hugetlb huge page (EINVAL in the kernel) is not modelled');
   const idealOk = s.ideal.mprotect(p.group, lo, hi, step.prot);
   if ((err === OK) !== idealOk) s.violation('fault', `mprotect ${step.prot}: the model ${err === OK ? 'succeeded' : 'failed (ENOMEM)'}, it must ${idealOk ? 'succeed' : 'fail at a hole'}`, [p.name]);
   s.record.summary = `${p.name} mprotects ${s.label(step.sel)} ${step.prot}${err === OK ? '' : ': ENOMEM (a hole in the range; pages before it changed)'}`;
@@ -113,7 +120,11 @@ export function madvise(s: RunState, step: StepOf<'madvise'>): void {
   waitForMmapLock(s, p);
   const [lo, hi] = s.range(p, step.sel);
   const err = doMadvise(s.k, p.mm, lo, hi, step.advice);
-  if (err === NA) throw new NotApplicable(`madvise ${step.advice} is not modelled yet`);
+  if (err === NA) {
+    throw new NotApplicable(hugetlbIn(p.mm, lo, hi)
+      ? `madvise ${step.advice} on hugetlb pages is not modelled yet (only dontfork/dofork of whole huge pages)`
+      : `madvise ${step.advice} is not modelled yet`);
+  }
   const idealOk = s.ideal.madvise(p.group, lo, hi, step.advice);
   if ((err === OK) !== idealOk) s.violation('fault', `madvise ${step.advice}: the model ${err === OK ? 'accepted' : 'refused'} it`, [p.name]);
   s.record.summary = `${p.name} madvise ${s.label(step.sel)} ${step.advice}${err === EINVAL ? ': EINVAL' : ''}`;
@@ -168,6 +179,7 @@ export function uffd(s: RunState, step: StepOf<'uffd'>): void {
   }
   waitForMmapLock(s, p, action === 'register');
   const [lo, hi] = s.range(p, sel!);
+  if (hugetlbIn(p.mm, lo, hi)) throw new NotApplicable('userfaultfd write-protect on hugetlb pages is not modelled yet');
   const at = s.label(sel!);
   if (action === 'register') {
     const err = uffdRegister(s.k, p.mm, lo, hi);
@@ -198,6 +210,7 @@ export function swapout(s: RunState, step: StepOf<'swapout'>): void {
   if (!p) return;
   waitForMmapLock(s, p, false, true); // MADV_PAGEOUT takes mmap_lock for read (P's own fork path holds it for write too)
   const [lo, hi] = s.range(p, step.sel);
+  if (hugetlbIn(p.mm, lo, hi)) throw new NotApplicable('reclaim of hugetlb pages: they are never swapped (MADV_PAGEOUT refuses hugetlb VMAs with EINVAL), not modelled');
   const skipped: string[] = [];
   let out = 0;
   for (let v = lo; v < hi; v++) {

@@ -104,6 +104,7 @@ export class RunState {
       frames: scenario.config.frames ?? DEFAULT_FRAMES,
       pinBias: scenario.config.pinBias ?? DEFAULT_PIN_BIAS,
       thp: scenario.config.thp ?? 'madvise',
+      ...(scenario.config.hugepages != null ? { hugepages: scenario.config.hugepages } : {}),
     });
     this.k.tracing = opts.trace ?? true;
     if (opts.changes && this.k.tracing) this.changesBase = capture(this.k);

@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import type { Profile } from '../core/profile.js';
 import { runScenario } from '../engine/run.js';
 import { helperSourceDir } from '../oracle/build.js';
+import { hugetlbPoolFor } from '../oracle/hugetlb.js';
 import type { Aspect } from '../oracle/comparable.js';
 import { parseProbe } from '../oracle/facilities.js';
 import { errnoName, label } from '../oracle/names.js';
@@ -27,7 +28,7 @@ import { declOf } from '../ops/index.js';
 import type { CStep, CWriter } from '../ops/types.js';
 
 /** The oracle helper's sources in the order they are pasted (each needs only what comes before). */
-const HELPER_FILES = ['chan.c', 'page.c', 'steady.c', 'uring.c', 'scenario_proc.c', 'probe.c', 'agent_procs.c', 'agent_handles.c', 'agent_uffd.c', 'uffd.c', 'system.c'];
+const HELPER_FILES = ['chan.c', 'page.c', 'steady.c', 'uring.c', 'scenario_proc.c', 'probe.c', 'agent_procs.c', 'agent_handles.c', 'agent_uffd.c', 'uffd.c', 'system.c', 'hugetlb.c'];
 /** At most this many scenario names, regions and handles (the runtime's tables; names are a 64-bit set). */
 const MAX_NAMES = 64;
 
@@ -304,6 +305,8 @@ export function exportScenario(sc: Scenario, base: Profile, opts: ExportOptions 
   tables.push(`static const char *const NAMES[] = ${list(names.list)};`);
   tables.push(`static const char *const REGIONS[] = ${list(regions.list)};`);
   tables.push(`static const char *const HANDLES[] = ${list(handles.list)};`);
+  tables.push('/* Free huge pages the hugetlb pool is set to before the first `mmap ... hugetlb` (src/oracle/hugetlb.ts). */');
+  tables.push(`static const long HUGETLB_POOL = ${hugetlbPoolFor(sc) ?? 0};`);
   const vals = scenarioValues(sc);
   tables.push('/* The 64-bit word that fills a page for each scenario value (src/oracle/values.ts). */');
   tables.push('static const struct vword VALUES[] = {');

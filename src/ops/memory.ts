@@ -12,18 +12,26 @@ export const mmapOp = defineOp({
     subject: 'process', words: ['mmap'], creates: true,
     parse(c, base, p) {
       const rt = c.nameTok("a region name after 'mmap'");
+      const nt = c.peek();
       const n = c.pageCount('after the region name');
       c.env.bindRegion(p, rt.text, n, c.at(rt));
-      const [prot, share, populate, thp] = c.options('mmap', OPTIONS.mmap);
+      const [prot, share, populate, page] = c.options('mmap', OPTIONS.mmap);
+      const hugetlb = page === 'hugetlb';
+      // v1.2: MAP_HUGETLB maps whole 2 MiB huge pages.
+      if (hugetlb && n % 512 !== 0) c.fail(nt, `expected the number of pages of a hugetlb mapping to be a multiple of 512 (2 MiB huge pages of 4 KiB pages), got ${n}`);
       return {
         op: 'mmap', ...base, proc: p.name, region: rt.text, pages: n, prot: (prot ?? 'rw') as Prot,
-        shared: share === 'shared', populate: populate === 'populate', thp: (thp ?? null) as 'thp' | 'nothp' | null,
+        shared: share === 'shared', populate: populate === 'populate', thp: (hugetlb ? null : page ?? null) as 'thp' | 'nothp' | null,
+        ...(hugetlb ? { hugetlb: true } : {}),
       };
     },
   },
   run: mmap,
   replay: (o, step) => o.mmap(step),
   exportC(x, step) {
+    if (step.hugetlb) {
+      return { code: `rp_mmap_hugetlb(${x.proc(step.proc)}, ${x.regionName(step.region)}, ${step.pages} /* pages */, ${x.mmapProt(step.prot)} /* ${step.prot} */, ${step.populate ? 1 : 0} /* populate */);`, skipped: null };
+    }
     const thp = x.system('mmap-thp');
     return {
       code: `rp_mmap(${x.proc(step.proc)}, ${x.regionName(step.region)}, ${step.pages} /* pages */, ${x.mmapProt(step.prot)} /* ${step.prot} */, ${step.shared ? '1 /* shared */' : '0 /* private */'}, ${step.populate ? 1 : 0} /* populate */, ${step.thp === 'thp' ? `1 /* thp */, ${x.str(thp.reason)}` : '0 /* no thp */, NULL'});`,
@@ -36,7 +44,8 @@ export const mmapOp = defineOp({
     const r = { name: w.newRegionName(), pages: 1 + (c.b % 4) };
     p.regions.push(r);
     // THP is n/a (not modelled): rarely, so that most runs go on.
-    return `${p.name} mmap ${r.name} ${r.pages}${w.options(OPTIONS.mmap, c.f, (word, f) => word === 'thp' && (f & 0x7000) !== 0)}`;
+    // hugetlb needs 512-page mappings (and the fuzzer's regions are 1-4 pages): never drawn here.
+    return `${p.name} mmap ${r.name} ${r.pages}${w.options(OPTIONS.mmap, c.f, (word, f) => word === 'hugetlb' || (word === 'thp' && (f & 0x7000) !== 0))}`;
   },
 });
 

@@ -16,6 +16,7 @@ import type { PageSel, Scenario, Step } from '../scenario/index.js';
 import { pageList, pageStates, label } from './names.js';
 import { missingFacility, probedProfile } from './probed.js';
 import type { OracleSession } from './session.js';
+import { hugetlbPoolFor } from './hugetlb.js';
 import type { KernelStep } from './types.js';
 
 export const ORACLE_FORMAT = 1;
@@ -82,10 +83,12 @@ export interface OracleResult {
 
 /** The scenario as the model runs it for the oracle: without limits the kernel cannot have. */
 export function withoutModelLimits(sc: Scenario, notes: string[]): Scenario {
+  const pool = hugetlbPoolFor(sc);
+  if (pool !== null && sc.config.hugepages == null) notes.push(`the live hugetlb pool is set to ${pool} free huge page(s), enough for the scenario (the model's is unlimited)`);
   if (sc.config.frames === null && sc.config.pinBias === null) return sc;
   if (sc.config.frames !== null) notes.push(`config.frames (${sc.config.frames}) limits the model only: both sides run without it here`);
   if (sc.config.pinBias !== null) notes.push(`config.pin_bias (${sc.config.pinBias}) is the model's: the kernel's GUP_PIN_COUNTING_BIAS is 1024, so the model runs with 1024 here`);
-  return { ...sc, config: { frames: null, pinBias: null, thp: sc.config.thp ?? null } };
+  return { ...sc, config: { frames: null, pinBias: null, thp: sc.config.thp ?? null, hugepages: sc.config.hugepages ?? null } };
 }
 
 /** An observation of the model, as paired with the kernel's. */
@@ -219,7 +222,8 @@ export function oracleScenario(session: OracleSession, sc: Scenario, base: Profi
   const msc = withoutModelLimits(sc, notes);
   const profile = probedProfile(base, session.facilities);
   const model = opts.model ?? runScenario(msc, profile, { trace: false, maxEventsPerStep: 0 });
-  const skip = missingFacility(msc, base, profile, session.facilities, model);
+  const pool = hugetlbPoolFor(msc);
+  const skip = missingFacility(msc, base, profile, session.facilities, model) ?? (pool !== null ? session.system.hugetlb(pool) : null);
   if (skip !== null) {
     return {
       format: ORACLE_FORMAT, file: sc.file, scenario: sc.name, profile: profile.name, kernel: session.facilities.kernel,

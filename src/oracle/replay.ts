@@ -30,6 +30,9 @@ function pause(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
+/** SIGBUS on x86-64 and arm64 Linux (the helper answers `fault PAGE SIGNAL`). */
+const SIGBUS_NO = 7;
+
 export class Replay implements Replayer {
   readonly names = new Map<string, KProc>();
   readonly handles = new Map<string, KHandle>();
@@ -206,6 +209,18 @@ export class Replay implements Replayer {
     const what = `${step.proc} ${label(step.sel, step.sel.lo)}`;
     const res = this.call(`read ${p.id} ${this.addr(p, step.sel, step.sel.lo)}`);
     this.observe('read', what, res[0] === 'fault' ? 'fault' : this.valueOf(res));
+    if (res[0] === 'fault') this.killedBySigbus(p, res);
+  }
+
+  /**
+   * A fault answered with SIGBUS (a hugetlb fault that found no huge page): the scenario process
+   * caught it, the kernel's default would have killed it; it is killed now, all its threads.
+   */
+  private killedBySigbus(p: KProc, res: string[]): void {
+    if (res[2] !== String(SIGBUS_NO)) return;
+    this.call(`exit ${p.id}`);
+    p.alive = false;
+    this.note = 'SIGBUS: the process is killed (hugetlb: no huge page for the fault)';
   }
 
   exit(step: Extract<Step, { op: 'exit' }>): void {
@@ -344,10 +359,15 @@ export class Replay implements Replayer {
     if (step.pages >= PMD_PAGES) start = Math.ceil(start / PMD_PAGES) * PMD_PAGES;
     p.nextVpn = start + step.pages;
     const prot = step.prot === 'rw' ? 2 : step.prot === 'ro' ? 1 : 0;
-    const flags = prot | (step.shared ? 4 : 0) | (step.populate ? 8 : 0);
+    // MMAP_HUGETLB (32): MAP_HUGETLB | MAP_HUGE_2MB from the pool the session set (hugetlbPoolFor).
+    const flags = prot | (step.shared ? 4 : 0) | (step.populate ? 8 : 0) | (step.hugetlb ? 32 : 0);
     const res = this.call(`mmap ${p.id} ${start * PAGE} ${step.pages} ${flags}`);
+    if (res[0] !== 'ok' && step.hugetlb && errnoName(Number(res[1])) === 'ENOMEM') {
+      this.note = 'mmap of hugetlb pages failed with ENOMEM: the pool cannot reserve them';
+      return;
+    }
     if (res[0] !== 'ok') throw new OracleError(`mmap of ${step.pages} page(s) at 0x${(start * PAGE).toString(16)} failed: ${errnoName(Number(res[1]))}`);
-    const region = { vpn: start, n: step.pages, shared: step.shared };
+    const region = { vpn: start, n: step.pages, shared: step.shared, ...(step.hugetlb ? { hugetlb: true } : {}) };
     p.regions.set(step.region, region);
     p.ranges.push(region);
     if (step.shared) this.anySharedMapping = true;
@@ -361,6 +381,7 @@ export class Replay implements Replayer {
     const res = this.call(`write ${p.id} ${this.addr(p, sel, sel.lo)} ${n} ${this.values.hex(value)}`);
     if (res[0] === 'fault') {
       this.observe('write', `${name} ${label(sel, sel.lo + Number(res[1]))}`, 'fault');
+      this.killedBySigbus(p, res);
     } else {
       this.observe('write', `${name} ${label(sel)}`, 'ok');
     }

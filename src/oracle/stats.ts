@@ -13,6 +13,17 @@ import { NO_KPAGEFLAGS, NO_PFNS } from './facilities.js';
 import { hasFlag, KPF_ANON, kpageflags, pagemap, vmPteKb } from './procfs.js';
 import type { Replay } from './replay.js';
 import type { KProc } from './types.js';
+import { readFileSync } from 'node:fs';
+
+/** A count from /proc/meminfo (HugePages_Free ...), or null. */
+function meminfoNumber(name: string): number | null {
+  try {
+    const m = new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(readFileSync('/proc/meminfo', 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
 
 export interface Measured {
   value: number | null;
@@ -23,6 +34,8 @@ export interface Measured {
 function framesOf(r: Replay, p: KProc): number[] {
   const out: number[] = [];
   for (const g of p.ranges) {
+    // hugetlb pages are HugePages_*, not RSS, AnonPages or frames_used (as in the model).
+    if (g.hugetlb) continue;
     for (const e of pagemap(p.pid, g.vpn, g.n)) if (e.present && e.pfn !== 0 && e.pfn !== r.facilities.zeroPfn) out.push(e.pfn);
   }
   return out;
@@ -77,6 +90,12 @@ export function measureStat(r: Replay, stat: string, proc: string | null): Measu
     }
     case 'pt_copies':
       return { value: 0, why: null };
+    case 'HugePages_Free':
+    case 'HugePages_Rsvd': {
+      // The pool was set for this scenario (oracle/hugetlb.c): meminfo's counters are its own.
+      const v = meminfoNumber(stat);
+      return v === null ? { value: null, why: `cannot read ${stat} in /proc/meminfo` } : { value: v, why: null };
+    }
     case 'cow_copies':
       return { value: null, why: 'the kernel keeps no per-scenario count of COW copies (/proc/vmstat counters are system-wide)' };
     default:

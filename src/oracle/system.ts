@@ -17,6 +17,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import type { Agent } from './agent.js';
 import type { Facilities } from './facilities.js';
+import { reserveHugetlb } from './hugetlb.js';
 
 /** The swap file's size in pages (64 MiB). */
 export const SWAP_PAGES = 16384;
@@ -88,6 +89,11 @@ export class SystemOps {
   ksmHold(): { run: string } | string {
     const r = this.agent().call('ksmhold');
     return r[0] === 'ok' ? { run: r[1] ?? 'none' } : r.slice(2).join(' ');
+  }
+
+  /** The hugetlb pool set to `n` free unreserved huge pages for this scenario (put back at its end); or why not. */
+  hugetlb(n: number): string | null {
+    return reserveHugetlb(this.agent(), this.f, n);
   }
 
   /** Pages still free in the oracle's swap file (null: unknown). */

@@ -40,6 +40,8 @@ export interface Region {
   vpn: number;
   n: number;
   shared: boolean;
+  /** MAP_HUGETLB: its pages are hugetlb pages (not RSS, AnonPages or frames_used in the model). */
+  hugetlb?: boolean;
 }
 
 /** A real process (a scenario process and its threads, which run in it one step at a time). */

@@ -37,6 +37,7 @@ const V5_7: Profile = {
   hugeZeroWp: 'huge',
   wpReuseLarge: 'as-small',
   mprotectWritablePmd: false,
+  hugetlbForkEarlyCow: false,
   uffdWp: true,
   uffdWpForkVma: 'src-vma',
   uffdWpShmem: false,
@@ -70,9 +71,9 @@ const V5_9 = derive(V5_9_RC4, 'v5.9',
   { forkEarlyCow: true });
 
 const V5_14 = derive(V5_9, 'v5.14',
-  'v5.9 + write_protect_seq and clear_refs skipping pinned pages (5.11), device-exclusive entries as merged',
-  '57efa1fe5957 (write_protect_seq, 5.11), 9348b73c2e1b (clear_refs, 5.11), b756a3b5e7ea "mm: device exclusive memory access" (seed 002)',
-  { writeProtectSeq: true, clearRefsSkipPinned: true, reclaimSkipsPinned: true, deviceExclusive: 'v5.14' });
+  'v5.9 + write_protect_seq and clear_refs skipping pinned pages (5.11), early COW of pinned hugetlb pages at fork (5.12), device-exclusive entries as merged',
+  '57efa1fe5957 (write_protect_seq, 5.11), 9348b73c2e1b (clear_refs, 5.11), 4eae4efa2c29 "hugetlb: do early cow when page pinned on src mm" (5.12), b756a3b5e7ea "mm: device exclusive memory access" (seed 002)',
+  { writeProtectSeq: true, clearRefsSkipPinned: true, reclaimSkipsPinned: true, deviceExclusive: 'v5.14', hugetlbForkEarlyCow: true });
 
 const V5_18 = derive(V5_14, 'v5.18',
   'v5.14 + refcount-based reuse in the swap-in and THP paths (COW fixes part 1)',
@@ -127,7 +128,7 @@ const LTS_5_4 = derive(V5_8, '5.4',
 
 const LTS_5_10 = derive(V5_9, '5.10',
   '5.10.y long-term: the v5.9 rules (reuse only when page_count == 1, early COW at fork of maybe-pinned pages) + write_protect_seq, clear_refs and reclaim skipping pinned pages (5.11, backported); no device-exclusive entries; swap-in reuse by reuse_swap_page (the COW fixes of 5.18 and 5.19 were not backported)',
-  'Linux 5.10 (09854ba94c6a, 70e806e4e645 from 5.9) + 57efa1fe5957 as 537946556cc9 (5.10.4), feb889fb40fa as 72c5ce89427f and 9348b73c2e1b as 1eea108995a2 (5.10.9); checked in the 5.10.198 sources. Not checked: 5.10.199 to the last 5.10.y (no 5.10.y backport of c8070b787519 was found)',
+  'Linux 5.10 (09854ba94c6a, 70e806e4e645 from 5.9) + 57efa1fe5957 as 537946556cc9 (5.10.4), feb889fb40fa as 72c5ce89427f and 9348b73c2e1b as 1eea108995a2 (5.10.9); checked in the 5.10.198 sources (copy_hugetlb_page_range has no early COW: 4eae4efa2c29 of 5.12 was not backported). Not checked: 5.10.199 to the last 5.10.y (no 5.10.y backport of c8070b787519 was found)',
   { writeProtectSeq: true, clearRefsSkipPinned: true, reclaimSkipsPinned: true });
 
 const LTS_5_15 = derive(V5_14, '5.15',

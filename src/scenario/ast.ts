@@ -68,6 +68,8 @@ export interface MmapStep extends StepBase {
   populate: boolean;
   /** `thp` / `nothp` as written, null when not given. */
   thp: 'thp' | 'nothp' | null;
+  /** (v1.2) `hugetlb`: MAP_HUGETLB with 2 MiB huge pages (pages a multiple of 512). */
+  hugetlb?: boolean;
 }
 export interface MunmapStep extends StepBase {
   op: 'munmap';
@@ -345,6 +347,8 @@ export interface ScenarioConfig {
   pinBias: number | null;
   /** (v1.2) The THP mode (`config.thp`); null: `madvise`. */
   thp?: 'always' | 'madvise' | 'never' | null;
+  /** (v1.2) Free 2 MiB huge pages in the hugetlb pool (`config.hugepages`); null: unlimited. */
+  hugepages?: number | null;
 }
 
 export interface Scenario {

@@ -8,7 +8,7 @@ import { ScenarioError, unknownWord } from './errors.js';
 import { blockOrigin, fixedOrigin, type StepOrigin } from './steps.js';
 
 export const TOP_KEYS = ['name', 'description', 'kernel', 'config', 'outcomes', 'steps'] as const;
-export const CONFIG_KEYS = ['frames', 'pin_bias', 'thp'] as const;
+export const CONFIG_KEYS = ['frames', 'pin_bias', 'thp', 'hugepages'] as const;
 /** config.thp (v1.2): /sys/kernel/mm/transparent_hugepage/enabled. */
 export const THP_MODES = ['always', 'madvise', 'never'] as const;
 export const OUTCOME_WORDS = ['ok', 'fail', 'n/a'] as const;
@@ -182,6 +182,7 @@ class EnvelopeReader {
       if (k === 'frames') config.frames = this.integer(value, keyPos, k, 1, 'a positive integer (physical frames)');
       else if (k === 'pin_bias') config.pinBias = this.integer(value, keyPos, k, 2, 'an integer 2 or more (GUP_PIN_COUNTING_BIAS)');
       else if (k === 'thp') config.thp = this.thpMode(value, keyPos);
+      else if (k === 'hugepages') config.hugepages = this.integer(value, keyPos, k, 0, 'an integer 0 or more (free 2 MiB huge pages in the hugetlb pool)');
       else this.error(keyPos, unknownWord('config key', k, CONFIG_KEYS));
     }
   }

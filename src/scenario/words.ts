@@ -28,6 +28,9 @@ export const STAT_NAMES = [
   'zero_page_refs',
   // v1.2 (THP)
   'AnonHugePages_kB',
+  // v1.2 (hugetlb; with config.hugepages)
+  'HugePages_Free',
+  'HugePages_Rsvd',
 ] as const;
 export const STAT_OPS: readonly StatOp[] = ['==', '!=', '<', '<=', '>', '>='];
 export const EXPECTATIONS = [
@@ -43,7 +46,7 @@ export const EXPECTATIONS = [
 
 /** The option words of each operation that takes options: at most one word of each group, in any order. */
 export const OPTIONS = {
-  mmap: [PROTS, ['private', 'shared'], ['populate'], ['thp', 'nothp']],
+  mmap: [PROTS, ['private', 'shared'], ['populate'], ['thp', 'nothp', 'hugetlb']],
   fork: [['cowpt']],
   pin: [['rw', 'ro'], ['longterm', 'short'], ['fast']],
   gup: [['rw', 'ro'], ['fast']],

@@ -312,10 +312,12 @@ test('each operation row of the reference gives an example that one of its examp
 });
 
 test('the v1.2 features the parser does not model are refused with an error naming line and column', () => {
-  // (THP's config.thp, madvise hugepage/nohugepage and AnonHugePages_kB are modelled.)
+  // (THP's config.thp, madvise hugepage/nohugepage and AnonHugePages_kB are modelled, and so is
+  // hugetlb: mmap ... hugetlb and config.hugepages.)
   const cases: [string, RegExp][] = [
-    ['  P mmap big 512 hugetlb', /unknown option of mmap 'hugetlb'/],
     ['  P madvise buf collapse', /unknown advice 'collapse'/],
+    ['  P mmap big 100 hugetlb', /multiple of 512/],
+    ['  P mmap big 512 thp hugetlb', /conflicting options 'thp' and 'hugetlb'/],
   ];
   for (const [line, re] of cases) {
     const r = parseScenario(`name: x\nsteps: |\n  P mmap buf 512\n${line}\n`, 'x.scn.yaml');
@@ -324,11 +326,11 @@ test('the v1.2 features the parser does not model are refused with an error nami
     assert.equal(r.errors[0]!.col > 2, true, line);
     assert.match(r.errors[0]!.message, re);
   }
-  for (const key of ['hugepages: 8']) {
+  for (const [key, re] of [['hugepages: -1', /an integer 0 or more/], ['hugepages: 2.5', /an integer 0 or more/]] as const) {
     const r = parseScenario(`name: x\nconfig:\n  ${key}\nsteps: |\n  P mmap buf 1\n`, 'x.scn.yaml');
     assert.ok(!r.ok, key);
     assert.equal(r.errors[0]!.line, 3, key);
-    assert.match(r.errors[0]!.message, /unknown config key/, key);
+    assert.match(r.errors[0]!.message, re, key);
   }
   assert.match(read(LANG), /## Not yet modelled/);
 });

@@ -150,7 +150,7 @@ test('envelope: name pattern and value types', () => {
 
 test('envelope: unknown keys name the known ones', () => {
   hasError(scenarioErrors('name: t\nkernal: v6\nsteps: |\n  P mmap b 1\n'), 2, 1, "unknown key 'kernal': did you mean 'kernel'? (expected one of: name, description, kernel, config, outcomes, steps)");
-  hasError(scenarioErrors('name: t\nconfig:\n  frame: 3\nsteps: |\n  P mmap b 1\n'), 3, 3, "unknown config key 'frame': did you mean 'frames'? (expected one of: frames, pin_bias, thp)");
+  hasError(scenarioErrors('name: t\nconfig:\n  frame: 3\nsteps: |\n  P mmap b 1\n'), 3, 3, "unknown config key 'frame': did you mean 'frames'? (expected one of: frames, pin_bias, thp, hugepages)");
 });
 
 test('envelope: config values', () => {
@@ -160,7 +160,7 @@ test('envelope: config values', () => {
   hasError(scenarioErrors('name: t\nconfig:\n  frames: "12"\nsteps: P exit\n'), 3, 11, "expected 'frames' to be a positive integer");
   hasError(scenarioErrors('name: t\nconfig:\n  frames: 1.5\nsteps: P exit\n'), 3, 11, "got '1.5'");
   hasError(scenarioErrors('name: t\nconfig:\n  frames: -3\nsteps: P exit\n'), 3, 11, "got '-3'");
-  hasError(scenarioErrors('name: t\nconfig: 5\nsteps: P exit\n'), 2, 9, "expected 'config' to be a mapping (keys: frames, pin_bias, thp)");
+  hasError(scenarioErrors('name: t\nconfig: 5\nsteps: P exit\n'), 2, 9, "expected 'config' to be a mapping (keys: frames, pin_bias, thp, hugepages)");
   const s = scenarioOk('name: t\nconfig:\n  pin_bias: 2\nsteps: |\n  P mmap b 1\n');
   assert.deepEqual(s.config, { frames: null, pinBias: 2 });
   // v1.2: config.thp is the THP mode; anything else names the modes.
