@@ -94,6 +94,8 @@ export const NA = 6; // the profile has no such behaviour (the run becomes n/a)
 export const RETRY = 7;
 /** -ENOENT (UFFDIO_WRITEPROTECT on a range not registered in write-protect mode). */
 export const ENOENT = 8;
+/** -EAGAIN (MADV_COLLAPSE: a page holds a reference no mapping explains; trying again may succeed). */
+export const EAGAIN = 9;
 
 /** Where the model places mappings: bottom-up from 1 TiB (as a page number). */
 export const MMAP_BASE_VPN = 1 << 28;

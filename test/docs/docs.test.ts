@@ -312,10 +312,9 @@ test('each operation row of the reference gives an example that one of its examp
 });
 
 test('the v1.2 features the parser does not model are refused with an error naming line and column', () => {
-  // (THP's config.thp, madvise hugepage/nohugepage and AnonHugePages_kB are modelled.)
+  // (THP's config.thp, madvise hugepage/nohugepage/collapse and AnonHugePages_kB are modelled.)
   const cases: [string, RegExp][] = [
     ['  P mmap big 512 hugetlb', /unknown option of mmap 'hugetlb'/],
-    ['  P madvise buf collapse', /unknown advice 'collapse'/],
   ];
   for (const [line, re] of cases) {
     const r = parseScenario(`name: x\nsteps: |\n  P mmap buf 512\n${line}\n`, 'x.scn.yaml');
