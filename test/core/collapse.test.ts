@@ -103,3 +103,20 @@ test('MADV_COLLAPSE is n/a before 6.1 and refused on MADV_NOHUGEPAGE', () => {
   assert.equal(doMadvCollapse(k, mm, r.start, r.start + 512).err, OK, 'the sysfs mode does not matter');
   assert.ok(pmdLeafSlot(k, mm, r.start) >= 0);
 });
+
+test('a frame table cloned into a larger one (the explorer reuses states) keeps per-block counts for every block it can allocate', () => {
+  const big = kernel('v6').frames;
+  for (let i = 0; i < 4; i++) assert.ok(big.allocLarge(0) >= 0);
+  const small = kernel('v6').frames;
+  assert.ok(small.allocLarge(0) >= 0);
+  const c = small.clone(big.clone());
+  // The copy's frame arrays are the larger table's: a second new block lies past the small
+  // table's end without any array growing.
+  assert.ok(c.allocLarge(0) >= 0);
+  const head = c.allocLarge(0);
+  assert.ok(head >= 0);
+  assert.equal(c.entireMapcount[head >>> 9], 0, 'the block has an entire mapcount');
+  c.entireMapcount[head >>> 9] = 1;
+  assert.equal(c.entireMapcount[head >>> 9], 1);
+  assert.equal(c.pincount[head >>> 9], 0);
+});
