@@ -139,7 +139,7 @@ function hpageCollapseScanPmd(k: Kernel, mm: Mm, vma: Vma, at: number): Scan {
     const expected = f.folioMapcount(pfn) + (f.flags[pfn]! & PG_SWAPCACHE ? (f.flags[pfn]! & PG_LARGE ? HPAGE_PMD_NR : 1) : 0);
     const refs = f.folioRefcount(pfn);
     if (refs !== expected) {
-      return refuse(EAGAIN, `SCAN_PAGE_COUNT: page ${i} has refcount ${refs} where its mappings explain ${expected} (a pin, a GUP reference or a pipe holds it)`);
+      return refuse(EAGAIN, `SCAN_PAGE_COUNT: the folio of page ${i} has refcount ${refs} where its mappings explain ${expected} (a pin, a GUP reference or a pipe holds it)`);
     }
   }
   if (!writable && k.profile.madvCollapse === 'writable-pte') return refuse(EINVAL, 'SCAN_PAGE_RO: no PTE of the range is writable');
