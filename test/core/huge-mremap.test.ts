@@ -99,3 +99,24 @@ test('after a partial THP mremap and fork, a parent write copies only the 4 KiB 
   assert.equal(f.folioRefcount(head), 1023);
   assertConsistent(k);
 });
+
+test('the huge zero PMD moves whole with an aligned mremap, and splits into zero-page PTEs with a partial one', () => {
+  const k = kernel('v6');
+  const mm = k.newMm();
+  const m = doMmap(k, mm, 1024, 'rw', false, false, VM_HUGEPAGE);
+  assert.equal(readOk(k, mm, m.start), 0);
+  assert.equal(readOk(k, mm, m.start + 512), 0);
+  assert.equal(mm.hugePmds, 2, 'two huge zero PMDs');
+  const whole = doMremap(k, mm, m.start, m.start + 512);
+  assert.equal(whole.err, OK);
+  assert.equal(whole.pmdsMoved, 1);
+  assert.ok(pmdLeafSlot(k, mm, whole.start) >= 0);
+  const part = doMremap(k, mm, m.start + 512 + 100, m.start + 1024);
+  assert.equal(part.err, OK);
+  assert.equal(part.pmdsMoved, 0);
+  assert.equal(presentPte(k, mm, part.start).pfn, 0, 'a PTE of the 4 KiB zero page');
+  assert.ok(presentPte(k, mm, m.start + 512).special);
+  assert.equal(k.frames.used, 0, 'no page allocated');
+  assert.equal(readOk(k, mm, part.start + 5), 0);
+  assertConsistent(k);
+});
