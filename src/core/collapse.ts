@@ -16,14 +16,16 @@
 // model does not tell apart: the errno shows only in the step's summary); no PTE
 // table (SCAN_PMD_NONE / SCAN_PMD_NULL, EINVAL); before 6.18 (madvCollapse `writable-pte`) a
 // range none of whose PTEs is writable (SCAN_PAGE_RO, EINVAL: fork write-protects them all). A
-// PMD already mapping a THP counts as collapsed (SCAN_PMD_MAPPED).
+// PMD already mapping a THP counts as collapsed (SCAN_PMD_MAPPED). Swapped-out pages of the range
+// are swapped in first (__collapse_huge_page_swapin) and the checks made again.
 
 import {
   EAGAIN, EBUSY, EINVAL, HPAGE_PMD_NR, NA, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_KSM, PG_LARGE, PG_SWAPCACHE, PMD_LEAF,
-  PTE_DIRTY, PTE_MARKER, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, TABLE_SHIFT,
+  PTE_DIRTY, PTE_MARKER, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_SWAP, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, TABLE_SHIFT,
   VM_MAYSHARE, VM_NOHUGEPAGE, VM_SHARED, VM_UFFD_WP, VM_WRITE,
 } from './constants.js';
 import { mmuNotify } from './exclusive.js';
+import { doSwapPage } from './swap.js';
 import type { Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
 import { pmdSlotOf } from './walk.js';
@@ -109,41 +111,58 @@ function madviseCollapse(k: Kernel, mm: Mm, vma: Vma, start: number, end: number
  */
 function hpageCollapseScanPmd(k: Kernel, mm: Mm, vma: Vma, at: number): Scan {
   const t = k.tables;
-  const f = k.frames;
   // find_pmd_or_thp_or_none().
   const ps = pmdSlotOf(k, mm, at);
   if (ps < 0) return refuse(EINVAL, 'SCAN_PMD_NULL: nothing is mapped there (no page table)');
   if (t.entry[ps] === 0 && t.bits[ps] === 0) return refuse(EINVAL, 'SCAN_PMD_NONE: nothing is mapped there (no PTE table)');
   if (t.bits[ps]! & PMD_LEAF) return { ok: true, err: OK, why: 'SCAN_PMD_MAPPED: a huge PMD maps it already' };
-  const table = t.entry[ps]!;
-  const base = table << TABLE_SHIFT;
+  const r = scanPtes(k, vma, t.entry[ps]! << TABLE_SHIFT);
+  if (!r.ok) return r;
+  return collapseHugePage(k, mm, vma, at, ps, r.unmapped);
+}
+
+/**
+ * The checks on each of the 512 PTEs, as hpage_collapse_scan_pmd() makes them and
+ * __collapse_huge_page_isolate() makes them again once swapped-out pages are back: none and
+ * zero-page PTEs are fine (not in a userfaultfd-registered VMA), swap entries are counted to be
+ * swapped in (not uffd-wp ones), and every page must be an anonymous one whose folio's every
+ * reference is a mapping (or the swap cache's); up to 6.13 one PTE at least must be writable.
+ */
+function scanPtes(k: Kernel, vma: Vma, base: number): Scan & { unmapped: number } {
+  const t = k.tables;
+  const f = k.frames;
   const armed = (vma.flags & VM_UFFD_WP) !== 0; // userfaultfd_armed()
   let writable = false;
+  let unmapped = 0;
+  const no = (sc: Scan): Scan & { unmapped: number } => ({ ...sc, unmapped });
   for (let i = 0; i < HPAGE_PMD_NR; i++) {
     const bits = t.bits[base + i]!;
     const pfn = t.entry[base + i]!;
-    if (bits & PTE_MARKER || (bits & PTE_UFFD_WP && !(bits & PTE_PRESENT))) return refuse(EINVAL, 'SCAN_PTE_UFFD_WP: a uffd-wp protected entry');
-    if (bits !== 0 && !(bits & PTE_PRESENT)) {
-      // is_swap_pte(): MADV_COLLAPSE would swap it in first (__collapse_huge_page_swapin).
-      return { ok: false, err: NA, why: 'MADV_COLLAPSE of a range with swapped-out or device-exclusive entries (swapped in first by __collapse_huge_page_swapin) is not modelled yet' };
-    }
-    if (bits === 0 || bits & PTE_SPECIAL) {
-      if (armed) return refuse(EBUSY, 'SCAN_EXCEED_NONE_PTE: an empty PTE in a userfaultfd-registered mapping');
+    if (bits & PTE_MARKER || (bits & PTE_UFFD_WP && !(bits & PTE_PRESENT))) return no(refuse(EINVAL, 'SCAN_PTE_UFFD_WP: a uffd-wp protected entry'));
+    if (bits & PTE_SWAP) {
+      unmapped++; // is_swap_pte(): swapped in by __collapse_huge_page_swapin()
       continue;
     }
-    if (bits & PTE_UFFD_WP) return refuse(EINVAL, 'SCAN_PTE_UFFD_WP: a uffd-wp protected PTE');
+    if (bits !== 0 && !(bits & PTE_PRESENT)) {
+      return no({ ok: false, err: NA, why: 'MADV_COLLAPSE of a range with device-exclusive entries (restored first by __collapse_huge_page_swapin) is not modelled yet' });
+    }
+    if (bits === 0 || bits & PTE_SPECIAL) {
+      if (armed) return no(refuse(EBUSY, 'SCAN_EXCEED_NONE_PTE: an empty PTE in a userfaultfd-registered mapping'));
+      continue;
+    }
+    if (bits & PTE_UFFD_WP) return no(refuse(EINVAL, 'SCAN_PTE_UFFD_WP: a uffd-wp protected PTE'));
     if (bits & PTE_WRITE) writable = true;
-    if (f.flags[pfn]! & PG_KSM) return { ok: false, err: NA, why: 'MADV_COLLAPSE of a range holding KSM pages is not modelled yet' };
-    if (!(f.flags[pfn]! & PG_ANON)) return refuse(EINVAL, 'SCAN_PAGE_ANON: not an anonymous page');
+    if (f.flags[pfn]! & PG_KSM) return no({ ok: false, err: NA, why: 'MADV_COLLAPSE of a range holding KSM pages is not modelled yet' });
+    if (!(f.flags[pfn]! & PG_ANON)) return no(refuse(EINVAL, 'SCAN_PAGE_ANON: not an anonymous page'));
     // is_refcount_suitable() / folio_expected_ref_count(): every reference is a mapping (or the swap cache's).
     const expected = f.folioMapcount(pfn) + (f.flags[pfn]! & PG_SWAPCACHE ? (f.flags[pfn]! & PG_LARGE ? HPAGE_PMD_NR : 1) : 0);
     const refs = f.folioRefcount(pfn);
     if (refs !== expected) {
-      return refuse(EAGAIN, `SCAN_PAGE_COUNT: the folio of page ${i} has refcount ${refs} where its mappings explain ${expected} (a pin, a GUP reference or a pipe holds it)`);
+      return no(refuse(EAGAIN, `SCAN_PAGE_COUNT: the folio of page ${i} has refcount ${refs} where its mappings explain ${expected} (a pin, a GUP reference or a pipe holds it)`));
     }
   }
-  if (!writable && k.profile.madvCollapse === 'writable-pte') return refuse(EINVAL, 'SCAN_PAGE_RO: no PTE of the range is writable');
-  return collapseHugePage(k, mm, vma, at, ps);
+  if (!writable && k.profile.madvCollapse === 'writable-pte') return no(refuse(EINVAL, 'SCAN_PAGE_RO: no PTE of the range is writable'));
+  return { ok: true, err: OK, why: '', unmapped };
 }
 
 /**
@@ -151,14 +170,31 @@ function hpageCollapseScanPmd(k: Kernel, mm: Mm, vma: Vma, at: number): Scan {
  * the PMD cleared and the TLB flushed (mmu notifiers told), each page copied and its old
  * mapping dropped (__collapse_huge_page_copy), the PTE table deposited, the PMD set.
  */
-function collapseHugePage(k: Kernel, mm: Mm, vma: Vma, at: number, ps: number): Scan {
+function collapseHugePage(k: Kernel, mm: Mm, vma: Vma, at: number, ps: number, unmapped: number): Scan {
   const t = k.tables;
   const f = k.frames;
   const head = f.allocLarge(PG_ANON);
   if (head < 0) return refuse(OOM, 'SCAN_ALLOC_HUGE_PAGE_FAIL: no free 2 MiB folio');
-  mmuNotify(k, mm.id, at, at + HPAGE_PMD_NR, 'MADV_COLLAPSE');
   const table = t.entry[ps]!;
   const base = table << TABLE_SHIFT;
+  if (unmapped > 0) {
+    // __collapse_huge_page_swapin(): do_swap_page() on each swap entry (a read fault, counted
+    // as no fault of the process); a failure gives up (SCAN_FAIL: EINVAL).
+    for (let i = 0; i < HPAGE_PMD_NR; i++) {
+      if (!(t.bits[base + i]! & PTE_SWAP)) continue;
+      if (doSwapPage(k, mm, vma, at + i, base + i, false) !== OK) {
+        k.putPage(head);
+        return refuse(EINVAL, 'SCAN_FAIL: a page could not be swapped in');
+      }
+    }
+    // __collapse_huge_page_isolate(): the same checks on the pages now present.
+    const again = scanPtes(k, vma, base);
+    if (!again.ok || again.unmapped > 0) {
+      k.putPage(head);
+      return again.ok ? refuse(EINVAL, 'SCAN_PTE_NON_PRESENT: an entry is still not present') : again;
+    }
+  }
+  mmuNotify(k, mm.id, at, at + HPAGE_PMD_NR, 'MADV_COLLAPSE');
   const tracing = k.tracing;
   k.tracing = false;
   let filled = 0;

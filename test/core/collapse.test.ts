@@ -10,9 +10,9 @@ import { dupMmap } from '../../src/core/fork.js';
 import { getUserPages } from '../../src/core/gup.js';
 import type { Kernel } from '../../src/core/kernel.js';
 import type { Mm } from '../../src/core/mm.js';
-import { doMmap, doMprotect } from '../../src/core/mmap.js';
+import { doMadvise, doMmap, doMprotect } from '../../src/core/mmap.js';
 import { pmdLeafSlot } from '../../src/core/walk.js';
-import { assertConsistent, kernel, presentPte, readOk, writeOk } from './helpers.js';
+import { assertConsistent, kernel, presentPte, pte, readOk, writeOk } from './helpers.js';
 
 /** A process with a THP (MADV_HUGEPAGE, 512 pages written i + 1) made PTE-mapped as cow.c does (mprotect of one page R/O and back). */
 function pteMappedThp(k: Kernel): { mm: Mm; vpn: number; head: number } {
@@ -119,4 +119,19 @@ test('a frame table cloned into a larger one (the explorer reuses states) keeps 
   c.entireMapcount[head >>> 9] = 1;
   assert.equal(c.entireMapcount[head >>> 9], 1);
   assert.equal(c.pincount[head >>> 9], 0);
+});
+
+test('swapped-out pages of the range are swapped in first, then collapsed with the others', () => {
+  const k = kernel('v6');
+  const { mm, vpn } = pteMappedThp(k);
+  // A range of small pages, some swapped out: the THP split for swap-out, as reclaim does.
+  assert.equal(doMadvise(k, mm, vpn + 10, vpn + 20, 'pageout'), OK);
+  assert.equal(pte(k, mm, vpn + 12)?.present, false, 'swapped out');
+  const r = doMadvCollapse(k, mm, vpn, vpn + 512);
+  assert.equal(r.err, OK, r.why);
+  assert.ok(pmdLeafSlot(k, mm, vpn) >= 0);
+  assert.equal(readOk(k, mm, vpn + 12), 13, 'the swapped-out page came back into the new THP');
+  assert.equal(readOk(k, mm, vpn + 300), 301);
+  assert.equal(k.frames.used, 512, 'the old pages and the swap cache are gone');
+  assertConsistent(k);
 });
