@@ -135,3 +135,14 @@ test('swapped-out pages of the range are swapped in first, then collapsed with t
   assert.equal(k.frames.used, 512, 'the old pages and the swap cache are gone');
   assertConsistent(k);
 });
+
+test('expect mapped-once on a page of a PMD-mapped THP counts its PMD mapping (pagemap: precise page mapcount 1)', async () => {
+  const { parseScenario } = await import('../../src/scenario/index.js');
+  const { runScenario } = await import('../../src/engine/run.js');
+  const { profile } = await import('./helpers.js');
+  const text = 'name: t\nsteps: |\n  P mmap buf 512 rw private thp\n  P write buf = 1\n  expect P buf[12] mapped-once\n  P fork Q\n  expect P buf[12] mapped-shared\n';
+  const r = parseScenario(text, 't.scn.yaml');
+  assert.ok(r.ok);
+  const res = runScenario(r.scenario, profile('v6'), { trace: false });
+  assert.deepEqual(res.violations.map((v) => v.message), []);
+});
