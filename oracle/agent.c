@@ -85,6 +85,7 @@ static int advice_code(const char *s)
 		{ "wipeonfork", MADV_WIPEONFORK }, { "keeponfork", MADV_KEEPONFORK },
 		{ "dontneed", MADV_DONTNEED }, { "mergeable", MADV_MERGEABLE },
 		{ "pageout", 21 /* MADV_PAGEOUT */ },
+		{ "collapse", 25 /* MADV_COLLAPSE, 6.1+ */ },
 	};
 	for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
 		if (!strcmp(s, tab[i].name))

@@ -131,7 +131,13 @@ options:
   --kernel NAME       the profile (default v6); --set SW=VALUE for a what-if kernel
   --profiles FILE     user-defined profiles (docs/profiles.md)
   --procs N           most processes alive at once (default 2)
-  --pages N           pages of the start mapping P has (default 2)
+  --pages N           pages of the start mapping P has (default 2); with --start thp, how
+                      many of its first pages the page operations touch
+  --start thp         start from one PMD-mapped THP (P's buf: 512 pages, MADV_HUGEPAGE, its
+                      first page written) instead of N small pages; searched on the full
+                      engine. Operations that split it: munmap, mprotect, dontneed,
+                      dontfork, mremap of a page; collapse (MADV_COLLAPSE, 6.1+) makes a
+                      PTE-mapped range one THP again
   --handles N         most pins/references/pipes live at once (default 2)
   --threads N         most threads per process, for the interleaving ops (default 2)
   --depth D           most operations in a sequence (default 6)

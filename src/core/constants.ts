@@ -100,6 +100,8 @@ export const RETRY = 7;
 export const ENOENT = 8;
 /** VM_FAULT_SIGBUS: a hugetlb fault found no free huge page (or a page taken back by the reservation owner): the process is killed. */
 export const SIGBUS = 9;
+/** -EAGAIN (MADV_COLLAPSE: a page holds a reference no mapping explains; trying again may succeed). */
+export const EAGAIN = 10;
 
 /** Where the model places mappings: bottom-up from 1 TiB (as a page number). */
 export const MMAP_BASE_VPN = 1 << 28;

@@ -214,8 +214,11 @@ export class FrameTable {
     c.next = copyPrefix(this.next, this.top, cap, dst?.next);
     c.priv = copyPrefix(this.priv, this.top, cap, dst?.priv);
     c.priv.fill(-1, this.top);
-    c.entireMapcount = copyPrefix(this.entireMapcount, (this.top >>> 9) + 1, (cap >>> 9) + 1);
-    c.pincount = copyPrefix(this.pincount, (this.top >>> 9) + 1, (cap >>> 9) + 1);
+    // Per-block arrays as long as the frame arrays are (a reused dst's may be longer than cap):
+    // allocLarge() grows them only with the frames.
+    const blocks = (c.refcount.length >>> 9) + 1;
+    c.entireMapcount = copyPrefix(this.entireMapcount, (this.top >>> 9) + 1, blocks);
+    c.pincount = copyPrefix(this.pincount, (this.top >>> 9) + 1, blocks);
     c.freeBlockHead = this.freeBlockHead;
     c.top = this.top;
     c.freeHead = this.freeHead;

@@ -446,6 +446,23 @@ export function copyHugePmd(k: Kernel, src: Mm, dst: Mm, srcVma: Vma, srcSlot: n
   return HUGE_PMD_SHARED;
 }
 
+/**
+ * move_huge_pmd() (mremap, move_page_tables with a 2 MiB extent on both sides): the PMD leaf at
+ * oldSlot moves to the empty PMD slot newSlot of the same mm, made soft-dirty
+ * (move_soft_dirty_pmd); the folio's counts, its PAE and pins are untouched, and the deposited
+ * table goes with it (same mm: no charge changes). False, nothing moved, when newSlot is not
+ * empty (the kernel then splits and moves PTEs).
+ */
+export function moveHugePmd(k: Kernel, oldSlot: number, newSlot: number): boolean {
+  const t = k.tables;
+  if (t.entry[newSlot] !== 0 || t.bits[newSlot] !== 0) return false;
+  const head = t.entry[oldSlot]!;
+  const bits = t.bits[oldSlot]!;
+  setPte(k, oldSlot, 0, 0);
+  setPte(k, newSlot, head, bits | PTE_SOFT_DIRTY);
+  return true;
+}
+
 /** Is pfn a page of a large folio? */
 export function isLargePage(k: Kernel, pfn: number): boolean {
   return (k.frames.flags[pfn]! & PG_LARGE) !== 0;

@@ -1,5 +1,6 @@
 // mmap (with MAP_POPULATE), mprotect, madvise and clear_refs on anonymous memory.
 
+import { doMadvCollapse } from './collapse.js';
 import {
   EINVAL, HPAGE_PMD_NR, isCowMapping, LEVEL_SPAN, VM_HUGETLB, PTE_DEVEXCL_WRITE, PTE_PROTNONE, MMAP_LIMIT_VPN, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_WRITE, TABLE_MASK, TABLE_SHIFT, VM_DONTCOPY, VM_MAYREAD,
   VM_MAYSHARE, VM_MAYWRITE, VM_READ, VM_SHARED, VM_SOFTDIRTY, VM_WIPEONFORK, VM_WRITE, NA, VM_MERGEABLE, VM_HUGEPAGE, VM_NOHUGEPAGE,
@@ -218,12 +219,13 @@ export function forEachPte(k: Kernel, mm: Mm, lo: number, hi: number, fn: (slot:
   }
 }
 
-export type AdviceName = 'dontfork' | 'dofork' | 'wipeonfork' | 'keeponfork' | 'dontneed' | 'mergeable' | 'pageout' | 'hugepage' | 'nohugepage';
+export type AdviceName = 'dontfork' | 'dofork' | 'wipeonfork' | 'keeponfork' | 'dontneed' | 'mergeable' | 'pageout' | 'hugepage' | 'nohugepage' | 'collapse';
 
 /** madvise(). Returns OK, EINVAL or NA (advice whose semantics come with a later issue). */
 export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: AdviceName): number {
   // hugetlb: only MADV_DONTFORK / MADV_DOFORK on whole huge pages are modelled.
   if (hugetlbIn(mm, lo, hi) && !((advice === 'dontfork' || advice === 'dofork') && hugeAligned(lo, hi))) return NA;
+  if (advice === 'collapse') return doMadvCollapse(k, mm, lo, hi).err; // MADV_COLLAPSE (collapse.ts)
   if (advice === 'pageout') {
     if (!k.profile.swap) return NA;
     let out = 0;

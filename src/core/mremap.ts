@@ -2,17 +2,26 @@
 // move_vma() = copy_vma() + move_page_tables() + do_munmap() of the old range. The PTEs move,
 // they are not copied: frames, their refcount, mapcount, PG_anon_exclusive and pins stay as
 // they were, swap entries keep their slot, RSS is unchanged; page tables are allocated at the
-// destination. Page tables move one PMD extent at a time; a huge PMD entry (THP) would be one
-// more case of movePmdExtent() beside the PTE table it moves whole (move_normal_pmd).
+// destination. Page tables move one PMD extent at a time: a PTE table moves whole when the extent
+// covers it on both sides (move_normal_pmd); a huge PMD (THP) moves as one entry when the extent is
+// a whole 2 MiB on both sides (move_huge_pmd), else it is split first and its PTEs move
+// (split_huge_pmd in move_page_tables). The moved sub-pages stay in their folio: refcount,
+// mapcounts and pins are unchanged, and the folio is then mapped from two VMAs.
+//
+// Where NEW lands (getUnmappedArea, the model's pick, replayed by the oracle with MREMAP_FIXED):
+// bottom-up after the last mapping, PMD-aligned when the range is 512 pages or more. So a whole
+// aligned THP (buf[0..511] of a THP region) moves as a PMD; a part of one (buf[256..511]), or
+// 512 pages not aligned in the source, is split and moves by PTEs.
 
 import {
-  EFAULT, NA, OK, OOM, PG_KSM, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTRS_PER_TABLE, TABLE_MASK, TABLE_SHIFT, VM_MERGEABLE, VM_UFFD_WP,
+  EFAULT, NA, OK, OOM, PG_KSM, PMD_LEAF, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTRS_PER_TABLE, TABLE_MASK, TABLE_SHIFT, VM_MERGEABLE, VM_UFFD_WP,
 } from './constants.js';
 import { breakCowPte, breakCowRange } from './cowpt.js';
 import { mmuNotify } from './exclusive.js';
 import { handleVpn, type Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
 import { getUnmappedArea } from './mmap.js';
+import { moveHugePmd, splitHugePmd } from './huge.js';
 import { PMD_WP, pmdSlotAlloc, pmdSlotOf, pteTableAlloc } from './walk.js';
 import { unmapRegion } from './zap.js';
 
@@ -25,6 +34,8 @@ export interface MremapResult {
   moved: number;
   /** PTE tables moved whole (move_normal_pmd). */
   tablesMoved: number;
+  /** Huge PMDs moved whole (move_huge_pmd). */
+  pmdsMoved?: number;
   /** With NA: what is not modelled. */
   why?: string;
 }
@@ -65,18 +76,18 @@ export function doMremap(k: Kernel, mm: Mm, lo: number, hi: number): MremapResul
     const err = breakCowRange(k, mm, lo, hi);
     if (err !== OK) return { err, start, moved: 0, tablesMoved: 0 };
   }
-  const c: MoveCount = { moved: 0, tablesMoved: 0 };
+  const c: MoveCount = { moved: 0, tablesMoved: 0, pmdsMoved: 0 };
   for (const [a, b] of parts) {
     const nv = copyVma(mm, mm.findVma(a)!, a, start + (a - lo), b - a);
     movePageTables(k, mm, nv, a, start + (a - lo), b - a, c);
   }
   moveHandles(k, mm, lo, hi, start);
   k.emit('note', mm.id, start, -1, -1,
-    `mremap (move_page_tables): ${n} page(s)${parts.length > 1 ? ` of ${parts.length} mappings` : ''} moved to a new range; ${c.moved} entr${c.moved === 1 ? 'y' : 'ies'} moved${c.tablesMoved > 0 ? ` (${c.tablesMoved} whole PTE table(s))` : ''}, no page copied`);
+    `mremap (move_page_tables): ${n} page(s)${parts.length > 1 ? ` of ${parts.length} mappings` : ''} moved to a new range; ${c.moved} entr${c.moved === 1 ? 'y' : 'ies'} moved${c.tablesMoved > 0 ? ` (${c.tablesMoved} whole PTE table(s))` : ''}${c.pmdsMoved > 0 ? ` (${c.pmdsMoved} huge PMD(s) moved whole, move_huge_pmd)` : ''}, no page copied`);
   // The old range is unmapped (do_vmi_munmap): what is left there is empty, its tables may go.
   unmapRegion(k, mm, lo, hi, 'mremap, then munmap of the old range');
   mm.mergeVmas();
-  return { err: OK, start, moved: c.moved, tablesMoved: c.tablesMoved };
+  return { err: OK, start, moved: c.moved, tablesMoved: c.tablesMoved, pmdsMoved: c.pmdsMoved };
 }
 
 /** Does a present PTE of [lo, hi) map a KSM page? */
@@ -84,7 +95,7 @@ function hasKsmPage(k: Kernel, mm: Mm, lo: number, hi: number): boolean {
   const t = k.tables;
   for (let a = lo; a < hi; a++) {
     const ps = pmdSlotOf(k, mm, a);
-    const table = ps < 0 ? 0 : t.entry[ps]!;
+    const table = ps < 0 || t.bits[ps]! & PMD_LEAF ? 0 : t.entry[ps]!;
     if (table === 0) continue;
     const slot = (table << TABLE_SHIFT) | (a & TABLE_MASK);
     const bits = t.bits[slot]!;
@@ -115,6 +126,7 @@ function copyVma(mm: Mm, vma: Vma, lo: number, start: number, n: number): Vma {
 interface MoveCount {
   moved: number;
   tablesMoved: number;
+  pmdsMoved: number;
 }
 
 /** move_page_tables(): one PMD extent at a time (get_extent: up to the next PMD boundary of either range). */
@@ -129,15 +141,26 @@ function movePageTables(k: Kernel, mm: Mm, nv: Vma, from: number, to: number, n:
 }
 
 /**
- * One PMD extent: move_normal_pmd() when it is a whole PTE table on both sides (HAVE_MOVE_PMD,
- * x86-64), else move_ptes().
+ * One PMD extent: a huge PMD moves whole (move_huge_pmd) when the extent is 2 MiB on both sides,
+ * else it is split (split_huge_pmd) and its PTEs move; a PTE table moves whole (move_normal_pmd,
+ * HAVE_MOVE_PMD, x86-64) when it is a whole table on both sides, else move_ptes().
  */
 function movePmdExtent(k: Kernel, mm: Mm, nv: Vma, o: number, d: number, extent: number, c: MoveCount): void {
   const t = k.tables;
   // get_old_pmd(): nothing mapped there, nothing to move (and nothing allocated at the destination).
+  // (The huge zero PMD has entry 0 and the leaf bit.)
   const old = pmdSlotOf(k, mm, o);
-  if (old < 0 || t.entry[old] === 0) return;
+  if (old < 0 || (t.entry[old] === 0 && !(t.bits[old]! & PMD_LEAF))) return;
   const nps = pmdSlotAlloc(k, mm, d); // alloc_new_pmd()
+  if (t.bits[pmdSlotOf(k, mm, o)]! & PMD_LEAF) {
+    const ops = pmdSlotOf(k, mm, o);
+    if (extent === PTRS_PER_TABLE && moveHugePmd(k, ops, nps)) {
+      c.moved += PTRS_PER_TABLE;
+      c.pmdsMoved++;
+      return;
+    }
+    splitHugePmd(k, mm, ops, o, 'mremap of part of a huge PMD (move_page_tables): split, its PTEs move');
+  }
   const ops = pmdSlotOf(k, mm, o);
   const table = t.entry[ops]!;
   if (extent === PTRS_PER_TABLE && t.entry[nps] === 0) {

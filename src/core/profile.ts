@@ -158,6 +158,13 @@ export interface Profile {
    */
   hugetlbForkEarlyCow: boolean;
   /**
+   * MADV_COLLAPSE (madvise_collapse -> hpage_collapse_scan_pmd -> collapse_huge_page):
+   * `none` (before 6.1: `madvise ... collapse` is n/a), `writable-pte` (7d8faaf15545, 6.1: a
+   * range none of whose PTEs is writable is refused, SCAN_PAGE_RO, EINVAL), `any-pte` (6.18:
+   * the pte_write() requirement gone).
+   */
+  madvCollapse: 'none' | 'writable-pte' | 'any-pte';
+  /**
    * userfaultfd write-protect mode for private anonymous memory (UFFDIO_REGISTER_MODE_WP,
    * UFFDIO_WRITEPROTECT, the PTE bit and its swap-entry twin): 5.7 (63b2d4174c4a, 292924b26024,
    * f45ec5ff16a7). Without it the `uffd` operations are n/a.

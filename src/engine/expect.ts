@@ -1,6 +1,6 @@
 // Steps that only look at the model: `check`, `stats` and the `expect` assertions.
 
-import { PG_ANON_EXCLUSIVE, PG_HUGETLB, PTE_UFFD_WP } from '../core/constants.js';
+import { PG_ANON_EXCLUSIVE, PG_HUGETLB, PG_LARGE, PTE_UFFD_WP } from '../core/constants.js';
 import { pteSlot } from '../core/walk.js';
 import type { PageSel, Step } from '../scenario/ast.js';
 import { globalStats } from './stats.js';
@@ -40,8 +40,13 @@ export function expectMapped(s: RunState, step: StepOf<'expect-mapped'>): void {
   const k = s.k;
   const p = s.procs.get(step.proc);
   const pfn = p ? s.pfnOf(p, s.range(p, step.sel)[0]) : -1;
-  // A hugetlb page is mapped whole: page_mapcount() is its folio's entire mapcount.
-  const mapcount = pfn > 0 && k.frames.flags[pfn]! & PG_HUGETLB ? k.frames.entireMapcount[pfn >>> 9]! : pfn > 0 ? k.frames.mapcount[pfn]! : 0;
+  // pagemap's PM_MMAP_EXCLUSIVE: the page's precise mapcount is 1 (folio_precise_page_mapcount:
+  // its PTE mappings plus, for a page of a large folio, the folio's PMD mappings). A hugetlb page
+  // is mapped whole: its folio's entire mapcount.
+  const f = k.frames;
+  const mapcount = pfn <= 0 ? 0
+    : f.flags[pfn]! & PG_HUGETLB ? f.entireMapcount[pfn >>> 9]!
+    : f.mapcount[pfn]! + (f.flags[pfn]! & PG_LARGE ? f.entireMapcount[pfn >>> 9]! : 0);
   const once = pfn > 0 && mapcount === 1;
   const actual = pfn < 0 ? 'not mapped' : once ? 'mapped-once' : 'mapped-shared';
   const want = step.once ? 'mapped-once' : 'mapped-shared';

@@ -2,7 +2,8 @@
 // clear_refs, userfaultfd's requests, reclaim (MADV_PAGEOUT) and ksmd, each on the model and on
 // the ideal memory.
 
-import { EINVAL, NA, OK, OOM, VM_HUGEPAGE, VM_HUGETLB, VM_NOHUGEPAGE } from '../core/constants.js';
+import { doMadvCollapse } from '../core/collapse.js';
+import { EAGAIN, EBUSY, EINVAL, NA, OK, OOM, VM_HUGEPAGE, VM_HUGETLB, VM_NOHUGEPAGE } from '../core/constants.js';
 import { hugetlbIn } from '../core/hugetlb.js';
 import { dupMmap } from '../core/fork.js';
 import { ksmMerge } from '../core/ksm.js';
@@ -119,6 +120,7 @@ export function madvise(s: RunState, step: StepOf<'madvise'>): void {
   if (!p) return;
   waitForMmapLock(s, p);
   const [lo, hi] = s.range(p, step.sel);
+  if (step.advice === 'collapse') return madvCollapse(s, p, step, lo, hi);
   const err = doMadvise(s.k, p.mm, lo, hi, step.advice);
   if (err === NA) {
     throw new NotApplicable(hugetlbIn(p.mm, lo, hi)
@@ -129,6 +131,23 @@ export function madvise(s: RunState, step: StepOf<'madvise'>): void {
   if ((err === OK) !== idealOk) s.violation('fault', `madvise ${step.advice}: the model ${err === OK ? 'accepted' : 'refused'} it`, [p.name]);
   s.record.summary = `${p.name} madvise ${s.label(step.sel)} ${step.advice}${err === EINVAL ? ': EINVAL' : ''}`;
 }
+
+/**
+ * MADV_COLLAPSE: a hint whose success a program cannot rely on (it may refuse with EAGAIN, EINVAL,
+ * EBUSY or ENOMEM, and no page's contents change either way), so the ideal memory has nothing to
+ * say about it; the result is the step's observation (the oracle compares it with the live kernel's).
+ */
+function madvCollapse(s: RunState, p: Proc, step: StepOf<'madvise'>, lo: number, hi: number): void {
+  const r = doMadvCollapse(s.k, p.mm, lo, hi);
+  if (r.err === NA) throw new NotApplicable(r.why);
+  const res = r.err === OK ? 'ok' : ERRNO_NAMES[r.err] ?? 'EINVAL';
+  s.observe('madvise', `${p.name} madvise ${s.label(step.sel)} collapse`, res, null);
+  s.record.summary = r.err === OK
+    ? `${p.name} madvise ${s.label(step.sel)} collapse: ${r.collapsed} new THP(s)`
+    : `${p.name} madvise ${s.label(step.sel)} collapse: ${res} (${r.why})${r.collapsed > 0 ? `; ${r.collapsed} new THP(s) before that` : ''}`;
+}
+
+const ERRNO_NAMES: Record<number, string> = { [EINVAL]: 'EINVAL', [EAGAIN]: 'EAGAIN', [EBUSY]: 'EBUSY', [OOM]: 'ENOMEM' };
 
 export function fork(s: RunState, step: StepOf<'fork'>): void {
   const p = s.proc(step.proc);

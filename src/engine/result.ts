@@ -26,9 +26,10 @@ export interface Observation {
    * handle-read: through a handle; frame: same-frame/other-frame; mapped: mapped-once/
    * mapped-shared/not mapped; exclusive: anon-exclusive/not-anon-exclusive; stat: a counter;
    * fork: `ok` or `ENOMEM`; gup: `ok` or `EFAULT`; uffd: a userfaultfd ioctl (`ok`, `EINVAL`,
-   * `ENOENT`); uffd-wp: pagemap's uffd-wp bit (`uffd-wp` / `not-uffd-wp`).
+   * `ENOENT`); uffd-wp: pagemap's uffd-wp bit (`uffd-wp` / `not-uffd-wp`); madvise: MADV_COLLAPSE's
+   * result (`ok`, `EAGAIN`, `EINVAL`, `EBUSY`, `ENOMEM`).
    */
-  kind: 'read' | 'write' | 'handle-read' | 'frame' | 'mapped' | 'exclusive' | 'stat' | 'fork' | 'gup' | 'mremap' | 'uffd' | 'uffd-wp';
+  kind: 'read' | 'write' | 'handle-read' | 'frame' | 'mapped' | 'exclusive' | 'stat' | 'fork' | 'gup' | 'mremap' | 'madvise' | 'uffd' | 'uffd-wp';
   /** What was observed: a value read, a frame relation, a counter. */
   what: string;
   /** The value the model produced (values as written in the scenario). */

@@ -225,3 +225,15 @@ export function counterexampleFile(input: ExploreInput, start: string[], ce: Cou
 }
 
 export type { SearchBounds };
+
+/**
+ * `explore --start thp`: P starts with one PMD-mapped, exclusive THP (`buf`, 512 pages, its first
+ * page written): a start scenario, searched as `--from` is (the full engine; every state holds
+ * the whole folio), with the page operations on its first pages only (ExploreShape.pageLimit).
+ */
+export function thpStartScenario(): Scenario {
+  const text = 'name: explore-start-thp\nsteps: |\n  P mmap buf 512 rw private thp\n  P write buf[0] = 1\n';
+  const r = parseScenario(text, '(explore --start thp)');
+  if (!r.ok) throw new Error(r.errors[0]!.format());
+  return r.scenario;
+}

@@ -117,6 +117,7 @@ const MASK: Record<Aspect, string> = {
 const ADVICE: Record<string, string> = {
   dontfork: '10 /* MADV_DONTFORK */', dofork: '11 /* MADV_DOFORK */', wipeonfork: '18 /* MADV_WIPEONFORK */',
   keeponfork: '19 /* MADV_KEEPONFORK */', dontneed: '4 /* MADV_DONTNEED */', mergeable: '12 /* MADV_MERGEABLE */',
+  collapse: '25 /* MADV_COLLAPSE */',
 };
 const PROT: Record<string, string> = { rw: 'PROT_READ | PROT_WRITE', ro: 'PROT_READ', none: 'PROT_NONE' };
 const MMAP_PROT: Record<string, number> = { rw: 2, ro: 1, none: 0 };

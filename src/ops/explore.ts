@@ -39,6 +39,12 @@ export interface ExploreShape {
   /** Most handles live at once. */
   handles: number;
   ops: readonly string[];
+  /**
+   * The page operations touch only the first `pageLimit` pages of the explored region (default:
+   * all of them): a THP start maps 512 pages, of which the search tries the first few (the head
+   * and its first tails) while every state still holds the whole folio.
+   */
+  pageLimit?: number;
 }
 
 const pack = (code: number, proc: number, page: number, extra: number): number =>
@@ -96,7 +102,7 @@ export function enabledOps(r: Runner, shape: ExploreShape): number[] {
         for (const p of alive) {
           const pi = procs.indexOf(p);
           for (const [, reg] of [...p.regions].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
-            for (let pg = 0; pg < reg.n; pg++) {
+            for (let pg = 0, n = Math.min(reg.n, shape.pageLimit ?? reg.n); pg < n; pg++) {
               if (on.when && !on.when(p, reg.start + pg)) continue;
               for (let v = 0; v < (on.variants ?? 1); v++) out.push(pack(code, pi, pg, v));
             }

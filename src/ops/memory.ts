@@ -214,7 +214,15 @@ export const madviseOp = defineOp({
     },
   },
   run: madvise,
-  explore: [adviseOn('dontfork', 6), adviseOn('wipeonfork', 7), adviseOn('dontneed', 8), adviseOn('mergeable', 26)],
+  explore: [adviseOn('dontfork', 6), adviseOn('wipeonfork', 7), adviseOn('dontneed', 8), adviseOn('mergeable', 26), {
+    // MADV_COLLAPSE over the whole explored region (each whole 2 MiB of it PTE-mapped becomes a
+    // new THP): the operation of a THP start (`explore --start thp`), beside the splitting ones.
+    name: 'collapse', code: 36, on: { kind: 'proc' },
+    decode(a) {
+      const sel = { region: a.sel.region, all: true, lo: 0, hi: a.regionPages - 1, pos: a.sel.pos };
+      return { step: { op: 'madvise', proc: a.proc, sel, advice: 'collapse' }, text: `${a.proc} madvise ${a.sel.region} collapse` };
+    },
+  }],
   replay: (o, step) => o.rangeOp(step),
   exportC(x, step) {
     if (step.advice === 'pageout') {

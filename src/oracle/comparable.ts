@@ -39,6 +39,7 @@ export class Comparability {
       case 'exclusive':
       case 'swap':
       case 'ksm':
+      case 'madvise': // MADV_COLLAPSE's result depends on the references each page holds
         return this.why('frames');
       case 'stat':
         return this.why('stats') ?? (what.startsWith('minflt.') ? this.why('minflt') : null);

@@ -177,13 +177,36 @@ export class Replay implements Replayer {
     const extra = step.op === 'mprotect' ? ` ${step.prot}` : step.op === 'madvise' ? ` ${step.advice}` : '';
     if (step.op === 'madvise' && step.advice === 'pageout') return this.pageout(step.proc, step.sel, 'madvise-pageout');
     if (step.op === 'madvise' && step.advice === 'mergeable') this.holdKsm();
+    if (step.op === 'madvise' && step.advice === 'collapse' && this.thpAdvice(step.sel.region, step.pos.line) === null) {
+      // The helper maps a region without a THP word MADV_NOHUGEPAGE (so that no THP appears where
+      // the model has 4 KiB pages), which MADV_COLLAPSE refuses; the model has no such flag there.
+      return this.notReplayed('madvise-collapse-nothp');
+    }
     const res = this.call(`${step.op} ${p.id} ${(r.vpn + step.sel.lo) * PAGE} ${step.sel.hi - step.sel.lo + 1}${extra}`);
     this.note = res[0] === 'ok' ? 'done' : `${step.op} failed: ${errnoName(Number(res[1]))}`;
+    if (step.op === 'madvise' && step.advice === 'collapse') {
+      this.observe('madvise', `${step.proc} madvise ${label(step.sel)} collapse`, res[0] === 'ok' ? 'ok' : errnoName(Number(res[1])));
+    }
     // Over a hole madvise fails with ENOMEM, and still marks every mapped part; KSM ignores
     // shared mappings (vma_ksm_compatible), and then does not scan the process for them.
     if (step.op === 'madvise' && step.advice === 'mergeable' && (res[0] === 'ok' || res[1] === String(12))) {
       p.mergeable ||= ksmMergeable(p.pid) ?? !r.shared;
     }
+  }
+
+  /**
+   * The THP word of the mmap that created `region` (following mremap back to the region it came
+   * from), as the steps before `line` wrote it: 'thp', 'nothp', or null (none).
+   */
+  private thpAdvice(region: string, line: number): 'thp' | 'nothp' | null {
+    let name = region;
+    for (let i = this.scenario.steps.length - 1; i >= 0; i--) {
+      const s = this.scenario.steps[i]!;
+      if (s.pos.line >= line) continue;
+      if (s.op === 'mremap' && s.region === name) name = s.sel.region;
+      else if (s.op === 'mmap' && s.region === name) return s.thp;
+    }
+    return null;
   }
 
   /** mremap(MREMAP_MAYMOVE|MREMAP_FIXED) to the range the model picks for NEW (its get_unmapped_area). */

@@ -43,6 +43,10 @@ const STEPS: Record<string, SystemStep> = {
     lose: [...INVISIBLE, 'values'], did: 'let a device write atomically',
   },
   'mmap-thp': { reason: 'transparent huge pages are not replayed on the live kernel yet (the oracle has no THP probe yet: a later step of issue 16)', lose: ['all'], did: '' },
+  'madvise-collapse-nothp': {
+    reason: 'MADV_COLLAPSE of a region mapped without `thp`: the helper maps such regions MADV_NOHUGEPAGE, which MADV_COLLAPSE refuses',
+    lose: ['frames', 'stats'], did: 'may have collapsed pages into a THP',
+  },
   'fork-cowpt': { reason: 'COW page tables (fork ... cowpt) do not exist in Linux', lose: ['all'], did: '' },
   step: { reason: 'a kernel path split into steps (`&`) cannot be interleaved on the live kernel', lose: ['all'], did: '' },
   finish: { reason: 'a kernel path split into steps (`&`) cannot be interleaved on the live kernel', lose: ['all'], did: '' },

@@ -38,6 +38,7 @@ const V5_7: Profile = {
   wpReuseLarge: 'as-small',
   mprotectWritablePmd: false,
   hugetlbForkEarlyCow: false,
+  madvCollapse: 'none',
   uffdWp: true,
   uffdWpForkVma: 'src-vma',
   uffdWpShmem: false,
@@ -86,9 +87,9 @@ const V5_19 = derive(V5_18, 'v5.19',
   { wpReuse: 'anon-exclusive', anonExclusive: true, unshareRoPin: 'anon', swapinReuse: 'exclusive-bit', uffdWpShmem: true, thpWpReuse: 'anon-exclusive' });
 
 const V6_2 = derive(V5_19, 'v6.2',
-  'v5.19 + mprotect maps exclusive anon pages writable (6.0) + unsharing for anything in a COW mapping (zero page)',
-  '64fe24a3e05e (6.0), 8d6a0ac09a16 and 84209e87c696 (6.2)',
-  { mprotectWritable: true, unshareRoPin: 'all', mprotectWritablePmd: true });
+  'v5.19 + mprotect maps exclusive anon pages writable (6.0) + MADV_COLLAPSE (6.1) + unsharing for anything in a COW mapping (zero page)',
+  '64fe24a3e05e (6.0), 7d8faaf15545 (6.1), 8d6a0ac09a16 and 84209e87c696 (6.2)',
+  { mprotectWritable: true, unshareRoPin: 'all', mprotectWritablePmd: true, madvCollapse: 'writable-pte' });
 
 const V6_15 = derive(V6_2, 'v6.15',
   'v6.2 + zero page never pinned (6.5) + exclusive swapped-in pages writable on read faults (6.11) + device-exclusive rework (mapcount untouched, treated like present at fork)',
@@ -96,9 +97,9 @@ const V6_15 = derive(V6_2, 'v6.15',
   { pinSkipsZeroPage: true, swapinReadFaultWritable: true, deviceExclusive: 'v6.15', uffdUnprotectWritable: true, hugeZeroWp: 'huge', wpReuseLarge: 'mm-exclusive' });
 
 const V6 = derive(V6_15, 'v6',
-  'the newest behaviour modelled (Linux 6.18): v6.15 + mremap moving a range of several mappings (6.17); `cowlab oracle` compares it with whatever live kernel it runs on',
+  'the newest behaviour modelled (Linux 6.18): v6.15 + mremap moving a range of several mappings (6.17) + MADV_COLLAPSE of a range with no writable PTE; `cowlab oracle` compares it with whatever live kernel it runs on',
   'Linux 6.18 (mm/memory.c, mm/gup.c, mm/rmap.c, mm/mremap.c as of 6.18; d23cb648e365 "mm/mremap: permit mremap() move of multiple VMAs", 6.17); checked against a live kernel by `cowlab oracle`',
-  { mremapMultiVma: true });
+  { mremapMultiVma: true, madvCollapse: 'any-pte' });
 
 const COWPT_RFC = derive(V5_18, 'cowpt-rfc',
   'seed 004 (COW page tables, RFC v1) on the v5.18 rules; `fork ... cowpt` shares PTE tables',
@@ -139,7 +140,7 @@ const LTS_5_15 = derive(V5_14, '5.15',
 const LTS_6_1 = derive(V5_19, '6.1',
   '6.1.y long-term: the v5.19 rules (PG_anon_exclusive; R/O pins unshare possibly shared anonymous pages, not the zero page: 6.2 was not backported) + mprotect maps exclusive anonymous pages writable (6.0) + FOLL_PIN of the zero page takes no pin (backported in 6.1.130; 6.1.0-6.1.129: --kernel 6.1+pinSkipsZeroPage=false)',
   'Linux 6.1 (6c287605fd56, a7f226604170 from 5.19; 64fe24a3e05e from 6.0) + c8070b787519 as 476c1dfefab8 in 6.1.130 (a dependency of bddf10d26e6e); 8d6a0ac09a16 and 84209e87c696 (6.2) not backported; checked in the 6.1.158 sources. Not checked: 6.1.159 to the last 6.1.y',
-  { mprotectWritable: true, pinSkipsZeroPage: true });
+  { mprotectWritable: true, pinSkipsZeroPage: true, madvCollapse: 'writable-pte' });
 
 const LTS_6_6 = derive(V6_2, '6.6',
   '6.6.y long-term: the v6.2 rules + the zero page never pinned (6.5); a swapped-in page is mapped writable only on a write fault (6.11 not backported); device-exclusive entries as merged in 5.14',

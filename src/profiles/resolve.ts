@@ -36,6 +36,7 @@ export const SWITCH_VALUES: Record<SwitchName, readonly string[]> = {
   wpReuseLarge: ['as-small', 'never', 'mm-exclusive'],
   mprotectWritablePmd: ['true', 'false'],
   hugetlbForkEarlyCow: ['true', 'false'],
+  madvCollapse: ['none', 'writable-pte', 'any-pte'],
   uffdWp: ['true', 'false'],
   uffdWpForkVma: ['src-vma', 'dst-vma'],
   uffdWpShmem: ['true', 'false'],

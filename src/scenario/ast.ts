@@ -40,7 +40,9 @@ export type Advice =
   | 'pageout'
   /** (v1.2) MADV_HUGEPAGE / MADV_NOHUGEPAGE. */
   | 'hugepage'
-  | 'nohugepage';
+  | 'nohugepage'
+  /** (v1.2) MADV_COLLAPSE (6.1+). */
+  | 'collapse';
 export type StatOp = '==' | '!=' | '<' | '<=' | '>' | '>=';
 
 interface StepBase {

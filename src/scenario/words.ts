@@ -15,6 +15,7 @@ export const ADVICES: readonly Advice[] = [
   // v1.2 (THP)
   'hugepage',
   'nohugepage',
+  'collapse',
 ];
 export const STAT_NAMES = [
   'PageTables_kB',

@@ -97,6 +97,11 @@ const WITNESSES: Record<SwitchName, Witness> = {
   mprotectWritablePmd: { base: 'v6', scenarios: () => [steps('P mmap a 512 thp', 'P write a = 1', 'P mprotect a ro', 'P mprotect a rw', 'P write a[0] = 2', 'expect stat minflt.P >= 0')] },
   // A pinned hugetlb page at fork: copied for the child (5.12), or shared and copied away by P's write.
   hugetlbForkEarlyCow: { base: 'v6', scenarios: () => [file('scenarios/kernel-tests/cow-iouring-fork-hugetlb.scn.yaml')] },
+  madvCollapse: { base: 'v6', scenarios: () => [
+    // A PTE-mapped THP write-protected by fork: n/a without MADV_COLLAPSE, refused with no
+    // writable PTE before 6.18 (SCAN_PAGE_RO), collapsed on 6.18.
+    steps('P mmap a 512 thp', 'P write a = 1', 'P mprotect a[1] ro', 'P mprotect a[1] rw', 'P fork Q', 'P madvise a collapse', 'expect stat AnonHugePages_kB >= 0'),
+  ] },
   mmForbidsZeropage: { base: 'v6', scenarios: () => [steps('P mmap a 1', 'P read a[0] expect 0', 'expect stat rss.P >= 0')] },
   writeProtectSeq: { base: 'v5.14', scenarios: () => [file('scenarios/seeds/gup-fast-fork-race.scn.yaml')] },
   deviceExclusive: { base: 'v6', scenarios: () => [

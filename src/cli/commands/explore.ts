@@ -2,7 +2,7 @@
 // invariant; a counterexample is printed (and written with --out) as a replayable scenario.
 
 import { writeFileSync } from 'node:fs';
-import { chooseEngine, counterexampleFile, explore, type ExploreInput, type ExploreOutcome } from '../../explore/explore.js';
+import { chooseEngine, counterexampleFile, explore, thpStartScenario, type ExploreInput, type ExploreOutcome } from '../../explore/explore.js';
 import type { Progress } from '../../explore/search.js';
 import { storyText } from '../../explore/stories.js';
 import { DEFAULT_OPS, OP_NAMES, PROC_NAMES, UFFD_EXPLORE_OPS, type OpName } from '../../explore/ops.js';
@@ -56,7 +56,7 @@ function explorePlan(argv: string[], io: Io): Plan | number {
   const { values, positionals } = parseCommandArgs(argv, {
     kernel: { type: 'string' }, set: { type: 'string', multiple: true }, profiles: { type: 'string', multiple: true },
     procs: { type: 'string' }, pages: { type: 'string' }, depth: { type: 'string' }, ops: { type: 'string' },
-    handles: { type: 'string' }, threads: { type: 'string' }, kinds: { type: 'string' }, from: { type: 'string' },
+    handles: { type: 'string' }, threads: { type: 'string' }, kinds: { type: 'string' }, from: { type: 'string' }, start: { type: 'string' },
     'max-states': { type: 'string' }, 'max-memory': { type: 'string' }, time: { type: 'string' },
     progress: { type: 'boolean' }, engine: { type: 'string' }, all: { type: 'boolean' }, json: { type: 'boolean' }, out: { type: 'string' },
     workers: { type: 'string' }, exact: { type: 'boolean' },
@@ -113,9 +113,18 @@ function explorePlan(argv: string[], io: Io): Plan | number {
     from = loadScenarios([values.from], registry)[0]!;
     checkExploreStart(from);
   }
+  // --start thp: a PMD-mapped THP of 512 pages; --pages N is then how many of its first pages
+  // the page operations touch.
+  const start = (values.start as string | undefined) ?? 'empty';
+  if (start !== 'empty' && start !== 'thp') throw new UsageError(`cowlab explore: --start takes empty or thp, got '${start}'`);
+  if (start === 'thp' && from !== null) throw new UsageError('cowlab explore: --start thp and --from FILE are two start states: give one');
+  if (start === 'thp') from = thpStartScenario();
   const input: ExploreInput = {
     profile: { ...profile, name: profile.name }, baseName: kernel, sets,
-    shape: { procs: intOpt(values.procs, '--procs', 2, 1, PROC_NAMES.length), threads: intOpt(values.threads, '--threads', 2, 1, 4), handles: intOpt(values.handles, '--handles', 2, 0, 8), ops: ops as OpName[] },
+    shape: {
+      procs: intOpt(values.procs, '--procs', 2, 1, PROC_NAMES.length), threads: intOpt(values.threads, '--threads', 2, 1, 4), handles: intOpt(values.handles, '--handles', 2, 0, 8), ops: ops as OpName[],
+      ...(start === 'thp' ? { pageLimit: intOpt(values.pages, '--pages', 2, 1, 64) } : {}),
+    },
     pages: intOpt(values.pages, '--pages', 2, 1, 64),
     bounds: {
       depth: intOpt(values.depth, '--depth', 6, 1, 40),
@@ -138,7 +147,7 @@ function explorePlan(argv: string[], io: Io): Plan | number {
   const what = baseline === null ? `exploring ${profile.name}`
     : baseline.reverse ? `looking for what ${profile.name} fixed: sequences that violate on ${baseline.profile.name} and are clean on ${profile.name}, searching ${baseline.profile.name}`
     : `looking for regressions: sequences that violate on ${profile.name} and are clean on ${baseline.profile.name}, searching ${profile.name}`;
-  const header = `${what}: ${from ? `from ${from.file}` : `P with ${input.pages} page(s)`}, up to ${input.shape.procs} process(es), ${input.shape.handles} handle(s), depth ${input.bounds.depth}; ops ${ops.join(',')}; ` +
+  const header = `${what}: ${start === 'thp' ? `P with a PMD-mapped THP (512 pages; page operations on the first ${input.shape.pageLimit})` : from ? `from ${from.file}` : `P with ${input.pages} page(s)`}, up to ${input.shape.procs} process(es), ${input.shape.handles} handle(s), depth ${input.bounds.depth}; ops ${ops.join(',')}; ` +
     `engine ${chosen.engine}${chosen.engine === 'full' && engine === 'auto' && chosen.why ? ` (${chosen.why})` : ''}` +
     `${input.workers! > 1 ? `, ${input.workers} workers` : ''}`;
   if (!values.json) io.out(header);
