@@ -133,6 +133,45 @@ export class IdealMemory {
     return { bound: h.bound, values, own: Int32Array.from(values), seen: h.seen.map((s) => [...s]), origin: h.origin };
   }
 
+  /**
+   * The cell at a process page, for canonical state keys without allocating: writes its value,
+   * cell, flags and whether it is shared (1/0) to out[0..3]; false when the page has no cell slot.
+   */
+  cellInto(proc: string, vpn: number, out: Int32Array): boolean {
+    const p = this.procs.get(proc);
+    if (!p || !p.alive) return false;
+    for (const seg of p.segs) {
+      if (vpn < seg.start || vpn >= seg.start + seg.n) continue;
+      const cell = seg.cells[vpn - seg.start]!;
+      out[0] = cell >= 0 ? this.cellValue[cell]! : -1;
+      out[1] = cell;
+      out[2] = seg.flags[vpn - seg.start]!;
+      out[3] = seg.shared ? 1 : 0;
+      return true;
+    }
+    return false;
+  }
+
+  /** The value ids the process ever legitimately held, in no particular order (canonical keys). */
+  forEachHeld(proc: string, fn: (value: number) => void): void {
+    for (const [v, set] of this.holders) if (set.has(proc)) fn(v);
+  }
+
+  /** The values a short-term device write may have put in a cell besides its own (canonical keys; read only). */
+  maybeOf(cell: number): ReadonlySet<number> | undefined {
+    return this.maybe.get(cell);
+  }
+
+  /** A handle's ideal state as kept (canonical keys; read only): per page, bound, origin cell and the values seen. */
+  handleView(name: string): { readonly bound: readonly boolean[]; readonly origin: Int32Array; readonly seen: readonly ReadonlySet<number>[] } | undefined {
+    return this.handles.get(name);
+  }
+
+  /** The value a cell holds now. */
+  cellValueOf(cell: number): number {
+    return this.cellValue[cell]!;
+  }
+
   maybeAt(cell: number): number[] {
     return [...(this.maybe.get(cell) ?? [])];
   }

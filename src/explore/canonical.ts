@@ -3,42 +3,80 @@
 // that does not depend on their names. Two states with the same key behave the same.
 
 import { PG_KSM, PG_SWAPCACHE, PTE_SOFT_DIRTY, VM_SOFTDIRTY, PTE_DEVICE_EXCLUSIVE, PTE_DIRTY, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_YOUNG } from '../core/constants.js';
-import type { Proc, Runner } from '../engine/run.js';
+import type { LiveHandle, Proc, Runner } from '../engine/run.js';
+import type { Region } from '../engine/state.js';
 import { pmdSlotOf, pteSlot } from '../core/walk.js';
 
 type ProcT = Proc;
 
-class Numbering {
-  frames = new Map<number, number>();
-  values = new Map<number, number>([[0, 0]]);
-  cells = new Map<number, number>();
-  slots = new Map<number, number>();
-  tables = new Map<number, number>();
-  table(t: number): number {
-    let n = this.tables.get(t);
-    if (n === undefined) this.tables.set(t, (n = this.tables.size));
+/** Small non-negative integers renumbered by first appearance, reset in O(1) (a stamp per entry): nothing allocated per key. */
+class Renumber {
+  private stamp = new Int32Array(64);
+  private num = new Int32Array(64);
+  private gen = 1;
+  /** The integers numbered so far, in the order of their numbers. */
+  readonly order: number[] = [];
+
+  reset(): void {
+    this.order.length = 0;
+    if (++this.gen === 0x7fffffff) {
+      this.stamp.fill(0);
+      this.gen = 1;
+    }
+  }
+
+  get(x: number): number {
+    if (x >= this.stamp.length) {
+      const n = Math.max(x + 1, this.stamp.length * 2);
+      const s = new Int32Array(n);
+      s.set(this.stamp);
+      this.stamp = s;
+      const m = new Int32Array(n);
+      m.set(this.num);
+      this.num = m;
+    }
+    if (this.stamp[x] === this.gen) return this.num[x]!;
+    const n = this.order.length;
+    this.stamp[x] = this.gen;
+    this.num[x] = n;
+    this.order.push(x);
     return n;
+  }
+}
+
+class Numbering {
+  private readonly frames = new Renumber();
+  private readonly values = new Renumber();
+  private readonly cells = new Renumber();
+  private readonly slots = new Renumber();
+  private readonly tables = new Renumber();
+
+  reset(): void {
+    this.frames.reset();
+    this.values.reset();
+    this.values.get(0); // value 0 (zero-fill) is always number 0
+    this.cells.reset();
+    this.slots.reset();
+    this.tables.reset();
+  }
+  table(t: number): number {
+    return this.tables.get(t);
   }
   slot(s: number): number {
-    let n = this.slots.get(s);
-    if (n === undefined) this.slots.set(s, (n = this.slots.size));
-    return n;
+    return this.slots.get(s);
   }
   frame(pfn: number): number {
-    if (pfn === 0) return -2; // the zero page
-    let n = this.frames.get(pfn);
-    if (n === undefined) this.frames.set(pfn, (n = this.frames.size));
-    return n;
+    return pfn === 0 ? -2 : this.frames.get(pfn); // -2: the zero page
   }
   value(v: number): number {
-    let n = this.values.get(v);
-    if (n === undefined) this.values.set(v, (n = this.values.size));
-    return n;
+    return this.values.get(v);
   }
   cell(c: number): number {
-    let n = this.cells.get(c);
-    if (n === undefined) this.cells.set(c, (n = this.cells.size));
-    return n;
+    return this.cells.get(c);
+  }
+  /** The frames numbered so far, in the order of their numbers. */
+  get frameOrder(): readonly number[] {
+    return this.frames.order;
   }
 }
 
@@ -48,12 +86,58 @@ class Numbering {
  */
 let adMask = ~0;
 
+/** Scratch buffers, reused by every key (a key is read, hashed or copied, before the next). */
+const cellBuf = new Int32Array(4);
+const tmp: number[] = [];
+const regionBuf: [string, Region][] = [];
+
+/** Push the numbers of `vals` (numbered in their order), sorted ascending, each after `prefix` if given; their count. */
+function pushSortedValues(vals: Iterable<number>, num: Numbering, out: number[], prefix?: number): number {
+  const at = tmp.length;
+  for (const v of vals) tmp.push(num.value(v));
+  const n = tmp.length - at;
+  insertionSort(tmp, at);
+  for (let i = at; i < tmp.length; i++) {
+    if (prefix !== undefined) out.push(prefix);
+    out.push(tmp[i]!);
+  }
+  tmp.length = at;
+  return n;
+}
+
+/** Sort a[from..] ascending in place (a handful of numbers). */
+function insertionSort(a: number[], from: number): void {
+  for (let i = from + 1; i < a.length; i++) {
+    const x = a[i]!;
+    let j = i - 1;
+    while (j >= from && a[j]! > x) {
+      a[j + 1] = a[j]!;
+      j--;
+    }
+    a[j + 1] = x;
+  }
+}
+
+const byName = (a: [string, Region], b: [string, Region]): number => (a[0] < b[0] ? -1 : 1);
+const heldRaw: number[] = [];
+const pushHeld = (v: number): void => {
+  heldRaw.push(v);
+};
+
 function procKey(r: Runner, p: ProcT, num: Numbering, out: number[]): void {
   const k = r.k;
   const mm = p.mm;
   out.push(p.alive ? 1 : 0, mm.cowPgtable ? 1 : 0, mm.hasPinned ? 1 : 0, mm.ksmSlot, mm.writeProtectSeq & 1, mm.mmapReaders, mm.mmapWriter === p.tid ? 1 : mm.mmapWriter >= 0 ? 2 : 0, mm.uffdForkEvent ? 1 : 0);
-  const regions = [...p.regions].sort((a, b) => (a[0] < b[0] ? -1 : 1));
-  for (const [, reg] of regions) {
+  const regions = regionBuf;
+  const r0 = regions.length;
+  for (const e of p.regions) regions.push(e);
+  if (regions.length - r0 > 1) {
+    const part = regions.splice(r0).sort(byName);
+    for (const e of part) regions.push(e);
+  }
+  const r1 = regions.length;
+  for (let ri = r0; ri < r1; ri++) {
+    const reg = regions[ri]![1];
     for (let i = 0; i < reg.n; i++) {
       const vpn = reg.start + i;
       if (!p.alive) {
@@ -79,17 +163,23 @@ function procKey(r: Runner, p: ProcT, num: Numbering, out: number[]): void {
         const cached = k.swap.cache[s]!;
         out.push(num.slot(s), num.value(k.swap.data[s]!), k.swap.count[s]!, cached < 0 ? -1 : num.frame(cached));
       } else if (bits & PTE_DEVICE_EXCLUSIVE) out.push(num.frame(k.tables.entry[slot]!));
-      const c = r.ideal.cellAt(p.name, vpn);
-      if (c === null || c.cell < 0) {
+      const c = cellBuf;
+      if (!r.ideal.cellInto(p.name, vpn, c) || c[1]! < 0) {
         out.push(-1);
       } else {
-        out.push(num.value(c.value), c.flags, c.shared ? num.cell(c.cell) : -1);
-        for (const m of r.ideal.maybeAt(c.cell).map((v) => num.value(v)).sort((a, b) => a - b)) out.push(-3, m);
+        out.push(num.value(c[0]!), c[2]!, c[3] ? num.cell(c[1]!) : -1);
+        const m = r.ideal.maybeOf(c[1]!);
+        if (m !== undefined) pushSortedValues(m, num, out, -3);
       }
     }
   }
-  const held = r.ideal.heldBy(p.group).map((v) => num.value(v)).sort((a, b) => a - b);
-  out.push(-4, held.length, ...held);
+  regions.length = r0;
+  // The values the process held, numbered in the order of their ids.
+  heldRaw.length = 0;
+  r.ideal.forEachHeld(p.group, pushHeld);
+  insertionSort(heldRaw, 0);
+  out.push(-4, heldRaw.length);
+  pushSortedValues(heldRaw, num, out);
   taskKey(r, p, num, out);
 }
 
@@ -103,76 +193,133 @@ function taskKey(r: Runner, p: ProcT, num: Numbering, out: number[]): void {
   const fr = (pfn: number): number => (pfn < 0 ? -1 : num.frame(pfn));
   switch (t.kind) {
     case 'fork':
-      out.push(-8, ['begin', 'check', 'apply', 'alloc', 'install', 'end'].indexOf(t.phase), t.pair, t.vpn, t.seenBits, fr(t.seenPfn), fr(t.newPfn), t.child >= 0 ? 1 : 0);
+      out.push(-8, FORK_PHASES.indexOf(t.phase), t.pair, t.vpn, t.seenBits, fr(t.seenPfn), fr(t.newPfn), t.child >= 0 ? 1 : 0);
       break;
     case 'gup':
-      out.push(-9, ['read', 'grab', 'end', 'slow'].indexOf(t.phase), t.page, t.lo, t.req.pin ? 1 : 0, t.req.write ? 1 : 0, t.req.fast ? 1 : 0,
+      out.push(-9, GUP_PHASES.indexOf(t.phase), t.page, t.lo, t.req.pin ? 1 : 0, t.req.write ? 1 : 0, t.req.fast ? 1 : 0,
         t.seq < 0 ? -1 : r.k.mms[t.mm]!.writeProtectSeq - t.seq, t.readBits, fr(t.readPfn));
       for (let i = 0; i < t.handle.frames.length; i++) out.push(fr(t.handle.frames[i]!), t.handle.refs[i]!, t.fallback[i] ? 1 : 0);
       break;
     case 'write':
-      out.push(-10, ['fault', 'install', 'store'].indexOf(t.phase), t.vpn, t.hi, num.value(t.value), t.seenBits, fr(t.seenPfn), fr(t.newPfn), t.locked ? 1 : 0);
+      out.push(-10, WRITE_PHASES.indexOf(t.phase), t.vpn, t.hi, num.value(t.value), t.seenBits, fr(t.seenPfn), fr(t.newPfn), t.locked ? 1 : 0);
       break;
   }
 }
 
+const FORK_PHASES: readonly string[] = ['begin', 'check', 'apply', 'alloc', 'install', 'end'];
+const GUP_PHASES: readonly string[] = ['read', 'grab', 'end', 'slow'];
+const WRITE_PHASES: readonly string[] = ['fault', 'install', 'store'];
+const HANDLE_KINDS: readonly string[] = ['pin', 'gup', 'pipe', 'exclusive'];
+
 /** Reused between calls: the encoding is read (hashed or copied) before the next one. */
 const words: number[] = [];
+/** Per-process signatures (each process's key with its own numbering), reused. */
+const sigs: number[][] = [];
+const sigNum = new Numbering();
+const num = new Numbering();
+const procBuf: ProcT[] = [];
+const orderBuf: number[] = [];
+const rankBuf: number[] = [];
+const groupBuf: string[] = [];
+const handleBuf: [string, LiveHandle][] = [];
+
+/** Signatures compared as integer sequences, then by position: a total order that ignores names. */
+function bySig(a: number, b: number): number {
+  const x = sigs[a]!;
+  const y = sigs[b]!;
+  const n = Math.min(x.length, y.length);
+  for (let i = 0; i < n; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
+  return x.length - y.length || a - b;
+}
+
+function rankOf(name: string): number {
+  for (let i = 0; i < procBuf.length; i++) if (procBuf[i]!.name === name) return rankBuf[i]!;
+  return -1;
+}
+
+function byRank(a: [string, LiveHandle], b: [string, LiveHandle]): number {
+  const ra = rankOf(a[1].proc) - rankOf(b[1].proc);
+  return ra !== 0 ? ra : a[1].h.vpn - b[1].h.vpn || (a[1].h.kind < b[1].h.kind ? -1 : a[1].h.kind > b[1].h.kind ? 1 : a[1].h.id - b[1].h.id);
+}
 
 /**
  * The canonical encoding of the runner's state as integers (the array is reused by the next
  * call): two states with the same encoding behave the same.
  */
 export function canonicalWords(r: Runner): number[] {
-  const procs = [...r.procs.values()];
-  adMask = procs.some((p) => p.task !== null) ? ~0 : ~(PTE_YOUNG | PTE_DIRTY);
-  // Order threads by a signature that ignores their names and global numbering. The order is
-  // that of the signatures as text: it decides which renamings share an encoding, so the
-  // states searched (and counted) are those of the text keys this encoding replaced.
-  const sig = procs.map((p) => {
-    const o: number[] = [];
-    procKey(r, p, new Numbering(), o);
-    return o.join(',');
-  });
-  const order = procs.map((_, i) => i).sort((a, b) => (sig[a]! < sig[b]! ? -1 : sig[a]! > sig[b]! ? 1 : a - b));
-  const num = new Numbering();
+  const procs = procBuf;
+  procs.length = 0;
+  let pending = false;
+  for (const p of r.procs.values()) {
+    procs.push(p);
+    if (p.task !== null) pending = true;
+  }
+  adMask = pending ? ~0 : ~(PTE_YOUNG | PTE_DIRTY);
+  // Order threads by a signature that ignores their names and global numbering (each one's key
+  // with its own numbering): it decides which renamings share an encoding.
+  while (sigs.length < procs.length) sigs.push([]);
+  const order = orderBuf;
+  order.length = 0;
+  for (let i = 0; i < procs.length; i++) {
+    const o = sigs[i]!;
+    o.length = 0;
+    sigNum.reset();
+    procKey(r, procs[i]!, sigNum, o);
+    order.push(i);
+  }
+  if (order.length > 1) order.sort(bySig);
+  num.reset();
   const out = words;
   out.length = 0;
-  const rank = new Map<string, number>();
-  order.forEach((i, n) => rank.set(procs[i]!.name, n));
-  const groups = new Map<string, number>();
+  rankBuf.length = procs.length;
+  for (let n = 0; n < order.length; n++) rankBuf[order[n]!] = n;
+  const groups = groupBuf;
+  groups.length = 0;
   for (const i of order) {
     const p = procs[i]!;
-    if (!groups.has(p.group)) groups.set(p.group, groups.size);
-    out.push(-11, groups.get(p.group)!);
+    let g = groups.indexOf(p.group);
+    if (g < 0) g = groups.push(p.group) - 1;
+    out.push(-11, g);
     procKey(r, p, num, out);
   }
   // Handles, in an order given by their holder's rank and address.
-  const hs = [...r.handles].sort((a, b) => {
-    const ra = rank.get(a[1].proc)! - rank.get(b[1].proc)!;
-    return ra !== 0 ? ra : a[1].h.vpn - b[1].h.vpn || (a[1].h.kind < b[1].h.kind ? -1 : a[1].h.kind > b[1].h.kind ? 1 : a[1].h.id - b[1].h.id);
-  });
+  const hs = handleBuf;
+  hs.length = 0;
+  for (const e of r.handles) hs.push(e);
+  if (hs.length > 1) hs.sort(byRank);
   for (const [name, lh] of hs) {
     const h = lh.h;
-    out.push(-5, ['pin', 'gup', 'pipe', 'exclusive'].indexOf(h.kind), rank.get(lh.proc)!, h.write ? 1 : 0, h.longterm ? 1 : 0);
+    out.push(-5, HANDLE_KINDS.indexOf(h.kind), rankOf(lh.proc), h.write ? 1 : 0, h.longterm ? 1 : 0);
     for (let i = 0; i < h.frames.length; i++) out.push(h.frames[i]! < 0 ? -1 : num.frame(h.frames[i]!), h.refs[i]!, h.revoked?.[i] ?? -1);
     // mremap moved some of its pages: where each is now, relative to where it was taken.
-    if (h.vpns) out.push(-13, ...Array.from(h.vpns, (v, i) => v - h.vpn - i));
+    if (h.vpns) {
+      out.push(-13);
+      for (let i = 0; i < h.vpns.length; i++) out.push(h.vpns[i]! - h.vpn - i);
+    }
     const touched = r.grantTouchedOf(name);
-    if (touched) out.push(-12, ...touched);
-    const st = r.ideal.handleState(name);
+    if (touched) {
+      out.push(-12);
+      for (let i = 0; i < touched.length; i++) out.push(touched[i]!);
+    }
+    const st = r.ideal.handleView(name);
     if (st) {
       for (let i = 0; i < st.bound.length; i++) {
-        out.push(st.bound[i] ? 1 : 0, st.values[i]! < 0 ? -1 : num.value(st.values[i]!));
-        const seen = st.seen[i]!.map((v) => num.value(v)).sort((a, b) => a - b);
-        out.push(seen.length, ...seen);
+        const cell = st.origin[i]!;
+        const v = cell >= 0 ? r.ideal.cellValueOf(cell) : -1;
+        out.push(st.bound[i] ? 1 : 0, v < 0 ? -1 : num.value(v));
+        const at = out.length;
+        out.push(0);
+        out[at] = pushSortedValues(st.seen[i]!, num, out);
       }
     }
   }
-  // Frames, in canonical order.
+  hs.length = 0;
+  // Frames, in canonical order (no frame is numbered from here on).
   const f = r.k.frames;
   out.push(-6);
-  for (const [pfn] of [...num.frames].sort((a, b) => a[1] - b[1])) {
+  const frames = num.frameOrder;
+  for (let i = 0, n = frames.length; i < n; i++) {
+    const pfn = frames[i]!;
     out.push(f.refcount[pfn]!, f.mapcount[pfn]!, f.flags[pfn]!, num.value(f.value[pfn]!), f.flags[pfn]! & PG_KSM && f.inStableTree(pfn) ? 1 : 0);
     if (f.flags[pfn]! & PG_SWAPCACHE) out.push(num.slot(f.priv[pfn]!));
   }
