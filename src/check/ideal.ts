@@ -70,9 +70,11 @@ export class IdealMemory {
   /** Processes whose userfaultfd context asked for the fork event (a child inherits the protection). */
   private uffdForkEvent = new Set<string>();
 
-  /** A deep copy (the explorer branches states). */
-  clone(): IdealMemory {
-    const c = Object.create(IdealMemory.prototype) as IdealMemory;
+  /** A deep copy (the explorer branches states); into `dst` (its object and cell array reused) when given. */
+  clone(dst?: IdealMemory): IdealMemory {
+    const reuse = dst !== undefined && dst !== this;
+    const c = reuse ? dst : (Object.create(IdealMemory.prototype) as IdealMemory);
+    // New maps and sets: clearing a map costs more than making one.
     c.procs = new Map();
     c.holders = new Map();
     c.sharedUsers = new Map();
@@ -86,7 +88,11 @@ export class IdealMemory {
         segs: p.segs.map((s) => new Segment(s.start, s.n, s.shared, s.cells.slice(), s.flags.slice())),
       });
     }
-    c.cellValue = this.cellValue.slice();
+    // Only the cells in use are copied (a large typed array costs a backing store per copy).
+    const n = this.cellCount;
+    const cv = reuse && dst.cellValue !== this.cellValue && dst.cellValue.length > n ? dst.cellValue : new Int32Array(Math.max(64, n * 2));
+    for (let i = 0; i < n; i++) cv[i] = this.cellValue[i]!;
+    c.cellValue = cv;
     c.cellCount = this.cellCount;
     for (const [v, set] of this.holders) c.holders.set(v, new Set(set));
     for (const [cell, set] of this.sharedUsers) c.sharedUsers.set(cell, new Set(set));

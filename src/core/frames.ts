@@ -211,8 +211,8 @@ export class FrameTable {
     c.next = copyPrefix(this.next, this.top, cap, dst?.next);
     c.priv = copyPrefix(this.priv, this.top, cap, dst?.priv);
     c.priv.fill(-1, this.top);
-    c.entireMapcount = copyPrefix(this.entireMapcount, (this.top >>> 9) + 1, (cap >>> 9) + 1);
-    c.pincount = copyPrefix(this.pincount, (this.top >>> 9) + 1, (cap >>> 9) + 1);
+    c.entireMapcount = copyPrefix(this.entireMapcount, (this.top >>> 9) + 1, (cap >>> 9) + 1, dst?.entireMapcount);
+    c.pincount = copyPrefix(this.pincount, (this.top >>> 9) + 1, (cap >>> 9) + 1, dst?.pincount);
     c.freeBlockHead = this.freeBlockHead;
     c.top = this.top;
     c.freeHead = this.freeHead;
@@ -227,13 +227,19 @@ export class FrameTable {
  */
 export function copyPrefix<T extends Int32Array | Uint8Array | Uint16Array>(a: T, n: number, cap: number, reuse?: T): T {
   if (reuse !== undefined && reuse !== a && reuse.length >= cap) {
-    reuse.set(a.subarray(0, n));
+    copyInto(a, n, reuse);
     reuse.fill(0, n);
     return reuse;
   }
   const b = new (a.constructor as new (n: number) => T)(cap);
-  b.set(a.subarray(0, n));
+  copyInto(a, n, b);
   return b;
+}
+
+/** b[0..n) = a[0..n): a loop for a few elements (a subarray view costs more than copying them). */
+function copyInto<T extends Int32Array | Uint8Array | Uint16Array>(a: T, n: number, b: T): void {
+  if (n > 64) b.set(a.subarray(0, n));
+  else for (let i = 0; i < n; i++) b[i] = a[i]!;
 }
 
 function grow<T extends Int32Array | Uint8Array | Uint16Array>(a: T, cap: number): T {

@@ -17,6 +17,7 @@ import type { PageSel, Scenario, Step, ViolationKind } from '../scenario/ast.js'
 import type { Observation, StepRecord, Violation } from './result.js';
 import { ValueTable } from './values.js';
 import { type Capture, capture } from './changes.js';
+import { copyFields } from '../core/copy.js';
 
 export interface RunOptions {
   /** Check the accounting invariants after every step (default true). */
@@ -62,8 +63,18 @@ export interface Proc {
   taskBound?: boolean[];
 }
 
-/** Thrown by a step the profile does not have (the run ends `n/a`). */
-export class NotApplicable extends Error {}
+/**
+ * Thrown by a step the profile does not have (the run ends `n/a`). It is caught by the runner and
+ * never shown with a stack, so none is captured (the explorer throws one per inapplicable transition).
+ */
+export class NotApplicable extends Error {
+  constructor(message: string) {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    super(message);
+    Error.stackTraceLimit = limit;
+  }
+}
 
 export function emptyRecord(index: number, line: number, col: number, text: string): StepRecord {
   return { index, line, col, text, summary: '', events: [], eventsDropped: 0, observations: [], violations: [], stats: null, frames: [], ptes: [] };
@@ -109,27 +120,40 @@ export class RunState {
     if (opts.changes && this.k.tracing) this.changesBase = capture(this.k);
   }
 
-  /** A deep copy, for the explorer. The scenario and options are shared; `dst`'s kernel arrays are reused. */
+  /**
+   * A deep copy, for the explorer. The scenario and options are shared. With `dst` (a copy no
+   * longer needed) the copy is made in it: its object and typed arrays are reused, so a
+   * transition allocates little. Every field is first copied by reference (copyFields: a field
+   * added later is at least shared, as Object.assign did), then the state's own containers deeply.
+   */
   clone(dst?: RunState): RunState {
-    const c = Object.create(RunState.prototype) as RunState;
-    Object.assign(c, this);
-    c.k = this.k.clone(dst?.k);
-    c.ideal = this.ideal.clone();
-    c.values = this.values.clone();
-    const regionsByGroup = new Map<Map<string, Region>, Map<string, Region>>();
-    c.procs = new Map([...this.procs].map(([n, p]) => {
-      let regions = regionsByGroup.get(p.regions);
-      if (!regions) regionsByGroup.set(p.regions, (regions = new Map(p.regions)));
-      return [n, { ...p, mm: c.k.mms[p.mm.id]!, regions, task: p.task ? cloneTask(p.task) : null, ...(p.taskBound ? { taskBound: p.taskBound.slice() } : {}) }];
-    }));
-    c.mmNames = this.mmNames.slice();
-    c.violations = this.violations.slice();
-    c.handles = new Map([...this.handles].map(([n, h]) => [n, { h: c.k.handles[h.h.id]!, proc: h.proc }]));
+    const old = dst !== undefined && dst !== this ? { k: dst.k, ideal: dst.ideal, values: dst.values, mmNames: dst.mmNames, violations: dst.violations } : undefined;
+    const c = copyFields(old ? dst! : (Object.create(RunState.prototype) as RunState), this);
+    c.k = this.k.clone(old?.k);
+    c.ideal = this.ideal.clone(old?.ideal);
+    c.values = this.values.clone(old?.values);
+    // New maps and sets: clearing a map costs more than making one.
+    const procs = new Map<string, Proc>();
+    for (const [n, p] of this.procs) {
+      // Threads of one process share one regions map.
+      const regions = sharedRegions(this.procs, p, procs) ?? new Map(p.regions);
+      const q: Proc = { ...p, mm: c.k.mms[p.mm.id]!, regions, task: p.task ? cloneTask(p.task) : null };
+      if (p.taskBound) q.taskBound = p.taskBound.slice();
+      procs.set(n, q);
+    }
+    c.procs = procs;
     c.pins = this.pins.clone();
-    c.actors = new Map();
-    c.forking = new Set(this.forking);
-    c.grantTouched = new Map([...this.grantTouched].map(([n, a]) => [n, a.slice()]));
+    c.mmNames = copyArray(this.mmNames, old?.mmNames);
+    c.violations = copyArray(this.violations, old?.violations);
+    const handles = new Map<string, LiveHandle>();
+    for (const [n, h] of this.handles) handles.set(n, { h: c.k.handles[h.h.id]!, proc: h.proc });
+    c.handles = handles;
+    const touched = new Map<string, Uint8Array>();
+    for (const [n, a] of this.grantTouched) touched.set(n, a.slice());
+    c.grantTouched = touched;
     c.atomicValues = new Set(this.atomicValues);
+    c.forking = new Set(this.forking);
+    c.actors = new Map();
     return c;
   }
 
@@ -209,4 +233,20 @@ export class RunState {
     }
     return this.pageName(name ?? '', vpn);
   }
+}
+
+/** The copy of p's regions map if an earlier thread of `from` (already copied into `to`) shares it. */
+function sharedRegions(from: Map<string, Proc>, p: Proc, to: Map<string, Proc>): Map<string, Region> | null {
+  for (const [n, q] of from) {
+    if (q === p) return null;
+    if (q.regions === p.regions) return to.get(n)!.regions;
+  }
+  return null;
+}
+
+function copyArray<T>(a: T[], reuse: T[] | undefined): T[] {
+  if (reuse === undefined || reuse === a) return a.slice();
+  reuse.length = a.length;
+  for (let i = 0; i < a.length; i++) reuse[i] = a[i]!;
+  return reuse;
 }

@@ -21,11 +21,19 @@ export class ValueTable {
     return this.id(`${prefix}${n}`);
   }
 
-  clone(): ValueTable {
-    const c = new ValueTable();
-    c.ids = new Map(this.ids);
-    c.names = this.names.slice();
-    return c;
+  /** A copy; into `dst` (its containers reused) when given. */
+  clone(dst?: ValueTable): ValueTable {
+    if (dst === undefined || dst === this) {
+      const c = new ValueTable();
+      c.ids = new Map(this.ids);
+      c.names = this.names.slice();
+      return c;
+    }
+    dst.ids.clear();
+    for (const [k, v] of this.ids) dst.ids.set(k, v);
+    dst.names.length = this.names.length;
+    for (let i = 0; i < this.names.length; i++) dst.names[i] = this.names[i]!;
+    return dst;
   }
 
   name(id: number): string {

@@ -9,6 +9,28 @@ import { pmdSlotOf, pteSlot } from '../core/walk.js';
 
 type ProcT = Proc;
 
+/** A growable buffer of 32-bit words with its length: an encoding is written here, nothing allocated per word. */
+export class Words {
+  a = new Int32Array(256);
+  n = 0;
+  push(x: number): this {
+    if (this.n === this.a.length) {
+      const b = new Int32Array(this.a.length * 2);
+      b.set(this.a);
+      this.a = b;
+    }
+    this.a[this.n++] = x;
+    return this;
+  }
+  /** Set word i (written before). */
+  set(i: number, x: number): void {
+    this.a[i] = x;
+  }
+  get length(): number {
+    return this.n;
+  }
+}
+
 /** Small non-negative integers renumbered by first appearance, reset in O(1) (a stamp per entry): nothing allocated per key. */
 class Renumber {
   private stamp = new Int32Array(64);
@@ -88,29 +110,29 @@ let adMask = ~0;
 
 /** Scratch buffers, reused by every key (a key is read, hashed or copied, before the next). */
 const cellBuf = new Int32Array(4);
-const tmp: number[] = [];
+const tmp = new Words();
 const regionBuf: [string, Region][] = [];
 
 /** Push the numbers of `vals` (numbered in their order), sorted ascending, each after `prefix` if given; their count. */
-function pushSortedValues(vals: Iterable<number>, num: Numbering, out: number[], prefix?: number): number {
-  const at = tmp.length;
+function pushSortedValues(vals: Iterable<number>, num: Numbering, out: Words, prefix?: number): number {
+  tmp.n = 0;
   for (const v of vals) tmp.push(num.value(v));
-  const n = tmp.length - at;
-  insertionSort(tmp, at);
-  for (let i = at; i < tmp.length; i++) {
+  const n = tmp.n;
+  const t = tmp.a;
+  insertionSort(t, n);
+  for (let i = 0; i < n; i++) {
     if (prefix !== undefined) out.push(prefix);
-    out.push(tmp[i]!);
+    out.push(t[i]!);
   }
-  tmp.length = at;
   return n;
 }
 
-/** Sort a[from..] ascending in place (a handful of numbers). */
-function insertionSort(a: number[], from: number): void {
-  for (let i = from + 1; i < a.length; i++) {
+/** Sort a[0..n) ascending in place (a handful of numbers). */
+function insertionSort(a: Int32Array, n: number): void {
+  for (let i = 1; i < n; i++) {
     const x = a[i]!;
     let j = i - 1;
-    while (j >= from && a[j]! > x) {
+    while (j >= 0 && a[j]! > x) {
       a[j + 1] = a[j]!;
       j--;
     }
@@ -119,15 +141,17 @@ function insertionSort(a: number[], from: number): void {
 }
 
 const byName = (a: [string, Region], b: [string, Region]): number => (a[0] < b[0] ? -1 : 1);
-const heldRaw: number[] = [];
+const heldRaw = new Words();
+/** The held values, as an iterable for pushSortedValues (it sorts in `tmp`). */
+const held: number[] = [];
 const pushHeld = (v: number): void => {
   heldRaw.push(v);
 };
 
-function procKey(r: Runner, p: ProcT, num: Numbering, out: number[]): void {
+function procKey(r: Runner, p: ProcT, num: Numbering, out: Words): void {
   const k = r.k;
   const mm = p.mm;
-  out.push(p.alive ? 1 : 0, mm.cowPgtable ? 1 : 0, mm.hasPinned ? 1 : 0, mm.ksmSlot, mm.writeProtectSeq & 1, mm.mmapReaders, mm.mmapWriter === p.tid ? 1 : mm.mmapWriter >= 0 ? 2 : 0, mm.uffdForkEvent ? 1 : 0);
+  out.push(p.alive ? 1 : 0).push(mm.cowPgtable ? 1 : 0).push(mm.hasPinned ? 1 : 0).push(mm.ksmSlot).push(mm.writeProtectSeq & 1).push(mm.mmapReaders).push(mm.mmapWriter === p.tid ? 1 : mm.mmapWriter >= 0 ? 2 : 0).push(mm.uffdForkEvent ? 1 : 0);
   const regions = regionBuf;
   const r0 = regions.length;
   for (const e of p.regions) regions.push(e);
@@ -152,8 +176,7 @@ function procKey(r: Runner, p: ProcT, num: Numbering, out: number[]): void {
         // COW page tables: whether this page goes through a shared table, which one, who is charged.
         const ps = pmdSlotOf(k, mm, vpn);
         const table = ps < 0 ? 0 : k.tables.entry[ps]!;
-        out.push(-13, ps < 0 ? -1 : k.tables.bits[ps]!, table === 0 ? -1 : num.table(table), table === 0 ? -1 : k.tables.share[table]!,
-          table === 0 ? -1 : k.tables.owner[table] === mm.id ? 1 : k.tables.owner[table]! < 0 ? -1 : 0, mm.rssAnon, mm.nrTables);
+        out.push(-13).push(ps < 0 ? -1 : k.tables.bits[ps]!).push(table === 0 ? -1 : num.table(table)).push(table === 0 ? -1 : k.tables.share[table]!).push(table === 0 ? -1 : k.tables.owner[table] === mm.id ? 1 : k.tables.owner[table]! < 0 ? -1 : 0).push(mm.rssAnon).push(mm.nrTables);
       }
       // Soft-dirty bits matter only once clear_refs armed tracking (VM_SOFTDIRTY cleared).
       out.push(bits & adMask & (vma !== null && vma.flags & VM_SOFTDIRTY ? ~PTE_SOFT_DIRTY : ~0));
@@ -161,13 +184,13 @@ function procKey(r: Runner, p: ProcT, num: Numbering, out: number[]): void {
       else if (bits & PTE_SWAP) {
         const s = k.tables.entry[slot]!;
         const cached = k.swap.cache[s]!;
-        out.push(num.slot(s), num.value(k.swap.data[s]!), k.swap.count[s]!, cached < 0 ? -1 : num.frame(cached));
+        out.push(num.slot(s)).push(num.value(k.swap.data[s]!)).push(k.swap.count[s]!).push(cached < 0 ? -1 : num.frame(cached));
       } else if (bits & PTE_DEVICE_EXCLUSIVE) out.push(num.frame(k.tables.entry[slot]!));
       const c = cellBuf;
       if (!r.ideal.cellInto(p.name, vpn, c) || c[1]! < 0) {
         out.push(-1);
       } else {
-        out.push(num.value(c[0]!), c[2]!, c[3] ? num.cell(c[1]!) : -1);
+        out.push(num.value(c[0]!)).push(c[2]!).push(c[3] ? num.cell(c[1]!) : -1);
         const m = r.ideal.maybeOf(c[1]!);
         if (m !== undefined) pushSortedValues(m, num, out, -3);
       }
@@ -175,16 +198,18 @@ function procKey(r: Runner, p: ProcT, num: Numbering, out: number[]): void {
   }
   regions.length = r0;
   // The values the process held, numbered in the order of their ids.
-  heldRaw.length = 0;
+  heldRaw.n = 0;
   r.ideal.forEachHeld(p.group, pushHeld);
-  insertionSort(heldRaw, 0);
-  out.push(-4, heldRaw.length);
-  pushSortedValues(heldRaw, num, out);
+  insertionSort(heldRaw.a, heldRaw.n);
+  out.push(-4).push(heldRaw.n);
+  for (let i = 0, n = heldRaw.n; i < n; i++) held[i] = heldRaw.a[i]!;
+  held.length = heldRaw.n;
+  pushSortedValues(held, num, out);
   taskKey(r, p, num, out);
 }
 
 /** A pending kernel path (v1.1 `&`): everything its next steps depend on. */
-function taskKey(r: Runner, p: ProcT, num: Numbering, out: number[]): void {
+function taskKey(r: Runner, p: ProcT, num: Numbering, out: Words): void {
   const t = p.task;
   if (!t) {
     out.push(-7);
@@ -193,15 +218,14 @@ function taskKey(r: Runner, p: ProcT, num: Numbering, out: number[]): void {
   const fr = (pfn: number): number => (pfn < 0 ? -1 : num.frame(pfn));
   switch (t.kind) {
     case 'fork':
-      out.push(-8, FORK_PHASES.indexOf(t.phase), t.pair, t.vpn, t.seenBits, fr(t.seenPfn), fr(t.newPfn), t.child >= 0 ? 1 : 0);
+      out.push(-8).push(FORK_PHASES.indexOf(t.phase)).push(t.pair).push(t.vpn).push(t.seenBits).push(fr(t.seenPfn)).push(fr(t.newPfn)).push(t.child >= 0 ? 1 : 0);
       break;
     case 'gup':
-      out.push(-9, GUP_PHASES.indexOf(t.phase), t.page, t.lo, t.req.pin ? 1 : 0, t.req.write ? 1 : 0, t.req.fast ? 1 : 0,
-        t.seq < 0 ? -1 : r.k.mms[t.mm]!.writeProtectSeq - t.seq, t.readBits, fr(t.readPfn));
-      for (let i = 0; i < t.handle.frames.length; i++) out.push(fr(t.handle.frames[i]!), t.handle.refs[i]!, t.fallback[i] ? 1 : 0);
+      out.push(-9).push(GUP_PHASES.indexOf(t.phase)).push(t.page).push(t.lo).push(t.req.pin ? 1 : 0).push(t.req.write ? 1 : 0).push(t.req.fast ? 1 : 0).push(t.seq < 0 ? -1 : r.k.mms[t.mm]!.writeProtectSeq - t.seq).push(t.readBits).push(fr(t.readPfn));
+      for (let i = 0; i < t.handle.frames.length; i++) out.push(fr(t.handle.frames[i]!)).push(t.handle.refs[i]!).push(t.fallback[i] ? 1 : 0);
       break;
     case 'write':
-      out.push(-10, WRITE_PHASES.indexOf(t.phase), t.vpn, t.hi, num.value(t.value), t.seenBits, fr(t.seenPfn), fr(t.newPfn), t.locked ? 1 : 0);
+      out.push(-10).push(WRITE_PHASES.indexOf(t.phase)).push(t.vpn).push(t.hi).push(num.value(t.value)).push(t.seenBits).push(fr(t.seenPfn)).push(fr(t.newPfn)).push(t.locked ? 1 : 0);
       break;
   }
 }
@@ -212,9 +236,9 @@ const WRITE_PHASES: readonly string[] = ['fault', 'install', 'store'];
 const HANDLE_KINDS: readonly string[] = ['pin', 'gup', 'pipe', 'exclusive'];
 
 /** Reused between calls: the encoding is read (hashed or copied) before the next one. */
-const words: number[] = [];
+const words = new Words();
 /** Per-process signatures (each process's key with its own numbering), reused. */
-const sigs: number[][] = [];
+const sigs: Words[] = [];
 const sigNum = new Numbering();
 const num = new Numbering();
 const procBuf: ProcT[] = [];
@@ -227,9 +251,9 @@ const handleBuf: [string, LiveHandle][] = [];
 function bySig(a: number, b: number): number {
   const x = sigs[a]!;
   const y = sigs[b]!;
-  const n = Math.min(x.length, y.length);
-  for (let i = 0; i < n; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
-  return x.length - y.length || a - b;
+  const n = Math.min(x.n, y.n);
+  for (let i = 0; i < n; i++) if (x.a[i] !== y.a[i]) return x.a[i]! - y.a[i]!;
+  return x.n - y.n || a - b;
 }
 
 function rankOf(name: string): number {
@@ -243,10 +267,10 @@ function byRank(a: [string, LiveHandle], b: [string, LiveHandle]): number {
 }
 
 /**
- * The canonical encoding of the runner's state as integers (the array is reused by the next
- * call): two states with the same encoding behave the same.
+ * The canonical encoding of the runner's state as integers, in a buffer reused by the next call
+ * (read words a[0..n) before it): two states with the same encoding behave the same.
  */
-export function canonicalWords(r: Runner): number[] {
+export function canonicalEncode(r: Runner): Words {
   const procs = procBuf;
   procs.length = 0;
   let pending = false;
@@ -257,12 +281,12 @@ export function canonicalWords(r: Runner): number[] {
   adMask = pending ? ~0 : ~(PTE_YOUNG | PTE_DIRTY);
   // Order threads by a signature that ignores their names and global numbering (each one's key
   // with its own numbering): it decides which renamings share an encoding.
-  while (sigs.length < procs.length) sigs.push([]);
+  while (sigs.length < procs.length) sigs.push(new Words());
   const order = orderBuf;
   order.length = 0;
   for (let i = 0; i < procs.length; i++) {
     const o = sigs[i]!;
-    o.length = 0;
+    o.n = 0;
     sigNum.reset();
     procKey(r, procs[i]!, sigNum, o);
     order.push(i);
@@ -270,7 +294,7 @@ export function canonicalWords(r: Runner): number[] {
   if (order.length > 1) order.sort(bySig);
   num.reset();
   const out = words;
-  out.length = 0;
+  out.n = 0;
   rankBuf.length = procs.length;
   for (let n = 0; n < order.length; n++) rankBuf[order[n]!] = n;
   const groups = groupBuf;
@@ -279,7 +303,7 @@ export function canonicalWords(r: Runner): number[] {
     const p = procs[i]!;
     let g = groups.indexOf(p.group);
     if (g < 0) g = groups.push(p.group) - 1;
-    out.push(-11, g);
+    out.push(-11).push(g);
     procKey(r, p, num, out);
   }
   // Handles, in an order given by their holder's rank and address.
@@ -289,8 +313,8 @@ export function canonicalWords(r: Runner): number[] {
   if (hs.length > 1) hs.sort(byRank);
   for (const [name, lh] of hs) {
     const h = lh.h;
-    out.push(-5, HANDLE_KINDS.indexOf(h.kind), rankOf(lh.proc), h.write ? 1 : 0, h.longterm ? 1 : 0);
-    for (let i = 0; i < h.frames.length; i++) out.push(h.frames[i]! < 0 ? -1 : num.frame(h.frames[i]!), h.refs[i]!, h.revoked?.[i] ?? -1);
+    out.push(-5).push(HANDLE_KINDS.indexOf(h.kind)).push(rankOf(lh.proc)).push(h.write ? 1 : 0).push(h.longterm ? 1 : 0);
+    for (let i = 0; i < h.frames.length; i++) out.push(h.frames[i]! < 0 ? -1 : num.frame(h.frames[i]!)).push(h.refs[i]!).push(h.revoked?.[i] ?? -1);
     // mremap moved some of its pages: where each is now, relative to where it was taken.
     if (h.vpns) {
       out.push(-13);
@@ -306,10 +330,10 @@ export function canonicalWords(r: Runner): number[] {
       for (let i = 0; i < st.bound.length; i++) {
         const cell = st.origin[i]!;
         const v = cell >= 0 ? r.ideal.cellValueOf(cell) : -1;
-        out.push(st.bound[i] ? 1 : 0, v < 0 ? -1 : num.value(v));
+        out.push(st.bound[i] ? 1 : 0).push(v < 0 ? -1 : num.value(v));
         const at = out.length;
         out.push(0);
-        out[at] = pushSortedValues(st.seen[i]!, num, out);
+        out.set(at, pushSortedValues(st.seen[i]!, num, out));
       }
     }
   }
@@ -320,10 +344,16 @@ export function canonicalWords(r: Runner): number[] {
   const frames = num.frameOrder;
   for (let i = 0, n = frames.length; i < n; i++) {
     const pfn = frames[i]!;
-    out.push(f.refcount[pfn]!, f.mapcount[pfn]!, f.flags[pfn]!, num.value(f.value[pfn]!), f.flags[pfn]! & PG_KSM && f.inStableTree(pfn) ? 1 : 0);
+    out.push(f.refcount[pfn]!).push(f.mapcount[pfn]!).push(f.flags[pfn]!).push(num.value(f.value[pfn]!)).push(f.flags[pfn]! & PG_KSM && f.inStableTree(pfn) ? 1 : 0);
     if (f.flags[pfn]! & PG_SWAPCACHE) out.push(num.slot(f.priv[pfn]!));
   }
   return out;
+}
+
+/** The canonical encoding of the runner's state, as a new array. */
+export function canonicalWords(r: Runner): number[] {
+  const w = canonicalEncode(r);
+  return Array.from(w.a.subarray(0, w.n));
 }
 
 /** The canonical key of the runner's state, as text (tests, --exact keys are the words). */

@@ -9,7 +9,7 @@
 import type { Runner } from '../engine/run.js';
 import type { Violation } from '../engine/result.js';
 import type { Step } from '../scenario/ast.js';
-import { canonicalWords, fingerprint } from './canonical.js';
+import { canonicalEncode, fingerprint } from './canonical.js';
 import type { StoryMatch } from './stories.js';
 import { decodeOp, enabledOps, type ExploreShape } from './ops.js';
 import { SearchBudget, SearchTree, type StopFlag } from './tree.js';
@@ -155,8 +155,8 @@ export class Visited {
 
   /** Add the state's canonical encoding: true if it is new. */
   add(r: Runner): boolean {
-    const w = canonicalWords(r);
-    return this.addWords(w, w.length);
+    const w = canonicalEncode(r);
+    return this.addWords(w.a, w.n);
   }
 
   /** Add an encoding (its first n words): true if it is new. */
