@@ -82,22 +82,23 @@ export class IdealMemory {
     c.watchers = new Map();
     c.maybe = new Map();
     c.uffdForkEvent = new Set(this.uffdForkEvent);
-    for (const [name, p] of this.procs) {
+    this.procs.forEach((p, name) => {
       c.procs.set(name, {
         name, alive: p.alive,
         segs: p.segs.map((s) => new Segment(s.start, s.n, s.shared, s.cells.slice(), s.flags.slice())),
       });
-    }
+    });
     // Only the cells in use are copied (a large typed array costs a backing store per copy).
     const n = this.cellCount;
     const cv = reuse && dst.cellValue !== this.cellValue && dst.cellValue.length > n ? dst.cellValue : new Int32Array(Math.max(64, n * 2));
     for (let i = 0; i < n; i++) cv[i] = this.cellValue[i]!;
     c.cellValue = cv;
     c.cellCount = this.cellCount;
-    for (const [v, set] of this.holders) c.holders.set(v, new Set(set));
-    for (const [cell, set] of this.sharedUsers) c.sharedUsers.set(cell, new Set(set));
-    for (const [cell, set] of this.maybe) c.maybe.set(cell, new Set(set));
-    for (const [name, h] of this.handles) {
+    // forEach, not for-of: no iterator result or entry pair per element.
+    this.holders.forEach((set, v) => c.holders.set(v, new Set(set)));
+    this.sharedUsers.forEach((set, cell) => c.sharedUsers.set(cell, new Set(set)));
+    this.maybe.forEach((set, cell) => c.maybe.set(cell, new Set(set)));
+    this.handles.forEach((h, name) => {
       const hc: IdealHandle = {
         holder: h.holder, longterm: h.longterm, at: h.at.slice(), origin: h.origin.slice(), bound: h.bound.slice(),
         seen: h.seen.map((x) => new Set(x)), written: new Set(h.written),
@@ -111,7 +112,7 @@ export class IdealMemory {
           w.push(hc.seen[i]!);
         });
       }
-    }
+    });
     return c;
   }
 
@@ -160,7 +161,9 @@ export class IdealMemory {
 
   /** The value ids the process ever legitimately held, in no particular order (canonical keys). */
   forEachHeld(proc: string, fn: (value: number) => void): void {
-    for (const [v, set] of this.holders) if (set.has(proc)) fn(v);
+    this.holders.forEach((set, v) => {
+      if (set.has(proc)) fn(v);
+    });
   }
 
   /** The values a short-term device write may have put in a cell besides its own (canonical keys; read only). */

@@ -134,22 +134,23 @@ export class RunState {
     c.values = this.values.clone(old?.values);
     // New maps and sets: clearing a map costs more than making one.
     const procs = new Map<string, Proc>();
-    for (const [n, p] of this.procs) {
+    // forEach, not for-of: no iterator result or entry pair per element.
+    this.procs.forEach((p, n) => {
       // Threads of one process share one regions map.
       const regions = sharedRegions(this.procs, p, procs) ?? new Map(p.regions);
       const q: Proc = { ...p, mm: c.k.mms[p.mm.id]!, regions, task: p.task ? cloneTask(p.task) : null };
       if (p.taskBound) q.taskBound = p.taskBound.slice();
       procs.set(n, q);
-    }
+    });
     c.procs = procs;
     c.pins = this.pins.clone();
     c.mmNames = copyArray(this.mmNames, old?.mmNames);
     c.violations = copyArray(this.violations, old?.violations);
     const handles = new Map<string, LiveHandle>();
-    for (const [n, h] of this.handles) handles.set(n, { h: c.k.handles[h.h.id]!, proc: h.proc });
+    this.handles.forEach((h, n) => handles.set(n, { h: c.k.handles[h.h.id]!, proc: h.proc }));
     c.handles = handles;
     const touched = new Map<string, Uint8Array>();
-    for (const [n, a] of this.grantTouched) touched.set(n, a.slice());
+    this.grantTouched.forEach((a, n) => touched.set(n, a.slice()));
     c.grantTouched = touched;
     c.atomicValues = new Set(this.atomicValues);
     c.forking = new Set(this.forking);
@@ -237,9 +238,9 @@ export class RunState {
 
 /** The copy of p's regions map if an earlier thread of `from` (already copied into `to`) shares it. */
 function sharedRegions(from: Map<string, Proc>, p: Proc, to: Map<string, Proc>): Map<string, Region> | null {
-  for (const [n, q] of from) {
+  for (const q of from.values()) {
     if (q === p) return null;
-    if (q.regions === p.regions) return to.get(n)!.regions;
+    if (q.regions === p.regions) return to.get(q.name)!.regions;
   }
   return null;
 }

@@ -36,11 +36,11 @@ class Renumber {
   private stamp = new Int32Array(64);
   private num = new Int32Array(64);
   private gen = 1;
-  /** The integers numbered so far, in the order of their numbers. */
-  readonly order: number[] = [];
+  /** The integers numbered so far, in the order of their numbers: order.a[0..n). */
+  readonly order = new Words();
 
   reset(): void {
-    this.order.length = 0;
+    this.order.n = 0;
     if (++this.gen === 0x7fffffff) {
       this.stamp.fill(0);
       this.gen = 1;
@@ -58,7 +58,7 @@ class Renumber {
       this.num = m;
     }
     if (this.stamp[x] === this.gen) return this.num[x]!;
-    const n = this.order.length;
+    const n = this.order.n;
     this.stamp[x] = this.gen;
     this.num[x] = n;
     this.order.push(x);
@@ -96,8 +96,8 @@ class Numbering {
   cell(c: number): number {
     return this.cells.get(c);
   }
-  /** The frames numbered so far, in the order of their numbers. */
-  get frameOrder(): readonly number[] {
+  /** The frames numbered so far, in the order of their numbers: a[0..n). */
+  get frameOrder(): Words {
     return this.frames.order;
   }
 }
@@ -111,7 +111,13 @@ let adMask = ~0;
 /** Scratch buffers, reused by every key (a key is read, hashed or copied, before the next). */
 const cellBuf = new Int32Array(4);
 const tmp = new Words();
-const regionBuf: [string, Region][] = [];
+const regionBuf: Region[] = [];
+const regionNames: string[] = [];
+let nRegions = 0;
+const collectRegion = (reg: Region, name: string): void => {
+  regionBuf[nRegions] = reg;
+  regionNames[nRegions++] = name;
+};
 
 /** Push the numbers of `vals` (numbered in their order), sorted ascending, each after `prefix` if given; their count. */
 function pushSortedValues(vals: Iterable<number>, num: Numbering, out: Words, prefix?: number): number {
@@ -140,7 +146,6 @@ function insertionSort(a: Int32Array, n: number): void {
   }
 }
 
-const byName = (a: [string, Region], b: [string, Region]): number => (a[0] < b[0] ? -1 : 1);
 const heldRaw = new Words();
 /** The held values, as an iterable for pushSortedValues (it sorts in `tmp`). */
 const held: number[] = [];
@@ -152,16 +157,23 @@ function procKey(r: Runner, p: ProcT, num: Numbering, out: Words): void {
   const k = r.k;
   const mm = p.mm;
   out.push(p.alive ? 1 : 0).push(mm.cowPgtable ? 1 : 0).push(mm.hasPinned ? 1 : 0).push(mm.ksmSlot).push(mm.writeProtectSeq & 1).push(mm.mmapReaders).push(mm.mmapWriter === p.tid ? 1 : mm.mmapWriter >= 0 ? 2 : 0).push(mm.uffdForkEvent ? 1 : 0);
-  const regions = regionBuf;
-  const r0 = regions.length;
-  for (const e of p.regions) regions.push(e);
-  if (regions.length - r0 > 1) {
-    const part = regions.splice(r0).sort(byName);
-    for (const e of part) regions.push(e);
+  // The regions in name order (a handful: insertion sort, nothing allocated).
+  nRegions = 0;
+  p.regions.forEach(collectRegion);
+  for (let i = 1; i < nRegions; i++) {
+    const name = regionNames[i]!;
+    const reg = regionBuf[i]!;
+    let j = i - 1;
+    while (j >= 0 && regionNames[j]! > name) {
+      regionNames[j + 1] = regionNames[j]!;
+      regionBuf[j + 1] = regionBuf[j]!;
+      j--;
+    }
+    regionNames[j + 1] = name;
+    regionBuf[j + 1] = reg;
   }
-  const r1 = regions.length;
-  for (let ri = r0; ri < r1; ri++) {
-    const reg = regions[ri]![1];
+  for (let ri = 0, nr = nRegions; ri < nr; ri++) {
+    const reg = regionBuf[ri]!;
     for (let i = 0; i < reg.n; i++) {
       const vpn = reg.start + i;
       if (!p.alive) {
@@ -196,7 +208,6 @@ function procKey(r: Runner, p: ProcT, num: Numbering, out: Words): void {
       }
     }
   }
-  regions.length = r0;
   // The values the process held, numbered in the order of their ids.
   heldRaw.n = 0;
   r.ideal.forEachHeld(p.group, pushHeld);
@@ -242,10 +253,22 @@ const sigs: Words[] = [];
 const sigNum = new Numbering();
 const num = new Numbering();
 const procBuf: ProcT[] = [];
+let nProcs = 0;
+let pending = false;
+const collectProc = (p: ProcT): void => {
+  procBuf[nProcs++] = p;
+  if (p.task !== null) pending = true;
+};
 const orderBuf: number[] = [];
 const rankBuf: number[] = [];
 const groupBuf: string[] = [];
-const handleBuf: [string, LiveHandle][] = [];
+const handleNames: string[] = [];
+const handleBuf: LiveHandle[] = [];
+let nHandles = 0;
+const collectHandle = (lh: LiveHandle, name: string): void => {
+  handleBuf[nHandles] = lh;
+  handleNames[nHandles++] = name;
+};
 
 /** Signatures compared as integer sequences, then by position: a total order that ignores names. */
 function bySig(a: number, b: number): number {
@@ -257,13 +280,13 @@ function bySig(a: number, b: number): number {
 }
 
 function rankOf(name: string): number {
-  for (let i = 0; i < procBuf.length; i++) if (procBuf[i]!.name === name) return rankBuf[i]!;
+  for (let i = 0; i < nProcs; i++) if (procBuf[i]!.name === name) return rankBuf[i]!;
   return -1;
 }
 
-function byRank(a: [string, LiveHandle], b: [string, LiveHandle]): number {
-  const ra = rankOf(a[1].proc) - rankOf(b[1].proc);
-  return ra !== 0 ? ra : a[1].h.vpn - b[1].h.vpn || (a[1].h.kind < b[1].h.kind ? -1 : a[1].h.kind > b[1].h.kind ? 1 : a[1].h.id - b[1].h.id);
+function byRank(a: LiveHandle, b: LiveHandle): number {
+  const ra = rankOf(a.proc) - rankOf(b.proc);
+  return ra !== 0 ? ra : a.h.vpn - b.h.vpn || (a.h.kind < b.h.kind ? -1 : a.h.kind > b.h.kind ? 1 : a.h.id - b.h.id);
 }
 
 /**
@@ -272,46 +295,59 @@ function byRank(a: [string, LiveHandle], b: [string, LiveHandle]): number {
  */
 export function canonicalEncode(r: Runner): Words {
   const procs = procBuf;
-  procs.length = 0;
-  let pending = false;
-  for (const p of r.procs.values()) {
-    procs.push(p);
-    if (p.task !== null) pending = true;
-  }
+  nProcs = 0;
+  pending = false;
+  r.procs.forEach(collectProc);
   adMask = pending ? ~0 : ~(PTE_YOUNG | PTE_DIRTY);
   // Order threads by a signature that ignores their names and global numbering (each one's key
   // with its own numbering): it decides which renamings share an encoding.
-  while (sigs.length < procs.length) sigs.push(new Words());
+  while (sigs.length < nProcs) sigs.push(new Words());
   const order = orderBuf;
-  order.length = 0;
-  for (let i = 0; i < procs.length; i++) {
+  for (let i = 0; i < nProcs; i++) {
     const o = sigs[i]!;
     o.n = 0;
     sigNum.reset();
     procKey(r, procs[i]!, sigNum, o);
-    order.push(i);
+    // Insertion sort by signature (a few threads).
+    let j = i - 1;
+    while (j >= 0 && bySig(order[j]!, i) > 0) {
+      order[j + 1] = order[j]!;
+      j--;
+    }
+    order[j + 1] = i;
   }
-  if (order.length > 1) order.sort(bySig);
   num.reset();
   const out = words;
   out.n = 0;
-  rankBuf.length = procs.length;
-  for (let n = 0; n < order.length; n++) rankBuf[order[n]!] = n;
+  for (let n = 0; n < nProcs; n++) rankBuf[order[n]!] = n;
   const groups = groupBuf;
-  groups.length = 0;
-  for (const i of order) {
-    const p = procs[i]!;
-    let g = groups.indexOf(p.group);
-    if (g < 0) g = groups.push(p.group) - 1;
+  let nGroups = 0;
+  for (let n = 0; n < nProcs; n++) {
+    const p = procs[order[n]!]!;
+    let g = 0;
+    while (g < nGroups && groups[g] !== p.group) g++;
+    if (g === nGroups) groups[nGroups++] = p.group;
     out.push(-11).push(g);
     procKey(r, p, num, out);
   }
-  // Handles, in an order given by their holder's rank and address.
-  const hs = handleBuf;
-  hs.length = 0;
-  for (const e of r.handles) hs.push(e);
-  if (hs.length > 1) hs.sort(byRank);
-  for (const [name, lh] of hs) {
+  // Handles, in an order given by their holder's rank and address (insertion sort: a few).
+  nHandles = 0;
+  r.handles.forEach(collectHandle);
+  for (let i = 1; i < nHandles; i++) {
+    const lh = handleBuf[i]!;
+    const name = handleNames[i]!;
+    let j = i - 1;
+    while (j >= 0 && byRank(handleBuf[j]!, lh) > 0) {
+      handleBuf[j + 1] = handleBuf[j]!;
+      handleNames[j + 1] = handleNames[j]!;
+      j--;
+    }
+    handleBuf[j + 1] = lh;
+    handleNames[j + 1] = name;
+  }
+  for (let hi = 0; hi < nHandles; hi++) {
+    const name = handleNames[hi]!;
+    const lh = handleBuf[hi]!;
     const h = lh.h;
     out.push(-5).push(HANDLE_KINDS.indexOf(h.kind)).push(rankOf(lh.proc)).push(h.write ? 1 : 0).push(h.longterm ? 1 : 0);
     for (let i = 0; i < h.frames.length; i++) out.push(h.frames[i]! < 0 ? -1 : num.frame(h.frames[i]!)).push(h.refs[i]!).push(h.revoked?.[i] ?? -1);
@@ -337,13 +373,12 @@ export function canonicalEncode(r: Runner): Words {
       }
     }
   }
-  hs.length = 0;
   // Frames, in canonical order (no frame is numbered from here on).
   const f = r.k.frames;
   out.push(-6);
   const frames = num.frameOrder;
-  for (let i = 0, n = frames.length; i < n; i++) {
-    const pfn = frames[i]!;
+  for (let i = 0, n = frames.n; i < n; i++) {
+    const pfn = frames.a[i]!;
     out.push(f.refcount[pfn]!).push(f.mapcount[pfn]!).push(f.flags[pfn]!).push(num.value(f.value[pfn]!)).push(f.flags[pfn]! & PG_KSM && f.inStableTree(pfn) ? 1 : 0);
     if (f.flags[pfn]! & PG_SWAPCACHE) out.push(num.slot(f.priv[pfn]!));
   }

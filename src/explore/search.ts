@@ -90,13 +90,31 @@ export function reachedEvents(before: Runner, after: Runner, out: Set<string>): 
     const names = { pin: 'pin', pipe: 'vmsplice', gup: 'gup', exclusive: 'device-exclusive' } as const;
     for (const [n, h] of after.handles) if (!before.handles.has(n)) out.add(names[h.h.kind]);
   }
-  const groups = (r: Runner): number => new Set([...r.procs.values()].map((p) => p.group)).size;
-  if (groups(after) > groups(before)) out.add('fork');
+  if (groupCount(after) > groupCount(before)) out.add('fork');
   else if (after.procs.size > before.procs.size) out.add('thread');
   // A frame mapped by two processes while a handle holds it: where COW and GUP meet.
-  for (const [, lh] of after.handles) {
+  for (const lh of after.handles.values()) {
     for (const pfn of lh.h.frames) if (pfn > 0 && after.k.frames.mapcount[pfn]! >= 2) out.add('shared-page-with-extra-reference');
   }
+}
+
+/** How many processes (thread groups) a state has, counted without allocating. */
+function groupCount(r: Runner): number {
+  let n = 0;
+  let i = 0;
+  for (const p of r.procs.values()) {
+    let j = 0;
+    for (const q of r.procs.values()) {
+      if (j++ >= i) break;
+      if (q.group === p.group) {
+        n--;
+        break;
+      }
+    }
+    n++;
+    i++;
+  }
+  return n;
 }
 
 /**
