@@ -43,6 +43,7 @@ export interface LiveHandle {
   proc: string;
 }
 
+/** A thread. RunState.clone copies each field (a field added here is added there). */
 export interface Proc {
   /** The thread's name (a process is its first thread). */
   name: string;
@@ -127,18 +128,21 @@ export class RunState {
    * added later is at least shared, as Object.assign did), then the state's own containers deeply.
    */
   clone(dst?: RunState): RunState {
-    const old = dst !== undefined && dst !== this ? { k: dst.k, ideal: dst.ideal, values: dst.values, mmNames: dst.mmNames, violations: dst.violations } : undefined;
+    const old = dst !== undefined && dst !== this ? { k: dst.k, ideal: dst.ideal, mmNames: dst.mmNames, violations: dst.violations } : undefined;
     const c = copyFields(old ? dst! : (Object.create(RunState.prototype) as RunState), this);
     c.k = this.k.clone(old?.k);
     c.ideal = this.ideal.clone(old?.ideal);
-    c.values = this.values.clone(old?.values);
+    c.values = this.values.clone();
     // New maps and sets: clearing a map costs more than making one.
     const procs = new Map<string, Proc>();
     // forEach, not for-of: no iterator result or entry pair per element.
     this.procs.forEach((p, n) => {
       // Threads of one process share one regions map.
       const regions = sharedRegions(this.procs, p, procs) ?? new Map(p.regions);
-      const q: Proc = { ...p, mm: c.k.mms[p.mm.id]!, regions, task: p.task ? cloneTask(p.task) : null };
+      const q: Proc = {
+        name: p.name, group: p.group, tid: p.tid, mm: c.k.mms[p.mm.id]!, regions, alive: p.alive,
+        task: p.task ? cloneTask(p.task) : null, taskStep: p.taskStep, taskApplied: p.taskApplied,
+      };
       if (p.taskBound) q.taskBound = p.taskBound.slice();
       procs.set(n, q);
     });
