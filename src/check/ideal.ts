@@ -58,15 +58,19 @@ export class IdealMemory {
   procs = new Map<string, IdealProc>();
   private cellValue = new Int32Array(1024);
   private cellCount = 0;
-  /** Per value id: the processes that ever legitimately held it in one of their cells. */
-  private holders = new Map<number, Set<string>>();
+  /**
+   * Per value id: the processes that ever legitimately held it in one of their cells. The sets
+   * of holders, sharedUsers and maybe are never changed in place (a change makes a new set),
+   * so the explorer's copies of a state share them.
+   */
+  private holders = new Map<number, ReadonlySet<string>>();
   /** Per shared cell: the processes that map it (so a write is visible to all of them). */
-  private sharedUsers = new Map<number, Set<string>>();
+  private sharedUsers = new Map<number, ReadonlySet<string>>();
   private handles = new Map<string, IdealHandle>();
   /** Per cell: the short-term handle pages watching it (their `seen` sets grow with its writes). */
   private watchers = new Map<number, Set<number>[]>();
   /** Per cell: values a short-term device write may have put there besides the cell's own. */
-  private maybe = new Map<number, Set<number>>();
+  private maybe = new Map<number, ReadonlySet<number>>();
   /** Processes whose userfaultfd context asked for the fork event (a child inherits the protection). */
   private uffdForkEvent = new Set<string>();
 
@@ -76,11 +80,8 @@ export class IdealMemory {
     const c = reuse ? dst : (Object.create(IdealMemory.prototype) as IdealMemory);
     // New maps and sets: clearing a map costs more than making one.
     c.procs = new Map();
-    c.holders = new Map();
-    c.sharedUsers = new Map();
     c.handles = new Map();
     c.watchers = new Map();
-    c.maybe = new Map();
     c.uffdForkEvent = new Set(this.uffdForkEvent);
     this.procs.forEach((p, name) => {
       c.procs.set(name, {
@@ -95,9 +96,10 @@ export class IdealMemory {
     c.cellValue = cv;
     c.cellCount = this.cellCount;
     // forEach, not for-of: no iterator result or entry pair per element.
-    this.holders.forEach((set, v) => c.holders.set(v, new Set(set)));
-    this.sharedUsers.forEach((set, cell) => c.sharedUsers.set(cell, new Set(set)));
-    this.maybe.forEach((set, cell) => c.maybe.set(cell, new Set(set)));
+    // These sets are never changed in place (a change makes a new set): copies share them.
+    c.holders = new Map(this.holders);
+    c.sharedUsers = new Map(this.sharedUsers);
+    c.maybe = new Map(this.maybe);
     this.handles.forEach((h, name) => {
       const hc: IdealHandle = {
         holder: h.holder, longterm: h.longterm, at: h.at.slice(), origin: h.origin.slice(), bound: h.bound.slice(),
@@ -197,9 +199,8 @@ export class IdealMemory {
 
   private hold(value: number, proc: string): void {
     if (value === 0) return; // zero-fill belongs to everyone
-    let s = this.holders.get(value);
-    if (!s) this.holders.set(value, (s = new Set()));
-    s.add(proc);
+    const s = this.holders.get(value);
+    if (!s?.has(proc)) this.holders.set(value, new Set(s).add(proc));
   }
 
   private find(proc: string, vpn: number): { seg: Segment; i: number } | null {
@@ -243,7 +244,12 @@ export class IdealMemory {
   munmap(proc: string, lo: number, hi: number): void {
     this.unbind(proc, lo, hi);
     this.forRange(proc, lo, hi, (seg, i) => {
-      if (seg.shared) this.sharedUsers.get(seg.cells[i]!)?.delete(proc);
+      const users = seg.shared ? this.sharedUsers.get(seg.cells[i]!) : undefined;
+      if (users?.has(proc)) {
+        const left = new Set(users);
+        left.delete(proc);
+        this.sharedUsers.set(seg.cells[i]!, left);
+      }
       seg.cells[i] = -1;
       seg.flags[i] = seg.flags[i]! & ~P_UFFD_WP;
     });
@@ -339,7 +345,7 @@ export class IdealMemory {
         if (cell < 0 || seg.flags[i]! & P_DONTFORK) continue;
         if (seg.shared) {
           cells[i] = cell;
-          this.sharedUsers.get(cell)!.add(child);
+          this.sharedUsers.set(cell, new Set(this.sharedUsers.get(cell)!).add(child));
         } else if (seg.flags[i]! & P_WIPEONFORK) {
           cells[i] = this.newCell(0);
         } else {
@@ -349,7 +355,7 @@ export class IdealMemory {
           // What the parent's page may also hold (short-term device writes), the child's copy may too.
           const m = this.maybe.get(cell);
           if (m) {
-            this.maybe.set(cells[i]!, new Set(m));
+            this.maybe.set(cells[i]!, m);
             for (const x of m) this.hold(x, child);
           }
         }
@@ -437,14 +443,12 @@ export class IdealMemory {
     if (!at) return;
     const cell = at.seg.cells[at.i]!;
     if (cell < 0) return;
-    let m = this.maybe.get(cell);
-    if (!m) this.maybe.set(cell, (m = new Set()));
-    m.add(value);
+    this.maybe.set(cell, new Set(this.maybe.get(cell)).add(value));
     this.hold(value, proc);
   }
 
   /** Values a CPU load of this page may also return (short-term device writes that may have landed). */
-  maybeValues(proc: string, vpn: number): Set<number> | undefined {
+  maybeValues(proc: string, vpn: number): ReadonlySet<number> | undefined {
     const at = this.find(proc, vpn);
     return at ? this.maybe.get(at.seg.cells[at.i]!) : undefined;
   }
@@ -552,9 +556,7 @@ export class IdealMemory {
     // Short-term: the origin may or may not see it; the handle itself does.
     h.seen[i]!.add(value);
     if (cell >= 0) {
-      let m = this.maybe.get(cell);
-      if (!m) this.maybe.set(cell, (m = new Set()));
-      m.add(value);
+      this.maybe.set(cell, new Set(this.maybe.get(cell)).add(value));
       this.hold(value, h.holder);
     }
   }

@@ -182,7 +182,7 @@ export class Kernel {
       c.vmas = m.vmas.map((v: Vma) => v.clone(v.shm ? k.shm[v.shm.id]! : null));
       return c;
     });
-    k.handles = this.handles.map((h) => ({ ...h, frames: h.frames.slice(), refs: h.refs.slice(), ...(h.revoked ? { revoked: h.revoked.slice() } : {}), ...(h.vpns ? { vpns: h.vpns.slice() } : {}) }));
+    k.handles = this.handles.map(copyHandle);
     k.stats = { ...this.stats };
     k.swap = this.swap.clone(old?.swap);
     k.uffdResolved = this.uffdResolved.slice();
@@ -190,4 +190,12 @@ export class Kernel {
     k.events = [];
     return k;
   }
+}
+
+/** A deep copy of a handle (its arrays copied; conditional spreads are slow). */
+function copyHandle(h: Handle): Handle {
+  const c: Handle = { ...h, frames: h.frames.slice(), refs: h.refs.slice() };
+  if (h.revoked) c.revoked = h.revoked.slice();
+  if (h.vpns) c.vpns = h.vpns.slice();
+  return c;
 }
