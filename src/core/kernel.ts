@@ -22,10 +22,13 @@ export interface KernelConfig {
   thp?: 'always' | 'madvise' | 'never';
 }
 
-/** References that GUP users hold on frames (pins, FOLL_GET references, pipe buffers, device grants). */
 /** Where a kernel path split into atomic steps stands after one step (tasks.ts). */
 export type TaskState = 'running' | 'blocked' | 'done';
 
+/**
+ * References that GUP users hold on frames (pins, FOLL_GET references, pipe buffers, device
+ * grants). Kernel.clone copies each field (copyHandle: a field added here is added there).
+ */
 export interface Handle {
   id: number;
   kind: 'pin' | 'gup' | 'pipe' | 'exclusive';
@@ -192,9 +195,17 @@ export class Kernel {
   }
 }
 
-/** A deep copy of a handle (its arrays copied; conditional spreads are slow). */
+/**
+ * A deep copy of a handle, field by field (a spread of handles of several shapes is slow). A
+ * released handle is never changed again (releaseHandle is the last write; every path skips
+ * released handles): copies share it.
+ */
 function copyHandle(h: Handle): Handle {
-  const c: Handle = { ...h, frames: h.frames.slice(), refs: h.refs.slice() };
+  if (h.released) return h;
+  const c: Handle = {
+    id: h.id, kind: h.kind, mm: h.mm, vpn: h.vpn, frames: h.frames.slice(), refs: h.refs.slice(),
+    write: h.write, longterm: h.longterm, released: h.released,
+  };
   if (h.revoked) c.revoked = h.revoked.slice();
   if (h.vpns) c.vpns = h.vpns.slice();
   return c;

@@ -240,7 +240,7 @@ export class Expander {
       const res = child.step(decodeOp(child, op), d);
       this.transitions++;
       if (res.na !== null) continue;
-      this.events.clear();
+      if (this.events.size > 0) this.events.clear(); // clear() makes a new table even when empty
       reachedEvents(r, child, this.events);
       for (const e of this.events) if (!this.reached.has(e)) this.reached.set(e, d + 1);
       const fresh = child.violations.length === this.base ? []
