@@ -303,7 +303,9 @@ export function canonicalEncode(r: Runner): Words {
   // with its own numbering): it decides which renamings share an encoding.
   while (sigs.length < nProcs) sigs.push(new Words());
   const order = orderBuf;
-  for (let i = 0; i < nProcs; i++) {
+  order[0] = 0;
+  // One thread needs no signature to be ordered.
+  for (let i = 0; i < nProcs && nProcs > 1; i++) {
     const o = sigs[i]!;
     o.n = 0;
     sigNum.reset();
