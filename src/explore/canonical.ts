@@ -111,13 +111,37 @@ let adMask = ~0;
 /** Scratch buffers, reused by every key (a key is read, hashed or copied, before the next). */
 const cellBuf = new Int32Array(4);
 const tmp = new Words();
-const regionBuf: Region[] = [];
-const regionNames: string[] = [];
-let nRegions = 0;
-const collectRegion = (reg: Region, name: string): void => {
-  regionBuf[nRegions] = reg;
-  regionNames[nRegions++] = name;
-};
+
+/** A map's entries collected (by forEach: no entry pairs) into reused arrays, and sorted there. */
+class Entries<V> {
+  readonly vals: V[] = [];
+  readonly names: string[] = [];
+  n = 0;
+  readonly collect = (v: V, name: string): void => {
+    this.vals[this.n] = v;
+    this.names[this.n++] = name;
+  };
+
+  /** Insertion sort (a handful of entries): `after(a, b)` is true when a goes after b. */
+  sort(after: (a: V, an: string, b: V, bn: string) => boolean): void {
+    const { vals, names } = this;
+    for (let i = 1; i < this.n; i++) {
+      const v = vals[i]!;
+      const name = names[i]!;
+      let j = i - 1;
+      while (j >= 0 && after(vals[j]!, names[j]!, v, name)) {
+        vals[j + 1] = vals[j]!;
+        names[j + 1] = names[j]!;
+        j--;
+      }
+      vals[j + 1] = v;
+      names[j + 1] = name;
+    }
+  }
+}
+
+const regions = new Entries<Region>();
+const byRegionName = (_a: Region, an: string, _b: Region, bn: string): boolean => an > bn;
 
 /** Push the numbers of `vals` (numbered in their order), sorted ascending, each after `prefix` if given; their count. */
 function pushSortedValues(vals: Iterable<number>, num: Numbering, out: Words, prefix?: number): number {
@@ -157,23 +181,12 @@ function procKey(r: Runner, p: ProcT, num: Numbering, out: Words): void {
   const k = r.k;
   const mm = p.mm;
   out.push(p.alive ? 1 : 0).push(mm.cowPgtable ? 1 : 0).push(mm.hasPinned ? 1 : 0).push(mm.ksmSlot).push(mm.writeProtectSeq & 1).push(mm.mmapReaders).push(mm.mmapWriter === p.tid ? 1 : mm.mmapWriter >= 0 ? 2 : 0).push(mm.uffdForkEvent ? 1 : 0);
-  // The regions in name order (a handful: insertion sort, nothing allocated).
-  nRegions = 0;
-  p.regions.forEach(collectRegion);
-  for (let i = 1; i < nRegions; i++) {
-    const name = regionNames[i]!;
-    const reg = regionBuf[i]!;
-    let j = i - 1;
-    while (j >= 0 && regionNames[j]! > name) {
-      regionNames[j + 1] = regionNames[j]!;
-      regionBuf[j + 1] = regionBuf[j]!;
-      j--;
-    }
-    regionNames[j + 1] = name;
-    regionBuf[j + 1] = reg;
-  }
-  for (let ri = 0, nr = nRegions; ri < nr; ri++) {
-    const reg = regionBuf[ri]!;
+  // The regions in name order.
+  regions.n = 0;
+  p.regions.forEach(regions.collect);
+  regions.sort(byRegionName);
+  for (let ri = 0, nr = regions.n; ri < nr; ri++) {
+    const reg = regions.vals[ri]!;
     for (let i = 0; i < reg.n; i++) {
       const vpn = reg.start + i;
       if (!p.alive) {
@@ -262,13 +275,7 @@ const collectProc = (p: ProcT): void => {
 const orderBuf: number[] = [];
 const rankBuf: number[] = [];
 const groupBuf: string[] = [];
-const handleNames: string[] = [];
-const handleBuf: LiveHandle[] = [];
-let nHandles = 0;
-const collectHandle = (lh: LiveHandle, name: string): void => {
-  handleBuf[nHandles] = lh;
-  handleNames[nHandles++] = name;
-};
+const handles = new Entries<LiveHandle>();
 
 /** Signatures compared as integer sequences, then by position: a total order that ignores names. */
 function bySig(a: number, b: number): number {
@@ -284,10 +291,12 @@ function rankOf(name: string): number {
   return -1;
 }
 
+/** Handles in the order of their holder's rank, then address, kind and id. */
 function byRank(a: LiveHandle, b: LiveHandle): number {
   const ra = rankOf(a.proc) - rankOf(b.proc);
   return ra !== 0 ? ra : a.h.vpn - b.h.vpn || (a.h.kind < b.h.kind ? -1 : a.h.kind > b.h.kind ? 1 : a.h.id - b.h.id);
 }
+const handleAfter = (a: LiveHandle, _an: string, b: LiveHandle): boolean => byRank(a, b) > 0;
 
 /**
  * The canonical encoding of the runner's state as integers, in a buffer reused by the next call
@@ -333,23 +342,12 @@ export function canonicalEncode(r: Runner): Words {
     procKey(r, p, num, out);
   }
   // Handles, in an order given by their holder's rank and address (insertion sort: a few).
-  nHandles = 0;
-  r.handles.forEach(collectHandle);
-  for (let i = 1; i < nHandles; i++) {
-    const lh = handleBuf[i]!;
-    const name = handleNames[i]!;
-    let j = i - 1;
-    while (j >= 0 && byRank(handleBuf[j]!, lh) > 0) {
-      handleBuf[j + 1] = handleBuf[j]!;
-      handleNames[j + 1] = handleNames[j]!;
-      j--;
-    }
-    handleBuf[j + 1] = lh;
-    handleNames[j + 1] = name;
-  }
-  for (let hi = 0; hi < nHandles; hi++) {
-    const name = handleNames[hi]!;
-    const lh = handleBuf[hi]!;
+  handles.n = 0;
+  r.handles.forEach(handles.collect);
+  handles.sort(handleAfter);
+  for (let hi = 0; hi < handles.n; hi++) {
+    const name = handles.names[hi]!;
+    const lh = handles.vals[hi]!;
     const h = lh.h;
     out.push(-5).push(HANDLE_KINDS.indexOf(h.kind)).push(rankOf(lh.proc)).push(h.write ? 1 : 0).push(h.longterm ? 1 : 0);
     for (let i = 0; i < h.frames.length; i++) out.push(h.frames[i]! < 0 ? -1 : num.frame(h.frames[i]!)).push(h.refs[i]!).push(h.revoked?.[i] ?? -1);
