@@ -97,9 +97,9 @@ export class RunState {
   /** Per device-exclusive grant page: 1 once the owner's CPU accessed the page. */
   grantTouched = new Map<string, Uint8Array>();
   /** Values written by device atomics (a wrong read of one is an `exclusive` violation). */
-  atomicValues = new Set<number>();
+  atomicValues: ReadonlySet<number> = new Set<number>();
   /** Threads whose pending fork has begun (the ideal child exists). */
-  forking = new Set<string>();
+  forking: ReadonlySet<string> = new Set<string>();
   /** The model as the last step left it (RunOptions.changes). */
   changesBase: Capture | null = null;
   /** The thread whose kernel path emitted an event (threads share their process's mm). */
@@ -129,6 +129,7 @@ export class RunState {
    */
   clone(dst?: RunState): RunState {
     const old = dst !== undefined && dst !== this ? { k: dst.k, ideal: dst.ideal, mmNames: dst.mmNames, violations: dst.violations } : undefined;
+    const dstActors = old ? dst!.actors : undefined;
     const c = copyFields(old ? dst! : (Object.create(RunState.prototype) as RunState), this);
     c.k = this.k.clone(old?.k);
     c.ideal = this.ideal.clone(old?.ideal);
@@ -156,9 +157,11 @@ export class RunState {
     const touched = new Map<string, Uint8Array>();
     this.grantTouched.forEach((a, n) => touched.set(n, a.slice()));
     c.grantTouched = touched;
-    c.atomicValues = new Set(this.atomicValues);
-    c.forking = new Set(this.forking);
-    c.actors = new Map();
+    // Never changed in place (a change makes a new set): shared.
+    c.atomicValues = this.atomicValues;
+    c.forking = this.forking;
+    // Scratch for one step, empty between steps (collectEvents clears it): a fresh one only if not.
+    c.actors = this.actors.size === 0 && old ? dstActors! : new Map();
     return c;
   }
 
