@@ -80,7 +80,7 @@ export type ViolationSink = (path: number[], kinds: string[]) => boolean;
 export type Progress = (s: { states: number; depth: number; frontier: number; statesPerSec: number }) => void;
 
 /** Counters and flags that tell which interesting events a step reached. */
-export function reachedEvents(before: Runner, after: Runner, out: Set<string>): void {
+export function reachedEvents(before: Runner, after: Runner, out: { add(event: string): unknown }): void {
   const a = before.k.stats;
   const b = after.k.stats;
   if (b.cowCopies - b.earlyCow > a.cowCopies - a.earlyCow) out.add('cow-copy');
@@ -218,7 +218,13 @@ export class Expander {
   transitions = 0;
   /** Events reached ("sometimes" properties): name -> shortest depth. */
   readonly reached = new Map<string, number>();
-  private readonly events = new Set<string>();
+  /** Where reachedEvents records what a transition to depth `depth` reached (no set made or cleared per transition). */
+  private depth = 0;
+  private readonly events = {
+    add: (e: string): void => {
+      if (!this.reached.has(e)) this.reached.set(e, this.depth);
+    },
+  };
   private readonly base: number;
   /** The last child, done with: the next copy goes into its arrays. */
   private spare: Runner | undefined;
@@ -240,9 +246,8 @@ export class Expander {
       const res = child.step(decodeOp(child, op), d);
       this.transitions++;
       if (res.na !== null) continue;
-      if (this.events.size > 0) this.events.clear(); // clear() makes a new table even when empty
+      this.depth = d + 1;
       reachedEvents(r, child, this.events);
-      for (const e of this.events) if (!this.reached.has(e)) this.reached.set(e, d + 1);
       const fresh = child.violations.length === this.base ? []
         : child.violations.slice(this.base).filter((v) => this.bounds.kinds === null || this.bounds.kinds.has(v.kind));
       if (fresh.length > 0) {
