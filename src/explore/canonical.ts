@@ -277,12 +277,28 @@ const rankBuf: number[] = [];
 const groupBuf: string[] = [];
 const handles = new Entries<LiveHandle>();
 
-/** Signatures compared as integer sequences, then by position: a total order that ignores names. */
+/**
+ * Signatures compared as their text (the words joined by commas) would compare, then by
+ * position. The order decides which renamings share an encoding (the held values are written as
+ * sorted numbers, so which thread is numbered first matters): this is the order of the text keys
+ * the integer encoding replaced, so the states searched and counted stay theirs.
+ */
 function bySig(a: number, b: number): number {
   const x = sigs[a]!;
   const y = sigs[b]!;
   const n = Math.min(x.n, y.n);
-  for (let i = 0; i < n; i++) if (x.a[i] !== y.a[i]) return x.a[i]! - y.a[i]!;
+  for (let i = 0; i < n; i++) {
+    const u = x.a[i]!;
+    const v = y.a[i]!;
+    if (u === v) continue;
+    const su = String(u);
+    const sv = String(v);
+    const m = Math.min(su.length, sv.length);
+    for (let j = 0; j < m; j++) if (su.charCodeAt(j) !== sv.charCodeAt(j)) return su.charCodeAt(j) - sv.charCodeAt(j);
+    // One number's text is the start of the other's: the shorter is followed by a comma or the
+    // end, both before any digit.
+    return su.length - sv.length;
+  }
   return x.n - y.n || a - b;
 }
 
