@@ -14,12 +14,20 @@ export function copyFields<T extends object>(dst: T, src: T): T {
   const proto = Object.getPrototypeOf(src) as object;
   let copy = copiers.get(proto);
   if (copy === undefined) {
-    const keys = Object.keys(src);
-    copy = keys.every((k) => /^[A-Za-z_$][\w$]*$/.test(k))
-      ? (new Function('d', 's', keys.map((k) => `d.${k} = s.${k};`).join('\n')) as Copier)
-      : (d: object, s: object): void => void Object.assign(d, s);
+    copy = compile(Object.keys(src));
     copiers.set(proto, copy);
   }
   copy(dst, src);
   return dst;
+}
+
+/** The copier of these fields; Object.assign where they are not plain names or code cannot be compiled (a page whose CSP forbids it). */
+function compile(keys: string[]): Copier {
+  const assign = (d: object, s: object): void => void Object.assign(d, s);
+  if (!keys.every((k) => /^[A-Za-z_$][\w$]*$/.test(k))) return assign;
+  try {
+    return new Function('d', 's', keys.map((k) => `d.${k} = s.${k};`).join('\n')) as Copier;
+  } catch {
+    return assign;
+  }
 }
