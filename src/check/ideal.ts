@@ -58,40 +58,49 @@ export class IdealMemory {
   procs = new Map<string, IdealProc>();
   private cellValue = new Int32Array(1024);
   private cellCount = 0;
-  /** Per value id: the processes that ever legitimately held it in one of their cells. */
-  private holders = new Map<number, Set<string>>();
+  /**
+   * Per value id: the processes that ever legitimately held it in one of their cells. The sets
+   * of holders, sharedUsers and maybe are never changed in place (a change makes a new set),
+   * so the explorer's copies of a state share them.
+   */
+  private holders = new Map<number, ReadonlySet<string>>();
   /** Per shared cell: the processes that map it (so a write is visible to all of them). */
-  private sharedUsers = new Map<number, Set<string>>();
+  private sharedUsers = new Map<number, ReadonlySet<string>>();
   private handles = new Map<string, IdealHandle>();
   /** Per cell: the short-term handle pages watching it (their `seen` sets grow with its writes). */
   private watchers = new Map<number, Set<number>[]>();
   /** Per cell: values a short-term device write may have put there besides the cell's own. */
-  private maybe = new Map<number, Set<number>>();
+  private maybe = new Map<number, ReadonlySet<number>>();
   /** Processes whose userfaultfd context asked for the fork event (a child inherits the protection). */
   private uffdForkEvent = new Set<string>();
 
-  /** A deep copy (the explorer branches states). */
-  clone(): IdealMemory {
-    const c = Object.create(IdealMemory.prototype) as IdealMemory;
+  /** A deep copy (the explorer branches states); into `dst` (its object and cell array reused) when given. */
+  clone(dst?: IdealMemory): IdealMemory {
+    const reuse = dst !== undefined && dst !== this;
+    const c = reuse ? dst : (Object.create(IdealMemory.prototype) as IdealMemory);
+    // New maps and sets: clearing a map costs more than making one.
     c.procs = new Map();
-    c.holders = new Map();
-    c.sharedUsers = new Map();
     c.handles = new Map();
     c.watchers = new Map();
-    c.maybe = new Map();
     c.uffdForkEvent = new Set(this.uffdForkEvent);
-    for (const [name, p] of this.procs) {
+    this.procs.forEach((p, name) => {
       c.procs.set(name, {
         name, alive: p.alive,
         segs: p.segs.map((s) => new Segment(s.start, s.n, s.shared, s.cells.slice(), s.flags.slice())),
       });
-    }
-    c.cellValue = this.cellValue.slice();
+    });
+    // Only the cells in use are copied (a large typed array costs a backing store per copy).
+    const n = this.cellCount;
+    const cv = reuse && dst.cellValue !== this.cellValue && dst.cellValue.length > n ? dst.cellValue : new Int32Array(Math.max(64, n * 2));
+    for (let i = 0; i < n; i++) cv[i] = this.cellValue[i]!;
+    c.cellValue = cv;
     c.cellCount = this.cellCount;
-    for (const [v, set] of this.holders) c.holders.set(v, new Set(set));
-    for (const [cell, set] of this.sharedUsers) c.sharedUsers.set(cell, new Set(set));
-    for (const [cell, set] of this.maybe) c.maybe.set(cell, new Set(set));
-    for (const [name, h] of this.handles) {
+    // forEach, not for-of: no iterator result or entry pair per element.
+    // These sets are never changed in place (a change makes a new set): copies share them.
+    c.holders = new Map(this.holders);
+    c.sharedUsers = new Map(this.sharedUsers);
+    c.maybe = new Map(this.maybe);
+    this.handles.forEach((h, name) => {
       const hc: IdealHandle = {
         holder: h.holder, longterm: h.longterm, at: h.at.slice(), origin: h.origin.slice(), bound: h.bound.slice(),
         seen: h.seen.map((x) => new Set(x)), written: new Set(h.written),
@@ -105,7 +114,7 @@ export class IdealMemory {
           w.push(hc.seen[i]!);
         });
       }
-    }
+    });
     return c;
   }
 
@@ -133,6 +142,47 @@ export class IdealMemory {
     return { bound: h.bound, values, own: Int32Array.from(values), seen: h.seen.map((s) => [...s]), origin: h.origin };
   }
 
+  /**
+   * The cell at a process page, for canonical state keys without allocating: writes its value,
+   * cell, flags and whether it is shared (1/0) to out[0..3]; false when the page has no cell slot.
+   */
+  cellInto(proc: string, vpn: number, out: Int32Array): boolean {
+    const p = this.procs.get(proc);
+    if (!p || !p.alive) return false;
+    for (const seg of p.segs) {
+      if (vpn < seg.start || vpn >= seg.start + seg.n) continue;
+      const cell = seg.cells[vpn - seg.start]!;
+      out[0] = cell >= 0 ? this.cellValue[cell]! : -1;
+      out[1] = cell;
+      out[2] = seg.flags[vpn - seg.start]!;
+      out[3] = seg.shared ? 1 : 0;
+      return true;
+    }
+    return false;
+  }
+
+  /** The value ids the process ever legitimately held, in no particular order (canonical keys). */
+  forEachHeld(proc: string, fn: (value: number) => void): void {
+    this.holders.forEach((set, v) => {
+      if (set.has(proc)) fn(v);
+    });
+  }
+
+  /** The values a short-term device write may have put in a cell besides its own (canonical keys; read only). */
+  maybeOf(cell: number): ReadonlySet<number> | undefined {
+    return this.maybe.get(cell);
+  }
+
+  /** A handle's ideal state as kept (canonical keys; read only): per page, bound, origin cell and the values seen. */
+  handleView(name: string): { readonly bound: readonly boolean[]; readonly origin: Int32Array; readonly seen: readonly ReadonlySet<number>[] } | undefined {
+    return this.handles.get(name);
+  }
+
+  /** The value a cell holds now. */
+  cellValueOf(cell: number): number {
+    return this.cellValue[cell]!;
+  }
+
   maybeAt(cell: number): number[] {
     return [...(this.maybe.get(cell) ?? [])];
   }
@@ -149,9 +199,8 @@ export class IdealMemory {
 
   private hold(value: number, proc: string): void {
     if (value === 0) return; // zero-fill belongs to everyone
-    let s = this.holders.get(value);
-    if (!s) this.holders.set(value, (s = new Set()));
-    s.add(proc);
+    const s = this.holders.get(value);
+    if (!s?.has(proc)) this.holders.set(value, new Set(s).add(proc));
   }
 
   private find(proc: string, vpn: number): { seg: Segment; i: number } | null {
@@ -195,7 +244,12 @@ export class IdealMemory {
   munmap(proc: string, lo: number, hi: number): void {
     this.unbind(proc, lo, hi);
     this.forRange(proc, lo, hi, (seg, i) => {
-      if (seg.shared) this.sharedUsers.get(seg.cells[i]!)?.delete(proc);
+      const users = seg.shared ? this.sharedUsers.get(seg.cells[i]!) : undefined;
+      if (users?.has(proc)) {
+        const left = new Set(users);
+        left.delete(proc);
+        this.sharedUsers.set(seg.cells[i]!, left);
+      }
       seg.cells[i] = -1;
       seg.flags[i] = seg.flags[i]! & ~P_UFFD_WP;
     });
@@ -291,7 +345,7 @@ export class IdealMemory {
         if (cell < 0 || seg.flags[i]! & P_DONTFORK) continue;
         if (seg.shared) {
           cells[i] = cell;
-          this.sharedUsers.get(cell)!.add(child);
+          this.sharedUsers.set(cell, new Set(this.sharedUsers.get(cell)!).add(child));
         } else if (seg.flags[i]! & P_WIPEONFORK) {
           cells[i] = this.newCell(0);
         } else {
@@ -301,7 +355,7 @@ export class IdealMemory {
           // What the parent's page may also hold (short-term device writes), the child's copy may too.
           const m = this.maybe.get(cell);
           if (m) {
-            this.maybe.set(cells[i]!, new Set(m));
+            this.maybe.set(cells[i]!, m);
             for (const x of m) this.hold(x, child);
           }
         }
@@ -389,14 +443,12 @@ export class IdealMemory {
     if (!at) return;
     const cell = at.seg.cells[at.i]!;
     if (cell < 0) return;
-    let m = this.maybe.get(cell);
-    if (!m) this.maybe.set(cell, (m = new Set()));
-    m.add(value);
+    this.maybe.set(cell, new Set(this.maybe.get(cell)).add(value));
     this.hold(value, proc);
   }
 
   /** Values a CPU load of this page may also return (short-term device writes that may have landed). */
-  maybeValues(proc: string, vpn: number): Set<number> | undefined {
+  maybeValues(proc: string, vpn: number): ReadonlySet<number> | undefined {
     const at = this.find(proc, vpn);
     return at ? this.maybe.get(at.seg.cells[at.i]!) : undefined;
   }
@@ -504,9 +556,7 @@ export class IdealMemory {
     // Short-term: the origin may or may not see it; the handle itself does.
     h.seen[i]!.add(value);
     if (cell >= 0) {
-      let m = this.maybe.get(cell);
-      if (!m) this.maybe.set(cell, (m = new Set()));
-      m.add(value);
+      this.maybe.set(cell, new Set(this.maybe.get(cell)).add(value));
       this.hold(value, h.holder);
     }
   }

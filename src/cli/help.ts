@@ -142,7 +142,7 @@ options:
   --threads N         most threads per process, for the interleaving ops (default 2)
   --depth D           most operations in a sequence (default 6)
   --ops LIST          the operations, comma-separated (default: ${DEFAULT_OPS_TEXT})
-                      all: ${ALL_OPS_TEXT}
+                      all: every operation, ${ALL_OPS_TEXT}
                       interleavings (v1.1): thread, fork&, pin-fast&, write& start split
                       kernel paths; step advances one (enabled while one is pending)
                       uffd: the userfaultfd write-protect set (the monitor's requests, and

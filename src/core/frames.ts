@@ -217,8 +217,8 @@ export class FrameTable {
     // Per-block arrays as long as the frame arrays are (a reused dst's may be longer than cap):
     // allocLarge() grows them only with the frames.
     const blocks = (c.refcount.length >>> 9) + 1;
-    c.entireMapcount = copyPrefix(this.entireMapcount, (this.top >>> 9) + 1, blocks);
-    c.pincount = copyPrefix(this.pincount, (this.top >>> 9) + 1, blocks);
+    c.entireMapcount = copyPrefix(this.entireMapcount, (this.top >>> 9) + 1, blocks, dst?.entireMapcount);
+    c.pincount = copyPrefix(this.pincount, (this.top >>> 9) + 1, blocks, dst?.pincount);
     c.freeBlockHead = this.freeBlockHead;
     c.top = this.top;
     c.freeHead = this.freeHead;
@@ -233,13 +233,19 @@ export class FrameTable {
  */
 export function copyPrefix<T extends Int32Array | Uint8Array | Uint16Array>(a: T, n: number, cap: number, reuse?: T): T {
   if (reuse !== undefined && reuse !== a && reuse.length >= cap) {
-    reuse.set(a.subarray(0, n));
+    copyInto(a, n, reuse);
     reuse.fill(0, n);
     return reuse;
   }
   const b = new (a.constructor as new (n: number) => T)(cap);
-  b.set(a.subarray(0, n));
+  copyInto(a, n, b);
   return b;
+}
+
+/** b[0..n) = a[0..n): a loop for a few elements (a subarray view costs more than copying them). */
+function copyInto<T extends Int32Array | Uint8Array | Uint16Array>(a: T, n: number, b: T): void {
+  if (n > 64) b.set(a.subarray(0, n));
+  else for (let i = 0; i < n; i++) b[i] = a[i]!;
 }
 
 function grow<T extends Int32Array | Uint8Array | Uint16Array>(a: T, cap: number): T {

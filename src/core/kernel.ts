@@ -8,6 +8,7 @@ import type { Profile } from './profile.js';
 import type { KEvent, KEventType } from './events.js';
 import { HPAGE_PMD_NR, LEVEL_PGD, PG_HUGETLB, PG_LARGE, PG_SWAPCACHE } from './constants.js';
 import { SwapDevice } from './swapdev.js';
+import { copyFields } from './copy.js';
 
 export const DEFAULT_FRAMES = 1 << 30;
 export const DEFAULT_PIN_BIAS = 1024;
@@ -45,10 +46,13 @@ export class HugetlbPool {
   }
 }
 
-/** References that GUP users hold on frames (pins, FOLL_GET references, pipe buffers, device grants). */
 /** Where a kernel path split into atomic steps stands after one step (tasks.ts). */
 export type TaskState = 'running' | 'blocked' | 'done';
 
+/**
+ * References that GUP users hold on frames (pins, FOLL_GET references, pipe buffers, device
+ * grants). Kernel.clone copies each field (copyHandle: a field added here is added there).
+ */
 export interface Handle {
   id: number;
   kind: 'pin' | 'gup' | 'pipe' | 'exclusive';
@@ -192,23 +196,47 @@ export class Kernel {
     if (mm.ksmSlot === 0) mm.ksmSlot = ++this.ksmSlots;
   }
 
-  /** A deep copy for the explorer (snapshot/restore); into `dst`'s typed arrays when given (no allocation per page). */
+  /**
+   * A deep copy for the explorer (snapshot/restore). With `dst` (a copy no longer needed) the copy
+   * is made in it: its object, address-space objects and typed arrays are reused.
+   */
   clone(dst?: Kernel): Kernel {
-    const k = new Kernel(this.profile, this.config, this.frames.clone(dst?.frames), this.tables.clone(dst?.tables));
-    k.shm = this.shm.map((s) => s.clone());
-    k.mms = this.mms.map((m) => {
-      const c = new Mm(m.id);
-      Object.assign(c, m);
+    // What of dst is reused, read before its fields are overwritten.
+    const old = dst !== undefined && dst !== this ? { frames: dst.frames, tables: dst.tables, swap: dst.swap, mms: dst.mms } : undefined;
+    const k = copyFields(old ? dst! : (Object.create(Kernel.prototype) as Kernel), this);
+    k.frames = this.frames.clone(old?.frames);
+    k.tables = this.tables.clone(old?.tables);
+    k.shm = this.shm.length === 0 ? [] : this.shm.map((s) => s.clone());
+    const oldMms = old?.mms;
+    k.mms = this.mms.map((m, i) => {
+      const c = oldMms?.[i] !== undefined && oldMms[i] !== m ? oldMms[i] : (Object.create(Mm.prototype) as Mm);
+      copyFields(c, m);
       c.vmas = m.vmas.map((v: Vma) => v.clone(v.shm ? k.shm[v.shm.id]! : null));
       return c;
     });
-    k.handles = this.handles.map((h) => ({ ...h, frames: h.frames.slice(), refs: h.refs.slice(), ...(h.revoked ? { revoked: h.revoked.slice() } : {}), ...(h.vpns ? { vpns: h.vpns.slice() } : {}) }));
+    k.handles = this.handles.map(copyHandle);
     k.stats = { ...this.stats };
-    k.swap = this.swap.clone(dst?.swap);
+    k.swap = this.swap.clone(old?.swap);
     k.hugetlb = this.hugetlb.clone();
-    k.ksmSlots = this.ksmSlots;
     k.uffdResolved = this.uffdResolved.slice();
-    k.tracing = this.tracing;
+    // Events are not copied: a copy starts with none (what the next step emits).
+    k.events = [];
     return k;
   }
+}
+
+/**
+ * A deep copy of a handle, field by field (a spread of handles of several shapes is slow). A
+ * released handle is never changed again (releaseHandle is the last write; every path skips
+ * released handles): copies share it.
+ */
+function copyHandle(h: Handle): Handle {
+  if (h.released) return h;
+  const c: Handle = {
+    id: h.id, kind: h.kind, mm: h.mm, vpn: h.vpn, frames: h.frames.slice(), refs: h.refs.slice(),
+    write: h.write, longterm: h.longterm, released: h.released,
+  };
+  if (h.revoked) c.revoked = h.revoked.slice();
+  if (h.vpns) c.vpns = h.vpns.slice();
+  return c;
 }

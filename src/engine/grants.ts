@@ -77,7 +77,7 @@ export function deviceAtomic(s: RunState, name: string, i: number, value: string
     checkUffdWrite(s, p.group, vpn, `${p.name} page ${i} of ${name}`, `the device's atomic through ${name}[${i}]`, [p.name], [pfn]);
     s.k.frames.value[pfn] = v;
     s.ideal.write(p.group, vpn, v);
-    s.atomicValues.add(v);
+    s.atomicValues = new Set(s.atomicValues).add(v); // never changed in place: state copies share it
     if ((p.alive ? pfnOfEntry(s.k, p.mm, vpn) : -1) !== pfn) {
       s.violation('exclusive', `the device's atomic through ${name}[${i}] wrote frame ${pfn}, which ${p.name} no longer maps: the atomic is lost`, [p.name], [pfn]);
     }

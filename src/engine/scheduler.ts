@@ -117,7 +117,7 @@ export function stepTaskOnce(s: RunState, p: Proc): TaskState {
   const st = stepTask(k, t, p.tid);
   if (t.kind === 'fork' && t.child >= 0 && !s.procs.has((p.taskStep as { child: string }).child) && !s.forking.has(p.name)) {
     // The ideal child is made when the copy begins: what the parent holds then.
-    s.forking.add(p.name);
+    s.forking = new Set(s.forking).add(p.name); // never changed in place: state copies share it
     s.mmNames[t.child] = (p.taskStep as { child: string }).child;
     s.ideal.fork(p.group, (p.taskStep as { child: string }).child);
   }
@@ -154,7 +154,7 @@ function completeTask(s: RunState, p: Proc): void {
   const step = p.taskStep!;
   p.task = null;
   p.taskStep = null;
-  s.forking.delete(p.name);
+  if (s.forking.has(p.name)) s.forking = new Set([...s.forking].filter((n) => n !== p.name));
   switch (t.kind) {
     case 'fork': {
       const child = (step as { child: string }).child;

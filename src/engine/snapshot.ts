@@ -23,7 +23,7 @@ export function collectEvents(s: RunState): void {
       s.record.eventsDropped++;
     }
   }
-  s.actors.clear();
+  if (s.actors.size > 0) s.actors.clear(); // clear() makes a new table even when empty
 }
 
 /** Who did what an event says: the thread running the step when the mm is its own, else the process. */

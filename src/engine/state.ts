@@ -17,6 +17,7 @@ import type { PageSel, Scenario, Step, ViolationKind } from '../scenario/ast.js'
 import type { Observation, StepRecord, Violation } from './result.js';
 import { ValueTable } from './values.js';
 import { type Capture, capture } from './changes.js';
+import { copyFields } from '../core/copy.js';
 
 export interface RunOptions {
   /** Check the accounting invariants after every step (default true). */
@@ -42,6 +43,7 @@ export interface LiveHandle {
   proc: string;
 }
 
+/** A thread. RunState.clone copies each field (a field added here is added there). */
 export interface Proc {
   /** The thread's name (a process is its first thread). */
   name: string;
@@ -62,8 +64,18 @@ export interface Proc {
   taskBound?: boolean[];
 }
 
-/** Thrown by a step the profile does not have (the run ends `n/a`). */
-export class NotApplicable extends Error {}
+/**
+ * Thrown by a step the profile does not have (the run ends `n/a`). It is caught by the runner and
+ * never shown with a stack, so none is captured (the explorer throws one per inapplicable transition).
+ */
+export class NotApplicable extends Error {
+  constructor(message: string) {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    super(message);
+    Error.stackTraceLimit = limit;
+  }
+}
 
 export function emptyRecord(index: number, line: number, col: number, text: string): StepRecord {
   return { index, line, col, text, summary: '', events: [], eventsDropped: 0, observations: [], violations: [], stats: null, frames: [], ptes: [] };
@@ -85,9 +97,9 @@ export class RunState {
   /** Per device-exclusive grant page: 1 once the owner's CPU accessed the page. */
   grantTouched = new Map<string, Uint8Array>();
   /** Values written by device atomics (a wrong read of one is an `exclusive` violation). */
-  atomicValues = new Set<number>();
+  atomicValues: ReadonlySet<number> = new Set<number>();
   /** Threads whose pending fork has begun (the ideal child exists). */
-  forking = new Set<string>();
+  forking: ReadonlySet<string> = new Set<string>();
   /** The model as the last step left it (RunOptions.changes). */
   changesBase: Capture | null = null;
   /** The thread whose kernel path emitted an event (threads share their process's mm). */
@@ -110,27 +122,47 @@ export class RunState {
     if (opts.changes && this.k.tracing) this.changesBase = capture(this.k);
   }
 
-  /** A deep copy, for the explorer. The scenario and options are shared; `dst`'s kernel arrays are reused. */
+  /**
+   * A deep copy, for the explorer. The scenario and options are shared. With `dst` (a copy no
+   * longer needed) the copy is made in it: its object and typed arrays are reused, so a
+   * transition allocates little. Every field is first copied by reference (copyFields: a field
+   * added later is at least shared, as Object.assign did), then the state's own containers deeply.
+   */
   clone(dst?: RunState): RunState {
-    const c = Object.create(RunState.prototype) as RunState;
-    Object.assign(c, this);
-    c.k = this.k.clone(dst?.k);
-    c.ideal = this.ideal.clone();
+    const old = dst !== undefined && dst !== this ? { k: dst.k, ideal: dst.ideal, mmNames: dst.mmNames, violations: dst.violations } : undefined;
+    const dstActors = old ? dst!.actors : undefined;
+    const c = copyFields(old ? dst! : (Object.create(RunState.prototype) as RunState), this);
+    c.k = this.k.clone(old?.k);
+    c.ideal = this.ideal.clone(old?.ideal);
     c.values = this.values.clone();
-    const regionsByGroup = new Map<Map<string, Region>, Map<string, Region>>();
-    c.procs = new Map([...this.procs].map(([n, p]) => {
-      let regions = regionsByGroup.get(p.regions);
-      if (!regions) regionsByGroup.set(p.regions, (regions = new Map(p.regions)));
-      return [n, { ...p, mm: c.k.mms[p.mm.id]!, regions, task: p.task ? cloneTask(p.task) : null, ...(p.taskBound ? { taskBound: p.taskBound.slice() } : {}) }];
-    }));
-    c.mmNames = this.mmNames.slice();
-    c.violations = this.violations.slice();
-    c.handles = new Map([...this.handles].map(([n, h]) => [n, { h: c.k.handles[h.h.id]!, proc: h.proc }]));
+    // New maps and sets: clearing a map costs more than making one.
+    const procs = new Map<string, Proc>();
+    // forEach, not for-of: no iterator result or entry pair per element.
+    this.procs.forEach((p, n) => {
+      // Threads of one process share one regions map.
+      const regions = sharedRegions(this.procs, p, procs) ?? new Map(p.regions);
+      const q: Proc = {
+        name: p.name, group: p.group, tid: p.tid, mm: c.k.mms[p.mm.id]!, regions, alive: p.alive,
+        task: p.task ? cloneTask(p.task) : null, taskStep: p.taskStep, taskApplied: p.taskApplied,
+      };
+      if (p.taskBound) q.taskBound = p.taskBound.slice();
+      procs.set(n, q);
+    });
+    c.procs = procs;
     c.pins = this.pins.clone();
-    c.actors = new Map();
-    c.forking = new Set(this.forking);
-    c.grantTouched = new Map([...this.grantTouched].map(([n, a]) => [n, a.slice()]));
-    c.atomicValues = new Set(this.atomicValues);
+    c.mmNames = copyArray(this.mmNames, old?.mmNames);
+    c.violations = copyArray(this.violations, old?.violations);
+    const handles = new Map<string, LiveHandle>();
+    this.handles.forEach((h, n) => handles.set(n, { h: c.k.handles[h.h.id]!, proc: h.proc }));
+    c.handles = handles;
+    const touched = new Map<string, Uint8Array>();
+    this.grantTouched.forEach((a, n) => touched.set(n, a.slice()));
+    c.grantTouched = touched;
+    // Never changed in place (a change makes a new set): shared.
+    c.atomicValues = this.atomicValues;
+    c.forking = this.forking;
+    // Scratch for one step, empty between steps (collectEvents clears it): a fresh one only if not.
+    c.actors = this.actors.size === 0 && old ? dstActors! : new Map();
     return c;
   }
 
@@ -210,4 +242,20 @@ export class RunState {
     }
     return this.pageName(name ?? '', vpn);
   }
+}
+
+/** The copy of p's regions map if an earlier thread of `from` (already copied into `to`) shares it. */
+function sharedRegions(from: Map<string, Proc>, p: Proc, to: Map<string, Proc>): Map<string, Region> | null {
+  for (const q of from.values()) {
+    if (q === p) return null;
+    if (q.regions === p.regions) return to.get(q.name)!.regions;
+  }
+  return null;
+}
+
+function copyArray<T>(a: T[], reuse: T[] | undefined): T[] {
+  if (reuse === undefined || reuse === a) return a.slice();
+  reuse.length = a.length;
+  for (let i = 0; i < a.length; i++) reuse[i] = a[i]!;
+  return reuse;
 }

@@ -3,10 +3,20 @@
 export class ValueTable {
   private ids = new Map<string, number>([['0', 0]]);
   private names: string[] = ['0'];
+  /**
+   * False while the maps are shared with a copy (clone): the first new value copies them. Most
+   * steps add no value, so most copies of a state (one per transition) copy nothing.
+   */
+  private owned = true;
 
   id(v: string): number {
     let id = this.ids.get(v);
     if (id === undefined) {
+      if (!this.owned) {
+        this.ids = new Map(this.ids);
+        this.names = this.names.slice();
+        this.owned = true;
+      }
       id = this.names.length;
       this.names.push(v);
       this.ids.set(v, id);
@@ -21,10 +31,13 @@ export class ValueTable {
     return this.id(`${prefix}${n}`);
   }
 
+  /** A copy, sharing this table's maps until either adds a value. */
   clone(): ValueTable {
-    const c = new ValueTable();
-    c.ids = new Map(this.ids);
-    c.names = this.names.slice();
+    const c = Object.create(ValueTable.prototype) as ValueTable;
+    c.ids = this.ids;
+    c.names = this.names;
+    c.owned = false;
+    this.owned = false;
     return c;
   }
 

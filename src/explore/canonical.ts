@@ -3,42 +3,102 @@
 // that does not depend on their names. Two states with the same key behave the same.
 
 import { PG_KSM, PG_SWAPCACHE, PTE_SOFT_DIRTY, VM_SOFTDIRTY, PTE_DEVICE_EXCLUSIVE, PTE_DIRTY, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_YOUNG } from '../core/constants.js';
-import type { Proc, Runner } from '../engine/run.js';
+import type { LiveHandle, Proc, Runner } from '../engine/run.js';
+import type { Region } from '../engine/state.js';
 import { pmdSlotOf, pteSlot } from '../core/walk.js';
 
 type ProcT = Proc;
 
-class Numbering {
-  frames = new Map<number, number>();
-  values = new Map<number, number>([[0, 0]]);
-  cells = new Map<number, number>();
-  slots = new Map<number, number>();
-  tables = new Map<number, number>();
-  table(t: number): number {
-    let n = this.tables.get(t);
-    if (n === undefined) this.tables.set(t, (n = this.tables.size));
+/** A growable buffer of 32-bit words with its length: an encoding is written here, nothing allocated per word. */
+export class Words {
+  a = new Int32Array(256);
+  n = 0;
+  push(x: number): this {
+    if (this.n === this.a.length) {
+      const b = new Int32Array(this.a.length * 2);
+      b.set(this.a);
+      this.a = b;
+    }
+    this.a[this.n++] = x;
+    return this;
+  }
+  /** Set word i (written before). */
+  set(i: number, x: number): void {
+    this.a[i] = x;
+  }
+  get length(): number {
+    return this.n;
+  }
+}
+
+/** Small non-negative integers renumbered by first appearance, reset in O(1) (a stamp per entry): nothing allocated per key. */
+class Renumber {
+  private stamp = new Int32Array(64);
+  private num = new Int32Array(64);
+  private gen = 1;
+  /** The integers numbered so far, in the order of their numbers: order.a[0..n). */
+  readonly order = new Words();
+
+  reset(): void {
+    this.order.n = 0;
+    if (++this.gen === 0x7fffffff) {
+      this.stamp.fill(0);
+      this.gen = 1;
+    }
+  }
+
+  get(x: number): number {
+    if (x >= this.stamp.length) {
+      const n = Math.max(x + 1, this.stamp.length * 2);
+      const s = new Int32Array(n);
+      s.set(this.stamp);
+      this.stamp = s;
+      const m = new Int32Array(n);
+      m.set(this.num);
+      this.num = m;
+    }
+    if (this.stamp[x] === this.gen) return this.num[x]!;
+    const n = this.order.n;
+    this.stamp[x] = this.gen;
+    this.num[x] = n;
+    this.order.push(x);
     return n;
+  }
+}
+
+class Numbering {
+  private readonly frames = new Renumber();
+  private readonly values = new Renumber();
+  private readonly cells = new Renumber();
+  private readonly slots = new Renumber();
+  private readonly tables = new Renumber();
+
+  reset(): void {
+    this.frames.reset();
+    this.values.reset();
+    this.values.get(0); // value 0 (zero-fill) is always number 0
+    this.cells.reset();
+    this.slots.reset();
+    this.tables.reset();
+  }
+  table(t: number): number {
+    return this.tables.get(t);
   }
   slot(s: number): number {
-    let n = this.slots.get(s);
-    if (n === undefined) this.slots.set(s, (n = this.slots.size));
-    return n;
+    return this.slots.get(s);
   }
   frame(pfn: number): number {
-    if (pfn === 0) return -2; // the zero page
-    let n = this.frames.get(pfn);
-    if (n === undefined) this.frames.set(pfn, (n = this.frames.size));
-    return n;
+    return pfn === 0 ? -2 : this.frames.get(pfn); // -2: the zero page
   }
   value(v: number): number {
-    let n = this.values.get(v);
-    if (n === undefined) this.values.set(v, (n = this.values.size));
-    return n;
+    return this.values.get(v);
   }
   cell(c: number): number {
-    let n = this.cells.get(c);
-    if (n === undefined) this.cells.set(c, (n = this.cells.size));
-    return n;
+    return this.cells.get(c);
+  }
+  /** The frames numbered so far, in the order of their numbers: a[0..n). */
+  get frameOrder(): Words {
+    return this.frames.order;
   }
 }
 
@@ -48,12 +108,85 @@ class Numbering {
  */
 let adMask = ~0;
 
-function procKey(r: Runner, p: ProcT, num: Numbering, out: number[]): void {
+/** Scratch buffers, reused by every key (a key is read, hashed or copied, before the next). */
+const cellBuf = new Int32Array(4);
+const tmp = new Words();
+
+/** A map's entries collected (by forEach: no entry pairs) into reused arrays, and sorted there. */
+class Entries<V> {
+  readonly vals: V[] = [];
+  readonly names: string[] = [];
+  n = 0;
+  readonly collect = (v: V, name: string): void => {
+    this.vals[this.n] = v;
+    this.names[this.n++] = name;
+  };
+
+  /** Insertion sort (a handful of entries): `after(a, b)` is true when a goes after b. */
+  sort(after: (a: V, an: string, b: V, bn: string) => boolean): void {
+    const { vals, names } = this;
+    for (let i = 1; i < this.n; i++) {
+      const v = vals[i]!;
+      const name = names[i]!;
+      let j = i - 1;
+      while (j >= 0 && after(vals[j]!, names[j]!, v, name)) {
+        vals[j + 1] = vals[j]!;
+        names[j + 1] = names[j]!;
+        j--;
+      }
+      vals[j + 1] = v;
+      names[j + 1] = name;
+    }
+  }
+}
+
+const regions = new Entries<Region>();
+const byRegionName = (_a: Region, an: string, _b: Region, bn: string): boolean => an > bn;
+
+/** Push the numbers of `vals` (numbered in their order), sorted ascending, each after `prefix` if given; their count. */
+function pushSortedValues(vals: Iterable<number>, num: Numbering, out: Words, prefix?: number): number {
+  tmp.n = 0;
+  for (const v of vals) tmp.push(num.value(v));
+  const n = tmp.n;
+  const t = tmp.a;
+  insertionSort(t, n);
+  for (let i = 0; i < n; i++) {
+    if (prefix !== undefined) out.push(prefix);
+    out.push(t[i]!);
+  }
+  return n;
+}
+
+/** Sort a[0..n) ascending in place (a handful of numbers). */
+function insertionSort(a: Int32Array, n: number): void {
+  for (let i = 1; i < n; i++) {
+    const x = a[i]!;
+    let j = i - 1;
+    while (j >= 0 && a[j]! > x) {
+      a[j + 1] = a[j]!;
+      j--;
+    }
+    a[j + 1] = x;
+  }
+}
+
+const heldRaw = new Words();
+/** The held values, as an iterable for pushSortedValues (it sorts in `tmp`). */
+const held: number[] = [];
+const pushHeld = (v: number): void => {
+  heldRaw.push(v);
+};
+
+function procKey(r: Runner, p: ProcT, num: Numbering, out: Words): void {
   const k = r.k;
   const mm = p.mm;
-  out.push(p.alive ? 1 : 0, mm.cowPgtable ? 1 : 0, mm.hasPinned ? 1 : 0, mm.ksmSlot, mm.writeProtectSeq & 1, mm.mmapReaders, mm.mmapWriter === p.tid ? 1 : mm.mmapWriter >= 0 ? 2 : 0, mm.uffdForkEvent ? 1 : 0);
-  const regions = [...p.regions].sort((a, b) => (a[0] < b[0] ? -1 : 1));
-  for (const [, reg] of regions) {
+  out.push(p.alive ? 1 : 0).push(mm.cowPgtable ? 1 : 0).push(mm.hasPinned ? 1 : 0).push(mm.ksmSlot).push(mm.writeProtectSeq & 1).push(mm.mmapReaders).push(mm.mmapWriter === p.tid ? 1 : mm.mmapWriter >= 0 ? 2 : 0).push(mm.uffdForkEvent ? 1 : 0);
+  // The regions in name order.
+  regions.n = 0;
+  p.regions.forEach(regions.collect);
+  regions.sort(byRegionName);
+  for (let ri = 0, nr = regions.n; ri < nr; ri++) {
+    const reg = regions.vals[ri]!;
     for (let i = 0; i < reg.n; i++) {
       const vpn = reg.start + i;
       if (!p.alive) {
@@ -68,8 +201,7 @@ function procKey(r: Runner, p: ProcT, num: Numbering, out: number[]): void {
         // COW page tables: whether this page goes through a shared table, which one, who is charged.
         const ps = pmdSlotOf(k, mm, vpn);
         const table = ps < 0 ? 0 : k.tables.entry[ps]!;
-        out.push(-13, ps < 0 ? -1 : k.tables.bits[ps]!, table === 0 ? -1 : num.table(table), table === 0 ? -1 : k.tables.share[table]!,
-          table === 0 ? -1 : k.tables.owner[table] === mm.id ? 1 : k.tables.owner[table]! < 0 ? -1 : 0, mm.rssAnon, mm.nrTables);
+        out.push(-13).push(ps < 0 ? -1 : k.tables.bits[ps]!).push(table === 0 ? -1 : num.table(table)).push(table === 0 ? -1 : k.tables.share[table]!).push(table === 0 ? -1 : k.tables.owner[table] === mm.id ? 1 : k.tables.owner[table]! < 0 ? -1 : 0).push(mm.rssAnon).push(mm.nrTables);
       }
       // Soft-dirty bits matter only once clear_refs armed tracking (VM_SOFTDIRTY cleared).
       out.push(bits & adMask & (vma !== null && vma.flags & VM_SOFTDIRTY ? ~PTE_SOFT_DIRTY : ~0));
@@ -77,24 +209,31 @@ function procKey(r: Runner, p: ProcT, num: Numbering, out: number[]): void {
       else if (bits & PTE_SWAP) {
         const s = k.tables.entry[slot]!;
         const cached = k.swap.cache[s]!;
-        out.push(num.slot(s), num.value(k.swap.data[s]!), k.swap.count[s]!, cached < 0 ? -1 : num.frame(cached));
+        out.push(num.slot(s)).push(num.value(k.swap.data[s]!)).push(k.swap.count[s]!).push(cached < 0 ? -1 : num.frame(cached));
       } else if (bits & PTE_DEVICE_EXCLUSIVE) out.push(num.frame(k.tables.entry[slot]!));
-      const c = r.ideal.cellAt(p.name, vpn);
-      if (c === null || c.cell < 0) {
+      const c = cellBuf;
+      if (!r.ideal.cellInto(p.name, vpn, c) || c[1]! < 0) {
         out.push(-1);
       } else {
-        out.push(num.value(c.value), c.flags, c.shared ? num.cell(c.cell) : -1);
-        for (const m of r.ideal.maybeAt(c.cell).map((v) => num.value(v)).sort((a, b) => a - b)) out.push(-3, m);
+        out.push(num.value(c[0]!)).push(c[2]!).push(c[3] ? num.cell(c[1]!) : -1);
+        const m = r.ideal.maybeOf(c[1]!);
+        if (m !== undefined) pushSortedValues(m, num, out, -3);
       }
     }
   }
-  const held = r.ideal.heldBy(p.group).map((v) => num.value(v)).sort((a, b) => a - b);
-  out.push(-4, held.length, ...held);
+  // The values the process held, numbered in the order of their ids.
+  heldRaw.n = 0;
+  r.ideal.forEachHeld(p.group, pushHeld);
+  insertionSort(heldRaw.a, heldRaw.n);
+  out.push(-4).push(heldRaw.n);
+  for (let i = 0, n = heldRaw.n; i < n; i++) held[i] = heldRaw.a[i]!;
+  held.length = heldRaw.n;
+  pushSortedValues(held, num, out);
   taskKey(r, p, num, out);
 }
 
 /** A pending kernel path (v1.1 `&`): everything its next steps depend on. */
-function taskKey(r: Runner, p: ProcT, num: Numbering, out: number[]): void {
+function taskKey(r: Runner, p: ProcT, num: Numbering, out: Words): void {
   const t = p.task;
   if (!t) {
     out.push(-7);
@@ -103,80 +242,169 @@ function taskKey(r: Runner, p: ProcT, num: Numbering, out: number[]): void {
   const fr = (pfn: number): number => (pfn < 0 ? -1 : num.frame(pfn));
   switch (t.kind) {
     case 'fork':
-      out.push(-8, ['begin', 'check', 'apply', 'alloc', 'install', 'end'].indexOf(t.phase), t.pair, t.vpn, t.seenBits, fr(t.seenPfn), fr(t.newPfn), t.child >= 0 ? 1 : 0);
+      out.push(-8).push(FORK_PHASES.indexOf(t.phase)).push(t.pair).push(t.vpn).push(t.seenBits).push(fr(t.seenPfn)).push(fr(t.newPfn)).push(t.child >= 0 ? 1 : 0);
       break;
     case 'gup':
-      out.push(-9, ['read', 'grab', 'end', 'slow'].indexOf(t.phase), t.page, t.lo, t.req.pin ? 1 : 0, t.req.write ? 1 : 0, t.req.fast ? 1 : 0,
-        t.seq < 0 ? -1 : r.k.mms[t.mm]!.writeProtectSeq - t.seq, t.readBits, fr(t.readPfn));
-      for (let i = 0; i < t.handle.frames.length; i++) out.push(fr(t.handle.frames[i]!), t.handle.refs[i]!, t.fallback[i] ? 1 : 0);
+      out.push(-9).push(GUP_PHASES.indexOf(t.phase)).push(t.page).push(t.lo).push(t.req.pin ? 1 : 0).push(t.req.write ? 1 : 0).push(t.req.fast ? 1 : 0).push(t.seq < 0 ? -1 : r.k.mms[t.mm]!.writeProtectSeq - t.seq).push(t.readBits).push(fr(t.readPfn));
+      for (let i = 0; i < t.handle.frames.length; i++) out.push(fr(t.handle.frames[i]!)).push(t.handle.refs[i]!).push(t.fallback[i] ? 1 : 0);
       break;
     case 'write':
-      out.push(-10, ['fault', 'install', 'store'].indexOf(t.phase), t.vpn, t.hi, num.value(t.value), t.seenBits, fr(t.seenPfn), fr(t.newPfn), t.locked ? 1 : 0);
+      out.push(-10).push(WRITE_PHASES.indexOf(t.phase)).push(t.vpn).push(t.hi).push(num.value(t.value)).push(t.seenBits).push(fr(t.seenPfn)).push(fr(t.newPfn)).push(t.locked ? 1 : 0);
       break;
   }
 }
 
+const FORK_PHASES: readonly string[] = ['begin', 'check', 'apply', 'alloc', 'install', 'end'];
+const GUP_PHASES: readonly string[] = ['read', 'grab', 'end', 'slow'];
+const WRITE_PHASES: readonly string[] = ['fault', 'install', 'store'];
+const HANDLE_KINDS: readonly string[] = ['pin', 'gup', 'pipe', 'exclusive'];
+
 /** Reused between calls: the encoding is read (hashed or copied) before the next one. */
-const words: number[] = [];
+const words = new Words();
+/** Per-process signatures (each process's key with its own numbering), reused. */
+const sigs: Words[] = [];
+const sigNum = new Numbering();
+const num = new Numbering();
+const procBuf: ProcT[] = [];
+let nProcs = 0;
+let pending = false;
+const collectProc = (p: ProcT): void => {
+  procBuf[nProcs++] = p;
+  if (p.task !== null) pending = true;
+};
+const orderBuf: number[] = [];
+const rankBuf: number[] = [];
+const groupBuf: string[] = [];
+const handles = new Entries<LiveHandle>();
 
 /**
- * The canonical encoding of the runner's state as integers (the array is reused by the next
- * call): two states with the same encoding behave the same.
+ * Signatures compared as their text (the words joined by commas) would compare, then by
+ * position. The order decides which renamings share an encoding (the held values are written as
+ * sorted numbers, so which thread is numbered first matters): this is the order of the text keys
+ * the integer encoding replaced, so the states searched and counted stay theirs.
  */
-export function canonicalWords(r: Runner): number[] {
-  const procs = [...r.procs.values()];
-  adMask = procs.some((p) => p.task !== null) ? ~0 : ~(PTE_YOUNG | PTE_DIRTY);
-  // Order threads by a signature that ignores their names and global numbering. The order is
-  // that of the signatures as text: it decides which renamings share an encoding, so the
-  // states searched (and counted) are those of the text keys this encoding replaced.
-  const sig = procs.map((p) => {
-    const o: number[] = [];
-    procKey(r, p, new Numbering(), o);
-    return o.join(',');
-  });
-  const order = procs.map((_, i) => i).sort((a, b) => (sig[a]! < sig[b]! ? -1 : sig[a]! > sig[b]! ? 1 : a - b));
-  const num = new Numbering();
+function bySig(a: number, b: number): number {
+  const x = sigs[a]!;
+  const y = sigs[b]!;
+  const n = Math.min(x.n, y.n);
+  for (let i = 0; i < n; i++) {
+    const u = x.a[i]!;
+    const v = y.a[i]!;
+    if (u === v) continue;
+    const su = String(u);
+    const sv = String(v);
+    const m = Math.min(su.length, sv.length);
+    for (let j = 0; j < m; j++) if (su.charCodeAt(j) !== sv.charCodeAt(j)) return su.charCodeAt(j) - sv.charCodeAt(j);
+    // One number's text is the start of the other's: the shorter is followed by a comma or the
+    // end, both before any digit.
+    return su.length - sv.length;
+  }
+  return x.n - y.n || a - b;
+}
+
+function rankOf(name: string): number {
+  for (let i = 0; i < nProcs; i++) if (procBuf[i]!.name === name) return rankBuf[i]!;
+  return -1;
+}
+
+/** Handles in the order of their holder's rank, then address, kind and id. */
+function byRank(a: LiveHandle, b: LiveHandle): number {
+  const ra = rankOf(a.proc) - rankOf(b.proc);
+  return ra !== 0 ? ra : a.h.vpn - b.h.vpn || (a.h.kind < b.h.kind ? -1 : a.h.kind > b.h.kind ? 1 : a.h.id - b.h.id);
+}
+const handleAfter = (a: LiveHandle, _an: string, b: LiveHandle): boolean => byRank(a, b) > 0;
+
+/**
+ * The canonical encoding of the runner's state as integers, in a buffer reused by the next call
+ * (read words a[0..n) before it): two states with the same encoding behave the same.
+ */
+export function canonicalEncode(r: Runner): Words {
+  const procs = procBuf;
+  nProcs = 0;
+  pending = false;
+  r.procs.forEach(collectProc);
+  adMask = pending ? ~0 : ~(PTE_YOUNG | PTE_DIRTY);
+  // Order threads by a signature that ignores their names and global numbering (each one's key
+  // with its own numbering): it decides which renamings share an encoding.
+  while (sigs.length < nProcs) sigs.push(new Words());
+  const order = orderBuf;
+  order[0] = 0;
+  // One thread needs no signature to be ordered.
+  for (let i = 0; i < nProcs && nProcs > 1; i++) {
+    const o = sigs[i]!;
+    o.n = 0;
+    sigNum.reset();
+    procKey(r, procs[i]!, sigNum, o);
+    // Insertion sort by signature (a few threads).
+    let j = i - 1;
+    while (j >= 0 && bySig(order[j]!, i) > 0) {
+      order[j + 1] = order[j]!;
+      j--;
+    }
+    order[j + 1] = i;
+  }
+  num.reset();
   const out = words;
-  out.length = 0;
-  const rank = new Map<string, number>();
-  order.forEach((i, n) => rank.set(procs[i]!.name, n));
-  const groups = new Map<string, number>();
-  for (const i of order) {
-    const p = procs[i]!;
-    if (!groups.has(p.group)) groups.set(p.group, groups.size);
-    out.push(-11, groups.get(p.group)!);
+  out.n = 0;
+  for (let n = 0; n < nProcs; n++) rankBuf[order[n]!] = n;
+  const groups = groupBuf;
+  let nGroups = 0;
+  for (let n = 0; n < nProcs; n++) {
+    const p = procs[order[n]!]!;
+    let g = 0;
+    while (g < nGroups && groups[g] !== p.group) g++;
+    if (g === nGroups) groups[nGroups++] = p.group;
+    out.push(-11).push(g);
     procKey(r, p, num, out);
   }
-  // Handles, in an order given by their holder's rank and address.
-  const hs = [...r.handles].sort((a, b) => {
-    const ra = rank.get(a[1].proc)! - rank.get(b[1].proc)!;
-    return ra !== 0 ? ra : a[1].h.vpn - b[1].h.vpn || (a[1].h.kind < b[1].h.kind ? -1 : a[1].h.kind > b[1].h.kind ? 1 : a[1].h.id - b[1].h.id);
-  });
-  for (const [name, lh] of hs) {
+  // Handles, in an order given by their holder's rank and address (insertion sort: a few).
+  handles.n = 0;
+  r.handles.forEach(handles.collect);
+  handles.sort(handleAfter);
+  for (let hi = 0; hi < handles.n; hi++) {
+    const name = handles.names[hi]!;
+    const lh = handles.vals[hi]!;
     const h = lh.h;
-    out.push(-5, ['pin', 'gup', 'pipe', 'exclusive'].indexOf(h.kind), rank.get(lh.proc)!, h.write ? 1 : 0, h.longterm ? 1 : 0);
-    for (let i = 0; i < h.frames.length; i++) out.push(h.frames[i]! < 0 ? -1 : num.frame(h.frames[i]!), h.refs[i]!, h.revoked?.[i] ?? -1);
+    out.push(-5).push(HANDLE_KINDS.indexOf(h.kind)).push(rankOf(lh.proc)).push(h.write ? 1 : 0).push(h.longterm ? 1 : 0);
+    for (let i = 0; i < h.frames.length; i++) out.push(h.frames[i]! < 0 ? -1 : num.frame(h.frames[i]!)).push(h.refs[i]!).push(h.revoked?.[i] ?? -1);
     // mremap moved some of its pages: where each is now, relative to where it was taken.
-    if (h.vpns) out.push(-13, ...Array.from(h.vpns, (v, i) => v - h.vpn - i));
+    if (h.vpns) {
+      out.push(-13);
+      for (let i = 0; i < h.vpns.length; i++) out.push(h.vpns[i]! - h.vpn - i);
+    }
     const touched = r.grantTouchedOf(name);
-    if (touched) out.push(-12, ...touched);
-    const st = r.ideal.handleState(name);
+    if (touched) {
+      out.push(-12);
+      for (let i = 0; i < touched.length; i++) out.push(touched[i]!);
+    }
+    const st = r.ideal.handleView(name);
     if (st) {
       for (let i = 0; i < st.bound.length; i++) {
-        out.push(st.bound[i] ? 1 : 0, st.values[i]! < 0 ? -1 : num.value(st.values[i]!));
-        const seen = st.seen[i]!.map((v) => num.value(v)).sort((a, b) => a - b);
-        out.push(seen.length, ...seen);
+        const cell = st.origin[i]!;
+        const v = cell >= 0 ? r.ideal.cellValueOf(cell) : -1;
+        out.push(st.bound[i] ? 1 : 0).push(v < 0 ? -1 : num.value(v));
+        const at = out.length;
+        out.push(0);
+        out.set(at, pushSortedValues(st.seen[i]!, num, out));
       }
     }
   }
-  // Frames, in canonical order.
+  // Frames, in canonical order (no frame is numbered from here on).
   const f = r.k.frames;
   out.push(-6);
-  for (const [pfn] of [...num.frames].sort((a, b) => a[1] - b[1])) {
-    out.push(f.refcount[pfn]!, f.mapcount[pfn]!, f.flags[pfn]!, num.value(f.value[pfn]!), f.flags[pfn]! & PG_KSM && f.inStableTree(pfn) ? 1 : 0);
+  const frames = num.frameOrder;
+  for (let i = 0, n = frames.n; i < n; i++) {
+    const pfn = frames.a[i]!;
+    out.push(f.refcount[pfn]!).push(f.mapcount[pfn]!).push(f.flags[pfn]!).push(num.value(f.value[pfn]!)).push(f.flags[pfn]! & PG_KSM && f.inStableTree(pfn) ? 1 : 0);
     if (f.flags[pfn]! & PG_SWAPCACHE) out.push(num.slot(f.priv[pfn]!));
   }
   return out;
+}
+
+/** The canonical encoding of the runner's state, as a new array. */
+export function canonicalWords(r: Runner): number[] {
+  const w = canonicalEncode(r);
+  return Array.from(w.a.subarray(0, w.n));
 }
 
 /** The canonical key of the runner's state, as text (tests, --exact keys are the words). */

@@ -4,7 +4,7 @@
 
 import { workerData } from 'node:worker_threads';
 import type { Runner } from '../engine/run.js';
-import { canonicalWords, fingerprint } from './canonical.js';
+import { canonicalEncode, fingerprint, type Words } from './canonical.js';
 import { startState } from './explore.js';
 import { C_DONE, C_NEXT, C_STOP, CHUNK, type LevelAnswer, type LevelTask, type WorkerSetup } from './parallel.js';
 import { Expander, kindsOf, StateCache, type ExpandTarget } from './search.js';
@@ -19,7 +19,7 @@ const tree = new SearchTree();
 /** New in this depth: not visited before it (fingerprints only: with --exact the caller decides), not found by this worker in it. */
 class DepthFilter {
   readonly fp = new Int32Array(2);
-  words: number[] = [];
+  words: Words | null = null;
   before: FingerprintReader | null = null;
   private fps = new FingerprintSet();
   private keys = new VisitedSet();
@@ -31,9 +31,9 @@ class DepthFilter {
   }
 
   add(r: Runner): boolean {
-    const w = (this.words = canonicalWords(r));
-    fingerprint(w, this.fp);
-    if (exact) return !this.keys.has(w, w.length, this.fp[0]!);
+    const w = (this.words = canonicalEncode(r));
+    fingerprint(w.a, this.fp, w.n);
+    if (exact) return !this.keys.has(w.a, w.n, this.fp[0]!);
     if (this.before!.has(this.fp[0]!, this.fp[1]!)) return false;
     return this.fps.add(this.fp[0]!, this.fp[1]!);
   }
@@ -64,9 +64,9 @@ function level(m: LevelTask): LevelAnswer {
       parents.push(id);
       ops.push(op);
       if (exact) {
-        const w = filter.words;
-        found.push(w.length);
-        for (let i = 0; i < w.length; i++) found.push(w[i]!);
+        const w = filter.words!;
+        found.push(w.n);
+        for (let i = 0; i < w.n; i++) found.push(w.a[i]!);
       } else {
         found.push(filter.fp[0]!, filter.fp[1]!);
       }

@@ -9,7 +9,7 @@
 import type { Runner } from '../engine/run.js';
 import type { Violation } from '../engine/result.js';
 import type { Step } from '../scenario/ast.js';
-import { canonicalWords, fingerprint } from './canonical.js';
+import { canonicalEncode, fingerprint } from './canonical.js';
 import type { StoryMatch } from './stories.js';
 import { decodeOp, enabledOps, type ExploreShape } from './ops.js';
 import { SearchBudget, SearchTree, type StopFlag } from './tree.js';
@@ -80,7 +80,7 @@ export type ViolationSink = (path: number[], kinds: string[]) => boolean;
 export type Progress = (s: { states: number; depth: number; frontier: number; statesPerSec: number }) => void;
 
 /** Counters and flags that tell which interesting events a step reached. */
-export function reachedEvents(before: Runner, after: Runner, out: Set<string>): void {
+export function reachedEvents(before: Runner, after: Runner, out: { add(event: string): unknown }): void {
   const a = before.k.stats;
   const b = after.k.stats;
   if (b.cowCopies - b.earlyCow > a.cowCopies - a.earlyCow) out.add('cow-copy');
@@ -90,13 +90,31 @@ export function reachedEvents(before: Runner, after: Runner, out: Set<string>): 
     const names = { pin: 'pin', pipe: 'vmsplice', gup: 'gup', exclusive: 'device-exclusive' } as const;
     for (const [n, h] of after.handles) if (!before.handles.has(n)) out.add(names[h.h.kind]);
   }
-  const groups = (r: Runner): number => new Set([...r.procs.values()].map((p) => p.group)).size;
-  if (groups(after) > groups(before)) out.add('fork');
+  if (groupCount(after) > groupCount(before)) out.add('fork');
   else if (after.procs.size > before.procs.size) out.add('thread');
   // A frame mapped by two processes while a handle holds it: where COW and GUP meet.
-  for (const [, lh] of after.handles) {
+  for (const lh of after.handles.values()) {
     for (const pfn of lh.h.frames) if (pfn > 0 && after.k.frames.mapcount[pfn]! >= 2) out.add('shared-page-with-extra-reference');
   }
+}
+
+/** How many processes (thread groups) a state has, counted without allocating. */
+function groupCount(r: Runner): number {
+  let n = 0;
+  let i = 0;
+  for (const p of r.procs.values()) {
+    let j = 0;
+    for (const q of r.procs.values()) {
+      if (j++ >= i) break;
+      if (q.group === p.group) {
+        n--;
+        break;
+      }
+    }
+    n++;
+    i++;
+  }
+  return n;
 }
 
 /**
@@ -155,8 +173,8 @@ export class Visited {
 
   /** Add the state's canonical encoding: true if it is new. */
   add(r: Runner): boolean {
-    const w = canonicalWords(r);
-    return this.addWords(w, w.length);
+    const w = canonicalEncode(r);
+    return this.addWords(w.a, w.n);
   }
 
   /** Add an encoding (its first n words): true if it is new. */
@@ -200,7 +218,13 @@ export class Expander {
   transitions = 0;
   /** Events reached ("sometimes" properties): name -> shortest depth. */
   readonly reached = new Map<string, number>();
-  private readonly events = new Set<string>();
+  /** Where reachedEvents records what a transition to depth `depth` reached (no set made or cleared per transition). */
+  private depth = 0;
+  private readonly events = {
+    add: (e: string): void => {
+      if (!this.reached.has(e)) this.reached.set(e, this.depth);
+    },
+  };
   private readonly base: number;
   /** The last child, done with: the next copy goes into its arrays. */
   private spare: Runner | undefined;
@@ -222,9 +246,8 @@ export class Expander {
       const res = child.step(decodeOp(child, op), d);
       this.transitions++;
       if (res.na !== null) continue;
-      this.events.clear();
+      this.depth = d + 1;
       reachedEvents(r, child, this.events);
-      for (const e of this.events) if (!this.reached.has(e)) this.reached.set(e, d + 1);
       const fresh = child.violations.length === this.base ? []
         : child.violations.slice(this.base).filter((v) => this.bounds.kinds === null || this.bounds.kinds.has(v.kind));
       if (fresh.length > 0) {

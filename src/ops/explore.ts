@@ -146,5 +146,8 @@ export function decodeOp(r: Runner, op: number): Step {
     },
     fresh: (prefix) => r.values.name(r.values.fresh(prefix)),
   });
-  return { ...step, pos, text } as unknown as Step;
+  // The decoded step is a new object: pos and text are added to it (a spread of steps of many shapes is slow).
+  step.pos = pos;
+  step.text = text;
+  return step as unknown as Step;
 }

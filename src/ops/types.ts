@@ -99,7 +99,7 @@ export interface ExploreOp {
   /** Part of the default --ops. */
   default?: boolean;
   on: ExploreOn;
-  /** The step (without pos and text) and its text, as a scenario line. */
+  /** The step (without pos and text: a new object, decodeOp adds them to it) and its text, as a scenario line. */
   decode(a: ExploreArgs): { step: Record<string, unknown>; text: string };
 }
 

@@ -147,6 +147,20 @@ test('explore: bad input is exit 2 (depth out of range, unknown op, unknown kind
   assert.match(JSON.parse(j.out).error, /teleport/);
 });
 
+test('explore --ops all: every operation, the same search as the list of every operation written out', () => {
+  const every = cli('explore', '--help').out.match(/^\s+all: every operation, (\S+)$/m)![1]!;
+  assert.ok(every.split(',').length > 20 && every.includes('mremap'), every);
+  const all = cli('explore', '--ops', 'all', '--depth', '2', '--json');
+  const listed = cli('explore', '--ops', every, '--depth', '2', '--json');
+  assert.equal(all.code, 0, all.err);
+  const a = JSON.parse(all.out);
+  const l = JSON.parse(listed.out);
+  assert.equal(a.stats.engine, 'full');
+  assert.deepEqual([a.stats.states, a.stats.transitions], [l.stats.states, l.stats.transitions]);
+  // More than the default operations reach.
+  assert.ok(a.stats.states > JSON.parse(cli('explore', '--depth', '2', '--engine', 'full', '--json').out).stats.states);
+});
+
 test('explore --engine: the header names the engine (and why not compact); both find the same; compact refuses what it lacks', () => {
   const auto = cli('explore', '--kernel', 'v5.9', '--kinds', 'pin-incoherent', '--json');
   const full = cli('explore', '--kernel', 'v5.9', '--kinds', 'pin-incoherent', '--engine', 'full', '--json');

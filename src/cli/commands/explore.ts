@@ -95,9 +95,9 @@ function explorePlan(argv: string[], io: Io): Plan | number {
   } else if (values.reverse || values['baseline-set']) {
     throw new UsageError(`cowlab explore: ${values.reverse ? '--reverse' : '--baseline-set'} goes with --baseline KERNEL`);
   }
-  // `uffd` in --ops stands for the userfaultfd write-protect set (UFFD_EXPLORE_OPS).
+  // `uffd` in --ops stands for the userfaultfd write-protect set (UFFD_EXPLORE_OPS), `all` for every operation.
   const ops = typeof values.ops === 'string'
-    ? [...new Set(values.ops.split(',').map((s) => s.trim()).filter(Boolean).flatMap((s) => (s === 'uffd' ? [...UFFD_EXPLORE_OPS] : [s])))]
+    ? [...new Set(values.ops.split(',').map((s) => s.trim()).filter(Boolean).flatMap((s) => (s === 'uffd' ? [...UFFD_EXPLORE_OPS] : s === 'all' ? [...OP_NAMES] : [s])))]
     : [...DEFAULT_OPS];
   for (const o of ops) if (!(OP_NAMES as readonly string[]).includes(o)) throw new UsageError(`cowlab explore: --ops: unknown operation '${o}' (operations: ${OP_NAMES.join(', ')})`);
   let kinds: Set<string> | null = null;

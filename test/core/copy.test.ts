@@ -1,0 +1,54 @@
+// copyFields (src/core/copy.ts): the shallow copy of every field the explorer's state copies use,
+// and Kernel.clone into a spare copy: the copy is independent of the original and of the spare's
+// old contents.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFields } from '../../src/core/copy.js';
+import { Kernel } from '../../src/core/kernel.js';
+import { builtinProfile } from '../../src/profiles/builtin.js';
+
+class Sample {
+  a = 1;
+  b: number[] = [1, 2];
+  c: string | undefined;
+  constructor(public d: string) {}
+}
+
+test('copyFields copies every field by reference, declared ones without a value too', () => {
+  const src = new Sample('x');
+  src.c = 'set';
+  const dst = new Sample('y');
+  dst.a = 9;
+  copyFields(dst, src);
+  assert.deepEqual({ ...dst }, { ...src });
+  assert.equal(dst.b, src.b, 'by reference, as Object.assign');
+  const bare = copyFields(Object.create(Sample.prototype) as Sample, src);
+  assert.deepEqual(Object.keys(bare).sort(), ['a', 'b', 'c', 'd']);
+  src.a = 2;
+  assert.equal(bare.a, 1);
+});
+
+test('Kernel.clone into a spare copy: the copy has the original\'s state, the original and the copy change apart', () => {
+  const k = new Kernel(builtinProfile('v6')!, { frames: 64, pinBias: 1024 });
+  const mm = k.newMm();
+  mm.rssAnon = 3;
+  const pfn = k.frames.alloc(0);
+  k.frames.refcount[pfn] = 2;
+  const spare = k.clone();
+  spare.newMm(); // the spare's old contents: an extra mm
+  const other = spare.frames.alloc(0);
+  spare.frames.refcount[other] = 5;
+  const c = k.clone(spare);
+  assert.equal(c, spare, 'made in the spare');
+  assert.equal(c.mms.length, 1);
+  assert.equal(c.mms[0]!.rssAnon, 3);
+  assert.notEqual(c.mms[0], mm);
+  assert.equal(c.frames.refcount[pfn], 2);
+  assert.equal(c.frames.refcount[other], 0, 'the spare\'s frame beyond the original\'s is gone');
+  assert.equal(c.frames.top, k.frames.top);
+  c.mms[0]!.rssAnon = 7;
+  c.frames.refcount[pfn] = 1;
+  assert.equal(mm.rssAnon, 3);
+  assert.equal(k.frames.refcount[pfn], 2);
+});
