@@ -70,10 +70,12 @@ export interface Proc {
  */
 export class NotApplicable extends Error {
   constructor(message: string) {
-    const limit = Error.stackTraceLimit;
-    Error.stackTraceLimit = 0;
+    // V8's Error.stackTraceLimit (Node, Chromium); elsewhere a harmless property.
+    const E = Error as ErrorConstructor & { stackTraceLimit?: number };
+    const limit = E.stackTraceLimit;
+    E.stackTraceLimit = 0;
     super(message);
-    Error.stackTraceLimit = limit;
+    E.stackTraceLimit = limit;
   }
 }
 
