@@ -6,6 +6,7 @@
  * mprotect ID ADDR PAGES PROT; madvise ID ADDR PAGES ADVICE; write ID ADDR PAGES WORD;
  * read ID ADDR; fork ID NEWID; exit ID; clearrefs ID VALUE; minflt ID; pin ID H ADDR PAGES;
  * uffdreg ID ADDR PAGES FORKEV; uffdwp ID ADDR PAGES WP; uffdfaults ID (agent_uffd.c);
+ * thpscan ID ADDR PAGES (thp.c);
  * vmsplice ID H ADDR PAGES; hread H K; hwrite H K WORD; release H; census; reset; quit;
  * swapon PAGES DIR...; swapinfo; swapoff; swaphold; ksmhold; ksm PASSES TIMEOUT_MS (system.c:
  * what they change on the machine is put back on swapoff, quit, end of input, a lost driver,
@@ -46,7 +47,7 @@ static void agent_abort(void)
 
 void say(const char *fmt, ...)
 {
-	char line[1024];
+	char line[2048];
 	va_list ap;
 	va_start(ap, fmt);
 	int n = vsnprintf(line, sizeof line - 1, fmt, ap);
@@ -84,6 +85,7 @@ static int advice_code(const char *s)
 		{ "wipeonfork", MADV_WIPEONFORK }, { "keeponfork", MADV_KEEPONFORK },
 		{ "dontneed", MADV_DONTNEED }, { "mergeable", MADV_MERGEABLE },
 		{ "pageout", 21 /* MADV_PAGEOUT */ },
+		{ "hugepage", MADV_HUGEPAGE }, { "nohugepage", MADV_NOHUGEPAGE },
 	};
 	for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
 		if (!strcmp(s, tab[i].name))
@@ -133,7 +135,7 @@ static void dispatch(char *line)
 	}
 	const char *c = tok[0];
 	if (!strcmp(c, "probe")) {
-		char buf[768];
+		char buf[PROBE_LEN];
 		probe_report(buf, sizeof buf);
 		say("ok %s cpu=%d agent=%d", buf, agent_cpu, (int)agent_pid);
 		return;
@@ -196,6 +198,10 @@ static void dispatch(char *line)
 	}
 	if (!strcmp(c, "minflt")) {
 		say("ok %llu", (unsigned long long)p->minflt);
+		return;
+	}
+	if (!strcmp(c, "thpscan")) {
+		cmd_thpscan(p, num(tok[2]), num(tok[3]));
 		return;
 	}
 	if (!strcmp(c, "uffdfaults")) {

@@ -66,6 +66,9 @@ void cmd_uffd_faults(int id);
 void uffd_forked(int parent, int child);
 void uffd_reset(void);
 
+/* thp.c: the page ranges a huge PMD maps */
+void cmd_thpscan(struct sproc *p, uint64_t addr, uint64_t pages);
+
 /* system.c: the swap file and KSM, changed for the oracle and always put back */
 void cmd_swapon(char **tok, int n);
 void cmd_swapinfo(void);

@@ -40,12 +40,13 @@ export function expectMapped(s: RunState, step: StepOf<'expect-mapped'>): void {
   const k = s.k;
   const p = s.procs.get(step.proc);
   const pfn = p ? s.pfnOf(p, s.range(p, step.sel)[0]) : -1;
-  const once = pfn > 0 && k.frames.mapcount[pfn] === 1;
+  // v1.2: a page of a PMD-mapped THP is mapped by its folio's PMDs (folio_precise_page_mapcount).
+  const once = pfn > 0 && k.frames.pageMapcount(pfn) === 1;
   const actual = pfn < 0 ? 'not mapped' : once ? 'mapped-once' : 'mapped-shared';
   const want = step.once ? 'mapped-once' : 'mapped-shared';
   s.observe('mapped', `${step.proc} ${s.label(step.sel)}`, actual, want);
   if (actual !== want) s.violation('expect', `${step.proc} ${s.label(step.sel)} is ${actual}, expected ${want}`, [step.proc], pfn > 0 ? [pfn] : []);
-  s.record.summary = `${step.proc} ${s.label(step.sel)} is ${actual}` + (pfn > 0 ? ` (frame ${pfn}, mapcount ${k.frames.mapcount[pfn]})` : '');
+  s.record.summary = `${step.proc} ${s.label(step.sel)} is ${actual}` + (pfn > 0 ? ` (frame ${pfn}, mapcount ${k.frames.pageMapcount(pfn)})` : '');
 }
 
 export function expectExclusive(s: RunState, step: StepOf<'expect-exclusive'>): void {

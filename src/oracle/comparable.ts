@@ -39,6 +39,7 @@ export class Comparability {
       case 'exclusive':
       case 'swap':
       case 'ksm':
+      case 'thp':
         return this.why('frames');
       case 'stat':
         return this.why('stats') ?? (what.startsWith('minflt.') ? this.why('minflt') : null);

@@ -5,7 +5,7 @@
 
 import type { Step } from '../scenario/index.js';
 import { NO_KPAGEFLAGS, NO_PFNS } from './facilities.js';
-import { hasFlag, KPF_ANON, KPF_ANON_EXCLUSIVE, kpageflags } from './procfs.js';
+import { hasFlag, KPF_ANON, KPF_ANON_EXCLUSIVE, KPF_COMPOUND_TAIL, KPF_THP, kpageflags } from './procfs.js';
 import { label } from './names.js';
 import type { Replay } from './replay.js';
 import { measureStat } from './stats.js';
@@ -46,6 +46,10 @@ export function expectation(r: Replay, step: ExpectStep): KernelObservation {
         const flags = kpageflags(pfn);
         if (flags === null) return skipped('exclusive', what, NO_KPAGEFLAGS);
         excl = hasFlag(flags, KPF_ANON) && hasFlag(flags, KPF_ANON_EXCLUSIVE);
+        if (hasFlag(flags, KPF_THP) && hasFlag(flags, KPF_COMPOUND_TAIL)) {
+          // stable_page_flags() (fs/proc/page.c, 6.x) copies the folio's flags: bit 34 of a tail is its head's.
+          return skipped('exclusive', what, 'a sub-page of a THP other than its head: /proc/kpageflags shows the folio\'s (head\'s) PG_anon_exclusive, not this page\'s', excl ? 'anon-exclusive' : 'not-anon-exclusive');
+        }
       }
       return observed(r, 'exclusive', what, excl ? 'anon-exclusive' : 'not-anon-exclusive');
     }

@@ -42,7 +42,8 @@ const STEPS: Record<string, SystemStep> = {
     reason: 'device atomics need a device driver holding device-exclusive entries; no user-space path exists',
     lose: [...INVISIBLE, 'values'], did: 'let a device write atomically',
   },
-  'mmap-thp': { reason: 'transparent huge pages are not replayed on the live kernel yet (the oracle has no THP probe yet: a later step of issue 16)', lose: ['all'], did: '' },
+  // The live oracle replays THP mappings (replay.ts, thp.ts); the exported C reproducer does not.
+  'mmap-thp': { reason: 'the exported reproducer does not replay transparent huge pages (`cowlab oracle` does, with its THP probe)', lose: ['all'], did: '' },
   'fork-cowpt': { reason: 'COW page tables (fork ... cowpt) do not exist in Linux', lose: ['all'], did: '' },
   step: { reason: 'a kernel path split into steps (`&`) cannot be interleaved on the live kernel', lose: ['all'], did: '' },
   finish: { reason: 'a kernel path split into steps (`&`) cannot be interleaved on the live kernel', lose: ['all'], did: '' },
