@@ -258,6 +258,44 @@ export function splitHugePmdRange(k: Kernel, mm: Mm, lo: number, hi: number, why
 }
 
 /**
+ * zap_huge_pmd(): a zap (munmap, MADV_DONTNEED, exit) that covers the whole PMD leaf at slot s
+ * drops it without splitting: the PMD is cleared, its deposited table freed
+ * (zap_deposited_table), and the folio loses its PMD mapping and that reference
+ * (folio_remove_rmap_pmd, MM_ANONPAGES -= 512). The huge zero PMD only goes. Returns the pages
+ * unmapped (0 for the huge zero page).
+ */
+export function zapHugePmd(k: Kernel, mm: Mm, s: number): number {
+  const t = k.tables;
+  const head = t.entry[s]!;
+  const zero = (t.bits[s]! & PTE_SPECIAL) !== 0;
+  setPte(k, s, 0, 0);
+  mm.nrTables--;
+  mm.hugePmds--;
+  if (zero) return 0;
+  k.frames.entireMapcount[head >>> 9]!--;
+  mm.rssAnon -= HPAGE_PMD_NR;
+  k.putPage(head);
+  return HPAGE_PMD_NR;
+}
+
+/**
+ * zap_pmd_range() meeting huge PMDs in [lo, hi): one covered whole is dropped (zapHugePmd), one
+ * covered in part is split (__split_huge_pmd) for the PTE level to zap. Returns the pages the
+ * whole-PMD drops unmapped.
+ */
+export function zapHugePmdRange(k: Kernel, mm: Mm, lo: number, hi: number, why: string): number {
+  if (mm.hugePmds === 0) return 0;
+  let zapped = 0;
+  for (let a = lo - (lo & (HPAGE_PMD_NR - 1)); a < hi; a += HPAGE_PMD_NR) {
+    const s = pmdLeafSlot(k, mm, a);
+    if (s < 0) continue;
+    if (a >= lo && a + HPAGE_PMD_NR <= hi) zapped += zapHugePmd(k, mm, s);
+    else splitHugePmd(k, mm, s, a, why);
+  }
+  return zapped;
+}
+
+/**
  * vma_adjust_trans_huge(): a VMA boundary at `at` inside a huge PMD (not 2 MiB-aligned) splits it.
  */
 export function splitHugePmdAt(k: Kernel, mm: Mm, at: number, why: string): void {

@@ -6,7 +6,7 @@ import {
 } from './constants.js';
 import type { Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
-import { splitHugePmdRange } from './huge.js';
+import { zapHugePmdRange } from './huge.js';
 import { PMD_WP, pmdSlotOf, pmdWriteProtected, pteTableOf } from './walk.js';
 import { breakCowPte, charge, coversTable, releaseTable } from './cowpt.js';
 import { freeSwapAndCache, swapFree } from './swapcache.js';
@@ -17,10 +17,9 @@ export function zapRange(k: Kernel, mm: Mm, lo: number, hi: number, dontneed = f
   const span = LEVEL_SPAN[0];
   const t = k.tables;
   const f = k.frames;
-  let zapped = 0;
-  // zap_pmd_range(): the model splits every huge PMD in range and zaps its PTEs (zap_huge_pmd's
-  // whole-PMD drop ends in the same state: the folio freed with its last reference).
-  splitHugePmdRange(k, mm, lo, hi, dontneed ? 'MADV_DONTNEED' : 'zap');
+  // zap_pmd_range(): a huge PMD covered whole is dropped with its deposited table (zap_huge_pmd),
+  // one covered in part is split and its PTEs zapped below (mm/memory.c, 6.18).
+  let zapped = zapHugePmdRange(k, mm, lo, hi, dontneed ? 'MADV_DONTNEED of part of a huge PMD' : 'zap of part of a huge PMD');
   // Frees inside a zap are summarised by the caller, not recorded one by one.
   const tracing = k.tracing;
   k.tracing = false;

@@ -1,7 +1,7 @@
 // Steps that only look at the model: `check`, `stats` and the `expect` assertions.
 
-import { PG_ANON_EXCLUSIVE, PTE_UFFD_WP } from '../core/constants.js';
-import { pteSlot } from '../core/walk.js';
+import { HPAGE_PMD_NR, PG_ANON_EXCLUSIVE, PTE_UFFD_WP } from '../core/constants.js';
+import { pmdLeafSlot, pteSlot } from '../core/walk.js';
 import type { PageSel, Step } from '../scenario/ast.js';
 import { globalStats } from './stats.js';
 import { NotApplicable, type RunState } from './state.js';
@@ -54,7 +54,10 @@ export function expectExclusive(s: RunState, step: StepOf<'expect-exclusive'>): 
   const k = s.k;
   const p = s.procs.get(step.proc);
   const pfn = p ? s.pfnOf(p, s.range(p, step.sel)[0]) : -1;
-  const excl = pfn > 0 && (k.frames.flags[pfn]! & PG_ANON_EXCLUSIVE) !== 0;
+  // v1.2: a page a huge PMD maps is exclusive when its folio's head is (PageAnonExclusive is
+  // kept on the head while PMD-mapped: folio_add_new_anon_rmap, do_huge_pmd_wp_page).
+  const head = p && pfn > 0 && p.mm.hugePmds > 0 && pmdLeafSlot(k, p.mm, s.range(p, step.sel)[0]!) >= 0 ? pfn & ~(HPAGE_PMD_NR - 1) : pfn;
+  const excl = pfn > 0 && (k.frames.flags[head]! & PG_ANON_EXCLUSIVE) !== 0;
   const actual = excl ? 'anon-exclusive' : 'not-anon-exclusive';
   const want = step.exclusive ? 'anon-exclusive' : 'not-anon-exclusive';
   s.observe('exclusive', `${step.proc} ${s.label(step.sel)}`, actual, want);

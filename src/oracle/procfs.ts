@@ -74,6 +74,16 @@ export function kpageflags(pfn: number): bigint | null {
   }
 }
 
+/** /proc/kpagecount of a frame (folio_precise_page_mapcount under CONFIG_PAGE_MAPCOUNT), or null. */
+export function kpagecount(pfn: number): number | null {
+  try {
+    const b = readAt('/proc/kpagecount', pfn * 8, 8);
+    return b.length === 8 ? Number(b.readBigUInt64LE(0)) : null;
+  } catch {
+    return null;
+  }
+}
+
 export function hasFlag(flags: bigint, bit: bigint): boolean {
   return (flags >> bit & 1n) === 1n;
 }

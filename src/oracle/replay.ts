@@ -182,6 +182,14 @@ export class Replay implements Replayer {
     return (this.region(p, sel).vpn + i) * PAGE;
   }
 
+  /** Whether a huge PMD maps the page (null: this kernel cannot say). */
+  pmdMapped(name: string, sel: PageSel, i: number): boolean | null {
+    const p = this.live(name);
+    if (!p || this.facilities.thpInfo?.pagemapScan !== true) return p ? null : false;
+    const runs = this.hugeRuns(p, this.region(p, sel));
+    return runs === null ? null : runs.some(([lo, hi]) => i >= lo && i <= hi);
+  }
+
   /** The frame a page maps: -1 not mapped; with mappedOnce. */
   pageAt(name: string, sel: PageSel, i: number): { pfn: number; once: boolean } {
     const p = this.live(name);
