@@ -152,6 +152,12 @@ export interface Profile {
    */
   mprotectWritablePmd: boolean;
   /**
+   * MADV_DONTNEED over the whole 2 MiB a PTE table maps frees the emptied table (CONFIG_PT_RECLAIM,
+   * default y on x86-64, 6.14, 6375e95f381e: zap_pte_range()'s reclaim_pt, mm/pt_reclaim.c); before, the empty
+   * table stays until munmap, and a later fault there cannot map a THP (the PMD is not none).
+   */
+  ptReclaim: boolean;
+  /**
    * userfaultfd write-protect mode for private anonymous memory (UFFDIO_REGISTER_MODE_WP,
    * UFFDIO_WRITEPROTECT, the PTE bit and its swap-entry twin): 5.7 (63b2d4174c4a, 292924b26024,
    * f45ec5ff16a7). Without it the `uffd` operations are n/a.

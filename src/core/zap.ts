@@ -64,6 +64,14 @@ export function zapRange(k: Kernel, mm: Mm, lo: number, hi: number, dontneed = f
         zapped++;
       }
       t.filled[table]! -= cleared;
+      // reclaim_pt (ptReclaim, 6.14): MADV_DONTNEED over the table's whole 2 MiB frees it once empty.
+      if (dontneed && k.profile.ptReclaim && first === 0 && last === 512 && t.filled[table] === 0 && !mm.cowPgtable) {
+        const ps = pmdSlotOf(k, mm, a);
+        t.entry[ps] = 0;
+        t.filled[ps >>> TABLE_SHIFT]!--;
+        t.free(table);
+        mm.nrTables--;
+      }
     }
     a = next;
   }

@@ -35,6 +35,7 @@ export const SWITCH_VALUES: Record<SwitchName, readonly string[]> = {
   hugeZeroWp: ['huge', 'split'],
   wpReuseLarge: ['as-small', 'never', 'mm-exclusive'],
   mprotectWritablePmd: ['true', 'false'],
+  ptReclaim: ['true', 'false'],
   uffdWp: ['true', 'false'],
   uffdWpForkVma: ['src-vma', 'dst-vma'],
   uffdWpShmem: ['true', 'false'],

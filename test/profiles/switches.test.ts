@@ -95,6 +95,8 @@ const WITNESSES: Record<SwitchName, Witness> = {
     steps('P mmap a 512 thp', 'P write a = 1', 'P fork Q', 'P write a[0] = 2', 'P madvise a[2..511] dontneed', 'Q exit', 'P write a[1] = 3', 'expect stat cow_copies >= 0'),
   ] },
   mprotectWritablePmd: { base: 'v6', scenarios: () => [steps('P mmap a 512 thp', 'P write a = 1', 'P mprotect a ro', 'P mprotect a rw', 'P write a[0] = 2', 'expect stat minflt.P >= 0')] },
+  // A split THP emptied by DONTNEED: the next write maps a new THP only where the empty table was freed.
+  ptReclaim: { base: 'v6', scenarios: () => [steps('P mmap a 512 thp', 'P write a = 1', 'P mprotect a[1] ro', 'P mprotect a[1] rw', 'P madvise a dontneed', 'P write a = 2', 'expect stat AnonHugePages_kB >= 0')] },
   mmForbidsZeropage: { base: 'v6', scenarios: () => [steps('P mmap a 1', 'P read a[0] expect 0', 'expect stat rss.P >= 0')] },
   writeProtectSeq: { base: 'v5.14', scenarios: () => [file('scenarios/seeds/gup-fast-fork-race.scn.yaml')] },
   deviceExclusive: { base: 'v6', scenarios: () => [
