@@ -7,6 +7,7 @@
 // run of the model stepped beside the first (only for scenarios with such steps).
 
 import { HPAGE_PMD_NR, PG_INUSE, PG_KSM, PG_LARGE, PG_SWAPCACHE, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP } from '../core/constants.js';
+import { followSlot } from '../core/huge.js';
 import type { Mm } from '../core/mm.js';
 import type { Profile } from '../core/profile.js';
 import { pteSlot } from '../core/walk.js';
@@ -120,7 +121,8 @@ function modelSwapRow(run: Runner, proc: string, sel: PageSel): ModelObs | null 
   const k = run.k;
   const states: string[] = [];
   for (let i = sel.lo; i <= sel.hi; i++) {
-    const slot = pteSlot(k, p.mm, r.start + i);
+    // A page a huge PMD maps is present (followSlot finds the PMD leaf).
+    const slot = followSlot(k, p.mm, r.start + i);
     const bits = slot < 0 ? 0 : k.tables.bits[slot]!;
     states.push(bits & PTE_SWAP ? 'swapped' : bits & PTE_PRESENT ? 'present' : 'not mapped');
   }
