@@ -153,6 +153,47 @@ static int probe_huge_zero(int *scan)
 	return verdict;
 }
 
+#ifndef MADV_COLD
+#define MADV_COLD 20
+#endif
+
+/* Does splitting a THP map its zero-filled pages to the shared zero page (6.12 remap_page with
+ * RMP_USE_SHARED_ZEROPAGE, unless mm_forbids_zeropage())? A THP written in its first page, then
+ * MADV_COLD on its second (a partial PMD: madvise_cold_or_pageout_pte_range splits the folio):
+ * 1 the second page is the zero page now, 0 it is still a page of its own, -1 no THP to split. */
+static uint64_t split_zero_pfn; /* the zero page's frame, seen there (0: hidden or not seen) */
+
+static int probe_split_zero(void)
+{
+	size_t pmd = 512 * PAGE_BYTES;
+	char *m = mmap(NULL, 2 * pmd, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m == MAP_FAILED)
+		return -1;
+	volatile char *p = (char *)(((uintptr_t)m + pmd - 1) & ~(uintptr_t)(pmd - 1));
+	int verdict = -1;
+	madvise((void *)p, pmd, MADV_HUGEPAGE);
+	p[0] = 1;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	uint64_t vpn = (uint64_t)(uintptr_t)p / PAGE_BYTES, e0 = 0, e1 = 0, flags = 0;
+	/* A THP: the second page is present though only the first was touched. */
+	if (fd >= 0 && pread(fd, &e1, 8, (off_t)((vpn + 1) * 8)) == 8 && (e1 >> 63) & 1 &&
+	    madvise((void *)(p + PAGE_BYTES), PAGE_BYTES, MADV_COLD) == 0 &&
+	    pread(fd, &e0, 8, (off_t)(vpn * 8)) == 8 && pread(fd, &e1, 8, (off_t)((vpn + 1) * 8)) == 8 && (e1 >> 63) & 1) {
+		uint64_t pfn = e1 & ((1ULL << 55) - 1);
+		if (pfn && read_u64_at("/proc/kpageflags", pfn, &flags) == 0) {
+			verdict = (int)((flags >> 24) & 1); /* KPF_ZERO_PAGE */
+			if (verdict)
+				split_zero_pfn = pfn;
+		} else {
+			verdict = ((e0 >> 56) & 1) && !((e1 >> 56) & 1); /* the zero page is never mapped once */
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	munmap(m, 2 * pmd);
+	return verdict;
+}
+
 static long thp_num(const char *name)
 {
 	char path[160], b[32];
@@ -180,7 +221,8 @@ static void thp_choice(const char *name, char *out, size_t len)
 /* The THP words of the probe: thp (the mode PMD-sized THPs follow: the per-size
  * hugepages-<PMD>kB/enabled of 6.8+ unless `inherit`, else enabled), thptop (enabled),
  * thppmdkb (hpage_pmd_size in kB), thpdefrag, thpzero (use_zero_page), hugezero (the probe's
- * read fault: 1 huge zero page, 0 a THP, -1 not seen), pmscan (PAGEMAP_SCAN works),
+ * read fault: 1 huge zero page, 0 a THP, -1 not seen), splitzero (probe_split_zero) and
+ * splitzeropfn (the zero page's frame it saw), pmscan (PAGEMAP_SCAN works),
  * khpscan/khpsleep/khpnone (khugepaged's pages_to_scan, scan_sleep_millisecs, max_ptes_none). */
 void probe_thp(char *out, size_t len)
 {
@@ -193,7 +235,8 @@ void probe_thp(char *out, size_t len)
 	thp_choice(path, size, sizeof size);
 	const char *mode = strcmp(size, "none") && strcmp(size, "inherit") ? size : top;
 	int scan = 0, hugezero = strcmp(mode, "none") ? probe_huge_zero(&scan) : -1;
-	snprintf(out, len, "thp=%s thptop=%s thppmdkb=%ld thpdefrag=%s thpzero=%ld hugezero=%d pmscan=%d khpscan=%ld khpsleep=%ld khpnone=%ld",
-		 mode, top, pmd > 0 ? kb : -1, defrag, thp_num("use_zero_page"), hugezero, scan,
+	int splitzero = strcmp(mode, "none") ? probe_split_zero() : -1;
+	snprintf(out, len, "thp=%s thptop=%s thppmdkb=%ld thpdefrag=%s thpzero=%ld hugezero=%d splitzero=%d splitzeropfn=%llu pmscan=%d khpscan=%ld khpsleep=%ld khpnone=%ld",
+		 mode, top, pmd > 0 ? kb : -1, defrag, thp_num("use_zero_page"), hugezero, splitzero, (unsigned long long)split_zero_pfn, scan,
 		 thp_num("khugepaged/pages_to_scan"), thp_num("khugepaged/scan_sleep_millisecs"), thp_num("khugepaged/max_ptes_none"));
 }

@@ -9,14 +9,14 @@
 // later step.
 
 import {
-  HPAGE_PMD_NR, isCowMapping, LEVEL_PTE, OK, PG_ANON, PG_ANON_EXCLUSIVE, PG_LARGE, PMD_LEAF, PTE_DIRTY, PTE_PRESENT,
+  HPAGE_PMD_NR, isCowMapping, LEVEL_PTE, OK, PG_ANON, PG_ANON_EXCLUSIVE, PG_INUSE, PG_LARGE, PMD_LEAF, PTE_DIRTY, PTE_PRESENT,
   PTE_PROTNONE, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, TABLE_SHIFT, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_SHARED, VM_MAYSHARE,
   VM_READ, VM_SOFTDIRTY, VM_WRITE,
 } from './constants.js';
 import type { Kernel } from './kernel.js';
 import { anonVmaPrepare, type Mm, type Vma } from './mm.js';
 import { forkMayCopy } from './page.js';
-import { pmdLeafSlot, pmdSlotAlloc, pteSlot, setPte } from './walk.js';
+import { forEachPteTable, pmdLeafSlot, pmdSlotAlloc, pteSlot, setPte } from './walk.js';
 
 /** What doHugePmdWpPage() did when it left the fault to the PTE level: the PMD was split. */
 export const VM_FAULT_FALLBACK = -2;
@@ -373,12 +373,42 @@ export function splitHugePage(k: Kernel, head: number, why: string): boolean {
   }
   f.entireMapcount[head >>> 9] = 0;
   f.pincount[head >>> 9] = 0;
-  for (let p = head; p < head + HPAGE_PMD_NR; p++) {
-    f.flags[p] = f.flags[p]! & ~PG_LARGE;
-    if (f.refcount[p] === 0) f.free(p);
-  }
+  for (let p = head; p < head + HPAGE_PMD_NR; p++) f.flags[p] = f.flags[p]! & ~PG_LARGE;
+  if (k.profile.thpSplitZeropage) remapZeroFilled(k, head);
+  for (let p = head; p < head + HPAGE_PMD_NR; p++) if (f.refcount[p] === 0 && f.flags[p]! & PG_INUSE) f.free(p);
   k.emit('note', -1, -1, head, -1, `split_huge_page: ${why}; the 2 MiB folio is now 512 small pages`);
   return true;
+}
+
+/**
+ * remap_page(RMP_USE_SHARED_ZEROPAGE) after split_huge_page() (thpSplitZeropage, 6.12): every
+ * PTE mapping a page of the split folio that holds only zeroes maps the shared zero page
+ * instead, read-only, keeping its soft-dirty and uffd-wp bits (try_to_map_unused_to_zeropage);
+ * the page loses that mapping and reference, and the process its RSS. Freed pages are freed by
+ * the caller.
+ */
+function remapZeroFilled(k: Kernel, head: number): void {
+  const t = k.tables;
+  const f = k.frames;
+  let n = 0;
+  for (const mm of k.mms) {
+    if (!mm.alive) continue;
+    forEachPteTable(k, mm, (_base, table) => {
+      const b = table << TABLE_SHIFT;
+      for (let i = 0; i < HPAGE_PMD_NR; i++) {
+        const bits = t.bits[b + i]!;
+        const p = t.entry[b + i]!;
+        if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL || p < head || p >= head + HPAGE_PMD_NR || f.value[p] !== 0) continue;
+        t.entry[b + i] = 0;
+        t.bits[b + i] = PTE_PRESENT | PTE_SPECIAL | PTE_YOUNG | (bits & (PTE_SOFT_DIRTY | PTE_UFFD_WP));
+        f.mapcount[p]!--;
+        f.refcount[p]!--;
+        mm.rssAnon--;
+        n++;
+      }
+    });
+  }
+  if (n > 0) k.emit('note', -1, -1, head, -1, `split_huge_page: ${n} mapping(s) of zero-filled pages now map the shared zero page (remap_page, RMP_USE_SHARED_ZEROPAGE)`);
 }
 
 /**

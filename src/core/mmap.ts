@@ -111,11 +111,13 @@ export function doMprotect(k: Kernel, mm: Mm, lo: number, hi: number, prot: Prot
   // do_mprotect_pkey(): ENOMEM if the range starts in a hole; a later hole stops it there.
   const end = mappedExtent(mm, lo, hi);
   if (end === lo) return OOM;
-  // vma_adjust_trans_huge(): a huge PMD across the new VMA boundaries is split.
-  splitHugePmdAt(k, mm, lo, 'mprotect of part of a THP');
-  splitHugePmdAt(k, mm, end, 'mprotect of part of a THP');
-  const vmas = mm.splitRange(lo, end);
   const want = protFlags(prot);
+  // vma_adjust_trans_huge(): a huge PMD across the new VMA boundaries is split, where the VMA
+  // is split: mprotect_fixup() leaves a VMA that already has the protection alone.
+  const changes = (v: Vma | null): boolean => v !== null && (v.flags & (VM_READ | VM_WRITE)) !== want;
+  if (changes(mm.findVma(lo))) splitHugePmdAt(k, mm, lo, 'mprotect of part of a THP');
+  if (changes(mm.findVma(end - 1))) splitHugePmdAt(k, mm, end, 'mprotect of part of a THP');
+  const vmas = mm.splitRange(lo, end);
   mmuNotify(k, mm.id, lo, hi, 'mprotect');
   breakCowRange(k, mm, lo, hi);
   for (const vma of vmas) {

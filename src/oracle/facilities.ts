@@ -11,7 +11,7 @@ export interface Facilities {
   pfns: boolean;
   /** A read fault on untouched private anonymous memory maps the shared zero page (false: mm_forbids_zeropage()). */
   zeroPage: boolean;
-  /** The shared zero page's frame number (0 when there is none or it is hidden). */
+  /** The shared zero page's frame number (0 when none was seen or it is hidden). */
   zeroPfn: number;
   /**
    * The THP mode PMD-sized THPs follow: hugepages-<PMD>kB/enabled (6.8+) unless `inherit`, else
@@ -56,6 +56,8 @@ export interface ThpInfo {
    * page was mapped, false a THP was allocated (null: no huge PMD was seen at all).
    */
   hugeZeroPage: boolean | null;
+  /** Splitting a THP maps its zero-filled pages to the shared zero page (null: no THP to try). */
+  splitZeropage: boolean | null;
   /** PAGEMAP_SCAN (6.7+) answers: it says which pages a huge PMD maps. */
   pagemapScan: boolean;
   /** khugepaged's pages_to_scan, scan_sleep_millisecs and max_ptes_none (-1: not said). */
@@ -96,7 +98,8 @@ export function parseProbe(words: string[], kernel: string, root: boolean, errno
     pfns: num('pfns') === 1,
     // Unknown (pagemap unreadable) is taken as the mainline default, the zero page.
     zeroPage: num('zeropage') !== 0,
-    zeroPfn: num('zeropfn'),
+    // The zero page's frame: from the read fault, else from the THP split probe (thp.c).
+    zeroPfn: num('zeropfn') || num('splitzeropfn'),
     forced: [],
     thp: !kv.has('thp') || kv.get('thp') === 'none' ? null : kv.get('thp')!,
     thpInfo: !kv.has('thp') || kv.get('thp') === 'none' ? null : {
@@ -105,6 +108,7 @@ export function parseProbe(words: string[], kernel: string, root: boolean, errno
       defrag: kv.get('thpdefrag') ?? 'unknown',
       useZeroPage: kv.has('thpzero') && num('thpzero') >= 0 ? num('thpzero') === 1 : null,
       hugeZeroPage: !kv.has('hugezero') || num('hugezero') < 0 ? null : num('hugezero') === 1,
+      splitZeropage: !kv.has('splitzero') || num('splitzero') < 0 ? null : num('splitzero') === 1,
       pagemapScan: num('pmscan') === 1,
       khugepaged: { pagesToScan: kv.has('khpscan') ? num('khpscan') : -1, scanSleepMs: kv.has('khpsleep') ? num('khpsleep') : -1, maxPtesNone: kv.has('khpnone') ? num('khpnone') : -1 },
     },

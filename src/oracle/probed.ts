@@ -40,7 +40,7 @@ export function probedFacts(f: Facilities): ProbedFact[] {
   const ksm = f.ksm === null ? 'not in this kernel' : `run=${f.ksm.run} use_zero_pages=${f.ksm.useZeroPages ? 1 : 0} max_page_sharing=${f.ksm.maxPageSharing}`;
   return [
     { name: 'zero page on read fault', value: `${f.zeroPage ? `yes (pfn ${f.zeroPfn || 'hidden'})` : 'no (a fresh exclusive page)'}${forced('zeroPage')}`, sets: f.zeroPage ? null : 'mmForbidsZeropage=true' },
-    { name: 'THP', value: thpFact(f), sets: hugeZeroSetting(f, null) },
+    { name: 'THP', value: thpFact(f), sets: [hugeZeroSetting(f, null), splitZeroSetting(f, null)].filter((x) => x !== null).join(' ') || null },
     { name: 'KSM', value: ksm, sets: null },
     { name: 'soft-dirty', value: f.softDirty ? 'yes' : 'no', sets: null },
     { name: 'zswap', value: f.zswap === null ? 'unknown' : f.zswap ? 'enabled' : 'disabled', sets: null },
@@ -55,7 +55,8 @@ function thpFact(f: Facilities): string {
   const zero = t.hugeZeroPage === null ? `use_zero_page=${t.useZeroPage === null ? '?' : t.useZeroPage ? 1 : 0} (no huge PMD seen in the probe)`
     : t.hugeZeroPage ? 'a read fault maps the huge zero page' : 'a read fault allocates a THP (no huge zero page)';
   const k = t.khugepaged;
-  return `${f.thp}${t.enabled !== f.thp ? ` (enabled=${t.enabled}, hugepages-${t.pmdKb ?? 2048}kB=${f.thp})` : ''}, PMD ${t.pmdKb ?? '?'} kB, defrag=${t.defrag}; ${zero}; ` +
+  const split = t.splitZeropage === null ? '' : t.splitZeropage ? '; a split maps zero-filled pages to the zero page' : '; a split keeps zero-filled pages';
+  return `${f.thp}${t.enabled !== f.thp ? ` (enabled=${t.enabled}, hugepages-${t.pmdKb ?? 2048}kB=${f.thp})` : ''}, PMD ${t.pmdKb ?? '?'} kB, defrag=${t.defrag}; ${zero}${split}; ` +
     `khugepaged pages_to_scan=${k.pagesToScan} scan_sleep_millisecs=${k.scanSleepMs} max_ptes_none=${k.maxPtesNone}` +
     (t.pagemapScan ? '' : '; no PAGEMAP_SCAN (6.7+): huge PMDs are not seen');
 }
@@ -75,6 +76,13 @@ function hugeZeroSetting(f: Facilities, model: Profile | null): string | null {
   return `thpUseZeroPage=${live}`;
 }
 
+/** thpSplitZeropage as the probe found it, where it differs from `model` (null: no change, or not probed). */
+function splitZeroSetting(f: Facilities, model: Profile | null): string | null {
+  const live = f.thpInfo?.splitZeropage ?? null;
+  if (live === null || (model !== null && model.thpSplitZeropage === live)) return null;
+  return model === null ? (live ? null : 'thpSplitZeropage=false') : `thpSplitZeropage=${live}`;
+}
+
 /**
  * The profile the live kernel is compared with: `base` with the switches the probe decides
  * (named like a `--set` what-if, e.g. `v6+mmForbidsZeropage=true`). Idempotent.
@@ -83,8 +91,8 @@ export function probedProfile(base: Profile, f: Facilities): Profile {
   const sets: string[] = [];
   if (base.mmForbidsZeropage === f.zeroPage) sets.push(`mmForbidsZeropage=${!f.zeroPage}`);
   const zeroed = withOverrides(base, sets);
-  const huge = hugeZeroSetting(f, zeroed);
-  return huge === null ? zeroed : withOverrides(zeroed, [huge]);
+  const huge = [hugeZeroSetting(f, zeroed), splitZeroSetting(f, zeroed)].filter((x): x is string => x !== null);
+  return huge.length === 0 ? zeroed : withOverrides(zeroed, huge);
 }
 
 /**

@@ -36,6 +36,7 @@ export const SWITCH_VALUES: Record<SwitchName, readonly string[]> = {
   wpReuseLarge: ['as-small', 'never', 'mm-exclusive'],
   mprotectWritablePmd: ['true', 'false'],
   ptReclaim: ['true', 'false'],
+  thpSplitZeropage: ['true', 'false'],
   uffdWp: ['true', 'false'],
   uffdWpForkVma: ['src-vma', 'dst-vma'],
   uffdWpShmem: ['true', 'false'],

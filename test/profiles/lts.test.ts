@@ -114,7 +114,7 @@ test('each long-term kernel has the switches of its series', () => {
   assert.equal(k66.swapinReadFaultWritable, false);
   assert.equal(k66.deviceExclusive, 'v5.14');
   // 6.13's do_huge_zero_wp_pmd, 6.14's PT reclaim and 6.15's PTE-mapped THP reuse are not in 6.6.y either.
-  assert.deepEqual(differences(k66, builtinProfile('v6.15')!).sort(), ['deviceExclusive', 'hugeZeroWp', 'ptReclaim', 'swapinReadFaultWritable', 'wpReuseLarge']);
+  assert.deepEqual(differences(k66, builtinProfile('v6.15')!).sort(), ['deviceExclusive', 'hugeZeroWp', 'ptReclaim', 'swapinReadFaultWritable', 'thpSplitZeropage', 'wpReuseLarge']);
 
   // 6.12.y: 6.6 + c18160dba5ff (6.11).
   const k612 = lts('6.12');
