@@ -226,7 +226,7 @@ export const madviseOp = defineOp({
     draw(g, p) {
       const s = g.sel(p, false);
       const thp = s.pages.some((x) => x.huge);
-      const advice = g.pickOf(['dontfork', 'dofork', 'wipeonfork', 'keeponfork', 'dontneed', 'dontneed', ...(thp ? ['hugepage', 'nohugepage'] as const : [])]);
+      const advice = g.pickOf(['dontfork', 'dofork', 'wipeonfork', 'keeponfork', 'dontneed', 'dontneed', ...(thp ? ['hugepage', 'nohugepage', 'hugepage', 'nohugepage'] as const : [])]);
       for (const x of s.pages) {
         if (!x.mapped) continue;
         if (advice === 'dontneed') {
