@@ -245,7 +245,8 @@ ${RANDOM_OPS_TEXT}
                   Findings): protnone-gup-fast, mprotect-hole, vma-boundaries,
                   shmem-fault-around, shmem-pageout, ksm-swapout, mergeable-shared,
                   ksm-merge-order (fixed, kept to bisect a regression); thp-ksm,
-                  thp-uffd-wp, thp-mremap (open: avoided by default); or 'known' for all
+                  thp-uffd-wp, thp-mremap, uffd-mremap (open: avoided by default); or
+                  'known' for all
   --out DIR       where disagreeing scenarios go (default oracle-failures/)
   --json          one JSON document on stdout (docs/oracle.md)
   --quiet         one line per scenario (with --random: no progress lines)

@@ -1,6 +1,6 @@
 // Generated scenarios on the live kernel with a fixed seed, swap, KSM and THPs included: all agree
-// with v6 (OPEN_GAPS holds only the THP gaps the generator avoids: KSM, uffd-wp and mremap of a
-// THP). The gaps' reproductions stay as tests, here and in swap-ksm.test.ts.
+// with v6 (OPEN_GAPS holds the gaps the generator avoids: KSM, uffd-wp and mremap of a THP, and
+// mremap of part of a uffd-registered mapping). The gaps' reproductions stay as tests, here and in swap-ksm.test.ts.
 
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
