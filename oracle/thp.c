@@ -113,19 +113,34 @@ static int read_u64_at(const char *path, uint64_t index, uint64_t *out)
 	return n == (ssize_t)sizeof *out ? 0 : -EIO;
 }
 
+#define PMD_BYTES (512 * PAGE_BYTES)
+
+/* A 2 MiB-aligned MADV_HUGEPAGE range, as cow.c makes one (twice the size mapped, then
+ * aligned); *m is the mapping to munmap (2 * PMD_BYTES), NULL when none could be had. */
+static volatile char *thp_range(char **m)
+{
+	*m = mmap(NULL, 2 * PMD_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (*m == MAP_FAILED) {
+		*m = NULL;
+		return NULL;
+	}
+	volatile char *p = (char *)(((uintptr_t)*m + PMD_BYTES - 1) & ~(uintptr_t)(PMD_BYTES - 1));
+	madvise((void *)p, PMD_BYTES, MADV_HUGEPAGE);
+	return p;
+}
+
 /* A read fault on an untouched, 2 MiB-aligned MADV_HUGEPAGE range: 1 the huge zero page is
  * mapped, 0 a THP is allocated, -1 neither seen (no THP: mode never, or the allocation fell
  * back to 4 KiB). *scan: PAGEMAP_SCAN works here. */
 static int probe_huge_zero(int *scan)
 {
-	size_t pmd = 512 * PAGE_BYTES;
+	size_t pmd = PMD_BYTES;
+	char *m;
 	*scan = 0;
-	char *m = mmap(NULL, 2 * pmd, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (m == MAP_FAILED)
+	volatile char *p = thp_range(&m);
+	if (!p)
 		return -1;
-	volatile char *p = (char *)(((uintptr_t)m + pmd - 1) & ~(uintptr_t)(pmd - 1));
 	int verdict = -1;
-	madvise((void *)p, pmd, MADV_HUGEPAGE);
 	(void)p[0];
 	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
@@ -165,13 +180,11 @@ static uint64_t split_zero_pfn; /* the zero page's frame, seen there (0: hidden 
 
 static int probe_split_zero(void)
 {
-	size_t pmd = 512 * PAGE_BYTES;
-	char *m = mmap(NULL, 2 * pmd, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (m == MAP_FAILED)
+	char *m;
+	volatile char *p = thp_range(&m);
+	if (!p)
 		return -1;
-	volatile char *p = (char *)(((uintptr_t)m + pmd - 1) & ~(uintptr_t)(pmd - 1));
 	int verdict = -1;
-	madvise((void *)p, pmd, MADV_HUGEPAGE);
 	p[0] = 1;
 	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	uint64_t vpn = (uint64_t)(uintptr_t)p / PAGE_BYTES, e0 = 0, e1 = 0, flags = 0;
@@ -190,7 +203,7 @@ static int probe_split_zero(void)
 	}
 	if (fd >= 0)
 		close(fd);
-	munmap(m, 2 * pmd);
+	munmap(m, 2 * PMD_BYTES);
 	return verdict;
 }
 
