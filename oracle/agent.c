@@ -6,6 +6,7 @@
  * mprotect ID ADDR PAGES PROT; madvise ID ADDR PAGES ADVICE; write ID ADDR PAGES WORD;
  * read ID ADDR; fork ID NEWID; exit ID; clearrefs ID VALUE; minflt ID; pin ID H ADDR PAGES;
  * uffdreg ID ADDR PAGES FORKEV; uffdwp ID ADDR PAGES WP; uffdfaults ID (agent_uffd.c);
+ * thpscan ID ADDR PAGES (thp.c);
  * vmsplice ID H ADDR PAGES; hread H K; hwrite H K WORD; release H; census; reset; quit;
  * swapon PAGES DIR...; swapinfo; swapoff; swaphold; ksmhold; ksm PASSES TIMEOUT_MS (system.c:
  * hugetlb N (hugetlb.c);
@@ -47,7 +48,7 @@ static void agent_abort(void)
 
 void say(const char *fmt, ...)
 {
-	char line[1024];
+	char line[2048];
 	va_list ap;
 	va_start(ap, fmt);
 	int n = vsnprintf(line, sizeof line - 1, fmt, ap);
@@ -86,6 +87,7 @@ static int advice_code(const char *s)
 		{ "dontneed", MADV_DONTNEED }, { "mergeable", MADV_MERGEABLE },
 		{ "pageout", 21 /* MADV_PAGEOUT */ },
 		{ "collapse", 25 /* MADV_COLLAPSE, 6.1+ */ },
+		{ "hugepage", MADV_HUGEPAGE }, { "nohugepage", MADV_NOHUGEPAGE },
 	};
 	for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
 		if (!strcmp(s, tab[i].name))
@@ -135,7 +137,7 @@ static void dispatch(char *line)
 	}
 	const char *c = tok[0];
 	if (!strcmp(c, "probe")) {
-		char buf[768];
+		char buf[PROBE_LEN];
 		probe_report(buf, sizeof buf);
 		say("ok %s cpu=%d agent=%d", buf, agent_cpu, (int)agent_pid);
 		return;
@@ -202,6 +204,10 @@ static void dispatch(char *line)
 	}
 	if (!strcmp(c, "minflt")) {
 		say("ok %llu", (unsigned long long)p->minflt);
+		return;
+	}
+	if (!strcmp(c, "thpscan")) {
+		cmd_thpscan(p, num(tok[2]), num(tok[3]));
 		return;
 	}
 	if (!strcmp(c, "uffdfaults")) {

@@ -20,11 +20,18 @@ struct sproc {
 
 enum { H_RING = 1, H_PIPE = 2 };
 
-/* A handle: an io_uring whose buffers are the pinned pages, or a pipe holding vmsplice'd pages. */
+/* A vmsplice'd range longer than a pipe can hold (fs/pipe-max-size) goes into several pipes. */
+#define PIPES_MAX 8
+
+/* A handle: an io_uring whose buffers are the pinned pages, or pipes holding vmsplice'd pages
+ * (fd, then more[], per_pipe pages each). */
 struct handle {
 	int used, id, kind, fd;
 	struct ring ring;
 	uint64_t addr, pages;
+	int more[PIPES_MAX - 1];
+	int nmore;
+	uint64_t per_pipe;
 };
 
 extern struct sproc procs[MAXP];
@@ -65,6 +72,9 @@ void cmd_uffd_wp(struct sproc *p, uint64_t addr, uint64_t pages, int wp);
 void cmd_uffd_faults(int id);
 void uffd_forked(int parent, int child);
 void uffd_reset(void);
+
+/* thp.c: the page ranges a huge PMD maps */
+void cmd_thpscan(struct sproc *p, uint64_t addr, uint64_t pages);
 
 /* system.c: the swap file and KSM, changed for the oracle and always put back */
 void cmd_swapon(char **tok, int n);

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -49,6 +50,8 @@ void release(struct handle *h)
 		ring_close(&h->ring);
 	} else if (h->fd >= 0) {
 		close(h->fd);
+		for (int i = 0; i < h->nmore; i++)
+			close(h->more[i]);
 	}
 	memset(h, 0, sizeof *h);
 	h->fd = -1;
@@ -111,6 +114,19 @@ void cmd_pin(struct sproc *p, int hid, uint64_t addr, uint64_t pages)
 	say("ok");
 }
 
+/* Pages one pipe can hold: fs/pipe-max-size (what F_SETPIPE_SZ allows without CAP_SYS_RESOURCE),
+ * as a power of two. */
+static uint64_t pipe_max_pages(void)
+{
+	char b[32];
+	uint64_t max = 0, per = 16;
+	if (read_str("/proc/sys/fs/pipe-max-size", b, sizeof b) == 0)
+		max = strtoull(b, NULL, 10) / PAGE_BYTES;
+	while (per * 2 <= max)
+		per *= 2;
+	return per;
+}
+
 void cmd_vmsplice(struct sproc *p, int hid, uint64_t addr, uint64_t pages)
 {
 	struct handle *h = handle_slot();
@@ -118,28 +134,45 @@ void cmd_vmsplice(struct sproc *p, int hid, uint64_t addr, uint64_t pages)
 		say("err %d handle", EINVAL);
 		return;
 	}
-	struct req q = { .op = OP_VMSPLICE, .addr = addr, .pages = pages };
-	struct rep r;
-	int fd;
-	if (call(p, &q, -1, &r, &fd) < 0) {
-		say("err %d dead", ECHILD);
+	uint64_t per = pipe_max_pages();
+	if ((pages + per - 1) / per > PIPES_MAX) {
+		say("err %d too many pages for %d pipes", E2BIG, PIPES_MAX);
 		return;
 	}
-	if (r.status != ST_OK || fd < 0) {
-		if (fd >= 0)
-			close(fd);
-		say("err %d", r.status != ST_OK ? r.err : EBADF);
-		return;
+	int fds[PIPES_MAX] = { -1 }, n = 0;
+	for (uint64_t done = 0; done < pages; done += per) {
+		struct req q = { .op = OP_VMSPLICE, .addr = addr + done * PAGE_BYTES, .pages = pages - done < per ? pages - done : per };
+		struct rep r;
+		int fd;
+		int err = call(p, &q, -1, &r, &fd) < 0 ? -1 : r.status != ST_OK ? r.err : fd < 0 ? EBADF : 0;
+		if (err != 0) {
+			if (err > 0 && fd >= 0)
+				close(fd);
+			while (n > 0)
+				close(fds[--n]);
+			if (err < 0)
+				say("err %d dead", ECHILD);
+			else
+				say("err %d", err);
+			return;
+		}
+		fds[n++] = fd;
 	}
-	*h = (struct handle){ .used = 1, .id = hid, .kind = H_PIPE, .fd = fd, .addr = addr, .pages = pages };
+	*h = (struct handle){ .used = 1, .id = hid, .kind = H_PIPE, .fd = fds[0], .addr = addr, .pages = pages, .nmore = n - 1, .per_pipe = per };
+	for (int i = 1; i < n; i++)
+		h->more[i - 1] = fds[i];
 	h->ring.fd = -1;
 	say("ok");
 }
 
-/* Page k of a pipe, read without draining it: tee the first k+1 pages into a scratch pipe. */
+/* Page k of a pipe, read without draining it: tee the first k+1 pages of its pipe into a scratch pipe. */
 static int pipe_peek(struct handle *h, uint64_t k)
 {
 	int t[2];
+	uint64_t which = h->per_pipe ? k / h->per_pipe : 0;
+	int src = which == 0 ? h->fd : h->more[which - 1];
+	if (h->per_pipe)
+		k %= h->per_pipe;
 	size_t want = (size_t)(k + 1) * PAGE_BYTES, cap = 16 * PAGE_BYTES;
 	while (cap < want)
 		cap <<= 1;
@@ -149,7 +182,7 @@ static int pipe_peek(struct handle *h, uint64_t k)
 	if (fcntl(t[1], F_SETPIPE_SZ, (int)cap) < 0) {
 		rc = -errno;
 	} else {
-		ssize_t n = tee(h->fd, t[1], want, SPLICE_F_NONBLOCK);
+		ssize_t n = tee(src, t[1], want, SPLICE_F_NONBLOCK);
 		if (n != (ssize_t)want)
 			rc = n < 0 ? -errno : -ENODATA;
 		for (uint64_t i = 0; rc == 0 && i <= k; i++) {

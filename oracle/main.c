@@ -22,7 +22,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (argc >= 2 && strcmp(argv[1], "probe") == 0) {
-		char buf[768];
+		char buf[PROBE_LEN];
 		probe_report(buf, sizeof buf);
 		printf("%s\n", buf);
 		return 0;

@@ -49,8 +49,9 @@ enum proc_op {
 #define MMAP_PROT_MASK 3u /* 0 none, 1 ro, 2 rw */
 #define MMAP_SHARED 4u
 #define MMAP_POPULATE 8u
-#define MMAP_THP 16u
-#define MMAP_HUGETLB 32u /* MAP_HUGETLB | MAP_HUGE_2MB, reserved (no MAP_NORESERVE) */
+#define MMAP_THP 16u     /* MADV_HUGEPAGE on the new mapping */
+#define MMAP_NOTHP 32u   /* MADV_NOHUGEPAGE on the new mapping (neither: no advice) */
+#define MMAP_HUGETLB 64u /* MAP_HUGETLB | MAP_HUGE_2MB, reserved (no MAP_NORESERVE) */
 
 struct req {
 	uint32_t op;
@@ -112,8 +113,11 @@ int uffd_open(void);
 /* UFFDIO_API with these features; 0 or -errno. */
 int uffd_api(int fd, uint64_t features);
 
-/* probe.c: what this kernel offers. */
+/* probe.c: what this kernel offers (PROBE_LEN bytes of words). */
+#define PROBE_LEN 1536
 void probe_report(char *out, size_t len);
+/* thp.c: the THP words of the probe. */
+void probe_thp(char *out, size_t len);
 
 /* system.c */
 int read_str(const char *path, char *out, size_t len);

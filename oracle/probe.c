@@ -1,7 +1,7 @@
 /* What this kernel and these privileges offer the oracle, as `key=value` words:
  * uring (0 or -errno of a buffer registration), pfns (pagemap shows frame numbers),
  * zeropage (1: a read fault maps the shared zero page, 0: it allocates a page, -1: unknown),
- * zeropfn (0 where there is none or it is hidden), thp (the THP mode, none without THP), softdirty (pagemap bit 55 set on a fresh page: CONFIG_MEM_SOFT_DIRTY),
+ * zeropfn (0 where there is none or it is hidden), the THP words (thp.c: probe_thp), softdirty (pagemap bit 55 set on a fresh page: CONFIG_MEM_SOFT_DIRTY),
  * kpageflags, kpagecount, anonexcl (bit 34 set on a freshly written page); KSM's settings
  * (ksmrun, ksmzero = use_zero_pages, ksmnodes = merge_across_nodes, ksmmaxshare =
  * max_page_sharing, ksmsmart = smart_scan; -1 where missing) and zswap (1 enabled, 0 not,
@@ -59,20 +59,6 @@ static long sysfs_num(const char *path)
 	if (b[0] == 'Y' || b[0] == 'N') /* a boolean module parameter */
 		return b[0] == 'Y';
 	return strtol(b, NULL, 10);
-}
-
-/* The word in brackets of a sysfs choice ("always [madvise] never"), or "none". */
-static void sysfs_choice(const char *path, char *out, size_t len)
-{
-	char b[128];
-	snprintf(out, len, "none");
-	if (read_str(path, b, sizeof b) < 0)
-		return;
-	char *lo = strchr(b, '['), *hi = lo ? strchr(lo, ']') : NULL;
-	if (lo && hi && hi > lo + 1 && (size_t)(hi - lo) < len) {
-		memcpy(out, lo + 1, (size_t)(hi - lo - 1));
-		out[hi - lo - 1] = 0;
-	}
 }
 
 /* Does a read fault on untouched private anonymous memory map the shared zero page? Two
@@ -167,9 +153,9 @@ void probe_report(char *out, size_t len)
 		munmap((void *)page, PAGE_BYTES);
 	}
 	int zeropage = probe_zero_page(&zero_pfn);
-	char thp[32];
-	sysfs_choice("/sys/kernel/mm/transparent_hugepage/enabled", thp, sizeof thp);
-	snprintf(out, len, "uring=%d pagemap=%d pfns=%d zeropage=%d zeropfn=%llu thp=%s softdirty=%d kpageflags=%d kpagecount=%d anonexcl=%d"
+	char thp[320];
+	probe_thp(thp, sizeof thp);
+	snprintf(out, len, "uring=%d pagemap=%d pfns=%d zeropage=%d zeropfn=%llu %s softdirty=%d kpageflags=%d kpagecount=%d anonexcl=%d"
 		 " ksmrun=%ld ksmzero=%ld ksmnodes=%ld ksmmaxshare=%ld ksmsmart=%ld zswap=%ld uffd=%d uffdfeatures=%llu",
 		 probe_uring(), pagemap, pfn != 0, zeropage, (unsigned long long)zero_pfn, thp, softdirty, kpf, kpc, anonexcl,
 		 sysfs_num("/sys/kernel/mm/ksm/run"), sysfs_num("/sys/kernel/mm/ksm/use_zero_pages"),

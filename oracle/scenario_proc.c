@@ -80,8 +80,9 @@ static void do_mmap(const struct req *q, struct rep *r)
 		fail(r, EEXIST);
 		return;
 	}
-	/* The model has 4 KiB pages: no THP unless asked. Set before populating. */
-	if (!hugetlb)
+	/* The THP advice the driver chose (the scenario's thp|nothp, or what makes this machine's
+	 * THP mode act as the scenario's config.thp), set before populating; none on hugetlb. */
+	if (!hugetlb && (q->flags & (MMAP_THP | MMAP_NOTHP)))
 		madvise(p, len, (q->flags & MMAP_THP) ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 	/* MAP_POPULATE, after the THP advice: write faults for private writable, else read. */
 	if ((q->flags & MMAP_POPULATE) && prot != PROT_NONE) {

@@ -600,7 +600,8 @@ static void __attribute__((unused)) rp_mmap(int name, int region, uint64_t pages
 	if (pages >= PMD_PAGES)
 		start = (start + PMD_PAGES - 1) / PMD_PAGES * PMD_PAGES;
 	p->next_vpn = start + pages;
-	uint32_t flags = (uint32_t)prot | (shared ? MMAP_SHARED : 0) | (populate ? MMAP_POPULATE : 0) | mmap_extra;
+	/* No THP in the reproducer: MADV_NOHUGEPAGE whatever this machine's THP mode (not on hugetlb). */
+	uint32_t flags = (uint32_t)prot | (shared ? MMAP_SHARED : 0) | (populate ? MMAP_POPULATE : 0) | (mmap_extra ? mmap_extra : MMAP_NOTHP);
 	simple(p, OP_MMAP, flags, start * PAGE_BYTES, pages, 0, "mmap");
 	if (!ans_is("ok"))
 		rp_fail("mmap of %llu page(s) at 0x%llx failed: %s", (unsigned long long)pages, (unsigned long long)(start * PAGE_BYTES),

@@ -6,7 +6,7 @@ import { PG_ANON, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SWAP } from '../core/co
 import { type Handle, handleVpn, type Kernel } from '../core/kernel.js';
 import type { Mm } from '../core/mm.js';
 import { followSlot, slotPfn } from '../core/huge.js';
-import { pageAnonExclusive } from '../core/page.js';
+import { pinnedAnonExclusive } from '../core/page.js';
 
 export interface PinnedHandle {
   name: string;
@@ -66,7 +66,7 @@ export class PinChecker {
         h.frames.forEach((pfn, i) => {
           const key = `x:${name}:${i}`;
           const fl = k.frames.flags[pfn] ?? 0;
-          if (pfn > 0 && fl & PG_ANON && !pageAnonExclusive(k, pfn) && !this.reported.has(key)) {
+          if (pfn > 0 && fl & PG_ANON && !pinnedAnonExclusive(k, pfn) && !this.reported.has(key)) {
             this.reported.add(key);
             out.push({ kind: 'kernel-bug', proc: holder, frames: [pfn], message: `VM_BUG_ON (sanity_check_pinned_pages): ${name}[${i}] pins anonymous frame ${pfn}, which is not PageAnonExclusive` });
           }

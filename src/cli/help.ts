@@ -247,10 +247,12 @@ options:
                   written to --out as a replayable scenario
   --seed S        the generator's seed (default: from the clock; printed)
 ${RANDOM_OPS_TEXT}
-  --avoid GAPS    do not generate what the model once got wrong (docs/oracle.md, Findings;
-                  all fixed now, kept to bisect a regression): protnone-gup-fast,
-                  mprotect-hole, vma-boundaries, shmem-fault-around, shmem-pageout,
-                  ksm-swapout, mergeable-shared, ksm-merge-order, or 'known' for all
+  --avoid GAPS    do not generate what the model gets or once got wrong (docs/oracle.md,
+                  Findings): protnone-gup-fast, mprotect-hole, vma-boundaries,
+                  shmem-fault-around, shmem-pageout, ksm-swapout, mergeable-shared,
+                  ksm-merge-order (fixed, kept to bisect a regression); thp-ksm,
+                  thp-uffd-wp, thp-mremap, uffd-mremap (open: avoided by default); or
+                  'known' for all
   --out DIR       where disagreeing scenarios go (default oracle-failures/)
   --json          one JSON document on stdout (docs/oracle.md)
   --quiet         one line per scenario (with --random: no progress lines)

@@ -188,6 +188,15 @@ export class FrameTable {
     return n;
   }
 
+  /**
+   * folio_precise_page_mapcount(): the page's PTE mappings plus its folio's PMD mappings (what
+   * pagemap's PM_MMAP_EXCLUSIVE compares with 1 under CONFIG_PAGE_MAPCOUNT).
+   */
+  pageMapcount(pfn: number): number {
+    if (!(this.flags[pfn]! & PG_LARGE)) return this.mapcount[pfn]!;
+    return this.mapcount[pfn]! + this.entireMapcount[pfn >>> 9]!;
+  }
+
   /** The largest page_mapcount() of any page of the folio (PTE mapcount + entire mapcount): reuse_swap_page()'s test on a compound page. */
   folioMaxMapcount(pfn: number): number {
     if (!(this.flags[pfn]! & PG_LARGE)) return this.mapcount[pfn]!;

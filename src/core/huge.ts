@@ -8,14 +8,14 @@
 // partial range; zap (zapHugePmds) and mprotect (changeHugePmds) keep a PMD they cover whole.
 
 import {
-  HPAGE_PMD_NR, isCowMapping, LEVEL_PTE, OK, PG_ANON, PG_ANON_EXCLUSIVE, PG_LARGE, PMD_LEAF, PTE_DIRTY, PTE_PRESENT,
-  PTE_PROTNONE, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, TABLE_SHIFT, VM_HUGEPAGE, VM_HUGETLB, VM_NOHUGEPAGE, PG_HUGETLB, VM_SHARED, VM_MAYSHARE,
+  HPAGE_PMD_NR, isCowMapping, LEVEL_PTE, OK, PG_ANON, PG_ANON_EXCLUSIVE, PG_HUGETLB, PG_INUSE, PG_LARGE, PMD_LEAF, PTE_DIRTY, PTE_PRESENT,
+  PTE_PROTNONE, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, TABLE_SHIFT, VM_HUGEPAGE, VM_HUGETLB, VM_NOHUGEPAGE, VM_SHARED, VM_MAYSHARE,
   VM_READ, VM_SOFTDIRTY, VM_WRITE,
 } from './constants.js';
 import type { Kernel } from './kernel.js';
 import { anonVmaPrepare, type Mm, type Vma } from './mm.js';
 import { forkMayCopy } from './page.js';
-import { pmdLeafSlot, pmdSlotAlloc, pteSlot, setPte } from './walk.js';
+import { forEachPteTable, pmdLeafSlot, pmdSlotAlloc, pteSlot, setPte } from './walk.js';
 
 /** What doHugePmdWpPage() did when it left the fault to the PTE level: the PMD was split. */
 export const VM_FAULT_FALLBACK = -2;
@@ -261,35 +261,43 @@ export function splitHugePmdRange(k: Kernel, mm: Mm, lo: number, hi: number, why
 }
 
 /**
- * zap_pmd_range() meeting huge PMDs in [lo, hi): one the range covers whole goes at once
- * (zap_huge_pmd: the PMD cleared, its deposited table freed, entire mapcount and the folio's
- * reference dropped once, not per page); one it covers in part is split first, for the PTE
- * zap. Returns the pages unmapped by whole PMDs.
+ * zap_huge_pmd(): a zap (munmap, MADV_DONTNEED, exit) that covers the whole PMD leaf at slot s
+ * drops it without splitting: the PMD is cleared, its deposited table freed
+ * (zap_deposited_table), and the folio loses its PMD mapping and that reference
+ * (folio_remove_rmap_pmd, MM_ANONPAGES -= 512). The huge zero PMD only goes. Returns the pages
+ * unmapped (0 for the huge zero page).
  */
-export function zapHugePmds(k: Kernel, mm: Mm, lo: number, hi: number, why: string): number {
+export function zapHugePmd(k: Kernel, mm: Mm, s: number): number {
+  const t = k.tables;
+  const head = t.entry[s]!;
+  const zero = (t.bits[s]! & PTE_SPECIAL) !== 0;
+  setPte(k, s, 0, 0);
+  mm.nrTables--;
+  mm.hugePmds--;
+  if (zero) return 0;
+  k.frames.entireMapcount[head >>> 9]!--;
+  mm.rssAnon -= HPAGE_PMD_NR;
+  // Frees inside a zap are summarised by its caller, not recorded one by one.
+  const tracing = k.tracing;
+  k.tracing = false;
+  k.putPage(head);
+  k.tracing = tracing;
+  return HPAGE_PMD_NR;
+}
+
+/**
+ * zap_pmd_range() meeting huge PMDs in [lo, hi): one covered whole is dropped (zapHugePmd), one
+ * covered in part is split (__split_huge_pmd) for the PTE level to zap. Returns the pages the
+ * whole-PMD drops unmapped.
+ */
+export function zapHugePmdRange(k: Kernel, mm: Mm, lo: number, hi: number, why: string): number {
   if (mm.hugePmds === 0) return 0;
   let zapped = 0;
   for (let a = lo - (lo & (HPAGE_PMD_NR - 1)); a < hi; a += HPAGE_PMD_NR) {
     const s = pmdLeafSlot(k, mm, a);
     if (s < 0) continue;
-    if (a < lo || a + HPAGE_PMD_NR > hi) {
-      splitHugePmd(k, mm, s, a, why);
-      continue;
-    }
-    const head = k.tables.entry[s]!;
-    const zero = isHugeZeroPmd(k, s);
-    setPte(k, s, 0, 0);
-    mm.hugePmds--;
-    mm.nrTables--; // zap_deposited_table()
-    if (zero) continue; // the huge zero page holds no reference
-    k.frames.entireMapcount[head >>> 9]!--;
-    mm.rssAnon -= HPAGE_PMD_NR;
-    // Frees inside a zap are summarised by its caller, not recorded one by one.
-    const tracing = k.tracing;
-    k.tracing = false;
-    k.putPage(head);
-    k.tracing = tracing;
-    zapped += HPAGE_PMD_NR;
+    if (a >= lo && a + HPAGE_PMD_NR <= hi) zapped += zapHugePmd(k, mm, s);
+    else splitHugePmd(k, mm, s, a, why);
   }
   return zapped;
 }
@@ -373,12 +381,42 @@ export function splitHugePage(k: Kernel, head: number, why: string): boolean {
   }
   f.entireMapcount[head >>> 9] = 0;
   f.pincount[head >>> 9] = 0;
-  for (let p = head; p < head + HPAGE_PMD_NR; p++) {
-    f.flags[p] = f.flags[p]! & ~PG_LARGE;
-    if (f.refcount[p] === 0) f.free(p);
-  }
+  for (let p = head; p < head + HPAGE_PMD_NR; p++) f.flags[p] = f.flags[p]! & ~PG_LARGE;
+  if (k.profile.thpSplitZeropage) remapZeroFilled(k, head);
+  for (let p = head; p < head + HPAGE_PMD_NR; p++) if (f.refcount[p] === 0 && f.flags[p]! & PG_INUSE) f.free(p);
   k.emit('note', -1, -1, head, -1, `split_huge_page: ${why}; the 2 MiB folio is now 512 small pages`);
   return true;
+}
+
+/**
+ * remap_page(RMP_USE_SHARED_ZEROPAGE) after split_huge_page() (thpSplitZeropage, 6.12): every
+ * PTE mapping a page of the split folio that holds only zeroes maps the shared zero page
+ * instead, read-only, keeping its soft-dirty and uffd-wp bits (try_to_map_unused_to_zeropage);
+ * the page loses that mapping and reference, and the process its RSS. Freed pages are freed by
+ * the caller.
+ */
+function remapZeroFilled(k: Kernel, head: number): void {
+  const t = k.tables;
+  const f = k.frames;
+  let n = 0;
+  for (const mm of k.mms) {
+    if (!mm.alive) continue;
+    forEachPteTable(k, mm, (_base, table) => {
+      const b = table << TABLE_SHIFT;
+      for (let i = 0; i < HPAGE_PMD_NR; i++) {
+        const bits = t.bits[b + i]!;
+        const p = t.entry[b + i]!;
+        if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL || p < head || p >= head + HPAGE_PMD_NR || f.value[p] !== 0) continue;
+        t.entry[b + i] = 0;
+        t.bits[b + i] = PTE_PRESENT | PTE_SPECIAL | PTE_YOUNG | (bits & (PTE_SOFT_DIRTY | PTE_UFFD_WP));
+        f.mapcount[p]!--;
+        f.refcount[p]!--;
+        mm.rssAnon--;
+        n++;
+      }
+    });
+  }
+  if (n > 0) k.emit('note', -1, -1, head, -1, `split_huge_page: ${n} mapping(s) of zero-filled pages now map the shared zero page (remap_page, RMP_USE_SHARED_ZEROPAGE)`);
 }
 
 /**

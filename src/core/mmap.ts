@@ -133,11 +133,13 @@ export function doMprotect(k: Kernel, mm: Mm, lo: number, hi: number, prot: Prot
   if (end === lo) return OOM;
   // hugetlb_vm_op_split(): a hugetlb VMA splits only on a huge page boundary (else EINVAL, not modelled).
   if (hugetlbIn(mm, lo, end) && !hugeAligned(lo, end)) return NA;
-  // vma_adjust_trans_huge(): a huge PMD across the new VMA boundaries is split.
-  splitHugePmdAt(k, mm, lo, 'mprotect of part of a THP');
-  splitHugePmdAt(k, mm, end, 'mprotect of part of a THP');
-  const vmas = mm.splitRange(lo, end);
   const want = protFlags(prot);
+  // vma_adjust_trans_huge(): a huge PMD across the new VMA boundaries is split, where the VMA
+  // is split: mprotect_fixup() leaves a VMA that already has the protection alone.
+  const changes = (v: Vma | null): boolean => v !== null && (v.flags & (VM_READ | VM_WRITE)) !== want;
+  if (changes(mm.findVma(lo))) splitHugePmdAt(k, mm, lo, 'mprotect of part of a THP');
+  if (changes(mm.findVma(end - 1))) splitHugePmdAt(k, mm, end, 'mprotect of part of a THP');
+  const vmas = mm.splitRange(lo, end);
   mmuNotify(k, mm.id, lo, hi, 'mprotect');
   breakCowRange(k, mm, lo, hi);
   for (const vma of vmas) {
@@ -259,9 +261,12 @@ export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: Adv
     }
   }
   breakCowRange(k, mm, lo, hi); // __split_vma() breaks a shared table at the split
-  // vma_adjust_trans_huge(): a huge PMD across a VMA boundary is split.
-  splitHugePmdAt(k, mm, lo, 'VMA split by madvise');
-  splitHugePmdAt(k, mm, hi, 'VMA split by madvise');
+  // vma_adjust_trans_huge(): a huge PMD across a VMA boundary is split, but only where the VMA
+  // is split: madvise_update_vma() leaves a VMA whose flags the advice does not change alone.
+  const changes = (v: Vma | null): boolean => v !== null && adviseFlags(v.flags, advice) !== v.flags
+    && !(advice === 'mergeable' && v.flags & (VM_SHARED | VM_MAYSHARE));
+  if (changes(mm.findVma(lo))) splitHugePmdAt(k, mm, lo, 'VMA split by madvise');
+  if (changes(mm.findVma(hi - 1))) splitHugePmdAt(k, mm, hi, 'VMA split by madvise');
   if (advice === 'mergeable') {
     // ksm_madvise(): shared mappings are left alone (vma_ksm_compatible), not even split.
     for (const v of mm.vmas.filter((x) => x.end > lo && x.start < hi && !(x.flags & (VM_SHARED | VM_MAYSHARE)))) {
@@ -273,17 +278,24 @@ export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: Adv
     return OK;
   }
   const vmas = mm.splitRange(lo, hi);
-  for (const vma of vmas) {
-    if (advice === 'dontfork') vma.flags |= VM_DONTCOPY;
-    else if (advice === 'dofork') vma.flags &= ~VM_DONTCOPY;
-    else if (advice === 'wipeonfork') vma.flags |= VM_WIPEONFORK;
-    else if (advice === 'hugepage') vma.flags = (vma.flags & ~VM_NOHUGEPAGE) | VM_HUGEPAGE; // hugepage_madvise()
-    else if (advice === 'nohugepage') vma.flags = (vma.flags & ~VM_HUGEPAGE) | VM_NOHUGEPAGE;
-    else vma.flags &= ~VM_WIPEONFORK;
-  }
+  for (const vma of vmas) vma.flags = adviseFlags(vma.flags, advice);
   mm.mergeVmas();
   k.emit('note', mm.id, lo, -1, -1, `madvise ${advice} on ${hi - lo} page(s)`);
   return OK;
+}
+
+/** The VMA flags madvise_vma_behavior() asks for (hugepage_madvise() for the THP advice). */
+function adviseFlags(flags: number, advice: AdviceName): number {
+  switch (advice) {
+    case 'dontfork': return flags | VM_DONTCOPY;
+    case 'dofork': return flags & ~VM_DONTCOPY;
+    case 'wipeonfork': return flags | VM_WIPEONFORK;
+    case 'keeponfork': return flags & ~VM_WIPEONFORK;
+    case 'mergeable': return flags | VM_MERGEABLE;
+    case 'hugepage': return (flags & ~VM_NOHUGEPAGE) | VM_HUGEPAGE;
+    case 'nohugepage': return (flags & ~VM_HUGEPAGE) | VM_NOHUGEPAGE;
+    default: return flags;
+  }
 }
 
 /**

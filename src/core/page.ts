@@ -35,6 +35,16 @@ export function pageAnonExclusive(k: Kernel, pfn: number): boolean {
   return (f.flags[pfn]! & PG_LARGE) !== 0 && f.entireMapcount[pfn >>> 9]! > 0 && (f.flags[pfn & ~511]! & PG_ANON_EXCLUSIVE) !== 0;
 }
 
+/**
+ * sanity_check_pinned_pages() (mm/gup.c, 6.18) on a pinned page: PageAnonExclusive, or for a
+ * THP its head's (PMD-mapped when pinned) or its own (PTE-mapped), mapped or not any more.
+ */
+export function pinnedAnonExclusive(k: Kernel, pfn: number): boolean {
+  const f = k.frames;
+  if (f.flags[pfn]! & PG_ANON_EXCLUSIVE) return true;
+  return (f.flags[pfn]! & PG_LARGE) !== 0 && (f.flags[pfn & ~511]! & PG_ANON_EXCLUSIVE) !== 0;
+}
+
 /** page_needs_cow_for_dma(): the mm has pinned (MMF_HAS_PINNED) and the page may be pinned. */
 export function pageNeedsCowForDma(k: Kernel, src: Mm, pfn: number): boolean {
   return k.profile.forkEarlyCow && src.hasPinned && pageMaybeDmaPinned(k, pfn);

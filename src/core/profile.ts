@@ -165,6 +165,20 @@ export interface Profile {
    */
   madvCollapse: 'none' | 'writable-pte' | 'any-pte';
   /**
+   * MADV_DONTNEED over the whole 2 MiB a PTE table maps frees the emptied table (CONFIG_PT_RECLAIM,
+   * default y on x86-64, 6.14, 6375e95f381e: zap_pte_range()'s reclaim_pt, mm/pt_reclaim.c); before, the empty
+   * table stays until munmap, and a later fault there cannot map a THP (the PMD is not none).
+   */
+  ptReclaim: boolean;
+  /**
+   * split_huge_page() of an anonymous THP maps each zero-filled page (never written, or zeroes
+   * written) to the shared zero page in every mapping, freeing it (remap_page with
+   * RMP_USE_SHARED_ZEROPAGE, try_to_map_unused_to_zeropage; b1f202060afe, 6.12). A machine fact
+   * too (mm_forbids_zeropage() refuses it, folded in here: mmForbidsZeropage does not decide it,
+   * since a kernel may keep the zero page from read faults and still remap; the oracle probes it).
+   */
+  thpSplitZeropage: boolean;
+  /**
    * userfaultfd write-protect mode for private anonymous memory (UFFDIO_REGISTER_MODE_WP,
    * UFFDIO_WRITEPROTECT, the PTE bit and its swap-entry twin): 5.7 (63b2d4174c4a, 292924b26024,
    * f45ec5ff16a7). Without it the `uffd` operations are n/a.

@@ -6,7 +6,7 @@ import {
 } from './constants.js';
 import type { Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
-import { zapHugePmds } from './huge.js';
+import { zapHugePmdRange } from './huge.js';
 import { hugetlbVmOpClose, unmapHugepageRange } from './hugetlb.js';
 import { PMD_WP, pmdSlotOf, pmdWriteProtected, pteTableOf } from './walk.js';
 import { breakCowPte, charge, coversTable, releaseTable } from './cowpt.js';
@@ -23,8 +23,9 @@ export function zapRange(k: Kernel, mm: Mm, lo: number, hi: number, dontneed = f
     const vma = mm.findVma(lo);
     if (vma !== null && vma.flags & VM_HUGETLB) return unmapHugepageRange(k, mm, lo, hi);
   }
-  // zap_pmd_range(): huge PMDs in range go whole (zap_huge_pmd), or split when in part.
-  let zapped = zapHugePmds(k, mm, lo, hi, dontneed ? 'MADV_DONTNEED' : 'zap');
+  // zap_pmd_range(): a huge PMD covered whole is dropped with its deposited table (zap_huge_pmd),
+  // one covered in part is split and its PTEs zapped below (mm/memory.c, 6.18).
+  let zapped = zapHugePmdRange(k, mm, lo, hi, dontneed ? 'MADV_DONTNEED of part of a huge PMD' : 'zap of part of a huge PMD');
   // Frees inside a zap are summarised by the caller, not recorded one by one.
   const tracing = k.tracing;
   k.tracing = false;
@@ -69,6 +70,14 @@ export function zapRange(k: Kernel, mm: Mm, lo: number, hi: number, dontneed = f
         zapped++;
       }
       t.filled[table]! -= cleared;
+      // reclaim_pt (ptReclaim, 6.14): MADV_DONTNEED over the table's whole 2 MiB frees it once empty.
+      if (dontneed && k.profile.ptReclaim && first === 0 && last === 512 && t.filled[table] === 0 && !mm.cowPgtable) {
+        const ps = pmdSlotOf(k, mm, a);
+        t.entry[ps] = 0;
+        t.filled[ps >>> TABLE_SHIFT]!--;
+        t.free(table);
+        mm.nrTables--;
+      }
     }
     a = next;
   }

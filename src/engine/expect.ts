@@ -1,7 +1,7 @@
 // Steps that only look at the model: `check`, `stats` and the `expect` assertions.
 
-import { PG_ANON_EXCLUSIVE, PG_HUGETLB, PG_LARGE, PTE_UFFD_WP } from '../core/constants.js';
-import { pteSlot } from '../core/walk.js';
+import { HPAGE_PMD_NR, PG_ANON_EXCLUSIVE, PG_HUGETLB, PTE_UFFD_WP } from '../core/constants.js';
+import { pmdLeafSlot, pteSlot } from '../core/walk.js';
 import type { PageSel, Step } from '../scenario/ast.js';
 import { globalStats } from './stats.js';
 import { NotApplicable, type RunState } from './state.js';
@@ -41,18 +41,13 @@ export function expectMapped(s: RunState, step: StepOf<'expect-mapped'>): void {
   const p = s.procs.get(step.proc);
   const pfn = p ? s.pfnOf(p, s.range(p, step.sel)[0]) : -1;
   // pagemap's PM_MMAP_EXCLUSIVE: the page's precise mapcount is 1 (folio_precise_page_mapcount:
-  // its PTE mappings plus, for a page of a large folio, the folio's PMD mappings). A hugetlb page
-  // is mapped whole: its folio's entire mapcount.
-  const f = k.frames;
-  const mapcount = pfn <= 0 ? 0
-    : f.flags[pfn]! & PG_HUGETLB ? f.entireMapcount[pfn >>> 9]!
-    : f.mapcount[pfn]! + (f.flags[pfn]! & PG_LARGE ? f.entireMapcount[pfn >>> 9]! : 0);
-  const once = pfn > 0 && mapcount === 1;
+  // its PTE mappings plus, for a page of a large folio, hugetlb's included, the folio's PMD mappings).
+  const once = pfn > 0 && k.frames.pageMapcount(pfn) === 1;
   const actual = pfn < 0 ? 'not mapped' : once ? 'mapped-once' : 'mapped-shared';
   const want = step.once ? 'mapped-once' : 'mapped-shared';
   s.observe('mapped', `${step.proc} ${s.label(step.sel)}`, actual, want);
   if (actual !== want) s.violation('expect', `${step.proc} ${s.label(step.sel)} is ${actual}, expected ${want}`, [step.proc], pfn > 0 ? [pfn] : []);
-  s.record.summary = `${step.proc} ${s.label(step.sel)} is ${actual}` + (pfn > 0 ? ` (frame ${pfn}, mapcount ${mapcount})` : '');
+  s.record.summary = `${step.proc} ${s.label(step.sel)} is ${actual}` + (pfn > 0 ? ` (frame ${pfn}, mapcount ${k.frames.pageMapcount(pfn)})` : '');
 }
 
 export function expectExclusive(s: RunState, step: StepOf<'expect-exclusive'>): void {
@@ -60,9 +55,12 @@ export function expectExclusive(s: RunState, step: StepOf<'expect-exclusive'>): 
   const k = s.k;
   const p = s.procs.get(step.proc);
   const pfn = p ? s.pfnOf(p, s.range(p, step.sel)[0]) : -1;
-  // A hugetlb page's PG_anon_exclusive is its head's (PageAnonExclusive() of a tail looks there).
-  const flagPfn = pfn > 0 && k.frames.flags[pfn]! & PG_HUGETLB ? pfn & ~511 : pfn;
-  const excl = pfn > 0 && (k.frames.flags[flagPfn]! & PG_ANON_EXCLUSIVE) !== 0;
+  // v1.2: a page a huge PMD maps is exclusive when its folio's head is (PageAnonExclusive is
+  // kept on the head while PMD-mapped: folio_add_new_anon_rmap, do_huge_pmd_wp_page); a hugetlb
+  // page's is always its head's (PageAnonExclusive() of a tail looks there).
+  const huge = pfn > 0 && ((k.frames.flags[pfn]! & PG_HUGETLB) !== 0 || (p !== undefined && p.mm.hugePmds > 0 && pmdLeafSlot(k, p.mm, s.range(p, step.sel)[0]!) >= 0));
+  const head = huge ? pfn & ~(HPAGE_PMD_NR - 1) : pfn;
+  const excl = pfn > 0 && (k.frames.flags[head]! & PG_ANON_EXCLUSIVE) !== 0;
   const actual = excl ? 'anon-exclusive' : 'not-anon-exclusive';
   const want = step.exclusive ? 'anon-exclusive' : 'not-anon-exclusive';
   s.observe('exclusive', `${step.proc} ${s.label(step.sel)}`, actual, want);

@@ -143,6 +143,10 @@ export const mremapOp = defineOp({
       const lo = g.intIn(0, all.length - 1);
       const hi = g.rng() < 0.5 ? lo : g.intIn(lo, all.length - 1);
       if (p.regions.size >= 4 || !all[lo]!.mapped || all.slice(lo, hi + 1).some((x) => x.ksm)) return false;
+      // thp-mremap: Linux moves a huge PMD whole (move_huge_pmd); the model splits it first.
+      if (g.avoids('thp-mremap') && all[lo]!.huge) return false;
+      // uffd-mremap: Linux leaves the whole registered mapping unregistered, the model the moved part.
+      if (g.avoids('uffd-mremap') && p.uffd.has(region)) return false;
       const name = g.nextRegion();
       p.regions.set(name, all.slice(lo, hi + 1));
       for (let i = lo; i <= hi; i++) all[i] = { ...all[i]!, ...g.empty, mapped: false, mergeable: false };
@@ -240,7 +244,8 @@ export const madviseOp = defineOp({
     name: 'madvise', order: 6, weight: 5,
     draw(g, p) {
       const s = g.sel(p, false);
-      const advice = g.pickOf(['dontfork', 'dofork', 'wipeonfork', 'keeponfork', 'dontneed', 'dontneed'] as const);
+      const thp = s.pages.some((x) => x.huge);
+      const advice = g.pickOf(['dontfork', 'dofork', 'wipeonfork', 'keeponfork', 'dontneed', 'dontneed', ...(thp ? ['hugepage', 'nohugepage', 'hugepage', 'nohugepage'] as const : [])]);
       for (const x of s.pages) {
         if (!x.mapped) continue;
         if (advice === 'dontneed') {

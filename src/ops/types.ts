@@ -268,6 +268,8 @@ export interface RandomPage {
   mergeable: boolean;
   ksm: boolean;
   swapped: boolean;
+  /** A page of the 2 MiB-aligned `thp` region (MADV_HUGEPAGE): a THP may back it. */
+  huge?: boolean;
 }
 
 export interface RandomProc {

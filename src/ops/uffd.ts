@@ -117,8 +117,10 @@ export const uffdOp = defineOp({
         p.uffdForkEvent = true;
         g.add('P uffd fork-event on');
       }
-      for (const region of p.regions.keys()) {
+      for (const [region, pages] of p.regions) {
         if (g.rng() >= 0.8) continue;
+        // thp-uffd-wp: UFFDIO_WRITEPROTECT keeps a huge PMD (uffd-wp on the PMD); the model splits it first.
+        if (g.avoids('thp-uffd-wp') && pages.some((x) => x.huge)) continue;
         p.uffd.add(region);
         g.add(`P uffd register ${region} wp`);
       }

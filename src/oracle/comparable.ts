@@ -40,6 +40,7 @@ export class Comparability {
       case 'swap':
       case 'ksm':
       case 'madvise': // MADV_COLLAPSE's result depends on the references each page holds
+      case 'thp':
         return this.why('frames');
       case 'stat':
         return this.why('stats') ?? (what.startsWith('minflt.') ? this.why('minflt') : null);

@@ -5,7 +5,7 @@
 
 import type { Step } from '../scenario/index.js';
 import { NO_KPAGEFLAGS, NO_PFNS } from './facilities.js';
-import { hasFlag, KPF_ANON, KPF_ANON_EXCLUSIVE, kpageflags } from './procfs.js';
+import { hasFlag, KPF_ANON, KPF_ANON_EXCLUSIVE, KPF_COMPOUND_TAIL, KPF_THP, kpagecount, kpageflags } from './procfs.js';
 import { label } from './names.js';
 import type { Replay } from './replay.js';
 import { measureStat } from './stats.js';
@@ -33,8 +33,19 @@ export function expectation(r: Replay, step: ExpectStep): KernelObservation {
     }
     case 'expect-mapped': {
       // Bit 56 is shown without privilege too; the zero page is never "mapped once".
+      const what = `${step.proc} ${label(step.sel)}`;
       const pg = r.pageAt(step.proc, step.sel, step.sel.lo);
-      return observed(r, 'mapped', `${step.proc} ${label(step.sel)}`, pg.pfn < 0 ? 'not mapped' : pg.once ? 'mapped-once' : 'mapped-shared');
+      const flags = pg.pfn > 0 && f.kpageflags ? kpageflags(pg.pfn) : null;
+      if (flags !== null && hasFlag(flags, KPF_THP) && !hasFlag(flags, 24n)) {
+        // A page of a THP: pagemap_pmd_range() (fs/proc/task_mmu.c, 6.18) tests the head's
+        // mapcount for every page a huge PMD maps; /proc/kpagecount has this page's own.
+        const n = kpagecount(pg.pfn);
+        if (n !== null) return observed(r, 'mapped', what, n === 1 ? 'mapped-once' : 'mapped-shared');
+        if (hasFlag(flags, KPF_COMPOUND_TAIL) && r.pmdMapped(step.proc, step.sel, step.sel.lo) !== false) {
+          return skipped('mapped', what, 'a sub-page of a PMD-mapped THP: pagemap tests its head\'s mapcount, and /proc/kpagecount is not readable here', pg.once ? 'mapped-once' : 'mapped-shared');
+        }
+      }
+      return observed(r, 'mapped', what, pg.pfn < 0 ? 'not mapped' : pg.once ? 'mapped-once' : 'mapped-shared');
     }
     case 'expect-exclusive': {
       const what = `${step.proc} ${label(step.sel)}`;
@@ -46,6 +57,11 @@ export function expectation(r: Replay, step: ExpectStep): KernelObservation {
         const flags = kpageflags(pfn);
         if (flags === null) return skipped('exclusive', what, NO_KPAGEFLAGS);
         excl = hasFlag(flags, KPF_ANON) && hasFlag(flags, KPF_ANON_EXCLUSIVE);
+        if (hasFlag(flags, KPF_THP) && hasFlag(flags, KPF_COMPOUND_TAIL) && r.pmdMapped(step.proc, step.sel, step.sel.lo) !== true) {
+          // stable_page_flags() (fs/proc/page.c, 6.18) copies the folio's flags: bit 34 of a tail
+          // is its head's, which is the whole folio's only while a PMD maps it.
+          return skipped('exclusive', what, 'a sub-page of a PTE-mapped THP other than its head: /proc/kpageflags shows the folio\'s (head\'s) PG_anon_exclusive, not this page\'s', excl ? 'anon-exclusive' : 'not-anon-exclusive');
+        }
       }
       return observed(r, 'exclusive', what, excl ? 'anon-exclusive' : 'not-anon-exclusive');
     }

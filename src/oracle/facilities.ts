@@ -11,10 +11,15 @@ export interface Facilities {
   pfns: boolean;
   /** A read fault on untouched private anonymous memory maps the shared zero page (false: mm_forbids_zeropage()). */
   zeroPage: boolean;
-  /** The shared zero page's frame number (0 when there is none or it is hidden). */
+  /** The shared zero page's frame number (0 when none was seen or it is hidden). */
   zeroPfn: number;
-  /** /sys/kernel/mm/transparent_hugepage/enabled (null: no THP in this kernel). */
+  /**
+   * The THP mode PMD-sized THPs follow: hugepages-<PMD>kB/enabled (6.8+) unless `inherit`, else
+   * /sys/kernel/mm/transparent_hugepage/enabled (null: no THP in this kernel).
+   */
   thp: string | null;
+  /** What the probe found of THPs besides the mode (null: no THP in this kernel). */
+  thpInfo: ThpInfo | null;
   /** Facts taken as given instead of probed (`oracle --zero-page`). */
   forced: string[];
   /** /proc/kpageflags is readable and shows PG_anon_exclusive (bit 34) on a fresh page. */
@@ -36,6 +41,27 @@ export interface Facilities {
   uffdWp: boolean;
   /** Why the `uffd` steps cannot be replayed here (null: they can). */
   uffdWhy: string | null;
+}
+
+export interface ThpInfo {
+  /** /sys/kernel/mm/transparent_hugepage/enabled itself. */
+  enabled: string;
+  /** hpage_pmd_size in kB (null: not said). */
+  pmdKb: number | null;
+  defrag: string;
+  /** use_zero_page (null: not said). */
+  useZeroPage: boolean | null;
+  /**
+   * What a read fault on an untouched MADV_HUGEPAGE range did in the probe: true the huge zero
+   * page was mapped, false a THP was allocated (null: no huge PMD was seen at all).
+   */
+  hugeZeroPage: boolean | null;
+  /** Splitting a THP maps its zero-filled pages to the shared zero page (null: no THP to try). */
+  splitZeropage: boolean | null;
+  /** PAGEMAP_SCAN (6.7+) answers: it says which pages a huge PMD maps. */
+  pagemapScan: boolean;
+  /** khugepaged's pages_to_scan, scan_sleep_millisecs and max_ptes_none (-1: not said). */
+  khugepaged: { pagesToScan: number; scanSleepMs: number; maxPtesNone: number };
 }
 
 export interface KsmSettings {
@@ -72,9 +98,20 @@ export function parseProbe(words: string[], kernel: string, root: boolean, errno
     pfns: num('pfns') === 1,
     // Unknown (pagemap unreadable) is taken as the mainline default, the zero page.
     zeroPage: num('zeropage') !== 0,
-    zeroPfn: num('zeropfn'),
+    // The zero page's frame: from the read fault, else from the THP split probe (thp.c).
+    zeroPfn: num('zeropfn') || num('splitzeropfn'),
     forced: [],
     thp: !kv.has('thp') || kv.get('thp') === 'none' ? null : kv.get('thp')!,
+    thpInfo: !kv.has('thp') || kv.get('thp') === 'none' ? null : {
+      enabled: kv.get('thptop') ?? kv.get('thp')!,
+      pmdKb: num('thppmdkb') > 0 ? num('thppmdkb') : null,
+      defrag: kv.get('thpdefrag') ?? 'unknown',
+      useZeroPage: kv.has('thpzero') && num('thpzero') >= 0 ? num('thpzero') === 1 : null,
+      hugeZeroPage: !kv.has('hugezero') || num('hugezero') < 0 ? null : num('hugezero') === 1,
+      splitZeropage: !kv.has('splitzero') || num('splitzero') < 0 ? null : num('splitzero') === 1,
+      pagemapScan: num('pmscan') === 1,
+      khugepaged: { pagesToScan: kv.has('khpscan') ? num('khpscan') : -1, scanSleepMs: kv.has('khpsleep') ? num('khpsleep') : -1, maxPtesNone: kv.has('khpnone') ? num('khpnone') : -1 },
+    },
     kpageflags: num('kpageflags') === 1 && num('anonexcl') === 1,
     softDirty: num('softdirty') === 1,
     cpu: num('cpu'),

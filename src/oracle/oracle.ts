@@ -6,7 +6,8 @@
 // pages. Their model side is read from the model's own page tables and frames, on a second
 // run of the model stepped beside the first (only for scenarios with such steps).
 
-import { PG_INUSE, PG_KSM, PG_SWAPCACHE, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP } from '../core/constants.js';
+import { HPAGE_PMD_NR, PG_INUSE, PG_KSM, PG_LARGE, PG_SWAPCACHE, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP } from '../core/constants.js';
+import { followSlot } from '../core/huge.js';
 import type { Mm } from '../core/mm.js';
 import type { Profile } from '../core/profile.js';
 import { pteSlot } from '../core/walk.js';
@@ -17,6 +18,7 @@ import { pageList, pageStates, label } from './names.js';
 import { missingFacility, probedProfile } from './probed.js';
 import type { OracleSession } from './session.js';
 import { hugetlbPoolFor } from './hugetlb.js';
+import { modelHugeMap, thpPlan, usesThp } from './thp.js';
 import type { KernelStep } from './types.js';
 
 export const ORACLE_FORMAT = 1;
@@ -104,6 +106,10 @@ export interface ModelProbe {
   extra: ModelObs[];
   /** Frames the model keeps in the swap cache that no process maps and no handle holds. */
   hiddenSwapCache: number;
+  /** Pages of partially mapped large folios that nothing maps (awaiting a deferred split). */
+  hiddenLarge: number;
+  /** The model's huge PMDs per `PROC REGION` (THP scenarios only). */
+  huge: Map<string, string> | null;
 }
 
 function isSwapout(step: Step): step is Extract<Step, { op: 'swapout' }> | Extract<Step, { op: 'madvise' }> {
@@ -118,7 +124,8 @@ function modelSwapRow(run: Runner, proc: string, sel: PageSel): ModelObs | null 
   const k = run.k;
   const states: string[] = [];
   for (let i = sel.lo; i <= sel.hi; i++) {
-    const slot = pteSlot(k, p.mm, r.start + i);
+    // A page a huge PMD maps is present (followSlot finds the PMD leaf).
+    const slot = followSlot(k, p.mm, r.start + i);
     const bits = slot < 0 ? 0 : k.tables.bits[slot]!;
     states.push(bits & PTE_SWAP ? 'swapped' : bits & PTE_PRESENT ? 'present' : 'not mapped');
   }
@@ -145,6 +152,20 @@ function modelKsmRow(run: Runner): ModelObs {
   return { kind: 'ksm', what: 'KSM pages', actual: pageList(pages) };
 }
 
+/**
+ * Pages of large folios still allocated that no PTE maps while no PMD maps their folio: the
+ * kernel keeps them until a deferred split (deferred_split_folio), and pagemap cannot see them.
+ */
+function hiddenLarge(run: Runner): number {
+  const f = run.k.frames;
+  let n = 0;
+  for (let head = HPAGE_PMD_NR; head < f.top; head += HPAGE_PMD_NR) {
+    if (!(f.flags[head]! & PG_LARGE) || !(f.flags[head]! & PG_INUSE) || f.entireMapcount[head >>> 9]! > 0) continue;
+    for (let p = head; p < head + HPAGE_PMD_NR; p++) if (f.mapcount[p] === 0) n++;
+  }
+  return n;
+}
+
 function hiddenSwapCache(run: Runner): number {
   const f = run.k.frames;
   const held = new Set<number>();
@@ -157,15 +178,15 @@ function hiddenSwapCache(run: Runner): number {
   return n;
 }
 
-/** The model stepped a second time, looked at after each step (scenarios with swapout or ksm merge only). */
-export function probeModel(sc: Scenario, profile: Profile, count: number): Map<number, ModelProbe> {
+/** The model stepped a second time, looked at after each step (scenarios with swapout, ksm merge or THPs only). */
+export function probeModel(sc: Scenario, profile: Profile, count: number, thp = usesThp(sc)): Map<number, ModelProbe> {
   const out = new Map<number, ModelProbe>();
-  if (!sc.steps.slice(0, count).some((s) => isSwapout(s) || s.op === 'ksm-merge')) return out;
+  if (!thp && !sc.steps.slice(0, count).some((s) => isSwapout(s) || s.op === 'ksm-merge')) return out;
   const run = new Runner(sc, profile, { trace: false, maxEventsPerStep: 0, checkEveryStep: false });
   for (let i = 0; i < count; i++) {
     const step = sc.steps[i]!;
     if (run.step(step, i).na !== null) break;
-    const probe: ModelProbe = { extra: [], hiddenSwapCache: hiddenSwapCache(run) };
+    const probe: ModelProbe = { extra: [], hiddenSwapCache: hiddenSwapCache(run), hiddenLarge: thp ? hiddenLarge(run) : 0, huge: thp ? modelHugeMap(run) : null };
     if (isSwapout(step)) {
       const row = modelSwapRow(run, step.proc, step.sel);
       if (row) probe.extra.push(row);
@@ -219,11 +240,15 @@ export interface OracleOptions {
  */
 export function oracleScenario(session: OracleSession, sc: Scenario, base: Profile, opts: OracleOptions = {}): OracleResult {
   const notes: string[] = [];
-  const msc = withoutModelLimits(sc, notes);
+  const written = withoutModelLimits(sc, notes);
+  const plan = thpPlan(written, session.facilities);
+  // A THP mode this machine cannot give: the model runs with the one it has (never).
+  const msc = plan.model === (written.config.thp ?? 'madvise') ? written : { ...written, config: { ...written.config, thp: plan.model } };
+  if (plan.why !== null && usesThp(written)) notes.push(plan.why);
   const profile = probedProfile(base, session.facilities);
-  const model = opts.model ?? runScenario(msc, profile, { trace: false, maxEventsPerStep: 0 });
+  const model = opts.model && msc === written ? opts.model : runScenario(msc, profile, { trace: false, maxEventsPerStep: 0 });
   const pool = hugetlbPoolFor(msc);
-  const skip = missingFacility(msc, base, profile, session.facilities, model) ?? (pool !== null ? session.system.hugetlb(pool) : null);
+  const skip = plan.impossible ?? missingFacility(msc, base, profile, session.facilities, model, written) ?? (pool !== null ? session.system.hugetlb(pool) : null);
   if (skip !== null) {
     return {
       format: ORACLE_FORMAT, file: sc.file, scenario: sc.name, profile: profile.name, kernel: session.facilities.kernel,
@@ -232,8 +257,11 @@ export function oracleScenario(session: OracleSession, sc: Scenario, base: Profi
     };
   }
   const count = model.na !== null ? model.na.step : sc.steps.length;
-  const probes = probeModel(msc, profile, count);
-  const kernel = session.replay(sc, count);
+  const thp = usesThp(msc) || plan.model === 'always';
+  const probes = probeModel(msc, profile, count, thp);
+  const huge = new Map<number, Map<string, string>>();
+  for (const [i, p] of probes) if (p.huge) huge.set(i, p.huge);
+  const kernel = session.replay(sc, count, huge);
   const steps: OracleStep[] = [];
   const counts: OracleCounts = { steps: count, compared: 0, agree: 0, disagree: 0, skipped: 0 };
   for (let i = 0; i < count; i++) {
@@ -241,12 +269,19 @@ export function oracleScenario(session: OracleSession, sc: Scenario, base: Profi
     const mrec = model.steps[i];
     const krec = kernel.steps[i] ?? { index: i, observations: [], note: '', skip: 'not replayed' };
     const probe = probes.get(i);
-    const rows = pair([...(mrec?.observations ?? []), ...(probe?.extra ?? [])], krec);
-    if (probe && probe.hiddenSwapCache > 0) {
+    // The model's side of the kernel's `thp` rows (made where either side's huge PMDs changed).
+    const hugeRows = krec.observations.filter((o) => o.kind === 'thp')
+      .map((o) => ({ kind: 'thp', what: o.what, actual: probe?.huge?.get(o.what) ?? 'no huge PMD' }));
+    const rows = pair([...(mrec?.observations ?? []), ...(probe?.extra ?? []), ...hugeRows], krec);
+    const hidden = probe === undefined ? null
+      : probe.hiddenSwapCache > 0 ? `the model keeps ${probe.hiddenSwapCache} page(s) in the swap cache that nothing maps or holds; pagemap cannot see such pages`
+      : probe.hiddenLarge > 0 ? `${probe.hiddenLarge} page(s) of partially mapped THPs are mapped by nothing and still allocated (until a deferred split); pagemap cannot see such pages`
+      : null;
+    if (hidden !== null) {
       for (const r of rows) {
         if (r.kind === 'stat' && r.what === 'frames_used' && r.verdict !== 'skipped') {
           r.verdict = 'skipped';
-          r.reason = `the model keeps ${probe.hiddenSwapCache} page(s) in the swap cache that nothing maps or holds; pagemap cannot see such pages`;
+          r.reason = hidden;
         }
       }
     }
@@ -260,7 +295,8 @@ export function oracleScenario(session: OracleSession, sc: Scenario, base: Profi
     }
     steps.push({ index: i, line: step.pos.line, text: step.text, model: mrec?.summary ?? '', kernel: krec.note, skip: krec.skip, rows });
   }
-  const status: OracleStatus = kernel.error !== null ? 'error' : counts.disagree > 0 ? 'disagree' : model.na !== null ? 'n/a' : 'agree';
+  const kskip = kernel.skip ?? null;
+  const status: OracleStatus = kernel.error !== null ? 'error' : counts.disagree > 0 ? 'disagree' : kskip !== null ? 'skipped' : model.na !== null ? 'n/a' : 'agree';
   return {
     format: ORACLE_FORMAT,
     file: sc.file,
@@ -268,7 +304,7 @@ export function oracleScenario(session: OracleSession, sc: Scenario, base: Profi
     profile: profile.name,
     kernel: session.facilities.kernel,
     status,
-    skip: null,
+    skip: kskip,
     na: model.na,
     error: kernel.error,
     notes,

@@ -40,12 +40,47 @@ export function probedFacts(f: Facilities): ProbedFact[] {
   const ksm = f.ksm === null ? 'not in this kernel' : `run=${f.ksm.run} use_zero_pages=${f.ksm.useZeroPages ? 1 : 0} max_page_sharing=${f.ksm.maxPageSharing}`;
   return [
     { name: 'zero page on read fault', value: `${f.zeroPage ? `yes (pfn ${f.zeroPfn || 'hidden'})` : 'no (a fresh exclusive page)'}${forced('zeroPage')}`, sets: f.zeroPage ? null : 'mmForbidsZeropage=true' },
-    { name: 'THP', value: f.thp ?? 'not in this kernel', sets: null },
+    { name: 'THP', value: thpFact(f), sets: [hugeZeroSetting(f, null), splitZeroSetting(f, null)].filter((x) => x !== null).join(' ') || null },
     { name: 'KSM', value: ksm, sets: null },
     { name: 'soft-dirty', value: f.softDirty ? 'yes' : 'no', sets: null },
     { name: 'zswap', value: f.zswap === null ? 'unknown' : f.zswap ? 'enabled' : 'disabled', sets: null },
     { name: 'swap', value: 'a swap file of the oracle\'s own, set up at the first swapout and removed at the end', sets: null },
   ];
+}
+
+/** The THP line of the header: the mode, the huge zero page, khugepaged. */
+function thpFact(f: Facilities): string {
+  const t = f.thpInfo;
+  if (f.thp === null || t === null) return 'not in this kernel';
+  const zero = t.hugeZeroPage === null ? `use_zero_page=${t.useZeroPage === null ? '?' : t.useZeroPage ? 1 : 0} (no huge PMD seen in the probe)`
+    : t.hugeZeroPage ? 'a read fault maps the huge zero page' : 'a read fault allocates a THP (no huge zero page)';
+  const k = t.khugepaged;
+  const split = t.splitZeropage === null ? '' : t.splitZeropage ? '; a split maps zero-filled pages to the zero page' : '; a split keeps zero-filled pages';
+  return `${f.thp}${t.enabled !== f.thp ? ` (enabled=${t.enabled}, hugepages-${t.pmdKb ?? 2048}kB=${f.thp})` : ''}, PMD ${t.pmdKb ?? '?'} kB, defrag=${t.defrag}; ${zero}${split}; ` +
+    `khugepaged pages_to_scan=${k.pagesToScan} scan_sleep_millisecs=${k.scanSleepMs} max_ptes_none=${k.maxPtesNone}` +
+    (t.pagemapScan ? '' : '; no PAGEMAP_SCAN (6.7+): huge PMDs are not seen');
+}
+
+/**
+ * The thpUseZeroPage the live kernel has, where it differs from what `model` does (null: no
+ * change): the probe's read fault when it saw a huge PMD, else use_zero_page and the 4 KiB zero page.
+ */
+function hugeZeroSetting(f: Facilities, model: Profile | null): string | null {
+  const t = f.thpInfo;
+  if (t === null) return null;
+  const live = t.hugeZeroPage ?? (t.useZeroPage === null ? null : t.useZeroPage && f.zeroPage);
+  if (live === null) return null;
+  // Without a profile: as a default profile (use_zero_page on) with the 4 KiB zero page probed.
+  const modelHas = model === null ? f.zeroPage : model.thpUseZeroPage && !model.mmForbidsZeropage;
+  if (modelHas === live) return null;
+  return `thpUseZeroPage=${live}`;
+}
+
+/** thpSplitZeropage as the probe found it, where it differs from `model` (null: no change, or not probed). */
+function splitZeroSetting(f: Facilities, model: Profile | null): string | null {
+  const live = f.thpInfo?.splitZeropage ?? null;
+  if (live === null || (model !== null && model.thpSplitZeropage === live)) return null;
+  return model === null ? (live ? null : 'thpSplitZeropage=false') : `thpSplitZeropage=${live}`;
 }
 
 /**
@@ -55,7 +90,9 @@ export function probedFacts(f: Facilities): ProbedFact[] {
 export function probedProfile(base: Profile, f: Facilities): Profile {
   const sets: string[] = [];
   if (base.mmForbidsZeropage === f.zeroPage) sets.push(`mmForbidsZeropage=${!f.zeroPage}`);
-  return withOverrides(base, sets);
+  const zeroed = withOverrides(base, sets);
+  const huge = [hugeZeroSetting(f, zeroed), splitZeroSetting(f, zeroed)].filter((x): x is string => x !== null);
+  return huge.length === 0 ? zeroed : withOverrides(zeroed, huge);
 }
 
 /**
@@ -63,15 +100,16 @@ export function probedProfile(base: Profile, f: Facilities): Profile {
  * on `base` but not on the probed model, so what they check is a facility the kernel lacks
  * (a zero-page story where there is no zero page). Such a scenario is skipped, not compared.
  */
-export function missingFacility(sc: Scenario, base: Profile, probed: Profile, f: Facilities, onProbed?: RunResult): string | null {
-  if (probed === base) return null;
+export function missingFacility(sc: Scenario, base: Profile, probed: Profile, f: Facilities, onProbed?: RunResult, written: Scenario = sc): string | null {
+  if (probed === base && written === sc) return null;
   onProbed ??= runScenario(sc, probed, QUIET);
-  const onBase = runScenario(sc, base, QUIET);
+  const onBase = runScenario(written, base, QUIET);
   const failedOnBase = new Set(onBase.violations.filter((v) => v.kind === 'expect').map((v) => v.step));
   const first = onProbed.violations.find((v) => v.kind === 'expect' && !failedOnBase.has(v.step));
   if (first === undefined) return null;
   const step = sc.steps[first.step];
   const what = step ? `line ${step.pos.line} (\`${step.text}\`)` : 'its end';
-  const facility = f.zeroPage ? 'a facility of this kernel' : NO_ZERO_PAGE;
-  return `the scenario's point needs what ${base.name} has and this kernel lacks: ${what} holds on ${base.name} but not on ${probed.name}; ${facility}`;
+  const thp = written.config.thp !== sc.config.thp ? ` with config.thp ${sc.config.thp ?? 'madvise'}` : '';
+  const facility = thp !== '' ? `this machine gives no 2 MiB THPs (THP mode ${f.thp ?? 'none: no THP in this kernel'})` : f.zeroPage ? 'a facility of this kernel' : NO_ZERO_PAGE;
+  return `the scenario's point needs what ${base.name} has and this kernel lacks: ${what} holds on ${base.name} but not on ${probed.name}${thp}; ${facility}`;
 }

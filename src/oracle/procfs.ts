@@ -20,6 +20,9 @@ const PFN_MASK = (1n << 55n) - 1n;
 /** kpageflags bits (include/uapi/linux/kernel-page-flags.h). */
 export const KPF_ANON = 12n;
 export const KPF_KSM = 21n;
+/** A tail page of a compound page (of a THP: its flags word is the folio's, its head's). */
+export const KPF_COMPOUND_TAIL = 16n;
+export const KPF_THP = 22n;
 export const KPF_ZERO_PAGE = 24n;
 /** KPF_OWNER_2, which is PG_anon_exclusive on anonymous pages. */
 export const KPF_ANON_EXCLUSIVE = 34n;
@@ -66,6 +69,16 @@ export function kpageflags(pfn: number): bigint | null {
   try {
     const b = readAt('/proc/kpageflags', pfn * 8, 8);
     return b.length === 8 ? b.readBigUInt64LE(0) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** /proc/kpagecount of a frame (folio_precise_page_mapcount under CONFIG_PAGE_MAPCOUNT), or null. */
+export function kpagecount(pfn: number): number | null {
+  try {
+    const b = readAt('/proc/kpagecount', pfn * 8, 8);
+    return b.length === 8 ? Number(b.readBigUInt64LE(0)) : null;
   } catch {
     return null;
   }

@@ -12,6 +12,7 @@ import { errnoName, label, pageList, pageStates } from './names.js';
 import { hasFlag, KPF_KSM, kpageflags, ksmMergeable, ksmRun, pagemap, vmPteKb } from './procfs.js';
 import { systemStep } from './system-ops.js';
 import type { SystemOps } from './system.js';
+import { hugeRunsText, parseScan, thpFallbacks, thpPlan, thpQuietStep, type HugeRuns, type ThpPlan, usesThp } from './thp.js';
 import type { KernelObservation, KernelRun, KernelStep, KHandle, KProc, ObservationKind, Region } from './types.js';
 import { ValueWords } from './values.js';
 import { declOf } from '../ops/index.js';
@@ -49,14 +50,27 @@ export class Replay implements Replayer {
   private obs: KernelObservation[] = [];
   private note = '';
   private skip: string | null = null;
+  /** How the scenario's config.thp is had here (thp.ts). */
+  readonly thp: ThpPlan;
+  /** The scenario can have THPs: huge PMDs are compared after every step. */
+  private readonly thpOn: boolean;
+  /** Why the whole scenario is skipped (no THP populated where the model has one). */
+  private scenarioSkip: string | null = null;
+  private hugeBefore = new Map<string, string>();
+  private modelHugeBefore = new Map<string, string>();
+  private fallbacks: number | null = null;
 
   constructor(
     private readonly agent: Agent,
     readonly facilities: Facilities,
     private readonly scenario: Scenario,
     private readonly system: SystemOps,
+    /** The model's huge PMDs after each step, per `PROC REGION` (oracle.ts; THP scenarios only). */
+    private readonly modelHuge: ReadonlyMap<number, ReadonlyMap<string, string>> = new Map(),
   ) {
     this.values = ValueWords.forScenario(scenario);
+    this.thp = thpPlan(scenario, facilities);
+    this.thpOn = usesThp(scenario) || this.thp.model === 'always';
   }
 
   /** Runs steps [from, count) and records each (from > 0 continues an earlier run). */
@@ -75,6 +89,7 @@ export class Replay implements Replayer {
         } else {
           try {
             this.exec(step);
+            if (this.thpOn && !thpQuietStep(step)) this.compareHuge(i);
           } catch (e) {
             if (!(e instanceof OracleError)) throw e;
             error = `line ${step.pos.line}: ${e.message}`;
@@ -87,7 +102,53 @@ export class Replay implements Replayer {
       }
       steps.push({ index: i, observations: this.obs, note: this.note, skip: this.skip });
     }
-    return { steps, error };
+    return { steps, error, skip: this.scenarioSkip };
+  }
+
+  /** The page runs a huge PMD maps in region g of p (null: this kernel cannot say). */
+  hugeRuns(p: KProc, g: Region): HugeRuns | null {
+    const r = this.agent.call(`thpscan ${p.id} ${g.vpn * PAGE} ${g.n}`);
+    if (r[0] !== 'ok') return null;
+    return parseScan(r, g.n);
+  }
+
+  /**
+   * After a step of a THP scenario: which pages huge PMDs map, per region of each live process,
+   * where the model's or the kernel's answer changed (the `thp` observation). Where the model
+   * maps a THP and the kernel fell back to 4 KiB pages in this step (thp_fault_fallback grew:
+   * the 2 MiB allocation failed), the scenario is skipped, as cow.c skips "Did not get a THP
+   * populated": that is this machine's memory, not a disagreement.
+   */
+  private compareHuge(i: number): void {
+    const model = this.modelHuge.get(i);
+    if (model === undefined) return;
+    const fallbacks = thpFallbacks();
+    const fellBack = fallbacks !== null && this.fallbacks !== null && fallbacks > this.fallbacks;
+    this.fallbacks = fallbacks;
+    const kernel = new Map<string, string>();
+    const scan = this.facilities.thpInfo?.pagemapScan === true;
+    for (const p of this.liveProcs()) {
+      for (const [region, g] of p.regions) {
+        const runs = scan ? this.hugeRuns(p, g) : null;
+        kernel.set(`${p.name} ${region}`, runs === null ? '?' : hugeRunsText(region, runs));
+      }
+    }
+    for (const key of new Set([...model.keys(), ...kernel.keys()])) {
+      const m = model.get(key) ?? 'no huge PMD';
+      const k = kernel.get(key) ?? 'no huge PMD';
+      if (m === this.modelHugeBefore.get(key) && k === this.hugeBefore.get(key)) continue;
+      if (k === '?') {
+        this.observeSkipped('thp', key, 'this kernel has no PAGEMAP_SCAN (Linux 6.7+): which pages a huge PMD maps cannot be seen');
+        continue;
+      }
+      if (m !== k && fellBack && this.scenarioSkip === null) {
+        this.scenarioSkip = `no THP populated at line ${this.currentLine} (${key}: the kernel has ${k}, the model ${m}): the kernel's 2 MiB allocation failed and fell back to 4 KiB pages (thp_fault_fallback grew: fragmentation or the defrag setting ${this.facilities.thpInfo?.defrag ?? '?'})`;
+        this.stopHere(this.scenarioSkip);
+      }
+      this.observe('thp', key, k);
+    }
+    this.hugeBefore = kernel;
+    this.modelHugeBefore = new Map(model);
   }
 
   // ---- helpers ---------------------------------------------------------------------------
@@ -122,6 +183,14 @@ export class Replay implements Replayer {
 
   private addr(p: KProc, sel: PageSel, i: number): number {
     return (this.region(p, sel).vpn + i) * PAGE;
+  }
+
+  /** Whether a huge PMD maps the page (null: this kernel cannot say). */
+  pmdMapped(name: string, sel: PageSel, i: number): boolean | null {
+    const p = this.live(name);
+    if (!p || this.facilities.thpInfo?.pagemapScan !== true) return p ? null : false;
+    const runs = this.hugeRuns(p, this.region(p, sel));
+    return runs === null ? null : runs.some(([lo, hi]) => i >= lo && i <= hi);
   }
 
   /** The frame a page maps: -1 not mapped; with mappedOnce. */
@@ -177,13 +246,15 @@ export class Replay implements Replayer {
     const extra = step.op === 'mprotect' ? ` ${step.prot}` : step.op === 'madvise' ? ` ${step.advice}` : '';
     if (step.op === 'madvise' && step.advice === 'pageout') return this.pageout(step.proc, step.sel, 'madvise-pageout');
     if (step.op === 'madvise' && step.advice === 'mergeable') this.holdKsm();
-    if (step.op === 'madvise' && step.advice === 'collapse' && this.thpAdvice(step.sel.region, step.pos.line) === null) {
-      // The helper maps a region without a THP word MADV_NOHUGEPAGE (so that no THP appears where
-      // the model has 4 KiB pages), which MADV_COLLAPSE refuses; the model has no such flag there.
+    if (step.op === 'madvise' && step.advice === 'collapse' && this.thpAdvice(step.sel.region, step.pos.line) === null && this.thp.mmapAdvice(null) === 'nothp') {
+      // The helper maps a region without a THP word MADV_NOHUGEPAGE here (so that no THP appears
+      // where the model has 4 KiB pages), which MADV_COLLAPSE refuses; the model has no such flag there.
       return this.notReplayed('madvise-collapse-nothp');
     }
-    const res = this.call(`${step.op} ${p.id} ${(r.vpn + step.sel.lo) * PAGE} ${step.sel.hi - step.sel.lo + 1}${extra}`);
-    this.note = res[0] === 'ok' ? 'done' : `${step.op} failed: ${errnoName(Number(res[1]))}`;
+    const advice = step.op === 'madvise' ? this.thp.madvise(step.advice) : '';
+    if (advice !== '' && step.op === 'madvise' && advice !== step.advice) this.note = `sent as ${advice} (config.thp ${this.thp.model} on this machine's THP mode); `;
+    const res = this.call(`${step.op} ${p.id} ${(r.vpn + step.sel.lo) * PAGE} ${step.sel.hi - step.sel.lo + 1}${step.op === 'madvise' ? ` ${advice}` : extra}`);
+    this.note += res[0] === 'ok' ? 'done' : `${step.op} failed: ${errnoName(Number(res[1]))}`;
     if (step.op === 'madvise' && step.advice === 'collapse') {
       this.observe('madvise', `${step.proc} madvise ${label(step.sel)} collapse`, res[0] === 'ok' ? 'ok' : errnoName(Number(res[1])));
     }
@@ -377,13 +448,16 @@ export class Replay implements Replayer {
     } else if (!this.live(step.proc)) {
       return;
     }
-    if (step.thp === 'thp') return this.notReplayed('mmap-thp');
+    // The model's address: from 2 MiB on, 2 MiB-aligned (what cow.c gets by mapping twice the
+    // size and aligning), so a THP can back it here exactly where the model puts one.
     let start = p.nextVpn;
     if (step.pages >= PMD_PAGES) start = Math.ceil(start / PMD_PAGES) * PMD_PAGES;
     p.nextVpn = start + step.pages;
     const prot = step.prot === 'rw' ? 2 : step.prot === 'ro' ? 1 : 0;
-    // MMAP_HUGETLB (32): MAP_HUGETLB | MAP_HUGE_2MB from the pool the session set (hugetlbPoolFor).
-    const flags = prot | (step.shared ? 4 : 0) | (step.populate ? 8 : 0) | (step.hugetlb ? 32 : 0);
+    // MMAP_HUGETLB (64): MAP_HUGETLB | MAP_HUGE_2MB from the pool the session set (hugetlbPoolFor);
+    // MMAP_THP (16) / MMAP_NOTHP (32): the THP advice the plan gives the mapping.
+    const advice = step.hugetlb ? null : this.thp.mmapAdvice(step.thp);
+    const flags = prot | (step.shared ? 4 : 0) | (step.populate ? 8 : 0) | (step.hugetlb ? 64 : advice === 'thp' ? 16 : advice === 'nothp' ? 32 : 0);
     const res = this.call(`mmap ${p.id} ${start * PAGE} ${step.pages} ${flags}`);
     if (res[0] !== 'ok' && step.hugetlb && errnoName(Number(res[1])) === 'ENOMEM') {
       this.note = 'mmap of hugetlb pages failed with ENOMEM: the pool cannot reserve them';
@@ -394,7 +468,7 @@ export class Replay implements Replayer {
     p.regions.set(step.region, region);
     p.ranges.push(region);
     if (step.shared) this.anySharedMapping = true;
-    this.note = `mapped at 0x${(start * PAGE).toString(16)}` + (res[1] ? `; populating failed: ${errnoName(Number(res[1]))}` : '');
+    this.note = `mapped at 0x${(start * PAGE).toString(16)}` + (advice !== null ? `, MADV_${advice === 'thp' ? '' : 'NO'}HUGEPAGE` : '') + (res[1] ? `; populating failed: ${errnoName(Number(res[1]))}` : '');
   }
 
   write(name: string, sel: PageSel, value: string): void {

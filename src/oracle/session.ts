@@ -51,16 +51,16 @@ export class OracleSession {
   }
 
   /** Replays steps [0, count) of a scenario; afterwards nothing of it is left. */
-  replay(sc: Scenario, count: number): KernelRun {
-    const run = this.replayer(sc).run(count);
+  replay(sc: Scenario, count: number, modelHuge?: ReadonlyMap<number, ReadonlyMap<string, string>>): KernelRun {
+    const run = this.replayer(sc, modelHuge).run(count);
     const leftover = this.cleanSlate();
     if (leftover !== null && run.error === null) run.error = leftover;
     return run;
   }
 
   /** A replay to drive step by step (`run(count, from)`); `cleanSlate()` ends it. */
-  replayer(sc: Scenario): Replay {
-    return new Replay(this.live(), this.facilities, sc, this.system);
+  replayer(sc: Scenario, modelHuge?: ReadonlyMap<number, ReadonlyMap<string, string>>): Replay {
+    return new Replay(this.live(), this.facilities, sc, this.system, modelHuge);
   }
 
   /** Resets the agent and checks it holds nothing; if it died, a new one is started when next needed. Returns a problem, or null. */

@@ -5,6 +5,8 @@
 //   PageTables_kB  per live process: VmPTE minus the helper's own tables, plus its PGD (4 kB),
 //                  as the model counts it (the scenario's mappings sit in their own PGD slot)
 //   AnonPages_kB   distinct anonymous frames mapped by live processes (pagemap + kpageflags)
+//   AnonHugePages_kB  2 MiB per distinct THP some live process maps by a PMD (PAGEMAP_SCAN's
+//                  PAGE_IS_HUGE, the huge zero page not counted; a THP shared after fork once)
 //   frames_used    distinct frames mapped by live processes or held by live handles
 //   pt_copies      0: Linux has no COW page tables
 // cow_copies has no per-scenario source in the kernel and is not compared.
@@ -77,6 +79,24 @@ export function measureStat(r: Replay, stat: string, proc: string | null): Measu
         }
       }
       return { value: anon.size * 4, why: null };
+    }
+    case 'AnonHugePages_kB': {
+      if (!f.pfns) return { value: null, why: NO_PFNS };
+      if (f.thpInfo === null) return { value: 0, why: null };
+      if (!f.thpInfo.pagemapScan) return { value: null, why: 'this kernel has no PAGEMAP_SCAN (Linux 6.7+): which pages a huge PMD maps cannot be seen' };
+      const heads = new Set<number>();
+      for (const p of r.liveProcs()) {
+        for (const g of p.ranges) {
+          const runs = r.hugeRuns(p, g);
+          if (runs === null) return { value: null, why: `PAGEMAP_SCAN failed on process ${p.pid}` };
+          for (const [lo, hi, zero] of runs) {
+            if (zero) continue;
+            const pages = pagemap(p.pid, g.vpn + lo, hi - lo + 1);
+            for (const e of pages) if (e.present && e.pfn !== 0) heads.add(e.pfn - (e.pfn % 512));
+          }
+        }
+      }
+      return { value: heads.size * 2048, why: null };
     }
     case 'frames_used': {
       if (!f.pfns) return { value: null, why: NO_PFNS };

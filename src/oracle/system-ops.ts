@@ -42,9 +42,10 @@ const STEPS: Record<string, SystemStep> = {
     reason: 'device atomics need a device driver holding device-exclusive entries; no user-space path exists',
     lose: [...INVISIBLE, 'values'], did: 'let a device write atomically',
   },
-  'mmap-thp': { reason: 'transparent huge pages are not replayed on the live kernel yet (the oracle has no THP probe yet: a later step of issue 16)', lose: ['all'], did: '' },
+  // The live oracle replays THP mappings (replay.ts, thp.ts); the exported C reproducer does not.
+  'mmap-thp': { reason: 'the exported reproducer does not replay transparent huge pages (`cowlab oracle` does, with its THP probe)', lose: ['all'], did: '' },
   'madvise-collapse-nothp': {
-    reason: 'MADV_COLLAPSE of a region mapped without `thp`: the helper maps such regions MADV_NOHUGEPAGE, which MADV_COLLAPSE refuses',
+    reason: 'MADV_COLLAPSE of a region mapped without `thp`: to keep THPs out where the model has 4 KiB pages, the helper maps such regions MADV_NOHUGEPAGE, which MADV_COLLAPSE refuses',
     lose: ['frames', 'stats'], did: 'may have collapsed pages into a THP',
   },
   'fork-cowpt': { reason: 'COW page tables (fork ... cowpt) do not exist in Linux', lose: ['all'], did: '' },

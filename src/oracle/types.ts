@@ -6,9 +6,10 @@ import type { Observation } from '../engine/result.js';
  * The model's kinds, and two the oracle adds where it replays swap and KSM (their model side
  * comes from the model's page tables, oracle.ts): `swap`, after a swapout, says per page of the
  * range whether it is `swapped` (a swap entry: pagemap bit 62), `present` or `not mapped`;
- * `ksm`, after a ksm merge, lists the scenario's pages that map a KSM page (kpageflags bit 21).
+ * `ksm`, after a ksm merge, lists the scenario's pages that map a KSM page (kpageflags bit 21);
+ * `thp`, after a step of a THP scenario, which pages of a region huge PMDs map (thp.ts).
  */
-export type ObservationKind = Observation['kind'] | 'swap' | 'ksm';
+export type ObservationKind = Observation['kind'] | 'swap' | 'ksm' | 'thp';
 
 /** One observation on the live kernel: `actual` as the model writes it, or a reason it was not made or is not comparable. */
 export interface KernelObservation {
@@ -33,6 +34,8 @@ export interface KernelRun {
   steps: KernelStep[];
   /** The helper failed (a process died, an operation that must work did not): the run is not usable past this. */
   error: string | null;
+  /** Why the scenario is skipped after all (no THP was populated where the model has one). */
+  skip?: string | null;
 }
 
 /** A scenario mapping in a real process: its first page number and size. */

@@ -39,6 +39,8 @@ const V5_7: Profile = {
   mprotectWritablePmd: false,
   hugetlbForkEarlyCow: false,
   madvCollapse: 'none',
+  ptReclaim: false,
+  thpSplitZeropage: false,
   uffdWp: true,
   uffdWpForkVma: 'src-vma',
   uffdWpShmem: false,
@@ -94,7 +96,7 @@ const V6_2 = derive(V5_19, 'v6.2',
 const V6_15 = derive(V6_2, 'v6.15',
   'v6.2 + zero page never pinned (6.5) + exclusive swapped-in pages writable on read faults (6.11) + device-exclusive rework (mapcount untouched, treated like present at fork)',
   '931298e103c2 (6.3); c8070b787519 (6.5); c18160dba5ff (6.11); "mm: fixes for device-exclusive entries (hmm)" (David Hildenbrand, 6.15)',
-  { pinSkipsZeroPage: true, swapinReadFaultWritable: true, deviceExclusive: 'v6.15', uffdUnprotectWritable: true, hugeZeroWp: 'huge', wpReuseLarge: 'mm-exclusive' });
+  { pinSkipsZeroPage: true, swapinReadFaultWritable: true, deviceExclusive: 'v6.15', uffdUnprotectWritable: true, hugeZeroWp: 'huge', wpReuseLarge: 'mm-exclusive', ptReclaim: true, thpSplitZeropage: true });
 
 const V6 = derive(V6_15, 'v6',
   'the newest behaviour modelled (Linux 6.18): v6.15 + mremap moving a range of several mappings (6.17) + MADV_COLLAPSE of a range with no writable PTE; `cowlab oracle` compares it with whatever live kernel it runs on',
@@ -149,8 +151,8 @@ const LTS_6_6 = derive(V6_2, '6.6',
 
 const LTS_6_12 = derive(LTS_6_6, '6.12',
   '6.12.y long-term: v6.6 + an exclusive swapped-in page mapped writable on a read fault too (6.11); device-exclusive entries as merged in 5.14 (the 6.15 rework was not backported)',
-  'Linux 6.12 (c18160dba5ff from 6.11); checked in the 6.12.19 sources (make_device_exclusive_range; the device-exclusive entry drops the mapcount). Of the 6.15 series only its first patch ("mm/gup: reject FOLL_SPLIT_PMD with hugetlb VMAs", CVE-2025-22034) reached 6.12.23, and it touches hugetlb only, which the model lacks. Not checked: 6.12.20 to the last 6.12.y',
-  { swapinReadFaultWritable: true, wpReuseLarge: 'never' });
+  'Linux 6.12 (c18160dba5ff from 6.11; b1f202060afe, zero-filled pages of a split THP remapped to the zero page); checked in the 6.12.19 sources (make_device_exclusive_range; the device-exclusive entry drops the mapcount). Of the 6.15 series only its first patch ("mm/gup: reject FOLL_SPLIT_PMD with hugetlb VMAs", CVE-2025-22034) reached 6.12.23, and it touches hugetlb only, which the model lacks. Not checked: 6.12.20 to the last 6.12.y',
+  { swapinReadFaultWritable: true, wpReuseLarge: 'never', thpSplitZeropage: true });
 
 /** The long-term kernels, oldest first (`compare --kernels lts`). */
 export const LTS_PROFILES: readonly Profile[] = [LTS_5_4, LTS_5_10, LTS_5_15, LTS_6_1, LTS_6_6, LTS_6_12];

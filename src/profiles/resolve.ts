@@ -37,6 +37,8 @@ export const SWITCH_VALUES: Record<SwitchName, readonly string[]> = {
   mprotectWritablePmd: ['true', 'false'],
   hugetlbForkEarlyCow: ['true', 'false'],
   madvCollapse: ['none', 'writable-pte', 'any-pte'],
+  ptReclaim: ['true', 'false'],
+  thpSplitZeropage: ['true', 'false'],
   uffdWp: ['true', 'false'],
   uffdWpForkVma: ['src-vma', 'dst-vma'],
   uffdWpShmem: ['true', 'false'],

@@ -9,14 +9,14 @@ import { rngFrom, scenarioSeed } from '../../src/oracle/random/rng.js';
 import { shrinkLines } from '../../src/oracle/random/shrink.js';
 import { v6 } from './helpers.js';
 
-test('generated scenarios parse, have 2-4 processes and 1-8 pages, and pass on the model they took their expectations from', () => {
+test('generated scenarios parse, have 2-4 processes and 1-8 pages (besides a THP region), and pass on the model they took their expectations from', () => {
   for (let i = 0; i < 400; i++) {
-    const lines = generateLines(rngFrom(scenarioSeed(7, i)), DEFAULT_OPS);
+    const lines = generateLines(rngFrom(scenarioSeed(7, i)), DEFAULT_OPS, OPEN_GAPS);
     const f = fillFromModel(lines, v6(), `g-${i}`, 'generated', `g-${i}.scn.yaml`);
     assert.ok(typeof f !== 'string', `scenario ${i}: ${String(f)}\n${lines.map((l) => l.text).join('\n')}`);
     const procs = new Set(['P', ...f.scenario.steps.flatMap((s) => (s.op === 'fork' ? [s.child] : []))]);
     assert.ok(procs.size >= 2 && procs.size <= 4, `scenario ${i}: ${procs.size} processes`);
-    const pages = f.scenario.steps.filter((s) => s.op === 'mmap').reduce((n, s) => n + (s.op === 'mmap' ? s.pages : 0), 0);
+    const pages = f.scenario.steps.filter((s) => s.op === 'mmap' && s.thp !== 'thp').reduce((n, s) => n + (s.op === 'mmap' ? s.pages : 0), 0);
     assert.ok(pages >= 1 && pages <= 8, `scenario ${i}: ${pages} pages`);
     const expects = f.model.violations.filter((v) => v.kind === 'expect');
     assert.deepEqual(expects.map((v) => v.message), [], `scenario ${i}: the model's own answers must hold`);
@@ -89,8 +89,9 @@ test('swap and KSM are generated; avoiding the swap/KSM gaps keeps them off shar
   assert.ok(swaps > 100 && merges > 10 && mergesAfterFork > 5, `${swaps} swapouts, ${merges} merges (${mergesAfterFork} after a fork) in 300 scenarios`);
 });
 
-test('with no gap avoided, swap-out reaches shared memory too', () => {
-  assert.deepEqual(OPEN_GAPS, []);
+test('with only the open gaps avoided, swap-out reaches shared memory too', () => {
+  // None of the open gaps keeps swap-out away from shared memory.
+  assert.deepEqual([...OPEN_GAPS].sort(), ['thp-ksm', 'thp-mremap', 'thp-uffd-wp', 'uffd-mremap']);
   let onShared = 0;
   for (let i = 0; i < 300; i++) {
     const lines = generateLines(rngFrom(scenarioSeed(11, i)), DEFAULT_OPS, OPEN_GAPS).map((l) => l.text);
@@ -101,6 +102,24 @@ test('with no gap avoided, swap-out reaches shared memory too', () => {
     }
   }
   assert.ok(onShared > 10, `only ${onShared} swap-outs of shared memory in 300 scenarios`);
+});
+
+test('THP regions come often, with the advice and partial ranges that split them, and the open THP gaps avoided', () => {
+  let thp = 0;
+  let written = 0;
+  let advice = 0;
+  let partial = 0;
+  for (let i = 0; i < 300; i++) {
+    const lines = generateLines(rngFrom(scenarioSeed(11, i)), DEFAULT_OPS, OPEN_GAPS).map((l) => l.text);
+    if (!lines.includes('P mmap t 512 rw private thp')) continue;
+    thp++;
+    if (lines.some((l) => /^P write t = \d+$/.test(l))) written++;
+    advice += lines.filter((l) => /madvise t\S* (no)?hugepage$/.test(l)).length;
+    partial += lines.filter((l) => /^\w+ (mprotect|munmap|madvise) t\[\d+(\.\.\d+)?\]/.test(l)).length;
+    // thp-ksm, thp-uffd-wp, thp-mremap: the THP region is never made mergeable, registered or moved.
+    for (const l of lines) assert.doesNotMatch(l, /madvise t\S* mergeable|uffd register t |mremap t/, l);
+  }
+  assert.ok(thp > 60 && written > thp / 2 && advice > 8 && partial > 50, `${thp} THP regions (${written} written), ${advice} THP advice, ${partial} partial range ops`);
 });
 
 test('shrinking keeps what still fails and drops the rest', () => {

@@ -1,6 +1,6 @@
-// Generated scenarios on the live kernel with a fixed seed, swap and KSM included: all agree with
-// v6 (OPEN_GAPS is empty: every gap found so far is closed). The gaps' reproductions stay as
-// tests, here and in swap-ksm.test.ts.
+// Generated scenarios on the live kernel with a fixed seed, swap, KSM and THPs included: all agree
+// with v6 (OPEN_GAPS holds the gaps the generator avoids: KSM, uffd-wp and mremap of a THP, and
+// mremap of part of a uffd-registered mapping). The gaps' reproductions stay as tests, here and in swap-ksm.test.ts.
 
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';

@@ -102,6 +102,10 @@ const WITNESSES: Record<SwitchName, Witness> = {
     // writable PTE before 6.18 (SCAN_PAGE_RO), collapsed on 6.18.
     steps('P mmap a 512 thp', 'P write a = 1', 'P mprotect a[1] ro', 'P mprotect a[1] rw', 'P fork Q', 'P madvise a collapse', 'expect stat AnonHugePages_kB >= 0'),
   ] },
+  // A split THP emptied by DONTNEED: the next write maps a new THP only where the empty table was freed.
+  ptReclaim: { base: 'v6', scenarios: () => [steps('P mmap a 512 thp', 'P write a = 1', 'P mprotect a[1] ro', 'P mprotect a[1] rw', 'P madvise a dontneed', 'P write a = 2', 'expect stat AnonHugePages_kB >= 0')] },
+  // A THP written in one page, then swapped out in part: the split maps its zero-filled pages to the zero page, or keeps them.
+  thpSplitZeropage: { base: 'v6', scenarios: () => [steps('P mmap a 512 thp', 'P write a[0] = 1', 'swapout P a[5]', 'expect stat rss.P >= 0')] },
   mmForbidsZeropage: { base: 'v6', scenarios: () => [steps('P mmap a 1', 'P read a[0] expect 0', 'expect stat rss.P >= 0')] },
   writeProtectSeq: { base: 'v5.14', scenarios: () => [file('scenarios/seeds/gup-fast-fork-race.scn.yaml')] },
   deviceExclusive: { base: 'v6', scenarios: () => [

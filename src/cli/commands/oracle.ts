@@ -6,7 +6,7 @@
 import type { Profile } from '../../core/profile.js';
 import { OracleUnavailable } from '../../oracle/build.js';
 import { ORACLE_FORMAT, oracleScenario, type OracleResult } from '../../oracle/oracle.js';
-import { DEFAULT_OPS, type Gap, parseGaps, parseOps } from '../../oracle/random/generate.js';
+import { DEFAULT_OPS, type Gap, OPEN_GAPS, parseGaps, parseOps } from '../../oracle/random/generate.js';
 import { randomCampaign } from '../../oracle/random/campaign.js';
 import { addCounts, countsText, renderOracle, statusWord, ZERO_COUNTS } from '../../oracle/report.js';
 import { type Assumed, assumeFacts, probedFacts, probedProfile } from '../../oracle/probed.js';
@@ -97,7 +97,8 @@ export function oracleCommand(argv: string[], io: Io): number | Promise<number> 
       if (typeof parsed === 'string') throw new UsageError(`cowlab oracle: --ops: ${parsed}`);
       ops = parsed;
     }
-    let avoid: Gap[] = [];
+    // The model's open gaps are avoided unless --avoid names the gaps itself.
+    let avoid: Gap[] = [...OPEN_GAPS];
     if (typeof values.avoid === 'string') {
       const parsed = parseGaps(values.avoid);
       if (typeof parsed === 'string') throw new UsageError(`cowlab oracle: --avoid: ${parsed}`);
