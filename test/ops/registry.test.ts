@@ -19,7 +19,7 @@ import {
   ASYNC_OPS, DEVICE_OPS, PROCESS_OPS, STEP_OPS, SYSTEM_OPS, THREAD_OPS, parseScenario, type Scenario, type Step, type StepOp,
 } from '../../src/scenario/index.js';
 import { fillFromModel } from '../../src/oracle/random/expect.js';
-import { generateLines } from '../../src/oracle/random/generate.js';
+import { generateLines, OPEN_GAPS } from '../../src/oracle/random/generate.js';
 import { rngFrom, scenarioSeed } from '../../src/oracle/random/rng.js';
 import { programArb, programSteps } from '../fuzz/generate.js';
 
@@ -145,8 +145,9 @@ test("every random draw of the oracle's generator writes lines the parser takes 
     };
   });
   try {
-    for (let i = 0; i < 60; i++) {
-      const lines = generateLines(rngFrom(scenarioSeed(14, i)), RANDOM_DRAWS.map((d) => d.name));
+    for (let i = 0; i < 120; i++) {
+      // As `oracle --random` draws them: the model's open gaps avoided (OPEN_GAPS).
+      const lines = generateLines(rngFrom(scenarioSeed(14, i)), RANDOM_DRAWS.map((d) => d.name), OPEN_GAPS);
       const f = fillFromModel(lines, profile, `r-${i}`, 'generated', `r-${i}.scn.yaml`);
       assert.ok(typeof f !== 'string', `scenario ${i}: ${String(f)}\n${lines.map((l) => l.text).join('\n')}`);
     }
