@@ -57,6 +57,9 @@ function replacePage(k: Kernel, slot: number, kpfn: number): void {
   k.putPage(old);
 }
 
+/** /sys/kernel/mm/ksm/max_page_sharing's default (4.13+): the most mappings one KSM page takes. */
+export const KSM_MAX_PAGE_SHARING = 256;
+
 /**
  * ksmd at work until it has nothing left to merge (as `ksm merge` waits for it): full passes over
  * every mergeable mapping until one merges (or splits) nothing. A later pass matters: a page
@@ -110,25 +113,58 @@ function pageToMerge(k: Kernel, mm: Mm, vpn: number, pfn: number): number {
  */
 function ksmPass(k: Kernel): { merged: number; split: number } {
   const f = k.frames;
-  // The stable tree: KSM pages by content.
-  const stable = new Map<number, number>();
+  // The stable tree: KSM pages by content; more than one (a stable node chain's dups) once one
+  // holds max_page_sharing mappings.
+  const stable = new Map<number, number[]>();
   for (let pfn = 1; pfn < f.top; pfn++) {
-    if ((f.flags[pfn]! & (PG_KSM | PG_INUSE)) === (PG_KSM | PG_INUSE) && f.inStableTree(pfn) && !stable.has(f.value[pfn]!)) stable.set(f.value[pfn]!, pfn);
+    if ((f.flags[pfn]! & (PG_KSM | PG_INUSE)) !== (PG_KSM | PG_INUSE) || !f.inStableTree(pfn)) continue;
+    const dups = stable.get(f.value[pfn]!);
+    if (dups) dups.push(pfn);
+    else stable.set(f.value[pfn]!, [pfn]);
   }
+  // The list of registered mms, in its order (scan_get_next_rmap_item walks it from the head).
+  const list = k.mms.filter((m) => m.alive && m.ksmSlot > 0).sort((a, b) => a.ksmSlot - b.ksmSlot);
+  // A stable node's rmap_hlist_len: the mappings of its KSM page in mergeable mappings of
+  // registered mms (a mapping of a VMA that is not mergeable has no rmap item).
+  const items = new Map<number, number>();
+  for (const mm of list) {
+    for (const vma of mm.vmas) {
+      if (!(vma.flags & VM_MERGEABLE)) continue;
+      forEachPte(k, mm, vma.start, vma.end, (slot) => {
+        const bits = k.tables.bits[slot]!;
+        const p = k.tables.entry[slot]!;
+        if (bits & PTE_PRESENT && !(bits & PTE_SPECIAL) && f.flags[p]! & PG_KSM) items.set(p, (items.get(p) ?? 0) + 1);
+      });
+    }
+  }
+  // stable_tree_search() -> chain(): a KSM page of this content with room for one more rmap
+  // item; -1 when there is none or every dup is full (the page then waits for a partner in the
+  // unstable tree: a new dup of the chain).
+  const stableDup = (value: number): number => stable.get(value)?.find((p) => (items.get(p) ?? 0) < KSM_MAX_PAGE_SHARING) ?? -1;
   // The unstable tree: rmap items by content, looked up again when met (get_mergeable_page).
   const unstable = new Map<number, { mm: Mm; vpn: number }>();
   let merged = 0;
   let split = 0;
+  // KSM pages made in place this pass: their other mappings (a fork's) get rmap items when met
+  // (cmp_and_merge_page -> stable_tree_append, past max_page_sharing too); the next pass counts them.
+  const madeHere = new Set<number>();
   const scan = (mm: Mm, vpn: number): void => {
     const pfn = mergeablePage(k, mm, vpn);
-    if (pfn < 0) return;
+    if (pfn < 0) {
+      const slot = madeHere.size > 0 ? pteSlot(k, mm, vpn) : -1;
+      if (slot >= 0 && k.tables.bits[slot]! & PTE_PRESENT && madeHere.has(k.tables.entry[slot]!)) {
+        items.set(k.tables.entry[slot]!, (items.get(k.tables.entry[slot]!) ?? 0) + 1);
+      }
+      return;
+    }
     const value = f.value[pfn]!;
-    const kpfn = stable.get(value);
-    if (kpfn !== undefined) {
+    const kpfn = stableDup(value);
+    if (kpfn >= 0) {
       // stable_tree_search() found identical content: merge into the KSM page.
       const slot = pageToMerge(k, mm, vpn, pfn);
       if (slot >= 0 && writeProtectPage(k, mm, slot, vpn)) {
         replacePage(k, slot, kpfn);
+        items.set(kpfn, (items.get(kpfn) ?? 0) + 1);
         merged++;
         k.emit('note', mm.id, vpn, pfn, kpfn, `KSM: merged into KSM page ${kpfn}`);
       }
@@ -156,9 +192,13 @@ function ksmPass(k: Kernel): { merged: number; split: number } {
     const tslot = pageToMerge(k, other.mm, other.vpn, tpfn);
     if (tslot >= 0 && writeProtectPage(k, other.mm, tslot, other.vpn)) {
       replacePage(k, tslot, pfn);
+      items.set(pfn, 2);
+      madeHere.add(pfn);
       // stable_tree_insert(): only a merge of both pages puts the KSM page in the tree.
       f.setStableTree(pfn, true);
-      stable.set(value, pfn);
+      const dups = stable.get(value);
+      if (dups) dups.push(pfn);
+      else stable.set(value, [pfn]);
       unstable.delete(value);
       merged++;
       k.emit('note', mm.id, vpn, tpfn, pfn, `KSM: page ${pfn} becomes a KSM page; page ${tpfn} merged into it`);
@@ -169,8 +209,6 @@ function ksmPass(k: Kernel): { merged: number; split: number } {
       k.emit('note', mm.id, vpn, pfn, -1, 'KSM: the other page could not be merged (a reference holds it): break_cow unshares this one again; the KSM page is in no tree');
     }
   };
-  // The list of registered mms, in its order (scan_get_next_rmap_item walks it from the head).
-  const list = k.mms.filter((m) => m.alive && m.ksmSlot > 0).sort((a, b) => a.ksmSlot - b.ksmSlot);
   for (const mm of list) {
     for (const vma of mm.vmas) {
       if (!(vma.flags & VM_MERGEABLE)) continue;

@@ -13,7 +13,7 @@ import { OK, PG_KSM, PG_LARGE, VM_HUGEPAGE } from '../../src/core/constants.js';
 import { dupMmap } from '../../src/core/fork.js';
 import { getUserPages, releaseHandle, type GupRequest } from '../../src/core/gup.js';
 import type { Handle, Kernel } from '../../src/core/kernel.js';
-import { ksmMerge } from '../../src/core/ksm.js';
+import { KSM_MAX_PAGE_SHARING, ksmMerge } from '../../src/core/ksm.js';
 import type { Mm } from '../../src/core/mm.js';
 import { doMadvise, doMmap } from '../../src/core/mmap.js';
 import { pmdLeafSlot } from '../../src/core/walk.js';
@@ -380,5 +380,23 @@ test('v6: a pinned THP cannot be split, so none of its pages merges', () => {
   ksmMerge(k);
   assert.equal(headOf(k, p.mm, p.vpn), ph, 'the pinned THP keeps its huge PMD (can_split_folio refuses)');
   assert.notEqual(pfnAt(k, q.mm, q.vpn), ph, 'Q\'s page 0 was not merged with P\'s');
+  assertConsistent(k);
+});
+
+test('v6: a KSM page takes at most max_page_sharing (256) mappings; the rest merge into a second one', () => {
+  const k = kernel('v6');
+  const { mm, vpn } = proc(k, 300);
+  mergeable(k, mm, vpn, 300);
+  for (let i = 0; i < 300; i++) writeOk(k, mm, vpn + i, 9);
+  assert.equal(ksmMerge(k), 298, '300 pages into two KSM pages');
+  const first = pfnAt(k, mm, vpn);
+  const second = pfnAt(k, mm, vpn + 299);
+  assert.notEqual(first, second);
+  assert.ok(isKsm(k, first) && isKsm(k, second));
+  assert.equal(frame(k, first).mapcount, KSM_MAX_PAGE_SHARING);
+  assert.equal(frame(k, second).mapcount, 300 - KSM_MAX_PAGE_SHARING);
+  assert.equal(pfnAt(k, mm, vpn + 255), first);
+  assert.equal(pfnAt(k, mm, vpn + 256), second);
+  assert.equal(k.frames.used, 2);
   assertConsistent(k);
 });
