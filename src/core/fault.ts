@@ -198,7 +198,9 @@ export function doSharedFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: nu
   const write = (flags & FAULT_FLAG_WRITE) !== 0;
   setPte(k, slot, pfn, PTE_PRESENT | PTE_YOUNG | (write ? PTE_DIRTY : 0) | sharedPteWrite(vma, write));
   k.emit('shared-fault', mm.id, vpn, pfn, -1, fresh ? 'first touch of the shared object allocates its page' : 'maps the shared object\'s page');
-  if (!write) faultAround(k, mm, vma, vpn);
+  // should_fault_around() -> uffd_disable_fault_around(): no fault-around in a VMA registered for
+  // uffd-wp (5.19+, with uffd-wp on shmem), so a read maps the faulting page alone.
+  if (!write && !(vma.flags & VM_UFFD_WP)) faultAround(k, mm, vma, vpn);
   return OK;
 }
 

@@ -2,7 +2,7 @@
 // pages (stable tree by content, unstable tree per pass, write_protect_page + replace_page).
 
 import {
-  PG_ANON, PG_ANON_EXCLUSIVE, PG_INUSE, PG_KSM, PG_LARGE, PG_SWAPCACHE, PTE_DIRTY, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE,
+  HPAGE_PMD_NR, PG_ANON, PG_ANON_EXCLUSIVE, PG_INUSE, PG_KSM, PG_LARGE, PG_SWAPCACHE, PTE_DIRTY, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE,
   PTE_UFFD_WP,
   VM_MERGEABLE,
 } from './constants.js';
@@ -13,6 +13,8 @@ import type { Mm } from './mm.js';
 import { forEachPte } from './mmap.js';
 import { wpPageCopy } from './fault.js';
 import { breakCowRange } from './cowpt.js';
+import { followSlot, slotPfn, splitHugePage } from './huge.js';
+import { pmdLeafSlot, pteSlot } from './walk.js';
 
 /**
  * write_protect_page(): KSM may take a page only if nothing but its mappings (and the swap
@@ -55,86 +57,170 @@ function replacePage(k: Kernel, slot: number, kpfn: number): void {
   k.putPage(old);
 }
 
+/** /sys/kernel/mm/ksm/max_page_sharing's default (4.13+): the most mappings one KSM page takes. */
+export const KSM_MAX_PAGE_SHARING = 256;
+
 /**
  * ksmd at work until it has nothing left to merge (as `ksm merge` waits for it): full passes over
- * every mergeable mapping until one merges nothing. A later pass matters: a page scanned before
- * the KSM page of its content existed merges into it from the stable tree. Returns the pages merged.
+ * every mergeable mapping until one merges (or splits) nothing. A later pass matters: a page
+ * scanned before the KSM page of its content existed merges into it from the stable tree, and
+ * two pages of one THP merge only once a pass has split it. Returns the pages merged.
  */
 export function ksmMerge(k: Kernel): number {
   let total = 0;
   let passes = 0;
   for (;;) {
     passes++;
-    const merged = ksmPass(k);
+    const { merged, split } = ksmPass(k);
     total += merged;
-    if (merged === 0) break;
+    if (merged === 0 && split === 0) break;
   }
   k.emit('note', -1, -1, -1, -1, `ksmd: ${total} page(s) merged in ${passes} pass(es) (the last merged nothing)`);
   return total;
 }
 
-/** One full ksmd pass over every mergeable mapping (scan_get_next_rmap_item ... cmp_and_merge_page). Returns the pages merged. */
-function ksmPass(k: Kernel): number {
+/**
+ * The anonymous page ksmd's walk finds at vpn (ksm_next_page_pmd_entry; follow_page before 6.8):
+ * a PTE's page, or the page of a PMD-mapped THP, which the walk takes as it is, without splitting
+ * the PMD. -1: nothing present there, the zero page or huge zero page, a KSM page, not anonymous.
+ */
+function mergeablePage(k: Kernel, mm: Mm, vpn: number): number {
+  const slot = followSlot(k, mm, vpn);
+  if (slot < 0) return -1;
+  const bits = k.tables.bits[slot]!;
+  if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL) return -1;
+  const pfn = slotPfn(k, slot, vpn);
+  const flags = k.frames.flags[pfn]!;
+  return flags & PG_ANON && !(flags & PG_KSM) ? pfn : -1;
+}
+
+/**
+ * try_to_merge_one_page() from its start: a page of a large folio splits the folio first
+ * (split_huge_page: its huge PMDs split, and on 6.12+ its zero-filled pages map the shared zero
+ * page). Returns the PTE slot now mapping pfn at vpn, or -1 when the split is refused (a reference
+ * besides the mappings: can_split_folio) or the page is no longer mapped there.
+ */
+function pageToMerge(k: Kernel, mm: Mm, vpn: number, pfn: number): number {
+  if (k.frames.flags[pfn]! & PG_LARGE && !splitHugePage(k, pfn & ~(HPAGE_PMD_NR - 1), 'ksmd merges a page of it (try_to_merge_one_page)')) return -1;
+  const slot = pteSlot(k, mm, vpn);
+  if (slot < 0 || k.tables.entry[slot] !== pfn || !(k.tables.bits[slot]! & PTE_PRESENT) || k.tables.bits[slot]! & PTE_SPECIAL) return -1;
+  return slot;
+}
+
+/**
+ * One full ksmd pass over every mergeable mapping (scan_get_next_rmap_item ... cmp_and_merge_page).
+ * Returns the pages merged and the THPs split without a merge (two pages of one folio).
+ */
+function ksmPass(k: Kernel): { merged: number; split: number } {
   const f = k.frames;
-  const t = k.tables;
-  // The stable tree: KSM pages by content.
-  const stable = new Map<number, number>();
+  // The stable tree: KSM pages by content; more than one (a stable node chain's dups) once one
+  // holds max_page_sharing mappings.
+  const stable = new Map<number, number[]>();
   for (let pfn = 1; pfn < f.top; pfn++) {
-    if ((f.flags[pfn]! & (PG_KSM | PG_INUSE)) === (PG_KSM | PG_INUSE) && f.inStableTree(pfn) && !stable.has(f.value[pfn]!)) stable.set(f.value[pfn]!, pfn);
+    if ((f.flags[pfn]! & (PG_KSM | PG_INUSE)) !== (PG_KSM | PG_INUSE) || !f.inStableTree(pfn)) continue;
+    const dups = stable.get(f.value[pfn]!);
+    if (dups) dups.push(pfn);
+    else stable.set(f.value[pfn]!, [pfn]);
   }
-  const unstable = new Map<number, { mm: Mm; vpn: number; slot: number }>();
-  let merged = 0;
   // The list of registered mms, in its order (scan_get_next_rmap_item walks it from the head).
   const list = k.mms.filter((m) => m.alive && m.ksmSlot > 0).sort((a, b) => a.ksmSlot - b.ksmSlot);
+  // A stable node's rmap_hlist_len: the mappings of its KSM page in mergeable mappings of
+  // registered mms (a mapping of a VMA that is not mergeable has no rmap item).
+  const items = new Map<number, number>();
+  for (const mm of list) {
+    for (const vma of mm.vmas) {
+      if (!(vma.flags & VM_MERGEABLE)) continue;
+      forEachPte(k, mm, vma.start, vma.end, (slot) => {
+        const bits = k.tables.bits[slot]!;
+        const p = k.tables.entry[slot]!;
+        if (bits & PTE_PRESENT && !(bits & PTE_SPECIAL) && f.flags[p]! & PG_KSM) items.set(p, (items.get(p) ?? 0) + 1);
+      });
+    }
+  }
+  // stable_tree_search() -> chain(): a KSM page of this content with room for one more rmap
+  // item; -1 when there is none or every dup is full (the page then waits for a partner in the
+  // unstable tree: a new dup of the chain).
+  const stableDup = (value: number): number => stable.get(value)?.find((p) => (items.get(p) ?? 0) < KSM_MAX_PAGE_SHARING) ?? -1;
+  // The unstable tree: rmap items by content, looked up again when met (get_mergeable_page).
+  const unstable = new Map<number, { mm: Mm; vpn: number }>();
+  let merged = 0;
+  let split = 0;
+  // KSM pages made in place this pass: their other mappings (a fork's) get rmap items when met
+  // (cmp_and_merge_page -> stable_tree_append, past max_page_sharing too); the next pass counts them.
+  const madeHere = new Set<number>();
+  const scan = (mm: Mm, vpn: number): void => {
+    const pfn = mergeablePage(k, mm, vpn);
+    if (pfn < 0) {
+      const slot = madeHere.size > 0 ? pteSlot(k, mm, vpn) : -1;
+      if (slot >= 0 && k.tables.bits[slot]! & PTE_PRESENT && madeHere.has(k.tables.entry[slot]!)) {
+        items.set(k.tables.entry[slot]!, (items.get(k.tables.entry[slot]!) ?? 0) + 1);
+      }
+      return;
+    }
+    const value = f.value[pfn]!;
+    const kpfn = stableDup(value);
+    if (kpfn >= 0) {
+      // stable_tree_search() found identical content: merge into the KSM page.
+      const slot = pageToMerge(k, mm, vpn, pfn);
+      if (slot >= 0 && writeProtectPage(k, mm, slot, vpn)) {
+        replacePage(k, slot, kpfn);
+        items.set(kpfn, (items.get(kpfn) ?? 0) + 1);
+        merged++;
+        k.emit('note', mm.id, vpn, pfn, kpfn, `KSM: merged into KSM page ${kpfn}`);
+      }
+      return;
+    }
+    const other = unstable.get(value);
+    // get_mergeable_page(): a tree item whose page is gone or changed drops out of the tree.
+    const tpfn = other ? mergeablePage(k, other.mm, other.vpn) : -1;
+    if (!other || tpfn < 0 || f.value[tpfn] !== value) {
+      unstable.set(value, { mm, vpn });
+      return;
+    }
+    if (tpfn === pfn) return;
+    if (f.flags[pfn]! & PG_LARGE && (pfn & ~(HPAGE_PMD_NR - 1)) === (tpfn & ~(HPAGE_PMD_NR - 1))) {
+      // cmp_and_merge_page(): both pages in one THP: the merge fails (the tree page's reference
+      // refuses the split), then the folio is split for a later pass to merge them.
+      if (splitHugePage(k, pfn & ~(HPAGE_PMD_NR - 1), 'ksmd met two equal pages of it (cmp_and_merge_page)')) split++;
+      return;
+    }
+    // try_to_merge_two_pages(): the page being scanned becomes the KSM page in place, then
+    // the tree page is replaced by it; if that fails, break_cow() unshares the scanned page.
+    const slot = pageToMerge(k, mm, vpn, pfn);
+    if (slot < 0 || !writeProtectPage(k, mm, slot, vpn)) return;
+    f.flags[pfn] = (f.flags[pfn]! | PG_KSM) & ~PG_ANON_EXCLUSIVE;
+    const tslot = pageToMerge(k, other.mm, other.vpn, tpfn);
+    if (tslot >= 0 && writeProtectPage(k, other.mm, tslot, other.vpn)) {
+      replacePage(k, tslot, pfn);
+      items.set(pfn, 2);
+      madeHere.add(pfn);
+      // stable_tree_insert(): only a merge of both pages puts the KSM page in the tree.
+      f.setStableTree(pfn, true);
+      const dups = stable.get(value);
+      if (dups) dups.push(pfn);
+      else stable.set(value, [pfn]);
+      unstable.delete(value);
+      merged++;
+      k.emit('note', mm.id, vpn, tpfn, pfn, `KSM: page ${pfn} becomes a KSM page; page ${tpfn} merged into it`);
+    } else {
+      // break_cow(): an unshare fault in ksmd's context (not counted to the process). The
+      // page stays a KSM page for its other mappings, in no tree: nothing merges into it.
+      wpPageCopy(k, mm, mm.findVma(vpn)!, vpn, slot, true);
+      k.emit('note', mm.id, vpn, pfn, -1, 'KSM: the other page could not be merged (a reference holds it): break_cow unshares this one again; the KSM page is in no tree');
+    }
+  };
   for (const mm of list) {
     for (const vma of mm.vmas) {
       if (!(vma.flags & VM_MERGEABLE)) continue;
       breakCowRange(k, mm, vma.start, vma.end);
-      forEachPte(k, mm, vma.start, vma.end, (slot, vpn) => {
-        const bits = t.bits[slot]!;
-        if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL) return;
-        const pfn = t.entry[slot]!;
-        // A page of a large folio: ksmd would split the folio first (split_huge_page), which the
-        // model does not do yet; it is left alone.
-        if (!(f.flags[pfn]! & PG_ANON) || f.flags[pfn]! & (PG_KSM | PG_LARGE)) return;
-        const value = f.value[pfn]!;
-        const kpfn = stable.get(value);
-        if (kpfn !== undefined) {
-          // stable_tree_search() found identical content: merge into the KSM page.
-          if (writeProtectPage(k, mm, slot, vpn)) {
-            replacePage(k, slot, kpfn);
-            merged++;
-            k.emit('note', mm.id, vpn, pfn, kpfn, `KSM: merged into KSM page ${kpfn}`);
-          }
-          return;
-        }
-        const other = unstable.get(value);
-        if (other && k.tables.entry[other.slot] !== pfn) {
-          // try_to_merge_two_pages(): the page being scanned becomes the KSM page in place, then
-          // the tree page is replaced by it; if that fails, break_cow() unshares the scanned page.
-          if (writeProtectPage(k, mm, slot, vpn)) {
-            f.flags[pfn] = (f.flags[pfn]! | PG_KSM) & ~PG_ANON_EXCLUSIVE;
-            if (writeProtectPage(k, other.mm, other.slot, other.vpn)) {
-              const tpfn = k.tables.entry[other.slot]!;
-              replacePage(k, other.slot, pfn);
-              // stable_tree_insert(): only a merge of both pages puts the KSM page in the tree.
-              f.setStableTree(pfn, true);
-              stable.set(value, pfn);
-              unstable.delete(value);
-              merged++;
-              k.emit('note', mm.id, vpn, tpfn, pfn, `KSM: page ${pfn} becomes a KSM page; page ${tpfn} merged into it`);
-            } else {
-              // break_cow(): an unshare fault in ksmd's context (not counted to the process). The
-              // page stays a KSM page for its other mappings, in no tree: nothing merges into it.
-              wpPageCopy(k, mm, vma, vpn, slot, true);
-              k.emit('note', mm.id, vpn, pfn, -1, 'KSM: the other page could not be merged (a reference holds it): break_cow unshares this one again; the KSM page is in no tree');
-            }
-          }
-          return;
-        }
-        if (!other) unstable.set(value, { mm, vpn, slot });
-      });
+      // By address, 2 MiB at a time: every page of a huge PMD, or the PTEs of a table.
+      for (let a = vma.start; a < vma.end;) {
+        const next = Math.min(vma.end, a - (a % HPAGE_PMD_NR) + HPAGE_PMD_NR);
+        if (pmdLeafSlot(k, mm, a) >= 0) for (let v = a; v < next; v++) scan(mm, v);
+        else forEachPte(k, mm, a, next, (_slot, v) => scan(mm, v));
+        a = next;
+      }
     }
   }
-  return merged;
+  return { merged, split };
 }

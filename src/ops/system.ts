@@ -81,7 +81,7 @@ export const ksmMergeOp = defineOp({
         const s = g.sel(p, false);
         // mergeable-shared: Linux ignores MADV_MERGEABLE on a shared mapping (no VMA split); the model splits it.
         if (g.avoids('mergeable-shared') && s.pages.some((x) => x.shared)) return false;
-        // thp-ksm: ksmd splits a THP to merge its pages (try_to_merge_one_page); the model's KSM leaves large folios alone.
+        // thp-ksm (fixed): ksmd splits a THP to merge its pages (try_to_merge_one_page); the model's KSM once left large folios alone.
         if (g.avoids('thp-ksm') && s.pages.some((x) => x.huge)) return false;
         g.mergeable = true;
         for (const x of s.pages) if (x.mapped && !x.shared) x.mergeable = true;

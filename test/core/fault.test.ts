@@ -9,7 +9,8 @@ import { FAULT_FLAG_UNSHARE, handleMmFault } from '../../src/core/fault.js';
 import { dupMmap } from '../../src/core/fork.js';
 import type { Kernel } from '../../src/core/kernel.js';
 import type { Mm } from '../../src/core/mm.js';
-import { clearSoftDirty } from '../../src/core/mmap.js';
+import { clearSoftDirty, doMadvise } from '../../src/core/mmap.js';
+import { uffdRegister } from '../../src/core/userfaultfd.js';
 import { exitMmap } from '../../src/core/zap.js';
 import {
   assertConsistent, frame, kernel, map, presentPte, proc, pte, read, readOk, write, writeOk, type KernelOptions,
@@ -333,4 +334,20 @@ test('an unshare fault where nothing is mapped maps nothing', () => {
   assert.equal(handleMmFault(k, mm, vpn, FAULT_FLAG_UNSHARE), OK);
   assert.equal(pte(k, mm, vpn), null);
   assert.equal(k.frames.used, 0);
+});
+
+test('v6: a read fault on shmem faults around the cached neighbours, except in a VMA registered for uffd-wp', () => {
+  // should_fault_around() -> uffd_disable_fault_around() (5.19+).
+  for (const registered of [false, true]) {
+    const k = kernel('v6');
+    const { mm: p, vpn } = proc(k, 3, 'rw', true);
+    if (registered) assert.equal(uffdRegister(k, p, vpn, vpn + 3), OK);
+    for (let i = 0; i < 3; i++) writeOk(k, p, vpn + i, 5);
+    // MADV_DONTNEED drops the PTEs; the pages stay in the shmem object's page cache.
+    assert.equal(doMadvise(k, p, vpn, vpn + 3, 'dontneed'), OK);
+    assert.equal(readOk(k, p, vpn + 1), 5);
+    const mapped = [0, 1, 2].filter((i) => pte(k, p, vpn + i)?.present === true).length;
+    assert.equal(mapped, registered ? 1 : 3, registered ? 'the faulting page alone' : 'the page and its two cached neighbours');
+    assertConsistent(k);
+  }
 });

@@ -9,13 +9,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { OK, PG_KSM } from '../../src/core/constants.js';
+import { OK, PG_KSM, PG_LARGE, VM_HUGEPAGE } from '../../src/core/constants.js';
 import { dupMmap } from '../../src/core/fork.js';
 import { getUserPages, releaseHandle, type GupRequest } from '../../src/core/gup.js';
 import type { Handle, Kernel } from '../../src/core/kernel.js';
-import { ksmMerge } from '../../src/core/ksm.js';
+import { KSM_MAX_PAGE_SHARING, ksmMerge } from '../../src/core/ksm.js';
 import type { Mm } from '../../src/core/mm.js';
-import { doMadvise } from '../../src/core/mmap.js';
+import { doMadvise, doMmap } from '../../src/core/mmap.js';
+import { pmdLeafSlot } from '../../src/core/walk.js';
 import { exitMmap } from '../../src/core/zap.js';
 import { runScenario } from '../../src/engine/run.js';
 import { kindsOf, parse, profileOf, runSteps } from '../explore/helpers.js';
@@ -288,4 +289,114 @@ test('write_protect_page checks references only for a writable, dirty or exclusi
   for (const name of ['v5.7', 'v6']) {
     assert.deepEqual(kindsOf(runScenario(dirty, profileOf(name))), [], `${name}: dirty PTE refused`);
   }
+});
+
+// THPs (try_to_merge_one_page -> split_huge_page): ksmd's walk takes a page of a PMD-mapped THP
+// without splitting the PMD; a merge splits the folio first; a THP none of whose pages has an
+// equal is left whole; two equal pages of one THP split it, and merge on the next pass.
+
+/** A process with one MADV_HUGEPAGE, MADV_MERGEABLE mapping of 512 pages (one THP once written). */
+function thpMergeable(k: Kernel, mm: Mm = k.newMm()): { mm: Mm; vpn: number } {
+  const r = doMmap(k, mm, 512, 'rw', false, false, VM_HUGEPAGE);
+  assert.equal(r.err, OK);
+  mergeable(k, mm, r.start, 512);
+  return { mm, vpn: r.start };
+}
+
+const headOf = (k: Kernel, mm: Mm, vpn: number): number => k.tables.entry[pmdLeafSlot(k, mm, vpn)]!;
+
+test('v6: ksmd splits two processes\' THPs to merge their equal pages; the rest stays theirs, zero-filled pages map the zero page', () => {
+  const k = kernel('v6');
+  const p = thpMergeable(k);
+  const q = thpMergeable(k);
+  for (const [x, other] of [[p, 3], [q, 4]] as const) {
+    writeOk(k, x.mm, x.vpn, 1);
+    writeOk(k, x.mm, x.vpn + 1, 2);
+    writeOk(k, x.mm, x.vpn + 2, other);
+  }
+  const ph = headOf(k, p.mm, p.vpn);
+  const qh = headOf(k, q.mm, q.vpn);
+  assert.ok(k.frames.flags[ph]! & PG_LARGE && k.frames.flags[qh]! & PG_LARGE);
+  assert.equal(ksmMerge(k), 2);
+  for (const x of [p, q]) assert.equal(pmdLeafSlot(k, x.mm, x.vpn), -1, 'the huge PMD was split');
+  assert.equal(k.frames.flags[ph]! & PG_LARGE, 0, 'the folio was split');
+  assert.equal(k.frames.flags[qh]! & PG_LARGE, 0);
+  for (const i of [0, 1]) {
+    const kp = pfnAt(k, p.mm, p.vpn + i);
+    assert.equal(pfnAt(k, q.mm, q.vpn + i), kp, `page ${i} merged`);
+    assert.ok(isKsm(k, kp));
+    assert.deepEqual([frame(k, kp).mapcount, frame(k, kp).refcount, frame(k, kp).exclusive], [2, 2, false]);
+    assert.ok(!presentPte(k, p.mm, p.vpn + i).write, 'the KSM page is mapped read-only');
+  }
+  // Different in each: not merged, a small page mapped once.
+  const p2 = pfnAt(k, p.mm, p.vpn + 2);
+  assert.notEqual(p2, pfnAt(k, q.mm, q.vpn + 2));
+  assert.ok(!isKsm(k, p2));
+  assert.deepEqual([frame(k, p2).mapcount, frame(k, p2).refcount, frame(k, p2).value], [1, 1, 3]);
+  // thpSplitZeropage (6.12+): the split maps zero-filled pages to the zero page and frees them.
+  assert.ok(presentPte(k, p.mm, p.vpn + 5).special);
+  assert.equal(k.frames.used, 4, 'two KSM pages and the two a[2] pages');
+  assert.equal(readOk(k, q.mm, q.vpn + 1), 2);
+  assertConsistent(k);
+});
+
+test('v6: a THP none of whose pages has an equal stays whole', () => {
+  const k = kernel('v6');
+  const { mm, vpn } = thpMergeable(k);
+  for (let i = 0; i < 512; i++) writeOk(k, mm, vpn + i, 1000 + i);
+  const head = headOf(k, mm, vpn);
+  assert.equal(ksmMerge(k), 0);
+  assert.equal(headOf(k, mm, vpn), head, 'still mapped by its huge PMD');
+  assert.ok(k.frames.flags[head]! & PG_LARGE);
+  assertConsistent(k);
+});
+
+test('v5.19: two equal pages of one THP split it in one pass and merge in the next; zero-filled pages merge too', () => {
+  // Before thpSplitZeropage (6.12) the split keeps the zero-filled pages as anonymous pages.
+  const k = kernel('v5.19');
+  const { mm, vpn } = thpMergeable(k);
+  for (let i = 0; i < 512; i++) writeOk(k, mm, vpn + i, i === 7 ? 1000 : 1001 + i);
+  writeOk(k, mm, vpn + 9, 1000);
+  // Pages 7 and 9 are equal: one pass splits the folio, the next merges them.
+  assert.equal(ksmMerge(k), 1);
+  assert.equal(pmdLeafSlot(k, mm, vpn), -1);
+  const kp = pfnAt(k, mm, vpn + 7);
+  assert.equal(pfnAt(k, mm, vpn + 9), kp);
+  assert.ok(isKsm(k, kp));
+  assert.deepEqual([frame(k, kp).mapcount, frame(k, kp).refcount], [2, 2]);
+  assert.equal(k.frames.used, 511, 'page 9 freed');
+  assert.ok(!isKsm(k, pfnAt(k, mm, vpn + 8)));
+  assertConsistent(k);
+});
+
+test('v6: a pinned THP cannot be split, so none of its pages merges', () => {
+  const k = kernel('v6');
+  const p = thpMergeable(k);
+  const q = thpMergeable(k);
+  writeOk(k, p.mm, p.vpn, 1);
+  writeOk(k, q.mm, q.vpn, 1);
+  take(k, p.mm, p.vpn + 3, PIN_RW);
+  const ph = headOf(k, p.mm, p.vpn);
+  ksmMerge(k);
+  assert.equal(headOf(k, p.mm, p.vpn), ph, 'the pinned THP keeps its huge PMD (can_split_folio refuses)');
+  assert.notEqual(pfnAt(k, q.mm, q.vpn), ph, 'Q\'s page 0 was not merged with P\'s');
+  assertConsistent(k);
+});
+
+test('v6: a KSM page takes at most max_page_sharing (256) mappings; the rest merge into a second one', () => {
+  const k = kernel('v6');
+  const { mm, vpn } = proc(k, 300);
+  mergeable(k, mm, vpn, 300);
+  for (let i = 0; i < 300; i++) writeOk(k, mm, vpn + i, 9);
+  assert.equal(ksmMerge(k), 298, '300 pages into two KSM pages');
+  const first = pfnAt(k, mm, vpn);
+  const second = pfnAt(k, mm, vpn + 299);
+  assert.notEqual(first, second);
+  assert.ok(isKsm(k, first) && isKsm(k, second));
+  assert.equal(frame(k, first).mapcount, KSM_MAX_PAGE_SHARING);
+  assert.equal(frame(k, second).mapcount, 300 - KSM_MAX_PAGE_SHARING);
+  assert.equal(pfnAt(k, mm, vpn + 255), first);
+  assert.equal(pfnAt(k, mm, vpn + 256), second);
+  assert.equal(k.frames.used, 2);
+  assertConsistent(k);
 });
