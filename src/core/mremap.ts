@@ -78,7 +78,7 @@ export function doMremap(k: Kernel, mm: Mm, lo: number, hi: number): MremapResul
   }
   const c: MoveCount = { moved: 0, tablesMoved: 0, pmdsMoved: 0 };
   for (const [a, b] of parts) {
-    const nv = copyVma(mm, mm.findVma(a)!, a, start + (a - lo), b - a);
+    const nv = copyVma(k, mm, mm.findVma(a)!, a, start + (a - lo), b - a);
     movePageTables(k, mm, nv, a, start + (a - lo), b - a, c);
   }
   moveHandles(k, mm, lo, hi, start);
@@ -109,18 +109,30 @@ function hasKsmPage(k: Kernel, mm: Mm, lo: number, hi: number): boolean {
  * VM_SOFTDIRTY as they were), its anon_vma (anon_vma_clone) and its pgoff, so anonymous pages
  * keep their index; a shared mapping keeps its object and offset.
  */
-function copyVma(mm: Mm, vma: Vma, lo: number, start: number, n: number): Vma {
+function copyVma(k: Kernel, mm: Mm, vma: Vma, lo: number, start: number, n: number): Vma {
   const nv = vma.clone(vma.shm);
   nv.start = start;
   nv.end = start + n;
   nv.shmOffset = vma.shmOffset + (lo - vma.start);
-  nv.pgoffShift = vma.pgoffShift + (lo - start);
+  // An anonymous mapping never faulted (no anon_vma) takes the pgoff of its new address, "to
+  // increase its chance of merging"; else it keeps the page offset of the moved range.
+  nv.pgoffShift = vma.shm === null && !vma.anonVma ? 0 : vma.pgoffShift + (lo - start);
   if (nv.shm) nv.shm.users++;
-  // mremap_userfaultfd_prep(): without UFFD_FEATURE_EVENT_REMAP (not modelled) the new VMA
-  // drops its userfaultfd context (userfaultfd_reset_ctx): no VM_UFFD_WP there.
-  nv.flags &= ~VM_UFFD_WP;
   mm.insertVma(nv);
-  return nv;
+  // vma_merge_new_range(): the new range merges with a neighbour that has the same flags (so the
+  // same userfaultfd registration) and a page offset lining up. That neighbour may be the
+  // source mapping itself (no anon_vma, the new range right after it): copy_vma() then hands
+  // back the source VMA ("source vma may have been merged into new_vma").
+  mm.mergeVmas();
+  const merged = mm.findVma(start)!;
+  // copy_vma_and_data() -> mremap_userfaultfd_prep(new_vma): without UFFD_FEATURE_EVENT_REMAP
+  // (not modelled) userfaultfd_reset_ctx() drops the context of the VMA copy_vma() returned, the
+  // merged one as a whole: a registered source merged with its new range ends unregistered.
+  if (merged.flags & VM_UFFD_WP && merged.end - merged.start > n) {
+    k.emit('note', mm.id, merged.start, -1, -1, `mremap: the new range merged with a registered mapping (copy_vma), whose ${merged.end - merged.start} page(s) all lose their userfaultfd registration (mremap_userfaultfd_prep)`);
+  }
+  merged.flags &= ~VM_UFFD_WP;
+  return merged;
 }
 
 interface MoveCount {
