@@ -35,13 +35,11 @@ export type Gap = (typeof GAPS)[number];
  * The gaps the model still has (docs/oracle.md, "Findings"), avoided unless `--avoid` names
  * the gaps to avoid itself. The THP ones: ksmd splits a THP to merge its pages (the model's KSM
  * leaves large folios alone); UFFDIO_WRITEPROTECT keeps a huge PMD (the model splits it first);
- * mremap moves a whole huge PMD (the model splits it first). And uffd-mremap: mremap of part
- * of a userfaultfd-registered mapping (no UFFD_FEATURE_EVENT_REMAP) leaves Linux 6.18's whole
- * mapping unregistered (UFFDIO_WRITEPROTECT then fails with ENOENT on the pages that did not
- * move), the model only the moved part. The gaps found before are closed; `--avoid` keeps
- * them selectable to bisect a regression.
+ * mremap moves a whole huge PMD (the model splits it first). The gaps found before are closed
+ * (uffd-mremap among them: a never-faulted registered source merged with its new range loses its
+ * registration as a whole); `--avoid` keeps them selectable to bisect a regression.
  */
-export const OPEN_GAPS: readonly Gap[] = ['thp-ksm', 'thp-uffd-wp', 'thp-mremap', 'uffd-mremap'];
+export const OPEN_GAPS: readonly Gap[] = ['thp-ksm', 'thp-uffd-wp', 'thp-mremap'];
 
 /** `--avoid a,b,...` (or `known` for all of them): the gaps to avoid, or an error message. */
 export function parseGaps(list: string): Gap[] | string {
