@@ -496,11 +496,12 @@ export function copyHugePmd(k: Kernel, src: Mm, dst: Mm, srcVma: Vma, srcSlot: n
  * table goes with it (same mm: no charge changes). False, nothing moved, when newSlot is not
  * empty (the kernel then splits and moves PTEs).
  */
-export function moveHugePmd(k: Kernel, oldSlot: number, newSlot: number): boolean {
+export function moveHugePmd(k: Kernel, oldSlot: number, newSlot: number, clearUffdWp: boolean): boolean {
   const t = k.tables;
   if (t.entry[newSlot] !== 0 || t.bits[newSlot] !== 0) return false;
   const head = t.entry[oldSlot]!;
-  const bits = t.bits[oldSlot]!;
+  // clear_uffd_wp_pmd() when the old VMA is registered without the remap event (mremapClearsUffdWp).
+  const bits = clearUffdWp ? t.bits[oldSlot]! & ~PTE_UFFD_WP : t.bits[oldSlot]!;
   setPte(k, oldSlot, 0, 0);
   setPte(k, newSlot, head, bits | PTE_SOFT_DIRTY);
   return true;

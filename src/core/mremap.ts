@@ -14,7 +14,7 @@
 // 512 pages not aligned in the source, is split and moves by PTEs.
 
 import {
-  EFAULT, NA, OK, OOM, PG_KSM, PMD_LEAF, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTRS_PER_TABLE, TABLE_MASK, TABLE_SHIFT, VM_MERGEABLE, VM_UFFD_WP,
+  EFAULT, NA, OK, OOM, PG_KSM, PMD_LEAF, PTE_MARKER, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_UFFD_WP, PTE_SPECIAL, PTRS_PER_TABLE, TABLE_MASK, TABLE_SHIFT, VM_MERGEABLE, VM_UFFD_WP,
 } from './constants.js';
 import { breakCowPte, breakCowRange } from './cowpt.js';
 import { mmuNotify } from './exclusive.js';
@@ -78,8 +78,10 @@ export function doMremap(k: Kernel, mm: Mm, lo: number, hi: number): MremapResul
   }
   const c: MoveCount = { moved: 0, tablesMoved: 0, pmdsMoved: 0 };
   for (const [a, b] of parts) {
+    // vma_has_uffd_without_event_remap(): asked of the old VMA before mremap_userfaultfd_prep().
+    const clearUffdWp = k.profile.mremapClearsUffdWp && (mm.findVma(a)!.flags & VM_UFFD_WP) !== 0;
     const nv = copyVma(k, mm, mm.findVma(a)!, a, start + (a - lo), b - a);
-    movePageTables(k, mm, nv, a, start + (a - lo), b - a, c);
+    movePageTables(k, mm, nv, a, start + (a - lo), b - a, c, clearUffdWp);
   }
   moveHandles(k, mm, lo, hi, start);
   k.emit('note', mm.id, start, -1, -1,
@@ -142,22 +144,24 @@ interface MoveCount {
 }
 
 /** move_page_tables(): one PMD extent at a time (get_extent: up to the next PMD boundary of either range). */
-function movePageTables(k: Kernel, mm: Mm, nv: Vma, from: number, to: number, n: number, c: MoveCount): void {
+function movePageTables(k: Kernel, mm: Mm, nv: Vma, from: number, to: number, n: number, c: MoveCount, clearUffdWp: boolean): void {
   for (let done = 0; done < n; ) {
     const o = from + done;
     const d = to + done;
     const extent = Math.min(n - done, PTRS_PER_TABLE - (o & TABLE_MASK), PTRS_PER_TABLE - (d & TABLE_MASK));
     done += extent;
-    movePmdExtent(k, mm, nv, o, d, extent, c);
+    movePmdExtent(k, mm, nv, o, d, extent, c, clearUffdWp);
   }
 }
 
 /**
  * One PMD extent: a huge PMD moves whole (move_huge_pmd) when the extent is 2 MiB on both sides,
  * else it is split (split_huge_pmd) and its PTEs move; a PTE table moves whole (move_normal_pmd,
- * HAVE_MOVE_PMD, x86-64) when it is a whole table on both sides, else move_ptes().
+ * HAVE_MOVE_PMD, x86-64) when it is a whole table on both sides, else move_ptes(). `clearUffdWp`
+ * (mremapClearsUffdWp, a registered old VMA): the moved entries lose their uffd-wp state, and a
+ * PTE table never moves whole.
  */
-function movePmdExtent(k: Kernel, mm: Mm, nv: Vma, o: number, d: number, extent: number, c: MoveCount): void {
+function movePmdExtent(k: Kernel, mm: Mm, nv: Vma, o: number, d: number, extent: number, c: MoveCount, clearUffdWp: boolean): void {
   const t = k.tables;
   // get_old_pmd(): nothing mapped there, nothing to move (and nothing allocated at the destination).
   // (The huge zero PMD has entry 0 and the leaf bit.)
@@ -166,7 +170,7 @@ function movePmdExtent(k: Kernel, mm: Mm, nv: Vma, o: number, d: number, extent:
   const nps = pmdSlotAlloc(k, mm, d); // alloc_new_pmd()
   if (t.bits[pmdSlotOf(k, mm, o)]! & PMD_LEAF) {
     const ops = pmdSlotOf(k, mm, o);
-    if (extent === PTRS_PER_TABLE && moveHugePmd(k, ops, nps)) {
+    if (extent === PTRS_PER_TABLE && moveHugePmd(k, ops, nps, clearUffdWp)) {
       c.moved += PTRS_PER_TABLE;
       c.pmdsMoved++;
       return;
@@ -175,7 +179,7 @@ function movePmdExtent(k: Kernel, mm: Mm, nv: Vma, o: number, d: number, extent:
   }
   const ops = pmdSlotOf(k, mm, o);
   const table = t.entry[ops]!;
-  if (extent === PTRS_PER_TABLE && t.entry[nps] === 0) {
+  if (extent === PTRS_PER_TABLE && t.entry[nps] === 0 && !clearUffdWp) {
     // move_normal_pmd(): the PMD entry changes place; pmd_populate() makes a fresh, writable one.
     // The PTEs are untouched, so they are not marked soft-dirty.
     t.entry[nps] = table;
@@ -201,11 +205,17 @@ function movePmdExtent(k: Kernel, mm: Mm, nv: Vma, o: number, d: number, extent:
     const s = sb | ((o + i) & TABLE_MASK);
     const bits = t.bits[s]!;
     if (bits === 0) continue;
-    const dd = db | ((d + i) & TABLE_MASK);
-    t.entry[dd] = t.entry[s]!;
-    t.bits[dd] = bits | PTE_SOFT_DIRTY;
+    const pfn = t.entry[s]!;
     t.entry[s] = 0;
     t.bits[s] = 0;
+    // A uffd-wp marker is dropped (pte_clear); other entries lose the bit (pte_clear_uffd_wp, pte_swp_clear_uffd_wp).
+    if (clearUffdWp && bits & PTE_MARKER) {
+      t.filled[src]!--;
+      continue;
+    }
+    const dd = db | ((d + i) & TABLE_MASK);
+    t.entry[dd] = pfn;
+    t.bits[dd] = (clearUffdWp ? bits & ~PTE_UFFD_WP : bits) | PTE_SOFT_DIRTY;
     moved++;
   }
   t.filled[src]! -= moved;
