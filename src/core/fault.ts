@@ -90,6 +90,9 @@ function handleHugeFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, flags: number
   const bits = k.tables.bits[s]!;
   // Seed 001's FAULT_FLAG_BREAK_COW reaches do_huge_pmd_wp_page() as a write fault does (wp_huge_pmd()).
   if (flags & COW_FLAGS && !(bits & PTE_WRITE)) {
+    // wp_huge_pmd(): a real write to a uffd-wp huge PMD goes to the monitor first
+    // (userfaultfd_huge_pmd_wp), whose answer splits the PMD to un-protect the one page.
+    if (!(flags & (FAULT_FLAG_UNSHARE | FAULT_FLAG_BREAK_COW)) && userfaultfdPteWp(vma, bits)) return handleUserfault(k, mm, vpn);
     return doHugePmdWpPage(k, mm, vma, vpn, s, (flags & FAULT_FLAG_UNSHARE) !== 0);
   }
   // huge_pmd_set_accessed()

@@ -264,7 +264,7 @@ function copyPageRange(k: Kernel, t: ForkTask, dst: Mm, dstVma: Vma, src: Mm, sr
     // copy_pmd_range(): a huge PMD is copied whole (copy_huge_pmd), unless it had to be split.
     const leaf = pmdLeafSlot(k, src, a);
     if (leaf >= 0) {
-      if (copyHugePmd(k, src, dst, srcVma, leaf, a) === HUGE_PMD_SHARED) {
+      if (copyHugePmd(k, src, dst, srcVma, leaf, a, forkKeepsUffdWp(k, srcVma, dstVma)) === HUGE_PMD_SHARED) {
         a = next;
         continue;
       }

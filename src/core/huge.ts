@@ -9,7 +9,7 @@
 
 import {
   HPAGE_PMD_NR, isCowMapping, LEVEL_PTE, OK, PG_ANON, PG_ANON_EXCLUSIVE, PG_HUGETLB, PG_INUSE, PG_LARGE, PMD_LEAF, PTE_DIRTY, PTE_PRESENT,
-  PTE_PROTNONE, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, TABLE_SHIFT, VM_HUGEPAGE, VM_HUGETLB, VM_NOHUGEPAGE, VM_SHARED, VM_MAYSHARE,
+  PTE_PROTNONE, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, TABLE_SHIFT, VM_HUGEPAGE, VM_HUGETLB, VM_NOHUGEPAGE, VM_SHARED, VM_MAYSHARE, VM_UFFD_WP,
   VM_READ, VM_SOFTDIRTY, VM_WRITE,
 } from './constants.js';
 import type { Kernel } from './kernel.js';
@@ -336,6 +336,8 @@ export function changeHugePmds(k: Kernel, mm: Mm, vma: Vma): void {
     const bits = old & ~PTE_PROTNONE;
     t.bits[s] = vma.flags & VM_WRITE ? bits : bits & ~PTE_WRITE;
     if (!(vma.flags & VM_WRITE) || bits & (PTE_WRITE | PTE_SPECIAL) || !k.profile.mprotectWritablePmd) continue;
+    // can_change_pmd_writable(): not while uffd-wp tracking waits for the write (userfaultfd_huge_pmd_wp).
+    if (bits & PTE_UFFD_WP && vma.flags & VM_UFFD_WP) continue;
     const softDirtyWanted = !(vma.flags & VM_SOFTDIRTY) && !(bits & PTE_SOFT_DIRTY);
     if (k.frames.flags[t.entry[s]!]! & PG_ANON_EXCLUSIVE && !softDirtyWanted) t.bits[s] = bits | PTE_WRITE;
   }
@@ -453,9 +455,10 @@ export const HUGE_PMD_SPLIT = 1;
  * it is. A maybe-pinned THP (exact pin count > 0, PAE head from 5.19) in an mm that has pinned is
  * split (d042035eaf5f, 5.9: forkEarlyCow) and the PTE level copies its pages for the child;
  * otherwise the folio is shared: refcount and entire mapcount +1, PAE cleared, both PMDs
- * write-protected, the child's old, the child charged 512 pages and a deposited table.
+ * write-protected, the child's old, the child charged 512 pages and a deposited table. The child's
+ * PMD keeps the uffd-wp bit only when `keepUffdWp` (the huge zero PMD too).
  */
-export function copyHugePmd(k: Kernel, src: Mm, dst: Mm, srcVma: Vma, srcSlot: number, vpn: number): number {
+export function copyHugePmd(k: Kernel, src: Mm, dst: Mm, srcVma: Vma, srcSlot: number, vpn: number, keepUffdWp: boolean): number {
   const t = k.tables;
   const f = k.frames;
   const head = t.entry[srcSlot]!;
@@ -477,8 +480,10 @@ export function copyHugePmd(k: Kernel, src: Mm, dst: Mm, srcVma: Vma, srcSlot: n
       t.bits[srcSlot] = bits & ~PTE_WRITE;
       cbits &= ~PTE_WRITE;
     }
-    cbits &= ~(PTE_YOUNG | PTE_UFFD_WP);
+    cbits &= ~PTE_YOUNG;
   }
+  // pmd_clear_uffd_wp() unless the VMA forkKeepsUffdWp asks is registered (uffdWpForkVma).
+  if (!keepUffdWp) cbits &= ~PTE_UFFD_WP;
   const ds = pmdSlotAlloc(k, dst, vpn);
   setHugePmd(k, dst, ds, head, cbits & ~PMD_LEAF);
   return HUGE_PMD_SHARED;
@@ -491,11 +496,12 @@ export function copyHugePmd(k: Kernel, src: Mm, dst: Mm, srcVma: Vma, srcSlot: n
  * table goes with it (same mm: no charge changes). False, nothing moved, when newSlot is not
  * empty (the kernel then splits and moves PTEs).
  */
-export function moveHugePmd(k: Kernel, oldSlot: number, newSlot: number): boolean {
+export function moveHugePmd(k: Kernel, oldSlot: number, newSlot: number, clearUffdWp: boolean): boolean {
   const t = k.tables;
   if (t.entry[newSlot] !== 0 || t.bits[newSlot] !== 0) return false;
   const head = t.entry[oldSlot]!;
-  const bits = t.bits[oldSlot]!;
+  // clear_uffd_wp_pmd() when the old VMA is registered without the remap event (mremapClearsUffdWp).
+  const bits = clearUffdWp ? t.bits[oldSlot]! & ~PTE_UFFD_WP : t.bits[oldSlot]!;
   setPte(k, oldSlot, 0, 0);
   setPte(k, newSlot, head, bits | PTE_SOFT_DIRTY);
   return true;

@@ -14,7 +14,7 @@
 // 512 pages not aligned in the source, is split and moves by PTEs.
 
 import {
-  EFAULT, NA, OK, OOM, PG_KSM, PMD_LEAF, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTRS_PER_TABLE, TABLE_MASK, TABLE_SHIFT, VM_MERGEABLE, VM_UFFD_WP,
+  EFAULT, NA, OK, OOM, PG_KSM, PMD_LEAF, PTE_MARKER, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_UFFD_WP, PTE_SPECIAL, PTRS_PER_TABLE, TABLE_MASK, TABLE_SHIFT, VM_MERGEABLE, VM_UFFD_WP,
 } from './constants.js';
 import { breakCowPte, breakCowRange } from './cowpt.js';
 import { mmuNotify } from './exclusive.js';
@@ -78,8 +78,10 @@ export function doMremap(k: Kernel, mm: Mm, lo: number, hi: number): MremapResul
   }
   const c: MoveCount = { moved: 0, tablesMoved: 0, pmdsMoved: 0 };
   for (const [a, b] of parts) {
-    const nv = copyVma(mm, mm.findVma(a)!, a, start + (a - lo), b - a);
-    movePageTables(k, mm, nv, a, start + (a - lo), b - a, c);
+    // vma_has_uffd_without_event_remap(): asked of the old VMA before mremap_userfaultfd_prep().
+    const clearUffdWp = k.profile.mremapClearsUffdWp && (mm.findVma(a)!.flags & VM_UFFD_WP) !== 0;
+    const nv = copyVma(k, mm, mm.findVma(a)!, a, start + (a - lo), b - a);
+    movePageTables(k, mm, nv, a, start + (a - lo), b - a, c, clearUffdWp);
   }
   moveHandles(k, mm, lo, hi, start);
   k.emit('note', mm.id, start, -1, -1,
@@ -109,18 +111,30 @@ function hasKsmPage(k: Kernel, mm: Mm, lo: number, hi: number): boolean {
  * VM_SOFTDIRTY as they were), its anon_vma (anon_vma_clone) and its pgoff, so anonymous pages
  * keep their index; a shared mapping keeps its object and offset.
  */
-function copyVma(mm: Mm, vma: Vma, lo: number, start: number, n: number): Vma {
+function copyVma(k: Kernel, mm: Mm, vma: Vma, lo: number, start: number, n: number): Vma {
   const nv = vma.clone(vma.shm);
   nv.start = start;
   nv.end = start + n;
   nv.shmOffset = vma.shmOffset + (lo - vma.start);
-  nv.pgoffShift = vma.pgoffShift + (lo - start);
+  // An anonymous mapping never faulted (no anon_vma) takes the pgoff of its new address, "to
+  // increase its chance of merging"; else it keeps the page offset of the moved range.
+  nv.pgoffShift = vma.shm === null && !vma.anonVma ? 0 : vma.pgoffShift + (lo - start);
   if (nv.shm) nv.shm.users++;
-  // mremap_userfaultfd_prep(): without UFFD_FEATURE_EVENT_REMAP (not modelled) the new VMA
-  // drops its userfaultfd context (userfaultfd_reset_ctx): no VM_UFFD_WP there.
-  nv.flags &= ~VM_UFFD_WP;
   mm.insertVma(nv);
-  return nv;
+  // vma_merge_new_range(): the new range merges with a neighbour that has the same flags (so the
+  // same userfaultfd registration) and a page offset lining up. That neighbour may be the
+  // source mapping itself (no anon_vma, the new range right after it): copy_vma() then hands
+  // back the source VMA ("source vma may have been merged into new_vma").
+  mm.mergeVmas();
+  const merged = mm.findVma(start)!;
+  // copy_vma_and_data() -> mremap_userfaultfd_prep(new_vma): without UFFD_FEATURE_EVENT_REMAP
+  // (not modelled) userfaultfd_reset_ctx() drops the context of the VMA copy_vma() returned, the
+  // merged one as a whole: a registered source merged with its new range ends unregistered.
+  if (merged.flags & VM_UFFD_WP && merged.end - merged.start > n) {
+    k.emit('note', mm.id, merged.start, -1, -1, `mremap: the new range merged with a registered mapping (copy_vma), whose ${merged.end - merged.start} page(s) all lose their userfaultfd registration (mremap_userfaultfd_prep)`);
+  }
+  merged.flags &= ~VM_UFFD_WP;
+  return merged;
 }
 
 interface MoveCount {
@@ -130,22 +144,24 @@ interface MoveCount {
 }
 
 /** move_page_tables(): one PMD extent at a time (get_extent: up to the next PMD boundary of either range). */
-function movePageTables(k: Kernel, mm: Mm, nv: Vma, from: number, to: number, n: number, c: MoveCount): void {
+function movePageTables(k: Kernel, mm: Mm, nv: Vma, from: number, to: number, n: number, c: MoveCount, clearUffdWp: boolean): void {
   for (let done = 0; done < n; ) {
     const o = from + done;
     const d = to + done;
     const extent = Math.min(n - done, PTRS_PER_TABLE - (o & TABLE_MASK), PTRS_PER_TABLE - (d & TABLE_MASK));
     done += extent;
-    movePmdExtent(k, mm, nv, o, d, extent, c);
+    movePmdExtent(k, mm, nv, o, d, extent, c, clearUffdWp);
   }
 }
 
 /**
  * One PMD extent: a huge PMD moves whole (move_huge_pmd) when the extent is 2 MiB on both sides,
  * else it is split (split_huge_pmd) and its PTEs move; a PTE table moves whole (move_normal_pmd,
- * HAVE_MOVE_PMD, x86-64) when it is a whole table on both sides, else move_ptes().
+ * HAVE_MOVE_PMD, x86-64) when it is a whole table on both sides, else move_ptes(). `clearUffdWp`
+ * (mremapClearsUffdWp, a registered old VMA): the moved entries lose their uffd-wp state, and a
+ * PTE table never moves whole.
  */
-function movePmdExtent(k: Kernel, mm: Mm, nv: Vma, o: number, d: number, extent: number, c: MoveCount): void {
+function movePmdExtent(k: Kernel, mm: Mm, nv: Vma, o: number, d: number, extent: number, c: MoveCount, clearUffdWp: boolean): void {
   const t = k.tables;
   // get_old_pmd(): nothing mapped there, nothing to move (and nothing allocated at the destination).
   // (The huge zero PMD has entry 0 and the leaf bit.)
@@ -154,7 +170,7 @@ function movePmdExtent(k: Kernel, mm: Mm, nv: Vma, o: number, d: number, extent:
   const nps = pmdSlotAlloc(k, mm, d); // alloc_new_pmd()
   if (t.bits[pmdSlotOf(k, mm, o)]! & PMD_LEAF) {
     const ops = pmdSlotOf(k, mm, o);
-    if (extent === PTRS_PER_TABLE && moveHugePmd(k, ops, nps)) {
+    if (extent === PTRS_PER_TABLE && moveHugePmd(k, ops, nps, clearUffdWp)) {
       c.moved += PTRS_PER_TABLE;
       c.pmdsMoved++;
       return;
@@ -163,7 +179,7 @@ function movePmdExtent(k: Kernel, mm: Mm, nv: Vma, o: number, d: number, extent:
   }
   const ops = pmdSlotOf(k, mm, o);
   const table = t.entry[ops]!;
-  if (extent === PTRS_PER_TABLE && t.entry[nps] === 0) {
+  if (extent === PTRS_PER_TABLE && t.entry[nps] === 0 && !clearUffdWp) {
     // move_normal_pmd(): the PMD entry changes place; pmd_populate() makes a fresh, writable one.
     // The PTEs are untouched, so they are not marked soft-dirty.
     t.entry[nps] = table;
@@ -189,11 +205,17 @@ function movePmdExtent(k: Kernel, mm: Mm, nv: Vma, o: number, d: number, extent:
     const s = sb | ((o + i) & TABLE_MASK);
     const bits = t.bits[s]!;
     if (bits === 0) continue;
-    const dd = db | ((d + i) & TABLE_MASK);
-    t.entry[dd] = t.entry[s]!;
-    t.bits[dd] = bits | PTE_SOFT_DIRTY;
+    const pfn = t.entry[s]!;
     t.entry[s] = 0;
     t.bits[s] = 0;
+    // A uffd-wp marker is dropped (pte_clear); other entries lose the bit (pte_clear_uffd_wp, pte_swp_clear_uffd_wp).
+    if (clearUffdWp && bits & PTE_MARKER) {
+      t.filled[src]!--;
+      continue;
+    }
+    const dd = db | ((d + i) & TABLE_MASK);
+    t.entry[dd] = pfn;
+    t.bits[dd] = (clearUffdWp ? bits & ~PTE_UFFD_WP : bits) | PTE_SOFT_DIRTY;
     moved++;
   }
   t.filled[src]! -= moved;

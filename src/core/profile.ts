@@ -117,6 +117,14 @@ export interface Profile {
    */
   mremapMultiVma: boolean;
   /**
+   * mremap of a range registered with userfaultfd (no UFFD_FEATURE_EVENT_REMAP) clears the uffd-wp
+   * state of what moves: the bit of present PTEs, swap entries and huge PMDs, and drops uffd-wp
+   * markers; PTE tables do not move whole there (move_normal_pmd refuses). Before, the moved
+   * entries kept their bits in the unregistered new VMA (0cef0bb836e3 "mm: clear uffd-wp PTE/PMD
+   * state on mremap()", 6.13).
+   */
+  mremapClearsUffdWp: boolean;
+  /**
    * /sys/kernel/mm/transparent_hugepage/use_zero_page: a read fault in a THP-enabled range maps
    * the huge zero page (do_huge_pmd_anonymous_page) unless mmForbidsZeropage; off, it allocates
    * a THP as a write fault does. A machine setting (default on), like mmForbidsZeropage.

@@ -6,15 +6,15 @@
 // it; the faulting access is then retried. A leaf of src/core's paths (no import of fault.ts).
 
 import {
-  EINVAL, ENOENT, NA, OK, PG_ANON, PG_ANON_EXCLUSIVE, PTE_DEVEXCL_WRITE, PTE_DEVICE_EXCLUSIVE, PTE_MARKER, PTE_PRESENT,
+  EINVAL, ENOENT, HPAGE_PMD_NR, NA, OK, PMD_LEAF, PG_ANON, PG_ANON_EXCLUSIVE, PTE_DEVEXCL_WRITE, PTE_DEVICE_EXCLUSIVE, PTE_MARKER, PTE_PRESENT,
   PTE_PROTNONE, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_SWAP, PTE_UFFD_WP, PTE_WRITE, RETRY, VM_MAYSHARE, VM_SHARED,
   VM_SOFTDIRTY, VM_UFFD_WP, VM_WRITE,
 } from './constants.js';
 import type { Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
 import { mmuNotify } from './exclusive.js';
-import { splitHugePmdRange } from './huge.js';
-import { pteSlot, pteSlotAlloc, setPte } from './walk.js';
+import { splitHugePmd } from './huge.js';
+import { pmdLeafSlot, pteSlot, pteSlotAlloc, setPte } from './walk.js';
 
 /** userfaultfd_pte_wp(): a write to this PTE must go to the monitor first. */
 export function userfaultfdPteWp(vma: Vma, bits: number): boolean {
@@ -64,13 +64,12 @@ export function uffdWriteprotect(k: Kernel, mm: Mm, lo: number, hi: number, wp: 
   }
   // change_protection(): the MMU notifier tells devices first (MMU_NOTIFY_PROTECTION_VMA).
   mmuNotify(k, mm.id, lo, hi, wp ? 'UFFDIO_WRITEPROTECT' : 'UFFDIO_WRITEPROTECT resolve');
-  // The model keeps the bit on PTEs only: a huge PMD in the range splits first (the kernel keeps a
-  // whole PMD with its uffd-wp bit, change_huge_pmd(); same protection, but no longer PMD-mapped).
-  splitHugePmdRange(k, mm, lo, hi, 'userfaultfd write-protect (the model keeps uffd-wp on PTEs)');
+  if (mm.hugePmds > 0) uffdWpHugePmds(k, mm, lo, hi, wp, touched);
   const t = k.tables;
   for (let v = lo; v < hi; v++) {
     const vma = mm.findVma(v)!;
     let slot = pteSlot(k, mm, v);
+    if (slot < 0 && mm.hugePmds > 0 && pmdLeafSlot(k, mm, v) >= 0) continue; // a whole huge PMD, done above
     const bits = slot < 0 ? 0 : t.bits[slot]!;
     if (bits === 0) {
       // A none PTE: only shmem keeps the protection, as a marker (PTE_MARKER_UFFD_WP).
@@ -98,6 +97,34 @@ export function uffdWriteprotect(k: Kernel, mm: Mm, lo: number, hi: number, wp: 
     if (k.profile.uffdUnprotectWritable && canChangePteWritable(k, vma, t.bits[slot]!, t.entry[slot]!)) t.bits[slot]! |= PTE_WRITE;
   }
   return OK;
+}
+
+/**
+ * change_pmd_range() with MM_CP_UFFD_WP(_RESOLVE) over the huge PMDs of [lo, hi): one the range
+ * covers whole stays a PMD (change_huge_pmd(), 5.7 on): protecting write-protects it and sets
+ * the uffd-wp bit on the PMD; un-protecting clears the bit and, as for a PTE
+ * (uffdUnprotectWritable, can_change_pmd_writable()), maps an exclusive THP writable at once.
+ * One the range covers in part is split first (__split_huge_pmd, the PTEs inheriting the PMD's
+ * bits) for the PTE loop. Every page of a PMD kept whole goes to `touched`.
+ */
+function uffdWpHugePmds(k: Kernel, mm: Mm, lo: number, hi: number, wp: boolean, touched: number[] | null): void {
+  const t = k.tables;
+  for (let a = lo - (lo & (HPAGE_PMD_NR - 1)); a < hi; a += HPAGE_PMD_NR) {
+    const s = pmdLeafSlot(k, mm, a);
+    if (s < 0) continue;
+    if (a < lo || a + HPAGE_PMD_NR > hi) {
+      splitHugePmd(k, mm, s, Math.max(a, lo), 'userfaultfd write-protect of part of a huge PMD (change_pmd_range)');
+      continue;
+    }
+    const bits = t.bits[s]!;
+    if (wp) t.bits[s] = (bits & ~PTE_WRITE) | PTE_UFFD_WP; // pmd_wrprotect(pmd_mkuffd_wp())
+    else {
+      t.bits[s] = bits & ~PTE_UFFD_WP;
+      const vma = mm.findVma(a)!;
+      if (k.profile.uffdUnprotectWritable && canChangePteWritable(k, vma, t.bits[s]! & ~PMD_LEAF, t.entry[s]!)) t.bits[s]! |= PTE_WRITE;
+    }
+    for (let v = a; v < a + HPAGE_PMD_NR; v++) touched?.push(v);
+  }
 }
 
 /**

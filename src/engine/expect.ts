@@ -1,7 +1,8 @@
 // Steps that only look at the model: `check`, `stats` and the `expect` assertions.
 
 import { HPAGE_PMD_NR, PG_ANON_EXCLUSIVE, PG_HUGETLB, PTE_UFFD_WP } from '../core/constants.js';
-import { pmdLeafSlot, pteSlot } from '../core/walk.js';
+import { pmdLeafSlot } from '../core/walk.js';
+import { followSlot } from '../core/huge.js';
 import type { PageSel, Step } from '../scenario/ast.js';
 import { globalStats } from './stats.js';
 import { NotApplicable, type RunState } from './state.js';
@@ -71,8 +72,8 @@ export function expectExclusive(s: RunState, step: StepOf<'expect-exclusive'>): 
 export function expectUffdWp(s: RunState, step: StepOf<'expect-uffd-wp'>): void {
   const p = s.procs.get(step.proc);
   const vpn = p ? s.range(p, step.sel)[0] : -1;
-  const slot = p?.alive ? pteSlot(s.k, p.mm, vpn) : -1;
-  // pagemap's PM_UFFD_WP: a present PTE, a swap or device-exclusive entry, or a marker with the bit.
+  const slot = p?.alive ? followSlot(s.k, p.mm, vpn) : -1;
+  // pagemap's PM_UFFD_WP: a present PTE, a swap or device-exclusive entry, a marker, or a huge PMD (pagemap_pmd_range) with the bit.
   const wp = slot >= 0 && (s.k.tables.bits[slot]! & PTE_UFFD_WP) !== 0;
   const actual = wp ? 'uffd-wp' : 'not-uffd-wp';
   const want = step.wp ? 'uffd-wp' : 'not-uffd-wp';

@@ -145,7 +145,8 @@ export const mremapOp = defineOp({
       if (p.regions.size >= 4 || !all[lo]!.mapped || all.slice(lo, hi + 1).some((x) => x.ksm)) return false;
       // thp-mremap: Linux moves a huge PMD whole (move_huge_pmd); the model splits it first.
       if (g.avoids('thp-mremap') && all[lo]!.huge) return false;
-      // uffd-mremap: Linux leaves the whole registered mapping unregistered, the model the moved part.
+      // uffd-mremap (fixed): a never-faulted registered source that merges with its new range
+      // (copy_vma) loses its registration as a whole; once the model did not merge them.
       if (g.avoids('uffd-mremap') && p.uffd.has(region)) return false;
       const name = g.nextRegion();
       p.regions.set(name, all.slice(lo, hi + 1));

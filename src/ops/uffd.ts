@@ -119,7 +119,8 @@ export const uffdOp = defineOp({
       }
       for (const [region, pages] of p.regions) {
         if (g.rng() >= 0.8) continue;
-        // thp-uffd-wp: UFFDIO_WRITEPROTECT keeps a huge PMD (uffd-wp on the PMD); the model splits it first.
+        // thp-uffd-wp (fixed): UFFDIO_WRITEPROTECT keeps a whole huge PMD, the uffd-wp bit on the PMD;
+        // once the model split it first.
         if (g.avoids('thp-uffd-wp') && pages.some((x) => x.huge)) continue;
         p.uffd.add(region);
         g.add(`P uffd register ${region} wp`);

@@ -31,6 +31,7 @@ const V5_7: Profile = {
   cowptDontneed: 'range',
   cowptMremap: 'unshare',
   mremapMultiVma: false,
+  mremapClearsUffdWp: false,
   thpUseZeroPage: true,
   thpWpReuse: 'mapcount',
   thpWpCopy: 'huge',
@@ -96,7 +97,7 @@ const V6_2 = derive(V5_19, 'v6.2',
 const V6_15 = derive(V6_2, 'v6.15',
   'v6.2 + zero page never pinned (6.5) + exclusive swapped-in pages writable on read faults (6.11) + device-exclusive rework (mapcount untouched, treated like present at fork)',
   '931298e103c2 (6.3); c8070b787519 (6.5); c18160dba5ff (6.11); "mm: fixes for device-exclusive entries (hmm)" (David Hildenbrand, 6.15)',
-  { pinSkipsZeroPage: true, swapinReadFaultWritable: true, deviceExclusive: 'v6.15', uffdUnprotectWritable: true, hugeZeroWp: 'huge', wpReuseLarge: 'mm-exclusive', ptReclaim: true, thpSplitZeropage: true });
+  { pinSkipsZeroPage: true, swapinReadFaultWritable: true, deviceExclusive: 'v6.15', uffdUnprotectWritable: true, hugeZeroWp: 'huge', wpReuseLarge: 'mm-exclusive', ptReclaim: true, thpSplitZeropage: true, mremapClearsUffdWp: true });
 
 const V6 = derive(V6_15, 'v6',
   'the newest behaviour modelled (Linux 6.18): v6.15 + mremap moving a range of several mappings (6.17) + MADV_COLLAPSE of a range with no writable PTE; `cowlab oracle` compares it with whatever live kernel it runs on',

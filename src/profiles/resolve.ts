@@ -29,6 +29,7 @@ export const SWITCH_VALUES: Record<SwitchName, readonly string[]> = {
   cowptDontneed: ['range', 'vma', 'ignored'],
   cowptMremap: ['unshare', 'move-shared'],
   mremapMultiVma: ['true', 'false'],
+  mremapClearsUffdWp: ['true', 'false'],
   thpUseZeroPage: ['true', 'false'],
   thpWpReuse: ['mapcount', 'refcount', 'anon-exclusive'],
   thpWpCopy: ['huge', 'split'],

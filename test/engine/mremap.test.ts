@@ -77,3 +77,15 @@ test('mremap of a KSM page is n/a (prep_move_vma unmerges it first, which is not
   assert.equal(r.status, 'n/a');
   assert.match(r.na!.reason, /KSM/);
 });
+
+test('uffd without EVENT_REMAP: a never-faulted source merges with its new range (copy_vma) and loses its registration as a whole', () => {
+  // No anon_vma: copy_vma() gives the new range the page offset of its address, so it merges with
+  // the source right before it and mremap_userfaultfd_prep() resets that whole VMA.
+  const fresh = run(['P mmap a 6', 'P uffd register a wp', 'P mremap a[5] as m1', 'P uffd protect a[0]', 'P uffd protect a[4]', 'P uffd protect m1[0]']);
+  assert.deepEqual(fresh.steps.slice(3, 6).map((s) => s.observations[0]!.actual), ['ENOENT', 'ENOENT', 'ENOENT']);
+  // A faulted source keeps its page offset at the new address: no merge, only the moved part is reset.
+  const faulted = run(['P mmap a 6', 'P write a[2] = 1', 'P uffd register a wp', 'P mremap a[5] as m1', 'P uffd protect a[0..4]', 'P uffd protect m1[0]', 'P write a[2] = 2', 'expect stat uffd_faults.P == 1']);
+  assert.deepEqual(faulted.steps.slice(4, 6).map((s) => s.observations[0]!.actual), ['ok', 'ENOENT']);
+  assert.deepEqual(kinds(faulted), []);
+  assert.equal(faulted.verdict, 'pass', faulted.verdictReason);
+});

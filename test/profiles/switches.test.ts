@@ -148,6 +148,10 @@ const WITNESSES: Record<SwitchName, Witness> = {
     // Two VMAs (mprotect split the mapping): moved one by one (6.17), or EFAULT.
     steps('P mmap a 2', 'P write a = 1', 'P mprotect a[1] ro', 'P mremap a as m', 'P read m[1]'),
   ] },
+  mremapClearsUffdWp: { base: 'v6', scenarios: () => [
+    // A protected page moved out of its registered mapping: pagemap shows the bit (before 6.13) or not.
+    steps('P mmap a 2', 'P write a = 1', 'P uffd register a wp', 'P uffd protect a', 'P mremap a[0] as m', 'expect P m[0] not-uffd-wp'),
+  ] },
   swap: { base: 'v6', scenarios: () => [steps('P mmap a 1', 'P write a = 1', 'swapout P a')] },
   ksm: { base: 'v6', scenarios: () => [steps('P mmap a 1', 'P madvise a mergeable', 'ksm merge')] },
 };
