@@ -250,8 +250,8 @@ ${RANDOM_OPS_TEXT}
   --avoid GAPS    do not generate what the model gets or once got wrong (docs/oracle.md,
                   Findings): protnone-gup-fast, mprotect-hole, vma-boundaries,
                   shmem-fault-around, shmem-pageout, ksm-swapout, mergeable-shared,
-                  ksm-merge-order (fixed, kept to bisect a regression); thp-ksm,
-                  thp-uffd-wp, thp-mremap, uffd-mremap (open: avoided by default); or
+                  ksm-merge-order, thp-mremap (fixed, kept to bisect a regression);
+                  thp-ksm, thp-uffd-wp, uffd-mremap (open: avoided by default); or
                   'known' for all
   --out DIR       where disagreeing scenarios go (default oracle-failures/)
   --json          one JSON document on stdout (docs/oracle.md)

@@ -121,6 +121,8 @@ export const uffdOp = defineOp({
         if (g.rng() >= 0.8) continue;
         // thp-uffd-wp: UFFDIO_WRITEPROTECT keeps a huge PMD (uffd-wp on the PMD); the model splits it first.
         if (g.avoids('thp-uffd-wp') && pages.some((x) => x.huge)) continue;
+        // hugetlb: the model is n/a on userfaultfd there.
+        if (pages.some((x) => x.hugetlb)) continue;
         p.uffd.add(region);
         g.add(`P uffd register ${region} wp`);
       }

@@ -141,7 +141,7 @@ async function record(
   if (outDir !== null) {
     mkdirSync(outDir, { recursive: true });
     const note = `${description}\nThe live kernel (${session.facilities.kernel}) disagrees: ${first.text}.\nShrunk from ${filled.lines.length} to ${best.filled.lines.length} steps${signal?.aborted ? ' (the shrinking was cut short by a signal)' : ''}. Replay: npx cowlab oracle ${file}`;
-    writeFileSync(file, scenarioText(name, note, best.filled.texts, profile.name));
+    writeFileSync(file, scenarioText(name, note, best.filled.texts, profile.name, best.filled.config));
     written = file;
   }
   return {
