@@ -251,7 +251,8 @@ ${RANDOM_OPS_TEXT}
                   Findings): protnone-gup-fast, mprotect-hole, vma-boundaries,
                   shmem-fault-around, shmem-pageout, ksm-swapout, mergeable-shared,
                   ksm-merge-order, thp-mremap (fixed, kept to bisect a regression);
-                  thp-ksm, thp-uffd-wp, uffd-mremap (open: avoided by default); or
+                  thp-ksm, thp-uffd-wp, uffd-mremap, hugetlb-fork-enomem (open:
+                  avoided by default); or
                   'known' for all
   --out DIR       where disagreeing scenarios go (default oracle-failures/)
   --json          one JSON document on stdout (docs/oracle.md)

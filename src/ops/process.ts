@@ -57,7 +57,11 @@ export const forkOp = defineOp({
       const child = RANDOM_CHILDREN[g.procs.length - 1]!;
       const pinned = g.held('pin');
       // A pinned hugetlb page is copied at fork (early COW): with the pool empty, fork fails (ENOMEM).
-      const mayFail = p.mayNotExist === true || [...p.regions.values()].some((pg) => pg.some((x) => x.hugetlb && x.mapped && x.frame !== 0 && pinned.has(x.frame)));
+      const pinnedHuge = [...p.regions.values()].some((pg) => pg.some((x) => x.hugetlb && x.mapped && x.frame !== 0 && pinned.has(x.frame)));
+      // hugetlb-fork-enomem: a fork that fails at the hugetlb VMA has already write-protected the
+      // VMAs before it in Linux (dup_mmap copies in order; PG_anon_exclusive cleared); the model's does not.
+      if (pinnedHuge && g.avoids('hugetlb-fork-enomem')) return false;
+      const mayFail = p.mayNotExist === true || pinnedHuge;
       g.procs.push({
         name: child, alive: true, regions: new Map([...p.regions].map(([r, pg]) => [r, g.forkPages(pg, pinned)])),
         ...(mayFail ? { mayNotExist: true } : {}),

@@ -27,7 +27,7 @@ export function parseOps(list: string): string[] | string {
 /** Known model gaps (docs/oracle.md, "Findings") the generator can steer clear of. */
 export const GAPS = [
   'protnone-gup-fast', 'mprotect-hole', 'vma-boundaries', 'shmem-fault-around', 'shmem-pageout', 'ksm-swapout',
-  'mergeable-shared', 'ksm-merge-order', 'thp-ksm', 'thp-uffd-wp', 'thp-mremap', 'uffd-mremap',
+  'mergeable-shared', 'ksm-merge-order', 'thp-ksm', 'thp-uffd-wp', 'thp-mremap', 'uffd-mremap', 'hugetlb-fork-enomem',
 ] as const;
 export type Gap = (typeof GAPS)[number];
 
@@ -41,7 +41,7 @@ export type Gap = (typeof GAPS)[number];
  * move), the model only the moved part. The gaps found before are closed; `--avoid` keeps
  * them selectable to bisect a regression.
  */
-export const OPEN_GAPS: readonly Gap[] = ['thp-ksm', 'thp-uffd-wp', 'uffd-mremap'];
+export const OPEN_GAPS: readonly Gap[] = ['thp-ksm', 'thp-uffd-wp', 'uffd-mremap', 'hugetlb-fork-enomem'];
 
 /** `--avoid a,b,...` (or `known` for all of them): the gaps to avoid, or an error message. */
 export function parseGaps(list: string): Gap[] | string {
