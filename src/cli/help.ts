@@ -250,8 +250,9 @@ ${RANDOM_OPS_TEXT}
   --avoid GAPS    do not generate what the model gets or once got wrong (docs/oracle.md,
                   Findings): protnone-gup-fast, mprotect-hole, vma-boundaries,
                   shmem-fault-around, shmem-pageout, ksm-swapout, mergeable-shared,
-                  ksm-merge-order, thp-ksm, uffd-mremap, thp-uffd-wp (fixed, kept to
-                  bisect a regression); thp-mremap (open: avoided by default); or
+                  ksm-merge-order, thp-ksm, uffd-mremap, thp-uffd-wp, thp-mremap (fixed,
+                  kept to bisect a regression); hugetlb-fork-enomem (open: avoided by
+                  default); or
                   'known' for all
   --out DIR       where disagreeing scenarios go (default oracle-failures/)
   --json          one JSON document on stdout (docs/oracle.md)

@@ -52,16 +52,23 @@ function refuse(err: number, why: string): Scan {
 
 /**
  * madvise(MADV_COLLAPSE) over [lo, hi) of mm: madvise_walk_vmas() calls madvise_collapse() for
- * each VMA's part of the range and stops at the first error.
+ * each VMA's part of the range and stops at the first error; a hole makes it ENOMEM.
  */
 export function doMadvCollapse(k: Kernel, mm: Mm, lo: number, hi: number): CollapseResult {
   if (k.profile.madvCollapse === 'none') return { err: NA, collapsed: 0, why: `${k.profile.name} has no MADV_COLLAPSE (6.1)` };
   let collapsed = 0;
-  for (const vma of mm.vmas.filter((v) => v.end > lo && v.start < hi)) {
+  // madvise_walk_vmas(): a hole in the range is skipped and makes the call fail with ENOMEM at the
+  // end, unless a VMA's own error ends the walk first.
+  let covered = lo;
+  let hole = false;
+  for (const vma of mm.vmas.filter((v) => v.end > lo && v.start < hi).sort((a, b) => a.start - b.start)) {
+    if (vma.start > covered) hole = true;
+    covered = vma.end;
     const r = madviseCollapse(k, mm, vma, Math.max(lo, vma.start), Math.min(hi, vma.end));
     collapsed += r.collapsed;
     if (r.err !== OK) return { ...r, collapsed };
   }
+  if (hole || covered < hi) return { err: OOM, collapsed, why: 'part of the range is not mapped (madvise_walk_vmas: ENOMEM)' };
   return { err: OK, collapsed, why: '' };
 }
 

@@ -143,9 +143,11 @@ export function doMprotect(k: Kernel, mm: Mm, lo: number, hi: number, prot: Prot
   mmuNotify(k, mm.id, lo, hi, 'mprotect');
   breakCowRange(k, mm, lo, hi);
   for (const vma of vmas) {
+    const old = vma.flags;
     vma.flags = (vma.flags & ~(VM_READ | VM_WRITE)) | want;
     if (vma.flags & VM_HUGETLB) {
-      hugetlbChangeProtection(k, mm, vma);
+      // mprotect_fixup(): flags unchanged, nothing is done (a writable huge PTE stays writable).
+      if (vma.flags !== old) hugetlbChangeProtection(k, mm, vma);
       continue;
     }
     changeHugePmds(k, mm, vma);

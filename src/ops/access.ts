@@ -50,7 +50,7 @@ export const writeOp = defineOp({
     return p && r ? w.amp(p, c, `${p.name} write ${w.sel(r, c.c, c.d, c.f).text} = ${w.value(c.f >> 8)}`) : null;
   },
   random: [{
-    name: 'write', order: 2, weight: 20,
+    name: 'write', order: 2, weight: 20, hugetlb: true,
     draw(g, p) {
       const s = g.sel(p, false);
       const v = g.nextValue();
@@ -112,7 +112,7 @@ export const readOp = defineOp({
     return `${p.name} read ${w.page(r, c.c)}${expect}`;
   },
   random: [{
-    name: 'read', order: 3, weight: 12,
+    name: 'read', order: 3, weight: 12, hugetlb: true,
     draw(g, p) {
       const s = g.sel(p, true);
       g.readFault(s.pages[0]!);

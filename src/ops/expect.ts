@@ -88,7 +88,7 @@ export const expectFrameOp = defineOp({
   }),
   fuzz: (w, c) => w.expectPage(c, [EXPECTATIONS[0], EXPECTATIONS[1]], true),
   random: [{
-    name: 'expect-frame', order: 16, weight: 8,
+    name: 'expect-frame', order: 16, weight: 8, hugetlb: true,
     draw(g, p) {
       const q = g.pickOf(g.live());
       const [region, pg] = g.pickOf([...p.regions]);
@@ -115,7 +115,7 @@ export function pageExpectOp<O extends PageExpect>(d: {
   run: (s: RunState, step: StepOf<O>) => void;
   cCall: string;
   words: readonly [string, string];
-  random: { order: number; weight: number; fill: Fill; applies?: (g: RandomGen) => boolean };
+  random: { order: number; weight: number; fill: Fill; applies?: (g: RandomGen) => boolean; hugetlb?: boolean };
 }): OpDecl<O> {
   return defineOp<O>({
     op: d.op,
@@ -129,7 +129,7 @@ export function pageExpectOp<O extends PageExpect>(d: {
     },
     fuzz: (w, c) => w.expectPage(c, d.words, false),
     random: [{
-      name: d.op, order: d.random.order, weight: d.random.weight,
+      name: d.op, order: d.random.order, weight: d.random.weight, hugetlb: d.random.hugetlb === true,
       draw(g, p) {
         if (d.random.applies && !d.random.applies(g)) return false;
         g.add(`expect ${p.name} ${g.sel(p, true).text} {}`, d.random.fill);
@@ -142,13 +142,13 @@ export function pageExpectOp<O extends PageExpect>(d: {
 /** `expect P PAGE mapped-once|mapped-shared`. */
 export const expectMappedOp = pageExpectOp({
   op: 'expect-mapped', run: expectMapped, cCall: 'rp_expect_mapped', words: [EXPECTATIONS[2], EXPECTATIONS[3]],
-  random: { order: 17, weight: 5, fill: 'mapped' },
+  random: { order: 17, weight: 5, fill: 'mapped', hugetlb: true },
 });
 
 /** `expect P PAGE anon-exclusive|not-anon-exclusive` (PG_anon_exclusive, 5.19 on). */
 export const expectExclusiveOp = pageExpectOp({
   op: 'expect-exclusive', run: expectExclusive, cCall: 'rp_expect_exclusive', words: [EXPECTATIONS[4], EXPECTATIONS[5]],
-  random: { order: 18, weight: 5, fill: 'exclusive' },
+  random: { order: 18, weight: 5, fill: 'exclusive', hugetlb: true },
 });
 
 /** `expect stat NAME OP NUMBER`. */
@@ -166,9 +166,10 @@ export const expectStatOp = defineOp({
     return `expect stat ${stat} ${STAT_OPS[c.c % STAT_OPS.length]} ${c.d % 40}`;
   },
   random: [{
-    name: 'expect-stat', order: 19, weight: 6,
+    name: 'expect-stat', order: 19, weight: 6, hugetlb: true,
     draw(g) {
-      const q = g.pickOf(g.procs);
+      // (A process whose fork may have failed has no counters.)
+      const q = g.pickOf(g.procs.filter((x) => !x.mayNotExist));
       // uffd_faults.Q twice as often, once some process registered with userfaultfd.
       const uffd = g.procs.some((x) => x.uffd.size > 0) ? [`uffd_faults.${q.name}`, `uffd_faults.${q.name}`] : [];
       const stat = g.pickOf([`rss.${q.name}`, `minflt.${q.name}`, 'AnonPages_kB', 'frames_used', 'PageTables_kB', ...uffd]);

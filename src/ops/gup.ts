@@ -58,9 +58,11 @@ export const pinOp = defineOp({
   },
   fuzz: (w, c) => w.taking(c, 'pin', (p, s, h) => `${p.name} pin ${s} as ${h}${w.options(OPTIONS.pin, c.f >> 4)}`),
   random: [{
-    name: 'pin', order: 7, weight: 5,
+    name: 'pin', order: 7, weight: 5, hugetlb: true,
     draw(g, p) {
       const s = g.sel(p, false);
+      // hugetlb-fork-enomem: no hugetlb pin while forks are still to come (see fork).
+      if (g.avoids('hugetlb-fork-enomem') && s.pages.some((x) => x.hugetlb) && g.procs.length < g.maxProcs) return false;
       const name = g.nextHandle('pin');
       if (g.written(s.pages, null)) g.handles.push({ name, kind: 'pin', holder: p.name, pages: s.pages.length, frames: s.pages.map((x) => x.frame) });
       g.add(`${p.name} pin ${s.text} as ${name} rw longterm${g.rng() < 0.3 ? ' fast' : ''}`);
@@ -123,7 +125,7 @@ export const vmspliceOp = defineOp({
   exportC: (x, step) => ({ code: `rp_take(${x.proc(step.proc)}, ${x.region(step.sel)}, ${step.sel.lo}, ${step.sel.hi}, ${x.handle(step.handle)}, 1, ${x.str(`${step.proc} vmsplices ${x.label(step.sel)}`)});`, skipped: null }),
   fuzz: (w, c) => w.taking(c, 'pipe', (p, s, h) => `${p.name} vmsplice ${s} as ${h}`),
   random: [{
-    name: 'vmsplice', order: 11, weight: 4,
+    name: 'vmsplice', order: 11, weight: 4, hugetlb: true,
     draw(g, p) {
       const s = g.sel(p, false);
       // protnone-gup-fast: the model's gup-fast takes pages from PROT_NONE PTEs; Linux's does not.

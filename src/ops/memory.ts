@@ -74,9 +74,9 @@ export const munmapOp = defineOp({
     return p && r ? `${p.name} munmap ${w.sel(r, c.c, c.d, c.f).text}` : null;
   },
   random: [{
-    name: 'munmap', order: 4, weight: 2,
+    name: 'munmap', order: 4, weight: 2, hugetlb: true,
     draw(g, p) {
-      const s = g.sel(p, false);
+      const s = g.wholeHugetlb(p, g.sel(p, false));
       for (const x of s.pages) Object.assign(x, { ...g.empty, mapped: false, mergeable: false });
       g.add(`${p.name} munmap ${s.text}`);
       return true;
@@ -140,10 +140,14 @@ export const mremapOp = defineOp({
       // range may span mappings and holes, which move as they are). KSM pages would be
       // unmerged first, which the model does not do.
       const [region, all] = g.pickOf([...p.regions]);
-      const lo = g.intIn(0, all.length - 1);
-      const hi = g.rng() < 0.5 ? lo : g.intIn(lo, all.length - 1);
+      // hugetlb: the model is n/a on mremap of it.
+      if (all.some((x) => x.hugetlb)) return false;
+      // The THP region: often all of it (a whole aligned PMD moves as one, move_huge_pmd), else part (a split).
+      const whole = all.some((x) => x.huge) && g.rng() < 0.4;
+      const lo = whole ? 0 : g.intIn(0, all.length - 1);
+      const hi = whole ? all.length - 1 : g.rng() < 0.5 ? lo : g.intIn(lo, all.length - 1);
       if (p.regions.size >= 4 || !all[lo]!.mapped || all.slice(lo, hi + 1).some((x) => x.ksm)) return false;
-      // thp-mremap: Linux moves a huge PMD whole (move_huge_pmd); the model splits it first.
+      // thp-mremap (closed: the model's move_huge_pmd moves a whole aligned PMD): kept to bisect a regression.
       if (g.avoids('thp-mremap') && all[lo]!.huge) return false;
       // uffd-mremap (fixed): a never-faulted registered source that merges with its new range
       // (copy_vma) loses its registration as a whole; once the model did not merge them.
@@ -185,9 +189,9 @@ export const mprotectOp = defineOp({
     return p && r ? `${p.name} mprotect ${w.sel(r, c.c, c.d, c.f).text} ${PROTS[(c.f >> 4) % PROTS.length]}` : null;
   },
   random: [{
-    name: 'mprotect', order: 5, weight: 4,
+    name: 'mprotect', order: 5, weight: 4, hugetlb: true,
     draw(g, p) {
-      const s = g.sel(p, false);
+      const s = g.wholeHugetlb(p, g.sel(p, false));
       // mprotect-hole: Linux refuses (ENOMEM) a range that starts in a hole; the model applies it.
       if (g.avoids('mprotect-hole') && s.pages.some((x) => !x.mapped)) return false;
       const prot = g.pickOf(['ro', 'rw', 'rw', 'none'] as const);
@@ -242,10 +246,35 @@ export const madviseOp = defineOp({
     return p && r ? `${p.name} madvise ${w.sel(r, c.c, c.d, c.f).text} ${ADVICES[(c.f >> 4) % ADVICES.length]}` : null;
   },
   random: [{
-    name: 'madvise', order: 6, weight: 5,
+    name: 'madvise', order: 6, weight: 5, hugetlb: true,
     draw(g, p) {
-      const s = g.sel(p, false);
+      // Often on the THP region when there is one (for MADV_COLLAPSE below).
+      const thpRegion = [...p.regions].find(([, pg]) => pg.some((x) => x.huge));
+      const onThp = thpRegion !== undefined && g.rng() < 0.4;
+      let s = onThp ? { text: thpRegion[0], pages: thpRegion[1] } : g.sel(p, false);
       const thp = s.pages.some((x) => x.huge);
+      // hugetlb: only dontfork and dofork, over whole huge pages (the model is n/a on the others).
+      if (s.pages.some((x) => x.hugetlb)) {
+        s = g.wholeHugetlb(p, s);
+        const advice = g.pickOf(['dontfork', 'dofork'] as const);
+        for (const x of s.pages) if (x.mapped) x.dontfork = advice === 'dontfork';
+        g.add(`${p.name} madvise ${s.text} ${advice}`);
+        return true;
+      }
+      // MADV_COLLAPSE on the THP region, mostly all of it (a range collapses only the whole
+      // 2 MiB extents it covers): after a partial mprotect, munmap or dontneed has PTE-mapped it.
+      if (onThp && g.rng() < 0.8) {
+        const region = thpRegion[0];
+        if (g.rng() < 0.3) s = g.sel(p, false); // any range (of any region: a small one collapses nothing)
+        if (s.pages.some((x) => x.hugetlb || x.shared)) return false; // n/a on hugetlb and shared memory
+        const whole = s.pages === p.regions.get(region);
+        // Each page of a collapsed extent is in the new THP (a copy; an empty one zero-filled).
+        if (whole && s.pages.every((x) => x.mapped && !x.swapped && x.prot === s.pages[0]!.prot)) {
+          for (const x of s.pages) Object.assign(x, { frame: g.fresh(), content: 'data', value: x.value ?? 0, ksm: false });
+        }
+        g.add(`${p.name} madvise ${s.text} collapse`);
+        return true;
+      }
       const advice = g.pickOf(['dontfork', 'dofork', 'wipeonfork', 'keeponfork', 'dontneed', 'dontneed', ...(thp ? ['hugepage', 'nohugepage', 'hugepage', 'nohugepage'] as const : [])]);
       for (const x of s.pages) {
         if (!x.mapped) continue;

@@ -50,14 +50,21 @@ export const forkOp = defineOp({
     return w.amp(p, c, `${p.name} fork ${child.name}${w.options(OPTIONS.fork, (c.f & 0xf) === 0 ? 1 : 0)}`, { child });
   },
   random: [{
-    name: 'fork', order: 0, weight: 0,
+    name: 'fork', order: 0, weight: 0, hugetlb: true,
     draw(g, p) {
       if (g.procs.length >= g.maxProcs) return false;
       if (g.tired) return false; // it kept being refused: give up on it
       const child = RANDOM_CHILDREN[g.procs.length - 1]!;
       const pinned = g.held('pin');
+      // A pinned hugetlb page is copied at fork (early COW): with the pool empty, fork fails (ENOMEM).
+      const pinnedHuge = [...p.regions.values()].some((pg) => pg.some((x) => x.hugetlb && x.mapped && x.frame !== 0 && pinned.has(x.frame)));
+      // hugetlb-fork-enomem: a fork that fails at the hugetlb VMA has already write-protected the
+      // VMAs before it in Linux (dup_mmap copies in order; PG_anon_exclusive cleared); the model's does not.
+      if (pinnedHuge && g.avoids('hugetlb-fork-enomem')) return false;
+      const mayFail = p.mayNotExist === true || pinnedHuge;
       g.procs.push({
         name: child, alive: true, regions: new Map([...p.regions].map(([r, pg]) => [r, g.forkPages(pg, pinned)])),
+        ...(mayFail ? { mayNotExist: true } : {}),
         // With the fork event the child's registrations stay (the monitor watches it too); without it, none.
         uffd: p.uffdForkEvent ? new Set(p.uffd) : new Set(), uffdForkEvent: p.uffdForkEvent && p.uffd.size > 0,
       });
@@ -92,7 +99,7 @@ export const exitOp = defineOp({
     return `${p.name} exit`;
   },
   random: [{
-    name: 'exit', order: 1, weight: 3,
+    name: 'exit', order: 1, weight: 3, hugetlb: true,
     draw(g, p) {
       if (g.live().length < 2) return false;
       p.alive = false;

@@ -251,6 +251,8 @@ export interface RandomDraw {
   weight: number;
   /** Writes the line for thread p, or returns false when it does not apply now. */
   draw(g: RandomGen, p: RandomProc): boolean;
+  /** It applies to hugetlb pages too (else `sel` never picks the hugetlb region for it): docs/scenario-language.md, "hugetlb". */
+  hugetlb?: boolean;
   /** Lines it writes once, after the set-up (P's mappings, written), when it is drawn at all. */
   setup?(g: RandomGen): void;
 }
@@ -270,6 +272,8 @@ export interface RandomPage {
   swapped: boolean;
   /** A page of the 2 MiB-aligned `thp` region (MADV_HUGEPAGE): a THP may back it. */
   huge?: boolean;
+  /** A page of the `hugetlb` region (MAP_HUGETLB, 2 MiB pages from the pool). */
+  hugetlb?: boolean;
 }
 
 export interface RandomProc {
@@ -280,6 +284,8 @@ export interface RandomProc {
   uffd: Set<string>;
   /** Its userfaultfd context asked for the fork event (a child's registrations stay). */
   uffdForkEvent: boolean;
+  /** Its fork may have failed (an early COW of a pinned hugetlb page with the pool empty). */
+  mayNotExist?: boolean;
 }
 
 export interface RandomHandle {
@@ -311,8 +317,10 @@ export interface RandomGen {
   nextHandle(kind: 'pin' | 'pipe'): string;
   /** A region name not in use yet (`m1`, `m2`, ...). */
   nextRegion(): string;
-  /** A page selector of p: its text and the pages it covers. */
+  /** A page selector of p: its text and the pages it covers (a hugetlb region only for a draw that applies to it). */
   sel(p: RandomProc, single: boolean): { text: string; pages: RandomPage[] };
+  /** The selector widened to its whole region when it covers hugetlb pages (hugetlb is changed by whole huge pages only). */
+  wholeHugetlb(p: RandomProc, s: { text: string; pages: RandomPage[] }): { text: string; pages: RandomPage[] };
   /** A CPU write or a write GUP: false when a page faults (see generate.ts). */
   written(pages: RandomPage[], value: number | null): boolean;
   readFault(g: RandomPage): void;

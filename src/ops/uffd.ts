@@ -122,6 +122,8 @@ export const uffdOp = defineOp({
         // thp-uffd-wp (fixed): UFFDIO_WRITEPROTECT keeps a whole huge PMD, the uffd-wp bit on the PMD;
         // once the model split it first.
         if (g.avoids('thp-uffd-wp') && pages.some((x) => x.huge)) continue;
+        // hugetlb: the model is n/a on userfaultfd there.
+        if (pages.some((x) => x.hugetlb)) continue;
         p.uffd.add(region);
         g.add(`P uffd register ${region} wp`);
       }

@@ -43,6 +43,9 @@ function readAt(path: string, offset: number, length: number): Buffer {
   }
 }
 
+/** Swap types from here on are no swap files (MAX_SWAPFILES is at most 32 - 8 with migration, device, hwpoison and marker entries). */
+const SWP_FIRST_NON_FILE = 24;
+
 /** The pagemap entries of n pages of process pid from page number vpn on. */
 export function pagemap(pid: number, vpn: number, n: number): PageEntry[] {
   const buf = readAt(`/proc/${pid}/pagemap`, vpn * 8, n * 8);
@@ -57,7 +60,9 @@ export function pagemap(pid: number, vpn: number, n: number): PageEntry[] {
       present: (e >> 63n & 1n) === 1n,
       pfn: (e >> 63n & 1n) === 1n ? Number(e & PFN_MASK) : 0,
       mappedOnce: (e >> 56n & 1n) === 1n,
-      swapped: (e >> 62n & 1n) === 1n,
+      // A PTE marker (userfaultfd's uffd-wp marker on a none PTE of shared memory) is a swap-type
+      // entry too: its type (bits 0-4, shown to root) is one past the swap files' (SWP_PTE_MARKER), no swap slot.
+      swapped: (e >> 62n & 1n) === 1n && Number(e & 0x1fn) < SWP_FIRST_NON_FILE,
       uffdWp: (e >> 57n & 1n) === 1n,
     });
   }

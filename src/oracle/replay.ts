@@ -532,7 +532,9 @@ export class Replay implements Replayer {
       this.note = kind === 'ring' ? 'IORING_REGISTER_BUFFERS failed' : 'vmsplice failed';
       return;
     }
-    const pfns = this.facilities.pfns
+    // hugetlb pages are not frames_used (as in the model): a handle on them holds none of those.
+    const onHugetlb = p.ranges.some((g) => g.hugetlb && addr / PAGE >= g.vpn && addr / PAGE < g.vpn + g.n);
+    const pfns = this.facilities.pfns && !onHugetlb
       ? pagemap(p.pid, addr / PAGE, n).map((e) => (e.present ? e.pfn : 0)).filter((f) => f !== 0 && f !== this.facilities.zeroPfn)
       : [];
     this.handles.set(handle, { id, kind, holder: name, pages: n, pfns });

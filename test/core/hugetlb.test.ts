@@ -188,6 +188,19 @@ test('mprotect rw does not make a huge PTE writable: the next write faults and r
   assertConsistent(k);
 });
 
+test('mprotect rw of a mapping that is rw already changes nothing (mprotect_fixup): the writable huge PTE stays writable, the next write does not fault', () => {
+  const k = hkernel('v6', 1);
+  const { mm, vpn } = hugeProc(k);
+  writeOk(k, mm, vpn, 1);
+  assert.equal(doMprotect(k, mm, vpn, vpn + 512, 'rw'), OK);
+  const s = pmdLeafSlot(k, mm, vpn);
+  assert.notEqual(k.tables.bits[s]! & PTE_WRITE, 0);
+  const r = cpuAccess(k, mm, vpn + 7, true, 3);
+  assert.equal(r.err, OK);
+  assert.equal(r.faults, 0);
+  assertConsistent(k);
+});
+
 test('scenarios: HugePages_Free and HugePages_Rsvd follow the pool; SIGBUS kills the child and leaks nothing', () => {
   const src = [
     'name: t', 'config:', '  hugepages: 2', 'steps: |',

@@ -9,14 +9,14 @@ import { rngFrom, scenarioSeed } from '../../src/oracle/random/rng.js';
 import { shrinkLines } from '../../src/oracle/random/shrink.js';
 import { v6 } from './helpers.js';
 
-test('generated scenarios parse, have 2-4 processes and 1-8 pages (besides a THP region), and pass on the model they took their expectations from', () => {
+test('generated scenarios parse, have 2-4 processes and 1-8 pages (besides a THP and a hugetlb region), and pass on the model they took their expectations from', () => {
   for (let i = 0; i < 400; i++) {
     const lines = generateLines(rngFrom(scenarioSeed(7, i)), DEFAULT_OPS, OPEN_GAPS);
     const f = fillFromModel(lines, v6(), `g-${i}`, 'generated', `g-${i}.scn.yaml`);
     assert.ok(typeof f !== 'string', `scenario ${i}: ${String(f)}\n${lines.map((l) => l.text).join('\n')}`);
     const procs = new Set(['P', ...f.scenario.steps.flatMap((s) => (s.op === 'fork' ? [s.child] : []))]);
     assert.ok(procs.size >= 2 && procs.size <= 4, `scenario ${i}: ${procs.size} processes`);
-    const pages = f.scenario.steps.filter((s) => s.op === 'mmap' && s.thp !== 'thp').reduce((n, s) => n + (s.op === 'mmap' ? s.pages : 0), 0);
+    const pages = f.scenario.steps.filter((s) => s.op === 'mmap' && s.thp !== 'thp' && s.hugetlb !== true).reduce((n, s) => n + (s.op === 'mmap' ? s.pages : 0), 0);
     assert.ok(pages >= 1 && pages <= 8, `scenario ${i}: ${pages} pages`);
     const expects = f.model.violations.filter((v) => v.kind === 'expect');
     assert.deepEqual(expects.map((v) => v.message), [], `scenario ${i}: the model's own answers must hold`);
@@ -36,6 +36,7 @@ test('--ops limits the operations generated', () => {
   assert.ok(Array.isArray(ops));
   for (let i = 0; i < 100; i++) {
     for (const l of generateLines(rngFrom(i), ops)) {
+      if (l.config) continue; // the hugetlb pool
       assert.match(l.text, /^(P mmap|[PQRS] (write|read|fork) )/, l.text);
     }
   }
@@ -91,7 +92,7 @@ test('swap and KSM are generated; avoiding the swap/KSM gaps keeps them off shar
 
 test('with only the open gaps avoided, swap-out reaches shared memory too', () => {
   // None of the open gaps keeps swap-out away from shared memory.
-  assert.deepEqual([...OPEN_GAPS].sort(), ['thp-mremap']);
+  assert.deepEqual([...OPEN_GAPS].sort(), ['hugetlb-fork-enomem']);
   let onShared = 0;
   for (let i = 0; i < 300; i++) {
     const lines = generateLines(rngFrom(scenarioSeed(11, i)), DEFAULT_OPS, OPEN_GAPS).map((l) => l.text);
@@ -117,12 +118,62 @@ test('THP regions come often, with the advice and partial ranges that split them
     if (lines.some((l) => /^P write t = \d+$/.test(l))) written++;
     advice += lines.filter((l) => /madvise t\S* (no)?hugepage$/.test(l)).length;
     partial += lines.filter((l) => /^\w+ (mprotect|munmap|madvise) t\[\d+(\.\.\d+)?\]/.test(l)).length;
-    // thp-mremap: the THP region is never moved; thp-ksm and thp-uffd-wp are fixed, so it may be made mergeable or registered.
-    for (const l of lines) assert.doesNotMatch(l, /mremap t/, l);
+    // thp-ksm, thp-uffd-wp and thp-mremap are fixed: the THP region may be made mergeable, registered or moved.
     if (lines.some((l) => /madvise t\S* mergeable$/.test(l))) mergeableThp++;
   }
-  assert.ok(thp > 60 && written > thp / 2 && advice > 8 && partial > 50, `${thp} THP regions (${written} written), ${advice} THP advice, ${partial} partial range ops`);
+  assert.ok(thp > 60 && written > thp / 2 && advice > 5 && partial > 30, `${thp} THP regions (${written} written), ${advice} THP advice, ${partial} partial range ops`);
   assert.ok(mergeableThp > 5, `only ${mergeableThp} THP regions made mergeable`);
+});
+
+test('the THP region is collapsed (mostly all of it, often after a split) and moved by mremap, whole and in part', () => {
+  let collapse = 0;
+  let collapseAfterSplit = 0;
+  let moveWhole = 0;
+  let movePart = 0;
+  for (let i = 0; i < 300; i++) {
+    const lines = generateLines(rngFrom(scenarioSeed(11, i)), DEFAULT_OPS, OPEN_GAPS).map((l) => l.text);
+    let split = false;
+    for (const l of lines) {
+      if (/^\w+ (mprotect|munmap|madvise|mremap) t\[/.test(l)) split = true;
+      if (/^\w+ madvise t(\[\d+(\.\.\d+)?\])? collapse$/.test(l)) {
+        collapse++;
+        if (split) collapseAfterSplit++;
+      }
+      if (/^\w+ mremap t\[0\.\.511\] as m\d+$/.test(l)) moveWhole++;
+      else if (/^\w+ mremap t\[\d+(\.\.\d+)?\] as m\d+$/.test(l)) movePart++;
+    }
+  }
+  assert.ok(collapse > 10 && collapseAfterSplit > 3 && moveWhole > 3 && movePart > 3, `${collapse} collapses (${collapseAfterSplit} after a split), ${moveWhole} whole and ${movePart} partial moves of the THP region`);
+});
+
+test('a hugetlb region comes in some scenarios, with a small pool, and only with the operations the model has for hugetlb', () => {
+  let regions = 0;
+  const ops = new Map<string, number>();
+  for (let i = 0; i < 300; i++) {
+    const gen = generateLines(rngFrom(scenarioSeed(7, i)), DEFAULT_OPS, OPEN_GAPS);
+    const lines = gen.map((l) => l.text);
+    if (!lines.includes('P mmap h 512 rw private hugetlb')) {
+      assert.ok(!gen.some((l) => l.config), `scenario ${i}: a config entry without a hugetlb region`);
+      continue;
+    }
+    regions++;
+    const pool = gen.filter((l) => l.config).map((l) => l.text);
+    assert.equal(pool.length, 1);
+    assert.match(pool[0]!, /^hugepages: [123]$/);
+    for (const l of lines) {
+      const m = /^(?:\w+ (\S+)|expect \w+|device \S+ \w+|swapout \w+) h(\[[^\]]*\])?(?: (.*))?$/.exec(l);
+      if (!m || l.startsWith('P mmap h ')) continue;
+      const [, op, range, rest] = m;
+      const key = op ?? l.split(' ')[0]!;
+      ops.set(key, (ops.get(key) ?? 0) + 1);
+      // Whole huge pages only for what changes the mapping; no op the model makes n/a on hugetlb.
+      assert.ok(!['swapout', 'mremap', 'uffd', 'device'].includes(key), l);
+      if (key === 'munmap' || key === 'mprotect' || key === 'madvise') assert.equal(range, undefined, l);
+      if (key === 'madvise') assert.match(rest!, /^(dontfork|dofork)$/, l);
+    }
+  }
+  assert.ok(regions > 50, `${regions} hugetlb regions in 300 scenarios`);
+  for (const op of ['write', 'read', 'pin', 'vmsplice', 'madvise']) assert.ok((ops.get(op) ?? 0) > 3, `${op} on the hugetlb region: ${ops.get(op) ?? 0} (${[...ops].join(', ')})`);
 });
 
 test('shrinking keeps what still fails and drops the rest', () => {

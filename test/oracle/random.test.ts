@@ -1,6 +1,6 @@
-// Generated scenarios on the live kernel with a fixed seed, swap, KSM and THPs included: all agree
-// with v6 (OPEN_GAPS holds the gaps the generator avoids: KSM, uffd-wp and mremap of a THP, and
-// mremap of part of a uffd-registered mapping). The gaps' reproductions stay as tests, here and in swap-ksm.test.ts.
+// Generated scenarios on the live kernel with a fixed seed, swap, KSM, THPs (collapse and mremap
+// included) and hugetlb included: all agree with v6 (OPEN_GAPS holds the gaps the generator
+// avoids: KSM and uffd-wp of a THP, and mremap of part of a uffd-registered mapping). The gaps' reproductions stay as tests, here and in swap-ksm.test.ts.
 
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
@@ -8,7 +8,7 @@ import { oracleScenario } from '../../src/oracle/oracle.js';
 import { randomCampaign } from '../../src/oracle/random/campaign.js';
 import { DEFAULT_OPS, GAPS, OPEN_GAPS } from '../../src/oracle/random/generate.js';
 import { builtinProfile } from '../../src/profiles/resolve.js';
-import { openLive, steps, v6 } from './helpers.js';
+import { openLive, parse, steps, v6 } from './helpers.js';
 
 const live = openLive();
 after(() => live.session?.close());
@@ -98,4 +98,59 @@ test('protnone-gup-fast: the early-COW copy a child gets of a pinned PROT_NONE p
   }
   const r = oracleScenario(live.session, steps('gap', 'P mmap a 1 rw private', 'P pin a as h', 'P mprotect a none', 'P fork R', 'R vmsplice a[0] as p'), v6());
   assert.equal(r.status, 'agree', r.steps.flatMap((s) => s.rows.filter((x) => x.verdict === 'disagree').map((x) => `${s.text}: model ${x.model}, kernel ${x.kernel}`)).join('; '));
+});
+
+// Found by `--random` with the huge-page draws (docs/oracle.md, "Huge pages in --random") and
+// closed: each reproduction, shrunk by the campaign, agrees with the live kernel.
+describe('huge-page draws: findings closed', () => {
+  const cases: [string, string][] = [
+    ['MADV_COLLAPSE over a range mremap emptied is ENOMEM (madvise_walk_vmas: a hole)', `name: collapse-hole
+steps: |
+  P mmap a 1 rw private
+  P write a = 1
+  P mmap t 512 rw private thp
+  P write t = 2
+  P mremap t[0..511] as m1
+  P madvise t collapse
+  P read m1[7] expect 2
+`],
+    ['MADV_COLLAPSE of a THP region PTE-mapped by a partial mprotect, refused while split in two VMAs, then collapsed', `name: collapse-split
+steps: |
+  P mmap t 512 rw private thp
+  P write t = 3
+  P mprotect t[5] ro
+  P madvise t collapse
+  P mprotect t[5] rw
+  P madvise t collapse
+  P read t[5] expect 3
+`],
+    ['a pin or a vmsplice of a hugetlb page adds no frame to frames_used (hugetlb pages are HugePages_*)', `name: hugetlb-frames
+config:
+  hugepages: 2
+steps: |
+  P mmap h 512 rw private hugetlb
+  P pin h[398..405] as h1 rw longterm
+  P vmsplice h[130] as p1
+  expect stat frames_used == 0
+`],
+    ['a uffd-wp marker on a never-touched shared page is no swapped page', `name: uffd-marker
+steps: |
+  P mmap a 3 rw shared
+  P uffd register a wp
+  P uffd protect a[1]
+  swapout P a
+`],
+  ];
+  for (const [name, text] of cases) {
+    test(name, (t) => {
+      if (!live.session) {
+        t.skip(live.reason);
+        return;
+      }
+      const r = oracleScenario(live.session, parse(text), v6());
+      if (r.status === 'skipped') return t.skip(r.skip ?? '');
+      assert.equal(r.status, 'agree', r.steps.flatMap((s) => s.rows.filter((x) => x.verdict === 'disagree').map((x) => `${s.text}: model ${x.model}, kernel ${x.kernel}`)).join('; '));
+      assert.ok(r.counts.compared >= 2, `only ${r.counts.compared} observation(s) compared`);
+    });
+  }
 });

@@ -184,7 +184,8 @@ async function randomRun(io: Io, session: OracleSession, profile: Profile, n: nu
   } else {
     if (summary.interrupted) io.out(`interrupted: ${summary.scenarios + summary.invalid} of ${n} scenario(s) generated`);
     io.out(`${summary.scenarios} random scenario(s), seed ${seed}${avoid.length ? ` (avoiding ${avoid.join(', ')})` : ''}, on model ${probedProfile(profile, session.facilities).name} and Linux ${session.facilities.kernel}: ` +
-      `${summary.agree} agree, ${summary.disagree} disagree, ${summary.errors} error(s), ${summary.invalid} not generated validly`);
+      `${summary.agree} agree, ${summary.disagree} disagree, ${summary.errors} error(s), ${summary.skipped} skipped, ${summary.invalid} not generated validly`);
+    for (const why of summary.skipReasons) io.out(`  skipped: ${why}`);
     io.out(countsText(summary.counts));
     for (const f of summary.failures) io.out(`  ${f.status}: ${f.file} (${f.steps} step(s), shrunk from ${f.originalSteps}): ${f.first}`);
     if (summary.modelViolations > 0) io.out(`note: the model itself reported violations in ${summary.modelViolations} generated scenario(s)`);

@@ -44,6 +44,10 @@ export interface CampaignSummary {
   agree: number;
   disagree: number;
   errors: number;
+  /** Scenarios the live kernel could not replay here (e.g. `could not reserve N huge page(s)`): not compared, not failures. */
+  skipped: number;
+  /** The distinct reasons for them (at most 10). */
+  skipReasons: string[];
   /** Generated lines that did not make a valid scenario (a generator bug if ever non-zero). */
   invalid: number;
   invalidReasons: string[];
@@ -78,7 +82,7 @@ export async function randomCampaign(session: OracleSession, base: Profile, opts
   // Scenarios are filled from, and compared with, the model of what the probe found.
   const profile = probedProfile(base, session.facilities);
   const sum: CampaignSummary = {
-    seed: opts.seed, avoid: opts.avoid, scenarios: 0, agree: 0, disagree: 0, errors: 0, invalid: 0, invalidReasons: [], modelViolations: 0,
+    seed: opts.seed, avoid: opts.avoid, scenarios: 0, agree: 0, disagree: 0, errors: 0, skipped: 0, skipReasons: [], invalid: 0, invalidReasons: [], modelViolations: 0,
     counts: ZERO_COUNTS, failures: [], interrupted: false,
   };
   const signal = opts.signal;
@@ -102,7 +106,11 @@ export async function randomCampaign(session: OracleSession, base: Profile, opts
     sum.scenarios++;
     if (filled.model.violations.length > 0) sum.modelViolations++;
     sum.counts = addCounts(sum.counts, r.counts);
-    if (r.status === 'agree' || r.status === 'n/a') sum.agree++;
+    if (r.status === 'skipped') {
+      sum.skipped++;
+      const why = r.skip ?? 'skipped';
+      if (sum.skipReasons.length < 10 && !sum.skipReasons.includes(why)) sum.skipReasons.push(why);
+    } else if (r.status === 'agree' || r.status === 'n/a') sum.agree++;
     else {
       if (r.status === 'disagree') sum.disagree++;
       else sum.errors++;
@@ -141,7 +149,7 @@ async function record(
   if (outDir !== null) {
     mkdirSync(outDir, { recursive: true });
     const note = `${description}\nThe live kernel (${session.facilities.kernel}) disagrees: ${first.text}.\nShrunk from ${filled.lines.length} to ${best.filled.lines.length} steps${signal?.aborted ? ' (the shrinking was cut short by a signal)' : ''}. Replay: npx cowlab oracle ${file}`;
-    writeFileSync(file, scenarioText(name, note, best.filled.texts, profile.name));
+    writeFileSync(file, scenarioText(name, note, best.filled.texts, profile.name, best.filled.config));
     written = file;
   }
   return {

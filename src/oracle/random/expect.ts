@@ -10,8 +10,10 @@ import type { GenLine } from './generate.js';
 
 export interface Filled {
   lines: GenLine[];
-  /** The final text of each kept line. */
+  /** The final text of each kept step (the lines that are no `config:` entry). */
   texts: string[];
+  /** The `config:` entries (`hugepages: 2`). */
+  config: string[];
   text: string;
   scenario: Scenario;
   model: RunResult;
@@ -21,9 +23,10 @@ const NEUTRAL: Record<GenLine['fill'], string> = {
   none: '', read: '', frame: 'same-frame', mapped: 'mapped-once', exclusive: 'anon-exclusive', stat: '0', 'uffd-wp': 'uffd-wp',
 };
 
-export function scenarioText(name: string, description: string, steps: readonly string[], profile: string): string {
+export function scenarioText(name: string, description: string, steps: readonly string[], profile: string, config: readonly string[] = []): string {
   const desc = description.split('\n').map((l) => `  ${l}`).join('\n');
-  return `name: ${name}\ndescription: >\n${desc}\nkernel: ${profile}\nsteps: |\n${steps.map((s) => `  ${s}`).join('\n')}\n`;
+  const conf = config.length > 0 ? `config:\n${config.map((c) => `  ${c}\n`).join('')}` : '';
+  return `name: ${name}\ndescription: >\n${desc}\nkernel: ${profile}\n${conf}steps: |\n${steps.map((s) => `  ${s}`).join('\n')}\n`;
 }
 
 function render(line: GenLine, answer: string): string {
@@ -36,12 +39,14 @@ function parse(text: string, file: string): Scenario | string {
 }
 
 /** Fills the model's answers in; a string is why the lines do not make a valid scenario. */
-export function fillFromModel(lines: readonly GenLine[], profile: Profile, name: string, description: string, file: string): Filled | string {
-  const draft = parse(scenarioText(name, description, lines.map((l) => render(l, NEUTRAL[l.fill])), profile.name), file);
+export function fillFromModel(all: readonly GenLine[], profile: Profile, name: string, description: string, file: string): Filled | string {
+  const config = all.filter((l) => l.config).map((l) => l.text);
+  const lines = all.filter((l) => !l.config);
+  const draft = parse(scenarioText(name, description, lines.map((l) => render(l, NEUTRAL[l.fill])), profile.name, config), file);
   if (typeof draft === 'string') return draft;
   const first = runScenario(draft, profile, { trace: false, maxEventsPerStep: 0 });
   if (first.na !== null) return `the model is n/a at line ${first.na.line}: ${first.na.reason}`;
-  const kept: GenLine[] = [];
+  const kept: GenLine[] = all.filter((l) => l.config);
   const texts: string[] = [];
   lines.forEach((line, i) => {
     const obs = first.steps[i]?.observations[0];
@@ -54,11 +59,11 @@ export function fillFromModel(lines: readonly GenLine[], profile: Profile, name:
     kept.push(line);
     texts.push(render(line, answer));
   });
-  const text = scenarioText(name, description, texts, profile.name);
+  const text = scenarioText(name, description, texts, profile.name, config);
   const scenario = parse(text, file);
   if (typeof scenario === 'string') return `with the model's answers: ${scenario}`;
-  const model = kept.length === lines.length && texts.every((t, i) => t === render(lines[i]!, NEUTRAL[lines[i]!.fill]))
+  const model = kept.length === all.length && texts.every((t, i) => t === render(lines[i]!, NEUTRAL[lines[i]!.fill]))
     ? first
     : runScenario(scenario, profile, { trace: false, maxEventsPerStep: 0 });
-  return { lines: kept, texts, text, scenario, model };
+  return { lines: kept, texts, config, text, scenario, model };
 }

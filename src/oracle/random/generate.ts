@@ -27,19 +27,21 @@ export function parseOps(list: string): string[] | string {
 /** Known model gaps (docs/oracle.md, "Findings") the generator can steer clear of. */
 export const GAPS = [
   'protnone-gup-fast', 'mprotect-hole', 'vma-boundaries', 'shmem-fault-around', 'shmem-pageout', 'ksm-swapout',
-  'mergeable-shared', 'ksm-merge-order', 'thp-ksm', 'thp-uffd-wp', 'thp-mremap', 'uffd-mremap',
+  'mergeable-shared', 'ksm-merge-order', 'thp-ksm', 'thp-uffd-wp', 'thp-mremap', 'uffd-mremap', 'hugetlb-fork-enomem',
 ] as const;
 export type Gap = (typeof GAPS)[number];
 
 /**
  * The gaps the model still has (docs/oracle.md, "Findings"), avoided unless `--avoid` names
- * the gaps to avoid itself. The THP one: mremap moves a whole huge PMD (the model splits it
- * first). The gaps found before are closed (among them thp-ksm: ksmd splits a THP to merge its
- * pages; uffd-mremap: a never-faulted registered source merged with its new range loses its
- * registration as a whole; and thp-uffd-wp: UFFDIO_WRITEPROTECT keeps a whole huge PMD, with the
- * uffd-wp bit on it); `--avoid` keeps them selectable to bisect a regression.
+ * the gaps to avoid itself. The one open: hugetlb-fork-enomem (a fork that fails for want of a
+ * free huge page to copy a pinned one has already write-protected the mappings before it in
+ * Linux; the model leaves them exclusive). The gaps found before are closed (among them the THP
+ * ones: thp-ksm, ksmd splits a THP to merge its pages; thp-uffd-wp, UFFDIO_WRITEPROTECT keeps a
+ * whole huge PMD with the uffd-wp bit on it; thp-mremap, move_huge_pmd moves a whole huge PMD;
+ * and uffd-mremap: a never-faulted registered source merged with its new range loses its
+ * registration as a whole); `--avoid` keeps them selectable to bisect a regression.
  */
-export const OPEN_GAPS: readonly Gap[] = ['thp-mremap'];
+export const OPEN_GAPS: readonly Gap[] = ['hugetlb-fork-enomem'];
 
 /** `--avoid a,b,...` (or `known` for all of them): the gaps to avoid, or an error message. */
 export function parseGaps(list: string): Gap[] | string {
@@ -55,6 +57,8 @@ export interface GenLine {
   /** The step; `{}` marks where the model's answer goes. */
   text: string;
   fill: Fill;
+  /** A `config:` entry (`hugepages: 2`) instead of a step. */
+  config?: boolean;
 }
 
 type GPage = RandomPage;
@@ -91,6 +95,8 @@ class Gen implements RandomGen {
   /** Some mapping was marked MADV_MERGEABLE. */
   mergeable = false;
   readonly maxProcs: number;
+  /** The draw being made applies to hugetlb pages (`sel` may pick the hugetlb region). */
+  hugetlbOk = false;
   /** The loop's attempts so far, and the steps it means to write. */
   tries = 0;
   steps = 0;
@@ -228,7 +234,8 @@ class Gen implements RandomGen {
   /** A page selector of p: its text and the pages it covers. */
   sel(p: GProc, single: boolean): { text: string; pages: GPage[] } {
     const rng = this.rng;
-    const [region, all] = pick(rng, [...p.regions]);
+    // Every process has a region that is not hugetlb (the first one, `a`, stays in the map even when unmapped).
+    const [region, all] = pick(rng, [...p.regions].filter(([, pg]) => this.hugetlbOk || !pg.some((x) => x.hugetlb)));
     const n = all.length;
     if (single || n === 1 || rng() < 0.6) {
       const i = intIn(rng, 0, n - 1);
@@ -238,6 +245,12 @@ class Gen implements RandomGen {
     const lo = intIn(rng, 0, n - 1);
     const hi = intIn(rng, lo, n - 1);
     return { text: lo === hi ? `${region}[${lo}]` : `${region}[${lo}..${hi}]`, pages: all.slice(lo, hi + 1) };
+  }
+
+  wholeHugetlb(p: GProc, s: { text: string; pages: GPage[] }): { text: string; pages: GPage[] } {
+    if (!s.pages.some((x) => x.hugetlb)) return s;
+    const region = s.text.replace(/\[.*$/, '');
+    return { text: region, pages: p.regions.get(region)! };
   }
 }
 
@@ -287,6 +300,24 @@ export function generateLines(rng: Rng, ops: readonly string[], avoid: readonly 
     }
   }
 
+  // Sometimes a hugetlb region: one 2 MiB huge page (MAP_HUGETLB) from a small pool (1-3 free
+  // pages), so that a COW or an early COW at fork finds it empty now and then (SIGBUS). The
+  // draws that apply to hugetlb (`hugetlb: true` in src/ops) may pick it.
+  if (rng() < 0.3) {
+    const pages = Array.from({ length: 512 }, (): GPage => ({
+      shared: false, mapped: true, prot: 'rw', content: 'none', dontfork: false, wipe: false,
+      frame: 0, value: null, mergeable: false, ksm: false, swapped: false, hugetlb: true,
+    }));
+    g.procs[0]!.regions.set('h', pages);
+    g.lines.push({ text: `hugepages: ${intIn(rng, 1, 3)}`, fill: 'none', config: true });
+    g.add('P mmap h 512 rw private hugetlb');
+    if (rng() < 0.6) {
+      const v = g.nextValue();
+      g.written(pages, v);
+      g.add(`P write h = ${v}`);
+    }
+  }
+
   // What the drawn operations write once after the set-up (userfaultfd: the fork event, registrations).
   for (const d of candidates) d.setup?.(g);
 
@@ -300,6 +331,7 @@ export function generateLines(rng: Rng, ops: readonly string[], avoid: readonly 
     const live = g.live();
     if (live.length === 0) break;
     const p = pick(rng, live);
+    g.hugetlbOk = draw?.hugetlb === true;
     // (Only fork asked for, and no fork due: a step that writes nothing.)
     if (draw !== undefined && !draw.draw(g, p)) continue;
     made++;
