@@ -40,7 +40,7 @@ export function expectFrame(s: RunState, a: string, selA: PageSel, same: boolean
 export function expectMapped(s: RunState, step: StepOf<'expect-mapped'>): void {
   const k = s.k;
   const p = s.procs.get(step.proc);
-  const pfn = p ? s.pfnOf(p, s.range(p, step.sel)[0]) : -1;
+  const pfn = p && p.regions.has(step.sel.region) ? s.pfnOf(p, s.range(p, step.sel)[0]) : -1;
   // pagemap's PM_MMAP_EXCLUSIVE: the page's precise mapcount is 1 (folio_precise_page_mapcount:
   // its PTE mappings plus, for a page of a large folio, hugetlb's included, the folio's PMD mappings).
   const once = pfn > 0 && k.frames.pageMapcount(pfn) === 1;
@@ -55,7 +55,7 @@ export function expectExclusive(s: RunState, step: StepOf<'expect-exclusive'>): 
   if (!s.profile.anonExclusive) throw new NotApplicable(`${s.profile.name} has no PG_anon_exclusive (5.19 on)`);
   const k = s.k;
   const p = s.procs.get(step.proc);
-  const pfn = p ? s.pfnOf(p, s.range(p, step.sel)[0]) : -1;
+  const pfn = p && p.regions.has(step.sel.region) ? s.pfnOf(p, s.range(p, step.sel)[0]) : -1;
   // v1.2: a page a huge PMD maps is exclusive when its folio's head is (PageAnonExclusive is
   // kept on the head while PMD-mapped: folio_add_new_anon_rmap, do_huge_pmd_wp_page); a hugetlb
   // page's is always its head's (PageAnonExclusive() of a tail looks there).
@@ -71,7 +71,7 @@ export function expectExclusive(s: RunState, step: StepOf<'expect-exclusive'>): 
 
 export function expectUffdWp(s: RunState, step: StepOf<'expect-uffd-wp'>): void {
   const p = s.procs.get(step.proc);
-  const vpn = p ? s.range(p, step.sel)[0] : -1;
+  const vpn = p && p.regions.has(step.sel.region) ? s.range(p, step.sel)[0] : -1;
   const slot = p?.alive ? followSlot(s.k, p.mm, vpn) : -1;
   // pagemap's PM_UFFD_WP: a present PTE, a swap or device-exclusive entry, a marker, or a huge PMD (pagemap_pmd_range) with the bit.
   const wp = slot >= 0 && (s.k.tables.bits[slot]! & PTE_UFFD_WP) !== 0;

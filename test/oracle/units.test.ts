@@ -55,8 +55,10 @@ test('model-only limits are dropped, with a note', () => {
   assert.deepEqual(notes, []);
   const limited = { ...sc, config: { frames: 3, pinBias: 4 } };
   const out = withoutModelLimits(limited, notes);
-  assert.deepEqual(out.config, { frames: null, pinBias: null, thp: null });
+  assert.deepEqual(out.config, { frames: null, pinBias: null, thp: null, hugepages: null });
   assert.equal(notes.length, 2);
+  // config.hugepages is no model-only limit: the oracle sets the live pool to it (oracle/hugetlb.c).
+  assert.equal(withoutModelLimits({ ...sc, config: { frames: 3, pinBias: null, hugepages: 2 } }, []).config.hugepages, 2);
 });
 
 test('the build refuses clearly where the oracle cannot run', () => {
