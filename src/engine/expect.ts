@@ -28,8 +28,8 @@ export function stats(s: RunState): void {
 export function expectFrame(s: RunState, a: string, selA: PageSel, same: boolean, b: string, selB: PageSel): void {
   const pa = s.procs.get(a);
   const pb = s.procs.get(b);
-  const fa = pa ? s.pfnOf(pa, s.range(pa, selA)[0]) : -1;
-  const fb = pb ? s.pfnOf(pb, s.range(pb, selB)[0]) : -1;
+  const fa = pa ? s.pfnOf(pa, s.firstPage(pa, selA)) : -1;
+  const fb = pb ? s.pfnOf(pb, s.firstPage(pb, selB)) : -1;
   const isSame = fa >= 0 && fa === fb;
   const desc = `${a} ${s.label(selA)} → ${fa < 0 ? 'not mapped' : `frame ${fa}`}, ${b} ${s.label(selB)} → ${fb < 0 ? 'not mapped' : `frame ${fb}`}`;
   s.observe('frame', `${a} ${s.label(selA)} vs ${b} ${s.label(selB)}`, isSame ? 'same-frame' : 'other-frame', same ? 'same-frame' : 'other-frame');
@@ -40,7 +40,8 @@ export function expectFrame(s: RunState, a: string, selA: PageSel, same: boolean
 export function expectMapped(s: RunState, step: StepOf<'expect-mapped'>): void {
   const k = s.k;
   const p = s.procs.get(step.proc);
-  const pfn = p && p.regions.has(step.sel.region) ? s.pfnOf(p, s.range(p, step.sel)[0]) : -1;
+  const vpn = s.firstPage(p, step.sel);
+  const pfn = p ? s.pfnOf(p, vpn) : -1;
   // pagemap's PM_MMAP_EXCLUSIVE: the page's precise mapcount is 1 (folio_precise_page_mapcount:
   // its PTE mappings plus, for a page of a large folio, hugetlb's included, the folio's PMD mappings).
   const once = pfn > 0 && k.frames.pageMapcount(pfn) === 1;
@@ -55,11 +56,12 @@ export function expectExclusive(s: RunState, step: StepOf<'expect-exclusive'>): 
   if (!s.profile.anonExclusive) throw new NotApplicable(`${s.profile.name} has no PG_anon_exclusive (5.19 on)`);
   const k = s.k;
   const p = s.procs.get(step.proc);
-  const pfn = p && p.regions.has(step.sel.region) ? s.pfnOf(p, s.range(p, step.sel)[0]) : -1;
+  const vpn = s.firstPage(p, step.sel);
+  const pfn = p ? s.pfnOf(p, vpn) : -1;
   // v1.2: a page a huge PMD maps is exclusive when its folio's head is (PageAnonExclusive is
   // kept on the head while PMD-mapped: folio_add_new_anon_rmap, do_huge_pmd_wp_page); a hugetlb
   // page's is always its head's (PageAnonExclusive() of a tail looks there).
-  const huge = pfn > 0 && ((k.frames.flags[pfn]! & PG_HUGETLB) !== 0 || (p !== undefined && p.mm.hugePmds > 0 && pmdLeafSlot(k, p.mm, s.range(p, step.sel)[0]!) >= 0));
+  const huge = pfn > 0 && ((k.frames.flags[pfn]! & PG_HUGETLB) !== 0 || (p !== undefined && p.mm.hugePmds > 0 && pmdLeafSlot(k, p.mm, vpn) >= 0));
   const head = huge ? pfn & ~(HPAGE_PMD_NR - 1) : pfn;
   const excl = pfn > 0 && (k.frames.flags[head]! & PG_ANON_EXCLUSIVE) !== 0;
   const actual = excl ? 'anon-exclusive' : 'not-anon-exclusive';
@@ -71,8 +73,8 @@ export function expectExclusive(s: RunState, step: StepOf<'expect-exclusive'>): 
 
 export function expectUffdWp(s: RunState, step: StepOf<'expect-uffd-wp'>): void {
   const p = s.procs.get(step.proc);
-  const vpn = p && p.regions.has(step.sel.region) ? s.range(p, step.sel)[0] : -1;
-  const slot = p?.alive ? followSlot(s.k, p.mm, vpn) : -1;
+  const vpn = s.firstPage(p, step.sel);
+  const slot = p?.alive && vpn >= 0 ? followSlot(s.k, p.mm, vpn) : -1;
   // pagemap's PM_UFFD_WP: a present PTE, a swap or device-exclusive entry, a marker, or a huge PMD (pagemap_pmd_range) with the bit.
   const wp = slot >= 0 && (s.k.tables.bits[slot]! & PTE_UFFD_WP) !== 0;
   const actual = wp ? 'uffd-wp' : 'not-uffd-wp';

@@ -209,10 +209,20 @@ export class RunState {
     return hs ?? null;
   }
 
-  /** [lo, hi) page numbers of a selector in a process. */
+  /** [lo, hi) page numbers of a selector in a process (which must have the region: see firstPage). */
   range(p: Proc, sel: PageSel): [number, number] {
-    const r = p.regions.get(sel.region)!;
+    const r = p.regions.get(sel.region);
+    if (r === undefined) throw new Error(`internal error: ${p.name} has no region ${sel.region}`);
     return [r.start + sel.lo, r.start + sel.hi + 1];
+  }
+
+  /**
+   * The first page number a selector names, or -1 when there is no such process or it never got
+   * the region (it died before mapping it): what `expect` steps read as 'not mapped'.
+   */
+  firstPage(p: Proc | undefined, sel: PageSel): number {
+    const r = p?.regions.get(sel.region);
+    return r === undefined ? -1 : r.start + sel.lo;
   }
 
   label(sel: PageSel, i?: number): string {
@@ -223,7 +233,7 @@ export class RunState {
 
   /** The frame a page maps (0: the zero page), or -1 when not present. */
   pfnOf(p: Proc, vpn: number): number {
-    if (!p.alive) return -1;
+    if (!p.alive || vpn < 0) return -1;
     const slot = followSlot(this.k, p.mm, vpn);
     if (slot < 0 || !(this.k.tables.bits[slot]! & PTE_PRESENT)) return -1;
     return slotPfn(this.k, slot, vpn);

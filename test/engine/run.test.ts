@@ -325,3 +325,18 @@ test('fork restores a device-exclusive entry of a PROT_NONE mapping as PROT_NONE
     assert.deepEqual(r.violations.map((v) => `${v.kind}: ${v.message}`), [], profile);
   }
 });
+
+test('expect steps on a region a killed process never mapped read "not mapped" (no crash)', () => {
+  // hugetlb_wp(): the child's COW finds the pool empty (one huge page, the parent's): SIGBUS
+  // kills it, so its later mmap is skipped and the region never exists in it.
+  const sc = scenario([
+    'P mmap h 512 rw private hugetlb', 'P write h[0] = 1', 'P fork Q', 'Q write h[0] = 2', 'Q mmap b 1 rw private',
+    'expect Q b[0] mapped-shared', 'expect Q b[0] not-anon-exclusive', 'expect Q b[0] not-uffd-wp', 'expect P h[0] other-frame Q b[0]',
+  ], ['config:', '  hugepages: 1']);
+  const r = run(sc);
+  assert.deepEqual(kinds(r), ['expect', 'fault']);
+  const obs = r.steps.slice(5, 9).map((s) => s.observations[0]?.actual);
+  assert.deepEqual(obs, ['not mapped', 'not-anon-exclusive', 'not-uffd-wp', 'other-frame']);
+  // Only the mapped-shared expectation fails: the region is not mapped at all.
+  assert.equal(r.violations.filter((v) => v.kind === 'expect').length, 1);
+});
