@@ -102,14 +102,14 @@ static long read_num(const char *path)
 	return strtol(b, NULL, 10);
 }
 
-static uint64_t now_ms(void)
+uint64_t now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(long ms)
+void sleep_ms(long ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
@@ -636,6 +636,7 @@ out:
 int system_reclaim(int argc, char **argv)
 {
 	hugetlb_reclaim();
+	khugepaged_reclaim();
 	swap_remove_stale();
 	for (int i = 0; i < argc; i++)
 		swap_remove_stale_dirs(argv[i]);
@@ -655,6 +656,7 @@ void system_cleanup(void)
 {
 	ksm_restore();
 	system_release_holds();
+	khugepaged_restore();
 	swap_remove(1);
 }
 
@@ -667,6 +669,7 @@ static void system_emergency(int sig)
 	ksm_restore();
 	procs_emergency();
 	hugetlb_restore();
+	khugepaged_restore();
 	swap_remove(0);
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
