@@ -7,9 +7,11 @@
  * step asked for between two steps. `khpause` stops that for the session:
  *
  *   - pages_to_scan is set to KH_PAGES and then scan_sleep_millisecs to KH_SLEEP_MS (a day).
- *     Writing scan_sleep_millisecs wakes khugepaged at once for one pass (of at most one PMD
- *     now), after which it sleeps for the new time; nothing else ends that sleep early (a new
- *     mm registering wakes it, but its wait goes on until the time is up).
+ *     Writing scan_sleep_millisecs wakes khugepaged at once for one pass (a short one now),
+ *     after which it sleeps for the new time; nothing else ends that sleep early (a new mm
+ *     registering wakes it, but its wait goes on until the time is up). `khpause` answers once
+ *     the thread sleeps again (KH_SETTLE_MS at most): at nice 19 on a busy machine it may run
+ *     that pass a second later, when a scenario has started.
  *   - It sleeps that long only while it has an mm to scan: with none it waits, without a time
  *     limit, for the next mm that registers (an MADV_HUGEPAGE) and scans at once. So the agent
  *     registers its own mm first (an MADV_HUGEPAGE range, unmapped again: an mm stays on

@@ -17,6 +17,7 @@ import { Agent } from '../../src/oracle/agent.js';
 import { ensureHelper, OracleUnavailable } from '../../src/oracle/build.js';
 import { probedFacts } from '../../src/oracle/probed.js';
 import { OracleSession } from '../../src/oracle/session.js';
+import { waitGone } from './helpers.js';
 
 const KH = '/sys/kernel/mm/transparent_hugepage/khugepaged/';
 const DIR = existsSync('/run') ? '/run' : '/tmp';
@@ -70,14 +71,6 @@ function assertPutBack(before: Settings, mine: number[], what: string): void {
     assert.deepEqual(settings(), PAUSED, `${what}: another oracle (pid ${others.join(', ')}) holds the pause`);
     assert.deepEqual(machine(), before, `${what}: the machine's values are still recorded`);
   }
-}
-
-function gone(pid: number): boolean {
-  return !existsSync(`/proc/${pid}`) || /^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
-}
-
-async function waitGone(pid: number): Promise<void> {
-  for (let i = 0; i < 500 && !gone(pid); i++) await new Promise((r) => setTimeout(r, 10));
 }
 
 function skipWhy(): string | null {
