@@ -9,7 +9,7 @@
  * thpscan ID ADDR PAGES (thp.c);
  * vmsplice ID H ADDR PAGES; hread H K; hwrite H K WORD; release H; census; reset; quit;
  * swapon PAGES DIR...; swapinfo; swapoff; swaphold; ksmhold; ksm PASSES TIMEOUT_MS (system.c:
- * hugetlb N (hugetlb.c);
+ * hugetlb N (hugetlb.c); khpause (khugepaged.c);
  * what they change on the machine is put back on swapoff, quit, end of input, a lost driver,
  * SIGINT, SIGTERM and SIGHUP; a signal never leaves the agent blocked: agent_procs.c).
  * Numbers are decimal except WORD (hex). */
@@ -176,6 +176,10 @@ static void dispatch(char *line)
 	}
 	if (!strcmp(c, "hugetlb")) {
 		cmd_hugetlb(num(tok[1]));
+		return;
+	}
+	if (!strcmp(c, "khpause")) {
+		cmd_khpause();
 		return;
 	}
 	if (!strcmp(c, "reset")) {

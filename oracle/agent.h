@@ -75,6 +75,15 @@ void uffd_reset(void);
 
 /* thp.c: the page ranges a huge PMD maps */
 void cmd_thpscan(struct sproc *p, uint64_t addr, uint64_t pages);
+#define PMD_BYTES (512 * PAGE_BYTES)
+/* A 2 MiB-aligned MADV_HUGEPAGE range, as cow.c makes one (twice the size mapped, then
+ * aligned); *m is the mapping to munmap (2 * PMD_BYTES), NULL when none could be had. */
+volatile char *thp_range(char **m);
+
+/* khugepaged.c: khugepaged held asleep for the session and always put back */
+void cmd_khpause(void);
+void khugepaged_restore(void);
+void khugepaged_reclaim(void);
 
 /* system.c: the swap file and KSM, changed for the oracle and always put back */
 void cmd_swapon(char **tok, int n);
@@ -94,6 +103,23 @@ int system_reclaim(int argc, char **argv);
 int write_str(const char *path, const char *s);
 /* The path of the lock file named `what` (/run or /tmp), in a static buffer. */
 const char *lock_path(const char *what);
+/* CLOCK_MONOTONIC in ms; a sleep of ms, whatever signals come (system calls only). */
+uint64_t now_ms(void);
+void sleep_ms(long ms);
+/* An flock (op: LOCK_SH or LOCK_EX) on the lock file at path, waiting at most timeout_ms: its
+ * descriptor, or -errno (-ETIMEDOUT). System calls only: also from a signal handler. */
+int lock_file(const char *path, int op, uint64_t timeout_ms);
+/* Records of what is to be put back, kept in a lock file while it is changed, as one line
+ * "PID WORD...\n" (fsync'ed), so that the next agent or `reclaim` can put back what an agent
+ * killed with SIGKILL left changed. write_record writes this agent's PID and the n words over
+ * the file (0, or -errno); read_record reads the PID into *pid and up to max words (each cut
+ * to REC_WORD - 1 characters) and returns how many, or -1 when the file holds no record;
+ * clear_record empties it (the values are back; system calls only). */
+#define REC_WORD 24
+#define REC_LEN 256
+int write_record(int fd, const char *const *words, int n);
+int read_record(int fd, int *pid, char words[][REC_WORD], int max);
+void clear_record(int fd);
 
 /* hugetlb.c: the 2 MiB hugetlb pool, set for a scenario and always put back */
 void cmd_hugetlb(uint64_t want);

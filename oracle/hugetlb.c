@@ -44,19 +44,13 @@ static long hp_read(const char *name)
 /* A record left by an agent that died before it put the value back: put it back now. */
 static void hp_recover(int fd)
 {
-	char rec[64] = "";
-	ssize_t n = pread(fd, rec, sizeof rec - 1, 0);
-	if (n <= 0)
-		return;
-	rec[n] = 0;
+	char old[1][REC_WORD];
 	int pid;
-	char old[24];
-	if (sscanf(rec, "%d %23s", &pid, old) == 2 && pid != (int)getpid()) {
-		if (write_str(HP_DIR "nr_hugepages", old) == 0)
-			fprintf(stderr, "cowlab-oracle: put back nr_hugepages=%s, which an oracle (pid %d) left changed\n", old, pid);
+	if (read_record(fd, &pid, old, 1) == 1 && pid != (int)getpid()) {
+		if (write_str(HP_DIR "nr_hugepages", old[0]) == 0)
+			fprintf(stderr, "cowlab-oracle: put back nr_hugepages=%s, which an oracle (pid %d) left changed\n", old[0], pid);
 	}
-	if (ftruncate(fd, 0) == 0)
-		fsync(fd);
+	clear_record(fd);
 }
 
 /* Puts the machine's nr_hugepages back and clears the record (also from a signal handler). */
@@ -67,8 +61,7 @@ void hugetlb_restore(void)
 	write_str(HP_DIR "nr_hugepages", hp_old);
 	hp_active = 0;
 	if (hp_lock_fd >= 0) {
-		if (ftruncate(hp_lock_fd, 0) == 0)
-			fsync(hp_lock_fd);
+		clear_record(hp_lock_fd);
 		close(hp_lock_fd); /* drops the flock */
 		hp_lock_fd = -1;
 	}
@@ -111,12 +104,12 @@ void cmd_hugetlb(uint64_t want)
 			say("err %d cannot read " HP_DIR "nr_hugepages", EIO);
 			return;
 		}
-		char rec[64];
 		snprintf(hp_old, sizeof hp_old, "%ld", old);
-		int len = snprintf(rec, sizeof rec, "%d %s\n", (int)getpid(), hp_old);
-		if (ftruncate(fd, 0) < 0 || pwrite(fd, rec, (size_t)len, 0) != len || fsync(fd) < 0) {
+		const char *rec[1] = { hp_old };
+		int rrc = write_record(fd, rec, 1);
+		if (rrc < 0) {
 			close(fd);
-			say("err %d cannot record nr_hugepages in %s", errno, hp_lock_path());
+			say("err %d cannot record nr_hugepages in %s", -rrc, hp_lock_path());
 			return;
 		}
 		hp_lock_fd = fd;

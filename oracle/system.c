@@ -102,22 +102,23 @@ static long read_num(const char *path)
 	return strtol(b, NULL, 10);
 }
 
-static uint64_t now_ms(void)
+uint64_t now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(long ms)
+void sleep_ms(long ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 }
 
-/* An flock on a lock file: its descriptor, or -errno (-ETIMEDOUT after timeout_ms). */
-static int lock_file(const char *path, int op, uint64_t timeout_ms)
+/* An flock on a lock file: its descriptor, or -errno (-ETIMEDOUT after timeout_ms). System
+ * calls only: also from a signal handler. */
+int lock_file(const char *path, int op, uint64_t timeout_ms)
 {
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -143,6 +144,50 @@ const char *lock_path(const char *what)
 	static char path[128];
 	snprintf(path, sizeof path, "%s/cowlab-oracle-%s.lock", access("/run", W_OK) == 0 ? "/run" : "/tmp", what);
 	return path;
+}
+
+/* ---- records: what a lock file says is to be put back ("PID WORD...\n", fsync'ed) --------- */
+
+int write_record(int fd, const char *const *words, int n)
+{
+	char rec[REC_LEN];
+	int len = snprintf(rec, sizeof rec, "%d", (int)getpid());
+	for (int i = 0; i < n && len < (int)sizeof rec; i++)
+		len += snprintf(rec + len, sizeof rec - (size_t)len, " %s", words[i]);
+	if (len >= (int)sizeof rec - 1)
+		return -E2BIG;
+	rec[len++] = '\n';
+	if (ftruncate(fd, 0) < 0)
+		return -errno;
+	ssize_t w = pwrite(fd, rec, (size_t)len, 0);
+	if (w != len)
+		return w < 0 ? -errno : -EIO;
+	return fsync(fd) < 0 ? -errno : 0;
+}
+
+int read_record(int fd, int *pid, char words[][REC_WORD], int max)
+{
+	char rec[REC_LEN];
+	ssize_t n = pread(fd, rec, sizeof rec - 1, 0);
+	if (n <= 0)
+		return -1;
+	rec[n] = 0;
+	char *save = NULL, *end;
+	char *t = strtok_r(rec, " \n", &save);
+	long p = t ? strtol(t, &end, 10) : 0;
+	if (!t || *end || p <= 0)
+		return -1;
+	*pid = (int)p;
+	int k = 0;
+	while (k < max && (t = strtok_r(NULL, " \n", &save)) != NULL)
+		snprintf(words[k++], REC_WORD, "%s", t);
+	return k;
+}
+
+void clear_record(int fd)
+{
+	if (ftruncate(fd, 0) == 0)
+		fsync(fd);
 }
 
 /* The end of a scenario: its processes are gone, so are its mergeable pages and swap entries. */
@@ -480,27 +525,21 @@ static void ksm_restore(void)
 		return;
 	ksm_put_back(ksm_saved.run, ksm_saved.pages, ksm_saved.sleep_ms, ksm_saved.have_smart ? ksm_saved.smart : "");
 	ksm_saved.active = 0;
-	if (ksm_saved.lock_fd >= 0 && ftruncate(ksm_saved.lock_fd, 0) == 0)
-		fsync(ksm_saved.lock_fd);
+	if (ksm_saved.lock_fd >= 0)
+		clear_record(ksm_saved.lock_fd);
 }
 
 /* An agent that died while ksmd ran for it left its saved values in the lock file. */
 static void ksm_recover(int lock_fd)
 {
-	char rec[200] = "";
-	ssize_t n = pread(lock_fd, rec, sizeof rec - 1, 0);
-	if (n <= 0)
-		return;
-	rec[n] = 0;
-	char run[24], pages[24], slp[24], smart[24];
+	char w[4][REC_WORD]; /* run, pages_to_scan, sleep_millisecs, smart_scan ("-": none) */
 	int pid;
-	if (sscanf(rec, "%d %23s %23s %23s %23s", &pid, run, pages, slp, smart) == 5) {
-		ksm_put_back(run, pages, slp, strcmp(smart, "-") ? smart : "");
+	if (read_record(lock_fd, &pid, w, 4) == 4) {
+		ksm_put_back(w[0], w[1], w[2], strcmp(w[3], "-") ? w[3] : "");
 		fprintf(stderr, "cowlab-oracle: put back the KSM settings an oracle (pid %d) left changed: run=%s pages_to_scan=%s sleep_millisecs=%s\n",
-			pid, run, pages, slp);
+			pid, w[0], w[1], w[2]);
 	}
-	if (ftruncate(lock_fd, 0) == 0)
-		fsync(lock_fd);
+	clear_record(lock_fd);
 }
 
 /* `ksmhold`: this scenario has mergeable mappings from now on (held until reset). Answers
@@ -550,11 +589,10 @@ void cmd_ksm(uint64_t passes, uint64_t timeout_ms)
 	read_str(KSM_DIR "pages_to_scan", ksm_saved.pages, sizeof ksm_saved.pages);
 	read_str(KSM_DIR "sleep_millisecs", ksm_saved.sleep_ms, sizeof ksm_saved.sleep_ms);
 	ksm_saved.have_smart = read_str(KSM_DIR "smart_scan", ksm_saved.smart, sizeof ksm_saved.smart) == 0;
-	char rec[200];
-	int len = snprintf(rec, sizeof rec, "%d %s %s %s %s\n", (int)getpid(), ksm_saved.run, ksm_saved.pages,
-			   ksm_saved.sleep_ms, ksm_saved.have_smart ? ksm_saved.smart : "-");
-	if (ftruncate(lock, 0) < 0 || pwrite(lock, rec, (size_t)len, 0) != len || fsync(lock) < 0) {
-		say("err %d cannot record the KSM settings in %s", errno, lock_path("ksm"));
+	const char *rec[4] = { ksm_saved.run, ksm_saved.pages, ksm_saved.sleep_ms, ksm_saved.have_smart ? ksm_saved.smart : "-" };
+	int rrc = write_record(lock, rec, 4);
+	if (rrc < 0) {
+		say("err %d cannot record the KSM settings in %s", -rrc, lock_path("ksm"));
 		goto out;
 	}
 	ksm_saved.active = 1;
@@ -598,6 +636,7 @@ out:
 int system_reclaim(int argc, char **argv)
 {
 	hugetlb_reclaim();
+	khugepaged_reclaim();
 	swap_remove_stale();
 	for (int i = 0; i < argc; i++)
 		swap_remove_stale_dirs(argv[i]);
@@ -617,6 +656,7 @@ void system_cleanup(void)
 {
 	ksm_restore();
 	system_release_holds();
+	khugepaged_restore();
 	swap_remove(1);
 }
 
@@ -629,6 +669,7 @@ static void system_emergency(int sig)
 	ksm_restore();
 	procs_emergency();
 	hugetlb_restore();
+	khugepaged_restore();
 	swap_remove(0);
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);

@@ -113,11 +113,7 @@ static int read_u64_at(const char *path, uint64_t index, uint64_t *out)
 	return n == (ssize_t)sizeof *out ? 0 : -EIO;
 }
 
-#define PMD_BYTES (512 * PAGE_BYTES)
-
-/* A 2 MiB-aligned MADV_HUGEPAGE range, as cow.c makes one (twice the size mapped, then
- * aligned); *m is the mapping to munmap (2 * PMD_BYTES), NULL when none could be had. */
-static volatile char *thp_range(char **m)
+volatile char *thp_range(char **m)
 {
 	*m = mmap(NULL, 2 * PMD_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (*m == MAP_FAILED) {

@@ -28,7 +28,7 @@ import { declOf } from '../ops/index.js';
 import type { CStep, CWriter } from '../ops/types.js';
 
 /** The oracle helper's sources in the order they are pasted (each needs only what comes before). */
-const HELPER_FILES = ['chan.c', 'page.c', 'steady.c', 'uring.c', 'scenario_proc.c', 'probe.c', 'thp.c', 'agent_procs.c', 'agent_handles.c', 'agent_uffd.c', 'uffd.c', 'system.c', 'hugetlb.c'];
+const HELPER_FILES = ['chan.c', 'page.c', 'steady.c', 'uring.c', 'scenario_proc.c', 'probe.c', 'thp.c', 'agent_procs.c', 'agent_handles.c', 'agent_uffd.c', 'uffd.c', 'system.c', 'hugetlb.c', 'khugepaged.c'];
 /** At most this many scenario names, regions and handles (the runtime's tables; names are a 64-bit set). */
 const MAX_NAMES = 64;
 

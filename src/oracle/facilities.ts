@@ -60,8 +60,20 @@ export interface ThpInfo {
   splitZeropage: boolean | null;
   /** PAGEMAP_SCAN (6.7+) answers: it says which pages a huge PMD maps. */
   pagemapScan: boolean;
-  /** khugepaged's pages_to_scan, scan_sleep_millisecs and max_ptes_none (-1: not said). */
+  /** khugepaged's pages_to_scan, scan_sleep_millisecs and max_ptes_none (the machine's; -1: not said). */
   khugepaged: { pagesToScan: number; scanSleepMs: number; maxPtesNone: number };
+  /**
+   * khugepaged held asleep for the session (oracle/khugepaged.c: these values until it ends,
+   * then the machine's put back); null when it is not (`khugepagedWhy` says why).
+   */
+  khugepagedPaused: {
+    pagesToScan: number;
+    scanSleepMs: number;
+    /** ms khugepaged took to go back to sleep after the change woke it (0: not woken, the pause was in place; -1: not seen within 5 s). */
+    settledMs: number;
+  } | null;
+  /** Why khugepaged is not held asleep (it may then collapse a PTE-mapped THP between two steps); null when it is, or not asked yet. */
+  khugepagedWhy: string | null;
 }
 
 export interface KsmSettings {
@@ -111,6 +123,8 @@ export function parseProbe(words: string[], kernel: string, root: boolean, errno
       splitZeropage: !kv.has('splitzero') || num('splitzero') < 0 ? null : num('splitzero') === 1,
       pagemapScan: num('pmscan') === 1,
       khugepaged: { pagesToScan: kv.has('khpscan') ? num('khpscan') : -1, scanSleepMs: kv.has('khpsleep') ? num('khpsleep') : -1, maxPtesNone: kv.has('khpnone') ? num('khpnone') : -1 },
+      khugepagedPaused: null,
+      khugepagedWhy: null,
     },
     kpageflags: num('kpageflags') === 1 && num('anonexcl') === 1,
     softDirty: num('softdirty') === 1,

@@ -7,7 +7,7 @@ import type { RunResult } from '../engine/result.js';
 import { runScenario } from '../engine/run.js';
 import { withOverrides } from '../profiles/resolve.js';
 import type { Scenario } from '../scenario/index.js';
-import type { Facilities } from './facilities.js';
+import type { Facilities, ThpInfo } from './facilities.js';
 
 const QUIET = { trace: false, maxEventsPerStep: 0 };
 
@@ -41,6 +41,7 @@ export function probedFacts(f: Facilities): ProbedFact[] {
   return [
     { name: 'zero page on read fault', value: `${f.zeroPage ? `yes (pfn ${f.zeroPfn || 'hidden'})` : 'no (a fresh exclusive page)'}${forced('zeroPage')}`, sets: f.zeroPage ? null : 'mmForbidsZeropage=true' },
     { name: 'THP', value: thpFact(f), sets: [hugeZeroSetting(f, null), splitZeroSetting(f, null)].filter((x) => x !== null).join(' ') || null },
+    ...(f.thpInfo === null ? [] : [{ name: 'khugepaged', value: khugepagedFact(f.thpInfo), sets: null }]),
     { name: 'KSM', value: ksm, sets: null },
     { name: 'soft-dirty', value: f.softDirty ? 'yes' : 'no', sets: null },
     { name: 'zswap', value: f.zswap === null ? 'unknown' : f.zswap ? 'enabled' : 'disabled', sets: null },
@@ -54,11 +55,21 @@ function thpFact(f: Facilities): string {
   if (f.thp === null || t === null) return 'not in this kernel';
   const zero = t.hugeZeroPage === null ? `use_zero_page=${t.useZeroPage === null ? '?' : t.useZeroPage ? 1 : 0} (no huge PMD seen in the probe)`
     : t.hugeZeroPage ? 'a read fault maps the huge zero page' : 'a read fault allocates a THP (no huge zero page)';
-  const k = t.khugepaged;
   const split = t.splitZeropage === null ? '' : t.splitZeropage ? '; a split maps zero-filled pages to the zero page' : '; a split keeps zero-filled pages';
-  return `${f.thp}${t.enabled !== f.thp ? ` (enabled=${t.enabled}, hugepages-${t.pmdKb ?? 2048}kB=${f.thp})` : ''}, PMD ${t.pmdKb ?? '?'} kB, defrag=${t.defrag}; ${zero}${split}; ` +
-    `khugepaged pages_to_scan=${k.pagesToScan} scan_sleep_millisecs=${k.scanSleepMs} max_ptes_none=${k.maxPtesNone}` +
+  return `${f.thp}${t.enabled !== f.thp ? ` (enabled=${t.enabled}, hugepages-${t.pmdKb ?? 2048}kB=${f.thp})` : ''}, PMD ${t.pmdKb ?? '?'} kB, defrag=${t.defrag}; ${zero}${split}` +
     (t.pagemapScan ? '' : '; no PAGEMAP_SCAN (6.7+): huge PMDs are not seen');
+}
+
+/** The khugepaged line of the header: the machine's settings, and whether the session holds it asleep. */
+function khugepagedFact(t: ThpInfo): string {
+  const k = t.khugepaged;
+  const p = t.khugepagedPaused;
+  const machine = `pages_to_scan=${k.pagesToScan} scan_sleep_millisecs=${k.scanSleepMs} max_ptes_none=${k.maxPtesNone}`;
+  if (p !== null) {
+    const settled = p.settledMs < 0 ? '; it had not gone back to sleep 5 s after the change woke it, so its pass may still run' : '';
+    return `${machine}; held asleep for the session (scan_sleep_millisecs=${p.scanSleepMs} pages_to_scan=${p.pagesToScan}), put back at the end${settled}`;
+  }
+  return `${machine}; ${t.khugepagedWhy ?? 'not held asleep'}`;
 }
 
 /**

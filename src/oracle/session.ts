@@ -1,6 +1,7 @@
 // A live-kernel session: the compiled helper's agent, what the machine offers, and a clean
 // slate between scenarios (every process killed and reaped, every ring and pipe released).
-// The swap file (set up at the first swapout) lasts the session; close() removes it.
+// The swap file (set up at the first swapout) lasts the session; close() removes it. khugepaged
+// is held asleep from open() to close() (thp.ts: pauseKhugepaged; the agent puts it back).
 
 import { release } from 'node:os';
 import type { Scenario } from '../scenario/index.js';
@@ -11,6 +12,7 @@ import { assumeFacts } from './probed.js';
 import { errnoName } from './names.js';
 import { Replay } from './replay.js';
 import { SystemOps } from './system.js';
+import { pauseKhugepaged } from './thp.js';
 import type { KernelRun } from './types.js';
 
 export class OracleSession {
@@ -43,6 +45,7 @@ export class OracleSession {
       // tests as the other kind of machine would compare; `oracle --zero-page` on the command line).
       const forced = process.env.COWLAB_ORACLE_ZERO_PAGE;
       if (forced === 'yes' || forced === 'no') assumeFacts(facilities, { zeroPage: forced === 'yes' });
+      pauseKhugepaged(agent, facilities);
       return new OracleSession(binary, agentOpts, agent, facilities);
     } catch (e) {
       agent.quit();
@@ -85,6 +88,7 @@ export class OracleSession {
     if (this.agentDead) {
       this.agent = Agent.start(this.binary, this.agentOpts);
       this.agentDead = false;
+      pauseKhugepaged(this.agent, this.facilities); // the dead one's pause was put back by reclaim
     }
     return this.agent;
   }

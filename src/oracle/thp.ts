@@ -11,6 +11,7 @@ import { HPAGE_PMD_NR, PTE_SPECIAL } from '../core/constants.js';
 import { pmdLeafSlot } from '../core/walk.js';
 import type { Runner } from '../engine/run.js';
 import type { Scenario, Step } from '../scenario/index.js';
+import type { Agent } from './agent.js';
 import type { Facilities } from './facilities.js';
 
 export type ThpMode = 'always' | 'madvise' | 'never';
@@ -146,4 +147,27 @@ export function thpFallbacks(): number | null {
 /** Steps after which no huge PMD can have changed (they touch no memory of the scenario). */
 export function thpQuietStep(step: Step): boolean {
   return step.op.startsWith('expect-') || ['thread', 'check', 'stats'].includes(step.op);
+}
+
+/**
+ * Holds khugepaged asleep for the session (the agent's `khpause`, oracle/khugepaged.c): left
+ * running, it collapses a PTE-mapped THP that a scenario made on purpose whenever its scan
+ * comes by (every scan_sleep_millisecs), between two steps. The agent puts the machine's values
+ * back when it ends (quit, end of input, SIGINT, SIGTERM, SIGHUP; a killed agent's are put back
+ * by `cowlab-oracle reclaim`). Records the outcome in `f`; the machine's values, as the agent
+ * recorded them, replace the probe's (another session may have paused khugepaged already).
+ */
+export function pauseKhugepaged(agent: Agent, f: Facilities): void {
+  const t = f.thpInfo;
+  if (t === null) return; // no THP: no khugepaged
+  const r = agent.call('khpause');
+  if (r[0] === 'ok') {
+    t.khugepaged.scanSleepMs = Number(r[1]);
+    t.khugepaged.pagesToScan = Number(r[2]);
+    t.khugepagedPaused = { scanSleepMs: Number(r[3]), pagesToScan: Number(r[4]), settledMs: Number(r[5] ?? -1) };
+    t.khugepagedWhy = null;
+    return;
+  }
+  t.khugepagedPaused = null;
+  t.khugepagedWhy = `khugepaged could not be held asleep (${r.slice(2).join(' ')}): it may collapse a PTE-mapped THP between two steps of a scenario (a disagreement no step caused)`;
 }

@@ -1,7 +1,7 @@
 // Helpers of the oracle tests: a live session where this machine can replay scenarios, or the
 // reason it cannot (the tests then skip with that reason, never pass silently).
 
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Profile } from '../../src/core/profile.js';
@@ -61,4 +61,18 @@ export function parse(text: string, file = 't.scn.yaml'): Scenario {
 /** A scenario from its steps (one a line). */
 export function steps(name: string, ...lines: string[]): Scenario {
   return parse(`name: ${name}\nsteps: |\n${lines.map((l) => `  ${l}`).join('\n')}\n`, `${name}.scn.yaml`);
+}
+
+/** A process that is gone, or a zombie waiting for its parent. */
+export function gone(pid: number): boolean {
+  try {
+    return !existsSync(`/proc/${pid}`) || /^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
+/** Waits (at most 5 s) for a signalled process to be gone. */
+export async function waitGone(pid: number): Promise<void> {
+  for (let i = 0; i < 500 && !gone(pid); i++) await new Promise((r) => setTimeout(r, 10));
 }

@@ -9,7 +9,7 @@ import { after, test } from 'node:test';
 import { Agent } from '../../src/oracle/agent.js';
 import { ensureHelper } from '../../src/oracle/build.js';
 import { oracleScenario } from '../../src/oracle/oracle.js';
-import { openLive, parse, v6 } from './helpers.js';
+import { openLive, parse, v6, waitGone } from './helpers.js';
 
 const live = openLive();
 after(() => live.session?.close());
@@ -18,14 +18,6 @@ const NR = '/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages';
 
 function nr(): number {
   return Number(readFileSync(NR, 'utf8').trim());
-}
-
-function gone(pid: number): boolean {
-  return !existsSync(`/proc/${pid}`) || /^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
-}
-
-async function waitGone(pid: number): Promise<void> {
-  for (let i = 0; i < 500 && !gone(pid); i++) await new Promise((r) => setTimeout(r, 10));
 }
 
 function skipWhy(): string | null {
