@@ -152,7 +152,7 @@ export function forkFailed(k: Kernel, t: ForkTask, err: number): void {
   t.child = -1;
   t.err = err;
   const vma = t.pair < t.pairs.length ? parent.vmas[t.pairs[t.pair]![0]] : undefined;
-  const where = vma ? ` in the mapping at page ${vma.start}${t.pair > 0 ? `, after ${t.pair} mapping(s) copied (their pages stay write-protected in the parent)` : ''}` : '';
+  const where = vma ? ` in the mapping at 0x${(vma.start * 4096).toString(16)}${t.pair > 0 ? `, after ${t.pair} mapping(s) copied (their COW pages stay write-protected in the parent)` : ''}` : '';
   k.emit(err === OOM ? 'oom' : 'note', parent.id, -1, -1, -1,
     err === OOM ? `fork failed with ENOMEM${where}: no free frame or huge page for an early COW copy; the child was torn down` : 'fork of this non-present PTE kind is not modelled');
 }
