@@ -250,10 +250,9 @@ ${RANDOM_OPS_TEXT}
   --avoid GAPS    do not generate what the model gets or once got wrong (docs/oracle.md,
                   Findings): protnone-gup-fast, mprotect-hole, vma-boundaries,
                   shmem-fault-around, shmem-pageout, ksm-swapout, mergeable-shared,
-                  ksm-merge-order, thp-ksm, uffd-mremap, thp-uffd-wp, thp-mremap (fixed,
-                  kept to bisect a regression); hugetlb-fork-enomem (open: avoided by
-                  default); or
-                  'known' for all
+                  ksm-merge-order, thp-ksm, uffd-mremap, thp-uffd-wp, thp-mremap,
+                  hugetlb-fork-enomem (all fixed, kept to bisect a regression; none is
+                  avoided by default); or 'known' for all
   --out DIR       where disagreeing scenarios go (default oracle-failures/)
   --json          one JSON document on stdout (docs/oracle.md)
   --quiet         one line per scenario (with --random: no progress lines)

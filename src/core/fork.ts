@@ -1,13 +1,19 @@
 // fork(): dup_mmap -> copy_page_range -> copy_pte_range -> copy_present_pte / copy_present_page.
 //
 // Written once for the two ways a fork runs: synchronously (dupMmap: forkBegin, the copy loop
-// table by table, forkEnd) and as separate atomic steps (`fork &`, stepFork, driven by
-// tasks.ts): both run the same begin, the same per-PTE functions (forkCheckPte; then
+// mapping by mapping and table by table, forkEnd) and as separate atomic steps (`fork &`, stepFork,
+// driven by tasks.ts): both run the same begin, the same start of each mapping's copy in address
+// order (copyPageRangeBegin: a hugetlb mapping is copied whole there), the same per-PTE functions (forkCheckPte; then
 // copyPresentPte, or the early-COW copy made with the page-table lock dropped, forkAllocCopy,
 // and installed after re-checking the parent PTE, forkInstallCopy) and the same end. The
 // synchronous loop calls them in a plain loop over each PTE table (nothing allocated per page);
 // the split path calls one of them per step, so other threads run in the windows the kernel
 // leaves open (lockless gup-fast against fork's write-protect, seed 000's lock drop).
+//
+// A fork that fails (ENOMEM: no frame or huge page for an early-COW copy) stops at the mapping
+// it failed in, as dup_mmap() does: the mappings before it are copied already (their COW pages
+// shared and write-protected in the parent, PG_anon_exclusive cleared), those after it are not
+// touched; the child is then torn down (forkFailed), which drops its references and tables.
 
 import {
   isCowMapping, LEVEL_SPAN, NA, OK, OOM, PG_ANON, PG_LARGE, PG_SHMEM_SHIFT, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SWAP, TABLE_SHIFT, VM_DONTCOPY, VM_SHARED,
@@ -40,9 +46,11 @@ export interface ForkTask {
   parent: number;
   child: number;
   phase: 'begin' | 'check' | 'apply' | 'alloc' | 'install' | 'end';
-  /** Pairs of (parent VMA index, child VMA index) whose PTEs are copied, and the page being copied. */
+  /** Pairs of (parent VMA index, child VMA index) whose page tables are copied (copy_page_range), in address order, and the page being copied. */
   pairs: [number, number][];
   pair: number;
+  /** The pairs whose copy has begun (copyPageRangeBegin ran for pairs[0 .. begun - 1]). */
+  begun: number;
   vpn: number;
   /** The parent PTE as the check step saw it, and the early-COW copy made while the lock was dropped. */
   seenBits: number;
@@ -52,14 +60,15 @@ export interface ForkTask {
 }
 
 export function startFork(parent: Mm): ForkTask {
-  return { kind: 'fork', parent: parent.id, child: -1, phase: 'begin', pairs: [], pair: 0, vpn: 0, seenBits: 0, seenPfn: 0, newPfn: -1, err: OK };
+  return { kind: 'fork', parent: parent.id, child: -1, phase: 'begin', pairs: [], pair: 0, begun: 0, vpn: 0, seenBits: 0, seenPfn: 0, newPfn: -1, err: OK };
 }
 
 /**
- * dup_mmap()'s VMA loop (mmap_lock held for write): the child's mm and its mappings; for COW
- * mappings, the MMU notifier; with COW page tables, the PTE tables shared; for every mapping
- * whose PTEs are copied, a child PTE table for each table the parent has there
- * (copy_pte_range's pte_alloc). write_protect_seq becomes odd (raw_write_seqcount_begin).
+ * dup_mmap()'s VMA loop (mmap_lock held for write), its first half: the child's mm and its
+ * mappings (all of them at once, as 6.8+'s __mt_dup; a failed fork tears them all down, so
+ * which of them existed is not seen), and the list of mappings whose page tables are to be
+ * copied (vma_needs_copy), in address order: the copy itself is copyPageRangeBegin's and the
+ * PTE walk's, mapping by mapping. write_protect_seq becomes odd (raw_write_seqcount_begin).
  */
 export function forkBegin(k: Kernel, t: ForkTask, cowpt: boolean, stepped = false): Mm {
   const parent = k.mms[t.parent]!;
@@ -91,26 +100,39 @@ export function forkBegin(k: Kernel, t: ForkTask, cowpt: boolean, stepped = fals
     // vma_needs_copy(): only mappings with an anon_vma have PTEs worth copying; from 5.19 also a
     // child mapping registered for uffd-wp (c56d1b62cce8: its PTEs hold the protection).
     if (!vma.anonVma && !(k.profile.uffdWpShmem && tmp.flags & VM_UFFD_WP)) continue;
-    // copy_page_range(): for COW mappings the MMU notifier tells devices first (PROTECTION_PAGE).
-    if (isCowMapping(vma.flags)) mmuNotify(k, parent.id, vma.start, vma.end, 'fork');
-    if (vma.flags & VM_HUGETLB) {
-      // copy_page_range() -> copy_hugetlb_page_range(), done here at once (no PTE to step through).
-      if (t.err === OK) t.err = copyHugetlbPageRange(k, parent, child, vma, tmp);
-      continue;
-    }
-    // COW page tables: share the PTE tables; what is not shared (ODF: read-only mappings, and
-    // tables a mapping covers in part from d8ccd3c) is copied as usual.
-    // (A uffd-wp mapping is copied as usual: its bits are decided per PTE.)
-    if (parent.cowPgtable && isCowMapping(vma.flags) && !(vma.flags & VM_UFFD_WP) && shareTables(k, parent, child, vma)) continue;
     t.pairs.push([i, child.vmas.length - 1]);
-    // A table this child already shares (a second VMA in a COW-shared table) is not copied again.
-    for (let a = vma.start; a < vma.end; a = a - (a % 512) + 512) {
-      const table = pteTableOf(k, parent, a);
-      if (table !== 0 && pteTableOf(k, child, a) !== table) pteTableAlloc(k, child, a);
-    }
   }
   parent.writeProtectSeq++; // raw_write_seqcount_begin(&src_mm->write_protect_seq)
   return child;
+}
+
+/**
+ * copy_page_range() for pairs[p], its start: for COW mappings the MMU notifier tells devices
+ * first (PROTECTION_PAGE); a hugetlb mapping is copied whole here (copy_hugetlb_page_range: no
+ * PTE to step through; it may fail, t.err); with COW page tables the PTE tables are shared (what
+ * is not shared, ODF's read-only mappings and tables a mapping covers in part from d8ccd3c, is
+ * copied as usual; a uffd-wp mapping too: its bits are decided per PTE); otherwise a child PTE
+ * table for each table the parent has there (copy_pte_range's pte_alloc). True when the
+ * mapping's PTEs are to be walked (copyPageRange, or the split path's steps); false when it is
+ * done, or failed.
+ */
+export function copyPageRangeBegin(k: Kernel, t: ForkTask, p: number): boolean {
+  const parent = k.mms[t.parent]!;
+  const child = k.mms[t.child]!;
+  const [pi, ci] = t.pairs[p]!;
+  const vma = parent.vmas[pi]!;
+  if (isCowMapping(vma.flags)) mmuNotify(k, parent.id, vma.start, vma.end, 'fork');
+  if (vma.flags & VM_HUGETLB) {
+    t.err = copyHugetlbPageRange(k, parent, child, vma, child.vmas[ci]!);
+    return false;
+  }
+  if (parent.cowPgtable && isCowMapping(vma.flags) && !(vma.flags & VM_UFFD_WP) && shareTables(k, parent, child, vma)) return false;
+  // A table this child already shares (a second VMA in a COW-shared table) is not copied again.
+  for (let a = vma.start; a < vma.end; a = a - (a % 512) + 512) {
+    const table = pteTableOf(k, parent, a);
+    if (table !== 0 && pteTableOf(k, child, a) !== table) pteTableAlloc(k, child, a);
+  }
+  return true;
 }
 
 /** The end of the copy: write_protect_seq even again (raw_write_seqcount_end). */
@@ -118,15 +140,21 @@ export function forkEnd(k: Kernel, t: ForkTask): void {
   k.mms[t.parent]!.writeProtectSeq++;
 }
 
-/** The fork failed (ENOMEM, or a PTE kind the model does not copy): the child is torn down. */
+/**
+ * The fork failed (ENOMEM, or a PTE kind the model does not copy) in pairs[t.pair]: the child is
+ * torn down (dup_mm -> mmput -> exit_mmap), which drops what it took; what the copy did to the
+ * parent's mappings before that one (write-protected PTEs, PG_anon_exclusive cleared) stays.
+ */
 export function forkFailed(k: Kernel, t: ForkTask, err: number): void {
   const parent = k.mms[t.parent]!;
   exitMmap(k, k.mms[t.child]!);
   parent.writeProtectSeq++;
   t.child = -1;
   t.err = err;
+  const vma = t.pair < t.pairs.length ? parent.vmas[t.pairs[t.pair]![0]] : undefined;
+  const where = vma ? ` in the mapping at 0x${(vma.start * 4096).toString(16)}${t.pair > 0 ? `, after ${t.pair} mapping(s) copied (their COW pages stay write-protected in the parent)` : ''}` : '';
   k.emit(err === OOM ? 'oom' : 'note', parent.id, -1, -1, -1,
-    err === OOM ? 'fork failed with ENOMEM: no frame for an early COW copy; the child was torn down' : 'fork of this non-present PTE kind is not modelled');
+    err === OOM ? `fork failed with ENOMEM${where}: no free frame or huge page for an early COW copy; the child was torn down` : 'fork of this non-present PTE kind is not modelled');
 }
 
 /** What forkCheckPte found. */
@@ -231,15 +259,12 @@ export function dupMmap(k: Kernel, parent: Mm, cowpt = false): ForkResult {
   const t = startFork(parent);
   const before = k.stats.earlyCow;
   const child = forkBegin(k, t, cowpt);
-  if (t.err !== OK) {
-    const err = t.err;
-    forkFailed(k, t, err);
-    k.mms.pop();
-    return { err, child: null };
-  }
   for (let p = 0; p < t.pairs.length; p++) {
     const [pi, ci] = t.pairs[p]!;
-    const err = copyPageRange(k, t, child, child.vmas[ci]!, parent, parent.vmas[pi]!);
+    // dup_mmap() copies mapping by mapping and stops at the first that fails.
+    t.pair = p;
+    const walk = copyPageRangeBegin(k, t, p);
+    const err = walk ? copyPageRange(k, t, child, child.vmas[ci]!, parent, parent.vmas[pi]!) : t.err;
     if (err !== OK) {
       forkFailed(k, t, err);
       k.mms.pop();
@@ -358,12 +383,23 @@ function forkRareCase(
 
 // ---- split into atomic steps (`fork &`) ----------------------------------------------------
 
-/** The next non-empty PTE of the parent at or after (pair, vpn), or false when the copy is done. */
+/**
+ * The next non-empty PTE of the parent at or after (pair, vpn), or false when the copy is done or
+ * failed (t.err). A mapping reached for the first time has its copy begun on the way
+ * (copyPageRangeBegin: a hugetlb mapping is copied whole then, within the step that got there).
+ */
 function nextPte(k: Kernel, t: ForkTask): boolean {
   const parent = k.mms[t.parent]!;
   for (; t.pair < t.pairs.length; t.pair++) {
     const vma = parent.vmas[t.pairs[t.pair]![0]]!;
-    if (t.vpn < vma.start) t.vpn = vma.start;
+    if (t.begun <= t.pair) {
+      t.begun = t.pair + 1;
+      t.vpn = vma.start;
+      if (!copyPageRangeBegin(k, t, t.pair)) {
+        if (t.err !== OK) return false;
+        continue;
+      }
+    }
     for (; t.vpn < vma.end; t.vpn++) {
       const slot = pteSlot(k, parent, t.vpn);
       if (slot >= 0 && k.tables.bits[slot] !== 0) return true;
@@ -385,10 +421,8 @@ export function stepFork(k: Kernel, t: ForkTask, tid: number): TaskState {
       if (parent.mmapReaders > 0 || (parent.mmapWriter >= 0 && parent.mmapWriter !== tid)) return 'blocked';
       parent.mmapWriter = tid;
       const child = forkBegin(k, t, false, true);
-      if (t.err !== OK) return failStep(k, t, tid, t.err);
       k.emit('fork', parent.id, -1, -1, child.id, `fork begins: mmap_lock taken for write${k.profile.writeProtectSeq ? ', write_protect_seq odd' : ''}`);
-      t.phase = nextPte(k, t) ? 'check' : 'end';
-      return 'running';
+      return toNextPte(k, t, tid);
     }
     case 'check': {
       const [pi, ci] = t.pairs[t.pair]!;
@@ -398,7 +432,7 @@ export function stepFork(k: Kernel, t: ForkTask, tid: number): TaskState {
       const r = forkCheckPte(k, parent, parent.vmas[pi]!, t.seenBits, slot, pteSlotAlloc(k, k.mms[t.child]!, t.vpn), t.vpn, forkMayCopy(k, parent), keep);
       switch (r) {
         case PTE_COPIED:
-          return advanceFork(k, t);
+          return advanceFork(k, t, tid);
         case PTE_AGAIN:
           return 'running'; // check the now present PTE again
         case PTE_NA:
@@ -420,7 +454,7 @@ export function stepFork(k: Kernel, t: ForkTask, tid: number): TaskState {
       const keep = forkKeepsUffdWp(k, vma, child.vmas[t.pairs[t.pair]![1]]!);
       addRss(child, copyPresentPte(k.tables, k.frames, k.tables.bits[slot]!, k.tables.entry[slot]!, slot, dslot, isCowMapping(vma.flags), (vma.flags & VM_SHARED) !== 0, keep));
       k.tables.filled[dslot >>> TABLE_SHIFT]!++;
-      return advanceFork(k, t);
+      return advanceFork(k, t, tid);
     }
     case 'alloc': {
       if (forkAllocCopy(k, t) !== OK) return failStep(k, t, tid, OOM);
@@ -430,11 +464,8 @@ export function stepFork(k: Kernel, t: ForkTask, tid: number): TaskState {
     case 'install': {
       const child = k.mms[t.child]!;
       const cvma = child.vmas[t.pairs[t.pair]![1]]!;
-      if (!forkInstallCopy(k, t, parent, child, cvma, pteSlot(k, parent, t.vpn), pteSlotAlloc(k, child, t.vpn), t.vpn)) {
-        t.phase = nextPte(k, t) ? 'check' : 'end';
-        return 'running';
-      }
-      return advanceFork(k, t);
+      if (!forkInstallCopy(k, t, parent, child, cvma, pteSlot(k, parent, t.vpn), pteSlotAlloc(k, child, t.vpn), t.vpn)) return toNextPte(k, t, tid);
+      return advanceFork(k, t, tid);
     }
     case 'end': {
       forkEnd(k, t);
@@ -445,9 +476,19 @@ export function stepFork(k: Kernel, t: ForkTask, tid: number): TaskState {
   }
 }
 
-function advanceFork(k: Kernel, t: ForkTask): TaskState {
+function advanceFork(k: Kernel, t: ForkTask, tid: number): TaskState {
   t.vpn++;
-  t.phase = nextPte(k, t) ? 'check' : 'end';
+  return toNextPte(k, t, tid);
+}
+
+/** On to the next PTE to copy, or to the end; a mapping whose copy failed on the way (hugetlb) fails the fork. */
+function toNextPte(k: Kernel, t: ForkTask, tid: number): TaskState {
+  if (nextPte(k, t)) {
+    t.phase = 'check';
+    return 'running';
+  }
+  if (t.err !== OK) return failStep(k, t, tid, t.err);
+  t.phase = 'end';
   return 'running';
 }
 

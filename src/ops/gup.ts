@@ -61,7 +61,7 @@ export const pinOp = defineOp({
     name: 'pin', order: 7, weight: 5, hugetlb: true,
     draw(g, p) {
       const s = g.sel(p, false);
-      // hugetlb-fork-enomem: no hugetlb pin while forks are still to come (see fork).
+      // hugetlb-fork-enomem (fixed): no hugetlb pin while forks are still to come (see fork).
       if (g.avoids('hugetlb-fork-enomem') && s.pages.some((x) => x.hugetlb) && g.procs.length < g.maxProcs) return false;
       const name = g.nextHandle('pin');
       if (g.written(s.pages, null)) g.handles.push({ name, kind: 'pin', holder: p.name, pages: s.pages.length, frames: s.pages.map((x) => x.frame) });

@@ -58,8 +58,8 @@ export const forkOp = defineOp({
       const pinned = g.held('pin');
       // A pinned hugetlb page is copied at fork (early COW): with the pool empty, fork fails (ENOMEM).
       const pinnedHuge = [...p.regions.values()].some((pg) => pg.some((x) => x.hugetlb && x.mapped && x.frame !== 0 && pinned.has(x.frame)));
-      // hugetlb-fork-enomem: a fork that fails at the hugetlb VMA has already write-protected the
-      // VMAs before it in Linux (dup_mmap copies in order; PG_anon_exclusive cleared); the model's does not.
+      // hugetlb-fork-enomem (fixed): a fork that fails at the hugetlb VMA has already write-protected
+      // the VMAs before it (dup_mmap copies in order; PG_anon_exclusive cleared); the model once did not.
       if (pinnedHuge && g.avoids('hugetlb-fork-enomem')) return false;
       const mayFail = p.mayNotExist === true || pinnedHuge;
       g.procs.push({

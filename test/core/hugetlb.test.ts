@@ -16,7 +16,7 @@ import { exitMmap, unmapRegion } from '../../src/core/zap.js';
 import { cpuAccess } from '../../src/core/access.js';
 import { runScenario } from '../../src/engine/run.js';
 import { parseScenario } from '../../src/scenario/index.js';
-import { assertConsistent, profile, readOk, writeOk } from './helpers.js';
+import { assertConsistent, frame, presentPte, profile, pte, readOk, writeOk } from './helpers.js';
 
 /** A kernel whose hugetlb pool holds `hugepages` free huge pages. */
 function hkernel(name: string, hugepages: number): Kernel {
@@ -121,39 +121,154 @@ test('hugetlb_wp reuses by mapcount in every era: a vmsplice-like reference does
   }
 });
 
-test('fork of a pinned huge page: the child gets a copy from 5.12 (v5.14, 5.15, v6), the page is shared before (v5.9, 5.10)', () => {
-  for (const [name, early] of [['v5.9', false], ['5.10', false], ['v5.14', true], ['5.15', true], ['v6', true]] as const) {
-    const k = hkernel(name, 2);
+// fork of a pinned huge page, by profile and pool (config.hugepages): from 5.12 the child gets a copy
+// when a huge page is free (early COW) and fork fails (ENOMEM) when none is; before, the page is
+// shared write-protected whatever the pool, and the parent's write copies it away from the pin, or,
+// with nothing free, takes it back from the child (unmap_ref_private) and reuses it.
+const PINNED_FORK: readonly { name: string; pool: number; fork: 'copy' | 'share' | 'ENOMEM'; pinSees: number; child: number | 'SIGBUS' | null }[] = [
+  { name: 'v5.9', pool: 2, fork: 'share', pinSees: 1, child: 1 },
+  { name: '5.10', pool: 2, fork: 'share', pinSees: 1, child: 1 },
+  { name: 'v5.9', pool: 1, fork: 'share', pinSees: 2, child: 'SIGBUS' },
+  { name: 'v5.14', pool: 2, fork: 'copy', pinSees: 2, child: 1 },
+  { name: '5.15', pool: 2, fork: 'copy', pinSees: 2, child: 1 },
+  { name: 'v6', pool: 2, fork: 'copy', pinSees: 2, child: 1 },
+  { name: 'v5.14', pool: 1, fork: 'ENOMEM', pinSees: 2, child: null },
+  { name: 'v6', pool: 1, fork: 'ENOMEM', pinSees: 2, child: null },
+];
+
+for (const row of PINNED_FORK) {
+  test(`fork of a pinned huge page, ${row.name} with ${row.pool} huge page(s): ${row.fork}`, () => {
+    const k = hkernel(row.name, row.pool);
     const { mm: p, vpn } = hugeProc(k);
     writeOk(k, p, vpn, 1);
     const pin = getUserPages(k, p, vpn, vpn + 1, PIN);
     assert.equal(pin.err, OK);
     const head = headOf(k, p, vpn);
-    const q = dupMmap(k, p).child!;
-    assert.equal(headOf(k, q, vpn) !== head, early, `${name}: the child's page`);
-    assert.equal(k.frames.entireMapcount[head >>> 9], early ? 1 : 2, name);
-    assert.equal((k.tables.bits[pmdLeafSlot(k, p, vpn)]! & PTE_WRITE) !== 0, early, `${name}: the parent keeps write access only with the early copy`);
-    writeOk(k, p, vpn, 2);
-    // With the early copy the parent writes through the pinned page; without it the parent's write copies it away.
-    assert.equal(k.frames.value[pin.handle!.frames[0]!], early ? 2 : 1, `${name}: what the pin sees`);
-    assert.equal(readOk(k, q, vpn), 1, `${name}: the child keeps the old data`);
+    const r = dupMmap(k, p);
+    assert.equal(r.err, row.fork === 'ENOMEM' ? OOM : OK);
+    assert.equal(r.child === null, row.fork === 'ENOMEM', 'a child only when fork succeeds');
+    const q = r.child;
+    if (q !== null) assert.equal(headOf(k, q, vpn) === head, row.fork === 'share', "the child's page");
+    assert.equal(k.frames.entireMapcount[head >>> 9], row.fork === 'share' ? 2 : 1, "the parent's page's mappings");
+    assert.equal((k.tables.bits[pmdLeafSlot(k, p, vpn)]! & PTE_WRITE) !== 0, row.fork !== 'share', 'the parent keeps write access unless the page is shared');
+    assert.equal(cpuAccess(k, p, vpn, true, 2).faults, row.fork === 'share' ? 1 : 0, "the parent's write faults only on a shared page");
+    assert.equal(k.frames.value[pin.handle!.frames[0]!], row.pinSees, 'what the pin sees');
+    if (q !== null) {
+      const c = cpuAccess(k, q, vpn, false, 0);
+      assert.equal(c.err === SIGBUS ? 'SIGBUS' : c.value, row.child, "the child's read");
+    }
     releaseHandle(k, pin.handle!);
     assertConsistent(k);
+  });
+}
+
+/**
+ * P: `a` (2 pages, written), a hugetlb mapping of two huge pages (both written, the second
+ * pinned), `b` (1 page, written), in this address order; the pool holds the two huge pages.
+ */
+function failingForkSetup(name: string) {
+  const k = hkernel(name, 2);
+  const p = k.newMm();
+  const a = doMmap(k, p, 2, 'rw', false, false).start;
+  const h = doMmap(k, p, 1024, 'rw', false, false, VM_HUGETLB).start;
+  const b = doMmap(k, p, 1, 'rw', false, false).start;
+  assert.ok(a < h && h < b, 'the mappings lie in mmap order');
+  for (const [vpn, v] of [[a, 1], [a + 1, 1], [h, 2], [h + 512, 3], [b, 4]] as const) writeOk(k, p, vpn, v);
+  const pin = getUserPages(k, p, h + 512, h + 513, PIN);
+  assert.equal(pin.err, OK);
+  return { k, p, a, h, b, pin: pin.handle! };
+}
+
+for (const name of ['v5.14', 'v6']) {
+  test(`${name}: a fork failing at a pinned huge page has copied the mappings before it (write-protected, not PAE) and not those after it; the child is gone`, () => {
+    const { k, p, a, h, b, pin } = failingForkSetup(name);
+    const pae = k.profile.anonExclusive;
+    const before = { frames: k.frames.used, tables: k.tables.used, mms: k.mms.length, free: k.hugetlb.free };
+    const r = dupMmap(k, p);
+    assert.equal(r.err, OOM);
+    assert.equal(r.child, null);
+    assert.equal(k.mms.length, before.mms, 'the child mm is dropped');
+    assert.equal(k.frames.used, before.frames, 'no frame leaked');
+    assert.equal(k.tables.used, before.tables, "the child's page tables are freed");
+    assert.equal(k.hugetlb.free, before.free, 'no huge page taken');
+    // `a` was copied: shared with the child, so write-protected and (5.19+) not exclusive; the child's
+    // references are gone again.
+    for (const vpn of [a, a + 1]) {
+      const t = presentPte(k, p, vpn);
+      assert.equal(t.write, false, `a[${vpn - a}] write-protected`);
+      assert.deepEqual([frame(k, t.pfn).refcount, frame(k, t.pfn).mapcount, frame(k, t.pfn).exclusive], [1, 1, false], `a[${vpn - a}]: refcount, mapcount, PAE`);
+    }
+    // The hugetlb mapping was copied up to the pinned page: the huge page before it is write-protected.
+    const h0 = headOf(k, p, h);
+    assert.equal(k.tables.bits[pmdLeafSlot(k, p, h)]! & PTE_WRITE, 0, 'huge[0] write-protected');
+    assert.deepEqual([k.frames.folioRefcount(h0), k.frames.entireMapcount[h0 >>> 9], (k.frames.flags[h0]! & PG_ANON_EXCLUSIVE) !== 0], [1, 1, false]);
+    // The pinned huge page, where the copy failed, and `b`, after it: untouched.
+    const h1 = headOf(k, p, h + 512);
+    assert.notEqual(k.tables.bits[pmdLeafSlot(k, p, h + 512)]! & PTE_WRITE, 0, 'huge[512] still writable');
+    assert.deepEqual([k.frames.entireMapcount[h1 >>> 9], (k.frames.flags[h1]! & PG_ANON_EXCLUSIVE) !== 0], [1, pae]);
+    const tb = presentPte(k, p, b);
+    assert.equal(tb.write, true, 'b still writable');
+    assert.equal(frame(k, tb.pfn).exclusive, pae, 'b keeps PAE');
+    assertConsistent(k);
+    // Writes: a fault that reuses the page where fork write-protected it, none elsewhere.
+    for (const [vpn, faults] of [[b, 0], [a, 1], [h, 1], [h + 512, 0], [a, 0]] as const) {
+      const old = pte(k, p, vpn)?.pfn ?? headOf(k, p, vpn);
+      const w = cpuAccess(k, p, vpn, true, 9);
+      assert.equal(w.err, OK);
+      assert.equal(w.faults, faults, `faults of the write to page ${vpn}`);
+      assert.equal(pte(k, p, vpn)?.pfn ?? headOf(k, p, vpn), old, `page ${vpn} reused in place`);
+    }
+    assert.equal(frame(k, presentPte(k, p, a).pfn).exclusive, pae, "the reuse makes a[0] exclusive again (5.19+)");
+    assert.equal(k.frames.value[pin.frames[0]!], 9, "the pin sees the parent's write");
+    releaseHandle(k, pin);
+    assertConsistent(k);
+  });
+}
+
+test('a fork failing at a pinned huge page: the same in steps (fork &, finish), which stop at the hugetlb mapping too', () => {
+  const lines = (fork: string[]) => [
+    'name: t', 'config:', '  hugepages: 2', 'steps: |',
+    '  P mmap a 2 rw private', '  P write a = 1',
+    '  P mmap huge 1024 rw private hugetlb', '  P write huge[0] = 2', '  P write huge[512] = 3',
+    '  P mmap b 1 rw private', '  P write b = 4',
+    '  P pin huge[512] as mr rw longterm',
+    ...fork.map((l) => `  ${l}`),
+    '  expect P a[0] not-anon-exclusive', '  expect P huge[0] not-anon-exclusive', '  expect P b[0] anon-exclusive',
+    '  P write b = 5', '  expect stat minflt.P == 5',
+    '  P write a = 6', '  expect stat minflt.P == 7',
+    '  P write huge[0] = 7', '  expect stat minflt.P == 8',
+    '  P write huge[512] = 8', '  expect stat minflt.P == 8',
+    '  device read mr[0] expect 8', '  P unpin mr', '',
+  ].join('\n');
+  for (const fork of [['P fork Q'], ['P fork Q &', 'P finish']]) {
+    const parsed = parseScenario(lines(fork), 't.scn.yaml');
+    assert.ok(parsed.ok, fork.join('; '));
+    const r = runScenario(parsed.scenario, profile('v6'));
+    assert.deepEqual(r.violations.map((v) => `${v.kind}: ${v.message}`), [], fork.join('; '));
+    const forks = r.steps.flatMap((st) => st.observations.filter((o) => o.kind === 'fork').map((o) => o.actual));
+    assert.deepEqual(forks, ['ENOMEM'], `${fork.join('; ')}: the fork failed`);
   }
 });
 
-test('from 5.12 fork of a pinned huge page fails when the pool has no free page for the copy', () => {
-  const k = hkernel('v6', 1);
-  const { mm: p, vpn } = hugeProc(k);
-  writeOk(k, p, vpn, 1);
-  const pin = getUserPages(k, p, vpn, vpn + 1, PIN);
-  assert.equal(pin.err, OK);
-  const r = dupMmap(k, p);
-  assert.equal(r.err, OOM);
-  assert.equal(r.child, null);
-  assert.equal(k.frames.entireMapcount[headOf(k, p, vpn) >>> 9], 1);
-  releaseHandle(k, pin.handle!);
-  assertConsistent(k);
+test('a fork failing at a pinned huge page: the device keeps exclusive access to a page of a mapping after it (no MMU notifier there), not before it', () => {
+  const src = [
+    'name: t', 'config:', '  hugepages: 1', 'steps: |',
+    '  P mmap a 1 rw private', '  P write a = 1',
+    '  P mmap huge 512 rw private hugetlb', '  P write huge = 2',
+    '  P mmap b 1 rw private', '  P write b = 3',
+    '  device exclusive P a as xa', '  device exclusive P b as xb',
+    '  P pin huge[0] as mr rw longterm',
+    '  P fork Q',
+    '  device atomic xa[0] = 4 expect revoked',
+    '  device atomic xb[0] = 5',
+    '  P read b[0] expect 5',
+    '  P unpin mr', '',
+  ].join('\n');
+  const parsed = parseScenario(src, 't.scn.yaml');
+  assert.ok(parsed.ok);
+  const r = runScenario(parsed.scenario, profile('v6'));
+  assert.deepEqual(r.violations.map((v) => `${v.kind}: ${v.message}`), []);
+  assert.deepEqual(r.steps.flatMap((st) => st.observations.filter((o) => o.kind === 'fork').map((o) => o.actual)), ['ENOMEM']);
 });
 
 test('a COW with an empty pool: the child gets SIGBUS; the owner takes the page back and the child dies at its next access', () => {

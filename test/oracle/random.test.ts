@@ -1,6 +1,6 @@
 // Generated scenarios on the live kernel with a fixed seed, swap, KSM, THPs (collapse and mremap
-// included) and hugetlb included: all agree with v6 (OPEN_GAPS holds the gaps the generator
-// avoids: KSM and uffd-wp of a THP, and mremap of part of a uffd-registered mapping). The gaps' reproductions stay as tests, here and in swap-ksm.test.ts.
+// included) and hugetlb included (forks that fail at a pinned hugetlb page too): all agree with
+// v6 (OPEN_GAPS, the gaps the generator avoids by default, is empty now). The gaps' reproductions stay as tests, here and in swap-ksm.test.ts.
 
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';

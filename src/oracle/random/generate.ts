@@ -33,15 +33,15 @@ export type Gap = (typeof GAPS)[number];
 
 /**
  * The gaps the model still has (docs/oracle.md, "Findings"), avoided unless `--avoid` names
- * the gaps to avoid itself. The one open: hugetlb-fork-enomem (a fork that fails for want of a
- * free huge page to copy a pinned one has already write-protected the mappings before it in
- * Linux; the model leaves them exclusive). The gaps found before are closed (among them the THP
- * ones: thp-ksm, ksmd splits a THP to merge its pages; thp-uffd-wp, UFFDIO_WRITEPROTECT keeps a
- * whole huge PMD with the uffd-wp bit on it; thp-mremap, move_huge_pmd moves a whole huge PMD;
- * and uffd-mremap: a never-faulted registered source merged with its new range loses its
- * registration as a whole); `--avoid` keeps them selectable to bisect a regression.
+ * the gaps to avoid itself. None is open now. The gaps found before are closed (among them the
+ * THP ones: thp-ksm, ksmd splits a THP to merge its pages; thp-uffd-wp, UFFDIO_WRITEPROTECT keeps
+ * a whole huge PMD with the uffd-wp bit on it; thp-mremap, move_huge_pmd moves a whole huge PMD;
+ * uffd-mremap: a never-faulted registered source merged with its new range loses its
+ * registration as a whole; and hugetlb-fork-enomem: a fork that fails for want of a free huge
+ * page to copy a pinned one has already copied, so write-protected, the mappings before it);
+ * `--avoid` keeps them selectable to bisect a regression.
  */
-export const OPEN_GAPS: readonly Gap[] = ['hugetlb-fork-enomem'];
+export const OPEN_GAPS: readonly Gap[] = [];
 
 /** `--avoid a,b,...` (or `known` for all of them): the gaps to avoid, or an error message. */
 export function parseGaps(list: string): Gap[] | string {
