@@ -20,7 +20,7 @@
 // are swapped in first (__collapse_huge_page_swapin) and the checks made again.
 
 import {
-  EAGAIN, EBUSY, EINVAL, HPAGE_PMD_NR, NA, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_KSM, PG_LARGE, PG_SWAPCACHE, PMD_LEAF,
+  EAGAIN, EBUSY, EINVAL, HPAGE_PMD_NR, NA, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_LARGE, PG_SWAPCACHE, PMD_LEAF,
   PTE_DIRTY, PTE_MARKER, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_SWAP, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, TABLE_SHIFT,
   VM_MAYSHARE, VM_NOHUGEPAGE, VM_SHARED, VM_UFFD_WP, VM_WRITE,
 } from './constants.js';
@@ -159,7 +159,6 @@ function scanPtes(k: Kernel, vma: Vma, base: number): Scan & { unmapped: number 
     }
     if (bits & PTE_UFFD_WP) return no(refuse(EINVAL, 'SCAN_PTE_UFFD_WP: a uffd-wp protected PTE'));
     if (bits & PTE_WRITE) writable = true;
-    if (f.flags[pfn]! & PG_KSM) return no({ ok: false, err: NA, why: 'MADV_COLLAPSE of a range holding KSM pages is not modelled yet' });
     if (!(f.flags[pfn]! & PG_ANON)) return no(refuse(EINVAL, 'SCAN_PAGE_ANON: not an anonymous page'));
     // is_refcount_suitable() / folio_expected_ref_count(): every reference is a mapping (or the swap cache's).
     const expected = f.folioMapcount(pfn) + (f.flags[pfn]! & PG_SWAPCACHE ? (f.flags[pfn]! & PG_LARGE ? HPAGE_PMD_NR : 1) : 0);
