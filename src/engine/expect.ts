@@ -88,6 +88,7 @@ export function expectStat(s: RunState, step: StepOf<'expect-stat'>): void {
   const all = allStats(s);
   const actual = all[step.stat];
   if (actual === undefined) {
+    if (step.statProc && !s.procs.has(step.statProc)) throw new NotApplicable(`counter ${step.stat}: ${step.statProc} was never created (the process that was to fork it had died)`);
     throw new NotApplicable(step.stat.startsWith('HugePages_')
       ? `counter ${step.stat} needs config.hugepages (without it the hugetlb pool is unlimited)`
       : `counter ${step.stat} is not modelled`);
