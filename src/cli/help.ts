@@ -178,8 +178,8 @@ options:
                       counterexample is replayed on the full model, which must report
                       the same violation
   --workers N         threads that expand states (default 1): breadth-first one depth at a
-                      time, sharing the visited set; the same shortest counterexample
-                      length as one thread, and with --exact the same state count.
+                      time, sharing the visited set; the same states, counts and
+                      counterexamples as one thread.
                       More than one searches on the full engine
   --exact             keep the visited states' canonical encodings, not 64-bit
                       fingerprints (the default; the output gives the probability that a

@@ -1,12 +1,13 @@
 // A worker of the parallel search (src/explore/parallel.ts): expands the chunks of each depth
-// it is sent and answers with the states it found new (not in the visited set of the earlier
-// depths, not found before in this depth by this worker) and the violating transitions.
+// it is sent and answers each chunk as soon as it is done: the states it found new (not in the
+// visited set as read now, not found before in this depth by this worker), the violating
+// transitions and the events reached, each placed among the chunk's transitions.
 
 import { workerData } from 'node:worker_threads';
 import type { Runner } from '../engine/run.js';
 import { canonicalEncode, fingerprint, type Words } from './canonical.js';
 import { startState } from './explore.js';
-import { C_DONE, C_NEXT, C_STOP, CHUNK, type LevelAnswer, type LevelTask, type WorkerSetup } from './parallel.js';
+import { C_NEXT, C_POSTED, C_STOP, CHUNK, type ChunkAnswer, type LevelEnd, type LevelTask, type WorkerSetup } from './parallel.js';
 import { Expander, kindsOf, StateCache, type ExpandTarget } from './search.js';
 import { SearchTree } from './tree.js';
 import { FingerprintReader, FingerprintSet, VisitedSet } from './visited.js';
@@ -16,7 +17,7 @@ const control = new Int32Array(setup.control);
 const exact = setup.input.bounds.exact ?? false;
 const tree = new SearchTree();
 
-/** New in this depth: not visited before it (fingerprints only: with --exact the caller decides), not found by this worker in it. */
+/** New in this depth: not visited before (fingerprints only: with --exact the caller decides), not found by this worker in it. */
 class DepthFilter {
   readonly fp = new Int32Array(2);
   words: Words | null = null;
@@ -41,28 +42,44 @@ class DepthFilter {
 
 const filter = new DepthFilter();
 let ex: Expander | null = null;
+/** The events reached in the chunk being expanded, with the transitions of the chunk up to each. */
+let events: ChunkAnswer['reached'] = [];
+let chunkStart = 0;
 
 /** The expander, made at the first depth (an error there is answered like any other). */
 function expander(): Expander {
   if (ex) return ex;
   const root = startState(setup.input, setup.profile).runner;
-  return (ex = new Expander(root, setup.input.shape, setup.input.bounds, new StateCache(root, tree), filter));
+  const e = new Expander(root, setup.input.shape, setup.input.bounds, new StateCache(root, tree), filter);
+  // An event is set once, when first reached: note where.
+  const set = e.reached.set.bind(e.reached);
+  e.reached.set = (event, depth) => {
+    events.push({ event, depth, at: e.transitions - chunkStart });
+    return set(event, depth);
+  };
+  return (ex = e);
 }
 
-function level(m: LevelTask): LevelAnswer {
+function post(m: ChunkAnswer | LevelEnd, transfer: ArrayBuffer[] = []): void {
+  setup.port.postMessage(m, transfer);
+  Atomics.add(control, C_POSTED, 1);
+  Atomics.notify(control, C_POSTED);
+}
+
+function level(m: LevelTask): void {
   const ex = expander();
   for (let i = 0; i < m.parents.length; i++) tree.add(m.parents[i]!, m.ops[i]!);
   filter.next(m);
-  const answer: LevelAnswer = { chunks: [], violations: [], reached: [], transitions: 0 };
-  const t0 = ex.transitions;
-  let c = 0;
   let parents: number[] = [];
   let ops: number[] = [];
+  let at: number[] = [];
   let found: number[] = [];
+  let violations: ChunkAnswer['violations'] = [];
   const target: ExpandTarget = {
     fresh: (id, op) => {
       parents.push(id);
       ops.push(op);
+      at.push(ex.transitions - chunkStart);
       if (exact) {
         const w = filter.words!;
         found.push(w.n);
@@ -73,35 +90,37 @@ function level(m: LevelTask): LevelAnswer {
       return false;
     },
     violation: (id, op, _child, fresh) => {
-      answer.violations.push({ c, id, op, kinds: kindsOf(fresh) });
+      violations.push({ id, op, kinds: kindsOf(fresh), fresh: parents.length, at: ex.transitions - chunkStart });
       return false;
     },
     due: () => Atomics.load(control, C_STOP) !== 0,
   };
   for (let stop = false; !stop;) {
-    c = Atomics.add(control, C_NEXT, 1);
+    const c = Atomics.add(control, C_NEXT, 1);
     const a = m.from + c * CHUNK;
     if (a >= m.to) break;
+    chunkStart = ex.transitions;
     for (let id = a; id < Math.min(m.to, a + CHUNK) && !stop; id++) stop = ex.expand(id, m.depth, target);
     const words = Int32Array.from(found);
-    answer.chunks.push({ c, parents: Int32Array.from(parents), ops: Int32Array.from(ops), fps: exact ? null : words, keys: exact ? words : null });
+    const answer: ChunkAnswer = {
+      kind: 'chunk', c, parents: Int32Array.from(parents), ops: Int32Array.from(ops), fps: exact ? null : words, keys: exact ? words : null,
+      at: Int32Array.from(at), violations, reached: events, transitions: ex.transitions - chunkStart,
+    };
+    post(answer, [answer.parents.buffer, answer.ops.buffer, words.buffer, answer.at.buffer] as ArrayBuffer[]);
     parents = [];
     ops = [];
+    at = [];
     found = [];
+    violations = [];
+    events = [];
   }
-  answer.transitions = ex.transitions - t0;
-  answer.reached = [...ex.reached];
-  return answer;
 }
 
 setup.port.on('message', (m: LevelTask) => {
-  let answer: LevelAnswer;
   try {
-    answer = level(m);
+    level(m);
+    post({ kind: 'end' });
   } catch (e) {
-    answer = { chunks: [], violations: [], reached: [], transitions: 0, error: e instanceof Error ? e.stack ?? e.message : String(e) };
+    post({ kind: 'end', error: e instanceof Error ? e.stack ?? e.message : String(e) });
   }
-  setup.port.postMessage(answer);
-  Atomics.add(control, C_DONE, 1);
-  Atomics.notify(control, C_DONE);
 });

@@ -1,12 +1,16 @@
 // The search on several threads (--workers N): breadth-first, one depth at a time. Each worker
 // builds the start state itself and keeps its own copy of the search tree (parents and
 // operations, sent at each depth); the states of a depth are handed out in chunks of CHUNK from
-// a shared counter. The visited set is this thread's, in shared memory: during a depth the
-// workers read it (states of earlier depths) and keep their own set of the states they found
-// in this depth; at its end this thread adds the workers' new states in chunk order, numbers
-// them and judges the violations in that order. So the result does not depend on which thread
-// ran first: the same states, counterexamples and counts as one thread. With --exact the
-// workers send the encodings of their new states instead of fingerprints.
+// a shared counter. A worker answers each chunk as soon as it is expanded: the states it found
+// new (not in the visited set as it was read, not found before in this depth by this worker) and
+// the violating transitions, each with where in the chunk's transitions it came. This thread
+// takes the chunks in chunk order while the workers go on (it waits for a missing one), adds
+// their states to the visited set, numbers them and judges the violations in the order one
+// thread would have met them: so the states, their numbers, the counterexamples and the counts
+// (also when a violation or --max-states stops the search) are those of one thread, whichever
+// worker ran first. The visited set is this thread's, in shared memory: the workers read it
+// (a state it holds was numbered from an earlier chunk, so dropping it early changes nothing).
+// With --exact the workers send the encodings of their new states instead of fingerprints.
 //
 // This thread waits with Atomics.wait and takes the workers' answers with receiveMessageOnPort:
 // the search stays a synchronous function, like the one-thread search.
@@ -23,8 +27,8 @@ export const CHUNK = 32;
 
 /** Words of the shared control array. */
 export const C_NEXT = 0; // the next chunk of the depth
-export const C_DONE = 1; // workers done with the depth
-export const C_STOP = 2; // non-zero: stop the depth (a bound)
+export const C_POSTED = 1; // answers posted (chunks and depth ends): this thread waits on it
+export const C_STOP = 2; // non-zero: stop the depth (a bound, a violation)
 
 /** What a worker is started with. */
 export interface WorkerSetup {
@@ -47,12 +51,28 @@ export interface LevelTask {
   fingerprints: ArrayBufferLike | null;
 }
 
-/** What a worker found in one depth: per chunk, its new states (parent, operation, and fingerprint or encoding). */
-export interface LevelAnswer {
-  chunks: { c: number; parents: Int32Array; ops: Int32Array; fps: Int32Array | null; keys: Int32Array | null }[];
-  violations: { c: number; id: number; op: number; kinds: string[] }[];
-  reached: [string, number][];
+/**
+ * What a worker found in chunk c: its new states (parent, operation, fingerprint or encoding, and
+ * the transitions of the chunk up to it), the violating transitions (with the new states and
+ * transitions before each), the events it reached first there (in order, with their depth), and
+ * the chunk's transitions.
+ */
+export interface ChunkAnswer {
+  kind: 'chunk';
+  c: number;
+  parents: Int32Array;
+  ops: Int32Array;
+  fps: Int32Array | null;
+  keys: Int32Array | null;
+  at: Int32Array;
+  violations: { id: number; op: number; kinds: string[]; fresh: number; at: number }[];
+  reached: { event: string; depth: number; at: number }[];
   transitions: number;
+}
+
+/** A worker is done with the depth (it takes no more chunks of it), or failed. */
+export interface LevelEnd {
+  kind: 'end';
   error?: string;
 }
 
@@ -79,6 +99,43 @@ export function parallelSearch(
   const reached = new Map<string, number>();
   let transitions = 0;
   let stop = false;
+  /** One chunk's answer, in chunk order: its violations judged and its new states added where one thread would have. True: stop. */
+  const take = (ch: ChunkAnswer): boolean => {
+    // The events reached up to the chunk's `upTo`-th transition, and those transitions counted.
+    let r = 0;
+    const upTo = (t: number): void => {
+      for (; r < ch.reached.length && ch.reached[r]!.at <= t; r++) if (!reached.has(ch.reached[r]!.event)) reached.set(ch.reached[r]!.event, ch.reached[r]!.depth);
+      transitions += t;
+    };
+    let v = 0;
+    let k = 0;
+    for (let i = 0; ; i++) {
+      for (; v < ch.violations.length && ch.violations[v]!.fresh === i; v++) {
+        const x = ch.violations[v]!;
+        if (onViolation(x.id, x.op, x.kinds)) {
+          upTo(x.at);
+          return true;
+        }
+      }
+      if (i === ch.parents.length) break;
+      let isNew: boolean;
+      if (ch.keys) {
+        const n = ch.keys[k]!;
+        isNew = visited.addWords(ch.keys.subarray(k + 1, k + 1 + n), n);
+        k += n + 1;
+      } else {
+        isNew = visited.addFingerprint(ch.fps![2 * i]!, ch.fps![2 * i + 1]!);
+      }
+      if (!isNew) continue;
+      tree.add(ch.parents[i]!, ch.ops[i]!);
+      if (budget.full(tree.count)) {
+        upTo(ch.at[i]!);
+        return true;
+      }
+    }
+    upTo(ch.transitions);
+    return false;
+  };
   let sent = 1; // the start state is in every tree
   let from = 0;
   let to = 1;
@@ -86,52 +143,42 @@ export function parallelSearch(
     for (let d = 0; d < bounds.depth && from < to && !stop; d++) {
       budget.expanding(d);
       Atomics.store(control, C_NEXT, 0);
-      Atomics.store(control, C_DONE, 0);
       const task: LevelTask = { from, to, depth: d, ...tree.slice(sent, tree.count), fingerprints: visited.fingerprints?.buffer ?? null };
       sent = tree.count;
       for (const p of ports) p.postMessage(task);
-      for (let done; (done = Atomics.load(control, C_DONE)) < workers;) {
-        Atomics.wait(control, C_DONE, done, CHECK_MS);
+      // The chunks as they come, taken in chunk order; a worker's end comes after its last chunk.
+      const waiting = new Map<number, ChunkAnswer>();
+      let next = 0;
+      let ended = 0;
+      for (;;) {
+        const posted = Atomics.load(control, C_POSTED);
+        for (const p of ports) {
+          for (let m; (m = receiveMessageOnPort(p)) !== undefined;) {
+            const a = m.message as ChunkAnswer | LevelEnd;
+            if (a.kind === 'end') {
+              if (a.error !== undefined) throw new Error(a.error);
+              ended++;
+            } else {
+              waiting.set(a.c, a);
+            }
+          }
+        }
+        for (let ch; !stop && (ch = waiting.get(next)) !== undefined; next++) {
+          waiting.delete(next);
+          if (take(ch)) {
+            stop = true;
+            Atomics.store(control, C_STOP, 1); // the workers need not finish the depth
+          }
+        }
+        if (ended === workers) break;
+        Atomics.wait(control, C_POSTED, posted, CHECK_MS);
         if (Atomics.load(control, C_STOP) === 0 && budget.due() && budget.check(tree.count, from, d)) Atomics.store(control, C_STOP, 1);
         // A worker that died (out of memory, killed) never answers: its threadId is -1 from then on.
-        if (Atomics.load(control, C_DONE) < workers && threads.some((w) => w.threadId === -1)) throw new Error('internal error: a worker of the search ended before it answered');
+        if (threads.some((w) => w.threadId === -1)) throw new Error('internal error: a worker of the search ended before it answered');
       }
-      const answers = ports.map((p) => receiveMessageOnPort(p)!.message as LevelAnswer);
-      const failed = answers.find((a) => a.error !== undefined);
-      if (failed) throw new Error(failed.error);
+      // Stopped by a bound: the chunks expanded in part were taken, in order (every chunk a
+      // worker took is answered, so there is no gap).
       if (Atomics.load(control, C_STOP) !== 0) stop = true;
-      for (const a of answers) {
-        transitions += a.transitions;
-        for (const [e, at] of a.reached) if (!reached.has(e) || reached.get(e)! > at) reached.set(e, at);
-      }
-      // Violations before new states: one thread judges a depth's violations before it numbers the next depth's states.
-      const violations = answers.flatMap((a) => a.violations).sort((a, b) => a.c - b.c || a.id - b.id);
-      for (const v of violations) {
-        if (onViolation(v.id, v.op, v.kinds)) {
-          stop = true;
-          break;
-        }
-      }
-      const chunks = answers.flatMap((a) => a.chunks).sort((a, b) => a.c - b.c);
-      add: for (const ch of chunks) {
-        let k = 0;
-        for (let i = 0; i < ch.parents.length; i++) {
-          let isNew: boolean;
-          if (ch.keys) {
-            const n = ch.keys[k]!;
-            isNew = visited.addWords(ch.keys.subarray(k + 1, k + 1 + n), n);
-            k += n + 1;
-          } else {
-            isNew = visited.addFingerprint(ch.fps![2 * i]!, ch.fps![2 * i + 1]!);
-          }
-          if (!isNew) continue;
-          tree.add(ch.parents[i]!, ch.ops[i]!);
-          if (budget.full(tree.count)) {
-            stop = true;
-            break add;
-          }
-        }
-      }
       from = to;
       to = tree.count;
     }
@@ -139,6 +186,6 @@ export function parallelSearch(
     for (const w of threads) void w.terminate();
   }
   budget.transitions = transitions;
-  for (const [e, at] of [...reached].sort((a, b) => a[1] - b[1])) budget.reach(e, at);
+  for (const [e, at] of reached) budget.reach(e, at);
   return { counterexamples, stats: budget.stats(tree, stop, 'full', { visited: exact ? 'exact' : 'fingerprints', bytes: visited.bytes + tree.bytes, workers }) };
 }

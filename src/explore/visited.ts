@@ -3,7 +3,9 @@
 // search skip a state it never saw, with probability about n^2 / 2^65 for n states (stated in
 // the output, as TLC does). `--exact` keeps the encodings themselves and compares them.
 // The fingerprint set may live in shared memory, for workers (src/explore/parallel.ts): one
-// thread adds to it between two depths, the workers read it during a depth.
+// thread adds to it while the workers read it. A slot is written once (both words non-zero)
+// and a table that grows is copied to a new buffer (the old one, no longer written, holds part of
+// the set): so a reader may miss a fingerprint being added, never find one that is not there.
 
 /** Probability that two of n states share a 64-bit fingerprint (the birthday bound, n^2 / 2^65). */
 export function collisionProbability(n: number): number {
@@ -78,7 +80,7 @@ function lookup(t: Int32Array, mask: number, hi: number, lo: number): number {
   }
 }
 
-/** Another thread's FingerprintSet, read while that thread does not add (a worker, during a depth). */
+/** Another thread's FingerprintSet (its buffer), read while that thread may add to it (a worker, during a depth). */
 export class FingerprintReader {
   private readonly t: Int32Array;
   private readonly mask: number;

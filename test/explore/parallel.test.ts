@@ -27,6 +27,8 @@ test('workers: two workers search the same states as one (exact keys and fingerp
     assert.equal(two.out.result.stats.transitions, one.out.result.stats.transitions, `exact: ${exact}`);
     assert.equal(two.out.result.stats.depthComplete, 4);
     assert.deepEqual(two.out.result.stats.reached, one.out.result.stats.reached);
+    // Events are listed in the order one thread reached them, not in the order the workers answered.
+    assert.deepEqual(Object.keys(two.out.result.stats.reached), Object.keys(one.out.result.stats.reached));
     assert.equal(one.out.result.stats.visited, exact ? 'exact' : 'fingerprints');
   }
 });
@@ -45,6 +47,10 @@ test('workers: the shortest counterexample has the same length on two workers, a
   assert.equal(one.out.verdict, 'violation');
   assert.equal(two.out.verdict, 'violation');
   assert.equal(two.out.result.counterexamples[0]!.depth, one.out.result.counterexamples[0]!.depth);
+  assert.deepEqual(two.out.result.counterexamples[0]!.steps, one.out.result.counterexamples[0]!.steps);
+  // Stopped by the first violation part way through a depth: the workers stop where one thread stopped.
+  assert.equal(two.out.result.stats.states, one.out.result.stats.states);
+  assert.equal(two.out.result.stats.transitions, one.out.result.stats.transitions);
   const { r } = replay(two.files[0]!, 'v5.9-rc4');
   assert.deepEqual(kindsOf(r), [...new Set(two.out.result.counterexamples[0]!.violations.map((v) => v.kind))].sort());
   // --all: one counterexample per cause on each, the same causes.
@@ -59,7 +65,13 @@ test('result: ok (complete and clean), violation, bound (stopped at a limit befo
     assert.equal(explore({ ...input('v5.9-rc4', { depth: 3 }), engine }).verdict, 'violation', engine);
     assert.equal(explore({ ...input('v6', { depth: 6, maxStates: 200 }), engine }).verdict, 'bound', engine);
   }
-  assert.equal(explore({ ...input('v6', { depth: 6, maxStates: 200 }), engine: 'full', workers: 2 }).verdict, 'bound');
+  const one = explore({ ...input('v6', { depth: 6, maxStates: 200 }), engine: 'full' });
+  const two = explore({ ...input('v6', { depth: 6, maxStates: 200 }), engine: 'full', workers: 2 });
+  assert.equal(two.verdict, 'bound');
+  // --max-states stops two workers at the state one thread stopped at, after as many transitions.
+  assert.equal(two.result.stats.states, 200);
+  assert.equal(two.result.stats.transitions, one.result.stats.transitions);
+  assert.equal(two.result.stats.stoppedBy, 'states');
 });
 
 test('properties: each violation kind an always (broken at its counterexample depth), each event a sometimes (covered, or not within the bound)', () => {
