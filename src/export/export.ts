@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Profile } from '../core/profile.js';
+import type { AdviceName } from '../core/mmap.js';
 import { runScenario } from '../engine/run.js';
 import { helperSourceDir } from '../oracle/build.js';
 import { hugetlbPoolFor } from '../oracle/hugetlb.js';
@@ -113,11 +114,11 @@ const MASK: Record<Aspect, string> = {
   frames: 'A_FRAMES', stats: 'A_STATS', minflt: 'A_MINFLT', values: 'A_VALUES', shortRefs: 'A_SHORTREFS', all: 'A_ALL',
 };
 
-/** MADV_* codes (uapi asm-generic/mman-common.h), as the agent's advice table. */
-const ADVICE: Record<string, string> = {
+/** MADV_* codes (uapi asm-generic/mman-common.h), as the agent's advice table: one for every advice of the language. */
+const ADVICE: Record<AdviceName, string> = {
   dontfork: '10 /* MADV_DONTFORK */', dofork: '11 /* MADV_DOFORK */', wipeonfork: '18 /* MADV_WIPEONFORK */',
   keeponfork: '19 /* MADV_KEEPONFORK */', dontneed: '4 /* MADV_DONTNEED */', mergeable: '12 /* MADV_MERGEABLE */',
-  collapse: '25 /* MADV_COLLAPSE */',
+  pageout: '21 /* MADV_PAGEOUT */', hugepage: '14 /* MADV_HUGEPAGE */', nohugepage: '15 /* MADV_NOHUGEPAGE */', collapse: '25 /* MADV_COLLAPSE */',
 };
 const PROT: Record<string, string> = { rw: 'PROT_READ | PROT_WRITE', ro: 'PROT_READ', none: 'PROT_NONE' };
 const MMAP_PROT: Record<string, number> = { rw: 2, ro: 1, none: 0 };
@@ -202,7 +203,7 @@ function stepCode(step: Step, names: Names, regions: Names, handles: Names, valu
     label,
     prot: (p) => PROT[p]!,
     mmapProt: (p) => MMAP_PROT[p]!,
-    advice: (a) => ADVICE[a]!,
+    advice: (a) => ADVICE[a as AdviceName],
     system,
     notReplayed(op) {
       const s = system(op);
