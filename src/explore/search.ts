@@ -317,7 +317,7 @@ export function search(root: Runner, shape: ExploreShape, bounds: SearchBounds, 
     tree.spill(file);
     budget.note(`${why}: the search tree spills to ${file} (${tree.count} states; the visited set stays in memory)`, tree.count, cur, d);
   };
-  budget.onPressure = () => spill(`resident memory past ${Math.round(SPILL_FRACTION * 100)}% of --max-memory (${bounds.maxMemoryMB} MiB)`);
+  budget.onPressure = (rss) => spill(`resident memory ${rss} MiB, past ${Math.round(SPILL_FRACTION * 100)}% of --max-memory (${bounds.maxMemoryMB} MiB)`);
   const target: ExpandTarget = {
     fresh: (id, op) => {
       tree.add(id, op);

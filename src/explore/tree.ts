@@ -290,7 +290,7 @@ export class SearchBudget {
    * Called once, when the process's resident memory passes SPILL_FRACTION of --max-memory (the
    * full engine spills its tree then); null: nothing is done before the bound.
    */
-  onPressure: (() => void) | null = null;
+  onPressure: ((rssMB: number) => void) | null = null;
 
   /** Expanding a state at depth d: every state above d - 1 was expanded. */
   expanding(d: number): void {
@@ -326,7 +326,7 @@ export class SearchBudget {
       } else if (this.onPressure !== null && rss > SPILL_FRACTION * this.bounds.maxMemoryMB) {
         const f = this.onPressure;
         this.onPressure = null;
-        f();
+        f(Math.round(rss));
       }
     }
     if (this.progress && now - this.lastProgress > 250) {
