@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { explore, type ExploreInput } from '../../src/explore/explore.js';
 import { OP_NAMES } from '../../src/explore/ops.js';
-import { SearchTree } from '../../src/explore/tree.js';
+import { SearchBudget, SearchTree } from '../../src/explore/tree.js';
+import type { Progress } from '../../src/explore/search.js';
 import { cli } from '../cli/helpers.js';
 import { input, type InputOptions } from './helpers.js';
 
@@ -112,4 +113,45 @@ test('explore --spill-dir: a missing directory is bad input (exit 2)', () => {
   const o = cli('explore', '--engine', 'full', '--depth', '1', '--spill-dir', '/nonexistent-cowlab-dir');
   assert.equal(o.code, 2);
   assert.match(o.err, /--spill-dir: '\/nonexistent-cowlab-dir' is not a directory/);
+});
+
+test('the budget calls for spilling once resident memory passes 80% of --max-memory, and stops past it', () => {
+  const rss = process.memoryUsage.rss() / 2 ** 20;
+  const bounds = { depth: 5, maxStates: 1e9, timeSec: 600, all: false, kinds: null };
+  // --max-memory 1.11 times the resident memory: past 80% of it, under it.
+  const b = new SearchBudget({ ...bounds, maxMemoryMB: rss / 0.9 });
+  const calls: number[] = [];
+  b.onPressure = (mb) => calls.push(mb);
+  assert.equal(b.check(10, 0, 1), false, 'no stop under --max-memory');
+  assert.equal(b.check(10, 0, 1), false);
+  assert.equal(calls.length, 1, 'called once');
+  assert.ok(Math.abs(calls[0]! - rss) < rss * 0.05, `the resident memory: ${calls[0]} MiB, ${rss} measured`);
+  assert.equal(b.stoppedBy, null);
+  // Past --max-memory: the bound, spilling or not.
+  const c = new SearchBudget({ ...bounds, maxMemoryMB: rss / 2 });
+  c.onPressure = (mb) => calls.push(mb);
+  assert.equal(c.check(10, 0, 1), true);
+  assert.equal(c.stoppedBy, 'memory');
+  assert.equal(calls.length, 1);
+  // Under 80%: nothing.
+  const d = new SearchBudget({ ...bounds, maxMemoryMB: rss * 2 });
+  d.onPressure = (mb) => calls.push(mb);
+  assert.equal(d.check(10, 0, 1), false);
+  assert.equal(calls.length, 1);
+});
+
+test('a spill file that cannot be made: the search stops at the memory bound and says why', () => {
+  const i = fullInput('v5.8', { depth: 5 }, { afterStates: 20, chunk: 4 });
+  i.bounds.spillFile = '/nonexistent-cowlab-dir/tree';
+  const notes: string[] = [];
+  const progress: Progress = (p) => {
+    if (p.note) notes.push(p.note);
+  };
+  const o = explore(i, progress);
+  assert.equal(o.result.stats.stoppedBy, 'memory');
+  assert.equal(o.verdict, 'bound');
+  assert.equal(o.result.stats.spill, null);
+  assert.equal(o.result.stats.states, 20);
+  assert.equal(notes.length, 1);
+  assert.match(notes[0]!, /cannot create the spill file \/nonexistent-cowlab-dir\/tree/);
 });
