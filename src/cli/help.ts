@@ -163,7 +163,16 @@ options:
                       baseline and are clean on --kernel (what the change fixed)
   --max-states N      stop after N states (default 5000000)
   --max-memory MiB    stop when the process's resident memory is more (default: half
-                      of this machine's memory)
+                      of this machine's memory). On the full engine with one worker,
+                      once it passes 80% of this the search tree (8 bytes a state) goes
+                      to a temporary file instead and the search goes on; what must fit
+                      is then the visited set (16-24 bytes a state, more with --exact):
+                      the search stops only when that no longer fits. The output says
+                      how many states went to the file and its size; the file is removed
+                      at the end (and on SIGINT/SIGTERM). Several workers and the
+                      compact engine stop at --max-memory, without spilling
+  --spill-dir DIR     where the search tree spills (default: the system's temporary
+                      directory)
   --time S            stop after S seconds (default 600)
                       both are checked by the clock, every 25 ms and between any two
                       transitions: the search stops within a second of either

@@ -12,7 +12,7 @@ import type { Step } from '../scenario/ast.js';
 import { canonicalEncode, fingerprint } from './canonical.js';
 import type { StoryMatch } from './stories.js';
 import { decodeOp, enabledOps, type ExploreShape } from './ops.js';
-import { SearchBudget, SearchTree, type StopFlag } from './tree.js';
+import { SearchBudget, SearchTree, SPILL_FRACTION, spillFileName, TreeSpillError, type StopFlag } from './tree.js';
 import { FingerprintSet, VisitedSet } from './visited.js';
 
 export interface SearchBounds {
@@ -26,6 +26,16 @@ export interface SearchBounds {
   kinds: Set<string> | null;
   /** Keep the canonical encodings of visited states, not 64-bit fingerprints (--exact). */
   exact?: boolean;
+  /**
+   * Where the full engine's one-thread search spills its tree when memory runs short (a file
+   * that must not exist; default: a new name in the system's temporary directory). It is
+   * removed when the search ends.
+   */
+  spillFile?: string;
+  /** Tests: spill once the tree has this many states, whatever the memory. */
+  spillAfterStates?: number;
+  /** Tests: states a chunk of the tree holds (a power of two; small ones spill chunk by chunk). */
+  spillChunk?: number;
 }
 
 export interface Counterexample {
@@ -63,6 +73,11 @@ export interface SearchStats {
   bytesPerState: number;
   /** Threads that expanded states. */
   workers: number;
+  /**
+   * The tree spilled to a file (src/explore/tree.ts), or null: the states whose records went to
+   * the file, its size, the states the tree had when it began, its path (removed at the end).
+   */
+  spill: { states: number; bytes: number; atStates: number; file: string } | null;
 }
 
 export interface SearchResult {
@@ -77,7 +92,8 @@ export interface SearchResult {
  */
 export type ViolationSink = (path: number[], kinds: string[]) => boolean;
 
-export type Progress = (s: { states: number; depth: number; frontier: number; statesPerSec: number }) => void;
+/** A progress report; with `note`, an event to print on a line of its own (the tree began to spill). */
+export type Progress = (s: { states: number; depth: number; frontier: number; statesPerSec: number; note?: string }) => void;
 
 /** Counters and flags that tell which interesting events a step reached. */
 export function reachedEvents(before: Runner, after: Runner, out: { add(event: string): unknown }): void {
@@ -285,7 +301,7 @@ export function violationTarget(root: Runner, tree: SearchTree, bounds: SearchBo
 
 export function search(root: Runner, shape: ExploreShape, bounds: SearchBounds, progress?: Progress, stopFlag?: StopFlag, sink?: ViolationSink): SearchResult {
   const budget = new SearchBudget(bounds, progress, stopFlag);
-  const tree = new SearchTree();
+  const tree = new SearchTree(bounds.spillChunk);
   const visited = new Visited(bounds.exact ?? false);
   visited.add(root);
   const counterexamples: Counterexample[] = [];
@@ -293,9 +309,19 @@ export function search(root: Runner, shape: ExploreShape, bounds: SearchBounds, 
   const ex = new Expander(root, shape, bounds, new StateCache(root, tree), visited);
   let cur = 0;
   let d = 0;
+  // Memory short (or the tests' count): the tree goes to a file, the visited set stays.
+  let spillAt = bounds.spillAfterStates ?? Infinity;
+  const spill = (why: string): void => {
+    spillAt = Infinity;
+    const file = bounds.spillFile ?? spillFileName();
+    tree.spill(file);
+    budget.note(`${why}: the search tree spills to ${file} (${tree.count} states; the visited set stays in memory)`, tree.count, cur, d);
+  };
+  budget.onPressure = (rss) => spill(`resident memory ${rss} MiB, past ${Math.round(SPILL_FRACTION * 100)}% of --max-memory (${bounds.maxMemoryMB} MiB)`);
   const target: ExpandTarget = {
     fresh: (id, op) => {
       tree.add(id, op);
+      if (tree.count >= spillAt) spill(`${spillAt} states`);
       return budget.full(tree.count);
     },
     violation: (id, op, _child, fresh) => onViolation(id, op, kindsOf(fresh)),
@@ -304,11 +330,21 @@ export function search(root: Runner, shape: ExploreShape, bounds: SearchBounds, 
     due: () => budget.due() && budget.check(tree.count, cur, d),
   };
   let stop = false;
-  for (; cur < tree.count && !stop; cur++) {
-    d = tree.depth(cur);
-    budget.expanding(d);
-    if (d >= bounds.depth) break; // breadth-first: every later state is as deep
-    stop = ex.expand(cur, d, target);
+  try {
+    for (; cur < tree.count && !stop; cur++) {
+      d = tree.depth(cur);
+      budget.expanding(d);
+      if (d >= bounds.depth) break; // breadth-first: every later state is as deep
+      stop = ex.expand(cur, d, target);
+    }
+  } catch (e) {
+    if (!(e instanceof TreeSpillError)) throw e;
+    // The tree could not go to its file: memory is the bound after all.
+    budget.note(e.message, tree.count, cur, d);
+    budget.stoppedBy = 'memory';
+    stop = true;
+  } finally {
+    tree.close();
   }
   budget.transitions = ex.transitions;
   for (const [e, at] of ex.reached) budget.reach(e, at);

@@ -1,7 +1,8 @@
 // `cowlab explore`: breadth-first search for the shortest operation sequence that breaks an
 // invariant; a counterexample is printed (and written with --out) as a replayable scenario.
 
-import { writeFileSync } from 'node:fs';
+import { rmSync, statSync, writeFileSync } from 'node:fs';
+import { SPILL_FRACTION, spillFileName } from '../../explore/tree.js';
 import { chooseEngine, counterexampleFile, explore, thpStartScenario, type ExploreInput, type ExploreOutcome } from '../../explore/explore.js';
 import type { Progress } from '../../explore/search.js';
 import { storyText } from '../../explore/stories.js';
@@ -36,14 +37,29 @@ interface Plan {
 export function exploreCommand(argv: string[], io: Io): number {
   const plan = explorePlan(argv, io);
   if (typeof plan === 'number') return plan;
-  return exploreReport(plan, io, explore(plan.input, plan.progress), null);
+  try {
+    return exploreReport(plan, io, explore(plan.input, plan.progress), null);
+  } finally {
+    removeSpill(plan);
+  }
+}
+
+/** The search removes its spill file when it ends; this is for a worker ended before it could. */
+function removeSpill(plan: Plan): void {
+  if (plan.input.bounds.spillFile !== undefined) rmSync(plan.input.bounds.spillFile, { force: true });
 }
 
 /** `cowlab explore` with the search in a worker: SIGINT/SIGTERM stop it and report what it found, exit 130. */
 export async function exploreCommandAsync(argv: string[], io: Io): Promise<number> {
   const plan = explorePlan(argv, io);
   if (typeof plan === 'number') return plan;
-  const { outcome, signal } = await exploreInWorker(plan.input, plan.progress);
+  let r: Awaited<ReturnType<typeof exploreInWorker>>;
+  try {
+    r = await exploreInWorker(plan.input, plan.progress);
+  } finally {
+    removeSpill(plan);
+  }
+  const { outcome, signal } = r;
   if (outcome === null) {
     clearProgress(plan);
     io.err(`cowlab explore: stopped by ${signal ?? 'a signal'} before the search could report`);
@@ -59,7 +75,7 @@ function explorePlan(argv: string[], io: Io): Plan | number {
     handles: { type: 'string' }, threads: { type: 'string' }, kinds: { type: 'string' }, from: { type: 'string' }, start: { type: 'string' },
     'max-states': { type: 'string' }, 'max-memory': { type: 'string' }, time: { type: 'string' },
     progress: { type: 'boolean' }, engine: { type: 'string' }, all: { type: 'boolean' }, json: { type: 'boolean' }, out: { type: 'string' },
-    workers: { type: 'string' }, exact: { type: 'boolean' },
+    workers: { type: 'string' }, exact: { type: 'boolean' }, 'spill-dir': { type: 'string' },
     baseline: { type: 'string' }, 'baseline-set': { type: 'string', multiple: true }, reverse: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   }, 'explore');
@@ -119,6 +135,18 @@ function explorePlan(argv: string[], io: Io): Plan | number {
   if (start !== 'empty' && start !== 'thp') throw new UsageError(`cowlab explore: --start takes empty or thp, got '${start}'`);
   if (start === 'thp' && from !== null) throw new UsageError('cowlab explore: --start thp and --from FILE are two start states: give one');
   if (start === 'thp') from = thpStartScenario();
+  // Where the one-thread full search spills its tree when memory runs short: a name chosen here,
+  // so this thread removes the file even when the search's worker is ended before it could.
+  const spillDir = values['spill-dir'] as string | undefined;
+  if (spillDir !== undefined) {
+    let dir = false;
+    try {
+      dir = statSync(spillDir).isDirectory();
+    } catch {
+      // missing: said below
+    }
+    if (!dir) throw new UsageError(`cowlab explore: --spill-dir: '${spillDir}' is not a directory`);
+  }
   const input: ExploreInput = {
     profile: { ...profile, name: profile.name }, baseName: kernel, sets,
     shape: {
@@ -131,7 +159,7 @@ function explorePlan(argv: string[], io: Io): Plan | number {
       maxStates: intOpt(values['max-states'], '--max-states', 5_000_000, 1, 2 ** 30),
       maxMemoryMB: maxMemoryOpt(values['max-memory'], 'explore'),
       timeSec: intOpt(values.time, '--time', 600, 1, 86400),
-      all: !!values.all, kinds, exact: !!values.exact,
+      all: !!values.all, kinds, exact: !!values.exact, spillFile: spillFileName(spillDir),
     },
     from,
     engine,
@@ -152,8 +180,8 @@ function explorePlan(argv: string[], io: Io): Plan | number {
     `${input.workers! > 1 ? `, ${input.workers} workers` : ''}`;
   if (!values.json) io.out(header);
   const text = (p: Parameters<Progress>[0]): string => `${p.states} states, depth ${p.depth}, ${Math.round(p.statesPerSec)} states/s`;
-  const progress: Progress | undefined = lines ? (p) => process.stderr.write(`progress: ${text(p)}\n`)
-    : tty ? (p) => process.stderr.write(`\r  ${text(p)}   `) : undefined;
+  const progress: Progress | undefined = lines ? (p) => process.stderr.write(`progress: ${p.note ?? text(p)}\n`)
+    : tty ? (p) => process.stderr.write(p.note ? `\r${' '.repeat(70)}\r  ${p.note}\n` : `\r  ${text(p)}   `) : undefined;
   return { input, values, kernel, progress };
 }
 
@@ -214,6 +242,10 @@ function exploreReport(plan: Plan, io: Io, out: ExploreOutcome, signal: StopSign
     io.out(`sometimes: ${pr.sometimes.map((x) => (x.covered ? `${x.name} covered (after ${ops(x.depth!)})` : `${x.name} not covered`)).join(', ') || 'none for these operations'}`);
     io.out(st.visited === 'exact' ? `visited states kept exactly (${st.bytesPerState} bytes a state)`
       : `visited states kept as 64-bit fingerprints (${st.bytesPerState} bytes a state): a collision could have hidden a state with probability ${st.collisionProbability.toExponential(1)}; --exact keeps the states`);
+    if (st.spill !== null) {
+      io.out(`search tree spilled to disk from ${n(st.spill.atStates)} states (resident memory past ${Math.round(SPILL_FRACTION * 100)}% of --max-memory): ` +
+        `${n(st.spill.states)} states, ${(st.spill.bytes / 2 ** 20).toFixed(1)} MiB in ${st.spill.file} (removed)`);
+    }
     if (out.status === 'violation') {
       for (let i = 0; i < files.length; i++) {
         const ce = out.result.counterexamples[i]!;
