@@ -261,10 +261,10 @@ const HANDLE_KINDS: readonly string[] = ['pin', 'gup', 'pipe', 'exclusive'];
 
 /** Reused between calls: the encoding is read (hashed or copied) before the next one. */
 const words = new Words();
-/** Per-process signatures (each process's key with its own numbering), reused. */
+/** Per-process signatures (each process's key with its own numbering) and those numberings, reused. */
 const sigs: Words[] = [];
-const sigNum = new Numbering();
-const num = new Numbering();
+const sigNums: Numbering[] = [];
+const soleNum = new Numbering();
 const procBuf: ProcT[] = [];
 let nProcs = 0;
 let pending = false;
@@ -326,15 +326,18 @@ export function canonicalEncode(r: Runner): Words {
   adMask = pending ? ~0 : ~(PTE_YOUNG | PTE_DIRTY);
   // Order threads by a signature that ignores their names and global numbering (each one's key
   // with its own numbering): it decides which renamings share an encoding.
-  while (sigs.length < nProcs) sigs.push(new Words());
+  while (sigs.length < nProcs) {
+    sigs.push(new Words());
+    sigNums.push(new Numbering());
+  }
   const order = orderBuf;
   order[0] = 0;
   // One thread needs no signature to be ordered.
   for (let i = 0; i < nProcs && nProcs > 1; i++) {
     const o = sigs[i]!;
     o.n = 0;
-    sigNum.reset();
-    procKey(r, procs[i]!, sigNum, o);
+    sigNums[i]!.reset();
+    procKey(r, procs[i]!, sigNums[i]!, o);
     // Insertion sort by signature (a few threads).
     let j = i - 1;
     while (j >= 0 && bySig(order[j]!, i) > 0) {
@@ -343,13 +346,26 @@ export function canonicalEncode(r: Runner): Words {
     }
     order[j + 1] = i;
   }
-  num.reset();
   const out = words;
   out.n = 0;
   for (let n = 0; n < nProcs; n++) rankBuf[order[n]!] = n;
   const groups = groupBuf;
   let nGroups = 0;
-  for (let n = 0; n < nProcs; n++) {
+  // The first thread's key with the global numbering is its signature (both number from
+  // nothing): its words are copied, and the numbering goes on from its signature's.
+  let num = soleNum;
+  let first = 0;
+  if (nProcs > 1) {
+    const o = sigs[order[0]!]!;
+    num = sigNums[order[0]!]!;
+    groups[nGroups++] = procs[order[0]!]!.group;
+    out.push(-11).push(0);
+    for (let i = 0; i < o.n; i++) out.push(o.a[i]!);
+    first = 1;
+  } else {
+    num.reset();
+  }
+  for (let n = first; n < nProcs; n++) {
     const p = procs[order[n]!]!;
     let g = 0;
     while (g < nGroups && groups[g] !== p.group) g++;
