@@ -166,6 +166,7 @@ function exec(s: RunState, step: Step): void {
 
 /** Pin coherence and pinned pages' exclusivity (src/check/pins.ts). */
 function checkPins(s: RunState): void {
+  if (s.handles.size === 0) return;
   const handles = [...s.handles].map(([name, hs]) => {
     const p = s.procs.get(hs.proc);
     return { name, h: hs.h, holder: p?.name ?? hs.proc, mm: p?.alive ? p.mm : null };
