@@ -108,6 +108,12 @@ export class RunState {
   actors = new Map<KEvent, string>();
   /** The thread whose kernel path is taking a step right now (for the web page's event names), else null. */
   acting: string | null = null;
+  /**
+   * The threads' regions maps and grantTouched are shared with a copy (clone) until either
+   * changes them: regionsOf() and touchedOf() copy them first.
+   */
+  private regionsShared = false;
+  private touchedShared = false;
 
   constructor(
     readonly scenario: Scenario,
@@ -141,31 +147,56 @@ export class RunState {
     const procs = new Map<string, Proc>();
     // forEach, not for-of: no iterator result or entry pair per element.
     this.procs.forEach((p, n) => {
-      // Threads of one process share one regions map.
-      const regions = sharedRegions(this.procs, p, procs) ?? new Map(p.regions);
+      // The regions maps are shared (threads of one process share one), copied at a change.
       const q: Proc = {
-        name: p.name, group: p.group, tid: p.tid, mm: c.k.mms[p.mm.id]!, regions, alive: p.alive,
+        name: p.name, group: p.group, tid: p.tid, mm: c.k.mms[p.mm.id]!, regions: p.regions, alive: p.alive,
         task: p.task ? cloneTask(p.task) : null, taskStep: p.taskStep, taskApplied: p.taskApplied,
       };
       if (p.taskBound) q.taskBound = p.taskBound.slice();
       procs.set(n, q);
     });
     c.procs = procs;
+    c.regionsShared = this.regionsShared = true;
     c.pins = this.pins.clone();
     c.mmNames = copyArray(this.mmNames, old?.mmNames);
     c.violations = copyArray(this.violations, old?.violations);
     const handles = new Map<string, LiveHandle>();
     this.handles.forEach((h, n) => handles.set(n, { h: c.k.handles[h.h.id]!, proc: h.proc }));
     c.handles = handles;
-    const touched = new Map<string, Uint8Array>();
-    this.grantTouched.forEach((a, n) => touched.set(n, a.slice()));
-    c.grantTouched = touched;
+    c.grantTouched = this.grantTouched;
+    c.touchedShared = this.touchedShared = true;
     // Never changed in place (a change makes a new set): shared.
     c.atomicValues = this.atomicValues;
     c.forking = this.forking;
     // Scratch for one step, empty between steps (collectEvents clears it): a fresh one only if not.
     c.actors = this.actors.size === 0 && old ? dstActors! : new Map();
     return c;
+  }
+
+  /** A thread's regions, to change (and its process's other threads'): copied first while shared with a copy. */
+  regionsOf(p: Proc): Map<string, Region> {
+    if (this.regionsShared) {
+      this.regionsShared = false;
+      // One copy per map: the threads of a process keep sharing theirs.
+      const copies = new Map<Map<string, Region>, Map<string, Region>>();
+      this.procs.forEach((q) => {
+        let c = copies.get(q.regions);
+        if (c === undefined) copies.set(q.regions, (c = new Map(q.regions)));
+        q.regions = c;
+      });
+    }
+    return p.regions;
+  }
+
+  /** Per device-exclusive grant, the pages its owner's CPU touched, to change: copied first while shared with a copy. */
+  touchedOf(): Map<string, Uint8Array> {
+    if (this.touchedShared) {
+      this.touchedShared = false;
+      const touched = new Map<string, Uint8Array>();
+      this.grantTouched.forEach((a, n) => touched.set(n, a.slice()));
+      this.grantTouched = touched;
+    }
+    return this.grantTouched;
   }
 
   violation(kind: ViolationKind, message: string, procs: string[] = [], frames: number[] = []): void {
@@ -244,15 +275,6 @@ export class RunState {
     }
     return this.pageName(name ?? '', vpn);
   }
-}
-
-/** The copy of p's regions map if an earlier thread of `from` (already copied into `to`) shares it. */
-function sharedRegions(from: Map<string, Proc>, p: Proc, to: Map<string, Proc>): Map<string, Region> | null {
-  for (const q of from.values()) {
-    if (q === p) return null;
-    if (q.regions === p.regions) return to.get(q.name)!.regions;
-  }
-  return null;
 }
 
 function copyArray<T>(a: T[], reuse: T[] | undefined): T[] {
