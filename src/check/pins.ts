@@ -40,6 +40,8 @@ export function pfnOfEntry(k: Kernel, mm: Mm, vpn: number): number {
   return -1;
 }
 
+const NONE: readonly PinProblem[] = [];
+
 export class PinChecker {
   /** Pin pages already reported (`name:i` incoherent, `x:name:i` not exclusive). */
   private reported = new Set<string>();
@@ -78,33 +80,37 @@ export class PinChecker {
     }
   }
 
-  /** `isBound(name, i)`: the ideal semantics still ties the pin's page to its holder's page. */
-  check(k: Kernel, handles: Iterable<PinnedHandle>, isBound: (name: string, i: number) => boolean): PinProblem[] {
-    const out: PinProblem[] = [];
+  /**
+   * `ideal.isBound(name, i)`: the ideal semantics still ties the pin's page to its holder's page.
+   * The problems found (a shared empty array when none: nothing is made per step then).
+   */
+  check(k: Kernel, handles: Iterable<PinnedHandle>, ideal: { isBound(name: string, i: number): boolean }): readonly PinProblem[] {
+    let out: PinProblem[] | null = null;
     for (const { name, h, holder, mm } of handles) {
       // sanity_check_pinned_pages() (5.19+): a pinned anonymous page is PageAnonExclusive.
       if (k.profile.anonExclusive && h.kind === 'pin') {
-        h.frames.forEach((pfn, i) => {
+        for (let i = 0; i < h.frames.length; i++) {
+          const pfn = h.frames[i]!;
           const fl = k.frames.flags[pfn] ?? 0;
           if (pfn > 0 && fl & PG_ANON && !pinnedAnonExclusive(k, pfn) && !this.wasReported('x:', name, i)) {
             this.mine().add(`x:${name}:${i}`);
-            out.push({ kind: 'kernel-bug', proc: holder, frames: [pfn], message: `VM_BUG_ON (sanity_check_pinned_pages): ${name}[${i}] pins anonymous frame ${pfn}, which is not PageAnonExclusive` });
+            (out ??= []).push({ kind: 'kernel-bug', proc: holder, frames: [pfn], message: `VM_BUG_ON (sanity_check_pinned_pages): ${name}[${i}] pins anonymous frame ${pfn}, which is not PageAnonExclusive` });
           }
-        });
+        }
       }
       if (!h.longterm || mm === null) continue;
       for (let i = 0; i < h.frames.length; i++) {
-        if (this.wasReported('', name, i) || !isBound(name, i)) continue;
+        if (this.wasReported('', name, i) || !ideal.isBound(name, i)) continue;
         const mapped = pfnOfEntry(k, mm, handleVpn(h, i));
         if (mapped !== h.frames[i]) {
           this.mine().add(`${name}:${i}`);
-          out.push({
+          (out ??= []).push({
             kind: 'pin-incoherent', proc: holder, frames: [h.frames[i]!, ...(mapped > 0 ? [mapped] : [])],
             message: `${name}[${i}] pins frame ${h.frames[i]} but ${holder} now maps ${mapped < 0 ? 'nothing' : `frame ${mapped}`} there: the device and the process no longer share the page`,
           });
         }
       }
     }
-    return out;
+    return out ?? NONE;
   }
 }

@@ -207,13 +207,18 @@ export class Kernel {
     k.frames = this.frames.clone(old?.frames);
     k.tables = this.tables.clone(old?.tables);
     k.shm = this.shm.length === 0 ? [] : this.shm.map((s) => s.clone());
+    // The spare's array of mms and its Mm objects are reused (nothing else holds them).
     const oldMms = old?.mms;
-    k.mms = this.mms.map((m, i) => {
+    const mms = oldMms !== undefined && oldMms !== this.mms ? oldMms : [];
+    mms.length = this.mms.length;
+    for (let i = 0; i < this.mms.length; i++) {
+      const m = this.mms[i]!;
       const c = oldMms?.[i] !== undefined && oldMms[i] !== m ? oldMms[i] : (Object.create(Mm.prototype) as Mm);
       copyFields(c, m);
       c.vmas = m.vmas.map((v: Vma) => v.clone(v.shm ? k.shm[v.shm.id]! : null));
-      return c;
-    });
+      mms[i] = c;
+    }
+    k.mms = mms;
     k.handles = this.handles.map(copyHandle);
     k.stats = { ...this.stats };
     k.swap = this.swap.clone(old?.swap);

@@ -7,6 +7,7 @@
 import type { Kernel } from '../core/kernel.js';
 import type { Profile } from '../core/profile.js';
 import type { IdealMemory } from '../check/ideal.js';
+import type { PinnedHandle } from '../check/pins.js';
 import type { Expected, Scenario, Step } from '../scenario/ast.js';
 import { judge } from './judge.js';
 import { RESULT_FORMAT_VERSION, type RunResult, type StepRecord, type Violation } from './result.js';
@@ -167,12 +168,20 @@ function exec(s: RunState, step: Step): void {
 /** Pin coherence and pinned pages' exclusivity (src/check/pins.ts). */
 function checkPins(s: RunState): void {
   if (s.handles.size === 0) return;
-  const handles = [...s.handles].map(([name, hs]) => {
+  // The handles as the checker sees them, in objects reused from step to step (it reads them at once).
+  let n = 0;
+  for (const [name, hs] of s.handles) {
     const p = s.procs.get(hs.proc);
-    return { name, h: hs.h, holder: p?.name ?? hs.proc, mm: p?.alive ? p.mm : null };
-  });
-  for (const v of s.pins.check(s.k, handles, (name, i) => s.ideal.isBound(name, i))) s.violation(v.kind, v.message, [v.proc], v.frames);
+    const o = (pinned[n++] ??= { name, h: hs.h, holder: '', mm: null });
+    o.name = name;
+    o.h = hs.h;
+    o.holder = p?.name ?? hs.proc;
+    o.mm = p?.alive ? p.mm : null;
+  }
+  pinned.length = n;
+  for (const v of s.pins.check(s.k, pinned, s.ideal)) s.violation(v.kind, v.message, [v.proc], v.frames);
 }
+const pinned: PinnedHandle[] = [];
 
 /** The accounting invariants (src/check/accounting.ts). */
 function checkAccounting(s: RunState, final: boolean): void {
