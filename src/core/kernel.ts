@@ -210,7 +210,7 @@ export class Kernel {
     // The spare's array of mms and its Mm objects are reused (nothing else holds them).
     const oldMms = old?.mms;
     const mms = oldMms !== undefined && oldMms !== this.mms ? oldMms : [];
-    mms.length = this.mms.length;
+    if (mms.length !== this.mms.length) mms.length = this.mms.length;
     for (let i = 0; i < this.mms.length; i++) {
       const m = this.mms[i]!;
       const c = oldMms?.[i] !== undefined && oldMms[i] !== m ? oldMms[i] : (Object.create(Mm.prototype) as Mm);

@@ -178,7 +178,7 @@ function checkPins(s: RunState): void {
     o.holder = p?.name ?? hs.proc;
     o.mm = p?.alive ? p.mm : null;
   }
-  pinned.length = n;
+  if (pinned.length !== n) pinned.length = n;
   for (const v of s.pins.check(s.k, pinned, s.ideal)) s.violation(v.kind, v.message, [v.proc], v.frames);
 }
 const pinned: PinnedHandle[] = [];

@@ -279,7 +279,7 @@ export class RunState {
 
 function copyArray<T>(a: T[], reuse: T[] | undefined): T[] {
   if (reuse === undefined || reuse === a) return a.slice();
-  reuse.length = a.length;
+  if (reuse.length !== a.length) reuse.length = a.length;
   for (let i = 0; i < a.length; i++) reuse[i] = a[i]!;
   return reuse;
 }

@@ -143,10 +143,17 @@ class Entries<V> {
 const regions = new Entries<Region>();
 const byRegionName = (_a: Region, an: string, _b: Region, bn: string): boolean => an > bn;
 
+/** The numbering pushValue numbers with (forEach, not for-of: no iterator per set). */
+let pushNum: Numbering | null = null;
+const pushValue = (v: number): void => {
+  tmp.push(pushNum!.value(v));
+};
+
 /** Push the numbers of `vals` (numbered in their order), sorted ascending, each after `prefix` if given; their count. */
-function pushSortedValues(vals: Iterable<number>, num: Numbering, out: Words, prefix?: number): number {
+function pushSortedValues(vals: ReadonlySet<number>, num: Numbering, out: Words, prefix?: number): number {
   tmp.n = 0;
-  for (const v of vals) tmp.push(num.value(v));
+  pushNum = num;
+  vals.forEach(pushValue);
   const n = tmp.n;
   const t = tmp.a;
   insertionSort(t, n);
@@ -171,8 +178,6 @@ function insertionSort(a: Int32Array, n: number): void {
 }
 
 const heldRaw = new Words();
-/** The held values, as an iterable for pushSortedValues (it sorts in `tmp`). */
-const held: number[] = [];
 const pushHeld = (v: number): void => {
   heldRaw.push(v);
 };
@@ -226,9 +231,11 @@ function procKey(r: Runner, p: ProcT, num: Numbering, out: Words): void {
   r.ideal.forEachHeld(p.group, pushHeld);
   insertionSort(heldRaw.a, heldRaw.n);
   out.push(-4).push(heldRaw.n);
-  for (let i = 0, n = heldRaw.n; i < n; i++) held[i] = heldRaw.a[i]!;
-  held.length = heldRaw.n;
-  pushSortedValues(held, num, out);
+  // As pushSortedValues does, without an iterable: numbered in id order, pushed sorted.
+  tmp.n = 0;
+  for (let i = 0, n = heldRaw.n; i < n; i++) tmp.push(num.value(heldRaw.a[i]!));
+  insertionSort(tmp.a, tmp.n);
+  for (let i = 0, n = tmp.n; i < n; i++) out.push(tmp.a[i]!);
   taskKey(r, p, num, out);
 }
 
