@@ -49,8 +49,8 @@ export class PinChecker {
   private owned = true;
 
   /** A copy, sharing the reported pages with this one until either reports or forgets one (most never do). */
-  clone(): PinChecker {
-    const c = copyFields(Object.create(PinChecker.prototype) as PinChecker, this);
+  clone(dst?: PinChecker): PinChecker {
+    const c = copyFields(dst !== undefined && dst !== this ? dst : (Object.create(PinChecker.prototype) as PinChecker), this);
     c.owned = false;
     this.owned = false;
     return c;

@@ -202,7 +202,9 @@ export class Kernel {
    */
   clone(dst?: Kernel): Kernel {
     // What of dst is reused, read before its fields are overwritten.
-    const old = dst !== undefined && dst !== this ? { frames: dst.frames, tables: dst.tables, swap: dst.swap, mms: dst.mms } : undefined;
+    const old = dst !== undefined && dst !== this
+      ? { frames: dst.frames, tables: dst.tables, swap: dst.swap, mms: dst.mms, handles: dst.handles, stats: dst.stats, hugetlb: dst.hugetlb, uffdResolved: dst.uffdResolved, events: dst.events }
+      : undefined;
     const k = copyFields(old ? dst! : (Object.create(Kernel.prototype) as Kernel), this);
     k.frames = this.frames.clone(old?.frames);
     k.tables = this.tables.clone(old?.tables);
@@ -219,15 +221,24 @@ export class Kernel {
       mms[i] = c;
     }
     k.mms = mms;
-    k.handles = this.handles.map(copyHandle);
-    k.stats = { ...this.stats };
+    // The spare's other containers are reused the same way.
+    k.handles = copyInto(this.handles, old !== undefined && old.handles !== this.handles ? old.handles : [], copyHandle);
+    k.stats = old !== undefined && old.stats !== this.stats ? copyFields(old.stats, this.stats) : { ...this.stats };
     k.swap = this.swap.clone(old?.swap);
-    k.hugetlb = this.hugetlb.clone();
-    k.uffdResolved = this.uffdResolved.slice();
+    k.hugetlb = old !== undefined && old.hugetlb !== this.hugetlb ? copyFields(old.hugetlb, this.hugetlb) : this.hugetlb.clone();
+    k.uffdResolved = copyInto(this.uffdResolved, old !== undefined && old.uffdResolved !== this.uffdResolved ? old.uffdResolved : [], (x) => x);
     // Events are not copied: a copy starts with none (what the next step emits).
-    k.events = [];
+    k.events = old !== undefined && old.events !== this.events ? old.events : [];
+    if (k.events.length !== 0) k.events.length = 0;
     return k;
   }
+}
+
+/** `to` holding `copy` of each element of `from`. */
+function copyInto<T>(from: readonly T[], to: T[], copy: (x: T) => T): T[] {
+  if (to.length !== from.length) to.length = from.length;
+  for (let i = 0; i < from.length; i++) to[i] = copy(from[i]!);
+  return to;
 }
 
 /**

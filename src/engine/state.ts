@@ -137,12 +137,12 @@ export class RunState {
    * added later is at least shared, as Object.assign did), then the state's own containers deeply.
    */
   clone(dst?: RunState): RunState {
-    const old = dst !== undefined && dst !== this ? { k: dst.k, ideal: dst.ideal, mmNames: dst.mmNames, violations: dst.violations } : undefined;
+    const old = dst !== undefined && dst !== this ? { k: dst.k, ideal: dst.ideal, mmNames: dst.mmNames, violations: dst.violations, values: dst.values, pins: dst.pins } : undefined;
     const dstActors = old ? dst!.actors : undefined;
     const c = copyFields(old ? dst! : (Object.create(RunState.prototype) as RunState), this);
     c.k = this.k.clone(old?.k);
     c.ideal = this.ideal.clone(old?.ideal);
-    c.values = this.values.clone();
+    c.values = this.values.clone(old?.values);
     // New maps and sets: clearing a map costs more than making one.
     const procs = new Map<string, Proc>();
     // forEach, not for-of: no iterator result or entry pair per element.
@@ -157,7 +157,7 @@ export class RunState {
     });
     c.procs = procs;
     c.regionsShared = this.regionsShared = true;
-    c.pins = this.pins.clone();
+    c.pins = this.pins.clone(old?.pins);
     c.mmNames = copyArray(this.mmNames, old?.mmNames);
     c.violations = copyArray(this.violations, old?.violations);
     const handles = new Map<string, LiveHandle>();
