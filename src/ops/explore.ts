@@ -3,6 +3,7 @@
 // applies to. src/explore/ops.ts gives these to the search under their old names.
 
 import type { Proc, Runner } from '../engine/run.js';
+import type { Region } from '../engine/state.js';
 import type { PageSel, Step } from '../scenario/ast.js';
 import { DECLS } from './index.js';
 import type { ExploreArgs, ExploreOp } from './types.js';
@@ -52,6 +53,13 @@ const pack = (code: number, proc: number, page: number, extra: number): number =
 
 const BY_NAME = new Map(EXPLORE_OPS.map((e) => [e.name, e]));
 
+/** A thread's region first in name order (undefined: none). */
+function firstRegion(p: Proc): Region | undefined {
+  let name: string | undefined;
+  for (const n of p.regions.keys()) if (name === undefined || n < name) name = n;
+  return name === undefined ? undefined : p.regions.get(name);
+}
+
 /** Every operation enabled in this state, in a fixed order (the order of shape.ops). */
 export function enabledOps(r: Runner, shape: ExploreShape): number[] {
   const out: number[] = [];
@@ -60,6 +68,7 @@ export function enabledOps(r: Runner, shape: ExploreShape): number[] {
   const alive = procs.filter((p) => p.alive && !p.task);
   const groupsAlive = new Set(procs.filter((p) => p.alive).map((p) => p.group)).size;
   const handles = [...r.handles.keys()];
+  let firstRegions: (Region | undefined)[] | undefined;
   for (const name of shape.ops) {
     const e = BY_NAME.get(name);
     if (!e) continue;
@@ -99,16 +108,17 @@ export function enabledOps(r: Runner, shape: ExploreShape): number[] {
         break;
       case 'page': {
         if (on.takesHandle && handles.length >= shape.handles) break;
-        for (const p of alive) {
+        // One region is explored: the first in name order (found once per state, below).
+        firstRegions ??= alive.map(firstRegion);
+        alive.forEach((p, ai) => {
+          const reg = firstRegions![ai];
+          if (reg === undefined) return;
           const pi = procs.indexOf(p);
-          for (const [, reg] of [...p.regions].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
-            for (let pg = 0, n = Math.min(reg.n, shape.pageLimit ?? reg.n); pg < n; pg++) {
-              if (on.when && !on.when(p, reg.start + pg)) continue;
-              for (let v = 0; v < (on.variants ?? 1); v++) out.push(pack(code, pi, pg, v));
-            }
-            break; // one region is explored: the first in name order
+          for (let pg = 0, n = Math.min(reg.n, shape.pageLimit ?? reg.n); pg < n; pg++) {
+            if (on.when && !on.when(p, reg.start + pg)) continue;
+            for (let v = 0; v < (on.variants ?? 1); v++) out.push(pack(code, pi, pg, v));
           }
-        }
+        });
       }
     }
   }
