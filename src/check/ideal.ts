@@ -196,9 +196,9 @@ export class IdealMemory {
 
   /** The value ids the process ever legitimately held, in no particular order (canonical keys). */
   forEachHeld(proc: string, fn: (value: number) => void): void {
-    this.holders.forEach((set, v) => {
-      if (set.has(proc)) fn(v);
-    });
+    heldProc = proc;
+    heldFn = fn;
+    this.holders.forEach(visitHeld);
   }
 
   /** The values a short-term device write may have put in a cell besides its own (canonical keys; read only). */
@@ -632,6 +632,13 @@ export class IdealMemory {
     return value === 0 || (this.holders.get(value)?.has(proc) ?? false);
   }
 }
+
+/** forEachHeld's visitor and what it looks for (no closure per call). */
+let heldProc = '';
+let heldFn: (value: number) => void = () => {};
+const visitHeld = (set: ReadonlySet<string>, v: number): void => {
+  if (set.has(heldProc)) heldFn(v);
+};
 
 function protBits(prot: 'rw' | 'ro' | 'none'): number {
   return prot === 'rw' ? P_READ | P_WRITE : prot === 'ro' ? P_READ : 0;

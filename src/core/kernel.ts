@@ -201,35 +201,41 @@ export class Kernel {
    * is made in it: its object, address-space objects and typed arrays are reused.
    */
   clone(dst?: Kernel): Kernel {
-    // What of dst is reused, read before its fields are overwritten.
-    const old = dst !== undefined && dst !== this
-      ? { frames: dst.frames, tables: dst.tables, swap: dst.swap, mms: dst.mms, handles: dst.handles, stats: dst.stats, hugetlb: dst.hugetlb, uffdResolved: dst.uffdResolved, events: dst.events }
-      : undefined;
-    const k = copyFields(old ? dst! : (Object.create(Kernel.prototype) as Kernel), this);
-    k.frames = this.frames.clone(old?.frames);
-    k.tables = this.tables.clone(old?.tables);
-    k.shm = this.shm.length === 0 ? [] : this.shm.map((s) => s.clone());
-    // The spare's array of mms and its Mm objects are reused (nothing else holds them).
-    const oldMms = old?.mms;
+    // dst's parts are reused: each part is copied into dst's before dst's fields are overwritten.
+    const d = dst !== undefined && dst !== this ? dst : undefined;
+    const frames = this.frames.clone(d?.frames);
+    const tables = this.tables.clone(d?.tables);
+    const shm = this.shm.length === 0 ? (d !== undefined && d.shm.length === 0 && d.shm !== this.shm ? d.shm : []) : this.shm.map((s) => s.clone());
+    // The spare's array of mms and its Mm objects (nothing else holds them).
+    const oldMms = d?.mms;
     const mms = oldMms !== undefined && oldMms !== this.mms ? oldMms : [];
     if (mms.length !== this.mms.length) mms.length = this.mms.length;
     for (let i = 0; i < this.mms.length; i++) {
       const m = this.mms[i]!;
       const c = oldMms?.[i] !== undefined && oldMms[i] !== m ? oldMms[i] : (Object.create(Mm.prototype) as Mm);
       copyFields(c, m);
-      c.vmas = m.vmas.map((v: Vma) => v.clone(v.shm ? k.shm[v.shm.id]! : null));
+      c.vmas = m.vmas.map((v: Vma) => v.clone(v.shm ? shm[v.shm.id]! : null));
       mms[i] = c;
     }
-    k.mms = mms;
-    // The spare's other containers are reused the same way.
-    k.handles = copyInto(this.handles, old !== undefined && old.handles !== this.handles ? old.handles : [], copyHandle);
-    k.stats = old !== undefined && old.stats !== this.stats ? copyFields(old.stats, this.stats) : { ...this.stats };
-    k.swap = this.swap.clone(old?.swap);
-    k.hugetlb = old !== undefined && old.hugetlb !== this.hugetlb ? copyFields(old.hugetlb, this.hugetlb) : this.hugetlb.clone();
-    k.uffdResolved = copyInto(this.uffdResolved, old !== undefined && old.uffdResolved !== this.uffdResolved ? old.uffdResolved : [], (x) => x);
+    const handles = copyInto(this.handles, d !== undefined && d.handles !== this.handles ? d.handles : [], copyHandle);
+    const stats = d !== undefined && d.stats !== this.stats ? copyFields(d.stats, this.stats) : { ...this.stats };
+    const swap = this.swap.clone(d?.swap);
+    const hugetlb = d !== undefined && d.hugetlb !== this.hugetlb ? copyFields(d.hugetlb, this.hugetlb) : this.hugetlb.clone();
+    const uffdResolved = copyInto(this.uffdResolved, d !== undefined && d.uffdResolved !== this.uffdResolved ? d.uffdResolved : [], (x) => x);
     // Events are not copied: a copy starts with none (what the next step emits).
-    k.events = old !== undefined && old.events !== this.events ? old.events : [];
-    if (k.events.length !== 0) k.events.length = 0;
+    const events = d !== undefined && d.events !== this.events ? d.events : [];
+    if (events.length !== 0) events.length = 0;
+    const k = copyFields(d ?? (Object.create(Kernel.prototype) as Kernel), this);
+    k.frames = frames;
+    k.tables = tables;
+    k.shm = shm;
+    k.mms = mms;
+    k.handles = handles;
+    k.stats = stats;
+    k.swap = swap;
+    k.hugetlb = hugetlb;
+    k.uffdResolved = uffdResolved;
+    k.events = events;
     return k;
   }
 }

@@ -137,39 +137,38 @@ export class RunState {
    * added later is at least shared, as Object.assign did), then the state's own containers deeply.
    */
   clone(dst?: RunState): RunState {
-    const old = dst !== undefined && dst !== this ? { k: dst.k, ideal: dst.ideal, mmNames: dst.mmNames, violations: dst.violations, values: dst.values, pins: dst.pins } : undefined;
-    const dstActors = old ? dst!.actors : undefined;
-    const c = copyFields(old ? dst! : (Object.create(RunState.prototype) as RunState), this);
-    c.k = this.k.clone(old?.k);
-    c.ideal = this.ideal.clone(old?.ideal);
-    c.values = this.values.clone(old?.values);
-    // New maps and sets: clearing a map costs more than making one.
-    const procs = new Map<string, Proc>();
-    // forEach, not for-of: no iterator result or entry pair per element.
-    this.procs.forEach((p, n) => {
-      // The regions maps are shared (threads of one process share one), copied at a change.
-      const q: Proc = {
-        name: p.name, group: p.group, tid: p.tid, mm: c.k.mms[p.mm.id]!, regions: p.regions, alive: p.alive,
-        task: p.task ? cloneTask(p.task) : null, taskStep: p.taskStep, taskApplied: p.taskApplied,
-      };
-      if (p.taskBound) q.taskBound = p.taskBound.slice();
-      procs.set(n, q);
-    });
-    c.procs = procs;
+    // dst's parts are reused: each is copied into dst's before dst's fields are overwritten.
+    const d = dst !== undefined && dst !== this ? dst : undefined;
+    const k = this.k.clone(d?.k);
+    const ideal = this.ideal.clone(d?.ideal);
+    const values = this.values.clone(d?.values);
+    const pins = this.pins.clone(d?.pins);
+    const mmNames = copyArray(this.mmNames, d?.mmNames);
+    const violations = copyArray(this.violations, d?.violations);
+    // Scratch for one step, empty between steps (collectEvents clears it): a fresh one only if not.
+    const actors = this.actors.size === 0 && d !== undefined ? d.actors : new Map<KEvent, string>();
+    const c = copyFields(d ?? (Object.create(RunState.prototype) as RunState), this);
+    c.k = k;
+    c.ideal = ideal;
+    c.values = values;
+    c.pins = pins;
+    c.mmNames = mmNames;
+    c.violations = violations;
+    c.actors = actors;
+    // New maps: clearing a map costs more than making one. forEach, not for-of: no iterator
+    // result or entry pair per element; the visitors are made once (cloneInto names the copy).
+    cloneInto = c;
+    c.procs = procsInto = new Map<string, Proc>();
+    this.procs.forEach(copyProc);
     c.regionsShared = this.regionsShared = true;
-    c.pins = this.pins.clone(old?.pins);
-    c.mmNames = copyArray(this.mmNames, old?.mmNames);
-    c.violations = copyArray(this.violations, old?.violations);
-    const handles = new Map<string, LiveHandle>();
-    this.handles.forEach((h, n) => handles.set(n, { h: c.k.handles[h.h.id]!, proc: h.proc }));
-    c.handles = handles;
+    c.handles = handlesInto = new Map<string, LiveHandle>();
+    this.handles.forEach(copyLiveHandle);
+    cloneInto = null;
     c.grantTouched = this.grantTouched;
     c.touchedShared = this.touchedShared = true;
     // Never changed in place (a change makes a new set): shared.
     c.atomicValues = this.atomicValues;
     c.forking = this.forking;
-    // Scratch for one step, empty between steps (collectEvents clears it): a fresh one only if not.
-    c.actors = this.actors.size === 0 && old ? dstActors! : new Map();
     return c;
   }
 
@@ -276,6 +275,25 @@ export class RunState {
     return this.pageName(name ?? '', vpn);
   }
 }
+
+/** The copy RunState.clone is making, and its maps of threads and handles, for the visitors below. */
+let cloneInto: RunState | null = null;
+let procsInto = new Map<string, Proc>();
+let handlesInto = new Map<string, LiveHandle>();
+
+/** A thread's copy, on the copy's kernel. The regions maps are shared (threads of one process share one), copied at a change. */
+const copyProc = (p: Proc, n: string): void => {
+  const q: Proc = {
+    name: p.name, group: p.group, tid: p.tid, mm: cloneInto!.k.mms[p.mm.id]!, regions: p.regions, alive: p.alive,
+    task: p.task ? cloneTask(p.task) : null, taskStep: p.taskStep, taskApplied: p.taskApplied,
+  };
+  if (p.taskBound) q.taskBound = p.taskBound.slice();
+  procsInto.set(n, q);
+};
+
+const copyLiveHandle = (h: LiveHandle, n: string): void => {
+  handlesInto.set(n, { h: cloneInto!.k.handles[h.h.id]!, proc: h.proc });
+};
 
 function copyArray<T>(a: T[], reuse: T[] | undefined): T[] {
   if (reuse === undefined || reuse === a) return a.slice();

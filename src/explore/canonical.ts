@@ -239,6 +239,11 @@ function procKey(r: Runner, p: ProcT, num: Numbering, out: Words): void {
   taskKey(r, p, num, out);
 }
 
+/** A frame's number, -1 for none. */
+function frameNum(pfn: number, num: Numbering): number {
+  return pfn < 0 ? -1 : num.frame(pfn);
+}
+
 /** A pending kernel path (v1.1 `&`): everything its next steps depend on. */
 function taskKey(r: Runner, p: ProcT, num: Numbering, out: Words): void {
   const t = p.task;
@@ -246,17 +251,16 @@ function taskKey(r: Runner, p: ProcT, num: Numbering, out: Words): void {
     out.push(-7);
     return;
   }
-  const fr = (pfn: number): number => (pfn < 0 ? -1 : num.frame(pfn));
   switch (t.kind) {
     case 'fork':
-      out.push(-8).push(FORK_PHASES.indexOf(t.phase)).push(t.pair).push(t.vpn).push(t.seenBits).push(fr(t.seenPfn)).push(fr(t.newPfn)).push(t.child >= 0 ? 1 : 0);
+      out.push(-8).push(FORK_PHASES.indexOf(t.phase)).push(t.pair).push(t.vpn).push(t.seenBits).push(frameNum(t.seenPfn, num)).push(frameNum(t.newPfn, num)).push(t.child >= 0 ? 1 : 0);
       break;
     case 'gup':
-      out.push(-9).push(GUP_PHASES.indexOf(t.phase)).push(t.page).push(t.lo).push(t.req.pin ? 1 : 0).push(t.req.write ? 1 : 0).push(t.req.fast ? 1 : 0).push(t.seq < 0 ? -1 : r.k.mms[t.mm]!.writeProtectSeq - t.seq).push(t.readBits).push(fr(t.readPfn));
-      for (let i = 0; i < t.handle.frames.length; i++) out.push(fr(t.handle.frames[i]!)).push(t.handle.refs[i]!).push(t.fallback[i] ? 1 : 0);
+      out.push(-9).push(GUP_PHASES.indexOf(t.phase)).push(t.page).push(t.lo).push(t.req.pin ? 1 : 0).push(t.req.write ? 1 : 0).push(t.req.fast ? 1 : 0).push(t.seq < 0 ? -1 : r.k.mms[t.mm]!.writeProtectSeq - t.seq).push(t.readBits).push(frameNum(t.readPfn, num));
+      for (let i = 0; i < t.handle.frames.length; i++) out.push(frameNum(t.handle.frames[i]!, num)).push(t.handle.refs[i]!).push(t.fallback[i] ? 1 : 0);
       break;
     case 'write':
-      out.push(-10).push(WRITE_PHASES.indexOf(t.phase)).push(t.vpn).push(t.hi).push(num.value(t.value)).push(t.seenBits).push(fr(t.seenPfn)).push(fr(t.newPfn)).push(t.locked ? 1 : 0);
+      out.push(-10).push(WRITE_PHASES.indexOf(t.phase)).push(t.vpn).push(t.hi).push(num.value(t.value)).push(t.seenBits).push(frameNum(t.seenPfn, num)).push(frameNum(t.newPfn, num)).push(t.locked ? 1 : 0);
       break;
   }
 }
