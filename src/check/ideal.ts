@@ -41,7 +41,12 @@ export interface IdealProc {
   name: string;
   alive: boolean;
   segs: Segment[];
+  /** The generation (IdealMemory.gen) of the copy that may change it in place; any other copy copies it first. */
+  gen: number;
 }
+
+/** Generations of IdealMemory copies: each clone gives both the original and the copy a new one. */
+let generations = 0;
 
 export type Access = 'ok' | 'fault';
 
@@ -91,6 +96,8 @@ export class IdealMemory {
    * transitions change little of the ideal memory, so most copies copy little.
    */
   private shared = 0;
+  /** Processes tagged with this generation are this copy's own (procMut()). */
+  private gen = 0;
 
   /**
    * A copy (the explorer branches states), sharing every part with this one until either changes
@@ -100,7 +107,20 @@ export class IdealMemory {
     const c = copyFields(Object.create(IdealMemory.prototype) as IdealMemory, this);
     c.shared = S_ALL;
     this.shared = S_ALL;
+    // Neither may change a process in place any more: the process maps are shared per process.
+    c.gen = ++generations;
+    this.gen = ++generations;
     return c;
+  }
+
+  /** A process, to change: the map of processes made this copy's own, and the process copied if another copy may see it. */
+  private procMut(proc: string): IdealProc | undefined {
+    this.own(S_PROCS);
+    const p = this.procs.get(proc);
+    if (p === undefined || p.gen === this.gen) return p;
+    const q: IdealProc = { name: p.name, alive: p.alive, segs: p.segs.map((s) => new Segment(s.start, s.n, s.shared, s.cells.slice(), s.flags.slice())), gen: this.gen };
+    this.procs.set(proc, q);
+    return q;
   }
 
   /** Make the parts `parts` (S_*) this object's own before changing them: a shared one is copied. */
@@ -108,13 +128,8 @@ export class IdealMemory {
     const p = parts & this.shared;
     if (p === 0) return;
     this.shared &= ~p;
-    if (p & S_PROCS) {
-      const procs = new Map<string, IdealProc>();
-      this.procs.forEach((q, name) => {
-        procs.set(name, { name, alive: q.alive, segs: q.segs.map((s) => new Segment(s.start, s.n, s.shared, s.cells.slice(), s.flags.slice())) });
-      });
-      this.procs = procs;
-    }
+    // The map of processes only: each process is copied when changed (procMut).
+    if (p & S_PROCS) this.procs = new Map(this.procs);
     if (p & S_CELLS) {
       // Only the cells in use are copied, with room for more.
       const n = this.cellCount;
@@ -260,8 +275,8 @@ export class IdealMemory {
 
   mmap(proc: string, start: number, n: number, prot: 'rw' | 'ro' | 'none', shared: boolean): void {
     this.own(S_PROCS | S_SHARED_USERS);
-    let p = this.procs.get(proc);
-    if (!p) this.procs.set(proc, (p = { name: proc, alive: true, segs: [] }));
+    let p = this.procMut(proc);
+    if (!p) this.procs.set(proc, (p = { name: proc, alive: true, segs: [], gen: this.gen }));
     const cells = new Int32Array(n);
     const flags = new Uint8Array(n).fill(protBits(prot));
     if (shared) {
@@ -279,7 +294,7 @@ export class IdealMemory {
   }
 
   munmap(proc: string, lo: number, hi: number): void {
-    this.own(S_PROCS);
+    this.procMut(proc);
     this.unbind(proc, lo, hi);
     this.forRange(proc, lo, hi, (seg, i) => {
       const users = seg.shared ? this.sharedUsers.get(seg.cells[i]!) : undefined;
@@ -299,7 +314,7 @@ export class IdealMemory {
    * range has a hole (nothing changes if lo itself is unmapped).
    */
   mprotect(proc: string, lo: number, hi: number, prot: 'rw' | 'ro' | 'none'): boolean {
-    this.own(S_PROCS);
+    this.procMut(proc);
     for (let v = lo; v < hi; v++) {
       const at = this.find(proc, v);
       if (!at || at.seg.cells[at.i]! < 0) return false;
@@ -317,7 +332,7 @@ export class IdealMemory {
       });
       if (refused) return false;
     }
-    this.own(S_PROCS);
+    this.procMut(proc);
     if (advice === 'dontneed') this.unbind(proc, lo, hi);
     this.forRange(proc, lo, hi, (seg, i) => {
       const f = seg.flags[i]!;
@@ -354,8 +369,8 @@ export class IdealMemory {
       if (!at || at.seg !== first.seg || at.seg.cells[at.i]! < 0 || at.seg.flags[at.i] !== first.seg.flags[first.i]) oneMapping = false;
     }
     if (!done) return !oneMapping;
-    this.own(S_PROCS | S_HANDLES);
-    const p = this.procs.get(proc)!;
+    this.own(S_HANDLES);
+    const p = this.procMut(proc)!;
     for (let v = lo; v < hi; ) {
       const from = this.find(proc, v);
       if (!from || from.seg.cells[from.i]! < 0) {
@@ -380,7 +395,7 @@ export class IdealMemory {
   fork(parent: string, child: string): void {
     this.own(S_PROCS | S_SHARED_USERS | S_MAYBE | S_UFFD);
     const p = this.procs.get(parent)!;
-    const c: IdealProc = { name: child, alive: true, segs: [] };
+    const c: IdealProc = { name: child, alive: true, segs: [], gen: this.gen };
     for (const seg of p.segs) {
       const cells = new Int32Array(seg.n).fill(-1);
       for (let i = 0; i < seg.n; i++) {
@@ -417,7 +432,7 @@ export class IdealMemory {
 
   /** UFFDIO_WRITEPROTECT: the monitor protected these pages (those that had data to protect). */
   uffdProtect(proc: string, vpns: readonly number[]): void {
-    this.own(S_PROCS);
+    this.procMut(proc);
     for (const v of vpns) {
       const at = this.find(proc, v);
       if (at && at.seg.cells[at.i]! >= 0) at.seg.flags[at.i] = at.seg.flags[at.i]! | P_UFFD_WP;
@@ -426,7 +441,7 @@ export class IdealMemory {
 
   /** The monitor un-protected [lo, hi) (UFFDIO_WRITEPROTECT without MODE_WP, or its answer to a fault). */
   uffdUnprotect(proc: string, lo: number, hi: number): void {
-    this.own(S_PROCS);
+    this.procMut(proc);
     this.forRange(proc, lo, hi, (seg, i) => {
       seg.flags[i] = seg.flags[i]! & ~P_UFFD_WP;
     });
@@ -445,11 +460,9 @@ export class IdealMemory {
   }
 
   exit(proc: string): void {
-    this.own(S_PROCS);
-    const p = this.procs.get(proc);
-    if (!p) return;
+    if (!this.procs.has(proc)) return;
     this.munmap(proc, 0, 2 ** 36);
-    p.alive = false;
+    this.procMut(proc)!.alive = false;
   }
 
   /** Must this CPU access succeed, or fault? */
@@ -513,10 +526,18 @@ export class IdealMemory {
   /** A handle being taken (a GUP in progress): its pages are bound one by one as they are grabbed. */
   beginHandle(name: string, holder: string, vpn: number, n: number, longterm: boolean): void {
     this.own(S_HANDLES);
-    this.handles.set(name, {
-      holder, longterm, at: Int32Array.from({ length: n }, (_, i) => vpn + i), origin: new Int32Array(n).fill(-1), bound: new Array<boolean>(n).fill(false),
-      seen: Array.from({ length: n }, () => new Set<number>([0])), written: new Set(),
-    });
+    // Plain loops: Array.from over an array-like with a mapping function is several times slower.
+    const at = new Int32Array(n);
+    const origin = new Int32Array(n);
+    const bound: boolean[] = [];
+    const seen: Set<number>[] = [];
+    for (let i = 0; i < n; i++) {
+      at[i] = vpn + i;
+      origin[i] = -1;
+      bound.push(false);
+      seen.push(new Set<number>().add(0));
+    }
+    this.handles.set(name, { holder, longterm, at, origin, bound, seen, written: new Set() });
   }
 
   /** Page i of a handle was grabbed now: it refers to the cell its holder has there now. */

@@ -81,4 +81,10 @@ test('IdealMemory.clone: the copy and the original share nothing they change, wh
   assert.equal(c.read('P', 17), 0);
   assert.deepEqual(c.handleState('h1')?.seen[0], [0]);
   assert.equal(c.everHeld('P', 7), false);
+  // A process changed in one copy (mprotect, exit) stays as it was in the other.
+  a.mprotect('P', 16, 18, 'ro');
+  assert.equal(c.access('P', 16, true), 'ok');
+  c.exit('P');
+  assert.equal(a.access('P', 16, false), 'ok');
+  assert.equal(c.access('P', 16, false), 'fault');
 });
