@@ -90,8 +90,12 @@ export function reachedEvents(before: Runner, after: Runner, out: { add(event: s
     const names = { pin: 'pin', pipe: 'vmsplice', gup: 'gup', exclusive: 'device-exclusive' } as const;
     for (const [n, h] of after.handles) if (!before.handles.has(n)) out.add(names[h.h.kind]);
   }
-  if (groupCount(after) > groupCount(before)) out.add('fork');
-  else if (after.procs.size > before.procs.size) out.add('thread');
+  // Threads are never removed (an exited one stays, dead) and never change process: with as
+  // many threads as before, there are as many processes.
+  if (after.procs.size > before.procs.size) {
+    if (groupCount(after) > groupCount(before)) out.add('fork');
+    else out.add('thread');
+  }
   // A frame mapped by two processes while a handle holds it: where COW and GUP meet.
   for (const lh of after.handles.values()) {
     for (const pfn of lh.h.frames) if (pfn > 0 && after.k.frames.mapcount[pfn]! >= 2) out.add('shared-page-with-extra-reference');
