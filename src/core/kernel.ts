@@ -218,7 +218,8 @@ export class Kernel {
       mms[i] = c;
     }
     const handles = copyInto(this.handles, d !== undefined && d.handles !== this.handles ? d.handles : [], copyHandle);
-    const stats = d !== undefined && d.stats !== this.stats ? copyFields(d.stats, this.stats) : { ...this.stats };
+    // A plain object (copyFields compiles one copier per class): assigned.
+    const stats = d !== undefined && d.stats !== this.stats ? Object.assign(d.stats, this.stats) : { ...this.stats };
     const swap = this.swap.clone(d?.swap);
     const hugetlb = d !== undefined && d.hugetlb !== this.hugetlb ? copyFields(d.hugetlb, this.hugetlb) : this.hugetlb.clone();
     const uffdResolved = copyInto(this.uffdResolved, d !== undefined && d.uffdResolved !== this.uffdResolved ? d.uffdResolved : [], (x) => x);
