@@ -85,7 +85,7 @@ export class Runner {
     drainUffd(s);
     if (na === null) checkPins(s);
     collectEvents(s);
-    traceChanges(s, declOf(step.op).observing === true);
+    if (s.changesBase !== null) traceChanges(s, declOf(step.op).observing === true);
     if (na === null && accounting && (s.opts.checkEveryStep ?? true)) checkAccounting(s, false);
     if (s.opts.countersEveryStep) s.record.counters = allStats(s);
     return { record: s.record, na };
