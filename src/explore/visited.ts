@@ -154,7 +154,9 @@ export class VisitedSet {
     t[2 * slot] = hash;
     t[2 * slot + 1] = (this.chunks.length - 1) * CHUNK + this.used + 1;
     c[this.used++] = n;
-    for (let i = 0; i < n; i++) c[this.used + i] = key[i]!;
+    // An Int32Array key (every caller's) is copied in one block.
+    if (key instanceof Int32Array) c.set(n === key.length ? key : key.subarray(0, n), this.used);
+    else for (let i = 0; i < n; i++) c[this.used + i] = key[i]!;
     this.used += n;
     if (++this.size * 2 > this.mask) this.rehash();
   }
