@@ -3,6 +3,7 @@
 // page is one cell for all. Kept apart from the model and written as plainly as possible.
 
 import { classifyRead, type ReadCheck } from './reads.js';
+import { copyFields } from '../core/copy.js';
 
 const P_READ = 1;
 const P_WRITE = 2;
@@ -12,6 +13,17 @@ const P_WIPEONFORK = 8;
 const P_MERGEABLE = 16;
 /** The userfaultfd monitor write-protected this page: a write must reach the monitor first. */
 const P_UFFD_WP = 32;
+
+// The parts of an IdealMemory a copy shares with the state it was copied from until either
+// changes them (IdealMemory.shared): each is copied by the first change.
+const S_PROCS = 1;
+const S_CELLS = 2;
+const S_HOLDERS = 4;
+const S_SHARED_USERS = 8;
+const S_HANDLES = 16;
+const S_MAYBE = 32;
+const S_UFFD = 64;
+const S_ALL = 127;
 
 class Segment {
   constructor(
@@ -29,7 +41,12 @@ export interface IdealProc {
   name: string;
   alive: boolean;
   segs: Segment[];
+  /** The generation (IdealMemory.gen) of the copy that may change it in place; any other copy copies it first. */
+  gen: number;
 }
+
+/** Generations of IdealMemory copies: each clone gives both the original and the copy a new one. */
+let generations = 0;
 
 export type Access = 'ok' | 'fault';
 
@@ -73,49 +90,80 @@ export class IdealMemory {
   private maybe = new Map<number, ReadonlySet<number>>();
   /** Processes whose userfaultfd context asked for the fork event (a child inherits the protection). */
   private uffdForkEvent = new Set<string>();
+  /**
+   * The parts (S_*) shared with a copy: a copy shares everything with the state it was copied
+   * from, and whichever of the two changes a part first copies it (own()). Most explorer
+   * transitions change little of the ideal memory, so most copies copy little.
+   */
+  private shared = 0;
+  /** Processes tagged with this generation are this copy's own (procMut()). */
+  private gen = 0;
 
-  /** A deep copy (the explorer branches states); into `dst` (its object and cell array reused) when given. */
-  clone(dst?: IdealMemory): IdealMemory {
-    const reuse = dst !== undefined && dst !== this;
-    const c = reuse ? dst : (Object.create(IdealMemory.prototype) as IdealMemory);
-    // New maps and sets: clearing a map costs more than making one.
-    c.procs = new Map();
-    c.handles = new Map();
-    c.watchers = new Map();
-    c.uffdForkEvent = new Set(this.uffdForkEvent);
-    this.procs.forEach((p, name) => {
-      c.procs.set(name, {
-        name, alive: p.alive,
-        segs: p.segs.map((s) => new Segment(s.start, s.n, s.shared, s.cells.slice(), s.flags.slice())),
-      });
-    });
-    // Only the cells in use are copied (a large typed array costs a backing store per copy).
-    const n = this.cellCount;
-    const cv = reuse && dst.cellValue !== this.cellValue && dst.cellValue.length > n ? dst.cellValue : new Int32Array(Math.max(64, n * 2));
-    for (let i = 0; i < n; i++) cv[i] = this.cellValue[i]!;
-    c.cellValue = cv;
-    c.cellCount = this.cellCount;
-    // forEach, not for-of: no iterator result or entry pair per element.
-    // These sets are never changed in place (a change makes a new set): copies share them.
-    c.holders = new Map(this.holders);
-    c.sharedUsers = new Map(this.sharedUsers);
-    c.maybe = new Map(this.maybe);
-    this.handles.forEach((h, name) => {
-      const hc: IdealHandle = {
-        holder: h.holder, longterm: h.longterm, at: h.at.slice(), origin: h.origin.slice(), bound: h.bound.slice(),
-        seen: h.seen.map((x) => new Set(x)), written: new Set(h.written),
-      };
-      c.handles.set(name, hc);
-      if (!hc.longterm) {
-        hc.origin.forEach((cell, i) => {
-          if (cell < 0) return;
-          let w = c.watchers.get(cell);
-          if (!w) c.watchers.set(cell, (w = []));
-          w.push(hc.seen[i]!);
-        });
-      }
-    });
+  /**
+   * A copy (the explorer branches states), sharing every part with this one until either changes
+   * it. `_dst` (a copy no longer needed) is not reused: nothing is copied up front.
+   */
+  clone(_dst?: IdealMemory): IdealMemory {
+    const c = copyFields(Object.create(IdealMemory.prototype) as IdealMemory, this);
+    c.shared = S_ALL;
+    this.shared = S_ALL;
+    // Neither may change a process in place any more: the process maps are shared per process.
+    c.gen = ++generations;
+    this.gen = ++generations;
     return c;
+  }
+
+  /** A process, to change: the map of processes made this copy's own, and the process copied if another copy may see it. */
+  private procMut(proc: string): IdealProc | undefined {
+    this.own(S_PROCS);
+    const p = this.procs.get(proc);
+    if (p === undefined || p.gen === this.gen) return p;
+    const q: IdealProc = { name: p.name, alive: p.alive, segs: p.segs.map((s) => new Segment(s.start, s.n, s.shared, s.cells.slice(), s.flags.slice())), gen: this.gen };
+    this.procs.set(proc, q);
+    return q;
+  }
+
+  /** Make the parts `parts` (S_*) this object's own before changing them: a shared one is copied. */
+  private own(parts: number): void {
+    const p = parts & this.shared;
+    if (p === 0) return;
+    this.shared &= ~p;
+    // The map of processes only: each process is copied when changed (procMut).
+    if (p & S_PROCS) this.procs = new Map(this.procs);
+    if (p & S_CELLS) {
+      // Only the cells in use are copied, with room for more.
+      const n = this.cellCount;
+      const cv = new Int32Array(Math.max(64, n * 2));
+      for (let i = 0; i < n; i++) cv[i] = this.cellValue[i]!;
+      this.cellValue = cv;
+    }
+    // The sets these maps hold are never changed in place (a change makes a new set): shared.
+    if (p & S_HOLDERS) this.holders = new Map(this.holders);
+    if (p & S_SHARED_USERS) this.sharedUsers = new Map(this.sharedUsers);
+    if (p & S_MAYBE) this.maybe = new Map(this.maybe);
+    if (p & S_UFFD) this.uffdForkEvent = new Set(this.uffdForkEvent);
+    if (p & S_HANDLES) {
+      // The watchers name the handles' `seen` sets: made again for the copied handles.
+      const handles = new Map<string, IdealHandle>();
+      const watchers = new Map<number, Set<number>[]>();
+      this.handles.forEach((h, name) => {
+        const hc: IdealHandle = {
+          holder: h.holder, longterm: h.longterm, at: h.at.slice(), origin: h.origin.slice(), bound: h.bound.slice(),
+          seen: h.seen.map((x) => new Set(x)), written: new Set(h.written),
+        };
+        handles.set(name, hc);
+        if (!hc.longterm) {
+          hc.origin.forEach((cell, i) => {
+            if (cell < 0) return;
+            let w = watchers.get(cell);
+            if (!w) watchers.set(cell, (w = []));
+            w.push(hc.seen[i]!);
+          });
+        }
+      });
+      this.handles = handles;
+      this.watchers = watchers;
+    }
   }
 
   /** Every value id this process ever legitimately held (for canonical state keys). */
@@ -163,9 +211,9 @@ export class IdealMemory {
 
   /** The value ids the process ever legitimately held, in no particular order (canonical keys). */
   forEachHeld(proc: string, fn: (value: number) => void): void {
-    this.holders.forEach((set, v) => {
-      if (set.has(proc)) fn(v);
-    });
+    heldProc = proc;
+    heldFn = fn;
+    this.holders.forEach(visitHeld);
   }
 
   /** The values a short-term device write may have put in a cell besides its own (canonical keys; read only). */
@@ -188,6 +236,7 @@ export class IdealMemory {
   }
 
   private newCell(value: number): number {
+    this.own(S_CELLS);
     if (this.cellCount === this.cellValue.length) {
       const b = new Int32Array(this.cellValue.length * 2);
       b.set(this.cellValue);
@@ -200,7 +249,9 @@ export class IdealMemory {
   private hold(value: number, proc: string): void {
     if (value === 0) return; // zero-fill belongs to everyone
     const s = this.holders.get(value);
-    if (!s?.has(proc)) this.holders.set(value, new Set(s).add(proc));
+    if (s?.has(proc)) return;
+    this.own(S_HOLDERS);
+    this.holders.set(value, new Set(s).add(proc));
   }
 
   private find(proc: string, vpn: number): { seg: Segment; i: number } | null {
@@ -223,8 +274,9 @@ export class IdealMemory {
   }
 
   mmap(proc: string, start: number, n: number, prot: 'rw' | 'ro' | 'none', shared: boolean): void {
-    let p = this.procs.get(proc);
-    if (!p) this.procs.set(proc, (p = { name: proc, alive: true, segs: [] }));
+    this.own(S_PROCS | S_SHARED_USERS);
+    let p = this.procMut(proc);
+    if (!p) this.procs.set(proc, (p = { name: proc, alive: true, segs: [], gen: this.gen }));
     const cells = new Int32Array(n);
     const flags = new Uint8Array(n).fill(protBits(prot));
     if (shared) {
@@ -242,10 +294,12 @@ export class IdealMemory {
   }
 
   munmap(proc: string, lo: number, hi: number): void {
+    this.procMut(proc);
     this.unbind(proc, lo, hi);
     this.forRange(proc, lo, hi, (seg, i) => {
       const users = seg.shared ? this.sharedUsers.get(seg.cells[i]!) : undefined;
       if (users?.has(proc)) {
+        this.own(S_SHARED_USERS);
         const left = new Set(users);
         left.delete(proc);
         this.sharedUsers.set(seg.cells[i]!, left);
@@ -260,6 +314,7 @@ export class IdealMemory {
    * range has a hole (nothing changes if lo itself is unmapped).
    */
   mprotect(proc: string, lo: number, hi: number, prot: 'rw' | 'ro' | 'none'): boolean {
+    this.procMut(proc);
     for (let v = lo; v < hi; v++) {
       const at = this.find(proc, v);
       if (!at || at.seg.cells[at.i]! < 0) return false;
@@ -277,6 +332,7 @@ export class IdealMemory {
       });
       if (refused) return false;
     }
+    this.procMut(proc);
     if (advice === 'dontneed') this.unbind(proc, lo, hi);
     this.forRange(proc, lo, hi, (seg, i) => {
       const f = seg.flags[i]!;
@@ -313,7 +369,8 @@ export class IdealMemory {
       if (!at || at.seg !== first.seg || at.seg.cells[at.i]! < 0 || at.seg.flags[at.i] !== first.seg.flags[first.i]) oneMapping = false;
     }
     if (!done) return !oneMapping;
-    const p = this.procs.get(proc)!;
+    this.own(S_HANDLES);
+    const p = this.procMut(proc)!;
     for (let v = lo; v < hi; ) {
       const from = this.find(proc, v);
       if (!from || from.seg.cells[from.i]! < 0) {
@@ -336,8 +393,9 @@ export class IdealMemory {
   }
 
   fork(parent: string, child: string): void {
+    this.own(S_PROCS | S_SHARED_USERS | S_MAYBE | S_UFFD);
     const p = this.procs.get(parent)!;
-    const c: IdealProc = { name: child, alive: true, segs: [] };
+    const c: IdealProc = { name: child, alive: true, segs: [], gen: this.gen };
     for (const seg of p.segs) {
       const cells = new Int32Array(seg.n).fill(-1);
       for (let i = 0; i < seg.n; i++) {
@@ -374,6 +432,7 @@ export class IdealMemory {
 
   /** UFFDIO_WRITEPROTECT: the monitor protected these pages (those that had data to protect). */
   uffdProtect(proc: string, vpns: readonly number[]): void {
+    this.procMut(proc);
     for (const v of vpns) {
       const at = this.find(proc, v);
       if (at && at.seg.cells[at.i]! >= 0) at.seg.flags[at.i] = at.seg.flags[at.i]! | P_UFFD_WP;
@@ -382,12 +441,14 @@ export class IdealMemory {
 
   /** The monitor un-protected [lo, hi) (UFFDIO_WRITEPROTECT without MODE_WP, or its answer to a fault). */
   uffdUnprotect(proc: string, lo: number, hi: number): void {
+    this.procMut(proc);
     this.forRange(proc, lo, hi, (seg, i) => {
       seg.flags[i] = seg.flags[i]! & ~P_UFFD_WP;
     });
   }
 
   uffdSetForkEvent(proc: string, on: boolean): void {
+    this.own(S_UFFD);
     if (on) this.uffdForkEvent.add(proc);
     else this.uffdForkEvent.delete(proc);
   }
@@ -399,10 +460,9 @@ export class IdealMemory {
   }
 
   exit(proc: string): void {
-    const p = this.procs.get(proc);
-    if (!p) return;
+    if (!this.procs.has(proc)) return;
     this.munmap(proc, 0, 2 ** 36);
-    p.alive = false;
+    this.procMut(proc)!.alive = false;
   }
 
   /** Must this CPU access succeed, or fault? */
@@ -431,6 +491,7 @@ export class IdealMemory {
   }
 
   private setCell(cell: number, value: number): void {
+    this.own(S_CELLS | (this.maybe.has(cell) ? S_MAYBE : 0) | (this.watchers.has(cell) ? S_HANDLES : 0));
     this.cellValue[cell] = value;
     this.maybe.delete(cell);
     const w = this.watchers.get(cell);
@@ -443,6 +504,7 @@ export class IdealMemory {
     if (!at) return;
     const cell = at.seg.cells[at.i]!;
     if (cell < 0) return;
+    this.own(S_MAYBE);
     this.maybe.set(cell, new Set(this.maybe.get(cell)).add(value));
     this.hold(value, proc);
   }
@@ -463,14 +525,24 @@ export class IdealMemory {
 
   /** A handle being taken (a GUP in progress): its pages are bound one by one as they are grabbed. */
   beginHandle(name: string, holder: string, vpn: number, n: number, longterm: boolean): void {
-    this.handles.set(name, {
-      holder, longterm, at: Int32Array.from({ length: n }, (_, i) => vpn + i), origin: new Int32Array(n).fill(-1), bound: new Array<boolean>(n).fill(false),
-      seen: Array.from({ length: n }, () => new Set<number>([0])), written: new Set(),
-    });
+    this.own(S_HANDLES);
+    // Plain loops: Array.from over an array-like with a mapping function is several times slower.
+    const at = new Int32Array(n);
+    const origin = new Int32Array(n);
+    const bound: boolean[] = [];
+    const seen: Set<number>[] = [];
+    for (let i = 0; i < n; i++) {
+      at[i] = vpn + i;
+      origin[i] = -1;
+      bound.push(false);
+      seen.push(new Set<number>().add(0));
+    }
+    this.handles.set(name, { holder, longterm, at, origin, bound, seen, written: new Set() });
   }
 
   /** Page i of a handle was grabbed now: it refers to the cell its holder has there now. */
   bindHandlePage(name: string, i: number): void {
+    this.own(S_HANDLES);
     const h = this.handles.get(name);
     if (!h) return;
     const old = h.origin[i]!;
@@ -496,6 +568,7 @@ export class IdealMemory {
   }
 
   releaseHandle(name: string): void {
+    this.own(S_HANDLES);
     const h = this.handles.get(name);
     if (!h) return;
     for (let i = 0; i < h.origin.length; i++) if (h.origin[i]! >= 0) this.unwatch(h.origin[i]!, h.seen[i]!);
@@ -504,13 +577,26 @@ export class IdealMemory {
 
   /** The holder unmapped, dropped or exited these pages: their longterm pins become buffers of their own. */
   private unbind(proc: string, lo: number, hi: number): void {
+    // Looked for first: the handles become this copy's own only when one changes.
+    if (!this.unbinds(proc, lo, hi, false)) return;
+    this.own(S_HANDLES);
+    this.unbinds(proc, lo, hi, true);
+  }
+
+  /** Whether unbind() changes a pin; with `apply`, the change. */
+  private unbinds(proc: string, lo: number, hi: number, apply: boolean): boolean {
+    let changed = false;
     for (const h of this.handles.values()) {
       if (h.holder !== proc || !h.longterm) continue;
       for (let i = 0; i < h.origin.length; i++) {
         const vpn = h.at[i]!;
-        if (h.bound[i] && vpn >= lo && vpn < hi) h.bound[i] = false;
+        if (!h.bound[i] || vpn < lo || vpn >= hi) continue;
+        if (!apply) return true;
+        h.bound[i] = false;
+        changed = true;
       }
     }
+    return changed;
   }
 
   /** Is page `i` of this handle a longterm pin still bound to its origin? */
@@ -545,6 +631,7 @@ export class IdealMemory {
 
   /** A device write through a handle. */
   handleWrite(name: string, i: number, value: number): void {
+    this.own(S_HANDLES | S_MAYBE);
     const h = this.handles.get(name)!;
     h.written.add(value);
     const cell = h.origin[i]!;
@@ -566,6 +653,13 @@ export class IdealMemory {
     return value === 0 || (this.holders.get(value)?.has(proc) ?? false);
   }
 }
+
+/** forEachHeld's visitor and what it looks for (no closure per call). */
+let heldProc = '';
+let heldFn: (value: number) => void = () => {};
+const visitHeld = (set: ReadonlySet<string>, v: number): void => {
+  if (set.has(heldProc)) heldFn(v);
+};
 
 function protBits(prot: 'rw' | 'ro' | 'none'): number {
   return prot === 'rw' ? P_READ | P_WRITE : prot === 'ro' ? P_READ : 0;

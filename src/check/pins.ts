@@ -7,6 +7,7 @@ import { type Handle, handleVpn, type Kernel } from '../core/kernel.js';
 import type { Mm } from '../core/mm.js';
 import { followSlot, slotPfn } from '../core/huge.js';
 import { pinnedAnonExclusive } from '../core/page.js';
+import { copyFields } from '../core/copy.js';
 
 export interface PinnedHandle {
   name: string;
@@ -39,53 +40,77 @@ export function pfnOfEntry(k: Kernel, mm: Mm, vpn: number): number {
   return -1;
 }
 
+const NONE: readonly PinProblem[] = [];
+
 export class PinChecker {
   /** Pin pages already reported (`name:i` incoherent, `x:name:i` not exclusive). */
   private reported = new Set<string>();
+  /** False while `reported` is shared with a copy (clone): the first change copies it. */
+  private owned = true;
 
-  clone(): PinChecker {
-    const c = new PinChecker();
-    c.reported = new Set(this.reported);
+  /** A copy, sharing the reported pages with this one until either reports or forgets one (most never do). */
+  clone(dst?: PinChecker): PinChecker {
+    const c = copyFields(dst !== undefined && dst !== this ? dst : (Object.create(PinChecker.prototype) as PinChecker), this);
+    c.owned = false;
+    this.owned = false;
     return c;
+  }
+
+  /** `reported`, to change: copied first if shared. */
+  private mine(): Set<string> {
+    if (!this.owned) {
+      this.reported = new Set(this.reported);
+      this.owned = true;
+    }
+    return this.reported;
+  }
+
+  /** Whether this pin page was reported (no key is made while none was). */
+  private wasReported(prefix: string, name: string, i: number): boolean {
+    return this.reported.size > 0 && this.reported.has(`${prefix}${name}:${i}`);
   }
 
   /** A released handle: a later handle may take the same name and is checked afresh. */
   forget(name: string, pages: number): void {
+    if (this.reported.size === 0) return;
+    this.mine();
     for (let i = 0; i < pages; i++) {
       this.reported.delete(`${name}:${i}`);
       this.reported.delete(`x:${name}:${i}`);
     }
   }
 
-  /** `isBound(name, i)`: the ideal semantics still ties the pin's page to its holder's page. */
-  check(k: Kernel, handles: Iterable<PinnedHandle>, isBound: (name: string, i: number) => boolean): PinProblem[] {
-    const out: PinProblem[] = [];
+  /**
+   * `ideal.isBound(name, i)`: the ideal semantics still ties the pin's page to its holder's page.
+   * The problems found (a shared empty array when none: nothing is made per step then).
+   */
+  check(k: Kernel, handles: Iterable<PinnedHandle>, ideal: { isBound(name: string, i: number): boolean }): readonly PinProblem[] {
+    let out: PinProblem[] | null = null;
     for (const { name, h, holder, mm } of handles) {
       // sanity_check_pinned_pages() (5.19+): a pinned anonymous page is PageAnonExclusive.
       if (k.profile.anonExclusive && h.kind === 'pin') {
-        h.frames.forEach((pfn, i) => {
-          const key = `x:${name}:${i}`;
+        for (let i = 0; i < h.frames.length; i++) {
+          const pfn = h.frames[i]!;
           const fl = k.frames.flags[pfn] ?? 0;
-          if (pfn > 0 && fl & PG_ANON && !pinnedAnonExclusive(k, pfn) && !this.reported.has(key)) {
-            this.reported.add(key);
-            out.push({ kind: 'kernel-bug', proc: holder, frames: [pfn], message: `VM_BUG_ON (sanity_check_pinned_pages): ${name}[${i}] pins anonymous frame ${pfn}, which is not PageAnonExclusive` });
+          if (pfn > 0 && fl & PG_ANON && !pinnedAnonExclusive(k, pfn) && !this.wasReported('x:', name, i)) {
+            this.mine().add(`x:${name}:${i}`);
+            (out ??= []).push({ kind: 'kernel-bug', proc: holder, frames: [pfn], message: `VM_BUG_ON (sanity_check_pinned_pages): ${name}[${i}] pins anonymous frame ${pfn}, which is not PageAnonExclusive` });
           }
-        });
+        }
       }
       if (!h.longterm || mm === null) continue;
       for (let i = 0; i < h.frames.length; i++) {
-        const key = `${name}:${i}`;
-        if (this.reported.has(key) || !isBound(name, i)) continue;
+        if (this.wasReported('', name, i) || !ideal.isBound(name, i)) continue;
         const mapped = pfnOfEntry(k, mm, handleVpn(h, i));
         if (mapped !== h.frames[i]) {
-          this.reported.add(key);
-          out.push({
+          this.mine().add(`${name}:${i}`);
+          (out ??= []).push({
             kind: 'pin-incoherent', proc: holder, frames: [h.frames[i]!, ...(mapped > 0 ? [mapped] : [])],
             message: `${name}[${i}] pins frame ${h.frames[i]} but ${holder} now maps ${mapped < 0 ? 'nothing' : `frame ${mapped}`} there: the device and the process no longer share the page`,
           });
         }
       }
     }
-    return out;
+    return out ?? NONE;
   }
 }

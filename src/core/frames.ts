@@ -216,13 +216,18 @@ export class FrameTable {
     c.limit = this.limit;
     // Room for a few more frames, so the copy does not regrow at its first allocation.
     const cap = this.top + 8;
-    c.refcount = copyPrefix(this.refcount, this.top, cap, dst?.refcount);
-    c.mapcount = copyPrefix(this.mapcount, this.top, cap, dst?.mapcount);
-    c.flags = copyPrefix(this.flags, this.top, cap, dst?.flags);
-    c.value = copyPrefix(this.value, this.top, cap, dst?.value);
-    c.next = copyPrefix(this.next, this.top, cap, dst?.next);
-    c.priv = copyPrefix(this.priv, this.top, cap, dst?.priv);
-    c.priv.fill(-1, this.top);
+    // A table's arrays hold nothing at and past its top (priv: -1): only the spare's first
+    // `top` frames are cleared.
+    const used = dst !== undefined && dst !== this ? dst.top : undefined;
+    c.refcount = copyPrefix(this.refcount, this.top, cap, dst?.refcount, used);
+    c.mapcount = copyPrefix(this.mapcount, this.top, cap, dst?.mapcount, used);
+    c.flags = copyPrefix(this.flags, this.top, cap, dst?.flags, used);
+    c.value = copyPrefix(this.value, this.top, cap, dst?.value, used);
+    c.next = copyPrefix(this.next, this.top, cap, dst?.next, used);
+    const priv = copyPrefix(this.priv, this.top, cap, dst?.priv, used);
+    // priv is -1 past top: a new array is filled, a reused one only where it was used (or zeroed).
+    priv.fill(-1, this.top, priv !== dst?.priv ? priv.length : Math.max(this.top, used!));
+    c.priv = priv;
     // Per-block arrays as long as the frame arrays are (a reused dst's may be longer than cap):
     // allocLarge() grows them only with the frames.
     const blocks = (c.refcount.length >>> 9) + 1;
@@ -238,23 +243,48 @@ export class FrameTable {
 
 /**
  * An array of at least `cap` elements holding the first `n` of `a`, zero after them: `reuse` when
- * it is large enough (zeroed past n), else a new one.
+ * it is large enough, else a new one. `reuseUsed`: how many of reuse's first elements may be
+ * non-zero (default: all); the rest of it is zero already and not cleared again.
  */
-export function copyPrefix<T extends Int32Array | Uint8Array | Uint16Array>(a: T, n: number, cap: number, reuse?: T): T {
-  if (reuse !== undefined && reuse !== a && reuse.length >= cap) {
-    copyInto(a, n, reuse);
-    reuse.fill(0, n);
-    return reuse;
-  }
-  const b = new (a.constructor as new (n: number) => T)(cap);
-  copyInto(a, n, b);
+export function copyPrefix<T extends Int32Array | Uint8Array | Uint16Array>(a: T, n: number, cap: number, reuse?: T, reuseUsed?: number): T {
+  // One copier per element type: element loads and stores of one type stay monomorphic (a loop
+  // over arrays of three types is several times slower).
+  if (a instanceof Int32Array) return copyPrefix32(a, n, cap, reuse as Int32Array | undefined, reuseUsed) as T;
+  if (a instanceof Uint16Array) return copyPrefix16(a, n, cap, reuse as Uint16Array | undefined, reuseUsed) as T;
+  return copyPrefix8(a as Uint8Array, n, cap, reuse as Uint8Array | undefined, reuseUsed) as T;
+}
+
+function copyPrefix32(a: Int32Array, n: number, cap: number, reuse: Int32Array | undefined, reuseUsed: number | undefined): Int32Array {
+  const fresh = reuse === undefined || reuse === a || reuse.length < cap;
+  const b = fresh ? new Int32Array(cap) : reuse;
+  // A loop for a few elements (a subarray view costs more than copying them).
+  if (n > 64) b.set(a.subarray(0, n));
+  else for (let i = 0; i < n; i++) b[i] = a[i]!;
+  if (!fresh) clearTail(b, n, reuseUsed ?? b.length);
   return b;
 }
 
-/** b[0..n) = a[0..n): a loop for a few elements (a subarray view costs more than copying them). */
-function copyInto<T extends Int32Array | Uint8Array | Uint16Array>(a: T, n: number, b: T): void {
+function copyPrefix16(a: Uint16Array, n: number, cap: number, reuse: Uint16Array | undefined, reuseUsed: number | undefined): Uint16Array {
+  const fresh = reuse === undefined || reuse === a || reuse.length < cap;
+  const b = fresh ? new Uint16Array(cap) : reuse;
   if (n > 64) b.set(a.subarray(0, n));
   else for (let i = 0; i < n; i++) b[i] = a[i]!;
+  if (!fresh) clearTail(b, n, reuseUsed ?? b.length);
+  return b;
+}
+
+function copyPrefix8(a: Uint8Array, n: number, cap: number, reuse: Uint8Array | undefined, reuseUsed: number | undefined): Uint8Array {
+  const fresh = reuse === undefined || reuse === a || reuse.length < cap;
+  const b = fresh ? new Uint8Array(cap) : reuse;
+  if (n > 64) b.set(a.subarray(0, n));
+  else for (let i = 0; i < n; i++) b[i] = a[i]!;
+  if (!fresh) clearTail(b, n, reuseUsed ?? b.length);
+  return b;
+}
+
+/** b[n..used) = 0 (nothing when used <= n). */
+function clearTail(b: Int32Array | Uint16Array | Uint8Array, n: number, used: number): void {
+  if (used > n) b.fill(0, n, used);
 }
 
 function grow<T extends Int32Array | Uint8Array | Uint16Array>(a: T, cap: number): T {

@@ -201,28 +201,51 @@ export class Kernel {
    * is made in it: its object, address-space objects and typed arrays are reused.
    */
   clone(dst?: Kernel): Kernel {
-    // What of dst is reused, read before its fields are overwritten.
-    const old = dst !== undefined && dst !== this ? { frames: dst.frames, tables: dst.tables, swap: dst.swap, mms: dst.mms } : undefined;
-    const k = copyFields(old ? dst! : (Object.create(Kernel.prototype) as Kernel), this);
-    k.frames = this.frames.clone(old?.frames);
-    k.tables = this.tables.clone(old?.tables);
-    k.shm = this.shm.length === 0 ? [] : this.shm.map((s) => s.clone());
-    const oldMms = old?.mms;
-    k.mms = this.mms.map((m, i) => {
+    // dst's parts are reused: each part is copied into dst's before dst's fields are overwritten.
+    const d = dst !== undefined && dst !== this ? dst : undefined;
+    const frames = this.frames.clone(d?.frames);
+    const tables = this.tables.clone(d?.tables);
+    const shm = this.shm.length === 0 ? (d !== undefined && d.shm.length === 0 && d.shm !== this.shm ? d.shm : []) : this.shm.map((s) => s.clone());
+    // The spare's array of mms and its Mm objects (nothing else holds them).
+    const oldMms = d?.mms;
+    const mms = oldMms !== undefined && oldMms !== this.mms ? oldMms : [];
+    if (mms.length !== this.mms.length) mms.length = this.mms.length;
+    for (let i = 0; i < this.mms.length; i++) {
+      const m = this.mms[i]!;
       const c = oldMms?.[i] !== undefined && oldMms[i] !== m ? oldMms[i] : (Object.create(Mm.prototype) as Mm);
       copyFields(c, m);
-      c.vmas = m.vmas.map((v: Vma) => v.clone(v.shm ? k.shm[v.shm.id]! : null));
-      return c;
-    });
-    k.handles = this.handles.map(copyHandle);
-    k.stats = { ...this.stats };
-    k.swap = this.swap.clone(old?.swap);
-    k.hugetlb = this.hugetlb.clone();
-    k.uffdResolved = this.uffdResolved.slice();
+      c.vmas = m.vmas.map((v: Vma) => v.clone(v.shm ? shm[v.shm.id]! : null));
+      mms[i] = c;
+    }
+    const handles = copyInto(this.handles, d !== undefined && d.handles !== this.handles ? d.handles : [], copyHandle);
+    // A plain object (copyFields compiles one copier per class): assigned.
+    const stats = d !== undefined && d.stats !== this.stats ? Object.assign(d.stats, this.stats) : { ...this.stats };
+    const swap = this.swap.clone(d?.swap);
+    const hugetlb = d !== undefined && d.hugetlb !== this.hugetlb ? copyFields(d.hugetlb, this.hugetlb) : this.hugetlb.clone();
+    const uffdResolved = copyInto(this.uffdResolved, d !== undefined && d.uffdResolved !== this.uffdResolved ? d.uffdResolved : [], (x) => x);
     // Events are not copied: a copy starts with none (what the next step emits).
-    k.events = [];
+    const events = d !== undefined && d.events !== this.events ? d.events : [];
+    if (events.length !== 0) events.length = 0;
+    const k = copyFields(d ?? (Object.create(Kernel.prototype) as Kernel), this);
+    k.frames = frames;
+    k.tables = tables;
+    k.shm = shm;
+    k.mms = mms;
+    k.handles = handles;
+    k.stats = stats;
+    k.swap = swap;
+    k.hugetlb = hugetlb;
+    k.uffdResolved = uffdResolved;
+    k.events = events;
     return k;
   }
+}
+
+/** `to` holding `copy` of each element of `from`. */
+function copyInto<T>(from: readonly T[], to: T[], copy: (x: T) => T): T[] {
+  if (to.length !== from.length) to.length = from.length;
+  for (let i = 0; i < from.length; i++) to[i] = copy(from[i]!);
+  return to;
 }
 
 /**

@@ -91,11 +91,13 @@ export class TableArena {
     // Entries past `top` are zero (a table is handed out zeroed); a reused array is zeroed only where the old copy used it.
     c.entry = copyEntries(this.entry, this.top, cap, dst);
     c.bits = copyEntries(this.bits, this.top, cap, dst);
-    c.level = copyPrefix(this.level, this.top, cap, dst?.level);
-    c.filled = copyPrefix(this.filled, this.top, cap, dst?.filled);
-    c.nextFree = copyPrefix(this.nextFree, this.top, cap, dst?.nextFree);
-    c.share = copyPrefix(this.share, this.top, cap, dst?.share);
-    c.owner = copyPrefix(this.owner, this.top, cap, dst?.owner);
+    // Per-table arrays hold nothing past top in a copy: only the spare's first `top` are cleared.
+    const used = dst !== undefined && dst !== this ? dst.top : undefined;
+    c.level = copyPrefix(this.level, this.top, cap, dst?.level, used);
+    c.filled = copyPrefix(this.filled, this.top, cap, dst?.filled, used);
+    c.nextFree = copyPrefix(this.nextFree, this.top, cap, dst?.nextFree, used);
+    c.share = copyPrefix(this.share, this.top, cap, dst?.share, used);
+    c.owner = copyPrefix(this.owner, this.top, cap, dst?.owner, used);
     c.top = this.top;
     c.freeHead = this.freeHead;
     c.used = this.used;

@@ -51,10 +51,15 @@ export class SwapDevice {
     const c = dst ?? (Object.create(SwapDevice.prototype) as SwapDevice);
     const same = dst !== undefined && dst.count.length === this.count.length && dst.count !== this.count;
     if (same) {
-      c.count.set(this.count);
-      c.data.set(this.data);
-      c.cache.set(this.cache);
-      c.used.set(this.used);
+      // Slots at and past top are as alloc() finds them in both (never touched): only the first
+      // max(top) are copied (none while nothing was ever swapped out).
+      const n = Math.max(this.top, dst.top);
+      for (let s = 0; s < n; s++) {
+        c.count[s] = this.count[s]!;
+        c.data[s] = this.data[s]!;
+        c.cache[s] = this.cache[s]!;
+        c.used[s] = this.used[s]!;
+      }
     } else {
       c.count = this.count.slice();
       c.data = this.data.slice();

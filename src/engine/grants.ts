@@ -24,7 +24,7 @@ export function deviceExclusive(s: RunState, procName: string, sel: PageSel, nam
   const r = makeDeviceExclusive(s.k, p.mm, lo, hi);
   if (r.err === NA || r.handle === null) throw new NotApplicable('device-exclusive entries are not modelled for this profile');
   s.handles.set(name, { h: r.handle, proc: p.name });
-  s.grantTouched.set(name, new Uint8Array(hi - lo));
+  s.touchedOf().set(name, new Uint8Array(hi - lo));
   // make_device_exclusive() write-faults each page (FOLL_WRITE): the device may write it from now on.
   for (let v = lo; v < hi; v++) {
     if (r.handle.frames[v - lo]! > 0 && !r.handle.revoked![v - lo]) checkUffdWrite(s, p.group, v, `${p.name} ${s.label(sel, sel.lo + (v - lo))}`, `the device's exclusive grant (${name})`, [p.name]);
@@ -41,7 +41,7 @@ export function touchGrants(s: RunState, p: Proc, vpn: number, pfn: number): voi
     if (lh.h.kind !== 'exclusive') continue;
     const holder = s.procs.get(lh.proc);
     if (holder?.group === p.group) {
-      for (let i = 0; i < lh.h.frames.length; i++) if (handleVpn(lh.h, i) === vpn) s.grantTouched.get(name)![i] = 1;
+      for (let i = 0; i < lh.h.frames.length; i++) if (handleVpn(lh.h, i) === vpn) s.touchedOf().get(name)![i] = 1;
     }
     // The CPU must never reach a page the device still holds exclusively.
     lh.h.frames.forEach((f, j) => {

@@ -64,7 +64,7 @@ export function mmap(s: RunState, step: StepOf<'mmap'>): void {
     s.violation('fault', step.hugetlb ? 'mmap of hugetlb pages failed: not enough free huge pages to reserve' : 'mmap failed in the model');
     return;
   }
-  p.regions.set(step.region, { start: r.start, n: step.pages });
+  s.regionsOf(p).set(step.region, { start: r.start, n: step.pages });
   s.ideal.mmap(p.group, r.start, step.pages, step.prot, step.shared);
   s.record.summary = `${step.proc} maps ${step.region}: ${step.pages} page(s) ${step.prot} ${step.shared ? 'shared' : 'private'} at 0x${(r.start * 4096).toString(16)}` +
     (step.populate ? `, ${r.populated} populated` : '');
@@ -94,7 +94,7 @@ export function mremap(s: RunState, step: StepOf<'mremap'>): void {
     s.violation('fault', 'mremap failed in the model: no address space left');
     return;
   }
-  p.regions.set(step.region, { start: r.start, n: hi - lo });
+  s.regionsOf(p).set(step.region, { start: r.start, n: hi - lo });
   const allowed = s.ideal.mremap(p.group, lo, hi, r.start, r.err === OK);
   s.observe('mremap', `${p.name} mremap ${s.label(step.sel)}`, r.err === OK ? 'ok' : 'EFAULT', null);
   if (!allowed) s.violation('fault', `mremap of ${s.label(step.sel)}: the model ${r.err === OK ? 'moved the pages, though some are not mapped' : 'failed (EFAULT), though the pages are one mapping'}`, [p.name]);

@@ -7,6 +7,7 @@
 import type { Kernel } from '../core/kernel.js';
 import type { Profile } from '../core/profile.js';
 import type { IdealMemory } from '../check/ideal.js';
+import type { PinnedHandle } from '../check/pins.js';
 import type { Expected, Scenario, Step } from '../scenario/ast.js';
 import { judge } from './judge.js';
 import { RESULT_FORMAT_VERSION, type RunResult, type StepRecord, type Violation } from './result.js';
@@ -66,8 +67,10 @@ export class Runner {
   /**
    * Run one step (its index names it in violations): execute, check pin coherence and the
    * accounting invariants. Returns the record, and the n/a reason when the profile lacks it.
+   * With `accounting` false the accounting invariants, a function of the state alone, are left
+   * to the caller's checkInvariants() (the explorer checks each state once, not per transition).
    */
-  step(step: Step, i: number): { record: StepRecord; na: string | null } {
+  step(step: Step, i: number, accounting = true): { record: StepRecord; na: string | null } {
     const s = this.s;
     s.stepIndex = i;
     s.record = emptyRecord(i, step.pos.line, step.pos.col, step.text);
@@ -82,10 +85,15 @@ export class Runner {
     drainUffd(s);
     if (na === null) checkPins(s);
     collectEvents(s);
-    traceChanges(s, declOf(step.op).observing === true);
-    if (na === null && (s.opts.checkEveryStep ?? true)) checkAccounting(s, false);
+    if (s.changesBase !== null) traceChanges(s, declOf(step.op).observing === true);
+    if (na === null && accounting && (s.opts.checkEveryStep ?? true)) checkAccounting(s, false);
     if (s.opts.countersEveryStep) s.record.counters = allStats(s);
     return { record: s.record, na };
+  }
+
+  /** The accounting invariants step() left out (`accounting` false), on the state the last step left. */
+  checkInvariants(): void {
+    if (this.s.opts.checkEveryStep ?? true) checkAccounting(this.s, false);
   }
 
   /** The end-of-scenario checks (every process exits; frame leaks). Mutates: call on a clone to keep going. */
@@ -159,12 +167,21 @@ function exec(s: RunState, step: Step): void {
 
 /** Pin coherence and pinned pages' exclusivity (src/check/pins.ts). */
 function checkPins(s: RunState): void {
-  const handles = [...s.handles].map(([name, hs]) => {
+  if (s.handles.size === 0) return;
+  // The handles as the checker sees them, in objects reused from step to step (it reads them at once).
+  let n = 0;
+  for (const [name, hs] of s.handles) {
     const p = s.procs.get(hs.proc);
-    return { name, h: hs.h, holder: p?.name ?? hs.proc, mm: p?.alive ? p.mm : null };
-  });
-  for (const v of s.pins.check(s.k, handles, (name, i) => s.ideal.isBound(name, i))) s.violation(v.kind, v.message, [v.proc], v.frames);
+    const o = (pinned[n++] ??= { name, h: hs.h, holder: '', mm: null });
+    o.name = name;
+    o.h = hs.h;
+    o.holder = p?.name ?? hs.proc;
+    o.mm = p?.alive ? p.mm : null;
+  }
+  if (pinned.length !== n) pinned.length = n;
+  for (const v of s.pins.check(s.k, pinned, s.ideal)) s.violation(v.kind, v.message, [v.proc], v.frames);
 }
+const pinned: PinnedHandle[] = [];
 
 /** The accounting invariants (src/check/accounting.ts). */
 function checkAccounting(s: RunState, final: boolean): void {

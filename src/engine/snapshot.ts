@@ -11,6 +11,8 @@ import type { RunState } from './state.js';
 
 /** Move the kernel's events into the record (kernel bugs become violations), with a snapshot. */
 export function collectEvents(s: RunState): void {
+  // Nothing to move and no snapshot to take (the explorer's steps without tracing, most of them).
+  if (s.k.events.length === 0 && !s.k.tracing && s.actors.size === 0) return;
   const evs = s.k.events;
   s.k.events = [];
   const max = s.opts.maxEventsPerStep ?? 200;

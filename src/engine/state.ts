@@ -108,6 +108,12 @@ export class RunState {
   actors = new Map<KEvent, string>();
   /** The thread whose kernel path is taking a step right now (for the web page's event names), else null. */
   acting: string | null = null;
+  /**
+   * The threads' regions maps and grantTouched are shared with a copy (clone) until either
+   * changes them: regionsOf() and touchedOf() copy them first.
+   */
+  private regionsShared = false;
+  private touchedShared = false;
 
   constructor(
     readonly scenario: Scenario,
@@ -131,41 +137,65 @@ export class RunState {
    * added later is at least shared, as Object.assign did), then the state's own containers deeply.
    */
   clone(dst?: RunState): RunState {
-    const old = dst !== undefined && dst !== this ? { k: dst.k, ideal: dst.ideal, mmNames: dst.mmNames, violations: dst.violations } : undefined;
-    const dstActors = old ? dst!.actors : undefined;
-    const c = copyFields(old ? dst! : (Object.create(RunState.prototype) as RunState), this);
-    c.k = this.k.clone(old?.k);
-    c.ideal = this.ideal.clone(old?.ideal);
-    c.values = this.values.clone();
-    // New maps and sets: clearing a map costs more than making one.
-    const procs = new Map<string, Proc>();
-    // forEach, not for-of: no iterator result or entry pair per element.
-    this.procs.forEach((p, n) => {
-      // Threads of one process share one regions map.
-      const regions = sharedRegions(this.procs, p, procs) ?? new Map(p.regions);
-      const q: Proc = {
-        name: p.name, group: p.group, tid: p.tid, mm: c.k.mms[p.mm.id]!, regions, alive: p.alive,
-        task: p.task ? cloneTask(p.task) : null, taskStep: p.taskStep, taskApplied: p.taskApplied,
-      };
-      if (p.taskBound) q.taskBound = p.taskBound.slice();
-      procs.set(n, q);
-    });
-    c.procs = procs;
-    c.pins = this.pins.clone();
-    c.mmNames = copyArray(this.mmNames, old?.mmNames);
-    c.violations = copyArray(this.violations, old?.violations);
-    const handles = new Map<string, LiveHandle>();
-    this.handles.forEach((h, n) => handles.set(n, { h: c.k.handles[h.h.id]!, proc: h.proc }));
-    c.handles = handles;
-    const touched = new Map<string, Uint8Array>();
-    this.grantTouched.forEach((a, n) => touched.set(n, a.slice()));
-    c.grantTouched = touched;
+    // dst's parts are reused: each is copied into dst's before dst's fields are overwritten.
+    const d = dst !== undefined && dst !== this ? dst : undefined;
+    const k = this.k.clone(d?.k);
+    const ideal = this.ideal.clone(d?.ideal);
+    const values = this.values.clone(d?.values);
+    const pins = this.pins.clone(d?.pins);
+    const mmNames = copyArray(this.mmNames, d?.mmNames);
+    const violations = copyArray(this.violations, d?.violations);
+    // Scratch for one step, empty between steps (collectEvents clears it): a fresh one only if not.
+    const actors = this.actors.size === 0 && d !== undefined ? d.actors : new Map<KEvent, string>();
+    const c = copyFields(d ?? (Object.create(RunState.prototype) as RunState), this);
+    c.k = k;
+    c.ideal = ideal;
+    c.values = values;
+    c.pins = pins;
+    c.mmNames = mmNames;
+    c.violations = violations;
+    c.actors = actors;
+    // New maps: clearing a map costs more than making one. forEach, not for-of: no iterator
+    // result or entry pair per element; the visitors are made once (cloneInto names the copy).
+    cloneInto = c;
+    c.procs = procsInto = new Map<string, Proc>();
+    this.procs.forEach(copyProc);
+    c.regionsShared = this.regionsShared = true;
+    c.handles = handlesInto = new Map<string, LiveHandle>();
+    this.handles.forEach(copyLiveHandle);
+    cloneInto = null;
+    c.grantTouched = this.grantTouched;
+    c.touchedShared = this.touchedShared = true;
     // Never changed in place (a change makes a new set): shared.
     c.atomicValues = this.atomicValues;
     c.forking = this.forking;
-    // Scratch for one step, empty between steps (collectEvents clears it): a fresh one only if not.
-    c.actors = this.actors.size === 0 && old ? dstActors! : new Map();
     return c;
+  }
+
+  /** A thread's regions, to change (and its process's other threads'): copied first while shared with a copy. */
+  regionsOf(p: Proc): Map<string, Region> {
+    if (this.regionsShared) {
+      this.regionsShared = false;
+      // One copy per map: the threads of a process keep sharing theirs.
+      const copies = new Map<Map<string, Region>, Map<string, Region>>();
+      this.procs.forEach((q) => {
+        let c = copies.get(q.regions);
+        if (c === undefined) copies.set(q.regions, (c = new Map(q.regions)));
+        q.regions = c;
+      });
+    }
+    return p.regions;
+  }
+
+  /** Per device-exclusive grant, the pages its owner's CPU touched, to change: copied first while shared with a copy. */
+  touchedOf(): Map<string, Uint8Array> {
+    if (this.touchedShared) {
+      this.touchedShared = false;
+      const touched = new Map<string, Uint8Array>();
+      this.grantTouched.forEach((a, n) => touched.set(n, a.slice()));
+      this.grantTouched = touched;
+    }
+    return this.grantTouched;
   }
 
   violation(kind: ViolationKind, message: string, procs: string[] = [], frames: number[] = []): void {
@@ -256,18 +286,28 @@ export class RunState {
   }
 }
 
-/** The copy of p's regions map if an earlier thread of `from` (already copied into `to`) shares it. */
-function sharedRegions(from: Map<string, Proc>, p: Proc, to: Map<string, Proc>): Map<string, Region> | null {
-  for (const q of from.values()) {
-    if (q === p) return null;
-    if (q.regions === p.regions) return to.get(q.name)!.regions;
-  }
-  return null;
-}
+/** The copy RunState.clone is making, and its maps of threads and handles, for the visitors below. */
+let cloneInto: RunState | null = null;
+let procsInto = new Map<string, Proc>();
+let handlesInto = new Map<string, LiveHandle>();
+
+/** A thread's copy, on the copy's kernel. The regions maps are shared (threads of one process share one), copied at a change. */
+const copyProc = (p: Proc, n: string): void => {
+  const q: Proc = {
+    name: p.name, group: p.group, tid: p.tid, mm: cloneInto!.k.mms[p.mm.id]!, regions: p.regions, alive: p.alive,
+    task: p.task ? cloneTask(p.task) : null, taskStep: p.taskStep, taskApplied: p.taskApplied,
+  };
+  if (p.taskBound) q.taskBound = p.taskBound.slice();
+  procsInto.set(n, q);
+};
+
+const copyLiveHandle = (h: LiveHandle, n: string): void => {
+  handlesInto.set(n, { h: cloneInto!.k.handles[h.h.id]!, proc: h.proc });
+};
 
 function copyArray<T>(a: T[], reuse: T[] | undefined): T[] {
   if (reuse === undefined || reuse === a) return a.slice();
-  reuse.length = a.length;
+  if (reuse.length !== a.length) reuse.length = a.length;
   for (let i = 0; i < a.length; i++) reuse[i] = a[i]!;
   return reuse;
 }

@@ -31,9 +31,9 @@ export class ValueTable {
     return this.id(`${prefix}${n}`);
   }
 
-  /** A copy, sharing this table's maps until either adds a value. */
-  clone(): ValueTable {
-    const c = Object.create(ValueTable.prototype) as ValueTable;
+  /** A copy, sharing this table's maps until either adds a value; in `dst` (a copy no longer needed) when given. */
+  clone(dst?: ValueTable): ValueTable {
+    const c = dst !== undefined && dst !== this ? dst : (Object.create(ValueTable.prototype) as ValueTable);
     c.ids = this.ids;
     c.names = this.names;
     c.owned = false;

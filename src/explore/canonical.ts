@@ -143,10 +143,17 @@ class Entries<V> {
 const regions = new Entries<Region>();
 const byRegionName = (_a: Region, an: string, _b: Region, bn: string): boolean => an > bn;
 
+/** The numbering pushValue numbers with (forEach, not for-of: no iterator per set). */
+let pushNum: Numbering | null = null;
+const pushValue = (v: number): void => {
+  tmp.push(pushNum!.value(v));
+};
+
 /** Push the numbers of `vals` (numbered in their order), sorted ascending, each after `prefix` if given; their count. */
-function pushSortedValues(vals: Iterable<number>, num: Numbering, out: Words, prefix?: number): number {
+function pushSortedValues(vals: ReadonlySet<number>, num: Numbering, out: Words, prefix?: number): number {
   tmp.n = 0;
-  for (const v of vals) tmp.push(num.value(v));
+  pushNum = num;
+  vals.forEach(pushValue);
   const n = tmp.n;
   const t = tmp.a;
   insertionSort(t, n);
@@ -171,8 +178,6 @@ function insertionSort(a: Int32Array, n: number): void {
 }
 
 const heldRaw = new Words();
-/** The held values, as an iterable for pushSortedValues (it sorts in `tmp`). */
-const held: number[] = [];
 const pushHeld = (v: number): void => {
   heldRaw.push(v);
 };
@@ -226,10 +231,17 @@ function procKey(r: Runner, p: ProcT, num: Numbering, out: Words): void {
   r.ideal.forEachHeld(p.group, pushHeld);
   insertionSort(heldRaw.a, heldRaw.n);
   out.push(-4).push(heldRaw.n);
-  for (let i = 0, n = heldRaw.n; i < n; i++) held[i] = heldRaw.a[i]!;
-  held.length = heldRaw.n;
-  pushSortedValues(held, num, out);
+  // As pushSortedValues does, without an iterable: numbered in id order, pushed sorted.
+  tmp.n = 0;
+  for (let i = 0, n = heldRaw.n; i < n; i++) tmp.push(num.value(heldRaw.a[i]!));
+  insertionSort(tmp.a, tmp.n);
+  for (let i = 0, n = tmp.n; i < n; i++) out.push(tmp.a[i]!);
   taskKey(r, p, num, out);
+}
+
+/** A frame's number, -1 for none. */
+function frameNum(pfn: number, num: Numbering): number {
+  return pfn < 0 ? -1 : num.frame(pfn);
 }
 
 /** A pending kernel path (v1.1 `&`): everything its next steps depend on. */
@@ -239,17 +251,16 @@ function taskKey(r: Runner, p: ProcT, num: Numbering, out: Words): void {
     out.push(-7);
     return;
   }
-  const fr = (pfn: number): number => (pfn < 0 ? -1 : num.frame(pfn));
   switch (t.kind) {
     case 'fork':
-      out.push(-8).push(FORK_PHASES.indexOf(t.phase)).push(t.pair).push(t.vpn).push(t.seenBits).push(fr(t.seenPfn)).push(fr(t.newPfn)).push(t.child >= 0 ? 1 : 0);
+      out.push(-8).push(FORK_PHASES.indexOf(t.phase)).push(t.pair).push(t.vpn).push(t.seenBits).push(frameNum(t.seenPfn, num)).push(frameNum(t.newPfn, num)).push(t.child >= 0 ? 1 : 0);
       break;
     case 'gup':
-      out.push(-9).push(GUP_PHASES.indexOf(t.phase)).push(t.page).push(t.lo).push(t.req.pin ? 1 : 0).push(t.req.write ? 1 : 0).push(t.req.fast ? 1 : 0).push(t.seq < 0 ? -1 : r.k.mms[t.mm]!.writeProtectSeq - t.seq).push(t.readBits).push(fr(t.readPfn));
-      for (let i = 0; i < t.handle.frames.length; i++) out.push(fr(t.handle.frames[i]!)).push(t.handle.refs[i]!).push(t.fallback[i] ? 1 : 0);
+      out.push(-9).push(GUP_PHASES.indexOf(t.phase)).push(t.page).push(t.lo).push(t.req.pin ? 1 : 0).push(t.req.write ? 1 : 0).push(t.req.fast ? 1 : 0).push(t.seq < 0 ? -1 : r.k.mms[t.mm]!.writeProtectSeq - t.seq).push(t.readBits).push(frameNum(t.readPfn, num));
+      for (let i = 0; i < t.handle.frames.length; i++) out.push(frameNum(t.handle.frames[i]!, num)).push(t.handle.refs[i]!).push(t.fallback[i] ? 1 : 0);
       break;
     case 'write':
-      out.push(-10).push(WRITE_PHASES.indexOf(t.phase)).push(t.vpn).push(t.hi).push(num.value(t.value)).push(t.seenBits).push(fr(t.seenPfn)).push(fr(t.newPfn)).push(t.locked ? 1 : 0);
+      out.push(-10).push(WRITE_PHASES.indexOf(t.phase)).push(t.vpn).push(t.hi).push(num.value(t.value)).push(t.seenBits).push(frameNum(t.seenPfn, num)).push(frameNum(t.newPfn, num)).push(t.locked ? 1 : 0);
       break;
   }
 }
@@ -261,10 +272,10 @@ const HANDLE_KINDS: readonly string[] = ['pin', 'gup', 'pipe', 'exclusive'];
 
 /** Reused between calls: the encoding is read (hashed or copied) before the next one. */
 const words = new Words();
-/** Per-process signatures (each process's key with its own numbering), reused. */
+/** Per-process signatures (each process's key with its own numbering) and those numberings, reused. */
 const sigs: Words[] = [];
-const sigNum = new Numbering();
-const num = new Numbering();
+const sigNums: Numbering[] = [];
+const soleNum = new Numbering();
 const procBuf: ProcT[] = [];
 let nProcs = 0;
 let pending = false;
@@ -326,15 +337,18 @@ export function canonicalEncode(r: Runner): Words {
   adMask = pending ? ~0 : ~(PTE_YOUNG | PTE_DIRTY);
   // Order threads by a signature that ignores their names and global numbering (each one's key
   // with its own numbering): it decides which renamings share an encoding.
-  while (sigs.length < nProcs) sigs.push(new Words());
+  while (sigs.length < nProcs) {
+    sigs.push(new Words());
+    sigNums.push(new Numbering());
+  }
   const order = orderBuf;
   order[0] = 0;
   // One thread needs no signature to be ordered.
   for (let i = 0; i < nProcs && nProcs > 1; i++) {
     const o = sigs[i]!;
     o.n = 0;
-    sigNum.reset();
-    procKey(r, procs[i]!, sigNum, o);
+    sigNums[i]!.reset();
+    procKey(r, procs[i]!, sigNums[i]!, o);
     // Insertion sort by signature (a few threads).
     let j = i - 1;
     while (j >= 0 && bySig(order[j]!, i) > 0) {
@@ -343,13 +357,26 @@ export function canonicalEncode(r: Runner): Words {
     }
     order[j + 1] = i;
   }
-  num.reset();
   const out = words;
   out.n = 0;
   for (let n = 0; n < nProcs; n++) rankBuf[order[n]!] = n;
   const groups = groupBuf;
   let nGroups = 0;
-  for (let n = 0; n < nProcs; n++) {
+  // The first thread's key with the global numbering is its signature (both number from
+  // nothing): its words are copied, and the numbering goes on from its signature's.
+  let num = soleNum;
+  let first = 0;
+  if (nProcs > 1) {
+    const o = sigs[order[0]!]!;
+    num = sigNums[order[0]!]!;
+    groups[nGroups++] = procs[order[0]!]!.group;
+    out.push(-11).push(0);
+    for (let i = 0; i < o.n; i++) out.push(o.a[i]!);
+    first = 1;
+  } else {
+    num.reset();
+  }
+  for (let n = first; n < nProcs; n++) {
     const p = procs[order[n]!]!;
     let g = 0;
     while (g < nGroups && groups[g] !== p.group) g++;

@@ -8,7 +8,7 @@ import type { Runner } from '../engine/run.js';
 import { canonicalEncode, fingerprint, type Words } from './canonical.js';
 import { startState } from './explore.js';
 import { C_NEXT, C_POSTED, C_STOP, CHUNK, type ChunkAnswer, type LevelEnd, type LevelTask, type WorkerSetup } from './parallel.js';
-import { Expander, kindsOf, StateCache, type ExpandTarget } from './search.js';
+import { Expander, kindsOf, StateCache, type ExpandTarget, type StateSet } from './search.js';
 import { SearchTree } from './tree.js';
 import { FingerprintReader, FingerprintSet, VisitedSet } from './visited.js';
 
@@ -18,12 +18,14 @@ const exact = setup.input.bounds.exact ?? false;
 const tree = new SearchTree();
 
 /** New in this depth: not visited before (fingerprints only: with --exact the caller decides), not found by this worker in it. */
-class DepthFilter {
+class DepthFilter implements StateSet {
   readonly fp = new Int32Array(2);
   words: Words | null = null;
   before: FingerprintReader | null = null;
   private fps = new FingerprintSet();
   private keys = new VisitedSet();
+  /** Where lookup() found the last state would go. */
+  private slot = -1;
 
   next(task: LevelTask): void {
     this.before = task.fingerprints ? new FingerprintReader(task.fingerprints) : null;
@@ -31,12 +33,18 @@ class DepthFilter {
     if (exact) this.keys = new VisitedSet();
   }
 
-  add(r: Runner): boolean {
+  lookup(r: Runner): boolean {
     const w = (this.words = canonicalEncode(r));
     fingerprint(w.a, this.fp, w.n);
-    if (exact) return !this.keys.has(w.a, w.n, this.fp[0]!);
-    if (this.before!.has(this.fp[0]!, this.fp[1]!)) return false;
-    return this.fps.add(this.fp[0]!, this.fp[1]!);
+    if (exact) this.slot = this.keys.find(w.a, w.n, this.fp[0]!);
+    else this.slot = this.before!.has(this.fp[0]!, this.fp[1]!) ? -1 : this.fps.find(this.fp[0]!, this.fp[1]!);
+    return this.slot >= 0;
+  }
+
+  add(): void {
+    const w = this.words!;
+    if (exact) this.keys.insert(this.slot, w.a, w.n, this.fp[0]!);
+    else this.fps.insert(this.slot, this.fp[0]!, this.fp[1]!);
   }
 }
 

@@ -84,7 +84,7 @@ export function parallelSearch(
   const tree = new SearchTree();
   const exact = bounds.exact ?? false;
   const visited = new Visited(exact, true);
-  visited.add(root);
+  visited.addState(root);
   const control = new Int32Array(new SharedArrayBuffer(16));
   const counterexamples: Counterexample[] = [];
   const onViolation = violationTarget(root, tree, bounds, counterexamples, sink);

@@ -9,7 +9,7 @@
 import type { Runner } from '../engine/run.js';
 import type { Violation } from '../engine/result.js';
 import type { Step } from '../scenario/ast.js';
-import { canonicalEncode, fingerprint } from './canonical.js';
+import { canonicalEncode, fingerprint, type Words } from './canonical.js';
 import type { StoryMatch } from './stories.js';
 import { decodeOp, enabledOps, type ExploreShape } from './ops.js';
 import { SearchBudget, SearchTree, SPILL_FRACTION, spillFileName, TreeSpillError, type StopFlag } from './tree.js';
@@ -106,8 +106,12 @@ export function reachedEvents(before: Runner, after: Runner, out: { add(event: s
     const names = { pin: 'pin', pipe: 'vmsplice', gup: 'gup', exclusive: 'device-exclusive' } as const;
     for (const [n, h] of after.handles) if (!before.handles.has(n)) out.add(names[h.h.kind]);
   }
-  if (groupCount(after) > groupCount(before)) out.add('fork');
-  else if (after.procs.size > before.procs.size) out.add('thread');
+  // Threads are never removed (an exited one stays, dead) and never change process: with as
+  // many threads as before, there are as many processes.
+  if (after.procs.size > before.procs.size) {
+    if (groupCount(after) > groupCount(before)) out.add('fork');
+    else out.add('thread');
+  }
   // A frame mapped by two processes while a handle holds it: where COW and GUP meet.
   for (const lh of after.handles.values()) {
     for (const pfn of lh.h.frames) if (pfn > 0 && after.k.frames.mapcount[pfn]! >= 2) out.add('shared-page-with-extra-reference');
@@ -168,19 +172,35 @@ export class StateCache {
     if (this.ids[d] === id) return this.states[d]!;
     // The state this one replaces at its depth is done with: its arrays are reused.
     const r = this.get(this.tree.parentOf(id)).clone(this.states[d]);
-    r.step(decodeOp(r, this.tree.opOf(id)), d - 1);
+    // The invariants held when the state was first reached (Expander): not checked again.
+    r.step(decodeOp(r, this.tree.opOf(id)), d - 1, false);
     this.ids[d] = id;
     this.states[d] = r;
     return r;
   }
 }
 
+/**
+ * The states an expansion looks its children up in: lookup() says whether a state is new, and
+ * add() then adds it, once the state checks it needs have passed (a violating state is not
+ * added: every transition to it is reported).
+ */
+export interface StateSet {
+  /** True if the state is new (not seen up to renaming). */
+  lookup(r: Runner): boolean;
+  /** Add the state lookup() last found new (nothing was looked up or added since). */
+  add(): void;
+}
+
 /** The visited set of a search: fingerprints, or exact encodings. */
-export class Visited {
-  /** The fingerprint of the last encoding added. */
+export class Visited implements StateSet {
+  /** The fingerprint of the last encoding looked up. */
   readonly fp = new Int32Array(2);
   private readonly fps: FingerprintSet | null;
   private readonly keys: VisitedSet | null;
+  /** The slot lookup() found for the last encoding, and the encoding (exact). */
+  private slot = -1;
+  private words: Words | null = null;
   /** `shared`: the fingerprints in shared memory, for workers to read (src/explore/parallel.ts). */
   constructor(exact: boolean, shared = false) {
     this.fps = exact ? null : new FingerprintSet(shared);
@@ -188,9 +208,22 @@ export class Visited {
   }
 
   /** Add the state's canonical encoding: true if it is new. */
-  add(r: Runner): boolean {
+  addState(r: Runner): boolean {
     const w = canonicalEncode(r);
     return this.addWords(w.a, w.n);
+  }
+
+  lookup(r: Runner): boolean {
+    const w = (this.words = canonicalEncode(r));
+    fingerprint(w.a, this.fp, w.n);
+    this.slot = this.keys ? this.keys.find(w.a, w.n, this.fp[0]!) : this.fps!.find(this.fp[0]!, this.fp[1]!);
+    return this.slot >= 0;
+  }
+
+  add(): void {
+    const w = this.words!;
+    if (this.keys) this.keys.insert(this.slot, w.a, w.n, this.fp[0]!);
+    else this.fps!.insert(this.slot, this.fp[0]!, this.fp[1]!);
   }
 
   /** Add an encoding (its first n words): true if it is new. */
@@ -247,7 +280,7 @@ export class Expander {
 
   constructor(
     readonly root: Runner, private readonly shape: ExploreShape, private readonly bounds: SearchBounds,
-    readonly states: StateCache, private readonly visited: { add(r: Runner): boolean },
+    readonly states: StateCache, private readonly visited: StateSet,
   ) {
     this.base = root.violations.length;
   }
@@ -259,23 +292,49 @@ export class Expander {
       if (to.due()) return true;
       const child = r.clone(this.spare);
       this.spare = child;
-      const res = child.step(decodeOp(child, op), d);
+      // The accounting invariants, a function of the state alone, are checked once per state: a
+      // state seen before, up to renaming, passed them when first reached (at no greater depth),
+      // and a violating one is never added, so every transition to it checks them again. (Pin
+      // coherence stays per transition: the key does not tell which page a pin was taken on.)
+      const res = child.step(decodeOp(child, op), d, false);
       this.transitions++;
       if (res.na !== null) continue;
       this.depth = d + 1;
       reachedEvents(r, child, this.events);
-      const fresh = child.violations.length === this.base ? []
-        : child.violations.slice(this.base).filter((v) => this.bounds.kinds === null || this.bounds.kinds.has(v.kind));
-      if (fresh.length > 0) {
-        if (to.violation(id, op, child, fresh)) return true;
-        continue; // a violating state is not expanded further
+      let checked = false;
+      if (child.violations.length !== this.base) {
+        // The step itself found something: the invariants add theirs to it, as one step does.
+        child.checkInvariants();
+        checked = true;
+        const j = this.judge(id, op, child, to);
+        if (j === STOP) return true;
+        if (j === VIOLATES) continue; // a violating state is not expanded further
       }
-      if (!this.visited.add(child)) continue;
+      if (!this.visited.lookup(child)) continue;
+      if (!checked) {
+        child.checkInvariants();
+        const j = this.judge(id, op, child, to);
+        if (j === STOP) return true;
+        if (j === VIOLATES) continue;
+      }
+      this.visited.add();
       if (to.fresh(id, op, child)) return true;
     }
     return false;
   }
+
+  /** The child's counted violations (none: CLEAN), to the target (which may STOP the search). */
+  private judge(id: number, op: number, child: Runner, to: ExpandTarget): number {
+    if (child.violations.length === this.base) return CLEAN;
+    const fresh = child.violations.slice(this.base).filter((v) => this.bounds.kinds === null || this.bounds.kinds.has(v.kind));
+    if (fresh.length === 0) return CLEAN;
+    return to.violation(id, op, child, fresh) ? STOP : VIOLATES;
+  }
 }
+
+const CLEAN = 0;
+const VIOLATES = 1;
+const STOP = 2;
 
 /** The violation kinds among violations, sorted, once each. */
 export function kindsOf(vs: readonly Violation[]): string[] {
@@ -303,7 +362,7 @@ export function search(root: Runner, shape: ExploreShape, bounds: SearchBounds, 
   const budget = new SearchBudget(bounds, progress, stopFlag);
   const tree = new SearchTree(bounds.spillChunk);
   const visited = new Visited(bounds.exact ?? false);
-  visited.add(root);
+  visited.addState(root);
   const counterexamples: Counterexample[] = [];
   const onViolation = violationTarget(root, tree, bounds, counterexamples, sink);
   const ex = new Expander(root, shape, bounds, new StateCache(root, tree), visited);

@@ -46,10 +46,20 @@ export class FingerprintSet {
   add(hi: number, lo: number): boolean {
     const slot = lookup(this.t, this.mask, hi, lo);
     if (slot < 0) return false;
+    this.insert(slot, hi, lo);
+    return true;
+  }
+
+  /** Where (hi, lo) is: -1 (present), or the slot insert() puts it in (valid until the set changes). */
+  find(hi: number, lo: number): number {
+    return lookup(this.t, this.mask, hi, lo);
+  }
+
+  /** Add a fingerprint at the slot find() gave for it. */
+  insert(slot: number, hi: number, lo: number): void {
     this.t[2 * slot] = hi;
     this.t[2 * slot + 1] = lo;
     if (++this.size * 2 > this.mask) this.grow();
-    return true;
   }
 
   private grow(): void {
@@ -114,14 +124,27 @@ export class VisitedSet {
 
   /** True if this key was seen; otherwise it is added and false returned. */
   has(key: ArrayLike<number>, n: number, hash: number): boolean {
+    const slot = this.find(key, n, hash);
+    if (slot < 0) return true;
+    this.insert(slot, key, n, hash);
+    return false;
+  }
+
+  /** Where the key is: -1 (present), or the slot insert() puts it in (valid until the set changes). */
+  find(key: ArrayLike<number>, n: number, hash: number): number {
     const t = this.table;
     let slot = hash & this.mask;
     for (;;) {
       const w = t[2 * slot + 1]!;
-      if (w === 0) break;
-      if (t[2 * slot] === hash && this.equals(w - 1, key, n)) return true;
+      if (w === 0) return slot;
+      if (t[2 * slot] === hash && this.equals(w - 1, key, n)) return -1;
       slot = (slot + 1) & this.mask;
     }
+  }
+
+  /** Add a key (its first n words) at the slot find() gave for it. */
+  insert(slot: number, key: ArrayLike<number>, n: number, hash: number): void {
+    const t = this.table;
     if (n + 1 > CHUNK) throw new Error(`internal error: a state key of ${n} words`);
     let c = this.chunks[this.chunks.length - 1]!;
     if (this.used + n + 1 > CHUNK) {
@@ -133,10 +156,11 @@ export class VisitedSet {
     t[2 * slot] = hash;
     t[2 * slot + 1] = (this.chunks.length - 1) * CHUNK + this.used + 1;
     c[this.used++] = n;
-    for (let i = 0; i < n; i++) c[this.used + i] = key[i]!;
+    // An Int32Array key (every caller's) is copied in one block.
+    if (key instanceof Int32Array) c.set(n === key.length ? key : key.subarray(0, n), this.used);
+    else for (let i = 0; i < n; i++) c[this.used + i] = key[i]!;
     this.used += n;
     if (++this.size * 2 > this.mask) this.rehash();
-    return false;
   }
 
   /** Bytes the set occupies. */

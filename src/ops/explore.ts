@@ -2,10 +2,11 @@
 // integer, so a state's path costs 4 bytes) and the step each decodes to against the state it
 // applies to. src/explore/ops.ts gives these to the search under their old names.
 
-import type { Runner } from '../engine/run.js';
+import type { Proc, Runner } from '../engine/run.js';
+import type { Region } from '../engine/state.js';
 import type { PageSel, Step } from '../scenario/ast.js';
 import { DECLS } from './index.js';
-import type { ExploreOp } from './types.js';
+import type { ExploreArgs, ExploreOp } from './types.js';
 
 /** Every explorer operation, in the order of their codes. */
 export const EXPLORE_OPS: readonly ExploreOp[] = DECLS.flatMap((d) => d.explore ?? []).sort((a, b) => a.code - b.code);
@@ -52,6 +53,13 @@ const pack = (code: number, proc: number, page: number, extra: number): number =
 
 const BY_NAME = new Map(EXPLORE_OPS.map((e) => [e.name, e]));
 
+/** A thread's region first in name order (undefined: none). */
+function firstRegion(p: Proc): Region | undefined {
+  let name: string | undefined;
+  for (const n of p.regions.keys()) if (name === undefined || n < name) name = n;
+  return name === undefined ? undefined : p.regions.get(name);
+}
+
 /** Every operation enabled in this state, in a fixed order (the order of shape.ops). */
 export function enabledOps(r: Runner, shape: ExploreShape): number[] {
   const out: number[] = [];
@@ -60,6 +68,7 @@ export function enabledOps(r: Runner, shape: ExploreShape): number[] {
   const alive = procs.filter((p) => p.alive && !p.task);
   const groupsAlive = new Set(procs.filter((p) => p.alive).map((p) => p.group)).size;
   const handles = [...r.handles.keys()];
+  let firstRegions: (Region | undefined)[] | undefined;
   for (const name of shape.ops) {
     const e = BY_NAME.get(name);
     if (!e) continue;
@@ -99,21 +108,69 @@ export function enabledOps(r: Runner, shape: ExploreShape): number[] {
         break;
       case 'page': {
         if (on.takesHandle && handles.length >= shape.handles) break;
-        for (const p of alive) {
+        // One region is explored: the first in name order (found once per state, below).
+        firstRegions ??= alive.map(firstRegion);
+        alive.forEach((p, ai) => {
+          const reg = firstRegions![ai];
+          if (reg === undefined) return;
           const pi = procs.indexOf(p);
-          for (const [, reg] of [...p.regions].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
-            for (let pg = 0, n = Math.min(reg.n, shape.pageLimit ?? reg.n); pg < n; pg++) {
-              if (on.when && !on.when(p, reg.start + pg)) continue;
-              for (let v = 0; v < (on.variants ?? 1); v++) out.push(pack(code, pi, pg, v));
-            }
-            break; // one region is explored: the first in name order
+          for (let pg = 0, n = Math.min(reg.n, shape.pageLimit ?? reg.n); pg < n; pg++) {
+            if (on.when && !on.when(p, reg.start + pg)) continue;
+            for (let v = 0; v < (on.variants ?? 1); v++) out.push(pack(code, pi, pg, v));
           }
-        }
+        });
       }
     }
   }
   return out;
 }
+
+/**
+ * The arguments decodeOp gives an operation's decode, reused from one call to the next (decode
+ * reads them while it runs; the step it makes keeps only strings and the new `sel`): no
+ * closures are made per transition.
+ */
+class DecodeArgs implements ExploreArgs {
+  r!: Runner;
+  /** The thread's index among the state's threads, and the thread (undefined: none there). */
+  p: Proc | undefined;
+  region = 'buf';
+  proc = 'P';
+  sel!: PageSel;
+  at = '';
+  regionPages = 1;
+  handle = 'h';
+  extra = 0;
+
+  newHandle(): string {
+    const pending = new Set<string>();
+    this.r.procs.forEach((p) => {
+      if (p.taskStep && 'handle' in p.taskStep) pending.add(p.taskStep.handle);
+    });
+    for (let i = 1; ; i++) if (!this.r.handles.has(`h${i}`) && !pending.has(`h${i}`)) return `h${i}`;
+  }
+
+  newProc(): string {
+    const pending = new Set<string>();
+    this.r.procs.forEach((p) => {
+      if (p.taskStep?.op === 'fork') pending.add(p.taskStep.child);
+    });
+    return PROC_NAMES.find((n) => !this.r.procs.has(n) && !pending.has(n))!;
+  }
+
+  newRegion(): string {
+    const regions = this.p?.regions;
+    let n = 1;
+    while (regions?.has(`${this.region}_m${n}`)) n++;
+    return `${this.region}_m${n}`;
+  }
+
+  fresh(prefix: string): string {
+    return this.r.values.name(this.r.values.fresh(prefix));
+  }
+}
+
+const args = new DecodeArgs();
 
 /** Decode a packed operation against the state it applies to. */
 export function decodeOp(r: Runner, op: number): Step {
@@ -122,30 +179,38 @@ export function decodeOp(r: Runner, op: number): Step {
   const page = (op >>> 4) & 0xffff;
   const extra = op & 15;
   const e = BY_CODE[code]!;
-  const procs = [...r.procs.values()];
-  const proc = procs[procIdx]?.name ?? 'P';
-  const region = [...(procs[procIdx]?.regions.keys() ?? ['buf'])].sort()[0]!;
+  // The procIdx-th thread, its first region in name order, the extra-th handle: looked up
+  // without arrays.
+  let p: Proc | undefined;
+  let i = 0;
+  for (const q of r.procs.values()) {
+    if (i++ === procIdx) {
+      p = q;
+      break;
+    }
+  }
+  let region: string | undefined;
+  if (p) for (const name of p.regions.keys()) if (region === undefined || name < region) region = name;
+  region ??= 'buf';
+  let handle = 'h';
+  i = 0;
+  for (const name of r.handles.keys()) {
+    if (i++ === extra) {
+      handle = name;
+      break;
+    }
+  }
   const pos = { line: 0, col: 1 };
-  const sel: PageSel = { region, all: false, lo: page, hi: page, pos };
-  const handleNames = [...r.handles.keys()];
-  const { step, text } = e.decode({
-    proc, sel, at: `${region}[${page}]`, regionPages: procs[procIdx]?.regions.get(region)?.n ?? 1, handle: handleNames[extra] ?? 'h', extra,
-    newHandle: () => {
-      const pending = new Set(procs.flatMap((p) => (p.taskStep && 'handle' in p.taskStep ? [p.taskStep.handle] : [])));
-      for (let i = 1; ; i++) if (!r.handles.has(`h${i}`) && !pending.has(`h${i}`)) return `h${i}`;
-    },
-    newProc: () => {
-      const pending = new Set(procs.flatMap((p) => (p.taskStep?.op === 'fork' ? [p.taskStep.child] : [])));
-      return PROC_NAMES.find((n) => !r.procs.has(n) && !pending.has(n))!;
-    },
-    newRegion: () => {
-      const regions = procs[procIdx]?.regions;
-      let n = 1;
-      while (regions?.has(`${region}_m${n}`)) n++;
-      return `${region}_m${n}`;
-    },
-    fresh: (prefix) => r.values.name(r.values.fresh(prefix)),
-  });
+  args.r = r;
+  args.p = p;
+  args.region = region;
+  args.proc = p?.name ?? 'P';
+  args.sel = { region, all: false, lo: page, hi: page, pos };
+  args.at = `${region}[${page}]`;
+  args.regionPages = p?.regions.get(region)?.n ?? 1;
+  args.handle = handle;
+  args.extra = extra;
+  const { step, text } = e.decode(args);
   // The decoded step is a new object: pos and text are added to it (a spread of steps of many shapes is slow).
   step.pos = pos;
   step.text = text;

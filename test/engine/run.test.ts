@@ -340,3 +340,19 @@ test('expect steps on a region a killed process never mapped read "not mapped" (
   // Only the mapped-shared expectation fails: the region is not mapped at all.
   assert.equal(r.violations.filter((v) => v.kind === 'expect').length, 1);
 });
+
+test('Runner.clone: an mmap in the copy leaves the original\'s regions; the copy\'s threads of one process still share theirs', () => {
+  const sc = scenario(['P mmap buf 2 rw private', 'P thread T', 'T mmap more 1 rw private', 'P mmap other 1 rw private']);
+  const r = new Runner(sc, builtinProfile('v6')!);
+  r.step(sc.steps[0]!, 0);
+  r.step(sc.steps[1]!, 1);
+  const c = r.clone();
+  c.step(sc.steps[2]!, 2);
+  assert.deepEqual([...r.procs.get('P')!.regions.keys()], ['buf']);
+  assert.deepEqual([...r.procs.get('T')!.regions.keys()], ['buf']);
+  assert.deepEqual([...c.procs.get('P')!.regions.keys()], ['buf', 'more'], 'T\'s mmap is its process\'s');
+  // The original changes after the copy: the copy does not see it.
+  r.step(sc.steps[3]!, 3);
+  assert.deepEqual([...c.procs.get('T')!.regions.keys()], ['buf', 'more']);
+  assert.deepEqual([...r.procs.get('T')!.regions.keys()], ['buf', 'other']);
+});
