@@ -392,7 +392,8 @@ export function canonicalEncode(r: Runner): Words {
     const name = handles.names[hi]!;
     const lh = handles.vals[hi]!;
     const h = lh.h;
-    out.push(-5).push(HANDLE_KINDS.indexOf(h.kind)).push(rankOf(lh.proc)).push(h.write ? 1 : 0).push(h.longterm ? 1 : 0);
+    // The page it was taken on: the pin checker compares the frame held with what the holder maps there.
+    out.push(-5).push(HANDLE_KINDS.indexOf(h.kind)).push(rankOf(lh.proc)).push(h.vpn).push(h.write ? 1 : 0).push(h.longterm ? 1 : 0);
     for (let i = 0; i < h.frames.length; i++) out.push(h.frames[i]! < 0 ? -1 : num.frame(h.frames[i]!)).push(h.refs[i]!).push(h.revoked?.[i] ?? -1);
     // mremap moved some of its pages: where each is now, relative to where it was taken.
     if (h.vpns) {

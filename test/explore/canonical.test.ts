@@ -198,3 +198,16 @@ test('property: keys survive clone(), clones are independent, an observable chan
     }
   }, 300);
 });
+
+test('the page a handle was taken on is part of the key (the pin check compares the frame held with what the holder maps there)', () => {
+  // v5.7 (no COW break for pins): the first sequence's writable pin breaks COW of the zero page
+  // h1 holds, so h1 is incoherent; the second's pins are each coherent. The frames held are
+  // alike up to renaming; only the pages the pins were taken on tell the two states apart.
+  const a = runnerAfter([...BASE, 'P read buf[0]', 'P pin buf[1] as h1 ro longterm', 'P pin buf[1] as h2 rw longterm'], 'v5.7', [], false);
+  const b = runnerAfter([...BASE, 'P pin buf[1] as h1 rw longterm', 'P pin buf[0] as h2 ro longterm'], 'v5.7', [], false);
+  assert.deepEqual(a.violations.map((v) => v.kind), ['pin-incoherent']);
+  assert.deepEqual(b.violations.map((v) => v.kind), []);
+  assert.notEqual(key(a), key(b));
+  // The same pins taken in the other order and under other names share a key.
+  sameKey([...BASE, 'P pin buf[0] as h1 rw', 'P pin buf[1] as h2 rw'], [...BASE, 'P pin buf[1] as a rw', 'P pin buf[0] as b rw']);
+});
