@@ -74,7 +74,7 @@ export function explorerFigures(quick: boolean, log: (s: string) => void = () =>
   let level = last.states - prev.states;
   for (let d = dmax + 1; d <= 8; d++) states8 += (level *= g);
   const secs = states8 / last.statesPerSec;
-  // The compact engine keeps every state's exact key: does depth 8 fit in --max-memory's default (half the memory)?
+  // Does depth 8 fit in --max-memory's default (half the memory), at the bytes a state measured (fingerprints, tree, frontier)?
   const needGiB = (states8 * last.bytesPerState) / 2 ** 30;
   const haveGiB = totalmem() / 2 / 2 ** 30;
   log(`  explorer: procs 3, pages 3, to depth ${quick ? 3 : 4} (full engine) ...`);
@@ -84,7 +84,7 @@ export function explorerFigures(quick: boolean, log: (s: string) => void = () =>
     model: Math.round(secs), kernel: null, ratio: Number((secs / 600).toFixed(1)), target: '<= 600 s', met: secs <= 600 && needGiB <= haveGiB,
     note: `measured to depth ${dmax} (${last.states} states in ${s(last.elapsedMs)}, ${last.statesPerSec} states/s; depth ${dmax - 1}: ${prev.states}; depth ${dmax - 2}: ${pp.states}), ` +
       `the last depth ${g.toFixed(1)}x the states of the one before: about ${(states8 / 1e6).toFixed(0)} M states to depth 8 at ${last.statesPerSec} states/s (compact engine), ` +
-      `whose exact keys (${last.bytesPerState} bytes a state) need about ${needGiB.toFixed(0)} GiB${needGiB > haveGiB ? `, more than --max-memory's default (${haveGiB.toFixed(0)} GiB): it stops before depth 8` : ''}; ` +
+      `whose visited fingerprints, tree and frontier (${last.bytesPerState} bytes a state) need about ${needGiB.toFixed(0)} GiB${needGiB > haveGiB ? `, more than --max-memory's default (${haveGiB.toFixed(0)} GiB): it stops before depth 8` : ''}; ` +
       `the full engine (${fullRate} states/s on this shape) would take about ${(states8 / fullRate / 3600).toFixed(1)} h`,
   });
   return out;

@@ -252,3 +252,18 @@ test('the compact engine says which searches it cannot run, and auto falls back 
   assert.equal(out.result.stats.engine, 'full');
   assert.throws(() => explore({ ...input('v6', { depth: 2, ops: ['write', 'clear-softdirty'] }), engine: 'compact' }), /clear-softdirty/);
 });
+
+test('compact engine: fingerprints (the default) and --exact keys give the same search', () => {
+  for (const [kernel, depth, all] of [['v6', 6, false], ['v5.8', 5, false], ['v5.8', 5, true]] as const) {
+    const run = (exact: boolean) => explore({ ...input(kernel, { depth, all }), bounds: { ...input(kernel, { depth, all }).bounds, exact }, engine: 'compact', causes: false }).result;
+    const fp = run(false);
+    const ex = run(true);
+    assert.equal(fp.stats.engine, 'compact');
+    assert.equal(fp.stats.visited, 'fingerprints');
+    assert.equal(ex.stats.visited, 'exact');
+    assert.equal(fp.stats.states, ex.stats.states, `${kernel} depth ${depth}`);
+    assert.equal(fp.stats.transitions, ex.stats.transitions, `${kernel} depth ${depth}`);
+    assert.deepEqual(fp.counterexamples.map((c) => c.steps), ex.counterexamples.map((c) => c.steps));
+    assert.ok(fp.stats.collisionProbability > 0 && fp.stats.collisionProbability < 1e-6);
+  }
+});

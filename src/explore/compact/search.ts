@@ -6,7 +6,7 @@
 import type { Profile } from '../../core/profile.js';
 import type { Runner } from '../../engine/run.js';
 import type { ExploreShape } from '../ops.js';
-import { replayPath, type Counterexample, type Progress, type SearchBounds, type SearchResult, type ViolationSink } from '../search.js';
+import { replayPath, Visited, type Counterexample, type Progress, type SearchBounds, type SearchResult, type ViolationSink } from '../search.js';
 import { SearchBudget, SearchTree, type StopFlag } from '../tree.js';
 import { Canon, hashKey } from './canon.js';
 import { Layout, MAX_VALUES, S_NPROCS } from './layout.js';
@@ -43,7 +43,13 @@ export function compactSearch(
   const m = new Machine(L, profile, root.k.config.pinBias);
   // Which anon_vma a VMA has decides only whether VMAs merge again, after mprotect.
   const canon = new Canon(L, shape.ops.includes('mprotect'));
-  const visited = new VisitedSet();
+  // The visited set: 64-bit fingerprints of the keys, as the full engine keeps (16-24 bytes a
+  // state), or with --exact the keys themselves.
+  const exact = bounds.exact ?? false;
+  const visited = exact ? new VisitedSet() : null;
+  const fingerprints = exact ? null : new Visited(false);
+  /** Add a key (its first len words): true if it is new. */
+  const isNew = (len: number): boolean => (visited ? !visited.has(canon.key, len, hashKey(canon.key, len)) : fingerprints!.addWords(canon.key, len));
   const queue = new StateQueue();
   const codes = opCodes(shape);
   const cur = new Int32Array(L.size);
@@ -54,7 +60,7 @@ export function compactSearch(
 
   const start = L.start();
   const len0 = canon.build(start);
-  visited.has(canon.key, len0, hashKey(canon.key, len0));
+  isNew(len0);
   queue.put(0, start, L.used(start));
   const counterexamples: Counterexample[] = [];
   let found = 0;
@@ -115,14 +121,14 @@ export function compactSearch(
         }
         if (!m.changed) continue; // a read that changed nothing: the state is its parent
         const len = canon.build(work);
-        if (visited.has(canon.key, len, hashKey(canon.key, len))) continue;
+        if (!isNew(len)) continue;
         const child = tree.add(id, op);
         if (d + 1 < bounds.depth) queue.put(child, work, L.used(work)); // states at the depth bound are never expanded
         if (budget.full(tree.count)) {
           stop = true;
           break;
         }
-        if (visited.full) {
+        if (visited?.full) {
           budget.stoppedBy = 'memory'; // 8 GiB of keys: as far as the visited set reaches
           stop = true;
           break;
@@ -137,5 +143,5 @@ export function compactSearch(
     throw e;
   }
   budget.transitions = transitions;
-  return { counterexamples, stats: budget.stats(tree, stop, 'compact', { visited: 'exact', bytes: visited.bytes + tree.bytes + queue.bytes, workers: 1 }) };
+  return { counterexamples, stats: budget.stats(tree, stop, 'compact', { visited: exact ? 'exact' : 'fingerprints', bytes: (visited ? visited.bytes : fingerprints!.bytes) + tree.bytes + queue.bytes, workers: 1 }) };
 }
