@@ -3,6 +3,7 @@
 // /proc/PID/status.
 
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { OracleError } from './agent.js';
 
 export interface PageEntry {
   present: boolean;
@@ -48,7 +49,15 @@ const SWP_FIRST_NON_FILE = 24;
 
 /** The pagemap entries of n pages of process pid from page number vpn on. */
 export function pagemap(pid: number, vpn: number, n: number): PageEntry[] {
-  const buf = readAt(`/proc/${pid}/pagemap`, vpn * 8, n * 8);
+  let buf: Buffer;
+  try {
+    buf = readAt(`/proc/${pid}/pagemap`, vpn * 8, n * 8);
+  } catch (e) {
+    // The process is gone (killed by a signal to the process group, say): the replay stops there.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ESRCH') throw new OracleError(`process ${pid} is gone: its pagemap cannot be read`);
+    throw e;
+  }
   const out: PageEntry[] = [];
   for (let i = 0; i < n; i++) {
     if ((i + 1) * 8 > buf.length) {

@@ -15,6 +15,8 @@ import { assumeFacts, missingFacility, probedFacts, probedProfile } from '../../
 import { builtinProfile } from '../../src/profiles/resolve.js';
 import { parseScenario } from '../../src/scenario/index.js';
 import { ValueWords } from '../../src/oracle/values.js';
+import { OracleError } from '../../src/oracle/agent.js';
+import { pagemap } from '../../src/oracle/procfs.js';
 import { steps } from './helpers.js';
 
 test('values: integers are themselves, identifiers get words no integer of the scenario has', () => {
@@ -120,4 +122,11 @@ test('the probe\'s zero-page answer decides the model, either way (no kernel nee
   assert.equal(probedProfile(v6, withZero).name, 'v6+mmForbidsZeropage=true');
   assert.match(probedFacts(withZero)[0]!.value, /^no .*\[forced, not probed\]$/);
   assert.equal(probedFacts(withZero)[0]!.sets, 'mmForbidsZeropage=true');
+});
+
+test('a process that is gone (killed by a Ctrl-C to the process group) stops the replay with an oracle error, not an internal one', () => {
+  // A pid past pid_max never names a process.
+  assert.throws(() => pagemap(2 ** 22 + 1, 0, 1), (e: unknown) => e instanceof OracleError && /process 4194305 is gone/.test(e.message));
+  // A live process still reads.
+  assert.equal(pagemap(process.pid, 0, 2).length, 2);
 });
