@@ -161,7 +161,8 @@ options:
   --baseline-set SW=VALUE   a what-if baseline (repeatable)
   --reverse           with --baseline: the other way round, sequences that violate on the
                       baseline and are clean on --kernel (what the change fixed)
-  --max-states N      stop after N states (default 5000000)
+  --max-states N      stop after N states (default: no count; --max-memory and --time
+                      bound the search)
   --max-memory MiB    stop when the process's resident memory is more (default: half
                       of this machine's memory). On the full engine with one worker,
                       once it passes 80% of this the search tree (8 bytes a state) goes

@@ -156,7 +156,8 @@ function explorePlan(argv: string[], io: Io): Plan | number {
     pages: intOpt(values.pages, '--pages', 2, 1, 64),
     bounds: {
       depth: intOpt(values.depth, '--depth', 6, 1, 40),
-      maxStates: intOpt(values['max-states'], '--max-states', 5_000_000, 1, 2 ** 30),
+      // No count of states by default: --max-memory and --time bound the search.
+      maxStates: values['max-states'] === undefined ? Number.MAX_SAFE_INTEGER : intOpt(values['max-states'], '--max-states', 0, 1, 2 ** 30),
       maxMemoryMB: maxMemoryOpt(values['max-memory'], 'explore'),
       timeSec: intOpt(values.time, '--time', 600, 1, 86400),
       all: !!values.all, kinds, exact: !!values.exact, spillFile: spillFileName(spillDir),
