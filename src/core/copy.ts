@@ -31,3 +31,16 @@ function compile(keys: string[]): Copier {
     return assign;
   }
 }
+
+/**
+ * `from`'s elements (each through `copy`, if given) in `reuse`, an array done with, or in a new
+ * array when there is none or it is `from` itself: the copies the explorer makes per transition
+ * reuse the arrays of the state copied before.
+ */
+export function copyArrayInto<T>(from: readonly T[], reuse: T[] | undefined, copy?: (x: T) => T): T[] {
+  const to = reuse === undefined || reuse === from ? [] : reuse;
+  if (to.length !== from.length) to.length = from.length;
+  if (copy === undefined) for (let i = 0; i < from.length; i++) to[i] = from[i]!;
+  else for (let i = 0; i < from.length; i++) to[i] = copy(from[i]!);
+  return to;
+}

@@ -8,7 +8,7 @@ import type { Profile } from './profile.js';
 import type { KEvent, KEventType } from './events.js';
 import { HPAGE_PMD_NR, LEVEL_PGD, PG_HUGETLB, PG_LARGE, PG_SWAPCACHE } from './constants.js';
 import { SwapDevice } from './swapdev.js';
-import { copyFields } from './copy.js';
+import { copyArrayInto, copyFields } from './copy.js';
 
 export const DEFAULT_FRAMES = 1 << 30;
 export const DEFAULT_PIN_BIAS = 1024;
@@ -217,12 +217,12 @@ export class Kernel {
       c.vmas = m.vmas.map((v: Vma) => v.clone(v.shm ? shm[v.shm.id]! : null));
       mms[i] = c;
     }
-    const handles = copyInto(this.handles, d !== undefined && d.handles !== this.handles ? d.handles : [], copyHandle);
+    const handles = copyArrayInto(this.handles, d?.handles, copyHandle);
     // A plain object (copyFields compiles one copier per class): assigned.
     const stats = d !== undefined && d.stats !== this.stats ? Object.assign(d.stats, this.stats) : { ...this.stats };
     const swap = this.swap.clone(d?.swap);
     const hugetlb = d !== undefined && d.hugetlb !== this.hugetlb ? copyFields(d.hugetlb, this.hugetlb) : this.hugetlb.clone();
-    const uffdResolved = copyInto(this.uffdResolved, d !== undefined && d.uffdResolved !== this.uffdResolved ? d.uffdResolved : [], (x) => x);
+    const uffdResolved = copyArrayInto(this.uffdResolved, d?.uffdResolved);
     // Events are not copied: a copy starts with none (what the next step emits).
     const events = d !== undefined && d.events !== this.events ? d.events : [];
     if (events.length !== 0) events.length = 0;
@@ -239,13 +239,6 @@ export class Kernel {
     k.events = events;
     return k;
   }
-}
-
-/** `to` holding `copy` of each element of `from`. */
-function copyInto<T>(from: readonly T[], to: T[], copy: (x: T) => T): T[] {
-  if (to.length !== from.length) to.length = from.length;
-  for (let i = 0; i < from.length; i++) to[i] = copy(from[i]!);
-  return to;
 }
 
 /**

@@ -17,7 +17,7 @@ import type { PageSel, Scenario, Step, ViolationKind } from '../scenario/ast.js'
 import type { Observation, StepRecord, Violation } from './result.js';
 import { ValueTable } from './values.js';
 import { type Capture, capture } from './changes.js';
-import { copyFields } from '../core/copy.js';
+import { copyArrayInto, copyFields } from '../core/copy.js';
 
 export interface RunOptions {
   /** Check the accounting invariants after every step (default true). */
@@ -143,8 +143,8 @@ export class RunState {
     const ideal = this.ideal.clone(d?.ideal);
     const values = this.values.clone(d?.values);
     const pins = this.pins.clone(d?.pins);
-    const mmNames = copyArray(this.mmNames, d?.mmNames);
-    const violations = copyArray(this.violations, d?.violations);
+    const mmNames = copyArrayInto(this.mmNames, d?.mmNames);
+    const violations = copyArrayInto(this.violations, d?.violations);
     // Scratch for one step, empty between steps (collectEvents clears it): a fresh one only if not.
     const actors = this.actors.size === 0 && d !== undefined ? d.actors : new Map<KEvent, string>();
     const c = copyFields(d ?? (Object.create(RunState.prototype) as RunState), this);
@@ -305,9 +305,3 @@ const copyLiveHandle = (h: LiveHandle, n: string): void => {
   handlesInto.set(n, { h: cloneInto!.k.handles[h.h.id]!, proc: h.proc });
 };
 
-function copyArray<T>(a: T[], reuse: T[] | undefined): T[] {
-  if (reuse === undefined || reuse === a) return a.slice();
-  if (reuse.length !== a.length) reuse.length = a.length;
-  for (let i = 0; i < a.length; i++) reuse[i] = a[i]!;
-  return reuse;
-}
