@@ -3,8 +3,15 @@
 import type { Profile, SwitchName } from '../core/profile.js';
 import { BUILTIN_PROFILES, builtinProfile, LTS_PROFILES } from './builtin.js';
 
-/** The values each switch accepts (booleans: true/false). */
-export const SWITCH_VALUES: Record<SwitchName, readonly string[]> = {
+/** A switch's values as written on the command line and in profile files: booleans as true/false. */
+type ValueText<V> = V extends boolean ? 'true' | 'false' : V;
+
+/**
+ * The values each switch accepts (booleans: true/false). The Profile type declares them; this
+ * list is checked against it when compiling: a value that is not the type's, or a value of the
+ * type missing here, is a type error (Complete below).
+ */
+const VALUES = {
   wpReuse: ['mapcount', 'pagecount', 'anon-exclusive'],
   anonExclusive: ['true', 'false'],
   gupCowBreak: ['none', 'get-and-pin', 'pin'],
@@ -46,7 +53,14 @@ export const SWITCH_VALUES: Record<SwitchName, readonly string[]> = {
   uffdUnprotectWritable: ['true', 'false'],
   swap: ['true', 'false'],
   ksm: ['true', 'false'],
-};
+} as const satisfies { readonly [K in SwitchName]: readonly ValueText<Profile[K]>[] };
+
+/** never unless every value of every switch's type is listed in VALUES. */
+type Missing = { [K in SwitchName]: Exclude<ValueText<Profile[K]>, (typeof VALUES)[K][number]> }[SwitchName];
+const complete: [Missing] extends [never] ? true : Missing = true;
+void complete;
+
+export const SWITCH_VALUES: Record<SwitchName, readonly string[]> = VALUES;
 
 export const SWITCH_NAMES = Object.keys(SWITCH_VALUES) as SwitchName[];
 
