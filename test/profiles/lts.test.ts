@@ -79,7 +79,8 @@ test('each long-term kernel has the switches of its series', () => {
   assert.equal(k54.uffdWp, false);
   assert.deepEqual(differences(k54, builtinProfile('v5.8')!).sort(), ['hugeZeroWp', 'thpWpCopy', 'uffdWp']);
 
-  // 5.10.y: 5.9's refcount reuse and early COW + 5.11's three fixes backported (5.10.4, 5.10.9).
+  // 5.10.y: 5.9's refcount reuse and early COW + 5.11's three fixes backported (5.10.4, 5.10.9)
+  // + 5.14's uffd-wp fork fix (5.10.53).
   const k510 = lts('5.10');
   assert.equal(k510.wpReuse, 'pagecount');
   assert.equal(k510.forkEarlyCow, true, '70e806e4e645 is in 5.9');
@@ -89,7 +90,8 @@ test('each long-term kernel has the switches of its series', () => {
   assert.equal(k510.deviceExclusive, 'none', 'device-exclusive entries are 5.14');
   assert.equal(k510.swapinReuse, 'reuse_swap_page', 'COW fixes part 1 (5.18) not backported');
   assert.equal(k510.gupCowBreak, 'none');
-  assert.deepEqual(differences(k510, builtinProfile('v5.9')!).sort(), ['clearRefsSkipPinned', 'reclaimSkipsPinned', 'writeProtectSeq']);
+  assert.equal(k510.uffdWpForkVma, 'dst-vma', '8f34f1eac382 is in 5.10.53');
+  assert.deepEqual(differences(k510, builtinProfile('v5.9')!).sort(), ['clearRefsSkipPinned', 'reclaimSkipsPinned', 'uffdWpForkVma', 'writeProtectSeq']);
 
   // 5.15.y: v5.14 exactly (no backport changes a switch).
   const k515 = lts('5.15');
@@ -139,7 +141,7 @@ test('each long-term kernel has the switches of its series', () => {
 test("each long-term kernel's source names its stable backports and where it was checked", () => {
   const backports: Record<string, RegExp[]> = {
     '5.4': [/17839856fd58/, /1027dc04f557/, /5\.4\.47/],
-    '5.10': [/57efa1fe5957/, /537946556cc9/, /5\.10\.4\b/, /feb889fb40fa/, /72c5ce89427f/, /9348b73c2e1b/, /1eea108995a2/, /5\.10\.9\b/],
+    '5.10': [/57efa1fe5957/, /537946556cc9/, /5\.10\.4\b/, /feb889fb40fa/, /72c5ce89427f/, /9348b73c2e1b/, /1eea108995a2/, /5\.10\.9\b/, /8f34f1eac382/, /9e1cf2d1ed37/, /5\.10\.53\b/],
     '5.15': [],
     '6.1': [/c8070b787519/, /476c1dfefab8/, /6\.1\.130/],
     '6.6': [],
