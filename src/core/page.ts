@@ -144,7 +144,7 @@ export function allocCopy(k: Kernel, src: number): number {
 export function installCopiedPage(k: Kernel, dstVma: Vma, slot: number, n: number, srcBits = 0): void {
   k.frames.mapcount[n] = 1;
   let bits = newPageBits(dstVma);
-  // 8f34f1eac382 (5.16): the copy keeps the uffd-wp bit when the child's VMA is registered (write-protected).
+  // 8f34f1eac382 (5.14, 5.10.53): the copy keeps the uffd-wp bit when the child's VMA is registered (write-protected).
   if (k.profile.uffdWpForkVma === 'dst-vma' && dstVma.flags & VM_UFFD_WP && srcBits & PTE_UFFD_WP) bits = (bits & ~PTE_WRITE) | PTE_UFFD_WP;
   setPte(k, slot, n, bits);
   k.stats.earlyCow++;

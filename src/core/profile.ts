@@ -195,7 +195,7 @@ export interface Profile {
   /**
    * Which VMA fork's copy of a PTE asks whether to keep its uffd-wp bit: `src-vma` (5.7,
    * b569a1760782: the parent's, so a child without the fork event keeps stale bits; swap entries
-   * keep theirs; fork's early COW copy drops the bit and is writable), `dst-vma` (5.16,
+   * keep theirs; fork's early COW copy drops the bit and is writable), `dst-vma` (5.14 and 5.10.53,
    * 8f34f1eac382: the child's; the early COW copy keeps the bit, write-protected).
    */
   uffdWpForkVma: 'src-vma' | 'dst-vma';

@@ -169,7 +169,7 @@ export function dupUserfaultfd(parent: Mm, child: Mm, vma: Vma): void {
 
 /**
  * Whether fork's copy of a PTE keeps its uffd-wp bit: copy_one_pte() asked the parent's VMA
- * (5.7-5.15, b569a1760782), copy_present_pte()/copy_nonpresent_pte() the child's (5.16+).
+ * (5.7-5.13, b569a1760782), copy_present_pte()/copy_nonpresent_pte() the child's (8f34f1eac382: 5.14+, 5.10.53+).
  */
 export function forkKeepsUffdWp(k: Kernel, srcVma: Vma, dstVma: Vma): boolean {
   return ((k.profile.uffdWpForkVma === 'src-vma' ? srcVma : dstVma).flags & VM_UFFD_WP) !== 0;

@@ -75,14 +75,14 @@ const V5_9 = derive(V5_9_RC4, 'v5.9',
   { forkEarlyCow: true });
 
 const V5_14 = derive(V5_9, 'v5.14',
-  'v5.9 + write_protect_seq and clear_refs skipping pinned pages (5.11), early COW of pinned hugetlb pages at fork (5.12), device-exclusive entries as merged',
-  '57efa1fe5957 (write_protect_seq, 5.11), 9348b73c2e1b (clear_refs, 5.11), 4eae4efa2c29 "hugetlb: do early cow when page pinned on src mm" (5.12), b756a3b5e7ea "mm: device exclusive memory access" (seed 002)',
-  { writeProtectSeq: true, clearRefsSkipPinned: true, reclaimSkipsPinned: true, deviceExclusive: 'v5.14', hugetlbForkEarlyCow: true });
+  'v5.9 + write_protect_seq and clear_refs skipping pinned pages (5.11), early COW of pinned hugetlb pages at fork (5.12), device-exclusive entries as merged, fork asking the child\'s VMA about uffd-wp (5.14)',
+  '57efa1fe5957 (write_protect_seq, 5.11), 9348b73c2e1b (clear_refs, 5.11), 4eae4efa2c29 "hugetlb: do early cow when page pinned on src mm" (5.12), b756a3b5e7ea "mm: device exclusive memory access" (seed 002), 8f34f1eac382 "mm/userfaultfd: fix uffd-wp special cases for fork()" (5.14-rc1: copy_present_pte, copy_nonpresent_pte, copy_present_page and copy_huge_pmd ask userfaultfd_wp(dst_vma); read in the 5.14.2 sources, absent in 5.12.9)',
+  { writeProtectSeq: true, clearRefsSkipPinned: true, reclaimSkipsPinned: true, deviceExclusive: 'v5.14', hugetlbForkEarlyCow: true, uffdWpForkVma: 'dst-vma' });
 
 const V5_18 = derive(V5_14, 'v5.18',
   'v5.14 + refcount-based reuse in the swap-in and THP paths (COW fixes part 1)',
-  'd4c470970d45, 84d60fdd3733, c145e0b47c77, 3bff7e3f1f16 ("mm: COW fixes part 1"); 8f34f1eac382 (5.16: fork asks the child\'s VMA about uffd-wp)',
-  { swapinReuse: 'refcount', wpFreeSwapcache: true, uffdWpForkVma: 'dst-vma', thpWpReuse: 'refcount' });
+  'd4c470970d45, 84d60fdd3733, c145e0b47c77, 3bff7e3f1f16 ("mm: COW fixes part 1")',
+  { swapinReuse: 'refcount', wpFreeSwapcache: true, thpWpReuse: 'refcount' });
 
 const V5_19 = derive(V5_18, 'v5.19',
   'PG_anon_exclusive; FAULT_FLAG_UNSHARE for R/O pins of possibly shared anonymous pages',
@@ -131,29 +131,29 @@ const LTS_5_4 = derive(V5_8, '5.4',
   { uffdWp: false, thpWpCopy: 'huge', hugeZeroWp: 'huge' });
 
 const LTS_5_10 = derive(V5_9, '5.10',
-  '5.10.y long-term: the v5.9 rules (reuse only when page_count == 1, early COW at fork of maybe-pinned pages) + write_protect_seq, clear_refs and reclaim skipping pinned pages (5.11, backported); no device-exclusive entries; swap-in reuse by reuse_swap_page (the COW fixes of 5.18 and 5.19 were not backported)',
-  'Linux 5.10 (09854ba94c6a, 70e806e4e645 from 5.9) + 57efa1fe5957 as 537946556cc9 (5.10.4), feb889fb40fa as 72c5ce89427f and 9348b73c2e1b as 1eea108995a2 (5.10.9); checked in the 5.10.198 sources (copy_hugetlb_page_range has no early COW: 4eae4efa2c29 of 5.12 was not backported). Not checked: 5.10.199 to the last 5.10.y (no 5.10.y backport of c8070b787519 was found)',
-  { writeProtectSeq: true, clearRefsSkipPinned: true, reclaimSkipsPinned: true });
+  '5.10.y long-term: the v5.9 rules (reuse only when page_count == 1, early COW at fork of maybe-pinned pages) + write_protect_seq, clear_refs and reclaim skipping pinned pages (5.11, backported) + fork asking the child\'s VMA about uffd-wp (5.14, backported in 5.10.53; 5.10.0-5.10.52: --kernel 5.10+uffdWpForkVma=src-vma); no device-exclusive entries; swap-in reuse by reuse_swap_page (the COW fixes of 5.18 and 5.19 were not backported)',
+  'Linux 5.10 (09854ba94c6a, 70e806e4e645 from 5.9) + 57efa1fe5957 as 537946556cc9 (5.10.4), feb889fb40fa as 72c5ce89427f and 9348b73c2e1b as 1eea108995a2 (5.10.9), 8f34f1eac382 as 9e1cf2d1ed37 (5.10.53: userfaultfd_wp(dst_vma) in copy_present_pte, copy_nonpresent_pte, copy_present_page and copy_huge_pmd; absent in 5.10.52, present in 5.10.53 to 5.10.265); checked in the 5.10.198 sources (copy_hugetlb_page_range has no early COW: 4eae4efa2c29 of 5.12 was not backported). 0cef0bb836e3 (6.13, mremap clears uffd-wp) was not backported: absent in 5.10.265. Not checked: 5.10.199 to the last 5.10.y (no 5.10.y backport of c8070b787519 was found)',
+  { writeProtectSeq: true, clearRefsSkipPinned: true, reclaimSkipsPinned: true, uffdWpForkVma: 'dst-vma' });
 
 const LTS_5_15 = derive(V5_14, '5.15',
-  '5.15.y long-term: the v5.14 rules (5.11\'s write_protect_seq, clear_refs and reclaim skipping pinned pages; device-exclusive entries as merged in 5.14); no stable backport changes a switch (the COW fixes of 5.18 and 5.19 were not backported)',
-  'Linux 5.15; checked in the 5.15.167 sources (do_wp_page reuses on page_count == 1, do_swap_page uses reuse_swap_page, FOLL_PIN pins the zero page). Not checked: 5.15.168 to the last 5.15.y (no 5.15.y backport of c8070b787519 was found)',
+  '5.15.y long-term: the v5.14 rules (5.11\'s write_protect_seq, clear_refs and reclaim skipping pinned pages; device-exclusive entries as merged in 5.14; fork asks the child\'s VMA about uffd-wp, 8f34f1eac382 of 5.14); no stable backport changes a switch (the COW fixes of 5.18 and 5.19 were not backported)',
+  'Linux 5.15; checked in the 5.15.167 sources (do_wp_page reuses on page_count == 1, do_swap_page uses reuse_swap_page, FOLL_PIN pins the zero page); fork\'s copy asks userfaultfd_wp(dst_vma) in 5.15.0, 5.15.167 and 5.15.215. 0cef0bb836e3 (6.13, mremap clears uffd-wp) was not backported: absent in 5.15.215. Not checked: 5.15.168 to the last 5.15.y (no 5.15.y backport of c8070b787519 was found)',
   {});
 
 const LTS_6_1 = derive(V5_19, '6.1',
   '6.1.y long-term: the v5.19 rules (PG_anon_exclusive; R/O pins unshare possibly shared anonymous pages, not the zero page: 6.2 was not backported) + mprotect maps exclusive anonymous pages writable (6.0) + FOLL_PIN of the zero page takes no pin (backported in 6.1.130; 6.1.0-6.1.129: --kernel 6.1+pinSkipsZeroPage=false)',
-  'Linux 6.1 (6c287605fd56, a7f226604170 from 5.19; 64fe24a3e05e from 6.0) + c8070b787519 as 476c1dfefab8 in 6.1.130 (a dependency of bddf10d26e6e); 8d6a0ac09a16 and 84209e87c696 (6.2) not backported; checked in the 6.1.158 sources. Not checked: 6.1.159 to the last 6.1.y',
+  'Linux 6.1 (6c287605fd56, a7f226604170 from 5.19; 64fe24a3e05e from 6.0) + c8070b787519 as 476c1dfefab8 in 6.1.130 (a dependency of bddf10d26e6e); 8d6a0ac09a16 and 84209e87c696 (6.2) not backported; 0cef0bb836e3 (6.13, mremap clears uffd-wp) not backported either: absent in 6.1.166; checked in the 6.1.158 and 6.1.166 sources. Not checked: 6.1.167 to the last 6.1.y',
   { mprotectWritable: true, pinSkipsZeroPage: true, madvCollapse: 'writable-pte' });
 
 const LTS_6_6 = derive(V6_2, '6.6',
   '6.6.y long-term: the v6.2 rules + the zero page never pinned (6.5); a swapped-in page is mapped writable only on a write fault (6.11 not backported); device-exclusive entries as merged in 5.14',
-  'Linux 6.6 (8d6a0ac09a16, 84209e87c696 from 6.2; 931298e103c2 from 6.3; c8070b787519 from 6.5); checked in the 6.6.87 sources (do_swap_page maps writable on FAULT_FLAG_WRITE only; make_device_exclusive_range). Not checked: 6.6.88 to the last 6.6.y',
+  'Linux 6.6 (8d6a0ac09a16, 84209e87c696 from 6.2; 931298e103c2 from 6.3; c8070b787519 from 6.5); checked in the 6.6.87 and 6.6.150 sources (do_swap_page maps writable on FAULT_FLAG_WRITE only; make_device_exclusive_range; no vma_has_uffd_without_event_remap in 6.6.150: 0cef0bb836e3 of 6.13, mremap clearing uffd-wp, did not apply to 6.6.y and was not backported). Not checked: 6.6.151 to the last 6.6.y',
   { pinSkipsZeroPage: true, uffdUnprotectWritable: true });
 
 const LTS_6_12 = derive(LTS_6_6, '6.12',
-  '6.12.y long-term: v6.6 + an exclusive swapped-in page mapped writable on a read fault too (6.11); device-exclusive entries as merged in 5.14 (the 6.15 rework was not backported)',
-  'Linux 6.12 (c18160dba5ff from 6.11; b1f202060afe, zero-filled pages of a split THP remapped to the zero page); checked in the 6.12.19 sources (make_device_exclusive_range; the device-exclusive entry drops the mapcount). Of the 6.15 series only its first patch ("mm/gup: reject FOLL_SPLIT_PMD with hugetlb VMAs", CVE-2025-22034) reached 6.12.23, and it touches hugetlb only, which the model lacks. Not checked: 6.12.20 to the last 6.12.y',
-  { swapinReadFaultWritable: true, wpReuseLarge: 'never', thpSplitZeropage: true });
+  '6.12.y long-term: v6.6 + an exclusive swapped-in page mapped writable on a read fault too (6.11) + mremap out of a registered mapping clears the uffd-wp bits (6.13, backported in 6.12.11; 6.12.0-6.12.10: --kernel 6.12+mremapClearsUffdWp=false); device-exclusive entries as merged in 5.14 (the 6.15 rework was not backported)',
+  'Linux 6.12 (c18160dba5ff from 6.11; b1f202060afe, zero-filled pages of a split THP remapped to the zero page) + 0cef0bb836e3 as 310ac886d68d in 6.12.11 (CVE-2025-21696: vma_has_uffd_without_event_remap() in move_ptes, move_huge_pmd and move_normal_pmd; absent in 6.12.10, present in 6.12.11 to 6.12.19); checked in the 6.12.19 sources (make_device_exclusive_range; the device-exclusive entry drops the mapcount). Of the 6.15 series only its first patch ("mm/gup: reject FOLL_SPLIT_PMD with hugetlb VMAs", CVE-2025-22034) reached 6.12.23, and it touches hugetlb only, which the model lacks. Not checked: 6.12.20 to the last 6.12.y',
+  { swapinReadFaultWritable: true, wpReuseLarge: 'never', thpSplitZeropage: true, mremapClearsUffdWp: true });
 
 /** The long-term kernels, oldest first (`compare --kernels lts`). */
 export const LTS_PROFILES: readonly Profile[] = [LTS_5_4, LTS_5_10, LTS_5_15, LTS_6_1, LTS_6_6, LTS_6_12];

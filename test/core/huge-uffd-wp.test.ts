@@ -82,8 +82,9 @@ test('protecting part of a THP splits it; mprotect rw of a protected PMD leaves 
   assertConsistent(k);
 });
 
-test('fork: the child PMD keeps the bit when the child VMA is registered (5.16+), or when the parent VMA is (5.7-5.15)', () => {
-  for (const [name, forkEvent, kept] of [['v6', true, true], ['v6', false, false], ['5.10', false, true]] as const) {
+test('fork: the child PMD keeps the bit when the child VMA is registered (5.14+, 5.10.53+), or when the parent VMA is (5.7-5.13)', () => {
+  const cases = [['v6', true, true], ['v6', false, false], ['v5.14', false, false], ['5.10', false, false], ['v5.9', false, true], ['v5.9', true, true]] as const;
+  for (const [name, forkEvent, kept] of cases) {
     const k = kernel(name);
     const { mm, vpn } = protectedThp(k);
     mm.uffdForkEvent = forkEvent;

@@ -1,6 +1,6 @@
 // The explorer with the userfaultfd write-protect operations (`--ops uffd`): clean on v6 to the
 // default depth, and on each older kernel it finds by itself the bypasses the kernel history
-// says it has: fork's early COW copy mapped writable without the bit (until 8f34f1eac382, 5.16),
+// says it has: fork's early COW copy mapped writable without the bit (until 8f34f1eac382: 5.14, 5.10.53),
 // a registered mapping without anon_vma not copied at fork, so a child monitored through the
 // fork event loses the protection of its zero-page PTEs (until c56d1b62cce8, 5.19), and seed
 // 001's FOLL_PIN break-COW reusing a protected page writable (v5.9-rc4+pin-cow). Each mechanism
@@ -34,7 +34,7 @@ test('v6 with the uffd operations: every sequence of up to 6 operations is free 
 });
 
 test('v5.9 (early COW without the bit): the child of a monitored process writes its copy of a pinned page unseen', () => {
-  // The zero-page hole (5.19) closed, so only the fork-copy one (5.16) is left.
+  // The zero-page hole (5.19) closed, so only the fork-copy one (5.14) is left.
   const f = search('v5.9', ['uffdWpShmem=true']);
   assert.equal(f.out.status, 'violation');
   const s = f.out.result.counterexamples[0]!.steps;

@@ -79,7 +79,8 @@ test('each long-term kernel has the switches of its series', () => {
   assert.equal(k54.uffdWp, false);
   assert.deepEqual(differences(k54, builtinProfile('v5.8')!).sort(), ['hugeZeroWp', 'thpWpCopy', 'uffdWp']);
 
-  // 5.10.y: 5.9's refcount reuse and early COW + 5.11's three fixes backported (5.10.4, 5.10.9).
+  // 5.10.y: 5.9's refcount reuse and early COW + 5.11's three fixes backported (5.10.4, 5.10.9)
+  // + 5.14's uffd-wp fork fix (5.10.53).
   const k510 = lts('5.10');
   assert.equal(k510.wpReuse, 'pagecount');
   assert.equal(k510.forkEarlyCow, true, '70e806e4e645 is in 5.9');
@@ -89,7 +90,8 @@ test('each long-term kernel has the switches of its series', () => {
   assert.equal(k510.deviceExclusive, 'none', 'device-exclusive entries are 5.14');
   assert.equal(k510.swapinReuse, 'reuse_swap_page', 'COW fixes part 1 (5.18) not backported');
   assert.equal(k510.gupCowBreak, 'none');
-  assert.deepEqual(differences(k510, builtinProfile('v5.9')!).sort(), ['clearRefsSkipPinned', 'reclaimSkipsPinned', 'writeProtectSeq']);
+  assert.equal(k510.uffdWpForkVma, 'dst-vma', '8f34f1eac382 is in 5.10.53');
+  assert.deepEqual(differences(k510, builtinProfile('v5.9')!).sort(), ['clearRefsSkipPinned', 'reclaimSkipsPinned', 'uffdWpForkVma', 'writeProtectSeq']);
 
   // 5.15.y: v5.14 exactly (no backport changes a switch).
   const k515 = lts('5.15');
@@ -115,16 +117,19 @@ test('each long-term kernel has the switches of its series', () => {
   assert.equal(k66.swapinReadFaultWritable, false);
   assert.equal(k66.deviceExclusive, 'v5.14');
   // 6.13's do_huge_zero_wp_pmd, 6.14's PT reclaim and 6.15's PTE-mapped THP reuse are not in 6.6.y either.
-  // mremapClearsUffdWp (0cef0bb836e3, Cc stable): its backport to the long-term trees is not checked; they keep the older rule.
+  // mremapClearsUffdWp (0cef0bb836e3, 6.13, Cc stable) did not apply to 6.6.y: absent in 6.6.150 (and in 5.10.265, 5.15.215, 6.1.166).
+  assert.equal(k66.mremapClearsUffdWp, false);
+  for (const n of ['5.4', '5.10', '5.15', '6.1']) assert.equal(lts(n).mremapClearsUffdWp, false, n);
   assert.deepEqual(differences(k66, builtinProfile('v6.15')!).sort(), ['deviceExclusive', 'hugeZeroWp', 'mremapClearsUffdWp', 'ptReclaim', 'swapinReadFaultWritable', 'thpSplitZeropage', 'wpReuseLarge']);
 
-  // 6.12.y: 6.6 + c18160dba5ff (6.11).
+  // 6.12.y: 6.6 + c18160dba5ff (6.11) + 0cef0bb836e3 (6.13) as 310ac886d68d in 6.12.11.
   const k612 = lts('6.12');
   assert.equal(k612.swapinReadFaultWritable, true);
+  assert.equal(k612.mremapClearsUffdWp, true, '0cef0bb836e3 is in 6.12.11');
   assert.equal(k612.deviceExclusive, 'v5.14', 'the 6.15 rework is not in 6.12.y');
   // 6.10's "prohibit the last subpage from reusing the entire large folio": large folios always copied.
   assert.equal(k612.wpReuseLarge, 'never');
-  assert.deepEqual(differences(k612, builtinProfile('v6.15')!).sort(), ['deviceExclusive', 'hugeZeroWp', 'mremapClearsUffdWp', 'ptReclaim', 'wpReuseLarge']);
+  assert.deepEqual(differences(k612, builtinProfile('v6.15')!).sort(), ['deviceExclusive', 'hugeZeroWp', 'ptReclaim', 'wpReuseLarge']);
 
   for (const p of LTS_PROFILES) {
     assert.equal(p.cowPageTables, 'none', p.name);
@@ -136,11 +141,11 @@ test('each long-term kernel has the switches of its series', () => {
 test("each long-term kernel's source names its stable backports and where it was checked", () => {
   const backports: Record<string, RegExp[]> = {
     '5.4': [/17839856fd58/, /1027dc04f557/, /5\.4\.47/],
-    '5.10': [/57efa1fe5957/, /537946556cc9/, /5\.10\.4\b/, /feb889fb40fa/, /72c5ce89427f/, /9348b73c2e1b/, /1eea108995a2/, /5\.10\.9\b/],
+    '5.10': [/57efa1fe5957/, /537946556cc9/, /5\.10\.4\b/, /feb889fb40fa/, /72c5ce89427f/, /9348b73c2e1b/, /1eea108995a2/, /5\.10\.9\b/, /8f34f1eac382/, /9e1cf2d1ed37/, /5\.10\.53\b/],
     '5.15': [],
     '6.1': [/c8070b787519/, /476c1dfefab8/, /6\.1\.130/],
     '6.6': [],
-    '6.12': [/c18160dba5ff/],
+    '6.12': [/c18160dba5ff/, /0cef0bb836e3/, /310ac886d68d/, /6\.12\.11\b/],
   };
   for (const p of LTS_PROFILES) {
     for (const re of backports[p.name]!) assert.match(p.source, re, p.name);
@@ -150,7 +155,7 @@ test("each long-term kernel's source names its stable backports and where it was
   const shown = cli('profiles', '6.1');
   assert.equal(shown.code, 0);
   assert.match(shown.out, /476c1dfefab8/);
-  assert.match(shown.out, /Not checked: 6\.1\.159/);
+  assert.match(shown.out, /Not checked: 6\.1\.167/);
 });
 
 test('a R/O pin of the zero page: pin-incoherent on 6.1, ok on 6.6, and 6.2\'s unsharing is the difference', () => {
@@ -191,6 +196,16 @@ test('the zero page counts no pin on 6.1 (6.1.130 on) and 1024 before the backpo
   assert.equal(outcome(sc, '6.1'), 'ok');
   assert.equal(outcome(sc, '6.1+pinSkipsZeroPage=false'), 'expect', 'before 6.1.130 the pin counted GUP_PIN_COUNTING_BIAS');
   assert.equal(outcome(sc, '5.15'), 'expect');
+});
+
+test('mremap out of a uffd-wp registered mapping: 6.12 clears the bits (6.12.11 on), 6.6 keeps them', () => {
+  const sc = scenarioFile('scenarios/basic/mremap-clears-uffd-wp.scn.yaml');
+  assert.equal(outcome(sc, '6.12'), 'ok');
+  assert.equal(outcome(sc, '6.12+mremapClearsUffdWp=false'), 'expect', 'before 6.12.11 the moved PTE and PMD kept the bit');
+  assert.equal(outcome(sc, '6.6'), 'expect');
+  assert.equal(outcome(sc, '6.6', ['mremapClearsUffdWp=true']), 'ok', 'the backport is the only difference');
+  assert.equal(outcome(sc, '5.10'), 'expect');
+  assert.equal(outcome(sc, '5.4'), 'n/a', '5.4 has no userfaultfd write-protect');
 });
 
 test('--kernel 6.1 on run and explore; compare shows the long-term kernels only when asked', () => {

@@ -41,9 +41,9 @@ const KSM_ONCE = ['P mmap a 2', 'P write a = 1', 'P madvise a mergeable', 'ksm m
 const WITNESSES: Record<SwitchName, Witness> = {
   uffdWp: { base: 'v6', scenarios: () => [UFFD_FORK('P write a = 2', 'expect stat uffd_faults.P == 1')] },
   uffdWpForkVma: { base: 'v6', scenarios: () => [
-    // Without the fork event the child's mapping is not registered: its PTE keeps the bit (5.7) or not (5.16).
+    // Without the fork event the child's mapping is not registered: its PTE keeps the bit (5.7) or not (5.14).
     UFFD_FORK('expect Q a[0] not-uffd-wp'),
-    // With it, fork's early COW copy of a pinned page: write-protected (5.16) or writable behind the monitor (5.7).
+    // With it, fork's early COW copy of a pinned page: write-protected (5.14) or writable behind the monitor (5.7).
     steps('P mmap a 1', 'P write a = 1', 'P uffd register a wp', 'P uffd fork-event on', 'P pin a as h', 'P uffd protect a', 'P fork Q', 'Q write a = 2', 'expect stat uffd_faults.Q == 1'),
   ] },
   uffdWpShmem: { base: 'v6', scenarios: () => [
