@@ -22,7 +22,7 @@ import { exitMmap, unmapRegion } from '../../src/core/zap.js';
 import { AccountingChecker } from '../../src/check/accounting.js';
 import { builtinProfile } from '../../src/profiles/builtin.js';
 import {
-  NaiveKernel, pageKey, V6_RULES, type NaiveOptions, type NFrame, type NProc, type NRef,
+  NaiveKernel, pageKey, V5_7_RULES, V5_9_RULES, V6_RULES, type NaiveOptions, type NFrame, type NProc, type NRef,
 } from '../naive/model.js';
 import { assertProperty } from './seed.js';
 
@@ -323,6 +323,6 @@ test('model core = naive reference (v6 rules) with FOLL_GET references held and 
 });
 
 test('model core = naive reference with the older reuse rules (v5.9 page count, v5.7 mapcount)', () => {
-  assertProperty('v5.9 vs naive', programArb(true), (prog) => runProgram('v5.9', { reuse: 'pagecount', pae: false, mprotectUpgrade: false }, prog), 200);
-  assertProperty('v5.7 vs naive', programArb(true), (prog) => runProgram('v5.7', { reuse: 'mapcount', pae: false, mprotectUpgrade: false }, prog), 200);
+  assertProperty('v5.9 vs naive', programArb(true), (prog) => runProgram('v5.9', V5_9_RULES, prog), 200);
+  assertProperty('v5.7 vs naive', programArb(true), (prog) => runProgram('v5.7', V5_7_RULES, prog), 200);
 });

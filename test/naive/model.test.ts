@@ -4,7 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NaiveKernel, pageKey, type NFrame, type NProc, type NRegion } from './model.js';
+import { NaiveKernel, pageKey, V5_7_RULES, V5_9_RULES, type NFrame, type NProc, type NRegion } from './model.js';
 
 function frameOf(p: NProc, r: NRegion, i: number): NFrame | null {
   return p.pages.get(pageKey(r, i))?.pte?.frame ?? null;
@@ -107,8 +107,9 @@ test('§5c: an extra reference makes the sole mapper copy; an exclusive page is 
 });
 
 test('the older rules: mapcount reuse ignores references (the leak), page-count reuse does not', () => {
-  for (const [reuse, reused] of [['mapcount', true], ['pagecount', false]] as const) {
-    const n = new NaiveKernel({ reuse, pae: false, mprotectUpgrade: false });
+  for (const [rules, reused] of [[V5_7_RULES, true], [V5_9_RULES, false]] as const) {
+    const reuse = rules.reuse;
+    const n = new NaiveKernel(rules);
     const p = n.spawn();
     const r = n.mmap(p, 1);
     n.write(p, r, 0, 1);
