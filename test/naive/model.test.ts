@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  GUP_PIN_COUNTING_BIAS, NaiveKernel, pageKey, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_RULES, type NFrame, type NProc, type NRegion,
+  GUP_PIN_COUNTING_BIAS, NaiveKernel, pageKey, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_RULES, type NaiveOptions, type NFrame, type NProc, type NRegion,
 } from './model.js';
 
 function frameOf(p: NProc, r: NRegion, i: number): NFrame | null {
@@ -155,12 +155,17 @@ test('a range operation splits a VMA: an anon fault on one side gives an anon_vm
 
 // ---- pins, vmsplice, device I/O ---------------------------------------------------------------
 
+/** A kernel under `rules` with one process P and one region of `pages` pages. */
+function oneProc(rules: NaiveOptions, pages: number): { n: NaiveKernel; p: NProc; r: NRegion } {
+  const n = new NaiveKernel(rules);
+  const p = n.spawn();
+  return { n, p, r: n.mmap(p, pages) };
+}
+
 const pte = (p: NProc, r: NRegion, i: number) => p.pages.get(pageKey(r, i))!.pte!;
 
 test('CVE-2020-29374 on v6: the child\'s pipe keeps the page it spliced; the parent\'s later write copies (no PAE after fork, refcount 2)', () => {
-  const n = new NaiveKernel();
-  const p = n.spawn();
-  const r = n.mmap(p, 1);
+  const { n, p, r } = oneProc(V6_RULES, 1);
   n.write(p, r, 0, 1);
   const q = n.fork(p);
   const f = frameOf(p, r, 0)!;
@@ -182,9 +187,7 @@ test('CVE-2020-29374 on v6: the child\'s pipe keeps the page it spliced; the par
 
 test('CVE-2020-29374 under the older reuse rules: mapcount reuse (5.7) leaks the parent\'s write into the pipe, page-count reuse (5.9) does not', () => {
   for (const [rules, leaks] of [[V5_7_RULES, true], [V5_9_RULES, false]] as const) {
-    const n = new NaiveKernel(rules);
-    const p = n.spawn();
-    const r = n.mmap(p, 1);
+    const { n, p, r } = oneProc(rules, 1);
     n.write(p, r, 0, 1);
     const q = n.fork(p);
     const pipe = n.vmsplice(q, r, 0)!;
@@ -197,9 +200,7 @@ test('CVE-2020-29374 under the older reuse rules: mapcount reuse (5.7) leaks the
 });
 
 test('vmsplice is no snapshot: the pipe holds the page, so a later write to an exclusive page shows in it (PAE reuse ignores the reference)', () => {
-  const n = new NaiveKernel();
-  const p = n.spawn();
-  const r = n.mmap(p, 2);
+  const { n, p, r } = oneProc(V6_RULES, 2);
   n.write(p, r, 0, 1);
   const pipe = n.vmsplice(p, r, 0)!;
   n.write(p, r, 0, 2);
@@ -215,9 +216,7 @@ test('vmsplice is no snapshot: the pipe holds the page, so a later write to an e
 });
 
 test('a R/W longterm pin stays coherent across fork on v6: early COW gives the child a copy, the parent keeps the pinned page exclusive and writable', () => {
-  const n = new NaiveKernel();
-  const p = n.spawn();
-  const r = n.mmap(p, 1);
+  const { n, p, r } = oneProc(V6_RULES, 1);
   n.write(p, r, 0, 1);
   const pin = n.pin(p, r, 0, { write: true, longterm: true })!;
   const f = pin.frame!;
@@ -241,9 +240,7 @@ test('a R/W longterm pin stays coherent across fork on v6: early COW gives the c
 
 test('without early COW (v5.9-rc4: page-count reuse, no has_pinned) the parent\'s write after fork leaves the pin; with it (v5.9) it does not', () => {
   for (const [rules, coherent] of [[{ ...V5_9_RULES, earlyCow: false }, false], [V5_9_RULES, true]] as const) {
-    const n = new NaiveKernel(rules);
-    const p = n.spawn();
-    const r = n.mmap(p, 1);
+    const { n, p, r } = oneProc(rules, 1);
     n.write(p, r, 0, 1);
     const pin = n.pin(p, r, 0, { write: true, longterm: true })!;
     const q = n.fork(p);
@@ -257,9 +254,7 @@ test('without early COW (v5.9-rc4: page-count reuse, no has_pinned) the parent\'
 });
 
 test('a R/O longterm pin of a page shared after fork unshares it first on v6 (FAULT_FLAG_UNSHARE): the pin and the parent keep meeting', () => {
-  const n = new NaiveKernel();
-  const p = n.spawn();
-  const r = n.mmap(p, 1);
+  const { n, p, r } = oneProc(V6_RULES, 1);
   n.write(p, r, 0, 1);
   const q = n.fork(p);
   const f = frameOf(p, r, 0)!;
@@ -282,9 +277,7 @@ test('a R/O longterm pin of a page shared after fork unshares it first on v6 (FA
 });
 
 test('before 5.19 a R/O pin does not unshare: the parent\'s next write copies it away from the pinned page (the device reads stale data)', () => {
-  const n = new NaiveKernel(V5_9_RULES);
-  const p = n.spawn();
-  const r = n.mmap(p, 1);
+  const { n, p, r } = oneProc(V5_9_RULES, 1);
   n.write(p, r, 0, 1);
   n.fork(p);
   const pin = n.pin(p, r, 0, { write: false, longterm: true })!;
@@ -294,9 +287,7 @@ test('before 5.19 a R/O pin does not unshare: the parent\'s next write copies it
 });
 
 test('a R/O pin of an exclusive page does not unshare (already PAE), and a R/O pin of a reusable page only marks it exclusive', () => {
-  const n = new NaiveKernel();
-  const p = n.spawn();
-  const r = n.mmap(p, 2);
+  const { n, p, r } = oneProc(V6_RULES, 2);
   n.write(p, r, 0, 1);
   n.write(p, r, 1, 1);
   n.mprotect(p, r, 0, 1, 'ro');
@@ -317,9 +308,7 @@ test('a R/O pin of an exclusive page does not unshare (already PAE), and a R/O p
 
 test('a R/O longterm pin of the zero page unshares into a fresh page on v6 (6.2); 5.19 pins the zero page and loses the next write', () => {
   for (const [rules, coherent] of [[V6_RULES, true], [V5_19_RULES, false]] as const) {
-    const n = new NaiveKernel(rules);
-    const p = n.spawn();
-    const r = n.mmap(p, 1);
+    const { n, p, r } = oneProc(rules, 1);
     const pin = n.pin(p, r, 0, { write: false, longterm: true })!;
     // v6: read fault (the zero page), then gup_must_unshare: not anonymous, long-term, COW
     // mapping -> unshare fault -> wp_page_copy into a zeroed exclusive page, read-only.
@@ -330,9 +319,7 @@ test('a R/O longterm pin of the zero page unshares into a fresh page on v6 (6.2)
     assert.equal(n.deviceRead(pin), coherent ? 7 : 0, rules.unshare);
   }
   // A short-term R/O pin of the zero page does not unshare on v6 either (!FOLL_LONGTERM).
-  const n = new NaiveKernel();
-  const p = n.spawn();
-  const r = n.mmap(p, 1);
+  const { n, p, r } = oneProc(V6_RULES, 1);
   n.read(p, r, 0);
   assert.equal(n.pin(p, r, 0, { write: false, longterm: false })!.frame, null);
 });
@@ -360,9 +347,7 @@ test('a R/W pin faults in for writing: a missing PTE, the zero page, a read-only
 
 test('a pinned page made read-only is reused by the next write on v6 (PAE), copied away from the pin under page-count reuse', () => {
   for (const [rules, coherent] of [[V5_19_RULES, true], [V5_9_RULES, false]] as const) {
-    const n = new NaiveKernel(rules);
-    const p = n.spawn();
-    const r = n.mmap(p, 1);
+    const { n, p, r } = oneProc(rules, 1);
     n.write(p, r, 0, 1);
     const pin = n.pin(p, r, 0, { write: true, longterm: true })!;
     n.mprotect(p, r, 0, 1, 'ro');
@@ -373,9 +358,7 @@ test('a pinned page made read-only is reused by the next write on v6 (PAE), copi
 });
 
 test('early COW needs a page that may be pinned now: after unpin fork shares again though MMF_HAS_PINNED sticks', () => {
-  const n = new NaiveKernel();
-  const p = n.spawn();
-  const r = n.mmap(p, 1);
+  const { n, p, r } = oneProc(V6_RULES, 1);
   n.write(p, r, 0, 1);
   const pin = n.pin(p, r, 0, { write: true, longterm: true })!;
   n.unpin(pin);
@@ -388,9 +371,7 @@ test('early COW needs a page that may be pinned now: after unpin fork shares aga
 });
 
 test('a pin outlives the mapping: the device still writes and reads the frame; unpin frees it; the process faults in a new page', () => {
-  const n = new NaiveKernel();
-  const p = n.spawn();
-  const r = n.mmap(p, 1);
+  const { n, p, r } = oneProc(V6_RULES, 1);
   n.write(p, r, 0, 1);
   const pin = n.pin(p, r, 0, { write: true, longterm: true })!;
   const f = pin.frame!;
