@@ -74,7 +74,7 @@ export interface NProc {
   minflt: number;
   /** Where the next mmap goes (regions are laid out one after another). */
   next: number;
-  /** MMF_HAS_PINNED: a FOLL_PIN ran on this mm (sticky; not inherited by fork). */
+  /** MMF_HAS_PINNED: a FOLL_PIN ran on this mm (sticky; not inherited by fork; 5.9 on). */
   hasPinned: boolean;
 }
 
@@ -344,8 +344,9 @@ export class NaiveKernel {
    * EFAULT (no VMA there, or FOLL_WRITE on a VMA without VM_WRITE: check_vma_flags; no FOLL_FORCE).
    */
   private grab(p: NProc, r: NRegion, i: number, flags: GupFlags): NFrame | null | undefined {
-    // mm_set_has_pinned_flag() runs before any page is looked at.
-    if (flags.pin) p.hasPinned = true;
+    // mm_set_has_pinned_flag() runs before any page is looked at (mm->has_pinned came with
+    // early COW at fork, 5.9: before it nothing records a pin on the mm).
+    if (flags.pin && this.rules.earlyCow) p.hasPinned = true;
     const pg = p.pages.get(pageKey(r, i));
     if (pg === undefined) return undefined;
     if (flags.write && pg.prot !== 'rw') return undefined;
