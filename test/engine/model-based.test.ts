@@ -34,6 +34,7 @@ type Op =
   | { t: 'write'; p: number; r: number; i: number }
   | { t: 'read'; p: number; r: number; i: number }
   | { t: 'gup'; p: number; r: number; i: number }
+  | { t: 'vmsplice'; p: number; r: number; i: number }
   | { t: 'put'; h: number }
   | { t: 'pin'; p: number; r: number; i: number; write: boolean; longterm: boolean }
   | { t: 'unpin'; h: number }
@@ -46,7 +47,7 @@ const MAX_REGIONS = 3;
 const MAX_REFS = 4;
 
 const ix = fc.nat({ max: 63 });
-const pageOp = <T extends 'write' | 'read' | 'gup'>(t: T) => fc.record({ t: fc.constant(t), p: ix, r: ix, i: ix });
+const pageOp = <T extends 'write' | 'read' | 'gup' | 'vmsplice'>(t: T) => fc.record({ t: fc.constant(t), p: ix, r: ix, i: ix });
 
 function opArb(withGup: boolean, withPins = false): fc.Arbitrary<Op> {
   const arbs: fc.WeightedArbitrary<Op>[] = [
@@ -62,6 +63,7 @@ function opArb(withGup: boolean, withPins = false): fc.Arbitrary<Op> {
     arbs.push({ arbitrary: fc.record({ t: fc.constant('put' as const), h: ix }), weight: 1 });
   }
   if (withPins) {
+    arbs.push({ arbitrary: pageOp('vmsplice'), weight: 1 });
     arbs.push({ arbitrary: fc.record({ t: fc.constant('pin' as const), p: ix, r: ix, i: ix, write: fc.boolean(), longterm: fc.boolean() }), weight: 3 });
     arbs.push({ arbitrary: fc.record({ t: fc.constant('unpin' as const), h: ix }), weight: 1 });
   }
@@ -190,11 +192,16 @@ class World {
         assert.equal(c.err === OK ? c.value : null, v, `${at}: value read`);
         return;
       }
-      case 'gup': {
+      case 'gup':
+      case 'vmsplice': {
         if (this.refs.length >= MAX_REFS) return;
-        const c = getUserPages(this.k, p.mm, start + i, start + i + 1, { pin: false, write: false, longterm: false, fast: false, kind: 'gup' });
-        const ref = this.naive.gup(p.n, r, i);
-        this.log.push(`${at} gup -> ${ref === null ? 'EFAULT' : `ref ${this.refs.length}`}`);
+        // vmsplice: FOLL_GET, read-only, through gup-fast, held by a pipe buffer.
+        const req = op.t === 'gup'
+          ? { pin: false, write: false, longterm: false, fast: false, kind: 'gup' as const }
+          : { pin: false, write: false, longterm: false, fast: true, kind: 'pipe' as const };
+        const c = getUserPages(this.k, p.mm, start + i, start + i + 1, req);
+        const ref = op.t === 'gup' ? this.naive.gup(p.n, r, i) : this.naive.vmsplice(p.n, r, i);
+        this.log.push(`${at} ${op.t} -> ${ref === null ? 'EFAULT' : `ref ${this.refs.length}`}`);
         assert.equal(c.handle !== null, ref !== null, `${at}: GUP ${ref === null ? 'must fail' : 'must succeed'}`);
         if (c.handle !== null && ref !== null) this.refs.push({ h: c.handle, n: ref });
         return;
@@ -368,7 +375,7 @@ test('model core = naive reference with the older reuse rules (v5.9 page count, 
   assertProperty('v5.7 vs naive', programArb(true), (prog) => runProgram('v5.7', V5_7_RULES, prog), 200);
 });
 
-test('model core = naive reference with FOLL_PIN pins (R/W and R/O, long-term and short): pin counts, unsharing, early COW at fork', () => {
+test('model core = naive reference with FOLL_PIN pins (R/W and R/O, long-term and short) and vmsplice: pin counts, unsharing, early COW at fork', () => {
   assertProperty('v6 + pins vs naive', programArb(true, true), (prog) => runProgram('v6', V6_RULES, prog), 400);
   assertProperty('v5.19 + pins vs naive', programArb(true, true), (prog) => runProgram('v5.19', V5_19_RULES, prog), 150);
   assertProperty('v5.9 + pins vs naive', programArb(true, true), (prog) => runProgram('v5.9', V5_9_RULES, prog), 150);
