@@ -1,7 +1,8 @@
-// A deliberately naive reference model of private anonymous memory under the modern (v6) rules,
-// written from the kernel's decision procedure (do_wp_page, do_anonymous_page) and fork, with
-// plain objects and Maps and no attempt at speed. It is the oracle of the model-based test: the
-// model core must agree with it on everything a process or pagemap could observe.
+// A deliberately naive reference model of private anonymous memory under the modern (v6) rules
+// (and, as rule sets, those of 5.19, 5.9 and 5.7 where they differ for what it knows), written
+// from the kernel's decision procedure (do_wp_page, do_anonymous_page, __get_user_pages) and
+// fork, with plain objects and Maps and no attempt at speed. It is the oracle of the model-based
+// tests: the model core must agree with it on everything a process or pagemap could observe.
 //
 // What it knows: processes with regions of pages; per page the VMA state (protection, dontfork,
 // wipeonfork, which VMA it belongs to) and the PTE (none, the zero page, or a frame, writable or
