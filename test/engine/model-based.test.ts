@@ -22,7 +22,7 @@ import { exitMmap, unmapRegion } from '../../src/core/zap.js';
 import { AccountingChecker } from '../../src/check/accounting.js';
 import { builtinProfile } from '../../src/profiles/builtin.js';
 import {
-  NaiveKernel, pageKey, V6_RULES, type NaiveOptions, type NFrame, type NProc, type NRef,
+  GUP_PIN_COUNTING_BIAS, NaiveKernel, pageKey, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_RULES, type NaiveOptions, type NFrame, type NPin, type NProc, type NRef,
 } from '../naive/model.js';
 import { assertProperty } from './seed.js';
 
@@ -34,7 +34,10 @@ type Op =
   | { t: 'write'; p: number; r: number; i: number }
   | { t: 'read'; p: number; r: number; i: number }
   | { t: 'gup'; p: number; r: number; i: number }
+  | { t: 'vmsplice'; p: number; r: number; i: number }
   | { t: 'put'; h: number }
+  | { t: 'pin'; p: number; r: number; i: number; write: boolean; longterm: boolean }
+  | { t: 'unpin'; h: number }
   | { t: 'fork'; p: number }
   | { t: 'exit'; p: number }
   | { t: RangeOpName; p: number; r: number; i: number; len: number };
@@ -44,9 +47,9 @@ const MAX_REGIONS = 3;
 const MAX_REFS = 4;
 
 const ix = fc.nat({ max: 63 });
-const pageOp = <T extends 'write' | 'read' | 'gup'>(t: T) => fc.record({ t: fc.constant(t), p: ix, r: ix, i: ix });
+const pageOp = <T extends 'write' | 'read' | 'gup' | 'vmsplice'>(t: T) => fc.record({ t: fc.constant(t), p: ix, r: ix, i: ix });
 
-function opArb(withGup: boolean): fc.Arbitrary<Op> {
+function opArb(withGup: boolean, withPins = false): fc.Arbitrary<Op> {
   const arbs: fc.WeightedArbitrary<Op>[] = [
     { arbitrary: pageOp('write'), weight: 8 },
     { arbitrary: pageOp('read'), weight: 4 },
@@ -59,13 +62,18 @@ function opArb(withGup: boolean): fc.Arbitrary<Op> {
     arbs.push({ arbitrary: pageOp('gup'), weight: 1 });
     arbs.push({ arbitrary: fc.record({ t: fc.constant('put' as const), h: ix }), weight: 1 });
   }
+  if (withPins) {
+    arbs.push({ arbitrary: pageOp('vmsplice'), weight: 1 });
+    arbs.push({ arbitrary: fc.record({ t: fc.constant('pin' as const), p: ix, r: ix, i: ix, write: fc.boolean(), longterm: fc.boolean() }), weight: 3 });
+    arbs.push({ arbitrary: fc.record({ t: fc.constant('unpin' as const), h: ix }), weight: 1 });
+  }
   return fc.oneof(...arbs);
 }
 
-function programArb(withGup: boolean): fc.Arbitrary<{ pages: number; ops: Op[] }> {
+function programArb(withGup: boolean, withPins = false): fc.Arbitrary<{ pages: number; ops: Op[] }> {
   return fc.record({
     pages: fc.integer({ min: 1, max: 4 }),
-    ops: fc.array(opArb(withGup), { minLength: 1, maxLength: 40 }),
+    ops: fc.array(opArb(withGup, withPins), { minLength: 1, maxLength: 40 }),
   });
 }
 
@@ -79,12 +87,18 @@ interface Ref {
   n: NRef;
 }
 
+interface Pin {
+  h: Handle;
+  n: NPin;
+}
+
 /** Both models side by side. */
 class World {
   readonly k: Kernel;
   readonly naive: NaiveKernel;
   readonly procs: Proc[] = [];
   readonly refs: Ref[] = [];
+  readonly pins: Pin[] = [];
   /** Region id -> its first page number (the same in every process that has it). */
   readonly starts = new Map<number, number>();
   readonly log: string[] = [];
@@ -117,6 +131,14 @@ class World {
   /** Apply one operation to both models; the value written by a store is `step + 1`. */
   apply(op: Op, step: number): void {
     const live = this.live();
+    if (op.t === 'unpin') {
+      if (this.pins.length === 0) return;
+      const [pin] = this.pins.splice(op.h % this.pins.length, 1);
+      releaseHandle(this.k, pin!.h);
+      this.naive.unpin(pin!.n);
+      this.log.push(`unpin ${op.h % (this.pins.length + 1)}`);
+      return;
+    }
     if (op.t === 'put') {
       if (this.refs.length === 0) return;
       const [ref] = this.refs.splice(op.h % this.refs.length, 1);
@@ -170,13 +192,27 @@ class World {
         assert.equal(c.err === OK ? c.value : null, v, `${at}: value read`);
         return;
       }
-      case 'gup': {
+      case 'gup':
+      case 'vmsplice': {
         if (this.refs.length >= MAX_REFS) return;
-        const c = getUserPages(this.k, p.mm, start + i, start + i + 1, { pin: false, write: false, longterm: false, fast: false, kind: 'gup' });
-        const ref = this.naive.gup(p.n, r, i);
-        this.log.push(`${at} gup -> ${ref === null ? 'EFAULT' : `ref ${this.refs.length}`}`);
+        // vmsplice: FOLL_GET, read-only, through gup-fast, held by a pipe buffer.
+        const req = op.t === 'gup'
+          ? { pin: false, write: false, longterm: false, fast: false, kind: 'gup' as const }
+          : { pin: false, write: false, longterm: false, fast: true, kind: 'pipe' as const };
+        const c = getUserPages(this.k, p.mm, start + i, start + i + 1, req);
+        const ref = op.t === 'gup' ? this.naive.gup(p.n, r, i) : this.naive.vmsplice(p.n, r, i);
+        this.log.push(`${at} ${op.t} -> ${ref === null ? 'EFAULT' : `ref ${this.refs.length}`}`);
         assert.equal(c.handle !== null, ref !== null, `${at}: GUP ${ref === null ? 'must fail' : 'must succeed'}`);
         if (c.handle !== null && ref !== null) this.refs.push({ h: c.handle, n: ref });
+        return;
+      }
+      case 'pin': {
+        if (this.pins.length >= MAX_REFS) return;
+        const c = getUserPages(this.k, p.mm, start + i, start + i + 1, { pin: true, write: op.write, longterm: op.longterm, fast: false, kind: 'pin' });
+        const pin = this.naive.pin(p.n, r, i, op);
+        this.log.push(`${at} pin ${op.write ? 'rw' : 'ro'} ${op.longterm ? 'longterm' : 'short'} -> ${pin === null ? 'EFAULT' : `pin ${this.pins.length}`}`);
+        assert.equal(c.handle !== null, pin !== null, `${at}: the pin ${pin === null ? 'must fail' : 'must succeed'}`);
+        if (c.handle !== null && pin !== null) this.pins.push({ h: c.handle, n: pin });
         return;
       }
       default:
@@ -215,6 +251,11 @@ class World {
       this.naive.putRef(ref.n);
     }
     this.refs.length = 0;
+    for (const pin of this.pins) {
+      releaseHandle(this.k, pin.h);
+      this.naive.unpin(pin.n);
+    }
+    this.pins.length = 0;
     this.log.push('(all exit, all references put)');
     this.compare();
     assert.equal(this.k.frames.used, 0, 'frames left in use');
@@ -287,13 +328,20 @@ class World {
       sameFrame(`ref ${j}`, ref.h.frames[0]!, ref.n.frame);
       if (ref.n.frame !== null) refcounts.set(ref.n.frame, (refcounts.get(ref.n.frame) ?? 0) + 1);
     });
+    this.pins.forEach((pin, j) => {
+      sameFrame(`pin ${j}`, pin.h.frames[0]!, pin.n.frame);
+      if (pin.n.frame !== null) refcounts.set(pin.n.frame, (refcounts.get(pin.n.frame) ?? 0) + GUP_PIN_COUNTING_BIAS);
+    });
+    for (const p of this.procs) if (p.n.alive) assert.equal(p.mm.hasPinned, p.n.hasPinned, `${this.name(p)}: MMF_HAS_PINNED`);
     // The reference model's own invariants: mapcount and refcount are what maps and holds a frame.
     for (const f of naive.frames) {
       assert.equal(f.mapcount, mapcounts.get(f) ?? 0, `reference frame ${f.id}: mapcount`);
       assert.equal(f.refcount, refcounts.get(f) ?? 0, `reference frame ${f.id}: refcount`);
     }
     assert.equal(k.frames.used, naive.frames.size, 'frames in use');
-    assert.equal(k.stats.cowCopies, naive.cowCopies, 'COW copies');
+    // The model counts early COW copies at fork among its copies too.
+    assert.equal(k.stats.cowCopies, naive.cowCopies + naive.forkCopies, 'COW copies');
+    assert.equal(k.stats.earlyCow, naive.forkCopies, 'early COW copies at fork');
     assert.equal(k.stats.reuses, naive.reuses, 'reuses');
     const problems = this.checker.check(k, false);
     assert.deepEqual(problems.map((x) => `${x.kind}: ${x.message}`), [], 'the model\'s accounting');
@@ -323,6 +371,13 @@ test('model core = naive reference (v6 rules) with FOLL_GET references held and 
 });
 
 test('model core = naive reference with the older reuse rules (v5.9 page count, v5.7 mapcount)', () => {
-  assertProperty('v5.9 vs naive', programArb(true), (prog) => runProgram('v5.9', { reuse: 'pagecount', pae: false, mprotectUpgrade: false }, prog), 200);
-  assertProperty('v5.7 vs naive', programArb(true), (prog) => runProgram('v5.7', { reuse: 'mapcount', pae: false, mprotectUpgrade: false }, prog), 200);
+  assertProperty('v5.9 vs naive', programArb(true), (prog) => runProgram('v5.9', V5_9_RULES, prog), 200);
+  assertProperty('v5.7 vs naive', programArb(true), (prog) => runProgram('v5.7', V5_7_RULES, prog), 200);
+});
+
+test('model core = naive reference with FOLL_PIN pins (R/W and R/O, long-term and short) and vmsplice: pin counts, unsharing, early COW at fork', () => {
+  assertProperty('v6 + pins vs naive', programArb(true, true), (prog) => runProgram('v6', V6_RULES, prog), 400);
+  assertProperty('v5.19 + pins vs naive', programArb(true, true), (prog) => runProgram('v5.19', V5_19_RULES, prog), 150);
+  assertProperty('v5.9 + pins vs naive', programArb(true, true), (prog) => runProgram('v5.9', V5_9_RULES, prog), 150);
+  assertProperty('v5.7 + pins vs naive', programArb(true, true), (prog) => runProgram('v5.7', V5_7_RULES, prog), 150);
 });

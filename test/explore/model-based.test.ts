@@ -1,13 +1,18 @@
 // Model-based runs (fast-check commands, which shrink) of the explorer's transitions, over every
-// operation it enumerates and several profiles: each command picks one of the enabled
-// operations (an index modulo how many there are) and the explorer's own path takes it (the
-// state copied into the arrays of a copy done with, as Expander does). After every command:
+// operation it enumerates and every built-in profile: each command names an operation and picks
+// one of its enabled instances (an index modulo how many there are; none enabled: nothing), and
+// the explorer's own path takes it (the state copied into the arrays of a copy done with, as
+// Expander does). After every command:
 // - the state equals the one a plain copy reaches and the one a replay from the start reaches
 //   (same canonical encoding and fingerprint, same violations): the copy into reused arrays
 //   and the search tree's rebuild of a state from its parent are the model's own semantics;
-// - on v6, for the operations the naive reference model knows (test/naive/model.ts: write,
-//   read, fork, exit, munmap, mprotect, dontfork, wipeonfork, dontneed), every read sees what
-//   the naive model reads, or faults where it faults.
+// - for the operations the naive reference model knows (test/naive/model.ts: write, read,
+//   fork, exit, munmap, mprotect, dontfork, wipeonfork, dontneed, the pins pin, pin-ro and
+//   pin-fast, gup, vmsplice, unpin, put, device-write, device-read, handle-read), on v6 and on
+//   the older profiles whose rules for them the naive model has: every read sees what the naive
+//   model reads, or faults where it faults; a handle is taken (or EFAULT) where the naive model
+//   takes it; the device reads through a pin what the naive pin holds, and a process reads from
+//   a pipe what the naive pipe holds.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,12 +20,18 @@ import fc from 'fast-check';
 import type { Runner } from '../../src/engine/run.js';
 import { canonicalKey, canonicalWords, fingerprint } from '../../src/explore/canonical.js';
 import { startState } from '../../src/explore/explore.js';
-import { decodeOp, enabledOps, OP_NAMES, type ExploreShape, type OpName } from '../../src/explore/ops.js';
+import { decodeOp, enabledOps, OP_NAMES, PROC_NAMES, type ExploreShape, type OpName } from '../../src/explore/ops.js';
 import { replayPath } from '../../src/explore/search.js';
-import { NaiveKernel, type NProc, type NRegion } from '../naive/model.js';
+import { BUILTIN_PROFILES } from '../../src/profiles/builtin.js';
+import {
+  NaiveKernel, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_RULES, type NaiveOptions, type NPin, type NProc, type NRef, type NRegion,
+} from '../naive/model.js';
 import { input } from './helpers.js';
 
-const NAIVE_OPS: readonly OpName[] = ['write', 'read', 'fork', 'exit', 'munmap', 'mprotect', 'dontfork', 'wipeonfork', 'dontneed'];
+const NAIVE_OPS: readonly OpName[] = [
+  'write', 'read', 'fork', 'exit', 'munmap', 'mprotect', 'dontfork', 'wipeonfork', 'dontneed',
+  'pin', 'pin-ro', 'pin-fast', 'gup', 'vmsplice', 'unpin', 'put', 'device-write', 'device-read', 'handle-read',
+];
 const PAGES = 2;
 
 interface Naive {
@@ -29,6 +40,8 @@ interface Naive {
   region: NRegion;
   /** Value names the explorer wrote -> the naive model's numbers. */
   values: Map<string, number>;
+  /** The naive model's handles by the explorer's handle names. */
+  handles: Map<string, { pin: NPin } | { ref: NRef }>;
 }
 
 interface Real {
@@ -48,20 +61,39 @@ const fp = (r: Runner): string => {
 };
 const kinds = (r: Runner): string[] => r.violations.map((v) => `${v.step}:${v.kind}`);
 
+/**
+ * One transition: the `pick`-th (modulo) of the enabled instances of operation `name` (none
+ * enabled: nothing happens). One command kind per operation, so that each is drawn as often
+ * as the others, however many instances (processes, pages, handles) it has.
+ */
 class Take implements fc.Command<object, Real> {
-  constructor(readonly pick: number) {}
+  /** The step it took in the last run (for the counterexample). */
+  private text = '';
+  constructor(readonly name: OpName, readonly pick: number) {}
   check(): boolean {
     return true;
   }
 
   run(_m: object, real: Real): void {
-    const ops = enabledOps(real.r, real.shape);
+    this.text = '';
+    const code = OP_NAMES.indexOf(this.name);
+    const ops = enabledOps(real.r, real.shape).filter((op) => op >>> 24 === code);
     if (ops.length === 0) return;
     const op = ops[this.pick % ops.length]!;
     const d = real.path.length;
     const child = real.r.clone(real.spare);
     const step = decodeOp(child, op);
+    this.text = step.text;
     const res = child.step(step, d);
+    if (real.naive) {
+      // The naive comparison alone (the copy and replay checks are the other runs').
+      if (res.na !== null) return;
+      real.path.push(op);
+      naiveStep(real.naive, OP_NAMES[op >>> 24]!, op, step as unknown as NaiveStepArgs, res.record.observations, child);
+      real.spare = real.r;
+      real.r = child;
+      return;
+    }
     const plain = real.r.clone();
     const res2 = plain.step(decodeOp(plain, op), d);
     assert.equal(res.na, res2.na);
@@ -73,35 +105,79 @@ class Take implements fc.Command<object, Real> {
     const { r: replayed } = replayPath(real.root, real.path);
     assert.equal(canonicalKey(replayed), canonicalKey(child), `after ${step.text}: the replay from the start differs`);
     assert.deepEqual(kinds(replayed), kinds(child));
-    if (real.naive) naiveStep(real.naive, OP_NAMES[op >>> 24]!, op, step as unknown as { text: string } & Record<string, unknown>, res.record.observations);
     real.spare = real.r;
     real.r = child;
   }
 
   toString(): string {
-    return `take(${this.pick})`;
+    return `take(${this.name}, ${this.pick})${this.text ? ` /* ${this.text} */` : ''}`;
   }
 }
 
+/** The fields of the decoded steps the naive model reads (each op has some of them). */
+type NaiveStepArgs = { text: string; value?: string; handle?: string; proc?: string; ref?: { handle: string; index: number } };
+
+/** A value name the model observed -> the naive model's number (undefined: never written). */
+function valueOf(n: Naive, actual: string): number | null | undefined {
+  return actual === 'fault' ? null : actual === '0' ? 0 : n.values.get(actual);
+}
+
+function numberFor(n: Naive, name: string): number {
+  if (!n.values.has(name)) n.values.set(name, n.values.size + 1);
+  return n.values.get(name)!;
+}
+
+/** The one observation of a kind the step made (undefined: none). */
+function observed(obs: readonly { kind: string; actual: string }[], kind: string): string | undefined {
+  const o = obs.filter((x) => x.kind === kind);
+  assert.ok(o.length <= 1, `more than one ${kind} observation`);
+  return o[0]?.actual;
+}
+
+/**
+ * The naive form of a handle-taking operation: pin and pin-fast are R/W long-term pins
+ * (pin_user_pages_fast ends as pin_user_pages does), pin-ro an R/O long-term pin, gup a FOLL_GET
+ * reference, vmsplice a pipe's (null: EFAULT).
+ */
+function takeNaive(n: Naive, name: OpName, p: NProc, pg: number): { pin: NPin } | { ref: NRef } | null {
+  if (name === 'gup' || name === 'vmsplice') {
+    const ref = name === 'gup' ? n.k.gup(p, n.region, pg) : n.k.vmsplice(p, n.region, pg);
+    return ref && { ref };
+  }
+  const pin = n.k.pin(p, n.region, pg, { write: name !== 'pin-ro', longterm: true });
+  return pin && { pin };
+}
+
 /** The same operation on the naive model; a read must see what it sees. */
-function naiveStep(n: Naive, name: OpName, op: number, step: { text: string } & Record<string, unknown>, obs: readonly { kind: string; actual: string }[]): void {
+function naiveStep(n: Naive, name: OpName, op: number, step: NaiveStepArgs, obs: readonly { kind: string; actual: string }[], after: Runner): void {
   const p = n.procs[(op >>> 20) & 15]!;
   const pg = (op >>> 4) & 0xffff;
+  const handle = (h: string) => {
+    const x = n.handles.get(h);
+    assert.ok(x, `${step.text}: the naive model has no handle ${h}`);
+    return x;
+  };
+  const pinOf = (h: string): NPin => {
+    const x = handle(h);
+    assert.ok('pin' in x, `${step.text}: ${h} is no pin in the naive model`);
+    return x.pin;
+  };
   switch (name) {
     case 'write': {
-      const v = step.value as string;
-      if (!n.values.has(v)) n.values.set(v, n.values.size + 1);
-      n.k.write(p, n.region, pg, n.values.get(v)!);
+      const ok = n.k.write(p, n.region, pg, numberFor(n, step.value!));
+      const got = observed(obs, 'write');
+      assert.equal(got, ok ? 'ok' : 'fault', `${step.text}: the naive model's store ${ok ? 'succeeds' : 'faults'}, the model's: ${got}`);
       return;
     }
     case 'read': {
       const want = n.k.read(p, n.region, pg);
-      const got = obs.find((o) => o.kind === 'read')!.actual;
-      assert.equal(got === 'fault' ? null : got === '0' ? 0 : n.values.get(got), want, `${step.text}: the naive model reads ${want}, the model ${got}`);
+      const got = observed(obs, 'read')!;
+      assert.equal(valueOf(n, got), want, `${step.text}: the naive model reads ${want}, the model ${got}`);
       return;
     }
     case 'fork':
       n.procs.push(n.k.fork(p));
+      assert.equal(observed(obs, 'fork'), 'ok', `${step.text}: fork fails on the model`);
       return;
     case 'exit':
       n.k.exit(p);
@@ -117,29 +193,95 @@ function naiveStep(n: Naive, name: OpName, op: number, step: { text: string } & 
     case 'dontneed':
       n.k.madvise(p, n.region, pg, pg + 1, name);
       return;
+    case 'pin':
+    case 'pin-fast':
+    case 'pin-ro':
+    case 'gup':
+    case 'vmsplice': {
+      const h = step.handle!;
+      const x = takeNaive(n, name, p, pg);
+      const got = observed(obs, 'gup');
+      assert.equal(got, x === null ? 'EFAULT' : 'ok', `${step.text}: the naive model ${x === null ? 'fails (EFAULT)' : 'succeeds'}, the model says ${got}`);
+      assert.equal(after.handles.has(h), x !== null, `${step.text}: handle ${h}`);
+      if (x !== null) n.handles.set(h, x);
+      return;
+    }
+    case 'unpin':
+      n.k.unpin(pinOf(step.handle!));
+      n.handles.delete(step.handle!);
+      return;
+    case 'put': {
+      const x = handle(step.handle!);
+      assert.ok('ref' in x, `${step.text}: ${step.handle} is a pin in the naive model`);
+      n.k.putRef(x.ref);
+      n.handles.delete(step.handle!);
+      return;
+    }
+    case 'device-write':
+      n.k.deviceWrite(pinOf(step.ref!.handle), numberFor(n, step.value!));
+      return;
+    case 'device-read': {
+      const want = n.k.deviceRead(pinOf(step.ref!.handle));
+      const got = observed(obs, 'handle-read')!;
+      assert.equal(valueOf(n, got), want, `${step.text}: the naive pin holds ${want}, the model reads ${got}`);
+      return;
+    }
+    case 'handle-read': {
+      const x = handle(step.ref!.handle);
+      assert.ok('ref' in x, `${step.text}: ${step.ref!.handle} is a pin in the naive model`);
+      const got = observed(obs, 'handle-read');
+      // A process that has exited reads nothing (the step is skipped).
+      const reader = n.procs[PROC_NAMES.indexOf(step.proc!)]!;
+      if (!reader.alive) {
+        assert.equal(got, undefined, `${step.text}: ${step.proc} has exited`);
+        return;
+      }
+      const want = n.k.pipeRead(x.ref);
+      assert.equal(valueOf(n, got!), want, `${step.text}: the naive pipe holds ${want}, the model reads ${got}`);
+      return;
+    }
     default:
       throw new Error(`no naive form of ${name}`);
   }
 }
 
-function runs(kernel: string, ops: readonly OpName[], withNaive: boolean, numRuns: number): void {
-  const inp = input(kernel, { ops, pages: PAGES, procs: 3, handles: 2, threads: 2 });
-  fc.assert(fc.property(fc.commands([fc.nat(1000).map((i) => new Take(i))], { maxCommands: 14 }), (cmds) => {
-    const root = startState(inp).runner;
-    let naive: Naive | null = null;
-    if (withNaive) {
-      const k = new NaiveKernel();
-      const p = k.spawn();
-      naive = { k, procs: [p], region: k.mmap(p, PAGES), values: new Map() };
-    }
-    fc.modelRun(() => ({ model: {}, real: { root, r: root.clone(), spare: undefined, path: [], shape: inp.shape, naive } }), cmds);
-  }), { numRuns });
+interface Runs {
+  /** The naive model's rules (null: no naive comparison, the copy and replay checks instead). */
+  naive: NaiveOptions | null;
+  numRuns: number;
+  maxCommands: number;
 }
 
-test('model-based: every explorer operation, on v6, v5.9, v5.7, cowpt-rfc, v6.15 and odf: copies into reused arrays and replays agree', () => {
-  for (const kernel of ['v6', 'v5.9', 'v5.7', 'cowpt-rfc', 'v6.15', 'odf']) runs(kernel, OP_NAMES, false, 25);
+function runs(kernel: string, ops: readonly OpName[], o: Runs): void {
+  const inp = input(kernel, { ops, pages: PAGES, procs: 3, handles: 2, threads: 2 });
+  const takes = ops.map((name) => fc.nat(1000).map((i) => new Take(name, i)));
+  // size 'max': as many sequences of every length up to maxCommands (the default favours short ones).
+  fc.assert(fc.property(fc.commands(takes, { maxCommands: o.maxCommands, size: 'max' }), (cmds) => {
+    const root = startState(inp).runner;
+    let naive: Naive | null = null;
+    if (o.naive) {
+      const k = new NaiveKernel(o.naive);
+      const p = k.spawn();
+      naive = { k, procs: [p], region: k.mmap(p, PAGES), values: new Map(), handles: new Map() };
+    }
+    fc.modelRun(() => ({ model: {}, real: { root, r: root.clone(), spare: undefined, path: [], shape: inp.shape, naive } }), cmds);
+  }), { numRuns: o.numRuns, includeErrorInReport: true });
+}
+
+test('model-based: every explorer operation, on every built-in profile: copies into reused arrays and replays agree', () => {
+  for (const p of BUILTIN_PROFILES) runs(p.name, OP_NAMES, { naive: null, numRuns: 250, maxCommands: 20 });
 });
 
-test('model-based: on v6, reads agree with the naive reference model (write, read, fork, exit, munmap, mprotect, madvise)', () => {
-  runs('v6', NAIVE_OPS, true, 150);
+test('model-based: on v6, reads agree with the naive reference model (write, read, fork, exit, munmap, mprotect, madvise, pins, gup, vmsplice, device I/O, pipe reads)', () => {
+  runs('v6', NAIVE_OPS, { naive: V6_RULES, numRuns: 5000, maxCommands: 30 });
+});
+
+test('model-based: on the older profiles, reads agree with the naive model under their rules (5.7 mapcount reuse; 5.9-rc4 page count; 5.9-5.18 early COW; 5.19 PG_anon_exclusive and unsharing)', () => {
+  // The profiles whose switches for these operations the naive rule sets cover (not v5.8: its
+  // GUP breaks COW; v5.14 and v5.18 differ from v5.9 only in what these operations do not reach).
+  const older: [string, NaiveOptions][] = [
+    ['v5.7', V5_7_RULES], ['v5.9-rc4', { ...V5_9_RULES, earlyCow: false }], ['v5.9', V5_9_RULES], ['v5.18', V5_9_RULES],
+    ['v5.19', V5_19_RULES], ['v6.2', V6_RULES],
+  ];
+  for (const [kernel, rules] of older) runs(kernel, NAIVE_OPS, { naive: rules, numRuns: 800, maxCommands: 30 });
 });

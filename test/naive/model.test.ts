@@ -4,7 +4,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NaiveKernel, pageKey, type NFrame, type NProc, type NRegion } from './model.js';
+import {
+  GUP_PIN_COUNTING_BIAS, NaiveKernel, pageKey, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_RULES, type NaiveOptions, type NFrame, type NProc, type NRegion,
+} from './model.js';
 
 function frameOf(p: NProc, r: NRegion, i: number): NFrame | null {
   return p.pages.get(pageKey(r, i))?.pte?.frame ?? null;
@@ -107,8 +109,9 @@ test('§5c: an extra reference makes the sole mapper copy; an exclusive page is 
 });
 
 test('the older rules: mapcount reuse ignores references (the leak), page-count reuse does not', () => {
-  for (const [reuse, reused] of [['mapcount', true], ['pagecount', false]] as const) {
-    const n = new NaiveKernel({ reuse, pae: false, mprotectUpgrade: false });
+  for (const [rules, reused] of [[V5_7_RULES, true], [V5_9_RULES, false]] as const) {
+    const reuse = rules.reuse;
+    const n = new NaiveKernel(rules);
     const p = n.spawn();
     const r = n.mmap(p, 1);
     n.write(p, r, 0, 1);
@@ -148,4 +151,235 @@ test('a range operation splits a VMA: an anon fault on one side gives an anon_vm
   assert.notEqual(vma(1), vma(2));
   n.write(p, r, 2, 1);
   assert.deepEqual([vma(0).anonVma, vma(1).anonVma, vma(2).anonVma], [false, false, true]);
+});
+
+// ---- pins, vmsplice, device I/O ---------------------------------------------------------------
+
+/** A kernel under `rules` with one process P and one region of `pages` pages. */
+function oneProc(rules: NaiveOptions, pages: number): { n: NaiveKernel; p: NProc; r: NRegion } {
+  const n = new NaiveKernel(rules);
+  const p = n.spawn();
+  return { n, p, r: n.mmap(p, pages) };
+}
+
+const pte = (p: NProc, r: NRegion, i: number) => p.pages.get(pageKey(r, i))!.pte!;
+
+test('CVE-2020-29374 on v6: the child\'s pipe keeps the page it spliced; the parent\'s later write copies (no PAE after fork, refcount 2)', () => {
+  const { n, p, r } = oneProc(V6_RULES, 1);
+  n.write(p, r, 0, 1);
+  const q = n.fork(p);
+  const f = frameOf(p, r, 0)!;
+  // vmsplice: FOLL_GET through gup-fast, read-only, no unshare: one more reference, nothing else.
+  const pipe = n.vmsplice(q, r, 0)!;
+  assert.equal(pipe.frame, f);
+  assert.deepEqual([f.mapcount, f.refcount, f.exclusive], [2, 3, false]);
+  n.munmap(q, r, 0, 1);
+  assert.deepEqual([f.mapcount, f.refcount], [1, 2]);
+  // do_wp_page: not PageAnonExclusive (fork cleared it), wp_can_reuse_anon_folio sees refcount 2: copy.
+  n.write(p, r, 0, 2);
+  assert.notEqual(frameOf(p, r, 0), f);
+  assert.equal(n.cowCopies, 1);
+  assert.equal(n.pipeRead(pipe), 1, 'the child reads what it spliced, not the parent\'s later write');
+  assert.equal(n.read(p, r, 0), 2);
+  n.closePipe(pipe);
+  assert.equal(n.frames.has(f), false, 'the pipe held the last reference');
+});
+
+test('CVE-2020-29374 under the older reuse rules: mapcount reuse (5.7) leaks the parent\'s write into the pipe, page-count reuse (5.9) does not', () => {
+  for (const [rules, leaks] of [[V5_7_RULES, true], [V5_9_RULES, false]] as const) {
+    const { n, p, r } = oneProc(rules, 1);
+    n.write(p, r, 0, 1);
+    const q = n.fork(p);
+    const pipe = n.vmsplice(q, r, 0)!;
+    n.munmap(q, r, 0, 1);
+    n.write(p, r, 0, 2);
+    // 5.7 do_wp_page: reuse_swap_page -> mapcount 1: the parent writes into the pipe's page.
+    // 5.9 do_wp_page: page_count 2 (the pipe's reference): copy.
+    assert.equal(n.pipeRead(pipe), leaks ? 2 : 1, `${rules.reuse}`);
+  }
+});
+
+test('vmsplice is no snapshot: the pipe holds the page, so a later write to an exclusive page shows in it (PAE reuse ignores the reference)', () => {
+  const { n, p, r } = oneProc(V6_RULES, 2);
+  n.write(p, r, 0, 1);
+  const pipe = n.vmsplice(p, r, 0)!;
+  n.write(p, r, 0, 2);
+  assert.equal(n.cowCopies, 0, 'PageAnonExclusive: reused without looking at the refcount');
+  assert.equal(n.pipeRead(pipe), 2);
+  // An untouched page: gup-fast leaves the missing PTE to the slow path, which maps the zero
+  // page for reading; the pipe holds the zero page (no count) and reads zeros ever after.
+  const z = n.vmsplice(p, r, 1)!;
+  assert.equal(z.frame, null);
+  assert.equal(p.minflt, 2, 'the write fault of page 0 and the read fault of page 1');
+  n.write(p, r, 1, 5);
+  assert.equal(n.pipeRead(z), 0);
+});
+
+test('a R/W longterm pin stays coherent across fork on v6: early COW gives the child a copy, the parent keeps the pinned page exclusive and writable', () => {
+  const { n, p, r } = oneProc(V6_RULES, 1);
+  n.write(p, r, 0, 1);
+  const pin = n.pin(p, r, 0, { write: true, longterm: true })!;
+  const f = pin.frame!;
+  assert.equal(f, frameOf(p, r, 0));
+  // try_grab_folio(FOLL_PIN) on a small folio: + GUP_PIN_COUNTING_BIAS; mm_set_has_pinned_flag.
+  assert.deepEqual([f.refcount, f.mapcount, p.hasPinned], [1 + GUP_PIN_COUNTING_BIAS, 1, true]);
+  const q = n.fork(p);
+  // copy_present_ptes: MMF_HAS_PINNED && folio_maybe_dma_pinned && PAE: copy_present_page for
+  // the child; the parent's PTE is left writable and its page exclusive.
+  assert.equal(n.forkCopies, 1);
+  assert.notEqual(frameOf(q, r, 0), f);
+  assert.equal(q.hasPinned, false, 'MMF_HAS_PINNED is not inherited');
+  assert.deepEqual([f.mapcount, f.refcount, f.exclusive, pte(p, r, 0).writable], [1, 1 + GUP_PIN_COUNTING_BIAS, true, true]);
+  assert.equal(pte(q, r, 0).writable, true, 'maybe_mkwrite: the child\'s copy is writable in a writable VMA');
+  const faults = p.minflt;
+  n.write(p, r, 0, 2);
+  assert.equal(p.minflt, faults, 'no fault: the parent\'s PTE stayed writable');
+  assert.equal(n.deviceWrite(pin, 3), true);
+  assert.deepEqual([n.read(p, r, 0), n.read(q, r, 0), n.deviceRead(pin)], [3, 1, 3]);
+});
+
+test('without early COW (v5.9-rc4: page-count reuse, no has_pinned) the parent\'s write after fork leaves the pin; with it (v5.9) it does not', () => {
+  for (const [rules, coherent] of [[{ ...V5_9_RULES, earlyCow: false }, false], [V5_9_RULES, true]] as const) {
+    const { n, p, r } = oneProc(rules, 1);
+    n.write(p, r, 0, 1);
+    const pin = n.pin(p, r, 0, { write: true, longterm: true })!;
+    const q = n.fork(p);
+    n.exit(q);
+    // Without early COW fork shared the pinned page and write-protected it: page_count is
+    // 1 + the pin's 1024 > 1, so the parent's write copies it away from the pin.
+    n.write(p, r, 0, 2);
+    n.deviceWrite(pin, 3);
+    assert.equal(n.read(p, r, 0), coherent ? 3 : 2, `earlyCow ${rules.earlyCow}`);
+  }
+});
+
+test('a R/O longterm pin of a page shared after fork unshares it first on v6 (FAULT_FLAG_UNSHARE): the pin and the parent keep meeting', () => {
+  const { n, p, r } = oneProc(V6_RULES, 1);
+  n.write(p, r, 0, 1);
+  const q = n.fork(p);
+  const f = frameOf(p, r, 0)!;
+  const faults = p.minflt;
+  // gup_must_unshare: R/O FOLL_PIN, read-only PTE, anonymous page not PAE -> unshare fault;
+  // do_wp_page(unshare): not exclusive, refcount 2 -> wp_page_copy, mapped read-only.
+  const pin = n.pin(p, r, 0, { write: false, longterm: true })!;
+  const g = frameOf(p, r, 0)!;
+  assert.notEqual(g, f);
+  assert.equal(pin.frame, g);
+  assert.equal(p.minflt, faults + 1);
+  assert.deepEqual([g.exclusive, g.refcount, pte(p, r, 0).writable], [true, 1 + GUP_PIN_COUNTING_BIAS, false]);
+  assert.deepEqual([f.mapcount, f.refcount], [1, 1], 'the child\'s page lost the parent\'s mapping');
+  // The parent's write: PageAnonExclusive -> reuse, in place; the child's: refcount 1 -> reuse.
+  n.write(p, r, 0, 2);
+  n.write(q, r, 0, 5);
+  assert.equal(n.cowCopies, 1, 'only the unshare copied');
+  assert.deepEqual([n.deviceRead(pin), n.read(p, r, 0), n.read(q, r, 0)], [2, 2, 5]);
+  assert.equal(n.deviceWrite(pin, 9), false, 'a R/O pin gives the device no write access');
+});
+
+test('before 5.19 a R/O pin does not unshare: the parent\'s next write copies it away from the pinned page (the device reads stale data)', () => {
+  const { n, p, r } = oneProc(V5_9_RULES, 1);
+  n.write(p, r, 0, 1);
+  n.fork(p);
+  const pin = n.pin(p, r, 0, { write: false, longterm: true })!;
+  assert.equal(pin.frame, frameOf(p, r, 0), 'pinned as it is, shared');
+  n.write(p, r, 0, 2);
+  assert.equal(n.deviceRead(pin), 1);
+});
+
+test('a R/O pin of an exclusive page does not unshare (already PAE), and a R/O pin of a reusable page only marks it exclusive', () => {
+  const { n, p, r } = oneProc(V6_RULES, 2);
+  n.write(p, r, 0, 1);
+  n.write(p, r, 1, 1);
+  n.mprotect(p, r, 0, 1, 'ro');
+  const f = frameOf(p, r, 0)!;
+  const faults = p.minflt;
+  n.pin(p, r, 0, { write: false, longterm: true });
+  assert.equal(frameOf(p, r, 0), f);
+  assert.equal(p.minflt, faults, 'gup_must_unshare: PAE -> nothing to do');
+  // Page 1: shared by fork, then the child is gone: not PAE but refcount 1. The unshare fault
+  // reuses it (SetPageAnonExclusive) and leaves the PTE read-only, without a copy.
+  const q = n.fork(p);
+  n.exit(q);
+  const g = frameOf(p, r, 1)!;
+  assert.equal(g.exclusive, false);
+  n.pin(p, r, 1, { write: false, longterm: true });
+  assert.deepEqual([frameOf(p, r, 1) === g, g.exclusive, pte(p, r, 1).writable, n.cowCopies, n.reuses], [true, true, false, 0, 0]);
+});
+
+test('a R/O longterm pin of the zero page unshares into a fresh page on v6 (6.2); 5.19 pins the zero page and loses the next write', () => {
+  for (const [rules, coherent] of [[V6_RULES, true], [V5_19_RULES, false]] as const) {
+    const { n, p, r } = oneProc(rules, 1);
+    const pin = n.pin(p, r, 0, { write: false, longterm: true })!;
+    // v6: read fault (the zero page), then gup_must_unshare: not anonymous, long-term, COW
+    // mapping -> unshare fault -> wp_page_copy into a zeroed exclusive page, read-only.
+    assert.equal(pin.frame !== null, coherent, rules.unshare);
+    assert.equal(p.minflt, coherent ? 2 : 1);
+    assert.equal(p.rss, coherent ? 1 : 0);
+    n.write(p, r, 0, 7);
+    assert.equal(n.deviceRead(pin), coherent ? 7 : 0, rules.unshare);
+  }
+  // A short-term R/O pin of the zero page does not unshare on v6 either (!FOLL_LONGTERM).
+  const { n, p, r } = oneProc(V6_RULES, 1);
+  n.read(p, r, 0);
+  assert.equal(n.pin(p, r, 0, { write: false, longterm: false })!.frame, null);
+});
+
+test('a R/W pin faults in for writing: a missing PTE, the zero page, a read-only exclusive page; FOLL_WRITE on a read-only VMA is EFAULT', () => {
+  const n = new NaiveKernel(V5_19_RULES); // no mprotect upgrade: the PTE stays read-only after mprotect rw
+  const p = n.spawn();
+  const r = n.mmap(p, 3);
+  const a = n.pin(p, r, 0, { write: true, longterm: true })!;
+  assert.deepEqual([a.frame!.value, pte(p, r, 0).writable, p.minflt, p.rss], [0, true, 1, 1], 'do_anonymous_page, write');
+  n.read(p, r, 1);
+  const b = n.pin(p, r, 1, { write: true, longterm: true })!;
+  assert.equal(b.frame, frameOf(p, r, 1), 'do_wp_page copied the zero page');
+  assert.equal(n.cowCopies, 1);
+  n.write(p, r, 2, 4);
+  const g = frameOf(p, r, 2)!;
+  n.mprotect(p, r, 2, 3, 'ro');
+  assert.equal(n.pin(p, r, 2, { write: true, longterm: true }), null, 'check_vma_flags: FOLL_WRITE without VM_WRITE');
+  assert.equal(g.refcount, 1, 'nothing grabbed');
+  n.mprotect(p, r, 2, 3, 'rw');
+  assert.equal(pte(p, r, 2).writable, false);
+  const c = n.pin(p, r, 2, { write: true, longterm: true })!;
+  assert.deepEqual([c.frame === g, pte(p, r, 2).writable, n.reuses], [true, true, 1], 'do_wp_page: PAE -> reuse');
+});
+
+test('a pinned page made read-only is reused by the next write on v6 (PAE), copied away from the pin under page-count reuse', () => {
+  for (const [rules, coherent] of [[V5_19_RULES, true], [V5_9_RULES, false]] as const) {
+    const { n, p, r } = oneProc(rules, 1);
+    n.write(p, r, 0, 1);
+    const pin = n.pin(p, r, 0, { write: true, longterm: true })!;
+    n.mprotect(p, r, 0, 1, 'ro');
+    n.mprotect(p, r, 0, 1, 'rw');
+    n.write(p, r, 0, 2);
+    assert.equal(n.deviceRead(pin), coherent ? 2 : 1, rules.reuse);
+  }
+});
+
+test('early COW needs a page that may be pinned now: after unpin fork shares again though MMF_HAS_PINNED sticks', () => {
+  const { n, p, r } = oneProc(V6_RULES, 1);
+  n.write(p, r, 0, 1);
+  const pin = n.pin(p, r, 0, { write: true, longterm: true })!;
+  n.unpin(pin);
+  const f = frameOf(p, r, 0)!;
+  assert.deepEqual([f.refcount, p.hasPinned], [1, true]);
+  const q = n.fork(p);
+  assert.equal(n.forkCopies, 0);
+  assert.equal(frameOf(q, r, 0), f);
+  assert.deepEqual([f.mapcount, f.exclusive], [2, false]);
+});
+
+test('a pin outlives the mapping: the device still writes and reads the frame; unpin frees it; the process faults in a new page', () => {
+  const { n, p, r } = oneProc(V6_RULES, 1);
+  n.write(p, r, 0, 1);
+  const pin = n.pin(p, r, 0, { write: true, longterm: true })!;
+  const f = pin.frame!;
+  n.madvise(p, r, 0, 1, 'dontneed');
+  assert.deepEqual([f.mapcount, f.refcount, n.frames.has(f)], [0, GUP_PIN_COUNTING_BIAS, true]);
+  n.deviceWrite(pin, 5);
+  assert.equal(n.deviceRead(pin), 5);
+  assert.equal(n.read(p, r, 0), 0, 'the zero page: the pinned frame is no longer mapped');
+  n.unpin(pin);
+  assert.equal(n.frames.size, 0);
 });

@@ -1,11 +1,22 @@
-// A deliberately naive reference model of private anonymous memory under the modern (v6) rules,
-// written from the kernel's decision procedure (do_wp_page, do_anonymous_page) and fork, with
-// plain objects and Maps and no attempt at speed. It is the oracle of the model-based test: the
-// model core must agree with it on everything a process or pagemap could observe.
+// A deliberately naive reference model of private anonymous memory under the modern (v6) rules
+// (and, as rule sets, those of 5.19, 5.9 and 5.7 where they differ for what it knows), written
+// from the kernel's decision procedure (do_wp_page, do_anonymous_page, __get_user_pages) and
+// fork, with plain objects and Maps and no attempt at speed. It is the oracle of the model-based
+// tests: the model core must agree with it on everything a process or pagemap could observe.
 //
 // What it knows: processes with regions of pages; per page the VMA state (protection, dontfork,
 // wipeonfork, which VMA it belongs to) and the PTE (none, the zero page, or a frame, writable or
-// not); frames with refcount, mapcount, PG_anon_exclusive and a value; FOLL_GET references.
+// not); frames with refcount, mapcount, PG_anon_exclusive and a value; FOLL_GET references
+// (`gup`, and a pipe's buffers after `vmsplice`); FOLL_PIN pins (`pin`, counted in the refcount
+// with GUP_PIN_COUNTING_BIAS as for small pages) with MMF_HAS_PINNED on the mm, the unshare
+// fault of R/O pins, fork's early COW of maybe-pinned pages, and the device's DMA through a pin.
+//
+// GUP, one page at a time, is __get_user_pages(): check_vma_flags, then follow_page_pte and
+// faultin_page until the page can be grabbed: a missing PTE is faulted in (write or read), a
+// FOLL_WRITE on a read-only PTE takes a write fault (do_wp_page), an R/O FOLL_PIN on a read-only
+// PTE whose page gup_must_unshare() takes an unshare fault (FAULT_FLAG_UNSHARE), then
+// try_grab_folio adds 1 (FOLL_GET) or GUP_PIN_COUNTING_BIAS (FOLL_PIN); the zero page holds no
+// count (FOLL_PIN skips it from 6.5 on; the model keeps no count for it at all).
 //
 // VMA boundaries follow Linux: an mprotect/madvise/munmap range splits the VMAs it touches, and
 // neighbouring VMAs with the same flags and compatible anon_vmas merge again (vma_merge); regions
@@ -64,15 +75,38 @@ export interface NProc {
   minflt: number;
   /** Where the next mmap goes (regions are laid out one after another). */
   next: number;
+  /** MMF_HAS_PINNED: a FOLL_PIN ran on this mm (sticky; not inherited by fork; 5.9 on). */
+  hasPinned: boolean;
 }
 
-/** A FOLL_GET reference: holds the frame it was taken on (null: the zero page, which holds nothing). */
+/**
+ * A FOLL_GET reference (`gup`, or the page a pipe buffer holds after vmsplice): holds the frame
+ * it was taken on (null: the zero page, which holds nothing).
+ */
 export interface NRef {
   frame: NFrame | null;
 }
 
+/** A FOLL_PIN pin of one page (pin_user_pages): the frame it holds (null: the zero page). */
+export interface NPin {
+  frame: NFrame | null;
+  /** FOLL_WRITE: the device may write through it. */
+  write: boolean;
+  longterm: boolean;
+}
+
+/** include/linux/mm.h: what a pin adds to a small folio's refcount. */
+export const GUP_PIN_COUNTING_BIAS = 1024;
+
 /** The reuse rule of do_wp_page (5.19 on: PG_anon_exclusive, else refcount == 1). */
 export type ReuseRule = 'anon-exclusive' | 'pagecount' | 'mapcount';
+
+/**
+ * Which R/O FOLL_PIN takes an unshare fault first (gup_must_unshare): none before 5.19; from 5.19
+ * an anonymous page not PG_anon_exclusive; from 6.2 also the zero page (anything in a COW
+ * mapping) when the pin is long-term.
+ */
+export type UnshareRule = 'none' | 'anon' | 'all';
 
 export interface NaiveOptions {
   reuse: ReuseRule;
@@ -80,9 +114,29 @@ export interface NaiveOptions {
   pae: boolean;
   /** mprotect(rw) maps exclusive pages writable at once (6.0+). */
   mprotectUpgrade: boolean;
+  unshare: UnshareRule;
+  /** fork copies maybe-pinned pages of an mm with MMF_HAS_PINNED for the child at once (5.9+). */
+  earlyCow: boolean;
 }
 
-export const V6_RULES: NaiveOptions = { reuse: 'anon-exclusive', pae: true, mprotectUpgrade: true };
+/** Linux 6.2 on. */
+export const V6_RULES: NaiveOptions = { reuse: 'anon-exclusive', pae: true, mprotectUpgrade: true, unshare: 'all', earlyCow: true };
+/** 5.19 to 6.1 but for mprotect (6.0): R/O pins unshare anonymous pages, not the zero page. */
+export const V5_19_RULES: NaiveOptions = { reuse: 'anon-exclusive', pae: true, mprotectUpgrade: false, unshare: 'anon', earlyCow: true };
+/** 5.9 to 5.18: reuse only when page_count == 1; early COW at fork; no unsharing. */
+export const V5_9_RULES: NaiveOptions = { reuse: 'pagecount', pae: false, mprotectUpgrade: false, unshare: 'none', earlyCow: true };
+/** 5.7 (mainline): reuse by mapcount; GUP breaks no COW; fork shares every page. */
+export const V5_7_RULES: NaiveOptions = { reuse: 'mapcount', pae: false, mprotectUpgrade: false, unshare: 'none', earlyCow: false };
+
+/** How one page is grabbed by GUP. */
+interface GupFlags {
+  /** FOLL_WRITE. */
+  write: boolean;
+  /** FOLL_PIN (else FOLL_GET). */
+  pin: boolean;
+  /** FOLL_LONGTERM. */
+  longterm: boolean;
+}
 
 export function pageKey(r: NRegion, i: number): string {
   return `${r.id}:${i}`;
@@ -94,6 +148,8 @@ export class NaiveKernel {
   readonly frames = new Set<NFrame>();
   cowCopies = 0;
   reuses = 0;
+  /** Pages copied for a child at fork (early COW of maybe-pinned pages). */
+  forkCopies = 0;
   private nextFrame = 1;
   private nextRegion = 0;
   private nextAnon = 1;
@@ -101,7 +157,7 @@ export class NaiveKernel {
   constructor(readonly rules: NaiveOptions = V6_RULES) {}
 
   spawn(): NProc {
-    const p: NProc = { id: this.procs.length, alive: true, regions: [], pages: new Map(), rss: 0, minflt: 0, next: 0 };
+    const p: NProc = { id: this.procs.length, alive: true, regions: [], pages: new Map(), rss: 0, minflt: 0, next: 0, hasPinned: false };
     this.procs.push(p);
     return p;
   }
@@ -194,41 +250,58 @@ export class NaiveKernel {
   write(p: NProc, r: NRegion, i: number, value: number): boolean {
     const pg = p.pages.get(pageKey(r, i));
     if (pg === undefined || pg.prot !== 'rw') return false;
-    const pte = pg.pte;
-    if (pte !== null && pte.writable) {
-      pte.frame!.value = value;
-      return true;
+    if (pg.pte === null || !pg.pte.writable) {
+      p.minflt++;
+      this.writeFault(p, pg);
     }
-    p.minflt++;
+    pg.pte!.frame!.value = value;
+    return true;
+  }
+
+  /**
+   * A write fault on a page whose PTE is missing or read-only (the VMA is writable): afterwards
+   * the PTE maps an exclusive page, writable.
+   */
+  private writeFault(p: NProc, pg: NPage): void {
+    const pte = pg.pte;
     if (pte === null) {
       // do_anonymous_page, write: a new exclusive zeroed page, mapped writable.
       this.anonPrepare(p, pg);
-      pg.pte = { frame: this.newFrame(value), writable: true };
+      pg.pte = { frame: this.newFrame(0), writable: true };
       p.rss++;
-      return true;
+      return;
     }
-    if (pte.frame === null) {
-      // do_wp_page on the zero page: copy (to a zeroed page).
-      this.anonPrepare(p, pg);
-      this.cowCopies++;
-      pg.pte = { frame: this.newFrame(value), writable: true };
-      p.rss++;
-      return true;
-    }
+    this.wpFault(p, pg, false);
+  }
+
+  /**
+   * do_wp_page on a present read-only PTE of a private mapping, for a write fault or (unshare)
+   * a FAULT_FLAG_UNSHARE fault: an anonymous page that is PG_anon_exclusive or reusable is kept
+   * (marked exclusive; a write makes the PTE writable, an unshare leaves it read-only); anything
+   * else (a shared page, the zero page) is copied by wp_page_copy into a new exclusive page,
+   * mapped writable for a write and read-only for an unshare.
+   */
+  private wpFault(p: NProc, pg: NPage, unshare: boolean): void {
+    const pte = pg.pte!;
     const old = pte.frame;
-    if (this.canReuse(old)) {
+    if (old !== null && this.canReuse(old)) {
       if (this.rules.pae) old.exclusive = true;
-      this.reuses++;
+      if (unshare) return;
+      this.reuses++; // wp_page_reuse
       pte.writable = true;
-      old.value = value;
-      return true;
+      return;
     }
-    // wp_page_copy: the writer gets an exclusive copy; the old page loses a mapping and a reference.
+    this.anonPrepare(p, pg);
     this.cowCopies++;
-    pg.pte = { frame: this.newFrame(value), writable: true };
+    // The zero page is copied into a zeroed page (no mapping of it to drop).
+    pg.pte = { frame: this.newFrame(old === null ? 0 : old.value), writable: !unshare };
+    if (old === null) {
+      p.rss++;
+      return;
+    }
+    // wp_page_copy: the old page loses a mapping and a reference.
     old.mapcount--;
     this.put(old);
-    return true;
   }
 
   private canReuse(f: NFrame): boolean {
@@ -242,33 +315,132 @@ export class NaiveKernel {
     }
   }
 
+  /** A read fault on a missing PTE: do_anonymous_page maps the zero page, read-only; no anon_vma. */
+  private readFault(p: NProc, pg: NPage): void {
+    p.minflt++;
+    pg.pte = { frame: null, writable: false };
+  }
+
   /** A CPU load: the value, or null for SIGSEGV. */
   read(p: NProc, r: NRegion, i: number): number | null {
     const pg = p.pages.get(pageKey(r, i));
     if (pg === undefined) return null;
-    if (pg.pte === null) {
-      // do_anonymous_page, read: the zero page, read-only; no anon_vma.
-      p.minflt++;
-      pg.pte = { frame: null, writable: false };
+    if (pg.pte === null) this.readFault(p, pg);
+    return pg.pte!.frame === null ? 0 : pg.pte!.frame.value;
+  }
+
+  /**
+   * gup_must_unshare(): an R/O FOLL_PIN on a read-only PTE must first unshare a page that may be
+   * shared: an anonymous page not PG_anon_exclusive (5.19 on), and from 6.2 on, for a long-term
+   * pin, the zero page too (not anonymous, in a COW mapping). FOLL_GET never unshares.
+   */
+  private mustUnshare(f: NFrame | null, flags: GupFlags): boolean {
+    if (flags.write || !flags.pin || this.rules.unshare === 'none') return false;
+    if (f === null) return this.rules.unshare === 'all' && flags.longterm;
+    return !f.exclusive;
+  }
+
+  /**
+   * __get_user_pages() for one page: the page it grabbed (null: the zero page), or undefined for
+   * EFAULT (no VMA there, or FOLL_WRITE on a VMA without VM_WRITE: check_vma_flags; no FOLL_FORCE).
+   */
+  private grab(p: NProc, r: NRegion, i: number, flags: GupFlags): NFrame | null | undefined {
+    // mm_set_has_pinned_flag() runs before any page is looked at (mm->has_pinned came with
+    // early COW at fork, 5.9: before it nothing records a pin on the mm).
+    if (flags.pin && this.rules.earlyCow) p.hasPinned = true;
+    const pg = p.pages.get(pageKey(r, i));
+    if (pg === undefined) return undefined;
+    if (flags.write && pg.prot !== 'rw') return undefined;
+    // follow_page_pte until it gives the page; each miss is a fault (faultin_page), counted.
+    for (;;) {
+      const pte = pg.pte;
+      if (pte === null) {
+        if (flags.write) {
+          p.minflt++;
+          this.writeFault(p, pg);
+        } else this.readFault(p, pg);
+        continue;
+      }
+      if (flags.write && !pte.writable) {
+        p.minflt++;
+        this.wpFault(p, pg, false);
+        continue;
+      }
+      if (!pte.writable && this.mustUnshare(pte.frame, flags)) {
+        p.minflt++;
+        this.wpFault(p, pg, true);
+        continue;
+      }
+      // try_grab_folio: FOLL_GET adds 1, FOLL_PIN on a small folio GUP_PIN_COUNTING_BIAS.
+      const f = pte.frame;
+      if (f !== null) f.refcount += flags.pin ? GUP_PIN_COUNTING_BIAS : 1;
+      return f;
     }
-    return pg.pte.frame === null ? 0 : pg.pte.frame.value;
   }
 
   /** get_user_pages(FOLL_GET), read-only, one page: faults it in for reading, takes a reference. */
   gup(p: NProc, r: NRegion, i: number): NRef | null {
-    const pg = p.pages.get(pageKey(r, i));
-    if (pg === undefined) return null;
-    if (pg.pte === null) {
-      p.minflt++;
-      pg.pte = { frame: null, writable: false };
-    }
-    const f = pg.pte.frame;
-    if (f !== null) f.refcount++;
-    return { frame: f };
+    const f = this.grab(p, r, i, { write: false, pin: false, longterm: false });
+    return f === undefined ? null : { frame: f };
   }
 
   putRef(ref: NRef): void {
     if (ref.frame !== null) this.put(ref.frame);
+  }
+
+  /**
+   * vmsplice(2) of one page into a pipe (6.x: vmsplice_to_pipe -> iter_to_pipe ->
+   * iov_iter_get_pages2 -> get_user_pages_fast with no FOLL_WRITE for a source iterator): a
+   * FOLL_GET reference, read-only, never unsharing; the pipe buffer holds the page until it is
+   * read or the pipe is closed. gup-fast leaves a missing or zero-page PTE to the slow path,
+   * which ends the same way as gup(). null: EFAULT.
+   */
+  vmsplice(p: NProc, r: NRegion, i: number): NRef | null {
+    return this.gup(p, r, i);
+  }
+
+  /** A read of the pipe (pipe_read -> copy_page_to_iter): the page's content now. */
+  pipeRead(ref: NRef): number {
+    return ref.frame === null ? 0 : ref.frame.value;
+  }
+
+  /** Closing the pipe: its buffers are released (put_page). */
+  closePipe(ref: NRef): void {
+    this.putRef(ref);
+  }
+
+  /**
+   * pin_user_pages(FOLL_PIN [| FOLL_WRITE] [| FOLL_LONGTERM]), one page (pin_user_pages_fast ends
+   * the same way: gup-fast leaves to the slow path every PTE it cannot pin as is). null: EFAULT.
+   */
+  pin(p: NProc, r: NRegion, i: number, o: { write: boolean; longterm: boolean }): NPin | null {
+    const f = this.grab(p, r, i, { write: o.write, pin: true, longterm: o.longterm });
+    return f === undefined ? null : { frame: f, write: o.write, longterm: o.longterm };
+  }
+
+  /** unpin_user_pages: the pin's GUP_PIN_COUNTING_BIAS comes off the refcount (nothing for the zero page). */
+  unpin(pin: NPin): void {
+    const f = pin.frame;
+    if (f === null) return;
+    f.refcount -= GUP_PIN_COUNTING_BIAS;
+    if (f.refcount === 0) this.frames.delete(f);
+  }
+
+  /** folio_maybe_dma_pinned() of a small folio: the refcount says so (fuzzy: 1024 references would too). */
+  static maybeDmaPinned(f: NFrame): boolean {
+    return f.refcount >= GUP_PIN_COUNTING_BIAS;
+  }
+
+  /** DMA into the pinned frame. False: nothing written (a read-only pin, or the zero page). */
+  deviceWrite(pin: NPin, value: number): boolean {
+    if (!pin.write || pin.frame === null) return false;
+    pin.frame.value = value;
+    return true;
+  }
+
+  /** DMA out of the pinned frame. */
+  deviceRead(pin: NPin): number {
+    return pin.frame === null ? 0 : pin.frame.value;
   }
 
   fork(parent: NProc): NProc {
@@ -292,6 +464,16 @@ export class NaiveKernel {
       const f = pg.pte.frame;
       if (f === null) {
         cp.pte = { frame: null, writable: false };
+        continue;
+      }
+      // copy_present_ptes: a page that may be pinned (MMF_HAS_PINNED, folio_maybe_dma_pinned;
+      // from 5.19 only a PG_anon_exclusive one, as a pinned page always is) is copied for the
+      // child at once (copy_present_page: new, exclusive, writable if the VMA is); the parent's
+      // PTE and page are left as they are.
+      if (this.rules.earlyCow && parent.hasPinned && NaiveKernel.maybeDmaPinned(f) && (!this.rules.pae || f.exclusive)) {
+        cp.pte = { frame: this.newFrame(f.value), writable: cp.prot === 'rw' };
+        child.rss++;
+        this.forkCopies++;
         continue;
       }
       // Shared: one more mapping and reference, not exclusive any more, both PTEs read-only.
