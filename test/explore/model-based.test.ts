@@ -24,7 +24,7 @@ import { decodeOp, enabledOps, OP_NAMES, PROC_NAMES, type ExploreShape, type OpN
 import { replayPath } from '../../src/explore/search.js';
 import { BUILTIN_PROFILES } from '../../src/profiles/builtin.js';
 import {
-  NaiveKernel, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_RULES, type NaiveOptions, type NPin, type NProc, type NRef, type NRegion,
+  NaiveKernel, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_2_RULES, V6_RULES, type NaiveOptions, type NPin, type NProc, type NRef, type NRegion,
 } from '../naive/model.js';
 import { input } from './helpers.js';
 
@@ -32,6 +32,8 @@ const NAIVE_OPS: readonly OpName[] = [
   'write', 'read', 'fork', 'exit', 'munmap', 'mprotect', 'dontfork', 'wipeonfork', 'dontneed',
   'pin', 'pin-ro', 'pin-fast', 'gup', 'vmsplice', 'unpin', 'put', 'device-write', 'device-read', 'handle-read',
 ];
+/** With swap (reclaim and swap-in), which the naive model knows under PG_anon_exclusive (5.19 on). */
+const NAIVE_SWAP_OPS: readonly OpName[] = [...NAIVE_OPS, 'swapout'];
 const PAGES = 2;
 
 interface Naive {
@@ -89,7 +91,7 @@ class Take implements fc.Command<object, Real> {
       // The naive comparison alone (the copy and replay checks are the other runs').
       if (res.na !== null) return;
       real.path.push(op);
-      naiveStep(real.naive, OP_NAMES[op >>> 24]!, op, step as unknown as NaiveStepArgs, res.record.observations, child);
+      naiveStep(real.naive, OP_NAMES[op >>> 24]!, op, step as unknown as NaiveStepArgs, res.record, child);
       real.spare = real.r;
       real.r = child;
       return;
@@ -149,7 +151,10 @@ function takeNaive(n: Naive, name: OpName, p: NProc, pg: number): { pin: NPin } 
 }
 
 /** The same operation on the naive model; a read must see what it sees. */
-function naiveStep(n: Naive, name: OpName, op: number, step: NaiveStepArgs, obs: readonly { kind: string; actual: string }[], after: Runner): void {
+function naiveStep(
+  n: Naive, name: OpName, op: number, step: NaiveStepArgs, record: { observations: readonly { kind: string; actual: string }[]; summary?: string }, after: Runner,
+): void {
+  const obs = record.observations;
   const p = n.procs[(op >>> 20) & 15]!;
   const pg = (op >>> 4) & 0xffff;
   const handle = (h: string) => {
@@ -240,6 +245,13 @@ function naiveStep(n: Naive, name: OpName, op: number, step: NaiveStepArgs, obs:
       assert.equal(valueOf(n, got!), want, `${step.text}: the naive pipe holds ${want}, the model reads ${got}`);
       return;
     }
+    case 'swapout': {
+      // Which page reclaim took: the model's summary counts them.
+      const did = n.k.swapout(p, n.region, pg);
+      const out = /: (\d+) page\(s\) swapped out/.exec(record.summary ?? '');
+      assert.equal(out?.[1], did ? '1' : '0', `${step.text}: the naive model ${did ? 'swaps the page out' : 'keeps the page'}; the model: ${record.summary}`);
+      return;
+    }
     default:
       throw new Error(`no naive form of ${name}`);
   }
@@ -273,7 +285,14 @@ test('model-based: every explorer operation, on every built-in profile: copies i
 });
 
 test('model-based: on v6, reads agree with the naive reference model (write, read, fork, exit, munmap, mprotect, madvise, pins, gup, vmsplice, device I/O, pipe reads)', () => {
-  runs('v6', NAIVE_OPS, { naive: V6_RULES, numRuns: 5000, maxCommands: 30 });
+  runs('v6', NAIVE_SWAP_OPS, { naive: V6_RULES, numRuns: 5000, maxCommands: 30 });
+});
+
+test('model-based: on v6, reclaim and swap-in agree with the naive model (a swap-focused draw: the handles that keep a swapped-out page in the swap cache, fork sharing the swap entry)', () => {
+  // Fewer operations than NAIVE_SWAP_OPS, so that the chains that show a swap rule (a write,
+  // a pipe's or pin's reference, reclaim, a fault, a read through the handle) come often.
+  const ops: OpName[] = ['write', 'read', 'fork', 'exit', 'swapout', 'vmsplice', 'gup', 'put', 'handle-read', 'pin-ro', 'unpin', 'device-read', 'dontneed'];
+  runs('v6', ops, { naive: V6_RULES, numRuns: 8000, maxCommands: 20 });
 });
 
 test('model-based: on the older profiles, reads agree with the naive model under their rules (5.7 mapcount reuse; 5.9-rc4 page count; 5.9-5.18 early COW; 5.19 PG_anon_exclusive and unsharing)', () => {
@@ -281,7 +300,7 @@ test('model-based: on the older profiles, reads agree with the naive model under
   // GUP breaks COW; v5.14 and v5.18 differ from v5.9 only in what these operations do not reach).
   const older: [string, NaiveOptions][] = [
     ['v5.7', V5_7_RULES], ['v5.9-rc4', { ...V5_9_RULES, earlyCow: false }], ['v5.9', V5_9_RULES], ['v5.18', V5_9_RULES],
-    ['v5.19', V5_19_RULES], ['v6.2', V6_RULES],
+    ['v5.19', V5_19_RULES], ['v6.2', V6_2_RULES],
   ];
-  for (const [kernel, rules] of older) runs(kernel, NAIVE_OPS, { naive: rules, numRuns: 800, maxCommands: 30 });
+  for (const [kernel, rules] of older) runs(kernel, rules.pae ? NAIVE_SWAP_OPS : NAIVE_OPS, { naive: rules, numRuns: 800, maxCommands: 30 });
 });

@@ -33,6 +33,25 @@ export interface NFrame {
   /** PG_anon_exclusive. */
   exclusive: boolean;
   value: number;
+  /** The swap slot whose swap cache holds this frame (folio_test_swapcache; the cache holds one reference). */
+  swapcache: NSwap | null;
+}
+
+/**
+ * A swap slot: how many swap PTEs refer to it (swap_map's count), what was written to it, and
+ * the frame its swap cache holds (null: none; then a swap-in reads `value` into a new frame).
+ */
+export interface NSwap {
+  id: number;
+  count: number;
+  value: number;
+  cache: NFrame | null;
+}
+
+/** A swap PTE: the slot and SWP_EXCLUSIVE (pte_swp_exclusive, 5.19 on). */
+export interface NSwapPte {
+  slot: NSwap;
+  exclusive: boolean;
 }
 
 export interface NPte {
@@ -54,6 +73,8 @@ export interface NPage {
   dontfork: boolean;
   wipeonfork: boolean;
   pte: NPte | null;
+  /** A swap entry in the PTE (then `pte` is null). */
+  swp: NSwapPte | null;
 }
 
 export interface NRegion {
@@ -117,10 +138,18 @@ export interface NaiveOptions {
   unshare: UnshareRule;
   /** fork copies maybe-pinned pages of an mm with MMF_HAS_PINNED for the child at once (5.9+). */
   earlyCow: boolean;
+  /**
+   * do_swap_page maps an exclusive swapped-in page writable on a read fault too (6.11,
+   * "mm/swap: reuse exclusive folio directly instead of wp page faults"); before, only a write
+   * fault did. Swap is known to the naive model only with PG_anon_exclusive (5.19 on).
+   */
+  swapinReadWritable?: boolean;
 }
 
 /** Linux 6.2 on. */
-export const V6_RULES: NaiveOptions = { reuse: 'anon-exclusive', pae: true, mprotectUpgrade: true, unshare: 'all', earlyCow: true };
+export const V6_RULES: NaiveOptions = { reuse: 'anon-exclusive', pae: true, mprotectUpgrade: true, unshare: 'all', earlyCow: true, swapinReadWritable: true };
+/** 6.2 to 6.10: as V6_RULES, but a swap-in maps the page writable only on a write fault. */
+export const V6_2_RULES: NaiveOptions = { ...V6_RULES, swapinReadWritable: false };
 /** 5.19 to 6.1 but for mprotect (6.0): R/O pins unshare anonymous pages, not the zero page. */
 export const V5_19_RULES: NaiveOptions = { reuse: 'anon-exclusive', pae: true, mprotectUpgrade: false, unshare: 'anon', earlyCow: true };
 /** 5.9 to 5.18: reuse only when page_count == 1; early COW at fork; no unsharing. */
@@ -153,6 +182,9 @@ export class NaiveKernel {
   private nextFrame = 1;
   private nextRegion = 0;
   private nextAnon = 1;
+  private nextSlot = 1;
+  /** Pages reclaim swapped out. */
+  swapOuts = 0;
 
   constructor(readonly rules: NaiveOptions = V6_RULES) {}
 
@@ -163,7 +195,7 @@ export class NaiveKernel {
   }
 
   private newFrame(value: number): NFrame {
-    const f: NFrame = { id: this.nextFrame++, refcount: 1, mapcount: 1, exclusive: this.rules.pae, value };
+    const f: NFrame = { id: this.nextFrame++, refcount: 1, mapcount: 1, exclusive: this.rules.pae, value, swapcache: null };
     this.frames.add(f);
     return f;
   }
@@ -173,8 +205,26 @@ export class NaiveKernel {
     if (f.refcount === 0) this.frames.delete(f);
   }
 
-  /** Drop a PTE: the frame loses a mapping and a reference. */
+  /** Drop the swap cache's reference (delete_from_swap_cache): the frame leaves the cache, the slot keeps its content. */
+  private dropCache(slot: NSwap): void {
+    const f = slot.cache;
+    if (f === null) return;
+    slot.value = f.value;
+    slot.cache = null;
+    f.swapcache = null;
+    this.put(f);
+  }
+
+  /** Drop a PTE: the frame loses a mapping and a reference (a swap entry: the slot loses a count, free_swap_and_cache). */
   private zap(p: NProc, pg: NPage): void {
+    if (pg.swp !== null) {
+      const slot = pg.swp.slot;
+      pg.swp = null;
+      slot.count--;
+      // free_swap_and_cache: an unused slot's cache goes when nothing else holds the frame.
+      if (slot.count === 0 && slot.cache !== null && slot.cache.refcount === 1) this.dropCache(slot);
+      return;
+    }
     const pte = pg.pte;
     pg.pte = null;
     if (pte === null || pte.frame === null) return;
@@ -188,7 +238,7 @@ export class NaiveKernel {
     p.next += n;
     p.regions.push(r);
     const vma: NVma = { anonVma: false, anonId: 0 };
-    for (let i = 0; i < n; i++) p.pages.set(pageKey(r, i), { vma, prot: 'rw', dontfork: false, wipeonfork: false, pte: null });
+    for (let i = 0; i < n; i++) p.pages.set(pageKey(r, i), { vma, prot: 'rw', dontfork: false, wipeonfork: false, pte: null, swp: null });
     this.merge(p);
     return r;
   }
@@ -263,6 +313,10 @@ export class NaiveKernel {
    * the PTE maps an exclusive page, writable.
    */
   private writeFault(p: NProc, pg: NPage): void {
+    if (pg.swp !== null) {
+      this.swapIn(p, pg, true);
+      if (pg.pte!.writable) return;
+    }
     const pte = pg.pte;
     if (pte === null) {
       // do_anonymous_page, write: a new exclusive zeroed page, mapped writable.
@@ -307,7 +361,12 @@ export class NaiveKernel {
   private canReuse(f: NFrame): boolean {
     switch (this.rules.reuse) {
       case 'anon-exclusive':
-        return f.exclusive || f.refcount === 1;
+        // wp_can_reuse_anon_folio: more references than ours and the swap cache's: copy; the
+        // swap cache is freed (folio_free_swap) when no swap entry still refers to the slot.
+        if (f.exclusive) return true;
+        if (f.refcount > 1 + (f.swapcache !== null ? 1 : 0)) return false;
+        if (f.swapcache !== null && f.swapcache.count === 0) this.dropCache(f.swapcache);
+        return f.refcount === 1;
       case 'pagecount':
         return f.refcount === 1 && f.mapcount === 1;
       case 'mapcount':
@@ -318,7 +377,83 @@ export class NaiveKernel {
   /** A read fault on a missing PTE: do_anonymous_page maps the zero page, read-only; no anon_vma. */
   private readFault(p: NProc, pg: NPage): void {
     p.minflt++;
+    if (pg.swp !== null) {
+      this.swapIn(p, pg, false);
+      return;
+    }
     pg.pte = { frame: null, writable: false };
+  }
+
+  /**
+   * do_swap_page (5.19 on, a swap device that goes through the swap cache): the frame the slot's
+   * swap cache holds, else a new frame read from the slot and added to the cache; the slot loses
+   * this entry's count (swap_free); on a write fault the cache is freed when only it and we hold
+   * the frame and no other entry refers to the slot (should_try_to_free_swap, folio_free_swap).
+   * The page is exclusive if the entry was SWP_EXCLUSIVE or we hold the only reference: then
+   * PG_anon_exclusive is set and the PTE writable (if VM_WRITE) on a write fault, from 6.11 on a
+   * read fault too. Otherwise it is mapped read-only.
+   */
+  private swapIn(p: NProc, pg: NPage, write: boolean): void {
+    const { slot, exclusive: swpExclusive } = pg.swp!;
+    pg.swp = null;
+    let f = slot.cache;
+    if (f === null) {
+      // swapin_readahead: a new folio in the swap cache (its reference), not mapped yet.
+      f = { id: this.nextFrame++, refcount: 1, mapcount: 0, exclusive: false, value: slot.value, swapcache: slot };
+      this.frames.add(f);
+      slot.cache = f;
+    }
+    f.refcount++; // ours, which becomes the mapping's
+    slot.count--;
+    if (write && f.refcount === 2 && slot.count === 0) this.dropCache(slot);
+    const exclusive = swpExclusive || f.refcount === 1;
+    let writable = false;
+    if (exclusive) {
+      f.exclusive = true;
+      writable = pg.prot === 'rw' && (write || this.rules.swapinReadWritable === true);
+    }
+    f.mapcount++;
+    pg.pte = { frame: f, writable };
+    p.rss++;
+    // A write fault that did not end writable goes on to do_wp_page (the caller's writeFault).
+  }
+
+  /**
+   * MADV_PAGEOUT of one page (madvise_cold_or_pageout_pte_range, then shrink_folio_list): true if
+   * it was swapped out. Only an anonymous page mapped once is taken (the zero page and a page
+   * another mapping shares are left alone: "do not interfere with other mappings"); a
+   * maybe-pinned page is not added to the swap cache (5.11 on); add_to_swap gives it a slot (a
+   * page already in the swap cache keeps its own); try_to_unmap_one then refuses to unshare an
+   * exclusive page that may be pinned (folio_try_share_anon_rmap_pte), else clears
+   * PG_anon_exclusive and installs a swap entry that remembers it (SWP_EXCLUSIVE); the page
+   * leaves memory when the swap cache holds its only reference (__remove_mapping), else it stays
+   * in the cache and a later swap-in finds it.
+   */
+  swapout(p: NProc, r: NRegion, i: number): boolean {
+    if (!this.rules.pae) throw new Error('swap is modelled by the naive model only with PG_anon_exclusive (5.19 on)');
+    const pg = p.pages.get(pageKey(r, i));
+    const f = pg?.pte?.frame ?? null;
+    if (pg === undefined || f === null || f.mapcount !== 1) return false;
+    if (NaiveKernel.maybeDmaPinned(f)) {
+      if (f.swapcache === null) return false; // shrink_folio_list: pinned, kept off swap
+      if (f.exclusive) return false; // try_to_unmap_one: cannot unshare a maybe-pinned exclusive page
+    }
+    let slot = f.swapcache;
+    if (slot === null) {
+      slot = { id: this.nextSlot++, count: 0, value: f.value, cache: f };
+      f.swapcache = slot;
+      f.refcount++;
+    }
+    pg.swp = { slot, exclusive: f.exclusive };
+    f.exclusive = false;
+    slot.count++;
+    pg.pte = null;
+    f.mapcount--;
+    this.put(f);
+    p.rss--;
+    this.swapOuts++;
+    if (f.refcount === 1) this.dropCache(slot);
+    return true;
   }
 
   /** A CPU load: the value, or null for SIGSEGV. */
@@ -457,10 +592,18 @@ export class NaiveKernel {
         cv = { anonVma: anon, anonId: anon ? this.nextAnon++ : 0 };
         vmas.set(pg.vma, cv);
       }
-      const cp: NPage = { vma: cv, prot: pg.prot, dontfork: false, wipeonfork: pg.wipeonfork, pte: null };
+      const cp: NPage = { vma: cv, prot: pg.prot, dontfork: false, wipeonfork: pg.wipeonfork, pte: null, swp: null };
       child.pages.set(key, cp);
       // VM_WIPEONFORK: an empty VMA. No anon_vma: nothing to copy (vma_needs_copy).
-      if (pg.wipeonfork || !pg.vma.anonVma || pg.pte === null) continue;
+      if (pg.wipeonfork || !pg.vma.anonVma) continue;
+      if (pg.swp !== null) {
+        // copy_nonpresent_pte: swap_duplicate, and the parent's entry is not exclusive any more.
+        pg.swp.slot.count++;
+        pg.swp.exclusive = false;
+        cp.swp = { slot: pg.swp.slot, exclusive: false };
+        continue;
+      }
+      if (pg.pte === null) continue;
       const f = pg.pte.frame;
       if (f === null) {
         cp.pte = { frame: null, writable: false };
