@@ -34,6 +34,8 @@ const NAIVE_OPS: readonly OpName[] = [
 ];
 /** With swap (reclaim and swap-in), which the naive model knows under PG_anon_exclusive (5.19 on). */
 const NAIVE_SWAP_OPS: readonly OpName[] = [...NAIVE_OPS, 'swapout'];
+/** With mremap of a page of the explored region to a new one. */
+const NAIVE_V6_OPS: readonly OpName[] = [...NAIVE_SWAP_OPS, 'mremap'];
 const PAGES = 2;
 
 interface Naive {
@@ -44,6 +46,8 @@ interface Naive {
   values: Map<string, number>;
   /** The naive model's handles by the explorer's handle names. */
   handles: Map<string, { pin: NPin } | { ref: NRef }>;
+  /** Per process (by index), the regions mremap made, by the explorer's names (a child inherits its parent's). */
+  moved: Map<string, NRegion>[];
 }
 
 interface Real {
@@ -92,6 +96,7 @@ class Take implements fc.Command<object, Real> {
       if (res.na !== null) return;
       real.path.push(op);
       naiveStep(real.naive, OP_NAMES[op >>> 24]!, op, step as unknown as NaiveStepArgs, res.record, child);
+      checkMoved(real.naive, child, d);
       real.spare = real.r;
       real.r = child;
       return;
@@ -117,7 +122,31 @@ class Take implements fc.Command<object, Real> {
 }
 
 /** The fields of the decoded steps the naive model reads (each op has some of them). */
-type NaiveStepArgs = { text: string; value?: string; handle?: string; proc?: string; ref?: { handle: string; index: number } };
+type NaiveStepArgs = { text: string; value?: string; handle?: string; proc?: string; ref?: { handle: string; index: number }; region?: string };
+
+/**
+ * The pages mremap moved are not explored (the explorer's page operations take the first region
+ * in name order): after every step each live process's moved pages are read on a copy of the
+ * state, thrown away, and must hold what the naive model's pages hold (read without a fault).
+ */
+function checkMoved(n: Naive, after: Runner, d: number): void {
+  let c: Runner | undefined;
+  n.moved.forEach((regions, pi) => {
+    const p = n.procs[pi]!;
+    if (!p.alive) return;
+    for (const [name, r] of regions) {
+      for (let i = 0; i < r.n; i++) {
+        c ??= after.clone();
+        const pos = { line: 0, col: 1 };
+        const text = `${PROC_NAMES[pi]} read ${name}[${i}]`;
+        const read = { op: 'read', proc: PROC_NAMES[pi]!, sel: { region: name, all: false, lo: i, hi: i, pos }, expect: null, pos, text };
+        const got = observed(c.step(read as unknown as Parameters<Runner['step']>[0], d + 1).record.observations, 'read')!;
+        const want = n.k.peek(p, r, i);
+        assert.equal(valueOf(n, got), want, `${text} (moved by mremap): the naive model holds ${want}, the model reads ${got}`);
+      }
+    }
+  });
+}
 
 /** A value name the model observed -> the naive model's number (undefined: never written). */
 function valueOf(n: Naive, actual: string): number | null | undefined {
@@ -182,6 +211,7 @@ function naiveStep(
     }
     case 'fork':
       n.procs.push(n.k.fork(p));
+      n.moved.push(new Map(n.moved[(op >>> 20) & 15]));
       assert.equal(observed(obs, 'fork'), 'ok', `${step.text}: fork fails on the model`);
       return;
     case 'exit':
@@ -245,6 +275,14 @@ function naiveStep(
       assert.equal(valueOf(n, got!), want, `${step.text}: the naive pipe holds ${want}, the model reads ${got}`);
       return;
     }
+    case 'mremap': {
+      const moved = n.k.mremap(p, n.region, pg, pg + 1);
+      const got = observed(obs, 'mremap');
+      assert.equal(got, moved ? 'ok' : 'EFAULT', `${step.text}: the naive model ${moved ? 'moves the page' : 'fails (EFAULT)'}, the model says ${got}`);
+      // The name is bound either way; after EFAULT it maps nothing (a region of no mapped pages).
+      n.moved[(op >>> 20) & 15]!.set(step.region!, moved ?? { id: -1, n: 0, base: 0 });
+      return;
+    }
     case 'swapout': {
       // Which page reclaim took: the model's summary counts them.
       const did = n.k.swapout(p, n.region, pg);
@@ -274,7 +312,7 @@ function runs(kernel: string, ops: readonly OpName[], o: Runs): void {
     if (o.naive) {
       const k = new NaiveKernel(o.naive);
       const p = k.spawn();
-      naive = { k, procs: [p], region: k.mmap(p, PAGES), values: new Map(), handles: new Map() };
+      naive = { k, procs: [p], region: k.mmap(p, PAGES), values: new Map(), handles: new Map(), moved: [new Map()] };
     }
     fc.modelRun(() => ({ model: {}, real: { root, r: root.clone(), spare: undefined, path: [], shape: inp.shape, naive } }), cmds);
   }), { numRuns: o.numRuns, includeErrorInReport: true });
@@ -285,7 +323,7 @@ test('model-based: every explorer operation, on every built-in profile: copies i
 });
 
 test('model-based: on v6, reads agree with the naive reference model (write, read, fork, exit, munmap, mprotect, madvise, pins, gup, vmsplice, device I/O, pipe reads)', () => {
-  runs('v6', NAIVE_SWAP_OPS, { naive: V6_RULES, numRuns: 5000, maxCommands: 30 });
+  runs('v6', NAIVE_V6_OPS, { naive: V6_RULES, numRuns: 5000, maxCommands: 30 });
 });
 
 test('model-based: on v6, reclaim and swap-in agree with the naive model (a swap-focused draw: the handles that keep a swapped-out page in the swap cache, fork sharing the swap entry)', () => {

@@ -685,6 +685,50 @@ export class NaiveKernel {
   }
 
   /**
+   * mremap(MREMAP_MAYMOVE | MREMAP_FIXED) of pages [lo, hi) of region r to a fresh range, which
+   * becomes a new region of p (page k of the range is its page k): null for EFAULT (the range
+   * must start on a mapped page; from 6.17 a range over several VMAs and holes moves VMA by VMA,
+   * holes kept, which is what this does). move_vma: each VMA part is split off and copied to the
+   * new range (copy_vma: same flags, same anon_vma); move_page_tables moves each entry as it is
+   * (present frame or zero page with its writability, swap entry with SWP_EXCLUSIVE): refcount,
+   * mapcount, PG_anon_exclusive and pins stay; the old range is then unmapped, empty. The new
+   * range is placed apart from every mapping (a page's gap), so it merges with none.
+   */
+  mremap(p: NProc, r: NRegion, lo: number, hi: number): NRegion | null {
+    if (!p.pages.has(pageKey(r, lo))) return null;
+    this.split(p, r, lo, hi);
+    const moved: NRegion = { id: this.nextRegion++, n: hi - lo, base: p.next + 1 };
+    p.next = moved.base + moved.n;
+    p.regions.push(moved);
+    const vmas = new Map<NVma, NVma>();
+    for (let i = lo; i < hi; i++) {
+      const pg = p.pages.get(pageKey(r, i));
+      if (pg === undefined) continue;
+      let v = vmas.get(pg.vma);
+      if (v === undefined) {
+        v = { anonVma: pg.vma.anonVma, anonId: pg.vma.anonId };
+        vmas.set(pg.vma, v);
+      }
+      pg.vma = v;
+      p.pages.delete(pageKey(r, i));
+      p.pages.set(pageKey(moved, i - lo), pg);
+    }
+    this.merge(p);
+    return moved;
+  }
+
+  /**
+   * What a load of the page would return, with no fault taken and nothing changed: null for
+   * SIGSEGV (nothing mapped), 0 for a missing PTE or the zero page, a swap entry's content.
+   */
+  peek(p: NProc, r: NRegion, i: number): number | null {
+    const pg = p.pages.get(pageKey(r, i));
+    if (pg === undefined) return null;
+    if (pg.swp !== null) return pg.swp.slot.cache?.value ?? pg.swp.slot.value;
+    return pg.pte?.frame?.value ?? 0;
+  }
+
+  /**
    * split_vma at lo and hi of region r: each VMA with pages in [lo, hi) is cut there; the part in
    * the range and the part after it become VMAs of their own (same anon_vma). VMAs may span
    * several regions (merged neighbours), so the cut is by address.
