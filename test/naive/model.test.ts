@@ -515,3 +515,50 @@ test('zap of swap entries: munmap and exit drop the slot\'s count; the last one 
   assert.equal(slot.cache, null, 'free_swap_and_cache');
   assert.equal(n.frames.size, 0);
 });
+
+// mremap (move_vma, move_page_tables).
+
+test('mremap moves a page\'s entry, not its content: still the frame a fork child shares, the COW break happens at the new address; the old address faults', () => {
+  const n = new NaiveKernel();
+  const p = n.spawn();
+  const r = n.mmap(p, 4);
+  for (let i = 0; i < 4; i++) n.write(p, r, i, 1);
+  const q = n.fork(p);
+  const f = frameOf(p, r, 1)!;
+  const m = n.mremap(p, r, 1, 3)!;
+  // move_page_tables: the same frame, still mapped by both, the PTE still write-protected.
+  assert.equal(frameOf(p, m, 0), f);
+  assert.deepEqual([f.mapcount, f.refcount, p.pages.get(pageKey(m, 0))!.pte!.writable], [2, 2, false]);
+  n.write(p, m, 0, 2);
+  assert.equal(n.cowCopies, 1);
+  assert.equal(n.read(q, r, 1), 1);
+  assert.equal(n.read(p, r, 1), null, 'the old range is unmapped');
+  assert.equal(n.write(p, r, 2, 5), false);
+  assert.equal(n.read(p, m, 1), 1);
+  assert.equal(p.rss, 4, 'nothing was copied or dropped: 4 pages, one of them now a copy');
+  // A range that starts on an unmapped page: EFAULT (vma_lookup finds nothing).
+  assert.equal(n.mremap(p, r, 1, 2), null);
+});
+
+test('mremap keeps pins, swap entries and PG_anon_exclusive with the page: the device writes what the new address reads; a swapped-out page swaps in there', () => {
+  const n = new NaiveKernel();
+  const p = n.spawn();
+  const r = n.mmap(p, 2);
+  n.write(p, r, 0, 1);
+  n.write(p, r, 1, 2);
+  const pin = n.pin(p, r, 0, { write: true, longterm: true })!;
+  n.swapout(p, r, 1);
+  const m0 = n.mremap(p, r, 0, 1)!;
+  const m1 = n.mremap(p, r, 1, 2)!;
+  n.deviceWrite(pin, 9);
+  assert.equal(n.read(p, m0, 0), 9, 'the pin still holds the page mapped at the new address');
+  // The exclusive page is still writable in place: no copy away from the pin.
+  n.write(p, m0, 0, 10);
+  assert.equal(n.deviceRead(pin), 10);
+  assert.equal(n.cowCopies, 0);
+  // The SWP_EXCLUSIVE entry moved: the swap-in at the new address is exclusive, writable.
+  assert.equal(swpOf(p, m1, 0)!.exclusive, true);
+  assert.equal(n.peek(p, m1, 0), 2);
+  n.write(p, m1, 0, 3);
+  assert.deepEqual([n.read(p, m1, 0), n.cowCopies], [3, 0]);
+});
