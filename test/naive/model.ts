@@ -10,6 +10,9 @@
 // (`gup`, and a pipe's buffers after `vmsplice`); FOLL_PIN pins (`pin`, counted in the refcount
 // with GUP_PIN_COUNTING_BIAS as for small pages) with MMF_HAS_PINNED on the mm, the unshare
 // fault of R/O pins, fork's early COW of maybe-pinned pages, and the device's DMA through a pin.
+// Swap under PG_anon_exclusive (5.19 on): MADV_PAGEOUT reclaim of a page mapped once into a swap
+// slot (swap entries with SWP_EXCLUSIVE, counted per entry, shared by fork), the swap cache, and
+// do_swap_page's swap-in; mremap of pages to a fresh range (their entries move as they are).
 //
 // GUP, one page at a time, is __get_user_pages(): check_vma_flags, then follow_page_pte and
 // faultin_page until the page can be grabbed: a missing PTE is faulted in (write or read), a
