@@ -324,7 +324,7 @@ test('model-based: every explorer operation, on every built-in profile: copies i
   for (const p of BUILTIN_PROFILES) runs(p.name, OP_NAMES, { naive: null, numRuns: 250, maxCommands: 20 });
 });
 
-test('model-based: on v6, reads agree with the naive reference model (write, read, fork, exit, munmap, mprotect, madvise, pins, gup, vmsplice, device I/O, pipe reads)', () => {
+test('model-based: on v6, reads agree with the naive reference model (write, read, fork, exit, munmap, mprotect, madvise, pins, gup, vmsplice, device I/O, pipe reads, swapout and swap-in, mremap)', () => {
   runs('v6', NAIVE_V6_OPS, { naive: V6_RULES, numRuns: 5000, maxCommands: 30 });
 });
 
