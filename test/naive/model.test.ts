@@ -562,3 +562,45 @@ test('mremap keeps pins, swap entries and PG_anon_exclusive with the page: the d
   n.write(p, m1, 0, 3);
   assert.deepEqual([n.read(p, m1, 0), n.cowCopies], [3, 0]);
 });
+
+test('before 5.11 a pinned page is reclaimed: a write fault reuses it (reuse_swap_page), a read fault then a write copies it away from the pin on 5.9 (page count), not on 5.7 (mapcount)', () => {
+  for (const [rules, staleAfterRead] of [[V5_9_RULES, true], [V5_7_RULES, false]] as const) {
+    const n = new NaiveKernel(rules);
+    const p = n.spawn();
+    const r = n.mmap(p, 2);
+    n.write(p, r, 0, 1);
+    n.write(p, r, 1, 1);
+    const pins = [0, 1].map((i) => n.pin(p, r, i, { write: true, longterm: true })!);
+    // No maybe-pinned check in shrink_page_list yet: unmapped, kept in the swap cache by the pin.
+    assert.deepEqual([n.swapout(p, r, 0), n.swapout(p, r, 1)], [true, true]);
+    // Page 0, a write fault: reuse_swap_page counts mappings (none) and swap entries (ours): 1.
+    n.write(p, r, 0, 2);
+    assert.equal(n.deviceRead(pins[0]!), 2);
+    // Page 1, a read fault maps the cached page R/O; the write is do_wp_page's: 5.9 sees the pin's
+    // and the swap cache's references (page_count != 1) and copies (the io_uring stale-buffer
+    // bug that 5.11 closed in reclaim), 5.7 counts mappings and swap entries only and reuses.
+    assert.equal(n.read(p, r, 1), 1);
+    n.write(p, r, 1, 3);
+    assert.equal(n.deviceRead(pins[1]!), staleAfterRead ? 1 : 3);
+  }
+});
+
+test('the swap variant of CVE-2020-29374: a child\'s pipe keeps a swapped-in page the parent then reuses up to 5.17 (reuse_swap_page); v6 copies', () => {
+  for (const [rules, leaks] of [[V5_7_RULES, true], [V5_9_RULES, true], [V6_RULES, false]] as const) {
+    const n = new NaiveKernel(rules);
+    const p = n.spawn();
+    const r = n.mmap(p, 1);
+    n.write(p, r, 0, 1);
+    n.swapout(p, r, 0);
+    const q = n.fork(p);
+    // The child swaps the page in read-only (into the swap cache), takes it into a pipe, unmaps.
+    const pipe = n.vmsplice(q, r, 0)!;
+    n.munmap(q, r, 0, 1);
+    // The parent's write fault on its swap entry: up to 5.17 reuse_swap_page counts no mappings
+    // and one swap entry (its own): writable in place, and the child's pipe sees the secret. On
+    // v6 the entry lost SWP_EXCLUSIVE at fork and the child's reference counts: a copy.
+    n.write(p, r, 0, 2);
+    assert.equal(n.pipeRead(pipe), leaks ? 2 : 1);
+    assert.equal(n.read(p, r, 0), 2);
+  }
+});

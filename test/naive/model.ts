@@ -144,21 +144,41 @@ export interface NaiveOptions {
   /**
    * do_swap_page maps an exclusive swapped-in page writable on a read fault too (6.11,
    * "mm/swap: reuse exclusive folio directly instead of wp page faults"); before, only a write
-   * fault did. Swap is known to the naive model only with PG_anon_exclusive (5.19 on).
+   * fault did.
    */
   swapinReadWritable?: boolean;
+  /**
+   * How do_swap_page decides that a write fault may map the page writable: `reuse_swap_page`
+   * (up to 5.17: mapcount + swap count <= 1, references not counted), `exclusive-bit` (5.19 on:
+   * SWP_EXCLUSIVE, else the only reference). Undefined: swap not modelled (5.18's refcount rule).
+   */
+  swapin?: 'reuse_swap_page' | 'exclusive-bit';
+  /** Reclaim keeps maybe-pinned pages out of the swap cache (5.11, feb889fb40fa). */
+  reclaimSkipsPinned?: boolean;
 }
 
 /** Linux 6.2 on. */
-export const V6_RULES: NaiveOptions = { reuse: 'anon-exclusive', pae: true, mprotectUpgrade: true, unshare: 'all', earlyCow: true, swapinReadWritable: true };
+export const V6_RULES: NaiveOptions = {
+  reuse: 'anon-exclusive', pae: true, mprotectUpgrade: true, unshare: 'all', earlyCow: true, swapinReadWritable: true, swapin: 'exclusive-bit', reclaimSkipsPinned: true,
+};
 /** 6.2 to 6.10: as V6_RULES, but a swap-in maps the page writable only on a write fault. */
 export const V6_2_RULES: NaiveOptions = { ...V6_RULES, swapinReadWritable: false };
 /** 5.19 to 6.1 but for mprotect (6.0): R/O pins unshare anonymous pages, not the zero page. */
-export const V5_19_RULES: NaiveOptions = { reuse: 'anon-exclusive', pae: true, mprotectUpgrade: false, unshare: 'anon', earlyCow: true };
-/** 5.9 to 5.18: reuse only when page_count == 1; early COW at fork; no unsharing. */
-export const V5_9_RULES: NaiveOptions = { reuse: 'pagecount', pae: false, mprotectUpgrade: false, unshare: 'none', earlyCow: true };
-/** 5.7 (mainline): reuse by mapcount; GUP breaks no COW; fork shares every page. */
-export const V5_7_RULES: NaiveOptions = { reuse: 'mapcount', pae: false, mprotectUpgrade: false, unshare: 'none', earlyCow: false };
+export const V5_19_RULES: NaiveOptions = {
+  reuse: 'anon-exclusive', pae: true, mprotectUpgrade: false, unshare: 'anon', earlyCow: true, swapin: 'exclusive-bit', reclaimSkipsPinned: true,
+};
+/**
+ * 5.9 to 5.18: reuse only when page_count == 1; early COW at fork; no unsharing. Swap as in 5.9
+ * and 5.10 (reuse_swap_page at swap-in, pinned pages reclaimed); 5.11 keeps pinned pages and
+ * 5.18 has its own swap-in rule (not modelled: give `swapin: undefined`).
+ */
+export const V5_9_RULES: NaiveOptions = {
+  reuse: 'pagecount', pae: false, mprotectUpgrade: false, unshare: 'none', earlyCow: true, swapin: 'reuse_swap_page', reclaimSkipsPinned: false,
+};
+/** 5.7 (mainline): reuse by mapcount (plus swap count: reuse_swap_page); GUP breaks no COW; fork shares every page. */
+export const V5_7_RULES: NaiveOptions = {
+  reuse: 'mapcount', pae: false, mprotectUpgrade: false, unshare: 'none', earlyCow: false, swapin: 'reuse_swap_page', reclaimSkipsPinned: false,
+};
 
 /** How one page is grabbed by GUP. */
 interface GupFlags {
@@ -371,10 +391,22 @@ export class NaiveKernel {
         if (f.swapcache !== null && f.swapcache.count === 0) this.dropCache(f.swapcache);
         return f.refcount === 1;
       case 'pagecount':
+        // The swap cache's reference counts too: a page in it is always copied (5.9-5.17).
         return f.refcount === 1 && f.mapcount === 1;
       case 'mapcount':
-        return f.mapcount <= 1;
+        return this.reuseSwapPage(f);
     }
+  }
+
+  /**
+   * reuse_swap_page() (up to 5.17): the page's mappings plus the swap entries that refer to its
+   * swap cache slot; if that is 1 (ours), the page leaves the swap cache (delete_from_swap_cache);
+   * reusable if at most 1. References (GUP, pipes) are not counted.
+   */
+  private reuseSwapPage(f: NFrame): boolean {
+    const count = f.mapcount + (f.swapcache?.count ?? 0);
+    if (count === 1 && f.swapcache !== null) this.dropCache(f.swapcache);
+    return count <= 1;
   }
 
   /** A read fault on a missing PTE: do_anonymous_page maps the zero page, read-only; no anon_vma. */
@@ -407,6 +439,16 @@ export class NaiveKernel {
       slot.cache = f;
     }
     f.refcount++; // ours, which becomes the mapping's
+    if (this.rules.swapin === 'reuse_swap_page') {
+      // Up to 5.17: on a write fault, reuse_swap_page() before the mapping is added and the
+      // entry freed (our entry is in the count): writable if nothing else maps or swaps it.
+      const writable = write && this.reuseSwapPage(f) && pg.prot === 'rw';
+      slot.count--;
+      f.mapcount++;
+      pg.pte = { frame: f, writable };
+      p.rss++;
+      return;
+    }
     slot.count--;
     if (write && f.refcount === 2 && slot.count === 0) this.dropCache(slot);
     const exclusive = swpExclusive || f.refcount === 1;
@@ -433,13 +475,15 @@ export class NaiveKernel {
    * in the cache and a later swap-in finds it.
    */
   swapout(p: NProc, r: NRegion, i: number): boolean {
-    if (!this.rules.pae) throw new Error('swap is modelled by the naive model only with PG_anon_exclusive (5.19 on)');
+    if (this.rules.swapin === undefined) throw new Error('swap is not modelled by these naive rules');
     const pg = p.pages.get(pageKey(r, i));
     const f = pg?.pte?.frame ?? null;
     if (pg === undefined || f === null || f.mapcount !== 1) return false;
     if (NaiveKernel.maybeDmaPinned(f)) {
-      if (f.swapcache === null) return false; // shrink_folio_list: pinned, kept off swap
-      if (f.exclusive) return false; // try_to_unmap_one: cannot unshare a maybe-pinned exclusive page
+      // shrink_folio_list: pinned, kept off swap (5.11 on).
+      if (this.rules.reclaimSkipsPinned === true && f.swapcache === null) return false;
+      // try_to_unmap_one: cannot unshare a maybe-pinned exclusive page (5.19 on).
+      if (this.rules.pae && f.exclusive) return false;
     }
     let slot = f.swapcache;
     if (slot === null) {
@@ -447,7 +491,7 @@ export class NaiveKernel {
       f.swapcache = slot;
       f.refcount++;
     }
-    pg.swp = { slot, exclusive: f.exclusive };
+    pg.swp = { slot, exclusive: this.rules.pae && f.exclusive };
     f.exclusive = false;
     slot.count++;
     pg.pte = null;
