@@ -8,11 +8,13 @@
 //   and the search tree's rebuild of a state from its parent are the model's own semantics;
 // - for the operations the naive reference model knows (test/naive/model.ts: write, read,
 //   fork, exit, munmap, mprotect, dontfork, wipeonfork, dontneed, the pins pin, pin-ro and
-//   pin-fast, gup, vmsplice, unpin, put, device-write, device-read, handle-read), on v6 and on
-//   the older profiles whose rules for them the naive model has: every read sees what the naive
-//   model reads, or faults where it faults; a handle is taken (or EFAULT) where the naive model
-//   takes it; the device reads through a pin what the naive pin holds, and a process reads from
-//   a pipe what the naive pipe holds.
+//   pin-fast, gup, vmsplice, unpin, put, device-write, device-read, handle-read, mremap, and
+//   swapout from 5.19 on), on v6 and on the older profiles whose rules for them the naive model
+//   has: every read sees what the naive model reads, or faults where it faults; a handle is
+//   taken (or EFAULT) where the naive model takes it; the device reads through a pin what the
+//   naive pin holds, and a process reads from a pipe what the naive pipe holds; reclaim swaps a
+//   page out where the naive model does; mremap moves (or fails with EFAULT) where it does, and
+//   each page it moved reads (on a throwaway copy of the state) what the naive page holds.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -24,7 +26,7 @@ import { decodeOp, enabledOps, OP_NAMES, PROC_NAMES, type ExploreShape, type OpN
 import { replayPath } from '../../src/explore/search.js';
 import { BUILTIN_PROFILES } from '../../src/profiles/builtin.js';
 import {
-  NaiveKernel, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_RULES, type NaiveOptions, type NPin, type NProc, type NRef, type NRegion,
+  NaiveKernel, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_2_RULES, V6_RULES, type NaiveOptions, type NPin, type NProc, type NRef, type NRegion,
 } from '../naive/model.js';
 import { input } from './helpers.js';
 
@@ -32,6 +34,10 @@ const NAIVE_OPS: readonly OpName[] = [
   'write', 'read', 'fork', 'exit', 'munmap', 'mprotect', 'dontfork', 'wipeonfork', 'dontneed',
   'pin', 'pin-ro', 'pin-fast', 'gup', 'vmsplice', 'unpin', 'put', 'device-write', 'device-read', 'handle-read',
 ];
+/** With swap (reclaim and swap-in), which the naive model knows under PG_anon_exclusive (5.19 on). */
+const NAIVE_SWAP_OPS: readonly OpName[] = [...NAIVE_OPS, 'swapout'];
+/** With mremap of a page of the explored region to a new one. */
+const NAIVE_V6_OPS: readonly OpName[] = [...NAIVE_SWAP_OPS, 'mremap'];
 const PAGES = 2;
 
 interface Naive {
@@ -42,6 +48,8 @@ interface Naive {
   values: Map<string, number>;
   /** The naive model's handles by the explorer's handle names. */
   handles: Map<string, { pin: NPin } | { ref: NRef }>;
+  /** Per process (by index), the regions mremap made, by the explorer's names (a child inherits its parent's). */
+  moved: Map<string, NRegion>[];
 }
 
 interface Real {
@@ -89,7 +97,8 @@ class Take implements fc.Command<object, Real> {
       // The naive comparison alone (the copy and replay checks are the other runs').
       if (res.na !== null) return;
       real.path.push(op);
-      naiveStep(real.naive, OP_NAMES[op >>> 24]!, op, step as unknown as NaiveStepArgs, res.record.observations, child);
+      naiveStep(real.naive, OP_NAMES[op >>> 24]!, op, step as unknown as NaiveStepArgs, res.record, child);
+      checkMoved(real.naive, child, d);
       real.spare = real.r;
       real.r = child;
       return;
@@ -115,7 +124,31 @@ class Take implements fc.Command<object, Real> {
 }
 
 /** The fields of the decoded steps the naive model reads (each op has some of them). */
-type NaiveStepArgs = { text: string; value?: string; handle?: string; proc?: string; ref?: { handle: string; index: number } };
+type NaiveStepArgs = { text: string; value?: string; handle?: string; proc?: string; ref?: { handle: string; index: number }; region?: string };
+
+/**
+ * The pages mremap moved are not explored (the explorer's page operations take the first region
+ * in name order): after every step each live process's moved pages are read on a copy of the
+ * state, thrown away, and must hold what the naive model's pages hold (read without a fault).
+ */
+function checkMoved(n: Naive, after: Runner, d: number): void {
+  let c: Runner | undefined;
+  n.moved.forEach((regions, pi) => {
+    const p = n.procs[pi]!;
+    if (!p.alive) return;
+    for (const [name, r] of regions) {
+      for (let i = 0; i < r.n; i++) {
+        c ??= after.clone();
+        const pos = { line: 0, col: 1 };
+        const text = `${PROC_NAMES[pi]} read ${name}[${i}]`;
+        const read = { op: 'read', proc: PROC_NAMES[pi]!, sel: { region: name, all: false, lo: i, hi: i, pos }, expect: null, pos, text };
+        const got = observed(c.step(read as unknown as Parameters<Runner['step']>[0], d + 1).record.observations, 'read')!;
+        const want = n.k.peek(p, r, i);
+        assert.equal(valueOf(n, got), want, `${text} (moved by mremap): the naive model holds ${want}, the model reads ${got}`);
+      }
+    }
+  });
+}
 
 /** A value name the model observed -> the naive model's number (undefined: never written). */
 function valueOf(n: Naive, actual: string): number | null | undefined {
@@ -149,7 +182,10 @@ function takeNaive(n: Naive, name: OpName, p: NProc, pg: number): { pin: NPin } 
 }
 
 /** The same operation on the naive model; a read must see what it sees. */
-function naiveStep(n: Naive, name: OpName, op: number, step: NaiveStepArgs, obs: readonly { kind: string; actual: string }[], after: Runner): void {
+function naiveStep(
+  n: Naive, name: OpName, op: number, step: NaiveStepArgs, record: { observations: readonly { kind: string; actual: string }[]; summary?: string }, after: Runner,
+): void {
+  const obs = record.observations;
   const p = n.procs[(op >>> 20) & 15]!;
   const pg = (op >>> 4) & 0xffff;
   const handle = (h: string) => {
@@ -177,6 +213,7 @@ function naiveStep(n: Naive, name: OpName, op: number, step: NaiveStepArgs, obs:
     }
     case 'fork':
       n.procs.push(n.k.fork(p));
+      n.moved.push(new Map(n.moved[(op >>> 20) & 15]));
       assert.equal(observed(obs, 'fork'), 'ok', `${step.text}: fork fails on the model`);
       return;
     case 'exit':
@@ -240,6 +277,21 @@ function naiveStep(n: Naive, name: OpName, op: number, step: NaiveStepArgs, obs:
       assert.equal(valueOf(n, got!), want, `${step.text}: the naive pipe holds ${want}, the model reads ${got}`);
       return;
     }
+    case 'mremap': {
+      const moved = n.k.mremap(p, n.region, pg, pg + 1);
+      const got = observed(obs, 'mremap');
+      assert.equal(got, moved ? 'ok' : 'EFAULT', `${step.text}: the naive model ${moved ? 'moves the page' : 'fails (EFAULT)'}, the model says ${got}`);
+      // The name is bound either way; after EFAULT it maps nothing (a region of no mapped pages).
+      n.moved[(op >>> 20) & 15]!.set(step.region!, moved ?? { id: -1, n: 0, base: 0 });
+      return;
+    }
+    case 'swapout': {
+      // Which page reclaim took: the model's summary counts them.
+      const did = n.k.swapout(p, n.region, pg);
+      const out = /: (\d+) page\(s\) swapped out/.exec(record.summary ?? '');
+      assert.equal(out?.[1], did ? '1' : '0', `${step.text}: the naive model ${did ? 'swaps the page out' : 'keeps the page'}; the model: ${record.summary}`);
+      return;
+    }
     default:
       throw new Error(`no naive form of ${name}`);
   }
@@ -262,7 +314,7 @@ function runs(kernel: string, ops: readonly OpName[], o: Runs): void {
     if (o.naive) {
       const k = new NaiveKernel(o.naive);
       const p = k.spawn();
-      naive = { k, procs: [p], region: k.mmap(p, PAGES), values: new Map(), handles: new Map() };
+      naive = { k, procs: [p], region: k.mmap(p, PAGES), values: new Map(), handles: new Map(), moved: [new Map()] };
     }
     fc.modelRun(() => ({ model: {}, real: { root, r: root.clone(), spare: undefined, path: [], shape: inp.shape, naive } }), cmds);
   }), { numRuns: o.numRuns, includeErrorInReport: true });
@@ -272,16 +324,24 @@ test('model-based: every explorer operation, on every built-in profile: copies i
   for (const p of BUILTIN_PROFILES) runs(p.name, OP_NAMES, { naive: null, numRuns: 250, maxCommands: 20 });
 });
 
-test('model-based: on v6, reads agree with the naive reference model (write, read, fork, exit, munmap, mprotect, madvise, pins, gup, vmsplice, device I/O, pipe reads)', () => {
-  runs('v6', NAIVE_OPS, { naive: V6_RULES, numRuns: 5000, maxCommands: 30 });
+test('model-based: on v6, reads agree with the naive reference model (write, read, fork, exit, munmap, mprotect, madvise, pins, gup, vmsplice, device I/O, pipe reads, swapout and swap-in, mremap)', () => {
+  runs('v6', NAIVE_V6_OPS, { naive: V6_RULES, numRuns: 5000, maxCommands: 30 });
+});
+
+test('model-based: on v6, reclaim and swap-in agree with the naive model (a swap-focused draw: the handles that keep a swapped-out page in the swap cache, fork sharing the swap entry)', () => {
+  // Fewer operations than NAIVE_SWAP_OPS, so that the chains that show a swap rule (a write,
+  // a pipe's or pin's reference, reclaim, a fault, a read through the handle) come often.
+  const ops: OpName[] = ['write', 'read', 'fork', 'exit', 'swapout', 'vmsplice', 'gup', 'put', 'handle-read', 'pin-ro', 'unpin', 'device-read', 'dontneed'];
+  runs('v6', ops, { naive: V6_RULES, numRuns: 8000, maxCommands: 20 });
 });
 
 test('model-based: on the older profiles, reads agree with the naive model under their rules (5.7 mapcount reuse; 5.9-rc4 page count; 5.9-5.18 early COW; 5.19 PG_anon_exclusive and unsharing)', () => {
   // The profiles whose switches for these operations the naive rule sets cover (not v5.8: its
   // GUP breaks COW; v5.14 and v5.18 differ from v5.9 only in what these operations do not reach).
   const older: [string, NaiveOptions][] = [
-    ['v5.7', V5_7_RULES], ['v5.9-rc4', { ...V5_9_RULES, earlyCow: false }], ['v5.9', V5_9_RULES], ['v5.18', V5_9_RULES],
-    ['v5.19', V5_19_RULES], ['v6.2', V6_RULES],
+    ['v5.7', V5_7_RULES], ['v5.9-rc4', { ...V5_9_RULES, earlyCow: false }], ['v5.9', V5_9_RULES], ['v5.18', { ...V5_9_RULES, swapin: undefined }],
+    ['v5.19', V5_19_RULES], ['v6.2', V6_2_RULES],
   ];
-  for (const [kernel, rules] of older) runs(kernel, NAIVE_OPS, { naive: rules, numRuns: 800, maxCommands: 30 });
+  // Swap only where the naive model has its rules (not 5.18's swap-in); mremap everywhere.
+  for (const [kernel, rules] of older) runs(kernel, rules.swapin ? NAIVE_V6_OPS : [...NAIVE_OPS, 'mremap'], { naive: rules, numRuns: 800, maxCommands: 30 });
 });

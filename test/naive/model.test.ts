@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  GUP_PIN_COUNTING_BIAS, NaiveKernel, pageKey, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_RULES, type NaiveOptions, type NFrame, type NProc, type NRegion,
+  GUP_PIN_COUNTING_BIAS, NaiveKernel, pageKey, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_2_RULES, V6_RULES, type NaiveOptions, type NFrame, type NProc, type NRegion,
 } from './model.js';
 
 function frameOf(p: NProc, r: NRegion, i: number): NFrame | null {
@@ -382,4 +382,225 @@ test('a pin outlives the mapping: the device still writes and reads the frame; u
   assert.equal(n.read(p, r, 0), 0, 'the zero page: the pinned frame is no longer mapped');
   n.unpin(pin);
   assert.equal(n.frames.size, 0);
+});
+
+// Swap (MADV_PAGEOUT reclaim, do_swap_page).
+
+function swpOf(p: NProc, r: NRegion, i: number) {
+  return p.pages.get(pageKey(r, i))!.swp;
+}
+
+test('swap-out of an exclusive page: a SWP_EXCLUSIVE entry, the frame freed; swap-in reads the value back into an exclusive page, writable on a read fault from 6.11 only', () => {
+  for (const [rules, writableAfterRead] of [[V6_RULES, true], [V6_2_RULES, false], [V5_19_RULES, false]] as const) {
+    const n = new NaiveKernel(rules);
+    const p = n.spawn();
+    const r = n.mmap(p, 1);
+    n.write(p, r, 0, 7);
+    const f = frameOf(p, r, 0)!;
+    // try_to_unmap_one: PG_anon_exclusive moves into the swap entry; nothing else holds the
+    // frame, so __remove_mapping frees it (the swap cache's reference was the last).
+    assert.equal(n.swapout(p, r, 0), true);
+    assert.equal(p.pages.get(pageKey(r, 0))!.pte, null);
+    assert.deepEqual([swpOf(p, r, 0)!.exclusive, swpOf(p, r, 0)!.slot.count, swpOf(p, r, 0)!.slot.cache], [true, 1, null]);
+    assert.equal(n.frames.has(f), false);
+    assert.equal(p.rss, 0);
+    // do_swap_page on a read fault: a new folio read from the slot; the entry was exclusive, so
+    // RMAP_EXCLUSIVE, and pte_mkwrite on a read fault only from 6.11 (c18160dba5ff).
+    assert.equal(n.read(p, r, 0), 7);
+    const g = frameOf(p, r, 0)!;
+    assert.deepEqual([g.exclusive, p.pages.get(pageKey(r, 0))!.pte!.writable], [true, writableAfterRead]);
+    // A later write reuses the page either way (do_wp_page: PG_anon_exclusive).
+    n.write(p, r, 0, 8);
+    assert.equal(frameOf(p, r, 0), g);
+    assert.equal(n.cowCopies, 0);
+  }
+});
+
+test('MADV_PAGEOUT leaves a page mapped by two processes, the zero page, an unmapped page and a maybe-pinned page alone', () => {
+  const n = new NaiveKernel();
+  const p = n.spawn();
+  const r = n.mmap(p, 4);
+  n.write(p, r, 0, 1);
+  n.read(p, r, 1); // the zero page: not an LRU page
+  n.write(p, r, 3, 3);
+  const q = n.fork(p);
+  // madvise_cold_or_pageout_pte_range: folio_mapcount != 1, "do not interfere with other mappings".
+  assert.equal(n.swapout(p, r, 0), false);
+  assert.equal(n.swapout(p, r, 1), false);
+  assert.equal(n.swapout(p, r, 2), false, 'never faulted: no PTE');
+  n.exit(q);
+  // A R/W pin: refcount >= GUP_PIN_COUNTING_BIAS, folio_maybe_dma_pinned; shrink_folio_list
+  // keeps it off the swap cache (5.11 on), so the pin and the process keep sharing the frame.
+  const pin = n.pin(p, r, 3, { write: true, longterm: true })!;
+  assert.equal(n.swapout(p, r, 3), false);
+  n.write(p, r, 3, 4);
+  assert.equal(n.deviceRead(pin), 4);
+  // With the child gone, page 0 is mapped once again: now it goes.
+  assert.equal(n.swapout(p, r, 0), true);
+  assert.equal(n.swapOuts, 1);
+});
+
+test('a swap entry shared by fork: not exclusive in either; the first writer copies out of the swap cache, the last reuses it', () => {
+  const n = new NaiveKernel();
+  const p = n.spawn();
+  const r = n.mmap(p, 1);
+  n.write(p, r, 0, 1);
+  n.swapout(p, r, 0);
+  const q = n.fork(p);
+  // copy_nonpresent_pte: swap_duplicate (count 2) and the parent's SWP_EXCLUSIVE is cleared.
+  const slot = swpOf(p, r, 0)!.slot;
+  assert.deepEqual([swpOf(p, r, 0)!.exclusive, swpOf(q, r, 0)!.exclusive, slot.count], [false, false, 2]);
+  // P's write fault: swap-in into the swap cache (cache + ours = 2 references); Q's entry still
+  // refers to the slot, so the cache cannot be freed; not exclusive: mapped R/O and do_wp_page
+  // copies (refcount 2 != 1).
+  n.write(p, r, 0, 2);
+  assert.equal(n.cowCopies, 1);
+  const cached = slot.cache!;
+  assert.deepEqual([cached.value, cached.mapcount, cached.refcount], [1, 0, 1]);
+  assert.notEqual(frameOf(p, r, 0), cached);
+  // Q faults the cached frame in: the value it had, not P's.
+  assert.equal(n.read(q, r, 0), 1);
+  assert.equal(frameOf(q, r, 0), cached);
+  // Its write: swap_free left the slot unused and the cached frame is not exclusive; do_wp_page
+  // frees the swap cache (folio_free_swap) and the page is then Q's alone: reused.
+  n.write(q, r, 0, 3);
+  assert.equal(frameOf(q, r, 0), cached);
+  assert.equal(n.cowCopies, 1);
+  assert.equal(cached.swapcache, null);
+  assert.deepEqual([n.read(p, r, 0), n.read(q, r, 0)], [2, 3]);
+});
+
+test('a pipe\'s reference keeps a swapped-out page in the swap cache: the swap-in finds the same frame, and an exclusive entry lets the write reuse it', () => {
+  const n = new NaiveKernel();
+  const p = n.spawn();
+  const r = n.mmap(p, 2);
+  n.write(p, r, 0, 1);
+  const pipe = n.vmsplice(p, r, 0)!;
+  const f = pipe.frame!;
+  // Unmapped (a FOLL_GET reference is no pin), but __remove_mapping sees the extra reference:
+  // the frame stays in the swap cache (refcount: pipe + cache).
+  assert.equal(n.swapout(p, r, 0), true);
+  assert.deepEqual([f.refcount, f.mapcount, f.exclusive, swpOf(p, r, 0)!.exclusive], [2, 0, false, true]);
+  // do_swap_page: the swap cache's frame; the entry was exclusive, so it is mapped exclusive and
+  // writable at once though the pipe holds it (the reference was taken while it was ours).
+  n.write(p, r, 0, 2);
+  assert.equal(frameOf(p, r, 0), f);
+  assert.equal(n.pipeRead(pipe), 2);
+  // Page 1, shared by a fork's swap entry before the pipe takes it: the write copies away from it.
+  n.write(p, r, 1, 5);
+  n.swapout(p, r, 1);
+  const q = n.fork(p);
+  const ref = n.vmsplice(q, r, 1)!; // Q's read swap-in, the cached frame R/O and not exclusive
+  n.write(p, r, 1, 6);
+  assert.notEqual(frameOf(p, r, 1), ref.frame);
+  assert.equal(n.pipeRead(ref), 5);
+  assert.equal(n.read(q, r, 1), 5);
+});
+
+test('zap of swap entries: munmap and exit drop the slot\'s count; the last one frees the swap cache when nothing else holds the frame', () => {
+  const n = new NaiveKernel();
+  const p = n.spawn();
+  const r = n.mmap(p, 1);
+  n.write(p, r, 0, 1);
+  const ref = n.gup(p, r, 0)!;
+  n.swapout(p, r, 0);
+  const q = n.fork(p);
+  const slot = swpOf(p, r, 0)!.slot;
+  n.munmap(p, r, 0, 1);
+  assert.equal(slot.count, 1);
+  n.putRef(ref);
+  assert.equal(slot.cache, ref.frame, 'still cached: Q\'s entry refers to the slot');
+  n.exit(q);
+  assert.equal(slot.count, 0);
+  assert.equal(slot.cache, null, 'free_swap_and_cache');
+  assert.equal(n.frames.size, 0);
+});
+
+// mremap (move_vma, move_page_tables).
+
+test('mremap moves a page\'s entry, not its content: still the frame a fork child shares, the COW break happens at the new address; the old address faults', () => {
+  const n = new NaiveKernel();
+  const p = n.spawn();
+  const r = n.mmap(p, 4);
+  for (let i = 0; i < 4; i++) n.write(p, r, i, 1);
+  const q = n.fork(p);
+  const f = frameOf(p, r, 1)!;
+  const m = n.mremap(p, r, 1, 3)!;
+  // move_page_tables: the same frame, still mapped by both, the PTE still write-protected.
+  assert.equal(frameOf(p, m, 0), f);
+  assert.deepEqual([f.mapcount, f.refcount, p.pages.get(pageKey(m, 0))!.pte!.writable], [2, 2, false]);
+  n.write(p, m, 0, 2);
+  assert.equal(n.cowCopies, 1);
+  assert.equal(n.read(q, r, 1), 1);
+  assert.equal(n.read(p, r, 1), null, 'the old range is unmapped');
+  assert.equal(n.write(p, r, 2, 5), false);
+  assert.equal(n.read(p, m, 1), 1);
+  assert.equal(p.rss, 4, 'nothing was copied or dropped: 4 pages, one of them now a copy');
+  // A range that starts on an unmapped page: EFAULT (vma_lookup finds nothing).
+  assert.equal(n.mremap(p, r, 1, 2), null);
+});
+
+test('mremap keeps pins, swap entries and PG_anon_exclusive with the page: the device writes what the new address reads; a swapped-out page swaps in there', () => {
+  const n = new NaiveKernel();
+  const p = n.spawn();
+  const r = n.mmap(p, 2);
+  n.write(p, r, 0, 1);
+  n.write(p, r, 1, 2);
+  const pin = n.pin(p, r, 0, { write: true, longterm: true })!;
+  n.swapout(p, r, 1);
+  const m0 = n.mremap(p, r, 0, 1)!;
+  const m1 = n.mremap(p, r, 1, 2)!;
+  n.deviceWrite(pin, 9);
+  assert.equal(n.read(p, m0, 0), 9, 'the pin still holds the page mapped at the new address');
+  // The exclusive page is still writable in place: no copy away from the pin.
+  n.write(p, m0, 0, 10);
+  assert.equal(n.deviceRead(pin), 10);
+  assert.equal(n.cowCopies, 0);
+  // The SWP_EXCLUSIVE entry moved: the swap-in at the new address is exclusive, writable.
+  assert.equal(swpOf(p, m1, 0)!.exclusive, true);
+  assert.equal(n.peek(p, m1, 0), 2);
+  n.write(p, m1, 0, 3);
+  assert.deepEqual([n.read(p, m1, 0), n.cowCopies], [3, 0]);
+});
+
+test('before 5.11 a pinned page is reclaimed: a write fault reuses it (reuse_swap_page), a read fault then a write copies it away from the pin on 5.9 (page count), not on 5.7 (mapcount)', () => {
+  for (const [rules, staleAfterRead] of [[V5_9_RULES, true], [V5_7_RULES, false]] as const) {
+    const n = new NaiveKernel(rules);
+    const p = n.spawn();
+    const r = n.mmap(p, 2);
+    n.write(p, r, 0, 1);
+    n.write(p, r, 1, 1);
+    const pins = [0, 1].map((i) => n.pin(p, r, i, { write: true, longterm: true })!);
+    // No maybe-pinned check in shrink_page_list yet: unmapped, kept in the swap cache by the pin.
+    assert.deepEqual([n.swapout(p, r, 0), n.swapout(p, r, 1)], [true, true]);
+    // Page 0, a write fault: reuse_swap_page counts mappings (none) and swap entries (ours): 1.
+    n.write(p, r, 0, 2);
+    assert.equal(n.deviceRead(pins[0]!), 2);
+    // Page 1, a read fault maps the cached page R/O; the write is do_wp_page's: 5.9 sees the pin's
+    // and the swap cache's references (page_count != 1) and copies (the io_uring stale-buffer
+    // bug that 5.11 closed in reclaim), 5.7 counts mappings and swap entries only and reuses.
+    assert.equal(n.read(p, r, 1), 1);
+    n.write(p, r, 1, 3);
+    assert.equal(n.deviceRead(pins[1]!), staleAfterRead ? 1 : 3);
+  }
+});
+
+test('the swap variant of CVE-2020-29374: a child\'s pipe keeps a swapped-in page the parent then reuses up to 5.17 (reuse_swap_page); v6 copies', () => {
+  for (const [rules, leaks] of [[V5_7_RULES, true], [V5_9_RULES, true], [V6_RULES, false]] as const) {
+    const n = new NaiveKernel(rules);
+    const p = n.spawn();
+    const r = n.mmap(p, 1);
+    n.write(p, r, 0, 1);
+    n.swapout(p, r, 0);
+    const q = n.fork(p);
+    // The child swaps the page in read-only (into the swap cache), takes it into a pipe, unmaps.
+    const pipe = n.vmsplice(q, r, 0)!;
+    n.munmap(q, r, 0, 1);
+    // The parent's write fault on its swap entry: up to 5.17 reuse_swap_page counts no mappings
+    // and one swap entry (its own): writable in place, and the child's pipe sees the secret. On
+    // v6 the entry lost SWP_EXCLUSIVE at fork and the child's reference counts: a copy.
+    n.write(p, r, 0, 2);
+    assert.equal(n.pipeRead(pipe), leaks ? 2 : 1);
+    assert.equal(n.read(p, r, 0), 2);
+  }
 });

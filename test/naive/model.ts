@@ -10,6 +10,9 @@
 // (`gup`, and a pipe's buffers after `vmsplice`); FOLL_PIN pins (`pin`, counted in the refcount
 // with GUP_PIN_COUNTING_BIAS as for small pages) with MMF_HAS_PINNED on the mm, the unshare
 // fault of R/O pins, fork's early COW of maybe-pinned pages, and the device's DMA through a pin.
+// Swap under PG_anon_exclusive (5.19 on): MADV_PAGEOUT reclaim of a page mapped once into a swap
+// slot (swap entries with SWP_EXCLUSIVE, counted per entry, shared by fork), the swap cache, and
+// do_swap_page's swap-in; mremap of pages to a fresh range (their entries move as they are).
 //
 // GUP, one page at a time, is __get_user_pages(): check_vma_flags, then follow_page_pte and
 // faultin_page until the page can be grabbed: a missing PTE is faulted in (write or read), a
@@ -33,6 +36,25 @@ export interface NFrame {
   /** PG_anon_exclusive. */
   exclusive: boolean;
   value: number;
+  /** The swap slot whose swap cache holds this frame (folio_test_swapcache; the cache holds one reference). */
+  swapcache: NSwap | null;
+}
+
+/**
+ * A swap slot: how many swap PTEs refer to it (swap_map's count), what was written to it, and
+ * the frame its swap cache holds (null: none; then a swap-in reads `value` into a new frame).
+ */
+export interface NSwap {
+  id: number;
+  count: number;
+  value: number;
+  cache: NFrame | null;
+}
+
+/** A swap PTE: the slot and SWP_EXCLUSIVE (pte_swp_exclusive, 5.19 on). */
+export interface NSwapPte {
+  slot: NSwap;
+  exclusive: boolean;
 }
 
 export interface NPte {
@@ -54,6 +76,8 @@ export interface NPage {
   dontfork: boolean;
   wipeonfork: boolean;
   pte: NPte | null;
+  /** A swap entry in the PTE (then `pte` is null). */
+  swp: NSwapPte | null;
 }
 
 export interface NRegion {
@@ -117,16 +141,44 @@ export interface NaiveOptions {
   unshare: UnshareRule;
   /** fork copies maybe-pinned pages of an mm with MMF_HAS_PINNED for the child at once (5.9+). */
   earlyCow: boolean;
+  /**
+   * do_swap_page maps an exclusive swapped-in page writable on a read fault too (6.11,
+   * "mm/swap: reuse exclusive folio directly instead of wp page faults"); before, only a write
+   * fault did.
+   */
+  swapinReadWritable?: boolean;
+  /**
+   * How do_swap_page decides that a write fault may map the page writable: `reuse_swap_page`
+   * (up to 5.17: mapcount + swap count <= 1, references not counted), `exclusive-bit` (5.19 on:
+   * SWP_EXCLUSIVE, else the only reference). Undefined: swap not modelled (5.18's refcount rule).
+   */
+  swapin?: 'reuse_swap_page' | 'exclusive-bit';
+  /** Reclaim keeps maybe-pinned pages out of the swap cache (5.11, feb889fb40fa). */
+  reclaimSkipsPinned?: boolean;
 }
 
 /** Linux 6.2 on. */
-export const V6_RULES: NaiveOptions = { reuse: 'anon-exclusive', pae: true, mprotectUpgrade: true, unshare: 'all', earlyCow: true };
+export const V6_RULES: NaiveOptions = {
+  reuse: 'anon-exclusive', pae: true, mprotectUpgrade: true, unshare: 'all', earlyCow: true, swapinReadWritable: true, swapin: 'exclusive-bit', reclaimSkipsPinned: true,
+};
+/** 6.2 to 6.10: as V6_RULES, but a swap-in maps the page writable only on a write fault. */
+export const V6_2_RULES: NaiveOptions = { ...V6_RULES, swapinReadWritable: false };
 /** 5.19 to 6.1 but for mprotect (6.0): R/O pins unshare anonymous pages, not the zero page. */
-export const V5_19_RULES: NaiveOptions = { reuse: 'anon-exclusive', pae: true, mprotectUpgrade: false, unshare: 'anon', earlyCow: true };
-/** 5.9 to 5.18: reuse only when page_count == 1; early COW at fork; no unsharing. */
-export const V5_9_RULES: NaiveOptions = { reuse: 'pagecount', pae: false, mprotectUpgrade: false, unshare: 'none', earlyCow: true };
-/** 5.7 (mainline): reuse by mapcount; GUP breaks no COW; fork shares every page. */
-export const V5_7_RULES: NaiveOptions = { reuse: 'mapcount', pae: false, mprotectUpgrade: false, unshare: 'none', earlyCow: false };
+export const V5_19_RULES: NaiveOptions = {
+  reuse: 'anon-exclusive', pae: true, mprotectUpgrade: false, unshare: 'anon', earlyCow: true, swapin: 'exclusive-bit', reclaimSkipsPinned: true,
+};
+/**
+ * 5.9 to 5.18: reuse only when page_count == 1; early COW at fork; no unsharing. Swap as in 5.9
+ * and 5.10 (reuse_swap_page at swap-in, pinned pages reclaimed); 5.11 keeps pinned pages and
+ * 5.18 has its own swap-in rule (not modelled: give `swapin: undefined`).
+ */
+export const V5_9_RULES: NaiveOptions = {
+  reuse: 'pagecount', pae: false, mprotectUpgrade: false, unshare: 'none', earlyCow: true, swapin: 'reuse_swap_page', reclaimSkipsPinned: false,
+};
+/** 5.7 (mainline): reuse by mapcount (plus swap count: reuse_swap_page); GUP breaks no COW; fork shares every page. */
+export const V5_7_RULES: NaiveOptions = {
+  reuse: 'mapcount', pae: false, mprotectUpgrade: false, unshare: 'none', earlyCow: false, swapin: 'reuse_swap_page', reclaimSkipsPinned: false,
+};
 
 /** How one page is grabbed by GUP. */
 interface GupFlags {
@@ -153,6 +205,9 @@ export class NaiveKernel {
   private nextFrame = 1;
   private nextRegion = 0;
   private nextAnon = 1;
+  private nextSlot = 1;
+  /** Pages reclaim swapped out. */
+  swapOuts = 0;
 
   constructor(readonly rules: NaiveOptions = V6_RULES) {}
 
@@ -163,7 +218,7 @@ export class NaiveKernel {
   }
 
   private newFrame(value: number): NFrame {
-    const f: NFrame = { id: this.nextFrame++, refcount: 1, mapcount: 1, exclusive: this.rules.pae, value };
+    const f: NFrame = { id: this.nextFrame++, refcount: 1, mapcount: 1, exclusive: this.rules.pae, value, swapcache: null };
     this.frames.add(f);
     return f;
   }
@@ -173,8 +228,26 @@ export class NaiveKernel {
     if (f.refcount === 0) this.frames.delete(f);
   }
 
-  /** Drop a PTE: the frame loses a mapping and a reference. */
+  /** Drop the swap cache's reference (delete_from_swap_cache): the frame leaves the cache, the slot keeps its content. */
+  private dropCache(slot: NSwap): void {
+    const f = slot.cache;
+    if (f === null) return;
+    slot.value = f.value;
+    slot.cache = null;
+    f.swapcache = null;
+    this.put(f);
+  }
+
+  /** Drop a PTE: the frame loses a mapping and a reference (a swap entry: the slot loses a count, free_swap_and_cache). */
   private zap(p: NProc, pg: NPage): void {
+    if (pg.swp !== null) {
+      const slot = pg.swp.slot;
+      pg.swp = null;
+      slot.count--;
+      // free_swap_and_cache: an unused slot's cache goes when nothing else holds the frame.
+      if (slot.count === 0 && slot.cache !== null && slot.cache.refcount === 1) this.dropCache(slot);
+      return;
+    }
     const pte = pg.pte;
     pg.pte = null;
     if (pte === null || pte.frame === null) return;
@@ -188,7 +261,7 @@ export class NaiveKernel {
     p.next += n;
     p.regions.push(r);
     const vma: NVma = { anonVma: false, anonId: 0 };
-    for (let i = 0; i < n; i++) p.pages.set(pageKey(r, i), { vma, prot: 'rw', dontfork: false, wipeonfork: false, pte: null });
+    for (let i = 0; i < n; i++) p.pages.set(pageKey(r, i), { vma, prot: 'rw', dontfork: false, wipeonfork: false, pte: null, swp: null });
     this.merge(p);
     return r;
   }
@@ -263,6 +336,10 @@ export class NaiveKernel {
    * the PTE maps an exclusive page, writable.
    */
   private writeFault(p: NProc, pg: NPage): void {
+    if (pg.swp !== null) {
+      this.swapIn(p, pg, true);
+      if (pg.pte!.writable) return;
+    }
     const pte = pg.pte;
     if (pte === null) {
       // do_anonymous_page, write: a new exclusive zeroed page, mapped writable.
@@ -307,18 +384,123 @@ export class NaiveKernel {
   private canReuse(f: NFrame): boolean {
     switch (this.rules.reuse) {
       case 'anon-exclusive':
-        return f.exclusive || f.refcount === 1;
+        // wp_can_reuse_anon_folio: more references than ours and the swap cache's: copy; the
+        // swap cache is freed (folio_free_swap) when no swap entry still refers to the slot.
+        if (f.exclusive) return true;
+        if (f.refcount > 1 + (f.swapcache !== null ? 1 : 0)) return false;
+        if (f.swapcache !== null && f.swapcache.count === 0) this.dropCache(f.swapcache);
+        return f.refcount === 1;
       case 'pagecount':
+        // The swap cache's reference counts too: a page in it is always copied (5.9-5.17).
         return f.refcount === 1 && f.mapcount === 1;
       case 'mapcount':
-        return f.mapcount <= 1;
+        return this.reuseSwapPage(f);
     }
+  }
+
+  /**
+   * reuse_swap_page() (up to 5.17): the page's mappings plus the swap entries that refer to its
+   * swap cache slot; if that is 1 (ours), the page leaves the swap cache (delete_from_swap_cache);
+   * reusable if at most 1. References (GUP, pipes) are not counted.
+   */
+  private reuseSwapPage(f: NFrame): boolean {
+    const count = f.mapcount + (f.swapcache?.count ?? 0);
+    if (count === 1 && f.swapcache !== null) this.dropCache(f.swapcache);
+    return count <= 1;
   }
 
   /** A read fault on a missing PTE: do_anonymous_page maps the zero page, read-only; no anon_vma. */
   private readFault(p: NProc, pg: NPage): void {
     p.minflt++;
+    if (pg.swp !== null) {
+      this.swapIn(p, pg, false);
+      return;
+    }
     pg.pte = { frame: null, writable: false };
+  }
+
+  /**
+   * do_swap_page (5.19 on, a swap device that goes through the swap cache): the frame the slot's
+   * swap cache holds, else a new frame read from the slot and added to the cache; the slot loses
+   * this entry's count (swap_free); on a write fault the cache is freed when only it and we hold
+   * the frame and no other entry refers to the slot (should_try_to_free_swap, folio_free_swap).
+   * The page is exclusive if the entry was SWP_EXCLUSIVE or we hold the only reference: then
+   * PG_anon_exclusive is set and the PTE writable (if VM_WRITE) on a write fault, from 6.11 on a
+   * read fault too. Otherwise it is mapped read-only.
+   */
+  private swapIn(p: NProc, pg: NPage, write: boolean): void {
+    const { slot, exclusive: swpExclusive } = pg.swp!;
+    pg.swp = null;
+    let f = slot.cache;
+    if (f === null) {
+      // swapin_readahead: a new folio in the swap cache (its reference), not mapped yet.
+      f = { id: this.nextFrame++, refcount: 1, mapcount: 0, exclusive: false, value: slot.value, swapcache: slot };
+      this.frames.add(f);
+      slot.cache = f;
+    }
+    f.refcount++; // ours, which becomes the mapping's
+    if (this.rules.swapin === 'reuse_swap_page') {
+      // Up to 5.17: on a write fault, reuse_swap_page() before the mapping is added and the
+      // entry freed (our entry is in the count): writable if nothing else maps or swaps it.
+      const writable = write && this.reuseSwapPage(f) && pg.prot === 'rw';
+      slot.count--;
+      f.mapcount++;
+      pg.pte = { frame: f, writable };
+      p.rss++;
+      return;
+    }
+    slot.count--;
+    if (write && f.refcount === 2 && slot.count === 0) this.dropCache(slot);
+    const exclusive = swpExclusive || f.refcount === 1;
+    let writable = false;
+    if (exclusive) {
+      f.exclusive = true;
+      writable = pg.prot === 'rw' && (write || this.rules.swapinReadWritable === true);
+    }
+    f.mapcount++;
+    pg.pte = { frame: f, writable };
+    p.rss++;
+    // A write fault that did not end writable goes on to do_wp_page (the caller's writeFault).
+  }
+
+  /**
+   * MADV_PAGEOUT of one page (madvise_cold_or_pageout_pte_range, then shrink_folio_list): true if
+   * it was swapped out. Only an anonymous page mapped once is taken (the zero page and a page
+   * another mapping shares are left alone: "do not interfere with other mappings"); a
+   * maybe-pinned page is not added to the swap cache (5.11 on); add_to_swap gives it a slot (a
+   * page already in the swap cache keeps its own); try_to_unmap_one then refuses to unshare an
+   * exclusive page that may be pinned (folio_try_share_anon_rmap_pte), else clears
+   * PG_anon_exclusive and installs a swap entry that remembers it (SWP_EXCLUSIVE); the page
+   * leaves memory when the swap cache holds its only reference (__remove_mapping), else it stays
+   * in the cache and a later swap-in finds it.
+   */
+  swapout(p: NProc, r: NRegion, i: number): boolean {
+    if (this.rules.swapin === undefined) throw new Error('swap is not modelled by these naive rules');
+    const pg = p.pages.get(pageKey(r, i));
+    const f = pg?.pte?.frame ?? null;
+    if (pg === undefined || f === null || f.mapcount !== 1) return false;
+    if (NaiveKernel.maybeDmaPinned(f)) {
+      // shrink_folio_list: pinned, kept off swap (5.11 on).
+      if (this.rules.reclaimSkipsPinned === true && f.swapcache === null) return false;
+      // try_to_unmap_one: cannot unshare a maybe-pinned exclusive page (5.19 on).
+      if (this.rules.pae && f.exclusive) return false;
+    }
+    let slot = f.swapcache;
+    if (slot === null) {
+      slot = { id: this.nextSlot++, count: 0, value: f.value, cache: f };
+      f.swapcache = slot;
+      f.refcount++;
+    }
+    pg.swp = { slot, exclusive: this.rules.pae && f.exclusive };
+    f.exclusive = false;
+    slot.count++;
+    pg.pte = null;
+    f.mapcount--;
+    this.put(f);
+    p.rss--;
+    this.swapOuts++;
+    if (f.refcount === 1) this.dropCache(slot);
+    return true;
   }
 
   /** A CPU load: the value, or null for SIGSEGV. */
@@ -457,10 +639,18 @@ export class NaiveKernel {
         cv = { anonVma: anon, anonId: anon ? this.nextAnon++ : 0 };
         vmas.set(pg.vma, cv);
       }
-      const cp: NPage = { vma: cv, prot: pg.prot, dontfork: false, wipeonfork: pg.wipeonfork, pte: null };
+      const cp: NPage = { vma: cv, prot: pg.prot, dontfork: false, wipeonfork: pg.wipeonfork, pte: null, swp: null };
       child.pages.set(key, cp);
       // VM_WIPEONFORK: an empty VMA. No anon_vma: nothing to copy (vma_needs_copy).
-      if (pg.wipeonfork || !pg.vma.anonVma || pg.pte === null) continue;
+      if (pg.wipeonfork || !pg.vma.anonVma) continue;
+      if (pg.swp !== null) {
+        // copy_nonpresent_pte: swap_duplicate, and the parent's entry is not exclusive any more.
+        pg.swp.slot.count++;
+        pg.swp.exclusive = false;
+        cp.swp = { slot: pg.swp.slot, exclusive: false };
+        continue;
+      }
+      if (pg.pte === null) continue;
       const f = pg.pte.frame;
       if (f === null) {
         cp.pte = { frame: null, writable: false };
@@ -539,6 +729,50 @@ export class NaiveKernel {
       else pg.wipeonfork = false;
     }
     this.merge(p);
+  }
+
+  /**
+   * mremap(MREMAP_MAYMOVE | MREMAP_FIXED) of pages [lo, hi) of region r to a fresh range, which
+   * becomes a new region of p (page k of the range is its page k): null for EFAULT (the range
+   * must start on a mapped page; from 6.17 a range over several VMAs and holes moves VMA by VMA,
+   * holes kept, which is what this does). move_vma: each VMA part is split off and copied to the
+   * new range (copy_vma: same flags, same anon_vma); move_page_tables moves each entry as it is
+   * (present frame or zero page with its writability, swap entry with SWP_EXCLUSIVE): refcount,
+   * mapcount, PG_anon_exclusive and pins stay; the old range is then unmapped, empty. The new
+   * range is placed apart from every mapping (a page's gap), so it merges with none.
+   */
+  mremap(p: NProc, r: NRegion, lo: number, hi: number): NRegion | null {
+    if (!p.pages.has(pageKey(r, lo))) return null;
+    this.split(p, r, lo, hi);
+    const moved: NRegion = { id: this.nextRegion++, n: hi - lo, base: p.next + 1 };
+    p.next = moved.base + moved.n;
+    p.regions.push(moved);
+    const vmas = new Map<NVma, NVma>();
+    for (let i = lo; i < hi; i++) {
+      const pg = p.pages.get(pageKey(r, i));
+      if (pg === undefined) continue;
+      let v = vmas.get(pg.vma);
+      if (v === undefined) {
+        v = { anonVma: pg.vma.anonVma, anonId: pg.vma.anonId };
+        vmas.set(pg.vma, v);
+      }
+      pg.vma = v;
+      p.pages.delete(pageKey(r, i));
+      p.pages.set(pageKey(moved, i - lo), pg);
+    }
+    this.merge(p);
+    return moved;
+  }
+
+  /**
+   * What a load of the page would return, with no fault taken and nothing changed: null for
+   * SIGSEGV (nothing mapped), 0 for a missing PTE or the zero page, a swap entry's content.
+   */
+  peek(p: NProc, r: NRegion, i: number): number | null {
+    const pg = p.pages.get(pageKey(r, i));
+    if (pg === undefined) return null;
+    if (pg.swp !== null) return pg.swp.slot.cache?.value ?? pg.swp.slot.value;
+    return pg.pte?.frame?.value ?? 0;
   }
 
   /**
