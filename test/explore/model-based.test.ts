@@ -8,7 +8,7 @@
 //   and the search tree's rebuild of a state from its parent are the model's own semantics;
 // - for the operations the naive reference model knows (test/naive/model.ts: write, read,
 //   fork, exit, munmap, mprotect, dontfork, wipeonfork, dontneed, the pins pin, pin-ro and
-//   pin-fast, gup, vmsplice, unpin, put, device-write, device-read, handle-read, mremap, and
+//   pin-fast, gup, vmsplice, unpin, put, device-write, device-read, handle-read, clear-softdirty, mremap, and
 //   swapout from 5.19 on), on v6 and on the older profiles whose rules for them the naive model
 //   has: every read sees what the naive model reads, or faults where it faults; a handle is
 //   taken (or EFAULT) where the naive model takes it; the device reads through a pin what the
@@ -32,7 +32,7 @@ import { input } from './helpers.js';
 
 const NAIVE_OPS: readonly OpName[] = [
   'write', 'read', 'fork', 'exit', 'munmap', 'mprotect', 'dontfork', 'wipeonfork', 'dontneed',
-  'pin', 'pin-ro', 'pin-fast', 'gup', 'vmsplice', 'unpin', 'put', 'device-write', 'device-read', 'handle-read',
+  'pin', 'pin-ro', 'pin-fast', 'gup', 'vmsplice', 'unpin', 'put', 'device-write', 'device-read', 'handle-read', 'clear-softdirty',
 ];
 /** With swap (reclaim and swap-in), which the naive model knows under PG_anon_exclusive (5.19 on). */
 const NAIVE_SWAP_OPS: readonly OpName[] = [...NAIVE_OPS, 'swapout'];
@@ -285,6 +285,9 @@ function naiveStep(
       n.moved[(op >>> 20) & 15]!.set(step.region!, moved ?? { id: -1, n: 0, base: 0 });
       return;
     }
+    case 'clear-softdirty':
+      n.k.clearSoftdirty(p);
+      return;
     case 'swapout': {
       // Which page reclaim took: the model's summary counts them.
       const did = n.k.swapout(p, n.region, pg);
@@ -339,7 +342,7 @@ test('model-based: on the older profiles, reads agree with the naive model under
   // The profiles whose switches for these operations the naive rule sets cover (not v5.8: its
   // GUP breaks COW; v5.14 and v5.18 differ from v5.9 only in what these operations do not reach).
   const older: [string, NaiveOptions][] = [
-    ['v5.7', V5_7_RULES], ['v5.9-rc4', { ...V5_9_RULES, earlyCow: false }], ['v5.9', V5_9_RULES], ['v5.18', { ...V5_9_RULES, swapin: undefined }],
+    ['v5.7', V5_7_RULES], ['v5.9-rc4', { ...V5_9_RULES, earlyCow: false }], ['v5.9', V5_9_RULES], ['v5.18', { ...V5_9_RULES, swapin: undefined, clearRefsSkipsPinned: true }],
     ['v5.19', V5_19_RULES], ['v6.2', V6_2_RULES],
   ];
   // Swap only where the naive model has its rules (not 5.18's swap-in); mremap everywhere.

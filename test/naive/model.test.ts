@@ -604,3 +604,66 @@ test('the swap variant of CVE-2020-29374: a child\'s pipe keeps a swapped-in pag
     assert.equal(n.read(p, r, 0), 2);
   }
 });
+
+test('clear_refs (soft-dirty) write-protects every present PTE; the next write of an exclusive page reuses it, a shared one is copied (v6)', () => {
+  const n = new NaiveKernel(V6_RULES);
+  const p = n.spawn();
+  const r = n.mmap(p, 3);
+  n.write(p, r, 0, 1);
+  assert.equal(n.read(p, r, 1), 0); // the zero page, read-only already
+  n.write(p, r, 2, 2);
+  const q = n.fork(p); // page 2 shared (not exclusive) from here; page 0 too
+  n.write(p, r, 0, 3); // parent copies page 0 (the child holds the old one): exclusive, writable
+  n.clearSoftdirty(p);
+  const pte = (i: number) => p.pages.get(pageKey(r, i))!.pte!;
+  assert.deepEqual([pte(0).writable, pte(1).writable, pte(2).writable], [false, false, false]);
+  const f0 = pte(0).frame;
+  const before = n.cowCopies;
+  // do_wp_page: page 0 is PG_anon_exclusive -> wp_page_reuse, same frame; page 2 is mapped by
+  // the child too -> wp_page_copy; the child keeps its values.
+  n.write(p, r, 0, 4);
+  assert.equal(pte(0).frame, f0);
+  n.write(p, r, 2, 5);
+  assert.equal(n.cowCopies, before + 1);
+  assert.deepEqual([n.read(p, r, 0), n.read(p, r, 2), n.read(q, r, 0), n.read(q, r, 2)], [4, 5, 1, 2]);
+});
+
+test('clear_refs and a pinned page: 5.11 on it is skipped (pte_is_pinned) and a write stays coherent with the pin; on 5.9 it is write-protected and the write copies it away from the pin (5.7: mapcount reuse, coherent)', () => {
+  for (const [rules, coherent, wp] of [[V6_RULES, true, false], [V5_19_RULES, true, false], [{ ...V5_9_RULES, clearRefsSkipsPinned: true }, true, false], [V5_9_RULES, false, true], [V5_7_RULES, true, true]] as const) {
+    const n = new NaiveKernel(rules);
+    const p = n.spawn();
+    const r = n.mmap(p, 2);
+    n.write(p, r, 0, 1);
+    n.write(p, r, 1, 1);
+    const pin = n.pin(p, r, 0, { write: true, longterm: false })!; // O_DIRECT-like: the device reads later
+    n.clearSoftdirty(p);
+    assert.equal(p.pages.get(pageKey(r, 0))!.pte!.writable, !wp, `${rules.reuse}: is the pinned PTE write-protected`);
+    assert.equal(p.pages.get(pageKey(r, 1))!.pte!.writable, false, 'an unpinned page is write-protected on every kernel');
+    // The process writes its buffer, the device then reads it through the pin: on 5.9 the
+    // write fault saw page_count > 1 (the pin) and copied; the pin holds the old value.
+    n.write(p, r, 0, 2);
+    assert.equal(n.deviceRead(pin), coherent ? 2 : 1);
+    assert.equal(n.read(p, r, 0), 2);
+    // The unpinned page: reused everywhere (exclusive, refcount 1, mapcount 1).
+    const copies = n.cowCopies;
+    n.write(p, r, 1, 3);
+    assert.equal(n.cowCopies, copies);
+    n.unpin(pin);
+  }
+});
+
+test('clear_refs on 5.11+ skips only maybe-pinned pages of an mm with MMF_HAS_PINNED: a FOLL_GET reference is write-protected, and v6 reuses it at the write', () => {
+  // pte_is_pinned tests MMF_HAS_PINNED first, then folio_maybe_dma_pinned: a gup reference sets
+  // neither, so the PTE is write-protected like any other.
+  const n = new NaiveKernel(V6_RULES);
+  const p = n.spawn();
+  const r = n.mmap(p, 1);
+  n.write(p, r, 0, 1);
+  const ref = n.gup(p, r, 0)!; // FOLL_GET: no MMF_HAS_PINNED, refcount 2
+  n.clearSoftdirty(p);
+  assert.equal(p.pages.get(pageKey(r, 0))!.pte!.writable, false);
+  // v6: still PG_anon_exclusive, so the write reuses the page and the reference sees it.
+  n.write(p, r, 0, 2);
+  assert.equal(n.pipeRead(ref), 2);
+  n.putRef(ref);
+});

@@ -155,22 +155,25 @@ export interface NaiveOptions {
   swapin?: 'reuse_swap_page' | 'exclusive-bit';
   /** Reclaim keeps maybe-pinned pages out of the swap cache (5.11, feb889fb40fa). */
   reclaimSkipsPinned?: boolean;
+  /** clear_refs (soft-dirty) leaves a writable PTE of a maybe-pinned page alone (5.11, 9348b73c2e1b: pte_is_pinned). */
+  clearRefsSkipsPinned?: boolean;
 }
 
 /** Linux 6.2 on. */
 export const V6_RULES: NaiveOptions = {
-  reuse: 'anon-exclusive', pae: true, mprotectUpgrade: true, unshare: 'all', earlyCow: true, swapinReadWritable: true, swapin: 'exclusive-bit', reclaimSkipsPinned: true,
+  reuse: 'anon-exclusive', pae: true, mprotectUpgrade: true, unshare: 'all', earlyCow: true, swapinReadWritable: true, swapin: 'exclusive-bit', reclaimSkipsPinned: true, clearRefsSkipsPinned: true,
 };
 /** 6.2 to 6.10: as V6_RULES, but a swap-in maps the page writable only on a write fault. */
 export const V6_2_RULES: NaiveOptions = { ...V6_RULES, swapinReadWritable: false };
 /** 5.19 to 6.1 but for mprotect (6.0): R/O pins unshare anonymous pages, not the zero page. */
 export const V5_19_RULES: NaiveOptions = {
-  reuse: 'anon-exclusive', pae: true, mprotectUpgrade: false, unshare: 'anon', earlyCow: true, swapin: 'exclusive-bit', reclaimSkipsPinned: true,
+  reuse: 'anon-exclusive', pae: true, mprotectUpgrade: false, unshare: 'anon', earlyCow: true, swapin: 'exclusive-bit', reclaimSkipsPinned: true, clearRefsSkipsPinned: true,
 };
 /**
  * 5.9 to 5.18: reuse only when page_count == 1; early COW at fork; no unsharing. Swap as in 5.9
- * and 5.10 (reuse_swap_page at swap-in, pinned pages reclaimed); 5.11 keeps pinned pages and
- * 5.18 has its own swap-in rule (not modelled: give `swapin: undefined`).
+ * and 5.10 (reuse_swap_page at swap-in, pinned pages reclaimed, clear_refs write-protects pinned
+ * pages); 5.11 keeps pinned pages (give `clearRefsSkipsPinned: true`) and 5.18 has its own
+ * swap-in rule (not modelled: give `swapin: undefined`).
  */
 export const V5_9_RULES: NaiveOptions = {
   reuse: 'pagecount', pae: false, mprotectUpgrade: false, unshare: 'none', earlyCow: true, swapin: 'reuse_swap_page', reclaimSkipsPinned: false,
@@ -762,6 +765,27 @@ export class NaiveKernel {
     }
     this.merge(p);
     return moved;
+  }
+
+  /**
+   * echo 4 > /proc/PID/clear_refs (clear_refs_write, CLEAR_REFS_SOFT_DIRTY): every VMA loses
+   * VM_SOFTDIRTY and every present PTE is write-protected with its soft-dirty bit cleared
+   * (clear_soft_dirty; a swap PTE only loses the bit), so that the next write faults. From 5.11
+   * (pte_is_pinned) a writable PTE of a maybe-pinned page in a COW mapping of an mm with
+   * MMF_HAS_PINNED is left as it is. The next write fault is an ordinary do_wp_page: an exclusive
+   * page is reused (5.19 on, so values stay right), under 5.9's page-count rule a pinned page is
+   * copied away from its pin, under 5.7's mapcount rule it is reused. Soft-dirty bits and
+   * VM_SOFTDIRTY themselves are not kept: what they change (mprotect's upgrade of a PTE that is
+   * not soft-dirty, can_change_pte_writable) shows in no value.
+   */
+  clearSoftdirty(p: NProc): void {
+    for (const pg of p.pages.values()) {
+      const pte = pg.pte;
+      if (pte === null || !pte.writable) continue;
+      const f = pte.frame;
+      if (this.rules.clearRefsSkipsPinned === true && p.hasPinned && f !== null && NaiveKernel.maybeDmaPinned(f)) continue;
+      pte.writable = false;
+    }
   }
 
   /**
