@@ -288,6 +288,12 @@ function naiveStep(
     case 'clear-softdirty':
       n.k.clearSoftdirty(p);
       return;
+    case 'mergeable':
+      n.k.madvise(p, n.region, pg, pg + 1, 'mergeable');
+      return;
+    case 'ksm-merge':
+      n.k.ksmMerge();
+      return;
     case 'swapout': {
       // Which page reclaim took: the model's summary counts them.
       const did = n.k.swapout(p, n.region, pg);
@@ -336,6 +342,17 @@ test('model-based: on v6, reclaim and swap-in agree with the naive model (a swap
   // a pipe's or pin's reference, reclaim, a fault, a read through the handle) come often.
   const ops: OpName[] = ['write', 'read', 'fork', 'exit', 'swapout', 'vmsplice', 'gup', 'put', 'handle-read', 'pin-ro', 'unpin', 'device-read', 'dontneed'];
   runs('v6', ops, { naive: V6_RULES, numRuns: 8000, maxCommands: 20 });
+});
+
+test('model-based: on v6, KSM agrees with the naive model (MADV_MERGEABLE, ksmd merging identical pages, a write copying a KSM page, pins and references refusing a merge, fork sharing KSM pages)', () => {
+  // No swapout (the naive model does not reclaim KSM pages) and no mremap (n/a on KSM pages).
+  runs('v6', [...NAIVE_OPS, 'mergeable', 'ksm-merge'], { naive: V6_RULES, numRuns: 1500, maxCommands: 30 });
+  // A KSM-focused draw: every write stores a new value, so two frames hold the same content only
+  // after a copy that keeps it (fork's early COW of a pinned page, an R/O pin's unshare, a R/W
+  // pin's write fault on a shared page): fewer operations, so that such a chain, MADV_MERGEABLE
+  // and a merge followed by a write, a reference or a device read come often.
+  const focus: OpName[] = ['write', 'read', 'fork', 'exit', 'dontneed', 'mergeable', 'ksm-merge', 'pin', 'pin-ro', 'unpin', 'gup', 'vmsplice', 'put', 'handle-read', 'device-read', 'clear-softdirty'];
+  runs('v6', focus, { naive: V6_RULES, numRuns: 4000, maxCommands: 25 });
 });
 
 test('model-based: on the older profiles, reads agree with the naive model under their rules (5.7 mapcount reuse; 5.9-rc4 page count; 5.9-5.18 early COW; 5.19 PG_anon_exclusive and unsharing)', () => {

@@ -667,3 +667,110 @@ test('clear_refs on 5.11+ skips only maybe-pinned pages of an mm with MMF_HAS_PI
   assert.equal(n.pipeRead(ref), 2);
   n.putRef(ref);
 });
+
+/** Two processes' pages of equal content: p writes, forks; q's R/W pin copies the shared page (same value), then unpins. */
+function ksmPair(): { n: NaiveKernel; p: NProc; q: NProc; r: NRegion } {
+  const n = new NaiveKernel(V6_RULES);
+  const p = n.spawn();
+  const r = n.mmap(p, 1);
+  n.madvise(p, r, 0, 1, 'mergeable');
+  n.write(p, r, 0, 7);
+  const q = n.fork(p); // VM_MERGEABLE inherited, q registered with KSM (ksm_fork)
+  const pin = n.pin(q, r, 0, { write: true, longterm: true })!; // FOLL_WRITE: wp_page_copy, value kept
+  n.unpin(pin);
+  return { n, p, q, r };
+}
+
+test('KSM merges two equal anonymous pages of mergeable VMAs into one write-protected KSM page; a write always copies it, even when mapped once (v6)', () => {
+  const { n, p, q, r } = ksmPair();
+  assert.notEqual(frameOf(p, r, 0), frameOf(q, r, 0));
+  // Scan order: p (registered first), then q. p's page goes to the unstable tree; q's page,
+  // scanned second, becomes the KSM page and p's PTE is replaced by it (try_to_merge_two_pages).
+  const qFrame = frameOf(q, r, 0)!;
+  assert.equal(n.ksmMerge() > 0, true);
+  const k = frameOf(p, r, 0)!;
+  assert.equal(k, qFrame, 'the page scanned second is the KSM page');
+  assert.equal(frameOf(q, r, 0), k);
+  assert.deepEqual([k.ksm, k.stable, k.exclusive, k.mapcount, k.refcount], [true, true, false, 2, 2]);
+  assert.deepEqual([p.pages.get(pageKey(r, 0))!.pte!.writable, q.pages.get(pageKey(r, 0))!.pte!.writable], [false, false]);
+  // A gup reference on the KSM page (FOLL_GET never unshares), then q's write: copied.
+  const ref = n.gup(p, r, 0)!;
+  n.write(q, r, 0, 8);
+  n.exit(q);
+  // p now maps k alone, refcount 2 (the reference): still a KSM page, wp_can_reuse_anon_folio
+  // refuses KSM pages, so p's write copies and the reference keeps the merged content.
+  n.write(p, r, 0, 9);
+  assert.notEqual(frameOf(p, r, 0), k);
+  assert.deepEqual([n.read(p, r, 0), n.pipeRead(ref)], [9, 7]);
+  n.putRef(ref);
+});
+
+test('KSM refuses a page with a reference besides its mappings (write_protect_page: mapcount + swap cache != refcount); after put it merges', () => {
+  const { n, p, q, r } = ksmPair();
+  // q's copy is exclusive: write_protect_page checks it. A pipe's reference refuses the merge.
+  const pipe = n.vmsplice(q, r, 0)!;
+  assert.equal(n.ksmMerge(), 0);
+  assert.notEqual(frameOf(p, r, 0), frameOf(q, r, 0));
+  // q writes: its page is exclusive and not KSM, so it is reused and the pipe sees the write.
+  n.write(q, r, 0, 8);
+  assert.equal(n.pipeRead(pipe), 8);
+  n.closePipe(pipe);
+  n.write(q, r, 0, 7); // equal again, nothing else holds it
+  assert.equal(n.ksmMerge() > 0, true);
+  assert.equal(frameOf(p, r, 0), frameOf(q, r, 0));
+});
+
+test('KSM and pins: a pinned page is never merged, and an R/O pin on a KSM page unshares it (not PG_anon_exclusive: a copy)', () => {
+  const { n, p, q, r } = ksmPair();
+  // p's page lost PG_anon_exclusive at fork and is mapped once now: the unshare fault reuses it
+  // (refcount 1, marked exclusive), and the pin holds it.
+  const pin = n.pin(p, r, 0, { write: false, longterm: true })!;
+  assert.equal(n.ksmMerge(), 0, 'the pinned copy is refused; q\'s page has no partner');
+  n.unpin(pin);
+  n.ksmMerge();
+  const k = frameOf(p, r, 0)!;
+  assert.equal(k.ksm, true);
+  const ro = n.pin(q, r, 0, { write: false, longterm: true })!;
+  assert.notEqual(ro.frame, k, 'gup_must_unshare: a KSM page is never exclusive');
+  assert.equal(n.deviceRead(ro), 7);
+  assert.equal(frameOf(p, r, 0), k);
+  n.unpin(ro);
+});
+
+test('KSM leaves alone the zero page, pages outside VM_MERGEABLE and a frame shared by fork (not merged with itself)', () => {
+  const n = new NaiveKernel(V6_RULES);
+  const p = n.spawn();
+  const r = n.mmap(p, 3);
+  n.madvise(p, r, 0, 2, 'mergeable');
+  assert.equal(n.read(p, r, 0), 0); // the zero page: not anonymous, skipped
+  n.write(p, r, 1, 5);
+  n.write(p, r, 2, 5); // same content, but page 2's VMA is not mergeable
+  const q = n.fork(p); // page 1's frame now mapped by p and q: the same frame, not a pair
+  assert.equal(n.ksmMerge(), 0);
+  assert.equal(frameOf(p, r, 0), null);
+  assert.equal(frameOf(p, r, 1), frameOf(q, r, 1));
+  assert.equal(frameOf(p, r, 1)!.ksm ?? false, false);
+});
+
+test('a clean read-only PTE of a shared page skips write_protect_page\'s reference check: KSM takes it with a pipe\'s reference on it (v6)', () => {
+  // p writes, swaps out, forks (the swap entry is shared, not exclusive); q swaps in by a read
+  // (read-only, clean: no pte_mkdirty) and splices it into a pipe; p's copy elsewhere has equal
+  // content. The refcount check is skipped for q's clean R/O PTE of a non-exclusive page.
+  const n = new NaiveKernel(V6_RULES);
+  const p = n.spawn();
+  const r = n.mmap(p, 2);
+  n.madvise(p, r, 0, 2, 'mergeable');
+  n.write(p, r, 0, 4);
+  n.swapout(p, r, 0);
+  const q = n.fork(p);
+  assert.equal(n.read(q, r, 0), 4);
+  const pte = q.pages.get(pageKey(r, 0))!.pte!;
+  assert.deepEqual([pte.writable, pte.dirty, pte.frame!.exclusive], [false, false, false]);
+  const pipe = n.vmsplice(q, r, 0)!;
+  // p's page 1: equal content, written (dirty, exclusive, no reference: the check passes).
+  n.write(p, r, 1, 4);
+  assert.ok(n.ksmMerge() > 0);
+  assert.equal(frameOf(q, r, 0)!.ksm, true);
+  assert.equal(n.pipeRead(pipe), 4);
+  n.closePipe(pipe);
+});

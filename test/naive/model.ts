@@ -38,6 +38,10 @@ export interface NFrame {
   value: number;
   /** The swap slot whose swap cache holds this frame (folio_test_swapcache; the cache holds one reference). */
   swapcache: NSwap | null;
+  /** PageKsm: a KSM page (never PG_anon_exclusive; a write or unshare fault always copies it). */
+  ksm?: boolean;
+  /** In KSM's stable tree (a KSM page that ksmd made and kept; stable_tree_insert). */
+  stable?: boolean;
 }
 
 /**
@@ -61,6 +65,11 @@ export interface NPte {
   /** null: the shared zero page (no refcount, no mapcount). */
   frame: NFrame | null;
   writable: boolean;
+  /**
+   * pte_dirty: set by a store and by the faults that map a page for writing (pte_mkdirty),
+   * kept by fork, mprotect, clear_refs and mremap, cleared by KSM's write_protect_page.
+   */
+  dirty: boolean;
 }
 
 /** What the pages of one VMA share. */
@@ -75,6 +84,8 @@ export interface NPage {
   prot: Prot;
   dontfork: boolean;
   wipeonfork: boolean;
+  /** VM_MERGEABLE (MADV_MERGEABLE). */
+  mergeable?: boolean;
   pte: NPte | null;
   /** A swap entry in the PTE (then `pte` is null). */
   swp: NSwapPte | null;
@@ -211,6 +222,10 @@ export class NaiveKernel {
   private nextSlot = 1;
   /** Pages reclaim swapped out. */
   swapOuts = 0;
+  /** KSM's list of registered mms (ksm_mm_head), in scan order. */
+  readonly ksmMms: NProc[] = [];
+  /** Pages ksmd merged (replace_page) and KSM pages it made. */
+  ksmMerged = 0;
 
   constructor(readonly rules: NaiveOptions = V6_RULES) {}
 
@@ -282,7 +297,7 @@ export class NaiveKernel {
   }
 
   private static sameFlags(a: NPage, b: NPage): boolean {
-    return a.prot === b.prot && a.dontfork === b.dontfork && a.wipeonfork === b.wipeonfork;
+    return a.prot === b.prot && a.dontfork === b.dontfork && a.wipeonfork === b.wipeonfork && (a.mergeable ?? false) === (b.mergeable ?? false);
   }
 
   /** vma_merge(): neighbouring VMAs with the same flags and compatible anon_vmas become one. */
@@ -331,6 +346,7 @@ export class NaiveKernel {
       this.writeFault(p, pg);
     }
     pg.pte!.frame!.value = value;
+    pg.pte!.dirty = true;
     return true;
   }
 
@@ -347,7 +363,7 @@ export class NaiveKernel {
     if (pte === null) {
       // do_anonymous_page, write: a new exclusive zeroed page, mapped writable.
       this.anonPrepare(p, pg);
-      pg.pte = { frame: this.newFrame(0), writable: true };
+      pg.pte = { frame: this.newFrame(0), writable: true, dirty: true };
       p.rss++;
       return;
     }
@@ -369,12 +385,13 @@ export class NaiveKernel {
       if (unshare) return;
       this.reuses++; // wp_page_reuse
       pte.writable = true;
+      pte.dirty = true;
       return;
     }
     this.anonPrepare(p, pg);
     this.cowCopies++;
     // The zero page is copied into a zeroed page (no mapping of it to drop).
-    pg.pte = { frame: this.newFrame(old === null ? 0 : old.value), writable: !unshare };
+    pg.pte = { frame: this.newFrame(old === null ? 0 : old.value), writable: !unshare, dirty: !unshare };
     if (old === null) {
       p.rss++;
       return;
@@ -387,6 +404,8 @@ export class NaiveKernel {
   private canReuse(f: NFrame): boolean {
     switch (this.rules.reuse) {
       case 'anon-exclusive':
+        // wp_can_reuse_anon_folio: a KSM page is always copied.
+        if (f.ksm === true) return false;
         // wp_can_reuse_anon_folio: more references than ours and the swap cache's: copy; the
         // swap cache is freed (folio_free_swap) when no swap entry still refers to the slot.
         if (f.exclusive) return true;
@@ -419,7 +438,7 @@ export class NaiveKernel {
       this.swapIn(p, pg, false);
       return;
     }
-    pg.pte = { frame: null, writable: false };
+    pg.pte = { frame: null, writable: false, dirty: false };
   }
 
   /**
@@ -448,7 +467,7 @@ export class NaiveKernel {
       const writable = write && this.reuseSwapPage(f) && pg.prot === 'rw';
       slot.count--;
       f.mapcount++;
-      pg.pte = { frame: f, writable };
+      pg.pte = { frame: f, writable, dirty: writable };
       p.rss++;
       return;
     }
@@ -461,7 +480,8 @@ export class NaiveKernel {
       writable = pg.prot === 'rw' && (write || this.rules.swapinReadWritable === true);
     }
     f.mapcount++;
-    pg.pte = { frame: f, writable };
+    // pte_mkdirty only for a write fault mapped writable here (a read fault's writable PTE is clean).
+    pg.pte = { frame: f, writable, dirty: write && writable };
     p.rss++;
     // A write fault that did not end writable goes on to do_wp_page (the caller's writeFault).
   }
@@ -482,6 +502,7 @@ export class NaiveKernel {
     const pg = p.pages.get(pageKey(r, i));
     const f = pg?.pte?.frame ?? null;
     if (pg === undefined || f === null || f.mapcount !== 1) return false;
+    if (f.ksm === true) throw new Error('reclaim of a KSM page is not modelled by the naive model');
     if (NaiveKernel.maybeDmaPinned(f)) {
       // shrink_folio_list: pinned, kept off swap (5.11 on).
       if (this.rules.reclaimSkipsPinned === true && f.swapcache === null) return false;
@@ -630,6 +651,9 @@ export class NaiveKernel {
 
   fork(parent: NProc): NProc {
     const child = this.spawn();
+    // ksm_fork: a child of an mm registered with KSM (MMF_VM_MERGEABLE) is registered too, at the
+    // list's tail (__ksm_enter behind ksmd's cursor, which rests at the list head between runs).
+    if (this.ksmMms.includes(parent)) this.ksmMms.push(child);
     child.regions = parent.regions.slice();
     child.next = parent.next;
     const vmas = new Map<NVma, NVma>();
@@ -642,7 +666,7 @@ export class NaiveKernel {
         cv = { anonVma: anon, anonId: anon ? this.nextAnon++ : 0 };
         vmas.set(pg.vma, cv);
       }
-      const cp: NPage = { vma: cv, prot: pg.prot, dontfork: false, wipeonfork: pg.wipeonfork, pte: null, swp: null };
+      const cp: NPage = { vma: cv, prot: pg.prot, dontfork: false, wipeonfork: pg.wipeonfork, mergeable: pg.mergeable, pte: null, swp: null };
       child.pages.set(key, cp);
       // VM_WIPEONFORK: an empty VMA. No anon_vma: nothing to copy (vma_needs_copy).
       if (pg.wipeonfork || !pg.vma.anonVma) continue;
@@ -656,7 +680,7 @@ export class NaiveKernel {
       if (pg.pte === null) continue;
       const f = pg.pte.frame;
       if (f === null) {
-        cp.pte = { frame: null, writable: false };
+        cp.pte = { frame: null, writable: false, dirty: false };
         continue;
       }
       // copy_present_ptes: a page that may be pinned (MMF_HAS_PINNED, folio_maybe_dma_pinned;
@@ -664,7 +688,7 @@ export class NaiveKernel {
       // child at once (copy_present_page: new, exclusive, writable if the VMA is); the parent's
       // PTE and page are left as they are.
       if (this.rules.earlyCow && parent.hasPinned && NaiveKernel.maybeDmaPinned(f) && (!this.rules.pae || f.exclusive)) {
-        cp.pte = { frame: this.newFrame(f.value), writable: cp.prot === 'rw' };
+        cp.pte = { frame: this.newFrame(f.value), writable: cp.prot === 'rw', dirty: true };
         child.rss++;
         this.forkCopies++;
         continue;
@@ -674,13 +698,16 @@ export class NaiveKernel {
       f.refcount++;
       f.exclusive = false;
       pg.pte.writable = false;
-      cp.pte = { frame: f, writable: false };
+      cp.pte = { frame: f, writable: false, dirty: pg.pte.dirty };
       child.rss++;
     }
     return child;
   }
 
   exit(p: NProc): void {
+    // ksm_exit: the mm leaves KSM's list.
+    const at = this.ksmMms.indexOf(p);
+    if (at >= 0) this.ksmMms.splice(at, 1);
     for (const pg of p.pages.values()) this.zap(p, pg);
     p.pages.clear();
     p.alive = false;
@@ -714,13 +741,21 @@ export class NaiveKernel {
     return end === hi;
   }
 
-  madvise(p: NProc, r: NRegion, lo: number, hi: number, advice: 'dontfork' | 'dofork' | 'wipeonfork' | 'keeponfork' | 'dontneed'): void {
+  /**
+   * madvise(2). MADV_MERGEABLE (ksm_madvise) sets VM_MERGEABLE on the range's VMAs (split and
+   * merged like any flag) and registers the mm with KSM (__ksm_enter) on its first use.
+   */
+  madvise(p: NProc, r: NRegion, lo: number, hi: number, advice: 'dontfork' | 'dofork' | 'wipeonfork' | 'keeponfork' | 'dontneed' | 'mergeable'): void {
     if (advice === 'dontneed') {
       for (let i = lo; i < hi; i++) {
         const pg = p.pages.get(pageKey(r, i));
         if (pg !== undefined) this.zap(p, pg);
       }
       return;
+    }
+    if (advice === 'mergeable') {
+      if (!this.rules.pae) throw new Error('KSM is modelled by the naive model under PG_anon_exclusive (5.19 on) only');
+      if (!this.ksmMms.includes(p)) this.ksmMms.push(p);
     }
     this.split(p, r, lo, hi);
     for (let i = lo; i < hi; i++) {
@@ -729,6 +764,7 @@ export class NaiveKernel {
       if (advice === 'dontfork') pg.dontfork = true;
       else if (advice === 'dofork') pg.dontfork = false;
       else if (advice === 'wipeonfork') pg.wipeonfork = true;
+      else if (advice === 'mergeable') pg.mergeable = true;
       else pg.wipeonfork = false;
     }
     this.merge(p);
@@ -765,6 +801,104 @@ export class NaiveKernel {
     }
     this.merge(p);
     return moved;
+  }
+
+  /**
+   * write_protect_page(): KSM takes the page mapped by pg only if nothing but its mappings and
+   * the swap cache hold it (folio_mapcount + swap cache == refcount, besides ksmd's own
+   * reference): a GUP reference, a pipe's or a pin refuses it. That check (and the change) runs
+   * only for a PTE that is writable or dirty or maps a PG_anon_exclusive page; then the PTE is
+   * made read-only and clean and the page stops being exclusive (folio_try_share_anon_rmap_pte).
+   * A clean read-only PTE of a shared page is taken as it is, extra references and all.
+   */
+  private ksmWriteProtect(pg: NPage): boolean {
+    const pte = pg.pte!;
+    const f = pte.frame!;
+    if (!pte.writable && !pte.dirty && !f.exclusive) return true;
+    if (f.mapcount + (f.swapcache !== null ? 1 : 0) !== f.refcount) return false;
+    f.exclusive = false;
+    pte.writable = false;
+    pte.dirty = false;
+    return true;
+  }
+
+  /**
+   * replace_page(): pg maps the KSM page kpage instead, read-only and clean (mk_pte from the
+   * VMA's vm_page_prot); the old page loses the mapping and a reference, and its swap cache when
+   * it is mapped nowhere and no swap entry refers to it (folio_free_swap).
+   */
+  private ksmReplace(pg: NPage, kpage: NFrame): void {
+    const old = pg.pte!.frame!;
+    kpage.refcount++;
+    kpage.mapcount++;
+    pg.pte = { frame: kpage, writable: false, dirty: false };
+    old.mapcount--;
+    if (old.mapcount === 0 && old.swapcache !== null && old.swapcache.count === 0) this.dropCache(old.swapcache);
+    this.put(old);
+    this.ksmMerged++;
+  }
+
+  /**
+   * `ksm merge`: ksmd's full passes (ksm_do_scan) until one merges nothing (checksums, which
+   * only delay a page's turn by a pass, are left out). A pass walks the registered mms in list
+   * order, each one's VM_MERGEABLE VMAs by address, and takes each present anonymous page
+   * (scan_get_next_rmap_item: not the zero page, not a swap entry) to cmp_and_merge_page:
+   * - a page of the stable tree (a KSM page already) stays as it is (stable_tree_search finds
+   *   the page itself: "ksm page forked");
+   * - else a stable KSM page of the same content: try_to_merge_one_page write-protects the page
+   *   (write_protect_page) and maps the KSM page there (replace_page); refused, nothing happens;
+   * - else a page of this pass's unstable tree with the same content (not the same frame):
+   *   try_to_merge_two_pages makes the page being scanned (the second) a KSM page, write-
+   *   protected, then maps it at the tree page's place; if the tree page is refused, break_cow
+   *   unshares the new KSM page again (FAULT_FLAG_UNSHARE: a copy, read-only). A new KSM page
+   *   joins the stable tree (stable_tree_insert);
+   * - else the page goes into the unstable tree.
+   * Modelled under PG_anon_exclusive (5.19 on) only.
+   */
+  ksmMerge(): number {
+    if (!this.rules.pae) throw new Error('KSM is modelled by the naive model under PG_anon_exclusive (5.19 on) only');
+    const before = this.ksmMerged;
+    for (;;) {
+      const pass = this.ksmMerged;
+      const stable = new Map<number, NFrame>();
+      for (const f of this.frames) if (f.ksm === true && f.stable === true && !stable.has(f.value)) stable.set(f.value, f);
+      const unstable = new Map<number, { p: NProc; pg: NPage }>();
+      for (const p of this.ksmMms) {
+        const pages = this.byAddress(p);
+        for (const addr of [...pages.keys()].sort((x, y) => x - y)) {
+          const pg = pages.get(addr)!;
+          const f = pg.pte?.frame ?? null;
+          if (pg.mergeable !== true || f === null) continue;
+          if (f.ksm === true && f.stable === true) continue;
+          const kpage = stable.get(f.value);
+          if (kpage !== undefined) {
+            if (this.ksmWriteProtect(pg)) this.ksmReplace(pg, kpage);
+            continue;
+          }
+          const tree = unstable.get(f.value);
+          if (tree === undefined) {
+            unstable.set(f.value, { p, pg });
+            continue;
+          }
+          const tf = tree.pg.pte?.frame ?? null;
+          if (tf === f) continue; // "Don't merge with itself"
+          if (tf === null || tf.value !== f.value) continue;
+          if (!this.ksmWriteProtect(pg)) continue;
+          f.ksm = true; // try_to_merge_one_page with no kpage: PageKsm now
+          if (this.ksmWriteProtect(tree.pg)) {
+            this.ksmReplace(tree.pg, f);
+            f.stable = true;
+            stable.set(f.value, f);
+            unstable.delete(f.value);
+            this.ksmMerged++;
+          } else {
+            // break_cow: an unshare fault on the new KSM page copies it (never reused).
+            this.wpFault(p, pg, true);
+          }
+        }
+      }
+      if (this.ksmMerged === pass) return this.ksmMerged - before;
+    }
   }
 
   /**
