@@ -8,8 +8,9 @@
 //   and the search tree's rebuild of a state from its parent are the model's own semantics;
 // - for the operations the naive reference model knows (test/naive/model.ts: write, read,
 //   fork, exit, munmap, mprotect, dontfork, wipeonfork, dontneed, the pins pin, pin-ro and
-//   pin-fast, gup, vmsplice, unpin, put, device-write, device-read, handle-read, clear-softdirty, mremap, and
-//   swapout from 5.19 on), on v6 and on the older profiles whose rules for them the naive model
+//   pin-fast, gup, vmsplice, unpin, put, device-write, device-read, handle-read, clear-softdirty, mremap,
+//   swapout from 5.19 on, and mergeable and ksm-merge on v6, 6.2 and 5.19, in runs of their own
+//   without swapout and mremap), on v6 and on the older profiles whose rules for them the naive model
 //   has: every read sees what the naive model reads, or faults where it faults; a handle is
 //   taken (or EFAULT) where the naive model takes it; the device reads through a pin what the
 //   naive pin holds, and a process reads from a pipe what the naive pipe holds; reclaim swaps a
@@ -311,10 +312,13 @@ interface Runs {
   naive: NaiveOptions | null;
   numRuns: number;
   maxCommands: number;
+  /** Commands every run starts with (not shrunk, not in the counterexample: the test's title says them). */
+  prefix?: readonly [OpName, number][];
 }
 
 function runs(kernel: string, ops: readonly OpName[], o: Runs): void {
-  const inp = input(kernel, { ops, pages: PAGES, procs: 3, handles: 2, threads: 2 });
+  // An operation named more than once is drawn more often.
+  const inp = input(kernel, { ops: [...new Set(ops)], pages: PAGES, procs: 3, handles: 2, threads: 2 });
   const takes = ops.map((name) => fc.nat(1000).map((i) => new Take(name, i)));
   // size 'max': as many sequences of every length up to maxCommands (the default favours short ones).
   fc.assert(fc.property(fc.commands(takes, { maxCommands: o.maxCommands, size: 'max' }), (cmds) => {
@@ -325,7 +329,8 @@ function runs(kernel: string, ops: readonly OpName[], o: Runs): void {
       const p = k.spawn();
       naive = { k, procs: [p], region: k.mmap(p, PAGES), values: new Map(), handles: new Map(), moved: [new Map()] };
     }
-    fc.modelRun(() => ({ model: {}, real: { root, r: root.clone(), spare: undefined, path: [], shape: inp.shape, naive } }), cmds);
+    const pre = (o.prefix ?? []).map(([name, i]) => new Take(name, i));
+    fc.modelRun(() => ({ model: {}, real: { root, r: root.clone(), spare: undefined, path: [], shape: inp.shape, naive } }), [...pre, ...cmds]);
   }), { numRuns: o.numRuns, includeErrorInReport: true });
 }
 
@@ -344,15 +349,23 @@ test('model-based: on v6, reclaim and swap-in agree with the naive model (a swap
   runs('v6', ops, { naive: V6_RULES, numRuns: 8000, maxCommands: 20 });
 });
 
-test('model-based: on v6, KSM agrees with the naive model (MADV_MERGEABLE, ksmd merging identical pages, a write copying a KSM page, pins and references refusing a merge, fork sharing KSM pages)', () => {
+test('model-based: on v6 (and 5.19, 6.2), KSM agrees with the naive model (MADV_MERGEABLE, ksmd merging identical pages, a write copying a KSM page, pins and references refusing a merge, fork sharing KSM pages)', () => {
   // No swapout (the naive model does not reclaim KSM pages) and no mremap (n/a on KSM pages).
   runs('v6', [...NAIVE_OPS, 'mergeable', 'ksm-merge'], { naive: V6_RULES, numRuns: 1500, maxCommands: 30 });
   // A KSM-focused draw: every write stores a new value, so two frames hold the same content only
   // after a copy that keeps it (fork's early COW of a pinned page, an R/O pin's unshare, a R/W
   // pin's write fault on a shared page): fewer operations, so that such a chain, MADV_MERGEABLE
   // and a merge followed by a write, a reference or a device read come often.
-  const focus: OpName[] = ['write', 'read', 'fork', 'exit', 'dontneed', 'mergeable', 'ksm-merge', 'pin', 'pin-ro', 'unpin', 'gup', 'vmsplice', 'put', 'handle-read', 'device-read', 'clear-softdirty'];
-  runs('v6', focus, { naive: V6_RULES, numRuns: 4000, maxCommands: 25 });
+  const focus: OpName[] = [
+    'write', 'write', 'fork', 'fork', 'mergeable', 'ksm-merge', 'ksm-merge', 'ksm-merge', 'pin', 'pin', 'pin-ro', 'unpin', 'unpin', 'unpin',
+    'read', 'exit', 'dontneed', 'gup', 'vmsplice', 'put', 'handle-read', 'device-read', 'clear-softdirty',
+  ];
+  // Each run starts with P's two pages made mergeable (P madvise buf[0] mergeable, then buf[1]).
+  runs('v6', focus, { naive: V6_RULES, numRuns: 4000, maxCommands: 25, prefix: [['mergeable', 0], ['mergeable', 1]] });
+  // 5.19 and 6.2 (PG_anon_exclusive, a KSM page always copied): the same draw, fewer runs.
+  for (const [kernel, rules] of [['v5.19', V5_19_RULES], ['v6.2', V6_2_RULES]] as const) {
+    runs(kernel, focus, { naive: rules, numRuns: 800, maxCommands: 25, prefix: [['mergeable', 0], ['mergeable', 1]] });
+  }
 });
 
 test('model-based: on the older profiles, reads agree with the naive model under their rules (5.7 mapcount reuse; 5.9-rc4 page count; 5.9-5.18 early COW; 5.19 PG_anon_exclusive and unsharing)', () => {

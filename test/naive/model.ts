@@ -13,6 +13,9 @@
 // Swap under PG_anon_exclusive (5.19 on): MADV_PAGEOUT reclaim of a page mapped once into a swap
 // slot (swap entries with SWP_EXCLUSIVE, counted per entry, shared by fork), the swap cache, and
 // do_swap_page's swap-in; mremap of pages to a fresh range (their entries move as they are).
+// clear_refs' soft-dirty reset (write-protecting PTEs; pinned pages skipped from 5.11). KSM under
+// PG_anon_exclusive: MADV_MERGEABLE and ksmd's merging (with the PTE's dirty bit, which decides
+// whether write_protect_page checks the page's references).
 //
 // GUP, one page at a time, is __get_user_pages(): check_vma_flags, then follow_page_pte and
 // faultin_page until the page can be grabbed: a missing PTE is faulted in (write or read), a
