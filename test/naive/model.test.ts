@@ -774,3 +774,29 @@ test('a clean read-only PTE of a shared page skips write_protect_page\'s referen
   assert.equal(n.pipeRead(pipe), 4);
   n.closePipe(pipe);
 });
+
+test('KSM\'s unstable-tree pair with a refused partner: the page scanned second was made a KSM page first, and break_cow unshares it again (a read-only copy); the first keeps its reference', () => {
+  const n = new NaiveKernel(V6_RULES);
+  const p = n.spawn();
+  const r = n.mmap(p, 2);
+  n.madvise(p, r, 0, 2, 'mergeable');
+  n.write(p, r, 0, 6);
+  n.write(p, r, 1, 6);
+  const a = frameOf(p, r, 0)!;
+  const b = frameOf(p, r, 1)!;
+  const pipe = n.vmsplice(p, r, 0)!; // page 0: refcount 2, mapcount 1, exclusive: refused
+  // try_to_merge_two_pages: page 1 (scanned second) write-protected and made PageKsm; page 0
+  // refused by write_protect_page; break_cow on page 1: an unshare fault copies the KSM page.
+  assert.equal(n.ksmMerge(), 0);
+  assert.equal(frameOf(p, r, 0), a);
+  assert.equal(p.pages.get(pageKey(r, 0))!.pte!.writable, true, 'the refused page is left as it was (write_protect_page restores the PTE)');
+  const b2 = frameOf(p, r, 1)!;
+  assert.notEqual(b2, b);
+  assert.deepEqual([b2.ksm ?? false, b2.exclusive, p.pages.get(pageKey(r, 1))!.pte!.writable, b.refcount], [false, true, false, 0]);
+  // The copy is exclusive: the next write reuses it; the pipe still sees page 0.
+  const copies = n.cowCopies;
+  n.write(p, r, 1, 8);
+  n.write(p, r, 0, 9);
+  assert.deepEqual([n.cowCopies, frameOf(p, r, 1), n.pipeRead(pipe)], [copies, b2, 9]);
+  n.closePipe(pipe);
+});
