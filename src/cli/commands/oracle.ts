@@ -7,7 +7,7 @@ import type { Profile } from '../../core/profile.js';
 import { OracleUnavailable } from '../../oracle/build.js';
 import { ORACLE_FORMAT, oracleScenario, type OracleResult } from '../../oracle/oracle.js';
 import { DEFAULT_OPS, type Gap, OPEN_GAPS, parseGaps, parseOps } from '../../oracle/random/generate.js';
-import { randomCampaign } from '../../oracle/random/campaign.js';
+import { randomCampaign, settle } from '../../oracle/random/campaign.js';
 import { addCounts, countsText, renderOracle, statusWord, ZERO_COUNTS } from '../../oracle/report.js';
 import { type Assumed, assumeFacts, probedFacts, probedProfile } from '../../oracle/probed.js';
 import { OracleSession } from '../../oracle/session.js';
@@ -42,11 +42,6 @@ function interrupts(): { signal: AbortSignal; done: () => void } {
       process.off('SIGTERM', on);
     },
   };
-}
-
-/** A turn of the event loop: signal handlers run in it. */
-function turn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function openSession(assume: Assumed): OracleSession {
@@ -123,7 +118,7 @@ async function filesMode(io: Io, session: OracleSession, scenarios: ReturnType<t
   try {
     for (const sc of scenarios) {
       const r = oracleScenario(session, sc, profile);
-      await turn();
+      await settle(r);
       if (stop.signal.aborted && r.status === 'error') break; // cut short by the signal
       results.push(r);
       if (!json) io.out(quiet ? `${statusWord(r).padEnd(12)}  ${sc.file}  ${countsText(r.counts)}` : `${renderOracle(r)}\n`);

@@ -64,6 +64,16 @@ function turn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
+/**
+ * After a replay: a turn of the event loop, and after a failed replay a short wait too. A Ctrl-C
+ * reaches the agent and the scenario's processes as well, and the replay can fail at a process
+ * they took with them before this process's handler has run: the wait lets the handler say so.
+ */
+export async function settle(r: { status: string }): Promise<void> {
+  await turn();
+  if (r.status === 'error') await new Promise((resolve) => setTimeout(resolve, 100));
+}
+
 /** A replay the signal cut short: an error (the agent got the signal too), seen after the turn that ran the handler. */
 function cutShort(signal: AbortSignal | undefined, r: OracleResult): boolean {
   return !!signal?.aborted && r.status === 'error';
@@ -101,7 +111,7 @@ export async function randomCampaign(session: OracleSession, base: Profile, opts
       continue;
     }
     const r = oracleScenario(session, filled.scenario, profile, { model: filled.model });
-    await turn();
+    await settle(r);
     if (cutShort(signal, r)) break;
     sum.scenarios++;
     if (filled.model.violations.length > 0) sum.modelViolations++;
