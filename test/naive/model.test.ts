@@ -325,9 +325,7 @@ test('a R/O longterm pin of the zero page unshares into a fresh page on v6 (6.2)
 });
 
 test('a R/W pin faults in for writing: a missing PTE, the zero page, a read-only exclusive page; FOLL_WRITE on a read-only VMA is EFAULT', () => {
-  const n = new NaiveKernel(V5_19_RULES); // no mprotect upgrade: the PTE stays read-only after mprotect rw
-  const p = n.spawn();
-  const r = n.mmap(p, 3);
+  const { n, p, r } = oneProc(V5_19_RULES, 3); // no mprotect upgrade: the PTE stays read-only after mprotect rw
   const a = n.pin(p, r, 0, { write: true, longterm: true })!;
   assert.deepEqual([a.frame!.value, pte(p, r, 0).writable, p.minflt, p.rss], [0, true, 1, 1], 'do_anonymous_page, write');
   n.read(p, r, 1);
@@ -392,9 +390,7 @@ function swpOf(p: NProc, r: NRegion, i: number) {
 
 test('swap-out of an exclusive page: a SWP_EXCLUSIVE entry, the frame freed; swap-in reads the value back into an exclusive page, writable on a read fault from 6.11 only', () => {
   for (const [rules, writableAfterRead] of [[V6_RULES, true], [V6_2_RULES, false], [V5_19_RULES, false]] as const) {
-    const n = new NaiveKernel(rules);
-    const p = n.spawn();
-    const r = n.mmap(p, 1);
+    const { n, p, r } = oneProc(rules, 1);
     n.write(p, r, 0, 7);
     const f = frameOf(p, r, 0)!;
     // try_to_unmap_one: PG_anon_exclusive moves into the swap entry; nothing else holds the
@@ -408,7 +404,7 @@ test('swap-out of an exclusive page: a SWP_EXCLUSIVE entry, the frame freed; swa
     // RMAP_EXCLUSIVE, and pte_mkwrite on a read fault only from 6.11 (c18160dba5ff).
     assert.equal(n.read(p, r, 0), 7);
     const g = frameOf(p, r, 0)!;
-    assert.deepEqual([g.exclusive, p.pages.get(pageKey(r, 0))!.pte!.writable], [true, writableAfterRead]);
+    assert.deepEqual([g.exclusive, pte(p, r, 0).writable], [true, writableAfterRead]);
     // A later write reuses the page either way (do_wp_page: PG_anon_exclusive).
     n.write(p, r, 0, 8);
     assert.equal(frameOf(p, r, 0), g);
@@ -417,9 +413,7 @@ test('swap-out of an exclusive page: a SWP_EXCLUSIVE entry, the frame freed; swa
 });
 
 test('MADV_PAGEOUT leaves a page mapped by two processes, the zero page, an unmapped page and a maybe-pinned page alone', () => {
-  const n = new NaiveKernel();
-  const p = n.spawn();
-  const r = n.mmap(p, 4);
+  const { n, p, r } = oneProc(V6_RULES, 4);
   n.write(p, r, 0, 1);
   n.read(p, r, 1); // the zero page: not an LRU page
   n.write(p, r, 3, 3);
@@ -441,9 +435,7 @@ test('MADV_PAGEOUT leaves a page mapped by two processes, the zero page, an unma
 });
 
 test('a swap entry shared by fork: not exclusive in either; the first writer copies out of the swap cache, the last reuses it', () => {
-  const n = new NaiveKernel();
-  const p = n.spawn();
-  const r = n.mmap(p, 1);
+  const { n, p, r } = oneProc(V6_RULES, 1);
   n.write(p, r, 0, 1);
   n.swapout(p, r, 0);
   const q = n.fork(p);
@@ -471,9 +463,7 @@ test('a swap entry shared by fork: not exclusive in either; the first writer cop
 });
 
 test('a pipe\'s reference keeps a swapped-out page in the swap cache: the swap-in finds the same frame, and an exclusive entry lets the write reuse it', () => {
-  const n = new NaiveKernel();
-  const p = n.spawn();
-  const r = n.mmap(p, 2);
+  const { n, p, r } = oneProc(V6_RULES, 2);
   n.write(p, r, 0, 1);
   const pipe = n.vmsplice(p, r, 0)!;
   const f = pipe.frame!;
@@ -498,9 +488,7 @@ test('a pipe\'s reference keeps a swapped-out page in the swap cache: the swap-i
 });
 
 test('zap of swap entries: munmap and exit drop the slot\'s count; the last one frees the swap cache when nothing else holds the frame', () => {
-  const n = new NaiveKernel();
-  const p = n.spawn();
-  const r = n.mmap(p, 1);
+  const { n, p, r } = oneProc(V6_RULES, 1);
   n.write(p, r, 0, 1);
   const ref = n.gup(p, r, 0)!;
   n.swapout(p, r, 0);
@@ -519,16 +507,14 @@ test('zap of swap entries: munmap and exit drop the slot\'s count; the last one 
 // mremap (move_vma, move_page_tables).
 
 test('mremap moves a page\'s entry, not its content: still the frame a fork child shares, the COW break happens at the new address; the old address faults', () => {
-  const n = new NaiveKernel();
-  const p = n.spawn();
-  const r = n.mmap(p, 4);
+  const { n, p, r } = oneProc(V6_RULES, 4);
   for (let i = 0; i < 4; i++) n.write(p, r, i, 1);
   const q = n.fork(p);
   const f = frameOf(p, r, 1)!;
   const m = n.mremap(p, r, 1, 3)!;
   // move_page_tables: the same frame, still mapped by both, the PTE still write-protected.
   assert.equal(frameOf(p, m, 0), f);
-  assert.deepEqual([f.mapcount, f.refcount, p.pages.get(pageKey(m, 0))!.pte!.writable], [2, 2, false]);
+  assert.deepEqual([f.mapcount, f.refcount, pte(p, m, 0).writable], [2, 2, false]);
   n.write(p, m, 0, 2);
   assert.equal(n.cowCopies, 1);
   assert.equal(n.read(q, r, 1), 1);
@@ -541,9 +527,7 @@ test('mremap moves a page\'s entry, not its content: still the frame a fork chil
 });
 
 test('mremap keeps pins, swap entries and PG_anon_exclusive with the page: the device writes what the new address reads; a swapped-out page swaps in there', () => {
-  const n = new NaiveKernel();
-  const p = n.spawn();
-  const r = n.mmap(p, 2);
+  const { n, p, r } = oneProc(V6_RULES, 2);
   n.write(p, r, 0, 1);
   n.write(p, r, 1, 2);
   const pin = n.pin(p, r, 0, { write: true, longterm: true })!;
@@ -565,9 +549,7 @@ test('mremap keeps pins, swap entries and PG_anon_exclusive with the page: the d
 
 test('before 5.11 a pinned page is reclaimed: a write fault reuses it (reuse_swap_page), a read fault then a write copies it away from the pin on 5.9 (page count), not on 5.7 (mapcount)', () => {
   for (const [rules, staleAfterRead] of [[V5_9_RULES, true], [V5_7_RULES, false]] as const) {
-    const n = new NaiveKernel(rules);
-    const p = n.spawn();
-    const r = n.mmap(p, 2);
+    const { n, p, r } = oneProc(rules, 2);
     n.write(p, r, 0, 1);
     n.write(p, r, 1, 1);
     const pins = [0, 1].map((i) => n.pin(p, r, i, { write: true, longterm: true })!);
@@ -587,9 +569,7 @@ test('before 5.11 a pinned page is reclaimed: a write fault reuses it (reuse_swa
 
 test('the swap variant of CVE-2020-29374: a child\'s pipe keeps a swapped-in page the parent then reuses up to 5.17 (reuse_swap_page); v6 copies', () => {
   for (const [rules, leaks] of [[V5_7_RULES, true], [V5_9_RULES, true], [V6_RULES, false]] as const) {
-    const n = new NaiveKernel(rules);
-    const p = n.spawn();
-    const r = n.mmap(p, 1);
+    const { n, p, r } = oneProc(rules, 1);
     n.write(p, r, 0, 1);
     n.swapout(p, r, 0);
     const q = n.fork(p);
@@ -606,23 +586,20 @@ test('the swap variant of CVE-2020-29374: a child\'s pipe keeps a swapped-in pag
 });
 
 test('clear_refs (soft-dirty) write-protects every present PTE; the next write of an exclusive page reuses it, a shared one is copied (v6)', () => {
-  const n = new NaiveKernel(V6_RULES);
-  const p = n.spawn();
-  const r = n.mmap(p, 3);
+  const { n, p, r } = oneProc(V6_RULES, 3);
   n.write(p, r, 0, 1);
   assert.equal(n.read(p, r, 1), 0); // the zero page, read-only already
   n.write(p, r, 2, 2);
   const q = n.fork(p); // page 2 shared (not exclusive) from here; page 0 too
   n.write(p, r, 0, 3); // parent copies page 0 (the child holds the old one): exclusive, writable
   n.clearSoftdirty(p);
-  const pte = (i: number) => p.pages.get(pageKey(r, i))!.pte!;
-  assert.deepEqual([pte(0).writable, pte(1).writable, pte(2).writable], [false, false, false]);
-  const f0 = pte(0).frame;
+  assert.deepEqual([pte(p, r, 0).writable, pte(p, r, 1).writable, pte(p, r, 2).writable], [false, false, false]);
+  const f0 = pte(p, r, 0).frame;
   const before = n.cowCopies;
   // do_wp_page: page 0 is PG_anon_exclusive -> wp_page_reuse, same frame; page 2 is mapped by
   // the child too -> wp_page_copy; the child keeps its values.
   n.write(p, r, 0, 4);
-  assert.equal(pte(0).frame, f0);
+  assert.equal(pte(p, r, 0).frame, f0);
   n.write(p, r, 2, 5);
   assert.equal(n.cowCopies, before + 1);
   assert.deepEqual([n.read(p, r, 0), n.read(p, r, 2), n.read(q, r, 0), n.read(q, r, 2)], [4, 5, 1, 2]);
@@ -630,15 +607,13 @@ test('clear_refs (soft-dirty) write-protects every present PTE; the next write o
 
 test('clear_refs and a pinned page: 5.11 on it is skipped (pte_is_pinned) and a write stays coherent with the pin; on 5.9 it is write-protected and the write copies it away from the pin (5.7: mapcount reuse, coherent)', () => {
   for (const [rules, coherent, wp] of [[V6_RULES, true, false], [V5_19_RULES, true, false], [{ ...V5_9_RULES, clearRefsSkipsPinned: true }, true, false], [V5_9_RULES, false, true], [V5_7_RULES, true, true]] as const) {
-    const n = new NaiveKernel(rules);
-    const p = n.spawn();
-    const r = n.mmap(p, 2);
+    const { n, p, r } = oneProc(rules, 2);
     n.write(p, r, 0, 1);
     n.write(p, r, 1, 1);
     const pin = n.pin(p, r, 0, { write: true, longterm: false })!; // O_DIRECT-like: the device reads later
     n.clearSoftdirty(p);
-    assert.equal(p.pages.get(pageKey(r, 0))!.pte!.writable, !wp, `${rules.reuse}: is the pinned PTE write-protected`);
-    assert.equal(p.pages.get(pageKey(r, 1))!.pte!.writable, false, 'an unpinned page is write-protected on every kernel');
+    assert.equal(pte(p, r, 0).writable, !wp, `${rules.reuse}: is the pinned PTE write-protected`);
+    assert.equal(pte(p, r, 1).writable, false, 'an unpinned page is write-protected on every kernel');
     // The process writes its buffer, the device then reads it through the pin: on 5.9 the
     // write fault saw page_count > 1 (the pin) and copied; the pin holds the old value.
     n.write(p, r, 0, 2);
@@ -655,13 +630,11 @@ test('clear_refs and a pinned page: 5.11 on it is skipped (pte_is_pinned) and a 
 test('clear_refs on 5.11+ skips only maybe-pinned pages of an mm with MMF_HAS_PINNED: a FOLL_GET reference is write-protected, and v6 reuses it at the write', () => {
   // pte_is_pinned tests MMF_HAS_PINNED first, then folio_maybe_dma_pinned: a gup reference sets
   // neither, so the PTE is write-protected like any other.
-  const n = new NaiveKernel(V6_RULES);
-  const p = n.spawn();
-  const r = n.mmap(p, 1);
+  const { n, p, r } = oneProc(V6_RULES, 1);
   n.write(p, r, 0, 1);
   const ref = n.gup(p, r, 0)!; // FOLL_GET: no MMF_HAS_PINNED, refcount 2
   n.clearSoftdirty(p);
-  assert.equal(p.pages.get(pageKey(r, 0))!.pte!.writable, false);
+  assert.equal(pte(p, r, 0).writable, false);
   // v6: still PG_anon_exclusive, so the write reuses the page and the reference sees it.
   n.write(p, r, 0, 2);
   assert.equal(n.pipeRead(ref), 2);
@@ -670,9 +643,7 @@ test('clear_refs on 5.11+ skips only maybe-pinned pages of an mm with MMF_HAS_PI
 
 /** Two processes' pages of equal content: p writes, forks; q's R/W pin copies the shared page (same value), then unpins. */
 function ksmPair(): { n: NaiveKernel; p: NProc; q: NProc; r: NRegion } {
-  const n = new NaiveKernel(V6_RULES);
-  const p = n.spawn();
-  const r = n.mmap(p, 1);
+  const { n, p, r } = oneProc(V6_RULES, 1);
   n.madvise(p, r, 0, 1, 'mergeable');
   n.write(p, r, 0, 7);
   const q = n.fork(p); // VM_MERGEABLE inherited, q registered with KSM (ksm_fork)
@@ -692,7 +663,7 @@ test('KSM merges two equal anonymous pages of mergeable VMAs into one write-prot
   assert.equal(k, qFrame, 'the page scanned second is the KSM page');
   assert.equal(frameOf(q, r, 0), k);
   assert.deepEqual([k.ksm, k.stable, k.exclusive, k.mapcount, k.refcount], [true, true, false, 2, 2]);
-  assert.deepEqual([p.pages.get(pageKey(r, 0))!.pte!.writable, q.pages.get(pageKey(r, 0))!.pte!.writable], [false, false]);
+  assert.deepEqual([pte(p, r, 0).writable, pte(q, r, 0).writable], [false, false]);
   // A gup reference on the KSM page (FOLL_GET never unshares), then q's write: copied.
   const ref = n.gup(p, r, 0)!;
   n.write(q, r, 0, 8);
@@ -738,9 +709,7 @@ test('KSM and pins: a pinned page is never merged, and an R/O pin on a KSM page 
 });
 
 test('KSM leaves alone the zero page, pages outside VM_MERGEABLE and a frame shared by fork (not merged with itself)', () => {
-  const n = new NaiveKernel(V6_RULES);
-  const p = n.spawn();
-  const r = n.mmap(p, 3);
+  const { n, p, r } = oneProc(V6_RULES, 3);
   n.madvise(p, r, 0, 2, 'mergeable');
   assert.equal(n.read(p, r, 0), 0); // the zero page: not anonymous, skipped
   n.write(p, r, 1, 5);
@@ -756,16 +725,14 @@ test('a clean read-only PTE of a shared page skips write_protect_page\'s referen
   // p writes, swaps out, forks (the swap entry is shared, not exclusive); q swaps in by a read
   // (read-only, clean: no pte_mkdirty) and splices it into a pipe; p's copy elsewhere has equal
   // content. The refcount check is skipped for q's clean R/O PTE of a non-exclusive page.
-  const n = new NaiveKernel(V6_RULES);
-  const p = n.spawn();
-  const r = n.mmap(p, 2);
+  const { n, p, r } = oneProc(V6_RULES, 2);
   n.madvise(p, r, 0, 2, 'mergeable');
   n.write(p, r, 0, 4);
   n.swapout(p, r, 0);
   const q = n.fork(p);
   assert.equal(n.read(q, r, 0), 4);
-  const pte = q.pages.get(pageKey(r, 0))!.pte!;
-  assert.deepEqual([pte.writable, pte.dirty, pte.frame!.exclusive], [false, false, false]);
+  const e = pte(q, r, 0);
+  assert.deepEqual([e.writable, e.dirty, e.frame!.exclusive], [false, false, false]);
   const pipe = n.vmsplice(q, r, 0)!;
   // p's page 1: equal content, written (dirty, exclusive, no reference: the check passes).
   n.write(p, r, 1, 4);
@@ -776,9 +743,7 @@ test('a clean read-only PTE of a shared page skips write_protect_page\'s referen
 });
 
 test('KSM\'s unstable-tree pair with a refused partner: the page scanned second was made a KSM page first, and break_cow unshares it again (a read-only copy); the first keeps its reference', () => {
-  const n = new NaiveKernel(V6_RULES);
-  const p = n.spawn();
-  const r = n.mmap(p, 2);
+  const { n, p, r } = oneProc(V6_RULES, 2);
   n.madvise(p, r, 0, 2, 'mergeable');
   n.write(p, r, 0, 6);
   n.write(p, r, 1, 6);
@@ -789,10 +754,10 @@ test('KSM\'s unstable-tree pair with a refused partner: the page scanned second 
   // refused by write_protect_page; break_cow on page 1: an unshare fault copies the KSM page.
   assert.equal(n.ksmMerge(), 0);
   assert.equal(frameOf(p, r, 0), a);
-  assert.equal(p.pages.get(pageKey(r, 0))!.pte!.writable, true, 'the refused page is left as it was (write_protect_page restores the PTE)');
+  assert.equal(pte(p, r, 0).writable, true, 'the refused page is left as it was (write_protect_page restores the PTE)');
   const b2 = frameOf(p, r, 1)!;
   assert.notEqual(b2, b);
-  assert.deepEqual([b2.ksm ?? false, b2.exclusive, p.pages.get(pageKey(r, 1))!.pte!.writable, b.refcount], [false, true, false, 0]);
+  assert.deepEqual([b2.ksm ?? false, b2.exclusive, pte(p, r, 1).writable, b.refcount], [false, true, false, 0]);
   // The copy is exclusive: the next write reuses it; the pipe still sees page 0.
   const copies = n.cowCopies;
   n.write(p, r, 1, 8);
