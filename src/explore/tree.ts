@@ -28,22 +28,6 @@ export function spillFileName(dir: string = tmpdir()): string {
   return join(dir, `cowlab-explore-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}.tree`);
 }
 
-/** A growable Int32 column. */
-export class Column {
-  a = new Int32Array(1 << 16);
-  set(i: number, v: number): void {
-    if (i >= this.a.length) {
-      const b = new Int32Array(Math.max(i + 1, this.a.length * 2));
-      b.set(this.a);
-      this.a = b;
-    }
-    this.a[i] = v;
-  }
-  get(i: number): number {
-    return this.a[i]!;
-  }
-}
-
 /** The spill file could not be made or written (a full disk, a directory not writable). */
 export class TreeSpillError extends Error {}
 
@@ -66,8 +50,7 @@ export class SearchTree {
   private lastDepth = 0;
   count = 1;
   depthReached = 0;
-  /** The spill file (null: not spilling), its descriptor, and how many states it holds (whole chunks). */
-  private file: string | null = null;
+  /** The spill file's descriptor (-1: not spilling), and how many states it holds (whole chunks). */
   private fd = -1;
   private flushed = 0;
   private windows: Window[] = [];
@@ -187,13 +170,13 @@ export class SearchTree {
    * them. Each chunk is written once it is full.
    */
   spill(file: string): void {
-    if (this.fd >= 0 || this.file !== null) return;
+    if (this.fd >= 0 || this.spillPath !== null) return;
     try {
       this.fd = openSync(file, 'wx+', 0o600);
     } catch (e) {
       throw new TreeSpillError(`cannot create the spill file ${file}: ${(e as Error).message}`);
     }
-    this.file = this.spillPath = file;
+    this.spillPath = file;
     this.spilledAt = this.count;
     const full = this.count >>> this.shift; // chunks 0..full-1 are full; chunk `full` is being filled
     let spare: Int32Array | null = null;
@@ -209,9 +192,9 @@ export class SearchTree {
   close(): void {
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;
-    if (this.file !== null) {
+    if (this.spillPath !== null) {
       try {
-        unlinkSync(this.file);
+        unlinkSync(this.spillPath);
       } catch {
         // already removed
       }
@@ -225,7 +208,7 @@ export class SearchTree {
     try {
       for (let done = 0; done < bytes.length;) done += writeSync(this.fd, bytes, done, bytes.length - done, this.flushed * 8 + done);
     } catch (e) {
-      throw new TreeSpillError(`cannot write the spill file ${this.file}: ${(e as Error).message}`);
+      throw new TreeSpillError(`cannot write the spill file ${this.spillPath}: ${(e as Error).message}`);
     }
     this.flushed += this.chunk;
   }
@@ -253,7 +236,7 @@ export class SearchTree {
     const bytes = new Uint8Array(to.buffer, to.byteOffset, n * 8);
     for (let done = 0; done < bytes.length;) {
       const got = readSync(this.fd, bytes, done, bytes.length - done, from * 8 + done);
-      if (got === 0) throw new Error(`internal error: the spilled search tree ${this.file} ends before state ${from + n - 1}`);
+      if (got === 0) throw new Error(`internal error: the spilled search tree ${this.spillPath} ends before state ${from + n - 1}`);
       done += got;
     }
   }

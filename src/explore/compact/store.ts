@@ -2,10 +2,25 @@
 // so nothing is allocated per state and memory grows in steps (the visited set is
 // src/explore/visited.ts).
 
-import { Column } from '../tree.js';
 export { VisitedSet } from '../visited.js';
 
 const CHUNK = 1 << 22;
+
+/** A growable Int32 column. */
+class Column {
+  a = new Int32Array(1 << 16);
+  set(i: number, v: number): void {
+    if (i >= this.a.length) {
+      const b = new Int32Array(Math.max(i + 1, this.a.length * 2));
+      b.set(this.a);
+      this.a = b;
+    }
+    this.a[i] = v;
+  }
+  get(i: number): number {
+    return this.a[i]!;
+  }
+}
 
 /**
  * States by id, each stored as far as it is in use (Layout.used), back to back in chunks;
