@@ -301,22 +301,15 @@ export class Expander {
       if (res.na !== null) continue;
       this.depth = d + 1;
       reachedEvents(r, child, this.events);
-      let checked = false;
-      if (child.violations.length !== this.base) {
-        // The step itself found something: the invariants add theirs to it, as one step does.
-        child.checkInvariants();
-        checked = true;
-        const j = this.judge(id, op, child, to);
-        if (j === STOP) return true;
-        if (j === VIOLATES) continue; // a violating state is not expanded further
-      }
-      if (!this.visited.lookup(child)) continue;
-      if (!checked) {
-        child.checkInvariants();
-        const j = this.judge(id, op, child, to);
-        if (j === STOP) return true;
-        if (j === VIOLATES) continue;
-      }
+      // A step that found something itself is judged whether or not its state is new (the
+      // invariants add theirs to it, as one step does); any other only when its state is new.
+      const stepViolated = child.violations.length !== this.base;
+      if (!stepViolated && !this.visited.lookup(child)) continue;
+      child.checkInvariants();
+      const j = this.judge(id, op, child, to);
+      if (j === STOP) return true;
+      if (j === VIOLATES) continue; // a violating state is not expanded further
+      if (stepViolated && !this.visited.lookup(child)) continue;
       this.visited.add();
       if (to.fresh(id, op, child)) return true;
     }
