@@ -53,10 +53,16 @@ const pack = (code: number, proc: number, page: number, extra: number): number =
 
 const BY_NAME = new Map(EXPLORE_OPS.map((e) => [e.name, e]));
 
-/** A thread's region first in name order (undefined: none). */
-function firstRegion(p: Proc): Region | undefined {
+/** The name of a thread's region first in name order, the one the explorer's page operations use (undefined: none). */
+function firstRegionName(p: Proc): string | undefined {
   let name: string | undefined;
   for (const n of p.regions.keys()) if (name === undefined || n < name) name = n;
+  return name;
+}
+
+/** A thread's region first in name order (undefined: none). */
+function firstRegion(p: Proc): Region | undefined {
+  const name = firstRegionName(p);
   return name === undefined ? undefined : p.regions.get(name);
 }
 
@@ -132,7 +138,7 @@ export function enabledOps(r: Runner, shape: ExploreShape): number[] {
  */
 class DecodeArgs implements ExploreArgs {
   r!: Runner;
-  /** The thread's index among the state's threads, and the thread (undefined: none there). */
+  /** The thread the operation acts as (undefined: none there). */
   p: Proc | undefined;
   region = 'buf';
   proc = 'P';
@@ -189,9 +195,7 @@ export function decodeOp(r: Runner, op: number): Step {
       break;
     }
   }
-  let region: string | undefined;
-  if (p) for (const name of p.regions.keys()) if (region === undefined || name < region) region = name;
-  region ??= 'buf';
+  const region = (p && firstRegionName(p)) ?? 'buf';
   let handle = 'h';
   i = 0;
   for (const name of r.handles.keys()) {
