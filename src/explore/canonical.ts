@@ -154,6 +154,11 @@ function pushSortedValues(vals: ReadonlySet<number>, num: Numbering, out: Words,
   tmp.n = 0;
   pushNum = num;
   vals.forEach(pushValue);
+  return pushSorted(out, prefix);
+}
+
+/** Sort the numbers gathered in `tmp` and push them, each after `prefix` if given; their count. */
+function pushSorted(out: Words, prefix?: number): number {
   const n = tmp.n;
   const t = tmp.a;
   insertionSort(t, n);
@@ -231,11 +236,10 @@ function procKey(r: Runner, p: ProcT, num: Numbering, out: Words): void {
   r.ideal.forEachHeld(p.group, pushHeld);
   insertionSort(heldRaw.a, heldRaw.n);
   out.push(-4).push(heldRaw.n);
-  // As pushSortedValues does, without an iterable: numbered in id order, pushed sorted.
+  // Numbered in id order, pushed sorted (as pushSortedValues, from an array).
   tmp.n = 0;
   for (let i = 0, n = heldRaw.n; i < n; i++) tmp.push(num.value(heldRaw.a[i]!));
-  insertionSort(tmp.a, tmp.n);
-  for (let i = 0, n = tmp.n; i < n; i++) out.push(tmp.a[i]!);
+  pushSorted(out);
   taskKey(r, p, num, out);
 }
 
