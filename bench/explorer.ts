@@ -7,8 +7,8 @@
 // - the time to complete `explore --kernel v6 --procs 3 --pages 3 --depth 8`, run to the end
 //   as the command runs it (about 7 minutes, 5.3 GiB); `--quick` extrapolates it from depth 5.
 
-import { totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { defaultMaxMemoryMB } from '../src/cli/limits.js';
 import { explore, type ExploreInput } from '../src/explore/explore.js';
 import { DEFAULT_OPS, OP_NAMES, type OpName } from '../src/explore/ops.js';
 import type { SearchStats } from '../src/explore/search.js';
@@ -70,7 +70,7 @@ export function explorerFigures(quick: boolean, log: (s: string) => void = () =>
 /** `explore --kernel v6 --procs 3 --pages 3 --depth 8` as the command runs it (its defaults: the engine it picks, no count of states), timed. */
 function depth8Measured(log: (s: string) => void): Figure {
   log('  explorer: explore --kernel v6 --procs 3 --pages 3 --depth 8, run to the end (about 7 minutes) ...');
-  const st = search({ procs: 3, pages: 3, depth: 8, ops: DEFAULT_OPS, engine: 'auto', maxStates: Number.MAX_SAFE_INTEGER, timeSec: 3600, maxMemoryMB: Math.floor(totalmem() / 2 / 2 ** 20) });
+  const st = search({ procs: 3, pages: 3, depth: 8, ops: DEFAULT_OPS, engine: 'auto', maxStates: Number.MAX_SAFE_INTEGER, timeSec: 3600, maxMemoryMB: defaultMaxMemoryMB() });
   const secs = st.elapsedMs / 1000;
   const done = st.depthComplete === 8 && st.stoppedBy === null;
   return {
