@@ -1,10 +1,11 @@
-// The search on several threads (--workers N): breadth-first, one depth at a time. Each worker
-// builds the start state itself and keeps its own copy of the search tree (parents and
-// operations, sent at each depth); the states of a depth are handed out in chunks of CHUNK from
-// a shared counter. A worker answers each chunk as soon as it is expanded: the states it found
-// new (not in the visited set as it was read, not found before in this depth by this worker) and
-// the violating transitions, each with where in the chunk's transitions it came. This thread
-// takes the chunks in chunk order while the workers go on (it waits for a missing one), adds
+// The search on several threads (--workers N): breadth-first, one depth at a time. This thread
+// and N - 1 worker threads expand the states of a depth, handed out in chunks of CHUNK from a
+// shared counter (src/explore/chunk.ts). Each worker thread builds the start state itself and
+// keeps its own copy of the search tree (parents and operations, sent at each depth), and answers
+// each chunk as soon as it is expanded: the states it found new (not in the visited set as it was
+// read, not found before in this depth by this worker) and the violating transitions, each with
+// where in the chunk's transitions it came. This thread expands chunks too, on its own tree, and
+// between two of them takes the chunks in chunk order (it waits for a missing one), adds
 // their states to the visited set, numbers them and judges the violations in the order one
 // thread would have met them: so the states, their numbers, the counterexamples and the counts
 // (also when a violation or --max-states stops the search) are those of one thread, whichever
@@ -19,55 +20,16 @@ import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from '
 import type { Profile } from '../core/profile.js';
 import type { Runner } from '../engine/run.js';
 import type { ExploreInput } from './explore.js';
+import { ChunkExpander, C_NEXT, C_POSTED, C_STOP, type ChunkAnswer, type LevelTask } from './chunk.js';
 import { Visited, violationTarget, type Counterexample, type Progress, type SearchResult, type ViolationSink } from './search.js';
 import { CHECK_MS, SearchBudget, SearchTree, type StopFlag } from './tree.js';
 
-/** States a worker takes at a time. */
-export const CHUNK = 32;
-
-/** Words of the shared control array. */
-export const C_NEXT = 0; // the next chunk of the depth
-export const C_POSTED = 1; // answers posted (chunks and depth ends): this thread waits on it
-export const C_STOP = 2; // non-zero: stop the depth (a bound, a violation)
-
-/** What a worker is started with. */
+/** What a worker thread is started with. */
 export interface WorkerSetup {
   input: ExploreInput;
   profile: Profile;
   control: SharedArrayBuffer;
   port: MessagePort;
-}
-
-/**
- * A depth to expand: states from..to-1, the states added since the last depth, and the visited
- * fingerprints (their table: it moves when it grows).
- */
-export interface LevelTask {
-  from: number;
-  to: number;
-  depth: number;
-  parents: Int32Array;
-  ops: Int32Array;
-  fingerprints: ArrayBufferLike | null;
-}
-
-/**
- * What a worker found in chunk c: its new states (parent, operation, fingerprint or encoding, and
- * the transitions of the chunk up to it), the violating transitions (with the new states and
- * transitions before each), the events it reached first there (in order, with their depth), and
- * the chunk's transitions.
- */
-export interface ChunkAnswer {
-  kind: 'chunk';
-  c: number;
-  parents: Int32Array;
-  ops: Int32Array;
-  fps: Int32Array | null;
-  keys: Int32Array | null;
-  at: Int32Array;
-  violations: { id: number; op: number; kinds: string[]; fresh: number; at: number }[];
-  reached: { event: string; depth: number; at: number }[];
-  transitions: number;
 }
 
 /** A worker is done with the depth (it takes no more chunks of it), or failed. */
@@ -90,7 +52,9 @@ export function parallelSearch(
   const onViolation = violationTarget(root, tree, bounds, counterexamples, sink);
   const ports: MessagePort[] = [];
   const threads: Worker[] = [];
-  for (let i = 0; i < workers; i++) {
+  // This thread is the first worker: the others are threads.
+  const local = new ChunkExpander(root, input.shape, bounds, tree, control);
+  for (let i = 1; i < workers; i++) {
     const { port1, port2 } = new MessageChannel();
     const setup: WorkerSetup = { input, profile, control: control.buffer as SharedArrayBuffer, port: port2 };
     threads.push(new Worker(new URL('./parallel-worker.js', import.meta.url), { workerData: setup, transferList: [port2] }));
@@ -146,6 +110,8 @@ export function parallelSearch(
       const task: LevelTask = { from, to, depth: d, ...tree.slice(sent, tree.count), fingerprints: visited.fingerprints?.buffer ?? null };
       sent = tree.count;
       for (const p of ports) p.postMessage(task);
+      local.level(task);
+      let expanding = true;
       // The chunks as they come, taken in chunk order; a worker's end comes after its last chunk.
       const waiting = new Map<number, ChunkAnswer>();
       let next = 0;
@@ -170,11 +136,18 @@ export function parallelSearch(
             Atomics.store(control, C_STOP, 1); // the workers need not finish the depth
           }
         }
-        if (ended === workers) break;
-        Atomics.wait(control, C_POSTED, posted, CHECK_MS);
         if (Atomics.load(control, C_STOP) === 0 && budget.due() && budget.check(tree.count, from, d)) Atomics.store(control, C_STOP, 1);
         // A worker that died (out of memory, killed) never answers: its threadId is -1 from then on.
         if (threads.some((w) => w.threadId === -1)) throw new Error('internal error: a worker of the search ended before it answered');
+        if (expanding) {
+          // This thread's own chunk, between takes of the others'.
+          const a = local.nextChunk();
+          if (a !== null) waiting.set(a.c, a);
+          else expanding = false;
+          continue;
+        }
+        if (ended === workers - 1) break;
+        Atomics.wait(control, C_POSTED, posted, CHECK_MS);
       }
       // Stopped by a bound: the chunks expanded in part were taken, in order (every chunk a
       // worker took is answered, so there is no gap).
