@@ -212,12 +212,15 @@ export class Kernel {
     if (mms.length !== this.mms.length) mms.length = this.mms.length;
     for (let i = 0; i < this.mms.length; i++) {
       const m = this.mms[i]!;
-      const c = oldMms?.[i] !== undefined && oldMms[i] !== m ? oldMms[i] : (Object.create(Mm.prototype) as Mm);
+      const reused = oldMms?.[i] !== undefined && oldMms[i] !== m;
+      const c = reused ? oldMms![i]! : (Object.create(Mm.prototype) as Mm);
+      // The spare's VMAs (its own: every copy makes its VMAs) take the copies.
+      const spareVmas = reused && c.vmas !== m.vmas ? c.vmas : undefined;
       copyFields(c, m);
-      c.vmas = m.vmas.map((v: Vma) => v.clone(v.shm ? shm[v.shm.id]! : null));
+      c.vmas = copyVmas(m.vmas, spareVmas, shm);
       mms[i] = c;
     }
-    const handles = copyArrayInto(this.handles, d?.handles, copyHandle);
+    const handles = copyHandles(this.handles, d?.handles);
     // A plain object (copyFields compiles one copier per class): assigned.
     const stats = d !== undefined && d.stats !== this.stats ? Object.assign(d.stats, this.stats) : { ...this.stats };
     const swap = this.swap.clone(d?.swap);
@@ -246,6 +249,58 @@ export class Kernel {
  * released handle is never changed again (releaseHandle is the last write; every path skips
  * released handles): copies share it.
  */
+/** Copies of the VMAs, on the copy's shmem objects; into `reuse` (the VMAs of a copy done with) and its Vma objects when given. */
+function copyVmas(from: readonly Vma[], reuse: Vma[] | undefined, shm: readonly ShmemObject[]): Vma[] {
+  const to = reuse ?? [];
+  const old = to.length;
+  if (old !== from.length) to.length = from.length;
+  for (let i = 0; i < from.length; i++) {
+    const v = from[i]!;
+    const s = v.shm ? shm[v.shm.id]! : null;
+    to[i] = i < old ? v.cloneInto(to[i]!, s) : v.clone(s);
+  }
+  return to;
+}
+
+/**
+ * The handles' copies, in `reuse` (the handles of a copy done with) when given: a released handle
+ * never changes again and is shared; another is copied into the reused array's handle at its
+ * place when that one is the copy's own (not released) and has the same arrays.
+ */
+function copyHandles(from: readonly Handle[], reuse: Handle[] | undefined): Handle[] {
+  const to = reuse === undefined || reuse === from ? [] : reuse;
+  const old = to.length;
+  if (old !== from.length) to.length = from.length;
+  for (let i = 0; i < from.length; i++) {
+    const h = from[i]!;
+    const c = i < old ? to[i]! : undefined;
+    if (h.released) to[i] = h;
+    else if (c !== undefined && c !== h && !c.released && sameShape(c, h)) copyHandleInto(c, h);
+    else to[i] = copyHandle(h);
+  }
+  return to;
+}
+
+/** Arrays of one length, and the same optional ones. */
+function sameShape(a: Handle, b: Handle): boolean {
+  return a.frames.length === b.frames.length && (a.revoked === undefined) === (b.revoked === undefined) && (a.vpns === undefined) === (b.vpns === undefined);
+}
+
+/** copyHandle into `c`, a handle of the same shape that nothing else holds. */
+function copyHandleInto(c: Handle, h: Handle): void {
+  c.id = h.id;
+  c.kind = h.kind;
+  c.mm = h.mm;
+  c.vpn = h.vpn;
+  c.frames.set(h.frames);
+  c.refs.set(h.refs);
+  c.write = h.write;
+  c.longterm = h.longterm;
+  c.released = false;
+  if (h.revoked) c.revoked!.set(h.revoked);
+  if (h.vpns) c.vpns!.set(h.vpns);
+}
+
 function copyHandle(h: Handle): Handle {
   if (h.released) return h;
   const c: Handle = {

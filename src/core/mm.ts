@@ -56,10 +56,20 @@ export class Vma {
   hugetlb: HugetlbResv | null = null;
 
   clone(shm: ShmemObject | null): Vma {
-    const v = new Vma(this.start, this.end, this.flags, this.anonVma, shm, this.shmOffset);
+    return this.cloneInto(new Vma(this.start, this.end, this.flags, this.anonVma, shm, this.shmOffset), shm);
+  }
+
+  /** This VMA's copy in `v`, a VMA that nothing else holds (the explorer reuses a copy done with). */
+  cloneInto(v: Vma, shm: ShmemObject | null): Vma {
+    v.start = this.start;
+    v.end = this.end;
+    v.flags = this.flags;
+    v.anonVma = this.anonVma;
+    v.shm = shm;
+    v.shmOffset = this.shmOffset;
     v.anonId = this.anonId;
     v.pgoffShift = this.pgoffShift;
-    if (this.hugetlb !== null) v.hugetlb = { ...this.hugetlb, consumed: this.hugetlb.consumed.slice() };
+    v.hugetlb = this.hugetlb === null ? null : { ...this.hugetlb, consumed: this.hugetlb.consumed.slice() };
     return v;
   }
 }

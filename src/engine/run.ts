@@ -19,7 +19,7 @@ import { exitProc } from './mm-ops.js';
 import { finishTask, heldByTasks, startAsync } from './scheduler.js';
 import { declOf } from '../ops/index.js';
 import { collectEvents, traceChanges } from './snapshot.js';
-import { emptyRecord, type LiveHandle, NotApplicable, type Proc, type RunOptions, RunState } from './state.js';
+import { emptyRecord, resetRecord, type LiveHandle, NotApplicable, type Proc, type RunOptions, RunState } from './state.js';
 import { drainUffd } from './uffd.js';
 
 export type { LiveHandle, Proc, RunOptions } from './state.js';
@@ -73,7 +73,7 @@ export class Runner {
   step(step: Step, i: number, accounting = true): { record: StepRecord; na: string | null } {
     const s = this.s;
     s.stepIndex = i;
-    s.record = emptyRecord(i, step.pos.line, step.pos.col, step.text);
+    s.record = s.opts.reuseRecord ? resetRecord(s.record, i, step.pos.line, step.pos.col, step.text) : emptyRecord(i, step.pos.line, step.pos.col, step.text);
     let na: string | null = null;
     try {
       exec(s, step);

@@ -30,6 +30,11 @@ export interface RunOptions {
   trace?: boolean;
   /** Record every PTE and frame each step changed, before and after (`run --trace`; needs trace). */
   changes?: boolean;
+  /**
+   * Each step's record is the last one, emptied (the explorer, which reads a step's record, if at
+   * all, before the next step): a transition makes no record.
+   */
+  reuseRecord?: boolean;
 }
 
 export interface Region {
@@ -81,6 +86,25 @@ export class NotApplicable extends Error {
 
 export function emptyRecord(index: number, line: number, col: number, text: string): StepRecord {
   return { index, line, col, text, summary: '', events: [], eventsDropped: 0, observations: [], violations: [], stats: null, frames: [], ptes: [] };
+}
+
+/** `r` emptied, as emptyRecord would make it (RunOptions.reuseRecord). */
+export function resetRecord(r: StepRecord, index: number, line: number, col: number, text: string): StepRecord {
+  r.index = index;
+  r.line = line;
+  r.col = col;
+  r.text = text;
+  r.summary = '';
+  r.events.length = 0;
+  r.eventsDropped = 0;
+  r.observations.length = 0;
+  r.violations.length = 0;
+  r.stats = null;
+  r.frames.length = 0;
+  r.ptes.length = 0;
+  delete r.counters;
+  delete r.changes;
+  return r;
 }
 
 export class RunState {

@@ -79,7 +79,7 @@ export function startState(input: ExploreInput, profile: Profile = input.profile
     if (!r.ok) throw new Error(r.errors[0]!.format());
     sc = r.scenario;
   }
-  const runner = new Runner(sc, profile, trace ? { trace: true, maxEventsPerStep: 10_000 } : { trace: false, maxEventsPerStep: 0 });
+  const runner = new Runner(sc, profile, trace ? { trace: true, maxEventsPerStep: 10_000 } : { trace: false, maxEventsPerStep: 0, reuseRecord: true });
   sc.steps.forEach((s, i) => runner.step(s, i));
   return { runner, lines: sc.steps.map((s) => s.text) };
 }
