@@ -95,15 +95,16 @@ export function resetRecord(r: StepRecord, index: number, line: number, col: num
   r.col = col;
   r.text = text;
   r.summary = '';
-  r.events.length = 0;
+  if (r.events.length !== 0) r.events.length = 0;
   r.eventsDropped = 0;
-  r.observations.length = 0;
-  r.violations.length = 0;
+  if (r.observations.length !== 0) r.observations.length = 0;
+  if (r.violations.length !== 0) r.violations.length = 0;
   r.stats = null;
-  r.frames.length = 0;
-  r.ptes.length = 0;
-  delete r.counters;
-  delete r.changes;
+  if (r.frames.length !== 0) r.frames.length = 0;
+  if (r.ptes.length !== 0) r.ptes.length = 0;
+  // Absent unless asked for (a `delete` of an absent field would still slow every later access).
+  if (r.counters !== undefined) delete r.counters;
+  if (r.changes !== undefined) delete r.changes;
   return r;
 }
 
