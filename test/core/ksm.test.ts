@@ -118,6 +118,39 @@ for (const [what, req] of [['a FOLL_GET reference', GET], ['a pipe buffer (vmspl
   });
 }
 
+// Which frame survives a two-page merge. cmp_and_merge_page() calls try_to_merge_two_pages(
+// rmap_item, page, tree_rmap_item, tree_page): try_to_merge_with_ksm_page(rmap_item, page, NULL)
+// turns `page`, the one being scanned now (the later by address), into the KSM page in place,
+// then try_to_merge_with_ksm_page(tree_rmap_item, tree_page, page) replaces the unstable-tree
+// page (scanned earlier) by it. The same code from 5.4 to 6.18 (read in 5.4.286, 5.7.14, 5.8.1,
+// 5.10.198, 5.15.215, 5.18.12, 5.19, 6.1.166, 6.6.150 and 6.18.2). A fork beforehand shows which:
+// Q (not mergeable, not registered) keeps mapping both frames, so the frame Q's a[1] maps is the
+// KSM page and Q's a[0] keeps the earlier page, now mapped by Q only.
+for (const name of ['v5.7', 'v5.9', 'v5.18', 'v6']) {
+  test(`${name}: a two-page merge makes the page scanned second the KSM page; the first is replaced (try_to_merge_two_pages)`, () => {
+    const k = kernel(name);
+    const { mm: p, vpn } = proc(k, 2);
+    const first = writeOk(k, p, vpn, 7);
+    const second = writeOk(k, p, vpn + 1, 7);
+    const q = dupMmap(k, p).child!;
+    mergeable(k, p, vpn, 2);
+    assert.equal(ksmMerge(k), 1);
+    // P's a[0] was scanned first (unstable tree); P's a[1] (frame `second`) became the KSM page.
+    assert.equal(pfnAt(k, p, vpn), second, 'P a[0] now maps the page scanned second');
+    assert.equal(pfnAt(k, p, vpn + 1), second);
+    assert.ok(isKsm(k, second));
+    assert.equal(pfnAt(k, q, vpn + 1), second, 'Q a[1] maps the KSM page: it was made KSM in place');
+    // Three mappings (P a[0] by replace_page, P a[1] and Q a[1] from before), one reference each.
+    assert.deepEqual([frame(k, second).mapcount, frame(k, second).refcount], [3, 3]);
+    // The tree page lost P's mapping and reference (replace_page); Q's a[0] still maps it.
+    assert.equal(pfnAt(k, q, vpn), first);
+    assert.equal(isKsm(k, first), false);
+    assert.deepEqual([frame(k, first).mapcount, frame(k, first).refcount], [1, 1]);
+    assert.equal(presentPte(k, q, vpn).write, false, 'still write-protected from fork');
+    assertConsistent(k);
+  });
+}
+
 test('v6: a R/O pin of a KSM page unshares it first (KSM pages cannot be pinned)', () => {
   const k = kernel('v6');
   const { mm, vpn } = proc(k, 2);
