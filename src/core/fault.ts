@@ -451,8 +451,9 @@ function wpPageCopyInstall(
   anonVmaPrepare(mm, vma);
   f.mapcount[n] = 1;
   const keep = bits & (PTE_SOFT_DIRTY | PTE_UFFD_WP);
+  // An unshare copy is no write: mapped read-only and clean (only a write's entry gets pte_mkdirty).
   let nbits = unshare
-    ? PTE_PRESENT | PTE_YOUNG | PTE_DIRTY | keep
+    ? PTE_PRESENT | PTE_YOUNG | keep
     : PTE_PRESENT | PTE_YOUNG | PTE_DIRTY | PTE_SOFT_DIRTY | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
   // Seed 001's wp_page_copy(): the copy keeps the uffd-wp bit, write-protected (pte_mkuffd_wp(pte_wrprotect())).
   if (k.profile.gupCowBreak === 'pin' && bits & PTE_UFFD_WP) nbits = (nbits & ~PTE_WRITE) | PTE_UFFD_WP;

@@ -151,6 +151,43 @@ for (const name of ['v5.7', 'v5.9', 'v5.18', 'v6']) {
   });
 }
 
+// When the tree page is refused, break_cow() -> break_ksm() faults on the scanned page (now a
+// KSM page mapped here only): FAULT_FLAG_UNSHARE from 6.2 (a read-only copy, clean of any write:
+// the next write faults and reuses it), FAULT_FLAG_WRITE up to 6.1 (read in 5.4.286 ... 6.1.166:
+// do_wp_page copies, the copy mapped writable and dirty: the next write takes no fault). Either
+// way ksmd's fault is not the process's (mm_account_fault: no regs), and the KSM page, mapped by
+// nothing else, is freed.
+for (const [name, mode] of [['v5.7', 'write'], ['v5.9', 'write'], ['v5.19', 'write'], ['6.1', 'write'], ['v6.2', 'unshare'], ['v6', 'unshare']] as const) {
+  test(`${name}: break_cow after a refused partner leaves the scanned page a ${mode === 'write' ? 'writable' : 'read-only'} copy (ksmBreakCow=${mode})`, () => {
+    const k = kernel(name);
+    assert.equal(k.profile.ksmBreakCow, mode);
+    const { mm, vpn } = proc(k, 2);
+    mergeable(k, mm, vpn, 2);
+    writeOk(k, mm, vpn, 3);
+    const second = writeOk(k, mm, vpn + 1, 3);
+    const h = take(k, mm, vpn, PIN_RW); // a[0], scanned first, cannot be write-protected
+    const pinned = pfnAt(k, mm, vpn);
+    assert.equal(mm.minflt, 2);
+    assert.equal(ksmMerge(k), 0);
+    const copy = pfnAt(k, mm, vpn + 1);
+    assert.notEqual(copy, second, 'break_cow copied the new KSM page');
+    assert.equal(isKsm(k, copy), false);
+    assert.equal(k.frames.flags[second]! & PG_KSM, 0, 'the KSM page, mapped by nothing else, was freed');
+    assert.deepEqual([frame(k, copy).mapcount, frame(k, copy).refcount], [1, 1]);
+    assert.equal(presentPte(k, mm, vpn + 1).write, mode === 'write');
+    // wp_page_copy(): pte_mkdirty for a write only; an unshare copy is clean.
+    assert.equal(presentPte(k, mm, vpn + 1).dirty, mode === 'write');
+    assert.equal(pfnAt(k, mm, vpn), pinned, 'the refused page is left alone');
+    assert.equal(presentPte(k, mm, vpn).write, true);
+    assert.equal(mm.minflt, 2, 'ksmd\'s fault is not counted to the process');
+    writeOk(k, mm, vpn + 1, 5);
+    assert.equal(mm.minflt, mode === 'write' ? 2 : 3);
+    assert.equal(pfnAt(k, mm, vpn + 1), copy, 'the copy is the process\'s own: kept');
+    releaseHandle(k, h);
+    assertConsistent(k);
+  });
+}
+
 test('v6: a R/O pin of a KSM page unshares it first (KSM pages cannot be pinned)', () => {
   const k = kernel('v6');
   const { mm, vpn } = proc(k, 2);
@@ -432,4 +469,15 @@ test('v6: a KSM page takes at most max_page_sharing (256) mappings; the rest mer
   assert.equal(pfnAt(k, mm, vpn + 256), second);
   assert.equal(k.frames.used, 2);
   assertConsistent(k);
+});
+
+// wp_page_copy() marks only a write's copy dirty (pte_mkdirty); an unshare copy is mapped clean.
+// That decides write_protect_page()'s check: P's a[0], copied by an R/O pin's unshare fault and
+// shared again by a fork, is a clean read-only PTE of a page that is not exclusive, so KSM takes
+// it without comparing references, the pipe's included (a dirty PTE would be checked: 2 mappings
+// + the pipe's reference != 2 mappings, refused).
+test('v5.19, v6: an unshare copy is mapped clean, so KSM merges it once shared, a pipe\'s reference and all', () => {
+  const sc = story('P mmap a 2 rw private\nP write a = 1\nP fork Q\nP pin a[0] as h ro\nP unpin h\nP fork R\nR vmsplice a[0] as p1\n' +
+    'P madvise a mergeable\nksm merge\nexpect P a[0] same-frame P a[1]\nexpect R a[0] other-frame P a[0]\nR read p1[0] expect 1');
+  for (const name of ['v5.19', 'v6']) assert.deepEqual(kindsOf(runScenario(sc, profileOf(name))), [], name);
 });
