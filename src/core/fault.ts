@@ -281,7 +281,8 @@ export function wpCanReuse(k: Kernel, pfn: number, mm: Mm | null = null, vpn = 0
       return f.refcount[pfn] === 1 && f.mapcount[pfn] === 1;
     case 'mapcount': {
       // reuse_swap_page(): mapcount + swap count <= 1; other references do not count.
-      if (flags & PG_KSM) return k.profile.ksmReuse && f.refcount[pfn] === 1 && !(flags & PG_SWAPCACHE);
+      // reuse_ksm_page(): a KSM page with a stable node (not break_cow's leftover), ours the only reference.
+      if (flags & PG_KSM) return k.profile.ksmReuse && f.refcount[pfn] === 1 && !(flags & PG_SWAPCACHE) && f.inStableTree(pfn);
       const swapped = flags & PG_SWAPCACHE ? k.swap.count[f.priv[pfn]!]! : 0;
       return f.mapcount[pfn]! + swapped <= 1;
     }

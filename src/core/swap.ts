@@ -58,6 +58,9 @@ export function swapOutPage(k: Kernel, mm: Mm, vpn: number): SwapoutSkip {
     exclusive = true;
   }
   const s = addToSwap(k, pfn);
+  // try_to_unmap() of a KSM page walks its stable node's rmap items (rmap_walk_ksm); a KSM page in
+  // no tree (left by break_cow) has none: it stays mapped, now in the swap cache.
+  if (fl & PG_KSM && !f.inStableTree(pfn)) return 'shared';
   setPte(k, slot, s, PTE_SWAP | (exclusive ? PTE_SWP_EXCLUSIVE : 0) | (bits & (PTE_SOFT_DIRTY | PTE_UFFD_WP)));
   k.swap.count[s]!++;
   mm.rssAnon--;

@@ -9,13 +9,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { OK, PG_KSM, PG_LARGE, VM_HUGEPAGE } from '../../src/core/constants.js';
+import { OK, PG_KSM, PG_LARGE, PG_SWAPCACHE, VM_HUGEPAGE } from '../../src/core/constants.js';
 import { dupMmap } from '../../src/core/fork.js';
 import { getUserPages, releaseHandle, type GupRequest } from '../../src/core/gup.js';
 import type { Handle, Kernel } from '../../src/core/kernel.js';
 import { KSM_MAX_PAGE_SHARING, ksmMerge } from '../../src/core/ksm.js';
 import type { Mm } from '../../src/core/mm.js';
 import { doMadvise, doMmap } from '../../src/core/mmap.js';
+import { swapOutPage } from '../../src/core/swap.js';
 import { pmdLeafSlot } from '../../src/core/walk.js';
 import { exitMmap } from '../../src/core/zap.js';
 import { runScenario } from '../../src/engine/run.js';
@@ -480,4 +481,47 @@ test('v5.19, v6: an unshare copy is mapped clean, so KSM merges it once shared, 
   const sc = story('P mmap a 2 rw private\nP write a = 1\nP fork Q\nP pin a[0] as h ro\nP unpin h\nP fork R\nR vmsplice a[0] as p1\n' +
     'P madvise a mergeable\nksm merge\nexpect P a[0] same-frame P a[1]\nexpect R a[0] other-frame P a[0]\nR read p1[0] expect 1');
   for (const name of ['v5.19', 'v6']) assert.deepEqual(kindsOf(runScenario(sc, profileOf(name))), [], name);
+});
+
+// break_cow's leftover: P's a[1] (frame B, shared with Q by fork) becomes a KSM page, its
+// partner P's a[0] (pinned) is refused, and break_cow gives P a copy: Q maps a KSM page that has
+// no stable node. reuse_ksm_page() (5.1-5.8) wants one (page_stable_node), so Q's write copies;
+// and reclaim cannot unmap it (rmap_walk_ksm() walks the stable node's rmap items: none), so
+// MADV_PAGEOUT leaves it mapped, though add_to_swap() has put it in the swap cache.
+function leftover(name: string): { k: Kernel; q: Mm; vpn: number; b: number } {
+  const k = kernel(name);
+  const { mm: p, vpn } = proc(k, 2);
+  writeOk(k, p, vpn, 3);
+  const b = writeOk(k, p, vpn + 1, 3);
+  const q = dupMmap(k, p).child!;
+  take(k, p, vpn, PIN_RW); // a write fault: P's a[0] is its own copy now, pinned
+  mergeable(k, p, vpn, 2);
+  assert.equal(ksmMerge(k), 0);
+  assert.notEqual(pfnAt(k, p, vpn + 1), b, 'break_cow copied P\'s a[1]');
+  assert.equal(pfnAt(k, q, vpn + 1), b);
+  assert.ok(isKsm(k, b));
+  assert.equal(k.frames.inStableTree(b), false);
+  assert.deepEqual([frame(k, b).mapcount, frame(k, b).refcount], [1, 1]);
+  return { k, q, vpn, b };
+}
+
+for (const name of ['v5.7', 'v5.8']) {
+  test(`${name}: a KSM page in no tree, mapped once, is copied on write (reuse_ksm_page wants a stable node)`, () => {
+    const { k, q, vpn, b } = leftover(name);
+    const copies = k.stats.cowCopies;
+    const c = writeOk(k, q, vpn + 1, 9);
+    assert.notEqual(c, b);
+    assert.equal(k.stats.cowCopies, copies + 1);
+    assertConsistent(k);
+  });
+}
+
+test('v6: MADV_PAGEOUT cannot unmap a KSM page in no tree (rmap_walk_ksm finds no rmap item): it stays mapped, in the swap cache', () => {
+  const { k, q, vpn, b } = leftover('v6');
+  assert.equal(swapOutPage(k, q, vpn + 1), 'shared');
+  assert.equal(pfnAt(k, q, vpn + 1), b, 'still mapped');
+  assert.ok(k.frames.flags[b]! & PG_SWAPCACHE, 'add_to_swap ran before try_to_unmap');
+  assert.deepEqual([frame(k, b).mapcount, frame(k, b).refcount], [1, 2]);
+  assert.equal(readOk(k, q, vpn + 1), 3);
+  assertConsistent(k);
 });
