@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  GUP_PIN_COUNTING_BIAS, NaiveKernel, pageKey, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_2_RULES, V6_RULES, type NaiveOptions, type NFrame, type NProc, type NRegion,
+  GUP_PIN_COUNTING_BIAS, NaiveKernel, pageKey, V5_18_RULES, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_2_RULES, V6_RULES, type NaiveOptions, type NFrame, type NProc, type NRegion,
 } from './model.js';
 
 function frameOf(p: NProc, r: NRegion, i: number): NFrame | null {
@@ -567,8 +567,11 @@ test('before 5.11 a pinned page is reclaimed: a write fault reuses it (reuse_swa
   }
 });
 
-test('the swap variant of CVE-2020-29374: a child\'s pipe keeps a swapped-in page the parent then reuses up to 5.17 (reuse_swap_page); v6 copies', () => {
-  for (const [rules, leaks] of [[V5_7_RULES, true], [V5_9_RULES, true], [V6_RULES, false]] as const) {
+test('the swap variant of CVE-2020-29374: a child\'s pipe keeps a swapped-in page the parent then reuses up to 5.17 (reuse_swap_page); 5.18 and v6 copy', () => {
+  // 5.18: the parent's write fault finds the cached page with the cache's, the pipe's and its own
+  // references (3): should_try_to_free_swap wants 2, so it stays cached and read-only, and
+  // do_wp_page sees page_count 3 > 1 + PageSwapCache: a copy.
+  for (const [rules, leaks] of [[V5_7_RULES, true], [V5_9_RULES, true], [V5_18_RULES, false], [V6_RULES, false]] as const) {
     const { n, p, r } = oneProc(rules, 1);
     n.write(p, r, 0, 1);
     n.swapout(p, r, 0);
@@ -764,4 +767,85 @@ test('KSM\'s unstable-tree pair with a refused partner: the page scanned second 
   n.write(p, r, 0, 9);
   assert.deepEqual([n.cowCopies, frameOf(p, r, 1), n.pipeRead(pipe)], [copies, b2, 9]);
   n.closePipe(pipe);
+});
+
+// 5.18's swap rules ("mm: COW fixes part 1", between 5.17's reuse_swap_page and 5.19's
+// SWP_EXCLUSIVE): do_swap_page maps the page writable on a write fault only if, after swap_free
+// and try_to_free_swap (tried when the fault is a write, the page not KSM and page_count == 2:
+// the cache's and ours), page_count == 1; do_wp_page copies when page_count > 1 + PageSwapCache,
+// else frees the swap cache (try_to_free_swap: no swap entry refers to the slot) and reuses the
+// page if ours is then the only reference.
+
+test('5.18: a page swapped in by a read fault is mapped read-only and stays in the swap cache; the write frees the cache and reuses it (5.9-5.17 copy it: page_count 2)', () => {
+  for (const [rules, copies] of [[V5_18_RULES, 0], [V5_9_RULES, 1]] as const) {
+    const { n, p, r } = oneProc(rules, 1);
+    n.write(p, r, 0, 1);
+    assert.equal(n.swapout(p, r, 0), true);
+    // No SWP_EXCLUSIVE before 5.19; nothing else held the frame: freed with the swap cache's reference.
+    assert.deepEqual([swpOf(p, r, 0)!.exclusive, swpOf(p, r, 0)!.slot.cache], [false, null]);
+    // Read fault: a new frame in the swap cache (its reference) and mapped (ours); swap_free
+    // leaves the slot with no entry; a read fault never tries to free the cache here.
+    assert.equal(n.read(p, r, 0), 1);
+    const f = frameOf(p, r, 0)!;
+    assert.deepEqual([f.refcount, f.mapcount, f.swapcache !== null, pte(p, r, 0).writable], [2, 1, true, false]);
+    // Write: 5.18's do_wp_page: 2 <= 1 + 1, try_to_free_swap frees the unused slot's cache,
+    // page_count 1: wp_page_reuse. 5.9's: page_count 2 != 1: a copy.
+    n.write(p, r, 0, 2);
+    assert.equal(n.cowCopies, copies);
+    assert.equal(frameOf(p, r, 0) === f, copies === 0);
+    assert.equal(n.read(p, r, 0), 2);
+    assert.equal(p.minflt, 3, 'the first write, the read, and the write to the read-only PTE');
+  }
+});
+
+test('5.18: a write fault on a swap entry of a page mapped once frees the swap cache and maps it writable at once', () => {
+  const { n, p, r } = oneProc(V5_18_RULES, 1);
+  n.write(p, r, 0, 1);
+  n.swapout(p, r, 0);
+  // swap_free: the slot has no entry left; should_try_to_free_swap: a write, not KSM, page_count
+  // 2 (cache + ours) -> try_to_free_swap; page_count 1: maybe_mkwrite(pte_mkdirty()).
+  n.write(p, r, 0, 2);
+  const f = frameOf(p, r, 0)!;
+  assert.deepEqual([f.refcount, f.mapcount, f.swapcache, pte(p, r, 0).writable, pte(p, r, 0).dirty], [1, 1, null, true, true]);
+  assert.deepEqual([n.cowCopies, n.reuses, p.minflt], [0, 0, 2]);
+});
+
+test('5.18: a swap entry shared by fork: the first writer cannot free the cache (the other entry) and copies; the last one frees it and reuses', () => {
+  const { n, p, r } = oneProc(V5_18_RULES, 1);
+  n.write(p, r, 0, 1);
+  n.swapout(p, r, 0);
+  const q = n.fork(p);
+  const slot = swpOf(p, r, 0)!.slot;
+  assert.equal(slot.count, 2);
+  // P's write: cached frame + ours = 2, but Q's entry keeps the slot in use (try_to_free_swap
+  // refuses: page_swapped): mapped read-only, then do_wp_page: 2 <= 1 + 1, the slot still
+  // used, page_count 2 != 1: a copy.
+  n.write(p, r, 0, 2);
+  const cached = slot.cache!;
+  assert.deepEqual([n.cowCopies, cached.refcount, cached.mapcount], [1, 1, 0]);
+  // Q reads the old value from the cache, then writes: no entry left, the cache is freed, reused.
+  assert.equal(n.read(q, r, 0), 1);
+  n.write(q, r, 0, 3);
+  assert.deepEqual([frameOf(q, r, 0), n.cowCopies, cached.swapcache], [cached, 1, null]);
+  assert.deepEqual([n.read(p, r, 0), n.read(q, r, 0)], [2, 3]);
+});
+
+test('5.18: a pin keeps the reclaimed page out of swap (5.11); a FOLL_GET reference keeps it in the swap cache, and the write fault copies away from it', () => {
+  const { n, p, r } = oneProc(V5_18_RULES, 2);
+  n.write(p, r, 0, 1);
+  n.write(p, r, 1, 1);
+  const pin = n.pin(p, r, 0, { write: true, longterm: true })!;
+  assert.equal(n.swapout(p, r, 0), false, 'folio_maybe_dma_pinned: kept (feb889fb40fa, 5.11)');
+  const ref = n.gup(p, r, 1)!;
+  assert.equal(n.swapout(p, r, 1), true);
+  const f = ref.frame!;
+  // Unmapped; the reference and the swap cache hold it (refcount 2).
+  assert.deepEqual([f.refcount, f.mapcount, f.swapcache !== null], [2, 0, true]);
+  // The write fault finds it cached: cache + reference + ours = 3, not 2: the cache stays, the
+  // PTE read-only; do_wp_page: 3 > 1 + 1: a copy. The reference keeps the old value.
+  n.write(p, r, 1, 2);
+  assert.notEqual(frameOf(p, r, 1), f);
+  assert.deepEqual([n.pipeRead(ref), n.read(p, r, 1), n.cowCopies], [1, 2, 1]);
+  n.putRef(ref);
+  n.unpin(pin);
 });
