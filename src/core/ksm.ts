@@ -83,7 +83,10 @@ export function ksmMerge(k: Kernel): number {
 /**
  * The anonymous page ksmd's walk finds at vpn (ksm_next_page_pmd_entry; follow_page before 6.8):
  * a PTE's page, or the page of a PMD-mapped THP, which the walk takes as it is, without splitting
- * the PMD. -1: nothing present there, the zero page or huge zero page, a KSM page, not anonymous.
+ * the PMD. -1: nothing present there, the zero page or huge zero page, a KSM page of the stable
+ * tree (cmp_and_merge_page: stable_tree_search finds the page itself, "ksm page forked"), not
+ * anonymous. A KSM page in no tree (break_cow's leftover: no stable node) is a candidate like
+ * any anonymous page: cmp_and_merge_page takes it as it takes an ordinary page.
  */
 function mergeablePage(k: Kernel, mm: Mm, vpn: number): number {
   const slot = followSlot(k, mm, vpn);
@@ -92,7 +95,7 @@ function mergeablePage(k: Kernel, mm: Mm, vpn: number): number {
   if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL) return -1;
   const pfn = slotPfn(k, slot, vpn);
   const flags = k.frames.flags[pfn]!;
-  return flags & PG_ANON && !(flags & PG_KSM) ? pfn : -1;
+  return flags & PG_ANON && !(flags & PG_KSM && k.frames.inStableTree(pfn)) ? pfn : -1;
 }
 
 /**

@@ -525,3 +525,29 @@ test('v6: MADV_PAGEOUT cannot unmap a KSM page in no tree (rmap_walk_ksm finds n
   assert.equal(readOk(k, q, vpn + 1), 3);
   assertConsistent(k);
 });
+
+// break_cow's leftover is scanned again like any anonymous page: cmp_and_merge_page() finds no
+// stable node on it (folio_stable_node() is NULL), so stable_tree_search() looks it up by content
+// and unstable_tree_search_insert() pairs it. Found by the model-based comparison with the naive
+// model (P's pinned page in the unstable tree, then Q's and R's shared copy of it).
+test('v6: a KSM page in no tree is a merge candidate again: paired with the refused page once more, broken again', () => {
+  const k = kernel('v6');
+  const { mm: p, vpn } = proc(k, 2);
+  mergeable(k, p, vpn, 2);
+  take(k, p, vpn + 1, PIN_RW); // a zero-filled page, pinned: refused by write_protect_page
+  const q = dupMmap(k, p).child!; // early COW: Q gets its own copy
+  const r = dupMmap(k, q).child!; // R shares Q's; both registered with KSM (ksm_fork)
+  const x = pfnAt(k, q, vpn + 1);
+  assert.equal(pfnAt(k, r, vpn + 1), x);
+  assert.equal(ksmMerge(k), 0);
+  // Q's a[1] (x) was made KSM and broken (Q copies); R's a[1], still x, was scanned as a
+  // candidate, made KSM again and broken again (R copies): x, mapped by nothing, is freed.
+  const qc = pfnAt(k, q, vpn + 1);
+  const rc = pfnAt(k, r, vpn + 1);
+  assert.ok(qc !== x && rc !== x && qc !== rc);
+  assert.equal(k.frames.flags[x]! & PG_KSM, 0);
+  assert.deepEqual([isKsm(k, qc), isKsm(k, rc), frame(k, rc).mapcount, frame(k, rc).refcount], [false, false, 1, 1]);
+  // R's page is an ordinary page mapped once: reclaim takes it.
+  assert.equal(swapOutPage(k, r, vpn + 1), null);
+  assertConsistent(k);
+});
