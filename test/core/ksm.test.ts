@@ -551,3 +551,16 @@ test('v6: a KSM page in no tree is a merge candidate again: paired with the refu
   assert.equal(swapOutPage(k, r, vpn + 1), null);
   assertConsistent(k);
 });
+
+// Up to 6.1 break_ksm()'s FAULT_FLAG_WRITE fault meets a uffd-wp protected PTE (write_protect_page
+// keeps the bit) and goes to handle_userfault(), which fails in ksmd (no FAULT_FLAG_ALLOW_RETRY:
+// VM_FAULT_SIGBUS): no copy, the page stays a KSM page (in no tree) mapped write-protected.
+// 6cce3314b928 (6.2) made it an unshare fault: a copy, the bit kept. Either way the process's
+// write then goes to the monitor.
+test('break_cow on a uffd-wp protected page: no copy up to 6.1 (handle_userfault fails in ksmd), an unshare copy from 6.2', () => {
+  const lines = (copies: number): ReturnType<typeof parse> => story('P mmap a 2 rw private\nP madvise a mergeable\nP write a = 3\nP pin a[0] as h\n' +
+    `P uffd register a wp\nP uffd protect a\nksm merge\nexpect stat cow_copies == ${copies}\nexpect P a[1] uffd-wp\nP write a[1] = 5\nexpect stat uffd_faults.P == 1`);
+  for (const [name, copies] of [['v5.19', 0], ['6.1', 0], ['v6.2', 1], ['v6', 1]] as const) {
+    assert.deepEqual(kindsOf(runScenario(lines(copies), profileOf(name))), [], name);
+  }
+});
