@@ -281,7 +281,8 @@ export function wpCanReuse(k: Kernel, pfn: number, mm: Mm | null = null, vpn = 0
       return f.refcount[pfn] === 1 && f.mapcount[pfn] === 1;
     case 'mapcount': {
       // reuse_swap_page(): mapcount + swap count <= 1; other references do not count.
-      if (flags & PG_KSM) return k.profile.ksmReuse && f.refcount[pfn] === 1 && !(flags & PG_SWAPCACHE);
+      // reuse_ksm_page(): a KSM page with a stable node (not break_cow's leftover), ours the only reference.
+      if (flags & PG_KSM) return k.profile.ksmReuse && f.refcount[pfn] === 1 && !(flags & PG_SWAPCACHE) && f.inStableTree(pfn);
       const swapped = flags & PG_SWAPCACHE ? k.swap.count[f.priv[pfn]!]! : 0;
       return f.mapcount[pfn]! + swapped <= 1;
     }
@@ -451,8 +452,9 @@ function wpPageCopyInstall(
   anonVmaPrepare(mm, vma);
   f.mapcount[n] = 1;
   const keep = bits & (PTE_SOFT_DIRTY | PTE_UFFD_WP);
+  // An unshare copy is no write: mapped read-only and clean (only a write's entry gets pte_mkdirty).
   let nbits = unshare
-    ? PTE_PRESENT | PTE_YOUNG | PTE_DIRTY | keep
+    ? PTE_PRESENT | PTE_YOUNG | keep
     : PTE_PRESENT | PTE_YOUNG | PTE_DIRTY | PTE_SOFT_DIRTY | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
   // Seed 001's wp_page_copy(): the copy keeps the uffd-wp bit, write-protected (pte_mkuffd_wp(pte_wrprotect())).
   if (k.profile.gupCowBreak === 'pin' && bits & PTE_UFFD_WP) nbits = (nbits & ~PTE_WRITE) | PTE_UFFD_WP;

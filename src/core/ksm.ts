@@ -12,6 +12,7 @@ import type { Kernel } from './kernel.js';
 import type { Mm } from './mm.js';
 import { forEachPte } from './mmap.js';
 import { wpPageCopy } from './fault.js';
+import { userfaultfdPteWp } from './userfaultfd.js';
 import { breakCowRange } from './cowpt.js';
 import { followSlot, slotPfn, splitHugePage } from './huge.js';
 import { pmdLeafSlot, pteSlot } from './walk.js';
@@ -82,7 +83,10 @@ export function ksmMerge(k: Kernel): number {
 /**
  * The anonymous page ksmd's walk finds at vpn (ksm_next_page_pmd_entry; follow_page before 6.8):
  * a PTE's page, or the page of a PMD-mapped THP, which the walk takes as it is, without splitting
- * the PMD. -1: nothing present there, the zero page or huge zero page, a KSM page, not anonymous.
+ * the PMD. -1: nothing present there, the zero page or huge zero page, a KSM page of the stable
+ * tree (cmp_and_merge_page: stable_tree_search finds the page itself, "ksm page forked"), not
+ * anonymous. A KSM page in no tree (break_cow's leftover: no stable node) is a candidate like
+ * any anonymous page: cmp_and_merge_page takes it as it takes an ordinary page.
  */
 function mergeablePage(k: Kernel, mm: Mm, vpn: number): number {
   const slot = followSlot(k, mm, vpn);
@@ -91,7 +95,7 @@ function mergeablePage(k: Kernel, mm: Mm, vpn: number): number {
   if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL) return -1;
   const pfn = slotPfn(k, slot, vpn);
   const flags = k.frames.flags[pfn]!;
-  return flags & PG_ANON && !(flags & PG_KSM) ? pfn : -1;
+  return flags & PG_ANON && !(flags & PG_KSM && k.frames.inStableTree(pfn)) ? pfn : -1;
 }
 
 /**
@@ -203,10 +207,15 @@ function ksmPass(k: Kernel): { merged: number; split: number } {
       merged++;
       k.emit('note', mm.id, vpn, tpfn, pfn, `KSM: page ${pfn} becomes a KSM page; page ${tpfn} merged into it`);
     } else {
-      // break_cow(): an unshare fault in ksmd's context (not counted to the process). The
-      // page stays a KSM page for its other mappings, in no tree: nothing merges into it.
-      wpPageCopy(k, mm, mm.findVma(vpn)!, vpn, slot, true);
-      k.emit('note', mm.id, vpn, pfn, -1, 'KSM: the other page could not be merged (a reference holds it): break_cow unshares this one again; the KSM page is in no tree');
+      // break_cow(): a fault in ksmd's context (not counted to the process): an unshare fault
+      // (6.2+), a read-only copy; before, a write fault, a writable copy (do_wp_page copies a
+      // KSM page that break_ksm holds a reference on), unless the PTE is uffd-wp protected:
+      // handle_userfault() fails without FAULT_FLAG_ALLOW_RETRY and the KSM page stays mapped.
+      // The page stays a KSM page for its other mappings, in no tree: nothing merges into it.
+      const vma = mm.findVma(vpn)!;
+      const write = k.profile.ksmBreakCow === 'write';
+      if (!write || !userfaultfdPteWp(vma, k.tables.bits[slot]!)) wpPageCopy(k, mm, vma, vpn, slot, !write);
+      k.emit('note', mm.id, vpn, pfn, -1, `KSM: the other page could not be merged (a reference holds it): break_cow ${write ? 'breaks COW with a write fault' : 'unshares this one again'}; the KSM page is in no tree`);
     }
   };
   for (const mm of list) {

@@ -47,6 +47,13 @@ export interface Profile {
    * is reused in place and stays in the stable tree, writable.
    */
   wpCopiesKsm: boolean;
+  /**
+   * break_cow() after a two-page merge whose tree page was refused: ksmd faults on the scanned
+   * page, now a KSM page, with FAULT_FLAG_WRITE (`write`, up to 6.1: do_wp_page copies it into a
+   * writable, dirty page; a uffd-wp protected PTE makes handle_userfault fail and the KSM page
+   * stays) or FAULT_FLAG_UNSHARE (`unshare`, 6.2: a read-only copy, uffd-wp bit kept).
+   */
+  ksmBreakCow: 'write' | 'unshare';
   /** FOLL_PIN of the zero page is a no-op (6.5, c8070b787519); before, it took a pin on it. */
   pinSkipsZeroPage: boolean;
   /**

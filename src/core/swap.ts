@@ -49,7 +49,9 @@ export function swapOutPage(k: Kernel, mm: Mm, vpn: number): SwapoutSkip {
   if (!(fl & PG_ANON)) return 'not-anon';
   // KSM pages are swapped out too (rmap_walk_ksm); swap-in gives an ordinary page back.
   if (f.mapcount[pfn] !== 1) return 'shared'; // madvise_cold_or_pageout_pte_range(): only pages mapped once
-  if (k.profile.reclaimSkipsPinned && pageMaybeDmaPinned(k, pfn)) return 'pinned';
+  // shrink_folio_list(): the maybe-pinned check guards add_to_swap() only; a page already in the
+  // swap cache (swapped in by a read fault, say) goes on to try_to_unmap().
+  if (k.profile.reclaimSkipsPinned && !(fl & PG_SWAPCACHE) && pageMaybeDmaPinned(k, pfn)) return 'pinned';
   // try_to_unmap_one(): an exclusive page must be unshared first (folio_try_share_anon_rmap_pte).
   let exclusive = false;
   if (k.profile.anonExclusive && fl & PG_ANON_EXCLUSIVE) {
@@ -58,6 +60,9 @@ export function swapOutPage(k: Kernel, mm: Mm, vpn: number): SwapoutSkip {
     exclusive = true;
   }
   const s = addToSwap(k, pfn);
+  // try_to_unmap() of a KSM page walks its stable node's rmap items (rmap_walk_ksm); a KSM page in
+  // no tree (left by break_cow) has none: it stays mapped, now in the swap cache.
+  if (fl & PG_KSM && !f.inStableTree(pfn)) return 'shared';
   setPte(k, slot, s, PTE_SWAP | (exclusive ? PTE_SWP_EXCLUSIVE : 0) | (bits & (PTE_SOFT_DIRTY | PTE_UFFD_WP)));
   k.swap.count[s]!++;
   mm.rssAnon--;

@@ -87,10 +87,11 @@ export const ksmMergeOp = defineOp({
         for (const x of s.pages) if (x.mapped && !x.shared) x.mergeable = true;
         g.add(`${p.name} madvise ${s.text} mergeable`);
       } else {
-        // ksm-merge-order: Linux makes the page it scans second the KSM page (the model the first)
-        // and acts on it first: which other mappings map the KSM page differs once a fork shares
-        // the frames, and which page is left write-protected when a pinned or spliced partner
-        // cannot be merged.
+        // ksm-merge-order (fixed, kept to bisect): Linux makes the page it scans second the KSM
+        // page and acts on it first (try_to_merge_two_pages, the same from 5.4 to 6.18), as the
+        // model does now; the model once took the first. It showed once a fork shares the frames
+        // (which other mappings map the KSM page) and when a pinned or spliced partner cannot be
+        // merged (which page is left write-protected).
         if (g.avoids('ksm-merge-order') && !g.ksmMerge(true)) return false;
         g.ksmMerge(false);
         g.add('ksm merge');

@@ -17,6 +17,7 @@ const V5_7: Profile = {
   mprotectWritable: false,
   ksmReuse: true,
   wpCopiesKsm: true,
+  ksmBreakCow: 'write',
   pinSkipsZeroPage: false,
   mmForbidsZeropage: false,
   writeProtectSeq: false,
@@ -91,8 +92,8 @@ const V5_19 = derive(V5_18, 'v5.19',
 
 const V6_2 = derive(V5_19, 'v6.2',
   'v5.19 + mprotect maps exclusive anon pages writable (6.0) + MADV_COLLAPSE (6.1) + unsharing for anything in a COW mapping (zero page)',
-  '64fe24a3e05e (6.0), 7d8faaf15545 (6.1), 8d6a0ac09a16 and 84209e87c696 (6.2)',
-  { mprotectWritable: true, unshareRoPin: 'all', mprotectWritablePmd: true, madvCollapse: 'writable-pte' });
+  '64fe24a3e05e (6.0), 7d8faaf15545 (6.1), 8d6a0ac09a16 and 84209e87c696 (6.2), 6cce3314b928 (6.2: KSM\'s break_cow unshares)',
+  { mprotectWritable: true, unshareRoPin: 'all', mprotectWritablePmd: true, madvCollapse: 'writable-pte', ksmBreakCow: 'unshare' });
 
 const V6_15 = derive(V6_2, 'v6.15',
   'v6.2 + zero page never pinned (6.5) + exclusive swapped-in pages writable on read faults (6.11) + device-exclusive rework (mapcount untouched, treated like present at fork)',

@@ -22,6 +22,7 @@ const VALUES = {
   mprotectWritable: ['true', 'false'],
   ksmReuse: ['true', 'false'],
   wpCopiesKsm: ['true', 'false'],
+  ksmBreakCow: ['write', 'unshare'],
   pinSkipsZeroPage: ['true', 'false'],
   mmForbidsZeropage: ['true', 'false'],
   writeProtectSeq: ['true', 'false'],

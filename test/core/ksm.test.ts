@@ -9,13 +9,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { OK, PG_KSM, PG_LARGE, VM_HUGEPAGE } from '../../src/core/constants.js';
+import { OK, PG_KSM, PG_LARGE, PG_SWAPCACHE, VM_HUGEPAGE } from '../../src/core/constants.js';
 import { dupMmap } from '../../src/core/fork.js';
 import { getUserPages, releaseHandle, type GupRequest } from '../../src/core/gup.js';
 import type { Handle, Kernel } from '../../src/core/kernel.js';
 import { KSM_MAX_PAGE_SHARING, ksmMerge } from '../../src/core/ksm.js';
 import type { Mm } from '../../src/core/mm.js';
 import { doMadvise, doMmap } from '../../src/core/mmap.js';
+import { swapOutPage } from '../../src/core/swap.js';
 import { pmdLeafSlot } from '../../src/core/walk.js';
 import { exitMmap } from '../../src/core/zap.js';
 import { runScenario } from '../../src/engine/run.js';
@@ -114,6 +115,76 @@ for (const [what, req] of [['a FOLL_GET reference', GET], ['a pipe buffer (vmspl
     releaseHandle(k, h);
     assert.equal(ksmMerge(k), 1);
     assert.equal(pfnAt(k, mm, vpn), pfnAt(k, mm, vpn + 1));
+    assertConsistent(k);
+  });
+}
+
+// Which frame survives a two-page merge. cmp_and_merge_page() calls try_to_merge_two_pages(
+// rmap_item, page, tree_rmap_item, tree_page): try_to_merge_with_ksm_page(rmap_item, page, NULL)
+// turns `page`, the one being scanned now (the later by address), into the KSM page in place,
+// then try_to_merge_with_ksm_page(tree_rmap_item, tree_page, page) replaces the unstable-tree
+// page (scanned earlier) by it. The same code from 5.4 to 6.18 (read in 5.4.286, 5.7.14, 5.8.1,
+// 5.10.198, 5.15.215, 5.18.12, 5.19, 6.1.166, 6.6.150 and 6.18.2). A fork beforehand shows which:
+// Q (not mergeable, not registered) keeps mapping both frames, so the frame Q's a[1] maps is the
+// KSM page and Q's a[0] keeps the earlier page, now mapped by Q only.
+for (const name of ['v5.7', 'v5.9', 'v5.18', 'v6']) {
+  test(`${name}: a two-page merge makes the page scanned second the KSM page; the first is replaced (try_to_merge_two_pages)`, () => {
+    const k = kernel(name);
+    const { mm: p, vpn } = proc(k, 2);
+    const first = writeOk(k, p, vpn, 7);
+    const second = writeOk(k, p, vpn + 1, 7);
+    const q = dupMmap(k, p).child!;
+    mergeable(k, p, vpn, 2);
+    assert.equal(ksmMerge(k), 1);
+    // P's a[0] was scanned first (unstable tree); P's a[1] (frame `second`) became the KSM page.
+    assert.equal(pfnAt(k, p, vpn), second, 'P a[0] now maps the page scanned second');
+    assert.equal(pfnAt(k, p, vpn + 1), second);
+    assert.ok(isKsm(k, second));
+    assert.equal(pfnAt(k, q, vpn + 1), second, 'Q a[1] maps the KSM page: it was made KSM in place');
+    // Three mappings (P a[0] by replace_page, P a[1] and Q a[1] from before), one reference each.
+    assert.deepEqual([frame(k, second).mapcount, frame(k, second).refcount], [3, 3]);
+    // The tree page lost P's mapping and reference (replace_page); Q's a[0] still maps it.
+    assert.equal(pfnAt(k, q, vpn), first);
+    assert.equal(isKsm(k, first), false);
+    assert.deepEqual([frame(k, first).mapcount, frame(k, first).refcount], [1, 1]);
+    assert.equal(presentPte(k, q, vpn).write, false, 'still write-protected from fork');
+    assertConsistent(k);
+  });
+}
+
+// When the tree page is refused, break_cow() -> break_ksm() faults on the scanned page (now a
+// KSM page mapped here only): FAULT_FLAG_UNSHARE from 6.2 (a read-only copy, clean of any write:
+// the next write faults and reuses it), FAULT_FLAG_WRITE up to 6.1 (read in 5.4.286 ... 6.1.166:
+// do_wp_page copies, the copy mapped writable and dirty: the next write takes no fault). Either
+// way ksmd's fault is not the process's (mm_account_fault: no regs), and the KSM page, mapped by
+// nothing else, is freed.
+for (const [name, mode] of [['v5.7', 'write'], ['v5.9', 'write'], ['v5.19', 'write'], ['6.1', 'write'], ['v6.2', 'unshare'], ['v6', 'unshare']] as const) {
+  test(`${name}: break_cow after a refused partner leaves the scanned page a ${mode === 'write' ? 'writable' : 'read-only'} copy (ksmBreakCow=${mode})`, () => {
+    const k = kernel(name);
+    assert.equal(k.profile.ksmBreakCow, mode);
+    const { mm, vpn } = proc(k, 2);
+    mergeable(k, mm, vpn, 2);
+    writeOk(k, mm, vpn, 3);
+    const second = writeOk(k, mm, vpn + 1, 3);
+    const h = take(k, mm, vpn, PIN_RW); // a[0], scanned first, cannot be write-protected
+    const pinned = pfnAt(k, mm, vpn);
+    assert.equal(mm.minflt, 2);
+    assert.equal(ksmMerge(k), 0);
+    const copy = pfnAt(k, mm, vpn + 1);
+    assert.notEqual(copy, second, 'break_cow copied the new KSM page');
+    assert.equal(isKsm(k, copy), false);
+    assert.equal(k.frames.flags[second]! & PG_KSM, 0, 'the KSM page, mapped by nothing else, was freed');
+    assert.deepEqual([frame(k, copy).mapcount, frame(k, copy).refcount], [1, 1]);
+    assert.equal(presentPte(k, mm, vpn + 1).write, mode === 'write');
+    // wp_page_copy(): pte_mkdirty for a write only; an unshare copy is clean.
+    assert.equal(presentPte(k, mm, vpn + 1).dirty, mode === 'write');
+    assert.equal(pfnAt(k, mm, vpn), pinned, 'the refused page is left alone');
+    assert.equal(presentPte(k, mm, vpn).write, true);
+    assert.equal(mm.minflt, 2, 'ksmd\'s fault is not counted to the process');
+    writeOk(k, mm, vpn + 1, 5);
+    assert.equal(mm.minflt, mode === 'write' ? 2 : 3);
+    assert.equal(pfnAt(k, mm, vpn + 1), copy, 'the copy is the process\'s own: kept');
+    releaseHandle(k, h);
     assertConsistent(k);
   });
 }
@@ -399,4 +470,97 @@ test('v6: a KSM page takes at most max_page_sharing (256) mappings; the rest mer
   assert.equal(pfnAt(k, mm, vpn + 256), second);
   assert.equal(k.frames.used, 2);
   assertConsistent(k);
+});
+
+// wp_page_copy() marks only a write's copy dirty (pte_mkdirty); an unshare copy is mapped clean.
+// That decides write_protect_page()'s check: P's a[0], copied by an R/O pin's unshare fault and
+// shared again by a fork, is a clean read-only PTE of a page that is not exclusive, so KSM takes
+// it without comparing references, the pipe's included (a dirty PTE would be checked: 2 mappings
+// + the pipe's reference != 2 mappings, refused).
+test('v5.19, v6: an unshare copy is mapped clean, so KSM merges it once shared, a pipe\'s reference and all', () => {
+  const sc = story('P mmap a 2 rw private\nP write a = 1\nP fork Q\nP pin a[0] as h ro\nP unpin h\nP fork R\nR vmsplice a[0] as p1\n' +
+    'P madvise a mergeable\nksm merge\nexpect P a[0] same-frame P a[1]\nexpect R a[0] other-frame P a[0]\nR read p1[0] expect 1');
+  for (const name of ['v5.19', 'v6']) assert.deepEqual(kindsOf(runScenario(sc, profileOf(name))), [], name);
+});
+
+// break_cow's leftover: P's a[1] (frame B, shared with Q by fork) becomes a KSM page, its
+// partner P's a[0] (pinned) is refused, and break_cow gives P a copy: Q maps a KSM page that has
+// no stable node. reuse_ksm_page() (5.1-5.8) wants one (page_stable_node), so Q's write copies;
+// and reclaim cannot unmap it (rmap_walk_ksm() walks the stable node's rmap items: none), so
+// MADV_PAGEOUT leaves it mapped, though add_to_swap() has put it in the swap cache.
+function leftover(name: string): { k: Kernel; q: Mm; vpn: number; b: number } {
+  const k = kernel(name);
+  const { mm: p, vpn } = proc(k, 2);
+  writeOk(k, p, vpn, 3);
+  const b = writeOk(k, p, vpn + 1, 3);
+  const q = dupMmap(k, p).child!;
+  take(k, p, vpn, PIN_RW); // a write fault: P's a[0] is its own copy now, pinned
+  mergeable(k, p, vpn, 2);
+  assert.equal(ksmMerge(k), 0);
+  assert.notEqual(pfnAt(k, p, vpn + 1), b, 'break_cow copied P\'s a[1]');
+  assert.equal(pfnAt(k, q, vpn + 1), b);
+  assert.ok(isKsm(k, b));
+  assert.equal(k.frames.inStableTree(b), false);
+  assert.deepEqual([frame(k, b).mapcount, frame(k, b).refcount], [1, 1]);
+  return { k, q, vpn, b };
+}
+
+for (const name of ['v5.7', 'v5.8']) {
+  test(`${name}: a KSM page in no tree, mapped once, is copied on write (reuse_ksm_page wants a stable node)`, () => {
+    const { k, q, vpn, b } = leftover(name);
+    const copies = k.stats.cowCopies;
+    const c = writeOk(k, q, vpn + 1, 9);
+    assert.notEqual(c, b);
+    assert.equal(k.stats.cowCopies, copies + 1);
+    assertConsistent(k);
+  });
+}
+
+test('v6: MADV_PAGEOUT cannot unmap a KSM page in no tree (rmap_walk_ksm finds no rmap item): it stays mapped, in the swap cache', () => {
+  const { k, q, vpn, b } = leftover('v6');
+  assert.equal(swapOutPage(k, q, vpn + 1), 'shared');
+  assert.equal(pfnAt(k, q, vpn + 1), b, 'still mapped');
+  assert.ok(k.frames.flags[b]! & PG_SWAPCACHE, 'add_to_swap ran before try_to_unmap');
+  assert.deepEqual([frame(k, b).mapcount, frame(k, b).refcount], [1, 2]);
+  assert.equal(readOk(k, q, vpn + 1), 3);
+  assertConsistent(k);
+});
+
+// break_cow's leftover is scanned again like any anonymous page: cmp_and_merge_page() finds no
+// stable node on it (folio_stable_node() is NULL), so stable_tree_search() looks it up by content
+// and unstable_tree_search_insert() pairs it. Found by the model-based comparison with the naive
+// model (P's pinned page in the unstable tree, then Q's and R's shared copy of it).
+test('v6: a KSM page in no tree is a merge candidate again: paired with the refused page once more, broken again', () => {
+  const k = kernel('v6');
+  const { mm: p, vpn } = proc(k, 2);
+  mergeable(k, p, vpn, 2);
+  take(k, p, vpn + 1, PIN_RW); // a zero-filled page, pinned: refused by write_protect_page
+  const q = dupMmap(k, p).child!; // early COW: Q gets its own copy
+  const r = dupMmap(k, q).child!; // R shares Q's; both registered with KSM (ksm_fork)
+  const x = pfnAt(k, q, vpn + 1);
+  assert.equal(pfnAt(k, r, vpn + 1), x);
+  assert.equal(ksmMerge(k), 0);
+  // Q's a[1] (x) was made KSM and broken (Q copies); R's a[1], still x, was scanned as a
+  // candidate, made KSM again and broken again (R copies): x, mapped by nothing, is freed.
+  const qc = pfnAt(k, q, vpn + 1);
+  const rc = pfnAt(k, r, vpn + 1);
+  assert.ok(qc !== x && rc !== x && qc !== rc);
+  assert.equal(k.frames.flags[x]! & PG_KSM, 0);
+  assert.deepEqual([isKsm(k, qc), isKsm(k, rc), frame(k, rc).mapcount, frame(k, rc).refcount], [false, false, 1, 1]);
+  // R's page is an ordinary page mapped once: reclaim takes it.
+  assert.equal(swapOutPage(k, r, vpn + 1), null);
+  assertConsistent(k);
+});
+
+// Up to 6.1 break_ksm()'s FAULT_FLAG_WRITE fault meets a uffd-wp protected PTE (write_protect_page
+// keeps the bit) and goes to handle_userfault(), which fails in ksmd (no FAULT_FLAG_ALLOW_RETRY:
+// VM_FAULT_SIGBUS): no copy, the page stays a KSM page (in no tree) mapped write-protected.
+// 6cce3314b928 (6.2) made it an unshare fault: a copy, the bit kept. Either way the process's
+// write then goes to the monitor.
+test('break_cow on a uffd-wp protected page: no copy up to 6.1 (handle_userfault fails in ksmd), an unshare copy from 6.2', () => {
+  const lines = (copies: number): ReturnType<typeof parse> => story('P mmap a 2 rw private\nP madvise a mergeable\nP write a = 3\nP pin a[0] as h\n' +
+    `P uffd register a wp\nP uffd protect a\nksm merge\nexpect stat cow_copies == ${copies}\nexpect P a[1] uffd-wp\nP write a[1] = 5\nexpect stat uffd_faults.P == 1`);
+  for (const [name, copies] of [['v5.19', 0], ['6.1', 0], ['v6.2', 1], ['v6', 1]] as const) {
+    assert.deepEqual(kindsOf(runScenario(lines(copies), profileOf(name))), [], name);
+  }
 });

@@ -366,3 +366,30 @@ for (const name of ['v5.9', 'v5.14']) {
     assert.equal(r.status, 'ok', r.violations.map((v) => v.message).join('; '));
   });
 }
+
+// shrink_folio_list() checks folio_maybe_dma_pinned() before add_to_swap() only (5.11+): a
+// pinned page already in the swap cache goes on to try_to_unmap(). Before 5.19 nothing refuses
+// to unmap it (no PG_anon_exclusive); it stays in the swap cache (the pin's references), and the
+// next fault maps it again from there. From 5.19 the page the R/O pin faulted in is exclusive,
+// and try_to_unmap() cannot unshare a maybe-pinned exclusive page: kept. Found by the
+// model-based comparison with the naive model (5.18).
+for (const [name, unmapped] of [['v5.14', true], ['v5.18', true], ['v5.19', false], ['v6', false]] as const) {
+  test(`${name}: a pinned page swapped in by a read fault (in the swap cache) is ${unmapped ? 'unmapped again by reclaim' : 'kept (exclusive, maybe pinned)'}`, () => {
+    const k = kernel(name);
+    const { mm, vpn } = proc(k, 1);
+    writeOk(k, mm, vpn, 4);
+    assert.equal(swapOutPage(k, mm, vpn), null);
+    const r = getUserPages(k, mm, vpn, vpn + 1, { pin: true, write: false, longterm: true, fast: false, kind: 'pin' });
+    assert.equal(r.err, OK);
+    const pfn = r.handle!.frames[0]!;
+    assert.equal(presentPte(k, mm, vpn).pfn, pfn, 'the read fault mapped the page from the swap cache');
+    assert.equal(swapOutPage(k, mm, vpn), unmapped ? null : 'pinned');
+    if (unmapped) {
+      assert.equal(frame(k, pfn).mapcount, 0);
+      assert.equal(readOk(k, mm, vpn), 4);
+      assert.equal(presentPte(k, mm, vpn).pfn, pfn, 'swapped in again from the swap cache: the pinned page');
+    }
+    releaseHandle(k, r.handle!);
+    assertConsistent(k);
+  });
+}

@@ -9,9 +9,9 @@
 // - for the operations the naive reference model knows (test/naive/model.ts: write, read,
 //   fork, exit, munmap, mprotect, dontfork, wipeonfork, dontneed, the pins pin, pin-ro and
 //   pin-fast, gup, vmsplice, unpin, put, device-write, device-read, handle-read, clear-softdirty, mremap,
-//   swapout from 5.19 on, and mergeable and ksm-merge on v6, 6.2 and 5.19, in runs of their own
-//   without swapout and mremap), on v6 and on the older profiles whose rules for them the naive model
-//   has: every read sees what the naive model reads, or faults where it faults; a handle is
+//   swapout, and mergeable and ksm-merge (with swapout, in runs of their own without mremap, on v6,
+//   6.2, 5.19, 5.18, 5.9 and 5.7), on v6 and on the older profiles whose rules for them the naive
+//   model has: every read sees what the naive model reads, or faults where it faults; a handle is
 //   taken (or EFAULT) where the naive model takes it; the device reads through a pin what the
 //   naive pin holds, and a process reads from a pipe what the naive pipe holds; reclaim swaps a
 //   page out where the naive model does; mremap moves (or fails with EFAULT) where it does, and
@@ -27,7 +27,7 @@ import { decodeOp, enabledOps, OP_NAMES, PROC_NAMES, type ExploreShape, type OpN
 import { replayPath } from '../../src/explore/search.js';
 import { BUILTIN_PROFILES } from '../../src/profiles/builtin.js';
 import {
-  NaiveKernel, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_2_RULES, V6_RULES, type NaiveOptions, type NPin, type NProc, type NRef, type NRegion,
+  NaiveKernel, V5_18_RULES, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_2_RULES, V6_RULES, type NaiveOptions, type NPin, type NProc, type NRef, type NRegion,
 } from '../naive/model.js';
 import { input } from './helpers.js';
 
@@ -35,7 +35,7 @@ const NAIVE_OPS: readonly OpName[] = [
   'write', 'read', 'fork', 'exit', 'munmap', 'mprotect', 'dontfork', 'wipeonfork', 'dontneed',
   'pin', 'pin-ro', 'pin-fast', 'gup', 'vmsplice', 'unpin', 'put', 'device-write', 'device-read', 'handle-read', 'clear-softdirty',
 ];
-/** With swap (reclaim and swap-in), which the naive model knows under PG_anon_exclusive (5.19 on). */
+/** With swap (reclaim and swap-in). */
 const NAIVE_SWAP_OPS: readonly OpName[] = [...NAIVE_OPS, 'swapout'];
 /** With mremap of a page of the explored region to a new one. */
 const NAIVE_V6_OPS: readonly OpName[] = [...NAIVE_SWAP_OPS, 'mremap'];
@@ -342,39 +342,47 @@ test('model-based: on v6, reads agree with the naive reference model (write, rea
   runs('v6', NAIVE_V6_OPS, { naive: V6_RULES, numRuns: 5000, maxCommands: 30 });
 });
 
-test('model-based: on v6, reclaim and swap-in agree with the naive model (a swap-focused draw: the handles that keep a swapped-out page in the swap cache, fork sharing the swap entry)', () => {
+test('model-based: on v6 (and 5.18), reclaim and swap-in agree with the naive model (a swap-focused draw: the handles that keep a swapped-out page in the swap cache, fork sharing the swap entry)', () => {
   // Fewer operations than NAIVE_SWAP_OPS, so that the chains that show a swap rule (a write,
   // a pipe's or pin's reference, reclaim, a fault, a read through the handle) come often.
   const ops: OpName[] = ['write', 'read', 'fork', 'exit', 'swapout', 'vmsplice', 'gup', 'put', 'handle-read', 'pin-ro', 'unpin', 'device-read', 'dontneed'];
   runs('v6', ops, { naive: V6_RULES, numRuns: 8000, maxCommands: 20 });
+  // 5.18's page-count rules at swap-in and in do_wp_page (between reuse_swap_page and SWP_EXCLUSIVE).
+  runs('v5.18', ops, { naive: V5_18_RULES, numRuns: 3000, maxCommands: 20 });
 });
 
-test('model-based: on v6 (and 5.19, 6.2), KSM agrees with the naive model (MADV_MERGEABLE, ksmd merging identical pages, a write copying a KSM page, pins and references refusing a merge, fork sharing KSM pages)', () => {
-  // No swapout (the naive model does not reclaim KSM pages) and no mremap (n/a on KSM pages).
-  runs('v6', [...NAIVE_OPS, 'mergeable', 'ksm-merge'], { naive: V6_RULES, numRuns: 1500, maxCommands: 30 });
+test('model-based: on v6 (and 6.2, 5.19, 5.18, 5.9, 5.7), KSM agrees with the naive model (MADV_MERGEABLE, ksmd merging identical pages, a write copying a KSM page, pins and references refusing a merge, fork sharing KSM pages, KSM pages swapped out and in)', () => {
+  // No mremap (n/a on KSM pages).
+  runs('v6', [...NAIVE_SWAP_OPS, 'mergeable', 'ksm-merge'], { naive: V6_RULES, numRuns: 1500, maxCommands: 30 });
   // A KSM-focused draw: every write stores a new value, so two frames hold the same content only
   // after a copy that keeps it (fork's early COW of a pinned page, an R/O pin's unshare, a R/W
   // pin's write fault on a shared page): fewer operations, so that such a chain, MADV_MERGEABLE
   // and a merge followed by a write, a reference or a device read come often.
+  // Reclaim and swap-in of KSM pages and of the pages around them (swapout) too.
   const focus: OpName[] = [
     'write', 'write', 'fork', 'fork', 'mergeable', 'ksm-merge', 'ksm-merge', 'ksm-merge', 'pin', 'pin', 'pin-ro', 'unpin', 'unpin', 'unpin',
-    'read', 'exit', 'dontneed', 'gup', 'vmsplice', 'put', 'handle-read', 'device-read', 'clear-softdirty',
+    'read', 'exit', 'dontneed', 'gup', 'vmsplice', 'put', 'handle-read', 'device-read', 'clear-softdirty', 'swapout', 'swapout',
   ];
   // Each run starts with P's two pages made mergeable (P madvise buf[0] mergeable, then buf[1]).
-  runs('v6', focus, { naive: V6_RULES, numRuns: 4000, maxCommands: 25, prefix: [['mergeable', 0], ['mergeable', 1]] });
-  // 5.19 and 6.2 (PG_anon_exclusive, a KSM page always copied): the same draw, fewer runs.
-  for (const [kernel, rules] of [['v5.19', V5_19_RULES], ['v6.2', V6_2_RULES]] as const) {
-    runs(kernel, focus, { naive: rules, numRuns: 800, maxCommands: 25, prefix: [['mergeable', 0], ['mergeable', 1]] });
-  }
+  const prefix: [OpName, number][] = [['mergeable', 0], ['mergeable', 1]];
+  runs('v6', focus, { naive: V6_RULES, numRuns: 4000, maxCommands: 25, prefix });
+  // The older rules, the same draw, fewer runs: 6.2 (break_cow unshares), 5.19 (PG_anon_exclusive;
+  // break_cow a write fault), 5.18 and 5.9 (no PG_anon_exclusive, a KSM page always copied, R/O
+  // pins hold KSM pages; 5.18's and 5.9's swap-in rules), 5.7 (reuse_ksm_page, reuse_swap_page,
+  // no early COW at fork).
+  const older: [string, NaiveOptions][] = [
+    ['v6.2', V6_2_RULES], ['v5.19', V5_19_RULES], ['v5.18', V5_18_RULES], ['v5.9', V5_9_RULES], ['v5.7', V5_7_RULES],
+  ];
+  for (const [kernel, rules] of older) runs(kernel, focus, { naive: rules, numRuns: 800, maxCommands: 25, prefix });
 });
 
-test('model-based: on the older profiles, reads agree with the naive model under their rules (5.7 mapcount reuse; 5.9-rc4 page count; 5.9-5.18 early COW; 5.19 PG_anon_exclusive and unsharing)', () => {
+test('model-based: on the older profiles, reads agree with the naive model under their rules (5.7 mapcount reuse; 5.9-rc4 page count; 5.9-5.18 early COW; 5.18 page-count swap-in; 5.19 PG_anon_exclusive and unsharing)', () => {
   // The profiles whose switches for these operations the naive rule sets cover (not v5.8: its
-  // GUP breaks COW; v5.14 and v5.18 differ from v5.9 only in what these operations do not reach).
+  // GUP breaks COW; v5.14 differs from v5.9 only in what these operations do not reach, and
+  // v5.18 from v5.14 in its swap rules).
   const older: [string, NaiveOptions][] = [
-    ['v5.7', V5_7_RULES], ['v5.9-rc4', { ...V5_9_RULES, earlyCow: false }], ['v5.9', V5_9_RULES], ['v5.18', { ...V5_9_RULES, swapin: undefined, clearRefsSkipsPinned: true }],
+    ['v5.7', V5_7_RULES], ['v5.9-rc4', { ...V5_9_RULES, earlyCow: false }], ['v5.9', V5_9_RULES], ['v5.18', V5_18_RULES],
     ['v5.19', V5_19_RULES], ['v6.2', V6_2_RULES],
   ];
-  // Swap only where the naive model has its rules (not 5.18's swap-in); mremap everywhere.
-  for (const [kernel, rules] of older) runs(kernel, rules.swapin ? NAIVE_V6_OPS : [...NAIVE_OPS, 'mremap'], { naive: rules, numRuns: 800, maxCommands: 30 });
+  for (const [kernel, rules] of older) runs(kernel, NAIVE_V6_OPS, { naive: rules, numRuns: 800, maxCommands: 30 });
 });

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  GUP_PIN_COUNTING_BIAS, NaiveKernel, pageKey, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_2_RULES, V6_RULES, type NaiveOptions, type NFrame, type NProc, type NRegion,
+  GUP_PIN_COUNTING_BIAS, NaiveKernel, pageKey, V5_18_RULES, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_2_RULES, V6_RULES, type NaiveOptions, type NFrame, type NProc, type NRegion,
 } from './model.js';
 
 function frameOf(p: NProc, r: NRegion, i: number): NFrame | null {
@@ -567,8 +567,11 @@ test('before 5.11 a pinned page is reclaimed: a write fault reuses it (reuse_swa
   }
 });
 
-test('the swap variant of CVE-2020-29374: a child\'s pipe keeps a swapped-in page the parent then reuses up to 5.17 (reuse_swap_page); v6 copies', () => {
-  for (const [rules, leaks] of [[V5_7_RULES, true], [V5_9_RULES, true], [V6_RULES, false]] as const) {
+test('the swap variant of CVE-2020-29374: a child\'s pipe keeps a swapped-in page the parent then reuses up to 5.17 (reuse_swap_page); 5.18 and v6 copy', () => {
+  // 5.18: the parent's write fault finds the cached page with the cache's, the pipe's and its own
+  // references (3): should_try_to_free_swap wants 2, so it stays cached and read-only, and
+  // do_wp_page sees page_count 3 > 1 + PageSwapCache: a copy.
+  for (const [rules, leaks] of [[V5_7_RULES, true], [V5_9_RULES, true], [V5_18_RULES, false], [V6_RULES, false]] as const) {
     const { n, p, r } = oneProc(rules, 1);
     n.write(p, r, 0, 1);
     n.swapout(p, r, 0);
@@ -764,4 +767,224 @@ test('KSM\'s unstable-tree pair with a refused partner: the page scanned second 
   n.write(p, r, 0, 9);
   assert.deepEqual([n.cowCopies, frameOf(p, r, 1), n.pipeRead(pipe)], [copies, b2, 9]);
   n.closePipe(pipe);
+});
+
+// 5.18's swap rules ("mm: COW fixes part 1", between 5.17's reuse_swap_page and 5.19's
+// SWP_EXCLUSIVE): do_swap_page maps the page writable on a write fault only if, after swap_free
+// and try_to_free_swap (tried when the fault is a write, the page not KSM and page_count == 2:
+// the cache's and ours), page_count == 1; do_wp_page copies when page_count > 1 + PageSwapCache,
+// else frees the swap cache (try_to_free_swap: no swap entry refers to the slot) and reuses the
+// page if ours is then the only reference.
+
+test('5.18: a page swapped in by a read fault is mapped read-only and stays in the swap cache; the write frees the cache and reuses it (5.9-5.17 copy it: page_count 2)', () => {
+  for (const [rules, copies] of [[V5_18_RULES, 0], [V5_9_RULES, 1]] as const) {
+    const { n, p, r } = oneProc(rules, 1);
+    n.write(p, r, 0, 1);
+    assert.equal(n.swapout(p, r, 0), true);
+    // No SWP_EXCLUSIVE before 5.19; nothing else held the frame: freed with the swap cache's reference.
+    assert.deepEqual([swpOf(p, r, 0)!.exclusive, swpOf(p, r, 0)!.slot.cache], [false, null]);
+    // Read fault: a new frame in the swap cache (its reference) and mapped (ours); swap_free
+    // leaves the slot with no entry; a read fault never tries to free the cache here.
+    assert.equal(n.read(p, r, 0), 1);
+    const f = frameOf(p, r, 0)!;
+    assert.deepEqual([f.refcount, f.mapcount, f.swapcache !== null, pte(p, r, 0).writable], [2, 1, true, false]);
+    // Write: 5.18's do_wp_page: 2 <= 1 + 1, try_to_free_swap frees the unused slot's cache,
+    // page_count 1: wp_page_reuse. 5.9's: page_count 2 != 1: a copy.
+    n.write(p, r, 0, 2);
+    assert.equal(n.cowCopies, copies);
+    assert.equal(frameOf(p, r, 0) === f, copies === 0);
+    assert.equal(n.read(p, r, 0), 2);
+    assert.equal(p.minflt, 3, 'the first write, the read, and the write to the read-only PTE');
+  }
+});
+
+test('5.18: a write fault on a swap entry of a page mapped once frees the swap cache and maps it writable at once', () => {
+  const { n, p, r } = oneProc(V5_18_RULES, 1);
+  n.write(p, r, 0, 1);
+  n.swapout(p, r, 0);
+  // swap_free: the slot has no entry left; should_try_to_free_swap: a write, not KSM, page_count
+  // 2 (cache + ours) -> try_to_free_swap; page_count 1: maybe_mkwrite(pte_mkdirty()).
+  n.write(p, r, 0, 2);
+  const f = frameOf(p, r, 0)!;
+  assert.deepEqual([f.refcount, f.mapcount, f.swapcache, pte(p, r, 0).writable, pte(p, r, 0).dirty], [1, 1, null, true, true]);
+  assert.deepEqual([n.cowCopies, n.reuses, p.minflt], [0, 0, 2]);
+});
+
+test('5.18: a swap entry shared by fork: the first writer cannot free the cache (the other entry) and copies; the last one frees it and reuses', () => {
+  const { n, p, r } = oneProc(V5_18_RULES, 1);
+  n.write(p, r, 0, 1);
+  n.swapout(p, r, 0);
+  const q = n.fork(p);
+  const slot = swpOf(p, r, 0)!.slot;
+  assert.equal(slot.count, 2);
+  // P's write: cached frame + ours = 2, but Q's entry keeps the slot in use (try_to_free_swap
+  // refuses: page_swapped): mapped read-only, then do_wp_page: 2 <= 1 + 1, the slot still
+  // used, page_count 2 != 1: a copy.
+  n.write(p, r, 0, 2);
+  const cached = slot.cache!;
+  assert.deepEqual([n.cowCopies, cached.refcount, cached.mapcount], [1, 1, 0]);
+  // Q reads the old value from the cache, then writes: no entry left, the cache is freed, reused.
+  assert.equal(n.read(q, r, 0), 1);
+  n.write(q, r, 0, 3);
+  assert.deepEqual([frameOf(q, r, 0), n.cowCopies, cached.swapcache], [cached, 1, null]);
+  assert.deepEqual([n.read(p, r, 0), n.read(q, r, 0)], [2, 3]);
+});
+
+test('5.18: a pin keeps the reclaimed page out of swap (5.11); a FOLL_GET reference keeps it in the swap cache, and the write fault copies away from it', () => {
+  const { n, p, r } = oneProc(V5_18_RULES, 2);
+  n.write(p, r, 0, 1);
+  n.write(p, r, 1, 1);
+  const pin = n.pin(p, r, 0, { write: true, longterm: true })!;
+  assert.equal(n.swapout(p, r, 0), false, 'folio_maybe_dma_pinned: kept (feb889fb40fa, 5.11)');
+  const ref = n.gup(p, r, 1)!;
+  assert.equal(n.swapout(p, r, 1), true);
+  const f = ref.frame!;
+  // Unmapped; the reference and the swap cache hold it (refcount 2).
+  assert.deepEqual([f.refcount, f.mapcount, f.swapcache !== null], [2, 0, true]);
+  // The write fault finds it cached: cache + reference + ours = 3, not 2: the cache stays, the
+  // PTE read-only; do_wp_page: 3 > 1 + 1: a copy. The reference keeps the old value.
+  n.write(p, r, 1, 2);
+  assert.notEqual(frameOf(p, r, 1), f);
+  assert.deepEqual([n.pipeRead(ref), n.read(p, r, 1), n.cowCopies], [1, 2, 1]);
+  n.putRef(ref);
+  n.unpin(pin);
+});
+
+// KSM before 5.19: no PG_anon_exclusive, so write_protect_page checks references only for a
+// writable or dirty PTE (as after 5.19 for a non-exclusive page); do_wp_page copies a KSM page
+// from 5.9 ("PageKsm() doesn't necessarily raise the page refcount"), 5.1-5.8 reuse a KSM page
+// with a stable node and no other reference (reuse_ksm_page); GUP never unshares (an R/O pin
+// holds the KSM page itself); break_cow faults with FAULT_FLAG_WRITE up to 6.1 (6cce3314b928,
+// 6.2, made it FAULT_FLAG_UNSHARE).
+
+/** One process whose two mergeable pages hold 7, merged into one KSM page (page 1, scanned second). */
+function ksmOnce(rules: NaiveOptions): { n: NaiveKernel; p: NProc; r: NRegion; k: NFrame } {
+  const { n, p, r } = oneProc(rules, 2);
+  n.madvise(p, r, 0, 2, 'mergeable');
+  n.write(p, r, 0, 7);
+  n.write(p, r, 1, 7);
+  const second = frameOf(p, r, 1)!;
+  assert.equal(n.ksmMerge(), 2, 'one KSM page made, one page replaced');
+  const k = frameOf(p, r, 0)!;
+  assert.equal(k, second, 'try_to_merge_two_pages: the page scanned second is the KSM page');
+  assert.equal(frameOf(p, r, 1), k);
+  assert.deepEqual([k.ksm, k.stable, k.exclusive, k.mapcount, k.refcount], [true, true, false, 2, 2]);
+  return { n, p, r, k };
+}
+
+test('KSM before 5.19: a write to a KSM page copies it on 5.9 to 5.18 even when mapped once; 5.7 reuses it then (reuse_ksm_page) and it stops being a KSM page', () => {
+  for (const [rules, reusedOnce] of [[V5_9_RULES, false], [V5_18_RULES, false], [V5_7_RULES, true]] as const) {
+    const { n, p, r, k } = ksmOnce(rules);
+    // Mapped twice: copied on every kernel (5.7: page_count 2 != 1).
+    n.write(p, r, 1, 8);
+    assert.deepEqual([n.cowCopies, k.mapcount, k.refcount], [1, 1, 1]);
+    n.write(p, r, 0, 9);
+    if (reusedOnce) {
+      // 5.7: not in the swap cache, a stable node, page_ref_freeze(page, 1) succeeds: reused
+      // in place, page_move_anon_rmap makes it an ordinary anonymous page.
+      assert.deepEqual([frameOf(p, r, 0), k.ksm, n.cowCopies, n.reuses], [k, false, 1, 1]);
+    } else {
+      assert.notEqual(frameOf(p, r, 0), k);
+      assert.deepEqual([n.cowCopies, n.frames.has(k)], [2, false]);
+    }
+    assert.deepEqual([n.read(p, r, 0), n.read(p, r, 1), pte(p, r, 0).writable], [9, 8, true]);
+  }
+});
+
+test('KSM before 5.19: write_protect_page refuses a dirty page with a FOLL_GET reference, and an R/O pin of a KSM page pins the KSM page itself (no unsharing)', () => {
+  for (const rules of [V5_9_RULES, V5_7_RULES]) {
+    const { n, p, r } = oneProc(rules, 3);
+    n.madvise(p, r, 0, 3, 'mergeable');
+    n.write(p, r, 0, 5);
+    n.write(p, r, 1, 5);
+    n.write(p, r, 2, 5);
+    // Page 2: writable and dirty, mapcount 1 + no swap cache != refcount 2: refused (and left
+    // writable) when it meets the stable KSM page that pages 0 and 1 made (page 1, scanned
+    // second). (Were it page 0, the unstable tree's first page of that content, every later
+    // equal page would pair with it and be broken again: nothing would merge.)
+    const ref = n.gup(p, r, 2)!;
+    const second = frameOf(p, r, 1)!;
+    assert.equal(n.ksmMerge(), 2);
+    const k = frameOf(p, r, 0)!;
+    assert.deepEqual([k, k.ksm, frameOf(p, r, 2) === ref.frame, pte(p, r, 2).writable], [second, true, true, true]);
+    // No gup_must_unshare before 5.19: the R/O pin takes the KSM page (refcount 2 + the bias).
+    const pin = n.pin(p, r, 0, { write: false, longterm: true })!;
+    assert.equal(pin.frame, k);
+    assert.equal(k.refcount, 2 + GUP_PIN_COUNTING_BIAS);
+    // The process's write copies (5.9: PageKsm; 5.7: page_count != 1): the pin keeps the merged value.
+    n.write(p, r, 0, 6);
+    assert.deepEqual([n.deviceRead(pin), n.read(p, r, 0), n.read(p, r, 1)], [5, 6, 5]);
+    n.unpin(pin);
+    n.putRef(ref);
+  }
+});
+
+test('KSM\'s break_cow up to 6.1 is a write fault: the scanned page gets a writable, dirty copy and the next write takes no fault (v6: a read-only copy, one more fault)', () => {
+  for (const [rules, mode] of [[V5_9_RULES, 'write'], [V5_7_RULES, 'write'], [V5_19_RULES, 'write'], [V6_RULES, 'unshare']] as const) {
+    const { n, p, r } = oneProc(rules, 2);
+    n.madvise(p, r, 0, 2, 'mergeable');
+    n.write(p, r, 0, 3);
+    n.write(p, r, 1, 3);
+    const b = frameOf(p, r, 1)!;
+    const pin = n.pin(p, r, 0, { write: true, longterm: true })!; // page 0 (the tree page): refused
+    assert.equal(n.ksmMerge(), 0);
+    // Page 1 was made PageKsm, then break_ksm faulted on it: do_wp_page always copies it (a KSM
+    // page; break_ksm's own reference; on 5.7 no stable node for reuse_ksm_page).
+    const c = frameOf(p, r, 1)!;
+    assert.notEqual(c, b);
+    assert.deepEqual([c.ksm ?? false, n.frames.has(b)], [false, false]);
+    assert.deepEqual([pte(p, r, 1).writable, pte(p, r, 1).dirty], [mode === 'write', mode === 'write']);
+    assert.equal(p.minflt, 2, 'ksmd\'s fault is not the process\'s');
+    n.write(p, r, 1, 4);
+    assert.equal(p.minflt, mode === 'write' ? 2 : 3);
+    assert.deepEqual([frameOf(p, r, 1), n.read(p, r, 1), n.deviceRead(pin)], [c, 4, 3]);
+    n.unpin(pin);
+  }
+});
+
+// KSM and swap: reclaim unmaps a KSM page mapped once through its stable node (rmap_walk_ksm);
+// swapped out and freed it comes back as an ordinary page; kept in the swap cache by a reference
+// it comes back as the KSM page itself (ksm_might_need_to_copy: a stable KSM page needs no copy),
+// read-only: do_swap_page never reuses or marks a KSM page exclusive, and a write copies it.
+
+test('KSM and swap: a KSM page mapped once is swapped out and freed; the swap-in is an ordinary page, reused on write (v6, 5.18, 5.9, 5.7)', () => {
+  for (const rules of [V6_RULES, V5_18_RULES, V5_9_RULES, V5_7_RULES]) {
+    const { n, p, r, k } = ksmOnce(rules);
+    n.write(p, r, 1, 8); // page 1 copies: k mapped once, refcount 1
+    assert.equal(n.swapout(p, r, 0), true);
+    // No SWP_EXCLUSIVE (a KSM page is never exclusive); the swap cache's reference was the last.
+    assert.deepEqual([swpOf(p, r, 0)!.exclusive, n.frames.has(k)], [false, false]);
+    const copies = n.cowCopies;
+    // A write fault: a new page read from the slot (not KSM), the only user of the slot: v6 and
+    // 5.18 free the swap cache and map it writable, 5.9 and 5.7 by reuse_swap_page (mapcount 0 +
+    // our entry 1).
+    n.write(p, r, 0, 9);
+    const f = frameOf(p, r, 0)!;
+    assert.deepEqual([f.ksm ?? false, f.swapcache, pte(p, r, 0).writable, n.cowCopies], [false, null, true, copies]);
+    assert.deepEqual([n.read(p, r, 0), n.read(p, r, 1)], [9, 8]);
+  }
+});
+
+test('KSM and swap: a pipe keeps a swapped-out KSM page in the swap cache; the swap-in maps the KSM page itself read-only, a write copies it, and it stays in the stable tree (v6, 5.18, 5.9, 5.7)', () => {
+  for (const rules of [V6_RULES, V5_18_RULES, V5_9_RULES, V5_7_RULES]) {
+    const { n, p, r, k } = ksmOnce(rules);
+    n.write(p, r, 1, 8);
+    const pipe = n.vmsplice(p, r, 0)!; // FOLL_GET: no unsharing; the pipe holds k
+    assert.equal(pipe.frame, k);
+    assert.equal(n.swapout(p, r, 0), true);
+    // Unmapped; the swap cache and the pipe hold it: still a KSM page, still in the stable tree.
+    assert.deepEqual([k.mapcount, k.refcount, k.swapcache !== null, k.ksm, k.stable], [0, 2, true, true, true]);
+    // A write fault: the cached KSM page (ksm_might_need_to_copy: no copy for a stable KSM page),
+    // mapped read-only (never writable or exclusive at swap-in); do_wp_page copies it.
+    const copies = n.cowCopies;
+    n.write(p, r, 0, 9);
+    assert.notEqual(frameOf(p, r, 0), k);
+    assert.equal(n.cowCopies, copies + 1);
+    assert.deepEqual([n.pipeRead(pipe), n.read(p, r, 0)], [7, 9]);
+    // Page 1 written back to 7 merges into k from the stable tree (k is mapped nowhere).
+    n.write(p, r, 1, 7);
+    assert.equal(n.ksmMerge(), 1);
+    assert.equal(frameOf(p, r, 1), k);
+    n.closePipe(pipe);
+  }
 });

@@ -1,5 +1,5 @@
 // A deliberately naive reference model of private anonymous memory under the modern (v6) rules
-// (and, as rule sets, those of 5.19, 5.9 and 5.7 where they differ for what it knows), written
+// (and, as rule sets, those of 5.19, 5.18, 5.9 and 5.7 where they differ for what it knows), written
 // from the kernel's decision procedure (do_wp_page, do_anonymous_page, __get_user_pages) and
 // fork, with plain objects and Maps and no attempt at speed. It is the oracle of the model-based
 // tests: the model core must agree with it on everything a process or pagemap could observe.
@@ -10,12 +10,14 @@
 // (`gup`, and a pipe's buffers after `vmsplice`); FOLL_PIN pins (`pin`, counted in the refcount
 // with GUP_PIN_COUNTING_BIAS as for small pages) with MMF_HAS_PINNED on the mm, the unshare
 // fault of R/O pins, fork's early COW of maybe-pinned pages, and the device's DMA through a pin.
-// Swap under PG_anon_exclusive (5.19 on): MADV_PAGEOUT reclaim of a page mapped once into a swap
-// slot (swap entries with SWP_EXCLUSIVE, counted per entry, shared by fork), the swap cache, and
-// do_swap_page's swap-in; mremap of pages to a fresh range (their entries move as they are).
-// clear_refs' soft-dirty reset (write-protecting PTEs; pinned pages skipped from 5.11). KSM under
-// PG_anon_exclusive: MADV_MERGEABLE and ksmd's merging (with the PTE's dirty bit, which decides
-// whether write_protect_page checks the page's references).
+// Swap: MADV_PAGEOUT reclaim of a page mapped once into a swap slot (swap entries, counted per
+// entry, shared by fork; SWP_EXCLUSIVE from 5.19), the swap cache, and do_swap_page's swap-in under
+// each era's rule (reuse_swap_page up to 5.17, the page count in 5.18, the exclusive bit from 5.19);
+// mremap of pages to a fresh range (their entries move as they are). clear_refs' soft-dirty reset
+// (write-protecting PTEs; pinned pages skipped from 5.11). KSM: MADV_MERGEABLE and ksmd's merging
+// (with the PTE's dirty bit, which decides whether write_protect_page checks the page's
+// references; break_cow's write fault up to 6.1, its unshare fault from 6.2; reuse_ksm_page on
+// 5.7), and reclaim of a KSM page mapped once (rmap_walk_ksm) with its swap-in.
 //
 // GUP, one page at a time, is __get_user_pages(): check_vma_flags, then follow_page_pte and
 // faultin_page until the page can be grabbed: a missing PTE is faulted in (write or read), a
@@ -163,10 +165,23 @@ export interface NaiveOptions {
   swapinReadWritable?: boolean;
   /**
    * How do_swap_page decides that a write fault may map the page writable: `reuse_swap_page`
-   * (up to 5.17: mapcount + swap count <= 1, references not counted), `exclusive-bit` (5.19 on:
-   * SWP_EXCLUSIVE, else the only reference). Undefined: swap not modelled (5.18's refcount rule).
+   * (up to 5.17: mapcount + swap count <= 1, references not counted), `refcount` (5.18: the page
+   * count once the swap cache is freed), `exclusive-bit` (5.19 on: SWP_EXCLUSIVE, else the only
+   * reference). Undefined: swap not modelled.
    */
-  swapin?: 'reuse_swap_page' | 'exclusive-bit';
+  swapin?: 'reuse_swap_page' | 'refcount' | 'exclusive-bit';
+  /**
+   * do_wp_page under the page-count rule frees the swap cache of a page no swap entry refers to
+   * and reuses it if that leaves only our reference (5.18, "mm: COW fixes part 1"); before, a page
+   * in the swap cache is always copied.
+   */
+  wpFreeSwapcache?: boolean;
+  /**
+   * KSM's break_cow after a refused partner: break_ksm's fault on the new KSM page is a write
+   * fault (`write`, up to 6.1: a writable, dirty copy) or an unshare fault (`unshare`, 6.2 on,
+   * 6cce3314b928: a read-only, clean copy).
+   */
+  ksmBreakCow: 'write' | 'unshare';
   /** Reclaim keeps maybe-pinned pages out of the swap cache (5.11, feb889fb40fa). */
   reclaimSkipsPinned?: boolean;
   /** clear_refs (soft-dirty) leaves a writable PTE of a maybe-pinned page alone (5.11, 9348b73c2e1b: pte_is_pinned). */
@@ -176,25 +191,38 @@ export interface NaiveOptions {
 /** Linux 6.2 on. */
 export const V6_RULES: NaiveOptions = {
   reuse: 'anon-exclusive', pae: true, mprotectUpgrade: true, unshare: 'all', earlyCow: true, swapinReadWritable: true, swapin: 'exclusive-bit', reclaimSkipsPinned: true, clearRefsSkipsPinned: true,
+  ksmBreakCow: 'unshare',
 };
 /** 6.2 to 6.10: as V6_RULES, but a swap-in maps the page writable only on a write fault. */
 export const V6_2_RULES: NaiveOptions = { ...V6_RULES, swapinReadWritable: false };
-/** 5.19 to 6.1 but for mprotect (6.0): R/O pins unshare anonymous pages, not the zero page. */
+/** 5.19 to 6.1 but for mprotect (6.0): R/O pins unshare anonymous pages, not the zero page; KSM's break_cow is a write fault. */
 export const V5_19_RULES: NaiveOptions = {
   reuse: 'anon-exclusive', pae: true, mprotectUpgrade: false, unshare: 'anon', earlyCow: true, swapin: 'exclusive-bit', reclaimSkipsPinned: true, clearRefsSkipsPinned: true,
+  ksmBreakCow: 'write',
 };
 /**
- * 5.9 to 5.18: reuse only when page_count == 1; early COW at fork; no unsharing. Swap as in 5.9
- * and 5.10 (reuse_swap_page at swap-in, pinned pages reclaimed, clear_refs write-protects pinned
- * pages); 5.11 keeps pinned pages (give `clearRefsSkipsPinned: true`) and 5.18 has its own
- * swap-in rule (not modelled: give `swapin: undefined`).
+ * 5.9 to 5.17: reuse only when page_count == 1 (never a KSM page); early COW at fork; no
+ * unsharing. Swap as in 5.9 and 5.10 (reuse_swap_page at swap-in, pinned pages reclaimed,
+ * clear_refs write-protects pinned pages); 5.11 keeps pinned pages (give `clearRefsSkipsPinned:
+ * true`, `reclaimSkipsPinned: true`); 5.18 is V5_18_RULES.
  */
 export const V5_9_RULES: NaiveOptions = {
   reuse: 'pagecount', pae: false, mprotectUpgrade: false, unshare: 'none', earlyCow: true, swapin: 'reuse_swap_page', reclaimSkipsPinned: false,
+  ksmBreakCow: 'write',
 };
-/** 5.7 (mainline): reuse by mapcount (plus swap count: reuse_swap_page); GUP breaks no COW; fork shares every page. */
+/**
+ * 5.18 ("mm: COW fixes part 1"): as 5.11 (pinned pages kept off swap, clear_refs skips them), and
+ * the page count decides at swap-in (writable on a write fault when the swap cache, freed if no
+ * entry refers to it, leaves ours the only reference) and in do_wp_page (which frees the swap
+ * cache the same way first).
+ */
+export const V5_18_RULES: NaiveOptions = {
+  ...V5_9_RULES, swapin: 'refcount', wpFreeSwapcache: true, reclaimSkipsPinned: true, clearRefsSkipsPinned: true,
+};
+/** 5.7 (mainline): reuse by mapcount (plus swap count: reuse_swap_page; a KSM page by reuse_ksm_page); GUP breaks no COW; fork shares every page. */
 export const V5_7_RULES: NaiveOptions = {
   reuse: 'mapcount', pae: false, mprotectUpgrade: false, unshare: 'none', earlyCow: false, swapin: 'reuse_swap_page', reclaimSkipsPinned: false,
+  ksmBreakCow: 'write',
 };
 
 /** How one page is grabbed by GUP. */
@@ -416,9 +444,27 @@ export class NaiveKernel {
         if (f.swapcache !== null && f.swapcache.count === 0) this.dropCache(f.swapcache);
         return f.refcount === 1;
       case 'pagecount':
+        // "PageKsm() doesn't necessarily raise the page refcount": a KSM page is always copied.
+        if (f.ksm === true) return false;
+        if (this.rules.wpFreeSwapcache === true) {
+          // 5.18: more references than ours and the swap cache's: copy; else try_to_free_swap
+          // (no swap entry refers to the slot) and reuse if ours is then the only one.
+          if (f.refcount > 1 + (f.swapcache !== null ? 1 : 0)) return false;
+          if (f.swapcache !== null && f.swapcache.count === 0) this.dropCache(f.swapcache);
+          return f.refcount === 1;
+        }
         // The swap cache's reference counts too: a page in it is always copied (5.9-5.17).
         return f.refcount === 1 && f.mapcount === 1;
       case 'mapcount':
+        if (f.ksm === true) {
+          // reuse_ksm_page (5.1-5.8): a KSM page in the stable tree, out of the swap cache, with
+          // our reference only (page_ref_freeze(page, 1)) becomes an ordinary anonymous page
+          // again (page_move_anon_rmap; its stable node is stale from then on).
+          if (f.swapcache !== null || f.stable !== true || f.refcount !== 1) return false;
+          f.ksm = false;
+          f.stable = false;
+          return true;
+        }
         return this.reuseSwapPage(f);
     }
   }
@@ -426,9 +472,10 @@ export class NaiveKernel {
   /**
    * reuse_swap_page() (up to 5.17): the page's mappings plus the swap entries that refer to its
    * swap cache slot; if that is 1 (ours), the page leaves the swap cache (delete_from_swap_cache);
-   * reusable if at most 1. References (GUP, pipes) are not counted.
+   * reusable if at most 1. References (GUP, pipes) are not counted. Never a KSM page.
    */
   private reuseSwapPage(f: NFrame): boolean {
+    if (f.ksm === true) return false;
     const count = f.mapcount + (f.swapcache?.count ?? 0);
     if (count === 1 && f.swapcache !== null) this.dropCache(f.swapcache);
     return count <= 1;
@@ -445,13 +492,19 @@ export class NaiveKernel {
   }
 
   /**
-   * do_swap_page (5.19 on, a swap device that goes through the swap cache): the frame the slot's
-   * swap cache holds, else a new frame read from the slot and added to the cache; the slot loses
-   * this entry's count (swap_free); on a write fault the cache is freed when only it and we hold
-   * the frame and no other entry refers to the slot (should_try_to_free_swap, folio_free_swap).
-   * The page is exclusive if the entry was SWP_EXCLUSIVE or we hold the only reference: then
-   * PG_anon_exclusive is set and the PTE writable (if VM_WRITE) on a write fault, from 6.11 on a
-   * read fault too. Otherwise it is mapped read-only.
+   * do_swap_page (a swap device that goes through the swap cache): the frame the slot's swap
+   * cache holds, else a new frame read from the slot and added to the cache (an ordinary page:
+   * a KSM page swapped out and freed comes back as one); the slot loses this entry's count
+   * (swap_free). A KSM page still in the swap cache is mapped as it is (ksm_might_need_to_copy:
+   * it is in the stable tree), read-only: never reused, never exclusive. Otherwise, per era:
+   * - up to 5.17, on a write fault, reuse_swap_page() decides before the entry is freed;
+   * - from 5.18, on a write fault the cache is freed when only it and we hold the frame and no
+   *   other entry refers to the slot (should_try_to_free_swap, try_to_free_swap). 5.18 maps the
+   *   page writable on a write fault if ours is then the only reference; from 5.19 the page is
+   *   exclusive if the entry was SWP_EXCLUSIVE or we hold the only reference: then
+   *   PG_anon_exclusive is set and the PTE writable (if VM_WRITE) on a write fault, from 6.11
+   *   on a read fault too.
+   * Otherwise it is mapped read-only.
    */
   private swapIn(p: NProc, pg: NPage, write: boolean): void {
     const { slot, exclusive: swpExclusive } = pg.swp!;
@@ -464,6 +517,7 @@ export class NaiveKernel {
       slot.cache = f;
     }
     f.refcount++; // ours, which becomes the mapping's
+    const ksm = f.ksm === true;
     if (this.rules.swapin === 'reuse_swap_page') {
       // Up to 5.17: on a write fault, reuse_swap_page() before the mapping is added and the
       // entry freed (our entry is in the count): writable if nothing else maps or swaps it.
@@ -475,8 +529,16 @@ export class NaiveKernel {
       return;
     }
     slot.count--;
-    if (write && f.refcount === 2 && slot.count === 0) this.dropCache(slot);
-    const exclusive = swpExclusive || f.refcount === 1;
+    if (write && !ksm && f.refcount === 2 && slot.count === 0) this.dropCache(slot);
+    if (this.rules.swapin === 'refcount') {
+      // 5.18: page_count == 1 (the page left the swap cache, or was never in it).
+      const writable = write && !ksm && f.refcount === 1 && pg.prot === 'rw';
+      f.mapcount++;
+      pg.pte = { frame: f, writable, dirty: writable };
+      p.rss++;
+      return;
+    }
+    const exclusive = !ksm && (swpExclusive || f.refcount === 1);
     let writable = false;
     if (exclusive) {
       f.exclusive = true;
@@ -505,7 +567,6 @@ export class NaiveKernel {
     const pg = p.pages.get(pageKey(r, i));
     const f = pg?.pte?.frame ?? null;
     if (pg === undefined || f === null || f.mapcount !== 1) return false;
-    if (f.ksm === true) throw new Error('reclaim of a KSM page is not modelled by the naive model');
     if (NaiveKernel.maybeDmaPinned(f)) {
       // shrink_folio_list: pinned, kept off swap (5.11 on).
       if (this.rules.reclaimSkipsPinned === true && f.swapcache === null) return false;
@@ -518,6 +579,9 @@ export class NaiveKernel {
       f.swapcache = slot;
       f.refcount++;
     }
+    // try_to_unmap of a KSM page walks its stable node's rmap items (rmap_walk_ksm); a KSM page
+    // in no tree (break_cow's leftover) has none: it stays mapped, in the swap cache.
+    if (f.ksm === true && f.stable !== true) return false;
     pg.swp = { slot, exclusive: this.rules.pae && f.exclusive };
     f.exclusive = false;
     slot.count++;
@@ -757,7 +821,6 @@ export class NaiveKernel {
       return;
     }
     if (advice === 'mergeable') {
-      if (!this.rules.pae) throw new Error('KSM is modelled by the naive model under PG_anon_exclusive (5.19 on) only');
       if (!this.ksmMms.includes(p)) this.ksmMms.push(p);
     }
     this.split(p, r, lo, hi);
@@ -853,13 +916,14 @@ export class NaiveKernel {
    * - else a page of this pass's unstable tree with the same content (not the same frame):
    *   try_to_merge_two_pages makes the page being scanned (the second) a KSM page, write-
    *   protected, then maps it at the tree page's place; if the tree page is refused, break_cow
-   *   unshares the new KSM page again (FAULT_FLAG_UNSHARE: a copy, read-only). A new KSM page
-   *   joins the stable tree (stable_tree_insert);
+   *   breaks COW on the new KSM page again: a copy, read-only and clean (FAULT_FLAG_UNSHARE, 6.2
+   *   on) or writable and dirty (FAULT_FLAG_WRITE, up to 6.1; always a copy: do_wp_page never
+   *   reuses a KSM page that break_ksm holds a reference on, and 5.7's reuse_ksm_page wants a
+   *   stable node). ksmd's fault is not the process's (no minflt). A new KSM page joins the
+   *   stable tree (stable_tree_insert);
    * - else the page goes into the unstable tree.
-   * Modelled under PG_anon_exclusive (5.19 on) only.
    */
   ksmMerge(): number {
-    if (!this.rules.pae) throw new Error('KSM is modelled by the naive model under PG_anon_exclusive (5.19 on) only');
     const before = this.ksmMerged;
     for (;;) {
       const pass = this.ksmMerged;
@@ -894,9 +958,13 @@ export class NaiveKernel {
             stable.set(f.value, f);
             unstable.delete(f.value);
             this.ksmMerged++;
-          } else {
+          } else if (this.rules.ksmBreakCow === 'unshare') {
             // break_cow: an unshare fault on the new KSM page copies it (never reused).
             this.wpFault(p, pg, true);
+          } else {
+            // break_cow: a write fault copies it; maybe_mkwrite: writable if the VMA is.
+            this.wpFault(p, pg, false);
+            pg.pte!.writable = pg.prot === 'rw';
           }
         }
       }

@@ -74,6 +74,11 @@ const WITNESSES: Record<SwitchName, Witness> = {
   mprotectWritable: { base: 'v6', scenarios: () => [steps('P mmap a 1', 'P write a = 1', 'P mprotect a ro', 'P mprotect a rw', 'P write a = 2', 'expect stat minflt.P >= 0')] },
   ksmReuse: { base: 'v5.7', scenarios: () => [steps(...KSM_ONCE)] },
   wpCopiesKsm: { base: 'v6', scenarios: () => [steps(...KSM_ONCE)] },
+  // a[0] (pinned) is the unstable-tree page: a[1] becomes a KSM page, a[0] is refused, break_cow
+  // copies a[1] back read-only (unshare: the write faults) or writable (write: no fault).
+  ksmBreakCow: { base: 'v6', scenarios: () => [
+    steps('P mmap a 2', 'P madvise a mergeable', 'P write a = 3', 'P pin a[0] as h', 'ksm merge', 'P write a[1] = 5', 'expect stat minflt.P >= 0'),
+  ] },
   pinSkipsZeroPage: { base: 'v6', scenarios: () => [steps('P mmap a 1', 'P pin a as h ro short', 'expect stat zero_page_refs >= 0')] },
   // v1.2 (THP): a 2 MiB mapping with `thp` (MADV_HUGEPAGE) gets PMD-mapped folios.
   thpUseZeroPage: { base: 'v6', scenarios: () => [steps('P mmap a 512 thp', 'P read a[0] expect 0', 'expect stat AnonHugePages_kB >= 0')] },

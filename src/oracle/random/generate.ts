@@ -196,10 +196,11 @@ class Gen implements RandomGen {
   /**
    * What a ksm merge does, as far as the generator can tell: pages of mergeable private
    * mappings with equal contents join a KSM page. Returns false when which page becomes the
-   * KSM page would show (ksm-merge-order): two new pages merge and one of them shares its frame
-   * with a mapping ksmd does not merge too (not mergeable: fork) or is held by a pin or a pipe.
-   * (When every mapping of the frames merges, both orders end in the same place.) Marks the
-   * merged pages (check: only look).
+   * KSM page would show (ksm-merge-order, fixed: the model, as Linux, makes the page scanned
+   * second the KSM page; --avoid keeps it out to bisect a regression): two new pages merge and
+   * one of them shares its frame with a mapping ksmd does not merge too (not mergeable: fork) or
+   * is held by a pin or a pipe. (When every mapping of the frames merges, both orders end in the
+   * same place.) Marks the merged pages (check: only look).
    */
   ksmMerge(check: boolean): boolean {
     const live = this.livePages().filter((g) => g.mapped && !g.shared);
