@@ -15,7 +15,9 @@
 // userfaultfd-registered VMA (SCAN_EXCEED_NONE_PTE: EBUSY as in 6.6 on; 6.1 said EINVAL, which the
 // model does not tell apart: the errno shows only in the step's summary); no PTE
 // table (SCAN_PMD_NONE / SCAN_PMD_NULL, EINVAL); before 6.18 (madvCollapse `writable-pte`) a
-// range none of whose PTEs is writable (SCAN_PAGE_RO, EINVAL: fork write-protects them all). A
+// range none of whose PTEs is writable (SCAN_PAGE_RO, EINVAL: fork write-protects them all); a
+// range where two PTEs map one small folio, a KSM page (__collapse_huge_page_isolate() locks a
+// folio at its first PTE, so folio_trylock() fails at the second: SCAN_PAGE_LOCK, EAGAIN). A
 // PMD already mapping a THP counts as collapsed (SCAN_PMD_MAPPED). Swapped-out pages of the range
 // are swapped in first (__collapse_huge_page_swapin) and the checks made again.
 
@@ -171,6 +173,24 @@ function scanPtes(k: Kernel, vma: Vma, base: number): Scan & { unmapped: number 
   return { ok: true, err: OK, why: '', unmapped };
 }
 
+/** The first page of the PTE table at `base` whose small folio an earlier page maps too, or -1. */
+function firstRepeatedSmallPage(k: Kernel, base: number): number {
+  const t = k.tables;
+  const f = k.frames;
+  let seen: Set<number> | null = null;
+  for (let i = 0; i < HPAGE_PMD_NR; i++) {
+    const bits = t.bits[base + i]!;
+    if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL) continue;
+    const pfn = t.entry[base + i]!;
+    // Only a page mapped more than once can repeat (a small folio's mapcount counts its PTEs).
+    if (f.flags[pfn]! & PG_LARGE || f.mapcount[pfn]! < 2) continue;
+    seen ??= new Set();
+    if (seen.has(pfn)) return i;
+    seen.add(pfn);
+  }
+  return -1;
+}
+
 /**
  * collapse_huge_page(): a new THP (SCAN_ALLOC_HUGE_PAGE_FAIL, -ENOMEM, when none can be had),
  * the PMD cleared and the TLB flushed (mmu notifiers told), each page copied and its old
@@ -201,6 +221,14 @@ function collapseHugePage(k: Kernel, mm: Mm, vma: Vma, at: number, ps: number, u
     }
   }
   mmuNotify(k, mm.id, at, at + HPAGE_PMD_NR, 'MADV_COLLAPSE');
+  // __collapse_huge_page_isolate(): each small folio is locked as its first PTE is met, so a
+  // second PTE of the range mapping the same one (a KSM page merged within the range) fails
+  // folio_trylock(): SCAN_PAGE_LOCK, and the PMD is put back as it was.
+  const again = firstRepeatedSmallPage(k, base);
+  if (again >= 0) {
+    k.putPage(head);
+    return refuse(EAGAIN, `SCAN_PAGE_LOCK: page ${again} maps a small folio an earlier page of the range maps (a KSM page), locked already`);
+  }
   const tracing = k.tracing;
   k.tracing = false;
   let filled = 0;
