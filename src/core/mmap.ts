@@ -140,9 +140,12 @@ export function doMprotect(k: Kernel, mm: Mm, lo: number, hi: number, prot: Prot
   if (changes(mm.findVma(lo))) splitHugePmdAt(k, mm, lo, 'mprotect of part of a THP');
   if (changes(mm.findVma(end - 1))) splitHugePmdAt(k, mm, end, 'mprotect of part of a THP');
   const vmas = mm.splitRange(lo, end);
-  mmuNotify(k, mm.id, lo, hi, 'mprotect');
   breakCowRange(k, mm, lo, hi);
   for (const vma of vmas) {
+    // mprotect_fixup(): a VMA that has the protection already is left alone (no change_protection,
+    // so no MMU notifier: a device keeps its exclusive access there).
+    if (!changes(vma)) continue;
+    mmuNotify(k, mm.id, vma.start, vma.end, 'mprotect');
     const old = vma.flags;
     vma.flags = (vma.flags & ~(VM_READ | VM_WRITE)) | want;
     if (vma.flags & VM_HUGETLB) {

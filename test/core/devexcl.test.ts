@@ -192,3 +192,17 @@ for (const [name] of MERGED) {
       assert.equal(r.status, 'ok', r.violations.map((v) => `${v.step}: ${v.kind}: ${v.message}`).join('\n'));
     });
 }
+
+test('mprotect asking for the protection a mapping has already changes nothing (mprotect_fixup returns early): no MMU notifier, the device keeps its grant; a real change revokes it', () => {
+  // mprotect_fixup(): newflags == oldflags -> return 0 before change_protection(), whose
+  // change_pmd_range() is what calls mmu_notifier_invalidate_range_start(PROTECTION_VMA).
+  for (const [name] of MERGED) {
+    // The read sees 2 only if the atomic went through: the mprotect that changed nothing did not
+    // revoke x. The read restores the PTE; y, taken then, is revoked by a real change.
+    const steps = ['P mmap buf 1 rw private', 'P write buf[0] = 1', 'device exclusive P buf[0] as x', 'P mprotect buf[0] rw',
+      'device atomic x[0] = 2', 'P read buf[0] expect 2', 'device exclusive P buf[0] as y', 'P mprotect buf[0] ro', 'P mprotect buf[0] rw',
+      'device atomic y[0] = 3 expect revoked', 'P read buf[0] expect 2'];
+    const r = runSteps(steps, name);
+    assert.equal(r.status, 'ok', `${name}: ${r.violations.map((v) => `${v.step}: ${v.message}`).join('; ')}`);
+  }
+});
