@@ -366,3 +366,19 @@ for (const name of ['v5.9', 'v5.14']) {
     assert.equal(r.status, 'ok', r.violations.map((v) => v.message).join('; '));
   });
 }
+
+test('fork and the uffd-wp bit of a swap entry: up to 5.13 it is copied whatever the VMAs (copy_nonpresent_pte had no pte_swp_clear_uffd_wp); from 5.14 only into a registered child VMA', () => {
+  // P protects its page and forks Q without the fork event: Q's VMA is not registered. 5.7-5.13
+  // ask P's VMA (registered): Q's PTE keeps the stale bit; 5.14 asks Q's: dropped. Q's page,
+  // mapped once after P unmaps it, is swapped out (the swap entry takes the PTE's bit), and Q
+  // forks R: 5.7-5.13 copy the swap entry as it is (8f34f1eac382 added the check to
+  // copy_nonpresent_pte), so R's entry carries the bit too; 5.14 had none to copy.
+  for (const [name, stale] of [['v5.9', true], ['v5.7', true], ['v5.14', false], ['v6', false]] as const) {
+    const wp = stale ? 'uffd-wp' : 'not-uffd-wp';
+    const steps = ['P mmap buf 1 rw private', 'P uffd register buf wp', 'P write buf[0] = 1', 'P uffd protect buf[0]', 'P fork Q',
+      `expect Q buf[0] ${wp}`, 'P munmap buf', 'swapout Q buf[0]', `expect Q buf[0] ${wp}`, 'Q fork R', `expect R buf[0] ${wp}`, 'R read buf[0] expect 1'];
+    const r = runSteps(steps, name);
+    assert.equal(r.status, 'ok', `${name}: ${r.violations.map((v) => `${v.step}: ${v.message}`).join('; ')}`);
+    assert.ok(r.steps.some((x) => /1 page\(s\) swapped out/.test(x.summary ?? '')), `${name}: the page was swapped out`);
+  }
+});
