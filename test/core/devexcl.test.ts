@@ -16,6 +16,7 @@ import { dupMmap } from '../../src/core/fork.js';
 import type { Handle, Kernel } from '../../src/core/kernel.js';
 import type { Mm } from '../../src/core/mm.js';
 import { doMprotect } from '../../src/core/mmap.js';
+import { uffdRegister, uffdWriteprotect } from '../../src/core/userfaultfd.js';
 import { pteSlot } from '../../src/core/walk.js';
 import { exitMmap, unmapRegion } from '../../src/core/zap.js';
 import { runScenario } from '../../src/engine/run.js';
@@ -204,5 +205,26 @@ test('mprotect asking for the protection a mapping has already changes nothing (
       'device atomic y[0] = 3 expect revoked', 'P read buf[0] expect 2'];
     const r = runSteps(steps, name);
     assert.equal(r.status, 'ok', `${name}: ${r.violations.map((v) => `${v.step}: ${v.message}`).join('; ')}`);
+  }
+});
+
+test('5.14-6.14: UFFDIO_WRITEPROTECT, un-protecting too, turns a writable device-exclusive entry readable (change_pte_range does it in any change_protection): the CPU access restores the PTE read-only', () => {
+  // change_pte_range(), is_swap_pte branch: is_writable_device_exclusive_entry() ->
+  // make_readable_device_exclusive_entry(), whatever cp_flags; then MM_CP_UFFD_WP_RESOLVE
+  // clears the uffd-wp bit. restore_exclusive_pte() maps a readable entry without write access.
+  for (const [name, variant] of MERGED) {
+    const k = kernel(name);
+    const { mm, vpn } = proc(k, 1);
+    const pfn = writeOk(k, mm, vpn, 1);
+    assert.equal(uffdRegister(k, mm, vpn, vpn + 1), OK);
+    const h = grant(k, mm, vpn, vpn + 1);
+    assert.equal(uffdWriteprotect(k, mm, vpn, vpn + 1, false), OK);
+    assert.equal(h.revoked![0], 1, 'change_protection told the device (PROTECTION_VMA)');
+    assert.equal(rawPte(k, mm, vpn).bits & PTE_DEVEXCL_WRITE, 0, `${name}: a readable entry`);
+    assert.equal(readOk(k, mm, vpn), 1);
+    const p = presentPte(k, mm, vpn);
+    // 6.15 has one kind and asks can_change_pte_writable() (PG_anon_exclusive, VM_WRITE): writable.
+    assert.deepEqual([p.pfn, p.write], [pfn, variant === 'v6.15'], name);
+    assertConsistent(k);
   }
 });
