@@ -1022,3 +1022,22 @@ test('uffd-wp of a device-exclusive entry: the bit goes into the entry (5.14-6.1
     assert.deepEqual([p.uffdFaults, n.read(p, r, 0)], [1, 2]);
   }
 });
+
+test('5.14-6.14: un-protecting a device-exclusive entry makes it readable too (change_pte_range in any change_protection); under 5.18\'s page-count reuse the write after the restore then copies a pinned page away from its pin; 6.15 restores it writable', () => {
+  const v518: NaiveOptions = { ...V5_9_RULES, swapin: undefined, clearRefsSkipsPinned: true, deviceExclusive: 'v5.14', uffdWpForkVma: 'dst-vma' };
+  for (const [rules, coherent] of [[v518, false], [V6_RULES, true]] as const) {
+    const { n, p, r } = oneProc(rules, 1);
+    n.write(p, r, 0, 1);
+    const pin = n.pin(p, r, 0, { write: true, longterm: true })!;
+    n.uffdRegister(p, r);
+    n.makeDeviceExclusive(p, r, 0);
+    n.uffdWriteprotect(p, r, 0, 1, false);
+    // 5.14 kind: make_readable_device_exclusive_entry; restore_exclusive_pte maps it read-only and
+    // do_wp_page sees page_count 1 + GUP_PIN_COUNTING_BIAS: a copy. 6.15: one kind, restored
+    // writable (can_change_pte_writable: PG_anon_exclusive): the write lands in the pinned frame.
+    n.write(p, r, 0, 2);
+    assert.equal(n.cowCopies, coherent ? 0 : 1);
+    assert.equal(n.deviceRead(pin), coherent ? 2 : 1);
+    assert.equal(n.read(p, r, 0), 2);
+  }
+});
