@@ -15,7 +15,15 @@
 //   taken (or EFAULT) where the naive model takes it; the device reads through a pin what the
 //   naive pin holds, and a process reads from a pipe what the naive pipe holds; reclaim swaps a
 //   page out where the naive model does; mremap moves (or fails with EFAULT) where it does, and
-//   each page it moved reads (on a throwaway copy of the state) what the naive page holds.
+//   each page it moved reads (on a throwaway copy of the state) what the naive page holds;
+// - device-exclusive grants (device-exclusive, device-atomic, device-read through a grant; 6.15
+//   rules on v6, 5.14's on 5.18, 5.19 and 6.2): a grant is made (or EBUSY) where the naive model
+//   makes it, an atomic is ok, revoked or denied as there, a device read sees what it sees;
+// - userfaultfd write-protect (uffd-register, uffd-protect, uffd-unprotect, uffd-fork-event; on
+//   v6, 6.2, 5.19, 5.18, 5.9, 5.9-rc4 and 5.7): each request succeeds (or EINVAL, ENOENT) as
+//   there, and after every step each live process's pages carry the uffd-wp bit (pagemap) where
+//   the naive pages do and each process handed its monitor as many write faults.
+// The runs count what they took (`taken`) and check that the operations they are for occurred.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
