@@ -191,9 +191,10 @@ function copyNonPresentPte(k: Kernel, src: Mm, srcVma: Vma, srcSlot: number, dst
   const bits = tb.bits[srcSlot]!;
   const pfn = tb.entry[srcSlot]!;
   if (bits & PTE_SWAP) {
-    // A swap entry: one more user of the slot.
+    // A swap entry: one more user of the slot. Up to 5.13 its uffd-wp bit is copied whatever the
+    // VMAs (copy_nonpresent_pte had no pte_swp_clear_uffd_wp() before 8f34f1eac382).
     tb.entry[dstSlot] = pfn;
-    tb.bits[dstSlot] = copySwapPte(k, srcSlot, keepUffdWp);
+    tb.bits[dstSlot] = copySwapPte(k, srcSlot, keepUffdWp || k.profile.uffdWpForkVma === 'src-vma');
     tb.filled[dstSlot >>> TABLE_SHIFT]!++;
     return PTE_COPIED;
   }

@@ -4,7 +4,7 @@ import { doMadvCollapse } from './collapse.js';
 import {
   EINVAL, HPAGE_PMD_NR, isCowMapping, LEVEL_SPAN, VM_HUGETLB, PTE_DEVEXCL_WRITE, PTE_PROTNONE, MMAP_LIMIT_VPN, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_WRITE, TABLE_MASK, TABLE_SHIFT, VM_DONTCOPY, VM_MAYREAD,
   VM_MAYSHARE, VM_MAYWRITE, VM_READ, VM_SHARED, VM_SOFTDIRTY, VM_WIPEONFORK, VM_WRITE, NA, VM_MERGEABLE, VM_HUGEPAGE, VM_NOHUGEPAGE,
-  PTE_UFFD_WP,
+  PTE_UFFD_WP, PTE_SWAP, PTE_DEVICE_EXCLUSIVE,
 } from './constants.js';
 import { doAnonymousPage, FAULT_FLAG_WRITE, handlePteFault } from './fault.js';
 import type { Kernel } from './kernel.js';
@@ -140,9 +140,12 @@ export function doMprotect(k: Kernel, mm: Mm, lo: number, hi: number, prot: Prot
   if (changes(mm.findVma(lo))) splitHugePmdAt(k, mm, lo, 'mprotect of part of a THP');
   if (changes(mm.findVma(end - 1))) splitHugePmdAt(k, mm, end, 'mprotect of part of a THP');
   const vmas = mm.splitRange(lo, end);
-  mmuNotify(k, mm.id, lo, hi, 'mprotect');
   breakCowRange(k, mm, lo, hi);
   for (const vma of vmas) {
+    // mprotect_fixup(): a VMA that has the protection already is left alone (no change_protection,
+    // so no MMU notifier: a device keeps its exclusive access there).
+    if (!changes(vma)) continue;
+    mmuNotify(k, mm.id, vma.start, vma.end, 'mprotect');
     const old = vma.flags;
     vma.flags = (vma.flags & ~(VM_READ | VM_WRITE)) | want;
     if (vma.flags & VM_HUGETLB) {
@@ -315,7 +318,12 @@ export function clearSoftDirty(k: Kernel, mm: Mm): number {
     const cow = isCowMapping(vma.flags);
     forEachPte(k, mm, vma.start, vma.end, (slot) => {
       const bits = t.bits[slot]!;
-      if (!(bits & PTE_PRESENT)) return;
+      if (!(bits & PTE_PRESENT)) {
+        // clear_soft_dirty(): a swap or device-exclusive entry loses its bit too (pte_swp_clear_soft_dirty),
+        // so the page it brings back is write-protected for tracking (pte_needs_soft_dirty_wp).
+        if (bits & (PTE_SWAP | PTE_DEVICE_EXCLUSIVE)) t.bits[slot] = bits & ~PTE_SOFT_DIRTY;
+        return;
+      }
       // pte_is_pinned(): MMF_HAS_PINNED, a COW mapping, a writable PTE, a maybe-pinned page.
       if (k.profile.clearRefsSkipPinned && mm.hasPinned && cow && bits & PTE_WRITE && !(bits & PTE_SPECIAL) &&
         pageMaybeDmaPinned(k, t.entry[slot]!)) return;

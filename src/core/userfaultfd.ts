@@ -85,8 +85,10 @@ export function uffdWriteprotect(k: Kernel, mm: Mm, lo: number, hi: number, wp: 
       continue;
     }
     if (!(bits & PTE_PRESENT)) {
-      // Swap and device-exclusive entries carry the bit in the entry (pte_swp_mkuffd_wp).
-      if (bits & (PTE_SWAP | PTE_DEVICE_EXCLUSIVE)) t.bits[slot] = wp ? (bits | PTE_UFFD_WP) & ~PTE_DEVEXCL_WRITE : bits & ~PTE_UFFD_WP;
+      // Swap and device-exclusive entries carry the bit in the entry (pte_swp_mkuffd_wp). Any
+      // change_pte_range() turns a writable device-exclusive entry into a readable one (5.14-6.14),
+      // un-protecting too: the CPU's next access restores the PTE read-only.
+      if (bits & (PTE_SWAP | PTE_DEVICE_EXCLUSIVE)) t.bits[slot] = (wp ? bits | PTE_UFFD_WP : bits & ~PTE_UFFD_WP) & ~PTE_DEVEXCL_WRITE;
       continue;
     }
     if (wp) {

@@ -16,6 +16,7 @@ import { dupMmap } from '../../src/core/fork.js';
 import type { Handle, Kernel } from '../../src/core/kernel.js';
 import type { Mm } from '../../src/core/mm.js';
 import { doMprotect } from '../../src/core/mmap.js';
+import { uffdRegister, uffdWriteprotect } from '../../src/core/userfaultfd.js';
 import { pteSlot } from '../../src/core/walk.js';
 import { exitMmap, unmapRegion } from '../../src/core/zap.js';
 import { runScenario } from '../../src/engine/run.js';
@@ -192,3 +193,38 @@ for (const [name] of MERGED) {
       assert.equal(r.status, 'ok', r.violations.map((v) => `${v.step}: ${v.kind}: ${v.message}`).join('\n'));
     });
 }
+
+test('mprotect asking for the protection a mapping has already changes nothing (mprotect_fixup returns early): no MMU notifier, the device keeps its grant; a real change revokes it', () => {
+  // mprotect_fixup(): newflags == oldflags -> return 0 before change_protection(), whose
+  // change_pmd_range() is what calls mmu_notifier_invalidate_range_start(PROTECTION_VMA).
+  for (const [name] of MERGED) {
+    // The read sees 2 only if the atomic went through: the mprotect that changed nothing did not
+    // revoke x. The read restores the PTE; y, taken then, is revoked by a real change.
+    const steps = ['P mmap buf 1 rw private', 'P write buf[0] = 1', 'device exclusive P buf[0] as x', 'P mprotect buf[0] rw',
+      'device atomic x[0] = 2', 'P read buf[0] expect 2', 'device exclusive P buf[0] as y', 'P mprotect buf[0] ro', 'P mprotect buf[0] rw',
+      'device atomic y[0] = 3 expect revoked', 'P read buf[0] expect 2'];
+    const r = runSteps(steps, name);
+    assert.equal(r.status, 'ok', `${name}: ${r.violations.map((v) => `${v.step}: ${v.message}`).join('; ')}`);
+  }
+});
+
+test('5.14-6.14: UFFDIO_WRITEPROTECT, un-protecting too, turns a writable device-exclusive entry readable (change_pte_range does it in any change_protection): the CPU access restores the PTE read-only', () => {
+  // change_pte_range(), is_swap_pte branch: is_writable_device_exclusive_entry() ->
+  // make_readable_device_exclusive_entry(), whatever cp_flags; then MM_CP_UFFD_WP_RESOLVE
+  // clears the uffd-wp bit. restore_exclusive_pte() maps a readable entry without write access.
+  for (const [name, variant] of MERGED) {
+    const k = kernel(name);
+    const { mm, vpn } = proc(k, 1);
+    const pfn = writeOk(k, mm, vpn, 1);
+    assert.equal(uffdRegister(k, mm, vpn, vpn + 1), OK);
+    const h = grant(k, mm, vpn, vpn + 1);
+    assert.equal(uffdWriteprotect(k, mm, vpn, vpn + 1, false), OK);
+    assert.equal(h.revoked![0], 1, 'change_protection told the device (PROTECTION_VMA)');
+    assert.equal(rawPte(k, mm, vpn).bits & PTE_DEVEXCL_WRITE, 0, `${name}: a readable entry`);
+    assert.equal(readOk(k, mm, vpn), 1);
+    const p = presentPte(k, mm, vpn);
+    // 6.15 has one kind and asks can_change_pte_writable() (PG_anon_exclusive, VM_WRITE): writable.
+    assert.deepEqual([p.pfn, p.write], [pfn, variant === 'v6.15'], name);
+    assertConsistent(k);
+  }
+});

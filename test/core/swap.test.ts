@@ -6,7 +6,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OK, PTE_PRESENT, PTE_SWAP, PTE_SWP_EXCLUSIVE } from '../../src/core/constants.js';
+import { OK, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SWAP, PTE_SWP_EXCLUSIVE } from '../../src/core/constants.js';
+import { clearSoftDirty } from '../../src/core/mmap.js';
 import { dupMmap } from '../../src/core/fork.js';
 import { getUserPages, releaseHandle, type GupRequest } from '../../src/core/gup.js';
 import type { Handle, Kernel } from '../../src/core/kernel.js';
@@ -393,3 +394,41 @@ for (const [name, unmapped] of [['v5.14', true], ['v5.18', true], ['v5.19', fals
     assertConsistent(k);
   });
 }
+
+test('fork and the uffd-wp bit of a swap entry: up to 5.13 it is copied whatever the VMAs (copy_nonpresent_pte had no pte_swp_clear_uffd_wp); from 5.14 only into a registered child VMA', () => {
+  // P protects its page and forks Q without the fork event: Q's VMA is not registered. 5.7-5.13
+  // ask P's VMA (registered): Q's PTE keeps the stale bit; 5.14 asks Q's: dropped. Q's page,
+  // mapped once after P unmaps it, is swapped out (the swap entry takes the PTE's bit), and Q
+  // forks R: 5.7-5.13 copy the swap entry as it is (8f34f1eac382 added the check to
+  // copy_nonpresent_pte), so R's entry carries the bit too; 5.14 had none to copy.
+  for (const [name, stale] of [['v5.9', true], ['v5.7', true], ['v5.14', false], ['v6', false]] as const) {
+    const wp = stale ? 'uffd-wp' : 'not-uffd-wp';
+    const steps = ['P mmap buf 1 rw private', 'P uffd register buf wp', 'P write buf[0] = 1', 'P uffd protect buf[0]', 'P fork Q',
+      `expect Q buf[0] ${wp}`, 'P munmap buf', 'swapout Q buf[0]', `expect Q buf[0] ${wp}`, 'Q fork R', `expect R buf[0] ${wp}`, 'R read buf[0] expect 1'];
+    const r = runSteps(steps, name);
+    assert.equal(r.status, 'ok', `${name}: ${r.violations.map((v) => `${v.step}: ${v.message}`).join('; ')}`);
+    assert.ok(r.steps.some((x) => /1 page\(s\) swapped out/.test(x.summary ?? '')), `${name}: the page was swapped out`);
+  }
+});
+
+test('clear_refs (soft-dirty) clears the bit of a swap entry too: a read fault then brings the page back write-protected, even where 6.11 maps an exclusive swapped-in page writable', () => {
+  // clear_soft_dirty(): is_swap_pte -> pte_swp_clear_soft_dirty. do_swap_page (6.11) makes the
+  // page writable on a read fault only without pte_needs_soft_dirty_wp() (VM_SOFTDIRTY cleared by
+  // clear_refs and a clean pte): so the PTE stays read-only and the next write faults, which marks it.
+  const k = kernel('v6');
+  const { mm, vpn } = proc(k, 2);
+  writeOk(k, mm, vpn, 1);
+  writeOk(k, mm, vpn + 1, 2);
+  assert.equal(swapOutPage(k, mm, vpn), null);
+  clearSoftDirty(k, mm);
+  assert.equal(k.tables.bits[pteSlot(k, mm, vpn)]! & PTE_SOFT_DIRTY, 0, 'the swap entry is clean');
+  assert.equal(readOk(k, mm, vpn), 1);
+  assert.equal(presentPte(k, mm, vpn).write, false);
+  // A page written since clear_refs is soft-dirty; its swap entry keeps that, and the same read
+  // fault maps it writable (6.11, an exclusive entry, no tracking pending).
+  writeOk(k, mm, vpn + 1, 3);
+  assert.equal(swapOutPage(k, mm, vpn + 1), null);
+  assert.equal(readOk(k, mm, vpn + 1), 3);
+  assert.equal(presentPte(k, mm, vpn + 1).write, true);
+  assertConsistent(k);
+});

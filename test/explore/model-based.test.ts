@@ -15,19 +15,29 @@
 //   taken (or EFAULT) where the naive model takes it; the device reads through a pin what the
 //   naive pin holds, and a process reads from a pipe what the naive pipe holds; reclaim swaps a
 //   page out where the naive model does; mremap moves (or fails with EFAULT) where it does, and
-//   each page it moved reads (on a throwaway copy of the state) what the naive page holds.
+//   each page it moved reads (on a throwaway copy of the state) what the naive page holds;
+// - device-exclusive grants (device-exclusive, device-atomic, device-read through a grant; 6.15
+//   rules on v6, 5.14's on 5.18, 5.19 and 6.2): a grant is made (or EBUSY) where the naive model
+//   makes it, an atomic is ok, revoked or denied as there, a device read sees what it sees;
+// - userfaultfd write-protect (uffd-register, uffd-protect, uffd-unprotect, uffd-fork-event; on
+//   v6, 6.2, 5.19, 5.18, 5.9, 5.9-rc4 and 5.7): each request succeeds (or EINVAL, ENOENT) as
+//   there, and after every step each live process's pages carry the uffd-wp bit (pagemap) where
+//   the naive pages do and each process handed its monitor as many write faults.
+// The runs count what they took (`taken`) and check that the operations they are for occurred.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Runner } from '../../src/engine/run.js';
+import { PTE_UFFD_WP } from '../../src/core/constants.js';
+import { followSlot } from '../../src/core/huge.js';
 import { canonicalKey, canonicalWords, fingerprint } from '../../src/explore/canonical.js';
 import { startState } from '../../src/explore/explore.js';
 import { decodeOp, enabledOps, OP_NAMES, PROC_NAMES, type ExploreShape, type OpName } from '../../src/explore/ops.js';
 import { replayPath } from '../../src/explore/search.js';
 import { BUILTIN_PROFILES } from '../../src/profiles/builtin.js';
 import {
-  NaiveKernel, V5_18_RULES, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_2_RULES, V6_RULES, type NaiveOptions, type NPin, type NProc, type NRef, type NRegion,
+  NaiveKernel, V5_18_RULES, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_2_RULES, V6_RULES, type NaiveOptions, type NGrant, type NPin, type NProc, type NRef, type NRegion,
 } from '../naive/model.js';
 import { input } from './helpers.js';
 
@@ -41,6 +51,8 @@ const NAIVE_SWAP_OPS: readonly OpName[] = [...NAIVE_OPS, 'swapout'];
 const NAIVE_V6_OPS: readonly OpName[] = [...NAIVE_SWAP_OPS, 'mremap'];
 const PAGES = 2;
 
+type NHandle = { pin: NPin } | { ref: NRef } | { grant: NGrant };
+
 interface Naive {
   k: NaiveKernel;
   procs: NProc[];
@@ -48,7 +60,7 @@ interface Naive {
   /** Value names the explorer wrote -> the naive model's numbers. */
   values: Map<string, number>;
   /** The naive model's handles by the explorer's handle names. */
-  handles: Map<string, { pin: NPin } | { ref: NRef }>;
+  handles: Map<string, NHandle>;
   /** Per process (by index), the regions mremap made, by the explorer's names (a child inherits its parent's). */
   moved: Map<string, NRegion>[];
 }
@@ -69,6 +81,16 @@ const fp = (r: Runner): string => {
   return `${out[0]},${out[1]}`;
 };
 const kinds = (r: Runner): string[] => r.violations.map((v) => `${v.step}:${v.kind}`);
+
+/**
+ * What the naive runs took, to check that the draws reach what they are for: per operation
+ * (`write`), per operation and outcome of its observation (`device-atomic:ok`), and the monitor's
+ * write-protect faults (`uffd-fault`).
+ */
+const taken = new Map<string, number>();
+const count = (key: string, by = 1): void => {
+  taken.set(key, (taken.get(key) ?? 0) + by);
+};
 
 /**
  * One transition: the `pick`-th (modulo) of the enabled instances of operation `name` (none
@@ -98,8 +120,14 @@ class Take implements fc.Command<object, Real> {
       // The naive comparison alone (the copy and replay checks are the other runs').
       if (res.na !== null) return;
       real.path.push(op);
+      const opName = OP_NAMES[op >>> 24]!;
+      count(opName);
+      for (const o of res.record.observations) count(`${opName}:${o.actual}`);
+      const faults = child.procs.get(PROC_NAMES[(op >>> 20) & 15]!)?.mm.uffdFaults ?? 0;
+      count('uffd-fault', faults - (real.r.procs.get(PROC_NAMES[(op >>> 20) & 15]!)?.mm.uffdFaults ?? 0));
       naiveStep(real.naive, OP_NAMES[op >>> 24]!, op, step as unknown as NaiveStepArgs, res.record, child);
       checkMoved(real.naive, child, d);
+      checkUffd(real.naive, child, step.text);
       real.spare = real.r;
       real.r = child;
       return;
@@ -151,6 +179,30 @@ function checkMoved(n: Naive, after: Runner, d: number): void {
   });
 }
 
+/**
+ * userfaultfd, after every step: each live process's pages (the explored region's and those
+ * mremap moved) carry the uffd-wp bit (pagemap's PM_UFFD_WP: of a present PTE, a swap or a
+ * device-exclusive entry) where the naive model's do, and each process handed the monitor as
+ * many write-protect faults.
+ */
+function checkUffd(n: Naive, after: Runner, text: string): void {
+  n.procs.forEach((p, pi) => {
+    const name = PROC_NAMES[pi]!;
+    const proc = after.procs.get(name)!;
+    assert.equal(proc.mm.uffdFaults, p.uffdFaults, `after ${text}: ${name} handed the monitor ${proc.mm.uffdFaults} fault(s), the naive model ${p.uffdFaults}`);
+    if (!p.alive) return;
+    const regions: [string, NRegion][] = [[[...proc.regions.keys()].sort()[0]!, n.region], ...n.moved[pi]!];
+    for (const [rname, r] of regions) {
+      const at = proc.regions.get(rname);
+      for (let i = 0; i < r.n; i++) {
+        const slot = at === undefined ? -1 : followSlot(after.k, proc.mm, at.start + i);
+        const got = slot >= 0 && (after.k.tables.bits[slot]! & PTE_UFFD_WP) !== 0;
+        assert.equal(got, n.k.uffdWp(p, r, i), `after ${text}: ${name} ${rname}[${i}] is ${got ? '' : 'not '}uffd-wp in the model, ${got ? 'not ' : ''}in the naive model`);
+      }
+    }
+  });
+}
+
 /** A value name the model observed -> the naive model's number (undefined: never written). */
 function valueOf(n: Naive, actual: string): number | null | undefined {
   return actual === 'fault' ? null : actual === '0' ? 0 : n.values.get(actual);
@@ -173,7 +225,7 @@ function observed(obs: readonly { kind: string; actual: string }[], kind: string
  * (pin_user_pages_fast ends as pin_user_pages does), pin-ro an R/O long-term pin, gup a FOLL_GET
  * reference, vmsplice a pipe's (null: EFAULT).
  */
-function takeNaive(n: Naive, name: OpName, p: NProc, pg: number): { pin: NPin } | { ref: NRef } | null {
+function takeNaive(n: Naive, name: OpName, p: NProc, pg: number): NHandle | null {
   if (name === 'gup' || name === 'vmsplice') {
     const ref = name === 'gup' ? n.k.gup(p, n.region, pg) : n.k.vmsplice(p, n.region, pg);
     return ref && { ref };
@@ -259,7 +311,8 @@ function naiveStep(
       n.k.deviceWrite(pinOf(step.ref!.handle), numberFor(n, step.value!));
       return;
     case 'device-read': {
-      const want = n.k.deviceRead(pinOf(step.ref!.handle));
+      const x = handle(step.ref!.handle);
+      const want = 'grant' in x ? n.k.grantRead(x.grant) : n.k.deviceRead(pinOf(step.ref!.handle));
       const got = observed(obs, 'handle-read')!;
       assert.equal(valueOf(n, got), want, `${step.text}: the naive pin holds ${want}, the model reads ${got}`);
       return;
@@ -289,6 +342,36 @@ function naiveStep(
     case 'clear-softdirty':
       n.k.clearSoftdirty(p);
       return;
+    case 'device-exclusive': {
+      const g = n.k.makeDeviceExclusive(p, n.region, pg);
+      const got = observed(obs, 'gup');
+      assert.equal(got, g.revoked ? 'EBUSY' : 'ok', `${step.text}: the naive model ${g.revoked ? 'fails' : 'grants the page'}, the model says ${got}`);
+      assert.ok(after.handles.has(step.handle!), `${step.text}: handle ${step.handle}`);
+      n.handles.set(step.handle!, { grant: g });
+      return;
+    }
+    case 'device-atomic': {
+      const x = handle(step.ref!.handle);
+      assert.ok('grant' in x, `${step.text}: ${step.ref!.handle} is no grant in the naive model`);
+      const want = n.k.deviceAtomic(x.grant, numberFor(n, step.value!));
+      const got = observed(obs, 'handle-read');
+      assert.equal(got, want, `${step.text}: the naive model's atomic is ${want}, the model's ${got}`);
+      return;
+    }
+    case 'uffd-register': {
+      const ok = n.k.uffdRegister(p, n.region);
+      assert.equal(observed(obs, 'uffd'), ok ? 'ok' : 'EINVAL', `${step.text}: the naive model ${ok ? 'registers' : 'fails (EINVAL)'}`);
+      return;
+    }
+    case 'uffd-protect':
+    case 'uffd-unprotect': {
+      const ok = n.k.uffdWriteprotect(p, n.region, pg, pg + 1, name === 'uffd-protect');
+      assert.equal(observed(obs, 'uffd'), ok ? 'ok' : 'ENOENT', `${step.text}: the naive model ${ok ? 'succeeds' : 'fails (ENOENT)'}`);
+      return;
+    }
+    case 'uffd-fork-event':
+      n.k.uffdForkEventOn(p);
+      return;
     case 'mergeable':
       n.k.madvise(p, n.region, pg, pg + 1, 'mergeable');
       return;
@@ -314,11 +397,14 @@ interface Runs {
   maxCommands: number;
   /** Commands every run starts with (not shrunk, not in the counterexample: the test's title says them). */
   prefix?: readonly [OpName, number][];
+  /** Pages of the explored region (default PAGES). */
+  pages?: number;
 }
 
 function runs(kernel: string, ops: readonly OpName[], o: Runs): void {
   // An operation named more than once is drawn more often.
-  const inp = input(kernel, { ops: [...new Set(ops)], pages: PAGES, procs: 3, handles: 2, threads: 2 });
+  const pages = o.pages ?? PAGES;
+  const inp = input(kernel, { ops: [...new Set(ops)], pages, procs: 3, handles: 2, threads: 2 });
   const takes = ops.map((name) => fc.nat(1000).map((i) => new Take(name, i)));
   // size 'max': as many sequences of every length up to maxCommands (the default favours short ones).
   fc.assert(fc.property(fc.commands(takes, { maxCommands: o.maxCommands, size: 'max' }), (cmds) => {
@@ -327,7 +413,7 @@ function runs(kernel: string, ops: readonly OpName[], o: Runs): void {
     if (o.naive) {
       const k = new NaiveKernel(o.naive);
       const p = k.spawn();
-      naive = { k, procs: [p], region: k.mmap(p, PAGES), values: new Map(), handles: new Map(), moved: [new Map()] };
+      naive = { k, procs: [p], region: k.mmap(p, pages), values: new Map(), handles: new Map(), moved: [new Map()] };
     }
     const pre = (o.prefix ?? []).map(([name, i]) => new Take(name, i));
     fc.modelRun(() => ({ model: {}, real: { root, r: root.clone(), spare: undefined, path: [], shape: inp.shape, naive } }), [...pre, ...cmds]);
@@ -385,4 +471,77 @@ test('model-based: on the older profiles, reads agree with the naive model under
     ['v5.19', V5_19_RULES], ['v6.2', V6_2_RULES],
   ];
   for (const [kernel, rules] of older) runs(kernel, NAIVE_V6_OPS, { naive: rules, numRuns: 800, maxCommands: 30 });
+});
+
+/** Device-exclusive grants: made, used, revoked by what tells devices (the CPU, fork, munmap, mprotect, clear_refs, mremap). */
+const DEVICE_OPS: readonly OpName[] = [
+  'write', 'write', 'read', 'fork', 'exit', 'munmap', 'mprotect', 'dontneed', 'wipeonfork', 'pin', 'pin-ro', 'unpin', 'gup', 'put',
+  'device-read', 'device-read', 'device-exclusive', 'device-exclusive', 'device-exclusive', 'device-atomic', 'device-atomic', 'device-atomic',
+  'clear-softdirty',
+];
+/** userfaultfd write-protect: the monitor's requests, and what moves a protected page or its bit (fork, early COW, swap, mremap, a device). */
+const UFFD_OPS: readonly OpName[] = [
+  'write', 'write', 'write', 'read', 'fork', 'fork', 'exit', 'munmap', 'mprotect', 'dontneed', 'dontfork', 'wipeonfork', 'pin', 'pin-ro', 'unpin',
+  'uffd-register', 'uffd-protect', 'uffd-protect', 'uffd-protect', 'uffd-unprotect', 'uffd-fork-event', 'uffd-fork-event', 'device-exclusive', 'device-atomic',
+];
+
+/** The counts of `taken` since `before`. */
+function since(before: Map<string, number>): (key: string) => number {
+  return (key) => (taken.get(key) ?? 0) - (before.get(key) ?? 0);
+}
+
+test('model-based: device-exclusive entries agree with the naive model on v6 (6.15 rules) and on 5.18, 5.19, 6.2 (5.14 rules): grants made or refused, atomics ok, revoked or denied, device reads, the CPU restoring the PTE, fork restoring it first', () => {
+  const at = since(new Map(taken));
+  runs('v6', [...DEVICE_OPS, 'swapout', 'swapout', 'mremap', 'mremap'], { naive: V6_RULES, numRuns: 2500, maxCommands: 25 });
+  const older: [string, NaiveOptions, readonly OpName[]][] = [
+    ['v5.18', V5_18_RULES, [...DEVICE_OPS, 'mremap']],
+    ['v5.19', V5_19_RULES, [...DEVICE_OPS, 'swapout', 'mremap']], ['v6.2', V6_2_RULES, [...DEVICE_OPS, 'swapout', 'mremap']],
+  ];
+  for (const [kernel, rules, ops] of older) runs(kernel, ops, { naive: rules, numRuns: 800, maxCommands: 25 });
+  // Grants, pins and userfaultfd together where a PTE's writability shows in values: 5.18 reuses
+  // a page only when page_count == 1, so a read-only restored entry copies a pinned page away
+  // from its pin (5.14-6.14: any change_protection, un-protecting too, makes a writable entry
+  // readable). One page, so that the chain meets; each run starts registered (a prefix's operation must be among those drawn: the
+  // explorer enables only those).
+  const mixed: OpName[] = [
+    'write', 'write', 'write', 'read', 'pin', 'unpin', 'device-read', 'device-read', 'device-exclusive', 'device-atomic',
+    'uffd-register', 'uffd-protect', 'uffd-unprotect', 'uffd-unprotect', 'mprotect',
+  ];
+  const v518: NaiveOptions = V5_18_RULES;
+  for (const [kernel, rules] of [['v5.18', v518], ['v6.2', V6_2_RULES], ['v6', V6_RULES]] as const) {
+    runs(kernel, mixed, { naive: rules, numRuns: 1500, maxCommands: 12, pages: 1, prefix: [['uffd-register', 0]] });
+  }
+  // The draws reach what they are for.
+  for (const key of ['device-exclusive:ok', 'device-exclusive:EBUSY', 'device-atomic:ok', 'device-atomic:revoked', 'device-atomic:denied']) {
+    assert.ok(at(key) >= 200, `${key}: ${at(key)} times`);
+  }
+  console.log(`device-exclusive runs: ${['device-exclusive', 'device-exclusive:ok', 'device-exclusive:EBUSY', 'device-atomic:ok', 'device-atomic:revoked', 'device-atomic:denied', 'device-read'].map((k) => `${k} ${at(k)}`).join(', ')}`);
+});
+
+test('model-based: userfaultfd write-protect agrees with the naive model on v6 and on 5.7, 5.9-rc4, 5.9, 5.18, 5.19, 6.2: uffd-wp bits (pagemap) after every step, the writes handed to the monitor, fork by the parent\'s or the child\'s VMA, swap, mremap', () => {
+  const at = since(new Map(taken));
+  runs('v6', [...UFFD_OPS, 'swapout', 'swapout', 'mremap', 'mremap'], { naive: V6_RULES, numRuns: 2500, maxCommands: 25 });
+  // Each run starts registered (P uffd register buf wp), half of them with the fork event asked first.
+  runs('v6', [...UFFD_OPS, 'swapout', 'mremap'], { naive: V6_RULES, numRuns: 1000, maxCommands: 25, prefix: [['uffd-register', 0]] });
+  runs('v6', [...UFFD_OPS, 'swapout', 'mremap'], { naive: V6_RULES, numRuns: 1000, maxCommands: 25, prefix: [['uffd-fork-event', 0], ['uffd-register', 0]] });
+  const older: [string, NaiveOptions, readonly OpName[]][] = [
+    ['v5.7', V5_7_RULES, [...UFFD_OPS.filter((o) => !o.startsWith('device')), 'swapout', 'mremap']],
+    ['v5.9-rc4', { ...V5_9_RULES, earlyCow: false }, [...UFFD_OPS.filter((o) => !o.startsWith('device')), 'swapout', 'mremap']],
+    ['v5.9', V5_9_RULES, [...UFFD_OPS.filter((o) => !o.startsWith('device')), 'swapout', 'mremap']],
+    ['v5.18', V5_18_RULES, [...UFFD_OPS, 'mremap']],
+    ['v5.19', V5_19_RULES, [...UFFD_OPS, 'swapout', 'mremap']], ['v6.2', V6_2_RULES, [...UFFD_OPS, 'swapout', 'mremap']],
+  ];
+  for (const [kernel, rules, ops] of older) {
+    runs(kernel, ops, { naive: rules, numRuns: 500, maxCommands: 25, prefix: [['uffd-fork-event', 0], ['uffd-register', 0]] });
+  }
+  // One page, registered from the start: protect, write, fork, swap and mremap meet more often
+  // (the parent's or the child's VMA deciding the bit: 5.9 and v6).
+  const focus: OpName[] = ['write', 'write', 'read', 'fork', 'fork', 'exit', 'uffd-protect', 'uffd-protect', 'uffd-unprotect', 'uffd-fork-event', 'pin', 'unpin', 'swapout', 'mremap'];
+  for (const [kernel, rules] of [['v6', V6_RULES], ['v5.9', V5_9_RULES]] as const) {
+    runs(kernel, [...focus, 'uffd-register'], { naive: rules, numRuns: 1000, maxCommands: 15, pages: 1, prefix: [['uffd-register', 0]] });
+  }
+  for (const key of ['uffd-register:ok', 'uffd-register:EINVAL', 'uffd-protect:ok', 'uffd-unprotect:ok', 'uffd-fork-event', 'uffd-fault']) {
+    assert.ok(at(key) >= 200, `${key}: ${at(key)} times`);
+  }
+  console.log(`uffd runs: ${['uffd-register:ok', 'uffd-register:EINVAL', 'uffd-protect:ok', 'uffd-unprotect:ok', 'uffd-fork-event', 'uffd-fault', 'fork', 'swapout', 'mremap:ok'].map((k) => `${k} ${at(k)}`).join(', ')}`);
 });

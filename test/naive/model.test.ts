@@ -988,3 +988,279 @@ test('KSM and swap: a pipe keeps a swapped-out KSM page in the swap cache; the s
     n.closePipe(pipe);
   }
 });
+
+// Device-exclusive entries (make_device_exclusive; 5.14-6.14 and the 6.15 rework).
+
+const devx = (p: NProc, r: NRegion, i: number) => p.pages.get(pageKey(r, i))!.devx ?? null;
+
+test('device-exclusive on v6 (6.15): the PTE becomes an entry, mapcount kept; the atomic writes the frame; a CPU read revokes the grant and maps the page again, writable', () => {
+  const { n, p, r } = oneProc(V6_RULES, 1);
+  n.write(p, r, 0, 1);
+  const f = frameOf(p, r, 0)!;
+  const g = n.makeDeviceExclusive(p, r, 0);
+  // GUP(FOLL_GET|FOLL_WRITE) finds the writable exclusive PTE: no fault; its reference is put
+  // once the entry is set; 6.15 keeps the mapping counted (no rmap change); the entry is no PTE.
+  assert.deepEqual([g.revoked, g.frame, devx(p, r, 0)?.frame], [false, f, f]);
+  assert.deepEqual([f.mapcount, f.refcount, p.rss], [1, 1, 1]);
+  assert.equal(p.pages.get(pageKey(r, 0))!.pte, null);
+  assert.equal(n.deviceAtomic(g, 2), 'ok');
+  assert.equal(n.grantRead(g), 2, 'the device reads the frame it holds');
+  const faults = p.minflt;
+  // do_swap_page -> remove_device_exclusive_entry: MMU_NOTIFY_CLEAR revokes the grant, then
+  // restore_exclusive_pte: VM_WRITE and PG_anon_exclusive (can_change_pte_writable): writable.
+  assert.equal(n.read(p, r, 0), 2);
+  assert.equal(p.minflt, faults + 1);
+  assert.deepEqual([g.revoked, frameOf(p, r, 0), pte(p, r, 0).writable, f.mapcount], [true, f, true, 1]);
+  assert.equal(n.deviceAtomic(g, 3), 'revoked', 'the driver must fault the page again');
+  // A revoked grant's read is hmm_range_fault of the process's page now.
+  n.write(p, r, 0, 4);
+  assert.equal(n.grantRead(g), 4);
+});
+
+test('device-exclusive under 5.14 rules (v6.2): the entry drops the mapcount and remembers the PTE was writable; restore counts the mapping again and maps it writable', () => {
+  const { n, p, r } = oneProc(V6_2_RULES, 1);
+  n.write(p, r, 0, 1);
+  const f = frameOf(p, r, 0)!;
+  const g = n.makeDeviceExclusive(p, r, 0);
+  // make_device_exclusive_range: the rmap walk finds one mapping (writable: the target), each
+  // page_remove_rmap -> mapcount 0, so it succeeds; the entry keeps the mapping's reference.
+  assert.deepEqual([g.revoked, f.mapcount, f.refcount, devx(p, r, 0)?.writable], [false, 0, 1, true]);
+  n.write(p, r, 0, 5);
+  // restore_exclusive_pte: page_add_anon_rmap, maybe_mkwrite of the writable kind: no further fault.
+  assert.deepEqual([g.revoked, f.mapcount, frameOf(p, r, 0), pte(p, r, 0).writable, n.cowCopies], [true, 1, f, true, 0]);
+  assert.equal(n.read(p, r, 0), 5);
+});
+
+test('device-exclusive of a COW-shared page breaks COW first (the GUP is FOLL_WRITE): the device holds the process\'s own copy; the other process keeps the old data', () => {
+  for (const rules of [V6_RULES, V6_2_RULES, V5_19_RULES]) {
+    const { n, p, r } = oneProc(rules, 1);
+    n.write(p, r, 0, 1);
+    const q = n.fork(p);
+    const shared = frameOf(p, r, 0)!;
+    const g = n.makeDeviceExclusive(p, r, 0);
+    // do_wp_page: fork cleared PG_anon_exclusive and Q maps it too (refcount 2): a copy for P.
+    assert.equal(n.cowCopies, 1);
+    assert.notEqual(g.frame, shared);
+    assert.equal(n.deviceAtomic(g, 2), 'ok');
+    assert.deepEqual([n.read(q, r, 0), n.read(p, r, 0)], [1, 2]);
+  }
+});
+
+test('fork restores a device-exclusive entry in the parent first and shares the page COW (hmm-tests exclusive_cow); the device loses its grant; each side then copies on its own', () => {
+  for (const rules of [V6_RULES, V6_2_RULES]) {
+    const { n, p, r } = oneProc(rules, 1);
+    n.write(p, r, 0, 1);
+    const g = n.makeDeviceExclusive(p, r, 0);
+    n.deviceAtomic(g, 2);
+    const q = n.fork(p);
+    // copy_page_range of a COW mapping: the MMU notifier revokes the grant; copy_nonpresent_pte:
+    // try_restore_exclusive_pte, then copy_present_pte shares the page, both read-only, not PAE.
+    const f = g.frame!;
+    assert.deepEqual([g.revoked, frameOf(p, r, 0), frameOf(q, r, 0), f.mapcount, f.exclusive], [true, f, f, 2, false]);
+    assert.deepEqual([pte(p, r, 0).writable, pte(q, r, 0).writable], [false, false]);
+    assert.deepEqual([n.read(p, r, 0), n.read(q, r, 0)], [2, 2]);
+    n.write(q, r, 0, 3);
+    n.write(p, r, 0, 4);
+    // Q copies (refcount 2); then P is the only mapper: reused (refcount 1).
+    assert.deepEqual([n.cowCopies, n.reuses, frameOf(p, r, 0)], [1, 1, f]);
+    assert.deepEqual([n.read(p, r, 0), n.read(q, r, 0)], [4, 3]);
+    assert.equal(n.deviceAtomic(g, 5), 'revoked');
+  }
+});
+
+test('the device\'s atomic is denied where the mapping is not writable or gone; mprotect to the protection it has already keeps the grant (mprotect_fixup changes nothing); dontneed revokes it', () => {
+  const { n, p, r } = oneProc(V6_RULES, 2);
+  n.write(p, r, 0, 1);
+  n.write(p, r, 1, 1);
+  const g = n.makeDeviceExclusive(p, r, 0);
+  n.mprotect(p, r, 0, 1, 'rw'); // newflags == oldflags: no change_protection, no notifier
+  assert.equal(n.deviceAtomic(g, 2), 'ok');
+  n.mprotect(p, r, 0, 1, 'ro');
+  // hmm-tests exclusive_mprotect: the device cannot write through a read-only VMA (-EPERM).
+  assert.equal(n.deviceAtomic(g, 3), 'denied');
+  n.mprotect(p, r, 0, 1, 'rw');
+  assert.equal(n.deviceAtomic(g, 3), 'revoked', 'mprotect ro told the device (PROTECTION_VMA)');
+  const h = n.makeDeviceExclusive(p, r, 1);
+  n.madvise(p, r, 1, 2, 'dontneed');
+  // zap: the notifier revokes; the entry's reference goes and the frame is freed.
+  assert.deepEqual([h.revoked, n.frames.has(h.frame!), p.rss], [true, false, 1]);
+  assert.equal(n.grantRead(h), 0, 'hmm_range_fault of the zapped page: the zero page');
+  n.munmap(p, r, 0, 1);
+  assert.equal(n.deviceAtomic(g, 4), 'denied');
+  n.exit(p);
+  assert.equal(n.deviceAtomic(h, 5), 'denied');
+  assert.equal(n.grantRead(g), 0);
+});
+
+test('make_device_exclusive fails on a read-only mapping (GUP FOLL_WRITE: EFAULT): the grant is revoked from the start; 5.14 rules: mprotect of a writable entry makes it readable, so the restored PTE is read-only', () => {
+  const { n, p, r } = oneProc(V6_2_RULES, 2);
+  n.write(p, r, 0, 1);
+  n.mprotect(p, r, 0, 1, 'ro');
+  const g = n.makeDeviceExclusive(p, r, 0);
+  assert.deepEqual([g.revoked, g.frame, devx(p, r, 0)], [true, null, null]);
+  n.write(p, r, 1, 1);
+  const h = n.makeDeviceExclusive(p, r, 1);
+  // change_pte_range: is_writable_device_exclusive_entry -> make_readable_device_exclusive_entry.
+  n.mprotect(p, r, 1, 2, 'ro');
+  n.mprotect(p, r, 1, 2, 'rw');
+  assert.equal(devx(p, r, 1)!.writable, false);
+  n.read(p, r, 1);
+  assert.equal(pte(p, r, 1).writable, false, 'restore_exclusive_pte: a readable entry maps the page read-only');
+  n.write(p, r, 1, 2);
+  // do_wp_page: PG_anon_exclusive: reused, no copy.
+  assert.deepEqual([frameOf(p, r, 1), n.cowCopies], [h.frame, 0]);
+});
+
+// userfaultfd write-protect.
+
+test('uffd-wp: protect sets the bit and write-protects; a write goes to the monitor, which un-protects the page; from 6.3 that maps an exclusive page writable at once, before a do_wp_page reuses it', () => {
+  for (const [rules, writableAtOnce] of [[V6_RULES, true], [V6_2_RULES, false]] as const) {
+    const { n, p, r } = oneProc(rules, 2);
+    n.write(p, r, 0, 1);
+    assert.equal(n.uffdWriteprotect(p, r, 0, 1, true), false, 'ENOENT: not registered');
+    assert.equal(n.uffdRegister(p, r), true);
+    assert.equal(n.uffdWriteprotect(p, r, 0, 2, true), true);
+    // Page 1 was never touched: an anonymous none PTE gets no marker, so it carries no bit.
+    assert.deepEqual([n.uffdWp(p, r, 0), pte(p, r, 0).writable, n.uffdWp(p, r, 1)], [true, false, false]);
+    const f = frameOf(p, r, 0)!;
+    n.write(p, r, 0, 2);
+    // handle_userfault: the monitor's UFFDIO_WRITEPROTECT resolve clears the bit; 6.3's
+    // MM_CP_TRY_CHANGE_WRITABLE maps the PAE page writable; before, the retried write reuses it.
+    assert.deepEqual([p.uffdFaults, n.uffdWp(p, r, 0), frameOf(p, r, 0), n.cowCopies], [1, false, f, 0]);
+    assert.equal(n.reuses, writableAtOnce ? 0 : 1);
+    assert.equal(n.read(p, r, 0), 2);
+    n.write(p, r, 1, 3);
+    assert.equal(p.uffdFaults, 1, 'a none PTE is not protected: do_anonymous_page maps it writable');
+  }
+  // A range with a hole cannot be registered (EINVAL).
+  const { n, p, r } = oneProc(V6_RULES, 2);
+  n.munmap(p, r, 1, 2);
+  assert.equal(n.uffdRegister(p, r), false);
+});
+
+test('uffd-wp and fork without the fork event: the child is not registered; 5.7-5.13 keep the bit by the parent\'s VMA (a stale bit that no longer traps), 5.14 on drop it by the child\'s', () => {
+  for (const [rules, stale] of [[V5_9_RULES, true], [V5_7_RULES, true], [V6_RULES, false], [V5_19_RULES, false]] as const) {
+    const { n, p, r } = oneProc(rules, 1);
+    n.write(p, r, 0, 1);
+    n.uffdRegister(p, r);
+    n.uffdWriteprotect(p, r, 0, 1, true);
+    const q = n.fork(p);
+    assert.deepEqual([q.pages.get(pageKey(r, 0))!.uffd, q.uffdForkEvent], [false, false]);
+    assert.equal(n.uffdWp(q, r, 0), stale, `${rules.uffdWpForkVma}`);
+    assert.equal(n.uffdWp(p, r, 0), true, 'the parent keeps its bit');
+    // Q's VMA is not registered: userfaultfd_pte_wp is false, the write just copies (mapcount 2).
+    n.write(q, r, 0, 2);
+    assert.deepEqual([q.uffdFaults, n.cowCopies, n.uffdWp(q, r, 0)], [0, 1, false]);
+    // P's write still goes to its monitor.
+    n.write(p, r, 0, 3);
+    assert.deepEqual([p.uffdFaults, n.read(p, r, 0), n.read(q, r, 0)], [1, 3, 2]);
+  }
+});
+
+test('uffd-wp and fork with the fork event: the child is registered with the event too, keeps the bit, and its write goes to the monitor; a pinned page\'s early COW copy keeps the bit from 5.14, is writable without it before', () => {
+  for (const [rules, copyKeeps] of [[V6_RULES, true], [V5_9_RULES, false]] as const) {
+    const { n, p, r } = oneProc(rules, 2);
+    n.write(p, r, 0, 1);
+    n.write(p, r, 1, 1);
+    n.uffdForkEventOn(p);
+    n.uffdRegister(p, r);
+    n.pin(p, r, 1, { write: true, longterm: true });
+    n.uffdWriteprotect(p, r, 0, 2, true);
+    const q = n.fork(p);
+    assert.deepEqual([q.uffdForkEvent, q.pages.get(pageKey(r, 0))!.uffd, n.uffdWp(q, r, 0)], [true, true, true]);
+    // Page 1 is maybe pinned in an mm with MMF_HAS_PINNED: copy_present_page for the child. 5.14
+    // on (8f34f1eac382): userfaultfd_pte_wp(dst_vma, src pte) -> pte_wrprotect(pte_mkuffd_wp());
+    // before: mk_pte + maybe_mkwrite only.
+    assert.equal(n.forkCopies, 1);
+    assert.deepEqual([n.uffdWp(q, r, 1), pte(q, r, 1).writable], [copyKeeps, !copyKeeps]);
+    n.write(q, r, 0, 2);
+    n.write(q, r, 1, 2);
+    assert.equal(q.uffdFaults, copyKeeps ? 2 : 1);
+    assert.deepEqual([n.read(p, r, 0), n.read(q, r, 0), n.read(q, r, 1)], [1, 2, 2]);
+  }
+});
+
+test('uffd-wp across swap: the swap entry keeps the bit, the swap-in maps the page read-only with it (even where a read fault would map it writable), and the write goes to the monitor', () => {
+  for (const rules of [V6_RULES, V5_9_RULES]) {
+    const { n, p, r } = oneProc(rules, 1);
+    n.write(p, r, 0, 1);
+    n.uffdRegister(p, r);
+    n.uffdWriteprotect(p, r, 0, 1, true);
+    assert.equal(n.swapout(p, r, 0), true);
+    assert.equal(n.uffdWp(p, r, 0), true, 'try_to_unmap_one: pte_swp_mkuffd_wp');
+    // do_swap_page: pte_swp_uffd_wp -> pte_mkuffd_wp + pte_wrprotect (6.11's read-fault writable excluded).
+    assert.equal(n.read(p, r, 0), 1);
+    assert.deepEqual([n.uffdWp(p, r, 0), pte(p, r, 0).writable], [true, false]);
+    n.write(p, r, 0, 2);
+    assert.deepEqual([p.uffdFaults, n.read(p, r, 0)], [1, 2]);
+  }
+});
+
+test('uffd-wp and mremap: the new VMA is not registered (no UFFD_FEATURE_EVENT_REMAP); 6.13 on the moved entries lose their bits, before they keep them (no longer trapping)', () => {
+  for (const [rules, cleared] of [[V6_RULES, true], [V6_2_RULES, false]] as const) {
+    const { n, p, r } = oneProc(rules, 2);
+    n.write(p, r, 0, 1);
+    n.write(p, r, 1, 1);
+    n.uffdRegister(p, r);
+    n.uffdWriteprotect(p, r, 0, 2, true);
+    const m = n.mremap(p, r, 0, 1)!;
+    assert.deepEqual([p.pages.get(pageKey(m, 0))!.uffd, n.uffdWp(p, m, 0)], [false, !cleared]);
+    // The page with an anon_vma keeps its page offset: the new range does not line up with buf[1]'s
+    // VMA, so buf[1] stays registered and protected.
+    assert.deepEqual([p.pages.get(pageKey(r, 1))!.uffd, n.uffdWp(p, r, 1)], [true, true]);
+    n.write(p, m, 0, 2);
+    n.write(p, r, 1, 2);
+    assert.equal(p.uffdFaults, 1, 'only the write to the registered page traps');
+  }
+});
+
+test('uffd-wp of the zero page in a mapping without anon_vma: from 5.19 fork copies it into a registered child with the bit (vma_needs_copy); before, the child\'s PTE is not copied at all', () => {
+  for (const [rules, copied] of [[V6_RULES, true], [V5_19_RULES, true], [V5_9_RULES, false]] as const) {
+    const { n, p, r } = oneProc(rules, 1);
+    n.read(p, r, 0); // the zero page: no anon_vma
+    n.uffdForkEventOn(p);
+    n.uffdRegister(p, r);
+    n.uffdWriteprotect(p, r, 0, 1, true);
+    assert.equal(n.uffdWp(p, r, 0), true);
+    const q = n.fork(p);
+    assert.equal(n.uffdWp(q, r, 0), copied);
+    // Copied: the write meets the bit and traps; not copied: a none PTE, do_anonymous_page.
+    n.write(q, r, 0, 1);
+    assert.equal(q.uffdFaults, copied ? 1 : 0);
+    assert.equal(n.read(q, r, 0), 1);
+  }
+});
+
+test('uffd-wp of a device-exclusive entry: the bit goes into the entry (5.14-6.14: made readable), the grant is revoked, the restored PTE is write-protected with the bit and a write traps', () => {
+  for (const rules of [V6_RULES, V6_2_RULES]) {
+    const { n, p, r } = oneProc(rules, 1);
+    n.write(p, r, 0, 1);
+    n.uffdRegister(p, r);
+    const g = n.makeDeviceExclusive(p, r, 0);
+    n.uffdWriteprotect(p, r, 0, 1, true);
+    assert.deepEqual([g.revoked, devx(p, r, 0)!.uffdWp, devx(p, r, 0)!.writable, n.uffdWp(p, r, 0)], [true, true, false, true]);
+    assert.equal(n.read(p, r, 0), 1);
+    assert.deepEqual([pte(p, r, 0).writable, n.uffdWp(p, r, 0)], [false, true]);
+    n.write(p, r, 0, 2);
+    assert.deepEqual([p.uffdFaults, n.read(p, r, 0)], [1, 2]);
+  }
+});
+
+test('5.14-6.14: un-protecting a device-exclusive entry makes it readable too (change_pte_range in any change_protection); under 5.18\'s page-count reuse the write after the restore then copies a pinned page away from its pin; 6.15 restores it writable', () => {
+  const v518: NaiveOptions = V5_18_RULES;
+  for (const [rules, coherent] of [[v518, false], [V6_RULES, true]] as const) {
+    const { n, p, r } = oneProc(rules, 1);
+    n.write(p, r, 0, 1);
+    const pin = n.pin(p, r, 0, { write: true, longterm: true })!;
+    n.uffdRegister(p, r);
+    n.makeDeviceExclusive(p, r, 0);
+    n.uffdWriteprotect(p, r, 0, 1, false);
+    // 5.14 kind: make_readable_device_exclusive_entry; restore_exclusive_pte maps it read-only and
+    // do_wp_page sees page_count 1 + GUP_PIN_COUNTING_BIAS: a copy. 6.15: one kind, restored
+    // writable (can_change_pte_writable: PG_anon_exclusive): the write lands in the pinned frame.
+    n.write(p, r, 0, 2);
+    assert.equal(n.cowCopies, coherent ? 0 : 1);
+    assert.equal(n.deviceRead(pin), coherent ? 2 : 1);
+    assert.equal(n.read(p, r, 0), 2);
+  }
+});

@@ -18,6 +18,12 @@
 // (with the PTE's dirty bit, which decides whether write_protect_page checks the page's
 // references; break_cow's write fault up to 6.1, its unshare fault from 6.2; reuse_ksm_page on
 // 5.7), and reclaim of a KSM page mapped once (rmap_walk_ksm) with its swap-in.
+// Device-exclusive entries (make_device_exclusive, 5.14's rmap-walking variant and 6.15's one-PTE
+// rework): the grant the device holds, the MMU notifiers that revoke it, the CPU fault that
+// restores the PTE, fork restoring the entry first. userfaultfd write-protect: VM_UFFD_WP, the
+// uffd-wp bit of PTEs, swap and device-exclusive entries, the write that goes to the monitor
+// first, fork keeping or dropping the bit (by the parent's VMA up to 5.13, the child's from 5.14),
+// mremap.
 //
 // GUP, one page at a time, is __get_user_pages(): check_vma_flags, then follow_page_pte and
 // faultin_page until the page can be grabbed: a missing PTE is faulted in (write or read), a
@@ -64,6 +70,8 @@ export interface NSwap {
 export interface NSwapPte {
   slot: NSwap;
   exclusive: boolean;
+  /** pte_swp_uffd_wp. */
+  uffdWp?: boolean;
 }
 
 export interface NPte {
@@ -75,6 +83,31 @@ export interface NPte {
    * kept by fork, mprotect, clear_refs and mremap, cleared by KSM's write_protect_page.
    */
   dirty: boolean;
+  /** The uffd-wp bit (pte_uffd_wp): set by UFFDIO_WRITEPROTECT, which write-protects the PTE too. */
+  uffdWp?: boolean;
+}
+
+/**
+ * A device-exclusive entry (make_device_exclusive): the page the device holds; the CPU must fault
+ * (and so revoke the device's access) to reach it. `writable`: 5.14-6.14's
+ * SWP_DEVICE_EXCLUSIVE_WRITE kind (6.15 has one kind; restore asks can_change_pte_writable).
+ */
+export interface NDevx {
+  frame: NFrame;
+  writable: boolean;
+  uffdWp: boolean;
+}
+
+/**
+ * A device-exclusive grant (the driver's mirror of one page): the process and the page (an NPage
+ * object: it moves with mremap), the frame the device holds, and whether an MMU notifier told the
+ * device it lost exclusive access (or make_device_exclusive failed: revoked from the start).
+ */
+export interface NGrant {
+  p: NProc;
+  page: NPage | null;
+  frame: NFrame | null;
+  revoked: boolean;
 }
 
 /** What the pages of one VMA share. */
@@ -82,6 +115,12 @@ export interface NVma {
   anonVma: boolean;
   /** Which anon_vma (0: none). */
   anonId: number;
+  /**
+   * vm_pgoff minus the start (in pages): 0 for a mapping made by mmap; mremap keeps the page
+   * offset of a VMA with an anon_vma, so its copy at a new address has another. VMAs merge only
+   * where it is the same (the offsets line up).
+   */
+  shift?: number;
 }
 
 export interface NPage {
@@ -94,6 +133,10 @@ export interface NPage {
   pte: NPte | null;
   /** A swap entry in the PTE (then `pte` is null). */
   swp: NSwapPte | null;
+  /** A device-exclusive entry in the PTE (then `pte` and `swp` are null). */
+  devx?: NDevx | null;
+  /** VM_UFFD_WP: registered with userfaultfd in write-protect mode. */
+  uffd?: boolean;
 }
 
 export interface NRegion {
@@ -117,6 +160,10 @@ export interface NProc {
   next: number;
   /** MMF_HAS_PINNED: a FOLL_PIN ran on this mm (sticky; not inherited by fork; 5.9 on). */
   hasPinned: boolean;
+  /** The userfaultfd context has UFFD_FEATURE_EVENT_FORK. */
+  uffdForkEvent: boolean;
+  /** Write-protect faults handed to the monitor (handle_userfault). */
+  uffdFaults: number;
 }
 
 /**
@@ -186,29 +233,54 @@ export interface NaiveOptions {
   reclaimSkipsPinned?: boolean;
   /** clear_refs (soft-dirty) leaves a writable PTE of a maybe-pinned page alone (5.11, 9348b73c2e1b: pte_is_pinned). */
   clearRefsSkipsPinned?: boolean;
+  /**
+   * make_device_exclusive: `v5.14` (make_device_exclusive_range: an rmap walk turns every mapping
+   * of the page into an entry of the PTE's writability and drops the mapcount; restore maps it
+   * writable iff the entry was the writable kind), `v6.15` (the one PTE, mapcount kept; restore
+   * asks can_change_pte_writable). Undefined: none (before 5.14).
+   */
+  deviceExclusive?: 'v5.14' | 'v6.15';
+  /**
+   * Which VMA fork asks whether a PTE keeps its uffd-wp bit: the parent's (`src-vma`, 5.7-5.13,
+   * b569a1760782; swap entries always keep theirs, the early COW copy drops it) or the child's
+   * (`dst-vma`, 8f34f1eac382 in 5.14: swap entries and the early COW copy too).
+   */
+  uffdWpForkVma?: 'src-vma' | 'dst-vma';
+  /** vma_needs_copy() copies a mapping without anon_vma when the child's is registered for uffd-wp (5.19, c56d1b62cce8). */
+  uffdWpForkCopies?: boolean;
+  /** UFFDIO_WRITEPROTECT un-protecting maps an exclusive anonymous page writable at once (6.3, 931298e103c2). */
+  uffdUnprotectWritable?: boolean;
+  /** mremap out of a registered VMA clears the uffd-wp bits of what moves (6.13, 0cef0bb836e3). */
+  mremapClearsUffdWp?: boolean;
 }
 
-/** Linux 6.2 on. */
+/** Linux 6.15 on (6.18). */
 export const V6_RULES: NaiveOptions = {
   reuse: 'anon-exclusive', pae: true, mprotectUpgrade: true, unshare: 'all', earlyCow: true, swapinReadWritable: true, swapin: 'exclusive-bit', reclaimSkipsPinned: true, clearRefsSkipsPinned: true,
   ksmBreakCow: 'unshare',
+  deviceExclusive: 'v6.15', uffdWpForkVma: 'dst-vma', uffdWpForkCopies: true, uffdUnprotectWritable: true, mremapClearsUffdWp: true,
 };
-/** 6.2 to 6.10: as V6_RULES, but a swap-in maps the page writable only on a write fault. */
-export const V6_2_RULES: NaiveOptions = { ...V6_RULES, swapinReadWritable: false };
+/**
+ * 6.2: as V6_RULES, but a swap-in maps the page writable only on a write fault (to 6.10),
+ * device-exclusive entries of 5.14 (to 6.14), UFFDIO_WRITEPROTECT leaving un-protected PTEs
+ * read-only (6.3 changed it) and mremap keeping uffd-wp bits (to 6.12).
+ */
+export const V6_2_RULES: NaiveOptions = { ...V6_RULES, swapinReadWritable: false, deviceExclusive: 'v5.14', uffdUnprotectWritable: false, mremapClearsUffdWp: false };
 /** 5.19 to 6.1 but for mprotect (6.0): R/O pins unshare anonymous pages, not the zero page; KSM's break_cow is a write fault. */
 export const V5_19_RULES: NaiveOptions = {
   reuse: 'anon-exclusive', pae: true, mprotectUpgrade: false, unshare: 'anon', earlyCow: true, swapin: 'exclusive-bit', reclaimSkipsPinned: true, clearRefsSkipsPinned: true,
-  ksmBreakCow: 'write',
+  ksmBreakCow: 'write', deviceExclusive: 'v5.14', uffdWpForkVma: 'dst-vma', uffdWpForkCopies: true,
 };
 /**
  * 5.9 to 5.17: reuse only when page_count == 1 (never a KSM page); early COW at fork; no
  * unsharing. Swap as in 5.9 and 5.10 (reuse_swap_page at swap-in, pinned pages reclaimed,
  * clear_refs write-protects pinned pages); 5.11 keeps pinned pages (give `clearRefsSkipsPinned:
- * true`, `reclaimSkipsPinned: true`); 5.18 is V5_18_RULES.
+ * true`, `reclaimSkipsPinned: true`); 5.18 is V5_18_RULES. No device-exclusive entries (5.14
+ * gives `deviceExclusive: 'v5.14'`); fork asks the parent's VMA about uffd-wp (5.14: `dst-vma`).
  */
 export const V5_9_RULES: NaiveOptions = {
   reuse: 'pagecount', pae: false, mprotectUpgrade: false, unshare: 'none', earlyCow: true, swapin: 'reuse_swap_page', reclaimSkipsPinned: false,
-  ksmBreakCow: 'write',
+  ksmBreakCow: 'write', uffdWpForkVma: 'src-vma',
 };
 /**
  * 5.18 ("mm: COW fixes part 1"): as 5.11 (pinned pages kept off swap, clear_refs skips them), and
@@ -218,11 +290,12 @@ export const V5_9_RULES: NaiveOptions = {
  */
 export const V5_18_RULES: NaiveOptions = {
   ...V5_9_RULES, swapin: 'refcount', wpFreeSwapcache: true, reclaimSkipsPinned: true, clearRefsSkipsPinned: true,
+  deviceExclusive: 'v5.14', uffdWpForkVma: 'dst-vma',
 };
 /** 5.7 (mainline): reuse by mapcount (plus swap count: reuse_swap_page; a KSM page by reuse_ksm_page); GUP breaks no COW; fork shares every page. */
 export const V5_7_RULES: NaiveOptions = {
   reuse: 'mapcount', pae: false, mprotectUpgrade: false, unshare: 'none', earlyCow: false, swapin: 'reuse_swap_page', reclaimSkipsPinned: false,
-  ksmBreakCow: 'write',
+  ksmBreakCow: 'write', uffdWpForkVma: 'src-vma',
 };
 
 /** How one page is grabbed by GUP. */
@@ -257,11 +330,13 @@ export class NaiveKernel {
   readonly ksmMms: NProc[] = [];
   /** Pages ksmd merged (replace_page) and KSM pages it made. */
   ksmMerged = 0;
+  /** Device-exclusive grants, in the order they were made. */
+  readonly grants: NGrant[] = [];
 
   constructor(readonly rules: NaiveOptions = V6_RULES) {}
 
   spawn(): NProc {
-    const p: NProc = { id: this.procs.length, alive: true, regions: [], pages: new Map(), rss: 0, minflt: 0, next: 0, hasPinned: false };
+    const p: NProc = { id: this.procs.length, alive: true, regions: [], pages: new Map(), rss: 0, minflt: 0, next: 0, hasPinned: false, uffdForkEvent: false, uffdFaults: 0 };
     this.procs.push(p);
     return p;
   }
@@ -289,6 +364,15 @@ export class NaiveKernel {
 
   /** Drop a PTE: the frame loses a mapping and a reference (a swap entry: the slot loses a count, free_swap_and_cache). */
   private zap(p: NProc, pg: NPage): void {
+    if (pg.devx) {
+      // zap_nonpresent_ptes: the entry's reference goes, and (6.15, where it still counts) its mapping.
+      const f = pg.devx.frame;
+      pg.devx = null;
+      if (this.rules.deviceExclusive === 'v6.15') f.mapcount--;
+      this.put(f);
+      p.rss--;
+      return;
+    }
     if (pg.swp !== null) {
       const slot = pg.swp.slot;
       pg.swp = null;
@@ -328,7 +412,8 @@ export class NaiveKernel {
   }
 
   private static sameFlags(a: NPage, b: NPage): boolean {
-    return a.prot === b.prot && a.dontfork === b.dontfork && a.wipeonfork === b.wipeonfork && (a.mergeable ?? false) === (b.mergeable ?? false);
+    return a.prot === b.prot && a.dontfork === b.dontfork && a.wipeonfork === b.wipeonfork && (a.mergeable ?? false) === (b.mergeable ?? false) &&
+      (a.uffd ?? false) === (b.uffd ?? false);
   }
 
   /** vma_merge(): neighbouring VMAs with the same flags and compatible anon_vmas become one. */
@@ -341,6 +426,7 @@ export class NaiveKernel {
       const b = pages.get(addrs[j]!)!;
       if (a.vma === b.vma || !NaiveKernel.sameFlags(a, b)) continue;
       if (!(a.vma.anonId === b.vma.anonId || a.vma.anonId === 0 || b.vma.anonId === 0)) continue;
+      if ((a.vma.shift ?? 0) !== (b.vma.shift ?? 0)) continue;
       const keep = a.vma;
       const gone = b.vma;
       if (!keep.anonVma && gone.anonVma) {
@@ -386,6 +472,11 @@ export class NaiveKernel {
    * the PTE maps an exclusive page, writable.
    */
   private writeFault(p: NProc, pg: NPage): void {
+    if (pg.devx) {
+      // remove_device_exclusive_entry, then the fault goes on as for the present PTE.
+      this.restoreDevx(p, pg, true);
+      if (pg.pte!.writable) return;
+    }
     if (pg.swp !== null) {
       this.swapIn(p, pg, true);
       if (pg.pte!.writable) return;
@@ -406,9 +497,17 @@ export class NaiveKernel {
    * a FAULT_FLAG_UNSHARE fault: an anonymous page that is PG_anon_exclusive or reusable is kept
    * (marked exclusive; a write makes the PTE writable, an unshare leaves it read-only); anything
    * else (a shared page, the zero page) is copied by wp_page_copy into a new exclusive page,
-   * mapped writable for a write and read-only for an unshare.
+   * mapped writable for a write and read-only for an unshare (which keeps the uffd-wp bit; a
+   * write's copy has none). A write (not an unshare) to a PTE with the uffd-wp bit in a VMA
+   * registered for it goes to the monitor first (userfaultfd_pte_wp -> handle_userfault): the
+   * monitor un-protects the page and the fault is retried.
    */
   private wpFault(p: NProc, pg: NPage, unshare: boolean): void {
+    if (!unshare && pg.uffd === true && pg.pte!.uffdWp === true) {
+      p.uffdFaults++;
+      this.uffdWriteprotectPages(p, [pg], false);
+      if (pg.pte!.writable) return;
+    }
     const pte = pg.pte!;
     const old = pte.frame;
     if (old !== null && this.canReuse(old)) {
@@ -422,7 +521,7 @@ export class NaiveKernel {
     this.anonPrepare(p, pg);
     this.cowCopies++;
     // The zero page is copied into a zeroed page (no mapping of it to drop).
-    pg.pte = { frame: this.newFrame(old === null ? 0 : old.value), writable: !unshare, dirty: !unshare };
+    pg.pte = { frame: this.newFrame(old === null ? 0 : old.value), writable: !unshare, dirty: !unshare, uffdWp: unshare && pte.uffdWp === true };
     if (old === null) {
       p.rss++;
       return;
@@ -484,6 +583,10 @@ export class NaiveKernel {
   /** A read fault on a missing PTE: do_anonymous_page maps the zero page, read-only; no anon_vma. */
   private readFault(p: NProc, pg: NPage): void {
     p.minflt++;
+    if (pg.devx) {
+      this.restoreDevx(p, pg, true);
+      return;
+    }
     if (pg.swp !== null) {
       this.swapIn(p, pg, false);
       return;
@@ -508,6 +611,8 @@ export class NaiveKernel {
    */
   private swapIn(p: NProc, pg: NPage, write: boolean): void {
     const { slot, exclusive: swpExclusive } = pg.swp!;
+    // pte_swp_uffd_wp: the page comes back write-protected with the bit (a write then goes to the monitor).
+    const uffdWp = pg.swp!.uffdWp === true;
     pg.swp = null;
     let f = slot.cache;
     if (f === null) {
@@ -521,10 +626,10 @@ export class NaiveKernel {
     if (this.rules.swapin === 'reuse_swap_page') {
       // Up to 5.17: on a write fault, reuse_swap_page() before the mapping is added and the
       // entry freed (our entry is in the count): writable if nothing else maps or swaps it.
-      const writable = write && this.reuseSwapPage(f) && pg.prot === 'rw';
+      const writable = write && this.reuseSwapPage(f) && pg.prot === 'rw' && !uffdWp;
       slot.count--;
       f.mapcount++;
-      pg.pte = { frame: f, writable, dirty: writable };
+      pg.pte = { frame: f, writable, dirty: writable, uffdWp };
       p.rss++;
       return;
     }
@@ -542,11 +647,11 @@ export class NaiveKernel {
     let writable = false;
     if (exclusive) {
       f.exclusive = true;
-      writable = pg.prot === 'rw' && (write || this.rules.swapinReadWritable === true);
+      writable = pg.prot === 'rw' && (write || this.rules.swapinReadWritable === true) && !uffdWp;
     }
     f.mapcount++;
     // pte_mkdirty only for a write fault mapped writable here (a read fault's writable PTE is clean).
-    pg.pte = { frame: f, writable, dirty: write && writable };
+    pg.pte = { frame: f, writable, dirty: write && writable, uffdWp };
     p.rss++;
     // A write fault that did not end writable goes on to do_wp_page (the caller's writeFault).
   }
@@ -582,7 +687,7 @@ export class NaiveKernel {
     // try_to_unmap of a KSM page walks its stable node's rmap items (rmap_walk_ksm); a KSM page
     // in no tree (break_cow's leftover) has none: it stays mapped, in the swap cache.
     if (f.ksm === true && f.stable !== true) return false;
-    pg.swp = { slot, exclusive: this.rules.pae && f.exclusive };
+    pg.swp = { slot, exclusive: this.rules.pae && f.exclusive, uffdWp: pg.pte!.uffdWp === true };
     f.exclusive = false;
     slot.count++;
     pg.pte = null;
@@ -597,7 +702,11 @@ export class NaiveKernel {
   /** A CPU load: the value, or null for SIGSEGV. */
   read(p: NProc, r: NRegion, i: number): number | null {
     const pg = p.pages.get(pageKey(r, i));
-    if (pg === undefined) return null;
+    return pg === undefined ? null : this.load(p, pg);
+  }
+
+  /** A load of a mapped page: a missing PTE (or a swap or device-exclusive entry) takes a read fault first. */
+  private load(p: NProc, pg: NPage): number {
     if (pg.pte === null) this.readFault(p, pg);
     return pg.pte!.frame === null ? 0 : pg.pte!.frame.value;
   }
@@ -716,6 +825,16 @@ export class NaiveKernel {
     return pin.frame === null ? 0 : pin.frame.value;
   }
 
+  /**
+   * fork(): dup_mmap VMA by VMA. A VMA marked dontfork is not copied; one marked wipeonfork is
+   * copied empty. dup_userfaultfd: without UFFD_FEATURE_EVENT_FORK the child's VMA is not
+   * registered; with it the child gets a context of its own, with the event. copy_page_range runs
+   * where vma_needs_copy says so (an anon_vma; from 5.19 also a child VMA registered for uffd-wp)
+   * and first tells devices (the MMU notifier of a COW mapping revokes the grants there); a
+   * device-exclusive entry is restored in the parent (copy_nonpresent_pte ->
+   * try_restore_exclusive_pte; the page lock is always free here) and copied as the present PTE
+   * it is then. Whether the child's entry keeps its uffd-wp bit: `uffdWpForkVma`.
+   */
   fork(parent: NProc): NProc {
     const child = this.spawn();
     // ksm_fork: a child of an mm registered with KSM (MMF_VM_MERGEABLE) is registered too, at the
@@ -724,38 +843,50 @@ export class NaiveKernel {
     child.regions = parent.regions.slice();
     child.next = parent.next;
     const vmas = new Map<NVma, NVma>();
+    const srcVma = this.rules.uffdWpForkVma === 'src-vma';
     for (const [key, pg] of parent.pages) {
       if (pg.dontfork) continue; // VM_DONTCOPY: no VMA in the child
+      const uffd = pg.uffd === true && parent.uffdForkEvent;
+      if (uffd) child.uffdForkEvent = true;
       let cv = vmas.get(pg.vma);
       if (cv === undefined) {
         // anon_vma_fork(): the child's VMA gets an anon_vma of its own.
         const anon = pg.wipeonfork ? false : pg.vma.anonVma;
-        cv = { anonVma: anon, anonId: anon ? this.nextAnon++ : 0 };
+        cv = { anonVma: anon, anonId: anon ? this.nextAnon++ : 0, shift: pg.vma.shift };
         vmas.set(pg.vma, cv);
       }
-      const cp: NPage = { vma: cv, prot: pg.prot, dontfork: false, wipeonfork: pg.wipeonfork, mergeable: pg.mergeable, pte: null, swp: null };
+      const cp: NPage = { vma: cv, prot: pg.prot, dontfork: false, wipeonfork: pg.wipeonfork, mergeable: pg.mergeable, pte: null, swp: null, uffd };
       child.pages.set(key, cp);
-      // VM_WIPEONFORK: an empty VMA. No anon_vma: nothing to copy (vma_needs_copy).
-      if (pg.wipeonfork || !pg.vma.anonVma) continue;
+      // VM_WIPEONFORK: an empty VMA. vma_needs_copy: nothing to copy without an anon_vma (from
+      // 5.19 unless the child's VMA is registered for uffd-wp: its PTEs hold the protection).
+      if (pg.wipeonfork || (!pg.vma.anonVma && !(this.rules.uffdWpForkCopies === true && uffd))) continue;
+      this.notify(parent, [pg]);
+      // The VMA whose VM_UFFD_WP decides whether the child's entry keeps its uffd-wp bit.
+      const keep = srcVma ? pg.uffd === true : uffd;
+      if (pg.devx) this.restoreDevx(parent, pg, false);
       if (pg.swp !== null) {
         // copy_nonpresent_pte: swap_duplicate, and the parent's entry is not exclusive any more.
+        // Up to 5.13 a swap entry kept its uffd-wp bit whatever the VMA (8f34f1eac382 made it ask).
         pg.swp.slot.count++;
         pg.swp.exclusive = false;
-        cp.swp = { slot: pg.swp.slot, exclusive: false };
+        cp.swp = { slot: pg.swp.slot, exclusive: false, uffdWp: pg.swp.uffdWp === true && (keep || srcVma) };
         continue;
       }
       if (pg.pte === null) continue;
+      const wp = keep && pg.pte.uffdWp === true;
       const f = pg.pte.frame;
       if (f === null) {
-        cp.pte = { frame: null, writable: false, dirty: false };
+        cp.pte = { frame: null, writable: false, dirty: false, uffdWp: wp };
         continue;
       }
       // copy_present_ptes: a page that may be pinned (MMF_HAS_PINNED, folio_maybe_dma_pinned;
       // from 5.19 only a PG_anon_exclusive one, as a pinned page always is) is copied for the
-      // child at once (copy_present_page: new, exclusive, writable if the VMA is); the parent's
-      // PTE and page are left as they are.
+      // child at once (copy_present_page: new, exclusive, writable if the VMA is; from 5.14 it
+      // keeps the uffd-wp bit, write-protected, in a registered child VMA; before, it had none);
+      // the parent's PTE and page are left as they are.
       if (this.rules.earlyCow && parent.hasPinned && NaiveKernel.maybeDmaPinned(f) && (!this.rules.pae || f.exclusive)) {
-        cp.pte = { frame: this.newFrame(f.value), writable: cp.prot === 'rw', dirty: true };
+        const kept = !srcVma && wp;
+        cp.pte = { frame: this.newFrame(f.value), writable: cp.prot === 'rw' && !kept, dirty: true, uffdWp: kept };
         child.rss++;
         this.forkCopies++;
         continue;
@@ -765,7 +896,7 @@ export class NaiveKernel {
       f.refcount++;
       f.exclusive = false;
       pg.pte.writable = false;
-      cp.pte = { frame: f, writable: false, dirty: pg.pte.dirty };
+      cp.pte = { frame: f, writable: false, dirty: pg.pte.dirty, uffdWp: wp };
       child.rss++;
     }
     return child;
@@ -775,6 +906,7 @@ export class NaiveKernel {
     // ksm_exit: the mm leaves KSM's list.
     const at = this.ksmMms.indexOf(p);
     if (at >= 0) this.ksmMms.splice(at, 1);
+    this.notify(p, null); // exit_mmap: the MMU notifier's release
     for (const pg of p.pages.values()) this.zap(p, pg);
     p.pages.clear();
     p.alive = false;
@@ -782,6 +914,7 @@ export class NaiveKernel {
 
   munmap(p: NProc, r: NRegion, lo: number, hi: number): void {
     this.split(p, r, lo, hi);
+    this.notify(p, this.pagesIn(p, r, lo, hi));
     for (let i = lo; i < hi; i++) {
       const pg = p.pages.get(pageKey(r, i));
       if (pg === undefined) continue;
@@ -790,22 +923,41 @@ export class NaiveKernel {
     }
   }
 
-  /** mprotect(): the pages up to the first hole change (ENOMEM there: false). */
+  /**
+   * mprotect(): the pages up to the first hole change (ENOMEM there: false). mprotect_fixup leaves
+   * a VMA that has the protection already alone (no change_protection, no MMU notifier); the
+   * others are told to devices (a grant there is revoked) and change_pte_range runs: read-only
+   * write-protects every PTE; read-write makes writable (6.0 on) a PTE of an exclusive page that
+   * is not uffd-wp protected (can_change_pte_writable); 5.14-6.14 turn a writable
+   * device-exclusive entry into a readable one, whichever protection is asked for.
+   */
   mprotect(p: NProc, r: NRegion, lo: number, hi: number, prot: Prot): boolean {
     let end = lo;
     while (end < hi && p.pages.has(pageKey(r, end))) end++;
     if (end === lo) return false;
+    const changed = this.pagesIn(p, r, lo, end).filter((pg) => pg.prot !== prot);
+    if (changed.length === 0) return end === hi;
     this.split(p, r, lo, end);
-    for (let i = lo; i < end; i++) {
-      const pg = p.pages.get(pageKey(r, i));
-      if (pg === undefined) continue;
+    this.notify(p, changed);
+    for (const pg of changed) {
       pg.prot = prot;
+      if (pg.devx && this.rules.deviceExclusive === 'v5.14') pg.devx.writable = false;
       if (pg.pte === null) continue;
       if (prot === 'ro') pg.pte.writable = false;
-      else if (this.rules.mprotectUpgrade && pg.pte.frame !== null && pg.pte.frame.exclusive) pg.pte.writable = true;
+      else if (this.rules.mprotectUpgrade && pg.pte.frame !== null && pg.pte.frame.exclusive && pg.pte.uffdWp !== true) pg.pte.writable = true;
     }
     this.merge(p);
     return end === hi;
+  }
+
+  /** The mapped pages of region r in [lo, hi). */
+  private pagesIn(p: NProc, r: NRegion, lo: number, hi: number): NPage[] {
+    const out: NPage[] = [];
+    for (let i = lo; i < hi; i++) {
+      const pg = p.pages.get(pageKey(r, i));
+      if (pg !== undefined) out.push(pg);
+    }
+    return out;
   }
 
   /**
@@ -814,6 +966,7 @@ export class NaiveKernel {
    */
   madvise(p: NProc, r: NRegion, lo: number, hi: number, advice: 'dontfork' | 'dofork' | 'wipeonfork' | 'keeponfork' | 'dontneed' | 'mergeable'): void {
     if (advice === 'dontneed') {
+      this.notify(p, this.pagesIn(p, r, lo, hi));
       for (let i = lo; i < hi; i++) {
         const pg = p.pages.get(pageKey(r, i));
         if (pg !== undefined) this.zap(p, pg);
@@ -837,33 +990,71 @@ export class NaiveKernel {
   }
 
   /**
-   * mremap(MREMAP_MAYMOVE | MREMAP_FIXED) of pages [lo, hi) of region r to a fresh range, which
-   * becomes a new region of p (page k of the range is its page k): null for EFAULT (the range
-   * must start on a mapped page; from 6.17 a range over several VMAs and holes moves VMA by VMA,
-   * holes kept, which is what this does). move_vma: each VMA part is split off and copied to the
-   * new range (copy_vma: same flags, same anon_vma); move_page_tables moves each entry as it is
-   * (present frame or zero page with its writability, swap entry with SWP_EXCLUSIVE): refcount,
-   * mapcount, PG_anon_exclusive and pins stay; the old range is then unmapped, empty. The new
-   * range is placed apart from every mapping (a page's gap), so it merges with none.
+   * mremap(MREMAP_MAYMOVE) of pages [lo, hi) of region r to a fresh range, which becomes a new
+   * region of p (page k of the range is its page k): null for EFAULT (the range must start on a
+   * mapped page; from 6.17 a range over several VMAs and holes moves VMA by VMA, holes kept, which
+   * is what this does). The new range goes where the next mmap would (right after the last
+   * mapping made). move_vma, per VMA part: copy_vma makes the new VMA (same flags, same anon_vma;
+   * the page offset kept if it has an anon_vma, else the new address's), merged with the VMA just
+   * before the new range where flags and offsets line up (vma_merge_new_range: that may be the
+   * source VMA itself, not yet split); mremap_userfaultfd_prep (no UFFD_FEATURE_EVENT_REMAP)
+   * then drops the registration of the VMA copy_vma returned, merged neighbour and all.
+   * move_page_tables moves each entry as it is (present frame or zero page with its
+   * writability, swap entry with SWP_EXCLUSIVE, device-exclusive entry): refcount, mapcount,
+   * PG_anon_exclusive and pins stay; from 6.13 the entries of a registered VMA lose their uffd-wp
+   * bits (vma_has_uffd_without_event_remap), before they keep them. Devices are told first
+   * (move_page_tables' MMU notifier: grants on the range are revoked; a grant follows its page).
+   * The old range is then unmapped, empty.
    */
   mremap(p: NProc, r: NRegion, lo: number, hi: number): NRegion | null {
     if (!p.pages.has(pageKey(r, lo))) return null;
+    this.notify(p, this.pagesIn(p, r, lo, hi));
+    // The VMAs before the old range is split (the split is the final munmap's, after the copies).
+    const pre = new Map<NPage, NVma>();
+    for (const x of p.pages.values()) pre.set(x, x.vma);
     this.split(p, r, lo, hi);
-    const moved: NRegion = { id: this.nextRegion++, n: hi - lo, base: p.next + 1 };
+    const movedPages = new Set<NPage>();
+    const moved: NRegion = { id: this.nextRegion++, n: hi - lo, base: p.next };
     p.next = moved.base + moved.n;
     p.regions.push(moved);
-    const vmas = new Map<NVma, NVma>();
+    // The VMA parts of the range, in address order (pages of one VMA in a row).
+    const parts: { vma: NVma; idx: number[] }[] = [];
     for (let i = lo; i < hi; i++) {
       const pg = p.pages.get(pageKey(r, i));
       if (pg === undefined) continue;
-      let v = vmas.get(pg.vma);
-      if (v === undefined) {
-        v = { anonVma: pg.vma.anonVma, anonId: pg.vma.anonId };
-        vmas.set(pg.vma, v);
+      const last = parts[parts.length - 1];
+      if (last !== undefined && last.vma === pg.vma && last.idx[last.idx.length - 1] === i - 1) last.idx.push(i);
+      else parts.push({ vma: pg.vma, idx: [i] });
+    }
+    for (const { vma, idx } of parts) {
+      const first = p.pages.get(pageKey(r, idx[0]!))!;
+      const newAt = moved.base + (idx[0]! - lo);
+      const nv: NVma = { anonVma: vma.anonVma, anonId: vma.anonId, shift: vma.anonVma ? (vma.shift ?? 0) + (r.base + idx[0]! - newAt) : 0 };
+      // vma_has_uffd_without_event_remap(): asked of the old VMA before anything changes it.
+      const clearUffdWp = this.rules.mremapClearsUffdWp === true && first.uffd === true;
+      // copy_vma: the new range joins the VMA just before it when it could merge (vma_merge_new_range).
+      const before = this.byAddress(p).get(newAt - 1);
+      const joins = before !== undefined && NaiveKernel.sameFlags(before, first) && (before.vma.shift ?? 0) === nv.shift &&
+        (before.vma.anonId === nv.anonId || before.vma.anonId === 0 || nv.anonId === 0);
+      if (joins) {
+        // The VMA copy_vma returned: the one before the new range (as it was before the split,
+        // unless it is a part moved just now), now with the new range.
+        const same = movedPages.has(before) ? (x: NPage) => x.vma === before.vma : (x: NPage) => !movedPages.has(x) && pre.get(x) === pre.get(before);
+        for (const x of p.pages.values()) if (same(x)) x.uffd = false;
       }
-      pg.vma = v;
-      p.pages.delete(pageKey(r, i));
-      p.pages.set(pageKey(moved, i - lo), pg);
+      for (const i of idx) {
+        const pg = p.pages.get(pageKey(r, i))!;
+        if (clearUffdWp) {
+          if (pg.pte) pg.pte.uffdWp = false;
+          if (pg.swp) pg.swp.uffdWp = false;
+          if (pg.devx) pg.devx.uffdWp = false;
+        }
+        pg.uffd = false;
+        pg.vma = nv;
+        movedPages.add(pg);
+        p.pages.delete(pageKey(r, i));
+        p.pages.set(pageKey(moved, i - lo), pg);
+      }
     }
     this.merge(p);
     return moved;
@@ -984,6 +1175,7 @@ export class NaiveKernel {
    * not soft-dirty, can_change_pte_writable) shows in no value.
    */
   clearSoftdirty(p: NProc): void {
+    this.notify(p, null); // clear_refs_write: the MMU notifier over the whole mm
     for (const pg of p.pages.values()) {
       const pte = pg.pte;
       if (pte === null || !pte.writable) continue;
@@ -1001,7 +1193,180 @@ export class NaiveKernel {
     const pg = p.pages.get(pageKey(r, i));
     if (pg === undefined) return null;
     if (pg.swp !== null) return pg.swp.slot.cache?.value ?? pg.swp.slot.value;
+    if (pg.devx) return pg.devx.frame.value;
     return pg.pte?.frame?.value ?? 0;
+  }
+
+  // ---- device-exclusive entries -------------------------------------------------------------
+
+  /**
+   * mmu_notifier_invalidate_range_start on pages of p (null: the whole mm): every device grant of
+   * p on them is revoked (the driver drops its mirror; its next atomic must fault again).
+   */
+  private notify(p: NProc, pages: Iterable<NPage> | null): void {
+    const set = pages === null ? null : new Set(pages);
+    for (const g of this.grants) if (g.p === p && (set === null || (g.page !== null && set.has(g.page)))) g.revoked = true;
+  }
+
+  /**
+   * remove_device_exclusive_entry (a CPU access, GUP included; `notify`: the device is told
+   * first, MMU_NOTIFY_CLEAR) or fork's try_restore_exclusive_pte (its notifier ran already):
+   * restore_exclusive_pte maps the page again with the entry's uffd-wp bit, writable (and dirty)
+   * in 6.15 when can_change_pte_writable (VM_WRITE, PG_anon_exclusive, no uffd-wp), in 5.14 when
+   * the entry was the writable kind, not uffd-wp, and VM_WRITE (maybe_mkwrite); 5.14's mapping
+   * counts again (page_add_anon_rmap), 6.15's never stopped counting.
+   */
+  private restoreDevx(p: NProc, pg: NPage, notify: boolean): void {
+    const d = pg.devx!;
+    if (notify) this.notify(p, [pg]);
+    const v615 = this.rules.deviceExclusive === 'v6.15';
+    const writable = pg.prot === 'rw' && !d.uffdWp && (v615 ? d.frame.exclusive : d.writable);
+    if (!v615) d.frame.mapcount++;
+    pg.devx = null;
+    pg.pte = { frame: d.frame, writable, dirty: writable, uffdWp: d.uffdWp };
+  }
+
+  /**
+   * make_device_exclusive (5.14-6.14: make_device_exclusive_range) of page i of r: GUP with
+   * FOLL_GET | FOLL_WRITE (a write fault breaks COW, restores an earlier entry, and a uffd-wp
+   * page goes to the monitor first), then the mapping is replaced by a device-exclusive entry and
+   * the GUP reference dropped (the driver's put once the device maps the page; the entry keeps
+   * the mapping's reference). 6.15: the one PTE, which must still be present, writable and map
+   * the page; the mapcount stays. 5.14: an rmap walk turns every present PTE of the page in every
+   * process into an entry of that PTE's writability and drops its mapcount; success only if the
+   * target PTE was writable and no mapping is left. The grant exists either way; a failure
+   * (EBUSY, or EFAULT from GUP) leaves it revoked from the start.
+   */
+  makeDeviceExclusive(p: NProc, r: NRegion, i: number): NGrant {
+    const mode = this.rules.deviceExclusive;
+    if (mode === undefined) throw new Error('no device-exclusive entries under these rules (5.14 on)');
+    const pg = p.pages.get(pageKey(r, i)) ?? null;
+    const g: NGrant = { p, page: pg, frame: null, revoked: true };
+    this.grants.push(g);
+    const f = this.grab(p, r, i, { write: true, pin: false, longterm: false });
+    if (f === undefined || f === null || pg === null) return g; // EFAULT (FOLL_WRITE never ends on the zero page)
+    let ok = false;
+    if (mode === 'v6.15') {
+      const pte = pg.pte;
+      if (pte !== null && pte.frame === f && pte.writable) {
+        pg.devx = { frame: f, writable: false, uffdWp: pte.uffdWp === true };
+        pg.pte = null;
+        ok = true;
+      }
+    } else {
+      let target = false;
+      for (const q of this.procs) {
+        if (!q.alive) continue;
+        for (const x of q.pages.values()) {
+          if (x.pte === null || x.pte.frame !== f) continue;
+          if (x === pg && x.pte.writable) target = true;
+          x.devx = { frame: f, writable: x.pte.writable, uffdWp: x.pte.uffdWp === true };
+          x.pte = null;
+          f.mapcount--; // page_remove_rmap: the entry keeps the reference, not the mapping
+        }
+      }
+      ok = target && f.mapcount === 0;
+    }
+    this.put(f);
+    if (ok) {
+      g.frame = f;
+      g.revoked = false;
+    }
+    return g;
+  }
+
+  /** Does p still map the page object pg (not unmapped, not exited)? */
+  private holds(p: NProc, pg: NPage | null): pg is NPage {
+    if (pg === null || !p.alive) return false;
+    for (const x of p.pages.values()) if (x === pg) return true;
+    return false;
+  }
+
+  /**
+   * The device's atomic through a grant: `denied` where the process no longer has a writable
+   * mapping there (exited, unmapped, mprotect read-only: hmm_range_fault would refuse a write),
+   * else `revoked` once a notifier revoked the grant (the driver must fault the page again), else
+   * the value goes into the frame the device holds.
+   */
+  deviceAtomic(g: NGrant, value: number): 'ok' | 'revoked' | 'denied' {
+    if (!this.holds(g.p, g.page) || g.page.prot !== 'rw') return 'denied';
+    if (g.revoked || g.frame === null) return 'revoked';
+    g.frame.value = value;
+    return 'ok';
+  }
+
+  /**
+   * The device reads through a grant: the frame it holds; once revoked, the page the process maps
+   * now, faulted in for reading (hmm_range_fault: a read fault, which restores an entry left
+   * there); 0 where nothing is mapped.
+   */
+  grantRead(g: NGrant): number {
+    if (!g.revoked && g.frame !== null) return g.frame.value;
+    if (!this.holds(g.p, g.page)) return 0;
+    return this.load(g.p, g.page);
+  }
+
+  // ---- userfaultfd write-protect --------------------------------------------------------------
+
+  /**
+   * UFFDIO_REGISTER with UFFDIO_REGISTER_MODE_WP on pages [lo, hi) of r (default: all of it):
+   * EINVAL (false) unless every page is mapped; the VMAs are split at the ends and get
+   * VM_UFFD_WP. No PTE changes.
+   */
+  uffdRegister(p: NProc, r: NRegion, lo = 0, hi = r.n): boolean {
+    const pages = this.pagesIn(p, r, lo, hi);
+    if (pages.length !== hi - lo) return false;
+    this.split(p, r, lo, hi);
+    for (const pg of pages) pg.uffd = true;
+    this.merge(p);
+    return true;
+  }
+
+  /** UFFDIO_API with UFFD_FEATURE_EVENT_FORK: a child's registered mappings stay registered. */
+  uffdForkEventOn(p: NProc): void {
+    p.uffdForkEvent = true;
+  }
+
+  /**
+   * UFFDIO_WRITEPROTECT on pages [lo, hi) of r (`wp`: MODE_WP, else resolve): ENOENT (false)
+   * unless every page is registered in write-protect mode.
+   */
+  uffdWriteprotect(p: NProc, r: NRegion, lo: number, hi: number, wp: boolean): boolean {
+    const pages = this.pagesIn(p, r, lo, hi);
+    if (pages.length !== hi - lo || pages.some((pg) => pg.uffd !== true)) return false;
+    this.uffdWriteprotectPages(p, pages, wp);
+    return true;
+  }
+
+  /**
+   * uffd_wp_range -> change_protection(MM_CP_UFFD_WP[_RESOLVE]): devices are told first (a grant
+   * there is revoked); a present PTE gets the bit and is write-protected, or loses it and (6.3
+   * on) is made writable if its page is exclusive (MM_CP_TRY_CHANGE_WRITABLE); a swap or
+   * device-exclusive entry gets or loses the bit in the entry (5.14-6.14: a writable
+   * device-exclusive entry becomes readable in any change_protection); an empty anonymous PTE
+   * stays empty (no marker).
+   */
+  private uffdWriteprotectPages(p: NProc, pages: NPage[], wp: boolean): void {
+    this.notify(p, pages);
+    for (const pg of pages) {
+      if (pg.pte !== null) {
+        pg.pte.uffdWp = wp;
+        if (wp) pg.pte.writable = false;
+        else if (this.rules.uffdUnprotectWritable === true && pg.prot === 'rw' && pg.pte.frame !== null && pg.pte.frame.exclusive) pg.pte.writable = true;
+      } else if (pg.swp !== null) {
+        pg.swp.uffdWp = wp;
+      } else if (pg.devx) {
+        pg.devx.uffdWp = wp;
+        if (this.rules.deviceExclusive === 'v5.14') pg.devx.writable = false;
+      }
+    }
+  }
+
+  /** pagemap's PM_UFFD_WP for page i of r: the bit of a present PTE, a swap or a device-exclusive entry. */
+  uffdWp(p: NProc, r: NRegion, i: number): boolean {
+    const pg = p.pages.get(pageKey(r, i));
+    if (pg === undefined) return false;
+    return (pg.pte?.uffdWp ?? pg.swp?.uffdWp ?? pg.devx?.uffdWp ?? false) === true;
   }
 
   /**
@@ -1015,10 +1380,10 @@ export class NaiveKernel {
     const b = r.base + hi;
     const inside = new Map<NVma, NVma>();
     for (const [addr, pg] of pages) {
-      if (addr >= a && addr < b && !inside.has(pg.vma)) inside.set(pg.vma, { anonVma: pg.vma.anonVma, anonId: pg.vma.anonId });
+      if (addr >= a && addr < b && !inside.has(pg.vma)) inside.set(pg.vma, { anonVma: pg.vma.anonVma, anonId: pg.vma.anonId, shift: pg.vma.shift });
     }
     const after = new Map<NVma, NVma>();
-    for (const v of inside.keys()) after.set(v, { anonVma: v.anonVma, anonId: v.anonId });
+    for (const v of inside.keys()) after.set(v, { anonVma: v.anonVma, anonId: v.anonId, shift: v.shift });
     for (const [addr, pg] of pages) {
       if (addr < a) continue;
       const to = addr < b ? inside.get(pg.vma) : after.get(pg.vma);
