@@ -18,8 +18,8 @@ import { followSlot, slotPfn, splitHugePage } from './huge.js';
 import { pmdLeafSlot, pteSlot } from './walk.js';
 
 /**
- * write_protect_page(): KSM may take a page only if nothing but its mappings (and the swap
- * cache) references it — no GUP reference or pin; then its PTE is write-protected and cleaned and
+ * write_protect_page(): KSM may take a page only if it is not a KSM page already and nothing but
+ * its mappings (and the swap cache) references it — no GUP reference or pin; then its PTE is write-protected and cleaned and
  * the page stops being exclusive. The reference check runs only for a PTE that is writable, dirty
  * or maps a PageAnonExclusive page: a clean read-only PTE of a shared page (a read fault's mapping
  * write-protected by fork) is taken as it is, extra references (a pipe buffer, GUP) and all.
@@ -28,6 +28,10 @@ function writeProtectPage(k: Kernel, mm: Mm, slot: number, vpn: number): boolean
   const f = k.frames;
   const pfn = k.tables.entry[slot]!;
   const bits = k.tables.bits[slot]!;
+  // page_address_in_vma() finds no anon_vma for a KSM folio (folio_anon_vma: its mapping is a
+  // stable node, NULL for break_cow's leftover): -EFAULT, so such a page is never merged again
+  // and, as the unstable tree's page, refuses the merge of the page met later.
+  if (f.flags[pfn]! & PG_KSM) return false;
   const exclusive = k.profile.anonExclusive && (f.flags[pfn]! & PG_ANON_EXCLUSIVE) !== 0;
   // write_protect_page(): nothing to do (and nothing checked) unless pte_write || pte_dirty || anon_exclusive.
   if (!(bits & (PTE_WRITE | PTE_DIRTY)) && !exclusive) return true;

@@ -530,7 +530,12 @@ test('v6: MADV_PAGEOUT cannot unmap a KSM page in no tree (rmap_walk_ksm finds n
 // stable node on it (folio_stable_node() is NULL), so stable_tree_search() looks it up by content
 // and unstable_tree_search_insert() pairs it. Found by the model-based comparison with the naive
 // model (P's pinned page in the unstable tree, then Q's and R's shared copy of it).
-test('v6: a KSM page in no tree is a merge candidate again: paired with the refused page once more, broken again', () => {
+// A KSM page in no tree (break_cow's leftover) is scanned like any anonymous page
+// (cmp_and_merge_page: no stable node), but write_protect_page() cannot take it:
+// page_address_in_vma() wants the folio's anon_vma, and a KSM folio's mapping is a stable node
+// (folio_anon_vma() is NULL), so it returns -EFAULT and try_to_merge_one_page() fails before
+// anything changes. Seen on a 6.18 kernel (oracle --random, seed 29): the leftovers stay KSM pages.
+test('v6: a KSM page in no tree is never merged again: write_protect_page fails (no anon_vma), so it is neither merged nor broken', () => {
   const k = kernel('v6');
   const { mm: p, vpn } = proc(k, 2);
   mergeable(k, p, vpn, 2);
@@ -540,15 +545,15 @@ test('v6: a KSM page in no tree is a merge candidate again: paired with the refu
   const x = pfnAt(k, q, vpn + 1);
   assert.equal(pfnAt(k, r, vpn + 1), x);
   assert.equal(ksmMerge(k), 0);
-  // Q's a[1] (x) was made KSM and broken (Q copies); R's a[1], still x, was scanned as a
-  // candidate, made KSM again and broken again (R copies): x, mapped by nothing, is freed.
+  // Q's a[1] (x) was made KSM and broken (Q copies); R's a[1], still x, is a KSM page in no
+  // tree: the pair with the pinned page fails at once, with no break_cow.
   const qc = pfnAt(k, q, vpn + 1);
-  const rc = pfnAt(k, r, vpn + 1);
-  assert.ok(qc !== x && rc !== x && qc !== rc);
-  assert.equal(k.frames.flags[x]! & PG_KSM, 0);
-  assert.deepEqual([isKsm(k, qc), isKsm(k, rc), frame(k, rc).mapcount, frame(k, rc).refcount], [false, false, 1, 1]);
-  // R's page is an ordinary page mapped once: reclaim takes it.
-  assert.equal(swapOutPage(k, r, vpn + 1), null);
+  assert.ok(qc !== x);
+  assert.equal(pfnAt(k, r, vpn + 1), x);
+  assert.deepEqual([isKsm(k, qc), isKsm(k, x), frame(k, x).mapcount, frame(k, x).refcount], [false, true, 1, 1]);
+  // Another pass changes nothing.
+  assert.equal(ksmMerge(k), 0);
+  assert.equal(pfnAt(k, r, vpn + 1), x);
   assertConsistent(k);
 });
 

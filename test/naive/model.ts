@@ -1071,6 +1071,8 @@ export class NaiveKernel {
   private ksmWriteProtect(pg: NPage): boolean {
     const pte = pg.pte!;
     const f = pte.frame!;
+    // A KSM page (break_cow's leftover, in no tree) has no anon_vma: page_address_in_vma fails.
+    if (f.ksm === true) return false;
     if (!pte.writable && !pte.dirty && !f.exclusive) return true;
     if (f.mapcount + (f.swapcache !== null ? 1 : 0) !== f.refcount) return false;
     f.exclusive = false;
