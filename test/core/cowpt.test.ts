@@ -468,3 +468,15 @@ test('On-Demand Fork: a table copy leaves out the entries of addresses where the
   more(r, ['Q exit', 'P read buf[1] expect 2', 'P write buf[1] = 4', 'P exit']);
   assert.equal(stat(r, 'frames_used'), 0);
 });
+
+test('On-Demand Fork: reclaim of an address where the process has no mapping does nothing, though its shared table has the parent\'s page there', () => {
+  // Q shares P's table whole, buf[1]'s entry included, but has no VMA at buf[1] (MADV_DONTFORK):
+  // there is nothing of Q's to reclaim. The model once swapped P's page out through Q's view of
+  // the table (changing the shared table in place).
+  const r = start(['P mmap buf 2 rw private', 'P write buf[0] = 1', 'P write buf[1] = 2', 'P madvise buf[1] dontfork', 'P fork Q cowpt'], 'odf');
+  const pfn = pfnAt(r, 'P', 1);
+  more(r, ['swapout Q buf[1]']);
+  assert.equal(pfnAt(r, 'P', 1), pfn, 'P\'s page still mapped');
+  assert.equal(stat(r, 'pt_copies'), 0, 'nothing of Q\'s to break either');
+  more(r, ['P read buf[1] expect 2']);
+});

@@ -27,7 +27,7 @@ import { decodeOp, enabledOps, OP_NAMES, PROC_NAMES, type ExploreShape, type OpN
 import { replayPath } from '../../src/explore/search.js';
 import { BUILTIN_PROFILES } from '../../src/profiles/builtin.js';
 import {
-  NaiveKernel, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_2_RULES, V6_RULES, type NaiveOptions, type NPin, type NProc, type NRef, type NRegion,
+  NaiveKernel, ODF_2021_RULES, ODF_RULES, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_2_RULES, V6_RULES, type NaiveOptions, type NPin, type NProc, type NRef, type NRegion,
 } from '../naive/model.js';
 import { input } from './helpers.js';
 
@@ -170,7 +170,7 @@ function observed(obs: readonly { kind: string; actual: string }[], kind: string
 
 /**
  * The naive form of a handle-taking operation: pin and pin-fast are R/W long-term pins
- * (pin_user_pages_fast ends as pin_user_pages does), pin-ro an R/O long-term pin, gup a FOLL_GET
+ * (pin-fast the naive pinFast: gup-fast looks at the PTE, not the VMA), pin-ro an R/O long-term pin, gup a FOLL_GET
  * reference, vmsplice a pipe's (null: EFAULT).
  */
 function takeNaive(n: Naive, name: OpName, p: NProc, pg: number): { pin: NPin } | { ref: NRef } | null {
@@ -178,7 +178,8 @@ function takeNaive(n: Naive, name: OpName, p: NProc, pg: number): { pin: NPin } 
     const ref = name === 'gup' ? n.k.gup(p, n.region, pg) : n.k.vmsplice(p, n.region, pg);
     return ref && { ref };
   }
-  const pin = n.k.pin(p, n.region, pg, { write: name !== 'pin-ro', longterm: true });
+  const o = { write: name !== 'pin-ro', longterm: true };
+  const pin = name === 'pin-fast' ? n.k.pinFast(p, n.region, pg, o) : n.k.pin(p, n.region, pg, o);
   return pin && { pin };
 }
 
@@ -213,7 +214,8 @@ function naiveStep(
       return;
     }
     case 'fork':
-      n.procs.push(n.k.fork(p));
+    case 'fork-cowpt':
+      n.procs.push(n.k.fork(p, name === 'fork-cowpt'));
       n.moved.push(new Map(n.moved[(op >>> 20) & 15]));
       assert.equal(observed(obs, 'fork'), 'ok', `${step.text}: fork fails on the model`);
       return;
@@ -314,11 +316,16 @@ interface Runs {
   maxCommands: number;
   /** Commands every run starts with (not shrunk, not in the counterexample: the test's title says them). */
   prefix?: readonly [OpName, number][];
+  /** The explored region's size (default PAGES), and how many of its first pages the page operations take (default: all). */
+  pages?: number;
+  pageLimit?: number;
 }
 
 function runs(kernel: string, ops: readonly OpName[], o: Runs): void {
   // An operation named more than once is drawn more often.
-  const inp = input(kernel, { ops: [...new Set(ops)], pages: PAGES, procs: 3, handles: 2, threads: 2 });
+  const pages = o.pages ?? PAGES;
+  const inp = input(kernel, { ops: [...new Set(ops)], pages, procs: 3, handles: 2, threads: 2 });
+  if (o.pageLimit !== undefined) inp.shape = { ...inp.shape, pageLimit: o.pageLimit };
   const takes = ops.map((name) => fc.nat(1000).map((i) => new Take(name, i)));
   // size 'max': as many sequences of every length up to maxCommands (the default favours short ones).
   fc.assert(fc.property(fc.commands(takes, { maxCommands: o.maxCommands, size: 'max' }), (cmds) => {
@@ -327,7 +334,7 @@ function runs(kernel: string, ops: readonly OpName[], o: Runs): void {
     if (o.naive) {
       const k = new NaiveKernel(o.naive);
       const p = k.spawn();
-      naive = { k, procs: [p], region: k.mmap(p, PAGES), values: new Map(), handles: new Map(), moved: [new Map()] };
+      naive = { k, procs: [p], region: k.mmap(p, pages), values: new Map(), handles: new Map(), moved: [new Map()] };
     }
     const pre = (o.prefix ?? []).map(([name, i]) => new Take(name, i));
     fc.modelRun(() => ({ model: {}, real: { root, r: root.clone(), spare: undefined, path: [], shape: inp.shape, naive } }), [...pre, ...cmds]);
@@ -377,4 +384,24 @@ test('model-based: on the older profiles, reads agree with the naive model under
   ];
   // Swap only where the naive model has its rules (not 5.18's swap-in); mremap everywhere.
   for (const [kernel, rules] of older) runs(kernel, rules.swapin ? NAIVE_V6_OPS : [...NAIVE_OPS, 'mremap'], { naive: rules, numRuns: 800, maxCommands: 30 });
+});
+
+test('model-based: On-Demand Fork (odf, odf-2021): fork-cowpt agrees with the naive model (shared tables, the copy at the first fault or change, GUP through a shared writable PTE, MADV_DONTNEED by the VMA or ignored)', () => {
+  // fork-cowpt drawn twice as often as each other operation. No mremap on odf (8d43667 moves
+  // the PTEs out of the shared table itself, which the naive model does not do); no KSM (the
+  // naive model has it under PG_anon_exclusive only).
+  const ops: OpName[] = [...NAIVE_OPS, 'swapout', 'fork-cowpt', 'fork-cowpt'];
+  runs('odf', ops, { naive: ODF_RULES, numRuns: 3000, maxCommands: 30 });
+  runs('odf-2021', [...ops, 'mremap'], { naive: ODF_2021_RULES, numRuns: 1000, maxCommands: 30 });
+  // A focused draw: P's two pages written first, so that a fork-cowpt shares a table with pages
+  // in it, and the operations that meet a shared table (faults, pins through it, changes) often.
+  const focus: OpName[] = [
+    'fork-cowpt', 'fork-cowpt', 'fork-cowpt', 'fork', 'write', 'write', 'read', 'read', 'pin', 'pin-fast', 'pin-fast', 'pin-ro', 'vmsplice', 'gup',
+    'handle-read', 'device-write', 'device-read', 'unpin', 'put', 'exit', 'dontneed', 'dontfork', 'wipeonfork', 'mprotect', 'munmap', 'swapout', 'clear-softdirty',
+  ];
+  runs('odf', focus, { naive: ODF_RULES, numRuns: 3000, maxCommands: 25, prefix: [['write', 0], ['write', 1]] });
+  // A 512-page region covers its PTE table: 8d43667 takes a table whose count is 1 back (its
+  // writable PTEs with it) and drops it whole at MADV_DONTNEED. The operations take its first two pages.
+  runs('odf', focus, { naive: ODF_RULES, numRuns: 400, maxCommands: 25, prefix: [['write', 0], ['write', 1]], pages: 512, pageLimit: 2 });
+  runs('odf-2021', focus, { naive: ODF_2021_RULES, numRuns: 400, maxCommands: 25, prefix: [['write', 0], ['write', 1]], pages: 512, pageLimit: 2 });
 });

@@ -15,7 +15,10 @@
 // do_swap_page's swap-in; mremap of pages to a fresh range (their entries move as they are).
 // clear_refs' soft-dirty reset (write-protecting PTEs; pinned pages skipped from 5.11). KSM under
 // PG_anon_exclusive: MADV_MERGEABLE and ksmd's merging (with the PTE's dirty bit, which decides
-// whether write_protect_page checks the page's references).
+// whether write_protect_page checks the page's references). COW page tables as On-Demand Fork
+// has them (rssys/on-demand-fork, 8d43667 and d8ccd3c): `fork ... cowpt` shares the parent's
+// last-level tables (one table object, several users) instead of copying PTEs, and any fault in or
+// change of a shared table first copies it for the process (tfork_one_pte_table).
 //
 // GUP, one page at a time, is __get_user_pages(): check_vma_flags, then follow_page_pte and
 // faultin_page until the page can be grabbed: a missing PTE is faulted in (write or read), a
@@ -115,7 +118,32 @@ export interface NProc {
   next: number;
   /** MMF_HAS_PINNED: a FOLL_PIN ran on this mm (sticky; not inherited by fork; 5.9 on). */
   hasPinned: boolean;
+  /** MMF_USE_ODF: a `fork ... cowpt` ran on this mm or its ancestor: every fork of it shares tables (sticky, inherited). */
+  cowPgtable?: boolean;
+  /** The last-level tables this process reaches through a write-protected PMD, by table number (address / 512). */
+  shared?: Map<number, NTable>;
 }
+
+/** A PTE entry as a table holds it: a present PTE, a swap entry, or neither (none). */
+export interface NEntry {
+  pte: NPte | null;
+  swp: NSwapPte | null;
+}
+
+/**
+ * A last-level page table shared by COW page tables (On-Demand Fork): its entries, as they were
+ * when it was first shared (a shared table is never changed in place: whoever would change it
+ * copies it first), and the processes whose PMD points at it (pte_table_refcount). The pages it
+ * maps hold one reference and one mapping for the table, whatever the number of its users; the
+ * processes' pages in its range hold the same NPte / NSwapPte objects as `entries`.
+ */
+export interface NTable {
+  users: Set<NProc>;
+  entries: Map<number, NEntry>;
+}
+
+/** Pages a last-level page table maps (2 MiB of 4 KiB pages). */
+export const PTES_PER_TABLE = 512;
 
 /**
  * A FOLL_GET reference (`gup`, or the page a pipe buffer holds after vmsplice): holds the frame
@@ -171,6 +199,28 @@ export interface NaiveOptions {
   reclaimSkipsPinned?: boolean;
   /** clear_refs (soft-dirty) leaves a writable PTE of a maybe-pinned page alone (5.11, 9348b73c2e1b: pte_is_pinned). */
   clearRefsSkipsPinned?: boolean;
+  /** `fork ... cowpt` as On-Demand Fork does it (undefined: no COW page tables). */
+  odf?: OdfRules;
+}
+
+/**
+ * On-Demand Fork's rules (rssys/on-demand-fork, branch paper-version-kernel-v5.6.19, mm/memory.c).
+ * - share: which tables copy_pmd_range_tfork shares: those of writable mappings ('any', 8d43667),
+ *   or only those one writable mapping covers entirely ('whole-table', d8ccd3c); a read-only
+ *   mapping's table is copied per page, as is every mapping after one copied per page in the
+ *   same table (the child has its own table there then).
+ * - takeBack: a fault on a table whose count is 1 takes it back without a copy when the
+ *   faulting mapping covers the whole table ('whole-table', 8d43667 __handle_mm_fault) or never
+ *   ('never', eebe694).
+ * - dontneed: MADV_DONTNEED on a shared table copies it, then zaps the mapping's whole part of
+ *   the table ('vma', 8d43667 zap_pmd_range), or is ignored in a process using ODF ('ignored',
+ *   d8ccd3c madvise_dontneed_free).
+ * mremap of a shared range is modelled with the table copied first (d8ccd3c).
+ */
+export interface OdfRules {
+  share: 'any' | 'whole-table';
+  takeBack: 'whole-table' | 'never';
+  dontneed: 'vma' | 'ignored';
 }
 
 /** Linux 6.2 on. */
@@ -196,6 +246,11 @@ export const V5_9_RULES: NaiveOptions = {
 export const V5_7_RULES: NaiveOptions = {
   reuse: 'mapcount', pae: false, mprotectUpgrade: false, unshare: 'none', earlyCow: false, swapin: 'reuse_swap_page', reclaimSkipsPinned: false,
 };
+
+/** On-Demand Fork as released (8d43667), on the 5.6 rules (5.7's for what the naive model knows). */
+export const ODF_RULES: NaiveOptions = { ...V5_7_RULES, odf: { share: 'any', takeBack: 'whole-table', dontneed: 'vma' } };
+/** On-Demand Fork after eebe694 (no take-back) and d8ccd3c (whole tables only, MADV_DONTNEED ignored). */
+export const ODF_2021_RULES: NaiveOptions = { ...V5_7_RULES, odf: { share: 'whole-table', takeBack: 'never', dontneed: 'ignored' } };
 
 /** How one page is grabbed by GUP. */
 interface GupFlags {
@@ -229,6 +284,10 @@ export class NaiveKernel {
   readonly ksmMms: NProc[] = [];
   /** Pages ksmd merged (replace_page) and KSM pages it made. */
   ksmMerged = 0;
+  /** Tables a fork shared (counted per child), and shared tables copied (tfork_one_pte_table) or taken back. */
+  tablesShared = 0;
+  tableCopies = 0;
+  tableTakeBacks = 0;
 
   constructor(readonly rules: NaiveOptions = V6_RULES) {}
 
@@ -261,20 +320,143 @@ export class NaiveKernel {
 
   /** Drop a PTE: the frame loses a mapping and a reference (a swap entry: the slot loses a count, free_swap_and_cache). */
   private zap(p: NProc, pg: NPage): void {
-    if (pg.swp !== null) {
-      const slot = pg.swp.slot;
-      pg.swp = null;
+    if (this.dropEntry(pg)) p.rss--;
+    pg.pte = null;
+    pg.swp = null;
+  }
+
+  /** What dropping an entry releases (zap_pte_range for one entry); true if it mapped a frame. */
+  private dropEntry(e: NEntry): boolean {
+    if (e.swp !== null) {
+      const slot = e.swp.slot;
       slot.count--;
       // free_swap_and_cache: an unused slot's cache goes when nothing else holds the frame.
       if (slot.count === 0 && slot.cache !== null && slot.cache.refcount === 1) this.dropCache(slot);
+      return false;
+    }
+    const f = e.pte?.frame ?? null;
+    if (f === null) return false;
+    f.mapcount--;
+    this.put(f);
+    return true;
+  }
+
+  /** The address (page number) of pg in p (undefined: not one of p's pages). */
+  private addrOf(p: NProc, pg: NPage): number | undefined {
+    for (const r of p.regions) {
+      for (let i = 0; i < r.n; i++) if (p.pages.get(pageKey(r, i)) === pg) return r.base + i;
+    }
+    return undefined;
+  }
+
+  /** Does VMA vma cover the whole range of table t (every address of it a page of that VMA)? */
+  private static covers(pages: Map<number, NPage>, vma: NVma, t: number): boolean {
+    for (let a = t * PTES_PER_TABLE; a < (t + 1) * PTES_PER_TABLE; a++) if (pages.get(a)?.vma !== vma) return false;
+    return true;
+  }
+
+  /** Is pg (a page of p) in a table p shares (its PMD write-protected)? */
+  private sharedAt(p: NProc, pg: NPage): boolean {
+    if (p.shared === undefined || p.shared.size === 0) return false;
+    const a = this.addrOf(p, pg);
+    return a !== undefined && p.shared.has(Math.floor(a / PTES_PER_TABLE));
+  }
+
+  /**
+   * p stops sharing table t (On-Demand Fork, before any fault in it or change of it). Count 1 and
+   * the mapping `vma` covering the table, where takeBack allows it: taken back as it is (the PMD
+   * made writable; its writable PTEs stay writable). Else tfork_one_pte_table(): a copy with an
+   * entry for each of p's own pages in the table (copy_pte_range_tfork, mapping by mapping: an
+   * address where p has no mapping gets none): a present page gets one more reference and
+   * mapping (get_page, page_dup_rmap; the zero page nothing) under a read-only PTE (a COW
+   * mapping: only the copy is write-protected), a swap entry one more count on its slot
+   * (swap_duplicate); the last user to leave frees the old table (dereference_pte_table) and
+   * what it held. RSS is not kept for shared tables.
+   */
+  private unshareTable(p: NProc, t: number, vma: NVma | null): void {
+    const tab = p.shared?.get(t);
+    if (tab === undefined) return;
+    p.shared!.delete(t);
+    const pages = this.byAddress(p);
+    if (tab.users.size === 1 && this.rules.odf?.takeBack === 'whole-table' && vma !== null && NaiveKernel.covers(pages, vma, t)) {
+      tab.users.delete(p);
+      this.tableTakeBacks++;
       return;
     }
-    const pte = pg.pte;
-    pg.pte = null;
-    if (pte === null || pte.frame === null) return;
-    pte.frame.mapcount--;
-    this.put(pte.frame);
-    p.rss--;
+    this.tableCopies++;
+    for (let a = t * PTES_PER_TABLE; a < (t + 1) * PTES_PER_TABLE; a++) {
+      const pg = pages.get(a);
+      if (pg === undefined) continue;
+      const e = tab.entries.get(a);
+      pg.pte = null;
+      pg.swp = null;
+      if (e === undefined) continue;
+      if (e.swp !== null) {
+        e.swp.slot.count++;
+        pg.swp = { slot: e.swp.slot, exclusive: false };
+        continue;
+      }
+      const f = e.pte!.frame;
+      if (f !== null) {
+        f.refcount++;
+        f.mapcount++;
+      }
+      pg.pte = { frame: f, writable: false, dirty: e.pte!.dirty };
+    }
+    tab.users.delete(p);
+    if (tab.users.size === 0) for (const e of tab.entries.values()) this.dropEntry(e);
+  }
+
+  /** Unshare the table of pg (a page of p), if shared: a fault or a change there. */
+  private unshareAt(p: NProc, pg: NPage): void {
+    if (!this.sharedAt(p, pg)) return;
+    this.unshareTable(p, Math.floor(this.addrOf(p, pg)! / PTES_PER_TABLE), pg.vma);
+  }
+
+  /** Unshare the tables of the mapped pages [lo, hi) of region r (breakCowRange). */
+  private unshareRange(p: NProc, r: NRegion, lo: number, hi: number): void {
+    for (let i = lo; i < hi; i++) {
+      const pg = p.pages.get(pageKey(r, i));
+      if (pg !== undefined) this.unshareAt(p, pg);
+    }
+  }
+
+  /** Unshare every table p shares (each by the mapping at its first page of p's). */
+  private unshareAll(p: NProc): void {
+    if (p.shared === undefined) return;
+    const pages = this.byAddress(p);
+    for (const t of [...p.shared.keys()].sort((x, y) => x - y)) {
+      let vma: NVma | null = null;
+      for (let a = t * PTES_PER_TABLE; a < (t + 1) * PTES_PER_TABLE && vma === null; a++) vma = pages.get(a)?.vma ?? null;
+      this.unshareTable(p, t, vma);
+    }
+  }
+
+  /**
+   * copy_pmd_range_tfork() decides, table by table, what a fork of an ODF mm shares: where the
+   * parent has a table (an entry there, or a table it shares already), the first mapping in
+   * address order whose PTEs fork copies (an anon_vma, not VM_DONTCOPY, not VM_WIPEONFORK)
+   * decides: a writable one (covering the table, for share 'whole-table') shares the table, and
+   * every later mapping in it is seen through it; else it is copied per page into a table of the
+   * child's own, and so is every later one.
+   */
+  private tablesToShare(parent: NProc): Set<number> {
+    const pages = this.byAddress(parent);
+    const out = new Set<number>();
+    const firsts = new Map<number, NPage>();
+    const hasTable = new Set<number>(parent.shared?.keys() ?? []);
+    for (const a of [...pages.keys()].sort((x, y) => x - y)) {
+      const pg = pages.get(a)!;
+      const t = Math.floor(a / PTES_PER_TABLE);
+      if (pg.pte !== null || pg.swp !== null) hasTable.add(t);
+      if (!firsts.has(t) && !pg.dontfork && !pg.wipeonfork && pg.vma.anonVma) firsts.set(t, pg);
+    }
+    for (const [t, pg] of firsts) {
+      if (!hasTable.has(t) || pg.prot !== 'rw') continue;
+      if (this.rules.odf!.share === 'whole-table' && !NaiveKernel.covers(pages, pg.vma, t)) continue;
+      out.add(t);
+    }
+    return out;
   }
 
   mmap(p: NProc, n: number): NRegion {
@@ -344,9 +526,12 @@ export class NaiveKernel {
   write(p: NProc, r: NRegion, i: number, value: number): boolean {
     const pg = p.pages.get(pageKey(r, i));
     if (pg === undefined || pg.prot !== 'rw') return false;
-    if (pg.pte === null || !pg.pte.writable) {
+    // A store through a write-protected PMD (a shared table) faults whatever the PTE says.
+    const shared = this.sharedAt(p, pg);
+    if (shared || pg.pte === null || !pg.pte.writable) {
       p.minflt++;
-      this.writeFault(p, pg);
+      this.unshareAt(p, pg);
+      if (pg.pte === null || !pg.pte.writable) this.writeFault(p, pg);
     }
     pg.pte!.frame!.value = value;
     pg.pte!.dirty = true;
@@ -437,6 +622,7 @@ export class NaiveKernel {
   /** A read fault on a missing PTE: do_anonymous_page maps the zero page, read-only; no anon_vma. */
   private readFault(p: NProc, pg: NPage): void {
     p.minflt++;
+    this.unshareAt(p, pg);
     if (pg.swp !== null) {
       this.swapIn(p, pg, false);
       return;
@@ -503,6 +689,7 @@ export class NaiveKernel {
   swapout(p: NProc, r: NRegion, i: number): boolean {
     if (this.rules.swapin === undefined) throw new Error('swap is not modelled by these naive rules');
     const pg = p.pages.get(pageKey(r, i));
+    if (pg !== undefined) this.unshareAt(p, pg);
     const f = pg?.pte?.frame ?? null;
     if (pg === undefined || f === null || f.mapcount !== 1) return false;
     if (f.ksm === true) throw new Error('reclaim of a KSM page is not modelled by the naive model');
@@ -563,20 +750,25 @@ export class NaiveKernel {
     // follow_page_pte until it gives the page; each miss is a fault (faultin_page), counted.
     for (;;) {
       const pte = pg.pte;
+      // (Each fault in a shared table copies it first; GUP itself looks at the PTE only, so a
+      // FOLL_WRITE through a writable PTE of a shared table takes the page as it is.)
       if (pte === null) {
         if (flags.write) {
           p.minflt++;
+          this.unshareAt(p, pg);
           this.writeFault(p, pg);
         } else this.readFault(p, pg);
         continue;
       }
       if (flags.write && !pte.writable) {
         p.minflt++;
+        this.unshareAt(p, pg);
         this.wpFault(p, pg, false);
         continue;
       }
       if (!pte.writable && this.mustUnshare(pte.frame, flags)) {
         p.minflt++;
+        this.unshareAt(p, pg);
         this.wpFault(p, pg, true);
         continue;
       }
@@ -605,7 +797,21 @@ export class NaiveKernel {
    * which ends the same way as gup(). null: EFAULT.
    */
   vmsplice(p: NProc, r: NRegion, i: number): NRef | null {
-    return this.gup(p, r, i);
+    // gup-fast first: a present normal page is taken as it is (see fastPte: no VMA looked at).
+    const f = this.fastPte(p, r, i)?.frame ?? null;
+    if (f === null) return this.gup(p, r, i);
+    f.refcount++;
+    return { frame: f };
+  }
+
+  /**
+   * The PTE gup-fast finds for page i of region r: it walks p's page tables locklessly and looks
+   * at no VMA, so where p has no mapping it still finds an entry of a table p shares (a
+   * MADV_DONTFORK page of the parent's, under On-Demand Fork). null: none there (or a swap entry).
+   */
+  private fastPte(p: NProc, r: NRegion, i: number): NPte | null {
+    const addr = r.base + i;
+    return (p.pages.get(pageKey(r, i)) ?? p.shared?.get(Math.floor(addr / PTES_PER_TABLE))?.entries.get(addr))?.pte ?? null;
   }
 
   /** A read of the pipe (pipe_read -> copy_page_to_iter): the page's content now. */
@@ -625,6 +831,23 @@ export class NaiveKernel {
   pin(p: NProc, r: NRegion, i: number, o: { write: boolean; longterm: boolean }): NPin | null {
     const f = this.grab(p, r, i, { write: o.write, pin: true, longterm: o.longterm });
     return f === undefined ? null : { frame: f, write: o.write, longterm: o.longterm };
+  }
+
+  /**
+   * pin_user_pages_fast(FOLL_PIN | FOLL_WRITE [| FOLL_LONGTERM]), one page: gup-fast walks the
+   * page tables locklessly and looks at no VMA: a present, writable PTE of a normal page is pinned
+   * as it is (fastPte); anything else goes to the slow
+   * path (pin), which ends as it would have. R/O pins go to the slow path here.
+   */
+  pinFast(p: NProc, r: NRegion, i: number, o: { write: boolean; longterm: boolean }): NPin | null {
+    if (!o.write) return this.pin(p, r, i, o);
+    const pte = this.fastPte(p, r, i);
+    const f = pte?.frame ?? null;
+    if (pte === null || f === null || !pte.writable) return this.pin(p, r, i, o);
+    // mm_set_has_pinned_flag() (5.9 on), before the walk, as the slow path does.
+    if (this.rules.earlyCow) p.hasPinned = true;
+    f.refcount += GUP_PIN_COUNTING_BIAS;
+    return { frame: f, write: true, longterm: o.longterm };
   }
 
   /** unpin_user_pages: the pin's GUP_PIN_COUNTING_BIAS comes off the refcount (nothing for the zero page). */
@@ -652,8 +875,39 @@ export class NaiveKernel {
     return pin.frame === null ? 0 : pin.frame.value;
   }
 
-  fork(parent: NProc): NProc {
+  /**
+   * fork(). `cowpt` (a fork with COW page tables, On-Demand Fork's MMF_USE_ODF) marks the parent;
+   * every fork of a marked mm shares tables (tablesToShare): the child's pages there hold the
+   * parent's entries themselves (the whole table: a VM_WIPEONFORK or anon_vma-less mapping in
+   * it too), nothing is counted per page, both PMDs are write-protected (writable PTEs stay so).
+   */
+  fork(parent: NProc, cowpt = false): NProc {
+    if (cowpt && this.rules.odf === undefined) throw new Error('these naive rules have no COW page tables');
+    if (cowpt) parent.cowPgtable = true;
     const child = this.spawn();
+    const share = parent.cowPgtable === true ? this.tablesToShare(parent) : new Set<number>();
+    const addrs = new Map<string, number>();
+    for (const r of parent.regions) for (let i = 0; i < r.n; i++) addrs.set(pageKey(r, i), r.base + i);
+    if (parent.cowPgtable === true) {
+      child.cowPgtable = true;
+      child.shared = new Map();
+      parent.shared ??= new Map();
+      const byAddr = this.byAddress(parent);
+      for (const t of share) {
+        let tab = parent.shared.get(t);
+        if (tab === undefined) {
+          tab = { users: new Set([parent]), entries: new Map() };
+          for (let a = t * PTES_PER_TABLE; a < (t + 1) * PTES_PER_TABLE; a++) {
+            const pg = byAddr.get(a);
+            if (pg !== undefined && (pg.pte !== null || pg.swp !== null)) tab.entries.set(a, { pte: pg.pte, swp: pg.swp });
+          }
+          parent.shared.set(t, tab);
+        }
+        tab.users.add(child);
+        child.shared.set(t, tab);
+        this.tablesShared++;
+      }
+    }
     // ksm_fork: a child of an mm registered with KSM (MMF_VM_MERGEABLE) is registered too, at the
     // list's tail (__ksm_enter behind ksmd's cursor, which rests at the list head between runs).
     if (this.ksmMms.includes(parent)) this.ksmMms.push(child);
@@ -671,6 +925,12 @@ export class NaiveKernel {
       }
       const cp: NPage = { vma: cv, prot: pg.prot, dontfork: false, wipeonfork: pg.wipeonfork, mergeable: pg.mergeable, pte: null, swp: null };
       child.pages.set(key, cp);
+      // A shared table: the child reaches the parent's entries through it.
+      if (share.has(Math.floor(addrs.get(key)! / PTES_PER_TABLE))) {
+        cp.pte = pg.pte;
+        cp.swp = pg.swp;
+        continue;
+      }
       // VM_WIPEONFORK: an empty VMA. No anon_vma: nothing to copy (vma_needs_copy).
       if (pg.wipeonfork || !pg.vma.anonVma) continue;
       if (pg.swp !== null) {
@@ -711,12 +971,14 @@ export class NaiveKernel {
     // ksm_exit: the mm leaves KSM's list.
     const at = this.ksmMms.indexOf(p);
     if (at >= 0) this.ksmMms.splice(at, 1);
+    this.unshareAll(p); // exit_mmap's zap copies a shared table first (or drops it: the same counts)
     for (const pg of p.pages.values()) this.zap(p, pg);
     p.pages.clear();
     p.alive = false;
   }
 
   munmap(p: NProc, r: NRegion, lo: number, hi: number): void {
+    this.unshareRange(p, r, lo, hi);
     this.split(p, r, lo, hi);
     for (let i = lo; i < hi; i++) {
       const pg = p.pages.get(pageKey(r, i));
@@ -731,6 +993,7 @@ export class NaiveKernel {
     let end = lo;
     while (end < hi && p.pages.has(pageKey(r, end))) end++;
     if (end === lo) return false;
+    this.unshareRange(p, r, lo, hi);
     this.split(p, r, lo, end);
     for (let i = lo; i < end; i++) {
       const pg = p.pages.get(pageKey(r, i));
@@ -750,6 +1013,11 @@ export class NaiveKernel {
    */
   madvise(p: NProc, r: NRegion, lo: number, hi: number, advice: 'dontfork' | 'dofork' | 'wipeonfork' | 'keeponfork' | 'dontneed' | 'mergeable'): void {
     if (advice === 'dontneed') {
+      const odf = this.rules.odf;
+      if (odf !== undefined && p.cowPgtable === true) {
+        if (odf.dontneed === 'ignored') return;
+        this.dontneedShared(p, r, lo, hi);
+      }
       for (let i = lo; i < hi; i++) {
         const pg = p.pages.get(pageKey(r, i));
         if (pg !== undefined) this.zap(p, pg);
@@ -760,6 +1028,7 @@ export class NaiveKernel {
       if (!this.rules.pae) throw new Error('KSM is modelled by the naive model under PG_anon_exclusive (5.19 on) only');
       if (!this.ksmMms.includes(p)) this.ksmMms.push(p);
     }
+    this.unshareRange(p, r, lo, hi);
     this.split(p, r, lo, hi);
     for (let i = lo; i < hi; i++) {
       const pg = p.pages.get(pageKey(r, i));
@@ -774,6 +1043,36 @@ export class NaiveKernel {
   }
 
   /**
+   * On-Demand Fork 8d43667's MADV_DONTNEED in a shared table (zap_pmd_range decides by the VMA):
+   * a mapping covering the table drops the process's reference to the whole table (its entries
+   * gone from this process, the pages kept by the others); one covering part of it copies the
+   * table without that mapping (tfork_one_pte_table with `exclude`): all its pages in the table
+   * go from this process, whatever part of them the range names. The range is zapped after.
+   */
+  private dontneedShared(p: NProc, r: NRegion, lo: number, hi: number): void {
+    for (let i = lo; i < hi; i++) {
+      const pg = p.pages.get(pageKey(r, i));
+      if (pg === undefined || !this.sharedAt(p, pg)) continue;
+      const t = Math.floor(this.addrOf(p, pg)! / PTES_PER_TABLE);
+      const pages = this.byAddress(p);
+      const mine = [...pages].filter(([a, x]) => Math.floor(a / PTES_PER_TABLE) === t && x.vma === pg.vma).map(([, x]) => x);
+      if (NaiveKernel.covers(pages, pg.vma, t)) {
+        const tab = p.shared!.get(t)!;
+        p.shared!.delete(t);
+        tab.users.delete(p);
+        for (const x of mine) {
+          x.pte = null;
+          x.swp = null;
+        }
+        if (tab.users.size === 0) for (const e of tab.entries.values()) this.dropEntry(e);
+        continue;
+      }
+      this.unshareTable(p, t, null);
+      for (const x of mine) this.zap(p, x);
+    }
+  }
+
+  /**
    * mremap(MREMAP_MAYMOVE | MREMAP_FIXED) of pages [lo, hi) of region r to a fresh range, which
    * becomes a new region of p (page k of the range is its page k): null for EFAULT (the range
    * must start on a mapped page; from 6.17 a range over several VMAs and holes moves VMA by VMA,
@@ -785,6 +1084,10 @@ export class NaiveKernel {
    */
   mremap(p: NProc, r: NRegion, lo: number, hi: number): NRegion | null {
     if (!p.pages.has(pageKey(r, lo))) return null;
+    // COW page tables (d8ccd3c): the shared tables of the old range, and one the new range lands
+    // in, are copied for this process first.
+    this.unshareRange(p, r, lo, hi);
+    for (let a = p.next + 1; a < p.next + 1 + hi - lo; a++) this.unshareTable(p, Math.floor(a / PTES_PER_TABLE), null);
     this.split(p, r, lo, hi);
     const moved: NRegion = { id: this.nextRegion++, n: hi - lo, base: p.next + 1 };
     p.next = moved.base + moved.n;
@@ -916,6 +1219,7 @@ export class NaiveKernel {
    * not soft-dirty, can_change_pte_writable) shows in no value.
    */
   clearSoftdirty(p: NProc): void {
+    this.unshareAll(p);
     for (const pg of p.pages.values()) {
       const pte = pg.pte;
       if (pte === null || !pte.writable) continue;
