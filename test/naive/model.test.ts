@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import {
   GUP_PIN_COUNTING_BIAS, NaiveKernel, ODF_2021_RULES, ODF_RULES, pageKey, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_2_RULES, V6_RULES, type NaiveOptions, type NFrame, type NProc, type NRegion,
 } from './model.js';
+import { parse, runnerAfter, scenarioText } from '../explore/helpers.js';
 
 function frameOf(p: NProc, r: NRegion, i: number): NFrame | null {
   return p.pages.get(pageKey(r, i))?.pte?.frame ?? null;
@@ -970,4 +971,116 @@ test('ODF: gup-fast walks the page tables, not the VMAs: in the child, where it 
   o.n.madvise(o.p, o.r, 1, 2, 'dontfork');
   const oq = o.n.fork(o.p);
   assert.deepEqual([o.n.pinFast(oq, o.r, 1, { write: true, longterm: true }), o.n.vmsplice(oq, o.r, 1)], [null, null]);
+});
+
+// Interleavings of kernel paths run in steps (`&`, `T step`, `T finish`) on the model core, each
+// checked by hand against the kernel's code: where the kernel's locks and re-checks make the
+// interleaving act as one order of the operations, the model core must read what the naive model
+// reads when it runs them in that order; where they do not (5.9's gup-fast against fork), no
+// order of the naive model gives what the model core reads.
+
+/** The values (names) the model core reads with `reads` after `steps` (a read or a device read each). */
+function coreReads(profile: string, steps: readonly string[], reads: readonly string[]): (string | undefined)[] {
+  const r = runnerAfter(steps, profile, [], false);
+  const sc = parse(scenarioText([...steps, ...reads]), 't.scn.yaml');
+  return reads.map((_, i) => {
+    const at = steps.length + i;
+    return r.step(sc.steps[at]!, at).record.observations.find((o) => o.kind === 'read' || o.kind === 'handle-read')?.actual;
+  });
+}
+
+test('interleaving: gup-fast FOLL_PIN inside a fork (write_protect_seq odd) falls back to the slow path after the fork: v6 reads what the naive model reads for fork, then pin', () => {
+  // Thread Q of P pins buf[0] with gup-fast while P forks R. Steps: fork begins (mmap_lock for
+  // write, raw_write_seqcount_begin: write_protect_seq odd), copy_present_pte decides to share
+  // (page_maybe_dma_pinned false), gup-fast reads the PTE (present, writable) and pins the page,
+  // fork shares it and write-protects the PTE, fork ends.
+  const steps = ['P mmap buf 1 rw private', 'P thread Q', 'Q write buf[0] = 1', 'P fork R &', 'Q pin buf[0] as h rw longterm fast &',
+    'P step', 'P step', 'Q step', 'Q step', 'P step', 'Q finish', 'P finish', 'Q write buf[0] = 2', 'device write h[0] = 3'];
+  const reads = ['Q read buf[0]', 'R read buf[0]', 'device read h[0]'];
+  // v6 (57efa1fe5957, 5.11): lockless_pages_from_mm() samples write_protect_seq before the walk
+  // (odd: the fork had begun, so in 6.x it does not even walk; the model's 5.11-era re-check after
+  // the walk drops the pin the same way), falls back to __gup_longterm_locked, which needs
+  // mmap_lock for read: it runs after the fork. Then FOLL_WRITE on the write-protected PTE of a
+  // page the fork shared (PG_anon_exclusive cleared, refcount 2): do_wp_page copies; the pin holds
+  // Q's new page. Q's store and the device's go to that page; R keeps 1.
+  const n = new NaiveKernel(V6_RULES);
+  const p = n.spawn();
+  const r = n.mmap(p, 1);
+  n.write(p, r, 0, 1);
+  const child = n.fork(p);
+  const pin = n.pin(p, r, 0, { write: true, longterm: true })!;
+  n.write(p, r, 0, 2);
+  n.deviceWrite(pin, 3);
+  assert.deepEqual([n.read(p, r, 0), n.read(child, r, 0), n.deviceRead(pin)], [3, 1, 3]);
+  assert.deepEqual(coreReads('v6', steps, reads), ['3', '1', '3']);
+  // v5.9 has no write_protect_seq: the pin stays on the page fork shared with R (the device's
+  // write shows in R), and Q's store (page count 1 + 1024 + 1: copy) leaves it: Q reads 2.
+  assert.deepEqual(coreReads('v5.9', steps, reads), ['2', '3', '3']);
+  // No order of the two operations gives that on 5.9: pin then fork copies the pinned page for
+  // the child (early COW: R keeps 1); fork then pin gives Q a copy of its own (R keeps 1).
+  for (const pinFirst of [true, false]) {
+    const m = new NaiveKernel(V5_9_RULES);
+    const mp = m.spawn();
+    const mr = m.mmap(mp, 1);
+    m.write(mp, mr, 0, 1);
+    let mpin = pinFirst ? m.pin(mp, mr, 0, { write: true, longterm: true })! : null;
+    const mc = m.fork(mp);
+    mpin ??= m.pin(mp, mr, 0, { write: true, longterm: true })!;
+    m.write(mp, mr, 0, 2);
+    m.deviceWrite(mpin, 3);
+    assert.deepEqual([m.read(mp, mr, 0), m.read(mc, mr, 0), m.deviceRead(mpin)], [3, 1, 3], pinFirst ? 'pin, fork' : 'fork, pin');
+  }
+});
+
+test('interleaving: a write fault whose copy was made outside the lock, then another thread\'s fault on the same PTE: !pte_same drops the copy and the access retries (T\'s write, then P\'s, in the naive model)', () => {
+  // P's store faults (do_wp_page: shared after fork, so wp_page_copy: the copy is made with the
+  // PTE lock dropped); thread T's store faults and installs a copy of its own; P's wp_page_copy
+  // retakes the lock, finds !pte_same(orig_pte), frees its copy and returns; the store is
+  // retried and finds T's copy writable: no second copy.
+  const steps = ['P mmap buf 1 rw private', 'P write buf[0] = 1', 'P thread T', 'P fork Q', 'P write buf[0] = 2 &', 'P step', 'T write buf[0] = 3', 'P finish'];
+  const reads = ['P read buf[0]', 'T read buf[0]', 'Q read buf[0]'];
+  for (const [profile, rules] of [['v6', V6_RULES], ['v5.9', V5_9_RULES], ['v5.7', V5_7_RULES]] as const) {
+    const n = new NaiveKernel(rules);
+    const p = n.spawn();
+    const r = n.mmap(p, 1);
+    n.write(p, r, 0, 1);
+    const q = n.fork(p);
+    n.write(p, r, 0, 3); // T's store: a copy
+    n.write(p, r, 0, 2); // P's retried store: through the now writable PTE
+    assert.equal(n.cowCopies, 1);
+    assert.deepEqual([n.read(p, r, 0), n.read(q, r, 0)], [2, 1]);
+    assert.deepEqual(coreReads(profile, steps, reads), ['2', '2', '1'], profile);
+    const core = runnerAfter(steps, profile, [], false);
+    assert.equal(core.k.stats.cowCopies, 1, `${profile}: the dropped copy is not counted`);
+  }
+});
+
+test('interleaving: another thread\'s store while fork copies a PTE: before fork write-protects it, the store needs no fault and the child sees it (store, then fork); after, it faults and waits for fork\'s mmap_lock (fork, then store)', () => {
+  // fork & steps on one PTE: begin (mmap_lock for write), check (copy_present_pte's decision),
+  // apply (the child's PTE set, the parent's write-protected), end. T's store to a writable PTE
+  // is the CPU's alone (no fault, no lock): it lands in the frame the child is about to share.
+  // After the apply, the PTE is read-only: T faults, and the fault needs mmap_lock for read,
+  // which the fork holds: the fork ends first, then do_wp_page copies for T.
+  const start = ['P mmap buf 1 rw private', 'P thread T', 'T write buf[0] = 1', 'P fork Q &', 'P step', 'P step'];
+  const reads = ['P read buf[0]', 'Q read buf[0]'];
+  for (const [profile, rules] of [['v6', V6_RULES], ['v5.9', V5_9_RULES]] as const) {
+    for (const afterApply of [false, true]) {
+      const steps = [...start, ...(afterApply ? ['P step'] : []), 'T write buf[0] = 2', 'P finish'];
+      const n = new NaiveKernel(rules);
+      const p = n.spawn();
+      const r = n.mmap(p, 1);
+      n.write(p, r, 0, 1);
+      let q: NProc;
+      if (afterApply) {
+        q = n.fork(p);
+        n.write(p, r, 0, 2);
+      } else {
+        n.write(p, r, 0, 2);
+        q = n.fork(p);
+      }
+      const want = [n.read(p, r, 0), n.read(q, r, 0)];
+      assert.deepEqual(want, afterApply ? [2, 1] : [2, 2]);
+      assert.deepEqual(coreReads(profile, steps, reads), want.map(String), `${profile}, T's store ${afterApply ? 'after' : 'before'} the apply`);
+    }
+  }
 });
