@@ -1084,3 +1084,66 @@ test('interleaving: another thread\'s store while fork copies a PTE: before fork
     }
   }
 });
+
+// MADV_COLLAPSE (madvise_collapse, mm/khugepaged.c; 6.1 on).
+
+test('MADV_COLLAPSE of a 512-page mapping: every page copied into the new THP (none PTEs zeroed), exclusive and writable; P\'s old pages lose its mapping, a fork child keeps them', () => {
+  const { n, p, r } = oneProc(V6_RULES, 512);
+  n.write(p, r, 0, 1);
+  n.write(p, r, 1, 2);
+  const q = n.fork(p);
+  const f0 = frameOf(p, r, 0)!;
+  assert.deepEqual(n.collapse(p, r, 0, 512), { err: 'ok', collapsed: 1 });
+  // collapse_huge_page: __collapse_huge_page_copy copies each page (copy_user_highpage; a none
+  // or zero-page PTE gets clear_user_highpage), page_remove_rmap + release for the old ones;
+  // page_add_new_anon_rmap: exclusive; maybe_pmd_mkwrite on a VM_WRITE VMA.
+  assert.notEqual(frameOf(p, r, 0), f0);
+  assert.deepEqual([f0.refcount, f0.mapcount], [1, 1], 'Q\'s mapping only');
+  assert.deepEqual([frameOf(p, r, 0)!.exclusive, pte(p, r, 0).writable, pte(p, r, 511).writable], [true, true, true]);
+  assert.deepEqual([n.read(p, r, 0), n.read(p, r, 1), n.read(p, r, 511), n.read(q, r, 0)], [1, 2, 0, 1]);
+  // A THP already: SCAN_PMD_MAPPED counts as done.
+  assert.deepEqual(n.collapse(p, r, 0, 512), { err: 'ok', collapsed: 0 });
+});
+
+test('MADV_COLLAPSE refuses a page with references its mappings do not explain (a pin, a GUP reference, a pipe: SCAN_PAGE_COUNT, EAGAIN); once released it collapses', () => {
+  for (const take of ['pin', 'gup', 'vmsplice'] as const) {
+    const { n, p, r } = oneProc(V6_RULES, 512);
+    n.write(p, r, 0, 1);
+    const pin = take === 'pin' ? n.pin(p, r, 0, { write: true, longterm: true })! : null;
+    const ref = take === 'gup' ? n.gup(p, r, 0)! : take === 'vmsplice' ? n.vmsplice(p, r, 0)! : null;
+    // is_refcount_suitable(): refcount 1 + 1024 (or + 1) against a mapcount of 1.
+    assert.deepEqual(n.collapse(p, r, 0, 512), { err: 'EAGAIN', collapsed: 0 }, take);
+    if (pin !== null) n.unpin(pin);
+    if (ref !== null) n.putRef(ref);
+    assert.deepEqual(n.collapse(p, r, 0, 512), { err: 'ok', collapsed: 1 }, take);
+  }
+});
+
+test('MADV_COLLAPSE after fork (every PTE write-protected): EINVAL up to 6.13 (SCAN_PAGE_RO), collapsed on 6.18; a mapping with no aligned 2 MiB or no anon_vma: EINVAL', () => {
+  for (const [rules, err] of [[V6_2_RULES, 'EINVAL'], [V6_RULES, 'ok']] as const) {
+    const { n, p, r } = oneProc(rules, 512);
+    n.write(p, r, 0, 1);
+    n.fork(p);
+    assert.equal(n.collapse(p, r, 0, 512).err, err);
+  }
+  // hugepage_vma_check -> transhuge_vma_suitable: a 2-page VMA holds no aligned 2 MiB.
+  const small = oneProc(V6_RULES, 2);
+  small.n.write(small.p, small.r, 0, 1);
+  assert.equal(small.n.collapse(small.p, small.r, 0, 2).err, 'EINVAL');
+  // No anonymous fault yet: no anon_vma (hugepage_vma_check's vma_is_anonymous && !anon_vma).
+  const fresh = oneProc(V6_RULES, 512);
+  fresh.n.read(fresh.p, fresh.r, 0);
+  assert.equal(fresh.n.collapse(fresh.p, fresh.r, 0, 512).err, 'EINVAL');
+});
+
+test('MADV_COLLAPSE swaps swapped-out pages in first (__collapse_huge_page_swapin) and copies them', () => {
+  const { n, p, r } = oneProc(V6_RULES, 512);
+  n.write(p, r, 0, 1);
+  n.write(p, r, 1, 2);
+  assert.equal(n.swapout(p, r, 1), true);
+  const slot = swpOf(p, r, 1)!.slot;
+  assert.deepEqual(n.collapse(p, r, 0, 512), { err: 'ok', collapsed: 1 });
+  assert.equal(swpOf(p, r, 1), null);
+  assert.equal(slot.count, 0);
+  assert.deepEqual([n.read(p, r, 0), n.read(p, r, 1)], [1, 2]);
+});

@@ -118,6 +118,12 @@ export interface NProc {
   next: number;
   /** MMF_HAS_PINNED: a FOLL_PIN ran on this mm (sticky; not inherited by fork; 5.9 on). */
   hasPinned: boolean;
+  /**
+   * The 2 MiB blocks (address / 512) MADV_COLLAPSE made a THP of. The naive model has no THP
+   * semantics after that (PMD mapping, folio-wide pins, splits): a caller compares nothing of
+   * this process's later.
+   */
+  thp?: Set<number>;
   /** MMF_USE_ODF: a `fork ... cowpt` ran on this mm or its ancestor: every fork of it shares tables (sticky, inherited). */
   cowPgtable?: boolean;
   /** The last-level tables this process reaches through a write-protected PMD, by table number (address / 512). */
@@ -142,8 +148,14 @@ export interface NTable {
   entries: Map<number, NEntry>;
 }
 
-/** Pages a last-level page table maps (2 MiB of 4 KiB pages). */
+/** Pages a last-level page table maps (2 MiB of 4 KiB pages), and pages of a PMD-size THP. */
 export const PTES_PER_TABLE = 512;
+
+/** What MADV_COLLAPSE returned (its errno's name) and how many THPs it made. */
+export interface NCollapse {
+  err: 'ok' | 'EINVAL' | 'EAGAIN' | 'ENOMEM';
+  collapsed: number;
+}
 
 /**
  * A FOLL_GET reference (`gup`, or the page a pipe buffer holds after vmsplice): holds the frame
@@ -201,6 +213,11 @@ export interface NaiveOptions {
   clearRefsSkipsPinned?: boolean;
   /** `fork ... cowpt` as On-Demand Fork does it (undefined: no COW page tables). */
   odf?: OdfRules;
+  /**
+   * MADV_COLLAPSE (6.1, 7d8faaf15545): `writable-pte` refuses a range none of whose PTEs is
+   * writable (SCAN_PAGE_RO, up to 6.13), `any-pte` does not (6.18). Undefined: no MADV_COLLAPSE.
+   */
+  collapse?: 'writable-pte' | 'any-pte';
 }
 
 /**
@@ -223,12 +240,13 @@ export interface OdfRules {
   dontneed: 'vma' | 'ignored';
 }
 
-/** Linux 6.2 on. */
+/** Linux 6.2 on (6.18). */
 export const V6_RULES: NaiveOptions = {
   reuse: 'anon-exclusive', pae: true, mprotectUpgrade: true, unshare: 'all', earlyCow: true, swapinReadWritable: true, swapin: 'exclusive-bit', reclaimSkipsPinned: true, clearRefsSkipsPinned: true,
+  collapse: 'any-pte',
 };
-/** 6.2 to 6.10: as V6_RULES, but a swap-in maps the page writable only on a write fault. */
-export const V6_2_RULES: NaiveOptions = { ...V6_RULES, swapinReadWritable: false };
+/** 6.2 to 6.10: as V6_RULES, but a swap-in maps the page writable only on a write fault, and MADV_COLLAPSE wants a writable PTE. */
+export const V6_2_RULES: NaiveOptions = { ...V6_RULES, swapinReadWritable: false, collapse: 'writable-pte' };
 /** 5.19 to 6.1 but for mprotect (6.0): R/O pins unshare anonymous pages, not the zero page. */
 export const V5_19_RULES: NaiveOptions = {
   reuse: 'anon-exclusive', pae: true, mprotectUpgrade: false, unshare: 'anon', earlyCow: true, swapin: 'exclusive-bit', reclaimSkipsPinned: true, clearRefsSkipsPinned: true,
@@ -1227,6 +1245,95 @@ export class NaiveKernel {
       if (this.rules.clearRefsSkipsPinned === true && p.hasPinned && f !== null && NaiveKernel.maybeDmaPinned(f)) continue;
       pte.writable = false;
     }
+  }
+
+  /**
+   * madvise(MADV_COLLAPSE) of pages [lo, hi) of region r (madvise_collapse, mm/khugepaged.c). The
+   * VMAs in the range, in address order (madvise_walk_vmas; a hole: ENOMEM at the end), each:
+   * hugepage_vma_check (an anon_vma, and the aligned 2 MiB holding vm_end - 2 MiB inside it: else
+   * EINVAL, ending the call), then each whole aligned 2 MiB of the VMA's part of the range
+   * (hpage_collapse_scan_pmd): a THP already is done; else the 512 entries are checked: a none
+   * or zero-page PTE is fine, a swap entry is swapped in first (__collapse_huge_page_swapin: a
+   * read fault, not counted), a page whose references its mappings (and the swap cache) do not
+   * explain is refused (a pin, a GUP or pipe reference: SCAN_PAGE_COUNT, EAGAIN; the scan goes on
+   * with the next 2 MiB), and with `writable-pte` a range none of whose PTEs is writable
+   * (SCAN_PAGE_RO, EINVAL); then collapse_huge_page: every page gets a new copy (none and zero page:
+   * a zeroed one), exclusive, mapped writable if the VMA is; the old pages lose this mapping and
+   * reference. The call's errno is that of the last refusal. The PTE table is taken to exist
+   * wherever the VMA has an anon_vma (a VMA gets one at its first anonymous fault, which makes
+   * the table; fork makes the child's table wherever the parent has one in a copied VMA).
+   */
+  collapse(p: NProc, r: NRegion, lo: number, hi: number): NCollapse {
+    if (this.rules.collapse === undefined) throw new Error('these naive rules have no MADV_COLLAPSE');
+    const pages = this.byAddress(p);
+    const a0 = r.base + lo;
+    const a1 = r.base + hi;
+    let collapsed = 0;
+    let hole = false;
+    for (let a = a0; a < a1; ) {
+      const pg = pages.get(a);
+      if (pg === undefined) {
+        hole = true;
+        a++;
+        continue;
+      }
+      // The VMA's whole extent, and its part of the range.
+      let vs = a;
+      while (pages.get(vs - 1)?.vma === pg.vma) vs--;
+      let ve = a + 1;
+      while (pages.get(ve)?.vma === pg.vma) ve++;
+      const end = Math.min(a1, ve);
+      const lastBase = Math.floor((ve - PTES_PER_TABLE) / PTES_PER_TABLE) * PTES_PER_TABLE;
+      if (!pg.vma.anonVma || ve - PTES_PER_TABLE < 0 || lastBase < vs) return { err: 'EINVAL', collapsed };
+      const hstart = Math.ceil(a / PTES_PER_TABLE) * PTES_PER_TABLE;
+      const hend = Math.floor(end / PTES_PER_TABLE) * PTES_PER_TABLE;
+      let last: NCollapse['err'] = 'ok';
+      for (let b = hstart; b < hend; b += PTES_PER_TABLE) {
+        const err = this.collapseBlock(p, pages, b);
+        if (err === 'ok') collapsed++;
+        else if (err !== 'done') last = err;
+      }
+      if (last !== 'ok') return { err: last, collapsed };
+      a = end;
+    }
+    return { err: hole ? 'ENOMEM' : 'ok', collapsed };
+  }
+
+  /** hpage_collapse_scan_pmd then collapse_huge_page for the 2 MiB at address b (all of it p's pages of one VMA). */
+  private collapseBlock(p: NProc, pages: Map<number, NPage>, b: number): NCollapse['err'] | 'done' {
+    const t = b / PTES_PER_TABLE;
+    if (p.thp?.has(t) === true) return 'done';
+    const block: NPage[] = [];
+    for (let a = b; a < b + PTES_PER_TABLE; a++) block.push(pages.get(a)!);
+    const scan = (): NCollapse['err'] => {
+      let writable = false;
+      for (const pg of block) {
+        const f = pg.pte?.frame ?? null;
+        if (f === null) continue;
+        if (pg.pte!.writable) writable = true;
+        if (f.refcount !== f.mapcount + (f.swapcache !== null ? 1 : 0)) return 'EAGAIN';
+      }
+      return !writable && this.rules.collapse === 'writable-pte' ? 'EINVAL' : 'ok';
+    };
+    // Swap entries are counted, not refused: a page scan of the others first.
+    const first = scan();
+    if (first !== 'ok') return first;
+    if (block.some((pg) => pg.swp !== null)) {
+      for (const pg of block) if (pg.swp !== null) this.swapIn(p, pg, false);
+      const again = scan();
+      if (again !== 'ok') return again;
+    }
+    for (const pg of block) {
+      const old = pg.pte?.frame ?? null;
+      if (old === null) p.rss++;
+      pg.pte = { frame: this.newFrame(old?.value ?? 0), writable: pg.prot === 'rw', dirty: true };
+      if (old !== null) {
+        old.mapcount--;
+        this.put(old);
+      }
+    }
+    (p.thp ??= new Set()).add(t);
+    return 'ok';
   }
 
   /**
