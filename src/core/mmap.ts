@@ -2,7 +2,7 @@
 
 import { doMadvCollapse } from './collapse.js';
 import {
-  EINVAL, HPAGE_PMD_NR, isCowMapping, LEVEL_SPAN, VM_HUGETLB, PTE_DEVEXCL_WRITE, PTE_PROTNONE, MMAP_LIMIT_VPN, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_WRITE, TABLE_MASK, TABLE_SHIFT, VM_DONTCOPY, VM_MAYREAD,
+  EINVAL, HPAGE_PMD_NR, isCowMapping, LEVEL_SPAN, VM_HUGETLB, PTE_DEVEXCL_WRITE, PTE_PROTNONE, MMAP_LIMIT_VPN, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_SWAP, PTE_WRITE, TABLE_MASK, TABLE_SHIFT, VM_DONTCOPY, VM_MAYREAD,
   VM_MAYSHARE, VM_MAYWRITE, VM_READ, VM_SHARED, VM_SOFTDIRTY, VM_WIPEONFORK, VM_WRITE, NA, VM_MERGEABLE, VM_HUGEPAGE, VM_NOHUGEPAGE,
   PTE_UFFD_WP,
 } from './constants.js';
@@ -145,9 +145,11 @@ export function doMprotect(k: Kernel, mm: Mm, lo: number, hi: number, prot: Prot
   for (const vma of vmas) {
     const old = vma.flags;
     vma.flags = (vma.flags & ~(VM_READ | VM_WRITE)) | want;
+    // mprotect_fixup(): flags unchanged (newflags == oldflags), nothing is done: no PTE is
+    // upgraded to writable (a writable huge PTE stays writable).
+    if (vma.flags === old) continue;
     if (vma.flags & VM_HUGETLB) {
-      // mprotect_fixup(): flags unchanged, nothing is done (a writable huge PTE stays writable).
-      if (vma.flags !== old) hugetlbChangeProtection(k, mm, vma);
+      hugetlbChangeProtection(k, mm, vma);
       continue;
     }
     changeHugePmds(k, mm, vma);
@@ -315,7 +317,11 @@ export function clearSoftDirty(k: Kernel, mm: Mm): number {
     const cow = isCowMapping(vma.flags);
     forEachPte(k, mm, vma.start, vma.end, (slot) => {
       const bits = t.bits[slot]!;
-      if (!(bits & PTE_PRESENT)) return;
+      if (!(bits & PTE_PRESENT)) {
+        // clear_soft_dirty(): a swap entry loses its soft-dirty bit (pte_swp_clear_soft_dirty).
+        if (bits & PTE_SWAP) t.bits[slot] = bits & ~PTE_SOFT_DIRTY;
+        return;
+      }
       // pte_is_pinned(): MMF_HAS_PINNED, a COW mapping, a writable PTE, a maybe-pinned page.
       if (k.profile.clearRefsSkipPinned && mm.hasPinned && cow && bits & PTE_WRITE && !(bits & PTE_SPECIAL) &&
         pageMaybeDmaPinned(k, t.entry[slot]!)) return;

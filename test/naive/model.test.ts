@@ -1147,3 +1147,31 @@ test('MADV_COLLAPSE swaps swapped-out pages in first (__collapse_huge_page_swapi
   assert.equal(slot.count, 0);
   assert.deepEqual([n.read(p, r, 0), n.read(p, r, 1)], [1, 2]);
 });
+
+test('soft-dirty and mprotect (6.0 on): rw on an rw mapping changes nothing; after clear_refs, ro -> rw leaves an exclusive page read-only until its next write; a swap entry loses the bit too', () => {
+  const { n, p, r } = oneProc(V6_RULES, 2);
+  n.write(p, r, 0, 1);
+  n.clearSoftdirty(p); // clear_soft_dirty: write-protected, soft-dirty clear; VM_SOFTDIRTY clear
+  // mprotect_fixup: newflags == oldflags: returns before change_protection.
+  n.mprotect(p, r, 0, 1, 'rw');
+  assert.equal(pte(p, r, 0).writable, false);
+  // ro -> rw: can_change_pte_writable refuses a PTE whose soft-dirty bit is clear while the VMA
+  // tracks soft-dirty (vma_soft_dirty_enabled): the next write must fault to be recorded.
+  n.mprotect(p, r, 0, 1, 'ro');
+  n.mprotect(p, r, 0, 1, 'rw');
+  assert.equal(pte(p, r, 0).writable, false);
+  n.write(p, r, 0, 2); // do_wp_page: reuse (PG_anon_exclusive); pte_mkdirty sets soft-dirty
+  assert.equal(n.reuses, 1);
+  n.mprotect(p, r, 0, 1, 'ro');
+  n.mprotect(p, r, 0, 1, 'rw');
+  assert.equal(pte(p, r, 0).writable, true, 'soft-dirty now: upgraded');
+  // A swap entry keeps the bit (pte_swp_mksoft_dirty) and clear_refs clears it there too
+  // (pte_swp_clear_soft_dirty): 6.11's read-fault swap-in then maps it read-only.
+  n.write(p, r, 1, 3);
+  n.swapout(p, r, 1);
+  assert.equal(swpOf(p, r, 1)!.softDirty, true);
+  n.clearSoftdirty(p);
+  assert.equal(swpOf(p, r, 1)!.softDirty, false);
+  assert.equal(n.read(p, r, 1), 3);
+  assert.equal(pte(p, r, 1).writable, false, 'pte_needs_soft_dirty_wp');
+});

@@ -65,6 +65,8 @@ export interface NSwap {
 export interface NSwapPte {
   slot: NSwap;
   exclusive: boolean;
+  /** pte_swp_soft_dirty, carried from and back to the PTE. */
+  softDirty?: boolean;
 }
 
 export interface NPte {
@@ -76,10 +78,18 @@ export interface NPte {
    * kept by fork, mprotect, clear_refs and mremap, cleared by KSM's write_protect_page.
    */
   dirty: boolean;
+  /**
+   * _PAGE_SOFT_DIRTY: set with the dirty bit (x86's pte_mkdirty sets both) and by mremap
+   * (move_soft_dirty_pte), kept by fork, mprotect, KSM and a swap entry, cleared by clear_refs
+   * only. Absent: clear.
+   */
+  softDirty?: boolean;
 }
 
 /** What the pages of one VMA share. */
 export interface NVma {
+  /** VM_SOFTDIRTY: set on a new mapping, cleared by clear_refs (soft-dirty tracking armed); absent: set. */
+  vmSoftdirty?: boolean;
   anonVma: boolean;
   /** Which anon_vma (0: none). */
   anonId: number;
@@ -411,7 +421,7 @@ export class NaiveKernel {
       if (e === undefined) continue;
       if (e.swp !== null) {
         e.swp.slot.count++;
-        pg.swp = { slot: e.swp.slot, exclusive: false };
+        pg.swp = { slot: e.swp.slot, exclusive: false, softDirty: e.swp.softDirty };
         continue;
       }
       const f = e.pte!.frame;
@@ -419,7 +429,7 @@ export class NaiveKernel {
         f.refcount++;
         f.mapcount++;
       }
-      pg.pte = { frame: f, writable: false, dirty: e.pte!.dirty };
+      pg.pte = { frame: f, writable: false, dirty: e.pte!.dirty, softDirty: e.pte!.softDirty };
     }
     tab.users.delete(p);
     if (tab.users.size === 0) for (const e of tab.entries.values()) this.dropEntry(e);
@@ -553,6 +563,7 @@ export class NaiveKernel {
     }
     pg.pte!.frame!.value = value;
     pg.pte!.dirty = true;
+    pg.pte!.softDirty = true;
     return true;
   }
 
@@ -569,7 +580,7 @@ export class NaiveKernel {
     if (pte === null) {
       // do_anonymous_page, write: a new exclusive zeroed page, mapped writable.
       this.anonPrepare(p, pg);
-      pg.pte = { frame: this.newFrame(0), writable: true, dirty: true };
+      pg.pte = { frame: this.newFrame(0), writable: true, dirty: true, softDirty: true };
       p.rss++;
       return;
     }
@@ -592,12 +603,14 @@ export class NaiveKernel {
       this.reuses++; // wp_page_reuse
       pte.writable = true;
       pte.dirty = true;
+      pte.softDirty = true;
       return;
     }
     this.anonPrepare(p, pg);
     this.cowCopies++;
     // The zero page is copied into a zeroed page (no mapping of it to drop).
-    pg.pte = { frame: this.newFrame(old === null ? 0 : old.value), writable: !unshare, dirty: !unshare };
+    // wp_page_copy: a write maps it pte_mkdirty (soft-dirty too); an unshare keeps the old PTE's soft-dirty bit.
+    pg.pte = { frame: this.newFrame(old === null ? 0 : old.value), writable: !unshare, dirty: !unshare, softDirty: !unshare || pte.softDirty === true };
     if (old === null) {
       p.rss++;
       return;
@@ -659,6 +672,7 @@ export class NaiveKernel {
    */
   private swapIn(p: NProc, pg: NPage, write: boolean): void {
     const { slot, exclusive: swpExclusive } = pg.swp!;
+    const swpSoftDirty = pg.swp!.softDirty === true;
     pg.swp = null;
     let f = slot.cache;
     if (f === null) {
@@ -674,7 +688,7 @@ export class NaiveKernel {
       const writable = write && this.reuseSwapPage(f) && pg.prot === 'rw';
       slot.count--;
       f.mapcount++;
-      pg.pte = { frame: f, writable, dirty: writable };
+      pg.pte = { frame: f, writable, dirty: writable, softDirty: writable || swpSoftDirty };
       p.rss++;
       return;
     }
@@ -684,11 +698,14 @@ export class NaiveKernel {
     let writable = false;
     if (exclusive) {
       f.exclusive = true;
-      writable = pg.prot === 'rw' && (write || this.rules.swapinReadWritable === true);
+      // pte_needs_soft_dirty_wp(): not while soft-dirty tracking waits for this page's next write
+      // (VM_SOFTDIRTY clear, the entry not soft-dirty), as the model core has it for both faults.
+      const softDirtyWp = pg.vma.vmSoftdirty === false && !swpSoftDirty;
+      writable = pg.prot === 'rw' && (write || this.rules.swapinReadWritable === true) && !softDirtyWp;
     }
     f.mapcount++;
     // pte_mkdirty only for a write fault mapped writable here (a read fault's writable PTE is clean).
-    pg.pte = { frame: f, writable, dirty: write && writable };
+    pg.pte = { frame: f, writable, dirty: write && writable, softDirty: swpSoftDirty || (write && writable) };
     p.rss++;
     // A write fault that did not end writable goes on to do_wp_page (the caller's writeFault).
   }
@@ -723,7 +740,7 @@ export class NaiveKernel {
       f.swapcache = slot;
       f.refcount++;
     }
-    pg.swp = { slot, exclusive: this.rules.pae && f.exclusive };
+    pg.swp = { slot, exclusive: this.rules.pae && f.exclusive, softDirty: pg.pte!.softDirty };
     f.exclusive = false;
     slot.count++;
     pg.pte = null;
@@ -938,7 +955,7 @@ export class NaiveKernel {
       if (cv === undefined) {
         // anon_vma_fork(): the child's VMA gets an anon_vma of its own.
         const anon = pg.wipeonfork ? false : pg.vma.anonVma;
-        cv = { anonVma: anon, anonId: anon ? this.nextAnon++ : 0 };
+        cv = { anonVma: anon, anonId: anon ? this.nextAnon++ : 0, vmSoftdirty: pg.vma.vmSoftdirty };
         vmas.set(pg.vma, cv);
       }
       const cp: NPage = { vma: cv, prot: pg.prot, dontfork: false, wipeonfork: pg.wipeonfork, mergeable: pg.mergeable, pte: null, swp: null };
@@ -955,13 +972,13 @@ export class NaiveKernel {
         // copy_nonpresent_pte: swap_duplicate, and the parent's entry is not exclusive any more.
         pg.swp.slot.count++;
         pg.swp.exclusive = false;
-        cp.swp = { slot: pg.swp.slot, exclusive: false };
+        cp.swp = { slot: pg.swp.slot, exclusive: false, softDirty: pg.swp.softDirty };
         continue;
       }
       if (pg.pte === null) continue;
       const f = pg.pte.frame;
       if (f === null) {
-        cp.pte = { frame: null, writable: false, dirty: false };
+        cp.pte = { frame: null, writable: false, dirty: false, softDirty: pg.pte.softDirty };
         continue;
       }
       // copy_present_ptes: a page that may be pinned (MMF_HAS_PINNED, folio_maybe_dma_pinned;
@@ -969,7 +986,7 @@ export class NaiveKernel {
       // child at once (copy_present_page: new, exclusive, writable if the VMA is); the parent's
       // PTE and page are left as they are.
       if (this.rules.earlyCow && parent.hasPinned && NaiveKernel.maybeDmaPinned(f) && (!this.rules.pae || f.exclusive)) {
-        cp.pte = { frame: this.newFrame(f.value), writable: cp.prot === 'rw', dirty: true };
+        cp.pte = { frame: this.newFrame(f.value), writable: cp.prot === 'rw', dirty: true, softDirty: true };
         child.rss++;
         this.forkCopies++;
         continue;
@@ -979,7 +996,7 @@ export class NaiveKernel {
       f.refcount++;
       f.exclusive = false;
       pg.pte.writable = false;
-      cp.pte = { frame: f, writable: false, dirty: pg.pte.dirty };
+      cp.pte = { frame: f, writable: false, dirty: pg.pte.dirty, softDirty: pg.pte.softDirty };
       child.rss++;
     }
     return child;
@@ -1011,15 +1028,22 @@ export class NaiveKernel {
     let end = lo;
     while (end < hi && p.pages.has(pageKey(r, end))) end++;
     if (end === lo) return false;
-    this.unshareRange(p, r, lo, hi);
+    // (The model core splits the VMA first, then copies a shared table: the part in the range
+    // never covers a whole table, so no take-back here.)
     this.split(p, r, lo, end);
+    this.unshareRange(p, r, lo, hi);
     for (let i = lo; i < end; i++) {
       const pg = p.pages.get(pageKey(r, i));
-      if (pg === undefined) continue;
+      // mprotect_fixup(): a VMA that has the protection already is left alone (newflags == oldflags).
+      if (pg === undefined || pg.prot === prot) continue;
       pg.prot = prot;
       if (pg.pte === null) continue;
       if (prot === 'ro') pg.pte.writable = false;
-      else if (this.rules.mprotectUpgrade && pg.pte.frame !== null && pg.pte.frame.exclusive) pg.pte.writable = true;
+      // can_change_pte_writable() (6.0): an exclusive anonymous page, unless soft-dirty tracking
+      // waits for its next write (VM_SOFTDIRTY clear and the PTE not soft-dirty).
+      else if (this.rules.mprotectUpgrade && pg.pte.frame !== null && pg.pte.frame.exclusive && (pg.vma.vmSoftdirty !== false || pg.pte.softDirty === true)) {
+        pg.pte.writable = true;
+      }
     }
     this.merge(p);
     return end === hi;
@@ -1116,10 +1140,13 @@ export class NaiveKernel {
       if (pg === undefined) continue;
       let v = vmas.get(pg.vma);
       if (v === undefined) {
-        v = { anonVma: pg.vma.anonVma, anonId: pg.vma.anonId };
+        v = { anonVma: pg.vma.anonVma, anonId: pg.vma.anonId, vmSoftdirty: pg.vma.vmSoftdirty };
         vmas.set(pg.vma, v);
       }
       pg.vma = v;
+      // move_soft_dirty_pte(): every moved entry is marked soft-dirty.
+      if (pg.pte !== null) pg.pte.softDirty = true;
+      if (pg.swp !== null) pg.swp.softDirty = true;
       p.pages.delete(pageKey(r, i));
       p.pages.set(pageKey(moved, i - lo), pg);
     }
@@ -1232,18 +1259,22 @@ export class NaiveKernel {
    * (pte_is_pinned) a writable PTE of a maybe-pinned page in a COW mapping of an mm with
    * MMF_HAS_PINNED is left as it is. The next write fault is an ordinary do_wp_page: an exclusive
    * page is reused (5.19 on, so values stay right), under 5.9's page-count rule a pinned page is
-   * copied away from its pin, under 5.7's mapcount rule it is reused. Soft-dirty bits and
-   * VM_SOFTDIRTY themselves are not kept: what they change (mprotect's upgrade of a PTE that is
-   * not soft-dirty, can_change_pte_writable) shows in no value.
+   * copied away from its pin, under 5.7's mapcount rule it is reused. The soft-dirty bits (of
+   * the PTEs write-protected and of swap entries) and VM_SOFTDIRTY are cleared: until a page's
+   * next write, mprotect(rw) does not make its PTE writable (can_change_pte_writable), nor a
+   * swap-in (pte_needs_soft_dirty_wp).
    */
   clearSoftdirty(p: NProc): void {
     this.unshareAll(p);
     for (const pg of p.pages.values()) {
+      pg.vma.vmSoftdirty = false;
+      if (pg.swp !== null) pg.swp.softDirty = false;
       const pte = pg.pte;
-      if (pte === null || !pte.writable) continue;
+      if (pte === null) continue;
       const f = pte.frame;
-      if (this.rules.clearRefsSkipsPinned === true && p.hasPinned && f !== null && NaiveKernel.maybeDmaPinned(f)) continue;
+      if (pte.writable && this.rules.clearRefsSkipsPinned === true && p.hasPinned && f !== null && NaiveKernel.maybeDmaPinned(f)) continue;
       pte.writable = false;
+      pte.softDirty = false;
     }
   }
 
@@ -1326,7 +1357,7 @@ export class NaiveKernel {
     for (const pg of block) {
       const old = pg.pte?.frame ?? null;
       if (old === null) p.rss++;
-      pg.pte = { frame: this.newFrame(old?.value ?? 0), writable: pg.prot === 'rw', dirty: true };
+      pg.pte = { frame: this.newFrame(old?.value ?? 0), writable: pg.prot === 'rw', dirty: true, softDirty: true };
       if (old !== null) {
         old.mapcount--;
         this.put(old);
@@ -1358,10 +1389,10 @@ export class NaiveKernel {
     const b = r.base + hi;
     const inside = new Map<NVma, NVma>();
     for (const [addr, pg] of pages) {
-      if (addr >= a && addr < b && !inside.has(pg.vma)) inside.set(pg.vma, { anonVma: pg.vma.anonVma, anonId: pg.vma.anonId });
+      if (addr >= a && addr < b && !inside.has(pg.vma)) inside.set(pg.vma, { anonVma: pg.vma.anonVma, anonId: pg.vma.anonId, vmSoftdirty: pg.vma.vmSoftdirty });
     }
     const after = new Map<NVma, NVma>();
-    for (const v of inside.keys()) after.set(v, { anonVma: v.anonVma, anonId: v.anonId });
+    for (const v of inside.keys()) after.set(v, { anonVma: v.anonVma, anonId: v.anonId, vmSoftdirty: v.vmSoftdirty });
     for (const [addr, pg] of pages) {
       if (addr < a) continue;
       const to = addr < b ? inside.get(pg.vma) : after.get(pg.vma);
