@@ -356,12 +356,14 @@ export function mprotect(m: Machine, p: number, i: number, ro: boolean): number 
   const L = m.L;
   const at = L.page(p, i);
   if (!(s[at + PG_VMA]! & VMA_MAPPED)) return ENOMEM;
+  const wasRo = (s[at + PG_VMA]! & VMA_RO) !== 0;
   splitOff(m, p, i);
   s[at + PG_VMA] = (s[at + PG_VMA]! & ~VMA_RO) | (ro ? VMA_RO : 0);
   // change_pte_range(): read-only drops write access; read-write gives it back at once only to
   // exclusive anonymous pages, from 6.0 (can_change_pte_writable; no soft-dirty tracking here).
+  // A VMA that has the protection already is left alone (mprotect_fixup: newflags == oldflags).
   const pte = s[at + PG_PTE]!;
-  if (pte !== 0) {
+  if (pte !== 0 && wasRo !== ro) {
     if (ro) s[at + PG_PTE] = pte & ~1;
     else if (!(pte & 1) && ptePfn(pte) !== 0 && m.mprotectWritable && s[L.frame(ptePfn(pte)) + F_FLAGS]! & FL_EXCL) s[at + PG_PTE] = pte | 1;
   }
