@@ -471,6 +471,7 @@ test('model-based: On-Demand Fork (odf, odf-2021): fork-cowpt agrees with the na
   const focus: OpName[] = [
     'fork-cowpt', 'fork-cowpt', 'fork-cowpt', 'fork', 'write', 'write', 'read', 'read', 'pin', 'pin-fast', 'pin-fast', 'pin-ro', 'vmsplice', 'gup',
     'handle-read', 'device-write', 'device-read', 'unpin', 'put', 'exit', 'dontneed', 'dontfork', 'wipeonfork', 'mprotect', 'munmap', 'swapout', 'clear-softdirty',
+    'thread', 'write&', 'pin-fast&',
   ];
   runs('odf', focus, { naive: ODF_RULES, numRuns: 3000, maxCommands: 25, prefix: [['write', 0], ['write', 1]] });
   // A 512-page region covers its PTE table: 8d43667 takes a table whose count is 1 back (its
