@@ -82,7 +82,10 @@ export function ksmMerge(k: Kernel): number {
 /**
  * The anonymous page ksmd's walk finds at vpn (ksm_next_page_pmd_entry; follow_page before 6.8):
  * a PTE's page, or the page of a PMD-mapped THP, which the walk takes as it is, without splitting
- * the PMD. -1: nothing present there, the zero page or huge zero page, a KSM page, not anonymous.
+ * the PMD. -1: nothing present there, the zero page or huge zero page, not anonymous, or a KSM
+ * page of the stable tree (cmp_and_merge_page finds it there: nothing to do). A KSM page in no
+ * tree (made in place, then left by break_cow while a fork's mapping still maps it) is
+ * PageAnon like any (folio_test_anon), with no stable node: it is scanned as an ordinary page.
  */
 function mergeablePage(k: Kernel, mm: Mm, vpn: number): number {
   const slot = followSlot(k, mm, vpn);
@@ -91,7 +94,7 @@ function mergeablePage(k: Kernel, mm: Mm, vpn: number): number {
   if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL) return -1;
   const pfn = slotPfn(k, slot, vpn);
   const flags = k.frames.flags[pfn]!;
-  return flags & PG_ANON && !(flags & PG_KSM) ? pfn : -1;
+  return flags & PG_ANON && (!(flags & PG_KSM) || !k.frames.inStableTree(pfn)) ? pfn : -1;
 }
 
 /**
@@ -204,7 +207,8 @@ function ksmPass(k: Kernel): { merged: number; split: number } {
       k.emit('note', mm.id, vpn, tpfn, pfn, `KSM: page ${pfn} becomes a KSM page; page ${tpfn} merged into it`);
     } else {
       // break_cow(): an unshare fault in ksmd's context (not counted to the process). The
-      // page stays a KSM page for its other mappings, in no tree: nothing merges into it.
+      // page stays a KSM page for its other mappings, in no tree: nothing merges into it, and
+      // ksmd takes it as an ordinary page where it meets it again (mergeablePage).
       wpPageCopy(k, mm, mm.findVma(vpn)!, vpn, slot, true);
       k.emit('note', mm.id, vpn, pfn, -1, 'KSM: the other page could not be merged (a reference holds it): break_cow unshares this one again; the KSM page is in no tree');
     }

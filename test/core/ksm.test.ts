@@ -268,6 +268,34 @@ test('a KSM page left by a failed two-page merge is in no tree: nothing merges i
   assert.deepEqual(kindsOf(runScenario(sc, profileOf('v6'))), []);
 });
 
+// The KSM page break_cow() left in no tree is still PageAnon (folio_test_anon: PAGE_MAPPING_ANON
+// is part of PAGE_MAPPING_KSM) with no stable node: where ksmd meets it again (the fork's
+// mapping) cmp_and_merge_page() takes it as an ordinary page, the unstable tree offers the same
+// partner, try_to_merge_two_pages() fails on it again and break_cow() unshares this mapping too.
+// The model once skipped every KSM page in its walk, leaving the orphan mapped.
+test('v6: a KSM page in no tree is scanned again where another process maps it: the refused partner makes break_cow unshare that mapping too', () => {
+  const k = kernel('v6');
+  const { mm: p, vpn: a } = proc(k, 2);
+  writeOk(k, p, a, 1);
+  writeOk(k, p, a + 1, 1);
+  mergeable(k, p, a, 2);
+  const h = take(k, p, a, PIN_RW); // a[0] pinned: write_protect_page refuses it as a tree page
+  const q = dupMmap(k, p).child!; // a[0] copied for Q (early COW), a[1] shared; Q on ksmd's list after P
+  const shared = pfnAt(k, p, a + 1);
+  assert.equal(pfnAt(k, q, a + 1), shared);
+  // P a[0] goes into the unstable tree; P a[1] is made KSM in place, P a[0] refused, break_cow
+  // copies P's a[1] (the KSM page stays, mapped by Q); Q a[0] the same (its copy freed); Q a[1],
+  // the orphan, the same again: every mapping ends with a copy of its own, no KSM page is left.
+  assert.equal(ksmMerge(k), 0);
+  assert.notEqual(pfnAt(k, p, a + 1), shared);
+  assert.notEqual(pfnAt(k, q, a + 1), shared, 'Q\'s mapping of the orphan KSM page was unshared as well');
+  for (const [mm, v] of [[p, a], [p, a + 1], [q, a], [q, a + 1]] as const) assert.ok(!isKsm(k, pfnAt(k, mm, v)));
+  assert.equal(frame(k, shared).refcount, 0, 'the orphan KSM page is gone');
+  assert.deepEqual([readOk(k, q, a + 1), readOk(k, p, a + 1)], [1, 1]);
+  releaseHandle(k, h);
+  assertConsistent(k);
+});
+
 // write_protect_page() checks mapcount + swap cache against refcount only for a PTE that is
 // writable, dirty or maps an exclusive page. A read fault's swap-in (vmsplice's R/O GUP) maps a[0]
 // clean; fork write-protects it: ksmd takes Q's a[0] with no check though the pipe and the swap
