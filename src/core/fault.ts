@@ -359,8 +359,9 @@ export function doWpPage(
   if (!(bits & PTE_SPECIAL) && k.frames.flags[pfn]! & PG_ANON && wpCanReuse(k, pfn, mm, vpn)) {
     const f = k.frames;
     const wasExclusive = (f.flags[pfn]! & PG_ANON_EXCLUSIVE) !== 0;
-    // reuse_swap_page() / folio_free_swap(): a reused page leaves the swap cache when no entry names it.
-    if (f.flags[pfn]! & PG_SWAPCACHE && (k.profile.wpReuse === 'mapcount' || k.profile.wpFreeSwapcache)) tryToFreeSwap(k, pfn);
+    // reuse_swap_page() / folio_free_swap(): a reused page leaves the swap cache when no entry
+    // names it; from 5.19 a PageAnonExclusive page is reused before that (do_wp_page: goto reuse).
+    if (f.flags[pfn]! & PG_SWAPCACHE && (k.profile.wpReuse === 'mapcount' || (k.profile.wpFreeSwapcache && !wasExclusive))) tryToFreeSwap(k, pfn);
     if (f.flags[pfn]! & PG_KSM && k.profile.wpReuse === 'mapcount') {
       // reuse_ksm_page(): page_move_anon_rmap() makes it an ordinary anonymous page again.
       f.flags[pfn] = f.flags[pfn]! & ~PG_KSM;
@@ -451,8 +452,10 @@ function wpPageCopyInstall(
   anonVmaPrepare(mm, vma);
   f.mapcount[n] = 1;
   const keep = bits & (PTE_SOFT_DIRTY | PTE_UFFD_WP);
+  // An unshare maps the copy read-only and clean (no pte_mkdirty: only soft-dirty and uffd-wp
+  // are carried over); a write maps it dirty, writable if the VMA is.
   let nbits = unshare
-    ? PTE_PRESENT | PTE_YOUNG | PTE_DIRTY | keep
+    ? PTE_PRESENT | PTE_YOUNG | keep
     : PTE_PRESENT | PTE_YOUNG | PTE_DIRTY | PTE_SOFT_DIRTY | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
   // Seed 001's wp_page_copy(): the copy keeps the uffd-wp bit, write-protected (pte_mkuffd_wp(pte_wrprotect())).
   if (k.profile.gupCowBreak === 'pin' && bits & PTE_UFFD_WP) nbits = (nbits & ~PTE_WRITE) | PTE_UFFD_WP;
