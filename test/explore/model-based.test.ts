@@ -17,7 +17,8 @@
 //   taken (or EFAULT) where the naive model takes it; the device reads through a pin what the
 //   naive pin holds, and a process reads from a pipe what the naive pipe holds; reclaim swaps a
 //   page out where the naive model does; mremap moves (or fails with EFAULT) where it does, and
-//   each page it moved reads (on a throwaway copy of the state) what the naive page holds.
+//   each page it moved reads (on a throwaway copy of the state) what the naive page holds; and
+//   the frames the explored pages map have the naive frames' refcount and mapcount.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,9 +30,11 @@ import { decodeOp, enabledOps, OP_NAMES, PROC_NAMES, type ExploreShape, type OpN
 import { replayPath } from '../../src/explore/search.js';
 import { BUILTIN_PROFILES } from '../../src/profiles/builtin.js';
 import {
-  NaiveKernel, ODF_2021_RULES, ODF_RULES, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_2_RULES, V6_RULES, type NaiveOptions, type NPin, type NProc, type NRef, type NRegion,
+  NaiveKernel, ODF_2021_RULES, ODF_RULES, pageKey, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_2_RULES, V6_RULES, type NaiveOptions, type NPin, type NProc, type NRef, type NRegion,
 } from '../naive/model.js';
 import { input } from './helpers.js';
+import { PTE_PRESENT, PTE_SPECIAL } from '../../src/core/constants.js';
+import { pteSlot } from '../../src/core/walk.js';
 
 const NAIVE_OPS: readonly OpName[] = [
   'write', 'read', 'fork', 'exit', 'munmap', 'mprotect', 'dontfork', 'wipeonfork', 'dontneed',
@@ -110,6 +113,7 @@ class Take implements fc.Command<object, Real> {
       const record = this.name.endsWith('&') ? runToEnd(child, op, d, real.path, res.record) : res.record;
       naiveStep(real.naive, OP_NAMES[op >>> 24]!.replace(/&$/, '') as OpName, op, step as unknown as NaiveStepArgs, record, child);
       checkMoved(real.naive, child, d);
+      if (!real.naive.done) checkCounts(real.naive, child, this.text);
       real.spare = real.r;
       real.r = child;
       return;
@@ -199,6 +203,33 @@ function checkRegion(n: Naive, after: Runner): void {
       const got = observed(c.step(read as unknown as Parameters<Runner['step']>[0], 0).record.observations, 'read')!;
       const want = n.k.peek(p, n.region, i);
       assert.equal(valueOf(n, got), want, `${text} after MADV_COLLAPSE: the naive model holds ${want}, the model reads ${got}`);
+    }
+  });
+}
+
+/**
+ * The frames the explored pages map (the first two, and the last): present in the model where
+ * the naive page maps a frame (not the zero page), with the same refcount and mapcount.
+ */
+function checkCounts(n: Naive, after: Runner, text: string): void {
+  const procs = [...after.procs.values()];
+  n.procs.forEach((p, pi) => {
+    if (!n.alive[pi]) return;
+    const q = procs[pi]!;
+    const base = q.regions.get('buf')?.start;
+    if (base === undefined) return;
+    for (const i of new Set([0, 1, n.region.n - 1])) {
+      // (Where the naive process has no mapping the model may still see an entry: a table On-Demand Fork shares whole.)
+      const pg = p.pages.get(pageKey(n.region, i));
+      if (pg === undefined) continue;
+      const f = pg.pte?.frame ?? null;
+      const slot = pteSlot(after.k, q.mm, base + i);
+      const bits = slot < 0 ? 0 : after.k.tables.bits[slot]!;
+      const pfn = bits & PTE_PRESENT && !(bits & PTE_SPECIAL) ? after.k.tables.entry[slot]! : -1;
+      const where = `after ${text}: ${PROC_NAMES[pi]} buf[${i}]`;
+      assert.equal(pfn >= 0, f !== null, `${where}: the naive page ${f === null ? 'maps no frame' : 'maps a frame'}, the model's ${pfn >= 0 ? 'does' : 'does not'}`);
+      if (f === null) continue;
+      assert.deepEqual([after.k.frames.refcount[pfn], after.k.frames.mapcount[pfn]], [f.refcount, f.mapcount], `${where}: [refcount, mapcount] of the model's frame, of the naive frame`);
     }
   });
 }
