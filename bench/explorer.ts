@@ -42,7 +42,7 @@ const s = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
 export function explorerFigures(quick: boolean, log: (s: string) => void = () => {}): Figure[] {
   const out: Figure[] = [];
-  const shape = { procs: 2, pages: 2, depth: quick ? 3 : 4, ops: OP_NAMES, engine: 'full' as const };
+  const shape = { procs: 2, pages: 2, depth: quick ? 4 : 5, ops: OP_NAMES, engine: 'full' as const };
   // A search one depth shorter first, so that both timed searches find this thread's code
   // compiled, as in any search longer than a few seconds (a worker thread still compiles its own).
   log('  explorer: warming up (every operation, one depth less) ...');

@@ -88,7 +88,15 @@ export function shareTables(k: Kernel, parent: Mm, child: Mm, vma: Vma): boolean
     const last = Math.min(vma.end, nextPmdTable);
     for (let i = ps & 511; a < last; i++, a += 512) {
       const table = entry[pBase + i]!;
-      if (table === 0 || entry[cBase + i] !== 0) continue; // none, or "already COW this time" (a second VMA in the table)
+      if (table === 0) continue;
+      if (entry[cBase + i] !== 0) {
+        // The child reaches a table here already. The parent's: shared for a mapping before this
+        // one in the table ("already COW this time"). One of its own: a mapping before this one
+        // was copied page by page into it (ODF's read-only mappings, uffd-wp ones), so this
+        // mapping is copied into it too (sharing nothing would lose its pages in the child).
+        if (entry[cBase + i] !== table) all = false;
+        continue;
+      }
       if (wholeOnly && !coversTable(vma, a)) {
         all = false;
         continue;
@@ -184,6 +192,9 @@ export function breakCowPte(k: Kernel, mm: Mm, vma: Vma, vpn: number): number {
   for (let i = 0; i < 512; i++) {
     const bits = t.bits[sb + i]!;
     if (bits === 0) continue;
+    // ODF's tfork_one_pte_table() copies the copier's mappings only: an entry where this mm has
+    // none (a MADV_DONTFORK mapping of the parent's, in the table the child shares) is left out.
+    if (design === 'odf' && mm.findVma(tableVpn + i) === null) continue;
     filled++;
     const pfn = t.entry[sb + i]!;
     if (bits & PTE_SWAP) {

@@ -360,8 +360,9 @@ export function doWpPage(
   if (!(bits & PTE_SPECIAL) && k.frames.flags[pfn]! & PG_ANON && wpCanReuse(k, pfn, mm, vpn)) {
     const f = k.frames;
     const wasExclusive = (f.flags[pfn]! & PG_ANON_EXCLUSIVE) !== 0;
-    // reuse_swap_page() / folio_free_swap(): a reused page leaves the swap cache when no entry names it.
-    if (f.flags[pfn]! & PG_SWAPCACHE && (k.profile.wpReuse === 'mapcount' || k.profile.wpFreeSwapcache)) tryToFreeSwap(k, pfn);
+    // reuse_swap_page() / folio_free_swap(): a reused page leaves the swap cache when no entry
+    // names it; from 5.19 a PageAnonExclusive page is reused before that (do_wp_page: goto reuse).
+    if (f.flags[pfn]! & PG_SWAPCACHE && (k.profile.wpReuse === 'mapcount' || (k.profile.wpFreeSwapcache && !wasExclusive))) tryToFreeSwap(k, pfn);
     if (f.flags[pfn]! & PG_KSM && k.profile.wpReuse === 'mapcount') {
       // reuse_ksm_page(): page_move_anon_rmap() makes it an ordinary anonymous page again.
       f.flags[pfn] = f.flags[pfn]! & ~PG_KSM;

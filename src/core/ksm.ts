@@ -89,8 +89,9 @@ export function ksmMerge(k: Kernel): number {
  * a PTE's page, or the page of a PMD-mapped THP, which the walk takes as it is, without splitting
  * the PMD. -1: nothing present there, the zero page or huge zero page, a KSM page of the stable
  * tree (cmp_and_merge_page: stable_tree_search finds the page itself, "ksm page forked"), not
- * anonymous. A KSM page in no tree (break_cow's leftover: no stable node) is a candidate like
- * any anonymous page: cmp_and_merge_page takes it as it takes an ordinary page.
+ * anonymous. A KSM page in no tree (break_cow's leftover: no stable node) is scanned like any
+ * anonymous page (cmp_and_merge_page takes it as an ordinary page), and write_protect_page then
+ * refuses it (no anon_vma).
  */
 function mergeablePage(k: Kernel, mm: Mm, vpn: number): number {
   const slot = followSlot(k, mm, vpn);

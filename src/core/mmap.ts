@@ -140,11 +140,12 @@ export function doMprotect(k: Kernel, mm: Mm, lo: number, hi: number, prot: Prot
   if (changes(mm.findVma(lo))) splitHugePmdAt(k, mm, lo, 'mprotect of part of a THP');
   if (changes(mm.findVma(end - 1))) splitHugePmdAt(k, mm, end, 'mprotect of part of a THP');
   const vmas = mm.splitRange(lo, end);
-  breakCowRange(k, mm, lo, hi);
   for (const vma of vmas) {
     // mprotect_fixup(): a VMA that has the protection already is left alone (no change_protection,
-    // so no MMU notifier: a device keeps its exclusive access there).
+    // so no MMU notifier: a device keeps its exclusive access there, and a COW-shared page table
+    // stays shared).
     if (!changes(vma)) continue;
+    breakCowRange(k, mm, vma.start, vma.end);
     mmuNotify(k, mm.id, vma.start, vma.end, 'mprotect');
     const old = vma.flags;
     vma.flags = (vma.flags & ~(VM_READ | VM_WRITE)) | want;

@@ -34,6 +34,9 @@ function addToSwap(k: Kernel, pfn: number): number {
  * may be pinned cannot be unshared for unmapping).
  */
 export function swapOutPage(k: Kernel, mm: Mm, vpn: number): SwapoutSkip {
+  // No mapping, nothing to reclaim: a PTE there is another process's, seen through a COW-shared
+  // table (a MADV_DONTFORK mapping of the parent's, in a table On-Demand Fork shares whole).
+  if (mm.findVma(vpn) === null) return 'not-present';
   if (breakCowRange(k, mm, vpn, vpn + 1) !== OK) return 'not-present';
   // A page of a THP: the folio is split into small pages first (not a shared, GUP-held or pinned one).
   if (hugeIn(k, mm, vpn, vpn + 1) && !splitForSwap(k, mm, vpn)) return 'shared';

@@ -433,3 +433,50 @@ test('RFC v1: the copy a table break makes of a pinned page in a PROT_NONE mappi
   assert.ok(bits & PTE_PROTNONE, `the copy's PTE is PROT_NONE (bits ${bits.toString(2)})`);
   assert.equal(bits & PTE_WRITE, 0);
 });
+
+test('On-Demand Fork: a writable mapping after a read-only one in the same PTE table reaches the child (copied per page there, never lost)', () => {
+  // buf[0] read-only, buf[1] writable: two VMAs in one table. dup_mmap copies in address order;
+  // the model copies the read-only one per page (ODF write-protects and shares only tables of
+  // writable mappings), which gives the child a table of its own there, so the writable one
+  // cannot be shared any more: it is copied per page into that table as a normal fork does
+  // (the prototype, 8d43667 copy_pmd_range_tfork, shares the table for both: the child reads
+  // the parent's values either way). The model once skipped it as "already shared": lost-write.
+  const steps = ['P mmap buf 2 rw private', 'P write buf[0] = 1', 'P write buf[1] = 2', 'P mprotect buf[0] ro', 'P fork Q cowpt'];
+  const r = start(steps, 'odf');
+  assert.notEqual(tableOf(r, 'Q', 1), tableOf(r, 'P', 1), 'Q has a table of its own');
+  assert.ok(!wp(r, 'Q', 1) && !wp(r, 'P', 1), 'nothing shared behind a write-protected PMD');
+  assert.equal(pfnAt(r, 'Q', 1), pfnAt(r, 'P', 1), 'Q maps P\'s page, COW');
+  more(r, ['Q read buf[0] expect 1', 'Q read buf[1] expect 2', 'Q write buf[1] = 3', 'P read buf[1] expect 2', 'P write buf[1] = 4', 'Q read buf[1] expect 3', 'Q exit', 'P exit']);
+  assert.equal(stat(r, 'frames_used'), 0);
+  // The other order (writable first) shares the table; the read-only mapping is seen through it.
+  const w = start(['P mmap buf 2 rw private', 'P write buf[0] = 1', 'P write buf[1] = 2', 'P mprotect buf[1] ro', 'P fork Q cowpt'], 'odf');
+  assert.equal(tableOf(w, 'Q', 1), tableOf(w, 'P', 1));
+  more(w, ['Q read buf[1] expect 2', 'Q write buf[0] = 3', 'P read buf[0] expect 1', 'Q read buf[1] expect 2', 'Q exit', 'P exit']);
+  assert.equal(stat(w, 'frames_used'), 0);
+});
+
+test('On-Demand Fork: a table copy leaves out the entries of addresses where the copier has no mapping (MADV_DONTFORK in the parent)', () => {
+  // The child shares the whole table, buf[1]'s entry included, but has no VMA there
+  // (VM_DONTCOPY). tfork_one_pte_table() copies the copier's VMAs only: the child's copy has no
+  // entry at buf[1], so its exit leaves no entry behind in a freed table, and the page keeps one
+  // reference and one mapping, P's. The model once copied all 512 entries: the page leaked.
+  const r = start(['P mmap buf 2 rw private', 'P write buf[0] = 1', 'P write buf[1] = 2', 'P madvise buf[1] dontfork', 'P fork Q cowpt'], 'odf');
+  more(r, ['Q write buf[0] = 3']);
+  const pfn = pfnAt(r, 'P', 1);
+  assert.equal(r.k.frames.refcount[pfn], 1, 'only P\'s (old, now P-only) table maps buf[1]');
+  assert.equal(r.k.frames.mapcount[pfn], 1);
+  more(r, ['Q exit', 'P read buf[1] expect 2', 'P write buf[1] = 4', 'P exit']);
+  assert.equal(stat(r, 'frames_used'), 0);
+});
+
+test('On-Demand Fork: reclaim of an address where the process has no mapping does nothing, though its shared table has the parent\'s page there', () => {
+  // Q shares P's table whole, buf[1]'s entry included, but has no VMA at buf[1] (MADV_DONTFORK):
+  // there is nothing of Q's to reclaim. The model once swapped P's page out through Q's view of
+  // the table (changing the shared table in place).
+  const r = start(['P mmap buf 2 rw private', 'P write buf[0] = 1', 'P write buf[1] = 2', 'P madvise buf[1] dontfork', 'P fork Q cowpt'], 'odf');
+  const pfn = pfnAt(r, 'P', 1);
+  more(r, ['swapout Q buf[1]']);
+  assert.equal(pfnAt(r, 'P', 1), pfn, 'P\'s page still mapped');
+  assert.equal(stat(r, 'pt_copies'), 0, 'nothing of Q\'s to break either');
+  more(r, ['P read buf[1] expect 2']);
+});

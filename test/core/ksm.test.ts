@@ -339,6 +339,36 @@ test('a KSM page left by a failed two-page merge is in no tree: nothing merges i
   assert.deepEqual(kindsOf(runScenario(sc, profileOf('v6'))), []);
 });
 
+// The KSM page break_cow() left in no tree is still PageAnon (folio_test_anon: PAGE_MAPPING_ANON
+// is part of PAGE_MAPPING_KSM) with no stable node: where ksmd meets it again (the fork's
+// mapping) cmp_and_merge_page() takes it as an ordinary page and the unstable tree offers the
+// same partner, but try_to_merge_one_page() fails at once: write_protect_page() needs
+// page_address_in_vma(), which finds no anon_vma for a KSM folio (-EFAULT). So nothing changes
+// and no break_cow follows: the fork's mapping keeps the orphan (seen on a 6.18 kernel).
+test('v6: a KSM page in no tree met again where another process maps it stays as it is: write_protect_page refuses it before anything changes', () => {
+  const k = kernel('v6');
+  const { mm: p, vpn: a } = proc(k, 2);
+  writeOk(k, p, a, 1);
+  writeOk(k, p, a + 1, 1);
+  mergeable(k, p, a, 2);
+  const h = take(k, p, a, PIN_RW); // a[0] pinned: write_protect_page refuses it as a tree page
+  const q = dupMmap(k, p).child!; // a[0] copied for Q (early COW), a[1] shared; Q on ksmd's list after P
+  const shared = pfnAt(k, p, a + 1);
+  assert.equal(pfnAt(k, q, a + 1), shared);
+  // P a[0] goes into the unstable tree; P a[1] is made KSM in place, P a[0] refused, break_cow
+  // copies P's a[1] (the KSM page stays, mapped by Q). Q a[0] (its own page) is made KSM and
+  // broken the same way; Q a[1], the orphan, is refused by write_protect_page: it stays.
+  assert.equal(ksmMerge(k), 0);
+  assert.notEqual(pfnAt(k, p, a + 1), shared);
+  assert.equal(pfnAt(k, q, a + 1), shared, 'Q still maps the orphan KSM page');
+  assert.ok(isKsm(k, shared));
+  assert.deepEqual([frame(k, shared).mapcount, frame(k, shared).refcount], [1, 1]);
+  for (const [mm, v] of [[p, a], [p, a + 1], [q, a]] as const) assert.ok(!isKsm(k, pfnAt(k, mm, v)));
+  assert.deepEqual([readOk(k, q, a + 1), readOk(k, p, a + 1)], [1, 1]);
+  releaseHandle(k, h);
+  assertConsistent(k);
+});
+
 // write_protect_page() checks mapcount + swap cache against refcount only for a PTE that is
 // writable, dirty or maps an exclusive page. A read fault's swap-in (vmsplice's R/O GUP) maps a[0]
 // clean; fork write-protects it: ksmd takes Q's a[0] with no check though the pipe and the swap

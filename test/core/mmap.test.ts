@@ -2,8 +2,12 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NA, OK, SIGSEGV, VM_DONTCOPY, VM_MERGEABLE, VM_SOFTDIRTY } from '../../src/core/constants.js';
+import { NA, OK, PTE_SOFT_DIRTY, PTE_SWAP, SIGSEGV, VM_DONTCOPY, VM_MERGEABLE, VM_SOFTDIRTY } from '../../src/core/constants.js';
 import { dupMmap } from '../../src/core/fork.js';
+import { getUserPages } from '../../src/core/gup.js';
+import { swapOutPage } from '../../src/core/swap.js';
+import { pteSlot } from '../../src/core/walk.js';
+import { exitMmap } from '../../src/core/zap.js';
 import { Kernel } from '../../src/core/kernel.js';
 import { builtinProfile } from '../../src/profiles/builtin.js';
 import type { Mm } from '../../src/core/mm.js';
@@ -124,6 +128,43 @@ test('v6: mprotect rw does not upgrade a PTE whose soft-dirty bit is clear while
   doMprotect(k, mm, vpn, vpn + 1, 'rw');
   assert.equal(presentPte(k, mm, vpn).write, false, 'the write must fault to be tracked');
   assert.equal(write(k, mm, vpn, 2).faults, 1);
+});
+
+test('mprotect rw of a mapping that is rw already changes nothing (mprotect_fixup: newflags == oldflags): a read-only PTE of an exclusive page stays read-only', () => {
+  // The page stops being shared (the child exits); an R/O long-term pin then unshares it by
+  // reuse (wp_can_reuse_anon_folio: refcount 1): PG_anon_exclusive again, the PTE read-only
+  // (FAULT_FLAG_UNSHARE never maps writable), soft-dirty (VM_SOFTDIRTY: no clear_refs ran).
+  // mprotect(PROT_READ | PROT_WRITE) on the rw mapping returns before change_protection(): the
+  // PTE stays read-only (the model once upgraded it, as for a ro -> rw change).
+  const k = kernel('v6');
+  const { mm, vpn } = proc(k, 1);
+  const own = writeOk(k, mm, vpn, 1);
+  exitMmap(k, dupMmap(k, mm).child!);
+  const pin = getUserPages(k, mm, vpn, vpn + 1, { pin: true, write: false, longterm: true, fast: false, kind: 'pin' });
+  assert.equal(pin.err, OK);
+  assert.equal(presentPte(k, mm, vpn).pfn, own, 'reused, not copied');
+  assert.equal(presentPte(k, mm, vpn).write, false);
+  assert.equal(doMprotect(k, mm, vpn, vpn + 1, 'rw'), OK);
+  assert.equal(presentPte(k, mm, vpn).write, false, 'flags unchanged: no change_protection');
+  // A real change (ro, then rw) does upgrade it (can_change_pte_writable: exclusive, soft-dirty).
+  doMprotect(k, mm, vpn, vpn + 1, 'ro');
+  doMprotect(k, mm, vpn, vpn + 1, 'rw');
+  assert.equal(presentPte(k, mm, vpn).write, true);
+});
+
+test('clear_refs clears the soft-dirty bit of swap entries too (clear_soft_dirty: pte_swp_clear_soft_dirty)', () => {
+  const k = kernel('v6');
+  const { mm, vpn } = proc(k, 1);
+  writeOk(k, mm, vpn, 1);
+  assert.equal(swapOutPage(k, mm, vpn), null);
+  const slot = pteSlot(k, mm, vpn);
+  assert.ok(k.tables.bits[slot]! & PTE_SWAP && k.tables.bits[slot]! & PTE_SOFT_DIRTY, 'the swap entry carries the soft-dirty bit');
+  clearSoftDirty(k, mm);
+  assert.equal(k.tables.bits[slot]! & PTE_SOFT_DIRTY, 0);
+  // 6.11's read fault maps an exclusive swapped-in page writable, but not while soft-dirty
+  // tracking waits for its next write (pte_needs_soft_dirty_wp): read-only now.
+  assert.equal(readOk(k, mm, vpn), 1);
+  assert.equal(presentPte(k, mm, vpn).write, false);
 });
 
 test('mprotect of part of a mapping splits it into three', () => {

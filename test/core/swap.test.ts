@@ -6,7 +6,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OK, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SWAP, PTE_SWP_EXCLUSIVE } from '../../src/core/constants.js';
+import { OK, PG_SWAPCACHE, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SWAP, PTE_SWP_EXCLUSIVE } from '../../src/core/constants.js';
 import { clearSoftDirty } from '../../src/core/mmap.js';
 import { dupMmap } from '../../src/core/fork.js';
 import { getUserPages, releaseHandle, type GupRequest } from '../../src/core/gup.js';
@@ -431,4 +431,34 @@ test('clear_refs (soft-dirty) clears the bit of a swap entry too: a read fault t
   assert.equal(readOk(k, mm, vpn + 1), 3);
   assert.equal(presentPte(k, mm, vpn + 1).write, true);
   assertConsistent(k);
+});
+
+test('v6: a write that reuses a PageAnonExclusive page in the swap cache leaves it there (do_wp_page reuses before wp_can_reuse_anon_folio frees the swap cache)', () => {
+  // clear_refs arms soft-dirty tracking, so the write fault's swap-in maps the page read-only
+  // (pte_needs_soft_dirty_wp) though its entry was SWP_EXCLUSIVE; the pipe's reference keeps the
+  // swap cache at the swap-in (should_try_to_free_swap: refcount 3, not 2); do_wp_page then finds
+  // PageAnonExclusive and goes to reuse: folio_free_swap() is on the other path only. The model
+  // once freed the swap cache there too.
+  const k = kernel('v6');
+  const { mm, vpn } = proc(k, 1);
+  const pfn = writeOk(k, mm, vpn, 1);
+  take(k, mm, vpn, VMSPLICE);
+  clearSoftDirty(k, mm);
+  assert.equal(swapOutPage(k, mm, vpn), null);
+  assert.equal(writeOk(k, mm, vpn, 2), pfn, 'swapped in from the swap cache, then reused');
+  assert.deepEqual([frame(k, pfn).refcount, frame(k, pfn).mapcount], [3, 1], 'the mapping, the pipe, the swap cache');
+  assert.ok(k.frames.flags[pfn]! & PG_SWAPCACHE);
+  assertConsistent(k);
+});
+
+test('an unshare fault\'s copy is mapped clean (wp_page_copy: no pte_mkdirty for FAULT_FLAG_UNSHARE), a write fault\'s dirty', () => {
+  const k = kernel('v6');
+  const { mm, vpn } = proc(k, 2);
+  writeOk(k, mm, vpn, 1);
+  writeOk(k, mm, vpn + 1, 2);
+  fork(k, mm);
+  take(k, mm, vpn, { pin: true, write: false, longterm: true, fast: false, kind: 'pin' }); // R/O pin of a shared page: unshare
+  assert.deepEqual([presentPte(k, mm, vpn).write, presentPte(k, mm, vpn).dirty], [false, false]);
+  writeOk(k, mm, vpn + 1, 3); // write fault on a shared page: wp_page_copy maps the copy dirty and writable
+  assert.deepEqual([presentPte(k, mm, vpn + 1).write, presentPte(k, mm, vpn + 1).dirty], [true, true]);
 });

@@ -5,8 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  GUP_PIN_COUNTING_BIAS, NaiveKernel, pageKey, V5_18_RULES, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_2_RULES, V6_RULES, type NaiveOptions, type NFrame, type NProc, type NRegion,
+  GUP_PIN_COUNTING_BIAS, NaiveKernel, ODF_2021_RULES, ODF_RULES, pageKey, V5_18_RULES, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_2_RULES, V6_RULES, type NaiveOptions, type NFrame, type NProc, type NRegion,
 } from './model.js';
+import { parse, runnerAfter, scenarioText } from '../explore/helpers.js';
 
 function frameOf(p: NProc, r: NRegion, i: number): NFrame | null {
   return p.pages.get(pageKey(r, i))?.pte?.frame ?? null;
@@ -1263,4 +1264,413 @@ test('5.14-6.14: un-protecting a device-exclusive entry makes it readable too (c
     assert.equal(n.deviceRead(pin), coherent ? 2 : 1);
     assert.equal(n.read(p, r, 0), 2);
   }
+});
+
+// COW page tables as On-Demand Fork has them (rssys/on-demand-fork, branch
+// paper-version-kernel-v5.6.19: 8d43667 "Initial Release" = ODF_RULES; eebe694 and d8ccd3c =
+// ODF_2021_RULES), on the 5.6 rules (mapcount reuse, no early COW, no unsharing).
+
+/** oneProc with its pages written 1, 2, ... (each an exclusive page, mapped writable). */
+function written(rules: NaiveOptions, pages: number): { n: NaiveKernel; p: NProc; r: NRegion } {
+  const o = oneProc(rules, pages);
+  for (let i = 0; i < pages; i++) o.n.write(o.p, o.r, i, i + 1);
+  return o;
+}
+
+test('ODF: fork cowpt shares the table (no page counted again, the child reads without a fault); the first fault of each copies the table, then do_wp_page copies by mapcount', () => {
+  const { n, p, r } = written(ODF_RULES, 2);
+  const f0 = frameOf(p, r, 0)!;
+  const f1 = frameOf(p, r, 1)!;
+  const q = n.fork(p, true);
+  // copy_pmd_range_tfork only points the child's PMD at the parent's table (refcount 2) and
+  // write-protects the PMD: no get_page, no page_dup_rmap, the PTEs stay writable.
+  assert.deepEqual([f0.refcount, f0.mapcount, f1.refcount, f1.mapcount], [1, 1, 1, 1]);
+  assert.equal(q.shared!.get(0), p.shared!.get(0));
+  assert.equal(q.shared!.get(0)!.users.size, 2);
+  assert.equal(pte(p, r, 0).writable, true);
+  assert.deepEqual([n.read(q, r, 0), n.read(q, r, 1), q.minflt], [1, 2, 0], 'reads go through the shared table without a fault');
+  // Q's store faults on the write-protected PMD (x86 ANDs R/W across levels): __handle_mm_fault
+  // sees !pmd_iswrite, the table's count is 2: tfork_one_pte_table copies it for Q (each page
+  // get_page + page_dup_rmap: 2 and 2; the copy's PTEs write-protected, copy_one_pte_tfork), then
+  // handle_pte_fault: do_wp_page on buf[0], mapcount 2: copy.
+  n.write(q, r, 0, 3);
+  assert.equal(q.minflt, 1);
+  assert.deepEqual([f0.refcount, f0.mapcount, f1.refcount, f1.mapcount], [1, 1, 2, 2], 'f0 lost Q\'s copy\'s mapping to the COW copy');
+  assert.equal(pte(q, r, 1).writable, false, 'the copy\'s PTEs are read-only');
+  assert.equal(pte(p, r, 1).writable, true, 'ODF write-protects the copy only: P\'s (still shared) PTE stays writable');
+  assert.equal(n.cowCopies, 1);
+  // P's store: count 1 now, but the 2-page VMA does not cover the 2 MiB table: no repossession,
+  // a copy (f1 3, then the old table freed: 2), then do_wp_page on buf[1] (mapcount 2): copy.
+  n.write(p, r, 1, 4);
+  assert.equal(p.shared!.size, 0);
+  assert.deepEqual([f0.refcount, f0.mapcount, f1.refcount, f1.mapcount], [1, 1, 1, 1]);
+  assert.equal(n.cowCopies, 2);
+  // buf[0] of P: mapped once now, read-only in P's copy: reuse (reuse_swap_page: mapcount 1).
+  n.write(p, r, 0, 5);
+  assert.equal(frameOf(p, r, 0), f0);
+  assert.equal(n.reuses, 1);
+  assert.deepEqual([n.read(p, r, 0), n.read(p, r, 1), n.read(q, r, 0), n.read(q, r, 1)], [5, 4, 3, 2]);
+  n.exit(q);
+  n.exit(p);
+  assert.equal(n.frames.size, 0);
+});
+
+test('ODF: a R/W pin through a writable PTE of a shared table takes the shared page (GUP looks at the PTE only): the device\'s write shows in the child; a plain fork\'s pin breaks COW', () => {
+  const { n, p, r } = oneProc(ODF_RULES, 2);
+  n.write(p, r, 0, 1);
+  const q = n.fork(p, true);
+  // 8d43667 mm/gup.c is 5.6's: follow_page_pte() tests can_follow_write_pte(pte) (pte_write: the
+  // shared table's PTE is writable) and never the PMD: no fault, the page is pinned as it is.
+  const pin = n.pin(p, r, 0, { write: true, longterm: true })!;
+  assert.equal(p.minflt, 1, 'only the first write faulted');
+  assert.equal(pin.frame, frameOf(q, r, 0));
+  n.deviceWrite(pin, 7);
+  assert.equal(n.read(q, r, 0), 7, 'the child reads the device\'s write to the parent\'s buffer');
+  // P's store: the table copied for P (mapcount 2), do_wp_page copies: P leaves the pinned page.
+  n.write(p, r, 0, 8);
+  assert.deepEqual([n.read(p, r, 0), n.read(q, r, 0), n.deviceRead(pin)], [8, 7, 7]);
+  // A plain fork: copy_one_pte write-protects both PTEs, so FOLL_WRITE faults (do_wp_page,
+  // mapcount 2: a copy) and the pin holds P's own page.
+  const o = oneProc(ODF_RULES, 2);
+  o.n.write(o.p, o.r, 0, 1);
+  const oq = o.n.fork(o.p);
+  const opin = o.n.pin(o.p, o.r, 0, { write: true, longterm: true })!;
+  o.n.deviceWrite(opin, 7);
+  assert.deepEqual([o.n.read(oq, o.r, 0), o.n.read(o.p, o.r, 0)], [1, 7]);
+});
+
+test('ODF 8d43667: a mapping covering its table takes it back at count 1 with its writable PTEs: the parent\'s store lands in the page the child maps; odf-2021 (eebe694) copies', () => {
+  for (const [rules, qReads] of [[ODF_RULES, 3], [ODF_2021_RULES, 1]] as const) {
+    const { n, p, r } = oneProc(rules, 512);
+    n.write(p, r, 0, 1);
+    const q = n.fork(p, true);
+    assert.equal(q.shared!.size, 1, 'a 512-page mapping covers its table: shared by both rule sets');
+    // Q copies (count 2): its buf[0] read-only, f mapped twice.
+    n.write(q, r, 1, 2);
+    const f = frameOf(p, r, 0)!;
+    assert.equal(frameOf(q, r, 0), f);
+    assert.deepEqual([f.refcount, f.mapcount], [2, 2]);
+    // P's store: count 1. 8d43667: table_start >= vm_start && table_end <= vm_end && count == 1:
+    // set_pmd_at(pmd_mkwrite): P's PTE is the old, writable one: the store goes into f.
+    // eebe694 removed that: tfork_one_pte_table copies (f 3, then 2 once the old table goes),
+    // do_wp_page (mapcount 2) copies.
+    n.write(p, r, 0, 3);
+    assert.equal(n.read(q, r, 0), qReads, rules === ODF_RULES ? 'the repossession leak' : 'isolated');
+  }
+});
+
+test('odf-2021 (d8ccd3c): a mapping covering part of its table is not shared (copy_pte_range, a plain fork), and MADV_DONTNEED does nothing in a process using ODF, nor in its children', () => {
+  const { n, p, r } = oneProc(ODF_2021_RULES, 2);
+  n.write(p, r, 0, 1);
+  const q = n.fork(p, true);
+  const f = frameOf(p, r, 0)!;
+  assert.equal(q.shared!.size, 0);
+  assert.deepEqual([f.refcount, f.mapcount, pte(p, r, 0).writable, pte(q, r, 0).writable], [2, 2, false, false], 'copy_one_pte: a COW share');
+  // madvise_dontneed_free() returns 0 when MMF_USE_ODF is set (it is on both, and on a child of Q).
+  n.madvise(q, r, 0, 1, 'dontneed');
+  n.madvise(p, r, 0, 1, 'dontneed');
+  const g = n.fork(q);
+  n.madvise(g, r, 0, 1, 'dontneed');
+  assert.deepEqual([n.read(p, r, 0), n.read(q, r, 0), n.read(g, r, 0)], [1, 1, 1]);
+  assert.deepEqual([f.refcount, f.mapcount], [3, 3]);
+});
+
+test('ODF 8d43667: MADV_DONTNEED of one page of a shared table takes every page of the mapping in it from the process (zap_pmd_range decides by the VMA); the other keeps them', () => {
+  const { n, p, r } = written(ODF_RULES, 2);
+  const q = n.fork(p, true);
+  // The 2-page VMA covers part of the table: dereference_pte_table, then tfork_one_pte_table with
+  // `exclude` set to the VMA's end: the copy has none of this VMA's entries.
+  n.madvise(q, r, 0, 1, 'dontneed');
+  assert.deepEqual([n.read(q, r, 0), n.read(q, r, 1)], [0, 0], 'buf[1] is gone too');
+  assert.deepEqual([n.read(p, r, 0), n.read(p, r, 1)], [1, 2]);
+  assert.deepEqual([frameOf(p, r, 0)!.mapcount, frameOf(p, r, 1)!.refcount], [1, 1], 'only P\'s (old) table maps them');
+});
+
+test('ODF: a fork of an mm that used ODF shares again (the same table, count 3); a VM_WIPEONFORK mapping in a shared table shows the parent\'s data to the child (the table is shared whole)', () => {
+  const { n, p, r } = written(ODF_RULES, 2);
+  n.madvise(p, r, 1, 2, 'wipeonfork');
+  const q = n.fork(p, true);
+  // dup_mmap_tfork skips copy_page_range_tfork for the VM_WIPEONFORK VMA, but buf[0]'s VMA
+  // shares the 2 MiB table it sits in, buf[1]'s PTE included.
+  assert.equal(n.read(q, r, 1), 2);
+  const g = n.fork(p); // MMF_USE_ODF: fork() is redirected to dup_mm_tfork
+  assert.equal(p.shared!.get(0)!.users.size, 3);
+  assert.equal(g.shared!.get(0), p.shared!.get(0));
+  // A plain fork on plain rules: the child's wipeonfork page is empty.
+  const o = oneProc(V5_7_RULES, 2);
+  o.n.write(o.p, o.r, 1, 2);
+  o.n.madvise(o.p, o.r, 1, 2, 'wipeonfork');
+  assert.equal(o.n.read(o.n.fork(o.p), o.r, 1), 0);
+});
+
+test('ODF: a read-only mapping first in a table is copied per page, so a writable one after it is too (nothing shared); writable first, the read-only one is seen through the shared table', () => {
+  const { n, p, r } = written(ODF_RULES, 2);
+  n.mprotect(p, r, 0, 1, 'ro');
+  const q = n.fork(p, true);
+  assert.equal(q.shared!.size, 0);
+  assert.deepEqual([frameOf(p, r, 1)!.mapcount, n.read(q, r, 0), n.read(q, r, 1)], [2, 1, 2]);
+  const o = written(ODF_RULES, 2);
+  o.n.mprotect(o.p, o.r, 1, 2, 'ro');
+  const oq = o.n.fork(o.p, true);
+  assert.equal(oq.shared!.size, 1);
+  assert.deepEqual([frameOf(o.p, o.r, 1)!.mapcount, o.n.read(oq, o.r, 1)], [1, 2]);
+});
+
+test('ODF: a MADV_DONTFORK page in a shared table is not copied by the child (tfork_one_pte_table copies the copier\'s VMAs): its counts stay the parent\'s', () => {
+  const { n, p, r } = written(ODF_RULES, 2);
+  n.madvise(p, r, 1, 2, 'dontfork');
+  const q = n.fork(p, true);
+  const f1 = frameOf(p, r, 1)!;
+  n.write(q, r, 0, 3);
+  assert.deepEqual([f1.refcount, f1.mapcount], [1, 1]);
+  assert.equal(n.read(q, r, 1), null);
+  n.exit(q);
+  n.exit(p);
+  assert.equal(n.frames.size, 0);
+});
+
+test('ODF: a swap entry in a shared table: the child\'s read fault copies the table (swap_duplicate: count 2), then swaps in; when both are gone the slot\'s count is 0 and the swap cache keeps the page until reclaim', () => {
+  const { n, p, r } = oneProc(ODF_RULES, 2);
+  n.write(p, r, 0, 1);
+  assert.equal(n.swapout(p, r, 0), true);
+  const slot = swpOf(p, r, 0)!.slot;
+  const q = n.fork(p, true);
+  assert.equal(slot.count, 1, 'one entry, in the one table');
+  assert.equal(n.read(q, r, 0), 1);
+  // The copy's entry took a count (2), the swap-in consumed it (1): P's entry in the old table.
+  assert.equal(slot.count, 1);
+  assert.equal(n.read(p, r, 0), 1);
+  assert.equal(frameOf(p, r, 0), frameOf(q, r, 0), 'P\'s swap-in found Q\'s page in the swap cache');
+  n.exit(q);
+  n.exit(p);
+  // Both entries were swapped in, none zapped: free_swap_and_cache never ran, so the swap cache
+  // keeps the page (with its only reference) until reclaim, as after a plain fork.
+  assert.equal(slot.count, 0);
+  assert.deepEqual([...n.frames].map((f) => [f.refcount, f.mapcount, f.swapcache === slot]), [[1, 0, true]]);
+});
+
+test('ODF: gup-fast walks the page tables, not the VMAs: in the child, where it has no mapping (MADV_DONTFORK), a fast pin or vmsplice takes the parent\'s page from the shared table; the slow path fails (EFAULT)', () => {
+  const { n, p, r } = written(ODF_RULES, 2);
+  n.madvise(p, r, 1, 2, 'dontfork');
+  const q = n.fork(p, true);
+  // get_user_pages_fast -> gup_pgd_range ... gup_pte_range reads the PTE of Q's (shared) table:
+  // present, writable (P's, never write-protected by ODF): pinned; no find_vma on this path.
+  assert.equal(n.pin(q, r, 1, { write: true, longterm: true }), null, '__get_user_pages: find_extend_vma finds nothing: EFAULT');
+  const pin = n.pinFast(q, r, 1, { write: true, longterm: true })!;
+  assert.equal(pin.frame, frameOf(p, r, 1));
+  n.deviceWrite(pin, 9);
+  assert.equal(n.read(p, r, 1), 9, 'Q\'s device writes into P\'s page');
+  const ref = n.vmsplice(q, r, 1)!;
+  n.write(p, r, 1, 10); // P copies the table (mapcount 2 now: P's copy and the old table), then the page
+  assert.equal(n.pipeRead(ref), 9, 'Q\'s pipe keeps the page P left');
+  assert.equal(n.read(p, r, 1), 10);
+  // A plain fork leaves no entry there: the fast path finds none, the slow path fails.
+  const o = oneProc(ODF_RULES, 2);
+  o.n.write(o.p, o.r, 1, 2);
+  o.n.madvise(o.p, o.r, 1, 2, 'dontfork');
+  const oq = o.n.fork(o.p);
+  assert.deepEqual([o.n.pinFast(oq, o.r, 1, { write: true, longterm: true }), o.n.vmsplice(oq, o.r, 1)], [null, null]);
+});
+
+// Interleavings of kernel paths run in steps (`&`, `T step`, `T finish`) on the model core, each
+// checked by hand against the kernel's code: where the kernel's locks and re-checks make the
+// interleaving act as one order of the operations, the model core must read what the naive model
+// reads when it runs them in that order; where they do not (5.9's gup-fast against fork), no
+// order of the naive model gives what the model core reads.
+
+/** The values (names) the model core reads with `reads` after `steps` (a read or a device read each). */
+function coreReads(profile: string, steps: readonly string[], reads: readonly string[]): (string | undefined)[] {
+  const r = runnerAfter(steps, profile, [], false);
+  const sc = parse(scenarioText([...steps, ...reads]), 't.scn.yaml');
+  return reads.map((_, i) => {
+    const at = steps.length + i;
+    return r.step(sc.steps[at]!, at).record.observations.find((o) => o.kind === 'read' || o.kind === 'handle-read')?.actual;
+  });
+}
+
+test('interleaving: gup-fast FOLL_PIN inside a fork (write_protect_seq odd) falls back to the slow path after the fork: v6 reads what the naive model reads for fork, then pin', () => {
+  // Thread Q of P pins buf[0] with gup-fast while P forks R. Steps: fork begins (mmap_lock for
+  // write, raw_write_seqcount_begin: write_protect_seq odd), copy_present_pte decides to share
+  // (page_maybe_dma_pinned false), gup-fast reads the PTE (present, writable) and pins the page,
+  // fork shares it and write-protects the PTE, fork ends.
+  const steps = ['P mmap buf 1 rw private', 'P thread Q', 'Q write buf[0] = 1', 'P fork R &', 'Q pin buf[0] as h rw longterm fast &',
+    'P step', 'P step', 'Q step', 'Q step', 'P step', 'Q finish', 'P finish', 'Q write buf[0] = 2', 'device write h[0] = 3'];
+  const reads = ['Q read buf[0]', 'R read buf[0]', 'device read h[0]'];
+  // v6 (57efa1fe5957, 5.11): lockless_pages_from_mm() samples write_protect_seq before the walk
+  // (odd: the fork had begun, so in 6.x it does not even walk; the model's 5.11-era re-check after
+  // the walk drops the pin the same way), falls back to __gup_longterm_locked, which needs
+  // mmap_lock for read: it runs after the fork. Then FOLL_WRITE on the write-protected PTE of a
+  // page the fork shared (PG_anon_exclusive cleared, refcount 2): do_wp_page copies; the pin holds
+  // Q's new page. Q's store and the device's go to that page; R keeps 1.
+  const n = new NaiveKernel(V6_RULES);
+  const p = n.spawn();
+  const r = n.mmap(p, 1);
+  n.write(p, r, 0, 1);
+  const child = n.fork(p);
+  const pin = n.pin(p, r, 0, { write: true, longterm: true })!;
+  n.write(p, r, 0, 2);
+  n.deviceWrite(pin, 3);
+  assert.deepEqual([n.read(p, r, 0), n.read(child, r, 0), n.deviceRead(pin)], [3, 1, 3]);
+  assert.deepEqual(coreReads('v6', steps, reads), ['3', '1', '3']);
+  // v5.9 has no write_protect_seq: the pin stays on the page fork shared with R (the device's
+  // write shows in R), and Q's store (page count 1 + 1024 + 1: copy) leaves it: Q reads 2.
+  assert.deepEqual(coreReads('v5.9', steps, reads), ['2', '3', '3']);
+  // No order of the two operations gives that on 5.9: pin then fork copies the pinned page for
+  // the child (early COW: R keeps 1); fork then pin gives Q a copy of its own (R keeps 1).
+  for (const pinFirst of [true, false]) {
+    const m = new NaiveKernel(V5_9_RULES);
+    const mp = m.spawn();
+    const mr = m.mmap(mp, 1);
+    m.write(mp, mr, 0, 1);
+    let mpin = pinFirst ? m.pin(mp, mr, 0, { write: true, longterm: true })! : null;
+    const mc = m.fork(mp);
+    mpin ??= m.pin(mp, mr, 0, { write: true, longterm: true })!;
+    m.write(mp, mr, 0, 2);
+    m.deviceWrite(mpin, 3);
+    assert.deepEqual([m.read(mp, mr, 0), m.read(mc, mr, 0), m.deviceRead(mpin)], [3, 1, 3], pinFirst ? 'pin, fork' : 'fork, pin');
+  }
+});
+
+test('interleaving: a write fault whose copy was made outside the lock, then another thread\'s fault on the same PTE: !pte_same drops the copy and the access retries (T\'s write, then P\'s, in the naive model)', () => {
+  // P's store faults (do_wp_page: shared after fork, so wp_page_copy: the copy is made with the
+  // PTE lock dropped); thread T's store faults and installs a copy of its own; P's wp_page_copy
+  // retakes the lock, finds !pte_same(orig_pte), frees its copy and returns; the store is
+  // retried and finds T's copy writable: no second copy.
+  const steps = ['P mmap buf 1 rw private', 'P write buf[0] = 1', 'P thread T', 'P fork Q', 'P write buf[0] = 2 &', 'P step', 'T write buf[0] = 3', 'P finish'];
+  const reads = ['P read buf[0]', 'T read buf[0]', 'Q read buf[0]'];
+  for (const [profile, rules] of [['v6', V6_RULES], ['v5.9', V5_9_RULES], ['v5.7', V5_7_RULES]] as const) {
+    const n = new NaiveKernel(rules);
+    const p = n.spawn();
+    const r = n.mmap(p, 1);
+    n.write(p, r, 0, 1);
+    const q = n.fork(p);
+    n.write(p, r, 0, 3); // T's store: a copy
+    n.write(p, r, 0, 2); // P's retried store: through the now writable PTE
+    assert.equal(n.cowCopies, 1);
+    assert.deepEqual([n.read(p, r, 0), n.read(q, r, 0)], [2, 1]);
+    assert.deepEqual(coreReads(profile, steps, reads), ['2', '2', '1'], profile);
+    const core = runnerAfter(steps, profile, [], false);
+    assert.equal(core.k.stats.cowCopies, 1, `${profile}: the dropped copy is not counted`);
+  }
+});
+
+test('interleaving: another thread\'s store while fork copies a PTE: before fork write-protects it, the store needs no fault and the child sees it (store, then fork); after, it faults and waits for fork\'s mmap_lock (fork, then store)', () => {
+  // fork & steps on one PTE: begin (mmap_lock for write), check (copy_present_pte's decision),
+  // apply (the child's PTE set, the parent's write-protected), end. T's store to a writable PTE
+  // is the CPU's alone (no fault, no lock): it lands in the frame the child is about to share.
+  // After the apply, the PTE is read-only: T faults, and the fault needs mmap_lock for read,
+  // which the fork holds: the fork ends first, then do_wp_page copies for T.
+  const start = ['P mmap buf 1 rw private', 'P thread T', 'T write buf[0] = 1', 'P fork Q &', 'P step', 'P step'];
+  const reads = ['P read buf[0]', 'Q read buf[0]'];
+  for (const [profile, rules] of [['v6', V6_RULES], ['v5.9', V5_9_RULES]] as const) {
+    for (const afterApply of [false, true]) {
+      const steps = [...start, ...(afterApply ? ['P step'] : []), 'T write buf[0] = 2', 'P finish'];
+      const n = new NaiveKernel(rules);
+      const p = n.spawn();
+      const r = n.mmap(p, 1);
+      n.write(p, r, 0, 1);
+      let q: NProc;
+      if (afterApply) {
+        q = n.fork(p);
+        n.write(p, r, 0, 2);
+      } else {
+        n.write(p, r, 0, 2);
+        q = n.fork(p);
+      }
+      const want = [n.read(p, r, 0), n.read(q, r, 0)];
+      assert.deepEqual(want, afterApply ? [2, 1] : [2, 2]);
+      assert.deepEqual(coreReads(profile, steps, reads), want.map(String), `${profile}, T's store ${afterApply ? 'after' : 'before'} the apply`);
+    }
+  }
+});
+
+// MADV_COLLAPSE (madvise_collapse, mm/khugepaged.c; 6.1 on).
+
+test('MADV_COLLAPSE of a 512-page mapping: every page copied into the new THP (none PTEs zeroed), exclusive and writable; P\'s old pages lose its mapping, a fork child keeps them', () => {
+  const { n, p, r } = oneProc(V6_RULES, 512);
+  n.write(p, r, 0, 1);
+  n.write(p, r, 1, 2);
+  const q = n.fork(p);
+  const f0 = frameOf(p, r, 0)!;
+  assert.deepEqual(n.collapse(p, r, 0, 512), { err: 'ok', collapsed: 1 });
+  // collapse_huge_page: __collapse_huge_page_copy copies each page (copy_user_highpage; a none
+  // or zero-page PTE gets clear_user_highpage), page_remove_rmap + release for the old ones;
+  // page_add_new_anon_rmap: exclusive; maybe_pmd_mkwrite on a VM_WRITE VMA.
+  assert.notEqual(frameOf(p, r, 0), f0);
+  assert.deepEqual([f0.refcount, f0.mapcount], [1, 1], 'Q\'s mapping only');
+  assert.deepEqual([frameOf(p, r, 0)!.exclusive, pte(p, r, 0).writable, pte(p, r, 511).writable], [true, true, true]);
+  assert.deepEqual([n.read(p, r, 0), n.read(p, r, 1), n.read(p, r, 511), n.read(q, r, 0)], [1, 2, 0, 1]);
+  // A THP already: SCAN_PMD_MAPPED counts as done.
+  assert.deepEqual(n.collapse(p, r, 0, 512), { err: 'ok', collapsed: 0 });
+});
+
+test('MADV_COLLAPSE refuses a page with references its mappings do not explain (a pin, a GUP reference, a pipe: SCAN_PAGE_COUNT, EAGAIN); once released it collapses', () => {
+  for (const take of ['pin', 'gup', 'vmsplice'] as const) {
+    const { n, p, r } = oneProc(V6_RULES, 512);
+    n.write(p, r, 0, 1);
+    const pin = take === 'pin' ? n.pin(p, r, 0, { write: true, longterm: true })! : null;
+    const ref = take === 'gup' ? n.gup(p, r, 0)! : take === 'vmsplice' ? n.vmsplice(p, r, 0)! : null;
+    // is_refcount_suitable(): refcount 1 + 1024 (or + 1) against a mapcount of 1.
+    assert.deepEqual(n.collapse(p, r, 0, 512), { err: 'EAGAIN', collapsed: 0 }, take);
+    if (pin !== null) n.unpin(pin);
+    if (ref !== null) n.putRef(ref);
+    assert.deepEqual(n.collapse(p, r, 0, 512), { err: 'ok', collapsed: 1 }, take);
+  }
+});
+
+test('MADV_COLLAPSE after fork (every PTE write-protected): EINVAL up to 6.13 (SCAN_PAGE_RO), collapsed on 6.18; a mapping with no aligned 2 MiB or no anon_vma: EINVAL', () => {
+  for (const [rules, err] of [[V6_2_RULES, 'EINVAL'], [V6_RULES, 'ok']] as const) {
+    const { n, p, r } = oneProc(rules, 512);
+    n.write(p, r, 0, 1);
+    n.fork(p);
+    assert.equal(n.collapse(p, r, 0, 512).err, err);
+  }
+  // hugepage_vma_check -> transhuge_vma_suitable: a 2-page VMA holds no aligned 2 MiB.
+  const small = oneProc(V6_RULES, 2);
+  small.n.write(small.p, small.r, 0, 1);
+  assert.equal(small.n.collapse(small.p, small.r, 0, 2).err, 'EINVAL');
+  // No anonymous fault yet: no anon_vma (hugepage_vma_check's vma_is_anonymous && !anon_vma).
+  const fresh = oneProc(V6_RULES, 512);
+  fresh.n.read(fresh.p, fresh.r, 0);
+  assert.equal(fresh.n.collapse(fresh.p, fresh.r, 0, 512).err, 'EINVAL');
+});
+
+test('MADV_COLLAPSE swaps swapped-out pages in first (__collapse_huge_page_swapin) and copies them', () => {
+  const { n, p, r } = oneProc(V6_RULES, 512);
+  n.write(p, r, 0, 1);
+  n.write(p, r, 1, 2);
+  assert.equal(n.swapout(p, r, 1), true);
+  const slot = swpOf(p, r, 1)!.slot;
+  assert.deepEqual(n.collapse(p, r, 0, 512), { err: 'ok', collapsed: 1 });
+  assert.equal(swpOf(p, r, 1), null);
+  assert.equal(slot.count, 0);
+  assert.deepEqual([n.read(p, r, 0), n.read(p, r, 1)], [1, 2]);
+});
+
+test('soft-dirty and mprotect (6.0 on): rw on an rw mapping changes nothing; after clear_refs, ro -> rw leaves an exclusive page read-only until its next write; a swap entry loses the bit too', () => {
+  const { n, p, r } = oneProc(V6_RULES, 2);
+  n.write(p, r, 0, 1);
+  n.clearSoftdirty(p); // clear_soft_dirty: write-protected, soft-dirty clear; VM_SOFTDIRTY clear
+  // mprotect_fixup: newflags == oldflags: returns before change_protection.
+  n.mprotect(p, r, 0, 1, 'rw');
+  assert.equal(pte(p, r, 0).writable, false);
+  // ro -> rw: can_change_pte_writable refuses a PTE whose soft-dirty bit is clear while the VMA
+  // tracks soft-dirty (vma_soft_dirty_enabled): the next write must fault to be recorded.
+  n.mprotect(p, r, 0, 1, 'ro');
+  n.mprotect(p, r, 0, 1, 'rw');
+  assert.equal(pte(p, r, 0).writable, false);
+  n.write(p, r, 0, 2); // do_wp_page: reuse (PG_anon_exclusive); pte_mkdirty sets soft-dirty
+  assert.equal(n.reuses, 1);
+  n.mprotect(p, r, 0, 1, 'ro');
+  n.mprotect(p, r, 0, 1, 'rw');
+  assert.equal(pte(p, r, 0).writable, true, 'soft-dirty now: upgraded');
+  // A swap entry keeps the bit (pte_swp_mksoft_dirty) and clear_refs clears it there too
+  // (pte_swp_clear_soft_dirty): 6.11's read-fault swap-in then maps it read-only.
+  n.write(p, r, 1, 3);
+  n.swapout(p, r, 1);
+  assert.equal(swpOf(p, r, 1)!.softDirty, true);
+  n.clearSoftdirty(p);
+  assert.equal(swpOf(p, r, 1)!.softDirty, false);
+  assert.equal(n.read(p, r, 1), 3);
+  assert.equal(pte(p, r, 1).writable, false, 'pte_needs_soft_dirty_wp');
 });

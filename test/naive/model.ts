@@ -24,6 +24,10 @@
 // uffd-wp bit of PTEs, swap and device-exclusive entries, the write that goes to the monitor
 // first, fork keeping or dropping the bit (by the parent's VMA up to 5.13, the child's from 5.14),
 // mremap.
+// COW page tables as On-Demand Fork has them (rssys/on-demand-fork, 8d43667 and d8ccd3c): `fork
+// ... cowpt` shares the parent's last-level tables (one table object, several users) instead of
+// copying PTEs, and any fault in or change of a shared table first copies it for the process
+// (tfork_one_pte_table).
 //
 // GUP, one page at a time, is __get_user_pages(): check_vma_flags, then follow_page_pte and
 // faultin_page until the page can be grabbed: a missing PTE is faulted in (write or read), a
@@ -72,6 +76,8 @@ export interface NSwapPte {
   exclusive: boolean;
   /** pte_swp_uffd_wp. */
   uffdWp?: boolean;
+  /** pte_swp_soft_dirty, carried from and back to the PTE. */
+  softDirty?: boolean;
 }
 
 export interface NPte {
@@ -85,6 +91,12 @@ export interface NPte {
   dirty: boolean;
   /** The uffd-wp bit (pte_uffd_wp): set by UFFDIO_WRITEPROTECT, which write-protects the PTE too. */
   uffdWp?: boolean;
+  /**
+   * _PAGE_SOFT_DIRTY: set with the dirty bit (x86's pte_mkdirty sets both) and by mremap
+   * (move_soft_dirty_pte), kept by fork, mprotect, KSM and a swap entry, cleared by clear_refs
+   * only. Absent: clear.
+   */
+  softDirty?: boolean;
 }
 
 /**
@@ -112,6 +124,8 @@ export interface NGrant {
 
 /** What the pages of one VMA share. */
 export interface NVma {
+  /** VM_SOFTDIRTY: set on a new mapping, cleared by clear_refs (soft-dirty tracking armed); absent: set. */
+  vmSoftdirty?: boolean;
   anonVma: boolean;
   /** Which anon_vma (0: none). */
   anonId: number;
@@ -164,6 +178,43 @@ export interface NProc {
   uffdForkEvent: boolean;
   /** Write-protect faults handed to the monitor (handle_userfault). */
   uffdFaults: number;
+  /**
+   * The 2 MiB blocks (address / 512) MADV_COLLAPSE made a THP of. The naive model has no THP
+   * semantics after that (PMD mapping, folio-wide pins, splits): a caller compares nothing of
+   * this process's later.
+   */
+  thp?: Set<number>;
+  /** MMF_USE_ODF: a `fork ... cowpt` ran on this mm or its ancestor: every fork of it shares tables (sticky, inherited). */
+  cowPgtable?: boolean;
+  /** The last-level tables this process reaches through a write-protected PMD, by table number (address / 512). */
+  shared?: Map<number, NTable>;
+}
+
+/** A PTE entry as a table holds it: a present PTE, a swap entry, or neither (none). */
+export interface NEntry {
+  pte: NPte | null;
+  swp: NSwapPte | null;
+}
+
+/**
+ * A last-level page table shared by COW page tables (On-Demand Fork): its entries, as they were
+ * when it was first shared (a shared table is never changed in place: whoever would change it
+ * copies it first), and the processes whose PMD points at it (pte_table_refcount). The pages it
+ * maps hold one reference and one mapping for the table, whatever the number of its users; the
+ * processes' pages in its range hold the same NPte / NSwapPte objects as `entries`.
+ */
+export interface NTable {
+  users: Set<NProc>;
+  entries: Map<number, NEntry>;
+}
+
+/** Pages a last-level page table maps (2 MiB of 4 KiB pages), and pages of a PMD-size THP. */
+export const PTES_PER_TABLE = 512;
+
+/** What MADV_COLLAPSE returned (its errno's name) and how many THPs it made. */
+export interface NCollapse {
+  err: 'ok' | 'EINVAL' | 'EAGAIN' | 'ENOMEM';
+  collapsed: number;
 }
 
 /**
@@ -252,6 +303,33 @@ export interface NaiveOptions {
   uffdUnprotectWritable?: boolean;
   /** mremap out of a registered VMA clears the uffd-wp bits of what moves (6.13, 0cef0bb836e3). */
   mremapClearsUffdWp?: boolean;
+  /** `fork ... cowpt` as On-Demand Fork does it (undefined: no COW page tables). */
+  odf?: OdfRules;
+  /**
+   * MADV_COLLAPSE (6.1, 7d8faaf15545): `writable-pte` refuses a range none of whose PTEs is
+   * writable (SCAN_PAGE_RO, up to 6.13), `any-pte` does not (6.18). Undefined: no MADV_COLLAPSE.
+   */
+  collapse?: 'writable-pte' | 'any-pte';
+}
+
+/**
+ * On-Demand Fork's rules (rssys/on-demand-fork, branch paper-version-kernel-v5.6.19, mm/memory.c).
+ * - share: which tables copy_pmd_range_tfork shares: those of writable mappings ('any', 8d43667),
+ *   or only those one writable mapping covers entirely ('whole-table', d8ccd3c); a read-only
+ *   mapping's table is copied per page, as is every mapping after one copied per page in the
+ *   same table (the child has its own table there then).
+ * - takeBack: a fault on a table whose count is 1 takes it back without a copy when the
+ *   faulting mapping covers the whole table ('whole-table', 8d43667 __handle_mm_fault) or never
+ *   ('never', eebe694).
+ * - dontneed: MADV_DONTNEED on a shared table copies it, then zaps the mapping's whole part of
+ *   the table ('vma', 8d43667 zap_pmd_range), or is ignored in a process using ODF ('ignored',
+ *   d8ccd3c madvise_dontneed_free).
+ * mremap of a shared range is modelled with the table copied first (d8ccd3c).
+ */
+export interface OdfRules {
+  share: 'any' | 'whole-table';
+  takeBack: 'whole-table' | 'never';
+  dontneed: 'vma' | 'ignored';
 }
 
 /** Linux 6.15 on (6.18). */
@@ -259,13 +337,15 @@ export const V6_RULES: NaiveOptions = {
   reuse: 'anon-exclusive', pae: true, mprotectUpgrade: true, unshare: 'all', earlyCow: true, swapinReadWritable: true, swapin: 'exclusive-bit', reclaimSkipsPinned: true, clearRefsSkipsPinned: true,
   ksmBreakCow: 'unshare',
   deviceExclusive: 'v6.15', uffdWpForkVma: 'dst-vma', uffdWpForkCopies: true, uffdUnprotectWritable: true, mremapClearsUffdWp: true,
+  collapse: 'any-pte',
 };
 /**
  * 6.2: as V6_RULES, but a swap-in maps the page writable only on a write fault (to 6.10),
  * device-exclusive entries of 5.14 (to 6.14), UFFDIO_WRITEPROTECT leaving un-protected PTEs
- * read-only (6.3 changed it) and mremap keeping uffd-wp bits (to 6.12).
+ * read-only (6.3 changed it), mremap keeping uffd-wp bits (to 6.12), and MADV_COLLAPSE wanting a
+ * writable PTE (to 6.17).
  */
-export const V6_2_RULES: NaiveOptions = { ...V6_RULES, swapinReadWritable: false, deviceExclusive: 'v5.14', uffdUnprotectWritable: false, mremapClearsUffdWp: false };
+export const V6_2_RULES: NaiveOptions = { ...V6_RULES, swapinReadWritable: false, deviceExclusive: 'v5.14', uffdUnprotectWritable: false, mremapClearsUffdWp: false, collapse: 'writable-pte' };
 /** 5.19 to 6.1 but for mprotect (6.0): R/O pins unshare anonymous pages, not the zero page; KSM's break_cow is a write fault. */
 export const V5_19_RULES: NaiveOptions = {
   reuse: 'anon-exclusive', pae: true, mprotectUpgrade: false, unshare: 'anon', earlyCow: true, swapin: 'exclusive-bit', reclaimSkipsPinned: true, clearRefsSkipsPinned: true,
@@ -297,6 +377,11 @@ export const V5_7_RULES: NaiveOptions = {
   reuse: 'mapcount', pae: false, mprotectUpgrade: false, unshare: 'none', earlyCow: false, swapin: 'reuse_swap_page', reclaimSkipsPinned: false,
   ksmBreakCow: 'write', uffdWpForkVma: 'src-vma',
 };
+
+/** On-Demand Fork as released (8d43667), on the 5.6 rules (5.7's for what the naive model knows). */
+export const ODF_RULES: NaiveOptions = { ...V5_7_RULES, odf: { share: 'any', takeBack: 'whole-table', dontneed: 'vma' } };
+/** On-Demand Fork after eebe694 (no take-back) and d8ccd3c (whole tables only, MADV_DONTNEED ignored). */
+export const ODF_2021_RULES: NaiveOptions = { ...V5_7_RULES, odf: { share: 'whole-table', takeBack: 'never', dontneed: 'ignored' } };
 
 /** How one page is grabbed by GUP. */
 interface GupFlags {
@@ -332,6 +417,10 @@ export class NaiveKernel {
   ksmMerged = 0;
   /** Device-exclusive grants, in the order they were made. */
   readonly grants: NGrant[] = [];
+  /** Tables a fork shared (counted per child), and shared tables copied (tfork_one_pte_table) or taken back. */
+  tablesShared = 0;
+  tableCopies = 0;
+  tableTakeBacks = 0;
 
   constructor(readonly rules: NaiveOptions = V6_RULES) {}
 
@@ -373,20 +462,143 @@ export class NaiveKernel {
       p.rss--;
       return;
     }
-    if (pg.swp !== null) {
-      const slot = pg.swp.slot;
-      pg.swp = null;
+    if (this.dropEntry(pg)) p.rss--;
+    pg.pte = null;
+    pg.swp = null;
+  }
+
+  /** What dropping an entry releases (zap_pte_range for one entry); true if it mapped a frame. */
+  private dropEntry(e: NEntry): boolean {
+    if (e.swp !== null) {
+      const slot = e.swp.slot;
       slot.count--;
       // free_swap_and_cache: an unused slot's cache goes when nothing else holds the frame.
       if (slot.count === 0 && slot.cache !== null && slot.cache.refcount === 1) this.dropCache(slot);
+      return false;
+    }
+    const f = e.pte?.frame ?? null;
+    if (f === null) return false;
+    f.mapcount--;
+    this.put(f);
+    return true;
+  }
+
+  /** The address (page number) of pg in p (undefined: not one of p's pages). */
+  private addrOf(p: NProc, pg: NPage): number | undefined {
+    for (const r of p.regions) {
+      for (let i = 0; i < r.n; i++) if (p.pages.get(pageKey(r, i)) === pg) return r.base + i;
+    }
+    return undefined;
+  }
+
+  /** Does VMA vma cover the whole range of table t (every address of it a page of that VMA)? */
+  private static covers(pages: Map<number, NPage>, vma: NVma, t: number): boolean {
+    for (let a = t * PTES_PER_TABLE; a < (t + 1) * PTES_PER_TABLE; a++) if (pages.get(a)?.vma !== vma) return false;
+    return true;
+  }
+
+  /** Is pg (a page of p) in a table p shares (its PMD write-protected)? */
+  private sharedAt(p: NProc, pg: NPage): boolean {
+    if (p.shared === undefined || p.shared.size === 0) return false;
+    const a = this.addrOf(p, pg);
+    return a !== undefined && p.shared.has(Math.floor(a / PTES_PER_TABLE));
+  }
+
+  /**
+   * p stops sharing table t (On-Demand Fork, before any fault in it or change of it). Count 1 and
+   * the mapping `vma` covering the table, where takeBack allows it: taken back as it is (the PMD
+   * made writable; its writable PTEs stay writable). Else tfork_one_pte_table(): a copy with an
+   * entry for each of p's own pages in the table (copy_pte_range_tfork, mapping by mapping: an
+   * address where p has no mapping gets none): a present page gets one more reference and
+   * mapping (get_page, page_dup_rmap; the zero page nothing) under a read-only PTE (a COW
+   * mapping: only the copy is write-protected), a swap entry one more count on its slot
+   * (swap_duplicate); the last user to leave frees the old table (dereference_pte_table) and
+   * what it held. RSS is not kept for shared tables.
+   */
+  private unshareTable(p: NProc, t: number, vma: NVma | null): void {
+    const tab = p.shared?.get(t);
+    if (tab === undefined) return;
+    p.shared!.delete(t);
+    const pages = this.byAddress(p);
+    if (tab.users.size === 1 && this.rules.odf?.takeBack === 'whole-table' && vma !== null && NaiveKernel.covers(pages, vma, t)) {
+      tab.users.delete(p);
+      this.tableTakeBacks++;
       return;
     }
-    const pte = pg.pte;
-    pg.pte = null;
-    if (pte === null || pte.frame === null) return;
-    pte.frame.mapcount--;
-    this.put(pte.frame);
-    p.rss--;
+    this.tableCopies++;
+    for (let a = t * PTES_PER_TABLE; a < (t + 1) * PTES_PER_TABLE; a++) {
+      const pg = pages.get(a);
+      if (pg === undefined) continue;
+      const e = tab.entries.get(a);
+      pg.pte = null;
+      pg.swp = null;
+      if (e === undefined) continue;
+      if (e.swp !== null) {
+        e.swp.slot.count++;
+        pg.swp = { slot: e.swp.slot, exclusive: false, softDirty: e.swp.softDirty };
+        continue;
+      }
+      const f = e.pte!.frame;
+      if (f !== null) {
+        f.refcount++;
+        f.mapcount++;
+      }
+      pg.pte = { frame: f, writable: false, dirty: e.pte!.dirty, softDirty: e.pte!.softDirty };
+    }
+    tab.users.delete(p);
+    if (tab.users.size === 0) for (const e of tab.entries.values()) this.dropEntry(e);
+  }
+
+  /** Unshare the table of pg (a page of p), if shared: a fault or a change there. */
+  private unshareAt(p: NProc, pg: NPage): void {
+    if (!this.sharedAt(p, pg)) return;
+    this.unshareTable(p, Math.floor(this.addrOf(p, pg)! / PTES_PER_TABLE), pg.vma);
+  }
+
+  /** Unshare the tables of the mapped pages [lo, hi) of region r (breakCowRange). */
+  private unshareRange(p: NProc, r: NRegion, lo: number, hi: number): void {
+    for (let i = lo; i < hi; i++) {
+      const pg = p.pages.get(pageKey(r, i));
+      if (pg !== undefined) this.unshareAt(p, pg);
+    }
+  }
+
+  /** Unshare every table p shares (each by the mapping at its first page of p's). */
+  private unshareAll(p: NProc): void {
+    if (p.shared === undefined) return;
+    const pages = this.byAddress(p);
+    for (const t of [...p.shared.keys()].sort((x, y) => x - y)) {
+      let vma: NVma | null = null;
+      for (let a = t * PTES_PER_TABLE; a < (t + 1) * PTES_PER_TABLE && vma === null; a++) vma = pages.get(a)?.vma ?? null;
+      this.unshareTable(p, t, vma);
+    }
+  }
+
+  /**
+   * copy_pmd_range_tfork() decides, table by table, what a fork of an ODF mm shares: where the
+   * parent has a table (an entry there, or a table it shares already), the first mapping in
+   * address order whose PTEs fork copies (an anon_vma, not VM_DONTCOPY, not VM_WIPEONFORK)
+   * decides: a writable one (covering the table, for share 'whole-table') shares the table, and
+   * every later mapping in it is seen through it; else it is copied per page into a table of the
+   * child's own, and so is every later one.
+   */
+  private tablesToShare(parent: NProc): Set<number> {
+    const pages = this.byAddress(parent);
+    const out = new Set<number>();
+    const firsts = new Map<number, NPage>();
+    const hasTable = new Set<number>(parent.shared?.keys() ?? []);
+    for (const a of [...pages.keys()].sort((x, y) => x - y)) {
+      const pg = pages.get(a)!;
+      const t = Math.floor(a / PTES_PER_TABLE);
+      if (pg.pte !== null || pg.swp !== null) hasTable.add(t);
+      if (!firsts.has(t) && !pg.dontfork && !pg.wipeonfork && pg.vma.anonVma) firsts.set(t, pg);
+    }
+    for (const [t, pg] of firsts) {
+      if (!hasTable.has(t) || pg.prot !== 'rw') continue;
+      if (this.rules.odf!.share === 'whole-table' && !NaiveKernel.covers(pages, pg.vma, t)) continue;
+      out.add(t);
+    }
+    return out;
   }
 
   mmap(p: NProc, n: number): NRegion {
@@ -458,12 +670,16 @@ export class NaiveKernel {
   write(p: NProc, r: NRegion, i: number, value: number): boolean {
     const pg = p.pages.get(pageKey(r, i));
     if (pg === undefined || pg.prot !== 'rw') return false;
-    if (pg.pte === null || !pg.pte.writable) {
+    // A store through a write-protected PMD (a shared table) faults whatever the PTE says.
+    const shared = this.sharedAt(p, pg);
+    if (shared || pg.pte === null || !pg.pte.writable) {
       p.minflt++;
-      this.writeFault(p, pg);
+      this.unshareAt(p, pg);
+      if (pg.pte === null || !pg.pte.writable) this.writeFault(p, pg);
     }
     pg.pte!.frame!.value = value;
     pg.pte!.dirty = true;
+    pg.pte!.softDirty = true;
     return true;
   }
 
@@ -485,7 +701,7 @@ export class NaiveKernel {
     if (pte === null) {
       // do_anonymous_page, write: a new exclusive zeroed page, mapped writable.
       this.anonPrepare(p, pg);
-      pg.pte = { frame: this.newFrame(0), writable: true, dirty: true };
+      pg.pte = { frame: this.newFrame(0), writable: true, dirty: true, softDirty: true };
       p.rss++;
       return;
     }
@@ -516,12 +732,14 @@ export class NaiveKernel {
       this.reuses++; // wp_page_reuse
       pte.writable = true;
       pte.dirty = true;
+      pte.softDirty = true;
       return;
     }
     this.anonPrepare(p, pg);
     this.cowCopies++;
     // The zero page is copied into a zeroed page (no mapping of it to drop).
-    pg.pte = { frame: this.newFrame(old === null ? 0 : old.value), writable: !unshare, dirty: !unshare, uffdWp: unshare && pte.uffdWp === true };
+    // wp_page_copy: a write maps it pte_mkdirty (soft-dirty too); an unshare keeps the old PTE's soft-dirty and uffd-wp bits.
+    pg.pte = { frame: this.newFrame(old === null ? 0 : old.value), writable: !unshare, dirty: !unshare, uffdWp: unshare && pte.uffdWp === true, softDirty: !unshare || pte.softDirty === true };
     if (old === null) {
       p.rss++;
       return;
@@ -587,6 +805,7 @@ export class NaiveKernel {
       this.restoreDevx(p, pg, true);
       return;
     }
+    this.unshareAt(p, pg);
     if (pg.swp !== null) {
       this.swapIn(p, pg, false);
       return;
@@ -613,6 +832,7 @@ export class NaiveKernel {
     const { slot, exclusive: swpExclusive } = pg.swp!;
     // pte_swp_uffd_wp: the page comes back write-protected with the bit (a write then goes to the monitor).
     const uffdWp = pg.swp!.uffdWp === true;
+    const swpSoftDirty = pg.swp!.softDirty === true;
     pg.swp = null;
     let f = slot.cache;
     if (f === null) {
@@ -629,7 +849,7 @@ export class NaiveKernel {
       const writable = write && this.reuseSwapPage(f) && pg.prot === 'rw' && !uffdWp;
       slot.count--;
       f.mapcount++;
-      pg.pte = { frame: f, writable, dirty: writable, uffdWp };
+      pg.pte = { frame: f, writable, dirty: writable, uffdWp, softDirty: writable || swpSoftDirty };
       p.rss++;
       return;
     }
@@ -647,11 +867,14 @@ export class NaiveKernel {
     let writable = false;
     if (exclusive) {
       f.exclusive = true;
-      writable = pg.prot === 'rw' && (write || this.rules.swapinReadWritable === true) && !uffdWp;
+      // pte_needs_soft_dirty_wp(): not while soft-dirty tracking waits for this page's next write
+      // (VM_SOFTDIRTY clear, the entry not soft-dirty), as the model core has it for both faults.
+      const softDirtyWp = pg.vma.vmSoftdirty === false && !swpSoftDirty;
+      writable = pg.prot === 'rw' && (write || this.rules.swapinReadWritable === true) && !uffdWp && !softDirtyWp;
     }
     f.mapcount++;
     // pte_mkdirty only for a write fault mapped writable here (a read fault's writable PTE is clean).
-    pg.pte = { frame: f, writable, dirty: write && writable, uffdWp };
+    pg.pte = { frame: f, writable, dirty: write && writable, uffdWp, softDirty: swpSoftDirty || (write && writable) };
     p.rss++;
     // A write fault that did not end writable goes on to do_wp_page (the caller's writeFault).
   }
@@ -670,6 +893,7 @@ export class NaiveKernel {
   swapout(p: NProc, r: NRegion, i: number): boolean {
     if (this.rules.swapin === undefined) throw new Error('swap is not modelled by these naive rules');
     const pg = p.pages.get(pageKey(r, i));
+    if (pg !== undefined) this.unshareAt(p, pg);
     const f = pg?.pte?.frame ?? null;
     if (pg === undefined || f === null || f.mapcount !== 1) return false;
     if (NaiveKernel.maybeDmaPinned(f)) {
@@ -687,7 +911,7 @@ export class NaiveKernel {
     // try_to_unmap of a KSM page walks its stable node's rmap items (rmap_walk_ksm); a KSM page
     // in no tree (break_cow's leftover) has none: it stays mapped, in the swap cache.
     if (f.ksm === true && f.stable !== true) return false;
-    pg.swp = { slot, exclusive: this.rules.pae && f.exclusive, uffdWp: pg.pte!.uffdWp === true };
+    pg.swp = { slot, exclusive: this.rules.pae && f.exclusive, uffdWp: pg.pte!.uffdWp === true, softDirty: pg.pte!.softDirty };
     f.exclusive = false;
     slot.count++;
     pg.pte = null;
@@ -736,20 +960,25 @@ export class NaiveKernel {
     // follow_page_pte until it gives the page; each miss is a fault (faultin_page), counted.
     for (;;) {
       const pte = pg.pte;
+      // (Each fault in a shared table copies it first; GUP itself looks at the PTE only, so a
+      // FOLL_WRITE through a writable PTE of a shared table takes the page as it is.)
       if (pte === null) {
         if (flags.write) {
           p.minflt++;
+          this.unshareAt(p, pg);
           this.writeFault(p, pg);
         } else this.readFault(p, pg);
         continue;
       }
       if (flags.write && !pte.writable) {
         p.minflt++;
+        this.unshareAt(p, pg);
         this.wpFault(p, pg, false);
         continue;
       }
       if (!pte.writable && this.mustUnshare(pte.frame, flags)) {
         p.minflt++;
+        this.unshareAt(p, pg);
         this.wpFault(p, pg, true);
         continue;
       }
@@ -778,7 +1007,21 @@ export class NaiveKernel {
    * which ends the same way as gup(). null: EFAULT.
    */
   vmsplice(p: NProc, r: NRegion, i: number): NRef | null {
-    return this.gup(p, r, i);
+    // gup-fast first: a present normal page is taken as it is (see fastPte: no VMA looked at).
+    const f = this.fastPte(p, r, i)?.frame ?? null;
+    if (f === null) return this.gup(p, r, i);
+    f.refcount++;
+    return { frame: f };
+  }
+
+  /**
+   * The PTE gup-fast finds for page i of region r: it walks p's page tables locklessly and looks
+   * at no VMA, so where p has no mapping it still finds an entry of a table p shares (a
+   * MADV_DONTFORK page of the parent's, under On-Demand Fork). null: none there (or a swap entry).
+   */
+  private fastPte(p: NProc, r: NRegion, i: number): NPte | null {
+    const addr = r.base + i;
+    return (p.pages.get(pageKey(r, i)) ?? p.shared?.get(Math.floor(addr / PTES_PER_TABLE))?.entries.get(addr))?.pte ?? null;
   }
 
   /** A read of the pipe (pipe_read -> copy_page_to_iter): the page's content now. */
@@ -798,6 +1041,23 @@ export class NaiveKernel {
   pin(p: NProc, r: NRegion, i: number, o: { write: boolean; longterm: boolean }): NPin | null {
     const f = this.grab(p, r, i, { write: o.write, pin: true, longterm: o.longterm });
     return f === undefined ? null : { frame: f, write: o.write, longterm: o.longterm };
+  }
+
+  /**
+   * pin_user_pages_fast(FOLL_PIN | FOLL_WRITE [| FOLL_LONGTERM]), one page: gup-fast walks the
+   * page tables locklessly and looks at no VMA: a present, writable PTE of a normal page is pinned
+   * as it is (fastPte); anything else goes to the slow
+   * path (pin), which ends as it would have. R/O pins go to the slow path here.
+   */
+  pinFast(p: NProc, r: NRegion, i: number, o: { write: boolean; longterm: boolean }): NPin | null {
+    if (!o.write) return this.pin(p, r, i, o);
+    const pte = this.fastPte(p, r, i);
+    const f = pte?.frame ?? null;
+    if (pte === null || f === null || !pte.writable) return this.pin(p, r, i, o);
+    // mm_set_has_pinned_flag() (5.9 on), before the walk, as the slow path does.
+    if (this.rules.earlyCow) p.hasPinned = true;
+    f.refcount += GUP_PIN_COUNTING_BIAS;
+    return { frame: f, write: true, longterm: o.longterm };
   }
 
   /** unpin_user_pages: the pin's GUP_PIN_COUNTING_BIAS comes off the refcount (nothing for the zero page). */
@@ -833,10 +1093,39 @@ export class NaiveKernel {
    * and first tells devices (the MMU notifier of a COW mapping revokes the grants there); a
    * device-exclusive entry is restored in the parent (copy_nonpresent_pte ->
    * try_restore_exclusive_pte; the page lock is always free here) and copied as the present PTE
-   * it is then. Whether the child's entry keeps its uffd-wp bit: `uffdWpForkVma`.
+   * it is then. Whether the child's entry keeps its uffd-wp bit: `uffdWpForkVma`. `cowpt` (a fork
+   * with COW page tables, On-Demand Fork's MMF_USE_ODF) marks the parent; every fork of a marked mm
+   * shares tables (tablesToShare): the child's pages there hold the parent's entries themselves
+   * (the whole table: a VM_WIPEONFORK or anon_vma-less mapping in it too), nothing is counted per
+   * page, both PMDs are write-protected (writable PTEs stay so).
    */
-  fork(parent: NProc): NProc {
+  fork(parent: NProc, cowpt = false): NProc {
+    if (cowpt && this.rules.odf === undefined) throw new Error('these naive rules have no COW page tables');
+    if (cowpt) parent.cowPgtable = true;
     const child = this.spawn();
+    const share = parent.cowPgtable === true ? this.tablesToShare(parent) : new Set<number>();
+    const addrs = new Map<string, number>();
+    for (const r of parent.regions) for (let i = 0; i < r.n; i++) addrs.set(pageKey(r, i), r.base + i);
+    if (parent.cowPgtable === true) {
+      child.cowPgtable = true;
+      child.shared = new Map();
+      parent.shared ??= new Map();
+      const byAddr = this.byAddress(parent);
+      for (const t of share) {
+        let tab = parent.shared.get(t);
+        if (tab === undefined) {
+          tab = { users: new Set([parent]), entries: new Map() };
+          for (let a = t * PTES_PER_TABLE; a < (t + 1) * PTES_PER_TABLE; a++) {
+            const pg = byAddr.get(a);
+            if (pg !== undefined && (pg.pte !== null || pg.swp !== null)) tab.entries.set(a, { pte: pg.pte, swp: pg.swp });
+          }
+          parent.shared.set(t, tab);
+        }
+        tab.users.add(child);
+        child.shared.set(t, tab);
+        this.tablesShared++;
+      }
+    }
     // ksm_fork: a child of an mm registered with KSM (MMF_VM_MERGEABLE) is registered too, at the
     // list's tail (__ksm_enter behind ksmd's cursor, which rests at the list head between runs).
     if (this.ksmMms.includes(parent)) this.ksmMms.push(child);
@@ -852,11 +1141,17 @@ export class NaiveKernel {
       if (cv === undefined) {
         // anon_vma_fork(): the child's VMA gets an anon_vma of its own.
         const anon = pg.wipeonfork ? false : pg.vma.anonVma;
-        cv = { anonVma: anon, anonId: anon ? this.nextAnon++ : 0, shift: pg.vma.shift };
+        cv = { anonVma: anon, anonId: anon ? this.nextAnon++ : 0, shift: pg.vma.shift, vmSoftdirty: pg.vma.vmSoftdirty };
         vmas.set(pg.vma, cv);
       }
       const cp: NPage = { vma: cv, prot: pg.prot, dontfork: false, wipeonfork: pg.wipeonfork, mergeable: pg.mergeable, pte: null, swp: null, uffd };
       child.pages.set(key, cp);
+      // A shared table: the child reaches the parent's entries through it.
+      if (share.has(Math.floor(addrs.get(key)! / PTES_PER_TABLE))) {
+        cp.pte = pg.pte;
+        cp.swp = pg.swp;
+        continue;
+      }
       // VM_WIPEONFORK: an empty VMA. vma_needs_copy: nothing to copy without an anon_vma (from
       // 5.19 unless the child's VMA is registered for uffd-wp: its PTEs hold the protection).
       if (pg.wipeonfork || (!pg.vma.anonVma && !(this.rules.uffdWpForkCopies === true && uffd))) continue;
@@ -869,14 +1164,14 @@ export class NaiveKernel {
         // Up to 5.13 a swap entry kept its uffd-wp bit whatever the VMA (8f34f1eac382 made it ask).
         pg.swp.slot.count++;
         pg.swp.exclusive = false;
-        cp.swp = { slot: pg.swp.slot, exclusive: false, uffdWp: pg.swp.uffdWp === true && (keep || srcVma) };
+        cp.swp = { slot: pg.swp.slot, exclusive: false, uffdWp: pg.swp.uffdWp === true && (keep || srcVma), softDirty: pg.swp.softDirty };
         continue;
       }
       if (pg.pte === null) continue;
       const wp = keep && pg.pte.uffdWp === true;
       const f = pg.pte.frame;
       if (f === null) {
-        cp.pte = { frame: null, writable: false, dirty: false, uffdWp: wp };
+        cp.pte = { frame: null, writable: false, dirty: false, uffdWp: wp, softDirty: pg.pte.softDirty };
         continue;
       }
       // copy_present_ptes: a page that may be pinned (MMF_HAS_PINNED, folio_maybe_dma_pinned;
@@ -886,7 +1181,7 @@ export class NaiveKernel {
       // the parent's PTE and page are left as they are.
       if (this.rules.earlyCow && parent.hasPinned && NaiveKernel.maybeDmaPinned(f) && (!this.rules.pae || f.exclusive)) {
         const kept = !srcVma && wp;
-        cp.pte = { frame: this.newFrame(f.value), writable: cp.prot === 'rw' && !kept, dirty: true, uffdWp: kept };
+        cp.pte = { frame: this.newFrame(f.value), writable: cp.prot === 'rw' && !kept, dirty: true, uffdWp: kept, softDirty: true };
         child.rss++;
         this.forkCopies++;
         continue;
@@ -896,7 +1191,7 @@ export class NaiveKernel {
       f.refcount++;
       f.exclusive = false;
       pg.pte.writable = false;
-      cp.pte = { frame: f, writable: false, dirty: pg.pte.dirty, uffdWp: wp };
+      cp.pte = { frame: f, writable: false, dirty: pg.pte.dirty, uffdWp: wp, softDirty: pg.pte.softDirty };
       child.rss++;
     }
     return child;
@@ -907,12 +1202,14 @@ export class NaiveKernel {
     const at = this.ksmMms.indexOf(p);
     if (at >= 0) this.ksmMms.splice(at, 1);
     this.notify(p, null); // exit_mmap: the MMU notifier's release
+    this.unshareAll(p); // exit_mmap's zap copies a shared table first (or drops it: the same counts)
     for (const pg of p.pages.values()) this.zap(p, pg);
     p.pages.clear();
     p.alive = false;
   }
 
   munmap(p: NProc, r: NRegion, lo: number, hi: number): void {
+    this.unshareRange(p, r, lo, hi);
     this.split(p, r, lo, hi);
     this.notify(p, this.pagesIn(p, r, lo, hi));
     for (let i = lo; i < hi; i++) {
@@ -937,14 +1234,23 @@ export class NaiveKernel {
     if (end === lo) return false;
     const changed = this.pagesIn(p, r, lo, end).filter((pg) => pg.prot !== prot);
     if (changed.length === 0) return end === hi;
+    // (The model core splits the VMA first, then copies a shared table: the part in the range
+    // never covers a whole table, so no take-back here.)
     this.split(p, r, lo, end);
+    // A shared table is copied where a mapping changes (change_protection; mprotect_fixup leaves
+    // the others alone, tables and all).
+    for (const pg of changed) this.unshareAt(p, pg);
     this.notify(p, changed);
     for (const pg of changed) {
       pg.prot = prot;
       if (pg.devx && this.rules.deviceExclusive === 'v5.14') pg.devx.writable = false;
       if (pg.pte === null) continue;
       if (prot === 'ro') pg.pte.writable = false;
-      else if (this.rules.mprotectUpgrade && pg.pte.frame !== null && pg.pte.frame.exclusive && pg.pte.uffdWp !== true) pg.pte.writable = true;
+      // can_change_pte_writable() (6.0): an exclusive anonymous page, not uffd-wp protected, unless
+      // soft-dirty tracking waits for its next write (VM_SOFTDIRTY clear and the PTE not soft-dirty).
+      else if (this.rules.mprotectUpgrade && pg.pte.frame !== null && pg.pte.frame.exclusive && pg.pte.uffdWp !== true && (pg.vma.vmSoftdirty !== false || pg.pte.softDirty === true)) {
+        pg.pte.writable = true;
+      }
     }
     this.merge(p);
     return end === hi;
@@ -967,6 +1273,11 @@ export class NaiveKernel {
   madvise(p: NProc, r: NRegion, lo: number, hi: number, advice: 'dontfork' | 'dofork' | 'wipeonfork' | 'keeponfork' | 'dontneed' | 'mergeable'): void {
     if (advice === 'dontneed') {
       this.notify(p, this.pagesIn(p, r, lo, hi));
+      const odf = this.rules.odf;
+      if (odf !== undefined && p.cowPgtable === true) {
+        if (odf.dontneed === 'ignored') return;
+        this.dontneedShared(p, r, lo, hi);
+      }
       for (let i = lo; i < hi; i++) {
         const pg = p.pages.get(pageKey(r, i));
         if (pg !== undefined) this.zap(p, pg);
@@ -976,6 +1287,7 @@ export class NaiveKernel {
     if (advice === 'mergeable') {
       if (!this.ksmMms.includes(p)) this.ksmMms.push(p);
     }
+    this.unshareRange(p, r, lo, hi);
     this.split(p, r, lo, hi);
     for (let i = lo; i < hi; i++) {
       const pg = p.pages.get(pageKey(r, i));
@@ -987,6 +1299,36 @@ export class NaiveKernel {
       else pg.wipeonfork = false;
     }
     this.merge(p);
+  }
+
+  /**
+   * On-Demand Fork 8d43667's MADV_DONTNEED in a shared table (zap_pmd_range decides by the VMA):
+   * a mapping covering the table drops the process's reference to the whole table (its entries
+   * gone from this process, the pages kept by the others); one covering part of it copies the
+   * table without that mapping (tfork_one_pte_table with `exclude`): all its pages in the table
+   * go from this process, whatever part of them the range names. The range is zapped after.
+   */
+  private dontneedShared(p: NProc, r: NRegion, lo: number, hi: number): void {
+    for (let i = lo; i < hi; i++) {
+      const pg = p.pages.get(pageKey(r, i));
+      if (pg === undefined || !this.sharedAt(p, pg)) continue;
+      const t = Math.floor(this.addrOf(p, pg)! / PTES_PER_TABLE);
+      const pages = this.byAddress(p);
+      const mine = [...pages].filter(([a, x]) => Math.floor(a / PTES_PER_TABLE) === t && x.vma === pg.vma).map(([, x]) => x);
+      if (NaiveKernel.covers(pages, pg.vma, t)) {
+        const tab = p.shared!.get(t)!;
+        p.shared!.delete(t);
+        tab.users.delete(p);
+        for (const x of mine) {
+          x.pte = null;
+          x.swp = null;
+        }
+        if (tab.users.size === 0) for (const e of tab.entries.values()) this.dropEntry(e);
+        continue;
+      }
+      this.unshareTable(p, t, null);
+      for (const x of mine) this.zap(p, x);
+    }
   }
 
   /**
@@ -1012,6 +1354,10 @@ export class NaiveKernel {
     // The VMAs before the old range is split (the split is the final munmap's, after the copies).
     const pre = new Map<NPage, NVma>();
     for (const x of p.pages.values()) pre.set(x, x.vma);
+    // COW page tables (d8ccd3c): the shared tables of the old range, and one the new range lands
+    // in, are copied for this process first.
+    this.unshareRange(p, r, lo, hi);
+    for (let a = p.next; a < p.next + hi - lo; a++) this.unshareTable(p, Math.floor(a / PTES_PER_TABLE), null);
     this.split(p, r, lo, hi);
     const movedPages = new Set<NPage>();
     const moved: NRegion = { id: this.nextRegion++, n: hi - lo, base: p.next };
@@ -1029,7 +1375,7 @@ export class NaiveKernel {
     for (const { vma, idx } of parts) {
       const first = p.pages.get(pageKey(r, idx[0]!))!;
       const newAt = moved.base + (idx[0]! - lo);
-      const nv: NVma = { anonVma: vma.anonVma, anonId: vma.anonId, shift: vma.anonVma ? (vma.shift ?? 0) + (r.base + idx[0]! - newAt) : 0 };
+      const nv: NVma = { anonVma: vma.anonVma, anonId: vma.anonId, shift: vma.anonVma ? (vma.shift ?? 0) + (r.base + idx[0]! - newAt) : 0, vmSoftdirty: vma.vmSoftdirty };
       // vma_has_uffd_without_event_remap(): asked of the old VMA before anything changes it.
       const clearUffdWp = this.rules.mremapClearsUffdWp === true && first.uffd === true;
       // copy_vma: the new range joins the VMA just before it when it could merge (vma_merge_new_range).
@@ -1051,6 +1397,9 @@ export class NaiveKernel {
         }
         pg.uffd = false;
         pg.vma = nv;
+        // move_soft_dirty_pte(): every moved entry is marked soft-dirty.
+        if (pg.pte !== null) pg.pte.softDirty = true;
+        if (pg.swp !== null) pg.swp.softDirty = true;
         movedPages.add(pg);
         p.pages.delete(pageKey(r, i));
         p.pages.set(pageKey(moved, i - lo), pg);
@@ -1172,19 +1521,113 @@ export class NaiveKernel {
    * (pte_is_pinned) a writable PTE of a maybe-pinned page in a COW mapping of an mm with
    * MMF_HAS_PINNED is left as it is. The next write fault is an ordinary do_wp_page: an exclusive
    * page is reused (5.19 on, so values stay right), under 5.9's page-count rule a pinned page is
-   * copied away from its pin, under 5.7's mapcount rule it is reused. Soft-dirty bits and
-   * VM_SOFTDIRTY themselves are not kept: what they change (mprotect's upgrade of a PTE that is
-   * not soft-dirty, can_change_pte_writable) shows in no value.
+   * copied away from its pin, under 5.7's mapcount rule it is reused. The soft-dirty bits (of
+   * the PTEs write-protected and of swap entries) and VM_SOFTDIRTY are cleared: until a page's
+   * next write, mprotect(rw) does not make its PTE writable (can_change_pte_writable), nor a
+   * swap-in (pte_needs_soft_dirty_wp).
    */
   clearSoftdirty(p: NProc): void {
     this.notify(p, null); // clear_refs_write: the MMU notifier over the whole mm
+    this.unshareAll(p);
     for (const pg of p.pages.values()) {
+      pg.vma.vmSoftdirty = false;
+      if (pg.swp !== null) pg.swp.softDirty = false;
       const pte = pg.pte;
-      if (pte === null || !pte.writable) continue;
+      if (pte === null) continue;
       const f = pte.frame;
-      if (this.rules.clearRefsSkipsPinned === true && p.hasPinned && f !== null && NaiveKernel.maybeDmaPinned(f)) continue;
+      if (pte.writable && this.rules.clearRefsSkipsPinned === true && p.hasPinned && f !== null && NaiveKernel.maybeDmaPinned(f)) continue;
       pte.writable = false;
+      pte.softDirty = false;
     }
+  }
+
+  /**
+   * madvise(MADV_COLLAPSE) of pages [lo, hi) of region r (madvise_collapse, mm/khugepaged.c). The
+   * VMAs in the range, in address order (madvise_walk_vmas; a hole: ENOMEM at the end), each:
+   * hugepage_vma_check (an anon_vma, and the aligned 2 MiB holding vm_end - 2 MiB inside it: else
+   * EINVAL, ending the call), then each whole aligned 2 MiB of the VMA's part of the range
+   * (hpage_collapse_scan_pmd): a THP already is done; else the 512 entries are checked: a none
+   * or zero-page PTE is fine, a swap entry is swapped in first (__collapse_huge_page_swapin: a
+   * read fault, not counted), a page whose references its mappings (and the swap cache) do not
+   * explain is refused (a pin, a GUP or pipe reference: SCAN_PAGE_COUNT, EAGAIN; the scan goes on
+   * with the next 2 MiB), and with `writable-pte` a range none of whose PTEs is writable
+   * (SCAN_PAGE_RO, EINVAL); then collapse_huge_page: every page gets a new copy (none and zero page:
+   * a zeroed one), exclusive, mapped writable if the VMA is; the old pages lose this mapping and
+   * reference. The call's errno is that of the last refusal. The PTE table is taken to exist
+   * wherever the VMA has an anon_vma (a VMA gets one at its first anonymous fault, which makes
+   * the table; fork makes the child's table wherever the parent has one in a copied VMA).
+   */
+  collapse(p: NProc, r: NRegion, lo: number, hi: number): NCollapse {
+    if (this.rules.collapse === undefined) throw new Error('these naive rules have no MADV_COLLAPSE');
+    const pages = this.byAddress(p);
+    const a0 = r.base + lo;
+    const a1 = r.base + hi;
+    let collapsed = 0;
+    let hole = false;
+    for (let a = a0; a < a1; ) {
+      const pg = pages.get(a);
+      if (pg === undefined) {
+        hole = true;
+        a++;
+        continue;
+      }
+      // The VMA's whole extent, and its part of the range.
+      let vs = a;
+      while (pages.get(vs - 1)?.vma === pg.vma) vs--;
+      let ve = a + 1;
+      while (pages.get(ve)?.vma === pg.vma) ve++;
+      const end = Math.min(a1, ve);
+      const lastBase = Math.floor((ve - PTES_PER_TABLE) / PTES_PER_TABLE) * PTES_PER_TABLE;
+      if (!pg.vma.anonVma || ve - PTES_PER_TABLE < 0 || lastBase < vs) return { err: 'EINVAL', collapsed };
+      const hstart = Math.ceil(a / PTES_PER_TABLE) * PTES_PER_TABLE;
+      const hend = Math.floor(end / PTES_PER_TABLE) * PTES_PER_TABLE;
+      let last: NCollapse['err'] = 'ok';
+      for (let b = hstart; b < hend; b += PTES_PER_TABLE) {
+        const err = this.collapseBlock(p, pages, b);
+        if (err === 'ok') collapsed++;
+        else if (err !== 'done') last = err;
+      }
+      if (last !== 'ok') return { err: last, collapsed };
+      a = end;
+    }
+    return { err: hole ? 'ENOMEM' : 'ok', collapsed };
+  }
+
+  /** hpage_collapse_scan_pmd then collapse_huge_page for the 2 MiB at address b (all of it p's pages of one VMA). */
+  private collapseBlock(p: NProc, pages: Map<number, NPage>, b: number): NCollapse['err'] | 'done' {
+    const t = b / PTES_PER_TABLE;
+    if (p.thp?.has(t) === true) return 'done';
+    const block: NPage[] = [];
+    for (let a = b; a < b + PTES_PER_TABLE; a++) block.push(pages.get(a)!);
+    const scan = (): NCollapse['err'] => {
+      let writable = false;
+      for (const pg of block) {
+        const f = pg.pte?.frame ?? null;
+        if (f === null) continue;
+        if (pg.pte!.writable) writable = true;
+        if (f.refcount !== f.mapcount + (f.swapcache !== null ? 1 : 0)) return 'EAGAIN';
+      }
+      return !writable && this.rules.collapse === 'writable-pte' ? 'EINVAL' : 'ok';
+    };
+    // Swap entries are counted, not refused: a page scan of the others first.
+    const first = scan();
+    if (first !== 'ok') return first;
+    if (block.some((pg) => pg.swp !== null)) {
+      for (const pg of block) if (pg.swp !== null) this.swapIn(p, pg, false);
+      const again = scan();
+      if (again !== 'ok') return again;
+    }
+    for (const pg of block) {
+      const old = pg.pte?.frame ?? null;
+      if (old === null) p.rss++;
+      pg.pte = { frame: this.newFrame(old?.value ?? 0), writable: pg.prot === 'rw', dirty: true, softDirty: true };
+      if (old !== null) {
+        old.mapcount--;
+        this.put(old);
+      }
+    }
+    (p.thp ??= new Set()).add(t);
+    return 'ok';
   }
 
   /**
@@ -1382,10 +1825,10 @@ export class NaiveKernel {
     const b = r.base + hi;
     const inside = new Map<NVma, NVma>();
     for (const [addr, pg] of pages) {
-      if (addr >= a && addr < b && !inside.has(pg.vma)) inside.set(pg.vma, { anonVma: pg.vma.anonVma, anonId: pg.vma.anonId, shift: pg.vma.shift });
+      if (addr >= a && addr < b && !inside.has(pg.vma)) inside.set(pg.vma, { anonVma: pg.vma.anonVma, anonId: pg.vma.anonId, shift: pg.vma.shift, vmSoftdirty: pg.vma.vmSoftdirty });
     }
     const after = new Map<NVma, NVma>();
-    for (const v of inside.keys()) after.set(v, { anonVma: v.anonVma, anonId: v.anonId, shift: v.shift });
+    for (const v of inside.keys()) after.set(v, { anonVma: v.anonVma, anonId: v.anonId, shift: v.shift, vmSoftdirty: v.vmSoftdirty });
     for (const [addr, pg] of pages) {
       if (addr < a) continue;
       const to = addr < b ? inside.get(pg.vma) : after.get(pg.vma);
