@@ -96,7 +96,17 @@ export function uffdWriteprotect(k: Kernel, mm: Mm, lo: number, hi: number, wp: 
       continue;
     }
     t.bits[slot] = bits & ~PTE_UFFD_WP;
-    if (k.profile.uffdUnprotectWritable && canChangePteWritable(k, vma, t.bits[slot]!, t.entry[slot]!)) t.bits[slot]! |= PTE_WRITE;
+    if (!k.profile.uffdUnprotectWritable) continue;
+    if (vma.flags & (VM_SHARED | VM_MAYSHARE)) {
+      // change_pte_range() gives the PTE the VMA's vm_page_prot, which uffd-wp registration made
+      // write-protected (writenotify: userfaultfd_set_vm_flags), and no PTE is upgraded:
+      // vma_wants_manual_pte_write_upgrade() asks vma_wants_writenotify() with that very
+      // vm_page_prot, which it takes for a driver's own protection (false). So the next write
+      // faults, protected before or not (6.18's mm/userfaultfd.c, mm/mmap.c; seen on a 6.18 kernel).
+      t.bits[slot]! &= ~PTE_WRITE;
+    } else if (canChangePteWritable(k, vma, t.bits[slot]!, t.entry[slot]!)) {
+      t.bits[slot]! |= PTE_WRITE;
+    }
   }
   return OK;
 }
