@@ -33,6 +33,8 @@ function pause(ms: number): void {
 
 /** SIGBUS on x86-64 and arm64 Linux (the helper answers `fault PAGE SIGNAL`). */
 const SIGBUS_NO = 7;
+/** errno EAGAIN (Linux). */
+const EAGAIN_ERRNO = 11;
 
 export class Replay implements Replayer {
   readonly names = new Map<string, KProc>();
@@ -253,7 +255,16 @@ export class Replay implements Replayer {
     }
     const advice = step.op === 'madvise' ? this.thp.madvise(step.advice) : '';
     if (advice !== '' && step.op === 'madvise' && advice !== step.advice) this.note = `sent as ${advice} (config.thp ${this.thp.model} on this machine's THP mode); `;
-    const res = this.call(`${step.op} ${p.id} ${(r.vpn + step.sel.lo) * PAGE} ${step.sel.hi - step.sel.lo + 1}${step.op === 'madvise' ? ` ${advice}` : extra}`);
+    const cmd = `${step.op} ${p.id} ${(r.vpn + step.sel.lo) * PAGE} ${step.sel.hi - step.sel.lo + 1}${step.op === 'madvise' ? ` ${advice}` : extra}`;
+    let res = this.call(cmd);
+    if (step.op === 'madvise' && step.advice === 'collapse' && res[0] !== 'ok' && Number(res[1]) === EAGAIN_ERRNO) {
+      // MADV_COLLAPSE's EAGAIN means "try again": a page it has just swapped in
+      // (__collapse_huge_page_swapin) can still sit in a CPU's LRU batch, so isolating it fails;
+      // the next call's lru_add_drain_all() empties the batch. The model has no such batches:
+      // one retry (a refusal that lasts, a pin, fails again).
+      this.note += 'EAGAIN, retried once: ';
+      res = this.call(cmd);
+    }
     this.note += res[0] === 'ok' ? 'done' : `${step.op} failed: ${errnoName(Number(res[1]))}`;
     if (step.op === 'madvise' && step.advice === 'collapse') {
       this.observe('madvise', `${step.proc} madvise ${label(step.sel)} collapse`, res[0] === 'ok' ? 'ok' : errnoName(Number(res[1])));
