@@ -51,7 +51,8 @@ export type TaskState = 'running' | 'blocked' | 'done';
 
 /**
  * References that GUP users hold on frames (pins, FOLL_GET references, pipe buffers, device
- * grants). Kernel.clone copies each field (copyHandle: a field added here is added there).
+ * grants). Kernel.clone copies each field (copyHandle and copyHandleInto: a field added here
+ * is added to both).
  */
 export interface Handle {
   id: number;

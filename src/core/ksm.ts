@@ -19,8 +19,8 @@ import { pmdLeafSlot, pteSlot } from './walk.js';
 
 /**
  * write_protect_page(): KSM may take a page only if it is not a KSM page already and nothing but
- * its mappings (and the swap cache) references it — no GUP reference or pin; then its PTE is write-protected and cleaned and
- * the page stops being exclusive. The reference check runs only for a PTE that is writable, dirty
+ * its mappings (and the swap cache) references it — no GUP reference or pin; then its PTE is
+ * write-protected and cleaned and the page stops being exclusive. The reference check runs only for a PTE that is writable, dirty
  * or maps a PageAnonExclusive page: a clean read-only PTE of a shared page (a read fault's mapping
  * write-protected by fork) is taken as it is, extra references (a pipe buffer, GUP) and all.
  */

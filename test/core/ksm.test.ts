@@ -556,10 +556,6 @@ test('v6: MADV_PAGEOUT cannot unmap a KSM page in no tree (rmap_walk_ksm finds n
   assertConsistent(k);
 });
 
-// break_cow's leftover is scanned again like any anonymous page: cmp_and_merge_page() finds no
-// stable node on it (folio_stable_node() is NULL), so stable_tree_search() looks it up by content
-// and unstable_tree_search_insert() pairs it. Found by the model-based comparison with the naive
-// model (P's pinned page in the unstable tree, then Q's and R's shared copy of it).
 // A KSM page in no tree (break_cow's leftover) is scanned like any anonymous page
 // (cmp_and_merge_page: no stable node), but write_protect_page() cannot take it:
 // page_address_in_vma() wants the folio's anon_vma, and a KSM folio's mapping is a stable node

@@ -1452,7 +1452,8 @@ export class NaiveKernel {
    * order, each one's VM_MERGEABLE VMAs by address, and takes each present anonymous page
    * (scan_get_next_rmap_item: not the zero page, not a swap entry) to cmp_and_merge_page:
    * - a page of the stable tree (a KSM page already) stays as it is (stable_tree_search finds
-   *   the page itself: "ksm page forked");
+   *   the page itself: "ksm page forked"); a KSM page in no tree (break_cow's leftover) goes on
+   *   as an ordinary page, but write_protect_page refuses it wherever it meets it (no anon_vma);
    * - else a stable KSM page of the same content: try_to_merge_one_page write-protects the page
    *   (write_protect_page) and maps the KSM page there (replace_page); refused, nothing happens;
    * - else a page of this pass's unstable tree with the same content (not the same frame):
