@@ -2,11 +2,9 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NA, OK, PTE_SOFT_DIRTY, PTE_SWAP, SIGSEGV, VM_DONTCOPY, VM_MERGEABLE, VM_SOFTDIRTY } from '../../src/core/constants.js';
+import { NA, OK, SIGSEGV, VM_DONTCOPY, VM_MERGEABLE, VM_SOFTDIRTY } from '../../src/core/constants.js';
 import { dupMmap } from '../../src/core/fork.js';
 import { getUserPages } from '../../src/core/gup.js';
-import { swapOutPage } from '../../src/core/swap.js';
-import { pteSlot } from '../../src/core/walk.js';
 import { exitMmap } from '../../src/core/zap.js';
 import { Kernel } from '../../src/core/kernel.js';
 import { builtinProfile } from '../../src/profiles/builtin.js';
@@ -150,21 +148,6 @@ test('mprotect rw of a mapping that is rw already changes nothing (mprotect_fixu
   doMprotect(k, mm, vpn, vpn + 1, 'ro');
   doMprotect(k, mm, vpn, vpn + 1, 'rw');
   assert.equal(presentPte(k, mm, vpn).write, true);
-});
-
-test('clear_refs clears the soft-dirty bit of swap entries too (clear_soft_dirty: pte_swp_clear_soft_dirty)', () => {
-  const k = kernel('v6');
-  const { mm, vpn } = proc(k, 1);
-  writeOk(k, mm, vpn, 1);
-  assert.equal(swapOutPage(k, mm, vpn), null);
-  const slot = pteSlot(k, mm, vpn);
-  assert.ok(k.tables.bits[slot]! & PTE_SWAP && k.tables.bits[slot]! & PTE_SOFT_DIRTY, 'the swap entry carries the soft-dirty bit');
-  clearSoftDirty(k, mm);
-  assert.equal(k.tables.bits[slot]! & PTE_SOFT_DIRTY, 0);
-  // 6.11's read fault maps an exclusive swapped-in page writable, but not while soft-dirty
-  // tracking waits for its next write (pte_needs_soft_dirty_wp): read-only now.
-  assert.equal(readOk(k, mm, vpn), 1);
-  assert.equal(presentPte(k, mm, vpn).write, false);
 });
 
 test('mprotect of part of a mapping splits it into three', () => {

@@ -420,8 +420,10 @@ test('clear_refs (soft-dirty) clears the bit of a swap entry too: a read fault t
   writeOk(k, mm, vpn, 1);
   writeOk(k, mm, vpn + 1, 2);
   assert.equal(swapOutPage(k, mm, vpn), null);
+  const slot = pteSlot(k, mm, vpn);
+  assert.ok(k.tables.bits[slot]! & PTE_SWAP && k.tables.bits[slot]! & PTE_SOFT_DIRTY, 'the swap entry carries the soft-dirty bit');
   clearSoftDirty(k, mm);
-  assert.equal(k.tables.bits[pteSlot(k, mm, vpn)]! & PTE_SOFT_DIRTY, 0, 'the swap entry is clean');
+  assert.equal(k.tables.bits[slot]! & PTE_SOFT_DIRTY, 0, 'the swap entry is clean');
   assert.equal(readOk(k, mm, vpn), 1);
   assert.equal(presentPte(k, mm, vpn).write, false);
   // A page written since clear_refs is soft-dirty; its swap entry keeps that, and the same read
