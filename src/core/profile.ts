@@ -215,8 +215,10 @@ export interface Profile {
   uffdWpShmem: boolean;
   /**
    * UFFDIO_WRITEPROTECT un-protecting maps exclusive anonymous pages writable at once, as mprotect
-   * does (6.3, 931298e103c2 "mm/userfaultfd: rely on vma->vm_page_prot in uffd_wp_range()");
-   * before, the PTE stayed read-only and the next write took a fault.
+   * does, and leaves a shared mapping's PTEs to its vm_page_prot (6.3, 931298e103c2
+   * "mm/userfaultfd: rely on vma->vm_page_prot in uffd_wp_range()"); before, every present PTE
+   * of the range took vm_get_page_prot(vm_flags)'s write bit: read-only in a private mapping
+   * (even one never protected: its next write faults), writable in a shared one.
    */
   uffdUnprotectWritable: boolean;
   /** Swap is modelled for this profile (later issue). */

@@ -52,7 +52,8 @@ export function uffdRegister(k: Kernel, mm: Mm, lo: number, hi: number): number 
  * `wp` sets the uffd-wp bit of every present PTE (write-protecting it), of every swap and
  * device-exclusive entry, and (shmem, 5.19+) installs a uffd-wp PTE marker in a none PTE; an
  * anonymous none PTE is left alone. Un-protecting clears the bits and drops the markers; from 6.3
- * an exclusive anonymous page is mapped writable at once (MM_CP_TRY_CHANGE_WRITABLE). ENOENT when
+ * an exclusive anonymous page is mapped writable at once (MM_CP_TRY_CHANGE_WRITABLE); before, each
+ * present PTE takes vm_get_page_prot()'s write bit (vmGetPageProtWrite). ENOENT when
  * a page of the range is not registered in write-protect mode; NA without uffd-wp.
  * Returns the pages whose entry was not none (what the monitor protected) through `touched`.
  */
@@ -96,7 +97,10 @@ export function uffdWriteprotect(k: Kernel, mm: Mm, lo: number, hi: number, wp: 
       continue;
     }
     t.bits[slot] = bits & ~PTE_UFFD_WP;
-    if (!k.profile.uffdUnprotectWritable) continue;
+    if (!k.profile.uffdUnprotectWritable) {
+      t.bits[slot] = vmGetPageProtWrite(vma) ? t.bits[slot]! | PTE_WRITE : t.bits[slot]! & ~PTE_WRITE;
+      continue;
+    }
     if (vma.flags & (VM_SHARED | VM_MAYSHARE)) {
       // change_pte_range() gives the PTE the VMA's vm_page_prot, which uffd-wp registration made
       // write-protected (writenotify: userfaultfd_set_vm_flags), and no PTE is upgraded:
@@ -115,7 +119,8 @@ export function uffdWriteprotect(k: Kernel, mm: Mm, lo: number, hi: number, wp: 
  * change_pmd_range() with MM_CP_UFFD_WP(_RESOLVE) over the huge PMDs of [lo, hi): one the range
  * covers whole stays a PMD (change_huge_pmd(), 5.7 on): protecting write-protects it and sets
  * the uffd-wp bit on the PMD; un-protecting clears the bit and, as for a PTE
- * (uffdUnprotectWritable, can_change_pmd_writable()), maps an exclusive THP writable at once.
+ * (uffdUnprotectWritable, can_change_pmd_writable()), maps an exclusive THP writable at once;
+ * before 6.3 pmd_modify() gives it vm_get_page_prot()'s write bit (read-only: private).
  * One the range covers in part is split first (__split_huge_pmd, the PTEs inheriting the PMD's
  * bits) for the PTE loop. Every page of a PMD kept whole goes to `touched`.
  */
@@ -133,10 +138,23 @@ function uffdWpHugePmds(k: Kernel, mm: Mm, lo: number, hi: number, wp: boolean, 
     else {
       t.bits[s] = bits & ~PTE_UFFD_WP;
       const vma = mm.findVma(a)!;
-      if (k.profile.uffdUnprotectWritable && canChangePteWritable(k, vma, t.bits[s]! & ~PMD_LEAF, t.entry[s]!)) t.bits[s]! |= PTE_WRITE;
+      if (!k.profile.uffdUnprotectWritable) t.bits[s] = vmGetPageProtWrite(vma) ? t.bits[s]! | PTE_WRITE : t.bits[s]! & ~PTE_WRITE; // pmd_modify()
+      else if (canChangePteWritable(k, vma, t.bits[s]! & ~PMD_LEAF, t.entry[s]!)) t.bits[s]! |= PTE_WRITE;
     }
     for (let v = a; v < a + HPAGE_PMD_NR; v++) touched?.push(v);
   }
+}
+
+/**
+ * uffd_wp_range() before 6.3 (931298e103c2): the write bit vm_get_page_prot(vm_flags) gives.
+ * change_pte_range() builds the PTE with pte_modify(), which keeps no write bit of the old one
+ * (_PAGE_RW is not in _PAGE_CHG_MASK), and nothing upgrades it (no MM_CP_DIRTY_ACCT, no
+ * MM_CP_TRY_CHANGE_WRITABLE): a private mapping's protection is PAGE_COPY, read-only, so every
+ * present PTE un-protected is read-only, protected before or not; a shared writable mapping's is
+ * PAGE_SHARED, so every one is writable, whatever writenotify vm_page_prot asks for.
+ */
+function vmGetPageProtWrite(vma: Vma): boolean {
+  return (vma.flags & (VM_SHARED | VM_WRITE)) === (VM_SHARED | VM_WRITE);
 }
 
 /**

@@ -67,6 +67,24 @@ test('un-protecting the whole PMD keeps it; an exclusive THP is writable at once
   }
 });
 
+test('un-protecting a THP never protected: pmd_modify() with vm_get_page_prot() makes it read-only before 6.3, a write reuses it; 6.3 keeps it writable', () => {
+  for (const [name, writable] of [['v6', true], ['v6.2', false], ['6.1', false], ['v5.14', false]] as const) {
+    const k = kernel(name);
+    const mm = k.newMm();
+    const r = doMmap(k, mm, 512, 'rw', false, false, VM_HUGEPAGE);
+    for (let i = 0; i < 512; i++) writeOk(k, mm, r.start + i, 1);
+    assert.equal(uffdRegister(k, mm, r.start, r.start + 512), 0);
+    assert.notEqual(pmdBits(k, mm, r.start) & PTE_WRITE, 0, name);
+    assert.equal(uffdWriteprotect(k, mm, r.start, r.start + 512, false), 0);
+    assert.equal((pmdBits(k, mm, r.start) & PTE_WRITE) !== 0, writable, name);
+    const minflt = mm.minflt;
+    writeOk(k, mm, r.start + 7, 2);
+    assert.deepEqual([mm.minflt - minflt, mm.uffdFaults], [writable ? 0 : 1, 0], name);
+    assert.notEqual(pmdBits(k, mm, r.start) & PTE_WRITE, 0, `${name}: the exclusive THP is reused whole`);
+    assertConsistent(k);
+  }
+});
+
 test('protecting part of a THP splits it; mprotect rw of a protected PMD leaves it read-only', () => {
   const k = kernel('v6');
   const { mm, vpn } = protectedThp(k);

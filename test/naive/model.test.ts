@@ -1139,6 +1139,23 @@ test('uffd-wp: protect sets the bit and write-protects; a write goes to the moni
   assert.equal(n.uffdRegister(p, r), false);
 });
 
+test('uffd-wp: un-protecting a page never protected maps it read-only before 6.3 (pte_modify with the private PAGE_COPY), so its next write faults and do_wp_page reuses it; 6.3 leaves it writable', () => {
+  for (const [rules, writable] of [[V6_RULES, true], [V6_2_RULES, false], [V5_19_RULES, false], [V5_9_RULES, false], [V5_7_RULES, false]] as const) {
+    const { n, p, r } = oneProc(rules, 2);
+    n.write(p, r, 0, 1);
+    n.write(p, r, 1, 1);
+    n.uffdRegister(p, r);
+    assert.equal(n.uffdWriteprotect(p, r, 0, 1, true), true);
+    assert.equal(pte(p, r, 1).writable, true);
+    assert.equal(n.uffdWriteprotect(p, r, 0, 2, false), true);
+    assert.deepEqual([pte(p, r, 0).writable, pte(p, r, 1).writable], [writable, writable]);
+    const f = frameOf(p, r, 1);
+    n.write(p, r, 1, 2);
+    assert.deepEqual([frameOf(p, r, 1), n.reuses, n.cowCopies, p.uffdFaults], [f, writable ? 0 : 1, 0, 0]);
+    assert.equal(n.read(p, r, 1), 2);
+  }
+});
+
 test('uffd-wp and fork without the fork event: the child is not registered; 5.7-5.13 keep the bit by the parent\'s VMA (a stale bit that no longer traps), 5.14 on drop it by the child\'s', () => {
   for (const [rules, stale] of [[V5_9_RULES, true], [V5_7_RULES, true], [V6_RULES, false], [V5_19_RULES, false]] as const) {
     const { n, p, r } = oneProc(rules, 1);

@@ -299,7 +299,7 @@ export interface NaiveOptions {
   uffdWpForkVma?: 'src-vma' | 'dst-vma';
   /** vma_needs_copy() copies a mapping without anon_vma when the child's is registered for uffd-wp (5.19, c56d1b62cce8). */
   uffdWpForkCopies?: boolean;
-  /** UFFDIO_WRITEPROTECT un-protecting maps an exclusive anonymous page writable at once (6.3, 931298e103c2). */
+  /** UFFDIO_WRITEPROTECT un-protecting maps an exclusive anonymous page writable at once (6.3, 931298e103c2); before, it maps every present page read-only. */
   uffdUnprotectWritable?: boolean;
   /** mremap out of a registered VMA clears the uffd-wp bits of what moves (6.13, 0cef0bb836e3). */
   mremapClearsUffdWp?: boolean;
@@ -1787,7 +1787,8 @@ export class NaiveKernel {
   /**
    * uffd_wp_range -> change_protection(MM_CP_UFFD_WP[_RESOLVE]): devices are told first (a grant
    * there is revoked); a present PTE gets the bit and is write-protected, or loses it and (6.3
-   * on) is made writable if its page is exclusive (MM_CP_TRY_CHANGE_WRITABLE); a swap or
+   * on) is made writable if its page is exclusive (MM_CP_TRY_CHANGE_WRITABLE), or (before 6.3)
+   * is made read-only, as pte_modify() with the private PAGE_COPY leaves every PTE; a swap or
    * device-exclusive entry gets or loses the bit in the entry (5.14-6.14: a writable
    * device-exclusive entry becomes readable in any change_protection); an empty anonymous PTE
    * stays empty (no marker).
@@ -1798,7 +1799,9 @@ export class NaiveKernel {
       if (pg.pte !== null) {
         pg.pte.uffdWp = wp;
         if (wp) pg.pte.writable = false;
-        else if (this.rules.uffdUnprotectWritable === true && pg.prot === 'rw' && pg.pte.frame !== null && pg.pte.frame.exclusive) pg.pte.writable = true;
+        else if (this.rules.uffdUnprotectWritable === true) {
+          if (pg.prot === 'rw' && pg.pte.frame !== null && pg.pte.frame.exclusive) pg.pte.writable = true;
+        } else pg.pte.writable = false; // before 6.3: vm_get_page_prot() of a private mapping is read-only, protected before or not
       } else if (pg.swp !== null) {
         pg.swp.uffdWp = wp;
       } else if (pg.devx) {

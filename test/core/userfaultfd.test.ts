@@ -1,0 +1,74 @@
+// userfaultfd write-protect on PTEs: what UFFDIO_WRITEPROTECT's un-protect (MM_CP_UFFD_WP_RESOLVE)
+// leaves in the write bit. Before 6.3 uffd_wp_range() / mwriteprotect_range() handed
+// change_protection() vm_get_page_prot(vm_flags), and change_pte_range() built the PTE with
+// pte_modify(), which keeps no write bit of the old PTE: read-only in a private mapping (PAGE_COPY),
+// writable in a shared writable one (PAGE_SHARED). 6.3 (931298e103c2) uses vma->vm_page_prot and
+// MM_CP_TRY_CHANGE_WRITABLE (uffdUnprotectWritable). Read in mm/userfaultfd.c and mm/mprotect.c of
+// 5.7.14, 5.10.198, 5.15.215, 5.19, 6.1.158, 6.2.12 and 6.3.8 (docs/profiles.md).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { OK } from '../../src/core/constants.js';
+import { uffdRegister, uffdWriteprotect } from '../../src/core/userfaultfd.js';
+import { assertConsistent, kernel, presentPte, proc, readOk, writeOk } from './helpers.js';
+
+test('un-protecting a private page that was never protected: read-only before 6.3 (PAGE_COPY through pte_modify), so the next write faults and reuses the exclusive page; writable at once from 6.3', () => {
+  const cases = [['v5.7', false], ['5.10', false], ['v5.14', false], ['v5.19', false], ['6.1', false], ['v6.2', false], ['6.6', true], ['v6', true]] as const;
+  for (const [name, writable] of cases) {
+    const k = kernel(name);
+    const { mm, vpn } = proc(k, 2);
+    writeOk(k, mm, vpn, 1);
+    const pfn = writeOk(k, mm, vpn + 1, 1);
+    assert.equal(uffdRegister(k, mm, vpn, vpn + 2), OK, name);
+    assert.equal(presentPte(k, mm, vpn + 1).write, true, `${name}: registering changes no PTE`);
+    // The monitor protects page 0 only, then un-protects both pages.
+    assert.equal(uffdWriteprotect(k, mm, vpn, vpn + 1, true), OK, name);
+    assert.equal(uffdWriteprotect(k, mm, vpn, vpn + 2, false), OK, name);
+    assert.equal(presentPte(k, mm, vpn).write, writable, `${name}: the page protected before`);
+    assert.equal(presentPte(k, mm, vpn + 1).write, writable, `${name}: the page never protected`);
+    const [minflt, reuses] = [mm.minflt, k.stats.reuses];
+    assert.equal(writeOk(k, mm, vpn + 1, 2), pfn, `${name}: the same page`);
+    assert.equal(mm.minflt - minflt, writable ? 0 : 1, `${name}: minor faults of the write`);
+    assert.equal(k.stats.reuses - reuses, writable ? 0 : 1, `${name}: do_wp_page reuses the exclusive page`);
+    assert.deepEqual([mm.uffdFaults, k.stats.cowCopies, readOk(k, mm, vpn + 1)], [0, 0, 2], name);
+    assertConsistent(k);
+  }
+});
+
+test('the monitor\'s answer to a write fault leaves the private page read-only before 6.3: the retried write goes through do_wp_page, which reuses it; one fault counted either way', () => {
+  for (const [name, reused] of [['v5.19', 1], ['v6.2', 1], ['v6', 0]] as const) {
+    const k = kernel(name);
+    const { mm, vpn } = proc(k, 1);
+    const pfn = writeOk(k, mm, vpn, 1);
+    assert.equal(uffdRegister(k, mm, vpn, vpn + 1), OK);
+    assert.equal(uffdWriteprotect(k, mm, vpn, vpn + 1, true), OK);
+    const [minflt, reuses] = [mm.minflt, k.stats.reuses];
+    assert.equal(writeOk(k, mm, vpn, 2), pfn, name);
+    // handle_userfault returns VM_FAULT_RETRY, which mm_account_fault does not count; the retry
+    // counts once (as major from 5.10: FAULT_FLAG_TRIED; the stat adds both), whether do_wp_page
+    // reuses the page (before 6.3) or finds it writable.
+    assert.deepEqual([mm.uffdFaults, mm.minflt - minflt, k.stats.reuses - reuses], [1, 1, reused], name);
+    assert.equal(presentPte(k, mm, vpn).write, true, name);
+    assertConsistent(k);
+  }
+});
+
+test('un-protecting a shared mapping (5.19 to 6.2): PAGE_SHARED maps every PTE of the range writable, a page only read too, so no write faults; from 6.3 they stay write-protected', () => {
+  for (const [name, writable] of [['v5.19', true], ['6.1', true], ['v6.2', true], ['v6', false]] as const) {
+    const k = kernel(name);
+    const { mm, vpn } = proc(k, 2, 'rw', true);
+    writeOk(k, mm, vpn, 1);
+    assert.equal(uffdRegister(k, mm, vpn, vpn + 2), OK, name);
+    assert.equal(readOk(k, mm, vpn + 1), 0, name);
+    assert.equal(uffdWriteprotect(k, mm, vpn, vpn + 1, true), OK, name);
+    assert.equal(presentPte(k, mm, vpn).write, false, name);
+    assert.equal(uffdWriteprotect(k, mm, vpn, vpn + 2, false), OK, name);
+    assert.deepEqual([presentPte(k, mm, vpn).write, presentPte(k, mm, vpn + 1).write], [writable, writable], name);
+    const minflt = mm.minflt;
+    writeOk(k, mm, vpn, 2);
+    writeOk(k, mm, vpn + 1, 2);
+    assert.equal(mm.minflt - minflt, writable ? 0 : 2, name);
+    assert.equal(mm.uffdFaults, 0, name);
+    assertConsistent(k);
+  }
+});
