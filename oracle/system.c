@@ -12,7 +12,8 @@
  *
  * KSM: `ksm PASSES TIMEOUT_MS` saves run, pages_to_scan, sleep_millisecs and smart_scan, lets
  * ksmd scan fast (smart_scan off, so no page is skipped for having failed to merge before)
- * until full_scans has advanced by PASSES, then writes every saved value back. An exclusive
+ * until full_scans has advanced by PASSES, then writes every saved value back and drains every
+ * CPU's LRU batches (what ksmd made on its CPU would wait there: lru_drain_all_cpus). An exclusive
  * flock on a lock file keeps two oracles from saving each other's values; the saved values are
  * also written into that file while KSM runs, so that if an agent dies mid-merge the next one
  * puts the machine's settings back first. use_zero_pages, merge_across_nodes and
@@ -35,9 +36,11 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/swap.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -561,6 +564,30 @@ void cmd_ksmhold(void)
 	say("ok %s", run);
 }
 
+/* Every CPU's LRU batches emptied (lru_add_drain_all), as ksmd does at the start of each full
+ * scan (scan_get_next_rmap_item): move_pages(2) of a page of the agent's own to the node it is
+ * on moves nothing, but first calls lru_cache_disable(), which drains the batches of all CPUs
+ * and waits for that. 0, or an errno (ENOSYS: a kernel without NUMA migration). */
+static int lru_drain_all_cpus(void)
+{
+	long psz = sysconf(_SC_PAGESIZE);
+	char *p = mmap(NULL, psz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return errno;
+	p[0] = 1;
+	void *pages[1] = { p };
+	int status[1] = { -1 }, err = 0;
+	/* nodes NULL: only where the page is (status), then a move to that node. */
+	if (syscall(SYS_move_pages, 0, 1UL, pages, NULL, status, 0) < 0)
+		err = errno;
+	else if (status[0] < 0)
+		err = -status[0];
+	else if (syscall(SYS_move_pages, 0, 1UL, pages, status, status, 0) < 0)
+		err = errno;
+	munmap(p, psz);
+	return err;
+}
+
 void cmd_ksm(uint64_t passes, uint64_t timeout_ms)
 {
 	char run[24];
@@ -616,11 +643,16 @@ void cmd_ksm(uint64_t passes, uint64_t timeout_ms)
 	}
 	uint64_t took = now_ms() - t0;
 	ksm_restore();
+	/* ksmd, stopped (writing run waits for its batch of pages to end), may have left a page in
+	 * its CPU's LRU batches: break_cow()'s copy, a page it marked accessed. Its next scan would
+	 * drain them; with none to come, a later MADV_PAGEOUT on another CPU (whose own
+	 * lru_add_drain() is local) finds that page off the LRU and leaves it. */
+	int drained = lru_drain_all_cpus();
 	if (scans - start < (long)passes)
 		say("err %d KSM made %ld of %llu full scans in %llu ms", ETIMEDOUT, scans - start,
 		    (unsigned long long)passes, (unsigned long long)took);
 	else
-		say("ok %ld %llu %s", scans - start, (unsigned long long)took, run);
+		say("ok %ld %llu %s %d", scans - start, (unsigned long long)took, run, drained);
 out:
 	ksm_saved.lock_fd = -1;
 	if (lock != ksm_hold_fd)

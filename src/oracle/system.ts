@@ -7,7 +7,8 @@
 //     died), and on SIGINT, SIGTERM or SIGHUP; after an agent that could not (SIGKILL, the
 //     watchdog: agent.ts), by `cowlab-oracle reclaim`. Swap the machine already had is never touched.
 //   - KSM switched on for each `ksm merge` until ksmd has made KSM_PASSES full scans, then its
-//     settings put back (run, pages_to_scan, sleep_millisecs, smart_scan).
+//     settings put back (run, pages_to_scan, sleep_millisecs, smart_scan), and every CPU's LRU
+//     batches drained (ksmd's copies would wait in its CPU's batch, off the LRU).
 // Oracles running side by side on one machine keep out of each other's way with two lock files
 // the agent holds until the scenario ends: a scenario with mergeable mappings holds the KSM lock
 // (no other oracle's ksm merge merges its pages meanwhile), one that swapped pages out holds the
@@ -35,6 +36,8 @@ export interface KsmRun {
   ms: number;
   /** The value of /sys/kernel/mm/ksm/run that was put back. */
   run: string;
+  /** 0 when every CPU's LRU batches were drained after ksmd stopped, else the errno of the try. */
+  drainErrno: number;
 }
 
 /** Where a swap file may go: $COWLAB_SWAP_DIR, the temporary directory, /var/tmp. */
@@ -108,7 +111,7 @@ export class SystemOps {
     if (!this.f.ksm) return 'ksm merge needs KSM, and this kernel has none (/sys/kernel/mm/ksm is missing: CONFIG_KSM is not set)';
     if (!this.f.root) return 'ksm merge needs KSM switched on for a moment, which needs root (/sys/kernel/mm/ksm/run)';
     const r = this.agent().call(`ksm ${KSM_PASSES} ${KSM_TIMEOUT_MS}`);
-    if (r[0] === 'ok') return { scans: Number(r[1]), ms: Number(r[2]), run: r[3] ?? '?' };
+    if (r[0] === 'ok') return { scans: Number(r[1]), ms: Number(r[2]), run: r[3] ?? '?', drainErrno: Number(r[4] ?? 0) };
     return `ksm merge could not be replayed: ${r.slice(2).join(' ')}`;
   }
 

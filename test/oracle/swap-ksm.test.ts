@@ -4,8 +4,8 @@
 // driver or the agent is stopped by a signal in the middle.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { oracleScenario, type OracleResult } from '../../src/oracle/oracle.js';
 import type { OracleSession } from '../../src/oracle/session.js';
@@ -148,6 +148,37 @@ describe('KSM, written by hand', () => {
     assert.deepEqual(rowsOf(r, 'ksm'), ['ksm merge: agree P a[0..1]', 'ksm merge: agree P a[0..1]', 'ksm merge: agree P a[0..3]']);
   });
 
+  // ksmd makes break_cow()'s copy on the CPU it runs on, and the copy waits in that CPU's LRU
+  // batch (off the LRU) until something there drains it; MADV_PAGEOUT drains only its own CPU's.
+  // So ksmd is held on a CPU other than the scenario's here (its affinity is put back after),
+  // where the copy stayed mapped before the agent drained every CPU's batches after a merge.
+  test('ksmd on another CPU: break_cow\'s copy (R\'s page, its partner in Q pinned) is swapped out', (t) => {
+    const s = need(t, 'both');
+    if (!s) return;
+    const ksmd = ksmdPid();
+    const cpus = Number(spawnSync('nproc', { encoding: 'utf8' }).stdout.trim());
+    const mask = ksmd === null ? null : /mask: ([0-9a-f]+)/.exec(spawnSync('taskset', ['-p', String(ksmd)], { encoding: 'utf8' }).stdout ?? '')?.[1];
+    if (ksmd === null || !mask || s.facilities.cpu < 0 || !(cpus >= 2)) {
+      t.skip('needs ksmd, taskset, two CPUs and an agent held on one');
+      return;
+    }
+    const other = s.facilities.cpu === 0 ? 1 : 0;
+    assert.equal(spawnSync('taskset', ['-pc', String(other), String(ksmd)]).status, 0, 'ksmd held on the other CPU');
+    try {
+      for (let i = 0; i < 3; i++) {
+        const r = agrees(s, 'ksm-break-cow-copy-swapout', [
+          'P mmap b 2 rw private', 'P fork Q', 'Q write b = 2', 'Q madvise b[0] mergeable', 'Q fork R',
+          'Q pin b[0] as h rw longterm', 'ksm merge', 'expect R b[0] other-frame Q b[0]', 'swapout R b', 'expect stat rss.R == 1',
+          'R read b[0] expect 2',
+        ]);
+        assert.deepEqual(rowsOf(r, 'swap'), ['swapout R b: agree b[0] swapped, b[1] present']);
+        assert.match(r.steps[6]!.kernel, /every CPU's LRU batches were drained/);
+      }
+    } finally {
+      spawnSync('taskset', ['-p', mask, String(ksmd)]);
+    }
+  });
+
   test('a merge with no mergeable mapping leaves KSM off', (t) => {
     const s = need(t, 'ksm');
     if (!s) return;
@@ -195,6 +226,19 @@ describe('gaps the oracle found, closed in the model', () => {
     });
   }
 });
+
+/** ksmd's pid (null: no such thread). */
+function ksmdPid(): number | null {
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'ksmd') return Number(d);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return null;
+}
 
 /** Our swap files in /proc/swaps. */
 function oracleSwaps(): string[] {
