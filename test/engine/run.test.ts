@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pteSlot } from '../../src/core/walk.js';
 import { runScenario, Runner } from '../../src/engine/run.js';
-import type { RunResult } from '../../src/engine/result.js';
+import type { RunResult, StepRecord } from '../../src/engine/result.js';
+import { emptyRecord, resetRecord } from '../../src/engine/state.js';
 import { builtinProfile } from '../../src/profiles/builtin.js';
 import { withOverrides } from '../../src/profiles/resolve.js';
 import { parseScenario, type Scenario } from '../../src/scenario/index.js';
@@ -355,4 +356,16 @@ test('Runner.clone: an mmap in the copy leaves the original\'s regions; the copy
   r.step(sc.steps[3]!, 3);
   assert.deepEqual([...c.procs.get('T')!.regions.keys()], ['buf', 'more']);
   assert.deepEqual([...r.procs.get('T')!.regions.keys()], ['buf', 'other']);
+});
+
+test('resetRecord empties every field of a step record as emptyRecord makes it (the explorer reuses one record: a field added to StepRecord must be reset too)', () => {
+  // Required<StepRecord>: a field added to StepRecord and not here does not compile.
+  const full: Required<StepRecord> = {
+    index: 7, line: 3, col: 5, text: 'P write buf = 1', summary: 'P writes', events: [{ type: 'fault' } as never], eventsDropped: 2,
+    observations: [{ kind: 'read', what: 'buf[0]', actual: '1', ideal: '1' }], violations: [{} as never], stats: { faults: 1 },
+    counters: { faults: 1 }, frames: [{} as never], ptes: [{} as never], changes: { ptes: [], frames: [], ptesChanged: 0, framesChanged: 0, more: [] },
+  };
+  const reset = resetRecord(full, 1, 2, 3, 'Q read buf[0]');
+  assert.equal(reset, full, 'the record is reused, not replaced');
+  assert.deepEqual(reset, emptyRecord(1, 2, 3, 'Q read buf[0]'));
 });
