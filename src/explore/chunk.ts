@@ -6,11 +6,10 @@
 // coordinating thread itself between taking the workers' answers: n workers are n threads.
 
 import type { Runner } from '../engine/run.js';
-import { canonicalEncode, fingerprint, type Words } from './canonical.js';
 import type { ExploreShape } from './ops.js';
-import { Expander, kindsOf, StateCache, type ExpandTarget, type SearchBounds, type StateSet } from './search.js';
+import { Expander, kindsOf, StateCache, Visited, type ExpandTarget, type SearchBounds } from './search.js';
 import type { SearchTree } from './tree.js';
-import { FingerprintReader, FingerprintSet, VisitedSet } from './visited.js';
+import { FingerprintReader } from './visited.js';
 
 /** States an expander takes at a time. */
 export const CHUNK = 32;
@@ -52,43 +51,10 @@ export interface ChunkAnswer {
   transitions: number;
 }
 
-/** New in this depth: not visited before (fingerprints only: with --exact the coordinator decides), not found by this expander in it. */
-class DepthFilter implements StateSet {
-  readonly fp = new Int32Array(2);
-  words: Words | null = null;
-  private before: FingerprintReader | null = null;
-  private fps = new FingerprintSet();
-  private keys = new VisitedSet();
-  /** Where lookup() found the last state would go. */
-  private slot = -1;
-
-  constructor(private readonly exact: boolean) {}
-
-  next(task: LevelTask): void {
-    this.before = task.fingerprints ? new FingerprintReader(task.fingerprints) : null;
-    this.fps = new FingerprintSet();
-    if (this.exact) this.keys = new VisitedSet();
-  }
-
-  lookup(r: Runner): boolean {
-    const w = (this.words = canonicalEncode(r));
-    fingerprint(w.a, this.fp, w.n);
-    if (this.exact) this.slot = this.keys.find(w.a, w.n, this.fp[0]!);
-    else this.slot = this.before!.has(this.fp[0]!, this.fp[1]!) ? -1 : this.fps.find(this.fp[0]!, this.fp[1]!);
-    return this.slot >= 0;
-  }
-
-  add(): void {
-    const w = this.words!;
-    if (this.exact) this.keys.insert(this.slot, w.a, w.n, this.fp[0]!);
-    else this.fps.insert(this.slot, this.fp[0]!, this.fp[1]!);
-  }
-}
-
 /** One expander of chunks, on its own copy of the states (the tree it is given holds every depth up to the one expanded). */
 export class ChunkExpander {
   private readonly exact: boolean;
-  private readonly filter: DepthFilter;
+  private readonly filter: Visited;
   private readonly ex: Expander;
   private readonly target: ExpandTarget;
   private task: LevelTask | null = null;
@@ -102,7 +68,7 @@ export class ChunkExpander {
 
   constructor(root: Runner, shape: ExploreShape, bounds: SearchBounds, tree: SearchTree, private readonly control: Int32Array) {
     const exact = (this.exact = bounds.exact ?? false);
-    this.filter = new DepthFilter(exact);
+    this.filter = new Visited(exact);
     const ex = (this.ex = new Expander(root, shape, bounds, new StateCache(root, tree), this.filter));
     // An event is set once, when first reached: note where.
     const set = ex.reached.set.bind(ex.reached);
@@ -116,7 +82,7 @@ export class ChunkExpander {
         this.ops.push(op);
         this.at.push(ex.transitions - this.chunkStart);
         if (exact) {
-          const w = this.filter.words!;
+          const w = this.filter.words;
           this.found.push(w.n);
           for (let i = 0; i < w.n; i++) this.found.push(w.a[i]!);
         } else {
@@ -135,7 +101,7 @@ export class ChunkExpander {
   /** The depth to expand next (its states are in the tree by now). */
   level(task: LevelTask): void {
     this.task = task;
-    this.filter.next(task);
+    this.filter.startDepth(task.fingerprints ? new FingerprintReader(task.fingerprints) : null);
   }
 
   /** Take the next chunk of the depth and expand it; null when the depth has no chunk left. */

@@ -13,7 +13,7 @@ import { canonicalEncode, fingerprint, type Words } from './canonical.js';
 import type { StoryMatch } from './stories.js';
 import { decodeOp, enabledOps, type ExploreShape } from './ops.js';
 import { SearchBudget, SearchTree, SPILL_FRACTION, spillFileName, TreeSpillError, type StopFlag } from './tree.js';
-import { FingerprintSet, VisitedSet } from './visited.js';
+import { FingerprintReader, FingerprintSet, VisitedSet } from './visited.js';
 
 export interface SearchBounds {
   depth: number;
@@ -192,19 +192,37 @@ export interface StateSet {
   add(): void;
 }
 
-/** The visited set of a search: fingerprints, or exact encodings. */
+/**
+ * The visited set of a search: fingerprints, or exact encodings. A worker's expander uses one per
+ * depth (startDepth): new there means not among the fingerprints visited before the depth (read
+ * from shared memory; with --exact the coordinator decides) and not found by this expander in it.
+ */
 export class Visited implements StateSet {
   /** The fingerprint of the last encoding looked up. */
   readonly fp = new Int32Array(2);
-  private readonly fps: FingerprintSet | null;
-  private readonly keys: VisitedSet | null;
+  private fps: FingerprintSet | null;
+  private keys: VisitedSet | null;
+  /** A worker's depth: the fingerprints visited before it (null: none to consult). */
+  private before: FingerprintReader | null = null;
   /** The slot lookup() found for the last encoding, and the encoding (exact). */
   private slot = -1;
-  private words: Words | null = null;
+  private encoded: Words | null = null;
   /** `shared`: the fingerprints in shared memory, for workers to read (src/explore/parallel.ts). */
-  constructor(exact: boolean, shared = false) {
+  constructor(private readonly exact: boolean, private readonly shared = false) {
     this.fps = exact ? null : new FingerprintSet(shared);
     this.keys = exact ? new VisitedSet() : null;
+  }
+
+  /** A worker's next depth: empty again, and `before` the fingerprints visited before it. */
+  startDepth(before: FingerprintReader | null): void {
+    this.before = before;
+    if (this.exact) this.keys = new VisitedSet();
+    else this.fps = new FingerprintSet(this.shared);
+  }
+
+  /** The encoding lookup() last made (valid until the next lookup). */
+  get words(): Words {
+    return this.encoded!;
   }
 
   /** Add the state's canonical encoding: true if it is new. */
@@ -214,14 +232,15 @@ export class Visited implements StateSet {
   }
 
   lookup(r: Runner): boolean {
-    const w = (this.words = canonicalEncode(r));
+    const w = (this.encoded = canonicalEncode(r));
     fingerprint(w.a, this.fp, w.n);
-    this.slot = this.keys ? this.keys.find(w.a, w.n, this.fp[0]!) : this.fps!.find(this.fp[0]!, this.fp[1]!);
+    if (this.keys) this.slot = this.keys.find(w.a, w.n, this.fp[0]!);
+    else this.slot = this.before !== null && this.before.has(this.fp[0]!, this.fp[1]!) ? -1 : this.fps!.find(this.fp[0]!, this.fp[1]!);
     return this.slot >= 0;
   }
 
   add(): void {
-    const w = this.words!;
+    const w = this.encoded!;
     if (this.keys) this.keys.insert(this.slot, w.a, w.n, this.fp[0]!);
     else this.fps!.insert(this.slot, this.fp[0]!, this.fp[1]!);
   }
