@@ -22,7 +22,7 @@ import {
 } from './constants.js';
 import type { Kernel, TaskState } from './kernel.js';
 import { newAnonId, type Mm, type Vma } from './mm.js';
-import { pmdLeafSlot, pteSlot, pteSlotAlloc, pteTableAlloc, pteTableOf } from './walk.js';
+import { pmdLeafSlot, pteSlot, pteSlotAlloc, pteTableAlloc, pteTableOf, tableDepthOf, tablesAllocTo } from './walk.js';
 import { copyHugePmd, HUGE_PMD_SHARED, splitAllHugePmds } from './huge.js';
 import { copyHugetlbPageRange, hugetlbDupVmaPrivate } from './hugetlb.js';
 import { exitMmap } from './zap.js';
@@ -127,10 +127,15 @@ export function copyPageRangeBegin(k: Kernel, t: ForkTask, p: number): boolean {
     return false;
   }
   if (parent.cowPgtable && isCowMapping(vma.flags) && !(vma.flags & VM_UFFD_WP) && shareTables(k, parent, child, vma)) return false;
-  // A table this child already shares (a second VMA in a COW-shared table) is not copied again.
+  // copy_p4d_range() ... copy_pte_range(): the child gets a table at each level where the parent
+  // has one over the mapping, before the walk looks at the entries below: pud_alloc() once the
+  // parent's PGD entry is present, pmd_alloc() once its PUD entry is, pte_alloc() once its PMD
+  // entry points at a PTE table; so a PUD or PMD table over nothing present is allocated too. A
+  // table this child already shares (a second VMA in a COW-shared table) is not copied again.
   for (let a = vma.start; a < vma.end; a = a - (a % 512) + 512) {
-    const table = pteTableOf(k, parent, a);
-    if (table !== 0 && pteTableOf(k, child, a) !== table) pteTableAlloc(k, child, a);
+    const depth = tableDepthOf(k, parent, a);
+    if (depth < 3) tablesAllocTo(k, child, a, depth);
+    else if (pteTableOf(k, child, a) !== pteTableOf(k, parent, a)) pteTableAlloc(k, child, a);
   }
   return true;
 }

@@ -54,6 +54,29 @@ export function pteTableAlloc(k: Kernel, mm: Mm, vpn: number): number {
   return childAlloc(k, mm, pmd, (vpn >>> 9) & TABLE_MASK, LEVEL_PTE);
 }
 
+/**
+ * How deep mm's tables reach at vpn below its PGD: 0 no PUD table, 1 a PUD table, 2 a PMD table
+ * (its entry for vpn none or a huge PMD), 3 a PTE table.
+ */
+export function tableDepthOf(k: Kernel, mm: Mm, vpn: number): number {
+  const e = k.tables.entry;
+  const pud = e[(mm.pgd << TABLE_SHIFT) | ((vpn >>> 27) & TABLE_MASK)]!;
+  if (pud === 0) return 0;
+  const pmd = e[(pud << TABLE_SHIFT) | ((vpn >>> 18) & TABLE_MASK)]!;
+  if (pmd === 0) return 1;
+  const s = (pmd << TABLE_SHIFT) | ((vpn >>> 9) & TABLE_MASK);
+  return e[s] === 0 || k.tables.bits[s]! & PMD_LEAF ? 2 : 3;
+}
+
+/** pud_alloc() / pmd_alloc() / pte_alloc() to the given depth (tableDepthOf's numbers) at vpn. */
+export function tablesAllocTo(k: Kernel, mm: Mm, vpn: number, depth: number): void {
+  if (depth === 0) return;
+  const pud = childAlloc(k, mm, mm.pgd, (vpn >>> 27) & TABLE_MASK, LEVEL_PUD);
+  if (depth === 1) return;
+  const pmd = childAlloc(k, mm, pud, (vpn >>> 18) & TABLE_MASK, LEVEL_PMD);
+  if (depth === 3) childAlloc(k, mm, pmd, (vpn >>> 9) & TABLE_MASK, LEVEL_PTE);
+}
+
 /** alloc_new_pmd(): the PMD slot of vpn, allocating the PUD and PMD tables as needed (no PTE table). */
 export function pmdSlotAlloc(k: Kernel, mm: Mm, vpn: number): number {
   const pud = childAlloc(k, mm, mm.pgd, (vpn >>> 27) & TABLE_MASK, LEVEL_PUD);

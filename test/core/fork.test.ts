@@ -7,7 +7,7 @@ import { dupMmap } from '../../src/core/fork.js';
 import type { Handle, Kernel } from '../../src/core/kernel.js';
 import type { Mm } from '../../src/core/mm.js';
 import { doMadvise } from '../../src/core/mmap.js';
-import { exitMmap } from '../../src/core/zap.js';
+import { exitMmap, unmapRegion } from '../../src/core/zap.js';
 import {
   assertConsistent, frame, kernel, map, presentPte, proc, pte, read, readOk, write, writeOk,
 } from './helpers.js';
@@ -311,4 +311,21 @@ test('fork of several mappings: untouched ones cost no tables; the child can map
   exitMmap(k, p);
   assert.equal(k.frames.used, 0);
   assert.equal(k.tables.used, 0);
+});
+
+test('fork gives the child a PUD and a PMD table where the parent has them over a copied mapping with no PTE table below (copy_pud_range/copy_pmd_range allocate before walking the level below)', () => {
+  for (const name of ['v5.7', 'v6']) {
+    const k = kernel(name);
+    const { mm: p, vpn } = proc(k, 1024);
+    writeOk(k, p, vpn, 1);
+    // The first PTE table lies wholly in the gap the munmap leaves: free_pgtables frees it; the
+    // PUD and PMD tables stay (the rest of the mapping is under them), with nothing present.
+    unmapRegion(k, p, vpn, vpn + 512);
+    assert.equal(p.nrTables, 3, `${name}: P keeps its PGD, PUD and PMD tables`);
+    const c = fork(k, p);
+    assert.equal(c.nrTables, 3, `${name}: the child gets a PGD, a PUD and a PMD table`);
+    writeOk(k, c, vpn + 512, 2);
+    assert.equal(c.nrTables, 4, `${name}: its first write adds the PTE table`);
+    assertConsistent(k);
+  }
 });
