@@ -6,7 +6,7 @@ import {
   PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, SIGSEGV, PTE_SWAP, PTE_DEVICE_EXCLUSIVE, VM_HUGEPAGE, VM_HUGETLB, VM_MAYSHARE, VM_READ, VM_SHARED, VM_UFFD_WP, VM_WRITE,
   PTE_MARKER, RETRY,
 } from './constants.js';
-import { handleUserfault, userfaultfdPteWp } from './userfaultfd.js';
+import { handleUserfault, userfaultfdPteWp, vmaUffdWritenotify } from './userfaultfd.js';
 import type { Kernel } from './kernel.js';
 import { doSwapPage, shmemSwapIn } from './swap.js';
 import { tryToFreeSwap } from './swapcache.js';
@@ -199,7 +199,7 @@ export function doSharedFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: nu
   f.mapcount[pfn]!++;
   mm.rssShmem++;
   const write = (flags & FAULT_FLAG_WRITE) !== 0;
-  setPte(k, slot, pfn, PTE_PRESENT | PTE_YOUNG | (write ? PTE_DIRTY : 0) | sharedPteWrite(vma, write));
+  setPte(k, slot, pfn, PTE_PRESENT | PTE_YOUNG | (write ? PTE_DIRTY : 0) | sharedPteWrite(k, vma, write));
   k.emit('shared-fault', mm.id, vpn, pfn, -1, fresh ? 'first touch of the shared object allocates its page' : 'maps the shared object\'s page');
   // should_fault_around() -> uffd_disable_fault_around(): no fault-around in a VMA registered for
   // uffd-wp (5.19+, with uffd-wp on shmem), so a read maps the faulting page alone.
@@ -208,13 +208,14 @@ export function doSharedFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: nu
 }
 
 /**
- * set_pte_range(): the PTE write bit of a shared mapping's fault. vma_wants_writenotify() is true
- * for a VMA registered for uffd-wp (userfaultfd_wp), so its vm_page_prot is read-only and only a
- * write fault maps the page writable (maybe_mkwrite); a later write to a read-mapped page faults.
+ * set_pte_range() (do_set_pte() before 6.5): the PTE write bit of a shared mapping's fault, that
+ * of vm_page_prot unless the fault writes (maybe_mkwrite). vm_page_prot is read-only in a VMA
+ * registered for uffd-wp from 6.2 and 6.1.8 (vmaUffdWritenotify): a read-mapped page's next
+ * write faults. Before, it is PAGE_SHARED: a read fault maps the page writable.
  */
-function sharedPteWrite(vma: Vma, write: boolean): number {
+function sharedPteWrite(k: Kernel, vma: Vma, write: boolean): number {
   if (!(vma.flags & VM_WRITE)) return 0;
-  return write || !(vma.flags & VM_UFFD_WP) ? PTE_WRITE : 0;
+  return write || !vmaUffdWritenotify(k, vma) ? PTE_WRITE : 0;
 }
 
 /** Pages do_fault_around() maps around a read fault (fault_around_bytes 64 KiB). */
@@ -240,7 +241,7 @@ function faultAround(k: Kernel, mm: Mm, vma: Vma, vpn: number): void {
     f.refcount[pfn]!++;
     f.mapcount[pfn]!++;
     mm.rssShmem++;
-    setPte(k, slot, pfn, PTE_PRESENT | PTE_YOUNG | sharedPteWrite(vma, false));
+    setPte(k, slot, pfn, PTE_PRESENT | PTE_YOUNG | sharedPteWrite(k, vma, false));
     mapped++;
   }
   if (mapped) k.emit('note', mm.id, vpn, -1, -1, `fault-around: ${mapped} neighbouring page(s) of the page cache mapped too`);

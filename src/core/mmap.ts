@@ -14,6 +14,7 @@ import { pmdLeafSlot, pteTableAlloc, pteTableOf } from './walk.js';
 import { zapRange } from './zap.js';
 import { mmuNotify } from './exclusive.js';
 import { swapOutPage } from './swap.js';
+import { vmaUffdWritenotify } from './userfaultfd.js';
 import { breakCowRange } from './cowpt.js';
 import { hugeAligned, hugetlbChangeProtection, hugetlbIn, hugetlbPopulate, hugetlbReservePages } from './hugetlb.js';
 import { changeHugePmds, clearSoftDirtyPmds, doHugePmdAnonymousPage, splitHugePmdAt, thpVmaAllowable } from './huge.js';
@@ -197,13 +198,17 @@ function changeProtection(k: Kernel, mm: Mm, vma: Vma): void {
       t.bits[slot] = bits & ~PTE_WRITE;
       return;
     }
-    // A uffd-wp protected PTE stays write-protected (pte_modify keeps _PAGE_UFFD_WP; can_change_pte_writable refuses it).
-    if (bits & (PTE_WRITE | PTE_SPECIAL | PTE_UFFD_WP)) return;
     if (shared) {
-      // A shared mapping's vm_page_prot is writable: PTEs become writable at once.
-      t.bits[slot] = bits | PTE_WRITE;
+      // pte_modify() gives the PTE vm_page_prot's write bit, and nothing upgrades it
+      // (vma_wants_manual_pte_write_upgrade() asks vma_wants_writenotify() with the old, read-only
+      // vm_page_prot: false). PAGE_SHARED makes every PTE writable, a uffd-wp protected one too
+      // (its bit kept: 5.19 to 6.1.7); a VMA registered for uffd-wp has a write-protected
+      // vm_page_prot from 6.2 and 6.1.8 (vmaUffdWritenotify), so every PTE stays read-only.
+      t.bits[slot] = vmaUffdWritenotify(k, vma) ? bits & ~PTE_WRITE : bits | PTE_WRITE;
       return;
     }
+    // A uffd-wp protected PTE stays write-protected (pte_modify keeps _PAGE_UFFD_WP; can_change_pte_writable refuses it).
+    if (bits & (PTE_WRITE | PTE_SPECIAL | PTE_UFFD_WP)) return;
     // can_change_pte_writable() (6.0+): only exclusive anonymous pages, without soft-dirty tracking pending.
     const pfn = t.entry[slot]!;
     const softDirtyWanted = !(vma.flags & VM_SOFTDIRTY) && !(bits & PTE_SOFT_DIRTY);

@@ -214,6 +214,17 @@ export interface Profile {
    */
   uffdWpShmem: boolean;
   /**
+   * vma_wants_writenotify() holds for a shared mapping registered for uffd-wp, so registering
+   * write-protects its vm_page_prot (userfaultfd_set_vm_flags -> vma_set_page_prot): a read fault
+   * maps a shmem page read-only and its next write faults (wp_page_shared), and mprotect()
+   * making the mapping writable leaves every present PTE write-protected (no manual upgrade).
+   * 51d3d5eb74ff "mm/userfaultfd: enable writenotify while userfaultfd-wp is enabled for a VMA"
+   * (6.2; 6.1.8). Before, vm_page_prot stayed PAGE_SHARED: a read fault maps the page writable,
+   * and mprotect(rw) makes every present PTE writable, a uffd-wp protected one too (its bit kept,
+   * its writes no longer trapped). Matters only with uffdWpShmem.
+   */
+  uffdWpWritenotify: boolean;
+  /**
    * UFFDIO_WRITEPROTECT un-protecting maps exclusive anonymous pages writable at once, as mprotect
    * does, and leaves a shared mapping's PTEs to its vm_page_prot (6.3, 931298e103c2
    * "mm/userfaultfd: rely on vma->vm_page_prot in uffd_wp_range()"); before, every present PTE

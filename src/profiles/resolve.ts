@@ -51,6 +51,7 @@ const VALUES = {
   uffdWp: ['true', 'false'],
   uffdWpForkVma: ['src-vma', 'dst-vma'],
   uffdWpShmem: ['true', 'false'],
+  uffdWpWritenotify: ['true', 'false'],
   uffdUnprotectWritable: ['true', 'false'],
   swap: ['true', 'false'],
   ksm: ['true', 'false'],

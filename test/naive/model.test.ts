@@ -1156,6 +1156,24 @@ test('uffd-wp: un-protecting a page never protected maps it read-only before 6.3
   }
 });
 
+test('uffd-wp and mprotect ro then rw in a private mapping: the protected PTE stays read-only with its bit on every rule set (PAGE_COPY has no write bit; 6.0\'s can_change_pte_writable refuses a uffd-wp PTE), so its write reaches the monitor; 51d3d5eb74ff\'s writenotify (uffdWpWritenotify) concerns shared mappings only, which this model lacks', () => {
+  for (const rules of [V6_RULES, V6_2_RULES, V5_19_RULES, V5_9_RULES]) {
+    const { n, p, r } = oneProc(rules, 2);
+    n.write(p, r, 0, 1);
+    n.write(p, r, 1, 1);
+    n.uffdRegister(p, r);
+    assert.equal(n.uffdWriteprotect(p, r, 0, 1, true), true);
+    n.mprotect(p, r, 0, 2, 'ro');
+    n.mprotect(p, r, 0, 2, 'rw');
+    assert.deepEqual([pte(p, r, 0).writable, n.uffdWp(p, r, 0), n.uffdWp(p, r, 1)], [false, true, false]);
+    // 6.0 on (mprotectUpgrade): the exclusive page without the bit is made writable again.
+    assert.equal(pte(p, r, 1).writable, rules.mprotectUpgrade);
+    const f = frameOf(p, r, 0);
+    n.write(p, r, 0, 2);
+    assert.deepEqual([p.uffdFaults, frameOf(p, r, 0), n.cowCopies, n.read(p, r, 0)], [1, f, 0, 2]);
+  }
+});
+
 test('uffd-wp and fork without the fork event: the child is not registered; 5.7-5.13 keep the bit by the parent\'s VMA (a stale bit that no longer traps), 5.14 on drop it by the child\'s', () => {
   for (const [rules, stale] of [[V5_9_RULES, true], [V5_7_RULES, true], [V6_RULES, false], [V5_19_RULES, false]] as const) {
     const { n, p, r } = oneProc(rules, 1);

@@ -49,6 +49,10 @@ const WITNESSES: Record<SwitchName, Witness> = {
   uffdWpShmem: { base: 'v6', scenarios: () => [
     steps('P mmap a 1 shared', 'P write a = 1', 'P uffd register a wp', 'P uffd protect a', 'P madvise a dontneed', 'P write a = 2', 'expect stat uffd_faults.P == 1'),
   ] },
+  uffdWpWritenotify: { base: 'v6', scenarios: () => [
+    // A read fault in a registered shared mapping maps the page read-only (writenotify) or writable: the write faults or not.
+    steps('P mmap a 1 shared', 'P uffd register a wp', 'P read a[0] expect 0', 'P write a = 1', 'expect stat minflt.P == 2'),
+  ] },
   uffdUnprotectWritable: { base: 'v6', scenarios: () => [
     steps('P mmap a 1', 'P write a = 1', 'P uffd register a wp', 'P uffd protect a', 'P uffd unprotect a', 'P write a = 2', 'expect stat minflt.P == 1'),
   ] },
