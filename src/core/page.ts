@@ -7,7 +7,7 @@
 import {
   PG_ANON, PG_ANON_EXCLUSIVE, PG_LARGE, PG_SHMEM, PTE_DIRTY, PTE_PRESENT, PTE_PROTNONE, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP,
   PTE_WRITE, PTE_YOUNG, VM_READ, VM_WRITE,
-  VM_UFFD_WP,
+  VM_UFFD_WP, VM_SHARED, VM_SOFTDIRTY,
 } from './constants.js';
 import type { FrameTable } from './frames.js';
 import type { Kernel } from './kernel.js';
@@ -48,6 +48,19 @@ export function pinnedAnonExclusive(k: Kernel, pfn: number): boolean {
 /** page_needs_cow_for_dma(): the mm has pinned (MMF_HAS_PINNED) and the page may be pinned. */
 export function pageNeedsCowForDma(k: Kernel, src: Mm, pfn: number): boolean {
   return k.profile.forkEarlyCow && src.hasPinned && pageMaybeDmaPinned(k, pfn);
+}
+
+/**
+ * vma_wants_writenotify() of a shared writable mapping: its vm_page_prot is write-protected
+ * (vma_set_page_prot) so that the first write to each page faults, and so are the PTEs built from
+ * it (a read fault's, mprotect's, uffd un-protect's): when soft-dirty tracking is armed
+ * (vma_soft_dirty_enabled(): clear_refs cleared VM_SOFTDIRTY; every profile, as a kernel built
+ * with CONFIG_MEM_SOFT_DIRTY), or when it is registered for uffd-wp (userfaultfd_wp(), from 6.2
+ * and 6.1.8: uffdWpWritenotify, 51d3d5eb74ff). Otherwise vm_page_prot is PAGE_SHARED: writable.
+ */
+export function vmaWantsWritenotify(k: Kernel, vma: Vma): boolean {
+  if ((vma.flags & (VM_SHARED | VM_WRITE)) !== (VM_SHARED | VM_WRITE)) return false;
+  return !(vma.flags & VM_SOFTDIRTY) || (k.profile.uffdWpWritenotify && (vma.flags & VM_UFFD_WP) !== 0);
 }
 
 /** The PTE of a page the kernel maps for a VMA afresh (mk_pte with vm_page_prot): PAGE_NONE keeps no access. */

@@ -15,20 +15,11 @@ import type { Mm, Vma } from './mm.js';
 import { mmuNotify } from './exclusive.js';
 import { splitHugePmd } from './huge.js';
 import { pmdLeafSlot, pteSlot, pteSlotAlloc, setPte } from './walk.js';
+import { vmaWantsWritenotify } from './page.js';
 
 /** userfaultfd_pte_wp(): a write to this PTE must go to the monitor first. */
 export function userfaultfdPteWp(vma: Vma, bits: number): boolean {
   return (vma.flags & VM_UFFD_WP) !== 0 && (bits & PTE_UFFD_WP) !== 0;
-}
-
-/**
- * vma_wants_writenotify()'s userfaultfd_wp() test (uffdWpWritenotify, 51d3d5eb74ff): a shared
- * writable mapping registered for uffd-wp has a write-protected vm_page_prot, so the PTEs built
- * from it (a read fault's, mprotect's, un-protect's from 6.3) are read-only. Without it (5.19 to
- * 6.1.7) vm_page_prot stays PAGE_SHARED: those PTEs are writable.
- */
-export function vmaUffdWritenotify(k: Kernel, vma: Vma): boolean {
-  return k.profile.uffdWpWritenotify && (vma.flags & (VM_SHARED | VM_WRITE | VM_UFFD_WP)) === (VM_SHARED | VM_WRITE | VM_UFFD_WP);
 }
 
 /** vma_can_userfault() for VM_UFFD_WP: private anonymous memory; shmem from 5.19. */
@@ -118,7 +109,7 @@ export function uffdWriteprotect(k: Kernel, mm: Mm, lo: number, hi: number, wp: 
       // vm_page_prot, which it takes for a driver's own protection (false). So the next write
       // faults, protected before or not (6.18's mm/userfaultfd.c, mm/mmap.c; seen on a 6.18 kernel).
       // (Without writenotify, vm_page_prot would be PAGE_SHARED: writable.)
-      if (vmaUffdWritenotify(k, vma) || !(vma.flags & VM_WRITE)) t.bits[slot]! &= ~PTE_WRITE;
+      if (vmaWantsWritenotify(k, vma) || !(vma.flags & VM_WRITE)) t.bits[slot]! &= ~PTE_WRITE;
       else t.bits[slot]! |= PTE_WRITE;
     } else if (canChangePteWritable(k, vma, t.bits[slot]!, t.entry[slot]!)) {
       t.bits[slot]! |= PTE_WRITE;

@@ -274,3 +274,22 @@ test('clear-softdirty write-protects shared mappings too (clear_refs walks every
   assert.equal(r.faults, 1, 'the write is caught by a fault');
   assert.equal(r.pfn, pfn, 'and made writable in place (wp_page_shared): no copy');
 });
+
+test('soft-dirty tracking armed on a shared mapping write-protects its vm_page_prot (vma_wants_writenotify): a read fault maps read-only, mprotect ro then rw leaves PTEs read-only; untracked, both are writable', () => {
+  for (const name of ['v5.7', 'v6']) {
+    const k = kernel(name);
+    const { mm, vpn } = proc(k, 3, 'rw', true);
+    readOk(k, mm, vpn);
+    assert.equal(presentPte(k, mm, vpn).write, true, `${name}: untracked, a read fault maps PAGE_SHARED: writable`);
+    clearSoftDirty(k, mm);
+    readOk(k, mm, vpn + 1);
+    assert.equal(presentPte(k, mm, vpn + 1).write, false, `${name}: tracked, a read fault maps read-only`);
+    writeOk(k, mm, vpn + 1, 5);
+    const after = presentPte(k, mm, vpn + 1);
+    assert.ok(after.write && after.softDirty, `${name}: the write faulted and marked the page soft-dirty`);
+    assert.equal(doMprotect(k, mm, vpn, vpn + 3, 'ro'), OK);
+    assert.equal(doMprotect(k, mm, vpn, vpn + 3, 'rw'), OK);
+    assert.equal(presentPte(k, mm, vpn + 1).write, false, `${name}: mprotect rw gives the tracked mapping's read-only vm_page_prot`);
+    assertConsistent(k);
+  }
+});
