@@ -378,20 +378,27 @@ interface Runs {
   maxCommands: number;
   /** Commands every run starts with (not shrunk). */
   prefix?: readonly [OpName, number][];
+  /** The explored region's size (default PAGES). */
+  pages?: number;
 }
 
 function runs(kernel: string, ops: readonly OpName[], o: Runs): void {
-  const inp = input(kernel, { ops: [...new Set(ops)], pages: PAGES, procs: 3, handles: 2, threads: 2 });
+  const pages = o.pages ?? PAGES;
+  const inp = input(kernel, { ops: [...new Set(ops)], pages, procs: 3, handles: 2, threads: 2 });
   const takes = ops.map((name) => fc.nat(1000).map((i) => new Take(name, i)));
   fc.assert(fc.property(fc.commands(takes, { maxCommands: o.maxCommands, size: 'max' }), (cmds) => {
     const root = startState(inp).runner;
     const k = new NaiveKernel(o.naive);
     const p = k.spawn();
     const naive: Naive = {
-      k, s: new NaiveSched(k, o.steps), region: k.mmap(p, PAGES), values: new Map(), handles: new Map(), threads: [{ p, alive: true, task: null }], ended: [],
+      k, s: new NaiveSched(k, o.steps), region: k.mmap(p, pages), values: new Map(), handles: new Map(), threads: [{ p, alive: true, task: null }], ended: [],
     };
     const pre = (o.prefix ?? []).map(([name, i]) => new Take(name, i));
-    fc.modelRun(() => ({ model: {}, real: { r: root.clone(), path: 0, shape: inp.shape, naive } }), [...pre, ...cmds]);
+    try {
+      fc.modelRun(() => ({ model: {}, real: { r: root.clone(), path: 0, shape: inp.shape, naive } }), [...pre, ...cmds]);
+    } finally {
+      for (const [what, n] of naive.s.seen) taken.set(what, (taken.get(what) ?? 0) + n);
+    }
   }), { numRuns: o.numRuns, includeErrorInReport: true });
 }
 
@@ -403,18 +410,46 @@ const SYNC: readonly OpName[] = [
 ];
 /** Every run starts with two threads, P writing both pages (a fork has PTEs to copy, a pin a page to pin). */
 const PREFIX: [OpName, number][] = [['write', 0], ['write', 1], ['thread', 0]];
+/** A focused draw: paths and steps, with pins and writes, so that the races come often (fork's early COW and a pin going away meanwhile). */
+const FOCUS: readonly OpName[] = [...PATHS, 'pin', 'pin', 'unpin', 'unpin', 'write', 'read', 'device-write', 'device-read'];
+/** Runs on one page that start with it shared with a child Q (a synchronous fork) and a thread of P: write faults copy, and race (pte_same). */
+const COW_PREFIX: [OpName, number][] = [['write', 0], ['fork', 0], ['thread', 0]];
+/** Runs on one page that start with it pinned by P, with a thread of P: fork's early COW, and the pin going away (or a store landing) while the copy is allocated. */
+const PIN_PREFIX: [OpName, number][] = [['write', 0], ['thread', 0], ['pin', 0]];
+const PIN_FOCUS: readonly OpName[] = ['thread', 'fork&', 'fork&', 'step', 'step', 'step', 'step', 'step', 'unpin', 'unpin', 'pin', 'write', 'write', 'read', 'device-write', 'device-read', 'pin-fast&', 'write&', 'exit'];
+const COW_FOCUS: readonly OpName[] = ['fork', 'thread', 'write&', 'write&', 'write&', 'step', 'step', 'step', 'step', 'step', 'write', 'write', 'read', 'read', 'pin', 'pin-fast&', 'unpin', 'fork&', 'exit', 'device-read'];
+
+const PATH_KEYS = ['step:running', 'step:blocked', 'step:done', 'fork&:ok', 'gup&:ok', 'gup&:EFAULT', 'write&:ok', 'write&:fault'];
+/** What the naive paths met (NaiveSched.note). */
+const RACE_KEYS = [
+  'fork:early-cow', 'fork:install-shares', 'fork:shares-pinned', 'gup:seq-odd', 'gup:seq-changed', 'gup:pte-changed', 'gup:freed', 'gup:pfn-reused',
+  'write:copy', 'write:pte-changed',
+];
+
+/** The counts of `taken` since `before`. */
+function since(before: Map<string, number>): (key: string) => number {
+  return (key) => (taken.get(key) ?? 0) - (before.get(key) ?? 0);
+}
 
 /** 5.14: 5.9's rules + write_protect_seq (5.11), clear_refs and reclaim skipping pinned pages (5.11), fork asking the child's VMA about uffd-wp. */
 const V5_14_RULES: NaiveOptions = { ...V5_9_RULES, clearRefsSkipsPinned: true, reclaimSkipsPinned: true, uffdWpForkVma: 'dst-vma' };
 
 test('model-based steps: on v6, fork&, pin-fast& and write& stepped in any order among other threads\' operations agree with the naive model\'s split paths', () => {
   const before = new Map(taken);
-  runs('v6', [...PATHS, ...SYNC], { naive: V6_RULES, steps: { writeProtectSeq: true }, numRuns: 1500, maxCommands: 30, prefix: PREFIX });
-  // A focused draw: paths and steps only, with pins and writes, so that the races come often.
-  runs('v6', [...PATHS, 'pin', 'unpin', 'write', 'read', 'device-write', 'device-read'], { naive: V6_RULES, steps: { writeProtectSeq: true }, numRuns: 1500, maxCommands: 25, prefix: PREFIX });
-  const at = (key: string) => (taken.get(key) ?? 0) - (before.get(key) ?? 0);
-  console.log(`v6 step runs: ${['step:running', 'step:blocked', 'step:done', 'fork&:ok', 'gup&:ok', 'gup&:EFAULT', 'write&:ok', 'write&:fault'].map((k) => `${k} ${at(k)}`).join(', ')}`);
+  const v6 = { naive: V6_RULES, steps: { writeProtectSeq: true } };
+  runs('v6', [...PATHS, ...SYNC], { ...v6, numRuns: 3000, maxCommands: 30, prefix: PREFIX });
+  runs('v6', FOCUS, { ...v6, numRuns: 2500, maxCommands: 25, prefix: PREFIX });
+  runs('v6', COW_FOCUS, { ...v6, numRuns: 2500, maxCommands: 25, prefix: COW_PREFIX, pages: 1 });
+  runs('v6', PIN_FOCUS, { ...v6, numRuns: 2500, maxCommands: 20, prefix: PIN_PREFIX, pages: 1 });
+  const at = since(before);
+  console.log(`v6 step runs: ${[...PATH_KEYS, ...RACE_KEYS].map((k) => `${k} ${at(k)}`).join(', ')}`);
   for (const key of ['step:running', 'step:blocked', 'step:done', 'fork&:ok', 'gup&:ok', 'write&:ok']) assert.ok(at(key) >= 100, `${key}: ${at(key)} times`);
+  // The races the split paths are for, each taken (counted in the naive model's paths).
+  // (A page freed between gup-fast's read and its grab takes a munmap, MADV_DONTNEED or reclaim by
+  // another thread in that window: rarer. Its pfn given again to the same PTE is the allocator's
+  // doing, and fork sharing a page pinned since its check needs no write_protect_seq: not on v6.)
+  for (const key of RACE_KEYS.filter((k) => !['fork:shares-pinned', 'gup:pfn-reused', 'gup:freed'].includes(k))) assert.ok(at(key) >= 10, `${key}: ${at(key)} times`);
+  assert.ok(at('gup:freed') >= 1, `gup:freed: ${at('gup:freed')} times`);
 });
 
 test('model-based steps: on 5.19, 5.14, 5.9 and 5.7 the split paths agree with the naive model under their rules (write_protect_seq from 5.11; early COW at fork from 5.9; PG_anon_exclusive from 5.19)', () => {
@@ -423,7 +458,23 @@ test('model-based steps: on 5.19, 5.14, 5.9 and 5.7 the split paths agree with t
     ['v5.9', V5_9_RULES, { writeProtectSeq: false }], ['v5.7', V5_7_RULES, { writeProtectSeq: false }],
   ];
   for (const [kernel, naive, steps] of older) {
-    runs(kernel, [...PATHS, ...SYNC], { naive, steps, numRuns: 400, maxCommands: 30, prefix: PREFIX });
-    runs(kernel, [...PATHS, 'pin', 'unpin', 'write', 'read', 'device-write', 'device-read'], { naive, steps, numRuns: 400, maxCommands: 25, prefix: PREFIX });
+    const before = new Map(taken);
+    runs(kernel, [...PATHS, ...SYNC], { naive, steps, numRuns: 600, maxCommands: 30, prefix: PREFIX });
+    runs(kernel, FOCUS, { naive, steps, numRuns: 600, maxCommands: 25, prefix: PREFIX });
+    runs(kernel, COW_FOCUS, { naive, steps, numRuns: 600, maxCommands: 25, prefix: COW_PREFIX, pages: 1 });
+    runs(kernel, PIN_FOCUS, { naive, steps, numRuns: 600, maxCommands: 20, prefix: PIN_PREFIX, pages: 1 });
+    const at = since(before);
+    console.log(`${kernel} step runs: ${[...PATH_KEYS, ...RACE_KEYS].map((k) => `${k} ${at(k)}`).join(', ')}`);
+    for (const key of ['write:copy', 'write:pte-changed', 'gup:pte-changed']) assert.ok(at(key) >= 1, `${kernel}: ${key}: ${at(key)} times`);
+    if (steps.writeProtectSeq) {
+      // (fork may still share a page a gup-fast that read the PTE before the fork began pins
+      // meanwhile: its read_seqcount_retry then drops the pin.)
+      assert.ok(at('gup:seq-odd') >= 1 && at('gup:seq-changed') >= 1, `${kernel}: gup-fast met write_protect_seq`);
+    } else {
+      // No write_protect_seq: gup-fast pins a page fork is about to share (5.9: the race 57efa1fe5957 closed; 5.7: no early COW at all).
+      assert.ok(at('fork:shares-pinned') >= 1, `${kernel}: fork shared a pinned page`);
+    }
+    if (naive.earlyCow) assert.ok(at('fork:early-cow') >= 1 && at('fork:install-shares') >= 1, `${kernel}: fork's early COW, and a pin gone by the install`);
+    else assert.equal(at('fork:early-cow'), 0, `${kernel}: no early COW`);
   }
 });

@@ -71,7 +71,14 @@ export class NaiveSched {
    */
   pfnReused: ((tid: number) => boolean) | null = null;
 
+  /** How often each race outcome happened (for the tests' coverage figures): `fork:early-cow`, `gup:seq-odd`, ... */
+  readonly seen = new Map<string, number>();
+
   constructor(readonly k: NaiveKernel, readonly rules: StepRules) {}
+
+  note(what: string): void {
+    this.seen.set(what, (this.seen.get(what) ?? 0) + 1);
+  }
 
   lockOf(p: NProc): MmLocks {
     let l = this.locks.get(p);
@@ -207,9 +214,12 @@ export class NaiveForkTask implements NaiveTask {
           return this.next();
         }
         this.phase = this.mustCopy(pg.pte!) ? 'alloc' : 'apply';
+        if (this.phase === 'alloc') this.s.note('fork:early-cow');
         return 'running';
       }
       case 'apply':
+        // (A pin gup-fast took since the check is shared too: the window write_protect_seq closes.)
+        if (this.page().pte!.frame !== null && NaiveKernel.maybeDmaPinned(this.page().pte!.frame!)) this.s.note('fork:shares-pinned');
         this.share();
         this.at++;
         return this.next();
@@ -231,6 +241,7 @@ export class NaiveForkTask implements NaiveTask {
           this.child!.rss++;
           k.forkCopies++;
         } else {
+          this.s.note('fork:install-shares');
           this.share();
           this.s.put(this.prealloc!);
         }
@@ -355,6 +366,7 @@ export class NaiveGupFastTask implements NaiveTask {
         if (this.s.rules.writeProtectSeq) {
           this.seq = lock.seq;
           if (this.seq & 1) {
+            this.s.note('gup:seq-odd');
             this.fallback = true;
             this.phase = 'slow';
             return 'running';
@@ -380,15 +392,18 @@ export class NaiveGupFastTask implements NaiveTask {
           const now = this.s.value(this.p.pages.get(pageKey(this.r, this.i))?.pte ?? null);
           const aba = now !== null && now.frame !== null && NaiveSched.same({ ...now, frame: f }, this.seen);
           if (!aba || this.s.pfnReused?.(this.tid) !== true) {
+            this.s.note('gup:freed');
             this.fallback = true;
             return 'running';
           }
+          this.s.note('gup:pfn-reused');
           f = now.frame!;
           this.seen = now;
         }
         f.refcount += GUP_PIN_COUNTING_BIAS;
         const now = this.s.value(this.p.pages.get(pageKey(this.r, this.i))?.pte ?? null);
         if (!NaiveSched.same(now, this.seen)) {
+          this.s.note('gup:pte-changed');
           this.s.put(f, GUP_PIN_COUNTING_BIAS);
           this.fallback = true;
           return 'running';
@@ -398,6 +413,7 @@ export class NaiveGupFastTask implements NaiveTask {
       }
       case 'end':
         if (this.s.rules.writeProtectSeq && lock.seq !== this.seq && this.grabbed !== null) {
+          this.s.note('gup:seq-changed');
           this.s.put(this.grabbed, GUP_PIN_COUNTING_BIAS);
           this.grabbed = null;
           this.fallback = true;
@@ -506,6 +522,7 @@ export class NaiveWriteTask implements NaiveTask {
         k.anonPrepare(this.p, pg);
         this.seen = this.s.value(pte);
         this.copy = this.s.alloc(old === null ? 0 : old.value);
+        this.s.note('write:copy');
         lock.readers++;
         this.holdsRead = true;
         this.phase = 'install';
@@ -518,6 +535,7 @@ export class NaiveWriteTask implements NaiveTask {
         const f = this.copy!;
         this.copy = null;
         if (!NaiveSched.same(this.s.value(pg.pte), this.seen)) {
+          this.s.note('write:pte-changed');
           this.s.put(f);
           this.phase = 'fault';
           return 'running';
