@@ -31,7 +31,7 @@ import {
   NaiveKernel, pageKey, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_RULES, type NaiveOptions, type NPin, type NProc, type NRef, type NRegion,
 } from '../naive/model.js';
 import { NaiveForkTask, NaiveGupFastTask, NaiveSched, NaiveWriteTask, slowPin, type NaiveTask, type StepRules, type StepState } from '../naive/tasks.js';
-import { input } from './helpers.js';
+import { input, runnerAfter } from './helpers.js';
 
 const PAGES = 2;
 
@@ -380,13 +380,16 @@ interface Runs {
   prefix?: readonly [OpName, number][];
   /** The explored region's size (default PAGES). */
   pages?: number;
+  /** A failure's seed and path, to replay it. */
+  replay?: { seed: number; path: string };
 }
 
 function runs(kernel: string, ops: readonly OpName[], o: Runs): void {
   const pages = o.pages ?? PAGES;
   const inp = input(kernel, { ops: [...new Set(ops)], pages, procs: 3, handles: 2, threads: 2 });
   const takes = ops.map((name) => fc.nat(1000).map((i) => new Take(name, i)));
-  fc.assert(fc.property(fc.commands(takes, { maxCommands: o.maxCommands, size: 'max' }), (cmds) => {
+  const what = `${kernel}, prefix ${(o.prefix ?? []).map(([n]) => n).join(' ')}, ${pages} page(s)`;
+  const property = fc.property(fc.commands(takes, { maxCommands: o.maxCommands, size: 'max' }), (cmds) => {
     const root = startState(inp).runner;
     const k = new NaiveKernel(o.naive);
     const p = k.spawn();
@@ -399,7 +402,12 @@ function runs(kernel: string, ops: readonly OpName[], o: Runs): void {
     } finally {
       for (const [what, n] of naive.s.seen) taken.set(what, (taken.get(what) ?? 0) + n);
     }
-  }), { numRuns: o.numRuns, includeErrorInReport: true });
+  });
+  try {
+    fc.assert(property, { numRuns: o.numRuns, includeErrorInReport: true, ...(o.replay ?? {}) });
+  } catch (e) {
+    throw new Error(`${what}: ${(e as Error).message}`);
+  }
 }
 
 /** The split paths, the steps (drawn often: most commands of a run step some path), and what races with them. */
@@ -477,4 +485,18 @@ test('model-based steps: on 5.19, 5.14, 5.9 and 5.7 the split paths agree with t
     if (naive.earlyCow) assert.ok(at('fork:early-cow') >= 1 && at('fork:install-shares') >= 1, `${kernel}: fork's early COW, and a pin gone by the install`);
     else assert.equal(at('fork:early-cow'), 0, `${kernel}: no early COW`);
   }
+});
+
+test('the explorer counts the child of a `fork &` in progress: no fork past --procs, no thread or child without a name', () => {
+  const shape: ExploreShape = { procs: 2, threads: 2, handles: 2, ops: ['fork', 'fork&', 'thread', 'step'] };
+  const r = runnerAfter(['P mmap buf 1 rw private', 'P thread T', 'P fork Q &'], 'v6', [], false);
+  const names = (code: string) => enabledOps(r, shape).filter((op) => op >>> 24 === OP_NAMES.indexOf(code)).map((op) => decodeOp(r, op).text);
+  // Q will be the second process: T may not fork a third one meanwhile.
+  assert.deepEqual([names('fork'), names('fork&')], [[], []]);
+  assert.deepEqual(names('step'), ['P step']);
+  // Eight names: with six threads and two forks in progress, no thread can be named.
+  const full = runnerAfter(['P mmap buf 1 rw private', 'P thread A', 'A thread B', 'B thread C', 'C thread D', 'D thread E', 'P fork F &', 'A fork G &'], 'v6', [], false);
+  const wide: ExploreShape = { procs: 8, threads: 8, handles: 2, ops: ['fork', 'thread'] };
+  assert.deepEqual(enabledOps(full, wide).map((op) => decodeOp(full, op).text).filter((t) => /undefined/.test(t)), []);
+  assert.equal(enabledOps(full, wide).length, 0, 'every name is taken or promised');
 });
