@@ -445,10 +445,10 @@ const V5_14_RULES: NaiveOptions = { ...V5_9_RULES, clearRefsSkipsPinned: true, r
 test('model-based steps: on v6, fork&, pin-fast& and write& stepped in any order among other threads\' operations agree with the naive model\'s split paths', () => {
   const before = new Map(taken);
   const v6 = { naive: V6_RULES, steps: { writeProtectSeq: true } };
-  runs('v6', [...PATHS, ...SYNC], { ...v6, numRuns: 3000, maxCommands: 30, prefix: PREFIX });
-  runs('v6', FOCUS, { ...v6, numRuns: 2500, maxCommands: 25, prefix: PREFIX });
-  runs('v6', COW_FOCUS, { ...v6, numRuns: 2500, maxCommands: 25, prefix: COW_PREFIX, pages: 1 });
-  runs('v6', PIN_FOCUS, { ...v6, numRuns: 2500, maxCommands: 20, prefix: PIN_PREFIX, pages: 1 });
+  runs('v6', [...PATHS, ...SYNC], { ...v6, numRuns: 6000, maxCommands: 30, prefix: PREFIX });
+  runs('v6', FOCUS, { ...v6, numRuns: 5000, maxCommands: 25, prefix: PREFIX });
+  runs('v6', COW_FOCUS, { ...v6, numRuns: 5000, maxCommands: 25, prefix: COW_PREFIX, pages: 1 });
+  runs('v6', PIN_FOCUS, { ...v6, numRuns: 5000, maxCommands: 20, prefix: PIN_PREFIX, pages: 1 });
   const at = since(before);
   console.log(`v6 step runs: ${[...PATH_KEYS, ...RACE_KEYS].map((k) => `${k} ${at(k)}`).join(', ')}`);
   for (const key of ['step:running', 'step:blocked', 'step:done', 'fork&:ok', 'gup&:ok', 'write&:ok']) assert.ok(at(key) >= 100, `${key}: ${at(key)} times`);
@@ -467,10 +467,10 @@ test('model-based steps: on 5.19, 5.14, 5.9 and 5.7 the split paths agree with t
   ];
   for (const [kernel, naive, steps] of older) {
     const before = new Map(taken);
-    runs(kernel, [...PATHS, ...SYNC], { naive, steps, numRuns: 600, maxCommands: 30, prefix: PREFIX });
-    runs(kernel, FOCUS, { naive, steps, numRuns: 600, maxCommands: 25, prefix: PREFIX });
-    runs(kernel, COW_FOCUS, { naive, steps, numRuns: 600, maxCommands: 25, prefix: COW_PREFIX, pages: 1 });
-    runs(kernel, PIN_FOCUS, { naive, steps, numRuns: 600, maxCommands: 20, prefix: PIN_PREFIX, pages: 1 });
+    runs(kernel, [...PATHS, ...SYNC], { naive, steps, numRuns: 1200, maxCommands: 30, prefix: PREFIX });
+    runs(kernel, FOCUS, { naive, steps, numRuns: 1200, maxCommands: 25, prefix: PREFIX });
+    runs(kernel, COW_FOCUS, { naive, steps, numRuns: 1200, maxCommands: 25, prefix: COW_PREFIX, pages: 1 });
+    runs(kernel, PIN_FOCUS, { naive, steps, numRuns: 1200, maxCommands: 20, prefix: PIN_PREFIX, pages: 1 });
     const at = since(before);
     console.log(`${kernel} step runs: ${[...PATH_KEYS, ...RACE_KEYS].map((k) => `${k} ${at(k)}`).join(', ')}`);
     for (const key of ['write:copy', 'write:pte-changed', 'gup:pte-changed']) assert.ok(at(key) >= 1, `${kernel}: ${key}: ${at(key)} times`);
