@@ -162,7 +162,10 @@ function addressOrder(p: NProc): string[] {
  * - begin: the lock taken (blocked while any other thread holds it), the child's mm and all its
  *   VMAs made (dup_mmap's VMA loop; VM_DONTCOPY left out, VM_WIPEONFORK empty, anon_vma_fork
  *   giving each copied VMA an anon_vma of its own), write_protect_seq made odd
- *   (raw_write_seqcount_begin in copy_page_range);
+ *   (raw_write_seqcount_begin). The kernel does that per COW mapping, in copy_page_range(),
+ *   so a gup-fast run wholly between two mappings' copies sees it even; here, as in the model,
+ *   it stays odd to the end (such a pin then takes the slow path after the fork: the same
+ *   values and counts, other steps);
  * - per non-empty parent entry of a VMA vma_needs_copy() copies (an anon_vma; not
  *   VM_WIPEONFORK), in address order, under both page-table locks (copy_pte_range):
  *   - a swap entry: copied at once (copy_nonpresent_pte: swap_duplicate; the parent's entry
