@@ -120,7 +120,8 @@ export function handlePteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: n
   }
   if (flags & COW_FLAGS) {
     if (!(bits & PTE_WRITE)) return doWpPage(k, mm, vma, vpn, slot, (flags & FAULT_FLAG_UNSHARE) !== 0, split, (flags & FAULT_FLAG_BREAK_COW) !== 0);
-    if (flags & FAULT_FLAG_WRITE) k.tables.bits[slot] = bits | PTE_DIRTY | PTE_YOUNG;
+    // pte_mkdirty(): x86 sets _PAGE_SOFT_DIRTY with _PAGE_DIRTY.
+    if (flags & FAULT_FLAG_WRITE) k.tables.bits[slot] = bits | PTE_DIRTY | PTE_SOFT_DIRTY | PTE_YOUNG;
     return OK;
   }
   k.tables.bits[slot] = bits | PTE_YOUNG;
@@ -354,7 +355,7 @@ export function doWpPage(
   if (!unshare && !breakCow && userfaultfdPteWp(vma, bits)) return handleUserfault(k, mm, vpn);
   if (vma.flags & (VM_SHARED | VM_MAYSHARE)) {
     // wp_page_shared(): a shared mapping is never copied.
-    t.bits[slot] = bits | PTE_DIRTY | PTE_YOUNG | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
+    t.bits[slot] = bits | PTE_DIRTY | PTE_SOFT_DIRTY | PTE_YOUNG | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
     k.emit('wp-shared', mm.id, vpn, pfn, -1, 'shared mapping: the page is made writable in place');
     return OK;
   }
@@ -388,10 +389,10 @@ function reuseReason(k: Kernel, pfn: number, wasExclusive: boolean): string {
   return `refcount ${f.refcount[pfn]}: the only reference, reused`;
 }
 
-/** wp_page_reuse(): make the PTE writable (if the VMA is) and dirty. */
+/** wp_page_reuse(): make the PTE young, writable (if the VMA is) and dirty: x86's pte_mkdirty() sets the soft-dirty bit too. */
 export function wpPageReuse(k: Kernel, vma: Vma, slot: number): void {
   k.stats.reuses++;
-  k.tables.bits[slot] = k.tables.bits[slot]! | PTE_DIRTY | PTE_YOUNG | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
+  k.tables.bits[slot] = k.tables.bits[slot]! | PTE_DIRTY | PTE_SOFT_DIRTY | PTE_YOUNG | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
 }
 
 /**

@@ -4,8 +4,8 @@
 // mapping by mapping and table by table, forkEnd) and as separate atomic steps (`fork &`, stepFork,
 // driven by tasks.ts): both run the same begin, the same start of each mapping's copy in address
 // order (copyPageRangeBegin: a hugetlb mapping is copied whole there), the same per-PTE functions (forkCheckPte; then
-// copyPresentPte, or the early-COW copy made with the page-table lock dropped, forkAllocCopy,
-// and installed after re-checking the parent PTE, forkInstallCopy) and the same end. The
+// copyPresentPte, or the early-COW copy's frame allocated with the page-table lock dropped, forkAllocCopy,
+// and filled and installed when the PTE is decided again, forkInstallCopy) and the same end. The
 // synchronous loop calls them in a plain loop over each PTE table (nothing allocated per page);
 // the split path calls one of them per step, so other threads run in the windows the kernel
 // leaves open (lockless gup-fast against fork's write-protect, seed 000's lock drop).
@@ -52,7 +52,7 @@ export interface ForkTask {
   /** The pairs whose copy has begun (copyPageRangeBegin ran for pairs[0 .. begun - 1]). */
   begun: number;
   vpn: number;
-  /** The parent PTE as the check step saw it, and the early-COW copy made while the lock was dropped. */
+  /** The parent PTE as the check step saw it, and the early-COW copy's frame allocated while the lock was dropped. */
   seenBits: number;
   seenPfn: number;
   newPfn: number;
@@ -227,29 +227,36 @@ function seePte(k: Kernel, t: ForkTask, srcSlot: number): void {
   t.seenPfn = k.tables.entry[srcSlot]!;
 }
 
-/** copy_present_page(), first part (seed 000: the page-table lock dropped): a copy of the page forkCheckPte saw. OK or OOM. */
+/**
+ * copy_present_page(), first part (seed 000: copy_pte_range drops the page-table locks and
+ * preallocates, folio_prealloc): a new frame for the copy, not filled yet. OK or OOM.
+ */
 export function forkAllocCopy(k: Kernel, t: ForkTask): number {
-  const n = allocCopy(k, t.seenPfn);
+  const n = allocCopy(k, -1);
   if (n < 0) return OOM;
   t.newPfn = n;
   return OK;
 }
 
 /**
- * copy_present_page(), second part (pte_install_copied_page): the lock retaken, the copy is
- * mapped in the child if the parent PTE is still the one forkCheckPte saw; otherwise the copy
- * is dropped and false returned (the caller looks at the PTE again).
+ * copy_present_page(), second part: copy_pte_range() walks again from this PTE with the locks
+ * retaken and the prealloc in hand, and decides afresh (copy_present_ptes): if the page must
+ * still be copied, it is copied now, under the lock (copy_mc_user_highpage: a store made since
+ * the prealloc is in the copy), and the copy mapped in the child; true. Otherwise (the pin went
+ * away meanwhile: "this could only happen if one pinned pte changed") the prealloc is freed and
+ * false returned: the caller shares the PTE (copy_pte_range's folio_put(prealloc)).
  */
 export function forkInstallCopy(k: Kernel, t: ForkTask, src: Mm, dst: Mm, dstVma: Vma, srcSlot: number, dstSlot: number, vpn: number): boolean {
   const bits = srcSlot < 0 ? 0 : k.tables.bits[srcSlot]!;
   const pfn = srcSlot < 0 ? -1 : k.tables.entry[srcSlot]!;
-  if (bits !== t.seenBits || pfn !== t.seenPfn) {
+  if (!(bits & PTE_PRESENT) || !forkMustCopy(k, bits, pfn)) {
     k.putPage(t.newPfn);
     t.newPfn = -1;
-    k.emit('note', src.id, vpn, pfn, -1, 'early COW: the PTE changed under us while the lock was dropped; the copy is dropped and the PTE looked at again');
+    k.emit('note', src.id, vpn, pfn, -1, 'early COW: the page may no longer be pinned when copy_pte_range walks again: the preallocated copy is freed and the PTE shared');
     return false;
   }
-  installCopiedPage(k, dstVma, dstSlot, t.newPfn, t.seenBits);
+  k.frames.value[t.newPfn] = k.frames.value[pfn]!;
+  installCopiedPage(k, dstVma, dstSlot, t.newPfn, bits);
   dst.rssAnon++;
   k.emit('early-cow', src.id, vpn, pfn, t.newPfn, k.frames.flags[pfn]! & PG_LARGE
     ? `maybe pinned (its large folio's pin count is ${k.frames.pincount[pfn >>> 9]}) in an mm that has pinned: the child gets a copy now`
@@ -377,6 +384,7 @@ function forkRareCase(
       tb.filled[dstSlot >>> TABLE_SHIFT]!++;
       return OK;
     case PTE_EARLY_COW: {
+      // Nothing runs between the two parts here: the page still needs its copy at the install.
       seePte(k, t, srcSlot);
       const err = forkAllocCopy(k, t);
       if (err === OK) forkInstallCopy(k, t, src, dst, dstVma, srcSlot, dstSlot, vpn);
@@ -470,8 +478,12 @@ export function stepFork(k: Kernel, t: ForkTask, tid: number): TaskState {
     case 'install': {
       const child = k.mms[t.child]!;
       const cvma = child.vmas[t.pairs[t.pair]![1]]!;
-      if (!forkInstallCopy(k, t, parent, child, cvma, pteSlot(k, parent, t.vpn), pteSlotAlloc(k, child, t.vpn), t.vpn)) return toNextPte(k, t, tid);
-      return advanceFork(k, t, tid);
+      const slot = pteSlot(k, parent, t.vpn);
+      if (forkInstallCopy(k, t, parent, child, cvma, slot, pteSlotAlloc(k, child, t.vpn), t.vpn)) return advanceFork(k, t, tid);
+      // No copy needed any more: shared in the same pass (copy_present_ptes), as the apply step does.
+      if (slot < 0 || !(k.tables.bits[slot]! & PTE_PRESENT)) return toNextPte(k, t, tid);
+      t.phase = 'apply';
+      return stepFork(k, t, tid);
     }
     case 'end': {
       forkEnd(k, t);

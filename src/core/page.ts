@@ -63,10 +63,13 @@ export function vmaWantsWritenotify(k: Kernel, vma: Vma): boolean {
   return !(vma.flags & VM_SOFTDIRTY) || (k.profile.uffdWpWritenotify && (vma.flags & VM_UFFD_WP) !== 0);
 }
 
-/** The PTE of a page the kernel maps for a VMA afresh (mk_pte with vm_page_prot): PAGE_NONE keeps no access. */
+/**
+ * The PTE of a page the kernel maps for a VMA afresh (mk_pte with vm_page_prot), dirty: PAGE_NONE
+ * keeps no access. x86's protections all carry _PAGE_ACCESSED (PAGE_COPY, PAGE_NONE, ...): young.
+ */
 export function newPageBits(vma: Vma): number {
-  if (!(vma.flags & VM_READ)) return PTE_PRESENT | PTE_DIRTY | PTE_SOFT_DIRTY | PTE_PROTNONE;
-  return PTE_PRESENT | PTE_DIRTY | PTE_SOFT_DIRTY | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
+  if (!(vma.flags & VM_READ)) return PTE_PRESENT | PTE_YOUNG | PTE_DIRTY | PTE_SOFT_DIRTY | PTE_PROTNONE;
+  return PTE_PRESENT | PTE_YOUNG | PTE_DIRTY | PTE_SOFT_DIRTY | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
 }
 
 /**

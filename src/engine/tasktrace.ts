@@ -99,10 +99,15 @@ function forkLines(k: Kernel, prev: ForkTask, t: ForkTask, n: TaskNamer): TaskLi
     }
     case 'alloc':
       if (t.newPfn < 0) return [];
-      return [{ mm: t.parent, vpn: prev.vpn, pfn: t.newPfn, why: `copy_present_page: the page-table lock is dropped; frame ${t.newPfn} allocated and frame ${t.seenPfn} copied into it` }];
-    case 'install':
-      if (t.vpn === prev.vpn && t.pair === prev.pair) return []; // the PTE changed: the model says so
-      return [{ mm: t.parent, vpn: prev.vpn, pfn: prev.newPfn, why: `the page-table lock is retaken; ${P}'s PTE of ${n.page(t.parent, prev.vpn)} is as it was read (pte_same): ${child} maps the copy, frame ${prev.newPfn}` }];
+      return [{ mm: t.parent, vpn: prev.vpn, pfn: t.newPfn, why: `copy_present_page: the page-table locks are dropped and frame ${t.newPfn} allocated for the copy (filled when copy_pte_range walks this PTE again)` }];
+    case 'install': {
+      const cslot = t.child >= 0 ? pteSlot(k, k.mms[t.child]!, prev.vpn) : -1;
+      const copied = cslot >= 0 && (k.tables.bits[cslot]! & PTE_PRESENT) !== 0 && k.tables.entry[cslot] === prev.newPfn;
+      const again = `the page-table locks are retaken and ${P}'s PTE of ${n.page(t.parent, prev.vpn)} decided again`;
+      return [{ mm: t.parent, vpn: prev.vpn, pfn: copied ? prev.newPfn : prev.seenPfn, why: copied
+        ? `${again}: still maybe pinned: frame ${prev.seenPfn} is copied into frame ${prev.newPfn} now, which ${child} maps`
+        : `${again}: no longer maybe pinned (refcount ${f.refcount[prev.seenPfn]}): frame ${prev.newPfn} is freed and the page shared with ${child}` }];
+    }
     default:
       return [];
   }

@@ -73,6 +73,8 @@ export function enabledOps(r: Runner, shape: ExploreShape): number[] {
   // A thread inside a kernel path started with `&` can only take its next step.
   const alive = procs.filter((p) => p.alive && !p.task);
   const groupsAlive = new Set(procs.filter((p) => p.alive).map((p) => p.group)).size;
+  // A `fork &` in progress has its child (a process, a name) when it ends: counted already.
+  const forking = procs.filter((p) => p.alive && p.task?.kind === 'fork').length;
   const handles = [...r.handles.keys()];
   let firstRegions: (Region | undefined)[] | undefined;
   for (const name of shape.ops) {
@@ -82,12 +84,12 @@ export function enabledOps(r: Runner, shape: ExploreShape): number[] {
     const on = e.on;
     switch (on.kind) {
       case 'fork':
-        if (groupsAlive < shape.procs && procs.length < PROC_NAMES.length) {
+        if (groupsAlive + forking < shape.procs && procs.length + forking < PROC_NAMES.length) {
           for (const p of alive) out.push(pack(code, procs.indexOf(p), 0, 0));
         }
         break;
       case 'thread':
-        if (procs.length < PROC_NAMES.length) {
+        if (procs.length + forking < PROC_NAMES.length) {
           for (const p of alive) {
             if (procs.filter((q) => q.alive && q.group === p.group).length < shape.threads) out.push(pack(code, procs.indexOf(p), 0, 0));
           }

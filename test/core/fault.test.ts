@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { OK, OOM, SIGSEGV, PG_ANON_EXCLUSIVE } from '../../src/core/constants.js';
-import { FAULT_FLAG_UNSHARE, handleMmFault } from '../../src/core/fault.js';
+import { FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, handleMmFault } from '../../src/core/fault.js';
 import { dupMmap } from '../../src/core/fork.js';
 import type { Kernel } from '../../src/core/kernel.js';
 import type { Mm } from '../../src/core/mm.js';
@@ -349,5 +349,16 @@ test('v6: a read fault on shmem faults around the cached neighbours, except in a
     const mapped = [0, 1, 2].filter((i) => pte(k, p, vpn + i)?.present === true).length;
     assert.equal(mapped, registered ? 1 : 3, registered ? 'the faulting page alone' : 'the page and its two cached neighbours');
     assertConsistent(k);
+  }
+});
+
+test('wp_page_reuse marks the PTE dirty and soft-dirty (x86 pte_mkdirty sets _PAGE_SOFT_DIRTY): after clear_refs, a write fault that reuses the page leaves it soft-dirty before any store', () => {
+  for (const name of ['v5.9', 'v6']) {
+    const s = writeProtectedOwn(name);
+    assert.equal(presentPte(s.k, s.p, s.vpn).softDirty, false, 'clear_refs cleared it');
+    // The fault alone (a FOLL_WRITE GUP faults without storing): do_wp_page -> wp_page_reuse.
+    assert.equal(handleMmFault(s.k, s.p, s.vpn, FAULT_FLAG_WRITE), OK);
+    const p = presentPte(s.k, s.p, s.vpn);
+    assert.deepEqual([p.write, p.softDirty, s.k.stats.reuses], [true, true, 1], name);
   }
 });

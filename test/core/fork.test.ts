@@ -181,6 +181,8 @@ for (const [name, pae] of [['v5.9', false], ['v6', true]] as const) {
     assert.notEqual(qp.pfn, a, 'the child has a frame of its own');
     assert.deepEqual(frame(k, qp.pfn), { refcount: 1, mapcount: 1, anon: true, exclusive: pae, value: 11 });
     assert.equal(qp.write, true, 'the copy is mapped writable');
+    // copy_present_page: folio_mk_pte(vm_page_prot) (x86: _PAGE_ACCESSED), pte_mkdirty: young, dirty, soft-dirty.
+    assert.deepEqual([qp.young, qp.dirty, qp.softDirty], [true, true, true], 'the copy\'s PTE');
     const pp = presentPte(k, p, vpn);
     assert.equal(pp.pfn, a);
     assert.equal(pp.write, true, 'the parent PTE is left untouched');

@@ -383,3 +383,34 @@ test('a page dropped by another thread while gup-fast pins it: the pin ends up u
     assert.equal(r.status, 'ok', `${profile}: ${r.violations.map((v) => `${v.step}: ${v.kind}: ${v.message}`).join('; ')}`);
   }
 });
+
+// ---- fork's early COW: copy_pte_range() decides again after the prealloc -------------------------------
+
+// copy_present_page() returns -EAGAIN without a preallocated folio; copy_pte_range() drops the
+// locks, allocates (folio_prealloc) and walks again from the same PTE, deciding afresh
+// (copy_present_ptes): the page is copied then, under the lock, or, when it may no longer be
+// pinned, shared and the prealloc freed (6.18 mm/memory.c; 5.9's copy_present_page alike).
+const EARLY_COW_START = ['P mmap buf 1 rw private', 'P thread T', 'T write buf[0] = 1', 'T pin buf[0] as h rw longterm', 'P fork Q &',
+  'P step', 'P step', 'P step'];
+
+for (const profile of ['v5.9', 'v6']) {
+  test(`${profile}: a pin released while fork's early-COW copy is being allocated: fork shares the page when it walks the PTE again`, () => {
+    const r = runTo(EARLY_COW_START, profile);
+    const t = r.procs.get('P')!.task;
+    assert.ok(t && t.kind === 'fork' && t.phase === 'install', `the prealloc is made, not installed yet: ${t?.kind} ${t && 'phase' in t ? t.phase : ''}`);
+    const used = r.k.frames.used;
+    continueWith(r, EARLY_COW_START, ['T unpin h', 'P finish', 'expect P buf[0] same-frame Q buf[0]',
+      'T write buf[0] = 2', 'Q read buf[0] expect 1', 'P read buf[0] expect 2']);
+    assert.deepEqual(r.violations.map((v) => v.message), [], profile);
+    assert.equal(r.k.stats.earlyCow, 0, 'no early COW');
+    assert.equal(r.k.frames.used, used, 'the prealloc freed; then T\'s write copied the shared page');
+  });
+
+  test(`${profile}: a store through the parent's writable PTE while fork's early-COW copy is being allocated is in the child's copy (copied under the lock at the install)`, () => {
+    const r = runTo(EARLY_COW_START, profile);
+    continueWith(r, EARLY_COW_START, ['T write buf[0] = 2', 'P finish', 'expect P buf[0] other-frame Q buf[0]',
+      'Q read buf[0] expect 2', 'device write h[0] = 3', 'T read buf[0] expect 3', 'Q read buf[0] expect 2']);
+    assert.deepEqual(r.violations.map((v) => v.message), [], profile);
+    assert.equal(r.k.stats.earlyCow, 1);
+  });
+}

@@ -650,7 +650,7 @@ export class NaiveKernel {
   }
 
   /** anon_vma_prepare(): a neighbouring VMA's anon_vma is reused when the two could merge. */
-  private anonPrepare(p: NProc, pg: NPage): void {
+  anonPrepare(p: NProc, pg: NPage): void {
     if (pg.vma.anonVma) return;
     pg.vma.anonVma = true;
     const pages = this.byAddress(p);
@@ -749,7 +749,7 @@ export class NaiveKernel {
     this.put(old);
   }
 
-  private canReuse(f: NFrame): boolean {
+  canReuse(f: NFrame): boolean {
     switch (this.rules.reuse) {
       case 'anon-exclusive':
         // wp_can_reuse_anon_folio: a KSM page is always copied.
@@ -828,7 +828,7 @@ export class NaiveKernel {
    *   on a read fault too.
    * Otherwise it is mapped read-only.
    */
-  private swapIn(p: NProc, pg: NPage, write: boolean): void {
+  swapIn(p: NProc, pg: NPage, write: boolean): void {
     const { slot, exclusive: swpExclusive } = pg.swp!;
     // pte_swp_uffd_wp: the page comes back write-protected with the bit (a write then goes to the monitor).
     const uffdWp = pg.swp!.uffdWp === true;

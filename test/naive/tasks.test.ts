@@ -1,0 +1,213 @@
+// The naive model's split kernel paths (test/naive/tasks.ts) on the classic races, with the
+// outcomes the kernel's rules and history give; each scenario is also run on the model core as
+// a v1.1 scenario (`&`, `T step`), which must take the same steps (one step, blocked, the last)
+// and read the same values.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { NaiveKernel, V5_7_RULES, V5_9_RULES, V6_RULES, type NaiveOptions, type NPin } from './model.js';
+import { NaiveForkTask, NaiveGupFastTask, NaiveSched, NaiveWriteTask, slowPin, type StepRules } from './tasks.js';
+import { parse, runnerAfter, scenarioText } from '../explore/helpers.js';
+import type { StepState } from './tasks.js';
+
+/** 5.14: 5.9's rules with write_protect_seq (57efa1fe5957, 5.11). */
+const V5_14: [NaiveOptions, StepRules] = [{ ...V5_9_RULES, clearRefsSkipsPinned: true, reclaimSkipsPinned: true, uffdWpForkVma: 'dst-vma' }, { writeProtectSeq: true }];
+const V5_9: [NaiveOptions, StepRules] = [V5_9_RULES, { writeProtectSeq: false }];
+const V5_7: [NaiveOptions, StepRules] = [V5_7_RULES, { writeProtectSeq: false }];
+const V6: [NaiveOptions, StepRules] = [V6_RULES, { writeProtectSeq: true }];
+
+function setup([rules, steps]: [NaiveOptions, StepRules]) {
+  const k = new NaiveKernel(rules);
+  const s = new NaiveSched(k, steps);
+  const p = k.spawn();
+  const r = k.mmap(p, 1);
+  return { k, s, p, r };
+}
+
+/**
+ * The model core through the same scenario: what each `T step` did ('running', 'blocked',
+ * 'done') and what each line of `reads` (a read or a device read, run after `steps`) read.
+ */
+function core(profile: string, steps: readonly string[], reads: readonly string[] = []): { steps: StepState[]; reads: (string | undefined)[] } {
+  const all = [...steps, ...reads];
+  const sc = parse(scenarioText(all), 't.scn.yaml');
+  const r = runnerAfter([steps[0]!], profile, [], false);
+  const out: StepState[] = [];
+  const got: (string | undefined)[] = [];
+  for (let i = 1; i < all.length; i++) {
+    const res = r.step(sc.steps[i]!, i);
+    assert.equal(res.na, null, `${all[i]}: n/a`);
+    if (i >= steps.length) got.push(res.record.observations.find((o) => o.kind === 'read' || o.kind === 'handle-read')?.actual);
+    const m = /^(\w+) step$/.exec(all[i]!);
+    if (m) out.push(/is blocked/.test(res.record.summary) ? 'blocked' : r.procs.get(m[1]!)!.task === null ? 'done' : 'running');
+  }
+  return { steps: out, reads: got };
+}
+
+test('gup-fast pinning while fork write-protects (5.9: no write_protect_seq): the pin lands on the page fork shares, and the device\'s writes reach the child; 5.14 and v6: it falls back to the slow path after the fork and pins P\'s own copy', () => {
+  // Thread T pins buf[0] with pin_user_pages_fast(FOLL_WRITE) while P forks Q: fork begins
+  // (mmap_lock for write, write_protect_seq odd from 5.11), copy_present_pte decides to share
+  // (not pinned yet), gup-fast reads the PTE (still writable) and grabs, fork write-protects and
+  // shares, fork ends.
+  const text = ['P mmap buf 1 rw private', 'P thread T', 'T write buf[0] = 1', 'P fork Q &', 'T pin buf[0] as h rw longterm fast &',
+    'P step', 'P step', 'T step', 'T step', 'P step', 'P step', 'T step'];
+  for (const [profile, rules, wps] of [['v5.9', V5_9, false], ['v5.14', V5_14, true], ['v6', V6, true]] as const) {
+    const { k, s, p, r } = setup(rules);
+    k.write(p, r, 0, 1);
+    const fork = new NaiveForkTask(s, p, 0);
+    const gup = new NaiveGupFastTask(s, p, 1, r, 0, { write: true, longterm: true });
+    const st: StepState[] = [];
+    st.push(fork.step(), fork.step()); // begin; check: share (the page is not pinned yet)
+    st.push(gup.step()); // read: 5.11+ sees write_protect_seq odd and gives up (all to the slow path)
+    st.push(gup.step()); // 5.9: grab and re-check (the PTE is still writable); 5.11+: the slow path waits for the fork
+    st.push(fork.step(), fork.step()); // apply (shared, both PTEs read-only); end
+    st.push(gup.step()); // 5.9: no read_seqcount_retry: pinned; 5.11+: the slow path: FOLL_WRITE faults and copies the page fork shared
+    assert.deepEqual(st, ['running', 'running', 'running', wps ? 'blocked' : 'running', 'running', 'done', 'done'], profile);
+    const q = fork.child!;
+    const pin = gup.pin!;
+    const shared = pin.frame === q.pages.get(`${r.id}:0`)!.pte!.frame;
+    assert.equal(shared, !wps, `${profile}: the pin ${wps ? 'is on P\'s own copy' : 'is on the page Q maps'}`);
+    k.write(p, r, 0, 2); // 5.9: P's PTE is read-only, the page count 1 + 1 + 1024: copied away from the pin
+    k.deviceWrite(pin, 3);
+    assert.deepEqual([k.read(p, r, 0), k.read(q, r, 0), k.deviceRead(pin)], wps ? [3, 1, 3] : [2, 3, 3], profile);
+    // The model core, the same steps.
+    const c = core(profile, [...text, 'P finish', 'T finish', 'T write buf[0] = 2', 'device write h[0] = 3'], ['T read buf[0]', 'Q read buf[0]', 'device read h[0]']);
+    assert.deepEqual(c.steps, st, `${profile}: the model core's steps`);
+    assert.deepEqual(c.reads, wps ? ['3', '1', '3'] : ['2', '3', '3'], `${profile}: the model core's reads`);
+  }
+});
+
+test('a write fault whose copy loses the race (another thread\'s fault installs its own copy first): !pte_same frees the copy and the store retries through the new PTE', () => {
+  for (const [profile, rules] of [['v5.7', V5_7], ['v5.9', V5_9], ['v6', V6]] as const) {
+    const { k, s, p, r } = setup(rules);
+    k.write(p, r, 0, 1);
+    const q = k.fork(p);
+    s.forked(p, q);
+    const w = new NaiveWriteTask(s, p, 0, r, 0, 2);
+    assert.equal(w.step(), 'running', 'the fault: do_wp_page cannot reuse a shared page: wp_page_copy copies outside the lock');
+    assert.equal(w.holdsRead, true);
+    const before = k.frames.size;
+    k.write(p, r, 0, 3); // thread T's store: its own fault copies and installs
+    assert.equal(k.cowCopies, 1);
+    assert.equal(w.step(), 'running', 'install: the PTE is not the one the fault saw: the copy is freed');
+    assert.equal(k.frames.size, before, 'T\'s copy made, P\'s lost copy freed');
+    assert.equal(w.step(), 'done', 'the store again: through T\'s copy, writable');
+    assert.equal(k.cowCopies, 1, 'one copy installed');
+    assert.deepEqual([k.read(p, r, 0), k.read(q, r, 0)], [2, 1]);
+    const c = core(profile, ['P mmap buf 1 rw private', 'P write buf[0] = 1', 'P thread T', 'P fork Q', 'P write buf[0] = 2 &', 'P step', 'T write buf[0] = 3', 'P step', 'P step', 'P finish'],
+      ['P read buf[0]', 'Q read buf[0]']);
+    assert.deepEqual([c.steps, c.reads], [['running', 'running', 'done'], ['2', '1']], profile);
+  }
+});
+
+test('pte_same compares the accessed bit: a read through the child\'s old PTE (fork made it old) while the child\'s write fault copies makes the install fail and the fault retry, copying again', () => {
+  const { k, s, p, r } = setup(V6);
+  k.write(p, r, 0, 1);
+  const q = k.fork(p);
+  s.forked(p, q);
+  const w = new NaiveWriteTask(s, q, 0, r, 0, 2);
+  assert.equal(w.step(), 'running'); // the copy
+  s.touch(q.pages.get(`${r.id}:0`)); // thread U of Q loads through the PTE: the CPU sets the accessed bit
+  assert.equal(k.read(q, r, 0), 1);
+  assert.deepEqual([w.step(), w.step(), w.step(), w.step()], ['running', 'running', 'running', 'done'], 'install fails; fault: copy again; install; store');
+  assert.deepEqual([k.read(p, r, 0), k.read(q, r, 0), k.cowCopies], [1, 2, 1]);
+  const c = core('v6', ['P mmap buf 1 rw private', 'P write buf[0] = 1', 'P fork Q', 'Q thread U', 'Q write buf[0] = 2 &', 'Q step', 'U read buf[0]', 'Q step', 'Q step', 'Q step', 'Q step', 'Q finish'],
+    ['Q read buf[0]', 'P read buf[0]']);
+  assert.deepEqual([c.steps, c.reads], [['running', 'running', 'running', 'running', 'done'], ['2', '1']]);
+});
+
+test('fork\'s early COW of a pinned page (5.9 on): the copy is allocated with the locks dropped; copy_pte_range then decides again: a pin released meanwhile makes it share the page, a store made meanwhile is in the copy; 5.7 shares the pinned page', () => {
+  const start = ['P mmap buf 1 rw private', 'P thread T', 'T write buf[0] = 1', 'T pin buf[0] as h rw longterm', 'P fork Q &', 'P step', 'P step', 'P step'];
+  for (const [profile, rules] of [['v5.9', V5_9], ['v6', V6]] as const) {
+    for (const meanwhile of ['unpin', 'store'] as const) {
+      const { k, s, p, r } = setup(rules);
+      k.write(p, r, 0, 1);
+      const pin = slowPin(s, p, r, 0, { write: true, longterm: true })!;
+      const fork = new NaiveForkTask(s, p, 0);
+      // begin; check: MMF_HAS_PINNED and maybe pinned (refcount 1 + 1024): copy for the child; alloc (the locks dropped).
+      assert.deepEqual([fork.step(), fork.step(), fork.step()], ['running', 'running', 'running']);
+      if (meanwhile === 'unpin') k.unpin(pin);
+      else k.write(p, r, 0, 2); // P's PTE is still writable: no fault, no lock
+      assert.deepEqual([fork.step(), fork.step()], ['running', 'done'], 'install (decided again); end');
+      const q = fork.child!;
+      const pf = p.pages.get(`${r.id}:0`)!.pte!;
+      const qf = q.pages.get(`${r.id}:0`)!.pte!;
+      if (meanwhile === 'unpin') {
+        assert.equal(qf.frame, pf.frame, `${profile}: no longer maybe pinned: shared`);
+        assert.deepEqual([pf.writable, qf.writable, pf.frame!.mapcount, pf.frame!.refcount, k.forkCopies], [false, false, 2, 2, 0]);
+      } else {
+        assert.notEqual(qf.frame, pf.frame, `${profile}: still pinned: the child's copy`);
+        assert.deepEqual([pf.writable, k.read(q, r, 0), k.forkCopies], [true, 2, 1], `${profile}: the copy made at the install holds the store`);
+        k.deviceWrite(pin, 3);
+        assert.deepEqual([k.read(p, r, 0), k.read(q, r, 0)], [3, 2]);
+      }
+      const c = core(profile, [...start, meanwhile === 'unpin' ? 'T unpin h' : 'T write buf[0] = 2', 'P step', 'P step', 'P finish'], ['Q read buf[0]', 'P read buf[0]']);
+      assert.deepEqual([c.steps, c.reads], [['running', 'running', 'running', 'running', 'done'], meanwhile === 'unpin' ? ['1', '1'] : ['2', '2']], `${profile}, ${meanwhile}`);
+    }
+  }
+  // 5.7: no early COW: check, apply; the pinned page is shared and the device's writes reach Q.
+  const { k, s, p, r } = setup(V5_7);
+  k.write(p, r, 0, 1);
+  const pin: NPin = slowPin(s, p, r, 0, { write: true, longterm: true })!;
+  const fork = new NaiveForkTask(s, p, 0);
+  assert.deepEqual([fork.step(), fork.step(), fork.step(), fork.step()], ['running', 'running', 'running', 'done']);
+  k.deviceWrite(pin, 3);
+  assert.equal(k.read(fork.child!, r, 0), 3);
+});
+
+test('mmap_lock: a fork cannot begin while a write fault holds it for read between its copy and the install; a fault and the slow GUP path wait while a fork holds it for write; a store through a writable PTE needs no lock', () => {
+  const { k, s, p, r } = setup(V6);
+  k.write(p, r, 0, 1);
+  const q = k.fork(p);
+  s.forked(p, q);
+  const w = new NaiveWriteTask(s, p, 1, r, 0, 2);
+  assert.equal(w.step(), 'running');
+  const fork = new NaiveForkTask(s, p, 0);
+  assert.equal(fork.step(), 'blocked');
+  assert.deepEqual([w.step(), w.step()], ['running', 'done']);
+  assert.equal(fork.step(), 'running', 'begins now');
+  assert.equal(fork.step(), 'running'); // check: share
+  const store = new NaiveWriteTask(s, p, 1, r, 0, 4);
+  assert.equal(store.step(), 'done', 'before the apply the PTE is still writable: the store needs no fault');
+  assert.equal(fork.step(), 'running'); // apply: write-protected
+  const late = new NaiveWriteTask(s, p, 1, r, 0, 5);
+  assert.equal(late.step(), 'blocked', 'now it faults, and the fault waits for the fork');
+  const gup = new NaiveGupFastTask(s, p, 2, r, 0, { write: true, longterm: true });
+  assert.deepEqual([gup.step(), gup.step()], ['running', 'blocked'], 'write_protect_seq odd: the slow path, which waits');
+  assert.equal(fork.step(), 'done');
+  assert.deepEqual([late.step(), late.step(), late.step()], ['running', 'running', 'done'], 'fault (copy: the child shares the page), install, store');
+  assert.equal(gup.step(), 'done');
+  assert.deepEqual([k.read(fork.child!, r, 0), k.read(p, r, 0)], [4, 5]);
+});
+
+test('gup-fast whose page is freed between its PTE read and its grab (another thread\'s MADV_DONTNEED, then a new page there): the grab fails (folio_try_get on a freed folio) and the slow path pins the new page', () => {
+  const { k, s, p, r } = setup(V6);
+  k.write(p, r, 0, 1);
+  const gup = new NaiveGupFastTask(s, p, 1, r, 0, { write: true, longterm: true });
+  assert.equal(gup.step(), 'running');
+  k.madvise(p, r, 0, 1, 'dontneed');
+  k.write(p, r, 0, 2);
+  assert.deepEqual([gup.step(), gup.step(), gup.step()], ['running', 'running', 'done']);
+  assert.equal(gup.pin!.frame, p.pages.get(`${r.id}:0`)!.pte!.frame);
+  assert.equal(s.seen.get('gup:freed'), 1);
+});
+
+test('fork\'s early-COW copy is mapped young (x86 vm_page_prot carries _PAGE_ACCESSED): a store by another thread of the child between gup-fast\'s PTE read and its grab changes nothing in the PTE, and gup-fast pins', () => {
+  for (const [profile, rules] of [['v5.9', V5_9], ['v6', V6]] as const) {
+    const { k, s, p, r } = setup(rules);
+    k.write(p, r, 0, 1);
+    slowPin(s, p, r, 0, { write: true, longterm: true });
+    const q = k.fork(p);
+    s.forked(p, q);
+    assert.equal(k.forkCopies, 1);
+    const gup = new NaiveGupFastTask(s, q, 1, r, 0, { write: true, longterm: true });
+    assert.equal(gup.step(), 'running'); // the PTE read: present, writable (the copy is the child's alone)
+    assert.equal(k.write(q, r, 0, 5), true); // thread U of Q: no fault; the PTE is already young, dirty and soft-dirty
+    s.touch(q.pages.get(`${r.id}:0`));
+    assert.deepEqual([gup.step(), gup.step()], ['running', 'done'], `${profile}: grab and re-check (unchanged); done, no slow path`);
+    assert.equal(k.deviceRead(gup.pin!), 5);
+    const c = core(profile, ['P mmap buf 1 rw private', 'P write buf[0] = 1', 'P pin buf[0] as h rw longterm', 'P fork Q', 'Q thread U',
+      'Q pin buf[0] as g rw longterm fast &', 'Q step', 'U write buf[0] = 5', 'Q step', 'Q step', 'Q finish'], ['device read g[0]']);
+    assert.deepEqual([c.steps, c.reads], [['running', 'running', 'done'], ['5']], profile);
+  }
+});

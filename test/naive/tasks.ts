@@ -1,0 +1,578 @@
+// The naive reference model's kernel paths split into atomic steps (scenario language v1.1, `&`,
+// `T step`, `T finish`): fork's PTE copy, a FOLL_PIN|FOLL_WRITE pin through gup-fast, and a CPU
+// store with its write fault. Written from the kernel's code and locking (Linux 6.18's
+// mm/memory.c and mm/gup.c; 5.7, 5.9 and 5.19 where they differ), on the NaiveKernel's plain
+// objects, so that the model core's split paths (src/core/tasks.ts) can be compared with it
+// under any interleaving of their steps with other threads' operations.
+//
+// Each path is an object whose step() does one atomic step and says 'running', 'blocked' (it
+// waits for mmap_lock: nothing happened) or 'done'. A step boundary is a place where the kernel
+// lets another thread in: where no lock is held (gup-fast is lockless between its PTE read and
+// its re-check), or where the lock held does not keep out what may run there (a CPU store
+// through a writable PTE needs no lock; gup-fast takes none). Between two boundaries the kernel
+// holds the page-table lock (or disables interrupts), so the step is atomic. What the naive
+// paths keep beside the NaiveKernel's state (NaiveSched): per address space the mmap_lock (the
+// thread holding it for write, the number of readers) and write_protect_seq (5.11 on, 5.10.4 in
+// 5.10.y: 57efa1fe5957), and which PTEs are old (the accessed bit clear): fork's copies are
+// made old (pte_mkold), a CPU access makes them young, and a PTE re-check compares the whole
+// PTE, accessed bit included (pte_same, gup-fast's pte_val compare), as x86 does.
+//
+// Blocking follows the scenario language (docs/scenario-language.md): a fork holds mmap_lock for
+// write from its first step to its last; a fault, slow GUP, holds it for read for the step, and
+// a write fault whose copy is made holds it until the copy is installed; a step that needs the
+// lock another thread holds does nothing ('blocked'). A synchronous operation that needs the
+// lock waits: the paths holding it run to their end first (waitForMmapLock, finish).
+
+import { GUP_PIN_COUNTING_BIAS, NaiveKernel, pageKey, type NFrame, type NPage, type NPin, type NProc, type NPte, type NRegion, type NVma } from './model.js';
+
+export type StepState = 'running' | 'blocked' | 'done';
+
+/** What the NaiveOptions do not say about the split paths. */
+export interface StepRules {
+  /**
+   * mm->write_protect_seq (57efa1fe5957, 5.11; 5.10.4): fork makes it odd while it copies,
+   * gup-fast with FOLL_PIN gives up when it is odd or changed. Before (5.9, 5.10.0-3) gup-fast
+   * could pin a page fork was about to share.
+   */
+  writeProtectSeq: boolean;
+}
+
+/** mmap_lock and write_protect_seq of one address space. */
+interface MmLocks {
+  /** The thread holding it for write (-1: none). */
+  writer: number;
+  readers: number;
+  seq: number;
+}
+
+/** A PTE's value, as pte_same() compares it. */
+interface PteValue {
+  frame: NFrame | null;
+  writable: boolean;
+  dirty: boolean;
+  softDirty: boolean;
+  uffdWp: boolean;
+  young: boolean;
+}
+
+/** The state beside the NaiveKernel that the split paths need. */
+export class NaiveSched {
+  /** PTEs whose accessed bit is clear (fork's copies in the child, until the child touches them). */
+  readonly old = new WeakSet<NPte>();
+  private readonly locks = new Map<NProc, MmLocks>();
+  /** anon_vma ids of the children the split fork makes (apart from the NaiveKernel's). */
+  private nextAnon = 1_000_000;
+
+  /**
+   * What the naive model cannot decide: whether the allocator gave a freed page back at the same
+   * physical address (the kernel's gup-fast grabs by pfn: a folio freed after its PTE was read
+   * and allocated again for the same PTE, with the same bits, passes the re-check). The caller
+   * says which way it went (for thread tid); unset: never.
+   */
+  pfnReused: ((tid: number) => boolean) | null = null;
+
+  /** How often each race outcome happened (for the tests' coverage figures): `fork:early-cow`, `gup:seq-odd`, ... */
+  readonly seen = new Map<string, number>();
+
+  constructor(readonly k: NaiveKernel, readonly rules: StepRules) {}
+
+  note(what: string): void {
+    this.seen.set(what, (this.seen.get(what) ?? 0) + 1);
+  }
+
+  lockOf(p: NProc): MmLocks {
+    let l = this.locks.get(p);
+    if (l === undefined) {
+      l = { writer: -1, readers: 0, seq: 0 };
+      this.locks.set(p, l);
+    }
+    return l;
+  }
+
+  newAnonId(): number {
+    return this.nextAnon++;
+  }
+
+  /** The PTE of pg as pte_same() sees it (null: none). */
+  value(pte: NPte | null): PteValue | null {
+    if (pte === null) return null;
+    return { frame: pte.frame, writable: pte.writable, dirty: pte.dirty, softDirty: pte.softDirty === true, uffdWp: pte.uffdWp === true, young: !this.old.has(pte) };
+  }
+
+  static same(a: PteValue | null, b: PteValue | null): boolean {
+    if (a === null || b === null) return a === b;
+    return a.frame === b.frame && a.writable === b.writable && a.dirty === b.dirty && a.softDirty === b.softDirty && a.uffdWp === b.uffdWp && a.young === b.young;
+  }
+
+  /** A CPU access through pg's PTE (or a fault that made it young: wp_page_reuse's pte_mkyoung). */
+  touch(pg: NPage | undefined): void {
+    if (pg?.pte) this.old.delete(pg.pte);
+  }
+
+  /**
+   * After a synchronous fork (NaiveKernel.fork): write_protect_seq went odd and even again (a
+   * gup-fast that sampled it before sees the change), and the PTEs the child shares with the
+   * parent are old (__copy_present_ptes: pte_mkold).
+   */
+  forked(parent: NProc, child: NProc): void {
+    this.lockOf(parent).seq += 2;
+    for (const [key, cp] of child.pages) {
+      const pp = parent.pages.get(key);
+      if (cp.pte !== null && pp?.pte != null && cp.pte.frame === pp.pte.frame) this.old.add(cp.pte);
+    }
+  }
+
+  /** folio_put of n references. */
+  put(f: NFrame, n = 1): void {
+    f.refcount -= n;
+    if (f.refcount === 0) this.k.frames.delete(f);
+  }
+
+  /** A new anonymous folio, not mapped yet (the copy wp_page_copy or fork's prealloc makes): one reference. */
+  alloc(value: number): NFrame {
+    const f: NFrame = { id: -1, refcount: 1, mapcount: 0, exclusive: this.k.rules.pae, value, swapcache: null };
+    this.k.frames.add(f);
+    return f;
+  }
+}
+
+/** A split path: one atomic step at a time, on behalf of thread `tid`. */
+export interface NaiveTask {
+  readonly kind: 'fork' | 'gup' | 'write';
+  step(): StepState;
+  /** mmap_lock held for read across steps (a write fault between its copy and the install). */
+  readonly holdsRead: boolean;
+}
+
+/** The address-ordered keys of p's mapped pages. */
+function addressOrder(p: NProc): string[] {
+  const out: [number, string][] = [];
+  for (const r of p.regions) {
+    for (let i = 0; i < r.n; i++) {
+      const key = pageKey(r, i);
+      if (p.pages.has(key)) out.push([r.base + i, key]);
+    }
+  }
+  return out.sort((a, b) => a[0] - b[0]).map(([, k]) => k);
+}
+
+/**
+ * fork() split (`P fork C &`): dup_mmap() under mmap_write_lock(oldmm) from the first step to the
+ * last. Steps:
+ * - begin: the lock taken (blocked while any other thread holds it), the child's mm and all its
+ *   VMAs made (dup_mmap's VMA loop; VM_DONTCOPY left out, VM_WIPEONFORK empty, anon_vma_fork
+ *   giving each copied VMA an anon_vma of its own), write_protect_seq made odd
+ *   (raw_write_seqcount_begin). The kernel does that per COW mapping, in copy_page_range(),
+ *   so a gup-fast run wholly between two mappings' copies sees it even; here, as in the model,
+ *   it stays odd to the end (such a pin then takes the slow path after the fork: the same
+ *   values and counts, other steps);
+ * - per non-empty parent entry of a VMA vma_needs_copy() copies (an anon_vma; not
+ *   VM_WIPEONFORK), in address order, under both page-table locks (copy_pte_range):
+ *   - a swap entry: copied at once (copy_nonpresent_pte: swap_duplicate; the parent's entry
+ *     loses SWP_EXCLUSIVE), one step;
+ *   - a present PTE: `check` (copy_present_ptes decides: share, or copy for the child when the
+ *     page may be pinned) and `apply` (share: both PTEs write-protected, __copy_present_ptes).
+ *     The two are one critical section of the page-table lock, but gup-fast takes no lock and a
+ *     CPU store through a still writable PTE none: they can run in between, which is what the
+ *     boundary stands for;
+ *   - a page to copy (MMF_HAS_PINNED, folio_maybe_dma_pinned, from 5.19 only a PG_anon_exclusive
+ *     one: folio_try_dup_anon_rmap_pte refuses it): copy_present_page returns -EAGAIN without a
+ *     preallocated folio; copy_pte_range drops both locks and allocates it (`alloc`,
+ *     folio_prealloc), then walks again from this PTE (`install`): the PTE read afresh and
+ *     decided again; if it still needs a copy, the page is copied now (copy_mc_user_highpage,
+ *     under the lock) and the copy mapped in the child, else the PTE is shared and the prealloc
+ *     freed ("could only happen if one pinned pte changed").
+ * - end: write_protect_seq even again, mmap_lock released.
+ */
+export class NaiveForkTask implements NaiveTask {
+  readonly kind = 'fork';
+  readonly holdsRead = false;
+  child: NProc | null = null;
+  private phase: 'begin' | 'check' | 'apply' | 'alloc' | 'install' | 'end' = 'begin';
+  private keys: string[] = [];
+  private at = 0;
+  private prealloc: NFrame | null = null;
+
+  constructor(readonly s: NaiveSched, readonly parent: NProc, readonly tid: number) {}
+
+  step(): StepState {
+    const k = this.s.k;
+    const lock = this.s.lockOf(this.parent);
+    switch (this.phase) {
+      case 'begin': {
+        if (lock.readers > 0 || (lock.writer >= 0 && lock.writer !== this.tid)) return 'blocked';
+        lock.writer = this.tid;
+        lock.seq++;
+        this.makeChild();
+        return this.next();
+      }
+      case 'check': {
+        const pg = this.page();
+        if (pg.swp !== null) {
+          // copy_nonpresent_pte: one more user of the slot; neither entry is exclusive now.
+          pg.swp.slot.count++;
+          pg.swp.exclusive = false;
+          this.childPage().swp = { slot: pg.swp.slot, exclusive: false, softDirty: pg.swp.softDirty };
+          this.at++;
+          return this.next();
+        }
+        this.phase = this.mustCopy(pg.pte!) ? 'alloc' : 'apply';
+        if (this.phase === 'alloc') this.s.note('fork:early-cow');
+        return 'running';
+      }
+      case 'apply':
+        // (A pin gup-fast took since the check is shared too: the window write_protect_seq closes.)
+        if (this.page().pte!.frame !== null && NaiveKernel.maybeDmaPinned(this.page().pte!.frame!)) this.s.note('fork:shares-pinned');
+        this.share();
+        this.at++;
+        return this.next();
+      case 'alloc':
+        // folio_prealloc() with both page-table locks dropped (mmap_lock still held for write).
+        this.prealloc = this.s.alloc(0);
+        this.phase = 'install';
+        return 'running';
+      case 'install': {
+        // copy_pte_range() again from this PTE, the prealloc in hand.
+        const pg = this.page();
+        const pte = pg.pte!;
+        if (this.mustCopy(pte)) {
+          const f = this.prealloc!;
+          f.value = pte.frame!.value; // copied now, under the lock
+          f.mapcount = 1;
+          const cp = this.childPage();
+          cp.pte = { frame: f, writable: cp.prot === 'rw', dirty: true, softDirty: true };
+          this.child!.rss++;
+          k.forkCopies++;
+        } else {
+          this.s.note('fork:install-shares');
+          this.share();
+          this.s.put(this.prealloc!);
+        }
+        this.prealloc = null;
+        this.at++;
+        return this.next();
+      }
+      case 'end':
+        lock.seq++;
+        lock.writer = -1;
+        return 'done';
+    }
+  }
+
+  /** copy_present_ptes(): does the child need its own copy of this page now? */
+  private mustCopy(pte: NPte): boolean {
+    const f = pte.frame;
+    const k = this.s.k;
+    return f !== null && k.rules.earlyCow && this.parent.hasPinned && NaiveKernel.maybeDmaPinned(f) && (!k.rules.pae || f.exclusive);
+  }
+
+  /** __copy_present_ptes() and the rmap: one more mapping and reference, not exclusive; both PTEs read-only; the child's old. */
+  private share(): void {
+    const pte = this.page().pte!;
+    const f = pte.frame;
+    if (f !== null) {
+      f.mapcount++;
+      f.refcount++;
+      f.exclusive = false;
+      this.child!.rss++;
+    }
+    pte.writable = false;
+    const cpte: NPte = { frame: f, writable: false, dirty: pte.dirty, softDirty: pte.softDirty };
+    this.childPage().pte = cpte;
+    this.s.old.add(cpte);
+  }
+
+  private page(): NPage {
+    return this.parent.pages.get(this.keys[this.at]!)!;
+  }
+
+  private childPage(): NPage {
+    return this.child!.pages.get(this.keys[this.at]!)!;
+  }
+
+  /** On to the next non-empty entry to copy, or to the end. */
+  private next(): StepState {
+    while (this.at < this.keys.length) {
+      const pg = this.page();
+      if (pg.pte !== null || pg.swp !== null) {
+        this.phase = 'check';
+        return 'running';
+      }
+      this.at++;
+    }
+    this.phase = 'end';
+    return 'running';
+  }
+
+  /** dup_mmap()'s VMA loop: the child's pages (no entries yet), and the pages whose entries are copied. */
+  private makeChild(): void {
+    const k = this.s.k;
+    const parent = this.parent;
+    if (parent.cowPgtable === true || k.ksmMms.includes(parent)) throw new Error('the split naive fork has no COW page tables and no KSM');
+    const child = k.spawn();
+    child.regions = parent.regions.slice();
+    child.next = parent.next;
+    const vmas = new Map<NVma, NVma>();
+    for (const key of addressOrder(parent)) {
+      const pg = parent.pages.get(key)!;
+      if (pg.uffd === true || pg.devx) throw new Error('the split naive fork has no userfaultfd and no device-exclusive entries');
+      if (pg.dontfork) continue;
+      let cv = vmas.get(pg.vma);
+      if (cv === undefined) {
+        const anon = !pg.wipeonfork && pg.vma.anonVma;
+        cv = { anonVma: anon, anonId: anon ? this.s.newAnonId() : 0, shift: pg.vma.shift, vmSoftdirty: pg.vma.vmSoftdirty };
+        vmas.set(pg.vma, cv);
+      }
+      child.pages.set(key, { vma: cv, prot: pg.prot, dontfork: false, wipeonfork: pg.wipeonfork, mergeable: pg.mergeable, pte: null, swp: null });
+      if (!pg.wipeonfork && pg.vma.anonVma) this.keys.push(key);
+    }
+    this.child = child;
+  }
+}
+
+/**
+ * pin_user_pages_fast(FOLL_PIN | FOLL_WRITE [| FOLL_LONGTERM]) of one page, split (`P pin SEL as
+ * H rw fast &`): gup_fast_fallback(). Steps:
+ * - read: mm_set_has_pinned_flag (5.9 on), then (write_protect_seq kernels) the sequence count
+ *   sampled: odd (a fork is copying) gives up at once, all pages to the slow path; else the
+ *   lockless PTE read (ptep_get_lockless): present, writable (pte_access_permitted), not special
+ *   (the zero page), else the page goes to the slow path;
+ * - grab: try_grab_folio_fast (fails on a freed folio), then the PTE read again: changed (any bit:
+ *   pte_val compare), the pin is dropped and the page goes to the slow path (nothing runs
+ *   between the grab and the re-check that the re-check would not see);
+ * - end: (write_protect_seq kernels) read_seqcount_retry: changed, every pin dropped, all to the
+ *   slow path;
+ * - slow: __gup_longterm_locked under mmap_read_lock (blocked while a fork holds it for write):
+ *   the synchronous NaiveKernel.pin, one step.
+ */
+export class NaiveGupFastTask implements NaiveTask {
+  readonly kind = 'gup';
+  readonly holdsRead = false;
+  /** The pin taken (null: EFAULT), once done. */
+  pin: NPin | null = null;
+  private phase: 'read' | 'grab' | 'end' | 'slow' = 'read';
+  private seq = 0;
+  private seen: PteValue | null = null;
+  private grabbed: NFrame | null = null;
+  private fallback = false;
+
+  constructor(readonly s: NaiveSched, readonly p: NProc, readonly tid: number, readonly r: NRegion, readonly i: number, readonly o: { write: boolean; longterm: boolean }) {
+    if (!o.write) throw new Error('the split naive gup-fast pins for writing only');
+  }
+
+  step(): StepState {
+    const k = this.s.k;
+    const lock = this.s.lockOf(this.p);
+    switch (this.phase) {
+      case 'read': {
+        if (k.rules.earlyCow) this.p.hasPinned = true;
+        if (this.s.rules.writeProtectSeq) {
+          this.seq = lock.seq;
+          if (this.seq & 1) {
+            this.s.note('gup:seq-odd');
+            this.fallback = true;
+            this.phase = 'slow';
+            return 'running';
+          }
+        }
+        // gup-fast walks the page tables, not the VMAs.
+        const pte = this.p.pages.get(pageKey(this.r, this.i))?.pte ?? null;
+        if (pte === null || pte.frame === null || !pte.writable) {
+          this.fallback = true;
+          this.phase = 'end';
+          return 'running';
+        }
+        this.seen = this.s.value(pte);
+        this.phase = 'grab';
+        return 'running';
+      }
+      case 'grab': {
+        let f = this.seen!.frame!;
+        this.phase = 'end';
+        if (!k.frames.has(f)) {
+          // try_grab_folio_fast: folio_try_get fails on a freed folio, unless its pfn was given to
+          // another folio meanwhile, now mapped here with the same bits (then it is that one).
+          const now = this.s.value(this.p.pages.get(pageKey(this.r, this.i))?.pte ?? null);
+          const aba = now !== null && now.frame !== null && NaiveSched.same({ ...now, frame: f }, this.seen);
+          if (!aba || this.s.pfnReused?.(this.tid) !== true) {
+            this.s.note('gup:freed');
+            this.fallback = true;
+            return 'running';
+          }
+          this.s.note('gup:pfn-reused');
+          f = now.frame!;
+          this.seen = now;
+        }
+        f.refcount += GUP_PIN_COUNTING_BIAS;
+        const now = this.s.value(this.p.pages.get(pageKey(this.r, this.i))?.pte ?? null);
+        if (!NaiveSched.same(now, this.seen)) {
+          this.s.note('gup:pte-changed');
+          this.s.put(f, GUP_PIN_COUNTING_BIAS);
+          this.fallback = true;
+          return 'running';
+        }
+        this.grabbed = f;
+        return 'running';
+      }
+      case 'end':
+        if (this.s.rules.writeProtectSeq && lock.seq !== this.seq && this.grabbed !== null) {
+          this.s.note('gup:seq-changed');
+          this.s.put(this.grabbed, GUP_PIN_COUNTING_BIAS);
+          this.grabbed = null;
+          this.fallback = true;
+        }
+        if (this.fallback) {
+          this.phase = 'slow';
+          return 'running';
+        }
+        this.pin = { frame: this.grabbed, write: true, longterm: this.o.longterm };
+        return 'done';
+      case 'slow': {
+        if (lock.writer >= 0) return 'blocked';
+        this.pin = slowPin(this.s, this.p, this.r, this.i, this.o);
+        return 'done';
+      }
+    }
+  }
+}
+
+/**
+ * NaiveKernel.pin (the slow path, __get_user_pages, in one go), with the accessed bit: a write
+ * fault on a read-only PTE that reuses the page makes it young (wp_page_reuse: pte_mkyoung).
+ */
+export function slowPin(s: NaiveSched, p: NProc, r: NRegion, i: number, o: { write: boolean; longterm: boolean }): NPin | null {
+  const before = p.pages.get(pageKey(r, i))?.pte ?? null;
+  const faults = o.write && (before === null || !before.writable);
+  const pin = s.k.pin(p, r, i, o);
+  if (faults) s.touch(p.pages.get(pageKey(r, i)));
+  return pin;
+}
+
+/**
+ * A CPU store to one page, split (`P write SEL = V &`). Steps:
+ * - fault: the store through the PTE if it is present and writable (no lock, one step); in a
+ *   mapping without write access, SIGSEGV; else the fault under mmap_read_lock (blocked while a
+ *   fork holds it for write), under the page-table lock: do_anonymous_page (a new page, mapped
+ *   writable), do_swap_page (then do_wp_page if it is still read-only), do_wp_page reusing the
+ *   page (writable) - the store is the next step - or wp_page_copy's first part: the new page
+ *   allocated and the old one (or zeroes) copied into it with the page-table lock dropped; the
+ *   fault goes on holding mmap_lock for read;
+ * - install: the page-table lock retaken: pte_same(orig_pte) maps the copy writable and drops
+ *   the old page's mapping and reference; else the copy is freed and the fault returns; the
+ *   instruction runs again (back to `fault`). mmap_lock released;
+ * - store: the instruction again: through the PTE if it is (still) present and writable, else
+ *   it faults again (back to `fault`).
+ */
+export class NaiveWriteTask implements NaiveTask {
+  readonly kind = 'write';
+  holdsRead = false;
+  /** The store's outcome once done: 'ok' or 'fault' (SIGSEGV). */
+  result: 'ok' | 'fault' | null = null;
+  private phase: 'fault' | 'install' | 'store' = 'fault';
+  private seen: PteValue | null = null;
+  private copy: NFrame | null = null;
+
+  constructor(readonly s: NaiveSched, readonly p: NProc, readonly tid: number, readonly r: NRegion, readonly i: number, readonly v: number) {}
+
+  private pg(): NPage | undefined {
+    return this.p.pages.get(pageKey(this.r, this.i));
+  }
+
+  step(): StepState {
+    const k = this.s.k;
+    const lock = this.s.lockOf(this.p);
+    switch (this.phase) {
+      case 'fault': {
+        const pg = this.pg();
+        if (pg === undefined || pg.prot !== 'rw') {
+          this.result = 'fault';
+          return 'done';
+        }
+        if (pg.pte !== null && pg.pte.writable) return this.store(pg);
+        if (lock.writer >= 0) return 'blocked';
+        this.p.minflt++;
+        if (pg.pte === null && pg.swp === null) {
+          // do_anonymous_page, write: a new exclusive zeroed page, mapped writable and dirty.
+          k.anonPrepare(this.p, pg);
+          const f = this.s.alloc(0);
+          f.mapcount = 1;
+          pg.pte = { frame: f, writable: true, dirty: true, softDirty: true };
+          this.p.rss++;
+          this.phase = 'store';
+          return 'running';
+        }
+        if (pg.swp !== null) {
+          k.swapIn(this.p, pg, true);
+          if (pg.pte!.writable) {
+            this.phase = 'store';
+            return 'running';
+          }
+        }
+        // do_wp_page on the read-only PTE.
+        const pte = pg.pte!;
+        const old = pte.frame;
+        if (old !== null && k.canReuse(old)) {
+          if (k.rules.pae) old.exclusive = true;
+          k.reuses++;
+          pte.writable = true;
+          pte.dirty = true;
+          pte.softDirty = true;
+          this.s.touch(pg);
+          this.phase = 'store';
+          return 'running';
+        }
+        // wp_page_copy(): vmf_anon_prepare, the copy made outside the page-table lock.
+        k.anonPrepare(this.p, pg);
+        this.seen = this.s.value(pte);
+        this.copy = this.s.alloc(old === null ? 0 : old.value);
+        this.s.note('write:copy');
+        lock.readers++;
+        this.holdsRead = true;
+        this.phase = 'install';
+        return 'running';
+      }
+      case 'install': {
+        const pg = this.pg()!;
+        lock.readers--;
+        this.holdsRead = false;
+        const f = this.copy!;
+        this.copy = null;
+        if (!NaiveSched.same(this.s.value(pg.pte), this.seen)) {
+          this.s.note('write:pte-changed');
+          this.s.put(f);
+          this.phase = 'fault';
+          return 'running';
+        }
+        const old = pg.pte!.frame;
+        f.mapcount = 1;
+        pg.pte = { frame: f, writable: true, dirty: true, softDirty: true };
+        k.cowCopies++;
+        if (old === null) this.p.rss++;
+        else {
+          old.mapcount--;
+          this.s.put(old);
+        }
+        this.phase = 'store';
+        return 'running';
+      }
+      case 'store': {
+        const pg = this.pg();
+        if (pg === undefined || pg.pte === null || !pg.pte.writable) {
+          this.phase = 'fault';
+          return 'running';
+        }
+        return this.store(pg);
+      }
+    }
+  }
+
+  private store(pg: NPage): StepState {
+    const pte = pg.pte!;
+    pte.frame!.value = this.v;
+    pte.dirty = true;
+    pte.softDirty = true;
+    this.s.touch(pg);
+    this.result = 'ok';
+    return 'done';
+  }
+}
