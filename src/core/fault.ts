@@ -4,7 +4,7 @@
 import {
   NA, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_KSM, PG_LARGE, PG_SHMEM, PG_SWAPCACHE, PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY,
   PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, SIGSEGV, PTE_SWAP, PTE_DEVICE_EXCLUSIVE, VM_HUGEPAGE, VM_HUGETLB, VM_MAYSHARE, VM_READ, VM_SHARED, VM_UFFD_WP, VM_WRITE,
-  PTE_MARKER, RETRY,
+  PTE_MARKER, RETRY, TABLE_SHIFT,
 } from './constants.js';
 import { handleUserfault, userfaultfdPteWp } from './userfaultfd.js';
 import type { Kernel } from './kernel.js';
@@ -12,7 +12,7 @@ import { doSwapPage, shmemSwapIn } from './swap.js';
 import { tryToFreeSwap } from './swapcache.js';
 import { removeDeviceExclusiveEntry } from './exclusive.js';
 import { anonVmaPrepare, type Mm, type Vma } from './mm.js';
-import { pmdLeafSlot, pmdWriteProtected, pteSlot, pteSlotAlloc, setPte } from './walk.js';
+import { forEachPteTable, pmdLeafSlot, pmdWriteProtected, pteSlot, pteSlotAlloc, setPte } from './walk.js';
 import { doHugePmdAnonymousPage, doHugePmdWpPage, thpVmaAllowable, VM_FAULT_FALLBACK } from './huge.js';
 import { hugetlbFault } from './hugetlb.js';
 import { allocCopy, vmaWantsWritenotify } from './page.js';
@@ -263,11 +263,11 @@ function copyReason(k: Kernel, pfn: number): string {
   return `refcount ${ref} > 1 with mapcount ${map}: an extra reference (GUP, pin or pipe) holds it`;
 }
 
-/** The reuse decision of do_wp_page() for a private anonymous page, per profile (mm, vpn: where it faulted). */
-export function wpCanReuse(k: Kernel, pfn: number, mm: Mm | null = null, vpn = 0): boolean {
+/** The reuse decision of do_wp_page() for a private anonymous page, per profile (mm: whose fault). */
+export function wpCanReuse(k: Kernel, pfn: number, mm: Mm | null = null): boolean {
   const f = k.frames;
   const flags = f.flags[pfn]!;
-  if (flags & PG_LARGE && !(flags & PG_ANON_EXCLUSIVE)) return wpCanReuseLarge(k, pfn, mm, vpn);
+  if (flags & PG_LARGE && !(flags & PG_ANON_EXCLUSIVE)) return wpCanReuseLarge(k, pfn, mm);
   switch (k.profile.wpReuse) {
     case 'anon-exclusive':
       // PageAnonExclusive() or wp_can_reuse_anon_folio(): only our own mapping references it
@@ -296,10 +296,10 @@ export function wpCanReuse(k: Kernel, pfn: number, mm: Mm | null = null, vpn = 0
  * `as-small` applies wpReuse with the folio's counts (page_count is the folio refcount;
  * reuse_swap_page() looks at the largest page mapcount), `never` copies (6.10-6.14
  * wp_can_reuse_anon_folio()), `mm-exclusive` is 6.15's __wp_can_reuse_large_anon_folio(): two or
- * more mappings, all from this mm (the MM-id slots; counted here in the folio's 2 MiB window of
- * mm, where the model's folios stay), and no reference that is not a mapping.
+ * more mappings, all from this mm (the MM-id slots; counted in every PTE table of mm, since
+ * mremap may have moved some of them to another window), and no reference that is not a mapping.
  */
-function wpCanReuseLarge(k: Kernel, pfn: number, mm: Mm | null, vpn: number): boolean {
+function wpCanReuseLarge(k: Kernel, pfn: number, mm: Mm | null): boolean {
   const f = k.frames;
   switch (k.profile.wpReuseLarge) {
     case 'never':
@@ -307,7 +307,7 @@ function wpCanReuseLarge(k: Kernel, pfn: number, mm: Mm | null, vpn: number): bo
     case 'mm-exclusive': {
       const mapped = f.folioMapcount(pfn);
       if (mapped <= 1 || mm === null || mapped !== f.folioRefcount(pfn)) return false;
-      return mappingsInWindow(k, mm, vpn, pfn & ~511) === mapped;
+      return mappingsInMm(k, mm, pfn & ~511) === mapped;
     }
     case 'as-small':
       switch (k.profile.wpReuse) {
@@ -320,17 +320,21 @@ function wpCanReuseLarge(k: Kernel, pfn: number, mm: Mm | null, vpn: number): bo
   }
 }
 
-/** PTEs of mm in vpn's 2 MiB window that map a page of the folio at head. */
-function mappingsInWindow(k: Kernel, mm: Mm, vpn: number, head: number): number {
-  const slot = pteSlot(k, mm, vpn);
-  if (slot < 0) return 0;
+/**
+ * PTEs of mm, in any of its tables, that map a page of the folio at head: the folio's MM-id
+ * mapcount (folio_add_return_large_mapcount). mremap can move part of a PTE-mapped folio to
+ * another 2 MiB window of the same mm; those mappings are this mm's too.
+ */
+function mappingsInMm(k: Kernel, mm: Mm, head: number): number {
   const t = k.tables;
-  const base = slot - (slot & 511);
   let n = 0;
-  for (let i = base; i < base + 512; i++) {
-    const e = t.entry[i]!;
-    if (t.bits[i]! & PTE_PRESENT && !(t.bits[i]! & PTE_SPECIAL) && e >= head && e < head + 512) n++;
-  }
+  forEachPteTable(k, mm, (_base, table) => {
+    const b = table << TABLE_SHIFT;
+    for (let i = b; i < b + 512; i++) {
+      const e = t.entry[i]!;
+      if (t.bits[i]! & PTE_PRESENT && !(t.bits[i]! & PTE_SPECIAL) && e >= head && e < head + 512) n++;
+    }
+  });
   return n;
 }
 
@@ -359,7 +363,7 @@ export function doWpPage(
     k.emit('wp-shared', mm.id, vpn, pfn, -1, 'shared mapping: the page is made writable in place');
     return OK;
   }
-  if (!(bits & PTE_SPECIAL) && k.frames.flags[pfn]! & PG_ANON && wpCanReuse(k, pfn, mm, vpn)) {
+  if (!(bits & PTE_SPECIAL) && k.frames.flags[pfn]! & PG_ANON && wpCanReuse(k, pfn, mm)) {
     const f = k.frames;
     const wasExclusive = (f.flags[pfn]! & PG_ANON_EXCLUSIVE) !== 0;
     // reuse_swap_page() / folio_free_swap(): a reused page leaves the swap cache when no entry

@@ -424,26 +424,28 @@ function remapZeroFilled(k: Kernel, head: number): void {
 /**
  * MADV_PAGEOUT / reclaim meeting a page of a THP at vpn: the folio is split into small pages
  * first (the kernel swaps a whole PMD mapped once as one folio but ends with 512 PTE swap
- * entries all the same; swap-in brings 4 KiB pages back). False when it is not split: mapped by
- * more than one mapping (madvise_cold_or_pageout_pte_range skips a shared THP), or held.
+ * entries all the same; swap-in brings 4 KiB pages back). Null when split (or nothing to split);
+ * else why not: `shared`, mapped by more than one mapping (madvise_cold_or_pageout_pte_range
+ * skips a folio that may be mapped shared), or `pinned`, held by a reference its mappings do not
+ * explain (a pin, a GUP reference: split_folio() refuses, can_split_folio).
  */
-export function splitForSwap(k: Kernel, mm: Mm, vpn: number): boolean {
+export function splitForSwap(k: Kernel, mm: Mm, vpn: number): 'shared' | 'pinned' | null {
   const s = mm.hugePmds > 0 ? pmdLeafSlot(k, mm, vpn) : -1;
   let pfn: number;
   if (s >= 0) {
     if (isHugeZeroPmd(k, s)) {
       splitHugePmd(k, mm, s, vpn, 'pageout of the huge zero page');
-      return true;
+      return null;
     }
     pfn = k.tables.entry[s]!;
   } else {
     const ps = pteSlot(k, mm, vpn);
-    if (ps < 0 || !(k.tables.bits[ps]! & PTE_PRESENT) || k.tables.bits[ps]! & PTE_SPECIAL) return true;
+    if (ps < 0 || !(k.tables.bits[ps]! & PTE_PRESENT) || k.tables.bits[ps]! & PTE_SPECIAL) return null;
     pfn = k.tables.entry[ps]!;
-    if (!(k.frames.flags[pfn]! & PG_LARGE)) return true;
+    if (!(k.frames.flags[pfn]! & PG_LARGE)) return null;
   }
-  if (k.frames.folioMaxMapcount(pfn) > 1) return false;
-  return splitHugePage(k, pfn & ~(HPAGE_PMD_NR - 1), 'swap-out of a THP');
+  if (k.frames.folioMaxMapcount(pfn) > 1) return 'shared';
+  return splitHugePage(k, pfn & ~(HPAGE_PMD_NR - 1), 'swap-out of a THP') ? null : 'pinned';
 }
 
 /** copy_huge_pmd()'s outcome: the PMD was shared with the child, or split (copy the PTEs next). */

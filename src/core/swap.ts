@@ -39,7 +39,10 @@ export function swapOutPage(k: Kernel, mm: Mm, vpn: number): SwapoutSkip {
   if (mm.findVma(vpn) === null) return 'not-present';
   if (breakCowRange(k, mm, vpn, vpn + 1) !== OK) return 'not-present';
   // A page of a THP: the folio is split into small pages first (not a shared, GUP-held or pinned one).
-  if (hugeIn(k, mm, vpn, vpn + 1) && !splitForSwap(k, mm, vpn)) return 'shared';
+  if (hugeIn(k, mm, vpn, vpn + 1)) {
+    const unsplit = splitForSwap(k, mm, vpn);
+    if (unsplit !== null) return unsplit;
+  }
   const t = k.tables;
   const f = k.frames;
   const slot = pteSlot(k, mm, vpn);

@@ -5,13 +5,16 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OK, PG_ANON_EXCLUSIVE, PTE_SOFT_DIRTY, VM_HUGEPAGE } from '../../src/core/constants.js';
+import { OK, PG_ANON_EXCLUSIVE, PG_LARGE, PTE_SOFT_DIRTY, VM_HUGEPAGE } from '../../src/core/constants.js';
 import { dupMmap } from '../../src/core/fork.js';
 import type { Kernel } from '../../src/core/kernel.js';
 import type { Mm } from '../../src/core/mm.js';
 import { doMmap } from '../../src/core/mmap.js';
 import { doMremap } from '../../src/core/mremap.js';
+import { getUserPages, releaseHandle } from '../../src/core/gup.js';
+import { swapOutPage } from '../../src/core/swap.js';
 import { pmdLeafSlot } from '../../src/core/walk.js';
+import { exitMmap } from '../../src/core/zap.js';
 import { assertConsistent, kernel, presentPte, pte, readOk, writeOk } from './helpers.js';
 
 /** A process with one populated MADV_HUGEPAGE mapping of 512 pages: one PMD-mapped THP. */
@@ -118,5 +121,52 @@ test('the huge zero PMD moves whole with an aligned mremap, and splits into zero
   assert.ok(presentPte(k, mm, m.start + 512).special);
   assert.equal(k.frames.used, 0, 'no page allocated');
   assert.equal(readOk(k, mm, part.start + 5), 0);
+  assertConsistent(k);
+});
+
+/**
+ * A THP shared at fork, the parent gone, 15 of the child's pages moved by mremap (PTEs of one
+ * folio in two 2 MiB windows of the child), then an R/W longterm pin of a moved page.
+ */
+function pinMovedPage(name: string): { k: Kernel; q: Mm; head: number; moved: number; pin: ReturnType<typeof getUserPages> } {
+  const k = kernel(name);
+  const { mm, vpn, head } = thp(k);
+  const q = dupMmap(k, mm, false).child!;
+  exitMmap(k, mm);
+  const r = doMremap(k, q, vpn + 467, vpn + 482);
+  assert.equal(r.err, OK);
+  const pin = getUserPages(k, q, r.start + 12, r.start + 13, { pin: true, write: true, longterm: true, fast: true, kind: 'pin' });
+  assert.equal(pin.err, OK);
+  return { k, q, head, moved: r.start, pin };
+}
+
+test('6.15+: a pin of a page of a partly mremapped THP reuses it in place (all 512 mappings are this mm\'s, in two windows); pageout of another page of it cannot split the pinned folio', () => {
+  const { k, q, head, moved, pin } = pinMovedPage('v6');
+  const f = k.frames;
+  // __wp_can_reuse_large_anon_folio(): mapcount 512 == refcount 512, every mapping Q's.
+  assert.equal(presentPte(k, q, moved + 12).pfn, head + 479, 'reused in place, not copied');
+  assert.equal(k.stats.cowCopies, 0);
+  assert.ok(presentPte(k, q, moved + 12).write);
+  assert.ok(f.flags[head + 479]! & PG_ANON_EXCLUSIVE);
+  // MADV_PAGEOUT of moved[5]: the folio must be split first; split_folio() refuses (the pin).
+  assert.equal(swapOutPage(k, q, moved + 5), 'pinned');
+  assert.equal(presentPte(k, q, moved + 5).pfn, head + 472, 'still present');
+  assert.ok(f.flags[head]! & PG_LARGE, 'still one large folio');
+  assert.equal(q.rssAnon, 512);
+  // Unpinned, the split goes through and the page is swapped out.
+  releaseHandle(k, pin.handle!);
+  assert.equal(swapOutPage(k, q, moved + 5), null);
+  assert.equal(pte(k, q, moved + 5)?.present, false);
+  assert.equal(q.rssAnon, 511);
+  assert.equal(readOk(k, q, moved + 5), 1 + 472);
+  assertConsistent(k);
+});
+
+test('6.10-6.14 (wpReuseLarge never): the pin copies the page out of the folio, which holds no pin, and pageout splits it', () => {
+  const { k, q, head, moved } = pinMovedPage('6.12');
+  assert.notEqual(presentPte(k, q, moved + 12).pfn, head + 479, 'copied');
+  assert.equal(k.stats.cowCopies, 1);
+  assert.equal(swapOutPage(k, q, moved + 5), null);
+  assert.equal(q.rssAnon, 511);
   assertConsistent(k);
 });
