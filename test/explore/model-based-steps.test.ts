@@ -267,7 +267,9 @@ function naiveOp(n: Naive, name: OpName, op: number, step: StepArgs, res: { obse
     case 'dontfork':
     case 'wipeonfork':
     case 'dontneed':
-      naiveWaitLock(n, ti, true);
+      // MADV_DONTFORK and MADV_WIPEONFORK change VMA flags: mmap_lock for write; MADV_DONTNEED
+      // zaps under it for read (madvise_need_mmap_write), beside a write fault holding it.
+      naiveWaitLock(n, ti, name !== 'dontneed');
       n.k.madvise(p, n.region, pg, pg + 1, name);
       return;
     case 'clear-softdirty':
