@@ -127,7 +127,8 @@ export function copyPageRangeBegin(k: Kernel, t: ForkTask, p: number): boolean {
   if (cow) mmuNotify(k, parent.id, vma.start, vma.end, 'fork');
   if (vma.flags & VM_HUGETLB) {
     // copy_hugetlb_page_range() brackets its copy of a COW mapping with write_protect_seq itself
-    // from 5.19 (623a1ddfeb23, of the PG_anon_exclusive series; before, hugetlb left it alone).
+    // from 5.19 ("mm/hugetlb: take src_mm->write_protect_seq in copy_hugetlb_page_range()", patch 2 of the
+    // PG_anon_exclusive series; before, hugetlb left it alone).
     const seq = cow && k.profile.anonExclusive;
     if (seq) parent.writeProtectSeq++;
     t.err = copyHugetlbPageRange(k, parent, child, vma, child.vmas[ci]!);

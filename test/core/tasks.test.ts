@@ -416,7 +416,7 @@ for (const profile of ['v5.9', 'v6']) {
 }
 
 // write_protect_seq is taken per COW mapping copy_page_range() copies (57efa1fe5957), by
-// copy_hugetlb_page_range() for a hugetlb one from 5.19 (623a1ddfeb23): a gup-fast pin between
+// copy_hugetlb_page_range() for a hugetlb one from 5.19 (the PG_anon_exclusive series): a gup-fast pin between
 // its read of the sequence and its re-check sees a synchronous fork only if that fork copied
 // such a mapping (read_seqcount_retry: all pins dropped, the slow path).
 test('gup-fast\'s read_seqcount_retry sees a fork only if it copied a COW mapping: not one that copied nothing (MADV_DONTFORK), nor one that copied only a hugetlb mapping before 5.19', () => {
