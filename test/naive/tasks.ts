@@ -326,6 +326,7 @@ export class NaiveForkTask implements NaiveTask {
       this.vi++;
       this.at = 0;
       if (this.vi < this.vmas.length) {
+        this.s.note('fork:between-vmas');
         this.phase = 'next';
         return 'running';
       }
@@ -409,6 +410,8 @@ export class NaiveGupFastTask implements NaiveTask {
             this.phase = 'slow';
             return 'running';
           }
+          // Even, though a fork holds mmap_lock: it is between two VMAs' copies, or past the last.
+          if (lock.writer >= 0) this.s.note('gup:seq-even-in-fork');
         }
         // gup-fast walks the page tables, not the VMAs.
         const pte = this.p.pages.get(pageKey(this.r, this.i))?.pte ?? null;
