@@ -182,7 +182,8 @@ export function fork(s: RunState, step: StepOf<'fork'>): void {
 export function exit(s: RunState, step: StepOf<'exit'>): void {
   const p = s.proc(step.proc);
   if (!p) return;
-  waitForMmapLock(s, p);
+  // exit_mm() takes mmap_lock for read (5.x-6.18); a last thread's exit_mmap has no other thread's path to wait for.
+  waitForMmapLock(s, p, false);
   const before = s.k.frames.used;
   exitProc(s, p);
   s.record.summary = `${p.name} exits: ${before - s.k.frames.used} frame(s) freed`;

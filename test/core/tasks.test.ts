@@ -440,3 +440,11 @@ test('gup-fast\'s read_seqcount_retry sees a fork only if it copied a COW mappin
     assert.equal(seqSeen(profile, hugeOnly, 1), hugeSeq ? 'slow' : 'fast', `${profile}: fork copied only a hugetlb COW mapping`);
   }
 });
+
+test('mmap_lock levels of synchronous operations beside a write fault holding it for read (between its copy and its install): MADV_DONTNEED and a thread\'s exit (exit_mm) take it for read and do not wait; munmap and mprotect take it for write and wait for the fault to end', () => {
+  const start = ['P mmap buf 1 rw private', 'P write buf[0] = 1', 'P fork Q', 'P thread T', 'T write buf[0] = 2 &', 'T step'];
+  for (const [op, waits] of [['P madvise buf[0] dontneed', false], ['P exit', false], ['P munmap buf[0]', true], ['P mprotect buf[0] ro', true]] as const) {
+    const r = runTo([...start, op], 'v6');
+    assert.equal(r.procs.get('T')!.task === null, waits, `${op}: ${waits ? 'waits for T\'s fault to end' : 'runs beside T\'s fault'}`);
+  }
+});

@@ -252,7 +252,7 @@ function naiveOp(n: Naive, name: OpName, op: number, step: StepArgs, res: { obse
       return;
     }
     case 'exit':
-      naiveWaitLock(n, ti, true);
+      naiveWaitLock(n, ti, false); // exit_mm: mmap_lock for read
       th.alive = false;
       if (!n.threads.some((q) => q.p === p && q.alive)) n.k.exit(p);
       return;
