@@ -45,7 +45,7 @@ export interface ForkTask {
   kind: 'fork';
   parent: number;
   child: number;
-  phase: 'begin' | 'check' | 'apply' | 'alloc' | 'install' | 'end';
+  phase: 'begin' | 'check' | 'apply' | 'alloc' | 'install' | 'next' | 'end';
   /** Pairs of (parent VMA index, child VMA index) whose page tables are copied (copy_page_range), in address order, and the page being copied. */
   pairs: [number, number][];
   pair: number;
@@ -68,7 +68,8 @@ export function startFork(parent: Mm): ForkTask {
  * mappings (all of them at once, as 6.8+'s __mt_dup; a failed fork tears them all down, so
  * which of them existed is not seen), and the list of mappings whose page tables are to be
  * copied (vma_needs_copy), in address order: the copy itself is copyPageRangeBegin's and the
- * PTE walk's, mapping by mapping. write_protect_seq becomes odd (raw_write_seqcount_begin).
+ * PTE walk's, mapping by mapping (write_protect_seq is odd only while a COW mapping's tables are
+ * copied: copyPageRangeBegin to copyPageRangeEnd).
  */
 export function forkBegin(k: Kernel, t: ForkTask, cowpt: boolean, stepped = false): Mm {
   const parent = k.mms[t.parent]!;
@@ -102,13 +103,14 @@ export function forkBegin(k: Kernel, t: ForkTask, cowpt: boolean, stepped = fals
     if (!vma.anonVma && !(k.profile.uffdWpShmem && tmp.flags & VM_UFFD_WP)) continue;
     t.pairs.push([i, child.vmas.length - 1]);
   }
-  parent.writeProtectSeq++; // raw_write_seqcount_begin(&src_mm->write_protect_seq)
   return child;
 }
 
 /**
  * copy_page_range() for pairs[p], its start: for COW mappings the MMU notifier tells devices
- * first (PROTECTION_PAGE); a hugetlb mapping is copied whole here (copy_hugetlb_page_range: no
+ * first (PROTECTION_PAGE) and write_protect_seq becomes odd (raw_write_seqcount_begin, 57efa1fe5957:
+ * per COW mapping, so a gup-fast between two mappings' copies, or during a shared mapping's, sees
+ * it even; copyPageRangeEnd makes it even again); a hugetlb mapping is copied whole here (copy_hugetlb_page_range: no
  * PTE to step through; it may fail, t.err); with COW page tables the PTE tables are shared (what
  * is not shared, ODF's read-only mappings and tables a mapping covers in part from d8ccd3c, is
  * copied as usual; a uffd-wp mapping too: its bits are decided per PTE); otherwise a child PTE
@@ -121,12 +123,26 @@ export function copyPageRangeBegin(k: Kernel, t: ForkTask, p: number): boolean {
   const child = k.mms[t.child]!;
   const [pi, ci] = t.pairs[p]!;
   const vma = parent.vmas[pi]!;
-  if (isCowMapping(vma.flags)) mmuNotify(k, parent.id, vma.start, vma.end, 'fork');
+  const cow = isCowMapping(vma.flags);
+  if (cow) mmuNotify(k, parent.id, vma.start, vma.end, 'fork');
   if (vma.flags & VM_HUGETLB) {
+    // copy_hugetlb_page_range() brackets its copy of a COW mapping with write_protect_seq itself
+    // from 5.19 ("mm/hugetlb: take src_mm->write_protect_seq in copy_hugetlb_page_range()", patch 2 of the
+    // PG_anon_exclusive series; before, hugetlb left it alone).
+    const seq = cow && k.profile.anonExclusive;
+    if (seq) parent.writeProtectSeq++;
     t.err = copyHugetlbPageRange(k, parent, child, vma, child.vmas[ci]!);
+    if (seq) parent.writeProtectSeq++;
     return false;
   }
-  if (parent.cowPgtable && isCowMapping(vma.flags) && !(vma.flags & VM_UFFD_WP) && shareTables(k, parent, child, vma)) return false;
+  if (cow) {
+    parent.writeProtectSeq++; // raw_write_seqcount_begin(&src_mm->write_protect_seq)
+    if (k.tracing && k.profile.writeProtectSeq) k.emit('fork', parent.id, vma.start, -1, child.id, `copy_page_range of the COW mapping at 0x${(vma.start * 4096).toString(16)}: write_protect_seq odd`);
+  }
+  if (parent.cowPgtable && cow && !(vma.flags & VM_UFFD_WP) && shareTables(k, parent, child, vma)) {
+    copyPageRangeEnd(k, t);
+    return false;
+  }
   // copy_p4d_range() ... copy_pte_range(): the child gets a table at each level where the parent
   // has one over the mapping, before the walk looks at the entries below: pud_alloc() once the
   // parent's PGD entry is present, pmd_alloc() once its PUD entry is, pte_alloc() once its PMD
@@ -140,9 +156,21 @@ export function copyPageRangeBegin(k: Kernel, t: ForkTask, p: number): boolean {
   return true;
 }
 
-/** The end of the copy: write_protect_seq even again (raw_write_seqcount_end). */
+/**
+ * copy_page_range()'s end, for the mapping being copied: a COW mapping's write_protect_seq even
+ * again (raw_write_seqcount_end; only that mapping's copy made it odd, so odd means it is ours:
+ * fork holds mmap_lock for write).
+ */
+export function copyPageRangeEnd(k: Kernel, t: ForkTask): void {
+  const parent = k.mms[t.parent]!;
+  if (!(parent.writeProtectSeq & 1)) return;
+  parent.writeProtectSeq++;
+  if (k.tracing && k.profile.writeProtectSeq) k.emit('fork', parent.id, -1, -1, t.child, 'copy_page_range done: write_protect_seq even');
+}
+
+/** The end of dup_mmap's copy (every mapping's copy_page_range has ended: write_protect_seq is even). */
 export function forkEnd(k: Kernel, t: ForkTask): void {
-  k.mms[t.parent]!.writeProtectSeq++;
+  copyPageRangeEnd(k, t);
 }
 
 /**
@@ -152,8 +180,8 @@ export function forkEnd(k: Kernel, t: ForkTask): void {
  */
 export function forkFailed(k: Kernel, t: ForkTask, err: number): void {
   const parent = k.mms[t.parent]!;
+  copyPageRangeEnd(k, t); // copy_page_range() ends its bracket on failure too
   exitMmap(k, k.mms[t.child]!);
-  parent.writeProtectSeq++;
   t.child = -1;
   t.err = err;
   const vma = t.pair < t.pairs.length ? parent.vmas[t.pairs[t.pair]![0]] : undefined;
@@ -278,6 +306,7 @@ export function dupMmap(k: Kernel, parent: Mm, cowpt = false): ForkResult {
     t.pair = p;
     const walk = copyPageRangeBegin(k, t, p);
     const err = walk ? copyPageRange(k, t, child, child.vmas[ci]!, parent, parent.vmas[pi]!) : t.err;
+    if (walk) copyPageRangeEnd(k, t);
     if (err !== OK) {
       forkFailed(k, t, err);
       k.mms.pop();
@@ -397,29 +426,42 @@ function forkRareCase(
 
 // ---- split into atomic steps (`fork &`) ----------------------------------------------------
 
+/** What nextPte found: a PTE to copy; the end of a mapping's copy with another to come; the end (or a failure, t.err). */
+const NEXT_PTE = 0;
+const NEXT_MAPPING = 1;
+const NEXT_DONE = 2;
+
 /**
- * The next non-empty PTE of the parent at or after (pair, vpn), or false when the copy is done or
- * failed (t.err). A mapping reached for the first time has its copy begun on the way
- * (copyPageRangeBegin: a hugetlb mapping is copied whole then, within the step that got there).
+ * The next non-empty PTE of the parent at or after (pair, vpn). A mapping reached for the first
+ * time has its copy begun on the way (copyPageRangeBegin: a hugetlb mapping is copied whole then,
+ * within the step that got there); one whose walk is over has it ended (copyPageRangeEnd), and
+ * the step stops there if another mapping follows: dup_mmap's loop between two copy_page_range()
+ * calls is a window too (write_protect_seq even, mmap_lock still held for write).
  */
-function nextPte(k: Kernel, t: ForkTask): boolean {
+function nextPte(k: Kernel, t: ForkTask): number {
   const parent = k.mms[t.parent]!;
   for (; t.pair < t.pairs.length; t.pair++) {
     const vma = parent.vmas[t.pairs[t.pair]![0]]!;
+    let walk = true;
     if (t.begun <= t.pair) {
       t.begun = t.pair + 1;
       t.vpn = vma.start;
-      if (!copyPageRangeBegin(k, t, t.pair)) {
-        if (t.err !== OK) return false;
-        continue;
-      }
+      walk = copyPageRangeBegin(k, t, t.pair);
+      if (!walk && t.err !== OK) return NEXT_DONE;
     }
-    for (; t.vpn < vma.end; t.vpn++) {
-      const slot = pteSlot(k, parent, t.vpn);
-      if (slot >= 0 && k.tables.bits[slot] !== 0) return true;
+    if (walk) {
+      for (; t.vpn < vma.end; t.vpn++) {
+        const slot = pteSlot(k, parent, t.vpn);
+        if (slot >= 0 && k.tables.bits[slot] !== 0) return NEXT_PTE;
+      }
+      copyPageRangeEnd(k, t);
+    }
+    if (t.pair + 1 < t.pairs.length) {
+      t.pair++;
+      return NEXT_MAPPING;
     }
   }
-  return false;
+  return NEXT_DONE;
 }
 
 /**
@@ -435,7 +477,7 @@ export function stepFork(k: Kernel, t: ForkTask, tid: number): TaskState {
       if (parent.mmapReaders > 0 || (parent.mmapWriter >= 0 && parent.mmapWriter !== tid)) return 'blocked';
       parent.mmapWriter = tid;
       const child = forkBegin(k, t, false, true);
-      k.emit('fork', parent.id, -1, -1, child.id, `fork begins: mmap_lock taken for write${k.profile.writeProtectSeq ? ', write_protect_seq odd' : ''}`);
+      k.emit('fork', parent.id, -1, -1, child.id, 'fork begins: mmap_lock taken for write');
       return toNextPte(k, t, tid);
     }
     case 'check': {
@@ -485,10 +527,12 @@ export function stepFork(k: Kernel, t: ForkTask, tid: number): TaskState {
       t.phase = 'apply';
       return stepFork(k, t, tid);
     }
+    case 'next':
+      return toNextPte(k, t, tid);
     case 'end': {
       forkEnd(k, t);
       parent.mmapWriter = -1;
-      k.emit('fork', parent.id, -1, -1, t.child, `fork ends: ${k.profile.writeProtectSeq ? 'write_protect_seq even, ' : ''}mmap_lock released`);
+      k.emit('fork', parent.id, -1, -1, t.child, 'fork ends: mmap_lock released');
       return 'done';
     }
   }
@@ -501,8 +545,13 @@ function advanceFork(k: Kernel, t: ForkTask, tid: number): TaskState {
 
 /** On to the next PTE to copy, or to the end; a mapping whose copy failed on the way (hugetlb) fails the fork. */
 function toNextPte(k: Kernel, t: ForkTask, tid: number): TaskState {
-  if (nextPte(k, t)) {
+  const r = nextPte(k, t);
+  if (r === NEXT_PTE) {
     t.phase = 'check';
+    return 'running';
+  }
+  if (r === NEXT_MAPPING) {
+    t.phase = 'next';
     return 'running';
   }
   if (t.err !== OK) return failStep(k, t, tid, t.err);

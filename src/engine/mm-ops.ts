@@ -115,10 +115,22 @@ export function mprotect(s: RunState, step: StepOf<'mprotect'>): void {
   s.record.summary = `${p.name} mprotects ${s.label(step.sel)} ${step.prot}${err === OK ? '' : ': ENOMEM (a hole in the range; pages before it changed)'}`;
 }
 
+/**
+ * madvise_need_mmap_write() (5.x-6.x; 6.18's get_lock_mode): MADV_DONTNEED and MADV_PAGEOUT take
+ * mmap_lock for read (6.18: MADV_DONTNEED a per-VMA read lock, which a fork's write lock keeps
+ * out as well), so they run beside a fault holding it for read; the advices that change VMA
+ * flags (dontfork, dofork, wipeonfork, keeponfork, mergeable, hugepage, nohugepage) take it for
+ * write. MADV_COLLAPSE takes it for read in madvise but collapse_huge_page() retakes it for write:
+ * it waits for the readers too.
+ */
+function madviseTakesMmapLockForWrite(advice: StepOf<'madvise'>['advice']): boolean {
+  return advice !== 'dontneed' && advice !== 'pageout';
+}
+
 export function madvise(s: RunState, step: StepOf<'madvise'>): void {
   const p = s.proc(step.proc);
   if (!p) return;
-  waitForMmapLock(s, p);
+  waitForMmapLock(s, p, madviseTakesMmapLockForWrite(step.advice));
   const [lo, hi] = s.range(p, step.sel);
   if (step.advice === 'collapse') return madvCollapse(s, p, step, lo, hi);
   const err = doMadvise(s.k, p.mm, lo, hi, step.advice);
@@ -170,7 +182,8 @@ export function fork(s: RunState, step: StepOf<'fork'>): void {
 export function exit(s: RunState, step: StepOf<'exit'>): void {
   const p = s.proc(step.proc);
   if (!p) return;
-  waitForMmapLock(s, p);
+  // exit_mm() takes mmap_lock for read (5.x-6.18); a last thread's exit_mmap has no other thread's path to wait for.
+  waitForMmapLock(s, p, false);
   const before = s.k.frames.used;
   exitProc(s, p);
   s.record.summary = `${p.name} exits: ${before - s.k.frames.used} frame(s) freed`;

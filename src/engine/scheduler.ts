@@ -87,9 +87,11 @@ export function raceWithFork(s: RunState, group: string, vpn: number, value: num
 }
 
 /**
- * An operation that needs mmap_lock (for write: mmap, munmap, mprotect, madvise, fork, exit,
- * clear_refs; for read: a fault, slow GUP) while other threads' kernel paths hold it: the
- * thread waits, so those paths run to their end first.
+ * An operation that needs mmap_lock (for write: mmap, munmap, mremap, mprotect, the madvise
+ * advices that change VMA flags, MADV_COLLAPSE, fork, clear_refs, UFFDIO_REGISTER; for read: a
+ * fault, slow GUP, MADV_DONTNEED, MADV_PAGEOUT, UFFDIO_WRITEPROTECT, ksmd, a thread's exit_mm)
+ * while other threads' kernel paths hold it: the thread waits, so those paths run to their end
+ * first (for read, only a path holding it for write: a fork).
  */
 export function waitForMmapLock(s: RunState, p: Proc, write = true, byOther = false): void {
   const mm = p.mm;

@@ -124,7 +124,7 @@ function gupLines(k: Kernel, prev: GupTask, t: GupTask, st: TaskState, n: TaskNa
       if (prev.page < 0) {
         const enter: string[] = [];
         if (pin && k.profile.forkEarlyCow) enter.push('sets MMF_HAS_PINNED on the mm');
-        if (pin && k.profile.writeProtectSeq && t.phase !== 'slow') enter.push(`reads write_protect_seq: ${t.seq}, even: no fork is copying this mm`);
+        if (pin && k.profile.writeProtectSeq && t.phase !== 'slow') enter.push(`reads write_protect_seq: ${t.seq}, even: no fork is copying a COW mapping of this mm now`);
         if (enter.length) out.push({ mm: t.mm, vpn: t.lo, pfn: -1, why: `gup-fast ${enter.join('; ')}` });
         if (t.phase === 'slow') return out;
       }
@@ -160,7 +160,7 @@ function gupLines(k: Kernel, prev: GupTask, t: GupTask, st: TaskState, n: TaskNa
     case 'end': {
       if (pin && k.profile.writeProtectSeq) {
         if (k.mms[t.mm]!.writeProtectSeq !== prev.seq) return []; // the model says it fell back
-        out.push({ mm: t.mm, vpn: t.lo, pfn: -1, why: `gup-fast reads write_protect_seq again: ${prev.seq}, unchanged: no fork ran meanwhile, the ${what}s stand` });
+        out.push({ mm: t.mm, vpn: t.lo, pfn: -1, why: `gup-fast reads write_protect_seq again: ${prev.seq}, unchanged: no fork copied a COW mapping of this mm meanwhile, the ${what}s stand` });
       }
       const slow = t.fallback.filter(Boolean).length;
       if (slow) out.push({ mm: t.mm, vpn: t.lo, pfn: -1, why: `gup-fast ends: ${slow} page(s) left to the slow path (next step)` });

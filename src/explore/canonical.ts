@@ -269,7 +269,7 @@ function taskKey(r: Runner, p: ProcT, num: Numbering, out: Words): void {
   }
 }
 
-const FORK_PHASES: readonly string[] = ['begin', 'check', 'apply', 'alloc', 'install', 'end'];
+const FORK_PHASES: readonly string[] = ['begin', 'check', 'apply', 'alloc', 'install', 'next', 'end'];
 const GUP_PHASES: readonly string[] = ['read', 'grab', 'end', 'slow'];
 const WRITE_PHASES: readonly string[] = ['fault', 'install', 'store'];
 const HANDLE_KINDS: readonly string[] = ['pin', 'gup', 'pipe', 'exclusive'];

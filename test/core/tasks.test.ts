@@ -414,3 +414,37 @@ for (const profile of ['v5.9', 'v6']) {
     assert.equal(r.k.stats.earlyCow, 1);
   });
 }
+
+// write_protect_seq is taken per COW mapping copy_page_range() copies (57efa1fe5957), by
+// copy_hugetlb_page_range() for a hugetlb one from 5.19 (the PG_anon_exclusive series): a gup-fast pin between
+// its read of the sequence and its re-check sees a synchronous fork only if that fork copied
+// such a mapping (read_seqcount_retry: all pins dropped, the slow path).
+test('gup-fast\'s read_seqcount_retry sees a fork only if it copied a COW mapping: not one that copied nothing (MADV_DONTFORK), nor one that copied only a hugetlb mapping before 5.19', () => {
+  const seqSeen = (profile: string, setup: readonly string[], hugepages: number): string => {
+    const steps = [...setup, 'P thread T', 'T pin buf[0] as h rw longterm fast &', 'T step', 'T step', 'P fork Q', 'T step'];
+    const sc = parse(scenarioText(steps, hugepages > 0 ? ['config:', `  hugepages: ${hugepages}`] : []), 't.scn.yaml');
+    const r = new Runner(sc, profileOf(profile), { trace: false, maxEventsPerStep: 0 });
+    sc.steps.forEach((s, i) => assert.equal(r.step(s, i).na, null, `${s.text}: n/a on ${profile}`));
+    const t = r.procs.get('T')!.task as GupTask | null;
+    assert.deepEqual(r.violations.map((v) => v.kind), [], profile);
+    // Done: pinned by gup-fast; 'slow': the pins were dropped and the slow path takes over.
+    return t === null ? 'fast' : t.phase;
+  };
+  const copied = ['P mmap buf 1 rw private', 'P write buf[0] = 1'];
+  const notCopied = [...copied, 'P madvise buf dontfork'];
+  const hugeOnly = [...notCopied, 'P mmap huge 512 rw private hugetlb', 'P write huge[0] = 2'];
+  for (const profile of ['v5.14', 'v5.18', 'v5.19', 'v6']) {
+    assert.equal(seqSeen(profile, copied, 0), 'slow', `${profile}: fork copied buf's COW mapping: the sequence moved`);
+    assert.equal(seqSeen(profile, notCopied, 0), 'fast', `${profile}: fork copied nothing (buf is VM_DONTCOPY): the sequence did not move`);
+    const hugeSeq = profile === 'v5.19' || profile === 'v6';
+    assert.equal(seqSeen(profile, hugeOnly, 1), hugeSeq ? 'slow' : 'fast', `${profile}: fork copied only a hugetlb COW mapping`);
+  }
+});
+
+test('mmap_lock levels of synchronous operations beside a write fault holding it for read (between its copy and its install): MADV_DONTNEED and a thread\'s exit (exit_mm) take it for read and do not wait; munmap and mprotect take it for write and wait for the fault to end', () => {
+  const start = ['P mmap buf 1 rw private', 'P write buf[0] = 1', 'P fork Q', 'P thread T', 'T write buf[0] = 2 &', 'T step'];
+  for (const [op, waits] of [['P madvise buf[0] dontneed', false], ['P exit', false], ['P munmap buf[0]', true], ['P mprotect buf[0] ro', true]] as const) {
+    const r = runTo([...start, op], 'v6');
+    assert.equal(r.procs.get('T')!.task === null, waits, `${op}: ${waits ? 'waits for T\'s fault to end' : 'runs beside T\'s fault'}`);
+  }
+});

@@ -173,7 +173,10 @@ test('mmap_lock: a fork cannot begin while a write fault holds it for read betwe
   const late = new NaiveWriteTask(s, p, 1, r, 0, 5);
   assert.equal(late.step(), 'blocked', 'now it faults, and the fault waits for the fork');
   const gup = new NaiveGupFastTask(s, p, 2, r, 0, { write: true, longterm: true });
-  assert.deepEqual([gup.step(), gup.step()], ['running', 'blocked'], 'write_protect_seq odd: the slow path, which waits');
+  // The only mapping's copy is over (copy_page_range's raw_write_seqcount_end): write_protect_seq
+  // is even, so gup-fast reads the PTE, read-only now: a FOLL_WRITE pin leaves it to the slow
+  // path (read, then end: the sequence unchanged), which waits for the fork's mmap_lock.
+  assert.deepEqual([gup.step(), gup.step(), gup.step()], ['running', 'running', 'blocked'], 'write_protect_seq even, the PTE read-only: the slow path, which waits');
   assert.equal(fork.step(), 'done');
   assert.deepEqual([late.step(), late.step(), late.step()], ['running', 'running', 'done'], 'fault (copy: the child shares the page), install, store');
   assert.equal(gup.step(), 'done');
@@ -209,5 +212,99 @@ test('fork\'s early-COW copy is mapped young (x86 vm_page_prot carries _PAGE_ACC
     const c = core(profile, ['P mmap buf 1 rw private', 'P write buf[0] = 1', 'P pin buf[0] as h rw longterm', 'P fork Q', 'Q thread U',
       'Q pin buf[0] as g rw longterm fast &', 'Q step', 'U write buf[0] = 5', 'Q step', 'Q step', 'Q finish'], ['device read g[0]']);
     assert.deepEqual([c.steps, c.reads], [['running', 'running', 'done'], ['5']], profile);
+  }
+});
+
+/** One region of two written pages, two VMAs (buf[0] made read-only), and a fork of it in steps; `mine`: buf[1]'s frame. */
+function twoVmas([rules, steps]: [NaiveOptions, StepRules]) {
+  const k = new NaiveKernel(rules);
+  const s = new NaiveSched(k, steps);
+  const p = k.spawn();
+  const r = k.mmap(p, 2);
+  k.write(p, r, 0, 1);
+  k.write(p, r, 1, 2);
+  k.mprotect(p, r, 0, 1, 'ro');
+  return { k, s, p, r, mine: p.pages.get(`${r.id}:1`)!.pte!.frame!, fork: new NaiveForkTask(s, p, 0) };
+}
+
+test('write_protect_seq is odd only while a COW mapping\'s page tables are copied (copy_page_range, 57efa1fe5957): a gup-fast pin between two mappings\' copies takes the fast path on a page not copied yet, and fork\'s early COW then gives the child a copy (the pin stays on the parent\'s page: coherent); during a mapping\'s copy it falls back and waits', () => {
+  // buf: two private pages; mprotect of buf[0] splits it into two COW VMAs (both with the
+  // anon_vma of the first faults). P forks Q in steps; P's thread T pins buf[1] with
+  // pin_user_pages_fast(FOLL_WRITE | FOLL_LONGTERM).
+  const setupText = ['P mmap buf 2 rw private', 'P write buf[0] = 1', 'P write buf[1] = 2', 'P mprotect buf[0] ro', 'P thread T', 'P fork Q &'];
+  for (const [profile, rules] of [['v5.14', V5_14], ['v6', V6]] as const) {
+    // Between the copies: buf[0]'s VMA copied (begin; check; apply, which ends its copy_page_range:
+    // write_protect_seq even, the step stops before the next VMA), then T's gup-fast: the sequence
+    // even, buf[1]'s PTE still writable: grab, re-check unchanged, the sequence unchanged: pinned
+    // without the slow path. Then fork copies buf[1]'s VMA: the page is maybe pinned in an mm that
+    // has pinned (and, on v6, anon-exclusive): copy_present_page gives Q a copy (check, alloc with
+    // the locks dropped, install); end.
+    {
+      const { k, s, p, r, mine, fork } = twoVmas(rules);
+      const st: StepState[] = [fork.step(), fork.step(), fork.step()];
+      const gup = new NaiveGupFastTask(s, p, 1, r, 1, { write: true, longterm: true });
+      st.push(gup.step(), gup.step(), gup.step());
+      st.push(fork.step(), fork.step(), fork.step(), fork.step(), fork.step());
+      assert.deepEqual(st, ['running', 'running', 'running', 'running', 'running', 'done', 'running', 'running', 'running', 'running', 'done'], profile);
+      const q = fork.child!;
+      const pin = gup.pin!;
+      assert.equal(pin.frame, mine, `${profile}: the pin is on P's page, taken by gup-fast`);
+      assert.equal(k.forkCopies, 1, `${profile}: fork copied the pinned page for Q`);
+      assert.notEqual(q.pages.get(`${r.id}:1`)!.pte!.frame, mine, `${profile}: Q maps its own copy`);
+      k.deviceWrite(pin, 3);
+      assert.equal(k.write(p, r, 1, 4), true); // P's PTE stayed writable: no fault, the store reaches the pinned page
+      assert.deepEqual([k.read(p, r, 1), k.read(q, r, 1), k.deviceRead(pin)], [4, 2, 4], profile);
+      const c = core(profile, [...setupText, 'P step', 'P step', 'P step', 'T pin buf[1] as h rw longterm fast &', 'T step', 'T step', 'T step',
+        'P step', 'P step', 'P step', 'P step', 'P step', 'P finish', 'T finish', 'device write h[0] = 3', 'T write buf[1] = 4'], ['P read buf[1]', 'Q read buf[1]', 'device read h[0]']);
+      assert.deepEqual(c.steps, st, `${profile}: the model core's steps`);
+      assert.deepEqual(c.reads, ['4', '2', '4'], `${profile}: the model core's reads`);
+    }
+    // During buf[0]'s copy (after fork's first step): write_protect_seq odd: gup-fast gives up at
+    // once, the slow path waits for the fork; buf[1] is then shared with Q and write-protected, and
+    // the slow FOLL_WRITE pin's fault copies it for P (Q keeps the page): no early COW.
+    {
+      const { k, s, p, r, mine, fork } = twoVmas(rules);
+      const st: StepState[] = [fork.step()];
+      const gup = new NaiveGupFastTask(s, p, 1, r, 1, { write: true, longterm: true });
+      st.push(gup.step(), gup.step());
+      // check, apply (buf[0]); next; check, apply (buf[1], shared); end.
+      st.push(fork.step(), fork.step(), fork.step(), fork.step(), fork.step(), fork.step(), gup.step());
+      assert.deepEqual(st, ['running', 'running', 'blocked', 'running', 'running', 'running', 'running', 'running', 'done', 'done'], profile);
+      const q = fork.child!;
+      assert.equal(k.forkCopies, 0, profile);
+      assert.equal(q.pages.get(`${r.id}:1`)!.pte!.frame, mine, `${profile}: Q keeps the page`);
+      assert.notEqual(gup.pin!.frame, mine, `${profile}: P's pin is on its COW copy`);
+      const c = core(profile, [...setupText, 'P step', 'T pin buf[1] as h rw longterm fast &', 'T step', 'T step',
+        'P step', 'P step', 'P step', 'P step', 'P step', 'P step', 'T step', 'P finish', 'T finish', 'device write h[0] = 3'], ['P read buf[1]', 'Q read buf[1]', 'device read h[0]']);
+      assert.deepEqual(c.steps, st, `${profile}: the model core's steps`);
+      assert.deepEqual(c.reads, ['3', '2', '3'], `${profile}: the model core's reads`);
+    }
+  }
+});
+
+test('MADV_DONTNEED takes mmap_lock for read (madvise_need_mmap_write; 6.18: a per-VMA read lock): it zaps the page between a write fault\'s copy and its install; pte_same then fails, the copy is freed, and the store retries on the empty PTE (do_anonymous_page): P reads the store, Q the old page', () => {
+  // P writes buf[0], forks Q (the page shared, read-only). P's thread T stores 2: do_wp_page
+  // copies (mmap_lock held for read across the copy); P's MADV_DONTNEED runs meanwhile (a reader
+  // too) and zaps P's PTE; T's install finds the PTE changed: the copy freed, the fault retried:
+  // a new zeroed page, then the store.
+  for (const [profile, rules] of [['v5.7', V5_7], ['v5.14', V5_14], ['v6', V6]] as const) {
+    const { k, s, p, r } = setup(rules);
+    k.write(p, r, 0, 1);
+    const q = k.fork(p);
+    s.forked(p, q);
+    const old = p.pages.get(`${r.id}:0`)!.pte!.frame!;
+    const w = new NaiveWriteTask(s, p, 1, r, 0, 2);
+    const st: StepState[] = [w.step()];
+    assert.equal(w.holdsRead, true, `${profile}: the fault holds mmap_lock for read across its copy`);
+    k.madvise(p, r, 0, 1, 'dontneed');
+    st.push(w.step(), w.step(), w.step());
+    assert.deepEqual(st, ['running', 'running', 'running', 'done'], `${profile}: copy; install (pte_same fails: retry); do_anonymous_page; store`);
+    assert.equal(s.seen.get('write:pte-changed'), 1, profile);
+    assert.deepEqual([k.read(p, r, 0), k.read(q, r, 0)], [2, 1], profile);
+    assert.deepEqual([old.refcount, old.mapcount], [1, 1], `${profile}: the old page is Q's alone`);
+    const c = core(profile, ['P mmap buf 1 rw private', 'P write buf[0] = 1', 'P fork Q', 'P thread T', 'T write buf[0] = 2 &', 'T step',
+      'P madvise buf[0] dontneed', 'T step', 'T step', 'T step', 'T finish'], ['P read buf[0]', 'Q read buf[0]']);
+    assert.deepEqual(c.steps, st, `${profile}: the model core's steps`);
+    assert.deepEqual(c.reads, ['2', '1'], `${profile}: the model core's reads`);
   }
 });

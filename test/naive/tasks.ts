@@ -110,12 +110,16 @@ export class NaiveSched {
   }
 
   /**
-   * After a synchronous fork (NaiveKernel.fork): write_protect_seq went odd and even again (a
-   * gup-fast that sampled it before sees the change), and the PTEs the child shares with the
-   * parent are old (__copy_present_ptes: pte_mkold).
+   * After a synchronous fork (NaiveKernel.fork): write_protect_seq went odd and even again once
+   * per VMA whose page tables were copied (copy_page_range of a COW mapping: every private VMA
+   * with an anon_vma, not VM_DONTCOPY, not VM_WIPEONFORK; none: unchanged, a gup-fast that sampled
+   * it before sees no fork), and the PTEs the child shares with the parent are old
+   * (__copy_present_ptes: pte_mkold).
    */
   forked(parent: NProc, child: NProc): void {
-    this.lockOf(parent).seq += 2;
+    const copied = new Set<NVma>();
+    for (const pg of parent.pages.values()) if (!pg.dontfork && !pg.wipeonfork && pg.vma.anonVma) copied.add(pg.vma);
+    this.lockOf(parent).seq += 2 * copied.size;
     for (const [key, cp] of child.pages) {
       const pp = parent.pages.get(key);
       if (cp.pte !== null && pp?.pte != null && cp.pte.frame === pp.pte.frame) this.old.add(cp.pte);
@@ -161,13 +165,16 @@ function addressOrder(p: NProc): string[] {
  * last. Steps:
  * - begin: the lock taken (blocked while any other thread holds it), the child's mm and all its
  *   VMAs made (dup_mmap's VMA loop; VM_DONTCOPY left out, VM_WIPEONFORK empty, anon_vma_fork
- *   giving each copied VMA an anon_vma of its own), write_protect_seq made odd
- *   (raw_write_seqcount_begin). The kernel does that per COW mapping, in copy_page_range(),
- *   so a gup-fast run wholly between two mappings' copies sees it even; here, as in the model,
- *   it stays odd to the end (such a pin then takes the slow path after the fork: the same
- *   values and counts, other steps);
- * - per non-empty parent entry of a VMA vma_needs_copy() copies (an anon_vma; not
- *   VM_WIPEONFORK), in address order, under both page-table locks (copy_pte_range):
+ *   giving each copied VMA an anon_vma of its own);
+ * - per VMA vma_needs_copy() copies (an anon_vma; not VM_WIPEONFORK), in address order,
+ *   copy_page_range(): every such VMA here is a private anonymous one, a COW mapping, so
+ *   write_protect_seq is odd from the start of its copy (raw_write_seqcount_begin, in the step
+ *   that reaches it) to its end (raw_write_seqcount_end, in the step that copies its last entry,
+ *   or reaches it if it has none); another VMA to copy after it makes that a step boundary
+ *   (`next`: dup_mmap's loop between two copy_page_range() calls, write_protect_seq even,
+ *   mmap_lock still held), where a gup-fast may run whole without seeing a fork;
+ * - per non-empty parent entry of such a VMA, in address order, under both page-table locks
+ *   (copy_pte_range):
  *   - a swap entry: copied at once (copy_nonpresent_pte: swap_duplicate; the parent's entry
  *     loses SWP_EXCLUSIVE), one step;
  *   - a present PTE: `check` (copy_present_ptes decides: share, or copy for the child when the
@@ -182,15 +189,19 @@ function addressOrder(p: NProc): string[] {
  *     decided again; if it still needs a copy, the page is copied now (copy_mc_user_highpage,
  *     under the lock) and the copy mapped in the child, else the PTE is shared and the prealloc
  *     freed ("could only happen if one pinned pte changed").
- * - end: write_protect_seq even again, mmap_lock released.
+ * - end: mmap_lock released (write_protect_seq is even since the last VMA's copy ended).
  */
 export class NaiveForkTask implements NaiveTask {
   readonly kind = 'fork';
   readonly holdsRead = false;
   child: NProc | null = null;
-  private phase: 'begin' | 'check' | 'apply' | 'alloc' | 'install' | 'end' = 'begin';
-  private keys: string[] = [];
+  private phase: 'begin' | 'check' | 'apply' | 'alloc' | 'install' | 'next' | 'end' = 'begin';
+  /** The keys of the pages to copy, VMA by VMA (address order). */
+  private vmas: string[][] = [];
+  private vi = 0;
   private at = 0;
+  /** copy_page_range() of vmas[vi] has begun (write_protect_seq odd). */
+  private copying = false;
   private prealloc: NFrame | null = null;
 
   constructor(readonly s: NaiveSched, readonly parent: NProc, readonly tid: number) {}
@@ -202,7 +213,6 @@ export class NaiveForkTask implements NaiveTask {
       case 'begin': {
         if (lock.readers > 0 || (lock.writer >= 0 && lock.writer !== this.tid)) return 'blocked';
         lock.writer = this.tid;
-        lock.seq++;
         this.makeChild();
         return this.next();
       }
@@ -252,8 +262,9 @@ export class NaiveForkTask implements NaiveTask {
         this.at++;
         return this.next();
       }
+      case 'next':
+        return this.next();
       case 'end':
-        lock.seq++;
         lock.writer = -1;
         return 'done';
     }
@@ -283,22 +294,42 @@ export class NaiveForkTask implements NaiveTask {
   }
 
   private page(): NPage {
-    return this.parent.pages.get(this.keys[this.at]!)!;
+    return this.parent.pages.get(this.vmas[this.vi]![this.at]!)!;
   }
 
   private childPage(): NPage {
-    return this.child!.pages.get(this.keys[this.at]!)!;
+    return this.child!.pages.get(this.vmas[this.vi]![this.at]!)!;
   }
 
-  /** On to the next non-empty entry to copy, or to the end. */
+  /**
+   * On to the next non-empty entry to copy; a VMA's copy begins when it is reached and ends when
+   * its entries are done (write_protect_seq odd in between); the step stops between two VMAs.
+   */
   private next(): StepState {
-    while (this.at < this.keys.length) {
-      const pg = this.page();
-      if (pg.pte !== null || pg.swp !== null) {
-        this.phase = 'check';
+    const lock = this.s.lockOf(this.parent);
+    while (this.vi < this.vmas.length) {
+      const keys = this.vmas[this.vi]!;
+      if (!this.copying) {
+        this.copying = true;
+        lock.seq++; // raw_write_seqcount_begin: a COW mapping's copy
+      }
+      while (this.at < keys.length) {
+        const pg = this.page();
+        if (pg.pte !== null || pg.swp !== null) {
+          this.phase = 'check';
+          return 'running';
+        }
+        this.at++;
+      }
+      lock.seq++; // raw_write_seqcount_end
+      this.copying = false;
+      this.vi++;
+      this.at = 0;
+      if (this.vi < this.vmas.length) {
+        this.s.note('fork:between-vmas');
+        this.phase = 'next';
         return 'running';
       }
-      this.at++;
     }
     this.phase = 'end';
     return 'running';
@@ -324,7 +355,12 @@ export class NaiveForkTask implements NaiveTask {
         vmas.set(pg.vma, cv);
       }
       child.pages.set(key, { vma: cv, prot: pg.prot, dontfork: false, wipeonfork: pg.wipeonfork, mergeable: pg.mergeable, pte: null, swp: null });
-      if (!pg.wipeonfork && pg.vma.anonVma) this.keys.push(key);
+      if (!pg.wipeonfork && pg.vma.anonVma) {
+        // Pages of one VMA are consecutive in address order: a new VMA starts a new group.
+        const last = this.vmas[this.vmas.length - 1];
+        if (last !== undefined && parent.pages.get(last[0]!)!.vma === pg.vma) last.push(key);
+        else this.vmas.push([key]);
+      }
     }
     this.child = child;
   }
@@ -374,6 +410,8 @@ export class NaiveGupFastTask implements NaiveTask {
             this.phase = 'slow';
             return 'running';
           }
+          // Even, though a fork holds mmap_lock: it is between two VMAs' copies, or past the last.
+          if (lock.writer >= 0) this.s.note('gup:seq-even-in-fork');
         }
         // gup-fast walks the page tables, not the VMAs.
         const pte = this.p.pages.get(pageKey(this.r, this.i))?.pte ?? null;
