@@ -137,7 +137,6 @@ export function copyPageRangeBegin(k: Kernel, t: ForkTask, p: number): boolean {
   }
   if (cow) {
     parent.writeProtectSeq++; // raw_write_seqcount_begin(&src_mm->write_protect_seq)
-    if (k.tracing && k.profile.writeProtectSeq) k.emit('fork', parent.id, vma.start, -1, child.id, `copy_page_range of the COW mapping at 0x${(vma.start * 4096).toString(16)}: write_protect_seq odd`);
   }
   if (parent.cowPgtable && cow && !(vma.flags & VM_UFFD_WP) && shareTables(k, parent, child, vma)) {
     copyPageRangeEnd(k, t);
@@ -165,7 +164,6 @@ export function copyPageRangeEnd(k: Kernel, t: ForkTask): void {
   const parent = k.mms[t.parent]!;
   if (!(parent.writeProtectSeq & 1)) return;
   parent.writeProtectSeq++;
-  if (k.tracing && k.profile.writeProtectSeq) k.emit('fork', parent.id, -1, -1, t.child, 'copy_page_range done: write_protect_seq even');
 }
 
 /** The end of dup_mmap's copy (every mapping's copy_page_range has ended: write_protect_seq is even). */
@@ -448,13 +446,19 @@ function nextPte(k: Kernel, t: ForkTask): number {
       t.vpn = vma.start;
       walk = copyPageRangeBegin(k, t, t.pair);
       if (!walk && t.err !== OK) return NEXT_DONE;
+      // The window's edges, told in the split path only (a synchronous fork shows none of them).
+      if (walk && k.tracing && k.profile.writeProtectSeq && parent.writeProtectSeq & 1) {
+        k.emit('note', parent.id, vma.start, -1, t.child, `copy_page_range of the COW mapping at 0x${(vma.start * 4096).toString(16)}: write_protect_seq odd`);
+      }
     }
     if (walk) {
       for (; t.vpn < vma.end; t.vpn++) {
         const slot = pteSlot(k, parent, t.vpn);
         if (slot >= 0 && k.tables.bits[slot] !== 0) return NEXT_PTE;
       }
+      const odd = (parent.writeProtectSeq & 1) !== 0;
       copyPageRangeEnd(k, t);
+      if (odd && k.tracing && k.profile.writeProtectSeq) k.emit('note', parent.id, -1, -1, t.child, 'copy_page_range done: write_protect_seq even');
     }
     if (t.pair + 1 < t.pairs.length) {
       t.pair++;
