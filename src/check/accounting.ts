@@ -9,6 +9,7 @@ import {
 import type { Kernel } from '../core/kernel.js';
 import type { Mm } from '../core/mm.js';
 import { hugetlbReservedByVmas } from '../core/hugetlb.js';
+import { forEachPteTable } from '../core/walk.js';
 
 export interface AccountingProblem {
   kind: 'accounting' | 'use-after-free' | 'kernel-bug' | 'frame-leak';
@@ -134,6 +135,7 @@ export class AccountingChecker {
     }
     let used = 0;
     checkLargeFolios(k, final, expRef, this.entire, this.pins, add);
+    checkMmIds(k, add);
     for (let pfn = 1; pfn < top; pfn++) {
       if (!(f.flags[pfn]! & PG_INUSE)) continue;
       // hugetlb pages come from the pool (checked in checkLargeFolios), not from frames_used.
@@ -292,6 +294,56 @@ function checkHugePmd(
   if (k.profile.anonExclusive && bits & PTE_WRITE && !(f.flags[head]! & PG_ANON_EXCLUSIVE)) {
     const vma = mm.findVma(vpn);
     if (vma && isCowMapping(vma.flags)) add({ kind: 'kernel-bug', mm: mm.id, pfn: head, message: `writable huge PMD maps large folio ${head} whose head is not PageAnonExclusive` });
+  }
+}
+
+/**
+ * MM-id tracking (6.15+): a large folio's slot names a live mm and counts at least one and at
+ * most all of that mm's mappings of it (mappings added while no slot was free are in none); a
+ * free slot counts nothing; the two slots name different mms; with the shared bit clear, one
+ * slot holds every mapping of the folio.
+ */
+function checkMmIds(k: Kernel, add: (p: AccountingProblem) => void): void {
+  const f = k.frames;
+  if (!f.mmIds) return;
+  const blocks: number[] = [];
+  for (let head = HPAGE_PMD_NR; head < f.top; head += HPAGE_PMD_NR) {
+    if ((f.flags[head]! & (PG_INUSE | PG_LARGE | PG_HUGETLB)) === (PG_INUSE | PG_LARGE)) blocks.push(head >>> 9);
+  }
+  if (blocks.length === 0) return;
+  const t = k.tables;
+  // Each live mm's mappings (PTEs and huge PMDs) per block.
+  const perMm = new Map<number, Map<number, number>>();
+  for (const mm of k.mms) {
+    if (!mm.alive) continue;
+    const counts = new Map<number, number>();
+    const count = (pfn: number): void => {
+      if ((f.flags[pfn]! & (PG_LARGE | PG_HUGETLB)) === PG_LARGE) counts.set(pfn >>> 9, (counts.get(pfn >>> 9) ?? 0) + 1);
+    };
+    forEachPteTable(k, mm, (_base, table) => {
+      const b = table << TABLE_SHIFT;
+      for (let i = b; i < b + PTRS_PER_TABLE; i++) if (t.bits[i]! & PTE_PRESENT && !(t.bits[i]! & PTE_SPECIAL)) count(t.entry[i]!);
+    }, (_base, slot) => {
+      if (!(t.bits[slot]! & PTE_SPECIAL)) count(t.entry[slot]!);
+    });
+    perMm.set(mm.id + 1, counts);
+  }
+  for (const b of blocks) {
+    const head = b << 9;
+    const slots: [number, number][] = [[f.mmId0[b]!, f.mmIdCount0[b]!], [f.mmId1[b]!, f.mmIdCount1[b]!]];
+    for (const [id, n] of slots) {
+      if (id === 0) {
+        if (n !== 0) add({ kind: 'accounting', mm: -1, pfn: head, message: `large folio ${head} has a free MM-id slot counting ${n} mapping(s)` });
+        continue;
+      }
+      const mapped = perMm.get(id)?.get(b) ?? 0;
+      if (n < 1 || n > mapped) add({ kind: 'accounting', mm: id - 1, pfn: head, message: `large folio ${head}'s MM-id slot of mm ${id - 1} counts ${n} mapping(s), but that mm maps it ${mapped} time(s)` });
+    }
+    if (slots[0]![0] !== 0 && slots[0]![0] === slots[1]![0]) add({ kind: 'accounting', mm: slots[0]![0] - 1, pfn: head, message: `large folio ${head} has both MM-id slots for one mm` });
+    const total = f.folioMapcount(head);
+    if (!f.mmIdsShared[b] && total > 0 && slots[0]![1] !== total && slots[1]![1] !== total) {
+      add({ kind: 'accounting', mm: -1, pfn: head, message: `large folio ${head} is marked mapped exclusively, but no MM-id slot holds its ${total} mapping(s)` });
+    }
   }
 }
 

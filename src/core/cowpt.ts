@@ -219,7 +219,7 @@ export function breakCowPte(k: Kernel, mm: Mm, vma: Vma, vpn: number): number {
       anon++;
       continue;
     }
-    const rss = dupPresentPage(k.frames, bits, pfn);
+    const rss = dupPresentPage(k.frames, bits, pfn, mm.id);
     if (rss === PG_ANON) anon++;
     else if (rss !== 0) shmem++;
     let nbits = bits;
@@ -277,6 +277,7 @@ export function releaseTable(k: Kernel, mm: Mm, table: number, charged = true): 
       else mm.rssShmem--;
     }
     f.mapcount[pfn]!--;
+    f.folioSubLargeMapcount(pfn, mm.id, 1);
     k.putPage(pfn);
   }
   t.filled[table] = 0;

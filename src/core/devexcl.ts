@@ -56,6 +56,7 @@ export function makeDeviceExclusive(k: Kernel, mm: Mm, lo: number, hi: number): 
           if (other === mm && v === vpn && bits & PTE_WRITE) targetWritable = true;
           setPte(k, slot, pfn, exclusiveBits(k, bits));
           f.mapcount[pfn]!--; // page_remove_rmap(): the entry keeps the reference, not the mapping
+          f.folioSubLargeMapcount(pfn, other.id, 1);
         });
       }
       ok = targetWritable && f.mapcount[pfn] === 0;

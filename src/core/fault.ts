@@ -307,6 +307,8 @@ function wpCanReuseLarge(k: Kernel, pfn: number, mm: Mm | null): boolean {
     case 'mm-exclusive': {
       const mapped = f.folioMapcount(pfn);
       if (mapped <= 1 || mm === null || mapped !== f.folioRefcount(pfn)) return false;
+      // The MM-ids shared bit clear: one slot, this mm's (it maps the page), holds every mapping.
+      if (f.mmIds) return f.mmIdsShared[pfn >>> 9] === 0;
       return mappingsInMm(k, mm, pfn & ~511) === mapped;
     }
     case 'as-small':
@@ -471,6 +473,7 @@ function wpPageCopyInstall(
   } else {
     // folio_remove_rmap_pte() after the new PTE is set, then drop the old page's reference.
     f.mapcount[old]!--;
+    f.folioSubLargeMapcount(old, mm.id, 1);
     k.putPage(old);
   }
   k.stats.cowCopies++;

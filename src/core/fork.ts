@@ -375,7 +375,7 @@ function copyPteRange(
     if (b === 0) continue;
     const r = forkCheckPte(k, src, srcVma, b, sBase + i, dBase + i, lo + (i - first), mayCopy, keep);
     if (r === PTE_SHARE) {
-      const rss = copyPresentPte(tb, f, b, entry[sBase + i]!, sBase + i, dBase + i, cow, shared, keep);
+      const rss = copyPresentPte(tb, f, b, entry[sBase + i]!, dst.id, sBase + i, dBase + i, cow, shared, keep);
       filled++;
       anon += rss & PG_ANON;
       shmem += rss >>> PG_SHMEM_SHIFT;
@@ -407,7 +407,7 @@ function forkRareCase(
     case PTE_COPIED:
       return OK;
     case PTE_SHARE:
-      addRss(dst, copyPresentPte(tb, k.frames, tb.bits[srcSlot]!, tb.entry[srcSlot]!, srcSlot, dstSlot, cow, shared, keep));
+      addRss(dst, copyPresentPte(tb, k.frames, tb.bits[srcSlot]!, tb.entry[srcSlot]!, dst.id, srcSlot, dstSlot, cow, shared, keep));
       tb.filled[dstSlot >>> TABLE_SHIFT]!++;
       return OK;
     case PTE_EARLY_COW: {
@@ -512,7 +512,7 @@ export function stepFork(k: Kernel, t: ForkTask, tid: number): TaskState {
       const dslot = pteSlotAlloc(k, child, t.vpn);
       const slot = pteSlot(k, parent, t.vpn);
       const keep = forkKeepsUffdWp(k, vma, child.vmas[t.pairs[t.pair]![1]]!);
-      addRss(child, copyPresentPte(k.tables, k.frames, k.tables.bits[slot]!, k.tables.entry[slot]!, slot, dslot, isCowMapping(vma.flags), (vma.flags & VM_SHARED) !== 0, keep));
+      addRss(child, copyPresentPte(k.tables, k.frames, k.tables.bits[slot]!, k.tables.entry[slot]!, child.id, slot, dslot, isCowMapping(vma.flags), (vma.flags & VM_SHARED) !== 0, keep));
       k.tables.filled[dslot >>> TABLE_SHIFT]!++;
       return advanceFork(k, t, tid);
     }

@@ -22,6 +22,18 @@ export class FrameTable {
   entireMapcount: Int32Array;
   /** Per 512-frame block: pins on the large folio's pages (folio->_pincount, exact). */
   pincount: Int32Array;
+  /**
+   * MM-id tracking of large folios (!hugetlb, 6.15+; on when the profile's wpReuseLarge is
+   * `mm-exclusive`, the same series): per 512-frame block the two MM-id slots (folio->_mm_id[2],
+   * here the mm id + 1, 0 = MM_ID_DUMMY), their mapcounts (folio->_mm_id_mapcount[2] + 1: 0 for
+   * a free slot) and the "maybe mapped shared" bit (FOLIO_MM_IDS_SHARED_BIT).
+   */
+  mmIds = false;
+  mmId0: Int32Array;
+  mmId1: Int32Array;
+  mmIdCount0: Int32Array;
+  mmIdCount1: Int32Array;
+  mmIdsShared: Uint8Array;
   /** Free 512-frame blocks (head pfns), linked through `next`; -1 = none. */
   freeBlockHead = -1;
   /** The page's content: an interned value id (0 = zero-fill). */
@@ -49,6 +61,11 @@ export class FrameTable {
     this.priv = new Int32Array(cap).fill(-1);
     this.entireMapcount = new Int32Array((cap >>> 9) + 1);
     this.pincount = new Int32Array((cap >>> 9) + 1);
+    this.mmId0 = new Int32Array((cap >>> 9) + 1);
+    this.mmId1 = new Int32Array((cap >>> 9) + 1);
+    this.mmIdCount0 = new Int32Array((cap >>> 9) + 1);
+    this.mmIdCount1 = new Int32Array((cap >>> 9) + 1);
+    this.mmIdsShared = new Uint8Array((cap >>> 9) + 1);
     this.flags[0] = PG_ZERO | PG_INUSE;
   }
 
@@ -71,6 +88,11 @@ export class FrameTable {
     this.priv.fill(-1, old);
     this.entireMapcount = grow(this.entireMapcount, (cap >>> 9) + 1);
     this.pincount = grow(this.pincount, (cap >>> 9) + 1);
+    this.mmId0 = grow(this.mmId0, (cap >>> 9) + 1);
+    this.mmId1 = grow(this.mmId1, (cap >>> 9) + 1);
+    this.mmIdCount0 = grow(this.mmIdCount0, (cap >>> 9) + 1);
+    this.mmIdCount1 = grow(this.mmIdCount1, (cap >>> 9) + 1);
+    this.mmIdsShared = grow(this.mmIdsShared, (cap >>> 9) + 1);
   }
 
   /**
@@ -152,6 +174,7 @@ export class FrameTable {
     this.refcount[head] = 1;
     this.entireMapcount[head >>> 9] = 0;
     this.pincount[head >>> 9] = 0;
+    this.clearMmIds(head >>> 9);
     return head;
   }
 
@@ -165,6 +188,7 @@ export class FrameTable {
     this.value.fill(0, head, end);
     this.entireMapcount[head >>> 9] = 0;
     this.pincount[head >>> 9] = 0;
+    this.clearMmIds(head >>> 9);
     this.next[head] = this.freeBlockHead;
     this.freeBlockHead = head;
     if (charged) this.used -= HPAGE_PMD_NR;
@@ -206,6 +230,87 @@ export class FrameTable {
     return m + this.entireMapcount[head >>> 9]!;
   }
 
+  /** Both MM-id slots free, the shared bit clear (a fresh folio, or one split into small pages). */
+  clearMmIds(b: number): void {
+    this.mmId0[b] = 0;
+    this.mmId1[b] = 0;
+    this.mmIdCount0[b] = 0;
+    this.mmIdCount1[b] = 0;
+    this.mmIdsShared[b] = 0;
+  }
+
+  /** Whether pfn's folio is a large folio whose mappings MM-id tracking follows (not hugetlb). */
+  private tracksMmIds(pfn: number): boolean {
+    return this.mmIds && (this.flags[pfn]! & (PG_LARGE | PG_HUGETLB)) === PG_LARGE;
+  }
+
+  /** folio_set_large_mapcount(): a new large folio mapped `n` times by mm `mmId` alone (slot 0). */
+  folioSetLargeMapcount(pfn: number, mmId: number, n: number): void {
+    if (!this.tracksMmIds(pfn)) return;
+    const b = pfn >>> 9;
+    this.clearMmIds(b);
+    this.mmId0[b] = mmId + 1;
+    this.mmIdCount0[b] = n;
+  }
+
+  /**
+   * folio_add_return_large_mapcount(): `diff` mappings of the folio added in mm `mmId`. Called
+   * after the mapcounts were raised (folioMapcount() is the new total).
+   */
+  folioAddLargeMapcount(pfn: number, mmId: number, diff: number): void {
+    if (!this.tracksMmIds(pfn)) return;
+    const b = pfn >>> 9;
+    const id = mmId + 1;
+    if (this.mmId0[b] === id) this.mmIdCount0[b]! += diff;
+    else if (this.mmId1[b] === id) this.mmIdCount1[b]! += diff;
+    else if (this.mmId0[b] === 0) {
+      this.mmId0[b] = id;
+      this.mmIdCount0[b] = diff;
+      // Other mappings may exist already.
+      if (this.folioMapcount(pfn) !== diff) this.mmIdsShared[b] = 1;
+    } else if (this.mmId1[b] === 0) {
+      this.mmId1[b] = id;
+      this.mmIdCount1[b] = diff;
+      this.mmIdsShared[b] = 1;
+    }
+    // Both slots taken by other mms: only the total counts it (the shared bit is set already).
+  }
+
+  /**
+   * folio_sub_return_large_mapcount(): `diff` mappings removed in mm `mmId`, after the mapcounts
+   * were lowered. A slot that would go below zero is freed (mappings added while no slot was
+   * free); the shared bit clears when a slot holds every mapping left, and only then.
+   */
+  folioSubLargeMapcount(pfn: number, mmId: number, diff: number): void {
+    if (!this.tracksMmIds(pfn)) return;
+    const b = pfn >>> 9;
+    const id = mmId + 1;
+    if (this.mmId0[b] === id) {
+      this.mmIdCount0[b]! -= diff;
+      if (this.mmIdCount0[b]! > 0) return;
+      this.mmId0[b] = 0;
+      this.mmIdCount0[b] = 0;
+    } else if (this.mmId1[b] === id) {
+      this.mmIdCount1[b]! -= diff;
+      if (this.mmIdCount1[b]! > 0) return;
+      this.mmId1[b] = 0;
+      this.mmIdCount1[b] = 0;
+    }
+    const total = this.folioMapcount(pfn);
+    if (this.mmIdCount0[b] === total || this.mmIdCount1[b] === total) this.mmIdsShared[b] = 0;
+  }
+
+  /**
+   * folio_maybe_mapped_shared() with MM-id tracking: a small or hugetlb folio when mapped more
+   * than once; a large one when mapped more than once and the MM-ids shared bit is set.
+   */
+  folioMaybeMappedShared(pfn: number): boolean {
+    const mapcount = this.folioMapcount(pfn);
+    if (!this.tracksMmIds(pfn)) return mapcount > 1;
+    if (mapcount <= 1) return false;
+    return this.mmIdsShared[pfn >>> 9] !== 0;
+  }
+
   inUse(pfn: number): boolean {
     return pfn > 0 && pfn < this.top && (this.flags[pfn]! & PG_INUSE) !== 0;
   }
@@ -233,6 +338,12 @@ export class FrameTable {
     const blocks = (c.refcount.length >>> 9) + 1;
     c.entireMapcount = copyPrefix(this.entireMapcount, (this.top >>> 9) + 1, blocks, dst?.entireMapcount);
     c.pincount = copyPrefix(this.pincount, (this.top >>> 9) + 1, blocks, dst?.pincount);
+    c.mmIds = this.mmIds;
+    c.mmId0 = copyPrefix(this.mmId0, (this.top >>> 9) + 1, blocks, dst?.mmId0);
+    c.mmId1 = copyPrefix(this.mmId1, (this.top >>> 9) + 1, blocks, dst?.mmId1);
+    c.mmIdCount0 = copyPrefix(this.mmIdCount0, (this.top >>> 9) + 1, blocks, dst?.mmIdCount0);
+    c.mmIdCount1 = copyPrefix(this.mmIdCount1, (this.top >>> 9) + 1, blocks, dst?.mmIdCount1);
+    c.mmIdsShared = copyPrefix(this.mmIdsShared, (this.top >>> 9) + 1, blocks, dst?.mmIdsShared);
     c.freeBlockHead = this.freeBlockHead;
     c.top = this.top;
     c.freeHead = this.freeHead;

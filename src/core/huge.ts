@@ -78,6 +78,7 @@ function allocAnonThp(k: Kernel, mm: Mm, vma: Vma): number {
   if (head < 0) return -1;
   if (k.profile.anonExclusive) k.frames.flags[head]! |= PG_ANON_EXCLUSIVE;
   k.frames.entireMapcount[head >>> 9] = 1;
+  k.frames.folioSetLargeMapcount(head, mm.id, 1);
   anonVmaPrepare(mm, vma);
   mm.rssAnon += HPAGE_PMD_NR;
   return head;
@@ -163,9 +164,11 @@ export function doHugePmdWpPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, s: num
     if (n >= 0) {
       f.value.copyWithin(n, head, head + HPAGE_PMD_NR);
       f.entireMapcount[n >>> 9] = 1;
+      f.folioSetLargeMapcount(n, mm.id, 1);
       t.bits[s] = newHugePmdBits(vma) | PMD_LEAF;
       t.entry[s] = n;
       f.entireMapcount[head >>> 9]!--;
+      f.folioSubLargeMapcount(head, mm.id, 1);
       k.putPage(head);
       k.stats.cowCopies += HPAGE_PMD_NR;
       k.emit('wp-copy', mm.id, vpn, head, n, `${why}: the whole 2 MiB folio is copied (copy_user_huge_page)`);
@@ -242,7 +245,10 @@ export function splitHugePmd(k: Kernel, mm: Mm, s: number, vpn: number, why: str
       f.refcount[p]!++;
       if (pae) f.flags[p]! |= PG_ANON_EXCLUSIVE;
     }
+    // __split_huge_pmd_locked(): the 512 PTE mappings are added before the PMD mapping goes.
+    f.folioAddLargeMapcount(head, mm.id, HPAGE_PMD_NR);
     f.entireMapcount[head >>> 9]!--;
+    f.folioSubLargeMapcount(head, mm.id, 1);
     f.refcount[head]!--;
   }
   k.emit('note', mm.id, vpn, zero ? 0 : head, -1, `__split_huge_pmd: ${why}`);
@@ -276,6 +282,7 @@ export function zapHugePmd(k: Kernel, mm: Mm, s: number): number {
   mm.hugePmds--;
   if (zero) return 0;
   k.frames.entireMapcount[head >>> 9]!--;
+  k.frames.folioSubLargeMapcount(head, mm.id, 1);
   mm.rssAnon -= HPAGE_PMD_NR;
   // Frees inside a zap are summarised by its caller, not recorded one by one.
   const tracing = k.tracing;
@@ -383,6 +390,7 @@ export function splitHugePage(k: Kernel, head: number, why: string): boolean {
   }
   f.entireMapcount[head >>> 9] = 0;
   f.pincount[head >>> 9] = 0;
+  f.clearMmIds(head >>> 9);
   for (let p = head; p < head + HPAGE_PMD_NR; p++) f.flags[p] = f.flags[p]! & ~PG_LARGE;
   if (k.profile.thpSplitZeropage) remapZeroFilled(k, head);
   for (let p = head; p < head + HPAGE_PMD_NR; p++) if (f.refcount[p] === 0 && f.flags[p]! & PG_INUSE) f.free(p);
@@ -444,7 +452,9 @@ export function splitForSwap(k: Kernel, mm: Mm, vpn: number): 'shared' | 'pinned
     pfn = k.tables.entry[ps]!;
     if (!(k.frames.flags[pfn]! & PG_LARGE)) return null;
   }
-  if (k.frames.folioMaxMapcount(pfn) > 1) return 'shared';
+  // folio_maybe_mapped_shared() with MM-id tracking (6.15+: the shared bit can outlive a third
+  // mm's mappings); before, the page mapcounts.
+  if (k.frames.mmIds ? k.frames.folioMaybeMappedShared(pfn) : k.frames.folioMaxMapcount(pfn) > 1) return 'shared';
   return splitHugePage(k, pfn & ~(HPAGE_PMD_NR - 1), 'swap-out of a THP') ? null : 'pinned';
 }
 
@@ -476,6 +486,7 @@ export function copyHugePmd(k: Kernel, src: Mm, dst: Mm, srcVma: Vma, srcSlot: n
   if (!zero) {
     f.refcount[head]!++;
     f.entireMapcount[head >>> 9]!++;
+    f.folioAddLargeMapcount(head, dst.id, 1);
     f.flags[head] = f.flags[head]! & ~PG_ANON_EXCLUSIVE;
     dst.rssAnon += HPAGE_PMD_NR;
     if (cow && bits & PTE_WRITE) {

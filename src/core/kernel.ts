@@ -120,6 +120,8 @@ export class Kernel {
     tables?: TableArena,
   ) {
     this.frames = frames ?? new FrameTable(config.frames);
+    // MM-id tracking came with __wp_can_reuse_large_anon_folio() (6.15, one series).
+    this.frames.mmIds = profile.wpReuseLarge === 'mm-exclusive';
     this.tables = tables ?? new TableArena();
     this.hugetlb = new HugetlbPool(config.hugepages ?? Infinity);
   }

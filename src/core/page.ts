@@ -97,11 +97,12 @@ export function forkMustCopy(k: Kernel, bits: number, pfn: number): boolean {
  * folio_dup_file_rmap, and get_page. Returns PG_ANON or PG_SHMEM for the new mapping's RSS
  * counter, or 0 (the zero page, special PTEs).
  */
-export function dupPresentPage(f: FrameTable, bits: number, pfn: number): number {
+export function dupPresentPage(f: FrameTable, bits: number, pfn: number, mmId: number): number {
   if (bits & PTE_SPECIAL) return 0;
   const flags = f.flags[pfn]!;
   f.refcount[pfn]!++;
   f.mapcount[pfn]!++;
+  f.folioAddLargeMapcount(pfn, mmId, 1);
   if (flags & PG_ANON) {
     f.flags[pfn] = flags & ~PG_ANON_EXCLUSIVE;
     return PG_ANON;
@@ -118,10 +119,10 @@ export function dupPresentPage(f: FrameTable, bits: number, pfn: number): number
  * PG_SHMEM or 0, so `anon += r & PG_ANON; shmem += r >>> PG_SHMEM_SHIFT` counts it).
  */
 export function copyPresentPte(
-  t: TableArena, f: FrameTable, bits: number, pfn: number, srcSlot: number, dstSlot: number, cow: boolean, shared: boolean,
+  t: TableArena, f: FrameTable, bits: number, pfn: number, dstMmId: number, srcSlot: number, dstSlot: number, cow: boolean, shared: boolean,
   keepUffdWp = false,
 ): number {
-  const rss = dupPresentPage(f, bits, pfn);
+  const rss = dupPresentPage(f, bits, pfn, dstMmId);
   let cbits = bits;
   if (cow && bits & PTE_WRITE) {
     t.bits[srcSlot] = bits & ~PTE_WRITE; // the parent loses write access too

@@ -73,6 +73,7 @@ export function swapOutPage(k: Kernel, mm: Mm, vpn: number): SwapoutSkip {
   k.swap.count[s]!++;
   mm.rssAnon--;
   f.mapcount[pfn]!--;
+  f.folioSubLargeMapcount(pfn, mm.id, 1);
   k.putPage(pfn);
   // pageout(): the data goes to the slot; then the page leaves memory unless someone holds it.
   k.swap.data[s] = f.value[pfn]!;
@@ -185,6 +186,7 @@ export function doSwapPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: numbe
   if (orig & PTE_UFFD_WP) writable = false;
   if (exclusive && p.anonExclusive) f.flags[pfn] = f.flags[pfn]! | PG_ANON_EXCLUSIVE;
   f.mapcount[pfn]!++;
+  f.folioAddLargeMapcount(pfn, mm.id, 1);
   mm.rssAnon++;
   anonVmaPrepare(mm, vma);
   setPte(k, slot, pfn, PTE_PRESENT | PTE_YOUNG | (orig & (PTE_SOFT_DIRTY | PTE_UFFD_WP)) |

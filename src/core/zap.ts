@@ -66,6 +66,7 @@ export function zapRange(k: Kernel, mm: Mm, lo: number, hi: number, dontneed = f
         if (f.flags[pfn]! & PG_ANON) mm.rssAnon--;
         else mm.rssShmem--;
         f.mapcount[pfn]!--;
+        f.folioSubLargeMapcount(pfn, mm.id, 1);
         k.putPage(pfn);
         zapped++;
       }
