@@ -32,6 +32,10 @@ import {
 } from '../naive/model.js';
 import { NaiveForkTask, NaiveGupFastTask, NaiveSched, NaiveWriteTask, slowPin, type NaiveTask, type StepRules, type StepState } from '../naive/tasks.js';
 import { input, runnerAfter } from './helpers.js';
+import { numberFor, observedOnce, Tally, valueOf } from './naive-compare.js';
+
+/** An observation of the command's own operation: a path that ended meanwhile observes too, its `what` naming the path's step (`&`). */
+const notPath = (o: { what: string }): boolean => !o.what.endsWith('&');
 
 const PAGES = 2;
 
@@ -67,10 +71,8 @@ interface Real {
 }
 
 /** What the runs took: per operation, per step outcome, per path outcome. */
-const taken = new Map<string, number>();
-const count = (key: string): void => {
-  taken.set(key, (taken.get(key) ?? 0) + 1);
-};
+const tally = new Tally();
+const count = (key: string, by = 1): void => tally.count(key, by);
 
 // ---- the naive side's scheduler (the scenario language's rules, test/naive/tasks.ts's steps) ----
 
@@ -126,22 +128,6 @@ function naiveWaitLock(n: Naive, ti: number, write: boolean, byOther = false): v
 }
 
 // ---- the comparison ----
-
-function valueOf(n: Naive, actual: string): number | null | undefined {
-  return actual === 'fault' ? null : actual === '0' ? 0 : n.values.get(actual);
-}
-
-function numberFor(n: Naive, name: string): number {
-  if (!n.values.has(name)) n.values.set(name, n.values.size + 1);
-  return n.values.get(name)!;
-}
-
-/** The one observation of a kind the command made for its own operation (a path that ended meanwhile observes too: its `what` names the path's step, `&`). */
-function observed(obs: readonly { kind: string; what: string; actual: string }[], kind: string): string | undefined {
-  const o = obs.filter((x) => x.kind === kind && !x.what.endsWith('&'));
-  assert.ok(o.length <= 1, `more than one ${kind} observation`);
-  return o[0]?.actual;
-}
 
 /** What a model path returned, once it has ended (its task object, as it was when it ended). */
 function modelResult(t: Task): string {
@@ -222,7 +208,7 @@ function naiveOp(n: Naive, name: OpName, op: number, step: StepArgs, res: { obse
       th.handle = step.handle!;
       return;
     case 'write&':
-      th.task = new NaiveWriteTask(n.s, p, ti, n.region, pg, numberFor(n, step.value!));
+      th.task = new NaiveWriteTask(n.s, p, ti, n.region, pg, numberFor(n.values, step.value!));
       return;
     case 'thread':
       n.threads.push({ p, alive: true, task: null });
@@ -231,17 +217,17 @@ function naiveOp(n: Naive, name: OpName, op: number, step: StepArgs, res: { obse
       const x = page();
       // A store through a present, writable PTE needs no lock; a fault takes mmap_lock for read.
       if (!(x?.prot === 'rw' && x.pte?.writable === true)) naiveWaitLock(n, ti, false);
-      const ok = n.k.write(p, n.region, pg, numberFor(n, step.value!));
+      const ok = n.k.write(p, n.region, pg, numberFor(n.values, step.value!));
       n.s.touch(page());
-      assert.equal(observed(obs, 'write'), ok ? 'ok' : 'fault', `${step.text}: the naive model's store ${ok ? 'succeeds' : 'faults'}`);
+      assert.equal(observedOnce(obs, 'write', notPath), ok ? 'ok' : 'fault', `${step.text}: the naive model's store ${ok ? 'succeeds' : 'faults'}`);
       return;
     }
     case 'read': {
       if (!page()?.pte) naiveWaitLock(n, ti, false);
       const want = n.k.read(p, n.region, pg);
       n.s.touch(page());
-      const got = observed(obs, 'read')!;
-      assert.equal(valueOf(n, got), want, `${step.text}: the naive model reads ${want}, the model ${got}`);
+      const got = observedOnce(obs, 'read', notPath)!;
+      assert.equal(valueOf(n.values, got), want, `${step.text}: the naive model reads ${want}, the model ${got}`);
       return;
     }
     case 'fork': {
@@ -309,12 +295,12 @@ function naiveOp(n: Naive, name: OpName, op: number, step: StepArgs, res: { obse
       return;
     }
     case 'device-write':
-      n.k.deviceWrite(pinOf(step.ref!.handle), numberFor(n, step.value!));
+      n.k.deviceWrite(pinOf(step.ref!.handle), numberFor(n.values, step.value!));
       return;
     case 'device-read': {
       const want = n.k.deviceRead(pinOf(step.ref!.handle));
-      const got = observed(obs, 'handle-read')!;
-      assert.equal(valueOf(n, got), want, `${step.text}: the naive pin holds ${want}, the model reads ${got}`);
+      const got = observedOnce(obs, 'handle-read', notPath)!;
+      assert.equal(valueOf(n.values, got), want, `${step.text}: the naive pin holds ${want}, the model reads ${got}`);
       return;
     }
     case 'swapout': {
@@ -403,7 +389,7 @@ function runs(kernel: string, ops: readonly OpName[], o: Runs): void {
     try {
       fc.modelRun(() => ({ model: {}, real: { r: root.clone(), path: 0, shape: inp.shape, naive } }), [...pre, ...cmds]);
     } finally {
-      for (const [what, n] of naive.s.seen) taken.set(what, (taken.get(what) ?? 0) + n);
+      for (const [what, n] of naive.s.seen) count(what, n);
     }
   });
   try {
@@ -437,22 +423,17 @@ const RACE_KEYS = [
   'write:copy', 'write:pte-changed', 'fork:between-vmas', 'gup:seq-even-in-fork', 'dontneed:beside-fault',
 ];
 
-/** The counts of `taken` since `before`. */
-function since(before: Map<string, number>): (key: string) => number {
-  return (key) => (taken.get(key) ?? 0) - (before.get(key) ?? 0);
-}
 
 /** 5.14: 5.9's rules + write_protect_seq (5.11), clear_refs and reclaim skipping pinned pages (5.11), fork asking the child's VMA about uffd-wp. */
 const V5_14_RULES: NaiveOptions = { ...V5_9_RULES, clearRefsSkipsPinned: true, reclaimSkipsPinned: true, uffdWpForkVma: 'dst-vma' };
 
 test('model-based steps: on v6, fork&, pin-fast& and write& stepped in any order among other threads\' operations agree with the naive model\'s split paths', () => {
-  const before = new Map(taken);
+  const at = tally.since();
   const v6 = { naive: V6_RULES, steps: { writeProtectSeq: true } };
   runs('v6', [...PATHS, ...SYNC], { ...v6, numRuns: 6000, maxCommands: 30, prefix: PREFIX });
   runs('v6', FOCUS, { ...v6, numRuns: 5000, maxCommands: 25, prefix: PREFIX });
   runs('v6', COW_FOCUS, { ...v6, numRuns: 5000, maxCommands: 25, prefix: COW_PREFIX, pages: 1 });
   runs('v6', PIN_FOCUS, { ...v6, numRuns: 5000, maxCommands: 20, prefix: PIN_PREFIX, pages: 1 });
-  const at = since(before);
   console.log(`v6 step runs: ${[...PATH_KEYS, ...RACE_KEYS].map((k) => `${k} ${at(k)}`).join(', ')}`);
   for (const key of ['step:running', 'step:blocked', 'step:done', 'fork&:ok', 'gup&:ok', 'write&:ok']) assert.ok(at(key) >= 100, `${key}: ${at(key)} times`);
   // The races the split paths are for, each taken (counted in the naive model's paths).
@@ -473,12 +454,11 @@ test('model-based steps: on 5.19, 5.14, 5.9 and 5.7 the split paths agree with t
     ['v5.9', V5_9_RULES, { writeProtectSeq: false }], ['v5.7', V5_7_RULES, { writeProtectSeq: false }],
   ];
   for (const [kernel, naive, steps] of older) {
-    const before = new Map(taken);
+    const at = tally.since();
     runs(kernel, [...PATHS, ...SYNC], { naive, steps, numRuns: 1200, maxCommands: 30, prefix: PREFIX });
     runs(kernel, FOCUS, { naive, steps, numRuns: 1200, maxCommands: 25, prefix: PREFIX });
     runs(kernel, COW_FOCUS, { naive, steps, numRuns: 1200, maxCommands: 25, prefix: COW_PREFIX, pages: 1 });
     runs(kernel, PIN_FOCUS, { naive, steps, numRuns: 1200, maxCommands: 20, prefix: PIN_PREFIX, pages: 1 });
-    const at = since(before);
     console.log(`${kernel} step runs: ${[...PATH_KEYS, ...RACE_KEYS].map((k) => `${k} ${at(k)}`).join(', ')}`);
     for (const key of ['write:copy', 'write:pte-changed', 'gup:pte-changed']) assert.ok(at(key) >= 1, `${kernel}: ${key}: ${at(key)} times`);
     if (steps.writeProtectSeq) {

@@ -26,7 +26,7 @@
 //   there, and after every step each live process's pages carry the uffd-wp bit (pagemap) where
 //   the naive pages do and each process handed its monitor as many write faults;
 // - the frames the explored pages map have the naive frames' refcount and mapcount.
-// The runs count what they took (`taken`) and check that the operations they are for occurred.
+// The runs count what they took (`tally`) and check that the operations they are for occurred.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -43,6 +43,7 @@ import {
   NaiveKernel, ODF_2021_RULES, ODF_RULES, pageKey, V5_18_RULES, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_2_RULES, V6_RULES, type NaiveOptions, type NGrant, type NPin, type NProc, type NRef, type NRegion,
 } from '../naive/model.js';
 import { input } from './helpers.js';
+import { numberFor, observedOnce, Tally, valueOf } from './naive-compare.js';
 import { PTE_PRESENT, PTE_SPECIAL } from '../../src/core/constants.js';
 import { pteSlot } from '../../src/core/walk.js';
 
@@ -96,10 +97,8 @@ const kinds = (r: Runner): string[] => r.violations.map((v) => `${v.step}:${v.ki
  * (`write`), per operation and outcome of its observation (`device-atomic:ok`), and the monitor's
  * write-protect faults (`uffd-fault`).
  */
-const taken = new Map<string, number>();
-const count = (key: string, by = 1): void => {
-  taken.set(key, (taken.get(key) ?? 0) + by);
-};
+const tally = new Tally();
+const count = (key: string, by = 1): void => tally.count(key, by);
 
 /**
  * One transition: the `pick`-th (modulo) of the enabled instances of operation `name` (none
@@ -206,9 +205,9 @@ function checkMoved(n: Naive, after: Runner, d: number): void {
         const pos = { line: 0, col: 1 };
         const text = `${PROC_NAMES[pi]} read ${name}[${i}]`;
         const read = { op: 'read', proc: PROC_NAMES[pi]!, sel: { region: name, all: false, lo: i, hi: i, pos }, expect: null, pos, text };
-        const got = observed(c.step(read as unknown as Parameters<Runner['step']>[0], d + 1).record.observations, 'read')!;
+        const got = observedOnce(c.step(read as unknown as Parameters<Runner['step']>[0], d + 1).record.observations, 'read')!;
         const want = n.k.peek(p, r, i);
-        assert.equal(valueOf(n, got), want, `${text} (moved by mremap): the naive model holds ${want}, the model reads ${got}`);
+        assert.equal(valueOf(n.values, got), want, `${text} (moved by mremap): the naive model holds ${want}, the model reads ${got}`);
       }
     }
   });
@@ -252,9 +251,9 @@ function checkRegion(n: Naive, after: Runner): void {
       const pos = { line: 0, col: 1 };
       const text = `${PROC_NAMES[pi]} read buf[${i}]`;
       const read = { op: 'read', proc: PROC_NAMES[pi]!, sel: { region: 'buf', all: false, lo: i, hi: i, pos }, expect: null, pos, text };
-      const got = observed(c.step(read as unknown as Parameters<Runner['step']>[0], 0).record.observations, 'read')!;
+      const got = observedOnce(c.step(read as unknown as Parameters<Runner['step']>[0], 0).record.observations, 'read')!;
       const want = n.k.peek(p, n.region, i);
-      assert.equal(valueOf(n, got), want, `${text} after MADV_COLLAPSE: the naive model holds ${want}, the model reads ${got}`);
+      assert.equal(valueOf(n.values, got), want, `${text} after MADV_COLLAPSE: the naive model holds ${want}, the model reads ${got}`);
     }
   });
 }
@@ -284,23 +283,6 @@ function checkCounts(n: Naive, after: Runner, text: string): void {
       assert.deepEqual([after.k.frames.refcount[pfn], after.k.frames.mapcount[pfn]], [f.refcount, f.mapcount], `${where}: [refcount, mapcount] of the model's frame, of the naive frame`);
     }
   });
-}
-
-/** A value name the model observed -> the naive model's number (undefined: never written). */
-function valueOf(n: Naive, actual: string): number | null | undefined {
-  return actual === 'fault' ? null : actual === '0' ? 0 : n.values.get(actual);
-}
-
-function numberFor(n: Naive, name: string): number {
-  if (!n.values.has(name)) n.values.set(name, n.values.size + 1);
-  return n.values.get(name)!;
-}
-
-/** The one observation of a kind the step made (undefined: none). */
-function observed(obs: readonly { kind: string; actual: string }[], kind: string): string | undefined {
-  const o = obs.filter((x) => x.kind === kind);
-  assert.ok(o.length <= 1, `more than one ${kind} observation`);
-  return o[0]?.actual;
 }
 
 /**
@@ -337,15 +319,15 @@ function naiveStep(
   };
   switch (name) {
     case 'write': {
-      const ok = n.k.write(p, n.region, pg, numberFor(n, step.value!));
-      const got = observed(obs, 'write');
+      const ok = n.k.write(p, n.region, pg, numberFor(n.values, step.value!));
+      const got = observedOnce(obs, 'write');
       assert.equal(got, ok ? 'ok' : 'fault', `${step.text}: the naive model's store ${ok ? 'succeeds' : 'faults'}, the model's: ${got}`);
       return;
     }
     case 'read': {
       const want = n.k.read(p, n.region, pg);
-      const got = observed(obs, 'read')!;
-      assert.equal(valueOf(n, got), want, `${step.text}: the naive model reads ${want}, the model ${got}`);
+      const got = observedOnce(obs, 'read')!;
+      assert.equal(valueOf(n.values, got), want, `${step.text}: the naive model reads ${want}, the model ${got}`);
       return;
     }
     case 'fork':
@@ -353,7 +335,7 @@ function naiveStep(
       n.procs.push(n.k.fork(p, name === 'fork-cowpt'));
       n.moved.push(new Map(n.moved[(op >>> 20) & 15]));
       n.alive.push(true);
-      assert.equal(observed(obs, 'fork'), 'ok', `${step.text}: fork fails on the model`);
+      assert.equal(observedOnce(obs, 'fork'), 'ok', `${step.text}: fork fails on the model`);
       return;
     case 'thread':
       // CLONE_VM: the same address space (and the same regions, mremap's too).
@@ -385,7 +367,7 @@ function naiveStep(
     case 'vmsplice': {
       const h = step.handle!;
       const x = takeNaive(n, name, p, pg);
-      const got = observed(obs, 'gup');
+      const got = observedOnce(obs, 'gup');
       assert.equal(got, x === null ? 'EFAULT' : 'ok', `${step.text}: the naive model ${x === null ? 'fails (EFAULT)' : 'succeeds'}, the model says ${got}`);
       assert.equal(after.handles.has(h), x !== null, `${step.text}: handle ${h}`);
       if (x !== null) n.handles.set(h, x);
@@ -403,31 +385,31 @@ function naiveStep(
       return;
     }
     case 'device-write':
-      n.k.deviceWrite(pinOf(step.ref!.handle), numberFor(n, step.value!));
+      n.k.deviceWrite(pinOf(step.ref!.handle), numberFor(n.values, step.value!));
       return;
     case 'device-read': {
       const x = handle(step.ref!.handle);
       const want = 'grant' in x ? n.k.grantRead(x.grant) : n.k.deviceRead(pinOf(step.ref!.handle));
-      const got = observed(obs, 'handle-read')!;
-      assert.equal(valueOf(n, got), want, `${step.text}: the naive pin holds ${want}, the model reads ${got}`);
+      const got = observedOnce(obs, 'handle-read')!;
+      assert.equal(valueOf(n.values, got), want, `${step.text}: the naive pin holds ${want}, the model reads ${got}`);
       return;
     }
     case 'handle-read': {
       const x = handle(step.ref!.handle);
       assert.ok('ref' in x, `${step.text}: ${step.ref!.handle} is a pin in the naive model`);
-      const got = observed(obs, 'handle-read');
+      const got = observedOnce(obs, 'handle-read');
       // A process that has exited reads nothing (the step is skipped).
       if (!n.alive[PROC_NAMES.indexOf(step.proc!)]) {
         assert.equal(got, undefined, `${step.text}: ${step.proc} has exited`);
         return;
       }
       const want = n.k.pipeRead(x.ref);
-      assert.equal(valueOf(n, got!), want, `${step.text}: the naive pipe holds ${want}, the model reads ${got}`);
+      assert.equal(valueOf(n.values, got!), want, `${step.text}: the naive pipe holds ${want}, the model reads ${got}`);
       return;
     }
     case 'mremap': {
       const moved = n.k.mremap(p, n.region, pg, pg + 1);
-      const got = observed(obs, 'mremap');
+      const got = observedOnce(obs, 'mremap');
       assert.equal(got, moved ? 'ok' : 'EFAULT', `${step.text}: the naive model ${moved ? 'moves the page' : 'fails (EFAULT)'}, the model says ${got}`);
       // The name is bound either way; after EFAULT it maps nothing (a region of no mapped pages).
       n.moved[(op >>> 20) & 15]!.set(step.region!, moved ?? { id: -1, n: 0, base: 0 });
@@ -438,7 +420,7 @@ function naiveStep(
       return;
     case 'device-exclusive': {
       const g = n.k.makeDeviceExclusive(p, n.region, pg);
-      const got = observed(obs, 'gup');
+      const got = observedOnce(obs, 'gup');
       assert.equal(got, g.revoked ? 'EBUSY' : 'ok', `${step.text}: the naive model ${g.revoked ? 'fails' : 'grants the page'}, the model says ${got}`);
       assert.ok(after.handles.has(step.handle!), `${step.text}: handle ${step.handle}`);
       n.handles.set(step.handle!, { grant: g });
@@ -447,20 +429,20 @@ function naiveStep(
     case 'device-atomic': {
       const x = handle(step.ref!.handle);
       assert.ok('grant' in x, `${step.text}: ${step.ref!.handle} is no grant in the naive model`);
-      const want = n.k.deviceAtomic(x.grant, numberFor(n, step.value!));
-      const got = observed(obs, 'handle-read');
+      const want = n.k.deviceAtomic(x.grant, numberFor(n.values, step.value!));
+      const got = observedOnce(obs, 'handle-read');
       assert.equal(got, want, `${step.text}: the naive model's atomic is ${want}, the model's ${got}`);
       return;
     }
     case 'uffd-register': {
       const ok = n.k.uffdRegister(p, n.region);
-      assert.equal(observed(obs, 'uffd'), ok ? 'ok' : 'EINVAL', `${step.text}: the naive model ${ok ? 'registers' : 'fails (EINVAL)'}`);
+      assert.equal(observedOnce(obs, 'uffd'), ok ? 'ok' : 'EINVAL', `${step.text}: the naive model ${ok ? 'registers' : 'fails (EINVAL)'}`);
       return;
     }
     case 'uffd-protect':
     case 'uffd-unprotect': {
       const ok = n.k.uffdWriteprotect(p, n.region, pg, pg + 1, name === 'uffd-protect');
-      assert.equal(observed(obs, 'uffd'), ok ? 'ok' : 'ENOENT', `${step.text}: the naive model ${ok ? 'succeeds' : 'fails (ENOENT)'}`);
+      assert.equal(observedOnce(obs, 'uffd'), ok ? 'ok' : 'ENOENT', `${step.text}: the naive model ${ok ? 'succeeds' : 'fails (ENOENT)'}`);
       return;
     }
     case 'uffd-fork-event':
@@ -468,7 +450,7 @@ function naiveStep(
       return;
     case 'collapse': {
       const want = n.k.collapse(p, n.region, 0, n.region.n);
-      assert.equal(observed(obs, 'madvise'), want.err, `${step.text}: the naive model's MADV_COLLAPSE says ${want.err}; the model: ${record.summary}`);
+      assert.equal(observedOnce(obs, 'madvise'), want.err, `${step.text}: the naive model's MADV_COLLAPSE says ${want.err}; the model: ${record.summary}`);
       const made = /(\d+) new THP\(s\)/.exec(record.summary ?? '');
       assert.equal(Number(made?.[1] ?? 0), want.collapsed, `${step.text}: the naive model makes ${want.collapsed} THP(s); the model: ${record.summary}`);
       if (want.collapsed > 0) {
@@ -593,13 +575,9 @@ const UFFD_OPS: readonly OpName[] = [
   'uffd-register', 'uffd-protect', 'uffd-protect', 'uffd-protect', 'uffd-unprotect', 'uffd-fork-event', 'uffd-fork-event', 'device-exclusive', 'device-atomic',
 ];
 
-/** The counts of `taken` since `before`. */
-function since(before: Map<string, number>): (key: string) => number {
-  return (key) => (taken.get(key) ?? 0) - (before.get(key) ?? 0);
-}
 
 test('model-based: device-exclusive entries agree with the naive model on v6 (6.15 rules) and on 5.18, 5.19, 6.2 (5.14 rules): grants made or refused, atomics ok, revoked or denied, device reads, the CPU restoring the PTE, fork restoring it first', () => {
-  const at = since(new Map(taken));
+  const at = tally.since();
   runs('v6', [...DEVICE_OPS, 'swapout', 'swapout', 'mremap', 'mremap'], { naive: V6_RULES, numRuns: 2500, maxCommands: 25 });
   const older: [string, NaiveOptions, readonly OpName[]][] = [
     ['v5.18', V5_18_RULES, [...DEVICE_OPS, 'mremap']],
@@ -627,7 +605,7 @@ test('model-based: device-exclusive entries agree with the naive model on v6 (6.
 });
 
 test('model-based: userfaultfd write-protect agrees with the naive model on v6 and on 5.7, 5.9-rc4, 5.9, 5.18, 5.19, 6.2: uffd-wp bits (pagemap) after every step, the writes handed to the monitor, fork by the parent\'s or the child\'s VMA, swap, mremap', () => {
-  const at = since(new Map(taken));
+  const at = tally.since();
   runs('v6', [...UFFD_OPS, 'swapout', 'swapout', 'mremap', 'mremap'], { naive: V6_RULES, numRuns: 2500, maxCommands: 25 });
   // Each run starts registered (P uffd register buf wp), half of them with the fork event asked first.
   runs('v6', [...UFFD_OPS, 'swapout', 'mremap'], { naive: V6_RULES, numRuns: 1000, maxCommands: 25, prefix: [['uffd-register', 0]] });
