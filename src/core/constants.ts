@@ -22,6 +22,11 @@ export const PTE_DIRTY = 1 << 2;
 export const PTE_YOUNG = 1 << 3;
 /** pte_special: maps the shared zero page (no refcount, no mapcount). */
 export const PTE_SPECIAL = 1 << 4;
+/**
+ * _PAGE_SOFT_DIRTY: set with PTE_DIRTY wherever the kernel calls pte_mkdirty()/pmd_mkdirty() (x86
+ * sets both); clear_refs clears it. The CPU sets only the dirty bit; the model's cpuStore sets both,
+ * which changes nothing where tracking is armed: a writable PTE there is soft-dirty already.
+ */
 export const PTE_SOFT_DIRTY = 1 << 5;
 export const PTE_UFFD_WP = 1 << 6;
 /** Non-present kinds (later issues): a swap entry, its SWP_EXCLUSIVE bit, a device-exclusive entry. */

@@ -53,9 +53,9 @@ export function restoreExclusivePte(k: Kernel, mm: Mm, vma: Vma, vpn: number, sl
   if (k.profile.deviceExclusive === 'v6.15') {
     // can_change_pte_writable(): VM_WRITE, an exclusive anonymous page, no soft-dirty or uffd-wp tracking pending.
     const softDirtyWp = !(vma.flags & VM_SOFTDIRTY) && !(bits & PTE_SOFT_DIRTY);
-    if (vma.flags & VM_WRITE && f.flags[pfn]! & PG_ANON_EXCLUSIVE && !softDirtyWp && !(bits & PTE_UFFD_WP)) nbits |= PTE_WRITE | PTE_DIRTY;
+    if (vma.flags & VM_WRITE && f.flags[pfn]! & PG_ANON_EXCLUSIVE && !softDirtyWp && !(bits & PTE_UFFD_WP)) nbits |= PTE_WRITE | PTE_DIRTY | PTE_SOFT_DIRTY;
   } else {
-    if (bits & PTE_DEVEXCL_WRITE && !(bits & PTE_UFFD_WP) && vma.flags & VM_WRITE) nbits |= PTE_WRITE | PTE_DIRTY;
+    if (bits & PTE_DEVEXCL_WRITE && !(bits & PTE_UFFD_WP) && vma.flags & VM_WRITE) nbits |= PTE_WRITE | PTE_DIRTY | PTE_SOFT_DIRTY;
     f.mapcount[pfn]!++; // page_add_anon_rmap(): the mapping counts again
     f.folioAddLargeMapcount(pfn, mm.id, 1);
   }

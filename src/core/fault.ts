@@ -96,7 +96,7 @@ function handleHugeFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, flags: number
     return doHugePmdWpPage(k, mm, vma, vpn, s, (flags & FAULT_FLAG_UNSHARE) !== 0);
   }
   // huge_pmd_set_accessed()
-  k.tables.bits[s] = bits | PTE_YOUNG | (flags & FAULT_FLAG_WRITE ? PTE_DIRTY : 0);
+  k.tables.bits[s] = bits | PTE_YOUNG | (flags & FAULT_FLAG_WRITE ? PTE_DIRTY | PTE_SOFT_DIRTY : 0);
   return OK;
 }
 
@@ -200,7 +200,7 @@ export function doSharedFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: nu
   f.mapcount[pfn]!++;
   mm.rssShmem++;
   const write = (flags & FAULT_FLAG_WRITE) !== 0;
-  setPte(k, slot, pfn, PTE_PRESENT | PTE_YOUNG | (write ? PTE_DIRTY : 0) | sharedPteWrite(k, vma, write));
+  setPte(k, slot, pfn, PTE_PRESENT | PTE_YOUNG | (write ? PTE_DIRTY | PTE_SOFT_DIRTY : 0) | sharedPteWrite(k, vma, write));
   k.emit('shared-fault', mm.id, vpn, pfn, -1, fresh ? 'first touch of the shared object allocates its page' : 'maps the shared object\'s page');
   // should_fault_around() -> uffd_disable_fault_around(): no fault-around in a VMA registered for
   // uffd-wp (5.19+, with uffd-wp on shmem), so a read maps the faulting page alone.

@@ -152,7 +152,7 @@ export function doHugePmdWpPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, s: num
       k.emit('wp-reuse', mm.id, vpn, head, -1, 'unshare of a huge PMD: the THP is exclusive now; the PMD stays read-only');
       return OK;
     }
-    t.bits[s] = t.bits[s]! | PTE_WRITE | PTE_DIRTY | PTE_YOUNG;
+    t.bits[s] = t.bits[s]! | PTE_WRITE | PTE_DIRTY | PTE_SOFT_DIRTY | PTE_YOUNG;
     k.stats.reuses++;
     k.emit('wp-reuse', mm.id, vpn, head, -1, k.tracing ? hugeReuseReason(k, head, was) : '');
     return OK;

@@ -142,7 +142,7 @@ export function hugetlbFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, write: bo
     return hugetlbNoPage(k, mm, vma, vpn, s, write);
   }
   if ((write || unshare) && !(bits & PTE_WRITE)) return hugetlbWp(k, mm, vma, vpn, s, unshare);
-  t.bits[s] = bits | PTE_YOUNG | (write ? PTE_DIRTY : 0);
+  t.bits[s] = bits | PTE_YOUNG | (write ? PTE_DIRTY | PTE_SOFT_DIRTY : 0);
   return OK;
 }
 
@@ -190,7 +190,7 @@ function hugetlbWp(k: Kernel, mm: Mm, vma: Vma, vpn: number, s: number, unshare:
         k.emit('wp-reuse', mm.id, vpn, head, -1, `hugetlb_wp (unshare): huge page ${head} is mapped once: exclusive now, the PTE stays read-only`);
         return OK;
       }
-      if (vma.flags & VM_WRITE) t.bits[s] = t.bits[s]! | PTE_WRITE | PTE_DIRTY | PTE_YOUNG;
+      if (vma.flags & VM_WRITE) t.bits[s] = t.bits[s]! | PTE_WRITE | PTE_DIRTY | PTE_SOFT_DIRTY | PTE_YOUNG;
       k.stats.reuses++;
       k.emit('wp-reuse', mm.id, vpn, head, -1, k.tracing
         ? `hugetlb_wp: huge page ${head} has mapcount 1: reused in place (refcount ${f.folioRefcount(head)}: other references do not count for hugetlb)`

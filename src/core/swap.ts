@@ -190,7 +190,7 @@ export function doSwapPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: numbe
   mm.rssAnon++;
   anonVmaPrepare(mm, vma);
   setPte(k, slot, pfn, PTE_PRESENT | PTE_YOUNG | (orig & (PTE_SOFT_DIRTY | PTE_UFFD_WP)) |
-    (writable && vma.flags & VM_WRITE ? PTE_WRITE | (write ? PTE_DIRTY : 0) : 0));
+    (writable && vma.flags & VM_WRITE ? PTE_WRITE | (write ? PTE_DIRTY | PTE_SOFT_DIRTY : 0) : 0));
   k.emit('note', mm.id, vpn, pfn, -1,
     `do_swap_page: slot ${s} swapped in ${fromCache ? 'from the swap cache' : 'from the device'} as frame ${pfn}, mapped ${writable ? 'writable' : 'read-only'}${exclusive ? ', exclusive' : ''}`);
   return OK;

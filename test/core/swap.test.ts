@@ -464,3 +464,19 @@ test('an unshare fault\'s copy is mapped clean (wp_page_copy: no pte_mkdirty for
   writeOk(k, mm, vpn + 1, 3); // write fault on a shared page: wp_page_copy maps the copy dirty and writable
   assert.deepEqual([presentPte(k, mm, vpn + 1).write, presentPte(k, mm, vpn + 1).dirty], [true, true]);
 });
+
+test('after clear_refs cleared a swap entry\'s soft-dirty bit, a write pin (no store after it) leaves the swapped-in PTE dirty and soft-dirty: the write faults\' pte_mkdirty sets _PAGE_SOFT_DIRTY on x86', () => {
+  for (const name of ['v5.14', 'v6']) {
+    const k = kernel(name);
+    const { mm, vpn } = proc(k, 1);
+    writeOk(k, mm, vpn, 7);
+    assert.equal(swapOutPage(k, mm, vpn), null);
+    clearSoftDirty(k, mm);
+    const h = take(k, mm, vpn, PIN_RW);
+    const pte = presentPte(k, mm, vpn);
+    assert.ok(pte.dirty && pte.write, `${name}: the write fault maps the page writable and dirty`);
+    assert.equal(pte.softDirty, true, `${name}: and soft-dirty: the write is seen by the next soft-dirty scan`);
+    releaseHandle(k, h);
+    assertConsistent(k);
+  }
+});
