@@ -245,8 +245,7 @@ function collapseHugePage(k: Kernel, mm: Mm, vma: Vma, at: number, ps: number, u
       continue;
     }
     f.value[head + i] = f.value[pfn]!; // copy_user_highpage
-    f.mapcount[pfn]!--; // page_remove_rmap
-    f.folioSubLargeMapcount(pfn, mm.id, 1);
+    f.removeRmapPte(pfn, mm.id); // page_remove_rmap
     k.putPage(pfn); // free_page_and_swap_cache / the compound page's reference
     copied++;
   }
@@ -260,8 +259,7 @@ function collapseHugePage(k: Kernel, mm: Mm, vma: Vma, at: number, ps: number, u
   t.filled[ps >>> TABLE_SHIFT]!--;
   // page_add_new_anon_rmap(): exclusive (PAE on the head, 5.19+); one PMD mapping, refcount 1.
   if (k.profile.anonExclusive) f.flags[head]! |= PG_ANON_EXCLUSIVE;
-  f.entireMapcount[head >>> 9] = 1;
-  f.folioSetLargeMapcount(head, mm.id, 1);
+  f.addNewRmapPmd(head, mm.id);
   // mk_huge_pmd(vm_page_prot) + pmd_mkdirty + maybe_pmd_mkwrite; set_pmd_at().
   const bits = PTE_PRESENT | PTE_DIRTY | PTE_YOUNG | PTE_SOFT_DIRTY | (vma.flags & VM_WRITE ? PTE_WRITE : 0) | PMD_LEAF;
   t.entry[ps] = head;

@@ -276,8 +276,7 @@ export function releaseTable(k: Kernel, mm: Mm, table: number, charged = true): 
       if (f.flags[pfn]! & PG_ANON) mm.rssAnon--;
       else mm.rssShmem--;
     }
-    f.mapcount[pfn]!--;
-    f.folioSubLargeMapcount(pfn, mm.id, 1);
+    f.removeRmapPte(pfn, mm.id);
     k.putPage(pfn);
   }
   t.filled[table] = 0;

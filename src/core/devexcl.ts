@@ -55,8 +55,7 @@ export function makeDeviceExclusive(k: Kernel, mm: Mm, lo: number, hi: number): 
           const bits = t.bits[slot]!;
           if (other === mm && v === vpn && bits & PTE_WRITE) targetWritable = true;
           setPte(k, slot, pfn, exclusiveBits(k, bits));
-          f.mapcount[pfn]!--; // page_remove_rmap(): the entry keeps the reference, not the mapping
-          f.folioSubLargeMapcount(pfn, other.id, 1);
+          f.removeRmapPte(pfn, other.id); // page_remove_rmap(): the entry keeps the reference, not the mapping
         });
       }
       ok = targetWritable && f.mapcount[pfn] === 0;

@@ -56,8 +56,7 @@ export function restoreExclusivePte(k: Kernel, mm: Mm, vma: Vma, vpn: number, sl
     if (vma.flags & VM_WRITE && f.flags[pfn]! & PG_ANON_EXCLUSIVE && !softDirtyWp && !(bits & PTE_UFFD_WP)) nbits |= PTE_WRITE | PTE_DIRTY | PTE_SOFT_DIRTY;
   } else {
     if (bits & PTE_DEVEXCL_WRITE && !(bits & PTE_UFFD_WP) && vma.flags & VM_WRITE) nbits |= PTE_WRITE | PTE_DIRTY | PTE_SOFT_DIRTY;
-    f.mapcount[pfn]!++; // page_add_anon_rmap(): the mapping counts again
-    f.folioAddLargeMapcount(pfn, mm.id, 1);
+    f.addRmapPte(pfn, mm.id); // page_add_anon_rmap(): the mapping counts again
   }
   // mk_pte(page, vma->vm_page_prot): a PROT_NONE mapping gets a PAGE_NONE PTE (no user access).
   if (!(vma.flags & VM_READ)) nbits = (nbits & ~(PTE_WRITE | PTE_DIRTY)) | PTE_PROTNONE;

@@ -4,7 +4,7 @@
 import {
   NA, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_KSM, PG_LARGE, PG_SHMEM, PG_SWAPCACHE, PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY,
   PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, SIGSEGV, PTE_SWAP, PTE_DEVICE_EXCLUSIVE, VM_HUGEPAGE, VM_HUGETLB, VM_MAYSHARE, VM_READ, VM_SHARED, VM_UFFD_WP, VM_WRITE,
-  PTE_MARKER, RETRY, TABLE_SHIFT,
+  PTE_MARKER, RETRY,
 } from './constants.js';
 import { handleUserfault, userfaultfdPteWp } from './userfaultfd.js';
 import type { Kernel } from './kernel.js';
@@ -12,7 +12,7 @@ import { doSwapPage, shmemSwapIn } from './swap.js';
 import { tryToFreeSwap } from './swapcache.js';
 import { removeDeviceExclusiveEntry } from './exclusive.js';
 import { anonVmaPrepare, type Mm, type Vma } from './mm.js';
-import { forEachPteTable, pmdLeafSlot, pmdWriteProtected, pteSlot, pteSlotAlloc, setPte } from './walk.js';
+import { pmdLeafSlot, pmdWriteProtected, pteSlot, pteSlotAlloc, setPte } from './walk.js';
 import { doHugePmdAnonymousPage, doHugePmdWpPage, thpVmaAllowable, VM_FAULT_FALLBACK } from './huge.js';
 import { hugetlbFault } from './hugetlb.js';
 import { allocCopy, vmaWantsWritenotify } from './page.js';
@@ -296,8 +296,8 @@ export function wpCanReuse(k: Kernel, pfn: number, mm: Mm | null = null): boolea
  * `as-small` applies wpReuse with the folio's counts (page_count is the folio refcount;
  * reuse_swap_page() looks at the largest page mapcount), `never` copies (6.10-6.14
  * wp_can_reuse_anon_folio()), `mm-exclusive` is 6.15's __wp_can_reuse_large_anon_folio(): two or
- * more mappings, all from this mm (the MM-id slots; counted in every PTE table of mm, since
- * mremap may have moved some of them to another window), and no reference that is not a mapping.
+ * more mappings, all from this mm (the MM-id slots, FrameTable.mmIds: tracked on the profiles
+ * with this rule), and no reference that is not a mapping.
  */
 function wpCanReuseLarge(k: Kernel, pfn: number, mm: Mm | null): boolean {
   const f = k.frames;
@@ -308,8 +308,7 @@ function wpCanReuseLarge(k: Kernel, pfn: number, mm: Mm | null): boolean {
       const mapped = f.folioMapcount(pfn);
       if (mapped <= 1 || mm === null || mapped !== f.folioRefcount(pfn)) return false;
       // The MM-ids shared bit clear: one slot, this mm's (it maps the page), holds every mapping.
-      if (f.mmIds) return f.mmIdsShared[pfn >>> 9] === 0;
-      return mappingsInMm(k, mm, pfn & ~511) === mapped;
+      return f.mmIdsShared[pfn >>> 9] === 0;
     }
     case 'as-small':
       switch (k.profile.wpReuse) {
@@ -320,24 +319,6 @@ function wpCanReuseLarge(k: Kernel, pfn: number, mm: Mm | null): boolean {
           return f.folioRefcount(pfn) === 1;
       }
   }
-}
-
-/**
- * PTEs of mm, in any of its tables, that map a page of the folio at head: the folio's MM-id
- * mapcount (folio_add_return_large_mapcount). mremap can move part of a PTE-mapped folio to
- * another 2 MiB window of the same mm; those mappings are this mm's too.
- */
-function mappingsInMm(k: Kernel, mm: Mm, head: number): number {
-  const t = k.tables;
-  let n = 0;
-  forEachPteTable(k, mm, (_base, table) => {
-    const b = table << TABLE_SHIFT;
-    for (let i = b; i < b + 512; i++) {
-      const e = t.entry[i]!;
-      if (t.bits[i]! & PTE_PRESENT && !(t.bits[i]! & PTE_SPECIAL) && e >= head && e < head + 512) n++;
-    }
-  });
-  return n;
 }
 
 /**
@@ -472,8 +453,7 @@ function wpPageCopyInstall(
     mm.rssAnon++;
   } else {
     // folio_remove_rmap_pte() after the new PTE is set, then drop the old page's reference.
-    f.mapcount[old]!--;
-    f.folioSubLargeMapcount(old, mm.id, 1);
+    f.removeRmapPte(old, mm.id);
     k.putPage(old);
   }
   k.stats.cowCopies++;

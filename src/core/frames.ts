@@ -245,7 +245,7 @@ export class FrameTable {
   }
 
   /** folio_set_large_mapcount(): a new large folio mapped `n` times by mm `mmId` alone (slot 0). */
-  folioSetLargeMapcount(pfn: number, mmId: number, n: number): void {
+  private folioSetLargeMapcount(pfn: number, mmId: number, n: number): void {
     if (!this.tracksMmIds(pfn)) return;
     const b = pfn >>> 9;
     this.clearMmIds(b);
@@ -298,6 +298,36 @@ export class FrameTable {
     }
     const total = this.folioMapcount(pfn);
     if (this.mmIdCount0[b] === total || this.mmIdCount1[b] === total) this.mmIdsShared[b] = 0;
+  }
+
+  /** folio_add_new_anon_rmap() of a PMD-mapped large folio: its one mapping, a PMD of mm `mmId`. */
+  addNewRmapPmd(head: number, mmId: number): void {
+    this.entireMapcount[head >>> 9] = 1;
+    this.folioSetLargeMapcount(head, mmId, 1);
+  }
+
+  /** folio_add_rmap_pmd(): one PMD mapping of the large folio at head more, in mm `mmId`. */
+  addRmapPmd(head: number, mmId: number): void {
+    this.entireMapcount[head >>> 9]!++;
+    this.folioAddLargeMapcount(head, mmId, 1);
+  }
+
+  /** folio_remove_rmap_pmd(): one PMD mapping fewer, in mm `mmId`. */
+  removeRmapPmd(head: number, mmId: number): void {
+    this.entireMapcount[head >>> 9]!--;
+    this.folioSubLargeMapcount(head, mmId, 1);
+  }
+
+  /** folio_add_rmap_pte(): one PTE mapping of pfn more, in mm `mmId` (its mapcount, and its large folio's MM-id slot). */
+  addRmapPte(pfn: number, mmId: number): void {
+    this.mapcount[pfn]!++;
+    this.folioAddLargeMapcount(pfn, mmId, 1);
+  }
+
+  /** folio_remove_rmap_pte(): one PTE mapping of pfn fewer, in mm `mmId`. */
+  removeRmapPte(pfn: number, mmId: number): void {
+    this.mapcount[pfn]!--;
+    this.folioSubLargeMapcount(pfn, mmId, 1);
   }
 
   /**

@@ -77,8 +77,7 @@ function allocAnonThp(k: Kernel, mm: Mm, vma: Vma): number {
   const head = k.frames.allocLarge(PG_ANON);
   if (head < 0) return -1;
   if (k.profile.anonExclusive) k.frames.flags[head]! |= PG_ANON_EXCLUSIVE;
-  k.frames.entireMapcount[head >>> 9] = 1;
-  k.frames.folioSetLargeMapcount(head, mm.id, 1);
+  k.frames.addNewRmapPmd(head, mm.id);
   anonVmaPrepare(mm, vma);
   mm.rssAnon += HPAGE_PMD_NR;
   return head;
@@ -163,12 +162,10 @@ export function doHugePmdWpPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, s: num
     const n = f.allocLarge(PG_ANON);
     if (n >= 0) {
       f.value.copyWithin(n, head, head + HPAGE_PMD_NR);
-      f.entireMapcount[n >>> 9] = 1;
-      f.folioSetLargeMapcount(n, mm.id, 1);
+      f.addNewRmapPmd(n, mm.id);
       t.bits[s] = newHugePmdBits(vma) | PMD_LEAF;
       t.entry[s] = n;
-      f.entireMapcount[head >>> 9]!--;
-      f.folioSubLargeMapcount(head, mm.id, 1);
+      f.removeRmapPmd(head, mm.id);
       k.putPage(head);
       k.stats.cowCopies += HPAGE_PMD_NR;
       k.emit('wp-copy', mm.id, vpn, head, n, `${why}: the whole 2 MiB folio is copied (copy_user_huge_page)`);
@@ -247,8 +244,7 @@ export function splitHugePmd(k: Kernel, mm: Mm, s: number, vpn: number, why: str
     }
     // __split_huge_pmd_locked(): the 512 PTE mappings are added before the PMD mapping goes.
     f.folioAddLargeMapcount(head, mm.id, HPAGE_PMD_NR);
-    f.entireMapcount[head >>> 9]!--;
-    f.folioSubLargeMapcount(head, mm.id, 1);
+    f.removeRmapPmd(head, mm.id);
     f.refcount[head]!--;
   }
   k.emit('note', mm.id, vpn, zero ? 0 : head, -1, `__split_huge_pmd: ${why}`);
@@ -281,8 +277,7 @@ export function zapHugePmd(k: Kernel, mm: Mm, s: number): number {
   mm.nrTables--;
   mm.hugePmds--;
   if (zero) return 0;
-  k.frames.entireMapcount[head >>> 9]!--;
-  k.frames.folioSubLargeMapcount(head, mm.id, 1);
+  k.frames.removeRmapPmd(head, mm.id);
   mm.rssAnon -= HPAGE_PMD_NR;
   // Frees inside a zap are summarised by its caller, not recorded one by one.
   const tracing = k.tracing;
@@ -485,8 +480,7 @@ export function copyHugePmd(k: Kernel, src: Mm, dst: Mm, srcVma: Vma, srcSlot: n
   let cbits = bits;
   if (!zero) {
     f.refcount[head]!++;
-    f.entireMapcount[head >>> 9]!++;
-    f.folioAddLargeMapcount(head, dst.id, 1);
+    f.addRmapPmd(head, dst.id);
     f.flags[head] = f.flags[head]! & ~PG_ANON_EXCLUSIVE;
     dst.rssAnon += HPAGE_PMD_NR;
     if (cow && bits & PTE_WRITE) {

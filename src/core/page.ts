@@ -101,8 +101,7 @@ export function dupPresentPage(f: FrameTable, bits: number, pfn: number, mmId: n
   if (bits & PTE_SPECIAL) return 0;
   const flags = f.flags[pfn]!;
   f.refcount[pfn]!++;
-  f.mapcount[pfn]!++;
-  f.folioAddLargeMapcount(pfn, mmId, 1);
+  f.addRmapPte(pfn, mmId);
   if (flags & PG_ANON) {
     f.flags[pfn] = flags & ~PG_ANON_EXCLUSIVE;
     return PG_ANON;

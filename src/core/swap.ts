@@ -72,8 +72,7 @@ export function swapOutPage(k: Kernel, mm: Mm, vpn: number): SwapoutSkip {
   setPte(k, slot, s, PTE_SWAP | (exclusive ? PTE_SWP_EXCLUSIVE : 0) | (bits & (PTE_SOFT_DIRTY | PTE_UFFD_WP)));
   k.swap.count[s]!++;
   mm.rssAnon--;
-  f.mapcount[pfn]!--;
-  f.folioSubLargeMapcount(pfn, mm.id, 1);
+  f.removeRmapPte(pfn, mm.id);
   k.putPage(pfn);
   // pageout(): the data goes to the slot; then the page leaves memory unless someone holds it.
   k.swap.data[s] = f.value[pfn]!;
@@ -185,8 +184,7 @@ export function doSwapPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: numbe
   // the write is retried and reaches the monitor through do_wp_page().
   if (orig & PTE_UFFD_WP) writable = false;
   if (exclusive && p.anonExclusive) f.flags[pfn] = f.flags[pfn]! | PG_ANON_EXCLUSIVE;
-  f.mapcount[pfn]!++;
-  f.folioAddLargeMapcount(pfn, mm.id, 1);
+  f.addRmapPte(pfn, mm.id);
   mm.rssAnon++;
   anonVmaPrepare(mm, vma);
   setPte(k, slot, pfn, PTE_PRESENT | PTE_YOUNG | (orig & (PTE_SOFT_DIRTY | PTE_UFFD_WP)) |
