@@ -240,7 +240,7 @@ export class FrameTable {
   }
 
   /** Whether pfn's folio is a large folio whose mappings MM-id tracking follows (not hugetlb). */
-  private tracksMmIds(pfn: number): boolean {
+  tracksMmIds(pfn: number): boolean {
     return this.mmIds && (this.flags[pfn]! & (PG_LARGE | PG_HUGETLB)) === PG_LARGE;
   }
 

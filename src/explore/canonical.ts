@@ -2,7 +2,7 @@
 // frames, values and shared cells renumbered by first appearance, and processes in an order
 // that does not depend on their names. Two states with the same key behave the same.
 
-import { PG_HUGETLB, PG_KSM, PG_LARGE, PG_SWAPCACHE, PTE_SOFT_DIRTY, VM_SOFTDIRTY, PTE_DEVICE_EXCLUSIVE, PTE_DIRTY, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_YOUNG } from '../core/constants.js';
+import { PG_KSM, PG_SWAPCACHE, PTE_SOFT_DIRTY, VM_SOFTDIRTY, PTE_DEVICE_EXCLUSIVE, PTE_DIRTY, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_YOUNG } from '../core/constants.js';
 import type { LiveHandle, Proc, Runner } from '../engine/run.js';
 import type { Region } from '../engine/state.js';
 import { pmdSlotOf, pteSlot } from '../core/walk.js';
@@ -440,7 +440,7 @@ export function canonicalEncode(r: Runner): Words {
     if (f.flags[pfn]! & PG_SWAPCACHE) out.push(num.slot(f.priv[pfn]!));
     // A large folio's MM-id slots (with the mm as its threads' rank) and shared bit, once per
     // run of its frames in canonical order.
-    if (f.mmIds && (f.flags[pfn]! & (PG_LARGE | PG_HUGETLB)) === PG_LARGE && (i === 0 || frames.a[i - 1]! >>> 9 !== pfn >>> 9)) {
+    if (f.tracksMmIds(pfn) && (i === 0 || frames.a[i - 1]! >>> 9 !== pfn >>> 9)) {
       const b = pfn >>> 9;
       out.push(-14).push(f.mmIdsShared[b]!).push(mmRankOf(f.mmId0[b]!)).push(f.mmIdCount0[b]!).push(mmRankOf(f.mmId1[b]!)).push(f.mmIdCount1[b]!);
     }
