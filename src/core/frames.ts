@@ -321,13 +321,14 @@ export class FrameTable {
   /** folio_add_rmap_pte(): one PTE mapping of pfn more, in mm `mmId` (its mapcount, and its large folio's MM-id slot). */
   addRmapPte(pfn: number, mmId: number): void {
     this.mapcount[pfn]!++;
-    this.folioAddLargeMapcount(pfn, mmId, 1);
+    // A small page has no slots: no call on fork's and zap's per-page paths.
+    if (this.mmIds && this.flags[pfn]! & PG_LARGE) this.folioAddLargeMapcount(pfn, mmId, 1);
   }
 
   /** folio_remove_rmap_pte(): one PTE mapping of pfn fewer, in mm `mmId`. */
   removeRmapPte(pfn: number, mmId: number): void {
     this.mapcount[pfn]!--;
-    this.folioSubLargeMapcount(pfn, mmId, 1);
+    if (this.mmIds && this.flags[pfn]! & PG_LARGE) this.folioSubLargeMapcount(pfn, mmId, 1);
   }
 
   /**
