@@ -15,7 +15,7 @@ import { anonVmaPrepare, type Mm, type Vma } from './mm.js';
 import { pmdLeafSlot, pmdWriteProtected, pteSlot, pteSlotAlloc, setPte } from './walk.js';
 import { doHugePmdAnonymousPage, doHugePmdWpPage, thpVmaAllowable, VM_FAULT_FALLBACK } from './huge.js';
 import { hugetlbFault } from './hugetlb.js';
-import { allocCopy, vmaWantsWritenotify } from './page.js';
+import { allocCopy, vmPageProtWrite } from './page.js';
 import { breakCowPte } from './cowpt.js';
 
 export const FAULT_FLAG_WRITE = 1;
@@ -210,13 +210,13 @@ export function doSharedFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: nu
 
 /**
  * set_pte_range() (do_set_pte() before 6.5): the PTE write bit of a shared mapping's fault, that
- * of vm_page_prot unless the fault writes (maybe_mkwrite). vm_page_prot is read-only in a VMA
- * registered for uffd-wp from 6.2 and 6.1.8 (vmaWantsWritenotify, which also write-protects it while soft-dirty tracking is armed): a read-mapped page's next
- * write faults. Before, it is PAGE_SHARED: a read fault maps the page writable.
+ * of vm_page_prot (vmPageProtWrite) unless the fault writes (maybe_mkwrite). vm_page_prot is
+ * read-only while writenotify is wanted (soft-dirty tracking armed; uffd-wp registration from 6.2
+ * and 6.1.8): a read-mapped page's next write faults. Otherwise it is PAGE_SHARED: a read fault
+ * maps the page writable.
  */
 function sharedPteWrite(k: Kernel, vma: Vma, write: boolean): number {
-  if (!(vma.flags & VM_WRITE)) return 0;
-  return write || !vmaWantsWritenotify(k, vma) ? PTE_WRITE : 0;
+  return (write && vma.flags & VM_WRITE) || vmPageProtWrite(k, vma) ? PTE_WRITE : 0;
 }
 
 /** Pages do_fault_around() maps around a read fault (fault_around_bytes 64 KiB). */

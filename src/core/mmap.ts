@@ -9,7 +9,7 @@ import {
 import { doAnonymousPage, FAULT_FLAG_WRITE, handlePteFault } from './fault.js';
 import type { Kernel } from './kernel.js';
 import { type Mm, Vma } from './mm.js';
-import { pageMaybeDmaPinned, vmaWantsWritenotify } from './page.js';
+import { pageMaybeDmaPinned, vmPageProtWrite } from './page.js';
 import { pmdLeafSlot, pteTableAlloc, pteTableOf } from './walk.js';
 import { zapRange } from './zap.js';
 import { mmuNotify } from './exclusive.js';
@@ -198,12 +198,12 @@ function changeProtection(k: Kernel, mm: Mm, vma: Vma): void {
       return;
     }
     if (shared) {
-      // pte_modify() gives the PTE vm_page_prot's write bit, and nothing upgrades it
-      // (vma_wants_manual_pte_write_upgrade() asks vma_wants_writenotify() with the old, read-only
-      // vm_page_prot: false). PAGE_SHARED makes every PTE writable, a uffd-wp protected one too
-      // (its bit kept: 5.19 to 6.1.7); a VMA registered for uffd-wp has a write-protected
-      // vm_page_prot from 6.2 and 6.1.8 (vmaWantsWritenotify, which also write-protects it while soft-dirty tracking is armed), so every PTE stays read-only.
-      t.bits[slot] = vmaWantsWritenotify(k, vma) ? bits & ~PTE_WRITE : bits | PTE_WRITE;
+      // pte_modify() gives the PTE vm_page_prot's write bit (vmPageProtWrite), and nothing
+      // upgrades it (vma_wants_manual_pte_write_upgrade() asks vma_wants_writenotify() with the
+      // old, read-only vm_page_prot: false). PAGE_SHARED makes every PTE writable, a uffd-wp
+      // protected one too (its bit kept: 5.19 to 6.1.7); with writenotify (soft-dirty tracking
+      // armed; uffd-wp registration from 6.2 and 6.1.8) every PTE stays read-only.
+      t.bits[slot] = vmPageProtWrite(k, vma) ? bits | PTE_WRITE : bits & ~PTE_WRITE;
       return;
     }
     // A uffd-wp protected PTE stays write-protected (pte_modify keeps _PAGE_UFFD_WP; can_change_pte_writable refuses it).

@@ -59,8 +59,25 @@ export function pageNeedsCowForDma(k: Kernel, src: Mm, pfn: number): boolean {
  * and 6.1.8: uffdWpWritenotify, 51d3d5eb74ff). Otherwise vm_page_prot is PAGE_SHARED: writable.
  */
 export function vmaWantsWritenotify(k: Kernel, vma: Vma): boolean {
-  if ((vma.flags & (VM_SHARED | VM_WRITE)) !== (VM_SHARED | VM_WRITE)) return false;
+  if (!vmGetPageProtWrite(vma.flags)) return false; // vma_is_shared_writable()
   return !(vma.flags & VM_SOFTDIRTY) || (k.profile.uffdWpWritenotify && (vma.flags & VM_UFFD_WP) !== 0);
+}
+
+/**
+ * vm_get_page_prot(vm_flags)'s write bit (x86's protection_map): PAGE_SHARED, writable, for a
+ * shared writable mapping; PAGE_COPY, read-only, for a private one (its writes fault: COW).
+ */
+export function vmGetPageProtWrite(vmFlags: number): boolean {
+  return (vmFlags & (VM_SHARED | VM_WRITE)) === (VM_SHARED | VM_WRITE);
+}
+
+/**
+ * The write bit of vma->vm_page_prot (vma_set_page_prot): vm_get_page_prot()'s, cleared when
+ * vmaWantsWritenotify() (the first write to each page must fault). A shared mapping's PTEs built
+ * from it (a read fault's, mprotect's, uffd un-protect's from 6.3) take this bit.
+ */
+export function vmPageProtWrite(k: Kernel, vma: Vma): boolean {
+  return vmGetPageProtWrite(vma.flags) && !vmaWantsWritenotify(k, vma);
 }
 
 /**

@@ -15,7 +15,7 @@ import type { Mm, Vma } from './mm.js';
 import { mmuNotify } from './exclusive.js';
 import { splitHugePmd } from './huge.js';
 import { pmdLeafSlot, pteSlot, pteSlotAlloc, setPte } from './walk.js';
-import { vmaWantsWritenotify } from './page.js';
+import { vmGetPageProtWrite, vmPageProtWrite } from './page.js';
 
 /** userfaultfd_pte_wp(): a write to this PTE must go to the monitor first. */
 export function userfaultfdPteWp(vma: Vma, bits: number): boolean {
@@ -99,7 +99,13 @@ export function uffdWriteprotect(k: Kernel, mm: Mm, lo: number, hi: number, wp: 
     }
     t.bits[slot] = bits & ~PTE_UFFD_WP;
     if (!k.profile.uffdUnprotectWritable) {
-      t.bits[slot] = vmGetPageProtWrite(vma) ? t.bits[slot]! | PTE_WRITE : t.bits[slot]! & ~PTE_WRITE;
+      // uffd_wp_range() before 6.3 (931298e103c2) passes change_protection() vm_get_page_prot(vm_flags),
+      // not vm_page_prot: pte_modify() keeps no write bit of the old PTE (_PAGE_RW is not in
+      // _PAGE_CHG_MASK) and nothing upgrades it (no MM_CP_DIRTY_ACCT, no MM_CP_TRY_CHANGE_WRITABLE).
+      // A private mapping's PAGE_COPY leaves every present PTE un-protected read-only, protected
+      // before or not; a shared writable mapping's PAGE_SHARED makes every one writable, whatever
+      // writenotify vm_page_prot asks for.
+      t.bits[slot] = vmGetPageProtWrite(vma.flags) ? t.bits[slot]! | PTE_WRITE : t.bits[slot]! & ~PTE_WRITE;
       continue;
     }
     if (vma.flags & (VM_SHARED | VM_MAYSHARE)) {
@@ -109,8 +115,8 @@ export function uffdWriteprotect(k: Kernel, mm: Mm, lo: number, hi: number, wp: 
       // vm_page_prot, which it takes for a driver's own protection (false). So the next write
       // faults, protected before or not (6.18's mm/userfaultfd.c, mm/mmap.c; seen on a 6.18 kernel).
       // (Without writenotify, vm_page_prot would be PAGE_SHARED: writable.)
-      if (vmaWantsWritenotify(k, vma) || !(vma.flags & VM_WRITE)) t.bits[slot]! &= ~PTE_WRITE;
-      else t.bits[slot]! |= PTE_WRITE;
+      if (vmPageProtWrite(k, vma)) t.bits[slot]! |= PTE_WRITE;
+      else t.bits[slot]! &= ~PTE_WRITE;
     } else if (canChangePteWritable(k, vma, t.bits[slot]!, t.entry[slot]!)) {
       t.bits[slot]! |= PTE_WRITE;
     }
@@ -141,23 +147,11 @@ function uffdWpHugePmds(k: Kernel, mm: Mm, lo: number, hi: number, wp: boolean, 
     else {
       t.bits[s] = bits & ~PTE_UFFD_WP;
       const vma = mm.findVma(a)!;
-      if (!k.profile.uffdUnprotectWritable) t.bits[s] = vmGetPageProtWrite(vma) ? t.bits[s]! | PTE_WRITE : t.bits[s]! & ~PTE_WRITE; // pmd_modify()
+      if (!k.profile.uffdUnprotectWritable) t.bits[s] = vmGetPageProtWrite(vma.flags) ? t.bits[s]! | PTE_WRITE : t.bits[s]! & ~PTE_WRITE; // pmd_modify()
       else if (canChangePteWritable(k, vma, t.bits[s]! & ~PMD_LEAF, t.entry[s]!)) t.bits[s]! |= PTE_WRITE;
     }
     for (let v = a; v < a + HPAGE_PMD_NR; v++) touched?.push(v);
   }
-}
-
-/**
- * uffd_wp_range() before 6.3 (931298e103c2): the write bit vm_get_page_prot(vm_flags) gives.
- * change_pte_range() builds the PTE with pte_modify(), which keeps no write bit of the old one
- * (_PAGE_RW is not in _PAGE_CHG_MASK), and nothing upgrades it (no MM_CP_DIRTY_ACCT, no
- * MM_CP_TRY_CHANGE_WRITABLE): a private mapping's protection is PAGE_COPY, read-only, so every
- * present PTE un-protected is read-only, protected before or not; a shared writable mapping's is
- * PAGE_SHARED, so every one is writable, whatever writenotify vm_page_prot asks for.
- */
-function vmGetPageProtWrite(vma: Vma): boolean {
-  return (vma.flags & (VM_SHARED | VM_WRITE)) === (VM_SHARED | VM_WRITE);
 }
 
 /**
