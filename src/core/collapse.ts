@@ -23,7 +23,7 @@
 
 import {
   EAGAIN, EBUSY, EINVAL, HPAGE_PMD_NR, NA, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_LARGE, PG_SWAPCACHE, PMD_LEAF,
-  PTE_DIRTY, PTE_MARKER, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_SWAP, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, TABLE_SHIFT,
+  PTE_MARKER, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_UFFD_WP, PTE_WRITE, TABLE_SHIFT,
   VM_MAYSHARE, VM_NOHUGEPAGE, VM_SHARED, VM_UFFD_WP, VM_WRITE,
 } from './constants.js';
 import { mmuNotify } from './exclusive.js';
@@ -31,6 +31,7 @@ import { doSwapPage } from './swap.js';
 import type { Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
 import { pmdSlotOf } from './walk.js';
+import { mkDirtyPteBits } from './page.js';
 
 export interface CollapseResult {
   /** OK, EINVAL, EAGAIN, EBUSY, OOM (-ENOMEM), or NA (a case the model does not have). */
@@ -261,7 +262,7 @@ function collapseHugePage(k: Kernel, mm: Mm, vma: Vma, at: number, ps: number, u
   if (k.profile.anonExclusive) f.flags[head]! |= PG_ANON_EXCLUSIVE;
   f.addNewRmapPmd(head, mm.id);
   // mk_huge_pmd(vm_page_prot) + pmd_mkdirty + maybe_pmd_mkwrite; set_pmd_at().
-  const bits = PTE_PRESENT | PTE_DIRTY | PTE_YOUNG | PTE_SOFT_DIRTY | (vma.flags & VM_WRITE ? PTE_WRITE : 0) | PMD_LEAF;
+  const bits = mkDirtyPteBits(vma) | PMD_LEAF;
   t.entry[ps] = head;
   t.bits[ps] = bits;
   t.filled[ps >>> TABLE_SHIFT]!++;

@@ -15,7 +15,7 @@ import { anonVmaPrepare, type Mm, type Vma } from './mm.js';
 import { pmdLeafSlot, pmdWriteProtected, pteSlot, pteSlotAlloc, setPte } from './walk.js';
 import { doHugePmdAnonymousPage, doHugePmdWpPage, thpVmaAllowable, VM_FAULT_FALLBACK } from './huge.js';
 import { hugetlbFault } from './hugetlb.js';
-import { allocCopy, vmPageProtWrite } from './page.js';
+import { allocCopy, mkDirtyPteBits, newPageBits, vmPageProtWrite, wpPageReuseBits } from './page.js';
 import { breakCowPte } from './cowpt.js';
 
 export const FAULT_FLAG_WRITE = 1;
@@ -164,7 +164,7 @@ export function doAnonymousPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: 
   anonVmaPrepare(mm, vma);
   k.frames.mapcount[pfn] = 1;
   mm.rssAnon++;
-  setPte(k, slot, pfn, PTE_PRESENT | PTE_DIRTY | PTE_YOUNG | PTE_SOFT_DIRTY | (vma.flags & VM_WRITE ? PTE_WRITE : 0));
+  setPte(k, slot, pfn, newPageBits(vma));
   k.emit('anon-fault', mm.id, vpn, pfn, -1, write
     ? 'write to untouched anonymous memory allocates a zeroed page'
     : 'read of untouched anonymous memory allocates a zeroed page (mm_forbids_zeropage: no shared zero page here)');
@@ -341,8 +341,9 @@ export function doWpPage(
   // userfaultfd_pte_wp(): a real write to a write-protected page goes to the monitor first.
   if (!unshare && !breakCow && userfaultfdPteWp(vma, bits)) return handleUserfault(k, mm, vpn);
   if (vma.flags & (VM_SHARED | VM_MAYSHARE)) {
-    // wp_page_shared(): a shared mapping is never copied.
-    t.bits[slot] = bits | PTE_DIRTY | PTE_SOFT_DIRTY | PTE_YOUNG | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
+    // wp_page_shared(): a shared mapping is never copied; wp_page_reuse() makes the PTE writable
+    // (not counted as an anonymous page's reuse).
+    t.bits[slot] = wpPageReuseBits(vma, bits);
     k.emit('wp-shared', mm.id, vpn, pfn, -1, 'shared mapping: the page is made writable in place');
     return OK;
   }
@@ -376,10 +377,10 @@ function reuseReason(k: Kernel, pfn: number, wasExclusive: boolean): string {
   return `refcount ${f.refcount[pfn]}: the only reference, reused`;
 }
 
-/** wp_page_reuse(): make the PTE young, writable (if the VMA is) and dirty: x86's pte_mkdirty() sets the soft-dirty bit too. */
+/** wp_page_reuse() of a private anonymous page: the PTE made writable in place (wpPageReuseBits), counted as a reuse. */
 export function wpPageReuse(k: Kernel, vma: Vma, slot: number): void {
   k.stats.reuses++;
-  k.tables.bits[slot] = k.tables.bits[slot]! | PTE_DIRTY | PTE_SOFT_DIRTY | PTE_YOUNG | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
+  k.tables.bits[slot] = wpPageReuseBits(vma, k.tables.bits[slot]!);
 }
 
 /**
@@ -445,7 +446,7 @@ function wpPageCopyInstall(
   // An unshare copy is no write: mapped read-only and clean (only a write's entry gets pte_mkdirty).
   let nbits = unshare
     ? PTE_PRESENT | PTE_YOUNG | keep
-    : PTE_PRESENT | PTE_YOUNG | PTE_DIRTY | PTE_SOFT_DIRTY | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
+    : mkDirtyPteBits(vma);
   // Seed 001's wp_page_copy(): the copy keeps the uffd-wp bit, write-protected (pte_mkuffd_wp(pte_wrprotect())).
   if (k.profile.gupCowBreak === 'pin' && bits & PTE_UFFD_WP) nbits = (nbits & ~PTE_WRITE) | PTE_UFFD_WP;
   setPte(k, slot, n, nbits);

@@ -8,13 +8,13 @@
 // partial range; zap (zapHugePmds) and mprotect (changeHugePmds) keep a PMD they cover whole.
 
 import {
-  HPAGE_PMD_NR, isCowMapping, LEVEL_PTE, OK, PG_ANON, PG_ANON_EXCLUSIVE, PG_HUGETLB, PG_INUSE, PG_LARGE, PMD_LEAF, PTE_DIRTY, PTE_PRESENT,
+  HPAGE_PMD_NR, isCowMapping, LEVEL_PTE, OK, PG_ANON, PG_ANON_EXCLUSIVE, PG_HUGETLB, PG_INUSE, PG_LARGE, PMD_LEAF, PTE_PRESENT,
   PTE_PROTNONE, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, TABLE_SHIFT, VM_HUGEPAGE, VM_HUGETLB, VM_NOHUGEPAGE, VM_SHARED, VM_MAYSHARE, VM_UFFD_WP,
   VM_READ, VM_SOFTDIRTY, VM_WRITE,
 } from './constants.js';
 import type { Kernel } from './kernel.js';
 import { anonVmaPrepare, type Mm, type Vma } from './mm.js';
-import { forkMayCopy } from './page.js';
+import { forkMayCopy, newPageBits, wpPageReuseBits } from './page.js';
 import { forEachPteTable, pmdLeafSlot, pmdSlotAlloc, pteSlot, setPte } from './walk.js';
 
 /** What doHugePmdWpPage() did when it left the fault to the PTE level: the PMD was split. */
@@ -83,11 +83,6 @@ function allocAnonThp(k: Kernel, mm: Mm, vma: Vma): number {
   return head;
 }
 
-/** The bits of a newly mapped anonymous PMD (map_anon_folio_pmd: writable if the VMA is, dirty). */
-function newHugePmdBits(vma: Vma): number {
-  return PTE_PRESENT | PTE_DIRTY | PTE_YOUNG | PTE_SOFT_DIRTY | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
-}
-
 /**
  * do_huge_pmd_anonymous_page(): the first touch of an empty, THP-eligible PMD. A read fault maps
  * the huge zero page when the machine allows it; otherwise a zeroed 2 MiB folio is mapped by the
@@ -108,7 +103,7 @@ export function doHugePmdAnonymousPage(k: Kernel, mm: Mm, vma: Vma, vpn: number,
     k.emit('note', mm.id, vpn, -1, -1, 'no free 2 MiB folio: the fault falls back to 4 KiB pages');
     return VM_FAULT_FALLBACK;
   }
-  setHugePmd(k, mm, s, head, newHugePmdBits(vma));
+  setHugePmd(k, mm, s, head, newPageBits(vma));
   k.emit('anon-fault', mm.id, vpn, head, -1, write
     ? 'write to untouched THP-enabled memory allocates a zeroed 2 MiB folio, mapped by one PMD'
     : 'read of untouched THP-enabled memory allocates a zeroed 2 MiB folio (no huge zero page here)');
@@ -151,7 +146,7 @@ export function doHugePmdWpPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, s: num
       k.emit('wp-reuse', mm.id, vpn, head, -1, 'unshare of a huge PMD: the THP is exclusive now; the PMD stays read-only');
       return OK;
     }
-    t.bits[s] = t.bits[s]! | PTE_WRITE | PTE_DIRTY | PTE_SOFT_DIRTY | PTE_YOUNG;
+    t.bits[s] = wpPageReuseBits(vma, t.bits[s]!); // a write fault: the VMA is writable (FOLL_FORCE's made so for it)
     k.stats.reuses++;
     k.emit('wp-reuse', mm.id, vpn, head, -1, k.tracing ? hugeReuseReason(k, head, was) : '');
     return OK;
@@ -163,7 +158,7 @@ export function doHugePmdWpPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, s: num
     if (n >= 0) {
       f.value.copyWithin(n, head, head + HPAGE_PMD_NR);
       f.addNewRmapPmd(n, mm.id);
-      t.bits[s] = newHugePmdBits(vma) | PMD_LEAF;
+      t.bits[s] = newPageBits(vma) | PMD_LEAF;
       t.entry[s] = n;
       f.removeRmapPmd(head, mm.id);
       k.putPage(head);
@@ -198,7 +193,7 @@ function doHugeZeroWpPmd(k: Kernel, mm: Mm, vma: Vma, vpn: number, s: number, un
     const head = allocAnonThp(k, mm, vma);
     if (head >= 0) {
       k.tables.entry[s] = head;
-      k.tables.bits[s] = newHugePmdBits(vma) | PMD_LEAF;
+      k.tables.bits[s] = newPageBits(vma) | PMD_LEAF;
       k.stats.cowCopies++;
       k.emit('wp-copy', mm.id, vpn, 0, head, 'write to the huge zero page: a zeroed 2 MiB folio replaces it');
       return OK;

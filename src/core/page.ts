@@ -83,10 +83,28 @@ export function vmPageProtWrite(k: Kernel, vma: Vma): boolean {
 /**
  * The PTE of a page the kernel maps for a VMA afresh (mk_pte with vm_page_prot), dirty: PAGE_NONE
  * keeps no access. x86's protections all carry _PAGE_ACCESSED (PAGE_COPY, PAGE_NONE, ...): young.
+ * A new huge PMD takes the same bits (map_anon_folio_pmd: mk_huge_pmd, with PMD_LEAF).
  */
 export function newPageBits(vma: Vma): number {
-  if (!(vma.flags & VM_READ)) return PTE_PRESENT | PTE_YOUNG | PTE_DIRTY | PTE_SOFT_DIRTY | PTE_PROTNONE;
+  return vma.flags & VM_READ ? mkDirtyPteBits(vma) : mkDirtyPteBits(vma) | PTE_PROTNONE;
+}
+
+/**
+ * maybe_mkwrite(pte_mkdirty(pte_mkyoung(mk_pte()))) of a page mapped afresh, the PTE_PROTNONE of
+ * a PROT_NONE VMA's vm_page_prot left out (newPageBits adds it): present, young, dirty (x86's
+ * pte_mkdirty sets soft-dirty too), writable when the VMA is. Its own callers are the places the
+ * model maps a page without looking at PROT_NONE (wp_page_copy's copy, MADV_COLLAPSE's THP).
+ */
+export function mkDirtyPteBits(vma: Vma): number {
   return PTE_PRESENT | PTE_YOUNG | PTE_DIRTY | PTE_SOFT_DIRTY | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
+}
+
+/**
+ * wp_page_reuse()'s PTE (maybe_mkwrite(pte_mkdirty(pte_mkyoung()))), and do_huge_pmd_wp_page()'s
+ * reused PMD: young, dirty (x86's pte_mkdirty() sets the soft-dirty bit too), writable if the VMA is.
+ */
+export function wpPageReuseBits(vma: Vma, bits: number): number {
+  return bits | PTE_DIRTY | PTE_SOFT_DIRTY | PTE_YOUNG | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
 }
 
 /**
