@@ -14,7 +14,7 @@ import {
 } from './constants.js';
 import type { Kernel } from './kernel.js';
 import { anonVmaPrepare, type Mm, type Vma } from './mm.js';
-import { forkMayCopy, newPageBits, wpPageReuseBits } from './page.js';
+import { forkMayCopy, forkMustCopy, newPageBits, wpPageReuseBits } from './page.js';
 import { forEachPteTable, pmdLeafSlot, pmdSlotAlloc, pteSlot, setPte } from './walk.js';
 
 /** What doHugePmdWpPage() did when it left the fault to the PTE level: the PMD was split. */
@@ -466,8 +466,8 @@ export function copyHugePmd(k: Kernel, src: Mm, dst: Mm, srcVma: Vma, srcSlot: n
   const head = t.entry[srcSlot]!;
   const bits = t.bits[srcSlot]!;
   const zero = (bits & PTE_SPECIAL) !== 0;
-  if (!zero && forkMayCopy(k, src) && f.pincount[head >>> 9]! > 0
-    && (!k.profile.anonExclusive || (f.flags[head]! & PG_ANON_EXCLUSIVE) !== 0)) {
+  // folio_try_dup_anon_rmap_pmd() refuses it as copy_present_pte()'s test does a small page (forkMustCopy).
+  if (forkMayCopy(k, src) && forkMustCopy(k, bits, head)) {
     splitHugePmd(k, src, srcSlot, vpn, 'fork of a maybe-pinned THP in an mm that has pinned: split, its pages are copied for the child');
     return HUGE_PMD_SPLIT;
   }

@@ -27,7 +27,7 @@ import {
 } from './constants.js';
 import type { Kernel } from './kernel.js';
 import { anonVmaPrepare, type Mm, type Vma } from './mm.js';
-import { forkMayCopy } from './page.js';
+import { forkMayCopy, forkMustCopy } from './page.js';
 import { pmdLeafSlot, pmdSlotAlloc, setPte } from './walk.js';
 
 /** is_vm_hugetlb_page(). */
@@ -300,7 +300,8 @@ export function copyHugetlbPageRange(k: Kernel, src: Mm, dst: Mm, srcVma: Vma, d
     if (s < 0) continue;
     const head = t.entry[s]!;
     const bits = t.bits[s]!;
-    if (mayCopy && f.pincount[head >>> 9]! > 0 && (!k.profile.anonExclusive || f.flags[head]! & PG_ANON_EXCLUSIVE)) {
+    // hugetlb_try_dup_anon_rmap(): the test copy_present_pte() makes of a small page (forkMustCopy).
+    if (mayCopy && forkMustCopy(k, bits, head)) {
       const n = allocHugetlbFolio(k, dstVma, a, true);
       if (n < 0) {
         k.emit('oom', src.id, a, head, -1, 'copy_hugetlb_page_range: a maybe-pinned huge page must be copied for the child and no free huge page is left: fork fails');
