@@ -84,15 +84,31 @@ export function assertPinnedExclusive(k: Kernel, pfn: number, req: GupRequest): 
 /** The lockless PTE (or PMD leaf: gup_fast_pmd_leaf) read of gup-fast: the frame it may take, or -1 to leave the page to the slow path. */
 export function gupFastRead(k: Kernel, mm: Mm, vpn: number, req: GupRequest): number {
   const slot = followSlot(k, mm, vpn);
-  if (slot < 0) return -1;
+  return gupFastRefusal(k, slot, vpn, req) === GUP_FAST_TAKE ? slotPfn(k, slot, vpn) : -1;
+}
+
+/** gupFastRefusal(): gup-fast may take the page. */
+export const GUP_FAST_TAKE = 0;
+/** gupFastRefusal(): no present PTE. */
+export const GUP_FAST_NOT_PRESENT = 1;
+/** gupFastRefusal(): a special (zero page) or PROT_NONE entry. */
+export const GUP_FAST_SPECIAL = 2;
+/** gupFastRefusal(): read-only, and a write is needed (FOLL_WRITE, or gupFastWritableOnly). */
+export const GUP_FAST_NOT_WRITABLE = 3;
+/** gupFastRefusal(): read-only on a page a R/O pin must unshare first (gupMustUnshare). */
+export const GUP_FAST_UNSHARE = 4;
+
+/** gup-fast's tests of the entry at slot (followSlot's, or -1) for vpn: GUP_FAST_TAKE, or why it leaves the page to the slow path. */
+export function gupFastRefusal(k: Kernel, slot: number, vpn: number, req: GupRequest): number {
+  if (slot < 0) return GUP_FAST_NOT_PRESENT;
   const bits = k.tables.bits[slot]!;
+  if (!(bits & PTE_PRESENT)) return GUP_FAST_NOT_PRESENT;
   // pte_access_permitted(): no user access through a PROT_NONE PTE.
-  if (!(bits & PTE_PRESENT) || bits & (PTE_SPECIAL | PTE_PROTNONE)) return -1;
+  if (bits & (PTE_SPECIAL | PTE_PROTNONE)) return GUP_FAST_SPECIAL;
   const needWrite = req.write || k.profile.gupFastWritableOnly;
-  if (needWrite && !(bits & PTE_WRITE)) return -1;
-  const pfn = slotPfn(k, slot, vpn);
-  if (!(bits & PTE_WRITE) && gupMustUnshare(k, null, pfn, req, false)) return -1;
-  return pfn;
+  if (needWrite && !(bits & PTE_WRITE)) return GUP_FAST_NOT_WRITABLE;
+  if (!(bits & PTE_WRITE) && gupMustUnshare(k, null, slotPfn(k, slot, vpn), req, false)) return GUP_FAST_UNSHARE;
+  return GUP_FAST_TAKE;
 }
 
 /** __get_user_pages() for one page: follow the PTE, fault it in as the rules require, grab it. */

@@ -18,11 +18,13 @@ import { setPte } from './walk.js';
 /**
  * page_maybe_dma_pinned(): small pages: refcount >= GUP_PIN_COUNTING_BIAS; a page of a large folio:
  * the folio's exact pin count is not 0 (a pin on any of its pages makes the whole folio maybe pinned).
+ * `plainRefs`: references known to be no pins, left out of a small page's count (the trace's
+ * look at a page fork has just shared: the child's reference).
  */
-export function pageMaybeDmaPinned(k: Kernel, pfn: number): boolean {
+export function pageMaybeDmaPinned(k: Kernel, pfn: number, plainRefs = 0): boolean {
   const f = k.frames;
   if (f.flags[pfn]! & PG_LARGE) return f.pincount[pfn >>> 9]! > 0;
-  return f.refcount[pfn]! >= k.config.pinBias;
+  return f.refcount[pfn]! - plainRefs >= k.config.pinBias;
 }
 
 /**
@@ -118,12 +120,28 @@ export function forkMayCopy(k: Kernel, src: Mm): boolean {
 /**
  * copy_present_pte()'s test, given forkMayCopy(): folio_try_dup_anon_rmap_pte() refuses an
  * anonymous page that may be pinned (and is exclusive, from 5.19); the child must get a copy now
- * (copy_present_page). `bits`/`pfn`: a present PTE.
+ * (copy_present_page). `bits`/`pfn`: a present PTE (or a huge PMD's, hugetlb's: the folio's head).
  */
 export function forkMustCopy(k: Kernel, bits: number, pfn: number): boolean {
-  if (bits & PTE_SPECIAL) return false;
+  return forkCopyTest(k, bits, pfn) === FORK_COPY;
+}
+
+/** forkCopyTest(): the page must be copied for the child (copy_present_page). */
+export const FORK_COPY = 0;
+/** forkCopyTest(): shared, not an anonymous page (the zero page, a special PTE, shmem). */
+export const FORK_SHARE_NOT_ANON = 1;
+/** forkCopyTest(): shared, not PageAnonExclusive (5.19+: shared already, so not pinned). */
+export const FORK_SHARE_NOT_EXCLUSIVE = 2;
+/** forkCopyTest(): shared, page_maybe_dma_pinned() is false. */
+export const FORK_SHARE_NOT_PINNED = 3;
+
+/** forkMustCopy()'s test, with the reason a page is shared (FORK_SHARE_*) or FORK_COPY. */
+export function forkCopyTest(k: Kernel, bits: number, pfn: number): number {
+  if (bits & PTE_SPECIAL) return FORK_SHARE_NOT_ANON;
   const flags = k.frames.flags[pfn]!;
-  return (flags & PG_ANON) !== 0 && (!k.profile.anonExclusive || (flags & PG_ANON_EXCLUSIVE) !== 0) && pageMaybeDmaPinned(k, pfn);
+  if (!(flags & PG_ANON)) return FORK_SHARE_NOT_ANON;
+  if (k.profile.anonExclusive && !(flags & PG_ANON_EXCLUSIVE)) return FORK_SHARE_NOT_EXCLUSIVE;
+  return pageMaybeDmaPinned(k, pfn) ? FORK_COPY : FORK_SHARE_NOT_PINNED;
 }
 
 /**

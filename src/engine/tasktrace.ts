@@ -5,7 +5,12 @@
 // The wording names only what the profile has (no write_protect_seq before 5.11's profiles, no
 // MMF_HAS_PINNED or early COW where fork never copies, no PageAnonExclusive before 5.19).
 
-import { PG_ANON, PG_ANON_EXCLUSIVE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_SWAP, PTE_WRITE } from '../core/constants.js';
+import { PG_ANON, PG_ANON_EXCLUSIVE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_WRITE } from '../core/constants.js';
+import {
+  GUP_FAST_NOT_PRESENT, GUP_FAST_NOT_WRITABLE, GUP_FAST_SPECIAL, GUP_FAST_TAKE, GUP_FAST_UNSHARE, gupFastRefusal,
+} from '../core/gup.js';
+import { followSlot, slotPfn } from '../core/huge.js';
+import { FORK_SHARE_NOT_ANON, FORK_SHARE_NOT_EXCLUSIVE, forkCopyTest, pageMaybeDmaPinned } from '../core/page.js';
 import type { Kernel } from '../core/kernel.js';
 import { pteBitNames } from '../core/names.js';
 import { pteSlot } from '../core/walk.js';
@@ -71,16 +76,17 @@ function forkLines(k: Kernel, prev: ForkTask, t: ForkTask, n: TaskNamer): TaskLi
         return [];
       }
       const pfn = t.seenPfn;
-      const anon = !(t.seenBits & PTE_SPECIAL) && (f.flags[pfn]! & PG_ANON) !== 0;
       const facts = t.seenBits & PTE_SPECIAL ? '' : ` (${frameText(k, pfn)})`;
       if (t.phase === 'alloc') {
         return [{ mm: t.parent, vpn, pfn, why: `copy_present_pte reads the parent's PTE of ${page}: ${pteText(t.seenBits, pfn)}${facts}; page_maybe_dma_pinned() is true (refcount ${f.refcount[pfn]} >= ${bias}) and ${P}'s mm has pinned (MMF_HAS_PINNED): the child gets a copy (early COW)` }];
       }
+      // copy_present_pte()'s own test (forkCopyTest), told in its order: the page, then the mm (forkMayCopy), then the pin.
+      const test = forkCopyTest(k, t.seenBits, pfn);
       let why: string;
-      if (!anon) why = t.seenBits & PTE_SPECIAL ? 'the zero page is never copied: share it' : 'not an anonymous page: share it';
+      if (test === FORK_SHARE_NOT_ANON) why = t.seenBits & PTE_SPECIAL ? 'the zero page is never copied: share it' : 'not an anonymous page: share it';
       else if (!k.profile.forkEarlyCow) why = 'this kernel never copies a page at fork: share it';
       else if (!parent.hasPinned) why = `${P}'s mm never pinned a page (no MMF_HAS_PINNED): share it`;
-      else if (k.profile.anonExclusive && !(f.flags[pfn]! & PG_ANON_EXCLUSIVE)) why = 'not anon-exclusive (already shared, so not pinned): share it';
+      else if (test === FORK_SHARE_NOT_EXCLUSIVE) why = 'not anon-exclusive (already shared, so not pinned): share it';
       else why = `page_maybe_dma_pinned() is false (refcount ${f.refcount[pfn]} < ${bias}): share it`;
       return [{ mm: t.parent, vpn, pfn, why: `copy_present_pte reads the parent's PTE of ${page}: ${pteText(t.seenBits, pfn)}${facts}; ${why} (done at the next step, under the same page-table lock)` }];
     }
@@ -91,8 +97,9 @@ function forkLines(k: Kernel, prev: ForkTask, t: ForkTask, n: TaskNamer): TaskLi
       const wp = t.seenBits & PTE_WRITE ? `; ${P}'s PTE loses its write bit` : '';
       let late = '';
       const anon = !(t.seenBits & PTE_SPECIAL) && (f.flags[pfn]! & PG_ANON) !== 0;
-      // The decision taken at the check is not looked at again: a pin taken since is shared too.
-      if (anon && f.refcount[pfn]! - 1 >= bias) {
+      // The decision taken at the check is not looked at again: a pin taken since is shared too
+      // (page_maybe_dma_pinned() without the reference the child has just taken).
+      if (anon && pageMaybeDmaPinned(k, pfn, 1)) {
         late = `; the page was pinned since the check (refcount now ${f.refcount[pfn]}), but the decision stands: the pinned page is shared${k.profile.forkEarlyCow ? '' : ' (this kernel never copies at fork)'}`;
       }
       return [{ mm: t.parent, vpn, pfn, why: `copy_present_pte: ${child} now maps ${shared} of ${n.page(t.parent, vpn)} too${wp}${late}` }];
@@ -135,12 +142,11 @@ function gupLines(k: Kernel, prev: GupTask, t: GupTask, st: TaskState, n: TaskNa
         const writable = t.readBits & PTE_WRITE ? 'writable' : 'read-only';
         out.push({ mm: t.mm, vpn, pfn: t.readPfn, why: `gup-fast reads the PTE of ${page} without a lock: ${pteText(t.readBits, t.readPfn)}: present and ${writable}, so it can take the page (next step)` });
       } else {
-        const slotBits = readBits(k, t.mm, vpn);
-        const reason = !(slotBits.bits & PTE_PRESENT) ? 'not present'
-          : slotBits.bits & (PTE_SPECIAL | PTE_PROTNONE) ? 'a special or PROT_NONE entry'
-            : !(slotBits.bits & PTE_WRITE) && (t.req.write || k.profile.gupFastWritableOnly) ? 'not writable, and a write is needed'
-              : 'read-only on a page that must be unshared first';
-        out.push({ mm: t.mm, vpn, pfn: -1, why: `gup-fast reads the PTE of ${page} without a lock: ${pteText(slotBits.bits, slotBits.entry)}: ${reason}: left to the slow path` });
+        // What gup-fast read (followSlot: a huge PMD maps the page itself) and why it refused (its own test).
+        const slot = followSlot(k, k.mms[t.mm]!, vpn);
+        const bits = slot < 0 ? 0 : k.tables.bits[slot]!;
+        const reason = GUP_FAST_REFUSALS[gupFastRefusal(k, slot, vpn, t.req)];
+        out.push({ mm: t.mm, vpn, pfn: -1, why: `gup-fast reads the PTE of ${page} without a lock: ${pteText(bits, bits === 0 ? 0 : slotPfn(k, slot, vpn))}: ${reason}: left to the slow path` });
       }
       return out;
     }
@@ -151,7 +157,7 @@ function gupLines(k: Kernel, prev: GupTask, t: GupTask, st: TaskState, n: TaskNa
       if (t.fallback[i] && !k.frames.inUse(pfn) && t.handle.frames[i]! < 0 && prev.handle.frames[i]! < 0) {
         return [{ mm: t.mm, vpn, pfn, why: `gup-fast: frame ${pfn} was freed since the PTE was read: it cannot be taken (refcount 0): left to the slow path` }];
       }
-      const refs = pin ? k.config.pinBias : 1;
+      const refs = t.handle.refs[i]!; // what grab() took
       if (t.handle.frames[i] === pfn) {
         return [{ mm: t.mm, vpn, pfn, why: `gup-fast takes a ${what} on frame ${pfn} (refcount +${refs}: now ${k.frames.refcount[pfn]}), reads the PTE of ${n.page(t.mm, vpn)} again: unchanged, so the ${what} stands` }];
       }
@@ -172,10 +178,14 @@ function gupLines(k: Kernel, prev: GupTask, t: GupTask, st: TaskState, n: TaskNa
   }
 }
 
-function readBits(k: Kernel, mm: number, vpn: number): { bits: number; entry: number } {
-  const slot = pteSlot(k, k.mms[mm]!, vpn);
-  return slot < 0 ? { bits: 0, entry: 0 } : { bits: k.tables.bits[slot]!, entry: k.tables.entry[slot]! };
-}
+/** gupFastRefusal()'s reasons, in words. */
+const GUP_FAST_REFUSALS: Record<number, string> = {
+  [GUP_FAST_TAKE]: 'taken',
+  [GUP_FAST_NOT_PRESENT]: 'not present',
+  [GUP_FAST_SPECIAL]: 'a special or PROT_NONE entry',
+  [GUP_FAST_NOT_WRITABLE]: 'not writable, and a write is needed',
+  [GUP_FAST_UNSHARE]: 'read-only on a page that must be unshared first',
+};
 
 // ---- a write fault's copy ------------------------------------------------------------------
 
