@@ -116,7 +116,7 @@ function setHugePte(k: Kernel, mm: Mm, s: number, head: number, bits: number): v
   mm.hugetlbPages += HPAGE_PMD_NR;
 }
 
-/** make_huge_pte() for a private mapping's new page, writable when the fault was a write (hugetlb_no_page + hugetlb_wp's reuse). */
+/** make_huge_pte() for a private mapping's new page, writable when the fault was a write (hugetlb_no_page, hugetlb_wp's copy, fork's early-COW copy). */
 function newHugePteBits(vma: Vma, write: boolean): number {
   if (!(vma.flags & VM_READ)) return PTE_PRESENT | PTE_PROTNONE;
   return PTE_PRESENT | PTE_YOUNG | PTE_SOFT_DIRTY | (write && vma.flags & VM_WRITE ? PTE_WRITE | PTE_DIRTY : 0);
@@ -212,7 +212,7 @@ function hugetlbWp(k: Kernel, mm: Mm, vma: Vma, vpn: number, s: number, unshare:
     t.entry[s] = n;
     t.bits[s] = unshare
       ? PMD_LEAF | PTE_PRESENT | PTE_YOUNG | PTE_DIRTY | (old & PTE_SOFT_DIRTY)
-      : PMD_LEAF | PTE_PRESENT | PTE_YOUNG | PTE_DIRTY | PTE_SOFT_DIRTY | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
+      : PMD_LEAF | newHugePteBits(vma, true); // make_huge_pte(vma, page, !unshare): a write fault's VMA is writable
     anonVmaPrepare(mm, vma);
     // hugetlb_remove_rmap() + folio_put() of the old page.
     f.entireMapcount[head >>> 9]!--;
