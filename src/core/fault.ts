@@ -200,7 +200,7 @@ export function doSharedFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: nu
   f.mapcount[pfn]!++;
   mm.rssShmem++;
   const write = (flags & FAULT_FLAG_WRITE) !== 0;
-  setPte(k, slot, pfn, PTE_PRESENT | PTE_YOUNG | (write ? PTE_DIRTY | PTE_SOFT_DIRTY : 0) | sharedPteWrite(k, vma, write));
+  setPte(k, slot, pfn, sharedPteBits(k, vma, write));
   k.emit('shared-fault', mm.id, vpn, pfn, -1, fresh ? 'first touch of the shared object allocates its page' : 'maps the shared object\'s page');
   // should_fault_around() -> uffd_disable_fault_around(): no fault-around in a VMA registered for
   // uffd-wp (5.19+, with uffd-wp on shmem), so a read maps the faulting page alone.
@@ -209,14 +209,16 @@ export function doSharedFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: nu
 }
 
 /**
- * set_pte_range() (do_set_pte() before 6.5): the PTE write bit of a shared mapping's fault, that
- * of vm_page_prot (vmPageProtWrite) unless the fault writes (maybe_mkwrite). vm_page_prot is
+ * set_pte_range() (do_set_pte() before 6.5): the PTE of a shared mapping's fault (finish_fault)
+ * or fault-around (filemap_map_pages), young, dirty when the fault writes, with the write bit of
+ * vm_page_prot (vmPageProtWrite) unless the fault writes (maybe_mkwrite). vm_page_prot is
  * read-only while writenotify is wanted (soft-dirty tracking armed; uffd-wp registration from 6.2
  * and 6.1.8): a read-mapped page's next write faults. Otherwise it is PAGE_SHARED: a read fault
  * maps the page writable.
  */
-function sharedPteWrite(k: Kernel, vma: Vma, write: boolean): number {
-  return (write && vma.flags & VM_WRITE) || vmPageProtWrite(k, vma) ? PTE_WRITE : 0;
+function sharedPteBits(k: Kernel, vma: Vma, write: boolean): number {
+  const w = (write && vma.flags & VM_WRITE) || vmPageProtWrite(k, vma) ? PTE_WRITE : 0;
+  return PTE_PRESENT | PTE_YOUNG | (write ? PTE_DIRTY | PTE_SOFT_DIRTY : 0) | w;
 }
 
 /** Pages do_fault_around() maps around a read fault (fault_around_bytes 64 KiB). */
@@ -242,7 +244,7 @@ function faultAround(k: Kernel, mm: Mm, vma: Vma, vpn: number): void {
     f.refcount[pfn]!++;
     f.mapcount[pfn]!++;
     mm.rssShmem++;
-    setPte(k, slot, pfn, PTE_PRESENT | PTE_YOUNG | sharedPteWrite(k, vma, false));
+    setPte(k, slot, pfn, sharedPteBits(k, vma, false));
     mapped++;
   }
   if (mapped) k.emit('note', mm.id, vpn, -1, -1, `fault-around: ${mapped} neighbouring page(s) of the page cache mapped too`);

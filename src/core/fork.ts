@@ -32,8 +32,6 @@ import { shareTables } from './cowpt.js';
 import { addRss, allocCopy, copyPresentPte, forkMayCopy, forkMustCopy, installCopiedPage } from './page.js';
 import { dupUserfaultfd, forkKeepsUffdWp } from './userfaultfd.js';
 
-export { newPageBits, pageMaybeDmaPinned, pageNeedsCowForDma } from './page.js';
-
 export interface ForkResult {
   /** OK, OOM (fork failed with ENOMEM: the child is gone) or NA. */
   err: number;

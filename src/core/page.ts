@@ -47,11 +47,6 @@ export function pinnedAnonExclusive(k: Kernel, pfn: number): boolean {
   return (f.flags[pfn]! & PG_LARGE) !== 0 && (f.flags[pfn & ~511]! & PG_ANON_EXCLUSIVE) !== 0;
 }
 
-/** page_needs_cow_for_dma(): the mm has pinned (MMF_HAS_PINNED) and the page may be pinned. */
-export function pageNeedsCowForDma(k: Kernel, src: Mm, pfn: number): boolean {
-  return k.profile.forkEarlyCow && src.hasPinned && pageMaybeDmaPinned(k, pfn);
-}
-
 /**
  * vma_wants_writenotify() of a shared writable mapping: its vm_page_prot is write-protected
  * (vma_set_page_prot) so that the first write to each page faults, and so are the PTEs built from
