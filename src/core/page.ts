@@ -1,8 +1,9 @@
 // The rules several paths share about one page or one PTE: whether a page may be pinned, the
-// bits of a PTE mapping a page afresh, copy_present_pte()'s sharing of a page with a child, and
+// write bit of a shared mapping's vm_page_prot, the bits of a PTE mapping a page afresh or
+// reusing it, copy_present_pte()'s test and its sharing of a page with a child, and
 // copy_present_page()'s copy (allocate, copy, install). Fork (its synchronous loop and its
-// interleaved steps), COW page tables and the write fault use these; this module imports none
-// of them (a leaf of src/core, so the core has no import cycle).
+// interleaved steps, huge PMDs and hugetlb), COW page tables, the faults, mprotect and userfaultfd
+// use these; this module imports none of them (a leaf of src/core, so the core has no import cycle).
 
 import {
   PG_ANON, PG_ANON_EXCLUSIVE, PG_LARGE, PG_SHMEM, PTE_DIRTY, PTE_PRESENT, PTE_PROTNONE, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP,
