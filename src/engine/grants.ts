@@ -2,7 +2,8 @@
 // touching one must revoke the grant first, the device's atomics and reads go through it.
 
 import { NA, OK, VM_WRITE } from '../core/constants.js';
-import { cpuAccess } from '../core/access.js';
+import { cpuAccess, mmuSlot } from '../core/access.js';
+import { slotPfn } from '../core/huge.js';
 import { makeDeviceExclusive } from '../core/devexcl.js';
 import { hugetlbIn } from '../core/hugetlb.js';
 import { handleVpn } from '../core/kernel.js';
@@ -109,10 +110,16 @@ export function grantRead(s: RunState, name: string, i: number, expect: string |
   let value: number;
   if (!hs.h.revoked![i] && hs.h.frames[i]! > 0) value = s.k.frames.value[hs.h.frames[i]!]!;
   else if (mmAlive(s, p)) {
-    // The driver runs hmm_range_fault() under mmap_read_lock: a fork in progress ends first.
+    // The driver runs hmm_range_fault() under mmap_read_lock: a fork in progress ends first. A
+    // present, readable PTE is taken as it is (hmm_vma_handle_pte: no fault, the accessed bit
+    // left alone: the device's access is not the CPU's); anything else is faulted in for reading.
     waitForMmapLock(s, p, false, true);
-    const r = cpuAccess(s.k, p.mm, vpn, false, 0); // hmm_range_fault() faults it in for the device
-    value = r.err === OK ? r.value : 0;
+    const slot = mmuSlot(s.k, p.mm, vpn, false);
+    if (slot >= 0) value = s.k.frames.value[slotPfn(s.k, slot, vpn)]!;
+    else {
+      const r = cpuAccess(s.k, p.mm, vpn, false, 0);
+      value = r.err === OK ? r.value : 0;
+    }
   } else value = 0;
   const actual = s.values.name(value);
   const allowed = mmAlive(s, p) && s.ideal.access(p.group, vpn, false) === 'ok';

@@ -3,6 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { PTE_PRESENT, PTE_YOUNG } from '../../src/core/constants.js';
 import { pteSlot } from '../../src/core/walk.js';
 import { runScenario, Runner } from '../../src/engine/run.js';
 import type { RunResult, StepRecord } from '../../src/engine/result.js';
@@ -399,4 +400,18 @@ test('a device read through a revoked grant faults the page in under mmap_read_l
     }
   });
   assert.deepEqual(r.violations.map((v) => `${v.kind}: ${v.message}`), []);
+});
+
+test('a device read through a revoked grant takes a present PTE as it is (hmm_range_fault): the accessed bit stays clear', () => {
+  // Fork restores P's device-exclusive entry old (restore_exclusive_pte: pte_mkold); the device's
+  // read of the present page does not make it young (a write fault's pte_same would see that).
+  for (const profile of ['v5.14', 'v6']) {
+    const sc = scenario(['P mmap buf 1 rw private', 'P write buf[0] = A', 'device exclusive P buf[0] as h', 'P fork Q', 'device read h[0] expect A']);
+    const r = new Runner(sc, builtinProfile(profile)!, { trace: false, maxEventsPerStep: 0 });
+    sc.steps.forEach((s, i) => assert.equal(r.step(s, i).na, null, s.text));
+    const p = r.procs.get('P')!;
+    const slot = pteSlot(r.k, p.mm, p.regions.get('buf')!.start);
+    assert.equal(r.k.tables.bits[slot]! & (PTE_PRESENT | PTE_YOUNG), PTE_PRESENT, `${profile}: P's PTE is present and old`);
+    assert.deepEqual(r.violations.map((v) => `${v.kind}: ${v.message}`), [], profile);
+  }
 });
