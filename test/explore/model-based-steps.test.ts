@@ -551,7 +551,7 @@ const ENTRY_PREFIXES: readonly (readonly [OpName, number][])[] = [
   [['mergeable', 0], ['mergeable', 1], ['write', 0], ['write', 1], ['pin', 0], ['fork', 0], ['unpin', 0], ['ksm-merge', 0], ['thread', 0]],
 ];
 /**
- * Device-exclusive entries under a fork& in steps: P's page 0 held by the device from the start;
+ * Device-exclusive entries under a fork& in steps: P's page 0 held by the device, P's fork& begun;
  * the store, gup-fast and device operations that run between fork's restore of the entry and its
  * copy, or after the MMU notifier revoked the grant.
  */
@@ -559,7 +559,8 @@ const DEVX_OPS: readonly OpName[] = [
   'fork&', 'fork&', 'step', 'step', 'step', 'step', 'step', 'write', 'write', 'read', 'pin-fast&', 'pin', 'unpin', 'device-exclusive', 'device-atomic',
   'device-read', 'uffd-register', 'uffd-protect', 'mprotect', 'swapout', 'thread', 'fork', 'write&',
 ];
-const DEVX_PREFIX: readonly [OpName, number][] = [['write', 0], ['write', 1], ['thread', 0], ['device-exclusive', 0]];
+/** P's pages written, a thread of P, page 0 held by the device, and P's fork& begun (its next step restores the entry). */
+const DEVX_PREFIX: readonly [OpName, number][] = [['write', 0], ['write', 1], ['thread', 0], ['device-exclusive', 0], ['fork&', 0], ['step', 0]];
 /** What the split fork met (NaiveSched.note), and the races around it. */
 const ENTRY_KEYS = [
   'fork:swap', 'fork:swap-uffd-wp', 'fork:devx-restored', 'fork:devx-changed', 'fork:uffd-wp-kept', 'fork:uffd-wp-dropped', 'fork:ksm', 'fork:ro-vma', 'fork:dontfork', 'fork:wipeonfork',
@@ -577,7 +578,7 @@ test('model-based steps: fork& copying swap entries, KSM pages, device-exclusive
     const at = tally.since();
     const ops = naive.deviceExclusive === undefined ? ENTRY_OPS.filter((o) => !o.startsWith('device-')) : ENTRY_OPS;
     for (const prefix of ENTRY_PREFIXES) runs(kernel, ops, { naive, steps, numRuns, maxCommands: 25, prefix });
-    if (naive.deviceExclusive !== undefined) runs(kernel, DEVX_OPS, { naive, steps, numRuns: 2500, maxCommands: 15, prefix: DEVX_PREFIX });
+    if (naive.deviceExclusive !== undefined) runs(kernel, DEVX_OPS, { naive, steps, numRuns: 1500, maxCommands: 12, prefix: DEVX_PREFIX });
     console.log(`${kernel} entry runs: ${[...PATH_KEYS, ...ENTRY_KEYS].map((k) => `${k} ${at(k)}`).join(', ')}`);
     for (const key of ['step:running', 'step:blocked', 'step:done', 'fork&:ok', 'gup&:ok', 'write&:ok']) assert.ok(at(key) >= 100, `${kernel}: ${key}: ${at(key)} times`);
     // What a fork& step met: a swap entry (with its uffd-wp bit too), a uffd-wp bit kept and one
