@@ -561,6 +561,17 @@ const DEVX_OPS: readonly OpName[] = [
 ];
 /** P's pages written, a thread of P, page 0 held by the device, and P's fork& begun (its next step restores the entry). */
 const DEVX_PREFIX: readonly [OpName, number][] = [['write', 0], ['write', 1], ['thread', 0], ['device-exclusive', 0], ['fork&', 0], ['step', 0]];
+/**
+ * KSM pages under the split paths: P's pages mergeable, page 0 pinned while P forks Q (Q's early
+ * COW copy holds the same content, 5.9 on), unpinned; P forks R (R's PTEs old: pte_mkold), ksmd
+ * merges (Q's copy becomes the KSM page; P's and R's PTEs are replaced by one made from
+ * vm_page_prot: young), and R has a thread: write& copies of KSM pages, the reads (accessed bit)
+ * that race with them, more forks and merges.
+ */
+const KSM_OPS: readonly OpName[] = [
+  'mergeable', 'pin', 'unpin', 'fork', 'fork', 'fork&', 'ksm-merge', 'ksm-merge', 'thread', 'thread', 'write&', 'write&', 'step', 'step', 'step', 'step', 'read', 'read', 'write',
+];
+const KSM_PREFIX: readonly [OpName, number][] = [['mergeable', 0], ['mergeable', 1], ['write', 0], ['write', 1], ['pin', 0], ['fork', 0], ['unpin', 0], ['fork', 0], ['ksm-merge', 0], ['thread', 2]];
 /** What the split fork met (NaiveSched.note), and the races around it. */
 const ENTRY_KEYS = [
   'fork:swap', 'fork:swap-uffd-wp', 'fork:devx-restored', 'fork:devx-changed', 'fork:uffd-wp-kept', 'fork:uffd-wp-dropped', 'fork:ksm', 'fork:ro-vma', 'fork:dontfork', 'fork:wipeonfork',
@@ -578,6 +589,7 @@ test('model-based steps: fork& copying swap entries, KSM pages, device-exclusive
     const at = tally.since();
     const ops = naive.deviceExclusive === undefined ? ENTRY_OPS.filter((o) => !o.startsWith('device-')) : ENTRY_OPS;
     for (const prefix of ENTRY_PREFIXES) runs(kernel, ops, { naive, steps, numRuns, maxCommands: 25, prefix });
+    runs(kernel, KSM_OPS, { naive, steps, numRuns: 1500, maxCommands: 15, prefix: KSM_PREFIX });
     if (naive.deviceExclusive !== undefined) runs(kernel, DEVX_OPS, { naive, steps, numRuns: 1500, maxCommands: 12, prefix: DEVX_PREFIX });
     console.log(`${kernel} entry runs: ${[...PATH_KEYS, ...ENTRY_KEYS].map((k) => `${k} ${at(k)}`).join(', ')}`);
     for (const key of ['step:running', 'step:blocked', 'step:done', 'fork&:ok', 'gup&:ok', 'write&:ok']) assert.ok(at(key) >= 100, `${kernel}: ${key}: ${at(key)} times`);

@@ -353,3 +353,23 @@ test('fork in steps copies a uffd-wp swap entry in one step: the child keeps the
     assert.deepEqual(run.violations.map((v) => v.message), [], what);
   }
 });
+
+test('a write& whose fault goes to the uffd monitor: the monitor un-protects the page and the fault, retried at once, finds it writable and marks it dirty and young, so the store changes nothing gup-fast re-checks: a pin-fast& that read the PTE in between keeps its pin', () => {
+  const { k, s, p, r } = setup(V6);
+  k.write(p, r, 0, 1);
+  assert.equal(k.uffdRegister(p, r), true);
+  assert.equal(k.uffdWriteprotect(p, r, 0, 1, true), true);
+  const w = new NaiveWriteTask(s, p, 0, r, 0, 2);
+  const g = new NaiveGupFastTask(s, p, 1, r, 0, { write: true, longterm: true });
+  assert.equal(w.step(), 'running'); // the fault: to the monitor, retried: writable, dirty
+  assert.equal(p.uffdFaults, 1);
+  const pte = p.pages.get(`${r.id}:0`)!.pte!;
+  assert.deepEqual([pte.writable, pte.dirty, pte.uffdWp], [true, true, false]);
+  assert.equal(g.step(), 'running'); // T's gup-fast reads the PTE
+  assert.equal(w.step(), 'done'); // the store
+  assert.deepEqual([g.step(), g.step()], ['running', 'done'], 'grab, re-check unchanged: pinned by gup-fast');
+  assert.equal(k.deviceRead(g.pin!), 2);
+  const c = core('v6', ['P mmap buf 1 rw private', 'P write buf[0] = 1', 'P uffd register buf wp', 'P uffd protect buf[0]', 'P thread T',
+    'P write buf[0] = 2 &', 'T pin buf[0] as h rw longterm fast &', 'P step', 'T step', 'P step', 'T step', 'T step', 'T finish'], ['device read h[0]']);
+  assert.deepEqual([c.steps, c.reads], [['running', 'running', 'done', 'running', 'done'], ['2']]);
+});

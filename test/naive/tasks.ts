@@ -591,6 +591,10 @@ export class NaiveWriteTask implements NaiveTask {
         if (k.uffdWpFault(this.p, pg)) {
           this.s.note('write:uffd-wp');
           if (pg.pte!.writable) {
+            // The retried fault finds it writable: handle_pte_fault's pte_mkdirty (soft-dirty
+            // too, as x86 does) and pte_mkyoung.
+            pg.pte!.dirty = true;
+            pg.pte!.softDirty = true;
             this.s.touch(pg);
             this.phase = 'store';
             return 'running';
