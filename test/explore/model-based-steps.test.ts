@@ -17,6 +17,10 @@
 // On v6 and the older rule sets the naive model has: 5.19 (PG_anon_exclusive), 5.14 (5.9's rules
 // with write_protect_seq), 5.9 (early COW at fork, no write_protect_seq: gup-fast can pin a page
 // fork is sharing), 5.7 (no early COW, mapcount reuse).
+// A mix of its own puts under a fork& what else copy_pte_range meets: swap entries, KSM pages,
+// device-exclusive entries (restored by fork), uffd-wp bits (kept or dropped by fork's rule), and
+// read-only, MADV_DONTFORK and MADV_WIPEONFORK VMAs; there the uffd-wp bits (pagemap) and the
+// faults handed to the userfaultfd monitor are compared too.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

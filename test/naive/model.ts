@@ -93,8 +93,9 @@ export interface NPte {
   uffdWp?: boolean;
   /**
    * _PAGE_SOFT_DIRTY: set with the dirty bit (x86's pte_mkdirty sets both) and by mremap
-   * (move_soft_dirty_pte), kept by fork, mprotect, KSM and a swap entry, cleared by clear_refs
-   * only. Absent: clear.
+   * (move_soft_dirty_pte), kept by fork, mprotect, KSM's write_protect_page and a swap or
+   * device-exclusive entry, cleared by clear_refs, not carried by KSM's replace_page (a new PTE
+   * from vm_page_prot). Absent: clear.
    */
   softDirty?: boolean;
 }
