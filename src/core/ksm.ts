@@ -2,9 +2,8 @@
 // pages (stable tree by content, unstable tree per pass, write_protect_page + replace_page).
 
 import {
-  HPAGE_PMD_NR, PG_ANON, PG_ANON_EXCLUSIVE, PG_INUSE, PG_KSM, PG_LARGE, PG_SWAPCACHE, PTE_DIRTY, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE,
-  PTE_UFFD_WP,
-  VM_MERGEABLE,
+  HPAGE_PMD_NR, PG_ANON, PG_ANON_EXCLUSIVE, PG_INUSE, PG_KSM, PG_LARGE, PG_SWAPCACHE, PTE_DIRTY, PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE,
+  PTE_YOUNG, VM_MERGEABLE,
 } from './constants.js';
 import { mmuNotify } from './exclusive.js';
 import { pageMaybeDmaPinned } from './page.js';
@@ -46,9 +45,12 @@ function writeProtectPage(k: Kernel, mm: Mm, slot: number, vpn: number): boolean
 
 /**
  * replace_page(): map the KSM page here instead, read-only; the old page loses this mapping. The
- * new PTE is made from vm_page_prot (mk_pte): the old PTE's uffd-wp bit is not carried, so a
- * protected page merged here takes its next write without the monitor (every kernel with uffd-wp;
- * seen on a 6.18 kernel: pagemap's PM_UFFD_WP drops at the merge and the write is not reported).
+ * new PTE is made from vm_page_prot (mk_pte(kpage, vma->vm_page_prot)): none of the old PTE's
+ * bits is carried (x86's PAGE_COPY is present, user, accessed: so young, clean, not soft-dirty,
+ * without uffd-wp). So a protected page merged here takes its next write without the monitor
+ * (every kernel with uffd-wp; seen on a 6.18 kernel: pagemap's PM_UFFD_WP drops at the merge and
+ * the write is not reported), and an old PTE (a child's after fork) is young from the merge on.
+ * (A PROT_NONE mapping's PAGE_NONE, accessed too, keeps PTE_PROTNONE.)
  */
 function replacePage(k: Kernel, slot: number, kpfn: number): void {
   const f = k.frames;
@@ -57,7 +59,7 @@ function replacePage(k: Kernel, slot: number, kpfn: number): void {
   f.refcount[kpfn]!++;
   f.mapcount[kpfn]!++;
   t.entry[slot] = kpfn;
-  t.bits[slot] = t.bits[slot]! & ~(PTE_WRITE | PTE_DIRTY | PTE_UFFD_WP);
+  t.bits[slot] = PTE_PRESENT | PTE_YOUNG | (t.bits[slot]! & PTE_PROTNONE);
   f.mapcount[old]!--;
   k.putPage(old);
 }

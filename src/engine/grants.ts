@@ -2,7 +2,8 @@
 // touching one must revoke the grant first, the device's atomics and reads go through it.
 
 import { NA, OK, VM_WRITE } from '../core/constants.js';
-import { cpuAccess } from '../core/access.js';
+import { cpuAccess, mmuSlot } from '../core/access.js';
+import { slotPfn } from '../core/huge.js';
 import { makeDeviceExclusive } from '../core/devexcl.js';
 import { hugetlbIn } from '../core/hugetlb.js';
 import { handleVpn } from '../core/kernel.js';
@@ -35,6 +36,16 @@ export function deviceExclusive(s: RunState, procName: string, sel: PageSel, nam
     (r.err === OK ? '' : ' (make_device_exclusive failed for the others: EBUSY)');
 }
 
+/**
+ * The grant's address space is alive: the driver mirrors the mm (mmu_interval_notifier on it), so
+ * the device reaches the pages while any thread of the process lives, not only the thread that
+ * asked for the grant.
+ */
+function mmAlive(s: RunState, p: Proc): boolean {
+  for (const q of s.procs.values()) if (q.alive && q.group === p.group) return true;
+  return false;
+}
+
 /** A CPU access by p at vpn reached frame pfn: grants on that page must have been revoked before it. */
 export function touchGrants(s: RunState, p: Proc, vpn: number, pfn: number): void {
   for (const [name, lh] of s.handles) {
@@ -63,7 +74,8 @@ export function deviceAtomic(s: RunState, name: string, i: number, value: string
   const p = s.procs.get(hs.proc)!;
   const vpn = handleVpn(hs.h, i);
   const pfn = hs.h.frames[i]!;
-  const vma = p.alive ? p.mm.findVma(vpn) : null;
+  const alive = mmAlive(s, p);
+  const vma = alive ? p.mm.findVma(vpn) : null;
   let result: 'ok' | 'revoked' | 'denied';
   if (vma === null || !(vma.flags & VM_WRITE)) result = 'denied';
   else if (hs.h.revoked![i] || pfn <= 0) result = 'revoked';
@@ -78,7 +90,7 @@ export function deviceAtomic(s: RunState, name: string, i: number, value: string
     s.k.frames.value[pfn] = v;
     s.ideal.write(p.group, vpn, v);
     s.atomicValues = new Set(s.atomicValues).add(v); // never changed in place: state copies share it
-    if ((p.alive ? pfnOfEntry(s.k, p.mm, vpn) : -1) !== pfn) {
+    if ((alive ? pfnOfEntry(s.k, p.mm, vpn) : -1) !== pfn) {
       s.violation('exclusive', `the device's atomic through ${name}[${i}] wrote frame ${pfn}, which ${p.name} no longer maps: the atomic is lost`, [p.name], [pfn]);
     }
   }
@@ -97,12 +109,20 @@ export function grantRead(s: RunState, name: string, i: number, expect: string |
   const vpn = handleVpn(hs.h, i);
   let value: number;
   if (!hs.h.revoked![i] && hs.h.frames[i]! > 0) value = s.k.frames.value[hs.h.frames[i]!]!;
-  else if (p.alive) {
-    const r = cpuAccess(s.k, p.mm, vpn, false, 0); // hmm_range_fault() faults it in for the device
-    value = r.err === OK ? r.value : 0;
+  else if (mmAlive(s, p)) {
+    // The driver runs hmm_range_fault() under mmap_read_lock: a fork in progress ends first. A
+    // present, readable PTE is taken as it is (hmm_vma_handle_pte: no fault, the accessed bit
+    // left alone: the device's access is not the CPU's); anything else is faulted in for reading.
+    waitForMmapLock(s, p, false, true);
+    const slot = mmuSlot(s.k, p.mm, vpn, false);
+    if (slot >= 0) value = s.k.frames.value[slotPfn(s.k, slot, vpn)]!;
+    else {
+      const r = cpuAccess(s.k, p.mm, vpn, false, 0);
+      value = r.err === OK ? r.value : 0;
+    }
   } else value = 0;
   const actual = s.values.name(value);
-  const allowed = p.alive && s.ideal.access(p.group, vpn, false) === 'ok';
+  const allowed = mmAlive(s, p) && s.ideal.access(p.group, vpn, false) === 'ok';
   const c = allowed ? s.ideal.checkRead(p.group, vpn, value) : null;
   s.observe('handle-read', `the device reads ${name}[${i}]`, actual, c === null ? null : s.values.name(c.allowed[0]!));
   if (c !== null && !c.ok) {

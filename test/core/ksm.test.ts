@@ -98,6 +98,29 @@ test('ksmd merges equal pages of two processes, and later pages into the existin
   assertConsistent(k);
 });
 
+test('replace_page maps the KSM page with a PTE made from vm_page_prot (mk_pte): young, clean, read-only, not soft-dirty, whatever the old PTE was (a fork\'s old child PTE included)', () => {
+  for (const name of ['v5.9', 'v6']) {
+    const k = kernel(name);
+    const { mm: p, vpn } = proc(k, 1);
+    mergeable(k, p, vpn, 1);
+    writeOk(k, p, vpn, 3);
+    const q = dupMmap(k, p).child!; // Q's PTE: old (pte_mkold), dirty, soft-dirty
+    const before = presentPte(k, q, vpn);
+    assert.deepEqual([before.young, before.dirty, before.softDirty], [false, true, true], `${name}: the child's PTE after fork`);
+    const r = k.newMm();
+    const rv = map(k, r, 1);
+    mergeable(k, r, rv, 1);
+    writeOk(k, r, rv, 3);
+    assert.equal(ksmMerge(k), 2, `${name}: R's page becomes the KSM page; P's and Q's (one frame) are merged into it`);
+    const kp = pfnAt(k, r, rv);
+    for (const [mm, v, who] of [[p, vpn, 'P'], [q, vpn, 'Q']] as const) {
+      const e = presentPte(k, mm, v);
+      assert.deepEqual([e.pfn, e.write, e.dirty, e.young, e.softDirty], [kp, false, false, true, false], `${name}: ${who}'s PTE after replace_page`);
+    }
+    assertConsistent(k);
+  }
+});
+
 for (const [what, req] of [['a FOLL_GET reference', GET], ['a pipe buffer (vmsplice)', PIPE], ['a R/W longterm pin', PIN_RW]] as const) {
   test(`v6: ksmd refuses a page with ${what} (write_protect_page: mapcount + swapcache != refcount); merges after release`, () => {
     const k = kernel('v6');

@@ -3,6 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { PTE_PRESENT, PTE_YOUNG } from '../../src/core/constants.js';
 import { pteSlot } from '../../src/core/walk.js';
 import { runScenario, Runner } from '../../src/engine/run.js';
 import type { RunResult, StepRecord } from '../../src/engine/result.js';
@@ -368,4 +369,49 @@ test('resetRecord empties every field of a step record as emptyRecord makes it (
   const reset = resetRecord(full, 1, 2, 3, 'Q read buf[0]');
   assert.equal(reset, full, 'the record is reused, not replaced');
   assert.deepEqual(reset, emptyRecord(1, 2, 3, 'Q read buf[0]'));
+});
+
+test('a device-exclusive grant outlives the thread that asked for it: the device reaches the pages while the address space lives', () => {
+  // The driver mirrors the mm (mmu_interval_notifier), not a thread: after T exits, P still maps
+  // the page, so the grant still holds it (the atomic goes through) and a read sees its value.
+  for (const profile of ['v5.14', 'v6']) {
+    const r = run(scenario([
+      'P mmap buf 1 rw private', 'P write buf[0] = A', 'P thread T', 'device exclusive T buf[0] as h', 'T exit',
+      'device atomic h[0] = B', 'device read h[0] expect B', 'P read buf[0] expect B',
+    ]), profile);
+    assert.deepEqual(r.violations.map((v) => `${v.kind}: ${v.message}`), [], profile);
+  }
+});
+
+test('a device read through a revoked grant faults the page in under mmap_read_lock: a fork in progress ends first', () => {
+  // `P step` begins the fork (the MMU notifier revokes the grant) and stops at the
+  // device-exclusive entry; hmm_range_fault() then waits for the fork's mmap_lock, so it is the
+  // fork that restores the entry (try_restore_exclusive_pte), not the device's fault in the middle of it.
+  const sc = scenario(['P mmap buf 1 rw private', 'P write buf[0] = A', 'device exclusive P buf[0] as h', 'P fork Q &', 'P step', 'device read h[0] expect A']);
+  const r = new Runner(sc, builtinProfile('v6')!, { trace: true, maxEventsPerStep: 0 });
+  sc.steps.forEach((s, i) => {
+    const before = r.procs.get('P')?.task ?? null;
+    const res = r.step(s, i);
+    assert.equal(res.na, null, s.text);
+    if (i === sc.steps.length - 1) {
+      assert.notEqual(before, null, 'the fork is in progress before the read');
+      assert.equal(r.procs.get('P')!.task, null, 'the fork ran to its end before the device faulted the page in');
+      assert.ok(r.procs.has('Q'), 'Q exists');
+    }
+  });
+  assert.deepEqual(r.violations.map((v) => `${v.kind}: ${v.message}`), []);
+});
+
+test('a device read through a revoked grant takes a present PTE as it is (hmm_range_fault): the accessed bit stays clear', () => {
+  // Fork restores P's device-exclusive entry old (restore_exclusive_pte: pte_mkold); the device's
+  // read of the present page does not make it young (a write fault's pte_same would see that).
+  for (const profile of ['v5.14', 'v6']) {
+    const sc = scenario(['P mmap buf 1 rw private', 'P write buf[0] = A', 'device exclusive P buf[0] as h', 'P fork Q', 'device read h[0] expect A']);
+    const r = new Runner(sc, builtinProfile(profile)!, { trace: false, maxEventsPerStep: 0 });
+    sc.steps.forEach((s, i) => assert.equal(r.step(s, i).na, null, s.text));
+    const p = r.procs.get('P')!;
+    const slot = pteSlot(r.k, p.mm, p.regions.get('buf')!.start);
+    assert.equal(r.k.tables.bits[slot]! & (PTE_PRESENT | PTE_YOUNG), PTE_PRESENT, `${profile}: P's PTE is present and old`);
+    assert.deepEqual(r.violations.map((v) => `${v.kind}: ${v.message}`), [], profile);
+  }
 });

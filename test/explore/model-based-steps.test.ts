@@ -17,18 +17,22 @@
 // On v6 and the older rule sets the naive model has: 5.19 (PG_anon_exclusive), 5.14 (5.9's rules
 // with write_protect_seq), 5.9 (early COW at fork, no write_protect_seq: gup-fast can pin a page
 // fork is sharing), 5.7 (no early COW, mapcount reuse).
+// A mix of its own puts under a fork& what else copy_pte_range meets: swap entries, KSM pages,
+// device-exclusive entries (restored by fork), uffd-wp bits (kept or dropped by fork's rule), and
+// read-only, MADV_DONTFORK and MADV_WIPEONFORK VMAs; there the uffd-wp bits (pagemap) and the
+// faults handed to the userfaultfd monitor are compared too.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Runner } from '../../src/engine/run.js';
-import { OK, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE } from '../../src/core/constants.js';
+import { OK, PTE_PRESENT, PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE } from '../../src/core/constants.js';
 import type { Task } from '../../src/core/tasks.js';
 import { pteSlot } from '../../src/core/walk.js';
 import { startState } from '../../src/explore/explore.js';
 import { decodeOp, enabledOps, OP_NAMES, PROC_NAMES, type ExploreShape, type OpName } from '../../src/explore/ops.js';
 import {
-  NaiveKernel, pageKey, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_RULES, type NaiveOptions, type NPin, type NProc, type NRef, type NRegion,
+  NaiveKernel, pageKey, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_RULES, type NaiveOptions, type NGrant, type NPin, type NProc, type NRef, type NRegion,
 } from '../naive/model.js';
 import { NaiveForkTask, NaiveGupFastTask, NaiveSched, NaiveWriteTask, slowPin, type NaiveTask, type StepRules, type StepState } from '../naive/tasks.js';
 import { input, runnerAfter } from './helpers.js';
@@ -39,7 +43,7 @@ const notPath = (o: { what: string }): boolean => !o.what.endsWith('&');
 
 const PAGES = 2;
 
-type NHandle = { pin: NPin } | { ref: NRef };
+type NHandle = { pin: NPin } | { ref: NRef } | { grant: NGrant };
 
 interface NThread {
   p: NProc;
@@ -156,6 +160,7 @@ function compare(n: Naive, before: (Task | null)[], after: Runner, text: string)
   n.ended = [];
   n.threads.forEach((th, i) => {
     const q = procs[i]!;
+    assert.equal(q.mm.uffdFaults, th.p.uffdFaults, `after ${text}: ${q.name} handed the monitor ${q.mm.uffdFaults} fault(s), the naive model ${th.p.uffdFaults}`);
     assert.equal(q.task !== null, th.task !== null, `after ${text}: ${q.name} ${q.task ? 'has' : 'has no'} path in progress in the model, ${th.task ? 'has' : 'has no'} in the naive model`);
     if (!th.alive) return;
     const base = q.regions.get('buf')?.start;
@@ -167,6 +172,9 @@ function compare(n: Naive, before: (Task | null)[], after: Runner, text: string)
       const slot = pteSlot(after.k, q.mm, base + i2);
       const bits = slot < 0 ? 0 : after.k.tables.bits[slot]!;
       const where = `after ${text}: ${q.name} buf[${i2}]`;
+      // pagemap's PM_UFFD_WP: the bit of a present PTE, a swap or a device-exclusive entry.
+      const wp = (bits & PTE_UFFD_WP) !== 0;
+      assert.equal(wp, n.k.uffdWp(th.p, n.region, i2), `${where}: uffd-wp in the model ${wp}, in the naive model ${n.k.uffdWp(th.p, n.region, i2)}`);
       assert.equal((bits & PTE_PRESENT) !== 0, pg.pte !== null, `${where}: present in the model ${(bits & PTE_PRESENT) !== 0}, in the naive model ${pg.pte !== null}`);
       if (pg.pte === null) continue;
       assert.equal((bits & PTE_WRITE) !== 0, pg.pte.writable, `${where}: writable in the model ${(bits & PTE_WRITE) !== 0}, in the naive model ${pg.pte.writable}`);
@@ -232,8 +240,7 @@ function naiveOp(n: Naive, name: OpName, op: number, step: StepArgs, res: { obse
     }
     case 'fork': {
       naiveWaitLock(n, ti, true);
-      const child = n.k.fork(p);
-      n.s.forked(p, child);
+      const child = n.s.fork(p);
       n.threads.push({ p: child, alive: true, task: null });
       return;
     }
@@ -298,7 +305,12 @@ function naiveOp(n: Naive, name: OpName, op: number, step: StepArgs, res: { obse
       n.k.deviceWrite(pinOf(step.ref!.handle), numberFor(n.values, step.value!));
       return;
     case 'device-read': {
-      const want = n.k.deviceRead(pinOf(step.ref!.handle));
+      const x = n.handles.get(step.ref!.handle);
+      if (x !== undefined && 'grant' in x && (x.grant.revoked || x.grant.frame === null) && x.grant.p.alive) {
+        // Revoked: the driver faults the page in (hmm_range_fault) under mmap_read_lock.
+        naiveWaitLock(n, n.threads.findIndex((q) => q.p === x.grant.p), false, true);
+      }
+      const want = x !== undefined && 'grant' in x ? n.k.grantRead(x.grant) : n.k.deviceRead(pinOf(step.ref!.handle));
       const got = observedOnce(obs, 'handle-read', notPath)!;
       assert.equal(valueOf(n.values, got), want, `${step.text}: the naive pin holds ${want}, the model reads ${got}`);
       return;
@@ -310,6 +322,51 @@ function naiveOp(n: Naive, name: OpName, op: number, step: StepArgs, res: { obse
       assert.equal(out?.[1], did ? '1' : '0', `${step.text}: the naive model ${did ? 'swaps the page out' : 'keeps the page'}; the model: ${res.summary}`);
       return;
     }
+    case 'device-exclusive': {
+      naiveWaitLock(n, ti, false, true); // the driver holds mmap_lock for read
+      const g = n.k.makeDeviceExclusive(p, n.region, pg);
+      assert.equal(observedOnce(obs, 'gup', notPath), g.revoked ? 'EBUSY' : 'ok', `${step.text}: the naive model ${g.revoked ? 'fails' : 'grants the page'}`);
+      n.handles.set(step.handle!, { grant: g });
+      return;
+    }
+    case 'device-atomic': {
+      // The device's atomic through its grant takes no lock.
+      const x = n.handles.get(step.ref!.handle);
+      assert.ok(x && 'grant' in x, `${step.text}: ${step.ref!.handle} is no grant in the naive model`);
+      const want = n.k.deviceAtomic(x.grant, numberFor(n.values, step.value!));
+      assert.equal(observedOnce(obs, 'handle-read', notPath), want, `${step.text}: the naive model's atomic is ${want}`);
+      if (want === 'revoked' && n.threads.some((q) => q.task?.kind === 'fork')) n.s.note('devx:revoked-in-fork');
+      return;
+    }
+    case 'uffd-register': {
+      naiveWaitLock(n, ti, true);
+      const ok = n.k.uffdRegister(p, n.region);
+      assert.equal(observedOnce(obs, 'uffd', notPath), ok ? 'ok' : 'EINVAL', `${step.text}: the naive model ${ok ? 'registers' : 'fails (EINVAL)'}`);
+      return;
+    }
+    case 'uffd-protect':
+    case 'uffd-unprotect': {
+      naiveWaitLock(n, ti, false); // UFFDIO_WRITEPROTECT: mmap_lock for read, beside a fault holding it
+      if (n.threads.some((q) => q.p === p && q.task?.holdsRead === true)) n.s.note('uffd-wp:beside-fault');
+      const ok = n.k.uffdWriteprotect(p, n.region, pg, pg + 1, name === 'uffd-protect');
+      assert.equal(observedOnce(obs, 'uffd', notPath), ok ? 'ok' : 'ENOENT', `${step.text}: the naive model ${ok ? 'succeeds' : 'fails (ENOENT)'}`);
+      return;
+    }
+    case 'uffd-fork-event':
+      n.k.uffdForkEventOn(p);
+      return;
+    case 'mergeable':
+      naiveWaitLock(n, ti, true);
+      n.k.madvise(p, n.region, pg, pg + 1, 'mergeable');
+      return;
+    case 'ksm-merge':
+      // ksmd takes each mm's mmap_lock for read: a fork in progress anywhere runs to its end first.
+      n.threads.forEach((q, qi) => {
+        if (q.alive) naiveWaitLock(n, qi, false, true);
+      });
+      if (n.threads.some((q) => q.task?.holdsRead === true)) n.s.note('ksm:beside-fault');
+      if (n.k.ksmMerge() > 0) n.s.note('ksm:merged');
+      return;
     default:
       throw new Error(`no naive form of ${name}`);
   }
@@ -471,6 +528,90 @@ test('model-based steps: on 5.19, 5.14, 5.9 and 5.7 the split paths agree with t
     }
     if (naive.earlyCow) assert.ok(at('fork:early-cow') >= 1 && at('fork:install-shares') >= 1, `${kernel}: fork's early COW, and a pin gone by the install`);
     else assert.equal(at('fork:early-cow'), 0, `${kernel}: no early COW`);
+  }
+});
+
+/**
+ * What else a fork& may meet under a PTE (copy_nonpresent_pte, copy_present_pte): swap entries
+ * (swapout), KSM pages (mergeable, ksm-merge), device-exclusive entries (device-exclusive;
+ * device-atomic through the grant fork revokes), userfaultfd write-protect (uffd-register,
+ * uffd-protect, uffd-unprotect, uffd-fork-event: the uffd-wp bit and fork's rule for it), and
+ * VMAs changed by mprotect, MADV_DONTFORK and MADV_WIPEONFORK; with the split paths and their
+ * steps, and what shows values and pins.
+ */
+const ENTRY_OPS: readonly OpName[] = [
+  'thread', 'fork&', 'fork&', 'fork&', 'pin-fast&', 'write&', 'step', 'step', 'step', 'step', 'step', 'step', 'step',
+  'swapout', 'swapout', 'mergeable', 'ksm-merge', 'device-exclusive', 'device-exclusive', 'device-atomic', 'uffd-register', 'uffd-protect', 'uffd-protect',
+  'uffd-unprotect', 'uffd-fork-event', 'mprotect', 'dontfork', 'wipeonfork', 'write', 'read', 'pin', 'pin-ro', 'unpin', 'device-read', 'fork', 'exit',
+];
+/**
+ * Runs that start with P's pages written and a thread of P; also registered with userfaultfd and
+ * page 0 protected; or both pages mergeable, page 0 pinned while P forks Q (fork's early COW gives
+ * Q a copy of the same content, 5.9 on), unpinned and merged by ksmd: a KSM page P and Q map.
+ */
+const ENTRY_PREFIXES: readonly (readonly [OpName, number][])[] = [
+  [['write', 0], ['write', 1], ['thread', 0]],
+  [['write', 0], ['write', 1], ['uffd-register', 0], ['uffd-protect', 0], ['thread', 0]],
+  [['mergeable', 0], ['mergeable', 1], ['write', 0], ['write', 1], ['pin', 0], ['fork', 0], ['unpin', 0], ['ksm-merge', 0], ['thread', 0]],
+];
+/**
+ * Device-exclusive entries under a fork& in steps: P's page 0 held by the device, P's fork& begun;
+ * the store, gup-fast and device operations that run between fork's restore of the entry and its
+ * copy, or after the MMU notifier revoked the grant.
+ */
+const DEVX_OPS: readonly OpName[] = [
+  'fork&', 'fork&', 'step', 'step', 'step', 'step', 'step', 'write', 'write', 'read', 'pin-fast&', 'pin', 'unpin', 'device-exclusive', 'device-atomic',
+  'device-read', 'uffd-register', 'uffd-protect', 'mprotect', 'swapout', 'thread', 'fork', 'write&',
+];
+/** P's pages written, a thread of P, page 0 held by the device, and P's fork& begun (its next step restores the entry). */
+const DEVX_PREFIX: readonly [OpName, number][] = [['write', 0], ['write', 1], ['thread', 0], ['device-exclusive', 0], ['fork&', 0], ['step', 0]];
+/**
+ * KSM pages under the split paths: P's pages mergeable, page 0 pinned while P forks Q (Q's early
+ * COW copy holds the same content, 5.9 on), unpinned; P forks R (R's PTEs old: pte_mkold), ksmd
+ * merges (Q's copy becomes the KSM page; P's and R's PTEs are replaced by one made from
+ * vm_page_prot: young), and R has a thread: write& copies of KSM pages, the reads (accessed bit)
+ * that race with them, more forks and merges.
+ */
+const KSM_OPS: readonly OpName[] = [
+  'mergeable', 'pin', 'unpin', 'fork', 'fork', 'fork&', 'ksm-merge', 'ksm-merge', 'thread', 'thread', 'write&', 'write&', 'step', 'step', 'step', 'step', 'read', 'read', 'write',
+];
+const KSM_PREFIX: readonly [OpName, number][] = [['mergeable', 0], ['mergeable', 1], ['write', 0], ['write', 1], ['pin', 0], ['fork', 0], ['unpin', 0], ['fork', 0], ['ksm-merge', 0], ['thread', 2]];
+/** What the split fork met (NaiveSched.note), and the races around it. */
+const ENTRY_KEYS = [
+  'fork:swap', 'fork:swap-uffd-wp', 'fork:devx-restored', 'fork:devx-changed', 'fork:uffd-wp-kept', 'fork:uffd-wp-dropped', 'fork:ksm', 'fork:ro-vma', 'fork:dontfork', 'fork:wipeonfork',
+  'fork:early-cow', 'fork:install-shares', 'fork:between-vmas', 'devx:revoked-in-fork', 'write:devx-restored', 'write:uffd-wp', 'write:copy', 'write:pte-changed',
+  'uffd-wp:beside-fault', 'ksm:merged', 'ksm:beside-fault', 'gup:seq-odd', 'gup:pte-changed',
+];
+
+test('model-based steps: fork& copying swap entries, KSM pages, device-exclusive entries and uffd-wp bits, in mprotect-ed, dontfork and wipeonfork VMAs, stepped among other threads\' operations, agrees with the naive model (v6, 5.19, 5.14, 5.9, 5.7)', () => {
+  const kernels: [string, NaiveOptions, StepRules, number][] = [
+    ['v6', V6_RULES, { writeProtectSeq: true }, 4000], ['v5.19', V5_19_RULES, { writeProtectSeq: true }, 1500],
+    ['v5.14', { ...V5_14_RULES, deviceExclusive: 'v5.14' }, { writeProtectSeq: true }, 1500], ['v5.9', V5_9_RULES, { writeProtectSeq: false }, 1200],
+    ['v5.7', V5_7_RULES, { writeProtectSeq: false }, 1200],
+  ];
+  for (const [kernel, naive, steps, numRuns] of kernels) {
+    const at = tally.since();
+    const ops = naive.deviceExclusive === undefined ? ENTRY_OPS.filter((o) => !o.startsWith('device-')) : ENTRY_OPS;
+    for (const prefix of ENTRY_PREFIXES) runs(kernel, ops, { naive, steps, numRuns, maxCommands: 25, prefix });
+    runs(kernel, KSM_OPS, { naive, steps, numRuns: 1500, maxCommands: 15, prefix: KSM_PREFIX });
+    if (naive.deviceExclusive !== undefined) runs(kernel, DEVX_OPS, { naive, steps, numRuns: 1500, maxCommands: 12, prefix: DEVX_PREFIX });
+    console.log(`${kernel} entry runs: ${[...PATH_KEYS, ...ENTRY_KEYS].map((k) => `${k} ${at(k)}`).join(', ')}`);
+    for (const key of ['step:running', 'step:blocked', 'step:done', 'fork&:ok', 'gup&:ok', 'write&:ok']) assert.ok(at(key) >= 100, `${kernel}: ${key}: ${at(key)} times`);
+    // What a fork& step met: a swap entry (with its uffd-wp bit too), a uffd-wp bit kept and one
+    // dropped (the parent's VMA decides up to 5.13, the child's from 5.14; an early COW copy
+    // drops it before 5.14), a read-only VMA, VMAs left out (MADV_DONTFORK) or empty
+    // (MADV_WIPEONFORK); a write& through the monitor.
+    const met = ['fork:swap', 'fork:swap-uffd-wp', 'fork:uffd-wp-kept', 'fork:uffd-wp-dropped', 'fork:ro-vma', 'fork:dontfork', 'fork:wipeonfork', 'fork:between-vmas', 'write:uffd-wp', 'write:copy'];
+    // A device-exclusive entry fork restores (and a store or gup-fast through it before its
+    // copy), the device's atomic revoked by the fork's MMU notifier, a write& restoring one.
+    if (naive.deviceExclusive !== undefined) met.push('fork:devx-restored', 'fork:devx-changed', 'devx:revoked-in-fork', 'write:devx-restored');
+    // A KSM page shared at fork (the prefix makes one from fork's early COW copy, 5.9 on).
+    if (naive.earlyCow) met.push('fork:ksm', 'fork:early-cow');
+    if (steps.writeProtectSeq) met.push('gup:seq-odd');
+    for (const key of met) assert.ok(at(key) >= 1, `${kernel}: ${key}: ${at(key)} times`);
+    for (const key of ['fork:swap', 'fork:ro-vma', 'fork:dontfork', 'fork:wipeonfork', ...(naive.deviceExclusive !== undefined ? ['fork:devx-restored'] : []), ...(naive.earlyCow ? ['fork:ksm'] : [])]) {
+      assert.ok(at(key) >= 10, `${kernel}: ${key}: ${at(key)} times`);
+    }
   }
 });
 

@@ -93,8 +93,9 @@ export interface NPte {
   uffdWp?: boolean;
   /**
    * _PAGE_SOFT_DIRTY: set with the dirty bit (x86's pte_mkdirty sets both) and by mremap
-   * (move_soft_dirty_pte), kept by fork, mprotect, KSM and a swap entry, cleared by clear_refs
-   * only. Absent: clear.
+   * (move_soft_dirty_pte), kept by fork, mprotect, KSM's write_protect_page and a swap or
+   * device-exclusive entry, cleared by clear_refs, not carried by KSM's replace_page (a new PTE
+   * from vm_page_prot). Absent: clear.
    */
   softDirty?: boolean;
 }
@@ -108,6 +109,8 @@ export interface NDevx {
   frame: NFrame;
   writable: boolean;
   uffdWp: boolean;
+  /** pte_swp_soft_dirty: carried from the PTE (make_device_exclusive) and back (restore_exclusive_pte). */
+  softDirty?: boolean;
 }
 
 /**
@@ -719,11 +722,7 @@ export class NaiveKernel {
    * monitor un-protects the page and the fault is retried.
    */
   private wpFault(p: NProc, pg: NPage, unshare: boolean): void {
-    if (!unshare && pg.uffd === true && pg.pte!.uffdWp === true) {
-      p.uffdFaults++;
-      this.uffdWriteprotectPages(p, [pg], false);
-      if (pg.pte!.writable) return;
-    }
+    if (!unshare && this.uffdWpFault(p, pg) && pg.pte!.writable) return;
     const pte = pg.pte!;
     const old = pte.frame;
     if (old !== null && this.canReuse(old)) {
@@ -747,6 +746,18 @@ export class NaiveKernel {
     // wp_page_copy: the old page loses a mapping and a reference.
     old.mapcount--;
     this.put(old);
+  }
+
+  /**
+   * userfaultfd_pte_wp() -> handle_userfault(): a write to a PTE with the uffd-wp bit in a VMA
+   * registered for it goes to the monitor, which un-protects the page (true); the fault is then
+   * retried.
+   */
+  uffdWpFault(p: NProc, pg: NPage): boolean {
+    if (pg.uffd !== true || pg.pte?.uffdWp !== true) return false;
+    p.uffdFaults++;
+    this.uffdWriteprotectPages(p, [pg], false);
+    return true;
   }
 
   canReuse(f: NFrame): boolean {
@@ -1132,19 +1143,9 @@ export class NaiveKernel {
     child.regions = parent.regions.slice();
     child.next = parent.next;
     const vmas = new Map<NVma, NVma>();
-    const srcVma = this.rules.uffdWpForkVma === 'src-vma';
     for (const [key, pg] of parent.pages) {
-      if (pg.dontfork) continue; // VM_DONTCOPY: no VMA in the child
-      const uffd = pg.uffd === true && parent.uffdForkEvent;
-      if (uffd) child.uffdForkEvent = true;
-      let cv = vmas.get(pg.vma);
-      if (cv === undefined) {
-        // anon_vma_fork(): the child's VMA gets an anon_vma of its own.
-        const anon = pg.wipeonfork ? false : pg.vma.anonVma;
-        cv = { anonVma: anon, anonId: anon ? this.nextAnon++ : 0, shift: pg.vma.shift, vmSoftdirty: pg.vma.vmSoftdirty };
-        vmas.set(pg.vma, cv);
-      }
-      const cp: NPage = { vma: cv, prot: pg.prot, dontfork: false, wipeonfork: pg.wipeonfork, mergeable: pg.mergeable, pte: null, swp: null, uffd };
+      const cp = this.forkPage(parent, child, pg, vmas);
+      if (cp === null) continue;
       child.pages.set(key, cp);
       // A shared table: the child reaches the parent's entries through it.
       if (share.has(Math.floor(addrs.get(key)! / PTES_PER_TABLE))) {
@@ -1152,49 +1153,111 @@ export class NaiveKernel {
         cp.swp = pg.swp;
         continue;
       }
-      // VM_WIPEONFORK: an empty VMA. vma_needs_copy: nothing to copy without an anon_vma (from
-      // 5.19 unless the child's VMA is registered for uffd-wp: its PTEs hold the protection).
-      if (pg.wipeonfork || (!pg.vma.anonVma && !(this.rules.uffdWpForkCopies === true && uffd))) continue;
+      if (!this.forkCopiesVma(pg, cp)) continue;
       this.notify(parent, [pg]);
-      // The VMA whose VM_UFFD_WP decides whether the child's entry keeps its uffd-wp bit.
-      const keep = srcVma ? pg.uffd === true : uffd;
       if (pg.devx) this.restoreDevx(parent, pg, false);
       if (pg.swp !== null) {
-        // copy_nonpresent_pte: swap_duplicate, and the parent's entry is not exclusive any more.
-        // Up to 5.13 a swap entry kept its uffd-wp bit whatever the VMA (8f34f1eac382 made it ask).
-        pg.swp.slot.count++;
-        pg.swp.exclusive = false;
-        cp.swp = { slot: pg.swp.slot, exclusive: false, uffdWp: pg.swp.uffdWp === true && (keep || srcVma), softDirty: pg.swp.softDirty };
+        this.forkSwapEntry(pg, cp);
         continue;
       }
       if (pg.pte === null) continue;
-      const wp = keep && pg.pte.uffdWp === true;
       const f = pg.pte.frame;
-      if (f === null) {
-        cp.pte = { frame: null, writable: false, dirty: false, uffdWp: wp, softDirty: pg.pte.softDirty };
+      if (f !== null && this.forkMustCopy(parent, f)) {
+        this.forkCopied(pg, cp, child, this.newFrame(f.value));
         continue;
       }
-      // copy_present_ptes: a page that may be pinned (MMF_HAS_PINNED, folio_maybe_dma_pinned;
-      // from 5.19 only a PG_anon_exclusive one, as a pinned page always is) is copied for the
-      // child at once (copy_present_page: new, exclusive, writable if the VMA is; from 5.14 it
-      // keeps the uffd-wp bit, write-protected, in a registered child VMA; before, it had none);
-      // the parent's PTE and page are left as they are.
-      if (this.rules.earlyCow && parent.hasPinned && NaiveKernel.maybeDmaPinned(f) && (!this.rules.pae || f.exclusive)) {
-        const kept = !srcVma && wp;
-        cp.pte = { frame: this.newFrame(f.value), writable: cp.prot === 'rw' && !kept, dirty: true, uffdWp: kept, softDirty: true };
-        child.rss++;
-        this.forkCopies++;
-        continue;
-      }
-      // Shared: one more mapping and reference, not exclusive any more, both PTEs read-only.
-      f.mapcount++;
-      f.refcount++;
-      f.exclusive = false;
-      pg.pte.writable = false;
-      cp.pte = { frame: f, writable: false, dirty: pg.pte.dirty, uffdWp: wp, softDirty: pg.pte.softDirty };
-      child.rss++;
+      this.forkShare(pg, cp, child);
     }
     return child;
+  }
+
+  /**
+   * dup_mmap()'s VMA loop for one page of the parent: the child's page, with no entry yet (null:
+   * VM_DONTCOPY, no VMA in the child). `vmas` maps the parent's VMAs to the child's (anon_vma_fork:
+   * each copied VMA gets an anon_vma of its own; a VM_WIPEONFORK one none). dup_userfaultfd:
+   * without UFFD_FEATURE_EVENT_FORK the child's VMA is not registered; with it the child gets a
+   * context of its own, with the event.
+   */
+  forkPage(parent: NProc, child: NProc, pg: NPage, vmas: Map<NVma, NVma>): NPage | null {
+    if (pg.dontfork) return null;
+    const uffd = pg.uffd === true && parent.uffdForkEvent;
+    if (uffd) child.uffdForkEvent = true;
+    let cv = vmas.get(pg.vma);
+    if (cv === undefined) {
+      const anon = pg.wipeonfork ? false : pg.vma.anonVma;
+      cv = { anonVma: anon, anonId: anon ? this.nextAnon++ : 0, shift: pg.vma.shift, vmSoftdirty: pg.vma.vmSoftdirty };
+      vmas.set(pg.vma, cv);
+    }
+    return { vma: cv, prot: pg.prot, dontfork: false, wipeonfork: pg.wipeonfork, mergeable: pg.mergeable, pte: null, swp: null, uffd };
+  }
+
+  /**
+   * vma_needs_copy() for the VMA of parent page pg, whose child page is cp: not VM_WIPEONFORK (an
+   * empty VMA), and an anon_vma (from 5.19 also a child VMA registered for uffd-wp: its PTEs
+   * hold the protection). copy_page_range then tells devices first (the MMU notifier of a COW
+   * mapping revokes the grants there) and makes write_protect_seq odd.
+   */
+  forkCopiesVma(pg: NPage, cp: NPage): boolean {
+    return !pg.wipeonfork && (pg.vma.anonVma || (this.rules.uffdWpForkCopies === true && cp.uffd === true));
+  }
+
+  /** Whether the child's entry keeps its uffd-wp bit: the parent's VMA is asked (`src-vma`, up to 5.13) or the child's. */
+  private forkKeepsUffdWp(pg: NPage, cp: NPage): boolean {
+    return this.rules.uffdWpForkVma === 'src-vma' ? pg.uffd === true : cp.uffd === true;
+  }
+
+  /**
+   * copy_nonpresent_pte() of a swap entry: swap_duplicate, and the parent's entry is not
+   * exclusive any more. Up to 5.13 a swap entry kept its uffd-wp bit whatever the VMA
+   * (8f34f1eac382 made it ask).
+   */
+  forkSwapEntry(pg: NPage, cp: NPage): void {
+    const swp = pg.swp!;
+    swp.slot.count++;
+    swp.exclusive = false;
+    const keep = this.forkKeepsUffdWp(pg, cp) || this.rules.uffdWpForkVma === 'src-vma';
+    cp.swp = { slot: swp.slot, exclusive: false, uffdWp: swp.uffdWp === true && keep, softDirty: swp.softDirty };
+  }
+
+  /**
+   * copy_present_ptes(): a page that may be pinned (MMF_HAS_PINNED, folio_maybe_dma_pinned; from
+   * 5.19 only a PG_anon_exclusive one, as a pinned page always is) is copied for the child at once.
+   */
+  forkMustCopy(parent: NProc, f: NFrame): boolean {
+    return this.rules.earlyCow && parent.hasPinned && NaiveKernel.maybeDmaPinned(f) && (!this.rules.pae || f.exclusive);
+  }
+
+  /**
+   * copy_present_page(): the child maps copy (a new frame holding the page's value, mapped once,
+   * one reference), exclusive, writable if the VMA is; from 5.14 it keeps the uffd-wp bit,
+   * write-protected, in a registered child VMA; before, it had none. The parent's PTE and page
+   * are left as they are.
+   */
+  forkCopied(pg: NPage, cp: NPage, child: NProc, copy: NFrame): void {
+    const kept = this.rules.uffdWpForkVma !== 'src-vma' && this.forkKeepsUffdWp(pg, cp) && pg.pte!.uffdWp === true;
+    cp.pte = { frame: copy, writable: cp.prot === 'rw' && !kept, dirty: true, uffdWp: kept, softDirty: true };
+    child.rss++;
+    this.forkCopies++;
+  }
+
+  /**
+   * __copy_present_ptes(): shared: one more mapping and reference, not exclusive any more, both
+   * PTEs read-only (the zero page: no counts); the child's keeps the uffd-wp bit by forkKeepsUffdWp.
+   */
+  forkShare(pg: NPage, cp: NPage, child: NProc): void {
+    const pte = pg.pte!;
+    const wp = this.forkKeepsUffdWp(pg, cp) && pte.uffdWp === true;
+    const f = pte.frame;
+    if (f === null) {
+      cp.pte = { frame: null, writable: false, dirty: false, uffdWp: wp, softDirty: pte.softDirty };
+      return;
+    }
+    f.mapcount++;
+    f.refcount++;
+    f.exclusive = false;
+    pte.writable = false;
+    cp.pte = { frame: f, writable: false, dirty: pte.dirty, uffdWp: wp, softDirty: pte.softDirty };
+    child.rss++;
   }
 
   exit(p: NProc): void {
@@ -1400,6 +1463,7 @@ export class NaiveKernel {
         // move_soft_dirty_pte(): every moved entry is marked soft-dirty.
         if (pg.pte !== null) pg.pte.softDirty = true;
         if (pg.swp !== null) pg.swp.softDirty = true;
+        if (pg.devx) pg.devx.softDirty = true;
         movedPages.add(pg);
         p.pages.delete(pageKey(r, i));
         p.pages.set(pageKey(moved, i - lo), pg);
@@ -1462,7 +1526,8 @@ export class NaiveKernel {
    *   breaks COW on the new KSM page again: a copy, read-only and clean (FAULT_FLAG_UNSHARE, 6.2
    *   on) or writable and dirty (FAULT_FLAG_WRITE, up to 6.1; always a copy: do_wp_page never
    *   reuses a KSM page that break_ksm holds a reference on, and 5.7's reuse_ksm_page wants a
-   *   stable node). ksmd's fault is not the process's (no minflt). A new KSM page joins the
+   *   stable node; a uffd-wp protected PTE fails the write fault: the KSM page stays). ksmd's
+   *   fault is not the process's (no minflt). A new KSM page joins the
    *   stable tree (stable_tree_insert);
    * - else the page goes into the unstable tree.
    */
@@ -1504,11 +1569,14 @@ export class NaiveKernel {
           } else if (this.rules.ksmBreakCow === 'unshare') {
             // break_cow: an unshare fault on the new KSM page copies it (never reused).
             this.wpFault(p, pg, true);
-          } else {
+          } else if (pg.uffd !== true || pg.pte!.uffdWp !== true) {
             // break_cow: a write fault copies it; maybe_mkwrite: writable if the VMA is.
             this.wpFault(p, pg, false);
             pg.pte!.writable = pg.prot === 'rw';
           }
+          // (A uffd-wp PTE in a registered VMA: break_ksm's write fault reaches handle_userfault
+          // without FAULT_FLAG_ALLOW_RETRY, which fails (VM_FAULT_SIGBUS) before telling the
+          // monitor: the KSM page stays mapped there, protected.)
         }
       }
       if (this.ksmMerged === pass) return this.ksmMerged - before;
@@ -1533,6 +1601,7 @@ export class NaiveKernel {
     for (const pg of p.pages.values()) {
       pg.vma.vmSoftdirty = false;
       if (pg.swp !== null) pg.swp.softDirty = false;
+      if (pg.devx) pg.devx.softDirty = false; // a non-present entry: pte_swp_clear_soft_dirty
       const pte = pg.pte;
       if (pte === null) continue;
       const f = pte.frame;
@@ -1649,7 +1718,7 @@ export class NaiveKernel {
    * mmu_notifier_invalidate_range_start on pages of p (null: the whole mm): every device grant of
    * p on them is revoked (the driver drops its mirror; its next atomic must fault again).
    */
-  private notify(p: NProc, pages: Iterable<NPage> | null): void {
+  notify(p: NProc, pages: Iterable<NPage> | null): void {
     const set = pages === null ? null : new Set(pages);
     for (const g of this.grants) if (g.p === p && (set === null || (g.page !== null && set.has(g.page)))) g.revoked = true;
   }
@@ -1657,19 +1726,23 @@ export class NaiveKernel {
   /**
    * remove_device_exclusive_entry (a CPU access, GUP included; `notify`: the device is told
    * first, MMU_NOTIFY_CLEAR) or fork's try_restore_exclusive_pte (its notifier ran already):
-   * restore_exclusive_pte maps the page again with the entry's uffd-wp bit, writable (and dirty)
-   * in 6.15 when can_change_pte_writable (VM_WRITE, PG_anon_exclusive, no uffd-wp), in 5.14 when
+   * restore_exclusive_pte maps the page again with the entry's uffd-wp and soft-dirty bits,
+   * writable (and dirty) in 6.15 when can_change_pte_writable (VM_WRITE, PG_anon_exclusive, no
+   * uffd-wp, no soft-dirty tracking waiting for the page's next write), in 5.14 when
    * the entry was the writable kind, not uffd-wp, and VM_WRITE (maybe_mkwrite); 5.14's mapping
    * counts again (page_add_anon_rmap), 6.15's never stopped counting.
    */
-  private restoreDevx(p: NProc, pg: NPage, notify: boolean): void {
+  restoreDevx(p: NProc, pg: NPage, notify: boolean): void {
     const d = pg.devx!;
     if (notify) this.notify(p, [pg]);
     const v615 = this.rules.deviceExclusive === 'v6.15';
-    const writable = pg.prot === 'rw' && !d.uffdWp && (v615 ? d.frame.exclusive : d.writable);
+    // 6.15's can_change_pte_writable: not while soft-dirty tracking waits for the page's next write (pte_needs_soft_dirty_wp).
+    const softDirtyWp = pg.vma.vmSoftdirty === false && d.softDirty !== true;
+    const writable = pg.prot === 'rw' && !d.uffdWp && (v615 ? d.frame.exclusive && !softDirtyWp : d.writable);
     if (!v615) d.frame.mapcount++;
     pg.devx = null;
-    pg.pte = { frame: d.frame, writable, dirty: writable, uffdWp: d.uffdWp };
+    // The entry's soft-dirty bit, and pte_mkdirty's (x86 sets both) when mapped writable.
+    pg.pte = { frame: d.frame, writable, dirty: writable, uffdWp: d.uffdWp, softDirty: d.softDirty === true || writable };
   }
 
   /**
@@ -1695,7 +1768,7 @@ export class NaiveKernel {
     if (mode === 'v6.15') {
       const pte = pg.pte;
       if (pte !== null && pte.frame === f && pte.writable) {
-        pg.devx = { frame: f, writable: false, uffdWp: pte.uffdWp === true };
+        pg.devx = { frame: f, writable: false, uffdWp: pte.uffdWp === true, softDirty: pte.softDirty };
         pg.pte = null;
         ok = true;
       }
@@ -1706,7 +1779,7 @@ export class NaiveKernel {
         for (const x of q.pages.values()) {
           if (x.pte === null || x.pte.frame !== f) continue;
           if (x === pg && x.pte.writable) target = true;
-          x.devx = { frame: f, writable: x.pte.writable, uffdWp: x.pte.uffdWp === true };
+          x.devx = { frame: f, writable: x.pte.writable, uffdWp: x.pte.uffdWp === true, softDirty: x.pte.softDirty };
           x.pte = null;
           f.mapcount--; // page_remove_rmap: the entry keeps the reference, not the mapping
         }

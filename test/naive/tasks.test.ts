@@ -308,3 +308,68 @@ test('MADV_DONTNEED takes mmap_lock for read (madvise_need_mmap_write; 6.18: a p
     assert.deepEqual(c.reads, ['2', '1'], `${profile}: the model core's reads`);
   }
 });
+
+test('fork in steps over a device-exclusive entry: one step restores it in the parent (the grant revoked at the mapping\'s copy; the PTE old, writable on 6.15 as the page is exclusive), the next decides, the next shares it; a store by another thread through the restored PTE in between lands before the share, so the child reads it', () => {
+  const { k, s, p, r } = setup(V6);
+  k.write(p, r, 0, 1);
+  const g = k.makeDeviceExclusive(p, r, 0);
+  assert.equal(g.revoked, false);
+  const fork = new NaiveForkTask(s, p, 0);
+  assert.equal(fork.step(), 'running'); // begin; the mapping's copy begins: the MMU notifier
+  assert.equal(g.revoked, true, 'the grant is revoked when the mapping\'s copy begins');
+  const pg = p.pages.get(`${r.id}:0`)!;
+  assert.ok(pg.devx, 'not restored yet');
+  assert.equal(fork.step(), 'running'); // try_restore_exclusive_pte
+  assert.deepEqual([pg.devx, pg.pte?.writable, s.old.has(pg.pte!)], [null, true, true], 'restored: present, writable, old');
+  assert.equal(k.write(p, r, 0, 5), true); // thread T: through the writable PTE, no lock
+  s.touch(pg);
+  assert.deepEqual([fork.step(), fork.step(), fork.step()], ['running', 'running', 'done'], 'decide, share, end');
+  assert.equal(k.read(fork.child!, r, 0), 5);
+  assert.equal(pg.pte!.writable, false);
+  const c = core('v6', ['P mmap buf 1 rw private', 'P write buf[0] = 1', 'device exclusive P buf[0] as h', 'P thread T', 'P fork Q &', 'P step', 'P step',
+    'T write buf[0] = 5', 'P step', 'P step', 'P step', 'P finish'], ['Q read buf[0]']);
+  assert.deepEqual([c.steps, c.reads], [['running', 'running', 'running', 'running', 'done'], ['5']]);
+});
+
+test('fork in steps copies a uffd-wp swap entry in one step: the child keeps the bit by the parent\'s VMA up to 5.13 (5.9), by its own from 5.14 (v6: not registered without the fork event, so dropped; with it, kept)', () => {
+  for (const [profile, rules, event, kept] of [['v5.9', V5_9, false, true], ['v6', V6, false, false], ['v6', V6, true, true]] as const) {
+    const { k, s, p, r } = setup(rules);
+    k.write(p, r, 0, 1);
+    if (event) k.uffdForkEventOn(p);
+    assert.equal(k.uffdRegister(p, r), true);
+    assert.equal(k.uffdWriteprotect(p, r, 0, 1, true), true);
+    assert.equal(k.swapout(p, r, 0), true);
+    const fork = new NaiveForkTask(s, p, 0);
+    assert.deepEqual([fork.step(), fork.step(), fork.step()], ['running', 'running', 'done'], `${profile}: begin, the swap entry, end`);
+    const q = fork.child!;
+    const what = `${profile}${event ? ' with the fork event' : ''}`;
+    assert.equal(k.uffdWp(q, r, 0), kept, `${what}: the child's entry is ${kept ? '' : 'not '}uffd-wp`);
+    assert.equal(k.uffdWp(p, r, 0), true, `${what}: the parent's keeps it`);
+    const steps = ['P mmap buf 1 rw private', 'P write buf[0] = 1', ...(event ? ['P uffd fork-event on'] : []), 'P uffd register buf wp', 'P uffd protect buf[0]',
+      'P madvise buf[0] pageout', 'P fork Q &', 'P step', 'P step', 'P step', 'P finish'];
+    const c = core(profile, steps, [`expect Q buf[0] ${kept ? 'uffd-wp' : 'not-uffd-wp'}`]);
+    assert.deepEqual(c.steps, ['running', 'running', 'done'], what);
+    const run = runnerAfter([...steps, `expect Q buf[0] ${kept ? 'uffd-wp' : 'not-uffd-wp'}`], profile, [], false);
+    assert.deepEqual(run.violations.map((v) => v.message), [], what);
+  }
+});
+
+test('a write& whose fault goes to the uffd monitor: the monitor un-protects the page and the fault, retried at once, finds it writable and marks it dirty and young, so the store changes nothing gup-fast re-checks: a pin-fast& that read the PTE in between keeps its pin', () => {
+  const { k, s, p, r } = setup(V6);
+  k.write(p, r, 0, 1);
+  assert.equal(k.uffdRegister(p, r), true);
+  assert.equal(k.uffdWriteprotect(p, r, 0, 1, true), true);
+  const w = new NaiveWriteTask(s, p, 0, r, 0, 2);
+  const g = new NaiveGupFastTask(s, p, 1, r, 0, { write: true, longterm: true });
+  assert.equal(w.step(), 'running'); // the fault: to the monitor, retried: writable, dirty
+  assert.equal(p.uffdFaults, 1);
+  const pte = p.pages.get(`${r.id}:0`)!.pte!;
+  assert.deepEqual([pte.writable, pte.dirty, pte.uffdWp], [true, true, false]);
+  assert.equal(g.step(), 'running'); // T's gup-fast reads the PTE
+  assert.equal(w.step(), 'done'); // the store
+  assert.deepEqual([g.step(), g.step()], ['running', 'done'], 'grab, re-check unchanged: pinned by gup-fast');
+  assert.equal(k.deviceRead(g.pin!), 2);
+  const c = core('v6', ['P mmap buf 1 rw private', 'P write buf[0] = 1', 'P uffd register buf wp', 'P uffd protect buf[0]', 'P thread T',
+    'P write buf[0] = 2 &', 'T pin buf[0] as h rw longterm fast &', 'P step', 'T step', 'P step', 'T step', 'T step', 'T finish'], ['device read h[0]']);
+  assert.deepEqual([c.steps, c.reads], [['running', 'running', 'done', 'running', 'done'], ['2']]);
+});

@@ -60,8 +60,6 @@ export class NaiveSched {
   /** PTEs whose accessed bit is clear (fork's copies in the child, until the child touches them). */
   readonly old = new WeakSet<NPte>();
   private readonly locks = new Map<NProc, MmLocks>();
-  /** anon_vma ids of the children the split fork makes (apart from the NaiveKernel's). */
-  private nextAnon = 1_000_000;
 
   /**
    * What the naive model cannot decide: whether the allocator gave a freed page back at the same
@@ -89,10 +87,6 @@ export class NaiveSched {
     return l;
   }
 
-  newAnonId(): number {
-    return this.nextAnon++;
-  }
-
   /** The PTE of pg as pte_same() sees it (null: none). */
   value(pte: NPte | null): PteValue | null {
     if (pte === null) return null;
@@ -110,20 +104,30 @@ export class NaiveSched {
   }
 
   /**
-   * After a synchronous fork (NaiveKernel.fork): write_protect_seq went odd and even again once
+   * A synchronous fork (NaiveKernel.fork), and after it (forked): write_protect_seq went odd and even again once
    * per VMA whose page tables were copied (copy_page_range of a COW mapping: every private VMA
-   * with an anon_vma, not VM_DONTCOPY, not VM_WIPEONFORK; none: unchanged, a gup-fast that sampled
+   * vma_needs_copy() copies, NaiveKernel.forkCopiesVma; none: unchanged, a gup-fast that sampled
    * it before sees no fork), and the PTEs the child shares with the parent are old
-   * (__copy_present_ptes: pte_mkold).
+   * (__copy_present_ptes: pte_mkold), as are the parent's PTEs restored from device-exclusive
+   * entries (restore_exclusive_pte: pte_mkold).
    */
+  fork(parent: NProc): NProc {
+    const devx = [...parent.pages.values()].filter((pg) => pg.devx);
+    const child = this.k.fork(parent);
+    this.forked(parent, child);
+    // try_restore_exclusive_pte: restore_exclusive_pte maps the page again with an old PTE (pte_mkold).
+    for (const pg of devx) if (pg.pte !== null) this.old.add(pg.pte);
+    return child;
+  }
+
   forked(parent: NProc, child: NProc): void {
     const copied = new Set<NVma>();
-    for (const pg of parent.pages.values()) if (!pg.dontfork && !pg.wipeonfork && pg.vma.anonVma) copied.add(pg.vma);
-    this.lockOf(parent).seq += 2 * copied.size;
     for (const [key, cp] of child.pages) {
-      const pp = parent.pages.get(key);
-      if (cp.pte !== null && pp?.pte != null && cp.pte.frame === pp.pte.frame) this.old.add(cp.pte);
+      const pp = parent.pages.get(key)!;
+      if (this.k.forkCopiesVma(pp, cp)) copied.add(pp.vma);
+      if (cp.pte !== null && pp.pte !== null && cp.pte.frame === pp.pte.frame) this.old.add(cp.pte);
     }
+    this.lockOf(parent).seq += 2 * copied.size;
   }
 
   /** folio_put of n references. */
@@ -163,20 +167,29 @@ function addressOrder(p: NProc): string[] {
 /**
  * fork() split (`P fork C &`): dup_mmap() under mmap_write_lock(oldmm) from the first step to the
  * last. Steps:
- * - begin: the lock taken (blocked while any other thread holds it), the child's mm and all its
- *   VMAs made (dup_mmap's VMA loop; VM_DONTCOPY left out, VM_WIPEONFORK empty, anon_vma_fork
- *   giving each copied VMA an anon_vma of its own);
- * - per VMA vma_needs_copy() copies (an anon_vma; not VM_WIPEONFORK), in address order,
- *   copy_page_range(): every such VMA here is a private anonymous one, a COW mapping, so
- *   write_protect_seq is odd from the start of its copy (raw_write_seqcount_begin, in the step
- *   that reaches it) to its end (raw_write_seqcount_end, in the step that copies its last entry,
- *   or reaches it if it has none); another VMA to copy after it makes that a step boundary
- *   (`next`: dup_mmap's loop between two copy_page_range() calls, write_protect_seq even,
- *   mmap_lock still held), where a gup-fast may run whole without seeing a fork;
+ * - begin: the lock taken (blocked while any other thread holds it), ksm_fork (the child joins
+ *   KSM's list when the parent is on it), the child's mm and all its VMAs made (dup_mmap's VMA
+ *   loop, NaiveKernel.forkPage: VM_DONTCOPY left out, VM_WIPEONFORK empty, anon_vma_fork giving
+ *   each copied VMA an anon_vma of its own, dup_userfaultfd keeping VM_UFFD_WP only with the fork
+ *   event);
+ * - per VMA vma_needs_copy() copies (NaiveKernel.forkCopiesVma: an anon_vma, or from 5.19 a child
+ *   VMA registered for uffd-wp; not VM_WIPEONFORK), in address order, copy_page_range(): every
+ *   such VMA here is a private anonymous one, a COW mapping, so the MMU notifier tells devices
+ *   first (the grants on its pages are revoked) and write_protect_seq is odd from the start of
+ *   its copy (raw_write_seqcount_begin, in the step that reaches it) to its end
+ *   (raw_write_seqcount_end, in the step that copies its last entry, or reaches it if it has
+ *   none); another VMA to copy after it makes that a step boundary (`next`: dup_mmap's loop
+ *   between two copy_page_range() calls, write_protect_seq even, mmap_lock still held), where a
+ *   gup-fast may run whole without seeing a fork;
  * - per non-empty parent entry of such a VMA, in address order, under both page-table locks
  *   (copy_pte_range):
  *   - a swap entry: copied at once (copy_nonpresent_pte: swap_duplicate; the parent's entry
- *     loses SWP_EXCLUSIVE), one step;
+ *     loses SWP_EXCLUSIVE; the uffd-wp bit kept or not: NaiveKernel.forkSwapEntry), one step;
+ *   - a device-exclusive entry: restored in the parent (try_restore_exclusive_pte: the page lock
+ *     is always free here; restore_exclusive_pte maps it again, old, writable as its rules say),
+ *     one step, and then copied as the present PTE it is now (copy_pte_range goes on with it under
+ *     the same lock, but what may run in between, gup-fast and a CPU store through a writable
+ *     PTE, takes no lock: the boundary stands for that, as `check` and `apply`'s does);
  *   - a present PTE: `check` (copy_present_ptes decides: share, or copy for the child when the
  *     page may be pinned) and `apply` (share: both PTEs write-protected, __copy_present_ptes).
  *     The two are one critical section of the page-table lock, but gup-fast takes no lock and a
@@ -189,7 +202,10 @@ function addressOrder(p: NProc): string[] {
  *     decided again; if it still needs a copy, the page is copied now (copy_mc_user_highpage,
  *     under the lock) and the copy mapped in the child, else the PTE is shared and the prealloc
  *     freed ("could only happen if one pinned pte changed").
+ *   The child's entry keeps the uffd-wp bit by the parent's VMA (up to 5.13) or the child's.
  * - end: mmap_lock released (write_protect_seq is even since the last VMA's copy ended).
+ * The per-entry rules are the synchronous NaiveKernel.fork's (forkSwapEntry, forkMustCopy,
+ * forkCopied, forkShare, restoreDevx); what this adds is where the steps stop.
  */
 export class NaiveForkTask implements NaiveTask {
   readonly kind = 'fork';
@@ -203,6 +219,8 @@ export class NaiveForkTask implements NaiveTask {
   /** copy_page_range() of vmas[vi] has begun (write_protect_seq odd). */
   private copying = false;
   private prealloc: NFrame | null = null;
+  /** The PTE a device-exclusive entry was restored to, as restored (for the coverage note). */
+  private restored: PteValue | null = null;
 
   constructor(readonly s: NaiveSched, readonly parent: NProc, readonly tid: number) {}
 
@@ -219,14 +237,26 @@ export class NaiveForkTask implements NaiveTask {
       case 'check': {
         const pg = this.page();
         if (pg.swp !== null) {
-          // copy_nonpresent_pte: one more user of the slot; neither entry is exclusive now.
-          pg.swp.slot.count++;
-          pg.swp.exclusive = false;
-          this.childPage().swp = { slot: pg.swp.slot, exclusive: false, softDirty: pg.swp.softDirty };
+          this.s.note(pg.swp.uffdWp === true ? 'fork:swap-uffd-wp' : 'fork:swap');
+          k.forkSwapEntry(pg, this.childPage());
           this.at++;
           return this.next();
         }
-        this.phase = this.mustCopy(pg.pte!) ? 'alloc' : 'apply';
+        if (pg.devx) {
+          // copy_nonpresent_pte -> try_restore_exclusive_pte; -ENOENT: copied as a present PTE next.
+          this.s.note('fork:devx-restored');
+          k.restoreDevx(this.parent, pg, false);
+          this.s.old.add(pg.pte!);
+          this.restored = this.s.value(pg.pte);
+          return 'running';
+        }
+        const pte = pg.pte!;
+        // A store or gup-fast through the restored PTE before fork copies it.
+        if (this.restored !== null && !NaiveSched.same(this.restored, this.s.value(pte))) this.s.note('fork:devx-changed');
+        this.restored = null;
+        if (pte.frame?.ksm === true) this.s.note('fork:ksm');
+        if (pg.prot === 'ro') this.s.note('fork:ro-vma');
+        this.phase = this.mustCopy(pte) ? 'alloc' : 'apply';
         if (this.phase === 'alloc') this.s.note('fork:early-cow');
         return 'running';
       }
@@ -234,6 +264,7 @@ export class NaiveForkTask implements NaiveTask {
         // (A pin gup-fast took since the check is shared too: the window write_protect_seq closes.)
         if (this.page().pte!.frame !== null && NaiveKernel.maybeDmaPinned(this.page().pte!.frame!)) this.s.note('fork:shares-pinned');
         this.share();
+        this.noteUffdWp();
         this.at++;
         return this.next();
       case 'alloc':
@@ -249,16 +280,14 @@ export class NaiveForkTask implements NaiveTask {
           const f = this.prealloc!;
           f.value = pte.frame!.value; // copied now, under the lock
           f.mapcount = 1;
-          const cp = this.childPage();
-          cp.pte = { frame: f, writable: cp.prot === 'rw', dirty: true, softDirty: true };
-          this.child!.rss++;
-          k.forkCopies++;
+          k.forkCopied(pg, this.childPage(), this.child!, f);
         } else {
           this.s.note('fork:install-shares');
           this.share();
           this.s.put(this.prealloc!);
         }
         this.prealloc = null;
+        this.noteUffdWp();
         this.at++;
         return this.next();
       }
@@ -272,25 +301,19 @@ export class NaiveForkTask implements NaiveTask {
 
   /** copy_present_ptes(): does the child need its own copy of this page now? */
   private mustCopy(pte: NPte): boolean {
-    const f = pte.frame;
-    const k = this.s.k;
-    return f !== null && k.rules.earlyCow && this.parent.hasPinned && NaiveKernel.maybeDmaPinned(f) && (!k.rules.pae || f.exclusive);
+    return pte.frame !== null && this.s.k.forkMustCopy(this.parent, pte.frame);
   }
 
-  /** __copy_present_ptes() and the rmap: one more mapping and reference, not exclusive; both PTEs read-only; the child's old. */
+  /** __copy_present_ptes() and the rmap (NaiveKernel.forkShare); the child's PTE old. */
   private share(): void {
-    const pte = this.page().pte!;
-    const f = pte.frame;
-    if (f !== null) {
-      f.mapcount++;
-      f.refcount++;
-      f.exclusive = false;
-      this.child!.rss++;
-    }
-    pte.writable = false;
-    const cpte: NPte = { frame: f, writable: false, dirty: pte.dirty, softDirty: pte.softDirty };
-    this.childPage().pte = cpte;
-    this.s.old.add(cpte);
+    const cp = this.childPage();
+    this.s.k.forkShare(this.page(), cp, this.child!);
+    this.s.old.add(cp.pte!);
+  }
+
+  /** A parent PTE with the uffd-wp bit copied: whether the child's kept it. */
+  private noteUffdWp(): void {
+    if (this.page().pte!.uffdWp === true) this.s.note(this.childPage().pte!.uffdWp === true ? 'fork:uffd-wp-kept' : 'fork:uffd-wp-dropped');
   }
 
   private page(): NPage {
@@ -302,8 +325,9 @@ export class NaiveForkTask implements NaiveTask {
   }
 
   /**
-   * On to the next non-empty entry to copy; a VMA's copy begins when it is reached and ends when
-   * its entries are done (write_protect_seq odd in between); the step stops between two VMAs.
+   * On to the next non-empty entry to copy; a VMA's copy begins when it is reached (the MMU
+   * notifier, write_protect_seq odd) and ends when its entries are done (even again); the step
+   * stops between two VMAs.
    */
   private next(): StepState {
     const lock = this.s.lockOf(this.parent);
@@ -311,11 +335,13 @@ export class NaiveForkTask implements NaiveTask {
       const keys = this.vmas[this.vi]!;
       if (!this.copying) {
         this.copying = true;
-        lock.seq++; // raw_write_seqcount_begin: a COW mapping's copy
+        // copy_page_range() of a COW mapping: mmu_notifier_invalidate_range_start over the VMA.
+        this.s.k.notify(this.parent, keys.map((key) => this.parent.pages.get(key)!));
+        lock.seq++; // raw_write_seqcount_begin
       }
       while (this.at < keys.length) {
         const pg = this.page();
-        if (pg.pte !== null || pg.swp !== null) {
+        if (pg.pte !== null || pg.swp !== null || pg.devx) {
           this.phase = 'check';
           return 'running';
         }
@@ -339,28 +365,30 @@ export class NaiveForkTask implements NaiveTask {
   private makeChild(): void {
     const k = this.s.k;
     const parent = this.parent;
-    if (parent.cowPgtable === true || k.ksmMms.includes(parent)) throw new Error('the split naive fork has no COW page tables and no KSM');
+    if (parent.cowPgtable === true) throw new Error('the split naive fork has no COW page tables');
     const child = k.spawn();
+    // ksm_fork: a child of an mm registered with KSM joins the list, at its tail.
+    if (k.ksmMms.includes(parent)) k.ksmMms.push(child);
     child.regions = parent.regions.slice();
     child.next = parent.next;
     const vmas = new Map<NVma, NVma>();
     for (const key of addressOrder(parent)) {
       const pg = parent.pages.get(key)!;
-      if (pg.uffd === true || pg.devx) throw new Error('the split naive fork has no userfaultfd and no device-exclusive entries');
-      if (pg.dontfork) continue;
-      let cv = vmas.get(pg.vma);
-      if (cv === undefined) {
-        const anon = !pg.wipeonfork && pg.vma.anonVma;
-        cv = { anonVma: anon, anonId: anon ? this.s.newAnonId() : 0, shift: pg.vma.shift, vmSoftdirty: pg.vma.vmSoftdirty };
-        vmas.set(pg.vma, cv);
+      const cp = k.forkPage(parent, child, pg, vmas);
+      const entry = pg.pte !== null || pg.swp !== null || pg.devx;
+      if (cp === null) {
+        if (entry) this.s.note('fork:dontfork');
+        continue;
       }
-      child.pages.set(key, { vma: cv, prot: pg.prot, dontfork: false, wipeonfork: pg.wipeonfork, mergeable: pg.mergeable, pte: null, swp: null });
-      if (!pg.wipeonfork && pg.vma.anonVma) {
-        // Pages of one VMA are consecutive in address order: a new VMA starts a new group.
-        const last = this.vmas[this.vmas.length - 1];
-        if (last !== undefined && parent.pages.get(last[0]!)!.vma === pg.vma) last.push(key);
-        else this.vmas.push([key]);
+      child.pages.set(key, cp);
+      if (!k.forkCopiesVma(pg, cp)) {
+        if (entry && pg.wipeonfork) this.s.note('fork:wipeonfork');
+        continue;
       }
+      // Pages of one VMA are consecutive in address order: a new VMA starts a new group.
+      const last = this.vmas[this.vmas.length - 1];
+      if (last !== undefined && parent.pages.get(last[0]!)!.vma === pg.vma) last.push(key);
+      else this.vmas.push([key]);
     }
     this.child = child;
   }
@@ -529,6 +557,18 @@ export class NaiveWriteTask implements NaiveTask {
         if (pg.pte !== null && pg.pte.writable) return this.store(pg);
         if (lock.writer >= 0) return 'blocked';
         this.p.minflt++;
+        if (pg.devx) {
+          // do_swap_page -> remove_device_exclusive_entry (the device told first): the PTE
+          // restored, old (restore_exclusive_pte); the fault goes on as for the present PTE.
+          this.s.note('write:devx-restored');
+          k.restoreDevx(this.p, pg, true);
+          this.s.old.add(pg.pte!);
+          if (pg.pte!.writable) {
+            this.s.touch(pg);
+            this.phase = 'store';
+            return 'running';
+          }
+        }
         if (pg.pte === null && pg.swp === null) {
           // do_anonymous_page, write: a new exclusive zeroed page, mapped writable and dirty.
           k.anonPrepare(this.p, pg);
@@ -546,7 +586,20 @@ export class NaiveWriteTask implements NaiveTask {
             return 'running';
           }
         }
-        // do_wp_page on the read-only PTE.
+        // do_wp_page on the read-only PTE: a uffd-wp one goes to the monitor first, which
+        // un-protects it; the fault is retried at once (handle_mm_fault again).
+        if (k.uffdWpFault(this.p, pg)) {
+          this.s.note('write:uffd-wp');
+          if (pg.pte!.writable) {
+            // The retried fault finds it writable: handle_pte_fault's pte_mkdirty (soft-dirty
+            // too, as x86 does) and pte_mkyoung.
+            pg.pte!.dirty = true;
+            pg.pte!.softDirty = true;
+            this.s.touch(pg);
+            this.phase = 'store';
+            return 'running';
+          }
+        }
         const pte = pg.pte!;
         const old = pte.frame;
         if (old !== null && k.canReuse(old)) {
