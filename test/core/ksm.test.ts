@@ -9,15 +9,15 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { OK, PG_KSM, PG_LARGE, PG_SWAPCACHE, VM_HUGEPAGE } from '../../src/core/constants.js';
+import { EFAULT, OK, PG_KSM, PG_LARGE, PG_SWAPCACHE, PTE_DIRTY, PTE_PROTNONE, PTE_WRITE, VM_HUGEPAGE } from '../../src/core/constants.js';
 import { dupMmap } from '../../src/core/fork.js';
 import { getUserPages, releaseHandle, type GupRequest } from '../../src/core/gup.js';
 import type { Handle, Kernel } from '../../src/core/kernel.js';
 import { KSM_MAX_PAGE_SHARING, ksmMerge } from '../../src/core/ksm.js';
 import type { Mm } from '../../src/core/mm.js';
-import { doMadvise, doMmap } from '../../src/core/mmap.js';
+import { doMadvise, doMmap, doMprotect } from '../../src/core/mmap.js';
 import { swapOutPage } from '../../src/core/swap.js';
-import { pmdLeafSlot } from '../../src/core/walk.js';
+import { pmdLeafSlot, pteSlot } from '../../src/core/walk.js';
 import { exitMmap } from '../../src/core/zap.js';
 import { runScenario } from '../../src/engine/run.js';
 import { kindsOf, parse, profileOf, runSteps } from '../explore/helpers.js';
@@ -184,6 +184,37 @@ for (const [name, mode] of [['v5.7', 'write'], ['v5.9', 'write'], ['v5.19', 'wri
     writeOk(k, mm, vpn + 1, 5);
     assert.equal(mm.minflt, mode === 'write' ? 2 : 3);
     assert.equal(pfnAt(k, mm, vpn + 1), copy, 'the copy is the process\'s own: kept');
+    releaseHandle(k, h);
+    assertConsistent(k);
+  });
+}
+
+// break_cow() in a PROT_NONE mapping: ksmd scans it (scan_get_next_rmap_item: a PROT_NONE PTE is
+// present; follow_page without FOLL_NUMA before 6.1, a page walk from 6.8) and break_ksm() faults
+// without looking at the protection, so do_wp_page() copies there. wp_page_copy() (mm/memory.c,
+// 6.18; 5.7 and 5.19 alike) builds the copy's PTE from vm_page_prot: PAGE_NONE, no user access;
+// dirty (never writable: no VM_WRITE) for 5.x's write fault, clean for 6.2's unshare. gup-fast
+// must refuse it (pte_protnone) and the slow path's check_vma_flags() fails: EFAULT.
+for (const [name, mode] of [['v5.7', 'write'], ['v5.19', 'write'], ['v6', 'unshare']] as const) {
+  test(`${name}: break_cow's copy in a PROT_NONE mapping is PROT_NONE (vm_page_prot), ${mode === 'write' ? 'dirty' : 'clean'}; a vmsplice of it is EFAULT`, () => {
+    const k = kernel(name);
+    assert.equal(k.profile.ksmBreakCow, mode);
+    const { mm, vpn } = proc(k, 2);
+    mergeable(k, mm, vpn, 2);
+    writeOk(k, mm, vpn, 3);
+    const second = writeOk(k, mm, vpn + 1, 3);
+    const h = take(k, mm, vpn, PIN_RW); // a[0], scanned first, cannot be write-protected
+    assert.equal(doMprotect(k, mm, vpn + 1, vpn + 2, 'none'), OK);
+    assert.equal(ksmMerge(k), 0);
+    const copy = pfnAt(k, mm, vpn + 1);
+    assert.notEqual(copy, second, 'break_cow copied the KSM page');
+    const bits = k.tables.bits[pteSlot(k, mm, vpn + 1)]!;
+    assert.equal(bits & PTE_PROTNONE, PTE_PROTNONE, 'mapped with PAGE_NONE');
+    assert.equal(bits & PTE_WRITE, 0);
+    assert.equal((bits & PTE_DIRTY) !== 0, mode === 'write', 'pte_mkdirty for a write fault only');
+    assert.equal(getUserPages(k, mm, vpn + 1, vpn + 2, PIPE).err, EFAULT, 'gup-fast refuses a PROT_NONE PTE, the slow path the VMA');
+    assert.equal(doMprotect(k, mm, vpn + 1, vpn + 2, 'rw'), OK);
+    assert.equal(readOk(k, mm, vpn + 1), 3);
     releaseHandle(k, h);
     assertConsistent(k);
   });
