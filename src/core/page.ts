@@ -101,14 +101,6 @@ export function newPageBits(vma: Vma): number {
 }
 
 /**
- * maybe_mkwrite(pte_mkdirty(pte_mkyoung(mk_pte()))) of a page mapped afresh, the PTE_PROTNONE of
- * a PROT_NONE VMA's vm_page_prot left out: its one caller is MADV_COLLAPSE's new PMD.
- */
-export function mkDirtyPteBits(vma: Vma): number {
-  return PTE_PRESENT | PTE_YOUNG | PTE_DIRTY | PTE_SOFT_DIRTY | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
-}
-
-/**
  * wp_page_reuse()'s PTE (maybe_mkwrite(pte_mkdirty(pte_mkyoung()))), and do_huge_pmd_wp_page()'s
  * reused PMD: young, dirty (x86's pte_mkdirty() sets the soft-dirty bit too), writable if the VMA is.
  */
