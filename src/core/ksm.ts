@@ -2,7 +2,7 @@
 // pages (stable tree by content, unstable tree per pass, write_protect_page + replace_page).
 
 import {
-  HPAGE_PMD_NR, PG_ANON, PG_ANON_EXCLUSIVE, PG_INUSE, PG_KSM, PG_LARGE, PG_SWAPCACHE, PTE_DIRTY, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE,
+  HPAGE_PMD_NR, PG_ANON, PG_ANON_EXCLUSIVE, PG_INUSE, PG_KSM, PG_LARGE, PG_SWAPCACHE, PTE_DIRTY, PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE,
   PTE_UFFD_WP,
   VM_MERGEABLE,
 } from './constants.js';
@@ -91,13 +91,15 @@ export function ksmMerge(k: Kernel): number {
  * tree (cmp_and_merge_page: stable_tree_search finds the page itself, "ksm page forked"), not
  * anonymous. A KSM page in no tree (break_cow's leftover: no stable node) is scanned like any
  * anonymous page (cmp_and_merge_page takes it as an ordinary page), and write_protect_page then
- * refuses it (no anon_vma).
+ * refuses it (no anon_vma). A PROT_NONE PTE is present and taken, except from 6.1 to 6.4
+ * (ksmScansProtnone false: follow_page() follows it only with FOLL_FORCE).
  */
 function mergeablePage(k: Kernel, mm: Mm, vpn: number): number {
   const slot = followSlot(k, mm, vpn);
   if (slot < 0) return -1;
   const bits = k.tables.bits[slot]!;
   if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL) return -1;
+  if (bits & PTE_PROTNONE && !k.profile.ksmScansProtnone) return -1;
   const pfn = slotPfn(k, slot, vpn);
   const flags = k.frames.flags[pfn]!;
   return flags & PG_ANON && !(flags & PG_KSM && k.frames.inStableTree(pfn)) ? pfn : -1;
