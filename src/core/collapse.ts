@@ -31,7 +31,7 @@ import { doSwapPage } from './swap.js';
 import type { Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
 import { pmdSlotOf } from './walk.js';
-import { mkDirtyPteBits } from './page.js';
+import { newPageBits } from './page.js';
 
 export interface CollapseResult {
   /** OK, EINVAL, EAGAIN, EBUSY, OOM (-ENOMEM), or NA (a case the model does not have). */
@@ -261,8 +261,11 @@ function collapseHugePage(k: Kernel, mm: Mm, vma: Vma, at: number, ps: number, u
   // page_add_new_anon_rmap(): exclusive (PAE on the head, 5.19+); one PMD mapping, refcount 1.
   if (k.profile.anonExclusive) f.flags[head]! |= PG_ANON_EXCLUSIVE;
   f.addNewRmapPmd(head, mm.id);
-  // mk_huge_pmd(vm_page_prot) + pmd_mkdirty + maybe_pmd_mkwrite; set_pmd_at().
-  const bits = mkDirtyPteBits(vma) | PMD_LEAF;
+  // collapse_huge_page() (mm/khugepaged.c, 6.18): folio_mk_pmd(vm_page_prot) (mk_huge_pmd before
+  // 6.12) + pmd_mkdirty + maybe_pmd_mkwrite; set_pmd_at(). A PROT_NONE VMA's PMD is PAGE_NONE:
+  // nothing before it refuses such a range in 6.18 (thp_vma_allowable_order and the PTE scan do not
+  // look at the protection; before 6.18 SCAN_PAGE_RO refuses it, none of its PTEs being writable).
+  const bits = newPageBits(vma) | PMD_LEAF;
   t.entry[ps] = head;
   t.bits[ps] = bits;
   t.filled[ps >>> TABLE_SHIFT]!++;

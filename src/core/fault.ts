@@ -15,7 +15,7 @@ import { anonVmaPrepare, type Mm, type Vma } from './mm.js';
 import { pmdLeafSlot, pmdWriteProtected, pteSlot, pteSlotAlloc, setPte } from './walk.js';
 import { doHugePmdAnonymousPage, doHugePmdWpPage, thpVmaAllowable, VM_FAULT_FALLBACK } from './huge.js';
 import { hugetlbFault } from './hugetlb.js';
-import { allocCopy, mkDirtyPteBits, newPageBits, vmPageProtWrite, wpPageReuseBits } from './page.js';
+import { allocCopy, newPageBits, vmPageProtBits, vmPageProtWrite, wpPageReuseBits } from './page.js';
 import { breakCowPte } from './cowpt.js';
 
 export const FAULT_FLAG_WRITE = 1;
@@ -445,10 +445,12 @@ function wpPageCopyInstall(
   anonVmaPrepare(mm, vma);
   f.mapcount[n] = 1;
   const keep = bits & (PTE_SOFT_DIRTY | PTE_UFFD_WP);
-  // An unshare copy is no write: mapped read-only and clean (only a write's entry gets pte_mkdirty).
-  let nbits = unshare
-    ? PTE_PRESENT | PTE_YOUNG | keep
-    : mkDirtyPteBits(vma);
+  // wp_page_copy() (mm/memory.c, 6.18; the same in 5.19 and 6.1): the copy's PTE is built from
+  // vma->vm_page_prot (folio_mk_pte, mk_pte before 6.12), so in a PROT_NONE VMA it is PAGE_NONE
+  // whatever the fault (ksmd's break_cow reaches one: break_ksm faults without looking at the
+  // protection). An unshare copy (FAULT_FLAG_UNSHARE, 5.19+) is no write: read-only and clean,
+  // with only the old PTE's soft-dirty and uffd-wp bits; a write's is maybe_mkwrite(pte_mkdirty()).
+  let nbits = unshare ? vmPageProtBits(vma) | keep : newPageBits(vma);
   // Seed 001's wp_page_copy(): the copy keeps the uffd-wp bit, write-protected (pte_mkuffd_wp(pte_wrprotect())).
   if (k.profile.gupCowBreak === 'pin' && bits & PTE_UFFD_WP) nbits = (nbits & ~PTE_WRITE) | PTE_UFFD_WP;
   setPte(k, slot, n, nbits);

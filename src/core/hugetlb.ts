@@ -208,11 +208,11 @@ function hugetlbWp(k: Kernel, mm: Mm, vma: Vma, vpn: number, s: number, unshare:
       return SIGBUS;
     }
     f.value.copyWithin(n, head, head + HPAGE_PMD_NR);
-    const old = t.bits[s]!;
     t.entry[s] = n;
-    t.bits[s] = unshare
-      ? PMD_LEAF | PTE_PRESENT | PTE_YOUNG | PTE_DIRTY | (old & PTE_SOFT_DIRTY)
-      : PMD_LEAF | newHugePteBits(vma, true); // make_huge_pte(vma, page, !unshare): a write fault's VMA is writable
+    // make_huge_pte(vma, page, !unshare) (hugetlb_wp, 5.19 and 6.18): a write's copy writable and
+    // dirty (a write fault's VMA is writable); an unshare's read-only and clean (huge_pte_wrprotect,
+    // no pte_mkdirty), as wp_page_copy's unshare copy.
+    t.bits[s] = PMD_LEAF | newHugePteBits(vma, !unshare);
     anonVmaPrepare(mm, vma);
     // hugetlb_remove_rmap() + folio_put() of the old page.
     f.entireMapcount[head >>> 9]!--;

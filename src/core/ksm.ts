@@ -93,13 +93,15 @@ export function ksmMerge(k: Kernel): number {
  * tree (cmp_and_merge_page: stable_tree_search finds the page itself, "ksm page forked"), not
  * anonymous. A KSM page in no tree (break_cow's leftover: no stable node) is scanned like any
  * anonymous page (cmp_and_merge_page takes it as an ordinary page), and write_protect_page then
- * refuses it (no anon_vma).
+ * refuses it (no anon_vma). A PROT_NONE PTE is present and taken, except from 6.1 to 6.4
+ * (ksmScansProtnone false: follow_page() follows it only with FOLL_FORCE).
  */
 function mergeablePage(k: Kernel, mm: Mm, vpn: number): number {
   const slot = followSlot(k, mm, vpn);
   if (slot < 0) return -1;
   const bits = k.tables.bits[slot]!;
   if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL) return -1;
+  if (bits & PTE_PROTNONE && !k.profile.ksmScansProtnone) return -1;
   const pfn = slotPfn(k, slot, vpn);
   const flags = k.frames.flags[pfn]!;
   return flags & PG_ANON && !(flags & PG_KSM && k.frames.inStableTree(pfn)) ? pfn : -1;

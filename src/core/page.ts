@@ -79,22 +79,25 @@ export function vmPageProtWrite(k: Kernel, vma: Vma): boolean {
 }
 
 /**
- * The PTE of a page the kernel maps for a VMA afresh (mk_pte with vm_page_prot), dirty: PAGE_NONE
- * keeps no access. x86's protections all carry _PAGE_ACCESSED (PAGE_COPY, PAGE_NONE, ...): young.
- * A new huge PMD takes the same bits (map_anon_folio_pmd: mk_huge_pmd, with PMD_LEAF).
+ * mk_pte(page, vma->vm_page_prot) + pte_sw_mkyoung(): the PTE of a page the kernel maps for a VMA
+ * afresh, before any pte_mkdirty or maybe_mkwrite: present, young (x86's protections all carry
+ * _PAGE_ACCESSED: PAGE_COPY, PAGE_NONE, ...), read-only, and no access at all in a PROT_NONE VMA
+ * (PAGE_NONE: PTE_PROTNONE). wp_page_copy()'s unshare copy is this PTE (with the old one's
+ * soft-dirty and uffd-wp bits).
  */
-export function newPageBits(vma: Vma): number {
-  return vma.flags & VM_READ ? mkDirtyPteBits(vma) : mkDirtyPteBits(vma) | PTE_PROTNONE;
+export function vmPageProtBits(vma: Vma): number {
+  return vma.flags & VM_READ ? PTE_PRESENT | PTE_YOUNG : PTE_PRESENT | PTE_YOUNG | PTE_PROTNONE;
 }
 
 /**
- * maybe_mkwrite(pte_mkdirty(pte_mkyoung(mk_pte()))) of a page mapped afresh, the PTE_PROTNONE of
- * a PROT_NONE VMA's vm_page_prot left out (newPageBits adds it): present, young, dirty (x86's
- * pte_mkdirty sets soft-dirty too), writable when the VMA is. Its own callers are the places the
- * model maps a page without looking at PROT_NONE (wp_page_copy's copy, MADV_COLLAPSE's THP).
+ * maybe_mkwrite(pte_mkdirty(vmPageProtBits())): a page mapped afresh for a write or an
+ * allocation (do_anonymous_page, wp_page_copy's copy for a write fault, MADV_COLLAPSE's new PMD:
+ * collapse_huge_page's folio_mk_pmd(vm_page_prot), pmd_mkdirty, maybe_pmd_mkwrite; a new huge PMD
+ * adds PMD_LEAF): dirty (x86's pte_mkdirty sets soft-dirty too), writable when the VMA is; in a
+ * PROT_NONE VMA still PTE_PROTNONE and never writable (no VM_WRITE).
  */
-export function mkDirtyPteBits(vma: Vma): number {
-  return PTE_PRESENT | PTE_YOUNG | PTE_DIRTY | PTE_SOFT_DIRTY | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
+export function newPageBits(vma: Vma): number {
+  return vmPageProtBits(vma) | PTE_DIRTY | PTE_SOFT_DIRTY | (vma.flags & VM_WRITE ? PTE_WRITE : 0);
 }
 
 /**

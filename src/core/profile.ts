@@ -54,6 +54,14 @@ export interface Profile {
    * stays) or FAULT_FLAG_UNSHARE (`unshare`, 6.2: a read-only copy, uffd-wp bit kept).
    */
   ksmBreakCow: 'write' | 'unshare';
+  /**
+   * ksmd's scan takes a page mapped by a PROT_NONE PTE (a present PTE of a PROT_NONE VMA): its
+   * follow_page() (5.x: FOLL_NUMA unset; 6.5 on: FOLL_HONOR_NUMA_FAULT unset) or page walk (6.8
+   * on) takes any present PTE. False from 6.1 to 6.4: gup_can_follow_protnone() lets follow_page()
+   * follow one only with FOLL_FORCE (474098edac26, 6.1; d74943a2f3cd, 6.5), so such pages are
+   * never scanned and never merged.
+   */
+  ksmScansProtnone: boolean;
   /** FOLL_PIN of the zero page is a no-op (6.5, c8070b787519); before, it took a pin on it. */
   pinSkipsZeroPage: boolean;
   /**

@@ -18,6 +18,7 @@ const V5_7: Profile = {
   ksmReuse: true,
   wpCopiesKsm: true,
   ksmBreakCow: 'write',
+  ksmScansProtnone: true,
   pinSkipsZeroPage: false,
   mmForbidsZeropage: false,
   writeProtectSeq: false,
@@ -93,13 +94,13 @@ const V5_19 = derive(V5_18, 'v5.19',
 
 const V6_2 = derive(V5_19, 'v6.2',
   'v5.19 + mprotect maps exclusive anon pages writable (6.0) + MADV_COLLAPSE (6.1) + unsharing for anything in a COW mapping (zero page) + uffd-wp registration write-protects a shared mapping\'s vm_page_prot (writenotify)',
-  '64fe24a3e05e (6.0), 7d8faaf15545 (6.1), 8d6a0ac09a16 and 84209e87c696 (6.2), 6cce3314b928 (6.2: KSM\'s break_cow unshares), 51d3d5eb74ff (6.2: vma_wants_writenotify() holds for a uffd-wp VMA)',
-  { mprotectWritable: true, unshareRoPin: 'all', mprotectWritablePmd: true, madvCollapse: 'writable-pte', ksmBreakCow: 'unshare', uffdWpWritenotify: true });
+  '64fe24a3e05e (6.0), 7d8faaf15545 (6.1), 8d6a0ac09a16 and 84209e87c696 (6.2), 6cce3314b928 (6.2: KSM\'s break_cow unshares), 51d3d5eb74ff (6.2: vma_wants_writenotify() holds for a uffd-wp VMA), 474098edac26 (6.1: ksmd\'s follow_page() skips a PROT_NONE PTE)',
+  { mprotectWritable: true, unshareRoPin: 'all', mprotectWritablePmd: true, madvCollapse: 'writable-pte', ksmBreakCow: 'unshare', uffdWpWritenotify: true, ksmScansProtnone: false });
 
 const V6_15 = derive(V6_2, 'v6.15',
   'v6.2 + zero page never pinned (6.5) + exclusive swapped-in pages writable on read faults (6.11) + device-exclusive rework (mapcount untouched, treated like present at fork)',
-  '931298e103c2 (6.3); c8070b787519 (6.5); c18160dba5ff (6.11); "mm: fixes for device-exclusive entries (hmm)" (David Hildenbrand, 6.15)',
-  { pinSkipsZeroPage: true, swapinReadFaultWritable: true, deviceExclusive: 'v6.15', uffdUnprotectWritable: true, hugeZeroWp: 'huge', wpReuseLarge: 'mm-exclusive', ptReclaim: true, thpSplitZeropage: true, mremapClearsUffdWp: true });
+  '931298e103c2 (6.3); c8070b787519 (6.5); d74943a2f3cd (6.5: ksmd scans PROT_NONE pages again); c18160dba5ff (6.11); "mm: fixes for device-exclusive entries (hmm)" (David Hildenbrand, 6.15)',
+  { pinSkipsZeroPage: true, swapinReadFaultWritable: true, deviceExclusive: 'v6.15', uffdUnprotectWritable: true, hugeZeroWp: 'huge', wpReuseLarge: 'mm-exclusive', ptReclaim: true, thpSplitZeropage: true, mremapClearsUffdWp: true, ksmScansProtnone: true });
 
 const V6 = derive(V6_15, 'v6',
   'the newest behaviour modelled (Linux 6.18): v6.15 + mremap moving a range of several mappings (6.17) + MADV_COLLAPSE of a range with no writable PTE; `cowlab oracle` compares it with whatever live kernel it runs on',
@@ -144,13 +145,13 @@ const LTS_5_15 = derive(V5_14, '5.15',
 
 const LTS_6_1 = derive(V5_19, '6.1',
   '6.1.y long-term: the v5.19 rules (PG_anon_exclusive; R/O pins unshare possibly shared anonymous pages, not the zero page: 6.2 was not backported) + mprotect maps exclusive anonymous pages writable (6.0) + FOLL_PIN of the zero page takes no pin (backported in 6.1.130; 6.1.0-6.1.129: --kernel 6.1+pinSkipsZeroPage=false) + uffd-wp registration write-protects a shared mapping\'s vm_page_prot (6.2, backported in 6.1.8; 6.1.0-6.1.7: --kernel 6.1+uffdWpWritenotify=false)',
-  'Linux 6.1 (6c287605fd56, a7f226604170 from 5.19; 64fe24a3e05e from 6.0) + c8070b787519 as 476c1dfefab8 in 6.1.130 (a dependency of bddf10d26e6e) + 51d3d5eb74ff in 6.1.8 (userfaultfd_set_vm_flags and the userfaultfd_wp() test of vma_wants_writenotify: absent in 6.1.7, present in 6.1.8, 6.1.158 and 6.1.166); 8d6a0ac09a16 and 84209e87c696 (6.2) not backported; 0cef0bb836e3 (6.13, mremap clears uffd-wp) not backported either: absent in 6.1.166; checked in the 6.1.158 and 6.1.166 sources. Not checked: 6.1.167 to the last 6.1.y',
-  { mprotectWritable: true, pinSkipsZeroPage: true, madvCollapse: 'writable-pte', uffdWpWritenotify: true });
+  'Linux 6.1 (6c287605fd56, a7f226604170 from 5.19; 64fe24a3e05e from 6.0) + c8070b787519 as 476c1dfefab8 in 6.1.130 (a dependency of bddf10d26e6e) + 51d3d5eb74ff in 6.1.8 (userfaultfd_set_vm_flags and the userfaultfd_wp() test of vma_wants_writenotify: absent in 6.1.7, present in 6.1.8, 6.1.158 and 6.1.166); 8d6a0ac09a16 and 84209e87c696 (6.2) not backported; 0cef0bb836e3 (6.13, mremap clears uffd-wp) not backported either: absent in 6.1.166; checked in the 6.1.158 and 6.1.166 sources. 474098edac26 (6.1): ksmd skips pages of PROT_NONE mappings (follow_page follows a PROT_NONE PTE only with FOLL_FORCE); d74943a2f3cd (6.5) not backported: absent in 6.1.158. Not checked: 6.1.167 to the last 6.1.y',
+  { mprotectWritable: true, pinSkipsZeroPage: true, madvCollapse: 'writable-pte', uffdWpWritenotify: true, ksmScansProtnone: false });
 
 const LTS_6_6 = derive(V6_2, '6.6',
   '6.6.y long-term: the v6.2 rules + the zero page never pinned (6.5); a swapped-in page is mapped writable only on a write fault (6.11 not backported); device-exclusive entries as merged in 5.14',
   'Linux 6.6 (8d6a0ac09a16, 84209e87c696 from 6.2; 931298e103c2 from 6.3; c8070b787519 from 6.5); checked in the 6.6.87 and 6.6.150 sources (do_swap_page maps writable on FAULT_FLAG_WRITE only; make_device_exclusive_range; no vma_has_uffd_without_event_remap in 6.6.150: 0cef0bb836e3 of 6.13, mremap clearing uffd-wp, did not apply to 6.6.y and was not backported). Not checked: 6.6.151 to the last 6.6.y',
-  { pinSkipsZeroPage: true, uffdUnprotectWritable: true });
+  { pinSkipsZeroPage: true, uffdUnprotectWritable: true, ksmScansProtnone: true });
 
 const LTS_6_12 = derive(LTS_6_6, '6.12',
   '6.12.y long-term: v6.6 + an exclusive swapped-in page mapped writable on a read fault too (6.11) + mremap out of a registered mapping clears the uffd-wp bits (6.13, backported in 6.12.11; 6.12.0-6.12.10: --kernel 6.12+mremapClearsUffdWp=false); device-exclusive entries as merged in 5.14 (the 6.15 rework was not backported)',

@@ -23,6 +23,7 @@ const VALUES = {
   ksmReuse: ['true', 'false'],
   wpCopiesKsm: ['true', 'false'],
   ksmBreakCow: ['write', 'unshare'],
+  ksmScansProtnone: ['true', 'false'],
   pinSkipsZeroPage: ['true', 'false'],
   mmForbidsZeropage: ['true', 'false'],
   writeProtectSeq: ['true', 'false'],

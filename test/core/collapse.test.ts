@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { doMadvCollapse } from '../../src/core/collapse.js';
-import { EAGAIN, EINVAL, NA, OK, PG_ANON_EXCLUSIVE, PG_LARGE, PTE_WRITE, VM_HUGEPAGE } from '../../src/core/constants.js';
+import { EAGAIN, EFAULT, EINVAL, NA, OK, PG_ANON_EXCLUSIVE, PG_LARGE, PTE_DIRTY, PTE_PROTNONE, PTE_WRITE, VM_HUGEPAGE } from '../../src/core/constants.js';
 import { dupMmap } from '../../src/core/fork.js';
 import { getUserPages } from '../../src/core/gup.js';
 import type { Kernel } from '../../src/core/kernel.js';
@@ -76,6 +76,35 @@ test('before 6.18 a range with no writable PTE is refused (SCAN_PAGE_RO: EINVAL)
   assert.equal(pmdLeafSlot(k, mm, vpn), -1);
   assert.equal(k.frames.used, 512, 'nothing allocated');
   assertConsistent(k);
+});
+
+// A PROT_NONE range (6.18): thp_vma_allowable_order() and hpage_collapse_scan_pmd() do not look at
+// the protection, so it collapses; collapse_huge_page() builds the PMD from vm_page_prot
+// (folio_mk_pmd, pmd_mkdirty, maybe_pmd_mkwrite): PAGE_NONE, dirty, not writable. gup-fast
+// refuses a PROT_NONE PMD (pmd_protnone) and the slow path the VMA: EFAULT. Before 6.18 none of
+// the range's PTEs is writable (PAGE_NONE), so SCAN_PAGE_RO refuses it.
+test('MADV_COLLAPSE of a PROT_NONE range (6.18): the new PMD is PROT_NONE (vm_page_prot); a vmsplice of it is EFAULT; before 6.18 refused', () => {
+  for (const [name, err] of [['v6', OK], ['6.12', EINVAL]] as const) {
+    const k = kernel(name);
+    const { mm, vpn } = pteMappedThp(k);
+    assert.equal(doMprotect(k, mm, vpn, vpn + 512, 'none'), OK);
+    assert.equal(doMadvCollapse(k, mm, vpn, vpn + 512).err, err, name);
+    if (err !== OK) {
+      assert.equal(pmdLeafSlot(k, mm, vpn), -1, name);
+      continue;
+    }
+    const s = pmdLeafSlot(k, mm, vpn);
+    assert.ok(s >= 0, 'a PMD maps the range');
+    const bits = k.tables.bits[s]!;
+    assert.equal(bits & PTE_PROTNONE, PTE_PROTNONE, 'PAGE_NONE');
+    assert.equal(bits & PTE_WRITE, 0, 'no VM_WRITE: maybe_pmd_mkwrite leaves it read-only');
+    assert.equal(bits & PTE_DIRTY, PTE_DIRTY, 'pmd_mkdirty');
+    const g = getUserPages(k, mm, vpn + 5, vpn + 6, { pin: false, write: false, longterm: false, fast: true, kind: 'pipe' });
+    assert.equal(g.err, EFAULT);
+    assert.equal(doMprotect(k, mm, vpn, vpn + 512, 'rw'), OK);
+    assert.equal(readOk(k, mm, vpn + 5), 6);
+    assertConsistent(k);
+  }
 });
 
 test('a pinned page makes MADV_COLLAPSE refuse the range (SCAN_PAGE_COUNT: EAGAIN); unpinned it collapses', () => {

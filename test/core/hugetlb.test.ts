@@ -5,7 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OK, OOM, PG_ANON_EXCLUSIVE, PG_HUGETLB, PTE_WRITE, SIGBUS, VM_HUGETLB } from '../../src/core/constants.js';
+import { OK, OOM, PG_ANON_EXCLUSIVE, PG_HUGETLB, PTE_DIRTY, PTE_WRITE, SIGBUS, VM_HUGETLB } from '../../src/core/constants.js';
 import { dupMmap } from '../../src/core/fork.js';
 import { getUserPages, releaseHandle } from '../../src/core/gup.js';
 import { DEFAULT_PIN_BIAS, Kernel } from '../../src/core/kernel.js';
@@ -38,6 +38,7 @@ function headOf(k: Kernel, mm: Mm, vpn: number): number {
 }
 
 const PIN = { pin: true, write: true, longterm: true, fast: false, kind: 'pin' as const };
+const PIN_RO = { ...PIN, write: false };
 
 test('mmap reserves one huge page per 2 MiB; the first touch consumes it; munmap gives the page back to the pool', () => {
   const k = hkernel('v6', 3);
@@ -101,6 +102,31 @@ test('fork shares the huge page write-protected; a write by either copies the wh
   assert.equal(k.hugetlb.free, 1, "the child's copy went back to the pool at exit");
   assertConsistent(k);
 });
+
+// hugetlb_wp() (mm/hugetlb.c, 5.19 and 6.18) maps its copy with make_huge_pte(vma, page, !unshare):
+// for FAULT_FLAG_UNSHARE (a R/O pin of a shared huge page) huge_pte_wrprotect(mk_huge_pte()) made
+// young, never pte_mkdirty: read-only and clean. A write's copy is writable and dirty.
+for (const [what, req, writable] of [['a R/O pin (unshare)', PIN_RO, false], ['a write pin (write fault)', PIN, true]] as const) {
+  test(`v5.19, v6: hugetlb_wp's copy for ${what} is ${writable ? 'writable and dirty' : 'read-only and clean'} (make_huge_pte(vma, page, !unshare))`, () => {
+    for (const name of ['v5.19', 'v6']) {
+      const k = hkernel(name, 2);
+      const { mm: p, vpn } = hugeProc(k);
+      writeOk(k, p, vpn, 1);
+      const q = dupMmap(k, p).child!;
+      const head = headOf(k, q, vpn);
+      const g = getUserPages(k, q, vpn + 3, vpn + 4, req);
+      assert.equal(g.err, OK, name);
+      const copy = headOf(k, q, vpn);
+      assert.notEqual(copy, head, `${name}: the shared huge page is copied for the pin`);
+      const bits = k.tables.bits[pmdLeafSlot(k, q, vpn)]!;
+      assert.equal((bits & PTE_WRITE) !== 0, writable, name);
+      assert.equal((bits & PTE_DIRTY) !== 0, writable, `${name}: pte_mkdirty only with try_mkwrite`);
+      assert.equal(readOk(k, q, vpn), 1, name);
+      releaseHandle(k, g.handle!);
+      assertConsistent(k);
+    }
+  });
+}
 
 test('hugetlb_wp reuses by mapcount in every era: a vmsplice-like reference does not stop the reuse', () => {
   for (const name of ['v5.7', 'v5.9', 'v5.18', 'v6']) {

@@ -9,15 +9,15 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { OK, PG_KSM, PG_LARGE, PG_SWAPCACHE, VM_HUGEPAGE } from '../../src/core/constants.js';
+import { EFAULT, OK, PG_KSM, PG_LARGE, PG_SWAPCACHE, PTE_DIRTY, PTE_PROTNONE, PTE_WRITE, VM_HUGEPAGE } from '../../src/core/constants.js';
 import { dupMmap } from '../../src/core/fork.js';
 import { getUserPages, releaseHandle, type GupRequest } from '../../src/core/gup.js';
 import type { Handle, Kernel } from '../../src/core/kernel.js';
 import { KSM_MAX_PAGE_SHARING, ksmMerge } from '../../src/core/ksm.js';
 import type { Mm } from '../../src/core/mm.js';
-import { doMadvise, doMmap } from '../../src/core/mmap.js';
+import { doMadvise, doMmap, doMprotect } from '../../src/core/mmap.js';
 import { swapOutPage } from '../../src/core/swap.js';
-import { pmdLeafSlot } from '../../src/core/walk.js';
+import { pmdLeafSlot, pteSlot } from '../../src/core/walk.js';
 import { exitMmap } from '../../src/core/zap.js';
 import { runScenario } from '../../src/engine/run.js';
 import { kindsOf, parse, profileOf, runSteps } from '../explore/helpers.js';
@@ -175,6 +175,21 @@ for (const name of ['v5.7', 'v5.9', 'v5.18', 'v6']) {
   });
 }
 
+/**
+ * Two equal mergeable pages of one process, a[0] pinned (scanned first, it cannot be
+ * write-protected): ksmd will make a[1] a KSM page, be refused a[0], and break_cow() a[1].
+ */
+function refusedPartner(name: string, mode: 'write' | 'unshare'): { k: Kernel; mm: Mm; vpn: number; second: number; h: Handle } {
+  const k = kernel(name);
+  assert.equal(k.profile.ksmBreakCow, mode);
+  const { mm, vpn } = proc(k, 2);
+  mergeable(k, mm, vpn, 2);
+  writeOk(k, mm, vpn, 3);
+  const second = writeOk(k, mm, vpn + 1, 3);
+  const h = take(k, mm, vpn, PIN_RW);
+  return { k, mm, vpn, second, h };
+}
+
 // When the tree page is refused, break_cow() -> break_ksm() faults on the scanned page (now a
 // KSM page mapped here only): FAULT_FLAG_UNSHARE from 6.2 (a read-only copy, clean of any write:
 // the next write faults and reuses it), FAULT_FLAG_WRITE up to 6.1 (read in 5.4.286 ... 6.1.166:
@@ -183,13 +198,7 @@ for (const name of ['v5.7', 'v5.9', 'v5.18', 'v6']) {
 // nothing else, is freed.
 for (const [name, mode] of [['v5.7', 'write'], ['v5.9', 'write'], ['v5.19', 'write'], ['6.1', 'write'], ['v6.2', 'unshare'], ['v6', 'unshare']] as const) {
   test(`${name}: break_cow after a refused partner leaves the scanned page a ${mode === 'write' ? 'writable' : 'read-only'} copy (ksmBreakCow=${mode})`, () => {
-    const k = kernel(name);
-    assert.equal(k.profile.ksmBreakCow, mode);
-    const { mm, vpn } = proc(k, 2);
-    mergeable(k, mm, vpn, 2);
-    writeOk(k, mm, vpn, 3);
-    const second = writeOk(k, mm, vpn + 1, 3);
-    const h = take(k, mm, vpn, PIN_RW); // a[0], scanned first, cannot be write-protected
+    const { k, mm, vpn, second, h } = refusedPartner(name, mode);
     const pinned = pfnAt(k, mm, vpn);
     assert.equal(mm.minflt, 2);
     assert.equal(ksmMerge(k), 0);
@@ -208,6 +217,52 @@ for (const [name, mode] of [['v5.7', 'write'], ['v5.9', 'write'], ['v5.19', 'wri
     assert.equal(mm.minflt, mode === 'write' ? 2 : 3);
     assert.equal(pfnAt(k, mm, vpn + 1), copy, 'the copy is the process\'s own: kept');
     releaseHandle(k, h);
+    assertConsistent(k);
+  });
+}
+
+// break_cow() in a PROT_NONE mapping: ksmd scans it (scan_get_next_rmap_item: a PROT_NONE PTE is
+// present; follow_page without FOLL_NUMA before 6.1, a page walk from 6.8) and break_ksm() faults
+// without looking at the protection, so do_wp_page() copies there. wp_page_copy() (mm/memory.c,
+// 6.18; 5.7 and 5.19 alike) builds the copy's PTE from vm_page_prot: PAGE_NONE, no user access;
+// dirty (never writable: no VM_WRITE) for 5.x's write fault, clean for 6.2's unshare. gup-fast
+// must refuse it (pte_protnone) and the slow path's check_vma_flags() fails: EFAULT.
+for (const [name, mode] of [['v5.7', 'write'], ['v5.19', 'write'], ['v6', 'unshare']] as const) {
+  test(`${name}: break_cow's copy in a PROT_NONE mapping is PROT_NONE (vm_page_prot), ${mode === 'write' ? 'dirty' : 'clean'}; a vmsplice of it is EFAULT`, () => {
+    const { k, mm, vpn, second, h } = refusedPartner(name, mode);
+    assert.equal(doMprotect(k, mm, vpn + 1, vpn + 2, 'none'), OK);
+    assert.equal(ksmMerge(k), 0);
+    const copy = pfnAt(k, mm, vpn + 1);
+    assert.notEqual(copy, second, 'break_cow copied the KSM page');
+    const bits = k.tables.bits[pteSlot(k, mm, vpn + 1)]!;
+    assert.equal(bits & PTE_PROTNONE, PTE_PROTNONE, 'mapped with PAGE_NONE');
+    assert.equal(bits & PTE_WRITE, 0);
+    assert.equal((bits & PTE_DIRTY) !== 0, mode === 'write', 'pte_mkdirty for a write fault only');
+    assert.equal(getUserPages(k, mm, vpn + 1, vpn + 2, PIPE).err, EFAULT, 'gup-fast refuses a PROT_NONE PTE, the slow path the VMA');
+    assert.equal(doMprotect(k, mm, vpn + 1, vpn + 2, 'rw'), OK);
+    assert.equal(readOk(k, mm, vpn + 1), 3);
+    releaseHandle(k, h);
+    assertConsistent(k);
+  });
+}
+
+// ksmd's scan and PROT_NONE: 5.x's follow_page() follows a PROT_NONE PTE (no FOLL_NUMA), 6.18's
+// page walk takes any present PTE; from 6.1 to 6.4 follow_page() follows one only with FOLL_FORCE
+// (gup_can_follow_protnone), so ksmd never sees such a page (ksmScansProtnone).
+for (const [name, merges] of [['v5.19', true], ['6.1', false], ['v6.2', false], ['6.6', true], ['v6', true]] as const) {
+  test(`${name}: ksmd ${merges ? 'merges' : 'does not scan'} the pages of a PROT_NONE mapping`, () => {
+    const k = kernel(name);
+    const { mm, vpn } = proc(k, 2);
+    writeOk(k, mm, vpn, 7);
+    writeOk(k, mm, vpn + 1, 7);
+    mergeable(k, mm, vpn, 2);
+    assert.equal(doMprotect(k, mm, vpn, vpn + 2, 'none'), OK);
+    assert.equal(ksmMerge(k), merges ? 1 : 0);
+    assert.equal(pfnAt(k, mm, vpn) === pfnAt(k, mm, vpn + 1), merges);
+    assert.equal(isKsm(k, pfnAt(k, mm, vpn)), merges);
+    assert.equal(k.tables.bits[pteSlot(k, mm, vpn)]! & PTE_PROTNONE, PTE_PROTNONE, 'replace_page maps the KSM page with vm_page_prot: still PROT_NONE');
+    assert.equal(doMprotect(k, mm, vpn, vpn + 2, 'rw'), OK);
+    assert.equal(readOk(k, mm, vpn + 1), 7);
     assertConsistent(k);
   });
 }

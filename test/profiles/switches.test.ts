@@ -83,6 +83,8 @@ const WITNESSES: Record<SwitchName, Witness> = {
   ksmBreakCow: { base: 'v6', scenarios: () => [
     steps('P mmap a 2', 'P madvise a mergeable', 'P write a = 3', 'P pin a[0] as h', 'ksm merge', 'P write a[1] = 5', 'expect stat minflt.P >= 0'),
   ] },
+  // ksmd scans a PROT_NONE page (6.18) or skips it (6.1-6.4): the pages merge or not.
+  ksmScansProtnone: { base: 'v6', scenarios: () => [file('scenarios/basic/ksm-merges-prot-none.scn.yaml')] },
   pinSkipsZeroPage: { base: 'v6', scenarios: () => [steps('P mmap a 1', 'P pin a as h ro short', 'expect stat zero_page_refs >= 0')] },
   // v1.2 (THP): a 2 MiB mapping with `thp` (MADV_HUGEPAGE) gets PMD-mapped folios.
   thpUseZeroPage: { base: 'v6', scenarios: () => [steps('P mmap a 512 thp', 'P read a[0] expect 0', 'expect stat AnonHugePages_kB >= 0')] },
