@@ -31,7 +31,11 @@ const COW_FLAGS = FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE | FAULT_FLAG_BREAK_COW;
 /**
  * wp_page_copy() split around its copy (the copy is made outside the page-table lock): the PTE
  * it saw and the copy it made. A fault given one stops after the copy (FAULT_COPY_MADE);
- * wpPageCopyFinish installs it later, as the synchronous path does at once.
+ * wpPageCopyFinish installs it later, as the synchronous path does at once. In between the fault
+ * holds a reference on the page it copies (seenPfn; none on the zero page): do_wp_page() takes
+ * it before dropping the page-table lock (get_page, folio_get from 6.x) and wp_page_copy() drops
+ * it at its end, installed or not. So reclaim meanwhile leaves the page in the swap cache, and its
+ * frame cannot be freed and handed out again under the same PTE value (pte_same would take it).
  */
 export interface WpCopy {
   seenBits: number;
@@ -407,6 +411,7 @@ export function wpPageCopy(
     split.seenBits = bits;
     split.seenPfn = old;
     split.newPfn = pfn;
+    if (!fromZero) k.frames.refcount[old]!++; // do_wp_page(): folio_get() before the lock is dropped
     return FAULT_COPY_MADE;
   }
   wpPageCopyInstall(k, mm, vma, vpn, slot, bits, old, pfn, unshare, unshare ? `unshare: ${why}` : breakCow ? `GUP break-COW: ${why}` : why);
@@ -422,6 +427,8 @@ export function wpPageCopyFinish(k: Kernel, mm: Mm, vpn: number, c: WpCopy): boo
   const vma = mm.findVma(vpn)!;
   const done = wpPageCopyInstall(k, mm, vma, vpn, pteSlot(k, mm, vpn), c.seenBits, c.seenPfn, c.newPfn, false,
     'write fault: copied (the copy was made outside the page-table lock)');
+  // wp_page_copy()'s folio_put(old_folio): the reference do_wp_page() took (wpPageCopy).
+  if (!(c.seenBits & PTE_SPECIAL)) k.putPage(c.seenPfn);
   c.newPfn = -1;
   mm.minflt++;
   k.stats.faults++;

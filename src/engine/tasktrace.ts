@@ -51,10 +51,11 @@ function pteText(bits: number, entry: number): string {
 }
 
 /** refcount, mapcount and (where the profile has it) PageAnonExclusive of a frame. */
-function frameText(k: Kernel, pfn: number): string {
+/** A frame's counts and exclusivity; `heldSince` references taken since the decision told of are left out of the refcount. */
+function frameText(k: Kernel, pfn: number, heldSince = 0): string {
   const f = k.frames;
   const pae = k.profile.anonExclusive && f.flags[pfn]! & PG_ANON ? (f.flags[pfn]! & PG_ANON_EXCLUSIVE ? ', anon-exclusive' : ', not anon-exclusive') : '';
-  return `refcount ${f.refcount[pfn]}, mapcount ${f.mapcount[pfn]}${pae}`;
+  return `refcount ${f.refcount[pfn]! - heldSince}, mapcount ${f.mapcount[pfn]}${pae}`;
 }
 
 // ---- fork ----------------------------------------------------------------------------------
@@ -195,8 +196,12 @@ function writeLines(k: Kernel, prev: FaultTask, t: FaultTask, n: TaskNamer): Tas
   switch (prev.phase) {
     case 'fault': {
       if (t.phase === 'install') {
-        const old = t.seenBits & PTE_SPECIAL ? 'the zero page' : `frame ${t.seenPfn} (${frameText(k, t.seenPfn)})`;
-        return [{ mm: t.mm, vpn, pfn: t.newPfn, why: `do_wp_page reads the PTE of ${page}: ${pteText(t.seenBits, t.seenPfn)}: ${old} cannot be reused: wp_page_copy allocates frame ${t.newPfn} and copies into it outside the page-table lock (installed at the next step)` }];
+        const zero = (t.seenBits & PTE_SPECIAL) !== 0;
+        const old = zero ? 'the zero page' : `frame ${t.seenPfn}`;
+        // The counts as do_wp_page saw them: the reference it then took on the page (for the copy) is in the refcount now.
+        const seen = zero ? '' : ` (${frameText(k, t.seenPfn, 1)})`;
+        const held = zero ? '' : `, holding a reference on frame ${t.seenPfn} until then`;
+        return [{ mm: t.mm, vpn, pfn: t.newPfn, why: `do_wp_page reads the PTE of ${page}: ${pteText(t.seenBits, t.seenPfn)}: ${old}${seen} cannot be reused: wp_page_copy allocates frame ${t.newPfn} and copies into it outside the page-table lock (installed at the next step${held})` }];
       }
       if (t.stored.length > prev.stored.length) {
         return [{ mm: t.mm, vpn, pfn: -1, why: `the PTE of ${page} is present and writable: no fault; ${n.value(t.value)} stored` }];

@@ -415,3 +415,27 @@ test('a device read through a revoked grant takes a present PTE as it is (hmm_ra
     assert.deepEqual(r.violations.map((v) => `${v.kind}: ${v.message}`), [], profile);
   }
 });
+
+test('a write fault in steps holds the page it copies until the install: reclaim leaves it in the swap cache, and its frame is not handed out again under the same PTE', () => {
+  // do_wp_page() takes a reference (get_page; folio_get) before it drops the page-table lock and
+  // wp_page_copy() drops it at its end (5.7 and 6.18 mm/memory.c). Here R's write copies P's KSM
+  // page; meanwhile MADV_PAGEOUT unmaps it (kept in the swap cache: R holds it) and P's R/O
+  // longterm pin swaps it in and unshares it into a new page (5.19+). R's install then finds
+  // another PTE (!pte_same) and its retried fault reuses the pinned, exclusive page: the pin stays
+  // coherent. Without the reference the KSM page was freed, the swap-in got its frame number back
+  // with the same PTE bits, pte_same passed, and R's copy took P's page from under the pin.
+  const sc = scenario([
+    'P mmap buf 2 rw private', 'P madvise buf[0] mergeable', 'P madvise buf[1] mergeable', 'P write buf[0] = v1', 'P write buf[1] = v2',
+    'P pin buf[0] as h1 rw longterm', 'P fork Q', 'P unpin h1', 'ksm merge', 'P thread R', 'Q pin buf[0] as h1 rw longterm',
+    'R write buf[0] = v3 &', 'R step', 'swapout P buf[0]', 'P pin buf[0] as h2 ro longterm',
+    'expect P buf[0] anon-exclusive',
+    'P uffd register buf wp', 'P write buf[0] = v4', 'device read h2[0] expect v4',
+  ]);
+  for (const profile of ['v5.19', 'v6']) {
+    const r = run(sc, profile);
+    assert.deepEqual(kinds(r), [], `${profile}: ${r.violations.map((v) => v.message).join('; ')}`);
+    const events = r.steps.flatMap((s) => s.events.map((e) => e.why));
+    assert.ok(events.some((w) => /the frame stays in the swap cache/.test(w)), `${profile}: reclaim kept the page R holds in the swap cache`);
+    assert.ok(events.some((w) => /!pte_same/.test(w)), `${profile}: R's install found another PTE`);
+  }
+});

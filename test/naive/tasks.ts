@@ -537,6 +537,8 @@ export class NaiveWriteTask implements NaiveTask {
   private phase: 'fault' | 'install' | 'store' = 'fault';
   private seen: PteValue | null = null;
   private copy: NFrame | null = null;
+  /** The page copied, held between the copy and the install (do_wp_page's folio_get, wp_page_copy's folio_put). */
+  private held: NFrame | null = null;
 
   constructor(readonly s: NaiveSched, readonly p: NProc, readonly tid: number, readonly r: NRegion, readonly i: number, readonly v: number) {}
 
@@ -616,6 +618,9 @@ export class NaiveWriteTask implements NaiveTask {
         k.anonPrepare(this.p, pg);
         this.seen = this.s.value(pte);
         this.copy = this.s.alloc(old === null ? 0 : old.value);
+        // do_wp_page() takes a reference on the page before it drops the page-table lock.
+        if (old !== null) old.refcount++;
+        this.held = old;
         this.s.note('write:copy');
         lock.readers++;
         this.holdsRead = true;
@@ -628,9 +633,12 @@ export class NaiveWriteTask implements NaiveTask {
         this.holdsRead = false;
         const f = this.copy!;
         this.copy = null;
+        const held = this.held;
+        this.held = null;
         if (!NaiveSched.same(this.s.value(pg.pte), this.seen)) {
           this.s.note('write:pte-changed');
           this.s.put(f);
+          if (held !== null) this.s.put(held); // wp_page_copy's folio_put of the page it copied
           this.phase = 'fault';
           return 'running';
         }
@@ -643,6 +651,7 @@ export class NaiveWriteTask implements NaiveTask {
           old.mapcount--;
           this.s.put(old);
         }
+        if (held !== null) this.s.put(held);
         this.phase = 'store';
         return 'running';
       }
