@@ -17,6 +17,7 @@ import type { PageSel, Scenario, Step } from '../scenario/index.js';
 import { pageList, pageStates, label } from './names.js';
 import { missingFacility, probedProfile } from './probed.js';
 import type { OracleSession } from './session.js';
+import { OracleError } from './agent.js';
 import { hugetlbPoolFor } from './hugetlb.js';
 import { modelHugeMap, thpPlan, usesThp } from './thp.js';
 import type { KernelStep } from './types.js';
@@ -248,14 +249,22 @@ export function oracleScenario(session: OracleSession, sc: Scenario, base: Profi
   const profile = probedProfile(base, session.facilities);
   const model = opts.model && msc === written ? opts.model : runScenario(msc, profile, { trace: false, maxEventsPerStep: 0 });
   const pool = hugetlbPoolFor(msc);
-  const skip = plan.impossible ?? missingFacility(msc, base, profile, session.facilities, model, written) ?? (pool !== null ? session.system.hugetlb(pool) : null);
-  if (skip !== null) {
-    return {
-      format: ORACLE_FORMAT, file: sc.file, scenario: sc.name, profile: profile.name, kernel: session.facilities.kernel,
-      status: 'skipped', skip, na: null, error: null, notes, modelViolations: 0, steps: [],
-      counts: { steps: sc.steps.length, compared: 0, agree: 0, disagree: 0, skipped: 0 },
-    };
+  const unreplayed = (status: 'skipped' | 'error', why: string): OracleResult => ({
+    format: ORACLE_FORMAT, file: sc.file, scenario: sc.name, profile: profile.name, kernel: session.facilities.kernel,
+    status, skip: status === 'skipped' ? why : null, na: null, error: status === 'error' ? why : null, notes, modelViolations: 0, steps: [],
+    counts: { steps: sc.steps.length, compared: 0, agree: 0, disagree: 0, skipped: 0 },
+  });
+  let skip: string | null;
+  try {
+    skip = plan.impossible ?? missingFacility(msc, base, profile, session.facilities, model, written) ?? (pool !== null ? session.system.hugetlb(pool) : null);
+  } catch (e) {
+    if (!(e instanceof OracleError)) throw e;
+    // The helper died while the hugetlb pool was set up (a Ctrl-C to the process group reaches it
+    // too): an error, as a replay's is, and the next scenario gets a new helper.
+    const left = session.cleanSlate();
+    return unreplayed('error', left === null ? e.message : `${e.message}; ${left}`);
   }
+  if (skip !== null) return unreplayed('skipped', skip);
   const count = model.na !== null ? model.na.step : sc.steps.length;
   const thp = usesThp(msc) || plan.model === 'always';
   const probes = probeModel(msc, profile, count, thp);
