@@ -36,16 +36,6 @@ export function deviceExclusive(s: RunState, procName: string, sel: PageSel, nam
     (r.err === OK ? '' : ' (make_device_exclusive failed for the others: EBUSY)');
 }
 
-/**
- * The grant's address space is alive: the driver mirrors the mm (mmu_interval_notifier on it), so
- * the device reaches the pages while any thread of the process lives, not only the thread that
- * asked for the grant.
- */
-function mmAlive(s: RunState, p: Proc): boolean {
-  for (const q of s.procs.values()) if (q.alive && q.group === p.group) return true;
-  return false;
-}
-
 /** A CPU access by p at vpn reached frame pfn: grants on that page must have been revoked before it. */
 export function touchGrants(s: RunState, p: Proc, vpn: number, pfn: number): void {
   for (const [name, lh] of s.handles) {
@@ -74,7 +64,9 @@ export function deviceAtomic(s: RunState, name: string, i: number, value: string
   const p = s.procs.get(hs.proc)!;
   const vpn = handleVpn(hs.h, i);
   const pfn = hs.h.frames[i]!;
-  const alive = mmAlive(s, p);
+  // The driver mirrors the mm (mmu_interval_notifier on it): the device reaches the pages while
+  // any thread of the process lives, not only the thread that asked for the grant.
+  const alive = s.groupAlive(p.group);
   const vma = alive ? p.mm.findVma(vpn) : null;
   let result: 'ok' | 'revoked' | 'denied';
   if (vma === null || !(vma.flags & VM_WRITE)) result = 'denied';
@@ -107,9 +99,11 @@ export function grantRead(s: RunState, name: string, i: number, expect: string |
   if (!hs) return;
   const p = s.procs.get(hs.proc)!;
   const vpn = handleVpn(hs.h, i);
+  // The grant's address space, not the thread that asked for it (deviceAtomic).
+  const alive = s.groupAlive(p.group);
   let value: number;
   if (!hs.h.revoked![i] && hs.h.frames[i]! > 0) value = s.k.frames.value[hs.h.frames[i]!]!;
-  else if (mmAlive(s, p)) {
+  else if (alive) {
     // The driver runs hmm_range_fault() under mmap_read_lock: a fork in progress ends first. A
     // present, readable PTE is taken as it is (hmm_vma_handle_pte: no fault, the accessed bit
     // left alone: the device's access is not the CPU's); anything else is faulted in for reading.
@@ -122,7 +116,7 @@ export function grantRead(s: RunState, name: string, i: number, expect: string |
     }
   } else value = 0;
   const actual = s.values.name(value);
-  const allowed = mmAlive(s, p) && s.ideal.access(p.group, vpn, false) === 'ok';
+  const allowed = alive && s.ideal.access(p.group, vpn, false) === 'ok';
   const c = allowed ? s.ideal.checkRead(p.group, vpn, value) : null;
   s.observe('handle-read', `the device reads ${name}[${i}]`, actual, c === null ? null : s.values.name(c.allowed[0]!));
   if (c !== null && !c.ok) {

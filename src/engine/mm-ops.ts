@@ -27,7 +27,7 @@ const SKIP_WHY: Record<Exclude<SwapoutSkip, null>, string> = {
 export function exitProc(s: RunState, p: Proc): void {
   if (p.task) finishTask(s, p);
   p.alive = false;
-  for (const q of s.procs.values()) if (q.alive && q.group === p.group) return;
+  if (s.groupAlive(p.group)) return;
   exitMmap(s.k, p.mm);
   s.ideal.exit(p.group);
 }

@@ -244,6 +244,12 @@ export class RunState {
     return p;
   }
 
+  /** A thread of the process (its address space) is alive: the address space lives until its last thread exits. */
+  groupAlive(group: string): boolean {
+    for (const q of this.procs.values()) if (q.alive && q.group === group) return true;
+    return false;
+  }
+
   /** The live thread a step names, or null (the step is skipped, the summary says why). */
   proc(name: string): Proc | null {
     const p = this.procs.get(name);
