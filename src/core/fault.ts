@@ -43,6 +43,11 @@ export interface WpCopy {
   newPfn: number;
 }
 
+/** The page a split wp_page_copy() holds between its two parts (WpCopy), or -1: the zero page is not held. */
+export function wpCopyHeldPage(c: WpCopy): number {
+  return c.seenBits & PTE_SPECIAL ? -1 : c.seenPfn;
+}
+
 /** handleMmFault() with a WpCopy: wp_page_copy() made its copy; wpPageCopyFinish() ends the fault. */
 export const FAULT_COPY_MADE = -1;
 
@@ -411,7 +416,8 @@ export function wpPageCopy(
     split.seenBits = bits;
     split.seenPfn = old;
     split.newPfn = pfn;
-    if (!fromZero) k.frames.refcount[old]!++; // do_wp_page(): folio_get() before the lock is dropped
+    const held = wpCopyHeldPage(split);
+    if (held >= 0) k.frames.refcount[held]!++; // do_wp_page(): folio_get() before the lock is dropped
     return FAULT_COPY_MADE;
   }
   wpPageCopyInstall(k, mm, vma, vpn, slot, bits, old, pfn, unshare, unshare ? `unshare: ${why}` : breakCow ? `GUP break-COW: ${why}` : why);
@@ -428,7 +434,8 @@ export function wpPageCopyFinish(k: Kernel, mm: Mm, vpn: number, c: WpCopy): boo
   const done = wpPageCopyInstall(k, mm, vma, vpn, pteSlot(k, mm, vpn), c.seenBits, c.seenPfn, c.newPfn, false,
     'write fault: copied (the copy was made outside the page-table lock)');
   // wp_page_copy()'s folio_put(old_folio): the reference do_wp_page() took (wpPageCopy).
-  if (!(c.seenBits & PTE_SPECIAL)) k.putPage(c.seenPfn);
+  const held = wpCopyHeldPage(c);
+  if (held >= 0) k.putPage(held);
   c.newPfn = -1;
   mm.minflt++;
   k.stats.faults++;

@@ -2,7 +2,8 @@
 // a path is started, advanced one atomic step at a time, run to its end when another operation
 // needs the lock it holds, and on completion its effects reach the names and the ideal memory.
 
-import { NA, OK, PTE_SPECIAL } from '../core/constants.js';
+import { NA, OK } from '../core/constants.js';
+import { wpCopyHeldPage } from '../core/fault.js';
 import type { GupRequest } from '../core/gup.js';
 import { cloneTask, startFork, startGup, startWrite, stepTask, type Task, type TaskState } from '../core/tasks.js';
 import type { Step } from '../scenario/ast.js';
@@ -229,8 +230,9 @@ export function heldByTasks(s: RunState): [number, number][] {
     if (t.kind === 'gup') t.handle.frames.forEach((pfn, i) => out.push([pfn, t.handle.refs[i]!]));
     else if (t.newPfn > 0) {
       out.push([t.newPfn, 1]);
-      // A write fault between wp_page_copy()'s two parts also holds the page it copies (not the zero page).
-      if (t.kind === 'write' && !(t.seenBits & PTE_SPECIAL)) out.push([t.seenPfn, 1]);
+      // A write fault between wp_page_copy()'s two parts also holds the page it copies.
+      const held = t.kind === 'write' ? wpCopyHeldPage(t) : -1;
+      if (held >= 0) out.push([held, 1]);
     }
   }
   return out;

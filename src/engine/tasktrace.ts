@@ -9,6 +9,7 @@ import { PG_ANON, PG_ANON_EXCLUSIVE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SPEC
 import {
   GUP_FAST_NOT_PRESENT, GUP_FAST_NOT_WRITABLE, GUP_FAST_SPECIAL, GUP_FAST_TAKE, GUP_FAST_UNSHARE, gupFastRefusal,
 } from '../core/gup.js';
+import { wpCopyHeldPage } from '../core/fault.js';
 import { followSlot, slotPfn } from '../core/huge.js';
 import { FORK_SHARE_NOT_ANON, FORK_SHARE_NOT_EXCLUSIVE, forkCopyTest, pageMaybeDmaPinned } from '../core/page.js';
 import type { Kernel } from '../core/kernel.js';
@@ -50,8 +51,10 @@ function pteText(bits: number, entry: number): string {
   return `${what} [${pteBitNames(bits).join(' ')}]`;
 }
 
-/** refcount, mapcount and (where the profile has it) PageAnonExclusive of a frame. */
-/** A frame's counts and exclusivity; `heldSince` references taken since the decision told of are left out of the refcount. */
+/**
+ * refcount, mapcount and (where the profile has it) PageAnonExclusive of a frame; `heldSince`:
+ * references taken since the decision told of, left out of the refcount.
+ */
 function frameText(k: Kernel, pfn: number, heldSince = 0): string {
   const f = k.frames;
   const pae = k.profile.anonExclusive && f.flags[pfn]! & PG_ANON ? (f.flags[pfn]! & PG_ANON_EXCLUSIVE ? ', anon-exclusive' : ', not anon-exclusive') : '';
@@ -196,11 +199,11 @@ function writeLines(k: Kernel, prev: FaultTask, t: FaultTask, n: TaskNamer): Tas
   switch (prev.phase) {
     case 'fault': {
       if (t.phase === 'install') {
-        const zero = (t.seenBits & PTE_SPECIAL) !== 0;
-        const old = zero ? 'the zero page' : `frame ${t.seenPfn}`;
+        const pfn = wpCopyHeldPage(t);
+        const old = pfn < 0 ? 'the zero page' : `frame ${pfn}`;
         // The counts as do_wp_page saw them: the reference it then took on the page (for the copy) is in the refcount now.
-        const seen = zero ? '' : ` (${frameText(k, t.seenPfn, 1)})`;
-        const held = zero ? '' : `, holding a reference on frame ${t.seenPfn} until then`;
+        const seen = pfn < 0 ? '' : ` (${frameText(k, pfn, 1)})`;
+        const held = pfn < 0 ? '' : `, holding a reference on frame ${pfn} until then`;
         return [{ mm: t.mm, vpn, pfn: t.newPfn, why: `do_wp_page reads the PTE of ${page}: ${pteText(t.seenBits, t.seenPfn)}: ${old}${seen} cannot be reused: wp_page_copy allocates frame ${t.newPfn} and copies into it outside the page-table lock (installed at the next step${held})` }];
       }
       if (t.stored.length > prev.stored.length) {
