@@ -30,13 +30,21 @@ export interface Figure {
   note?: string;
 }
 
-function search(o: { procs: number; pages: number; depth: number; ops: readonly OpName[]; engine: 'auto' | 'compact' | 'full'; workers?: number; maxStates?: number; timeSec?: number; maxMemoryMB?: number }): SearchStats {
+/** A search of the bench, on v6 with 2 threads and 2 handles; the bounds not given take these defaults. */
+interface BenchSearch { procs: number; pages: number; depth: number; ops: readonly OpName[]; engine: 'auto' | 'compact' | 'full'; workers?: number; maxStates?: number; timeSec?: number; maxMemoryMB?: number }
+const THREADS = 2;
+const HANDLES = 2;
+const bounds = (o: BenchSearch) => ({ maxStates: o.maxStates ?? 50_000_000, maxMemoryMB: o.maxMemoryMB ?? 8192, timeSec: o.timeSec ?? 1200, workers: o.workers ?? 1 });
+
+/** The search in this process. */
+function search(o: BenchSearch): SearchStats {
+  const b = bounds(o);
   const input: ExploreInput = {
     profile: builtinProfile('v6')!, baseName: 'v6', sets: [],
-    shape: { procs: o.procs, threads: 2, handles: 2, ops: o.ops },
+    shape: { procs: o.procs, threads: THREADS, handles: HANDLES, ops: o.ops },
     pages: o.pages,
-    bounds: { depth: o.depth, maxStates: o.maxStates ?? 50_000_000, maxMemoryMB: o.maxMemoryMB ?? 8192, timeSec: o.timeSec ?? 1200, all: false, kinds: null },
-    from: null, engine: o.engine, workers: o.workers ?? 1, causes: false,
+    bounds: { depth: o.depth, maxStates: b.maxStates, maxMemoryMB: b.maxMemoryMB, timeSec: b.timeSec, all: false, kinds: null },
+    from: null, engine: o.engine, workers: b.workers, causes: false,
   };
   return explore(input).result.stats;
 }
@@ -57,7 +65,7 @@ export function explorerFigures(quick: boolean, log: (s: string) => void = () =>
     model: one.statesPerSec, kernel: null, ratio: one.statesPerSec / 200000, target: '>= 200000 states/s', met: one.statesPerSec >= 200000,
     note: `full engine (${OP_NAMES.length} operations): ${one.states} states, ${one.transitions} transitions, depth ${one.depthComplete} complete, in ${s(one.elapsedMs)}`,
   });
-  out.push(workersFigure(shape.depth, one, log));
+  out.push(workersFigure(shape, one, log));
   out.push({
     name: 'explorer bytes per visited state (visited fingerprints and search tree)', unit: 'bytes',
     model: one.bytesPerState, kernel: null, ratio: one.bytesPerState / 64, target: '<= 64 bytes', met: one.bytesPerState <= 64,
@@ -69,13 +77,15 @@ export function explorerFigures(quick: boolean, log: (s: string) => void = () =>
 
 const cli = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'cowlab.js');
 
-/** `cowlab explore ... --json` in a process of its own: the search's figures, as the command reports them. */
-function commandSearch(depth: number, workers: number): SearchStats {
-  const args = [cli, 'explore', '--kernel', 'v6', '--procs', '2', '--pages', '2', '--threads', '2', '--handles', '2', '--ops', 'all',
-    '--depth', String(depth), '--engine', 'full', '--workers', String(workers), '--max-states', '50000000', '--max-memory', '8192', '--time', '1200', '--json'];
+/** The same search as `cowlab explore ... --json` runs it, in a process of its own: its figures, as the command reports them. */
+function commandSearch(o: BenchSearch): SearchStats {
+  const b = bounds(o);
+  const args = [cli, 'explore', '--kernel', 'v6', '--procs', String(o.procs), '--pages', String(o.pages), '--threads', String(THREADS), '--handles', String(HANDLES),
+    '--ops', o.ops.join(','), '--depth', String(o.depth), '--engine', o.engine, '--workers', String(b.workers),
+    '--max-states', String(b.maxStates), '--max-memory', String(b.maxMemoryMB), '--time', String(b.timeSec), '--json'];
   const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
   // Exit 1: the search found a violation (it stops there, with either number of workers).
-  if (r.status !== 0 && r.status !== 1) throw new Error(`cowlab explore --workers ${workers} exited ${r.status}: ${r.stderr.slice(0, 400)}`);
+  if (r.status !== 0 && r.status !== 1) throw new Error(`cowlab explore --workers ${b.workers} exited ${r.status}: ${r.stderr.slice(0, 400)}`);
   return (JSON.parse(r.stdout) as { stats: SearchStats }).stats;
 }
 
@@ -86,12 +96,12 @@ function commandSearch(depth: number, workers: number): SearchStats {
  * compiles the search's code itself (2 to 4 seconds of processor time on a search of 15). In
  * new processes both start cold, as a user's do. The in-process figure is given in the note.
  */
-function workersFigure(depth: number, warmOne: SearchStats, log: (s: string) => void): Figure {
+function workersFigure(shape: BenchSearch, warmOne: SearchStats, log: (s: string) => void): Figure {
   log('  explorer: every operation, two workers, in this process ...');
-  const warmTwo = search({ procs: 2, pages: 2, depth, ops: OP_NAMES, engine: 'full', workers: 2 });
+  const warmTwo = search({ ...shape, workers: 2 });
   log('  explorer: every operation, one worker and two, each as `cowlab explore` in a process of its own ...');
-  const one = commandSearch(depth, 1);
-  const two = commandSearch(depth, 2);
+  const one = commandSearch({ ...shape, workers: 1 });
+  const two = commandSearch({ ...shape, workers: 2 });
   if (one.states !== two.states) throw new Error(`explorer bench: one worker searched ${one.states} states, two ${two.states}`);
   const speedup = two.statesPerSec / one.statesPerSec;
   const inProcess = warmTwo.statesPerSec / warmOne.statesPerSec;
