@@ -134,10 +134,10 @@ options:
   --pages N           pages of the start mapping P has (default 2); with --start thp, how
                       many of its first pages the page operations touch
   --start thp         start from one PMD-mapped THP (P's buf: 512 pages, MADV_HUGEPAGE, its
-                      first page written) instead of N small pages; searched on the full
-                      engine. Operations that split it: munmap, mprotect, dontneed,
-                      dontfork, mremap of a page; collapse (MADV_COLLAPSE, 6.1+) makes a
-                      PTE-mapped range one THP again
+                      first page written) instead of N small pages. Operations that
+                      split it: munmap, mprotect, dontneed, dontfork, mremap of a page;
+                      collapse (MADV_COLLAPSE, 6.1+) makes a PTE-mapped range one THP
+                      again
   --handles N         most pins/references/pipes live at once (default 2)
   --threads N         most threads per process, for the interleaving ops (default 2)
   --depth D           most operations in a sequence (default 6)
@@ -164,14 +164,14 @@ options:
   --max-states N      stop after N states (default: no count; --max-memory and --time
                       bound the search)
   --max-memory MiB    stop when the process's resident memory is more (default: half
-                      of this machine's memory). On the full engine with one worker,
-                      once it passes 80% of this the search tree (8 bytes a state) goes
-                      to a temporary file instead and the search goes on; what must fit
-                      is then the visited set (16-24 bytes a state, more with --exact):
-                      the search stops only when that no longer fits. The output says
-                      how many states went to the file and its size; the file is removed
-                      at the end (and on SIGINT/SIGTERM). Several workers and the
-                      compact engine stop at --max-memory, without spilling
+                      of this machine's memory). With one worker, once it passes 80%
+                      of this the search tree (8 bytes a state) goes to a temporary
+                      file instead and the search goes on; what must fit is then the
+                      visited set (16-24 bytes a state, more with --exact): the search
+                      stops only when that no longer fits. The output says how many
+                      states went to the file and its size; the file is removed at the
+                      end (and on SIGINT/SIGTERM). Several workers stop at
+                      --max-memory, without spilling
   --spill-dir DIR     where the search tree spills (default: the system's temporary
                       directory)
   --time S            stop after S seconds (default 600)
@@ -180,17 +180,9 @@ options:
   --out FILE          write the counterexample scenario(s) there
   --progress          a progress line on stderr every quarter second (states, depth being
                       searched, rate); on a terminal the line is rewritten in place anyway
-  --engine E          compact: states as small integer arrays, fast; the default
-                      operations, mprotect, dontfork, wipeonfork, dontneed, pin-fast
-                      and gup, from the empty start.
-                      full: the whole model per state; every operation and --from.
-                      auto (default): compact where it applies. A compact
-                      counterexample is replayed on the full model, which must report
-                      the same violation
   --workers N         threads that expand states (default 1): breadth-first one depth at a
                       time, sharing the visited set; the same states, counts and
-                      counterexamples as one thread.
-                      More than one searches on the full engine
+                      counterexamples as one thread
   --exact             keep the visited states' canonical encodings, not 64-bit
                       fingerprints (the default; the output gives the probability that a
                       fingerprint collision hid a state, about n^2/2^65 for n states)

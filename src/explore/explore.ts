@@ -5,7 +5,6 @@ import { Runner } from '../engine/run.js';
 import type { Profile } from '../core/profile.js';
 import { parseScenario, type Scenario } from '../scenario/index.js';
 import type { ExploreShape } from './ops.js';
-import { compactSearch, compactUnsupported } from './compact/search.js';
 import type { StopFlag } from './tree.js';
 import { parallelSearch } from './parallel.js';
 import { search, type Counterexample, type Progress, type SearchBounds, type SearchResult, type ViolationSink } from './search.js';
@@ -25,12 +24,7 @@ export interface ExploreInput {
   bounds: SearchBounds;
   /** Start from this scenario's end state instead of an empty process. */
   from: Scenario | null;
-  /**
-   * `compact`: the compact engine (src/explore/compact), `full`: a Runner per state; `auto`
-   * (the default): compact where it supports the operations and bounds, else full.
-   */
-  engine?: 'auto' | 'compact' | 'full';
-  /** Threads that expand states (default 1); more than one searches on the full engine (src/explore/parallel.ts). */
+  /** Threads that expand states (default 1); more than one: src/explore/parallel.ts. */
   workers?: number;
   /**
    * Regression search (`--baseline`): report only sequences that violate on one kernel and are
@@ -39,24 +33,15 @@ export interface ExploreInput {
    */
   baseline?: { profile: Profile; name: string; sets: string[]; reverse: boolean } | null;
   /**
-   * false: `--all` keeps one counterexample per violation kind, as the engines find them, with
-   * no replay for causes (the engines' comparison in the tests); default true.
+   * false: `--all` keeps one counterexample per violation kind, as the search finds them, with
+   * no replay for causes (the tests' comparisons of whole searches); default true.
    */
   causes?: boolean;
 }
 
-/** Which engine a search runs on, and why the compact one cannot (null when it can). */
-export function chooseEngine(input: ExploreInput): { engine: 'compact' | 'full'; why: string | null } {
-  const why = compactUnsupported(input.shape, input.pages, input.bounds.depth, input.from !== null);
-  const want = input.engine ?? 'auto';
-  if (want === 'full') return { engine: 'full', why };
-  if ((input.workers ?? 1) > 1 && want === 'auto') return { engine: 'full', why: why ?? 'several workers search on the full engine' };
-  return { engine: why === null ? 'compact' : 'full', why };
-}
-
 export interface ExploreOutcome {
   status: 'ok' | 'violation';
-  /** The result: `ok` | `violation` | `bound` (stopped at a limit before completing), for every engine and worker count. */
+  /** The result: `ok` | `violation` | `bound` (stopped at a limit before completing), for every worker count. */
   verdict: SearchOutcome;
   /** The `always` and `sometimes` properties (src/explore/properties.ts). */
   properties: PropertyReport;
@@ -101,8 +86,6 @@ export function explore(input: ExploreInput, progress?: Progress, stopFlag?: Sto
   let tracedRoot: Runner | null = null;
   const traced = (): Runner => (tracedRoot ??= startState(input, searched, true).runner);
   const otherRoot = other === null ? null : startState(input, other).runner;
-  const { engine, why } = chooseEngine(input);
-  if (input.engine === 'compact' && why !== null) throw new CompactUnsupportedError(why);
   const kept: Counterexample[] = [];
   const causes = new Set<string>();
   let violating = 0;
@@ -116,8 +99,8 @@ export function explore(input: ExploreInput, progress?: Progress, stopFlag?: Sto
     const vs = violations.filter((v) => input.bounds.kinds === null || input.bounds.kinds.has(v.kind));
     const got = [...new Set(vs.map((v) => v.kind))].sort();
     if (got.join() !== kinds.join()) {
-      throw new Error(`internal error: the ${engine} explorer found ${kinds.join(', ')} after\n  ${stepLines.join('\n  ')}\n` +
-        `but the model reports ${got.join(', ') || 'nothing'} there; rerun with --engine full, and please report this`);
+      throw new Error(`internal error: the explorer found ${kinds.join(', ')} after\n  ${stepLines.join('\n  ')}\n` +
+        `but its replay with the trace reports ${got.join(', ') || 'nothing'} there; please report this`);
     }
     if (otherRoot !== null && !cleanOn(otherRoot, steps, input.bounds.kinds)) return false;
     // The first sequence of each violation kind is kept too, so --all still shows every kind
@@ -133,10 +116,7 @@ export function explore(input: ExploreInput, progress?: Progress, stopFlag?: Sto
   };
   const perKind = input.causes === false && base === null;
   const workers = input.workers ?? 1;
-  if (workers > 1 && engine === 'compact') throw new CompactUnsupportedError('several workers search on the full engine');
-  const result = engine === 'compact'
-    ? compactSearch(runner, searched, input.shape, input.pages, input.bounds, progress, stopFlag, perKind ? undefined : sink)
-    : workers > 1
+  const result = workers > 1
     ? parallelSearch(input, searched, runner, workers, progress, stopFlag, perKind ? undefined : sink)
     : search(runner, input.shape, input.bounds, progress, stopFlag, perKind ? undefined : sink);
   const judged = (): Pick<ExploreOutcome, 'verdict' | 'properties'> => ({
@@ -180,9 +160,6 @@ export function cleanOn(root: Runner, steps: readonly Step[], kinds: Set<string>
   }
   return true;
 }
-
-/** `--engine compact` asked for something the compact engine does not model. */
-export class CompactUnsupportedError extends Error {}
 
 /** A counterexample as a scenario file that `cowlab run` replays with the same violation. */
 export function counterexampleFile(input: ExploreInput, start: string[], ce: Counterexample, result: SearchResult): string {
@@ -228,8 +205,8 @@ export type { SearchBounds };
 
 /**
  * `explore --start thp`: P starts with one PMD-mapped, exclusive THP (`buf`, 512 pages, its first
- * page written): a start scenario, searched as `--from` is (the full engine; every state holds
- * the whole folio), with the page operations on its first pages only (ExploreShape.pageLimit).
+ * page written): a start scenario, searched as `--from` is (every state holds the whole
+ * folio), with the page operations on its first pages only (ExploreShape.pageLimit).
  */
 export function thpStartScenario(): Scenario {
   const text = 'name: explore-start-thp\nsteps: |\n  P mmap buf 512 rw private thp\n  P write buf[0] = 1\n';

@@ -63,8 +63,11 @@ export interface SearchStats {
   stoppedBy: 'states' | 'memory' | 'time' | 'interrupted' | null;
   /** Events reached somewhere ("sometimes" properties): name -> shortest depth. */
   reached: Record<string, number>;
-  /** Which engine searched: `compact` (src/explore/compact) or `full` (a Runner per state). */
-  engine: 'compact' | 'full';
+  /**
+   * Always `full` (the model itself, a Runner per state): the explorer has had one engine since
+   * December 2026; kept because `--json` documents it (docs/json-format.md).
+   */
+  engine: 'full';
   /** What the visited set holds: 64-bit fingerprints, or the exact encodings (--exact). */
   visited: 'fingerprints' | 'exact';
   /** With fingerprints: the probability that a collision made the search skip a state (about n^2 / 2^65). */

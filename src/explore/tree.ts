@@ -1,10 +1,10 @@
-// What both search engines share: the search tree (parent and packed operation of every state,
-// so a path costs 8 bytes a state; a state's depth is known from where each depth starts), the
-// bounds that stop a search, and its statistics.
+// What the search on one thread (search.ts) and on several (parallel.ts) share: the search tree
+// (parent and packed operation of every state, so a path costs 8 bytes a state; a state's depth
+// is known from where each depth starts), the bounds that stop a search, and its statistics.
 //
-// The tree can spill to a file (the full engine, when the process's resident memory passes
-// SPILL_FRACTION of --max-memory): its records, 8 bytes a state in id order, go to the file one
-// chunk at a time and only the chunk being filled stays in memory. A breadth-first search reads
+// The tree can spill to a file (the search on one thread, when the process's resident memory
+// passes SPILL_FRACTION of --max-memory): its records, 8 bytes a state in id order, go to the
+// file one chunk at a time and only the chunk being filled stays in memory. A breadth-first search reads
 // the tree in increasing id order within each depth (the states of a depth are expanded in id
 // order, and StateCache rebuilds each one's ancestors, whose ids increase too), so each depth has
 // a small read buffer over the file, refilled forward; a counterexample's path walk reads single
@@ -253,8 +253,8 @@ export type StopFlag = Int32Array;
 
 /**
  * The bounds of one search (--max-states, --time, --max-memory, a stop request), progress
- * reports, statistics. The bounds are checked by the clock, not by a count of expansions: an
- * engine calls due() often (cheap: one clock read) and check() when it says so, at most every
+ * reports, statistics. The bounds are checked by the clock, not by a count of expansions: a
+ * search calls due() often (cheap: one clock read) and check() when it says so, at most every
  * CHECK_MS, so a search stops within CHECK_MS plus one transition of its bound.
  */
 export class SearchBudget {
@@ -271,7 +271,7 @@ export class SearchBudget {
 
   /**
    * Called once, when the process's resident memory passes SPILL_FRACTION of --max-memory (the
-   * full engine spills its tree then); null: nothing is done before the bound.
+   * search on one thread spills its tree then); null: nothing is done before the bound.
    */
   onPressure: ((rssMB: number) => void) | null = null;
 

@@ -93,7 +93,7 @@ export interface ExploreOp {
   name: string;
   /**
    * Its packed code (0-255). Codes are 0, 1, 2, ... with no gap but RESERVED_CODES (src/ops/explore.ts);
-   * a new operation takes the next free one (paths and the compact engine store codes).
+   * a new operation takes the next free one (search paths store codes).
    */
   code: number;
   /** Part of the default --ops. */

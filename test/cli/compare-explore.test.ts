@@ -158,21 +158,17 @@ test('explore --ops all: every operation, the same search as the list of every o
   assert.equal(a.stats.engine, 'full');
   assert.deepEqual([a.stats.states, a.stats.transitions], [l.stats.states, l.stats.transitions]);
   // More than the default operations reach.
-  assert.ok(a.stats.states > JSON.parse(cli('explore', '--depth', '2', '--engine', 'full', '--json').out).stats.states);
+  assert.ok(a.stats.states > JSON.parse(cli('explore', '--depth', '2', '--json').out).stats.states);
 });
 
-test('explore --engine: the header names the engine (and why not compact); both find the same; compact refuses what it lacks', () => {
-  const auto = cli('explore', '--kernel', 'v5.9', '--kinds', 'pin-incoherent', '--json');
-  const full = cli('explore', '--kernel', 'v5.9', '--kinds', 'pin-incoherent', '--engine', 'full', '--json');
-  const a = JSON.parse(auto.out);
-  const f = JSON.parse(full.out);
-  assert.equal(a.stats.engine, 'compact');
-  assert.equal(f.stats.engine, 'full');
-  assert.deepEqual([a.counterexamples[0].depth, a.counterexamples[0].violations[0].kind], [f.counterexamples[0].depth, f.counterexamples[0].violations[0].kind]);
-  assert.match(cli('explore', '--depth', '2').out, /; engine compact$/m);
-  assert.match(cli('explore', '--depth', '2', '--ops', 'write,swapout').out, /; engine full \(operation swapout is not in the compact engine\)$/m);
-  usageError(cli('explore', '--engine', 'compact', '--ops', 'write,thread'), /--engine compact: operation thread is not in the compact engine; use --engine full/);
-  usageError(cli('explore', '--engine', 'fast'), /--engine takes auto, compact or full, got 'fast'/);
+test('explore has one engine: --engine (any value) is refused, not ignored; the header names none; --json says "full"', () => {
+  for (const e of ['full', 'compact', 'auto']) usageError(cli('explore', '--engine', e), /--engine: the explorer has one engine since December 2026, the model itself \(the hand-written compact engine was removed\)/);
+  const j = cli('explore', '--engine', 'full', '--json');
+  assert.equal(j.code, 2);
+  assert.match(JSON.parse(j.out).error, /one engine since December 2026/);
+  assert.match(cli('explore', '--depth', '2').out, /; ops write,[a-z-,]+$/m);
+  assert.match(cli('explore', '--depth', '2', '--workers', '2').out, /; ops write,[a-z-,]+; 2 workers$/m);
+  assert.equal(JSON.parse(cli('explore', '--kernel', 'v5.9', '--kinds', 'pin-incoherent', '--json').out).stats.engine, 'full');
 });
 
 test('explore --out FILE writes the counterexample; `cowlab run FILE` replays it and passes its outcomes', () => {

@@ -11,7 +11,7 @@ import { cli } from '../cli/helpers.js';
 import { input, kindsOf, replay, run, type InputOptions } from './helpers.js';
 
 const full = (kernel: string, workers: number, o: InputOptions & { exact?: boolean } = {}): ReturnType<typeof run> => {
-  const inp = { ...input(kernel, o), engine: 'full' as const, workers };
+  const inp = { ...input(kernel, o), workers };
   inp.bounds.exact = o.exact ?? false;
   return run(inp);
 };
@@ -59,14 +59,12 @@ test('workers: the shortest counterexample has the same length on two workers, a
   assert.deepEqual(allTwo.out.result.counterexamples.map((c) => [c.depth, c.cause?.key]).sort(), allOne.out.result.counterexamples.map((c) => [c.depth, c.cause?.key]).sort());
 });
 
-test('result: ok (complete and clean), violation, bound (stopped at a limit before completing); the same on either engine', () => {
-  for (const engine of ['compact', 'full'] as const) {
-    assert.equal(explore({ ...input('v6', { depth: 3 }), engine }).verdict, 'ok', engine);
-    assert.equal(explore({ ...input('v5.9-rc4', { depth: 3 }), engine }).verdict, 'violation', engine);
-    assert.equal(explore({ ...input('v6', { depth: 6, maxStates: 200 }), engine }).verdict, 'bound', engine);
-  }
-  const one = explore({ ...input('v6', { depth: 6, maxStates: 200 }), engine: 'full' });
-  const two = explore({ ...input('v6', { depth: 6, maxStates: 200 }), engine: 'full', workers: 2 });
+test('result: ok (complete and clean), violation, bound (stopped at a limit before completing); the same on one worker and two', () => {
+  assert.equal(explore(input('v6', { depth: 3 })).verdict, 'ok');
+  assert.equal(explore(input('v5.9-rc4', { depth: 3 })).verdict, 'violation');
+  const one = explore(input('v6', { depth: 6, maxStates: 200 }));
+  assert.equal(one.verdict, 'bound');
+  const two = explore({ ...input('v6', { depth: 6, maxStates: 200 }), workers: 2 });
   assert.equal(two.verdict, 'bound');
   // --max-states stops two workers at the state one thread stopped at, after as many transitions.
   assert.equal(two.result.stats.states, 200);
@@ -77,8 +75,8 @@ test('result: ok (complete and clean), violation, bound (stopped at a limit befo
 test('properties: each violation kind an always (broken at its counterexample depth), each event a sometimes (covered, or not within the bound)', () => {
   const ops: OpName[] = ['write', 'fork'];
   // Write, fork, the child writes (a COW copy), the parent writes (its page is its own again: reuse): 4 operations.
-  const three = explore({ ...input('v6', { depth: 3, ops }), engine: 'full' });
-  const four = explore({ ...input('v6', { depth: 4, ops }), engine: 'full' });
+  const three = explore(input('v6', { depth: 3, ops }));
+  const four = explore(input('v6', { depth: 4, ops }));
   const some = (o: typeof three, name: string): { covered: boolean; depth: number | null } | undefined => o.properties.sometimes.find((s) => s.name === name);
   assert.deepEqual(some(three, 'fork'), { name: 'fork', covered: true, depth: 1 });
   assert.deepEqual(some(three, 'cow-copy'), { name: 'cow-copy', covered: true, depth: 3 });
@@ -87,7 +85,7 @@ test('properties: each violation kind an always (broken at its counterexample de
   // Pins are not among the operations: no pin property to cover.
   assert.equal(some(four, 'pin'), undefined);
   assert.ok(four.properties.always.every((a) => a.holds));
-  const bad = explore({ ...input('v5.9-rc4', { depth: 3 }), engine: 'full' });
+  const bad = explore(input('v5.9-rc4', { depth: 3 }));
   const broken = bad.properties.always.filter((a) => !a.holds);
   assert.deepEqual(broken, [{ name: 'pin-incoherent', holds: false, depth: 2 }]);
 });
@@ -101,11 +99,10 @@ test('cli: --workers and --exact; --json carries the result, the properties and 
   assert.equal(j.stats.visited, 'fingerprints');
   assert.ok(j.stats.collisionProbability > 0 && j.stats.collisionProbability < 1e-6);
   assert.ok(j.properties.sometimes.some((s: { name: string; covered: boolean }) => s.name === 'fork' && s.covered));
-  const e = cli('explore', '--kernel', 'v6', '--depth', '3', '--engine', 'full', '--exact');
+  const e = cli('explore', '--kernel', 'v6', '--depth', '3', '--exact');
   assert.match(e.out, /^result: ok$/m);
   assert.match(e.out, /^visited states kept exactly/m);
-  const t = cli('explore', '--kernel', 'v6', '--depth', '3', '--engine', 'full');
+  const t = cli('explore', '--kernel', 'v6', '--depth', '3');
   assert.match(t.out, /collision could have hidden a state with probability \d\.\de-\d+/);
   assert.equal(cli('explore', '--workers', '0').code, 2);
-  assert.equal(cli('explore', '--workers', '2', '--engine', 'compact').code, 2);
 });

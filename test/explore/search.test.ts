@@ -194,16 +194,29 @@ test('bounds: --max-memory stops the search with stoppedBy "memory"', () => {
   assert.equal(f.out.status, 'ok');
 });
 
-test('bounds: a stop request (the shared flag a signal sets) ends either engine as "interrupted"', () => {
-  for (const engine of ['compact', 'full'] as const) {
-    const flag = new Int32Array(new SharedArrayBuffer(4));
-    Atomics.store(flag, 0, 1);
-    const out = explore({ ...input('v6', { depth: 12 }), engine }, undefined, flag);
-    const st = out.result.stats;
-    assert.equal(st.engine, engine);
-    assert.equal(st.stoppedBy, 'interrupted');
-    assert.ok(st.elapsedMs < 5000, `${engine}: stopped at its first look at the clock (${st.elapsedMs} ms)`);
-    assert.ok(st.depthComplete < 12);
+test('bounds: a stop request (the shared flag a signal sets) ends the search as "interrupted"', () => {
+  const flag = new Int32Array(new SharedArrayBuffer(4));
+  Atomics.store(flag, 0, 1);
+  const st = explore(input('v6', { depth: 12 }), undefined, flag).result.stats;
+  assert.equal(st.stoppedBy, 'interrupted');
+  assert.ok(st.elapsedMs < 5000, `stopped at its first look at the clock (${st.elapsedMs} ms)`);
+  assert.ok(st.depthComplete < 12);
+});
+
+test('visited states: fingerprints (the default) and --exact keys give the same search', () => {
+  for (const [kernel, depth, all] of [['v6', 4, false], ['v5.8', 5, false], ['v5.8', 4, true]] as const) {
+    const run = (exact: boolean) => {
+      const i = input(kernel, { depth, all });
+      return explore({ ...i, bounds: { ...i.bounds, exact }, causes: false }).result;
+    };
+    const fp = run(false);
+    const ex = run(true);
+    assert.equal(fp.stats.visited, 'fingerprints');
+    assert.equal(ex.stats.visited, 'exact');
+    assert.equal(fp.stats.states, ex.stats.states, `${kernel} depth ${depth}`);
+    assert.equal(fp.stats.transitions, ex.stats.transitions, `${kernel} depth ${depth}`);
+    assert.deepEqual(fp.counterexamples.map((c) => c.steps), ex.counterexamples.map((c) => c.steps));
+    assert.ok(fp.stats.collisionProbability > 0 && fp.stats.collisionProbability < 1e-6);
   }
 });
 

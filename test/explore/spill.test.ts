@@ -1,4 +1,4 @@
-// The full engine's search tree spilled to a file (src/explore/tree.ts): a search made to spill
+// The search tree spilled to a file (src/explore/tree.ts): a search made to spill
 // (after a few states, in tiny chunks, so every read of an old state goes through the file) finds
 // exactly what the same search in memory finds: the states, transitions, events and the
 // counterexamples with their steps; the file is removed when the search ends. The tree read back
@@ -18,7 +18,6 @@ import { input, type InputOptions } from './helpers.js';
 
 function fullInput(kernel: string, o: InputOptions, spill: { afterStates: number; chunk: number } | null, causes = false): ExploreInput {
   const i = input(kernel, o);
-  i.engine = 'full';
   i.causes = causes;
   if (spill) i.bounds = { ...i.bounds, spillAfterStates: spill.afterStates, spillChunk: spill.chunk };
   return i;
@@ -111,7 +110,7 @@ test('a tree given states out of breadth-first order says so', () => {
 });
 
 test('explore --spill-dir: a missing directory is bad input (exit 2)', () => {
-  const o = cli('explore', '--engine', 'full', '--depth', '1', '--spill-dir', '/nonexistent-cowlab-dir');
+  const o = cli('explore', '--depth', '1', '--spill-dir', '/nonexistent-cowlab-dir');
   assert.equal(o.code, 2);
   assert.match(o.err, /--spill-dir: '\/nonexistent-cowlab-dir' is not a directory/);
 });

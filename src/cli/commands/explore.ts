@@ -3,7 +3,7 @@
 
 import { rmSync, statSync, writeFileSync } from 'node:fs';
 import { SPILL_FRACTION, spillFileName } from '../../explore/tree.js';
-import { chooseEngine, counterexampleFile, explore, thpStartScenario, type ExploreInput, type ExploreOutcome } from '../../explore/explore.js';
+import { counterexampleFile, explore, thpStartScenario, type ExploreInput, type ExploreOutcome } from '../../explore/explore.js';
 import type { Progress } from '../../explore/search.js';
 import { storyText } from '../../explore/stories.js';
 import { DEFAULT_OPS, OP_NAMES, PROC_NAMES, UFFD_EXPLORE_OPS, type OpName } from '../../explore/ops.js';
@@ -83,6 +83,10 @@ function explorePlan(argv: string[], io: Io): Plan | number {
     io.out(EXPLORE_HELP);
     return EXIT_OK;
   }
+  // An option that would be accepted and ignored is refused instead (a script written for two engines).
+  if (values.engine !== undefined) {
+    throw new UsageError('cowlab explore: --engine: the explorer has one engine since December 2026, the model itself (the hand-written compact engine was removed); leave the option out');
+  }
   if (positionals.length > 0) throw new UsageError(`cowlab explore: unexpected argument '${positionals[0]}' (a start scenario goes with --from FILE)`);
   const registry = buildRegistry((values.profiles ?? []) as string[]);
   const kernel = (values.kernel as string | undefined) ?? 'v6';
@@ -122,8 +126,6 @@ function explorePlan(argv: string[], io: Io): Plan | number {
     for (const k of kinds) if (!(VIOLATION_KINDS as readonly string[]).includes(k)) throw new UsageError(`cowlab explore: --kinds: unknown violation kind '${k}' (kinds: ${VIOLATION_KINDS.join(', ')})`);
   }
 
-  const engine = (values.engine as string | undefined) ?? 'auto';
-  if (engine !== 'auto' && engine !== 'compact' && engine !== 'full') throw new UsageError(`cowlab explore: --engine takes auto, compact or full, got '${engine}'`);
   let from = null;
   if (typeof values.from === 'string') {
     from = loadScenarios([values.from], registry)[0]!;
@@ -163,22 +165,17 @@ function explorePlan(argv: string[], io: Io): Plan | number {
       all: !!values.all, kinds, exact: !!values.exact, spillFile: spillFileName(spillDir),
     },
     from,
-    engine,
     workers: intOpt(values.workers, '--workers', 1, 1, 64),
     baseline,
   };
-  const chosen = chooseEngine(input);
-  if (engine === 'compact' && input.workers! > 1) throw new UsageError('cowlab explore: --engine compact runs on one thread; --workers N searches on the full engine');
-  if (engine === 'compact' && chosen.why !== null) throw new UsageError(`cowlab explore: --engine compact: ${chosen.why}; use --engine full (or auto)`);
   const tty = process.stderr.isTTY && !values.json;
   // Progress: rewritten in place on a terminal; with --progress, one line a report (scripts, logs).
   const lines = !!values.progress;
   const what = baseline === null ? `exploring ${profile.name}`
     : baseline.reverse ? `looking for what ${profile.name} fixed: sequences that violate on ${baseline.profile.name} and are clean on ${profile.name}, searching ${baseline.profile.name}`
     : `looking for regressions: sequences that violate on ${profile.name} and are clean on ${baseline.profile.name}, searching ${profile.name}`;
-  const header = `${what}: ${start === 'thp' ? `P with a PMD-mapped THP (512 pages; page operations on the first ${input.shape.pageLimit})` : from ? `from ${from.file}` : `P with ${input.pages} page(s)`}, up to ${input.shape.procs} process(es), ${input.shape.handles} handle(s), depth ${input.bounds.depth}; ops ${ops.join(',')}; ` +
-    `engine ${chosen.engine}${chosen.engine === 'full' && engine === 'auto' && chosen.why ? ` (${chosen.why})` : ''}` +
-    `${input.workers! > 1 ? `, ${input.workers} workers` : ''}`;
+  const header = `${what}: ${start === 'thp' ? `P with a PMD-mapped THP (512 pages; page operations on the first ${input.shape.pageLimit})` : from ? `from ${from.file}` : `P with ${input.pages} page(s)`}, up to ${input.shape.procs} process(es), ${input.shape.handles} handle(s), depth ${input.bounds.depth}; ops ${ops.join(',')}` +
+    `${input.workers! > 1 ? `; ${input.workers} workers` : ''}`;
   if (!values.json) io.out(header);
   const text = (p: Parameters<Progress>[0]): string => `${p.states} states, depth ${p.depth}, ${Math.round(p.statesPerSec)} states/s`;
   const progress: Progress | undefined = lines ? (p) => process.stderr.write(`progress: ${p.note ?? text(p)}\n`)
