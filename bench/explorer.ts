@@ -1,12 +1,13 @@
 // The explorer's rows of `npm run bench` (issue 14), measured in one run; also runnable alone:
 //   node dist/bench/explorer.js [--quick]
-// - states per second on one core with every operation enabled (the full engine: the compact
-//   one covers a subset), on v6 with 2 processes, 2 pages, 2 threads, 2 handles;
+// - states per second on one core with every operation enabled, on v6 with 2 processes, 2
+//   pages, 2 threads, 2 handles;
 // - the same search on 2 workers over 1, each run as `cowlab explore` runs it, in a process of
 //   its own (both start with their code not compiled yet; see workersFigure);
 // - bytes per visited state (visited set and search tree, over the states);
 // - the time to complete `explore --kernel v6 --procs 3 --pages 3 --depth 8`, run to the end
-//   as the command runs it (about 7 minutes, 5.3 GiB); `--quick` extrapolates it from depth 5.
+//   as the command runs it (one worker, the command's default; up to an hour, the bench's
+//   --time); `--quick` extrapolates it from depth 5.
 
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -31,7 +32,7 @@ export interface Figure {
 }
 
 /** A search of the bench, on v6 with 2 threads and 2 handles; the bounds not given take these defaults. */
-interface BenchSearch { procs: number; pages: number; depth: number; ops: readonly OpName[]; engine: 'auto' | 'compact' | 'full'; workers?: number; maxStates?: number; timeSec?: number; maxMemoryMB?: number }
+interface BenchSearch { procs: number; pages: number; depth: number; ops: readonly OpName[]; workers?: number; maxStates?: number; timeSec?: number; maxMemoryMB?: number }
 const THREADS = 2;
 const HANDLES = 2;
 const bounds = (o: BenchSearch) => ({ maxStates: o.maxStates ?? 50_000_000, maxMemoryMB: o.maxMemoryMB ?? 8192, timeSec: o.timeSec ?? 1200, workers: o.workers ?? 1 });
@@ -44,7 +45,7 @@ function search(o: BenchSearch): SearchStats {
     shape: { procs: o.procs, threads: THREADS, handles: HANDLES, ops: o.ops },
     pages: o.pages,
     bounds: { depth: o.depth, maxStates: b.maxStates, maxMemoryMB: b.maxMemoryMB, timeSec: b.timeSec, all: false, kinds: null },
-    from: null, engine: o.engine, workers: b.workers, causes: false,
+    from: null, workers: b.workers, causes: false,
   };
   return explore(input).result.stats;
 }
@@ -53,7 +54,7 @@ const s = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
 export function explorerFigures(quick: boolean, log: (s: string) => void = () => {}): Figure[] {
   const out: Figure[] = [];
-  const shape = { procs: 2, pages: 2, depth: quick ? 4 : 5, ops: OP_NAMES, engine: 'full' as const };
+  const shape = { procs: 2, pages: 2, depth: quick ? 4 : 5, ops: OP_NAMES };
   // A search one depth shorter first, so that both timed searches find this thread's code
   // compiled, as in any search longer than a few seconds (a worker thread still compiles its own).
   log('  explorer: warming up (every operation, one depth less) ...');
@@ -63,7 +64,7 @@ export function explorerFigures(quick: boolean, log: (s: string) => void = () =>
   out.push({
     name: `explorer states per second, one core, every operation (v6, 2 processes, 2 pages, depth ${shape.depth})`, unit: 'states/s',
     model: one.statesPerSec, kernel: null, ratio: one.statesPerSec / 200000, target: '>= 200000 states/s', met: one.statesPerSec >= 200000,
-    note: `full engine (${OP_NAMES.length} operations): ${one.states} states, ${one.transitions} transitions, depth ${one.depthComplete} complete, in ${s(one.elapsedMs)}`,
+    note: `${OP_NAMES.length} operations: ${one.states} states, ${one.transitions} transitions, depth ${one.depthComplete} complete, in ${s(one.elapsedMs)}`,
   });
   out.push(workersFigure(shape, one, log));
   out.push({
@@ -81,7 +82,7 @@ const cli = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'co
 function commandSearch(o: BenchSearch): SearchStats {
   const b = bounds(o);
   const args = [cli, 'explore', '--kernel', 'v6', '--procs', String(o.procs), '--pages', String(o.pages), '--threads', String(THREADS), '--handles', String(HANDLES),
-    '--ops', o.ops.join(','), '--depth', String(o.depth), '--engine', o.engine, '--workers', String(b.workers),
+    '--ops', o.ops.join(','), '--depth', String(o.depth), '--workers', String(b.workers),
     '--max-states', String(b.maxStates), '--max-memory', String(b.maxMemoryMB), '--time', String(b.timeSec), '--json'];
   const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
   // Exit 1: the search found a violation (it stops there, with either number of workers).
@@ -113,17 +114,17 @@ function workersFigure(shape: BenchSearch, warmOne: SearchStats, log: (s: string
   };
 }
 
-/** `explore --kernel v6 --procs 3 --pages 3 --depth 8` as the command runs it (its defaults: the engine it picks, no count of states), timed. */
+/** `explore --kernel v6 --procs 3 --pages 3 --depth 8` as the command runs it (its defaults: one worker, no count of states), timed. */
 function depth8Measured(log: (s: string) => void): Figure {
-  log('  explorer: explore --kernel v6 --procs 3 --pages 3 --depth 8, run to the end (about 7 minutes) ...');
-  const st = search({ procs: 3, pages: 3, depth: 8, ops: DEFAULT_OPS, engine: 'auto', maxStates: Number.MAX_SAFE_INTEGER, timeSec: 3600, maxMemoryMB: defaultMaxMemoryMB() });
+  log('  explorer: explore --kernel v6 --procs 3 --pages 3 --depth 8, run to the end (up to an hour) ...');
+  const st = search({ procs: 3, pages: 3, depth: 8, ops: DEFAULT_OPS, maxStates: Number.MAX_SAFE_INTEGER, timeSec: 3600, maxMemoryMB: defaultMaxMemoryMB() });
   const secs = st.elapsedMs / 1000;
   const done = st.depthComplete === 8 && st.stoppedBy === null;
   return {
     name: 'explore --kernel v6 --procs 3 --pages 3 --depth 8, time to complete', unit: 's',
     model: Math.round(secs), kernel: null, ratio: Number((secs / 600).toFixed(2)), target: '<= 600 s', met: done && secs <= 600,
     note: done
-      ? `measured: every sequence of up to 8 operations, ${st.states} states in ${s(st.elapsedMs)} (${st.statesPerSec} states/s, ${st.engine} engine), ${st.bytesPerState} bytes a state`
+      ? `measured: every sequence of up to 8 operations, ${st.states} states in ${s(st.elapsedMs)} (${st.statesPerSec} states/s), ${st.bytesPerState} bytes a state`
       : `stopped by the ${st.stoppedBy ?? 'depth'} bound after ${st.states} states, depth ${st.depthComplete} complete, in ${s(st.elapsedMs)}`,
   };
 }
@@ -132,7 +133,7 @@ function depth8Measured(log: (s: string) => void): Figure {
 function depth8Extrapolated(log: (s: string) => void): Figure {
   const dmax = 5;
   log(`  explorer: procs 3, pages 3, to depth ${dmax} (extrapolated to depth 8) ...`);
-  const [pp, prev, last] = [dmax - 2, dmax - 1, dmax].map((depth) => search({ procs: 3, pages: 3, depth, ops: DEFAULT_OPS, engine: 'auto' })) as [SearchStats, SearchStats, SearchStats];
+  const [pp, prev, last] = [dmax - 2, dmax - 1, dmax].map((depth) => search({ procs: 3, pages: 3, depth, ops: DEFAULT_OPS })) as [SearchStats, SearchStats, SearchStats];
   const g = (last.states - prev.states) / Math.max(1, prev.states - pp.states);
   let states8 = last.states;
   let level = last.states - prev.states;

@@ -6,8 +6,6 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { explore } from '../src/explore/explore.js';
-import { DEFAULT_OPS } from '../src/explore/ops.js';
 import { builtinProfile } from '../src/profiles/builtin.js';
 import { benchHelper } from './cc.js';
 import { explorerFigures, type Figure } from './explorer.js';
@@ -131,33 +129,9 @@ log('  run --trace, 1 GiB fork ...');
   });
 }
 
+// The explorer's rows (issue 14): states per second on one core, 2 workers over 1, bytes per
+// state, the depth-8 search (bench/explorer.ts).
 log('  explorer ...');
-const exploreRun = (engine: 'compact' | 'full', depth: number, maxStates: number): ReturnType<typeof explore> => explore({
-  profile: builtinProfile('v6')!, baseName: 'v6', sets: [],
-  shape: { procs: 2, threads: 1, handles: 2, ops: DEFAULT_OPS },
-  pages: 2,
-  bounds: { depth, maxStates, maxMemoryMB: 8192, timeSec: 120, all: false, kinds: null },
-  from: null,
-  engine,
-});
-// The compact engine searches the whole bound (depth 8: every state of it), three times: the
-// median run is reported. The full engine, a Runner per state, is measured on the first states
-// of the same search for comparison.
-const runs = [1, 2, 3].map(() => exploreRun('compact', 8, 50_000_000).result.stats).sort((a, b) => a.statesPerSec - b.statesPerSec);
-const exStats = runs[1]!;
-const exFull = exploreRun('full', 8, quick ? 10_000 : 40_000);
-add({
-  name: 'explorer states per second (2 processes, 2 pages, depth 8, one core)', unit: 'states/s',
-  model: exStats.statesPerSec, kernel: null, ratio: exStats.statesPerSec / 200000,
-  target: '>= 200000 states/s', met: exStats.statesPerSec >= 200000,
-  note: `compact engine: ${exStats.states} states, ${exStats.transitions} transitions, depth ${exStats.depthComplete} complete, in ${(exStats.elapsedMs / 1000).toFixed(2)} s (median of 3 runs: ${runs.map((r) => r.statesPerSec).join(', ')} states/s)`,
-});
-add({
-  name: 'explorer states per second, full engine (a Runner per state), same search', unit: 'states/s',
-  model: exFull.result.stats.statesPerSec, kernel: null, ratio: exFull.result.stats.statesPerSec / exStats.statesPerSec, target: null, met: null,
-  note: `${exFull.result.stats.states} states in ${(exFull.result.stats.elapsedMs / 1000).toFixed(1)} s; ratio: full / compact`,
-});
-
 for (const f of explorerFigures(quick, log)) add(f);
 
 const doc = { format: 1, command: 'bench', node: process.version, quick, figures };
