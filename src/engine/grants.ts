@@ -10,8 +10,9 @@ import { handleVpn } from '../core/kernel.js';
 import { pfnOfEntry } from '../check/pins.js';
 import type { PageSel } from '../scenario/ast.js';
 import { waitForMmapLock } from './scheduler.js';
+import { recordsText } from './result.js';
 import { NotApplicable, type Proc, type RunState } from './state.js';
-import { checkUffdWrite } from './uffd.js';
+import { bypassesUffd, uffdBypass } from './uffd.js';
 
 /** `P device exclusive SEL as H`. */
 export function deviceExclusive(s: RunState, procName: string, sel: PageSel, name: string): void {
@@ -28,8 +29,9 @@ export function deviceExclusive(s: RunState, procName: string, sel: PageSel, nam
   s.touchedOf().set(name, new Uint8Array(hi - lo));
   // make_device_exclusive() write-faults each page (FOLL_WRITE): the device may write it from now on.
   for (let v = lo; v < hi; v++) {
-    if (r.handle.frames[v - lo]! > 0 && !r.handle.revoked![v - lo]) checkUffdWrite(s, p.group, v, `${p.name} ${s.label(sel, sel.lo + (v - lo))}`, `the device's exclusive grant (${name})`, [p.name]);
+    if (r.handle.frames[v - lo]! > 0 && !r.handle.revoked![v - lo] && bypassesUffd(s, p.group, v)) uffdBypass(s, `${p.name} ${s.label(sel, sel.lo + (v - lo))}`, `the device's exclusive grant (${name})`, [p.name]);
   }
+  if (!recordsText(s)) return;
   const held = [...r.handle.revoked!].filter((x) => x === 0).length;
   s.observe('gup', `device exclusive ${p.name} ${s.label(sel)}`, r.err === OK ? 'ok' : 'EBUSY', null);
   s.record.summary = `the device takes ${p.name} ${s.label(sel)} exclusively as ${name}: ${held} of ${hi - lo} page(s) held` +
@@ -78,7 +80,7 @@ export function deviceAtomic(s: RunState, name: string, i: number, value: string
       s.violation('exclusive', `the device's atomic through ${name}[${i}] went through although ${p.name} accessed the page since: the device was not notified`, [p.name], [pfn]);
     }
     const v = s.values.id(value);
-    checkUffdWrite(s, p.group, vpn, `${p.name} page ${i} of ${name}`, `the device's atomic through ${name}[${i}]`, [p.name], [pfn]);
+    if (bypassesUffd(s, p.group, vpn)) uffdBypass(s, `${p.name} page ${i} of ${name}`, `the device's atomic through ${name}[${i}]`, [p.name], [pfn]);
     s.k.frames.value[pfn] = v;
     s.ideal.write(p.group, vpn, v);
     s.atomicValues = new Set(s.atomicValues).add(v); // never changed in place: state copies share it
@@ -86,9 +88,10 @@ export function deviceAtomic(s: RunState, name: string, i: number, value: string
       s.violation('exclusive', `the device's atomic through ${name}[${i}] wrote frame ${pfn}, which ${p.name} no longer maps: the atomic is lost`, [p.name], [pfn]);
     }
   }
-  s.observe('handle-read', `device atomic ${name}[${i}]`, result, expect ?? null);
+  const text = recordsText(s);
+  if (text) s.observe('handle-read', `device atomic ${name}[${i}]`, result, expect ?? null);
   if (expect !== null && expect !== result) s.violation('expect', `the device's atomic through ${name}[${i}] ${result === 'ok' ? 'succeeded' : `was ${result}`}, expected ${expect}`, [p.name], pfn > 0 ? [pfn] : []);
-  s.record.summary = result === 'ok'
+  if (text) s.record.summary = result === 'ok'
     ? `the device's atomic writes ${value} into frame ${pfn} through ${name}[${i}]`
     : `the device's atomic through ${name}[${i}]: ${result}${result === 'revoked' ? ' (it was notified that it lost exclusive access)' : ' (the mapping is not writable)'}`;
 }
@@ -118,12 +121,13 @@ export function grantRead(s: RunState, name: string, i: number, expect: string |
   const actual = s.values.name(value);
   const allowed = alive && s.ideal.access(p.group, vpn, false) === 'ok';
   const c = allowed ? s.ideal.checkRead(p.group, vpn, value) : null;
-  s.observe('handle-read', `the device reads ${name}[${i}]`, actual, c === null ? null : s.values.name(c.allowed[0]!));
+  const text = recordsText(s);
+  if (text) s.observe('handle-read', `the device reads ${name}[${i}]`, actual, c === null ? null : s.values.name(c.allowed[0]!));
   if (c !== null && !c.ok) {
     s.violation(c.kind, `the device read ${actual} through ${name}[${i}], but ${p.name}'s page holds ${s.values.name(c.allowed[0]!)}`, [p.name]);
   }
   if (expect !== null && expect !== actual) s.violation('expect', `the device read ${actual} through ${name}[${i}], expected ${expect}`, [p.name]);
-  s.record.summary = `the device reads ${name}[${i}]: ${actual}`;
+  if (text) s.record.summary = `the device reads ${name}[${i}]: ${actual}`;
 }
 
 /** Which pages of a grant the owner's CPU touched (for the explorer's state keys). */

@@ -7,8 +7,9 @@ import { handleVpn } from '../core/kernel.js';
 import type { PageSel } from '../scenario/ast.js';
 import { grantRead } from './grants.js';
 import { raceWithFork, waitForMmapLock } from './scheduler.js';
+import { recordsText } from './result.js';
 import { NotApplicable, type RunState } from './state.js';
-import { checkUffdWrite } from './uffd.js';
+import { bypassesUffd, uffdBypass } from './uffd.js';
 
 /** `P pin|gup|vmsplice SEL as H`, in one step. */
 export function gup(s: RunState, procName: string, sel: PageSel, name: string, req: GupRequest): void {
@@ -21,19 +22,22 @@ export function gup(s: RunState, procName: string, sel: PageSel, name: string, r
   let idealOk = true;
   for (let v = lo; v < hi; v++) if (s.ideal.access(p.group, v, req.write) === 'fault') idealOk = false;
   const what = req.kind === 'pin' ? 'pins' : req.kind === 'pipe' ? 'vmsplices' : 'takes references on';
-  s.observe('gup', `${p.name} ${what} ${s.label(sel)}`, r.err === OK ? 'ok' : 'EFAULT', idealOk ? 'ok' : 'EFAULT');
+  const text = recordsText(s);
+  if (text) s.observe('gup', `${p.name} ${what} ${s.label(sel)}`, r.err === OK ? 'ok' : 'EFAULT', idealOk ? 'ok' : 'EFAULT');
   if (r.err !== OK || r.handle === null) {
     if (idealOk) s.violation('fault', `${p.name} ${what} ${s.label(sel)}: GUP failed (EFAULT) though the mapping allows it`, [p.name]);
-    s.record.summary = `${p.name} ${what} ${s.label(sel)}: EFAULT, no handle ${name}` + (idealOk ? '' : ' (as it must)');
+    if (text) s.record.summary = `${p.name} ${what} ${s.label(sel)}: EFAULT, no handle ${name}` + (idealOk ? '' : ' (as it must)');
     return;
   }
   if (!idealOk) s.violation('fault', `${p.name} ${what} ${s.label(sel)}: GUP succeeded where the mapping forbids the access`, [p.name]);
   // A FOLL_WRITE GUP grants write access: on a protected page it must have gone to the monitor.
-  if (req.write) for (let v = lo; v < hi; v++) checkUffdWrite(s, p.group, v, `${p.name} ${s.label(sel, sel.lo + (v - lo))}`, `a FOLL_WRITE GUP (${name})`, [p.name]);
+  if (req.write) for (let v = lo; v < hi; v++) if (bypassesUffd(s, p.group, v)) uffdBypass(s, `${p.name} ${s.label(sel, sel.lo + (v - lo))}`, `a FOLL_WRITE GUP (${name})`, [p.name]);
   s.handles.set(name, { h: r.handle, proc: p.name });
   s.ideal.takeHandle(name, p.group, lo, hi - lo, req.pin && req.longterm);
-  const frames = [...r.handle.frames].map((f) => (f === 0 ? 'zero page' : `frame ${f}`));
-  s.record.summary = `${p.name} ${what} ${s.label(sel)} as ${name} (${frames.slice(0, 4).join(', ')}${frames.length > 4 ? ', …' : ''})`;
+  if (text) {
+    const frames = [...r.handle.frames].map((f) => (f === 0 ? 'zero page' : `frame ${f}`));
+    s.record.summary = `${p.name} ${what} ${s.label(sel)} as ${name} (${frames.slice(0, 4).join(', ')}${frames.length > 4 ? ', …' : ''})`;
+  }
 }
 
 /** A read through a handle: by a process (`P read H[K]`) or by the device (reader null: the holder). */
@@ -46,15 +50,16 @@ export function handleRead(s: RunState, name: string, i: number, expect: string 
   const c = s.ideal.checkHandleRead(name, i, value, s.procs.get(observer)?.group ?? observer);
   const actual = s.values.name(value);
   const who = reader === null ? 'the device' : reader;
-  const allowed = c.allowed.map((v) => s.values.name(v)).join(' or ');
-  s.observe('handle-read', `${who} reads ${name}[${i}]`, actual, allowed);
+  const text = recordsText(s);
+  const allowed = text || !c.ok ? c.allowed.map((v) => s.values.name(v)).join(' or ') : '';
+  if (text) s.observe('handle-read', `${who} reads ${name}[${i}]`, actual, allowed);
   if (!c.ok) {
     const why = c.kind === 'leak' ? `${actual} only ever belonged to another process`
       : c.kind === 'pin-incoherent' ? `the pin no longer names ${hs.proc}'s page` : 'a write did not reach it';
     s.violation(c.kind, `${who} read ${actual} through ${name}[${i}], but it must see ${allowed} (${why})`, [observer], pfn > 0 ? [pfn] : []);
   }
   if (expect !== null && expect !== actual) s.violation('expect', `${who} read ${actual} through ${name}[${i}], expected ${expect}`, [observer], pfn > 0 ? [pfn] : []);
-  s.record.summary = `${who} reads ${name}[${i}]: ${actual} (${pfn <= 0 ? 'the zero page' : `frame ${pfn}`})`;
+  if (text) s.record.summary = `${who} reads ${name}[${i}]: ${actual} (${pfn <= 0 ? 'the zero page' : `frame ${pfn}`})`;
 }
 
 /** `device read H[i]`: through a grant, or through a GUP handle. */
@@ -69,7 +74,7 @@ export function deviceWrite(s: RunState, name: string, i: number, value: string)
   if (!hs) return;
   const pfn = hs.h.frames[i]!;
   if (!hs.h.write || pfn <= 0) {
-    s.record.summary = `the device cannot write through ${name}[${i}]: ${pfn <= 0 ? 'it holds the zero page' : 'a read-only handle gives no write access'}; nothing written`;
+    if (recordsText(s)) s.record.summary = `the device cannot write through ${name}[${i}]: ${pfn <= 0 ? 'it holds the zero page' : 'a read-only handle gives no write access'}; nothing written`;
     return;
   }
   const v = s.values.id(value);
@@ -77,7 +82,7 @@ export function deviceWrite(s: RunState, name: string, i: number, value: string)
   s.ideal.handleWrite(name, i, v);
   const holder = s.procs.get(hs.proc);
   if (holder) raceWithFork(s, holder.group, handleVpn(hs.h, i), v);
-  s.record.summary = `the device writes ${value} through ${name}[${i}] into frame ${pfn}`;
+  if (recordsText(s)) s.record.summary = `the device writes ${value} through ${name}[${i}] into frame ${pfn}`;
 }
 
 /** `P unpin H` / `P put H`: unpin_user_pages() or put_page() on every page of the handle. */
@@ -93,6 +98,7 @@ export function release(s: RunState, proc: string, name: string, unpin: boolean)
   s.ideal.releaseHandle(name);
   s.handles.delete(name);
   s.pins.forget(name, hs.h.frames.length);
+  if (!recordsText(s)) return;
   const what = unpin ? 'unpin_user_pages' : hs.h.kind === 'pipe' ? 'the pipe is closed, its buffers put' : 'put_page';
   s.record.summary = `${proc} releases ${name}: ${what}` + (before > k.frames.used ? `; ${before - k.frames.used} frame(s) freed` : '');
 }

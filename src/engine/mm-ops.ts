@@ -14,6 +14,7 @@ import { uffdRegister, uffdWriteprotect } from '../core/userfaultfd.js';
 import { exitMmap, unmapRegion } from '../core/zap.js';
 import type { Step } from '../scenario/ast.js';
 import { finishTask, waitForMmapLock } from './scheduler.js';
+import { recordsText } from './result.js';
 import { NotApplicable, type Proc, type RunState } from './state.js';
 
 type StepOf<O extends Step['op']> = Extract<Step, { op: O }>;
@@ -37,7 +38,7 @@ export function thread(s: RunState, step: StepOf<'thread'>): void {
   if (!p) return;
   s.addProc(step.thread, p.group, p.mm, p.regions);
   s.mmNames[p.mm.id] = s.mmNames[p.mm.id] ?? p.group;
-  s.record.summary = `${p.name} creates thread ${step.thread} (it shares ${p.group}'s address space)`;
+  if (recordsText(s)) s.record.summary = `${p.name} creates thread ${step.thread} (it shares ${p.group}'s address space)`;
 }
 
 export function mmap(s: RunState, step: StepOf<'mmap'>): void {
@@ -77,7 +78,7 @@ export function munmap(s: RunState, step: StepOf<'munmap'>): void {
   const [lo, hi] = s.range(p, step.sel);
   unmapRegion(s.k, p.mm, lo, hi);
   s.ideal.munmap(p.group, lo, hi);
-  s.record.summary = `${p.name} unmaps ${s.label(step.sel)}`;
+  if (recordsText(s)) s.record.summary = `${p.name} unmaps ${s.label(step.sel)}`;
 }
 
 /** `P mremap SEL as NEW`: mremap(MREMAP_MAYMOVE|MREMAP_FIXED) of the pages to a fresh range, region NEW. */
@@ -96,9 +97,10 @@ export function mremap(s: RunState, step: StepOf<'mremap'>): void {
   }
   s.regionsOf(p).set(step.region, { start: r.start, n: hi - lo });
   const allowed = s.ideal.mremap(p.group, lo, hi, r.start, r.err === OK);
-  s.observe('mremap', `${p.name} mremap ${s.label(step.sel)}`, r.err === OK ? 'ok' : 'EFAULT', null);
+  const text = recordsText(s);
+  if (text) s.observe('mremap', `${p.name} mremap ${s.label(step.sel)}`, r.err === OK ? 'ok' : 'EFAULT', null);
   if (!allowed) s.violation('fault', `mremap of ${s.label(step.sel)}: the model ${r.err === OK ? 'moved the pages, though some are not mapped' : 'failed (EFAULT), though the pages are one mapping'}`, [p.name]);
-  s.record.summary = r.err === OK
+  if (text) s.record.summary = r.err === OK
     ? `${p.name} moves ${s.label(step.sel)} to ${step.region} at 0x${(r.start * 4096).toString(16)} (mremap: ${r.moved} entr${r.moved === 1 ? 'y' : 'ies'} moved, nothing copied)`
     : `${p.name} mremap ${s.label(step.sel)}: EFAULT (the range is not one mapping); ${step.region} maps nothing`;
 }
@@ -112,7 +114,7 @@ export function mprotect(s: RunState, step: StepOf<'mprotect'>): void {
   if (err === NA) throw new NotApplicable('mprotect of part of a hugetlb huge page (EINVAL in the kernel) is not modelled');
   const idealOk = s.ideal.mprotect(p.group, lo, hi, step.prot);
   if ((err === OK) !== idealOk) s.violation('fault', `mprotect ${step.prot}: the model ${err === OK ? 'succeeded' : 'failed (ENOMEM)'}, it must ${idealOk ? 'succeed' : 'fail at a hole'}`, [p.name]);
-  s.record.summary = `${p.name} mprotects ${s.label(step.sel)} ${step.prot}${err === OK ? '' : ': ENOMEM (a hole in the range; pages before it changed)'}`;
+  if (recordsText(s)) s.record.summary = `${p.name} mprotects ${s.label(step.sel)} ${step.prot}${err === OK ? '' : ': ENOMEM (a hole in the range; pages before it changed)'}`;
 }
 
 /**
@@ -141,7 +143,7 @@ export function madvise(s: RunState, step: StepOf<'madvise'>): void {
   }
   const idealOk = s.ideal.madvise(p.group, lo, hi, step.advice);
   if ((err === OK) !== idealOk) s.violation('fault', `madvise ${step.advice}: the model ${err === OK ? 'accepted' : 'refused'} it`, [p.name]);
-  s.record.summary = `${p.name} madvise ${s.label(step.sel)} ${step.advice}${err === EINVAL ? ': EINVAL' : ''}`;
+  if (recordsText(s)) s.record.summary = `${p.name} madvise ${s.label(step.sel)} ${step.advice}${err === EINVAL ? ': EINVAL' : ''}`;
 }
 
 /**
@@ -153,6 +155,7 @@ function madvCollapse(s: RunState, p: Proc, step: StepOf<'madvise'>, lo: number,
   const r = doMadvCollapse(s.k, p.mm, lo, hi);
   if (r.err === NA) throw new NotApplicable(r.why);
   const res = r.err === OK ? 'ok' : ERRNO_NAMES[r.err] ?? 'EINVAL';
+  if (!recordsText(s)) return;
   s.observe('madvise', `${p.name} madvise ${s.label(step.sel)} collapse`, res, null);
   s.record.summary = r.err === OK
     ? `${p.name} madvise ${s.label(step.sel)} collapse: ${r.collapsed} new THP(s)`
@@ -168,15 +171,16 @@ export function fork(s: RunState, step: StepOf<'fork'>): void {
   if (step.cowpt && s.profile.cowPageTables === 'none') throw new NotApplicable(`${s.profile.name} has no COW page tables (fork ... cowpt)`);
   const r = dupMmap(s.k, p.mm, step.cowpt);
   if (r.err === NA) throw new NotApplicable('fork of non-present PTEs (swap, device-exclusive) is not modelled yet');
-  s.observe('fork', `${p.name} forks ${step.child}`, r.err === OK ? 'ok' : 'ENOMEM', null);
+  const text = recordsText(s);
+  if (text) s.observe('fork', `${p.name} forks ${step.child}`, r.err === OK ? 'ok' : 'ENOMEM', null);
   if (r.err !== OK || r.child === null) {
-    s.record.summary = `${p.name} forks ${step.child}: fork failed with ENOMEM; ${step.child} does not exist`;
+    if (text) s.record.summary = `${p.name} forks ${step.child}: fork failed with ENOMEM; ${step.child} does not exist`;
     return;
   }
   s.mmNames[r.child.id] = step.child;
   s.addProc(step.child, step.child, r.child, new Map(p.regions));
   s.ideal.fork(p.group, step.child);
-  s.record.summary = `${p.name} forks ${step.child}${p.mm.cowPgtable ? ` with COW page tables (${s.profile.cowPageTables})` : ''}`;
+  if (text) s.record.summary = `${p.name} forks ${step.child}${p.mm.cowPgtable ? ` with COW page tables (${s.profile.cowPageTables})` : ''}`;
 }
 
 export function exit(s: RunState, step: StepOf<'exit'>): void {
@@ -186,7 +190,7 @@ export function exit(s: RunState, step: StepOf<'exit'>): void {
   waitForMmapLock(s, p, false);
   const before = s.k.frames.used;
   exitProc(s, p);
-  s.record.summary = `${p.name} exits: ${before - s.k.frames.used} frame(s) freed`;
+  if (recordsText(s)) s.record.summary = `${p.name} exits: ${before - s.k.frames.used} frame(s) freed`;
 }
 
 export function clearSoftdirty(s: RunState, step: StepOf<'clear-softdirty'>): void {
@@ -194,7 +198,7 @@ export function clearSoftdirty(s: RunState, step: StepOf<'clear-softdirty'>): vo
   if (!p) return;
   waitForMmapLock(s, p);
   clearSoftDirty(s.k, p.mm);
-  s.record.summary = `${p.name} clears soft-dirty bits (clear_refs 4)`;
+  if (recordsText(s)) s.record.summary = `${p.name} clears soft-dirty bits (clear_refs 4)`;
 }
 
 /** `P uffd register|protect|unprotect SEL` and `P uffd fork-event on|off`. */
@@ -206,7 +210,7 @@ export function uffd(s: RunState, step: StepOf<'uffd'>): void {
   if (action === 'fork-event') {
     p.mm.uffdForkEvent = step.on;
     s.ideal.uffdSetForkEvent(p.group, step.on);
-    s.record.summary = `${p.name}'s userfaultfd context ${step.on ? 'asks for' : 'does without'} the fork event (UFFD_FEATURE_EVENT_FORK)`;
+    if (recordsText(s)) s.record.summary = `${p.name}'s userfaultfd context ${step.on ? 'asks for' : 'does without'} the fork event (UFFD_FEATURE_EVENT_FORK)`;
     return;
   }
   waitForMmapLock(s, p, action === 'register');
@@ -219,9 +223,9 @@ export function uffd(s: RunState, step: StepOf<'uffd'>): void {
     // The ideal: a range with a hole is refused (EINVAL), a mapped one registered.
     let mapped = true;
     for (let v = lo; v < hi; v++) if ((s.ideal.cellAt(p.group, v)?.cell ?? -1) < 0) mapped = false;
-    s.observe('uffd', `${p.name} uffd register ${at}`, err === OK ? 'ok' : 'EINVAL', mapped ? 'ok' : 'EINVAL');
+    if (recordsText(s)) s.observe('uffd', `${p.name} uffd register ${at}`, err === OK ? 'ok' : 'EINVAL', mapped ? 'ok' : 'EINVAL');
     if ((err === OK) !== mapped) s.violation('fault', `${p.name}: UFFDIO_REGISTER of ${at} ${err === OK ? 'succeeded over a hole' : 'failed (EINVAL) on a mapped range'}`, [p.name]);
-    s.record.summary = `${p.name} registers ${at} with userfaultfd in write-protect mode${err === OK ? '' : ': EINVAL'}`;
+    if (recordsText(s)) s.record.summary = `${p.name} registers ${at} with userfaultfd in write-protect mode${err === OK ? '' : ': EINVAL'}`;
     return;
   }
   const touched: number[] = [];
@@ -230,6 +234,7 @@ export function uffd(s: RunState, step: StepOf<'uffd'>): void {
     if (action === 'protect') s.ideal.uffdProtect(p.group, touched);
     else s.ideal.uffdUnprotect(p.group, lo, hi);
   }
+  if (!recordsText(s)) return;
   s.observe('uffd', `${p.name} uffd ${action} ${at}`, err === OK ? 'ok' : 'ENOENT', null);
   s.record.summary = err === OK
     ? `${p.name} ${action === 'protect' ? `write-protects ${at} (${touched.length} page(s) with data)` : `un-protects ${at}`}`
@@ -243,14 +248,15 @@ export function swapout(s: RunState, step: StepOf<'swapout'>): void {
   waitForMmapLock(s, p, false, true); // MADV_PAGEOUT takes mmap_lock for read (P's own fork path holds it for write too)
   const [lo, hi] = s.range(p, step.sel);
   if (hugetlbIn(p.mm, lo, hi)) throw new NotApplicable('reclaim of hugetlb pages: they are never swapped (MADV_PAGEOUT refuses hugetlb VMAs with EINVAL), not modelled');
+  const text = recordsText(s);
   const skipped: string[] = [];
   let out = 0;
   for (let v = lo; v < hi; v++) {
     const why = swapOutPage(s.k, p.mm, v);
     if (why === null) out++;
-    else skipped.push(`${s.label(step.sel, step.sel.lo + (v - lo))}: ${SKIP_WHY[why]}`);
+    else if (text) skipped.push(`${s.label(step.sel, step.sel.lo + (v - lo))}: ${SKIP_WHY[why]}`);
   }
-  s.record.summary = `reclaim (MADV_PAGEOUT) of ${p.name} ${s.label(step.sel)}: ${out} page(s) swapped out` +
+  if (text) s.record.summary = `reclaim (MADV_PAGEOUT) of ${p.name} ${s.label(step.sel)}: ${out} page(s) swapped out` +
     (skipped.length ? `; kept ${skipped.slice(0, 4).join(', ')}${skipped.length > 4 ? ', …' : ''}` : '');
 }
 
@@ -258,5 +264,5 @@ export function ksmMergeAll(s: RunState): void {
   if (!s.profile.ksm) throw new NotApplicable(`${s.profile.name} has no KSM modelled`);
   for (const p of s.procs.values()) if (p.alive) waitForMmapLock(s, p, false, true); // ksmd takes each mm's mmap_lock for read
   const n = ksmMerge(s.k);
-  s.record.summary = `ksmd: ${n} page(s) merged into KSM pages`;
+  if (recordsText(s)) s.record.summary = `ksmd: ${n} page(s) merged into KSM pages`;
 }

@@ -3,6 +3,7 @@
 
 import type { KEvent } from '../core/events.js';
 import type { Expected, ViolationKind } from '../scenario/ast.js';
+import type { RunState } from './state.js';
 
 export const RESULT_FORMAT_VERSION = 1;
 
@@ -36,6 +37,17 @@ export interface Observation {
   actual: string;
   /** What the ideal semantics (or the scenario's expect) required, when there is one. */
   ideal: string | null;
+}
+
+/**
+ * Whether the step running gets the text of its record (its summary, its observations): not when
+ * the step has no text itself. The explorer decodes its transitions without their text
+ * (decodeOp): it reads only their violations, and decodes a counterexample's steps again, with
+ * their text, to replay them. The step modules then build no text that would be thrown away;
+ * violations are recorded in full either way.
+ */
+export function recordsText(s: RunState): boolean {
+  return s.record.text !== '';
 }
 
 export interface EventRecord extends KEvent {

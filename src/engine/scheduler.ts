@@ -7,9 +7,10 @@ import { wpCopyHeldPage } from '../core/fault.js';
 import type { GupRequest } from '../core/gup.js';
 import { cloneTask, startFork, startGup, startWrite, stepTask, type Task, type TaskState } from '../core/tasks.js';
 import type { Step } from '../scenario/ast.js';
+import { recordsText } from './result.js';
 import { NotApplicable, type Proc, type RunState } from './state.js';
 import { describeTaskStep } from './tasktrace.js';
-import { checkUffdWrite } from './uffd.js';
+import { bypassesUffd, uffdBypass } from './uffd.js';
 
 /** The GUP request of a `pin`, `gup` or `vmsplice` step. */
 export function gupRequest(step: Extract<Step, { op: 'pin' | 'gup' | 'vmsplice' }>): GupRequest {
@@ -33,7 +34,7 @@ export function startAsync(s: RunState, step: Step, start: ((s: RunState, p: Pro
   p.task = start(s, p, step);
   p.taskStep = step;
   p.taskApplied = 0;
-  s.record.summary = `${p.name} starts \`${step.text.replace(/\s*&$/, '')}\` as a kernel path of separate steps (${p.name} step / finish)`;
+  if (recordsText(s)) s.record.summary = `${p.name} starts \`${step.text.replace(/\s*&$/, '')}\` as a kernel path of separate steps (${p.name} step / finish)`;
 }
 
 /** `P fork C &`: dup_mmap's copy loop, a step at a time. */
@@ -67,12 +68,13 @@ export function advance(s: RunState, procName: string, toEnd: boolean): void {
     return;
   }
   const what = p.taskStep!.text;
+  const text = recordsText(s);
   if (toEnd) {
     finishTask(s, p);
-    s.record.summary = `${p.name} runs \`${what}\` to its end`;
+    if (text) s.record.summary = `${p.name} runs \`${what}\` to its end`;
   } else {
     const st = stepTaskOnce(s, p);
-    s.record.summary = st === 'blocked'
+    if (text) s.record.summary = st === 'blocked'
       ? `${p.name}'s \`${what}\` is blocked (it waits for mmap_lock): nothing happens`
       : st === 'done' ? `${p.name}'s \`${what}\` takes its last step` : `${p.name}'s \`${what}\` takes one step`;
   }
@@ -103,7 +105,7 @@ export function waitForMmapLock(s: RunState, p: Proc, write = true, byOther = fa
     const holdsWrite = q.tid === mm.mmapWriter;
     const holdsRead = q.task.kind === 'write' && q.task.locked;
     if (holdsWrite || (write && holdsRead)) {
-      s.k.emit('note', mm.id, -1, -1, -1, `${p.name} waits for mmap_lock: ${q.name}'s \`${q.taskStep!.text}\` runs to its end first`);
+      if (s.k.tracing) s.k.emit('note', mm.id, -1, -1, -1, `${p.name} waits for mmap_lock: ${q.name}'s \`${q.taskStep!.text}\` runs to its end first`);
       finishTask(s, q);
     }
   }
@@ -134,7 +136,7 @@ export function stepTaskOnce(s: RunState, p: Proc): TaskState {
   }
   if (t.kind === 'write') {
     for (; p.taskApplied < t.stored.length; p.taskApplied++) {
-      checkUffdWrite(s, p.group, t.stored[p.taskApplied]!, `${p.name} page ${t.stored[p.taskApplied]!.toString(16)}`, `${p.name}'s write`, [p.name]);
+      if (bypassesUffd(s, p.group, t.stored[p.taskApplied]!)) uffdBypass(s, `${p.name} page ${t.stored[p.taskApplied]!.toString(16)}`, `${p.name}'s write`, [p.name]);
       s.ideal.write(p.group, t.stored[p.taskApplied]!, t.value);
       raceWithFork(s, p.group, t.stored[p.taskApplied]!, t.value);
     }
@@ -161,7 +163,7 @@ function completeTask(s: RunState, p: Proc): void {
   switch (t.kind) {
     case 'fork': {
       const child = (step as { child: string }).child;
-      s.observe('fork', `${p.name} forks ${child}`, t.child >= 0 ? 'ok' : 'ENOMEM', null);
+      if (recordsText(s)) s.observe('fork', `${p.name} forks ${child}`, t.child >= 0 ? 'ok' : 'ENOMEM', null);
       if (t.err === NA) throw new NotApplicable('fork of non-present PTEs (swap, device-exclusive) is not modelled yet');
       if (t.child < 0) {
         s.ideal.exit(child);
@@ -175,7 +177,7 @@ function completeTask(s: RunState, p: Proc): void {
       const n = t.handle.frames.length;
       let idealOk = true;
       for (let v = t.lo; v < t.lo + n; v++) if (s.ideal.access(p.group, v, t.req.write) === 'fault') idealOk = false;
-      s.observe('gup', `${p.name} ${step.op} as ${name}`, t.err === OK ? 'ok' : 'EFAULT', idealOk ? 'ok' : 'EFAULT');
+      if (recordsText(s)) s.observe('gup', `${p.name} ${step.op} as ${name}`, t.err === OK ? 'ok' : 'EFAULT', idealOk ? 'ok' : 'EFAULT');
       const bound = p.taskBound;
       p.taskBound = undefined;
       if (t.err !== OK) {
@@ -184,14 +186,14 @@ function completeTask(s: RunState, p: Proc): void {
         return;
       }
       s.handles.set(name, { h: t.handle, proc: p.name });
-      if (t.req.write) for (let v = t.lo; v < t.lo + n; v++) checkUffdWrite(s, p.group, v, `${p.name} page ${v.toString(16)}`, `a FOLL_WRITE GUP (${name})`, [p.name]);
+      if (t.req.write) for (let v = t.lo; v < t.lo + n; v++) if (bypassesUffd(s, p.group, v)) uffdBypass(s, `${p.name} page ${v.toString(16)}`, `a FOLL_WRITE GUP (${name})`, [p.name]);
       // Pages grabbed in the last step (or never seen grabbed) are bound now.
       for (let i = 0; i < n; i++) if (!bound?.[i]) s.ideal.bindHandlePage(name, i);
       return;
     }
     case 'write': {
       const want = t.err === OK ? 'ok' : 'fault';
-      s.observe('write', `${p.name} ${step.text}`, want, null);
+      if (recordsText(s)) s.observe('write', `${p.name} ${step.text}`, want, null);
       if (t.err !== OK && s.ideal.access(p.group, t.vpn, true) === 'ok') {
         s.violation('fault', `${p.name} write at ${t.vpn.toString(16)} failed though the mapping allows it`, [p.name]);
       }
@@ -207,8 +209,10 @@ export function finishTask(s: RunState, p: Proc): void {
     let moved = false;
     for (const q of s.procs.values()) {
       if (q !== p && q.alive && q.task && q.mm === p.mm) {
-        s.k.emit('note', p.mm.id, -1, -1, -1, `${p.name} waits for mmap_lock: ${q.name}'s \`${q.taskStep!.text}\` runs to its end first`);
-        if (s.k.tracing) s.actors.set(s.k.events[s.k.events.length - 1]!, p.name);
+        if (s.k.tracing) {
+          s.k.emit('note', p.mm.id, -1, -1, -1, `${p.name} waits for mmap_lock: ${q.name}'s \`${q.taskStep!.text}\` runs to its end first`);
+          s.actors.set(s.k.events[s.k.events.length - 1]!, p.name);
+        }
         finishTask(s, q);
         moved = true;
       }

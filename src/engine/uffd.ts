@@ -16,10 +16,17 @@ export function drainUffd(s: RunState): void {
   r.length = 0;
 }
 
-/** A write (by the CPU, through a write GUP, or by the device) landed on vpn of `group`: was the monitor told first? */
-export function checkUffdWrite(s: RunState, group: string, vpn: number, page: string, who: string, procs: string[], frames: number[] = []): void {
+/**
+ * A write (by the CPU, through a write GUP, or by the device) landed on vpn of `group`: true if the
+ * monitor had write-protected the page and was not told first (no userfault). The caller then
+ * reports uffdBypass: its text is made only for a violation.
+ */
+export function bypassesUffd(s: RunState, group: string, vpn: number): boolean {
   drainUffd(s);
-  if (s.ideal.uffdProtected(group, vpn)) {
-    s.violation('uffd-wp-bypass', `${who} changed ${page}, which the userfaultfd monitor had write-protected, without a userfault first`, procs, frames);
-  }
+  return s.ideal.uffdProtected(group, vpn);
+}
+
+/** The violation of a write that bypassed the monitor (bypassesUffd): `who` changed `page`. */
+export function uffdBypass(s: RunState, page: string, who: string, procs: string[], frames: number[] = []): void {
+  s.violation('uffd-wp-bypass', `${who} changed ${page}, which the userfaultfd monitor had write-protected, without a userfault first`, procs, frames);
 }

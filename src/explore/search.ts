@@ -176,7 +176,7 @@ export class StateCache {
     // The state this one replaces at its depth is done with: its arrays are reused.
     const r = this.get(this.tree.parentOf(id)).clone(this.states[d]);
     // The invariants held when the state was first reached (Expander): not checked again.
-    r.step(decodeOp(r, this.tree.opOf(id)), d - 1, false);
+    r.step(decodeOp(r, this.tree.opOf(id), false), d - 1, false);
     this.ids[d] = id;
     this.states[d] = r;
     return r;
@@ -318,7 +318,7 @@ export class Expander {
       // state seen before, up to renaming, passed them when first reached (at no greater depth),
       // and a violating one is never added, so every transition to it checks them again. (Pin
       // coherence stays per transition: the key does not tell which page a pin was taken on.)
-      const res = child.step(decodeOp(child, op), d, false);
+      const res = child.step(decodeOp(child, op, false), d, false);
       this.transitions++;
       if (res.na !== null) continue;
       this.depth = d + 1;

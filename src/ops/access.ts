@@ -27,17 +27,13 @@ export const writeOp = defineOp({
   explore: [
     {
       name: 'write', code: 0, default: true, on: { kind: 'page' },
-      decode(a) {
-        const v = a.fresh('v');
-        return { step: { op: 'write', proc: a.proc, sel: a.sel, value: v }, text: `${a.proc} write ${a.at} = ${v}` };
-      },
+      decode: (a) => ({ op: 'write', proc: a.proc, sel: a.sel, value: a.fresh('v') }),
+      text: (a, step) => `${a.proc} write ${a.at} = ${step.value}`,
     },
     {
       name: 'write&', code: 23, on: { kind: 'page' },
-      decode(a) {
-        const v = a.fresh('v');
-        return { step: { op: 'write', proc: a.proc, sel: a.sel, value: v, async: true }, text: `${a.proc} write ${a.at} = ${v} &` };
-      },
+      decode: (a) => ({ op: 'write', proc: a.proc, sel: a.sel, value: a.fresh('v'), async: true }),
+      text: (a, step) => `${a.proc} write ${a.at} = ${step.value} &`,
     },
   ],
   replay: (o, step) => o.write(step.proc, step.sel, step.value),
@@ -98,7 +94,8 @@ export const readOp = defineOp({
   run: (s, step) => cpuRead(s, step.proc, step.sel, step.expect),
   explore: [{
     name: 'read', code: 1, default: true, on: { kind: 'page' },
-    decode: (a) => ({ step: { op: 'read', proc: a.proc, sel: a.sel, expect: null }, text: `${a.proc} read ${a.at}` }),
+    decode: (a) => ({ op: 'read', proc: a.proc, sel: a.sel, expect: null }),
+    text: (a) => `${a.proc} read ${a.at}`,
   }],
   replay: (o, step) => o.read(step),
   exportC: (x, step) => ({ code: `rp_read(${x.proc(step.proc)}, ${x.region(step.sel)}, ${step.sel.lo}, ${x.str(`${step.proc} ${x.label(step.sel, step.sel.lo)}`)});`, skipped: null }),
@@ -132,7 +129,8 @@ export const readHandleOp = defineOp({
   },
   explore: [{
     name: 'handle-read', code: 16, default: true, on: { kind: 'handle', accepts: (h) => h.kind === 'pipe' },
-    decode: (a) => ({ step: { op: 'read-handle', proc: a.proc, ref: { handle: a.handle, index: 0, pos: a.sel.pos }, expect: null }, text: `${a.proc} read ${a.handle}[0]` }),
+    decode: (a) => ({ op: 'read-handle', proc: a.proc, ref: { handle: a.handle, index: 0, pos: a.sel.pos }, expect: null }),
+    text: (a) => `${a.proc} read ${a.handle}[0]`,
   }],
   replay(o, step) {
     if (!o.isLive(step.proc)) return;

@@ -33,10 +33,8 @@ export const deviceWriteOp = defineOp({
   run: (s, step) => deviceWrite(s, step.ref.handle, step.ref.index, step.value),
   explore: [{
     name: 'device-write', code: 17, default: true, on: { kind: 'handle', accepts: (h) => h.kind === 'pin' && h.write },
-    decode(a) {
-      const v = a.fresh('d');
-      return { step: { op: 'device-write', ref: { handle: a.handle, index: 0, pos: a.sel.pos }, value: v }, text: `device write ${a.handle}[0] = ${v}` };
-    },
+    decode: (a) => ({ op: 'device-write', ref: { handle: a.handle, index: 0, pos: a.sel.pos }, value: a.fresh('d') }),
+    text: (a, step) => `device write ${a.handle}[0] = ${step.value}`,
   }],
   replay: (o, step) => o.deviceWrite(step),
   exportC: (x, step) => ({ code: `rp_device_write(${x.handle(step.ref.handle)}, ${step.ref.index}, ${x.value(step.value)}, ${step.pos.line});`, skipped: null }),
@@ -75,7 +73,8 @@ export const deviceReadOp = defineOp({
   run: (s, step) => deviceRead(s, step.ref.handle, step.ref.index, step.expect),
   explore: [{
     name: 'device-read', code: 18, default: true, on: { kind: 'handle', accepts: (h) => h.kind === 'pin' || h.kind === 'exclusive' },
-    decode: (a) => ({ step: { op: 'device-read', ref: { handle: a.handle, index: 0, pos: a.sel.pos }, expect: null }, text: `device read ${a.handle}[0]` }),
+    decode: (a) => ({ op: 'device-read', ref: { handle: a.handle, index: 0, pos: a.sel.pos }, expect: null }),
+    text: (a) => `device read ${a.handle}[0]`,
   }],
   replay: (o, step) => o.handleRead(step.ref.handle, step.ref.index, null),
   exportC: (x, step) => ({ code: `rp_handle_read(${x.handle(step.ref.handle)}, ${step.ref.index}, -1, ${x.str(`the device reads ${step.ref.handle}[${step.ref.index}]`)});`, skipped: null }),
@@ -113,10 +112,8 @@ export const deviceExclusiveOp = defineOp({
   creates: (step) => ({ kind: 'handle', name: step.handle, holder: step.proc, async: false }),
   explore: [{
     name: 'device-exclusive', code: 28, on: { kind: 'page', takesHandle: true },
-    decode(a) {
-      const h = a.newHandle();
-      return { step: { op: 'device-exclusive', proc: a.proc, sel: a.sel, handle: h }, text: `device exclusive ${a.proc} ${a.at} as ${h}` };
-    },
+    decode: (a) => ({ op: 'device-exclusive', proc: a.proc, sel: a.sel, handle: a.newHandle() }),
+    text: (a, step) => `device exclusive ${a.proc} ${a.at} as ${step.handle}`,
   }],
   replay: (o, step) => o.deviceExclusive(step),
   exportC(x, step) {
@@ -142,10 +139,8 @@ export const deviceAtomicOp = defineOp({
   run: (s, step) => deviceAtomic(s, step.ref.handle, step.ref.index, step.value, step.expect),
   explore: [{
     name: 'device-atomic', code: 29, on: { kind: 'handle', accepts: (h) => h.kind === 'exclusive' },
-    decode(a) {
-      const v = a.fresh('a');
-      return { step: { op: 'device-atomic', ref: { handle: a.handle, index: 0, pos: a.sel.pos }, value: v, expect: null }, text: `device atomic ${a.handle}[0] = ${v}` };
-    },
+    decode: (a) => ({ op: 'device-atomic', ref: { handle: a.handle, index: 0, pos: a.sel.pos }, value: a.fresh('a'), expect: null }),
+    text: (a, step) => `device atomic ${a.handle}[0] = ${step.value}`,
   }],
   replay: (o) => o.notReplayed('device-atomic'),
   exportC: (x) => x.notReplayed('device-atomic'),

@@ -134,9 +134,9 @@ export function enabledOps(r: Runner, shape: ExploreShape): number[] {
 }
 
 /**
- * The arguments decodeOp gives an operation's decode, reused from one call to the next (decode
- * reads them while it runs; the step it makes keeps only strings and the new `sel`): no
- * closures are made per transition.
+ * The arguments decodeOp gives an operation's decode and text, reused from one call to the next
+ * (they read them while they run; the step keeps only strings and the new `sel`): no closures
+ * are made per transition.
  */
 class DecodeArgs implements ExploreArgs {
   r!: Runner;
@@ -145,7 +145,6 @@ class DecodeArgs implements ExploreArgs {
   region = 'buf';
   proc = 'P';
   sel!: PageSel;
-  at = '';
   regionPages = 1;
   handle = 'h';
   extra = 0;
@@ -176,12 +175,21 @@ class DecodeArgs implements ExploreArgs {
   fresh(prefix: string): string {
     return this.r.values.name(this.r.values.fresh(prefix));
   }
+
+  /** Made when a text asks for it. */
+  get at(): string {
+    return `${this.region}[${this.sel.lo}]`;
+  }
 }
 
 const args = new DecodeArgs();
 
-/** Decode a packed operation against the state it applies to. */
-export function decodeOp(r: Runner, op: number): Step {
+/**
+ * Decode a packed operation against the state it applies to. Without `text` the step's text is
+ * left empty, and so is its record's (recordsText): the explorer's transitions, of which the
+ * search reads only the violations; a counterexample's steps are decoded again with their text.
+ */
+export function decodeOp(r: Runner, op: number, text = true): Step {
   const code = op >>> 24;
   const procIdx = (op >>> 20) & 15;
   const page = (op >>> 4) & 0xffff;
@@ -212,13 +220,12 @@ export function decodeOp(r: Runner, op: number): Step {
   args.region = region;
   args.proc = p?.name ?? 'P';
   args.sel = { region, all: false, lo: page, hi: page, pos };
-  args.at = `${region}[${page}]`;
   args.regionPages = p?.regions.get(region)?.n ?? 1;
   args.handle = handle;
   args.extra = extra;
-  const { step, text } = e.decode(args);
+  const step = e.decode(args);
   // The decoded step is a new object: pos and text are added to it (a spread of steps of many shapes is slow).
   step.pos = pos;
-  step.text = text;
+  step.text = text ? e.text(args, step) : '';
   return step as unknown as Step;
 }

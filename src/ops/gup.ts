@@ -18,13 +18,8 @@ const GUP_WITHOUT_PATH = 'get_user_pages references (FOLL_GET) have no lasting u
 
 const pinOn = (name: string, code: number, write: boolean, fast: boolean, async: boolean, dflt: boolean): ExploreOp => ({
   name, code, on: { kind: 'page', takesHandle: true }, ...(dflt ? { default: true } : {}),
-  decode(a) {
-    const h = a.newHandle();
-    return {
-      step: { op: 'pin', proc: a.proc, sel: a.sel, handle: h, write, longterm: true, fast, ...(async ? { async: true } : {}) },
-      text: `${a.proc} pin ${a.at} as ${h} ${write ? 'rw' : 'ro'} longterm${fast ? ' fast' : ''}${async ? ' &' : ''}`,
-    };
-  },
+  decode: (a) => ({ op: 'pin', proc: a.proc, sel: a.sel, handle: a.newHandle(), write, longterm: true, fast, ...(async ? { async: true } : {}) }),
+  text: (a, step) => `${a.proc} pin ${a.at} as ${step.handle} ${write ? 'rw' : 'ro'} longterm${fast ? ' fast' : ''}${async ? ' &' : ''}`,
 });
 
 /** `P pin SEL as H [rw|ro] [longterm|short] [fast] [&]` (pin_user_pages, FOLL_PIN). */
@@ -87,10 +82,8 @@ export const gupOp = defineOp({
   creates: (step) => ({ kind: 'handle', name: step.handle, holder: step.proc, async: step.async === true }),
   explore: [{
     name: 'gup', code: 12, on: { kind: 'page', takesHandle: true },
-    decode(a) {
-      const h = a.newHandle();
-      return { step: { op: 'gup', proc: a.proc, sel: a.sel, handle: h, write: false, fast: false }, text: `${a.proc} gup ${a.at} as ${h} ro` };
-    },
+    decode: (a) => ({ op: 'gup', proc: a.proc, sel: a.sel, handle: a.newHandle(), write: false, fast: false }),
+    text: (a, step) => `${a.proc} gup ${a.at} as ${step.handle} ro`,
   }],
   replay: (o, step) => o.missingHandle(step.proc, step.sel, step.handle, 'takes references on', step.pos.line, step.write, GUP_WITHOUT_PATH),
   exportC: (x, step) => ({
@@ -116,10 +109,8 @@ export const vmspliceOp = defineOp({
   creates: (step) => ({ kind: 'handle', name: step.handle, holder: step.proc, async: step.async === true }),
   explore: [{
     name: 'vmsplice', code: 13, default: true, on: { kind: 'page', takesHandle: true },
-    decode(a) {
-      const h = a.newHandle();
-      return { step: { op: 'vmsplice', proc: a.proc, sel: a.sel, handle: h }, text: `${a.proc} vmsplice ${a.at} as ${h}` };
-    },
+    decode: (a) => ({ op: 'vmsplice', proc: a.proc, sel: a.sel, handle: a.newHandle() }),
+    text: (a, step) => `${a.proc} vmsplice ${a.at} as ${step.handle}`,
   }],
   replay: (o, step) => o.take(step.proc, step.sel, step.handle, 'pipe'),
   exportC: (x, step) => ({ code: `rp_take(${x.proc(step.proc)}, ${x.region(step.sel)}, ${step.sel.lo}, ${step.sel.hi}, ${x.handle(step.handle)}, 1, ${x.str(`${step.proc} vmsplices ${x.label(step.sel)}`)});`, skipped: null }),
@@ -174,7 +165,8 @@ export const unpinOp = defineOp({
   run: (s, step) => release(s, step.proc, step.handle, true),
   explore: [{
     name: 'unpin', code: 14, default: true, on: { kind: 'handle', accepts: (h) => h.kind === 'pin' },
-    decode: (a) => ({ step: { op: 'unpin', proc: a.proc, handle: a.handle }, text: `${a.proc} unpin ${a.handle}` }),
+    decode: (a) => ({ op: 'unpin', proc: a.proc, handle: a.handle }),
+    text: (a) => `${a.proc} unpin ${a.handle}`,
   }],
   replay: (o, step) => o.release(step.handle),
   exportC: (x, step) => ({ code: `rp_release(${x.handle(step.handle)});`, skipped: null }),
@@ -189,7 +181,8 @@ export const putOp = defineOp({
   run: (s, step) => release(s, step.proc, step.handle, false),
   explore: [{
     name: 'put', code: 15, default: true, on: { kind: 'handle', accepts: (h) => h.kind !== 'pin' && h.kind !== 'exclusive' },
-    decode: (a) => ({ step: { op: 'put', proc: a.proc, handle: a.handle }, text: `${a.proc} put ${a.handle}` }),
+    decode: (a) => ({ op: 'put', proc: a.proc, handle: a.handle }),
+    text: (a) => `${a.proc} put ${a.handle}`,
   }],
   replay: (o, step) => o.release(step.handle),
   exportC: (x, step) => ({ code: `rp_release(${x.handle(step.handle)});`, skipped: null }),

@@ -64,7 +64,8 @@ export const munmapOp = defineOp({
   run: munmap,
   explore: [{
     name: 'munmap', code: 4, default: true, on: { kind: 'page' },
-    decode: (a) => ({ step: { op: 'munmap', proc: a.proc, sel: a.sel }, text: `${a.proc} munmap ${a.at}` }),
+    decode: (a) => ({ op: 'munmap', proc: a.proc, sel: a.sel }),
+    text: (a) => `${a.proc} munmap ${a.at}`,
   }],
   replay: (o, step) => o.rangeOp(step),
   exportC: (x, step) => ({ code: `rp_munmap(${x.proc(step.proc)}, ${x.region(step.sel)}, ${step.sel.lo}, ${step.sel.hi});`, skipped: null }),
@@ -106,10 +107,8 @@ export const mremapOp = defineOp({
     // The page moves to a new region named after the explored one; that one (the first in
     // name order) stays the one explored, the moved page is reached through handles and fork.
     name: 'mremap', code: 31, on: { kind: 'page' },
-    decode(a) {
-      const region = a.newRegion();
-      return { step: { op: 'mremap', proc: a.proc, sel: a.sel, region }, text: `${a.proc} mremap ${a.at} as ${region}` };
-    },
+    decode: (a) => ({ op: 'mremap', proc: a.proc, sel: a.sel, region: a.newRegion() }),
+    text: (a, step) => `${a.proc} mremap ${a.at} as ${step.region}`,
   }],
   replay: (o, step) => o.mremap(step),
   exportC: (x, step) => ({
@@ -176,10 +175,8 @@ export const mprotectOp = defineOp({
   run: mprotect,
   explore: [{
     name: 'mprotect', code: 5, on: { kind: 'page', variants: 2 },
-    decode(a) {
-      const prot = a.extra === 0 ? 'ro' : 'rw';
-      return { step: { op: 'mprotect', proc: a.proc, sel: a.sel, prot }, text: `${a.proc} mprotect ${a.at} ${prot}` };
-    },
+    decode: (a) => ({ op: 'mprotect', proc: a.proc, sel: a.sel, prot: a.extra === 0 ? 'ro' : 'rw' }),
+    text: (a, step) => `${a.proc} mprotect ${a.at} ${step.prot}`,
   }],
   replay: (o, step) => o.rangeOp(step),
   exportC: (x, step) => ({ code: `rp_mprotect(${x.proc(step.proc)}, ${x.region(step.sel)}, ${step.sel.lo}, ${step.sel.hi}, ${x.prot(step.prot)});`, skipped: null }),
@@ -204,9 +201,8 @@ export const mprotectOp = defineOp({
 
 const adviseOn = (name: 'dontfork' | 'wipeonfork' | 'dontneed' | 'mergeable', code: number) => ({
   name, code, on: { kind: 'page' } as const,
-  decode: (a: ExploreArgs) => ({
-    step: { op: 'madvise', proc: a.proc, sel: a.sel, advice: name }, text: `${a.proc} madvise ${a.at} ${name}`,
-  }),
+  decode: (a: ExploreArgs) => ({ op: 'madvise', proc: a.proc, sel: a.sel, advice: name }),
+  text: (a: ExploreArgs) => `${a.proc} madvise ${a.at} ${name}`,
 });
 
 /** `P madvise SEL ADVICE` (madvise(2)). */
@@ -227,10 +223,8 @@ export const madviseOp = defineOp({
     // MADV_COLLAPSE over the whole explored region (each whole 2 MiB of it PTE-mapped becomes a
     // new THP): the operation of a THP start (`explore --start thp`), beside the splitting ones.
     name: 'collapse', code: 36, on: { kind: 'proc' },
-    decode(a) {
-      const sel = { region: a.sel.region, all: true, lo: 0, hi: a.regionPages - 1, pos: a.sel.pos };
-      return { step: { op: 'madvise', proc: a.proc, sel, advice: 'collapse' }, text: `${a.proc} madvise ${a.sel.region} collapse` };
-    },
+    decode: (a) => ({ op: 'madvise', proc: a.proc, sel: { region: a.sel.region, all: true, lo: 0, hi: a.regionPages - 1, pos: a.sel.pos }, advice: 'collapse' }),
+    text: (a) => `${a.proc} madvise ${a.sel.region} collapse`,
   }],
   replay: (o, step) => o.rangeOp(step),
   exportC(x, step) {
@@ -302,7 +296,8 @@ export const clearSoftdirtyOp = defineOp({
   run: clearSoftdirty,
   explore: [{
     name: 'clear-softdirty', code: 19, on: { kind: 'proc' },
-    decode: (a) => ({ step: { op: 'clear-softdirty', proc: a.proc }, text: `${a.proc} clear-softdirty` }),
+    decode: (a) => ({ op: 'clear-softdirty', proc: a.proc }),
+    text: (a) => `${a.proc} clear-softdirty`,
   }],
   replay: (o, step) => o.clearSoftdirty(step),
   exportC: (x, step) => ({ code: `rp_clear_softdirty(${x.proc(step.proc)}, ${step.pos.line});`, skipped: null }),

@@ -11,10 +11,8 @@ const RANDOM_CHILDREN = ['Q', 'R', 'S'];
 
 const forkOn = (name: string, code: number, async: boolean, cowpt: boolean, dflt = false): ExploreOp => ({
   name, code, on: { kind: 'fork' }, ...(dflt ? { default: true } : {}),
-  decode(a) {
-    const child = a.newProc();
-    return { step: { op: 'fork', proc: a.proc, child, cowpt, ...(async ? { async: true } : {}) }, text: `${a.proc} fork ${child}${async ? ' &' : ''}${cowpt ? ' cowpt' : ''}` };
-  },
+  decode: (a) => ({ op: 'fork', proc: a.proc, child: a.newProc(), cowpt, ...(async ? { async: true } : {}) }),
+  text: (a, step) => `${a.proc} fork ${step.child}${async ? ' &' : ''}${cowpt ? ' cowpt' : ''}`,
 });
 
 /** `P fork CHILD [cowpt] [&]` (fork(2): dup_mmap). */
@@ -88,7 +86,8 @@ export const exitOp = defineOp({
   run: exit,
   explore: [{
     name: 'exit', code: 3, default: true, on: { kind: 'proc' },
-    decode: (a) => ({ step: { op: 'exit', proc: a.proc }, text: `${a.proc} exit` }),
+    decode: (a) => ({ op: 'exit', proc: a.proc }),
+    text: (a) => `${a.proc} exit`,
   }],
   replay: (o, step) => o.exit(step),
   exportC: (x, step) => ({ code: `rp_exit(${x.proc(step.proc)});`, skipped: null }),
@@ -124,10 +123,8 @@ export const threadOp = defineOp({
   run: thread,
   explore: [{
     name: 'thread', code: 20, on: { kind: 'thread' },
-    decode(a) {
-      const t = a.newProc();
-      return { step: { op: 'thread', proc: a.proc, thread: t }, text: `${a.proc} thread ${t}` };
-    },
+    decode: (a) => ({ op: 'thread', proc: a.proc, thread: a.newProc() }),
+    text: (a, step) => `${a.proc} thread ${step.thread}`,
   }],
   replay: (o, step) => o.thread(step),
   exportC: (x, step) => ({ code: `rp_thread(${x.proc(step.proc)}, ${x.proc(step.thread)});`, skipped: null }),
@@ -154,7 +151,8 @@ export const stepOp = defineOp({
   run: (s, step) => advance(s, step.proc, false),
   explore: [{
     name: 'step', code: 24, on: { kind: 'pending' },
-    decode: (a) => ({ step: { op: 'step', proc: a.proc }, text: `${a.proc} step` }),
+    decode: (a) => ({ op: 'step', proc: a.proc }),
+    text: (a) => `${a.proc} step`,
   }],
   replay: (o) => o.notReplayed('step'),
   exportC: (x) => x.notReplayed('step'),

@@ -20,7 +20,8 @@ export const swapoutOp = defineOp({
   run: swapout,
   explore: [{
     name: 'swapout', code: 25, on: { kind: 'page' },
-    decode: (a) => ({ step: { op: 'swapout', proc: a.proc, sel: a.sel }, text: `swapout ${a.proc} ${a.at}` }),
+    decode: (a) => ({ op: 'swapout', proc: a.proc, sel: a.sel }),
+    text: (a) => `swapout ${a.proc} ${a.at}`,
   }],
   replay: (o, step) => o.swapout(step.proc, step.sel),
   exportC(x, step) {
@@ -65,7 +66,8 @@ export const ksmMergeOp = defineOp({
   run: (s) => ksmMergeAll(s),
   explore: [{
     name: 'ksm-merge', code: 27, on: { kind: 'once' },
-    decode: () => ({ step: { op: 'ksm-merge' }, text: 'ksm merge' }),
+    decode: () => ({ op: 'ksm-merge' }),
+    text: () => 'ksm merge',
   }],
   replay: (o) => o.ksmMerge(),
   exportC(x) {

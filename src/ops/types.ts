@@ -71,7 +71,7 @@ export interface ExploreArgs {
   proc: string;
   sel: PageSel;
   /** `sel` as text: `buf[0]`. */
-  at: string;
+  readonly at: string;
   /** How many pages the region of `sel` has. */
   regionPages: number;
   /** The handle (handle operations). */
@@ -99,8 +99,13 @@ export interface ExploreOp {
   /** Part of the default --ops. */
   default?: boolean;
   on: ExploreOn;
-  /** The step (without pos and text: a new object, decodeOp adds them to it) and its text, as a scenario line. */
-  decode(a: ExploreArgs): { step: Record<string, unknown>; text: string };
+  /** The step: a new object, without pos and text (decodeOp adds them to it). */
+  decode(a: ExploreArgs): Record<string, unknown>;
+  /**
+   * The step's text, as a scenario line, from the arguments decode had and the step it made: made
+   * only when it is read (a counterexample's lines, a replay, a traced run), not per transition.
+   */
+  text(a: ExploreArgs, step: Readonly<Record<string, unknown>>): string;
 }
 
 // ---- the live replay and the exported reproducer -------------------------------------------------
