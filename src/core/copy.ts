@@ -21,6 +21,14 @@ export function copyFields<T extends object>(dst: T, src: T): T {
   return dst;
 }
 
+/**
+ * A copier of the fields `template` has, for plain objects of one shape (copyFields compiles one
+ * copier per class, and plain objects share one prototype): the template lists the fields once.
+ */
+export function copierOf<T extends object>(template: T): (dst: T, src: T) => void {
+  return compile(Object.keys(template));
+}
+
 /** The copier of these fields; Object.assign where they are not plain names or code cannot be compiled (a page whose CSP forbids it). */
 function compile(keys: string[]): Copier {
   const assign = (d: object, s: object): void => void Object.assign(d, s);

@@ -8,7 +8,7 @@ import type { Profile } from './profile.js';
 import type { KEvent, KEventType } from './events.js';
 import { HPAGE_PMD_NR, LEVEL_PGD, PG_HUGETLB, PG_LARGE, PG_SWAPCACHE } from './constants.js';
 import { SwapDevice } from './swapdev.js';
-import { copyArrayInto, copyFields } from './copy.js';
+import { copierOf, copyArrayInto, copyFields } from './copy.js';
 
 export const DEFAULT_FRAMES = 1 << 30;
 export const DEFAULT_PIN_BIAS = 1024;
@@ -92,6 +92,14 @@ export interface KernelStats {
   faults: number;
 }
 
+/** A kernel's counters, all 0. */
+function newStats(): KernelStats {
+  return { cowCopies: 0, reuses: 0, earlyCow: 0, ptCopies: 0, faults: 0 };
+}
+
+/** Kernel.clone's copy of the counters (Object.assign is generic and slow). */
+const copyStats = copierOf(newStats());
+
 export class Kernel {
   frames: FrameTable;
   tables: TableArena;
@@ -103,7 +111,7 @@ export class Kernel {
   swap = new SwapDevice();
   /** The hugetlb pool (config.hugepages). */
   hugetlb: HugetlbPool;
-  stats: KernelStats = { cowCopies: 0, reuses: 0, earlyCow: 0, ptCopies: 0, faults: 0 };
+  stats: KernelStats = newStats();
   /**
    * (mm, vpn) pairs of the write-protect userfaults the monitor resolved (un-protected), kept
    * whether tracing or not: the runner drains them into the ideal semantics after each step.
@@ -224,8 +232,9 @@ export class Kernel {
       mms[i] = c;
     }
     const handles = copyHandles(this.handles, d?.handles);
-    // A plain object (copyFields compiles one copier per class): assigned.
-    const stats = d !== undefined && d.stats !== this.stats ? Object.assign(d.stats, this.stats) : { ...this.stats };
+    let stats = d?.stats;
+    if (stats === undefined || stats === this.stats) stats = newStats();
+    copyStats(stats, this.stats);
     const swap = this.swap.clone(d?.swap);
     const hugetlb = d !== undefined && d.hugetlb !== this.hugetlb ? copyFields(d.hugetlb, this.hugetlb) : this.hugetlb.clone();
     const uffdResolved = copyArrayInto(this.uffdResolved, d?.uffdResolved);
