@@ -406,7 +406,8 @@ export function copyPrefix<T extends Int32Array | Uint8Array | Uint16Array>(a: T
   return copyPrefix8(a as Uint8Array, n, cap, reuse as Uint8Array | undefined, reuseUsed) as T;
 }
 
-function copyPrefix32(a: Int32Array, n: number, cap: number, reuse: Int32Array | undefined, reuseUsed: number | undefined): Int32Array {
+/** copyPrefix of one element type (callers that know it skip the dispatch). */
+export function copyPrefix32(a: Int32Array, n: number, cap: number, reuse: Int32Array | undefined, reuseUsed: number | undefined): Int32Array {
   const fresh = reuse === undefined || reuse === a || reuse.length < cap;
   const b = fresh ? new Int32Array(cap) : reuse;
   // A loop for a few elements (a subarray view costs more than copying them).
@@ -416,7 +417,8 @@ function copyPrefix32(a: Int32Array, n: number, cap: number, reuse: Int32Array |
   return b;
 }
 
-function copyPrefix16(a: Uint16Array, n: number, cap: number, reuse: Uint16Array | undefined, reuseUsed: number | undefined): Uint16Array {
+/** copyPrefix of one element type (callers that know it skip the dispatch). */
+export function copyPrefix16(a: Uint16Array, n: number, cap: number, reuse: Uint16Array | undefined, reuseUsed: number | undefined): Uint16Array {
   const fresh = reuse === undefined || reuse === a || reuse.length < cap;
   const b = fresh ? new Uint16Array(cap) : reuse;
   if (n > 64) b.set(a.subarray(0, n));
@@ -425,7 +427,8 @@ function copyPrefix16(a: Uint16Array, n: number, cap: number, reuse: Uint16Array
   return b;
 }
 
-function copyPrefix8(a: Uint8Array, n: number, cap: number, reuse: Uint8Array | undefined, reuseUsed: number | undefined): Uint8Array {
+/** copyPrefix of one element type (callers that know it skip the dispatch). */
+export function copyPrefix8(a: Uint8Array, n: number, cap: number, reuse: Uint8Array | undefined, reuseUsed: number | undefined): Uint8Array {
   const fresh = reuse === undefined || reuse === a || reuse.length < cap;
   const b = fresh ? new Uint8Array(cap) : reuse;
   if (n > 64) b.set(a.subarray(0, n));

@@ -8,7 +8,7 @@ import type { Profile } from './profile.js';
 import type { KEvent, KEventType } from './events.js';
 import { HPAGE_PMD_NR, LEVEL_PGD, PG_HUGETLB, PG_LARGE, PG_SWAPCACHE } from './constants.js';
 import { SwapDevice } from './swapdev.js';
-import { copierOf, copyArrayInto, copyFields } from './copy.js';
+import { classCopier, copyArrayInto, templateCopier } from './copy.js';
 
 export const DEFAULT_FRAMES = 1 << 30;
 export const DEFAULT_PIN_BIAS = 1024;
@@ -98,7 +98,10 @@ function newStats(): KernelStats {
 }
 
 /** Kernel.clone's copy of the counters (Object.assign is generic and slow). */
-const copyStats = copierOf(newStats());
+const copyStats = templateCopier(newStats());
+const copyMm = classCopier<Mm>();
+const copyPool = classCopier<HugetlbPool>();
+const copyKernel = classCopier<Kernel>();
 
 export class Kernel {
   frames: FrameTable;
@@ -227,7 +230,7 @@ export class Kernel {
       const c = reused ? oldMms![i]! : (Object.create(Mm.prototype) as Mm);
       // The spare's VMAs (its own: every copy makes its VMAs) take the copies.
       const spareVmas = reused && c.vmas !== m.vmas ? c.vmas : undefined;
-      copyFields(c, m);
+      copyMm(c, m);
       c.vmas = copyVmas(m.vmas, spareVmas, shm);
       mms[i] = c;
     }
@@ -236,12 +239,12 @@ export class Kernel {
     if (stats === undefined || stats === this.stats) stats = newStats();
     copyStats(stats, this.stats);
     const swap = this.swap.clone(d?.swap);
-    const hugetlb = d !== undefined && d.hugetlb !== this.hugetlb ? copyFields(d.hugetlb, this.hugetlb) : this.hugetlb.clone();
+    const hugetlb = d !== undefined && d.hugetlb !== this.hugetlb ? copyPool(d.hugetlb, this.hugetlb) : this.hugetlb.clone();
     const uffdResolved = copyArrayInto(this.uffdResolved, d?.uffdResolved);
     // Events are not copied: a copy starts with none (what the next step emits).
     const events = d !== undefined && d.events !== this.events ? d.events : [];
     if (events.length !== 0) events.length = 0;
-    const k = copyFields(d ?? (Object.create(Kernel.prototype) as Kernel), this);
+    const k = copyKernel(d ?? (Object.create(Kernel.prototype) as Kernel), this);
     k.frames = frames;
     k.tables = tables;
     k.shm = shm;

@@ -3,7 +3,7 @@
 // the PTE level holds a pfn (or swap slot) in `entry` and the PTE bits in `bits` (0 = pte_none).
 
 import { PTRS_PER_TABLE, TABLE_SHIFT } from './constants.js';
-import { copyPrefix, growTypedArray } from './frames.js';
+import { copyPrefix, copyPrefix32, copyPrefix8, growTypedArray } from './frames.js';
 
 const INITIAL_TABLES = 64;
 
@@ -93,11 +93,11 @@ export class TableArena {
     c.bits = copyEntries(this.bits, this.top, cap, dst);
     // Per-table arrays hold nothing past top in a copy: only the spare's first `top` are cleared.
     const used = dst !== undefined && dst !== this ? dst.top : undefined;
-    c.level = copyPrefix(this.level, this.top, cap, dst?.level, used);
-    c.filled = copyPrefix(this.filled, this.top, cap, dst?.filled, used);
-    c.nextFree = copyPrefix(this.nextFree, this.top, cap, dst?.nextFree, used);
-    c.share = copyPrefix(this.share, this.top, cap, dst?.share, used);
-    c.owner = copyPrefix(this.owner, this.top, cap, dst?.owner, used);
+    c.level = copyPrefix8(this.level, this.top, cap, dst?.level, used);
+    c.filled = copyPrefix32(this.filled, this.top, cap, dst?.filled, used);
+    c.nextFree = copyPrefix32(this.nextFree, this.top, cap, dst?.nextFree, used);
+    c.share = copyPrefix32(this.share, this.top, cap, dst?.share, used);
+    c.owner = copyPrefix32(this.owner, this.top, cap, dst?.owner, used);
     c.top = this.top;
     c.freeHead = this.freeHead;
     c.used = this.used;
