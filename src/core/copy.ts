@@ -11,14 +11,40 @@ const copiers = new WeakMap<object, Copier>();
 
 /** Copy every own field of `src` into `dst` (of the same class), by reference: the shallow copy Object.assign makes. */
 export function copyFields<T extends object>(dst: T, src: T): T {
+  copierOf(src)(dst, src);
+  return dst;
+}
+
+/** The copier of `src`'s class, compiled at its first use. */
+function copierOf(src: object): Copier {
   const proto = Object.getPrototypeOf(src) as object;
   let copy = copiers.get(proto);
   if (copy === undefined) {
     copy = compile(Object.keys(src));
     copiers.set(proto, copy);
   }
-  copy(dst, src);
-  return dst;
+  return copy;
+}
+
+/**
+ * copyFields for a call site that copies instances of one class only (no subclass): its copier
+ * is looked up once, at the first copy, instead of by prototype at every copy.
+ */
+export function classCopier<T extends object>(): (dst: T, src: T) => T {
+  let copy: Copier | undefined;
+  return (dst: T, src: T): T => {
+    if (copy === undefined) copy = copierOf(src);
+    copy(dst, src);
+    return dst;
+  };
+}
+
+/**
+ * A copier of the fields `template` has, for plain objects of one shape (copyFields compiles one
+ * copier per class, and plain objects share one prototype): the template lists the fields once.
+ */
+export function templateCopier<T extends object>(template: T): (dst: T, src: T) => void {
+  return compile(Object.keys(template));
 }
 
 /** The copier of these fields; Object.assign where they are not plain names or code cannot be compiled (a page whose CSP forbids it). */

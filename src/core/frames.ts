@@ -355,26 +355,36 @@ export class FrameTable {
     // A table's arrays hold nothing at and past its top (priv: -1): only the spare's first
     // `top` frames are cleared.
     const used = dst !== undefined && dst !== this ? dst.top : undefined;
-    c.refcount = copyPrefix(this.refcount, this.top, cap, dst?.refcount, used);
-    c.mapcount = copyPrefix(this.mapcount, this.top, cap, dst?.mapcount, used);
-    c.flags = copyPrefix(this.flags, this.top, cap, dst?.flags, used);
-    c.value = copyPrefix(this.value, this.top, cap, dst?.value, used);
-    c.next = copyPrefix(this.next, this.top, cap, dst?.next, used);
-    const priv = copyPrefix(this.priv, this.top, cap, dst?.priv, used);
+    c.refcount = copyPrefix32(this.refcount, this.top, cap, dst?.refcount, used);
+    c.mapcount = copyPrefix32(this.mapcount, this.top, cap, dst?.mapcount, used);
+    c.flags = copyPrefix16(this.flags, this.top, cap, dst?.flags, used);
+    c.value = copyPrefix32(this.value, this.top, cap, dst?.value, used);
+    c.next = copyPrefix32(this.next, this.top, cap, dst?.next, used);
+    const priv = copyPrefix32(this.priv, this.top, cap, dst?.priv, used);
     // priv is -1 past top: a new array is filled, a reused one only where it was used (or zeroed).
     priv.fill(-1, this.top, priv !== dst?.priv ? priv.length : Math.max(this.top, used!));
     c.priv = priv;
     // Per-block arrays as long as the frame arrays are (a reused dst's may be longer than cap):
     // allocLarge() grows them only with the frames.
     const blocks = (c.refcount.length >>> 9) + 1;
-    c.entireMapcount = copyPrefix(this.entireMapcount, (this.top >>> 9) + 1, blocks, dst?.entireMapcount);
-    c.pincount = copyPrefix(this.pincount, (this.top >>> 9) + 1, blocks, dst?.pincount);
+    const n = (this.top >>> 9) + 1;
+    c.entireMapcount = copyPrefix32(this.entireMapcount, n, blocks, dst?.entireMapcount, undefined);
+    c.pincount = copyPrefix32(this.pincount, n, blocks, dst?.pincount, undefined);
+    if (!this.mmIds && dst !== undefined && dst !== this && !dst.mmIds) {
+      // Without MM-id tracking the slots are never set (tracksMmIds() is false): all zero in both.
+      c.mmId0 = zeroed(dst.mmId0, blocks);
+      c.mmId1 = zeroed(dst.mmId1, blocks);
+      c.mmIdCount0 = zeroed(dst.mmIdCount0, blocks);
+      c.mmIdCount1 = zeroed(dst.mmIdCount1, blocks);
+      c.mmIdsShared = dst.mmIdsShared.length >= blocks ? dst.mmIdsShared : new Uint8Array(blocks);
+    } else {
+      c.mmId0 = copyPrefix32(this.mmId0, n, blocks, dst?.mmId0, undefined);
+      c.mmId1 = copyPrefix32(this.mmId1, n, blocks, dst?.mmId1, undefined);
+      c.mmIdCount0 = copyPrefix32(this.mmIdCount0, n, blocks, dst?.mmIdCount0, undefined);
+      c.mmIdCount1 = copyPrefix32(this.mmIdCount1, n, blocks, dst?.mmIdCount1, undefined);
+      c.mmIdsShared = copyPrefix8(this.mmIdsShared, n, blocks, dst?.mmIdsShared, undefined);
+    }
     c.mmIds = this.mmIds;
-    c.mmId0 = copyPrefix(this.mmId0, (this.top >>> 9) + 1, blocks, dst?.mmId0);
-    c.mmId1 = copyPrefix(this.mmId1, (this.top >>> 9) + 1, blocks, dst?.mmId1);
-    c.mmIdCount0 = copyPrefix(this.mmIdCount0, (this.top >>> 9) + 1, blocks, dst?.mmIdCount0);
-    c.mmIdCount1 = copyPrefix(this.mmIdCount1, (this.top >>> 9) + 1, blocks, dst?.mmIdCount1);
-    c.mmIdsShared = copyPrefix(this.mmIdsShared, (this.top >>> 9) + 1, blocks, dst?.mmIdsShared);
     c.freeBlockHead = this.freeBlockHead;
     c.top = this.top;
     c.freeHead = this.freeHead;
@@ -396,7 +406,8 @@ export function copyPrefix<T extends Int32Array | Uint8Array | Uint16Array>(a: T
   return copyPrefix8(a as Uint8Array, n, cap, reuse as Uint8Array | undefined, reuseUsed) as T;
 }
 
-function copyPrefix32(a: Int32Array, n: number, cap: number, reuse: Int32Array | undefined, reuseUsed: number | undefined): Int32Array {
+/** copyPrefix of one element type (callers that know it skip the dispatch). */
+export function copyPrefix32(a: Int32Array, n: number, cap: number, reuse: Int32Array | undefined, reuseUsed: number | undefined): Int32Array {
   const fresh = reuse === undefined || reuse === a || reuse.length < cap;
   const b = fresh ? new Int32Array(cap) : reuse;
   // A loop for a few elements (a subarray view costs more than copying them).
@@ -406,7 +417,8 @@ function copyPrefix32(a: Int32Array, n: number, cap: number, reuse: Int32Array |
   return b;
 }
 
-function copyPrefix16(a: Uint16Array, n: number, cap: number, reuse: Uint16Array | undefined, reuseUsed: number | undefined): Uint16Array {
+/** copyPrefix of one element type (callers that know it skip the dispatch). */
+export function copyPrefix16(a: Uint16Array, n: number, cap: number, reuse: Uint16Array | undefined, reuseUsed: number | undefined): Uint16Array {
   const fresh = reuse === undefined || reuse === a || reuse.length < cap;
   const b = fresh ? new Uint16Array(cap) : reuse;
   if (n > 64) b.set(a.subarray(0, n));
@@ -415,13 +427,19 @@ function copyPrefix16(a: Uint16Array, n: number, cap: number, reuse: Uint16Array
   return b;
 }
 
-function copyPrefix8(a: Uint8Array, n: number, cap: number, reuse: Uint8Array | undefined, reuseUsed: number | undefined): Uint8Array {
+/** copyPrefix of one element type (callers that know it skip the dispatch). */
+export function copyPrefix8(a: Uint8Array, n: number, cap: number, reuse: Uint8Array | undefined, reuseUsed: number | undefined): Uint8Array {
   const fresh = reuse === undefined || reuse === a || reuse.length < cap;
   const b = fresh ? new Uint8Array(cap) : reuse;
   if (n > 64) b.set(a.subarray(0, n));
   else for (let i = 0; i < n; i++) b[i] = a[i]!;
   if (!fresh) clearTail(b, n, reuseUsed ?? b.length);
   return b;
+}
+
+/** `reuse`, all zero, when it holds `n` elements, else a new zeroed array of `n`. */
+function zeroed(reuse: Int32Array, n: number): Int32Array {
+  return reuse.length >= n ? reuse : new Int32Array(n);
 }
 
 /** b[n..used) = 0 (nothing when used <= n). */

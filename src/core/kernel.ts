@@ -8,7 +8,7 @@ import type { Profile } from './profile.js';
 import type { KEvent, KEventType } from './events.js';
 import { HPAGE_PMD_NR, LEVEL_PGD, PG_HUGETLB, PG_LARGE, PG_SWAPCACHE } from './constants.js';
 import { SwapDevice } from './swapdev.js';
-import { copyArrayInto, copyFields } from './copy.js';
+import { classCopier, copyArrayInto, templateCopier } from './copy.js';
 
 export const DEFAULT_FRAMES = 1 << 30;
 export const DEFAULT_PIN_BIAS = 1024;
@@ -92,6 +92,17 @@ export interface KernelStats {
   faults: number;
 }
 
+/** A kernel's counters, all 0. */
+function newStats(): KernelStats {
+  return { cowCopies: 0, reuses: 0, earlyCow: 0, ptCopies: 0, faults: 0 };
+}
+
+/** Kernel.clone's copy of the counters (Object.assign is generic and slow). */
+const copyStats = templateCopier(newStats());
+const copyMm = classCopier<Mm>();
+const copyPool = classCopier<HugetlbPool>();
+const copyKernel = classCopier<Kernel>();
+
 export class Kernel {
   frames: FrameTable;
   tables: TableArena;
@@ -103,7 +114,7 @@ export class Kernel {
   swap = new SwapDevice();
   /** The hugetlb pool (config.hugepages). */
   hugetlb: HugetlbPool;
-  stats: KernelStats = { cowCopies: 0, reuses: 0, earlyCow: 0, ptCopies: 0, faults: 0 };
+  stats: KernelStats = newStats();
   /**
    * (mm, vpn) pairs of the write-protect userfaults the monitor resolved (un-protected), kept
    * whether tracing or not: the runner drains them into the ideal semantics after each step.
@@ -219,20 +230,21 @@ export class Kernel {
       const c = reused ? oldMms![i]! : (Object.create(Mm.prototype) as Mm);
       // The spare's VMAs (its own: every copy makes its VMAs) take the copies.
       const spareVmas = reused && c.vmas !== m.vmas ? c.vmas : undefined;
-      copyFields(c, m);
+      copyMm(c, m);
       c.vmas = copyVmas(m.vmas, spareVmas, shm);
       mms[i] = c;
     }
     const handles = copyHandles(this.handles, d?.handles);
-    // A plain object (copyFields compiles one copier per class): assigned.
-    const stats = d !== undefined && d.stats !== this.stats ? Object.assign(d.stats, this.stats) : { ...this.stats };
+    let stats = d?.stats;
+    if (stats === undefined || stats === this.stats) stats = newStats();
+    copyStats(stats, this.stats);
     const swap = this.swap.clone(d?.swap);
-    const hugetlb = d !== undefined && d.hugetlb !== this.hugetlb ? copyFields(d.hugetlb, this.hugetlb) : this.hugetlb.clone();
+    const hugetlb = d !== undefined && d.hugetlb !== this.hugetlb ? copyPool(d.hugetlb, this.hugetlb) : this.hugetlb.clone();
     const uffdResolved = copyArrayInto(this.uffdResolved, d?.uffdResolved);
     // Events are not copied: a copy starts with none (what the next step emits).
     const events = d !== undefined && d.events !== this.events ? d.events : [];
     if (events.length !== 0) events.length = 0;
-    const k = copyFields(d ?? (Object.create(Kernel.prototype) as Kernel), this);
+    const k = copyKernel(d ?? (Object.create(Kernel.prototype) as Kernel), this);
     k.frames = frames;
     k.tables = tables;
     k.shm = shm;

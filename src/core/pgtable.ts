@@ -3,7 +3,7 @@
 // the PTE level holds a pfn (or swap slot) in `entry` and the PTE bits in `bits` (0 = pte_none).
 
 import { PTRS_PER_TABLE, TABLE_SHIFT } from './constants.js';
-import { copyPrefix, growTypedArray } from './frames.js';
+import { copyPrefix, copyPrefix32, copyPrefix8, growTypedArray } from './frames.js';
 
 const INITIAL_TABLES = 64;
 
@@ -93,11 +93,11 @@ export class TableArena {
     c.bits = copyEntries(this.bits, this.top, cap, dst);
     // Per-table arrays hold nothing past top in a copy: only the spare's first `top` are cleared.
     const used = dst !== undefined && dst !== this ? dst.top : undefined;
-    c.level = copyPrefix(this.level, this.top, cap, dst?.level, used);
-    c.filled = copyPrefix(this.filled, this.top, cap, dst?.filled, used);
-    c.nextFree = copyPrefix(this.nextFree, this.top, cap, dst?.nextFree, used);
-    c.share = copyPrefix(this.share, this.top, cap, dst?.share, used);
-    c.owner = copyPrefix(this.owner, this.top, cap, dst?.owner, used);
+    c.level = copyPrefix8(this.level, this.top, cap, dst?.level, used);
+    c.filled = copyPrefix32(this.filled, this.top, cap, dst?.filled, used);
+    c.nextFree = copyPrefix32(this.nextFree, this.top, cap, dst?.nextFree, used);
+    c.share = copyPrefix32(this.share, this.top, cap, dst?.share, used);
+    c.owner = copyPrefix32(this.owner, this.top, cap, dst?.owner, used);
     c.top = this.top;
     c.freeHead = this.freeHead;
     c.used = this.used;
@@ -109,7 +109,30 @@ export class TableArena {
 function copyEntries<T extends Int32Array | Uint16Array>(a: T, top: number, cap: number, dst: TableArena | undefined): T {
   const reuse = (a instanceof Int32Array ? dst?.entry : dst?.bits) as T | undefined;
   if (dst === undefined || reuse === undefined || reuse === a || reuse.length < cap * PTRS_PER_TABLE) return copyPrefix(a, top * PTRS_PER_TABLE, cap * PTRS_PER_TABLE);
-  reuse.set(a.subarray(0, top * PTRS_PER_TABLE));
+  reuse.set(prefixView(a, top * PTRS_PER_TABLE));
   if (dst.top > top) reuse.fill(0, top * PTRS_PER_TABLE, dst.top * PTRS_PER_TABLE);
   return reuse;
+}
+
+// The last prefix view made of an entry and of a bits array: the explorer copies one state into
+// each of its children in turn, and a view per copy was most of what a copy allocated.
+let entrySrc: Int32Array | null = null;
+let entryView: Int32Array = new Int32Array(0);
+let bitsSrc: Uint16Array | null = null;
+let bitsView: Uint16Array = new Uint16Array(0);
+
+/** a.subarray(0, n), the same view as last time when it is of the same array and length. */
+function prefixView<T extends Int32Array | Uint16Array>(a: T, n: number): T {
+  if (a instanceof Int32Array) {
+    if (entrySrc !== a || entryView.length !== n) {
+      entrySrc = a;
+      entryView = a.subarray(0, n);
+    }
+    return entryView as T;
+  }
+  if (bitsSrc !== a || bitsView.length !== n) {
+    bitsSrc = a as Uint16Array;
+    bitsView = a.subarray(0, n) as Uint16Array;
+  }
+  return bitsView as T;
 }

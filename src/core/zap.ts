@@ -126,10 +126,14 @@ function freeLevel(
   const childSpan = LEVEL_SPAN[level - 1]!;
   const firstIdx = Math.max(0, Math.floor((lo - base) / childSpan));
   const lastIdx = Math.min(TABLE_MASK, Math.floor((hi - 1 - base) / childSpan));
-  for (let i = firstIdx; i <= lastIdx; i++) {
+  // Stop once every filled entry was seen (upper levels' counts are kept by walk.ts, as the
+  // accounting walk relies on too): exit's range covers every table whole, most of it none.
+  let left = t.filled[table]!;
+  for (let i = firstIdx; i <= lastIdx && left > 0; i++) {
     const slot = (table << TABLE_SHIFT) | i;
     const child = t.entry[slot]!;
     if (child === 0) continue;
+    left--;
     const cBase = base + i * childSpan;
     if (level - 1 > LEVEL_PTE) freeLevel(k, mm, child, level - 1, cBase, lo, hi, floor, ceiling);
     if (cBase >= floor && cBase + childSpan <= ceiling) {

@@ -17,7 +17,7 @@ import type { PageSel, Scenario, Step, ViolationKind } from '../scenario/ast.js'
 import type { Observation, StepRecord, Violation } from './result.js';
 import { ValueTable } from './values.js';
 import { type Capture, capture } from './changes.js';
-import { copyArrayInto, copyFields } from '../core/copy.js';
+import { classCopier, copyArrayInto } from '../core/copy.js';
 
 export interface RunOptions {
   /** Check the accounting invariants after every step (default true). */
@@ -158,7 +158,7 @@ export class RunState {
   /**
    * A deep copy, for the explorer. The scenario and options are shared. With `dst` (a copy no
    * longer needed) the copy is made in it: its object and typed arrays are reused, so a
-   * transition allocates little. Every field is first copied by reference (copyFields: a field
+   * transition allocates little. Every field is first copied by reference (copyRunState: a field
    * added later is at least shared, as Object.assign did), then the state's own containers deeply.
    */
   clone(dst?: RunState): RunState {
@@ -172,7 +172,7 @@ export class RunState {
     const violations = copyArrayInto(this.violations, d?.violations);
     // Scratch for one step, empty between steps (collectEvents clears it): a fresh one only if not.
     const actors = this.actors.size === 0 && d !== undefined ? d.actors : new Map<KEvent, string>();
-    const c = copyFields(d ?? (Object.create(RunState.prototype) as RunState), this);
+    const c = copyRunState(d ?? (Object.create(RunState.prototype) as RunState), this);
     c.k = k;
     c.ideal = ideal;
     c.values = values;
@@ -316,6 +316,9 @@ export class RunState {
     return this.pageName(name ?? '', vpn);
   }
 }
+
+/** RunState.clone's shallow copy of every field. */
+const copyRunState = classCopier<RunState>();
 
 /** The copy RunState.clone is making, and its maps of threads and handles, for the visitors below. */
 let cloneInto: RunState | null = null;
