@@ -50,7 +50,10 @@ let generations = 0;
 
 export type Access = 'ok' | 'fault';
 
-/** A handle as the ideal semantics sees it: per page, its origin cell and what it may return. */
+/**
+ * A handle as the ideal semantics sees it: per page, its origin cell and what it may return. Its
+ * sets are never changed in place (a change makes a new set), so a copy of the handle shares them.
+ */
 interface IdealHandle {
   holder: string;
   longterm: boolean;
@@ -65,9 +68,11 @@ interface IdealHandle {
    */
   bound: boolean[];
   /** Short-term references: every value the origin held since the handle was taken, and those written through it. */
-  seen: Set<number>[];
+  seen: ReadonlySet<number>[];
   /** Values written through the handle (by the device). */
-  written: Set<number>;
+  written: ReadonlySet<number>;
+  /** The generation (IdealMemory.gen) of the copy that may change it in place; any other copy copies it first. */
+  gen: number;
 }
 
 
@@ -84,8 +89,6 @@ export class IdealMemory {
   /** Per shared cell: the processes that map it (so a write is visible to all of them). */
   private sharedUsers = new Map<number, ReadonlySet<string>>();
   private handles = new Map<string, IdealHandle>();
-  /** Per cell: the short-term handle pages watching it (their `seen` sets grow with its writes). */
-  private watchers = new Map<number, Set<number>[]>();
   /** Per cell: values a short-term device write may have put there besides the cell's own. */
   private maybe = new Map<number, ReadonlySet<number>>();
   /** Processes whose userfaultfd context asked for the fork event (a child inherits the protection). */
@@ -96,7 +99,7 @@ export class IdealMemory {
    * transitions change little of the ideal memory, so most copies copy little.
    */
   private shared = 0;
-  /** Processes tagged with this generation are this copy's own (procMut()). */
+  /** Processes and handles tagged with this generation are this copy's own (procMut(), handleMut()). */
   private gen = 0;
 
   /**
@@ -107,7 +110,7 @@ export class IdealMemory {
     const c = copyFields(Object.create(IdealMemory.prototype) as IdealMemory, this);
     c.shared = S_ALL;
     this.shared = S_ALL;
-    // Neither may change a process in place any more: the process maps are shared per process.
+    // Neither may change a process or handle in place any more: they are shared one by one.
     c.gen = ++generations;
     this.gen = ++generations;
     return c;
@@ -121,6 +124,18 @@ export class IdealMemory {
     const q: IdealProc = { name: p.name, alive: p.alive, segs: p.segs.map((s) => new Segment(s.start, s.n, s.shared, s.cells.slice(), s.flags.slice())), gen: this.gen };
     this.procs.set(proc, q);
     return q;
+  }
+
+  /** A handle, to change: the map of handles made this copy's own, and the handle copied if another copy may see it. */
+  private handleMut(name: string): IdealHandle | undefined {
+    this.own(S_HANDLES);
+    const h = this.handles.get(name);
+    if (h === undefined || h.gen === this.gen) return h;
+    const c: IdealHandle = {
+      holder: h.holder, longterm: h.longterm, at: h.at.slice(), origin: h.origin.slice(), bound: h.bound.slice(), seen: h.seen.slice(), written: h.written, gen: this.gen,
+    };
+    this.handles.set(name, c);
+    return c;
   }
 
   /** Make the parts `parts` (S_*) this object's own before changing them: a shared one is copied. */
@@ -142,28 +157,8 @@ export class IdealMemory {
     if (p & S_SHARED_USERS) this.sharedUsers = new Map(this.sharedUsers);
     if (p & S_MAYBE) this.maybe = new Map(this.maybe);
     if (p & S_UFFD) this.uffdForkEvent = new Set(this.uffdForkEvent);
-    if (p & S_HANDLES) {
-      // The watchers name the handles' `seen` sets: made again for the copied handles.
-      const handles = new Map<string, IdealHandle>();
-      const watchers = new Map<number, Set<number>[]>();
-      this.handles.forEach((h, name) => {
-        const hc: IdealHandle = {
-          holder: h.holder, longterm: h.longterm, at: h.at.slice(), origin: h.origin.slice(), bound: h.bound.slice(),
-          seen: h.seen.map((x) => new Set(x)), written: new Set(h.written),
-        };
-        handles.set(name, hc);
-        if (!hc.longterm) {
-          hc.origin.forEach((cell, i) => {
-            if (cell < 0) return;
-            let w = watchers.get(cell);
-            if (!w) watchers.set(cell, (w = []));
-            w.push(hc.seen[i]!);
-          });
-        }
-      });
-      this.handles = handles;
-      this.watchers = watchers;
-    }
+    // The handles only: each is copied when changed (handleMut).
+    if (p & S_HANDLES) this.handles = new Map(this.handles);
   }
 
   /** Every value id this process ever legitimately held (for canonical state keys). */
@@ -369,7 +364,6 @@ export class IdealMemory {
       if (!at || at.seg !== first.seg || at.seg.cells[at.i]! < 0 || at.seg.flags[at.i] !== first.seg.flags[first.i]) oneMapping = false;
     }
     if (!done) return !oneMapping;
-    this.own(S_HANDLES);
     const p = this.procMut(proc)!;
     for (let v = lo; v < hi; ) {
       const from = this.find(proc, v);
@@ -385,9 +379,9 @@ export class IdealMemory {
       from.seg.cells.fill(-1, from.i, from.i + n);
       v = end;
     }
-    for (const h of this.handles.values()) {
+    for (const [name, h] of this.handles) {
       if (h.holder !== proc) continue;
-      for (let i = 0; i < h.at.length; i++) if (h.at[i]! >= lo && h.at[i]! < hi) h.at[i] = h.at[i]! - lo + start;
+      for (let i = 0; i < h.at.length; i++) if (h.at[i]! >= lo && h.at[i]! < hi) this.handleMut(name)!.at[i] = h.at[i]! - lo + start;
     }
     return true;
   }
@@ -491,11 +485,22 @@ export class IdealMemory {
   }
 
   private setCell(cell: number, value: number): void {
-    this.own(S_CELLS | (this.maybe.has(cell) ? S_MAYBE : 0) | (this.watchers.has(cell) ? S_HANDLES : 0));
+    this.own(S_CELLS | (this.maybe.has(cell) ? S_MAYBE : 0));
     this.cellValue[cell] = value;
     this.maybe.delete(cell);
-    const w = this.watchers.get(cell);
-    if (w) for (const seen of w) seen.add(value);
+    // The short-term handle pages taken on this cell see the value.
+    for (const [name, h] of this.handles) {
+      if (h.longterm) continue;
+      for (let i = 0; i < h.origin.length; i++) {
+        if (h.origin[i] === cell && !h.seen[i]!.has(value)) this.see(name, i, value);
+      }
+    }
+  }
+
+  /** A short-term handle's page saw `value` (its origin held it, or the device wrote it). */
+  private see(name: string, i: number, value: number): void {
+    const h = this.handleMut(name)!;
+    h.seen[i] = new Set(h.seen[i]).add(value);
   }
 
   /** A value this page may also hold (a write that raced with a fork may or may not be in the child). */
@@ -530,48 +535,30 @@ export class IdealMemory {
     const at = new Int32Array(n);
     const origin = new Int32Array(n);
     const bound: boolean[] = [];
-    const seen: Set<number>[] = [];
+    const seen: ReadonlySet<number>[] = [];
     for (let i = 0; i < n; i++) {
       at[i] = vpn + i;
       origin[i] = -1;
       bound.push(false);
       seen.push(new Set<number>().add(0));
     }
-    this.handles.set(name, { holder, longterm, at, origin, bound, seen, written: new Set() });
+    this.handles.set(name, { holder, longterm, at, origin, bound, seen, written: new Set(), gen: this.gen });
   }
 
   /** Page i of a handle was grabbed now: it refers to the cell its holder has there now. */
   bindHandlePage(name: string, i: number): void {
-    this.own(S_HANDLES);
-    const h = this.handles.get(name);
+    const h = this.handleMut(name);
     if (!h) return;
-    const old = h.origin[i]!;
-    if (old >= 0) this.unwatch(old, h.seen[i]!);
     const at = this.find(h.holder, h.at[i]!);
     const cell = at ? at.seg.cells[at.i]! : -1;
     h.origin[i] = cell;
     h.bound[i] = h.longterm && cell >= 0;
-    const seen = new Set<number>(cell >= 0 ? [this.cellValue[cell]!, ...(this.maybe.get(cell) ?? [])] : [0]);
-    h.seen[i] = seen;
-    if (!h.longterm && cell >= 0) {
-      let w = this.watchers.get(cell);
-      if (!w) this.watchers.set(cell, (w = []));
-      w.push(seen);
-    }
-  }
-
-  private unwatch(cell: number, seen: Set<number>): void {
-    const w = this.watchers.get(cell);
-    if (!w) return;
-    const j = w.indexOf(seen);
-    if (j >= 0) w.splice(j, 1);
+    h.seen[i] = new Set<number>(cell >= 0 ? [this.cellValue[cell]!, ...(this.maybe.get(cell) ?? [])] : [0]);
   }
 
   releaseHandle(name: string): void {
+    if (!this.handles.has(name)) return;
     this.own(S_HANDLES);
-    const h = this.handles.get(name);
-    if (!h) return;
-    for (let i = 0; i < h.origin.length; i++) if (h.origin[i]! >= 0) this.unwatch(h.origin[i]!, h.seen[i]!);
     this.handles.delete(name);
   }
 
@@ -579,20 +566,19 @@ export class IdealMemory {
   private unbind(proc: string, lo: number, hi: number): void {
     // Looked for first: the handles become this copy's own only when one changes.
     if (!this.unbinds(proc, lo, hi, false)) return;
-    this.own(S_HANDLES);
     this.unbinds(proc, lo, hi, true);
   }
 
   /** Whether unbind() changes a pin; with `apply`, the change. */
   private unbinds(proc: string, lo: number, hi: number, apply: boolean): boolean {
     let changed = false;
-    for (const h of this.handles.values()) {
+    for (const [name, h] of this.handles) {
       if (h.holder !== proc || !h.longterm) continue;
       for (let i = 0; i < h.origin.length; i++) {
         const vpn = h.at[i]!;
         if (!h.bound[i] || vpn < lo || vpn >= hi) continue;
         if (!apply) return true;
-        h.bound[i] = false;
+        this.handleMut(name)!.bound[i] = false;
         changed = true;
       }
     }
@@ -631,9 +617,8 @@ export class IdealMemory {
 
   /** A device write through a handle. */
   handleWrite(name: string, i: number, value: number): void {
-    this.own(S_HANDLES | S_MAYBE);
-    const h = this.handles.get(name)!;
-    h.written.add(value);
+    const h = this.handleMut(name)!;
+    if (!h.written.has(value)) h.written = new Set(h.written).add(value);
     const cell = h.origin[i]!;
     if (h.longterm) {
       // Bound or not, the pinned page is the origin cell (orphaned once the holder let go of it).
@@ -641,8 +626,9 @@ export class IdealMemory {
       return;
     }
     // Short-term: the origin may or may not see it; the handle itself does.
-    h.seen[i]!.add(value);
+    if (!h.seen[i]!.has(value)) this.see(name, i, value);
     if (cell >= 0) {
+      this.own(S_MAYBE);
       this.maybe.set(cell, new Set(this.maybe.get(cell)).add(value));
       this.hold(value, h.holder);
     }
