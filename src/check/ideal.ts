@@ -31,11 +31,29 @@ class Segment {
     public n: number,
     public shared: boolean,
     /** Cell of each page, -1 where unmapped. */
-    public cells: Int32Array,
+    public cells: number[],
     /** Per page: P_READ | P_WRITE | P_DONTFORK | P_WIPEONFORK. */
-    public flags: Uint8Array,
+    public flags: number[],
   ) {}
 }
+
+// A segment's pages are plain arrays of small integers, as the cell values: a process is copied
+// on its first change after a state copy, and copying a short array is much cheaper than making
+// a typed array.
+
+/** An array of n times v. */
+function filled(n: number, v: number): number[] {
+  const a: number[] = [];
+  for (let i = 0; i < n; i++) a.push(v);
+  return a;
+}
+
+/** The set {v}, shared: the sets of seen values are never changed in place, and most hold one value. */
+function only(v: number): ReadonlySet<number> {
+  return (singletons[v] ??= new Set<number>().add(v));
+}
+const singletons: ReadonlySet<number>[] = [];
+const NOTHING: ReadonlySet<number> = new Set<number>();
 
 export interface IdealProc {
   name: string;
@@ -77,9 +95,13 @@ interface IdealHandle {
 
 
 export class IdealMemory {
-  procs = new Map<string, IdealProc>();
-  private cellValue = new Int32Array(1024);
-  private cellCount = 0;
+  /** The processes (few: looked up by name along the array, copied by slice()). */
+  private procs: IdealProc[] = [];
+  /**
+   * The value of each cell. A plain array of small integers: a state has a few cells, and copying
+   * a short array is much cheaper than making a typed array (a buffer of its own) per copy.
+   */
+  private cellValue: number[] = [];
   /**
    * Per value id: the processes that ever legitimately held it in one of their cells. The sets
    * of holders, sharedUsers and maybe are never changed in place (a change makes a new set),
@@ -119,11 +141,26 @@ export class IdealMemory {
   /** A process, to change: the map of processes made this copy's own, and the process copied if another copy may see it. */
   private procMut(proc: string): IdealProc | undefined {
     this.own(S_PROCS);
-    const p = this.procs.get(proc);
-    if (p === undefined || p.gen === this.gen) return p;
-    const q: IdealProc = { name: p.name, alive: p.alive, segs: p.segs.map((s) => new Segment(s.start, s.n, s.shared, s.cells.slice(), s.flags.slice())), gen: this.gen };
-    this.procs.set(proc, q);
-    return q;
+    const j = this.procIndex(proc);
+    if (j < 0) return undefined;
+    const p = this.procs[j]!;
+    if (p.gen === this.gen) return p;
+    const segs: Segment[] = [];
+    for (const s of p.segs) segs.push(new Segment(s.start, s.n, s.shared, s.cells.slice(), s.flags.slice()));
+    return (this.procs[j] = { name: p.name, alive: p.alive, segs, gen: this.gen });
+  }
+
+  /** Where this process is in `procs`, -1 if nowhere. */
+  private procIndex(proc: string): number {
+    const procs = this.procs;
+    for (let j = 0; j < procs.length; j++) if (procs[j]!.name === proc) return j;
+    return -1;
+  }
+
+  /** A process, to read. */
+  private procOf(proc: string): IdealProc | undefined {
+    const j = this.procIndex(proc);
+    return j < 0 ? undefined : this.procs[j];
   }
 
   /** A handle, to change: the map of handles made this copy's own, and the handle copied if another copy may see it. */
@@ -144,14 +181,8 @@ export class IdealMemory {
     if (p === 0) return;
     this.shared &= ~p;
     // The map of processes only: each process is copied when changed (procMut).
-    if (p & S_PROCS) this.procs = new Map(this.procs);
-    if (p & S_CELLS) {
-      // Only the cells in use are copied, with room for more.
-      const n = this.cellCount;
-      const cv = new Int32Array(Math.max(64, n * 2));
-      for (let i = 0; i < n; i++) cv[i] = this.cellValue[i]!;
-      this.cellValue = cv;
-    }
+    if (p & S_PROCS) this.procs = this.procs.slice();
+    if (p & S_CELLS) this.cellValue = this.cellValue.slice();
     // The sets these maps hold are never changed in place (a change makes a new set): shared.
     if (p & S_HOLDERS) this.holders = new Map(this.holders);
     if (p & S_SHARED_USERS) this.sharedUsers = new Map(this.sharedUsers);
@@ -190,7 +221,7 @@ export class IdealMemory {
    * cell, flags and whether it is shared (1/0) to out[0..3]; false when the page has no cell slot.
    */
   cellInto(proc: string, vpn: number, out: Int32Array): boolean {
-    const p = this.procs.get(proc);
+    const p = this.procOf(proc);
     if (!p || !p.alive) return false;
     for (const seg of p.segs) {
       if (vpn < seg.start || vpn >= seg.start + seg.n) continue;
@@ -232,13 +263,7 @@ export class IdealMemory {
 
   private newCell(value: number): number {
     this.own(S_CELLS);
-    if (this.cellCount === this.cellValue.length) {
-      const b = new Int32Array(this.cellValue.length * 2);
-      b.set(this.cellValue);
-      this.cellValue = b;
-    }
-    this.cellValue[this.cellCount] = value;
-    return this.cellCount++;
+    return this.cellValue.push(value) - 1;
   }
 
   private hold(value: number, proc: string): void {
@@ -250,7 +275,7 @@ export class IdealMemory {
   }
 
   private find(proc: string, vpn: number): { seg: Segment; i: number } | null {
-    const p = this.procs.get(proc);
+    const p = this.procOf(proc);
     if (!p || !p.alive) return null;
     for (const seg of p.segs) {
       if (vpn >= seg.start && vpn < seg.start + seg.n) return { seg, i: vpn - seg.start };
@@ -259,7 +284,7 @@ export class IdealMemory {
   }
 
   private forRange(proc: string, lo: number, hi: number, fn: (seg: Segment, i: number) => void): void {
-    const p = this.procs.get(proc);
+    const p = this.procOf(proc);
     if (!p || !p.alive) return;
     for (const seg of p.segs) {
       const a = Math.max(lo, seg.start);
@@ -271,9 +296,9 @@ export class IdealMemory {
   mmap(proc: string, start: number, n: number, prot: 'rw' | 'ro' | 'none', shared: boolean): void {
     this.own(S_PROCS | S_SHARED_USERS);
     let p = this.procMut(proc);
-    if (!p) this.procs.set(proc, (p = { name: proc, alive: true, segs: [], gen: this.gen }));
-    const cells = new Int32Array(n);
-    const flags = new Uint8Array(n).fill(protBits(prot));
+    if (!p) this.procs.push((p = { name: proc, alive: true, segs: [], gen: this.gen }));
+    const cells = filled(n, 0);
+    const flags = filled(n, protBits(prot));
     if (shared) {
       for (let i = 0; i < n; i++) {
         cells[i] = this.newCell(0);
@@ -281,7 +306,7 @@ export class IdealMemory {
       }
     } else {
       // Private cells are created lazily in bulk: a contiguous run.
-      const first = this.cellCount;
+      const first = this.cellValue.length;
       for (let i = 0; i < n; i++) this.newCell(0);
       for (let i = 0; i < n; i++) cells[i] = first + i;
     }
@@ -388,10 +413,10 @@ export class IdealMemory {
 
   fork(parent: string, child: string): void {
     this.own(S_PROCS | S_SHARED_USERS | S_MAYBE | S_UFFD);
-    const p = this.procs.get(parent)!;
+    const p = this.procOf(parent)!;
     const c: IdealProc = { name: child, alive: true, segs: [], gen: this.gen };
     for (const seg of p.segs) {
-      const cells = new Int32Array(seg.n).fill(-1);
+      const cells = filled(seg.n, -1);
       for (let i = 0; i < seg.n; i++) {
         const cell = seg.cells[i]!;
         if (cell < 0 || seg.flags[i]! & P_DONTFORK) continue;
@@ -418,7 +443,9 @@ export class IdealMemory {
       for (let i = 0; i < seg.n; i++) if (!inherit || (!seg.shared && seg.flags[i]! & P_WIPEONFORK)) flags[i] = flags[i]! & ~P_UFFD_WP;
       c.segs.push(new Segment(seg.start, seg.n, seg.shared, cells, flags));
     }
-    this.procs.set(child, c);
+    const j = this.procIndex(child);
+    if (j < 0) this.procs.push(c);
+    else this.procs[j] = c;
     if (this.uffdForkEvent.has(parent)) this.uffdForkEvent.add(child);
   }
 
@@ -454,7 +481,7 @@ export class IdealMemory {
   }
 
   exit(proc: string): void {
-    if (!this.procs.has(proc)) return;
+    if (this.procIndex(proc) < 0) return;
     this.munmap(proc, 0, 2 ** 36);
     this.procMut(proc)!.alive = false;
   }
@@ -540,9 +567,9 @@ export class IdealMemory {
       at[i] = vpn + i;
       origin[i] = -1;
       bound.push(false);
-      seen.push(new Set<number>().add(0));
+      seen.push(only(0));
     }
-    this.handles.set(name, { holder, longterm, at, origin, bound, seen, written: new Set(), gen: this.gen });
+    this.handles.set(name, { holder, longterm, at, origin, bound, seen, written: NOTHING, gen: this.gen });
   }
 
   /** Page i of a handle was grabbed now: it refers to the cell its holder has there now. */
@@ -553,7 +580,8 @@ export class IdealMemory {
     const cell = at ? at.seg.cells[at.i]! : -1;
     h.origin[i] = cell;
     h.bound[i] = h.longterm && cell >= 0;
-    h.seen[i] = new Set<number>(cell >= 0 ? [this.cellValue[cell]!, ...(this.maybe.get(cell) ?? [])] : [0]);
+    const m = cell >= 0 ? this.maybe.get(cell) : undefined;
+    h.seen[i] = cell < 0 ? only(0) : m === undefined ? only(this.cellValue[cell]!) : new Set<number>([this.cellValue[cell]!, ...m]);
   }
 
   releaseHandle(name: string): void {
