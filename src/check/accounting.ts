@@ -194,6 +194,9 @@ function wordsOf(bits: Uint16Array): Int32Array {
   return v;
 }
 
+/** The pages an entry of a table at each level spans (512 ** level, without a power per table walked). */
+const SPAN = [1, 512, 512 * 512, 512 * 512 * 512];
+
 function walkTables(
   k: Kernel, mm: Mm, table: number, level: number, base: number,
   c: Walked,
@@ -275,7 +278,7 @@ function walkTables(
   }
   c.tables++;
   c.physical++;
-  const span = 512 ** level;
+  const span = SPAN[level]!;
   // Upper levels: stop once every filled entry was seen (their counts are kept by walk.ts).
   let left = t.filled[table]!;
   for (let i = 0; i < PTRS_PER_TABLE && left > 0; i++) {
