@@ -20,6 +20,19 @@ export interface AccountingProblem {
   message: string;
 }
 
+/** What walkTables() counts in an mm's tables, and the scratch arrays it fills. */
+interface Walked {
+  tables: number;
+  /** Tables first reached from this mm (a COW page table counts once). */
+  physical: number;
+  anon: number;
+  shmem: number;
+  hugetlb: number;
+  swapCount: Int32Array;
+  seen: Uint8Array;
+  entire: Int32Array;
+}
+
 /** Scratch arrays reused across checks (the check runs after every step). */
 export class AccountingChecker {
   private expMap = new Int32Array(0);
@@ -30,6 +43,8 @@ export class AccountingChecker {
   /** Per 512-frame block: huge PMDs mapping the large folio there, and pins on its pages. */
   private entire = new Int32Array(0);
   private pins = new Int32Array(0);
+  /** What walkTables() counts in one mm (reused from mm to mm). */
+  private walked: Walked = { tables: 0, physical: 0, anon: 0, shmem: 0, hugetlb: 0, swapCount: new Int32Array(0), seen: new Uint8Array(0), entire: new Int32Array(0) };
 
   /**
    * `held`: references held by kernel paths in progress (a GUP that grabbed pages, a copy made
@@ -68,7 +83,11 @@ export class AccountingChecker {
     }
     for (const mm of k.mms) {
       if (!mm.alive) continue;
-      const c = { tables: 0, physical: 0, anon: 0, shmem: 0, hugetlb: 0, swapCount, seen: this.seen, entire: this.entire };
+      const c = this.walked;
+      c.tables = c.physical = c.anon = c.shmem = c.hugetlb = 0;
+      c.swapCount = swapCount;
+      c.seen = this.seen;
+      c.entire = this.entire;
       walkTables(k, mm, mm.pgd, 3, 0, c, expMap, expRef, add);
       tablesInUse += c.physical;
       if (c.tables !== mm.nrTables) {
@@ -160,18 +179,27 @@ export class AccountingChecker {
   }
 }
 
-const pairViews = new WeakMap<Uint16Array, Int32Array>();
+const wordViews = new WeakMap<Uint16Array, Int32Array>();
+/** The last array wordsOf() was asked for and its view: a state's tables are walked one after another. */
+let lastBits: Uint16Array | null = null;
+let lastWords: Int32Array = new Int32Array(0);
 
 /** The PTE bits as Int32 words, two entries each (a view, made once per array). */
-function pairsOf(bits: Uint16Array): Int32Array {
-  let v = pairViews.get(bits);
-  if (v === undefined) pairViews.set(bits, (v = new Int32Array(bits.buffer, bits.byteOffset, bits.length >>> 1)));
+function wordsOf(bits: Uint16Array): Int32Array {
+  if (bits === lastBits) return lastWords;
+  let v = wordViews.get(bits);
+  if (v === undefined) wordViews.set(bits, (v = new Int32Array(bits.buffer, bits.byteOffset, bits.length >>> 1)));
+  lastBits = bits;
+  lastWords = v;
   return v;
 }
 
+/** The pages an entry of a table at each level spans (512 ** level, without a power per table walked). */
+const SPAN = [1, 512, 512 * 512, 512 * 512 * 512];
+
 function walkTables(
   k: Kernel, mm: Mm, table: number, level: number, base: number,
-  c: { tables: number; physical: number; anon: number; shmem: number; hugetlb: number; swapCount: Int32Array; seen: Uint8Array; entire: Int32Array },
+  c: Walked,
   expMap: Int32Array, expRef: Int32Array, add: (p: AccountingProblem) => void,
 ): void {
   const t = k.tables;
@@ -185,70 +213,72 @@ function walkTables(
     c.seen[table] = 1;
     if (owned) c.tables++;
     if (first) c.physical++;
-    const counts = { anon: 0, shmem: 0 };
+    let anon = 0;
+    let shmem = 0;
     let filled = 0;
-    // Two entries a word: most of an entry table is none, and this runs after every step.
-    const pairs = pairsOf(t.bits);
-    for (let i = 0; i < PTRS_PER_TABLE; i++) {
-      if ((i & 1) === 0 && pairs[(tb + i) >>> 1] === 0) {
-        i++;
-        continue;
-      }
-      const bits = t.bits[tb + i]!;
-      if (bits === 0) continue;
-      filled++;
-      const pfn = t.entry[tb + i]!;
-      const vpn = base + i;
-      if (!first) {
-        if (bits & PTE_DEVICE_EXCLUSIVE) counts.anon++;
-        else if (bits & PTE_PRESENT && !(bits & PTE_SPECIAL)) {
-          if (f.flags[pfn]! & PG_ANON) counts.anon++;
-          else if (f.flags[pfn]! & PG_SHMEM) counts.shmem++;
-        }
-        continue;
-      }
-      if (bits & PTE_SWAP) {
-        if (pfn >= 0 && pfn < c.swapCount.length) c.swapCount[pfn]!++;
-        continue;
-      }
-      if (bits & PTE_DEVICE_EXCLUSIVE) {
-        // The entry keeps its reference; from 6.15 it keeps its mapcount too.
-        if (pfn <= 0 || pfn >= f.top || !(f.flags[pfn]! & PG_INUSE)) {
-          add({ kind: 'use-after-free', mm: mm.id, pfn, message: `device-exclusive entry at ${vpn.toString(16)} names freed frame ${pfn}` });
+    // Eight entries (four Int32 words) at a time: most of an entry table is none, and this runs
+    // for every new state.
+    const words = wordsOf(t.bits);
+    const w0 = tb >>> 1;
+    for (let j = 0; j < PTRS_PER_TABLE >>> 1; j += 4) {
+      if ((words[w0 + j]! | words[w0 + j + 1]! | words[w0 + j + 2]! | words[w0 + j + 3]!) === 0) continue;
+      for (let i = j << 1; i < (j << 1) + 8; i++) {
+        const bits = t.bits[tb + i]!;
+        if (bits === 0) continue;
+        filled++;
+        const pfn = t.entry[tb + i]!;
+        const vpn = base + i;
+        if (!first) {
+          if (bits & PTE_DEVICE_EXCLUSIVE) anon++;
+          else if (bits & PTE_PRESENT && !(bits & PTE_SPECIAL)) {
+            if (f.flags[pfn]! & PG_ANON) anon++;
+            else if (f.flags[pfn]! & PG_SHMEM) shmem++;
+          }
           continue;
         }
+        if (bits & PTE_SWAP) {
+          if (pfn >= 0 && pfn < c.swapCount.length) c.swapCount[pfn]!++;
+          continue;
+        }
+        if (bits & PTE_DEVICE_EXCLUSIVE) {
+          // The entry keeps its reference; from 6.15 it keeps its mapcount too.
+          if (pfn <= 0 || pfn >= f.top || !(f.flags[pfn]! & PG_INUSE)) {
+            add({ kind: 'use-after-free', mm: mm.id, pfn, message: `device-exclusive entry at ${vpn.toString(16)} names freed frame ${pfn}` });
+            continue;
+          }
+          expRef[pfn]!++;
+          if (k.profile.deviceExclusive === 'v6.15') expMap[pfn]!++;
+          anon++;
+          continue;
+        }
+        if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL) continue;
+        if (pfn <= 0 || pfn >= f.top || !(f.flags[pfn]! & PG_INUSE)) {
+          add({ kind: 'use-after-free', mm: mm.id, pfn, message: `page ${vpn.toString(16)} maps freed frame ${pfn}` });
+          continue;
+        }
+        expMap[pfn]!++;
         expRef[pfn]!++;
-        if (k.profile.deviceExclusive === 'v6.15') expMap[pfn]!++;
-        counts.anon++;
-        continue;
-      }
-      if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL) continue;
-      if (pfn <= 0 || pfn >= f.top || !(f.flags[pfn]! & PG_INUSE)) {
-        add({ kind: 'use-after-free', mm: mm.id, pfn, message: `page ${vpn.toString(16)} maps freed frame ${pfn}` });
-        continue;
-      }
-      expMap[pfn]!++;
-      expRef[pfn]!++;
-      const pf = f.flags[pfn]!;
-      if (pf & PG_ANON) counts.anon++;
-      else if (pf & PG_SHMEM) counts.shmem++;
-      if (k.profile.anonExclusive && bits & PTE_WRITE && pf & PG_ANON && !(pf & PG_ANON_EXCLUSIVE)) {
-        const vma = mm.findVma(vpn);
-        if (vma && isCowMapping(vma.flags)) {
-          add({ kind: 'kernel-bug', mm: mm.id, pfn, message: `writable PTE maps frame ${pfn}, an anonymous page that is not PageAnonExclusive` });
+        const pf = f.flags[pfn]!;
+        if (pf & PG_ANON) anon++;
+        else if (pf & PG_SHMEM) shmem++;
+        if (k.profile.anonExclusive && bits & PTE_WRITE && pf & PG_ANON && !(pf & PG_ANON_EXCLUSIVE)) {
+          const vma = mm.findVma(vpn);
+          if (vma && isCowMapping(vma.flags)) {
+            add({ kind: 'kernel-bug', mm: mm.id, pfn, message: `writable PTE maps frame ${pfn}, an anonymous page that is not PageAnonExclusive` });
+          }
         }
       }
     }
     if (filled !== t.filled[table]) add({ kind: 'accounting', mm: mm.id, pfn: -1, message: `PTE table ${table} counts ${t.filled[table]} entries but holds ${filled}` });
     if (owned) {
-      c.anon += counts.anon;
-      c.shmem += counts.shmem;
+      c.anon += anon;
+      c.shmem += shmem;
     }
     return;
   }
   c.tables++;
   c.physical++;
-  const span = 512 ** level;
+  const span = SPAN[level]!;
   // Upper levels: stop once every filled entry was seen (their counts are kept by walk.ts).
   let left = t.filled[table]!;
   for (let i = 0; i < PTRS_PER_TABLE && left > 0; i++) {

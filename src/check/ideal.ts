@@ -31,11 +31,29 @@ class Segment {
     public n: number,
     public shared: boolean,
     /** Cell of each page, -1 where unmapped. */
-    public cells: Int32Array,
+    public cells: number[],
     /** Per page: P_READ | P_WRITE | P_DONTFORK | P_WIPEONFORK. */
-    public flags: Uint8Array,
+    public flags: number[],
   ) {}
 }
+
+// A segment's pages are plain arrays of small integers, as the cell values: a process is copied
+// on its first change after a state copy, and copying a short array is much cheaper than making
+// a typed array.
+
+/** An array of n times v (made at its size: an array grown by push() takes room for 16). */
+function filled(n: number, v: number): number[] {
+  const a = new Array<number>(n);
+  for (let i = 0; i < n; i++) a[i] = v;
+  return a;
+}
+
+/** The set {v}, shared: the sets of seen values are never changed in place, and most hold one value. */
+function only(v: number): ReadonlySet<number> {
+  return (singletons[v] ??= new Set<number>().add(v));
+}
+const singletons: ReadonlySet<number>[] = [];
+const NOTHING: ReadonlySet<number> = new Set<number>();
 
 export interface IdealProc {
   name: string;
@@ -50,14 +68,18 @@ let generations = 0;
 
 export type Access = 'ok' | 'fault';
 
-/** A handle as the ideal semantics sees it: per page, its origin cell and what it may return. */
+/**
+ * A handle as the ideal semantics sees it: per page, its origin cell and what it may return. Its
+ * sets are never changed in place (a change makes a new set), so a copy of the handle shares them.
+ */
 interface IdealHandle {
+  name: string;
   holder: string;
   longterm: boolean;
   /** Per handle page, the holder's page it is bound to now (taken there; mremap moves it). */
-  at: Int32Array;
+  at: number[];
   /** Origin cell per page (-1: nothing was taken there). */
-  origin: Int32Array;
+  origin: number[];
   /**
    * Longterm pins: still bound to the origin (the holder has not unmapped or dropped it). Once
    * unbound the origin cell lives on as the pinned buffer: no process of the holder maps it
@@ -65,27 +87,33 @@ interface IdealHandle {
    */
   bound: boolean[];
   /** Short-term references: every value the origin held since the handle was taken, and those written through it. */
-  seen: Set<number>[];
+  seen: ReadonlySet<number>[];
   /** Values written through the handle (by the device). */
-  written: Set<number>;
+  written: ReadonlySet<number>;
+  /** The generation (IdealMemory.gen) of the copy that may change it in place; any other copy copies it first. */
+  gen: number;
 }
 
 
 export class IdealMemory {
-  procs = new Map<string, IdealProc>();
-  private cellValue = new Int32Array(1024);
-  private cellCount = 0;
+  /** The processes (few: looked up by name along the array, copied by slice()). */
+  private procs: IdealProc[] = [];
+  /**
+   * The value of each cell. A plain array of small integers: a state has a few cells, and copying
+   * a short array is much cheaper than making a typed array (a buffer of its own) per copy.
+   */
+  private cellValue: number[] = [];
   /**
    * Per value id: the processes that ever legitimately held it in one of their cells. The sets
    * of holders, sharedUsers and maybe are never changed in place (a change makes a new set),
-   * so the explorer's copies of a state share them.
+   * so the explorer's copies of a state share them. Indexed by value id (ids are small and
+   * dense: the value table numbers them in order), undefined where nobody held it.
    */
-  private holders = new Map<number, ReadonlySet<string>>();
+  private holders: (ReadonlySet<string> | undefined)[] = [];
   /** Per shared cell: the processes that map it (so a write is visible to all of them). */
   private sharedUsers = new Map<number, ReadonlySet<string>>();
-  private handles = new Map<string, IdealHandle>();
-  /** Per cell: the short-term handle pages watching it (their `seen` sets grow with its writes). */
-  private watchers = new Map<number, Set<number>[]>();
+  /** The handles (few: looked up by name along the array, copied by slice()), in the order they were taken. */
+  private handles: IdealHandle[] = [];
   /** Per cell: values a short-term device write may have put there besides the cell's own. */
   private maybe = new Map<number, ReadonlySet<number>>();
   /** Processes whose userfaultfd context asked for the fork event (a child inherits the protection). */
@@ -96,7 +124,7 @@ export class IdealMemory {
    * transitions change little of the ideal memory, so most copies copy little.
    */
   private shared = 0;
-  /** Processes tagged with this generation are this copy's own (procMut()). */
+  /** Processes and handles tagged with this generation are this copy's own (procMut(), handleMut()). */
   private gen = 0;
 
   /**
@@ -107,7 +135,7 @@ export class IdealMemory {
     const c = copyFields(Object.create(IdealMemory.prototype) as IdealMemory, this);
     c.shared = S_ALL;
     this.shared = S_ALL;
-    // Neither may change a process in place any more: the process maps are shared per process.
+    // Neither may change a process or handle in place any more: they are shared one by one.
     c.gen = ++generations;
     this.gen = ++generations;
     return c;
@@ -116,11 +144,58 @@ export class IdealMemory {
   /** A process, to change: the map of processes made this copy's own, and the process copied if another copy may see it. */
   private procMut(proc: string): IdealProc | undefined {
     this.own(S_PROCS);
-    const p = this.procs.get(proc);
-    if (p === undefined || p.gen === this.gen) return p;
-    const q: IdealProc = { name: p.name, alive: p.alive, segs: p.segs.map((s) => new Segment(s.start, s.n, s.shared, s.cells.slice(), s.flags.slice())), gen: this.gen };
-    this.procs.set(proc, q);
-    return q;
+    const j = this.procIndex(proc);
+    if (j < 0) return undefined;
+    const p = this.procs[j]!;
+    if (p.gen === this.gen) return p;
+    const segs = new Array<Segment>(p.segs.length);
+    for (let i = 0; i < segs.length; i++) {
+      const s = p.segs[i]!;
+      segs[i] = new Segment(s.start, s.n, s.shared, s.cells.slice(), s.flags.slice());
+    }
+    return (this.procs[j] = { name: p.name, alive: p.alive, segs, gen: this.gen });
+  }
+
+  /** Where this process is in `procs`, -1 if nowhere. */
+  private procIndex(proc: string): number {
+    const procs = this.procs;
+    for (let j = 0; j < procs.length; j++) if (procs[j]!.name === proc) return j;
+    return -1;
+  }
+
+  /** A process, to read. */
+  private procOf(proc: string): IdealProc | undefined {
+    const j = this.procIndex(proc);
+    return j < 0 ? undefined : this.procs[j];
+  }
+
+  /** Where this handle is in `handles`, -1 if nowhere. */
+  private handleIndex(name: string): number {
+    const handles = this.handles;
+    for (let j = 0; j < handles.length; j++) if (handles[j]!.name === name) return j;
+    return -1;
+  }
+
+  /** A handle, to read. */
+  private handleOf(name: string): IdealHandle | undefined {
+    const j = this.handleIndex(name);
+    return j < 0 ? undefined : this.handles[j];
+  }
+
+  /** A handle, to change (by name). */
+  private handleMut(name: string): IdealHandle | undefined {
+    const j = this.handleIndex(name);
+    return j < 0 ? undefined : this.handleMutAt(j);
+  }
+
+  /** The handle at j, to change: the array of handles made this copy's own, and the handle copied if another copy may see it. */
+  private handleMutAt(j: number): IdealHandle {
+    this.own(S_HANDLES);
+    const h = this.handles[j]!;
+    if (h.gen === this.gen) return h;
+    return (this.handles[j] = {
+      name: h.name, holder: h.holder, longterm: h.longterm, at: h.at.slice(), origin: h.origin.slice(), bound: h.bound.slice(), seen: h.seen.slice(), written: h.written, gen: this.gen,
+    });
   }
 
   /** Make the parts `parts` (S_*) this object's own before changing them: a shared one is copied. */
@@ -129,47 +204,21 @@ export class IdealMemory {
     if (p === 0) return;
     this.shared &= ~p;
     // The map of processes only: each process is copied when changed (procMut).
-    if (p & S_PROCS) this.procs = new Map(this.procs);
-    if (p & S_CELLS) {
-      // Only the cells in use are copied, with room for more.
-      const n = this.cellCount;
-      const cv = new Int32Array(Math.max(64, n * 2));
-      for (let i = 0; i < n; i++) cv[i] = this.cellValue[i]!;
-      this.cellValue = cv;
-    }
+    if (p & S_PROCS) this.procs = this.procs.slice();
+    if (p & S_CELLS) this.cellValue = this.cellValue.slice();
     // The sets these maps hold are never changed in place (a change makes a new set): shared.
-    if (p & S_HOLDERS) this.holders = new Map(this.holders);
+    if (p & S_HOLDERS) this.holders = this.holders.slice();
     if (p & S_SHARED_USERS) this.sharedUsers = new Map(this.sharedUsers);
     if (p & S_MAYBE) this.maybe = new Map(this.maybe);
     if (p & S_UFFD) this.uffdForkEvent = new Set(this.uffdForkEvent);
-    if (p & S_HANDLES) {
-      // The watchers name the handles' `seen` sets: made again for the copied handles.
-      const handles = new Map<string, IdealHandle>();
-      const watchers = new Map<number, Set<number>[]>();
-      this.handles.forEach((h, name) => {
-        const hc: IdealHandle = {
-          holder: h.holder, longterm: h.longterm, at: h.at.slice(), origin: h.origin.slice(), bound: h.bound.slice(),
-          seen: h.seen.map((x) => new Set(x)), written: new Set(h.written),
-        };
-        handles.set(name, hc);
-        if (!hc.longterm) {
-          hc.origin.forEach((cell, i) => {
-            if (cell < 0) return;
-            let w = watchers.get(cell);
-            if (!w) watchers.set(cell, (w = []));
-            w.push(hc.seen[i]!);
-          });
-        }
-      });
-      this.handles = handles;
-      this.watchers = watchers;
-    }
+    // The handles only: each is copied when changed (handleMut).
+    if (p & S_HANDLES) this.handles = this.handles.slice();
   }
 
   /** Every value id this process ever legitimately held (for canonical state keys). */
   heldBy(proc: string): number[] {
     const out: number[] = [];
-    for (const [v, set] of this.holders) if (set.has(proc)) out.push(v);
+    this.forEachHeld(proc, (v) => out.push(v));
     return out.sort((a, b) => a - b);
   }
 
@@ -182,8 +231,8 @@ export class IdealMemory {
   }
 
   /** A handle's ideal state (for canonical state keys). */
-  handleState(name: string): { bound: boolean[]; values: number[]; own: Int32Array; seen: number[][]; origin: Int32Array } | null {
-    const h = this.handles.get(name);
+  handleState(name: string): { bound: boolean[]; values: number[]; own: Int32Array; seen: number[][]; origin: readonly number[] } | null {
+    const h = this.handleOf(name);
     if (!h) return null;
     const values = [...h.origin].map((c) => (c >= 0 ? this.cellValue[c]! : -1));
     // `own`: the value each page holds for the handle (the same as `values`; kept for callers).
@@ -195,7 +244,7 @@ export class IdealMemory {
    * cell, flags and whether it is shared (1/0) to out[0..3]; false when the page has no cell slot.
    */
   cellInto(proc: string, vpn: number, out: Int32Array): boolean {
-    const p = this.procs.get(proc);
+    const p = this.procOf(proc);
     if (!p || !p.alive) return false;
     for (const seg of p.segs) {
       if (vpn < seg.start || vpn >= seg.start + seg.n) continue;
@@ -211,9 +260,8 @@ export class IdealMemory {
 
   /** The value ids the process ever legitimately held, in no particular order (canonical keys). */
   forEachHeld(proc: string, fn: (value: number) => void): void {
-    heldProc = proc;
-    heldFn = fn;
-    this.holders.forEach(visitHeld);
+    const holders = this.holders;
+    for (let v = 0; v < holders.length; v++) if (holders[v]?.has(proc)) fn(v);
   }
 
   /** The values a short-term device write may have put in a cell besides its own (canonical keys; read only). */
@@ -222,8 +270,8 @@ export class IdealMemory {
   }
 
   /** A handle's ideal state as kept (canonical keys; read only): per page, bound, origin cell and the values seen. */
-  handleView(name: string): { readonly bound: readonly boolean[]; readonly origin: Int32Array; readonly seen: readonly ReadonlySet<number>[] } | undefined {
-    return this.handles.get(name);
+  handleView(name: string): { readonly bound: readonly boolean[]; readonly origin: readonly number[]; readonly seen: readonly ReadonlySet<number>[] } | undefined {
+    return this.handleOf(name);
   }
 
   /** The value a cell holds now. */
@@ -237,34 +285,36 @@ export class IdealMemory {
 
   private newCell(value: number): number {
     this.own(S_CELLS);
-    if (this.cellCount === this.cellValue.length) {
-      const b = new Int32Array(this.cellValue.length * 2);
-      b.set(this.cellValue);
-      this.cellValue = b;
-    }
-    this.cellValue[this.cellCount] = value;
-    return this.cellCount++;
+    return this.cellValue.push(value) - 1;
   }
 
   private hold(value: number, proc: string): void {
     if (value === 0) return; // zero-fill belongs to everyone
-    const s = this.holders.get(value);
+    const s = this.holders[value];
     if (s?.has(proc)) return;
     this.own(S_HOLDERS);
-    this.holders.set(value, new Set(s).add(proc));
+    // Kept without holes (a holey array is slower to read).
+    while (this.holders.length < value) this.holders.push(undefined);
+    this.holders[value] = new Set(s).add(proc);
   }
 
   private find(proc: string, vpn: number): { seg: Segment; i: number } | null {
-    const p = this.procs.get(proc);
+    const seg = this.segOf(proc, vpn);
+    return seg === null ? null : { seg, i: vpn - seg.start };
+  }
+
+  /** The segment holding this page of the process, null if none (find() without an object per call: the page is vpn - start). */
+  private segOf(proc: string, vpn: number): Segment | null {
+    const p = this.procOf(proc);
     if (!p || !p.alive) return null;
     for (const seg of p.segs) {
-      if (vpn >= seg.start && vpn < seg.start + seg.n) return { seg, i: vpn - seg.start };
+      if (vpn >= seg.start && vpn < seg.start + seg.n) return seg;
     }
     return null;
   }
 
   private forRange(proc: string, lo: number, hi: number, fn: (seg: Segment, i: number) => void): void {
-    const p = this.procs.get(proc);
+    const p = this.procOf(proc);
     if (!p || !p.alive) return;
     for (const seg of p.segs) {
       const a = Math.max(lo, seg.start);
@@ -276,9 +326,9 @@ export class IdealMemory {
   mmap(proc: string, start: number, n: number, prot: 'rw' | 'ro' | 'none', shared: boolean): void {
     this.own(S_PROCS | S_SHARED_USERS);
     let p = this.procMut(proc);
-    if (!p) this.procs.set(proc, (p = { name: proc, alive: true, segs: [], gen: this.gen }));
-    const cells = new Int32Array(n);
-    const flags = new Uint8Array(n).fill(protBits(prot));
+    if (!p) this.procs.push((p = { name: proc, alive: true, segs: [], gen: this.gen }));
+    const cells = filled(n, 0);
+    const flags = filled(n, protBits(prot));
     if (shared) {
       for (let i = 0; i < n; i++) {
         cells[i] = this.newCell(0);
@@ -286,7 +336,7 @@ export class IdealMemory {
       }
     } else {
       // Private cells are created lazily in bulk: a contiguous run.
-      const first = this.cellCount;
+      const first = this.cellValue.length;
       for (let i = 0; i < n; i++) this.newCell(0);
       for (let i = 0; i < n; i++) cells[i] = first + i;
     }
@@ -296,17 +346,25 @@ export class IdealMemory {
   munmap(proc: string, lo: number, hi: number): void {
     this.procMut(proc);
     this.unbind(proc, lo, hi);
-    this.forRange(proc, lo, hi, (seg, i) => {
-      const users = seg.shared ? this.sharedUsers.get(seg.cells[i]!) : undefined;
-      if (users?.has(proc)) {
-        this.own(S_SHARED_USERS);
-        const left = new Set(users);
-        left.delete(proc);
-        this.sharedUsers.set(seg.cells[i]!, left);
+    // forRange()'s walk, without a closure per call: every exit unmaps everything.
+    const p = this.procOf(proc);
+    if (!p || !p.alive) return;
+    for (const seg of p.segs) {
+      const b = Math.min(hi, seg.start + seg.n) - seg.start;
+      for (let i = Math.max(lo, seg.start) - seg.start; i < b; i++) {
+        const cell = seg.cells[i]!;
+        if (cell < 0) continue;
+        const users = seg.shared ? this.sharedUsers.get(cell) : undefined;
+        if (users?.has(proc)) {
+          this.own(S_SHARED_USERS);
+          const left = new Set(users);
+          left.delete(proc);
+          this.sharedUsers.set(cell, left);
+        }
+        seg.cells[i] = -1;
+        seg.flags[i] = seg.flags[i]! & ~P_UFFD_WP;
       }
-      seg.cells[i] = -1;
-      seg.flags[i] = seg.flags[i]! & ~P_UFFD_WP;
-    });
+    }
   }
 
   /**
@@ -369,7 +427,6 @@ export class IdealMemory {
       if (!at || at.seg !== first.seg || at.seg.cells[at.i]! < 0 || at.seg.flags[at.i] !== first.seg.flags[first.i]) oneMapping = false;
     }
     if (!done) return !oneMapping;
-    this.own(S_HANDLES);
     const p = this.procMut(proc)!;
     for (let v = lo; v < hi; ) {
       const from = this.find(proc, v);
@@ -385,19 +442,20 @@ export class IdealMemory {
       from.seg.cells.fill(-1, from.i, from.i + n);
       v = end;
     }
-    for (const h of this.handles.values()) {
+    for (let j = 0; j < this.handles.length; j++) {
+      const h = this.handles[j]!;
       if (h.holder !== proc) continue;
-      for (let i = 0; i < h.at.length; i++) if (h.at[i]! >= lo && h.at[i]! < hi) h.at[i] = h.at[i]! - lo + start;
+      for (let i = 0; i < h.at.length; i++) if (h.at[i]! >= lo && h.at[i]! < hi) this.handleMutAt(j).at[i] = h.at[i]! - lo + start;
     }
     return true;
   }
 
   fork(parent: string, child: string): void {
     this.own(S_PROCS | S_SHARED_USERS | S_MAYBE | S_UFFD);
-    const p = this.procs.get(parent)!;
+    const p = this.procOf(parent)!;
     const c: IdealProc = { name: child, alive: true, segs: [], gen: this.gen };
     for (const seg of p.segs) {
-      const cells = new Int32Array(seg.n).fill(-1);
+      const cells = filled(seg.n, -1);
       for (let i = 0; i < seg.n; i++) {
         const cell = seg.cells[i]!;
         if (cell < 0 || seg.flags[i]! & P_DONTFORK) continue;
@@ -424,7 +482,9 @@ export class IdealMemory {
       for (let i = 0; i < seg.n; i++) if (!inherit || (!seg.shared && seg.flags[i]! & P_WIPEONFORK)) flags[i] = flags[i]! & ~P_UFFD_WP;
       c.segs.push(new Segment(seg.start, seg.n, seg.shared, cells, flags));
     }
-    this.procs.set(child, c);
+    const j = this.procIndex(child);
+    if (j < 0) this.procs.push(c);
+    else this.procs[j] = c;
     if (this.uffdForkEvent.has(parent)) this.uffdForkEvent.add(child);
   }
 
@@ -455,32 +515,32 @@ export class IdealMemory {
 
   /** Is this page write-protected by the monitor (a write must reach it first)? */
   uffdProtected(proc: string, vpn: number): boolean {
-    const at = this.find(proc, vpn);
-    return at !== null && at.seg.cells[at.i]! >= 0 && (at.seg.flags[at.i]! & P_UFFD_WP) !== 0;
+    const seg = this.segOf(proc, vpn);
+    return seg !== null && seg.cells[vpn - seg.start]! >= 0 && (seg.flags[vpn - seg.start]! & P_UFFD_WP) !== 0;
   }
 
   exit(proc: string): void {
-    if (!this.procs.has(proc)) return;
+    if (this.procIndex(proc) < 0) return;
     this.munmap(proc, 0, 2 ** 36);
     this.procMut(proc)!.alive = false;
   }
 
   /** Must this CPU access succeed, or fault? */
   access(proc: string, vpn: number, write: boolean): Access {
-    const at = this.find(proc, vpn);
-    if (!at || at.seg.cells[at.i]! < 0) return 'fault';
-    return at.seg.flags[at.i]! & (write ? P_WRITE : P_READ) ? 'ok' : 'fault';
+    const seg = this.segOf(proc, vpn);
+    if (!seg || seg.cells[vpn - seg.start]! < 0) return 'fault';
+    return seg.flags[vpn - seg.start]! & (write ? P_WRITE : P_READ) ? 'ok' : 'fault';
   }
 
   /** The value a load must return (the access must be allowed). */
   read(proc: string, vpn: number): number {
-    const at = this.find(proc, vpn)!;
-    return this.cellValue[at.seg.cells[at.i]!]!;
+    const seg = this.segOf(proc, vpn)!;
+    return this.cellValue[seg.cells[vpn - seg.start]!]!;
   }
 
   write(proc: string, vpn: number, value: number): void {
-    const at = this.find(proc, vpn)!;
-    this.writeCell(at.seg.cells[at.i]!, value, proc, at.seg.shared);
+    const seg = this.segOf(proc, vpn)!;
+    this.writeCell(seg.cells[vpn - seg.start]!, value, proc, seg.shared);
   }
 
   /** A store into a cell (CPU, or a device through a bound pin): visible to whoever maps it. */
@@ -491,11 +551,23 @@ export class IdealMemory {
   }
 
   private setCell(cell: number, value: number): void {
-    this.own(S_CELLS | (this.maybe.has(cell) ? S_MAYBE : 0) | (this.watchers.has(cell) ? S_HANDLES : 0));
+    this.own(S_CELLS | (this.maybe.has(cell) ? S_MAYBE : 0));
     this.cellValue[cell] = value;
     this.maybe.delete(cell);
-    const w = this.watchers.get(cell);
-    if (w) for (const seen of w) seen.add(value);
+    // The short-term handle pages taken on this cell see the value.
+    for (let j = 0; j < this.handles.length; j++) {
+      const h = this.handles[j]!;
+      if (h.longterm) continue;
+      for (let i = 0; i < h.origin.length; i++) {
+        if (h.origin[i] === cell && !h.seen[i]!.has(value)) this.see(j, i, value);
+      }
+    }
+  }
+
+  /** Page i of the short-term handle at j saw `value` (its origin held it, or the device wrote it). */
+  private see(j: number, i: number, value: number): void {
+    const h = this.handleMutAt(j);
+    h.seen[i] = new Set(h.seen[i]).add(value);
   }
 
   /** A value this page may also hold (a write that raced with a fork may or may not be in the child). */
@@ -511,8 +583,8 @@ export class IdealMemory {
 
   /** Values a CPU load of this page may also return (short-term device writes that may have landed). */
   maybeValues(proc: string, vpn: number): ReadonlySet<number> | undefined {
-    const at = this.find(proc, vpn);
-    return at ? this.maybe.get(at.seg.cells[at.i]!) : undefined;
+    const seg = this.segOf(proc, vpn);
+    return seg ? this.maybe.get(seg.cells[vpn - seg.start]!) : undefined;
   }
 
   // ---- handles ------------------------------------------------------------------------------
@@ -525,74 +597,70 @@ export class IdealMemory {
 
   /** A handle being taken (a GUP in progress): its pages are bound one by one as they are grabbed. */
   beginHandle(name: string, holder: string, vpn: number, n: number, longterm: boolean): void {
-    this.own(S_HANDLES);
     // Plain loops: Array.from over an array-like with a mapping function is several times slower.
-    const at = new Int32Array(n);
-    const origin = new Int32Array(n);
-    const bound: boolean[] = [];
-    const seen: Set<number>[] = [];
+    // Made at their size (an array grown by push() takes room for 16).
+    const at = new Array<number>(n);
+    const bound = new Array<boolean>(n);
+    const seen = new Array<ReadonlySet<number>>(n);
     for (let i = 0; i < n; i++) {
       at[i] = vpn + i;
-      origin[i] = -1;
-      bound.push(false);
-      seen.push(new Set<number>().add(0));
+      bound[i] = false;
+      seen[i] = only(0);
     }
-    this.handles.set(name, { holder, longterm, at, origin, bound, seen, written: new Set() });
+    const h: IdealHandle = { name, holder, longterm, at, origin: filled(n, -1), bound, seen, written: NOTHING, gen: this.gen };
+    // A handle taken again under its name keeps its place (as in a Map).
+    const j = this.handleIndex(name);
+    if (j >= 0) {
+      this.own(S_HANDLES);
+      this.handles[j] = h;
+      return;
+    }
+    // A new array, one longer, this copy's own (own() would copy the array and push() take room for 16 more).
+    const old = this.handles;
+    const handles = new Array<IdealHandle>(old.length + 1);
+    for (let k = 0; k < old.length; k++) handles[k] = old[k]!;
+    handles[old.length] = h;
+    this.handles = handles;
+    this.shared &= ~S_HANDLES;
   }
 
   /** Page i of a handle was grabbed now: it refers to the cell its holder has there now. */
   bindHandlePage(name: string, i: number): void {
-    this.own(S_HANDLES);
-    const h = this.handles.get(name);
+    const h = this.handleMut(name);
     if (!h) return;
-    const old = h.origin[i]!;
-    if (old >= 0) this.unwatch(old, h.seen[i]!);
-    const at = this.find(h.holder, h.at[i]!);
-    const cell = at ? at.seg.cells[at.i]! : -1;
+    const seg = this.segOf(h.holder, h.at[i]!);
+    const cell = seg ? seg.cells[h.at[i]! - seg.start]! : -1;
     h.origin[i] = cell;
     h.bound[i] = h.longterm && cell >= 0;
-    const seen = new Set<number>(cell >= 0 ? [this.cellValue[cell]!, ...(this.maybe.get(cell) ?? [])] : [0]);
-    h.seen[i] = seen;
-    if (!h.longterm && cell >= 0) {
-      let w = this.watchers.get(cell);
-      if (!w) this.watchers.set(cell, (w = []));
-      w.push(seen);
-    }
-  }
-
-  private unwatch(cell: number, seen: Set<number>): void {
-    const w = this.watchers.get(cell);
-    if (!w) return;
-    const j = w.indexOf(seen);
-    if (j >= 0) w.splice(j, 1);
+    const m = cell >= 0 ? this.maybe.get(cell) : undefined;
+    h.seen[i] = cell < 0 ? only(0) : m === undefined ? only(this.cellValue[cell]!) : new Set<number>([this.cellValue[cell]!, ...m]);
   }
 
   releaseHandle(name: string): void {
+    const j = this.handleIndex(name);
+    if (j < 0) return;
     this.own(S_HANDLES);
-    const h = this.handles.get(name);
-    if (!h) return;
-    for (let i = 0; i < h.origin.length; i++) if (h.origin[i]! >= 0) this.unwatch(h.origin[i]!, h.seen[i]!);
-    this.handles.delete(name);
+    this.handles.splice(j, 1);
   }
 
   /** The holder unmapped, dropped or exited these pages: their longterm pins become buffers of their own. */
   private unbind(proc: string, lo: number, hi: number): void {
     // Looked for first: the handles become this copy's own only when one changes.
     if (!this.unbinds(proc, lo, hi, false)) return;
-    this.own(S_HANDLES);
     this.unbinds(proc, lo, hi, true);
   }
 
   /** Whether unbind() changes a pin; with `apply`, the change. */
   private unbinds(proc: string, lo: number, hi: number, apply: boolean): boolean {
     let changed = false;
-    for (const h of this.handles.values()) {
+    for (let j = 0; j < this.handles.length; j++) {
+      const h = this.handles[j]!;
       if (h.holder !== proc || !h.longterm) continue;
       for (let i = 0; i < h.origin.length; i++) {
         const vpn = h.at[i]!;
         if (!h.bound[i] || vpn < lo || vpn >= hi) continue;
         if (!apply) return true;
-        h.bound[i] = false;
+        this.handleMutAt(j).bound[i] = false;
         changed = true;
       }
     }
@@ -601,7 +669,7 @@ export class IdealMemory {
 
   /** Is page `i` of this handle a longterm pin still bound to its origin? */
   isBound(name: string, i: number): boolean {
-    return this.handles.get(name)?.bound[i] ?? false;
+    return this.handleOf(name)?.bound[i] ?? false;
   }
 
   /**
@@ -610,13 +678,14 @@ export class IdealMemory {
    */
   checkRead(proc: string, vpn: number, value: number, atomics?: ReadonlySet<number>): ReadCheck {
     const ideal = this.read(proc, vpn);
-    const allowed = [ideal, ...(this.maybeValues(proc, vpn) ?? [])];
+    const m = this.maybeValues(proc, vpn);
+    const allowed = m === undefined ? [ideal] : [ideal, ...m];
     return classifyRead(value, allowed, { mayKnow: this.everHeld(proc, value), atomicLost: atomics?.has(ideal) ?? false });
   }
 
   /** A read through a handle (device read, pipe drain, driver read) observed `value` on behalf of `observer`. */
   checkHandleRead(name: string, i: number, value: number, observer: string): ReadCheck {
-    const h = this.handles.get(name)!;
+    const h = this.handleOf(name)!;
     let allowed: number[];
     if (h.longterm) {
       allowed = [this.cellValue[h.origin[i]!]!, ...(this.maybe.get(h.origin[i]!) ?? [])];
@@ -631,9 +700,8 @@ export class IdealMemory {
 
   /** A device write through a handle. */
   handleWrite(name: string, i: number, value: number): void {
-    this.own(S_HANDLES | S_MAYBE);
-    const h = this.handles.get(name)!;
-    h.written.add(value);
+    const h = this.handleMut(name)!;
+    if (!h.written.has(value)) h.written = new Set(h.written).add(value);
     const cell = h.origin[i]!;
     if (h.longterm) {
       // Bound or not, the pinned page is the origin cell (orphaned once the holder let go of it).
@@ -641,8 +709,9 @@ export class IdealMemory {
       return;
     }
     // Short-term: the origin may or may not see it; the handle itself does.
-    h.seen[i]!.add(value);
+    if (!h.seen[i]!.has(value)) this.see(this.handleIndex(name), i, value);
     if (cell >= 0) {
+      this.own(S_MAYBE);
       this.maybe.set(cell, new Set(this.maybe.get(cell)).add(value));
       this.hold(value, h.holder);
     }
@@ -650,16 +719,9 @@ export class IdealMemory {
 
   /** Has this process (or anything it may see) ever legitimately held this value? */
   everHeld(proc: string, value: number): boolean {
-    return value === 0 || (this.holders.get(value)?.has(proc) ?? false);
+    return value === 0 || (this.holders[value]?.has(proc) ?? false);
   }
 }
-
-/** forEachHeld's visitor and what it looks for (no closure per call). */
-let heldProc = '';
-let heldFn: (value: number) => void = () => {};
-const visitHeld = (set: ReadonlySet<string>, v: number): void => {
-  if (set.has(heldProc)) heldFn(v);
-};
 
 function protBits(prot: 'rw' | 'ro' | 'none'): number {
   return prot === 'rw' ? P_READ | P_WRITE : prot === 'ro' ? P_READ : 0;
