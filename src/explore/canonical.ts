@@ -1,6 +1,8 @@
 // The canonical key of an explorer state: the whole state (model and ideal) written out with
 // frames, values and shared cells renumbered by first appearance, and processes in an order
-// that does not depend on their names. Two states with the same key behave the same.
+// that does not depend on their names. Two states with the same key behave the same. Left out,
+// as nothing that can still happen depends on them: threads that are gone and hold nothing
+// (they count only in number), and values a process held that nothing can return any more.
 
 import { PG_KSM, PG_SWAPCACHE, PTE_SOFT_DIRTY, VM_SOFTDIRTY, PTE_DEVICE_EXCLUSIVE, PTE_DIRTY, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_YOUNG, TABLE_MASK, TABLE_SHIFT } from '../core/constants.js';
 import type { LiveHandle, Proc, Runner } from '../engine/run.js';
@@ -63,6 +65,11 @@ class Renumber {
     }
   }
 
+  /** x's number, or -1 when it has none (nothing numbered). */
+  peek(x: number): number {
+    return x < this.stamp.length && this.stamp[x] === this.gen ? this.num[x]! : -1;
+  }
+
   get(x: number): number {
     if (x >= this.stamp.length) {
       const n = Math.max(x + 1, this.stamp.length * 2);
@@ -109,6 +116,10 @@ class Numbering {
   }
   value(v: number): number {
     return this.r[N_VALUE]!.get(v);
+  }
+  /** A value's number, or -1 when nothing numbered it. */
+  knownValue(v: number): number {
+    return this.r[N_VALUE]!.peek(v);
   }
   /** The frames numbered so far, in the order of their numbers: a[0..n). */
   get frameOrder(): Words {
@@ -280,7 +291,7 @@ function translate(t: ThreadKey, num: Numbering, out: Words): void {
   }
 }
 
-/** A thread's key (t reset before): the process, its pages and what it held, its pending path. */
+/** A thread's key (t reset before): the process, its pages, its pending path. */
 function procKey(r: Runner, p: ProcT, t: ThreadKey): void {
   const k = r.k;
   const mm = p.mm;
@@ -352,12 +363,8 @@ function procKey(r: Runner, p: ProcT, t: ThreadKey): void {
       }
     }
   }
-  // The values the process held, numbered in the order of their ids, pushed sorted.
-  gathered.n = 0;
-  r.ideal.forEachHeld(p.group, gather);
-  insertionSort(gathered.a, gathered.n);
-  out.push(-4).push(gathered.n);
-  pushRun(t);
+  // What the process held comes at the end of the key (heldKey), once the values that can still
+  // be read are numbered.
   taskKey(r, p, t);
 }
 
@@ -400,6 +407,24 @@ const GUP_PHASES: readonly string[] = ['read', 'grab', 'end', 'slow'];
 const WRITE_PHASES: readonly string[] = ['fault', 'install', 'store'];
 const HANDLE_KINDS: readonly string[] = ['pin', 'gup', 'pipe', 'exclusive'];
 
+/**
+ * The values a process ever legitimately held (ideal), as the numbers of those something can
+ * still return: a value no frame, swap slot, cell, handle or pending path of the key holds is
+ * never read again (writes make new values), so whether the process held it decides no check.
+ */
+function heldKey(r: Runner, group: string, num: Numbering, out: Words): void {
+  gathered.n = 0;
+  r.ideal.forEachHeld(group, gather);
+  tmp.n = 0;
+  for (let i = 0, n = gathered.n; i < n; i++) {
+    const v = num.knownValue(gathered.a[i]!);
+    if (v >= 0) tmp.push(v);
+  }
+  insertionSort(tmp.a, tmp.n);
+  out.push(-4).push(tmp.n);
+  for (let i = 0, n = tmp.n; i < n; i++) out.push(tmp.a[i]!);
+}
+
 /** Reused between calls: the encoding is read (hashed or copied) before the next one. */
 const words = new Words();
 /** Per-thread signatures (each thread's key with its own numbering), reused. */
@@ -441,18 +466,35 @@ function bySig(a: number, b: number): number {
   return x.n - y.n || a - b;
 }
 
+/** Is this thread the holder of a handle (handles collected)? */
+function holdsHandle(name: string): boolean {
+  for (let i = 0; i < handles.n; i++) if (handles.vals[i]!.proc === name) return true;
+  return false;
+}
+
 function rankOf(name: string): number {
   for (let i = 0; i < nProcs; i++) if (procBuf[i]!.name === name) return rankBuf[i]!;
   return -1;
 }
 
-/** The lowest rank of a thread whose mm has id `mmId + 1` (an MM-id slot's word; 0, a free slot: -1). */
+/** The MM-id slot words (mm id + 1) of mms no thread in the key has, in order of appearance (mmRankOf). */
+const otherMms = new Words();
+
+/**
+ * The lowest rank of a thread whose mm has id `mmId + 1` (an MM-id slot's word; 0, a free slot:
+ * -1). An mm no thread in the key has (its threads are gone) is -2 - its number among those,
+ * by first appearance: no mm of a thread can be it, only another slot.
+ */
 function mmRankOf(slotId: number): number {
+  if (slotId === 0) return -1;
   let best = -1;
   for (let i = 0; i < nProcs; i++) {
     if (procBuf[i]!.mm.id + 1 === slotId && (best < 0 || rankBuf[i]! < best)) best = rankBuf[i]!;
   }
-  return best;
+  if (best >= 0) return best;
+  for (let i = 0; i < otherMms.n; i++) if (otherMms.a[i] === slotId) return -2 - i;
+  otherMms.push(slotId);
+  return -1 - otherMms.n;
 }
 
 /** Handles in the order of their holder's rank, then address, kind and id. */
@@ -472,6 +514,21 @@ export function canonicalEncode(r: Runner): Words {
   pending = false;
   r.procs.forEach(collectProc);
   adMask = pending ? ~0 : ~(PTE_YOUNG | PTE_DIRTY);
+  handles.n = 0;
+  r.handles.forEach(handles.collect);
+  const out = words;
+  out.n = 0;
+  // A thread that is gone and holds nothing (no handle, no pending path) counts only in number
+  // (the explorer's limit on threads counts it): nothing can read what it left. Its process's
+  // address space and what the process held are its live threads' or, once all are gone, nobody's.
+  let gone = 0;
+  for (let i = 0; i < nProcs; i++) {
+    const p = procs[i]!;
+    if (p.alive || p.task !== null || holdsHandle(p.name)) procs[i - gone] = p;
+    else gone++;
+  }
+  nProcs -= gone;
+  out.push(gone);
   // Order threads by a signature that ignores their names and global numbering (each one's key
   // with its own numbering): it decides which renamings share an encoding.
   while (sigs.length < Math.max(nProcs, 1)) sigs.push(new ThreadKey());
@@ -488,8 +545,6 @@ export function canonicalEncode(r: Runner): Words {
     }
     order[j + 1] = i;
   }
-  const out = words;
-  out.n = 0;
   for (let n = 0; n < nProcs; n++) rankBuf[order[n]!] = n;
   const groups = groupBuf;
   let nGroups = 0;
@@ -513,8 +568,6 @@ export function canonicalEncode(r: Runner): Words {
     translate(sigs[order[n]!]!, num, out);
   }
   // Handles, in an order given by their holder's rank and address (insertion sort: a few).
-  handles.n = 0;
-  r.handles.forEach(handles.collect);
   handles.sort(handleAfter);
   for (let hi = 0; hi < handles.n; hi++) {
     const name = handles.names[hi]!;
@@ -546,6 +599,7 @@ export function canonicalEncode(r: Runner): Words {
     }
   }
   // Frames, in canonical order (no frame is numbered from here on).
+  otherMms.n = 0;
   const f = r.k.frames;
   out.push(-6);
   const frames = num.frameOrder;
@@ -560,6 +614,9 @@ export function canonicalEncode(r: Runner): Words {
       out.push(-14).push(f.mmIdsShared[b]!).push(mmRankOf(f.mmId0[b]!)).push(f.mmIdCount0[b]!).push(mmRankOf(f.mmId1[b]!)).push(f.mmIdCount1[b]!);
     }
   }
+  // What each process held (ideal), per process in the order the threads gave: only the values
+  // numbered above, which something can still return; no read can see the others again.
+  for (let g = 0; g < nGroups; g++) heldKey(r, groups[g]!, num, out);
   return out;
 }
 

@@ -1,5 +1,7 @@
-// The canonical encoding as it was before the thread keys were computed once and translated
-// (commit 4c74932's src/explore/canonical.ts, kept verbatim but for imports and names): the
+// The canonical encoding written the straightforward way, as it was before the thread keys
+// were computed once and translated (commit 4c74932's src/explore/canonical.ts, but for imports
+// and names), with the coarser key's rules (threads gone that hold nothing count only in number;
+// what a process held is written last, only the values something can still return): the
 // reference canonical-equiv.test.ts compares the encoding with, word for word.
 
 import { PG_KSM, PG_SWAPCACHE, PTE_SOFT_DIRTY, VM_SOFTDIRTY, PTE_DEVICE_EXCLUSIVE, PTE_DIRTY, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_YOUNG } from '../../src/core/constants.js';
@@ -68,7 +70,7 @@ class Renumber {
 
 class Numbering {
   private readonly frames = new Renumber();
-  private readonly values = new Renumber();
+  readonly values = new Renumber();
   private readonly cells = new Renumber();
   private readonly slots = new Renumber();
   private readonly tables = new Renumber();
@@ -231,15 +233,6 @@ function procKey(r: Runner, p: ProcT, num: Numbering, out: Words): void {
       }
     }
   }
-  // The values the process held, numbered in the order of their ids.
-  heldRaw.n = 0;
-  r.ideal.forEachHeld(p.group, pushHeld);
-  insertionSort(heldRaw.a, heldRaw.n);
-  out.push(-4).push(heldRaw.n);
-  // Numbered in id order, pushed sorted (as pushSortedValues, from an array).
-  tmp.n = 0;
-  for (let i = 0, n = heldRaw.n; i < n; i++) tmp.push(num.value(heldRaw.a[i]!));
-  pushSorted(out);
   taskKey(r, p, num, out);
 }
 
@@ -323,12 +316,16 @@ function rankOf(name: string): number {
 }
 
 /** The lowest rank of a thread whose mm has id `mmId + 1` (an MM-id slot's word; 0, a free slot: -1). */
+const otherMms: number[] = [];
 function mmRankOf(slotId: number): number {
+  if (slotId === 0) return -1;
   let best = -1;
   for (let i = 0; i < nProcs; i++) {
     if (procBuf[i]!.mm.id + 1 === slotId && (best < 0 || rankBuf[i]! < best)) best = rankBuf[i]!;
   }
-  return best;
+  if (best >= 0) return best;
+  if (!otherMms.includes(slotId)) otherMms.push(slotId);
+  return -2 - otherMms.indexOf(slotId);
 }
 
 /** Handles in the order of their holder's rank, then address, kind and id. */
@@ -347,6 +344,17 @@ export function refCanonicalEncode(r: Runner): Words {
   nProcs = 0;
   pending = false;
   r.procs.forEach(collectProc);
+  handles.n = 0;
+  r.handles.forEach(handles.collect);
+  let gone = 0;
+  for (let i = 0; i < nProcs; i++) {
+    const p = procs[i]!;
+    let holds = false;
+    for (let h = 0; h < handles.n; h++) if (handles.vals[h]!.proc === p.name) holds = true;
+    if (p.alive || p.task !== null || holds) procs[i - gone] = p;
+    else gone++;
+  }
+  nProcs -= gone;
   adMask = pending ? ~0 : ~(PTE_YOUNG | PTE_DIRTY);
   // Order threads by a signature that ignores their names and global numbering (each one's key
   // with its own numbering): it decides which renamings share an encoding.
@@ -372,6 +380,7 @@ export function refCanonicalEncode(r: Runner): Words {
   }
   const out = words;
   out.n = 0;
+  out.push(gone);
   for (let n = 0; n < nProcs; n++) rankBuf[order[n]!] = n;
   const groups = groupBuf;
   let nGroups = 0;
@@ -398,8 +407,6 @@ export function refCanonicalEncode(r: Runner): Words {
     procKey(r, p, num, out);
   }
   // Handles, in an order given by their holder's rank and address (insertion sort: a few).
-  handles.n = 0;
-  r.handles.forEach(handles.collect);
   handles.sort(handleAfter);
   for (let hi = 0; hi < handles.n; hi++) {
     const name = handles.names[hi]!;
@@ -431,6 +438,7 @@ export function refCanonicalEncode(r: Runner): Words {
     }
   }
   // Frames, in canonical order (no frame is numbered from here on).
+  otherMms.length = 0;
   const f = r.k.frames;
   out.push(-6);
   const frames = num.frameOrder;
@@ -444,6 +452,15 @@ export function refCanonicalEncode(r: Runner): Words {
       const b = pfn >>> 9;
       out.push(-14).push(f.mmIdsShared[b]!).push(mmRankOf(f.mmId0[b]!)).push(f.mmIdCount0[b]!).push(mmRankOf(f.mmId1[b]!)).push(f.mmIdCount1[b]!);
     }
+  }
+  // What each process held: the values numbered above, in number order.
+  for (let g = 0; g < nGroups; g++) {
+    heldRaw.n = 0;
+    r.ideal.forEachHeld(groups[g]!, pushHeld);
+    const known = new Set<number>(Array.from(num.values.order.a.subarray(0, num.values.order.n)));
+    const nums = Array.from(heldRaw.a.subarray(0, heldRaw.n)).filter((v) => known.has(v)).map((v) => num.value(v)).sort((x, y) => x - y);
+    out.push(-4).push(nums.length);
+    for (const x of nums) out.push(x);
   }
   return out;
 }
