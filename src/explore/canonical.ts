@@ -8,7 +8,8 @@ import { PG_KSM, PG_SWAPCACHE, PTE_SOFT_DIRTY, VM_SOFTDIRTY, PTE_DEVICE_EXCLUSIV
 import type { LiveHandle, Proc, Runner } from '../engine/run.js';
 import type { Region } from '../engine/state.js';
 import type { Vma } from '../core/mm.js';
-import { pmdSlotOf, pteTableOf } from '../core/walk.js';
+import { hugePmdPfn } from '../core/huge.js';
+import { pmdLeafSlot, pmdSlotOf, pteTableOf } from '../core/walk.js';
 
 type ProcT = Proc;
 
@@ -312,16 +313,20 @@ function procKey(r: Runner, p: ProcT, t: ThreadKey): void {
     }
     // The VMA and the PTE table of the last page, kept while the next page is in them.
     let vma: Vma | null = null;
+    // Without a PTE table, the huge PMD mapping the page (pmd_trans_huge), if any: its bits
+    // (PMD_LEAF among them) and the folio's page are the page's.
     let block = -1;
     let table = 0;
+    let leaf = -1;
     for (let i = 0; i < reg.n; i++) {
       const vpn = reg.start + i;
       if (vma === null || vpn < vma.start || vpn >= vma.end) vma = mm.findVma(vpn);
       if (vpn >>> TABLE_SHIFT !== block) {
         block = vpn >>> TABLE_SHIFT;
         table = pteTableOf(k, mm, vpn);
+        leaf = table === 0 ? pmdLeafSlot(k, mm, vpn) : -1;
       }
-      const slot = table === 0 ? -1 : (table << TABLE_SHIFT) | (vpn & TABLE_MASK);
+      const slot = table === 0 ? leaf : (table << TABLE_SHIFT) | (vpn & TABLE_MASK);
       const bits = slot < 0 ? 0 : bitsOf[slot]!;
       out.push(vma === null ? -1 : vma.flags);
       if (mm.cowPgtable) {
@@ -337,7 +342,7 @@ function procKey(r: Runner, p: ProcT, t: ThreadKey): void {
       out.push(bits & adMask & (vma !== null && vma.flags & VM_SOFTDIRTY ? ~PTE_SOFT_DIRTY : ~0));
       if (bits & PTE_PRESENT) {
         if (bits & PTE_SPECIAL) out.push(-2);
-        else pushFrame(t, entryOf[slot]!);
+        else pushFrame(t, slot === leaf ? hugePmdPfn(k, leaf, vpn) : entryOf[slot]!);
       } else if (bits & PTE_SWAP) {
         const s = entryOf[slot]!;
         const cached = k.swap.cache[s]!;

@@ -1,13 +1,15 @@
 // The canonical encoding written the straightforward way, as it was before the thread keys
 // were computed once and translated (commit 4c74932's src/explore/canonical.ts, but for imports
-// and names), with the coarser key's rules (threads gone that hold nothing count only in number;
-// what a process held is written last, only the values something can still return): the
-// reference canonical-equiv.test.ts compares the encoding with, word for word.
+// and names), with the pages huge PMDs map and the coarser key's rules (threads gone that hold
+// nothing count only in number; what a process held is written last, only the values something
+// can still return): the reference canonical-equiv.test.ts compares the encoding with, word for
+// word.
 
 import { PG_KSM, PG_SWAPCACHE, PTE_SOFT_DIRTY, VM_SOFTDIRTY, PTE_DEVICE_EXCLUSIVE, PTE_DIRTY, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_YOUNG } from '../../src/core/constants.js';
 import type { LiveHandle, Proc, Runner } from '../../src/engine/run.js';
 import type { Region } from '../../src/engine/state.js';
-import { pmdSlotOf, pteSlot } from '../../src/core/walk.js';
+import { pmdSlotOf } from '../../src/core/walk.js';
+import { followSlot, slotPfn } from '../../src/core/huge.js';
 
 type ProcT = Proc;
 
@@ -207,7 +209,8 @@ function procKey(r: Runner, p: ProcT, num: Numbering, out: Words): void {
       }
       const vma = p.mm.findVma(vpn);
       out.push(vma === null ? -1 : vma.flags);
-      const slot = pteSlot(k, p.mm, vpn);
+      // A page a huge PMD maps: the PMD's bits and the folio's page.
+      const slot = followSlot(k, p.mm, vpn);
       const bits = slot < 0 ? 0 : k.tables.bits[slot]!;
       if (mm.cowPgtable) {
         // COW page tables: whether this page goes through a shared table, which one, who is charged.
@@ -217,7 +220,7 @@ function procKey(r: Runner, p: ProcT, num: Numbering, out: Words): void {
       }
       // Soft-dirty bits matter only once clear_refs armed tracking (VM_SOFTDIRTY cleared).
       out.push(bits & adMask & (vma !== null && vma.flags & VM_SOFTDIRTY ? ~PTE_SOFT_DIRTY : ~0));
-      if (bits & PTE_PRESENT) out.push(bits & PTE_SPECIAL ? -2 : num.frame(k.tables.entry[slot]!));
+      if (bits & PTE_PRESENT) out.push(bits & PTE_SPECIAL ? -2 : num.frame(slotPfn(k, slot, vpn)));
       else if (bits & PTE_SWAP) {
         const s = k.tables.entry[slot]!;
         const cached = k.swap.cache[s]!;
