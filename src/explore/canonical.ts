@@ -1,11 +1,15 @@
 // The canonical key of an explorer state: the whole state (model and ideal) written out with
 // frames, values and shared cells renumbered by first appearance, and processes in an order
-// that does not depend on their names. Two states with the same key behave the same.
+// that does not depend on their names. Two states with the same key behave the same. Left out,
+// as nothing that can still happen depends on them: threads that are gone and hold nothing
+// (they count only in number), and values a process held that nothing can return any more.
 
-import { PG_KSM, PG_SWAPCACHE, PTE_SOFT_DIRTY, VM_SOFTDIRTY, PTE_DEVICE_EXCLUSIVE, PTE_DIRTY, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_YOUNG } from '../core/constants.js';
+import { PG_KSM, PG_SWAPCACHE, PTE_SOFT_DIRTY, VM_SOFTDIRTY, PTE_DEVICE_EXCLUSIVE, PTE_DIRTY, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_YOUNG, TABLE_MASK, TABLE_SHIFT } from '../core/constants.js';
 import type { LiveHandle, Proc, Runner } from '../engine/run.js';
 import type { Region } from '../engine/state.js';
-import { pmdSlotOf, pteSlot } from '../core/walk.js';
+import type { Vma } from '../core/mm.js';
+import { hugePmdPfn } from '../core/huge.js';
+import { pmdLeafSlot, pmdSlotOf, pteTableOf } from '../core/walk.js';
 
 type ProcT = Proc;
 
@@ -14,13 +18,23 @@ export class Words {
   a = new Int32Array(256);
   n = 0;
   push(x: number): this {
-    if (this.n === this.a.length) {
-      const b = new Int32Array(this.a.length * 2);
-      b.set(this.a);
-      this.a = b;
-    }
+    // The growth out of line: push stays small enough to be inlined.
+    if (this.n === this.a.length) this.grow(this.n + 1);
     this.a[this.n++] = x;
     return this;
+  }
+  /** Room for `extra` more words: a[n..n+extra) may then be written directly. */
+  reserve(extra: number): void {
+    if (this.n + extra > this.a.length) this.grow(this.n + extra);
+  }
+  /** Append another buffer's words (a loop: a subarray to set() from would be allocated per call). */
+  append(w: Words): void {
+    this.reserve(w.n);
+    const a = this.a;
+    const b = w.a;
+    let n = this.n;
+    for (let i = 0, m = w.n; i < m; i++) a[n++] = b[i]!;
+    this.n = n;
   }
   /** Set word i (written before). */
   set(i: number, x: number): void {
@@ -28,6 +42,11 @@ export class Words {
   }
   get length(): number {
     return this.n;
+  }
+  private grow(need: number): void {
+    const b = new Int32Array(Math.max(need, this.a.length * 2));
+    b.set(this.a);
+    this.a = b;
   }
 }
 
@@ -45,6 +64,11 @@ class Renumber {
       this.stamp.fill(0);
       this.gen = 1;
     }
+  }
+
+  /** x's number, or -1 when it has none (nothing numbered). */
+  peek(x: number): number {
+    return x < this.stamp.length && this.stamp[x] === this.gen ? this.num[x]! : -1;
   }
 
   get(x: number): number {
@@ -66,39 +90,41 @@ class Renumber {
   }
 }
 
+/** The kinds of numbered integers (Numbering.get): frames, values, ideal cells, swap slots, page tables. */
+const N_FRAME = 0;
+const N_VALUE = 1;
+const N_CELL = 2;
+const N_SLOT = 3;
+const N_TABLE = 4;
+
 class Numbering {
-  private readonly frames = new Renumber();
-  private readonly values = new Renumber();
-  private readonly cells = new Renumber();
-  private readonly slots = new Renumber();
-  private readonly tables = new Renumber();
+  /** One renumbering per kind (N_*). */
+  private readonly r = [new Renumber(), new Renumber(), new Renumber(), new Renumber(), new Renumber()];
 
   reset(): void {
-    this.frames.reset();
-    this.values.reset();
-    this.values.get(0); // value 0 (zero-fill) is always number 0
-    this.cells.reset();
-    this.slots.reset();
-    this.tables.reset();
+    for (let i = 0; i < this.r.length; i++) this.r[i]!.reset();
+    this.r[N_VALUE]!.get(0); // value 0 (zero-fill) is always number 0
   }
-  table(t: number): number {
-    return this.tables.get(t);
+  /** The number of integer x of kind `kind` (N_*), numbered now if it is new. */
+  get(kind: number, x: number): number {
+    return this.r[kind]!.get(x);
   }
   slot(s: number): number {
-    return this.slots.get(s);
+    return this.r[N_SLOT]!.get(s);
   }
   frame(pfn: number): number {
-    return pfn === 0 ? -2 : this.frames.get(pfn); // -2: the zero page
+    return pfn === 0 ? -2 : this.r[N_FRAME]!.get(pfn); // -2: the zero page
   }
   value(v: number): number {
-    return this.values.get(v);
+    return this.r[N_VALUE]!.get(v);
   }
-  cell(c: number): number {
-    return this.cells.get(c);
+  /** A value's number, or -1 when nothing numbered it. */
+  knownValue(v: number): number {
+    return this.r[N_VALUE]!.peek(v);
   }
   /** The frames numbered so far, in the order of their numbers: a[0..n). */
   get frameOrder(): Words {
-    return this.frames.order;
+    return this.r[N_FRAME]!.order;
   }
 }
 
@@ -144,28 +170,19 @@ const regions = new Entries<Region>();
 const byRegionName = (_a: Region, an: string, _b: Region, bn: string): boolean => an > bn;
 
 /** The numbering pushValue numbers with (forEach, not for-of: no iterator per set). */
-let pushNum: Numbering | null = null;
+let valueNum: Numbering | null = null;
 const pushValue = (v: number): void => {
-  tmp.push(pushNum!.value(v));
+  tmp.push(valueNum!.value(v));
 };
 
-/** Push the numbers of `vals` (numbered in their order), sorted ascending, each after `prefix` if given; their count. */
-function pushSortedValues(vals: ReadonlySet<number>, num: Numbering, out: Words, prefix?: number): number {
+/** Push the numbers of `vals` (numbered in their order), sorted ascending; their count. */
+function pushSortedValues(vals: ReadonlySet<number>, num: Numbering, out: Words): number {
   tmp.n = 0;
-  pushNum = num;
+  valueNum = num;
   vals.forEach(pushValue);
-  return pushSorted(out, prefix);
-}
-
-/** Sort the numbers gathered in `tmp` and push them, each after `prefix` if given; their count. */
-function pushSorted(out: Words, prefix?: number): number {
   const n = tmp.n;
-  const t = tmp.a;
-  insertionSort(t, n);
-  for (let i = 0; i < n; i++) {
-    if (prefix !== undefined) out.push(prefix);
-    out.push(t[i]!);
-  }
+  insertionSort(tmp.a, n);
+  for (let i = 0; i < n; i++) out.push(tmp.a[i]!);
   return n;
 }
 
@@ -182,89 +199,210 @@ function insertionSort(a: Int32Array, n: number): void {
   }
 }
 
-const heldRaw = new Words();
-const pushHeld = (v: number): void => {
-  heldRaw.push(v);
+/**
+ * A thread's key with its own numbering (its signature), and where its numbered words are: per
+ * integer numbered, in the order numbered, the word's position and kind, and the integer. The
+ * thread's key in the global numbering is this one translated (translate()), not computed again.
+ */
+class ThreadKey {
+  readonly w = new Words();
+  readonly num = new Numbering();
+  /** Pairs (position * 8 + kind (N_*), or -1 inside a sorted run; the integer numbered), in the order numbered. */
+  readonly ents = new Words();
+  /** Per sorted run of values (none empty): its first word's position, its length, its stride (2: a prefix before each). */
+  readonly runs = new Words();
+
+  reset(): void {
+    this.w.n = 0;
+    this.num.reset();
+    this.ents.n = 0;
+    this.runs.n = 0;
+  }
+}
+
+/** Push the number of integer x of kind `kind` (N_*) to t's key, noting where it is. */
+function pushNum(t: ThreadKey, kind: number, x: number): void {
+  t.ents.push((t.w.n << 3) | kind).push(x);
+  t.w.push(t.num.get(kind, x));
+}
+
+/** Push a frame's number: -2 for the zero page, -1 for none (pfn < 0). */
+function pushFrame(t: ThreadKey, pfn: number): void {
+  if (pfn <= 0) t.w.push(pfn === 0 ? -2 : -1);
+  else pushNum(t, N_FRAME, pfn);
+}
+
+/** The raw value ids of a sorted run, gathered here (forEach, not for-of: no iterator per set). */
+const gathered = new Words();
+const gather = (v: number): void => {
+  gathered.push(v);
 };
 
-function procKey(r: Runner, p: ProcT, num: Numbering, out: Words): void {
+/**
+ * Number the values gathered (in the order gathered) and push their numbers sorted ascending,
+ * each after `prefix` if given: a sorted run, which translate() sorts again in the global numbering.
+ */
+function pushRun(t: ThreadKey, prefix?: number): void {
+  const n = gathered.n;
+  if (n === 0) return;
+  t.runs.push(t.w.n).push(n).push(prefix === undefined ? 1 : 2);
+  tmp.n = 0;
+  for (let i = 0; i < n; i++) {
+    const v = gathered.a[i]!;
+    t.ents.push(-1).push(v);
+    tmp.push(t.num.get(N_VALUE, v));
+  }
+  insertionSort(tmp.a, n);
+  const out = t.w;
+  out.reserve(2 * n);
+  for (let i = 0; i < n; i++) {
+    if (prefix !== undefined) out.a[out.n++] = prefix;
+    out.a[out.n++] = tmp.a[i]!;
+  }
+}
+
+/**
+ * Append t's key in the numbering `num` (which goes on numbering): its words, each numbered word
+ * renumbered in the order t numbered them (so `num` numbers in the order a key computed with it
+ * would), each sorted run sorted again.
+ */
+function translate(t: ThreadKey, num: Numbering, out: Words): void {
+  const base = out.n;
+  out.append(t.w);
+  const o = out.a;
+  const e = t.ents.a;
+  const runs = t.runs.a;
+  let ri = 0;
+  for (let i = 0, ne = t.ents.n; i < ne; ) {
+    const tag = e[i]!;
+    if (tag >= 0) {
+      o[base + (tag >> 3)] = num.get(tag & 7, e[i + 1]!);
+      i += 2;
+      continue;
+    }
+    const at = base + runs[ri]!;
+    const n = runs[ri + 1]!;
+    const stride = runs[ri + 2]!;
+    ri += 3;
+    tmp.n = 0;
+    for (let j = 0; j < n; j++, i += 2) tmp.push(num.get(N_VALUE, e[i + 1]!));
+    const s = tmp.a;
+    insertionSort(s, n);
+    for (let j = 0; j < n; j++) o[at + j * stride + stride - 1] = s[j]!;
+  }
+}
+
+/** A thread's key (t reset before): the process, its pages, its pending path. */
+function procKey(r: Runner, p: ProcT, t: ThreadKey): void {
   const k = r.k;
   const mm = p.mm;
+  const out = t.w;
   out.push(p.alive ? 1 : 0).push(mm.cowPgtable ? 1 : 0).push(mm.hasPinned ? 1 : 0).push(mm.ksmSlot).push(mm.writeProtectSeq & 1).push(mm.mmapReaders).push(mm.mmapWriter === p.tid ? 1 : mm.mmapWriter >= 0 ? 2 : 0).push(mm.uffdForkEvent ? 1 : 0);
   // The regions in name order.
   regions.n = 0;
   p.regions.forEach(regions.collect);
   regions.sort(byRegionName);
+  const bitsOf = k.tables.bits;
+  const entryOf = k.tables.entry;
   for (let ri = 0, nr = regions.n; ri < nr; ri++) {
     const reg = regions.vals[ri]!;
+    if (!p.alive) {
+      out.reserve(reg.n);
+      for (let i = 0; i < reg.n; i++) out.a[out.n++] = -9;
+      continue;
+    }
+    // The VMA and the PTE table of the last page, kept while the next page is in them.
+    let vma: Vma | null = null;
+    // Without a PTE table, the huge PMD mapping the page (pmd_trans_huge), if any: its bits
+    // (PMD_LEAF among them) and the folio's page are the page's.
+    let block = -1;
+    let table = 0;
+    let leaf = -1;
     for (let i = 0; i < reg.n; i++) {
       const vpn = reg.start + i;
-      if (!p.alive) {
-        out.push(-9);
-        continue;
+      if (vma === null || vpn < vma.start || vpn >= vma.end) vma = mm.findVma(vpn);
+      if (vpn >>> TABLE_SHIFT !== block) {
+        block = vpn >>> TABLE_SHIFT;
+        table = pteTableOf(k, mm, vpn);
+        leaf = table === 0 ? pmdLeafSlot(k, mm, vpn) : -1;
       }
-      const vma = p.mm.findVma(vpn);
+      const slot = table === 0 ? leaf : (table << TABLE_SHIFT) | (vpn & TABLE_MASK);
+      const bits = slot < 0 ? 0 : bitsOf[slot]!;
       out.push(vma === null ? -1 : vma.flags);
-      const slot = pteSlot(k, p.mm, vpn);
-      const bits = slot < 0 ? 0 : k.tables.bits[slot]!;
       if (mm.cowPgtable) {
         // COW page tables: whether this page goes through a shared table, which one, who is charged.
         const ps = pmdSlotOf(k, mm, vpn);
-        const table = ps < 0 ? 0 : k.tables.entry[ps]!;
-        out.push(-13).push(ps < 0 ? -1 : k.tables.bits[ps]!).push(table === 0 ? -1 : num.table(table)).push(table === 0 ? -1 : k.tables.share[table]!).push(table === 0 ? -1 : k.tables.owner[table] === mm.id ? 1 : k.tables.owner[table]! < 0 ? -1 : 0).push(mm.rssAnon).push(mm.nrTables);
+        const shared = ps < 0 ? 0 : entryOf[ps]!;
+        out.push(-13).push(ps < 0 ? -1 : bitsOf[ps]!);
+        if (shared === 0) out.push(-1);
+        else pushNum(t, N_TABLE, shared);
+        out.push(shared === 0 ? -1 : k.tables.share[shared]!).push(shared === 0 ? -1 : k.tables.owner[shared] === mm.id ? 1 : k.tables.owner[shared]! < 0 ? -1 : 0).push(mm.rssAnon).push(mm.nrTables);
       }
       // Soft-dirty bits matter only once clear_refs armed tracking (VM_SOFTDIRTY cleared).
       out.push(bits & adMask & (vma !== null && vma.flags & VM_SOFTDIRTY ? ~PTE_SOFT_DIRTY : ~0));
-      if (bits & PTE_PRESENT) out.push(bits & PTE_SPECIAL ? -2 : num.frame(k.tables.entry[slot]!));
-      else if (bits & PTE_SWAP) {
-        const s = k.tables.entry[slot]!;
+      if (bits & PTE_PRESENT) {
+        if (bits & PTE_SPECIAL) out.push(-2);
+        else pushFrame(t, slot === leaf ? hugePmdPfn(k, leaf, vpn) : entryOf[slot]!);
+      } else if (bits & PTE_SWAP) {
+        const s = entryOf[slot]!;
         const cached = k.swap.cache[s]!;
-        out.push(num.slot(s)).push(num.value(k.swap.data[s]!)).push(k.swap.count[s]!).push(cached < 0 ? -1 : num.frame(cached));
-      } else if (bits & PTE_DEVICE_EXCLUSIVE) out.push(num.frame(k.tables.entry[slot]!));
+        pushNum(t, N_SLOT, s);
+        pushNum(t, N_VALUE, k.swap.data[s]!);
+        out.push(k.swap.count[s]!);
+        pushFrame(t, cached);
+      } else if (bits & PTE_DEVICE_EXCLUSIVE) pushFrame(t, entryOf[slot]!);
       const c = cellBuf;
       if (!r.ideal.cellInto(p.name, vpn, c) || c[1]! < 0) {
         out.push(-1);
       } else {
-        out.push(num.value(c[0]!)).push(c[2]!).push(c[3] ? num.cell(c[1]!) : -1);
+        pushNum(t, N_VALUE, c[0]!);
+        out.push(c[2]!);
+        if (c[3]) pushNum(t, N_CELL, c[1]!);
+        else out.push(-1);
         const m = r.ideal.maybeOf(c[1]!);
-        if (m !== undefined) pushSortedValues(m, num, out, -3);
+        if (m !== undefined) {
+          gathered.n = 0;
+          m.forEach(gather);
+          pushRun(t, -3);
+        }
       }
     }
   }
-  // The values the process held, numbered in the order of their ids.
-  heldRaw.n = 0;
-  r.ideal.forEachHeld(p.group, pushHeld);
-  insertionSort(heldRaw.a, heldRaw.n);
-  out.push(-4).push(heldRaw.n);
-  // Numbered in id order, pushed sorted (as pushSortedValues, from an array).
-  tmp.n = 0;
-  for (let i = 0, n = heldRaw.n; i < n; i++) tmp.push(num.value(heldRaw.a[i]!));
-  pushSorted(out);
-  taskKey(r, p, num, out);
-}
-
-/** A frame's number, -1 for none. */
-function frameNum(pfn: number, num: Numbering): number {
-  return pfn < 0 ? -1 : num.frame(pfn);
+  // What the process held comes at the end of the key (heldKey), once the values that can still
+  // be read are numbered.
+  taskKey(r, p, t);
 }
 
 /** A pending kernel path (v1.1 `&`): everything its next steps depend on. */
-function taskKey(r: Runner, p: ProcT, num: Numbering, out: Words): void {
-  const t = p.task;
-  if (!t) {
+function taskKey(r: Runner, p: ProcT, t: ThreadKey): void {
+  const task = p.task;
+  const out = t.w;
+  if (!task) {
     out.push(-7);
     return;
   }
-  switch (t.kind) {
+  switch (task.kind) {
     case 'fork':
-      out.push(-8).push(FORK_PHASES.indexOf(t.phase)).push(t.pair).push(t.vpn).push(t.seenBits).push(frameNum(t.seenPfn, num)).push(frameNum(t.newPfn, num)).push(t.child >= 0 ? 1 : 0);
+      out.push(-8).push(FORK_PHASES.indexOf(task.phase)).push(task.pair).push(task.vpn).push(task.seenBits);
+      pushFrame(t, task.seenPfn);
+      pushFrame(t, task.newPfn);
+      out.push(task.child >= 0 ? 1 : 0);
       break;
     case 'gup':
-      out.push(-9).push(GUP_PHASES.indexOf(t.phase)).push(t.page).push(t.lo).push(t.req.pin ? 1 : 0).push(t.req.write ? 1 : 0).push(t.req.fast ? 1 : 0).push(t.seq < 0 ? -1 : r.k.mms[t.mm]!.writeProtectSeq - t.seq).push(t.readBits).push(frameNum(t.readPfn, num));
-      for (let i = 0; i < t.handle.frames.length; i++) out.push(frameNum(t.handle.frames[i]!, num)).push(t.handle.refs[i]!).push(t.fallback[i] ? 1 : 0);
+      out.push(-9).push(GUP_PHASES.indexOf(task.phase)).push(task.page).push(task.lo).push(task.req.pin ? 1 : 0).push(task.req.write ? 1 : 0).push(task.req.fast ? 1 : 0).push(task.seq < 0 ? -1 : r.k.mms[task.mm]!.writeProtectSeq - task.seq).push(task.readBits);
+      pushFrame(t, task.readPfn);
+      for (let i = 0; i < task.handle.frames.length; i++) {
+        pushFrame(t, task.handle.frames[i]!);
+        out.push(task.handle.refs[i]!).push(task.fallback[i] ? 1 : 0);
+      }
       break;
     case 'write':
-      out.push(-10).push(WRITE_PHASES.indexOf(t.phase)).push(t.vpn).push(t.hi).push(num.value(t.value)).push(t.seenBits).push(frameNum(t.seenPfn, num)).push(frameNum(t.newPfn, num)).push(t.locked ? 1 : 0);
+      out.push(-10).push(WRITE_PHASES.indexOf(task.phase)).push(task.vpn).push(task.hi);
+      pushNum(t, N_VALUE, task.value);
+      out.push(task.seenBits);
+      pushFrame(t, task.seenPfn);
+      pushFrame(t, task.newPfn);
+      out.push(task.locked ? 1 : 0);
       break;
   }
 }
@@ -274,12 +412,28 @@ const GUP_PHASES: readonly string[] = ['read', 'grab', 'end', 'slow'];
 const WRITE_PHASES: readonly string[] = ['fault', 'install', 'store'];
 const HANDLE_KINDS: readonly string[] = ['pin', 'gup', 'pipe', 'exclusive'];
 
+/**
+ * The values a process ever legitimately held (ideal), as the numbers of those something can
+ * still return: a value no frame, swap slot, cell, handle or pending path of the key holds is
+ * never read again (writes make new values), so whether the process held it decides no check.
+ */
+function heldKey(r: Runner, group: string, num: Numbering, out: Words): void {
+  gathered.n = 0;
+  r.ideal.forEachHeld(group, gather);
+  tmp.n = 0;
+  for (let i = 0, n = gathered.n; i < n; i++) {
+    const v = num.knownValue(gathered.a[i]!);
+    if (v >= 0) tmp.push(v);
+  }
+  insertionSort(tmp.a, tmp.n);
+  out.push(-4).push(tmp.n);
+  for (let i = 0, n = tmp.n; i < n; i++) out.push(tmp.a[i]!);
+}
+
 /** Reused between calls: the encoding is read (hashed or copied) before the next one. */
 const words = new Words();
-/** Per-process signatures (each process's key with its own numbering) and those numberings, reused. */
-const sigs: Words[] = [];
-const sigNums: Numbering[] = [];
-const soleNum = new Numbering();
+/** Per-thread signatures (each thread's key with its own numbering), reused. */
+const sigs: ThreadKey[] = [];
 const procBuf: ProcT[] = [];
 let nProcs = 0;
 let pending = false;
@@ -299,8 +453,8 @@ const handles = new Entries<LiveHandle>();
  * the integer encoding replaced, so the states searched and counted stay theirs.
  */
 function bySig(a: number, b: number): number {
-  const x = sigs[a]!;
-  const y = sigs[b]!;
+  const x = sigs[a]!.w;
+  const y = sigs[b]!.w;
   const n = Math.min(x.n, y.n);
   for (let i = 0; i < n; i++) {
     const u = x.a[i]!;
@@ -317,18 +471,35 @@ function bySig(a: number, b: number): number {
   return x.n - y.n || a - b;
 }
 
+/** Is this thread the holder of a handle (handles collected)? */
+function holdsHandle(name: string): boolean {
+  for (let i = 0; i < handles.n; i++) if (handles.vals[i]!.proc === name) return true;
+  return false;
+}
+
 function rankOf(name: string): number {
   for (let i = 0; i < nProcs; i++) if (procBuf[i]!.name === name) return rankBuf[i]!;
   return -1;
 }
 
-/** The lowest rank of a thread whose mm has id `mmId + 1` (an MM-id slot's word; 0, a free slot: -1). */
+/** The MM-id slot words (mm id + 1) of mms no thread in the key has, in order of appearance (mmRankOf). */
+const otherMms = new Words();
+
+/**
+ * The lowest rank of a thread whose mm has id `mmId + 1` (an MM-id slot's word; 0, a free slot:
+ * -1). An mm no thread in the key has (its threads are gone) is -2 - its number among those,
+ * by first appearance: no mm of a thread can be it, only another slot.
+ */
 function mmRankOf(slotId: number): number {
+  if (slotId === 0) return -1;
   let best = -1;
   for (let i = 0; i < nProcs; i++) {
     if (procBuf[i]!.mm.id + 1 === slotId && (best < 0 || rankBuf[i]! < best)) best = rankBuf[i]!;
   }
-  return best;
+  if (best >= 0) return best;
+  for (let i = 0; i < otherMms.n; i++) if (otherMms.a[i] === slotId) return -2 - i;
+  otherMms.push(slotId);
+  return -1 - otherMms.n;
 }
 
 /** Handles in the order of their holder's rank, then address, kind and id. */
@@ -348,20 +519,29 @@ export function canonicalEncode(r: Runner): Words {
   pending = false;
   r.procs.forEach(collectProc);
   adMask = pending ? ~0 : ~(PTE_YOUNG | PTE_DIRTY);
+  handles.n = 0;
+  r.handles.forEach(handles.collect);
+  const out = words;
+  out.n = 0;
+  // A thread that is gone and holds nothing (no handle, no pending path) counts only in number
+  // (the explorer's limit on threads counts it): nothing can read what it left. Its process's
+  // address space and what the process held are its live threads' or, once all are gone, nobody's.
+  let gone = 0;
+  for (let i = 0; i < nProcs; i++) {
+    const p = procs[i]!;
+    if (p.alive || p.task !== null || holdsHandle(p.name)) procs[i - gone] = p;
+    else gone++;
+  }
+  nProcs -= gone;
+  out.push(gone);
   // Order threads by a signature that ignores their names and global numbering (each one's key
   // with its own numbering): it decides which renamings share an encoding.
-  while (sigs.length < nProcs) {
-    sigs.push(new Words());
-    sigNums.push(new Numbering());
-  }
+  while (sigs.length < Math.max(nProcs, 1)) sigs.push(new ThreadKey());
   const order = orderBuf;
-  order[0] = 0;
-  // One thread needs no signature to be ordered.
-  for (let i = 0; i < nProcs && nProcs > 1; i++) {
-    const o = sigs[i]!;
-    o.n = 0;
-    sigNums[i]!.reset();
-    procKey(r, procs[i]!, sigNums[i]!, o);
+  for (let i = 0; i < nProcs; i++) {
+    const t = sigs[i]!;
+    t.reset();
+    procKey(r, procs[i]!, t);
     // Insertion sort by signature (a few threads).
     let j = i - 1;
     while (j >= 0 && bySig(order[j]!, i) > 0) {
@@ -370,36 +550,29 @@ export function canonicalEncode(r: Runner): Words {
     }
     order[j + 1] = i;
   }
-  const out = words;
-  out.n = 0;
   for (let n = 0; n < nProcs; n++) rankBuf[order[n]!] = n;
   const groups = groupBuf;
   let nGroups = 0;
   // The first thread's key with the global numbering is its signature (both number from
-  // nothing): its words are copied, and the numbering goes on from its signature's.
-  let num = soleNum;
-  let first = 0;
-  if (nProcs > 1) {
-    const o = sigs[order[0]!]!;
-    num = sigNums[order[0]!]!;
-    groups[nGroups++] = procs[order[0]!]!.group;
-    out.push(-11).push(0);
-    for (let i = 0; i < o.n; i++) out.push(o.a[i]!);
-    first = 1;
-  } else {
-    num.reset();
-  }
-  for (let n = first; n < nProcs; n++) {
+  // nothing): its words are copied, and the numbering goes on from its signature's. The others'
+  // keys are their signatures translated into it.
+  if (nProcs === 0) {
+    // No thread: an empty key, and the numbering from nothing.
+    sigs[0]!.reset();
+    order[0] = 0;
+  } else groups[nGroups++] = procs[order[0]!]!.group;
+  const num = sigs[order[0]!]!.num;
+  if (nProcs > 0) out.push(-11).push(0);
+  out.append(sigs[order[0]!]!.w);
+  for (let n = 1; n < nProcs; n++) {
     const p = procs[order[n]!]!;
     let g = 0;
     while (g < nGroups && groups[g] !== p.group) g++;
     if (g === nGroups) groups[nGroups++] = p.group;
     out.push(-11).push(g);
-    procKey(r, p, num, out);
+    translate(sigs[order[n]!]!, num, out);
   }
   // Handles, in an order given by their holder's rank and address (insertion sort: a few).
-  handles.n = 0;
-  r.handles.forEach(handles.collect);
   handles.sort(handleAfter);
   for (let hi = 0; hi < handles.n; hi++) {
     const name = handles.names[hi]!;
@@ -431,6 +604,7 @@ export function canonicalEncode(r: Runner): Words {
     }
   }
   // Frames, in canonical order (no frame is numbered from here on).
+  otherMms.n = 0;
   const f = r.k.frames;
   out.push(-6);
   const frames = num.frameOrder;
@@ -445,6 +619,9 @@ export function canonicalEncode(r: Runner): Words {
       out.push(-14).push(f.mmIdsShared[b]!).push(mmRankOf(f.mmId0[b]!)).push(f.mmIdCount0[b]!).push(mmRankOf(f.mmId1[b]!)).push(f.mmIdCount1[b]!);
     }
   }
+  // What each process held (ideal), per process in the order the threads gave: only the values
+  // numbered above, which something can still return; no read can see the others again.
+  for (let g = 0; g < nGroups; g++) heldKey(r, groups[g]!, num, out);
   return out;
 }
 

@@ -56,6 +56,24 @@ test('renaming: processes named or created in another order give the same key', 
   sameKey([...BASE, 'P write buf = 1', 'P pin buf[0] as h1 rw longterm'], [...BASE, 'P write buf = 1', 'P pin buf[0] as mr rw longterm']);
 });
 
+// ---- what can no longer matter ---------------------------------------------------------------------
+
+test('a process that is gone and holds nothing counts only in number', () => {
+  // Q wrote its own copy before it exited, or exited without writing: what it held and its
+  // address space are gone; P's page is the same (write-protected since the fork, mapped once).
+  const f = [...BASE, 'P write buf = 1', 'P fork Q'];
+  sameKey([...f, 'Q write buf[0] = 2', 'Q exit'], [...f, 'Q exit']);
+  // How many threads there were still counts (the explorer's limit on them counts the gone ones).
+  otherKey([...BASE, 'P write buf = 1'], [...BASE, 'P write buf = 1', 'P fork Q', 'Q exit', 'P write buf = 2']);
+  // A gone holder of a handle is kept: a read through the handle is checked against what it held.
+  otherKey([...f, 'Q pin buf[0] as h rw longterm', 'Q exit'], [...f, 'Q exit']);
+});
+
+test('values nothing can return any more are forgotten from what a process held', () => {
+  // Value 1 was overwritten in place: P held it, but no page, frame or handle can return it.
+  sameKey([...BASE, 'P write buf[0] = 1', 'P write buf[0] = 2'], [...BASE, 'P write buf[0] = 2']);
+});
+
 // ---- real differences -----------------------------------------------------------------------------
 
 test('a value relation (equal values vs different values) changes the key', () => {
