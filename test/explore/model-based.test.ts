@@ -40,7 +40,8 @@ import { decodeOp, enabledOps, OP_NAMES, PROC_NAMES, type ExploreShape, type OpN
 import { replayPath } from '../../src/explore/search.js';
 import { BUILTIN_PROFILES } from '../../src/profiles/builtin.js';
 import {
-  NaiveKernel, ODF_2021_RULES, ODF_RULES, pageKey, V5_18_RULES, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_2_RULES, V6_RULES, type NaiveOptions, type NGrant, type NPin, type NProc, type NRef, type NRegion,
+  NaiveKernel, ODF_2021_RULES, ODF_RULES, pageKey, V5_14_RULES, V5_18_RULES, V5_19_RULES, V5_7_RULES, V5_8_RULES, V5_9_RC4_PIN_COW_RULES, V5_9_RC4_RULES, V5_9_RULES,
+  V6_15_RULES, V6_2_RULES, V6_RULES, type NaiveOptions, type NGrant, type NPin, type NProc, type NRef, type NRegion,
 } from '../naive/model.js';
 import { input } from './helpers.js';
 import { numberFor, observedOnce, Tally, valueOf } from './naive-compare.js';
@@ -488,26 +489,42 @@ interface Runs {
   /** The explored region's size (default PAGES), and how many of its first pages the page operations take (default: all). */
   pages?: number;
   pageLimit?: number;
+  /** Switches set over the profile (`--set`): a what-if kernel. */
+  sets?: readonly string[];
 }
 
 function runs(kernel: string, ops: readonly OpName[], o: Runs): void {
-  // An operation named more than once is drawn more often.
-  const pages = o.pages ?? PAGES;
-  const inp = input(kernel, { ops: [...new Set(ops)], pages, procs: 3, handles: 2, threads: 2 });
-  if (o.pageLimit !== undefined) inp.shape = { ...inp.shape, pageLimit: o.pageLimit };
-  const takes = ops.map((name) => fc.nat(1000).map((i) => new Take(name, i)));
+  const inp = runInput(kernel, ops, o);
   // size 'max': as many sequences of every length up to maxCommands (the default favours short ones).
-  fc.assert(fc.property(fc.commands(takes, { maxCommands: o.maxCommands, size: 'max' }), (cmds) => {
-    const root = startState(inp).runner;
-    let naive: Naive | null = null;
-    if (o.naive) {
-      const k = new NaiveKernel(o.naive);
-      const p = k.spawn();
-      naive = { k, procs: [p], region: k.mmap(p, pages), values: new Map(), handles: new Map(), moved: [new Map()], alive: [true] };
-    }
-    const pre = (o.prefix ?? []).map(([name, i]) => new Take(name, i));
-    fc.modelRun(() => ({ model: {}, real: { root, r: root.clone(), spare: undefined, path: [], shape: inp.shape, naive } }), [...pre, ...cmds]);
+  fc.assert(fc.property(fc.commands(takes(ops), { maxCommands: o.maxCommands, size: 'max' }), (cmds) => {
+    runOnce(inp, o.naive, cmds, o);
   }), { numRuns: o.numRuns, includeErrorInReport: true });
+}
+
+/** The explorer's input of a run of `kernel` (with o.sets) drawing `ops`. */
+function runInput(kernel: string, ops: readonly OpName[], o: Omit<Runs, 'naive' | 'numRuns' | 'maxCommands'>): ReturnType<typeof input> {
+  const inp = input(kernel, { ops: [...new Set(ops)], pages: o.pages ?? PAGES, procs: 3, handles: 2, threads: 2, ...(o.sets === undefined ? {} : { sets: [...o.sets] }) });
+  if (o.pageLimit !== undefined) inp.shape = { ...inp.shape, pageLimit: o.pageLimit };
+  return inp;
+}
+
+/** One command kind per operation (an operation named more than once is drawn more often). */
+function takes(ops: readonly OpName[]): fc.Arbitrary<Take>[] {
+  return ops.map((name) => fc.nat(1000).map((i) => new Take(name, i)));
+}
+
+/** One run: o.prefix then cmds from the start state, compared with the naive model under `rules` (null: copies and replays). */
+function runOnce(inp: ReturnType<typeof input>, rules: NaiveOptions | null, cmds: Iterable<fc.Command<object, Real>>, o: Pick<Runs, 'prefix' | 'pages'>): void {
+  const pages = o.pages ?? PAGES;
+  const root = startState(inp).runner;
+  let naive: Naive | null = null;
+  if (rules) {
+    const k = new NaiveKernel(rules);
+    const p = k.spawn();
+    naive = { k, procs: [p], region: k.mmap(p, pages), values: new Map(), handles: new Map(), moved: [new Map()], alive: [true] };
+  }
+  const pre = (o.prefix ?? []).map(([name, i]) => new Take(name, i));
+  fc.modelRun(() => ({ model: {}, real: { root, r: root.clone(), spare: undefined, path: [], shape: inp.shape, naive } }), [...pre, ...cmds]);
 }
 
 test('model-based: every explorer operation, on every built-in profile: copies into reused arrays and replays agree', () => {
@@ -545,22 +562,47 @@ test('model-based: on v6 (and 6.2, 5.19, 5.18, 5.9, 5.7), KSM agrees with the na
   // The older rules, the same draw, fewer runs: 6.2 (break_cow unshares), 5.19 (PG_anon_exclusive;
   // break_cow a write fault), 5.18 and 5.9 (no PG_anon_exclusive, a KSM page always copied, R/O
   // pins hold KSM pages; 5.18's and 5.9's swap-in rules), 5.7 (reuse_ksm_page, reuse_swap_page,
-  // no early COW at fork).
+  // no early COW at fork), 5.8 (5.7 with GUP's forced COW break: a reference or R/O pin on a KSM
+  // page copies it, or takes it back by reuse_ksm_page).
   const older: [string, NaiveOptions][] = [
-    ['v6.2', V6_2_RULES], ['v5.19', V5_19_RULES], ['v5.18', V5_18_RULES], ['v5.9', V5_9_RULES], ['v5.7', V5_7_RULES],
+    ['v6.2', V6_2_RULES], ['v5.19', V5_19_RULES], ['v5.18', V5_18_RULES], ['v5.9', V5_9_RULES], ['v5.8', V5_8_RULES], ['v5.7', V5_7_RULES],
   ];
   for (const [kernel, rules] of older) runs(kernel, focus, { naive: rules, numRuns: 800, maxCommands: 25, prefix });
 });
 
 test('model-based: on the older profiles, reads agree with the naive model under their rules (5.7 mapcount reuse; 5.9-rc4 page count; 5.9-5.18 early COW; 5.18 page-count swap-in; 5.19 PG_anon_exclusive and unsharing)', () => {
-  // The profiles whose switches for these operations the naive rule sets cover (not v5.8: its
-  // GUP breaks COW; v5.14 differs from v5.9 only in what these operations do not reach, and
-  // v5.18 from v5.14 in its swap rules).
+  // Every built-in profile but v6 (its own runs), odf and odf-2021 (theirs below) and v5.8 and
+  // v5.9-rc4+pin-cow (GUP's forced COW break, below): v5.14 is v5.9 with 5.11's pinned pages
+  // kept from reclaim and clear_refs; v6.15 is v6 but for MADV_COLLAPSE (not drawn here);
+  // cowpt-rfc is v5.18 but for `fork ... cowpt` (not drawn: the naive model has no RFC tables).
   const older: [string, NaiveOptions][] = [
-    ['v5.7', V5_7_RULES], ['v5.9-rc4', { ...V5_9_RULES, earlyCow: false }], ['v5.9', V5_9_RULES], ['v5.18', V5_18_RULES],
-    ['v5.19', V5_19_RULES], ['v6.2', V6_2_RULES],
+    ['v5.7', V5_7_RULES], ['v5.9-rc4', V5_9_RC4_RULES], ['v5.9', V5_9_RULES], ['v5.14', V5_14_RULES], ['v5.18', V5_18_RULES],
+    ['v5.19', V5_19_RULES], ['v6.2', V6_2_RULES], ['v6.15', V6_15_RULES], ['cowpt-rfc', V5_18_RULES],
   ];
   for (const [kernel, rules] of older) runs(kernel, NAIVE_V6_OPS, { naive: rules, numRuns: 800, maxCommands: 30 });
+});
+
+/** GUP and what makes a page shared or read-only around it (fork, mprotect, swap), for the forced COW break. */
+const GUP_OPS: readonly OpName[] = [
+  'write', 'write', 'read', 'fork', 'fork', 'exit', 'mprotect', 'mprotect', 'dontneed', 'swapout', 'pin', 'pin-ro', 'pin-ro', 'pin-fast',
+  'gup', 'gup', 'vmsplice', 'vmsplice', 'unpin', 'put', 'device-write', 'device-read', 'handle-read',
+];
+
+test('model-based: GUP\'s forced COW break agrees with the naive model: v5.8 (17839856fd58: every FOLL_GET and FOLL_PIN breaks COW as a write fault, once in a read-only VMA; gup-fast takes writable PTEs only) and v5.9-rc4+pin-cow (seed 001: FOLL_PIN only, gup-fast as it was)', () => {
+  const at = tally.since();
+  for (const [kernel, rules] of [['v5.8', V5_8_RULES], ['v5.9-rc4+pin-cow', V5_9_RC4_PIN_COW_RULES]] as const) {
+    // Every operation the naive model knows, then a GUP-focused draw (read-only VMAs, shared
+    // pages after fork or swap, the pipe's and the pins' views of the page).
+    runs(kernel, NAIVE_V6_OPS, { naive: rules, numRuns: 600, maxCommands: 30 });
+    runs(kernel, GUP_OPS, { naive: rules, numRuns: 800, maxCommands: 20 });
+  }
+  // 5.8's break is a write fault: a uffd-wp bit hands it to the monitor (seed 001's is not; its
+  // uffd-wp rules are not in the naive model: no userfaultfd run on v5.9-rc4+pin-cow).
+  const uffd: OpName[] = [...UFFD_OPS.filter((o) => !o.startsWith('device')), 'pin-ro', 'gup', 'vmsplice', 'put', 'swapout', 'mremap'];
+  runs('v5.8', uffd, { naive: V5_8_RULES, numRuns: 500, maxCommands: 25, prefix: [['uffd-fork-event', 0], ['uffd-register', 0]] });
+  for (const key of ['gup', 'vmsplice', 'pin-ro', 'mprotect']) assert.ok(at(key) >= 200, `${key}: ${at(key)} times`);
+  assert.ok(at('uffd-fault') >= 20, `uffd-fault: ${at('uffd-fault')} times`);
+  console.log(`gup-cow-break runs: ${['gup', 'vmsplice', 'pin-ro', 'pin', 'mprotect', 'fork', 'uffd-fault'].map((k) => `${k} ${at(k)}`).join(', ')}`);
 });
 
 /** Device-exclusive grants: made, used, revoked by what tells devices (the CPU, fork, munmap, mprotect, clear_refs, mremap). */
@@ -612,7 +654,7 @@ test('model-based: userfaultfd write-protect agrees with the naive model on v6 a
   runs('v6', [...UFFD_OPS, 'swapout', 'mremap'], { naive: V6_RULES, numRuns: 1000, maxCommands: 25, prefix: [['uffd-fork-event', 0], ['uffd-register', 0]] });
   const older: [string, NaiveOptions, readonly OpName[]][] = [
     ['v5.7', V5_7_RULES, [...UFFD_OPS.filter((o) => !o.startsWith('device')), 'swapout', 'mremap']],
-    ['v5.9-rc4', { ...V5_9_RULES, earlyCow: false }, [...UFFD_OPS.filter((o) => !o.startsWith('device')), 'swapout', 'mremap']],
+    ['v5.9-rc4', V5_9_RC4_RULES, [...UFFD_OPS.filter((o) => !o.startsWith('device')), 'swapout', 'mremap']],
     ['v5.9', V5_9_RULES, [...UFFD_OPS.filter((o) => !o.startsWith('device')), 'swapout', 'mremap']],
     ['v5.18', V5_18_RULES, [...UFFD_OPS, 'mremap']],
     ['v5.19', V5_19_RULES, [...UFFD_OPS, 'swapout', 'mremap']], ['v6.2', V6_2_RULES, [...UFFD_OPS, 'swapout', 'mremap']],
