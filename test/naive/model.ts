@@ -891,9 +891,10 @@ export class NaiveKernel {
     if (write && !ksm && f.refcount === 2 && slot.count === 0) this.dropCache(slot);
     if (this.rules.swapin === 'refcount') {
       // 5.18: page_count == 1 (the page left the swap cache, or was never in it).
-      const writable = write && !ksm && f.refcount === 1 && pg.prot === 'rw';
+      // The entry's uffd-wp bit comes back write-protected, and its soft-dirty bit, as up to 5.17.
+      const writable = write && !ksm && f.refcount === 1 && pg.prot === 'rw' && !uffdWp;
       f.mapcount++;
-      pg.pte = { frame: f, writable, dirty: writable };
+      pg.pte = { frame: f, writable, dirty: writable, uffdWp, softDirty: writable || swpSoftDirty };
       p.rss++;
       return;
     }
