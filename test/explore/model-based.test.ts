@@ -40,7 +40,7 @@ import { decodeOp, enabledOps, OP_NAMES, PROC_NAMES, type ExploreShape, type OpN
 import { replayPath } from '../../src/explore/search.js';
 import { BUILTIN_PROFILES } from '../../src/profiles/builtin.js';
 import {
-  NaiveKernel, ODF_2021_RULES, ODF_RULES, pageKey, V5_14_RULES, V5_18_RULES, V5_19_RULES, V5_7_RULES, V5_8_RULES, V5_9_RC4_PIN_COW_RULES, V5_9_RC4_RULES, V5_9_RULES,
+  LTS_RULES, NaiveKernel, ODF_2021_RULES, ODF_RULES, pageKey, V5_14_RULES, V5_18_RULES, V5_19_RULES, V5_7_RULES, V5_8_RULES, V5_9_RC4_PIN_COW_RULES, V5_9_RC4_RULES, V5_9_RULES,
   V6_15_RULES, V6_2_RULES, V6_RULES, type NaiveOptions, type NGrant, type NPin, type NProc, type NRef, type NRegion,
 } from '../naive/model.js';
 import { input } from './helpers.js';
@@ -819,4 +819,14 @@ test('model-based: MADV_COLLAPSE (collapse) on a 512-page region agrees with the
   // v6.15: v6 but for MADV_COLLAPSE, which still wants a writable PTE there.
   runs('v6.15', ops, { naive: V6_15_RULES, ...big, numRuns: 300 });
   runs('v6', ['collapse', 'write', 'fork', 'mprotect', 'pin', 'dontneed'], { naive: V6_RULES, numRuns: 300, maxCommands: 10 });
+});
+
+test('model-based: the long-term kernels (5.4, 5.10, 5.15, 6.1, 6.6, 6.12) agree with the naive model under their rules (reads, faults, handles, counts; device grants and userfaultfd where they have them)', () => {
+  for (const [kernel, rules] of LTS_RULES) {
+    runs(kernel, NAIVE_V6_OPS, { naive: rules, numRuns: 400, maxCommands: 30 });
+    // 5.4 has no userfaultfd-wp (5.7) and no device-exclusive entries (5.14); 5.10 none of the latter.
+    if (kernel === '5.4') continue;
+    const ops: OpName[] = [...DEVICE_OPS.filter((o) => kernel !== '5.10' || !o.startsWith('device-')), ...UFFD_OPS.filter((o) => kernel !== '5.10' || !o.startsWith('device-')), 'swapout', 'mremap'];
+    runs(kernel, ops, { naive: rules, numRuns: 300, maxCommands: 25, prefix: [['uffd-fork-event', 0], ['uffd-register', 0]] });
+  }
 });

@@ -404,6 +404,21 @@ export const V5_14_RULES: NaiveOptions = { ...V5_9_RULES, reclaimSkipsPinned: tr
 /** 6.15: as V6_RULES but MADV_COLLAPSE still wants a writable PTE (to 6.17). */
 export const V6_15_RULES: NaiveOptions = { ...V6_RULES, collapse: 'writable-pte' };
 
+/**
+ * The long-term kernels (src/profiles/builtin.ts LTS_PROFILES) as the naive model can say them:
+ * each its mainline release's rules plus the backports that change one of them. 5.4 is 5.8 (no
+ * userfaultfd-wp: its runs draw none); 6.1 is 5.19 with 6.0's mprotect; 6.6 is 6.2 with 6.3's
+ * UFFDIO_WRITEPROTECT; 6.12 is v6 with 5.14's device-exclusive entries and 6.13's MADV_COLLAPSE.
+ */
+export const LTS_RULES: readonly (readonly [string, NaiveOptions])[] = [
+  ['5.4', V5_8_RULES],
+  ['5.10', { ...V5_9_RULES, reclaimSkipsPinned: true, clearRefsSkipsPinned: true, uffdWpForkVma: 'dst-vma' }],
+  ['5.15', V5_14_RULES],
+  ['6.1', { ...V5_19_RULES, mprotectUpgrade: true, collapse: 'writable-pte' }],
+  ['6.6', { ...V6_2_RULES, uffdUnprotectWritable: true }],
+  ['6.12', { ...V6_RULES, deviceExclusive: 'v5.14', collapse: 'writable-pte' }],
+];
+
 /** On-Demand Fork as released (8d43667), on the 5.6 rules (5.7's for what the naive model knows). */
 export const ODF_RULES: NaiveOptions = { ...V5_7_RULES, odf: { share: 'any', takeBack: 'whole-table', dontneed: 'vma' } };
 /** On-Demand Fork after eebe694 (no take-back) and d8ccd3c (whole tables only, MADV_DONTNEED ignored). */
