@@ -10,10 +10,12 @@
 //   fork, exit, munmap, mprotect, dontfork, wipeonfork, dontneed, the pins pin, pin-ro and
 //   pin-fast, gup, vmsplice, unpin, put, device-write, device-read, handle-read, clear-softdirty, mremap,
 //   swapout, and mergeable and ksm-merge (with swapout, in runs of their own without mremap, on v6,
-//   6.2, 5.19, 5.18, 5.9 and 5.7); fork-cowpt on odf and odf-2021; collapse on a 512-page region on
-//   v6 and 6.2, up to the first THP it makes; thread, and fork&, pin-fast& and write& each stepped
-//   to its end at once, against the synchronous operation), on v6 and on the older profiles whose
-//   rules for them the naive model has: every read sees what the naive model reads, or faults where it faults; a handle is
+//   6.2, 5.19, 5.18, 5.9, 5.8 and 5.7); fork-cowpt on odf and odf-2021; collapse on a 512-page region on
+//   v6, 6.2 and 6.15, up to the first THP it makes; thread, and fork&, pin-fast& and write& each stepped
+//   to its end at once, against the synchronous operation), on v6 and on every other built-in
+//   profile (v5.8 and v5.9-rc4+pin-cow with GUP's forced COW break; cowpt-rfc without
+//   fork-cowpt), on the long-term kernels, and on random what-if kernels (v6 with the switches the
+//   naive model has options for drawn at random, WHAT_IF): every read sees what the naive model reads, or faults where it faults; a handle is
 //   taken (or EFAULT) where the naive model takes it; the device reads through a pin what the
 //   naive pin holds, and a process reads from a pipe what the naive pipe holds; reclaim swaps a
 //   page out where the naive model does; mremap moves (or fails with EFAULT) where it does, and
