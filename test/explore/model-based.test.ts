@@ -546,7 +546,7 @@ test('model-based: on v6 (and 5.18), reclaim and swap-in agree with the naive mo
   runs('v5.18', ops, { naive: V5_18_RULES, numRuns: 3000, maxCommands: 20 });
 });
 
-test('model-based: on v6 (and 6.2, 5.19, 5.18, 5.9, 5.7), KSM agrees with the naive model (MADV_MERGEABLE, ksmd merging identical pages, a write copying a KSM page, pins and references refusing a merge, fork sharing KSM pages, KSM pages swapped out and in)', () => {
+test('model-based: on v6 (and 6.2, 5.19, 5.18, 5.9, 5.8, 5.7), KSM agrees with the naive model (MADV_MERGEABLE, ksmd merging identical pages, a write copying a KSM page, pins and references refusing a merge, fork sharing KSM pages, KSM pages swapped out and in)', () => {
   // No mremap (n/a on KSM pages).
   runs('v6', [...NAIVE_SWAP_OPS, 'mergeable', 'ksm-merge'], { naive: V6_RULES, numRuns: 1500, maxCommands: 30 });
   // A KSM-focused draw: every write stores a new value, so two frames hold the same content only
@@ -749,7 +749,7 @@ test('model-based: device-exclusive entries agree with the naive model on v6 (6.
   console.log(`device-exclusive runs: ${['device-exclusive', 'device-exclusive:ok', 'device-exclusive:EBUSY', 'device-atomic:ok', 'device-atomic:revoked', 'device-atomic:denied', 'device-read'].map((k) => `${k} ${at(k)}`).join(', ')}`);
 });
 
-test('model-based: userfaultfd write-protect agrees with the naive model on v6 and on 5.7, 5.9-rc4, 5.9, 5.18, 5.19, 6.2: uffd-wp bits (pagemap) after every step, the writes handed to the monitor, fork by the parent\'s or the child\'s VMA, swap, mremap', () => {
+test('model-based: userfaultfd write-protect agrees with the naive model on v6 and on 5.7, 5.9-rc4, 5.9, 5.18 (with swap), 5.19, 6.2: uffd-wp bits (pagemap) after every step, the writes handed to the monitor, fork by the parent\'s or the child\'s VMA, swap, mremap', () => {
   const at = tally.since();
   runs('v6', [...UFFD_OPS, 'swapout', 'swapout', 'mremap', 'mremap'], { naive: V6_RULES, numRuns: 2500, maxCommands: 25 });
   // Each run starts registered (P uffd register buf wp), half of them with the fork event asked first.
