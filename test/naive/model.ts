@@ -313,6 +313,18 @@ export interface NaiveOptions {
    * writable (SCAN_PAGE_RO, up to 6.13), `any-pte` does not (6.18). Undefined: no MADV_COLLAPSE.
    */
   collapse?: 'writable-pte' | 'any-pte';
+  /**
+   * A GUP that does not ask to write breaks COW first all the same, in a private (COW) mapping:
+   * `get-and-pin` (5.8, 17839856fd58, reverted by a308c71bf1e6 in 5.9): any FOLL_GET or FOLL_PIN
+   * (vmsplice and gup included) is treated as FOLL_WRITE once the VMA has passed its read check,
+   * and the fault it takes is a real write fault (the monitor sees it); in a read-only VMA the
+   * break is done once (FOLL_COW: the dirty PTE stays read-only and is followed as it is).
+   * `pin` (seed 001, "mm/gup: Enforce COW for FOLL_PIN", not merged): FOLL_PIN only, by a
+   * FAULT_FLAG_BREAK_COW fault that userfaultfd does not see. Undefined: no forced break.
+   */
+  gupCowBreak?: 'get-and-pin' | 'pin';
+  /** gup-fast takes only a PTE that is already writable, whatever the request (5.8: it passes FOLL_WRITE to the lockless walk). */
+  gupFastWritableOnly?: boolean;
 }
 
 /**
@@ -380,6 +392,32 @@ export const V5_7_RULES: NaiveOptions = {
   reuse: 'mapcount', pae: false, mprotectUpgrade: false, unshare: 'none', earlyCow: false, swapin: 'reuse_swap_page', reclaimSkipsPinned: false,
   ksmBreakCow: 'write', uffdWpForkVma: 'src-vma',
 };
+
+/** 5.8: 5.7 + the forced COW break of every GUP (17839856fd58), gup-fast for writable PTEs only. */
+export const V5_8_RULES: NaiveOptions = { ...V5_7_RULES, gupCowBreak: 'get-and-pin', gupFastWritableOnly: true };
+/** 5.9-rc4 (page-count reuse, no early COW at fork, no forced break: a308c71bf1e6). */
+export const V5_9_RC4_RULES: NaiveOptions = { ...V5_9_RULES, earlyCow: false };
+/** Seed 001 on 5.9-rc4: FOLL_PIN breaks COW at GUP time (FAULT_FLAG_BREAK_COW), FOLL_GET and gup-fast do not. */
+export const V5_9_RC4_PIN_COW_RULES: NaiveOptions = { ...V5_9_RC4_RULES, gupCowBreak: 'pin' };
+/** 5.14: 5.9 + pinned pages kept from reclaim and clear_refs (5.11), device-exclusive entries, fork asking the child's VMA about uffd-wp. */
+export const V5_14_RULES: NaiveOptions = { ...V5_9_RULES, reclaimSkipsPinned: true, clearRefsSkipsPinned: true, deviceExclusive: 'v5.14', uffdWpForkVma: 'dst-vma' };
+/** 6.15: as V6_RULES but MADV_COLLAPSE still wants a writable PTE (to 6.17). */
+export const V6_15_RULES: NaiveOptions = { ...V6_RULES, collapse: 'writable-pte' };
+
+/**
+ * The long-term kernels (src/profiles/builtin.ts LTS_PROFILES) as the naive model can say them:
+ * each its mainline release's rules plus the backports that change one of them. 5.4 is 5.8 (no
+ * userfaultfd-wp: its runs draw none); 6.1 is 5.19 with 6.0's mprotect; 6.6 is 6.2 with 6.3's
+ * UFFDIO_WRITEPROTECT; 6.12 is v6 with 5.14's device-exclusive entries and 6.13's MADV_COLLAPSE.
+ */
+export const LTS_RULES: readonly (readonly [string, NaiveOptions])[] = [
+  ['5.4', V5_8_RULES],
+  ['5.10', { ...V5_9_RULES, reclaimSkipsPinned: true, clearRefsSkipsPinned: true, uffdWpForkVma: 'dst-vma' }],
+  ['5.15', V5_14_RULES],
+  ['6.1', { ...V5_19_RULES, mprotectUpgrade: true, collapse: 'writable-pte' }],
+  ['6.6', { ...V6_2_RULES, uffdUnprotectWritable: true }],
+  ['6.12', { ...V6_RULES, deviceExclusive: 'v5.14', collapse: 'writable-pte' }],
+];
 
 /** On-Demand Fork as released (8d43667), on the 5.6 rules (5.7's for what the naive model knows). */
 export const ODF_RULES: NaiveOptions = { ...V5_7_RULES, odf: { share: 'any', takeBack: 'whole-table', dontneed: 'vma' } };
@@ -721,8 +759,8 @@ export class NaiveKernel {
    * registered for it goes to the monitor first (userfaultfd_pte_wp -> handle_userfault): the
    * monitor un-protects the page and the fault is retried.
    */
-  private wpFault(p: NProc, pg: NPage, unshare: boolean): void {
-    if (!unshare && this.uffdWpFault(p, pg) && pg.pte!.writable) return;
+  private wpFault(p: NProc, pg: NPage, unshare: boolean, breakCow = false): void {
+    if (!unshare && !breakCow && this.uffdWpFault(p, pg) && pg.pte!.writable) return;
     const pte = pg.pte!;
     const old = pte.frame;
     if (old !== null && this.canReuse(old)) {
@@ -868,9 +906,10 @@ export class NaiveKernel {
     if (write && !ksm && f.refcount === 2 && slot.count === 0) this.dropCache(slot);
     if (this.rules.swapin === 'refcount') {
       // 5.18: page_count == 1 (the page left the swap cache, or was never in it).
-      const writable = write && !ksm && f.refcount === 1 && pg.prot === 'rw';
+      // The entry's uffd-wp bit comes back write-protected, and its soft-dirty bit, as up to 5.17.
+      const writable = write && !ksm && f.refcount === 1 && pg.prot === 'rw' && !uffdWp;
       f.mapcount++;
-      pg.pte = { frame: f, writable, dirty: writable };
+      pg.pte = { frame: f, writable, dirty: writable, uffdWp, softDirty: writable || swpSoftDirty };
       p.rss++;
       return;
     }
@@ -968,6 +1007,9 @@ export class NaiveKernel {
     const pg = p.pages.get(pageKey(r, i));
     if (pg === undefined) return undefined;
     if (flags.write && pg.prot !== 'rw') return undefined;
+    // The forced break comes after the VMA's check (a read-only VMA passes it): it only adds
+    // the write to the fault, never the permission.
+    if (this.forcesCowBreak(flags)) this.breakCowForGup(p, pg, flags.pin);
     // follow_page_pte until it gives the page; each miss is a fault (faultin_page), counted.
     for (;;) {
       const pte = pg.pte;
@@ -1000,6 +1042,47 @@ export class NaiveKernel {
     }
   }
 
+  /** Does this GUP break COW though it does not write (gupCowBreak)? Every page of the naive model is in a private, COW mapping. */
+  private forcesCowBreak(flags: GupFlags): boolean {
+    if (flags.write) return false;
+    return this.rules.gupCowBreak === 'get-and-pin' || (this.rules.gupCowBreak === 'pin' && flags.pin);
+  }
+
+  /**
+   * The forced COW break of a GUP that does not write: faults until the page is one of ours
+   * alone, as a write would make it (allocated, swapped in, reused or copied), but in a read-only
+   * VMA its PTE stays read-only (maybe_mkwrite), and one break is enough there: the fault
+   * reports the write done (VM_FAULT_WRITE) and GUP then follows the dirty read-only PTE
+   * (FOLL_COW). The 5.8 break is a write fault, which a uffd-wp bit hands to the monitor; seed
+   * 001's is not, and its copy keeps the bit (write-protected).
+   * (5.8 itself asks the fault for a write and lets follow_page_pte see the result; the loop here
+   * is that exchange, one fault per turn.)
+   */
+  private breakCowForGup(p: NProc, pg: NPage, pin: boolean): void {
+    const seed001 = this.rules.gupCowBreak === 'pin' && pin;
+    for (;;) {
+      if (pg.pte !== null && pg.pte.writable) return;
+      p.minflt++;
+      this.unshareAt(p, pg);
+      const wp = pg.pte?.uffdWp === true;
+      const old = pg.pte?.frame;
+      if (pg.pte === null) this.writeFault(p, pg);
+      else this.wpFault(p, pg, false, seed001);
+      const pte = pg.pte!;
+      // Seed 001's wp_page_copy() write-protects its copy with the bit (a reuse is not written
+      // down there: the runs draw no userfaultfd operation on that profile).
+      if (seed001 && wp && pte.frame !== old) {
+        pte.writable = false;
+        pte.uffdWp = true;
+        return;
+      }
+      if (pg.prot !== 'rw') {
+        pte.writable = false;
+        return;
+      }
+    }
+  }
+
   /** get_user_pages(FOLL_GET), read-only, one page: faults it in for reading, takes a reference. */
   gup(p: NProc, r: NRegion, i: number): NRef | null {
     const f = this.grab(p, r, i, { write: false, pin: false, longterm: false });
@@ -1019,8 +1102,9 @@ export class NaiveKernel {
    */
   vmsplice(p: NProc, r: NRegion, i: number): NRef | null {
     // gup-fast first: a present normal page is taken as it is (see fastPte: no VMA looked at).
-    const f = this.fastPte(p, r, i)?.frame ?? null;
-    if (f === null) return this.gup(p, r, i);
+    const pte = this.fastPte(p, r, i);
+    const f = pte?.frame ?? null;
+    if (f === null || (this.rules.gupFastWritableOnly === true && !pte!.writable)) return this.gup(p, r, i);
     f.refcount++;
     return { frame: f };
   }
