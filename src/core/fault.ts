@@ -57,6 +57,16 @@ export const FAULT_COPY_MADE = -1;
  * with `split`, FAULT_COPY_MADE when the fault stopped after wp_page_copy()'s copy.
  */
 export function handleMmFault(k: Kernel, mm: Mm, vpn: number, flags: number, split: WpCopy | null = null): number {
+  const err = handleMmFaultRetry(k, mm, vpn, flags, split);
+  // VM_FAULT_RETRY (handed to userfaultfd and resolved): the access retries.
+  return err === RETRY ? OK : err;
+}
+
+/**
+ * handle_mm_fault() as GUP's faultin_page() sees it: RETRY when a userfault the monitor resolved
+ * took the fault (VM_FAULT_RETRY: the fault did not do what was asked, e.g. no VM_FAULT_WRITE).
+ */
+export function handleMmFaultRetry(k: Kernel, mm: Mm, vpn: number, flags: number, split: WpCopy | null = null): number {
   const vma = mm.findVma(vpn);
   const write = (flags & FAULT_FLAG_WRITE) !== 0;
   if (vma === null || !(vma.flags & (write ? VM_WRITE : VM_READ))) {
@@ -75,8 +85,8 @@ export function handleMmFault(k: Kernel, mm: Mm, vpn: number, flags: number, spl
   if (vma.flags & VM_HUGETLB) err = hugetlbFault(k, mm, vma, vpn, (flags & (FAULT_FLAG_WRITE | FAULT_FLAG_BREAK_COW)) !== 0, (flags & FAULT_FLAG_UNSHARE) !== 0);
   else if (mm.hugePmds > 0 || vma.flags & VM_HUGEPAGE || k.config.thp === 'always') err = handleHugeFault(k, mm, vma, vpn, flags);
   if (err === VM_FAULT_FALLBACK) err = handlePteFault(k, mm, vma, vpn, pteSlotAlloc(k, mm, vpn), flags, split);
-  // VM_FAULT_RETRY (handed to userfaultfd and resolved): not accounted; the access retries.
-  if (err === RETRY) return OK;
+  // VM_FAULT_RETRY (handed to userfaultfd and resolved): not accounted.
+  if (err === RETRY) return RETRY;
   // mm_account_fault(): only faults that did not fail count (min_flt).
   if (err === OK) {
     mm.minflt++;

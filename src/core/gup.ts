@@ -2,10 +2,10 @@
 // with each profile's COW rules at GUP time; unpin_user_pages / put_page to release.
 
 import {
-  EFAULT, isCowMapping, OK, PG_ANON, PG_LARGE, PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE, VM_HUGETLB, VM_READ,
+  EFAULT, isCowMapping, OK, PG_ANON, PG_LARGE, PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE, RETRY, VM_HUGETLB, VM_READ,
   VM_WRITE,
 } from './constants.js';
-import { FAULT_FLAG_BREAK_COW, FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, handleMmFault } from './fault.js';
+import { FAULT_FLAG_BREAK_COW, FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, handleMmFaultRetry } from './fault.js';
 import type { Handle, Kernel, TaskState } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
 import { followSlot, slotPfn } from './huge.js';
@@ -146,11 +146,13 @@ export function gupSlowPage(k: Kernel, mm: Mm, vpn: number, h: Handle, i: number
     // faultin_page(); a forced COW break on a read-only VMA acts like FOLL_FORCE.
     const err = (fault === FAULT_FLAG_WRITE || fault === FAULT_FLAG_BREAK_COW) && !(vma.flags & VM_WRITE)
       ? forcedWriteFault(k, mm, vma, vpn, fault)
-      : handleMmFault(k, mm, vpn, fault);
-    if (err !== OK) return err;
+      : handleMmFaultRetry(k, mm, vpn, fault);
+    if (err !== OK && err !== RETRY) return err;
     // The break is done once the PTE is writable; in a VMA without VM_WRITE it never will be, so
-    // one break is enough (FOLL_COW). A userfault the monitor resolved leaves it read-only until 6.3.
-    if (fault === FAULT_FLAG_WRITE || fault === FAULT_FLAG_BREAK_COW) {
+    // one break is enough (FOLL_COW, set once the fault reports VM_FAULT_WRITE: a userfault the
+    // monitor resolved did not break, and the retry faults again). A userfault the monitor
+    // resolved leaves the PTE read-only until 6.3.
+    if ((fault === FAULT_FLAG_WRITE || fault === FAULT_FLAG_BREAK_COW) && err === OK) {
       const s1 = followSlot(k, mm, vpn);
       broken = !(vma.flags & VM_WRITE) || (s1 >= 0 && (k.tables.bits[s1]! & PTE_WRITE) !== 0);
     }
@@ -172,7 +174,7 @@ export function gupSlowPage(k: Kernel, mm: Mm, vpn: number, h: Handle, i: number
 function forcedWriteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, flag: number): number {
   const saved = vma.flags;
   vma.flags |= VM_WRITE;
-  const err = handleMmFault(k, mm, vpn, flag);
+  const err = handleMmFaultRetry(k, mm, vpn, flag);
   vma.flags = saved;
   const slot = followSlot(k, mm, vpn);
   if (slot >= 0) k.tables.bits[slot] = k.tables.bits[slot]! & ~PTE_WRITE;

@@ -10,6 +10,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { OK } from '../../src/core/constants.js';
 import { uffdRegister, uffdWriteprotect } from '../../src/core/userfaultfd.js';
+import { getUserPages } from '../../src/core/gup.js';
+import { doMprotect } from '../../src/core/mmap.js';
 import { assertConsistent, kernel, presentPte, proc, readOk, writeOk } from './helpers.js';
 
 test('un-protecting a private page that was never protected: read-only before 6.3 (PAGE_COPY through pte_modify), so the next write faults and reuses the exclusive page; writable at once from 6.3', () => {
@@ -71,4 +73,24 @@ test('un-protecting a shared mapping (5.19 to 6.2): PAGE_SHARED maps every PTE o
     assert.equal(mm.uffdFaults, 0, name);
     assertConsistent(k);
   }
+});
+
+test('v5.8\'s forced COW break in a read-only VMA: a GUP whose break fault the monitor answered breaks COW at the retry (FOLL_COW is set only once a fault reports VM_FAULT_WRITE), so the R/O pin holds a private copy the PTE maps, not the zero page', () => {
+  const k = kernel('v5.8');
+  const { mm, vpn } = proc(k, 1);
+  assert.equal(uffdRegister(k, mm, vpn, vpn + 1), OK);
+  assert.equal(doMprotect(k, mm, vpn, vpn + 1, 'ro'), OK);
+  readOk(k, mm, vpn);
+  assert.equal(presentPte(k, mm, vpn).pfn, 0, 'the read maps the zero page');
+  assert.equal(uffdWriteprotect(k, mm, vpn, vpn + 1, true), OK);
+  const r = getUserPages(k, mm, vpn, vpn + 1, { pin: true, write: false, longterm: true, fast: false, kind: 'pin' });
+  assert.equal(r.err, OK);
+  const pinned = r.handle!.frames[0]!;
+  // 17839856fd58: the pin's break is a write fault; the uffd-wp bit hands the first to the monitor
+  // (VM_FAULT_RETRY, no FOLL_COW), the retry copies the zero page.
+  assert.equal(mm.uffdFaults, 1, 'one fault handed to the monitor');
+  assert.notEqual(pinned, 0, 'the pin holds a private copy, not the zero page');
+  assert.equal(presentPte(k, mm, vpn).pfn, pinned, 'the process maps the page it pinned');
+  assert.equal(presentPte(k, mm, vpn).write, false, 'the VMA is read-only: the copy stays read-only');
+  assertConsistent(k);
 });
