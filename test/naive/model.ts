@@ -735,8 +735,12 @@ export class NaiveKernel {
       if (pg.pte!.writable) return;
     }
     if (pg.swp !== null) {
-      this.swapIn(p, pg, true);
-      if (pg.pte!.writable) return;
+      // Up to 5.17, do_swap_page() reports a write it reused the page for done (VM_FAULT_WRITE)
+      // even where the PTE stays read-only: in a read-only VMA (a GUP's forced COW break, FOLL_COW)
+      // no do_wp_page follows. (A CPU write with the entry's uffd-wp bit retries into do_wp_page,
+      // which the fall-through below is.)
+      const done = this.swapIn(p, pg, true);
+      if (pg.pte!.writable || (done && pg.prot !== 'rw')) return;
     }
     const pte = pg.pte;
     if (pte === null) {
@@ -877,7 +881,8 @@ export class NaiveKernel {
    *   on a read fault too.
    * Otherwise it is mapped read-only.
    */
-  swapIn(p: NProc, pg: NPage, write: boolean): void {
+  /** do_swap_page(): true when a write fault's write was done here (reuse_swap_page, up to 5.17), else false. */
+  swapIn(p: NProc, pg: NPage, write: boolean): boolean {
     const { slot, exclusive: swpExclusive } = pg.swp!;
     // pte_swp_uffd_wp: the page comes back write-protected with the bit (a write then goes to the monitor).
     const uffdWp = pg.swp!.uffdWp === true;
@@ -895,12 +900,13 @@ export class NaiveKernel {
     if (this.rules.swapin === 'reuse_swap_page') {
       // Up to 5.17: on a write fault, reuse_swap_page() before the mapping is added and the
       // entry freed (our entry is in the count): writable if nothing else maps or swaps it.
-      const writable = write && this.reuseSwapPage(f) && pg.prot === 'rw' && !uffdWp;
+      const reused = write && this.reuseSwapPage(f);
+      const writable = reused && pg.prot === 'rw' && !uffdWp;
       slot.count--;
       f.mapcount++;
       pg.pte = { frame: f, writable, dirty: writable, uffdWp, softDirty: writable || swpSoftDirty };
       p.rss++;
-      return;
+      return reused;
     }
     slot.count--;
     if (write && !ksm && f.refcount === 2 && slot.count === 0) this.dropCache(slot);
@@ -911,7 +917,7 @@ export class NaiveKernel {
       f.mapcount++;
       pg.pte = { frame: f, writable, dirty: writable, uffdWp, softDirty: writable || swpSoftDirty };
       p.rss++;
-      return;
+      return false;
     }
     const exclusive = !ksm && (swpExclusive || f.refcount === 1);
     let writable = false;
@@ -927,6 +933,7 @@ export class NaiveKernel {
     pg.pte = { frame: f, writable, dirty: write && writable, uffdWp, softDirty: swpSoftDirty || (write && writable) };
     p.rss++;
     // A write fault that did not end writable goes on to do_wp_page (the caller's writeFault).
+    return false;
   }
 
   /**
