@@ -88,12 +88,17 @@ export function forkBegin(k: Kernel, t: ForkTask, cowpt: boolean, stepped = fals
     const tmp = vma.clone(vma.shm);
     dupUserfaultfd(parent, child, tmp);
     if (vma.shm) vma.shm.users++;
-    if (tmp.anonVma) tmp.anonId = newAnonId(); // anon_vma_fork(): the child's mapping gets its own anon_vma
+    // anon_vma_fork(): the child's mapping gets its own anon_vma, its chain linking the parent's too.
+    if (tmp.anonVma) {
+      tmp.anonId = newAnonId();
+      tmp.uncowedParents = true;
+    }
     child.vmas.push(tmp);
     hugetlbDupVmaPrivate(tmp);
     if (vma.flags & VM_WIPEONFORK) {
       tmp.anonVma = false; // MADV_WIPEONFORK: the child's mapping starts empty, with no anon_vma
       tmp.anonId = 0;
+      tmp.uncowedParents = false;
       continue;
     }
     // vma_needs_copy(): only mappings with an anon_vma have PTEs worth copying; from 5.19 also a

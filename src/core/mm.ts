@@ -48,6 +48,12 @@ export class Vma {
   /** Which anon_vma (0: none); split parts share it, so they may merge again. */
   anonId = 0;
   /**
+   * vma_had_uncowed_parents(): its anon_vma_chain also links a parent's anon_vma (anon_vma_fork
+   * at fork; split and moved parts keep the chain), so it neither merges with a neighbour that has
+   * no anon_vma nor lends its anon_vma to one (list_is_singular() fails).
+   */
+  uncowedParents = false;
+  /**
    * vm_pgoff - vm_start (in pages) of a private mapping: 0 from mmap (pgoff = addr >> PAGE_SHIFT);
    * a range mremap moved keeps its old pgoff, so it merges only with what lines up with it.
    */
@@ -68,6 +74,7 @@ export class Vma {
     v.shm = shm;
     v.shmOffset = this.shmOffset;
     v.anonId = this.anonId;
+    v.uncowedParents = this.uncowedParents;
     v.pgoffShift = this.pgoffShift;
     v.hugetlb = this.hugetlb === null ? null : { ...this.hugetlb, consumed: this.hugetlb.consumed.slice() };
     return v;
@@ -89,7 +96,7 @@ export function anonVmaPrepare(mm: Mm, vma: Vma): void {
   vma.anonVma = true;
   const i = mm.vmas.indexOf(vma);
   for (const n of [mm.vmas[i - 1], mm.vmas[i + 1]]) {
-    if (n && n.anonVma && n.flags === vma.flags && n.shm === null && vma.shm === null && (n.end === vma.start || vma.end === n.start)) {
+    if (n && n.anonVma && !n.uncowedParents && n.flags === vma.flags && n.shm === null && vma.shm === null && (n.end === vma.start || vma.end === n.start)) {
       vma.anonId = n.anonId;
       return;
     }
@@ -164,7 +171,8 @@ export class Mm {
       const a = this.vmas[i]!;
       const b = this.vmas[i + 1]!;
       const sameBacking = a.shm === null ? b.shm === null && a.pgoffShift === b.pgoffShift : a.shm === b.shm && a.shmOffset + (a.end - a.start) === b.shmOffset;
-      const anonOk = a.anonId === b.anonId || a.anonId === 0 || b.anonId === 0;
+      // is_mergeable_anon_vma(): the same anon_vma, or one side has none and the other's chain is singular.
+      const anonOk = a.anonId === b.anonId || (a.anonId === 0 && !b.uncowedParents) || (b.anonId === 0 && !a.uncowedParents);
       // hugetlbfs sets VM_DONTEXPAND (VM_SPECIAL): its mappings never merge.
       if (a.end === b.start && a.flags === b.flags && sameBacking && anonOk && a.hugetlb === null && b.hugetlb === null) {
         a.end = b.end;

@@ -132,6 +132,8 @@ export interface NVma {
   anonVma: boolean;
   /** Which anon_vma (0: none). */
   anonId: number;
+  /** Its anon_vma came from anon_vma_fork (the chain links the parent's too): it merges only with the same anon_vma. */
+  uncowed?: boolean;
   /**
    * vm_pgoff minus the start (in pages): 0 for a mapping made by mmap; mremap keeps the page
    * offset of a VMA with an anon_vma, so its copy at a new address has another. VMAs merge only
@@ -678,7 +680,7 @@ export class NaiveKernel {
       const a = pages.get(addrs[j - 1]!)!;
       const b = pages.get(addrs[j]!)!;
       if (a.vma === b.vma || !NaiveKernel.sameFlags(a, b)) continue;
-      if (!(a.vma.anonId === b.vma.anonId || a.vma.anonId === 0 || b.vma.anonId === 0)) continue;
+      if (!(a.vma.anonId === b.vma.anonId || (a.vma.anonId === 0 && b.vma.uncowed !== true) || (b.vma.anonId === 0 && a.vma.uncowed !== true))) continue;
       if ((a.vma.shift ?? 0) !== (b.vma.shift ?? 0)) continue;
       const keep = a.vma;
       const gone = b.vma;
@@ -699,7 +701,7 @@ export class NaiveKernel {
     const lo = Math.min(...mine);
     const hi = Math.max(...mine);
     for (const n of [pages.get(lo - 1), pages.get(hi + 1)]) {
-      if (n !== undefined && n.vma.anonVma && NaiveKernel.sameFlags(n, pg)) {
+      if (n !== undefined && n.vma.anonVma && n.vma.uncowed !== true && NaiveKernel.sameFlags(n, pg)) {
         pg.vma.anonId = n.vma.anonId;
         return;
       }
@@ -1276,7 +1278,7 @@ export class NaiveKernel {
     let cv = vmas.get(pg.vma);
     if (cv === undefined) {
       const anon = pg.wipeonfork ? false : pg.vma.anonVma;
-      cv = { anonVma: anon, anonId: anon ? this.nextAnon++ : 0, shift: pg.vma.shift, vmSoftdirty: pg.vma.vmSoftdirty };
+      cv = { anonVma: anon, anonId: anon ? this.nextAnon++ : 0, uncowed: anon, shift: pg.vma.shift, vmSoftdirty: pg.vma.vmSoftdirty };
       vmas.set(pg.vma, cv);
     }
     return { vma: cv, prot: pg.prot, dontfork: false, wipeonfork: pg.wipeonfork, mergeable: pg.mergeable, pte: null, swp: null, uffd };
@@ -1529,7 +1531,7 @@ export class NaiveKernel {
     for (const { vma, idx } of parts) {
       const first = p.pages.get(pageKey(r, idx[0]!))!;
       const newAt = moved.base + (idx[0]! - lo);
-      const nv: NVma = { anonVma: vma.anonVma, anonId: vma.anonId, shift: vma.anonVma ? (vma.shift ?? 0) + (r.base + idx[0]! - newAt) : 0, vmSoftdirty: vma.vmSoftdirty };
+      const nv: NVma = { anonVma: vma.anonVma, anonId: vma.anonId, uncowed: vma.uncowed, shift: vma.anonVma ? (vma.shift ?? 0) + (r.base + idx[0]! - newAt) : 0, vmSoftdirty: vma.vmSoftdirty };
       // vma_has_uffd_without_event_remap(): asked of the old VMA before anything changes it.
       const clearUffdWp = this.rules.mremapClearsUffdWp === true && first.uffd === true;
       // copy_vma: the new range joins the VMA just before it when it could merge (vma_merge_new_range).
@@ -1993,10 +1995,10 @@ export class NaiveKernel {
     const b = r.base + hi;
     const inside = new Map<NVma, NVma>();
     for (const [addr, pg] of pages) {
-      if (addr >= a && addr < b && !inside.has(pg.vma)) inside.set(pg.vma, { anonVma: pg.vma.anonVma, anonId: pg.vma.anonId, shift: pg.vma.shift, vmSoftdirty: pg.vma.vmSoftdirty });
+      if (addr >= a && addr < b && !inside.has(pg.vma)) inside.set(pg.vma, { anonVma: pg.vma.anonVma, anonId: pg.vma.anonId, uncowed: pg.vma.uncowed, shift: pg.vma.shift, vmSoftdirty: pg.vma.vmSoftdirty });
     }
     const after = new Map<NVma, NVma>();
-    for (const v of inside.keys()) after.set(v, { anonVma: v.anonVma, anonId: v.anonId, shift: v.shift, vmSoftdirty: v.vmSoftdirty });
+    for (const v of inside.keys()) after.set(v, { anonVma: v.anonVma, anonId: v.anonId, uncowed: v.uncowed, shift: v.shift, vmSoftdirty: v.vmSoftdirty });
     for (const [addr, pg] of pages) {
       if (addr < a) continue;
       const to = addr < b ? inside.get(pg.vma) : after.get(pg.vma);
