@@ -674,6 +674,18 @@ const WHAT_IF: fc.Arbitrary<WhatIf> = fc.record({
   return { sets, rules };
 });
 
+/**
+ * The commands of a what-if run less those the naive rules do not cover: seed 001's forced COW
+ * break (gupCowBreak=pin) keeps the uffd-wp bit on its copy, which the naive model does not
+ * write down (no userfaultfd run on v5.9-rc4+pin-cow either), so such kernels draw no
+ * uffd-protect.
+ */
+function withinNaiveRules(rules: NaiveOptions, cmds: Iterable<fc.Command<object, Real>>): Iterable<fc.Command<object, Real>> {
+  if (rules.gupCowBreak !== 'pin') return cmds;
+  // (fast-check hands the commands wrapped: their text says which operation they take.)
+  return [...cmds].filter((c) => !String(c).startsWith('take(uffd-protect,'));
+}
+
 test('model-based: random what-if kernels (v6 with every switch the naive model has an option for drawn at random) agree with the naive model under the matching rules', () => {
   const at = tally.since();
   const ops: OpName[] = [...NAIVE_V6_OPS, 'device-exclusive', 'device-atomic', 'uffd-register', 'uffd-protect', 'uffd-unprotect', 'uffd-fork-event'];
@@ -684,7 +696,7 @@ test('model-based: random what-if kernels (v6 with every switch the naive model 
   for (const prefix of prefixes) {
     fc.assert(fc.property(WHAT_IF, fc.commands(takes(ops), { maxCommands: 25, size: 'max' }), (w, cmds) => {
       for (const s of w.sets) drawn.add(s);
-      runOnce(runInput('v6', ops, { sets: w.sets }), w.rules, cmds, { prefix });
+      runOnce(runInput('v6', ops, { sets: w.sets }), w.rules, withinNaiveRules(w.rules, cmds), { prefix });
     }), { numRuns: 1000, includeErrorInReport: true });
   }
   // Every value of every drawn switch was drawn.
