@@ -107,6 +107,12 @@ export const ENOENT = 8;
 export const SIGBUS = 9;
 /** -EAGAIN (MADV_COLLAPSE: a page holds a reference no mapping explains; trying again may succeed). */
 export const EAGAIN = 10;
+/**
+ * VM_FAULT_WRITE: a write (or break-COW) fault did the write, even where the PTE stays read-only
+ * (a read-only VMA, a uffd-wp bit): do_wp_page() reused or copied the page, or do_swap_page()
+ * reused it (reuse_swap_page). A success like OK; GUP's faultin_page() reads it (FOLL_COW).
+ */
+export const VM_FAULT_WRITE = 11;
 
 /** Where the model places mappings: bottom-up from 1 TiB (as a page number). */
 export const MMAP_BASE_VPN = 1 << 28;

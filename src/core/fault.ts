@@ -4,7 +4,7 @@
 import {
   NA, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_KSM, PG_LARGE, PG_SHMEM, PG_SWAPCACHE, PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY,
   PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, SIGSEGV, PTE_SWAP, PTE_DEVICE_EXCLUSIVE, VM_HUGEPAGE, VM_HUGETLB, VM_MAYSHARE, VM_READ, VM_SHARED, VM_UFFD_WP, VM_WRITE,
-  PTE_MARKER, RETRY,
+  PTE_MARKER, RETRY, VM_FAULT_WRITE,
 } from './constants.js';
 import { handleUserfault, userfaultfdPteWp } from './userfaultfd.js';
 import type { Kernel } from './kernel.js';
@@ -26,7 +26,16 @@ export const FAULT_FLAG_UNSHARE = 2;
  * is no real write: userfaultfd_pte_wp() ignores it, and wp_page_copy() carries the uffd-wp bit.
  */
 export const FAULT_FLAG_BREAK_COW = 4;
+/**
+ * Not a kernel flag: the fault is GUP's (faultin_page()), which reads VM_FAULT_WRITE and follows
+ * the page again itself. A swap-in that did the write ends the fault there, as in the kernel
+ * (do_swap_page() cleared FAULT_FLAG_WRITE); an access's fault goes on to do_wp_page() at once
+ * when the swap-in left the PTE write-protected (a uffd-wp bit): the model folds the access's
+ * retry into its fault.
+ */
+export const FAULT_FLAG_GUP = 8;
 const COW_FLAGS = FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE | FAULT_FLAG_BREAK_COW;
+const WRITE_FLAGS = FAULT_FLAG_WRITE | FAULT_FLAG_BREAK_COW;
 
 /**
  * wp_page_copy() split around its copy (the copy is made outside the page-table lock): the PTE
@@ -57,16 +66,18 @@ export const FAULT_COPY_MADE = -1;
  * with `split`, FAULT_COPY_MADE when the fault stopped after wp_page_copy()'s copy.
  */
 export function handleMmFault(k: Kernel, mm: Mm, vpn: number, flags: number, split: WpCopy | null = null): number {
-  const err = handleMmFaultRetry(k, mm, vpn, flags, split);
-  // VM_FAULT_RETRY (handed to userfaultfd and resolved): the access retries.
-  return err === RETRY ? OK : err;
+  const err = handleMmFaultFlags(k, mm, vpn, flags, split);
+  // VM_FAULT_RETRY (handed to userfaultfd and resolved): the access retries. VM_FAULT_WRITE: done.
+  return err === RETRY || err === VM_FAULT_WRITE ? OK : err;
 }
 
 /**
- * handle_mm_fault() as GUP's faultin_page() sees it: RETRY when a userfault the monitor resolved
- * took the fault (VM_FAULT_RETRY: the fault did not do what was asked, e.g. no VM_FAULT_WRITE).
+ * handle_mm_fault() with what the fault did, as GUP's faultin_page() reads it (with
+ * FAULT_FLAG_GUP): VM_FAULT_WRITE when a write (or break-COW) fault broke COW; RETRY when a
+ * userfault the monitor resolved took the fault (VM_FAULT_RETRY: nothing done, no
+ * VM_FAULT_WRITE); otherwise as handleMmFault().
  */
-export function handleMmFaultRetry(k: Kernel, mm: Mm, vpn: number, flags: number, split: WpCopy | null = null): number {
+export function handleMmFaultFlags(k: Kernel, mm: Mm, vpn: number, flags: number, split: WpCopy | null = null): number {
   const vma = mm.findVma(vpn);
   const write = (flags & FAULT_FLAG_WRITE) !== 0;
   if (vma === null || !(vma.flags & (write ? VM_WRITE : VM_READ))) {
@@ -82,17 +93,27 @@ export function handleMmFaultRetry(k: Kernel, mm: Mm, vpn: number, flags: number
   }
   let err = VM_FAULT_FALLBACK;
   // hugetlb_fault(): a hugetlb VMA has huge PTEs only.
-  if (vma.flags & VM_HUGETLB) err = hugetlbFault(k, mm, vma, vpn, (flags & (FAULT_FLAG_WRITE | FAULT_FLAG_BREAK_COW)) !== 0, (flags & FAULT_FLAG_UNSHARE) !== 0);
+  // 5.8's follow_hugetlb_page() has no FOLL_COW (it follows a huge PTE once writable): a write the
+  // hugetlb fault completed is reported done, so a read-only VMA's forced break is done once.
+  if (vma.flags & VM_HUGETLB) err = writeDone(hugetlbFault(k, mm, vma, vpn, (flags & WRITE_FLAGS) !== 0, (flags & FAULT_FLAG_UNSHARE) !== 0), flags & WRITE_FLAGS);
   else if (mm.hugePmds > 0 || vma.flags & VM_HUGEPAGE || k.config.thp === 'always') err = handleHugeFault(k, mm, vma, vpn, flags);
   if (err === VM_FAULT_FALLBACK) err = handlePteFault(k, mm, vma, vpn, pteSlotAlloc(k, mm, vpn), flags, split);
   // VM_FAULT_RETRY (handed to userfaultfd and resolved): not accounted.
   if (err === RETRY) return RETRY;
   // mm_account_fault(): only faults that did not fail count (min_flt).
-  if (err === OK) {
+  if (err === OK || err === VM_FAULT_WRITE) {
     mm.minflt++;
     k.stats.faults++;
   }
   return err;
+}
+
+/**
+ * VM_FAULT_WRITE for a fault that completed (OK) with a write asked (`write`: its write flags),
+ * where the kernel's own report needs a second fault or has no FOLL_COW to read it (the callers say which).
+ */
+function writeDone(err: number, write: number): number {
+  return err === OK && write !== 0 ? VM_FAULT_WRITE : err;
 }
 
 /**
@@ -104,7 +125,8 @@ function handleHugeFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, flags: number
   const s = pmdLeafSlot(k, mm, vpn);
   if (s < 0) {
     if (flags & FAULT_FLAG_UNSHARE || pteSlot(k, mm, vpn) >= 0 || !thpVmaAllowable(k, vma, vpn)) return VM_FAULT_FALLBACK;
-    return doHugePmdAnonymousPage(k, mm, vma, vpn, (flags & (FAULT_FLAG_WRITE | FAULT_FLAG_BREAK_COW)) !== 0);
+    // do_huge_pmd_anonymous_page() maps a write's THP writable (do_anonymous_page()'s fold, below).
+    return writeDone(doHugePmdAnonymousPage(k, mm, vma, vpn, (flags & WRITE_FLAGS) !== 0), flags & WRITE_FLAGS);
   }
   const bits = k.tables.bits[s]!;
   // Seed 001's FAULT_FLAG_BREAK_COW reaches do_huge_pmd_wp_page() as a write fault does (wp_huge_pmd()).
@@ -112,7 +134,8 @@ function handleHugeFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, flags: number
     // wp_huge_pmd(): a real write to a uffd-wp huge PMD goes to the monitor first
     // (userfaultfd_huge_pmd_wp), whose answer splits the PMD to un-protect the one page.
     if (!(flags & (FAULT_FLAG_UNSHARE | FAULT_FLAG_BREAK_COW)) && userfaultfdPteWp(vma, bits)) return handleUserfault(k, mm, vpn);
-    return doHugePmdWpPage(k, mm, vma, vpn, s, (flags & FAULT_FLAG_UNSHARE) !== 0);
+    // do_huge_pmd_wp_page(): VM_FAULT_WRITE once it reused or copied the THP (a split falls back).
+    return writeDone(doHugePmdWpPage(k, mm, vma, vpn, s, (flags & FAULT_FLAG_UNSHARE) !== 0), flags & WRITE_FLAGS);
   }
   // huge_pmd_set_accessed()
   k.tables.bits[s] = bits | PTE_YOUNG | (flags & FAULT_FLAG_WRITE ? PTE_DIRTY | PTE_SOFT_DIRTY : 0);
@@ -125,7 +148,9 @@ export function handlePteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: n
   if (bits === 0) {
     if (vma.shm !== null) return doSharedFault(k, mm, vma, vpn, slot, flags);
     if (flags & FAULT_FLAG_UNSHARE) return OK; // nothing mapped: nothing to unshare
-    return doAnonymousPage(k, mm, vma, vpn, slot, (flags & FAULT_FLAG_WRITE) !== 0);
+    // do_anonymous_page() reports no VM_FAULT_WRITE: in a read-only VMA (GUP's forced COW break)
+    // the kernel faults again and do_wp_page() reuses the page; the model maps it at once (gup.ts).
+    return writeDone(doAnonymousPage(k, mm, vma, vpn, slot, (flags & FAULT_FLAG_WRITE) !== 0), flags & FAULT_FLAG_WRITE);
   }
   if (!(bits & PTE_PRESENT)) {
     let err: number;
@@ -133,7 +158,9 @@ export function handlePteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: n
     if (bits & PTE_SWAP) err = doSwapPage(k, mm, vma, vpn, slot, (flags & FAULT_FLAG_WRITE) !== 0);
     else if (bits & PTE_DEVICE_EXCLUSIVE) err = removeDeviceExclusiveEntry(k, mm, vma, vpn, slot);
     else return NA;
-    if (err !== OK) return err;
+    // VM_FAULT_WRITE: the swap-in did the write (no do_wp_page); GUP reads it (FAULT_FLAG_GUP).
+    if (err === VM_FAULT_WRITE && flags & FAULT_FLAG_GUP) return err;
+    if (err !== OK && err !== VM_FAULT_WRITE) return err;
     // The PTE is present now: go on as for a present one (a write may still need do_wp_page).
     return handlePteFault(k, mm, vma, vpn, slot, flags, split);
   }
@@ -352,7 +379,10 @@ function refcountWithoutSwapcache(k: Kernel, pfn: number): number {
   return f.refcount[pfn]!;
 }
 
-/** do_wp_page(): a write (or unshare, or seed 001's break-COW) fault on a present, write-protected PTE. */
+/**
+ * do_wp_page(): a write (or unshare, or seed 001's break-COW) fault on a present, write-protected
+ * PTE. VM_FAULT_WRITE when it reused or copied a private page for a write or break-COW.
+ */
 export function doWpPage(
   k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: number, unshare: boolean, split: WpCopy | null = null, breakCow = false,
 ): number {
@@ -385,9 +415,11 @@ export function doWpPage(
     }
     wpPageReuse(k, vma, slot);
     k.emit('wp-reuse', mm.id, vpn, pfn, -1, reuseReason(k, pfn, wasExclusive));
-    return OK;
+    return VM_FAULT_WRITE;
   }
-  return wpPageCopy(k, mm, vma, vpn, slot, unshare, split, breakCow);
+  const err = wpPageCopy(k, mm, vma, vpn, slot, unshare, split, breakCow);
+  // wp_page_copy(): VM_FAULT_WRITE once copied (an unshare's copy is no write: 0).
+  return err === OK && !unshare ? VM_FAULT_WRITE : err;
 }
 
 function reuseReason(k: Kernel, pfn: number, wasExclusive: boolean): string {

@@ -2,10 +2,10 @@
 // with each profile's COW rules at GUP time; unpin_user_pages / put_page to release.
 
 import {
-  EFAULT, isCowMapping, OK, PG_ANON, PG_LARGE, PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE, RETRY, VM_HUGETLB, VM_READ,
-  VM_WRITE,
+  EFAULT, isCowMapping, OK, PG_ANON, PG_LARGE, PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE, RETRY, VM_FAULT_WRITE, VM_HUGETLB,
+  VM_READ, VM_WRITE,
 } from './constants.js';
-import { FAULT_FLAG_BREAK_COW, FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, handleMmFaultRetry } from './fault.js';
+import { FAULT_FLAG_BREAK_COW, FAULT_FLAG_GUP, FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, handleMmFaultFlags } from './fault.js';
 import type { Handle, Kernel, TaskState } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
 import { followSlot, slotPfn } from './huge.js';
@@ -146,16 +146,13 @@ export function gupSlowPage(k: Kernel, mm: Mm, vpn: number, h: Handle, i: number
     // faultin_page(); a forced COW break on a read-only VMA acts like FOLL_FORCE.
     const err = (fault === FAULT_FLAG_WRITE || fault === FAULT_FLAG_BREAK_COW) && !(vma.flags & VM_WRITE)
       ? forcedWriteFault(k, mm, vma, vpn, fault)
-      : handleMmFaultRetry(k, mm, vpn, fault);
-    if (err !== OK && err !== RETRY) return err;
-    // The break is done once the PTE is writable; in a VMA without VM_WRITE it never will be, so
-    // one break is enough (FOLL_COW, set once the fault reports VM_FAULT_WRITE: a userfault the
-    // monitor resolved did not break, and the retry faults again). A userfault the monitor
-    // resolved leaves the PTE read-only until 6.3.
-    if ((fault === FAULT_FLAG_WRITE || fault === FAULT_FLAG_BREAK_COW) && err === OK) {
-      const s1 = followSlot(k, mm, vpn);
-      broken = !(vma.flags & VM_WRITE) || (s1 >= 0 && (k.tables.bits[s1]! & PTE_WRITE) !== 0);
-    }
+      : handleMmFaultFlags(k, mm, vpn, fault | FAULT_FLAG_GUP);
+    if (err !== OK && err !== RETRY && err !== VM_FAULT_WRITE) return err;
+    // faultin_page(): VM_FAULT_WRITE in a VMA without VM_WRITE sets FOLL_COW: COW is broken and
+    // the PTE stays read-only (dirty), so follow_page_pte() takes it as it is (can_follow_write_pte).
+    // In a writable VMA the break is done once the PTE is writable. A userfault the monitor
+    // resolved (RETRY) broke nothing: the retry faults again (the PTE stays read-only until 6.3).
+    if (err === VM_FAULT_WRITE && !(vma.flags & VM_WRITE)) broken = true;
     if (fault === FAULT_FLAG_UNSHARE) {
       // After the unshare fault the page is exclusive (or a private copy): follow it again.
       const s2 = followSlot(k, mm, vpn);
@@ -174,7 +171,7 @@ export function gupSlowPage(k: Kernel, mm: Mm, vpn: number, h: Handle, i: number
 function forcedWriteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, flag: number): number {
   const saved = vma.flags;
   vma.flags |= VM_WRITE;
-  const err = handleMmFaultRetry(k, mm, vpn, flag);
+  const err = handleMmFaultFlags(k, mm, vpn, flag | FAULT_FLAG_GUP);
   vma.flags = saved;
   const slot = followSlot(k, mm, vpn);
   if (slot >= 0) k.tables.bits[slot] = k.tables.bits[slot]! & ~PTE_WRITE;

@@ -3,7 +3,7 @@
 
 import {
   OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_KSM, PG_SHMEM, PG_SWAPCACHE, PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY,
-  PTE_SPECIAL, PTE_SWAP, PTE_SWP_EXCLUSIVE, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, VM_SOFTDIRTY, VM_WRITE,
+  PTE_SPECIAL, PTE_SWAP, PTE_SWP_EXCLUSIVE, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, VM_FAULT_WRITE, VM_SOFTDIRTY, VM_WRITE,
 } from './constants.js';
 import { pageMaybeDmaPinned } from './page.js';
 import { hugeIn, splitForSwap } from './huge.js';
@@ -128,7 +128,10 @@ export function shmemSwapIn(k: Kernel, obj: ShmemObject, idx: number): number {
   return pfn;
 }
 
-/** do_swap_page(): a fault on a swap PTE. `write`/`unshare` as in handle_pte_fault. */
+/**
+ * do_swap_page(): a fault on a swap PTE (`write`: FAULT_FLAG_WRITE). VM_FAULT_WRITE when
+ * reuse_swap_page() let it do the write itself (FAULT_FLAG_WRITE cleared: no do_wp_page()).
+ */
 export function doSwapPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: number, write: boolean): number {
   const t = k.tables;
   const f = k.frames;
@@ -154,12 +157,17 @@ export function doSwapPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: numbe
   f.refcount[pfn]!++;
   let writable = false;
   let exclusive = false;
+  let writeDone = false;
   const p = k.profile;
   if (p.swapinReuse === 'reuse_swap_page') {
     // reuse_swap_page(): mapcount + swap count (ours included) <= 1; the cache entry goes.
     if (write && !ksm && f.mapcount[pfn]! + sw.count[s]! <= 1) {
       writable = true;
       exclusive = true;
+      // The write is done here, whatever write bit the VMA and a uffd-wp bit leave the PTE
+      // (vmf->flags &= ~FAULT_FLAG_WRITE, ret |= VM_FAULT_WRITE): no do_wp_page(), so no
+      // userfault; 5.8's forced COW break in a read-only VMA ends here (FOLL_COW).
+      writeDone = true;
     }
     swapFree(k, s);
     if (writable && f.flags[pfn]! & PG_SWAPCACHE) deleteFromSwapCache(k, pfn);
@@ -187,11 +195,13 @@ export function doSwapPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: numbe
   f.addRmapPte(pfn, mm.id);
   mm.rssAnon++;
   anonVmaPrepare(mm, vma);
-  setPte(k, slot, pfn, PTE_PRESENT | PTE_YOUNG | (orig & (PTE_SOFT_DIRTY | PTE_UFFD_WP)) |
-    (writable && vma.flags & VM_WRITE ? PTE_WRITE | (write ? PTE_DIRTY | PTE_SOFT_DIRTY : 0) : 0));
+  // maybe_mkwrite(pte_mkdirty()): a write done here dirties the PTE even where it stays read-only.
+  const w = writable && vma.flags & VM_WRITE;
+  setPte(k, slot, pfn, PTE_PRESENT | PTE_YOUNG | (orig & (PTE_SOFT_DIRTY | PTE_UFFD_WP)) | (w ? PTE_WRITE : 0) |
+    ((w && write) || writeDone ? PTE_DIRTY | PTE_SOFT_DIRTY : 0));
   k.emit('note', mm.id, vpn, pfn, -1,
-    `do_swap_page: slot ${s} swapped in ${fromCache ? 'from the swap cache' : 'from the device'} as frame ${pfn}, mapped ${writable ? 'writable' : 'read-only'}${exclusive ? ', exclusive' : ''}`);
-  return OK;
+    `do_swap_page: slot ${s} swapped in ${fromCache ? 'from the swap cache' : 'from the device'} as frame ${pfn}, mapped ${writable ? 'writable' : 'read-only'}${exclusive ? ', exclusive' : ''}${writeDone && !writable ? ' (the write done: reuse_swap_page)' : ''}`);
+  return writeDone ? VM_FAULT_WRITE : OK;
 }
 
 export { copySwapPte, deleteFromSwapCache, freeSwapAndCache, swapFree, tryToFreeSwap } from './swapcache.js';

@@ -8,11 +8,13 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OK } from '../../src/core/constants.js';
+import { OK, PTE_UFFD_WP } from '../../src/core/constants.js';
 import { uffdRegister, uffdWriteprotect } from '../../src/core/userfaultfd.js';
 import { getUserPages } from '../../src/core/gup.js';
 import { doMprotect } from '../../src/core/mmap.js';
-import { assertConsistent, kernel, presentPte, proc, readOk, writeOk } from './helpers.js';
+import { swapOutPage } from '../../src/core/swap.js';
+import { pteSlot } from '../../src/core/walk.js';
+import { assertConsistent, frame, kernel, presentPte, proc, pte, readOk, writeOk } from './helpers.js';
 
 test('un-protecting a private page that was never protected: read-only before 6.3 (PAGE_COPY through pte_modify), so the next write faults and reuses the exclusive page; writable at once from 6.3', () => {
   const cases = [['v5.7', false], ['5.10', false], ['v5.14', false], ['v5.19', false], ['6.1', false], ['v6.2', false], ['6.6', true], ['v6', true]] as const;
@@ -92,5 +94,61 @@ test('v5.8\'s forced COW break in a read-only VMA: a GUP whose break fault the m
   assert.notEqual(pinned, 0, 'the pin holds a private copy, not the zero page');
   assert.equal(presentPte(k, mm, vpn).pfn, pinned, 'the process maps the page it pinned');
   assert.equal(presentPte(k, mm, vpn).write, false, 'the VMA is read-only: the copy stays read-only');
+  assertConsistent(k);
+});
+
+/** v5.8: a page written, taken by vmsplice, uffd-wp protected, mprotect'ed (`prot`), swapped out with the pipe's reference keeping it in the swap cache. */
+function swappedProtectedPage(prot: 'ro' | 'rw') {
+  const k = kernel('v5.8');
+  const { mm, vpn } = proc(k, 1);
+  const pfn = writeOk(k, mm, vpn, 7);
+  // vmsplice: gup-fast takes the writable PTE's page (5.8: a FOLL_GET reference, write=1 for gup-fast).
+  const pipe = getUserPages(k, mm, vpn, vpn + 1, { pin: false, write: false, longterm: false, fast: true, kind: 'pipe' });
+  assert.equal(pipe.err, OK);
+  assert.equal(pipe.handle!.frames[0], pfn, 'the pipe holds the page');
+  assert.equal(uffdRegister(k, mm, vpn, vpn + 1), OK);
+  assert.equal(uffdWriteprotect(k, mm, vpn, vpn + 1, true), OK);
+  if (prot === 'ro') assert.equal(doMprotect(k, mm, vpn, vpn + 1, 'ro'), OK);
+  // MADV_PAGEOUT: the swap PTE keeps the uffd-wp bit (pte_swp_mkuffd_wp); the pipe's reference
+  // keeps the page in the swap cache (__remove_mapping fails on the extra reference).
+  assert.equal(swapOutPage(k, mm, vpn), null);
+  assert.equal(pte(k, mm, vpn)!.present, false, 'swapped out');
+  return { k, mm, vpn, pfn };
+}
+
+test('v5.8\'s forced COW break swapping in a uffd-wp page of a read-only VMA: do_swap_page()\'s reuse_swap_page() does the write (VM_FAULT_WRITE, FOLL_COW) and calls no do_wp_page(), so the monitor gets no fault and the GUP takes the page the pipe holds', () => {
+  const { k, mm, vpn, pfn } = swappedProtectedPage('ro');
+  const copies = k.stats.cowCopies;
+  const r = getUserPages(k, mm, vpn, vpn + 1, { pin: false, write: false, longterm: false, fast: true, kind: 'gup' });
+  assert.equal(r.err, OK);
+  // 17839856fd58: the read GUP faults as a write (FOLL_WRITE). do_swap_page() finds the page in the
+  // swap cache; reuse_swap_page() counts mapcount 0 + swap count 1 <= 1 (the pipe's reference does
+  // not count), deletes it from the swap cache and lets the fault do the write: pte_mkdirty,
+  // maybe_mkwrite (no write bit: no VM_WRITE), then pte_mkuffd_wp + pte_wrprotect for the swap
+  // entry's bit; FAULT_FLAG_WRITE cleared, VM_FAULT_WRITE, no do_wp_page(). faultin_page() sets
+  // FOLL_COW (no VM_WRITE), and can_follow_write_pte() takes the dirty read-only PTE.
+  assert.equal(mm.uffdFaults, 0, 'no fault handed to the monitor');
+  assert.equal(r.handle!.frames[0], pfn, 'the GUP takes the page swapped back in: the one the pipe holds');
+  assert.equal(k.stats.cowCopies, copies, 'no COW copy');
+  const after = presentPte(k, mm, vpn);
+  assert.deepEqual([after.pfn, after.write, after.dirty], [pfn, false, true], 'mapped read-only and dirty');
+  assert.ok(k.tables.bits[pteSlot(k, mm, vpn)]! & PTE_UFFD_WP, 'the uffd-wp bit stays: the monitor never un-protected it');
+  assert.deepEqual([frame(k, pfn).refcount, frame(k, pfn).mapcount], [3, 1], 'the mapping, the pipe and the GUP; out of the swap cache');
+  assert.equal(readOk(k, mm, vpn), 7);
+  assertConsistent(k);
+});
+
+test('v5.8\'s forced COW break swapping in a uffd-wp page of a writable VMA: reuse_swap_page() does the write but the PTE stays write-protected and FOLL_COW is not set (VM_WRITE), so GUP faults again and do_wp_page() hands the write to the monitor, then reuses the page', () => {
+  const { k, mm, vpn, pfn } = swappedProtectedPage('rw');
+  const copies = k.stats.cowCopies;
+  const r = getUserPages(k, mm, vpn, vpn + 1, { pin: false, write: false, longterm: false, fast: true, kind: 'gup' });
+  assert.equal(r.err, OK);
+  // faultin_page() sets FOLL_COW only without VM_WRITE: follow_page_pte() refuses the read-only
+  // PTE (FOLL_WRITE), the next fault reaches do_wp_page(), whose userfaultfd_pte_wp() hands it to
+  // the monitor (VM_FAULT_RETRY); the retry reuses the page (mapcount 1, out of the swap cache).
+  assert.equal(mm.uffdFaults, 1, 'one fault handed to the monitor');
+  assert.equal(r.handle!.frames[0], pfn, 'the GUP takes the page the pipe holds');
+  assert.equal(k.stats.cowCopies, copies, 'no COW copy');
+  assert.deepEqual([presentPte(k, mm, vpn).pfn, presentPte(k, mm, vpn).write], [pfn, true], 'reused, writable');
   assertConsistent(k);
 });
