@@ -599,13 +599,11 @@ test('model-based: GUP\'s forced COW break agrees with the naive model: v5.8 (17
     runs(kernel, GUP_OPS, { naive: rules, numRuns: 800, maxCommands: 20 });
   }
   // 5.8's break is a write fault: a uffd-wp bit hands it to the monitor (seed 001's is not; its
-  // uffd-wp rules are not in the naive model: no userfaultfd run on v5.9-rc4+pin-cow). No
-  // mprotect: it meets a gap of the model, not yet fixed: a forced break that swaps in a page
-  // whose swap entry has the uffd-wp bit, in a read-only VMA (vmsplice, uffd protect, mprotect
-  // ro, swapout, gup), is done in 5.8's do_swap_page (reuse_swap_page: VM_FAULT_WRITE, FOLL_COW,
-  // no do_wp_page), where the model goes on to do_wp_page and hands the monitor a fault. (A
-  // break the monitor took in a read-only VMA is test/core/userfaultfd.test.ts's.)
-  const uffd: OpName[] = [...UFFD_OPS.filter((o) => !o.startsWith('device') && o !== 'mprotect'), 'pin-ro', 'gup', 'vmsplice', 'put', 'swapout', 'mremap'];
+  // uffd-wp rules are not in the naive model: no userfaultfd run on v5.9-rc4+pin-cow), unless the
+  // swap-in did the write: in a read-only VMA (mprotect) that break ends in do_swap_page
+  // (reuse_swap_page: VM_FAULT_WRITE, FOLL_COW, no do_wp_page, no userfault). Both are
+  // test/core/userfaultfd.test.ts's too.
+  const uffd: OpName[] = [...UFFD_OPS.filter((o) => !o.startsWith('device')), 'pin-ro', 'gup', 'vmsplice', 'put', 'swapout', 'mremap'];
   runs('v5.8', uffd, { naive: V5_8_RULES, numRuns: 500, maxCommands: 25, prefix: [['uffd-fork-event', 0], ['uffd-register', 0]] });
   for (const key of ['gup', 'vmsplice', 'pin-ro', 'mprotect']) assert.ok(at(key) >= 200, `${key}: ${at(key)} times`);
   assert.ok(at('uffd-fault') >= 20, `uffd-fault: ${at('uffd-fault')} times`);
