@@ -90,16 +90,17 @@ class Renumber {
   }
 }
 
-/** The kinds of numbered integers (Numbering.get): frames, values, ideal cells, swap slots, page tables. */
+/** The kinds of numbered integers (Numbering.get): frames, values, ideal cells, swap slots, page tables, anon_vmas. */
 const N_FRAME = 0;
 const N_VALUE = 1;
 const N_CELL = 2;
 const N_SLOT = 3;
 const N_TABLE = 4;
+const N_ANON = 5;
 
 class Numbering {
   /** One renumbering per kind (N_*). */
-  private readonly r = [new Renumber(), new Renumber(), new Renumber(), new Renumber(), new Renumber()];
+  private readonly r = [new Renumber(), new Renumber(), new Renumber(), new Renumber(), new Renumber(), new Renumber()];
 
   reset(): void {
     for (let i = 0; i < this.r.length; i++) this.r[i]!.reset();
@@ -329,6 +330,11 @@ function procKey(r: Runner, p: ProcT, t: ThreadKey): void {
       const slot = table === 0 ? leaf : (table << TABLE_SHIFT) | (vpn & TABLE_MASK);
       const bits = slot < 0 ? 0 : bitsOf[slot]!;
       out.push(vma === null ? -1 : vma.flags);
+      // Which anon_vma (none: -1) and whether its chain links a parent's: they decide which
+      // neighbours it merges with (is_mergeable_anon_vma) and whose anon_vma a fault reuses.
+      if (vma === null || vma.anonId === 0) out.push(-1);
+      else pushNum(t, N_ANON, vma.anonId);
+      out.push(vma !== null && vma.uncowedParents ? 1 : 0);
       if (mm.cowPgtable) {
         // COW page tables: whether this page goes through a shared table, which one, who is charged.
         const ps = pmdSlotOf(k, mm, vpn);

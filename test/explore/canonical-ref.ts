@@ -76,14 +76,19 @@ class Numbering {
   private readonly cells = new Renumber();
   private readonly slots = new Renumber();
   private readonly tables = new Renumber();
+  private readonly anons = new Renumber();
 
   reset(): void {
+    this.anons.reset();
     this.frames.reset();
     this.values.reset();
     this.values.get(0); // value 0 (zero-fill) is always number 0
     this.cells.reset();
     this.slots.reset();
     this.tables.reset();
+  }
+  anon(a: number): number {
+    return this.anons.get(a);
   }
   table(t: number): number {
     return this.tables.get(t);
@@ -209,6 +214,7 @@ function procKey(r: Runner, p: ProcT, num: Numbering, out: Words): void {
       }
       const vma = p.mm.findVma(vpn);
       out.push(vma === null ? -1 : vma.flags);
+      out.push(vma === null || vma.anonId === 0 ? -1 : num.anon(vma.anonId)).push(vma !== null && vma.uncowedParents ? 1 : 0);
       // A page a huge PMD maps: the PMD's bits and the folio's page.
       const slot = followSlot(k, p.mm, vpn);
       const bits = slot < 0 ? 0 : k.tables.bits[slot]!;

@@ -10,6 +10,7 @@ import fc from 'fast-check';
 import {
   PTE_DEVICE_EXCLUSIVE, PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_SWAP, PTE_YOUNG,
 } from '../../src/core/constants.js';
+import { newAnonId } from '../../src/core/mm.js';
 import { pteSlot } from '../../src/core/walk.js';
 import type { Runner } from '../../src/engine/run.js';
 import { canonicalKey } from '../../src/explore/canonical.js';
@@ -118,6 +119,31 @@ test('a refcount or a mapcount changed by hand changes the key; a clone keeps it
   c.k.frames.value[pfn] = c.values.id('other');
   assert.notEqual(key(c), k0, 'frame value');
   assert.equal(key(r), k0, 'the original is untouched by its clones');
+});
+
+test('anon_vma identity is part of the key, up to renaming (it decides which VMAs merge)', () => {
+  // P's mapping split by mprotect: both parts keep the one anon_vma, so mprotect back merges them.
+  const r = runnerAfter([...BASE, 'P write buf = 1', 'P mprotect buf[1] ro', 'P fork Q']);
+  const k0 = key(r);
+  const vmas = (x: Runner, name: string) => x.procs.get(name)!.mm.vmas;
+  // Parts with anon_vmas of their own (as if each had faulted on its own) do not merge again.
+  const a = r.clone();
+  vmas(a, 'P')[1]!.anonId = newAnonId();
+  assert.notEqual(key(a), k0, 'distinct anon_vmas');
+  // No anon_vma at all on the second part.
+  const b = r.clone();
+  vmas(b, 'P')[1]!.anonVma = false;
+  vmas(b, 'P')[1]!.anonId = 0;
+  assert.notEqual(key(b), k0, 'no anon_vma');
+  // The child's anon_vma links its parent's (anon_vma_fork): without that it would lend it.
+  const c = r.clone();
+  for (const v of vmas(c, 'Q')) v.uncowedParents = false;
+  assert.notEqual(key(c), k0, 'uncowed parents');
+  // Other ids for the same sharing: the same key.
+  const d = r.clone();
+  const id = newAnonId();
+  for (const v of vmas(d, 'P')) v.anonId = id;
+  assert.equal(key(d), k0, 'renamed anon_vma');
 });
 
 // ---- property: clone-stable, and observable changes change the key ---------------------------------
