@@ -91,14 +91,15 @@ class Renumber {
 }
 
 /** The kinds of numbered integers (Numbering.get): frames, values, ideal cells, swap slots, page tables, anon_vmas. */
-const N_FRAME = 0;
-const N_VALUE = 1;
-const N_CELL = 2;
-const N_SLOT = 3;
-const N_TABLE = 4;
-const N_ANON = 5;
+export const N_FRAME = 0;
+export const N_VALUE = 1;
+export const N_CELL = 2;
+export const N_SLOT = 3;
+export const N_TABLE = 4;
+export const N_ANON = 5;
 
-class Numbering {
+/** Frames, values, cells, slots, tables and anon_vmas, each kind renumbered by first appearance. */
+export class Numbering {
   /** One renumbering per kind (N_*). */
   private readonly r = [new Renumber(), new Renumber(), new Renumber(), new Renumber(), new Renumber(), new Renumber()];
 
@@ -140,7 +141,7 @@ const cellBuf = new Int32Array(4);
 const tmp = new Words();
 
 /** A map's entries collected (by forEach: no entry pairs) into reused arrays, and sorted there. */
-class Entries<V> {
+export class Entries<V> {
   readonly vals: V[] = [];
   readonly names: string[] = [];
   n = 0;
@@ -459,8 +460,11 @@ const handles = new Entries<LiveHandle>();
  * the integer encoding replaced, so the states searched and counted stay theirs.
  */
 function bySig(a: number, b: number): number {
-  const x = sigs[a]!.w;
-  const y = sigs[b]!.w;
+  return textOrder(sigs[a]!.w, sigs[b]!.w) || a - b;
+}
+
+/** Two signatures' order as their text (the words joined by commas): < 0, 0 (equal), > 0. */
+export function textOrder(x: Words, y: Words): number {
   const n = Math.min(x.n, y.n);
   for (let i = 0; i < n; i++) {
     const u = x.a[i]!;
@@ -474,7 +478,7 @@ function bySig(a: number, b: number): number {
     // end, both before any digit.
     return su.length - sv.length;
   }
-  return x.n - y.n || a - b;
+  return x.n - y.n;
 }
 
 /** Is this thread the holder of a handle (handles collected)? */
@@ -483,8 +487,13 @@ function holdsHandle(name: string): boolean {
   return false;
 }
 
+/** The threads restKey() writes the rest of a key for, and their ranks (its arguments). */
+let keyProcs: readonly ProcT[] = procBuf;
+let keyRanks: readonly number[] = rankBuf;
+let nKeyProcs = 0;
+
 function rankOf(name: string): number {
-  for (let i = 0; i < nProcs; i++) if (procBuf[i]!.name === name) return rankBuf[i]!;
+  for (let i = 0; i < nKeyProcs; i++) if (keyProcs[i]!.name === name) return keyRanks[i]!;
   return -1;
 }
 
@@ -499,8 +508,8 @@ const otherMms = new Words();
 function mmRankOf(slotId: number): number {
   if (slotId === 0) return -1;
   let best = -1;
-  for (let i = 0; i < nProcs; i++) {
-    if (procBuf[i]!.mm.id + 1 === slotId && (best < 0 || rankBuf[i]! < best)) best = rankBuf[i]!;
+  for (let i = 0; i < nKeyProcs; i++) {
+    if (keyProcs[i]!.mm.id + 1 === slotId && (best < 0 || keyRanks[i]! < best)) best = keyRanks[i]!;
   }
   if (best >= 0) return best;
   for (let i = 0; i < otherMms.n; i++) if (otherMms.a[i] === slotId) return -2 - i;
@@ -525,8 +534,7 @@ export function canonicalEncode(r: Runner): Words {
   pending = false;
   r.procs.forEach(collectProc);
   adMask = pending ? ~0 : ~(PTE_YOUNG | PTE_DIRTY);
-  handles.n = 0;
-  r.handles.forEach(handles.collect);
+  collectHandles(r);
   const out = words;
   out.n = 0;
   // A thread that is gone and holds nothing (no handle, no pending path) counts only in number
@@ -578,6 +586,25 @@ export function canonicalEncode(r: Runner): Words {
     out.push(-11).push(g);
     translate(sigs[order[n]!]!, num, out);
   }
+  restKey(r, procs, rankBuf, nProcs, groups, nGroups, num, out);
+  return out;
+}
+
+/** Collect the runner's handles, for the thread filter and restKey(). */
+export function collectHandles(r: Runner): void {
+  handles.n = 0;
+  r.handles.forEach(handles.collect);
+}
+
+/**
+ * The key after the threads' (handles collected: collectHandles): the handles, by their holder's
+ * rank (`ranks[i]`, of thread `procs[i]`, i < n) and address; the frames `num` numbered, in that
+ * order; what each process of `groups[0..nGroups)` held, in that order.
+ */
+export function restKey(r: Runner, procs: readonly ProcT[], ranks: readonly number[], n: number, groups: readonly string[], nGroups: number, num: Numbering, out: Words): void {
+  keyProcs = procs;
+  keyRanks = ranks;
+  nKeyProcs = n;
   // Handles, in an order given by their holder's rank and address (insertion sort: a few).
   handles.sort(handleAfter);
   for (let hi = 0; hi < handles.n; hi++) {
@@ -628,7 +655,6 @@ export function canonicalEncode(r: Runner): Words {
   // What each process held (ideal), per process in the order the threads gave: only the values
   // numbered above, which something can still return; no read can see the others again.
   for (let g = 0; g < nGroups; g++) heldKey(r, groups[g]!, num, out);
-  return out;
 }
 
 /** The canonical encoding of the runner's state, as a new array. */
