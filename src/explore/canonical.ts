@@ -4,7 +4,7 @@
 // as nothing that can still happen depends on them: threads that are gone and hold nothing
 // (they count only in number), and values a process held that nothing can return any more.
 
-import { PG_KSM, PG_SWAPCACHE, PTE_SOFT_DIRTY, VM_SOFTDIRTY, PTE_DEVICE_EXCLUSIVE, PTE_DIRTY, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_YOUNG, TABLE_MASK, TABLE_SHIFT } from '../core/constants.js';
+import { MMAP_BASE_VPN, PG_KSM, PG_SWAPCACHE, PTE_SOFT_DIRTY, VM_SOFTDIRTY, PTE_DEVICE_EXCLUSIVE, PTE_DIRTY, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_YOUNG, TABLE_MASK, TABLE_SHIFT } from '../core/constants.js';
 import type { LiveHandle, Proc, Runner } from '../engine/run.js';
 import type { Region } from '../engine/state.js';
 import type { Vma } from '../core/mm.js';
@@ -298,6 +298,8 @@ function procKey(r: Runner, p: ProcT, t: ThreadKey): void {
   const mm = p.mm;
   const out = t.w;
   out.push(p.alive ? 1 : 0).push(mm.cowPgtable ? 1 : 0).push(mm.hasPinned ? 1 : 0).push(mm.ksmSlot).push(mm.writeProtectSeq & 1).push(mm.mmapReaders).push(mm.mmapWriter === p.tid ? 1 : mm.mmapWriter >= 0 ? 2 : 0).push(mm.uffdForkEvent ? 1 : 0);
+  // Where its next mapping goes (get_unmapped_area): whether it will neighbour one it has.
+  out.push(mm.mmapNext - MMAP_BASE_VPN);
   // The regions in name order.
   regions.n = 0;
   p.regions.forEach(regions.collect);
@@ -311,6 +313,8 @@ function procKey(r: Runner, p: ProcT, t: ThreadKey): void {
       for (let i = 0; i < reg.n; i++) out.a[out.n++] = -9;
       continue;
     }
+    // Where the region is: which VMAs neighbour which (vma_merge) follows from the addresses.
+    out.push(reg.start - MMAP_BASE_VPN);
     // The VMA and the PTE table of the last page, kept while the next page is in them.
     let vma: Vma | null = null;
     // Without a PTE table, the huge PMD mapping the page (pmd_trans_huge), if any: its bits
@@ -334,6 +338,9 @@ function procKey(r: Runner, p: ProcT, t: ThreadKey): void {
       if (vma === null || vma.anonId === 0) out.push(-1);
       else pushNum(t, N_ANON, vma.anonId);
       out.push(vma !== null && vma.uncowedParents ? 1 : 0);
+      // Its page offset against its address (mremap keeps a moved range's): a neighbour merges
+      // only when the offsets line up (is_mergeable_vma's pgoff test).
+      out.push(vma === null ? 0 : vma.pgoffShift);
       if (mm.cowPgtable) {
         // COW page tables: whether this page goes through a shared table, which one, who is charged.
         const ps = pmdSlotOf(k, mm, vpn);

@@ -7,7 +7,7 @@
 // and the order of two signatures are not what it checks: it takes them from canonical.ts
 // (restKey, Numbering, textOrder), so that a change there needs no copy here.
 
-import { PTE_SOFT_DIRTY, VM_SOFTDIRTY, PTE_DEVICE_EXCLUSIVE, PTE_DIRTY, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_YOUNG } from '../../src/core/constants.js';
+import { MMAP_BASE_VPN, PTE_SOFT_DIRTY, VM_SOFTDIRTY, PTE_DEVICE_EXCLUSIVE, PTE_DIRTY, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_YOUNG } from '../../src/core/constants.js';
 import type { Proc, Runner } from '../../src/engine/run.js';
 import type { Region } from '../../src/engine/state.js';
 import { pmdSlotOf } from '../../src/core/walk.js';
@@ -72,12 +72,15 @@ function procKey(r: Runner, p: ProcT, num: Numbering, out: Words): void {
   const k = r.k;
   const mm = p.mm;
   out.push(p.alive ? 1 : 0).push(mm.cowPgtable ? 1 : 0).push(mm.hasPinned ? 1 : 0).push(mm.ksmSlot).push(mm.writeProtectSeq & 1).push(mm.mmapReaders).push(mm.mmapWriter === p.tid ? 1 : mm.mmapWriter >= 0 ? 2 : 0).push(mm.uffdForkEvent ? 1 : 0);
+  // Where its next mapping goes (get_unmapped_area): whether it will neighbour one it has.
+  out.push(mm.mmapNext - MMAP_BASE_VPN);
   // The regions in name order.
   regions.n = 0;
   p.regions.forEach(regions.collect);
   regions.sort(byRegionName);
   for (let ri = 0, nr = regions.n; ri < nr; ri++) {
     const reg = regions.vals[ri]!;
+    if (p.alive) out.push(reg.start - MMAP_BASE_VPN);
     for (let i = 0; i < reg.n; i++) {
       const vpn = reg.start + i;
       if (!p.alive) {
@@ -86,7 +89,7 @@ function procKey(r: Runner, p: ProcT, num: Numbering, out: Words): void {
       }
       const vma = p.mm.findVma(vpn);
       out.push(vma === null ? -1 : vma.flags);
-      out.push(vma === null || vma.anonId === 0 ? -1 : num.get(N_ANON, vma.anonId)).push(vma !== null && vma.uncowedParents ? 1 : 0);
+      out.push(vma === null || vma.anonId === 0 ? -1 : num.get(N_ANON, vma.anonId)).push(vma !== null && vma.uncowedParents ? 1 : 0).push(vma === null ? 0 : vma.pgoffShift);
       // A page a huge PMD maps: the PMD's bits and the folio's page.
       const slot = followSlot(k, p.mm, vpn);
       const bits = slot < 0 ? 0 : k.tables.bits[slot]!;

@@ -144,6 +144,25 @@ test('anon_vma identity is part of the key, up to renaming (it decides which VMA
   const id = newAnonId();
   for (const v of vmas(d, 'P')) v.anonId = id;
   assert.equal(key(d), k0, 'renamed anon_vma');
+  // A page offset that no longer lines up (mremap keeps a moved range's): the parts do not merge.
+  const e = r.clone();
+  vmas(e, 'P')[1]!.pgoffShift = 5;
+  assert.notEqual(key(e), k0, 'page offset');
+});
+
+test('where a process maps its next range, and where its regions lie, are part of the key (they decide which VMAs neighbour)', () => {
+  const r = runnerAfter([...BASE, 'P write buf = 1', 'P fork Q']);
+  const k0 = key(r);
+  const a = r.clone();
+  a.procs.get('Q')!.mm.mmapNext += 3;
+  assert.notEqual(key(a), k0, 'mmap base');
+  const b = r.clone();
+  // (A copy shares its regions map with the original: the copy gets a map of its own.)
+  const pb = b.procs.get('P')!;
+  const reg = pb.regions.get('buf')!;
+  pb.regions = new Map([...pb.regions, ['buf', { ...reg, start: reg.start + 8 }]]);
+  assert.notEqual(key(b), k0, 'region address');
+  assert.equal(key(r), k0, 'the original is untouched');
 });
 
 // ---- property: clone-stable, and observable changes change the key ---------------------------------
