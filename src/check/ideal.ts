@@ -95,6 +95,18 @@ interface IdealHandle {
 }
 
 
+/** Where the element named `name` is in `xs` (processes, handles: few, looked up along the array), -1 if nowhere. */
+function indexByName(xs: readonly { name: string }[], name: string): number {
+  for (let j = 0; j < xs.length; j++) if (xs[j]!.name === name) return j;
+  return -1;
+}
+
+/** The element named `name` in `xs`, to read. */
+function byName<T extends { name: string }>(xs: readonly T[], name: string): T | undefined {
+  const j = indexByName(xs, name);
+  return j < 0 ? undefined : xs[j];
+}
+
 export class IdealMemory {
   /** The processes (few: looked up by name along the array, copied by slice()). */
   private procs: IdealProc[] = [];
@@ -144,7 +156,7 @@ export class IdealMemory {
   /** A process, to change: the map of processes made this copy's own, and the process copied if another copy may see it. */
   private procMut(proc: string): IdealProc | undefined {
     this.own(S_PROCS);
-    const j = this.procIndex(proc);
+    const j = indexByName(this.procs, proc);
     if (j < 0) return undefined;
     const p = this.procs[j]!;
     if (p.gen === this.gen) return p;
@@ -156,35 +168,9 @@ export class IdealMemory {
     return (this.procs[j] = { name: p.name, alive: p.alive, segs, gen: this.gen });
   }
 
-  /** Where this process is in `procs`, -1 if nowhere. */
-  private procIndex(proc: string): number {
-    const procs = this.procs;
-    for (let j = 0; j < procs.length; j++) if (procs[j]!.name === proc) return j;
-    return -1;
-  }
-
-  /** A process, to read. */
-  private procOf(proc: string): IdealProc | undefined {
-    const j = this.procIndex(proc);
-    return j < 0 ? undefined : this.procs[j];
-  }
-
-  /** Where this handle is in `handles`, -1 if nowhere. */
-  private handleIndex(name: string): number {
-    const handles = this.handles;
-    for (let j = 0; j < handles.length; j++) if (handles[j]!.name === name) return j;
-    return -1;
-  }
-
-  /** A handle, to read. */
-  private handleOf(name: string): IdealHandle | undefined {
-    const j = this.handleIndex(name);
-    return j < 0 ? undefined : this.handles[j];
-  }
-
   /** A handle, to change (by name). */
   private handleMut(name: string): IdealHandle | undefined {
-    const j = this.handleIndex(name);
+    const j = indexByName(this.handles, name);
     return j < 0 ? undefined : this.handleMutAt(j);
   }
 
@@ -232,7 +218,7 @@ export class IdealMemory {
 
   /** A handle's ideal state (for canonical state keys). */
   handleState(name: string): { bound: boolean[]; values: number[]; own: Int32Array; seen: number[][]; origin: readonly number[] } | null {
-    const h = this.handleOf(name);
+    const h = byName(this.handles, name);
     if (!h) return null;
     const values = [...h.origin].map((c) => (c >= 0 ? this.cellValue[c]! : -1));
     // `own`: the value each page holds for the handle (the same as `values`; kept for callers).
@@ -244,7 +230,7 @@ export class IdealMemory {
    * cell, flags and whether it is shared (1/0) to out[0..3]; false when the page has no cell slot.
    */
   cellInto(proc: string, vpn: number, out: Int32Array): boolean {
-    const p = this.procOf(proc);
+    const p = byName(this.procs, proc);
     if (!p || !p.alive) return false;
     for (const seg of p.segs) {
       if (vpn < seg.start || vpn >= seg.start + seg.n) continue;
@@ -271,7 +257,7 @@ export class IdealMemory {
 
   /** A handle's ideal state as kept (canonical keys; read only): per page, bound, origin cell and the values seen. */
   handleView(name: string): { readonly bound: readonly boolean[]; readonly origin: readonly number[]; readonly seen: readonly ReadonlySet<number>[] } | undefined {
-    return this.handleOf(name);
+    return byName(this.handles, name);
   }
 
   /** The value a cell holds now. */
@@ -305,7 +291,7 @@ export class IdealMemory {
 
   /** The segment holding this page of the process, null if none (find() without an object per call: the page is vpn - start). */
   private segOf(proc: string, vpn: number): Segment | null {
-    const p = this.procOf(proc);
+    const p = byName(this.procs, proc);
     if (!p || !p.alive) return null;
     for (const seg of p.segs) {
       if (vpn >= seg.start && vpn < seg.start + seg.n) return seg;
@@ -314,7 +300,7 @@ export class IdealMemory {
   }
 
   private forRange(proc: string, lo: number, hi: number, fn: (seg: Segment, i: number) => void): void {
-    const p = this.procOf(proc);
+    const p = byName(this.procs, proc);
     if (!p || !p.alive) return;
     for (const seg of p.segs) {
       const a = Math.max(lo, seg.start);
@@ -347,7 +333,7 @@ export class IdealMemory {
     this.procMut(proc);
     this.unbind(proc, lo, hi);
     // forRange()'s walk, without a closure per call: every exit unmaps everything.
-    const p = this.procOf(proc);
+    const p = byName(this.procs, proc);
     if (!p || !p.alive) return;
     for (const seg of p.segs) {
       const b = Math.min(hi, seg.start + seg.n) - seg.start;
@@ -452,7 +438,7 @@ export class IdealMemory {
 
   fork(parent: string, child: string): void {
     this.own(S_PROCS | S_SHARED_USERS | S_MAYBE | S_UFFD);
-    const p = this.procOf(parent)!;
+    const p = byName(this.procs, parent)!;
     const c: IdealProc = { name: child, alive: true, segs: [], gen: this.gen };
     for (const seg of p.segs) {
       const cells = filled(seg.n, -1);
@@ -482,7 +468,7 @@ export class IdealMemory {
       for (let i = 0; i < seg.n; i++) if (!inherit || (!seg.shared && seg.flags[i]! & P_WIPEONFORK)) flags[i] = flags[i]! & ~P_UFFD_WP;
       c.segs.push(new Segment(seg.start, seg.n, seg.shared, cells, flags));
     }
-    const j = this.procIndex(child);
+    const j = indexByName(this.procs, child);
     if (j < 0) this.procs.push(c);
     else this.procs[j] = c;
     if (this.uffdForkEvent.has(parent)) this.uffdForkEvent.add(child);
@@ -520,7 +506,7 @@ export class IdealMemory {
   }
 
   exit(proc: string): void {
-    if (this.procIndex(proc) < 0) return;
+    if (indexByName(this.procs, proc) < 0) return;
     this.munmap(proc, 0, 2 ** 36);
     this.procMut(proc)!.alive = false;
   }
@@ -609,7 +595,7 @@ export class IdealMemory {
     }
     const h: IdealHandle = { name, holder, longterm, at, origin: filled(n, -1), bound, seen, written: NOTHING, gen: this.gen };
     // A handle taken again under its name keeps its place (as in a Map).
-    const j = this.handleIndex(name);
+    const j = indexByName(this.handles, name);
     if (j >= 0) {
       this.own(S_HANDLES);
       this.handles[j] = h;
@@ -637,7 +623,7 @@ export class IdealMemory {
   }
 
   releaseHandle(name: string): void {
-    const j = this.handleIndex(name);
+    const j = indexByName(this.handles, name);
     if (j < 0) return;
     this.own(S_HANDLES);
     this.handles.splice(j, 1);
@@ -669,7 +655,7 @@ export class IdealMemory {
 
   /** Is page `i` of this handle a longterm pin still bound to its origin? */
   isBound(name: string, i: number): boolean {
-    return this.handleOf(name)?.bound[i] ?? false;
+    return byName(this.handles, name)?.bound[i] ?? false;
   }
 
   /**
@@ -685,7 +671,7 @@ export class IdealMemory {
 
   /** A read through a handle (device read, pipe drain, driver read) observed `value` on behalf of `observer`. */
   checkHandleRead(name: string, i: number, value: number, observer: string): ReadCheck {
-    const h = this.handleOf(name)!;
+    const h = byName(this.handles, name)!;
     let allowed: number[];
     if (h.longterm) {
       allowed = [this.cellValue[h.origin[i]!]!, ...(this.maybe.get(h.origin[i]!) ?? [])];
@@ -709,7 +695,7 @@ export class IdealMemory {
       return;
     }
     // Short-term: the origin may or may not see it; the handle itself does.
-    if (!h.seen[i]!.has(value)) this.see(this.handleIndex(name), i, value);
+    if (!h.seen[i]!.has(value)) this.see(indexByName(this.handles, name), i, value);
     if (cell >= 0) {
       this.own(S_MAYBE);
       this.maybe.set(cell, new Set(this.maybe.get(cell)).add(value));
