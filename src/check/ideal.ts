@@ -141,10 +141,10 @@ export class IdealMemory {
 
   /**
    * A copy (the explorer branches states), sharing every part with this one until either changes
-   * it. `_dst` (a copy no longer needed) is not reused: nothing is copied up front.
+   * it. Nothing is copied up front: of `dst` (a copy no longer needed) only the object is reused.
    */
-  clone(_dst?: IdealMemory): IdealMemory {
-    const c = copyFields(Object.create(IdealMemory.prototype) as IdealMemory, this);
+  clone(dst?: IdealMemory): IdealMemory {
+    const c = copyFields(dst !== undefined && dst !== this ? dst : (Object.create(IdealMemory.prototype) as IdealMemory), this);
     c.shared = S_ALL;
     this.shared = S_ALL;
     // Neither may change a process or handle in place any more: they are shared one by one.

@@ -54,10 +54,10 @@ export class Runner {
 
   /**
    * A deep copy of the whole state, for the explorer. The scenario and options are shared. With
-   * `dst` (a copy no longer needed), its kernel's typed arrays are reused.
+   * `dst` (a copy no longer needed), it is the copy: its object and its kernel's typed arrays are reused.
    */
   clone(dst?: Runner): Runner {
-    const c = Object.create(Runner.prototype) as Runner;
+    const c = dst !== undefined && dst !== this ? dst : (Object.create(Runner.prototype) as Runner);
     c.s = this.s.clone(dst?.s);
     return c;
   }
