@@ -160,5 +160,5 @@ export function parallelSearch(
   }
   budget.transitions = transitions;
   for (const [e, at] of reached) budget.reach(e, at);
-  return { counterexamples, stats: budget.stats(tree, stop, 'full', { visited: exact ? 'exact' : 'fingerprints', bytes: visited.bytes + tree.bytes, workers }) };
+  return { counterexamples, stats: budget.stats(tree, stop, { visited: exact ? 'exact' : 'fingerprints', bytes: visited.bytes + tree.bytes, workers }) };
 }

@@ -422,5 +422,5 @@ export function search(root: Runner, shape: ExploreShape, bounds: SearchBounds, 
   }
   budget.transitions = ex.transitions;
   for (const [e, at] of ex.reached) budget.reach(e, at);
-  return { counterexamples, stats: budget.stats(tree, stop, 'full', { visited: bounds.exact ? 'exact' : 'fingerprints', bytes: visited.bytes + tree.bytes, workers: 1 }) };
+  return { counterexamples, stats: budget.stats(tree, stop, { visited: bounds.exact ? 'exact' : 'fingerprints', bytes: visited.bytes + tree.bytes, workers: 1 }) };
 }

@@ -325,14 +325,15 @@ export class SearchBudget {
     this.progress?.({ states: count, depth, frontier: count - id, statesPerSec: count / Math.max(s, 1e-3), note: text });
   }
 
-  stats(tree: SearchTree, stopped: boolean, engine: SearchStats['engine'], store: { visited: SearchStats['visited']; bytes: number; workers: number }): SearchStats {
+  /** The statistics of the search (`engine` is always `full`: the explorer has one engine, the field stays for --json). */
+  stats(tree: SearchTree, stopped: boolean, store: { visited: SearchStats['visited']; bytes: number; workers: number }): SearchStats {
     const elapsedMs = performance.now() - this.t0;
     return {
       states: tree.count, transitions: this.transitions, depthReached: tree.depthReached,
       depthComplete: stopped ? this.depthComplete : Math.min(this.bounds.depth, tree.depthReached),
       elapsedMs, statesPerSec: Math.round(tree.count / Math.max(elapsedMs / 1000, 1e-3)), stoppedBy: this.stoppedBy,
       reached: Object.fromEntries([...this.reached].sort((a, b) => a[1] - b[1])),
-      engine,
+      engine: 'full',
       visited: store.visited,
       collisionProbability: store.visited === 'exact' ? 0 : collisionProbability(tree.count),
       bytesPerState: Math.round(store.bytes / tree.count),
