@@ -401,7 +401,7 @@ export function search(root: Runner, shape: ExploreShape, bounds: SearchBounds, 
     violation: (id, op, _child, fresh) => onViolation(id, op, kindsOf(fresh)),
     // The bounds are looked at before each transition: one transition on a large state (a
     // --from scenario) can take long, so an expansion may end part way.
-    due: () => budget.due() && budget.check(tree.count, cur, d),
+    due: () => budget.dueNow() && budget.check(tree.count, cur, d),
   };
   let stop = false;
   try {
