@@ -27,12 +27,12 @@ export const writeOp = defineOp({
   explore: [
     {
       name: 'write', code: 0, default: true, on: { kind: 'page' },
-      decode: (a) => ({ op: 'write', proc: a.proc, sel: a.sel, value: a.fresh('v') }),
+      decode: (a) => ({ op: 'write', proc: a.proc, sel: a.sel, value: a.fresh('v'), pos: a.pos, text: '' }),
       text: (a, step) => `${a.proc} write ${a.at} = ${step.value}`,
     },
     {
       name: 'write&', code: 23, on: { kind: 'page' },
-      decode: (a) => ({ op: 'write', proc: a.proc, sel: a.sel, value: a.fresh('v'), async: true }),
+      decode: (a) => ({ op: 'write', proc: a.proc, sel: a.sel, value: a.fresh('v'), async: true, pos: a.pos, text: '' }),
       text: (a, step) => `${a.proc} write ${a.at} = ${step.value} &`,
     },
   ],
@@ -94,7 +94,7 @@ export const readOp = defineOp({
   run: (s, step) => cpuRead(s, step.proc, step.sel, step.expect),
   explore: [{
     name: 'read', code: 1, default: true, on: { kind: 'page' },
-    decode: (a) => ({ op: 'read', proc: a.proc, sel: a.sel, expect: null }),
+    decode: (a) => ({ op: 'read', proc: a.proc, sel: a.sel, expect: null, pos: a.pos, text: '' }),
     text: (a) => `${a.proc} read ${a.at}`,
   }],
   replay: (o, step) => o.read(step),
@@ -129,7 +129,7 @@ export const readHandleOp = defineOp({
   },
   explore: [{
     name: 'handle-read', code: 16, default: true, on: { kind: 'handle', accepts: (h) => h.kind === 'pipe' },
-    decode: (a) => ({ op: 'read-handle', proc: a.proc, ref: { handle: a.handle, index: 0, pos: a.sel.pos }, expect: null }),
+    decode: (a) => ({ op: 'read-handle', proc: a.proc, ref: { handle: a.handle, index: 0, pos: a.sel.pos }, expect: null, pos: a.pos, text: '' }),
     text: (a) => `${a.proc} read ${a.handle}[0]`,
   }],
   replay(o, step) {

@@ -33,7 +33,7 @@ export const deviceWriteOp = defineOp({
   run: (s, step) => deviceWrite(s, step.ref.handle, step.ref.index, step.value),
   explore: [{
     name: 'device-write', code: 17, default: true, on: { kind: 'handle', accepts: (h) => h.kind === 'pin' && h.write },
-    decode: (a) => ({ op: 'device-write', ref: { handle: a.handle, index: 0, pos: a.sel.pos }, value: a.fresh('d') }),
+    decode: (a) => ({ op: 'device-write', ref: { handle: a.handle, index: 0, pos: a.sel.pos }, value: a.fresh('d'), pos: a.pos, text: '' }),
     text: (a, step) => `device write ${a.handle}[0] = ${step.value}`,
   }],
   replay: (o, step) => o.deviceWrite(step),
@@ -73,7 +73,7 @@ export const deviceReadOp = defineOp({
   run: (s, step) => deviceRead(s, step.ref.handle, step.ref.index, step.expect),
   explore: [{
     name: 'device-read', code: 18, default: true, on: { kind: 'handle', accepts: (h) => h.kind === 'pin' || h.kind === 'exclusive' },
-    decode: (a) => ({ op: 'device-read', ref: { handle: a.handle, index: 0, pos: a.sel.pos }, expect: null }),
+    decode: (a) => ({ op: 'device-read', ref: { handle: a.handle, index: 0, pos: a.sel.pos }, expect: null, pos: a.pos, text: '' }),
     text: (a) => `device read ${a.handle}[0]`,
   }],
   replay: (o, step) => o.handleRead(step.ref.handle, step.ref.index, null),
@@ -112,7 +112,7 @@ export const deviceExclusiveOp = defineOp({
   creates: (step) => ({ kind: 'handle', name: step.handle, holder: step.proc, async: false }),
   explore: [{
     name: 'device-exclusive', code: 28, on: { kind: 'page', takesHandle: true },
-    decode: (a) => ({ op: 'device-exclusive', proc: a.proc, sel: a.sel, handle: a.newHandle() }),
+    decode: (a) => ({ op: 'device-exclusive', proc: a.proc, sel: a.sel, handle: a.newHandle(), pos: a.pos, text: '' }),
     text: (a, step) => `device exclusive ${a.proc} ${a.at} as ${step.handle}`,
   }],
   replay: (o, step) => o.deviceExclusive(step),
@@ -139,7 +139,7 @@ export const deviceAtomicOp = defineOp({
   run: (s, step) => deviceAtomic(s, step.ref.handle, step.ref.index, step.value, step.expect),
   explore: [{
     name: 'device-atomic', code: 29, on: { kind: 'handle', accepts: (h) => h.kind === 'exclusive' },
-    decode: (a) => ({ op: 'device-atomic', ref: { handle: a.handle, index: 0, pos: a.sel.pos }, value: a.fresh('a'), expect: null }),
+    decode: (a) => ({ op: 'device-atomic', ref: { handle: a.handle, index: 0, pos: a.sel.pos }, value: a.fresh('a'), expect: null, pos: a.pos, text: '' }),
     text: (a, step) => `device atomic ${a.handle}[0] = ${step.value}`,
   }],
   replay: (o) => o.notReplayed('device-atomic'),

@@ -133,6 +133,9 @@ export function enabledOps(r: Runner, shape: ExploreShape): number[] {
   return out;
 }
 
+/** The position of every decoded step (shared: nothing writes a step's position). */
+const POS = { line: 0, col: 1 };
+
 /**
  * The arguments decodeOp gives an operation's decode and text, reused from one call to the next
  * (they read them while they run; the step keeps only strings and the new `sel`): no closures
@@ -140,6 +143,7 @@ export function enabledOps(r: Runner, shape: ExploreShape): number[] {
  */
 class DecodeArgs implements ExploreArgs {
   r!: Runner;
+  readonly pos = POS;
   /** The thread the operation acts as (undefined: none there). */
   p: Proc | undefined;
   region = 'buf';
@@ -150,19 +154,28 @@ class DecodeArgs implements ExploreArgs {
   extra = 0;
 
   newHandle(): string {
-    const pending = new Set<string>();
-    this.r.procs.forEach((p) => {
-      if (p.taskStep && 'handle' in p.taskStep) pending.add(p.taskStep.handle);
-    });
-    for (let i = 1; ; i++) if (!this.r.handles.has(`h${i}`) && !pending.has(`h${i}`)) return `h${i}`;
+    for (let i = 1; ; i++) {
+      const name = handleName(i);
+      if (!this.r.handles.has(name) && !this.pending(name, 'handle')) return name;
+    }
   }
 
   newProc(): string {
-    const pending = new Set<string>();
-    this.r.procs.forEach((p) => {
-      if (p.taskStep?.op === 'fork') pending.add(p.taskStep.child);
-    });
-    return PROC_NAMES.find((n) => !this.r.procs.has(n) && !pending.has(n))!;
+    for (const n of PROC_NAMES) if (!this.r.procs.has(n) && !this.pending(n, 'child')) return n;
+    throw new Error('internal error: no process name left');
+  }
+
+  /**
+   * True if a kernel path in progress (a thread's taskStep) makes `name` when it ends: a handle
+   * (`handle`), or a forked child (`child`). Looked up without a set: there are few threads.
+   */
+  private pending(name: string, what: 'handle' | 'child'): boolean {
+    for (const p of this.r.procs.values()) {
+      const t = p.taskStep;
+      if (!t) continue;
+      if (what === 'handle' ? 'handle' in t && t.handle === name : t.op === 'fork' && t.child === name) return true;
+    }
+    return false;
   }
 
   newRegion(): string {
@@ -183,6 +196,14 @@ class DecodeArgs implements ExploreArgs {
 }
 
 const args = new DecodeArgs();
+
+/** Handle names `h0`.. made once: newHandle() looks them up on every transition that takes a handle. */
+const HANDLE_NAMES: readonly string[] = Array.from({ length: 32 }, (_, i) => `h${i}`);
+
+/** The name of the i-th handle (`h${i}`). */
+function handleName(i: number): string {
+  return HANDLE_NAMES[i] ?? `h${i}`;
+}
 
 /**
  * Decode a packed operation against the state it applies to. Without `text` the step's text is
@@ -214,18 +235,16 @@ export function decodeOp(r: Runner, op: number, text = true): Step {
       break;
     }
   }
-  const pos = { line: 0, col: 1 };
   args.r = r;
   args.p = p;
   args.region = region;
   args.proc = p?.name ?? 'P';
-  args.sel = { region, all: false, lo: page, hi: page, pos };
+  args.sel = { region, all: false, lo: page, hi: page, pos: POS };
   args.regionPages = p?.regions.get(region)?.n ?? 1;
   args.handle = handle;
   args.extra = extra;
+  // A new object, with its pos and an empty text (ExploreOp.decode).
   const step = e.decode(args);
-  // The decoded step is a new object: pos and text are added to it (a spread of steps of many shapes is slow).
-  step.pos = pos;
-  step.text = text ? e.text(args, step) : '';
+  if (text) step.text = e.text(args, step);
   return step as unknown as Step;
 }

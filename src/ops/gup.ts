@@ -18,7 +18,7 @@ const GUP_WITHOUT_PATH = 'get_user_pages references (FOLL_GET) have no lasting u
 
 const pinOn = (name: string, code: number, write: boolean, fast: boolean, async: boolean, dflt: boolean): ExploreOp => ({
   name, code, on: { kind: 'page', takesHandle: true }, ...(dflt ? { default: true } : {}),
-  decode: (a) => ({ op: 'pin', proc: a.proc, sel: a.sel, handle: a.newHandle(), write, longterm: true, fast, ...(async ? { async: true } : {}) }),
+  decode: (a) => ({ op: 'pin', proc: a.proc, sel: a.sel, handle: a.newHandle(), write, longterm: true, fast, ...(async ? { async: true } : {}), pos: a.pos, text: '' }),
   text: (a, step) => `${a.proc} pin ${a.at} as ${step.handle} ${write ? 'rw' : 'ro'} longterm${fast ? ' fast' : ''}${async ? ' &' : ''}`,
 });
 
@@ -82,7 +82,7 @@ export const gupOp = defineOp({
   creates: (step) => ({ kind: 'handle', name: step.handle, holder: step.proc, async: step.async === true }),
   explore: [{
     name: 'gup', code: 12, on: { kind: 'page', takesHandle: true },
-    decode: (a) => ({ op: 'gup', proc: a.proc, sel: a.sel, handle: a.newHandle(), write: false, fast: false }),
+    decode: (a) => ({ op: 'gup', proc: a.proc, sel: a.sel, handle: a.newHandle(), write: false, fast: false, pos: a.pos, text: '' }),
     text: (a, step) => `${a.proc} gup ${a.at} as ${step.handle} ro`,
   }],
   replay: (o, step) => o.missingHandle(step.proc, step.sel, step.handle, 'takes references on', step.pos.line, step.write, GUP_WITHOUT_PATH),
@@ -109,7 +109,7 @@ export const vmspliceOp = defineOp({
   creates: (step) => ({ kind: 'handle', name: step.handle, holder: step.proc, async: step.async === true }),
   explore: [{
     name: 'vmsplice', code: 13, default: true, on: { kind: 'page', takesHandle: true },
-    decode: (a) => ({ op: 'vmsplice', proc: a.proc, sel: a.sel, handle: a.newHandle() }),
+    decode: (a) => ({ op: 'vmsplice', proc: a.proc, sel: a.sel, handle: a.newHandle(), pos: a.pos, text: '' }),
     text: (a, step) => `${a.proc} vmsplice ${a.at} as ${step.handle}`,
   }],
   replay: (o, step) => o.take(step.proc, step.sel, step.handle, 'pipe'),
@@ -165,7 +165,7 @@ export const unpinOp = defineOp({
   run: (s, step) => release(s, step.proc, step.handle, true),
   explore: [{
     name: 'unpin', code: 14, default: true, on: { kind: 'handle', accepts: (h) => h.kind === 'pin' },
-    decode: (a) => ({ op: 'unpin', proc: a.proc, handle: a.handle }),
+    decode: (a) => ({ op: 'unpin', proc: a.proc, handle: a.handle, pos: a.pos, text: '' }),
     text: (a) => `${a.proc} unpin ${a.handle}`,
   }],
   replay: (o, step) => o.release(step.handle),
@@ -181,7 +181,7 @@ export const putOp = defineOp({
   run: (s, step) => release(s, step.proc, step.handle, false),
   explore: [{
     name: 'put', code: 15, default: true, on: { kind: 'handle', accepts: (h) => h.kind !== 'pin' && h.kind !== 'exclusive' },
-    decode: (a) => ({ op: 'put', proc: a.proc, handle: a.handle }),
+    decode: (a) => ({ op: 'put', proc: a.proc, handle: a.handle, pos: a.pos, text: '' }),
     text: (a) => `${a.proc} put ${a.handle}`,
   }],
   replay: (o, step) => o.release(step.handle),

@@ -64,7 +64,7 @@ export const munmapOp = defineOp({
   run: munmap,
   explore: [{
     name: 'munmap', code: 4, default: true, on: { kind: 'page' },
-    decode: (a) => ({ op: 'munmap', proc: a.proc, sel: a.sel }),
+    decode: (a) => ({ op: 'munmap', proc: a.proc, sel: a.sel, pos: a.pos, text: '' }),
     text: (a) => `${a.proc} munmap ${a.at}`,
   }],
   replay: (o, step) => o.rangeOp(step),
@@ -107,7 +107,7 @@ export const mremapOp = defineOp({
     // The page moves to a new region named after the explored one; that one (the first in
     // name order) stays the one explored, the moved page is reached through handles and fork.
     name: 'mremap', code: 31, on: { kind: 'page' },
-    decode: (a) => ({ op: 'mremap', proc: a.proc, sel: a.sel, region: a.newRegion() }),
+    decode: (a) => ({ op: 'mremap', proc: a.proc, sel: a.sel, region: a.newRegion(), pos: a.pos, text: '' }),
     text: (a, step) => `${a.proc} mremap ${a.at} as ${step.region}`,
   }],
   replay: (o, step) => o.mremap(step),
@@ -175,7 +175,7 @@ export const mprotectOp = defineOp({
   run: mprotect,
   explore: [{
     name: 'mprotect', code: 5, on: { kind: 'page', variants: 2 },
-    decode: (a) => ({ op: 'mprotect', proc: a.proc, sel: a.sel, prot: a.extra === 0 ? 'ro' : 'rw' }),
+    decode: (a) => ({ op: 'mprotect', proc: a.proc, sel: a.sel, prot: a.extra === 0 ? 'ro' : 'rw', pos: a.pos, text: '' }),
     text: (a, step) => `${a.proc} mprotect ${a.at} ${step.prot}`,
   }],
   replay: (o, step) => o.rangeOp(step),
@@ -201,7 +201,7 @@ export const mprotectOp = defineOp({
 
 const adviseOn = (name: 'dontfork' | 'wipeonfork' | 'dontneed' | 'mergeable', code: number) => ({
   name, code, on: { kind: 'page' } as const,
-  decode: (a: ExploreArgs) => ({ op: 'madvise', proc: a.proc, sel: a.sel, advice: name }),
+  decode: (a: ExploreArgs) => ({ op: 'madvise', proc: a.proc, sel: a.sel, advice: name, pos: a.pos, text: '' }),
   text: (a: ExploreArgs) => `${a.proc} madvise ${a.at} ${name}`,
 });
 
@@ -223,7 +223,7 @@ export const madviseOp = defineOp({
     // MADV_COLLAPSE over the whole explored region (each whole 2 MiB of it PTE-mapped becomes a
     // new THP): the operation of a THP start (`explore --start thp`), beside the splitting ones.
     name: 'collapse', code: 36, on: { kind: 'proc' },
-    decode: (a) => ({ op: 'madvise', proc: a.proc, sel: { region: a.sel.region, all: true, lo: 0, hi: a.regionPages - 1, pos: a.sel.pos }, advice: 'collapse' }),
+    decode: (a) => ({ op: 'madvise', proc: a.proc, sel: { region: a.sel.region, all: true, lo: 0, hi: a.regionPages - 1, pos: a.sel.pos }, advice: 'collapse', pos: a.pos, text: '' }),
     text: (a) => `${a.proc} madvise ${a.sel.region} collapse`,
   }],
   replay: (o, step) => o.rangeOp(step),
@@ -296,7 +296,7 @@ export const clearSoftdirtyOp = defineOp({
   run: clearSoftdirty,
   explore: [{
     name: 'clear-softdirty', code: 19, on: { kind: 'proc' },
-    decode: (a) => ({ op: 'clear-softdirty', proc: a.proc }),
+    decode: (a) => ({ op: 'clear-softdirty', proc: a.proc, pos: a.pos, text: '' }),
     text: (a) => `${a.proc} clear-softdirty`,
   }],
   replay: (o, step) => o.clearSoftdirty(step),

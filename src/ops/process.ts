@@ -11,7 +11,7 @@ const RANDOM_CHILDREN = ['Q', 'R', 'S'];
 
 const forkOn = (name: string, code: number, async: boolean, cowpt: boolean, dflt = false): ExploreOp => ({
   name, code, on: { kind: 'fork' }, ...(dflt ? { default: true } : {}),
-  decode: (a) => ({ op: 'fork', proc: a.proc, child: a.newProc(), cowpt, ...(async ? { async: true } : {}) }),
+  decode: (a) => ({ op: 'fork', proc: a.proc, child: a.newProc(), cowpt, ...(async ? { async: true } : {}), pos: a.pos, text: '' }),
   text: (a, step) => `${a.proc} fork ${step.child}${async ? ' &' : ''}${cowpt ? ' cowpt' : ''}`,
 });
 
@@ -86,7 +86,7 @@ export const exitOp = defineOp({
   run: exit,
   explore: [{
     name: 'exit', code: 3, default: true, on: { kind: 'proc' },
-    decode: (a) => ({ op: 'exit', proc: a.proc }),
+    decode: (a) => ({ op: 'exit', proc: a.proc, pos: a.pos, text: '' }),
     text: (a) => `${a.proc} exit`,
   }],
   replay: (o, step) => o.exit(step),
@@ -123,7 +123,7 @@ export const threadOp = defineOp({
   run: thread,
   explore: [{
     name: 'thread', code: 20, on: { kind: 'thread' },
-    decode: (a) => ({ op: 'thread', proc: a.proc, thread: a.newProc() }),
+    decode: (a) => ({ op: 'thread', proc: a.proc, thread: a.newProc(), pos: a.pos, text: '' }),
     text: (a, step) => `${a.proc} thread ${step.thread}`,
   }],
   replay: (o, step) => o.thread(step),
@@ -151,7 +151,7 @@ export const stepOp = defineOp({
   run: (s, step) => advance(s, step.proc, false),
   explore: [{
     name: 'step', code: 24, on: { kind: 'pending' },
-    decode: (a) => ({ op: 'step', proc: a.proc }),
+    decode: (a) => ({ op: 'step', proc: a.proc, pos: a.pos, text: '' }),
     text: (a) => `${a.proc} step`,
   }],
   replay: (o) => o.notReplayed('step'),

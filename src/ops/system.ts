@@ -20,7 +20,7 @@ export const swapoutOp = defineOp({
   run: swapout,
   explore: [{
     name: 'swapout', code: 25, on: { kind: 'page' },
-    decode: (a) => ({ op: 'swapout', proc: a.proc, sel: a.sel }),
+    decode: (a) => ({ op: 'swapout', proc: a.proc, sel: a.sel, pos: a.pos, text: '' }),
     text: (a) => `swapout ${a.proc} ${a.at}`,
   }],
   replay: (o, step) => o.swapout(step.proc, step.sel),
@@ -66,7 +66,7 @@ export const ksmMergeOp = defineOp({
   run: (s) => ksmMergeAll(s),
   explore: [{
     name: 'ksm-merge', code: 27, on: { kind: 'once' },
-    decode: () => ({ op: 'ksm-merge' }),
+    decode: (a) => ({ op: 'ksm-merge', pos: a.pos, text: '' }),
     text: () => 'ksm merge',
   }],
   replay: (o) => o.ksmMerge(),

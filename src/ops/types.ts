@@ -11,7 +11,7 @@
 import type { Task } from '../core/tasks.js';
 import type { Handle } from '../core/kernel.js';
 import type { Proc, RunState } from '../engine/state.js';
-import type { PageSel, Step, StepOp } from '../scenario/ast.js';
+import type { PageSel, Pos, Step, StepOp } from '../scenario/ast.js';
 import type { ProcInfo } from '../scenario/resolve.js';
 import type { LineParser, StepBase } from '../scenario/steps.js';
 
@@ -68,6 +68,8 @@ export type ExploreOn =
 
 /** What decoding one instance knows: the thread, its page, the handle, and fresh names. */
 export interface ExploreArgs {
+  /** The decoded step's position (the explorer's steps come from no file). */
+  pos: Pos;
   proc: string;
   sel: PageSel;
   /** `sel` as text: `buf[0]`. */
@@ -99,7 +101,11 @@ export interface ExploreOp {
   /** Part of the default --ops. */
   default?: boolean;
   on: ExploreOn;
-  /** The step: a new object, without pos and text (decodeOp adds them to it). */
+  /**
+   * The step: a new object, with pos `a.pos` and text '' (decodeOp sets the text when asked for
+   * it): in the literal, not added to it after (one more property on objects of many shapes is a
+   * map transition, per transition of the search).
+   */
   decode(a: ExploreArgs): Record<string, unknown>;
   /**
    * The step's text, as a scenario line, from the arguments decode had and the step it made: made

@@ -25,7 +25,7 @@ const registered = (p: Proc, vpn: number): boolean => ((p.mm.findVma(vpn)?.flags
 const protectOn = (action: 'protect' | 'unprotect', code: number): ExploreOp => ({
   // A page of a registered region.
   name: `uffd-${action}`, code, on: { kind: 'page', when: registered },
-  decode: (a) => ({ op: 'uffd', proc: a.proc, action, sel: a.sel, on: false }),
+  decode: (a) => ({ op: 'uffd', proc: a.proc, action, sel: a.sel, on: false, pos: a.pos, text: '' }),
   text: (a) => `${a.proc} uffd ${action} ${a.at}`,
 });
 
@@ -66,7 +66,7 @@ export const uffdOp = defineOp({
       // The first region as a whole, while a page of it is not registered.
       name: 'uffd-register', code: 32,
       on: { kind: 'proc', when: (p) => { const r = firstRegion(p); return r !== null && (!registered(p, r.start) || !registered(p, r.start + r.n - 1)); } },
-      decode: (a) => ({ op: 'uffd', proc: a.proc, action: 'register', sel: { ...a.sel, all: true, lo: 0, hi: a.regionPages - 1 }, on: false }),
+      decode: (a) => ({ op: 'uffd', proc: a.proc, action: 'register', sel: { ...a.sel, all: true, lo: 0, hi: a.regionPages - 1 }, on: false, pos: a.pos, text: '' }),
       text: (a) => `${a.proc} uffd register ${a.sel.region} wp`,
     },
     protectOn('protect', 33),
@@ -74,7 +74,7 @@ export const uffdOp = defineOp({
     {
       // UFFD_FEATURE_EVENT_FORK: asked once, by a process that has not yet.
       name: 'uffd-fork-event', code: 35, on: { kind: 'proc', when: (p) => !p.mm.uffdForkEvent },
-      decode: (a) => ({ op: 'uffd', proc: a.proc, action: 'fork-event', sel: null, on: true }),
+      decode: (a) => ({ op: 'uffd', proc: a.proc, action: 'fork-event', sel: null, on: true, pos: a.pos, text: '' }),
       text: (a) => `${a.proc} uffd fork-event on`,
     },
   ],
