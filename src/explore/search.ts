@@ -299,6 +299,8 @@ export class Expander {
   private readonly base: number;
   /** The last child, done with: the next copy goes into its arrays. */
   private spare: Runner | undefined;
+  /** The operations enabled in the state being expanded (reused from state to state). */
+  private readonly ops: number[] = [];
 
   constructor(
     readonly root: Runner, private readonly shape: ExploreShape, private readonly bounds: SearchBounds,
@@ -310,7 +312,9 @@ export class Expander {
   /** Expand state `id` at depth d; true: the search stops. */
   expand(id: number, d: number, to: ExpandTarget): boolean {
     const r = this.states.get(id);
-    for (const op of enabledOps(r, this.shape)) {
+    const ops = enabledOps(r, this.shape, this.ops);
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
       if (to.due()) return true;
       const child = r.clone(this.spare);
       this.spare = child;

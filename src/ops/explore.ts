@@ -66,17 +66,32 @@ function firstRegion(p: Proc): Region | undefined {
   return name === undefined ? undefined : p.regions.get(name);
 }
 
-/** Every operation enabled in this state, in a fixed order (the order of shape.ops). */
-export function enabledOps(r: Runner, shape: ExploreShape): number[] {
-  const out: number[] = [];
-  const procs = [...r.procs.values()];
-  // A thread inside a kernel path started with `&` can only take its next step.
-  const alive = procs.filter((p) => p.alive && !p.task);
-  const groupsAlive = new Set(procs.filter((p) => p.alive).map((p) => p.group)).size;
+/**
+ * The threads of the state enabledOps() is looking at, in creation order; the indices (in procs) of
+ * those free to start an operation, and their first regions: arrays reused from state to state.
+ */
+const scratch = { procs: [] as Proc[], alive: [] as number[], firstRegions: [] as (Region | undefined)[] };
+
+/**
+ * Every operation enabled in this state, in a fixed order (the order of shape.ops), into `out`
+ * (emptied first; default: a new array), which is returned.
+ */
+export function enabledOps(r: Runner, shape: ExploreShape, out: number[] = []): number[] {
+  const { procs, alive, firstRegions } = scratch;
+  out.length = 0;
+  procs.length = 0;
+  alive.length = 0;
+  for (const p of r.procs.values()) {
+    // A thread inside a kernel path started with `&` can only take its next step.
+    if (p.alive && !p.task) alive.push(procs.length);
+    procs.push(p);
+  }
+  const groupsAlive = groupsAliveOf(procs);
   // A `fork &` in progress has its child (a process, a name) when it ends: counted already.
-  const forking = procs.filter((p) => p.alive && p.task?.kind === 'fork').length;
-  const handles = [...r.handles.keys()];
-  let firstRegions: (Region | undefined)[] | undefined;
+  let forking = 0;
+  for (const p of procs) if (p.alive && p.task?.kind === 'fork') forking++;
+  const handles = r.handles.size;
+  let regionsFound = false;
   for (const name of shape.ops) {
     const e = BY_NAME.get(name);
     if (!e) continue;
@@ -85,52 +100,79 @@ export function enabledOps(r: Runner, shape: ExploreShape): number[] {
     switch (on.kind) {
       case 'fork':
         if (groupsAlive + forking < shape.procs && procs.length + forking < PROC_NAMES.length) {
-          for (const p of alive) out.push(pack(code, procs.indexOf(p), 0, 0));
+          for (const pi of alive) out.push(pack(code, pi, 0, 0));
         }
         break;
       case 'thread':
         if (procs.length + forking < PROC_NAMES.length) {
-          for (const p of alive) {
-            if (procs.filter((q) => q.alive && q.group === p.group).length < shape.threads) out.push(pack(code, procs.indexOf(p), 0, 0));
-          }
+          for (const pi of alive) if (threadsAliveIn(procs, procs[pi]!.group) < shape.threads) out.push(pack(code, pi, 0, 0));
         }
         break;
       case 'pending':
-        procs.forEach((p, i) => {
-          if (p.alive && p.task) out.push(pack(code, i, 0, 0));
-        });
+        for (let i = 0; i < procs.length; i++) if (procs[i]!.alive && procs[i]!.task) out.push(pack(code, i, 0, 0));
         break;
       case 'once':
         out.push(pack(code, 0, 0, 0));
         break;
       case 'proc':
-        for (const p of alive) if (!on.when || on.when(p)) out.push(pack(code, procs.indexOf(p), 0, 0));
+        for (const pi of alive) if (!on.when || on.when(procs[pi]!)) out.push(pack(code, pi, 0, 0));
         break;
-      case 'handle':
-        handles.forEach((h, i) => {
-          const lh = r.handles.get(h)!;
-          if (!on.accepts(lh.h)) return;
-          const holder = procs.findIndex((p) => p.name === lh.proc);
-          out.push(pack(code, Math.max(0, holder), 0, i));
-        });
+      case 'handle': {
+        let i = 0;
+        for (const lh of r.handles.values()) {
+          if (on.accepts(lh.h)) out.push(pack(code, Math.max(0, holderOf(procs, lh.proc)), 0, i));
+          i++;
+        }
         break;
+      }
       case 'page': {
-        if (on.takesHandle && handles.length >= shape.handles) break;
-        // One region is explored: the first in name order (found once per state, below).
-        firstRegions ??= alive.map(firstRegion);
-        alive.forEach((p, ai) => {
-          const reg = firstRegions![ai];
-          if (reg === undefined) return;
-          const pi = procs.indexOf(p);
+        if (on.takesHandle && handles >= shape.handles) break;
+        // One region is explored: the first in name order (found once per state).
+        if (!regionsFound) {
+          firstRegions.length = 0;
+          for (const pi of alive) firstRegions.push(firstRegion(procs[pi]!));
+          regionsFound = true;
+        }
+        for (let ai = 0; ai < alive.length; ai++) {
+          const reg = firstRegions[ai];
+          if (reg === undefined) continue;
+          const pi = alive[ai]!;
+          const p = procs[pi]!;
           for (let pg = 0, n = Math.min(reg.n, shape.pageLimit ?? reg.n); pg < n; pg++) {
             if (on.when && !on.when(p, reg.start + pg)) continue;
             for (let v = 0; v < (on.variants ?? 1); v++) out.push(pack(code, pi, pg, v));
           }
-        });
+        }
       }
     }
   }
   return out;
+}
+
+/** How many processes (thread groups) have a live thread. */
+function groupsAliveOf(procs: readonly Proc[]): number {
+  let n = 0;
+  for (let i = 0; i < procs.length; i++) {
+    const p = procs[i]!;
+    if (!p.alive) continue;
+    let before = false;
+    for (let j = 0; j < i && !before; j++) before = procs[j]!.alive && procs[j]!.group === p.group;
+    if (!before) n++;
+  }
+  return n;
+}
+
+/** The live threads of a process. */
+function threadsAliveIn(procs: readonly Proc[], group: Proc['group']): number {
+  let n = 0;
+  for (const q of procs) if (q.alive && q.group === group) n++;
+  return n;
+}
+
+/** The index of the thread named `name` (-1: none). */
+function holderOf(procs: readonly Proc[], name: string): number {
+  for (let i = 0; i < procs.length; i++) if (procs[i]!.name === name) return i;
+  return -1;
 }
 
 /** The position of every decoded step (shared: nothing writes a step's position). */
