@@ -168,9 +168,11 @@ function exec(s: RunState, step: Step): void {
 /** Pin coherence and pinned pages' exclusivity (src/check/pins.ts). */
 function checkPins(s: RunState): void {
   if (s.handles.size === 0) return;
-  // The handles as the checker sees them, in objects reused from step to step (it reads them at once).
+  // The handles as the checker sees them, in objects reused from step to step (it reads them at
+  // once); by name, then looked up: no entry pair is made per handle and step.
   let n = 0;
-  for (const [name, hs] of s.handles) {
+  for (const name of s.handles.keys()) {
+    const hs = s.handles.get(name)!;
     const p = s.procs.get(hs.proc);
     const o = (pinned[n++] ??= { name, h: hs.h, holder: '', mm: null });
     o.name = name;

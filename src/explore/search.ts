@@ -106,8 +106,7 @@ export function reachedEvents(before: Runner, after: Runner, out: { add(event: s
   if (b.reuses > a.reuses) out.add('reuse');
   if (b.earlyCow > a.earlyCow) out.add('early-cow');
   if (after.handles.size > before.handles.size) {
-    const names = { pin: 'pin', pipe: 'vmsplice', gup: 'gup', exclusive: 'device-exclusive' } as const;
-    for (const [n, h] of after.handles) if (!before.handles.has(n)) out.add(names[h.h.kind]);
+    for (const [n, h] of after.handles) if (!before.handles.has(n)) out.add(HANDLE_EVENTS[h.h.kind]);
   }
   // Threads are never removed (an exited one stays, dead) and never change process: with as
   // many threads as before, there are as many processes.
@@ -120,6 +119,9 @@ export function reachedEvents(before: Runner, after: Runner, out: { add(event: s
     for (const pfn of lh.h.frames) if (pfn > 0 && after.k.frames.mapcount[pfn]! >= 2) out.add('shared-page-with-extra-reference');
   }
 }
+
+/** The event a new handle of each kind reaches. */
+const HANDLE_EVENTS = { pin: 'pin', pipe: 'vmsplice', gup: 'gup', exclusive: 'device-exclusive' } as const;
 
 /** How many processes (thread groups) a state has, counted without allocating. */
 function groupCount(r: Runner): number {
