@@ -33,6 +33,9 @@ interface Walked {
   entire: Int32Array;
 }
 
+/** What a check that found nothing returns (shared: nothing is made per check). */
+const NONE: readonly AccountingProblem[] = [];
+
 /** Scratch arrays reused across checks (the check runs after every step). */
 export class AccountingChecker {
   private expMap = new Int32Array(0);
@@ -46,40 +49,45 @@ export class AccountingChecker {
   /** What walkTables() counts in one mm (reused from mm to mm). */
   private walked: Walked = { tables: 0, physical: 0, anon: 0, shmem: 0, hugetlb: 0, swapCount: new Int32Array(0), seen: new Uint8Array(0), entire: new Int32Array(0) };
 
+  /** The problems the check in progress found (a new array once they are returned). */
+  private found: AccountingProblem[] = [];
+  /** Add a problem to `found` (made once: the check runs for every new state and finds nothing). */
+  private readonly add = (p: AccountingProblem): void => {
+    if (this.found.length < 50) this.found.push(p);
+  };
+
   /**
    * `held`: references held by kernel paths in progress (a GUP that grabbed pages, a copy made
-   * outside the lock): [frame, references] pairs.
+   * outside the lock): [frame, references] pairs. The problems found (a shared empty array when none).
    */
-  check(k: Kernel, final = false, held: readonly (readonly [number, number])[] = []): AccountingProblem[] {
+  check(k: Kernel, final = false, held: readonly (readonly [number, number])[] = []): readonly AccountingProblem[] {
     const f = k.frames;
     const top = f.top;
     if (this.expMap.length < top) {
       this.expMap = new Int32Array(top * 2);
       this.expRef = new Int32Array(top * 2);
     } else {
-      this.expMap.fill(0, 0, top);
-      this.expRef.fill(0, 0, top);
+      zero(this.expMap, top);
+      zero(this.expRef, top);
     }
     const expMap = this.expMap;
     const expRef = this.expRef;
-    const out: AccountingProblem[] = [];
-    const add = (p: AccountingProblem): void => {
-      if (out.length < 50) out.push(p);
-    };
+    if (this.found.length > 0) this.found = []; // a check that threw left its problems
+    const add = this.add;
     let tablesInUse = 0;
     if (this.seen.length < k.tables.top) this.seen = new Uint8Array(k.tables.top * 2);
-    else this.seen.fill(0, 0, k.tables.top);
+    else zero(this.seen, k.tables.top);
     const sw = k.swap;
     if (this.swapCount.length < sw.top) this.swapCount = new Int32Array(sw.top * 2);
-    else this.swapCount.fill(0, 0, sw.top);
+    else zero(this.swapCount, sw.top);
     const swapCount = this.swapCount;
     const blocks = (top >>> 9) + 1;
     if (this.entire.length < blocks) {
       this.entire = new Int32Array(blocks * 2);
       this.pins = new Int32Array(blocks * 2);
     } else {
-      this.entire.fill(0, 0, blocks);
-      this.pins.fill(0, 0, blocks);
+      zero(this.entire, blocks);
+      zero(this.pins, blocks);
     }
     for (const mm of k.mms) {
       if (!mm.alive) continue;
@@ -175,8 +183,20 @@ export class AccountingChecker {
       }
     }
     if (used !== f.used) add({ kind: 'accounting', mm: -1, pfn: -1, message: `frames_used is ${f.used} but ${used} frames are allocated` });
+    const out = this.found;
+    if (out.length === 0) return NONE;
+    this.found = [];
     return out;
   }
+}
+
+/**
+ * Zero the first n elements: a loop for the few of a small state (a call of fill() costs more
+ * than a few stores, and the check clears six arrays for every new state), fill() past that.
+ */
+function zero(a: Int32Array | Uint8Array, n: number): void {
+  if (n > 64) a.fill(0, 0, n);
+  else for (let i = 0; i < n; i++) a[i] = 0;
 }
 
 const wordViews = new WeakMap<Uint16Array, Int32Array>();

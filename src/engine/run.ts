@@ -187,7 +187,9 @@ const pinned: PinnedHandle[] = [];
 
 /** The accounting invariants (src/check/accounting.ts). */
 function checkAccounting(s: RunState, final: boolean): void {
-  for (const p of s.checker.check(s.k, final, heldByTasks(s))) {
+  const problems = s.checker.check(s.k, final, heldByTasks(s));
+  for (let i = 0; i < problems.length; i++) {
+    const p = problems[i]!;
     s.violation(p.kind, p.message, p.mm >= 0 ? [s.mmNames[p.mm] ?? '?'] : [], p.pfn >= 0 ? [p.pfn] : []);
   }
 }
