@@ -57,6 +57,41 @@ export interface NFrame {
   ksm?: boolean;
   /** In KSM's stable tree (a KSM page that ksmd made and kept; stable_tree_insert). */
   stable?: boolean;
+  /**
+   * The large folio (a PMD-size THP) this is a page of; then `refcount` is the folio's (one
+   * counter for all its pages, as folio_ref_count()), `mapcount` the page's PTE mappings, and
+   * `exclusive` the page's PG_anon_exclusive (a PMD-mapped folio keeps it on its head).
+   */
+  folio?: NFolio;
+}
+
+/**
+ * A PMD-size anonymous THP (a large folio of PTES_PER_TABLE pages): its reference count, its PMD
+ * mappings (_entire_mapcount), all its mappings, PMD and PTE ones (_large_mapcount), its pins
+ * (_pincount: FOLL_PIN adds 1 to the refcount and 1 here, not GUP_PIN_COUNTING_BIAS), and 6.15's
+ * MM-id tracking (_mm_id[2], _mm_id_mapcount[2] as real counts, FOLIO_MM_IDS_SHARED_BIT).
+ */
+export interface NFolio {
+  pages: NFrame[];
+  refcount: number;
+  entire: number;
+  large: number;
+  pincount: number;
+  mmIds: [NProc | null, NProc | null];
+  mmCounts: [number, number];
+  shared: boolean;
+}
+
+/**
+ * A huge PMD (a PMD leaf mapping a whole folio): every page of the 2 MiB in the process holds the
+ * same object; `base` is the address (page number) of the folio's first page.
+ */
+export interface NPmd {
+  folio: NFolio;
+  base: number;
+  writable: boolean;
+  dirty: boolean;
+  softDirty?: boolean;
 }
 
 /**
@@ -132,6 +167,8 @@ export interface NVma {
   anonVma: boolean;
   /** Which anon_vma (0: none). */
   anonId: number;
+  /** VM_HUGEPAGE (MADV_HUGEPAGE): a write fault on an empty, aligned 2 MiB inside it maps a THP. */
+  hugepage?: boolean;
   /** Its anon_vma came from anon_vma_fork (the chain links the parent's too): it merges only with the same anon_vma. */
   uncowed?: boolean;
   /**
@@ -156,6 +193,8 @@ export interface NPage {
   devx?: NDevx | null;
   /** VM_UFFD_WP: registered with userfaultfd in write-protect mode. */
   uffd?: boolean;
+  /** A huge PMD mapping this page with the rest of its 2 MiB (then `pte`, `swp` and `devx` are null). */
+  pmd?: NPmd | null;
 }
 
 export interface NRegion {
@@ -193,6 +232,8 @@ export interface NProc {
   cowPgtable?: boolean;
   /** The last-level tables this process reaches through a write-protected PMD, by table number (address / 512). */
   shared?: Map<number, NTable>;
+  /** The 2 MiB blocks (address / 512) of VM_HUGEPAGE mappings that have a PTE table (a split PMD's): no huge fault there. */
+  tables?: Set<number>;
 }
 
 /** A PTE entry as a table holds it: a present PTE, a swap entry, or neither (none). */
@@ -327,6 +368,26 @@ export interface NaiveOptions {
   gupCowBreak?: 'get-and-pin' | 'pin';
   /** gup-fast takes only a PTE that is already writable, whatever the request (5.8: it passes FOLL_WRITE to the lockless walk). */
   gupFastWritableOnly?: boolean;
+  /** Private anonymous THP (undefined: none; a VM_HUGEPAGE mmap throws). */
+  thp?: ThpRules;
+}
+
+/**
+ * The THP rules (mm/huge_memory.c, mm/memory.c):
+ * - pmdReuse: do_huge_pmd_wp_page's reuse test of a PMD-mapped folio: `mapcount` (up to 5.17:
+ *   reuse_swap_page on the compound page, the largest page_mapcount <= 1), `refcount` (5.18: the
+ *   folio refcount is 1), `anon-exclusive` (5.19 on: PageAnonExclusive on the head, else refcount 1).
+ * - pmdCopy: a write fault it cannot reuse: `huge` (up to 5.7: copy the whole 2 MiB) or `split`
+ *   (5.8 on, 3917c80280c9: split the PMD and leave the 4 KiB page to do_wp_page).
+ * - largeReuse: do_wp_page on a page of a PTE-mapped large folio without PG_anon_exclusive:
+ *   `as-small` (up to 6.9: the small-page rule with the folio's refcount), `never` (6.10-6.14:
+ *   wp_can_reuse_anon_folio refuses large folios), `mm-exclusive` (6.15, c3edd36ad29b:
+ *   __wp_can_reuse_large_anon_folio: two or more mappings, all of this mm, all references theirs).
+ */
+export interface ThpRules {
+  pmdReuse: 'mapcount' | 'refcount' | 'anon-exclusive';
+  pmdCopy: 'huge' | 'split';
+  largeReuse: 'as-small' | 'never' | 'mm-exclusive';
 }
 
 /**
@@ -354,7 +415,7 @@ export const V6_RULES: NaiveOptions = {
   reuse: 'anon-exclusive', pae: true, mprotectUpgrade: true, unshare: 'all', earlyCow: true, swapinReadWritable: true, swapin: 'exclusive-bit', reclaimSkipsPinned: true, clearRefsSkipsPinned: true,
   ksmBreakCow: 'unshare',
   deviceExclusive: 'v6.15', uffdWpForkVma: 'dst-vma', uffdWpForkCopies: true, uffdUnprotectWritable: true, mremapClearsUffdWp: true,
-  collapse: 'any-pte',
+  collapse: 'any-pte', thp: { pmdReuse: 'anon-exclusive', pmdCopy: 'split', largeReuse: 'mm-exclusive' },
 };
 /**
  * 6.2: as V6_RULES, but a swap-in maps the page writable only on a write fault (to 6.10),
@@ -362,7 +423,10 @@ export const V6_RULES: NaiveOptions = {
  * read-only (6.3 changed it), mremap keeping uffd-wp bits (to 6.12), and MADV_COLLAPSE wanting a
  * writable PTE (to 6.17).
  */
-export const V6_2_RULES: NaiveOptions = { ...V6_RULES, swapinReadWritable: false, deviceExclusive: 'v5.14', uffdUnprotectWritable: false, mremapClearsUffdWp: false, collapse: 'writable-pte' };
+export const V6_2_RULES: NaiveOptions = {
+  ...V6_RULES, swapinReadWritable: false, deviceExclusive: 'v5.14', uffdUnprotectWritable: false, mremapClearsUffdWp: false, collapse: 'writable-pte',
+  thp: { pmdReuse: 'anon-exclusive', pmdCopy: 'split', largeReuse: 'as-small' },
+};
 /** 5.19 to 6.1 but for mprotect (6.0): R/O pins unshare anonymous pages, not the zero page; KSM's break_cow is a write fault. */
 export const V5_19_RULES: NaiveOptions = {
   reuse: 'anon-exclusive', pae: true, mprotectUpgrade: false, unshare: 'anon', earlyCow: true, swapin: 'exclusive-bit', reclaimSkipsPinned: true, clearRefsSkipsPinned: true,
@@ -418,7 +482,7 @@ export const LTS_RULES: readonly (readonly [string, NaiveOptions])[] = [
   ['5.15', V5_14_RULES],
   ['6.1', { ...V5_19_RULES, mprotectUpgrade: true, collapse: 'writable-pte' }],
   ['6.6', { ...V6_2_RULES, uffdUnprotectWritable: true }],
-  ['6.12', { ...V6_RULES, deviceExclusive: 'v5.14', collapse: 'writable-pte' }],
+  ['6.12', { ...V6_RULES, deviceExclusive: 'v5.14', collapse: 'writable-pte', thp: { pmdReuse: 'anon-exclusive', pmdCopy: 'split', largeReuse: 'never' } }],
 ];
 
 /** On-Demand Fork as released (8d43667), on the 5.6 rules (5.7's for what the naive model knows). */
@@ -464,6 +528,8 @@ export class NaiveKernel {
   tablesShared = 0;
   tableCopies = 0;
   tableTakeBacks = 0;
+  /** THP: huge PMDs reused by do_huge_pmd_wp_page (write or unshare), split, shared by fork; large folios reused at PTE level (largeReuse). */
+  readonly thpEvents = { pmdReuse: 0, pmdCopy: 0, split: 0, forkShare: 0, forkSplit: 0, largeReuse: 0 };
 
   constructor(readonly rules: NaiveOptions = V6_RULES) {}
 
@@ -496,6 +562,10 @@ export class NaiveKernel {
 
   /** Drop a PTE: the frame loses a mapping and a reference (a swap entry: the slot loses a count, free_swap_and_cache). */
   private zap(p: NProc, pg: NPage): void {
+    if (pg.pmd) {
+      this.zapHugePmd(p, pg.pmd);
+      return;
+    }
     if (pg.devx) {
       // zap_nonpresent_ptes: the entry's reference goes, and (6.15, where it still counts) its mapping.
       const f = pg.devx.frame;
@@ -505,13 +575,13 @@ export class NaiveKernel {
       p.rss--;
       return;
     }
-    if (this.dropEntry(pg)) p.rss--;
+    if (this.dropEntry(pg, p)) p.rss--;
     pg.pte = null;
     pg.swp = null;
   }
 
   /** What dropping an entry releases (zap_pte_range for one entry); true if it mapped a frame. */
-  private dropEntry(e: NEntry): boolean {
+  private dropEntry(e: NEntry, p?: NProc): boolean {
     if (e.swp !== null) {
       const slot = e.swp.slot;
       slot.count--;
@@ -521,7 +591,7 @@ export class NaiveKernel {
     }
     const f = e.pte?.frame ?? null;
     if (f === null) return false;
-    f.mapcount--;
+    this.unmapPage(p, f);
     this.put(f);
     return true;
   }
@@ -644,11 +714,13 @@ export class NaiveKernel {
     return out;
   }
 
-  mmap(p: NProc, n: number): NRegion {
+  /** mmap of n pages (hugepage: then MADV_HUGEPAGE on them, VM_HUGEPAGE). */
+  mmap(p: NProc, n: number, hugepage = false): NRegion {
+    if (hugepage && this.rules.thp === undefined) throw new Error('THP is not modelled by these naive rules');
     const r: NRegion = { id: this.nextRegion++, n, base: p.next };
     p.next += n;
     p.regions.push(r);
-    const vma: NVma = { anonVma: false, anonId: 0 };
+    const vma: NVma = { anonVma: false, anonId: 0, ...(hugepage ? { hugepage } : {}) };
     for (let i = 0; i < n; i++) p.pages.set(pageKey(r, i), { vma, prot: 'rw', dontfork: false, wipeonfork: false, pte: null, swp: null });
     this.merge(p);
     return r;
@@ -668,7 +740,7 @@ export class NaiveKernel {
 
   private static sameFlags(a: NPage, b: NPage): boolean {
     return a.prot === b.prot && a.dontfork === b.dontfork && a.wipeonfork === b.wipeonfork && (a.mergeable ?? false) === (b.mergeable ?? false) &&
-      (a.uffd ?? false) === (b.uffd ?? false);
+      (a.uffd ?? false) === (b.uffd ?? false) && (a.vma.hugepage ?? false) === (b.vma.hugepage ?? false);
   }
 
   /** vma_merge(): neighbouring VMAs with the same flags and compatible anon_vmas become one. */
@@ -713,6 +785,7 @@ export class NaiveKernel {
   write(p: NProc, r: NRegion, i: number, value: number): boolean {
     const pg = p.pages.get(pageKey(r, i));
     if (pg === undefined || pg.prot !== 'rw') return false;
+    if (pg.pmd || this.hugeFaultable(p, pg)) return this.writeHuge(p, pg, value);
     // A store through a write-protected PMD (a shared table) faults whatever the PTE says.
     const shared = this.sharedAt(p, pg);
     if (shared || pg.pte === null || !pg.pte.writable) {
@@ -731,6 +804,7 @@ export class NaiveKernel {
    * the PTE maps an exclusive page, writable.
    */
   private writeFault(p: NProc, pg: NPage): void {
+    if (this.hugeFaultable(p, pg)) throw new Error('a GUP fault on an empty THP-eligible 2 MiB is not modelled by the naive model');
     if (pg.devx) {
       // remove_device_exclusive_entry, then the fault goes on as for the present PTE.
       this.restoreDevx(p, pg, true);
@@ -788,7 +862,7 @@ export class NaiveKernel {
       return;
     }
     // wp_page_copy: the old page loses a mapping and a reference.
-    old.mapcount--;
+    this.unmapPage(p, old);
     this.put(old);
   }
 
@@ -812,6 +886,7 @@ export class NaiveKernel {
         // wp_can_reuse_anon_folio: more references than ours and the swap cache's: copy; the
         // swap cache is freed (folio_free_swap) when no swap entry still refers to the slot.
         if (f.exclusive) return true;
+        if (f.folio !== undefined && this.rules.thp!.largeReuse !== 'as-small') return this.canReuseLarge(f.folio);
         if (f.refcount > 1 + (f.swapcache !== null ? 1 : 0)) return false;
         if (f.swapcache !== null && f.swapcache.count === 0) this.dropCache(f.swapcache);
         return f.refcount === 1;
@@ -855,6 +930,7 @@ export class NaiveKernel {
 
   /** A read fault on a missing PTE: do_anonymous_page maps the zero page, read-only; no anon_vma. */
   private readFault(p: NProc, pg: NPage): void {
+    if (this.hugeFaultable(p, pg)) throw new Error('a read fault on an empty THP-eligible 2 MiB (the huge zero page) is not modelled by the naive model');
     p.minflt++;
     if (pg.devx) {
       this.restoreDevx(p, pg, true);
@@ -950,6 +1026,7 @@ export class NaiveKernel {
    * in the cache and a later swap-in finds it.
    */
   swapout(p: NProc, r: NRegion, i: number): boolean {
+    this.noThp('swapout');
     if (this.rules.swapin === undefined) throw new Error('swap is not modelled by these naive rules');
     const pg = p.pages.get(pageKey(r, i));
     if (pg !== undefined) this.unshareAt(p, pg);
@@ -990,6 +1067,7 @@ export class NaiveKernel {
 
   /** A load of a mapped page: a missing PTE (or a swap or device-exclusive entry) takes a read fault first. */
   private load(p: NProc, pg: NPage): number {
+    if (pg.pmd) return this.hugePage(pg).value;
     if (pg.pte === null) this.readFault(p, pg);
     return pg.pte!.frame === null ? 0 : pg.pte!.frame.value;
   }
@@ -1021,6 +1099,20 @@ export class NaiveKernel {
     if (this.forcesCowBreak(flags)) this.breakCowForGup(p, pg, flags.pin);
     // follow_page_pte until it gives the page; each miss is a fault (faultin_page), counted.
     for (;;) {
+      if (pg.pmd) {
+        // follow_huge_pmd: FOLL_WRITE on a read-only PMD and an R/O pin of a head that must be
+        // unshared (gup_must_unshare asks the head: a PMD-mapped folio keeps PG_anon_exclusive
+        // there) fault (do_huge_pmd_wp_page); else try_grab_folio on the folio.
+        const pmd = pg.pmd;
+        if (!pmd.writable && (flags.write || this.mustUnshare(pmd.folio.pages[0]!, flags))) {
+          p.minflt++;
+          this.hugeWpFault(p, pg, !flags.write);
+          continue;
+        }
+        const f = this.hugePage(pg);
+        this.grabRefs(f, flags.pin);
+        return f;
+      }
       const pte = pg.pte;
       // (Each fault in a shared table copies it first; GUP itself looks at the PTE only, so a
       // FOLL_WRITE through a writable PTE of a shared table takes the page as it is.)
@@ -1044,9 +1136,8 @@ export class NaiveKernel {
         this.wpFault(p, pg, true);
         continue;
       }
-      // try_grab_folio: FOLL_GET adds 1, FOLL_PIN on a small folio GUP_PIN_COUNTING_BIAS.
       const f = pte.frame;
-      if (f !== null) f.refcount += flags.pin ? GUP_PIN_COUNTING_BIAS : 1;
+      if (f !== null) this.grabRefs(f, flags.pin);
       return f;
     }
   }
@@ -1160,20 +1251,34 @@ export class NaiveKernel {
     if (pte === null || f === null || !pte.writable) return this.pin(p, r, i, o);
     // mm_set_has_pinned_flag() (5.9 on), before the walk, as the slow path does.
     if (this.rules.earlyCow) p.hasPinned = true;
-    f.refcount += GUP_PIN_COUNTING_BIAS;
+    this.grabRefs(f, true);
     return { frame: f, write: true, longterm: o.longterm };
   }
 
-  /** unpin_user_pages: the pin's GUP_PIN_COUNTING_BIAS comes off the refcount (nothing for the zero page). */
+  /**
+   * unpin_user_pages: the pin's GUP_PIN_COUNTING_BIAS comes off the refcount (nothing for the zero
+   * page); a large folio's pin is 1 off the refcount and 1 off its pincount.
+   */
   unpin(pin: NPin): void {
     const f = pin.frame;
     if (f === null) return;
-    f.refcount -= GUP_PIN_COUNTING_BIAS;
+    if (f.folio !== undefined) f.folio.pincount--;
+    f.refcount -= f.folio !== undefined ? 1 : GUP_PIN_COUNTING_BIAS;
     if (f.refcount === 0) this.frames.delete(f);
   }
 
-  /** folio_maybe_dma_pinned() of a small folio: the refcount says so (fuzzy: 1024 references would too). */
+  /**
+   * try_grab_folio: FOLL_GET adds 1; FOLL_PIN adds GUP_PIN_COUNTING_BIAS to a small folio, and 1
+   * to a large folio's refcount and 1 to its pincount.
+   */
+  private grabRefs(f: NFrame, pin: boolean): void {
+    if (pin && f.folio !== undefined) f.folio.pincount++;
+    f.refcount += pin && f.folio === undefined ? GUP_PIN_COUNTING_BIAS : 1;
+  }
+
+  /** folio_maybe_dma_pinned(): a large folio's pincount; a small folio's refcount (fuzzy: 1024 references would say so too). */
   static maybeDmaPinned(f: NFrame): boolean {
+    if (f.folio !== undefined) return f.folio.pincount > 0;
     return f.refcount >= GUP_PIN_COUNTING_BIAS;
   }
 
@@ -1235,11 +1340,17 @@ export class NaiveKernel {
     if (this.ksmMms.includes(parent)) this.ksmMms.push(child);
     child.regions = parent.regions.slice();
     child.next = parent.next;
+    const pmds = this.forkHugePmds(parent, child);
+    if (parent.tables !== undefined) child.tables = new Set(parent.tables);
     const vmas = new Map<NVma, NVma>();
     for (const [key, pg] of parent.pages) {
       const cp = this.forkPage(parent, child, pg, vmas);
       if (cp === null) continue;
       child.pages.set(key, cp);
+      if (pg.pmd) {
+        cp.pmd = pmds.get(pg.pmd)!;
+        continue;
+      }
       // A shared table: the child reaches the parent's entries through it.
       if (share.has(Math.floor(addrs.get(key)! / PTES_PER_TABLE))) {
         cp.pte = pg.pte;
@@ -1278,7 +1389,7 @@ export class NaiveKernel {
     let cv = vmas.get(pg.vma);
     if (cv === undefined) {
       const anon = pg.wipeonfork ? false : pg.vma.anonVma;
-      cv = { anonVma: anon, anonId: anon ? this.nextAnon++ : 0, uncowed: anon, shift: pg.vma.shift, vmSoftdirty: pg.vma.vmSoftdirty };
+      cv = { anonVma: anon, anonId: anon ? this.nextAnon++ : 0, uncowed: anon, shift: pg.vma.shift, vmSoftdirty: pg.vma.vmSoftdirty, hugepage: pg.vma.hugepage };
       vmas.set(pg.vma, cv);
     }
     return { vma: cv, prot: pg.prot, dontfork: false, wipeonfork: pg.wipeonfork, mergeable: pg.mergeable, pte: null, swp: null, uffd };
@@ -1345,7 +1456,7 @@ export class NaiveKernel {
       cp.pte = { frame: null, writable: false, dirty: false, uffdWp: wp, softDirty: pte.softDirty };
       return;
     }
-    f.mapcount++;
+    this.mapPage(child, f);
     f.refcount++;
     f.exclusive = false;
     pte.writable = false;
@@ -1365,6 +1476,7 @@ export class NaiveKernel {
   }
 
   munmap(p: NProc, r: NRegion, lo: number, hi: number): void {
+    this.splitHugePmds(p, r, lo, hi);
     this.unshareRange(p, r, lo, hi);
     this.split(p, r, lo, hi);
     this.notify(p, this.pagesIn(p, r, lo, hi));
@@ -1390,6 +1502,8 @@ export class NaiveKernel {
     if (end === lo) return false;
     const changed = this.pagesIn(p, r, lo, end).filter((pg) => pg.prot !== prot);
     if (changed.length === 0) return end === hi;
+    // vma_adjust_trans_huge: the new VMA boundary splits a huge PMD across it.
+    this.splitHugePmds(p, r, lo, end);
     // (The model core splits the VMA first, then copies a shared table: the part in the range
     // never covers a whole table, so no take-back here.)
     this.split(p, r, lo, end);
@@ -1427,6 +1541,9 @@ export class NaiveKernel {
    * merged like any flag) and registers the mm with KSM (__ksm_enter) on its first use.
    */
   madvise(p: NProc, r: NRegion, lo: number, hi: number, advice: 'dontfork' | 'dofork' | 'wipeonfork' | 'keeponfork' | 'dontneed' | 'mergeable'): void {
+    // zap_pmd_range splits a huge PMD the range covers in part; a flag change splits the VMA
+    // (vma_adjust_trans_huge), and madvise_update_vma changes nothing where the flag is set already.
+    if (advice === 'dontneed' || this.pagesIn(p, r, lo, hi).some((pg) => !NaiveKernel.hasAdvice(pg, advice))) this.splitHugePmds(p, r, lo, hi);
     if (advice === 'dontneed') {
       this.notify(p, this.pagesIn(p, r, lo, hi));
       const odf = this.rules.odf;
@@ -1506,6 +1623,8 @@ export class NaiveKernel {
    */
   mremap(p: NProc, r: NRegion, lo: number, hi: number): NRegion | null {
     if (!p.pages.has(pageKey(r, lo))) return null;
+    // move_page_tables: a move of less than a PMD splits a huge PMD first (split_huge_pmd).
+    this.splitHugePmds(p, r, lo, hi);
     this.notify(p, this.pagesIn(p, r, lo, hi));
     // The VMAs before the old range is split (the split is the final munmap's, after the copies).
     const pre = new Map<NPage, NVma>();
@@ -1531,7 +1650,7 @@ export class NaiveKernel {
     for (const { vma, idx } of parts) {
       const first = p.pages.get(pageKey(r, idx[0]!))!;
       const newAt = moved.base + (idx[0]! - lo);
-      const nv: NVma = { anonVma: vma.anonVma, anonId: vma.anonId, uncowed: vma.uncowed, shift: vma.anonVma ? (vma.shift ?? 0) + (r.base + idx[0]! - newAt) : 0, vmSoftdirty: vma.vmSoftdirty };
+      const nv: NVma = { anonVma: vma.anonVma, anonId: vma.anonId, uncowed: vma.uncowed, shift: vma.anonVma ? (vma.shift ?? 0) + (r.base + idx[0]! - newAt) : 0, vmSoftdirty: vma.vmSoftdirty, hugepage: vma.hugepage };
       // vma_has_uffd_without_event_remap(): asked of the old VMA before anything changes it.
       const clearUffdWp = this.rules.mremapClearsUffdWp === true && first.uffd === true;
       // copy_vma: the new range joins the VMA just before it when it could merge (vma_merge_new_range).
@@ -1625,6 +1744,7 @@ export class NaiveKernel {
    * - else the page goes into the unstable tree.
    */
   ksmMerge(): number {
+    this.noThp('ksmMerge');
     const before = this.ksmMerged;
     for (;;) {
       const pass = this.ksmMerged;
@@ -1693,6 +1813,12 @@ export class NaiveKernel {
     this.unshareAll(p);
     for (const pg of p.pages.values()) {
       pg.vma.vmSoftdirty = false;
+      if (pg.pmd) {
+        // clear_soft_dirty_pmd: write-protected, not soft-dirty, a PMD still (no pin test).
+        pg.pmd.writable = false;
+        pg.pmd.softDirty = false;
+        continue;
+      }
       if (pg.swp !== null) pg.swp.softDirty = false;
       if (pg.devx) pg.devx.softDirty = false; // a non-present entry: pte_swp_clear_soft_dirty
       const pte = pg.pte;
@@ -1721,6 +1847,7 @@ export class NaiveKernel {
    * the table; fork makes the child's table wherever the parent has one in a copied VMA).
    */
   collapse(p: NProc, r: NRegion, lo: number, hi: number): NCollapse {
+    this.noThp('collapse');
     if (this.rules.collapse === undefined) throw new Error('these naive rules have no MADV_COLLAPSE');
     const pages = this.byAddress(p);
     const a0 = r.base + lo;
@@ -1800,9 +1927,280 @@ export class NaiveKernel {
   peek(p: NProc, r: NRegion, i: number): number | null {
     const pg = p.pages.get(pageKey(r, i));
     if (pg === undefined) return null;
+    if (pg.pmd) return this.hugePage(pg).value;
     if (pg.swp !== null) return pg.swp.slot.cache?.value ?? pg.swp.slot.value;
     if (pg.devx) return pg.devx.frame.value;
     return pg.pte?.frame?.value ?? 0;
+  }
+
+  // ---- transparent huge pages (PMD-mapped, private anonymous) -------------------------------
+
+  /** The frame a huge PMD maps at pg (a page of p): the folio's page at pg's offset in the 2 MiB. */
+  private hugePage(pg: NPage): NFrame {
+    const pmd = pg.pmd!;
+    for (const p of this.procs) {
+      for (const r of p.regions) {
+        for (let i = 0; i < r.n; i++) if (p.pages.get(pageKey(r, i)) === pg) return pmd.folio.pages[r.base + i - pmd.base]!;
+      }
+    }
+    throw new Error('a huge PMD page of no process');
+  }
+
+  /**
+   * Does a write fault on pg (a page of p, no PTE) go to do_huge_pmd_anonymous_page? A VM_HUGEPAGE
+   * VMA covering the whole aligned 2 MiB around it, and no PTE table there yet (pmd_none).
+   */
+  private hugeFaultable(p: NProc, pg: NPage): boolean {
+    if (pg.vma.hugepage !== true || pg.pte !== null || pg.swp !== null || pg.devx) return false;
+    const a = this.addrOf(p, pg)!;
+    const block = Math.floor(a / PTES_PER_TABLE);
+    if (p.tables?.has(block) === true || this.sharedAt(p, pg)) return false;
+    const pages = this.byAddress(p);
+    for (let b = block * PTES_PER_TABLE; b < (block + 1) * PTES_PER_TABLE; b++) {
+      const x = pages.get(b);
+      if (x === undefined || x.vma !== pg.vma || x.pte !== null || x.swp !== null || x.devx) return false;
+    }
+    return true;
+  }
+
+  /** A new large folio of zeroed pages, refcount 1, mapped by one PMD of p (folio_add_new_anon_rmap: PG_anon_exclusive on the head). */
+  private newFolio(p: NProc, values: readonly number[] | null): NFolio {
+    const folio: NFolio = { pages: [], refcount: 1, entire: 1, large: 1, pincount: 0, mmIds: [p, null], mmCounts: [1, 0], shared: false };
+    for (let j = 0; j < PTES_PER_TABLE; j++) {
+      const f = { id: this.nextFrame++, mapcount: 0, exclusive: j === 0 && this.rules.pae, value: values?.[j] ?? 0, swapcache: null, folio } as unknown as NFrame;
+      // One counter for the folio: a page's refcount is folio_ref_count().
+      Object.defineProperty(f, 'refcount', { get: () => folio.refcount, set: (n: number) => { folio.refcount = n; }, enumerable: true });
+      folio.pages.push(f);
+    }
+    return folio;
+  }
+
+  /** A store to pg of p through a huge PMD (or into an empty THP-eligible 2 MiB): do_huge_pmd_anonymous_page, do_huge_pmd_wp_page. */
+  private writeHuge(p: NProc, pg: NPage, value: number): boolean {
+    if (!pg.pmd) {
+      // do_huge_pmd_anonymous_page, write: a zeroed THP mapped writable by one PMD.
+      p.minflt++;
+      this.anonPrepare(p, pg);
+      const a = this.addrOf(p, pg)!;
+      const base = a - (a % PTES_PER_TABLE);
+      const pmd: NPmd = { folio: this.newFolio(p, null), base, writable: true, dirty: true, softDirty: true };
+      for (const [b, x] of this.byAddress(p)) if (b >= base && b < base + PTES_PER_TABLE) x.pmd = pmd;
+      p.rss += PTES_PER_TABLE;
+    } else if (!pg.pmd.writable) {
+      p.minflt++;
+      this.hugeWpFault(p, pg, false);
+    }
+    const f = pg.pmd ? this.hugePage(pg) : pg.pte!.frame!;
+    f.value = value;
+    if (pg.pmd) {
+      pg.pmd.dirty = true;
+      pg.pmd.softDirty = true;
+    } else {
+      pg.pte!.dirty = true;
+      pg.pte!.softDirty = true;
+    }
+    return true;
+  }
+
+  /**
+   * do_huge_pmd_wp_page(): a write (or unshare) fault on a read-only huge PMD. Reusable (pmdReuse)
+   * : PG_anon_exclusive set on the head; a write makes the PMD writable and dirty, an unshare
+   * leaves it read-only. Else a write copies the whole folio (pmdCopy `huge`), or the PMD is split
+   * (__split_huge_pmd) and VM_FAULT_FALLBACK hands the fault to do_wp_page on the page's PTE.
+   */
+  private hugeWpFault(p: NProc, pg: NPage, unshare: boolean): void {
+    const pmd = pg.pmd!;
+    const folio = pmd.folio;
+    const head = folio.pages[0]!;
+    let reuse: boolean;
+    switch (this.rules.thp!.pmdReuse) {
+      case 'mapcount':
+        // reuse_swap_page() of the compound page: the largest page_mapcount (PTE mappings plus PMD ones).
+        reuse = Math.max(...folio.pages.map((f) => f.mapcount)) + folio.entire <= 1;
+        break;
+      case 'refcount':
+        reuse = folio.refcount === 1;
+        break;
+      case 'anon-exclusive':
+        reuse = head.exclusive || folio.refcount === 1;
+        break;
+    }
+    if (reuse) {
+      this.thpEvents.pmdReuse++;
+      if (this.rules.pae) head.exclusive = true;
+      if (unshare) return;
+      this.reuses++;
+      pmd.writable = pg.prot === 'rw';
+      pmd.dirty = true;
+      pmd.softDirty = true;
+      return;
+    }
+    if (this.rules.thp!.pmdCopy === 'huge' && !unshare) {
+      // copy_user_huge_page: a new THP holding the old one's values, mapped writable by this PMD.
+      this.cowCopies += PTES_PER_TABLE;
+      this.thpEvents.pmdCopy++;
+      const copy: NPmd = { folio: this.newFolio(p, folio.pages.map((f) => f.value)), base: pmd.base, writable: true, dirty: true, softDirty: true };
+      for (const x of p.pages.values()) if (x.pmd === pmd) x.pmd = copy;
+      this.dropHugeMapping(p, folio);
+      return;
+    }
+    this.splitHugePmd(p, pmd);
+    this.wpFault(p, pg, unshare);
+  }
+
+  /** The folio loses a PMD mapping of p and its reference (folio_remove_rmap_pmd, folio_put). */
+  private dropHugeMapping(p: NProc, folio: NFolio): void {
+    folio.entire--;
+    this.folioSubLarge(folio, p, 1);
+    folio.refcount--;
+  }
+
+  /**
+   * __wp_can_reuse_large_anon_folio() (6.15) and its forerunner: `never` (6.10-6.14) refuses a
+   * large folio; `mm-exclusive` reuses it when it has two or more mappings, is not maybe mapped
+   * shared (the MM-id tracking), and every reference is a mapping.
+   */
+  private canReuseLarge(folio: NFolio): boolean {
+    if (this.rules.thp!.largeReuse === 'never') return false;
+    if (folio.large <= 1) return false;
+    if (folio.shared) return false;
+    if (folio.large !== folio.refcount) return false;
+    this.thpEvents.largeReuse++;
+    return true;
+  }
+
+  /**
+   * __split_huge_pmd_locked() of p's huge PMD: a PTE table of 512 PTEs with the PMD's bits, each
+   * mapping its page (the page's mapcount +1; the folio gets 511 more references: one per PTE
+   * where the PMD held one), then the PMD mapping goes (entire mapcount -1). The head's
+   * PG_anon_exclusive goes to every page (RMAP_EXCLUSIVE).
+   */
+  private splitHugePmd(p: NProc, pmd: NPmd): void {
+    const folio = pmd.folio;
+    const pae = this.rules.pae && folio.pages[0]!.exclusive;
+    this.thpEvents.split++;
+    folio.refcount += PTES_PER_TABLE - 1;
+    for (const [a, pg] of this.byAddress(p)) {
+      if (pg.pmd !== pmd) continue;
+      const f = folio.pages[a - pmd.base]!;
+      f.mapcount++;
+      if (pae) f.exclusive = true;
+      pg.pmd = null;
+      pg.pte = { frame: f, writable: pmd.writable, dirty: pmd.dirty, softDirty: pmd.softDirty };
+    }
+    this.folioAddLarge(folio, p, PTES_PER_TABLE);
+    folio.entire--;
+    this.folioSubLarge(folio, p, 1);
+    (p.tables ??= new Set()).add(Math.floor(pmd.base / PTES_PER_TABLE));
+  }
+
+  /** The huge PMDs of p over pages [lo, hi) of region r split (what a path that knows only PTEs does first). */
+  private splitHugePmds(p: NProc, r: NRegion, lo: number, hi: number): void {
+    for (const pg of this.pagesIn(p, r, lo, hi)) if (pg.pmd) this.splitHugePmd(p, pg.pmd);
+  }
+
+  /** zap_huge_pmd(): p's huge PMD goes whole (exit): the folio loses the mapping and its reference. */
+  private zapHugePmd(p: NProc, pmd: NPmd): void {
+    for (const pg of p.pages.values()) if (pg.pmd === pmd) pg.pmd = null;
+    this.dropHugeMapping(p, pmd.folio);
+    p.rss -= PTES_PER_TABLE;
+  }
+
+  /**
+   * copy_huge_pmd() for each huge PMD of the parent in a VMA fork copies: a folio that may be
+   * pinned (forkMustCopy of the head: MMF_HAS_PINNED, the pincount, PG_anon_exclusive) is split
+   * in the parent (its PTEs are then copied one by one); else the child shares it: one more
+   * reference and PMD mapping, the head not exclusive, both PMDs write-protected. The child's
+   * PMDs, by the parent's.
+   */
+  private forkHugePmds(parent: NProc, child: NProc): Map<NPmd, NPmd> {
+    const out = new Map<NPmd, NPmd>();
+    for (const pg of parent.pages.values()) {
+      const pmd = pg.pmd;
+      if (!pmd || out.has(pmd) || pg.dontfork || !this.forkCopiesVma(pg, pg)) continue;
+      const folio = pmd.folio;
+      if (this.forkMustCopy(parent, folio.pages[0]!)) {
+        this.thpEvents.forkSplit++;
+        this.splitHugePmd(parent, pmd);
+        continue;
+      }
+      this.thpEvents.forkShare++;
+      folio.refcount++;
+      folio.entire++;
+      this.folioAddLarge(folio, child, 1);
+      folio.pages[0]!.exclusive = false;
+      pmd.writable = false;
+      out.set(pmd, { folio, base: pmd.base, writable: false, dirty: pmd.dirty, softDirty: pmd.softDirty });
+      child.rss += PTES_PER_TABLE;
+    }
+    return out;
+  }
+
+  /** A PTE mapping of f added in p (for a page of a large folio, its large mapcount too). */
+  private mapPage(p: NProc, f: NFrame): void {
+    f.mapcount++;
+    if (f.folio !== undefined) this.folioAddLarge(f.folio, p, 1);
+  }
+
+  /** A PTE mapping of f in p gone. */
+  private unmapPage(p: NProc | undefined, f: NFrame): void {
+    f.mapcount--;
+    if (f.folio === undefined) return;
+    if (p === undefined) throw new Error('a large folio unmapped by no process');
+    this.folioSubLarge(f.folio, p, 1);
+  }
+
+  /**
+   * folio_add_return_large_mapcount() (6.15, MM-id tracking): the mm's slot counts them; else a
+   * free slot becomes the mm's, and the folio is maybe mapped shared if other mappings exist
+   * (slot 0) or always (slot 1); with no slot free only the total counts.
+   */
+  private folioAddLarge(folio: NFolio, p: NProc, diff: number): void {
+    folio.large += diff;
+    const i = folio.mmIds.indexOf(p);
+    if (i >= 0) folio.mmCounts[i]! += diff;
+    else if (folio.mmIds[0] === null) {
+      folio.mmIds[0] = p;
+      folio.mmCounts[0] = diff;
+      if (folio.large !== diff) folio.shared = true;
+    } else if (folio.mmIds[1] === null) {
+      folio.mmIds[1] = p;
+      folio.mmCounts[1] = diff;
+      folio.shared = true;
+    }
+  }
+
+  /**
+   * folio_sub_return_large_mapcount(): the mm's slot loses them (freed when none are left); when
+   * one slot then holds every mapping, the folio is not maybe mapped shared any more.
+   */
+  private folioSubLarge(folio: NFolio, p: NProc, diff: number): void {
+    folio.large -= diff;
+    const i = folio.mmIds.indexOf(p);
+    if (i >= 0) {
+      folio.mmCounts[i]! -= diff;
+      if (folio.mmCounts[i]! >= 1) return;
+      folio.mmCounts[i] = 0;
+      folio.mmIds[i] = null;
+    }
+    if (folio.mmCounts[0] === folio.large || folio.mmCounts[1] === folio.large) folio.shared = false;
+  }
+
+  /** Has pg the VMA flag this madvise sets (or clears) already? */
+  private static hasAdvice(pg: NPage, advice: 'dontfork' | 'dofork' | 'wipeonfork' | 'keeponfork' | 'dontneed' | 'mergeable'): boolean {
+    switch (advice) {
+      case 'dontfork': return pg.dontfork;
+      case 'dofork': return !pg.dontfork;
+      case 'wipeonfork': return pg.wipeonfork;
+      case 'keeponfork': return !pg.wipeonfork;
+      case 'mergeable': return pg.mergeable === true;
+      case 'dontneed': return false;
+    }
+  }
+
+  /** Paths the naive model has no THP form of refuse to run on one (a caller leaves them out of THP runs). */
+  private noThp(what: string): void {
+    for (const p of this.procs) for (const pg of p.pages.values()) if (pg.pmd || pg.pte?.frame?.folio !== undefined) throw new Error(`${what} of THP is not modelled by the naive model`);
   }
 
   // ---- device-exclusive entries -------------------------------------------------------------
@@ -1850,6 +2248,7 @@ export class NaiveKernel {
    * (EBUSY, or EFAULT from GUP) leaves it revoked from the start.
    */
   makeDeviceExclusive(p: NProc, r: NRegion, i: number): NGrant {
+    this.noThp('makeDeviceExclusive');
     const mode = this.rules.deviceExclusive;
     if (mode === undefined) throw new Error('no device-exclusive entries under these rules (5.14 on)');
     const pg = p.pages.get(pageKey(r, i)) ?? null;
@@ -1944,6 +2343,7 @@ export class NaiveKernel {
    * unless every page is registered in write-protect mode.
    */
   uffdWriteprotect(p: NProc, r: NRegion, lo: number, hi: number, wp: boolean): boolean {
+    this.noThp('uffdWriteprotect');
     const pages = this.pagesIn(p, r, lo, hi);
     if (pages.length !== hi - lo || pages.some((pg) => pg.uffd !== true)) return false;
     this.uffdWriteprotectPages(p, pages, wp);
@@ -1995,10 +2395,10 @@ export class NaiveKernel {
     const b = r.base + hi;
     const inside = new Map<NVma, NVma>();
     for (const [addr, pg] of pages) {
-      if (addr >= a && addr < b && !inside.has(pg.vma)) inside.set(pg.vma, { anonVma: pg.vma.anonVma, anonId: pg.vma.anonId, uncowed: pg.vma.uncowed, shift: pg.vma.shift, vmSoftdirty: pg.vma.vmSoftdirty });
+      if (addr >= a && addr < b && !inside.has(pg.vma)) inside.set(pg.vma, { anonVma: pg.vma.anonVma, anonId: pg.vma.anonId, uncowed: pg.vma.uncowed, shift: pg.vma.shift, vmSoftdirty: pg.vma.vmSoftdirty, hugepage: pg.vma.hugepage });
     }
     const after = new Map<NVma, NVma>();
-    for (const v of inside.keys()) after.set(v, { anonVma: v.anonVma, anonId: v.anonId, uncowed: v.uncowed, shift: v.shift, vmSoftdirty: v.vmSoftdirty });
+    for (const v of inside.keys()) after.set(v, { anonVma: v.anonVma, anonId: v.anonId, uncowed: v.uncowed, shift: v.shift, vmSoftdirty: v.vmSoftdirty, hugepage: v.hugepage });
     for (const [addr, pg] of pages) {
       if (addr < a) continue;
       const to = addr < b ? inside.get(pg.vma) : after.get(pg.vma);

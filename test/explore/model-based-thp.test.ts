@@ -1,0 +1,328 @@
+// Model-based runs (fast-check commands, which shrink) of the explorer's transitions from its THP
+// start (`explore --start thp`: P's buf is one PMD-mapped THP of 512 pages, MADV_HUGEPAGE, its
+// first page written; the page operations touch its first two pages), compared with the naive
+// reference model's THP (test/naive/model.ts: a large folio, huge PMDs, copy_huge_pmd,
+// do_huge_pmd_wp_page, the PMD split, pins of a large folio, 6.15's large-folio reuse). Each
+// command names an operation and picks one of its enabled instances, as in model-based.test.ts
+// (whose driver is for small pages: its count check reads PTEs only); after every step:
+// - every observation is the naive model's (reads, stores that fault, handles taken or EFAULT,
+//   device reads through a pin, pipe reads);
+// - each live process's pages buf[0], buf[1] and buf[511] read (on a throwaway copy) what the
+//   naive pages hold, and are mapped the same way: by a huge PMD or a PTE, writable or not, the
+//   same frame across processes (a bijection of frames), with the folio's refcount, the page's
+//   mapcount (its PTE mappings plus the folio's PMD mappings), the folio's entire mapcount and
+//   pincount, and PG_anon_exclusive (of the head for a PMD mapping, of the page for a PTE).
+// Left out of the THP runs (the naive model has no THP form of them; its header says so):
+// swapout (split_huge_page and 6.12's zero-page remap), collapse (MADV_COLLAPSE), KSM
+// (mergeable, ksm-merge), device-exclusive entries, userfaultfd, fork-cowpt, and the threads and
+// stepped kernel paths (the model-based runs cover those on small pages).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import type { Runner } from '../../src/engine/run.js';
+import { PG_ANON_EXCLUSIVE, PG_LARGE, PMD_LEAF, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE } from '../../src/core/constants.js';
+import { followSlot, slotPfn } from '../../src/core/huge.js';
+import { startState, thpStartScenario } from '../../src/explore/explore.js';
+import { decodeOp, enabledOps, OP_NAMES, PROC_NAMES, type OpName } from '../../src/explore/ops.js';
+import { NaiveKernel, pageKey, V6_RULES, type NaiveOptions, type NFrame, type NPin, type NProc, type NRef, type NRegion } from '../naive/model.js';
+import { input } from './helpers.js';
+import { numberFor, observedOnce, Tally, valueOf } from './naive-compare.js';
+
+/** The operations of the THP runs: those the naive model has a THP form of. */
+const THP_OPS: readonly OpName[] = [
+  'write', 'write', 'read', 'fork', 'fork', 'exit', 'munmap', 'mprotect', 'dontfork', 'wipeonfork', 'dontneed',
+  'pin', 'pin-ro', 'pin-fast', 'gup', 'vmsplice', 'unpin', 'put', 'device-write', 'device-read', 'handle-read', 'clear-softdirty', 'mremap',
+];
+/** The pages compared after every step: the two the operations touch and the folio's last. */
+const CHECKED = [0, 1, 511] as const;
+
+type NHandle = { pin: NPin } | { ref: NRef };
+
+interface Naive {
+  k: NaiveKernel;
+  procs: NProc[];
+  region: NRegion;
+  values: Map<string, number>;
+  handles: Map<string, NHandle>;
+  alive: boolean[];
+  /** Per process (by index), the regions mremap made, by the explorer's names (a child inherits its parent's). */
+  moved: Map<string, NRegion>[];
+}
+
+interface Real {
+  r: Runner;
+  shape: ReturnType<typeof input>['shape'];
+  n: Naive;
+  depth: number;
+}
+
+const tally = new Tally();
+
+/** One transition: the `pick`-th (modulo) of the enabled instances of operation `name`, on both models. */
+class Take implements fc.Command<object, Real> {
+  private text = '';
+  constructor(readonly name: OpName, readonly pick: number) {}
+  check(): boolean {
+    return true;
+  }
+
+  run(_m: object, real: Real): void {
+    this.text = '';
+    const code = OP_NAMES.indexOf(this.name);
+    const ops = enabledOps(real.r, real.shape).filter((op) => op >>> 24 === code);
+    if (ops.length === 0) return;
+    const op = ops[this.pick % ops.length]!;
+    const child = real.r.clone();
+    const step = decodeOp(child, op);
+    this.text = step.text;
+    const res = child.step(step, real.depth);
+    if (res.na !== null) return;
+    real.depth++;
+    tally.count(this.name);
+    for (const o of res.record.observations) tally.count(`${this.name}:${o.actual}`);
+    naiveStep(real.n, this.name, op, step as unknown as StepArgs, res.record.observations, child);
+    check(real.n, child, this.text);
+    real.r = child;
+  }
+
+  toString(): string {
+    return `take(${this.name}, ${this.pick})${this.text ? ` /* ${this.text} */` : ''}`;
+  }
+}
+
+type StepArgs = { text: string; value?: string; handle?: string; proc?: string; ref?: { handle: string; index: number }; region?: string };
+
+/** The naive form of a handle-taking operation (as model-based.test.ts takes it). */
+function takeNaive(n: Naive, name: OpName, p: NProc, pg: number): NHandle | null {
+  if (name === 'gup' || name === 'vmsplice') {
+    const ref = name === 'gup' ? n.k.gup(p, n.region, pg) : n.k.vmsplice(p, n.region, pg);
+    return ref && { ref };
+  }
+  const o = { write: name !== 'pin-ro', longterm: true };
+  const pin = name === 'pin-fast' ? n.k.pinFast(p, n.region, pg, o) : n.k.pin(p, n.region, pg, o);
+  return pin && { pin };
+}
+
+/** The same operation on the naive model; what the model observed must be what it says. */
+function naiveStep(n: Naive, name: OpName, op: number, step: StepArgs, obs: readonly { kind: string; actual: string }[], after: Runner): void {
+  const pi = (op >>> 20) & 15;
+  const p = n.procs[pi]!;
+  const pg = (op >>> 4) & 0xffff;
+  const handle = (h: string): NHandle => {
+    const x = n.handles.get(h);
+    assert.ok(x, `${step.text}: the naive model has no handle ${h}`);
+    return x;
+  };
+  const pinOf = (h: string): NPin => {
+    const x = handle(h);
+    assert.ok('pin' in x, `${step.text}: ${h} is no pin in the naive model`);
+    return x.pin;
+  };
+  switch (name) {
+    case 'write': {
+      const ok = n.k.write(p, n.region, pg, numberFor(n.values, step.value!));
+      assert.equal(observedOnce(obs, 'write'), ok ? 'ok' : 'fault', `${step.text}: the naive model's store ${ok ? 'succeeds' : 'faults'}`);
+      return;
+    }
+    case 'read': {
+      const want = n.k.read(p, n.region, pg);
+      const got = observedOnce(obs, 'read')!;
+      assert.equal(valueOf(n.values, got), want, `${step.text}: the naive model reads ${want}, the model ${got}`);
+      return;
+    }
+    case 'fork':
+      n.procs.push(n.k.fork(p));
+      n.moved.push(new Map(n.moved[pi]));
+      n.alive.push(true);
+      assert.equal(observedOnce(obs, 'fork'), 'ok', `${step.text}: fork fails on the model`);
+      return;
+    case 'exit':
+      n.alive[pi] = false;
+      n.k.exit(p);
+      return;
+    case 'munmap':
+      n.k.munmap(p, n.region, pg, pg + 1);
+      return;
+    case 'mprotect':
+      n.k.mprotect(p, n.region, pg, pg + 1, (op & 15) === 0 ? 'ro' : 'rw');
+      return;
+    case 'dontfork':
+    case 'wipeonfork':
+    case 'dontneed':
+      n.k.madvise(p, n.region, pg, pg + 1, name);
+      return;
+    case 'pin':
+    case 'pin-fast':
+    case 'pin-ro':
+    case 'gup':
+    case 'vmsplice': {
+      const x = takeNaive(n, name, p, pg);
+      assert.equal(observedOnce(obs, 'gup'), x === null ? 'EFAULT' : 'ok', `${step.text}: the naive model ${x === null ? 'fails (EFAULT)' : 'succeeds'}`);
+      assert.equal(after.handles.has(step.handle!), x !== null, `${step.text}: handle ${step.handle}`);
+      if (x !== null) n.handles.set(step.handle!, x);
+      return;
+    }
+    case 'unpin':
+      n.k.unpin(pinOf(step.handle!));
+      n.handles.delete(step.handle!);
+      return;
+    case 'put': {
+      const x = handle(step.handle!);
+      assert.ok('ref' in x, `${step.text}: ${step.handle} is a pin in the naive model`);
+      n.k.putRef(x.ref);
+      n.handles.delete(step.handle!);
+      return;
+    }
+    case 'device-write':
+      n.k.deviceWrite(pinOf(step.ref!.handle), numberFor(n.values, step.value!));
+      return;
+    case 'device-read': {
+      const want = n.k.deviceRead(pinOf(step.ref!.handle));
+      const got = observedOnce(obs, 'handle-read')!;
+      assert.equal(valueOf(n.values, got), want, `${step.text}: the naive pin holds ${want}, the model reads ${got}`);
+      return;
+    }
+    case 'handle-read': {
+      const x = handle(step.ref!.handle);
+      assert.ok('ref' in x, `${step.text}: ${step.ref!.handle} is a pin in the naive model`);
+      const got = observedOnce(obs, 'handle-read');
+      if (!n.alive[PROC_NAMES.indexOf(step.proc!)]) {
+        assert.equal(got, undefined, `${step.text}: ${step.proc} has exited`);
+        return;
+      }
+      const want = n.k.pipeRead(x.ref);
+      assert.equal(valueOf(n.values, got!), want, `${step.text}: the naive pipe holds ${want}, the model reads ${got}`);
+      return;
+    }
+    case 'clear-softdirty':
+      n.k.clearSoftdirty(p);
+      return;
+    case 'mremap': {
+      const moved = n.k.mremap(p, n.region, pg, pg + 1);
+      assert.equal(observedOnce(obs, 'mremap'), moved ? 'ok' : 'EFAULT', `${step.text}: the naive model ${moved ? 'moves the page' : 'fails (EFAULT)'}`);
+      n.moved[pi]!.set(step.region!, moved ?? { id: -1, n: 0, base: 0 });
+      return;
+    }
+    default:
+      throw new Error(`no naive THP form of ${name}`);
+  }
+}
+
+/** A load of `region[i]` by process pi on the runner c (a throwaway copy): the value's name, or 'fault'. */
+function readOn(c: Runner, pi: number, region: string, i: number): string {
+  const pos = { line: 0, col: 1 };
+  const text = `${PROC_NAMES[pi]} read ${region}[${i}]`;
+  const read = { op: 'read', proc: PROC_NAMES[pi]!, sel: { region, all: false, lo: i, hi: i, pos }, expect: null, pos, text };
+  return observedOnce(c.step(read as unknown as Parameters<Runner['step']>[0], 0).record.observations, 'read')!;
+}
+
+/** What the model maps at page vpn of mm: by a PMD leaf or a PTE, writable or not, and the frame (-1: none or the zero page). */
+function mapping(after: Runner, q: ReturnType<Runner['procs']['get']> & object, vpn: number): { huge: boolean; writable: boolean; pfn: number } {
+  const slot = followSlot(after.k, q.mm, vpn);
+  if (slot < 0) return { huge: false, writable: false, pfn: -1 };
+  const bits = after.k.tables.bits[slot]!;
+  const huge = (bits & PMD_LEAF) !== 0;
+  const present = huge || (bits & PTE_PRESENT) !== 0;
+  const pfn = present && !(bits & PTE_SPECIAL) ? slotPfn(after.k, slot, vpn) : -1;
+  return { huge, writable: present && (bits & PTE_WRITE) !== 0, pfn };
+}
+
+/**
+ * After every step, for each live process: pages buf[0], buf[1], buf[511] (and the pages mremap
+ * moved) read what the naive pages hold (on a throwaway copy); each checked page of buf is mapped
+ * as the naive page is (huge PMD or PTE, writable), by the same frame (frames correspond one to
+ * one), with the same counts and PG_anon_exclusive.
+ */
+function check(n: Naive, after: Runner, text: string): void {
+  const procs = [...after.procs.values()];
+  const c = after.clone();
+  const toPfn = new Map<NFrame, number>();
+  const toFrame = new Map<number, NFrame>();
+  const fr = after.k.frames;
+  n.procs.forEach((p, pi) => {
+    if (!n.alive[pi]) return;
+    const q = procs[pi]!;
+    for (const [name, r] of n.moved[pi]!) {
+      for (let i = 0; i < r.n; i++) {
+        const got = readOn(c, pi, name, i);
+        assert.equal(valueOf(n.values, got), n.k.peek(p, r, i), `after ${text}: ${PROC_NAMES[pi]} ${name}[${i}] (moved by mremap) reads ${got}`);
+      }
+    }
+    const base = q.regions.get('buf')?.start;
+    for (const i of CHECKED) {
+      const where = `after ${text}: ${PROC_NAMES[pi]} buf[${i}]`;
+      const want = n.k.peek(p, n.region, i);
+      const got = base === undefined ? 'fault' : readOn(c, pi, 'buf', i);
+      assert.equal(valueOf(n.values, got), want, `${where}: the naive model holds ${want}, the model reads ${got}`);
+      const pg = p.pages.get(pageKey(n.region, i));
+      if (pg === undefined || base === undefined) continue;
+      const m = mapping(after, q, base + i);
+      const huge = pg.pmd != null;
+      const f = huge ? pg.pmd!.folio.pages[n.region.base + i - pg.pmd!.base]! : pg.pte?.frame ?? null;
+      const writable = huge ? pg.pmd!.writable : pg.pte?.writable ?? false;
+      assert.equal(m.pfn >= 0, f !== null, `${where}: the naive page ${f === null ? 'maps no frame' : 'maps a frame'}, the model's ${m.pfn >= 0 ? 'does' : 'does not'}`);
+      if (f === null) continue;
+      assert.deepEqual([m.huge, m.writable], [huge, writable], `${where}: [huge PMD, writable] in the model, in the naive model`);
+      // One frame of the model for one naive frame.
+      assert.equal(toPfn.get(f) ?? m.pfn, m.pfn, `${where}: the naive frame is mapped by two frames of the model`);
+      assert.equal(toFrame.get(m.pfn) ?? f, f, `${where}: the model's frame stands for two naive frames`);
+      toPfn.set(f, m.pfn);
+      toFrame.set(m.pfn, f);
+      const large = (fr.flags[m.pfn]! & PG_LARGE) !== 0;
+      const head = m.pfn - (m.pfn & 511);
+      const got2 = {
+        large, refcount: fr.folioRefcount(m.pfn), mapcount: fr.pageMapcount(m.pfn),
+        entire: large ? fr.entireMapcount[m.pfn >>> 9]! : 0, pincount: large ? fr.pincount[m.pfn >>> 9]! : 0,
+        exclusive: (fr.flags[huge ? head : m.pfn]! & PG_ANON_EXCLUSIVE) !== 0,
+      };
+      const folio = f.folio;
+      const want2 = {
+        large: folio !== undefined, refcount: f.refcount, mapcount: f.mapcount + (folio?.entire ?? 0),
+        entire: folio?.entire ?? 0, pincount: folio?.pincount ?? 0,
+        exclusive: huge ? folio!.pages[0]!.exclusive : f.exclusive,
+      };
+      assert.deepEqual(got2, want2, `${where}: the model's frame, the naive frame`);
+    }
+  });
+}
+
+/** The explorer's input from the THP start on `kernel`, drawing `ops` (3 processes, 2 handles, the first 2 pages). */
+function thpInput(kernel: string, ops: readonly OpName[]): ReturnType<typeof input> {
+  const inp = input(kernel, { ops: [...new Set(ops)], procs: 3, handles: 2, threads: 1 });
+  return { ...inp, shape: { ...inp.shape, pageLimit: 2 }, from: thpStartScenario() };
+}
+
+/** The naive model's THP start: P maps 512 pages with MADV_HUGEPAGE and writes value "1" to the first (a huge fault). */
+function naiveStart(rules: NaiveOptions): Naive {
+  const k = new NaiveKernel(rules);
+  const p = k.spawn();
+  const region = k.mmap(p, 512, true);
+  const values = new Map<string, number>();
+  assert.ok(k.write(p, region, 0, numberFor(values, '1')));
+  return { k, procs: [p], region, values, handles: new Map(), alive: [true], moved: [new Map()] };
+}
+
+function thpRuns(kernel: string, rules: NaiveOptions, ops: readonly OpName[], numRuns: number, maxCommands: number): void {
+  const inp = thpInput(kernel, ops);
+  const root = startState(inp).runner;
+  const takes = ops.map((name) => fc.nat(1000).map((i) => new Take(name, i)));
+  fc.assert(fc.property(fc.commands(takes, { maxCommands, size: 'max' }), (cmds) => {
+    const n = naiveStart(rules);
+    check(n, root, '(the THP start)');
+    fc.modelRun(() => ({ model: {}, real: { r: root.clone(), shape: inp.shape, n, depth: 0 } }), cmds);
+    for (const [key, v] of Object.entries(n.k.thpEvents)) tally.count(`thp:${key}`, v);
+  }), { numRuns, includeErrorInReport: true });
+}
+
+test('model-based THP: from the THP start (one PMD-mapped folio), v6 agrees with the naive model: huge PMD shared at fork or split for a pinned folio, write faults reusing or splitting, pins of the large folio, the splits of munmap, mprotect, madvise and mremap, 6.15 large-folio reuse', () => {
+  const at = tally.since();
+  thpRuns('v6', V6_RULES, THP_OPS, 1500, 25);
+  // A focused draw: the chains that split a shared folio and leave it to one mm again (fork, a
+  // split, an exit, a write: 6.15's large-folio reuse) come more often.
+  thpRuns('v6', V6_RULES, ['write', 'write', 'write', 'fork', 'fork', 'exit', 'exit', 'munmap', 'dontneed', 'mprotect', 'read', 'pin', 'pin-ro', 'unpin'], 1000, 15);
+  // Every operation of the list was taken, and the outcomes that show a THP rule.
+  for (const op of new Set(THP_OPS)) assert.ok(at(op) >= 50, `${op}: ${at(op)} times`);
+  for (const key of ['thp:pmdReuse', 'thp:split', 'thp:forkShare', 'thp:forkSplit', 'thp:largeReuse']) assert.ok(at(key) >= 20, `${key}: ${at(key)} times`);
+  console.log(`THP runs (v6): ${[...new Set(THP_OPS), 'thp:pmdReuse', 'thp:split', 'thp:forkShare', 'thp:forkSplit', 'thp:largeReuse'].map((k) => `${k} ${at(k)}`).join(', ')}`);
+});
