@@ -25,7 +25,7 @@ import { PG_ANON_EXCLUSIVE, PG_LARGE, PMD_LEAF, PTE_PRESENT, PTE_SPECIAL, PTE_WR
 import { followSlot, slotPfn } from '../../src/core/huge.js';
 import { startState, thpStartScenario } from '../../src/explore/explore.js';
 import { decodeOp, enabledOps, OP_NAMES, PROC_NAMES, type OpName } from '../../src/explore/ops.js';
-import { NaiveKernel, pageKey, V6_RULES, type NaiveOptions, type NFrame, type NPin, type NProc, type NRef, type NRegion } from '../naive/model.js';
+import { LTS_RULES, NaiveKernel, pageKey, V5_18_RULES, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_2_RULES, V6_RULES, type NaiveOptions, type NFrame, type NPin, type NProc, type NRef, type NRegion } from '../naive/model.js';
 import { input } from './helpers.js';
 import { numberFor, observedOnce, Tally, valueOf } from './naive-compare.js';
 
@@ -325,4 +325,14 @@ test('model-based THP: from the THP start (one PMD-mapped folio), v6 agrees with
   for (const op of new Set(THP_OPS)) assert.ok(at(op) >= 50, `${op}: ${at(op)} times`);
   for (const key of ['thp:pmdReuse', 'thp:split', 'thp:forkShare', 'thp:forkSplit', 'thp:largeReuse']) assert.ok(at(key) >= 20, `${key}: ${at(key)} times`);
   console.log(`THP runs (v6): ${[...new Set(THP_OPS), 'thp:pmdReuse', 'thp:split', 'thp:forkShare', 'thp:forkSplit', 'thp:largeReuse'].map((k) => `${k} ${at(k)}`).join(', ')}`);
+});
+
+test('model-based THP: the older rule sets agree with the naive model from the THP start: 6.12 (no large-folio reuse), 6.2 and 5.19 (PageAnonExclusive on the head; the small-page rule at PTE level), 5.18 (the folio refcount), 5.9 (reuse_swap_page: the largest page mapcount), 5.7 (no early COW; the whole folio copied)', () => {
+  const at = tally.since();
+  const v612 = LTS_RULES.find(([name]) => name === '6.12')![1];
+  const older: [string, NaiveOptions][] = [['6.12', v612], ['v6.2', V6_2_RULES], ['v5.19', V5_19_RULES], ['v5.18', V5_18_RULES], ['v5.9', V5_9_RULES], ['v5.7', V5_7_RULES]];
+  for (const [kernel, rules] of older) thpRuns(kernel, rules, THP_OPS, 400, 25);
+  for (const op of new Set(THP_OPS)) assert.ok(at(op) >= 50, `${op}: ${at(op)} times`);
+  for (const key of ['thp:pmdReuse', 'thp:pmdCopy', 'thp:split', 'thp:forkShare', 'thp:forkSplit']) assert.ok(at(key) >= 20, `${key}: ${at(key)} times`);
+  console.log(`THP runs (older): ${['write', 'fork', 'pin', 'pin-ro', 'thp:pmdReuse', 'thp:pmdCopy', 'thp:split', 'thp:forkShare', 'thp:forkSplit'].map((k) => `${k} ${at(k)}`).join(', ')}`);
 });

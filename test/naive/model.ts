@@ -431,6 +431,7 @@ export const V6_2_RULES: NaiveOptions = {
 export const V5_19_RULES: NaiveOptions = {
   reuse: 'anon-exclusive', pae: true, mprotectUpgrade: false, unshare: 'anon', earlyCow: true, swapin: 'exclusive-bit', reclaimSkipsPinned: true, clearRefsSkipsPinned: true,
   ksmBreakCow: 'write', deviceExclusive: 'v5.14', uffdWpForkVma: 'dst-vma', uffdWpForkCopies: true,
+  thp: { pmdReuse: 'anon-exclusive', pmdCopy: 'split', largeReuse: 'as-small' },
 };
 /**
  * 5.9 to 5.17: reuse only when page_count == 1 (never a KSM page); early COW at fork; no
@@ -441,7 +442,7 @@ export const V5_19_RULES: NaiveOptions = {
  */
 export const V5_9_RULES: NaiveOptions = {
   reuse: 'pagecount', pae: false, mprotectUpgrade: false, unshare: 'none', earlyCow: true, swapin: 'reuse_swap_page', reclaimSkipsPinned: false,
-  ksmBreakCow: 'write', uffdWpForkVma: 'src-vma',
+  ksmBreakCow: 'write', uffdWpForkVma: 'src-vma', thp: { pmdReuse: 'mapcount', pmdCopy: 'split', largeReuse: 'as-small' },
 };
 /**
  * 5.18 ("mm: COW fixes part 1"): as 5.11 (pinned pages kept off swap, clear_refs skips them), and
@@ -451,16 +452,16 @@ export const V5_9_RULES: NaiveOptions = {
  */
 export const V5_18_RULES: NaiveOptions = {
   ...V5_9_RULES, swapin: 'refcount', wpFreeSwapcache: true, reclaimSkipsPinned: true, clearRefsSkipsPinned: true,
-  deviceExclusive: 'v5.14', uffdWpForkVma: 'dst-vma',
+  deviceExclusive: 'v5.14', uffdWpForkVma: 'dst-vma', thp: { pmdReuse: 'refcount', pmdCopy: 'split', largeReuse: 'as-small' },
 };
 /** 5.7 (mainline): reuse by mapcount (plus swap count: reuse_swap_page; a KSM page by reuse_ksm_page); GUP breaks no COW; fork shares every page. */
 export const V5_7_RULES: NaiveOptions = {
   reuse: 'mapcount', pae: false, mprotectUpgrade: false, unshare: 'none', earlyCow: false, swapin: 'reuse_swap_page', reclaimSkipsPinned: false,
-  ksmBreakCow: 'write', uffdWpForkVma: 'src-vma',
+  ksmBreakCow: 'write', uffdWpForkVma: 'src-vma', thp: { pmdReuse: 'mapcount', pmdCopy: 'huge', largeReuse: 'as-small' },
 };
 
 /** 5.8: 5.7 + the forced COW break of every GUP (17839856fd58), gup-fast for writable PTEs only. */
-export const V5_8_RULES: NaiveOptions = { ...V5_7_RULES, gupCowBreak: 'get-and-pin', gupFastWritableOnly: true };
+export const V5_8_RULES: NaiveOptions = { ...V5_7_RULES, gupCowBreak: 'get-and-pin', gupFastWritableOnly: true, thp: { pmdReuse: 'mapcount', pmdCopy: 'split', largeReuse: 'as-small' } };
 /** 5.9-rc4 (page-count reuse, no early COW at fork, no forced break: a308c71bf1e6). */
 export const V5_9_RC4_RULES: NaiveOptions = { ...V5_9_RULES, earlyCow: false };
 /** Seed 001 on 5.9-rc4: FOLL_PIN breaks COW at GUP time (FAULT_FLAG_BREAK_COW), FOLL_GET and gup-fast do not. */
@@ -486,9 +487,9 @@ export const LTS_RULES: readonly (readonly [string, NaiveOptions])[] = [
 ];
 
 /** On-Demand Fork as released (8d43667), on the 5.6 rules (5.7's for what the naive model knows). */
-export const ODF_RULES: NaiveOptions = { ...V5_7_RULES, odf: { share: 'any', takeBack: 'whole-table', dontneed: 'vma' } };
+export const ODF_RULES: NaiveOptions = { ...V5_7_RULES, odf: { share: 'any', takeBack: 'whole-table', dontneed: 'vma' }, thp: undefined };
 /** On-Demand Fork after eebe694 (no take-back) and d8ccd3c (whole tables only, MADV_DONTNEED ignored). */
-export const ODF_2021_RULES: NaiveOptions = { ...V5_7_RULES, odf: { share: 'whole-table', takeBack: 'never', dontneed: 'ignored' } };
+export const ODF_2021_RULES: NaiveOptions = { ...V5_7_RULES, odf: { share: 'whole-table', takeBack: 'never', dontneed: 'ignored' }, thp: undefined };
 
 /** How one page is grabbed by GUP. */
 interface GupFlags {
@@ -901,7 +902,8 @@ export class NaiveKernel {
           return f.refcount === 1;
         }
         // The swap cache's reference counts too: a page in it is always copied (5.9-5.17).
-        return f.refcount === 1 && f.mapcount === 1;
+        // page_mapcount of a THP's page: its PTE mappings and its folio's PMD mappings.
+        return f.refcount === 1 && f.mapcount + (f.folio?.entire ?? 0) === 1;
       case 'mapcount':
         if (f.ksm === true) {
           // reuse_ksm_page (5.1-5.8): a KSM page in the stable tree, out of the swap cache, with
@@ -923,6 +925,9 @@ export class NaiveKernel {
    */
   private reuseSwapPage(f: NFrame): boolean {
     if (f.ksm === true) return false;
+    // page_trans_huge_map_swapcount of a THP's page: the largest page mapcount of its folio plus
+    // the folio's PMD mappings (no swap here: the naive model swaps no THP).
+    if (f.folio !== undefined) return Math.max(...f.folio.pages.map((x) => x.mapcount)) + f.folio.entire <= 1;
     const count = f.mapcount + (f.swapcache?.count ?? 0);
     if (count === 1 && f.swapcache !== null) this.dropCache(f.swapcache);
     return count <= 1;
@@ -1159,6 +1164,7 @@ export class NaiveKernel {
    * is that exchange, one fault per turn.)
    */
   private breakCowForGup(p: NProc, pg: NPage, pin: boolean): void {
+    if (pg.pmd) throw new Error('GUP\'s forced COW break on a huge PMD is not modelled by the naive model');
     const seed001 = this.rules.gupCowBreak === 'pin' && pin;
     for (;;) {
       if (pg.pte !== null && pg.pte.writable) return;
@@ -2015,8 +2021,8 @@ export class NaiveKernel {
     let reuse: boolean;
     switch (this.rules.thp!.pmdReuse) {
       case 'mapcount':
-        // reuse_swap_page() of the compound page: the largest page_mapcount (PTE mappings plus PMD ones).
-        reuse = Math.max(...folio.pages.map((f) => f.mapcount)) + folio.entire <= 1;
+        // reuse_swap_page() of the compound page.
+        reuse = this.reuseSwapPage(head);
         break;
       case 'refcount':
         reuse = folio.refcount === 1;
