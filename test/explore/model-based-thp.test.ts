@@ -81,7 +81,7 @@ class Take implements fc.Command<object, Real> {
     real.depth++;
     tally.count(this.name);
     for (const o of res.record.observations) tally.count(`${this.name}:${o.actual}`);
-    naiveStep(real.n, this.name, op, step as unknown as StepArgs, res.record.observations, child);
+    naiveStep(real.n, this.name, op, step as unknown as StepArgs, res.record.observations, res.record.summary, child);
     check(real.n, child, this.text);
     real.r = child;
   }
@@ -105,7 +105,7 @@ function takeNaive(n: Naive, name: OpName, p: NProc, pg: number): NHandle | null
 }
 
 /** The same operation on the naive model; what the model observed must be what it says. */
-function naiveStep(n: Naive, name: OpName, op: number, step: StepArgs, obs: readonly { kind: string; actual: string }[], after: Runner): void {
+function naiveStep(n: Naive, name: OpName, op: number, step: StepArgs, obs: readonly { kind: string; actual: string }[], summary: string | undefined, after: Runner): void {
   const pi = (op >>> 20) & 15;
   const p = n.procs[pi]!;
   const pg = (op >>> 4) & 0xffff;
@@ -198,6 +198,12 @@ function naiveStep(n: Naive, name: OpName, op: number, step: StepArgs, obs: read
     case 'clear-softdirty':
       n.k.clearSoftdirty(p);
       return;
+    case 'swapout': {
+      const did = n.k.swapout(p, n.region, pg);
+      const out = /: (\d+) page\(s\) swapped out/.exec(summary ?? '');
+      assert.equal(out?.[1], did ? '1' : '0', `${step.text}: the naive model ${did ? 'swaps the page out' : 'keeps the page'}; the model: ${summary}`);
+      return;
+    }
     case 'mremap': {
       const moved = n.k.mremap(p, n.region, pg, pg + 1);
       assert.equal(observedOnce(obs, 'mremap'), moved ? 'ok' : 'EFAULT', `${step.text}: the naive model ${moved ? 'moves the page' : 'fails (EFAULT)'}`);
@@ -321,10 +327,14 @@ test('model-based THP: from the THP start (one PMD-mapped folio), v6 agrees with
   // A focused draw: the chains that split a shared folio and leave it to one mm again (fork, a
   // split, an exit, a write: 6.15's large-folio reuse) come more often.
   thpRuns('v6', V6_RULES, ['write', 'write', 'write', 'fork', 'fork', 'exit', 'exit', 'munmap', 'dontneed', 'mprotect', 'read', 'pin', 'pin-ro', 'unpin'], 1000, 15);
+  // Reclaim of a THP page (v6 only: the naive model splits a folio for pageout under 6.15's MM-id
+  // rule): split_folio, refused for a folio maybe mapped shared or held by a reference, 6.12's
+  // zero-filled pages mapped to the zero page, then the 4 KiB page swapped out and in.
+  thpRuns('v6', V6_RULES, [...THP_OPS, 'swapout', 'swapout'], 800, 25);
   // Every operation of the list was taken, and the outcomes that show a THP rule.
   for (const op of new Set(THP_OPS)) assert.ok(at(op) >= 50, `${op}: ${at(op)} times`);
-  for (const key of ['thp:pmdReuse', 'thp:split', 'thp:forkShare', 'thp:forkSplit', 'thp:largeReuse']) assert.ok(at(key) >= 20, `${key}: ${at(key)} times`);
-  console.log(`THP runs (v6): ${[...new Set(THP_OPS), 'thp:pmdReuse', 'thp:split', 'thp:forkShare', 'thp:forkSplit', 'thp:largeReuse'].map((k) => `${k} ${at(k)}`).join(', ')}`);
+  for (const key of ['swapout', 'thp:pmdReuse', 'thp:split', 'thp:forkShare', 'thp:forkSplit', 'thp:largeReuse', 'thp:folioSplit']) assert.ok(at(key) >= 20, `${key}: ${at(key)} times`);
+  console.log(`THP runs (v6): ${[...new Set(THP_OPS), 'swapout', 'thp:pmdReuse', 'thp:split', 'thp:forkShare', 'thp:forkSplit', 'thp:largeReuse', 'thp:folioSplit'].map((k) => `${k} ${at(k)}`).join(', ')}`);
 });
 
 test('model-based THP: the older rule sets agree with the naive model from the THP start: 6.12 (no large-folio reuse), 6.2 and 5.19 (PageAnonExclusive on the head; the small-page rule at PTE level), 5.18 (the folio refcount), 5.9 (reuse_swap_page: the largest page mapcount), 5.7 (no early COW; the whole folio copied)', () => {

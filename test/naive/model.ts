@@ -370,6 +370,8 @@ export interface NaiveOptions {
   gupFastWritableOnly?: boolean;
   /** Private anonymous THP (undefined: none; a VM_HUGEPAGE mmap throws). */
   thp?: ThpRules;
+  /** split_huge_page() maps zero-filled pages to the shared zero page (6.12, b1f202060afe). */
+  thpSplitZeropage?: boolean;
 }
 
 /**
@@ -415,7 +417,7 @@ export const V6_RULES: NaiveOptions = {
   reuse: 'anon-exclusive', pae: true, mprotectUpgrade: true, unshare: 'all', earlyCow: true, swapinReadWritable: true, swapin: 'exclusive-bit', reclaimSkipsPinned: true, clearRefsSkipsPinned: true,
   ksmBreakCow: 'unshare',
   deviceExclusive: 'v6.15', uffdWpForkVma: 'dst-vma', uffdWpForkCopies: true, uffdUnprotectWritable: true, mremapClearsUffdWp: true,
-  collapse: 'any-pte', thp: { pmdReuse: 'anon-exclusive', pmdCopy: 'split', largeReuse: 'mm-exclusive' },
+  collapse: 'any-pte', thp: { pmdReuse: 'anon-exclusive', pmdCopy: 'split', largeReuse: 'mm-exclusive' }, thpSplitZeropage: true,
 };
 /**
  * 6.2: as V6_RULES, but a swap-in maps the page writable only on a write fault (to 6.10),
@@ -424,7 +426,7 @@ export const V6_RULES: NaiveOptions = {
  * writable PTE (to 6.17).
  */
 export const V6_2_RULES: NaiveOptions = {
-  ...V6_RULES, swapinReadWritable: false, deviceExclusive: 'v5.14', uffdUnprotectWritable: false, mremapClearsUffdWp: false, collapse: 'writable-pte',
+  ...V6_RULES, swapinReadWritable: false, deviceExclusive: 'v5.14', uffdUnprotectWritable: false, mremapClearsUffdWp: false, collapse: 'writable-pte', thpSplitZeropage: false,
   thp: { pmdReuse: 'anon-exclusive', pmdCopy: 'split', largeReuse: 'as-small' },
 };
 /** 5.19 to 6.1 but for mprotect (6.0): R/O pins unshare anonymous pages, not the zero page; KSM's break_cow is a write fault. */
@@ -529,8 +531,8 @@ export class NaiveKernel {
   tablesShared = 0;
   tableCopies = 0;
   tableTakeBacks = 0;
-  /** THP: huge PMDs reused by do_huge_pmd_wp_page (write or unshare), split, shared by fork; large folios reused at PTE level (largeReuse). */
-  readonly thpEvents = { pmdReuse: 0, pmdCopy: 0, split: 0, forkShare: 0, forkSplit: 0, largeReuse: 0 };
+  /** THP: huge PMDs reused by do_huge_pmd_wp_page (write or unshare), copied whole, split, shared or split by fork; large folios reused at PTE level (largeReuse), split (split_huge_page). */
+  readonly thpEvents = { pmdReuse: 0, pmdCopy: 0, split: 0, forkShare: 0, forkSplit: 0, largeReuse: 0, folioSplit: 0 };
 
   constructor(readonly rules: NaiveOptions = V6_RULES) {}
 
@@ -1031,10 +1033,11 @@ export class NaiveKernel {
    * in the cache and a later swap-in finds it.
    */
   swapout(p: NProc, r: NRegion, i: number): boolean {
-    this.noThp('swapout');
     if (this.rules.swapin === undefined) throw new Error('swap is not modelled by these naive rules');
     const pg = p.pages.get(pageKey(r, i));
     if (pg !== undefined) this.unshareAt(p, pg);
+    // A page of a THP: the folio is split first (or the page left alone).
+    if (pg !== undefined && !this.splitForPageout(pg)) return false;
     const f = pg?.pte?.frame ?? null;
     if (pg === undefined || f === null || f.mapcount !== 1) return false;
     if (NaiveKernel.maybeDmaPinned(f)) {
@@ -1975,7 +1978,7 @@ export class NaiveKernel {
     for (let j = 0; j < PTES_PER_TABLE; j++) {
       const f = { id: this.nextFrame++, mapcount: 0, exclusive: j === 0 && this.rules.pae, value: values?.[j] ?? 0, swapcache: null, folio } as unknown as NFrame;
       // One counter for the folio: a page's refcount is folio_ref_count().
-      Object.defineProperty(f, 'refcount', { get: () => folio.refcount, set: (n: number) => { folio.refcount = n; }, enumerable: true });
+      Object.defineProperty(f, 'refcount', { get: () => folio.refcount, set: (n: number) => { folio.refcount = n; }, enumerable: true, configurable: true });
       folio.pages.push(f);
     }
     return folio;
@@ -2190,6 +2193,56 @@ export class NaiveKernel {
       folio.mmIds[i] = null;
     }
     if (folio.mmCounts[0] === folio.large || folio.mmCounts[1] === folio.large) folio.shared = false;
+  }
+
+  /**
+   * MADV_PAGEOUT meeting a page of a THP (madvise_cold_or_pageout_pte_range, v6): a folio that is
+   * maybe mapped shared (6.15's MM-id bit) is left alone (false); else split_folio(), refused
+   * while references other than its mappings hold it (can_split_folio: a pin, a GUP reference, a
+   * pipe: false); the page is then an ordinary small page for reclaim (true; true too when it
+   * was no THP page).
+   */
+  private splitForPageout(pg: NPage): boolean {
+    const folio = pg.pmd?.folio ?? pg.pte?.frame?.folio;
+    if (folio === undefined) return true;
+    if (this.rules.thp!.largeReuse !== 'mm-exclusive') throw new Error('THP pageout before 6.15 is not modelled by the naive model');
+    if (folio.shared || folio.refcount !== folio.large) return false;
+    this.splitFolio(folio);
+    return true;
+  }
+
+  /**
+   * split_huge_page(): every huge PMD mapping the folio is split (its rmap walk), then each page is
+   * a small folio holding a reference per mapping (PG_anon_exclusive kept; a page nothing maps is
+   * freed). From 6.12 (thpSplitZeropage) remap_page(RMP_USE_SHARED_ZEROPAGE) maps each zero-filled
+   * page to the shared zero page instead, read-only, keeping the soft-dirty and uffd-wp bits
+   * (try_to_map_unused_to_zeropage), and the page is freed.
+   */
+  private splitFolio(folio: NFolio): void {
+    this.thpEvents.folioSplit++;
+    for (const q of this.procs) {
+      if (!q.alive) continue;
+      const pmds = new Set<NPmd>();
+      for (const x of q.pages.values()) if (x.pmd?.folio === folio) pmds.add(x.pmd);
+      for (const pmd of pmds) this.splitHugePmd(q, pmd);
+    }
+    for (const f of folio.pages) {
+      Object.defineProperty(f, 'refcount', { value: f.mapcount, writable: true, enumerable: true, configurable: true });
+      delete f.folio;
+      if (f.refcount > 0) this.frames.add(f);
+    }
+    if (this.rules.thpSplitZeropage !== true) return;
+    for (const q of this.procs) {
+      if (!q.alive) continue;
+      for (const x of q.pages.values()) {
+        const f = x.pte?.frame ?? null;
+        if (f === null || !folio.pages.includes(f) || f.value !== 0) continue;
+        x.pte = { frame: null, writable: false, dirty: false, uffdWp: x.pte!.uffdWp, softDirty: x.pte!.softDirty };
+        f.mapcount--;
+        this.put(f);
+        q.rss--;
+      }
+    }
   }
 
   /** Has pg the VMA flag this madvise sets (or clears) already? */
