@@ -198,6 +198,14 @@ function naiveStep(n: Naive, name: OpName, op: number, step: StepArgs, obs: read
     case 'clear-softdirty':
       n.k.clearSoftdirty(p);
       return;
+    case 'collapse': {
+      const want = n.k.collapse(p, n.region, 0, n.region.n);
+      assert.equal(observedOnce(obs, 'madvise'), want.err, `${step.text}: the naive model's MADV_COLLAPSE says ${want.err}; the model: ${summary}`);
+      const made = /(\d+) new THP\(s\)/.exec(summary ?? '');
+      assert.equal(Number(made?.[1] ?? 0), want.collapsed, `${step.text}: the naive model makes ${want.collapsed} THP(s); the model: ${summary}`);
+      tally.count('collapse:made', want.collapsed);
+      return;
+    }
     case 'swapout': {
       const did = n.k.swapout(p, n.region, pg);
       const out = /: (\d+) page\(s\) swapped out/.exec(summary ?? '');
@@ -330,19 +338,20 @@ test('model-based THP: from the THP start (one PMD-mapped folio), v6 agrees with
   // Reclaim of a THP page (v6 only: the naive model splits a folio for pageout under 6.15's MM-id
   // rule): split_folio, refused for a folio maybe mapped shared or held by a reference, 6.12's
   // zero-filled pages mapped to the zero page, then the 4 KiB page swapped out and in.
-  thpRuns('v6', V6_RULES, [...THP_OPS, 'swapout', 'swapout'], 800, 25);
+  // MADV_COLLAPSE of the region (6.1 on) too: a THP again from PTE-mapped pages, large folio or not.
+  thpRuns('v6', V6_RULES, [...THP_OPS, 'swapout', 'swapout', 'collapse', 'collapse'], 800, 25);
   // Every operation of the list was taken, and the outcomes that show a THP rule.
   for (const op of new Set(THP_OPS)) assert.ok(at(op) >= 50, `${op}: ${at(op)} times`);
-  for (const key of ['swapout', 'thp:pmdReuse', 'thp:split', 'thp:forkShare', 'thp:forkSplit', 'thp:largeReuse', 'thp:folioSplit']) assert.ok(at(key) >= 20, `${key}: ${at(key)} times`);
-  console.log(`THP runs (v6): ${[...new Set(THP_OPS), 'swapout', 'thp:pmdReuse', 'thp:split', 'thp:forkShare', 'thp:forkSplit', 'thp:largeReuse', 'thp:folioSplit'].map((k) => `${k} ${at(k)}`).join(', ')}`);
+  for (const key of ['swapout', 'collapse', 'collapse:made', 'thp:pmdReuse', 'thp:split', 'thp:forkShare', 'thp:forkSplit', 'thp:largeReuse', 'thp:folioSplit']) assert.ok(at(key) >= 20, `${key}: ${at(key)} times`);
+  console.log(`THP runs (v6): ${[...new Set(THP_OPS), 'swapout', 'collapse', 'collapse:made', 'thp:pmdReuse', 'thp:split', 'thp:forkShare', 'thp:forkSplit', 'thp:largeReuse', 'thp:folioSplit'].map((k) => `${k} ${at(k)}`).join(', ')}`);
 });
 
 test('model-based THP: the older rule sets agree with the naive model from the THP start: 6.12 (no large-folio reuse), 6.2 and 5.19 (PageAnonExclusive on the head; the small-page rule at PTE level), 5.18 (the folio refcount), 5.9 (reuse_swap_page: the largest page mapcount), 5.7 (no early COW; the whole folio copied)', () => {
   const at = tally.since();
   const v612 = LTS_RULES.find(([name]) => name === '6.12')![1];
   const older: [string, NaiveOptions][] = [['6.12', v612], ['v6.2', V6_2_RULES], ['v5.19', V5_19_RULES], ['v5.18', V5_18_RULES], ['v5.9', V5_9_RULES], ['v5.7', V5_7_RULES]];
-  for (const [kernel, rules] of older) thpRuns(kernel, rules, THP_OPS, 400, 25);
+  for (const [kernel, rules] of older) thpRuns(kernel, rules, rules.collapse === undefined ? THP_OPS : [...THP_OPS, 'collapse'], 400, 25);
   for (const op of new Set(THP_OPS)) assert.ok(at(op) >= 50, `${op}: ${at(op)} times`);
   for (const key of ['thp:pmdReuse', 'thp:pmdCopy', 'thp:split', 'thp:forkShare', 'thp:forkSplit']) assert.ok(at(key) >= 20, `${key}: ${at(key)} times`);
-  console.log(`THP runs (older): ${['write', 'fork', 'pin', 'pin-ro', 'thp:pmdReuse', 'thp:pmdCopy', 'thp:split', 'thp:forkShare', 'thp:forkSplit'].map((k) => `${k} ${at(k)}`).join(', ')}`);
+  console.log(`THP runs (older): ${['write', 'fork', 'pin', 'pin-ro', 'collapse', 'collapse:made', 'thp:pmdReuse', 'thp:pmdCopy', 'thp:split', 'thp:forkShare', 'thp:forkSplit'].map((k) => `${k} ${at(k)}`).join(', ')}`);
 });

@@ -1856,7 +1856,6 @@ export class NaiveKernel {
    * the table; fork makes the child's table wherever the parent has one in a copied VMA).
    */
   collapse(p: NProc, r: NRegion, lo: number, hi: number): NCollapse {
-    this.noThp('collapse');
     if (this.rules.collapse === undefined) throw new Error('these naive rules have no MADV_COLLAPSE');
     const pages = this.byAddress(p);
     const a0 = r.base + lo;
@@ -1895,16 +1894,18 @@ export class NaiveKernel {
   /** hpage_collapse_scan_pmd then collapse_huge_page for the 2 MiB at address b (all of it p's pages of one VMA). */
   private collapseBlock(p: NProc, pages: Map<number, NPage>, b: number): NCollapse['err'] | 'done' {
     const t = b / PTES_PER_TABLE;
-    if (p.thp?.has(t) === true) return 'done';
     const block: NPage[] = [];
     for (let a = b; a < b + PTES_PER_TABLE; a++) block.push(pages.get(a)!);
+    // SCAN_PMD_MAPPED: a huge PMD there already.
+    if (block[0]!.pmd) return 'done';
     const scan = (): NCollapse['err'] => {
       let writable = false;
       for (const pg of block) {
         const f = pg.pte?.frame ?? null;
         if (f === null) continue;
         if (pg.pte!.writable) writable = true;
-        if (f.refcount !== f.mapcount + (f.swapcache !== null ? 1 : 0)) return 'EAGAIN';
+        // is_refcount_suitable(): a large folio's refcount against all its mappings.
+        if (f.refcount !== (f.folio?.large ?? f.mapcount) + (f.swapcache !== null ? 1 : 0)) return 'EAGAIN';
       }
       return !writable && this.rules.collapse === 'writable-pte' ? 'EINVAL' : 'ok';
     };
@@ -1916,15 +1917,21 @@ export class NaiveKernel {
       const again = scan();
       if (again !== 'ok') return again;
     }
+    // collapse_huge_page: a new THP holding the pages' values (none and the zero page: zeroes),
+    // exclusive (PG_anon_exclusive on its head), mapped by a PMD, writable if the VMA is, and the
+    // old pages lose this mapping and reference (their PTE table is deposited under the PMD).
+    const pmd: NPmd = { folio: this.newFolio(p, block.map((pg) => pg.pte?.frame?.value ?? 0)), base: b, writable: block[0]!.prot === 'rw', dirty: true, softDirty: true };
     for (const pg of block) {
       const old = pg.pte?.frame ?? null;
       if (old === null) p.rss++;
-      pg.pte = { frame: this.newFrame(old?.value ?? 0), writable: pg.prot === 'rw', dirty: true, softDirty: true };
+      pg.pte = null;
+      pg.pmd = pmd;
       if (old !== null) {
-        old.mapcount--;
+        this.unmapPage(p, old);
         this.put(old);
       }
     }
+    p.tables?.delete(t);
     (p.thp ??= new Set()).add(t);
     return 'ok';
   }
