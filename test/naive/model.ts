@@ -28,6 +28,30 @@
 // ... cowpt` shares the parent's last-level tables (one table object, several users) instead of
 // copying PTEs, and any fault in or change of a shared table first copies it for the process
 // (tfork_one_pte_table).
+// Private anonymous THP (`thp` rules; a VM_HUGEPAGE mmap, MADV_HUGEPAGE): a write fault on an empty
+// aligned 2 MiB of such a VMA (no PTE table there) maps a PMD-size large folio (NFolio: 512 pages
+// with their values and PTE mapcounts, one refcount, the entire mapcount, the large mapcount,
+// the pincount, 6.15's MM-id slots and maybe-mapped-shared bit; PG_anon_exclusive on the head
+// while PMD-mapped) by a huge PMD (NPmd, one object for the 2 MiB of one process). Reads and
+// stores go through it; GUP follows it (follow_huge_pmd: a write or an unshare fault first; a pin
+// adds 1 to the refcount and 1 to the pincount); a write or unshare fault on a read-only one is
+// do_huge_pmd_wp_page (reuse by `pmdReuse`, else the whole folio copied up to 5.7 or the PMD split
+// and the page left to do_wp_page, whose large-folio rule is `largeReuse`: 6.15's
+// __wp_can_reuse_large_anon_folio, 6.10's never, the small-page rule before); fork is
+// copy_huge_pmd (shared write-protected, or split first when maybe pinned in an mm that pinned);
+// munmap, MADV_DONTNEED, mremap, and mprotect or madvise that change a flag split the PMD first
+// (__split_huge_pmd: 512 PTEs, PG_anon_exclusive to every page); clear_refs write-protects it;
+// exit drops it whole (zap_huge_pmd). MADV_PAGEOUT of a THP page (v6 only: 6.15's MM-id test)
+// splits the folio (split_huge_page, refused for a folio maybe mapped shared or held by a
+// reference; 6.12's zero-filled pages mapped to the zero page) and reclaims the 4 KiB page;
+// MADV_COLLAPSE makes a THP mapped by a huge PMD. Not modelled with THP, so the THP runs
+// (test/explore/model-based-thp.test.ts) draw none of them: these throw where they meet a THP:
+// the huge zero page (a read fault on an empty THP-eligible 2 MiB), a GUP fault there, THP
+// pageout before 6.15, GUP's forced COW break (5.8, 5.4) on a huge PMD, KSM, device-exclusive
+// entries, userfaultfd write-protect; the COW page tables' rule sets have no THP; and nothing
+// the explorer's one-page operations never do is there: mprotect or MADV_DONTNEED of a whole
+// PMD (change_huge_pmd, a whole-PMD zap), a THP moved by mremap whole, swap entries of a whole
+// THP, deferred splits (the THP shrinker).
 //
 // GUP, one page at a time, is __get_user_pages(): check_vma_flags, then follow_page_pte and
 // faultin_page until the page can be grabbed: a missing PTE is faulted in (write or read), a
@@ -223,9 +247,8 @@ export interface NProc {
   /** Write-protect faults handed to the monitor (handle_userfault). */
   uffdFaults: number;
   /**
-   * The 2 MiB blocks (address / 512) MADV_COLLAPSE made a THP of. The naive model has no THP
-   * semantics after that (PMD mapping, folio-wide pins, splits): a caller compares nothing of
-   * this process's later.
+   * The 2 MiB blocks (address / 512) MADV_COLLAPSE made a THP of (a huge PMD maps them since;
+   * model-based.test.ts's small-page runs compare nothing after a collapse, model-based-thp's do).
    */
   thp?: Set<number>;
   /** MMF_USE_ODF: a `fork ... cowpt` ran on this mm or its ancestor: every fork of it shares tables (sticky, inherited). */
