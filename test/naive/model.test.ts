@@ -1630,10 +1630,11 @@ test('MADV_COLLAPSE of a 512-page mapping: every page copied into the new THP (n
   assert.deepEqual(n.collapse(p, r, 0, 512), { err: 'ok', collapsed: 1 });
   // collapse_huge_page: __collapse_huge_page_copy copies each page (copy_user_highpage; a none
   // or zero-page PTE gets clear_user_highpage), page_remove_rmap + release for the old ones;
-  // page_add_new_anon_rmap: exclusive; maybe_pmd_mkwrite on a VM_WRITE VMA.
-  assert.notEqual(frameOf(p, r, 0), f0);
+  // page_add_new_anon_rmap: exclusive (the head); maybe_pmd_mkwrite on a VM_WRITE VMA: one huge PMD maps the 2 MiB.
+  const pmd = p.pages.get(pageKey(r, 0))!.pmd!;
+  assert.equal(p.pages.get(pageKey(r, 511))!.pmd, pmd);
   assert.deepEqual([f0.refcount, f0.mapcount], [1, 1], 'Q\'s mapping only');
-  assert.deepEqual([frameOf(p, r, 0)!.exclusive, pte(p, r, 0).writable, pte(p, r, 511).writable], [true, true, true]);
+  assert.deepEqual([pmd.folio.pages[0]!.exclusive, pmd.writable, pmd.folio.refcount, pmd.folio.entire], [true, true, 1, 1]);
   assert.deepEqual([n.read(p, r, 0), n.read(p, r, 1), n.read(p, r, 511), n.read(q, r, 0)], [1, 2, 0, 1]);
   // A THP already: SCAN_PMD_MAPPED counts as done.
   assert.deepEqual(n.collapse(p, r, 0, 512), { err: 'ok', collapsed: 0 });
@@ -1708,4 +1709,26 @@ test('soft-dirty and mprotect (6.0 on): rw on an rw mapping changes nothing; aft
   assert.equal(swpOf(p, r, 1)!.softDirty, false);
   assert.equal(n.read(p, r, 1), 3);
   assert.equal(pte(p, r, 1).writable, false, 'pte_needs_soft_dirty_wp');
+});
+
+test('THP (v6): a huge PMD shared at fork; a write fault on it splits the PMD and copies the one page; after the other mm exits, 6.15 reuses the PTE-mapped folio (mm-exclusive); a pin splits it at the next fork', () => {
+  const n = new NaiveKernel(V6_RULES);
+  const p = n.spawn();
+  const r = n.mmap(p, 512, true);
+  n.write(p, r, 0, 1);
+  const pmd = p.pages.get(pageKey(r, 0))!.pmd!;
+  const folio = pmd.folio;
+  assert.deepEqual([folio.refcount, folio.entire, folio.large, folio.pages[0]!.exclusive, pmd.writable], [1, 1, 1, true, true], 'do_huge_pmd_anonymous_page');
+  const q = n.fork(p);
+  assert.deepEqual([folio.refcount, folio.entire, folio.shared, folio.pages[0]!.exclusive, pmd.writable], [2, 2, true, false, false], 'copy_huge_pmd');
+  // Q's write: refcount 2, not exclusive: split Q's PMD, then do_wp_page copies buf[1] (maybe mapped shared).
+  n.write(q, r, 1, 2);
+  assert.equal(q.pages.get(pageKey(r, 0))!.pmd, null);
+  assert.deepEqual([folio.refcount, folio.entire, folio.large, folio.pages[1]!.mapcount], [1 + 511, 1, 1 + 511, 0]);
+  assert.deepEqual([n.read(p, r, 1), n.read(q, r, 1), n.read(q, r, 0)], [0, 2, 1]);
+  n.exit(p);
+  assert.equal(folio.shared, false, 'one slot holds every mapping');
+  n.write(q, r, 0, 3);
+  assert.equal(n.thpEvents.largeReuse, 1, '__wp_can_reuse_large_anon_folio');
+  assert.equal(frameOf(q, r, 0), folio.pages[0]);
 });
