@@ -155,11 +155,8 @@ export function handlePteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: n
   if (!(bits & PTE_PRESENT)) {
     let err: number;
     if (bits & PTE_MARKER) return doPteMarker(k, mm, vma, vpn, slot, flags, split);
-    // do_swap_page() -> remove_device_exclusive_entry(), then `goto out`: the fault ends with the
-    // PTE restored, and the access retries; a write the restored PTE does not allow (read-only
-    // entry, or a page not exclusive in 6.15) faults again, into do_wp_page: two faults.
-    if (bits & PTE_DEVICE_EXCLUSIVE) return removeDeviceExclusiveEntry(k, mm, vma, vpn, slot);
     if (bits & PTE_SWAP) err = doSwapPage(k, mm, vma, vpn, slot, (flags & FAULT_FLAG_WRITE) !== 0);
+    else if (bits & PTE_DEVICE_EXCLUSIVE) err = removeDeviceExclusiveEntry(k, mm, vma, vpn, slot);
     else return NA;
     // VM_FAULT_WRITE: the swap-in did the write (no do_wp_page); GUP reads it (FAULT_FLAG_GUP).
     if (err === VM_FAULT_WRITE && flags & FAULT_FLAG_GUP) return err;

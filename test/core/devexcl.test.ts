@@ -228,24 +228,3 @@ test('5.14-6.14: UFFDIO_WRITEPROTECT, un-protecting too, turns a writable device
     assertConsistent(k);
   }
 });
-
-test('a CPU write to a device-exclusive entry is two faults when the restored PTE is read-only (do_swap_page ends after remove_device_exclusive_entry; the write faults again into do_wp_page), one when it is writable', () => {
-  // do_swap_page(): is_device_exclusive_entry() -> remove_device_exclusive_entry(), then
-  // `goto out`: no do_wp_page in the same fault. The access retries; a store through the
-  // read-only PTE restore_exclusive_pte() made faults again, and do_wp_page reuses the page.
-  for (const [name, variant] of MERGED) {
-    const k = kernel(name);
-    const { mm, vpn } = proc(k, 1);
-    const pfn = writeOk(k, mm, vpn, 1);
-    assert.equal(uffdRegister(k, mm, vpn, vpn + 1), OK);
-    grant(k, mm, vpn, vpn + 1);
-    // Any change_protection turns a 5.14-6.14 entry readable (the test above).
-    assert.equal(uffdWriteprotect(k, mm, vpn, vpn + 1, false), OK);
-    const before = mm.minflt;
-    assert.equal(writeOk(k, mm, vpn, 7), pfn, `${name}: the same page, reused`);
-    assert.equal(mm.minflt - before, variant === 'v6.15' ? 1 : 2, `${name}: faults of the write`);
-    assert.equal(k.stats.cowCopies, 0, name);
-    assert.equal(readOk(k, mm, vpn), 7);
-    assertConsistent(k);
-  }
-});
