@@ -184,7 +184,7 @@ function pushSortedValues(vals: ReadonlySet<number>, num: Numbering, out: Words)
 }
 
 /** Sort a[0..n) ascending in place (a handful of numbers). */
-function insertionSort(a: Int32Array, n: number): void {
+export function insertionSort(a: Int32Array, n: number): void {
   for (let i = 1; i < n; i++) {
     const x = a[i]!;
     let j = i - 1;

@@ -5,14 +5,14 @@
 // with the global numbering. canonical-equiv.test.ts compares the encoding with it, word for
 // word. What follows the threads' keys (handles, frames, what each process held), the numbering
 // and the order of two signatures are not what it checks: it takes them from canonical.ts
-// (restKey, Numbering, textOrder), so that a change there needs no copy here.
+// (restKey, Numbering, textOrder, insertionSort), so that a change there needs no copy here.
 
 import { MMAP_BASE_VPN, PTE_SOFT_DIRTY, VM_SOFTDIRTY, PTE_DEVICE_EXCLUSIVE, PTE_DIRTY, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_YOUNG } from '../../src/core/constants.js';
 import type { Proc, Runner } from '../../src/engine/run.js';
 import type { Region } from '../../src/engine/state.js';
 import { pmdSlotOf } from '../../src/core/walk.js';
 import { followSlot, slotPfn } from '../../src/core/huge.js';
-import { collectHandles, Entries, N_ANON, N_CELL, N_TABLE, Numbering, restKey, textOrder, Words } from '../../src/explore/canonical.js';
+import { collectHandles, Entries, insertionSort, N_ANON, N_CELL, N_TABLE, Numbering, restKey, textOrder, Words } from '../../src/explore/canonical.js';
 
 type ProcT = Proc;
 
@@ -55,18 +55,6 @@ function pushSorted(out: Words, prefix?: number): number {
   return n;
 }
 
-/** Sort a[0..n) ascending in place (a handful of numbers). */
-function insertionSort(a: Int32Array, n: number): void {
-  for (let i = 1; i < n; i++) {
-    const x = a[i]!;
-    let j = i - 1;
-    while (j >= 0 && a[j]! > x) {
-      a[j + 1] = a[j]!;
-      j--;
-    }
-    a[j + 1] = x;
-  }
-}
 
 function procKey(r: Runner, p: ProcT, num: Numbering, out: Words): void {
   const k = r.k;
