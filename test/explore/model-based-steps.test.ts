@@ -31,6 +31,7 @@ import type { Task } from '../../src/core/tasks.js';
 import { pteSlot } from '../../src/core/walk.js';
 import { startState } from '../../src/explore/explore.js';
 import { decodeOp, enabledOps, OP_NAMES, PROC_NAMES, type ExploreShape, type OpName } from '../../src/explore/ops.js';
+import { TakeCommand } from './take.js';
 import {
   NaiveKernel, pageKey, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_RULES, type NaiveOptions, type NGrant, type NPin, type NProc, type NRef, type NRegion,
 } from '../naive/model.js';
@@ -375,19 +376,10 @@ function naiveOp(n: Naive, name: OpName, op: number, step: StepArgs, res: { obse
 const STEP_CODE = OP_NAMES.indexOf('step');
 
 /** One command: the `pick`-th (modulo) enabled instance of operation `name` (none enabled: nothing). */
-class Take implements fc.Command<object, Real> {
-  private text = '';
-  constructor(readonly name: OpName, readonly pick: number) {}
-  check(): boolean {
-    return true;
-  }
-
+class Take extends TakeCommand<Real> {
   run(_m: object, real: Real): void {
-    this.text = '';
-    const code = OP_NAMES.indexOf(this.name);
-    const ops = enabledOps(real.r, real.shape).filter((op) => op >>> 24 === code);
-    if (ops.length === 0) return;
-    const op = ops[this.pick % ops.length]!;
+    const op = this.opIn(real.r, real.shape);
+    if (op < 0) return;
     const child = real.r.clone();
     const step = decodeOp(child, op);
     this.text = step.text;
@@ -404,16 +396,12 @@ class Take implements fc.Command<object, Real> {
       return t?.kind === 'gup' && t.fallback[0] === false;
     };
     let modelStep: StepState | null = null;
-    if (code === STEP_CODE) {
+    if (op >>> 24 === STEP_CODE) {
       modelStep = /is blocked/.test(res.record.summary) ? 'blocked' : [...child.procs.values()][ti]!.task === null ? 'done' : 'running';
     }
     naiveOp(real.naive, this.name, op, step as unknown as StepArgs, res.record, child, modelStep);
     compare(real.naive, before, child, step.text);
     real.r = child;
-  }
-
-  toString(): string {
-    return `take(${this.name}, ${this.pick})${this.text ? ` /* ${this.text} */` : ''}`;
   }
 }
 

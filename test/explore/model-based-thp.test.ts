@@ -29,7 +29,8 @@ import type { Runner } from '../../src/engine/run.js';
 import { PG_ANON_EXCLUSIVE, PG_LARGE, PMD_LEAF, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE } from '../../src/core/constants.js';
 import { followSlot, slotPfn } from '../../src/core/huge.js';
 import { startState, thpStartScenario } from '../../src/explore/explore.js';
-import { decodeOp, enabledOps, OP_NAMES, PROC_NAMES, type OpName } from '../../src/explore/ops.js';
+import { decodeOp, PROC_NAMES, type OpName } from '../../src/explore/ops.js';
+import { TakeCommand } from './take.js';
 import { LTS_RULES, NaiveKernel, pageKey, V5_18_RULES, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_2_RULES, V6_RULES, type NaiveOptions, type NFrame, type NPin, type NProc, type NRef, type NRegion } from '../naive/model.js';
 import { input } from './helpers.js';
 import { numberFor, observedOnce, Tally, valueOf } from './naive-compare.js';
@@ -65,19 +66,10 @@ interface Real {
 const tally = new Tally();
 
 /** One transition: the `pick`-th (modulo) of the enabled instances of operation `name`, on both models. */
-class Take implements fc.Command<object, Real> {
-  private text = '';
-  constructor(readonly name: OpName, readonly pick: number) {}
-  check(): boolean {
-    return true;
-  }
-
+class Take extends TakeCommand<Real> {
   run(_m: object, real: Real): void {
-    this.text = '';
-    const code = OP_NAMES.indexOf(this.name);
-    const ops = enabledOps(real.r, real.shape).filter((op) => op >>> 24 === code);
-    if (ops.length === 0) return;
-    const op = ops[this.pick % ops.length]!;
+    const op = this.opIn(real.r, real.shape);
+    if (op < 0) return;
     const child = real.r.clone();
     const step = decodeOp(child, op);
     this.text = step.text;
@@ -89,10 +81,6 @@ class Take implements fc.Command<object, Real> {
     naiveStep(real.n, this.name, op, step as unknown as StepArgs, res.record.observations, res.record.summary, child);
     check(real.n, child, this.text);
     real.r = child;
-  }
-
-  toString(): string {
-    return `take(${this.name}, ${this.pick})${this.text ? ` /* ${this.text} */` : ''}`;
   }
 }
 

@@ -38,7 +38,8 @@ import { PTE_UFFD_WP } from '../../src/core/constants.js';
 import { followSlot } from '../../src/core/huge.js';
 import { canonicalKey, canonicalWords, fingerprint } from '../../src/explore/canonical.js';
 import { startState } from '../../src/explore/explore.js';
-import { decodeOp, enabledOps, OP_NAMES, PROC_NAMES, type ExploreShape, type OpName } from '../../src/explore/ops.js';
+import { decodeOp, OP_NAMES, PROC_NAMES, type ExploreShape, type OpName } from '../../src/explore/ops.js';
+import { TakeCommand } from './take.js';
 import { replayPath } from '../../src/explore/search.js';
 import { BUILTIN_PROFILES } from '../../src/profiles/builtin.js';
 import {
@@ -108,21 +109,14 @@ const count = (key: string, by = 1): void => tally.count(key, by);
  * enabled: nothing happens). One command kind per operation, so that each is drawn as often
  * as the others, however many instances (processes, pages, handles) it has.
  */
-class Take implements fc.Command<object, Real> {
-  /** The step it took in the last run (for the counterexample). */
-  private text = '';
-  constructor(readonly name: OpName, readonly pick: number) {}
-  check(): boolean {
-    return true;
-  }
-
+class Take extends TakeCommand<Real> {
   run(_m: object, real: Real): void {
-    this.text = '';
-    if (real.naive?.done === true) return;
-    const code = OP_NAMES.indexOf(this.name);
-    const ops = enabledOps(real.r, real.shape).filter((op) => op >>> 24 === code);
-    if (ops.length === 0) return;
-    const op = ops[this.pick % ops.length]!;
+    if (real.naive?.done === true) {
+      this.text = '';
+      return;
+    }
+    const op = this.opIn(real.r, real.shape);
+    if (op < 0) return;
     const d = real.path.length;
     const child = real.r.clone(real.spare);
     const step = decodeOp(child, op);
@@ -161,10 +155,6 @@ class Take implements fc.Command<object, Real> {
     assert.deepEqual(kinds(replayed), kinds(child));
     real.spare = real.r;
     real.r = child;
-  }
-
-  toString(): string {
-    return `take(${this.name}, ${this.pick})${this.text ? ` /* ${this.text} */` : ''}`;
   }
 }
 
