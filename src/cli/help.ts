@@ -182,7 +182,8 @@ options:
                       searched, rate); on a terminal the line is rewritten in place anyway
   --workers N         threads that expand states (default 1): breadth-first one depth at a
                       time, sharing the visited set; the same states, counts and
-                      counterexamples as one thread
+                      counterexamples as one thread. More workers than the machine
+                      has CPUs do not search faster (the header says so)
   --exact             keep the visited states' canonical encodings, not 64-bit
                       fingerprints (the default; the output gives the probability that a
                       fingerprint collision hid a state, about n^2/2^65 for n states)

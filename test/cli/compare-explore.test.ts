@@ -5,6 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { cli, type Outcome, ROOT, tempFiles } from './helpers.js';
 
@@ -167,8 +168,19 @@ test('explore has one engine: --engine (any value) is refused, not ignored; the 
   assert.equal(j.code, 2);
   assert.match(JSON.parse(j.out).error, /one engine since December 2026/);
   assert.match(cli('explore', '--depth', '2').out, /; ops write,[a-z-,]+$/m);
-  assert.match(cli('explore', '--depth', '2', '--workers', '2').out, /; ops write,[a-z-,]+; 2 workers$/m);
+  assert.match(cli('explore', '--depth', '2', '--workers', '2').out, availableParallelism() >= 2 ? /; ops write,[a-z-,]+; 2 workers$/m : /; 2 workers \(this machine has 1 CPU:/m);
   assert.equal(JSON.parse(cli('explore', '--kernel', 'v5.9', '--kinds', 'pin-incoherent', '--json').out).stats.engine, 'full');
+});
+
+test('explore --workers past the CPUs: the header says they do not search faster; the same states', () => {
+  const cpus = availableParallelism();
+  const many = cli('explore', '--depth', '2', '--workers', String(cpus + 1), '--json');
+  const one = cli('explore', '--depth', '2', '--json');
+  assert.equal(JSON.parse(many.out).stats.states, JSON.parse(one.out).stats.states);
+  const text = cli('explore', '--depth', '1', '--workers', String(cpus + 1)).out;
+  assert.match(text, new RegExp(`; ${cpus + 1} workers \\(this machine has ${cpus} CPUs?: workers beyond that share them and only add their start-up\\)$`, 'm'));
+  // As many as the CPUs: no note.
+  if (cpus >= 2) assert.match(cli('explore', '--depth', '1', '--workers', String(cpus)).out, new RegExp(`; ${cpus} workers$`, 'm'));
 });
 
 test('explore --out FILE writes the counterexample; `cowlab run FILE` replays it and passes its outcomes', () => {

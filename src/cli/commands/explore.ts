@@ -2,6 +2,7 @@
 // invariant; a counterexample is printed (and written with --out) as a replayable scenario.
 
 import { rmSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { SPILL_FRACTION, spillFileName } from '../../explore/tree.js';
 import { counterexampleFile, explore, thpStartScenario, type ExploreInput, type ExploreOutcome } from '../../explore/explore.js';
 import type { Progress } from '../../explore/search.js';
@@ -175,12 +176,18 @@ function explorePlan(argv: string[], io: Io): Plan | number {
     : baseline.reverse ? `looking for what ${profile.name} fixed: sequences that violate on ${baseline.profile.name} and are clean on ${profile.name}, searching ${baseline.profile.name}`
     : `looking for regressions: sequences that violate on ${profile.name} and are clean on ${baseline.profile.name}, searching ${profile.name}`;
   const header = `${what}: ${start === 'thp' ? `P with a PMD-mapped THP (512 pages; page operations on the first ${input.shape.pageLimit})` : from ? `from ${from.file}` : `P with ${input.pages} page(s)`}, up to ${input.shape.procs} process(es), ${input.shape.handles} handle(s), depth ${input.bounds.depth}; ops ${ops.join(',')}` +
-    `${input.workers! > 1 ? `; ${input.workers} workers` : ''}`;
+    `${input.workers! > 1 ? `; ${input.workers} workers${workersNote(input.workers!)}` : ''}`;
   if (!values.json) io.out(header);
   const text = (p: Parameters<Progress>[0]): string => `${p.states} states, depth ${p.depth}, ${Math.round(p.statesPerSec)} states/s`;
   const progress: Progress | undefined = lines ? (p) => process.stderr.write(`progress: ${p.note ?? text(p)}\n`)
     : tty ? (p) => process.stderr.write(p.note ? `\r${' '.repeat(70)}\r  ${p.note}\n` : `\r  ${text(p)}   `) : undefined;
   return { input, values, kernel, progress };
+}
+
+/** Workers past this machine's CPUs do not search faster: each is a thread that compiles and builds its states itself. */
+function workersNote(workers: number): string {
+  const cpus = availableParallelism();
+  return workers > cpus ? ` (this machine has ${cpus} CPU${cpus === 1 ? '' : 's'}: workers beyond that share them and only add their start-up)` : '';
 }
 
 function clearProgress(plan: Plan): void {
