@@ -25,6 +25,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import type { Observation } from '../../src/engine/result.js';
 import type { Runner } from '../../src/engine/run.js';
 import { OK, PTE_PRESENT, PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE } from '../../src/core/constants.js';
 import type { Task } from '../../src/core/tasks.js';
@@ -33,18 +34,16 @@ import { startState } from '../../src/explore/explore.js';
 import { decodeOp, enabledOps, OP_NAMES, PROC_NAMES, type ExploreShape, type OpName } from '../../src/explore/ops.js';
 import { TakeCommand } from './take.js';
 import {
-  NaiveKernel, pageKey, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_RULES, type NaiveOptions, type NGrant, type NPin, type NProc, type NRef, type NRegion,
+  NaiveKernel, pageKey, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_RULES, type NaiveOptions, type NProc,
 } from '../naive/model.js';
 import { NaiveForkTask, NaiveGupFastTask, NaiveSched, NaiveWriteTask, slowPin, type NaiveTask, type StepRules, type StepState } from '../naive/tasks.js';
 import { input, runnerAfter } from './helpers.js';
-import { numberFor, observedOnce, Tally, valueOf } from './naive-compare.js';
+import { naiveOp, numberFor, observedOnce, Tally, valueOf, type NaiveSide, type NaiveStepArgs, type NHandle } from './naive-compare.js';
 
 /** An observation of the command's own operation: a path that ended meanwhile observes too, its `what` naming the path's step (`&`). */
 const notPath = (o: { what: string }): boolean => !o.what.endsWith('&');
 
 const PAGES = 2;
-
-type NHandle = { pin: NPin } | { ref: NRef } | { grant: NGrant };
 
 interface NThread {
   p: NProc;
@@ -57,12 +56,8 @@ interface NThread {
 /** A path that ended during a command: the thread, and what it returned. */
 type Ended = { ti: number; kind: Task['kind']; result: string };
 
-interface Naive {
-  k: NaiveKernel;
+interface Naive extends NaiveSide {
   s: NaiveSched;
-  region: NRegion;
-  values: Map<string, number>;
-  handles: Map<string, NHandle>;
   /** By the explorer's thread index (its procs in creation order). */
   threads: NThread[];
   ended: Ended[];
@@ -187,21 +182,20 @@ function compare(n: Naive, before: (Task | null)[], after: Runner, text: string)
   });
 }
 
-type StepArgs = { text: string; value?: string; handle?: string; ref?: { handle: string; index: number } };
-
-/** The command's operation on the naive model (op: the explorer's packed operation; res: the model's record). */
-function naiveOp(n: Naive, name: OpName, op: number, step: StepArgs, res: { observations: readonly { kind: string; what: string; actual: string }[]; summary?: string }, after: Runner, modelStep: StepState | null): void {
+/**
+ * The command's operation on the naive model (op: the explorer's packed operation; res: the
+ * model's record). Its own: the split paths and their steps, the threads (fork, exit), write and
+ * read (the lock a fault takes; the accessed bit a path's recheck sees), the pins (gup-fast or
+ * the slow path, as the PTE is), ksmd; for the rest, the mmap_lock the operation takes first
+ * (the paths holding it run to their end), then naiveOp's form.
+ */
+function naiveStep(n: Naive, name: OpName, op: number, step: NaiveStepArgs, res: { observations: readonly Observation[]; summary?: string }, after: Runner, modelStep: StepState | null): void {
   const ti = (op >>> 20) & 15;
   const th = n.threads[ti]!;
   const p = th.p;
   const pg = (op >>> 4) & 0xffff;
   const page = () => p.pages.get(pageKey(n.region, pg));
   const obs = res.observations;
-  const pinOf = (h: string): NPin => {
-    const x = n.handles.get(h);
-    assert.ok(x && 'pin' in x, `${step.text}: ${h} is no pin in the naive model`);
-    return x.pin;
-  };
   switch (name) {
     case 'step': {
       const st = naiveStepOnce(n, ti);
@@ -250,27 +244,6 @@ function naiveOp(n: Naive, name: OpName, op: number, step: StepArgs, res: { obse
       th.alive = false;
       if (!n.threads.some((q) => q.p === p && q.alive)) n.k.exit(p);
       return;
-    case 'munmap':
-      naiveWaitLock(n, ti, true);
-      n.k.munmap(p, n.region, pg, pg + 1);
-      return;
-    case 'mprotect':
-      naiveWaitLock(n, ti, true);
-      n.k.mprotect(p, n.region, pg, pg + 1, (op & 15) === 0 ? 'ro' : 'rw');
-      return;
-    case 'dontfork':
-    case 'wipeonfork':
-    case 'dontneed':
-      // MADV_DONTFORK and MADV_WIPEONFORK change VMA flags: mmap_lock for write; MADV_DONTNEED
-      // zaps under it for read (madvise_need_mmap_write), beside a write fault holding it.
-      naiveWaitLock(n, ti, name !== 'dontneed');
-      if (name === 'dontneed' && n.threads.some((q) => q.task?.holdsRead === true)) n.s.note('dontneed:beside-fault');
-      n.k.madvise(p, n.region, pg, pg + 1, name);
-      return;
-    case 'clear-softdirty':
-      naiveWaitLock(n, ti, true);
-      n.k.clearSoftdirty(p);
-      return;
     case 'pin':
     case 'pin-ro':
     case 'pin-fast':
@@ -291,75 +264,6 @@ function naiveOp(n: Naive, name: OpName, op: number, step: StepArgs, res: { obse
       if (x !== null) n.handles.set(step.handle!, x);
       return;
     }
-    case 'unpin':
-      n.k.unpin(pinOf(step.handle!));
-      n.handles.delete(step.handle!);
-      return;
-    case 'put': {
-      const x = n.handles.get(step.handle!);
-      assert.ok(x && 'ref' in x, `${step.text}: ${step.handle} is no reference in the naive model`);
-      n.k.putRef(x.ref);
-      n.handles.delete(step.handle!);
-      return;
-    }
-    case 'device-write':
-      n.k.deviceWrite(pinOf(step.ref!.handle), numberFor(n.values, step.value!));
-      return;
-    case 'device-read': {
-      const x = n.handles.get(step.ref!.handle);
-      if (x !== undefined && 'grant' in x && (x.grant.revoked || x.grant.frame === null) && x.grant.p.alive) {
-        // Revoked: the driver faults the page in (hmm_range_fault) under mmap_read_lock.
-        naiveWaitLock(n, n.threads.findIndex((q) => q.p === x.grant.p), false, true);
-      }
-      const want = x !== undefined && 'grant' in x ? n.k.grantRead(x.grant) : n.k.deviceRead(pinOf(step.ref!.handle));
-      const got = observedOnce(obs, 'handle-read', notPath)!;
-      assert.equal(valueOf(n.values, got), want, `${step.text}: the naive pin holds ${want}, the model reads ${got}`);
-      return;
-    }
-    case 'swapout': {
-      naiveWaitLock(n, ti, false, true);
-      const did = n.k.swapout(p, n.region, pg);
-      const out = /: (\d+) page\(s\) swapped out/.exec(res.summary ?? '');
-      assert.equal(out?.[1], did ? '1' : '0', `${step.text}: the naive model ${did ? 'swaps the page out' : 'keeps the page'}; the model: ${res.summary}`);
-      return;
-    }
-    case 'device-exclusive': {
-      naiveWaitLock(n, ti, false, true); // the driver holds mmap_lock for read
-      const g = n.k.makeDeviceExclusive(p, n.region, pg);
-      assert.equal(observedOnce(obs, 'gup', notPath), g.revoked ? 'EBUSY' : 'ok', `${step.text}: the naive model ${g.revoked ? 'fails' : 'grants the page'}`);
-      n.handles.set(step.handle!, { grant: g });
-      return;
-    }
-    case 'device-atomic': {
-      // The device's atomic through its grant takes no lock.
-      const x = n.handles.get(step.ref!.handle);
-      assert.ok(x && 'grant' in x, `${step.text}: ${step.ref!.handle} is no grant in the naive model`);
-      const want = n.k.deviceAtomic(x.grant, numberFor(n.values, step.value!));
-      assert.equal(observedOnce(obs, 'handle-read', notPath), want, `${step.text}: the naive model's atomic is ${want}`);
-      if (want === 'revoked' && n.threads.some((q) => q.task?.kind === 'fork')) n.s.note('devx:revoked-in-fork');
-      return;
-    }
-    case 'uffd-register': {
-      naiveWaitLock(n, ti, true);
-      const ok = n.k.uffdRegister(p, n.region);
-      assert.equal(observedOnce(obs, 'uffd', notPath), ok ? 'ok' : 'EINVAL', `${step.text}: the naive model ${ok ? 'registers' : 'fails (EINVAL)'}`);
-      return;
-    }
-    case 'uffd-protect':
-    case 'uffd-unprotect': {
-      naiveWaitLock(n, ti, false); // UFFDIO_WRITEPROTECT: mmap_lock for read, beside a fault holding it
-      if (n.threads.some((q) => q.p === p && q.task?.holdsRead === true)) n.s.note('uffd-wp:beside-fault');
-      const ok = n.k.uffdWriteprotect(p, n.region, pg, pg + 1, name === 'uffd-protect');
-      assert.equal(observedOnce(obs, 'uffd', notPath), ok ? 'ok' : 'ENOENT', `${step.text}: the naive model ${ok ? 'succeeds' : 'fails (ENOENT)'}`);
-      return;
-    }
-    case 'uffd-fork-event':
-      n.k.uffdForkEventOn(p);
-      return;
-    case 'mergeable':
-      naiveWaitLock(n, ti, true);
-      n.k.madvise(p, n.region, pg, pg + 1, 'mergeable');
-      return;
     case 'ksm-merge':
       // ksmd takes each mm's mmap_lock for read: a fork in progress anywhere runs to its end first.
       n.threads.forEach((q, qi) => {
@@ -368,9 +272,45 @@ function naiveOp(n: Naive, name: OpName, op: number, step: StepArgs, res: { obse
       if (n.threads.some((q) => q.task?.holdsRead === true)) n.s.note('ksm:beside-fault');
       if (n.k.ksmMerge() > 0) n.s.note('ksm:merged');
       return;
+    // The rest: the lock first, then naiveOp.
+    case 'munmap':
+    case 'mprotect':
+    case 'clear-softdirty':
+    case 'uffd-register':
+    case 'mergeable':
+      naiveWaitLock(n, ti, true);
+      break;
+    case 'dontfork':
+    case 'wipeonfork':
+    case 'dontneed':
+      // MADV_DONTFORK and MADV_WIPEONFORK change VMA flags: mmap_lock for write; MADV_DONTNEED
+      // zaps under it for read (madvise_need_mmap_write), beside a write fault holding it.
+      naiveWaitLock(n, ti, name !== 'dontneed');
+      if (name === 'dontneed' && n.threads.some((q) => q.task?.holdsRead === true)) n.s.note('dontneed:beside-fault');
+      break;
+    case 'swapout':
+    case 'device-exclusive': // the driver holds mmap_lock for read
+      naiveWaitLock(n, ti, false, true);
+      break;
+    case 'uffd-protect':
+    case 'uffd-unprotect':
+      naiveWaitLock(n, ti, false); // UFFDIO_WRITEPROTECT: mmap_lock for read, beside a fault holding it
+      if (n.threads.some((q) => q.p === p && q.task?.holdsRead === true)) n.s.note('uffd-wp:beside-fault');
+      break;
+    case 'device-read': {
+      const x = n.handles.get(step.ref!.handle);
+      if (x !== undefined && 'grant' in x && (x.grant.revoked || x.grant.frame === null) && x.grant.p.alive) {
+        // Revoked: the driver faults the page in (hmm_range_fault) under mmap_read_lock.
+        naiveWaitLock(n, n.threads.findIndex((q) => q.p === x.grant.p), false, true);
+      }
+      break;
+    }
     default:
-      throw new Error(`no naive form of ${name}`);
+      // No lock: unpin, put, device-write, device-atomic (through the grant), uffd-fork-event.
+      break;
   }
+  naiveOp(n, { name, op, p, step, obs, summary: res.summary, after, keep: notPath });
+  if (name === 'device-atomic' && observedOnce(obs, 'handle-read', notPath) === 'revoked' && n.threads.some((q) => q.task?.kind === 'fork')) n.s.note('devx:revoked-in-fork');
 }
 
 const STEP_CODE = OP_NAMES.indexOf('step');
@@ -399,7 +339,7 @@ class Take extends TakeCommand<Real> {
     if (op >>> 24 === STEP_CODE) {
       modelStep = /is blocked/.test(res.record.summary) ? 'blocked' : [...child.procs.values()][ti]!.task === null ? 'done' : 'running';
     }
-    naiveOp(real.naive, this.name, op, step as unknown as StepArgs, res.record, child, modelStep);
+    naiveStep(real.naive, this.name, op, step as unknown as NaiveStepArgs, res.record, child, modelStep);
     compare(real.naive, before, child, step.text);
     real.r = child;
   }

@@ -31,9 +31,9 @@ import { followSlot, slotPfn } from '../../src/core/huge.js';
 import { startState, thpStartScenario } from '../../src/explore/explore.js';
 import { decodeOp, PROC_NAMES, type OpName } from '../../src/explore/ops.js';
 import { TakeCommand } from './take.js';
-import { LTS_RULES, NaiveKernel, pageKey, V5_18_RULES, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_2_RULES, V6_RULES, type NaiveOptions, type NFrame, type NPin, type NProc, type NRef, type NRegion } from '../naive/model.js';
+import { LTS_RULES, NaiveKernel, pageKey, V5_18_RULES, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_2_RULES, V6_RULES, type NaiveOptions, type NFrame } from '../naive/model.js';
 import { input } from './helpers.js';
-import { numberFor, observedOnce, Tally, valueOf } from './naive-compare.js';
+import { naiveCollapse, naiveProcOp, numberFor, observedOnce, Tally, valueOf, type NaiveOp, type NaiveProcs, type NaiveStepArgs } from './naive-compare.js';
 
 /** The operations of the THP runs: those the naive model has a THP form of. */
 const THP_OPS: readonly OpName[] = [
@@ -43,23 +43,10 @@ const THP_OPS: readonly OpName[] = [
 /** The pages compared after every step: the two the operations touch and the folio's last. */
 const CHECKED = [0, 1, 511] as const;
 
-type NHandle = { pin: NPin } | { ref: NRef };
-
-interface Naive {
-  k: NaiveKernel;
-  procs: NProc[];
-  region: NRegion;
-  values: Map<string, number>;
-  handles: Map<string, NHandle>;
-  alive: boolean[];
-  /** Per process (by index), the regions mremap made, by the explorer's names (a child inherits its parent's). */
-  moved: Map<string, NRegion>[];
-}
-
 interface Real {
   r: Runner;
   shape: ReturnType<typeof input>['shape'];
-  n: Naive;
+  n: NaiveProcs;
   depth: number;
 }
 
@@ -78,142 +65,20 @@ class Take extends TakeCommand<Real> {
     real.depth++;
     tally.count(this.name);
     for (const o of res.record.observations) tally.count(`${this.name}:${o.actual}`);
-    naiveStep(real.n, this.name, op, step as unknown as StepArgs, res.record.observations, res.record.summary, child);
+    const rec = res.record;
+    naiveStep(real.n, { name: this.name, op, p: real.n.procs[(op >>> 20) & 15]!, step: step as unknown as NaiveStepArgs, obs: rec.observations, summary: rec.summary, after: child });
     check(real.n, child, this.text);
     real.r = child;
   }
 }
 
-type StepArgs = { text: string; value?: string; handle?: string; proc?: string; ref?: { handle: string; index: number }; region?: string };
-
-/** The naive form of a handle-taking operation (as model-based.test.ts takes it). */
-function takeNaive(n: Naive, name: OpName, p: NProc, pg: number): NHandle | null {
-  if (name === 'gup' || name === 'vmsplice') {
-    const ref = name === 'gup' ? n.k.gup(p, n.region, pg) : n.k.vmsplice(p, n.region, pg);
-    return ref && { ref };
-  }
-  const o = { write: name !== 'pin-ro', longterm: true };
-  const pin = name === 'pin-fast' ? n.k.pinFast(p, n.region, pg, o) : n.k.pin(p, n.region, pg, o);
-  return pin && { pin };
-}
-
-/** The same operation on the naive model; what the model observed must be what it says. */
-function naiveStep(n: Naive, name: OpName, op: number, step: StepArgs, obs: readonly { kind: string; actual: string }[], summary: string | undefined, after: Runner): void {
-  const pi = (op >>> 20) & 15;
-  const p = n.procs[pi]!;
-  const pg = (op >>> 4) & 0xffff;
-  const handle = (h: string): NHandle => {
-    const x = n.handles.get(h);
-    assert.ok(x, `${step.text}: the naive model has no handle ${h}`);
-    return x;
-  };
-  const pinOf = (h: string): NPin => {
-    const x = handle(h);
-    assert.ok('pin' in x, `${step.text}: ${h} is no pin in the naive model`);
-    return x.pin;
-  };
-  switch (name) {
-    case 'write': {
-      const ok = n.k.write(p, n.region, pg, numberFor(n.values, step.value!));
-      assert.equal(observedOnce(obs, 'write'), ok ? 'ok' : 'fault', `${step.text}: the naive model's store ${ok ? 'succeeds' : 'faults'}`);
-      return;
-    }
-    case 'read': {
-      const want = n.k.read(p, n.region, pg);
-      const got = observedOnce(obs, 'read')!;
-      assert.equal(valueOf(n.values, got), want, `${step.text}: the naive model reads ${want}, the model ${got}`);
-      return;
-    }
-    case 'fork':
-      n.procs.push(n.k.fork(p));
-      n.moved.push(new Map(n.moved[pi]));
-      n.alive.push(true);
-      assert.equal(observedOnce(obs, 'fork'), 'ok', `${step.text}: fork fails on the model`);
-      return;
-    case 'exit':
-      n.alive[pi] = false;
-      n.k.exit(p);
-      return;
-    case 'munmap':
-      n.k.munmap(p, n.region, pg, pg + 1);
-      return;
-    case 'mprotect':
-      n.k.mprotect(p, n.region, pg, pg + 1, (op & 15) === 0 ? 'ro' : 'rw');
-      return;
-    case 'dontfork':
-    case 'wipeonfork':
-    case 'dontneed':
-      n.k.madvise(p, n.region, pg, pg + 1, name);
-      return;
-    case 'pin':
-    case 'pin-fast':
-    case 'pin-ro':
-    case 'gup':
-    case 'vmsplice': {
-      const x = takeNaive(n, name, p, pg);
-      assert.equal(observedOnce(obs, 'gup'), x === null ? 'EFAULT' : 'ok', `${step.text}: the naive model ${x === null ? 'fails (EFAULT)' : 'succeeds'}`);
-      assert.equal(after.handles.has(step.handle!), x !== null, `${step.text}: handle ${step.handle}`);
-      if (x !== null) n.handles.set(step.handle!, x);
-      return;
-    }
-    case 'unpin':
-      n.k.unpin(pinOf(step.handle!));
-      n.handles.delete(step.handle!);
-      return;
-    case 'put': {
-      const x = handle(step.handle!);
-      assert.ok('ref' in x, `${step.text}: ${step.handle} is a pin in the naive model`);
-      n.k.putRef(x.ref);
-      n.handles.delete(step.handle!);
-      return;
-    }
-    case 'device-write':
-      n.k.deviceWrite(pinOf(step.ref!.handle), numberFor(n.values, step.value!));
-      return;
-    case 'device-read': {
-      const want = n.k.deviceRead(pinOf(step.ref!.handle));
-      const got = observedOnce(obs, 'handle-read')!;
-      assert.equal(valueOf(n.values, got), want, `${step.text}: the naive pin holds ${want}, the model reads ${got}`);
-      return;
-    }
-    case 'handle-read': {
-      const x = handle(step.ref!.handle);
-      assert.ok('ref' in x, `${step.text}: ${step.ref!.handle} is a pin in the naive model`);
-      const got = observedOnce(obs, 'handle-read');
-      if (!n.alive[PROC_NAMES.indexOf(step.proc!)]) {
-        assert.equal(got, undefined, `${step.text}: ${step.proc} has exited`);
-        return;
-      }
-      const want = n.k.pipeRead(x.ref);
-      assert.equal(valueOf(n.values, got!), want, `${step.text}: the naive pipe holds ${want}, the model reads ${got}`);
-      return;
-    }
-    case 'clear-softdirty':
-      n.k.clearSoftdirty(p);
-      return;
-    case 'collapse': {
-      const want = n.k.collapse(p, n.region, 0, n.region.n);
-      assert.equal(observedOnce(obs, 'madvise'), want.err, `${step.text}: the naive model's MADV_COLLAPSE says ${want.err}; the model: ${summary}`);
-      const made = /(\d+) new THP\(s\)/.exec(summary ?? '');
-      assert.equal(Number(made?.[1] ?? 0), want.collapsed, `${step.text}: the naive model makes ${want.collapsed} THP(s); the model: ${summary}`);
-      tally.count('collapse:made', want.collapsed);
-      return;
-    }
-    case 'swapout': {
-      const did = n.k.swapout(p, n.region, pg);
-      const out = /: (\d+) page\(s\) swapped out/.exec(summary ?? '');
-      assert.equal(out?.[1], did ? '1' : '0', `${step.text}: the naive model ${did ? 'swaps the page out' : 'keeps the page'}; the model: ${summary}`);
-      return;
-    }
-    case 'mremap': {
-      const moved = n.k.mremap(p, n.region, pg, pg + 1);
-      assert.equal(observedOnce(obs, 'mremap'), moved ? 'ok' : 'EFAULT', `${step.text}: the naive model ${moved ? 'moves the page' : 'fails (EFAULT)'}`);
-      n.moved[pi]!.set(step.region!, moved ?? { id: -1, n: 0, base: 0 });
-      return;
-    }
-    default:
-      throw new Error(`no naive THP form of ${name}`);
-  }
+/**
+ * The same operation on the naive model; what the model observed must be what it says. Its own:
+ * MADV_COLLAPSE, counted (`collapse:made`) and compared on.
+ */
+function naiveStep(n: NaiveProcs, a: NaiveOp): void {
+  if (a.name === 'collapse') tally.count('collapse:made', naiveCollapse(n, a));
+  else naiveProcOp(n, a);
 }
 
 /** A load of `region[i]` by process pi on the runner c (a throwaway copy): the value's name, or 'fault'. */
@@ -241,7 +106,7 @@ function mapping(after: Runner, q: ReturnType<Runner['procs']['get']> & object, 
  * as the naive page is (huge PMD or PTE, writable), by the same frame (frames correspond one to
  * one), with the same counts and PG_anon_exclusive.
  */
-function check(n: Naive, after: Runner, text: string): void {
+function check(n: NaiveProcs, after: Runner, text: string): void {
   const procs = [...after.procs.values()];
   const c = after.clone();
   const toPfn = new Map<NFrame, number>();
@@ -301,7 +166,7 @@ function thpInput(kernel: string, ops: readonly OpName[]): ReturnType<typeof inp
 }
 
 /** The naive model's THP start: P maps 512 pages with MADV_HUGEPAGE and writes value "1" to the first (a huge fault). */
-function naiveStart(rules: NaiveOptions): Naive {
+function naiveStart(rules: NaiveOptions): NaiveProcs {
   const k = new NaiveKernel(rules);
   const p = k.spawn();
   const region = k.mmap(p, 512, true);

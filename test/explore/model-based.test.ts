@@ -33,6 +33,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import type { Observation } from '../../src/engine/result.js';
 import type { Runner } from '../../src/engine/run.js';
 import { PTE_UFFD_WP } from '../../src/core/constants.js';
 import { followSlot } from '../../src/core/huge.js';
@@ -44,10 +45,10 @@ import { replayPath } from '../../src/explore/search.js';
 import { BUILTIN_PROFILES } from '../../src/profiles/builtin.js';
 import {
   LTS_RULES, NaiveKernel, ODF_2021_RULES, ODF_RULES, pageKey, V5_14_RULES, V5_18_RULES, V5_19_RULES, V5_7_RULES, V5_8_RULES, V5_9_RC4_PIN_COW_RULES, V5_9_RC4_RULES, V5_9_RULES,
-  V6_15_RULES, V6_2_RULES, V6_RULES, type NaiveOptions, type NGrant, type NPin, type NProc, type NRef, type NRegion,
+  V6_15_RULES, V6_2_RULES, V6_RULES, type NaiveOptions, type NProc, type NRegion,
 } from '../naive/model.js';
 import { input } from './helpers.js';
-import { numberFor, observedOnce, Tally, valueOf } from './naive-compare.js';
+import { naiveCollapse, naiveProcOp, observedOnce, Tally, valueOf, type NaiveOp, type NaiveProcs, type NaiveStepArgs } from './naive-compare.js';
 import { PTE_PRESENT, PTE_SPECIAL } from '../../src/core/constants.js';
 import { pteSlot } from '../../src/core/walk.js';
 
@@ -61,20 +62,7 @@ const NAIVE_SWAP_OPS: readonly OpName[] = [...NAIVE_OPS, 'swapout'];
 const NAIVE_V6_OPS: readonly OpName[] = [...NAIVE_SWAP_OPS, 'mremap'];
 const PAGES = 2;
 
-type NHandle = { pin: NPin } | { ref: NRef } | { grant: NGrant };
-
-interface Naive {
-  k: NaiveKernel;
-  procs: NProc[];
-  region: NRegion;
-  /** Value names the explorer wrote -> the naive model's numbers. */
-  values: Map<string, number>;
-  /** The naive model's handles by the explorer's handle names. */
-  handles: Map<string, NHandle>;
-  /** Per process (by index), the regions mremap made, by the explorer's names (a child inherits its parent's). */
-  moved: Map<string, NRegion>[];
-  /** Per thread (by index: a thread is a process of its own in the explorer's list, the same NProc here), alive or not. */
-  alive: boolean[];
+interface Naive extends NaiveProcs {
   /** MADV_COLLAPSE made a THP: the naive model (no THP semantics) compares nothing after that step. */
   done?: boolean;
 }
@@ -134,7 +122,9 @@ class Take extends TakeCommand<Real> {
       // A kernel path started with `&` is stepped to its end at once (`T step` until it is done):
       // what it observes is the synchronous operation's, in the naive model.
       const record = this.name.endsWith('&') ? runToEnd(child, op, d, real.path, res.record) : res.record;
-      naiveStep(real.naive, opName.replace(/&$/, '') as OpName, op, step as unknown as NaiveStepArgs, record, child);
+      const name = opName.replace(/&$/, '') as OpName;
+      const p = real.naive.procs[(op >>> 20) & 15]!;
+      naiveStep(real.naive, { name, op, p, step: step as unknown as NaiveStepArgs, obs: record.observations, summary: record.summary, after: child });
       checkMoved(real.naive, child, d);
       checkUffd(real.naive, child, step.text);
       if (!real.naive.done) checkCounts(real.naive, child, this.text);
@@ -164,7 +154,7 @@ const STEP_CODE = OP_NAMES.indexOf('step');
  * `T step` on the thread that started the path (op's process index) until it has no path any
  * more; the observations of every step, the first one's included, in order.
  */
-function runToEnd(r: Runner, op: number, d: number, path: number[], first: { observations: readonly { kind: string; actual: string }[] }): { observations: { kind: string; actual: string }[] } {
+function runToEnd(r: Runner, op: number, d: number, path: number[], first: { observations: readonly Observation[] }): { observations: Observation[]; summary?: string } {
   const pi = (op >>> 20) & 15;
   const observations = [...first.observations];
   const thread = [...r.procs.values()][pi]!;
@@ -178,9 +168,6 @@ function runToEnd(r: Runner, op: number, d: number, path: number[], first: { obs
   }
   return { observations };
 }
-
-/** The fields of the decoded steps the naive model reads (each op has some of them). */
-type NaiveStepArgs = { text: string; value?: string; handle?: string; proc?: string; ref?: { handle: string; index: number }; region?: string };
 
 /**
  * The pages mremap moved are not explored (the explorer's page operations take the first region
@@ -279,195 +266,18 @@ function checkCounts(n: Naive, after: Runner, text: string): void {
 }
 
 /**
- * The naive form of a handle-taking operation: pin and pin-fast are R/W long-term pins
- * (pin-fast the naive pinFast: gup-fast looks at the PTE, not the VMA), pin-ro an R/O long-term pin, gup a FOLL_GET
- * reference, vmsplice a pipe's (null: EFAULT).
+ * The same operation on the naive model; what the model observed must be what it says. Its own:
+ * MADV_COLLAPSE, after which (a THP made) every page is read once and nothing more compared.
  */
-function takeNaive(n: Naive, name: OpName, p: NProc, pg: number): NHandle | null {
-  if (name === 'gup' || name === 'vmsplice') {
-    const ref = name === 'gup' ? n.k.gup(p, n.region, pg) : n.k.vmsplice(p, n.region, pg);
-    return ref && { ref };
+function naiveStep(n: Naive, a: NaiveOp): void {
+  if (a.name !== 'collapse') {
+    naiveProcOp(n, a);
+    return;
   }
-  const o = { write: name !== 'pin-ro', longterm: true };
-  const pin = name === 'pin-fast' ? n.k.pinFast(p, n.region, pg, o) : n.k.pin(p, n.region, pg, o);
-  return pin && { pin };
-}
-
-/** The same operation on the naive model; a read must see what it sees. */
-function naiveStep(
-  n: Naive, name: OpName, op: number, step: NaiveStepArgs, record: { observations: readonly { kind: string; actual: string }[]; summary?: string }, after: Runner,
-): void {
-  const obs = record.observations;
-  const p = n.procs[(op >>> 20) & 15]!;
-  const pg = (op >>> 4) & 0xffff;
-  const handle = (h: string) => {
-    const x = n.handles.get(h);
-    assert.ok(x, `${step.text}: the naive model has no handle ${h}`);
-    return x;
-  };
-  const pinOf = (h: string): NPin => {
-    const x = handle(h);
-    assert.ok('pin' in x, `${step.text}: ${h} is no pin in the naive model`);
-    return x.pin;
-  };
-  switch (name) {
-    case 'write': {
-      const ok = n.k.write(p, n.region, pg, numberFor(n.values, step.value!));
-      const got = observedOnce(obs, 'write');
-      assert.equal(got, ok ? 'ok' : 'fault', `${step.text}: the naive model's store ${ok ? 'succeeds' : 'faults'}, the model's: ${got}`);
-      return;
-    }
-    case 'read': {
-      const want = n.k.read(p, n.region, pg);
-      const got = observedOnce(obs, 'read')!;
-      assert.equal(valueOf(n.values, got), want, `${step.text}: the naive model reads ${want}, the model ${got}`);
-      return;
-    }
-    case 'fork':
-    case 'fork-cowpt':
-      n.procs.push(n.k.fork(p, name === 'fork-cowpt'));
-      n.moved.push(new Map(n.moved[(op >>> 20) & 15]));
-      n.alive.push(true);
-      assert.equal(observedOnce(obs, 'fork'), 'ok', `${step.text}: fork fails on the model`);
-      return;
-    case 'thread':
-      // CLONE_VM: the same address space (and the same regions, mremap's too).
-      n.procs.push(p);
-      n.moved.push(n.moved[(op >>> 20) & 15]!);
-      n.alive.push(true);
-      return;
-    case 'exit': {
-      // The thread exits; the address space goes with the last of its threads.
-      n.alive[(op >>> 20) & 15] = false;
-      if (!n.procs.some((q, i) => q === p && n.alive[i])) n.k.exit(p);
-      return;
-    }
-    case 'munmap':
-      n.k.munmap(p, n.region, pg, pg + 1);
-      return;
-    case 'mprotect':
-      n.k.mprotect(p, n.region, pg, pg + 1, (op & 15) === 0 ? 'ro' : 'rw');
-      return;
-    case 'dontfork':
-    case 'wipeonfork':
-    case 'dontneed':
-      n.k.madvise(p, n.region, pg, pg + 1, name);
-      return;
-    case 'pin':
-    case 'pin-fast':
-    case 'pin-ro':
-    case 'gup':
-    case 'vmsplice': {
-      const h = step.handle!;
-      const x = takeNaive(n, name, p, pg);
-      const got = observedOnce(obs, 'gup');
-      assert.equal(got, x === null ? 'EFAULT' : 'ok', `${step.text}: the naive model ${x === null ? 'fails (EFAULT)' : 'succeeds'}, the model says ${got}`);
-      assert.equal(after.handles.has(h), x !== null, `${step.text}: handle ${h}`);
-      if (x !== null) n.handles.set(h, x);
-      return;
-    }
-    case 'unpin':
-      n.k.unpin(pinOf(step.handle!));
-      n.handles.delete(step.handle!);
-      return;
-    case 'put': {
-      const x = handle(step.handle!);
-      assert.ok('ref' in x, `${step.text}: ${step.handle} is a pin in the naive model`);
-      n.k.putRef(x.ref);
-      n.handles.delete(step.handle!);
-      return;
-    }
-    case 'device-write':
-      n.k.deviceWrite(pinOf(step.ref!.handle), numberFor(n.values, step.value!));
-      return;
-    case 'device-read': {
-      const x = handle(step.ref!.handle);
-      const want = 'grant' in x ? n.k.grantRead(x.grant) : n.k.deviceRead(pinOf(step.ref!.handle));
-      const got = observedOnce(obs, 'handle-read')!;
-      assert.equal(valueOf(n.values, got), want, `${step.text}: the naive pin holds ${want}, the model reads ${got}`);
-      return;
-    }
-    case 'handle-read': {
-      const x = handle(step.ref!.handle);
-      assert.ok('ref' in x, `${step.text}: ${step.ref!.handle} is a pin in the naive model`);
-      const got = observedOnce(obs, 'handle-read');
-      // A process that has exited reads nothing (the step is skipped).
-      if (!n.alive[PROC_NAMES.indexOf(step.proc!)]) {
-        assert.equal(got, undefined, `${step.text}: ${step.proc} has exited`);
-        return;
-      }
-      const want = n.k.pipeRead(x.ref);
-      assert.equal(valueOf(n.values, got!), want, `${step.text}: the naive pipe holds ${want}, the model reads ${got}`);
-      return;
-    }
-    case 'mremap': {
-      const moved = n.k.mremap(p, n.region, pg, pg + 1);
-      const got = observedOnce(obs, 'mremap');
-      assert.equal(got, moved ? 'ok' : 'EFAULT', `${step.text}: the naive model ${moved ? 'moves the page' : 'fails (EFAULT)'}, the model says ${got}`);
-      // The name is bound either way; after EFAULT it maps nothing (a region of no mapped pages).
-      n.moved[(op >>> 20) & 15]!.set(step.region!, moved ?? { id: -1, n: 0, base: 0 });
-      return;
-    }
-    case 'clear-softdirty':
-      n.k.clearSoftdirty(p);
-      return;
-    case 'device-exclusive': {
-      const g = n.k.makeDeviceExclusive(p, n.region, pg);
-      const got = observedOnce(obs, 'gup');
-      assert.equal(got, g.revoked ? 'EBUSY' : 'ok', `${step.text}: the naive model ${g.revoked ? 'fails' : 'grants the page'}, the model says ${got}`);
-      assert.ok(after.handles.has(step.handle!), `${step.text}: handle ${step.handle}`);
-      n.handles.set(step.handle!, { grant: g });
-      return;
-    }
-    case 'device-atomic': {
-      const x = handle(step.ref!.handle);
-      assert.ok('grant' in x, `${step.text}: ${step.ref!.handle} is no grant in the naive model`);
-      const want = n.k.deviceAtomic(x.grant, numberFor(n.values, step.value!));
-      const got = observedOnce(obs, 'handle-read');
-      assert.equal(got, want, `${step.text}: the naive model's atomic is ${want}, the model's ${got}`);
-      return;
-    }
-    case 'uffd-register': {
-      const ok = n.k.uffdRegister(p, n.region);
-      assert.equal(observedOnce(obs, 'uffd'), ok ? 'ok' : 'EINVAL', `${step.text}: the naive model ${ok ? 'registers' : 'fails (EINVAL)'}`);
-      return;
-    }
-    case 'uffd-protect':
-    case 'uffd-unprotect': {
-      const ok = n.k.uffdWriteprotect(p, n.region, pg, pg + 1, name === 'uffd-protect');
-      assert.equal(observedOnce(obs, 'uffd'), ok ? 'ok' : 'ENOENT', `${step.text}: the naive model ${ok ? 'succeeds' : 'fails (ENOENT)'}`);
-      return;
-    }
-    case 'uffd-fork-event':
-      n.k.uffdForkEventOn(p);
-      return;
-    case 'collapse': {
-      const want = n.k.collapse(p, n.region, 0, n.region.n);
-      assert.equal(observedOnce(obs, 'madvise'), want.err, `${step.text}: the naive model's MADV_COLLAPSE says ${want.err}; the model: ${record.summary}`);
-      const made = /(\d+) new THP\(s\)/.exec(record.summary ?? '');
-      assert.equal(Number(made?.[1] ?? 0), want.collapsed, `${step.text}: the naive model makes ${want.collapsed} THP(s); the model: ${record.summary}`);
-      if (want.collapsed > 0) {
-        // Every process's pages read what the naive pages hold (on a throwaway copy), then stop.
-        checkRegion(n, after);
-        n.done = true;
-      }
-      return;
-    }
-    case 'mergeable':
-      n.k.madvise(p, n.region, pg, pg + 1, 'mergeable');
-      return;
-    case 'ksm-merge':
-      n.k.ksmMerge();
-      return;
-    case 'swapout': {
-      // Which page reclaim took: the model's summary counts them.
-      const did = n.k.swapout(p, n.region, pg);
-      const out = /: (\d+) page\(s\) swapped out/.exec(record.summary ?? '');
-      assert.equal(out?.[1], did ? '1' : '0', `${step.text}: the naive model ${did ? 'swaps the page out' : 'keeps the page'}; the model: ${record.summary}`);
-      return;
-    }
-    default:
-      throw new Error(`no naive form of ${name}`);
+  if (naiveCollapse(n, a) > 0) {
+    // Every process's pages read what the naive pages hold (on a throwaway copy), then stop.
+    checkRegion(n, a.after);
+    n.done = true;
   }
 }
 
