@@ -57,6 +57,25 @@ test('renaming: processes named or created in another order give the same key', 
   sameKey([...BASE, 'P write buf = 1', 'P pin buf[0] as h1 rw longterm'], [...BASE, 'P write buf = 1', 'P pin buf[0] as mr rw longterm']);
 });
 
+test('renaming: the values a page may also hold are a set, sorted again in the numbering of the threads before it', () => {
+  // Q's page 0 may also hold each value the device wrote through Q's short-term pin (a, b, c: a
+  // sorted run in Q's key). P comes first in the key and numbers b before a, so Q's key,
+  // translated into P's numbering, has its run out of order until it is sorted again.
+  const dev = (h: string, ...vs: string[]): string[] => vs.map((v) => `device write ${h}[0] = ${v}`);
+  const shared = [...BASE, 'P write buf = 1'];
+  const pin = [...shared, 'P fork Q', 'Q pin buf[0] as h rw short'];
+  const s = [...pin, ...dev('h', 'a', 'b', 'c'), 'P write buf[0] = b', 'P write buf[1] = a'];
+  // The device's writes in another order (the set's order, not P's), under other names, with
+  // the frames allocated in another order (P's copies first): the same state up to renaming.
+  sameKey(s, [...pin, ...dev('h', 'b', 'a', 'c'), 'P write buf[0] = b', 'P write buf[1] = a']);
+  sameKey(s, [...shared, 'P fork R', 'R pin buf[0] as dio rw short', ...dev('dio', 'x', 'y', 'z'), 'P write buf[0] = x', 'P write buf[1] = y']);
+  sameKey(s, [...shared, 'P fork Q', 'P write buf[0] = b', 'P write buf[1] = a', 'Q pin buf[0] as h rw short', ...dev('h', 'b', 'a', 'c')]);
+  // P holds a value outside Q's set, or the one the device wrote last; Q's set has two values.
+  otherKey(s, [...pin, ...dev('h', 'a', 'b', 'c'), 'P write buf[0] = b', 'P write buf[1] = d']);
+  otherKey(s, [...pin, ...dev('h', 'a', 'b', 'c'), 'P write buf[0] = c', 'P write buf[1] = a']);
+  otherKey(s, [...pin, ...dev('h', 'a', 'b'), 'P write buf[0] = b', 'P write buf[1] = a']);
+});
+
 // ---- what can no longer matter ---------------------------------------------------------------------
 
 test('a process that is gone and holds nothing counts only in number', () => {
