@@ -155,13 +155,16 @@ export function handlePteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: n
   if (!(bits & PTE_PRESENT)) {
     let err: number;
     if (bits & PTE_MARKER) return doPteMarker(k, mm, vma, vpn, slot, flags, split);
+    // do_swap_page(): is_device_exclusive_entry() -> remove_device_exclusive_entry(), then
+    // `goto out`: the fault ends with the PTE restored (old: restore_exclusive_pte's pte_mkold).
+    // The access retries: a store the restored PTE does not allow faults again, into do_wp_page.
+    if (bits & PTE_DEVICE_EXCLUSIVE) return removeDeviceExclusiveEntry(k, mm, vma, vpn, slot);
     if (bits & PTE_SWAP) err = doSwapPage(k, mm, vma, vpn, slot, (flags & FAULT_FLAG_WRITE) !== 0);
-    else if (bits & PTE_DEVICE_EXCLUSIVE) err = removeDeviceExclusiveEntry(k, mm, vma, vpn, slot);
     else return NA;
     // VM_FAULT_WRITE: the swap-in did the write (no do_wp_page); GUP reads it (FAULT_FLAG_GUP).
     if (err === VM_FAULT_WRITE && flags & FAULT_FLAG_GUP) return err;
     if (err !== OK && err !== VM_FAULT_WRITE) return err;
-    // The PTE is present now: go on as for a present one (a write may still need do_wp_page).
+    // The PTE is present now: go on as for a present one (do_swap_page's own do_wp_page for a write).
     return handlePteFault(k, mm, vma, vpn, slot, flags, split);
   }
   if (flags & COW_FLAGS) {

@@ -2,7 +2,8 @@
 // touching one must revoke the grant first, the device's atomics and reads go through it.
 
 import { NA, OK, VM_WRITE } from '../core/constants.js';
-import { cpuAccess, mmuSlot } from '../core/access.js';
+import { mmuSlot } from '../core/access.js';
+import { handleMmFault } from '../core/fault.js';
 import { slotPfn } from '../core/huge.js';
 import { makeDeviceExclusive } from '../core/devexcl.js';
 import { hugetlbIn } from '../core/hugetlb.js';
@@ -109,14 +110,13 @@ export function grantRead(s: RunState, name: string, i: number, expect: string |
   else if (alive) {
     // The driver runs hmm_range_fault() under mmap_read_lock: a fork in progress ends first. A
     // present, readable PTE is taken as it is (hmm_vma_handle_pte: no fault, the accessed bit
-    // left alone: the device's access is not the CPU's); anything else is faulted in for reading.
+    // left alone: the device's access is not the CPU's); anything else is faulted in for reading
+    // (hmm_vma_fault: handle_mm_fault), then walked again and taken as it is: a PTE restored from
+    // a device-exclusive entry stays old (restore_exclusive_pte's pte_mkold).
     waitForMmapLock(s, p, false, true);
-    const slot = mmuSlot(s.k, p.mm, vpn, false);
-    if (slot >= 0) value = s.k.frames.value[slotPfn(s.k, slot, vpn)]!;
-    else {
-      const r = cpuAccess(s.k, p.mm, vpn, false, 0);
-      value = r.err === OK ? r.value : 0;
-    }
+    let slot = mmuSlot(s.k, p.mm, vpn, false);
+    if (slot < 0 && handleMmFault(s.k, p.mm, vpn, 0) === OK) slot = mmuSlot(s.k, p.mm, vpn, false);
+    value = slot >= 0 ? s.k.frames.value[slotPfn(s.k, slot, vpn)]! : 0;
   } else value = 0;
   const actual = s.values.name(value);
   const allowed = alive && s.ideal.access(p.group, vpn, false) === 'ok';

@@ -20,7 +20,7 @@ import { uffdRegister, uffdWriteprotect } from '../../src/core/userfaultfd.js';
 import { pteSlot } from '../../src/core/walk.js';
 import { exitMmap, unmapRegion } from '../../src/core/zap.js';
 import { runScenario } from '../../src/engine/run.js';
-import { kindsOf, parse, profileOf, runSteps } from '../explore/helpers.js';
+import { kindsOf, parse, profileOf, runnerAfter, runSteps } from '../explore/helpers.js';
 import { assertConsistent, frame, kernel, presentPte, proc, readOk, writeOk } from './helpers.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -226,5 +226,55 @@ test('5.14-6.14: UFFDIO_WRITEPROTECT, un-protecting too, turns a writable device
     // 6.15 has one kind and asks can_change_pte_writable() (PG_anon_exclusive, VM_WRITE): writable.
     assert.deepEqual([p.pfn, p.write], [pfn, variant === 'v6.15'], name);
     assertConsistent(k);
+  }
+});
+
+test('a CPU write to a device-exclusive entry is two faults when the restored PTE is read-only (do_swap_page ends after remove_device_exclusive_entry; the write faults again into do_wp_page), one when it is writable', () => {
+  // do_swap_page(): is_device_exclusive_entry() -> remove_device_exclusive_entry(), then
+  // `goto out`: no do_wp_page in the same fault. The access retries; a store through the
+  // read-only PTE restore_exclusive_pte() made faults again, and do_wp_page reuses the page.
+  for (const [name, variant] of MERGED) {
+    const k = kernel(name);
+    const { mm, vpn } = proc(k, 1);
+    const pfn = writeOk(k, mm, vpn, 1);
+    assert.equal(uffdRegister(k, mm, vpn, vpn + 1), OK);
+    grant(k, mm, vpn, vpn + 1);
+    // Any change_protection turns a 5.14-6.14 entry readable (the test above).
+    assert.equal(uffdWriteprotect(k, mm, vpn, vpn + 1, false), OK);
+    const before = mm.minflt;
+    assert.equal(writeOk(k, mm, vpn, 7), pfn, `${name}: the same page, reused`);
+    assert.equal(mm.minflt - before, variant === 'v6.15' ? 1 : 2, `${name}: faults of the write`);
+    assert.equal(k.stats.cowCopies, 0, name);
+    assert.equal(readOk(k, mm, vpn), 7);
+    assertConsistent(k);
+  }
+});
+
+test('a PTE restored from a device-exclusive entry is old until an access through it: a CPU load or store makes it young, GUP and the driver\'s hmm_range_fault take it as it is (restore_exclusive_pte: pte_mkold; follow_page_pte and hmm_vma_handle_pte do no pte_mkyoung); a write GUP through a read-only one faults again (do_wp_page: young)', () => {
+  const start = ['P mmap buf 1 rw private', 'P write buf[0] = 1', 'device exclusive P buf[0] as x'];
+  // The device reads through a revoked grant: mprotect's MMU notifier revokes it, the entry stays.
+  const cases: [string, string[], boolean][] = [
+    ['a CPU load', ['P read buf[0] expect 1'], true],
+    ['a CPU store', ['P write buf[0] = 2'], true],
+    ['get_user_pages (FOLL_GET)', ['P gup buf[0] as g ro'], false],
+    ['a R/O pin', ['P pin buf[0] as g ro'], false],
+    ['a FOLL_WRITE pin of the writable PTE', ['P pin buf[0] as g rw'], false],
+    ['the device, revoked (hmm_range_fault)', ['P mprotect buf ro', 'P mprotect buf rw', 'device read x[0] expect 1'], false],
+  ];
+  for (const [name] of MERGED) {
+    for (const [what, steps, young] of cases) {
+      const r = runnerAfter([...start, ...steps], name);
+      const p = r.procs.get('P')!;
+      const vpn = p.regions.get('buf')!.start;
+      const pt = presentPte(r.k, p.mm, vpn);
+      assert.equal(pt.young, young, `${name}, ${what}: ${young ? 'young' : 'old'}`);
+      assertConsistent(r.k);
+    }
+    // A FOLL_WRITE pin through a read-only restored PTE (5.14-6.14 after a change_protection;
+    // on 6.15 the entry is restored writable): do_wp_page reuses the page, young.
+    const r = runnerAfter([...start, 'P mprotect buf ro', 'P mprotect buf rw', 'P pin buf[0] as g rw'], name);
+    const p = r.procs.get('P')!;
+    const pt = presentPte(r.k, p.mm, p.regions.get('buf')!.start);
+    assert.deepEqual([pt.write, pt.young], [true, !name.startsWith('v6') || name === 'v6.2'], `${name}: a write pin after mprotect`);
   }
 });

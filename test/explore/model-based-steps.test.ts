@@ -36,7 +36,7 @@ import { TakeCommand } from './take.js';
 import {
   NaiveKernel, pageKey, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_RULES, type NaiveOptions, type NProc,
 } from '../naive/model.js';
-import { NaiveForkTask, NaiveGupFastTask, NaiveSched, NaiveWriteTask, slowPin, type NaiveTask, type StepRules, type StepState } from '../naive/tasks.js';
+import { NaiveForkTask, NaiveGupFastTask, NaiveSched, NaiveWriteTask, type NaiveTask, type StepRules, type StepState } from '../naive/tasks.js';
 import { input, runnerAfter } from './helpers.js';
 import { naiveOp, numberFor, observedOnce, Tally, valueOf, type NaiveSide, type NaiveStepArgs, type NHandle } from './naive-compare.js';
 
@@ -257,7 +257,7 @@ function naiveStep(n: Naive, name: OpName, op: number, step: NaiveStepArgs, res:
         const o = { write: name !== 'pin-ro', longterm: true };
         const pte = page()?.pte;
         // pin-fast: gup-fast pins a present, writable PTE as it is; anything else is the slow path's.
-        const pin = name === 'pin-fast' && pte?.writable === true && pte.frame !== null ? n.k.pinFast(p, n.region, pg, o) : slowPin(n.s, p, n.region, pg, o);
+        const pin = name === 'pin-fast' && pte?.writable === true && pte.frame !== null ? n.k.pinFast(p, n.region, pg, o) : n.k.pin(p, n.region, pg, o);
         x = pin && { pin };
       }
       assert.equal(after.handles.has(step.handle!), x !== null, `${step.text}: the naive model ${x === null ? 'fails (EFAULT)' : 'takes the handle'}`);

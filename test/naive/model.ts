@@ -556,6 +556,13 @@ export class NaiveKernel {
   tableTakeBacks = 0;
   /** THP: huge PMDs reused by do_huge_pmd_wp_page (write or unshare), copied whole, split, shared or split by fork; large folios reused at PTE level (largeReuse), split (split_huge_page). */
   readonly thpEvents = { pmdReuse: 0, pmdCopy: 0, split: 0, forkShare: 0, forkSplit: 0, largeReuse: 0, folioSplit: 0 };
+  /**
+   * The accessed bit, which this model does not keep (the split paths' NaiveSched does: their
+   * PTE re-checks compare it): told where a fault changes it on a PTE it keeps, young (the fault
+   * handler's pte_mkyoung: wp_page_reuse, handle_pte_fault's retry after the monitor) or old
+   * (restore_exclusive_pte's pte_mkold). A PTE made anew is young; a CPU access is the caller's.
+   */
+  accessed: ((pte: NPte, young: boolean) => void) | null = null;
 
   constructor(readonly rules: NaiveOptions = V6_RULES) {}
 
@@ -832,9 +839,11 @@ export class NaiveKernel {
   private writeFault(p: NProc, pg: NPage): void {
     if (this.hugeFaultable(p, pg)) throw new Error('a GUP fault on an empty THP-eligible 2 MiB is not modelled by the naive model');
     if (pg.devx) {
-      // remove_device_exclusive_entry, then the fault goes on as for the present PTE.
+      // do_swap_page -> remove_device_exclusive_entry, and the fault ends there: the access is
+      // retried through the restored PTE; a write it does not allow faults again (do_wp_page).
       this.restoreDevx(p, pg, true);
       if (pg.pte!.writable) return;
+      p.minflt++;
     }
     if (pg.swp !== null) {
       // Up to 5.17, do_swap_page() reports a write it reused the page for done (VM_FAULT_WRITE)
@@ -866,7 +875,10 @@ export class NaiveKernel {
    * monitor un-protects the page and the fault is retried.
    */
   private wpFault(p: NProc, pg: NPage, unshare: boolean, breakCow = false): void {
-    if (!unshare && !breakCow && this.uffdWpFault(p, pg) && pg.pte!.writable) return;
+    if (!unshare && !breakCow && this.uffdWpFault(p, pg) && pg.pte!.writable) {
+      this.accessed?.(pg.pte!, true); // the retried fault: handle_pte_fault's pte_mkyoung
+      return;
+    }
     const pte = pg.pte!;
     const old = pte.frame;
     if (old !== null && this.canReuse(old)) {
@@ -876,6 +888,7 @@ export class NaiveKernel {
       pte.writable = true;
       pte.dirty = true;
       pte.softDirty = true;
+      this.accessed?.(pte, true);
       return;
     }
     this.anonPrepare(p, pg);
@@ -2310,7 +2323,9 @@ export class NaiveKernel {
    * writable (and dirty) in 6.15 when can_change_pte_writable (VM_WRITE, PG_anon_exclusive, no
    * uffd-wp, no soft-dirty tracking waiting for the page's next write), in 5.14 when
    * the entry was the writable kind, not uffd-wp, and VM_WRITE (maybe_mkwrite); 5.14's mapping
-   * counts again (page_add_anon_rmap), 6.15's never stopped counting.
+   * counts again (page_add_anon_rmap), 6.15's never stopped counting. The PTE is old (pte_mkold):
+   * the restore ends the fault (do_swap_page's `goto out`) and only the access that retries
+   * through it makes it young (a CPU's; not GUP's follow_page_pte nor hmm_range_fault's walk).
    */
   restoreDevx(p: NProc, pg: NPage, notify: boolean): void {
     const d = pg.devx!;
@@ -2321,8 +2336,9 @@ export class NaiveKernel {
     const writable = pg.prot === 'rw' && !d.uffdWp && (v615 ? d.frame.exclusive && !softDirtyWp : d.writable);
     if (!v615) d.frame.mapcount++;
     pg.devx = null;
-    // The entry's soft-dirty bit, and pte_mkdirty's (x86 sets both) when mapped writable.
+    // The entry's soft-dirty bit, and pte_mkdirty's (x86 sets both) when mapped writable; old.
     pg.pte = { frame: d.frame, writable, dirty: writable, uffdWp: d.uffdWp, softDirty: d.softDirty === true || writable };
+    this.accessed?.(pg.pte, false);
   }
 
   /**

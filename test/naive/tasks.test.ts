@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NaiveKernel, V5_7_RULES, V5_9_RULES, V6_RULES, type NaiveOptions, type NPin } from './model.js';
-import { NaiveForkTask, NaiveGupFastTask, NaiveSched, NaiveWriteTask, slowPin, type StepRules } from './tasks.js';
+import { NaiveForkTask, NaiveGupFastTask, NaiveSched, NaiveWriteTask, type StepRules } from './tasks.js';
 import { parse, runnerAfter, scenarioText } from '../explore/helpers.js';
 import type { StepState } from './tasks.js';
 
@@ -122,7 +122,7 @@ test('fork\'s early COW of a pinned page (5.9 on): the copy is allocated with th
     for (const meanwhile of ['unpin', 'store'] as const) {
       const { k, s, p, r } = setup(rules);
       k.write(p, r, 0, 1);
-      const pin = slowPin(s, p, r, 0, { write: true, longterm: true })!;
+      const pin = k.pin(p, r, 0, { write: true, longterm: true })!;
       const fork = new NaiveForkTask(s, p, 0);
       // begin; check: MMF_HAS_PINNED and maybe pinned (refcount 1 + 1024): copy for the child; alloc (the locks dropped).
       assert.deepEqual([fork.step(), fork.step(), fork.step()], ['running', 'running', 'running']);
@@ -148,7 +148,7 @@ test('fork\'s early COW of a pinned page (5.9 on): the copy is allocated with th
   // 5.7: no early COW: check, apply; the pinned page is shared and the device's writes reach Q.
   const { k, s, p, r } = setup(V5_7);
   k.write(p, r, 0, 1);
-  const pin: NPin = slowPin(s, p, r, 0, { write: true, longterm: true })!;
+  const pin: NPin = k.pin(p, r, 0, { write: true, longterm: true })!;
   const fork = new NaiveForkTask(s, p, 0);
   assert.deepEqual([fork.step(), fork.step(), fork.step(), fork.step()], ['running', 'running', 'running', 'done']);
   k.deviceWrite(pin, 3);
@@ -199,7 +199,7 @@ test('fork\'s early-COW copy is mapped young (x86 vm_page_prot carries _PAGE_ACC
   for (const [profile, rules] of [['v5.9', V5_9], ['v6', V6]] as const) {
     const { k, s, p, r } = setup(rules);
     k.write(p, r, 0, 1);
-    slowPin(s, p, r, 0, { write: true, longterm: true });
+    k.pin(p, r, 0, { write: true, longterm: true });
     const q = k.fork(p);
     s.forked(p, q);
     assert.equal(k.forkCopies, 1);

@@ -14,8 +14,11 @@
 // paths keep beside the NaiveKernel's state (NaiveSched): per address space the mmap_lock (the
 // thread holding it for write, the number of readers) and write_protect_seq (5.11 on, 5.10.4 in
 // 5.10.y: 57efa1fe5957), and which PTEs are old (the accessed bit clear): fork's copies are
-// made old (pte_mkold), a CPU access makes them young, and a PTE re-check compares the whole
-// PTE, accessed bit included (pte_same, gup-fast's pte_val compare), as x86 does.
+// made old (pte_mkold), and so is a PTE restored from a device-exclusive entry
+// (restore_exclusive_pte; the NaiveKernel says when: NaiveKernel.accessed); a CPU access makes
+// them young, and so does a fault that keeps the PTE (wp_page_reuse's pte_mkyoung); GUP's
+// follow_page_pte does not. A PTE re-check compares the whole PTE, accessed bit included
+// (pte_same, gup-fast's pte_val compare), as x86 does.
 //
 // Blocking follows the scenario language (docs/scenario-language.md): a fork holds mmap_lock for
 // write from its first step to its last; a fault, slow GUP, holds it for read for the step, and
@@ -57,7 +60,7 @@ interface PteValue {
 
 /** The state beside the NaiveKernel that the split paths need. */
 export class NaiveSched {
-  /** PTEs whose accessed bit is clear (fork's copies in the child, until the child touches them). */
+  /** PTEs whose accessed bit is clear (fork's copies in the child, restored device-exclusive entries, until touched). */
   readonly old = new WeakSet<NPte>();
   private readonly locks = new Map<NProc, MmLocks>();
 
@@ -72,7 +75,12 @@ export class NaiveSched {
   /** How often each race outcome happened (for the tests' coverage figures): `fork:early-cow`, `gup:seq-odd`, ... */
   readonly seen = new Map<string, number>();
 
-  constructor(readonly k: NaiveKernel, readonly rules: StepRules) {}
+  constructor(readonly k: NaiveKernel, readonly rules: StepRules) {
+    k.accessed = (pte, young) => {
+      if (young) this.old.delete(pte);
+      else this.old.add(pte);
+    };
+  }
 
   note(what: string): void {
     this.seen.set(what, (this.seen.get(what) ?? 0) + 1);
@@ -108,15 +116,12 @@ export class NaiveSched {
    * per VMA whose page tables were copied (copy_page_range of a COW mapping: every private VMA
    * vma_needs_copy() copies, NaiveKernel.forkCopiesVma; none: unchanged, a gup-fast that sampled
    * it before sees no fork), and the PTEs the child shares with the parent are old
-   * (__copy_present_ptes: pte_mkold), as are the parent's PTEs restored from device-exclusive
-   * entries (restore_exclusive_pte: pte_mkold).
+   * (__copy_present_ptes: pte_mkold). (The parent's PTEs restored from device-exclusive entries
+   * are old too: NaiveKernel.accessed.)
    */
   fork(parent: NProc): NProc {
-    const devx = [...parent.pages.values()].filter((pg) => pg.devx);
     const child = this.k.fork(parent);
     this.forked(parent, child);
-    // try_restore_exclusive_pte: restore_exclusive_pte maps the page again with an old PTE (pte_mkold).
-    for (const pg of devx) if (pg.pte !== null) this.old.add(pg.pte);
     return child;
   }
 
@@ -246,7 +251,6 @@ export class NaiveForkTask implements NaiveTask {
           // copy_nonpresent_pte -> try_restore_exclusive_pte; -ENOENT: copied as a present PTE next.
           this.s.note('fork:devx-restored');
           k.restoreDevx(this.parent, pg, false);
-          this.s.old.add(pg.pte!);
           this.restored = this.s.value(pg.pte);
           return 'running';
         }
@@ -495,7 +499,7 @@ export class NaiveGupFastTask implements NaiveTask {
         return 'done';
       case 'slow': {
         if (lock.writer >= 0) return 'blocked';
-        this.pin = slowPin(this.s, this.p, this.r, this.i, this.o);
+        this.pin = k.pin(this.p, this.r, this.i, this.o);
         return 'done';
       }
     }
@@ -503,24 +507,13 @@ export class NaiveGupFastTask implements NaiveTask {
 }
 
 /**
- * NaiveKernel.pin (the slow path, __get_user_pages, in one go), with the accessed bit: a write
- * fault on a read-only PTE that reuses the page makes it young (wp_page_reuse: pte_mkyoung).
- */
-export function slowPin(s: NaiveSched, p: NProc, r: NRegion, i: number, o: { write: boolean; longterm: boolean }): NPin | null {
-  const before = p.pages.get(pageKey(r, i))?.pte ?? null;
-  const faults = o.write && (before === null || !before.writable);
-  const pin = s.k.pin(p, r, i, o);
-  if (faults) s.touch(p.pages.get(pageKey(r, i)));
-  return pin;
-}
-
-/**
  * A CPU store to one page, split (`P write SEL = V &`). Steps:
  * - fault: the store through the PTE if it is present and writable (no lock, one step); in a
  *   mapping without write access, SIGSEGV; else the fault under mmap_read_lock (blocked while a
  *   fork holds it for write), under the page-table lock: do_anonymous_page (a new page, mapped
- *   writable), do_swap_page (then do_wp_page if it is still read-only), do_wp_page reusing the
- *   page (writable) - the store is the next step - or wp_page_copy's first part: the new page
+ *   writable), do_swap_page (then do_wp_page if it is still read-only; a device-exclusive
+ *   entry is only restored, old, and the fault ends), do_wp_page reusing the page (writable) -
+ *   the store is the next step - or wp_page_copy's first part: the new page
  *   allocated and the old one (or zeroes) copied into it with the page-table lock dropped; the
  *   fault goes on holding mmap_lock for read;
  * - install: the page-table lock retaken: pte_same(orig_pte) maps the copy writable and drops
@@ -561,15 +554,12 @@ export class NaiveWriteTask implements NaiveTask {
         this.p.minflt++;
         if (pg.devx) {
           // do_swap_page -> remove_device_exclusive_entry (the device told first): the PTE
-          // restored, old (restore_exclusive_pte); the fault goes on as for the present PTE.
+          // restored, old (restore_exclusive_pte), and the fault ends (`goto out`). The store
+          // is the next step: through the PTE if it is writable, else a second fault.
           this.s.note('write:devx-restored');
           k.restoreDevx(this.p, pg, true);
-          this.s.old.add(pg.pte!);
-          if (pg.pte!.writable) {
-            this.s.touch(pg);
-            this.phase = 'store';
-            return 'running';
-          }
+          this.phase = 'store';
+          return 'running';
         }
         if (pg.pte === null && pg.swp === null) {
           // do_anonymous_page, write: a new exclusive zeroed page, mapped writable and dirty.
