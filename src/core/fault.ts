@@ -26,14 +26,6 @@ export const FAULT_FLAG_UNSHARE = 2;
  * is no real write: userfaultfd_pte_wp() ignores it, and wp_page_copy() carries the uffd-wp bit.
  */
 export const FAULT_FLAG_BREAK_COW = 4;
-/**
- * Not a kernel flag: the fault is GUP's (faultin_page()), which reads VM_FAULT_WRITE and follows
- * the page again itself. A swap-in that did the write ends the fault there, as in the kernel
- * (do_swap_page() cleared FAULT_FLAG_WRITE); an access's fault goes on to do_wp_page() at once
- * when the swap-in left the PTE write-protected (a uffd-wp bit): the model folds the access's
- * retry into its fault.
- */
-export const FAULT_FLAG_GUP = 8;
 const COW_FLAGS = FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE | FAULT_FLAG_BREAK_COW;
 const WRITE_FLAGS = FAULT_FLAG_WRITE | FAULT_FLAG_BREAK_COW;
 
@@ -72,8 +64,8 @@ export function handleMmFault(k: Kernel, mm: Mm, vpn: number, flags: number, spl
 }
 
 /**
- * handle_mm_fault() with what the fault did, as GUP's faultin_page() reads it (with
- * FAULT_FLAG_GUP): VM_FAULT_WRITE when a write (or break-COW) fault broke COW; RETRY when a
+ * handle_mm_fault() with what the fault did, as GUP's faultin_page() reads it: VM_FAULT_WRITE
+ * when a write (or break-COW) fault broke COW; RETRY when a
  * userfault the monitor resolved took the fault (VM_FAULT_RETRY: nothing done, no
  * VM_FAULT_WRITE); otherwise as handleMmFault().
  */
@@ -161,9 +153,11 @@ export function handlePteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: n
     if (bits & PTE_DEVICE_EXCLUSIVE) return removeDeviceExclusiveEntry(k, mm, vma, vpn, slot);
     if (bits & PTE_SWAP) err = doSwapPage(k, mm, vma, vpn, slot, (flags & FAULT_FLAG_WRITE) !== 0);
     else return NA;
-    // VM_FAULT_WRITE: the swap-in did the write (no do_wp_page); GUP reads it (FAULT_FLAG_GUP).
-    if (err === VM_FAULT_WRITE && flags & FAULT_FLAG_GUP) return err;
-    if (err !== OK && err !== VM_FAULT_WRITE) return err;
+    // VM_FAULT_WRITE: do_swap_page() did the write (reuse_swap_page, up to 5.17) and cleared
+    // FAULT_FLAG_WRITE: no do_wp_page(), the fault ends, for every caller. GUP reads it
+    // (faultin_page: FOLL_COW in a read-only VMA); an access retries, and where a uffd-wp bit left
+    // the PTE read-only its store faults again, into do_wp_page() and the monitor.
+    if (err !== OK) return err;
     // The PTE is present now: go on as for a present one (do_swap_page's own do_wp_page for a write).
     return handlePteFault(k, mm, vma, vpn, slot, flags, split);
   }

@@ -5,7 +5,7 @@ import {
   EFAULT, isCowMapping, OK, PG_ANON, PG_LARGE, PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE, RETRY, VM_FAULT_WRITE, VM_HUGETLB,
   VM_READ, VM_WRITE,
 } from './constants.js';
-import { FAULT_FLAG_BREAK_COW, FAULT_FLAG_GUP, FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, handleMmFaultFlags } from './fault.js';
+import { FAULT_FLAG_BREAK_COW, FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, handleMmFaultFlags } from './fault.js';
 import type { Handle, Kernel, TaskState } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
 import { followSlot, slotPfn } from './huge.js';
@@ -146,7 +146,7 @@ export function gupSlowPage(k: Kernel, mm: Mm, vpn: number, h: Handle, i: number
     // faultin_page(); a forced COW break on a read-only VMA acts like FOLL_FORCE.
     const err = (fault === FAULT_FLAG_WRITE || fault === FAULT_FLAG_BREAK_COW) && !(vma.flags & VM_WRITE)
       ? forcedWriteFault(k, mm, vma, vpn, fault)
-      : handleMmFaultFlags(k, mm, vpn, fault | FAULT_FLAG_GUP);
+      : handleMmFaultFlags(k, mm, vpn, fault);
     if (err !== OK && err !== RETRY && err !== VM_FAULT_WRITE) return err;
     // faultin_page(): VM_FAULT_WRITE in a VMA without VM_WRITE sets FOLL_COW: COW is broken and
     // the PTE stays read-only (dirty), so follow_page_pte() takes it as it is (can_follow_write_pte).
@@ -171,7 +171,7 @@ export function gupSlowPage(k: Kernel, mm: Mm, vpn: number, h: Handle, i: number
 function forcedWriteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, flag: number): number {
   const saved = vma.flags;
   vma.flags |= VM_WRITE;
-  const err = handleMmFaultFlags(k, mm, vpn, flag | FAULT_FLAG_GUP);
+  const err = handleMmFaultFlags(k, mm, vpn, flag);
   vma.flags = saved;
   const slot = followSlot(k, mm, vpn);
   if (slot >= 0) k.tables.bits[slot] = k.tables.bits[slot]! & ~PTE_WRITE;

@@ -152,3 +152,23 @@ test('v5.8\'s forced COW break swapping in a uffd-wp page of a writable VMA: reu
   assert.deepEqual([presentPte(k, mm, vpn).pfn, presentPte(k, mm, vpn).write], [pfn, true], 'reused, writable');
   assertConsistent(k);
 });
+
+test('a CPU write to a uffd-wp swap entry up to 5.17: reuse_swap_page() does the write and clears FAULT_FLAG_WRITE (VM_FAULT_WRITE), so the fault ends with the PTE write-protected; the store faults again, into do_wp_page() and the monitor: two faults. From 6.x the swap-in leaves the write to do_wp_page() in the same fault: one', () => {
+  for (const [name, faults] of [['v5.9', 2], ['v5.14', 2], ['v6', 1]] as const) {
+    const k = kernel(name);
+    const { mm, vpn } = proc(k, 1);
+    writeOk(k, mm, vpn, 7);
+    assert.equal(uffdRegister(k, mm, vpn, vpn + 1), OK);
+    assert.equal(uffdWriteprotect(k, mm, vpn, vpn + 1, true), OK);
+    assert.equal(swapOutPage(k, mm, vpn), null);
+    assert.equal(pte(k, mm, vpn)!.present, false, `${name}: swapped out`);
+    const before = mm.minflt;
+    writeOk(k, mm, vpn, 8);
+    // (The fault the monitor took returns VM_FAULT_RETRY, not counted; its retry is.)
+    assert.equal(mm.minflt - before, faults, `${name}: faults of the write`);
+    assert.equal(mm.uffdFaults, 1, `${name}: the monitor saw the write`);
+    assert.equal(k.stats.cowCopies, 0, `${name}: the page reused`);
+    assert.equal(readOk(k, mm, vpn), 8);
+    assertConsistent(k);
+  }
+});

@@ -847,11 +847,12 @@ export class NaiveKernel {
     }
     if (pg.swp !== null) {
       // Up to 5.17, do_swap_page() reports a write it reused the page for done (VM_FAULT_WRITE)
-      // even where the PTE stays read-only: in a read-only VMA (a GUP's forced COW break, FOLL_COW)
-      // no do_wp_page follows. (A CPU write with the entry's uffd-wp bit retries into do_wp_page,
-      // which the fall-through below is.)
+      // even where the PTE stays read-only, and the fault ends: in a read-only VMA (a GUP's
+      // forced COW break, FOLL_COW) no do_wp_page follows; a write with the entry's uffd-wp bit
+      // (a CPU's, a FOLL_WRITE GUP's) is retried and faults again, into do_wp_page (below).
       const done = this.swapIn(p, pg, true);
       if (pg.pte!.writable || (done && pg.prot !== 'rw')) return;
+      if (done) p.minflt++;
     }
     const pte = pg.pte;
     if (pte === null) {

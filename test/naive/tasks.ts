@@ -511,8 +511,9 @@ export class NaiveGupFastTask implements NaiveTask {
  * - fault: the store through the PTE if it is present and writable (no lock, one step); in a
  *   mapping without write access, SIGSEGV; else the fault under mmap_read_lock (blocked while a
  *   fork holds it for write), under the page-table lock: do_anonymous_page (a new page, mapped
- *   writable), do_swap_page (then do_wp_page if it is still read-only; a device-exclusive
- *   entry is only restored, old, and the fault ends), do_wp_page reusing the page (writable) -
+ *   writable), do_swap_page (then do_wp_page if it is still read-only, unless the swap-in did
+ *   the write itself, up to 5.17: then the fault ends; a device-exclusive entry is only
+ *   restored, old, and the fault ends), do_wp_page reusing the page (writable) -
  *   the store is the next step - or wp_page_copy's first part: the new page
  *   allocated and the old one (or zeroes) copied into it with the page-table lock dropped; the
  *   fault goes on holding mmap_lock for read;
@@ -572,8 +573,10 @@ export class NaiveWriteTask implements NaiveTask {
           return 'running';
         }
         if (pg.swp !== null) {
-          k.swapIn(this.p, pg, true);
-          if (pg.pte!.writable) {
+          // A write do_swap_page() did itself (VM_FAULT_WRITE, up to 5.17) ends the fault: the
+          // store is the next step (a uffd-wp bit left the PTE read-only: it faults again).
+          const done = k.swapIn(this.p, pg, true);
+          if (pg.pte!.writable || done) {
             this.phase = 'store';
             return 'running';
           }
