@@ -172,6 +172,9 @@ export class RunState {
     const violations = copyArrayInto(this.violations, d?.violations);
     // Scratch for one step, empty between steps (collectEvents clears it): a fresh one only if not.
     const actors = this.actors.size === 0 && d !== undefined ? d.actors : new Map<KEvent, string>();
+    // dst's maps of threads and handles, and the objects in them (nothing else holds them).
+    const oldProcs = d !== undefined && d.procs !== this.procs ? d.procs : undefined;
+    const oldHandles = d !== undefined && d.handles !== this.handles ? d.handles : undefined;
     const c = copyRunState(d ?? (Object.create(RunState.prototype) as RunState), this);
     c.k = k;
     c.ideal = ideal;
@@ -180,14 +183,26 @@ export class RunState {
     c.mmNames = mmNames;
     c.violations = violations;
     c.actors = actors;
-    // New maps: clearing a map costs more than making one. forEach, not for-of: no iterator
-    // result or entry pair per element; the visitors are made once (cloneInto names the copy).
+    // dst's maps when they have the same names in the same order (siblings mostly do): their
+    // objects take the copies. Else new maps: clearing a map costs more than making one.
+    // forEach, not for-of: no iterator result or entry pair per element; the visitors are made
+    // once (cloneInto names the copy).
     cloneInto = c;
-    c.procs = procsInto = new Map<string, Proc>();
-    this.procs.forEach(copyProc);
+    if (oldProcs !== undefined && sameKeys(this.procs, oldProcs)) {
+      c.procs = procsInto = oldProcs;
+      this.procs.forEach(copyProcInPlace);
+    } else {
+      c.procs = procsInto = new Map<string, Proc>();
+      this.procs.forEach(copyProc);
+    }
     c.regionsShared = this.regionsShared = true;
-    c.handles = handlesInto = new Map<string, LiveHandle>();
-    this.handles.forEach(copyLiveHandle);
+    if (oldHandles !== undefined && sameKeys(this.handles, oldHandles)) {
+      c.handles = handlesInto = oldHandles;
+      this.handles.forEach(copyLiveHandleInPlace);
+    } else {
+      c.handles = handlesInto = new Map<string, LiveHandle>();
+      this.handles.forEach(copyLiveHandle);
+    }
     cloneInto = null;
     c.grantTouched = this.grantTouched;
     c.touchedShared = this.touchedShared = true;
@@ -335,7 +350,55 @@ const copyProc = (p: Proc, n: string): void => {
   procsInto.set(n, q);
 };
 
+/** copyProc into the thread of that name in procsInto (a reused map: the thread is the done-with copy's own). */
+const copyProcInPlace = (p: Proc, n: string): void => {
+  const q = procsInto.get(n)!;
+  q.name = p.name;
+  q.group = p.group;
+  q.tid = p.tid;
+  q.mm = cloneInto!.k.mms[p.mm.id]!;
+  q.regions = p.regions;
+  q.alive = p.alive;
+  q.task = p.task ? cloneTask(p.task) : null;
+  q.taskStep = p.taskStep;
+  q.taskApplied = p.taskApplied;
+  if (p.taskBound) q.taskBound = p.taskBound.slice();
+  else if (q.taskBound !== undefined) q.taskBound = undefined;
+};
+
 const copyLiveHandle = (h: LiveHandle, n: string): void => {
   handlesInto.set(n, { h: cloneInto!.k.handles[h.h.id]!, proc: h.proc });
 };
+
+/** copyLiveHandle into the handle of that name in handlesInto (a reused map). */
+const copyLiveHandleInPlace = (h: LiveHandle, n: string): void => {
+  const q = handlesInto.get(n)!;
+  q.h = cloneInto!.k.handles[h.h.id]!;
+  q.proc = h.proc;
+};
+
+/**
+ * The keys of the map sameKeys() compares against, in order (an array kept at its length: one
+ * emptied by `length = 0` gives up its storage); the next one to write or compare; whether one differed.
+ */
+const keysOf: string[] = [];
+let keyAt = 0;
+let keysDiffer = false;
+const pushKey = (_v: unknown, k: string): void => {
+  keysOf[keyAt++] = k;
+};
+const matchKey = (_v: unknown, k: string): void => {
+  if (keysOf[keyAt++] !== k) keysDiffer = true;
+};
+
+/** True if two maps have the same keys in the same order (compared without iterators). */
+function sameKeys(a: ReadonlyMap<string, unknown>, b: ReadonlyMap<string, unknown>): boolean {
+  if (a.size !== b.size) return false;
+  keyAt = 0;
+  b.forEach(pushKey);
+  keyAt = 0;
+  keysDiffer = false;
+  a.forEach(matchKey);
+  return !keysDiffer;
+}
 
