@@ -33,6 +33,9 @@ interface Walked {
   entire: Int32Array;
 }
 
+/** No references held by kernel paths (check()'s default). */
+const NO_HELD: readonly number[] = [];
+
 /** What a check that found nothing returns (shared: nothing is made per check). */
 const NONE: readonly AccountingProblem[] = [];
 
@@ -58,9 +61,9 @@ export class AccountingChecker {
 
   /**
    * `held`: references held by kernel paths in progress (a GUP that grabbed pages, a copy made
-   * outside the lock): [frame, references] pairs. The problems found (a shared empty array when none).
+   * outside the lock): (frame, references) pairs, flat. The problems found (a shared empty array when none).
    */
-  check(k: Kernel, final = false, held: readonly (readonly [number, number])[] = []): readonly AccountingProblem[] {
+  check(k: Kernel, final = false, held: readonly number[] = NO_HELD): readonly AccountingProblem[] {
     const f = k.frames;
     const top = f.top;
     if (this.expMap.length < top) {
@@ -151,7 +154,9 @@ export class AccountingChecker {
         }
       }
     }
-    for (const [pfn, refs] of held) {
+    for (let i = 0; i < held.length; i += 2) {
+      const pfn = held[i]!;
+      const refs = held[i + 1]!;
       if (pfn <= 0) continue;
       if (!(f.flags[pfn]! & PG_INUSE)) add({ kind: 'use-after-free', mm: -1, pfn, message: `a kernel path in progress holds freed frame ${pfn}` });
       else expRef[pfn]! += refs;

@@ -187,12 +187,15 @@ const pinned: PinnedHandle[] = [];
 
 /** The accounting invariants (src/check/accounting.ts). */
 function checkAccounting(s: RunState, final: boolean): void {
-  const problems = s.checker.check(s.k, final, heldByTasks(s));
+  const problems = s.checker.check(s.k, final, heldByTasks(s, held));
   for (let i = 0; i < problems.length; i++) {
     const p = problems[i]!;
     s.violation(p.kind, p.message, p.mm >= 0 ? [s.mmNames[p.mm] ?? '?'] : [], p.pfn >= 0 ? [p.pfn] : []);
   }
 }
+
+/** heldByTasks()'s pairs, reused from check to check. */
+const held: number[] = [];
 
 export function expectedFor(sc: Scenario, profile: string): Expected | null {
   return sc.outcomes.get(profile)?.expected ?? sc.outcomes.get('*')?.expected ?? null;

@@ -225,18 +225,23 @@ export function finishTask(s: RunState, p: Proc): void {
   }
 }
 
-/** References held by kernel paths in progress (for the accounting check). */
-export function heldByTasks(s: RunState): [number, number][] {
-  const out: [number, number][] = [];
+/**
+ * References held by kernel paths in progress (for the accounting check), as (frame, references)
+ * pairs, flat, into `out` (emptied first; the check reads it at once): nothing is made per check.
+ */
+export function heldByTasks(s: RunState, out: number[] = []): number[] {
+  if (out.length !== 0) out.length = 0;
   for (const p of s.procs.values()) {
     const t = p.task;
     if (!t) continue;
-    if (t.kind === 'gup') t.handle.frames.forEach((pfn, i) => out.push([pfn, t.handle.refs[i]!]));
-    else if (t.newPfn > 0) {
-      out.push([t.newPfn, 1]);
+    if (t.kind === 'gup') {
+      const h = t.handle;
+      for (let i = 0; i < h.frames.length; i++) out.push(h.frames[i]!, h.refs[i]!);
+    } else if (t.newPfn > 0) {
+      out.push(t.newPfn, 1);
       // A write fault between wp_page_copy()'s two parts also holds the page it copies.
       const held = t.kind === 'write' ? wpCopyHeldPage(t) : -1;
-      if (held >= 0) out.push([held, 1]);
+      if (held >= 0) out.push(held, 1);
     }
   }
   return out;
