@@ -348,6 +348,7 @@ export class FrameTable {
 
   /** A copy; into `dst` (its arrays reused when large enough) when given: the explorer copies a state per transition. */
   clone(dst?: FrameTable): FrameTable {
+    if (dst !== undefined && dst !== this && dst.holds(this.top + 8, this.mmIds)) return this.copyInto(dst);
     const c = dst ?? (Object.create(FrameTable.prototype) as FrameTable);
     c.limit = this.limit;
     // Room for a few more frames, so the copy does not regrow at its first allocation.
@@ -391,6 +392,77 @@ export class FrameTable {
     c.used = this.used;
     return c;
   }
+
+  /**
+   * Every array has room for `cap` frames (and their blocks), and with `mmIds` false neither
+   * table tracks MM ids: clone() copies into this table in one pass (copyInto).
+   */
+  private holds(cap: number, mmIds: boolean): boolean {
+    const blocks = (cap >>> 9) + 1;
+    return this.refcount.length >= cap && this.mapcount.length >= cap && this.flags.length >= cap && this.value.length >= cap
+      && this.next.length >= cap && this.priv.length >= cap && this.entireMapcount.length >= blocks && this.pincount.length >= blocks
+      && (mmIds || this.mmIds ? this.mmId0.length >= blocks && this.mmId1.length >= blocks && this.mmIdCount0.length >= blocks
+        && this.mmIdCount1.length >= blocks && this.mmIdsShared.length >= blocks : true);
+  }
+
+  /**
+   * clone() into `c`, a table done with whose arrays hold this one's frames (holds()): every
+   * per-frame array in one loop, and the per-block ones in another (a call per array of a few
+   * frames cost more than the copying). Past this table's top, c's arrays are cleared where c used them.
+   */
+  private copyInto(c: FrameTable): FrameTable {
+    const top = this.top;
+    const used = c.top;
+    const rc = c.refcount, mc = c.mapcount, fl = c.flags, val = c.value, nx = c.next, pv = c.priv;
+    const rc0 = this.refcount, mc0 = this.mapcount, fl0 = this.flags, val0 = this.value, nx0 = this.next, pv0 = this.priv;
+    for (let i = 0; i < top; i++) {
+      rc[i] = rc0[i]!;
+      mc[i] = mc0[i]!;
+      fl[i] = fl0[i]!;
+      val[i] = val0[i]!;
+      nx[i] = nx0[i]!;
+      pv[i] = pv0[i]!;
+    }
+    for (let i = top; i < used; i++) {
+      rc[i] = 0;
+      mc[i] = 0;
+      fl[i] = 0;
+      val[i] = 0;
+      nx[i] = 0;
+      pv[i] = -1;
+    }
+    // Per block: the blocks up to top's are copied, the rest of c's cleared (as copyPrefix does).
+    const n = (top >>> 9) + 1;
+    copyBlocks(this.entireMapcount, c.entireMapcount, n);
+    copyBlocks(this.pincount, c.pincount, n);
+    // Without MM-id tracking in either, the slots are never set (tracksMmIds() is false): all zero in both.
+    if (this.mmIds || c.mmIds) {
+      copyBlocks(this.mmId0, c.mmId0, n);
+      copyBlocks(this.mmId1, c.mmId1, n);
+      copyBlocks(this.mmIdCount0, c.mmIdCount0, n);
+      copyBlocks(this.mmIdCount1, c.mmIdCount1, n);
+      copyBlocks8(this.mmIdsShared, c.mmIdsShared, n);
+    }
+    c.limit = this.limit;
+    c.mmIds = this.mmIds;
+    c.freeBlockHead = this.freeBlockHead;
+    c.top = top;
+    c.freeHead = this.freeHead;
+    c.used = this.used;
+    return c;
+  }
+}
+
+/** The first n blocks of `a` into `b`, the rest of b zero. */
+function copyBlocks(a: Int32Array, b: Int32Array, n: number): void {
+  for (let i = 0; i < n; i++) b[i] = a[i]!;
+  for (let i = n; i < b.length; i++) b[i] = 0;
+}
+
+/** copyBlocks of a byte array (one element type per function: its loads and stores stay monomorphic). */
+function copyBlocks8(a: Uint8Array, b: Uint8Array, n: number): void {
+  for (let i = 0; i < n; i++) b[i] = a[i]!;
+  for (let i = n; i < b.length; i++) b[i] = 0;
 }
 
 /**

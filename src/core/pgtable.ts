@@ -85,6 +85,7 @@ export class TableArena {
 
   /** A copy; into `dst` (its arrays reused when large enough) when given: the explorer copies a state per transition. */
   clone(dst?: TableArena): TableArena {
+    if (dst !== undefined && dst !== this && dst.holds(this.top + 4)) return this.copyInto(dst);
     const c = dst ?? (Object.create(TableArena.prototype) as TableArena);
     // Room for a few more tables, so the copy does not regrow at its first allocation.
     const cap = this.top + 4;
@@ -99,6 +100,48 @@ export class TableArena {
     c.share = copyPrefix32(this.share, this.top, cap, dst?.share, used);
     c.owner = copyPrefix32(this.owner, this.top, cap, dst?.owner, used);
     c.top = this.top;
+    c.freeHead = this.freeHead;
+    c.used = this.used;
+    return c;
+  }
+
+  /** Every array has room for `cap` tables: clone() copies into this arena in one pass (copyInto). */
+  private holds(cap: number): boolean {
+    return this.entry.length >= cap * PTRS_PER_TABLE && this.bits.length >= cap * PTRS_PER_TABLE && this.level.length >= cap
+      && this.filled.length >= cap && this.nextFree.length >= cap && this.share.length >= cap && this.owner.length >= cap;
+  }
+
+  /**
+   * clone() into `c`, an arena done with whose arrays hold this one's tables (holds()): the
+   * entries copied at once, the per-table arrays in one loop (a call per array of a few tables
+   * cost more than the copying). Past this arena's top, c's arrays are cleared where c used them.
+   */
+  private copyInto(c: TableArena): TableArena {
+    const top = this.top;
+    const used = c.top;
+    c.entry.set(prefixView(this.entry, top * PTRS_PER_TABLE));
+    c.bits.set(prefixView(this.bits, top * PTRS_PER_TABLE));
+    if (used > top) {
+      c.entry.fill(0, top * PTRS_PER_TABLE, used * PTRS_PER_TABLE);
+      c.bits.fill(0, top * PTRS_PER_TABLE, used * PTRS_PER_TABLE);
+    }
+    const lv = c.level, fi = c.filled, nf = c.nextFree, sh = c.share, ow = c.owner;
+    const lv0 = this.level, fi0 = this.filled, nf0 = this.nextFree, sh0 = this.share, ow0 = this.owner;
+    for (let t = 0; t < top; t++) {
+      lv[t] = lv0[t]!;
+      fi[t] = fi0[t]!;
+      nf[t] = nf0[t]!;
+      sh[t] = sh0[t]!;
+      ow[t] = ow0[t]!;
+    }
+    for (let t = top; t < used; t++) {
+      lv[t] = 0;
+      fi[t] = 0;
+      nf[t] = 0;
+      sh[t] = 0;
+      ow[t] = 0;
+    }
+    c.top = top;
     c.freeHead = this.freeHead;
     c.used = this.used;
     return c;
