@@ -183,12 +183,13 @@ export class RunState {
     c.mmNames = mmNames;
     c.violations = violations;
     c.actors = actors;
-    // dst's maps when they have the same names in the same order (siblings mostly do): their
-    // objects take the copies. Else new maps: clearing a map costs more than making one.
+    // dst's maps when their names are those of this state in the same order, or these with
+    // some more or fewer at the end (siblings mostly are so: a handle taken, a thread made):
+    // their objects take the copies. Else new maps: clearing a map costs more than making one.
     // forEach, not for-of: no iterator result or entry pair per element; the visitors are made
     // once (cloneInto names the copy).
     cloneInto = c;
-    if (oldProcs !== undefined && sameKeys(this.procs, oldProcs)) {
+    if (oldProcs !== undefined && fitKeys(this.procs, oldProcs)) {
       c.procs = procsInto = oldProcs;
       this.procs.forEach(copyProcInPlace);
     } else {
@@ -196,7 +197,7 @@ export class RunState {
       this.procs.forEach(copyProc);
     }
     c.regionsShared = this.regionsShared = true;
-    if (oldHandles !== undefined && sameKeys(this.handles, oldHandles)) {
+    if (oldHandles !== undefined && fitKeys(this.handles, oldHandles)) {
       c.handles = handlesInto = oldHandles;
       this.handles.forEach(copyLiveHandleInPlace);
     } else {
@@ -350,9 +351,10 @@ const copyProc = (p: Proc, n: string): void => {
   procsInto.set(n, q);
 };
 
-/** copyProc into the thread of that name in procsInto (a reused map: the thread is the done-with copy's own). */
+/** copyProc into the thread of that name in procsInto (a reused map: the thread is the done-with copy's own), if it has one. */
 const copyProcInPlace = (p: Proc, n: string): void => {
-  const q = procsInto.get(n)!;
+  const q = procsInto.get(n);
+  if (q === undefined) return copyProc(p, n);
   q.name = p.name;
   q.group = p.group;
   q.tid = p.tid;
@@ -370,35 +372,44 @@ const copyLiveHandle = (h: LiveHandle, n: string): void => {
   handlesInto.set(n, { h: cloneInto!.k.handles[h.h.id]!, proc: h.proc });
 };
 
-/** copyLiveHandle into the handle of that name in handlesInto (a reused map). */
+/** copyLiveHandle into the handle of that name in handlesInto (a reused map), if it has one. */
 const copyLiveHandleInPlace = (h: LiveHandle, n: string): void => {
-  const q = handlesInto.get(n)!;
+  const q = handlesInto.get(n);
+  if (q === undefined) return copyLiveHandle(h, n);
   q.h = cloneInto!.k.handles[h.h.id]!;
   q.proc = h.proc;
 };
 
 /**
- * The keys of the map sameKeys() compares against, in order (an array kept at its length: one
- * emptied by `length = 0` gives up its storage); the next one to write or compare; whether one differed.
+ * The keys of the map fitKeys() reuses, in order (an array kept at its length: one emptied by
+ * `length = 0` gives up its storage), how many, the next one to write or compare, and whether one differed.
  */
 const keysOf: string[] = [];
+let keysCount = 0;
 let keyAt = 0;
 let keysDiffer = false;
 const pushKey = (_v: unknown, k: string): void => {
   keysOf[keyAt++] = k;
 };
 const matchKey = (_v: unknown, k: string): void => {
-  if (keysOf[keyAt++] !== k) keysDiffer = true;
+  if (keyAt < keysCount && keysOf[keyAt] !== k) keysDiffer = true;
+  keyAt++;
 };
 
-/** True if two maps have the same keys in the same order (compared without iterators). */
-function sameKeys(a: ReadonlyMap<string, unknown>, b: ReadonlyMap<string, unknown>): boolean {
-  if (a.size !== b.size) return false;
+/**
+ * Whether `old`, a done-with copy's map, can take `from`'s entries in place: true when the keys of
+ * one are the first keys of the other, in the same order (compared without iterators); old's
+ * keys past from's are then deleted, and from's past old's are to be added (at the end, in order).
+ */
+function fitKeys(from: ReadonlyMap<string, unknown>, old: Map<string, unknown>): boolean {
   keyAt = 0;
-  b.forEach(pushKey);
+  old.forEach(pushKey);
+  keysCount = old.size;
   keyAt = 0;
   keysDiffer = false;
-  a.forEach(matchKey);
-  return !keysDiffer;
+  from.forEach(matchKey);
+  if (keysDiffer) return false;
+  for (let i = from.size; i < keysCount; i++) old.delete(keysOf[i]!);
+  return true;
 }
 
