@@ -3,7 +3,7 @@
 // page is one cell for all. Kept apart from the model and written as plainly as possible.
 
 import { classifyRead, type ReadCheck } from './reads.js';
-import { copyFields } from '../core/copy.js';
+import { classCopier } from '../core/copy.js';
 
 const P_READ = 1;
 const P_WRITE = 2;
@@ -107,6 +107,9 @@ function byName<T extends { name: string }>(xs: readonly T[], name: string): T |
   return j < 0 ? undefined : xs[j];
 }
 
+/** IdealMemory.clone's shallow copy of every field (its copier looked up once, not per copy). */
+const copyIdealMemory = classCopier<IdealMemory>();
+
 export class IdealMemory {
   /** The processes (few: looked up by name along the array, copied by slice()). */
   private procs: IdealProc[] = [];
@@ -144,7 +147,7 @@ export class IdealMemory {
    * it. Nothing is copied up front: of `dst` (a copy no longer needed) only the object is reused.
    */
   clone(dst?: IdealMemory): IdealMemory {
-    const c = copyFields(dst !== undefined && dst !== this ? dst : (Object.create(IdealMemory.prototype) as IdealMemory), this);
+    const c = copyIdealMemory(dst !== undefined && dst !== this ? dst : (Object.create(IdealMemory.prototype) as IdealMemory), this);
     c.shared = S_ALL;
     this.shared = S_ALL;
     // Neither may change a process or handle in place any more: they are shared one by one.

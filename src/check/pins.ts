@@ -7,7 +7,7 @@ import { type Handle, handleVpn, type Kernel } from '../core/kernel.js';
 import type { Mm } from '../core/mm.js';
 import { followSlot, slotPfn } from '../core/huge.js';
 import { pinnedAnonExclusive } from '../core/page.js';
-import { copyFields } from '../core/copy.js';
+import { classCopier } from '../core/copy.js';
 
 export interface PinnedHandle {
   name: string;
@@ -42,6 +42,9 @@ export function pfnOfEntry(k: Kernel, mm: Mm, vpn: number): number {
 
 const NONE: readonly PinProblem[] = [];
 
+/** PinChecker.clone's shallow copy of every field (its copier looked up once, not per copy). */
+const copyPinChecker = classCopier<PinChecker>();
+
 export class PinChecker {
   /** Pin pages already reported (`name:i` incoherent, `x:name:i` not exclusive). */
   private reported = new Set<string>();
@@ -50,7 +53,7 @@ export class PinChecker {
 
   /** A copy, sharing the reported pages with this one until either reports or forgets one (most never do). */
   clone(dst?: PinChecker): PinChecker {
-    const c = copyFields(dst !== undefined && dst !== this ? dst : (Object.create(PinChecker.prototype) as PinChecker), this);
+    const c = copyPinChecker(dst !== undefined && dst !== this ? dst : (Object.create(PinChecker.prototype) as PinChecker), this);
     c.owned = false;
     this.owned = false;
     return c;
