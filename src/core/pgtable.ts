@@ -119,8 +119,8 @@ export class TableArena {
   private copyInto(c: TableArena): TableArena {
     const top = this.top;
     const used = c.top;
-    c.entry.set(prefixView(this.entry, top * PTRS_PER_TABLE));
-    c.bits.set(prefixView(this.bits, top * PTRS_PER_TABLE));
+    c.entry.set(entryPrefix(this.entry, top * PTRS_PER_TABLE));
+    c.bits.set(bitsPrefix(this.bits, top * PTRS_PER_TABLE));
     if (used > top) {
       c.entry.fill(0, top * PTRS_PER_TABLE, used * PTRS_PER_TABLE);
       c.bits.fill(0, top * PTRS_PER_TABLE, used * PTRS_PER_TABLE);
@@ -166,16 +166,23 @@ let bitsView: Uint16Array = new Uint16Array(0);
 
 /** a.subarray(0, n), the same view as last time when it is of the same array and length. */
 function prefixView<T extends Int32Array | Uint16Array>(a: T, n: number): T {
-  if (a instanceof Int32Array) {
-    if (entrySrc !== a || entryView.length !== n) {
-      entrySrc = a;
-      entryView = a.subarray(0, n);
-    }
-    return entryView as T;
+  return (a instanceof Int32Array ? entryPrefix(a, n) : bitsPrefix(a as Uint16Array, n)) as T;
+}
+
+/** prefixView of an entry array (no instanceof: it walks the prototype chain, per copy). */
+function entryPrefix(a: Int32Array, n: number): Int32Array {
+  if (entrySrc !== a || entryView.length !== n) {
+    entrySrc = a;
+    entryView = a.subarray(0, n);
   }
+  return entryView;
+}
+
+/** prefixView of a bits array. */
+function bitsPrefix(a: Uint16Array, n: number): Uint16Array {
   if (bitsSrc !== a || bitsView.length !== n) {
-    bitsSrc = a as Uint16Array;
-    bitsView = a.subarray(0, n) as Uint16Array;
+    bitsSrc = a;
+    bitsView = a.subarray(0, n);
   }
-  return bitsView as T;
+  return bitsView;
 }
