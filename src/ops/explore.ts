@@ -74,11 +74,13 @@ const scratch = { procs: [] as Proc[], alive: [] as number[], firstRegions: [] a
 
 /**
  * Every operation enabled in this state, in a fixed order (the order of shape.ops), into `out`
- * (emptied first; default: a new array), which is returned.
+ * (its elements replaced; default: a new array), which is returned.
  */
 export function enabledOps(r: Runner, shape: ExploreShape, out: number[] = []): number[] {
   const { procs, alive, firstRegions } = scratch;
-  out.length = 0;
+  // Written by index and cut to length at the end: an array emptied by `length = 0` gives up its
+  // storage, and the next state's operations would grow a new one.
+  let count = 0;
   procs.length = 0;
   alive.length = 0;
   for (const p of r.procs.values()) {
@@ -100,27 +102,27 @@ export function enabledOps(r: Runner, shape: ExploreShape, out: number[] = []): 
     switch (on.kind) {
       case 'fork':
         if (groupsAlive + forking < shape.procs && procs.length + forking < PROC_NAMES.length) {
-          for (const pi of alive) out.push(pack(code, pi, 0, 0));
+          for (const pi of alive) out[count++] = pack(code, pi, 0, 0);
         }
         break;
       case 'thread':
         if (procs.length + forking < PROC_NAMES.length) {
-          for (const pi of alive) if (threadsAliveIn(procs, procs[pi]!.group) < shape.threads) out.push(pack(code, pi, 0, 0));
+          for (const pi of alive) if (threadsAliveIn(procs, procs[pi]!.group) < shape.threads) out[count++] = pack(code, pi, 0, 0);
         }
         break;
       case 'pending':
-        for (let i = 0; i < procs.length; i++) if (procs[i]!.alive && procs[i]!.task) out.push(pack(code, i, 0, 0));
+        for (let i = 0; i < procs.length; i++) if (procs[i]!.alive && procs[i]!.task) out[count++] = pack(code, i, 0, 0);
         break;
       case 'once':
-        out.push(pack(code, 0, 0, 0));
+        out[count++] = pack(code, 0, 0, 0);
         break;
       case 'proc':
-        for (const pi of alive) if (!on.when || on.when(procs[pi]!)) out.push(pack(code, pi, 0, 0));
+        for (const pi of alive) if (!on.when || on.when(procs[pi]!)) out[count++] = pack(code, pi, 0, 0);
         break;
       case 'handle': {
         let i = 0;
         for (const lh of r.handles.values()) {
-          if (on.accepts(lh.h)) out.push(pack(code, Math.max(0, holderOf(procs, lh.proc)), 0, i));
+          if (on.accepts(lh.h)) out[count++] = pack(code, Math.max(0, holderOf(procs, lh.proc)), 0, i);
           i++;
         }
         break;
@@ -140,12 +142,13 @@ export function enabledOps(r: Runner, shape: ExploreShape, out: number[] = []): 
           const p = procs[pi]!;
           for (let pg = 0, n = Math.min(reg.n, shape.pageLimit ?? reg.n); pg < n; pg++) {
             if (on.when && !on.when(p, reg.start + pg)) continue;
-            for (let v = 0; v < (on.variants ?? 1); v++) out.push(pack(code, pi, pg, v));
+            for (let v = 0; v < (on.variants ?? 1); v++) out[count++] = pack(code, pi, pg, v);
           }
         }
       }
     }
   }
+  if (out.length !== count) out.length = count;
   return out;
 }
 
