@@ -129,8 +129,9 @@ export function shmemSwapIn(k: Kernel, obj: ShmemObject, idx: number): number {
 }
 
 /**
- * do_swap_page(): a fault on a swap PTE (`write`: FAULT_FLAG_WRITE). VM_FAULT_WRITE when
- * reuse_swap_page() let it do the write itself (FAULT_FLAG_WRITE cleared: no do_wp_page()).
+ * do_swap_page(): a fault on a swap PTE (`write`: FAULT_FLAG_WRITE). VM_FAULT_WRITE when it did
+ * the write itself (FAULT_FLAG_WRITE cleared: no do_wp_page() in this fault): reuse_swap_page()
+ * up to 5.17, a page only we hold from 5.18, only where the PTE ends writable from 6.11.
  */
 export function doSwapPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: number, write: boolean): number {
   const t = k.tables;
@@ -179,13 +180,26 @@ export function doSwapPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: numbe
     if (write && !ksm && f.refcount[pfn] === 2) tryToFreeSwap(k, pfn);
     const onlyOurs = !(f.flags[pfn]! & PG_SWAPCACHE) && f.refcount[pfn] === 1;
     if (p.swapinReuse === 'refcount') {
+      // 5.18 (c145e0b47c77): a write fault on a page only we hold does the write here, as
+      // reuse_swap_page() did (maybe_mkwrite(pte_mkdirty()), FAULT_FLAG_WRITE cleared).
       writable = write && !ksm && onlyOurs;
       exclusive = writable;
+      writeDone = writable;
     } else if (!ksm && (swpExclusive || onlyOurs)) {
       exclusive = true;
-      const softDirtyWp = !(vma.flags & VM_SOFTDIRTY) && !(orig & PTE_SOFT_DIRTY);
-      // Before 6.11 only a write fault maps it writable; a read fault leaves the reuse to do_wp_page().
-      writable = (write || p.swapinReadFaultWritable) && (vma.flags & VM_WRITE) !== 0 && !(orig & PTE_UFFD_WP) && !softDirtyWp;
+      if (p.swapinReadFaultWritable) {
+        // 6.11 (c18160dba5ff): writable on any fault that the VMA, a uffd-wp bit and soft-dirty
+        // tracking (pte_needs_soft_dirty_wp) allow; FAULT_FLAG_WRITE is cleared only then, so a
+        // write they keep read-only goes on to do_wp_page() in this fault.
+        const softDirtyWp = !(vma.flags & VM_SOFTDIRTY) && !(orig & PTE_SOFT_DIRTY);
+        writable = (vma.flags & VM_WRITE) !== 0 && !(orig & PTE_UFFD_WP) && !softDirtyWp;
+      } else {
+        // 5.19 to 6.10: a write fault does the write here whatever the entry's uffd-wp bit then
+        // leaves (maybe_mkwrite(pte_mkdirty()), FAULT_FLAG_WRITE cleared): a store it keeps
+        // read-only is retried and faults again, into do_wp_page(); a read fault maps it read-only.
+        writable = write;
+        writeDone = write;
+      }
     }
   }
   // pte_swp_uffd_wp(): the page comes back write-protected with the bit (every era since f45ec5ff16a7, 5.7);
@@ -200,7 +214,7 @@ export function doSwapPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: numbe
   setPte(k, slot, pfn, PTE_PRESENT | PTE_YOUNG | (orig & (PTE_SOFT_DIRTY | PTE_UFFD_WP)) | (w ? PTE_WRITE : 0) |
     ((w && write) || writeDone ? PTE_DIRTY | PTE_SOFT_DIRTY : 0));
   k.emit('note', mm.id, vpn, pfn, -1,
-    `do_swap_page: slot ${s} swapped in ${fromCache ? 'from the swap cache' : 'from the device'} as frame ${pfn}, mapped ${writable ? 'writable' : 'read-only'}${exclusive ? ', exclusive' : ''}${writeDone && !writable ? ' (the write done: reuse_swap_page)' : ''}`);
+    `do_swap_page: slot ${s} swapped in ${fromCache ? 'from the swap cache' : 'from the device'} as frame ${pfn}, mapped ${writable ? 'writable' : 'read-only'}${exclusive ? ', exclusive' : ''}${writeDone && !writable ? ' (the write done here: FAULT_FLAG_WRITE cleared)' : ''}`);
   return writeDone ? VM_FAULT_WRITE : OK;
 }
 

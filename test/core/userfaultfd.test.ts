@@ -153,8 +153,8 @@ test('v5.8\'s forced COW break swapping in a uffd-wp page of a writable VMA: reu
   assertConsistent(k);
 });
 
-test('a CPU write to a uffd-wp swap entry up to 5.17: reuse_swap_page() does the write and clears FAULT_FLAG_WRITE (VM_FAULT_WRITE), so the fault ends with the PTE write-protected; the store faults again, into do_wp_page() and the monitor: two faults. From 6.x the swap-in leaves the write to do_wp_page() in the same fault: one', () => {
-  for (const [name, faults] of [['v5.9', 2], ['v5.14', 2], ['v6', 1]] as const) {
+test('a CPU write to a uffd-wp swap entry up to 6.10: do_swap_page() does the write and clears FAULT_FLAG_WRITE (reuse_swap_page() up to 5.17, a page only we hold from 5.18: c145e0b47c77), so the fault ends with the PTE write-protected and dirty; the store faults again, into do_wp_page() and the monitor: two faults. From 6.11 (c18160dba5ff) the swap-in leaves the write to do_wp_page() in the same fault: one', () => {
+  for (const [name, faults] of [['v5.9', 2], ['v5.14', 2], ['v5.18', 2], ['v5.19', 2], ['v6.2', 2], ['v6.15', 1], ['v6', 1]] as const) {
     const k = kernel(name);
     const { mm, vpn } = proc(k, 1);
     writeOk(k, mm, vpn, 7);

@@ -846,8 +846,9 @@ export class NaiveKernel {
       p.minflt++;
     }
     if (pg.swp !== null) {
-      // Up to 5.17, do_swap_page() reports a write it reused the page for done (VM_FAULT_WRITE)
-      // even where the PTE stays read-only, and the fault ends: in a read-only VMA (a GUP's
+      // Up to 6.10, do_swap_page() reports a write it reused the page for done (VM_FAULT_WRITE;
+      // reuse_swap_page up to 5.17, the page count or SWP_EXCLUSIVE from 5.18) even where the
+      // PTE stays read-only, and the fault ends: in a read-only VMA (a GUP's
       // forced COW break, FOLL_COW) no do_wp_page follows; a write with the entry's uffd-wp bit
       // (a CPU's, a FOLL_WRITE GUP's) is retried and faults again, into do_wp_page (below).
       const done = this.swapIn(p, pg, true);
@@ -1003,7 +1004,7 @@ export class NaiveKernel {
    *   on a read fault too.
    * Otherwise it is mapped read-only.
    */
-  /** do_swap_page(): true when a write fault's write was done here (reuse_swap_page, up to 5.17), else false. */
+  /** do_swap_page(): true when a write fault's write was done here (FAULT_FLAG_WRITE cleared: reuse_swap_page up to 5.17, a page only we hold from 5.18, one mapped writable from 6.11), else false. */
   swapIn(p: NProc, pg: NPage, write: boolean): boolean {
     const { slot, exclusive: swpExclusive } = pg.swp!;
     // pte_swp_uffd_wp: the page comes back write-protected with the bit (a write then goes to the monitor).
@@ -1033,29 +1034,40 @@ export class NaiveKernel {
     slot.count--;
     if (write && !ksm && f.refcount === 2 && slot.count === 0) this.dropCache(slot);
     if (this.rules.swapin === 'refcount') {
-      // 5.18: page_count == 1 (the page left the swap cache, or was never in it).
-      // The entry's uffd-wp bit comes back write-protected, and its soft-dirty bit, as up to 5.17.
-      const writable = write && !ksm && f.refcount === 1 && pg.prot === 'rw' && !uffdWp;
+      // 5.18: page_count == 1 (the page left the swap cache, or was never in it): a write fault
+      // is done here, as reuse_swap_page's was (pte_mkdirty, FAULT_FLAG_WRITE cleared), whatever
+      // the VMA and the entry's uffd-wp bit (write-protected again) then allow.
+      const done = write && !ksm && f.refcount === 1;
+      const writable = done && pg.prot === 'rw' && !uffdWp;
       f.mapcount++;
-      pg.pte = { frame: f, writable, dirty: writable, uffdWp, softDirty: writable || swpSoftDirty };
+      pg.pte = { frame: f, writable, dirty: done, uffdWp, softDirty: done || swpSoftDirty };
       p.rss++;
-      return false;
+      return done;
     }
     const exclusive = !ksm && (swpExclusive || f.refcount === 1);
     let writable = false;
+    // 5.19 to 6.10: an exclusive page's write fault is done here (pte_mkdirty, FAULT_FLAG_WRITE
+    // cleared) even when the uffd-wp bit keeps it read-only; from 6.11 only when it ends writable.
+    let done = false;
     if (exclusive) {
       f.exclusive = true;
-      // pte_needs_soft_dirty_wp(): not while soft-dirty tracking waits for this page's next write
-      // (VM_SOFTDIRTY clear, the entry not soft-dirty), as the model core has it for both faults.
-      const softDirtyWp = pg.vma.vmSoftdirty === false && !swpSoftDirty;
-      writable = pg.prot === 'rw' && (write || this.rules.swapinReadWritable === true) && !uffdWp && !softDirtyWp;
+      if (this.rules.swapinReadWritable === true) {
+        // pte_needs_soft_dirty_wp(): not while soft-dirty tracking waits for this page's next write
+        // (VM_SOFTDIRTY clear, the entry not soft-dirty); a read fault maps it writable too.
+        const softDirtyWp = pg.vma.vmSoftdirty === false && !swpSoftDirty;
+        writable = pg.prot === 'rw' && !uffdWp && !softDirtyWp;
+      } else {
+        done = write;
+        writable = write && pg.prot === 'rw' && !uffdWp;
+      }
     }
     f.mapcount++;
-    // pte_mkdirty only for a write fault mapped writable here (a read fault's writable PTE is clean).
-    pg.pte = { frame: f, writable, dirty: write && writable, uffdWp, softDirty: swpSoftDirty || (write && writable) };
+    // pte_mkdirty only for a write fault done here (a read fault's writable PTE is clean).
+    const dirty = done || (write && writable);
+    pg.pte = { frame: f, writable, dirty, uffdWp, softDirty: swpSoftDirty || dirty };
     p.rss++;
-    // A write fault that did not end writable goes on to do_wp_page (the caller's writeFault).
-    return false;
+    // A write fault not done here goes on to do_wp_page (the caller's writeFault).
+    return done;
   }
 
   /**

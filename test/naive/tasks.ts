@@ -573,7 +573,8 @@ export class NaiveWriteTask implements NaiveTask {
           return 'running';
         }
         if (pg.swp !== null) {
-          // A write do_swap_page() did itself (VM_FAULT_WRITE, up to 5.17) ends the fault: the
+          // A write do_swap_page() did itself (FAULT_FLAG_WRITE cleared, up to 6.10 even where a
+          // uffd-wp bit keeps the PTE read-only) ends the fault: the
           // store is the next step (a uffd-wp bit left the PTE read-only: it faults again).
           const done = k.swapIn(this.p, pg, true);
           if (pg.pte!.writable || done) {
