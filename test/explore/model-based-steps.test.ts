@@ -318,11 +318,9 @@ const STEP_CODE = OP_NAMES.indexOf('step');
 /** One command: the `pick`-th (modulo) enabled instance of operation `name` (none enabled: nothing). */
 class Take extends TakeCommand<Real> {
   run(_m: object, real: Real): void {
-    const op = this.opIn(real.r, real.shape);
-    if (op < 0) return;
-    const child = real.r.clone();
-    const step = decodeOp(child, op);
-    this.text = step.text;
+    const taken = this.prepare(real.r, real.shape);
+    if (taken === null) return;
+    const { op, child, step } = taken;
     const before = [...child.procs.values()].map((p) => p.task);
     const ti = (op >>> 20) & 15;
     const res = child.step(step, real.path);

@@ -29,7 +29,7 @@ import type { Runner } from '../../src/engine/run.js';
 import { PG_ANON_EXCLUSIVE, PG_LARGE, PMD_LEAF, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE } from '../../src/core/constants.js';
 import { followSlot, slotPfn } from '../../src/core/huge.js';
 import { startState, thpStartScenario } from '../../src/explore/explore.js';
-import { decodeOp, PROC_NAMES, type OpName } from '../../src/explore/ops.js';
+import { PROC_NAMES, type OpName } from '../../src/explore/ops.js';
 import { TakeCommand } from './take.js';
 import { LTS_RULES, NaiveKernel, pageKey, V5_18_RULES, V5_19_RULES, V5_7_RULES, V5_9_RULES, V6_2_RULES, V6_RULES, type NaiveOptions, type NFrame } from '../naive/model.js';
 import { input } from './helpers.js';
@@ -55,11 +55,9 @@ const tally = new Tally();
 /** One transition: the `pick`-th (modulo) of the enabled instances of operation `name`, on both models. */
 class Take extends TakeCommand<Real> {
   run(_m: object, real: Real): void {
-    const op = this.opIn(real.r, real.shape);
-    if (op < 0) return;
-    const child = real.r.clone();
-    const step = decodeOp(child, op);
-    this.text = step.text;
+    const taken = this.prepare(real.r, real.shape);
+    if (taken === null) return;
+    const { op, child, step } = taken;
     const res = child.step(step, real.depth);
     if (res.na !== null) return;
     real.depth++;

@@ -103,12 +103,10 @@ class Take extends TakeCommand<Real> {
       this.text = '';
       return;
     }
-    const op = this.opIn(real.r, real.shape);
-    if (op < 0) return;
+    const taken = this.prepare(real.r, real.shape, real.spare);
+    if (taken === null) return;
+    const { op, child, step } = taken;
     const d = real.path.length;
-    const child = real.r.clone(real.spare);
-    const step = decodeOp(child, op);
-    this.text = step.text;
     const res = child.step(step, d);
     if (real.naive) {
       // The naive comparison alone (the copy and replay checks are the other runs').
