@@ -966,7 +966,7 @@ test('KSM and swap: a KSM page mapped once is swapped out and freed; the swap-in
   }
 });
 
-test('KSM and swap: a pipe keeps a swapped-out KSM page in the swap cache; the swap-in maps the KSM page itself read-only, a write copies it, and it stays in the stable tree (v6, 5.18, 5.9, 5.7)', () => {
+test('KSM and swap: a pipe keeps a swapped-out KSM page in the swap cache; the swap-in maps the KSM page itself read-only, a write copies it, and it stays in the stable tree, but takes no new mapping once no rmap item is left (v6, 5.18, 5.9, 5.7)', () => {
   for (const rules of [V6_RULES, V5_18_RULES, V5_9_RULES, V5_7_RULES]) {
     const { n, p, r, k } = ksmOnce(rules);
     n.write(p, r, 1, 8);
@@ -982,11 +982,69 @@ test('KSM and swap: a pipe keeps a swapped-out KSM page in the swap cache; the s
     assert.notEqual(frameOf(p, r, 0), k);
     assert.equal(n.cowCopies, copies + 1);
     assert.deepEqual([n.pipeRead(pipe), n.read(p, r, 0)], [7, 9]);
-    // Page 1 written back to 7 merges into k from the stable tree (k is mapped nowhere).
+    // Page 1 written back to 7 does not merge into k: ksmd drops the rmap items of pages 0 and
+    // 1 (other pages there now) before its stable_tree_search for page 1, and a stable node with
+    // no rmap item is no sharing candidate (is_page_sharing_candidate: rmap_hlist_len 0).
     n.write(p, r, 1, 7);
-    assert.equal(n.ksmMerge(), 1);
-    assert.equal(frameOf(p, r, 1), k);
+    const one = frameOf(p, r, 1);
+    assert.equal(n.ksmMerge(), 0);
+    assert.equal(frameOf(p, r, 1), one);
+    assert.deepEqual([k.mapcount, k.refcount, k.ksm, k.stable], [0, 2, true, true]);
     n.closePipe(pipe);
+  }
+});
+
+// is_page_sharing_candidate(): stable_tree_search merges a page only into a KSM page whose stable
+// node an rmap item still hangs on ("at least one mapping still exists, otherwise there's no much
+// point to merge and share with this stable_node, as the underlying tree_page of the other sharer
+// is going to be freed soon"). ksmd drops an address's item when it scans another page there
+// (cmp_and_merge_page: remove_rmap_item_from_tree) or passes it with none (get_next_rmap_item).
+test('KSM: a KSM page mapped nowhere (a GUP reference keeps it) takes no new mapping once ksmd dropped its rmap items; equal pages make a new KSM page (v6, 5.9, 5.7)', () => {
+  for (const rules of [V6_RULES, V5_9_RULES, V5_7_RULES]) {
+    const { n, p, r } = oneProc(rules, 4);
+    n.madvise(p, r, 0, 4, 'mergeable');
+    n.write(p, r, 0, 7);
+    n.write(p, r, 1, 7);
+    assert.equal(n.ksmMerge(), 2);
+    const k = frameOf(p, r, 0)!;
+    const ref = n.gup(p, r, 0)!; // FOLL_GET: no unsharing; k stays held
+    n.write(p, r, 0, 8);
+    n.write(p, r, 1, 9);
+    assert.deepEqual([k.mapcount, k.refcount, k.ksm, k.stable], [0, 1, true, true]);
+    // Pages 2 and 3 get k's content: ksmd has passed pages 0 and 1 (their items gone) before it
+    // searches the stable tree for page 2, so page 2 goes to the unstable tree, and page 3 merges
+    // with it into a new KSM page (a dup of k's content).
+    n.write(p, r, 2, 7);
+    n.write(p, r, 3, 7);
+    assert.equal(n.ksmMerge(), 2, 'a new KSM page made, one page replaced');
+    const k2 = frameOf(p, r, 2)!;
+    assert.notEqual(k2, k);
+    assert.equal(frameOf(p, r, 3), k2);
+    assert.deepEqual([k2.ksm, k2.stable, k2.mapcount, k.mapcount, k.refcount], [true, true, 2, 0, 1]);
+    n.putRef(ref);
+  }
+});
+
+// A fork's child maps its parent's KSM page with no rmap item (ksm_fork copies none); ksmd
+// gives it one when it meets the page there ("ksm page forked": stable_tree_search finds the
+// page itself, stable_tree_append). Scanned after the parent, the child's items come too late
+// for the parent's equal page in that pass; ksmd scans on, and the next pass merges it.
+test('KSM: a KSM page mapped only by a fork\'s child takes the parent\'s equal page once ksmd has given the child\'s mappings rmap items (the next pass) (v6, 5.9, 5.7)', () => {
+  for (const rules of [V6_RULES, V5_9_RULES, V5_7_RULES]) {
+    const { n, p, r } = oneProc(rules, 3);
+    n.madvise(p, r, 0, 3, 'mergeable');
+    n.write(p, r, 0, 7);
+    n.write(p, r, 1, 7);
+    assert.equal(n.ksmMerge(), 2);
+    const k = frameOf(p, r, 0)!;
+    const q = n.fork(p);
+    n.write(p, r, 0, 8);
+    n.write(p, r, 1, 9);
+    n.write(p, r, 2, 7);
+    assert.deepEqual([frameOf(q, r, 0), frameOf(q, r, 1), k.mapcount], [k, k, 2]);
+    assert.equal(n.ksmMerge(), 1);
+    assert.equal(frameOf(p, r, 2), k);
+    assert.deepEqual([k.mapcount, k.refcount], [3, 3]);
   }
 });
 

@@ -251,6 +251,13 @@ export interface NProc {
    * model-based.test.ts's small-page runs compare nothing after a collapse, model-based-thp's do).
    */
   thp?: Set<number>;
+  /**
+   * KSM's rmap items that hang on a stable node (rmap_item->head, STABLE_FLAG): address (page
+   * number) -> the stable KSM page. Set where ksmd merged a page or met a KSM page it maps; gone
+   * when ksmd next passes the address and finds another page there, or none (a fork's child
+   * starts with none: ksm_fork copies no rmap item). Absent: none.
+   */
+  ksmItems?: Map<number, NFrame>;
   /** MMF_USE_ODF: a `fork ... cowpt` ran on this mm or its ancestor: every fork of it shares tables (sticky, inherited). */
   cowPgtable?: boolean;
   /** The last-level tables this process reaches through a write-protected PMD, by table number (address / 512). */
@@ -1781,15 +1788,21 @@ export class NaiveKernel {
   }
 
   /**
-   * `ksm merge`: ksmd's full passes (ksm_do_scan) until one merges nothing (checksums, which
-   * only delay a page's turn by a pass, are left out). A pass walks the registered mms in list
+   * `ksm merge`: ksmd's full passes (ksm_do_scan) until one merges nothing and moves no rmap
+   * item (ksmd scans on: a pass that only moved items, a KSM page's forked mapping given one,
+   * can make a page a sharing candidate for the next; checksums, which only delay a page's turn
+   * by a pass, are left out). A pass walks the registered mms in list
    * order, each one's VM_MERGEABLE VMAs by address, and takes each present anonymous page
    * (scan_get_next_rmap_item: not the zero page, not a swap entry) to cmp_and_merge_page:
    * - a page of the stable tree (a KSM page already) stays as it is (stable_tree_search finds
-   *   the page itself: "ksm page forked"); a KSM page in no tree (break_cow's leftover) goes on
-   *   as an ordinary page, but write_protect_page refuses it wherever it meets it (no anon_vma);
-   * - else a stable KSM page of the same content: try_to_merge_one_page write-protects the page
-   *   (write_protect_page) and maps the KSM page there (replace_page); refused, nothing happens;
+   *   the page itself: "ksm page forked"), its rmap item on the page's stable node; a KSM page
+   *   in no tree (break_cow's leftover) goes on as an ordinary page, but write_protect_page
+   *   refuses it wherever it meets it (no anon_vma);
+   * - else the address's rmap item leaves its stable node (remove_rmap_item_from_tree; so does
+   *   the item of an address passed with no page to scan), and a stable KSM page of the same
+   *   content that an rmap item still hangs on (ksmStableCandidate): try_to_merge_one_page
+   *   write-protects the page (write_protect_page) and maps the KSM page there (replace_page),
+   *   its rmap item on the KSM page's node; refused, nothing happens;
    * - else a page of this pass's unstable tree with the same content (not the same frame):
    *   try_to_merge_two_pages makes the page being scanned (the second) a KSM page, write-
    *   protected, then maps it at the tree page's place; if the tree page is refused, break_cow
@@ -1806,24 +1819,41 @@ export class NaiveKernel {
     const before = this.ksmMerged;
     for (;;) {
       const pass = this.ksmMerged;
-      const stable = new Map<number, NFrame>();
-      for (const f of this.frames) if (f.ksm === true && f.stable === true && !stable.has(f.value)) stable.set(f.value, f);
-      const unstable = new Map<number, { p: NProc; pg: NPage }>();
+      // Every rmap item on a stable node, in scan order (frames by identity: a split path's new frame has no id).
+      const allItems = (): unknown[] => this.ksmMms.flatMap((q) => [...(q.ksmItems ?? [])].flatMap(([a, f]) => [q, a, f]));
+      const itemsBefore = allItems();
+      const unstable = new Map<number, { p: NProc; pg: NPage; addr: number }>();
       for (const p of this.ksmMms) {
         const pages = this.byAddress(p);
-        for (const addr of [...pages.keys()].sort((x, y) => x - y)) {
-          const pg = pages.get(addr)!;
-          const f = pg.pte?.frame ?? null;
-          if (pg.mergeable !== true || f === null) continue;
-          if (f.ksm === true && f.stable === true) continue;
-          const kpage = stable.get(f.value);
-          if (kpage !== undefined) {
-            if (this.ksmWriteProtect(pg)) this.ksmReplace(pg, kpage);
+        const items = (p.ksmItems ??= new Map());
+        // The addresses ksmd passes: every page, and every address an rmap item is left at.
+        const addrs = [...new Set([...pages.keys(), ...items.keys()])].sort((x, y) => x - y);
+        for (const addr of addrs) {
+          const pg = pages.get(addr);
+          const f = pg?.pte?.frame ?? null;
+          if (pg === undefined || pg.mergeable !== true || f === null) {
+            // Nothing to scan here (get_next_rmap_item, remove_trailing_rmap_items): the item goes.
+            items.delete(addr);
+            continue;
+          }
+          if (f.ksm === true && f.stable === true) {
+            // Its own stable node's item, or a KSM page forked: stable_tree_append.
+            items.set(addr, f);
+            continue;
+          }
+          // cmp_and_merge_page: remove_rmap_item_from_tree.
+          items.delete(addr);
+          const kpage = this.ksmStableCandidate(f.value);
+          if (kpage !== null) {
+            if (this.ksmWriteProtect(pg)) {
+              this.ksmReplace(pg, kpage);
+              items.set(addr, kpage);
+            }
             continue;
           }
           const tree = unstable.get(f.value);
           if (tree === undefined) {
-            unstable.set(f.value, { p, pg });
+            unstable.set(f.value, { p, pg, addr });
             continue;
           }
           const tf = tree.pg.pte?.frame ?? null;
@@ -1834,7 +1864,9 @@ export class NaiveKernel {
           if (this.ksmWriteProtect(tree.pg)) {
             this.ksmReplace(tree.pg, f);
             f.stable = true;
-            stable.set(f.value, f);
+            // stable_tree_insert, then stable_tree_append of both rmap items.
+            tree.p.ksmItems!.set(tree.addr, f);
+            items.set(addr, f);
             unstable.delete(f.value);
             this.ksmMerged++;
           } else if (this.rules.ksmBreakCow === 'unshare') {
@@ -1850,8 +1882,24 @@ export class NaiveKernel {
           // monitor: the KSM page stays mapped there, protected.)
         }
       }
-      if (this.ksmMerged === pass) return this.ksmMerged - before;
+      const itemsAfter = allItems();
+      if (this.ksmMerged === pass && itemsAfter.length === itemsBefore.length && itemsAfter.every((x, i) => x === itemsBefore[i])) return this.ksmMerged - before;
     }
+  }
+
+  /**
+   * stable_tree_search() -> chain_prune(): a stable KSM page of this content that can take one
+   * more mapping (is_page_sharing_candidate): one that some rmap item still hangs on ("at least
+   * one mapping still exists, otherwise there's no much point to merge and share with this
+   * stable_node, as the underlying tree_page of the other sharer is going to be freed soon").
+   * None (null): the page goes on to the unstable tree. (max_page_sharing, 256, is not reached.)
+   */
+  private ksmStableCandidate(value: number): NFrame | null {
+    for (const f of this.frames) {
+      if (f.ksm !== true || f.stable !== true || f.value !== value) continue;
+      if (this.ksmMms.some((q) => [...(q.ksmItems?.values() ?? [])].includes(f))) return f;
+    }
+    return null;
   }
 
   /**
