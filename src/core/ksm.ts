@@ -69,7 +69,7 @@ export const KSM_MAX_PAGE_SHARING = 256;
 
 /**
  * ksmd at work until it has nothing left to merge (as `ksm merge` waits for it): full passes over
- * every mergeable mapping until one merges (or splits) nothing. A later pass matters: a page
+ * every mergeable mapping until one merges (or splits) nothing and moves no rmap item. A later pass matters: a page
  * scanned before the KSM page of its content existed merges into it from the stable tree, and
  * two pages of one THP merge only once a pass has split it. Returns the pages merged.
  */
@@ -78,9 +78,11 @@ export function ksmMerge(k: Kernel): number {
   let passes = 0;
   for (;;) {
     passes++;
-    const { merged, split } = ksmPass(k);
+    const { merged, split, moved } = ksmPass(k);
     total += merged;
-    if (merged === 0 && split === 0) break;
+    // A pass that only moved rmap items (a fork's mappings of a KSM page given theirs) can make
+    // a KSM page a sharing candidate for the next: ksmd scans on.
+    if (merged === 0 && split === 0 && !moved) break;
   }
   k.emit('note', -1, -1, -1, -1, `ksmd: ${total} page(s) merged in ${passes} pass(es) (the last merged nothing)`);
   return total;
@@ -89,22 +91,35 @@ export function ksmMerge(k: Kernel): number {
 /**
  * The anonymous page ksmd's walk finds at vpn (ksm_next_page_pmd_entry; follow_page before 6.8):
  * a PTE's page, or the page of a PMD-mapped THP, which the walk takes as it is, without splitting
- * the PMD. -1: nothing present there, the zero page or huge zero page, a KSM page of the stable
- * tree (cmp_and_merge_page: stable_tree_search finds the page itself, "ksm page forked"), not
- * anonymous. A KSM page in no tree (break_cow's leftover: no stable node) is scanned like any
- * anonymous page (cmp_and_merge_page takes it as an ordinary page), and write_protect_page then
- * refuses it (no anon_vma). A PROT_NONE PTE is present and taken, except from 6.1 to 6.4
- * (ksmScansProtnone false: follow_page() follows it only with FOLL_FORCE).
+ * the PMD. -1: nothing present there, the zero page or huge zero page, not anonymous. A PROT_NONE
+ * PTE is present and taken, except from 6.1 to 6.4 (ksmScansProtnone false: follow_page()
+ * follows it only with FOLL_FORCE).
  */
-function mergeablePage(k: Kernel, mm: Mm, vpn: number): number {
+function scannedPage(k: Kernel, mm: Mm, vpn: number): number {
   const slot = followSlot(k, mm, vpn);
   if (slot < 0) return -1;
   const bits = k.tables.bits[slot]!;
   if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL) return -1;
   if (bits & PTE_PROTNONE && !k.profile.ksmScansProtnone) return -1;
   const pfn = slotPfn(k, slot, vpn);
-  const flags = k.frames.flags[pfn]!;
-  return flags & PG_ANON && !(flags & PG_KSM && k.frames.inStableTree(pfn)) ? pfn : -1;
+  return k.frames.flags[pfn]! & PG_ANON ? pfn : -1;
+}
+
+/** A KSM page of the stable tree (its folio->mapping names a stable node). */
+export function isStableKsm(k: Kernel, pfn: number): boolean {
+  return (k.frames.flags[pfn]! & (PG_KSM | PG_INUSE)) === (PG_KSM | PG_INUSE) && k.frames.inStableTree(pfn);
+}
+
+/**
+ * The page ksmd's walk finds at vpn that cmp_and_merge_page may merge: -1 also for a KSM page of
+ * the stable tree (stable_tree_search finds the page itself, "ksm page forked"). A KSM page in no
+ * tree (break_cow's leftover: no stable node) is scanned like any anonymous page
+ * (cmp_and_merge_page takes it as an ordinary page), and write_protect_page then refuses it (no
+ * anon_vma).
+ */
+function mergeablePage(k: Kernel, mm: Mm, vpn: number): number {
+  const pfn = scannedPage(k, mm, vpn);
+  return pfn >= 0 && isStableKsm(k, pfn) ? -1 : pfn;
 }
 
 /**
@@ -122,54 +137,91 @@ function pageToMerge(k: Kernel, mm: Mm, vpn: number, pfn: number): number {
 
 /**
  * One full ksmd pass over every mergeable mapping (scan_get_next_rmap_item ... cmp_and_merge_page).
- * Returns the pages merged and the THPs split without a merge (two pages of one folio).
+ * Returns the pages merged, the THPs split without a merge (two pages of one folio), and whether
+ * an rmap item moved (Mm.ksmItems: set where a page merged or a stable KSM page was met, gone
+ * where ksmd met another page or passed the address with none to scan).
  */
-function ksmPass(k: Kernel): { merged: number; split: number } {
+function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
   const f = k.frames;
   // The stable tree: KSM pages by content; more than one (a stable node chain's dups) once one
-  // holds max_page_sharing mappings.
+  // holds max_page_sharing mappings, or once a KSM page no rmap item hangs on met its content again.
   const stable = new Map<number, number[]>();
   for (let pfn = 1; pfn < f.top; pfn++) {
-    if ((f.flags[pfn]! & (PG_KSM | PG_INUSE)) !== (PG_KSM | PG_INUSE) || !f.inStableTree(pfn)) continue;
+    if (!isStableKsm(k, pfn)) continue;
     const dups = stable.get(f.value[pfn]!);
     if (dups) dups.push(pfn);
     else stable.set(f.value[pfn]!, [pfn]);
   }
   // The list of registered mms, in its order (scan_get_next_rmap_item walks it from the head).
+  // An exited mm's items are gone first (__ksm_exit moves its slot to the head).
   const list = k.mms.filter((m) => m.alive && m.ksmSlot > 0).sort((a, b) => a.ksmSlot - b.ksmSlot);
-  // A stable node's rmap_hlist_len: the mappings of its KSM page in mergeable mappings of
-  // registered mms (a mapping of a VMA that is not mergeable has no rmap item).
+  // A stable node's rmap_hlist_len: the rmap items hanging on it (an item left on a page since
+  // freed belongs to a stale node: it counts for nothing).
   const items = new Map<number, number>();
-  for (const mm of list) {
-    for (const vma of mm.vmas) {
-      if (!(vma.flags & VM_MERGEABLE)) continue;
-      forEachPte(k, mm, vma.start, vma.end, (slot) => {
-        const bits = k.tables.bits[slot]!;
-        const p = k.tables.entry[slot]!;
-        if (bits & PTE_PRESENT && !(bits & PTE_SPECIAL) && f.flags[p]! & PG_KSM) items.set(p, (items.get(p) ?? 0) + 1);
-      });
-    }
-  }
-  // stable_tree_search() -> chain(): a KSM page of this content with room for one more rmap
-  // item; -1 when there is none or every dup is full (the page then waits for a partner in the
-  // unstable tree: a new dup of the chain).
-  const stableDup = (value: number): number => stable.get(value)?.find((p) => (items.get(p) ?? 0) < KSM_MAX_PAGE_SHARING) ?? -1;
+  for (const mm of list) mm.ksmItems?.forEach((p) => void (isStableKsm(k, p) && items.set(p, (items.get(p) ?? 0) + 1)));
+  // The items as this pass leaves them: a new map per mm changed (clones share the old one).
+  const work = new Map<Mm, Map<number, number>>();
+  const itemsOf = (mm: Mm): Map<number, number> => {
+    let m = work.get(mm);
+    if (m === undefined) work.set(mm, (m = new Map(mm.ksmItems ?? [])));
+    return m;
+  };
+  let moved = false;
+  /** remove_rmap_item_from_tree(): the item at vpn leaves its stable node. */
+  const dropItem = (mm: Mm, vpn: number): void => {
+    const m = work.get(mm) ?? mm.ksmItems;
+    const p = m?.get(vpn);
+    if (p === undefined) return;
+    itemsOf(mm).delete(vpn);
+    if (isStableKsm(k, p)) items.set(p, items.get(p)! - 1);
+    moved = true;
+  };
+  /** stable_tree_append(): the item at vpn hangs on kpfn's stable node. */
+  const setItem = (mm: Mm, vpn: number, kpfn: number): void => {
+    if ((work.get(mm) ?? mm.ksmItems)?.get(vpn) === kpfn) return;
+    dropItem(mm, vpn);
+    itemsOf(mm).set(vpn, kpfn);
+    items.set(kpfn, (items.get(kpfn) ?? 0) + 1);
+    moved = true;
+  };
+  // stable_tree_search() -> chain(): a KSM page of this content that is a sharing candidate
+  // (is_page_sharing_candidate): an rmap item still hangs on it ("at least one mapping still
+  // exists, otherwise there's no much point to merge and share with this stable_node, as the
+  // underlying tree_page of the other sharer is going to be freed soon") and it has room for one
+  // more; -1 when there is none (the page then waits for a partner in the unstable tree: a new
+  // dup of the chain).
+  const stableDup = (value: number): number =>
+    stable.get(value)?.find((p) => {
+      const n = items.get(p) ?? 0;
+      return n > 0 && n < KSM_MAX_PAGE_SHARING;
+    }) ?? -1;
   // The unstable tree: rmap items by content, looked up again when met (get_mergeable_page).
   const unstable = new Map<number, { mm: Mm; vpn: number }>();
   let merged = 0;
   let split = 0;
-  // KSM pages made in place this pass: their other mappings (a fork's) get rmap items when met
-  // (cmp_and_merge_page -> stable_tree_append, past max_page_sharing too); the next pass counts them.
-  const madeHere = new Set<number>();
+  // The mm being scanned: the addresses its items were at when its scan began, the next one
+  // ksmd has not passed yet, and the addresses scanned (get_next_rmap_item drops the items of
+  // the addresses passed without a page to scan).
+  let pending: number[] = [];
+  let next = 0;
+  const scanned = new Set<number>();
+  const passTo = (mm: Mm, vpn: number): void => {
+    for (; next < pending.length && pending[next]! < vpn; next++) if (!scanned.has(pending[next]!)) dropItem(mm, pending[next]!);
+  };
   const scan = (mm: Mm, vpn: number): void => {
-    const pfn = mergeablePage(k, mm, vpn);
-    if (pfn < 0) {
-      const slot = madeHere.size > 0 ? pteSlot(k, mm, vpn) : -1;
-      if (slot >= 0 && k.tables.bits[slot]! & PTE_PRESENT && madeHere.has(k.tables.entry[slot]!)) {
-        items.set(k.tables.entry[slot]!, (items.get(k.tables.entry[slot]!) ?? 0) + 1);
-      }
+    passTo(mm, vpn);
+    scanned.add(vpn);
+    const found = scannedPage(k, mm, vpn);
+    if (found < 0 || isStableKsm(k, found)) {
+      // A stable KSM page: its own node's item, or a KSM page forked (stable_tree_append,
+      // past max_page_sharing too). Nothing to scan: the item goes.
+      if (found >= 0) setItem(mm, vpn, found);
+      else dropItem(mm, vpn);
       return;
     }
+    const pfn = found;
+    // cmp_and_merge_page(): remove_rmap_item_from_tree() before the stable tree is searched.
+    dropItem(mm, vpn);
     const value = f.value[pfn]!;
     const kpfn = stableDup(value);
     if (kpfn >= 0) {
@@ -177,7 +229,7 @@ function ksmPass(k: Kernel): { merged: number; split: number } {
       const slot = pageToMerge(k, mm, vpn, pfn);
       if (slot >= 0 && writeProtectPage(k, mm, slot, vpn)) {
         replacePage(k, slot, kpfn);
-        items.set(kpfn, (items.get(kpfn) ?? 0) + 1);
+        setItem(mm, vpn, kpfn);
         merged++;
         k.emit('note', mm.id, vpn, pfn, kpfn, `KSM: merged into KSM page ${kpfn}`);
       }
@@ -205,10 +257,17 @@ function ksmPass(k: Kernel): { merged: number; split: number } {
     const tslot = pageToMerge(k, other.mm, other.vpn, tpfn);
     if (tslot >= 0 && writeProtectPage(k, other.mm, tslot, other.vpn)) {
       replacePage(k, tslot, pfn);
-      items.set(pfn, 2);
-      madeHere.add(pfn);
-      // stable_tree_insert(): only a merge of both pages puts the KSM page in the tree.
+      // stable_tree_insert(): only a merge of both pages puts the KSM page in the tree, a new
+      // stable node (an item left on this pfn hangs on an older, stale one), then
+      // stable_tree_append() of both rmap items.
+      for (const m of list) {
+        const its = work.get(m) ?? m.ksmItems;
+        if (its !== null) for (const [v, p] of its) if (p === pfn) itemsOf(m).delete(v);
+      }
       f.setStableTree(pfn, true);
+      items.set(pfn, 0);
+      setItem(other.mm, other.vpn, pfn);
+      setItem(mm, vpn, pfn);
       const dups = stable.get(value);
       if (dups) dups.push(pfn);
       else stable.set(value, [pfn]);
@@ -228,17 +287,24 @@ function ksmPass(k: Kernel): { merged: number; split: number } {
     }
   };
   for (const mm of list) {
+    pending = mm.ksmItems === null ? [] : [...mm.ksmItems.keys()].sort((a, b) => a - b);
+    next = 0;
+    scanned.clear();
     for (const vma of mm.vmas) {
       if (!(vma.flags & VM_MERGEABLE)) continue;
       breakCowRange(k, mm, vma.start, vma.end);
       // By address, 2 MiB at a time: every page of a huge PMD, or the PTEs of a table.
       for (let a = vma.start; a < vma.end;) {
-        const next = Math.min(vma.end, a - (a % HPAGE_PMD_NR) + HPAGE_PMD_NR);
-        if (pmdLeafSlot(k, mm, a) >= 0) for (let v = a; v < next; v++) scan(mm, v);
-        else forEachPte(k, mm, a, next, (_slot, v) => scan(mm, v));
-        a = next;
+        const end = Math.min(vma.end, a - (a % HPAGE_PMD_NR) + HPAGE_PMD_NR);
+        if (pmdLeafSlot(k, mm, a) >= 0) for (let v = a; v < end; v++) scan(mm, v);
+        else forEachPte(k, mm, a, end, (_slot, v) => scan(mm, v));
+        a = end;
       }
     }
+    // remove_trailing_rmap_items(): the items past the last page scanned.
+    passTo(mm, Infinity);
   }
-  return { merged, split };
+  // By address (the explorer's key lists them in this order).
+  for (const [mm, m] of work) mm.ksmItems = m.size === 0 ? null : new Map([...m].sort((a, b) => a[0] - b[0]));
+  return { merged, split, moved };
 }

@@ -131,6 +131,12 @@ export class Mm {
    * or at fork of a registered mm), 1 for the first registered; 0: not registered.
    */
   ksmSlot = 0;
+  /**
+   * KSM's rmap items on stable nodes (rmap_item->head): vpn -> the KSM page whose node the item
+   * at that address hangs on; null: none. Only ksmd's pass changes them, by replacing the map
+   * (clones share it).
+   */
+  ksmItems: Map<number, number> | null = null;
   /** MMF_COW_PGTABLE: forked with COW page tables; every later fork of it shares PTE tables too. */
   cowPgtable = false;
   /** A userfaultfd context is registered on this mm (UFFDIO_REGISTER succeeded at least once). */

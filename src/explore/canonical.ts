@@ -9,6 +9,7 @@ import type { LiveHandle, Proc, Runner } from '../engine/run.js';
 import type { Region } from '../engine/state.js';
 import type { Vma } from '../core/mm.js';
 import { hugePmdPfn } from '../core/huge.js';
+import { isStableKsm } from '../core/ksm.js';
 import { pmdLeafSlot, pmdSlotOf, pteTableOf } from '../core/walk.js';
 
 type ProcT = Proc;
@@ -378,6 +379,17 @@ function procKey(r: Runner, p: ProcT, t: ThreadKey): void {
           pushRun(t, -3);
         }
       }
+    }
+  }
+  // KSM's rmap items on stable nodes, by address (Mm.ksmItems): ksmd's next pass merges into a
+  // KSM page only if one hangs on it. An item on a page no longer in the stable tree counts for
+  // nothing.
+  if (mm.ksmItems !== null && p.alive) {
+    out.push(-14);
+    for (const [vpn, pfn] of mm.ksmItems) {
+      if (!isStableKsm(k, pfn)) continue;
+      out.push(vpn - MMAP_BASE_VPN);
+      pushFrame(t, pfn);
     }
   }
   // What the process held comes at the end of the key (heldKey), once the values that can still

@@ -580,6 +580,84 @@ test('v6: a KSM page takes at most max_page_sharing (256) mappings; the rest mer
   assertConsistent(k);
 });
 
+// is_page_sharing_candidate(): stable_tree_search() merges a page only into a KSM page whose
+// stable node an rmap item still hangs on ("at least one mapping still exists, otherwise there's
+// no much point to merge and share with this stable_node, as the underlying tree_page of the
+// other sharer is going to be freed soon"). ksmd drops an address's item when it finds another
+// page there (cmp_and_merge_page: remove_rmap_item_from_tree) or passes it with none
+// (get_next_rmap_item, remove_trailing_rmap_items); stable_tree_append() adds one at a merge and
+// where it meets a KSM page mapped ("ksm page forked").
+test('v6: a KSM page mapped nowhere, kept by a GUP reference, takes no new mapping once ksmd dropped its rmap items (is_page_sharing_candidate); equal pages make a new KSM page', () => {
+  const k = kernel('v6');
+  const { mm, vpn } = proc(k, 4);
+  mergeable(k, mm, vpn, 4);
+  writeOk(k, mm, vpn, 7);
+  writeOk(k, mm, vpn + 1, 7);
+  assert.equal(ksmMerge(k), 1);
+  const kp = pfnAt(k, mm, vpn);
+  const h = take(k, mm, vpn, GET); // FOLL_GET: no unsharing; the KSM page stays held
+  writeOk(k, mm, vpn, 8);
+  writeOk(k, mm, vpn + 1, 9);
+  assert.deepEqual([isKsm(k, kp), k.frames.inStableTree(kp), frame(k, kp).mapcount, frame(k, kp).refcount], [true, true, 0, 1]);
+  // Pages 0 and 1 (their items dropped) come before page 2 in ksmd's walk.
+  writeOk(k, mm, vpn + 2, 7);
+  writeOk(k, mm, vpn + 3, 7);
+  assert.equal(ksmMerge(k), 1, 'a new KSM page from the unstable tree, not two merges into the old one');
+  const k2 = pfnAt(k, mm, vpn + 2);
+  assert.notEqual(k2, kp);
+  assert.equal(pfnAt(k, mm, vpn + 3), k2);
+  assert.deepEqual([isKsm(k, k2), frame(k, k2).mapcount, frame(k, kp).mapcount, frame(k, kp).refcount], [true, 2, 0, 1]);
+  releaseHandle(k, h);
+  assertConsistent(k);
+});
+
+// An item is dropped only when ksmd passes its address: Q's item on the KSM page, left though Q
+// maps its own copy now, still hangs there when ksmd scans P (registered first), so P's copy
+// merges back into the KSM page that only a GUP reference keeps.
+test('v6: an rmap item left at an address ksmd has not passed yet still makes its KSM page a sharing candidate', () => {
+  const k = kernel('v6');
+  const { mm: p, vpn } = proc(k, 1);
+  mergeable(k, p, vpn, 1);
+  writeOk(k, p, vpn, 7);
+  const q = dupMmap(k, p).child!;
+  writeOk(k, q, vpn, 7); // Q's own page, equal
+  assert.equal(ksmMerge(k), 1);
+  const kp = pfnAt(k, p, vpn);
+  assert.equal(pfnAt(k, q, vpn), kp);
+  const h = take(k, p, vpn, GET);
+  writeOk(k, q, vpn, 8);
+  writeOk(k, q, vpn, 7); // Q's copy, KSM content again: Q's item stays until ksmd passes Q
+  writeOk(k, p, vpn, 8);
+  writeOk(k, p, vpn, 7); // P's copy
+  assert.equal(frame(k, kp).mapcount, 0);
+  assert.equal(ksmMerge(k), 2, 'P merges (Q\'s item still there), then Q (P\'s item now)');
+  assert.deepEqual([pfnAt(k, p, vpn), pfnAt(k, q, vpn)], [kp, kp]);
+  releaseHandle(k, h);
+  assertConsistent(k);
+});
+
+// A fork's child maps the KSM page with no rmap item (ksm_fork copies none); ksmd gives it one
+// when it meets it there, after the parent's pages in that pass: the parent's equal page merges
+// in the next pass (ksm merge runs passes until one moves no item either).
+test('v6: a KSM page mapped only by a fork\'s child takes the parent\'s equal page on the pass after the child\'s mappings got rmap items', () => {
+  const k = kernel('v6');
+  const { mm: p, vpn } = proc(k, 3);
+  mergeable(k, p, vpn, 3);
+  writeOk(k, p, vpn, 7);
+  writeOk(k, p, vpn + 1, 7);
+  assert.equal(ksmMerge(k), 1);
+  const kp = pfnAt(k, p, vpn);
+  const q = dupMmap(k, p).child!;
+  writeOk(k, p, vpn, 8);
+  writeOk(k, p, vpn + 1, 9);
+  writeOk(k, p, vpn + 2, 7);
+  assert.deepEqual([pfnAt(k, q, vpn), pfnAt(k, q, vpn + 1), frame(k, kp).mapcount], [kp, kp, 2]);
+  assert.equal(ksmMerge(k), 1);
+  assert.equal(pfnAt(k, p, vpn + 2), kp);
+  assert.equal(frame(k, kp).mapcount, 3);
+  assertConsistent(k);
+});
+
 // wp_page_copy() marks only a write's copy dirty (pte_mkdirty); an unshare copy is mapped clean.
 // That decides write_protect_page()'s check: P's a[0], copied by an R/O pin's unshare fault and
 // shared again by a fork, is a clean read-only PTE of a page that is not exclusive, so KSM takes

@@ -12,6 +12,7 @@ import type { Proc, Runner } from '../../src/engine/run.js';
 import type { Region } from '../../src/engine/state.js';
 import { pmdSlotOf } from '../../src/core/walk.js';
 import { followSlot, slotPfn } from '../../src/core/huge.js';
+import { isStableKsm } from '../../src/core/ksm.js';
 import { collectHandles, Entries, insertionSort, N_ANON, N_CELL, N_TABLE, Numbering, restKey, textOrder, Words } from '../../src/explore/canonical.js';
 
 type ProcT = Proc;
@@ -104,6 +105,12 @@ function procKey(r: Runner, p: ProcT, num: Numbering, out: Words): void {
         if (m !== undefined) pushSortedValues(m, num, out, -3);
       }
     }
+  }
+  // KSM's rmap items on stable nodes, by address: ksmd's next pass merges into a KSM page only
+  // if one hangs on it (an item on a page no longer in the stable tree counts for nothing).
+  if (mm.ksmItems !== null && p.alive) {
+    out.push(-14);
+    for (const [vpn, pfn] of [...mm.ksmItems].sort((a, b) => a[0] - b[0])) if (isStableKsm(k, pfn)) out.push(vpn - MMAP_BASE_VPN).push(num.frame(pfn));
   }
   taskKey(r, p, num, out);
 }
