@@ -6,7 +6,7 @@ import { TableArena } from './pgtable.js';
 import { Mm, ShmemObject, Vma } from './mm.js';
 import type { Profile } from './profile.js';
 import type { KEvent, KEventType } from './events.js';
-import { HPAGE_PMD_NR, LEVEL_PGD, PG_HUGETLB, PG_LARGE, PG_SWAPCACHE } from './constants.js';
+import { HPAGE_PMD_NR, LEVEL_PGD, PG_HUGETLB, PG_KSM, PG_LARGE, PG_SWAPCACHE } from './constants.js';
 import { SwapDevice } from './swapdev.js';
 import { classCopier, copyArrayInto, templateCopier } from './copy.js';
 
@@ -181,14 +181,33 @@ export class Kernel {
       f.free(pfn);
       this.emit('free', -1, -1, pfn, -1, 'refcount reached 0');
     } else if (left === 1 && f.flags[pfn]! & PG_SWAPCACHE && this.swap.count[f.priv[pfn]!] === 0) {
-      // Only the swap cache holds it and no swap entry names it: reclaim drops it (done at once here).
-      this.leaveSwapCache(pfn);
-      f.refcount[pfn] = 0;
-      f.free(pfn);
-      this.emit('free', -1, -1, pfn, -1, 'only the swap cache held it');
+      this.dropSwapCacheOnly(pfn);
     } else if (left < 0) {
       this.emit('bug', -1, -1, pfn, -1, `VM_BUG_ON_PAGE: refcount of frame ${pfn} went negative`);
     }
+  }
+
+  /**
+   * Only the swap cache holds pfn and no swap entry names it: reclaim drops it (done at once
+   * here). Not a KSM page an rmap item of a registered mm still hangs on: ksmd may map it again
+   * (a stable node with an item is a sharing candidate; ksm_might_need_to_copy and
+   * should_try_to_free_swap leave a KSM page in the swap cache), so it goes with its last item.
+   */
+  dropSwapCacheOnly(pfn: number): void {
+    if (this.frames.flags[pfn]! & PG_KSM && this.ksmItemOn(pfn)) return;
+    this.leaveSwapCache(pfn);
+    this.frames.refcount[pfn] = 0;
+    this.frames.free(pfn);
+    this.emit('free', -1, -1, pfn, -1, 'only the swap cache held it');
+  }
+
+  /** Whether an rmap item of a registered mm hangs on KSM page pfn (Mm.ksmItems). */
+  ksmItemOn(pfn: number): boolean {
+    for (const mm of this.mms) {
+      if (!mm.alive || mm.ksmSlot === 0 || mm.ksmItems === null) continue;
+      for (const p of mm.ksmItems.values()) if (p === pfn) return true;
+    }
+    return false;
   }
 
   /** The frame leaves the swap cache (its slot freed when nothing else names it); the cache's reference is the caller's to drop. */

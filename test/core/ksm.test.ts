@@ -636,6 +636,43 @@ test('v6: an rmap item left at an address ksmd has not passed yet still makes it
   assertConsistent(k);
 });
 
+// A KSM page swapped in stays in the swap cache (ksm_might_need_to_copy maps a stable KSM page as
+// it is; should_try_to_free_swap() skips a KSM page), and a write then copies it: mapped nowhere,
+// only the swap cache holds it. The model drops such a page at once (reclaim's doing), but not a
+// KSM page an rmap item still hangs on: ksmd may map it again. P's and Q's items are left on it
+// (neither address passed since), so P's copy, scanned while Q's item is there, merges back into
+// it, then Q's; once no item is left, it goes.
+test('v6: a KSM page only the swap cache holds stays while an rmap item hangs on it: ksmd merges equal pages back into it; without items it goes', () => {
+  const k = kernel('v6');
+  const { mm: p, vpn } = proc(k, 1);
+  mergeable(k, p, vpn, 1);
+  writeOk(k, p, vpn, 7);
+  const q = dupMmap(k, p).child!;
+  writeOk(k, q, vpn, 7);
+  assert.equal(ksmMerge(k), 1);
+  const kp = pfnAt(k, p, vpn);
+  writeOk(k, q, vpn, 8); // Q's copy: K mapped once, by P
+  const h = take(k, p, vpn, GET);
+  assert.equal(swapOutPage(k, p, vpn), null);
+  assert.ok(k.frames.flags[kp]! & PG_SWAPCACHE, 'the GUP reference keeps it in the swap cache');
+  releaseHandle(k, h);
+  assert.equal(readOk(k, p, vpn), 7); // swapped in: the KSM page itself, read-only
+  assert.equal(pfnAt(k, p, vpn), kp);
+  writeOk(k, p, vpn, 9); // a copy: K mapped nowhere, held by the swap cache only
+  assert.deepEqual([frame(k, kp).mapcount, frame(k, kp).refcount, isKsm(k, kp), (k.frames.flags[kp]! & PG_SWAPCACHE) !== 0], [0, 1, true, true]);
+  writeOk(k, p, vpn, 7);
+  writeOk(k, q, vpn, 7);
+  assert.equal(ksmMerge(k), 2);
+  assert.deepEqual([pfnAt(k, p, vpn), pfnAt(k, q, vpn), frame(k, kp).refcount], [kp, kp, 3]);
+  // Both write again: once ksmd has dropped both items, the page goes.
+  writeOk(k, p, vpn, 8);
+  writeOk(k, q, vpn, 9);
+  assert.equal(frame(k, kp).refcount, 1);
+  assert.equal(ksmMerge(k), 0);
+  assert.equal(k.frames.flags[kp]! & PG_KSM, 0, 'freed');
+  assertConsistent(k);
+});
+
 // A fork's child maps the KSM page with no rmap item (ksm_fork copies none); ksmd gives it one
 // when it meets it there, after the parent's pages in that pass: the parent's equal page merges
 // in the next pass (ksm merge runs passes until one moves no item either).
