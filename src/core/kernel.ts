@@ -180,24 +180,27 @@ export class Kernel {
       }
       f.free(pfn);
       this.emit('free', -1, -1, pfn, -1, 'refcount reached 0');
-    } else if (left === 1 && f.flags[pfn]! & PG_SWAPCACHE && this.swap.count[f.priv[pfn]!] === 0) {
-      this.dropSwapCacheOnly(pfn);
+    } else if (left === 1) {
+      this.dropIfOnlySwapCache(pfn);
     } else if (left < 0) {
       this.emit('bug', -1, -1, pfn, -1, `VM_BUG_ON_PAGE: refcount of frame ${pfn} went negative`);
     }
   }
 
   /**
-   * Only the swap cache holds pfn and no swap entry names it: reclaim drops it (done at once
-   * here). Not a KSM page an rmap item of a registered mm still hangs on: ksmd may map it again
-   * (a stable node with an item is a sharing candidate; ksm_might_need_to_copy and
-   * should_try_to_free_swap leave a KSM page in the swap cache), so it goes with its last item.
+   * When only the swap cache holds pfn (its one reference) and no swap entry names it, reclaim
+   * drops it (done at once here). Not a KSM page an rmap item of a registered mm still hangs on:
+   * ksmd may map it again (a stable node with an item is a sharing candidate;
+   * ksm_might_need_to_copy and should_try_to_free_swap leave a KSM page in the swap cache), so it
+   * goes with its last item.
    */
-  dropSwapCacheOnly(pfn: number): void {
-    if (this.frames.flags[pfn]! & PG_KSM && this.ksmItemOn(pfn)) return;
+  dropIfOnlySwapCache(pfn: number): void {
+    const f = this.frames;
+    if (f.refcount[pfn] !== 1 || !(f.flags[pfn]! & PG_SWAPCACHE) || this.swap.count[f.priv[pfn]!] !== 0) return;
+    if (f.flags[pfn]! & PG_KSM && this.ksmItemOn(pfn)) return;
     this.leaveSwapCache(pfn);
-    this.frames.refcount[pfn] = 0;
-    this.frames.free(pfn);
+    f.refcount[pfn] = 0;
+    f.free(pfn);
     this.emit('free', -1, -1, pfn, -1, 'only the swap cache held it');
   }
 

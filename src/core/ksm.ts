@@ -308,7 +308,7 @@ function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
   for (const [mm, m] of work) mm.ksmItems = m.size === 0 ? null : new Map([...m].sort((a, b) => a[0] - b[0]));
   // A KSM page only the swap cache holds, kept while an item hung on it, goes with its last one.
   for (const dups of stable.values()) {
-    for (const p of dups) if (!(items.get(p)! > 0) && f.refcount[p] === 1 && f.flags[p]! & PG_SWAPCACHE && k.swap.count[f.priv[p]!] === 0) k.dropSwapCacheOnly(p);
+    for (const p of dups) if (!(items.get(p)! > 0)) k.dropIfOnlySwapCache(p);
   }
   return { merged, split, moved };
 }
