@@ -385,7 +385,8 @@ function procKey(r: Runner, p: ProcT, t: ThreadKey): void {
   // KSM page only if one hangs on it. An item on a page no longer in the stable tree counts for
   // nothing.
   if (mm.ksmItems !== null && p.alive) {
-    out.push(-14);
+    // Its own marker: -14 begins a large folio's MM-id slots in the frames part.
+    out.push(-15);
     for (const [vpn, pfn] of mm.ksmItems) {
       if (!isStableKsm(k, pfn)) continue;
       out.push(vpn - MMAP_BASE_VPN);
@@ -650,7 +651,8 @@ export function restKey(r: Runner, procs: readonly ProcT[], ranks: readonly numb
     for (let i = 0; i < h.frames.length; i++) out.push(h.frames[i]! < 0 ? -1 : num.frame(h.frames[i]!)).push(h.refs[i]!).push(h.revoked?.[i] ?? -1);
     // mremap moved some of its pages: where each is now, relative to where it was taken.
     if (h.vpns) {
-      out.push(-13);
+      // Its own marker: -13 begins a page's COW page-table words in the threads part.
+      out.push(-16);
       for (let i = 0; i < h.vpns.length; i++) out.push(h.vpns[i]! - h.vpn - i);
     }
     const touched = r.grantTouchedOf(name);

@@ -109,7 +109,7 @@ function procKey(r: Runner, p: ProcT, num: Numbering, out: Words): void {
   // KSM's rmap items on stable nodes, by address: ksmd's next pass merges into a KSM page only
   // if one hangs on it (an item on a page no longer in the stable tree counts for nothing).
   if (mm.ksmItems !== null && p.alive) {
-    out.push(-14);
+    out.push(-15);
     for (const [vpn, pfn] of [...mm.ksmItems].sort((a, b) => a[0] - b[0])) if (isStableKsm(k, pfn)) out.push(vpn - MMAP_BASE_VPN).push(num.frame(pfn));
   }
   taskKey(r, p, num, out);
