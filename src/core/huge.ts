@@ -9,12 +9,12 @@
 
 import {
   HPAGE_PMD_NR, isCowMapping, LEVEL_PTE, OK, PG_ANON, PG_ANON_EXCLUSIVE, PG_HUGETLB, PG_INUSE, PG_LARGE, PMD_LEAF, PTE_PRESENT,
-  PTE_PROTNONE, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, TABLE_SHIFT, VM_HUGEPAGE, VM_HUGETLB, VM_NOHUGEPAGE, VM_SHARED, VM_MAYSHARE, VM_UFFD_WP,
-  VM_READ, VM_SOFTDIRTY, VM_WRITE,
+  PTE_PROTNONE, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, TABLE_SHIFT, VM_HUGEPAGE, VM_HUGETLB, VM_NOHUGEPAGE, VM_SHARED, VM_MAYSHARE,
+  VM_READ, VM_WRITE,
 } from './constants.js';
 import type { Kernel } from './kernel.js';
 import { anonVmaPrepare, type Mm, type Vma } from './mm.js';
-import { forkMayCopy, forkMustCopy, newPageBits, wpPageReuseBits } from './page.js';
+import { canChangePteWritable, forkMayCopy, forkMustCopy, newPageBits, wpPageReuseBits } from './page.js';
 import { forEachPteTable, pmdLeafSlot, pmdSlotAlloc, pteSlot, setPte } from './walk.js';
 
 /** What doHugePmdWpPage() did when it left the fault to the PTE level: the PMD was split. */
@@ -332,11 +332,9 @@ export function changeHugePmds(k: Kernel, mm: Mm, vma: Vma): void {
     }
     const bits = old & ~PTE_PROTNONE;
     t.bits[s] = vma.flags & VM_WRITE ? bits : bits & ~PTE_WRITE;
-    if (!(vma.flags & VM_WRITE) || bits & (PTE_WRITE | PTE_SPECIAL) || !k.profile.mprotectWritablePmd) continue;
-    // can_change_pmd_writable(): not while uffd-wp tracking waits for the write (userfaultfd_huge_pmd_wp).
-    if (bits & PTE_UFFD_WP && vma.flags & VM_UFFD_WP) continue;
-    const softDirtyWanted = !(vma.flags & VM_SOFTDIRTY) && !(bits & PTE_SOFT_DIRTY);
-    if (k.frames.flags[t.entry[s]!]! & PG_ANON_EXCLUSIVE && !softDirtyWanted) t.bits[s] = bits | PTE_WRITE;
+    // can_change_pmd_writable(): can_change_pte_writable()'s tests on the PMD (userfaultfd_huge_pmd_wp, the head's PAE).
+    if (!(vma.flags & VM_WRITE) || bits & PTE_WRITE || !k.profile.mprotectWritablePmd) continue;
+    if (canChangePteWritable(k, vma, bits & ~PMD_LEAF, t.entry[s]!)) t.bits[s] = bits | PTE_WRITE;
   }
 }
 

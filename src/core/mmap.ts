@@ -2,14 +2,14 @@
 
 import { doMadvCollapse } from './collapse.js';
 import {
-  EINVAL, HPAGE_PMD_NR, isCowMapping, LEVEL_SPAN, VM_HUGETLB, PTE_DEVEXCL_WRITE, PTE_PROTNONE, MMAP_LIMIT_VPN, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_WRITE, TABLE_MASK, TABLE_SHIFT, VM_DONTCOPY, VM_MAYREAD,
+  EINVAL, HPAGE_PMD_NR, isCowMapping, LEVEL_SPAN, VM_HUGETLB, PTE_DEVEXCL_WRITE, PTE_PROTNONE, MMAP_LIMIT_VPN, OK, OOM, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_WRITE, TABLE_MASK, TABLE_SHIFT, VM_DONTCOPY, VM_MAYREAD,
   VM_MAYSHARE, VM_MAYWRITE, VM_READ, VM_SHARED, VM_SOFTDIRTY, VM_WIPEONFORK, VM_WRITE, NA, VM_MERGEABLE, VM_HUGEPAGE, VM_NOHUGEPAGE,
-  PTE_UFFD_WP, PTE_SWAP, PTE_DEVICE_EXCLUSIVE,
+  PTE_SWAP, PTE_DEVICE_EXCLUSIVE,
 } from './constants.js';
 import { doAnonymousPage, FAULT_FLAG_WRITE, handlePteFault } from './fault.js';
 import type { Kernel } from './kernel.js';
 import { type Mm, Vma } from './mm.js';
-import { pageMaybeDmaPinned, vmPageProtWrite } from './page.js';
+import { canChangePteWritable, pageMaybeDmaPinned, vmPageProtWrite } from './page.js';
 import { pmdLeafSlot, pteTableAlloc, pteTableOf } from './walk.js';
 import { zapRange } from './zap.js';
 import { mmuNotify } from './exclusive.js';
@@ -177,7 +177,6 @@ export function mappedExtent(mm: Mm, lo: number, hi: number): number {
 /** change_pte_range(): write-protect, or (where allowed) make writable, each present PTE. */
 function changeProtection(k: Kernel, mm: Mm, vma: Vma): void {
   const t = k.tables;
-  const f = k.frames;
   const writable = (vma.flags & VM_WRITE) !== 0;
   const shared = (vma.flags & VM_SHARED) !== 0;
   const upgradePrivate = k.profile.mprotectWritable;
@@ -206,14 +205,9 @@ function changeProtection(k: Kernel, mm: Mm, vma: Vma): void {
       t.bits[slot] = vmPageProtWrite(k, vma) ? bits | PTE_WRITE : bits & ~PTE_WRITE;
       return;
     }
-    // A uffd-wp protected PTE stays write-protected (pte_modify keeps _PAGE_UFFD_WP; can_change_pte_writable refuses it).
-    if (bits & (PTE_WRITE | PTE_SPECIAL | PTE_UFFD_WP)) return;
-    // can_change_pte_writable() (6.0+): only exclusive anonymous pages, without soft-dirty tracking pending.
-    const pfn = t.entry[slot]!;
-    const softDirtyWanted = !(vma.flags & VM_SOFTDIRTY) && !(bits & PTE_SOFT_DIRTY);
-    if (upgradePrivate && f.flags[pfn]! & PG_ANON && f.flags[pfn]! & PG_ANON_EXCLUSIVE && !softDirtyWanted) {
-      t.bits[slot] = bits | PTE_WRITE;
-    }
+    // MM_CP_TRY_CHANGE_WRITABLE (6.0+): pte_modify keeps the uffd-wp bit, and a PTE whose bit
+    // mremap carried into an unregistered VMA (before 6.13) is no longer tracked: it may be upgraded.
+    if (upgradePrivate && !(bits & PTE_WRITE) && canChangePteWritable(k, vma, bits, t.entry[slot]!)) t.bits[slot] = bits | PTE_WRITE;
   });
 }
 

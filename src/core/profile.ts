@@ -37,6 +37,13 @@ export interface Profile {
   /** mprotect() upgrading to writable maps exclusive anonymous pages writable at once (6.0, 64fe24a3e05e). */
   mprotectWritable: boolean;
   /**
+   * mprotectWritable's upgrade takes clean PTEs too (6.2, "mm/mprotect: allow clean exclusive anon
+   * pages to be writable"); before (6.0, 6.1), can_change_pte_writable() wants pte_dirty(), so an
+   * exclusive page mapped clean (swapped in by a read fault, an unshare copy, a read fault where
+   * the zero page is forbidden) keeps its write fault. Matters only with mprotectWritable.
+   */
+  mprotectWritableClean: boolean;
+  /**
    * reuse_ksm_page() on write faults (5.1-5.8): a KSM page mapped once is reused and turned back
    * into an ordinary anonymous page (page_move_anon_rmap leaves the stable tree's node stale).
    */

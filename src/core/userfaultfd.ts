@@ -6,21 +6,19 @@
 // it; the faulting access is then retried. A leaf of src/core's paths (no import of fault.ts).
 
 import {
-  EINVAL, ENOENT, HPAGE_PMD_NR, NA, OK, PMD_LEAF, PG_ANON, PG_ANON_EXCLUSIVE, PTE_DEVEXCL_WRITE, PTE_DEVICE_EXCLUSIVE, PTE_MARKER, PTE_PRESENT,
-  PTE_PROTNONE, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_SWAP, PTE_UFFD_WP, PTE_WRITE, RETRY, VM_MAYSHARE, VM_SHARED,
-  VM_SOFTDIRTY, VM_UFFD_WP, VM_WRITE,
+  EINVAL, ENOENT, HPAGE_PMD_NR, NA, OK, PMD_LEAF, PTE_DEVEXCL_WRITE, PTE_DEVICE_EXCLUSIVE, PTE_MARKER, PTE_PRESENT,
+  PTE_SWAP, PTE_UFFD_WP, PTE_WRITE, RETRY, VM_MAYSHARE, VM_SHARED,
+  VM_UFFD_WP,
 } from './constants.js';
 import type { Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
 import { mmuNotify } from './exclusive.js';
 import { splitHugePmd } from './huge.js';
 import { pmdLeafSlot, pteSlot, pteSlotAlloc, setPte } from './walk.js';
-import { vmGetPageProtWrite, vmPageProtWrite } from './page.js';
+import { canChangePteWritable, vmGetPageProtWrite, vmPageProtWrite } from './page.js';
 
-/** userfaultfd_pte_wp(): a write to this PTE must go to the monitor first. */
-export function userfaultfdPteWp(vma: Vma, bits: number): boolean {
-  return (vma.flags & VM_UFFD_WP) !== 0 && (bits & PTE_UFFD_WP) !== 0;
-}
+// userfaultfd_pte_wp() lives in page.ts beside can_change_pte_writable(), which asks it too.
+export { userfaultfdPteWp } from './page.js';
 
 /** vma_can_userfault() for VM_UFFD_WP: private anonymous memory; shmem from 5.19. */
 function vmaCanUffdWp(k: Kernel, vma: Vma): boolean {
@@ -152,19 +150,6 @@ function uffdWpHugePmds(k: Kernel, mm: Mm, lo: number, hi: number, wp: boolean, 
     }
     for (let v = a; v < a + HPAGE_PMD_NR; v++) touched?.push(v);
   }
-}
-
-/**
- * can_change_pte_writable() (6.0+): a present PTE may be made writable without a fault: VM_WRITE,
- * not PROT_NONE, no soft-dirty tracking or uffd-wp pending, and an exclusive anonymous page (a
- * private mapping) or any page of a shared one.
- */
-export function canChangePteWritable(k: Kernel, vma: Vma, bits: number, pfn: number): boolean {
-  if (!(vma.flags & VM_WRITE) || bits & (PTE_PROTNONE | PTE_SPECIAL | PTE_UFFD_WP)) return false;
-  if (!(vma.flags & VM_SOFTDIRTY) && !(bits & PTE_SOFT_DIRTY)) return false;
-  if (vma.flags & (VM_SHARED | VM_MAYSHARE)) return true;
-  const f = k.frames.flags[pfn]!;
-  return (f & PG_ANON) !== 0 && (f & PG_ANON_EXCLUSIVE) !== 0;
 }
 
 /**

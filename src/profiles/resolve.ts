@@ -20,6 +20,7 @@ const VALUES = {
   unshareRoPin: ['none', 'anon', 'all'],
   clearRefsSkipPinned: ['true', 'false'],
   mprotectWritable: ['true', 'false'],
+  mprotectWritableClean: ['true', 'false'],
   ksmReuse: ['true', 'false'],
   wpCopiesKsm: ['true', 'false'],
   ksmBreakCow: ['write', 'unshare'],

@@ -2,7 +2,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NA, OK, SIGSEGV, VM_DONTCOPY, VM_MERGEABLE, VM_SOFTDIRTY } from '../../src/core/constants.js';
+import { NA, OK, PTE_UFFD_WP, SIGSEGV, VM_DONTCOPY, VM_MERGEABLE, VM_SOFTDIRTY, VM_UFFD_WP } from '../../src/core/constants.js';
+import { doMremap } from '../../src/core/mremap.js';
+import { swapOutPage } from '../../src/core/swap.js';
+import { uffdRegister, uffdWriteprotect } from '../../src/core/userfaultfd.js';
+import { pteSlot } from '../../src/core/walk.js';
 import { dupMmap } from '../../src/core/fork.js';
 import { getUserPages } from '../../src/core/gup.js';
 import { exitMmap } from '../../src/core/zap.js';
@@ -127,6 +131,70 @@ test('v6: mprotect rw does not upgrade a PTE whose soft-dirty bit is clear while
   assert.equal(presentPte(k, mm, vpn).write, false, 'the write must fault to be tracked');
   assert.equal(write(k, mm, vpn, 2).faults, 1);
 });
+
+// can_change_pte_writable() in 6.0.1 and 6.1.166 (mm/mprotect.c) returns false for a clean PTE
+// (!pte_dirty); 6.2.12's tests only PageAnonExclusive for a private mapping ("mm/mprotect: allow
+// clean exclusive anon pages to be writable"). do_swap_page() of 6.1.166 maps a page read back by
+// a read fault exclusive (the swap entry's exclusive bit) but clean and read-only; 5.19-6.10's
+// wp_page_copy() maps an unshare's copy clean too.
+for (const [name, upgraded] of [['6.1', false], ['v6.2', true]] as const) {
+  test(`${name}: mprotect rw ${upgraded ? 'upgrades' : 'leaves read-only'} the clean PTE of an exclusive page swapped in by a read fault`, () => {
+    const k = kernel(name);
+    const { mm, vpn } = proc(k, 2);
+    writeOk(k, mm, vpn, 1);
+    writeOk(k, mm, vpn + 1, 2);
+    assert.equal(swapOutPage(k, mm, vpn), null);
+    assert.equal(readOk(k, mm, vpn), 1);
+    const back = presentPte(k, mm, vpn);
+    assert.deepEqual([back.write, back.dirty, frame(k, back.pfn).exclusive], [false, false, true], 'read back: read-only, clean, exclusive');
+    doMprotect(k, mm, vpn, vpn + 2, 'ro');
+    doMprotect(k, mm, vpn, vpn + 2, 'rw');
+    assert.equal(presentPte(k, mm, vpn).write, upgraded);
+    assert.equal(presentPte(k, mm, vpn + 1).write, true, 'the dirty PTE of an exclusive page: writable on both');
+    const r = write(k, mm, vpn, 5);
+    assert.equal(r.faults, upgraded ? 0 : 1);
+    assert.equal(r.pfn, back.pfn, upgraded ? 'written in place' : 'the write fault reuses the exclusive page');
+    assertConsistent(k);
+  });
+
+  test(`${name}: mprotect rw ${upgraded ? 'upgrades' : 'leaves read-only'} the clean copy a R/O pin's unshare made`, () => {
+    const k = kernel(name);
+    const { mm, vpn } = proc(k, 1);
+    const shared = writeOk(k, mm, vpn, 1);
+    dupMmap(k, mm);
+    const pin = getUserPages(k, mm, vpn, vpn + 1, { pin: true, write: false, longterm: true, fast: false, kind: 'pin' });
+    assert.equal(pin.err, OK);
+    const copy = presentPte(k, mm, vpn);
+    assert.notEqual(copy.pfn, shared, 'FAULT_FLAG_UNSHARE copied the shared page');
+    assert.deepEqual([copy.write, copy.dirty], [false, false]);
+    doMprotect(k, mm, vpn, vpn + 1, 'ro');
+    doMprotect(k, mm, vpn, vpn + 1, 'rw');
+    assert.equal(presentPte(k, mm, vpn).write, upgraded);
+  });
+}
+
+// userfaultfd_pte_wp() (6.2.12's include/linux/userfaultfd_k.h) asks the VMA too: after mremap
+// without UFFD_FEATURE_EVENT_REMAP the new VMA is not registered (mremap_userfaultfd_prep), and
+// before 6.13 move_ptes() keeps the PTE's uffd-wp bit; can_change_pte_writable() no longer
+// refuses that PTE, so mprotect ro then rw maps the exclusive page writable.
+for (const name of ['6.1', 'v6.2', '6.6']) {
+  test(`${name}: mprotect rw upgrades a PTE whose uffd-wp bit mremap carried out of the registered mapping`, () => {
+    const k = kernel(name);
+    const { mm, vpn } = proc(k, 2);
+    writeOk(k, mm, vpn, 1);
+    assert.equal(uffdRegister(k, mm, vpn, vpn + 2), OK);
+    assert.equal(uffdWriteprotect(k, mm, vpn, vpn + 2, true), OK);
+    const m = doMremap(k, mm, vpn, vpn + 1);
+    assert.equal(m.err, OK);
+    assert.equal(mm.findVma(m.start)!.flags & VM_UFFD_WP, 0, 'the new mapping is not registered');
+    assert.notEqual(k.tables.bits[pteSlot(k, mm, m.start)]! & PTE_UFFD_WP, 0, 'the bit moved with the PTE (before 6.13)');
+    doMprotect(k, mm, m.start, m.start + 1, 'ro');
+    doMprotect(k, mm, m.start, m.start + 1, 'rw');
+    assert.equal(presentPte(k, mm, m.start).write, true);
+    assert.equal(write(k, mm, m.start, 2).faults, 0);
+    assert.equal(mm.uffdFaults, 0);
+  });
+}
 
 test('mprotect rw of a mapping that is rw already changes nothing (mprotect_fixup: newflags == oldflags): a read-only PTE of an exclusive page stays read-only', () => {
   // The page stops being shared (the child exits); an R/O long-term pin then unshares it by

@@ -419,7 +419,7 @@ interface WhatIf {
  * combinations the naive rules can express (each is one kernel rule, so a combination no kernel
  * had is still a combination of rules both models write down). Drawn: wpReuse (with
  * anonExclusive: PG_anon_exclusive is what 'anon-exclusive' reuses by, and the naive model's
- * `pae`), unshareRoPin, mprotectWritable, forkEarlyCow, swapinReuse, swapinReadFaultWritable,
+ * `pae`), unshareRoPin, mprotectWritable, mprotectWritableClean, forkEarlyCow, swapinReuse, swapinReadFaultWritable,
  * wpFreeSwapcache, reclaimSkipsPinned, clearRefsSkipPinned, deviceExclusive, uffdWpForkVma,
  * uffdWpShmem (the naive uffdWpForkCopies: fork copying a registered mapping without anon_vma),
  * uffdUnprotectWritable, mremapClearsUffdWp, gupCowBreak, gupFastWritableOnly. Tied to the
@@ -440,7 +440,7 @@ interface WhatIf {
  */
 const WHAT_IF: fc.Arbitrary<WhatIf> = fc.record({
   reuse: fc.constantFrom('mapcount', 'pagecount', 'anon-exclusive'),
-  unshareAll: fc.boolean(), mprotectUpgrade: fc.boolean(), earlyCow: fc.boolean(), swapinRefcount: fc.boolean(), swapinReadWritable: fc.boolean(),
+  unshareAll: fc.boolean(), mprotectUpgrade: fc.boolean(), mprotectClean: fc.boolean(), earlyCow: fc.boolean(), swapinRefcount: fc.boolean(), swapinReadWritable: fc.boolean(),
   wpFreeSwapcache: fc.boolean(), reclaimSkipsPinned: fc.boolean(), clearRefsSkipsPinned: fc.boolean(),
   deviceExclusive: fc.constantFrom('none', 'v5.14', 'v6.15'), uffdWpForkVma: fc.constantFrom('src-vma', 'dst-vma'),
   uffdWpForkCopies: fc.boolean(), uffdUnprotectWritable: fc.boolean(), mremapClearsUffdWp: fc.boolean(),
@@ -450,7 +450,7 @@ const WHAT_IF: fc.Arbitrary<WhatIf> = fc.record({
   const rules: NaiveOptions = {
     reuse: d.reuse, pae,
     unshare: !pae ? 'none' : d.unshareAll ? 'all' : 'anon',
-    mprotectUpgrade: pae && d.mprotectUpgrade,
+    mprotectUpgrade: pae && d.mprotectUpgrade, mprotectUpgradeClean: d.mprotectClean,
     earlyCow: pae || d.earlyCow,
     swapin: pae ? 'exclusive-bit' : d.reuse === 'pagecount' && d.swapinRefcount ? 'refcount' : 'reuse_swap_page',
     swapinReadWritable: pae && d.swapinReadWritable,
@@ -463,7 +463,7 @@ const WHAT_IF: fc.Arbitrary<WhatIf> = fc.record({
     ...(pae || d.gupCowBreak === 'none' ? {} : { gupCowBreak: d.gupCowBreak }), gupFastWritableOnly: d.gupFastWritableOnly,
   };
   const sets = [
-    `wpReuse=${rules.reuse}`, `anonExclusive=${pae}`, `unshareRoPin=${rules.unshare}`, `mprotectWritable=${rules.mprotectUpgrade}`,
+    `wpReuse=${rules.reuse}`, `anonExclusive=${pae}`, `unshareRoPin=${rules.unshare}`, `mprotectWritable=${rules.mprotectUpgrade}`, `mprotectWritableClean=${rules.mprotectUpgradeClean!}`,
     `forkEarlyCow=${rules.earlyCow}`, `swapinReuse=${rules.swapin!}`, `swapinReadFaultWritable=${rules.swapinReadWritable!}`,
     `wpFreeSwapcache=${rules.wpFreeSwapcache!}`, `reclaimSkipsPinned=${rules.reclaimSkipsPinned!}`, `clearRefsSkipPinned=${rules.clearRefsSkipsPinned!}`,
     `deviceExclusive=${rules.deviceExclusive ?? 'none'}`, `uffdWpForkVma=${rules.uffdWpForkVma!}`, `uffdWpShmem=${rules.uffdWpForkCopies!}`,
@@ -499,7 +499,7 @@ test('model-based: random what-if kernels (v6 with every switch the naive model 
     }), { numRuns: 1000, includeErrorInReport: true });
   }
   // Every value of every drawn switch was drawn.
-  assert.equal(drawn.size, 39, [...drawn].sort().join(' '));
+  assert.equal(drawn.size, 41, [...drawn].sort().join(' '));
   for (const key of ['gup', 'pin-ro', 'swapout', 'uffd-protect:ok', 'device-exclusive:ok']) assert.ok(at(key) >= 100, `${key}: ${at(key)} times`);
   console.log(`what-if runs: ${['write', 'gup', 'pin-ro', 'vmsplice', 'fork', 'mprotect', 'swapout', 'mremap:ok', 'uffd-protect:ok', 'uffd-fault', 'device-exclusive:ok', 'device-atomic:ok'].map((k) => `${k} ${at(k)}`).join(', ')}`);
 });

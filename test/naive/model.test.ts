@@ -1790,3 +1790,32 @@ test('THP (v6): a huge PMD shared at fork; a write fault on it splits the PMD an
   assert.equal(n.thpEvents.largeReuse, 1, '__wp_can_reuse_large_anon_folio');
   assert.equal(frameOf(q, r, 0), folio.pages[0]);
 });
+
+test('mprotect rw upgrades a clean exclusive PTE from 6.2 only (6.0-6.1 can_change_pte_writable wants pte_dirty), and a PTE whose uffd-wp bit mremap carried out of the registered mapping', () => {
+  // 6.1.166's do_swap_page maps a page read back by a read fault exclusive, clean and read-only.
+  const v61: NaiveOptions = { ...V5_19_RULES, mprotectUpgrade: true };
+  for (const [rules, upgraded] of [[v61, false], [V6_2_RULES, true]] as const) {
+    const { n, p, r } = oneProc(rules, 1);
+    n.write(p, r, 0, 1);
+    assert.equal(n.swapout(p, r, 0), true);
+    assert.equal(n.read(p, r, 0), 1);
+    const pg = p.pages.get(pageKey(r, 0))!;
+    assert.deepEqual([pg.pte!.writable, pg.pte!.dirty, pg.pte!.frame!.exclusive], [false, false, true]);
+    n.mprotect(p, r, 0, 1, 'ro');
+    n.mprotect(p, r, 0, 1, 'rw');
+    assert.equal(p.pages.get(pageKey(r, 0))!.pte!.writable, upgraded);
+  }
+  // mremap without the remap event: the new mapping is not registered, the bit moves (before 6.13).
+  for (const rules of [v61, V6_2_RULES]) {
+    const { n, p, r } = oneProc(rules, 2);
+    n.write(p, r, 0, 1);
+    assert.equal(n.uffdRegister(p, r), true);
+    assert.equal(n.uffdWriteprotect(p, r, 0, 2, true), true);
+    const m = n.mremap(p, r, 0, 1)!;
+    const moved = p.pages.get(pageKey(m, 0))!;
+    assert.deepEqual([moved.uffd === true, moved.pte!.uffdWp === true], [false, true]);
+    n.mprotect(p, m, 0, 1, 'ro');
+    n.mprotect(p, m, 0, 1, 'rw');
+    assert.equal(p.pages.get(pageKey(m, 0))!.pte!.writable, true);
+  }
+});

@@ -328,6 +328,8 @@ export interface NaiveOptions {
   pae: boolean;
   /** mprotect(rw) maps exclusive pages writable at once (6.0+). */
   mprotectUpgrade: boolean;
+  /** mprotectUpgrade takes clean PTEs too (6.2); 6.0 and 6.1 want the PTE dirty (absent: false). */
+  mprotectUpgradeClean?: boolean;
   unshare: UnshareRule;
   /** fork copies maybe-pinned pages of an mm with MMF_HAS_PINNED for the child at once (5.9+). */
   earlyCow: boolean;
@@ -444,7 +446,7 @@ export interface OdfRules {
 
 /** Linux 6.15 on (6.18). */
 export const V6_RULES: NaiveOptions = {
-  reuse: 'anon-exclusive', pae: true, mprotectUpgrade: true, unshare: 'all', earlyCow: true, swapinReadWritable: true, swapin: 'exclusive-bit', reclaimSkipsPinned: true, clearRefsSkipsPinned: true,
+  reuse: 'anon-exclusive', pae: true, mprotectUpgrade: true, mprotectUpgradeClean: true, unshare: 'all', earlyCow: true, swapinReadWritable: true, swapin: 'exclusive-bit', reclaimSkipsPinned: true, clearRefsSkipsPinned: true,
   ksmBreakCow: 'unshare',
   deviceExclusive: 'v6.15', uffdWpForkVma: 'dst-vma', uffdWpForkCopies: true, uffdUnprotectWritable: true, mremapClearsUffdWp: true,
   collapse: 'any-pte', thp: { pmdReuse: 'anon-exclusive', pmdCopy: 'split', largeReuse: 'mm-exclusive' }, thpSplitZeropage: true,
@@ -506,7 +508,7 @@ export const V6_15_RULES: NaiveOptions = { ...V6_RULES, collapse: 'writable-pte'
 /**
  * The long-term kernels (src/profiles/builtin.ts LTS_PROFILES) as the naive model can say them:
  * each its mainline release's rules plus the backports that change one of them. 5.4 is 5.8 (no
- * userfaultfd-wp: its runs draw none); 6.1 is 5.19 with 6.0's mprotect; 6.6 is 6.2 with 6.3's
+ * userfaultfd-wp: its runs draw none); 6.1 is 5.19 with 6.0's mprotect (dirty PTEs only); 6.6 is 6.2 with 6.3's
  * UFFDIO_WRITEPROTECT; 6.12 is v6 with 5.14's device-exclusive entries and 6.13's MADV_COLLAPSE.
  */
 export const LTS_RULES: readonly (readonly [string, NaiveOptions])[] = [
@@ -1581,9 +1583,11 @@ export class NaiveKernel {
       if (pg.devx && this.rules.deviceExclusive === 'v5.14') pg.devx.writable = false;
       if (pg.pte === null) continue;
       if (prot === 'ro') pg.pte.writable = false;
-      // can_change_pte_writable() (6.0): an exclusive anonymous page, not uffd-wp protected, unless
-      // soft-dirty tracking waits for its next write (VM_SOFTDIRTY clear and the PTE not soft-dirty).
-      else if (this.rules.mprotectUpgrade && pg.pte.frame !== null && pg.pte.frame.exclusive && pg.pte.uffdWp !== true && (pg.vma.vmSoftdirty !== false || pg.pte.softDirty === true)) {
+      // can_change_pte_writable() (6.0): an exclusive anonymous page, its PTE dirty before 6.2, unless
+      // uffd-wp tracking waits for its write (the bit in a registered VMA: mremap before 6.13 carries
+      // the bit out of one) or soft-dirty tracking does (VM_SOFTDIRTY clear and the PTE not soft-dirty).
+      else if (this.rules.mprotectUpgrade && pg.pte.frame !== null && pg.pte.frame.exclusive && (this.rules.mprotectUpgradeClean === true || pg.pte.dirty)
+        && !(pg.uffd === true && pg.pte.uffdWp === true) && (pg.vma.vmSoftdirty !== false || pg.pte.softDirty === true)) {
         pg.pte.writable = true;
       }
     }

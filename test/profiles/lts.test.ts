@@ -105,6 +105,7 @@ test('each long-term kernel has the switches of its series', () => {
   assert.equal(k61.anonExclusive, true);
   assert.equal(k61.unshareRoPin, 'anon', '8d6a0ac09a16 and 84209e87c696 (6.2) not backported');
   assert.equal(k61.mprotectWritable, true, '64fe24a3e05e is in 6.0');
+  assert.equal(k61.mprotectWritableClean, false, 'can_change_pte_writable() wants pte_dirty() in 6.1.166 (clean PTEs only from 6.2)');
   assert.equal(k61.pinSkipsZeroPage, true, 'c8070b787519 is in 6.1.130');
   assert.equal(k61.deviceExclusive, 'v5.14');
   assert.equal(k61.madvCollapse, 'writable-pte', 'MADV_COLLAPSE is 6.1 (7d8faaf15545)');

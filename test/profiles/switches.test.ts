@@ -105,6 +105,11 @@ const WITNESSES: Record<SwitchName, Witness> = {
     // (refcount 1); 6.10+ copies.
     steps('P mmap a 512 thp', 'P write a = 1', 'P fork Q', 'P write a[0] = 2', 'P madvise a[2..511] dontneed', 'Q exit', 'P write a[1] = 3', 'expect stat cow_copies >= 0'),
   ] },
+  mprotectWritableClean: { base: 'v6', scenarios: () => [
+    // A page read back from swap is mapped clean: mprotect ro then rw maps it writable (6.2) or
+    // leaves it read-only (6.0, 6.1: can_change_pte_writable wants pte_dirty), and the write faults.
+    steps('P mmap a 1', 'P write a = 1', 'swapout P a', 'P read a[0] expect 1', 'P mprotect a ro', 'P mprotect a rw', 'P write a = 2', 'expect stat minflt.P >= 0'),
+  ] },
   mprotectWritablePmd: { base: 'v6', scenarios: () => [steps('P mmap a 512 thp', 'P write a = 1', 'P mprotect a ro', 'P mprotect a rw', 'P write a[0] = 2', 'expect stat minflt.P >= 0')] },
   // A pinned hugetlb page at fork: copied for the child (5.12), or shared and copied away by P's write.
   hugetlbForkEarlyCow: { base: 'v6', scenarios: () => [file('scenarios/kernel-tests/cow-iouring-fork-hugetlb.scn.yaml')] },
