@@ -197,7 +197,9 @@ export function doAnonymousPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: 
     return OK;
   }
   // A write fault, or a read fault where mm_forbids_zeropage(): a new exclusive page, mapped
-  // writable (and dirty) whenever the VMA is, whichever access faulted.
+  // writable and dirty whenever the VMA is, whichever access faulted; in a read-only VMA clean
+  // (pte_mkwrite(pte_mkdirty()) only under VM_WRITE: 5.7.14 to 6.18.2), which 6.0-6.1's mprotect
+  // upgrade reads (can_change_pte_writable wants pte_dirty).
 
   const pfn = k.frames.alloc(PG_ANON | (k.profile.anonExclusive ? PG_ANON_EXCLUSIVE : 0));
   if (pfn < 0) {
@@ -207,7 +209,7 @@ export function doAnonymousPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: 
   anonVmaPrepare(mm, vma);
   k.frames.mapcount[pfn] = 1;
   mm.rssAnon++;
-  setPte(k, slot, pfn, newPageBits(vma));
+  setPte(k, slot, pfn, vma.flags & VM_WRITE ? newPageBits(vma) : vmPageProtBits(vma));
   k.emit('anon-fault', mm.id, vpn, pfn, -1, write
     ? 'write to untouched anonymous memory allocates a zeroed page'
     : 'read of untouched anonymous memory allocates a zeroed page (mm_forbids_zeropage: no shared zero page here)');

@@ -173,6 +173,24 @@ for (const [name, upgraded] of [['6.1', false], ['v6.2', true]] as const) {
   });
 }
 
+// do_anonymous_page() (5.7.14, 6.1.166, 6.18.2) makes the PTE writable and dirty only under
+// VM_WRITE: where the zero page is forbidden, a read fault in a read-only mapping maps its new
+// exclusive page clean, so 6.1's mprotect rw leaves it read-only and 6.2's makes it writable.
+for (const [name, upgraded] of [['6.1', false], ['v6.2', true]] as const) {
+  test(`${name} with mm_forbids_zeropage: a read fault in a read-only mapping maps a clean page; mprotect rw ${upgraded ? 'upgrades' : 'does not upgrade'} it`, () => {
+    const k = kernel(name, { sets: ['mmForbidsZeropage=true'] });
+    const { mm, vpn } = proc(k, 1, 'ro');
+    assert.equal(readOk(k, mm, vpn), 0);
+    const p = presentPte(k, mm, vpn);
+    assert.deepEqual([p.write, p.dirty, p.softDirty, frame(k, p.pfn).exclusive], [false, false, false, true]);
+    doMprotect(k, mm, vpn, vpn + 1, 'rw');
+    assert.equal(presentPte(k, mm, vpn).write, upgraded);
+    assert.equal(write(k, mm, vpn, 1).faults, upgraded ? 0 : 1);
+    assert.equal(presentPte(k, mm, vpn).pfn, p.pfn);
+    assertConsistent(k);
+  });
+}
+
 // userfaultfd_pte_wp() (6.2.12's include/linux/userfaultfd_k.h) asks the VMA too: after mremap
 // without UFFD_FEATURE_EVENT_REMAP the new VMA is not registered (mremap_userfaultfd_prep), and
 // before 6.13 move_ptes() keeps the PTE's uffd-wp bit; can_change_pte_writable() no longer
