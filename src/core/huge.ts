@@ -334,7 +334,7 @@ export function changeHugePmds(k: Kernel, mm: Mm, vma: Vma): void {
     t.bits[s] = vma.flags & VM_WRITE ? bits : bits & ~PTE_WRITE;
     // can_change_pmd_writable(): can_change_pte_writable()'s tests on the PMD (userfaultfd_huge_pmd_wp, the head's PAE).
     if (!(vma.flags & VM_WRITE) || bits & PTE_WRITE || !k.profile.mprotectWritablePmd) continue;
-    if (canChangePteWritable(k, vma, bits & ~PMD_LEAF, t.entry[s]!)) t.bits[s] = bits | PTE_WRITE;
+    if (canChangePteWritable(k, vma, bits, t.entry[s]!)) t.bits[s] = bits | PTE_WRITE;
   }
 }
 

@@ -8,7 +8,7 @@
 import {
   PG_ANON, PG_ANON_EXCLUSIVE, PG_LARGE, PG_SHMEM, PTE_DIRTY, PTE_PRESENT, PTE_PROTNONE, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP,
   PTE_WRITE, PTE_YOUNG, VM_READ, VM_WRITE,
-  VM_UFFD_WP, VM_MAYSHARE, VM_SHARED, VM_SOFTDIRTY,
+  VM_UFFD_WP, VM_MAYSHARE, VM_SHARED, VM_SOFTDIRTY, PMD_LEAF,
 } from './constants.js';
 import type { FrameTable } from './frames.js';
 import type { Kernel } from './kernel.js';
@@ -114,17 +114,17 @@ export function userfaultfdPteWp(vma: Vma, bits: number): boolean {
 }
 
 /**
- * can_change_pte_writable() (6.0+; can_change_pmd_writable() for a huge PMD's bits, 6.2+): a
- * present, read-only PTE may be made writable without a fault (mprotect, and UFFDIO_WRITEPROTECT
- * un-protecting from 6.3): VM_WRITE, not PROT_NONE, no soft-dirty tracking or uffd-wp
- * (userfaultfd_pte_wp: the bit in a registered VMA) waiting for the write; in a private mapping an
- * exclusive anonymous page (a dirty PTE too before 6.2: mprotectWritableClean), in a shared one a
- * dirty PTE (the filesystem was told of the write already).
+ * can_change_pte_writable() (6.0+; can_change_pmd_writable() for a huge PMD's bits, PMD_LEAF
+ * set, 6.2+): a present, read-only entry may be made writable without a fault (mprotect, and
+ * UFFDIO_WRITEPROTECT un-protecting from 6.3): VM_WRITE, not PROT_NONE, no soft-dirty tracking or
+ * uffd-wp (userfaultfd_pte_wp: the bit in a registered VMA) waiting for the write; in a private
+ * mapping an exclusive anonymous page (a PTE, not a PMD, dirty too before 6.2:
+ * mprotectWritableClean), in a shared one a dirty entry (the filesystem was told of the write).
  */
 export function canChangePteWritable(k: Kernel, vma: Vma, bits: number, pfn: number): boolean {
   if (!(vma.flags & VM_WRITE) || bits & (PTE_PROTNONE | PTE_SPECIAL) || userfaultfdPteWp(vma, bits)) return false;
   if (!(vma.flags & VM_SOFTDIRTY) && !(bits & PTE_SOFT_DIRTY)) return false;
-  if (vma.flags & (VM_SHARED | VM_MAYSHARE) || !k.profile.mprotectWritableClean) {
+  if (vma.flags & (VM_SHARED | VM_MAYSHARE) || !(k.profile.mprotectWritableClean || bits & PMD_LEAF)) {
     if (!(bits & PTE_DIRTY)) return false;
     if (vma.flags & (VM_SHARED | VM_MAYSHARE)) return true;
   }

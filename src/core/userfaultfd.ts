@@ -6,7 +6,7 @@
 // it; the faulting access is then retried. A leaf of src/core's paths (no import of fault.ts).
 
 import {
-  EINVAL, ENOENT, HPAGE_PMD_NR, NA, OK, PMD_LEAF, PTE_DEVEXCL_WRITE, PTE_DEVICE_EXCLUSIVE, PTE_MARKER, PTE_PRESENT,
+  EINVAL, ENOENT, HPAGE_PMD_NR, NA, OK, PTE_DEVEXCL_WRITE, PTE_DEVICE_EXCLUSIVE, PTE_MARKER, PTE_PRESENT,
   PTE_SWAP, PTE_UFFD_WP, PTE_WRITE, RETRY, VM_MAYSHARE, VM_SHARED,
   VM_UFFD_WP,
 } from './constants.js';
@@ -146,7 +146,7 @@ function uffdWpHugePmds(k: Kernel, mm: Mm, lo: number, hi: number, wp: boolean, 
       t.bits[s] = bits & ~PTE_UFFD_WP;
       const vma = mm.findVma(a)!;
       if (!k.profile.uffdUnprotectWritable) t.bits[s] = vmGetPageProtWrite(vma.flags) ? t.bits[s]! | PTE_WRITE : t.bits[s]! & ~PTE_WRITE; // pmd_modify()
-      else if (canChangePteWritable(k, vma, t.bits[s]! & ~PMD_LEAF, t.entry[s]!)) t.bits[s]! |= PTE_WRITE;
+      else if (canChangePteWritable(k, vma, t.bits[s]!, t.entry[s]!)) t.bits[s]! |= PTE_WRITE;
     }
     for (let v = a; v < a + HPAGE_PMD_NR; v++) touched?.push(v);
   }
