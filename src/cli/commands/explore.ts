@@ -1,18 +1,20 @@
 // `cowlab explore`: breadth-first search for the shortest operation sequence that breaks an
 // invariant; a counterexample is printed (and written with --out) as a replayable scenario.
 
-import { rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { SPILL_FRACTION, spillFileName } from '../../explore/tree.js';
 import { counterexampleFile, explore, thpStartScenario, type ExploreInput, type ExploreOutcome } from '../../explore/explore.js';
 import type { Progress } from '../../explore/search.js';
 import { storyText } from '../../explore/stories.js';
 import { DEFAULT_OPS, OP_NAMES, PROC_NAMES, UFFD_EXPLORE_OPS, type OpName } from '../../explore/ops.js';
-import { ProfileError, withOverrides } from '../../profiles/resolve.js';
+import { ProfileError, resolveKernel, splitWhatIf, type ProfileRegistry } from '../../profiles/resolve.js';
+import type { Profile } from '../../core/profile.js';
 import { VIOLATION_KINDS } from '../../scenario/ast.js';
 import { parseCommandArgs } from '../args.js';
 import { EXIT_INTERRUPTED, exploreInWorker, type StopSignal } from '../background.js';
-import { EXIT_FAIL, EXIT_OK, UsageError } from '../errors.js';
+import { EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError } from '../errors.js';
 import { EXPLORE_HELP } from '../help.js';
 import type { Io } from '../io.js';
 import { checkExploreStart, maxMemoryOpt } from '../limits.js';
@@ -24,6 +26,47 @@ function intOpt(v: unknown, name: string, def: number, lo: number, hi: number): 
   const n = Number(v);
   if (!Number.isInteger(n) || n < lo || n > hi) throw new UsageError(`cowlab explore: ${name} takes a whole number from ${lo} to ${hi}, got '${String(v)}'`);
   return n;
+}
+
+/**
+ * `--kernel NAME` (or `--baseline NAME`) with its `--set`s: a what-if name as `run` prints it
+ * (v5.9+forkEarlyCow=false) is its base profile with those switches, the `--set`s after them.
+ */
+function whatIfKernel(registry: ProfileRegistry, name: string, extra: readonly string[], opt: string, setOpt: string): { base: Profile; profile: Profile; sets: string[] } {
+  let base: Profile;
+  try {
+    base = resolveKernel(registry, name).base;
+  } catch (e) {
+    if (e instanceof ProfileError) throw new UsageError(`cowlab explore: ${opt}: ${e.message}`);
+    throw e;
+  }
+  const named = splitWhatIf(name)?.sets ?? [];
+  const sets = [...named, ...extra];
+  try {
+    return { base, profile: resolveKernel(registry, name, extra).profile, sets };
+  } catch (e) {
+    if (e instanceof ProfileError) throw new UsageError(`cowlab explore: ${named.length > 0 && extra.length === 0 ? opt : setOpt}: ${e.message}`);
+    throw e;
+  }
+}
+
+/** `--out FILE`: refused before the search when it cannot be written (a directory, a missing or read-only folder). */
+function checkOutFile(file: string): void {
+  let isDir = false;
+  try {
+    isDir = statSync(file).isDirectory();
+  } catch {
+    // not there yet: its folder is checked below
+  }
+  if (isDir) throw new UsageError(`cowlab explore: --out: '${file}' is a directory (give a file name, like ${file.replace(/\/+$/, '')}/found.scn.yaml)`);
+  const dir = dirname(file);
+  try {
+    if (!statSync(dir).isDirectory()) throw new UsageError(`cowlab explore: --out: '${dir}' is not a directory`);
+    accessSync(dir, constants.W_OK);
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw new UsageError(`cowlab explore: --out: cannot write into '${dir}': ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
 }
 
 interface Plan {
@@ -90,29 +133,15 @@ function explorePlan(argv: string[], io: Io): Plan | number {
   }
   if (positionals.length > 0) throw new UsageError(`cowlab explore: unexpected argument '${positionals[0]}' (a start scenario goes with --from FILE)`);
   const registry = buildRegistry((values.profiles ?? []) as string[]);
-  const kernel = (values.kernel as string | undefined) ?? 'v6';
-  if (!registry.has(kernel)) throw new UsageError(`cowlab explore: --kernel: unknown profile '${kernel}' (known: ${registry.names().join(', ')})`);
-  const sets = (values.set ?? []) as string[];
-  let profile;
-  try {
-    profile = withOverrides(registry.get(kernel), sets);
-  } catch (e) {
-    if (e instanceof ProfileError) throw new UsageError(`cowlab explore: --set: ${e.message}`);
-    throw e;
-  }
+  const named = whatIfKernel(registry, (values.kernel as string | undefined) ?? 'v6', (values.set ?? []) as string[], '--kernel', '--set');
+  const { profile } = named;
+  // A what-if name (v5.9+forkEarlyCow=false, as run prints it) is its base with those switches set.
+  const kernel = named.base.name;
+  const sets = named.sets;
   let baseline: ExploreInput['baseline'] = null;
   if (typeof values.baseline === 'string') {
-    const name = values.baseline;
-    if (!registry.has(name)) throw new UsageError(`cowlab explore: --baseline: unknown profile '${name}' (known: ${registry.names().join(', ')})`);
-    const bsets = (values['baseline-set'] ?? []) as string[];
-    let bprofile;
-    try {
-      bprofile = withOverrides(registry.get(name), bsets);
-    } catch (e) {
-      if (e instanceof ProfileError) throw new UsageError(`cowlab explore: --baseline-set: ${e.message}`);
-      throw e;
-    }
-    baseline = { profile: bprofile, name, sets: bsets, reverse: !!values.reverse };
+    const b = whatIfKernel(registry, values.baseline, (values['baseline-set'] ?? []) as string[], '--baseline', '--baseline-set');
+    baseline = { profile: b.profile, name: b.base.name, sets: b.sets, reverse: !!values.reverse };
   } else if (values.reverse || values['baseline-set']) {
     throw new UsageError(`cowlab explore: ${values.reverse ? '--reverse' : '--baseline-set'} goes with --baseline KERNEL`);
   }
@@ -121,9 +150,12 @@ function explorePlan(argv: string[], io: Io): Plan | number {
     ? [...new Set(values.ops.split(',').map((s) => s.trim()).filter(Boolean).flatMap((s) => (s === 'uffd' ? [...UFFD_EXPLORE_OPS] : s === 'all' ? [...OP_NAMES] : [s])))]
     : [...DEFAULT_OPS];
   for (const o of ops) if (!(OP_NAMES as readonly string[]).includes(o)) throw new UsageError(`cowlab explore: --ops: unknown operation '${o}' (operations: ${OP_NAMES.join(', ')})`);
+  // No operation would search the start state alone and call it a bound: refused instead.
+  if (ops.length === 0) throw new UsageError(`cowlab explore: --ops: no operation given (operations: ${OP_NAMES.join(', ')}; or all, or uffd)`);
   let kinds: Set<string> | null = null;
   if (typeof values.kinds === 'string') {
-    kinds = new Set(values.kinds.split(',').map((s) => s.trim()));
+    kinds = new Set(values.kinds.split(',').map((s) => s.trim()).filter(Boolean));
+    if (kinds.size === 0) throw new UsageError(`cowlab explore: --kinds: no violation kind given (kinds: ${VIOLATION_KINDS.join(', ')})`);
     for (const k of kinds) if (!(VIOLATION_KINDS as readonly string[]).includes(k)) throw new UsageError(`cowlab explore: --kinds: unknown violation kind '${k}' (kinds: ${VIOLATION_KINDS.join(', ')})`);
   }
 
@@ -150,6 +182,8 @@ function explorePlan(argv: string[], io: Io): Plan | number {
     }
     if (!dir) throw new UsageError(`cowlab explore: --spill-dir: '${spillDir}' is not a directory`);
   }
+  // Checked now, not after a search of minutes: the counterexample files must be writable.
+  if (typeof values.out === 'string') checkOutFile(values.out);
   const input: ExploreInput = {
     profile: { ...profile, name: profile.name }, baseName: kernel, sets,
     shape: {
@@ -205,7 +239,15 @@ function exploreReport(plan: Plan, io: Io, out: ExploreOutcome, signal: StopSign
   const outFiles = typeof values.out === 'string'
     ? files.map((_, i) => (i === 0 ? (values.out as string) : (values.out as string).replace(/(\.scn\.yaml)?$/, `-${i + 1}.scn.yaml`)))
     : [];
-  outFiles.forEach((f, i) => writeFileSync(f, files[i]!));
+  // Checked before the search; a write that fails even so (a full disk) is said after the report.
+  let writeError: string | null = null;
+  outFiles.forEach((f, i) => {
+    try {
+      writeFileSync(f, files[i]!);
+    } catch (e) {
+      writeError ??= `cowlab explore: --out: cannot write ${f}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`;
+    }
+  });
   const base = input.baseline ?? null;
   // The kernel searched, and the one its violating sequences were checked on (--baseline).
   const searched = base?.reverse ? base.profile.name : profile.name;
@@ -260,13 +302,17 @@ function exploreReport(plan: Plan, io: Io, out: ExploreOutcome, signal: StopSign
         io.out(`   after ${ops(ce.depth)}: ${ce.violations.map((v) => `${v.kind}: ${v.message}`).join('; ')}`);
         io.out(files[i]!);
       }
-      io.out(outFiles.length
+      io.out(outFiles.length && writeError === null
         ? `written to ${outFiles.join(', ')}; replay: npx cowlab run ${outFiles[0]}${sets.length ? ` --kernel ${kernel} ${sets.map((s) => `--set ${s}`).join(' ')}` : ''} --trace`
         : 'replay: save the scenario above (or use --out FILE) and run npx cowlab run FILE --trace');
     } else if (bound !== null) {
       io.out(st.depthComplete === 0 ? 'not every single operation was tried: nothing can be said of any length'
         : `every sequence of up to ${ops(st.depthComplete)} is clean; longer ones were not all searched`);
     }
+  }
+  if (writeError !== null) {
+    io.err(writeError);
+    return EXIT_USAGE;
   }
   if (signal !== null) return EXIT_INTERRUPTED;
   return out.status === 'violation' ? EXIT_FAIL : EXIT_OK;
