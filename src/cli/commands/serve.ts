@@ -5,6 +5,7 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { assetsBuilt, defaultAssets, listScenarios, startServer } from '../../server/server.js';
 import { parseCommandArgs } from '../args.js';
+import { buildRegistry } from '../registry.js';
 import { EXIT_OK, EXIT_USAGE, UsageError } from '../errors.js';
 import { SERVE_HELP } from '../help.js';
 import type { Io } from '../io.js';
@@ -34,7 +35,10 @@ export function serveCommand(argv: string[], io: Io): number {
     first = basename(path);
   }
   const profileFiles = (values.profiles ?? []) as string[];
+  // Read and checked as every command checks them (a directory, a FIFO or a malformed profile is
+  // FILE:LINE:COL, exit 2), not first by the server, where a directory was an internal error.
   for (const f of profileFiles) if (!existsSync(f)) throw new UsageError(`cowlab serve: --profiles: ${f}: no such file`);
+  buildRegistry(profileFiles);
   const assets = defaultAssets();
   if (!assetsBuilt(assets)) throw new UsageError(`cowlab serve: the page is not built (${assets} is missing): run \`npm run build\` in the project first`);
 
