@@ -90,15 +90,17 @@ export class ItemFailed extends Error {
  * Run scenarios in order; the results of those that finished, and the signal that stopped the
  * rest. A run that throws rejects with ItemFailed.
  */
-export async function runScenariosInWorker(items: { sc: Scenario; profile: Profile; opts: RunOptions }[]): Promise<{ results: RunResult[]; signal: StopSignal | null }>;
-export async function runScenariosInWorker(items: { sc: Scenario; profile: Profile; opts: RunOptions }[], keepGoing: true): Promise<{ results: RunOutcome[]; signal: StopSignal | null }>;
-/** With keepGoing, a run's internal error is its outcome and the others go on. */
-export async function runScenariosInWorker(items: { sc: Scenario; profile: Profile; opts: RunOptions }[], keepGoing = false): Promise<{ results: RunOutcome[]; signal: StopSignal | null }> {
+export async function runScenariosInWorker(items: { sc: Scenario; profile: Profile; opts: RunOptions }[], keepGoing: false, onResult?: (index: number) => void): Promise<{ results: RunResult[]; signal: StopSignal | null }>;
+export async function runScenariosInWorker(items: { sc: Scenario; profile: Profile; opts: RunOptions }[], keepGoing: true, onResult?: (index: number) => void): Promise<{ results: RunOutcome[]; signal: StopSignal | null }>;
+/** With keepGoing, a run's internal error is its outcome and the others go on; `onResult` hears of each run done (progress). */
+export async function runScenariosInWorker(items: { sc: Scenario; profile: Profile; opts: RunOptions }[], keepGoing: boolean, onResult?: (index: number) => void): Promise<{ results: RunOutcome[]; signal: StopSignal | null }> {
   const results: RunOutcome[] = [];
   let signal: StopSignal | null;
   try {
     signal = await inWorker({ kind: 'runs', items, keepGoing }, (m) => {
-      if (m.type === 'result') results[m.index!] = m.result!;
+      if (m.type !== 'result') return;
+      results[m.index!] = m.result!;
+      onResult?.(m.index!);
     }, (w) => void w.terminate());
   } catch (e) {
     throw new ItemFailed(results.length, e as Error);

@@ -8,6 +8,7 @@ import { runScenario, type RunOptions } from '../../engine/run.js';
 import type { Scenario } from '../../scenario/index.js';
 import { ProfileError, resolveKernel, splitKernelList } from '../../profiles/resolve.js';
 import { parseCommandArgs } from '../args.js';
+import { runProgress } from '../progress.js';
 import { EXIT_INTERRUPTED, ItemFailed, runOrError, type RunOutcome, runScenariosInWorker, type StopSignal } from '../background.js';
 import { EXIT_FAIL, EXIT_INTERNAL, EXIT_OK, UsageError } from '../errors.js';
 import { checkScenarioMemory, guardMemory, isOutOfMemory, maxMemoryOpt, outOfMemory } from '../limits.js';
@@ -66,10 +67,13 @@ export async function compareCommandAsync(argv: string[], io: Io): Promise<numbe
   const plan = comparePlan(argv, io);
   if (typeof plan === 'number') return plan;
   const items = runItems(plan);
+  const progress = runProgress('compare', plan.values, plan.scenarios.map((sc) => sc.file), plan.profiles.length);
   try {
-    const { results, signal } = await runScenariosInWorker(items, true);
+    const { results, signal } = await runScenariosInWorker(items, true, progress?.ran);
+    progress?.clear();
     return compareReport(plan, io, results, signal);
   } catch (e) {
+    progress?.clear();
     if (e instanceof ItemFailed) throw isOutOfMemory(e.error) ? outOfMemory(items[e.index]!.sc, e.error, plan.maxMemory) : e.error;
     throw e;
   }
@@ -82,6 +86,7 @@ function comparePlan(argv: string[], io: Io): Plan | number {
     profiles: { type: 'string', multiple: true },
     json: { type: 'boolean' },
     'max-memory': { type: 'string' },
+    progress: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   }, 'compare');
   if (values.help) {
@@ -94,6 +99,8 @@ function comparePlan(argv: string[], io: Io): Plan | number {
   const names = typeof values.kernels === 'string'
     ? [...new Set(splitKernelList(values.kernels).flatMap((n) => (n === 'lts' && !registry.has(n) ? registry.longTermNames() : [n])))]
     : registry.matrixNames();
+  // An empty list would print an empty matrix and exit 0, as if every scenario had passed.
+  if (names.length === 0) throw new UsageError(`cowlab compare: --kernels: no profile given (known: ${registry.names().join(', ')}, or lts)`);
   const sets = (values.set ?? []) as string[];
   const resolved = names.map((n) => {
     try {

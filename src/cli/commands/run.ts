@@ -16,6 +16,7 @@ import { expandPaths, loadScenarios } from '../load.js';
 import { renderRun } from '../report.js';
 import type { Io } from '../io.js';
 import { parseCommandArgs } from '../args.js';
+import { runProgress } from '../progress.js';
 
 interface Plan {
   values: Record<string, string | boolean | string[] | undefined>;
@@ -43,10 +44,13 @@ export async function runCommandAsync(argv: string[], io: Io): Promise<number> {
   const plan = runPlan(argv, io);
   if (typeof plan === 'number') return plan;
   if (plan.items.length <= 1) return runReport(plan, io, runHere(plan), null);
+  const progress = runProgress('run', plan.values, plan.items.map((it) => it.sc.file), 1);
   try {
-    const { results, signal } = await runScenariosInWorker(plan.items.map(({ sc, run, opts }) => ({ sc, profile: run, opts })));
+    const { results, signal } = await runScenariosInWorker(plan.items.map(({ sc, run, opts }) => ({ sc, profile: run, opts })), false, progress?.ran);
+    progress?.clear();
     return runReport(plan, io, results, signal);
   } catch (e) {
+    progress?.clear();
     if (e instanceof ItemFailed) throw isOutOfMemory(e.error) ? outOfMemory(plan.items[e.index]!.sc, e.error, plan.maxMemory) : e.error;
     throw e;
   }
@@ -62,6 +66,7 @@ function runPlan(argv: string[], io: Io): Plan | number {
     json: { type: 'boolean' },
     quiet: { type: 'boolean' },
     'max-memory': { type: 'string' },
+    progress: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   }, 'run');
   if (values.help) {
