@@ -49,8 +49,9 @@ examples:
   npx cowlab profiles v5.9
   npx cowlab serve scenarios/seeds
 
-exit status: 0 every run matched its outcomes; 1 some did not; 2 bad input; 130 stopped
-by SIGINT/SIGTERM (explore, compare, run of several files report what they found first).
+exit status: 0 every run matched its outcomes; 1 some did not; 2 bad input; 70 an internal
+error (a bug in cowlab; COWLAB_DEBUG=1 shows where); 130 stopped by SIGINT/SIGTERM (explore,
+compare, run of several files report what they found first).
 The scenario language: docs/scenario-language.md (scenario files: regular files of 1 MiB at most).`;
 
 export const RUN_HELP = `usage: cowlab run FILE|DIR... [options]
@@ -78,6 +79,8 @@ options:
   --max-memory MiB  refuse a scenario whose estimated host memory is more: every page
                     mapped in every process (a fork copies the parent's) at 48 bytes,
                     checked before anything runs (default: half of this machine's memory)
+  --progress        several files: a line on stderr per scenario run (on a terminal one
+                    line is rewritten in place anyway, without --json)
   -h, --help        this text
 
 SIGINT or SIGTERM (Ctrl-C) on several files: the scenarios that finished are reported, with
@@ -85,13 +88,26 @@ the count of those that did not run, exit 130.
 
 exit status: 0 every run matched its outcomes (without outcomes: had no violation);
              1 some run did not; 2 bad input (the message names FILE:LINE:COL), or a
-             scenario past --max-memory (named at the step that passes it); 130 interrupted.`;
+             scenario past --max-memory (named at the step that passes it); 70 an
+             internal error (a bug in cowlab); 130 interrupted.`;
 
 export const PROFILES_HELP = `usage: cowlab profiles [NAME] [--profiles FILE] [--json]
 
 Lists the kernel profiles (name and what it models), or with NAME shows every behaviour
 switch of that profile and where it comes from. A switch can be overridden in any run with
---set SWITCH=VALUE.`;
+--set SWITCH=VALUE.
+
+options:
+  --profiles FILE   load user-defined profiles too (docs/profiles.md) (repeatable)
+  --json            one JSON document: the profiles, or the one named, with every switch's
+                    values (docs/json-format.md)
+  -h, --help        this text
+
+exit status: 0 listed; 2 bad input (an unknown profile, a bad --profiles file).
+
+examples:
+  npx cowlab profiles
+  npx cowlab profiles v5.19 --json`;
 
 export const COMPARE_HELP = `usage: cowlab compare FILE|DIR... [options]
 
@@ -108,6 +124,8 @@ options:
   --json              the matrix as one JSON document
   --max-memory MiB    refuse a scenario whose estimated host memory is more (as in
                       cowlab run; default: half of this machine's memory)
+  --progress          a line on stderr per scenario done (on a terminal one line is
+                      rewritten in place anyway, without --json)
   -h, --help          this text
 
 A cell where cowlab itself fails (an internal error, a bug) shows ERROR; the other cells go on.
@@ -128,8 +146,9 @@ which rule, what GUP pinned, what fork shared) and, when it is one up to renamin
 of scenarios/seeds or scenarios/kernel-tests it is ("this is cve-2020-29374-vmsplice-leak").
 
 options:
-  --kernel NAME       the profile (default v6); --set SW=VALUE for a what-if kernel
-  --profiles FILE     user-defined profiles (docs/profiles.md)
+  --kernel NAME       the profile (default v6); --set SW=VALUE for a what-if kernel, or a
+                      what-if name as a run prints it (v5.9+forkEarlyCow=false)
+  --profiles FILE     user-defined profiles (docs/profiles.md) (repeatable)
   --procs N           most processes alive at once (default 2)
   --pages N           pages of the start mapping P has (default 2); with --start thp, how
                       many of its first pages the page operations touch
@@ -155,8 +174,8 @@ options:
                       adds no fault or fork-copy decision to an earlier one is that one),
                       and the first of each violation kind
   --baseline KERNEL   regression search: only sequences that violate on --kernel and are
-                      clean on KERNEL (every step applies there, no violation), one per
-                      cause, shortest first. A patch reviewer's question:
+                      clean on KERNEL (every step applies there, no violation; a what-if
+                      name is taken too), one per cause, shortest first. A patch reviewer's question:
                       --kernel v6 --set SW=VALUE --baseline v6
   --baseline-set SW=VALUE   a what-if baseline (repeatable)
   --reverse           with --baseline: the other way round, sequences that violate on the
@@ -177,7 +196,8 @@ options:
   --time S            stop after S seconds (default 600)
                       both are checked by the clock, every 25 ms and between any two
                       transitions: the search stops within a second of either
-  --out FILE          write the counterexample scenario(s) there
+  --out FILE          write the counterexample scenario(s) there (with --all, the second
+                      to FILE-2.scn.yaml and so on); checked before the search starts
   --progress          a progress line on stderr every quarter second (states, depth being
                       searched, rate); on a terminal the line is rewritten in place anyway
   --workers N         threads that expand states (default 1): breadth-first one depth at a
@@ -188,14 +208,17 @@ options:
                       fingerprints (the default; the output gives the probability that a
                       fingerprint collision hid a state, about n^2/2^65 for n states)
   --json              one JSON document (result: ok, violation or bound; the always and
-                      sometimes properties; stats; counterexamples with their scenario text)
+                      sometimes properties; stats; counterexamples with their scenario text;
+                      docs/json-format.md)
+  -h, --help          this text
 
 SIGINT or SIGTERM (Ctrl-C) stops the search as a bound does: the summary, the counterexamples
 found so far and their --out files, exit 130.
 
 exit status: 1 a violation was found (with --baseline: one clean on the baseline); 0 none
 exists within the bound (the output says how far the search got when a bound stopped it);
-2 bad input; 130 interrupted.
+2 bad input (also an --out file that could not be written, after the report); 70 an internal
+error (a bug in cowlab); 130 interrupted.
 
 examples: npx cowlab explore --kernel v5.9-rc4 --depth 5     (exit 1: the shortest violation)
           npx cowlab explore --kernel v5.7 --all --depth 4   (exit 1: one counterexample per cause)
@@ -217,6 +240,9 @@ options:
 
 The server only hands out the page and the *.scn.yaml files under PATH; the scenario text
 is parsed and run by the page, never evaluated. docs/web.md has more.
+
+exit status: it serves until stopped (Ctrl-C); 2 bad input (no such PATH, a bad --port or
+--profiles file, the port in use, the page not built).
 
 example:
   npx cowlab serve scenarios/seeds     then open the address it prints`;

@@ -1,0 +1,108 @@
+// Defects a fresh-eyes review of the command line found, each a test that failed before its fix:
+// bad values that were accepted (an empty --ops, --kinds or --kernels), an --out that failed only
+// after the search (an internal error), a --profiles directory that crashed `serve`, what-if names
+// `explore` refused, parseArgs's own messages, progress of long compare and run, and help texts
+// that left out options and exit statuses.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cli, type Outcome, ROOT, tempFiles } from './helpers.js';
+
+const BIN = join(ROOT, 'bin', 'cowlab.js');
+const SEEDS = join(ROOT, 'scenarios', 'seeds');
+const { dir: TMP } = tempFiles('cowlab-review-', (n) => `s${n}.scn.yaml`);
+
+/** Bad input: exit 2, the message says `fragment` on one line, no stack trace, no internal error. */
+function usageError(o: Outcome, fragment: RegExp): void {
+  assert.equal(o.code, 2, `exit code (stderr: ${o.err})`);
+  assert.match(o.err, fragment);
+  assert.doesNotMatch(o.err, /^\s*at /m, 'no stack trace');
+  assert.doesNotMatch(o.err, /internal error/);
+}
+
+test('explore --out naming a directory or a missing folder: exit 2 before the search, not an internal error after it', () => {
+  const d = join(TMP, 'found.scn.yaml');
+  mkdirSync(d);
+  for (const out of [d, join(TMP, 'no-such-folder', 'x.scn.yaml')]) {
+    const o = cli('explore', '--kernel', 'v5.9-rc4', '--depth', '3', '--out', out);
+    usageError(o, /--out: /);
+    assert.doesNotMatch(o.out, /searched/, 'refused before the search');
+  }
+});
+
+test('explore with no operation (--ops "") or no kind (--kinds ","): exit 2, not a search of the start state called a bound', () => {
+  usageError(cli('explore', '--ops', ''), /--ops: no operation given/);
+  usageError(cli('explore', '--ops', ' , '), /--ops: no operation given/);
+  usageError(cli('explore', '--kinds', ','), /--kinds: no violation kind given/);
+});
+
+test('compare --kernels "": exit 2, not an empty matrix that exits 0', () => {
+  usageError(cli('compare', SEEDS, '--kernels', ''), /--kernels: no profile given/);
+});
+
+test('explore takes a what-if name as run prints it: the same search as --kernel BASE --set', () => {
+  const named = cli('explore', '--kernel', 'v5.9+forkEarlyCow=false', '--depth', '3', '--json');
+  const set = cli('explore', '--kernel', 'v5.9', '--set', 'forkEarlyCow=false', '--depth', '3', '--json');
+  assert.equal(named.code, set.code, named.err);
+  const a = JSON.parse(named.out);
+  const b = JSON.parse(set.out);
+  assert.equal(a.profile, 'v5.9+forkEarlyCow=false');
+  assert.deepEqual([a.profile, a.stats.states, a.stats.transitions, a.counterexamples.map((c: { scenario: string }) => c.scenario)],
+    [b.profile, b.stats.states, b.stats.transitions, b.counterexamples.map((c: { scenario: string }) => c.scenario)]);
+  const base = cli('explore', '--kernel', 'v5.9-rc4', '--baseline', 'v5.8+forkEarlyCow=false', '--depth', '2');
+  assert.notEqual(base.code, 2, base.err);
+  usageError(cli('explore', '--kernel', 'v5.9+forkEarlyCow=maybe'), /--kernel: switch forkEarlyCow/);
+});
+
+test('serve --profiles naming a directory or a malformed file: exit 2 with the file, before serving', () => {
+  usageError(cli('serve', SEEDS, '--port', '0', '--profiles', TMP), /cannot read profile file: a directory/);
+  const bad = join(TMP, 'bad-profile.yaml');
+  spawnSync('sh', ['-c', `printf 'name: [x\\n' > '${bad}'`]);
+  usageError(cli('serve', SEEDS, '--port', '0', '--profiles', bad), /bad-profile\.yaml:\d+:\d+: error/);
+});
+
+test("an option's missing or dashed value is said in one line of cowlab's words, not parseArgs's", () => {
+  const cases: [string[], RegExp][] = [
+    [['explore', '--depth', '-1'], /^cowlab explore: --depth needs a value; one that starts with '-' is written --depth=VALUE/],
+    [['run', 'x.scn.yaml', '--kernel'], /^cowlab run: --kernel needs a value/],
+    [['export', 'x.scn.yaml', '-o'], /^cowlab export: -o, --output needs a value/],
+    [['run', 'x.scn.yaml', '--quiet=1'], /^cowlab run: --quiet takes no value/],
+  ];
+  for (const [argv, re] of cases) {
+    const o = cli(...argv);
+    usageError(o, re);
+    assert.equal(o.err.split('\n').length, 1, o.err);
+    assert.doesNotMatch(o.err, /Option '|<value>/, o.err);
+  }
+});
+
+test('compare and run of several files with --progress: a line on stderr per scenario done', () => {
+  const files = ['cve-2020-29374-vmsplice-leak.scn.yaml', 'rdma-pin-fork-child-exits.scn.yaml'].map((f) => join(SEEDS, f));
+  const c = spawnSync(process.execPath, [BIN, 'compare', ...files, '--kernels', 'v5.7,v6', '--progress'], { encoding: 'utf8' });
+  assert.equal(c.status, 0, c.stderr);
+  assert.match(c.stderr, /^progress: compare: 1 of 2 scenario\(s\), [\d.]+ s \(.*cve-2020-29374-vmsplice-leak\.scn\.yaml\)$/m);
+  assert.match(c.stderr, /^progress: compare: 2 of 2 scenario\(s\)/m);
+  assert.doesNotMatch(c.stdout, /progress/);
+  const r = spawnSync(process.execPath, [BIN, 'run', ...files, '--quiet', '--progress'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stderr.match(/^progress: run: \d of 2 scenario\(s\)/gm)?.length, 2, r.stderr);
+  // Without --progress and without a terminal, nothing on stderr.
+  const q = spawnSync(process.execPath, [BIN, 'compare', ...files, '--kernels', 'v6'], { encoding: 'utf8' });
+  assert.equal(q.stderr, '');
+});
+
+test('every command\'s --help lists its options with -h, --help and its exit status; 70 (an internal error) is documented', () => {
+  for (const c of ['run', 'compare', 'explore', 'profiles', 'oracle', 'export', 'serve']) {
+    const h = cli(c, '--help');
+    assert.equal(h.code, 0, c);
+    assert.match(h.out, /\noptions:\n/, `${c} --help: no options`);
+    assert.match(h.out, /^ {2}-h, --help {2,}this text$/m, `${c} --help: no -h, --help`);
+    assert.match(h.out, /\nexit status: /, `${c} --help: no exit status`);
+  }
+  for (const c of ['run', 'compare', 'explore']) assert.match(cli(c, '--help').out, /\b70 (an\s+internal\s+error|some cell is an ERROR)/, `${c} --help: exit 70`);
+  assert.match(cli('--help').out, /\b70 an internal\s+error/);
+  assert.match(readFileSync(join(ROOT, 'README.md'), 'utf8'), /\b70 when cowlab itself failed/);
+});
