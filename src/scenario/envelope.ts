@@ -9,6 +9,14 @@ import { blockOrigin, fixedOrigin, type StepOrigin } from './steps.js';
 
 export const TOP_KEYS = ['name', 'description', 'kernel', 'config', 'outcomes', 'steps'] as const;
 export const CONFIG_KEYS = ['frames', 'pin_bias', 'thp', 'hugepages'] as const;
+
+/**
+ * The largest pin_bias: the model keeps refcounts in 32 bits, as the kernel does. A 1 MiB file
+ * holds at most about 62,000 pin steps (`  P pin b as xyz`, 17 bytes), which at this bias stay
+ * below 2^31 on one page; past it a few pins wrapped the refcount round to a false `accounting`
+ * or `kernel-bug` violation.
+ */
+const PIN_BIAS_MAX = { n: 16384, why: "the kernel's is 1024; the model's refcounts are 32-bit, as the kernel's" };
 /** config.thp (v1.2): /sys/kernel/mm/transparent_hugepage/enabled. */
 export const THP_MODES = ['always', 'madvise', 'never'] as const;
 export const OUTCOME_WORDS = ['ok', 'fail', 'n/a'] as const;
@@ -76,10 +84,14 @@ class EnvelopeReader {
   }
 
   /** A plain integer scalar at least `min`. */
-  integer(node: Node | null, at: Pos, key: string, min: number, what: string): number | null {
+  integer(node: Node | null, at: Pos, key: string, min: number, what: string, max: { n: number; why: string } | null = null): number | null {
     const p = this.valuePos(node, at);
     if (isScalar(node) && node.type === Scalar.PLAIN && /^[0-9]+$/.test(String(node.value))) {
       const n = Number(node.value);
+      if (max !== null && n > max.n && n >= min) {
+        this.error(p, `expected '${key}' to be at most ${max.n} (${max.why}), got ${String(node.value)}`);
+        return null;
+      }
       if (Number.isSafeInteger(n) && n >= min) return n;
       this.error(p, `expected '${key}' to be ${what}, got ${String(node.value)}`);
       return null;
@@ -180,7 +192,7 @@ class EnvelopeReader {
       const k = isScalar(key) ? String(key.value) : '';
       const value = this.deref(pair.value);
       if (k === 'frames') config.frames = this.integer(value, keyPos, k, 1, 'a positive integer (physical frames)');
-      else if (k === 'pin_bias') config.pinBias = this.integer(value, keyPos, k, 2, 'an integer 2 or more (GUP_PIN_COUNTING_BIAS)');
+      else if (k === 'pin_bias') config.pinBias = this.integer(value, keyPos, k, 2, 'an integer 2 or more (GUP_PIN_COUNTING_BIAS)', PIN_BIAS_MAX);
       else if (k === 'thp') config.thp = this.thpMode(value, keyPos);
       else if (k === 'hugepages') config.hugepages = this.integer(value, keyPos, k, 0, 'an integer 0 or more (free 2 MiB huge pages in the hugetlb pool)');
       else this.error(keyPos, unknownWord('config key', k, CONFIG_KEYS));
