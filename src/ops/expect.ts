@@ -34,7 +34,11 @@ function parseStat(c: LineParser, base: StepBase): Step {
   }
   const num = c.next();
   const n = num.kind === 'num' && INT_RE.test(num.text) ? Number(num.text) : NaN;
-  if (!Number.isSafeInteger(n)) c.fail(num, `expected an integer after '${ot.text}', got ${c.show(num)}`);
+  if (!Number.isSafeInteger(n)) {
+    // An integer past 2^53 - 1 is one, but no counter can be compared with it exactly.
+    const big = num.kind === 'num' && INT_RE.test(num.text) ? ` from -${Number.MAX_SAFE_INTEGER} to ${Number.MAX_SAFE_INTEGER}` : '';
+    c.fail(num, `expected an integer${big} after '${ot.text}', got ${c.show(num)}`);
+  }
   c.end();
   return { op: 'expect-stat', ...base, stat, statProc, cmp: ot.text as StatOp, number: n };
 }

@@ -106,3 +106,17 @@ test('every command\'s --help lists its options with -h, --help and its exit sta
   assert.match(cli('--help').out, /\b70 an internal\s+error/);
   assert.match(readFileSync(join(ROOT, 'README.md'), 'utf8'), /\b70 when cowlab itself failed/);
 });
+
+test('a pin_bias past 16384 is refused at its line (two pins at 2^30 wrapped the 32-bit refcount: a false accounting violation)', () => {
+  const { file } = tempFiles('cowlab-review-bias-', () => 'bias.scn.yaml');
+  const f = file('name: bias\nconfig:\n  pin_bias: 1073741824\nsteps: |\n  P mmap buf 1\n  P write buf[0] = 1\n  P pin buf[0] as a\n  P pin buf[0] as b\n');
+  usageError(cli('run', f), /bias\.scn\.yaml:3:13: error: expected 'pin_bias' to be at most 16384/);
+  const ok = file('name: bias\nconfig:\n  pin_bias: 16384\nsteps: |\n  P mmap buf 1\n  P write buf[0] = 1\n  P pin buf[0] as a\n  P pin buf[0] as b\n', 'ok.scn.yaml');
+  assert.equal(cli('run', ok).code, 0);
+});
+
+test('expect stat with an integer too large to compare exactly: the message gives the range, not "expected an integer"', () => {
+  const { file } = tempFiles('cowlab-review-stat-', () => 'stat.scn.yaml');
+  const f = file('name: stat\nsteps: |\n  P mmap buf 1\n  expect stat cow_copies == 99999999999999999999\n');
+  usageError(cli('run', f), /stat\.scn\.yaml:4:29: error: expected an integer from -9007199254740991 to 9007199254740991 after '=='/);
+});
