@@ -120,3 +120,12 @@ test('expect stat with an integer too large to compare exactly: the message give
   const f = file('name: stat\nsteps: |\n  P mmap buf 1\n  expect stat cow_copies == 99999999999999999999\n');
   usageError(cli('run', f), /stat\.scn\.yaml:4:29: error: expected an integer from -9007199254740991 to 9007199254740991 after '=='/);
 });
+
+test('explore --from a scenario n/a on the kernel searched (or the baseline): exit 2 at the step it lacks, not a search from a truncated start', () => {
+  const from = join(ROOT, 'scenarios', 'kernel-tests', 'hmm-exclusive-cow.scn.yaml');
+  const o = cli('explore', '--kernel', 'v5.9', '--from', from, '--depth', '1');
+  usageError(o, /hmm-exclusive-cow\.scn\.yaml:\d+:\d+: error: --from: the start scenario is n\/a on v5\.9 \(--kernel\) at this step: .*device-exclusive/);
+  assert.doesNotMatch(o.out, /searched/);
+  usageError(cli('explore', '--kernel', 'v6', '--baseline', 'v5.9', '--from', from, '--depth', '1'), /n\/a on v5\.9 \(--baseline\)/);
+  assert.equal(cli('explore', '--kernel', 'v6', '--from', from, '--depth', '1').code, 0);
+});

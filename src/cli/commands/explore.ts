@@ -12,6 +12,8 @@ import { DEFAULT_OPS, OP_NAMES, PROC_NAMES, UFFD_EXPLORE_OPS, type OpName } from
 import { ProfileError, resolveKernel, splitWhatIf, type ProfileRegistry } from '../../profiles/resolve.js';
 import type { Profile } from '../../core/profile.js';
 import { VIOLATION_KINDS } from '../../scenario/ast.js';
+import type { Scenario } from '../../scenario/index.js';
+import { runScenario } from '../../engine/run.js';
 import { parseCommandArgs } from '../args.js';
 import { EXIT_INTERRUPTED, exploreInWorker, type StopSignal } from '../background.js';
 import { EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError } from '../errors.js';
@@ -48,6 +50,19 @@ function whatIfKernel(registry: ProfileRegistry, name: string, extra: readonly s
     if (e instanceof ProfileError) throw new UsageError(`cowlab explore: ${named.length > 0 && extra.length === 0 ? opt : setOpt}: ${e.message}`);
     throw e;
   }
+}
+
+/**
+ * `--from FILE` on a kernel that lacks one of its operations (device-exclusive access before
+ * 5.14): the run stops at that step, so the search would start from a truncated state and every
+ * counterexample replay as n/a. Refused at the step instead.
+ */
+function checkStartApplies(from: Scenario, profile: Profile, opt: string): void {
+  const { na } = runScenario(from, profile, { trace: false, maxEventsPerStep: 0 });
+  if (na === null) return;
+  const col = from.steps[na.step]?.pos.col ?? 1;
+  const message = `--from: the start scenario is n/a on ${profile.name} (${opt}) at this step: ${na.reason}`;
+  throw new UsageError(`${from.file}:${na.line}:${col}: error: ${message}`, [{ file: from.file, line: na.line, col, message }]);
 }
 
 /** `--out FILE`: refused before the search when it cannot be written (a directory, a missing or read-only folder). */
@@ -163,6 +178,8 @@ function explorePlan(argv: string[], io: Io): Plan | number {
   if (typeof values.from === 'string') {
     from = loadScenarios([values.from], registry)[0]!;
     checkExploreStart(from);
+    checkStartApplies(from, profile, '--kernel');
+    if (baseline !== null) checkStartApplies(from, baseline.profile, '--baseline');
   }
   // --start thp: a PMD-mapped THP of 512 pages; --pages N is then how many of its first pages
   // the page operations touch.
