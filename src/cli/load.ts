@@ -113,12 +113,12 @@ export function loadScenarios(files: readonly string[], profiles: ProfileRegistr
         resolveKernel(profiles, sc.kernel);
       } catch (e) {
         if (!(e instanceof ProfileError)) throw e;
-        errors.push({ file, line: sc.kernelPos?.line ?? 1, col: sc.kernelPos?.col ?? 1, message: `unknown profile '${sc.kernel}' (known: ${profiles.names().join(', ')}, or a what-if name: PROFILE+SWITCH=VALUE,...)` });
+        errors.push({ file, line: sc.kernelPos?.line ?? 1, col: sc.kernelPos?.col ?? 1, message: profiles.unknown(sc.kernel, ', or a what-if name: PROFILE+SWITCH=VALUE,...') });
       }
     }
     for (const [name, o] of sc.outcomes) {
       if (name !== '*' && !profiles.has(name)) {
-        errors.push({ file, line: o.pos.line, col: o.pos.col, message: `outcomes: unknown profile '${name}' (known: ${profiles.names().join(', ')}, or "*")` });
+        errors.push({ file, line: o.pos.line, col: o.pos.col, message: `outcomes: ${profiles.unknown(name, ', or "*"')}` });
       }
     }
     out.push(sc);

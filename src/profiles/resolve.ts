@@ -2,6 +2,7 @@
 
 import type { Profile, SwitchName } from '../core/profile.js';
 import { BUILTIN_PROFILES, builtinProfile, LTS_PROFILES } from './builtin.js';
+import { closest } from '../scenario/errors.js';
 
 /** A switch's values as written on the command line and in profile files: booleans as true/false. */
 type ValueText<V> = V extends boolean ? 'true' | 'false' : V;
@@ -95,8 +96,14 @@ export class ProfileRegistry {
 
   get(name: string): Profile {
     const p = this.byName.get(name);
-    if (!p) throw new ProfileError(`unknown profile '${name}' (known: ${this.names().join(', ')})`);
+    if (!p) throw new ProfileError(this.unknown(name));
     return p;
+  }
+
+  /** `unknown profile 'v5.9rc4': did you mean 'v5.9-rc4'? (known: ...)`, the message for a name not here. */
+  unknown(name: string, more = ''): string {
+    const guess = closest(name, this.names());
+    return `unknown profile '${name}'${guess === null ? '' : `: did you mean '${guess}'?`} (known: ${this.names().join(', ')}${more})`;
   }
 
   names(): string[] {

@@ -129,3 +129,15 @@ test('explore --from a scenario n/a on the kernel searched (or the baseline): ex
   usageError(cli('explore', '--kernel', 'v6', '--baseline', 'v5.9', '--from', from, '--depth', '1'), /n\/a on v5\.9 \(--baseline\)/);
   assert.equal(cli('explore', '--kernel', 'v6', '--from', from, '--depth', '1').code, 0);
 });
+
+test('a misspelt profile name gets a did-you-mean, on the command line and in the file (kernel:, outcomes)', () => {
+  usageError(cli('run', join(SEEDS, 'cve-2020-29374-vmsplice-leak.scn.yaml'), '--kernel', 'v5.9rc4'), /unknown profile 'v5\.9rc4': did you mean 'v5\.9-rc4'\? \(known: v5\.7/);
+  usageError(cli('compare', SEEDS, '--kernels', 'v5.7,v5.19x'), /--kernels: unknown profile 'v5\.19x': did you mean 'v5\.19'\?/);
+  usageError(cli('explore', '--kernel', 'v5.9rc4'), /did you mean 'v5\.9-rc4'\?/);
+  usageError(cli('profiles', 'v5.9rc4'), /did you mean 'v5\.9-rc4'\?/);
+  const { file } = tempFiles('cowlab-review-prof-', () => 'prof.scn.yaml');
+  const f = file('name: prof\nkernel: v5.19.1\noutcomes:\n  v5.7x: ok\nsteps: |\n  P mmap b 1\n');
+  const o = cli('run', f);
+  usageError(o, /prof\.scn\.yaml:2:9: error: unknown profile 'v5\.19\.1': did you mean 'v5\.19'\?/);
+  assert.match(o.err, /prof\.scn\.yaml:4:3: error: outcomes: unknown profile 'v5\.7x': did you mean 'v5\.7'\?/);
+});

@@ -58,7 +58,7 @@ export function exportCommand(argv: string[], io: Io): number {
   }
   const registry = buildRegistry((values.profiles ?? []) as string[]);
   const kernel = (values.kernel as string | undefined) ?? 'v6';
-  if (!registry.has(kernel)) throw new UsageError(`cowlab export: --kernel: unknown profile '${kernel}' (known: ${registry.names().join(', ')})`);
+  if (!registry.has(kernel)) throw new UsageError(`cowlab export: --kernel: ${registry.unknown(kernel)}`);
   const output = (values.output as string | undefined) ?? '-';
   if (values.json && output === '-') throw new UsageError('cowlab export: --json prints a summary on standard output, so the program needs -o FILE');
   const [sc] = loadScenarios(positionals, registry);

@@ -18,7 +18,7 @@ export function profilesCommand(argv: string[], io: Io): number {
   if (positionals.length > 1) throw new UsageError('cowlab profiles: at most one profile name');
   if (positionals.length === 1) {
     const name = positionals[0]!;
-    if (!registry.has(name)) throw new UsageError(`cowlab profiles: unknown profile '${name}' (known: ${registry.names().join(', ')})`);
+    if (!registry.has(name)) throw new UsageError(`cowlab profiles: ${registry.unknown(name)}`);
     const p = registry.get(name);
     if (values.json) {
       io.out(JSON.stringify({ format: RESULT_FORMAT_VERSION, command: 'profiles', profile: p, switches: SWITCH_VALUES }, null, 2));
