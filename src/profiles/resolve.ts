@@ -131,7 +131,7 @@ export function withOverrides(base: Profile, sets: readonly string[]): Profile {
   const out: Record<string, unknown> = { ...base };
   for (const s of sets) {
     const eq = s.indexOf('=');
-    if (eq < 0) throw new ProfileError(`--set '${s}': expected SWITCH=VALUE`);
+    if (eq < 0) throw new ProfileError(`'${s}': expected SWITCH=VALUE`);
     const name = s.slice(0, eq).trim();
     const value = s.slice(eq + 1).trim();
     out[name] = parseSwitch(name, value);

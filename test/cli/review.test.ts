@@ -141,3 +141,9 @@ test('a misspelt profile name gets a did-you-mean, on the command line and in th
   usageError(o, /prof\.scn\.yaml:2:9: error: unknown profile 'v5\.19\.1': did you mean 'v5\.19'\?/);
   assert.match(o.err, /prof\.scn\.yaml:4:3: error: outcomes: unknown profile 'v5\.7x': did you mean 'v5\.7'\?/);
 });
+
+test("a switch without a value: '--set: 'x': expected SWITCH=VALUE', not '--set: --set ...' (nor '--kernel: --set ...' for a what-if name)", () => {
+  const f = join(SEEDS, 'cve-2020-29374-vmsplice-leak.scn.yaml');
+  usageError(cli('run', f, '--set', 'forkEarlyCow'), /^cowlab run: --set: 'forkEarlyCow': expected SWITCH=VALUE$/);
+  usageError(cli('run', f, '--kernel', 'v5.9+forkEarlyCow=true,gupCowBreak'), /^cowlab run: --kernel: 'gupCowBreak': expected SWITCH=VALUE$/);
+});
