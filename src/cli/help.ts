@@ -31,6 +31,7 @@ kernel's fork/COW/pinning rules, under the rules of a chosen kernel version, and
 read, fault, copy, refcount and page table, checked against what a program may rely on.
 
 usage: cowlab <command> [options]
+       cowlab --version
 
 commands:
   run FILE|DIR...     run scenarios and judge them against their \`outcomes\`

@@ -104,6 +104,8 @@ test('every command\'s --help lists its options with -h, --help and its exit sta
   }
   for (const c of ['run', 'compare', 'explore']) assert.match(cli(c, '--help').out, /\b70 (an\s+internal\s+error|some cell is an ERROR)/, `${c} --help: exit 70`);
   assert.match(cli('--help').out, /\b70 an internal\s+error/);
+  assert.match(cli('--help').out, /^ +cowlab --version$/m, 'the main help names --version');
+  assert.equal(cli('--version').out, 'cowlab 0.1.0');
   assert.match(readFileSync(join(ROOT, 'README.md'), 'utf8'), /\b70 when cowlab itself failed/);
 });
 
