@@ -96,6 +96,8 @@ function failure(e: unknown, rest: string[], io: Io): number {
     io.err(e.message);
     return EXIT_USAGE;
   }
+  // A script reading --json gets a document here too (it would choke on an empty stdout).
+  if (rest.includes('--json')) io.out(JSON.stringify({ format: 1, error: `internal error: ${(e as Error).message}`, errors: [] }, null, 2));
   io.err(`cowlab: internal error: ${(e as Error).message}`);
   if (process.env.COWLAB_DEBUG) io.err(String((e as Error).stack));
   else io.err('(this is a bug in cowlab; COWLAB_DEBUG=1 shows where)');

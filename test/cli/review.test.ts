@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cli, type Outcome, ROOT, tempFiles } from './helpers.js';
+import { main } from '../../src/cli/main.js';
 
 const BIN = join(ROOT, 'bin', 'cowlab.js');
 const SEEDS = join(ROOT, 'scenarios', 'seeds');
@@ -148,4 +149,26 @@ test("a switch without a value: '--set: 'x': expected SWITCH=VALUE', not '--set:
   const f = join(SEEDS, 'cve-2020-29374-vmsplice-leak.scn.yaml');
   usageError(cli('run', f, '--set', 'forkEarlyCow'), /^cowlab run: --set: 'forkEarlyCow': expected SWITCH=VALUE$/);
   usageError(cli('run', f, '--kernel', 'v5.9+forkEarlyCow=true,gupCowBreak'), /^cowlab run: --kernel: 'gupCowBreak': expected SWITCH=VALUE$/);
+});
+
+test('an internal error under --json still prints a JSON document (error: internal error ...), exit 70', () => {
+  // The failure is injected where every command ends: the first write of its output throws.
+  const out: string[] = [];
+  const err: string[] = [];
+  let first = true;
+  const io = {
+    out: (t: string) => {
+      if (first) {
+        first = false;
+        throw new Error('injected');
+      }
+      out.push(t);
+    },
+    err: (t: string) => void err.push(t),
+  };
+  const code = main(['profiles', '--json'], io);
+  assert.equal(code, 70);
+  const doc = JSON.parse(out.join('\n'));
+  assert.deepEqual(doc, { format: 1, error: 'internal error: injected', errors: [] });
+  assert.match(err.join('\n'), /cowlab: internal error: injected/);
 });
