@@ -179,7 +179,7 @@ function completeTask(s: RunState, p: Proc): void {
       for (let v = t.lo; v < t.lo + n; v++) if (s.ideal.access(p.group, v, t.req.write) === 'fault') idealOk = false;
       if (recordsText(s)) s.observe('gup', `${p.name} ${step.op} as ${name}`, t.err === OK ? 'ok' : 'EFAULT', idealOk ? 'ok' : 'EFAULT');
       const bound = p.taskBound;
-      p.taskBound = undefined;
+      p.taskBound = null;
       if (t.err !== OK) {
         s.ideal.releaseHandle(name);
         if (idealOk) s.violation('fault', `${p.name}: GUP for ${name} failed though the mapping allows it`, [p.name]);

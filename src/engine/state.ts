@@ -17,7 +17,7 @@ import type { PageSel, Scenario, Step, ViolationKind } from '../scenario/ast.js'
 import type { Observation, StepRecord, Violation } from './result.js';
 import { ValueTable } from './values.js';
 import { type Capture, capture } from './changes.js';
-import { classCopier, copyArrayInto } from '../core/copy.js';
+import { classCopier, copyArrayInto, templateCopier } from '../core/copy.js';
 
 export interface RunOptions {
   /** Check the accounting invariants after every step (default true). */
@@ -48,7 +48,7 @@ export interface LiveHandle {
   proc: string;
 }
 
-/** A thread. RunState.clone copies each field (a field added here is added there). */
+/** A thread. newProc makes every one (one field order: one hidden class); RunState.clone copies every field. */
 export interface Proc {
   /** The thread's name (a process is its first thread). */
   name: string;
@@ -65,8 +65,13 @@ export interface Proc {
   taskStep: Step | null;
   /** For a pending async write: how many stored pages the ideal memory has seen. */
   taskApplied: number;
-  /** For a pending GUP: which pages the ideal handle was bound to when they were grabbed. */
-  taskBound?: boolean[];
+  /** For a pending GUP: which pages the ideal handle was bound to when they were grabbed; else null. */
+  taskBound: boolean[] | null;
+}
+
+/** A live thread with no kernel path pending: every field, in one order. */
+function newProc(name: string, group: string, tid: number, mm: Mm, regions: Map<string, Region>): Proc {
+  return { name, group, tid, mm, regions, alive: true, task: null, taskStep: null, taskApplied: 0, taskBound: null };
 }
 
 /**
@@ -255,7 +260,7 @@ export class RunState {
 
   /** A new thread (a process is its first thread). */
   addProc(name: string, group: string, mm: Mm, regions: Map<string, Region>): Proc {
-    const p: Proc = { name, group, tid: this.nextTid++, mm, regions, alive: true, task: null, taskStep: null, taskApplied: 0 };
+    const p = newProc(name, group, this.nextTid++, mm, regions);
     this.procs.set(name, p);
     return p;
   }
@@ -341,13 +346,24 @@ let cloneInto: RunState | null = null;
 let procsInto = new Map<string, Proc>();
 let handlesInto = new Map<string, LiveHandle>();
 
-/** A thread's copy, on the copy's kernel. The regions maps are shared (threads of one process share one), copied at a change. */
+/** Proc's fields, each copied by reference (copyProcInto then copies what a copy does not share). */
+const copyProcFields = templateCopier(newProc('', '', 0, null!, null!));
+
+/**
+ * `q` made a copy of thread `p`, on the copy's kernel. The regions maps are shared (threads of
+ * one process share one), copied at a change.
+ */
+function copyProcInto(q: Proc, p: Proc): void {
+  copyProcFields(q, p);
+  q.mm = cloneInto!.k.mms[p.mm.id]!;
+  q.task = p.task ? cloneTask(p.task) : null;
+  q.taskBound = p.taskBound ? p.taskBound.slice() : null;
+}
+
+/** A thread's copy, a new object, in procsInto. */
 const copyProc = (p: Proc, n: string): void => {
-  const q: Proc = {
-    name: p.name, group: p.group, tid: p.tid, mm: cloneInto!.k.mms[p.mm.id]!, regions: p.regions, alive: p.alive,
-    task: p.task ? cloneTask(p.task) : null, taskStep: p.taskStep, taskApplied: p.taskApplied,
-  };
-  if (p.taskBound) q.taskBound = p.taskBound.slice();
+  const q = newProc(p.name, p.group, p.tid, p.mm, p.regions);
+  copyProcInto(q, p);
   procsInto.set(n, q);
 };
 
@@ -355,17 +371,7 @@ const copyProc = (p: Proc, n: string): void => {
 const copyProcInPlace = (p: Proc, n: string): void => {
   const q = procsInto.get(n);
   if (q === undefined) return copyProc(p, n);
-  q.name = p.name;
-  q.group = p.group;
-  q.tid = p.tid;
-  q.mm = cloneInto!.k.mms[p.mm.id]!;
-  q.regions = p.regions;
-  q.alive = p.alive;
-  q.task = p.task ? cloneTask(p.task) : null;
-  q.taskStep = p.taskStep;
-  q.taskApplied = p.taskApplied;
-  if (p.taskBound) q.taskBound = p.taskBound.slice();
-  else if (q.taskBound !== undefined) q.taskBound = undefined;
+  copyProcInto(q, p);
 };
 
 const copyLiveHandle = (h: LiveHandle, n: string): void => {
