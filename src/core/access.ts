@@ -107,7 +107,12 @@ export interface FaultTask {
 }
 
 export function startWrite(_k: Kernel, mm: Mm, lo: number, hi: number, value: number): FaultTask {
-  return { kind: 'write', mm: mm.id, lo, hi, vpn: lo, value, phase: 'fault', seenBits: 0, seenPfn: -1, newPfn: -1, stored: [], err: OK, locked: false };
+  return newFaultTask(mm.id, lo, hi, value);
+}
+
+/** A store not begun: every field, in one order (startWrite and cloneTask make each FaultTask here: one hidden class). */
+export function newFaultTask(mm: number, lo: number, hi: number, value: number): FaultTask {
+  return { kind: 'write', mm, lo, hi, vpn: lo, value, phase: 'fault', seenBits: 0, seenPfn: -1, newPfn: -1, stored: [], err: OK, locked: false };
 }
 
 /**

@@ -47,6 +47,19 @@ export function templateCopier<T extends object>(template: T): (dst: T, src: T) 
   return compile(Object.keys(template));
 }
 
+/**
+ * A copier for plain objects of one shape (one factory makes them, every field set, in one order),
+ * compiled from the first object it copies: the factory lists the fields once.
+ */
+export function shapeCopier<T extends object>(): (dst: T, src: T) => T {
+  let copy: Copier | undefined;
+  return (dst: T, src: T): T => {
+    if (copy === undefined) copy = compile(Object.keys(src));
+    copy(dst, src);
+    return dst;
+  };
+}
+
 /** The copier of these fields; Object.assign where they are not plain names or code cannot be compiled (a page whose CSP forbids it). */
 function compile(keys: string[]): Copier {
   const assign = (d: object, s: object): void => void Object.assign(d, s);

@@ -182,7 +182,7 @@ function forcedWriteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, flag: number
 export function newHandle(k: Kernel, mm: Mm, lo: number, n: number, req: GupRequest): Handle {
   return {
     id: k.handles.length, kind: req.kind, mm: mm.id, vpn: lo, frames: new Int32Array(n).fill(-1),
-    refs: new Int32Array(n), write: req.write, longterm: req.longterm, released: false,
+    refs: new Int32Array(n), write: req.write, longterm: req.longterm, released: false, revoked: null, vpns: null,
   };
 }
 
@@ -211,10 +211,12 @@ export interface GupTask {
 
 export function startGup(k: Kernel, mm: Mm, lo: number, hi: number, req: GupRequest): GupTask {
   const n = hi - lo;
-  return {
-    kind: 'gup', mm: mm.id, lo, req, handle: newHandle(k, mm, lo, n, req), phase: req.fast ? 'read' : 'slow', page: -1,
-    seq: -1, readPfn: -1, readBits: 0, fallback: new Array<boolean>(n).fill(!req.fast), err: OK,
-  };
+  return newGupTask(mm.id, lo, req, newHandle(k, mm, lo, n, req), new Array<boolean>(n).fill(!req.fast));
+}
+
+/** A GUP not begun: every field, in one order (startGup and cloneTask make each GupTask here: one hidden class). */
+export function newGupTask(mm: number, lo: number, req: GupRequest, handle: Handle, fallback: boolean[]): GupTask {
+  return { kind: 'gup', mm, lo, req, handle, phase: req.fast ? 'read' : 'slow', page: -1, seq: -1, readPfn: -1, readBits: 0, fallback, err: OK };
 }
 
 /** One atomic step of a GUP (tasks.ts; getUserPages runs them all). */

@@ -52,7 +52,8 @@ export type TaskState = 'running' | 'blocked' | 'done';
 /**
  * References that GUP users hold on frames (pins, FOLL_GET references, pipe buffers, device
  * grants). Kernel.clone copies each field (copyHandle and copyHandleInto: a field added here
- * is added to both).
+ * is added to both). Every field is set when a handle is made (newHandle, copyHandle; null for
+ * an absent array), so all handles share one hidden class.
  */
 export interface Handle {
   id: number;
@@ -68,10 +69,10 @@ export interface Handle {
   write: boolean;
   longterm: boolean;
   released: boolean;
-  /** Device-exclusive grants: per page, 1 once the device was notified it lost exclusive access. */
-  revoked?: Uint8Array;
-  /** Per page, where the holder's mm maps it now, once mremap moved some of its pages (else vpn + i). */
-  vpns?: Int32Array;
+  /** Device-exclusive grants: per page, 1 once the device was notified it lost exclusive access; else null. */
+  revoked: Uint8Array | null;
+  /** Per page, where the holder's mm maps it now, once mremap moved some of its pages (else null: vpn + i). */
+  vpns: Int32Array | null;
 }
 
 /** The page number at which page i of a handle is mapped in its holder's mm now (mremap moves pages). */
@@ -281,11 +282,6 @@ export class Kernel {
   }
 }
 
-/**
- * A deep copy of a handle, field by field (a spread of handles of several shapes is slow). A
- * released handle is never changed again (releaseHandle is the last write; every path skips
- * released handles): copies share it.
- */
 /** Copies of the VMAs, on the copy's shmem objects; into `reuse` (the VMAs of a copy done with) and its Vma objects when given. */
 function copyVmas(from: readonly Vma[], reuse: Vma[] | undefined, shm: readonly ShmemObject[]): Vma[] {
   const to = reuse ?? [];
@@ -320,7 +316,7 @@ function copyHandles(from: readonly Handle[], reuse: Handle[] | undefined): Hand
 
 /** Arrays of one length, and the same optional ones. */
 function sameShape(a: Handle, b: Handle): boolean {
-  return a.frames.length === b.frames.length && (a.revoked === undefined) === (b.revoked === undefined) && (a.vpns === undefined) === (b.vpns === undefined);
+  return a.frames.length === b.frames.length && (a.revoked === null) === (b.revoked === null) && (a.vpns === null) === (b.vpns === null);
 }
 
 /** copyHandle into `c`, a handle of the same shape that nothing else holds. */
@@ -338,13 +334,16 @@ function copyHandleInto(c: Handle, h: Handle): void {
   if (h.vpns) c.vpns!.set(h.vpns);
 }
 
-function copyHandle(h: Handle): Handle {
+/**
+ * A deep copy of a handle, field by field (a spread of handles of several shapes is slow). A
+ * released handle is never changed again (releaseHandle is the last write; every path skips
+ * released handles): copies share it.
+ */
+export function copyHandle(h: Handle): Handle {
   if (h.released) return h;
   const c: Handle = {
     id: h.id, kind: h.kind, mm: h.mm, vpn: h.vpn, frames: h.frames.slice(), refs: h.refs.slice(),
-    write: h.write, longterm: h.longterm, released: h.released,
+    write: h.write, longterm: h.longterm, released: h.released, revoked: h.revoked ? h.revoked.slice() : null, vpns: h.vpns ? h.vpns.slice() : null,
   };
-  if (h.revoked) c.revoked = h.revoked.slice();
-  if (h.vpns) c.vpns = h.vpns.slice();
   return c;
 }

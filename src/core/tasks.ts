@@ -12,10 +12,11 @@
 // to its last; a fault or slow GUP holds it for read. A step that needs a lock another thread
 // holds is blocked (the step does nothing).
 
-import { type FaultTask, startWrite, stepWrite } from './access.js';
-import { type ForkTask, startFork, stepFork } from './fork.js';
-import { type GupTask, startGup, stepGup } from './gup.js';
-import type { Kernel, TaskState } from './kernel.js';
+import { type FaultTask, newFaultTask, startWrite, stepWrite } from './access.js';
+import { type ForkTask, newForkTask, startFork, stepFork } from './fork.js';
+import { type GupTask, newGupTask, startGup, stepGup } from './gup.js';
+import { copyHandle, type Kernel, type TaskState } from './kernel.js';
+import { shapeCopier } from './copy.js';
 
 export type { FaultTask, ForkTask, GupTask, TaskState };
 export { startFork, startGup, startWrite };
@@ -34,14 +35,32 @@ export function stepTask(k: Kernel, t: Task, tid: number): TaskState {
   }
 }
 
-/** A deep copy of a task (for the explorer). */
+/** Each kind of task's fields, each copied by reference (cloneTask then copies what a copy does not share). */
+const copyForkFields = shapeCopier<ForkTask>();
+const copyGupFields = shapeCopier<GupTask>();
+const copyFaultFields = shapeCopier<FaultTask>();
+
+/**
+ * A deep copy of a task (for the explorer), made by the factory that made the task (a spread
+ * would make an object of another hidden class). A GUP's request is never changed: shared.
+ */
 export function cloneTask(t: Task): Task {
   switch (t.kind) {
-    case 'fork':
-      return { ...t, pairs: t.pairs.map((p) => [p[0], p[1]] as [number, number]) };
-    case 'gup':
-      return { ...t, handle: { ...t.handle, frames: t.handle.frames.slice(), refs: t.handle.refs.slice() }, fallback: t.fallback.slice(), req: { ...t.req } };
-    case 'write':
-      return { ...t, stored: t.stored.slice() };
+    case 'fork': {
+      const c = copyForkFields(newForkTask(t.parent), t);
+      c.pairs = t.pairs.map((p) => [p[0], p[1]] as [number, number]);
+      return c;
+    }
+    case 'gup': {
+      const c = copyGupFields(newGupTask(t.mm, t.lo, t.req, t.handle, t.fallback), t);
+      c.handle = copyHandle(t.handle);
+      c.fallback = t.fallback.slice();
+      return c;
+    }
+    case 'write': {
+      const c = copyFaultFields(newFaultTask(t.mm, t.lo, t.hi, t.value), t);
+      c.stored = t.stored.slice();
+      return c;
+    }
   }
 }

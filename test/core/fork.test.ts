@@ -30,7 +30,7 @@ function pinByHand(k: Kernel, mm: Mm, vpn: number): number {
   mm.hasPinned = true;
   const h: Handle = {
     id: k.handles.length, kind: 'pin', mm: mm.id, vpn, frames: Int32Array.of(pfn), refs: Int32Array.of(bias),
-    write: true, longterm: true, released: false,
+    write: true, longterm: true, released: false, revoked: null, vpns: null,
   };
   k.handles.push(h);
   return pfn;
