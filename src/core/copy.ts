@@ -78,7 +78,9 @@ function compile(keys: string[]): Copier {
  */
 export function copyArrayInto<T>(from: readonly T[], reuse: T[] | undefined, copy?: (x: T) => T): T[] {
   const to = reuse === undefined || reuse === from ? [] : reuse;
-  if (to.length !== from.length) to.length = from.length;
+  // Shrunk by its length, grown by assignment at its end, in order: a length set past the end
+  // would leave holes (HOLEY elements: another hidden class, which every reader of the array sees).
+  if (to.length > from.length) to.length = from.length;
   if (copy === undefined) for (let i = 0; i < from.length; i++) to[i] = from[i]!;
   else for (let i = 0; i < from.length; i++) to[i] = copy(from[i]!);
   return to;

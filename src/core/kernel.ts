@@ -246,11 +246,14 @@ export class Kernel {
     // The spare's array of mms and its Mm objects (nothing else holds them).
     const oldMms = d?.mms;
     const mms = oldMms !== undefined && oldMms !== this.mms ? oldMms : [];
-    if (mms.length !== this.mms.length) mms.length = this.mms.length;
+    // Shrunk by its length, grown by assignment at its end (copyArrayInto says why).
+    if (mms.length > this.mms.length) mms.length = this.mms.length;
     for (let i = 0; i < this.mms.length; i++) {
       const m = this.mms[i]!;
-      const reused = oldMms?.[i] !== undefined && oldMms[i] !== m;
-      const c = reused ? oldMms![i]! : (Object.create(Mm.prototype) as Mm);
+      const old = i < mms.length ? mms[i]! : undefined;
+      const reused = old !== undefined && old !== m;
+      // A new one by the constructor (not Object.create): the hidden class newMm's have.
+      const c = reused ? old : new Mm(m.id);
       // The spare's VMAs (its own: every copy makes its VMAs) take the copies.
       const spareVmas = reused && c.vmas !== m.vmas ? c.vmas : undefined;
       copyMm(c, m);
@@ -286,7 +289,8 @@ export class Kernel {
 function copyVmas(from: readonly Vma[], reuse: Vma[] | undefined, shm: readonly ShmemObject[]): Vma[] {
   const to = reuse ?? [];
   const old = to.length;
-  if (old !== from.length) to.length = from.length;
+  // Shrunk by its length, grown by assignment at its end (copyArrayInto says why).
+  if (old > from.length) to.length = from.length;
   for (let i = 0; i < from.length; i++) {
     const v = from[i]!;
     const s = v.shm ? shm[v.shm.id]! : null;
@@ -303,7 +307,8 @@ function copyVmas(from: readonly Vma[], reuse: Vma[] | undefined, shm: readonly 
 function copyHandles(from: readonly Handle[], reuse: Handle[] | undefined): Handle[] {
   const to = reuse === undefined || reuse === from ? [] : reuse;
   const old = to.length;
-  if (old !== from.length) to.length = from.length;
+  // Shrunk by its length, grown by assignment at its end (copyArrayInto says why).
+  if (old > from.length) to.length = from.length;
   for (let i = 0; i < from.length; i++) {
     const h = from[i]!;
     const c = i < old ? to[i]! : undefined;
