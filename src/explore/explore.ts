@@ -66,7 +66,9 @@ export function startState(input: ExploreInput, profile: Profile = input.profile
   }
   const runner = new Runner(sc, profile, trace ? { trace: true, maxEventsPerStep: 10_000 } : { trace: false, maxEventsPerStep: 0, reuseRecord: true });
   sc.steps.forEach((s, i) => runner.step(s, i));
-  return { runner, lines: sc.steps.map((s) => s.text) };
+  // The search's states are copies of the start (Runner.clone), and a copy's objects have other
+  // hidden classes than constructed ones: the start is a copy too, so the search sees one each.
+  return { runner: runner.clone(), lines: sc.steps.map((s) => s.text) };
 }
 
 /**
