@@ -66,7 +66,9 @@ export class FingerprintSet {
     const old = this.t;
     const bits = Math.log2(this.mask + 1) + 1;
     const t = this.table(bits);
-    const mask = 2 ** bits - 1;
+    // An integer, as the constructor's (2 ** bits is a double: optimised code that took the mask
+    // for a small integer would be thrown away at each growth).
+    const mask = (2 ** bits - 1) | 0;
     for (let i = 0; i < old.length; i += 2) {
       if (old[i] === 0) continue;
       let slot = old[i + 1]! & mask;
