@@ -3,7 +3,7 @@
 
 import { Runner } from '../engine/run.js';
 import type { Profile } from '../core/profile.js';
-import { parseScenario, type Scenario } from '../scenario/index.js';
+import { configLines, parseScenario, type Scenario } from '../scenario/index.js';
 import type { ExploreShape } from './ops.js';
 import type { StopFlag } from './tree.js';
 import { parallelSearch } from './parallel.js';
@@ -185,11 +185,8 @@ export function counterexampleFile(input: ExploreInput, start: string[], ce: Cou
     ...(good !== null && good.sets.length > 0 ? [`  Clean with: npx cowlab run FILE --kernel ${good.name} ${setArgs(good.sets)}`] : []),
     `kernel: ${bad.name}`,
   ];
-  if (cfg && (cfg.frames !== null || cfg.pinBias !== null)) {
-    lines.push('config:');
-    if (cfg.frames !== null) lines.push(`  frames: ${cfg.frames}`);
-    if (cfg.pinBias !== null) lines.push(`  pin_bias: ${cfg.pinBias}`);
-  }
+  // Every key the start scenario set (a counter of the pool needs config.hugepages to replay).
+  if (cfg) lines.push(...configLines(cfg));
   const outcomes: string[] = [];
   if (!whatIf) outcomes.push(`  ${JSON.stringify(bad.name)}: [${kinds.join(', ')}]`);
   if (good !== null && good.sets.length === 0 && good.name !== bad.name) outcomes.push(`  ${JSON.stringify(good.name)}: ok`);

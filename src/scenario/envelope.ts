@@ -8,7 +8,12 @@ import { ScenarioError, unknownWord } from './errors.js';
 import { blockOrigin, fixedOrigin, type StepOrigin } from './steps.js';
 
 export const TOP_KEYS = ['name', 'description', 'kernel', 'config', 'outcomes', 'steps'] as const;
-export const CONFIG_KEYS = ['frames', 'pin_bias', 'thp', 'hugepages'] as const;
+/**
+ * The config key of each field of ScenarioConfig: the one list of them. The reader (config()) and
+ * the writer (configLines()) go by it, and a field without its key fails to compile.
+ */
+const CONFIG_KEY_OF = { frames: 'frames', pinBias: 'pin_bias', thp: 'thp', hugepages: 'hugepages' } as const satisfies Record<keyof ScenarioConfig, string>;
+export const CONFIG_KEYS: readonly (typeof CONFIG_KEY_OF)[keyof ScenarioConfig][] = Object.values(CONFIG_KEY_OF);
 
 /**
  * The largest pin_bias: the model keeps refcounts in 32 bits, as the kernel does. A 1 MiB file
@@ -313,6 +318,19 @@ class EnvelopeReader {
     const to = starts[line] ?? this.text.length;
     return this.text.slice(from, to).replace(/\r?\n$/, '');
   }
+}
+
+/**
+ * A config as scenario-file lines: `config:` and a line for each key set, in CONFIG_KEYS order
+ * (none when nothing is set), as the file that set them says them.
+ */
+export function configLines(config: ScenarioConfig): string[] {
+  const lines: string[] = [];
+  for (const field of Object.keys(CONFIG_KEY_OF) as (keyof ScenarioConfig)[]) {
+    const v = config[field];
+    if (v !== null && v !== undefined) lines.push(`  ${CONFIG_KEY_OF[field]}: ${v}`);
+  }
+  return lines.length > 0 ? ['config:', ...lines] : [];
 }
 
 /** Reads the envelope of a parsed YAML document (of `text`, counted by `lc`). */

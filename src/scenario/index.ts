@@ -35,5 +35,5 @@ export {
   type ProcInfo,
   type RegionInfo,
 } from './resolve.js';
-export { readEnvelope, TOP_KEYS, CONFIG_KEYS, OUTCOME_WORDS, NAME_PATTERN, type Envelope, type StepsSource } from './envelope.js';
+export { readEnvelope, configLines, TOP_KEYS, CONFIG_KEYS, OUTCOME_WORDS, NAME_PATTERN, type Envelope, type StepsSource } from './envelope.js';
 export { lexLine, LexError, type Token, type TokenKind, type LexedLine } from './lexer.js';
