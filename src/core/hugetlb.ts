@@ -22,7 +22,7 @@
 //   huge page is free.
 
 import {
-  HPAGE_PMD_NR, isCowMapping, NA, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_HUGETLB, PMD_LEAF, PTE_DIRTY, PTE_PRESENT,
+  EINVAL, HPAGE_PMD_NR, isCowMapping, NA, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_HUGETLB, PMD_LEAF, PTE_DIRTY, PTE_PRESENT,
   PTE_PROTNONE, PTE_SOFT_DIRTY, PTE_WRITE, PTE_YOUNG, SIGBUS, VM_HUGETLB, VM_MAYSHARE, VM_READ, VM_WRITE,
 } from './constants.js';
 import type { Kernel } from './kernel.js';
@@ -41,9 +41,26 @@ export function hugetlbIn(mm: Mm, lo: number, hi: number): boolean {
   return false;
 }
 
-/** Are both ends of [lo, hi) on huge page boundaries (hugetlb_vm_op_split refuses any other split)? */
-export function hugeAligned(lo: number, hi: number): boolean {
-  return (lo & (HPAGE_PMD_NR - 1)) === 0 && (hi & (HPAGE_PMD_NR - 1)) === 0;
+/**
+ * hugetlb_vm_op_split(), the vm_ops->may_split of a hugetlb VMA: __split_vma() refuses to split
+ * one off a huge page boundary (EINVAL). munmap splits the VMAs at both ends of its range before
+ * it unmaps anything (so a refusal changes nothing); mprotect and madvise split only the VMAs whose
+ * flags they change (`changes`: mprotect_fixup() and madvise_update_vma() leave the others alone).
+ * Returns EINVAL when such a split is refused, NA when an end inside a huge page falls in a hugetlb
+ * VMA the call leaves alone (the kernel does nothing there; the model would split it), else OK.
+ * A scenario's range is one region, so no VMA before a refused split has been changed.
+ */
+export function hugetlbVmOpSplit(mm: Mm, lo: number, hi: number, changes: ((v: Vma) => boolean) | null = null): number {
+  const a = splitAt(mm, lo, changes);
+  return a !== OK ? a : splitAt(mm, hi, changes);
+}
+
+/** hugetlbVmOpSplit() at one end of the range. */
+function splitAt(mm: Mm, at: number, changes: ((v: Vma) => boolean) | null): number {
+  if ((at & (HPAGE_PMD_NR - 1)) === 0) return OK;
+  const v = mm.findVma(at);
+  if (v === null || v.start === at || !(v.flags & VM_HUGETLB)) return OK;
+  return changes === null || changes(v) ? EINVAL : NA;
 }
 
 /**

@@ -15,7 +15,7 @@ import { zapRange } from './zap.js';
 import { mmuNotify } from './exclusive.js';
 import { swapOutPage } from './swap.js';
 import { breakCowRange } from './cowpt.js';
-import { hugeAligned, hugetlbChangeProtection, hugetlbIn, hugetlbPopulate, hugetlbReservePages } from './hugetlb.js';
+import { hugetlbChangeProtection, hugetlbIn, hugetlbPopulate, hugetlbReservePages, hugetlbVmOpSplit } from './hugetlb.js';
 import { changeHugePmds, clearSoftDirtyPmds, doHugePmdAnonymousPage, splitHugePmdAt, thpVmaAllowable } from './huge.js';
 
 export type ProtName = 'rw' | 'ro' | 'none';
@@ -126,17 +126,18 @@ export function populateRange(k: Kernel, mm: Mm, vma: Vma, lo: number, hi: numbe
   return done;
 }
 
-/** mprotect(): new protection on [lo, hi); change_protection() on the PTEs. */
+/** mprotect(): new protection on [lo, hi); change_protection() on the PTEs. OK, OOM (a hole), EINVAL or NA (hugetlbVmOpSplit). */
 export function doMprotect(k: Kernel, mm: Mm, lo: number, hi: number, prot: ProtName): number {
   // do_mprotect_pkey(): ENOMEM if the range starts in a hole; a later hole stops it there.
   const end = mappedExtent(mm, lo, hi);
   if (end === lo) return OOM;
-  // hugetlb_vm_op_split(): a hugetlb VMA splits only on a huge page boundary (else EINVAL, not modelled).
-  if (hugetlbIn(mm, lo, end) && !hugeAligned(lo, end)) return NA;
   const want = protFlags(prot);
   // vma_adjust_trans_huge(): a huge PMD across the new VMA boundaries is split, where the VMA
   // is split: mprotect_fixup() leaves a VMA that already has the protection alone.
   const changes = (v: Vma | null): boolean => v !== null && (v.flags & (VM_READ | VM_WRITE)) !== want;
+  // A hugetlb VMA splits only on a huge page boundary (EINVAL, nothing changed).
+  const split = hugetlbVmOpSplit(mm, lo, end, changes);
+  if (split !== OK) return split;
   if (changes(mm.findVma(lo))) splitHugePmdAt(k, mm, lo, 'mprotect of part of a THP');
   if (changes(mm.findVma(end - 1))) splitHugePmdAt(k, mm, end, 'mprotect of part of a THP');
   const vmas = mm.splitRange(lo, end);
@@ -229,8 +230,13 @@ export type AdviceName = 'dontfork' | 'dofork' | 'wipeonfork' | 'keeponfork' | '
 
 /** madvise(). Returns OK, EINVAL or NA (advice whose semantics come with a later issue). */
 export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: AdviceName): number {
-  // hugetlb: only MADV_DONTFORK / MADV_DOFORK on whole huge pages are modelled.
-  if (hugetlbIn(mm, lo, hi) && !((advice === 'dontfork' || advice === 'dofork') && hugeAligned(lo, hi))) return NA;
+  if (hugetlbIn(mm, lo, hi)) {
+    // hugetlb: only MADV_DONTFORK / MADV_DOFORK are modelled; the VMAs they change split only on
+    // a huge page boundary (EINVAL, nothing changed).
+    if (advice !== 'dontfork' && advice !== 'dofork') return NA;
+    const split = hugetlbVmOpSplit(mm, lo, hi, (v) => adviseFlags(v.flags, advice) !== v.flags);
+    if (split !== OK) return split;
+  }
   if (advice === 'collapse') return doMadvCollapse(k, mm, lo, hi).err; // MADV_COLLAPSE (collapse.ts)
   if (advice === 'pageout') {
     if (!k.profile.swap) return NA;

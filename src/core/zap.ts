@@ -1,13 +1,13 @@
 // Tearing mappings down: zap_pte_range (munmap, MADV_DONTNEED, exit), free_pgtables, exit_mmap.
 
 import {
-  LEVEL_PGD, LEVEL_PTE, LEVEL_SPAN, PG_ANON, PTE_DEVICE_EXCLUSIVE, PTE_MARKER, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_UFFD_WP,
-  TABLE_MASK, TABLE_SHIFT, VM_HUGETLB, VM_UFFD_WP,
+  EINVAL, LEVEL_PGD, LEVEL_PTE, LEVEL_SPAN, PG_ANON, PTE_DEVICE_EXCLUSIVE, PTE_MARKER, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_UFFD_WP,
+  TABLE_MASK, TABLE_SHIFT, VM_HUGETLB, VM_UFFD_WP, OK,
 } from './constants.js';
 import type { Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
 import { zapHugePmdRange } from './huge.js';
-import { hugetlbVmOpClose, unmapHugepageRange } from './hugetlb.js';
+import { hugetlbVmOpClose, hugetlbVmOpSplit, unmapHugepageRange } from './hugetlb.js';
 import { PMD_WP, pmdSlotOf, pmdWriteProtected, pteTableOf } from './walk.js';
 import { breakCowPte, charge, coversTable, releaseTable } from './cowpt.js';
 import { freeSwapAndCache, swapFree } from './swapcache.js';
@@ -149,8 +149,12 @@ function freeLevel(
   }
 }
 
-/** munmap()'s core: split, zap, drop the VMAs, free the page tables no VMA needs any more. */
-export function unmapRegion(k: Kernel, mm: Mm, lo: number, hi: number, what = 'munmap'): void {
+/**
+ * munmap()'s core: split, zap, drop the VMAs, free the page tables no VMA needs any more. OK, or
+ * EINVAL when a hugetlb VMA would be split inside a huge page (hugetlbVmOpSplit: nothing done).
+ */
+export function unmapRegion(k: Kernel, mm: Mm, lo: number, hi: number, what = 'munmap'): number {
+  if (hugetlbVmOpSplit(mm, lo, hi) !== OK) return EINVAL;
   // __split_vma() breaks a shared COW page table at a split point (handle_cow_pte).
   if (mm.cowPgtable) {
     for (const at of [lo, hi]) {
@@ -159,7 +163,7 @@ export function unmapRegion(k: Kernel, mm: Mm, lo: number, hi: number, what = 'm
     }
   }
   const vmas = mm.splitRange(lo, hi);
-  if (vmas.length === 0) return;
+  if (vmas.length === 0) return OK;
   mmuNotify(k, mm.id, lo, hi, what);
   const used = k.frames.used;
   let zapped = 0;
@@ -176,6 +180,7 @@ export function unmapRegion(k: Kernel, mm: Mm, lo: number, hi: number, what = 'm
   }
   freePgtables(k, mm, lo, hi, floor, ceiling);
   k.emit('zap', mm.id, lo, -1, -1, `${what}: ${zapped} mapped page(s) dropped, ${used - k.frames.used} frame(s) freed`);
+  return OK;
 }
 
 /** exit_mmap(): zap everything, free every table including the PGD. */

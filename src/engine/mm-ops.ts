@@ -76,9 +76,18 @@ export function munmap(s: RunState, step: StepOf<'munmap'>): void {
   if (!p) return;
   waitForMmapLock(s, p);
   const [lo, hi] = s.range(p, step.sel);
-  unmapRegion(s.k, p.mm, lo, hi);
+  if (unmapRegion(s.k, p.mm, lo, hi) === EINVAL) return refusedHugetlbSplit(s, p, `munmap ${s.label(step.sel)}`);
   s.ideal.munmap(p.group, lo, hi);
   if (recordsText(s)) s.record.summary = `${p.name} unmaps ${s.label(step.sel)}`;
+}
+
+/**
+ * A munmap, mprotect or madvise the kernel refuses with EINVAL: it would split a hugetlb mapping
+ * inside a huge page (hugetlbVmOpSplit). Nothing changed, so the ideal memory is not told; not a
+ * violation: the kernel says so (the munmap(2) page: addr and length multiples of the huge page size).
+ */
+function refusedHugetlbSplit(s: RunState, p: Proc, call: string): void {
+  if (recordsText(s)) s.record.summary = `${p.name} ${call}: EINVAL (a hugetlb mapping splits only on a 2 MiB boundary: hugetlb_vm_op_split; nothing changed)`;
 }
 
 /** `P mremap SEL as NEW`: mremap(MREMAP_MAYMOVE|MREMAP_FIXED) of the pages to a fresh range, region NEW. */
@@ -111,7 +120,8 @@ export function mprotect(s: RunState, step: StepOf<'mprotect'>): void {
   waitForMmapLock(s, p);
   const [lo, hi] = s.range(p, step.sel);
   const err = doMprotect(s.k, p.mm, lo, hi, step.prot);
-  if (err === NA) throw new NotApplicable('mprotect of part of a hugetlb huge page (EINVAL in the kernel) is not modelled');
+  if (err === NA) throw new NotApplicable('mprotect of part of a hugetlb huge page to the protection it has (the kernel leaves it alone) is not modelled');
+  if (err === EINVAL) return refusedHugetlbSplit(s, p, `mprotect ${s.label(step.sel)} ${step.prot}`);
   const idealOk = s.ideal.mprotect(p.group, lo, hi, step.prot);
   if ((err === OK) !== idealOk) s.violation('fault', `mprotect ${step.prot}: the model ${err === OK ? 'succeeded' : 'failed (ENOMEM)'}, it must ${idealOk ? 'succeed' : 'fail at a hole'}`, [p.name]);
   if (recordsText(s)) s.record.summary = `${p.name} mprotects ${s.label(step.sel)} ${step.prot}${err === OK ? '' : ': ENOMEM (a hole in the range; pages before it changed)'}`;
@@ -138,9 +148,10 @@ export function madvise(s: RunState, step: StepOf<'madvise'>): void {
   const err = doMadvise(s.k, p.mm, lo, hi, step.advice);
   if (err === NA) {
     throw new NotApplicable(hugetlbIn(p.mm, lo, hi)
-      ? `madvise ${step.advice} on hugetlb pages is not modelled yet (only dontfork/dofork of whole huge pages)`
+      ? `madvise ${step.advice} on hugetlb pages is not modelled yet (only dontfork/dofork; on part of a huge page, only where it changes the flags)`
       : `madvise ${step.advice} is not modelled yet`);
   }
+  if (err === EINVAL && hugetlbIn(p.mm, lo, hi)) return refusedHugetlbSplit(s, p, `madvise ${s.label(step.sel)} ${step.advice}`);
   const idealOk = s.ideal.madvise(p.group, lo, hi, step.advice);
   if ((err === OK) !== idealOk) s.violation('fault', `madvise ${step.advice}: the model ${err === OK ? 'accepted' : 'refused'} it`, [p.name]);
   if (recordsText(s)) s.record.summary = `${p.name} madvise ${s.label(step.sel)} ${step.advice}${err === EINVAL ? ': EINVAL' : ''}`;

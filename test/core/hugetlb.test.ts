@@ -5,7 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OK, OOM, PG_ANON_EXCLUSIVE, PG_HUGETLB, PTE_DIRTY, PTE_WRITE, SIGBUS, VM_HUGETLB } from '../../src/core/constants.js';
+import { EINVAL, NA, OK, OOM, PG_ANON_EXCLUSIVE, PG_HUGETLB, PTE_DIRTY, PTE_WRITE, SIGBUS, VM_HUGETLB } from '../../src/core/constants.js';
 import { dupMmap } from '../../src/core/fork.js';
 import { getUserPages, releaseHandle } from '../../src/core/gup.js';
 import { DEFAULT_PIN_BIAS, Kernel } from '../../src/core/kernel.js';
@@ -377,4 +377,77 @@ test('the parser refuses a hugetlb mapping that is not a whole number of huge pa
   assert.equal(r.errors[0]!.line, 3);
   assert.equal(r.errors[0]!.col, 15);
   assert.match(r.errors[0]!.message, /multiple of 512/);
+});
+
+// hugetlb_vm_op_split(): __split_vma() refuses to split a hugetlb VMA off a huge page boundary with
+// EINVAL, so munmap (do_vmi_munmap splits both ends first), mprotect and madvise (mprotect_fixup /
+// madvise_update_vma split the VMAs they change) of part of a huge page change nothing.
+
+/** The scenario's run on v6, with `hugepages` in the pool. */
+function runSteps(steps: readonly string[], hugepages = 2): ReturnType<typeof runScenario> {
+  const parsed = parseScenario(['name: t', 'config:', `  hugepages: ${hugepages}`, 'steps: |', ...steps.map((s) => `  ${s}`), ''].join('\n'), 't.scn.yaml');
+  assert.ok(parsed.ok);
+  return runScenario(parsed.scenario, profile('v6'));
+}
+
+test('munmap of part of a huge page is EINVAL: the mapping, its reservation and its data stay (was an accounting violation)', () => {
+  const k = hkernel('v6', 2);
+  const { mm, vpn } = hugeProc(k, 1024);
+  writeOk(k, mm, vpn + 512, 7);
+  for (const [lo, hi] of [[vpn, vpn + 1], [vpn + 1, vpn + 512], [vpn + 511, vpn + 513], [vpn + 512, vpn + 1000]]) {
+    assert.equal(unmapRegion(k, mm, lo!, hi!), EINVAL, `munmap of [${lo! - vpn}, ${hi! - vpn})`);
+  }
+  assert.equal(mm.vmas.length, 1, 'not split');
+  assert.equal(k.hugetlb.resv, 1, "the first huge page's reservation is kept");
+  assert.equal(readOk(k, mm, vpn + 512), 7);
+  // On huge page boundaries it unmaps, giving the page (and the unused reservation) back.
+  assert.equal(unmapRegion(k, mm, vpn + 512, vpn + 1024), OK);
+  assert.equal(k.hugetlb.resv, 1);
+  assert.equal(k.hugetlb.free, 2);
+  assert.equal(unmapRegion(k, mm, vpn, vpn + 512), OK);
+  assert.equal(k.hugetlb.resv, 0);
+  assertConsistent(k);
+});
+
+test('scenario: munmap huge[0] of a hugetlb mapping is refused (EINVAL), no violation; the reservation and the page stay', () => {
+  const r = runSteps([
+    'P mmap huge 512 rw private hugetlb',
+    'P munmap huge[0]',
+    'expect stat HugePages_Rsvd == 1',
+    'P write huge[0] = 1',
+    'P read huge[0] expect 1',
+    'expect stat HugePages_Rsvd == 0',
+    'expect stat HugePages_Free == 1',
+  ]);
+  assert.equal(r.na, null);
+  assert.deepEqual(r.violations.map((v) => `${v.kind}: ${v.message}`), []);
+  assert.match(r.steps[1]!.summary, /^P munmap huge\[0\]: EINVAL/);
+});
+
+test('mprotect and madvise dontfork of part of a huge page are EINVAL: nothing changes (they were n/a)', () => {
+  const r = runSteps([
+    'P mmap huge 512 rw private hugetlb',
+    'P write huge[0] = 1',
+    'P mprotect huge[0..3] ro',
+    'P write huge[3] = 2',
+    'P madvise huge[5] dontfork',
+    'P fork Q',
+    'Q read huge[3] expect 2',
+    'P mprotect huge ro',
+    'P madvise huge dontfork',
+  ]);
+  assert.equal(r.na, null, r.na?.reason);
+  assert.deepEqual(r.violations.map((v) => `${v.kind}: ${v.message}`), []);
+  assert.match(r.steps[2]!.summary, /^P mprotect huge\[0\.\.3\] ro: EINVAL/);
+  assert.match(r.steps[4]!.summary, /^P madvise huge\[5\] dontfork: EINVAL/);
+  assert.doesNotMatch(r.steps[7]!.summary, /EINVAL/, 'the whole huge page: done');
+  assert.doesNotMatch(r.steps[8]!.summary, /EINVAL/);
+});
+
+test('mprotect of part of a huge page to the protection it has: the kernel leaves the VMA alone (no split, no EINVAL); still n/a here', () => {
+  const k = hkernel('v6', 1);
+  const { mm, vpn } = hugeProc(k);
+  assert.equal(doMprotect(k, mm, vpn, vpn + 4, 'rw'), NA);
+  assert.equal(doMprotect(k, mm, vpn, vpn + 4, 'ro'), EINVAL);
+  assert.equal(mm.vmas.length, 1);
 });
