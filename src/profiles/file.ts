@@ -6,6 +6,8 @@
 //   summary: v5.9 without seed 000 # optional
 //   switches:
 //     forkEarlyCow: false
+//
+// A name must be new: not a built-in's, nor one defined before (in this file or an earlier one).
 
 import { isMap, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
 import { yamlMessage } from '../scenario/parse.js';
@@ -56,6 +58,14 @@ export function loadProfileFile(text: string, file: string, registry: ProfileReg
       at(nameNode ?? item, "expected 'name': lower-case letters, digits, '.', '+', '-'");
       continue;
     }
+    // A profile replacing another would be judged by that one's outcomes (a scenario's `v6:` is the built-in's).
+    const defined = registry.definedAs(name);
+    if (defined !== null) {
+      at(nameNode, defined === 'built-in'
+        ? `'${name}' is a built-in profile: a user profile needs a name of its own (it would replace the built-in, and be judged by the outcomes scenarios give '${name}')`
+        : `profile '${name}' is already defined at ${defined}: each profile needs a name of its own`);
+      continue;
+    }
     if (!base || !registry.has(base)) {
       at(baseNode ?? item, `expected 'base': a known profile (${registry.names().join(', ')})`);
       continue;
@@ -81,7 +91,8 @@ export function loadProfileFile(text: string, file: string, registry: ProfileReg
       }
     }
     const prof = p as unknown as Profile;
-    registry.add(prof);
+    const where = lc.linePos(nameNode?.range?.[0] ?? 0);
+    registry.add(prof, `${file}:${where.line}:${where.col}`);
     out.push(prof);
   }
   return { profiles: out, errors };

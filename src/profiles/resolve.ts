@@ -85,9 +85,19 @@ export class ProfileRegistry {
     }
   }
 
-  add(p: Profile): void {
+  /** Where each user-defined profile was defined (FILE:LINE:COL), by name. */
+  private readonly userAt = new Map<string, string>();
+
+  /** A user-defined profile (defined at `at`); its name must be new (see definedAs). */
+  add(p: Profile, at = '(user)'): void {
     this.byName.set(p.name, p);
     this.offMatrix.delete(p.name);
+    this.userAt.set(p.name, at);
+  }
+
+  /** What `name` is already: `built-in`, the place a user profile of that name was defined, or null (a new name). */
+  definedAs(name: string): string | null {
+    return this.userAt.get(name) ?? (this.byName.has(name) ? 'built-in' : null);
   }
 
   has(name: string): boolean {

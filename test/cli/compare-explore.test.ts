@@ -281,3 +281,15 @@ steps: |
   assert.equal(cli('run', out).code, 0);
   assert.equal(cli('explore', '--kernel', 'v6', '--from', from, '--ops', 'munmap,write,handle-read', '--kinds', 'leak').code, 0);
 });
+
+test('compare --profiles: a user profile may not take a built-in\'s name, nor one defined before (exit 2, FILE:LINE:COL)', () => {
+  // `v6` with v5.7's switches would be judged by the outcomes scenarios give the built-in v6.
+  const builtin = file('- name: v6\n  base: v5.7\n', 'builtin-name.yaml');
+  usageError(cli('compare', SEEDS, '--profiles', builtin), new RegExp(`${escape(builtin)}:1:9: error: 'v6' is a built-in profile: a user profile needs a name of its own`));
+  const lts = file('name: "5.10"\nbase: v6\n', 'lts-name.yaml');
+  usageError(cli('compare', SEEDS, '--profiles', lts), new RegExp(`${escape(lts)}:1:7: error: '5\\.10' is a built-in profile`));
+  const twice = file('- name: mine\n  base: v6\n- name: mine\n  base: v5.7\n', 'twice.yaml');
+  usageError(cli('compare', SEEDS, '--profiles', twice), new RegExp(`${escape(twice)}:3:9: error: profile 'mine' is already defined at ${escape(twice)}:1:9`));
+  const other = file('name: mine\nbase: v5.9\n', 'other.yaml');
+  usageError(cli('compare', SEEDS, '--profiles', other, '--profiles', other), new RegExp(`${escape(other)}:1:7: error: profile 'mine' is already defined at ${escape(other)}:1:7`));
+});
