@@ -80,7 +80,7 @@ export function oracleCommand(argv: string[], io: Io): number | Promise<number> 
   }
   const registry = buildRegistry((values.profiles ?? []) as string[]);
   const kernel = (values.kernel as string | undefined) ?? 'v6';
-  if (!registry.has(kernel)) throw new UsageError(`cowlab oracle: --kernel: unknown profile '${kernel}' (known: ${registry.names().join(', ')})`);
+  if (!registry.has(kernel)) throw new UsageError(`cowlab oracle: --kernel: ${registry.unknown(kernel)}`);
   const profile = registry.get(kernel);
   if (values.random !== undefined) {
     if (positionals.length > 0) throw new UsageError(`cowlab oracle: --random generates its scenarios; drop '${positionals[0]}'`);
