@@ -4,7 +4,7 @@
 // at the next step, which installs the copy or retries when the PTE changed (!pte_same).
 
 import { OK, PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY, PTE_WRITE, PTE_YOUNG, VM_READ, VM_WRITE, SIGSEGV } from './constants.js';
-import { FAULT_COPY_MADE, FAULT_FLAG_WRITE, handleMmFault, wpPageCopyFinish } from './fault.js';
+import { FAULT_COPY_MADE, FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_WRITE, handleMmFault, wpPageCopyFinish } from './fault.js';
 import type { Kernel, TaskState } from './kernel.js';
 import type { Mm } from './mm.js';
 import { pmdWriteProtected } from './walk.js';
@@ -59,8 +59,10 @@ export function cpuStore(k: Kernel, slot: number, vpn: number, value: number): v
  */
 function cpuFault(k: Kernel, mm: Mm, vpn: number, flags: number, split: FaultTask | null = null): number {
   const before = mm.uffdFaults;
-  const err = handleMmFault(k, mm, vpn, flags, split);
-  return err === OK && mm.uffdFaults !== before ? handleMmFault(k, mm, vpn, flags, split) : err;
+  // The arch handler's faults may always be retried (FAULT_FLAG_DEFAULT has FAULT_FLAG_ALLOW_RETRY).
+  const f = flags | FAULT_FLAG_ALLOW_RETRY;
+  const err = handleMmFault(k, mm, vpn, f, split);
+  return err === OK && mm.uffdFaults !== before ? handleMmFault(k, mm, vpn, f, split) : err;
 }
 
 /** A CPU load or store: fault until the MMU allows it, then touch the frame. */

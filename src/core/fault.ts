@@ -26,6 +26,12 @@ export const FAULT_FLAG_UNSHARE = 2;
  * is no real write: userfaultfd_pte_wp() ignores it, and wp_page_copy() carries the uffd-wp bit.
  */
 export const FAULT_FLAG_BREAK_COW = 4;
+/**
+ * The fault may return VM_FAULT_RETRY (dropping mmap_lock): a CPU fault always; GUP only where
+ * its caller lets it drop the lock (gupAllowsRetry). handle_userfault() waits for the monitor
+ * only with it.
+ */
+export const FAULT_FLAG_ALLOW_RETRY = 8;
 const COW_FLAGS = FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE | FAULT_FLAG_BREAK_COW;
 const WRITE_FLAGS = FAULT_FLAG_WRITE | FAULT_FLAG_BREAK_COW;
 
@@ -125,7 +131,7 @@ function handleHugeFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, flags: number
   if (flags & COW_FLAGS && !(bits & PTE_WRITE)) {
     // wp_huge_pmd(): a real write to a uffd-wp huge PMD goes to the monitor first
     // (userfaultfd_huge_pmd_wp), whose answer splits the PMD to un-protect the one page.
-    if (!(flags & (FAULT_FLAG_UNSHARE | FAULT_FLAG_BREAK_COW)) && userfaultfdPteWp(vma, bits)) return handleUserfault(k, mm, vpn);
+    if (!(flags & (FAULT_FLAG_UNSHARE | FAULT_FLAG_BREAK_COW)) && userfaultfdPteWp(vma, bits)) return handleUserfault(k, mm, vpn, (flags & FAULT_FLAG_ALLOW_RETRY) !== 0);
     // do_huge_pmd_wp_page(): VM_FAULT_WRITE once it reused or copied the THP (a split falls back).
     return writeDone(doHugePmdWpPage(k, mm, vma, vpn, s, (flags & FAULT_FLAG_UNSHARE) !== 0), flags & WRITE_FLAGS);
   }
@@ -162,7 +168,7 @@ export function handlePteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: n
     return handlePteFault(k, mm, vma, vpn, slot, flags, split);
   }
   if (flags & COW_FLAGS) {
-    if (!(bits & PTE_WRITE)) return doWpPage(k, mm, vma, vpn, slot, (flags & FAULT_FLAG_UNSHARE) !== 0, split, (flags & FAULT_FLAG_BREAK_COW) !== 0);
+    if (!(bits & PTE_WRITE)) return doWpPage(k, mm, vma, vpn, slot, (flags & FAULT_FLAG_UNSHARE) !== 0, split, (flags & FAULT_FLAG_BREAK_COW) !== 0, (flags & FAULT_FLAG_ALLOW_RETRY) !== 0);
     // pte_mkdirty(): x86 sets _PAGE_SOFT_DIRTY with _PAGE_DIRTY.
     if (flags & FAULT_FLAG_WRITE) k.tables.bits[slot] = bits | PTE_DIRTY | PTE_SOFT_DIRTY | PTE_YOUNG;
     return OK;
@@ -383,13 +389,14 @@ function refcountWithoutSwapcache(k: Kernel, pfn: number): number {
  * PTE. VM_FAULT_WRITE when it reused or copied a private page for a write or break-COW.
  */
 export function doWpPage(
-  k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: number, unshare: boolean, split: WpCopy | null = null, breakCow = false,
+  k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: number, unshare: boolean, split: WpCopy | null, breakCow: boolean, allowRetry: boolean,
 ): number {
   const t = k.tables;
   const bits = t.bits[slot]!;
   const pfn = t.entry[slot]!;
   // userfaultfd_pte_wp(): a real write to a write-protected page goes to the monitor first.
-  if (!unshare && !breakCow && userfaultfdPteWp(vma, bits)) return handleUserfault(k, mm, vpn);
+  // An unshare fault never asks: do_wp_page() tests userfaultfd_pte_wp() only when !unshare.
+  if (!unshare && !breakCow && userfaultfdPteWp(vma, bits)) return handleUserfault(k, mm, vpn, allowRetry);
   if (vma.flags & (VM_SHARED | VM_MAYSHARE)) {
     // wp_page_shared(): a shared mapping is never copied; wp_page_reuse() makes the PTE writable
     // (not counted as an anonymous page's reuse).

@@ -2,10 +2,10 @@
 // with each profile's COW rules at GUP time; unpin_user_pages / put_page to release.
 
 import {
-  EFAULT, isCowMapping, OK, PG_ANON, PG_LARGE, PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE, RETRY, VM_FAULT_WRITE, VM_HUGETLB,
+  EFAULT, isCowMapping, OK, PG_ANON, PG_LARGE, PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE, RETRY, SIGBUS, VM_FAULT_WRITE, VM_HUGETLB,
   VM_READ, VM_WRITE,
 } from './constants.js';
-import { FAULT_FLAG_BREAK_COW, FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, handleMmFaultFlags } from './fault.js';
+import { FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_BREAK_COW, FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, handleMmFaultFlags } from './fault.js';
 import type { Handle, Kernel, TaskState } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
 import { followSlot, slotPfn } from './huge.js';
@@ -111,6 +111,18 @@ export function gupFastRefusal(k: Kernel, slot: number, vpn: number, req: GupReq
   return GUP_FAST_TAKE;
 }
 
+/**
+ * faultin_page() sets FAULT_FLAG_ALLOW_RETRY only when GUP may drop mmap_lock: the slow path that
+ * gup-fast falls back to (get_user_pages_unlocked(), FOLL_UNLOCKABLE from 6.3), a FOLL_LONGTERM
+ * pin's only with gupFastLongtermRetry (6.2; before, __gup_longterm_unlocked() passed `locked`
+ * NULL). pin_user_pages(), get_user_pages() and make_device_exclusive()'s
+ * get_user_pages_remote() never (no `locked`, 5.7 to 6.18): their write fault on a page the
+ * userfaultfd monitor protected is VM_FAULT_SIGBUS, and GUP fails with EFAULT.
+ */
+export function gupAllowsRetry(k: Kernel, req: GupRequest): boolean {
+  return req.fast && (!req.longterm || k.profile.gupFastLongtermRetry);
+}
+
 /** __get_user_pages() for one page: follow the PTE, fault it in as the rules require, grab it. */
 export function gupSlowPage(k: Kernel, mm: Mm, vpn: number, h: Handle, i: number, req: GupRequest): number {
   const vma = mm.findVma(vpn);
@@ -119,6 +131,7 @@ export function gupSlowPage(k: Kernel, mm: Mm, vpn: number, h: Handle, i: number
   const forceWrite = breaksCow(k, vma, req);
   // faultin_page(): FOLL_WRITE (and 5.8's forced break) fault as writes; seed 001's FOLL_PIN as FAULT_FLAG_BREAK_COW.
   const cowFault = !req.write && k.profile.gupCowBreak === 'pin' ? FAULT_FLAG_BREAK_COW : FAULT_FLAG_WRITE;
+  const retry = gupAllowsRetry(k, req) ? FAULT_FLAG_ALLOW_RETRY : 0;
   let broken = false;
   for (let tries = 0; tries <= MAX_RETRIES; tries++) {
     // follow_page_mask(): a huge PMD is followed as it is (follow_trans_huge_pmd), never split.
@@ -145,8 +158,10 @@ export function gupSlowPage(k: Kernel, mm: Mm, vpn: number, h: Handle, i: number
     }
     // faultin_page(); a forced COW break on a read-only VMA acts like FOLL_FORCE.
     const err = (fault === FAULT_FLAG_WRITE || fault === FAULT_FLAG_BREAK_COW) && !(vma.flags & VM_WRITE)
-      ? forcedWriteFault(k, mm, vma, vpn, fault)
-      : handleMmFaultFlags(k, mm, vpn, fault);
+      ? forcedWriteFault(k, mm, vma, vpn, fault | retry)
+      : handleMmFaultFlags(k, mm, vpn, fault | retry);
+    // vm_fault_to_errno(): VM_FAULT_SIGBUS (a userfault that may not wait, a hugetlb fault) is EFAULT.
+    if (err === SIGBUS) return EFAULT;
     if (err !== OK && err !== RETRY && err !== VM_FAULT_WRITE) return err;
     // faultin_page(): VM_FAULT_WRITE in a VMA without VM_WRITE sets FOLL_COW: COW is broken and
     // the PTE stays read-only (dirty), so follow_page_pte() takes it as it is (can_follow_write_pte).

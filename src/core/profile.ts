@@ -247,6 +247,15 @@ export interface Profile {
    * (even one never protected: its next write faults), writable in a shared one.
    */
   uffdUnprotectWritable: boolean;
+  /**
+   * The slow path that pin_user_pages_fast() falls back to for a FOLL_LONGTERM pin may drop
+   * mmap_lock (6.2: get_user_pages_unlocked() with `locked`; FOLL_UNLOCKABLE from 6.3), so
+   * faultin_page() sets FAULT_FLAG_ALLOW_RETRY and a write to a page the userfaultfd monitor
+   * protected waits for the monitor. Before, __gup_longterm_unlocked() ran it with `locked` NULL:
+   * handle_userfault() answers VM_FAULT_SIGBUS and the pin fails with EFAULT. Only the fast
+   * fallback: pin_user_pages() and get_user_pages() never allow the retry, any era.
+   */
+  gupFastLongtermRetry: boolean;
   /** Swap is modelled for this profile (later issue). */
   swap: boolean;
   /** KSM merging is modelled for this profile (later issue). */

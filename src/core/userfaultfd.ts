@@ -7,7 +7,7 @@
 
 import {
   EINVAL, ENOENT, HPAGE_PMD_NR, NA, OK, PTE_DEVEXCL_WRITE, PTE_DEVICE_EXCLUSIVE, PTE_MARKER, PTE_PRESENT,
-  PTE_SWAP, PTE_UFFD_WP, PTE_WRITE, RETRY, VM_MAYSHARE, VM_SHARED,
+  PTE_SWAP, PTE_UFFD_WP, PTE_WRITE, RETRY, SIGBUS, VM_MAYSHARE, VM_SHARED,
   VM_UFFD_WP,
 } from './constants.js';
 import type { Kernel } from './kernel.js';
@@ -155,9 +155,15 @@ function uffdWpHugePmds(k: Kernel, mm: Mm, lo: number, hi: number, wp: boolean, 
 /**
  * handle_userfault(vmf, VM_UFFD_WP), and the scenario's monitor answering it: the fault is
  * counted for the mm, the monitor un-protects the page (UFFDIO_WRITEPROTECT without MODE_WP) and
- * wakes the thread, whose access is retried. Returns RETRY.
+ * wakes the thread, whose access is retried. Returns RETRY. A fault that may not be retried
+ * (`allowRetry` false: FAULT_FLAG_ALLOW_RETRY missing, a GUP that cannot drop mmap_lock) cannot
+ * wait for the monitor: VM_FAULT_SIGBUS at once, the monitor told nothing (SIGBUS; GUP: EFAULT).
  */
-export function handleUserfault(k: Kernel, mm: Mm, vpn: number): number {
+export function handleUserfault(k: Kernel, mm: Mm, vpn: number, allowRetry: boolean): number {
+  if (!allowRetry) {
+    k.emit('note', mm.id, vpn, -1, -1, 'userfaultfd: a write to a write-protected page by a fault that may not be retried (FAULT_FLAG_ALLOW_RETRY missing): VM_FAULT_SIGBUS, the monitor is not told');
+    return SIGBUS;
+  }
   mm.uffdFaults++;
   k.uffdResolved.push(mm.id, vpn);
   uffdWriteprotect(k, mm, vpn, vpn + 1, false);

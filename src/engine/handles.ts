@@ -9,7 +9,7 @@ import { grantRead } from './grants.js';
 import { raceWithFork, waitForMmapLock } from './scheduler.js';
 import { recordsText } from './result.js';
 import { NotApplicable, type RunState } from './state.js';
-import { bypassesUffd, uffdBypass } from './uffd.js';
+import { bypassesUffd, gupRefusedByUffd, uffdBypass } from './uffd.js';
 
 /** `P pin|gup|vmsplice SEL as H`, in one step. */
 export function gup(s: RunState, procName: string, sel: PageSel, name: string, req: GupRequest): void {
@@ -21,12 +21,15 @@ export function gup(s: RunState, procName: string, sel: PageSel, name: string, r
   if (r.err === NA) throw new NotApplicable('GUP met a non-present PTE kind that is not modelled yet');
   let idealOk = true;
   for (let v = lo; v < hi; v++) if (s.ideal.access(p.group, v, req.write) === 'fault') idealOk = false;
+  // A page the monitor protected: the EFAULT of a userfault this GUP could not wait for is allowed.
+  const refused = r.err !== OK && idealOk && gupRefusedByUffd(s, p.group, lo, hi - lo);
+  if (refused) idealOk = false;
   const what = req.kind === 'pin' ? 'pins' : req.kind === 'pipe' ? 'vmsplices' : 'takes references on';
   const text = recordsText(s);
   if (text) s.observe('gup', `${p.name} ${what} ${s.label(sel)}`, r.err === OK ? 'ok' : 'EFAULT', idealOk ? 'ok' : 'EFAULT');
   if (r.err !== OK || r.handle === null) {
     if (idealOk) s.violation('fault', `${p.name} ${what} ${s.label(sel)}: GUP failed (EFAULT) though the mapping allows it`, [p.name]);
-    if (text) s.record.summary = `${p.name} ${what} ${s.label(sel)}: EFAULT, no handle ${name}` + (idealOk ? '' : ' (as it must)');
+    if (text) s.record.summary = `${p.name} ${what} ${s.label(sel)}: EFAULT, no handle ${name}` + (refused ? ' (a write to a page the userfaultfd monitor protected, which this GUP cannot wait for: no FAULT_FLAG_ALLOW_RETRY)' : idealOk ? '' : ' (as it must)');
     return;
   }
   if (!idealOk) s.violation('fault', `${p.name} ${what} ${s.label(sel)}: GUP succeeded where the mapping forbids the access`, [p.name]);

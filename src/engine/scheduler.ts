@@ -10,7 +10,7 @@ import type { Step } from '../scenario/ast.js';
 import { recordsText } from './result.js';
 import { NotApplicable, type Proc, type RunState } from './state.js';
 import { describeTaskStep } from './tasktrace.js';
-import { bypassesUffd, uffdBypass } from './uffd.js';
+import { bypassesUffd, gupRefusedByUffd, uffdBypass } from './uffd.js';
 
 /** The GUP request of a `pin`, `gup` or `vmsplice` step. */
 export function gupRequest(step: Extract<Step, { op: 'pin' | 'gup' | 'vmsplice' }>): GupRequest {
@@ -177,6 +177,7 @@ function completeTask(s: RunState, p: Proc): void {
       const n = t.handle.frames.length;
       let idealOk = true;
       for (let v = t.lo; v < t.lo + n; v++) if (s.ideal.access(p.group, v, t.req.write) === 'fault') idealOk = false;
+      if (t.err !== OK && idealOk && gupRefusedByUffd(s, p.group, t.lo, n)) idealOk = false;
       if (recordsText(s)) s.observe('gup', `${p.name} ${step.op} as ${name}`, t.err === OK ? 'ok' : 'EFAULT', idealOk ? 'ok' : 'EFAULT');
       const bound = p.taskBound;
       p.taskBound = null;

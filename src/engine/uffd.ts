@@ -30,3 +30,15 @@ export function bypassesUffd(s: RunState, group: string, vpn: number): boolean {
 export function uffdBypass(s: RunState, page: string, who: string, procs: string[], frames: number[] = []): void {
   s.violation('uffd-wp-bypass', `${who} changed ${page}, which the userfaultfd monitor had write-protected, without a userfault first`, procs, frames);
 }
+
+/**
+ * A GUP over `n` pages of `group` from lo failed: true if one of them is a page the monitor
+ * protected and was not told of. Then the failure is the kernel's answer to a userfault the GUP
+ * could not wait for (no FAULT_FLAG_ALLOW_RETRY: pin_user_pages, get_user_pages, a long-term
+ * pin's gup-fast fallback before 6.2): EFAULT, which the ideal memory allows.
+ */
+export function gupRefusedByUffd(s: RunState, group: string, lo: number, n: number): boolean {
+  drainUffd(s);
+  for (let v = lo; v < lo + n; v++) if (s.ideal.uffdProtected(group, v)) return true;
+  return false;
+}

@@ -50,6 +50,7 @@ const V5_7: Profile = {
   uffdWpShmem: false,
   uffdWpWritenotify: false,
   uffdUnprotectWritable: false,
+  gupFastLongtermRetry: false,
   swap: true,
   ksm: true,
 };
@@ -95,8 +96,8 @@ const V5_19 = derive(V5_18, 'v5.19',
 
 const V6_2 = derive(V5_19, 'v6.2',
   'v5.19 + mprotect maps exclusive anon pages writable (6.0; clean ones too from 6.2) + MADV_COLLAPSE (6.1) + unsharing for anything in a COW mapping (zero page) + uffd-wp registration write-protects a shared mapping\'s vm_page_prot (writenotify)',
-  '64fe24a3e05e (6.0), "mm/mprotect: allow clean exclusive anon pages to be writable" (Nadav Amit, 6.2: no pte_dirty() test in can_change_pte_writable for private mappings; read in 6.0.1, 6.1.166 (wanted) and 6.2.12 (gone)), 7d8faaf15545 (6.1), 8d6a0ac09a16 and 84209e87c696 (6.2), 6cce3314b928 (6.2: KSM\'s break_cow unshares), 51d3d5eb74ff (6.2: vma_wants_writenotify() holds for a uffd-wp VMA), 474098edac26 (6.1: ksmd\'s follow_page() skips a PROT_NONE PTE)',
-  { mprotectWritable: true, mprotectWritableClean: true, unshareRoPin: 'all', mprotectWritablePmd: true, madvCollapse: 'writable-pte', ksmBreakCow: 'unshare', uffdWpWritenotify: true, ksmScansProtnone: false });
+  '64fe24a3e05e (6.0), "mm/mprotect: allow clean exclusive anon pages to be writable" (Nadav Amit, 6.2: no pte_dirty() test in can_change_pte_writable for private mappings; read in 6.0.1, 6.1.166 (wanted) and 6.2.12 (gone)), 7d8faaf15545 (6.1), 8d6a0ac09a16 and 84209e87c696 (6.2), 6cce3314b928 (6.2: KSM\'s break_cow unshares), 51d3d5eb74ff (6.2: vma_wants_writenotify() holds for a uffd-wp VMA), 474098edac26 (6.1: ksmd\'s follow_page() skips a PROT_NONE PTE); "mm/gup: remove the restriction on locked with FOLL_LONGTERM" (6.2: the gup-fast fallback of a FOLL_LONGTERM pin may drop mmap_lock, so it may wait for the userfaultfd monitor; __gup_longterm_unlocked with locked NULL in 6.1.166, gone in 6.2.12)',
+  { mprotectWritable: true, mprotectWritableClean: true, unshareRoPin: 'all', mprotectWritablePmd: true, madvCollapse: 'writable-pte', ksmBreakCow: 'unshare', uffdWpWritenotify: true, ksmScansProtnone: false, gupFastLongtermRetry: true });
 
 const V6_15 = derive(V6_2, 'v6.15',
   'v6.2 + zero page never pinned (6.5) + exclusive swapped-in pages writable on read faults (6.11) + device-exclusive rework (mapcount untouched, treated like present at fork)',
@@ -146,7 +147,7 @@ const LTS_5_15 = derive(V5_14, '5.15',
 
 const LTS_6_1 = derive(V5_19, '6.1',
   '6.1.y long-term: the v5.19 rules (PG_anon_exclusive; R/O pins unshare possibly shared anonymous pages, not the zero page: 6.2 was not backported) + mprotect maps exclusive anonymous pages writable when their PTE is dirty (6.0; clean ones too only from 6.2, not backported) + FOLL_PIN of the zero page takes no pin (backported in 6.1.130; 6.1.0-6.1.129: --kernel 6.1+pinSkipsZeroPage=false) + uffd-wp registration write-protects a shared mapping\'s vm_page_prot (6.2, backported in 6.1.8; 6.1.0-6.1.7: --kernel 6.1+uffdWpWritenotify=false)',
-  'Linux 6.1 (6c287605fd56, a7f226604170 from 5.19; 64fe24a3e05e from 6.0: can_change_pte_writable wants pte_dirty() in 6.1.166) + c8070b787519 as 476c1dfefab8 in 6.1.130 (a dependency of bddf10d26e6e) + 51d3d5eb74ff in 6.1.8 (userfaultfd_set_vm_flags and the userfaultfd_wp() test of vma_wants_writenotify: absent in 6.1.7, present in 6.1.8, 6.1.158 and 6.1.166); 8d6a0ac09a16 and 84209e87c696 (6.2) not backported; 0cef0bb836e3 (6.13, mremap clears uffd-wp) not backported either: absent in 6.1.166; checked in the 6.1.158 and 6.1.166 sources. 474098edac26 (6.1): ksmd skips pages of PROT_NONE mappings (follow_page follows a PROT_NONE PTE only with FOLL_FORCE); d74943a2f3cd (6.5) not backported: absent in 6.1.158. Not checked: 6.1.167 to the last 6.1.y',
+  'Linux 6.1 (6c287605fd56, a7f226604170 from 5.19; 64fe24a3e05e from 6.0: can_change_pte_writable wants pte_dirty() in 6.1.166) + c8070b787519 as 476c1dfefab8 in 6.1.130 (a dependency of bddf10d26e6e) + 51d3d5eb74ff in 6.1.8 (userfaultfd_set_vm_flags and the userfaultfd_wp() test of vma_wants_writenotify: absent in 6.1.7, present in 6.1.8, 6.1.158 and 6.1.166); 8d6a0ac09a16 and 84209e87c696 (6.2) not backported; 0cef0bb836e3 (6.13, mremap clears uffd-wp) not backported either: absent in 6.1.166; checked in the 6.1.158 and 6.1.166 sources. 474098edac26 (6.1): ksmd skips pages of PROT_NONE mappings (follow_page follows a PROT_NONE PTE only with FOLL_FORCE); d74943a2f3cd (6.5) not backported: absent in 6.1.158. The 6.2 gup-fast fallback of FOLL_LONGTERM pins with `locked` (gupFastLongtermRetry) was not backported: __gup_longterm_unlocked with locked NULL in 6.1.166. Not checked: 6.1.167 to the last 6.1.y',
   { mprotectWritable: true, pinSkipsZeroPage: true, madvCollapse: 'writable-pte', uffdWpWritenotify: true, ksmScansProtnone: false });
 
 const LTS_6_6 = derive(V6_2, '6.6',

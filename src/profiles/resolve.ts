@@ -56,6 +56,7 @@ const VALUES = {
   uffdWpShmem: ['true', 'false'],
   uffdWpWritenotify: ['true', 'false'],
   uffdUnprotectWritable: ['true', 'false'],
+  gupFastLongtermRetry: ['true', 'false'],
   swap: ['true', 'false'],
   ksm: ['true', 'false'],
 } as const satisfies { readonly [K in SwitchName]: readonly ValueText<Profile[K]>[] };

@@ -8,12 +8,15 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OK, PTE_UFFD_WP } from '../../src/core/constants.js';
+import { EFAULT, OK, PTE_UFFD_WP } from '../../src/core/constants.js';
 import { uffdRegister, uffdWriteprotect } from '../../src/core/userfaultfd.js';
 import { getUserPages } from '../../src/core/gup.js';
 import { doMprotect } from '../../src/core/mmap.js';
 import { swapOutPage } from '../../src/core/swap.js';
 import { pteSlot } from '../../src/core/walk.js';
+import { dupMmap } from '../../src/core/fork.js';
+import type { Kernel } from '../../src/core/kernel.js';
+import type { Mm } from '../../src/core/mm.js';
 import { assertConsistent, frame, kernel, presentPte, proc, pte, readOk, writeOk } from './helpers.js';
 
 test('un-protecting a private page that was never protected: read-only before 6.3 (PAGE_COPY through pte_modify), so the next write faults and reuses the exclusive page; writable at once from 6.3', () => {
@@ -77,7 +80,7 @@ test('un-protecting a shared mapping (5.19 to 6.2): PAGE_SHARED maps every PTE o
   }
 });
 
-test('v5.8\'s forced COW break in a read-only VMA: a GUP whose break fault the monitor answered breaks COW at the retry (FOLL_COW is set only once a fault reports VM_FAULT_WRITE), so the R/O pin holds a private copy the PTE maps, not the zero page', () => {
+test('v5.8\'s forced COW break in a read-only VMA: a GUP whose break fault the monitor answered breaks COW at the retry (FOLL_COW is set only once a fault reports VM_FAULT_WRITE), so the R/O pin holds a private copy the PTE maps, not the zero page; a pin that may not wait for the monitor fails', () => {
   const k = kernel('v5.8');
   const { mm, vpn } = proc(k, 1);
   assert.equal(uffdRegister(k, mm, vpn, vpn + 1), OK);
@@ -85,7 +88,17 @@ test('v5.8\'s forced COW break in a read-only VMA: a GUP whose break fault the m
   readOk(k, mm, vpn);
   assert.equal(presentPte(k, mm, vpn).pfn, 0, 'the read maps the zero page');
   assert.equal(uffdWriteprotect(k, mm, vpn, vpn + 1, true), OK);
-  const r = getUserPages(k, mm, vpn, vpn + 1, { pin: true, write: false, longterm: true, fast: false, kind: 'pin' });
+  // pin_user_pages() (no `locked`) and a long-term pin_user_pages_fast() (5.8's
+  // __gup_longterm_unlocked(): `locked` NULL) fault without FAULT_FLAG_ALLOW_RETRY: the break's
+  // write fault is VM_FAULT_SIGBUS in handle_userfault(), the pin EFAULT, the monitor told nothing.
+  for (const fast of [false, true]) {
+    const refused = getUserPages(k, mm, vpn, vpn + 1, { pin: true, write: false, longterm: true, fast, kind: 'pin' });
+    assert.equal(refused.err, EFAULT, `fast=${fast}`);
+    assert.equal(mm.uffdFaults, 0, `fast=${fast}: the monitor is not told`);
+    assert.equal(presentPte(k, mm, vpn).pfn, 0, `fast=${fast}: still the zero page`);
+  }
+  // A short-term pin_user_pages_fast(): its fallback is get_user_pages_unlocked(), which may drop mmap_lock.
+  const r = getUserPages(k, mm, vpn, vpn + 1, { pin: true, write: false, longterm: false, fast: true, kind: 'pin' });
   assert.equal(r.err, OK);
   const pinned = r.handle!.frames[0]!;
   // 17839856fd58: the pin's break is a write fault; the uffd-wp bit hands the first to the monitor
@@ -169,6 +182,69 @@ test('a CPU write to a uffd-wp swap entry up to 6.10: do_swap_page() does the wr
     assert.equal(mm.uffdFaults, 1, `${name}: the monitor saw the write`);
     assert.equal(k.stats.cowCopies, 0, `${name}: the page reused`);
     assert.equal(readOk(k, mm, vpn), 8);
+    assertConsistent(k);
+  }
+});
+
+/** Whether the PTE of vpn carries the uffd-wp bit. */
+function uffdWpBit(k: Kernel, mm: Mm, vpn: number): boolean {
+  return (k.tables.bits[pteSlot(k, mm, vpn)]! & PTE_UFFD_WP) !== 0;
+}
+
+/** A written page of a registered mapping, write-protected by the monitor, on `name`. */
+function protectedPage(name: string) {
+  const k = kernel(name);
+  const { mm, vpn } = proc(k, 1);
+  const pfn = writeOk(k, mm, vpn, 1);
+  assert.equal(uffdRegister(k, mm, vpn, vpn + 1), OK);
+  assert.equal(uffdWriteprotect(k, mm, vpn, vpn + 1, true), OK);
+  return { k, mm, vpn, pfn };
+}
+
+test('a FOLL_WRITE GUP on a page the monitor protected: pin_user_pages() and get_user_pages() never pass `locked` (5.7 to 6.18), so faultin_page() sets no FAULT_FLAG_ALLOW_RETRY and handle_userfault() answers VM_FAULT_SIGBUS: EFAULT, the monitor told nothing, the page still protected and not counted as a fault', () => {
+  for (const name of ['v5.7', 'v5.8', '5.10', 'v5.19', '6.1', 'v6.2', '6.6', 'v6']) {
+    for (const req of [{ pin: true, longterm: true, kind: 'pin' }, { pin: true, longterm: false, kind: 'pin' }, { pin: false, longterm: false, kind: 'gup' }] as const) {
+      const { k, mm, vpn, pfn } = protectedPage(name);
+      const [minflt, used] = [mm.minflt, k.frames.used];
+      const r = getUserPages(k, mm, vpn, vpn + 1, { ...req, write: true, fast: false });
+      const what = `${name} ${req.kind}${req.longterm ? ' longterm' : ''}`;
+      assert.equal(r.err, EFAULT, what);
+      assert.deepEqual([mm.uffdFaults, mm.minflt - minflt, k.frames.used - used], [0, 0, 0], `${what}: no userfault, no fault counted, nothing taken`);
+      const after = presentPte(k, mm, vpn);
+      assert.deepEqual([after.pfn, after.write, uffdWpBit(k, mm, vpn)], [pfn, false, true], `${what}: still protected`);
+      assertConsistent(k);
+    }
+  }
+});
+
+test('pin_user_pages_fast() with FOLL_WRITE on a page the monitor protected: gup-fast refuses the read-only PTE; the fallback may wait for the monitor (a userfault, the pin taken) without FOLL_LONGTERM in every era, and with it from 6.2 (gupFastLongtermRetry); before, a long-term pin is EFAULT', () => {
+  const cases = [['v5.7', false], ['v5.9', false], ['5.10', false], ['v5.19', false], ['6.1', false], ['v6.2', true], ['6.6', true], ['6.12', true], ['v6', true]] as const;
+  for (const [name, longtermWaits] of cases) {
+    for (const longterm of [false, true]) {
+      const { k, mm, vpn, pfn } = protectedPage(name);
+      const r = getUserPages(k, mm, vpn, vpn + 1, { pin: true, write: true, longterm, fast: true, kind: 'pin' });
+      const waits = !longterm || longtermWaits;
+      const what = `${name}${longterm ? ' longterm' : ' short'}`;
+      assert.equal(r.err, waits ? OK : EFAULT, what);
+      assert.equal(mm.uffdFaults, waits ? 1 : 0, `${what}: userfaults`);
+      if (waits) assert.equal(r.handle!.frames[0], pfn, `${what}: the page itself, un-protected and reused`);
+      assert.equal(uffdWpBit(k, mm, vpn), !waits, `${what}: the bit`);
+      assertConsistent(k);
+    }
+  }
+});
+
+test('an unshare fault never asks the monitor (do_wp_page() tests uffd-wp only when !unshare): a R/O pin of a protected page shared with a child unshares it (5.19 on) without a userfault, the copy keeping the bit', () => {
+  for (const name of ['v5.19', '6.1', 'v6']) {
+    const { k, mm, vpn, pfn } = protectedPage(name);
+    const child = dupMmap(k, mm).child!;
+    const r = getUserPages(k, mm, vpn, vpn + 1, { pin: true, write: false, longterm: true, fast: false, kind: 'pin' });
+    assert.equal(r.err, OK, name);
+    assert.equal(mm.uffdFaults, 0, `${name}: no userfault`);
+    const after = presentPte(k, mm, vpn);
+    assert.notEqual(after.pfn, pfn, `${name}: unshared into a copy`);
+    assert.deepEqual([after.write, uffdWpBit(k, mm, vpn)], [false, true], `${name}: the copy read-only, still protected`);
+    assert.equal(presentPte(k, child, vpn).pfn, pfn, `${name}: the child keeps the old page`);
     assertConsistent(k);
   }
 });

@@ -422,7 +422,7 @@ interface WhatIf {
  * `pae`), unshareRoPin, mprotectWritable, mprotectWritableClean, forkEarlyCow, swapinReuse, swapinReadFaultWritable,
  * wpFreeSwapcache, reclaimSkipsPinned, clearRefsSkipPinned, deviceExclusive, uffdWpForkVma,
  * uffdWpShmem (the naive uffdWpForkCopies: fork copying a registered mapping without anon_vma),
- * uffdUnprotectWritable, mremapClearsUffdWp, gupCowBreak, gupFastWritableOnly. Tied to the
+ * uffdUnprotectWritable, mremapClearsUffdWp, gupCowBreak, gupFastWritableOnly, gupFastLongtermRetry. Tied to the
  * reuse rule, because the rules that read PG_anon_exclusive need it kept: with 'anon-exclusive',
  * unshareRoPin is 'anon' or 'all' (with 'none' a R/O pin of a shared page would pin a page not
  * exclusive: VM_BUG_ON), forkEarlyCow on (5.19's fork cannot share a pinned exclusive page),
@@ -444,7 +444,7 @@ const WHAT_IF: fc.Arbitrary<WhatIf> = fc.record({
   wpFreeSwapcache: fc.boolean(), reclaimSkipsPinned: fc.boolean(), clearRefsSkipsPinned: fc.boolean(),
   deviceExclusive: fc.constantFrom('none', 'v5.14', 'v6.15'), uffdWpForkVma: fc.constantFrom('src-vma', 'dst-vma'),
   uffdWpForkCopies: fc.boolean(), uffdUnprotectWritable: fc.boolean(), mremapClearsUffdWp: fc.boolean(),
-  gupCowBreak: fc.constantFrom('none', 'get-and-pin', 'pin'), gupFastWritableOnly: fc.boolean(),
+  gupCowBreak: fc.constantFrom('none', 'get-and-pin', 'pin'), gupFastWritableOnly: fc.boolean(), gupFastLongtermRetry: fc.boolean(),
 } as const).map((d): WhatIf => {
   const pae = d.reuse === 'anon-exclusive';
   const rules: NaiveOptions = {
@@ -461,6 +461,7 @@ const WHAT_IF: fc.Arbitrary<WhatIf> = fc.record({
     uffdWpForkVma: d.uffdWpForkVma, uffdWpForkCopies: d.uffdWpForkCopies,
     uffdUnprotectWritable: pae && d.uffdUnprotectWritable, mremapClearsUffdWp: d.mremapClearsUffdWp,
     ...(pae || d.gupCowBreak === 'none' ? {} : { gupCowBreak: d.gupCowBreak }), gupFastWritableOnly: d.gupFastWritableOnly,
+    gupFastLongtermRetry: d.gupFastLongtermRetry,
   };
   const sets = [
     `wpReuse=${rules.reuse}`, `anonExclusive=${pae}`, `unshareRoPin=${rules.unshare}`, `mprotectWritable=${rules.mprotectUpgrade}`, `mprotectWritableClean=${rules.mprotectUpgradeClean!}`,
@@ -468,7 +469,7 @@ const WHAT_IF: fc.Arbitrary<WhatIf> = fc.record({
     `wpFreeSwapcache=${rules.wpFreeSwapcache!}`, `reclaimSkipsPinned=${rules.reclaimSkipsPinned!}`, `clearRefsSkipPinned=${rules.clearRefsSkipsPinned!}`,
     `deviceExclusive=${rules.deviceExclusive ?? 'none'}`, `uffdWpForkVma=${rules.uffdWpForkVma!}`, `uffdWpShmem=${rules.uffdWpForkCopies!}`,
     `uffdUnprotectWritable=${rules.uffdUnprotectWritable!}`, `mremapClearsUffdWp=${rules.mremapClearsUffdWp!}`,
-    `gupCowBreak=${rules.gupCowBreak ?? 'none'}`, `gupFastWritableOnly=${rules.gupFastWritableOnly!}`,
+    `gupCowBreak=${rules.gupCowBreak ?? 'none'}`, `gupFastWritableOnly=${rules.gupFastWritableOnly!}`, `gupFastLongtermRetry=${rules.gupFastLongtermRetry!}`,
   ];
   return { sets, rules };
 });
@@ -499,7 +500,7 @@ test('model-based: random what-if kernels (v6 with every switch the naive model 
     }), { numRuns: 1000, includeErrorInReport: true });
   }
   // Every value of every drawn switch was drawn.
-  assert.equal(drawn.size, 41, [...drawn].sort().join(' '));
+  assert.equal(drawn.size, 43, [...drawn].sort().join(' '));
   for (const key of ['gup', 'pin-ro', 'swapout', 'uffd-protect:ok', 'device-exclusive:ok']) assert.ok(at(key) >= 100, `${key}: ${at(key)} times`);
   console.log(`what-if runs: ${['write', 'gup', 'pin-ro', 'vmsplice', 'fork', 'mprotect', 'swapout', 'mremap:ok', 'uffd-protect:ok', 'uffd-fault', 'device-exclusive:ok', 'device-atomic:ok'].map((k) => `${k} ${at(k)}`).join(', ')}`);
 });

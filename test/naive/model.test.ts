@@ -1819,3 +1819,23 @@ test('mprotect rw upgrades a clean exclusive PTE from 6.2 only (6.0-6.1 can_chan
     assert.equal(p.pages.get(pageKey(m, 0))!.pte!.writable, true);
   }
 });
+
+test('uffd-wp and GUP: a write fault of pin_user_pages()/get_user_pages() (no FAULT_FLAG_ALLOW_RETRY) on a protected page fails (EFAULT), the monitor told nothing, no fault counted; gup-fast\'s fallback waits for the monitor, a long-term pin\'s only from 6.2', () => {
+  for (const [rules, longtermWaits] of [[V5_19_RULES, false], [V6_2_RULES, true], [V6_RULES, true]] as const) {
+    for (const how of ['pin', 'pin-fast', 'pin-fast-short', 'device'] as const) {
+      const { n, p, r } = oneProc(rules, 1);
+      n.write(p, r, 0, 1);
+      n.uffdRegister(p, r);
+      n.uffdWriteprotect(p, r, 0, 1, true);
+      const minflt = p.minflt;
+      const got = how === 'pin' ? n.pin(p, r, 0, { write: true, longterm: true })
+        : how === 'pin-fast' ? n.pinFast(p, r, 0, { write: true, longterm: true })
+        : how === 'pin-fast-short' ? n.pinFast(p, r, 0, { write: true, longterm: false })
+        : n.makeDeviceExclusive(p, r, 0).revoked ? null : {};
+      const waits = how === 'pin-fast-short' || (how === 'pin-fast' && longtermWaits);
+      assert.equal(got !== null, waits, `${how}`);
+      assert.deepEqual([p.uffdFaults, n.uffdWp(p, r, 0)], waits ? [1, false] : [0, true], `${how}: the monitor`);
+      if (!waits) assert.equal(p.minflt, minflt, `${how}: the failed fault is not counted`);
+    }
+  }
+});

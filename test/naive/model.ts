@@ -381,6 +381,11 @@ export interface NaiveOptions {
   uffdUnprotectWritable?: boolean;
   /** mremap out of a registered VMA clears the uffd-wp bits of what moves (6.13, 0cef0bb836e3). */
   mremapClearsUffdWp?: boolean;
+  /**
+   * A FOLL_LONGTERM pin's gup-fast fallback may drop mmap_lock, so its write fault may wait for the
+   * userfaultfd monitor (6.2: get_user_pages_unlocked with `locked`); before, EFAULT.
+   */
+  gupFastLongtermRetry?: boolean;
   /** `fork ... cowpt` as On-Demand Fork does it (undefined: no COW page tables). */
   odf?: OdfRules;
   /**
@@ -448,7 +453,7 @@ export interface OdfRules {
 export const V6_RULES: NaiveOptions = {
   reuse: 'anon-exclusive', pae: true, mprotectUpgrade: true, mprotectUpgradeClean: true, unshare: 'all', earlyCow: true, swapinReadWritable: true, swapin: 'exclusive-bit', reclaimSkipsPinned: true, clearRefsSkipsPinned: true,
   ksmBreakCow: 'unshare',
-  deviceExclusive: 'v6.15', uffdWpForkVma: 'dst-vma', uffdWpForkCopies: true, uffdUnprotectWritable: true, mremapClearsUffdWp: true,
+  deviceExclusive: 'v6.15', uffdWpForkVma: 'dst-vma', uffdWpForkCopies: true, uffdUnprotectWritable: true, mremapClearsUffdWp: true, gupFastLongtermRetry: true,
   collapse: 'any-pte', thp: { pmdReuse: 'anon-exclusive', pmdCopy: 'split', largeReuse: 'mm-exclusive' }, thpSplitZeropage: true,
 };
 /**
@@ -533,6 +538,12 @@ interface GupFlags {
   pin: boolean;
   /** FOLL_LONGTERM. */
   longterm: boolean;
+  /**
+   * The caller lets GUP drop mmap_lock (gup-fast's fallback; a FOLL_LONGTERM pin's only from 6.2),
+   * so a write fault may wait for the userfaultfd monitor (FAULT_FLAG_ALLOW_RETRY). Without it a
+   * write to a page the monitor protected fails (VM_FAULT_SIGBUS): the GUP is EFAULT.
+   */
+  unlockable?: boolean;
 }
 
 export function pageKey(r: NRegion, i: number): string {
@@ -845,13 +856,13 @@ export class NaiveKernel {
    * A write fault on a page whose PTE is missing or read-only (the VMA is writable): afterwards
    * the PTE maps an exclusive page, writable.
    */
-  private writeFault(p: NProc, pg: NPage): void {
+  private writeFault(p: NProc, pg: NPage, allowRetry = true): boolean {
     if (this.hugeFaultable(p, pg)) throw new Error('a GUP fault on an empty THP-eligible 2 MiB is not modelled by the naive model');
     if (pg.devx) {
       // do_swap_page -> remove_device_exclusive_entry, and the fault ends there: the access is
       // retried through the restored PTE; a write it does not allow faults again (do_wp_page).
       this.restoreDevx(p, pg, true);
-      if (pg.pte!.writable) return;
+      if (pg.pte!.writable) return true;
       p.minflt++;
     }
     if (pg.swp !== null) {
@@ -861,7 +872,7 @@ export class NaiveKernel {
       // forced COW break, FOLL_COW) no do_wp_page follows; a write with the entry's uffd-wp bit
       // (a CPU's, a FOLL_WRITE GUP's) is retried and faults again, into do_wp_page (below).
       const done = this.swapIn(p, pg, true);
-      if (pg.pte!.writable || (done && pg.prot !== 'rw')) return;
+      if (pg.pte!.writable || (done && pg.prot !== 'rw')) return true;
       if (done) p.minflt++;
     }
     const pte = pg.pte;
@@ -870,9 +881,9 @@ export class NaiveKernel {
       this.anonPrepare(p, pg);
       pg.pte = { frame: this.newFrame(0), writable: true, dirty: true, softDirty: true };
       p.rss++;
-      return;
+      return true;
     }
-    this.wpFault(p, pg, false);
+    return this.wpFault(p, pg, false, false, allowRetry);
   }
 
   /**
@@ -883,24 +894,27 @@ export class NaiveKernel {
    * mapped writable for a write and read-only for an unshare (which keeps the uffd-wp bit; a
    * write's copy has none). A write (not an unshare) to a PTE with the uffd-wp bit in a VMA
    * registered for it goes to the monitor first (userfaultfd_pte_wp -> handle_userfault): the
-   * monitor un-protects the page and the fault is retried.
+   * monitor un-protects the page and the fault is retried; a fault that may not be retried
+   * (`allowRetry` false: a GUP that cannot drop mmap_lock) fails there (false: VM_FAULT_SIGBUS).
    */
-  private wpFault(p: NProc, pg: NPage, unshare: boolean, breakCow = false): void {
-    if (!unshare && !breakCow && this.uffdWpFault(p, pg) && pg.pte!.writable) {
+  private wpFault(p: NProc, pg: NPage, unshare: boolean, breakCow = false, allowRetry = true): boolean {
+    const u = unshare || breakCow ? 'none' : this.uffdWpFault(p, pg, allowRetry);
+    if (u === 'sigbus') return false;
+    if (u === 'resolved' && pg.pte!.writable) {
       this.accessed?.(pg.pte!, true); // the retried fault: handle_pte_fault's pte_mkyoung
-      return;
+      return true;
     }
     const pte = pg.pte!;
     const old = pte.frame;
     if (old !== null && this.canReuse(old)) {
       if (this.rules.pae) old.exclusive = true;
-      if (unshare) return;
+      if (unshare) return true;
       this.reuses++; // wp_page_reuse
       pte.writable = true;
       pte.dirty = true;
       pte.softDirty = true;
       this.accessed?.(pte, true);
-      return;
+      return true;
     }
     this.anonPrepare(p, pg);
     this.cowCopies++;
@@ -909,23 +923,26 @@ export class NaiveKernel {
     pg.pte = { frame: this.newFrame(old === null ? 0 : old.value), writable: !unshare, dirty: !unshare, uffdWp: unshare && pte.uffdWp === true, softDirty: !unshare || pte.softDirty === true };
     if (old === null) {
       p.rss++;
-      return;
+      return true;
     }
     // wp_page_copy: the old page loses a mapping and a reference.
     this.unmapPage(p, old);
     this.put(old);
+    return true;
   }
 
   /**
    * userfaultfd_pte_wp() -> handle_userfault(): a write to a PTE with the uffd-wp bit in a VMA
-   * registered for it goes to the monitor, which un-protects the page (true); the fault is then
-   * retried.
+   * registered for it goes to the monitor, which un-protects the page (`resolved`); the fault is
+   * then retried. A fault that may not be retried (FAULT_FLAG_ALLOW_RETRY missing) cannot wait:
+   * `sigbus`, the monitor told nothing.
    */
-  uffdWpFault(p: NProc, pg: NPage): boolean {
-    if (pg.uffd !== true || pg.pte?.uffdWp !== true) return false;
+  uffdWpFault(p: NProc, pg: NPage, allowRetry: boolean): 'none' | 'resolved' | 'sigbus' {
+    if (pg.uffd !== true || pg.pte?.uffdWp !== true) return 'none';
+    if (!allowRetry) return 'sigbus';
     p.uffdFaults++;
     this.uffdWriteprotectPages(p, [pg], false);
-    return true;
+    return 'resolved';
   }
 
   canReuse(f: NFrame): boolean {
@@ -1162,7 +1179,10 @@ export class NaiveKernel {
     if (flags.write && pg.prot !== 'rw') return undefined;
     // The forced break comes after the VMA's check (a read-only VMA passes it): it only adds
     // the write to the fault, never the permission.
-    if (this.forcesCowBreak(flags)) this.breakCowForGup(p, pg, flags.pin);
+    const allowRetry = flags.unlockable === true;
+    // A write fault that may not wait for the userfaultfd monitor fails (VM_FAULT_SIGBUS): EFAULT,
+    // and that fault is not counted (mm_account_fault skips errors).
+    if (this.forcesCowBreak(flags) && !this.breakCowForGup(p, pg, flags.pin, allowRetry)) return this.gupFaultFailed(p);
     // follow_page_pte until it gives the page; each miss is a fault (faultin_page), counted.
     for (;;) {
       if (pg.pmd) {
@@ -1186,14 +1206,14 @@ export class NaiveKernel {
         if (flags.write) {
           p.minflt++;
           this.unshareAt(p, pg);
-          this.writeFault(p, pg);
+          if (!this.writeFault(p, pg, allowRetry)) return this.gupFaultFailed(p);
         } else this.readFault(p, pg);
         continue;
       }
       if (flags.write && !pte.writable) {
         p.minflt++;
         this.unshareAt(p, pg);
-        this.wpFault(p, pg, false);
+        if (!this.wpFault(p, pg, false, false, allowRetry)) return this.gupFaultFailed(p);
         continue;
       }
       if (!pte.writable && this.mustUnshare(pte.frame, flags)) {
@@ -1206,6 +1226,12 @@ export class NaiveKernel {
       if (f !== null) this.grabRefs(f, flags.pin);
       return f;
     }
+  }
+
+  /** A GUP's fault failed (a userfault it could not wait for): the fault just counted is not, and GUP is EFAULT. */
+  private gupFaultFailed(p: NProc): undefined {
+    p.minflt--;
+    return undefined;
   }
 
   /** Does this GUP break COW though it does not write (gupCowBreak)? Every page of the naive model is in a private, COW mapping. */
@@ -1224,35 +1250,38 @@ export class NaiveKernel {
    * (5.8 itself asks the fault for a write and lets follow_page_pte see the result; the loop here
    * is that exchange, one fault per turn.)
    */
-  private breakCowForGup(p: NProc, pg: NPage, pin: boolean): void {
+  private breakCowForGup(p: NProc, pg: NPage, pin: boolean, allowRetry: boolean): boolean {
     if (pg.pmd) throw new Error('GUP\'s forced COW break on a huge PMD is not modelled by the naive model');
     const seed001 = this.rules.gupCowBreak === 'pin' && pin;
     for (;;) {
-      if (pg.pte !== null && pg.pte.writable) return;
+      if (pg.pte !== null && pg.pte.writable) return true;
       p.minflt++;
       this.unshareAt(p, pg);
       const wp = pg.pte?.uffdWp === true;
       const old = pg.pte?.frame;
-      if (pg.pte === null) this.writeFault(p, pg);
-      else this.wpFault(p, pg, false, seed001);
+      const ok = pg.pte === null ? this.writeFault(p, pg, allowRetry) : this.wpFault(p, pg, false, seed001, allowRetry);
+      if (!ok) return false;
       const pte = pg.pte!;
       // Seed 001's wp_page_copy() write-protects its copy with the bit (a reuse is not written
       // down there: the runs draw no userfaultfd operation on that profile).
       if (seed001 && wp && pte.frame !== old) {
         pte.writable = false;
         pte.uffdWp = true;
-        return;
+        return true;
       }
       if (pg.prot !== 'rw') {
         pte.writable = false;
-        return;
+        return true;
       }
     }
   }
 
-  /** get_user_pages(FOLL_GET), read-only, one page: faults it in for reading, takes a reference. */
-  gup(p: NProc, r: NRegion, i: number): NRef | null {
-    const f = this.grab(p, r, i, { write: false, pin: false, longterm: false });
+  /**
+   * get_user_pages(FOLL_GET), read-only, one page: faults it in for reading, takes a reference.
+   * `unlockable`: as gup-fast's fallback, which may drop mmap_lock (FAULT_FLAG_ALLOW_RETRY).
+   */
+  gup(p: NProc, r: NRegion, i: number, unlockable = false): NRef | null {
+    const f = this.grab(p, r, i, { write: false, pin: false, longterm: false, unlockable });
     return f === undefined ? null : { frame: f };
   }
 
@@ -1271,7 +1300,7 @@ export class NaiveKernel {
     // gup-fast first: a present normal page is taken as it is (see fastPte: no VMA looked at).
     const pte = this.fastPte(p, r, i);
     const f = pte?.frame ?? null;
-    if (f === null || (this.rules.gupFastWritableOnly === true && !pte!.writable)) return this.gup(p, r, i);
+    if (f === null || (this.rules.gupFastWritableOnly === true && !pte!.writable)) return this.gup(p, r, i, true);
     f.refcount++;
     return { frame: f };
   }
@@ -1298,10 +1327,11 @@ export class NaiveKernel {
 
   /**
    * pin_user_pages(FOLL_PIN [| FOLL_WRITE] [| FOLL_LONGTERM]), one page (pin_user_pages_fast ends
-   * the same way: gup-fast leaves to the slow path every PTE it cannot pin as is). null: EFAULT.
+   * the same way: gup-fast leaves to the slow path every PTE it cannot pin as is; that slow path
+   * is this one `unlockable` where fastFallbackUnlockable says so). null: EFAULT.
    */
-  pin(p: NProc, r: NRegion, i: number, o: { write: boolean; longterm: boolean }): NPin | null {
-    const f = this.grab(p, r, i, { write: o.write, pin: true, longterm: o.longterm });
+  pin(p: NProc, r: NRegion, i: number, o: { write: boolean; longterm: boolean }, unlockable = false): NPin | null {
+    const f = this.grab(p, r, i, { write: o.write, pin: true, longterm: o.longterm, unlockable });
     return f === undefined ? null : { frame: f, write: o.write, longterm: o.longterm };
   }
 
@@ -1312,14 +1342,19 @@ export class NaiveKernel {
    * path (pin), which ends as it would have. R/O pins go to the slow path here.
    */
   pinFast(p: NProc, r: NRegion, i: number, o: { write: boolean; longterm: boolean }): NPin | null {
-    if (!o.write) return this.pin(p, r, i, o);
+    if (!o.write) return this.pin(p, r, i, o, this.fastFallbackUnlockable(o.longterm));
     const pte = this.fastPte(p, r, i);
     const f = pte?.frame ?? null;
-    if (pte === null || f === null || !pte.writable) return this.pin(p, r, i, o);
+    if (pte === null || f === null || !pte.writable) return this.pin(p, r, i, o, this.fastFallbackUnlockable(o.longterm));
     // mm_set_has_pinned_flag() (5.9 on), before the walk, as the slow path does.
     if (this.rules.earlyCow) p.hasPinned = true;
     this.grabRefs(f, true);
     return { frame: f, write: true, longterm: o.longterm };
+  }
+
+  /** Whether gup-fast's slow fallback may drop mmap_lock: always, but for a FOLL_LONGTERM pin before 6.2. */
+  fastFallbackUnlockable(longterm: boolean): boolean {
+    return !longterm || this.rules.gupFastLongtermRetry === true;
   }
 
   /**

@@ -499,7 +499,7 @@ export class NaiveGupFastTask implements NaiveTask {
         return 'done';
       case 'slow': {
         if (lock.writer >= 0) return 'blocked';
-        this.pin = k.pin(this.p, this.r, this.i, this.o);
+        this.pin = k.pin(this.p, this.r, this.i, this.o, k.fastFallbackUnlockable(this.o.longterm));
         return 'done';
       }
     }
@@ -584,7 +584,7 @@ export class NaiveWriteTask implements NaiveTask {
         }
         // do_wp_page on the read-only PTE: a uffd-wp one goes to the monitor first, which
         // un-protects it; the fault is retried at once (handle_mm_fault again).
-        if (k.uffdWpFault(this.p, pg)) {
+        if (k.uffdWpFault(this.p, pg, true) === 'resolved') {
           this.s.note('write:uffd-wp');
           if (pg.pte!.writable) {
             // The retried fault finds it writable: handle_pte_fault's pte_mkdirty (soft-dirty

@@ -56,6 +56,10 @@ const WITNESSES: Record<SwitchName, Witness> = {
   uffdUnprotectWritable: { base: 'v6', scenarios: () => [
     steps('P mmap a 1', 'P write a = 1', 'P uffd register a wp', 'P uffd protect a', 'P uffd unprotect a', 'P write a = 2', 'expect stat minflt.P == 1'),
   ] },
+  gupFastLongtermRetry: { base: 'v6', scenarios: () => [
+    // A long-term fast pin of a protected page: its gup-fast fallback waits for the monitor (6.2) or fails with EFAULT.
+    steps('P mmap a 1', 'P write a = 1', 'P uffd register a wp', 'P uffd protect a', 'P pin a as h rw longterm fast', 'expect stat uffd_faults.P == 1'),
+  ] },
   wpReuse: { base: 'v6', scenarios: () => [
     // An exclusive page with a gup reference, write-protected by clear_refs: reused by
     // PG_anon_exclusive or mapcount, copied by page_count.
