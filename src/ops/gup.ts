@@ -41,7 +41,8 @@ export const pinOp = defineOp({
     pinOn('pin-fast', 11, true, true, false, false), pinOn('pin-fast&', 22, true, true, true, false),
   ],
   replay(o, step) {
-    const why = pinWithoutPath(step.write, step.longterm) ?? o.noUring();
+    // io_uring pins with pin_user_pages_fast(): a slow `pin` where the two differ is not replayed.
+    const why = pinWithoutPath(step.write, step.longterm) ?? o.noUring() ?? (step.fast ? null : o.slowPinWhy(step.proc, step.sel));
     if (why !== null) return o.missingHandle(step.proc, step.sel, step.handle, 'pins', step.pos.line, step.write, why);
     o.take(step.proc, step.sel, step.handle, 'ring');
   },

@@ -134,6 +134,11 @@ export interface Replayer {
   missingHandle(proc: string, sel: PageSel, handle: string, verb: string, line: number, writable: boolean, why: string): void;
   /** Why io_uring cannot pin here, or null when it can. */
   noUring(): string | null;
+  /**
+   * Why io_uring's pin (pin_user_pages_fast) cannot stand for a slow pin_user_pages() of sel now,
+   * or null when the two end alike: they differ on a page the userfaultfd monitor protected.
+   */
+  slowPinWhy(proc: string, sel: PageSel): string | null;
   /** A read through a handle: by a process, or by the device (reader null). */
   handleRead(name: string, i: number, reader: string | null): void;
   deviceWrite(step: StepOf<'device-write'>): void;

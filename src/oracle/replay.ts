@@ -680,6 +680,23 @@ export class Replay implements Replayer {
     return this.names.get(name);
   }
 
+  /**
+   * io_uring pins with pin_user_pages_fast(), whose slow fallback may wait for the userfaultfd
+   * monitor (FAULT_FLAG_ALLOW_RETRY); a slow pin_user_pages() may not, and its write to a page the
+   * monitor protected fails with EFAULT. So a slow pin over such a page (pagemap's PM_UFFD_WP, in
+   * a process with a userfaultfd context) has no faithful replay here.
+   */
+  slowPinWhy(name: string, sel: PageSel): string | null {
+    const p = this.live(name);
+    if (p === null || !p.uffdCtx) return null;
+    for (let i = sel.lo; i <= sel.hi; i++) {
+      if (this.uffdWpAt(name, sel, i)) {
+        return 'a slow pin_user_pages() cannot wait for the userfaultfd monitor (no FAULT_FLAG_ALLOW_RETRY): its write to a protected page fails with EFAULT, while io_uring pins with pin_user_pages_fast(), whose fallback lets the monitor answer';
+      }
+    }
+    return null;
+  }
+
   /** Whether a page's entry carries userfaultfd's write-protect bit (pagemap's PM_UFFD_WP); false when not alive. */
   uffdWpAt(name: string, sel: PageSel, i: number): boolean {
     const p = this.live(name);
