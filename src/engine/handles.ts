@@ -9,7 +9,7 @@ import { grantRead } from './grants.js';
 import { raceWithFork, waitForMmapLock } from './scheduler.js';
 import { recordsText } from './result.js';
 import { NotApplicable, type RunState } from './state.js';
-import { bypassesUffd, gupRefusedByUffd, uffdBypass } from './uffd.js';
+import { bypassesUffd, gupIdealVerdict, uffdBypass } from './uffd.js';
 
 /** `P pin|gup|vmsplice SEL as H`, in one step. */
 export function gup(s: RunState, procName: string, sel: PageSel, name: string, req: GupRequest): void {
@@ -19,11 +19,10 @@ export function gup(s: RunState, procName: string, sel: PageSel, name: string, r
   const [lo, hi] = s.range(p, sel);
   const r = getUserPages(s.k, p.mm, lo, hi, req);
   if (r.err === NA) throw new NotApplicable('GUP met a non-present PTE kind that is not modelled yet');
-  let idealOk = true;
-  for (let v = lo; v < hi; v++) if (s.ideal.access(p.group, v, req.write) === 'fault') idealOk = false;
   // A page the monitor protected: the EFAULT of a userfault this GUP could not wait for is allowed.
-  const refused = r.err !== OK && idealOk && gupRefusedByUffd(s, p.group, lo, hi - lo);
-  if (refused) idealOk = false;
+  const verdict = gupIdealVerdict(s, p.group, lo, hi - lo, req.write, r.err !== OK);
+  const idealOk = verdict === 'ok';
+  const refused = verdict === 'uffd';
   const what = req.kind === 'pin' ? 'pins' : req.kind === 'pipe' ? 'vmsplices' : 'takes references on';
   const text = recordsText(s);
   if (text) s.observe('gup', `${p.name} ${what} ${s.label(sel)}`, r.err === OK ? 'ok' : 'EFAULT', idealOk ? 'ok' : 'EFAULT');

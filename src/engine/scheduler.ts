@@ -10,7 +10,7 @@ import type { Step } from '../scenario/ast.js';
 import { recordsText } from './result.js';
 import { NotApplicable, type Proc, type RunState } from './state.js';
 import { describeTaskStep } from './tasktrace.js';
-import { bypassesUffd, gupRefusedByUffd, uffdBypass } from './uffd.js';
+import { bypassesUffd, gupIdealVerdict, uffdBypass } from './uffd.js';
 
 /** The GUP request of a `pin`, `gup` or `vmsplice` step. */
 export function gupRequest(step: Extract<Step, { op: 'pin' | 'gup' | 'vmsplice' }>): GupRequest {
@@ -175,9 +175,7 @@ function completeTask(s: RunState, p: Proc): void {
     case 'gup': {
       const name = (step as { handle: string }).handle;
       const n = t.handle.frames.length;
-      let idealOk = true;
-      for (let v = t.lo; v < t.lo + n; v++) if (s.ideal.access(p.group, v, t.req.write) === 'fault') idealOk = false;
-      if (t.err !== OK && idealOk && gupRefusedByUffd(s, p.group, t.lo, n)) idealOk = false;
+      const idealOk = gupIdealVerdict(s, p.group, t.lo, n, t.req.write, t.err !== OK) === 'ok';
       if (recordsText(s)) s.observe('gup', `${p.name} ${step.op} as ${name}`, t.err === OK ? 'ok' : 'EFAULT', idealOk ? 'ok' : 'EFAULT');
       const bound = p.taskBound;
       p.taskBound = null;

@@ -32,13 +32,16 @@ export function uffdBypass(s: RunState, page: string, who: string, procs: string
 }
 
 /**
- * A GUP over `n` pages of `group` from lo failed: true if one of them is a page the monitor
- * protected and was not told of. Then the failure is the kernel's answer to a userfault the GUP
- * could not wait for (no FAULT_FLAG_ALLOW_RETRY: pin_user_pages, get_user_pages, a long-term
- * pin's gup-fast fallback before 6.2): EFAULT, which the ideal memory allows.
+ * The ideal memory's verdict on a GUP of `n` pages of `group` from lo (`failed`: it ended in
+ * EFAULT): 'ok' where it must succeed, 'fault' where the mapping forbids the access, 'uffd' where
+ * it failed on a page the monitor protected and was not told of: the kernel's answer to a
+ * userfault the GUP could not wait for (no FAULT_FLAG_ALLOW_RETRY: pin_user_pages,
+ * get_user_pages, a long-term pin's gup-fast fallback before 6.2), EFAULT, which is allowed.
  */
-export function gupRefusedByUffd(s: RunState, group: string, lo: number, n: number): boolean {
+export function gupIdealVerdict(s: RunState, group: string, lo: number, n: number, write: boolean, failed: boolean): 'ok' | 'fault' | 'uffd' {
+  for (let v = lo; v < lo + n; v++) if (s.ideal.access(group, v, write) === 'fault') return 'fault';
+  if (!failed) return 'ok';
   drainUffd(s);
-  for (let v = lo; v < lo + n; v++) if (s.ideal.uffdProtected(group, v)) return true;
-  return false;
+  for (let v = lo; v < lo + n; v++) if (s.ideal.uffdProtected(group, v)) return 'uffd';
+  return 'ok';
 }
