@@ -25,6 +25,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { SEED } from '../engine/seed.js';
 import type { Runner } from '../../src/engine/run.js';
 import { PG_ANON_EXCLUSIVE, PG_LARGE, PMD_LEAF, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE } from '../../src/core/constants.js';
 import { followSlot, slotPfn } from '../../src/core/huge.js';
@@ -182,7 +183,7 @@ function thpRuns(kernel: string, rules: NaiveOptions, ops: readonly OpName[], nu
     check(n, root, '(the THP start)');
     fc.modelRun(() => ({ model: {}, real: { r: root.clone(), shape: inp.shape, n, depth: 0 } }), cmds);
     for (const [key, v] of Object.entries(n.k.thpEvents)) tally.count(`thp:${key}`, v);
-  }), { numRuns, includeErrorInReport: true });
+  }), { seed: SEED, numRuns, includeErrorInReport: true });
 }
 
 test('model-based THP: from the THP start (one PMD-mapped folio), v6 agrees with the naive model: huge PMD shared at fork or split for a pinned folio, write faults reusing or splitting, pins of the large folio, the splits of munmap, mprotect, madvise and mremap, 6.15 large-folio reuse', () => {

@@ -1791,6 +1791,27 @@ test('THP (v6): a huge PMD shared at fork; a write fault on it splits the PMD an
   assert.equal(frameOf(q, r, 0), folio.pages[0]);
 });
 
+test('THP (v6): MADV_PAGEOUT of a page of a folio three mms mapped, two of them gone: the shared bit stays set but one mapping is "mapped exclusively" (folio_maybe_mapped_shared), so the folio is split and the page swapped out', () => {
+  const n = new NaiveKernel(V6_RULES);
+  const p = n.spawn();
+  const r = n.mmap(p, 512, true);
+  n.write(p, r, 0, 1);
+  const folio = p.pages.get(pageKey(r, 0))!.pmd!.folio;
+  const q = n.fork(p);
+  const s = n.fork(p);
+  // Two slots (P, Q); S has none, so the bit is set and stays set while S maps the folio.
+  assert.deepEqual([folio.mmIds[0], folio.mmIds[1], folio.shared, folio.large], [p, q, true, 3]);
+  // While two mms map it, pageout leaves it alone ("do not interfere with other mappings").
+  n.exit(p);
+  assert.equal(n.swapout(s, r, 0), false);
+  n.exit(q);
+  assert.deepEqual([folio.shared, folio.large], [true, 1], 'no slot held S\'s mapping: the bit is not cleared');
+  assert.equal(n.swapout(s, r, 0), true, 'folio_maybe_mapped_shared: mapcount 1 is exclusive');
+  assert.equal(n.thpEvents.folioSplit, 1);
+  assert.equal(n.read(s, r, 0), 1, 'swapped back in');
+  assert.equal(n.read(s, r, 1), 0);
+});
+
 test('mprotect rw upgrades a clean exclusive PTE from 6.2 only (6.0-6.1 can_change_pte_writable wants pte_dirty), and a PTE whose uffd-wp bit mremap carried out of the registered mapping', () => {
   // 6.1.166's do_swap_page maps a page read back by a read fault exclusive, clean and read-only.
   const v61: NaiveOptions = { ...V5_19_RULES, mprotectUpgrade: true };

@@ -2349,9 +2349,18 @@ export class NaiveKernel {
     const folio = pg.pmd?.folio ?? pg.pte?.frame?.folio;
     if (folio === undefined) return true;
     if (this.rules.thp!.largeReuse !== 'mm-exclusive') throw new Error('THP pageout before 6.15 is not modelled by the naive model');
-    if (folio.shared || folio.refcount !== folio.large) return false;
+    if (NaiveKernel.maybeMappedShared(folio) || folio.refcount !== folio.large) return false;
     this.splitFolio(folio);
     return true;
+  }
+
+  /**
+   * folio_maybe_mapped_shared() of a THP under 6.15's MM-id tracking: one mapping is "mapped
+   * exclusively" whatever the shared bit says (the bit stays set after a third mm mapped the
+   * folio and left); more than one, the bit decides.
+   */
+  private static maybeMappedShared(folio: NFolio): boolean {
+    return folio.large > 1 && folio.shared;
   }
 
   /**
