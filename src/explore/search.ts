@@ -98,20 +98,44 @@ export type ViolationSink = (path: number[], kinds: string[]) => boolean;
 /** A progress report; with `note`, an event to print on a line of its own (the tree began to spill). */
 export type Progress = (s: { states: number; depth: number; frontier: number; statesPerSec: number; note?: string }) => void;
 
-/** Counters and flags that tell which interesting events a step reached. */
-export function reachedEvents(before: Runner, after: Runner, out: { add(event: string): unknown }): void {
-  const a = before.k.stats;
+/** What reachedEvents compares a step's result with: the counters of the state it stepped from. */
+export class ReachBase {
+  cowCopies = 0;
+  earlyCow = 0;
+  reuses = 0;
+  handles = 0;
+  procs = 0;
+  groups = 0;
+
+  /** The counters of r (taken before r steps: the explorer steps the last child in place). */
+  of(r: Runner): this {
+    const st = r.k.stats;
+    this.cowCopies = st.cowCopies;
+    this.earlyCow = st.earlyCow;
+    this.reuses = st.reuses;
+    this.handles = r.handles.size;
+    this.procs = r.procs.size;
+    this.groups = groupCount(r);
+    return this;
+  }
+}
+
+/** Counters and flags that tell which interesting events a step from `before` to `after` reached. */
+export function reachedEvents(before: ReachBase, after: Runner, out: { add(event: string): unknown }): void {
   const b = after.k.stats;
-  if (b.cowCopies - b.earlyCow > a.cowCopies - a.earlyCow) out.add('cow-copy');
-  if (b.reuses > a.reuses) out.add('reuse');
-  if (b.earlyCow > a.earlyCow) out.add('early-cow');
-  if (after.handles.size > before.handles.size) {
-    for (const [n, h] of after.handles) if (!before.handles.has(n)) out.add(HANDLE_EVENTS[h.h.kind]);
+  if (b.cowCopies - b.earlyCow > before.cowCopies - before.earlyCow) out.add('cow-copy');
+  if (b.reuses > before.reuses) out.add('reuse');
+  if (b.earlyCow > before.earlyCow) out.add('early-cow');
+  // A step adds a handle at the end of the map (insertion order; a copy keeps the order), and
+  // drops one only by ending it: with more handles than before, the last ones are the new ones.
+  if (after.handles.size > before.handles) {
+    let i = 0;
+    for (const lh of after.handles.values()) if (i++ >= before.handles) out.add(HANDLE_EVENTS[lh.h.kind]);
   }
   // Threads are never removed (an exited one stays, dead) and never change process: with as
   // many threads as before, there are as many processes.
-  if (after.procs.size > before.procs.size) {
-    if (groupCount(after) > groupCount(before)) out.add('fork');
+  if (after.procs.size > before.procs) {
+    if (groupCount(after) > before.groups) out.add('fork');
     else out.add('thread');
   }
   // A frame mapped by two processes while a handle holds it: where COW and GUP meet.
@@ -182,6 +206,18 @@ export class StateCache {
     this.ids[d] = id;
     this.states[d] = r;
     return r;
+  }
+
+  /**
+   * State `id`, as get() last returned it, given up to the caller to change in place (it is
+   * built again if asked for later); null for the start state, which is kept. Breadth-first, a
+   * state is asked for once more only as the parent of states of the next depth.
+   */
+  take(id: number): Runner | null {
+    const d = this.tree.depth(id);
+    if (d === 0 || this.ids[d] !== id) return null;
+    this.ids[d] = -1;
+    return this.states[d]!;
   }
 }
 
@@ -303,6 +339,8 @@ export class Expander {
   private spare: Runner | undefined;
   /** The operations enabled in the state being expanded (reused from state to state). */
   private readonly ops: number[] = [];
+  /** The counters of the state being expanded, for reachedEvents (reused from state to state). */
+  private readonly base0 = new ReachBase();
 
   constructor(
     readonly root: Runner, private readonly shape: ExploreShape, private readonly bounds: SearchBounds,
@@ -315,11 +353,17 @@ export class Expander {
   expand(id: number, d: number, to: ExpandTarget): boolean {
     const r = this.states.get(id);
     const ops = enabledOps(r, this.shape, this.ops);
+    const base = this.base0.of(r);
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i]!;
       if (to.due()) return true;
-      const child = r.clone(this.spare);
-      this.spare = child;
+      // The last operation steps the state itself (nothing reads it after its expansion); the
+      // others a copy, made in the last copy's arrays.
+      let child = i === ops.length - 1 ? this.states.take(id) : null;
+      if (child === null) {
+        child = r.clone(this.spare);
+        this.spare = child;
+      }
       // The accounting invariants, a function of the state alone, are checked once per state: a
       // state seen before, up to renaming, passed them when first reached (at no greater depth),
       // and a violating one is never added, so every transition to it checks them again. (Pin
@@ -328,7 +372,7 @@ export class Expander {
       this.transitions++;
       if (res.na !== null) continue;
       this.depth = d + 1;
-      reachedEvents(r, child, this.events);
+      reachedEvents(base, child, this.events);
       // A step that found something itself is judged whether or not its state is new (the
       // invariants add theirs to it, as one step does); any other only when its state is new.
       const stepViolated = child.violations.length !== this.base;
