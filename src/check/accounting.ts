@@ -367,7 +367,9 @@ function checkMmIds(k: Kernel, add: (p: AccountingProblem) => void): void {
   }
   if (blocks.length === 0) return;
   const t = k.tables;
-  // Each live mm's mappings (PTEs and huge PMDs) per block.
+  // A 6.15 device-exclusive entry still counts as a mapping of its page (as in walkTables).
+  const devxMapped = k.profile.deviceExclusive === 'v6.15';
+  // Each live mm's mappings (PTEs, 6.15's device-exclusive entries and huge PMDs) per block.
   const perMm = new Map<number, Map<number, number>>();
   for (const mm of k.mms) {
     if (!mm.alive) continue;
@@ -377,7 +379,7 @@ function checkMmIds(k: Kernel, add: (p: AccountingProblem) => void): void {
     };
     forEachPteTable(k, mm, (_base, table) => {
       const b = table << TABLE_SHIFT;
-      for (let i = b; i < b + PTRS_PER_TABLE; i++) if (t.bits[i]! & PTE_PRESENT && !(t.bits[i]! & PTE_SPECIAL)) count(t.entry[i]!);
+      for (let i = b; i < b + PTRS_PER_TABLE; i++) if ((t.bits[i]! & PTE_PRESENT && !(t.bits[i]! & PTE_SPECIAL)) || (devxMapped && t.bits[i]! & PTE_DEVICE_EXCLUSIVE)) count(t.entry[i]!);
     }, (_base, slot) => {
       if (!(t.bits[slot]! & PTE_SPECIAL)) count(t.entry[slot]!);
     });

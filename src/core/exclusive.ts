@@ -64,9 +64,13 @@ export function restoreExclusivePte(k: Kernel, mm: Mm, vma: Vma, vpn: number, sl
   k.emit('note', mm.id, vpn, pfn, -1, `restore_exclusive_pte: frame ${pfn} mapped again${nbits & PTE_WRITE ? ', writable' : ', read-only'}`);
 }
 
-/** Zap of a device-exclusive entry: drop the reference (and, in 6.15, the mapping it still counts). */
+/**
+ * Zap of a device-exclusive entry (zap_nonpresent_ptes): drop the reference and, in 6.15, the
+ * mapping it still counts (folio_remove_rmap_pte: of a large folio's page, its large mapcount and
+ * the mm's MM-id slot too).
+ */
 export function zapExclusiveEntry(k: Kernel, mm: Mm, pfn: number): void {
-  if (k.profile.deviceExclusive === 'v6.15') k.frames.mapcount[pfn]!--;
+  if (k.profile.deviceExclusive === 'v6.15') k.frames.removeRmapPte(pfn, mm.id);
   mm.rssAnon--;
   k.putPage(pfn);
 }
