@@ -41,26 +41,44 @@ export function hugetlbIn(mm: Mm, lo: number, hi: number): boolean {
   return false;
 }
 
-/**
- * hugetlb_vm_op_split(), the vm_ops->may_split of a hugetlb VMA: __split_vma() refuses to split
- * one off a huge page boundary (EINVAL). munmap splits the VMAs at both ends of its range before
- * it unmaps anything (so a refusal changes nothing); mprotect and madvise split only the VMAs whose
- * flags they change (`changes`: mprotect_fixup() and madvise_update_vma() leave the others alone).
- * Returns EINVAL when such a split is refused, NA when an end inside a huge page falls in a hugetlb
- * VMA the call leaves alone (the kernel does nothing there; the model would split it), else OK.
- * A scenario's range is one region, so no VMA before a refused split has been changed.
- */
-export function hugetlbVmOpSplit(mm: Mm, lo: number, hi: number, changes: ((v: Vma) => boolean) | null = null): number {
-  const a = splitAt(mm, lo, changes);
-  return a !== OK ? a : splitAt(mm, hi, changes);
+/** hugetlb_vm_op_split(), the vm_ops->may_split of a hugetlb VMA: may it be split at page `at`? Only on a huge page boundary (else __split_vma() fails with EINVAL). */
+export function hugetlbMaySplitAt(at: number): boolean {
+  return (at & (HPAGE_PMD_NR - 1)) === 0;
 }
 
-/** hugetlbVmOpSplit() at one end of the range. */
-function splitAt(mm: Mm, at: number, changes: ((v: Vma) => boolean) | null): number {
-  if ((at & (HPAGE_PMD_NR - 1)) === 0) return OK;
+/**
+ * Is a munmap of pages [lo, hi) refused with EINVAL, nothing unmapped? munmap splits the VMAs at
+ * both ends of its range before it unmaps anything, and a hugetlb VMA splits only on a huge page
+ * boundary (hugetlbMaySplitAt). `insideLo` / `insideHi`: a hugetlb VMA maps page lo / hi and
+ * starts before it. mprotect and madvise ask the same of the VMAs whose flags they change. The
+ * model (hugetlbVmOpSplit, on VMAs) and the scenario checker (NameEnv, on a region's pages) both ask here.
+ */
+export function hugetlbSplitRefused(lo: number, hi: number, insideLo: boolean, insideHi: boolean): boolean {
+  return (insideLo && !hugetlbMaySplitAt(lo)) || (insideHi && !hugetlbMaySplitAt(hi));
+}
+
+/**
+ * hugetlbSplitRefused() on mm's VMAs: OK, EINVAL or NA. munmap splits the VMAs at both ends of
+ * its range (`changes` null) before it unmaps anything; mprotect and madvise only the VMAs whose
+ * flags they change (`changes`: mprotect_fixup() and madvise_update_vma() leave the others alone,
+ * unsplit: Mm.splitRange), one VMA after the other, and stop at the error (do_mprotect_pkey(),
+ * madvise_walk_vmas()): a refused split at `hi` comes after the VMAs before the last were changed,
+ * which the model does not do (NA). The split at `lo` a refused split at `hi` of the same VMA
+ * follows stays in the kernel; hugetlb VMAs never merge, so it changes nothing one can observe and
+ * the model leaves it out.
+ */
+export function hugetlbVmOpSplit(mm: Mm, lo: number, hi: number, changes: ((v: Vma) => boolean) | null = null): number {
+  if (!hugetlbSplitRefused(lo, hi, splitsHugetlb(mm, lo, changes), splitsHugetlb(mm, hi, changes))) return OK;
+  if (changes === null || (!hugetlbMaySplitAt(lo) && splitsHugetlb(mm, lo, changes))) return EINVAL;
+  const last = mm.findVma(hi)!;
+  for (const v of mm.vmas) if (v.end > lo && v.start < last.start && changes(v)) return NA;
+  return EINVAL;
+}
+
+/** Would the call split a hugetlb VMA at `at` (one that maps `at`, starts before it, and whose flags it changes)? */
+function splitsHugetlb(mm: Mm, at: number, changes: ((v: Vma) => boolean) | null): boolean {
   const v = mm.findVma(at);
-  if (v === null || v.start === at || !(v.flags & VM_HUGETLB)) return OK;
-  return changes === null || changes(v) ? EINVAL : NA;
+  return v !== null && v.start !== at && (v.flags & VM_HUGETLB) !== 0 && (changes === null || changes(v));
 }
 
 /**

@@ -202,13 +202,16 @@ export class Mm {
 
   /**
    * split_vma() at both ends of [start, end): afterwards every VMA is either wholly inside or
-   * wholly outside the range. Returns the VMAs inside, in order.
+   * wholly outside the range. Returns the VMAs inside, in order. With `changes`, only the VMAs it
+   * holds for are split and returned: mprotect_fixup() and madvise_update_vma() return before
+   * splitting a VMA whose flags they leave as they are (a hugetlb VMA never merges back).
    */
-  splitRange(start: number, end: number): Vma[] {
+  splitRange(start: number, end: number, changes: ((v: Vma) => boolean) | null = null): Vma[] {
     const out: Vma[] = [];
     for (let i = 0; i < this.vmas.length; i++) {
       const v = this.vmas[i]!;
       if (v.end <= start || v.start >= end) continue;
+      if (changes !== null && !changes(v)) continue;
       if (v.start < start) {
         this.splitAt(i, start);
         continue; // the right part is visited next

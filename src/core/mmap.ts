@@ -140,12 +140,11 @@ export function doMprotect(k: Kernel, mm: Mm, lo: number, hi: number, prot: Prot
   if (split !== OK) return split;
   if (changes(mm.findVma(lo))) splitHugePmdAt(k, mm, lo, 'mprotect of part of a THP');
   if (changes(mm.findVma(end - 1))) splitHugePmdAt(k, mm, end, 'mprotect of part of a THP');
-  const vmas = mm.splitRange(lo, end);
+  // mprotect_fixup(): a VMA that has the protection already is left alone (not split, no
+  // change_protection, so no MMU notifier: a device keeps its exclusive access there, and a
+  // COW-shared page table stays shared).
+  const vmas = mm.splitRange(lo, end, changes);
   for (const vma of vmas) {
-    // mprotect_fixup(): a VMA that has the protection already is left alone (no change_protection,
-    // so no MMU notifier: a device keeps its exclusive access there, and a COW-shared page table
-    // stays shared).
-    if (!changes(vma)) continue;
     breakCowRange(k, mm, vma.start, vma.end);
     mmuNotify(k, mm.id, vma.start, vma.end, 'mprotect');
     const old = vma.flags;
@@ -287,8 +286,7 @@ export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: Adv
     k.emit('note', mm.id, lo, -1, -1, `madvise mergeable on ${hi - lo} page(s)`);
     return OK;
   }
-  const vmas = mm.splitRange(lo, hi);
-  for (const vma of vmas) vma.flags = adviseFlags(vma.flags, advice);
+  for (const vma of mm.splitRange(lo, hi, changes)) vma.flags = adviseFlags(vma.flags, advice);
   mm.mergeVmas();
   k.emit('note', mm.id, lo, -1, -1, `madvise ${advice} on ${hi - lo} page(s)`);
   return OK;

@@ -3,8 +3,9 @@
 // (a 4 TiB mapping is one line) instead of dying in the middle of it.
 //
 // The estimate counts page mappings: every page of every mapping in every address space, with
-// a fork copying the parent's count to the child; munmap and the exit of an address space's last
-// task give theirs back. The peak of that count times BYTES_PER_PAGE_MAPPING is the estimate.
+// a fork copying the parent's count to the child; munmap (unless the kernel refuses it: the
+// parser marks a refused one, MunmapStep.refused) and the exit of an address space's last task
+// give theirs back. The peak of that count times BYTES_PER_PAGE_MAPPING is the estimate.
 
 import type { Pos, Scenario } from '../scenario/ast.js';
 
@@ -50,6 +51,7 @@ export function estimateScenario(sc: Scenario, limitPages = Infinity): SizeEstim
         break;
       }
       case 'munmap': {
+        if (st.refused) break; // EINVAL (a hugetlb split inside a huge page): nothing unmapped
         const s = spaces[space(st.proc)]!;
         const n = Math.min(s.pages, st.sel.hi - st.sel.lo + 1);
         s.pages -= n;

@@ -81,6 +81,9 @@ export function munmap(s: RunState, step: StepOf<'munmap'>): void {
   if (recordsText(s)) s.record.summary = `${p.name} unmaps ${s.label(step.sel)}`;
 }
 
+/** Why an mprotect or madvise over several mappings that ends inside a huge page is n/a (hugetlbVmOpSplit). */
+const PARTIAL_HUGETLB_SPLIT = 'a range over several mappings whose end splits a hugetlb mapping inside a huge page: the kernel changes the mappings before it, then refuses the split (EINVAL); not modelled';
+
 /**
  * A munmap, mprotect or madvise the kernel refuses with EINVAL: it would split a hugetlb mapping
  * inside a huge page (hugetlbVmOpSplit). Nothing changed, so the ideal memory is not told; not a
@@ -120,7 +123,7 @@ export function mprotect(s: RunState, step: StepOf<'mprotect'>): void {
   waitForMmapLock(s, p);
   const [lo, hi] = s.range(p, step.sel);
   const err = doMprotect(s.k, p.mm, lo, hi, step.prot);
-  if (err === NA) throw new NotApplicable('mprotect of part of a hugetlb huge page to the protection it has (the kernel leaves it alone) is not modelled');
+  if (err === NA) throw new NotApplicable(PARTIAL_HUGETLB_SPLIT);
   if (err === EINVAL) return refusedHugetlbSplit(s, p, `mprotect ${s.label(step.sel)} ${step.prot}`);
   const idealOk = s.ideal.mprotect(p.group, lo, hi, step.prot);
   if ((err === OK) !== idealOk) s.violation('fault', `mprotect ${step.prot}: the model ${err === OK ? 'succeeded' : 'failed (ENOMEM)'}, it must ${idealOk ? 'succeed' : 'fail at a hole'}`, [p.name]);
@@ -147,9 +150,10 @@ export function madvise(s: RunState, step: StepOf<'madvise'>): void {
   if (step.advice === 'collapse') return madvCollapse(s, p, step, lo, hi);
   const err = doMadvise(s.k, p.mm, lo, hi, step.advice);
   if (err === NA) {
-    throw new NotApplicable(hugetlbIn(p.mm, lo, hi)
-      ? `madvise ${step.advice} on hugetlb pages is not modelled yet (only dontfork/dofork; on part of a huge page, only where it changes the flags)`
-      : `madvise ${step.advice} is not modelled yet`);
+    const hugetlb = hugetlbIn(p.mm, lo, hi);
+    throw new NotApplicable(hugetlb && (step.advice === 'dontfork' || step.advice === 'dofork')
+      ? PARTIAL_HUGETLB_SPLIT
+      : hugetlb ? `madvise ${step.advice} on hugetlb pages is not modelled yet (only dontfork/dofork)` : `madvise ${step.advice} is not modelled yet`);
   }
   if (err === EINVAL && hugetlbIn(p.mm, lo, hi)) return refusedHugetlbSplit(s, p, `madvise ${s.label(step.sel)} ${step.advice}`);
   const idealOk = s.ideal.madvise(p.group, lo, hi, step.advice);

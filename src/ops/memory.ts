@@ -14,9 +14,11 @@ export const mmapOp = defineOp({
       const rt = c.nameTok("a region name after 'mmap'");
       const nt = c.peek();
       const n = c.pageCount('after the region name');
+      // Bound before the options are read: a line with a bad option still binds its name.
       c.env.bindRegion(p, rt.text, n, c.at(rt));
       const [prot, share, populate, page] = c.options('mmap', OPTIONS.mmap);
       const hugetlb = page === 'hugetlb';
+      if (hugetlb) c.env.markHugetlb(p, rt.text);
       // v1.2: MAP_HUGETLB maps whole 2 MiB huge pages.
       if (hugetlb && n % 512 !== 0) c.fail(nt, `expected the number of pages of a hugetlb mapping to be a multiple of 512 (2 MiB huge pages of 4 KiB pages), got ${n}`);
       return {
@@ -57,8 +59,10 @@ export const munmapOp = defineOp({
     parse(c, base, p) {
       const sel = c.sel(p, null);
       c.end();
-      c.env.unmapRegion(p, sel.region, sel.lo, sel.hi);
-      return { op: 'munmap', ...base, proc: p.name, sel };
+      // The kernel may refuse it (EINVAL: an end inside a huge page of a hugetlb region); the
+      // memory estimate then counts no pages freed.
+      const refused = !c.env.unmapRegion(p, sel.region, sel.lo, sel.hi);
+      return { op: 'munmap', ...base, proc: p.name, sel, ...(refused ? { refused: true } : {}) };
     },
   },
   run: munmap,

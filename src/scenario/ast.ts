@@ -77,6 +77,11 @@ export interface MunmapStep extends StepBase {
   op: 'munmap';
   proc: string;
   sel: PageSel;
+  /**
+   * (v1.2) Set by the parser when the kernel refuses it with EINVAL, nothing unmapped: an end
+   * inside a huge page of a hugetlb region (hugetlbSplitRefused in src/core/hugetlb.ts).
+   */
+  refused?: boolean;
 }
 /** v1.2: `P mremap buf[RANGE] as NEW`: mremap(MREMAP_MAYMOVE|MREMAP_FIXED) of those pages to a fresh range, region NEW. */
 export interface MremapStep extends StepBase {

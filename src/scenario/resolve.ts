@@ -4,6 +4,7 @@
 
 import type { Pos } from './ast.js';
 import { closest } from './errors.js';
+import { hugetlbSplitRefused } from '../core/hugetlb.js';
 
 /** A failed step: where, and what was wrong. Thrown inside the step parser, caught per line. */
 export class StepFail {
@@ -23,6 +24,8 @@ export interface RegionInfo {
   gone: readonly (readonly [number, number])[];
   /** Page ranges [lo, hi] marked MADV_DONTFORK (a fork leaves them out of the child). */
   dontfork: readonly (readonly [number, number])[];
+  /** (v1.2) MAP_HUGETLB: its VMAs split only on a huge page boundary (hugetlbSplitRefused). */
+  hugetlb: boolean;
 }
 
 type Ranges = readonly (readonly [number, number])[];
@@ -49,6 +52,25 @@ function editRanges(rs: Ranges, lo: number, hi: number, add: boolean): Ranges {
     else merged.push([r[0], r[1]]);
   }
   return merged;
+}
+
+/** Is page i in one of the ranges? */
+function inRanges(rs: Ranges, i: number): boolean {
+  for (const [a, b] of rs) if (a <= i && i <= b) return true;
+  return false;
+}
+
+/**
+ * Would a munmap (or, with `dontfork`, an madvise dontfork/dofork) of pages [lo, hi] of a hugetlb
+ * region split one of its VMAs inside a huge page, which the kernel refuses (EINVAL, nothing
+ * done)? Page `at` (lo, or hi + 1) lies inside a VMA when it is still mapped: every VMA of a
+ * hugetlb region starts on a huge page boundary (the only splits allowed), so a mapped page off one
+ * is past its VMA's start. madvise splits only the VMAs whose flag it changes.
+ */
+function refusesSplit(r: RegionInfo, lo: number, hi: number, dontfork: boolean | null = null): boolean {
+  if (!r.hugetlb) return false;
+  const inside = (at: number): boolean => at < r.pages && !inRanges(r.gone, at) && (dontfork === null || inRanges(r.dontfork, at) !== dontfork);
+  return hugetlbSplitRefused(lo, hi + 1, inside(lo), inside(hi + 1));
 }
 
 /** Are all pages of the region unmapped (munmap, mremap'd away, or not inherited)? */
@@ -188,13 +210,25 @@ export class NameEnv {
         throw new StepFail(pos, `${describeProc(p)} still has region '${region}' mapped (since line ${old.pos.line}); mmap needs a new name, or one whose pages were all unmapped (munmap) first`);
       }
     }
-    p.regions.set(region, { pages, pos, gone: [], dontfork: [] });
+    p.regions.set(region, { pages, pos, gone: [], dontfork: [], hugetlb: false });
   }
 
-  /** munmap of pages [lo, hi] of a region. */
-  unmapRegion(p: ProcInfo, region: string, lo: number, hi: number): void {
+  /** (v1.2) `mmap NAME ... hugetlb`: the region just bound maps hugetlb pages. */
+  markHugetlb(p: ProcInfo, region: string): void {
     const r = p.regions.get(region);
-    if (r !== undefined) p.regions.set(region, { ...r, gone: editRanges(r.gone, lo, hi, true) });
+    if (r !== undefined) p.regions.set(region, { ...r, hugetlb: true });
+  }
+
+  /**
+   * munmap of pages [lo, hi] of a region. False when the kernel refuses it (an end inside a huge
+   * page of a hugetlb region: EINVAL, the pages stay mapped), as the model does (hugetlbVmOpSplit).
+   */
+  unmapRegion(p: ProcInfo, region: string, lo: number, hi: number): boolean {
+    const r = p.regions.get(region);
+    if (r === undefined) return true;
+    if (refusesSplit(r, lo, hi)) return false;
+    p.regions.set(region, { ...r, gone: editRanges(r.gone, lo, hi, true) });
+    return true;
   }
 
   /**
@@ -209,13 +243,13 @@ export class NameEnv {
     }
     const part = (rs: Ranges): Ranges => rs.filter(([a, b]) => b >= lo && a <= hi).map(([a, b]) => [Math.max(a, lo) - lo, Math.min(b, hi) - lo] as const);
     p.regions.set(region, { ...r, gone: editRanges(r.gone, lo, hi, true) });
-    p.regions.set(name, { pages: hi - lo + 1, pos, gone: part(r.gone), dontfork: part(r.dontfork) });
+    p.regions.set(name, { pages: hi - lo + 1, pos, gone: part(r.gone), dontfork: part(r.dontfork), hugetlb: r.hugetlb });
   }
 
-  /** MADV_DONTFORK (on) / MADV_DOFORK (off) on pages [lo, hi] of a region. */
+  /** MADV_DONTFORK (on) / MADV_DOFORK (off) on pages [lo, hi] of a region; nothing when the kernel refuses it (as unmapRegion). */
   markDontfork(p: ProcInfo, region: string, lo: number, hi: number, on: boolean): void {
     const r = p.regions.get(region);
-    if (r !== undefined) p.regions.set(region, { ...r, dontfork: editRanges(r.dontfork, lo, hi, on) });
+    if (r !== undefined && !refusesSplit(r, lo, hi, on)) p.regions.set(region, { ...r, dontfork: editRanges(r.dontfork, lo, hi, on) });
   }
 
   /** The size in pages of region `name` of `p`. */

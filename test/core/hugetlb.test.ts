@@ -5,12 +5,12 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EINVAL, NA, OK, OOM, PG_ANON_EXCLUSIVE, PG_HUGETLB, PTE_DIRTY, PTE_WRITE, SIGBUS, VM_HUGETLB } from '../../src/core/constants.js';
+import { EINVAL, NA, OK, OOM, PG_ANON_EXCLUSIVE, PG_HUGETLB, PTE_DIRTY, PTE_WRITE, SIGBUS, VM_HUGETLB, VM_WRITE } from '../../src/core/constants.js';
 import { dupMmap } from '../../src/core/fork.js';
 import { getUserPages, releaseHandle } from '../../src/core/gup.js';
 import { DEFAULT_PIN_BIAS, Kernel } from '../../src/core/kernel.js';
 import type { Mm } from '../../src/core/mm.js';
-import { doMmap, doMprotect } from '../../src/core/mmap.js';
+import { doMadvise, doMmap, doMprotect } from '../../src/core/mmap.js';
 import { pmdLeafSlot } from '../../src/core/walk.js';
 import { exitMmap, unmapRegion } from '../../src/core/zap.js';
 import { cpuAccess } from '../../src/core/access.js';
@@ -444,10 +444,112 @@ test('mprotect and madvise dontfork of part of a huge page are EINVAL: nothing c
   assert.doesNotMatch(r.steps[8]!.summary, /EINVAL/);
 });
 
-test('mprotect of part of a huge page to the protection it has: the kernel leaves the VMA alone (no split, no EINVAL); still n/a here', () => {
+// mprotect_fixup() returns at once when the new flags are the old ones (`newflags == oldflags`),
+// madvise_update_vma() likewise (`new_flags == vma->vm_flags`): the VMA is not split, so a hugetlb
+// VMA (which never merges back: VM_DONTEXPAND) stays one, and its ends may lie anywhere (mm/mprotect.c
+// and mm/madvise.c of 5.7.14 and 6.18.2).
+
+test('mprotect of part of a huge page to the protection it has: OK, the VMA left alone (was n/a); to another: EINVAL', () => {
   const k = hkernel('v6', 1);
   const { mm, vpn } = hugeProc(k);
-  assert.equal(doMprotect(k, mm, vpn, vpn + 4, 'rw'), NA);
+  assert.equal(doMprotect(k, mm, vpn, vpn + 4, 'rw'), OK);
+  assert.equal(mm.vmas.length, 1);
   assert.equal(doMprotect(k, mm, vpn, vpn + 4, 'ro'), EINVAL);
   assert.equal(mm.vmas.length, 1);
+});
+
+test('mprotect and madvise dontfork/dofork of whole huge pages to the flags they have do not split the hugetlb VMA (it split, and never merged back)', () => {
+  const k = hkernel('v6', 2);
+  const { mm, vpn } = hugeProc(k, 1024);
+  const spans = (): string => mm.vmas.map((v) => `${v.start - vpn}-${v.end - vpn}`).join(' ');
+  assert.equal(doMprotect(k, mm, vpn, vpn + 512, 'rw'), OK);
+  assert.equal(doMadvise(k, mm, vpn + 512, vpn + 1024, 'dofork'), OK);
+  assert.equal(spans(), '0-1024', 'one VMA, as in the kernel');
+  // A change splits it on the huge page boundary; the same change again splits nothing more.
+  assert.equal(doMadvise(k, mm, vpn, vpn + 512, 'dontfork'), OK);
+  assert.equal(spans(), '0-512 512-1024');
+  assert.equal(doMadvise(k, mm, vpn, vpn + 1024, 'dontfork'), OK);
+  assert.equal(spans(), '0-512 512-1024', 'both dontfork now; hugetlb VMAs do not merge');
+  assert.equal(doMprotect(k, mm, vpn + 512, vpn + 1024, 'ro'), OK);
+  assert.equal(doMprotect(k, mm, vpn, vpn + 1024, 'ro'), OK);
+  assert.equal(spans(), '0-512 512-1024');
+  assert.ok(mm.vmas.every((v) => !(v.flags & VM_WRITE)));
+  // Part of a huge page of a VMA that has the flag already: the kernel does nothing there.
+  assert.equal(doMadvise(k, mm, vpn + 3, vpn + 700, 'dontfork'), OK);
+  assert.equal(spans(), '0-512 512-1024');
+  assertConsistent(k);
+});
+
+test('scenario: mprotect and madvise of part of a huge page to what it has succeed and change nothing (were n/a)', () => {
+  const r = runSteps([
+    'P mmap huge 512 rw private hugetlb',
+    'P write huge[0] = 1',
+    'P mprotect huge[0..3] rw',
+    'P madvise huge[5] dofork',
+    'P write huge[3] = 2',
+    'P fork Q',
+    'Q read huge[3] expect 2',
+  ]);
+  assert.equal(r.na, null, r.na?.reason);
+  assert.deepEqual(r.violations.map((v) => `${v.kind}: ${v.message}`), []);
+  assert.doesNotMatch(r.steps[2]!.summary, /EINVAL/);
+  assert.doesNotMatch(r.steps[3]!.summary, /EINVAL/);
+});
+
+// do_mprotect_pkey() (and madvise_walk_vmas()) change one VMA after the other and stop at the first
+// error: a split refused at the end of the range comes after the VMAs before the last one changed
+// (mm/mprotect.c of 5.7.14 and 6.18.2). The model refuses only where nothing was changed before.
+
+test('a refused split at the end after other VMAs changed is n/a; with nothing changed before it, EINVAL', () => {
+  const k = hkernel('v6', 2);
+  const { mm, vpn } = hugeProc(k, 1024);
+  assert.equal(doMadvise(k, mm, vpn + 512, vpn + 1024, 'dontfork'), OK);
+  // [0, 512) would become read-only before the split at 701 of [512, 1024) is refused.
+  assert.equal(doMprotect(k, mm, vpn, vpn + 701, 'ro'), NA);
+  assert.equal(doMadvise(k, mm, vpn, vpn + 701, 'dontfork'), OK, '[512, 1024) is dontfork already: not split at 701, only [0, 512) changes');
+  assert.equal(mm.vmas.length, 2);
+  assert.equal(doMprotect(k, mm, vpn, vpn + 512, 'ro'), OK);
+  assert.equal(doMprotect(k, mm, vpn, vpn + 701, 'ro'), EINVAL, '[0, 512) is read-only already: nothing changed before the refusal');
+  assert.equal(mm.vmas.length, 2);
+  assert.ok(mm.vmas[1]!.flags & VM_WRITE);
+});
+
+// The scenario checker (NameEnv) follows the kernel's refusal: after a refused munmap the pages are
+// still mapped, so the region's name may not be bound again; after a refused madvise dontfork the
+// child still maps them.
+
+test('checker: a refused munmap leaves the hugetlb pages mapped; mmap of the name again is rejected (was accepted)', () => {
+  const parsed = parseScenario(['name: t', 'config:', '  hugepages: 2', 'steps: |',
+    '  P mmap huge 512 rw private hugetlb', '  P munmap huge[1..511]', '  P munmap huge[0]', '  P mmap huge 512 rw private hugetlb', ''].join('\n'), 't.scn.yaml');
+  assert.ok(!parsed.ok);
+  assert.equal(parsed.errors[0]!.line, 8);
+  assert.match(parsed.errors[0]!.message, /still has region 'huge' mapped/);
+});
+
+test('checker: munmap of whole huge pages, or ending in an unmapped huge page, is done; the name may be bound again', () => {
+  const r = runSteps([
+    'P mmap huge 1024 rw private hugetlb',
+    'P munmap huge[512..1023]',
+    // Its end (page 600) is in the huge page already unmapped: nothing to split there.
+    'P munmap huge[0..599]',
+    'P mmap huge 512 rw private hugetlb',
+    'P write huge[0] = 3',
+  ]);
+  assert.equal(r.na, null, r.na?.reason);
+  assert.deepEqual(r.violations.map((v) => `${v.kind}: ${v.message}`), []);
+  assert.doesNotMatch(r.steps[2]!.summary, /EINVAL/);
+});
+
+test('checker: a refused madvise dofork leaves the VMA dontfork: the child has no such region and may map the name (was rejected)', () => {
+  const r = runSteps([
+    'P mmap huge 512 rw private hugetlb',
+    'P madvise huge dontfork',
+    'P madvise huge[0..10] dofork',
+    'P fork Q',
+    'Q mmap huge 512 rw private hugetlb',
+    'Q write huge[0] = 4',
+  ]);
+  assert.equal(r.na, null, r.na?.reason);
+  assert.deepEqual(r.violations.map((v) => `${v.kind}: ${v.message}`), []);
+  assert.match(r.steps[2]!.summary, /EINVAL/);
 });

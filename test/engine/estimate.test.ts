@@ -41,3 +41,14 @@ test('with a limit, the walk stops at the first step past it', () => {
   assert.equal(e.peakAt?.text, 'P fork Q');
   assert.equal(e.peakPages, 200);
 });
+
+test('a munmap the kernel refuses (an end inside a huge page of a hugetlb region: EINVAL) gives nothing back', () => {
+  // munmap huge[1..511] and huge[0]: both refused, the 512 pages stay mapped; the fork copies them.
+  const e = estimate('P mmap huge 512 rw private hugetlb\nP munmap huge[1..511]\nP munmap huge[0]\nP fork Q');
+  assert.equal(e.peakPages, 1024);
+  assert.equal(e.peakAt?.text, 'P fork Q');
+  // On huge page boundaries it is done.
+  const f = estimate('P mmap huge 1024 rw private hugetlb\nP munmap huge[512..1023]\nP fork Q');
+  assert.equal(f.peakPages, 1024);
+  assert.equal(f.peakAt?.text, 'P mmap huge 1024 rw private hugetlb');
+});
