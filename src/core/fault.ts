@@ -123,8 +123,8 @@ function handleHugeFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, flags: number
   const s = pmdLeafSlot(k, mm, vpn);
   if (s < 0) {
     if (flags & FAULT_FLAG_UNSHARE || pteSlot(k, mm, vpn) >= 0 || !thpVmaAllowable(k, vma, vpn)) return VM_FAULT_FALLBACK;
-    // do_huge_pmd_anonymous_page() maps a write's THP writable (do_anonymous_page()'s fold, below).
-    return writeDone(doHugePmdAnonymousPage(k, mm, vma, vpn, (flags & WRITE_FLAGS) !== 0), flags & WRITE_FLAGS);
+    // do_huge_pmd_anonymous_page() reports no VM_FAULT_WRITE, as do_anonymous_page() (below).
+    return doHugePmdAnonymousPage(k, mm, vma, vpn, (flags & WRITE_FLAGS) !== 0);
   }
   const bits = k.tables.bits[s]!;
   // Seed 001's FAULT_FLAG_BREAK_COW reaches do_huge_pmd_wp_page() as a write fault does (wp_huge_pmd()).
@@ -146,9 +146,10 @@ export function handlePteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: n
   if (bits === 0) {
     if (vma.shm !== null) return doSharedFault(k, mm, vma, vpn, slot, flags);
     if (flags & FAULT_FLAG_UNSHARE) return OK; // nothing mapped: nothing to unshare
-    // do_anonymous_page() reports no VM_FAULT_WRITE: in a read-only VMA (GUP's forced COW break)
-    // the kernel faults again and do_wp_page() reuses the page; the model maps it at once (gup.ts).
-    return writeDone(doAnonymousPage(k, mm, vma, vpn, slot, (flags & FAULT_FLAG_WRITE) !== 0), flags & FAULT_FLAG_WRITE);
+    // do_anonymous_page() reports no VM_FAULT_WRITE: in a read-only VMA (GUP's forced COW break,
+    // 5.8) FOLL_COW stays clear, can_follow_write_pte() refuses the read-only PTE, and GUP faults
+    // again: do_wp_page() reuses the page (VM_FAULT_WRITE). Two faults (gup.ts).
+    return doAnonymousPage(k, mm, vma, vpn, slot, (flags & FAULT_FLAG_WRITE) !== 0);
   }
   if (!(bits & PTE_PRESENT)) {
     let err: number;

@@ -139,8 +139,11 @@ export function gupSlowPage(k: Kernel, mm: Mm, vpn: number, h: Handle, i: number
     const bits = slot < 0 ? 0 : k.tables.bits[slot]!;
     let fault = -1;
     if (!(bits & PTE_PRESENT)) {
-      // (Seed 001 read-faults a none PTE first and breaks COW on the zero page at the next turn;
-      // the model allocates the page at once, as a write fault does: same page, one fault less.)
+      // In a read-only VMA the new page is mapped read-only and the fault reports no
+      // VM_FAULT_WRITE: the next turn write-faults again and reuses it (5.8: two faults). (Seed
+      // 001 read-faults a none PTE first and breaks COW on the zero page at the next turn; the
+      // model allocates the page at once, as a write fault does: a reuse where seed 001 copies,
+      // and in a writable VMA one fault less.)
       fault = forceWrite ? FAULT_FLAG_WRITE : 0;
     } else if (forceWrite && !(bits & PTE_WRITE) && !broken) {
       // can_follow_write_pte() fails: write-fault (COW break). A R/O VMA (forced break) keeps

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { OK, OOM, SIGSEGV, PG_ANON_EXCLUSIVE } from '../../src/core/constants.js';
 import { FAULT_FLAG_UNSHARE, FAULT_FLAG_WRITE, handleMmFault } from '../../src/core/fault.js';
 import { dupMmap } from '../../src/core/fork.js';
+import { getUserPages } from '../../src/core/gup.js';
 import type { Kernel } from '../../src/core/kernel.js';
 import type { Mm } from '../../src/core/mm.js';
 import { clearSoftDirty, doMadvise } from '../../src/core/mmap.js';
@@ -361,4 +362,39 @@ test('wp_page_reuse marks the PTE dirty and soft-dirty (x86 pte_mkdirty sets _PA
     const p = presentPte(s.k, s.p, s.vpn);
     assert.deepEqual([p.write, p.softDirty, s.k.stats.reuses], [true, true, 1], name);
   }
+});
+
+// ---- GUP's forced COW break (5.8) on a page never touched, in a read-only mapping ---------------
+// mm/gup.c and mm/memory.c of infuq/linux-5.8.1 at dc81b7b90160: __get_user_pages() adds FOLL_WRITE
+// (should_force_cow_break: a COW mapping, FOLL_GET or FOLL_PIN) after check_vma_flags(), so a
+// read-only VMA passes. follow_page_mask() finds no PTE: faultin_page() write-faults,
+// do_anonymous_page() maps a new page read-only and clean (pte_mkwrite(pte_mkdirty()) only under
+// VM_WRITE) and reports no VM_FAULT_WRITE, so FOLL_COW stays clear and can_follow_write_pte()
+// (pte_write, or FOLL_COW and pte_dirty) refuses the PTE: a second write fault, do_wp_page()
+// reuses the page (mapped once) through wp_page_reuse(): dirty, still read-only
+// (maybe_mkwrite), VM_FAULT_WRITE; FOLL_COW is set and the dirty PTE is followed. Two faults
+// (faultin_page() counts each in min_flt), one reuse, no copy; the GUP holds that page.
+
+test('v5.8: a read GUP of a never-touched page of a read-only private mapping faults twice (do_anonymous_page, then do_wp_page reuse) and takes the new page, mapped read-only and dirty', () => {
+  const k = kernel('v5.8');
+  const { mm, vpn } = proc(k, 1, 'ro');
+  for (const pin of [false, true]) {
+    const r = getUserPages(k, mm, vpn, vpn + 1, { pin, write: false, longterm: false, fast: false, kind: pin ? 'pin' : 'gup' });
+    assert.equal(r.err, OK);
+    const p = presentPte(k, mm, vpn);
+    assert.equal(r.handle!.frames[0], p.pfn, 'the GUP holds the page the process maps');
+    if (pin) continue;
+    assert.notEqual(p.pfn, 0, 'a new page, not the zero page (a write fault)');
+    assert.equal(frame(k, p.pfn).anon, true);
+    assert.equal(p.write, false, 'the VMA is read-only');
+    assert.equal(p.dirty, true, 'wp_page_reuse() made it dirty (FOLL_COW follows a dirty PTE)');
+    assert.equal(mm.minflt, 2, 'do_anonymous_page, then do_wp_page');
+    assert.equal(k.stats.reuses, 1);
+    assert.equal(k.stats.cowCopies, 0);
+  }
+  // The second GUP finds the dirty read-only PTE with FOLL_COW unset: one more write fault, a reuse.
+  assert.equal(mm.minflt, 3);
+  assert.equal(k.stats.reuses, 2);
+  assert.equal(k.stats.cowCopies, 0);
+  assertConsistent(k);
 });

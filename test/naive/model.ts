@@ -1245,8 +1245,9 @@ export class NaiveKernel {
    * alone, as a write would make it (allocated, swapped in, reused or copied), but in a read-only
    * VMA its PTE stays read-only (maybe_mkwrite), and one break is enough there: the fault
    * reports the write done (VM_FAULT_WRITE) and GUP then follows the dirty read-only PTE
-   * (FOLL_COW). The 5.8 break is a write fault, which a uffd-wp bit hands to the monitor; seed
-   * 001's is not, and its copy keeps the bit (write-protected).
+   * (FOLL_COW). The first touch's fault (do_anonymous_page) reports no write done: a second
+   * fault reuses the new page. The 5.8 break is a write fault, which a uffd-wp bit hands to the
+   * monitor; seed 001's is not, and its copy keeps the bit (write-protected).
    * (5.8 itself asks the fault for a write and lets follow_page_pte see the result; the loop here
    * is that exchange, one fault per turn.)
    */
@@ -1259,6 +1260,8 @@ export class NaiveKernel {
       this.unshareAt(p, pg);
       const wp = pg.pte?.uffdWp === true;
       const old = pg.pte?.frame;
+      // do_anonymous_page (no PTE, nothing swapped or device-exclusive there).
+      const firstTouch = pg.pte === null && pg.swp === null && !pg.devx;
       const ok = pg.pte === null ? this.writeFault(p, pg, allowRetry) : this.wpFault(p, pg, false, seed001, allowRetry);
       if (!ok) return false;
       const pte = pg.pte!;
@@ -1271,7 +1274,7 @@ export class NaiveKernel {
       }
       if (pg.prot !== 'rw') {
         pte.writable = false;
-        return true;
+        if (!firstTouch) return true;
       }
     }
   }
