@@ -61,7 +61,7 @@ export class AccountingChecker {
 
   /**
    * `held`: references held by kernel paths in progress (a GUP that grabbed pages, a copy made
-   * outside the lock): (frame, references) pairs, flat. The problems found (a shared empty array when none).
+   * outside the lock): (frame, references, pins: 1 for a FOLL_PIN's) triples, flat. The problems found (a shared empty array when none).
    */
   check(k: Kernel, final = false, held: readonly number[] = NO_HELD): readonly AccountingProblem[] {
     const f = k.frames;
@@ -154,12 +154,16 @@ export class AccountingChecker {
         }
       }
     }
-    for (let i = 0; i < held.length; i += 2) {
+    for (let i = 0; i < held.length; i += 3) {
       const pfn = held[i]!;
       const refs = held[i + 1]!;
       if (pfn <= 0) continue;
       if (!(f.flags[pfn]! & PG_INUSE)) add({ kind: 'use-after-free', mm: -1, pfn, message: `a kernel path in progress holds freed frame ${pfn}` });
-      else expRef[pfn]! += refs;
+      else {
+        expRef[pfn]! += refs;
+        // A GUP in progress that pinned a large folio's page counted it in the folio's pincount.
+        if (held[i + 2] !== 0 && f.flags[pfn]! & PG_LARGE) this.pins[pfn >>> 9]!++;
+      }
     }
     // The zero page: its refcount is the GUP references and pins taken on it (try_grab_folio()).
     if (f.refcount[0] !== expRef[0]) {

@@ -194,7 +194,7 @@ function checkAccounting(s: RunState, final: boolean): void {
   }
 }
 
-/** heldByTasks()'s pairs, reused from check to check. */
+/** heldByTasks()'s triples, reused from check to check. */
 const held: number[] = [];
 
 export function expectedFor(sc: Scenario, profile: string): Expected | null {

@@ -225,8 +225,9 @@ export function finishTask(s: RunState, p: Proc): void {
 }
 
 /**
- * References held by kernel paths in progress (for the accounting check), as (frame, references)
- * pairs, flat, into `out` (emptied first; the check reads it at once): nothing is made per check.
+ * References held by kernel paths in progress (for the accounting check), as (frame, references,
+ * pins) triples, flat, into `out` (emptied first; the check reads it at once): nothing is made per
+ * check. `pins` is 1 where the references are a FOLL_PIN's (a large folio counts it in its pincount).
  */
 export function heldByTasks(s: RunState, out: number[] = []): number[] {
   if (out.length !== 0) out.length = 0;
@@ -235,12 +236,13 @@ export function heldByTasks(s: RunState, out: number[] = []): number[] {
     if (!t) continue;
     if (t.kind === 'gup') {
       const h = t.handle;
-      for (let i = 0; i < h.frames.length; i++) out.push(h.frames[i]!, h.refs[i]!);
+      const pin = h.kind === 'pin' ? 1 : 0;
+      for (let i = 0; i < h.frames.length; i++) out.push(h.frames[i]!, h.refs[i]!, h.refs[i] !== 0 ? pin : 0);
     } else if (t.newPfn > 0) {
-      out.push(t.newPfn, 1);
+      out.push(t.newPfn, 1, 0);
       // A write fault between wp_page_copy()'s two parts also holds the page it copies.
       const held = t.kind === 'write' ? wpCopyHeldPage(t) : -1;
-      if (held >= 0) out.push(held, 1);
+      if (held >= 0) out.push(held, 1, 0);
     }
   }
   return out;
