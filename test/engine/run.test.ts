@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PTE_PRESENT, PTE_YOUNG } from '../../src/core/constants.js';
-import { pteSlot } from '../../src/core/walk.js';
+import { pmdLeafSlot, pteSlot } from '../../src/core/walk.js';
 import { runScenario, Runner } from '../../src/engine/run.js';
 import type { RunResult, StepRecord } from '../../src/engine/result.js';
 import { emptyRecord, resetRecord } from '../../src/engine/state.js';
@@ -437,5 +437,22 @@ test('a write fault in steps holds the page it copies until the install: reclaim
     const events = r.steps.flatMap((s) => s.events.map((e) => e.why));
     assert.ok(events.some((w) => /the frame stays in the swap cache/.test(w)), `${profile}: reclaim kept the page R holds in the swap cache`);
     assert.ok(events.some((w) => /!pte_same/.test(w)), `${profile}: R's install found another PTE`);
+  }
+});
+
+test('a stepped pin of a THP page: between its grab and its end the GUP in progress holds the pin the folio counts (pincount 1); no accounting violation, on each era of pinning', () => {
+  const sc = scenario(['P mmap buf 512 rw private thp', 'P write buf[0] = 1', 'P pin buf[0] as h1 rw longterm fast &', 'P step', 'P step', 'P finish', 'P unpin h1']);
+  for (const profile of ['v5.9', 'v5.19', 'v6']) {
+    let pinned = -1;
+    const runner = stepThrough(sc, (r, i) => {
+      // After the second step (the grab) the pin is the task's, not yet a handle's.
+      if (i !== 4) return;
+      const p = r.procs.get('P')!;
+      const head = r.k.tables.entry[pmdLeafSlot(r.k, p.mm, p.regions.get('buf')!.start)]!;
+      assert.ok(!r.handles.has('h1'), 'the pin is not a handle yet');
+      pinned = r.k.frames.pincount[head >>> 9]!;
+    }, profile);
+    assert.equal(pinned, 1, `${profile}: the folio counts the pin of the GUP in progress`);
+    assert.deepEqual(kinds({ violations: runner.violations } as RunResult), [], `${profile}: no violation`);
   }
 });
