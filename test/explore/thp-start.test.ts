@@ -50,3 +50,13 @@ test('with the splitting operations and collapse, v6 keeps every invariant (dept
   const without = run(thpInput('v6', ops.filter((o) => o !== 'collapse'), 2));
   assert.ok(out.out.result.stats.states > without.out.result.stats.states, 'collapse reaches states of its own');
 });
+
+test('from a THP, every operation up to depth 3 keeps the model consistent (accounting, frame leaks, use after free, kernel BUGs) on each era of the THP rules: the search that found a 6.15 device-exclusive zap leaving its MM-id mapping and a stepped gup-fast pin missing from the folio\'s pincount', () => {
+  const kinds = ['accounting', 'frame-leak', 'use-after-free', 'kernel-bug'];
+  for (const kernel of ['v5.14', 'v5.19', 'v6']) {
+    const found = run({ ...thpInput(kernel, [...OP_NAMES] as OpName[], 3, kinds), bounds: { ...thpInput(kernel, [], 3, kinds).bounds, all: true } });
+    assert.equal(found.out.status, 'ok', `${kernel}: ${found.files[0] ?? ''}`);
+    assert.ok(found.out.result.stats.states > 10_000, `${kernel}: ${found.out.result.stats.states} states`);
+    assert.ok('device-exclusive' in found.out.result.stats.reached && 'pin' in found.out.result.stats.reached, `${kernel}: the grants and pins were reached`);
+  }
+});
