@@ -56,6 +56,17 @@ export interface StepBase {
   text: string;
 }
 
+/**
+ * The message for `P WORD` where WORD is no process operation: every one the registry has
+ * (v1 and later), and the system operations, which a step starts with instead of a process.
+ */
+function unknownProcessOp(verb: string): string {
+  if (SYSTEM_OPS.includes(verb)) {
+    return `'${verb}' is a system operation: its step starts with '${verb}', not with a process (the operations of a process: ${ALL_PROCESS_OPS.join(', ')})`;
+  }
+  return `${unknownWord('operation', verb, ALL_PROCESS_OPS)}; a step may also start with a system operation, without a process: ${SYSTEM_OPS.join(', ')}`;
+}
+
 const AMP_ONLY = `'&' (run the step as an asynchronous kernel path) is only for: ${ASYNC_OPS.join(', ')}`;
 
 const pages = (n: number): string => (n === 1 ? '1 page' : `${n} pages`);
@@ -326,7 +337,7 @@ export class LineParser {
   }
 
   private badStart(t: Token): never {
-    const starts = `a step is 'PROC OPERATION ...' with PROC ${PROC_NAME_RULE}, or starts with one of: ${SYSTEM_OPS.join(', ')}`;
+    const starts = `a step is 'PROC OPERATION ...' with PROC ${PROC_NAME_RULE}, and OPERATION one of: ${ALL_PROCESS_OPS.join(', ')}; or it starts with a system operation: ${SYSTEM_OPS.join(', ')}`;
     if (t.kind !== 'word') this.fail(t, `expected a process name or an operation, got ${this.show(t)} (${starts})`);
     const second = this.peek();
     if (second.kind === 'word' && ALL_PROCESS_OPS.includes(second.text)) {
@@ -335,22 +346,20 @@ export class LineParser {
     if (ALL_PROCESS_OPS.includes(t.text)) {
       this.fail(t, `missing process before '${t.text}' (expected 'PROC ${t.text} ...', like 'P ${t.text} ...')`);
     }
-    return this.fail(t, `${unknownWord('operation', t.text, SYSTEM_OPS)}; ${starts}`);
+    // A likely typo of a process operation is shown with the process it needs.
+    const guess = closest(t.text, [...SYSTEM_OPS, ...ALL_PROCESS_OPS]);
+    const hint = guess === null ? '' : SYSTEM_OPS.includes(guess) ? `: did you mean '${guess}'?` : `: did you mean 'P ${guess} ...' (a process first)?`;
+    return this.fail(t, `unknown operation '${t.text}'${hint} (${starts})`);
   }
 
   private processStep(pt: Token, base: StepBase): Step {
     const vt = this.next();
     if (vt.kind !== 'word') {
-      this.fail(vt, `expected an operation after process '${pt.text}' (one of: ${PROCESS_OPS.join(', ')}), got ${this.show(vt)}`);
+      this.fail(vt, `expected an operation after process '${pt.text}' (one of: ${ALL_PROCESS_OPS.join(', ')}), got ${this.show(vt)}`);
     }
     const verb = vt.text;
     this.verb = vt;
-    if (!ALL_PROCESS_OPS.includes(verb)) {
-      // The v1 message stays as it was, unless the likely typo is of a later operation.
-      const near = closest(verb, ALL_PROCESS_OPS);
-      const v11 = near !== null && THREAD_OPS.includes(near);
-      this.fail(vt, unknownWord('operation', verb, v11 ? ALL_PROCESS_OPS : PROCESS_OPS));
-    }
+    if (!ALL_PROCESS_OPS.includes(verb)) this.fail(vt, unknownProcessOp(verb));
     const syns = processSyntaxes(verb);
     const ppos = this.at(pt);
     const p = syns[0]!.creates ? this.env.mmapProc(pt.text, ppos) : this.env.liveProc(pt.text, ppos);

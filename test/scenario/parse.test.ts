@@ -85,7 +85,7 @@ test('step errors in a block get exact file line and column', () => {
     errors.map((e) => e.format()),
     [
       "s.scn.yaml:4:18: error: expected '=' after the page selector, got '1'",
-      "s.scn.yaml:6:5: error: unknown operation 'wirte': did you mean 'write'? (expected one of: mmap, munmap, mprotect, madvise, write, read, fork, exit, pin, gup, vmsplice, unpin, put, clear-softdirty, mremap)",
+      "s.scn.yaml:6:5: error: unknown operation 'wirte': did you mean 'write'? (expected one of: mmap, munmap, mprotect, madvise, write, read, fork, exit, pin, gup, vmsplice, unpin, put, clear-softdirty, mremap, thread, step, finish, uffd); a step may also start with a system operation, without a process: device, swapout, ksm, check, expect, stats",
       "s.scn.yaml:7:17: error: page 7 out of range: 'buf' has 4 pages (0..3)",
       "s.scn.yaml:8:3: error: unknown process 'Q' (a process is created by its first mmap, or by fork)",
     ],

@@ -2,7 +2,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_ERRORS } from '../../src/scenario/index.js';
+import { MAX_ERRORS, PROCESS_OPS, SYSTEM_OPS, THREAD_OPS } from '../../src/scenario/index.js';
 import { P4, lines, oneError, stepsErrors } from './helpers.js';
 
 test('unknown process verb, with did-you-mean and the list of operations', () => {
@@ -10,6 +10,18 @@ test('unknown process verb, with did-you-mean and the list of operations', () =>
   assert.ok(e.message.includes('expected one of: mmap, munmap, mprotect'));
   oneError(lines(P4, 'P zap'), 2, 3, "unknown operation 'zap' (expected one of: mmap");
   oneError(lines(P4, 'P 5'), 2, 3, "expected an operation after process 'P'");
+});
+
+test('an unknown operation lists every operation of the registry, the later ones and the system ones too', () => {
+  // It listed only the v1 process operations (no thread, step, finish, uffd) unless the typo was near a later one.
+  for (const text of ['P zap', 'P 5', 'zap P buf']) {
+    const e = stepsErrors(lines(P4, text))[0]!;
+    const ops = text === 'P 5' ? [...PROCESS_OPS, ...THREAD_OPS] : [...PROCESS_OPS, ...THREAD_OPS, ...SYSTEM_OPS];
+    for (const op of ops) assert.ok(e.message.includes(op), `${text}: '${op}' missing from: ${e.message}`);
+  }
+  oneError(lines(P4, 'P zap'), 2, 3, 'thread, step, finish, uffd); a step may also start with a system operation, without a process: device, swapout');
+  oneError(lines(P4, 'P check'), 2, 3, "'check' is a system operation: its step starts with 'check', not with a process");
+  oneError(lines(P4, 'wirte buf[0] = 1'), 2, 1, "unknown operation 'wirte': did you mean 'P write ...' (a process first)?");
 });
 
 test('unknown first word, missing or invalid process names', () => {
