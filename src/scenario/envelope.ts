@@ -44,6 +44,12 @@ export interface Envelope {
   steps: StepsSource | null;
 }
 
+/**
+ * A plain scalar the YAML 1.2 core schema reads as a number or a boolean (this reader keeps every
+ * scalar a string): where text is expected, one is a value of the wrong type, not a word.
+ */
+const CORE_NUMBER_OR_BOOL = /^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|0x[0-9a-fA-F]+|0o[0-7]+|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)|true|True|TRUE|false|False|FALSE)$/;
+
 /** A plain scalar the YAML core schema reads as null. */
 const NULL_WORDS = new Set(['', '~', 'null', 'Null', 'NULL']);
 
@@ -153,12 +159,13 @@ class EnvelopeReader {
         }
         case 'description':
           if (this.isNull(value)) break;
-          env.description = this.string(value, keyPos, 'a text');
+          env.description = this.string(value, keyPos, "'description' to be a text");
           break;
         case 'kernel':
           env.kernel = this.string(value, keyPos, 'a kernel profile name (like v6)');
-          if (env.kernel === '') {
-            this.error(this.pos(value, keyPos), 'expected a kernel profile name (like v6), got an empty text');
+          if (env.kernel === '' || env.kernel?.includes('\n')) {
+            // A block (`kernel: |`, or an alias of the steps) is no name: not "unknown profile" quoting every line.
+            this.error(this.pos(value, keyPos), `expected a kernel profile name (like v6), got ${env.kernel === '' ? 'an empty text' : 'a text of several lines'}`);
             env.kernel = null;
           }
           if (env.kernel !== null) env.kernelPos = this.pos(value, keyPos);
@@ -283,6 +290,17 @@ class EnvelopeReader {
       return null;
     }
     const text = String(node.value);
+    if (node.type === Scalar.PLAIN && CORE_NUMBER_OR_BOOL.test(text)) {
+      // `steps: 5` (a count, not the operations): say what steps holds, not that '5' is no process name.
+      this.error(p, `expected 'steps' to be a block of lines ('steps: |' then one operation a line), got ${/^[tTfF]/.test(text) ? 'a boolean' : 'a number'}, '${text}'`);
+      return null;
+    }
+    if (node.type === Scalar.BLOCK_FOLDED || (node.type === Scalar.PLAIN && this.spansLines(node))) {
+      // The YAML reader joined the lines into one: the steps would run together as one step.
+      const how = node.type === Scalar.BLOCK_FOLDED ? "'steps: >' folds" : "without '|', YAML folds";
+      this.error(p, `expected 'steps' to be a literal block ('steps: |' then one operation a line): ${how} the lines into one line`);
+      return null;
+    }
     if (node.type === Scalar.BLOCK_LITERAL) {
       const origin = this.literalOrigin(node, text);
       if (origin !== null) return { text, origin, pos: p };
@@ -291,6 +309,12 @@ class EnvelopeReader {
       return { text, origin: (_line, col) => ({ line: p.line, col: p.col + col }), pos: p };
     }
     return { text, origin: fixedOrigin(p), pos: p };
+  }
+
+  /** Whether a scalar's text runs over more than one line of the file. */
+  spansLines(node: Scalar): boolean {
+    const r = node.range;
+    return r !== undefined && r !== null && this.lc.linePos(r[0]).line !== this.lc.linePos(r[1]).line;
   }
 
   /**

@@ -29,6 +29,16 @@ export function yamlMessage(e: YAMLError): string {
 /** A message of the JavaScript engine rather than of the YAML reader. */
 const ENGINE_MESSAGE = /\b[A-Z][A-Za-z]*Error\b|Maximum call stack|Cannot (read|set) propert|is not a function|is not iterable|is not defined|Invalid (string|array) length|undefined/;
 
+/**
+ * A hint for a YAML error on a line indented with a tab (YAML allows only spaces there, and
+ * the reader's own message does not say so): the commonest cause of its indentation errors.
+ */
+function tabHint(text: string, lc: LineCounter, line: number): string {
+  const from = lc.lineStarts[line - 1];
+  if (from === undefined) return '';
+  return /^ *\t/.test(text.slice(from, from + 200)) ? ' (this line is indented with a tab: YAML indents with spaces only)' : '';
+}
+
 /** At most MAX_ERRORS errors in file order, then one saying there were more. */
 function capped(errors: ScenarioError[]): ScenarioError[] {
   const sorted = [...errors].sort(byPosition);
@@ -49,7 +59,10 @@ export function parseScenario(text: string, file: string): ParseResult {
     return { ok: false, errors: [new ScenarioError(file, 1, 1, 'invalid YAML: the YAML reader cannot read this file')] };
   }
   if (doc.errors.length > 0) {
-    return { ok: false, errors: capped(doc.errors.map((e) => ScenarioError.at(file, lc.linePos(e.pos[0]), yamlMessage(e)))) };
+    return { ok: false, errors: capped(doc.errors.map((e) => {
+      const pos = lc.linePos(e.pos[0]);
+      return ScenarioError.at(file, pos, yamlMessage(e) + tabHint(text, lc, pos.line));
+    })) };
   }
   const { envelope, errors } = readEnvelope(doc, text, lc, file);
   let steps: Scenario['steps'] = [];

@@ -111,8 +111,33 @@ test('other scalar styles: positions at the steps value', () => {
   hasError(scenarioErrors('name: t\nsteps: P mmap buf 0\n'), 2, 19, 'expected the number of pages');
   const quoted = scenarioErrors('name: t\nsteps: "P mmap buf 1\\nP wirte"\n');
   hasError(quoted, 2, 8, "unknown operation 'wirte'");
-  const folded = scenarioOk('name: t\nsteps: >\n  P mmap buf 1\n\n  P read buf[0]\n');
-  assert.equal(folded.steps.length, 2);
+});
+
+test("steps of the wrong type: a number, a boolean, a folded block, lines without '|'", () => {
+  // `steps: 5` was read as a step: "expected a process name or an operation, got '5'".
+  hasError(scenarioErrors('name: t\nsteps: 5\n'), 2, 8, "expected 'steps' to be a block of lines ('steps: |' then one operation a line), got a number, '5'");
+  hasError(scenarioErrors('name: t\nsteps: true\n'), 2, 8, "expected 'steps' to be a block of lines ('steps: |' then one operation a line), got a boolean, 'true'");
+  hasError(scenarioErrors('name: t\nsteps: 1.5e3\n'), 2, 8, 'got a number');
+  // YAML folds the lines of '>' (and of a plain text over several lines) into one: the steps ran together as one step.
+  hasError(scenarioErrors('name: t\nsteps: >\n  P mmap buf 1\n\n  P read buf[0]\n'), 2, 8, "'steps: >' folds the lines into one line");
+  hasError(scenarioErrors('name: t\nsteps:\n  P mmap buf 1\n  P read buf[0]\n'), 3, 3, "expected 'steps' to be a literal block ('steps: |' then one operation a line): without '|', YAML folds the lines into one line");
+  const errs = scenarioErrors('name: t\nsteps:\n  P mmap buf 1\n  P read buf[0]\n');
+  assert.equal(errs.length, 1);
+  // A quoted '5' is the user's text: read as a step.
+  hasError(scenarioErrors('name: t\nsteps: "5"\n'), 2, 8, "expected a process name or an operation, got '5'");
+});
+
+test('a list or a mapping where a text is expected names the key; a kernel of several lines is no name', () => {
+  hasError(scenarioErrors('name: t\ndescription: [a]\nsteps: P exit\n'), 2, 14, "expected 'description' to be a text, got a list");
+  hasError(scenarioErrors('name: [t]\nsteps: P exit\n'), 1, 7, "expected the scenario's name");
+  hasError(scenarioErrors('name: t\nkernel: {a: 1}\nsteps: P exit\n'), 2, 9, 'expected a kernel profile name (like v6), got a mapping');
+  hasError(scenarioErrors('name: t\nkernel: |\n  v6\n  v5.7\nsteps: P exit\n'), 2, 9, 'expected a kernel profile name (like v6), got a text of several lines');
+});
+
+test('a YAML error on a line indented with a tab says so', () => {
+  const errs = scenarioErrors('name: t\nsteps: |\n\tP mmap buf 1\n');
+  assert.ok(errs.length >= 1);
+  hasError(errs, 3, 1, 'this line is indented with a tab: YAML indents with spaces only');
 });
 
 test('a file of only comments and blank steps is an error', () => {
@@ -141,7 +166,7 @@ test('envelope: name pattern and value types', () => {
   hasError(scenarioErrors('name: Vmsplice_Leak\nsteps: P exit\n'), 1, 7, "invalid name 'Vmsplice_Leak': expected lower-case letters, digits and '-'");
   hasError(scenarioErrors('name:\nsteps: P exit\n'), 1, 1, "expected the scenario's name");
   hasError(scenarioErrors('name: [a]\nsteps: |\n  P mmap b 1\n'), 1, 7, "expected the scenario's name (lower-case letters, digits and '-', like vmsplice-leak), got a list");
-  hasError(scenarioErrors('name: t\ndescription: {a: 1}\nsteps: |\n  P mmap b 1\n'), 2, 14, 'expected a text, got a mapping');
+  hasError(scenarioErrors('name: t\ndescription: {a: 1}\nsteps: |\n  P mmap b 1\n'), 2, 14, "expected 'description' to be a text, got a mapping");
   hasError(scenarioErrors('name: t\nkernel: [v6]\nsteps: |\n  P mmap b 1\n'), 2, 9, 'expected a kernel profile name');
   hasError(scenarioErrors('name: t\nsteps:\n  - P mmap b 1\n'), 3, 3, "expected 'steps' to be a block of lines ('steps: |' then one operation a line), got a list");
   const s = scenarioOk('name: 0-a-9\nkernel: not-a-profile\ndescription:\nsteps: |\n  P mmap b 1\n');
