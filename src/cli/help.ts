@@ -268,7 +268,12 @@ hold only with a facility this kernel lacks (a zero-page story here) is skipped 
 reason, never counted as a disagreement.
 
 options:
-  --kernel NAME   the model's profile (default v6, the newest behaviour)
+  --kernel NAME   the model's profile (default v6, the newest behaviour), or a what-if
+                  kernel PROFILE+SWITCH=VALUE,... (as run --kernel takes it): a hypothesis
+                  about the live kernel, the model with those rules compared with it. Not
+                  the switches the probe sets from the machine (mmForbidsZeropage,
+                  thpUseZeroPage, thpSplitZeropage): a what-if of them is refused, since
+                  the model compared would not have it (use --zero-page for the zero page)
   --zero-page yes|no  take this as the probe's answer on the zero page instead of probing
                   (shows what the other kind of machine compares; expect disagreements)
   --profiles FILE load user-defined profiles (repeatable)

@@ -2,7 +2,7 @@
 // kernel doing where kernels of one version differ by build or boot options (the shared zero
 // page), and the scenarios whose point needs a facility this kernel lacks.
 
-import type { Profile } from '../core/profile.js';
+import type { Profile, SwitchName } from '../core/profile.js';
 import type { RunResult } from '../engine/result.js';
 import { runScenario } from '../engine/run.js';
 import { withOverrides } from '../profiles/resolve.js';
@@ -93,6 +93,12 @@ function splitZeroSetting(f: Facilities, model: Profile | null): string | null {
   if (live === null || (model !== null && model.thpSplitZeropage === live)) return null;
   return model === null ? (live ? null : 'thpSplitZeropage=false') : `thpSplitZeropage=${live}`;
 }
+
+/**
+ * The switches probedProfile sets from the live machine (whatever the profile says): facts of
+ * a machine, not rules of a kernel version. A what-if kernel for the oracle may not set them.
+ */
+export const PROBED_SWITCHES = ['mmForbidsZeropage', 'thpUseZeroPage', 'thpSplitZeropage'] as const satisfies readonly SwitchName[];
 
 /**
  * The profile the live kernel is compared with: `base` with the switches the probe decides

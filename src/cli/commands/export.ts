@@ -6,7 +6,7 @@ import { parseCommandArgs } from '../args.js';
 import { EXIT_OK, UsageError } from '../errors.js';
 import type { Io } from '../io.js';
 import { loadScenarios } from '../load.js';
-import { buildRegistry } from '../registry.js';
+import { buildRegistry, liveKernel } from '../registry.js';
 
 export const EXPORT_FORMAT = 1;
 
@@ -27,7 +27,11 @@ maps the shared zero page, or not): the program probes its machine and takes the
 Build and run:  gcc -O2 -o repro repro.c && sudo ./repro   (docs/export.md)
 
 options:
-  --kernel NAME   the model's profile (default v6, the newest behaviour)
+  --kernel NAME   the model's profile (default v6, the newest behaviour), or a what-if
+                  kernel PROFILE+SWITCH=VALUE,... (as run --kernel takes it): the program
+                  checks the live kernel against the model with those rules; not
+                  mmForbidsZeropage (the program probes whether the machine maps the
+                  zero page, and export computes the model both ways)
   --profiles FILE load user-defined profiles (repeatable)
   -o, --output F  where the program goes (default and '-': standard output)
   --json          a JSON summary on standard output (needs -o FILE)
@@ -58,13 +62,13 @@ export function exportCommand(argv: string[], io: Io): number {
   }
   const registry = buildRegistry((values.profiles ?? []) as string[]);
   const kernel = (values.kernel as string | undefined) ?? 'v6';
-  if (!registry.has(kernel)) throw new UsageError(`cowlab export: --kernel: ${registry.unknown(kernel)}`);
+  const profile = liveKernel(registry, kernel, 'export', ['mmForbidsZeropage'], 'whether the kernel maps the zero page is a fact of the machine the program runs on: it probes it, and export computes the model both ways (PROFILE and PROFILE+mmForbidsZeropage=true)');
   const output = (values.output as string | undefined) ?? '-';
   if (values.json && output === '-') throw new UsageError('cowlab export: --json prints a summary on standard output, so the program needs -o FILE');
   const [sc] = loadScenarios(positionals, registry);
   let r;
   try {
-    r = exportScenario(sc!, registry.get(kernel));
+    r = exportScenario(sc!, profile);
   } catch (e) {
     if (e instanceof ExportError) throw new UsageError(`${sc!.file}:${e.line}:${e.col}: error: ${e.message}`, [{ file: sc!.file, line: e.line, col: e.col, message: e.message }]);
     throw e;

@@ -9,14 +9,14 @@ import { ORACLE_FORMAT, oracleScenario, type OracleResult } from '../../oracle/o
 import { DEFAULT_OPS, type Gap, OPEN_GAPS, parseGaps, parseOps } from '../../oracle/random/generate.js';
 import { randomCampaign, settle } from '../../oracle/random/campaign.js';
 import { addCounts, countsText, renderOracle, statusWord, ZERO_COUNTS } from '../../oracle/report.js';
-import { type Assumed, assumeFacts, probedFacts, probedProfile } from '../../oracle/probed.js';
+import { type Assumed, assumeFacts, PROBED_SWITCHES, probedFacts, probedProfile } from '../../oracle/probed.js';
 import { OracleSession } from '../../oracle/session.js';
 import { parseCommandArgs } from '../args.js';
 import { EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, UsageError } from '../errors.js';
 import { ORACLE_HELP } from '../help.js';
 import type { Io } from '../io.js';
 import { expandPaths, loadScenarios } from '../load.js';
-import { buildRegistry } from '../registry.js';
+import { buildRegistry, liveKernel } from '../registry.js';
 
 function intOpt(v: unknown, name: string, lo: number, hi: number): number {
   const n = Number(v);
@@ -80,8 +80,8 @@ export function oracleCommand(argv: string[], io: Io): number | Promise<number> 
   }
   const registry = buildRegistry((values.profiles ?? []) as string[]);
   const kernel = (values.kernel as string | undefined) ?? 'v6';
-  if (!registry.has(kernel)) throw new UsageError(`cowlab oracle: --kernel: ${registry.unknown(kernel)}`);
-  const profile = registry.get(kernel);
+  const profile = liveKernel(registry, kernel, 'oracle', PROBED_SWITCHES,
+    `the probe sets ${PROBED_SWITCHES.join(', ')} from what the live kernel does (they are facts of the machine, not rules of a kernel version), so a what-if of them would not be the model compared; --zero-page yes|no forces the zero page`);
   if (values.random !== undefined) {
     if (positionals.length > 0) throw new UsageError(`cowlab oracle: --random generates its scenarios; drop '${positionals[0]}'`);
     const n = intOpt(values.random, '--random', 1, 1_000_000);
