@@ -15,3 +15,27 @@ export class UsageError extends Error {
     super(message);
   }
 }
+
+/** What a failed file operation's errno means, in words then its code (`no such file or directory (ENOENT)`). */
+export function errnoText(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  if (code === undefined) return e instanceof Error ? e.message : String(e);
+  const words = ERRNO_WORDS[code];
+  return words === undefined ? code : `${words} (${code})`;
+}
+
+/** The errors a user meets naming a path; any other is shown by its code. */
+const ERRNO_WORDS: Record<string, string> = {
+  ENOENT: 'no such file or directory',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EISDIR: 'is a directory',
+  ENOTDIR: 'a part of the path is not a directory',
+  ELOOP: 'too many levels of symbolic links',
+  ENAMETOOLONG: 'file name too long',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  EMFILE: 'too many open files',
+  EEXIST: 'file exists',
+};

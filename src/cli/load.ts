@@ -4,7 +4,7 @@ import { closeSync, constants, fstatSync, openSync, readdirSync, readSync, statS
 import { join } from 'node:path';
 import { ProfileError, ProfileRegistry, resolveKernel } from '../profiles/resolve.js';
 import { parseScenario, type Scenario } from '../scenario/index.js';
-import { UsageError } from './errors.js';
+import { errnoText, UsageError } from './errors.js';
 
 const SUFFIX = '.scn.yaml';
 
@@ -31,7 +31,7 @@ export function readInputFile(file: string): { text: string } | { error: string 
   try {
     fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch (e) {
-    return { error: `cannot read: ${(e as NodeJS.ErrnoException).code ?? 'error'}` };
+    return { error: `cannot read: ${errnoText(e)}` };
   }
   try {
     const st = fstatSync(fd);
@@ -44,7 +44,7 @@ export function readInputFile(file: string): { text: string } | { error: string 
     if (n > MAX_INPUT_BYTES) return { error: `cannot read: more than the limit of ${MAX_INPUT_BYTES} bytes (1 MiB)` };
     return { text: buf.subarray(0, n).toString('utf8') };
   } catch (e) {
-    return { error: `cannot read: ${(e as NodeJS.ErrnoException).code ?? 'error'}` };
+    return { error: `cannot read: ${errnoText(e)}` };
   } finally {
     closeSync(fd);
   }
@@ -81,7 +81,7 @@ function walk(dir: string): string[] {
   try {
     entries = readdirSync(dir, { withFileTypes: true });
   } catch (e) {
-    throw new UsageError(`${dir}: cannot read this directory: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+    throw new UsageError(`${dir}: cannot read this directory: ${errnoText(e)}`);
   }
   for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
     const p = join(dir, e.name);

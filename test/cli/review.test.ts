@@ -172,3 +172,11 @@ test('an internal error under --json still prints a JSON document (error: intern
   assert.deepEqual(doc, { format: 1, error: 'internal error: injected', errors: [] });
   assert.match(err.join('\n'), /cowlab: internal error: injected/);
 });
+
+test('a file that cannot be opened says why in words, with the errno (it said only ENOENT)', () => {
+  const missing = join(TMP, 'no-such.scn.yaml');
+  usageError(cli('explore', '--from', missing), /no-such\.scn\.yaml: error: cannot read: no such file or directory \(ENOENT\)$/);
+  usageError(cli('run', SEEDS, '--profiles', missing), /no-such\.scn\.yaml: cannot read profile file: no such file or directory \(ENOENT\)$/);
+  usageError(cli('explore', '--out', join(TMP, 'no-such-dir', 'x.scn.yaml')), /--out: cannot write into '.*no-such-dir': no such file or directory \(ENOENT\)$/);
+  usageError(cli('export', join(SEEDS, 'cve-2020-29374-vmsplice-leak.scn.yaml'), '-o', join(TMP, 'no-such-dir', 'x.c')), /cowlab export: cannot write .*x\.c: no such file or directory \(ENOENT\)$/);
+});

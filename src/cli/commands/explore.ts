@@ -16,7 +16,7 @@ import type { Scenario } from '../../scenario/index.js';
 import { runScenario } from '../../engine/run.js';
 import { parseCommandArgs } from '../args.js';
 import { EXIT_INTERRUPTED, exploreInWorker, type StopSignal } from '../background.js';
-import { EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError } from '../errors.js';
+import { errnoText, EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError } from '../errors.js';
 import { EXPLORE_HELP } from '../help.js';
 import type { Io } from '../io.js';
 import { checkExploreStart, maxMemoryOpt } from '../limits.js';
@@ -80,7 +80,7 @@ function checkOutFile(file: string): void {
     accessSync(dir, constants.W_OK);
   } catch (e) {
     if (e instanceof UsageError) throw e;
-    throw new UsageError(`cowlab explore: --out: cannot write into '${dir}': ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    throw new UsageError(`cowlab explore: --out: cannot write into '${dir}': ${errnoText(e)}`);
   }
 }
 
@@ -262,7 +262,7 @@ function exploreReport(plan: Plan, io: Io, out: ExploreOutcome, signal: StopSign
     try {
       writeFileSync(f, files[i]!);
     } catch (e) {
-      writeError ??= `cowlab explore: --out: cannot write ${f}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`;
+      writeError ??= `cowlab explore: --out: cannot write ${f}: ${errnoText(e)}`;
     }
   });
   const base = input.baseline ?? null;

@@ -3,7 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import { ExportError, exportScenario } from '../../export/export.js';
 import { parseCommandArgs } from '../args.js';
-import { EXIT_OK, UsageError } from '../errors.js';
+import { errnoText, EXIT_OK, UsageError } from '../errors.js';
 import type { Io } from '../io.js';
 import { loadScenarios } from '../load.js';
 import { buildRegistry, liveKernel } from '../registry.js';
@@ -79,7 +79,7 @@ export function exportCommand(argv: string[], io: Io): number {
     try {
       writeFileSync(output, r.source);
     } catch (e) {
-      throw new UsageError(`cowlab export: cannot write ${output}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+      throw new UsageError(`cowlab export: cannot write ${output}: ${errnoText(e)}`);
     }
   }
   if (values.json) {
