@@ -397,7 +397,10 @@ export class NameEnv {
     const guess = closest(name, names);
     const hint = guess === null ? '' : `; did you mean '${guess}'?`;
     const have = names.length === 0 ? 'no handle is live' : `live handles: ${names.join(', ')}`;
-    return `unknown handle '${name}' (${have}; a handle is bound by 'as NAME')${hint}`;
+    // `P put buf`: a region's name where a handle's goes (regions and handles are two name spaces).
+    const owner = [...this.procs.values()].find((p) => p.regions.has(name));
+    const region = owner === undefined ? '' : `; '${name}' is a region of ${owner.name}, not a handle`;
+    return `unknown handle '${name}' (${have}; a handle is bound by 'as NAME')${region}${hint}`;
   }
 
   /** unpin (pins only) or put (gup references and pipes). */

@@ -142,6 +142,8 @@ test('handles: rebinding a live name, using released or unknown ones, wrong rele
   oneError(lines(P4, 'P pin buf as h', 'P unpin h', 'P read h[0]'), 4, 8, "handle 'h' was released at line 3");
   oneError(lines(P4, 'device read nope[0]'), 2, 13, "unknown handle 'nope' (no handle is live");
   oneError(lines(P4, 'P pin buf as hh', 'device read h[0]'), 3, 13, "unknown handle 'h' (live handles: hh; a handle is bound by 'as NAME'); did you mean 'hh'?");
+  // A region's name where a handle goes says so (it said only 'no handle is live').
+  oneError(lines(P4, 'P put buf'), 2, 7, "unknown handle 'buf' (no handle is live; a handle is bound by 'as NAME'); 'buf' is a region of P, not a handle");
   oneError(lines(P4, 'P gup buf as g', 'P unpin g'), 3, 9, "cannot unpin 'g': it is a gup reference, not a pin; use 'put g'");
   oneError(lines(P4, 'P pin buf as h', 'P put h'), 3, 7, "cannot put 'h': it is a pin, not a gup reference or a pipe; use 'unpin h'");
   oneError(lines(P4, 'device exclusive P buf as x', 'P put x'), 3, 7, "cannot put 'x': it is a device-exclusive grant");
