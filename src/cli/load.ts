@@ -113,7 +113,10 @@ export function loadScenarios(files: readonly string[], profiles: ProfileRegistr
         resolveKernel(profiles, sc.kernel);
       } catch (e) {
         if (!(e instanceof ProfileError)) throw e;
-        errors.push({ file, line: sc.kernelPos?.line ?? 1, col: sc.kernelPos?.col ?? 1, message: profiles.unknown(sc.kernel, ', or a what-if name: PROFILE+SWITCH=VALUE,...') });
+        // A what-if name's own fault (its base, a switch, a value) is the resolver's message, not 'unknown profile NAME'.
+        const whatIf = e.message.startsWith(`'${sc.kernel}'`) ? e.message : `kernel '${sc.kernel}': ${e.message}`;
+        const message = sc.kernel.includes('=') ? whatIf : profiles.unknown(sc.kernel, ', or a what-if name: PROFILE+SWITCH=VALUE,...');
+        errors.push({ file, line: sc.kernelPos?.line ?? 1, col: sc.kernelPos?.col ?? 1, message });
       }
     }
     for (const [name, o] of sc.outcomes) {

@@ -167,6 +167,17 @@ test('an unknown profile is exit 2, on the command line and in the file (FILE:LI
   usageError(cli('run', g), new RegExp(`${escape(g)}:4:3: error: outcomes: unknown profile 'v99'`));
 });
 
+test("a what-if kernel in the file with a bad switch, value or base says which, not 'unknown profile' of the whole name", () => {
+  const sw = file(GOOD.replace('kernel: v6', 'kernel: v6+nope=1'));
+  usageError(cli('run', sw), new RegExp(`${escape(sw)}:2:9: error: kernel 'v6\\+nope=1': unknown switch 'nope' \\(switches: `));
+  const val = file(GOOD.replace('kernel: v6', 'kernel: v6+forkEarlyCow=maybe'));
+  usageError(cli('run', val), new RegExp(`${escape(val)}:2:9: error: kernel 'v6\\+forkEarlyCow=maybe': switch forkEarlyCow: 'maybe' is not one of true, false$`));
+  const base = file(GOOD.replace('kernel: v6', 'kernel: v99+forkEarlyCow=true'));
+  usageError(cli('run', base), new RegExp(`${escape(base)}:2:9: error: kernel 'v99\\+forkEarlyCow=true': unknown profile 'v99'`));
+  const eq = file(GOOD.replace('kernel: v6', "kernel: '=x'"));
+  usageError(cli('run', eq), new RegExp(`${escape(eq)}:2:9: error: '=x': expected a profile name, or PROFILE\\+SWITCH=VALUE`));
+});
+
 test('a missing file or an empty directory is exit 2', () => {
   const missing = join(TMP, 'nope.scn.yaml');
   usageError(cli('run', missing), new RegExp(`${escape(missing)}: no such file`));
