@@ -29,3 +29,10 @@ test('oracle --kernel takes a what-if name as run does; a switch the probe sets 
   assert.throws(() => oracleCommand(['--kernel', 'v6+forkEarlyCow=maybe', '/nonexistent/cowlab-hC'], io), /cowlab oracle: --kernel: switch forkEarlyCow: 'maybe' is not one of true, false/);
   assert.throws(() => oracleCommand(['--kernel', 'v6+thpSplitZeropage=false', '--random', '3'], io), /sets thpSplitZeropage/);
 });
+
+test('oracle --help is the help whatever else is given (a bad --zero-page was checked first: exit 2)', () => {
+  const out: string[] = [];
+  const code = oracleCommand(['--zero-page', 'maybe', '--help'], { out: (t) => out.push(t), err: (): void => assert.fail('nothing on stderr') });
+  assert.equal(code, 0);
+  assert.match(out.join(''), /^usage: cowlab oracle FILE\|DIR\.\.\./);
+});

@@ -69,15 +69,15 @@ export function oracleCommand(argv: string[], io: Io): number | Promise<number> 
     'zero-page': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   }, 'oracle');
+  if (values.help) {
+    io.out(ORACLE_HELP);
+    return EXIT_OK;
+  }
   const zeroPage = values['zero-page'];
   if (zeroPage !== undefined && zeroPage !== 'yes' && zeroPage !== 'no') {
     throw new UsageError(`cowlab oracle: --zero-page takes yes or no, got '${String(zeroPage)}'`);
   }
   const assume = zeroPage === undefined ? {} : { zeroPage: zeroPage === 'yes' };
-  if (values.help) {
-    io.out(ORACLE_HELP);
-    return EXIT_OK;
-  }
   const registry = buildRegistry((values.profiles ?? []) as string[]);
   const kernel = (values.kernel as string | undefined) ?? 'v6';
   const profile = liveKernel(registry, kernel, 'oracle', PROBED_SWITCHES,
