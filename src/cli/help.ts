@@ -96,7 +96,8 @@ export const PROFILES_HELP = `usage: cowlab profiles [NAME] [--profiles FILE] [-
 
 Lists the kernel profiles (name and what it models), or with NAME shows every behaviour
 switch of that profile and where it comes from. A switch can be overridden in any run with
---set SWITCH=VALUE.
+--set SWITCH=VALUE; NAME may be such a what-if kernel as a run prints it
+(cowlab profiles v5.9+forkEarlyCow=false).
 
 options:
   --profiles FILE   load user-defined profiles too (docs/profiles.md) (repeatable)

@@ -180,3 +180,13 @@ test('a file that cannot be opened says why in words, with the errno (it said on
   usageError(cli('explore', '--out', join(TMP, 'no-such-dir', 'x.scn.yaml')), /--out: cannot write into '.*no-such-dir': no such file or directory \(ENOENT\)$/);
   usageError(cli('export', join(SEEDS, 'cve-2020-29374-vmsplice-leak.scn.yaml'), '-o', join(TMP, 'no-such-dir', 'x.c')), /cowlab export: cannot write .*x\.c: no such file or directory \(ENOENT\)$/);
 });
+
+test('profiles NAME takes a what-if name as a run prints it, and shows its switches (it was an unknown profile)', () => {
+  const o = cli('profiles', 'v5.9+forkEarlyCow=false');
+  assert.equal(o.code, 0, o.err);
+  assert.match(o.out, /^v5\.9\+forkEarlyCow=false: v5\.9 with forkEarlyCow=false\n/);
+  assert.match(o.out, /\n {4}forkEarlyCow {9}false /);
+  assert.equal(JSON.parse(cli('profiles', 'v5.9+forkEarlyCow=false', '--json').out).profile.forkEarlyCow, false);
+  usageError(cli('profiles', 'v5.9+forkEarlyCow=maybe'), /^cowlab profiles: switch forkEarlyCow: 'maybe' is not one of true, false$/);
+  usageError(cli('profiles', 'v5.9rc4'), /^cowlab profiles: unknown profile 'v5\.9rc4': did you mean 'v5\.9-rc4'\?/);
+});

@@ -1,6 +1,6 @@
 // `cowlab profiles [NAME]`: the kernel profiles and their switches.
 
-import { SWITCH_NAMES, SWITCH_VALUES } from '../../profiles/resolve.js';
+import { ProfileError, resolveKernel, SWITCH_NAMES, SWITCH_VALUES } from '../../profiles/resolve.js';
 import { RESULT_FORMAT_VERSION } from '../../engine/result.js';
 import { buildRegistry } from '../registry.js';
 import { EXIT_OK, UsageError } from '../errors.js';
@@ -18,8 +18,14 @@ export function profilesCommand(argv: string[], io: Io): number {
   if (positionals.length > 1) throw new UsageError('cowlab profiles: at most one profile name');
   if (positionals.length === 1) {
     const name = positionals[0]!;
-    if (!registry.has(name)) throw new UsageError(`cowlab profiles: ${registry.unknown(name)}`);
-    const p = registry.get(name);
+    // A what-if name (as a run prints it: v5.9+forkEarlyCow=false) shows its switches too.
+    let p;
+    try {
+      p = resolveKernel(registry, name).profile;
+    } catch (e) {
+      if (!(e instanceof ProfileError)) throw e;
+      throw new UsageError(`cowlab profiles: ${name.includes('=') ? e.message : registry.unknown(name, ', or a what-if name: PROFILE+SWITCH=VALUE,...')}`);
+    }
     if (values.json) {
       io.out(JSON.stringify({ format: RESULT_FORMAT_VERSION, command: 'profiles', profile: p, switches: SWITCH_VALUES }, null, 2));
       return EXIT_OK;
