@@ -190,3 +190,7 @@ test('profiles NAME takes a what-if name as a run prints it, and shows its switc
   usageError(cli('profiles', 'v5.9+forkEarlyCow=maybe'), /^cowlab profiles: switch forkEarlyCow: 'maybe' is not one of true, false$/);
   usageError(cli('profiles', 'v5.9rc4'), /^cowlab profiles: unknown profile 'v5\.9rc4': did you mean 'v5\.9-rc4'\?/);
 });
+
+test('explore --from FILE with --pages: refused (it was accepted and ignored: the start is the file end state)', () => {
+  usageError(cli('explore', '--from', join(SEEDS, 'cve-2020-29374-vmsplice-leak.scn.yaml'), '--pages', '3', '--depth', '1'), /^cowlab explore: --pages sizes the default start state \(P with N pages\); --from FILE starts from the file's end state/);
+});

@@ -186,6 +186,8 @@ function explorePlan(argv: string[], io: Io): Plan | number {
   const start = (values.start as string | undefined) ?? 'empty';
   if (start !== 'empty' && start !== 'thp') throw new UsageError(`cowlab explore: --start takes empty or thp, got '${start}'`);
   if (start === 'thp' && from !== null) throw new UsageError('cowlab explore: --start thp and --from FILE are two start states: give one');
+  // --pages sizes the default start (or the THP's touched pages): with --from it would be ignored.
+  if (from !== null && values.pages !== undefined) throw new UsageError("cowlab explore: --pages sizes the default start state (P with N pages); --from FILE starts from the file's end state, whose pages are its own: leave --pages out");
   if (start === 'thp') from = thpStartScenario();
   // Where the one-thread full search spills its tree when memory runs short: a name chosen here,
   // so this thread removes the file even when the search's worker is ended before it could.
