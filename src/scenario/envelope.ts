@@ -295,9 +295,9 @@ class EnvelopeReader {
       this.error(p, `expected 'steps' to be a block of lines ('steps: |' then one operation a line), got ${/^[tTfF]/.test(text) ? 'a boolean' : 'a number'}, '${text}'`);
       return null;
     }
-    if (node.type === Scalar.BLOCK_FOLDED || (node.type === Scalar.PLAIN && this.spansLines(node))) {
+    if (node.type === Scalar.BLOCK_FOLDED || (node.type !== Scalar.BLOCK_LITERAL && this.spansLines(node))) {
       // The YAML reader joined the lines into one: the steps would run together as one step.
-      const how = node.type === Scalar.BLOCK_FOLDED ? "'steps: >' folds" : "without '|', YAML folds";
+      const how = node.type === Scalar.BLOCK_FOLDED ? "'steps: >' folds" : node.type === Scalar.PLAIN ? "without '|', YAML folds" : 'in a quoted text, YAML folds';
       this.error(p, `expected 'steps' to be a literal block ('steps: |' then one operation a line): ${how} the lines into one line`);
       return null;
     }

@@ -123,6 +123,9 @@ test("steps of the wrong type: a number, a boolean, a folded block, lines withou
   hasError(scenarioErrors('name: t\nsteps:\n  P mmap buf 1\n  P read buf[0]\n'), 3, 3, "expected 'steps' to be a literal block ('steps: |' then one operation a line): without '|', YAML folds the lines into one line");
   const errs = scenarioErrors('name: t\nsteps:\n  P mmap buf 1\n  P read buf[0]\n');
   assert.equal(errs.length, 1);
+  hasError(scenarioErrors('name: t\nsteps: "P mmap buf 1\n  P read buf[0]"\n'), 2, 8, "in a quoted text, YAML folds the lines into one line");
+  // Line breaks written as \n in a quoted text on one line are kept: steps, at the value's place.
+  assert.equal(scenarioOk('name: t\nsteps: "P mmap buf 1\\nP read buf[0]"\n').steps.length, 2);
   // A quoted '5' is the user's text: read as a step.
   hasError(scenarioErrors('name: t\nsteps: "5"\n'), 2, 8, "expected a process name or an operation, got '5'");
 });
