@@ -90,7 +90,12 @@ the count of those that did not run, exit 130.
 exit status: 0 every run matched its outcomes (without outcomes: had no violation);
              1 some run did not; 2 bad input (the message names FILE:LINE:COL), or a
              scenario past --max-memory (named at the step that passes it); 70 an
-             internal error (a bug in cowlab); 130 interrupted.`;
+             internal error (a bug in cowlab); 130 interrupted.
+
+examples:
+  npx cowlab run scenarios/basic/                      (exit 0: every file as its outcomes say)
+  npx cowlab run scenarios/seeds/cve-2020-29374-vmsplice-leak.scn.yaml --kernel v5.7 --trace
+  npx cowlab run scenarios/seeds/rdma-pin-fork-child-exits.scn.yaml --kernel v5.9+forkEarlyCow=false  (exit 1)`;
 
 export const PROFILES_HELP = `usage: cowlab profiles [NAME] [--profiles FILE] [--json]
 
@@ -134,7 +139,12 @@ A cell where cowlab itself fails (an internal error, a bug) shows ERROR; the oth
 SIGINT or SIGTERM (Ctrl-C): the rows of the scenarios that finished are printed, exit 130.
 
 exit status: 0 no cell contradicts its outcomes; 1 some cell does; 2 bad input (or a
-scenario past --max-memory); 70 some cell is an ERROR; 130 interrupted.`;
+scenario past --max-memory); 70 some cell is an ERROR; 130 interrupted.
+
+examples:
+  npx cowlab compare scenarios/seeds                   (exit 0)
+  npx cowlab compare scenarios/seeds --kernels v5.7,v5.8,v5.9+forkEarlyCow=false   (exit 1)
+  npx cowlab compare scenarios/seeds --set forkEarlyCow=false   (exit 1: v5.9 on contradict)`;
 
 export const EXPLORE_HELP = `usage: cowlab explore [options]
 
