@@ -194,3 +194,10 @@ test('profiles NAME takes a what-if name as a run prints it, and shows its switc
 test('explore --from FILE with --pages: refused (it was accepted and ignored: the start is the file end state)', () => {
   usageError(cli('explore', '--from', join(SEEDS, 'cve-2020-29374-vmsplice-leak.scn.yaml'), '--pages', '3', '--depth', '1'), /^cowlab explore: --pages sizes the default start state \(P with N pages\); --from FILE starts from the file's end state/);
 });
+
+test('run --quiet with --trace or --stats: refused (they were accepted and showed nothing)', () => {
+  const f = join(ROOT, 'scenarios', 'basic', 'fork-isolation.scn.yaml');
+  usageError(cli('run', f, '--quiet', '--trace'), /^cowlab run: --quiet prints only the verdict line per file, so --trace would show nothing: give one or the other$/);
+  usageError(cli('run', f, '--stats', '--quiet'), /so --stats would show nothing/);
+  assert.equal(cli('run', f, '--quiet', '--trace', '--json').code, 0, 'with --json they go into the document');
+});

@@ -73,6 +73,10 @@ function runPlan(argv: string[], io: Io): Plan | number {
     io.out(RUN_HELP);
     return EXIT_OK;
   }
+  // --quiet prints the verdict line only: a --trace or --stats beside it would be accepted and ignored (with --json they go into the document).
+  if (values.quiet && !values.json && (values.trace || values.stats)) {
+    throw new UsageError(`cowlab run: --quiet prints only the verdict line per file, so ${values.trace ? '--trace' : '--stats'} would show nothing: give one or the other`);
+  }
   if (positionals.length === 0) throw new UsageError('cowlab run: no scenario given (try: npx cowlab run scenarios/basic/)');
   const registry = buildRegistry((values.profiles ?? []) as string[]);
   const maxMemory = maxMemoryOpt(values['max-memory'], 'run');
