@@ -534,13 +534,19 @@ static void simple(struct kproc *p, uint32_t op, uint32_t flags, uint64_t addr, 
 
 /* ---- steps ------------------------------------------------------------------------------- */
 
-static void lose_for_missing_handle(const char *handle, int line)
+/* model_holds 0: the model's GUP failed (no handle on either side), after faulting in the pages before the one it failed on. */
+static void lose_for_missing_handle(const char *handle, int line, int model_holds)
 {
-	char why[600];
-	snprintf(why, sizeof why, "the model holds %s (line %d), which this run could not take: its references and unsharing may change frame sharing and counters from here on", handle, line);
+	char what[300], why[600];
+	if (model_holds)
+		snprintf(what, sizeof what, "the model holds %s (line %d), which this run could not take", handle, line);
+	else
+		snprintf(what, sizeof what, "the model's GUP for %s (line %d) failed (no handle on either side) and this run did not try it", handle, line);
+	snprintf(why, sizeof why, "%s: %s may change frame sharing and counters from here on", what,
+		 model_holds ? "its references and unsharing" : "the faults and unsharing it did before failing");
 	lose(A_FRAMES, "%s", why);
 	lose(A_STATS, "%s", why);
-	lose(A_SHORTREFS, "the model holds %s (line %d), which this run could not take: what short-term references see depends on which pages get copied", handle, line);
+	lose(A_SHORTREFS, "%s: what short-term references see depends on which pages get copied", what);
 }
 
 /* An operation this run does not perform (src/oracle/system-ops.ts gives reason, did, lose). */
@@ -823,18 +829,41 @@ static void __attribute__((unused)) rp_thread(int name, int thread)
 	name_proc[thread] = (int)(p - kprocs) + 1;
 }
 
-/* A handle the model holds and this run cannot take: skipped, with what it costs. */
-static void __attribute__((unused)) rp_missing_handle(int name, int handle, const char *what, int writable, const char *why)
+/* A handle this run cannot take: skipped, with what it costs (model_holds 0: the model's GUP failed too). */
+static void missing_handle(int name, int handle, const char *what, int writable, const char *why, int model_holds)
 {
 	if (!live(name))
 		return;
 	struct khandle *h = &khandles[handle];
 	h->missing = 1;
-	h->missing_writable = writable;
+	/* A handle the model does not hold either gives its device nothing to write through. */
+	h->missing_writable = writable && model_holds;
 	sset(h->why, sizeof h->why, why);
 	set_skip("%s", why);
 	observe_skipped("gup", what, why);
-	lose_for_missing_handle(HANDLES[handle], cur_line);
+	lose_for_missing_handle(HANDLES[handle], cur_line, model_holds);
+}
+
+/* A handle the model holds and this run cannot take. */
+static void __attribute__((unused)) rp_missing_handle(int name, int handle, const char *what, int writable, const char *why)
+{
+	missing_handle(name, handle, what, writable, why, 1);
+}
+
+/* Whether a page of [addr, addr + n pages) is one the userfaultfd monitor protected (PM_UFFD_WP, in a process with a userfaultfd context): src/oracle/replay.ts slowPinRefused. */
+static int slow_pin_refused(struct kproc *p, uint64_t addr, uint64_t n)
+{
+	if (!p->uffd_ctx)
+		return 0;
+	struct pme *e = calloc(n, sizeof *e);
+	if (!e)
+		rp_fail("out of memory");
+	pagemap_read(p->pid, addr / PAGE_BYTES, n, e);
+	int wp = 0;
+	for (uint64_t i = 0; i < n; i++)
+		wp |= e[i].uffd_wp;
+	free(e);
+	return wp;
 }
 
 static int resource_error(int e)
@@ -842,8 +871,12 @@ static int resource_error(int e)
 	return e == ENOMEM || e == EPERM || e == EAGAIN || e == EMFILE || e == ENFILE || e == E2BIG;
 }
 
-/* pin (io_uring buffer registration: FOLL_WRITE|FOLL_LONGTERM) or vmsplice into a pipe. */
-static void __attribute__((unused)) rp_take(int name, int region, uint64_t lo, uint64_t hi, int handle, int pipe, const char *what)
+/*
+ * pin (io_uring buffer registration: FOLL_WRITE|FOLL_LONGTERM) or vmsplice into a pipe. slow_why:
+ * a slow pin's (pin_user_pages) reason not to replay it over a page the monitor protected, where
+ * the model's pin fails (src/ops/gup.ts SLOW_PIN_UFFD); NULL for the others.
+ */
+static void __attribute__((unused)) rp_take(int name, int region, uint64_t lo, uint64_t hi, int handle, int pipe, const char *what, const char *slow_why)
 {
 	struct kproc *p = live(name);
 	if (!p)
@@ -852,8 +885,12 @@ static void __attribute__((unused)) rp_take(int name, int region, uint64_t lo, u
 		rp_missing_handle(name, handle, what, 1, fac.uring_why);
 		return;
 	}
-	int id = next_id++;
 	uint64_t n = hi - lo + 1, addr = addr_of(p, region, lo);
+	if (slow_why && slow_pin_refused(p, addr, n)) {
+		missing_handle(name, handle, what, 1, slow_why, 0);
+		return;
+	}
+	int id = next_id++;
 	if (pipe)
 		cmd_vmsplice(sp(p), id, addr, n);
 	else

@@ -14,6 +14,12 @@ function pinWithoutPath(write: boolean, longterm: boolean): string | null {
   if (!longterm) return 'short-term pins (pin ... short) have no lasting user-space path';
   return null;
 }
+/**
+ * Why a slow `pin` over a page the userfaultfd monitor protected is not replayed (the oracle's
+ * Replay.slowPinRefused, the exported program's rp_take): the model's pin fails there, and the
+ * kernel's io_uring registration may not be the same call.
+ */
+export const SLOW_PIN_UFFD = 'a slow pin_user_pages() cannot wait for the userfaultfd monitor (no FAULT_FLAG_ALLOW_RETRY): its write to a protected page fails with EFAULT, as the model\'s does (no handle); io_uring\'s buffer registration is not that call on every kernel (6.18\'s io_pin_pages() uses pin_user_pages_fast(), whose fallback lets the monitor answer; 6.3 and before called pin_user_pages())';
 const GUP_WITHOUT_PATH = 'get_user_pages references (FOLL_GET) have no lasting user-space path on their own';
 
 const pinOn = (name: string, code: number, write: boolean, fast: boolean, async: boolean, dflt: boolean): ExploreOp => ({
@@ -41,16 +47,18 @@ export const pinOp = defineOp({
     pinOn('pin-fast', 11, true, true, false, false), pinOn('pin-fast&', 22, true, true, true, false),
   ],
   replay(o, step) {
-    // io_uring pins with pin_user_pages_fast(): a slow `pin` where the two differ is not replayed.
-    const why = pinWithoutPath(step.write, step.longterm) ?? o.noUring() ?? (step.fast ? null : o.slowPinWhy(step.proc, step.sel));
+    const why = pinWithoutPath(step.write, step.longterm) ?? o.noUring();
     if (why !== null) return o.missingHandle(step.proc, step.sel, step.handle, 'pins', step.pos.line, step.write, why);
+    // The model's slow pin fails on a protected page; io_uring's may wait for the monitor: not replayed.
+    if (!step.fast && o.slowPinRefused(step.proc, step.sel)) return o.missingHandle(step.proc, step.sel, step.handle, 'pins', step.pos.line, step.write, SLOW_PIN_UFFD, false);
     o.take(step.proc, step.sel, step.handle, 'ring');
   },
   exportC(x, step) {
     const what = `${step.proc} pins ${x.label(step.sel)}`;
     const why = pinWithoutPath(step.write, step.longterm);
     if (why !== null) return { code: `rp_missing_handle(${x.proc(step.proc)}, ${x.handle(step.handle)}, ${x.str(what)}, ${step.write ? 1 : 0}, ${x.str(why)});`, skipped: why };
-    return { code: `rp_take(${x.proc(step.proc)}, ${x.region(step.sel)}, ${step.sel.lo}, ${step.sel.hi}, ${x.handle(step.handle)}, 0, ${x.str(what)});`, skipped: null };
+    // A slow pin: the program checks for protected pages (PM_UFFD_WP) when it gets there, as the oracle does.
+    return { code: `rp_take(${x.proc(step.proc)}, ${x.region(step.sel)}, ${step.sel.lo}, ${step.sel.hi}, ${x.handle(step.handle)}, 0, ${x.str(what)}, ${step.fast ? 'NULL' : x.str(SLOW_PIN_UFFD)});`, skipped: null };
   },
   fuzz: (w, c) => w.taking(c, 'pin', (p, s, h) => `${p.name} pin ${s} as ${h}${w.options(OPTIONS.pin, c.f >> 4)}`),
   random: [{
@@ -114,7 +122,7 @@ export const vmspliceOp = defineOp({
     text: (a, step) => `${a.proc} vmsplice ${a.at} as ${step.handle}`,
   }],
   replay: (o, step) => o.take(step.proc, step.sel, step.handle, 'pipe'),
-  exportC: (x, step) => ({ code: `rp_take(${x.proc(step.proc)}, ${x.region(step.sel)}, ${step.sel.lo}, ${step.sel.hi}, ${x.handle(step.handle)}, 1, ${x.str(`${step.proc} vmsplices ${x.label(step.sel)}`)});`, skipped: null }),
+  exportC: (x, step) => ({ code: `rp_take(${x.proc(step.proc)}, ${x.region(step.sel)}, ${step.sel.lo}, ${step.sel.hi}, ${x.handle(step.handle)}, 1, ${x.str(`${step.proc} vmsplices ${x.label(step.sel)}`)}, NULL);`, skipped: null }),
   fuzz: (w, c) => w.taking(c, 'pipe', (p, s, h) => `${p.name} vmsplice ${s} as ${h}`),
   random: [{
     name: 'vmsplice', order: 11, weight: 4, hugetlb: true,

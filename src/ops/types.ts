@@ -130,15 +130,19 @@ export interface Replayer {
   thread(step: StepOf<'thread'>): void;
   /** Take a lasting handle: a longterm pin through io_uring (ring) or a pipe's references (vmsplice). */
   take(proc: string, sel: PageSel, handle: string, kind: 'ring' | 'pipe'): void;
-  /** A handle the model takes and this run cannot (why): its later steps are skipped. */
-  missingHandle(proc: string, sel: PageSel, handle: string, verb: string, line: number, writable: boolean, why: string): void;
+  /**
+   * A handle this run cannot take (why): its later steps are skipped. modelHolds false: the
+   * model's GUP failed too (no handle on either side), only what it did before failing is lost.
+   */
+  missingHandle(proc: string, sel: PageSel, handle: string, verb: string, line: number, writable: boolean, why: string, modelHolds?: boolean): void;
   /** Why io_uring cannot pin here, or null when it can. */
   noUring(): string | null;
   /**
-   * Why io_uring's pin (pin_user_pages_fast) cannot stand for a slow pin_user_pages() of sel now,
-   * or null when the two end alike: they differ on a page the userfaultfd monitor protected.
+   * Whether a page of sel is one the userfaultfd monitor protected (pagemap's PM_UFFD_WP, in a
+   * process with a userfaultfd context): a slow pin_user_pages() fails there (EFAULT), which
+   * io_uring's pin does not stand for (SLOW_PIN_UFFD in gup.ts).
    */
-  slowPinWhy(proc: string, sel: PageSel): string | null;
+  slowPinRefused(proc: string, sel: PageSel): boolean;
   /** A read through a handle: by a process, or by the device (reader null). */
   handleRead(name: string, i: number, reader: string | null): void;
   deviceWrite(step: StepOf<'device-write'>): void;

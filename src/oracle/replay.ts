@@ -39,7 +39,7 @@ const EAGAIN_ERRNO = 11;
 export class Replay implements Replayer {
   readonly names = new Map<string, KProc>();
   readonly handles = new Map<string, KHandle>();
-  /** Handles the model holds and this run could not take: name -> why, and whether a device may write through it. */
+  /** Handles this run could not take (the model holds them, or its GUP failed too): name -> why, and whether the model's device may write through it. */
   private readonly missing = new Map<string, { why: string; writable: boolean }>();
   readonly comparable = new Comparability();
   readonly values: ValueWords;
@@ -203,11 +203,15 @@ export class Replay implements Replayer {
     return e.present ? { pfn: e.pfn, once: e.mappedOnce } : { pfn: -1, once: false };
   }
 
-  private loseForMissingHandle(handle: string, line: number): void {
-    const why = `the model holds ${handle} (line ${line}), which this run could not take: its references and unsharing may change frame sharing and counters from here on`;
+  /** modelHolds false: the model's GUP failed (no handle on either side), after faulting in the pages before the one it failed on. */
+  private loseForMissingHandle(handle: string, line: number, modelHolds: boolean): void {
+    const what = modelHolds
+      ? `the model holds ${handle} (line ${line}), which this run could not take`
+      : `the model's GUP for ${handle} (line ${line}) failed (no handle on either side) and this run did not try it`;
+    const why = `${what}: ${modelHolds ? 'its references and unsharing' : 'the faults and unsharing it did before failing'} may change frame sharing and counters from here on`;
     this.comparable.lose('frames', why);
     this.comparable.lose('stats', why);
-    this.comparable.lose('shortRefs', `the model holds ${handle} (line ${line}), which this run could not take: what short-term references see depends on which pages get copied`);
+    this.comparable.lose('shortRefs', `${what}: what short-term references see depends on which pages get copied`);
   }
 
   private stopHere(reason: string): void {
@@ -516,12 +520,13 @@ export class Replay implements Replayer {
     this.observe('fork', what, 'ok');
   }
 
-  missingHandle(proc: string, sel: PageSel, handle: string, verb: string, line: number, writable: boolean, why: string): void {
+  missingHandle(proc: string, sel: PageSel, handle: string, verb: string, line: number, writable: boolean, why: string, modelHolds = true): void {
     if (!this.live(proc)) return;
-    this.missing.set(handle, { why, writable });
+    // A handle the model does not hold either gives its device nothing to write through.
+    this.missing.set(handle, { why, writable: writable && modelHolds });
     this.skip = why;
     this.observeSkipped('gup', `${proc} ${verb} ${label(sel)}`, why);
-    this.loseForMissingHandle(handle, line);
+    this.loseForMissingHandle(handle, line, modelHolds);
   }
 
   take(name: string, sel: PageSel, handle: string, kind: 'ring' | 'pipe'): void {
@@ -680,21 +685,12 @@ export class Replay implements Replayer {
     return this.names.get(name);
   }
 
-  /**
-   * io_uring pins with pin_user_pages_fast(), whose slow fallback may wait for the userfaultfd
-   * monitor (FAULT_FLAG_ALLOW_RETRY); a slow pin_user_pages() may not, and its write to a page the
-   * monitor protected fails with EFAULT. So a slow pin over such a page (pagemap's PM_UFFD_WP, in
-   * a process with a userfaultfd context) has no faithful replay here.
-   */
-  slowPinWhy(name: string, sel: PageSel): string | null {
+  /** Whether a slow pin of sel meets a page the monitor protected (Replayer.slowPinRefused). */
+  slowPinRefused(name: string, sel: PageSel): boolean {
     const p = this.live(name);
-    if (p === null || !p.uffdCtx) return null;
-    for (let i = sel.lo; i <= sel.hi; i++) {
-      if (this.uffdWpAt(name, sel, i)) {
-        return 'a slow pin_user_pages() cannot wait for the userfaultfd monitor (no FAULT_FLAG_ALLOW_RETRY): its write to a protected page fails with EFAULT, while io_uring pins with pin_user_pages_fast(), whose fallback lets the monitor answer';
-      }
-    }
-    return null;
+    if (p === null || !p.uffdCtx) return false;
+    for (let i = sel.lo; i <= sel.hi; i++) if (this.uffdWpAt(name, sel, i)) return true;
+    return false;
   }
 
   /** Whether a page's entry carries userfaultfd's write-protect bit (pagemap's PM_UFFD_WP); false when not alive. */

@@ -263,3 +263,43 @@ test('not root: frame numbers are SKIP with the reason, values still compared, e
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a slow pin over a page the userfaultfd monitor protected: the model\'s pin fails (EFAULT) and io_uring\'s may wait for the monitor, so the program skips it as the oracle does; the page stays protected on both sides, the device write through the handle nobody holds is skipped, nothing FAILs', async (t) => {
+  if (spawnSync('gcc', ['--version']).status !== 0) return t.skip('no gcc on this machine');
+  const live = openLive();
+  if (!live.session) return t.skip(live.reason);
+  const session = live.session;
+  try {
+    if (!session.facilities.uffdWp) return t.skip(session.facilities.uffdWhy ?? 'no userfaultfd write-protect here');
+    const sc = parse(`name: uffd-pin-slow
+steps: |
+  P mmap a 2 rw private
+  P write a = 1
+  P uffd register a wp
+  P uffd protect a[0]
+  P pin a as h rw longterm
+  expect P a[0] uffd-wp
+  P pin a[1] as h2 rw longterm
+  device write h2[0] = 6
+  P read a[1] expect 6
+  device write h[0] = 7
+  P write a[0] = 2
+  P read a[0] expect 2
+`);
+    const b = join(work, 'uffd-pin-slow');
+    writeFileSync(`${b}.c`, exportScenario(sc, v6()).source);
+    assert.equal((await run('gcc', ['-O0', '-Wall', '-Wextra', '-Werror', '-o', b, `${b}.c`], 60_000)).code, 0);
+    const r = await run(b, [], 60_000);
+    assert.match(r.out, /^SKIP line 7 \[gup\] P pins a\[\*\]: .*FAULT_FLAG_ALLOW_RETRY/m, r.out);
+    assert.match(r.out, /^PASS line 8 \[uffd-wp\] P a\[0\]: uffd-wp$/m, 'the kernel\'s page stays protected: nothing pinned it');
+    assert.match(r.out, /^PASS line 9 \[gup\] P pins a\[1\]: ok$/m, 'a slow pin of an unprotected page is replayed');
+    // The model's device wrote nothing through h (it has none): values stay comparable.
+    assert.match(r.out, /^PASS line 14 \[read\] P a\[0\]: 2$/m);
+    assert.doesNotMatch(r.out, /^FAIL /m, r.out);
+    assert.equal(r.code, 0, r.out);
+    const oracle = oracleScenario(session, sc, v6());
+    assert.deepEqual(numbered(parseRun(r.out).map((l) => ({ key: l.key, v: l.verdict }))), oracleVerdicts(oracle), r.out);
+  } finally {
+    session.close();
+  }
+});
