@@ -113,6 +113,8 @@ export const EAGAIN = 10;
  * reused it (reuse_swap_page). A success like OK; GUP's faultin_page() reads it (FOLL_COW).
  */
 export const VM_FAULT_WRITE = 11;
+/** -EOPNOTSUPP (6.15's make_device_exclusive() on a folio that is not anonymous, or hugetlb). */
+export const EOPNOTSUPP = 12;
 
 /** Where the model places mappings: bottom-up from 1 TiB (as a page number). */
 export const MMAP_BASE_VPN = 1 << 28;

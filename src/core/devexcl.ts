@@ -3,7 +3,7 @@
 // (remove_device_exclusive_entry / restore_exclusive_pte) and the MMU notifier that tells the
 // device it lost exclusive access live in exclusive.ts (shared with fork, zap and the fault path).
 
-import { EFAULT, NA, OK, PG_ANON, PTE_PRESENT, PTE_WRITE, TABLE_MASK } from './constants.js';
+import { EBUSY, EOPNOTSUPP, NA, OK, PG_ANON, PTE_PRESENT, PTE_WRITE, TABLE_MASK } from './constants.js';
 import { gupSlowPage, newHandle, type GupRequest } from './gup.js';
 import type { Handle, Kernel } from './kernel.js';
 import type { Mm } from './mm.js';
@@ -12,15 +12,33 @@ import { breakCowRange } from './cowpt.js';
 import { splitHugePmdRange } from './huge.js';
 import { exclusiveBits } from './exclusive.js';
 
+/** What makeDeviceExclusive() did: the driver's answer, and where it stopped. */
+export interface DeviceExclusiveResult {
+  /**
+   * OK (every page held), the errno of the page that stopped it (a GUP failure: EFAULT, ENOMEM;
+   * 6.15: EOPNOTSUPP, not anonymous), EBUSY where 5.14's make_device_exclusive_range() gave no
+   * errno (a short count, pages left NULL: what test_hmm's dmirror_exclusive() answers), or NA.
+   */
+  err: number;
+  handle: Handle | null;
+  /** The page (index in the range) that stopped it, or -1: the pages from there on are untouched. */
+  stoppedAt: number;
+  /** That page's own errno (GUP's, or 6.15's EOPNOTSUPP), or OK. */
+  stopErr: number;
+}
+
 /**
  * make_device_exclusive_range() (5.14, seed 002) / make_device_exclusive() (6.15) over [lo, hi)
  * of mm: GUP each page for write (breaking COW), then replace the mapping by a device-exclusive
- * entry. 5.14: every mapping of the page, found by an rmap walk, and the mapcount dropped;
- * success only if the target was mapped writable and no mapping is left. 6.15: the one PTE,
- * mapcount untouched; only anonymous pages.
+ * entry. 5.14: get_user_pages_remote() over the range stops at the first page it cannot fault
+ * (a short count: the pages after it untouched, or its errno if it is the first); each page it
+ * got is converted or left NULL (the loop goes on): every mapping of the page, found by an rmap
+ * walk, and the mapcount dropped; converted only if the target was mapped writable and no mapping
+ * is left. 6.15: one page per call, the driver's loop stops at the first error (test_hmm's
+ * dmirror_exclusive()); the one PTE, mapcount untouched; a page that is not anonymous is EOPNOTSUPP.
  */
-export function makeDeviceExclusive(k: Kernel, mm: Mm, lo: number, hi: number): { err: number; handle: Handle | null } {
-  if (k.profile.deviceExclusive === 'none') return { err: NA, handle: null };
+export function makeDeviceExclusive(k: Kernel, mm: Mm, lo: number, hi: number): DeviceExclusiveResult {
+  if (k.profile.deviceExclusive === 'none') return { err: NA, handle: null, stoppedAt: -1, stopErr: OK };
   const n = hi - lo;
   const req: GupRequest = { pin: false, write: true, longterm: false, fast: false, kind: 'gup' };
   const grant = newHandle(k, mm, lo, n, { ...req, kind: 'exclusive' });
@@ -28,20 +46,35 @@ export function makeDeviceExclusive(k: Kernel, mm: Mm, lo: number, hi: number): 
   grant.revoked = new Uint8Array(n).fill(1);
   const t = k.tables;
   const f = k.frames;
+  const v615 = k.profile.deviceExclusive === 'v6.15';
+  let stoppedAt = -1;
+  let stopErr = OK;
   breakCowRange(k, mm, lo, hi);
   splitHugePmdRange(k, mm, lo, hi, 'make_device_exclusive: GUP with FOLL_SPLIT_PMD');
   for (let i = 0; i < n; i++) {
     const vpn = lo + i;
     const tmp = newHandle(k, mm, vpn, 1, req);
     const err = gupSlowPage(k, mm, vpn, tmp, 0, req); // FOLL_GET | FOLL_WRITE
-    if (err !== OK) continue;
+    if (err !== OK) {
+      stoppedAt = i;
+      stopErr = err;
+      break;
+    }
     const pfn = tmp.frames[0]!;
     const anon = pfn > 0 && (f.flags[pfn]! & PG_ANON) !== 0;
     let ok = false;
-    if (k.profile.deviceExclusive === 'v6.15') {
+    if (v615) {
+      if (!anon) {
+        k.putPage(pfn, tmp.refs[0]!);
+        stoppedAt = i;
+        stopErr = EOPNOTSUPP;
+        break;
+      }
+      // The second walk finds the page GUP just faulted in, mapped writable by this PTE (the
+      // kernel would GUP again otherwise: `goto retry`).
       const slot = pteSlot(k, mm, vpn);
       const bits = slot < 0 ? 0 : t.bits[slot]!;
-      if (anon && bits & PTE_PRESENT && bits & PTE_WRITE && t.entry[slot] === pfn) {
+      if (bits & PTE_PRESENT && bits & PTE_WRITE && t.entry[slot] === pfn) {
         setPte(k, slot, pfn, exclusiveBits(k, bits));
         ok = true;
       }
@@ -68,8 +101,11 @@ export function makeDeviceExclusive(k: Kernel, mm: Mm, lo: number, hi: number): 
   }
   k.handles.push(grant);
   const got = grant.revoked!.filter((r) => r === 0).length;
-  k.emit('gup', mm.id, lo, grant.frames[0]!, -1, `device exclusive: ${got} of ${n} page(s) now held by the device (${k.profile.deviceExclusive} rules)`);
-  return { err: got === n ? OK : EFAULT, handle: grant };
+  k.emit('gup', mm.id, lo, grant.frames[0]!, -1, `device exclusive: ${got} of ${n} page(s) now held by the device (${k.profile.deviceExclusive} rules)` +
+    (stoppedAt < 0 ? '' : `; stopped at page ${stoppedAt}, the rest untouched`));
+  // 5.14: only a GUP failure at the first page is an errno (make_device_exclusive_range()'s return).
+  const err = got === n ? OK : stoppedAt < 0 || (!v615 && stoppedAt > 0) ? EBUSY : stopErr;
+  return { err, handle: grant, stoppedAt, stopErr };
 }
 
 /** Every present PTE of mm that maps pfn (small scenarios: a scan of the mm's VMAs). */

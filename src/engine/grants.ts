@@ -1,11 +1,11 @@
 // Device-exclusive grants (make_device_exclusive): the device takes pages exclusively, the CPU
 // touching one must revoke the grant first, the device's atomics and reads go through it.
 
-import { NA, OK, VM_WRITE } from '../core/constants.js';
+import { EBUSY, EFAULT, EOPNOTSUPP, NA, OK, OOM, VM_WRITE } from '../core/constants.js';
 import { mmuSlot } from '../core/access.js';
 import { handleMmFault } from '../core/fault.js';
 import { slotPfn } from '../core/huge.js';
-import { makeDeviceExclusive } from '../core/devexcl.js';
+import { makeDeviceExclusive, type DeviceExclusiveResult } from '../core/devexcl.js';
 import { hugetlbIn } from '../core/hugetlb.js';
 import { handleVpn } from '../core/kernel.js';
 import { pfnOfEntry } from '../check/pins.js';
@@ -34,9 +34,31 @@ export function deviceExclusive(s: RunState, procName: string, sel: PageSel, nam
   }
   if (!recordsText(s)) return;
   const held = [...r.handle.revoked!].filter((x) => x === 0).length;
-  s.observe('gup', `device exclusive ${p.name} ${s.label(sel)}`, r.err === OK ? 'ok' : 'EBUSY', null);
+  s.observe('gup', `device exclusive ${p.name} ${s.label(sel)}`, errName(r.err), null);
   s.record.summary = `the device takes ${p.name} ${s.label(sel)} exclusively as ${name}: ${held} of ${hi - lo} page(s) held` +
-    (r.err === OK ? '' : ' (make_device_exclusive failed for the others: EBUSY)');
+    (r.err === OK ? '' : ` (${failureText(s, sel, r)})`);
+}
+
+/** Errno names of makeDeviceExclusive()'s results. */
+const ERRNO: Record<number, string> = { [OK]: 'ok', [EFAULT]: 'EFAULT', [EBUSY]: 'EBUSY', [EOPNOTSUPP]: 'EOPNOTSUPP', [OOM]: 'ENOMEM' };
+function errName(err: number): string {
+  return ERRNO[err] ?? `error ${err}`;
+}
+
+/** Why a grant holds fewer pages than asked, and the answer: the page that stopped it, or the pages left unconverted. */
+function failureText(s: RunState, sel: PageSel, r: DeviceExclusiveResult): string {
+  const n = r.handle!.frames.length;
+  if (r.stoppedAt < 0) {
+    const left = r.handle!.revoked!.filter((x) => x === 1).length;
+    return `make_device_exclusive${s.profile.deviceExclusive === 'v6.15' ? '()' : '_range()'} left ${left} page(s) unconverted (NULL): EBUSY`;
+  }
+  const page = s.label(sel, sel.lo + r.stoppedAt);
+  if (s.profile.deviceExclusive === 'v6.15') {
+    return `make_device_exclusive() failed at ${page}${r.stopErr === EOPNOTSUPP ? ' (not an anonymous page)' : ' (GUP)'}, the driver stops there, the pages after it untouched: ${errName(r.stopErr)}`;
+  }
+  return r.stoppedAt === 0
+    ? `get_user_pages_remote() failed at ${page}: make_device_exclusive_range() returns ${errName(r.stopErr)}`
+    : `get_user_pages_remote() stopped at ${page} (${errName(r.stopErr)}): make_device_exclusive_range() returns ${r.stoppedAt} of ${n} pages, the rest untouched: EBUSY`;
 }
 
 /** A CPU access by p at vpn reached frame pfn: grants on that page must have been revoked before it. */

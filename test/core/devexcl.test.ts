@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NA, OK, PTE_DEVEXCL_WRITE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT } from '../../src/core/constants.js';
+import { NA, OK, PTE_DEVEXCL_WRITE, PTE_DEVICE_EXCLUSIVE, PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY } from '../../src/core/constants.js';
 import { makeDeviceExclusive } from '../../src/core/devexcl.js';
 import { dupMmap } from '../../src/core/fork.js';
 import type { Handle, Kernel } from '../../src/core/kernel.js';
@@ -278,3 +278,98 @@ test('a PTE restored from a device-exclusive entry is old until an access throug
     assert.deepEqual([pt.write, pt.young], [true, !name.startsWith('v6') || name === 'v6.2'], `${name}: a write pin after mprotect`);
   }
 });
+
+// make_device_exclusive_range() (v5.14 .. v6.13 mm/rmap.c): get_user_pages_remote() over the whole
+// range first, which stops at the first page it cannot fault (a short count; its errno when that
+// is the first page); then each page it got is converted or left NULL in pages[], the loop going
+// on. The caller sees only that count: test_hmm's dmirror_exclusive() answers EBUSY when fewer
+// pages than asked were converted. 6.15's make_device_exclusive() is one page; the driver's loop
+// stops at its first error and returns it (EFAULT from GUP, EOPNOTSUPP for a page that is not
+// anonymous).
+
+/** A PTE's kind after the steps: present, device-exclusive entry, or none. */
+function kindAt(k: Kernel, mm: Mm, vpn: number): 'present' | 'exclusive' | 'none' {
+  const slot = pteSlot(k, mm, vpn);
+  const bits = slot < 0 ? 0 : k.tables.bits[slot]!;
+  return bits & PTE_PRESENT ? 'present' : bits & PTE_DEVICE_EXCLUSIVE ? 'exclusive' : 'none';
+}
+
+/** The `device exclusive` step's observed answer and the PTE kinds of P's region after it. */
+function exclusiveOutcome(steps: string[], profile: string, region: string, n: number): { answer: string; kinds: string[]; held: number[] } {
+  const r = runnerAfter(steps, profile);
+  const p = r.procs.get('P')!;
+  const start = p.regions.get(region)!.start;
+  const kinds: string[] = [];
+  for (let i = 0; i < n; i++) kinds.push(kindAt(r.k, p.mm, start + i));
+  const h = r.k.handles.find((x) => x.kind === 'exclusive')!;
+  const held = [...h.revoked!].map((x, i) => (x === 0 ? i : -1)).filter((i) => i >= 0);
+  const run = runSteps(steps, profile);
+  const step = run.steps.find((s) => s.text.startsWith('device exclusive'))!;
+  return { answer: step.observations.find((o) => o.kind === 'gup')!.actual, kinds, held };
+}
+
+for (const [name, variant] of MERGED) {
+  const v615 = variant === 'v6.15';
+  test(`${name}: a GUP failure in the middle of the range: ${v615 ? 'the driver stops at it with its errno (EFAULT)' : 'get_user_pages_remote() stops there (a short count: EBUSY from the driver)'}; the pages before it are held, the pages after it untouched`, () => {
+    const steps = ['P mmap buf 3 rw private nothp', 'P write buf = 1', 'P mprotect buf[1] ro', 'device exclusive P buf as x'];
+    const o = exclusiveOutcome(steps, name, 'buf', 3);
+    assert.equal(o.answer, v615 ? 'EFAULT' : 'EBUSY');
+    assert.deepEqual(o.kinds, ['exclusive', 'present', 'present'], 'page 2 is never reached');
+    assert.deepEqual(o.held, [0]);
+  });
+
+  test(`${name}: a GUP failure at the first page: ${v615 ? 'EFAULT' : 'make_device_exclusive_range() returns GUP\'s EFAULT'}, no page of the range converted`, () => {
+    const steps = ['P mmap buf 3 rw private nothp', 'P write buf = 1', 'P mprotect buf[0] ro', 'device exclusive P buf as x'];
+    const o = exclusiveOutcome(steps, name, 'buf', 3);
+    assert.equal(o.answer, 'EFAULT');
+    assert.deepEqual(o.kinds, ['present', 'present', 'present']);
+    assert.deepEqual(o.held, []);
+  });
+
+  test(`${name}: pages that are not anonymous (a shared mapping's shmem pages): ${v615 ? 'EOPNOTSUPP at the first, the driver stops (the others never faulted in)' : 'each is GUP\'d (faulted in) and left NULL, the loop goes on: EBUSY'}`, () => {
+    const steps = ['P mmap sh 3 rw shared', 'device exclusive P sh as x'];
+    const o = exclusiveOutcome(steps, name, 'sh', 3);
+    assert.equal(o.answer, v615 ? 'EOPNOTSUPP' : 'EBUSY');
+    assert.deepEqual(o.kinds, v615 ? ['present', 'none', 'none'] : ['present', 'present', 'present']);
+    assert.deepEqual(o.held, []);
+  });
+}
+
+test('the summary of a failed grant names the page that stopped it and the answer', () => {
+  const steps = ['P mmap buf 3 rw private nothp', 'P write buf = 1', 'P mprotect buf[1] ro', 'device exclusive P buf as x'];
+  const old = runSteps(steps, 'v6.2').steps[3]!.summary;
+  assert.match(old, /1 of 3 page\(s\) held.*get_user_pages_remote\(\) stopped at buf\[1\] \(EFAULT\).*EBUSY/);
+  const now = runSteps(steps, 'v6').steps[3]!.summary;
+  assert.match(now, /1 of 3 page\(s\) held.*make_device_exclusive\(\) failed at buf\[1\].*EFAULT/);
+});
+
+// The dirty bit across a device-exclusive entry. Making the entry clears the PTE and moves its
+// dirty bit to the folio (5.14 page_make_device_exclusive_one() / 6.15 make_device_exclusive():
+// `if (pte_dirty(pteval)) folio_mark_dirty()`), which the FOLL_WRITE|FOLL_TOUCH GUP before it
+// dirtied anyway (follow_page_pte(): folio_mark_dirty() when the PTE is clean): the entry keeps
+// only the soft-dirty (and uffd-wp) bit. restore_exclusive_pte(): 5.14-6.14
+// maybe_mkwrite(pte_mkdirty()) for the writable kind of entry; 6.15 pte_mkdirty() only where
+// can_change_pte_writable() makes the PTE writable, and only if the folio is dirty (it is). x86's
+// pte_mkdirty() sets the soft-dirty bit too; a read-only restore is clean.
+for (const [name, variant] of MERGED) {
+  const v615 = variant === 'v6.15';
+  test(`${name}: the entry carries no dirty bit; a restore is dirty exactly where it is writable; after clear_refs ${v615 ? 'it stays read-only and clean (soft-dirty tracking waits for the write)' : 'the writable entry comes back writable, dirty and soft-dirty (pte_mkdirty: the tracker misses the write)'}`, () => {
+    const r = runnerAfter(['P mmap buf 3 rw private nothp', 'P write buf = 1', 'device exclusive P buf as x'], name);
+    const p = r.procs.get('P')!;
+    const at = p.regions.get('buf')!.start;
+    for (let i = 0; i < 3; i++) {
+      const e = rawPte(r.k, p.mm, at + i);
+      assert.ok(e.bits & PTE_DEVICE_EXCLUSIVE && !(e.bits & PTE_DIRTY), 'the dirty bit went to the folio');
+      assert.ok(e.bits & PTE_SOFT_DIRTY, 'the soft-dirty bit stays in the entry');
+    }
+    const view = (steps: string[], i: number): [boolean, boolean, boolean] => {
+      const after = runnerAfter(['P mmap buf 3 rw private nothp', 'P write buf = 1', 'device exclusive P buf as x', ...steps], name);
+      const x = presentPte(after.k, after.procs.get('P')!.mm, at + i);
+      return [x.write, x.dirty, x.softDirty];
+    };
+    assert.deepEqual(view(['P read buf[0]'], 0), [true, true, true], 'writable, so dirty');
+    assert.deepEqual(view(['P mprotect buf[1] ro', 'P read buf[1]'], 1), [false, false, true],
+      'read-only (mprotect made the entry readable / VM_WRITE is gone): clean, with the entry\'s soft-dirty bit');
+    assert.deepEqual(view(['P clear-softdirty', 'P read buf[2]'], 2), v615 ? [false, false, false] : [true, true, true]);
+  });
+}

@@ -182,6 +182,8 @@ export interface NGrant {
   page: NPage | null;
   frame: NFrame | null;
   revoked: boolean;
+  /** Why the page was not granted: GUP's EFAULT (make_device_exclusive_range() returns it for its first page), or EBUSY (not converted); null when granted. */
+  err: 'EFAULT' | 'EBUSY' | null;
 }
 
 /** What the pages of one VMA share. */
@@ -2462,17 +2464,18 @@ export class NaiveKernel {
    * the page; the mapcount stays. 5.14: an rmap walk turns every present PTE of the page in every
    * process into an entry of that PTE's writability and drops its mapcount; success only if the
    * target PTE was writable and no mapping is left. The grant exists either way; a failure
-   * (EBUSY, or EFAULT from GUP) leaves it revoked from the start.
+   * (EBUSY, or EFAULT from GUP: the one page is the first) leaves it revoked from the start.
    */
   makeDeviceExclusive(p: NProc, r: NRegion, i: number): NGrant {
     this.noThp('makeDeviceExclusive');
     const mode = this.rules.deviceExclusive;
     if (mode === undefined) throw new Error('no device-exclusive entries under these rules (5.14 on)');
     const pg = p.pages.get(pageKey(r, i)) ?? null;
-    const g: NGrant = { p, page: pg, frame: null, revoked: true };
+    const g: NGrant = { p, page: pg, frame: null, revoked: true, err: 'EFAULT' };
     this.grants.push(g);
     const f = this.grab(p, r, i, { write: true, pin: false, longterm: false });
     if (f === undefined || f === null || pg === null) return g; // EFAULT (FOLL_WRITE never ends on the zero page)
+    g.err = 'EBUSY';
     let ok = false;
     if (mode === 'v6.15') {
       const pte = pg.pte;
@@ -2499,6 +2502,7 @@ export class NaiveKernel {
     if (ok) {
       g.frame = f;
       g.revoked = false;
+      g.err = null;
     }
     return g;
   }
