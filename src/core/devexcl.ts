@@ -34,7 +34,7 @@ export interface DeviceExclusiveResult {
  * (a short count: the pages after it untouched, or its errno if it is the first); each page it
  * got is converted or left NULL (the loop goes on): every mapping of the page, found by an rmap
  * walk, and the mapcount dropped; converted only if the target was mapped writable and no mapping
- * is left. 6.15: one page per call, the driver's loop stops at the first error (test_hmm's
+ * is left; the driver holds the converted pages only if GUP got them all. 6.15: one page per call, the driver's loop stops at the first error (test_hmm's
  * dmirror_exclusive()); the one PTE, mapcount untouched; a page that is not anonymous is EOPNOTSUPP.
  */
 export function makeDeviceExclusive(k: Kernel, mm: Mm, lo: number, hi: number): DeviceExclusiveResult {
@@ -98,6 +98,12 @@ export function makeDeviceExclusive(k: Kernel, mm: Mm, lo: number, hi: number): 
       grant.frames[i] = pfn;
       grant.revoked![i] = 0;
     }
+  }
+  if (!v615 && stoppedAt > 0) {
+    // A short count: the driver maps none of the pages (test_hmm's dmirror_exclusive() calls
+    // dmirror_atomic_map() only when every page was GUP'd); their entries stay in the PTEs.
+    grant.frames.fill(-1);
+    grant.revoked!.fill(1);
   }
   k.handles.push(grant);
   const got = grant.revoked!.filter((r) => r === 0).length;

@@ -58,7 +58,7 @@ function failureText(s: RunState, sel: PageSel, r: DeviceExclusiveResult): strin
   }
   return r.stoppedAt === 0
     ? `get_user_pages_remote() failed at ${page}: make_device_exclusive_range() returns ${errName(r.stopErr)}`
-    : `get_user_pages_remote() stopped at ${page} (${errName(r.stopErr)}): make_device_exclusive_range() returns ${r.stoppedAt} of ${n} pages, the rest untouched: EBUSY`;
+    : `get_user_pages_remote() stopped at ${page} (${errName(r.stopErr)}): make_device_exclusive_range() returns ${r.stoppedAt} of ${n} pages, the rest untouched; the driver maps none of them: EBUSY`;
 }
 
 /** A CPU access by p at vpn reached frame pfn: grants on that page must have been revoked before it. */
