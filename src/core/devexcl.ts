@@ -3,7 +3,7 @@
 // (remove_device_exclusive_entry / restore_exclusive_pte) and the MMU notifier that tells the
 // device it lost exclusive access live in exclusive.ts (shared with fork, zap and the fault path).
 
-import { EBUSY, EOPNOTSUPP, NA, OK, PG_ANON, PTE_PRESENT, PTE_WRITE, TABLE_MASK } from './constants.js';
+import { EBUSY, EOPNOTSUPP, HPAGE_PMD_NR, NA, OK, PG_ANON, PG_LARGE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE, TABLE_MASK } from './constants.js';
 import { gupSlowPage, newHandle, type GupRequest } from './gup.js';
 import type { Handle, Kernel } from './kernel.js';
 import type { Mm } from './mm.js';
@@ -51,21 +51,46 @@ export function makeDeviceExclusive(k: Kernel, mm: Mm, lo: number, hi: number): 
   let stopErr = OK;
   breakCowRange(k, mm, lo, hi);
   splitHugePmdRange(k, mm, lo, hi, 'make_device_exclusive: GUP with FOLL_SPLIT_PMD');
-  for (let i = 0; i < n; i++) {
-    const vpn = lo + i;
-    const tmp = newHandle(k, mm, vpn, 1, req);
-    const err = gupSlowPage(k, mm, vpn, tmp, 0, req); // FOLL_GET | FOLL_WRITE
-    if (err !== OK) {
-      stoppedAt = i;
-      stopErr = err;
-      break;
+  // 5.14-6.14: get_user_pages_remote() over the whole range first, then each page it got is
+  // converted; 6.15: a page at a time (GUP, then the conversion), the driver's loop.
+  const gotPfns: number[] = [];
+  const gotRefs: number[] = [];
+  if (!v615) {
+    for (let i = 0; i < n; i++) {
+      const tmp = newHandle(k, mm, lo + i, 1, req);
+      const err = gupSlowPage(k, mm, lo + i, tmp, 0, req); // FOLL_GET | FOLL_WRITE
+      if (err !== OK) {
+        stoppedAt = i;
+        stopErr = err;
+        break;
+      }
+      gotPfns.push(tmp.frames[0]!);
+      gotRefs.push(tmp.refs[0]!);
     }
-    const pfn = tmp.frames[0]!;
+  }
+  for (let i = 0; i < (v615 ? n : gotPfns.length); i++) {
+    const vpn = lo + i;
+    let pfn: number;
+    let refs: number;
+    if (v615) {
+      const tmp = newHandle(k, mm, vpn, 1, req);
+      const err = gupSlowPage(k, mm, vpn, tmp, 0, req); // FOLL_GET | FOLL_WRITE
+      if (err !== OK) {
+        stoppedAt = i;
+        stopErr = err;
+        break;
+      }
+      pfn = tmp.frames[0]!;
+      refs = tmp.refs[0]!;
+    } else {
+      pfn = gotPfns[i]!;
+      refs = gotRefs[i]!;
+    }
     const anon = pfn > 0 && (f.flags[pfn]! & PG_ANON) !== 0;
     let ok = false;
     if (v615) {
       if (!anon) {
-        k.putPage(pfn, tmp.refs[0]!);
+        k.putPage(pfn, refs);
         stoppedAt = i;
         stopErr = EOPNOTSUPP;
         break;
@@ -78,22 +103,30 @@ export function makeDeviceExclusive(k: Kernel, mm: Mm, lo: number, hi: number): 
         setPte(k, slot, pfn, exclusiveBits(k, bits));
         ok = true;
       }
-    } else if (anon) {
-      // The rmap walk: every present PTE mapping the page, in every mm, becomes an exclusive entry
-      // (anonymous pages only: make_device_exclusive_range() refused the others).
+    } else if (anon && !isTailPage(k, pfn)) {
+      // The rmap walk (page_make_device_exclusive / folio_make_device_exclusive): every PTE
+      // mapping a page of the folio, in every mm, becomes an exclusive entry of its page (the
+      // head of a THP converts the PTEs of all 512); anonymous pages only, and never a tail page
+      // (PageTail: left NULL). The walk ends at an entry it finds not present (one made before).
+      const head = f.flags[pfn]! & PG_LARGE ? pfn & ~(HPAGE_PMD_NR - 1) : pfn;
+      const nr = head === pfn && f.flags[pfn]! & PG_LARGE ? HPAGE_PMD_NR : 1;
       let targetWritable = false;
+      let stopped = false;
       for (const other of k.mms) {
-        if (!other.alive) continue;
-        forEachMapping(k, other, pfn, (slot, v) => {
+        if (!other.alive || stopped) continue;
+        stopped = !forEachMapping(k, other, head, nr, (slot, v, p) => {
           const bits = t.bits[slot]!;
           if (other === mm && v === vpn && bits & PTE_WRITE) targetWritable = true;
-          setPte(k, slot, pfn, exclusiveBits(k, bits));
-          f.removeRmapPte(pfn, other.id); // page_remove_rmap(): the entry keeps the reference, not the mapping
+          setPte(k, slot, p, exclusiveBits(k, bits));
+          f.removeRmapPte(p, other.id); // page_remove_rmap(): the entry keeps the reference, not the mapping
         });
       }
-      ok = targetWritable && f.mapcount[pfn] === 0;
+      // Held only if the target was mapped writable and nothing maps the folio any more (5.14-5.18
+      // tested the page's own mapcount, 5.19-6.14 the folio's: they differ only after a walk
+      // that ended early).
+      ok = targetWritable && f.folioMapcount(head) === 0;
     }
-    k.putPage(pfn, tmp.refs[0]!); // the driver puts the GUP reference once the device maps the page
+    k.putPage(pfn, refs); // the driver puts the GUP reference once the device maps the page
     if (ok) {
       grant.frames[i] = pfn;
       grant.revoked![i] = 0;
@@ -114,8 +147,17 @@ export function makeDeviceExclusive(k: Kernel, mm: Mm, lo: number, hi: number): 
   return { err, handle: grant, stoppedAt, stopErr };
 }
 
-/** Every present PTE of mm that maps pfn (small scenarios: a scan of the mm's VMAs). */
-function forEachMapping(k: Kernel, mm: Mm, pfn: number, fn: (slot: number, vpn: number) => void): void {
+/** A tail page of a large folio (PageTail): make_device_exclusive_range() leaves it NULL (5.14-6.14). */
+function isTailPage(k: Kernel, pfn: number): boolean {
+  return (k.frames.flags[pfn]! & PG_LARGE) !== 0 && (pfn & (HPAGE_PMD_NR - 1)) !== 0;
+}
+
+/**
+ * Every present PTE of mm that maps a frame of [lo, lo + n), by address, with its frame (small
+ * scenarios: a scan of the mm's VMAs). False, at once, at a device-exclusive entry of one of
+ * them (page_vma_mapped_walk finds it, and the conversion stops the rmap walk there).
+ */
+function forEachMapping(k: Kernel, mm: Mm, lo: number, n: number, fn: (slot: number, vpn: number, pfn: number) => void): boolean {
   const t = k.tables;
   for (const vma of mm.vmas) {
     for (let v = vma.start; v < vma.end; ) {
@@ -124,10 +166,16 @@ function forEachMapping(k: Kernel, mm: Mm, pfn: number, fn: (slot: number, vpn: 
         v = (v | TABLE_MASK) + 1;
         continue;
       }
-      if (t.bits[slot]! & PTE_PRESENT && t.entry[slot] === pfn) fn(slot, v);
+      const p = t.entry[slot]!;
+      const bits = t.bits[slot]!;
+      if (p >= lo && p < lo + n) {
+        if (bits & PTE_DEVICE_EXCLUSIVE) return false;
+        if (bits & PTE_PRESENT && !(bits & PTE_SPECIAL)) fn(slot, v, p);
+      }
       v++;
     }
   }
+  return true;
 }
 
 export { mmuNotify, removeDeviceExclusiveEntry, restoreExclusivePte, zapExclusiveEntry } from './exclusive.js';
