@@ -162,8 +162,9 @@ options:
                       what-if name as a run prints it (v5.9+forkEarlyCow=false)
   --profiles FILE     user-defined profiles (docs/profiles.md) (repeatable)
   --procs N           most processes alive at once (default 2)
-  --pages N           pages of the start mapping P has (default 2); with --start thp, how
-                      many of its first pages the page operations touch
+  --pages N           pages of the start mapping P has (default 2); with --start thp or
+                      --from FILE, how many of each region's first pages the page operations
+                      touch (default: all of them with --from)
   --start thp         start from one PMD-mapped THP (P's buf: 512 pages, MADV_HUGEPAGE, its
                       first page written) instead of N small pages. Operations that
                       split it: munmap, mprotect, dontneed, dontfork, mremap of a page;

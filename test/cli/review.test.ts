@@ -7,7 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cli, type Outcome, ROOT, tempFiles } from './helpers.js';
 import { main } from '../../src/cli/main.js';
@@ -191,8 +192,20 @@ test('profiles NAME takes a what-if name as a run prints it, and shows its switc
   usageError(cli('profiles', 'v5.9rc4'), /^cowlab profiles: unknown profile 'v5\.9rc4': did you mean 'v5\.9-rc4'\?/);
 });
 
-test('explore --from FILE with --pages: refused (it was accepted and ignored: the start is the file end state)', () => {
-  usageError(cli('explore', '--from', join(SEEDS, 'cve-2020-29374-vmsplice-leak.scn.yaml'), '--pages', '3', '--depth', '1'), /^cowlab explore: --pages sizes the default start state \(P with N pages\); --from FILE starts from the file's end state/);
+test('explore --from FILE with --pages N: the page operations touch the first N pages of each region (a 512-page hugetlb start has 2 choices per operation, not 512)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cowlab-pages-'));
+  const f = join(dir, 'huge-start.scn.yaml');
+  writeFileSync(f, 'name: huge-start\nconfig:\n  hugepages: 2\nsteps: |\n  P mmap h 512 rw private hugetlb\n  P write h[0] = 1\n');
+  const args = ['explore', '--from', f, '--ops', 'write,read,fork', '--depth', '1', '--json'];
+  const limited = cli(...args, '--pages', '2');
+  assert.equal(limited.code, 0, limited.err);
+  const all = cli(...args);
+  assert.equal(all.code, 0, all.err);
+  const states = (o: { out: string }): number => JSON.parse(o.out).stats.states;
+  // One operation from the start: a write of each page touched, a read of each, a fork.
+  assert.ok(states(limited) <= 6, `limited: ${states(limited)} states`);
+  assert.ok(states(all) > 500, `all pages: ${states(all)} states, limited ${states(limited)}`);
+  usageError(cli(...args, '--pages', '0'), /--pages/);
 });
 
 test('run --quiet with --trace or --stats: refused (they were accepted and showed nothing)', () => {

@@ -186,8 +186,10 @@ function explorePlan(argv: string[], io: Io): Plan | number {
   const start = (values.start as string | undefined) ?? 'empty';
   if (start !== 'empty' && start !== 'thp') throw new UsageError(`cowlab explore: --start takes empty or thp, got '${start}'`);
   if (start === 'thp' && from !== null) throw new UsageError('cowlab explore: --start thp and --from FILE are two start states: give one');
-  // --pages sizes the default start (or the THP's touched pages): with --from it would be ignored.
-  if (from !== null && values.pages !== undefined) throw new UsageError("cowlab explore: --pages sizes the default start state (P with N pages); --from FILE starts from the file's end state, whose pages are its own: leave --pages out");
+  // --pages sizes the default start; from --start thp or --from FILE, whose pages are their own,
+  // it is how many of each region's first pages the page operations touch (a 512-page THP or
+  // hugetlb mapping would otherwise give every operation 512 choices).
+  const pageLimit = start === 'thp' || (from !== null && values.pages !== undefined) ? intOpt(values.pages, '--pages', 2, 1, 64) : undefined;
   if (start === 'thp') from = thpStartScenario();
   // Where the one-thread full search spills its tree when memory runs short: a name chosen here,
   // so this thread removes the file even when the search's worker is ended before it could.
@@ -207,7 +209,7 @@ function explorePlan(argv: string[], io: Io): Plan | number {
     profile: { ...profile, name: profile.name }, baseName: kernel, sets,
     shape: {
       procs: intOpt(values.procs, '--procs', 2, 1, PROC_NAMES.length), threads: intOpt(values.threads, '--threads', 2, 1, 4), handles: intOpt(values.handles, '--handles', 2, 0, 8), ops: ops as OpName[],
-      ...(start === 'thp' ? { pageLimit: intOpt(values.pages, '--pages', 2, 1, 64) } : {}),
+      ...(pageLimit !== undefined ? { pageLimit } : {}),
     },
     pages: intOpt(values.pages, '--pages', 2, 1, 64),
     bounds: {
@@ -228,7 +230,7 @@ function explorePlan(argv: string[], io: Io): Plan | number {
   const what = baseline === null ? `exploring ${profile.name}`
     : baseline.reverse ? `looking for what ${profile.name} fixed: sequences that violate on ${baseline.profile.name} and are clean on ${profile.name}, searching ${baseline.profile.name}`
     : `looking for regressions: sequences that violate on ${profile.name} and are clean on ${baseline.profile.name}, searching ${profile.name}`;
-  const header = `${what}: ${start === 'thp' ? `P with a PMD-mapped THP (512 pages; page operations on the first ${input.shape.pageLimit})` : from ? `from ${from.file}` : `P with ${input.pages} page(s)`}, up to ${input.shape.procs} process(es), ${input.shape.handles} handle(s), depth ${input.bounds.depth}; ops ${ops.join(',')}` +
+  const header = `${what}: ${start === 'thp' ? `P with a PMD-mapped THP (512 pages; page operations on the first ${input.shape.pageLimit})` : from ? `from ${from.file}${input.shape.pageLimit !== undefined ? ` (page operations on the first ${input.shape.pageLimit} page(s) of each region)` : ''}` : `P with ${input.pages} page(s)`}, up to ${input.shape.procs} process(es), ${input.shape.handles} handle(s), depth ${input.bounds.depth}; ops ${ops.join(',')}` +
     `${input.workers! > 1 ? `; ${input.workers} workers${workersNote(input.workers!)}` : ''}`;
   if (!values.json) io.out(header);
   const text = (p: Parameters<Progress>[0]): string => `${p.states} states, depth ${p.depth}, ${Math.round(p.statesPerSec)} states/s`;
