@@ -53,39 +53,24 @@ export function makeDeviceExclusive(k: Kernel, mm: Mm, lo: number, hi: number): 
   splitHugePmdRange(k, mm, lo, hi, 'make_device_exclusive: GUP with FOLL_SPLIT_PMD');
   // 5.14-6.14: get_user_pages_remote() over the whole range first, then each page it got is
   // converted; 6.15: a page at a time (GUP, then the conversion), the driver's loop.
-  const gotPfns: number[] = [];
-  const gotRefs: number[] = [];
+  // 5.14: the pages GUP got, and the one it stopped at (its errno) last.
+  const gupped: PageGot[] = [];
   if (!v615) {
     for (let i = 0; i < n; i++) {
-      const tmp = newHandle(k, mm, lo + i, 1, req);
-      const err = gupSlowPage(k, mm, lo + i, tmp, 0, req); // FOLL_GET | FOLL_WRITE
-      if (err !== OK) {
-        stoppedAt = i;
-        stopErr = err;
-        break;
-      }
-      gotPfns.push(tmp.frames[0]!);
-      gotRefs.push(tmp.refs[0]!);
+      const g = gupForDevice(k, mm, lo + i, req);
+      gupped.push(g);
+      if (g.err !== OK) break;
     }
   }
-  for (let i = 0; i < (v615 ? n : gotPfns.length); i++) {
+  for (let i = 0; i < (v615 ? n : gupped.length); i++) {
     const vpn = lo + i;
-    let pfn: number;
-    let refs: number;
-    if (v615) {
-      const tmp = newHandle(k, mm, vpn, 1, req);
-      const err = gupSlowPage(k, mm, vpn, tmp, 0, req); // FOLL_GET | FOLL_WRITE
-      if (err !== OK) {
-        stoppedAt = i;
-        stopErr = err;
-        break;
-      }
-      pfn = tmp.frames[0]!;
-      refs = tmp.refs[0]!;
-    } else {
-      pfn = gotPfns[i]!;
-      refs = gotRefs[i]!;
+    const g = v615 ? gupForDevice(k, mm, vpn, req) : gupped[i]!;
+    if (g.err !== OK) {
+      stoppedAt = i;
+      stopErr = g.err;
+      break;
     }
+    const { pfn, refs } = g;
     const anon = pfn > 0 && (f.flags[pfn]! & PG_ANON) !== 0;
     let ok = false;
     if (v615) {
@@ -108,13 +93,12 @@ export function makeDeviceExclusive(k: Kernel, mm: Mm, lo: number, hi: number): 
       // mapping a page of the folio, in every mm, becomes an exclusive entry of its page (the
       // head of a THP converts the PTEs of all 512); anonymous pages only, and never a tail page
       // (PageTail: left NULL). The walk ends at an entry it finds not present (one made before).
-      const head = f.flags[pfn]! & PG_LARGE ? pfn & ~(HPAGE_PMD_NR - 1) : pfn;
-      const nr = head === pfn && f.flags[pfn]! & PG_LARGE ? HPAGE_PMD_NR : 1;
+      const nr = f.flags[pfn]! & PG_LARGE ? HPAGE_PMD_NR : 1; // pfn is the head of its folio
       let targetWritable = false;
       let stopped = false;
       for (const other of k.mms) {
         if (!other.alive || stopped) continue;
-        stopped = !forEachMapping(k, other, head, nr, (slot, v, p) => {
+        stopped = !forEachMapping(k, other, pfn, nr, (slot, v, p) => {
           const bits = t.bits[slot]!;
           if (other === mm && v === vpn && bits & PTE_WRITE) targetWritable = true;
           setPte(k, slot, p, exclusiveBits(k, bits));
@@ -124,7 +108,7 @@ export function makeDeviceExclusive(k: Kernel, mm: Mm, lo: number, hi: number): 
       // Held only if the target was mapped writable and nothing maps the folio any more (5.14-5.18
       // tested the page's own mapcount, 5.19-6.14 the folio's: they differ only after a walk
       // that ended early).
-      ok = targetWritable && f.folioMapcount(head) === 0;
+      ok = targetWritable && f.folioMapcount(pfn) === 0;
     }
     k.putPage(pfn, refs); // the driver puts the GUP reference once the device maps the page
     if (ok) {
@@ -145,6 +129,20 @@ export function makeDeviceExclusive(k: Kernel, mm: Mm, lo: number, hi: number): 
   // 5.14: only a GUP failure at the first page is an errno (make_device_exclusive_range()'s return).
   const err = got === n ? OK : stoppedAt < 0 || (!v615 && stoppedAt > 0) ? EBUSY : stopErr;
   return { err, handle: grant, stoppedAt, stopErr };
+}
+
+/** A page GUP got for the device (its frame and the references taken), or the errno that stopped it. */
+interface PageGot {
+  err: number;
+  pfn: number;
+  refs: number;
+}
+
+/** get_user_pages() of one page with FOLL_GET | FOLL_WRITE (breaking COW), as the driver asks. */
+function gupForDevice(k: Kernel, mm: Mm, vpn: number, req: GupRequest): PageGot {
+  const tmp = newHandle(k, mm, vpn, 1, req);
+  const err = gupSlowPage(k, mm, vpn, tmp, 0, req);
+  return { err, pfn: tmp.frames[0]!, refs: tmp.refs[0]! };
 }
 
 /** A tail page of a large folio (PageTail): make_device_exclusive_range() leaves it NULL (5.14-6.14). */
