@@ -229,11 +229,15 @@ export type AdviceName = 'dontfork' | 'dofork' | 'wipeonfork' | 'keeponfork' | '
 
 /** madvise(). Returns OK, EINVAL or NA (advice whose semantics come with a later issue). */
 export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: AdviceName): number {
+  // The VMAs the advice changes: madvise_update_vma() leaves a VMA whose flags it would not change
+  // alone, unsplit (ksm_madvise() a shared one too: vma_ksm_compatible).
+  const changes = (v: Vma | null): boolean => v !== null && adviseFlags(v.flags, advice) !== v.flags
+    && !(advice === 'mergeable' && v.flags & (VM_SHARED | VM_MAYSHARE));
   if (hugetlbIn(mm, lo, hi)) {
     // hugetlb: only MADV_DONTFORK / MADV_DOFORK are modelled; the VMAs they change split only on
     // a huge page boundary (EINVAL, nothing changed).
     if (advice !== 'dontfork' && advice !== 'dofork') return NA;
-    const split = hugetlbVmOpSplit(mm, lo, hi, (v) => adviseFlags(v.flags, advice) !== v.flags);
+    const split = hugetlbVmOpSplit(mm, lo, hi, changes);
     if (split !== OK) return split;
   }
   if (advice === 'collapse') return doMadvCollapse(k, mm, lo, hi).err; // MADV_COLLAPSE (collapse.ts)
@@ -271,9 +275,7 @@ export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: Adv
   }
   breakCowRange(k, mm, lo, hi); // __split_vma() breaks a shared table at the split
   // vma_adjust_trans_huge(): a huge PMD across a VMA boundary is split, but only where the VMA
-  // is split: madvise_update_vma() leaves a VMA whose flags the advice does not change alone.
-  const changes = (v: Vma | null): boolean => v !== null && adviseFlags(v.flags, advice) !== v.flags
-    && !(advice === 'mergeable' && v.flags & (VM_SHARED | VM_MAYSHARE));
+  // is split (`changes`).
   if (changes(mm.findVma(lo))) splitHugePmdAt(k, mm, lo, 'VMA split by madvise');
   if (changes(mm.findVma(hi - 1))) splitHugePmdAt(k, mm, hi, 'VMA split by madvise');
   if (advice === 'mergeable') {
