@@ -8,6 +8,7 @@ import {
 } from '../core/constants.js';
 import type { Kernel } from '../core/kernel.js';
 import type { Mm } from '../core/mm.js';
+import { exclusiveEntryMapped } from '../core/exclusive.js';
 import { hugetlbReservedByVmas } from '../core/hugetlb.js';
 import { forEachPteTable } from '../core/walk.js';
 
@@ -276,7 +277,7 @@ function walkTables(
             continue;
           }
           expRef[pfn]!++;
-          if (k.profile.deviceExclusive === 'v6.15') expMap[pfn]!++;
+          if (exclusiveEntryMapped(k.profile)) expMap[pfn]!++;
           anon++;
           continue;
         }
@@ -372,7 +373,7 @@ function checkMmIds(k: Kernel, add: (p: AccountingProblem) => void): void {
   if (blocks.length === 0) return;
   const t = k.tables;
   // A 6.15 device-exclusive entry still counts as a mapping of its page (as in walkTables).
-  const devxMapped = k.profile.deviceExclusive === 'v6.15';
+  const devxMapped = exclusiveEntryMapped(k.profile);
   // Each live mm's mappings (PTEs, 6.15's device-exclusive entries and huge PMDs) per block.
   const perMm = new Map<number, Map<number, number>>();
   for (const mm of k.mms) {

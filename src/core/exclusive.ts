@@ -8,6 +8,7 @@ import {
 } from './constants.js';
 import { handleVpn, type Kernel } from './kernel.js';
 import type { Mm, Vma } from './mm.js';
+import type { Profile } from './profile.js';
 import { setPte } from './walk.js';
 
 /**
@@ -25,6 +26,15 @@ export function mmuNotify(k: Kernel, mmId: number, lo: number, hi: number, why: 
       }
     }
   }
+}
+
+/**
+ * Whether a device-exclusive entry still counts as a mapping of its page: from 6.15 the entry keeps
+ * the page's mapcount (folio_mapcount() includes it); 5.14-6.14 dropped it at the conversion
+ * (page_remove_rmap()) and added it back at restore. Zap, restore and the accounting checks ask this.
+ */
+export function exclusiveEntryMapped(p: Profile): boolean {
+  return p.deviceExclusive === 'v6.15';
 }
 
 /** The device-exclusive PTE bits for a present PTE, by variant. */
@@ -50,7 +60,7 @@ export function restoreExclusivePte(k: Kernel, mm: Mm, vma: Vma, vpn: number, sl
   const bits = t.bits[slot]!;
   const pfn = t.entry[slot]!;
   let nbits = PTE_PRESENT | (bits & (PTE_SOFT_DIRTY | PTE_UFFD_WP));
-  if (k.profile.deviceExclusive === 'v6.15') {
+  if (exclusiveEntryMapped(k.profile)) {
     // can_change_pte_writable(): VM_WRITE, an exclusive anonymous page, no soft-dirty or uffd-wp tracking pending.
     const softDirtyWp = !(vma.flags & VM_SOFTDIRTY) && !(bits & PTE_SOFT_DIRTY);
     if (vma.flags & VM_WRITE && f.flags[pfn]! & PG_ANON_EXCLUSIVE && !softDirtyWp && !(bits & PTE_UFFD_WP)) nbits |= PTE_WRITE | PTE_DIRTY | PTE_SOFT_DIRTY;
@@ -70,7 +80,7 @@ export function restoreExclusivePte(k: Kernel, mm: Mm, vma: Vma, vpn: number, sl
  * the mm's MM-id slot too).
  */
 export function zapExclusiveEntry(k: Kernel, mm: Mm, pfn: number): void {
-  if (k.profile.deviceExclusive === 'v6.15') k.frames.removeRmapPte(pfn, mm.id);
+  if (exclusiveEntryMapped(k.profile)) k.frames.removeRmapPte(pfn, mm.id);
   mm.rssAnon--;
   k.putPage(pfn);
 }
