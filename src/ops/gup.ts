@@ -15,11 +15,12 @@ function pinWithoutPath(write: boolean, longterm: boolean): string | null {
   return null;
 }
 /**
- * Why a slow `pin` over a page the userfaultfd monitor protected is not replayed (the oracle's
- * Replay.slowPinRefused, the exported program's rp_take): the model's pin fails there, and the
- * kernel's io_uring registration may not be the same call.
+ * Why a slow `pin` over a page the userfaultfd monitor protected (on the live kernel) is not
+ * replayed (the oracle's Replay.slowPinRefused, the exported program's rp_take): the kernel's
+ * io_uring registration may not be the same call. It says nothing of the model's pin, which may
+ * differ where the model's page is not protected (the oracle's note after it says what the model holds).
  */
-export const SLOW_PIN_UFFD = 'a slow pin_user_pages() cannot wait for the userfaultfd monitor (no FAULT_FLAG_ALLOW_RETRY): its write to a protected page fails with EFAULT, as the model\'s does (no handle); io_uring\'s buffer registration is not that call on every kernel (6.18\'s io_pin_pages() uses pin_user_pages_fast(), whose fallback lets the monitor answer; 6.3 and before called pin_user_pages())';
+export const SLOW_PIN_UFFD = 'a slow pin_user_pages() cannot wait for the userfaultfd monitor (no FAULT_FLAG_ALLOW_RETRY): its write to a protected page fails with EFAULT; io_uring\'s buffer registration is not that call on every kernel (6.18\'s io_pin_pages() uses pin_user_pages_fast(), whose fallback lets the monitor answer; 6.3 and before called pin_user_pages())';
 const GUP_WITHOUT_PATH = 'get_user_pages references (FOLL_GET) have no lasting user-space path on their own';
 
 const pinOn = (name: string, code: number, write: boolean, fast: boolean, async: boolean, dflt: boolean): ExploreOp => ({
@@ -50,7 +51,7 @@ export const pinOp = defineOp({
     const why = pinWithoutPath(step.write, step.longterm) ?? o.noUring();
     if (why !== null) return o.missingHandle(step.proc, step.sel, step.handle, 'pins', step.pos.line, step.write, why);
     // The model's slow pin fails on a protected page; io_uring's may wait for the monitor: not replayed.
-    if (!step.fast && o.slowPinRefused(step.proc, step.sel)) return o.missingHandle(step.proc, step.sel, step.handle, 'pins', step.pos.line, step.write, SLOW_PIN_UFFD, false);
+    if (!step.fast && o.slowPinRefused(step.proc, step.sel)) return o.missingHandle(step.proc, step.sel, step.handle, 'pins', step.pos.line, step.write, SLOW_PIN_UFFD);
     o.take(step.proc, step.sel, step.handle, 'ring');
   },
   exportC(x, step) {

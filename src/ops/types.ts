@@ -131,10 +131,10 @@ export interface Replayer {
   /** Take a lasting handle: a longterm pin through io_uring (ring) or a pipe's references (vmsplice). */
   take(proc: string, sel: PageSel, handle: string, kind: 'ring' | 'pipe'): void;
   /**
-   * A handle this run cannot take (why): its later steps are skipped. modelHolds false: the
-   * model's GUP failed too (no handle on either side), only what it did before failing is lost.
+   * A handle this run cannot take (why): its later steps are skipped. Whether the model holds it
+   * the replay reads from the model's own answer (its GUP may have failed too).
    */
-  missingHandle(proc: string, sel: PageSel, handle: string, verb: string, line: number, writable: boolean, why: string, modelHolds?: boolean): void;
+  missingHandle(proc: string, sel: PageSel, handle: string, verb: string, line: number, writable: boolean, why: string): void;
   /** Why io_uring cannot pin here, or null when it can. */
   noUring(): string | null;
   /**

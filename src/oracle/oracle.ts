@@ -11,7 +11,7 @@ import { followSlot } from '../core/huge.js';
 import type { Mm } from '../core/mm.js';
 import type { Profile } from '../core/profile.js';
 import { pteSlot } from '../core/walk.js';
-import type { RunResult } from '../engine/result.js';
+import type { RunResult, StepRecord } from '../engine/result.js';
 import { Runner, runScenario } from '../engine/run.js';
 import type { PageSel, Scenario, Step } from '../scenario/index.js';
 import { pageList, pageStates, label } from './names.js';
@@ -20,7 +20,8 @@ import type { OracleSession } from './session.js';
 import { OracleError } from './agent.js';
 import { hugetlbPoolFor } from './hugetlb.js';
 import { modelHugeMap, thpPlan, usesThp } from './thp.js';
-import type { KernelStep } from './types.js';
+import type { KernelStep, ModelHandle } from './types.js';
+import { declOf } from '../ops/index.js';
 
 export const ORACLE_FORMAT = 1;
 
@@ -111,6 +112,8 @@ export interface ModelProbe {
   hiddenLarge: number;
   /** The model's huge PMDs per `PROC REGION` (THP scenarios only). */
   huge: Map<string, string> | null;
+  /** What the model holds after a step that takes a handle (when asked for: probeModel's `handles`). */
+  handle: ModelHandle | null;
 }
 
 function isSwapout(step: Step): step is Extract<Step, { op: 'swapout' }> | Extract<Step, { op: 'madvise' }> {
@@ -179,15 +182,43 @@ function hiddenSwapCache(run: Runner): number {
   return n;
 }
 
-/** The model stepped a second time, looked at after each step (scenarios with swapout, ksm merge or THPs only). */
-export function probeModel(sc: Scenario, profile: Profile, count: number, thp = usesThp(sc)): Map<number, ModelProbe> {
+/** The handle a step takes (pin, gup, vmsplice, device exclusive), or null. */
+function handleTaken(step: Step): string | null {
+  const c = declOf(step.op).creates?.(step as never);
+  return c?.kind === 'handle' ? c.name : null;
+}
+
+/** What the model holds of `name` after the step that took it, with the step's answer (its `gup` observation). */
+function modelHandle(run: Runner, name: string, step: Step, record: StepRecord): ModelHandle {
+  const lh = run.handles.get(name);
+  const answer = record.observations.find((o) => o.kind === 'gup')?.actual ?? null;
+  const sel = (step as { sel: PageSel }).sel;
+  const pages = sel.hi - sel.lo + 1;
+  if (step.op === 'device-exclusive') {
+    // The pages its grant still holds, as the model's summary counts them (the rest were never converted).
+    return { exclusive: true, answer, held: lh ? lh.h.revoked!.filter((x) => x === 0).length : 0, pages };
+  }
+  return { exclusive: false, answer, held: lh ? lh.h.frames.length : 0, pages };
+}
+
+/**
+ * The model stepped a second time, looked at after each step (scenarios with swapout, ksm merge
+ * or THPs; with `handles`, also scenarios that take a handle, which the live run may not take).
+ */
+export function probeModel(sc: Scenario, profile: Profile, count: number, thp = usesThp(sc), handles = false): Map<number, ModelProbe> {
   const out = new Map<number, ModelProbe>();
-  if (!thp && !sc.steps.slice(0, count).some((s) => isSwapout(s) || s.op === 'ksm-merge')) return out;
+  const steps = sc.steps.slice(0, count);
+  if (!thp && !steps.some((s) => isSwapout(s) || s.op === 'ksm-merge') && !(handles && steps.some((s) => handleTaken(s) !== null))) return out;
   const run = new Runner(sc, profile, { trace: false, maxEventsPerStep: 0, checkEveryStep: false });
   for (let i = 0; i < count; i++) {
     const step = sc.steps[i]!;
-    if (run.step(step, i).na !== null) break;
-    const probe: ModelProbe = { extra: [], hiddenSwapCache: hiddenSwapCache(run), hiddenLarge: thp ? hiddenLarge(run) : 0, huge: thp ? modelHugeMap(run) : null };
+    const { record, na } = run.step(step, i);
+    if (na !== null) break;
+    const taken = handles ? handleTaken(step) : null;
+    const probe: ModelProbe = {
+      extra: [], hiddenSwapCache: hiddenSwapCache(run), hiddenLarge: thp ? hiddenLarge(run) : 0, huge: thp ? modelHugeMap(run) : null,
+      handle: taken === null ? null : modelHandle(run, taken, step, record),
+    };
     if (isSwapout(step)) {
       const row = modelSwapRow(run, step.proc, step.sel);
       if (row) probe.extra.push(row);
@@ -267,10 +298,14 @@ export function oracleScenario(session: OracleSession, sc: Scenario, base: Profi
   if (skip !== null) return unreplayed('skipped', skip);
   const count = model.na !== null ? model.na.step : sc.steps.length;
   const thp = usesThp(msc) || plan.model === 'always';
-  const probes = probeModel(msc, profile, count, thp);
+  const probes = probeModel(msc, profile, count, thp, true);
   const huge = new Map<number, Map<string, string>>();
-  for (const [i, p] of probes) if (p.huge) huge.set(i, p.huge);
-  const kernel = session.replay(sc, count, huge);
+  const handles = new Map<number, ModelHandle>();
+  for (const [i, p] of probes) {
+    if (p.huge) huge.set(i, p.huge);
+    if (p.handle) handles.set(i, p.handle);
+  }
+  const kernel = session.replay(sc, count, { huge, handles });
   const steps: OracleStep[] = [];
   const counts: OracleCounts = { steps: count, compared: 0, agree: 0, disagree: 0, skipped: 0 };
   for (let i = 0; i < count; i++) {

@@ -13,7 +13,7 @@ import { hasFlag, KPF_KSM, kpageflags, ksmMergeable, ksmRun, pagemap, vmPteKb } 
 import { systemStep } from './system-ops.js';
 import type { SystemOps } from './system.js';
 import { hugeRunsText, parseScan, thpFallbacks, thpPlan, thpQuietStep, type HugeRuns, type ThpPlan, usesThp } from './thp.js';
-import type { KernelObservation, KernelRun, KernelStep, KHandle, KProc, ObservationKind, Region } from './types.js';
+import type { KernelObservation, KernelRun, KernelStep, KHandle, KProc, ModelHandle, ModelSide, ObservationKind, Region } from './types.js';
 import { ValueWords } from './values.js';
 import { declOf } from '../ops/index.js';
 import type { Replayer } from '../ops/types.js';
@@ -36,11 +36,27 @@ const SIGBUS_NO = 7;
 /** errno EAGAIN (Linux). */
 const EAGAIN_ERRNO = 11;
 
+/**
+ * What the model holds of a handle this run could not take (m: the model's answer to the step;
+ * null: not known to this replay), and what of it may change frames and counters, in a note's words.
+ */
+function modelHolds(handle: string, line: number, m: ModelHandle | null): [string, string] {
+  if (m === null) return [`this run could not take ${handle} (line ${line}), which the model may hold`, 'what the model did for it'];
+  if (m.answer === null) return [`the model took no ${handle} (line ${line}: its process is gone there) and this run could not take it`, 'what the two runs\' processes did differently'];
+  const kept = m.exclusive ? 'its device-exclusive entries' : 'its references and unsharing';
+  if (m.held === m.pages) return [`the model holds ${handle} (line ${line}), which this run could not take`, kept];
+  const call = m.exclusive ? 'device-exclusive request' : 'GUP';
+  if (m.held > 0) return [`the model holds ${m.held} of the ${m.pages} pages of ${handle} (line ${line}: its ${call} ended ${m.answer}), which this run could not take`, kept];
+  return m.exclusive
+    ? [`the model's ${call} for ${handle} (line ${line}) failed with ${m.answer}: it holds none of its pages, and this run none either`, 'the faults and conversions it did before failing']
+    : [`the model's ${call} for ${handle} (line ${line}) failed with ${m.answer} (no handle on either side)`, 'the faults and unsharing it did before failing'];
+}
+
 export class Replay implements Replayer {
   readonly names = new Map<string, KProc>();
   readonly handles = new Map<string, KHandle>();
-  /** Handles this run could not take (the model holds them, or its GUP failed too): name -> why, and whether the model's device may write through it. */
-  private readonly missing = new Map<string, { why: string; writable: boolean }>();
+  /** Handles this run could not take: name -> why, whether the model's device may write through it, and what the model holds of it (null: not known here). */
+  private readonly missing = new Map<string, { why: string; writable: boolean; model: ModelHandle | null }>();
   readonly comparable = new Comparability();
   readonly values: ValueWords;
   /** The scenario mapped shared memory somewhere (its unmapped object pages are invisible). */
@@ -67,8 +83,8 @@ export class Replay implements Replayer {
     readonly facilities: Facilities,
     private readonly scenario: Scenario,
     private readonly system: SystemOps,
-    /** The model's huge PMDs after each step, per `PROC REGION` (oracle.ts; THP scenarios only). */
-    private readonly modelHuge: ReadonlyMap<number, ReadonlyMap<string, string>> = new Map(),
+    /** What the model's run maps and holds after each step (oracle.ts; none: a replay driven without the model). */
+    private readonly model: ModelSide = { huge: new Map(), handles: new Map() },
   ) {
     this.values = ValueWords.forScenario(scenario);
     this.thp = thpPlan(scenario, facilities);
@@ -81,6 +97,7 @@ export class Replay implements Replayer {
     let error: string | null = null;
     for (let i = from; i < count; i++) {
       const step = this.scenario.steps[i]!;
+      this.currentIndex = i;
       this.obs = [];
       this.note = '';
       this.skip = null;
@@ -122,7 +139,7 @@ export class Replay implements Replayer {
    * populated": that is this machine's memory, not a disagreement.
    */
   private compareHuge(i: number): void {
-    const model = this.modelHuge.get(i);
+    const model = this.model.huge.get(i);
     if (model === undefined) return;
     const fallbacks = thpFallbacks();
     const fellBack = fallbacks !== null && this.fallbacks !== null && fallbacks > this.fallbacks;
@@ -203,12 +220,15 @@ export class Replay implements Replayer {
     return e.present ? { pfn: e.pfn, once: e.mappedOnce } : { pfn: -1, once: false };
   }
 
-  /** modelHolds false: the model's GUP failed (no handle on either side), after faulting in the pages before the one it failed on. */
-  private loseForMissingHandle(handle: string, line: number, modelHolds: boolean): void {
-    const what = modelHolds
-      ? `the model holds ${handle} (line ${line}), which this run could not take`
-      : `the model's GUP for ${handle} (line ${line}) failed (no handle on either side) and this run did not try it`;
-    const why = `${what}: ${modelHolds ? 'its references and unsharing' : 'the faults and unsharing it did before failing'} may change frame sharing and counters from here on`;
+  /** What the model holds after the current step, when it took a handle (null: not known to this replay). */
+  private modelHandle(): ModelHandle | null {
+    return this.model.handles.get(this.currentIndex) ?? null;
+  }
+
+  /** Frame sharing, counters and short-term references are not compared after a handle this run could not take; the note says what the model holds of it (m). */
+  private loseForMissingHandle(handle: string, line: number, m: ModelHandle | null): void {
+    const [what, did] = modelHolds(handle, line, m);
+    const why = `${what}: ${did} may change frame sharing and counters from here on`;
     this.comparable.lose('frames', why);
     this.comparable.lose('stats', why);
     this.comparable.lose('shortRefs', `${what}: what short-term references see depends on which pages get copied`);
@@ -231,6 +251,7 @@ export class Replay implements Replayer {
   }
 
   private currentLine = 0;
+  private currentIndex = 0;
 
   // ---- steps -----------------------------------------------------------------------------
 
@@ -363,7 +384,7 @@ export class Replay implements Replayer {
     const m = this.missing.get(name);
     if (m) {
       this.skip = `no ${name} in this run: ${m.why}`;
-      if (m.writable) this.comparable.lose('values', `the model's device wrote through ${name} (line ${step.pos.line}), which this run could not take`);
+      if (m.writable) this.comparable.lose('values', `the model's device ${m.model === null ? 'may have written' : 'wrote'} through ${name} (line ${step.pos.line}), which this run could not take`);
       return;
     }
     const h = this.handles.get(name);
@@ -434,9 +455,13 @@ export class Replay implements Replayer {
     this.observe('uffd', what, actual);
   }
 
+  /** A device-exclusive grant needs a driver: a handle this run cannot take (system-ops.ts says why), whatever the model holds of it. */
   deviceExclusive(step: Extract<Step, { op: 'device-exclusive' }>): void {
-    this.missing.set(step.handle, { why: systemStep('device-exclusive').reason, writable: true });
-    this.notReplayed('device-exclusive');
+    const why = systemStep('device-exclusive').reason;
+    const m = this.modelHandle();
+    this.missing.set(step.handle, { why, writable: m === null || m.held > 0, model: m });
+    this.skip = why;
+    this.loseForMissingHandle(step.handle, step.pos.line, m);
   }
 
   swapout(name: string, sel: PageSel): void {
@@ -520,13 +545,14 @@ export class Replay implements Replayer {
     this.observe('fork', what, 'ok');
   }
 
-  missingHandle(proc: string, sel: PageSel, handle: string, verb: string, line: number, writable: boolean, why: string, modelHolds = true): void {
+  missingHandle(proc: string, sel: PageSel, handle: string, verb: string, line: number, writable: boolean, why: string): void {
     if (!this.live(proc)) return;
+    const m = this.modelHandle();
     // A handle the model does not hold either gives its device nothing to write through.
-    this.missing.set(handle, { why, writable: writable && modelHolds });
+    this.missing.set(handle, { why, writable: writable && (m === null || m.held > 0), model: m });
     this.skip = why;
     this.observeSkipped('gup', `${proc} ${verb} ${label(sel)}`, why);
-    this.loseForMissingHandle(handle, line, modelHolds);
+    this.loseForMissingHandle(handle, line, m);
   }
 
   take(name: string, sel: PageSel, handle: string, kind: 'ring' | 'pipe'): void {

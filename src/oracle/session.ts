@@ -13,7 +13,7 @@ import { errnoName } from './names.js';
 import { Replay } from './replay.js';
 import { SystemOps } from './system.js';
 import { pauseKhugepaged } from './thp.js';
-import type { KernelRun } from './types.js';
+import type { KernelRun, ModelSide } from './types.js';
 
 export class OracleSession {
   private agent: Agent;
@@ -54,16 +54,16 @@ export class OracleSession {
   }
 
   /** Replays steps [0, count) of a scenario; afterwards nothing of it is left. */
-  replay(sc: Scenario, count: number, modelHuge?: ReadonlyMap<number, ReadonlyMap<string, string>>): KernelRun {
-    const run = this.replayer(sc, modelHuge).run(count);
+  replay(sc: Scenario, count: number, model?: ModelSide): KernelRun {
+    const run = this.replayer(sc, model).run(count);
     const leftover = this.cleanSlate();
     if (leftover !== null && run.error === null) run.error = leftover;
     return run;
   }
 
   /** A replay to drive step by step (`run(count, from)`); `cleanSlate()` ends it. */
-  replayer(sc: Scenario, modelHuge?: ReadonlyMap<number, ReadonlyMap<string, string>>): Replay {
-    return new Replay(this.live(), this.facilities, sc, this.system, modelHuge);
+  replayer(sc: Scenario, model?: ModelSide): Replay {
+    return new Replay(this.live(), this.facilities, sc, this.system, model);
   }
 
   /** Resets the agent and checks it holds nothing; if it died, a new one is started when next needed. Returns a problem, or null. */

@@ -79,3 +79,22 @@ export interface KHandle {
   /** The frames it holds (recorded when taken). */
   pfns: number[];
 }
+
+/** What the model holds after a step that takes a handle (oracle.ts's probeModel reads it from the model's own state). */
+export interface ModelHandle {
+  /** A device-exclusive grant (the model keeps its name, holding the pages it converted), or a GUP handle (pin, gup, vmsplice). */
+  exclusive: boolean;
+  /** The model's answer to the step (`ok`, `EFAULT`, `EBUSY`, ...; null: it made none, its process is gone). */
+  answer: string | null;
+  /** Pages the model holds through it (0: its call failed), of `pages` asked for. */
+  held: number;
+  pages: number;
+}
+
+/** What the replay is told of the model's run, by step index (oracle.ts). */
+export interface ModelSide {
+  /** The model's huge PMDs after each step, per `PROC REGION` (THP scenarios only). */
+  huge: ReadonlyMap<number, ReadonlyMap<string, string>>;
+  /** What the model holds after each step that takes a handle. */
+  handles: ReadonlyMap<number, ModelHandle>;
+}

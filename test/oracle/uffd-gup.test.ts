@@ -29,7 +29,7 @@ test('a long-term fast pin of a protected page: the monitor answers one userfaul
   assert.deepEqual([faults?.model, faults?.kernel], ['1', '1'], 'one userfault on both sides');
 });
 
-test('a slow pin of a protected page is not replayed through io_uring (whose fallback may wait for the monitor): skipped with the reason (counters are not compared after it: the oracle cannot know that no side holds the handle), nothing disagrees', (t) => {
+test('a slow pin of a protected page is not replayed through io_uring (whose fallback may wait for the monitor): skipped with the reason (counters are not compared after it: what the model\'s pin faulted in before failing is not replayed), nothing disagrees', (t) => {
   if (!live.session) return t.skip(live.reason);
   if (!live.session.facilities.uffdWp) return t.skip(live.session.facilities.uffdWhy ?? 'no userfaultfd write-protect here');
   const sc = steps('uffd-pin-slow', ...PROTECTED, 'P pin a as h rw longterm', 'expect stat uffd_faults.P == 0',
@@ -47,7 +47,7 @@ test('a slow pin of a protected page is not replayed through io_uring (whose fal
   // h (its pin failed), only what the pin did before failing is unknown to this run.
   const stat = r.steps.find((s) => s.text === 'expect stat uffd_faults.P == 0')!.rows[0]!;
   assert.equal(stat.verdict, 'skipped');
-  assert.match(stat.reason ?? '', /the model's GUP for h \(line \d+\) failed \(no handle on either side\)/);
+  assert.match(stat.reason ?? '', /the model's GUP for h \(line \d+\) failed with EFAULT \(no handle on either side\)/);
   assert.doesNotMatch(stat.reason ?? '', /model holds/);
   // The page stays protected on both sides (the model's pin failed; the kernel's was not made).
   const bit = r.steps.find((s) => s.text === 'expect P a[0] uffd-wp')!.rows[0]!;
