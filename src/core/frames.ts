@@ -98,14 +98,20 @@ export class FrameTable {
   /**
    * Whether a KSM page is in ksmd's stable tree (its folio->mapping names a stable node). A page
    * made KSM by a two-page merge whose second half failed is KSM but in no tree. `next` is the
-   * free-list link of a free frame, this bit of an allocated one (a union, as in struct page).
+   * free-list link of a free frame, this word of an allocated one (a union, as in struct page):
+   * 0 in no tree, else the stable node's order in its chain's list of dups (ksm.ts).
    */
   inStableTree(pfn: number): boolean {
-    return this.next[pfn] === 1;
+    return this.next[pfn]! > 0;
   }
 
-  setStableTree(pfn: number, on: boolean): void {
-    this.next[pfn] = on ? 1 : 0;
+  /** A stable-tree KSM page's order in its stable node chain: 1 the head, the higher the further back (0: in no tree). */
+  stableOrder(pfn: number): number {
+    return this.next[pfn]!;
+  }
+
+  setStableOrder(pfn: number, order: number): void {
+    this.next[pfn] = order;
   }
 
   /** alloc_page(): a zeroed frame with refcount 1 and the given flags, or -1 past the limit. */

@@ -68,6 +68,16 @@ function replacePage(k: Kernel, slot: number, kpfn: number): void {
 export const KSM_MAX_PAGE_SHARING = 256;
 
 /**
+ * __is_page_sharing_candidate(): a stable node with n rmap items takes `more` mappings besides
+ * those: one still hangs on it ("otherwise there's no much point to merge and share with this
+ * stable_node, as the underlying tree_page of the other sharer is going to be freed soon") and
+ * n + more stays below max_page_sharing.
+ */
+function isPageSharingCandidate(n: number, more: number): boolean {
+  return n > 0 && n + more < KSM_MAX_PAGE_SHARING;
+}
+
+/**
  * ksmd at work until it has nothing left to merge (as `ksm merge` waits for it): full passes over
  * every mergeable mapping until one merges (or splits) nothing and moves no rmap item. A later pass matters: a page
  * scanned before the KSM page of its content existed merges into it from the stable tree, and
@@ -111,6 +121,23 @@ export function isStableKsm(k: Kernel, pfn: number): boolean {
 }
 
 /**
+ * A KSM page's place in the list of dups of its content's stable node chain: 1 for the head
+ * (stable_node_dup() looks there first), 0 for a page in no stable tree. Which dup a later page
+ * merges into follows it (the explorer's key holds it, not the orders, which a dup freed since
+ * the last pass leaves a gap in). Order 1 is the head: no other page to look at.
+ */
+export function chainPlace(k: Kernel, pfn: number): number {
+  if (!isStableKsm(k, pfn)) return 0;
+  const f = k.frames;
+  const order = f.stableOrder(pfn);
+  if (order === 1) return 1;
+  const value = f.value[pfn]!;
+  let place = 1;
+  for (let p = 1; p < f.top; p++) if (f.value[p] === value && f.stableOrder(p) < order && isStableKsm(k, p)) place++;
+  return place;
+}
+
+/**
  * The page ksmd's walk finds at vpn that cmp_and_merge_page may merge: -1 also for a KSM page of
  * the stable tree (stable_tree_search finds the page itself, "ksm page forked"). A KSM page in no
  * tree (break_cow's leftover: no stable node) is scanned like any anonymous page
@@ -144,7 +171,8 @@ function pageToMerge(k: Kernel, mm: Mm, vpn: number, pfn: number): number {
 function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
   const f = k.frames;
   // The stable tree: KSM pages by content; more than one (a stable node chain's dups) once one
-  // holds max_page_sharing mappings, or once a KSM page no rmap item hangs on met its content again.
+  // holds max_page_sharing mappings, or once a KSM page no rmap item hangs on met its content
+  // again. Each chain's dups in the order of its hlist, the head first (Frames.stableOrder).
   const stable = new Map<number, number[]>();
   for (let pfn = 1; pfn < f.top; pfn++) {
     if (!isStableKsm(k, pfn)) continue;
@@ -152,6 +180,7 @@ function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
     if (dups) dups.push(pfn);
     else stable.set(f.value[pfn]!, [pfn]);
   }
+  for (const dups of stable.values()) if (dups.length > 1) dups.sort((a, b) => f.stableOrder(a) - f.stableOrder(b));
   // The list of registered mms, in its order (scan_get_next_rmap_item walks it from the head).
   // An exited mm's items are gone first (__ksm_exit moves its slot to the head).
   const list = k.mms.filter((m) => m.alive && m.ksmSlot > 0).sort((a, b) => a.ksmSlot - b.ksmSlot);
@@ -184,17 +213,27 @@ function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
     items.set(kpfn, (items.get(kpfn) ?? 0) + 1);
     moved = true;
   };
-  // stable_tree_search() -> chain(): a KSM page of this content that is a sharing candidate
-  // (is_page_sharing_candidate): an rmap item still hangs on it ("at least one mapping still
-  // exists, otherwise there's no much point to merge and share with this stable_node, as the
-  // underlying tree_page of the other sharer is going to be freed soon") and it has room for one
-  // more; -1 when there is none (the page then waits for a partner in the unstable tree: a new
-  // dup of the chain).
-  const stableDup = (value: number): number =>
-    stable.get(value)?.find((p) => {
+  // stable_tree_search() -> chain_prune() -> stable_node_dup(): the KSM page of this content a
+  // page merges into, or -1 when none is a sharing candidate (the page then waits for a partner
+  // in the unstable tree: a new dup at the chain's head). The walk goes from the head and takes
+  // the first candidate; that dup moves to the head if it has room for one more besides this
+  // merge. A walk that prunes (the chain's first search ksm_stable_node_chains_prune_millisecs,
+  // 2 s, after its creation or last prune) goes over every dup and takes the candidate with the
+  // most rmap items: timing the model has no clock for. A search of other content whose way
+  // down the rbtree passes this chain's node moves its first candidate to the head too: not
+  // modelled either (the tree's shape follows the pages' bytes).
+  const stableDup = (value: number): number => {
+    const dups = stable.get(value);
+    if (dups === undefined) return -1;
+    for (let i = 0; i < dups.length; i++) {
+      const p = dups[i]!;
       const n = items.get(p) ?? 0;
-      return n > 0 && n < KSM_MAX_PAGE_SHARING;
-    }) ?? -1;
+      if (!isPageSharingCandidate(n, 0)) continue;
+      if (i > 0 && isPageSharingCandidate(n, 1)) dups.unshift(...dups.splice(i, 1));
+      return p;
+    }
+    return -1;
+  };
   // The unstable tree: rmap items by content, looked up again when met (get_mergeable_page).
   const unstable = new Map<number, { mm: Mm; vpn: number }>();
   let merged = 0;
@@ -253,23 +292,27 @@ function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
     // the tree page is replaced by it; if that fails, break_cow() unshares the scanned page.
     const slot = pageToMerge(k, mm, vpn, pfn);
     if (slot < 0 || !writeProtectPage(k, mm, slot, vpn)) return;
+    // try_to_merge_one_page(page, NULL): set_page_stable_node(page, NULL), a KSM page in no tree
+    // (a page reuse_ksm_page took back, 5.1-5.8, still had its old order).
     f.flags[pfn] = (f.flags[pfn]! | PG_KSM) & ~PG_ANON_EXCLUSIVE;
+    f.setStableOrder(pfn, 0);
     const tslot = pageToMerge(k, other.mm, other.vpn, tpfn);
     if (tslot >= 0 && writeProtectPage(k, other.mm, tslot, other.vpn)) {
       replacePage(k, tslot, pfn);
       // stable_tree_insert(): only a merge of both pages puts the KSM page in the tree, a new
       // stable node (an item left on this pfn hangs on an older, stale one), then
-      // stable_tree_append() of both rmap items.
+      // stable_tree_append() of both rmap items. Of a content already in the tree, the node is
+      // a new dup at the chain's head (stable_node_chain_add_dup: hlist_add_head).
       for (const m of list) {
         const its = work.get(m) ?? m.ksmItems;
         if (its !== null) for (const [v, p] of its) if (p === pfn) itemsOf(m).delete(v);
       }
-      f.setStableTree(pfn, true);
+      f.setStableOrder(pfn, 1);
       items.set(pfn, 0);
       setItem(other.mm, other.vpn, pfn);
       setItem(mm, vpn, pfn);
       const dups = stable.get(value);
-      if (dups) dups.push(pfn);
+      if (dups) dups.unshift(pfn);
       else stable.set(value, [pfn]);
       unstable.delete(value);
       merged++;
@@ -306,6 +349,10 @@ function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
   }
   // By address (the explorer's key lists them in this order).
   for (const [mm, m] of work) mm.ksmItems = m.size === 0 ? null : new Map([...m].sort((a, b) => a[0] - b[0]));
+  // Each chain's order as the pass leaves it, 1 the head (renumbered: no gap a dup freed left).
+  for (const dups of stable.values()) {
+    for (let i = 0; i < dups.length; i++) if (isStableKsm(k, dups[i]!)) f.setStableOrder(dups[i]!, i + 1);
+  }
   // A KSM page only the swap cache holds, kept while an item hung on it, goes with its last one.
   for (const dups of stable.values()) {
     for (const p of dups) if (!(items.get(p)! > 0)) k.dropIfOnlySwapCache(p);

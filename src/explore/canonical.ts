@@ -9,7 +9,7 @@ import type { LiveHandle, Proc, Runner } from '../engine/run.js';
 import type { Region } from '../engine/state.js';
 import type { Vma } from '../core/mm.js';
 import { hugePmdPfn } from '../core/huge.js';
-import { isStableKsm } from '../core/ksm.js';
+import { chainPlace, isStableKsm } from '../core/ksm.js';
 import { pmdLeafSlot, pmdSlotOf, pteTableOf } from '../core/walk.js';
 
 type ProcT = Proc;
@@ -679,7 +679,7 @@ export function restKey(r: Runner, procs: readonly ProcT[], ranks: readonly numb
   const frames = num.frameOrder;
   for (let i = 0, n = frames.n; i < n; i++) {
     const pfn = frames.a[i]!;
-    out.push(f.refcount[pfn]!).push(f.mapcount[pfn]!).push(f.flags[pfn]!).push(num.value(f.value[pfn]!)).push(f.flags[pfn]! & PG_KSM && f.inStableTree(pfn) ? 1 : 0);
+    out.push(f.refcount[pfn]!).push(f.mapcount[pfn]!).push(f.flags[pfn]!).push(num.value(f.value[pfn]!)).push(f.flags[pfn]! & PG_KSM ? chainPlace(r.k, pfn) : 0);
     if (f.flags[pfn]! & PG_SWAPCACHE) out.push(num.slot(f.priv[pfn]!));
     // A large folio's MM-id slots (with the mm as its threads' rank) and shared bit, once per
     // run of its frames in canonical order.

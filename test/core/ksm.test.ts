@@ -13,7 +13,7 @@ import { EFAULT, OK, PG_KSM, PG_LARGE, PG_SWAPCACHE, PTE_DIRTY, PTE_PROTNONE, PT
 import { dupMmap } from '../../src/core/fork.js';
 import { getUserPages, releaseHandle, type GupRequest } from '../../src/core/gup.js';
 import type { Handle, Kernel } from '../../src/core/kernel.js';
-import { KSM_MAX_PAGE_SHARING, ksmMerge } from '../../src/core/ksm.js';
+import { chainPlace, KSM_MAX_PAGE_SHARING, ksmMerge } from '../../src/core/ksm.js';
 import type { Mm } from '../../src/core/mm.js';
 import { doMadvise, doMmap, doMprotect } from '../../src/core/mmap.js';
 import { swapOutPage } from '../../src/core/swap.js';
@@ -578,6 +578,57 @@ test('v6: a KSM page takes at most max_page_sharing (256) mappings; the rest mer
   assert.equal(pfnAt(k, mm, vpn + 256), second);
   assert.equal(k.frames.used, 2);
   assertConsistent(k);
+});
+
+// stable_node_dup() (mm/ksm.c, v5.7 ... 6.18): a stable node chain's dups are an hlist, a new one
+// added at its head (stable_node_chain_add_dup: hlist_add_head); the walk takes the first sharing
+// candidate from the head, and moves it there when it has room for one more. Only the walk that
+// prunes (once per stable_node_chains_prune_millisecs, 2 s, per chain) takes the candidate with the
+// most rmap items: the model, without a clock, walks as ksmd does in between.
+/** 300 pages of P's equal: K1 (a[0..255], full) and K2 (a[256..299], 44 mappings) at the chain's head. */
+function chainOfTwo(k: Kernel): { mm: Mm; vpn: number; k1: number; k2: number } {
+  const { mm, vpn } = proc(k, 300);
+  mergeable(k, mm, vpn, 300);
+  for (let i = 0; i < 300; i++) writeOk(k, mm, vpn + i, 9);
+  assert.equal(ksmMerge(k), 298);
+  const k1 = pfnAt(k, mm, vpn);
+  const k2 = pfnAt(k, mm, vpn + 299);
+  assert.ok(k1 < k2, 'K1 has the lower frame');
+  assert.deepEqual([chainPlace(k, k2), chainPlace(k, k1)], [1, 2], 'K2, the new dup, at the head');
+  return { mm, vpn, k1, k2 };
+}
+
+test('v6: a page merges into the first KSM page of the chain with room, from its head: not the lowest frame, not the one with most mappings', () => {
+  const k = kernel('v6');
+  const { mm, vpn, k1, k2 } = chainOfTwo(k);
+  assert.equal(doMadvise(k, mm, vpn, vpn + 56, 'dontneed'), OK);
+  assert.equal(ksmMerge(k), 0); // K1's items of a[0..55] go: K1 200, K2 44; no search meanwhile
+  writeOk(k, mm, vpn, 9);
+  assert.equal(ksmMerge(k), 1);
+  assert.equal(pfnAt(k, mm, vpn), k2, 'into K2, the head');
+  assert.deepEqual([frame(k, k1).mapcount, frame(k, k2).mapcount], [200, 45]);
+  assert.deepEqual([chainPlace(k, k2), chainPlace(k, k1)], [1, 2]);
+  assertConsistent(k);
+});
+
+test('v6: the first KSM page of the chain with room moves to its head if it takes one more besides this merge', () => {
+  for (const [dropped, moves] of [[10, true], [1, false]] as const) {
+    const k = kernel('v6');
+    const { mm, vpn, k1, k2 } = chainOfTwo(k);
+    // K2 kept by a GUP reference, its mappings and then its rmap items gone: no candidate.
+    const h = take(k, mm, vpn + 256, GET);
+    assert.equal(doMadvise(k, mm, vpn + 256, vpn + 300, 'dontneed'), OK);
+    assert.equal(doMadvise(k, mm, vpn, vpn + dropped, 'dontneed'), OK);
+    assert.equal(ksmMerge(k), 0);
+    assert.deepEqual([frame(k, k2).mapcount, frame(k, k2).refcount, chainPlace(k, k2)], [0, 1, 1]);
+    writeOk(k, mm, vpn, 9);
+    assert.equal(ksmMerge(k), 1);
+    assert.equal(pfnAt(k, mm, vpn), k1, 'K2 has no rmap item: into K1');
+    // K1 had 246 items (moved: 247 < 256) or 255 (256 is not: it stays behind K2).
+    assert.deepEqual([chainPlace(k, k1), chainPlace(k, k2)], moves ? [1, 2] : [2, 1], `${dropped} dropped`);
+    releaseHandle(k, h);
+    assertConsistent(k);
+  }
 });
 
 // is_page_sharing_candidate(): stable_tree_search() merges a page only into a KSM page whose
