@@ -93,8 +93,8 @@ function madviseCollapse(k: Kernel, mm: Mm, vma: Vma, start: number, end: number
     k.emit('note', mm.id, start, -1, -1, `MADV_COLLAPSE: EINVAL, hugepage_vma_check refuses the mapping: ${why}`);
     return { err: EINVAL, collapsed: 0, why };
   }
-  const hstart = Math.ceil(start / HPAGE_PMD_NR) * HPAGE_PMD_NR;
-  const hend = end - (end & (HPAGE_PMD_NR - 1));
+  const hstart = hpageStart(start);
+  const hend = hpageEnd(end);
   let thps = 0;
   let collapsed = 0;
   let lastFail: Scan = refuse(EINVAL, 'SCAN_FAIL');
@@ -113,6 +113,25 @@ function madviseCollapse(k: Kernel, mm: Mm, vma: Vma, start: number, end: number
   }
   if (thps === (hend - hstart) / HPAGE_PMD_NR) return { err: OK, collapsed, why: '' };
   return { err: lastFail.err, collapsed, why: lastFail.why };
+}
+
+/** madvise_collapse()'s hstart: the first 2 MiB boundary at or after page `start`. */
+function hpageStart(start: number): number {
+  return Math.ceil(start / HPAGE_PMD_NR) * HPAGE_PMD_NR;
+}
+
+/** madvise_collapse()'s hend: the last 2 MiB boundary at or before page `end`. */
+function hpageEnd(end: number): number {
+  return end - (end & (HPAGE_PMD_NR - 1));
+}
+
+/**
+ * Whether [lo, hi) holds a whole aligned 2 MiB: madvise_collapse() scans (and collapses) only
+ * those, from hstart to hend; over a range that holds none, MADV_COLLAPSE changes nothing (it is
+ * refused, or succeeds with nothing to do).
+ */
+export function holdsWholeHpage(lo: number, hi: number): boolean {
+  return hpageStart(lo) < hpageEnd(hi);
 }
 
 /**

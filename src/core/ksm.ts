@@ -99,6 +99,14 @@ export function ksmMerge(k: Kernel): number {
 }
 
 /**
+ * Whether no mm ever joined ksmd's list (__ksm_enter, at the first MADV_MERGEABLE): there is no
+ * KSM page and no rmap item, ksmd_should_run() is false, and ksmMerge() changes nothing.
+ */
+export function ksmNeverEntered(k: Kernel): boolean {
+  return k.ksmSlots === 0;
+}
+
+/**
  * The anonymous page ksmd's walk finds at vpn (ksm_next_page_pmd_entry; follow_page before 6.8):
  * a PTE's page, or the page of a PMD-mapped THP, which the walk takes as it is, without splitting
  * the PMD. -1: nothing present there, the zero page or huge zero page, not anonymous. A PROT_NONE

@@ -104,6 +104,15 @@ export function anonVmaPrepare(mm: Mm, vma: Vma): void {
   vma.anonId = nextAnonId++;
 }
 
+/** vma_merge()'s test for two mappings, a just before b: Mm.mergeVmas() joins them. */
+function vmasMerge(a: Vma, b: Vma): boolean {
+  const sameBacking = a.shm === null ? b.shm === null && a.pgoffShift === b.pgoffShift : a.shm === b.shm && a.shmOffset + (a.end - a.start) === b.shmOffset;
+  // is_mergeable_anon_vma(): the same anon_vma, or one side has none and the other's chain is singular.
+  const anonOk = a.anonId === b.anonId || (a.anonId === 0 && !b.uncowedParents) || (b.anonId === 0 && !a.uncowedParents);
+  // hugetlbfs sets VM_DONTEXPAND (VM_SPECIAL): its mappings never merge.
+  return a.end === b.start && a.flags === b.flags && sameBacking && anonOk && a.hugetlb === null && b.hugetlb === null;
+}
+
 export class Mm {
   /** VMAs sorted by start, not overlapping. */
   vmas: Vma[] = [];
@@ -176,11 +185,7 @@ export class Mm {
     for (let i = 0; i + 1 < this.vmas.length; ) {
       const a = this.vmas[i]!;
       const b = this.vmas[i + 1]!;
-      const sameBacking = a.shm === null ? b.shm === null && a.pgoffShift === b.pgoffShift : a.shm === b.shm && a.shmOffset + (a.end - a.start) === b.shmOffset;
-      // is_mergeable_anon_vma(): the same anon_vma, or one side has none and the other's chain is singular.
-      const anonOk = a.anonId === b.anonId || (a.anonId === 0 && !b.uncowedParents) || (b.anonId === 0 && !a.uncowedParents);
-      // hugetlbfs sets VM_DONTEXPAND (VM_SPECIAL): its mappings never merge.
-      if (a.end === b.start && a.flags === b.flags && sameBacking && anonOk && a.hugetlb === null && b.hugetlb === null) {
+      if (vmasMerge(a, b)) {
         a.end = b.end;
         if (!a.anonVma && b.anonVma) {
           a.anonVma = true;
@@ -192,6 +197,15 @@ export class Mm {
       }
       i++;
     }
+  }
+
+  /**
+   * Whether mergeVmas() would join two of the VMAs: a change that calls no vma_merge() (a fault's
+   * anon_vma, clear_refs's VM_SOFTDIRTY) may have left two neighbours that merge at the next call.
+   */
+  mergePending(): boolean {
+    for (let i = 0; i + 1 < this.vmas.length; i++) if (vmasMerge(this.vmas[i]!, this.vmas[i + 1]!)) return true;
+    return false;
   }
 
   insertVma(vma: Vma): void {

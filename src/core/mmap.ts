@@ -134,7 +134,7 @@ export function doMprotect(k: Kernel, mm: Mm, lo: number, hi: number, prot: Prot
   const want = protFlags(prot);
   // vma_adjust_trans_huge(): a huge PMD across the new VMA boundaries is split, where the VMA
   // is split: mprotect_fixup() leaves a VMA that already has the protection alone.
-  const changes = (v: Vma | null): boolean => v !== null && (v.flags & (VM_READ | VM_WRITE)) !== want;
+  const changes = (v: Vma | null): boolean => mprotectChanges(v, prot);
   // A hugetlb VMA splits only on a huge page boundary (EINVAL, nothing changed).
   const split = hugetlbVmOpSplit(mm, lo, end, changes);
   if (split !== OK) return split;
@@ -160,6 +160,14 @@ export function doMprotect(k: Kernel, mm: Mm, lo: number, hi: number, prot: Prot
   mm.mergeVmas();
   k.emit('mprotect', mm.id, lo, -1, -1, `mprotect ${prot} on ${end - lo} page(s)${end < hi ? ': ENOMEM at the hole after them' : ''}`);
   return end < hi ? OOM : OK;
+}
+
+/**
+ * Whether mprotect(prot) changes VMA v: mprotect_fixup() returns at once for a VMA that has the
+ * protection already (newflags == oldflags: not split, no change_protection, no MMU notifier).
+ */
+export function mprotectChanges(v: Vma | null, prot: ProtName): boolean {
+  return v !== null && (v.flags & (VM_READ | VM_WRITE)) !== protFlags(prot);
 }
 
 /** The end of the mapped run of pages starting at lo (lo itself when lo is not mapped). */
@@ -229,10 +237,7 @@ export type AdviceName = 'dontfork' | 'dofork' | 'wipeonfork' | 'keeponfork' | '
 
 /** madvise(). Returns OK, EINVAL or NA (advice whose semantics come with a later issue). */
 export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: AdviceName): number {
-  // The VMAs the advice changes: madvise_update_vma() leaves a VMA whose flags it would not change
-  // alone, unsplit (ksm_madvise() a shared one too: vma_ksm_compatible).
-  const changes = (v: Vma | null): boolean => v !== null && adviseFlags(v.flags, advice) !== v.flags
-    && !(advice === 'mergeable' && v.flags & (VM_SHARED | VM_MAYSHARE));
+  const changes = (v: Vma | null): boolean => madviseChanges(v, advice);
   if (hugetlbIn(mm, lo, hi)) {
     // hugetlb: only MADV_DONTFORK / MADV_DOFORK are modelled; the VMAs they change split only on
     // a huge page boundary (EINVAL, nothing changed).
@@ -292,6 +297,15 @@ export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: Adv
   mm.mergeVmas();
   k.emit('note', mm.id, lo, -1, -1, `madvise ${advice} on ${hi - lo} page(s)`);
   return OK;
+}
+
+/**
+ * Whether an advice that sets VMA flags changes VMA v: madvise_update_vma() leaves a VMA whose
+ * flags it would not change alone, unsplit (new_flags == vma->vm_flags; ksm_madvise() a shared
+ * one too: vma_ksm_compatible). False for every advice that sets no flag (dontneed, pageout, collapse).
+ */
+export function madviseChanges(v: Vma | null, advice: AdviceName): boolean {
+  return v !== null && adviseFlags(v.flags, advice) !== v.flags && !(advice === 'mergeable' && v.flags & (VM_SHARED | VM_MAYSHARE));
 }
 
 /** The VMA flags madvise_vma_behavior() asks for (hugepage_madvise() for the THP advice). */

@@ -43,18 +43,15 @@ export function swapOutPage(k: Kernel, mm: Mm, vpn: number): SwapoutSkip {
     const unsplit = splitForSwap(k, mm, vpn);
     if (unsplit !== null) return unsplit;
   }
+  const skip = pageoutSkip(k, mm, vpn);
+  if (skip !== null) return skip;
   const t = k.tables;
   const f = k.frames;
   const slot = pteSlot(k, mm, vpn);
-  if (slot < 0) return 'not-present';
   const bits = t.bits[slot]!;
-  if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL) return 'not-present';
   const pfn = t.entry[slot]!;
   const fl = f.flags[pfn]!;
   if (fl & PG_SHMEM) return swapOutShmemPage(k, mm, vpn, slot, pfn);
-  if (!(fl & PG_ANON)) return 'not-anon';
-  // KSM pages are swapped out too (rmap_walk_ksm); swap-in gives an ordinary page back.
-  if (f.mapcount[pfn] !== 1) return 'shared'; // madvise_cold_or_pageout_pte_range(): only pages mapped once
   // shrink_folio_list(): the maybe-pinned check guards add_to_swap() only; a page already in the
   // swap cache (swapped in by a read fault, say) goes on to try_to_unmap().
   if (k.profile.reclaimSkipsPinned && !(fl & PG_SWAPCACHE) && pageMaybeDmaPinned(k, pfn)) return 'pinned';
@@ -86,13 +83,34 @@ export function swapOutPage(k: Kernel, mm: Mm, vpn: number): SwapoutSkip {
 }
 
 /**
+ * Why MADV_PAGEOUT leaves the page at vpn alone, from its PTE and page alone: no PTE table, no
+ * present page or the zero page there, not anonymous (nor shmem), or mapped more than once
+ * (madvise_cold_or_pageout_pte_range(): only pages mapped once); null: swapOutPage goes on with
+ * it. Asked with any COW-shared table broken and any THP split: swapOutPage asks it then, and
+ * changes nothing before unless one of those is there.
+ */
+export function pageoutSkip(k: Kernel, mm: Mm, vpn: number): SwapoutSkip {
+  const t = k.tables;
+  const f = k.frames;
+  const slot = pteSlot(k, mm, vpn);
+  if (slot < 0) return 'not-present';
+  const bits = t.bits[slot]!;
+  if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL) return 'not-present';
+  const pfn = t.entry[slot]!;
+  const fl = f.flags[pfn]!;
+  if (!(fl & (PG_ANON | PG_SHMEM))) return 'not-anon';
+  // KSM pages are swapped out too (rmap_walk_ksm); swap-in gives an ordinary page back.
+  if (f.mapcount[pfn] !== 1) return 'shared';
+  return null;
+}
+
+/**
  * MADV_PAGEOUT of a shmem page mapped once (can_do_file_pageout: the caller owns the object):
  * the PTE is cleared, and shmem_writepage() moves the page to a swap slot kept in the object;
  * a page someone else still holds stays in the page cache.
  */
 function swapOutShmemPage(k: Kernel, mm: Mm, vpn: number, slot: number, pfn: number): SwapoutSkip {
   const f = k.frames;
-  if (f.mapcount[pfn] !== 1) return 'shared';
   // No pin check here: the maybe-pinned skip guards anon pages only. A pinned shmem page is
   // unmapped like any other and stays in the page cache (its pin keeps the refcount above 1).
   const vma = mm.findVma(vpn)!;
