@@ -352,7 +352,8 @@ export class Expander {
   /** Expand state `id` at depth d; true: the search stops. */
   expand(id: number, d: number, to: ExpandTarget): boolean {
     const r = this.states.get(id);
-    const ops = enabledOps(r, this.shape, this.ops);
+    // Past the start state, no operation the kernel returns from changing nothing (ExploreOn's noop).
+    const ops = enabledOps(r, this.shape, this.ops, d > 0);
     const base = this.base0.of(r);
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i]!;

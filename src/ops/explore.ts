@@ -74,20 +74,26 @@ const scratch = { procs: [] as Proc[], alive: [] as number[], firstRegions: [] a
 
 /**
  * Every operation enabled in this state, in a fixed order (the order of shape.ops), into `out`
- * (its elements replaced; default: a new array), which is returned.
+ * (its elements replaced; default: a new array), which is returned. With `skipNoops`, not the
+ * instances the kernel returns from changing nothing (ExploreOn's `noop`; the search's, past the
+ * start state).
  */
-export function enabledOps(r: Runner, shape: ExploreShape, out: number[] = []): number[] {
+export function enabledOps(r: Runner, shape: ExploreShape, out: number[] = [], skipNoops = false): number[] {
   const { procs, alive, firstRegions } = scratch;
   // Written by index and cut to length at the end: an array emptied by `length = 0` gives up its
   // storage, and the next state's operations would grow a new one.
   let count = 0;
   procs.length = 0;
   alive.length = 0;
+  // A kernel path in progress: a step may run it to its end first (waitForMmapLock), so none is a no-op.
+  let busy = false;
   for (const p of r.procs.values()) {
     // A thread inside a kernel path started with `&` can only take its next step.
     if (p.alive && !p.task) alive.push(procs.length);
+    else if (p.alive) busy = true;
     procs.push(p);
   }
+  const noops = skipNoops && !busy;
   const groupsAlive = groupsAliveOf(procs);
   // A `fork &` in progress has its child (a process, a name) when it ends: counted already.
   let forking = 0;
@@ -114,10 +120,18 @@ export function enabledOps(r: Runner, shape: ExploreShape, out: number[] = []): 
         for (let i = 0; i < procs.length; i++) if (procs[i]!.alive && procs[i]!.task) out[count++] = pack(code, i, 0, 0);
         break;
       case 'once':
-        out[count++] = pack(code, 0, 0, 0);
+        if (!(noops && on.noop?.(r.k))) out[count++] = pack(code, 0, 0, 0);
         break;
       case 'proc':
-        for (const pi of alive) if (!on.when || on.when(procs[pi]!)) out[count++] = pack(code, pi, 0, 0);
+        for (const pi of alive) {
+          const p = procs[pi]!;
+          if (on.when && !on.when(p)) continue;
+          if (noops && on.noop) {
+            const reg = firstRegion(p);
+            if (reg !== undefined && on.noop(r.k, p, reg)) continue;
+          }
+          out[count++] = pack(code, pi, 0, 0);
+        }
         break;
       case 'handle': {
         let i = 0;
@@ -142,7 +156,10 @@ export function enabledOps(r: Runner, shape: ExploreShape, out: number[] = []): 
           const p = procs[pi]!;
           for (let pg = 0, n = Math.min(reg.n, shape.pageLimit ?? reg.n); pg < n; pg++) {
             if (on.when && !on.when(p, reg.start + pg)) continue;
-            for (let v = 0; v < (on.variants ?? 1); v++) out[count++] = pack(code, pi, pg, v);
+            for (let v = 0; v < (on.variants ?? 1); v++) {
+              if (noops && on.noop && on.noop(r.k, p, reg.start + pg, v)) continue;
+              out[count++] = pack(code, pi, pg, v);
+            }
           }
         }
       }

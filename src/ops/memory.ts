@@ -1,5 +1,9 @@
 // Address-space operations of a process: mmap, munmap, mremap, mprotect, madvise, clear-softdirty.
 
+import { holdsWholeHpage } from '../core/collapse.js';
+import type { Kernel } from '../core/kernel.js';
+import { madviseChanges, mprotectChanges } from '../core/mmap.js';
+import type { Proc } from '../engine/state.js';
 import { clearSoftdirty, madvise, mmap, mprotect, mremap, munmap } from '../engine/mm-ops.js';
 import type { Prot } from '../scenario/ast.js';
 import { ADVICES, OPTIONS, PROTS } from '../scenario/words.js';
@@ -164,6 +168,19 @@ export const mremapOp = defineOp({
   }],
 });
 
+/** The protection of the explorer's mprotect, by variant. */
+const exploredProt = (extra: number): 'ro' | 'rw' => (extra === 0 ? 'ro' : 'rw');
+
+/**
+ * The explorer's mprotect of a page is a no-op: its mapping has the protection already
+ * (mprotect_fixup() returns at once), and the vma_merge the model's doMprotect ends with finds
+ * nothing to join.
+ */
+function mprotectNoop(_k: Kernel, p: Proc, vpn: number, extra: number): boolean {
+  const v = p.mm.findVma(vpn);
+  return v !== null && !mprotectChanges(v, exploredProt(extra)) && !p.mm.mergePending();
+}
+
 /** `P mprotect SEL rw|ro|none` (mprotect(2)). */
 export const mprotectOp = defineOp({
   op: 'mprotect',
@@ -178,8 +195,8 @@ export const mprotectOp = defineOp({
   },
   run: mprotect,
   explore: [{
-    name: 'mprotect', code: 5, on: { kind: 'page', variants: 2 },
-    decode: (a) => ({ op: 'mprotect', proc: a.proc, sel: a.sel, prot: a.extra === 0 ? 'ro' : 'rw', pos: a.pos, text: '' }),
+    name: 'mprotect', code: 5, on: { kind: 'page', variants: 2, noop: mprotectNoop },
+    decode: (a) => ({ op: 'mprotect', proc: a.proc, sel: a.sel, prot: exploredProt(a.extra), pos: a.pos, text: '' }),
     text: (a, step) => `${a.proc} mprotect ${a.at} ${step.prot}`,
   }],
   replay: (o, step) => o.rangeOp(step),
@@ -203,8 +220,22 @@ export const mprotectOp = defineOp({
   }],
 });
 
+/**
+ * The explorer's madvise of a page with an advice that sets a VMA flag is a no-op: its mapping has
+ * the flag already (madvise_update_vma() returns at once), no COW-shared page table is there for
+ * doMadvise to break, and the vma_merge it ends with finds nothing to join.
+ */
+const flagNoop = (advice: 'dontfork' | 'wipeonfork') => (_k: Kernel, p: Proc, vpn: number): boolean => {
+  const v = p.mm.findVma(vpn);
+  return v !== null && !madviseChanges(v, advice) && !p.mm.cowPgtable && !p.mm.mergePending();
+};
+
+/**
+ * The explorer's madvise of a page. MADV_MERGEABLE is tried even where the mapping has the flag:
+ * the model's doMadvise splits and joins the mapping and registers the mm with ksmd whatever it finds.
+ */
 const adviseOn = (name: 'dontfork' | 'wipeonfork' | 'dontneed' | 'mergeable', code: number) => ({
-  name, code, on: { kind: 'page' } as const,
+  name, code, on: { kind: 'page', ...(name === 'dontfork' || name === 'wipeonfork' ? { noop: flagNoop(name) } : {}) } as const,
   decode: (a: ExploreArgs) => ({ op: 'madvise', proc: a.proc, sel: a.sel, advice: name, pos: a.pos, text: '' }),
   text: (a: ExploreArgs) => `${a.proc} madvise ${a.at} ${name}`,
 });
@@ -226,7 +257,8 @@ export const madviseOp = defineOp({
   explore: [adviseOn('dontfork', 6), adviseOn('wipeonfork', 7), adviseOn('dontneed', 8), adviseOn('mergeable', 26), {
     // MADV_COLLAPSE over the whole explored region (each whole 2 MiB of it PTE-mapped becomes a
     // new THP): the operation of a THP start (`explore --start thp`), beside the splitting ones.
-    name: 'collapse', code: 36, on: { kind: 'proc' },
+    // Not tried on a region holding no whole aligned 2 MiB (it collapses nothing).
+    name: 'collapse', code: 36, on: { kind: 'proc', noop: (_k, _p, reg) => !holdsWholeHpage(reg.start, reg.start + reg.n) },
     decode: (a) => ({ op: 'madvise', proc: a.proc, sel: { region: a.sel.region, all: true, lo: 0, hi: a.regionPages - 1, pos: a.sel.pos }, advice: 'collapse', pos: a.pos, text: '' }),
     text: (a) => `${a.proc} madvise ${a.sel.region} collapse`,
   }],

@@ -1,9 +1,24 @@
 // Operations of the system rather than of one process: reclaim (swapout), ksmd (ksm merge), and
 // the steps that only look (check, stats).
 
+import { hugeIn } from '../core/huge.js';
+import type { Kernel } from '../core/kernel.js';
+import { ksmNeverEntered } from '../core/ksm.js';
+import { pageoutSkip } from '../core/swap.js';
 import { stats } from '../engine/expect.js';
+import type { Proc } from '../engine/state.js';
 import { ksmMergeAll, swapout } from '../engine/mm-ops.js';
 import { defineOp } from './types.js';
+
+/**
+ * The explorer's swapout of a page is a no-op: swapOutPage() returns before it changes anything,
+ * there being no mapping there, or (with no COW-shared page table to break and no THP to split
+ * first) no page its PTE checks take (pageoutSkip).
+ */
+function swapoutNoop(k: Kernel, p: Proc, vpn: number): boolean {
+  const mm = p.mm;
+  return mm.findVma(vpn) === null || (!mm.cowPgtable && !hugeIn(k, mm, vpn, vpn + 1) && pageoutSkip(k, mm, vpn) !== null);
+}
 
 /** `swapout P SEL` (reclaim of P's pages: MADV_PAGEOUT). */
 export const swapoutOp = defineOp({
@@ -19,7 +34,7 @@ export const swapoutOp = defineOp({
   },
   run: swapout,
   explore: [{
-    name: 'swapout', code: 25, on: { kind: 'page' },
+    name: 'swapout', code: 25, on: { kind: 'page', noop: swapoutNoop },
     decode: (a) => ({ op: 'swapout', proc: a.proc, sel: a.sel, pos: a.pos, text: '' }),
     text: (a) => `swapout ${a.proc} ${a.at}`,
   }],
@@ -65,7 +80,8 @@ export const ksmMergeOp = defineOp({
   },
   run: (s) => ksmMergeAll(s),
   explore: [{
-    name: 'ksm-merge', code: 27, on: { kind: 'once' },
+    // Not tried before any mm has been registered with ksmd: it has nothing to merge.
+    name: 'ksm-merge', code: 27, on: { kind: 'once', noop: ksmNeverEntered },
     decode: (a) => ({ op: 'ksm-merge', pos: a.pos, text: '' }),
     text: () => 'ksm merge',
   }],

@@ -9,8 +9,8 @@
 // of theirs but types, so the web bundle, which parses scenarios, pulls in no Node-only module.
 
 import type { Task } from '../core/tasks.js';
-import type { Handle } from '../core/kernel.js';
-import type { Proc, RunState } from '../engine/state.js';
+import type { Handle, Kernel } from '../core/kernel.js';
+import type { Proc, Region, RunState } from '../engine/state.js';
 import type { PageSel, Pos, Step, StepOp } from '../scenario/ast.js';
 import type { ProcInfo } from '../scenario/resolve.js';
 import type { LineParser, StepBase } from '../scenario/steps.js';
@@ -46,15 +46,23 @@ export type Syntax = ProcessSyntax | SystemSyntax;
 
 // ---- the explorer -------------------------------------------------------------------------------
 
-/** Which instances of an explorer operation a state has (src/ops/explore.ts enumerates them). */
+/**
+ * Which instances of an explorer operation a state has (src/ops/explore.ts enumerates them).
+ *
+ * `noop`: an instance the kernel function returns from changing nothing, told by the predicate
+ * that function uses (exported from src/core, never a copy of its rule). Its transition would
+ * return to the state it left and report nothing, so the search does not make it: only when no
+ * thread has a kernel path in progress (the step would run it to its end first: waitForMmapLock)
+ * and not from the start state (whose own events no transition has reported yet).
+ */
 export type ExploreOn =
   /**
    * Each page of the first region (in name order) of each thread free to start an operation,
    * `variants` times; with `when`, only the pages (vpn) of threads it accepts.
    */
-  | { kind: 'page'; variants?: number; takesHandle?: boolean; when?(p: Proc, vpn: number): boolean }
-  /** Each thread free to start an operation; with `when`, only those it accepts. */
-  | { kind: 'proc'; when?(p: Proc): boolean }
+  | { kind: 'page'; variants?: number; takesHandle?: boolean; when?(p: Proc, vpn: number): boolean; noop?(k: Kernel, p: Proc, vpn: number, variant: number): boolean }
+  /** Each thread free to start an operation; with `when`, only those it accepts. `region`: its first region (in name order). */
+  | { kind: 'proc'; when?(p: Proc): boolean; noop?(k: Kernel, p: Proc, region: Region): boolean }
   /** Each free thread, while fewer processes than --procs live. */
   | { kind: 'fork' }
   /** Each free thread, while its process has fewer threads than --threads. */
@@ -62,7 +70,7 @@ export type ExploreOn =
   /** Each thread with a kernel path in progress. */
   | { kind: 'pending' }
   /** Once. */
-  | { kind: 'once' }
+  | { kind: 'once'; noop?(k: Kernel): boolean }
   /** Each live handle `accepts` takes. */
   | { kind: 'handle'; accepts(h: Handle): boolean };
 
