@@ -28,12 +28,28 @@ struct mobs {
 	const char *kind, *what, *actual;
 };
 
+/*
+ * What the model holds after a step that takes a handle (src/oracle/types.ts ModelHandle, from
+ * the model's second run, src/oracle/oracle.ts probeModel): the note after a handle this run
+ * cannot take says it, and a device writes through it only where the model holds pages of it.
+ */
+struct mhandle {
+	/* A device-exclusive grant, or a GUP handle (pin, gup, vmsplice). */
+	int exclusive;
+	/* The model's answer to the step ("ok", "EFAULT", "EBUSY", ...; NULL: it made none, its process is gone). */
+	const char *answer;
+	/* Pages the model holds through it (0: its call failed), of pages asked for. */
+	int held, pages;
+};
+
 /* The model's observations of one step (its own record, then the swap/KSM extras). */
 struct mstep {
 	int n;
 	const struct mobs *obs;
 	/* The model keeps this many swap-cache pages no one maps or holds: frames_used not compared. */
 	int hidden_swapcache;
+	/* What the model holds after the step, when it takes a handle (NULL otherwise). */
+	const struct mhandle *handle;
 };
 
 /* The model on one kind of machine: [0] a read fault maps the zero page, [1] it does not. */
@@ -385,6 +401,7 @@ struct kproc {
 
 struct khandle {
 	int held, missing, missing_writable, id, pipe;
+	int model_known; /* missing: the model's answer is known to this run (its device wrote, or may have) */
 	uint64_t pages;
 	uint64_t *pfns; /* the frames it holds (recorded when taken) */
 	uint64_t npfns;
@@ -534,19 +551,70 @@ static void simple(struct kproc *p, uint32_t op, uint32_t flags, uint64_t addr, 
 
 /* ---- steps ------------------------------------------------------------------------------- */
 
-/* model_holds 0: the model's GUP failed (no handle on either side), after faulting in the pages before the one it failed on. */
-static void lose_for_missing_handle(const char *handle, int line, int model_holds)
+/* The model's step being replayed (run_scenario sets it): what the model holds after it. */
+static const struct mstep *cur_model;
+
+/* What the model holds after the current step, when it took a handle (NULL: not known to this run). */
+static const struct mhandle *model_handle(void)
 {
-	char what[300], why[600];
-	if (model_holds)
-		snprintf(what, sizeof what, "the model holds %s (line %d), which this run could not take", handle, line);
-	else
-		snprintf(what, sizeof what, "the model's GUP for %s (line %d) failed (no handle on either side) and this run did not try it", handle, line);
-	snprintf(why, sizeof why, "%s: %s may change frame sharing and counters from here on", what,
-		 model_holds ? "its references and unsharing" : "the faults and unsharing it did before failing");
-	lose(A_FRAMES, "%s", why);
-	lose(A_STATS, "%s", why);
+	return cur_model ? cur_model->handle : NULL;
+}
+
+/*
+ * What the model holds of a handle this run could not take (src/oracle/replay.ts modelHolds), in
+ * what, and what of it may change frames and counters, returned.
+ */
+static const char *model_holds(char *what, size_t size, const char *handle, int line, const struct mhandle *m)
+{
+	if (!m) {
+		snprintf(what, size, "this run could not take %s (line %d), which the model may hold", handle, line);
+		return "what the model did for it";
+	}
+	if (!m->answer) {
+		snprintf(what, size, "the model took no %s (line %d: its process is gone there) and this run could not take it", handle, line);
+		return "what the two runs' processes did differently";
+	}
+	const char *kept = m->exclusive ? "its device-exclusive entries" : "its references and unsharing";
+	if (m->held == m->pages) {
+		snprintf(what, size, "the model holds %s (line %d), which this run could not take", handle, line);
+		return kept;
+	}
+	const char *call = m->exclusive ? "device-exclusive request" : "GUP";
+	if (m->held > 0) {
+		snprintf(what, size, "the model holds %d of the %d pages of %s (line %d: its %s ended %s), which this run could not take", m->held, m->pages,
+			 handle, line, call, m->answer);
+		return kept;
+	}
+	if (m->exclusive) {
+		snprintf(what, size, "the model's %s for %s (line %d) failed with %s: it holds none of its pages, and this run none either", call, handle, line,
+			 m->answer);
+		return "the faults and conversions it did before failing";
+	}
+	snprintf(what, size, "the model's %s for %s (line %d) failed with %s (no handle on either side)", call, handle, line, m->answer);
+	return "the faults and unsharing it did before failing";
+}
+
+/* Frame sharing, counters and short-term references are not compared after a handle this run could not take; the note says what the model holds of it (m). */
+static void lose_for_missing_handle(const char *handle, int line, const struct mhandle *m)
+{
+	char what[400];
+	const char *did = model_holds(what, sizeof what, handle, line, m);
+	lose(A_FRAMES, "%s: %s may change frame sharing and counters from here on", what, did);
+	lose(A_STATS, "%s: %s may change frame sharing and counters from here on", what, did);
 	lose(A_SHORTREFS, "%s: what short-term references see depends on which pages get copied", what);
+}
+
+/* A handle this run cannot take (why): its later steps are skipped; whether the model's device may write through it, and the note, come from the model's answer. */
+static void mark_missing(int handle, int writable, const char *why)
+{
+	const struct mhandle *m = model_handle();
+	struct khandle *h = &khandles[handle];
+	h->missing = 1;
+	/* A handle the model does not hold either gives its device nothing to write through. */
+	h->missing_writable = writable && (!m || m->held > 0);
+	h->model_known = m != NULL;
+	sset(h->why, sizeof h->why, why);
+	set_skip("%s", why);
 }
 
 /* An operation this run does not perform (src/oracle/system-ops.ts gives reason, did, lose). */
@@ -829,25 +897,14 @@ static void __attribute__((unused)) rp_thread(int name, int thread)
 	name_proc[thread] = (int)(p - kprocs) + 1;
 }
 
-/* A handle this run cannot take: skipped, with what it costs (model_holds 0: the model's GUP failed too). */
-static void missing_handle(int name, int handle, const char *what, int writable, const char *why, int model_holds)
+/* A handle this run cannot take (src/oracle/replay.ts missingHandle): skipped, with what it costs and what the model holds of it. */
+static void __attribute__((unused)) rp_missing_handle(int name, int handle, const char *what, int writable, const char *why)
 {
 	if (!live(name))
 		return;
-	struct khandle *h = &khandles[handle];
-	h->missing = 1;
-	/* A handle the model does not hold either gives its device nothing to write through. */
-	h->missing_writable = writable && model_holds;
-	sset(h->why, sizeof h->why, why);
-	set_skip("%s", why);
+	mark_missing(handle, writable, why);
 	observe_skipped("gup", what, why);
-	lose_for_missing_handle(HANDLES[handle], cur_line, model_holds);
-}
-
-/* A handle the model holds and this run cannot take. */
-static void __attribute__((unused)) rp_missing_handle(int name, int handle, const char *what, int writable, const char *why)
-{
-	missing_handle(name, handle, what, writable, why, 1);
+	lose_for_missing_handle(HANDLES[handle], cur_line, model_handle());
 }
 
 /* Whether a page of [addr, addr + n pages) is one the userfaultfd monitor protected (PM_UFFD_WP, in a process with a userfaultfd context): src/oracle/replay.ts slowPinRefused. */
@@ -873,8 +930,8 @@ static int resource_error(int e)
 
 /*
  * pin (io_uring buffer registration: FOLL_WRITE|FOLL_LONGTERM) or vmsplice into a pipe. slow_why:
- * a slow pin's (pin_user_pages) reason not to replay it over a page the monitor protected, where
- * the model's pin fails (src/ops/gup.ts SLOW_PIN_UFFD); NULL for the others.
+ * a slow pin's (pin_user_pages) reason not to replay it over a page the monitor protected on this
+ * kernel (src/ops/gup.ts SLOW_PIN_UFFD); NULL for the others.
  */
 static void __attribute__((unused)) rp_take(int name, int region, uint64_t lo, uint64_t hi, int handle, int pipe, const char *what, const char *slow_why)
 {
@@ -887,7 +944,7 @@ static void __attribute__((unused)) rp_take(int name, int region, uint64_t lo, u
 	}
 	uint64_t n = hi - lo + 1, addr = addr_of(p, region, lo);
 	if (slow_why && slow_pin_refused(p, addr, n)) {
-		missing_handle(name, handle, what, 1, slow_why, 0);
+		rp_missing_handle(name, handle, what, 1, slow_why);
 		return;
 	}
 	int id = next_id++;
@@ -960,7 +1017,8 @@ static void __attribute__((unused)) rp_device_write(int handle, uint64_t i, uint
 	if (h->missing) {
 		set_skip("no %s in this run: %s", HANDLES[handle], h->why);
 		if (h->missing_writable)
-			lose(A_VALUES, "the model's device wrote through %s (line %d), which this run could not take", HANDLES[handle], line);
+			lose(A_VALUES, "the model's device %s through %s (line %d), which this run could not take", h->model_known ? "wrote" : "may have written",
+			     HANDLES[handle], line);
 		return;
 	}
 	if (!h->held || h->pipe)
@@ -989,13 +1047,11 @@ static void __attribute__((unused)) rp_release(int handle)
 	h->held = 0;
 }
 
-static void __attribute__((unused)) rp_device_exclusive(int handle, const char *reason, const char *did, int mask)
+/* A device-exclusive grant needs a driver: a handle this run cannot take (src/oracle/system-ops.ts says why), whatever the model holds of it. */
+static void __attribute__((unused)) rp_device_exclusive(int handle, const char *reason)
 {
-	struct khandle *h = &khandles[handle];
-	h->missing = 1;
-	h->missing_writable = 1;
-	sset(h->why, sizeof h->why, reason);
-	not_replayed(reason, did, mask);
+	mark_missing(handle, 1, reason);
+	lose_for_missing_handle(HANDLES[handle], cur_line, model_handle());
 }
 
 static void __attribute__((unused)) rp_clear_softdirty(int name, int line)
@@ -1615,6 +1671,7 @@ static int run_scenario(const struct variant *variants, const struct stepdef *st
 		nkobs = 0;
 		note[0] = 0;
 		have_step_skip = 0;
+		cur_model = &v->steps[i];
 		printf("# line %d: %s\n", s->line, s->text);
 		if (run_error[0]) {
 			set_skip("not replayed: the helper failed at %s", run_error);

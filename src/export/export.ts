@@ -23,6 +23,7 @@ import { errnoName, label } from '../oracle/names.js';
 import { probeModel, withoutModelLimits } from '../oracle/oracle.js';
 import { missingFacility, probedProfile } from '../oracle/probed.js';
 import { systemStep } from '../oracle/system-ops.js';
+import type { ModelHandle } from '../oracle/types.js';
 import { ValueWords } from '../oracle/values.js';
 import type { Scenario, Step } from '../scenario/index.js';
 import { declOf } from '../ops/index.js';
@@ -160,7 +161,8 @@ interface VariantData {
   skip: string | null;
   count: number;
   na: string | null;
-  steps: { obs: ModelObsRow[]; hidden: number }[];
+  /** handle: what the model holds after a step that takes one (probeModel's, as the oracle's replay gets it), else null. */
+  steps: { obs: ModelObsRow[]; hidden: number; handle: ModelHandle | null }[];
 }
 
 function modelVariant(sc: Scenario, base: Profile, zeroPage: boolean): VariantData {
@@ -172,12 +174,12 @@ function modelVariant(sc: Scenario, base: Profile, zeroPage: boolean): VariantDa
   if (skip !== null) return { profile, skip, count: 0, na: null, steps: [] };
   const model = runScenario(msc, profile, { trace: false, maxEventsPerStep: 0 });
   const count = model.na !== null ? model.na.step : sc.steps.length;
-  const probes = probeModel(msc, profile, count);
+  const probes = probeModel(msc, profile, count, undefined, true);
   const steps: VariantData['steps'] = [];
   for (let i = 0; i < count; i++) {
     const probe = probes.get(i);
     const obs = [...(model.steps[i]?.observations ?? []), ...(probe?.extra ?? [])].map((o) => ({ kind: o.kind, what: o.what, actual: o.actual }));
-    steps.push({ obs, hidden: probe?.hiddenSwapCache ?? 0 });
+    steps.push({ obs, hidden: probe?.hiddenSwapCache ?? 0, handle: probe?.handle ?? null });
   }
   const na = model.na !== null ? `the model is n/a from line ${model.na.line} on: ${model.na.reason}` : null;
   return { profile, skip: null, count, na, steps };
@@ -316,7 +318,7 @@ export function exportScenario(sc: Scenario, base: Profile, opts: ExportOptions 
   tables.push('};', `#define N_VALUES ${vals.length}`, '');
   out.push(runtime.replace('/* @@TABLES@@ */', tables.join('\n')));
 
-  // The model's answers, per variant and step (identical arrays emitted once).
+  // The model's answers, per variant and step (identical arrays and handles emitted once).
   const emitted = new Map<string, string>();
   const data: string[] = ['', '/* ==== the model\'s answers (generated) ==== */', ''];
   const arrayOf = (rows: ModelObsRow[]): string => {
@@ -330,10 +332,23 @@ export function exportScenario(sc: Scenario, base: Profile, opts: ExportOptions 
     }
     return name;
   };
+  // What the model holds after each step that takes a handle: the runtime words its note from it.
+  const emittedHandles = new Map<string, string>();
+  const handleOf = (m: ModelHandle | null): string => {
+    if (m === null) return 'NULL';
+    const body = `{ ${m.exclusive ? 1 : 0}, ${m.answer === null ? 'NULL' : cstr(m.answer)}, ${m.held}, ${m.pages} }`;
+    let name = emittedHandles.get(body);
+    if (name === undefined) {
+      name = `H${emittedHandles.size}`;
+      emittedHandles.set(body, name);
+      data.push(`static const struct mhandle ${name} = ${body};`);
+    }
+    return `&${name}`;
+  };
   const vnames: string[] = [];
   variants.forEach((v, vi) => {
-    const rows = v.steps.map((s, i) => `\t{ ${s.obs.length}, ${arrayOf(s.obs)}, ${s.hidden} }, /* line ${sc.steps[i]!.pos.line} */`);
-    rows.push('\t{ 0, NULL, 0 },');
+    const rows = v.steps.map((s, i) => `\t{ ${s.obs.length}, ${arrayOf(s.obs)}, ${s.hidden}, ${handleOf(s.handle)} }, /* line ${sc.steps[i]!.pos.line} */`);
+    rows.push('\t{ 0, NULL, 0, NULL },');
     vnames.push(`V${vi}`);
     data.push(`/* ${vi === 0 ? 'a kernel that maps the zero page' : 'a kernel that maps no zero page'}: model ${ctext(v.profile.name)} */`);
     data.push(`static const struct mstep V${vi}[] = {\n${rows.join('\n')}\n};`);

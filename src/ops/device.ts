@@ -117,8 +117,9 @@ export const deviceExclusiveOp = defineOp({
   }],
   replay: (o, step) => o.deviceExclusive(step),
   exportC(x, step) {
+    // What the model holds of it the program reads from the model's answers (its note says it).
     const s = x.system('device-exclusive');
-    return { code: `rp_device_exclusive(${x.handle(step.handle)}, ${x.str(s.reason)}, ${x.str(s.did)}, ${s.mask});`, skipped: s.reason };
+    return { code: `rp_device_exclusive(${x.handle(step.handle)}, ${x.str(s.reason)});`, skipped: s.reason };
   },
   fuzz: (w, c) => w.taking(c, 'exclusive', (p, s, h) => `device exclusive ${p.name} ${s} as ${h}`),
 });

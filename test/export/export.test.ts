@@ -264,7 +264,7 @@ test('not root: frame numbers are SKIP with the reason, values still compared, e
   }
 });
 
-test('a slow pin over a page the userfaultfd monitor protected: the model\'s pin fails (EFAULT) and io_uring\'s may wait for the monitor, so the program skips it as the oracle does; the page stays protected on both sides, the device write through the handle nobody holds is skipped, nothing FAILs', async (t) => {
+test('a slow pin over a page the userfaultfd monitor protected: io_uring\'s may wait for the monitor, so the program skips it as the oracle does; the model\'s pin fails (EFAULT) and the note says so; the page stays protected on both sides, the device write through the handle nobody holds is skipped, nothing FAILs', async (t) => {
   if (spawnSync('gcc', ['--version']).status !== 0) return t.skip('no gcc on this machine');
   const live = openLive();
   if (!live.session) return t.skip(live.reason);
@@ -285,6 +285,7 @@ steps: |
   device write h[0] = 7
   P write a[0] = 2
   P read a[0] expect 2
+  expect stat frames_used == 2
 `);
     const b = join(work, 'uffd-pin-slow');
     writeFileSync(`${b}.c`, exportScenario(sc, v6()).source);
@@ -295,6 +296,8 @@ steps: |
     assert.match(r.out, /^PASS line 9 \[gup\] P pins a\[1\]: ok$/m, 'a slow pin of an unprotected page is replayed');
     // The model's device wrote nothing through h (it has none): values stay comparable.
     assert.match(r.out, /^PASS line 14 \[read\] P a\[0\]: 2$/m);
+    // The note says what the model did, from its own answer (its page is protected too).
+    assert.match(r.out, /^SKIP line 15 \[stat\] frames_used: the model's GUP for h \(line 7\) failed with EFAULT \(no handle on either side\): /m);
     assert.doesNotMatch(r.out, /^FAIL /m, r.out);
     assert.equal(r.code, 0, r.out);
     const oracle = oracleScenario(session, sc, v6());
