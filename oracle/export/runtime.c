@@ -551,7 +551,7 @@ static void simple(struct kproc *p, uint32_t op, uint32_t flags, uint64_t addr, 
 
 /* ---- steps ------------------------------------------------------------------------------- */
 
-/* The model's step being replayed (run_scenario sets it): what the model holds after it. */
+/* The model's step being replayed (run_scenario sets it): its observations, and what it holds after it. */
 static const struct mstep *cur_model;
 
 /* What the model holds after the current step, when it took a handle (NULL: not known to this run). */
@@ -617,8 +617,8 @@ static void mark_missing(int handle, int writable, const char *why)
 	set_skip("%s", why);
 }
 
-/* An operation this run does not perform (src/oracle/system-ops.ts gives reason, did, lose). */
-static void not_replayed(const char *reason, const char *did, int mask)
+/* An operation this run does not perform: skip it (reason), and stop comparing what it may change (mask), saying what the model did (said). */
+static void not_replayed_as(const char *reason, const char *said, int mask)
 {
 	if (mask & A_ALL) {
 		set_skip("%s", reason);
@@ -628,8 +628,40 @@ static void not_replayed(const char *reason, const char *did, int mask)
 	set_skip("%s", reason);
 	for (int a = 1; a < A_ALL; a <<= 1)
 		if (mask & a)
-			lose(a, "the model %s at line %d and this run could not: %s may differ from here on", did, cur_line,
+			lose(a, "%s and this run could not: %s may differ from here on", said,
 			     a == A_VALUES ? "values" : "frame sharing, counters and what short-term references see");
+}
+
+/* An operation this run does not perform (src/oracle/system-ops.ts gives reason, did, lose). */
+static void not_replayed(const char *reason, const char *did, int mask)
+{
+	char said[300];
+	snprintf(said, sizeof said, "the model %s at line %d", did, cur_line);
+	not_replayed_as(reason, said, mask);
+}
+
+/*
+ * A swapout, pageout (kind "swap") or ksm merge (kind "ksm") this run could not do: the note says
+ * what the model did, from its own row after it among the step's model observations
+ * (src/oracle/replay.ts modelDid), claiming no more; did: what it may have done, where no row is known.
+ */
+static void system_not_replayed(const char *reason, const char *kind, const char *did, int mask)
+{
+	const struct mobs *row = NULL;
+	for (int i = 0; cur_model && i < cur_model->n; i++)
+		if (!strcmp(cur_model->obs[i].kind, kind))
+			row = &cur_model->obs[i];
+	char said[700];
+	if (!row)
+		snprintf(said, sizeof said, "the model may have %s at line %d", did, cur_line);
+	else if (!strcmp(kind, "ksm"))
+		snprintf(said, sizeof said, "the model's ksm merge at line %d left %.500s mapping a KSM page", cur_line, strcmp(row->actual, "none") ? row->actual : "no page");
+	else if (!strcmp(row->actual, "swapped"))
+		snprintf(said, sizeof said, "the model swapped out every page of %.200s at line %d", row->what, cur_line);
+	else
+		snprintf(said, sizeof said, "the model swapped out %s of %.200s at line %d (%.400s)", strstr(row->actual, "swapped") ? "part" : "none", row->what,
+			 cur_line, row->actual);
+	not_replayed_as(reason, said, mask);
 }
 
 static void __attribute__((unused)) rp_not_replayed(const char *reason, const char *did, int mask)
@@ -1406,7 +1438,7 @@ static void __attribute__((unused)) rp_swapout(int name, int region, uint64_t lo
 	(void)reason;
 	const char *why = swap_ready();
 	if (why) {
-		not_replayed(why, did, mask);
+		system_not_replayed(why, "swap", did, mask);
 		return;
 	}
 	uint64_t start = region_of(p, region)->vpn + lo, n = hi - lo + 1;
@@ -1416,7 +1448,7 @@ static void __attribute__((unused)) rp_swapout(int name, int region, uint64_t lo
 		if (fr < (long long)n) {
 			char w[300];
 			snprintf(w, sizeof w, "the oracle's swap file has room for %lld more page(s), and this swapout may need %llu", fr, (unsigned long long)n);
-			not_replayed(w, did, mask);
+			system_not_replayed(w, "swap", did, mask);
 			return;
 		}
 	}
@@ -1425,7 +1457,7 @@ static void __attribute__((unused)) rp_swapout(int name, int region, uint64_t lo
 		if (!ans_is("ok")) {
 			char w[600];
 			snprintf(w, sizeof w, "another cowlab oracle kept the swap lock: %.400s", ans_rest(2));
-			not_replayed(w, did, mask);
+			system_not_replayed(w, "swap", did, mask);
 			return;
 		}
 		swap_held = 1;
@@ -1521,7 +1553,7 @@ static void __attribute__((unused)) rp_ksm_merge(const char *reason, const char 
 			}
 		}
 		if (why) {
-			not_replayed(why, did, mask);
+			system_not_replayed(why, "ksm", did, mask);
 			return;
 		}
 	}

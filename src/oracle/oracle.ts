@@ -20,7 +20,7 @@ import type { OracleSession } from './session.js';
 import { OracleError } from './agent.js';
 import { hugetlbPoolFor } from './hugetlb.js';
 import { modelHugeMap, thpPlan, usesThp } from './thp.js';
-import type { KernelStep, ModelHandle } from './types.js';
+import type { KernelStep, ModelHandle, ModelRow } from './types.js';
 import { declOf } from '../ops/index.js';
 
 export const ORACLE_FORMAT = 1;
@@ -301,11 +301,14 @@ export function oracleScenario(session: OracleSession, sc: Scenario, base: Profi
   const probes = probeModel(msc, profile, count, thp, true);
   const huge = new Map<number, Map<string, string>>();
   const handles = new Map<number, ModelHandle>();
+  const system = new Map<number, ModelRow>();
   for (const [i, p] of probes) {
     if (p.huge) huge.set(i, p.huge);
     if (p.handle) handles.set(i, p.handle);
+    const row = p.extra.find((o) => o.kind === 'swap' || o.kind === 'ksm');
+    if (row) system.set(i, row);
   }
-  const kernel = session.replay(sc, count, { huge, handles });
+  const kernel = session.replay(sc, count, { huge, handles, system });
   const steps: OracleStep[] = [];
   const counts: OracleCounts = { steps: count, compared: 0, agree: 0, disagree: 0, skipped: 0 };
   for (let i = 0; i < count; i++) {

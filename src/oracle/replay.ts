@@ -13,7 +13,7 @@ import { hasFlag, KPF_KSM, kpageflags, ksmMergeable, ksmRun, pagemap, vmPteKb } 
 import { systemStep } from './system-ops.js';
 import type { SystemOps } from './system.js';
 import { hugeRunsText, parseScan, thpFallbacks, thpPlan, thpQuietStep, type HugeRuns, type ThpPlan, usesThp } from './thp.js';
-import type { KernelObservation, KernelRun, KernelStep, KHandle, KProc, ModelHandle, ModelSide, ObservationKind, Region } from './types.js';
+import type { KernelObservation, KernelRun, KernelStep, KHandle, KProc, ModelHandle, ModelRow, ModelSide, ObservationKind, Region } from './types.js';
 import { ValueWords } from './values.js';
 import { declOf } from '../ops/index.js';
 import type { Replayer } from '../ops/types.js';
@@ -52,6 +52,23 @@ function modelHolds(handle: string, line: number, m: ModelHandle | null): [strin
     : [`the model's ${call} for ${handle} (line ${line}) failed with ${m.answer} (no handle on either side)`, 'the faults and unsharing it did before failing'];
 }
 
+/** Steps not replayed whose note says what the model did from its own row (modelDid). */
+const SAYS_WHAT_MODEL_DID = new Set(['swapout', 'madvise-pageout', 'ksm-merge']);
+
+/**
+ * What the model did at a swapout, pageout or ksm merge this run could not do, read from the
+ * model's own row after it (row: its swap or KSM row; null: not known to this replay): it claims
+ * no more than the model did.
+ */
+export function modelDid(op: string, line: number, row: ModelRow | null): string {
+  if (row === null) return `the model may have ${systemStep(op).did} at line ${line}`;
+  if (op === 'ksm-merge') {
+    return `the model's ksm merge at line ${line} left ${row.actual === 'none' ? 'no page' : row.actual} mapping a KSM page`;
+  }
+  if (row.actual === 'swapped') return `the model swapped out every page of ${row.what} at line ${line}`;
+  return `the model swapped out ${row.actual.includes('swapped') ? 'part' : 'none'} of ${row.what} at line ${line} (${row.actual})`;
+}
+
 export class Replay implements Replayer {
   readonly names = new Map<string, KProc>();
   readonly handles = new Map<string, KHandle>();
@@ -84,7 +101,7 @@ export class Replay implements Replayer {
     private readonly scenario: Scenario,
     private readonly system: SystemOps,
     /** What the model's run maps and holds after each step (oracle.ts; none: a replay driven without the model). */
-    private readonly model: ModelSide = { huge: new Map(), handles: new Map() },
+    private readonly model: ModelSide = { huge: new Map(), handles: new Map(), system: new Map() },
   ) {
     this.values = ValueWords.forScenario(scenario);
     this.thp = thpPlan(scenario, facilities);
@@ -245,8 +262,10 @@ export class Replay implements Replayer {
     const reason = why ?? s.reason;
     if (s.lose.includes('all')) return this.stopHere(reason);
     this.skip = reason;
+    // Swap and KSM: what the model did, from its own row; the others say what their model step does.
+    const did = SAYS_WHAT_MODEL_DID.has(op) ? modelDid(op, this.currentLine, this.model.system.get(this.currentIndex) ?? null) : `the model ${s.did} at line ${this.currentLine}`;
     for (const a of s.lose) {
-      this.comparable.lose(a, `the model ${s.did} at line ${this.currentLine} and this run could not: ${a === 'values' ? 'values' : 'frame sharing, counters and what short-term references see'} may differ from here on`);
+      this.comparable.lose(a, `${did} and this run could not: ${a === 'values' ? 'values' : 'frame sharing, counters and what short-term references see'} may differ from here on`);
     }
   }
 

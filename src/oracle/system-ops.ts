@@ -15,7 +15,7 @@ export interface SystemStep {
   reason: string;
   /** What is no longer compared after it; 'all' stops the comparison. */
   lose: Aspect[];
-  /** Said of what the model did that this run did not, for the lost aspects. */
+  /** Said of what the model did that this run did not, for the lost aspects (swapout, pageout, ksm merge: what it may have done, where its own row is not known; replay.ts modelDid). */
   did: string;
 }
 

@@ -97,4 +97,12 @@ export interface ModelSide {
   huge: ReadonlyMap<number, ReadonlyMap<string, string>>;
   /** What the model holds after each step that takes a handle. */
   handles: ReadonlyMap<number, ModelHandle>;
+  /** The model's swap row after each swapout or pageout, its KSM row after each ksm merge (what it did, where this run cannot). */
+  system: ReadonlyMap<number, ModelRow>;
+}
+
+/** One row of the model's second run (probeModel's swap or KSM row): what it is about, and the model's answer. */
+export interface ModelRow {
+  what: string;
+  actual: string;
 }
