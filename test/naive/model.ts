@@ -41,17 +41,26 @@
 // copy_huge_pmd (shared write-protected, or split first when maybe pinned in an mm that pinned);
 // munmap, MADV_DONTNEED, mremap, and mprotect or madvise that change a flag split the PMD first
 // (__split_huge_pmd: 512 PTEs, PG_anon_exclusive to every page); clear_refs write-protects it;
-// exit drops it whole (zap_huge_pmd). MADV_PAGEOUT of a THP page (v6 only: 6.15's MM-id test)
-// splits the folio (split_huge_page, refused for a folio maybe mapped shared or held by a
-// reference; 6.12's zero-filled pages mapped to the zero page) and reclaims the 4 KiB page;
-// MADV_COLLAPSE makes a THP mapped by a huge PMD. Not modelled with THP, so the THP runs
-// (test/explore/model-based-thp.test.ts) draw none of them: these throw where they meet a THP:
-// the huge zero page (a read fault on an empty THP-eligible 2 MiB), a GUP fault there, THP
-// pageout before 6.15, GUP's forced COW break (5.8, 5.4) on a huge PMD, KSM, device-exclusive
-// entries, userfaultfd write-protect; the COW page tables' rule sets have no THP; and nothing
-// the explorer's one-page operations never do is there: mprotect or MADV_DONTNEED of a whole
-// PMD (change_huge_pmd, a whole-PMD zap), a THP moved by mremap whole, swap entries of a whole
-// THP, deferred splits (the THP shrinker).
+// exit drops it whole (zap_huge_pmd). MADV_PAGEOUT of a THP page (ThpRules.pageout: 6.15's
+// MM-id test, or 5.7-6.2's page_mapcount of the head under a PMD, of the page under a PTE)
+// splits the folio (split_huge_page, refused while a reference no mapping explains holds it;
+// 6.15's device-exclusive entries of it migrated back to read-only PTEs; 6.12's zero-filled
+// pages mapped to the zero page) and reclaims the 4 KiB page; MADV_COLLAPSE makes a THP mapped
+// by a huge PMD (device-exclusive entries restored first, as swap entries are swapped in).
+// Device-exclusive entries of a THP's page: the GUP's FOLL_SPLIT_PMD splits the PMD; 5.14-6.14
+// leave a tail page NULL and walk the head's rmap over the whole folio (each PTE of a page of it
+// an entry of its own page, the walk ending at an entry made before), 6.15 makes the one entry,
+// which keeps its page's mapcount (and the folio's large mapcount and MM-id slot).
+// UFFDIO_WRITEPROTECT of a THP's page splits the PMD first (change_pmd_range).
+// Not modelled with THP, so the THP runs (test/explore/model-based-thp.test.ts) draw none of
+// them: these throw where they meet a THP: the huge zero page (a read fault on an empty
+// THP-eligible 2 MiB), a GUP fault there, THP pageout of 6.3-6.14 (folio_mapcount,
+// folio_estimated_sharers, folio_likely_mapped_shared), GUP's forced COW break (5.8, 5.4) on a
+// huge PMD, KSM; MADV_COLLAPSE's uffd-wp refusals (SCAN_PTE_UFFD_WP, none PTEs in a registered
+// VMA) are not there either; the COW page tables' rule sets have no THP; and nothing the
+// explorer's one-page operations never do is there: mprotect or MADV_DONTNEED of a whole PMD
+// (change_huge_pmd, a whole-PMD zap), a THP moved by mremap whole, swap entries of a whole THP,
+// deferred splits (the THP shrinker), a huge PMD with the uffd-wp bit.
 //
 // GUP, one page at a time, is __get_user_pages(): check_vma_flags, then follow_page_pte and
 // faultin_page until the page can be grabbed: a missing PTE is faulted in (write or read), a
@@ -372,6 +381,13 @@ export interface NaiveOptions {
    */
   deviceExclusive?: 'v5.14' | 'v6.15';
   /**
+   * What 5.14's make_device_exclusive_range() asks after its rmap walk: `page` (5.14-5.18,
+   * page_make_device_exclusive: `!page_mapcount(page)` of the head) or `folio` (5.19-6.14,
+   * folio_make_device_exclusive: `!folio_mapcount(folio)`; the default). They differ only for a THP
+   * whose walk stopped early at an entry made before.
+   */
+  deviceExclusiveHeld?: 'page' | 'folio';
+  /**
    * Which VMA fork asks whether a PTE keeps its uffd-wp bit: the parent's (`src-vma`, 5.7-5.13,
    * b569a1760782; swap entries always keep theirs, the early COW copy drops it) or the child's
    * (`dst-vma`, 8f34f1eac382 in 5.14: swap entries and the early COW copy too).
@@ -429,6 +445,14 @@ export interface ThpRules {
   pmdReuse: 'mapcount' | 'refcount' | 'anon-exclusive';
   pmdCopy: 'huge' | 'split';
   largeReuse: 'as-small' | 'never' | 'mm-exclusive';
+  /**
+   * MADV_PAGEOUT's "do not interfere with other mappings" test of a THP
+   * (madvise_cold_or_pageout_pte_range) before it splits the folio: `page-mapcount` (5.7-6.2: the
+   * page_mapcount() of the head under a huge PMD, of the page under a PTE, must be 1), `mm-id`
+   * (6.15 on: folio_maybe_mapped_shared()). Undefined: THP pageout not modelled (6.3-6.14 ask
+   * folio_mapcount(), folio_estimated_sharers(), folio_likely_mapped_shared()).
+   */
+  pageout?: 'page-mapcount' | 'mm-id';
 }
 
 /**
@@ -456,7 +480,7 @@ export const V6_RULES: NaiveOptions = {
   reuse: 'anon-exclusive', pae: true, mprotectUpgrade: true, mprotectUpgradeClean: true, unshare: 'all', earlyCow: true, swapinReadWritable: true, swapin: 'exclusive-bit', reclaimSkipsPinned: true, clearRefsSkipsPinned: true,
   ksmBreakCow: 'unshare',
   deviceExclusive: 'v6.15', uffdWpForkVma: 'dst-vma', uffdWpForkCopies: true, uffdUnprotectWritable: true, mremapClearsUffdWp: true, gupFastLongtermRetry: true,
-  collapse: 'any-pte', thp: { pmdReuse: 'anon-exclusive', pmdCopy: 'split', largeReuse: 'mm-exclusive' }, thpSplitZeropage: true,
+  collapse: 'any-pte', thp: { pmdReuse: 'anon-exclusive', pmdCopy: 'split', largeReuse: 'mm-exclusive', pageout: 'mm-id' }, thpSplitZeropage: true,
 };
 /**
  * 6.2: as V6_RULES, but a swap-in maps the page writable only on a write fault (to 6.10),
@@ -466,13 +490,13 @@ export const V6_RULES: NaiveOptions = {
  */
 export const V6_2_RULES: NaiveOptions = {
   ...V6_RULES, swapinReadWritable: false, deviceExclusive: 'v5.14', uffdUnprotectWritable: false, mremapClearsUffdWp: false, collapse: 'writable-pte', thpSplitZeropage: false,
-  thp: { pmdReuse: 'anon-exclusive', pmdCopy: 'split', largeReuse: 'as-small' },
+  thp: { pmdReuse: 'anon-exclusive', pmdCopy: 'split', largeReuse: 'as-small', pageout: 'page-mapcount' },
 };
 /** 5.19 to 6.1 but for mprotect (6.0): R/O pins unshare anonymous pages, not the zero page; KSM's break_cow is a write fault. */
 export const V5_19_RULES: NaiveOptions = {
   reuse: 'anon-exclusive', pae: true, mprotectUpgrade: false, unshare: 'anon', earlyCow: true, swapin: 'exclusive-bit', reclaimSkipsPinned: true, clearRefsSkipsPinned: true,
   ksmBreakCow: 'write', deviceExclusive: 'v5.14', uffdWpForkVma: 'dst-vma', uffdWpForkCopies: true,
-  thp: { pmdReuse: 'anon-exclusive', pmdCopy: 'split', largeReuse: 'as-small' },
+  thp: { pmdReuse: 'anon-exclusive', pmdCopy: 'split', largeReuse: 'as-small', pageout: 'page-mapcount' },
 };
 /**
  * 5.9 to 5.17: reuse only when page_count == 1 (never a KSM page); early COW at fork; no
@@ -483,7 +507,7 @@ export const V5_19_RULES: NaiveOptions = {
  */
 export const V5_9_RULES: NaiveOptions = {
   reuse: 'pagecount', pae: false, mprotectUpgrade: false, unshare: 'none', earlyCow: true, swapin: 'reuse_swap_page', reclaimSkipsPinned: false,
-  ksmBreakCow: 'write', uffdWpForkVma: 'src-vma', thp: { pmdReuse: 'mapcount', pmdCopy: 'split', largeReuse: 'as-small' },
+  ksmBreakCow: 'write', uffdWpForkVma: 'src-vma', thp: { pmdReuse: 'mapcount', pmdCopy: 'split', largeReuse: 'as-small', pageout: 'page-mapcount' },
 };
 /**
  * 5.18 ("mm: COW fixes part 1"): as 5.11 (pinned pages kept off swap, clear_refs skips them), and
@@ -493,22 +517,22 @@ export const V5_9_RULES: NaiveOptions = {
  */
 export const V5_18_RULES: NaiveOptions = {
   ...V5_9_RULES, swapin: 'refcount', wpFreeSwapcache: true, reclaimSkipsPinned: true, clearRefsSkipsPinned: true,
-  deviceExclusive: 'v5.14', uffdWpForkVma: 'dst-vma', thp: { pmdReuse: 'refcount', pmdCopy: 'split', largeReuse: 'as-small' },
+  deviceExclusive: 'v5.14', deviceExclusiveHeld: 'page', uffdWpForkVma: 'dst-vma', thp: { pmdReuse: 'refcount', pmdCopy: 'split', largeReuse: 'as-small', pageout: 'page-mapcount' },
 };
 /** 5.7 (mainline): reuse by mapcount (plus swap count: reuse_swap_page; a KSM page by reuse_ksm_page); GUP breaks no COW; fork shares every page. */
 export const V5_7_RULES: NaiveOptions = {
   reuse: 'mapcount', pae: false, mprotectUpgrade: false, unshare: 'none', earlyCow: false, swapin: 'reuse_swap_page', reclaimSkipsPinned: false,
-  ksmBreakCow: 'write', uffdWpForkVma: 'src-vma', thp: { pmdReuse: 'mapcount', pmdCopy: 'huge', largeReuse: 'as-small' },
+  ksmBreakCow: 'write', uffdWpForkVma: 'src-vma', thp: { pmdReuse: 'mapcount', pmdCopy: 'huge', largeReuse: 'as-small', pageout: 'page-mapcount' },
 };
 
 /** 5.8: 5.7 + the forced COW break of every GUP (17839856fd58), gup-fast for writable PTEs only. */
-export const V5_8_RULES: NaiveOptions = { ...V5_7_RULES, gupCowBreak: 'get-and-pin', gupFastWritableOnly: true, thp: { pmdReuse: 'mapcount', pmdCopy: 'split', largeReuse: 'as-small' } };
+export const V5_8_RULES: NaiveOptions = { ...V5_7_RULES, gupCowBreak: 'get-and-pin', gupFastWritableOnly: true, thp: { pmdReuse: 'mapcount', pmdCopy: 'split', largeReuse: 'as-small', pageout: 'page-mapcount' } };
 /** 5.9-rc4 (page-count reuse, no early COW at fork, no forced break: a308c71bf1e6). */
 export const V5_9_RC4_RULES: NaiveOptions = { ...V5_9_RULES, earlyCow: false };
 /** Seed 001 on 5.9-rc4: FOLL_PIN breaks COW at GUP time (FAULT_FLAG_BREAK_COW), FOLL_GET and gup-fast do not. */
 export const V5_9_RC4_PIN_COW_RULES: NaiveOptions = { ...V5_9_RC4_RULES, gupCowBreak: 'pin' };
 /** 5.14: 5.9 + pinned pages kept from reclaim and clear_refs (5.11), device-exclusive entries, fork asking the child's VMA about uffd-wp. */
-export const V5_14_RULES: NaiveOptions = { ...V5_9_RULES, reclaimSkipsPinned: true, clearRefsSkipsPinned: true, deviceExclusive: 'v5.14', uffdWpForkVma: 'dst-vma' };
+export const V5_14_RULES: NaiveOptions = { ...V5_9_RULES, reclaimSkipsPinned: true, clearRefsSkipsPinned: true, deviceExclusive: 'v5.14', deviceExclusiveHeld: 'page', uffdWpForkVma: 'dst-vma' };
 /** 6.15: as V6_RULES but MADV_COLLAPSE still wants a writable PTE (to 6.17). */
 export const V6_15_RULES: NaiveOptions = { ...V6_RULES, collapse: 'writable-pte' };
 
@@ -546,6 +570,8 @@ interface GupFlags {
    * write to a page the monitor protected fails (VM_FAULT_SIGBUS): the GUP is EFAULT.
    */
   unlockable?: boolean;
+  /** FOLL_SPLIT_PMD: follow_pmd_mask splits a huge PMD and follows the PTE (make_device_exclusive's GUP). */
+  splitPmd?: boolean;
 }
 
 export function pageKey(r: NRegion, i: number): string {
@@ -622,10 +648,11 @@ export class NaiveKernel {
       return;
     }
     if (pg.devx) {
-      // zap_nonpresent_ptes: the entry's reference goes, and (6.15, where it still counts) its mapping.
+      // zap_nonpresent_ptes: the entry's reference goes, and (6.15, where it still counts) its
+      // mapping: folio_remove_rmap_pte, so of a THP's page the large mapcount and MM-id slot too.
       const f = pg.devx.frame;
       pg.devx = null;
-      if (this.rules.deviceExclusive === 'v6.15') f.mapcount--;
+      if (this.rules.deviceExclusive === 'v6.15') this.unmapPage(p, f);
       this.put(f);
       p.rss--;
       return;
@@ -1187,6 +1214,11 @@ export class NaiveKernel {
     if (this.forcesCowBreak(flags) && !this.breakCowForGup(p, pg, flags.pin, allowRetry)) return this.gupFaultFailed(p);
     // follow_page_pte until it gives the page; each miss is a fault (faultin_page), counted.
     for (;;) {
+      if (pg.pmd && flags.splitPmd === true) {
+        // follow_pmd_mask: FOLL_SPLIT_PMD splits a huge PMD before anything else is asked of it.
+        this.splitHugePmd(p, pg.pmd);
+        continue;
+      }
       if (pg.pmd) {
         // follow_huge_pmd: FOLL_WRITE on a read-only PMD and an R/O pin of a head that must be
         // unshared (gup_must_unshare asks the head: a PMD-mapped folio keeps PG_anon_exclusive
@@ -1623,16 +1655,22 @@ export class NaiveKernel {
       if (pg.devx && this.rules.deviceExclusive === 'v5.14') pg.devx.writable = false;
       if (pg.pte === null) continue;
       if (prot === 'ro') pg.pte.writable = false;
-      // can_change_pte_writable() (6.0): an exclusive anonymous page, its PTE dirty before 6.2, unless
-      // uffd-wp tracking waits for its write (the bit in a registered VMA: mremap before 6.13 carries
-      // the bit out of one) or soft-dirty tracking does (VM_SOFTDIRTY clear and the PTE not soft-dirty).
-      else if (this.rules.mprotectUpgrade && pg.pte.frame !== null && pg.pte.frame.exclusive && (this.rules.mprotectUpgradeClean === true || pg.pte.dirty)
-        && !(pg.uffd === true && pg.pte.uffdWp === true) && (pg.vma.vmSoftdirty !== false || pg.pte.softDirty === true)) {
-        pg.pte.writable = true;
-      }
+      else if (this.rules.mprotectUpgrade && this.canChangePteWritable(pg)) pg.pte.writable = true;
     }
     this.merge(p);
     return end === hi;
+  }
+
+  /**
+   * can_change_pte_writable() (6.0) of pg's present PTE in a private mapping with VM_WRITE: an
+   * exclusive anonymous page, its PTE dirty before 6.2, unless uffd-wp tracking waits for its write
+   * (the bit in a registered VMA: mremap before 6.13 carries the bit out of one) or soft-dirty
+   * tracking does (pte_needs_soft_dirty_wp: VM_SOFTDIRTY clear and the PTE not soft-dirty).
+   */
+  private canChangePteWritable(pg: NPage): boolean {
+    const pte = pg.pte!;
+    return pte.frame !== null && pte.frame.exclusive && (this.rules.mprotectUpgradeClean === true || pte.dirty)
+      && !(pg.uffd === true && pte.uffdWp === true) && (pg.vma.vmSoftdirty !== false || pte.softDirty === true);
   }
 
   /** The mapped pages of region r in [lo, hi). */
@@ -2053,8 +2091,13 @@ export class NaiveKernel {
     // Swap entries are counted, not refused: a page scan of the others first.
     const first = scan();
     if (first !== 'ok') return first;
-    if (block.some((pg) => pg.swp !== null)) {
-      for (const pg of block) if (pg.swp !== null) this.swapIn(p, pg, false);
+    // A device-exclusive entry is a swap PTE to the scan too: __collapse_huge_page_swapin's
+    // do_swap_page restores it (remove_device_exclusive_entry, the device told).
+    if (block.some((pg) => pg.swp !== null || pg.devx)) {
+      for (const pg of block) {
+        if (pg.swp !== null) this.swapIn(p, pg, false);
+        else if (pg.devx) this.restoreDevx(p, pg, true);
+      }
       const again = scan();
       if (again !== 'ok') return again;
     }
@@ -2344,17 +2387,26 @@ export class NaiveKernel {
   }
 
   /**
-   * MADV_PAGEOUT meeting a page of a THP (madvise_cold_or_pageout_pte_range, v6): a folio that is
-   * maybe mapped shared (6.15's MM-id bit) is left alone (false); else split_folio(), refused
-   * while references other than its mappings hold it (can_split_folio: a pin, a GUP reference, a
-   * pipe: false); the page is then an ordinary small page for reclaim (true; true too when it
-   * was no THP page).
+   * MADV_PAGEOUT meeting a page of a THP (madvise_cold_or_pageout_pte_range): a folio maybe mapped
+   * by another (ThpRules.pageout: 6.15's MM-id bit; before 6.3 the page_mapcount() of the head
+   * under a huge PMD, `page = pmd_page(orig_pmd)`, or of the page under a PTE, not 1) is left
+   * alone (false); else split_folio() / split_huge_page(), refused while references other than
+   * its mappings hold it (can_split_folio: total mapcount == refcount - the caller's; a pin, a GUP
+   * reference, a pipe, a 5.14-6.14 device-exclusive entry: false); the page is then an ordinary
+   * small page for reclaim (true; true too when it was no THP page).
    */
   private splitForPageout(pg: NPage): boolean {
     const folio = pg.pmd?.folio ?? pg.pte?.frame?.folio;
     if (folio === undefined) return true;
-    if (this.rules.thp!.largeReuse !== 'mm-exclusive') throw new Error('THP pageout before 6.15 is not modelled by the naive model');
-    if (NaiveKernel.maybeMappedShared(folio) || folio.refcount !== folio.large) return false;
+    const rule = this.rules.thp!.pageout;
+    if (rule === undefined) throw new Error('THP pageout under these rules is not modelled by the naive model');
+    if (rule === 'mm-id') {
+      if (NaiveKernel.maybeMappedShared(folio)) return false;
+    } else {
+      const page = pg.pmd ? folio.pages[0]! : pg.pte!.frame!;
+      if (page.mapcount + folio.entire !== 1) return false;
+    }
+    if (folio.refcount !== folio.large) return false;
     this.splitFolio(folio);
     return true;
   }
@@ -2382,6 +2434,7 @@ export class NaiveKernel {
       const pmds = new Set<NPmd>();
       for (const x of q.pages.values()) if (x.pmd?.folio === folio) pmds.add(x.pmd);
       for (const pmd of pmds) this.splitHugePmd(q, pmd);
+      this.migrateDevx(q, folio);
     }
     for (const f of folio.pages) {
       Object.defineProperty(f, 'refcount', { value: f.mapcount, writable: true, enumerable: true, configurable: true });
@@ -2399,6 +2452,30 @@ export class NaiveKernel {
         this.put(f);
         q.rss--;
       }
+    }
+  }
+
+  /**
+   * unmap_folio() -> try_to_migrate() of a folio being split, for q's device-exclusive entries of
+   * its pages (6.15 on: an entry still counts as a mapping, so split_folio gets this far;
+   * 5.14-6.14 entries hold a reference no mapping explains and can_split_folio refuses):
+   * try_to_migrate_one tells devices first (MMU_NOTIFY_CLEAR over the folio's range: the grants on
+   * q's pages of the folio are revoked) and makes the entry a migration entry, never the writable
+   * kind (a non-present PTE); remove_migration_pte then maps the page again from vm_page_prot,
+   * read-only (PG_anon_exclusive kept: an exclusive entry), clean (the entry is not dirty), old,
+   * with the entry's soft-dirty and uffd-wp bits. The mapping is dropped and added again: counts
+   * unchanged.
+   */
+  private migrateDevx(q: NProc, folio: NFolio): void {
+    const mine = [...q.pages.values()].filter((x) => (x.pte?.frame?.folio ?? x.devx?.frame.folio) === folio);
+    if (!mine.some((x) => x.devx)) return;
+    this.notify(q, mine);
+    for (const x of mine) {
+      const d = x.devx;
+      if (!d) continue;
+      x.devx = null;
+      x.pte = { frame: d.frame, writable: false, dirty: false, uffdWp: d.uffdWp, softDirty: d.softDirty };
+      this.accessed?.(x.pte, false);
     }
   }
 
@@ -2448,7 +2525,7 @@ export class NaiveKernel {
     // 6.15's can_change_pte_writable: not while soft-dirty tracking waits for the page's next write (pte_needs_soft_dirty_wp).
     const softDirtyWp = pg.vma.vmSoftdirty === false && d.softDirty !== true;
     const writable = pg.prot === 'rw' && !d.uffdWp && (v615 ? d.frame.exclusive && !softDirtyWp : d.writable);
-    if (!v615) d.frame.mapcount++;
+    if (!v615) this.mapPage(p, d.frame);
     pg.devx = null;
     // The entry's soft-dirty bit, and pte_mkdirty's (x86 sets both) when mapped writable; old.
     pg.pte = { frame: d.frame, writable, dirty: writable, uffdWp: d.uffdWp, softDirty: d.softDirty === true || writable };
@@ -2457,23 +2534,24 @@ export class NaiveKernel {
 
   /**
    * make_device_exclusive (5.14-6.14: make_device_exclusive_range) of page i of r: GUP with
-   * FOLL_GET | FOLL_WRITE (a write fault breaks COW, restores an earlier entry, and a uffd-wp
-   * page goes to the monitor first), then the mapping is replaced by a device-exclusive entry and
-   * the GUP reference dropped (the driver's put once the device maps the page; the entry keeps
-   * the mapping's reference). 6.15: the one PTE, which must still be present, writable and map
-   * the page; the mapcount stays. 5.14: an rmap walk turns every present PTE of the page in every
-   * process into an entry of that PTE's writability and drops its mapcount; success only if the
-   * target PTE was writable and no mapping is left. The grant exists either way; a failure
-   * (EBUSY, or EFAULT from GUP: the one page is the first) leaves it revoked from the start.
+   * FOLL_GET | FOLL_WRITE | FOLL_SPLIT_PMD (a huge PMD is split first; a write fault breaks COW,
+   * restores an earlier entry, and a uffd-wp page goes to the monitor first), then the mapping is
+   * replaced by a device-exclusive entry and the GUP reference dropped (the driver's put once the
+   * device maps the page; the entry keeps the mapping's reference). 6.15: the one PTE, which must
+   * still be present, writable and map the page; the mapcount stays (a THP's page: its large
+   * mapcount and MM-id slot too). 5.14: a tail page of a THP is left NULL (PageTail); else
+   * folio_make_device_exclusive's rmap walk (deviceExclusiveWalk) turns every present PTE of the
+   * folio into an entry; success only if the target PTE was writable and no mapping is left (of the
+   * head, 5.14-5.18; of the folio, 5.19 on). The grant exists either way; a failure (EBUSY, or
+   * EFAULT from GUP: the one page is the first) leaves it revoked from the start.
    */
   makeDeviceExclusive(p: NProc, r: NRegion, i: number): NGrant {
-    this.noThp('makeDeviceExclusive');
     const mode = this.rules.deviceExclusive;
     if (mode === undefined) throw new Error('no device-exclusive entries under these rules (5.14 on)');
     const pg = p.pages.get(pageKey(r, i)) ?? null;
     const g: NGrant = { p, page: pg, frame: null, revoked: true, err: 'EFAULT' };
     this.grants.push(g);
-    const f = this.grab(p, r, i, { write: true, pin: false, longterm: false });
+    const f = this.grab(p, r, i, { write: true, pin: false, longterm: false, splitPmd: true });
     if (f === undefined || f === null || pg === null) return g; // EFAULT (FOLL_WRITE never ends on the zero page)
     g.err = 'EBUSY';
     let ok = false;
@@ -2484,19 +2562,13 @@ export class NaiveKernel {
         pg.pte = null;
         ok = true;
       }
-    } else {
-      let target = false;
-      for (const q of this.procs) {
-        if (!q.alive) continue;
-        for (const x of q.pages.values()) {
-          if (x.pte === null || x.pte.frame !== f) continue;
-          if (x === pg && x.pte.writable) target = true;
-          x.devx = { frame: f, writable: x.pte.writable, uffdWp: x.pte.uffdWp === true, softDirty: x.pte.softDirty };
-          x.pte = null;
-          f.mapcount--; // page_remove_rmap: the entry keeps the reference, not the mapping
-        }
-      }
-      ok = target && f.mapcount === 0;
+    } else if (f.folio === undefined || f === f.folio.pages[0]) {
+      const valid = this.deviceExclusiveWalk(p, pg, f.folio?.pages ?? [f]);
+      const folio = f.folio;
+      const mapped = this.rules.deviceExclusiveHeld === 'page' || folio === undefined
+        ? f.mapcount + (folio?.entire ?? 0)
+        : folio.pages.reduce((n, x) => n + x.mapcount, folio.entire);
+      ok = valid && mapped === 0;
     }
     this.put(f);
     if (ok) {
@@ -2505,6 +2577,49 @@ export class NaiveKernel {
       g.err = null;
     }
     return g;
+  }
+
+  /**
+   * 5.14-6.14's rmap walk for make_device_exclusive_range (rmap_walk_anon with
+   * page_make_device_exclusive_one): the VMAs of the anon_vma's interval tree in its order (by
+   * vm_pgoff; equal keys in the order they were linked: a parent's before its children's, which
+   * this takes as the processes' order, then by address), and in each, page_vma_mapped_walk over
+   * the folio's range by address: a present PTE of a page of the folio (`pages`) becomes an entry
+   * of its own page, of that PTE's writability, uffd-wp and soft-dirty bits, and drops its mapping
+   * (page_remove_rmap: the entry keeps the reference); an entry of one of them (!pte_present) ends
+   * the whole walk (rmap_one returns false). (Its .done test, the folio no longer mapped, ends it
+   * only where nothing is left to convert.) True: the target page pg of p was mapped writable.
+   */
+  private deviceExclusiveWalk(p: NProc, pg: NPage, pages: readonly NFrame[]): boolean {
+    const set = new Set(pages);
+    const vmas: { q: number; pgoff: number; start: number; list: { pg: NPage; q: NProc }[] }[] = [];
+    this.procs.forEach((q, qi) => {
+      if (!q.alive) return;
+      const byVma = new Map<NVma, (typeof vmas)[number]>();
+      for (const [a, x] of [...this.byAddress(q)].sort(([a1], [a2]) => a1 - a2)) {
+        let v = byVma.get(x.vma);
+        if (v === undefined) {
+          v = { q: qi, pgoff: a + (x.vma.shift ?? 0), start: a, list: [] };
+          byVma.set(x.vma, v);
+          vmas.push(v);
+        }
+        if (x.pmd && x.pmd.folio.pages === pages) throw new Error('page_make_device_exclusive_one: an unexpected PMD-mapped THP');
+        if (set.has(x.pte?.frame as NFrame) || (x.devx && set.has(x.devx.frame))) v.list.push({ pg: x, q });
+      }
+    });
+    vmas.sort((a, b) => a.pgoff - b.pgoff || a.q - b.q || a.start - b.start);
+    let valid = false;
+    for (const v of vmas) {
+      for (const { pg: x, q } of v.list) {
+        if (x.devx) return valid;
+        const pte = x.pte!;
+        if (q === p && x === pg && pte.writable) valid = true;
+        x.devx = { frame: pte.frame!, writable: pte.writable, uffdWp: pte.uffdWp === true, softDirty: pte.softDirty };
+        x.pte = null;
+        this.unmapPage(q, x.devx.frame);
+      }
+    }
+    return valid;
   }
 
   /** Does p still map the page object pg (not unmapped, not exited)? */
@@ -2564,9 +2679,11 @@ export class NaiveKernel {
    * unless every page is registered in write-protect mode.
    */
   uffdWriteprotect(p: NProc, r: NRegion, lo: number, hi: number, wp: boolean): boolean {
-    this.noThp('uffdWriteprotect');
     const pages = this.pagesIn(p, r, lo, hi);
     if (pages.length !== hi - lo || pages.some((pg) => pg.uffd !== true)) return false;
+    // change_pmd_range: a huge PMD the range covers in part is split (__split_huge_pmd) and its
+    // PTEs changed as any.
+    this.splitHugePmds(p, r, lo, hi);
     this.uffdWriteprotectPages(p, pages, wp);
     return true;
   }
@@ -2587,7 +2704,8 @@ export class NaiveKernel {
         pg.pte.uffdWp = wp;
         if (wp) pg.pte.writable = false;
         else if (this.rules.uffdUnprotectWritable === true) {
-          if (pg.prot === 'rw' && pg.pte.frame !== null && pg.pte.frame.exclusive) pg.pte.writable = true;
+          // MM_CP_TRY_CHANGE_WRITABLE where vma_wants_manual_pte_write_upgrade (VM_WRITE).
+          if (pg.prot === 'rw' && this.canChangePteWritable(pg)) pg.pte.writable = true;
         } else pg.pte.writable = false; // before 6.3: vm_get_page_prot() of a private mapping is read-only, protected before or not
       } else if (pg.swp !== null) {
         pg.swp.uffdWp = wp;
