@@ -172,7 +172,7 @@ function pageToMerge(k: Kernel, mm: Mm, vpn: number, pfn: number): number {
 
 /**
  * One full ksmd pass over every mergeable mapping (scan_get_next_rmap_item ... cmp_and_merge_page).
- * Returns the pages merged, the THPs split without a merge (two pages of one folio), and whether
+ * Returns the pages merged, the THPs split (two pages of one folio, or try_to_merge_one_page's split, merged or not), and whether
  * an rmap item moved (Mm.ksmItems: set where a page merged or a stable KSM page was met, gone
  * where ksmd met another page or passed the address with none to scan).
  */
@@ -246,6 +246,14 @@ function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
   const unstable = new Map<number, { mm: Mm; vpn: number }>();
   let merged = 0;
   let split = 0;
+  // pageToMerge, counting the THP it split: a split that merges nothing still changes what the
+  // next pass finds (small pages, 6.12's zero-filled ones on the zero page), so ksmd goes on.
+  const toMerge = (mm: Mm, vpn: number, pfn: number): number => {
+    const large = (f.flags[pfn]! & PG_LARGE) !== 0;
+    const slot = pageToMerge(k, mm, vpn, pfn);
+    if (large && !(f.flags[pfn]! & PG_LARGE)) split++;
+    return slot;
+  };
   // The mm being scanned: the addresses its items were at when its scan began, the next one
   // ksmd has not passed yet, and the addresses scanned (get_next_rmap_item drops the items of
   // the addresses passed without a page to scan).
@@ -273,7 +281,7 @@ function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
     const kpfn = stableDup(value);
     if (kpfn >= 0) {
       // stable_tree_search() found identical content: merge into the KSM page.
-      const slot = pageToMerge(k, mm, vpn, pfn);
+      const slot = toMerge(mm, vpn, pfn);
       if (slot >= 0 && writeProtectPage(k, mm, slot, vpn)) {
         replacePage(k, slot, kpfn);
         setItem(mm, vpn, kpfn);
@@ -298,13 +306,13 @@ function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
     }
     // try_to_merge_two_pages(): the page being scanned becomes the KSM page in place, then
     // the tree page is replaced by it; if that fails, break_cow() unshares the scanned page.
-    const slot = pageToMerge(k, mm, vpn, pfn);
+    const slot = toMerge(mm, vpn, pfn);
     if (slot < 0 || !writeProtectPage(k, mm, slot, vpn)) return;
     // try_to_merge_one_page(page, NULL): set_page_stable_node(page, NULL), a KSM page in no tree
     // (a page reuse_ksm_page took back, 5.1-5.8, still had its old order).
     f.flags[pfn] = (f.flags[pfn]! | PG_KSM) & ~PG_ANON_EXCLUSIVE;
     f.setStableOrder(pfn, 0);
-    const tslot = pageToMerge(k, other.mm, other.vpn, tpfn);
+    const tslot = toMerge(other.mm, other.vpn, tpfn);
     if (tslot >= 0 && writeProtectPage(k, other.mm, tslot, other.vpn)) {
       replacePage(k, tslot, pfn);
       // stable_tree_insert(): only a merge of both pages puts the KSM page in the tree, a new
