@@ -22,10 +22,12 @@
 // uffd-register, uffd-protect, uffd-unprotect, uffd-fork-event (the PMD split for one page) on v6
 // and where MADV_COLLAPSE is not drawn (5.19, 5.18, 5.9, 5.7); collapse (MADV_COLLAPSE) on v6,
 // 6.12 and 6.2; swapout (split_huge_page, 6.12's zero-page remap) on v6, without device-exclusive
-// entries. Drawn only with COWLAB_THP_DEFECTS=1, for two model defects these runs found (see
-// DEFECTS): swapout on 6.2, 5.19, 5.18, 5.9 and 5.7 (the naive model's pageout of 5.7-6.2), and
-// device-exclusive entries with swapout on v6. Left out of the THP runs (the naive model has no
-// THP form of them and throws on one; its header says so): KSM (mergeable, ksm-merge), fork-cowpt,
+// entries; mergeable and ksm-merge on every one of them (try_to_merge_one_page splitting the
+// folio; two equal pages of one folio split it). Drawn only with COWLAB_THP_DEFECTS=1, for three model defects
+// these runs found (see DEFECTS): swapout on 6.2, 5.19, 5.18, 5.9 and 5.7 (the naive model's
+// pageout of 5.7-6.2), device-exclusive entries with swapout on v6, and with mremap on 5.14-6.14.
+// Left out of the THP runs (the naive model has no THP form of them and throws on one; its header
+// says so): fork-cowpt,
 // swapout on 6.12 (6.3-6.14's sharing tests), 5.8's forced COW break (no v5.8 run), and the
 // threads and stepped kernel paths (model-based.test.ts covers those on small pages).
 
@@ -53,15 +55,28 @@ const DEVX_OPS: readonly OpName[] = ['device-exclusive', 'device-exclusive', 'de
 /** userfaultfd write-protect of a THP's page (the PMD split first). */
 const UFFD_OPS: readonly OpName[] = ['uffd-register', 'uffd-register', 'uffd-protect', 'uffd-protect', 'uffd-unprotect', 'uffd-fork-event'];
 /**
- * Draws left out while the model has the two defects these runs found (COWLAB_THP_DEFECTS=1 draws
- * them): pageout of a THP before 6.3 (the model leaves a folio alone when any page of it is mapped
- * twice; madvise_cold_or_pageout_pte_range asks page_mapcount() of the head under a huge PMD, of
- * the page under a PTE: `P fork Q`, `P write buf[0]`, `swapout Q buf[0]` splits the folio and
- * swaps Q's page out on 5.7-6.2), and 6.15's device-exclusive entries of a folio split for pageout
- * (the model keeps the entry; unmap_folio's try_to_migrate_one migrates it, telling the device,
- * and remap_page maps the page again read-only: `device exclusive P buf[0]`, `swapout P buf[1]`).
+ * Draws left out while the model has the three defects these runs found (COWLAB_THP_DEFECTS=1
+ * draws them):
+ * - pageout of a THP before 6.3: the model leaves a folio alone when any page of it is mapped
+ *   twice; madvise_cold_or_pageout_pte_range asks page_mapcount() of the head under a huge PMD,
+ *   of the page under a PTE (`P fork Q`, `P write buf[0]`, `swapout Q buf[0]` splits the folio and
+ *   swaps Q's page out on 5.7-6.2; the model keeps it);
+ * - 6.15's device-exclusive entries of a folio split for pageout: the model keeps the entry;
+ *   unmap_folio's try_to_migrate_one migrates it, telling the device, and remap_page maps the
+ *   page again read-only (`device exclusive P buf[0]`, `swapout P buf[1]`);
+ * - 5.14-6.14's rmap walk for a device-exclusive THP takes an mm's VMAs by address; the anon_vma
+ *   interval tree gives them by vm_pgoff, which mremap keeps (`device exclusive P buf[0]`,
+ *   `P write buf[1]`, `P mremap buf[1] as buf_m1`, `device exclusive P buf[0]`: the kernel's walk
+ *   converts buf_m1's page before it stops at buf[2]'s entry, and the device holds the head; the
+ *   model stops first, buf_m1's page still mapped: EBUSY).
  */
 const DEFECTS = process.env.COWLAB_THP_DEFECTS !== undefined;
+/**
+ * KSM of a THP's pages: both pages MADV_MERGEABLE first (forks inherit it); the draw favours what
+ * makes two frames of one content: fork's early copy of a pinned page, an R/O pin's unshare copy.
+ */
+const KSM_OPS: readonly OpName[] = ['fork', 'fork', 'pin', 'pin-ro', 'pin-ro', 'unpin', 'unpin', 'ksm-merge', 'ksm-merge', 'write', 'read', 'exit', 'mergeable'];
+const KSM_PREFIX: readonly [OpName, number][] = [['mergeable', 0], ['mergeable', 1]];
 /** The pages compared after every step: the two the operations touch and the folio's last. */
 const CHECKED = [0, 1, 511] as const;
 
@@ -97,8 +112,13 @@ class Take extends TakeCommand<Real> {
  * MADV_COLLAPSE, counted (`collapse:made`) and compared on.
  */
 function naiveStep(n: NaiveProcs, a: NaiveOp): void {
+  const splits = n.k.thpEvents.folioSplit;
+  const merged = n.k.ksmMerged;
   if (a.name === 'collapse') tally.count('collapse:made', naiveCollapse(n, a));
   else naiveProcOp(n, a);
+  if (a.name !== 'ksm-merge') return;
+  tally.count('ksm:split', n.k.thpEvents.folioSplit - splits);
+  tally.count('ksm:merged', n.k.ksmMerged - merged);
 }
 
 /** A load of `region[i]` by process pi on the runner c (a throwaway copy): the value's name, or 'fault'. */
@@ -198,21 +218,23 @@ function naiveStart(rules: NaiveOptions): NaiveProcs {
   return { k, procs: [p], region, values, handles: new Map(), alive: [true], moved: [new Map()] };
 }
 
-function thpRuns(kernel: string, rules: NaiveOptions, ops: readonly OpName[], numRuns: number, maxCommands: number): void {
-  const inp = thpInput(kernel, ops);
+/** numRuns runs of up to maxCommands operations drawn from `ops` on `kernel` (after `prefix`: operation, pick), compared with the naive model under `rules`. */
+function thpRuns(kernel: string, rules: NaiveOptions, ops: readonly OpName[], numRuns: number, maxCommands: number, prefix: readonly [OpName, number][] = []): void {
+  const inp = thpInput(kernel, [...ops, ...prefix.map(([name]) => name)]);
   const root = startState(inp).runner;
   const takes = ops.map((name) => fc.nat(1000).map((i) => new Take(name, i)));
   fc.assert(fc.property(fc.commands(takes, { maxCommands, size: 'max' }), (cmds) => {
     const n = naiveStart(rules);
     check(n, root, '(the THP start)');
-    fc.modelRun(() => ({ model: {}, real: { r: root.clone(), shape: inp.shape, n, depth: 0 } }), cmds);
+    const pre = prefix.map(([name, i]) => new Take(name, i));
+    fc.modelRun(() => ({ model: {}, real: { r: root.clone(), shape: inp.shape, n, depth: 0 } }), [...pre, ...cmds]);
     for (const [key, v] of Object.entries(n.k.thpEvents)) tally.count(`thp:${key}`, v);
   }), { seed: SEED, numRuns, includeErrorInReport: true });
 }
 
 test('model-based THP: from the THP start (one PMD-mapped folio), v6 agrees with the naive model: huge PMD shared at fork or split for a pinned folio, write faults reusing or splitting, pins of the large folio, the splits of munmap, mprotect, madvise and mremap, 6.15 large-folio reuse, device-exclusive entries and uffd-wp of its pages', () => {
   const at = tally.since();
-  thpRuns('v6', V6_RULES, [...THP_OPS, ...DEVX_OPS, ...UFFD_OPS], 1500, 25);
+  thpRuns('v6', V6_RULES, [...THP_OPS, ...DEVX_OPS, ...UFFD_OPS], 1200, 25);
   // A focused draw: the chains that split a shared folio and leave it to one mm again (fork, a
   // split, an exit, a write: 6.15's large-folio reuse) come more often.
   thpRuns('v6', V6_RULES, ['write', 'write', 'write', 'fork', 'fork', 'exit', 'exit', 'munmap', 'dontneed', 'mprotect', 'read', 'pin', 'pin-ro', 'unpin'], 1000, 15);
@@ -222,11 +244,18 @@ test('model-based THP: from the THP start (one PMD-mapped folio), v6 agrees with
   // device-exclusive entries, which count as mappings, migrated back to PTEs by the split.
   // MADV_COLLAPSE of the region (6.1 on) too: a THP again from PTE-mapped pages, large folio or
   // not, device-exclusive entries restored first.
-  thpRuns('v6', V6_RULES, [...THP_OPS, ...(DEFECTS ? DEVX_OPS : []), 'swapout', 'swapout', 'collapse', 'collapse'], 800, 25);
+  thpRuns('v6', V6_RULES, [...THP_OPS, ...(DEFECTS ? DEVX_OPS : []), 'swapout', 'swapout', 'collapse', 'collapse'], 600, 25);
+  // KSM: MADV_MERGEABLE of a page splits the PMD (the VMA split; only the first two pages are
+  // mergeable, so no KSM page nears max_page_sharing, which the naive model does not know),
+  // try_to_merge_one_page splits the folio before it merges a page of it (6.12's zero-filled
+  // pages then map the zero page); two equal pages of one folio split it, no merge.
+  // Both pages MADV_MERGEABLE first (forks inherit it); the draw favours what makes two frames of
+  // one content: fork's early copy of a pinned page, an R/O pin's unshare copy.
+  thpRuns('v6', V6_RULES, KSM_OPS, 500, 15, KSM_PREFIX);
   // Every operation of the list was taken, and the outcomes that show a THP rule.
   for (const op of new Set([...THP_OPS, ...DEVX_OPS, ...UFFD_OPS])) assert.ok(at(op) >= 50, `${op}: ${at(op)} times`);
-  const keys = ['swapout', 'collapse', 'collapse:made', 'device-exclusive:ok', 'device-atomic:ok', 'thp:pmdReuse', 'thp:split', 'thp:forkShare', 'thp:forkSplit', 'thp:largeReuse', 'thp:folioSplit'];
-  for (const key of keys) assert.ok(at(key) >= 20, `${key}: ${at(key)} times`);
+  const keys = ['swapout', 'collapse', 'collapse:made', 'mergeable', 'ksm-merge', 'ksm:merged', 'ksm:split', 'device-exclusive:ok', 'device-atomic:ok', 'thp:pmdReuse', 'thp:split', 'thp:forkShare', 'thp:forkSplit', 'thp:largeReuse', 'thp:folioSplit'];
+  for (const key of keys) assert.ok(at(key) >= (key.startsWith('ksm:') ? 5 : 20), `${key}: ${at(key)} times`);
   console.log(`THP runs (v6): ${[...new Set([...THP_OPS, ...DEVX_OPS, ...UFFD_OPS]), ...keys].map((k) => `${k} ${at(k)}`).join(', ')}`);
 });
 
@@ -240,13 +269,16 @@ test('model-based THP: the older rule sets agree with the naive model from the T
     const ops = [
       ...THP_OPS,
       ...(rules.collapse === undefined ? UFFD_OPS : ['collapse' as const]),
-      ...(rules.deviceExclusive === undefined ? [] : DEVX_OPS),
       ...(rules.thp!.pageout === undefined || !DEFECTS ? [] : ['swapout' as const, 'swapout' as const]),
     ];
-    thpRuns(kernel, rules, ops, 400, 25);
+    thpRuns(kernel, rules, ops, 350, 25);
+    // Device-exclusive entries in runs of their own, without mremap (see DEFECTS: the rmap walk's
+    // order of VMAs).
+    if (rules.deviceExclusive !== undefined) thpRuns(kernel, rules, [...THP_OPS.filter((o) => DEFECTS || o !== 'mremap'), ...DEVX_OPS, ...DEVX_OPS], 150, 20);
+    thpRuns(kernel, rules, KSM_OPS, 100, 15, KSM_PREFIX);
   }
   for (const op of new Set([...THP_OPS, ...DEVX_OPS, ...UFFD_OPS, ...(DEFECTS ? ['swapout' as const] : [])])) assert.ok(at(op) >= 50, `${op}: ${at(op)} times`);
-  const keys = ['thp:pmdReuse', 'thp:pmdCopy', 'thp:split', 'thp:forkShare', 'thp:forkSplit', 'device-exclusive:ok', 'device-atomic:ok', ...(DEFECTS ? ['thp:folioSplit'] : [])];
-  for (const key of keys) assert.ok(at(key) >= 20, `${key}: ${at(key)} times`);
-  console.log(`THP runs (older): ${['write', 'fork', 'pin', 'pin-ro', 'collapse', 'collapse:made', 'swapout', 'device-exclusive', 'uffd-protect', ...keys].map((k) => `${k} ${at(k)}`).join(', ')}`);
+  const keys = ['thp:pmdReuse', 'thp:pmdCopy', 'thp:split', 'thp:forkShare', 'thp:forkSplit', 'thp:folioSplit', 'device-exclusive:ok', 'device-atomic:ok', 'ksm:merged', 'ksm:split'];
+  for (const key of keys) assert.ok(at(key) >= (key.startsWith('ksm:') ? 5 : 20), `${key}: ${at(key)} times`);
+  console.log(`THP runs (older): ${['write', 'fork', 'pin', 'pin-ro', 'collapse', 'collapse:made', 'swapout', 'device-exclusive', 'uffd-protect', 'ksm-merge', ...keys].map((k) => `${k} ${at(k)}`).join(', ')}`);
 });

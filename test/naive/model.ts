@@ -51,13 +51,16 @@
 // leave a tail page NULL and walk the head's rmap over the whole folio (each PTE of a page of it
 // an entry of its own page, the walk ending at an entry made before), 6.15 makes the one entry,
 // which keeps its page's mapcount (and the folio's large mapcount and MM-id slot).
-// UFFDIO_WRITEPROTECT of a THP's page splits the PMD first (change_pmd_range).
+// UFFDIO_WRITEPROTECT of a THP's page splits the PMD first (change_pmd_range). ksmd scans a huge
+// PMD's pages as they are; try_to_merge_one_page splits the folio before it merges a page of it,
+// and two equal pages of one folio split it without a merge (cmp_and_merge_page).
 // Not modelled with THP, so the THP runs (test/explore/model-based-thp.test.ts) draw none of
 // them: these throw where they meet a THP: the huge zero page (a read fault on an empty
 // THP-eligible 2 MiB), a GUP fault there, THP pageout of 6.3-6.14 (folio_mapcount,
 // folio_estimated_sharers, folio_likely_mapped_shared), GUP's forced COW break (5.8, 5.4) on a
-// huge PMD, KSM; MADV_COLLAPSE's uffd-wp refusals (SCAN_PTE_UFFD_WP, none PTEs in a registered
-// VMA) are not there either; the COW page tables' rule sets have no THP; and nothing the
+// huge PMD. Not there either: KSM's max_page_sharing (a THP's 510 zero-filled pages of a mergeable
+// VMA would reach it where no split maps them to the zero page, before 6.12), MADV_COLLAPSE's uffd-wp refusals
+// (SCAN_PTE_UFFD_WP, none PTEs in a registered VMA); the COW page tables' rule sets have no THP; and nothing the
 // explorer's one-page operations never do is there: mprotect or MADV_DONTNEED of a whole PMD
 // (change_huge_pmd, a whole-PMD zap), a THP moved by mremap whole, swap entries of a whole THP,
 // deferred splits (the THP shrinker), a huge PMD with the uffd-wp bit.
@@ -1897,10 +1900,10 @@ export class NaiveKernel {
    * - else the page goes into the unstable tree.
    */
   ksmMerge(): number {
-    this.noThp('ksmMerge');
     const before = this.ksmMerged;
     for (;;) {
       const pass = this.ksmMerged;
+      const splits = this.thpEvents.folioSplit;
       // Every rmap item on a stable node, in scan order (frames by identity: a split path's new frame has no id).
       const allItems = (): unknown[] => this.ksmMms.flatMap((q) => [...(q.ksmItems ?? [])].flatMap(([a, f]) => [q, a, f]));
       const itemsBefore = allItems();
@@ -1912,7 +1915,8 @@ export class NaiveKernel {
         const addrs = [...new Set([...pages.keys(), ...items.keys()])].sort((x, y) => x - y);
         for (const addr of addrs) {
           const pg = pages.get(addr);
-          const f = pg?.pte?.frame ?? null;
+          // A huge PMD's page is scanned as it is (ksm_next_page_pmd_entry), the PMD not split.
+          const f = pg?.pmd ? pg.pmd.folio.pages[addr - pg.pmd.base]! : pg?.pte?.frame ?? null;
           if (pg === undefined || pg.mergeable !== true || f === null) {
             // Nothing to scan here (get_next_rmap_item, remove_trailing_rmap_items): the item goes.
             items.delete(addr);
@@ -1927,7 +1931,7 @@ export class NaiveKernel {
           items.delete(addr);
           const kpage = this.ksmStableCandidate(f.value);
           if (kpage !== null) {
-            if (this.ksmWriteProtect(pg)) {
+            if (this.ksmSplitToMerge(pg, f) && this.ksmWriteProtect(pg)) {
               this.ksmReplace(pg, kpage);
               items.set(addr, kpage);
             }
@@ -1938,12 +1942,18 @@ export class NaiveKernel {
             unstable.set(f.value, { p, pg, addr });
             continue;
           }
-          const tf = tree.pg.pte?.frame ?? null;
+          const tf = tree.pg.pmd ? tree.pg.pmd.folio.pages[tree.addr - tree.pg.pmd.base]! : tree.pg.pte?.frame ?? null;
           if (tf === f) continue; // "Don't merge with itself"
           if (tf === null || tf.value !== f.value) continue;
-          if (!this.ksmWriteProtect(pg)) continue;
+          if (f.folio !== undefined && f.folio === tf.folio) {
+            // Both pages of one THP: try_to_merge_two_pages fails (ksmd's two references refuse
+            // the split); cmp_and_merge_page then splits the folio, no merge this pass.
+            if (f.folio.refcount === f.folio.large) this.splitFolio(f.folio);
+            continue;
+          }
+          if (!this.ksmSplitToMerge(pg, f) || !this.ksmWriteProtect(pg)) continue;
           f.ksm = true; // try_to_merge_one_page with no kpage: PageKsm now
-          if (this.ksmWriteProtect(tree.pg)) {
+          if (this.ksmSplitToMerge(tree.pg, tf) && this.ksmWriteProtect(tree.pg)) {
             this.ksmReplace(tree.pg, f);
             f.stable = true;
             // stable_tree_insert, then stable_tree_append of both rmap items.
@@ -1965,8 +1975,22 @@ export class NaiveKernel {
         }
       }
       const itemsAfter = allItems();
-      if (this.ksmMerged === pass && itemsAfter.length === itemsBefore.length && itemsAfter.every((x, i) => x === itemsBefore[i])) return this.ksmMerged - before;
+      if (this.ksmMerged === pass && this.thpEvents.folioSplit === splits && itemsAfter.length === itemsBefore.length && itemsAfter.every((x, i) => x === itemsBefore[i])) return this.ksmMerged - before;
     }
+  }
+
+  /**
+   * try_to_merge_one_page() from its start: a page of a THP (f, mapped at pg) splits its folio
+   * first (split_huge_page: refused while a reference no mapping explains holds it, ksmd's own
+   * aside; its huge PMDs split; 6.12's zero-filled pages mapped to the zero page). False: refused,
+   * or pg no longer maps f (write_protect_page would not find it).
+   */
+  private ksmSplitToMerge(pg: NPage, f: NFrame): boolean {
+    if (f.folio !== undefined) {
+      if (f.folio.refcount !== f.folio.large) return false;
+      this.splitFolio(f.folio);
+    }
+    return pg.pte?.frame === f;
   }
 
   /**
@@ -2489,11 +2513,6 @@ export class NaiveKernel {
       case 'mergeable': return pg.mergeable === true;
       case 'dontneed': return false;
     }
-  }
-
-  /** Paths the naive model has no THP form of refuse to run on one (a caller leaves them out of THP runs). */
-  private noThp(what: string): void {
-    for (const p of this.procs) for (const pg of p.pages.values()) if (pg.pmd || pg.pte?.frame?.folio !== undefined) throw new Error(`${what} of THP is not modelled by the naive model`);
   }
 
   // ---- device-exclusive entries -------------------------------------------------------------
