@@ -279,6 +279,7 @@ test('model-based THP: the older rule sets agree with the naive model from the T
   }
   for (const op of new Set([...THP_OPS, ...DEVX_OPS, ...UFFD_OPS, ...(DEFECTS ? ['swapout' as const] : [])])) assert.ok(at(op) >= 50, `${op}: ${at(op)} times`);
   const keys = ['thp:pmdReuse', 'thp:pmdCopy', 'thp:split', 'thp:forkShare', 'thp:forkSplit', 'thp:folioSplit', 'device-exclusive:ok', 'device-atomic:ok', 'ksm:merged', 'ksm:split'];
-  for (const key of keys) assert.ok(at(key) >= (key.startsWith('ksm:') ? 5 : 20), `${key}: ${at(key)} times`);
+  // (Folio splits come from KSM alone here, without swapout: as rare as its merges.)
+  for (const key of keys) assert.ok(at(key) >= (key.startsWith('ksm:') || key === 'thp:folioSplit' ? 5 : 20), `${key}: ${at(key)} times`);
   console.log(`THP runs (older): ${['write', 'fork', 'pin', 'pin-ro', 'collapse', 'collapse:made', 'swapout', 'device-exclusive', 'uffd-protect', 'ksm-merge', ...keys].map((k) => `${k} ${at(k)}`).join(', ')}`);
 });
