@@ -249,8 +249,6 @@ test('model-based THP: from the THP start (one PMD-mapped folio), v6 agrees with
   // mergeable, so no KSM page nears max_page_sharing, which the naive model does not know),
   // try_to_merge_one_page splits the folio before it merges a page of it (6.12's zero-filled
   // pages then map the zero page); two equal pages of one folio split it, no merge.
-  // Both pages MADV_MERGEABLE first (forks inherit it); the draw favours what makes two frames of
-  // one content: fork's early copy of a pinned page, an R/O pin's unshare copy.
   thpRuns('v6', V6_RULES, KSM_OPS, 500, 15, KSM_PREFIX);
   // Every operation of the list was taken, and the outcomes that show a THP rule.
   for (const op of new Set([...THP_OPS, ...DEVX_OPS, ...UFFD_OPS])) assert.ok(at(op) >= 50, `${op}: ${at(op)} times`);
@@ -259,7 +257,7 @@ test('model-based THP: from the THP start (one PMD-mapped folio), v6 agrees with
   console.log(`THP runs (v6): ${[...new Set([...THP_OPS, ...DEVX_OPS, ...UFFD_OPS]), ...keys].map((k) => `${k} ${at(k)}`).join(', ')}`);
 });
 
-test('model-based THP: the older rule sets agree with the naive model from the THP start: 6.12 (no large-folio reuse), 6.2 and 5.19 (PageAnonExclusive on the head; the small-page rule at PTE level), 5.18 (the folio refcount), 5.9 (reuse_swap_page: the largest page mapcount), 5.7 (no early COW; the whole folio copied); 5.14-6.14 device-exclusive entries (the head\'s rmap walk), pageout before 6.3 (page_mapcount), uffd-wp', () => {
+test('model-based THP: the older rule sets agree with the naive model from the THP start: 6.12 (no large-folio reuse), 6.2 and 5.19 (PageAnonExclusive on the head; the small-page rule at PTE level), 5.18 (the folio refcount), 5.9 (reuse_swap_page: the largest page mapcount), 5.7 (no early COW; the whole folio copied); 5.14-6.14 device-exclusive entries (the head\'s rmap walk), uffd-wp, KSM', () => {
   const at = tally.since();
   const v612 = LTS_RULES.find(([name]) => name === '6.12')![1];
   const older: [string, NaiveOptions][] = [['6.12', v612], ['v6.2', V6_2_RULES], ['v5.19', V5_19_RULES], ['v5.18', V5_18_RULES], ['v5.9', V5_9_RULES], ['v5.7', V5_7_RULES]];
