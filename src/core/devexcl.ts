@@ -11,6 +11,7 @@ import { pteSlot, setPte } from './walk.js';
 import { breakCowRange } from './cowpt.js';
 import { splitHugePmdRange } from './huge.js';
 import { exclusiveBits } from './exclusive.js';
+import { profileHas } from './profile.js';
 
 /** What makeDeviceExclusive() did: the driver's answer, and where it stopped. */
 export interface DeviceExclusiveResult {
@@ -38,7 +39,7 @@ export interface DeviceExclusiveResult {
  * dmirror_exclusive()); the one PTE, mapcount untouched; a page that is not anonymous is EOPNOTSUPP.
  */
 export function makeDeviceExclusive(k: Kernel, mm: Mm, lo: number, hi: number): DeviceExclusiveResult {
-  if (k.profile.deviceExclusive === 'none') return { err: NA, handle: null, stoppedAt: -1, stopErr: OK };
+  if (!profileHas(k.profile, 'device-exclusive')) return { err: NA, handle: null, stoppedAt: -1, stopErr: OK };
   const n = hi - lo;
   const req: GupRequest = { pin: false, write: true, longterm: false, fast: false, kind: 'gup' };
   const grant = newHandle(k, mm, lo, n, { ...req, kind: 'exclusive' });

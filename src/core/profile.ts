@@ -263,3 +263,31 @@ export interface Profile {
 }
 
 export type SwitchName = Exclude<keyof Profile, 'name' | 'summary' | 'source'>;
+
+/** A part of the kernel a profile may lack: a step that needs it is n/a on that profile. */
+export type Feature = 'cow-page-tables' | 'device-exclusive' | 'uffd-wp' | 'swap' | 'ksm';
+
+/** What a profile without the feature lacks, as "<profile> has no ..." ends. */
+const LACKS: Record<Feature, string> = {
+  'cow-page-tables': 'COW page tables (fork ... cowpt)',
+  'device-exclusive': 'device-exclusive entries (5.14 on)',
+  'uffd-wp': 'userfaultfd write-protect (5.7 on)',
+  swap: 'swap modelled',
+  ksm: 'KSM modelled',
+};
+
+/** Whether the profile has the feature (the engine's n/a test of a step, the explorer's choice of operations). */
+export function profileHas(p: Profile, f: Feature): boolean {
+  switch (f) {
+    case 'cow-page-tables': return p.cowPageTables !== 'none';
+    case 'device-exclusive': return p.deviceExclusive !== 'none';
+    case 'uffd-wp': return p.uffdWp;
+    case 'swap': return p.swap;
+    case 'ksm': return p.ksm;
+  }
+}
+
+/** Why a step needing the feature is n/a on the profile. */
+export function lacksText(p: Profile, f: Feature): string {
+  return `${p.name} has no ${LACKS[f]}`;
+}

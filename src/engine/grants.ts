@@ -12,12 +12,12 @@ import { pfnOfEntry } from '../check/pins.js';
 import type { PageSel } from '../scenario/ast.js';
 import { waitForMmapLock } from './scheduler.js';
 import { recordsText } from './result.js';
-import { NotApplicable, type Proc, type RunState } from './state.js';
+import { needFeature, NotApplicable, type Proc, type RunState } from './state.js';
 import { bypassesUffd, uffdBypass } from './uffd.js';
 
 /** `P device exclusive SEL as H`. */
 export function deviceExclusive(s: RunState, procName: string, sel: PageSel, name: string): void {
-  if (s.profile.deviceExclusive === 'none') throw new NotApplicable(`${s.profile.name} has no device-exclusive entries (5.14 on)`);
+  needFeature(s, 'device-exclusive');
   const p = s.proc(procName);
   if (!p) return;
   waitForMmapLock(s, p, false, true); // the driver holds mmap_lock for read

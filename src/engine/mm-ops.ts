@@ -15,7 +15,7 @@ import { exitMmap, unmapRegion } from '../core/zap.js';
 import type { Step } from '../scenario/ast.js';
 import { finishTask, waitForMmapLock } from './scheduler.js';
 import { recordsText } from './result.js';
-import { NotApplicable, type Proc, type RunState } from './state.js';
+import { needFeature, NotApplicable, type Proc, type RunState } from './state.js';
 
 type StepOf<O extends Step['op']> = Extract<Step, { op: O }>;
 
@@ -183,7 +183,7 @@ export function fork(s: RunState, step: StepOf<'fork'>): void {
   const p = s.proc(step.proc);
   if (!p) return;
   waitForMmapLock(s, p);
-  if (step.cowpt && s.profile.cowPageTables === 'none') throw new NotApplicable(`${s.profile.name} has no COW page tables (fork ... cowpt)`);
+  if (step.cowpt) needFeature(s, 'cow-page-tables');
   const r = dupMmap(s.k, p.mm, step.cowpt);
   if (r.err === NA) throw new NotApplicable('fork of non-present PTEs (swap, device-exclusive) is not modelled yet');
   const text = recordsText(s);
@@ -218,7 +218,7 @@ export function clearSoftdirty(s: RunState, step: StepOf<'clear-softdirty'>): vo
 
 /** `P uffd register|protect|unprotect SEL` and `P uffd fork-event on|off`. */
 export function uffd(s: RunState, step: StepOf<'uffd'>): void {
-  if (!s.profile.uffdWp) throw new NotApplicable(`${s.profile.name} has no userfaultfd write-protect (5.7 on)`);
+  needFeature(s, 'uffd-wp');
   const p = s.proc(step.proc);
   if (!p) return;
   const { action, sel } = step;
@@ -257,7 +257,7 @@ export function uffd(s: RunState, step: StepOf<'uffd'>): void {
 }
 
 export function swapout(s: RunState, step: StepOf<'swapout'>): void {
-  if (!s.profile.swap) throw new NotApplicable(`${s.profile.name} has no swap modelled`);
+  needFeature(s, 'swap');
   const p = s.proc(step.proc);
   if (!p) return;
   waitForMmapLock(s, p, false, true); // MADV_PAGEOUT takes mmap_lock for read (P's own fork path holds it for write too)
@@ -276,7 +276,7 @@ export function swapout(s: RunState, step: StepOf<'swapout'>): void {
 }
 
 export function ksmMergeAll(s: RunState): void {
-  if (!s.profile.ksm) throw new NotApplicable(`${s.profile.name} has no KSM modelled`);
+  needFeature(s, 'ksm');
   for (const p of s.procs.values()) if (p.alive) waitForMmapLock(s, p, false, true); // ksmd takes each mm's mmap_lock for read
   const n = ksmMerge(s.k);
   if (recordsText(s)) s.record.summary = `ksmd: ${n} page(s) merged into KSM pages`;

@@ -7,7 +7,7 @@ import { PTE_PRESENT } from '../core/constants.js';
 import type { KEvent } from '../core/events.js';
 import { DEFAULT_FRAMES, DEFAULT_PIN_BIAS, type Handle, Kernel } from '../core/kernel.js';
 import type { Mm } from '../core/mm.js';
-import type { Profile } from '../core/profile.js';
+import { lacksText, profileHas, type Feature, type Profile } from '../core/profile.js';
 import { cloneTask, type Task } from '../core/tasks.js';
 import { followSlot, slotPfn } from '../core/huge.js';
 import { AccountingChecker } from '../check/accounting.js';
@@ -87,6 +87,11 @@ export class NotApplicable extends Error {
     super(message);
     E.stackTraceLimit = limit;
   }
+}
+
+/** A step needing a feature the profile lacks is n/a (the one test of it: profileHas). */
+export function needFeature(s: { profile: Profile }, f: Feature): void {
+  if (!profileHas(s.profile, f)) throw new NotApplicable(lacksText(s.profile, f));
 }
 
 export function emptyRecord(index: number, line: number, col: number, text: string): StepRecord {

@@ -4,7 +4,7 @@
 import { Runner } from '../engine/run.js';
 import type { Profile } from '../core/profile.js';
 import { configLines, parseScenario, type Scenario } from '../scenario/index.js';
-import type { ExploreShape } from './ops.js';
+import { opsOnProfile, type ExploreShape } from './ops.js';
 import type { StopFlag } from './tree.js';
 import { parallelSearch } from './parallel.js';
 import { search, type Counterexample, type Progress, type SearchBounds, type SearchResult, type ViolationSink } from './search.js';
@@ -118,12 +118,14 @@ export function explore(input: ExploreInput, progress?: Progress, stopFlag?: Sto
   };
   const perKind = input.causes === false && base === null;
   const workers = input.workers ?? 1;
+  // Not the operations whose every transition would be n/a on the searched kernel.
+  const shape = { ...input.shape, ops: opsOnProfile(input.shape.ops, searched).kept };
   const result = workers > 1
-    ? parallelSearch(input, searched, runner, workers, progress, stopFlag, perKind ? undefined : sink)
-    : search(runner, input.shape, input.bounds, progress, stopFlag, perKind ? undefined : sink);
+    ? parallelSearch({ ...input, shape }, searched, runner, workers, progress, stopFlag, perKind ? undefined : sink)
+    : search(runner, shape, input.bounds, progress, stopFlag, perKind ? undefined : sink);
   const judged = (): Pick<ExploreOutcome, 'verdict' | 'properties'> => ({
     verdict: searchOutcome(result.counterexamples, result.stats, input.bounds.depth),
-    properties: propertyReport(input.shape.ops, input.bounds.kinds, result.counterexamples, result.stats),
+    properties: propertyReport(shape.ops, input.bounds.kinds, result.counterexamples, result.stats),
   });
   if (perKind) return { status: result.counterexamples.length > 0 ? 'violation' : 'ok', ...judged(), start: lines, result, violating: 0, causes: 0 };
   // The same within one depth, where a larger set of decisions may have come first.

@@ -356,7 +356,8 @@ export class SearchBudget {
     const elapsedMs = performance.now() - this.t0;
     return {
       states: tree.count, transitions: this.transitions, depthReached: tree.depthReached,
-      depthComplete: stopped ? this.depthComplete : Math.min(this.bounds.depth, tree.depthReached),
+      // Not stopped: it went to the depth bound, or ran out of new states before it (every sequence was searched either way).
+      depthComplete: stopped ? this.depthComplete : this.bounds.depth,
       elapsedMs, statesPerSec: Math.round(tree.count / Math.max(elapsedMs / 1000, 1e-3)), stoppedBy: this.stoppedBy,
       reached: Object.fromEntries([...this.reached].sort((a, b) => a[1] - b[1])),
       engine: 'full',

@@ -111,7 +111,7 @@ export const deviceExclusiveOp = defineOp({
   run: (s, step) => deviceExclusive(s, step.proc, step.sel, step.handle),
   creates: (step) => ({ kind: 'handle', name: step.handle, holder: step.proc, async: false }),
   explore: [{
-    name: 'device-exclusive', code: 28, on: { kind: 'page', takesHandle: true },
+    name: 'device-exclusive', code: 28, needs: 'device-exclusive', on: { kind: 'page', takesHandle: true },
     decode: (a) => ({ op: 'device-exclusive', proc: a.proc, sel: a.sel, handle: a.newHandle(), pos: a.pos, text: '' }),
     text: (a, step) => `device exclusive ${a.proc} ${a.at} as ${step.handle}`,
   }],

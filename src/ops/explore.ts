@@ -2,6 +2,7 @@
 // integer, so a state's path costs 4 bytes) and the step each decodes to against the state it
 // applies to. src/explore/ops.ts gives these to the search under their old names.
 
+import { profileHas, type Profile } from '../core/profile.js';
 import type { Proc, Runner } from '../engine/run.js';
 import type { Region } from '../engine/state.js';
 import type { PageSel, Step } from '../scenario/ast.js';
@@ -309,4 +310,18 @@ export function decodeOp(r: Runner, op: number, text = true): Step {
   const step = e.decode(args);
   if (text) step.text = e.text(args, step);
   return step as unknown as Step;
+}
+
+/**
+ * The operations of `ops` the profile has the kernel part for, and those it does not (ExploreOp's
+ * `needs`: each of their transitions would be n/a there, so the search leaves them out).
+ */
+export function opsOnProfile(ops: readonly string[], profile: Profile): { kept: string[]; lacking: string[] } {
+  const kept: string[] = [];
+  const lacking: string[] = [];
+  for (const o of ops) {
+    const needs = BY_NAME.get(o)?.needs;
+    (needs === undefined || profileHas(profile, needs) ? kept : lacking).push(o);
+  }
+  return { kept, lacking };
 }

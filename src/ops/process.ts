@@ -10,7 +10,7 @@ import { defineOp, type ExploreOp } from './types.js';
 const RANDOM_CHILDREN = ['Q', 'R', 'S'];
 
 const forkOn = (name: string, code: number, async: boolean, cowpt: boolean, dflt = false): ExploreOp => ({
-  name, code, on: { kind: 'fork' }, ...(dflt ? { default: true } : {}),
+  name, code, on: { kind: 'fork' }, ...(dflt ? { default: true } : {}), ...(cowpt ? { needs: 'cow-page-tables' as const } : {}),
   decode: (a) => ({ op: 'fork', proc: a.proc, child: a.newProc(), cowpt, ...(async ? { async: true } : {}), pos: a.pos, text: '' }),
   text: (a, step) => `${a.proc} fork ${step.child}${async ? ' &' : ''}${cowpt ? ' cowpt' : ''}`,
 });

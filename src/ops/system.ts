@@ -34,7 +34,7 @@ export const swapoutOp = defineOp({
   },
   run: swapout,
   explore: [{
-    name: 'swapout', code: 25, on: { kind: 'page', noop: swapoutNoop },
+    name: 'swapout', code: 25, needs: 'swap', on: { kind: 'page', noop: swapoutNoop },
     decode: (a) => ({ op: 'swapout', proc: a.proc, sel: a.sel, pos: a.pos, text: '' }),
     text: (a) => `swapout ${a.proc} ${a.at}`,
   }],
@@ -81,7 +81,7 @@ export const ksmMergeOp = defineOp({
   run: (s) => ksmMergeAll(s),
   explore: [{
     // Not tried before any mm has been registered with ksmd: it has nothing to merge.
-    name: 'ksm-merge', code: 27, on: { kind: 'once', noop: ksmNeverEntered },
+    name: 'ksm-merge', code: 27, needs: 'ksm', on: { kind: 'once', noop: ksmNeverEntered },
     decode: (a) => ({ op: 'ksm-merge', pos: a.pos, text: '' }),
     text: () => 'ksm merge',
   }],

@@ -8,6 +8,7 @@
 // CWriter, FuzzWriter, RandomGen), which that module implements: this folder imports nothing
 // of theirs but types, so the web bundle, which parses scenarios, pulls in no Node-only module.
 
+import type { Feature } from '../core/profile.js';
 import type { Task } from '../core/tasks.js';
 import type { Handle, Kernel } from '../core/kernel.js';
 import type { Proc, Region, RunState } from '../engine/state.js';
@@ -108,6 +109,8 @@ export interface ExploreOp {
   code: number;
   /** Part of the default --ops. */
   default?: boolean;
+  /** A part of the kernel its step needs: not tried on a profile without it (every transition would be n/a). */
+  needs?: Feature;
   on: ExploreOn;
   /**
    * The step: a new object, with pos `a.pos` and text '' (decodeOp sets the text when asked for

@@ -24,7 +24,7 @@ const registered = (p: Proc, vpn: number): boolean => ((p.mm.findVma(vpn)?.flags
 
 const protectOn = (action: 'protect' | 'unprotect', code: number): ExploreOp => ({
   // A page of a registered region.
-  name: `uffd-${action}`, code, on: { kind: 'page', when: registered },
+  name: `uffd-${action}`, code, needs: 'uffd-wp', on: { kind: 'page', when: registered },
   decode: (a) => ({ op: 'uffd', proc: a.proc, action, sel: a.sel, on: false, pos: a.pos, text: '' }),
   text: (a) => `${a.proc} uffd ${action} ${a.at}`,
 });
@@ -64,7 +64,7 @@ export const uffdOp = defineOp({
   explore: [
     {
       // The first region as a whole, while a page of it is not registered.
-      name: 'uffd-register', code: 32,
+      name: 'uffd-register', code: 32, needs: 'uffd-wp',
       on: { kind: 'proc', when: (p) => { const r = firstRegion(p); return r !== null && (!registered(p, r.start) || !registered(p, r.start + r.n - 1)); } },
       decode: (a) => ({ op: 'uffd', proc: a.proc, action: 'register', sel: { ...a.sel, all: true, lo: 0, hi: a.regionPages - 1 }, on: false, pos: a.pos, text: '' }),
       text: (a) => `${a.proc} uffd register ${a.sel.region} wp`,
@@ -73,7 +73,7 @@ export const uffdOp = defineOp({
     protectOn('unprotect', 34),
     {
       // UFFD_FEATURE_EVENT_FORK: asked once, by a process that has not yet.
-      name: 'uffd-fork-event', code: 35, on: { kind: 'proc', when: (p) => !p.mm.uffdForkEvent },
+      name: 'uffd-fork-event', code: 35, needs: 'uffd-wp', on: { kind: 'proc', when: (p) => !p.mm.uffdForkEvent },
       decode: (a) => ({ op: 'uffd', proc: a.proc, action: 'fork-event', sel: null, on: true, pos: a.pos, text: '' }),
       text: (a) => `${a.proc} uffd fork-event on`,
     },

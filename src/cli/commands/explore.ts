@@ -8,7 +8,7 @@ import { SPILL_FRACTION, spillFileName } from '../../explore/tree.js';
 import { counterexampleFile, explore, thpStartScenario, type ExploreInput, type ExploreOutcome } from '../../explore/explore.js';
 import type { Progress } from '../../explore/search.js';
 import { storyText } from '../../explore/stories.js';
-import { DEFAULT_OPS, OP_NAMES, PROC_NAMES, UFFD_EXPLORE_OPS, type OpName } from '../../explore/ops.js';
+import { DEFAULT_OPS, OP_NAMES, opsOnProfile, PROC_NAMES, UFFD_EXPLORE_OPS, type OpName } from '../../explore/ops.js';
 import { ProfileError, resolveKernel, splitWhatIf, type ProfileRegistry } from '../../profiles/resolve.js';
 import type { Profile } from '../../core/profile.js';
 import { VIOLATION_KINDS } from '../../scenario/ast.js';
@@ -231,7 +231,7 @@ function explorePlan(argv: string[], io: Io): Plan | number {
     : baseline.reverse ? `looking for what ${profile.name} fixed: sequences that violate on ${baseline.profile.name} and are clean on ${profile.name}, searching ${baseline.profile.name}`
     : `looking for regressions: sequences that violate on ${profile.name} and are clean on ${baseline.profile.name}, searching ${profile.name}`;
   const header = `${what}: ${start === 'thp' ? `P with a PMD-mapped THP (512 pages; page operations on the first ${input.shape.pageLimit})` : from ? `from ${from.file}${input.shape.pageLimit !== undefined ? ` (page operations on the first ${input.shape.pageLimit} page(s) of each region)` : ''}` : `P with ${input.pages} page(s)`}, up to ${input.shape.procs} process(es), ${input.shape.handles} handle(s), depth ${input.bounds.depth}; ops ${ops.join(',')}` +
-    `${input.workers! > 1 ? `; ${input.workers} workers${workersNote(input.workers!)}` : ''}`;
+    `${input.workers! > 1 ? `; ${input.workers} workers${workersNote(input.workers!)}` : ''}` + lackingNote(input);
   if (!values.json) io.out(header);
   const text = (p: Parameters<Progress>[0]): string => `${p.states} states, depth ${p.depth}, ${Math.round(p.statesPerSec)} states/s`;
   const progress: Progress | undefined = lines ? (p) => process.stderr.write(`progress: ${p.note ?? text(p)}\n`)
@@ -275,7 +275,7 @@ function exploreReport(plan: Plan, io: Io, out: ExploreOutcome, signal: StopSign
   const checked = base === null ? null : base.reverse ? profile.name : base.profile.name;
   if (values.json) {
     io.out(JSON.stringify({
-      format: 1, command: 'explore', profile: profile.name, status: out.status, result: out.verdict, properties: out.properties, stats: st,
+      format: 1, command: 'explore', profile: profile.name, opsLeftOut: lackingOps(input), status: out.status, result: out.verdict, properties: out.properties, stats: st,
       ...(base !== null ? { baseline: { profile: base.profile.name, reverse: base.reverse, searched, cleanOn: checked } } : {}),
       violating: out.violating, causes: out.causes,
       counterexamples: out.result.counterexamples.map((ce, i) => ({
@@ -337,4 +337,20 @@ function exploreReport(plan: Plan, io: Io, out: ExploreOutcome, signal: StopSign
   }
   if (signal !== null) return EXIT_INTERRUPTED;
   return out.status === 'violation' ? EXIT_FAIL : EXIT_OK;
+}
+
+/** The kernel a search runs on: the baseline's when it looks for what the profile fixed. */
+function searchedProfile(input: ExploreInput): Profile {
+  return input.baseline?.reverse ? input.baseline.profile : input.profile;
+}
+
+/** The operations asked for that the searched kernel lacks the part for (each transition would be n/a): the search leaves them out. */
+function lackingOps(input: ExploreInput): string[] {
+  return opsOnProfile(input.shape.ops, searchedProfile(input)).lacking;
+}
+
+/** The header's note of lackingOps, or nothing. */
+function lackingNote(input: ExploreInput): string {
+  const lacking = lackingOps(input);
+  return lacking.length === 0 ? '' : `; left out (${searchedProfile(input).name} has no kernel part for them): ${lacking.join(',')}`;
 }
