@@ -75,6 +75,24 @@ export function restoreExclusivePte(k: Kernel, mm: Mm, vma: Vma, vpn: number, sl
 }
 
 /**
+ * A 6.15 device-exclusive entry of a large folio being split: unmap_folio()'s try_to_migrate_one()
+ * notifies the device (MMU_NOTIFY_CLEAR) and replaces the entry by a readable (exclusive, as the
+ * page's PAE says) migration entry, neither young nor dirty; remap_page()'s remove_migration_pte()
+ * maps the page again read-only (mk_pte with vm_page_prot), keeping soft-dirty and uffd-wp. The
+ * mapping and its reference go and come back: the page's counts are unchanged.
+ */
+export function migrateExclusiveEntry(k: Kernel, mm: Mm, vpn: number, slot: number): void {
+  const bits = k.tables.bits[slot]!;
+  const pfn = k.tables.entry[slot]!;
+  mmuNotify(k, mm.id, vpn, vpn + 1, 'split of its folio: try_to_migrate');
+  const vma = mm.findVma(vpn);
+  let nbits = PTE_PRESENT | (bits & (PTE_SOFT_DIRTY | PTE_UFFD_WP));
+  if (vma !== null && !(vma.flags & VM_READ)) nbits |= PTE_PROTNONE;
+  setPte(k, slot, pfn, nbits);
+  k.emit('note', mm.id, vpn, pfn, -1, `split of a large folio: its device-exclusive entry became a migration entry and frame ${pfn} is mapped again read-only (remove_migration_pte)`);
+}
+
+/**
  * Zap of a device-exclusive entry (zap_nonpresent_ptes): drop the reference and, in 6.15, the
  * mapping it still counts (folio_remove_rmap_pte: of a large folio's page, its large mapcount and
  * the mm's MM-id slot too).

@@ -9,12 +9,13 @@
 
 import {
   HPAGE_PMD_NR, isCowMapping, LEVEL_PTE, OK, PG_ANON, PG_ANON_EXCLUSIVE, PG_HUGETLB, PG_INUSE, PG_LARGE, PMD_LEAF, PTE_PRESENT,
-  PTE_PROTNONE, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, TABLE_SHIFT, VM_HUGEPAGE, VM_HUGETLB, VM_NOHUGEPAGE, VM_SHARED, VM_MAYSHARE,
+  PTE_DEVICE_EXCLUSIVE, PTE_PROTNONE, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, TABLE_SHIFT, VM_HUGEPAGE, VM_HUGETLB, VM_NOHUGEPAGE, VM_SHARED, VM_MAYSHARE,
   VM_READ, VM_WRITE,
 } from './constants.js';
 import type { Kernel } from './kernel.js';
 import { anonVmaPrepare, type Mm, type Vma } from './mm.js';
 import { canChangePteWritable, forkMayCopy, forkMustCopy, newPageBits, wpPageReuseBits } from './page.js';
+import { exclusiveEntryMapped, migrateExclusiveEntry } from './exclusive.js';
 import { forEachPteTable, pmdLeafSlot, pmdSlotAlloc, pteSlot, setPte } from './walk.js';
 
 /** What doHugePmdWpPage() did when it left the fault to the PTE level: the PMD was split. */
@@ -376,6 +377,8 @@ export function splitHugePage(k: Kernel, head: number, why: string): boolean {
       }
     }
   }
+  // unmap_folio() + remap_page(): present PTEs come back as they were; 6.15's device-exclusive entries do not.
+  if (exclusiveEntryMapped(k.profile)) migrateExclusiveEntries(k, head);
   f.entireMapcount[head >>> 9] = 0;
   f.pincount[head >>> 9] = 0;
   f.clearMmIds(head >>> 9);
@@ -384,6 +387,21 @@ export function splitHugePage(k: Kernel, head: number, why: string): boolean {
   for (let p = head; p < head + HPAGE_PMD_NR; p++) if (f.refcount[p] === 0 && f.flags[p]! & PG_INUSE) f.free(p);
   k.emit('note', -1, -1, head, -1, `split_huge_page: ${why}; the 2 MiB folio is now 512 small pages`);
   return true;
+}
+
+/** Every device-exclusive entry of a page of the folio at head, in every live mm, migrated and mapped again (migrateExclusiveEntry). */
+function migrateExclusiveEntries(k: Kernel, head: number): void {
+  const t = k.tables;
+  for (const mm of k.mms) {
+    if (!mm.alive) continue;
+    forEachPteTable(k, mm, (base, table) => {
+      const b = table << TABLE_SHIFT;
+      for (let i = 0; i < HPAGE_PMD_NR; i++) {
+        const p = t.entry[b + i]!;
+        if (t.bits[b + i]! & PTE_DEVICE_EXCLUSIVE && p >= head && p < head + HPAGE_PMD_NR) migrateExclusiveEntry(k, mm, base + i, b + i);
+      }
+    });
+  }
 }
 
 /**

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NA, OK, PTE_DEVEXCL_WRITE, PTE_DEVICE_EXCLUSIVE, PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY } from '../../src/core/constants.js';
+import { NA, OK, PG_LARGE, PTE_DEVEXCL_WRITE, PTE_DEVICE_EXCLUSIVE, PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY } from '../../src/core/constants.js';
 import { makeDeviceExclusive } from '../../src/core/devexcl.js';
 import { dupMmap } from '../../src/core/fork.js';
 import type { Handle, Kernel } from '../../src/core/kernel.js';
@@ -374,5 +374,34 @@ for (const [name, variant] of MERGED) {
     assert.deepEqual(view(['P mprotect buf[1] ro', 'P read buf[1]'], 1), [false, false, true],
       'read-only (mprotect made the entry readable / VM_WRITE is gone): clean, with the entry\'s soft-dirty bit');
     assert.deepEqual(view(['P clear-softdirty', 'P read buf[2]'], 2), v615 ? [false, false, false] : [true, true, true]);
+  });
+}
+
+// A folio split with a device-exclusive entry in it (MADV_PAGEOUT of another page of the
+// PTE-mapped THP). 6.15: the entry keeps its mapping and reference, so the split goes ahead;
+// unmap_folio's try_to_migrate_one() notifies the device and makes it a readable exclusive
+// migration entry, remap_page's remove_migration_pte() maps the page again read-only and clean,
+// soft-dirty and PageAnonExclusive kept. 5.14-6.14: the entries hold references their dropped
+// mapcounts do not explain, so can_split_folio() refuses and the device keeps the page.
+for (const [name, variant] of MERGED) {
+  const v615 = variant === 'v6.15';
+  test(`${name}: a THP split for pageout ${v615 ? 'migrates the device-exclusive entry back to a read-only PTE, the device notified' : 'is refused while device-exclusive entries hold references (can_split_folio)'}`, () => {
+    // t[1] written (no zero-page remap) and, on 5.14-6.14 (the head's walk converted it), mapped again by a read.
+    const r = runnerAfter(['P mmap t 512 rw private thp', 'P write t[0] = 1', 'P write t[1] = 2', 'device exclusive P t[0] as x', 'P read t[1]', 'swapout P t[1]'], name);
+    const p = r.procs.get('P')!;
+    const at = p.regions.get('t')!.start;
+    const h = r.k.handles.find((x) => x.kind === 'exclusive')!;
+    const e = rawPte(r.k, p.mm, at);
+    assert.equal(r.k.frames.flags[e.entry]! & PG_LARGE ? 'large' : 'small', v615 ? 'small' : 'large');
+    if (v615) {
+      const x = presentPte(r.k, p.mm, at);
+      assert.deepEqual([x.write, x.dirty, x.softDirty], [false, false, true]);
+      assert.deepEqual(frame(r.k, e.entry), { refcount: 1, mapcount: 1, anon: true, exclusive: true, value: 1 });
+      assert.equal(h.revoked![0], 1, 'the MMU notifier of try_to_migrate_one() told the device');
+    } else {
+      assert.ok(e.bits & PTE_DEVICE_EXCLUSIVE, 'the entry stays');
+      assert.equal(h.revoked![0], 0, 'the device keeps the page');
+    }
+    assertConsistent(r.k);
   });
 }

@@ -21,11 +21,11 @@
 // walk over the folio, on 6.12, 6.2, 5.19, 5.18; 6.15's one entry keeping its mapping, on v6);
 // uffd-register, uffd-protect, uffd-unprotect, uffd-fork-event (the PMD split for one page) on v6
 // and where MADV_COLLAPSE is not drawn (5.19, 5.18, 5.9, 5.7); collapse (MADV_COLLAPSE) on v6,
-// 6.12 and 6.2; swapout (split_huge_page, 6.12's zero-page remap) on v6, without device-exclusive
-// entries; mergeable and ksm-merge on every one of them (try_to_merge_one_page splitting the
-// folio; two equal pages of one folio split it). Drawn only with COWLAB_THP_DEFECTS=1, for three model defects
-// these runs found (see DEFECTS): swapout on 6.2, 5.19, 5.18, 5.9 and 5.7 (the naive model's
-// pageout of 5.7-6.2), device-exclusive entries with swapout on v6, and with mremap on 5.14-6.14.
+// 6.12 and 6.2; swapout (split_huge_page, 6.12's zero-page remap, 6.15's device-exclusive entries
+// migrated back to read-only PTEs) on v6; mergeable and ksm-merge on every one of them
+// (try_to_merge_one_page splitting the folio; two equal pages of one folio split it). Drawn only
+// with COWLAB_THP_DEFECTS=1, for two model defects these runs found (see DEFECTS): swapout on 6.2, 5.19, 5.18, 5.9 and 5.7 (the naive model's
+// pageout of 5.7-6.2), and device-exclusive entries with mremap on 5.14-6.14.
 // Left out of the THP runs (the naive model has no THP form of them and throws on one; its header
 // says so): fork-cowpt,
 // swapout on 6.12 (6.3-6.14's sharing tests), 5.8's forced COW break (no v5.8 run), and the
@@ -55,15 +55,13 @@ const DEVX_OPS: readonly OpName[] = ['device-exclusive', 'device-exclusive', 'de
 /** userfaultfd write-protect of a THP's page (the PMD split first). */
 const UFFD_OPS: readonly OpName[] = ['uffd-register', 'uffd-register', 'uffd-protect', 'uffd-protect', 'uffd-unprotect', 'uffd-fork-event'];
 /**
- * Draws left out while the model has the three defects these runs found (COWLAB_THP_DEFECTS=1
- * draws them):
+ * Draws left out while the model has the two defects these runs found (COWLAB_THP_DEFECTS=1
+ * draws them; a third, 6.15's device-exclusive entries of a folio split for pageout, is fixed in
+ * splitHugePage and drawn on v6 always):
  * - pageout of a THP before 6.3: the model leaves a folio alone when any page of it is mapped
  *   twice; madvise_cold_or_pageout_pte_range asks page_mapcount() of the head under a huge PMD,
  *   of the page under a PTE (`P fork Q`, `P write buf[0]`, `swapout Q buf[0]` splits the folio and
  *   swaps Q's page out on 5.7-6.2; the model keeps it);
- * - 6.15's device-exclusive entries of a folio split for pageout: the model keeps the entry;
- *   unmap_folio's try_to_migrate_one migrates it, telling the device, and remap_page maps the
- *   page again read-only (`device exclusive P buf[0]`, `swapout P buf[1]`);
  * - 5.14-6.14's rmap walk for a device-exclusive THP takes an mm's VMAs by address; the anon_vma
  *   interval tree gives them by vm_pgoff, which mremap keeps (`device exclusive P buf[0]`,
  *   `P write buf[1]`, `P mremap buf[1] as buf_m1`, `device exclusive P buf[0]`: the kernel's walk
@@ -244,7 +242,7 @@ test('model-based THP: from the THP start (one PMD-mapped folio), v6 agrees with
   // device-exclusive entries, which count as mappings, migrated back to PTEs by the split.
   // MADV_COLLAPSE of the region (6.1 on) too: a THP again from PTE-mapped pages, large folio or
   // not, device-exclusive entries restored first.
-  thpRuns('v6', V6_RULES, [...THP_OPS, ...(DEFECTS ? DEVX_OPS : []), 'swapout', 'swapout', 'collapse', 'collapse'], 600, 25);
+  thpRuns('v6', V6_RULES, [...THP_OPS, ...DEVX_OPS, 'swapout', 'swapout', 'collapse', 'collapse'], 600, 25);
   // KSM: MADV_MERGEABLE of a page splits the PMD (the VMA split; only the first two pages are
   // mergeable, so no KSM page nears max_page_sharing, which the naive model does not know),
   // try_to_merge_one_page splits the folio before it merges a page of it (6.12's zero-filled
