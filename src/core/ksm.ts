@@ -79,9 +79,10 @@ function isPageSharingCandidate(n: number, more: number): boolean {
 
 /**
  * ksmd at work until it has nothing left to merge (as `ksm merge` waits for it): full passes over
- * every mergeable mapping until one merges (or splits) nothing and moves no rmap item. A later pass matters: a page
- * scanned before the KSM page of its content existed merges into it from the stable tree, and
- * two pages of one THP merge only once a pass has split it. Returns the pages merged.
+ * every mergeable mapping until one merges (or splits) nothing and changes no rmap item. A later pass matters: a page
+ * scanned before the KSM page of its content existed merges into it from the stable tree, a page
+ * whose checksum was new in one pass merges only in the next, and two pages of one THP merge
+ * only once a pass has split it. Returns the pages merged.
  */
 export function ksmMerge(k: Kernel): number {
   let total = 0;
@@ -90,8 +91,9 @@ export function ksmMerge(k: Kernel): number {
     passes++;
     const { merged, split, moved } = ksmPass(k);
     total += merged;
-    // A pass that only moved rmap items (a fork's mappings of a KSM page given theirs) can make
-    // a KSM page a sharing candidate for the next: ksmd scans on.
+    // A pass that only changed rmap items (a fork's mappings of a KSM page given theirs, a
+    // checksum remembered) can make a KSM page a sharing candidate, or a page a merge candidate,
+    // for the next: ksmd scans on.
     if (merged === 0 && split === 0 && !moved) break;
   }
   k.emit('note', -1, -1, -1, -1, `ksmd: ${total} page(s) merged in ${passes} pass(es) (the last merged nothing)`);
@@ -172,9 +174,10 @@ function pageToMerge(k: Kernel, mm: Mm, vpn: number, pfn: number): number {
 
 /**
  * One full ksmd pass over every mergeable mapping (scan_get_next_rmap_item ... cmp_and_merge_page).
- * Returns the pages merged, the THPs split (two pages of one folio, or try_to_merge_one_page's split, merged or not), and whether
- * an rmap item moved (Mm.ksmItems: set where a page merged or a stable KSM page was met, gone
- * where ksmd met another page or passed the address with none to scan).
+ * Returns the pages merged, the THPs split (two pages of one folio, or try_to_merge_one_page's
+ * split, merged or not), and whether an rmap item changed (Mm.ksmItems: set where a page merged or
+ * a stable KSM page was met, gone where ksmd met another page or passed the address with none to
+ * scan; Mm.ksmChecksums: set where a page's checksum differed from its item's, gone with the item).
  */
 function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
   const f = k.frames;
@@ -203,6 +206,13 @@ function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
     if (m === undefined) work.set(mm, (m = new Map(mm.ksmItems ?? [])));
     return m;
   };
+  // The checksums as this pass leaves them, copied as the items are.
+  const sumsWork = new Map<Mm, Map<number, number>>();
+  const sumsOf = (mm: Mm): Map<number, number> => {
+    let m = sumsWork.get(mm);
+    if (m === undefined) sumsWork.set(mm, (m = new Map(mm.ksmChecksums ?? [])));
+    return m;
+  };
   let moved = false;
   /** remove_rmap_item_from_tree(): the item at vpn leaves its stable node. */
   const dropItem = (mm: Mm, vpn: number): void => {
@@ -220,6 +230,24 @@ function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
     itemsOf(mm).set(vpn, kpfn);
     items.set(kpfn, (items.get(kpfn) ?? 0) + 1);
     moved = true;
+  };
+  /** get_next_rmap_item() passing an address with no page to scan: its item is freed, checksum and all. */
+  const freeItem = (mm: Mm, vpn: number): void => {
+    dropItem(mm, vpn);
+    if ((sumsWork.get(mm) ?? mm.ksmChecksums)?.has(vpn)) {
+      sumsOf(mm).delete(vpn);
+      moved = true;
+    }
+  };
+  /**
+   * cmp_and_merge_page(): calc_checksum() differs from rmap_item->oldchecksum (a new item's is
+   * 0, no page's): the value is remembered and the page merges nowhere in this pass.
+   */
+  const checksumChanged = (mm: Mm, vpn: number, value: number): boolean => {
+    if ((sumsWork.get(mm) ?? mm.ksmChecksums)?.get(vpn) === value) return false;
+    sumsOf(mm).set(vpn, value);
+    moved = true;
+    return true;
   };
   // stable_tree_search() -> chain_prune() -> stable_node_dup(): the KSM page of this content a
   // page merges into, or -1 when none is a sharing candidate (the page then waits for a partner
@@ -261,7 +289,7 @@ function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
   let next = 0;
   const scanned = new Set<number>();
   const passTo = (mm: Mm, vpn: number): void => {
-    for (; next < pending.length && pending[next]! < vpn; next++) if (!scanned.has(pending[next]!)) dropItem(mm, pending[next]!);
+    for (; next < pending.length && pending[next]! < vpn; next++) if (!scanned.has(pending[next]!)) freeItem(mm, pending[next]!);
   };
   const scan = (mm: Mm, vpn: number): void => {
     passTo(mm, vpn);
@@ -271,14 +299,21 @@ function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
       // A stable KSM page: its own node's item, or a KSM page forked (stable_tree_append,
       // past max_page_sharing too). Nothing to scan: the item goes.
       if (found >= 0) setItem(mm, vpn, found);
-      else dropItem(mm, vpn);
+      else freeItem(mm, vpn);
       return;
     }
     const pfn = found;
-    // cmp_and_merge_page(): remove_rmap_item_from_tree() before the stable tree is searched.
-    dropItem(mm, vpn);
     const value = f.value[pfn]!;
+    // cmp_and_merge_page() from 6.11: remove_rmap_item_from_tree() and the checksum before the
+    // stable tree is searched, so a changed page searches no tree at all. Before, the search
+    // came first and still counted the item on its stable node, removed just after it.
+    const checksumFirst = k.profile.ksmChecksumFirst;
+    if (checksumFirst) {
+      dropItem(mm, vpn);
+      if (checksumChanged(mm, vpn, value)) return;
+    }
     const kpfn = stableDup(value);
+    if (!checksumFirst) dropItem(mm, vpn);
     if (kpfn >= 0) {
       // stable_tree_search() found identical content: merge into the KSM page.
       const slot = toMerge(mm, vpn, pfn);
@@ -290,6 +325,8 @@ function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
       }
       return;
     }
+    // Before 6.11, only a page the stable tree had no room for has its checksum compared.
+    if (!checksumFirst && checksumChanged(mm, vpn, value)) return;
     const other = unstable.get(value);
     // get_mergeable_page(): a tree item whose page is gone or changed drops out of the tree.
     const tpfn = other ? mergeablePage(k, other.mm, other.vpn) : -1;
@@ -346,7 +383,10 @@ function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
     }
   };
   for (const mm of list) {
-    pending = mm.ksmItems === null ? [] : [...mm.ksmItems.keys()].sort((a, b) => a - b);
+    // Its rmap items' addresses: those on stable nodes and those with a checksum.
+    pending = mm.ksmItems === null ? [] : [...mm.ksmItems.keys()];
+    if (mm.ksmChecksums !== null) for (const v of mm.ksmChecksums.keys()) if (mm.ksmItems?.has(v) !== true) pending.push(v);
+    pending.sort((a, b) => a - b);
     next = 0;
     scanned.clear();
     for (const vma of mm.vmas) {
@@ -365,6 +405,7 @@ function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
   }
   // By address (the explorer's key lists them in this order).
   for (const [mm, m] of work) mm.ksmItems = m.size === 0 ? null : new Map([...m].sort((a, b) => a[0] - b[0]));
+  for (const [mm, m] of sumsWork) mm.ksmChecksums = m.size === 0 ? null : new Map([...m].sort((a, b) => a[0] - b[0]));
   // Each chain's order as the pass leaves it, 1 the head (renumbered: no gap a dup freed left).
   for (const dups of stable.values()) {
     for (let i = 0; i < dups.length; i++) if (isStableKsm(k, dups[i]!)) f.setStableOrder(dups[i]!, i + 1);

@@ -146,6 +146,13 @@ export class Mm {
    * (clones share it).
    */
   ksmItems: Map<number, number> | null = null;
+  /**
+   * KSM's rmap_item->oldchecksum: vpn -> the value of the page at that address when ksmd last
+   * computed its checksum (calc_checksum). No entry: no rmap item there, or one whose
+   * oldchecksum is still the 0 of its allocation (kmem_cache_zalloc), which no page's checksum is
+   * taken to equal. Only ksmd's pass changes it, by replacing the map (clones share it).
+   */
+  ksmChecksums: Map<number, number> | null = null;
   /** MMF_COW_PGTABLE: forked with COW page tables; every later fork of it shares PTE tables too. */
   cowPgtable = false;
   /** A userfaultfd context is registered on this mm (UFFDIO_REGISTER succeeded at least once). */

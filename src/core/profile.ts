@@ -69,6 +69,14 @@ export interface Profile {
    * never scanned and never merged.
    */
   ksmScansProtnone: boolean;
+  /**
+   * cmp_and_merge_page() compares a page's checksum with its rmap item's oldchecksum before
+   * stable_tree_search() (6.11, d58a361b0350): a page whose content changed since its last scan,
+   * or seen for the first time, merges nowhere in this pass. Before, only after the stable tree
+   * search failed: such a page merges into a KSM page of its content at once and waits a pass
+   * only for the unstable tree.
+   */
+  ksmChecksumFirst: boolean;
   /** FOLL_PIN of the zero page is a no-op (6.5, c8070b787519); before, it took a pin on it. */
   pinSkipsZeroPage: boolean;
   /**

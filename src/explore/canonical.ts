@@ -393,6 +393,16 @@ function procKey(r: Runner, p: ProcT, t: ThreadKey): void {
       pushFrame(t, pfn);
     }
   }
+  // KSM's remembered checksums, by address (Mm.ksmChecksums): a page merges only where its value
+  // is the one remembered.
+  if (mm.ksmChecksums !== null && p.alive) {
+    // Its own marker: -16 begins a handle's moved pages in the held part.
+    out.push(-17);
+    for (const [vpn, value] of mm.ksmChecksums) {
+      out.push(vpn - MMAP_BASE_VPN);
+      pushNum(t, N_VALUE, value);
+    }
+  }
   // What the process held comes at the end of the key (heldKey), once the values that can still
   // be read are numbered.
   taskKey(r, p, t);

@@ -26,6 +26,7 @@ const VALUES = {
   wpCopiesKsm: ['true', 'false'],
   ksmBreakCow: ['write', 'unshare'],
   ksmScansProtnone: ['true', 'false'],
+  ksmChecksumFirst: ['true', 'false'],
   pinSkipsZeroPage: ['true', 'false'],
   mmForbidsZeropage: ['true', 'false'],
   writeProtectSeq: ['true', 'false'],

@@ -839,3 +839,84 @@ test('break_cow on a uffd-wp protected page: no copy up to 6.1 (handle_userfault
     assert.deepEqual(kindsOf(runScenario(lines(copies), profileOf(name))), [], name);
   }
 });
+
+/** ksmMerge(k) with the passes it took (its closing note). */
+function mergeCounted(k: Kernel): { merged: number; passes: number } {
+  const was = k.tracing;
+  k.tracing = true;
+  const from = k.events.length;
+  const merged = ksmMerge(k);
+  k.tracing = was;
+  const note = k.events.slice(from).find((e) => e.why.startsWith('ksmd: '))!;
+  return { merged, passes: Number(/in (\d+) pass/.exec(note.why)![1]) };
+}
+
+// cmp_and_merge_page(): a page enters the unstable tree only when calc_checksum() equals its
+// rmap item's oldchecksum, remembered at its last scan; a new item's is 0 (kmem_cache_zalloc),
+// no page's checksum. Two pages new to ksmd have their checksums remembered in the first pass
+// and merge in the second; a third pass finds nothing to change.
+for (const name of ['v5.7', 'v6.2', 'v6']) {
+  test(`${name}: pages new to ksmd merge with each other only on the pass after their first scan`, () => {
+    const k = kernel(name);
+    const { mm, vpn } = proc(k, 2);
+    mergeable(k, mm, vpn, 2);
+    writeOk(k, mm, vpn, 7);
+    writeOk(k, mm, vpn + 1, 7);
+    assert.deepEqual(mergeCounted(k), { merged: 1, passes: 3 });
+    assert.deepEqual([...mm.ksmChecksums!], [[vpn, 7], [vpn + 1, 7]], 'the values of their last scan, kept while the items hang on the KSM page');
+    assert.deepEqual(mergeCounted(k), { merged: 0, passes: 1 });
+    assertConsistent(k);
+  });
+}
+
+// Before 6.11 the stable tree is searched before the checksum is compared, so a page new to
+// ksmd merges into a KSM page of its content at once; from 6.11 (d58a361b0350) the checksum
+// comes first and it waits a pass.
+for (const [name, passes] of [['v5.7', 2], ['v6.2', 2], ['6.6', 2], ['6.12', 3], ['v6', 3]] as const) {
+  test(`${name}: a page new to ksmd merges into an existing KSM page in ${passes - 1} pass(es)`, () => {
+    const k = kernel(name);
+    const { mm, vpn } = proc(k, 3);
+    mergeable(k, mm, vpn, 3);
+    writeOk(k, mm, vpn, 7);
+    writeOk(k, mm, vpn + 1, 7);
+    assert.equal(ksmMerge(k), 1);
+    writeOk(k, mm, vpn + 2, 7);
+    assert.deepEqual(mergeCounted(k), { merged: 1, passes });
+    assert.equal(pfnAt(k, mm, vpn + 2), pfnAt(k, mm, vpn));
+    assertConsistent(k);
+  });
+}
+
+// The checksum is the page's value at its last scan: a page rewritten since waits a pass more,
+// one whose value is back to what ksmd saw does not; an address ksmd passes with no page loses
+// its rmap item, checksum and all, so a page written there again is new to ksmd.
+test('v6: the remembered checksum is the value of the last scan; an address passed with no page forgets it', () => {
+  const k = kernel('v6');
+  const { mm, vpn } = proc(k, 2);
+  mergeable(k, mm, vpn, 2);
+  writeOk(k, mm, vpn, 7);
+  writeOk(k, mm, vpn + 1, 8);
+  assert.deepEqual(mergeCounted(k), { merged: 0, passes: 2 });
+  assert.deepEqual([...mm.ksmChecksums!], [[vpn, 7], [vpn + 1, 8]]);
+  writeOk(k, mm, vpn + 1, 9);
+  writeOk(k, mm, vpn + 1, 8); // rewritten to the value ksmd saw: nothing changed for it
+  assert.deepEqual(mergeCounted(k), { merged: 0, passes: 1 });
+  writeOk(k, mm, vpn + 1, 7); // changed since its scan: a pass to remember it, one to merge
+  assert.deepEqual(mergeCounted(k), { merged: 1, passes: 3 });
+  assert.equal(pfnAt(k, mm, vpn + 1), pfnAt(k, mm, vpn));
+  assert.equal(doMadvise(k, mm, vpn, vpn + 2, 'dontneed'), OK);
+  assert.deepEqual(mergeCounted(k), { merged: 0, passes: 2 });
+  assert.equal(mm.ksmChecksums, null, 'no page at either address: both items freed');
+  writeOk(k, mm, vpn, 7);
+  writeOk(k, mm, vpn + 1, 7);
+  assert.deepEqual(mergeCounted(k), { merged: 1, passes: 3 });
+  assertConsistent(k, false);
+});
+
+// The scenario of the checksum delay: P's pages new to ksmd wait a pass, by when Q's scan has
+// given the KSM page P left (no rmap item on it) items again, so they merge into it rather than
+// pairing into a second KSM page. Every kernel.
+test('a KSM page whose rmap items all went is given new ones by a fork\'s scan before pages new to ksmd can pair: they merge into it', () => {
+  const sc = parse(readFileSync(join(ROOT, 'scenarios/basic/ksm-checksum-delay-revives-forked-ksm-page.scn.yaml'), 'utf8'));
+  for (const name of ['v5.7', 'v5.9', 'v6.2', 'v6']) assert.deepEqual(kindsOf(runScenario(sc, profileOf(name))), [], name);
+});

@@ -112,6 +112,11 @@ function procKey(r: Runner, p: ProcT, num: Numbering, out: Words): void {
     out.push(-15);
     for (const [vpn, pfn] of [...mm.ksmItems].sort((a, b) => a[0] - b[0])) if (isStableKsm(k, pfn)) out.push(vpn - MMAP_BASE_VPN).push(num.frame(pfn));
   }
+  // KSM's remembered checksums, by address: a page merges only where its value is the one remembered.
+  if (mm.ksmChecksums !== null && p.alive) {
+    out.push(-17);
+    for (const [vpn, value] of [...mm.ksmChecksums].sort((a, b) => a[0] - b[0])) out.push(vpn - MMAP_BASE_VPN).push(num.value(value));
+  }
   taskKey(r, p, num, out);
 }
 

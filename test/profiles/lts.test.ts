@@ -125,7 +125,9 @@ test('each long-term kernel has the switches of its series', () => {
   // mremapClearsUffdWp (0cef0bb836e3, 6.13, Cc stable) did not apply to 6.6.y: absent in 6.6.150 (and in 5.10.265, 5.15.215, 6.1.166).
   assert.equal(k66.mremapClearsUffdWp, false);
   for (const n of ['5.4', '5.10', '5.15', '6.1']) assert.equal(lts(n).mremapClearsUffdWp, false, n);
-  assert.deepEqual(differences(k66, builtinProfile('v6.15')!).sort(), ['deviceExclusive', 'hugeZeroWp', 'mremapClearsUffdWp', 'ptReclaim', 'swapinReadFaultWritable', 'thpSplitZeropage', 'wpReuseLarge']);
+  // d58a361b0350 (6.11): ksmd compares the checksum before the stable tree search; not in 6.6.y.
+  assert.equal(k66.ksmChecksumFirst, false);
+  assert.deepEqual(differences(k66, builtinProfile('v6.15')!).sort(), ['deviceExclusive', 'hugeZeroWp', 'ksmChecksumFirst', 'mremapClearsUffdWp', 'ptReclaim', 'swapinReadFaultWritable', 'thpSplitZeropage', 'wpReuseLarge']);
 
   // 6.12.y: 6.6 + c18160dba5ff (6.11) + 0cef0bb836e3 (6.13) as 310ac886d68d in 6.12.11.
   const k612 = lts('6.12');
@@ -134,6 +136,7 @@ test('each long-term kernel has the switches of its series', () => {
   assert.equal(k612.deviceExclusive, 'v5.14', 'the 6.15 rework is not in 6.12.y');
   // 6.10's "prohibit the last subpage from reusing the entire large folio": large folios always copied.
   assert.equal(k612.wpReuseLarge, 'never');
+  assert.equal(k612.ksmChecksumFirst, true, 'd58a361b0350 is in 6.11');
   assert.deepEqual(differences(k612, builtinProfile('v6.15')!).sort(), ['deviceExclusive', 'hugeZeroWp', 'ptReclaim', 'wpReuseLarge']);
 
   for (const p of LTS_PROFILES) {

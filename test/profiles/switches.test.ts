@@ -89,6 +89,14 @@ const WITNESSES: Record<SwitchName, Witness> = {
   ] },
   // ksmd scans a PROT_NONE page (6.18) or skips it (6.1-6.4): the pages merge or not.
   ksmScansProtnone: { base: 'v6', scenarios: () => [file('scenarios/basic/ksm-merges-prot-none.scn.yaml')] },
+  ksmChecksumFirst: { base: 'v6', scenarios: () => [
+    // A KSM page P's 255 pages share, forked to Q; a page new to ksmd merges into it at once
+    // (before 6.11), or waits a pass for its checksum, by when Q's 255 mappings have filled it.
+    file('scenarios/basic/ksm-checksum-first-full-ksm-page.scn.yaml'),
+    // A page whose old rmap item is the last on a KSM page: the search counts it (before 6.11),
+    // or the item goes first and the page pairs elsewhere.
+    file('scenarios/basic/ksm-stable-search-counts-own-item.scn.yaml'),
+  ] },
   pinSkipsZeroPage: { base: 'v6', scenarios: () => [steps('P mmap a 1', 'P pin a as h ro short', 'expect stat zero_page_refs >= 0')] },
   // v1.2 (THP): a 2 MiB mapping with `thp` (MADV_HUGEPAGE) gets PMD-mapped folios.
   thpUseZeroPage: { base: 'v6', scenarios: () => [steps('P mmap a 512 thp', 'P read a[0] expect 0', 'expect stat AnonHugePages_kB >= 0')] },
