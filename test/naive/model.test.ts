@@ -966,7 +966,7 @@ test('KSM and swap: a KSM page mapped once is swapped out and freed; the swap-in
   }
 });
 
-test('KSM and swap: a pipe keeps a swapped-out KSM page in the swap cache; the swap-in maps the KSM page itself read-only, a write copies it, and it stays in the stable tree, but takes no new mapping once no rmap item is left (v6, 5.18, 5.9, 5.7)', () => {
+test('KSM and swap: a pipe keeps a swapped-out KSM page in the swap cache; the swap-in maps the KSM page itself read-only, a write copies it, and it stays in the stable tree, but takes no new mapping once no rmap item is left (v6; 5.18, 5.9, 5.7: the page\'s own old item still counts)', () => {
   for (const rules of [V6_RULES, V5_18_RULES, V5_9_RULES, V5_7_RULES]) {
     const { n, p, r, k } = ksmOnce(rules);
     n.write(p, r, 1, 8);
@@ -982,14 +982,17 @@ test('KSM and swap: a pipe keeps a swapped-out KSM page in the swap cache; the s
     assert.notEqual(frameOf(p, r, 0), k);
     assert.equal(n.cowCopies, copies + 1);
     assert.deepEqual([n.pipeRead(pipe), n.read(p, r, 0)], [7, 9]);
-    // Page 1 written back to 7 does not merge into k: ksmd drops the rmap items of pages 0 and
-    // 1 (other pages there now) before its stable_tree_search for page 1, and a stable node with
-    // no rmap item is no sharing candidate (is_page_sharing_candidate: rmap_hlist_len 0).
+    // Page 1 written back to 7: from 6.11 it does not merge into k, ksmd drops the rmap items of
+    // pages 0 and 1 (other pages there now) before its stable_tree_search for page 1, and a
+    // stable node with no rmap item is no sharing candidate (is_page_sharing_candidate:
+    // rmap_hlist_len 0). Up to 6.10 the search comes first, while page 1's own old item still
+    // hangs on k: k is a candidate, and page 1 merges back into it.
     n.write(p, r, 1, 7);
     const one = frameOf(p, r, 1);
-    assert.equal(n.ksmMerge(), 0);
-    assert.equal(frameOf(p, r, 1), one);
-    assert.deepEqual([k.mapcount, k.refcount, k.ksm, k.stable], [0, 2, true, true]);
+    const back = rules.ksmChecksumFirst !== true;
+    assert.equal(n.ksmMerge(), back ? 1 : 0);
+    assert.equal(frameOf(p, r, 1), back ? k : one);
+    assert.deepEqual([k.mapcount, k.refcount, k.ksm, k.stable], back ? [1, 3, true, true] : [0, 2, true, true]);
     n.closePipe(pipe);
   }
 });
@@ -1045,6 +1048,55 @@ test('KSM: a KSM page mapped only by a fork\'s child takes the parent\'s equal p
     assert.equal(n.ksmMerge(), 1);
     assert.equal(frameOf(p, r, 2), k);
     assert.deepEqual([k.mapcount, k.refcount], [3, 3]);
+  }
+});
+
+// ksmd's checksum delay (cmp_and_merge_page): a page that is not a KSM page enters the unstable
+// tree only when its checksum equals its rmap item's oldchecksum, the value remembered at its
+// last scan; a new item's (0) matches no page, so a page new to ksmd pairs with none in that pass.
+// From 6.11 (d58a361b0350) the comparison comes first and such a page searches no tree at all;
+// up to 6.10 only after the stable tree search, which still counts the page's old item.
+test('KSM\'s checksum delay: a page new to ksmd waits a pass, by when a fork\'s scan has given the KSM page its parent left items again, so new equal pages merge into it, not into a second KSM page (v6, 6.2, 5.9, 5.7)', () => {
+  for (const rules of [V6_RULES, V6_2_RULES, V5_9_RULES, V5_7_RULES]) {
+    const { n, p, r } = oneProc(rules, 4);
+    n.madvise(p, r, 0, 4, 'mergeable');
+    n.write(p, r, 0, 1);
+    n.write(p, r, 1, 1);
+    assert.equal(n.ksmMerge(), 2);
+    const k = frameOf(p, r, 0)!;
+    assert.deepEqual([...p.ksmChecksums!], [[r.base, 1], [r.base + 1, 1]], 'both checksums remembered before they paired');
+    const q = n.fork(p);
+    n.madvise(p, r, 0, 2, 'dontneed');
+    n.write(p, r, 2, 1);
+    n.write(p, r, 3, 1);
+    // Pass 1: p's items on k go (no page at a[0..1]: their checksums too), a[2..3] have their
+    // checksums remembered, q's scan gives k items. Pass 2: a[2..3] find k in the stable tree.
+    assert.equal(n.ksmMerge(), 2);
+    assert.deepEqual([frameOf(p, r, 2), frameOf(p, r, 3), frameOf(q, r, 0)], [k, k, k]);
+    assert.deepEqual([...p.ksmChecksums!].sort((a, b) => a[0] - b[0]), [[r.base + 2, 1], [r.base + 3, 1]]);
+  }
+});
+
+test('KSM\'s checksum order: up to 6.10 the stable tree search still counts the item a page\'s address left on a KSM page, so the page merges back into it; from 6.11 the item goes first and the page pairs into a second KSM page (6.2, 5.9 vs v6)', () => {
+  for (const [rules, back] of [[V6_2_RULES, true], [V5_9_RULES, true], [V6_RULES, false]] as const) {
+    const { n, p, r } = oneProc(rules, 3);
+    n.madvise(p, r, 0, 3, 'mergeable');
+    n.write(p, r, 0, 1);
+    n.write(p, r, 1, 1);
+    n.write(p, r, 2, 1);
+    const ref = n.gup(p, r, 2)!; // write_protect_page refuses a[2]
+    n.ksmMerge();
+    const k = frameOf(p, r, 0)!;
+    assert.deepEqual([frameOf(p, r, 1), k.ksm, frameOf(p, r, 2) === k], [k, true, false]);
+    n.putRef(ref);
+    const q = n.fork(p);
+    n.write(p, r, 0, 2);
+    n.write(p, r, 1, 1); // a copy: its item still on k
+    n.ksmMerge();
+    assert.equal(frameOf(p, r, 1) === k, back);
+    assert.equal(frameOf(p, r, 2) === k, back);
+    assert.equal(frameOf(q, r, 1), k);
+    if (!back) assert.equal(frameOf(p, r, 1), frameOf(p, r, 2), 'a[1] and a[2] paired into a second KSM page');
   }
 });
 

@@ -17,7 +17,8 @@
 // (write-protecting PTEs; pinned pages skipped from 5.11). KSM: MADV_MERGEABLE and ksmd's merging
 // (with the PTE's dirty bit, which decides whether write_protect_page checks the page's
 // references; break_cow's write fault up to 6.1, its unshare fault from 6.2; reuse_ksm_page on
-// 5.7), and reclaim of a KSM page mapped once (rmap_walk_ksm) with its swap-in.
+// 5.7; the checksum delay, compared after the stable tree search up to 6.10, first from 6.11),
+// and reclaim of a KSM page mapped once (rmap_walk_ksm) with its swap-in.
 // Device-exclusive entries (make_device_exclusive, 5.14's rmap-walking variant and 6.15's one-PTE
 // rework): the grant the device holds, the MMU notifiers that revoke it, the CPU fault that
 // restores the PTE, fork restoring the entry first. userfaultfd write-protect: VM_UFFD_WP, the
@@ -272,6 +273,13 @@ export interface NProc {
    * starts with none: ksm_fork copies no rmap item). Absent: none.
    */
   ksmItems?: Map<number, NFrame>;
+  /**
+   * KSM's rmap items' oldchecksum (cmp_and_merge_page's calc_checksum at the item's last
+   * comparison): address (page number) -> the page's value then. An item not here has the 0 of
+   * alloc_rmap_item's zeroed memory, which no page's checksum equals. Kept while the item lives
+   * (off a stable node too); gone when ksmd passes the address with no page to scan.
+   */
+  ksmChecksums?: Map<number, number>;
   /** MMF_USE_ODF: a `fork ... cowpt` ran on this mm or its ancestor: every fork of it shares tables (sticky, inherited). */
   cowPgtable?: boolean;
   /** The last-level tables this process reaches through a write-protected PMD, by table number (address / 512). */
@@ -372,6 +380,14 @@ export interface NaiveOptions {
    * 6cce3314b928: a read-only, clean copy).
    */
   ksmBreakCow: 'write' | 'unshare';
+  /**
+   * Where cmp_and_merge_page compares a page's checksum with its rmap item's oldchecksum: `true`
+   * (6.11 on, d58a361b0350): first, with remove_rmap_item_from_tree, so a page new to ksmd or
+   * changed since its last scan searches no tree; absent or false (up to 6.10): only after the
+   * stable tree search found no KSM page to merge into (that search still counts the page's own
+   * item on its node), before the unstable tree.
+   */
+  ksmChecksumFirst?: boolean;
   /** Reclaim keeps maybe-pinned pages out of the swap cache (5.11, feb889fb40fa). */
   reclaimSkipsPinned?: boolean;
   /** clear_refs (soft-dirty) leaves a writable PTE of a maybe-pinned page alone (5.11, 9348b73c2e1b: pte_is_pinned). */
@@ -481,18 +497,18 @@ export interface OdfRules {
 /** Linux 6.15 on (6.18). */
 export const V6_RULES: NaiveOptions = {
   reuse: 'anon-exclusive', pae: true, mprotectUpgrade: true, mprotectUpgradeClean: true, unshare: 'all', earlyCow: true, swapinReadWritable: true, swapin: 'exclusive-bit', reclaimSkipsPinned: true, clearRefsSkipsPinned: true,
-  ksmBreakCow: 'unshare',
+  ksmBreakCow: 'unshare', ksmChecksumFirst: true,
   deviceExclusive: 'v6.15', uffdWpForkVma: 'dst-vma', uffdWpForkCopies: true, uffdUnprotectWritable: true, mremapClearsUffdWp: true, gupFastLongtermRetry: true,
   collapse: 'any-pte', thp: { pmdReuse: 'anon-exclusive', pmdCopy: 'split', largeReuse: 'mm-exclusive', pageout: 'mm-id' }, thpSplitZeropage: true,
 };
 /**
- * 6.2: as V6_RULES, but a swap-in maps the page writable only on a write fault (to 6.10),
- * device-exclusive entries of 5.14 (to 6.14), UFFDIO_WRITEPROTECT leaving un-protected PTEs
+ * 6.2: as V6_RULES, but a swap-in maps the page writable only on a write fault (to 6.10), KSM's
+ * checksum compared after the stable tree search (to 6.10), device-exclusive entries of 5.14 (to 6.14), UFFDIO_WRITEPROTECT leaving un-protected PTEs
  * read-only (6.3 changed it), mremap keeping uffd-wp bits (to 6.12), and MADV_COLLAPSE wanting a
  * writable PTE (to 6.17).
  */
 export const V6_2_RULES: NaiveOptions = {
-  ...V6_RULES, swapinReadWritable: false, deviceExclusive: 'v5.14', uffdUnprotectWritable: false, mremapClearsUffdWp: false, collapse: 'writable-pte', thpSplitZeropage: false,
+  ...V6_RULES, swapinReadWritable: false, ksmChecksumFirst: false, deviceExclusive: 'v5.14', uffdUnprotectWritable: false, mremapClearsUffdWp: false, collapse: 'writable-pte', thpSplitZeropage: false,
   thp: { pmdReuse: 'anon-exclusive', pmdCopy: 'split', largeReuse: 'as-small', pageout: 'page-mapcount' },
 };
 /** 5.19 to 6.1 but for mprotect (6.0): R/O pins unshare anonymous pages, not the zero page; KSM's break_cow is a write fault. */
@@ -1873,21 +1889,25 @@ export class NaiveKernel {
   }
 
   /**
-   * `ksm merge`: ksmd's full passes (ksm_do_scan) until one merges nothing and moves no rmap
+   * `ksm merge`: ksmd's full passes (ksm_do_scan) until one merges nothing and changes no rmap
    * item (ksmd scans on: a pass that only moved items, a KSM page's forked mapping given one,
-   * can make a page a sharing candidate for the next; checksums, which only delay a page's turn
-   * by a pass, are left out). A pass walks the registered mms in list
+   * can make a page a sharing candidate for the next, and one that remembered a checksum lets
+   * that page merge in the next). A pass walks the registered mms in list
    * order, each one's VM_MERGEABLE VMAs by address, and takes each present anonymous page
    * (scan_get_next_rmap_item: not the zero page, not a swap entry) to cmp_and_merge_page:
    * - a page of the stable tree (a KSM page already) stays as it is (stable_tree_search finds
    *   the page itself: "ksm page forked"), its rmap item on the page's stable node; a KSM page
    *   in no tree (break_cow's leftover) goes on as an ordinary page, but write_protect_page
    *   refuses it wherever it meets it (no anon_vma);
-   * - else the address's rmap item leaves its stable node (remove_rmap_item_from_tree; so does
-   *   the item of an address passed with no page to scan), and a stable KSM page of the same
+   * - else the address's rmap item leaves its stable node (remove_rmap_item_from_tree; the item
+   *   of an address passed with no page to scan is freed, checksum and all); from 6.11
+   *   (ksmChecksumFirst) a page whose value is not its item's oldchecksum (ksmChecksums; a new
+   *   item's matches no page) has it remembered and goes no further this pass; then a stable KSM page of the same
    *   content that an rmap item still hangs on (ksmStableCandidate): try_to_merge_one_page
    *   write-protects the page (write_protect_page) and maps the KSM page there (replace_page),
    *   its rmap item on the KSM page's node; refused, nothing happens;
+   * - else, up to 6.10, the checksum is compared now (the stable tree search above still counted
+   *   the item on its node, removed after it), as above;
    * - else a page of this pass's unstable tree with the same content (not the same frame):
    *   try_to_merge_two_pages makes the page being scanned (the second) a KSM page, write-
    *   protected, then maps it at the tree page's place; if the tree page is refused, break_cow
@@ -1904,22 +1924,32 @@ export class NaiveKernel {
     for (;;) {
       const pass = this.ksmMerged;
       const splits = this.thpEvents.folioSplit;
-      // Every rmap item on a stable node, in scan order (frames by identity: a split path's new frame has no id).
-      const allItems = (): unknown[] => this.ksmMms.flatMap((q) => [...(q.ksmItems ?? [])].flatMap(([a, f]) => [q, a, f]));
+      // Every rmap item on a stable node, in scan order (frames by identity: a split path's new
+      // frame has no id), and every remembered checksum.
+      const allItems = (): unknown[] =>
+        this.ksmMms.flatMap((q) => [...[...(q.ksmItems ?? [])].flatMap(([a, f]) => [q, a, f]), 'sums', ...[...(q.ksmChecksums ?? [])].sort((x, y) => x[0] - y[0]).flat()]);
       const itemsBefore = allItems();
       const unstable = new Map<number, { p: NProc; pg: NPage; addr: number }>();
       for (const p of this.ksmMms) {
         const pages = this.byAddress(p);
         const items = (p.ksmItems ??= new Map());
+        const sums = (p.ksmChecksums ??= new Map());
         // The addresses ksmd passes: every page, and every address an rmap item is left at.
-        const addrs = [...new Set([...pages.keys(), ...items.keys()])].sort((x, y) => x - y);
+        const addrs = [...new Set([...pages.keys(), ...items.keys(), ...sums.keys()])].sort((x, y) => x - y);
+        /** cmp_and_merge_page: the checksum differs from the item's oldchecksum: remembered, the page waits. */
+        const changed = (addr: number, value: number): boolean => {
+          if (sums.get(addr) === value) return false;
+          sums.set(addr, value);
+          return true;
+        };
         for (const addr of addrs) {
           const pg = pages.get(addr);
           // A huge PMD's page is scanned as it is (ksm_next_page_pmd_entry), the PMD not split.
           const f = pg?.pmd ? pg.pmd.folio.pages[addr - pg.pmd.base]! : pg?.pte?.frame ?? null;
           if (pg === undefined || pg.mergeable !== true || f === null) {
-            // Nothing to scan here (get_next_rmap_item, remove_trailing_rmap_items): the item goes.
+            // Nothing to scan here (get_next_rmap_item, remove_trailing_rmap_items): the item is freed.
             items.delete(addr);
+            sums.delete(addr);
             continue;
           }
           if (f.ksm === true && f.stable === true) {
@@ -1927,9 +1957,15 @@ export class NaiveKernel {
             items.set(addr, f);
             continue;
           }
-          // cmp_and_merge_page: remove_rmap_item_from_tree.
-          items.delete(addr);
+          const first = this.rules.ksmChecksumFirst === true;
+          if (first) {
+            // cmp_and_merge_page from 6.11: remove_rmap_item_from_tree, then the checksum.
+            items.delete(addr);
+            if (changed(addr, f.value)) continue;
+          }
+          // stable_tree_search (up to 6.10 with the item still on its node), then remove_rmap_item_from_tree.
           const kpage = this.ksmStableCandidate(f.value);
+          items.delete(addr);
           if (kpage !== null) {
             if (this.ksmSplitToMerge(pg, f) && this.ksmWriteProtect(pg)) {
               this.ksmReplace(pg, kpage);
@@ -1937,6 +1973,8 @@ export class NaiveKernel {
             }
             continue;
           }
+          // Up to 6.10 the checksum only keeps a page out of the unstable tree.
+          if (!first && changed(addr, f.value)) continue;
           const tree = unstable.get(f.value);
           if (tree === undefined) {
             unstable.set(f.value, { p, pg, addr });
