@@ -435,6 +435,21 @@ function remapZeroFilled(k: Kernel, head: number): void {
   if (n > 0) k.emit('note', -1, -1, head, -1, `split_huge_page: ${n} mapping(s) of zero-filled pages now map the shared zero page (remap_page, RMP_USE_SHARED_ZEROPAGE)`);
 }
 
+/** MADV_PAGEOUT's "mapped elsewhere" test of the large folio of pfn (the PMD's head or the PTE's page): pageoutLargeShared. */
+function pageoutLargeShared(k: Kernel, pfn: number): boolean {
+  const f = k.frames;
+  switch (k.profile.pageoutLargeShared) {
+    case 'page-mapcount':
+      return f.pageMapcount(pfn) !== 1;
+    case 'first-page':
+      return f.pageMapcount(pfn & ~(HPAGE_PMD_NR - 1)) !== 1;
+    case 'folio':
+      // folio_maybe_mapped_shared() with MM-id tracking (6.15+: the shared bit can outlive a third
+      // mm's mappings); before, the page mapcounts.
+      return f.mmIds ? f.folioMaybeMappedShared(pfn) : f.folioMaxMapcount(pfn) > 1;
+  }
+}
+
 /**
  * MADV_PAGEOUT / reclaim meeting a page of a THP at vpn: the folio is split into small pages
  * first (the kernel swaps a whole PMD mapped once as one folio but ends with 512 PTE swap
@@ -458,9 +473,7 @@ export function splitForSwap(k: Kernel, mm: Mm, vpn: number): 'shared' | 'pinned
     pfn = k.tables.entry[ps]!;
     if (!(k.frames.flags[pfn]! & PG_LARGE)) return null;
   }
-  // folio_maybe_mapped_shared() with MM-id tracking (6.15+: the shared bit can outlive a third
-  // mm's mappings); before, the page mapcounts.
-  if (k.frames.mmIds ? k.frames.folioMaybeMappedShared(pfn) : k.frames.folioMaxMapcount(pfn) > 1) return 'shared';
+  if (pageoutLargeShared(k, pfn)) return 'shared';
   return splitHugePage(k, pfn & ~(HPAGE_PMD_NR - 1), 'swap-out of a THP') ? null : 'pinned';
 }
 

@@ -185,6 +185,15 @@ export interface Profile {
    */
   wpReuseLarge: 'as-small' | 'never' | 'mm-exclusive';
   /**
+   * MADV_PAGEOUT of a page of a THP (madvise_cold_or_pageout_pte_range()) leaves the folio alone,
+   * unsplit, when it may be mapped elsewhere: `page-mapcount` (5.4-6.2: page_mapcount() != 1 of the
+   * page asked, the head under a huge PMD, else the PTE's page: other pages mapped twice do not
+   * count), `first-page` (6.4-6.9: folio_estimated_sharers(), the first page's page_mapcount, on
+   * both paths), `folio` (folio_likely_mapped_shared(), 6.10-6.14, modelled as any page mapped
+   * twice; folio_maybe_mapped_shared() with MM-ids, 6.15; 6.3's folio_mapcount() != 1 has no profile).
+   */
+  pageoutLargeShared: 'page-mapcount' | 'first-page' | 'folio';
+  /**
    * change_huge_pmd() maps a PAE head writable at once when mprotect makes the range writable
    * (can_change_pmd_writable, 6.2), as mprotectWritable does for PTEs; before, the next write faults.
    */

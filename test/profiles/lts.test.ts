@@ -127,7 +127,9 @@ test('each long-term kernel has the switches of its series', () => {
   for (const n of ['5.4', '5.10', '5.15', '6.1']) assert.equal(lts(n).mremapClearsUffdWp, false, n);
   // d58a361b0350 (6.11): ksmd compares the checksum before the stable tree search; not in 6.6.y.
   assert.equal(k66.ksmChecksumFirst, false);
-  assert.deepEqual(differences(k66, builtinProfile('v6.15')!).sort(), ['deviceExclusive', 'hugeZeroWp', 'ksmChecksumFirst', 'mremapClearsUffdWp', 'ptReclaim', 'swapinReadFaultWritable', 'thpSplitZeropage', 'wpReuseLarge']);
+  // MADV_PAGEOUT of a THP asks folio_estimated_sharers() (2f406263e3e9, 6.5; in 6.4.12 as a backport) until 6.10.
+  assert.equal(k66.pageoutLargeShared, 'first-page');
+  assert.deepEqual(differences(k66, builtinProfile('v6.15')!).sort(), ['deviceExclusive', 'hugeZeroWp', 'ksmChecksumFirst', 'mremapClearsUffdWp', 'pageoutLargeShared', 'ptReclaim', 'swapinReadFaultWritable', 'thpSplitZeropage', 'wpReuseLarge']);
 
   // 6.12.y: 6.6 + c18160dba5ff (6.11) + 0cef0bb836e3 (6.13) as 310ac886d68d in 6.12.11.
   const k612 = lts('6.12');
@@ -137,6 +139,7 @@ test('each long-term kernel has the switches of its series', () => {
   // 6.10's "prohibit the last subpage from reusing the entire large folio": large folios always copied.
   assert.equal(k612.wpReuseLarge, 'never');
   assert.equal(k612.ksmChecksumFirst, true, 'd58a361b0350 is in 6.11');
+  assert.equal(k612.pageoutLargeShared, 'folio', 'folio_likely_mapped_shared() from 6.10');
   assert.deepEqual(differences(k612, builtinProfile('v6.15')!).sort(), ['deviceExclusive', 'hugeZeroWp', 'ptReclaim', 'wpReuseLarge']);
 
   for (const p of LTS_PROFILES) {

@@ -117,6 +117,13 @@ const WITNESSES: Record<SwitchName, Witness> = {
     // (refcount 1); 6.10+ copies.
     steps('P mmap a 512 thp', 'P write a = 1', 'P fork Q', 'P write a[0] = 2', 'P madvise a[2..511] dontneed', 'Q exit', 'P write a[1] = 3', 'expect stat cow_copies >= 0'),
   ] },
+  pageoutLargeShared: { base: 'v6.2', scenarios: () => [
+    // Q's PMD maps the THP, P's PTEs all its pages but t[0]: the head is mapped once (split and
+    // swapped out), the folio's other pages twice (`folio` leaves it alone).
+    file('scenarios/basic/thp-pageout-head-mapcount.scn.yaml'),
+    // P's PTE at t[1] (mapped twice: left alone) while the head is mapped once: `first-page` splits.
+    steps('P mmap t 512 rw private thp', 'P write t[0] = 1', 'P fork Q', 'P write t[0] = 2', 'swapout P t[1]', 'expect stat AnonHugePages_kB >= 0'),
+  ] },
   mprotectWritableClean: { base: 'v6', scenarios: () => [
     // A page read back from swap is mapped clean: mprotect ro then rw maps it writable (6.2) or
     // leaves it read-only (6.0, 6.1: can_change_pte_writable wants pte_dirty), and the write faults.
