@@ -389,8 +389,11 @@ export function splitHugePage(k: Kernel, head: number, why: string): boolean {
   return true;
 }
 
-/** Every device-exclusive entry of a page of the folio at head, in every live mm, migrated and mapped again (migrateExclusiveEntry). */
-function migrateExclusiveEntries(k: Kernel, head: number): void {
+/**
+ * Each PTE that names a page of the folio at head (present or not), in every live mm, in table
+ * order: the rmap walks of the split (unmap_folio/remap_page) over the folio's mappings.
+ */
+function forEachFolioPte(k: Kernel, head: number, fn: (mm: Mm, vpn: number, slot: number, bits: number, pfn: number) => void): void {
   const t = k.tables;
   for (const mm of k.mms) {
     if (!mm.alive) continue;
@@ -398,10 +401,17 @@ function migrateExclusiveEntries(k: Kernel, head: number): void {
       const b = table << TABLE_SHIFT;
       for (let i = 0; i < HPAGE_PMD_NR; i++) {
         const p = t.entry[b + i]!;
-        if (t.bits[b + i]! & PTE_DEVICE_EXCLUSIVE && p >= head && p < head + HPAGE_PMD_NR) migrateExclusiveEntry(k, mm, base + i, b + i);
+        if (p >= head && p < head + HPAGE_PMD_NR && t.bits[b + i]! !== 0) fn(mm, base + i, b + i, t.bits[b + i]!, p);
       }
     });
   }
+}
+
+/** Every device-exclusive entry of a page of the folio at head, in every live mm, migrated and mapped again (migrateExclusiveEntry). */
+function migrateExclusiveEntries(k: Kernel, head: number): void {
+  forEachFolioPte(k, head, (mm, vpn, slot, bits) => {
+    if (bits & PTE_DEVICE_EXCLUSIVE) migrateExclusiveEntry(k, mm, vpn, slot);
+  });
 }
 
 /**
@@ -415,23 +425,15 @@ function remapZeroFilled(k: Kernel, head: number): void {
   const t = k.tables;
   const f = k.frames;
   let n = 0;
-  for (const mm of k.mms) {
-    if (!mm.alive) continue;
-    forEachPteTable(k, mm, (_base, table) => {
-      const b = table << TABLE_SHIFT;
-      for (let i = 0; i < HPAGE_PMD_NR; i++) {
-        const bits = t.bits[b + i]!;
-        const p = t.entry[b + i]!;
-        if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL || p < head || p >= head + HPAGE_PMD_NR || f.value[p] !== 0) continue;
-        t.entry[b + i] = 0;
-        t.bits[b + i] = PTE_PRESENT | PTE_SPECIAL | PTE_YOUNG | (bits & (PTE_SOFT_DIRTY | PTE_UFFD_WP));
-        f.mapcount[p]!--;
-        f.refcount[p]!--;
-        mm.rssAnon--;
-        n++;
-      }
-    });
-  }
+  forEachFolioPte(k, head, (mm, _vpn, slot, bits, p) => {
+    if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL || f.value[p] !== 0) return;
+    t.entry[slot] = 0;
+    t.bits[slot] = PTE_PRESENT | PTE_SPECIAL | PTE_YOUNG | (bits & (PTE_SOFT_DIRTY | PTE_UFFD_WP));
+    f.mapcount[p]!--;
+    f.refcount[p]!--;
+    mm.rssAnon--;
+    n++;
+  });
   if (n > 0) k.emit('note', -1, -1, head, -1, `split_huge_page: ${n} mapping(s) of zero-filled pages now map the shared zero page (remap_page, RMP_USE_SHARED_ZEROPAGE)`);
 }
 
