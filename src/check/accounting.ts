@@ -8,6 +8,7 @@ import {
 } from '../core/constants.js';
 import type { Kernel } from '../core/kernel.js';
 import type { Mm } from '../core/mm.js';
+import type { TableWords } from '../core/pgtable.js';
 import { exclusiveEntryMapped } from '../core/exclusive.js';
 import { hugetlbReservedByVmas } from '../core/hugetlb.js';
 import { forEachPteTable } from '../core/walk.js';
@@ -215,7 +216,9 @@ let lastBits: Uint16Array | null = null;
 let lastWords: Int32Array = new Int32Array(0);
 
 /** The PTE bits as Int32 words, two entries each (a view, made once per array). */
-function wordsOf(bits: Uint16Array): Int32Array {
+function wordsOf(table: TableWords<Uint16Array>): Int32Array {
+  // Read only: the arena's bits array itself (TableArena.bits is typed read only for writers).
+  const bits = table as unknown as Uint16Array;
   if (bits === lastBits) return lastWords;
   let v = wordViews.get(bits);
   if (v === undefined) wordViews.set(bits, (v = new Int32Array(bits.buffer, bits.byteOffset, bits.length >>> 1)));

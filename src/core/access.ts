@@ -48,7 +48,7 @@ export function mmuSlot(k: Kernel, mm: Mm, vpn: number, write: boolean): number 
 
 /** The store itself, through a PTE (or huge PMD) the MMU allows it through (mmuSlot): marked dirty and young. */
 export function cpuStore(k: Kernel, slot: number, vpn: number, value: number): void {
-  k.tables.bits[slot] = k.tables.bits[slot]! | PTE_DIRTY | PTE_YOUNG | PTE_SOFT_DIRTY;
+  k.tables.setBits(slot, k.tables.bits[slot]! | PTE_DIRTY | PTE_YOUNG | PTE_SOFT_DIRTY);
   k.frames.value[slotPfn(k, slot, vpn)] = value;
 }
 
@@ -76,7 +76,7 @@ export function cpuAccess(k: Kernel, mm: Mm, vpn: number, write: boolean, value:
         cpuStore(k, slot, vpn, value);
         return { err: OK, value: -1, pfn, faults };
       }
-      k.tables.bits[slot] = k.tables.bits[slot]! | PTE_YOUNG;
+      k.tables.setBits(slot, k.tables.bits[slot]! | PTE_YOUNG);
       return { err: OK, value: k.frames.value[pfn]!, pfn, faults };
     }
     faults++;

@@ -256,8 +256,7 @@ function collapseHugePage(k: Kernel, mm: Mm, vma: Vma, at: number, ps: number, u
   for (let i = 0; i < HPAGE_PMD_NR; i++) {
     const bits = t.bits[base + i]!;
     const pfn = t.entry[base + i]!;
-    t.entry[base + i] = 0;
-    t.bits[base + i] = 0;
+    t.setPte(base + i, 0, 0);
     if (bits === 0 || bits & PTE_SPECIAL) {
       // A zeroed page (clear_user_highpage): MM_ANONPAGES + 1.
       mm.rssAnon++;
@@ -274,8 +273,7 @@ function collapseHugePage(k: Kernel, mm: Mm, vma: Vma, at: number, ps: number, u
   // stays charged; the model frees the arena table and setHugePmd charges the deposit again.
   t.filled[table] = 0;
   t.free(table);
-  t.entry[ps] = 0;
-  t.bits[ps] = 0;
+  t.setPte(ps, 0, 0);
   t.filled[ps >>> TABLE_SHIFT]!--;
   // page_add_new_anon_rmap(): exclusive (PAE on the head, 5.19+); one PMD mapping, refcount 1.
   if (k.profile.anonExclusive) f.flags[head]! |= PG_ANON_EXCLUSIVE;
@@ -285,8 +283,7 @@ function collapseHugePage(k: Kernel, mm: Mm, vma: Vma, at: number, ps: number, u
   // nothing before it refuses such a range in 6.18 (thp_vma_allowable_order and the PTE scan do not
   // look at the protection; before 6.18 SCAN_PAGE_RO refuses it, none of its PTEs being writable).
   const bits = newPageBits(vma) | PMD_LEAF;
-  t.entry[ps] = head;
-  t.bits[ps] = bits;
+  t.setPte(ps, head, bits);
   t.filled[ps >>> TABLE_SHIFT]!++;
   mm.hugePmds++;
   k.emit('note', mm.id, at, head, -1,

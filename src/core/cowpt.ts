@@ -106,10 +106,9 @@ export function shareTables(k: Kernel, parent: Mm, child: Mm, vma: Vma): boolean
         t.owner[table] = parent.id;
         charge(k, parent, table, 1);
       }
-      bits[pBase + i] = bits[pBase + i]! | PMD_WP;
+      t.setBits(pBase + i, bits[pBase + i]! | PMD_WP);
       t.share[table]!++;
-      entry[cBase + i] = table;
-      bits[cBase + i] = PMD_WP;
+      t.setPte(cBase + i, table, PMD_WP);
       t.filled[cTable]!++;
       shared++;
     }
@@ -130,7 +129,7 @@ function childPmdSlot(k: Kernel, mm: Mm, vpn: number): number {
   const pgdSlot = (mm.pgd << TABLE_SHIFT) | ((vpn >>> 27) & 511);
   if (t.entry[pgdSlot] === 0) {
     const pud = t.alloc(2);
-    t.entry[pgdSlot] = pud;
+    t.setEntry(pgdSlot, pud);
     t.filled[mm.pgd]!++;
     t.owner[pud] = mm.id;
     mm.nrTables++;
@@ -139,7 +138,7 @@ function childPmdSlot(k: Kernel, mm: Mm, vpn: number): number {
   const pudSlot = (pud << TABLE_SHIFT) | ((vpn >>> 18) & 511);
   if (t.entry[pudSlot] === 0) {
     const pmd = t.alloc(1);
-    t.entry[pudSlot] = pmd;
+    t.setEntry(pudSlot, pmd);
     t.filled[pud]!++;
     t.owner[pmd] = mm.id;
     mm.nrTables++;
@@ -169,7 +168,7 @@ export function breakCowPte(k: Kernel, mm: Mm, vma: Vma, vpn: number): number {
   const design = k.profile.cowPageTables;
   if (t.share[table] === 1 && mayTakeBack(k, vma, vpn)) {
     // cow_pte_fallback() / ODF's repossession: the table is ours alone again.
-    t.bits[ps] = t.bits[ps]! & ~PMD_WP;
+    t.setBits(ps, t.bits[ps]! & ~PMD_WP);
     if (design === 'rfc' && t.owner[table] !== mm.id) {
       if (t.owner[table]! >= 0) charge(k, k.mms[t.owner[table]!]!, table, -1);
       t.owner[table] = mm.id;
@@ -198,14 +197,12 @@ export function breakCowPte(k: Kernel, mm: Mm, vma: Vma, vpn: number): number {
     filled++;
     const pfn = t.entry[sb + i]!;
     if (bits & PTE_SWAP) {
-      t.entry[db + i] = pfn;
-      t.bits[db + i] = copySwapPte(k, sb + i);
+      t.setPte(db + i, pfn, copySwapPte(k, sb + i));
       continue;
     }
     if (!(bits & PTE_PRESENT)) {
       // Device-exclusive entries are not shared by the model's COW tables (break before making them).
-      t.entry[db + i] = pfn;
-      t.bits[db + i] = bits;
+      t.setPte(db + i, pfn, bits);
       continue;
     }
     if (design === 'rfc' && forkMayCopy(k, mm) && forkMustCopy(k, bits, pfn)) {
@@ -227,10 +224,9 @@ export function breakCowPte(k: Kernel, mm: Mm, vma: Vma, vpn: number): number {
     if (entryCow && bits & PTE_WRITE) {
       nbits &= ~PTE_WRITE;
       // RFC: copy_pte_range write-protects the source (the shared table) too. ODF: the copy only.
-      if (design === 'rfc') t.bits[sb + i] = bits & ~PTE_WRITE;
+      if (design === 'rfc') t.setBits(sb + i, bits & ~PTE_WRITE);
     }
-    t.entry[db + i] = pfn;
-    t.bits[db + i] = nbits;
+    t.setPte(db + i, pfn, nbits);
   }
   t.filled[nt] = filled;
   mm.rssAnon += anon;
@@ -242,8 +238,7 @@ export function breakCowPte(k: Kernel, mm: Mm, vma: Vma, vpn: number): number {
     t.owner[table] = -1;
     charge(k, mm, table, -1);
   }
-  t.entry[ps] = nt;
-  t.bits[ps] = t.bits[ps]! & ~PMD_WP;
+  t.setPte(ps, nt, t.bits[ps]! & ~PMD_WP);
   if (t.share[table] === 0) {
     // Nobody else used it (count 1, not taken back): the old table is freed and its pages'
     // references dropped. ODF's dereference_pte_table() decrements the copier's RSS for them;
@@ -265,8 +260,7 @@ export function releaseTable(k: Kernel, mm: Mm, table: number, charged = true): 
     const bits = t.bits[base + i]!;
     if (bits === 0) continue;
     const pfn = t.entry[base + i]!;
-    t.bits[base + i] = 0;
-    t.entry[base + i] = 0;
+    t.setPte(base + i, 0, 0);
     if (bits & PTE_SWAP) {
       freeSwapAndCache(k, pfn);
       continue;

@@ -136,7 +136,7 @@ function handleHugeFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, flags: number
     return writeDone(doHugePmdWpPage(k, mm, vma, vpn, s, (flags & FAULT_FLAG_UNSHARE) !== 0), flags & WRITE_FLAGS);
   }
   // huge_pmd_set_accessed()
-  k.tables.bits[s] = bits | PTE_YOUNG | (flags & FAULT_FLAG_WRITE ? PTE_DIRTY | PTE_SOFT_DIRTY : 0);
+  k.tables.setBits(s, bits | PTE_YOUNG | (flags & FAULT_FLAG_WRITE ? PTE_DIRTY | PTE_SOFT_DIRTY : 0));
   return OK;
 }
 
@@ -171,10 +171,10 @@ export function handlePteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: n
   if (flags & COW_FLAGS) {
     if (!(bits & PTE_WRITE)) return doWpPage(k, mm, vma, vpn, slot, (flags & FAULT_FLAG_UNSHARE) !== 0, split, (flags & FAULT_FLAG_BREAK_COW) !== 0, (flags & FAULT_FLAG_ALLOW_RETRY) !== 0);
     // pte_mkdirty(): x86 sets _PAGE_SOFT_DIRTY with _PAGE_DIRTY.
-    if (flags & FAULT_FLAG_WRITE) k.tables.bits[slot] = bits | PTE_DIRTY | PTE_SOFT_DIRTY | PTE_YOUNG;
+    if (flags & FAULT_FLAG_WRITE) k.tables.setBits(slot, bits | PTE_DIRTY | PTE_SOFT_DIRTY | PTE_YOUNG);
     return OK;
   }
-  k.tables.bits[slot] = bits | PTE_YOUNG;
+  k.tables.setBits(slot, bits | PTE_YOUNG);
   return OK;
 }
 
@@ -191,7 +191,7 @@ function doPteMarker(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: number, fla
   // faults again on that PTE and reaches the monitor then (do_wp_page).
   const err = doSharedFault(k, mm, vma, vpn, slot, flags);
   if (err !== OK) return err;
-  k.tables.bits[slot] = (k.tables.bits[slot]! & ~PTE_WRITE) | PTE_UFFD_WP;
+  k.tables.setBits(slot, (k.tables.bits[slot]! & ~PTE_WRITE) | PTE_UFFD_WP);
   return OK;
 }
 
@@ -401,7 +401,7 @@ export function doWpPage(
   if (vma.flags & (VM_SHARED | VM_MAYSHARE)) {
     // wp_page_shared(): a shared mapping is never copied; wp_page_reuse() makes the PTE writable
     // (not counted as an anonymous page's reuse).
-    t.bits[slot] = wpPageReuseBits(vma, bits);
+    t.setBits(slot, wpPageReuseBits(vma, bits));
     k.emit('wp-shared', mm.id, vpn, pfn, -1, 'shared mapping: the page is made writable in place');
     return OK;
   }
@@ -440,7 +440,7 @@ function reuseReason(k: Kernel, pfn: number, wasExclusive: boolean): string {
 /** wp_page_reuse() of a private anonymous page: the PTE made writable in place (wpPageReuseBits), counted as a reuse. */
 export function wpPageReuse(k: Kernel, vma: Vma, slot: number): void {
   k.stats.reuses++;
-  k.tables.bits[slot] = wpPageReuseBits(vma, k.tables.bits[slot]!);
+  k.tables.setBits(slot, wpPageReuseBits(vma, k.tables.bits[slot]!));
 }
 
 /**

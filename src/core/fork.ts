@@ -232,16 +232,14 @@ function copyNonPresentPte(k: Kernel, src: Mm, srcVma: Vma, srcSlot: number, dst
   if (bits & PTE_SWAP) {
     // A swap entry: one more user of the slot. Up to 5.13 its uffd-wp bit is copied whatever the
     // VMAs (copy_nonpresent_pte had no pte_swp_clear_uffd_wp() before 8f34f1eac382).
-    tb.entry[dstSlot] = pfn;
-    tb.bits[dstSlot] = copySwapPte(k, srcSlot, keepUffdWp || k.profile.uffdWpForkVma === 'src-vma');
+    tb.setPte(dstSlot, pfn, copySwapPte(k, srcSlot, keepUffdWp || k.profile.uffdWpForkVma === 'src-vma'));
     tb.filled[dstSlot >>> TABLE_SHIFT]!++;
     return PTE_COPIED;
   }
   if (bits & PTE_MARKER) {
     // copy_pte_marker(): a uffd-wp marker only into a child mapping that is registered.
     if (keepUffdWp) {
-      tb.entry[dstSlot] = 0;
-      tb.bits[dstSlot] = bits;
+      tb.setPte(dstSlot, 0, bits);
       tb.filled[dstSlot >>> TABLE_SHIFT]!++;
     }
     return PTE_COPIED;

@@ -192,7 +192,7 @@ function forcedWriteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, flag: number
   const err = handleMmFaultFlags(k, mm, vpn, flag);
   vma.flags = saved;
   const slot = followSlot(k, mm, vpn);
-  if (slot >= 0) k.tables.bits[slot] = k.tables.bits[slot]! & ~PTE_WRITE;
+  if (slot >= 0) k.tables.setBits(slot, k.tables.bits[slot]! & ~PTE_WRITE);
   return err;
 }
 

@@ -147,7 +147,7 @@ export function doHugePmdWpPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, s: num
       k.emit('wp-reuse', mm.id, vpn, head, -1, 'unshare of a huge PMD: the THP is exclusive now; the PMD stays read-only');
       return OK;
     }
-    t.bits[s] = wpPageReuseBits(vma, t.bits[s]!); // a write fault: the VMA is writable (FOLL_FORCE's made so for it)
+    t.setBits(s, wpPageReuseBits(vma, t.bits[s]!)); // a write fault: the VMA is writable (FOLL_FORCE's made so for it)
     k.stats.reuses++;
     k.emit('wp-reuse', mm.id, vpn, head, -1, k.tracing ? hugeReuseReason(k, head, was) : '');
     return OK;
@@ -159,8 +159,7 @@ export function doHugePmdWpPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, s: num
     if (n >= 0) {
       f.value.copyWithin(n, head, head + HPAGE_PMD_NR);
       f.addNewRmapPmd(n, mm.id);
-      t.bits[s] = newPageBits(vma) | PMD_LEAF;
-      t.entry[s] = n;
+      t.setPte(s, n, newPageBits(vma) | PMD_LEAF);
       f.removeRmapPmd(head, mm.id);
       k.putPage(head);
       k.stats.cowCopies += HPAGE_PMD_NR;
@@ -193,8 +192,7 @@ function doHugeZeroWpPmd(k: Kernel, mm: Mm, vma: Vma, vpn: number, s: number, un
   if (k.profile.hugeZeroWp === 'huge' && !unshare) {
     const head = allocAnonThp(k, mm, vma);
     if (head >= 0) {
-      k.tables.entry[s] = head;
-      k.tables.bits[s] = newPageBits(vma) | PMD_LEAF;
+      k.tables.setPte(s, head, newPageBits(vma) | PMD_LEAF);
       k.stats.cowCopies++;
       k.emit('wp-copy', mm.id, vpn, 0, head, 'write to the huge zero page: a zeroed 2 MiB folio replaces it');
       return OK;
@@ -221,14 +219,12 @@ export function splitHugePmd(k: Kernel, mm: Mm, s: number, vpn: number, why: str
   const bits = t.bits[s]! & ~PMD_LEAF;
   const pte = t.alloc(LEVEL_PTE); // may reallocate the arena's arrays: index them afresh below
   t.owner[pte] = mm.id;
-  t.entry[s] = pte;
-  t.bits[s] = 0;
+  t.setPte(s, pte, 0);
   mm.hugePmds--;
   const base = pte << TABLE_SHIFT;
   const zero = (bits & PTE_SPECIAL) !== 0;
   for (let i = 0; i < HPAGE_PMD_NR; i++) {
-    t.entry[base + i] = zero ? 0 : head + i;
-    t.bits[base + i] = bits;
+    t.setPte(base + i, zero ? 0 : head + i, bits);
   }
   t.filled[pte] = HPAGE_PMD_NR;
   if (!zero) {
@@ -328,14 +324,14 @@ export function changeHugePmds(k: Kernel, mm: Mm, vma: Vma): void {
     if (s < 0) continue;
     const old = t.bits[s]!;
     if (!(vma.flags & VM_READ)) {
-      t.bits[s] = (old & ~PTE_WRITE) | PTE_PROTNONE;
+      t.setBits(s, (old & ~PTE_WRITE) | PTE_PROTNONE);
       continue;
     }
     const bits = old & ~PTE_PROTNONE;
-    t.bits[s] = vma.flags & VM_WRITE ? bits : bits & ~PTE_WRITE;
+    t.setBits(s, vma.flags & VM_WRITE ? bits : bits & ~PTE_WRITE);
     // can_change_pmd_writable(): can_change_pte_writable()'s tests on the PMD (userfaultfd_huge_pmd_wp, the head's PAE).
     if (!(vma.flags & VM_WRITE) || bits & PTE_WRITE || !k.profile.mprotectWritablePmd) continue;
-    if (canChangePteWritable(k, vma, bits, t.entry[s]!)) t.bits[s] = bits | PTE_WRITE;
+    if (canChangePteWritable(k, vma, bits, t.entry[s]!)) t.setBits(s, bits | PTE_WRITE);
   }
 }
 
@@ -351,7 +347,7 @@ export function clearSoftDirtyPmds(k: Kernel, mm: Mm): number {
     for (let a = vma.start - (vma.start & (HPAGE_PMD_NR - 1)); a < vma.end; a += HPAGE_PMD_NR) {
       const s = pmdLeafSlot(k, mm, a);
       if (s < 0) continue;
-      k.tables.bits[s] = k.tables.bits[s]! & ~(PTE_WRITE | PTE_SOFT_DIRTY);
+      k.tables.setBits(s, k.tables.bits[s]! & ~(PTE_WRITE | PTE_SOFT_DIRTY));
       n++;
     }
   }
@@ -427,8 +423,7 @@ function remapZeroFilled(k: Kernel, head: number): void {
   let n = 0;
   forEachFolioPte(k, head, (mm, _vpn, slot, bits, p) => {
     if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL || f.value[p] !== 0) return;
-    t.entry[slot] = 0;
-    t.bits[slot] = PTE_PRESENT | PTE_SPECIAL | PTE_YOUNG | (bits & (PTE_SOFT_DIRTY | PTE_UFFD_WP));
+    t.setPte(slot, 0, PTE_PRESENT | PTE_SPECIAL | PTE_YOUNG | (bits & (PTE_SOFT_DIRTY | PTE_UFFD_WP)));
     f.mapcount[p]!--;
     f.refcount[p]!--;
     mm.rssAnon--;
@@ -510,7 +505,7 @@ export function copyHugePmd(k: Kernel, src: Mm, dst: Mm, srcVma: Vma, srcSlot: n
     f.flags[head] = f.flags[head]! & ~PG_ANON_EXCLUSIVE;
     dst.rssAnon += HPAGE_PMD_NR;
     if (cow && bits & PTE_WRITE) {
-      t.bits[srcSlot] = bits & ~PTE_WRITE;
+      t.setBits(srcSlot, bits & ~PTE_WRITE);
       cbits &= ~PTE_WRITE;
     }
     cbits &= ~PTE_YOUNG;

@@ -177,7 +177,7 @@ export function hugetlbFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, write: bo
     return hugetlbNoPage(k, mm, vma, vpn, s, write);
   }
   if ((write || unshare) && !(bits & PTE_WRITE)) return hugetlbWp(k, mm, vma, vpn, s, unshare);
-  t.bits[s] = bits | PTE_YOUNG | (write ? PTE_DIRTY | PTE_SOFT_DIRTY : 0);
+  t.setBits(s, bits | PTE_YOUNG | (write ? PTE_DIRTY | PTE_SOFT_DIRTY : 0));
   return OK;
 }
 
@@ -225,7 +225,7 @@ function hugetlbWp(k: Kernel, mm: Mm, vma: Vma, vpn: number, s: number, unshare:
         k.emit('wp-reuse', mm.id, vpn, head, -1, `hugetlb_wp (unshare): huge page ${head} is mapped once: exclusive now, the PTE stays read-only`);
         return OK;
       }
-      if (vma.flags & VM_WRITE) t.bits[s] = t.bits[s]! | PTE_WRITE | PTE_DIRTY | PTE_SOFT_DIRTY | PTE_YOUNG;
+      if (vma.flags & VM_WRITE) t.setBits(s, t.bits[s]! | PTE_WRITE | PTE_DIRTY | PTE_SOFT_DIRTY | PTE_YOUNG);
       k.stats.reuses++;
       k.emit('wp-reuse', mm.id, vpn, head, -1, k.tracing
         ? `hugetlb_wp: huge page ${head} has mapcount 1: reused in place (refcount ${f.folioRefcount(head)}: other references do not count for hugetlb)`
@@ -243,11 +243,11 @@ function hugetlbWp(k: Kernel, mm: Mm, vma: Vma, vpn: number, s: number, unshare:
       return SIGBUS;
     }
     f.value.copyWithin(n, head, head + HPAGE_PMD_NR);
-    t.entry[s] = n;
+    t.setEntry(s, n);
     // make_huge_pte(vma, page, !unshare) (hugetlb_wp, 5.19 and 6.18): a write's copy writable and
     // dirty (a write fault's VMA is writable); an unshare's read-only and clean (huge_pte_wrprotect,
     // no pte_mkdirty), as wp_page_copy's unshare copy.
-    t.bits[s] = PMD_LEAF | newHugePteBits(vma, !unshare);
+    t.setBits(s, PMD_LEAF | newHugePteBits(vma, !unshare));
     anonVmaPrepare(mm, vma);
     // hugetlb_remove_rmap() + folio_put() of the old page.
     f.entireMapcount[head >>> 9]!--;
@@ -313,7 +313,7 @@ export function hugetlbChangeProtection(k: Kernel, mm: Mm, vma: Vma): void {
     const s = pmdLeafSlot(k, mm, a);
     if (s < 0) continue;
     const old = t.bits[s]!;
-    t.bits[s] = vma.flags & VM_READ ? old & ~(PTE_WRITE | PTE_PROTNONE) : (old & ~PTE_WRITE) | PTE_PROTNONE;
+    t.setBits(s, vma.flags & VM_READ ? old & ~(PTE_WRITE | PTE_PROTNONE) : (old & ~PTE_WRITE) | PTE_PROTNONE);
   }
 }
 
@@ -355,7 +355,7 @@ export function copyHugetlbPageRange(k: Kernel, src: Mm, dst: Mm, srcVma: Vma, d
     f.flags[head] = f.flags[head]! & ~PG_ANON_EXCLUSIVE;
     let cbits = bits & ~PMD_LEAF;
     if (cow && bits & PTE_WRITE) {
-      t.bits[s] = bits & ~PTE_WRITE;
+      t.setBits(s, bits & ~PTE_WRITE);
       cbits &= ~PTE_WRITE;
     }
     setHugePte(k, dst, pmdSlotAlloc(k, dst, a), head, cbits);

@@ -39,7 +39,7 @@ function writeProtectPage(k: Kernel, mm: Mm, slot: number, vpn: number): boolean
   if (exclusive && pageMaybeDmaPinned(k, pfn)) return false;
   if (bits & PTE_WRITE) mmuNotify(k, mm.id, vpn, vpn + 1, 'KSM write-protect');
   f.flags[pfn] = f.flags[pfn]! & ~PG_ANON_EXCLUSIVE;
-  k.tables.bits[slot] = bits & ~(PTE_WRITE | PTE_DIRTY);
+  k.tables.setBits(slot, bits & ~(PTE_WRITE | PTE_DIRTY));
   return true;
 }
 
@@ -58,8 +58,7 @@ function replacePage(k: Kernel, slot: number, kpfn: number): void {
   const old = t.entry[slot]!;
   f.refcount[kpfn]!++;
   f.mapcount[kpfn]!++;
-  t.entry[slot] = kpfn;
-  t.bits[slot] = PTE_PRESENT | PTE_YOUNG | (t.bits[slot]! & PTE_PROTNONE);
+  t.setPte(slot, kpfn, PTE_PRESENT | PTE_YOUNG | (t.bits[slot]! & PTE_PROTNONE));
   f.mapcount[old]!--;
   k.putPage(old);
 }

@@ -191,17 +191,17 @@ function changeProtection(k: Kernel, mm: Mm, vma: Vma): void {
   forEachPte(k, mm, vma.start, vma.end, (slot) => {
     const old = t.bits[slot]!;
     if (!(old & PTE_PRESENT)) {
-      if (!writable && old & PTE_DEVEXCL_WRITE) t.bits[slot] = old & ~PTE_DEVEXCL_WRITE;
+      if (!writable && old & PTE_DEVEXCL_WRITE) t.setBits(slot, old & ~PTE_DEVEXCL_WRITE);
       return;
     }
     if (!(vma.flags & VM_READ)) {
-      t.bits[slot] = (old & ~PTE_WRITE) | PTE_PROTNONE; // PAGE_NONE
+      t.setBits(slot, (old & ~PTE_WRITE) | PTE_PROTNONE); // PAGE_NONE
       return;
     }
     const bits = old & ~PTE_PROTNONE;
-    t.bits[slot] = bits;
+    t.setBits(slot, bits);
     if (!writable) {
-      t.bits[slot] = bits & ~PTE_WRITE;
+      t.setBits(slot, bits & ~PTE_WRITE);
       return;
     }
     if (shared) {
@@ -210,12 +210,12 @@ function changeProtection(k: Kernel, mm: Mm, vma: Vma): void {
       // old, read-only vm_page_prot: false). PAGE_SHARED makes every PTE writable, a uffd-wp
       // protected one too (its bit kept: 5.19 to 6.1.7); with writenotify (soft-dirty tracking
       // armed; uffd-wp registration from 6.2 and 6.1.8) every PTE stays read-only.
-      t.bits[slot] = vmPageProtWrite(k, vma) ? bits | PTE_WRITE : bits & ~PTE_WRITE;
+      t.setBits(slot, vmPageProtWrite(k, vma) ? bits | PTE_WRITE : bits & ~PTE_WRITE);
       return;
     }
     // MM_CP_TRY_CHANGE_WRITABLE (6.0+): pte_modify keeps the uffd-wp bit, and a PTE whose bit
     // mremap carried into an unregistered VMA (before 6.13) is no longer tracked: it may be upgraded.
-    if (upgradePrivate && !(bits & PTE_WRITE) && canChangePteWritable(k, vma, bits, t.entry[slot]!)) t.bits[slot] = bits | PTE_WRITE;
+    if (upgradePrivate && !(bits & PTE_WRITE) && canChangePteWritable(k, vma, bits, t.entry[slot]!)) t.setBits(slot, bits | PTE_WRITE);
   });
 }
 
@@ -340,13 +340,13 @@ export function clearSoftDirty(k: Kernel, mm: Mm): number {
       if (!(bits & PTE_PRESENT)) {
         // clear_soft_dirty(): a swap or device-exclusive entry loses its bit too (pte_swp_clear_soft_dirty),
         // so the page it brings back is write-protected for tracking (pte_needs_soft_dirty_wp).
-        if (bits & (PTE_SWAP | PTE_DEVICE_EXCLUSIVE)) t.bits[slot] = bits & ~PTE_SOFT_DIRTY;
+        if (bits & (PTE_SWAP | PTE_DEVICE_EXCLUSIVE)) t.setBits(slot, bits & ~PTE_SOFT_DIRTY);
         return;
       }
       // pte_is_pinned(): MMF_HAS_PINNED, a COW mapping, a writable PTE, a maybe-pinned page.
       if (k.profile.clearRefsSkipPinned && mm.hasPinned && cow && bits & PTE_WRITE && !(bits & PTE_SPECIAL) &&
         pageMaybeDmaPinned(k, t.entry[slot]!)) return;
-      t.bits[slot] = bits & ~(PTE_WRITE | PTE_SOFT_DIRTY);
+      t.setBits(slot, bits & ~(PTE_WRITE | PTE_SOFT_DIRTY));
       if (bits & PTE_WRITE) wp++;
     });
   }

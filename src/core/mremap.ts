@@ -182,11 +182,9 @@ function movePmdExtent(k: Kernel, mm: Mm, nv: Vma, o: number, d: number, extent:
   if (extent === PTRS_PER_TABLE && t.entry[nps] === 0 && !clearUffdWp) {
     // move_normal_pmd(): the PMD entry changes place; pmd_populate() makes a fresh, writable one.
     // The PTEs are untouched, so they are not marked soft-dirty.
-    t.entry[nps] = table;
-    t.bits[nps] = 0;
+    t.setPte(nps, table, 0);
     t.filled[nps >>> TABLE_SHIFT]!++;
-    t.entry[ops] = 0;
-    t.bits[ops] = 0;
+    t.setPte(ops, 0, 0);
     t.filled[ops >>> TABLE_SHIFT]!--;
     c.moved += t.filled[table]!;
     c.tablesMoved++;
@@ -206,16 +204,14 @@ function movePmdExtent(k: Kernel, mm: Mm, nv: Vma, o: number, d: number, extent:
     const bits = t.bits[s]!;
     if (bits === 0) continue;
     const pfn = t.entry[s]!;
-    t.entry[s] = 0;
-    t.bits[s] = 0;
+    t.setPte(s, 0, 0);
     // A uffd-wp marker is dropped (pte_clear); other entries lose the bit (pte_clear_uffd_wp, pte_swp_clear_uffd_wp).
     if (clearUffdWp && bits & PTE_MARKER) {
       t.filled[src]!--;
       continue;
     }
     const dd = db | ((d + i) & TABLE_MASK);
-    t.entry[dd] = pfn;
-    t.bits[dd] = (clearUffdWp ? bits & ~PTE_UFFD_WP : bits) | PTE_SOFT_DIRTY;
+    t.setPte(dd, pfn, (clearUffdWp ? bits & ~PTE_UFFD_WP : bits) | PTE_SOFT_DIRTY);
     moved++;
   }
   t.filled[src]! -= moved;

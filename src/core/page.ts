@@ -200,13 +200,12 @@ export function copyPresentPte(
   const rss = dupPresentPage(f, bits, pfn, dstMmId);
   let cbits = bits;
   if (cow && bits & PTE_WRITE) {
-    t.bits[srcSlot] = bits & ~PTE_WRITE; // the parent loses write access too
+    t.setBits(srcSlot, bits & ~PTE_WRITE); // the parent loses write access too
     cbits &= ~PTE_WRITE;
   }
   if (shared) cbits &= ~PTE_DIRTY;
   cbits &= ~(PTE_YOUNG | (keepUffdWp ? 0 : PTE_UFFD_WP)); // pte_mkold(); pte_clear_uffd_wp() unless kept
-  t.entry[dstSlot] = pfn;
-  t.bits[dstSlot] = cbits;
+  t.setPte(dstSlot, pfn, cbits);
   return rss;
 }
 

@@ -3,13 +3,44 @@
 // the PTE level holds a pfn (or swap slot) in `entry` and the PTE bits in `bits` (0 = pte_none).
 
 import { PTRS_PER_TABLE, TABLE_SHIFT } from './constants.js';
-import { copyPrefix, copyPrefix32, copyPrefix8, growTypedArray } from './frames.js';
+import { growTypedArray } from './frames.js';
 
 const INITIAL_TABLES = 64;
 
+/**
+ * A table array as the model outside this file sees it: read only. Writes go through
+ * TableArena's setters, which note the table written, so that a copy into a copy of the same
+ * source copies only the tables either wrote since (the explorer copies a state per transition).
+ */
+export interface TableWords<T> {
+  readonly [i: number]: number;
+  readonly length: number;
+  slice(start?: number, end?: number): T;
+}
+
 export class TableArena {
-  entry: Int32Array;
-  bits: Uint16Array;
+  /** Per entry: a child table (upper levels), or a pfn or swap slot (PTE level). Read only: setEntry/setPte. */
+  entry: TableWords<Int32Array>;
+  /** Per entry: the PTE (or PMD) bits. Read only: setBits/setPte. */
+  bits: TableWords<Uint16Array>;
+  /** The same arrays as entry and bits, written here only. */
+  private e: Int32Array;
+  private b: Uint16Array;
+  /** The bits as Int32 words, two entries each (free() looks for entries left eight at a time). */
+  private bw: Int32Array;
+  /** Per table: the generation (gen) in which it was last noted written; the tables noted, nDirty of them. */
+  private stamp: Int32Array;
+  private dirty: Int32Array;
+  /** Per table noted: the lowest and highest slot written in this generation. */
+  private lo: Int32Array;
+  private hi: Int32Array;
+  private nDirty = 0;
+  private gen = 1;
+  /** Counts writes to the entries: a copy made from this arena is still exact while it does not change. */
+  private version = 0;
+  /** The arena this one was last copied from and its version then (copyInto: what can be copied alone). */
+  private src: TableArena | null = null;
+  private srcVersion = -1;
   /** Per table: its level (0 = PTE ... 3 = PGD). */
   level: Uint8Array;
   /** Per table: how many of its entries are not none. */
@@ -28,8 +59,13 @@ export class TableArena {
 
   constructor(capacity = INITIAL_TABLES) {
     const cap = Math.max(2, capacity);
-    this.entry = new Int32Array(cap * PTRS_PER_TABLE);
-    this.bits = new Uint16Array(cap * PTRS_PER_TABLE);
+    this.entry = this.e = new Int32Array(cap * PTRS_PER_TABLE);
+    this.bits = this.b = new Uint16Array(cap * PTRS_PER_TABLE);
+    this.bw = new Int32Array(this.b.buffer, 0, (cap * PTRS_PER_TABLE) >>> 1);
+    this.stamp = new Int32Array(cap);
+    this.dirty = new Int32Array(cap);
+    this.lo = new Int32Array(cap);
+    this.hi = new Int32Array(cap);
     this.level = new Uint8Array(cap);
     this.filled = new Int32Array(cap);
     this.nextFree = new Int32Array(cap);
@@ -45,8 +81,13 @@ export class TableArena {
     if (tables <= this.capacity) return;
     let cap = this.capacity;
     while (cap < tables) cap *= 2;
-    this.entry = growTypedArray(this.entry, cap * PTRS_PER_TABLE);
-    this.bits = growTypedArray(this.bits, cap * PTRS_PER_TABLE);
+    this.entry = this.e = growTypedArray(this.e, cap * PTRS_PER_TABLE);
+    this.bits = this.b = growTypedArray(this.b, cap * PTRS_PER_TABLE);
+    this.bw = new Int32Array(this.b.buffer, this.b.byteOffset, (cap * PTRS_PER_TABLE) >>> 1);
+    this.stamp = growTypedArray(this.stamp, cap);
+    this.dirty = growTypedArray(this.dirty, cap);
+    this.lo = growTypedArray(this.lo, cap);
+    this.hi = growTypedArray(this.hi, cap);
     this.level = growTypedArray(this.level, cap);
     this.filled = growTypedArray(this.filled, cap);
     this.nextFree = growTypedArray(this.nextFree, cap);
@@ -74,56 +115,105 @@ export class TableArena {
 
   /** Free a table; its entries must already be none. */
   free(t: number): void {
+    // Entries left are wiped; only those are noted written (most often none: a copy then
+    // copies nothing of the table).
     const base = t << TABLE_SHIFT;
-    this.entry.fill(0, base, base + PTRS_PER_TABLE);
-    this.bits.fill(0, base, base + PTRS_PER_TABLE);
+    const e = this.e;
+    const bw = this.bw;
+    let left = 0;
+    for (let s = base, w = base >>> 1; s < base + PTRS_PER_TABLE; s += 4, w += 2) left |= e[s]! | e[s + 1]! | e[s + 2]! | e[s + 3]! | bw[w]! | bw[w + 1]!;
+    if (left !== 0) {
+      const b = this.b;
+      for (let s = base; s < base + PTRS_PER_TABLE; s++) if (e[s] !== 0 || b[s] !== 0) this.setPte(s, 0, 0);
+    }
     this.filled[t] = 0;
     this.nextFree[t] = this.freeHead;
     this.freeHead = t;
     this.used--;
   }
 
-  /** A copy; into `dst` (its arrays reused when large enough) when given: the explorer copies a state per transition. */
-  clone(dst?: TableArena): TableArena {
-    if (dst !== undefined && dst !== this && dst.holds(this.top + 4)) return this.copyInto(dst);
-    const c = dst ?? (Object.create(TableArena.prototype) as TableArena);
-    // Room for a few more tables, so the copy does not regrow at its first allocation.
-    const cap = this.top + 4;
-    // Entries past `top` are zero (a table is handed out zeroed); a reused array is zeroed only where the old copy used it.
-    c.entry = copyEntries(this.entry, this.top, cap, dst);
-    c.bits = copyEntries(this.bits, this.top, cap, dst);
-    // Per-table arrays hold nothing past top in a copy: only the spare's first `top` are cleared.
-    const used = dst !== undefined && dst !== this ? dst.top : undefined;
-    c.level = copyPrefix8(this.level, this.top, cap, dst?.level, used);
-    c.filled = copyPrefix32(this.filled, this.top, cap, dst?.filled, used);
-    c.nextFree = copyPrefix32(this.nextFree, this.top, cap, dst?.nextFree, used);
-    c.share = copyPrefix32(this.share, this.top, cap, dst?.share, used);
-    c.owner = copyPrefix32(this.owner, this.top, cap, dst?.owner, used);
-    c.top = this.top;
-    c.freeHead = this.freeHead;
-    c.used = this.used;
-    return c;
+  /** Entry `slot` (table << TABLE_SHIFT | index) names `v`: a child table, a pfn or a swap slot. */
+  setEntry(slot: number, v: number): void {
+    this.e[slot] = v;
+    this.note(slot);
   }
 
-  /** Every array has room for `cap` tables: clone() copies into this arena in one pass (copyInto). */
-  private holds(cap: number): boolean {
-    return this.entry.length >= cap * PTRS_PER_TABLE && this.bits.length >= cap * PTRS_PER_TABLE && this.level.length >= cap
-      && this.filled.length >= cap && this.nextFree.length >= cap && this.share.length >= cap && this.owner.length >= cap;
+  /** Entry `slot`'s bits are `v`. */
+  setBits(slot: number, v: number): void {
+    this.b[slot] = v;
+    this.note(slot);
+  }
+
+  /** Entry `slot` names `entry` with bits `bits` (0 and 0: none). */
+  setPte(slot: number, entry: number, bits: number): void {
+    this.e[slot] = entry;
+    this.b[slot] = bits;
+    this.note(slot);
+  }
+
+  /** Entry `slot` was written: a copy into an arena copied from this one copies it (copyInto). */
+  private note(slot: number): void {
+    this.version++;
+    const t = slot >>> TABLE_SHIFT;
+    if (this.stamp[t] !== this.gen) {
+      this.stamp[t] = this.gen;
+      this.dirty[this.nDirty++] = t;
+      this.lo[t] = slot;
+      this.hi[t] = slot;
+    } else if (slot < this.lo[t]!) this.lo[t] = slot;
+    else if (slot > this.hi[t]!) this.hi[t] = slot;
+  }
+
+  /** Tests: check every copy that copied only the tables written against the source (checkCopy), and count them. */
+  static verifyCopies = false;
+  static partialCopiesChecked = 0;
+
+  /** A copy; into `dst` (its arrays reused when large enough) when given: the explorer copies a state per transition. */
+  clone(dst?: TableArena): TableArena {
+    // Room for a few more tables, so the copy does not regrow at its first allocation.
+    const c = dst !== undefined && dst !== this ? dst : new TableArena(this.top + 4);
+    c.reserve(this.top + 4);
+    return this.copyInto(c);
   }
 
   /**
-   * clone() into `c`, an arena done with whose arrays hold this one's tables (holds()): the
-   * entries copied at once, the per-table arrays in one loop (a call per array of a few tables
-   * cost more than the copying). Past this arena's top, c's arrays are cleared where c used them.
+   * clone() into `c`, whose arrays hold this arena's tables. When c was last copied from this
+   * arena and this one has not been written since, only the entries c wrote since differ: in each
+   * table c wrote, those from the lowest to the highest it wrote are copied (cleared, past this
+   * arena's top). Otherwise the entries are copied at once.
+   * The per-table arrays are copied in one loop (a call per array of a few tables cost more than
+   * the copying); past this arena's top, c's are cleared where c used them.
    */
   private copyInto(c: TableArena): TableArena {
     const top = this.top;
     const used = c.top;
-    c.entry.set(entryPrefix(this.entry, top * PTRS_PER_TABLE));
-    c.bits.set(bitsPrefix(this.bits, top * PTRS_PER_TABLE));
-    if (used > top) {
-      c.entry.fill(0, top * PTRS_PER_TABLE, used * PTRS_PER_TABLE);
-      c.bits.fill(0, top * PTRS_PER_TABLE, used * PTRS_PER_TABLE);
+    const partial = c.src === this && c.srcVersion === this.version;
+    if (partial) {
+      // Each table c wrote, from the lowest slot it wrote to the highest (a few entries, most often).
+      const d = c.dirty, lo = c.lo, hi = c.hi, ce = c.e, cb = c.b, se = this.e, sb = this.b;
+      const end = top << TABLE_SHIFT;
+      for (let i = 0, n = c.nDirty; i < n; i++) {
+        const t = d[i]!;
+        const last = hi[t]!;
+        if (last < end) {
+          for (let s = lo[t]!; s <= last; s++) {
+            ce[s] = se[s]!;
+            cb[s] = sb[s]!;
+          }
+        } else {
+          for (let s = lo[t]!; s <= last; s++) {
+            ce[s] = 0;
+            cb[s] = 0;
+          }
+        }
+      }
+    } else {
+      c.e.set(entryPrefix(this.e, top * PTRS_PER_TABLE));
+      c.b.set(bitsPrefix(this.b, top * PTRS_PER_TABLE));
+      if (used > top) {
+        c.e.fill(0, top * PTRS_PER_TABLE, used * PTRS_PER_TABLE);
+        c.b.fill(0, top * PTRS_PER_TABLE, used * PTRS_PER_TABLE);
+      }
     }
     const lv = c.level, fi = c.filled, nf = c.nextFree, sh = c.share, ow = c.owner;
     const lv0 = this.level, fi0 = this.filled, nf0 = this.nextFree, sh0 = this.share, ow0 = this.owner;
@@ -144,17 +234,27 @@ export class TableArena {
     c.top = top;
     c.freeHead = this.freeHead;
     c.used = this.used;
+    // c is now this arena as it is: nothing written since, and a copy made from c before is stale.
+    c.nDirty = 0;
+    if (++c.gen === 0x7fffffff) {
+      c.stamp.fill(0);
+      c.gen = 1;
+    }
+    c.version++;
+    c.src = this;
+    c.srcVersion = this.version;
+    if (TableArena.verifyCopies && partial) this.checkCopy(c);
     return c;
   }
-}
 
-/** The entries of the first `top` tables, into `dst`'s array when it has room for `cap` tables. */
-function copyEntries<T extends Int32Array | Uint16Array>(a: T, top: number, cap: number, dst: TableArena | undefined): T {
-  const reuse = (a instanceof Int32Array ? dst?.entry : dst?.bits) as T | undefined;
-  if (dst === undefined || reuse === undefined || reuse === a || reuse.length < cap * PTRS_PER_TABLE) return copyPrefix(a, top * PTRS_PER_TABLE, cap * PTRS_PER_TABLE);
-  reuse.set(prefixView(a, top * PTRS_PER_TABLE));
-  if (dst.top > top) reuse.fill(0, top * PTRS_PER_TABLE, dst.top * PTRS_PER_TABLE);
-  return reuse;
+  /** verifyCopies: c, copied in part, must hold exactly this arena's entries and bits. */
+  private checkCopy(c: TableArena): void {
+    TableArena.partialCopiesChecked++;
+    const n = Math.max(this.top, c.top) * PTRS_PER_TABLE;
+    for (let i = 0; i < n; i++) {
+      if (c.e[i] !== this.e[i] || c.b[i] !== this.b[i]) throw new Error(`TableArena copy differs at slot ${i} (table ${i >>> TABLE_SHIFT}): a write did not go through the setters`);
+    }
+  }
 }
 
 // The last prefix view made of an entry and of a bits array: the explorer copies one state into
@@ -165,11 +265,6 @@ let bitsSrc: Uint16Array | null = null;
 let bitsView: Uint16Array = new Uint16Array(0);
 
 /** a.subarray(0, n), the same view as last time when it is of the same array and length. */
-function prefixView<T extends Int32Array | Uint16Array>(a: T, n: number): T {
-  return (a instanceof Int32Array ? entryPrefix(a, n) : bitsPrefix(a as Uint16Array, n)) as T;
-}
-
-/** prefixView of an entry array (no instanceof: it walks the prototype chain, per copy). */
 function entryPrefix(a: Int32Array, n: number): Int32Array {
   if (entrySrc !== a || entryView.length !== n) {
     entrySrc = a;
@@ -178,7 +273,7 @@ function entryPrefix(a: Int32Array, n: number): Int32Array {
   return entryView;
 }
 
-/** prefixView of a bits array. */
+/** entryPrefix of a bits array. */
 function bitsPrefix(a: Uint16Array, n: number): Uint16Array {
   if (bitsSrc !== a || bitsView.length !== n) {
     bitsSrc = a;

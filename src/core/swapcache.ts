@@ -40,7 +40,7 @@ export function copySwapPte(k: Kernel, srcSlot: number, keepUffdWp = false): num
   const t = k.tables;
   const bits = t.bits[srcSlot]!;
   k.swap.count[t.entry[srcSlot]!]!++;
-  if (bits & PTE_SWP_EXCLUSIVE) t.bits[srcSlot] = bits & ~PTE_SWP_EXCLUSIVE;
+  if (bits & PTE_SWP_EXCLUSIVE) t.setBits(srcSlot, bits & ~PTE_SWP_EXCLUSIVE);
   return bits & ~(PTE_SWP_EXCLUSIVE | (keepUffdWp ? 0 : PTE_UFFD_WP)); // pte_swp_clear_uffd_wp() unless kept
 }
 

@@ -88,14 +88,14 @@ export function uffdWriteprotect(k: Kernel, mm: Mm, lo: number, hi: number, wp: 
       // Swap and device-exclusive entries carry the bit in the entry (pte_swp_mkuffd_wp). Any
       // change_pte_range() turns a writable device-exclusive entry into a readable one (5.14-6.14),
       // un-protecting too: the CPU's next access restores the PTE read-only.
-      if (bits & (PTE_SWAP | PTE_DEVICE_EXCLUSIVE)) t.bits[slot] = (wp ? bits | PTE_UFFD_WP : bits & ~PTE_UFFD_WP) & ~PTE_DEVEXCL_WRITE;
+      if (bits & (PTE_SWAP | PTE_DEVICE_EXCLUSIVE)) t.setBits(slot, (wp ? bits | PTE_UFFD_WP : bits & ~PTE_UFFD_WP) & ~PTE_DEVEXCL_WRITE);
       continue;
     }
     if (wp) {
-      t.bits[slot] = (bits & ~PTE_WRITE) | PTE_UFFD_WP; // pte_wrprotect(pte_mkuffd_wp())
+      t.setBits(slot, (bits & ~PTE_WRITE) | PTE_UFFD_WP); // pte_wrprotect(pte_mkuffd_wp())
       continue;
     }
-    t.bits[slot] = bits & ~PTE_UFFD_WP;
+    t.setBits(slot, bits & ~PTE_UFFD_WP);
     if (!k.profile.uffdUnprotectWritable) {
       // uffd_wp_range() before 6.3 (931298e103c2) passes change_protection() vm_get_page_prot(vm_flags),
       // not vm_page_prot: pte_modify() keeps no write bit of the old PTE (_PAGE_RW is not in
@@ -103,7 +103,7 @@ export function uffdWriteprotect(k: Kernel, mm: Mm, lo: number, hi: number, wp: 
       // A private mapping's PAGE_COPY leaves every present PTE un-protected read-only, protected
       // before or not; a shared writable mapping's PAGE_SHARED makes every one writable, whatever
       // writenotify vm_page_prot asks for.
-      t.bits[slot] = vmGetPageProtWrite(vma.flags) ? t.bits[slot]! | PTE_WRITE : t.bits[slot]! & ~PTE_WRITE;
+      t.setBits(slot, vmGetPageProtWrite(vma.flags) ? t.bits[slot]! | PTE_WRITE : t.bits[slot]! & ~PTE_WRITE);
       continue;
     }
     if (vma.flags & (VM_SHARED | VM_MAYSHARE)) {
@@ -113,10 +113,10 @@ export function uffdWriteprotect(k: Kernel, mm: Mm, lo: number, hi: number, wp: 
       // vm_page_prot, which it takes for a driver's own protection (false). So the next write
       // faults, protected before or not (6.18's mm/userfaultfd.c, mm/mmap.c; seen on a 6.18 kernel).
       // (Without writenotify, vm_page_prot would be PAGE_SHARED: writable.)
-      if (vmPageProtWrite(k, vma)) t.bits[slot]! |= PTE_WRITE;
-      else t.bits[slot]! &= ~PTE_WRITE;
+      if (vmPageProtWrite(k, vma)) t.setBits(slot, t.bits[slot]! | PTE_WRITE);
+      else t.setBits(slot, t.bits[slot]! & ~PTE_WRITE);
     } else if (canChangePteWritable(k, vma, t.bits[slot]!, t.entry[slot]!)) {
-      t.bits[slot]! |= PTE_WRITE;
+      t.setBits(slot, t.bits[slot]! | PTE_WRITE);
     }
   }
   return OK;
@@ -141,12 +141,12 @@ function uffdWpHugePmds(k: Kernel, mm: Mm, lo: number, hi: number, wp: boolean, 
       continue;
     }
     const bits = t.bits[s]!;
-    if (wp) t.bits[s] = (bits & ~PTE_WRITE) | PTE_UFFD_WP; // pmd_wrprotect(pmd_mkuffd_wp())
+    if (wp) t.setBits(s, (bits & ~PTE_WRITE) | PTE_UFFD_WP); // pmd_wrprotect(pmd_mkuffd_wp())
     else {
-      t.bits[s] = bits & ~PTE_UFFD_WP;
+      t.setBits(s, bits & ~PTE_UFFD_WP);
       const vma = mm.findVma(a)!;
-      if (!k.profile.uffdUnprotectWritable) t.bits[s] = vmGetPageProtWrite(vma.flags) ? t.bits[s]! | PTE_WRITE : t.bits[s]! & ~PTE_WRITE; // pmd_modify()
-      else if (canChangePteWritable(k, vma, t.bits[s]!, t.entry[s]!)) t.bits[s]! |= PTE_WRITE;
+      if (!k.profile.uffdUnprotectWritable) t.setBits(s, vmGetPageProtWrite(vma.flags) ? t.bits[s]! | PTE_WRITE : t.bits[s]! & ~PTE_WRITE); // pmd_modify()
+      else if (canChangePteWritable(k, vma, t.bits[s]!, t.entry[s]!)) t.setBits(s, t.bits[s]! | PTE_WRITE);
     }
     for (let v = a; v < a + HPAGE_PMD_NR; v++) touched?.push(v);
   }

@@ -38,8 +38,7 @@ function childAlloc(k: Kernel, mm: Mm, table: number, index: number, level: numb
   if (child === 0) {
     child = t.alloc(level);
     // t.entry may have been reallocated by alloc(): index it afresh.
-    t.entry[slot] = child;
-    t.bits[slot] = 0;
+    t.setPte(slot, child, 0);
     t.filled[table]!++;
     t.owner[child] = mm.id;
     mm.nrTables++;
@@ -94,8 +93,7 @@ export function setPte(k: Kernel, slot: number, pfn: number, bits: number): void
   const t = k.tables;
   if (t.bits[slot] === 0 && bits !== 0) t.filled[slot >>> TABLE_SHIFT]!++;
   else if (t.bits[slot] !== 0 && bits === 0) t.filled[slot >>> TABLE_SHIFT]!--;
-  t.entry[slot] = pfn;
-  t.bits[slot] = bits;
+  t.setPte(slot, pfn, bits);
 }
 
 /** Bit in a PMD-level slot's `bits`: the PMD entry is write-protected (a shared COW PTE table). */

@@ -48,13 +48,13 @@ export function zapRange(k: Kernel, mm: Mm, lo: number, hi: number, dontneed = f
         const bits = t.bits[base + i]!;
         if (bits === 0) continue;
         const pfn = t.entry[base + i]!;
-        t.entry[base + i] = 0;
+        t.setEntry(base + i, 0);
         // zap_install_uffd_wp_if_needed() (5.19+): MADV_DONTNEED keeps a protected shmem page's protection as a marker.
         if (dontneed && bits & PTE_UFFD_WP && keepsUffdWpMarker(k, mm, a + (i - first))) {
-          t.bits[base + i] = PTE_MARKER | PTE_UFFD_WP;
+          t.setBits(base + i, PTE_MARKER | PTE_UFFD_WP);
           if (bits & PTE_MARKER) continue;
         } else {
-          t.bits[base + i] = 0;
+          t.setBits(base + i, 0);
           cleared++;
         }
         if (!(bits & PTE_PRESENT)) {
@@ -73,7 +73,7 @@ export function zapRange(k: Kernel, mm: Mm, lo: number, hi: number, dontneed = f
       // reclaim_pt (ptReclaim, 6.14): MADV_DONTNEED over the table's whole 2 MiB frees it once empty.
       if (dontneed && k.profile.ptReclaim && first === 0 && last === 512 && t.filled[table] === 0 && !mm.cowPgtable) {
         const ps = pmdSlotOf(k, mm, a);
-        t.entry[ps] = 0;
+        t.setEntry(ps, 0);
         t.filled[ps >>> TABLE_SHIFT]!--;
         t.free(table);
         mm.nrTables--;
@@ -142,7 +142,7 @@ function freeLevel(
         continue;
       }
       t.free(child);
-      t.entry[slot] = 0;
+      t.setEntry(slot, 0);
       t.filled[table]!--;
       mm.nrTables--;
     }
@@ -260,7 +260,7 @@ export function zapCowPte(k: Kernel, mm: Mm, vma: Vma, lo: number, hi: number, d
     return true;
   }
   // Count 1: pmd_put_pte() falls back to reusing the table; its PTEs were not zapped.
-  t.bits[ps] = t.bits[ps]! & ~PMD_WP;
+  t.setBits(ps, t.bits[ps]! & ~PMD_WP);
   if (t.owner[table] !== mm.id) {
     if (t.owner[table]! >= 0) charge(k, k.mms[t.owner[table]!]!, table, -1);
     t.owner[table] = mm.id;
@@ -276,8 +276,7 @@ export function zapCowPte(k: Kernel, mm: Mm, vma: Vma, lo: number, hi: number, d
   for (let v = lo; v < hi; v++) {
     const i = v & 511;
     if (t.bits[base + i] !== 0) {
-      t.bits[base + i] = 0;
-      t.entry[base + i] = 0;
+      t.setPte(base + i, 0, 0);
       t.filled[table]!--;
     }
   }
@@ -287,7 +286,6 @@ export function zapCowPte(k: Kernel, mm: Mm, vma: Vma, lo: number, hi: number, d
 
 function clearPmd(k: Kernel, ps: number): void {
   const t = k.tables;
-  t.entry[ps] = 0;
-  t.bits[ps] = 0;
+  t.setPte(ps, 0, 0);
   t.filled[ps >>> TABLE_SHIFT]!--;
 }

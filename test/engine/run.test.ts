@@ -60,7 +60,7 @@ test('a read of data that only another process ever had is a leak (hand-corrupte
     const q = pfnAt(r, 'Q', 'buf', 0);
     const p = pfnAt(r, 'P', 'buf', 0);
     assert.notEqual(q.pfn, p.pfn);
-    r.k.tables.entry[q.slot] = p.pfn;
+    r.k.tables.setEntry(q.slot, p.pfn);
     r.k.frames.mapcount[p.pfn]!++;
     r.k.frames.refcount[p.pfn]!++;
     r.k.frames.mapcount[q.pfn]!--;
