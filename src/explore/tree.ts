@@ -246,6 +246,8 @@ export class SearchTree {
 export const CHECK_MS = 25;
 /** Most calls of SearchBudget.dueNow() between two clock reads. */
 const STRIDE_MAX = 64;
+/** How often check() reads the process's resident memory (--max-memory, the tree's spill). */
+const RSS_MS = 100;
 
 /**
  * A request to stop a search from outside (a signal seen by another thread): an Int32Array over
@@ -258,12 +260,13 @@ export type StopFlag = Int32Array;
  * reports, statistics. The bounds are checked by the clock, not by a count of expansions: a
  * search calls due() often (cheap: one clock read; dueNow() before each transition, cheaper) and
  * check() when it says so, at most every CHECK_MS, so a search stops within about CHECK_MS plus
- * one transition of its bound.
+ * one transition of its bound (RSS_MS for --max-memory).
  */
 export class SearchBudget {
   readonly t0 = performance.now();
   private lastProgress = this.t0;
   private nextCheck = this.t0 + CHECK_MS;
+  private nextRss = this.t0;
   stoppedBy: SearchStats['stoppedBy'] = null;
   /** Events reached ("sometimes" properties): name -> shortest depth. */
   readonly reached = new Map<string, number>();
@@ -328,7 +331,9 @@ export class SearchBudget {
     this.nextCheck = now + CHECK_MS;
     if (this.stopFlag && Atomics.load(this.stopFlag, 0) !== 0) this.stoppedBy = 'interrupted';
     else if (now - this.t0 > this.bounds.timeSec * 1000) this.stoppedBy = 'time';
-    else {
+    else if (now >= this.nextRss) {
+      // Resident memory every RSS_MS (a read costs a system call; memory does not grow fast enough to pass the bound unseen).
+      this.nextRss = now + RSS_MS;
       const rss = process.memoryUsage.rss() / 2 ** 20;
       if (rss > this.bounds.maxMemoryMB) {
         this.stoppedBy = 'memory';
