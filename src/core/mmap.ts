@@ -284,11 +284,11 @@ export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: Adv
   if (changes(mm.findVma(lo))) splitHugePmdAt(k, mm, lo, 'VMA split by madvise');
   if (changes(mm.findVma(hi - 1))) splitHugePmdAt(k, mm, hi, 'VMA split by madvise');
   if (advice === 'mergeable') {
-    // ksm_madvise(): shared mappings are left alone (vma_ksm_compatible), not even split.
-    for (const v of mm.vmas.filter((x) => x.end > lo && x.start < hi && !(x.flags & (VM_SHARED | VM_MAYSHARE)))) {
-      for (const part of mm.splitRange(Math.max(lo, v.start), Math.min(hi, v.end))) part.flags |= VM_MERGEABLE;
-      k.ksmEnter(mm);
-    }
+    // ksm_madvise() returns at once for a mapping that has VM_MERGEABLE already or is shared
+    // (vma_ksm_compatible): it is not split, and the mm joins ksmd's list only for one it marks.
+    const parts = mm.splitRange(lo, hi, changes);
+    for (const part of parts) part.flags |= VM_MERGEABLE;
+    if (parts.length > 0) k.ksmEnter(mm);
     mm.mergeVmas();
     k.emit('note', mm.id, lo, -1, -1, `madvise mergeable on ${hi - lo} page(s)`);
     return OK;

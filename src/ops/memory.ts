@@ -222,20 +222,18 @@ export const mprotectOp = defineOp({
 
 /**
  * The explorer's madvise of a page with an advice that sets a VMA flag is a no-op: its mapping has
- * the flag already (madvise_update_vma() returns at once), no COW-shared page table is there for
- * doMadvise to break, and the vma_merge it ends with finds nothing to join.
+ * the flag already (madvise_update_vma() returns at once; ksm_madvise() too for MADV_MERGEABLE),
+ * no COW-shared page table is there for doMadvise to break, and the vma_merge it ends with finds
+ * nothing to join.
  */
-const flagNoop = (advice: 'dontfork' | 'wipeonfork') => (_k: Kernel, p: Proc, vpn: number): boolean => {
+const flagNoop = (advice: 'dontfork' | 'wipeonfork' | 'mergeable') => (_k: Kernel, p: Proc, vpn: number): boolean => {
   const v = p.mm.findVma(vpn);
   return v !== null && !madviseChanges(v, advice) && !p.mm.cowPgtable && !p.mm.mergePending();
 };
 
-/**
- * The explorer's madvise of a page. MADV_MERGEABLE is tried even where the mapping has the flag:
- * the model's doMadvise splits and joins the mapping and registers the mm with ksmd whatever it finds.
- */
+/** The explorer's madvise of a page (the advices that set a VMA flag not where the mapping has it). */
 const adviseOn = (name: 'dontfork' | 'wipeonfork' | 'dontneed' | 'mergeable', code: number) => ({
-  name, code, on: { kind: 'page', ...(name === 'dontfork' || name === 'wipeonfork' ? { noop: flagNoop(name) } : {}) } as const,
+  name, code, on: { kind: 'page', ...(name !== 'dontneed' ? { noop: flagNoop(name) } : {}) } as const,
   decode: (a: ExploreArgs) => ({ op: 'madvise', proc: a.proc, sel: a.sel, advice: name, pos: a.pos, text: '' }),
   text: (a: ExploreArgs) => `${a.proc} madvise ${a.at} ${name}`,
 });

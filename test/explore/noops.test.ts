@@ -38,6 +38,12 @@ test('an instance is made again once it changes something', () => {
   for (const line of ['swapout P buf[1]', 'P mprotect buf[1] ro', 'P mprotect buf[0] rw', 'P madvise buf[1] dontfork']) assert.ok(!t.includes(line), `${line} not in ${t.join('; ')}`);
 });
 
+test('MADV_MERGEABLE where the mapping has VM_MERGEABLE: not made (ksm_madvise() returns at once); elsewhere made', () => {
+  const r = runnerAfter(['P mmap buf 2 rw private', 'P write buf[0] = 1', 'P madvise buf[0] mergeable']);
+  assert.deepEqual(texts(r, ['mergeable'], true), ['P madvise buf[1] mergeable']);
+  assert.equal(texts(r, ['mergeable'], false).length, 2);
+});
+
 test('a region holding a whole 2 MiB is collapsed; a page of a THP is reclaimed (after a split)', () => {
   const r = startState({ ...input('v6'), from: thpStartScenario() }).runner;
   const t = enabledOps(r, { ...shape(['collapse', 'swapout']), pageLimit: 2 }, [], true).map((op) => decodeOp(r, op).text);
