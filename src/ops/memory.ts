@@ -2,7 +2,8 @@
 
 import { holdsWholeHpage } from '../core/collapse.js';
 import type { Kernel } from '../core/kernel.js';
-import { madviseChanges, mprotectChanges } from '../core/mmap.js';
+import { madviseChanges, mappedExtent, mprotectChanges } from '../core/mmap.js';
+import { unmapsNothing } from '../core/zap.js';
 import type { Proc } from '../engine/state.js';
 import { clearSoftdirty, madvise, mmap, mprotect, mremap, munmap } from '../engine/mm-ops.js';
 import type { Prot } from '../scenario/ast.js';
@@ -71,7 +72,8 @@ export const munmapOp = defineOp({
   },
   run: munmap,
   explore: [{
-    name: 'munmap', code: 4, default: true, on: { kind: 'page' },
+    // Not where no mapping is (munmap returns at once: unmapsNothing).
+    name: 'munmap', code: 4, default: true, on: { kind: 'page', noop: (_k, p, vpn) => unmapsNothing(p.mm, vpn, vpn + 1) },
     decode: (a) => ({ op: 'munmap', proc: a.proc, sel: a.sel, pos: a.pos, text: '' }),
     text: (a) => `${a.proc} munmap ${a.at}`,
   }],
@@ -172,11 +174,13 @@ export const mremapOp = defineOp({
 const exploredProt = (extra: number): 'ro' | 'rw' => (extra === 0 ? 'ro' : 'rw');
 
 /**
- * The explorer's mprotect of a page is a no-op: its mapping has the protection already
- * (mprotect_fixup() returns at once), and the vma_merge the model's doMprotect ends with finds
+ * The explorer's mprotect of a page is a no-op: no mapping is there (do_mprotect_pkey() returns
+ * ENOMEM at once: doMprotect's mappedExtent), or its mapping has the protection already
+ * (mprotect_fixup() returns at once) and the vma_merge the model's doMprotect ends with finds
  * nothing to join.
  */
 function mprotectNoop(_k: Kernel, p: Proc, vpn: number, extra: number): boolean {
+  if (mappedExtent(p.mm, vpn, vpn + 1) === vpn) return true;
   const v = p.mm.findVma(vpn);
   return v !== null && !mprotectChanges(v, exploredProt(extra)) && !p.mm.mergePending();
 }

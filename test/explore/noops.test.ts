@@ -44,6 +44,14 @@ test('MADV_MERGEABLE where the mapping has VM_MERGEABLE: not made (ksm_madvise()
   assert.equal(texts(r, ['mergeable'], false).length, 2);
 });
 
+test('a page no mapping covers: no mprotect (ENOMEM at once), no munmap (nothing to unmap)', () => {
+  const r = runnerAfter(['P mmap buf 2 rw private', 'P munmap buf[1]']);
+  assert.deepEqual(texts(r, ['mprotect', 'munmap'], true), ['P mprotect buf[0] ro', 'P munmap buf[0]']);
+  assert.deepEqual(texts(r, ['mprotect', 'munmap'], false), [
+    'P mprotect buf[0] ro', 'P mprotect buf[0] rw', 'P mprotect buf[1] ro', 'P mprotect buf[1] rw', 'P munmap buf[0]', 'P munmap buf[1]',
+  ]);
+});
+
 test('a region holding a whole 2 MiB is collapsed; a page of a THP is reclaimed (after a split)', () => {
   const r = startState({ ...input('v6'), from: thpStartScenario() }).runner;
   const t = enabledOps(r, { ...shape(['collapse', 'swapout']), pageLimit: 2 }, [], true).map((op) => decodeOp(r, op).text);
