@@ -32,18 +32,26 @@ function vmaCanUffdWp(k: Kernel, vma: Vma): boolean {
  */
 export function uffdRegister(k: Kernel, mm: Mm, lo: number, hi: number): number {
   if (!k.profile.uffdWp) return NA;
-  let at = lo;
-  for (const v of mm.vmas) {
-    if (v.end <= at || v.start >= hi) continue;
-    if (v.start > at || !vmaCanUffdWp(k, v)) return EINVAL;
-    at = v.end;
-  }
-  if (at < hi) return EINVAL;
+  if (uffdRegisterRefused(k, mm, lo, hi)) return EINVAL;
   for (const v of mm.splitRange(lo, hi)) v.flags |= VM_UFFD_WP;
   mm.mergeVmas();
   mm.uffdCtx = true;
   k.emit('note', mm.id, lo, -1, -1, `UFFDIO_REGISTER (write-protect mode) on ${hi - lo} page(s): VM_UFFD_WP set`);
   return OK;
+}
+
+/**
+ * userfaultfd_register()'s checks, made before anything changes: a page of [lo, hi) is not
+ * mapped, or its VMA cannot take VM_UFFD_WP (vma_can_userfault): EINVAL.
+ */
+export function uffdRegisterRefused(k: Kernel, mm: Mm, lo: number, hi: number): boolean {
+  let at = lo;
+  for (const v of mm.vmas) {
+    if (v.end <= at || v.start >= hi) continue;
+    if (v.start > at || !vmaCanUffdWp(k, v)) return true;
+    at = v.end;
+  }
+  return at < hi;
 }
 
 /**

@@ -3,6 +3,7 @@
 // pagemap bit that shows a protected entry (`expect P PAGE uffd-wp|not-uffd-wp`).
 
 import { VM_UFFD_WP } from '../core/constants.js';
+import { uffdRegisterRefused } from '../core/userfaultfd.js';
 import type { Proc } from '../engine/state.js';
 import { expectUffdWp } from '../engine/expect.js';
 import { uffd } from '../engine/mm-ops.js';
@@ -63,9 +64,13 @@ export const uffdOp = defineOp({
   run: uffd,
   explore: [
     {
-      // The first region as a whole, while a page of it is not registered.
+      // The first region as a whole, while a page of it is not registered; not while
+      // userfaultfd_register() refuses it before changing anything (a page not mapped).
       name: 'uffd-register', code: 32, needs: 'uffd-wp',
-      on: { kind: 'proc', when: (p) => { const r = firstRegion(p); return r !== null && (!registered(p, r.start) || !registered(p, r.start + r.n - 1)); } },
+      on: {
+        kind: 'proc', when: (p) => { const r = firstRegion(p); return r !== null && (!registered(p, r.start) || !registered(p, r.start + r.n - 1)); },
+        noop: (k, p, reg) => uffdRegisterRefused(k, p.mm, reg.start, reg.start + reg.n),
+      },
       decode: (a) => ({ op: 'uffd', proc: a.proc, action: 'register', sel: { ...a.sel, all: true, lo: 0, hi: a.regionPages - 1 }, on: false, pos: a.pos, text: '' }),
       text: (a) => `${a.proc} uffd register ${a.sel.region} wp`,
     },

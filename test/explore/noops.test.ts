@@ -52,6 +52,13 @@ test('a page no mapping covers: no mprotect (ENOMEM at once), no munmap (nothing
   ]);
 });
 
+test('uffd register of a region with a page no mapping covers: not made (EINVAL before anything changes)', () => {
+  const r = runnerAfter(['P mmap buf 2 rw private', 'P munmap buf[1]']);
+  assert.deepEqual(texts(r, ['uffd-register'], true), []);
+  assert.deepEqual(texts(r, ['uffd-register'], false), ['P uffd register buf wp']);
+  assert.deepEqual(texts(runnerAfter(['P mmap buf 2 rw private']), ['uffd-register'], true), ['P uffd register buf wp']);
+});
+
 test('a region holding a whole 2 MiB is collapsed; a page of a THP is reclaimed (after a split)', () => {
   const r = startState({ ...input('v6'), from: thpStartScenario() }).runner;
   const t = enabledOps(r, { ...shape(['collapse', 'swapout']), pageLimit: 2 }, [], true).map((op) => decodeOp(r, op).text);
