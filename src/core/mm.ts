@@ -185,6 +185,15 @@ export class Mm {
   }
 
   /**
+   * Whether no VMA overlaps [lo, hi): munmap returns at once (do_vmi_munmap's vma_find), madvise
+   * too (madvise_walk_vmas), changing nothing.
+   */
+  mapsNothing(lo: number, hi: number): boolean {
+    for (const v of this.vmas) if (v.start < hi && v.end > lo) return false;
+    return true;
+  }
+
+  /**
    * vma_merge(): join neighbouring mappings that have the same flags, are private anonymous
    * (or the same shmem object at contiguous offsets) and compatible anon_vmas.
    */

@@ -254,6 +254,12 @@ export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: Adv
     return OK;
   }
   if (advice === 'mergeable' && !k.profile.ksm) return NA;
+  // madvise_walk_vmas(): no VMA in the range, nothing is done (the kernel's ENOMEM is not
+  // modelled: the model and the ideal memory take the call as done).
+  if (mm.mapsNothing(lo, hi)) {
+    k.emit('note', mm.id, lo, -1, -1, `madvise ${advice} on ${hi - lo} page(s): no mapping there, nothing done`);
+    return OK;
+  }
   if (advice === 'dontneed') {
     if (mm.cowPgtable && k.profile.cowptDontneed === 'ignored') {
       // On-Demand Fork d8ccd3c: madvise_dontneed_free() returns 0 for an ODF mm, zapping nothing.

@@ -154,7 +154,8 @@ function freeLevel(
  * EINVAL when a hugetlb VMA would be split inside a huge page (hugetlbVmOpSplit: nothing done).
  */
 export function unmapRegion(k: Kernel, mm: Mm, lo: number, hi: number, what = 'munmap'): number {
-  if (unmapsNothing(mm, lo, hi)) return OK;
+  // do_vmi_munmap(): vma_find(vmi, end) finds nothing, it returns 0 (no split, no MMU notifier).
+  if (mm.mapsNothing(lo, hi)) return OK;
   if (hugetlbVmOpSplit(mm, lo, hi) !== OK) return EINVAL;
   // __split_vma() breaks a shared COW page table at a split point (handle_cow_pte).
   if (mm.cowPgtable) {
@@ -182,15 +183,6 @@ export function unmapRegion(k: Kernel, mm: Mm, lo: number, hi: number, what = 'm
   freePgtables(k, mm, lo, hi, floor, ceiling);
   k.emit('zap', mm.id, lo, -1, -1, `${what}: ${zapped} mapped page(s) dropped, ${used - k.frames.used} frame(s) freed`);
   return OK;
-}
-
-/**
- * do_vmi_munmap()'s vma_find(vmi, end) finds no mapping in [lo, hi): munmap returns 0 at once,
- * changing nothing (no split, no page table freed, no MMU notifier).
- */
-export function unmapsNothing(mm: Mm, lo: number, hi: number): boolean {
-  for (const v of mm.vmas) if (v.start < hi && v.end > lo) return false;
-  return true;
 }
 
 /** exit_mmap(): zap everything, free every table including the PGD. */

@@ -3,7 +3,6 @@
 import { holdsWholeHpage } from '../core/collapse.js';
 import type { Kernel } from '../core/kernel.js';
 import { madviseChanges, mappedExtent, mprotectChanges } from '../core/mmap.js';
-import { unmapsNothing } from '../core/zap.js';
 import type { Proc } from '../engine/state.js';
 import { clearSoftdirty, madvise, mmap, mprotect, mremap, munmap } from '../engine/mm-ops.js';
 import type { Prot } from '../scenario/ast.js';
@@ -72,8 +71,8 @@ export const munmapOp = defineOp({
   },
   run: munmap,
   explore: [{
-    // Not where no mapping is (munmap returns at once: unmapsNothing).
-    name: 'munmap', code: 4, default: true, on: { kind: 'page', noop: (_k, p, vpn) => unmapsNothing(p.mm, vpn, vpn + 1) },
+    // Not where no mapping is (munmap returns at once: Mm.mapsNothing).
+    name: 'munmap', code: 4, default: true, on: { kind: 'page', noop: (_k, p, vpn) => p.mm.mapsNothing(vpn, vpn + 1) },
     decode: (a) => ({ op: 'munmap', proc: a.proc, sel: a.sel, pos: a.pos, text: '' }),
     text: (a) => `${a.proc} munmap ${a.at}`,
   }],
@@ -225,19 +224,24 @@ export const mprotectOp = defineOp({
 });
 
 /**
- * The explorer's madvise of a page with an advice that sets a VMA flag is a no-op: its mapping has
+ * The explorer's madvise of a page with an advice that sets a VMA flag is a no-op: no mapping is
+ * there (doMadvise returns at once: Mm.mapsNothing), or its mapping has
  * the flag already (madvise_update_vma() returns at once; ksm_madvise() too for MADV_MERGEABLE),
  * no COW-shared page table is there for doMadvise to break, and the vma_merge it ends with finds
  * nothing to join.
  */
 const flagNoop = (advice: 'dontfork' | 'wipeonfork' | 'mergeable') => (_k: Kernel, p: Proc, vpn: number): boolean => {
+  if (p.mm.mapsNothing(vpn, vpn + 1)) return true;
   const v = p.mm.findVma(vpn);
   return v !== null && !madviseChanges(v, advice) && !p.mm.cowPgtable && !p.mm.mergePending();
 };
 
-/** The explorer's madvise of a page (the advices that set a VMA flag not where the mapping has it). */
+/** MADV_DONTNEED of a page no mapping covers: doMadvise returns at once (Mm.mapsNothing). */
+const dontneedNoop = (_k: Kernel, p: Proc, vpn: number): boolean => p.mm.mapsNothing(vpn, vpn + 1);
+
+/** The explorer's madvise of a page (not where it changes nothing: flagNoop, dontneedNoop). */
 const adviseOn = (name: 'dontfork' | 'wipeonfork' | 'dontneed' | 'mergeable', code: number) => ({
-  name, code, on: { kind: 'page', ...(name !== 'dontneed' ? { noop: flagNoop(name) } : {}) } as const,
+  name, code, on: { kind: 'page', noop: name === 'dontneed' ? dontneedNoop : flagNoop(name) } as const,
   decode: (a: ExploreArgs) => ({ op: 'madvise', proc: a.proc, sel: a.sel, advice: name, pos: a.pos, text: '' }),
   text: (a: ExploreArgs) => `${a.proc} madvise ${a.at} ${name}`,
 });

@@ -52,6 +52,13 @@ test('a page no mapping covers: no mprotect (ENOMEM at once), no munmap (nothing
   ]);
 });
 
+test('madvise of a page no mapping covers: not made (doMadvise returns at once)', () => {
+  const ops: OpName[] = ['dontneed', 'dontfork', 'wipeonfork', 'mergeable'];
+  const r = runnerAfter(['P mmap buf 2 rw private', 'P munmap buf[1]']);
+  assert.deepEqual(texts(r, ops, true), ['P madvise buf[0] dontneed', 'P madvise buf[0] dontfork', 'P madvise buf[0] wipeonfork', 'P madvise buf[0] mergeable']);
+  assert.equal(texts(r, ops, false).length, 8);
+});
+
 test('uffd register of a region with a page no mapping covers: not made (EINVAL before anything changes)', () => {
   const r = runnerAfter(['P mmap buf 2 rw private', 'P munmap buf[1]']);
   assert.deepEqual(texts(r, ['uffd-register'], true), []);
