@@ -2,7 +2,7 @@
 // search does not make their transitions. Each is told by the predicate the kernel function uses
 // (an mprotect to the protection the mapping has, MADV_COLLAPSE of a range holding no whole
 // 2 MiB, ksmd before any mm registered, reclaim of a page it would not take, a flag the mapping
-// has); the search finds the same states with fewer transitions.
+// has, a page no mapping covers); the search finds the same states with fewer transitions.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
