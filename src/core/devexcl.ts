@@ -6,7 +6,7 @@
 import { EBUSY, EOPNOTSUPP, HPAGE_PMD_NR, NA, OK, PG_ANON, PG_LARGE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE, TABLE_MASK } from './constants.js';
 import { gupSlowPage, newHandle, type GupRequest } from './gup.js';
 import type { Handle, Kernel } from './kernel.js';
-import type { Mm } from './mm.js';
+import type { Mm, Vma } from './mm.js';
 import { pteSlot, setPte } from './walk.js';
 import { breakCowRange } from './cowpt.js';
 import { splitHugePmdRange } from './huge.js';
@@ -93,18 +93,18 @@ export function makeDeviceExclusive(k: Kernel, mm: Mm, lo: number, hi: number): 
       // The rmap walk (page_make_device_exclusive / folio_make_device_exclusive): every PTE
       // mapping a page of the folio, in every mm, becomes an exclusive entry of its page (the
       // head of a THP converts the PTEs of all 512); anonymous pages only, and never a tail page
-      // (PageTail: left NULL). The walk ends at an entry it finds not present (one made before).
+      // (PageTail: left NULL). The walk visits the mappings in rmap_walk_anon()'s order and ends
+      // at an entry it finds not present (one made before).
       const nr = f.flags[pfn]! & PG_LARGE ? HPAGE_PMD_NR : 1; // pfn is the head of its folio
       let targetWritable = false;
-      let stopped = false;
-      for (const other of k.mms) {
-        if (!other.alive || stopped) continue;
-        stopped = !forEachMapping(k, other, pfn, nr, (slot, v, p) => {
+      for (const { mm: other, vma } of anonWalkOrder(k)) {
+        const done = forEachMapping(k, other, vma, pfn, nr, (slot, v, p) => {
           const bits = t.bits[slot]!;
           if (other === mm && v === vpn && bits & PTE_WRITE) targetWritable = true;
           setPte(k, slot, p, exclusiveBits(k, bits));
           f.removeRmapPte(p, other.id); // page_remove_rmap(): the entry keeps the reference, not the mapping
         });
+        if (!done) break; // rmap_one returned false: rmap_walk_anon() stops, the VMAs after it unvisited
       }
       // Held only if the target was mapped writable and nothing maps the folio any more (5.14-5.18
       // tested the page's own mapcount, 5.19-6.14 the folio's: they differ only after a walk
@@ -151,28 +151,50 @@ function isTailPage(k: Kernel, pfn: number): boolean {
   return (k.frames.flags[pfn]! & PG_LARGE) !== 0 && (pfn & (HPAGE_PMD_NR - 1)) !== 0;
 }
 
+/** A VMA the rmap walk visits, and its mm. */
+interface WalkedVma {
+  mm: Mm;
+  vma: Vma;
+}
+
 /**
- * Every present PTE of mm that maps a frame of [lo, lo + n), by address, with its frame (small
- * scenarios: a scan of the mm's VMAs). False, at once, at a device-exclusive entry of one of
- * them (page_vma_mapped_walk finds it, and the conversion stops the rmap walk there).
+ * rmap_walk_anon()'s order over an anonymous folio's mappings: anon_vma_interval_tree_foreach()
+ * visits the anon_vma's VMAs in the interval tree's order, by vm_pgoff (vma_start_pgoff) ascending,
+ * not by address (mremap keeps a moved range's vm_pgoff); ties (the same vm_pgoff in a parent and
+ * its forked child) in the order they entered the tree (an equal key goes right), the parent's
+ * first as anon_vma_clone() at fork inserts the child's later: here, the mms' order. Every VMA
+ * with an anon_vma, in every live mm: those the folio's anon_vma does not link map none of it.
  */
-function forEachMapping(k: Kernel, mm: Mm, lo: number, n: number, fn: (slot: number, vpn: number, pfn: number) => void): boolean {
+function anonWalkOrder(k: Kernel): WalkedVma[] {
+  const out: WalkedVma[] = [];
+  for (const mm of k.mms) {
+    if (!mm.alive) continue;
+    for (const vma of mm.vmas) if (vma.anonVma) out.push({ mm, vma });
+  }
+  // Array.prototype.sort is stable: ties keep the mms' order.
+  return out.sort((a, b) => a.vma.start + a.vma.pgoffShift - (b.vma.start + b.vma.pgoffShift));
+}
+
+/**
+ * page_vma_mapped_walk() over one VMA: every present PTE of it that maps a frame of [lo, lo + n),
+ * by address, with its frame. False, at once, at a device-exclusive entry of one of them (the
+ * conversion stops the rmap walk there: page_make_device_exclusive_one returns false).
+ */
+function forEachMapping(k: Kernel, mm: Mm, vma: Vma, lo: number, n: number, fn: (slot: number, vpn: number, pfn: number) => void): boolean {
   const t = k.tables;
-  for (const vma of mm.vmas) {
-    for (let v = vma.start; v < vma.end; ) {
-      const slot = pteSlot(k, mm, v);
-      if (slot < 0) {
-        v = (v | TABLE_MASK) + 1;
-        continue;
-      }
-      const p = t.entry[slot]!;
-      const bits = t.bits[slot]!;
-      if (p >= lo && p < lo + n) {
-        if (bits & PTE_DEVICE_EXCLUSIVE) return false;
-        if (bits & PTE_PRESENT && !(bits & PTE_SPECIAL)) fn(slot, v, p);
-      }
-      v++;
+  for (let v = vma.start; v < vma.end; ) {
+    const slot = pteSlot(k, mm, v);
+    if (slot < 0) {
+      v = (v | TABLE_MASK) + 1;
+      continue;
     }
+    const p = t.entry[slot]!;
+    const bits = t.bits[slot]!;
+    if (p >= lo && p < lo + n) {
+      if (bits & PTE_DEVICE_EXCLUSIVE) return false;
+      if (bits & PTE_PRESENT && !(bits & PTE_SPECIAL)) fn(slot, v, p);
+    }
+    v++;
   }
   return true;
 }
