@@ -106,10 +106,10 @@ export function makeDeviceExclusive(k: Kernel, mm: Mm, lo: number, hi: number): 
         });
         if (!done) break; // rmap_one returned false: rmap_walk_anon() stops, the VMAs after it unvisited
       }
-      // Held only if the target was mapped writable and nothing maps the folio any more (5.14-5.18
-      // tested the page's own mapcount, 5.19-6.14 the folio's: they differ only after a walk
-      // that ended early).
-      ok = targetWritable && f.folioMapcount(pfn) === 0;
+      // Held only if the target was mapped writable and nothing maps the head (5.14-5.18
+      // page_mapcount()) or the folio (5.19-6.14 folio_mapcount()): they differ only after a walk
+      // that ended early.
+      ok = targetWritable && (k.profile.deviceExclusiveHeld === 'page' ? f.pageMapcount(pfn) : f.folioMapcount(pfn)) === 0;
     }
     k.putPage(pfn, refs); // the driver puts the GUP reference once the device maps the page
     if (ok) {

@@ -95,6 +95,14 @@ export interface Profile {
    */
   deviceExclusive: 'none' | 'seed002' | 'v5.14' | 'v6.15';
   /**
+   * What make_device_exclusive_range() (`deviceExclusive` `v5.14`) asks after its rmap walk of a
+   * THP's head before it holds the page: `page` (5.14-5.18 page_make_device_exclusive():
+   * !page_mapcount() of the head, its PTE mappings plus the folio's PMD mappings) or `folio`
+   * (5.19-6.14 folio_make_device_exclusive(): !folio_mapcount(), every page of the folio). They
+   * differ only after a walk that stopped early at an entry, leaving other pages mapped.
+   */
+  deviceExclusiveHeld: 'page' | 'folio';
+  /**
    * do_swap_page()'s test for mapping a swapped-in page writable/exclusive: `reuse_swap_page`
    * (<= 5.17: mapcount + swap count <= 1), `refcount` (5.18: page_count after freeing the swap
    * cache), `exclusive-bit` (5.19+: SWP_EXCLUSIVE kept in the swap entry, else refcount).

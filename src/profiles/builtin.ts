@@ -25,6 +25,7 @@ const V5_7: Profile = {
   mmForbidsZeropage: false,
   writeProtectSeq: false,
   deviceExclusive: 'none',
+  deviceExclusiveHeld: 'page',
   swapinReuse: 'reuse_swap_page',
   swapinReadFaultWritable: false,
   wpFreeSwapcache: false,
@@ -93,8 +94,8 @@ const V5_18 = derive(V5_14, 'v5.18',
 
 const V5_19 = derive(V5_18, 'v5.19',
   'PG_anon_exclusive; FAULT_FLAG_UNSHARE for R/O pins of possibly shared anonymous pages',
-  '6c287605fd56, c89357e27f20, a7f226604170 ("mm: COW fixes part 2: reliable GUP pins of anonymous pages"); b1f9e876862d (uffd-wp on shmem, PTE markers)',
-  { wpReuse: 'anon-exclusive', anonExclusive: true, unshareRoPin: 'anon', swapinReuse: 'exclusive-bit', uffdWpShmem: true, thpWpReuse: 'anon-exclusive' });
+  '6c287605fd56, c89357e27f20, a7f226604170 ("mm: COW fixes part 2: reliable GUP pins of anonymous pages"); b1f9e876862d (uffd-wp on shmem, PTE markers); "mm/rmap: Convert make_device_exclusive_range() to use folios" (Matthew Wilcox, posted 2022-02-04; folio_mapcount() in the 5.19 sources, id not pinned down)',
+  { wpReuse: 'anon-exclusive', anonExclusive: true, unshareRoPin: 'anon', swapinReuse: 'exclusive-bit', uffdWpShmem: true, thpWpReuse: 'anon-exclusive', deviceExclusiveHeld: 'folio' });
 
 const V6_2 = derive(V5_19, 'v6.2',
   'v5.19 + mprotect maps exclusive anon pages writable (6.0; clean ones too from 6.2) + MADV_COLLAPSE (6.1) + unsharing for anything in a COW mapping (zero page) + uffd-wp registration write-protects a shared mapping\'s vm_page_prot (writenotify)',

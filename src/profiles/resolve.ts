@@ -31,6 +31,7 @@ const VALUES = {
   mmForbidsZeropage: ['true', 'false'],
   writeProtectSeq: ['true', 'false'],
   deviceExclusive: ['none', 'seed002', 'v5.14', 'v6.15'],
+  deviceExclusiveHeld: ['page', 'folio'],
   swapinReuse: ['reuse_swap_page', 'refcount', 'exclusive-bit'],
   swapinReadFaultWritable: ['true', 'false'],
   wpFreeSwapcache: ['true', 'false'],

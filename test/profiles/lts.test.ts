@@ -96,6 +96,7 @@ test('each long-term kernel has the switches of its series', () => {
   // 5.15.y: v5.14 exactly (no backport changes a switch).
   const k515 = lts('5.15');
   assert.equal(k515.deviceExclusive, 'v5.14');
+  assert.equal(k515.deviceExclusiveHeld, 'page', 'the folio conversion of make_device_exclusive_range() is not in 5.15.y');
   assert.equal(k515.anonExclusive, false, 'COW fixes part 2 (5.19) not backported');
   assert.equal(k515.pinSkipsZeroPage, false);
   assert.deepEqual(differences(k515, builtinProfile('v5.14')!), []);
@@ -108,6 +109,7 @@ test('each long-term kernel has the switches of its series', () => {
   assert.equal(k61.mprotectWritableClean, false, 'can_change_pte_writable() wants pte_dirty() in 6.1.166 (clean PTEs only from 6.2)');
   assert.equal(k61.pinSkipsZeroPage, true, 'c8070b787519 is in 6.1.130');
   assert.equal(k61.deviceExclusive, 'v5.14');
+  assert.equal(k61.deviceExclusiveHeld, 'folio');
   assert.equal(k61.madvCollapse, 'writable-pte', 'MADV_COLLAPSE is 6.1 (7d8faaf15545)');
   assert.equal(k61.uffdWpWritenotify, true, '51d3d5eb74ff (6.2) is in 6.1.8');
   // 474098edac26 (6.1): follow_page() follows a PROT_NONE PTE only with FOLL_FORCE, so ksmd skips

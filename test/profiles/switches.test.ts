@@ -143,6 +143,11 @@ const WITNESSES: Record<SwitchName, Witness> = {
   thpSplitZeropage: { base: 'v6', scenarios: () => [steps('P mmap a 512 thp', 'P write a[0] = 1', 'swapout P a[5]', 'expect stat rss.P >= 0')] },
   mmForbidsZeropage: { base: 'v6', scenarios: () => [steps('P mmap a 1', 'P read a[0] expect 0', 'expect stat rss.P >= 0')] },
   writeProtectSeq: { base: 'v5.14', scenarios: () => [file('scenarios/seeds/gup-fast-fork-race.scn.yaml')] },
+  deviceExclusiveHeld: { base: 'v6.2', scenarios: () => [
+    // The head's walk stops at m's entry (offset 1) before t[2] (offset 2), still mapped: the head
+    // is mapped nowhere (`page`: held), the folio still is (`folio`: EBUSY).
+    file('scenarios/basic/device-exclusive-thp-walk-stops-by-pgoff.scn.yaml'),
+  ] },
   deviceExclusive: { base: 'v6', scenarios: () => [
     file('scenarios/seeds/device-exclusive-fork.scn.yaml'),
     file('scenarios/kernel-tests/hmm-exclusive.scn.yaml'),
