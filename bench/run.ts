@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { builtinProfile } from '../src/profiles/builtin.js';
 import { benchHelper } from './cc.js';
 import { explorerFigures, type Figure } from './explorer.js';
+import { forksFigure } from './forks.js';
 import { hugeFigures, live, liveFaults4k } from './huge.js';
 import { runScenario } from '../src/engine/run.js';
 import { parseScenario } from '../src/scenario/index.js';
@@ -128,6 +129,10 @@ log('  run --trace, 1 GiB fork ...');
     note: `without --trace: ${plain.toFixed(0)} ms; ratio: with / without`,
   });
 }
+
+// A run of a big process tree: 8,000 forks over 1,000 (bench/forks.ts).
+log('  run of a fork tree ...');
+add(forksFigure(quick, log));
 
 // The explorer's rows (issue 14): states per second on one core, 2 workers over 1, bytes per
 // state, the depth-8 search (bench/explorer.ts).
