@@ -6,10 +6,10 @@
 // A large range (a fork of 1 GiB touches 262144 PTEs in each process and as many frames) is
 // kept in full for its first few pages and counted for the rest, grouped by what changed.
 
-import { PG_INUSE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SWAP, PTE_WRITE, TABLE_SHIFT } from '../core/constants.js';
+import { LEVEL_PGD, LEVEL_PMD, LEVEL_PUD, PG_INUSE, PMD_LEAF, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SWAP, PTE_WRITE, PTRS_PER_TABLE, TABLE_SHIFT } from '../core/constants.js';
+import type { TableArena } from '../core/pgtable.js';
 import type { Kernel } from '../core/kernel.js';
 import { frameFlagNames, pteBitNames } from '../core/names.js';
-import { forEachPteTable } from '../core/walk.js';
 import type { ChangeLog, FrameChange, FrameState, PteChange, PteState } from './result.js';
 
 /** Pages (virtual page numbers) whose PTE changes are kept in full; the rest are counted. */
@@ -26,36 +26,85 @@ interface MmTables {
 
 export interface Capture {
   mms: Map<number, MmTables>;
-  /** Copies of the table arena's PTE bits and entries (every table, 512 slots each). */
+  /** Copies of the table arena's PTE bits and entries (every table, 512 slots each; longer when reused). */
   bits: Uint16Array;
+  /** `bits` as Int32 words, two entries each (a view). */
+  words: Int32Array;
   entry: Int32Array;
   refcount: Int32Array;
   mapcount: Int32Array;
   flags: Uint16Array;
   value: Int32Array;
   top: number;
+  /** The state that may refill it (capture's `into`) once it is no longer its base; null once a copy of that state shares it. */
+  owner: object | null;
 }
 
-/** The PTE tables of every live address space (in address order), a copy of their entries, and every frame's state. */
-export function capture(k: Kernel): Capture {
+/**
+ * The PTE tables of every live address space (in address order), a copy of their entries, and every
+ * frame's state. With `into` (a capture no longer needed), its arrays are refilled instead of new
+ * ones made: a fresh array of the whole arena a step cost eight times the copy (its pages zeroed
+ * and faulted in), and `run --trace` captures after every step.
+ */
+export function capture(k: Kernel, owner: object | null = null, into: Capture | null = null): Capture {
   const mms = new Map<number, MmTables>();
   const t = k.tables;
+  const list = tableList;
   for (const mm of k.mms) {
     if (!mm.alive || mm.pgd <= 0) continue;
-    const base: number[] = [];
-    const table: number[] = [];
-    forEachPteTable(k, mm, (vpnBase, pte) => {
-      base.push(vpnBase);
-      table.push(pte);
-    });
-    mms.set(mm.id, { base: Float64Array.from(base), table: Int32Array.from(table), n: base.length });
+    list.length = 0;
+    pteTables(t, mm.pgd, LEVEL_PGD, 0, list);
+    const n = list.length >>> 1;
+    const old = into?.mms.get(mm.id);
+    const m: MmTables = old !== undefined && old.table.length >= n ? old : { base: new Float64Array(n), table: new Int32Array(n), n };
+    for (let i = 0; i < n; i++) {
+      m.base[i] = list[2 * i]!;
+      m.table[i] = list[2 * i + 1]!;
+    }
+    m.n = n;
+    mms.set(mm.id, m);
   }
   const f = k.frames;
   const slots = t.top << TABLE_SHIFT;
+  // Sized as the arena and the frame table are (they double as they grow): a refill rarely has to grow.
+  const bits = copyInto(t.bits, slots, into?.bits);
   return {
-    mms, bits: t.bits.slice(0, slots), entry: t.entry.slice(0, slots), top: f.top,
-    refcount: f.refcount.slice(0, f.top), mapcount: f.mapcount.slice(0, f.top), flags: f.flags.slice(0, f.top), value: f.value.slice(0, f.top),
+    mms, top: f.top, owner,
+    bits, words: into?.bits === bits ? into.words : new Int32Array(bits.buffer, bits.byteOffset, bits.length >>> 1),
+    entry: copyInto(t.entry, slots, into?.entry),
+    refcount: copyInto(f.refcount, f.top, into?.refcount), mapcount: copyInto(f.mapcount, f.top, into?.mapcount),
+    flags: copyInto(f.flags, f.top, into?.flags), value: copyInto(f.value, f.top, into?.value),
   };
+}
+
+/** capture()'s list of one address space's PTE tables: (first vpn, table) pairs, reused. */
+const tableList: number[] = [];
+
+/**
+ * forEachPteTable() into `out`, (first vpn, table) pairs in address order, but each upper table
+ * read only to its last filled entry, as the accounting check reads them (walk.ts keeps their
+ * counts): most of an address space's upper tables is empty, and this runs after every step.
+ */
+function pteTables(t: TableArena, table: number, level: number, base: number, out: number[]): void {
+  const tb = table << TABLE_SHIFT;
+  const span = level === LEVEL_PGD ? 2 ** 27 : level === LEVEL_PUD ? 1 << 18 : 1 << 9;
+  let left = t.filled[table]!;
+  for (let i = 0; i < PTRS_PER_TABLE && left > 0; i++) {
+    const child = t.entry[tb + i]!;
+    if (level === LEVEL_PMD && t.bits[tb + i]! & PMD_LEAF) left--; // a huge PMD: no PTE table
+    else if (child !== 0) {
+      left--;
+      if (level === LEVEL_PMD) out.push(base + i * span, child);
+      else pteTables(t, child, level - 1, base + i * span, out);
+    }
+  }
+}
+
+/** src[0..n) copied into dst when it is long enough, else into a new array as long as src. */
+function copyInto<T extends Int32Array | Uint16Array>(src: T, n: number, dst: T | undefined): T {
+  const out = dst !== undefined && dst.length >= n ? dst : (new (src.constructor as new (len: number) => T)(src.length));
+  out.set(src.subarray(0, n));
+  return out;
 }
 
 /** How the Runner names things: the process of an address space, a page, a value. */
@@ -219,14 +268,22 @@ function walk(ca: Capture, a: MmTables, cb: Capture, b: MmTables, on: OnPte): vo
     const sa = va <= vb ? a.table[i]! << TABLE_SHIFT : -1;
     const sb = vb <= va ? b.table[j]! << TABLE_SHIFT : -1;
     const v = Math.min(va, vb);
-    for (let d = 0; d < 512; d++) {
-      const b0 = sa < 0 ? 0 : ca.bits[sa + d]!;
-      const b1 = sb < 0 ? 0 : cb.bits[sb + d]!;
-      if (b0 === 0 && b1 === 0) continue;
-      const e0 = sa < 0 ? 0 : ca.entry[sa + d]!;
-      const e1 = sb < 0 ? 0 : cb.entry[sb + d]!;
-      if (b0 === b1 && e0 === e1) continue;
-      if (!on(v + d, b0, b0 === 0 ? 0 : e0, b1, b1 === 0 ? 0 : e1)) return;
+    // Eight entries (four Int32 words of the bits) at a time: most of a table is none in both.
+    const wa = sa >>> 1;
+    const wb = sb >>> 1;
+    for (let g = 0; g < PTRS_PER_TABLE; g += 8) {
+      const noneA = sa < 0 || (ca.words[wa + (g >>> 1)]! | ca.words[wa + (g >>> 1) + 1]! | ca.words[wa + (g >>> 1) + 2]! | ca.words[wa + (g >>> 1) + 3]!) === 0;
+      const noneB = sb < 0 || (cb.words[wb + (g >>> 1)]! | cb.words[wb + (g >>> 1) + 1]! | cb.words[wb + (g >>> 1) + 2]! | cb.words[wb + (g >>> 1) + 3]!) === 0;
+      if (noneA && noneB) continue;
+      for (let d = g; d < g + 8; d++) {
+        const b0 = sa < 0 ? 0 : ca.bits[sa + d]!;
+        const b1 = sb < 0 ? 0 : cb.bits[sb + d]!;
+        if (b0 === 0 && b1 === 0) continue;
+        const e0 = sa < 0 ? 0 : ca.entry[sa + d]!;
+        const e1 = sb < 0 ? 0 : cb.entry[sb + d]!;
+        if (b0 === b1 && e0 === e1) continue;
+        if (!on(v + d, b0, b0 === 0 ? 0 : e0, b1, b1 === 0 ? 0 : e1)) return;
+      }
     }
     if (va <= vb) i++;
     if (vb <= va) j++;

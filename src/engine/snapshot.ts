@@ -40,12 +40,16 @@ function actorOf(s: RunState, mm: number): string | null {
 /** Every PTE and frame the step changed (RunOptions.changes); `observing`: the step only looked (no capture). */
 export function traceChanges(s: RunState, observing: boolean): void {
   if (s.changesBase === null || !s.k.tracing || observing) return;
-  const now = capture(s.k);
+  // The capture before the last (this state's own, no copy of it sees it) is refilled.
+  const spare = s.changesSpare !== null && s.changesSpare.owner === s ? s.changesSpare : null;
+  s.changesSpare = null;
+  const now = capture(s.k, s, spare);
   s.record.changes = diffCaptures(s.changesBase, now, {
     proc: (mm) => s.mmNames[mm] ?? `mm ${mm}`,
     page: (mm, vpn) => s.pageOfMm(mm, vpn),
     value: (v) => s.values.name(v),
   });
+  s.changesSpare = s.changesBase;
   s.changesBase = now;
 }
 

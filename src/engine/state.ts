@@ -139,6 +139,8 @@ export class RunState {
   forking: ReadonlySet<string> = new Set<string>();
   /** The model as the last step left it (RunOptions.changes). */
   changesBase: Capture | null = null;
+  /** The capture before changesBase, for the next capture to refill (when its owner is this state). */
+  changesSpare: Capture | null = null;
   /** The thread whose kernel path emitted an event (threads share their process's mm). */
   actors = new Map<KEvent, string>();
   /** The thread whose kernel path is taking a step right now (for the web page's event names), else null. */
@@ -162,7 +164,7 @@ export class RunState {
       ...(scenario.config.hugepages != null ? { hugepages: scenario.config.hugepages } : {}),
     });
     this.k.tracing = opts.trace ?? true;
-    if (opts.changes && this.k.tracing) this.changesBase = capture(this.k);
+    if (opts.changes && this.k.tracing) this.changesBase = capture(this.k, this);
   }
 
   /**
@@ -220,6 +222,9 @@ export class RunState {
     // Never changed in place (a change makes a new set): shared.
     c.atomicValues = this.atomicValues;
     c.forking = this.forking;
+    // `run --trace`'s captures, now seen by both: neither may refill them (traceChanges).
+    if (this.changesBase !== null) this.changesBase.owner = null;
+    if (this.changesSpare !== null) this.changesSpare.owner = null;
     return c;
   }
 
