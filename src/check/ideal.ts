@@ -63,6 +63,9 @@ export interface IdealProc {
   gen: number;
 }
 
+/** A set of process names tagged with the generation of the copy that may change it in place (withProc). */
+type OwnedSet = Set<string> & { gen: number };
+
 /** Generations of IdealMemory copies: each clone gives both the original and the copy a new one. */
 let generations = 0;
 
@@ -120,8 +123,8 @@ export class IdealMemory {
   private cellValue: number[] = [];
   /**
    * Per value id: the processes that ever legitimately held it in one of their cells. The sets
-   * of holders, sharedUsers and maybe are never changed in place (a change makes a new set),
-   * so the explorer's copies of a state share them. Indexed by value id (ids are small and
+   * of holders, sharedUsers and maybe are never changed in place once a copy may see them (a
+   * change makes a new set, withProc), so the explorer's copies of a state share them. Indexed by value id (ids are small and
    * dense: the value table numbers them in order), undefined where nobody held it.
    */
   private holders: (ReadonlySet<string> | undefined)[] = [];
@@ -195,7 +198,7 @@ export class IdealMemory {
     // The map of processes only: each process is copied when changed (procMut).
     if (p & S_PROCS) this.procs = this.procs.slice();
     if (p & S_CELLS) this.cellValue = this.cellValue.slice();
-    // The sets these maps hold are never changed in place (a change makes a new set): shared.
+    // The sets these maps hold are changed in place only by the copy that made them (withProc): shared.
     if (p & S_HOLDERS) this.holders = this.holders.slice();
     if (p & S_SHARED_USERS) this.sharedUsers = new Map(this.sharedUsers);
     if (p & S_MAYBE) this.maybe = new Map(this.maybe);
@@ -284,7 +287,24 @@ export class IdealMemory {
     this.own(S_HOLDERS);
     // Kept without holes (a holey array is slower to read).
     while (this.holders.length < value) this.holders.push(undefined);
-    this.holders[value] = new Set(s).add(proc);
+    this.holders[value] = this.withProc(s, proc, true);
+  }
+
+  /**
+   * `s` with `proc` added (or removed): changed in place when this copy made it since it was last
+   * copied (its generation), else a new set of this copy's. A fork of a value's holder adds the child
+   * to the value's holders: a new set each time made N forks cost N^2 (and as much the exits of N
+   * processes sharing a page), while the explorer's copies still never see a shared set change.
+   */
+  private withProc(s: ReadonlySet<string> | undefined, proc: string, add: boolean): ReadonlySet<string> {
+    let out = s as OwnedSet | undefined;
+    if (out === undefined || out.gen !== this.gen) {
+      out = new Set(s) as OwnedSet;
+      out.gen = this.gen;
+    }
+    if (add) out.add(proc);
+    else out.delete(proc);
+    return out;
   }
 
   private find(proc: string, vpn: number): { seg: Segment; i: number } | null {
@@ -346,9 +366,7 @@ export class IdealMemory {
         const users = seg.shared ? this.sharedUsers.get(cell) : undefined;
         if (users?.has(proc)) {
           this.own(S_SHARED_USERS);
-          const left = new Set(users);
-          left.delete(proc);
-          this.sharedUsers.set(cell, left);
+          this.sharedUsers.set(cell, this.withProc(users, proc, false));
         }
         seg.cells[i] = -1;
         seg.flags[i] = seg.flags[i]! & ~P_UFFD_WP;
@@ -450,7 +468,7 @@ export class IdealMemory {
         if (cell < 0 || seg.flags[i]! & P_DONTFORK) continue;
         if (seg.shared) {
           cells[i] = cell;
-          this.sharedUsers.set(cell, new Set(this.sharedUsers.get(cell)!).add(child));
+          this.sharedUsers.set(cell, this.withProc(this.sharedUsers.get(cell)!, child, true));
         } else if (seg.flags[i]! & P_WIPEONFORK) {
           cells[i] = this.newCell(0);
         } else {
