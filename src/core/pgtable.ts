@@ -151,6 +151,20 @@ export class TableArena {
     this.note(slot);
   }
 
+  /** The first n entries, copied into dst when it has room (else a new array as long as the arena's): a read, for snapshots. */
+  copyEntriesOut(n: number, dst?: Int32Array): Int32Array {
+    const out = dst !== undefined && dst.length >= n ? dst : new Int32Array(this.e.length);
+    out.set(entryPrefix(this.e, n));
+    return out;
+  }
+
+  /** The first n entries' bits, as copyEntriesOut. */
+  copyBitsOut(n: number, dst?: Uint16Array): Uint16Array {
+    const out = dst !== undefined && dst.length >= n ? dst : new Uint16Array(this.b.length);
+    out.set(bitsPrefix(this.b, n));
+    return out;
+  }
+
   /** Entry `slot` was written: a copy into an arena copied from this one copies it (copyInto). */
   private note(slot: number): void {
     this.version++;

@@ -67,11 +67,11 @@ export function capture(k: Kernel, owner: object | null = null, into: Capture | 
   const f = k.frames;
   const slots = t.top << TABLE_SHIFT;
   // Sized as the arena and the frame table are (they double as they grow): a refill rarely has to grow.
-  const bits = copyInto(t.bits, slots, into?.bits);
+  const bits = t.copyBitsOut(slots, into?.bits);
   return {
     mms, top: f.top, owner,
     bits, words: into?.bits === bits ? into.words : new Int32Array(bits.buffer, bits.byteOffset, bits.length >>> 1),
-    entry: copyInto(t.entry, slots, into?.entry),
+    entry: t.copyEntriesOut(slots, into?.entry),
     refcount: copyInto(f.refcount, f.top, into?.refcount), mapcount: copyInto(f.mapcount, f.top, into?.mapcount),
     flags: copyInto(f.flags, f.top, into?.flags), value: copyInto(f.value, f.top, into?.value),
   };

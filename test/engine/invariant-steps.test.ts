@@ -103,7 +103,7 @@ const CORRUPTIONS: { name: string; hit: (r: Runner) => void; message: RegExp }[]
   {
     name: 'a frame nothing maps', hit: (r) => {
       const { slot } = c2(r);
-      r.k.tables.bits[slot] = 0;
+      r.k.tables.setBits(slot, 0);
       r.k.tables.filled[slot >>> 9]!--;
       r.procs.get('C2')!.mm.rssAnon--;
     }, message: /is in use \(refcount 1\) but nothing maps or holds it/,
@@ -116,7 +116,7 @@ const CORRUPTIONS: { name: string; hit: (r: Runner) => void; message: RegExp }[]
   {
     name: 'a PTE naming a freed frame', hit: (r) => {
       const { slot, pfn } = c2(r);
-      r.k.tables.entry[slot] = r.k.frames.top; // past every frame ever allocated
+      r.k.tables.setEntry(slot, r.k.frames.top); // past every frame ever allocated
       r.k.frames.mapcount[pfn]!--;
       r.k.putPage(pfn);
     }, message: /maps freed frame/,
