@@ -22,7 +22,7 @@ export function mmuNotify(k: Kernel, mmId: number, lo: number, hi: number, why: 
       const vpn = handleVpn(h, i);
       if (vpn >= lo && vpn < hi && !h.revoked[i]) {
         h.revoked[i] = 1;
-        k.emit('note', mmId, vpn, h.frames[i]!, -1, `MMU notifier (${why}): the device loses exclusive access`);
+        if (k.tracing) k.emit('note', mmId, vpn, h.frames[i]!, -1, `MMU notifier (${why}): the device loses exclusive access`);
       }
     }
   }
@@ -71,7 +71,7 @@ export function restoreExclusivePte(k: Kernel, mm: Mm, vma: Vma, vpn: number, sl
   // mk_pte(page, vma->vm_page_prot): a PROT_NONE mapping gets a PAGE_NONE PTE (no user access).
   if (!(vma.flags & VM_READ)) nbits = (nbits & ~(PTE_WRITE | PTE_DIRTY)) | PTE_PROTNONE;
   setPte(k, slot, pfn, nbits);
-  k.emit('note', mm.id, vpn, pfn, -1, `restore_exclusive_pte: frame ${pfn} mapped again${nbits & PTE_WRITE ? ', writable' : ', read-only'}`);
+  if (k.tracing) k.emit('note', mm.id, vpn, pfn, -1, `restore_exclusive_pte: frame ${pfn} mapped again${nbits & PTE_WRITE ? ', writable' : ', read-only'}`);
 }
 
 /**
@@ -89,7 +89,7 @@ export function migrateExclusiveEntry(k: Kernel, mm: Mm, vpn: number, slot: numb
   let nbits = PTE_PRESENT | (bits & (PTE_SOFT_DIRTY | PTE_UFFD_WP));
   if (vma !== null && !(vma.flags & VM_READ)) nbits |= PTE_PROTNONE;
   setPte(k, slot, pfn, nbits);
-  k.emit('note', mm.id, vpn, pfn, -1, `split of a large folio: its device-exclusive entry became a migration entry and frame ${pfn} is mapped again read-only (remove_migration_pte)`);
+  if (k.tracing) k.emit('note', mm.id, vpn, pfn, -1, `split of a large folio: its device-exclusive entry became a migration entry and frame ${pfn} is mapped again read-only (remove_migration_pte)`);
 }
 
 /**

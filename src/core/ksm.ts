@@ -95,7 +95,7 @@ export function ksmMerge(k: Kernel): number {
     // for the next: ksmd scans on.
     if (merged === 0 && split === 0 && !moved) break;
   }
-  k.emit('note', -1, -1, -1, -1, `ksmd: ${total} page(s) merged in ${passes} pass(es) (the last merged nothing)`);
+  if (k.tracing) k.emit('note', -1, -1, -1, -1, `ksmd: ${total} page(s) merged in ${passes} pass(es) (the last merged nothing)`);
   return total;
 }
 
@@ -320,7 +320,7 @@ function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
         replacePage(k, slot, kpfn);
         setItem(mm, vpn, kpfn);
         merged++;
-        k.emit('note', mm.id, vpn, pfn, kpfn, `KSM: merged into KSM page ${kpfn}`);
+        if (k.tracing) k.emit('note', mm.id, vpn, pfn, kpfn, `KSM: merged into KSM page ${kpfn}`);
       }
       return;
     }
@@ -368,7 +368,7 @@ function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
       else stable.set(value, [pfn]);
       unstable.delete(value);
       merged++;
-      k.emit('note', mm.id, vpn, tpfn, pfn, `KSM: page ${pfn} becomes a KSM page; page ${tpfn} merged into it`);
+      if (k.tracing) k.emit('note', mm.id, vpn, tpfn, pfn, `KSM: page ${pfn} becomes a KSM page; page ${tpfn} merged into it`);
     } else {
       // break_cow(): a fault in ksmd's context (not counted to the process): an unshare fault
       // (6.2+), a read-only copy; before, a write fault, a writable copy (do_wp_page copies a
@@ -378,7 +378,7 @@ function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
       const vma = mm.findVma(vpn)!;
       const write = k.profile.ksmBreakCow === 'write';
       if (!write || !userfaultfdPteWp(vma, k.tables.bits[slot]!)) wpPageCopy(k, mm, vma, vpn, slot, !write);
-      k.emit('note', mm.id, vpn, pfn, -1, `KSM: the other page could not be merged (a reference holds it): break_cow ${write ? 'breaks COW with a write fault' : 'unshares this one again'}; the KSM page is in no tree`);
+      if (k.tracing) k.emit('note', mm.id, vpn, pfn, -1, `KSM: the other page could not be merged (a reference holds it): break_cow ${write ? 'breaks COW with a write fault' : 'unshares this one again'}; the KSM page is in no tree`);
     }
   };
   for (const mm of list) {

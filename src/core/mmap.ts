@@ -122,7 +122,7 @@ export function populateRange(k: Kernel, mm: Mm, vma: Vma, lo: number, hi: numbe
   mm.minflt += done;
   k.stats.faults += done;
   k.tracing = tracing;
-  k.emit('note', mm.id, lo, -1, -1, `MAP_POPULATE: ${done} page(s) faulted in with ${write ? 'write' : 'read'} faults${failed ? ', then an allocation failed' : ''}`);
+  if (k.tracing) k.emit('note', mm.id, lo, -1, -1, `MAP_POPULATE: ${done} page(s) faulted in with ${write ? 'write' : 'read'} faults${failed ? ', then an allocation failed' : ''}`);
   return done;
 }
 
@@ -158,7 +158,7 @@ export function doMprotect(k: Kernel, mm: Mm, lo: number, hi: number, prot: Prot
     changeProtection(k, mm, vma);
   }
   mm.mergeVmas();
-  k.emit('mprotect', mm.id, lo, -1, -1, `mprotect ${prot} on ${end - lo} page(s)${end < hi ? ': ENOMEM at the hole after them' : ''}`);
+  if (k.tracing) k.emit('mprotect', mm.id, lo, -1, -1, `mprotect ${prot} on ${end - lo} page(s)${end < hi ? ': ENOMEM at the hole after them' : ''}`);
   return end < hi ? OOM : OK;
 }
 
@@ -250,14 +250,14 @@ export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: Adv
     if (!k.profile.swap) return NA;
     let out = 0;
     for (let v = lo; v < hi; v++) if (swapOutPage(k, mm, v) === null) out++;
-    k.emit('note', mm.id, lo, -1, -1, `MADV_PAGEOUT: ${out} of ${hi - lo} page(s) swapped out`);
+    if (k.tracing) k.emit('note', mm.id, lo, -1, -1, `MADV_PAGEOUT: ${out} of ${hi - lo} page(s) swapped out`);
     return OK;
   }
   if (advice === 'mergeable' && !k.profile.ksm) return NA;
   // madvise_walk_vmas(): no VMA in the range, nothing is done (the kernel's ENOMEM is not
   // modelled: the model and the ideal memory take the call as done).
   if (mm.mapsNothing(lo, hi)) {
-    k.emit('note', mm.id, lo, -1, -1, `madvise ${advice} on ${hi - lo} page(s): no mapping there, nothing done`);
+    if (k.tracing) k.emit('note', mm.id, lo, -1, -1, `madvise ${advice} on ${hi - lo} page(s): no mapping there, nothing done`);
     return OK;
   }
   if (advice === 'dontneed') {
@@ -275,7 +275,7 @@ export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: Adv
       const b = Math.min(hi, vma.end);
       if (a < b) zapped += zapRange(k, mm, a, b, true);
     }
-    k.emit('zap', mm.id, lo, -1, -1, `MADV_DONTNEED: ${zapped} mapped page(s) dropped, ${used - k.frames.used} frame(s) freed`);
+    if (k.tracing) k.emit('zap', mm.id, lo, -1, -1, `MADV_DONTNEED: ${zapped} mapped page(s) dropped, ${used - k.frames.used} frame(s) freed`);
     return OK;
   }
   // MADV_WIPEONFORK is refused for shared mappings (EINVAL).
@@ -296,12 +296,12 @@ export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: Adv
     for (const part of parts) part.flags |= VM_MERGEABLE;
     if (parts.length > 0) k.ksmEnter(mm);
     mm.mergeVmas();
-    k.emit('note', mm.id, lo, -1, -1, `madvise mergeable on ${hi - lo} page(s)`);
+    if (k.tracing) k.emit('note', mm.id, lo, -1, -1, `madvise mergeable on ${hi - lo} page(s)`);
     return OK;
   }
   for (const vma of mm.splitRange(lo, hi, changes)) vma.flags = adviseFlags(vma.flags, advice);
   mm.mergeVmas();
-  k.emit('note', mm.id, lo, -1, -1, `madvise ${advice} on ${hi - lo} page(s)`);
+  if (k.tracing) k.emit('note', mm.id, lo, -1, -1, `madvise ${advice} on ${hi - lo} page(s)`);
   return OK;
 }
 
@@ -356,6 +356,6 @@ export function clearSoftDirty(k: Kernel, mm: Mm): number {
       if (bits & PTE_WRITE) wp++;
     });
   }
-  k.emit('note', mm.id, -1, -1, -1, `clear_refs soft-dirty: ${wp} PTE(s) write-protected`);
+  if (k.tracing) k.emit('note', mm.id, -1, -1, -1, `clear_refs soft-dirty: ${wp} PTE(s) write-protected`);
   return OK;
 }

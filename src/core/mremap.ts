@@ -53,7 +53,7 @@ export function doMremap(k: Kernel, mm: Mm, lo: number, hi: number): MremapResul
   // range must lie in that VMA ("We can't remap across vm area boundaries").
   const vma = mm.findVma(lo);
   if (vma === null || (hi > vma.end && !k.profile.mremapMultiVma)) {
-    k.emit('note', mm.id, lo, -1, -1, `mremap: EFAULT, ${vma === null ? 'the first page is not mapped' : 'the range spans more than one mapping'}`);
+    if (k.tracing) k.emit('note', mm.id, lo, -1, -1, `mremap: EFAULT, ${vma === null ? 'the first page is not mapped' : 'the range spans more than one mapping'}`);
     return { err: EFAULT, start, moved: 0, tablesMoved: 0 };
   }
   // The VMAs (their parts in [lo, hi)) to move, in address order.
@@ -84,7 +84,7 @@ export function doMremap(k: Kernel, mm: Mm, lo: number, hi: number): MremapResul
     movePageTables(k, mm, nv, a, start + (a - lo), b - a, c, clearUffdWp);
   }
   moveHandles(k, mm, lo, hi, start);
-  k.emit('note', mm.id, start, -1, -1,
+  if (k.tracing) k.emit('note', mm.id, start, -1, -1,
     `mremap (move_page_tables): ${n} page(s)${parts.length > 1 ? ` of ${parts.length} mappings` : ''} moved to a new range; ${c.moved} entr${c.moved === 1 ? 'y' : 'ies'} moved${c.tablesMoved > 0 ? ` (${c.tablesMoved} whole PTE table(s))` : ''}${c.pmdsMoved > 0 ? ` (${c.pmdsMoved} huge PMD(s) moved whole, move_huge_pmd)` : ''}, no page copied`);
   // The old range is unmapped (do_vmi_munmap): what is left there is empty, its tables may go.
   unmapRegion(k, mm, lo, hi, 'mremap, then munmap of the old range');
@@ -131,7 +131,7 @@ function copyVma(k: Kernel, mm: Mm, vma: Vma, lo: number, start: number, n: numb
   // (not modelled) userfaultfd_reset_ctx() drops the context of the VMA copy_vma() returned, the
   // merged one as a whole: a registered source merged with its new range ends unregistered.
   if (merged.flags & VM_UFFD_WP && merged.end - merged.start > n) {
-    k.emit('note', mm.id, merged.start, -1, -1, `mremap: the new range merged with a registered mapping (copy_vma), whose ${merged.end - merged.start} page(s) all lose their userfaultfd registration (mremap_userfaultfd_prep)`);
+    if (k.tracing) k.emit('note', mm.id, merged.start, -1, -1, `mremap: the new range merged with a registered mapping (copy_vma), whose ${merged.end - merged.start} page(s) all lose their userfaultfd registration (mremap_userfaultfd_prep)`);
   }
   merged.flags &= ~VM_UFFD_WP;
   return merged;

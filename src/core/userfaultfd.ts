@@ -36,7 +36,7 @@ export function uffdRegister(k: Kernel, mm: Mm, lo: number, hi: number): number 
   for (const v of mm.splitRange(lo, hi)) v.flags |= VM_UFFD_WP;
   mm.mergeVmas();
   mm.uffdCtx = true;
-  k.emit('note', mm.id, lo, -1, -1, `UFFDIO_REGISTER (write-protect mode) on ${hi - lo} page(s): VM_UFFD_WP set`);
+  if (k.tracing) k.emit('note', mm.id, lo, -1, -1, `UFFDIO_REGISTER (write-protect mode) on ${hi - lo} page(s): VM_UFFD_WP set`);
   return OK;
 }
 

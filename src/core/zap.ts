@@ -181,7 +181,7 @@ export function unmapRegion(k: Kernel, mm: Mm, lo: number, hi: number, what = 'm
     else if (v.start >= hi) ceiling = Math.min(ceiling, v.start);
   }
   freePgtables(k, mm, lo, hi, floor, ceiling);
-  k.emit('zap', mm.id, lo, -1, -1, `${what}: ${zapped} mapped page(s) dropped, ${used - k.frames.used} frame(s) freed`);
+  if (k.tracing) k.emit('zap', mm.id, lo, -1, -1, `${what}: ${zapped} mapped page(s) dropped, ${used - k.frames.used} frame(s) freed`);
   return OK;
 }
 
@@ -205,7 +205,7 @@ export function exitMmap(k: Kernel, mm: Mm): void {
   if (mm.rssAnon !== 0) k.emit('bug', mm.id, -1, -1, -1, `BUG: Bad rss-counter state mm:${mm.id} type:MM_ANONPAGES val:${mm.rssAnon}`);
   if (mm.rssShmem !== 0) k.emit('bug', mm.id, -1, -1, -1, `BUG: Bad rss-counter state mm:${mm.id} type:MM_SHMEMPAGES val:${mm.rssShmem}`);
   if (mm.nrTables !== 0) k.emit('bug', mm.id, -1, -1, -1, `BUG: non-zero pgtables_bytes on freeing mm: ${mm.nrTables * 4096}`);
-  k.emit('zap', mm.id, -1, -1, -1, `exit_mmap: ${zapped} mapped page(s) dropped, ${used - k.frames.used} frame(s) and ${tables} page table(s) freed`);
+  if (k.tracing) k.emit('zap', mm.id, -1, -1, -1, `exit_mmap: ${zapped} mapped page(s) dropped, ${used - k.frames.used} frame(s) and ${tables} page table(s) freed`);
 }
 
 /**
@@ -233,7 +233,7 @@ export function zapCowPte(k: Kernel, mm: Mm, vma: Vma, lo: number, hi: number, d
         const to = Math.min(vma.end, start + 512);
         if (from < lo) zapRange(k, mm, from, lo);
         if (hi < to) zapRange(k, mm, hi, to);
-        k.emit('note', mm.id, lo, -1, -1, `COW page table: MADV_DONTNEED of part of a mapping drops all ${to - from} page(s) the mapping has in the shared table`);
+        if (k.tracing) k.emit('note', mm.id, lo, -1, -1, `COW page table: MADV_DONTNEED of part of a mapping drops all ${to - from} page(s) the mapping has in the shared table`);
       }
       return false;
     }
@@ -258,7 +258,7 @@ export function zapCowPte(k: Kernel, mm: Mm, vma: Vma, lo: number, hi: number, d
       charge(k, mm, table, -1);
     }
     clearPmd(k, ps);
-    k.emit('note', mm.id, lo, -1, -1, `COW page table: zap drops this process's reference to the whole shared table (${dontneed ? 'MADV_DONTNEED of part of it' : 'unmap'})`);
+    if (k.tracing) k.emit('note', mm.id, lo, -1, -1, `COW page table: zap drops this process's reference to the whole shared table (${dontneed ? 'MADV_DONTNEED of part of it' : 'unmap'})`);
     return true;
   }
   // Count 1: pmd_put_pte() falls back to reusing the table; its PTEs were not zapped.
