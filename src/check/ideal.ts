@@ -390,29 +390,42 @@ export class IdealMemory {
 
   /** madvise(); returns false where the kernel refuses it (EINVAL: wipeonfork on shared memory). */
   madvise(proc: string, lo: number, hi: number, advice: string): boolean {
-    if (advice === 'wipeonfork') {
-      let refused = false;
-      this.forRange(proc, lo, hi, (seg) => {
-        if (seg.shared) refused = true;
-      });
-      if (refused) return false;
-    }
+    if (advice === 'wipeonfork' && this.mapsShared(proc, lo, hi)) return false;
     this.procMut(proc);
     if (advice === 'dontneed') this.unbind(proc, lo, hi);
-    this.forRange(proc, lo, hi, (seg, i) => {
-      const f = seg.flags[i]!;
-      if (advice === 'dontfork') seg.flags[i] = f | P_DONTFORK;
-      else if (advice === 'dofork') seg.flags[i] = f & ~P_DONTFORK;
-      else if (advice === 'wipeonfork') seg.flags[i] = f | P_WIPEONFORK;
-      else if (advice === 'keeponfork') seg.flags[i] = f & ~P_WIPEONFORK;
-      else if (advice === 'mergeable' && !seg.shared) seg.flags[i] = f | P_MERGEABLE;
-      else if (advice === 'dontneed' && !seg.shared) {
-        seg.cells[i] = this.newCell(0); // the old page lives on only in handles
-        seg.flags[i] = f & ~P_UFFD_WP; // the discarded data was what the monitor protected
+    // forRange()'s walk, without a closure per call (madvise is a frequent explorer step).
+    const p = byName(this.procs, proc);
+    if (!p || !p.alive) return true;
+    for (const seg of p.segs) {
+      const b = Math.min(hi, seg.start + seg.n) - seg.start;
+      for (let i = Math.max(lo, seg.start) - seg.start; i < b; i++) {
+        if (seg.cells[i]! < 0) continue;
+        const f = seg.flags[i]!;
+        if (advice === 'dontfork') seg.flags[i] = f | P_DONTFORK;
+        else if (advice === 'dofork') seg.flags[i] = f & ~P_DONTFORK;
+        else if (advice === 'wipeonfork') seg.flags[i] = f | P_WIPEONFORK;
+        else if (advice === 'keeponfork') seg.flags[i] = f & ~P_WIPEONFORK;
+        else if (advice === 'mergeable' && !seg.shared) seg.flags[i] = f | P_MERGEABLE;
+        else if (advice === 'dontneed' && !seg.shared) {
+          seg.cells[i] = this.newCell(0); // the old page lives on only in handles
+          seg.flags[i] = f & ~P_UFFD_WP; // the discarded data was what the monitor protected
+        }
+        // dontneed on a shared mapping drops only this process's mapping: the data stays.
       }
-      // dontneed on a shared mapping drops only this process's mapping: the data stays.
-    });
+    }
     return true;
+  }
+
+  /** Does the process map a page of [lo, hi) from a shared mapping? */
+  private mapsShared(proc: string, lo: number, hi: number): boolean {
+    const p = byName(this.procs, proc);
+    if (!p || !p.alive) return false;
+    for (const seg of p.segs) {
+      if (!seg.shared) continue;
+      const b = Math.min(hi, seg.start + seg.n) - seg.start;
+      for (let i = Math.max(lo, seg.start) - seg.start; i < b; i++) if (seg.cells[i]! >= 0) return true;
+    }
+    return false;
   }
 
   /**

@@ -234,10 +234,14 @@ export class Mm {
    * split_vma() at both ends of [start, end): afterwards every VMA is either wholly inside or
    * wholly outside the range. Returns the VMAs inside, in order. With `changes`, only the VMAs it
    * holds for are split and returned: mprotect_fixup() and madvise_update_vma() return before
-   * splitting a VMA whose flags they leave as they are (a hugetlb VMA never merges back).
+   * splitting a VMA whose flags they leave as they are (a hugetlb VMA never merges back). The
+   * array returned is reused by the next call (one per transition otherwise): the callers walk it
+   * at once, and nothing they call splits VMAs.
    */
-  splitRange(start: number, end: number, changes: ((v: Vma) => boolean) | null = null): Vma[] {
-    const out: Vma[] = [];
+  splitRange(start: number, end: number, changes: ((v: Vma) => boolean) | null = null): readonly Vma[] {
+    const out = splitOut;
+    // Written by index and cut to length at the end (`length = 0` would give up its storage).
+    let count = 0;
     for (let i = 0; i < this.vmas.length; i++) {
       const v = this.vmas[i]!;
       if (v.end <= start || v.start >= end) continue;
@@ -247,8 +251,9 @@ export class Mm {
         continue; // the right part is visited next
       }
       if (v.end > end) this.splitAt(i, end);
-      out.push(v);
+      out[count++] = v;
     }
+    out.length = count;
     return out;
   }
 
@@ -263,3 +268,6 @@ export class Mm {
     this.vmas.splice(i + 1, 0, right);
   }
 }
+
+/** The VMAs the last Mm.splitRange() call returned (reused: see there). */
+const splitOut: Vma[] = [];
