@@ -124,8 +124,10 @@ export function makeDeviceExclusive(k: Kernel, mm: Mm, lo: number, hi: number): 
     grant.revoked!.fill(1);
   }
   k.handles.push(grant);
-  const got = grant.revoked!.filter((r) => r === 0).length;
-  k.emit('gup', mm.id, lo, grant.frames[0]!, -1, `device exclusive: ${got} of ${n} page(s) now held by the device (${k.profile.deviceExclusive} rules)` +
+  // Counted by a loop: filter() would make a typed array per call.
+  let got = 0;
+  for (let i = 0; i < n; i++) if (grant.revoked![i] === 0) got++;
+  if (k.tracing) k.emit('gup', mm.id, lo, grant.frames[0]!, -1, `device exclusive: ${got} of ${n} page(s) now held by the device (${k.profile.deviceExclusive} rules)` +
     (stoppedAt < 0 ? '' : `; stopped at page ${stoppedAt}, the rest untouched`));
   // 5.14: only a GUP failure at the first page is an errno (make_device_exclusive_range()'s return).
   const err = got === n ? OK : stoppedAt < 0 || (!v615 && stoppedAt > 0) ? EBUSY : stopErr;
@@ -141,10 +143,23 @@ interface PageGot {
 
 /** get_user_pages() of one page with FOLL_GET | FOLL_WRITE (breaking COW), as the driver asks. */
 function gupForDevice(k: Kernel, mm: Mm, vpn: number, req: GupRequest): PageGot {
-  const tmp = newHandle(k, mm, vpn, 1, req);
+  const tmp = devicePage;
+  tmp.mm = mm.id;
+  tmp.vpn = vpn;
+  tmp.frames[0] = -1;
+  tmp.refs[0] = 0;
   const err = gupSlowPage(k, mm, vpn, tmp, 0, req);
   return { err, pfn: tmp.frames[0]!, refs: tmp.refs[0]! };
 }
+
+/**
+ * The one-page handle gupForDevice lends gupSlowPage, reused (a handle's two typed arrays per
+ * page otherwise): read back at once, never registered (k.handles) nor kept by a state.
+ */
+const devicePage: Handle = {
+  id: -1, kind: 'gup', mm: -1, vpn: -1, frames: [-1], refs: [0],
+  write: true, longterm: false, released: false, revoked: null, vpns: null,
+};
 
 /** A tail page of a large folio (PageTail): make_device_exclusive_range() leaves it NULL (5.14-6.14). */
 function isTailPage(k: Kernel, pfn: number): boolean {

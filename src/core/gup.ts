@@ -199,9 +199,16 @@ function forcedWriteFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, flag: number
 /** A handle not yet registered (GUP in progress). */
 export function newHandle(k: Kernel, mm: Mm, lo: number, n: number, req: GupRequest): Handle {
   return {
-    id: k.handles.length, kind: req.kind, mm: mm.id, vpn: lo, frames: new Int32Array(n).fill(-1),
-    refs: new Int32Array(n), write: req.write, longterm: req.longterm, released: false, revoked: null, vpns: null,
+    id: k.handles.length, kind: req.kind, mm: mm.id, vpn: lo, frames: filledArray(n, -1),
+    refs: filledArray(n, 0), write: req.write, longterm: req.longterm, released: false, revoked: null, vpns: null,
   };
+}
+
+/** An array of n times v, made at its size (an array grown by push() takes room for 16). */
+function filledArray(n: number, v: number): number[] {
+  const a = new Array<number>(n);
+  for (let i = 0; i < n; i++) a[i] = v;
+  return a;
 }
 
 /**
@@ -320,7 +327,7 @@ export function stepGup(k: Kernel, t: GupTask): TaskState {
           // Partial GUP: the caller gets an error; what was taken is released.
           releaseHandle(k, h);
           t.err = err;
-          k.emit('gup', mm.id, t.lo + i, -1, -1, `${t.req.pin ? 'pin_user_pages' : 'get_user_pages'} failed at this page`);
+          if (k.tracing) k.emit('gup', mm.id, t.lo + i, -1, -1, `${t.req.pin ? 'pin_user_pages' : 'get_user_pages'} failed at this page`);
           return 'done';
         }
       }
@@ -341,7 +348,7 @@ function finishGup(k: Kernel, t: GupTask): TaskState {
   h.id = k.handles.length;
   k.handles.push(h);
   if (k.tracing) {
-    const slow = t.fallback.filter(Boolean).length;
+    const slow = slowPageCount(t);
     const what = req.pin ? `pin (FOLL_PIN${req.write ? '|FOLL_WRITE' : ''}${req.longterm ? '|FOLL_LONGTERM' : ''})` : `reference (FOLL_GET${req.write ? '|FOLL_WRITE' : ''})`;
     k.emit('gup', t.mm, t.lo, h.frames[0]!, -1,
       `${h.frames.length} page(s) taken as a ${what}: ${h.frames.length - slow} by gup-fast, ${slow} by the slow path; refcount +${req.pin ? k.config.pinBias : 1} each${req.pin && h.frames.some((p) => p > 0 && k.frames.flags[p]! & PG_LARGE) ? ' (+1 and the folio\'s pin count +1 for pages of a large folio)' : ''}${zeroNote(h)}`);
@@ -360,9 +367,16 @@ export function getUserPages(k: Kernel, mm: Mm, lo: number, hi: number, req: Gup
       return { err: EFAULT, handle: null, fastPages: 0, slowPages: 0 };
     }
   }
-  const slowPages = t.fallback.filter(Boolean).length;
+  const slowPages = slowPageCount(t);
   if (t.err !== OK) return { err: t.err, handle: null, fastPages: hi - lo - slowPages, slowPages };
   return { err: OK, handle: t.handle, fastPages: hi - lo - slowPages, slowPages };
+}
+
+/** How many pages the GUP left to the slow path (a loop: filter() would make an array per GUP). */
+function slowPageCount(t: GupTask): number {
+  let n = 0;
+  for (let i = 0; i < t.fallback.length; i++) if (t.fallback[i]) n++;
+  return n;
 }
 
 /** What the handle took on the shared zero page, when it took any page there (for the trace). */

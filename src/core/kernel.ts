@@ -62,10 +62,14 @@ export interface Handle {
   mm: number;
   /** First page number it covers. */
   vpn: number;
-  /** Frame per page (-1 where nothing was taken). */
-  frames: Int32Array;
+  /**
+   * Frame per page (-1 where nothing was taken). Plain arrays of small integers, as refs: a
+   * handle is made per GUP and copied with its state, and an Int32Array costs ~200 bytes, a
+   * short array ~30.
+   */
+  frames: number[];
   /** What each frame's refcount was raised by (1, or the pin bias). */
-  refs: Int32Array;
+  refs: number[];
   write: boolean;
   longterm: boolean;
   released: boolean;
@@ -138,7 +142,10 @@ export class Kernel {
     this.hugetlb = new HugetlbPool(config.hugepages ?? Infinity);
   }
 
-  /** Record an event; kernel assertions (`bug`) are recorded even when not tracing. */
+  /**
+   * Record an event; kernel assertions (`bug`) are recorded even when not tracing. A caller whose
+   * text is a template guards the call with `k.tracing`: else the text is built, then dropped, per step.
+   */
   emit(type: KEventType, mm: number, vpn: number, pfn: number, pfn2: number, why: string): void {
     if (this.tracing || type === 'bug') this.events.push({ type, mm, vpn, pfn, pfn2, why });
   }
@@ -330,8 +337,10 @@ function copyHandleInto(c: Handle, h: Handle): void {
   c.kind = h.kind;
   c.mm = h.mm;
   c.vpn = h.vpn;
-  c.frames.set(h.frames);
-  c.refs.set(h.refs);
+  for (let i = 0; i < h.frames.length; i++) {
+    c.frames[i] = h.frames[i]!;
+    c.refs[i] = h.refs[i]!;
+  }
   c.write = h.write;
   c.longterm = h.longterm;
   c.released = false;

@@ -29,7 +29,7 @@ function pinByHand(k: Kernel, mm: Mm, vpn: number): number {
   k.frames.refcount[pfn]! += bias;
   mm.hasPinned = true;
   const h: Handle = {
-    id: k.handles.length, kind: 'pin', mm: mm.id, vpn, frames: Int32Array.of(pfn), refs: Int32Array.of(bias),
+    id: k.handles.length, kind: 'pin', mm: mm.id, vpn, frames: [pfn], refs: [bias],
     write: true, longterm: true, released: false, revoked: null, vpns: null,
   };
   k.handles.push(h);
