@@ -154,10 +154,11 @@ function gupForDevice(k: Kernel, mm: Mm, vpn: number, req: GupRequest): PageGot 
 
 /**
  * The one-page handle gupForDevice lends gupSlowPage, reused (a handle's two typed arrays per
- * page otherwise): read back at once, never registered (k.handles) nor kept by a state.
+ * page otherwise): read back at once, never registered (k.handles) nor kept by a state. Its
+ * arrays are holey, as newHandle's (one elements kind at the sites that read handles).
  */
 const devicePage: Handle = {
-  id: -1, kind: 'gup', mm: -1, vpn: -1, frames: [-1], refs: [0],
+  id: -1, kind: 'gup', mm: -1, vpn: -1, frames: new Array<number>(1).fill(-1), refs: new Array<number>(1).fill(0),
   write: true, longterm: false, released: false, revoked: null, vpns: null,
 };
 
