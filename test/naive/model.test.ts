@@ -1913,16 +1913,22 @@ test('uffd-wp and GUP: a write fault of pin_user_pages()/get_user_pages() (no FA
   }
 });
 
+/** A THP whose head the device was granted (t[0] written 1): every PTE of the folio an exclusive entry. */
+function headGranted(rules: typeof V6_2_RULES): { n: NaiveKernel; p: ReturnType<NaiveKernel['spawn']>; t: ReturnType<NaiveKernel['mmap']> } {
+  const n = new NaiveKernel(rules);
+  const p = n.spawn();
+  const t = n.mmap(p, 512, true);
+  n.write(p, t, 0, 1);
+  n.makeDeviceExclusive(p, t, 0);
+  return { n, p, t };
+}
+
 test('5.14-6.14: the THP head\'s rmap walk visits the folio\'s VMAs by vm_pgoff (anon_vma_interval_tree_foreach), not by address: a page mremap moved keeps its offset', () => {
   for (const rules of [V5_18_RULES, V6_2_RULES]) {
     // t[1] restored, then moved to m (offset 1, above t): the walk converts t[0], then m (the
     // folio is then mapped nowhere) before t[2..511] (offset 2, whose entry would stop it). Held.
     {
-      const n = new NaiveKernel(rules);
-      const p = n.spawn();
-      const t = n.mmap(p, 512, true);
-      n.write(p, t, 0, 1);
-      n.makeDeviceExclusive(p, t, 0);
+      const { n, p, t } = headGranted(rules);
       n.write(p, t, 1, 2);
       const m = n.mremap(p, t, 1, 2)!;
       assert.ok(m.base > t.base, 'the new range lies above t');
@@ -1934,30 +1940,20 @@ test('5.14-6.14: the THP head\'s rmap walk visits the folio\'s VMAs by vm_pgoff 
     // t[2] restored, t[1] (an entry) moved to m: the walk converts t[0], then stops at m's entry
     // (offset 1) before t[2] (offset 2), which stays mapped: 5.19-6.14 ask folio_mapcount() (EBUSY),
     // 5.14-5.18 page_mapcount() of the head, which the walk unmapped (held).
-    if (rules === V6_2_RULES) {
-      const n = new NaiveKernel(rules);
-      const p = n.spawn();
-      const t = n.mmap(p, 512, true);
-      n.write(p, t, 0, 1);
-      n.makeDeviceExclusive(p, t, 0);
+    {
+      const { n, p, t } = headGranted(rules);
       n.write(p, t, 2, 2);
       const m = n.mremap(p, t, 1, 2)!;
       const g = n.makeDeviceExclusive(p, t, 0);
-      assert.deepEqual([g.revoked, g.err, pte(p, t, 2).frame !== null], [true, 'EBUSY', true]);
-      assert.equal(n.deviceAtomic(g, 7), 'revoked');
-      assert.deepEqual([n.read(p, t, 0), n.read(p, t, 2), n.read(p, m, 0)], [1, 2, 0]);
-    } else {
-      const n = new NaiveKernel(rules);
-      const p = n.spawn();
-      const t = n.mmap(p, 512, true);
-      n.write(p, t, 0, 1);
-      n.makeDeviceExclusive(p, t, 0);
-      n.write(p, t, 2, 2);
-      n.mremap(p, t, 1, 2);
-      const g = n.makeDeviceExclusive(p, t, 0);
-      assert.deepEqual([g.revoked, pte(p, t, 2).frame !== null], [false, true]);
-      assert.equal(n.deviceAtomic(g, 7), 'ok');
-      assert.equal(n.read(p, t, 0), 7);
+      if (rules === V6_2_RULES) {
+        assert.deepEqual([g.revoked, g.err, pte(p, t, 2).frame !== null], [true, 'EBUSY', true]);
+        assert.equal(n.deviceAtomic(g, 7), 'revoked');
+        assert.deepEqual([n.read(p, t, 0), n.read(p, t, 2), n.read(p, m, 0)], [1, 2, 0]);
+      } else {
+        assert.deepEqual([g.revoked, pte(p, t, 2).frame !== null], [false, true]);
+        assert.equal(n.deviceAtomic(g, 7), 'ok');
+        assert.equal(n.read(p, t, 0), 7);
+      }
     }
   }
 });
