@@ -124,16 +124,25 @@ export function pmdWriteProtected(k: Kernel, mm: Mm, vpn: number): boolean {
 export function forEachPteTable(k: Kernel, mm: Mm, fn: (vpnBase: number, table: number) => void, leaf?: (vpnBase: number, pmdSlot: number) => void): void {
   const t = k.tables;
   if (mm.pgd <= 0) return;
-  for (let a = 0; a < 512; a++) {
+  // Each upper table is read only to its last filled entry (walk.ts keeps their counts, as
+  // freeLevel and the accounting walk rely on): most of an address space's upper tables is empty.
+  for (let a = 0, leftA = t.filled[mm.pgd]!; a < 512 && leftA > 0; a++) {
     const pud = t.entry[(mm.pgd << TABLE_SHIFT) | a]!;
     if (pud === 0) continue;
-    for (let b = 0; b < 512; b++) {
+    leftA--;
+    for (let b = 0, leftB = t.filled[pud]!; b < 512 && leftB > 0; b++) {
       const pmd = t.entry[(pud << TABLE_SHIFT) | b]!;
       if (pmd === 0) continue;
-      for (let c = 0; c < 512; c++) {
+      leftB--;
+      for (let c = 0, leftC = t.filled[pmd]!; c < 512 && leftC > 0; c++) {
         const slot = (pmd << TABLE_SHIFT) | c;
-        if (t.bits[slot]! & PMD_LEAF) leaf?.(a * 2 ** 27 + (b << 18) + (c << 9), slot);
-        else if (t.entry[slot] !== 0) fn(a * 2 ** 27 + (b << 18) + (c << 9), t.entry[slot]!);
+        if (t.bits[slot]! & PMD_LEAF) {
+          leftC--;
+          leaf?.(a * 2 ** 27 + (b << 18) + (c << 9), slot);
+        } else if (t.entry[slot] !== 0) {
+          leftC--;
+          fn(a * 2 ** 27 + (b << 18) + (c << 9), t.entry[slot]!);
+        }
       }
     }
   }

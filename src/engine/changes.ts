@@ -6,10 +6,10 @@
 // A large range (a fork of 1 GiB touches 262144 PTEs in each process and as many frames) is
 // kept in full for its first few pages and counted for the rest, grouped by what changed.
 
-import { LEVEL_PGD, LEVEL_PMD, LEVEL_PUD, PG_INUSE, PMD_LEAF, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SWAP, PTE_WRITE, PTRS_PER_TABLE, TABLE_SHIFT } from '../core/constants.js';
-import type { TableArena } from '../core/pgtable.js';
+import { PG_INUSE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SWAP, PTE_WRITE, PTRS_PER_TABLE, TABLE_SHIFT } from '../core/constants.js';
 import type { Kernel } from '../core/kernel.js';
 import { frameFlagNames, pteBitNames } from '../core/names.js';
+import { forEachPteTable } from '../core/walk.js';
 import type { ChangeLog, FrameChange, FrameState, PteChange, PteState } from './result.js';
 
 /** Pages (virtual page numbers) whose PTE changes are kept in full; the rest are counted. */
@@ -53,7 +53,7 @@ export function capture(k: Kernel, owner: object | null = null, into: Capture | 
   for (const mm of k.mms) {
     if (!mm.alive || mm.pgd <= 0) continue;
     list.length = 0;
-    pteTables(t, mm.pgd, LEVEL_PGD, 0, list);
+    forEachPteTable(k, mm, collectTable);
     const n = list.length >>> 1;
     const old = into?.mms.get(mm.id);
     const m: MmTables = old !== undefined && old.table.length >= n ? old : { base: new Float64Array(n), table: new Int32Array(n), n };
@@ -79,26 +79,10 @@ export function capture(k: Kernel, owner: object | null = null, into: Capture | 
 
 /** capture()'s list of one address space's PTE tables: (first vpn, table) pairs, reused. */
 const tableList: number[] = [];
-
-/**
- * forEachPteTable() into `out`, (first vpn, table) pairs in address order, but each upper table
- * read only to its last filled entry, as the accounting check reads them (walk.ts keeps their
- * counts): most of an address space's upper tables is empty, and this runs after every step.
- */
-function pteTables(t: TableArena, table: number, level: number, base: number, out: number[]): void {
-  const tb = table << TABLE_SHIFT;
-  const span = level === LEVEL_PGD ? 2 ** 27 : level === LEVEL_PUD ? 1 << 18 : 1 << 9;
-  let left = t.filled[table]!;
-  for (let i = 0; i < PTRS_PER_TABLE && left > 0; i++) {
-    const child = t.entry[tb + i]!;
-    if (level === LEVEL_PMD && t.bits[tb + i]! & PMD_LEAF) left--; // a huge PMD: no PTE table
-    else if (child !== 0) {
-      left--;
-      if (level === LEVEL_PMD) out.push(base + i * span, child);
-      else pteTables(t, child, level - 1, base + i * span, out);
-    }
-  }
-}
+/** forEachPteTable()'s callback into tableList (one function, not a closure per capture). */
+const collectTable = (vpnBase: number, table: number): void => {
+  tableList.push(vpnBase, table);
+};
 
 /** src[0..n) copied into dst when it is long enough, else into a new array as long as src. */
 function copyInto<T extends Int32Array | Uint16Array>(src: T, n: number, dst: T | undefined): T {
