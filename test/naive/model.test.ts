@@ -165,6 +165,19 @@ function oneProc(rules: NaiveOptions, pages: number): { n: NaiveKernel; p: NProc
 
 const pte = (p: NProc, r: NRegion, i: number) => p.pages.get(pageKey(r, i))!.pte!;
 
+/**
+ * One process, `pages` pages all MADV_MERGEABLE, pages 0 and 1 written `value`: ksmd's pass
+ * merges them into one KSM page (two pages replaced), k.
+ */
+function mergedPair(rules: NaiveOptions, pages: number, value: number): { n: NaiveKernel; p: NProc; r: NRegion; k: NFrame } {
+  const { n, p, r } = oneProc(rules, pages);
+  n.madvise(p, r, 0, pages, 'mergeable');
+  n.write(p, r, 0, value);
+  n.write(p, r, 1, value);
+  assert.equal(n.ksmMerge(), 2);
+  return { n, p, r, k: frameOf(p, r, 0)! };
+}
+
 test('CVE-2020-29374 on v6: the child\'s pipe keeps the page it spliced; the parent\'s later write copies (no PAE after fork, refcount 2)', () => {
   const { n, p, r } = oneProc(V6_RULES, 1);
   n.write(p, r, 0, 1);
@@ -1004,12 +1017,7 @@ test('KSM and swap: a pipe keeps a swapped-out KSM page in the swap cache; the s
 // (cmp_and_merge_page: remove_rmap_item_from_tree) or passes it with none (get_next_rmap_item).
 test('KSM: a KSM page mapped nowhere (a GUP reference keeps it) takes no new mapping once ksmd dropped its rmap items; equal pages make a new KSM page (v6, 5.9, 5.7)', () => {
   for (const rules of [V6_RULES, V5_9_RULES, V5_7_RULES]) {
-    const { n, p, r } = oneProc(rules, 4);
-    n.madvise(p, r, 0, 4, 'mergeable');
-    n.write(p, r, 0, 7);
-    n.write(p, r, 1, 7);
-    assert.equal(n.ksmMerge(), 2);
-    const k = frameOf(p, r, 0)!;
+    const { n, p, r, k } = mergedPair(rules, 4, 7);
     const ref = n.gup(p, r, 0)!; // FOLL_GET: no unsharing; k stays held
     n.write(p, r, 0, 8);
     n.write(p, r, 1, 9);
@@ -1034,12 +1042,7 @@ test('KSM: a KSM page mapped nowhere (a GUP reference keeps it) takes no new map
 // for the parent's equal page in that pass; ksmd scans on, and the next pass merges it.
 test('KSM: a KSM page mapped only by a fork\'s child takes the parent\'s equal page once ksmd has given the child\'s mappings rmap items (the next pass) (v6, 5.9, 5.7)', () => {
   for (const rules of [V6_RULES, V5_9_RULES, V5_7_RULES]) {
-    const { n, p, r } = oneProc(rules, 3);
-    n.madvise(p, r, 0, 3, 'mergeable');
-    n.write(p, r, 0, 7);
-    n.write(p, r, 1, 7);
-    assert.equal(n.ksmMerge(), 2);
-    const k = frameOf(p, r, 0)!;
+    const { n, p, r, k } = mergedPair(rules, 3, 7);
     const q = n.fork(p);
     n.write(p, r, 0, 8);
     n.write(p, r, 1, 9);
@@ -1058,12 +1061,7 @@ test('KSM: a KSM page mapped only by a fork\'s child takes the parent\'s equal p
 // up to 6.10 only after the stable tree search, which still counts the page's old item.
 test('KSM\'s checksum delay: a page new to ksmd waits a pass, by when a fork\'s scan has given the KSM page its parent left items again, so new equal pages merge into it, not into a second KSM page (v6, 6.2, 5.9, 5.7)', () => {
   for (const rules of [V6_RULES, V6_2_RULES, V5_9_RULES, V5_7_RULES]) {
-    const { n, p, r } = oneProc(rules, 4);
-    n.madvise(p, r, 0, 4, 'mergeable');
-    n.write(p, r, 0, 1);
-    n.write(p, r, 1, 1);
-    assert.equal(n.ksmMerge(), 2);
-    const k = frameOf(p, r, 0)!;
+    const { n, p, r, k } = mergedPair(rules, 4, 1);
     assert.deepEqual([...p.ksmChecksums!], [[r.base, 1], [r.base + 1, 1]], 'both checksums remembered before they paired');
     const q = n.fork(p);
     n.madvise(p, r, 0, 2, 'dontneed');
