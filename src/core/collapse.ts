@@ -90,7 +90,7 @@ function madviseCollapse(k: Kernel, mm: Mm, vma: Vma, start: number, end: number
   const lastBase = last - (last & (HPAGE_PMD_NR - 1));
   if (vma.flags & VM_NOHUGEPAGE || !vma.anonVma || lastBase < vma.start) {
     const why = vma.flags & VM_NOHUGEPAGE ? 'MADV_NOHUGEPAGE' : !vma.anonVma ? 'no page was ever faulted in (no anon_vma)' : 'the mapping holds no aligned 2 MiB';
-    k.emit('note', mm.id, start, -1, -1, `MADV_COLLAPSE: EINVAL, hugepage_vma_check refuses the mapping: ${why}`);
+    if (k.tracing) k.emit('note', mm.id, start, -1, -1, `MADV_COLLAPSE: EINVAL, hugepage_vma_check refuses the mapping: ${why}`);
     return { err: EINVAL, collapsed: 0, why };
   }
   const hstart = hpageStart(start);
@@ -107,7 +107,7 @@ function madviseCollapse(k: Kernel, mm: Mm, vma: Vma, start: number, end: number
     }
     if (r.err === NA) return { err: NA, collapsed, why: r.why };
     lastFail = r;
-    k.emit('note', mm.id, a, -1, -1, `MADV_COLLAPSE refuses this 2 MiB: ${r.why}`);
+    if (k.tracing) k.emit('note', mm.id, a, -1, -1, `MADV_COLLAPSE refuses this 2 MiB: ${r.why}`);
     // The results madvise_collapse() goes on after; the others (no PTE table, no THP to be had) end the call.
     if (r.err === OOM || r.why.startsWith('SCAN_PMD_NONE')) break;
   }

@@ -115,7 +115,7 @@ export function shareTables(k: Kernel, parent: Mm, child: Mm, vma: Vma): boolean
     a = Math.max(a, nextPmdTable);
   }
   if (k.tracing) {
-    k.emit('note', parent.id, vma.start, -1, child.id, `COW page tables: the child shares ${shared} PTE table(s) of a ${vma.end - vma.start}-page mapping; ${all
+    if (k.tracing) k.emit('note', parent.id, vma.start, -1, child.id, `COW page tables: the child shares ${shared} PTE table(s) of a ${vma.end - vma.start}-page mapping; ${all
       ? 'nothing copied per page' : 'the tables the mapping covers only in part are copied as by a normal fork'}`);
   }
   return all;
@@ -247,7 +247,7 @@ export function breakCowPte(k: Kernel, mm: Mm, vma: Vma, vpn: number): number {
     t.free(table);
   }
   k.stats.ptCopies++;
-  k.emit('note', mm.id, vpn, -1, -1, `COW page table: the shared PTE table was copied for this process (${filled} entries)`);
+  if (k.tracing) k.emit('note', mm.id, vpn, -1, -1, `COW page table: the shared PTE table was copied for this process (${filled} entries)`);
   return OK;
 }
 

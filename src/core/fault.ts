@@ -299,7 +299,7 @@ function faultAround(k: Kernel, mm: Mm, vma: Vma, vpn: number): void {
     setPte(k, slot, pfn, sharedPteBits(k, vma, false));
     mapped++;
   }
-  if (mapped) k.emit('note', mm.id, vpn, -1, -1, `fault-around: ${mapped} neighbouring page(s) of the page cache mapped too`);
+  if (mapped && k.tracing) k.emit('note', mm.id, vpn, -1, -1, `fault-around: ${mapped} neighbouring page(s) of the page cache mapped too`);
 }
 
 /** Why the reuse test refused, for the trace. */

@@ -454,7 +454,7 @@ function nextPte(k: Kernel, t: ForkTask): number {
       if (!walk && t.err !== OK) return NEXT_DONE;
       // The window's edges, told in the split path only (a synchronous fork shows none of them).
       if (walk && k.tracing && k.profile.writeProtectSeq && parent.writeProtectSeq & 1) {
-        k.emit('note', parent.id, vma.start, -1, t.child, `copy_page_range of the COW mapping at 0x${(vma.start * 4096).toString(16)}: write_protect_seq odd`);
+        if (k.tracing) k.emit('note', parent.id, vma.start, -1, t.child, `copy_page_range of the COW mapping at 0x${(vma.start * 4096).toString(16)}: write_protect_seq odd`);
       }
     }
     if (walk) {

@@ -163,7 +163,7 @@ export function doHugePmdWpPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, s: num
       f.removeRmapPmd(head, mm.id);
       k.putPage(head);
       k.stats.cowCopies += HPAGE_PMD_NR;
-      k.emit('wp-copy', mm.id, vpn, head, n, `${why}: the whole 2 MiB folio is copied (copy_user_huge_page)`);
+      if (k.tracing) k.emit('wp-copy', mm.id, vpn, head, n, `${why}: the whole 2 MiB folio is copied (copy_user_huge_page)`);
       return OK;
     }
     // do_huge_pmd_wp_page_fallback() copies into 4 KiB pages; the model splits and copies the one page.
@@ -239,7 +239,7 @@ export function splitHugePmd(k: Kernel, mm: Mm, s: number, vpn: number, why: str
     f.removeRmapPmd(head, mm.id);
     f.refcount[head]!--;
   }
-  k.emit('note', mm.id, vpn, zero ? 0 : head, -1, `__split_huge_pmd: ${why}`);
+  if (k.tracing) k.emit('note', mm.id, vpn, zero ? 0 : head, -1, `__split_huge_pmd: ${why}`);
 }
 
 /**
@@ -381,7 +381,7 @@ export function splitHugePage(k: Kernel, head: number, why: string): boolean {
   for (let p = head; p < head + HPAGE_PMD_NR; p++) f.flags[p] = f.flags[p]! & ~PG_LARGE;
   if (k.profile.thpSplitZeropage) remapZeroFilled(k, head);
   for (let p = head; p < head + HPAGE_PMD_NR; p++) if (f.refcount[p] === 0 && f.flags[p]! & PG_INUSE) f.free(p);
-  k.emit('note', -1, -1, head, -1, `split_huge_page: ${why}; the 2 MiB folio is now 512 small pages`);
+  if (k.tracing) k.emit('note', -1, -1, head, -1, `split_huge_page: ${why}; the 2 MiB folio is now 512 small pages`);
   return true;
 }
 
@@ -429,7 +429,7 @@ function remapZeroFilled(k: Kernel, head: number): void {
     mm.rssAnon--;
     n++;
   });
-  if (n > 0) k.emit('note', -1, -1, head, -1, `split_huge_page: ${n} mapping(s) of zero-filled pages now map the shared zero page (remap_page, RMP_USE_SHARED_ZEROPAGE)`);
+  if (n > 0 && k.tracing) k.emit('note', -1, -1, head, -1, `split_huge_page: ${n} mapping(s) of zero-filled pages now map the shared zero page (remap_page, RMP_USE_SHARED_ZEROPAGE)`);
 }
 
 /** MADV_PAGEOUT's "mapped elsewhere" test of the large folio of pfn (the PMD's head or the PTE's page): pageoutLargeShared. */

@@ -92,7 +92,7 @@ export function hugetlbReservePages(k: Kernel, vma: Vma): number {
   const need = (vma.end - vma.start) / HPAGE_PMD_NR;
   const pool = k.hugetlb;
   if (pool.free - pool.resv < need) {
-    k.emit('oom', -1, vma.start, -1, -1, `hugetlb_reserve_pages: ${need} huge page(s) asked, ${pool.free - pool.resv} free and unreserved (config.hugepages): mmap fails with ENOMEM`);
+    if (k.tracing) k.emit('oom', -1, vma.start, -1, -1, `hugetlb_reserve_pages: ${need} huge page(s) asked, ${pool.free - pool.resv} free and unreserved (config.hugepages): mmap fails with ENOMEM`);
     return OOM;
   }
   pool.resv += need;
@@ -200,7 +200,7 @@ function hugetlbNoPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, s: number, writ
   }
   anonVmaPrepare(mm, vma);
   setHugePte(k, mm, s, head, newHugePteBits(vma, write));
-  k.emit('anon-fault', mm.id, vpn, head, -1, `hugetlb_no_page: ${write ? 'write' : 'read'} fault on an untouched hugetlb page: zeroed 2 MiB huge page ${head} from the pool${vma.hugetlb?.owner ? ' (the mmap\'s reservation)' : ''}${write ? '' : ', mapped read-only'}`);
+  if (k.tracing) k.emit('anon-fault', mm.id, vpn, head, -1, `hugetlb_no_page: ${write ? 'write' : 'read'} fault on an untouched hugetlb page: zeroed 2 MiB huge page ${head} from the pool${vma.hugetlb?.owner ? ' (the mmap\'s reservation)' : ''}${write ? '' : ', mapped read-only'}`);
   return OK;
 }
 
@@ -222,7 +222,7 @@ function hugetlbWp(k: Kernel, mm: Mm, vma: Vma, vpn: number, s: number, unshare:
     if (mapcount === 1) {
       if (k.profile.anonExclusive) f.flags[head]! |= PG_ANON_EXCLUSIVE;
       if (unshare) {
-        k.emit('wp-reuse', mm.id, vpn, head, -1, `hugetlb_wp (unshare): huge page ${head} is mapped once: exclusive now, the PTE stays read-only`);
+        if (k.tracing) k.emit('wp-reuse', mm.id, vpn, head, -1, `hugetlb_wp (unshare): huge page ${head} is mapped once: exclusive now, the PTE stays read-only`);
         return OK;
       }
       if (vma.flags & VM_WRITE) t.setBits(s, t.bits[s]! | PTE_WRITE | PTE_DIRTY | PTE_SOFT_DIRTY | PTE_YOUNG);
@@ -239,7 +239,7 @@ function hugetlbWp(k: Kernel, mm: Mm, vma: Vma, vpn: number, s: number, unshare:
         unmapRefPrivate(k, mm, head, haddr);
         continue;
       }
-      k.emit('oom', mm.id, vpn, head, -1, `hugetlb_wp: mapcount ${mapcount}, a copy needs a free huge page and the pool has none: SIGBUS, the process is killed`);
+      if (k.tracing) k.emit('oom', mm.id, vpn, head, -1, `hugetlb_wp: mapcount ${mapcount}, a copy needs a free huge page and the pool has none: SIGBUS, the process is killed`);
       return SIGBUS;
     }
     f.value.copyWithin(n, head, head + HPAGE_PMD_NR);
@@ -253,7 +253,7 @@ function hugetlbWp(k: Kernel, mm: Mm, vma: Vma, vpn: number, s: number, unshare:
     f.entireMapcount[head >>> 9]!--;
     k.putPage(head);
     k.stats.cowCopies += HPAGE_PMD_NR;
-    k.emit('wp-copy', mm.id, vpn, head, n, `${unshare ? 'hugetlb_wp (unshare)' : 'hugetlb_wp'}: huge page ${head} has mapcount ${mapcount}: copied to huge page ${n}${owner ? ' (outside the owner\'s reservation)' : ''}`);
+    if (k.tracing) k.emit('wp-copy', mm.id, vpn, head, n, `${unshare ? 'hugetlb_wp (unshare)' : 'hugetlb_wp'}: huge page ${head} has mapcount ${mapcount}: copied to huge page ${n}${owner ? ' (outside the owner\'s reservation)' : ''}`);
     return OK;
   }
   return SIGBUS;
@@ -347,7 +347,7 @@ export function copyHugetlbPageRange(k: Kernel, src: Mm, dst: Mm, srcVma: Vma, d
       setHugePte(k, dst, pmdSlotAlloc(k, dst, a), n, newHugePteBits(dstVma, true));
       k.stats.earlyCow++;
       k.stats.cowCopies += HPAGE_PMD_NR;
-      k.emit('early-cow', src.id, a, head, n, `copy_hugetlb_page_range: huge page ${head} is maybe pinned (pin count ${f.pincount[head >>> 9]}) in an mm that has pinned: the child gets a copy now, huge page ${n}`);
+      if (k.tracing) k.emit('early-cow', src.id, a, head, n, `copy_hugetlb_page_range: huge page ${head} is maybe pinned (pin count ${f.pincount[head >>> 9]}) in an mm that has pinned: the child gets a copy now, huge page ${n}`);
       continue;
     }
     f.refcount[head]!++;

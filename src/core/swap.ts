@@ -75,9 +75,9 @@ export function swapOutPage(k: Kernel, mm: Mm, vpn: number): SwapoutSkip {
   k.swap.data[s] = f.value[pfn]!;
   if (f.refcount[pfn] === 1) {
     deleteFromSwapCache(k, pfn);
-    k.emit('note', mm.id, vpn, pfn, -1, `swapped out to slot ${s}; the frame is freed`);
+    if (k.tracing) k.emit('note', mm.id, vpn, pfn, -1, `swapped out to slot ${s}; the frame is freed`);
   } else {
-    k.emit('note', mm.id, vpn, pfn, -1, `swapped out to slot ${s}; the frame stays in the swap cache (refcount ${f.refcount[pfn]}: someone holds it)`);
+    if (k.tracing) k.emit('note', mm.id, vpn, pfn, -1, `swapped out to slot ${s}; the frame stays in the swap cache (refcount ${f.refcount[pfn]}: someone holds it)`);
   }
   return null;
 }
@@ -130,7 +130,7 @@ function swapOutShmemPage(k: Kernel, mm: Mm, vpn: number, slot: number, pfn: num
   obj.swapped[idx] = s;
   obj.pages[idx] = -1;
   k.putPage(pfn); // the page cache's reference: the frame is free
-  k.emit('note', mm.id, vpn, pfn, -1, `shmem page written to swap slot ${s} (shmem_writepage); the frame is freed`);
+  if (k.tracing) k.emit('note', mm.id, vpn, pfn, -1, `shmem page written to swap slot ${s} (shmem_writepage); the frame is freed`);
   return null;
 }
 

@@ -3,7 +3,7 @@
 // Each is declared with its operation (the `explore` facet in src/ops); src/ops/explore.ts
 // enumerates and decodes them.
 
-export { DEFAULT_OPS, OP_NAMES, PROC_NAMES, decodeOp, enabledOps, opsOnProfile, type ExploreShape } from '../ops/explore.js';
+export { DEFAULT_OPS, OP_NAMES, PROC_NAMES, decodeOp, enabledOps, enabledOpsInto, opsOnProfile, type ExploreShape } from '../ops/explore.js';
 /** `explore --ops uffd`: the userfaultfd write-protect set. */
 export { UFFD_EXPLORE_OPS } from '../ops/uffd.js';
 

@@ -11,7 +11,7 @@ import type { Violation } from '../engine/result.js';
 import type { Step } from '../scenario/ast.js';
 import { canonicalEncode, fingerprint, type Words } from './canonical.js';
 import type { StoryMatch } from './stories.js';
-import { decodeOp, enabledOps, type ExploreShape } from './ops.js';
+import { decodeOp, enabledOpsInto, type ExploreShape } from './ops.js';
 import { SearchBudget, SearchTree, SPILL_FRACTION, spillFileName, TreeSpillError, type StopFlag } from './tree.js';
 import { FingerprintReader, FingerprintSet, VisitedSet } from './visited.js';
 
@@ -121,7 +121,7 @@ export class ReachBase {
 }
 
 /** Counters and flags that tell which interesting events a step from `before` to `after` reached. */
-export function reachedEvents(before: ReachBase, after: Runner, out: { add(event: string): unknown }): void {
+export function reachedEvents(before: ReachBase, after: Runner, out: { add(event: string): unknown; has(event: string): boolean }): void {
   const b = after.k.stats;
   if (b.cowCopies - b.earlyCow > before.cowCopies - before.earlyCow) out.add('cow-copy');
   if (b.reuses > before.reuses) out.add('reuse');
@@ -138,11 +138,15 @@ export function reachedEvents(before: ReachBase, after: Runner, out: { add(event
     if (groupCount(after) > before.groups) out.add('fork');
     else out.add('thread');
   }
-  // A frame mapped by two processes while a handle holds it: where COW and GUP meet.
+  // A frame mapped by two processes while a handle holds it: where COW and GUP meet. Once
+  // reached, the search needs it no more (it keeps the first, shallowest, depth): not looked for.
+  if (out.has(SHARED_HELD)) return;
   for (const lh of after.handles.values()) {
-    for (const pfn of lh.h.frames) if (pfn > 0 && after.k.frames.mapcount[pfn]! >= 2) out.add('shared-page-with-extra-reference');
+    for (const pfn of lh.h.frames) if (pfn > 0 && after.k.frames.mapcount[pfn]! >= 2) out.add(SHARED_HELD);
   }
 }
+
+const SHARED_HELD = 'shared-page-with-extra-reference';
 
 /** The event a new handle of each kind reaches. */
 const HANDLE_EVENTS = { pin: 'pin', pipe: 'vmsplice', gup: 'gup', exclusive: 'device-exclusive' } as const;
@@ -333,6 +337,7 @@ export class Expander {
     add: (e: string): void => {
       if (!this.reached.has(e)) this.reached.set(e, this.depth);
     },
+    has: (e: string): boolean => this.reached.has(e),
   };
   private readonly base: number;
   /** The last child, done with: the next copy goes into its arrays. */
@@ -353,14 +358,15 @@ export class Expander {
   expand(id: number, d: number, to: ExpandTarget): boolean {
     const r = this.states.get(id);
     // Past the start state, no operation the kernel returns from changing nothing (ExploreOn's noop).
-    const ops = enabledOps(r, this.shape, this.ops, d > 0);
+    const ops = this.ops;
+    const n = enabledOpsInto(r, this.shape, ops, d > 0);
     const base = this.base0.of(r);
-    for (let i = 0; i < ops.length; i++) {
+    for (let i = 0; i < n; i++) {
       const op = ops[i]!;
       if (to.due()) return true;
       // The last operation steps the state itself (nothing reads it after its expansion); the
       // others a copy, made in the last copy's arrays.
-      let child = i === ops.length - 1 ? this.states.take(id) : null;
+      let child = i === n - 1 ? this.states.take(id) : null;
       if (child === null) {
         child = r.clone(this.spare);
         this.spare = child;

@@ -80,9 +80,17 @@ const scratch = { procs: [] as Proc[], alive: [] as number[], firstRegions: [] a
  * start state).
  */
 export function enabledOps(r: Runner, shape: ExploreShape, out: number[] = [], skipNoops = false): number[] {
+  const n = enabledOpsInto(r, shape, out, skipNoops);
+  if (out.length !== n) out.length = n;
+  return out;
+}
+
+/**
+ * enabledOps() written to out[0..n), n returned: `out` is not cut to length, so an array reused
+ * from state to state (the explorer's) keeps its storage and is written in bounds once grown.
+ */
+export function enabledOpsInto(r: Runner, shape: ExploreShape, out: number[], skipNoops = false): number {
   const { procs, alive, firstRegions } = scratch;
-  // Written by index and cut to length at the end: an array emptied by `length = 0` gives up its
-  // storage, and the next state's operations would grow a new one.
   let count = 0;
   procs.length = 0;
   alive.length = 0;
@@ -166,8 +174,7 @@ export function enabledOps(r: Runner, shape: ExploreShape, out: number[] = [], s
       }
     }
   }
-  if (out.length !== count) out.length = count;
-  return out;
+  return count;
 }
 
 /** How many processes (thread groups) have a live thread. */
