@@ -106,8 +106,8 @@ export function makeDeviceExclusive(k: Kernel, mm: Mm, lo: number, hi: number): 
         });
         if (!done) break; // rmap_one returned false: rmap_walk_anon() stops, the VMAs after it unvisited
       }
-      // Held only if the target was mapped writable and nothing maps the head (5.14-5.18
-      // page_mapcount()) or the folio (5.19-6.14 folio_mapcount()): they differ only after a walk
+      // Held only if the target was mapped writable and nothing maps the head (5.14-5.17
+      // page_mapcount()) or the folio (5.18-6.14 folio_mapcount()): they differ only after a walk
       // that ended early.
       ok = targetWritable && (k.profile.deviceExclusiveHeld === 'page' ? f.pageMapcount(pfn) : f.folioMapcount(pfn)) === 0;
     }

@@ -96,9 +96,9 @@ export interface Profile {
   deviceExclusive: 'none' | 'seed002' | 'v5.14' | 'v6.15';
   /**
    * What make_device_exclusive_range() (`deviceExclusive` `v5.14`) asks after its rmap walk of a
-   * THP's head before it holds the page: `page` (5.14-5.18 page_make_device_exclusive():
+   * THP's head before it holds the page: `page` (5.14-5.17 page_make_device_exclusive():
    * !page_mapcount() of the head, its PTE mappings plus the folio's PMD mappings) or `folio`
-   * (5.19-6.14 folio_make_device_exclusive(): !folio_mapcount(), every page of the folio). They
+   * (5.18-6.14 folio_make_device_exclusive(): !folio_mapcount(), every page of the folio). They
    * differ only after a walk that stopped early at an entry, leaving other pages mapped.
    */
   deviceExclusiveHeld: 'page' | 'folio';

@@ -88,14 +88,14 @@ const V5_14 = derive(V5_9, 'v5.14',
   { writeProtectSeq: true, clearRefsSkipPinned: true, reclaimSkipsPinned: true, deviceExclusive: 'v5.14', hugetlbForkEarlyCow: true, uffdWpForkVma: 'dst-vma' });
 
 const V5_18 = derive(V5_14, 'v5.18',
-  'v5.14 + refcount-based reuse in the swap-in and THP paths (COW fixes part 1)',
-  'd4c470970d45, 84d60fdd3733, c145e0b47c77, 3bff7e3f1f16 ("mm: COW fixes part 1")',
-  { swapinReuse: 'refcount', wpFreeSwapcache: true, thpWpReuse: 'refcount' });
+  'v5.14 + refcount-based reuse in the swap-in and THP paths (COW fixes part 1) + device-exclusive grants asking the folio\'s mapcount (the folio conversion of make_device_exclusive_range())',
+  'd4c470970d45, 84d60fdd3733, c145e0b47c77, 3bff7e3f1f16 ("mm: COW fixes part 1"); 0d2514859ced "mm/rmap: Convert make_device_exclusive_range() to use folios" (folio-5.18c, merged for 5.18-rc1: folio_mapcount() in the 5.18.1 sources, datenpanne/msm8974-5.18 at 6adead6b4120)',
+  { swapinReuse: 'refcount', wpFreeSwapcache: true, thpWpReuse: 'refcount', deviceExclusiveHeld: 'folio' });
 
 const V5_19 = derive(V5_18, 'v5.19',
   'PG_anon_exclusive; FAULT_FLAG_UNSHARE for R/O pins of possibly shared anonymous pages',
-  '6c287605fd56, c89357e27f20, a7f226604170 ("mm: COW fixes part 2: reliable GUP pins of anonymous pages"); b1f9e876862d (uffd-wp on shmem, PTE markers); "mm/rmap: Convert make_device_exclusive_range() to use folios" (Matthew Wilcox, posted 2022-02-04; folio_mapcount() in the 5.19 sources, id not pinned down)',
-  { wpReuse: 'anon-exclusive', anonExclusive: true, unshareRoPin: 'anon', swapinReuse: 'exclusive-bit', uffdWpShmem: true, thpWpReuse: 'anon-exclusive', deviceExclusiveHeld: 'folio' });
+  '6c287605fd56, c89357e27f20, a7f226604170 ("mm: COW fixes part 2: reliable GUP pins of anonymous pages"); b1f9e876862d (uffd-wp on shmem, PTE markers)',
+  { wpReuse: 'anon-exclusive', anonExclusive: true, unshareRoPin: 'anon', swapinReuse: 'exclusive-bit', uffdWpShmem: true, thpWpReuse: 'anon-exclusive' });
 
 const V6_2 = derive(V5_19, 'v6.2',
   'v5.19 + mprotect maps exclusive anon pages writable (6.0; clean ones too from 6.2) + MADV_COLLAPSE (6.1) + unsharing for anything in a COW mapping (zero page) + uffd-wp registration write-protects a shared mapping\'s vm_page_prot (writenotify)',

@@ -19,8 +19,9 @@
 // clear-softdirty, mremap on v6 and on 6.12, 6.2, 5.19, 5.18, 5.9 and 5.7; device-exclusive and
 // device-atomic, with the operations above (on v6 with swapout and collapse too; the GUP's
 // FOLL_SPLIT_PMD; 5.14-6.14's tail page left NULL and the head's rmap walk over the folio, its VMAs
-// by vm_pgoff, which mremap keeps, the head held when nothing maps it (5.14-5.18) or the folio
-// (5.19-6.14), on 6.12, 6.2, 5.19, 5.18; 6.15's one entry keeping its mapping, on v6);
+// by vm_pgoff, which mremap keeps, the head held only when nothing maps the folio (5.18-6.14),
+// on 6.12, 6.2, 5.19, 5.18; 6.15's one entry keeping its mapping, on v6; 5.14-5.17's
+// page_mapcount() of the head is left to the naive model's tests and the scenarios);
 // uffd-register, uffd-protect, uffd-unprotect, uffd-fork-event (the PMD split for one page) on v6
 // and where MADV_COLLAPSE is not drawn (5.19, 5.18, 5.9, 5.7); collapse (MADV_COLLAPSE) on v6, 6.12
 // and 6.2; swapout (split_huge_page, 6.12's zero-page remap, 6.15's device-exclusive entries
@@ -31,8 +32,9 @@
 // device-exclusive entries of a folio split for pageout (splitHugePage), the pageout of a THP
 // before 6.3 (pageoutLargeShared), and 5.14-6.14's rmap walk of a device-exclusive THP taking an
 // mm's VMAs by address (`P mremap buf[1] as buf_m1` between two grants of buf[0]: the anon_vma
-// interval tree gives the VMAs by vm_pgoff; anonWalkOrder) and asking the folio's mapcount on
-// 5.14-5.18 (deviceExclusiveHeld).
+// interval tree gives the VMAs by vm_pgoff; anonWalkOrder) and asking the folio's mapcount where
+// the `page` rule asks the head's (deviceExclusiveHeld; found by the v5.18 runs while v5.18 was
+// taken to ask the head's).
 // Left out of the THP runs (the naive model has no THP form of them and throws on one; its header
 // says so): fork-cowpt,
 // swapout on 6.12 (6.3-6.14's sharing tests), 5.8's forced COW break (no v5.8 run), and the

@@ -400,8 +400,8 @@ export interface NaiveOptions {
    */
   deviceExclusive?: 'v5.14' | 'v6.15';
   /**
-   * What 5.14's make_device_exclusive_range() asks after its rmap walk: `page` (5.14-5.18,
-   * page_make_device_exclusive: `!page_mapcount(page)` of the head) or `folio` (5.19-6.14,
+   * What 5.14's make_device_exclusive_range() asks after its rmap walk: `page` (5.14-5.17,
+   * page_make_device_exclusive: `!page_mapcount(page)` of the head) or `folio` (5.18-6.14,
    * folio_make_device_exclusive: `!folio_mapcount(folio)`; the default). They differ only for a THP
    * whose walk stopped early at an entry made before.
    */
@@ -532,11 +532,12 @@ export const V5_9_RULES: NaiveOptions = {
  * 5.18 ("mm: COW fixes part 1"): as 5.11 (pinned pages kept off swap, clear_refs skips them), and
  * the page count decides at swap-in (writable on a write fault when the swap cache, freed if no
  * entry refers to it, leaves ours the only reference) and in do_wp_page (which frees the swap
- * cache the same way first).
+ * cache the same way first). A device-exclusive grant of a THP's head asks folio_mapcount()
+ * (0d2514859ced, the folio conversion of make_device_exclusive_range()).
  */
 export const V5_18_RULES: NaiveOptions = {
   ...V5_9_RULES, swapin: 'refcount', wpFreeSwapcache: true, reclaimSkipsPinned: true, clearRefsSkipsPinned: true,
-  deviceExclusive: 'v5.14', deviceExclusiveHeld: 'page', uffdWpForkVma: 'dst-vma', thp: { pmdReuse: 'refcount', pmdCopy: 'split', largeReuse: 'as-small', pageout: 'page-mapcount' },
+  deviceExclusive: 'v5.14', deviceExclusiveHeld: 'folio', uffdWpForkVma: 'dst-vma', thp: { pmdReuse: 'refcount', pmdCopy: 'split', largeReuse: 'as-small', pageout: 'page-mapcount' },
 };
 /** 5.7 (mainline): reuse by mapcount (plus swap count: reuse_swap_page; a KSM page by reuse_ksm_page); GUP breaks no COW; fork shares every page. */
 export const V5_7_RULES: NaiveOptions = {
@@ -2599,7 +2600,7 @@ export class NaiveKernel {
    * mapcount and MM-id slot too). 5.14: a tail page of a THP is left NULL (PageTail); else
    * folio_make_device_exclusive's rmap walk (deviceExclusiveWalk) turns every present PTE of the
    * folio into an entry; success only if the target PTE was writable and no mapping is left (of the
-   * head, 5.14-5.18; of the folio, 5.19 on). The grant exists either way; a failure (EBUSY, or
+   * head, 5.14-5.17; of the folio, 5.18 on). The grant exists either way; a failure (EBUSY, or
    * EFAULT from GUP: the one page is the first) leaves it revoked from the start.
    */
   makeDeviceExclusive(p: NProc, r: NRegion, i: number): NGrant {
