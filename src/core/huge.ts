@@ -444,6 +444,9 @@ function pageoutLargeShared(k: Kernel, pfn: number): boolean {
       // folio_maybe_mapped_shared() with MM-id tracking (6.15+: the shared bit can outlive a third
       // mm's mappings); before, the page mapcounts.
       return f.mmIds ? f.folioMaybeMappedShared(pfn) : f.folioMaxMapcount(pfn) > 1;
+    case 'total':
+      // 6.3's folio_mapcount(): every PTE of the folio counts, also the one process's own.
+      return f.folioMapcount(pfn) !== 1;
   }
 }
 

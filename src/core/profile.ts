@@ -198,9 +198,11 @@ export interface Profile {
    * page asked, the head under a huge PMD, else the PTE's page: other pages mapped twice do not
    * count), `first-page` (6.4-6.9: folio_estimated_sharers(), the first page's page_mapcount, on
    * both paths), `folio` (folio_likely_mapped_shared(), 6.10-6.14, modelled as any page mapped
-   * twice; folio_maybe_mapped_shared() with MM-ids, 6.15; 6.3's folio_mapcount() != 1 has no profile).
+   * twice; folio_maybe_mapped_shared() with MM-ids, 6.15), `total` (6.3 and 6.4 before its stable
+   * fix: folio_mapcount() != 1, the total mapcount, so a THP its one process maps with PTEs is never
+   * split; no built-in profile is 6.3, a what-if profile can be).
    */
-  pageoutLargeShared: 'page-mapcount' | 'first-page' | 'folio';
+  pageoutLargeShared: 'page-mapcount' | 'first-page' | 'folio' | 'total';
   /**
    * change_huge_pmd() maps a PAE head writable at once when mprotect makes the range writable
    * (can_change_pmd_writable, 6.2), as mprotectWritable does for PTEs; before, the next write faults.

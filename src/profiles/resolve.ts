@@ -48,7 +48,7 @@ const VALUES = {
   thpWpCopy: ['huge', 'split'],
   hugeZeroWp: ['huge', 'split'],
   wpReuseLarge: ['as-small', 'never', 'mm-exclusive'],
-  pageoutLargeShared: ['page-mapcount', 'first-page', 'folio'],
+  pageoutLargeShared: ['page-mapcount', 'first-page', 'folio', 'total'],
   mprotectWritablePmd: ['true', 'false'],
   hugetlbForkEarlyCow: ['true', 'false'],
   madvCollapse: ['none', 'writable-pte', 'any-pte'],

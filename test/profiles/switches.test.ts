@@ -123,6 +123,8 @@ const WITNESSES: Record<SwitchName, Witness> = {
     file('scenarios/basic/thp-pageout-head-mapcount.scn.yaml'),
     // P's PTE at t[1] (mapped twice: left alone) while the head is mapped once: `first-page` splits.
     steps('P mmap t 512 rw private thp', 'P write t[0] = 1', 'P fork Q', 'P write t[0] = 2', 'swapout P t[1]', 'expect stat AnonHugePages_kB >= 0'),
+    // A THP P alone maps with PTEs (mprotect split its PMD): `total` counts 512 mappings and leaves it whole.
+    steps('P mmap t 512 rw private thp', 'P write t[0] = 1', 'P mprotect t[1] ro', 'swapout P t[0]', 'expect stat AnonHugePages_kB >= 0'),
   ] },
   mprotectWritableClean: { base: 'v6', scenarios: () => [
     // A page read back from swap is mapped clean: mprotect ro then rw maps it writable (6.2) or
