@@ -12,6 +12,7 @@ import type { TableWords } from '../core/pgtable.js';
 import { exclusiveEntryMapped } from '../core/exclusive.js';
 import { hugetlbReservedByVmas } from '../core/hugetlb.js';
 import { forEachPteTable } from '../core/walk.js';
+import { IncrementalTables } from './incremental.js';
 
 export interface AccountingProblem {
   kind: 'accounting' | 'use-after-free' | 'kernel-bug' | 'frame-leak';
@@ -65,40 +66,81 @@ export class AccountingChecker {
    * `held`: references held by kernel paths in progress (a GUP that grabbed pages, a copy made
    * outside the lock): (frame, references, pins: 1 for a FOLL_PIN's) triples, flat. The problems found (a shared empty array when none).
    */
-  check(k: Kernel, final = false, held: readonly number[] = NO_HELD): readonly AccountingProblem[] {
-    const f = k.frames;
-    const top = f.top;
+  check(k: Kernel, final = false, held: readonly number[] = NO_HELD, incremental = false): readonly AccountingProblem[] {
+    if (!incremental) return this.checkFull(k, final, held);
+    const inc = (this.inc ??= new IncrementalTables());
+    // The tables' counts kept from the last check: when the walk would find nothing, the rest
+    // of the check reads them; else the full check says what it finds.
+    if (!inc.update(k)) return this.checkFull(k, final, held);
+    this.prepare(k);
+    const top = k.frames.top;
+    copyIn(this.expMap, inc.expMap, top);
+    copyIn(this.expRef, inc.expRef, top);
+    copyIn(this.swapCount, inc.swap, k.swap.top);
+    copyIn(this.entire, inc.entire, (top >>> 9) + 1);
+    const out = this.checkRest(k, final, held);
+    if (AccountingChecker.verifyIncremental) this.verify(k, final, held, out);
+    return out;
+  }
+
+  /** Tests: every incremental check is compared with the full one (problems and counts); a difference throws. */
+  static verifyIncremental = false;
+  static incrementalChecksVerified = 0;
+  /** The tables' counts kept from check to check (check() with `incremental`). */
+  private inc: IncrementalTables | null = null;
+
+  /** verifyIncremental: the full check of the same state must find the same problems and counts. */
+  private verify(k: Kernel, final: boolean, held: readonly number[], out: readonly AccountingProblem[]): void {
+    const top = k.frames.top;
+    const mine = [this.expMap.slice(0, top), this.expRef.slice(0, top), this.swapCount.slice(0, k.swap.top), this.entire.slice(0, (top >>> 9) + 1)];
+    const full = this.checkFull(k, final, held);
+    const theirs = [this.expMap.slice(0, top), this.expRef.slice(0, top), this.swapCount.slice(0, k.swap.top), this.entire.slice(0, (top >>> 9) + 1)];
+    const a = JSON.stringify(out), b = JSON.stringify(full);
+    if (a !== b) throw new Error(`incremental accounting check differs from the full one:\n incremental ${a}\n full ${b}`);
+    const names = ['expected mapcount', 'expected refcount', 'swap count', 'entire mapcount'];
+    for (let i = 0; i < mine.length; i++) {
+      for (let j = 0; j < mine[i]!.length; j++) {
+        if (mine[i]![j] !== theirs[i]![j]) throw new Error(`incremental accounting check: ${names[i]} of ${j} is ${mine[i]![j]}, the full walk counts ${theirs[i]![j]}`);
+      }
+    }
+    AccountingChecker.incrementalChecksVerified++;
+  }
+
+  /** The scratch arrays sized for k's state (their contents are the caller's to set). */
+  private prepare(k: Kernel): void {
+    const top = k.frames.top;
     if (this.expMap.length < top) {
       this.expMap = new Int32Array(top * 2);
       this.expRef = new Int32Array(top * 2);
-    } else {
-      zero(this.expMap, top);
-      zero(this.expRef, top);
     }
-    const expMap = this.expMap;
-    const expRef = this.expRef;
     if (this.found.length > 0) this.found = []; // a check that threw left its problems
-    const add = this.add;
-    let tablesInUse = 0;
     if (this.seen.length < k.tables.top) this.seen = new Uint8Array(k.tables.top * 2);
-    else zero(this.seen, k.tables.top);
-    const sw = k.swap;
-    if (this.swapCount.length < sw.top) this.swapCount = new Int32Array(sw.top * 2);
-    else zero(this.swapCount, sw.top);
-    const swapCount = this.swapCount;
+    if (this.swapCount.length < k.swap.top) this.swapCount = new Int32Array(k.swap.top * 2);
     const blocks = (top >>> 9) + 1;
     if (this.entire.length < blocks) {
       this.entire = new Int32Array(blocks * 2);
       this.pins = new Int32Array(blocks * 2);
-    } else {
-      zero(this.entire, blocks);
-      zero(this.pins, blocks);
-    }
+    } else zero(this.pins, blocks);
+  }
+
+  /** The whole check, every live mm's tables walked. */
+  private checkFull(k: Kernel, final: boolean, held: readonly number[]): readonly AccountingProblem[] {
+    this.prepare(k);
+    const top = k.frames.top;
+    zero(this.expMap, top);
+    zero(this.expRef, top);
+    zero(this.seen, k.tables.top);
+    zero(this.swapCount, k.swap.top);
+    zero(this.entire, (top >>> 9) + 1);
+    const expMap = this.expMap;
+    const expRef = this.expRef;
+    const add = this.add;
+    let tablesInUse = 0;
     for (const mm of k.mms) {
       if (!mm.alive) continue;
       const c = this.walked;
       c.tables = c.physical = c.anon = c.shmem = c.hugetlb = 0;
-      c.swapCount = swapCount;
+      c.swapCount = this.swapCount;
       c.seen = this.seen;
       c.entire = this.entire;
       walkTables(k, mm, mm.pgd, 3, 0, c, expMap, expRef, add);
@@ -119,6 +161,22 @@ export class AccountingChecker {
     if (tablesInUse !== k.tables.used) {
       add({ kind: 'accounting', mm: -1, pfn: -1, message: `${k.tables.used} page tables allocated but ${tablesInUse} reachable from live processes` });
     }
+    return this.checkRest(k, final, held);
+  }
+
+  /**
+   * The check past the walk of the tables, on the counts the walk left (expected mapcounts and
+   * references, swap PTEs, huge PMDs per folio): the swap device, the page cache, handles, the
+   * references of paths in progress, each frame and each large folio.
+   */
+  private checkRest(k: Kernel, final: boolean, held: readonly number[]): readonly AccountingProblem[] {
+    const f = k.frames;
+    const top = f.top;
+    const sw = k.swap;
+    const expMap = this.expMap;
+    const expRef = this.expRef;
+    const swapCount = this.swapCount;
+    const add = this.add;
     // shmem objects keep the swap entries of their written-out pages.
     for (const obj of k.shm) for (let i = 0; i < obj.swapped.length; i++) if (obj.swapped[i]! >= 0 && obj.swapped[i]! < swapCount.length) swapCount[obj.swapped[i]!]!++;
     // The swap device: each slot's count is the swap PTEs naming it; a cached page holds a reference.
@@ -208,6 +266,13 @@ export class AccountingChecker {
 function zero(a: Int32Array | Uint8Array, n: number): void {
   if (n > 64) a.fill(0, 0, n);
   else for (let i = 0; i < n; i++) a[i] = 0;
+}
+
+/** dst's first n elements are src's (zero past src's end). */
+function copyIn(dst: Int32Array, src: Int32Array, n: number): void {
+  const m = Math.min(n, src.length);
+  dst.set(m === src.length ? src : src.subarray(0, m));
+  if (m < n) dst.fill(0, m, n);
 }
 
 const wordViews = new WeakMap<Uint16Array, Int32Array>();

@@ -271,10 +271,10 @@ function collapseHugePage(k: Kernel, mm: Mm, vma: Vma, at: number, ps: number, u
   k.tracing = tracing;
   // The emptied PTE table becomes the PMD's deposited table (pgtable_trans_huge_deposit): it
   // stays charged; the model frees the arena table and setHugePmd charges the deposit again.
-  t.filled[table] = 0;
+  t.setFilled(table, 0);
   t.free(table);
   t.setPte(ps, 0, 0);
-  t.filled[ps >>> TABLE_SHIFT]!--;
+  t.addFilled(ps >>> TABLE_SHIFT, -1);
   // page_add_new_anon_rmap(): exclusive (PAE on the head, 5.19+); one PMD mapping, refcount 1.
   if (k.profile.anonExclusive) f.flags[head]! |= PG_ANON_EXCLUSIVE;
   f.addNewRmapPmd(head, mm.id);
@@ -284,7 +284,7 @@ function collapseHugePage(k: Kernel, mm: Mm, vma: Vma, at: number, ps: number, u
   // look at the protection; before 6.18 SCAN_PAGE_RO refuses it, none of its PTEs being writable).
   const bits = newPageBits(vma) | PMD_LEAF;
   t.setPte(ps, head, bits);
-  t.filled[ps >>> TABLE_SHIFT]!++;
+  t.addFilled(ps >>> TABLE_SHIFT, 1);
   mm.hugePmds++;
   k.emit('note', mm.id, at, head, -1,
     `MADV_COLLAPSE (collapse_huge_page): a new 2 MiB folio with ${copied} page(s) copied and ${filled} zeroed; the old pages lost this mapping; one PMD maps it${vma.flags & VM_WRITE ? ', writable' : ''}`);

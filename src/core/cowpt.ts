@@ -103,13 +103,13 @@ export function shareTables(k: Kernel, parent: Mm, child: Mm, vma: Vma): boolean
       }
       if (design === 'rfc' && t.owner[table]! < 0) {
         // No owner any more (the old owner broke COW): the parent takes the table back and its charge.
-        t.owner[table] = parent.id;
+        t.setOwner(table, parent.id);
         charge(k, parent, table, 1);
       }
       t.setBits(pBase + i, bits[pBase + i]! | PMD_WP);
       t.share[table]!++;
       t.setPte(cBase + i, table, PMD_WP);
-      t.filled[cTable]!++;
+      t.addFilled(cTable, 1);
       shared++;
     }
     a = Math.max(a, nextPmdTable);
@@ -130,8 +130,8 @@ function childPmdSlot(k: Kernel, mm: Mm, vpn: number): number {
   if (t.entry[pgdSlot] === 0) {
     const pud = t.alloc(2);
     t.setEntry(pgdSlot, pud);
-    t.filled[mm.pgd]!++;
-    t.owner[pud] = mm.id;
+    t.addFilled(mm.pgd, 1);
+    t.setOwner(pud, mm.id);
     mm.nrTables++;
   }
   const pud = t.entry[pgdSlot]!;
@@ -139,8 +139,8 @@ function childPmdSlot(k: Kernel, mm: Mm, vpn: number): number {
   if (t.entry[pudSlot] === 0) {
     const pmd = t.alloc(1);
     t.setEntry(pudSlot, pmd);
-    t.filled[pud]!++;
-    t.owner[pmd] = mm.id;
+    t.addFilled(pud, 1);
+    t.setOwner(pmd, mm.id);
     mm.nrTables++;
   }
   return pmdSlotOf(k, mm, vpn);
@@ -171,14 +171,14 @@ export function breakCowPte(k: Kernel, mm: Mm, vma: Vma, vpn: number): number {
     t.setBits(ps, t.bits[ps]! & ~PMD_WP);
     if (design === 'rfc' && t.owner[table] !== mm.id) {
       if (t.owner[table]! >= 0) charge(k, k.mms[t.owner[table]!]!, table, -1);
-      t.owner[table] = mm.id;
+      t.setOwner(table, mm.id);
       charge(k, mm, table, 1);
     }
     k.emit('note', mm.id, vpn, -1, -1, 'COW page table: no other user left; the table is taken back without a copy');
     return OK;
   }
   const nt = t.alloc(LEVEL_PTE);
-  t.owner[nt] = mm.id;
+  t.setOwner(nt, mm.id);
   const sb = table << TABLE_SHIFT;
   const db = nt << TABLE_SHIFT;
   const cow = isCowMapping(vma.flags);
@@ -228,14 +228,14 @@ export function breakCowPte(k: Kernel, mm: Mm, vma: Vma, vpn: number): number {
     }
     t.setPte(db + i, pfn, nbits);
   }
-  t.filled[nt] = filled;
+  t.setFilled(nt, filled);
   mm.rssAnon += anon;
   mm.rssShmem += shmem;
   mm.nrTables++;
   t.share[table]!--;
   if (design === 'rfc' && t.owner[table] === mm.id) {
     // The owner broke COW: it gives up its charge for the shared table.
-    t.owner[table] = -1;
+    t.setOwner(table, -1);
     charge(k, mm, table, -1);
   }
   t.setPte(ps, nt, t.bits[ps]! & ~PMD_WP);
@@ -273,7 +273,7 @@ export function releaseTable(k: Kernel, mm: Mm, table: number, charged = true): 
     f.removeRmapPte(pfn, mm.id);
     k.putPage(pfn);
   }
-  t.filled[table] = 0;
+  t.setFilled(table, 0);
   if (charged && t.owner[table] === mm.id) mm.nrTables--;
 }
 

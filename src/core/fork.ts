@@ -233,14 +233,14 @@ function copyNonPresentPte(k: Kernel, src: Mm, srcVma: Vma, srcSlot: number, dst
     // A swap entry: one more user of the slot. Up to 5.13 its uffd-wp bit is copied whatever the
     // VMAs (copy_nonpresent_pte had no pte_swp_clear_uffd_wp() before 8f34f1eac382).
     tb.setPte(dstSlot, pfn, copySwapPte(k, srcSlot, keepUffdWp || k.profile.uffdWpForkVma === 'src-vma'));
-    tb.filled[dstSlot >>> TABLE_SHIFT]!++;
+    tb.addFilled(dstSlot >>> TABLE_SHIFT, 1);
     return PTE_COPIED;
   }
   if (bits & PTE_MARKER) {
     // copy_pte_marker(): a uffd-wp marker only into a child mapping that is registered.
     if (keepUffdWp) {
       tb.setPte(dstSlot, 0, bits);
-      tb.filled[dstSlot >>> TABLE_SHIFT]!++;
+      tb.addFilled(dstSlot >>> TABLE_SHIFT, 1);
     }
     return PTE_COPIED;
   }
@@ -390,7 +390,7 @@ function copyPteRange(
       if (err !== OK) break;
     }
   }
-  tb.filled[dstTable]! += filled;
+  tb.addFilled(dstTable, filled);
   dst.rssAnon += anon;
   dst.rssShmem += shmem;
   return err;
@@ -414,7 +414,7 @@ function forkRareCase(
       return OK;
     case PTE_SHARE:
       addRss(dst, copyPresentPte(tb, k.frames, tb.bits[srcSlot]!, tb.entry[srcSlot]!, dst.id, srcSlot, dstSlot, cow, shared, keep));
-      tb.filled[dstSlot >>> TABLE_SHIFT]!++;
+      tb.addFilled(dstSlot >>> TABLE_SHIFT, 1);
       return OK;
     case PTE_EARLY_COW: {
       // Nothing runs between the two parts here: the page still needs its copy at the install.
@@ -519,7 +519,7 @@ export function stepFork(k: Kernel, t: ForkTask, tid: number): TaskState {
       const slot = pteSlot(k, parent, t.vpn);
       const keep = forkKeepsUffdWp(k, vma, child.vmas[t.pairs[t.pair]![1]]!);
       addRss(child, copyPresentPte(k.tables, k.frames, k.tables.bits[slot]!, k.tables.entry[slot]!, child.id, slot, dslot, isCowMapping(vma.flags), (vma.flags & VM_SHARED) !== 0, keep));
-      k.tables.filled[dslot >>> TABLE_SHIFT]!++;
+      k.tables.addFilled(dslot >>> TABLE_SHIFT, 1);
       return advanceFork(k, t, tid);
     }
     case 'alloc': {

@@ -218,7 +218,7 @@ export function splitHugePmd(k: Kernel, mm: Mm, s: number, vpn: number, why: str
   }
   const bits = t.bits[s]! & ~PMD_LEAF;
   const pte = t.alloc(LEVEL_PTE); // may reallocate the arena's arrays: index them afresh below
-  t.owner[pte] = mm.id;
+  t.setOwner(pte, mm.id);
   t.setPte(s, pte, 0);
   mm.hugePmds--;
   const base = pte << TABLE_SHIFT;
@@ -226,7 +226,7 @@ export function splitHugePmd(k: Kernel, mm: Mm, s: number, vpn: number, why: str
   for (let i = 0; i < HPAGE_PMD_NR; i++) {
     t.setPte(base + i, zero ? 0 : head + i, bits);
   }
-  t.filled[pte] = HPAGE_PMD_NR;
+  t.setFilled(pte, HPAGE_PMD_NR);
   if (!zero) {
     const pae = k.profile.anonExclusive && (f.flags[head]! & PG_ANON_EXCLUSIVE) !== 0;
     for (let p = head; p < head + HPAGE_PMD_NR; p++) {

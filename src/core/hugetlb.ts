@@ -96,6 +96,7 @@ export function hugetlbReservePages(k: Kernel, vma: Vma): number {
     return OOM;
   }
   pool.resv += need;
+  pool.everReserved = true;
   vma.hugetlb = { owner: true, unmapped: false, consumed: [] };
   return OK;
 }
@@ -116,6 +117,9 @@ export function hugetlbVmOpClose(k: Kernel, vma: Vma): void {
 
 /** The reservations live VMAs hold (the accounting checker compares it with resv_huge_pages). */
 export function hugetlbReservedByVmas(k: Kernel): number {
+  // Every VMA's reservation is one an mmap made (a split or fork copies it or owns none): with
+  // none made, no VMA has one, and the check after every step need not look at every VMA.
+  if (!k.hugetlb.everReserved) return 0;
   let n = 0;
   for (const mm of k.mms) if (mm.alive) for (const v of mm.vmas) if (v.flags & VM_HUGETLB) n += unconsumed(v, v.start, v.end);
   return n;

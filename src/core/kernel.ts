@@ -3,7 +3,7 @@
 
 import { FrameTable } from './frames.js';
 import { TableArena } from './pgtable.js';
-import { Mm, ShmemObject, Vma } from './mm.js';
+import { Mm, type MmCounterLog, ShmemObject, Vma } from './mm.js';
 import type { Profile } from './profile.js';
 import type { KEvent, KEventType } from './events.js';
 import { HPAGE_PMD_NR, LEVEL_PGD, PG_HUGETLB, PG_KSM, PG_LARGE, PG_SWAPCACHE } from './constants.js';
@@ -35,6 +35,8 @@ export class HugetlbPool {
     public used = 0,
     /** resv_huge_pages. */
     public resv = 0,
+    /** An mmap has reserved huge pages (hugetlbReservePages): else no VMA holds a reservation. */
+    public everReserved = false,
   ) {}
 
   get free(): number {
@@ -42,7 +44,7 @@ export class HugetlbPool {
   }
 
   clone(): HugetlbPool {
-    return new HugetlbPool(this.total, this.used, this.resv);
+    return new HugetlbPool(this.total, this.used, this.resv, this.everReserved);
   }
 }
 
@@ -112,6 +114,8 @@ export class Kernel {
   frames: FrameTable;
   tables: TableArena;
   mms: Mm[] = [];
+  /** Given to each new mm (Mm.counterLog): the accounting check that keeps counts from step to step, else null. */
+  mmCounterLog: MmCounterLog | null = null;
   /** mm slots ksmd's list has had (the next registered mm gets this + 1). */
   ksmSlots = 0;
   shm: ShmemObject[] = [];
@@ -153,6 +157,7 @@ export class Kernel {
   /** mm_alloc() + pgd_alloc(): a new empty address space. */
   newMm(): Mm {
     const mm = new Mm(this.mms.length);
+    mm.counterLog = this.mmCounterLog;
     mm.pgd = this.tables.alloc(LEVEL_PGD);
     mm.nrTables = 1;
     this.mms.push(mm);
@@ -264,6 +269,8 @@ export class Kernel {
       // The spare's VMAs (its own: every copy makes its VMAs) take the copies.
       const spareVmas = reused && c.vmas !== m.vmas ? c.vmas : undefined;
       copyMm(c, m);
+      // A copy logs nothing until a check that keeps counts takes it (it starts over on a copy).
+      c.counterLog = null;
       c.vmas = copyVmas(m.vmas, spareVmas, shm);
       mms[i] = c;
     }
@@ -278,6 +285,7 @@ export class Kernel {
     const events = d !== undefined && d.events !== this.events ? d.events : [];
     if (events.length !== 0) events.length = 0;
     const k = copyKernel(d ?? (Object.create(Kernel.prototype) as Kernel), this);
+    k.mmCounterLog = null;
     k.frames = frames;
     k.tables = tables;
     k.shm = shm;

@@ -113,21 +113,25 @@ function vmasMerge(a: Vma, b: Vma): boolean {
   return a.end === b.start && a.flags === b.flags && sameBacking && anonOk && a.hugetlb === null && b.hugetlb === null;
 }
 
+/** Where an mm notes that a counter the accounting check compares changed (Kernel.mmCounterLog). */
+export interface MmCounterLog {
+  counterChanged(id: number): void;
+}
+
 export class Mm {
   /** VMAs sorted by start, not overlapping. */
   vmas: Vma[] = [];
   /** Root table (PGD) index in the table arena. */
   pgd = 0;
-  /** MM_ANONPAGES: present anonymous pages mapped. */
-  rssAnon = 0;
-  /** MM_SHMEMPAGES: present shmem pages mapped. */
-  rssShmem = 0;
-  /** Page-table pages owned by this mm, the PGD included (and the table deposited under each huge PMD). */
-  nrTables = 0;
+  /** The counters below (their accessors note each change in counterLog). */
+  private anonPages = 0;
+  private shmemPages = 0;
+  private tablePages = 0;
+  private hugetlbCount = 0;
+  /** The accounting check that keeps counts from step to step (Kernel.mmCounterLog), else null. */
+  counterLog: MmCounterLog | null = null;
   /** PMD leaves (huge PMDs) in this mm's tables: 0 lets the 4 KiB paths skip every huge check. */
   hugePmds = 0;
-  /** HugetlbPages of this mm (hugetlb_count_add): 512 per huge page mapped; its leaves count in hugePmds too. */
-  hugetlbPages = 0;
   /** MMF_HAS_PINNED (5.9 mm->has_pinned): FOLL_PIN has run on this mm; never cleared, not inherited. */
   hasPinned = false;
   /** mm->write_protect_seq: odd while fork copies this mm's COW mappings (5.10+). */
@@ -168,6 +172,34 @@ export class Mm {
   alive = true;
 
   constructor(public id: number) {}
+
+  /** MM_ANONPAGES: present anonymous pages mapped. */
+  get rssAnon(): number { return this.anonPages; }
+  set rssAnon(v: number) {
+    this.anonPages = v;
+    if (this.counterLog !== null) this.counterLog.counterChanged(this.id);
+  }
+
+  /** MM_SHMEMPAGES: present shmem pages mapped. */
+  get rssShmem(): number { return this.shmemPages; }
+  set rssShmem(v: number) {
+    this.shmemPages = v;
+    if (this.counterLog !== null) this.counterLog.counterChanged(this.id);
+  }
+
+  /** Page-table pages owned by this mm, the PGD included (and the table deposited under each huge PMD). */
+  get nrTables(): number { return this.tablePages; }
+  set nrTables(v: number) {
+    this.tablePages = v;
+    if (this.counterLog !== null) this.counterLog.counterChanged(this.id);
+  }
+
+  /** HugetlbPages of this mm (hugetlb_count_add): 512 per huge page mapped; its leaves count in hugePmds too. */
+  get hugetlbPages(): number { return this.hugetlbCount; }
+  set hugetlbPages(v: number) {
+    this.hugetlbCount = v;
+    if (this.counterLog !== null) this.counterLog.counterChanged(this.id);
+  }
 
   /** find_vma() for an exact page: the VMA containing vpn, or null. */
   findVma(vpn: number): Vma | null {

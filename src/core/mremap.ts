@@ -183,9 +183,9 @@ function movePmdExtent(k: Kernel, mm: Mm, nv: Vma, o: number, d: number, extent:
     // move_normal_pmd(): the PMD entry changes place; pmd_populate() makes a fresh, writable one.
     // The PTEs are untouched, so they are not marked soft-dirty.
     t.setPte(nps, table, 0);
-    t.filled[nps >>> TABLE_SHIFT]!++;
+    t.addFilled(nps >>> TABLE_SHIFT, 1);
     t.setPte(ops, 0, 0);
-    t.filled[ops >>> TABLE_SHIFT]!--;
+    t.addFilled(ops >>> TABLE_SHIFT, -1);
     c.moved += t.filled[table]!;
     c.tablesMoved++;
     return;
@@ -207,15 +207,15 @@ function movePmdExtent(k: Kernel, mm: Mm, nv: Vma, o: number, d: number, extent:
     t.setPte(s, 0, 0);
     // A uffd-wp marker is dropped (pte_clear); other entries lose the bit (pte_clear_uffd_wp, pte_swp_clear_uffd_wp).
     if (clearUffdWp && bits & PTE_MARKER) {
-      t.filled[src]!--;
+      t.addFilled(src, -1);
       continue;
     }
     const dd = db | ((d + i) & TABLE_MASK);
     t.setPte(dd, pfn, (clearUffdWp ? bits & ~PTE_UFFD_WP : bits) | PTE_SOFT_DIRTY);
     moved++;
   }
-  t.filled[src]! -= moved;
-  t.filled[dst]! += moved;
+  t.addFilled(src, -moved);
+  t.addFilled(dst, moved);
   c.moved += moved;
 }
 

@@ -43,14 +43,33 @@ export class TableArena {
   private srcVersion = -1;
   /** Per table: its level (0 = PTE ... 3 = PGD). */
   level: Uint8Array;
-  /** Per table: how many of its entries are not none. */
-  filled: Int32Array;
+  /** Per table: how many of its entries are not none. Read only: setFilled/addFilled. */
+  filled: TableWords<Int32Array>;
+  /** The same array as filled, written here only. */
+  private fi: Int32Array;
   /** Per table: free-list link. */
   nextFree: Int32Array;
   /** Per PTE table: how many PMD entries point at it (COW page tables share one table). */
   share: Int32Array;
-  /** Per PTE table: the mm charged for it and its pages (RSS, page-table bytes), or -1. */
-  owner: Int32Array;
+  /** Per PTE table: the mm charged for it and its pages (RSS, page-table bytes), or -1. Read only: setOwner. */
+  owner: TableWords<Int32Array>;
+  /** The same array as owner, written here only. */
+  private ow: Int32Array;
+  /**
+   * The tables written since the accounting check last took them (takeWritten), when it keeps
+   * its counts from step to step (src/check/incremental.ts): per table the stamp of the round it
+   * was noted in, the lowest and highest slot written (lo > hi: only its counts or its owner), and
+   * the list. Off (logged false) but where that check asked for it: the explorer's copies log nothing.
+   */
+  logged = false;
+  /** The log no longer says what changed (a copy was made into this arena): the check starts over. */
+  logLost = false;
+  private wStamp = new Int32Array(0);
+  private wLo = new Int32Array(0);
+  private wHi = new Int32Array(0);
+  private wList = new Int32Array(0);
+  private nW = 0;
+  private wRound = 1;
   /** Tables ever handed out; table 0 is the null table and never used. */
   top = 1;
   freeHead = -1;
@@ -67,10 +86,10 @@ export class TableArena {
     this.lo = new Int32Array(cap);
     this.hi = new Int32Array(cap);
     this.level = new Uint8Array(cap);
-    this.filled = new Int32Array(cap);
+    this.filled = this.fi = new Int32Array(cap);
     this.nextFree = new Int32Array(cap);
     this.share = new Int32Array(cap);
-    this.owner = new Int32Array(cap).fill(-1);
+    this.owner = this.ow = new Int32Array(cap).fill(-1);
   }
 
   get capacity(): number {
@@ -89,10 +108,11 @@ export class TableArena {
     this.lo = growTypedArray(this.lo, cap);
     this.hi = growTypedArray(this.hi, cap);
     this.level = growTypedArray(this.level, cap);
-    this.filled = growTypedArray(this.filled, cap);
+    this.filled = this.fi = growTypedArray(this.fi, cap);
     this.nextFree = growTypedArray(this.nextFree, cap);
     this.share = growTypedArray(this.share, cap);
-    this.owner = growTypedArray(this.owner, cap);
+    this.owner = this.ow = growTypedArray(this.ow, cap);
+    if (this.logged) this.growLog(cap);
   }
 
   /** pte_alloc_one() / pmd_alloc_one() ...: a zeroed table of the given level. */
@@ -107,9 +127,10 @@ export class TableArena {
     }
     this.used++;
     this.level[t] = level;
-    this.filled[t] = 0;
+    this.fi[t] = 0;
     this.share[t] = 1;
-    this.owner[t] = -1;
+    this.ow[t] = -1;
+    if (this.logged) this.logTable(t);
     return t;
   }
 
@@ -126,10 +147,29 @@ export class TableArena {
       const b = this.b;
       for (let s = base; s < base + PTRS_PER_TABLE; s++) if (e[s] !== 0 || b[s] !== 0) this.setPte(s, 0, 0);
     }
-    this.filled[t] = 0;
+    this.fi[t] = 0;
     this.nextFree[t] = this.freeHead;
     this.freeHead = t;
     this.used--;
+    if (this.logged) this.logTable(t);
+  }
+
+  /** Table t counts `n` entries not none. */
+  setFilled(t: number, n: number): void {
+    this.fi[t] = n;
+    if (this.logged) this.logTable(t);
+  }
+
+  /** Table t counts `d` more entries not none (d < 0: fewer). */
+  addFilled(t: number, d: number): void {
+    this.fi[t] += d;
+    if (this.logged) this.logTable(t);
+  }
+
+  /** PTE table t is charged to mm `id` (-1: none). */
+  setOwner(t: number, id: number): void {
+    this.ow[t] = id;
+    if (this.logged) this.logTable(t);
   }
 
   /** Entry `slot` (table << TABLE_SHIFT | index) names `v`: a child table, a pfn or a swap slot. */
@@ -169,6 +209,7 @@ export class TableArena {
   private note(slot: number): void {
     this.version++;
     const t = slot >>> TABLE_SHIFT;
+    if (this.logged) this.logSlot(t, slot);
     if (this.stamp[t] !== this.gen) {
       this.stamp[t] = this.gen;
       this.dirty[this.nDirty++] = t;
@@ -176,6 +217,69 @@ export class TableArena {
       this.hi[t] = slot;
     } else if (slot < this.lo[t]!) this.lo[t] = slot;
     else if (slot > this.hi[t]!) this.hi[t] = slot;
+  }
+
+  /** Start logging the tables written (or restart: everything before is forgotten); takeWritten reads the log. */
+  startLog(): void {
+    this.logged = true;
+    this.logLost = false;
+    this.growLog(this.capacity);
+    this.nW = 0;
+    this.nextRound();
+  }
+
+  /** Table t's counts, owner, or whole self (alloc, free) changed: noted with no slot. */
+  private logTable(t: number): void {
+    if (this.wStamp[t] !== this.wRound) {
+      this.wStamp[t] = this.wRound;
+      this.wList[this.nW++] = t;
+      this.wLo[t] = PTRS_PER_TABLE;
+      this.wHi[t] = -1;
+    }
+  }
+
+  /** Slot `slot` of table t was written. */
+  private logSlot(t: number, slot: number): void {
+    const i = slot & (PTRS_PER_TABLE - 1);
+    if (this.wStamp[t] !== this.wRound) {
+      this.wStamp[t] = this.wRound;
+      this.wList[this.nW++] = t;
+      this.wLo[t] = i;
+      this.wHi[t] = i;
+      return;
+    }
+    // Both: a table noted with no slot has lo > hi.
+    if (i < this.wLo[t]!) this.wLo[t] = i;
+    if (i > this.wHi[t]!) this.wHi[t] = i;
+  }
+
+  private growLog(cap: number): void {
+    if (this.wStamp.length >= cap) return;
+    this.wStamp = growTypedArray(this.wStamp, cap);
+    this.wLo = growTypedArray(this.wLo, cap);
+    this.wHi = growTypedArray(this.wHi, cap);
+    this.wList = growTypedArray(this.wList, cap);
+  }
+
+  private nextRound(): void {
+    if (++this.wRound === 0x7fffffff) {
+      this.wStamp.fill(0);
+      this.wRound = 1;
+    }
+  }
+
+  /**
+   * The tables logged since the last call: fn(table, lowest, highest index written) for each
+   * (lowest > highest: no entry written), then the log starts over. The caller reads the arena
+   * meanwhile, and writes nothing.
+   */
+  takeWritten(fn: (t: number, lo: number, hi: number) => void): void {
+    for (let i = 0, n = this.nW; i < n; i++) {
+      const t = this.wList[i]!;
+      fn(t, this.wLo[t]!, this.wHi[t]!);
+    }
+    this.nW = 0;
+    this.nextRound();
   }
 
   /** Tests: check every copy that copied only the tables written against the source (checkCopy), and count them. */
@@ -229,7 +333,7 @@ export class TableArena {
         c.b.fill(0, top * PTRS_PER_TABLE, used * PTRS_PER_TABLE);
       }
     }
-    const lv = c.level, fi = c.filled, nf = c.nextFree, sh = c.share, ow = c.owner;
+    const lv = c.level, fi = c.fi, nf = c.nextFree, sh = c.share, ow = c.ow;
     const lv0 = this.level, fi0 = this.filled, nf0 = this.nextFree, sh0 = this.share, ow0 = this.owner;
     for (let t = 0; t < top; t++) {
       lv[t] = lv0[t]!;
@@ -257,6 +361,8 @@ export class TableArena {
     c.version++;
     c.src = this;
     c.srcVersion = this.version;
+    // Every table may differ now, unlogged: an accounting check that kept counts starts over.
+    if (c.logged) c.logLost = true;
     if (TableArena.verifyCopies && partial) this.checkCopy(c);
     return c;
   }

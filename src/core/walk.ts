@@ -39,8 +39,8 @@ function childAlloc(k: Kernel, mm: Mm, table: number, index: number, level: numb
     child = t.alloc(level);
     // t.entry may have been reallocated by alloc(): index it afresh.
     t.setPte(slot, child, 0);
-    t.filled[table]!++;
-    t.owner[child] = mm.id;
+    t.addFilled(table, 1);
+    t.setOwner(child, mm.id);
     mm.nrTables++;
   }
   return child;
@@ -91,8 +91,8 @@ export function pteSlotAlloc(k: Kernel, mm: Mm, vpn: number): number {
 /** Set a PTE (set_pte_at), keeping the table's filled count. */
 export function setPte(k: Kernel, slot: number, pfn: number, bits: number): void {
   const t = k.tables;
-  if (t.bits[slot] === 0 && bits !== 0) t.filled[slot >>> TABLE_SHIFT]!++;
-  else if (t.bits[slot] !== 0 && bits === 0) t.filled[slot >>> TABLE_SHIFT]!--;
+  if (t.bits[slot] === 0 && bits !== 0) t.addFilled(slot >>> TABLE_SHIFT, 1);
+  else if (t.bits[slot] !== 0 && bits === 0) t.addFilled(slot >>> TABLE_SHIFT, -1);
   t.setPte(slot, pfn, bits);
 }
 

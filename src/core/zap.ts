@@ -69,12 +69,12 @@ export function zapRange(k: Kernel, mm: Mm, lo: number, hi: number, dontneed = f
         k.putPage(pfn);
         zapped++;
       }
-      t.filled[table]! -= cleared;
+      t.addFilled(table, -cleared);
       // reclaim_pt (ptReclaim, 6.14): MADV_DONTNEED over the table's whole 2 MiB frees it once empty.
       if (dontneed && k.profile.ptReclaim && first === 0 && last === 512 && t.filled[table] === 0 && !mm.cowPgtable) {
         const ps = pmdSlotOf(k, mm, a);
         t.setEntry(ps, 0);
-        t.filled[ps >>> TABLE_SHIFT]!--;
+        t.addFilled(ps >>> TABLE_SHIFT, -1);
         t.free(table);
         mm.nrTables--;
       }
@@ -143,7 +143,7 @@ function freeLevel(
       }
       t.free(child);
       t.setEntry(slot, 0);
-      t.filled[table]!--;
+      t.addFilled(table, -1);
       mm.nrTables--;
     }
   }
@@ -254,7 +254,7 @@ export function zapCowPte(k: Kernel, mm: Mm, vma: Vma, lo: number, hi: number, d
   if (t.share[table]! > 1) {
     t.share[table]!--;
     if (t.owner[table] === mm.id) {
-      t.owner[table] = -1;
+      t.setOwner(table, -1);
       charge(k, mm, table, -1);
     }
     clearPmd(k, ps);
@@ -265,7 +265,7 @@ export function zapCowPte(k: Kernel, mm: Mm, vma: Vma, lo: number, hi: number, d
   t.setBits(ps, t.bits[ps]! & ~PMD_WP);
   if (t.owner[table] !== mm.id) {
     if (t.owner[table]! >= 0) charge(k, k.mms[t.owner[table]!]!, table, -1);
-    t.owner[table] = mm.id;
+    t.setOwner(table, mm.id);
     charge(k, mm, table, 1);
   }
   if (dontneed) {
@@ -279,7 +279,7 @@ export function zapCowPte(k: Kernel, mm: Mm, vma: Vma, lo: number, hi: number, d
     const i = v & 511;
     if (t.bits[base + i] !== 0) {
       t.setPte(base + i, 0, 0);
-      t.filled[table]!--;
+      t.addFilled(table, -1);
     }
   }
   k.emit('note', mm.id, lo, -1, -1, 'COW page table: zap of a table whose count is 1 falls back to reuse (pmd_put_pte) and leaves its pages referenced');
@@ -289,5 +289,5 @@ export function zapCowPte(k: Kernel, mm: Mm, vma: Vma, lo: number, hi: number, d
 function clearPmd(k: Kernel, ps: number): void {
   const t = k.tables;
   t.setPte(ps, 0, 0);
-  t.filled[ps >>> TABLE_SHIFT]!--;
+  t.addFilled(ps >>> TABLE_SHIFT, -1);
 }

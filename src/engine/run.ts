@@ -86,7 +86,7 @@ export class Runner {
     if (na === null) checkPins(s);
     collectEvents(s);
     if (s.changesBase !== null) traceChanges(s, declOf(step.op).observing === true);
-    if (na === null && accounting && (s.opts.checkEveryStep ?? true)) checkAccounting(s, false);
+    if (na === null && accounting && (s.opts.checkEveryStep ?? true)) checkAccounting(s, false, true);
     if (s.opts.countersEveryStep) s.record.counters = allStats(s);
     return { record: s.record, na };
   }
@@ -150,7 +150,7 @@ export class Runner {
     for (const p of alive) exitProc(s, p);
     collectEvents(s);
     traceChanges(s, false);
-    checkAccounting(s, true);
+    checkAccounting(s, true, true);
     s.record.summary = alive.length > 0
       ? `end of scenario: ${alive.map((p) => p.name).join(', ')} exit; ${s.k.frames.used} frame(s) still in use`
       : `end of scenario: ${s.k.frames.used} frame(s) still in use`;
@@ -185,9 +185,13 @@ function checkPins(s: RunState): void {
 }
 const pinned: PinnedHandle[] = [];
 
-/** The accounting invariants (src/check/accounting.ts). */
-function checkAccounting(s: RunState, final: boolean): void {
-  const problems = s.checker.check(s.k, final, heldByTasks(s, held));
+/**
+ * The accounting invariants (src/check/accounting.ts). `incremental`: the checker keeps the
+ * tables' counts from the last check and reads only what was written since (a run's steps); the
+ * explorer's checkInvariants() checks states it copies in turn, each from scratch.
+ */
+function checkAccounting(s: RunState, final: boolean, incremental = false): void {
+  const problems = s.checker.check(s.k, final, heldByTasks(s, held), incremental);
   for (let i = 0; i < problems.length; i++) {
     const p = problems[i]!;
     s.violation(p.kind, p.message, p.mm >= 0 ? [s.mmNames[p.mm] ?? '?'] : [], p.pfn >= 0 ? [p.pfn] : []);

@@ -28,7 +28,7 @@ test('TableArena: a freed table is reused with every entry cleared', () => {
   const base = a << TABLE_SHIFT;
   t.setPte(base + 5, 77, PTE_PRESENT);
   t.setPte(base + 511, 3, PTE_PRESENT);
-  t.filled[a] = 2;
+  t.setFilled(a, 2);
   // The arena frees a table whose entries are none; it wipes them anyway.
   t.free(a);
   assert.equal(t.used, 0);

@@ -104,13 +104,13 @@ const CORRUPTIONS: { name: string; hit: (r: Runner) => void; message: RegExp }[]
     name: 'a frame nothing maps', hit: (r) => {
       const { slot } = c2(r);
       r.k.tables.setBits(slot, 0);
-      r.k.tables.filled[slot >>> 9]!--;
+      r.k.tables.addFilled(slot >>> 9, -1);
       r.procs.get('C2')!.mm.rssAnon--;
     }, message: /is in use \(refcount 1\) but nothing maps or holds it/,
   },
   { name: 'MM_ANONPAGES', hit: (r) => { r.procs.get('C2')!.mm.rssAnon++; }, message: /MM_ANONPAGES is \d+ but \d+ anonymous pages are mapped/ },
   { name: 'page-table count', hit: (r) => { r.procs.get('C2')!.mm.nrTables++; }, message: /page-table count \d+ but \d+ tables are reachable/ },
-  { name: 'PTE table fill count', hit: (r) => { r.k.tables.filled[c2(r).slot >>> 9]!++; }, message: /PTE table \d+ counts \d+ entries but holds \d+/ },
+  { name: 'PTE table fill count', hit: (r) => { r.k.tables.addFilled(c2(r).slot >>> 9, 1); }, message: /PTE table \d+ counts \d+ entries but holds \d+/ },
   { name: 'page tables allocated', hit: (r) => { r.k.tables.used++; }, message: /page tables allocated but \d+ reachable/ },
   { name: 'frames_used', hit: (r) => { r.k.frames.used++; }, message: /frames_used is \d+ but \d+ frames are allocated/ },
   {

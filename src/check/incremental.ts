@@ -1,0 +1,509 @@
+// The page tables' part of the accounting check (accounting.ts), kept from step to step for a
+// run's steps: what the full check's walk of every live mm's tables counts (each frame's expected
+// mapcount and references from PTEs and huge PMDs, each swap slot's PTEs, each folio's PMDs, each
+// mm's tables and RSS, the tables reachable), updated from the tables written since the last
+// check (TableArena.takeWritten) against a shadow copy of what that check saw.
+//
+// It answers only "the walk would find nothing": every condition under which the full walk
+// reports a problem (a PTE naming a freed frame, a writable PTE of a page that is not
+// anon-exclusive, a table's count of entries, an mm's counters...) makes `suspect` true, and the
+// caller then runs the full check, whose report is the answer. Frames are not write-logged: the
+// few of their flags the counts depend on (PG_INUSE, PG_ANON, PG_SHMEM, PG_LARGE, PG_HUGETLB) are
+// compared, per frame the tables reference, with what the counts were made with, and any change
+// starts the counts over; the rest is read where the check reads it.
+
+import {
+  LEVEL_PMD, LEVEL_PTE, PG_ANON, PG_ANON_EXCLUSIVE, PG_HUGETLB, PG_INUSE, PG_LARGE, PG_SHMEM, PMD_LEAF, PTE_DEVICE_EXCLUSIVE,
+  PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_WRITE, PTRS_PER_TABLE, TABLE_SHIFT, HPAGE_PMD_NR,
+} from '../core/constants.js';
+import type { Kernel } from '../core/kernel.js';
+import type { MmCounterLog } from '../core/mm.js';
+import type { TableArena } from '../core/pgtable.js';
+import type { FrameTable } from '../core/frames.js';
+import { exclusiveEntryMapped } from '../core/exclusive.js';
+import { growTypedArray } from '../core/frames.js';
+
+/** The frame flags the counts depend on: a change of one on a frame the tables reference starts over. */
+const CLASS_BITS = PG_INUSE | PG_ANON | PG_SHMEM | PG_LARGE | PG_HUGETLB;
+
+/** Pfns and swap slots past this are counted as suspect, not indexed. */
+const INDEX_LIMIT = 1 << 24;
+
+/** What one mm's tables were last found to reach, and the counts made of it. */
+interface MmReach {
+  /** Upper tables (PGD, PUD, PMD) reached, in walk order. */
+  uppers: number[];
+  /** PTE tables reached. */
+  ptes: number[];
+  /** Huge PMDs reached: slot, head, bits, and 1 when counted as hugetlb, four numbers each. */
+  huge: number[];
+  /** 1 when it was alive with no PGD (the walk would read the null table): suspect. */
+  bad: number;
+  tables: number;
+  anon: number;
+  shmem: number;
+  hugetlb: number;
+}
+
+export class IncrementalTables implements MmCounterLog {
+  /** The kernel and arenas the counts are of (another one: start over). */
+  private k: Kernel | null = null;
+  private t: TableArena | null = null;
+  private f: FrameTable | null = null;
+  /** The entries and bits as the last check saw them. */
+  private se = new Int32Array(0);
+  private sb = new Uint16Array(0);
+  /** Per frame: its flags as the last check saw them. */
+  private sFlags = new Uint16Array(0);
+  /** Per frame: PTE maps (and 6.15's device-exclusive entries), references, writable PTEs. */
+  expMap = new Int32Array(0);
+  expRef = new Int32Array(0);
+  private wr = new Int32Array(0);
+  /** Highest frame indexed, +1. */
+  private frameHi = 0;
+  /** Per block: huge PMDs mapping the folio there, writable ones. */
+  entire = new Int32Array(0);
+  private wrPmd = new Int32Array(0);
+  /** Per swap slot: swap PTEs naming it; highest slot named, +1. */
+  swap = new Int32Array(0);
+  private swapHi = 0;
+  /** Per table: entries not none (as the walk counts them), live-mm visits, and the mm whose visit it is (upper tables). */
+  private cnt = new Int32Array(0);
+  private reach = new Int32Array(0);
+  private upOwner = new Int32Array(0);
+  /** Per reached PTE table: anonymous and shmem pages it maps (charged to its owner if it reaches it). */
+  private anonT = new Int32Array(0);
+  private shmemT = new Int32Array(0);
+  /** Per table: its owner as the last check saw it; whether it is reached with a count of entries not its own. */
+  private sOwner = new Int32Array(0);
+  private badT = new Uint8Array(0);
+  /** Tables touched in this update (stamp per table, the list). */
+  private tStamp = new Int32Array(0);
+  private touched: number[] = [];
+  private round = 1;
+  /** Per mm id: what it reaches. */
+  private mms: (MmReach | undefined)[] = [];
+  /** Mms in this update's list (stamp per id) and the list. */
+  private mStamp = new Int32Array(0);
+  private affected: number[] = [];
+  /** k.mms.length at the last check. */
+  private mmsSeen = 0;
+  /** Mms whose counters changed since the last check (counterChanged), flagged per id and listed. */
+  private pendingFlag = new Uint8Array(0);
+  private pending: number[] = [];
+  /** Per mm id: 1 when alive with counters other than its tables' counts; how many are. */
+  private badMm = new Uint8Array(0);
+  private badMms = 0;
+  /** Tables reachable (PTE tables once, upper tables per visit, as the walk's `physical`). */
+  tablesReached = 0;
+  /** Entries or states under which the walk would report a problem, counted. */
+  private bad = 0;
+  private badTables = 0;
+  private hugetlbPmds = 0;
+  private devxMapped = false;
+
+  /** Update to k's state; false when the walk would report something (the caller runs the full check). */
+  update(k: Kernel): boolean {
+    const t = k.tables;
+    if (this.k !== k || this.t !== t || this.f !== k.frames || !t.logged || t.logLost || this.classChanged(k)) this.reset(k);
+    else this.apply(k);
+    this.takeFlags(k);
+    return !this.suspect(k);
+  }
+
+  /** Mm id's counters changed (Mm's setters): it is counted again at the next check. */
+  counterChanged(id: number): void {
+    if (this.pendingFlag.length <= id) this.pendingFlag = growTypedArray(this.pendingFlag, Math.max(id + 1, this.pendingFlag.length * 2));
+    if (this.pendingFlag[id] !== 0) return;
+    this.pendingFlag[id] = 1;
+    this.pending.push(id);
+  }
+
+  /** Start over: nothing counted, every table written, every mm to walk. */
+  private reset(k: Kernel): void {
+    const t = k.tables;
+    this.k = k;
+    // Every mm notes its counters' changes here from now on.
+    k.mmCounterLog = this;
+    for (const mm of k.mms) mm.counterLog = this;
+    this.pendingFlag = new Uint8Array(k.mms.length + 16);
+    this.pending.length = 0;
+    this.badMm = new Uint8Array(k.mms.length + 16);
+    this.badMms = 0;
+    this.t = t;
+    this.f = k.frames;
+    this.devxMapped = exclusiveEntryMapped(k.profile);
+    t.startLog();
+    const n = t.top * PTRS_PER_TABLE;
+    this.se = new Int32Array(n);
+    this.sb = new Uint16Array(n);
+    const cap = t.capacity;
+    this.cnt = new Int32Array(cap);
+    this.reach = new Int32Array(cap);
+    this.upOwner = new Int32Array(cap).fill(-1);
+    this.anonT = new Int32Array(cap);
+    this.shmemT = new Int32Array(cap);
+    this.sOwner = new Int32Array(cap).fill(-1);
+    this.badT = new Uint8Array(cap);
+    this.tStamp = new Int32Array(cap);
+    const fcap = Math.max(k.frames.top, 16);
+    this.sFlags = new Uint16Array(fcap);
+    this.expMap = new Int32Array(fcap);
+    this.expRef = new Int32Array(fcap);
+    this.wr = new Int32Array(fcap);
+    this.frameHi = 0;
+    this.entire = new Int32Array((fcap >>> 9) + 1);
+    this.wrPmd = new Int32Array((fcap >>> 9) + 1);
+    this.swap = new Int32Array(Math.max(k.swap.top, 16));
+    this.swapHi = 0;
+    this.mms = [];
+    this.mStamp = new Int32Array(0);
+    this.mmsSeen = 0;
+    this.tablesReached = 0;
+    this.bad = this.badTables = this.hugetlbPmds = 0;
+    this.round = 1;
+    // Every table's entries as written from nothing; every mm walked.
+    this.nextRound();
+    for (let i = 1; i < t.top; i++) this.tableWritten(i, 0, PTRS_PER_TABLE - 1);
+    this.walkAffected(k);
+  }
+
+  /** The tables written and the mms made since the last check. */
+  private apply(k: Kernel): void {
+    const t = k.tables;
+    this.nextRound();
+    if (this.cnt.length < t.capacity) this.growTables(t.capacity);
+    if (this.se.length < t.top * PTRS_PER_TABLE) this.growShadow(t.top * PTRS_PER_TABLE);
+    t.takeWritten(this.tableWritten);
+    this.walkAffected(k);
+  }
+
+  /** Table i written (entries lo..hi): its reacher and owners are walked again, its entries counted afresh. */
+  private readonly tableWritten = (i: number, lo: number, hi: number): void => {
+    const t = this.t!;
+    this.touch(i);
+    if (this.upOwner[i]! >= 0) this.affect(this.upOwner[i]!);
+    if (this.sOwner[i]! >= 0) this.affect(this.sOwner[i]!);
+    if (t.owner[i]! >= 0) this.affect(t.owner[i]!);
+    this.sOwner[i] = t.owner[i]!;
+    if (lo > hi) return;
+    // Entries lo..hi: out with what the shadow holds, in with what the table holds.
+    const base = i << TABLE_SHIFT;
+    const pte = t.level[i] === LEVEL_PTE;
+    const counted = pte && this.reach[i]! > 0;
+    const se = this.se, sb = this.sb, e = t.entry, b = t.bits;
+    for (let s = base + lo; s <= base + hi; s++) {
+      const e0 = se[s]!, b0 = sb[s]!, e1 = e[s]!, b1 = b[s]!;
+      if (e0 === e1 && b0 === b1) continue;
+      this.cnt[i]! += (pte ? (b1 !== 0 ? 1 : 0) - (b0 !== 0 ? 1 : 0) : notNone(t.level[i]!, e1, b1) - notNone(t.level[i]!, e0, b0));
+      if (counted) {
+        this.pteEntry(i, e0, b0, -1);
+        this.pteEntry(i, e1, b1, 1);
+      }
+      se[s] = e1;
+      sb[s] = b1;
+    }
+  };
+
+  /** Walk again each mm noted (and each new one): out with what it reached, in with what it reaches. */
+  private walkAffected(k: Kernel): void {
+    for (let id = this.mmsSeen; id < k.mms.length; id++) this.affect(id);
+    for (const id of this.pending) {
+      this.pendingFlag[id] = 0;
+      this.affect(id);
+    }
+    this.pending.length = 0;
+    this.mmsSeen = k.mms.length;
+    const list = this.affected;
+    for (let i = 0; i < list.length; i++) this.unreachMm(list[i]!);
+    for (let i = 0; i < list.length; i++) this.reachMm(k, list[i]!);
+    for (let i = 0; i < list.length; i++) this.countMm(k, list[i]!);
+    for (let i = 0; i < list.length; i++) this.compareMm(k, list[i]!);
+    // Tables whose entries, counts or visits changed: is their count of entries right?
+    const t = k.tables;
+    for (let i = 0; i < this.touched.length; i++) {
+      const tb = this.touched[i]!;
+      const b = this.reach[tb]! > 0 && t.filled[tb] !== this.cnt[tb] ? 1 : 0;
+      this.badTables += b - this.badT[tb]!;
+      this.badT[tb] = b;
+    }
+    list.length = 0;
+    this.touched.length = 0;
+  }
+
+  /** Out with what mm id reached when last walked. */
+  private unreachMm(id: number): void {
+    const r = this.mms[id];
+    if (r === undefined) return;
+    this.bad -= r.bad;
+    for (const u of r.uppers) {
+      this.reach[u]!--;
+      this.tablesReached--;
+      if (this.upOwner[u] === id) this.upOwner[u] = -1;
+      this.touch(u);
+    }
+    for (const p of r.ptes) {
+      this.touch(p);
+      if (--this.reach[p]! === 0) {
+        this.tablesReached--;
+        this.tableEntries(p, -1);
+      }
+    }
+    const h = r.huge;
+    for (let i = 0; i < h.length; i += 4) this.hugePmd(h[i + 1]!, h[i + 2]!, h[i + 3]!, -1);
+    r.uppers.length = r.ptes.length = r.huge.length = 0;
+    r.bad = 0;
+  }
+
+  /** In with what mm id reaches now. */
+  private reachMm(k: Kernel, id: number): void {
+    const mm = k.mms[id];
+    if (mm === undefined || !mm.alive) return;
+    let r = this.mms[id];
+    if (r === undefined) this.mms[id] = r = { uppers: [], ptes: [], huge: [], bad: 0, tables: 0, anon: 0, shmem: 0, hugetlb: 0 };
+    if (mm.pgd <= 0) {
+      r.bad = 1;
+      this.bad++;
+      return;
+    }
+    this.reachTable(k.tables, id, r, mm.pgd, 3);
+  }
+
+  /** The walk's descent through an upper table (every entry not none: the table's count is checked apart). */
+  private reachTable(t: TableArena, id: number, r: MmReach, table: number, level: number): void {
+    r.uppers.push(table);
+    this.reach[table]!++;
+    this.tablesReached++;
+    this.upOwner[table] = id;
+    this.touch(table);
+    const tb = table << TABLE_SHIFT;
+    for (let i = 0, left = this.cnt[table]!; i < PTRS_PER_TABLE && left > 0; i++) {
+      const child = t.entry[tb + i]!;
+      if (level === LEVEL_PMD && t.bits[tb + i]! & PMD_LEAF) {
+        left--;
+        const bits = t.bits[tb + i]!;
+        const hugetlb = !(bits & PTE_SPECIAL) && !this.badHead(child) && this.flagsOf(child) & PG_HUGETLB ? 1 : 0;
+        r.huge.push(tb + i, child, bits, hugetlb);
+        this.hugePmd(child, bits, hugetlb, 1);
+      } else if (child !== 0) {
+        left--;
+        if (level - 1 === LEVEL_PTE) {
+          r.ptes.push(child);
+          this.touch(child);
+          if (this.reach[child]!++ === 0) {
+            this.tablesReached++;
+            this.tableEntries(child, 1);
+          }
+        } else this.reachTable(t, id, r, child, level - 1);
+      }
+    }
+  }
+
+  /** mm id's counts: its upper tables, the PTE tables it owns and reaches, its huge PMDs. */
+  private countMm(k: Kernel, id: number): void {
+    const r = this.mms[id];
+    if (r === undefined) return;
+    const owner = k.tables.owner;
+    let tables = r.uppers.length, anon = 0, shmem = 0, hugetlb = 0;
+    for (const p of r.ptes) {
+      if (owner[p] !== id) continue;
+      tables++;
+      anon += this.anonT[p]!;
+      shmem += this.shmemT[p]!;
+    }
+    const h = r.huge;
+    for (let i = 0; i < h.length; i += 4) {
+      if (h[i + 3]) hugetlb += HPAGE_PMD_NR;
+      else {
+        tables++;
+        if (!(h[i + 2]! & PTE_SPECIAL) && !this.badHead(h[i + 1]!)) anon += HPAGE_PMD_NR;
+      }
+    }
+    r.tables = tables;
+    r.anon = anon;
+    r.shmem = shmem;
+    r.hugetlb = hugetlb;
+  }
+
+  /** Whether mm id's counters are what its tables count (the full walk's comparisons), kept in badMm. */
+  private compareMm(k: Kernel, id: number): void {
+    const mm = k.mms[id];
+    const r = this.mms[id];
+    const b = mm === undefined || !mm.alive ? 0
+      : r === undefined || r.tables !== mm.nrTables || r.anon !== mm.rssAnon || r.hugetlb !== mm.hugetlbPages || r.shmem !== mm.rssShmem ? 1 : 0;
+    if (this.badMm.length <= id) this.badMm = growTypedArray(this.badMm, Math.max(id + 1, this.badMm.length * 2));
+    this.badMms += b - this.badMm[id]!;
+    this.badMm[id] = b;
+  }
+
+  /** Every entry of PTE table p, in (sign 1, as the table holds them) or out (-1, as the shadow holds them). */
+  private tableEntries(p: number, sign: number): void {
+    const base = p << TABLE_SHIFT;
+    const se = this.se, sb = this.sb;
+    if (sign > 0) {
+      // The shadow holds the table as it is once its writes are taken (tableWritten ran first).
+      for (let s = base; s < base + PTRS_PER_TABLE; s++) if (sb[s] !== 0) this.pteEntry(p, se[s]!, sb[s]!, 1);
+    } else {
+      for (let s = base; s < base + PTRS_PER_TABLE; s++) if (sb[s] !== 0) this.pteEntry(p, se[s]!, sb[s]!, -1);
+    }
+  }
+
+  /** One entry of reached PTE table p, counted in (1) or out (-1): walkTables' first visit. */
+  private pteEntry(p: number, e: number, bits: number, sign: number): void {
+    if (bits === 0) return;
+    if (bits & PTE_SWAP) {
+      if (e < 0 || e >= INDEX_LIMIT) this.bad += sign;
+      else {
+        if (e >= this.swap.length) this.swap = growTypedArray(this.swap, Math.max(e + 1, this.swap.length * 2));
+        this.swap[e]! += sign;
+        if (e >= this.swapHi) this.swapHi = e + 1;
+      }
+      return;
+    }
+    const devx = (bits & PTE_DEVICE_EXCLUSIVE) !== 0;
+    if (!devx && (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL)) return;
+    if (e <= 0 || e >= INDEX_LIMIT) {
+      this.bad += sign;
+      return;
+    }
+    this.growFrames(e + 1);
+    this.expRef[e]! += sign;
+    if (devx) {
+      if (this.devxMapped) this.expMap[e]! += sign;
+      this.anonT[p]! += sign;
+      return;
+    }
+    this.expMap[e]! += sign;
+    if (bits & PTE_WRITE) this.wr[e]! += sign;
+    const fl = this.flagsOf(e);
+    if (fl & PG_ANON) this.anonT[p]! += sign;
+    else if (fl & PG_SHMEM) this.shmemT[p]! += sign;
+  }
+
+  /** A huge PMD reached, in or out: checkHugePmd's counts (the deposited table and RSS are countMm's). */
+  private hugePmd(head: number, bits: number, hugetlb: number, sign: number): void {
+    if (bits & PTE_SPECIAL) return;
+    if (this.badHead(head)) {
+      this.bad += sign;
+      return;
+    }
+    this.growFrames(head + 1);
+    this.expRef[head]! += sign;
+    this.entire[head >>> 9]! += sign;
+    if (bits & PTE_WRITE) this.wrPmd[head >>> 9]! += sign;
+    // hugetlb's check of its VMA is the full check's.
+    this.hugetlbPmds += hugetlb * sign;
+  }
+
+  /** A huge PMD's frame that is not a 512-aligned index (the rest of the head's check is suspect()'s). */
+  private badHead(head: number): boolean {
+    return head <= 0 || head >= INDEX_LIMIT || (head & (HPAGE_PMD_NR - 1)) !== 0;
+  }
+
+  /**
+   * Would the full walk (or the comparisons after it that use only its counts) report anything?
+   * The frames the tables reference must be live and what they were counted as; each mm's
+   * counters and the tables in use what the walk counts.
+   */
+  private suspect(k: Kernel): boolean {
+    if (this.bad !== 0 || this.badTables !== 0 || this.hugetlbPmds !== 0 || this.badMms !== 0) return true;
+    if (this.tablesReached !== k.tables.used) return true;
+    const f = k.frames;
+    const top = f.top;
+    if (this.frameHi > top) return true;
+    const fl = f.flags, ref = this.expRef, wr = this.wr;
+    const anonEx = k.profile.anonExclusive;
+    for (let pfn = 1; pfn < top; pfn++) {
+      const x = fl[pfn]!;
+      if (ref[pfn] !== 0 && !(x & PG_INUSE)) return true;
+      if (anonEx && wr[pfn] !== 0 && (x & (PG_ANON | PG_ANON_EXCLUSIVE)) === PG_ANON) return true;
+    }
+    const ent = this.entire, wp = this.wrPmd;
+    for (let b = 1, n = Math.min(ent.length, (top + HPAGE_PMD_NR - 1) >>> 9); b < n; b++) {
+      if (ent[b] === 0) continue;
+      const x = fl[b << 9]!;
+      if ((x & (PG_INUSE | PG_LARGE)) !== (PG_INUSE | PG_LARGE)) return true;
+      if (anonEx && wp[b] !== 0 && !(x & PG_ANON_EXCLUSIVE)) return true;
+    }
+    // Swap PTEs naming slots the device never handed out: the walk leaves them uncounted.
+    for (let s = k.swap.top; s < this.swapHi; s++) if (this.swap[s] !== 0) return true;
+    return false;
+  }
+
+  /** The flags the counts were made with, for the next update's classChanged. */
+  private takeFlags(k: Kernel): void {
+    const fl = k.frames.flags;
+    const n = Math.min(k.frames.top, fl.length);
+    if (this.sFlags.length < n) this.sFlags = growTypedArray(this.sFlags, Math.max(n, this.expRef.length));
+    this.sFlags.set(fl.subarray(0, n));
+    if (this.frameHi > n) this.sFlags.fill(0, n, this.frameHi);
+  }
+
+  /** Did a flag the counts depend on change on a frame the tables reference (or a frame above those indexed appear)? */
+  private classChanged(k: Kernel): boolean {
+    const f = k.frames;
+    const fl = f.flags, sf = this.sFlags, ref = this.expRef;
+    const n = Math.min(this.frameHi, f.top);
+    for (let pfn = 1; pfn < n; pfn++) if (ref[pfn] !== 0 && ((fl[pfn]! ^ sf[pfn]!) & CLASS_BITS) !== 0) return true;
+    return false;
+  }
+
+  private flagsOf(pfn: number): number {
+    const fl = this.f!.flags;
+    return pfn < fl.length ? fl[pfn]! : 0;
+  }
+
+  private growFrames(n: number): void {
+    if (n > this.frameHi) this.frameHi = n;
+    if (n <= this.expRef.length) return;
+    const cap = Math.max(n, this.expRef.length * 2);
+    this.expMap = growTypedArray(this.expMap, cap);
+    this.expRef = growTypedArray(this.expRef, cap);
+    this.wr = growTypedArray(this.wr, cap);
+    this.sFlags = growTypedArray(this.sFlags, cap);
+    this.entire = growTypedArray(this.entire, (cap >>> 9) + 1);
+    this.wrPmd = growTypedArray(this.wrPmd, (cap >>> 9) + 1);
+  }
+
+  private growTables(cap: number): void {
+    this.cnt = growTypedArray(this.cnt, cap);
+    this.reach = growTypedArray(this.reach, cap);
+    const n = this.upOwner.length;
+    this.upOwner = growTypedArray(this.upOwner, cap);
+    this.upOwner.fill(-1, n);
+    this.sOwner = growTypedArray(this.sOwner, cap);
+    this.sOwner.fill(-1, n);
+    this.anonT = growTypedArray(this.anonT, cap);
+    this.shmemT = growTypedArray(this.shmemT, cap);
+    this.badT = growTypedArray(this.badT, cap);
+    this.tStamp = growTypedArray(this.tStamp, cap);
+  }
+
+  private growShadow(n: number): void {
+    const cap = Math.max(n, this.se.length * 2);
+    this.se = growTypedArray(this.se, cap);
+    this.sb = growTypedArray(this.sb, cap);
+  }
+
+  private nextRound(): void {
+    this.round++;
+  }
+
+  private touch(i: number): void {
+    if (this.tStamp[i] === this.round) return;
+    this.tStamp[i] = this.round;
+    this.touched.push(i);
+  }
+
+  private affect(id: number): void {
+    if (this.mStamp.length <= id) this.mStamp = growTypedArray(this.mStamp, Math.max(id + 1, this.mStamp.length * 2));
+    if (this.mStamp[id] === this.round) return;
+    this.mStamp[id] = this.round;
+    this.affected.push(id);
+  }
+}
+
+/** Whether an upper table's entry is one the walk counts: a child table, or at the PMD level a huge PMD. */
+function notNone(level: number, e: number, b: number): number {
+  return e !== 0 || (level === LEVEL_PMD && (b & PMD_LEAF) !== 0) ? 1 : 0;
+}

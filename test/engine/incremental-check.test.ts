@@ -1,0 +1,97 @@
+// The accounting check a run makes after every step keeps the page tables' counts from step to
+// step (src/check/incremental.ts) and reads only what was written since. With
+// AccountingChecker.verifyIncremental on, each such check is compared with the full one (the same
+// problems, the same expected counts, or it throws): every scenario of scenarios/ on the
+// profiles of the eras, and the invariant-steps corruptions (test/engine/invariant-steps.test.ts).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { AccountingChecker } from '../../src/check/accounting.js';
+import { PG_ANON, PG_SHMEM } from '../../src/core/constants.js';
+import { pteSlot } from '../../src/core/walk.js';
+import { runScenario, Runner } from '../../src/engine/run.js';
+import { builtinProfile } from '../../src/profiles/builtin.js';
+import { parseScenario, type Scenario } from '../../src/scenario/index.js';
+
+const PROFILES = ['v6', 'v5.8', 'cowpt-rfc', 'odf', '6.12'];
+
+/** Every scenario file under dir. */
+function files(dir: string): string[] {
+  return readdirSync(dir).sort().flatMap((n) => {
+    const p = join(dir, n);
+    return statSync(p).isDirectory() ? files(p) : n.endsWith('.scn.yaml') ? [p] : [];
+  });
+}
+
+function load(file: string): Scenario {
+  const r = parseScenario(readFileSync(file, 'utf8'), file);
+  if (!r.ok) assert.fail(r.errors.map((e) => e.format()).join('\n'));
+  return r.scenario;
+}
+
+/** Run fn with every incremental check compared with the full one; how many were compared. */
+function verified(fn: () => void): number {
+  AccountingChecker.verifyIncremental = true;
+  const before = AccountingChecker.incrementalChecksVerified;
+  try {
+    fn();
+  } finally {
+    AccountingChecker.verifyIncremental = false;
+  }
+  return AccountingChecker.incrementalChecksVerified - before;
+}
+
+for (const profile of PROFILES) {
+  test(`every scenario on ${profile}: each incremental check equals the full one`, () => {
+    const p = builtinProfile(profile)!;
+    let checks = 0;
+    for (const file of files('scenarios')) {
+      const sc = load(file);
+      checks += verified(() => runScenario(sc, p));
+    }
+    assert.ok(checks > 500, `only ${checks} incremental checks compared`);
+  });
+}
+
+/** The frame C2's buf[0] maps. */
+function c2Frame(r: Runner): number {
+  const p = r.procs.get('C2')!;
+  return r.k.tables.entry[pteSlot(r.k, p.mm, p.regions.get('buf')!.start)]!;
+}
+
+test('a process tree corrupted by hand: each incremental check equals the full one', () => {
+  const steps = [
+    'P mmap buf 4 rw private', 'P write buf[0] = 1',
+    ...[1, 2, 3, 4].flatMap((i) => [`P fork C${i}`, `C${i} write buf[0] = ${i + 1}`]),
+    'P fork D1', 'C3 read buf[0]', 'P munmap buf', 'C1 munmap buf',
+  ];
+  const text = ['name: t', 'steps: |', ...steps.map((s) => `  ${s}`), ''].join('\n');
+  const r0 = parseScenario(text, 't.scn.yaml');
+  assert.ok(r0.ok);
+  const sc = r0.scenario;
+  // Each hit after step 6 (C2 idle since step 5): what accounting.ts must see at the next step and after.
+  const hits: ((r: Runner) => void)[] = [
+    (r) => { r.k.frames.refcount[1]!++; },
+    (r) => { r.procs.get('C2')!.mm.rssAnon++; },
+    (r) => { r.procs.get('C2')!.mm.nrTables--; },
+    (r) => { r.k.tables.used++; },
+    (r) => { r.k.frames.flags[r.k.frames.top - 1] = 0; },
+    // C2's page is no longer anonymous: its MM_ANONPAGES counts one too many (no table changed).
+    (r) => { r.k.frames.flags[c2Frame(r)]! &= ~PG_ANON; },
+    (r) => { r.k.frames.flags[c2Frame(r)]! |= PG_SHMEM; r.k.frames.flags[c2Frame(r)]! &= ~PG_ANON; },
+  ];
+  for (const hit of hits) {
+    const n = verified(() => {
+      const r = new Runner(sc, builtinProfile('v6')!);
+      sc.steps.forEach((s, i) => {
+        r.step(s, i);
+        if (i === 6) hit(r);
+      });
+      r.end();
+      assert.ok(r.violations.length > 0);
+    });
+    assert.ok(n > 0);
+  }
+});
