@@ -99,14 +99,27 @@ interface IdealHandle {
 
 
 /** Where the element named `name` is in `xs` (processes, handles: few, looked up along the array), -1 if nowhere. */
-function indexByName(xs: readonly { name: string }[], name: string): number {
-  for (let j = 0; j < xs.length; j++) if (xs[j]!.name === name) return j;
+function indexByName(xs: readonly { name: string }[], name: string, hints = procHints): number {
+  // Where the name was last found, checked first: a process keeps its place in the list (it is
+  // only appended to or replaced in place), and every access looks its process up, which was
+  // the number of processes each time. A hint from another list or copy is only a first guess.
+  const h = hints.get(name);
+  if (h !== undefined && h < xs.length && xs[h]!.name === name) return h;
+  for (let j = 0; j < xs.length; j++) {
+    if (xs[j]!.name === name) {
+      hints.set(name, j);
+      return j;
+    }
+  }
   return -1;
 }
+/** indexByName's last place of each process's name, and of each handle's. */
+const procHints = new Map<string, number>();
+const handleHints = new Map<string, number>();
 
 /** The element named `name` in `xs`, to read. */
-function byName<T extends { name: string }>(xs: readonly T[], name: string): T | undefined {
-  const j = indexByName(xs, name);
+function byName<T extends { name: string }>(xs: readonly T[], name: string, hints = procHints): T | undefined {
+  const j = indexByName(xs, name, hints);
   return j < 0 ? undefined : xs[j];
 }
 
@@ -176,7 +189,7 @@ export class IdealMemory {
 
   /** A handle, to change (by name). */
   private handleMut(name: string): IdealHandle | undefined {
-    const j = indexByName(this.handles, name);
+    const j = indexByName(this.handles, name, handleHints);
     return j < 0 ? undefined : this.handleMutAt(j);
   }
 
@@ -224,7 +237,7 @@ export class IdealMemory {
 
   /** A handle's ideal state (for canonical state keys). */
   handleState(name: string): { bound: boolean[]; values: number[]; own: Int32Array; seen: number[][]; origin: readonly number[] } | null {
-    const h = byName(this.handles, name);
+    const h = byName(this.handles, name, handleHints);
     if (!h) return null;
     const values = [...h.origin].map((c) => (c >= 0 ? this.cellValue[c]! : -1));
     // `own`: the value each page holds for the handle (the same as `values`; kept for callers).
@@ -263,7 +276,7 @@ export class IdealMemory {
 
   /** A handle's ideal state as kept (canonical keys; read only): per page, bound, origin cell and the values seen. */
   handleView(name: string): { readonly bound: readonly boolean[]; readonly origin: readonly number[]; readonly seen: readonly ReadonlySet<number>[] } | undefined {
-    return byName(this.handles, name);
+    return byName(this.handles, name, handleHints);
   }
 
   /** The value a cell holds now. */
@@ -629,7 +642,7 @@ export class IdealMemory {
     }
     const h: IdealHandle = { name, holder, longterm, at, origin: filled(n, -1), bound, seen, written: NOTHING, gen: this.gen };
     // A handle taken again under its name keeps its place (as in a Map).
-    const j = indexByName(this.handles, name);
+    const j = indexByName(this.handles, name, handleHints);
     if (j >= 0) {
       this.own(S_HANDLES);
       this.handles[j] = h;
@@ -657,7 +670,7 @@ export class IdealMemory {
   }
 
   releaseHandle(name: string): void {
-    const j = indexByName(this.handles, name);
+    const j = indexByName(this.handles, name, handleHints);
     if (j < 0) return;
     this.own(S_HANDLES);
     this.handles.splice(j, 1);
@@ -689,7 +702,7 @@ export class IdealMemory {
 
   /** Is page `i` of this handle a longterm pin still bound to its origin? */
   isBound(name: string, i: number): boolean {
-    return byName(this.handles, name)?.bound[i] ?? false;
+    return byName(this.handles, name, handleHints)?.bound[i] ?? false;
   }
 
   /**
@@ -705,7 +718,7 @@ export class IdealMemory {
 
   /** A read through a handle (device read, pipe drain, driver read) observed `value` on behalf of `observer`. */
   checkHandleRead(name: string, i: number, value: number, observer: string): ReadCheck {
-    const h = byName(this.handles, name)!;
+    const h = byName(this.handles, name, handleHints)!;
     let allowed: number[];
     if (h.longterm) {
       allowed = [this.cellValue[h.origin[i]!]!, ...(this.maybe.get(h.origin[i]!) ?? [])];
@@ -729,7 +742,7 @@ export class IdealMemory {
       return;
     }
     // Short-term: the origin may or may not see it; the handle itself does.
-    if (!h.seen[i]!.has(value)) this.see(indexByName(this.handles, name), i, value);
+    if (!h.seen[i]!.has(value)) this.see(indexByName(this.handles, name, handleHints), i, value);
     if (cell >= 0) {
       this.own(S_MAYBE);
       this.maybe.set(cell, new Set(this.maybe.get(cell)).add(value));

@@ -31,6 +31,7 @@ export function startAsync(s: RunState, step: Step, start: ((s: RunState, p: Pro
     return;
   }
   if (!start) throw new NotApplicable(`${step.op} cannot run in steps`);
+  s.tasksStarted = true;
   p.task = start(s, p, step);
   p.taskStep = step;
   p.taskApplied = 0;
@@ -231,6 +232,8 @@ export function finishTask(s: RunState, p: Proc): void {
  */
 export function heldByTasks(s: RunState, out: number[] = []): number[] {
   if (out.length !== 0) out.length = 0;
+  // Without a kernel path started in steps no thread has one: no walk over every thread per step.
+  if (!s.tasksStarted) return out;
   for (const p of s.procs.values()) {
     const t = p.task;
     if (!t) continue;

@@ -131,6 +131,10 @@ export class RunState {
   violations: Violation[] = [];
   handles = new Map<string, LiveHandle>();
   nextTid = 0;
+  /** A thread other than a process's first was made (addProc): else each process is its group alone. */
+  threaded = false;
+  /** A kernel path was started in steps (startAsync): else no thread has a task. */
+  tasksStarted = false;
   /** Per device-exclusive grant page: 1 once the owner's CPU accessed the page. */
   grantTouched = new Map<string, Uint8Array>();
   /** Values written by device atomics (a wrong read of one is an `exclusive` violation). */
@@ -271,12 +275,16 @@ export class RunState {
   /** A new thread (a process is its first thread). */
   addProc(name: string, group: string, mm: Mm, regions: Map<string, Region>): Proc {
     const p = newProc(name, group, this.nextTid++, mm, regions);
+    if (name !== group) this.threaded = true;
     this.procs.set(name, p);
     return p;
   }
 
   /** A thread of the process (its address space) is alive: the address space lives until its last thread exits. */
   groupAlive(group: string): boolean {
+    // Without threads the group is its process alone: no walk over every thread (the end of a
+    // run exits each process, and this was the square of their number).
+    if (!this.threaded) return this.procs.get(group)?.alive === true;
     for (const q of this.procs.values()) if (q.alive && q.group === group) return true;
     return false;
   }
