@@ -103,6 +103,11 @@ function indexByName(xs: readonly { name: string }[], name: string, hints = proc
   // Where the name was last found, checked first: a process keeps its place in the list (it is
   // only appended to or replaced in place), and every access looks its process up, which was
   // the number of processes each time. A hint from another list or copy is only a first guess.
+  // A few (the explorer's states): the search costs less than the map.
+  if (xs.length <= 8) {
+    for (let j = 0; j < xs.length; j++) if (xs[j]!.name === name) return j;
+    return -1;
+  }
   const h = hints.get(name);
   if (h !== undefined && h < xs.length && xs[h]!.name === name) return h;
   for (let j = 0; j < xs.length; j++) {

@@ -67,9 +67,18 @@ export class IncrementalTables implements MmCounterLog {
   /** Per swap slot: swap PTEs naming it; highest slot named, +1. */
   swap = new Int32Array(0);
   private swapHi = 0;
-  /** Per table: entries not none (as the walk counts them), live-mm visits, and the mm whose visit it is (upper tables). */
-  private cnt = new Int32Array(0);
+  /**
+   * Per table, whatever its level (a table freed and taken again at another level between two
+   * checks is diffed entry by entry all the same): entries with bits (what a PTE table's count
+   * counts), entries naming something (an upper table's), and those or huge PMDs (a PMD table's).
+   */
+  private cntBits = new Int32Array(0);
+  private cntEntry = new Int32Array(0);
+  private cntPmd = new Int32Array(0);
+  /** Per table: live-mm visits as a PTE table (its entries counted while > 0), as an upper table, the level of that visit, and its mm. */
   private reach = new Int32Array(0);
+  private upReach = new Int32Array(0);
+  private upLevel = new Uint8Array(0);
   private upOwner = new Int32Array(0);
   /** Per reached PTE table: anonymous and shmem pages it maps (charged to its owner if it reaches it). */
   private anonT = new Int32Array(0);
@@ -138,8 +147,12 @@ export class IncrementalTables implements MmCounterLog {
     this.se = new Int32Array(n);
     this.sb = new Uint16Array(n);
     const cap = t.capacity;
-    this.cnt = new Int32Array(cap);
+    this.cntBits = new Int32Array(cap);
+    this.cntEntry = new Int32Array(cap);
+    this.cntPmd = new Int32Array(cap);
     this.reach = new Int32Array(cap);
+    this.upReach = new Int32Array(cap);
+    this.upLevel = new Uint8Array(cap);
     this.upOwner = new Int32Array(cap).fill(-1);
     this.anonT = new Int32Array(cap);
     this.shmemT = new Int32Array(cap);
@@ -172,7 +185,7 @@ export class IncrementalTables implements MmCounterLog {
   private apply(k: Kernel): void {
     const t = k.tables;
     this.nextRound();
-    if (this.cnt.length < t.capacity) this.growTables(t.capacity);
+    if (this.reach.length < t.capacity) this.growTables(t.capacity);
     if (this.se.length < t.top * PTRS_PER_TABLE) this.growShadow(t.top * PTRS_PER_TABLE);
     t.takeWritten(this.tableWritten);
     this.walkAffected(k);
@@ -189,13 +202,14 @@ export class IncrementalTables implements MmCounterLog {
     if (lo > hi) return;
     // Entries lo..hi: out with what the shadow holds, in with what the table holds.
     const base = i << TABLE_SHIFT;
-    const pte = t.level[i] === LEVEL_PTE;
-    const counted = pte && this.reach[i]! > 0;
+    const counted = this.reach[i]! > 0;
     const se = this.se, sb = this.sb, e = t.entry, b = t.bits;
     for (let s = base + lo; s <= base + hi; s++) {
       const e0 = se[s]!, b0 = sb[s]!, e1 = e[s]!, b1 = b[s]!;
       if (e0 === e1 && b0 === b1) continue;
-      this.cnt[i]! += (pte ? (b1 !== 0 ? 1 : 0) - (b0 !== 0 ? 1 : 0) : notNone(t.level[i]!, e1, b1) - notNone(t.level[i]!, e0, b0));
+      this.cntBits[i]! += (b1 !== 0 ? 1 : 0) - (b0 !== 0 ? 1 : 0);
+      this.cntEntry[i]! += (e1 !== 0 ? 1 : 0) - (e0 !== 0 ? 1 : 0);
+      this.cntPmd[i]! += (e1 !== 0 || b1 & PMD_LEAF ? 1 : 0) - (e0 !== 0 || b0 & PMD_LEAF ? 1 : 0);
       if (counted) {
         this.pteEntry(i, e0, b0, -1);
         this.pteEntry(i, e1, b1, 1);
@@ -223,7 +237,7 @@ export class IncrementalTables implements MmCounterLog {
     const t = k.tables;
     for (let i = 0; i < this.touched.length; i++) {
       const tb = this.touched[i]!;
-      const b = this.reach[tb]! > 0 && t.filled[tb] !== this.cnt[tb] ? 1 : 0;
+      const b = this.badCount(t, tb) ? 1 : 0;
       this.badTables += b - this.badT[tb]!;
       this.badT[tb] = b;
     }
@@ -237,7 +251,7 @@ export class IncrementalTables implements MmCounterLog {
     if (r === undefined) return;
     this.bad -= r.bad;
     for (const u of r.uppers) {
-      this.reach[u]!--;
+      this.upReach[u]!--;
       this.tablesReached--;
       if (this.upOwner[u] === id) this.upOwner[u] = -1;
       this.touch(u);
@@ -272,12 +286,13 @@ export class IncrementalTables implements MmCounterLog {
   /** The walk's descent through an upper table (every entry not none: the table's count is checked apart). */
   private reachTable(t: TableArena, id: number, r: MmReach, table: number, level: number): void {
     r.uppers.push(table);
-    this.reach[table]!++;
+    this.upReach[table]!++;
+    this.upLevel[table] = level;
     this.tablesReached++;
     this.upOwner[table] = id;
     this.touch(table);
     const tb = table << TABLE_SHIFT;
-    for (let i = 0, left = this.cnt[table]!; i < PTRS_PER_TABLE && left > 0; i++) {
+    for (let i = 0, left = level === LEVEL_PMD ? this.cntPmd[table]! : this.cntEntry[table]!; i < PTRS_PER_TABLE && left > 0; i++) {
       const child = t.entry[tb + i]!;
       if (level === LEVEL_PMD && t.bits[tb + i]! & PMD_LEAF) {
         left--;
@@ -323,6 +338,17 @@ export class IncrementalTables implements MmCounterLog {
     r.anon = anon;
     r.shmem = shmem;
     r.hugetlb = hugetlb;
+  }
+
+  /**
+   * Would a visit of table tb find its count of entries wrong (walkTables' check of a PTE table;
+   * an upper table's count bounds the walk's loop), or is it reached both as a PTE table and as
+   * an upper one?
+   */
+  private badCount(t: TableArena, tb: number): boolean {
+    const filled = t.filled[tb]!;
+    if (this.reach[tb]! > 0 && (filled !== this.cntBits[tb] || this.upReach[tb]! > 0)) return true;
+    return this.upReach[tb]! > 0 && filled !== (this.upLevel[tb] === LEVEL_PMD ? this.cntPmd[tb] : this.cntEntry[tb]);
   }
 
   /** Whether mm id's counters are what its tables count (the full walk's comparisons), kept in badMm. */
@@ -466,8 +492,12 @@ export class IncrementalTables implements MmCounterLog {
   }
 
   private growTables(cap: number): void {
-    this.cnt = growTypedArray(this.cnt, cap);
+    this.cntBits = growTypedArray(this.cntBits, cap);
+    this.cntEntry = growTypedArray(this.cntEntry, cap);
+    this.cntPmd = growTypedArray(this.cntPmd, cap);
     this.reach = growTypedArray(this.reach, cap);
+    this.upReach = growTypedArray(this.upReach, cap);
+    this.upLevel = growTypedArray(this.upLevel, cap);
     const n = this.upOwner.length;
     this.upOwner = growTypedArray(this.upOwner, cap);
     this.upOwner.fill(-1, n);
@@ -501,9 +531,4 @@ export class IncrementalTables implements MmCounterLog {
     this.mStamp[id] = this.round;
     this.affected.push(id);
   }
-}
-
-/** Whether an upper table's entry is one the walk counts: a child table, or at the PMD level a huge PMD. */
-function notNone(level: number, e: number, b: number): number {
-  return e !== 0 || (level === LEVEL_PMD && (b & PMD_LEAF) !== 0) ? 1 : 0;
 }

@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { AccountingChecker } from '../../src/check/accounting.js';
-import { PG_ANON, PG_SHMEM } from '../../src/core/constants.js';
-import { pteSlot } from '../../src/core/walk.js';
+import { LEVEL_PMD, PG_ANON, PG_SHMEM } from '../../src/core/constants.js';
+import { pmdSlotOf, pteSlot } from '../../src/core/walk.js';
 import { runScenario, Runner } from '../../src/engine/run.js';
 import { builtinProfile } from '../../src/profiles/builtin.js';
 import { parseScenario, type Scenario } from '../../src/scenario/index.js';
@@ -94,4 +94,49 @@ test('a process tree corrupted by hand: each incremental check equals the full o
     });
     assert.ok(n > 0);
   }
+});
+
+test('a PTE table freed and taken again as a PMD table between two checks: its entries are counted out', () => {
+  const steps = ['P mmap buf 4 rw private', 'P write buf[0] = 1', 'P fork D1', 'P read buf[0]', 'D1 read buf[1]'];
+  const r0 = parseScenario(['name: t', 'steps: |', ...steps.map((s) => `  ${s}`), ''].join('\n'), 't.scn.yaml');
+  assert.ok(r0.ok);
+  const sc = r0.scenario;
+  const n = verified(() => {
+    const r = new Runner(sc, builtinProfile('v6')!);
+    sc.steps.forEach((s, i) => {
+      r.step(s, i);
+      if (i !== 2) return;
+      // D1 drops its mapping of P's page as a zap would, frees its PTE table, and gets the same
+      // table back as a new PMD table under its PUD: a consistent state, but the table the last
+      // check counted as a PTE table is an upper one now.
+      const k = r.k;
+      const d = r.procs.get('D1')!;
+      const vpn = d.regions.get('buf')!.start;
+      const slot = pteSlot(k, d.mm, vpn);
+      const pfn = k.tables.entry[slot]!;
+      const pte = slot >>> 9;
+      k.tables.setPte(slot, 0, 0);
+      k.tables.addFilled(pte, -1);
+      d.mm.rssAnon--;
+      k.frames.mapcount[pfn]!--;
+      k.putPage(pfn);
+      const pmdSlot = pmdSlotOf(k, d.mm, vpn);
+      k.tables.setPte(pmdSlot, 0, 0);
+      k.tables.addFilled(pmdSlot >>> 9, -1);
+      k.tables.free(pte);
+      d.mm.nrTables--;
+      const again = k.tables.alloc(LEVEL_PMD);
+      assert.equal(again, pte);
+      const pud = k.tables.entry[(d.mm.pgd << 9) | ((vpn >>> 27) & 511)]!;
+      const free = (pud << 9) | (((vpn >>> 18) + 1) & 511);
+      assert.equal(k.tables.entry[free], 0);
+      k.tables.setPte(free, again, 0);
+      k.tables.addFilled(pud, 1);
+      k.tables.setOwner(again, d.mm.id);
+      d.mm.nrTables++;
+    });
+    r.end();
+    assert.deepEqual(r.violations.filter((v) => v.step >= 0), [], 'the state after the change is consistent');
+  });
+  assert.ok(n >= 3);
 });
