@@ -1,8 +1,8 @@
 // The page tables' part of the accounting check (accounting.ts), kept from step to step for a
 // run's steps: what the full check's walk of every live mm's tables counts (each frame's expected
 // mapcount and references from PTEs and huge PMDs, each swap slot's PTEs, each folio's PMDs, each
-// mm's tables and RSS, the tables reachable), updated from the tables written since the last
-// check (TableArena.takeWritten) against a shadow copy of what that check saw.
+// mm's tables and RSS, the tables reachable), updated from what was written to the tables since
+// the last check (TableArena.takeWritten: each entry's value before and after each write).
 //
 // It answers only "the walk would find nothing": every condition under which the full walk
 // reports a problem (a PTE naming a freed frame, a writable PTE of a page that is not
@@ -50,9 +50,6 @@ export class IncrementalTables implements MmCounterLog {
   private k: Kernel | null = null;
   private t: TableArena | null = null;
   private f: FrameTable | null = null;
-  /** The entries and bits as the last check saw them. */
-  private se = new Int32Array(0);
-  private sb = new Uint16Array(0);
   /** Per frame: its flags as the last check saw them. */
   private sFlags = new Uint16Array(0);
   /** Per frame: PTE maps (and 6.15's device-exclusive entries), references, writable PTEs. */
@@ -143,9 +140,6 @@ export class IncrementalTables implements MmCounterLog {
     this.f = k.frames;
     this.devxMapped = exclusiveEntryMapped(k.profile);
     t.startLog();
-    const n = t.top * PTRS_PER_TABLE;
-    this.se = new Int32Array(n);
-    this.sb = new Uint16Array(n);
     const cap = t.capacity;
     this.cntBits = new Int32Array(cap);
     this.cntEntry = new Int32Array(cap);
@@ -175,9 +169,12 @@ export class IncrementalTables implements MmCounterLog {
     this.tablesReached = 0;
     this.bad = this.badTables = this.hugetlbPmds = 0;
     this.round = 1;
-    // Every table's entries as written from nothing; every mm walked.
+    // Every table counted from its entries; every mm walked.
     this.nextRound();
-    for (let i = 1; i < t.top; i++) this.tableWritten(i, 0, PTRS_PER_TABLE - 1);
+    for (let i = 1; i < t.top; i++) {
+      this.tableChanged(i);
+      this.countEntries(t, i);
+    }
     this.walkAffected(k);
   }
 
@@ -186,36 +183,51 @@ export class IncrementalTables implements MmCounterLog {
     const t = k.tables;
     this.nextRound();
     if (this.reach.length < t.capacity) this.growTables(t.capacity);
-    if (this.se.length < t.top * PTRS_PER_TABLE) this.growShadow(t.top * PTRS_PER_TABLE);
-    t.takeWritten(this.tableWritten);
+    t.takeWritten(this.tableChanged, this.slotWritten);
     this.walkAffected(k);
   }
 
-  /** Table i written (entries lo..hi): its reacher and owners are walked again, its entries counted afresh. */
-  private readonly tableWritten = (i: number, lo: number, hi: number): void => {
+  /** Table i's counts of entries, from its entries (reset: nothing counted before). */
+  private countEntries(t: TableArena, i: number): void {
+    const base = i << TABLE_SHIFT;
+    let bits = 0, named = 0, pmd = 0;
+    for (let s = base; s < base + PTRS_PER_TABLE; s++) {
+      const e = t.entry[s]!, b = t.bits[s]!;
+      if (b !== 0) bits++;
+      if (e !== 0) named++;
+      if (e !== 0 || b & PMD_LEAF) pmd++;
+    }
+    this.cntBits[i] = bits;
+    this.cntEntry[i] = named;
+    this.cntPmd[i] = pmd;
+  }
+
+  /** Table i changed (its entries, counts or owner; allocated, freed): its visitor and owners are walked again. */
+  private readonly tableChanged = (i: number): void => {
+    if (this.tStamp[i] === this.round) return;
     const t = this.t!;
     this.touch(i);
     if (this.upOwner[i]! >= 0) this.affect(this.upOwner[i]!);
     if (this.sOwner[i]! >= 0) this.affect(this.sOwner[i]!);
     if (t.owner[i]! >= 0) this.affect(t.owner[i]!);
     this.sOwner[i] = t.owner[i]!;
-    if (lo > hi) return;
-    // Entries lo..hi: out with what the shadow holds, in with what the table holds.
-    const base = i << TABLE_SHIFT;
-    const counted = this.reach[i]! > 0;
-    const se = this.se, sb = this.sb, e = t.entry, b = t.bits;
-    for (let s = base + lo; s <= base + hi; s++) {
-      const e0 = se[s]!, b0 = sb[s]!, e1 = e[s]!, b1 = b[s]!;
-      if (e0 === e1 && b0 === b1) continue;
-      this.cntBits[i]! += (b1 !== 0 ? 1 : 0) - (b0 !== 0 ? 1 : 0);
-      this.cntEntry[i]! += (e1 !== 0 ? 1 : 0) - (e0 !== 0 ? 1 : 0);
-      this.cntPmd[i]! += (e1 !== 0 || b1 & PMD_LEAF ? 1 : 0) - (e0 !== 0 || b0 & PMD_LEAF ? 1 : 0);
-      if (counted) {
-        this.pteEntry(i, e0, b0, -1);
-        this.pteEntry(i, e1, b1, 1);
-      }
-      se[s] = e1;
-      sb[s] = b1;
+  };
+
+  /**
+   * Entry `slot` went from (e0, b0) to (e1, b1): out with the one, in with the other. Each write
+   * of a slot since the last check comes in turn, so they add up to the change from what that
+   * check saw to what the table holds.
+   */
+  private readonly slotWritten = (slot: number, e0: number, b0: number, e1: number, b1: number): void => {
+    const i = slot >>> TABLE_SHIFT;
+    this.tableChanged(i);
+    if (e0 === e1 && b0 === b1) return;
+    this.cntBits[i]! += (b1 !== 0 ? 1 : 0) - (b0 !== 0 ? 1 : 0);
+    this.cntEntry[i]! += (e1 !== 0 ? 1 : 0) - (e0 !== 0 ? 1 : 0);
+    this.cntPmd[i]! += (e1 !== 0 || b1 & PMD_LEAF ? 1 : 0) - (e0 !== 0 || b0 & PMD_LEAF ? 1 : 0);
+    if (this.reach[i]! > 0) {
+      this.pteEntry(i, e0, b0, -1);
+      this.pteEntry(i, e1, b1, 1);
     }
   };
 
@@ -362,16 +374,15 @@ export class IncrementalTables implements MmCounterLog {
     this.badMm[id] = b;
   }
 
-  /** Every entry of PTE table p, in (sign 1, as the table holds them) or out (-1, as the shadow holds them). */
+  /**
+   * Every entry of PTE table p, in (1) or out (-1), as the table holds them: the writes since the
+   * last check were taken first (slotWritten), so what is counted of a reached table is always
+   * what it holds.
+   */
   private tableEntries(p: number, sign: number): void {
     const base = p << TABLE_SHIFT;
-    const se = this.se, sb = this.sb;
-    if (sign > 0) {
-      // The shadow holds the table as it is once its writes are taken (tableWritten ran first).
-      for (let s = base; s < base + PTRS_PER_TABLE; s++) if (sb[s] !== 0) this.pteEntry(p, se[s]!, sb[s]!, 1);
-    } else {
-      for (let s = base; s < base + PTRS_PER_TABLE; s++) if (sb[s] !== 0) this.pteEntry(p, se[s]!, sb[s]!, -1);
-    }
+    const e = this.t!.entry, b = this.t!.bits;
+    for (let s = base; s < base + PTRS_PER_TABLE; s++) if (b[s] !== 0) this.pteEntry(p, e[s]!, b[s]!, sign);
   }
 
   /** One entry of reached PTE table p, counted in (1) or out (-1): walkTables' first visit. */
@@ -507,12 +518,6 @@ export class IncrementalTables implements MmCounterLog {
     this.shmemT = growTypedArray(this.shmemT, cap);
     this.badT = growTypedArray(this.badT, cap);
     this.tStamp = growTypedArray(this.tStamp, cap);
-  }
-
-  private growShadow(n: number): void {
-    const cap = Math.max(n, this.se.length * 2);
-    this.se = growTypedArray(this.se, cap);
-    this.sb = growTypedArray(this.sb, cap);
   }
 
   private nextRound(): void {

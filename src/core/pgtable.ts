@@ -7,6 +7,9 @@ import { growTypedArray } from './frames.js';
 
 const INITIAL_TABLES = 64;
 
+/** The longest log of writes kept for the accounting check (numbers): past it the check starts over. */
+const MAX_LOG = 1 << 24;
+
 /**
  * A table array as the model outside this file sees it: read only. Writes go through
  * TableArena's setters, which note the table written, so that a copy into a copy of the same
@@ -56,17 +59,18 @@ export class TableArena {
   /** The same array as owner, written here only. */
   private ow: Int32Array;
   /**
-   * The tables written since the accounting check last took them (takeWritten), when it keeps
-   * its counts from step to step (src/check/incremental.ts): per table the stamp of the round it
-   * was noted in, the lowest and highest slot written (lo > hi: only its counts or its owner), and
-   * the list. Off (logged false) but where that check asked for it: the explorer's copies log nothing.
+   * What changed since the accounting check last took it (takeWritten), when that check keeps
+   * its counts from step to step (src/check/incremental.ts): each entry written (slot, entry and
+   * bits before, after: five numbers), and the tables whose counts or owner changed or that were
+   * allocated or freed (a stamp per table: listed once a round). Off (logged false) but where
+   * that check asked for it: the explorer's copies log nothing.
    */
   logged = false;
-  /** The log no longer says what changed (a copy was made into this arena): the check starts over. */
+  /** The log no longer says what changed (a copy was made into this arena, or it grew too long): the check starts over. */
   logLost = false;
+  private writes = new Int32Array(0);
+  private nWrites = 0;
   private wStamp = new Int32Array(0);
-  private wLo = new Int32Array(0);
-  private wHi = new Int32Array(0);
   private wList = new Int32Array(0);
   private nW = 0;
   private wRound = 1;
@@ -174,18 +178,21 @@ export class TableArena {
 
   /** Entry `slot` (table << TABLE_SHIFT | index) names `v`: a child table, a pfn or a swap slot. */
   setEntry(slot: number, v: number): void {
+    if (this.logged) this.logWrite(slot, v, this.b[slot]!);
     this.e[slot] = v;
     this.note(slot);
   }
 
   /** Entry `slot`'s bits are `v`. */
   setBits(slot: number, v: number): void {
+    if (this.logged) this.logWrite(slot, this.e[slot]!, v);
     this.b[slot] = v;
     this.note(slot);
   }
 
   /** Entry `slot` names `entry` with bits `bits` (0 and 0: none). */
   setPte(slot: number, entry: number, bits: number): void {
+    if (this.logged) this.logWrite(slot, entry, bits);
     this.e[slot] = entry;
     this.b[slot] = bits;
     this.note(slot);
@@ -209,7 +216,6 @@ export class TableArena {
   private note(slot: number): void {
     this.version++;
     const t = slot >>> TABLE_SHIFT;
-    if (this.logged) this.logSlot(t, slot);
     if (this.stamp[t] !== this.gen) {
       this.stamp[t] = this.gen;
       this.dirty[this.nDirty++] = t;
@@ -219,45 +225,48 @@ export class TableArena {
     else if (slot > this.hi[t]!) this.hi[t] = slot;
   }
 
-  /** Start logging the tables written (or restart: everything before is forgotten); takeWritten reads the log. */
+  /** Start logging what changes (or restart: everything before is forgotten); takeWritten reads the log. */
   startLog(): void {
     this.logged = true;
     this.logLost = false;
     this.growLog(this.capacity);
     this.nW = 0;
+    this.nWrites = 0;
     this.nextRound();
   }
 
-  /** Table t's counts, owner, or whole self (alloc, free) changed: noted with no slot. */
+  /** Table t's counts or owner changed, or it was allocated or freed. */
   private logTable(t: number): void {
     if (this.wStamp[t] !== this.wRound) {
       this.wStamp[t] = this.wRound;
       this.wList[this.nW++] = t;
-      this.wLo[t] = PTRS_PER_TABLE;
-      this.wHi[t] = -1;
     }
   }
 
-  /** Slot `slot` of table t was written. */
-  private logSlot(t: number, slot: number): void {
-    const i = slot & (PTRS_PER_TABLE - 1);
-    if (this.wStamp[t] !== this.wRound) {
-      this.wStamp[t] = this.wRound;
-      this.wList[this.nW++] = t;
-      this.wLo[t] = i;
-      this.wHi[t] = i;
-      return;
+  /** Entry `slot` is about to become (entry, bits). */
+  private logWrite(slot: number, entry: number, bits: number): void {
+    let w = this.writes;
+    const n = this.nWrites;
+    if (n + 5 > w.length) {
+      // A log nobody takes stops growing: the check that takes it next starts over.
+      if (w.length >= MAX_LOG) {
+        this.logged = false;
+        this.logLost = true;
+        return;
+      }
+      this.writes = w = growTypedArray(w, Math.max(1024, w.length * 2));
     }
-    // Both: a table noted with no slot has lo > hi.
-    if (i < this.wLo[t]!) this.wLo[t] = i;
-    if (i > this.wHi[t]!) this.wHi[t] = i;
+    w[n] = slot;
+    w[n + 1] = this.e[slot]!;
+    w[n + 2] = this.b[slot]!;
+    w[n + 3] = entry;
+    w[n + 4] = bits;
+    this.nWrites = n + 5;
   }
 
   private growLog(cap: number): void {
     if (this.wStamp.length >= cap) return;
     this.wStamp = growTypedArray(this.wStamp, cap);
-    this.wLo = growTypedArray(this.wLo, cap);
-    this.wHi = growTypedArray(this.wHi, cap);
     this.wList = growTypedArray(this.wList, cap);
   }
 
@@ -269,16 +278,17 @@ export class TableArena {
   }
 
   /**
-   * The tables logged since the last call: fn(table, lowest, highest index written) for each
-   * (lowest > highest: no entry written), then the log starts over. The caller reads the arena
-   * meanwhile, and writes nothing.
+   * What was logged since the last call: table(t) for each table whose counts or owner changed
+   * (or was allocated or freed), then write(slot, entry and bits before, after) for each entry
+   * written, in order; then the log starts over. The caller reads the arena meanwhile, and
+   * writes nothing.
    */
-  takeWritten(fn: (t: number, lo: number, hi: number) => void): void {
-    for (let i = 0, n = this.nW; i < n; i++) {
-      const t = this.wList[i]!;
-      fn(t, this.wLo[t]!, this.wHi[t]!);
-    }
+  takeWritten(table: (t: number) => void, write: (slot: number, e0: number, b0: number, e1: number, b1: number) => void): void {
+    for (let i = 0, n = this.nW; i < n; i++) table(this.wList[i]!);
+    const w = this.writes;
+    for (let i = 0, n = this.nWrites; i < n; i += 5) write(w[i]!, w[i + 1]!, w[i + 2]!, w[i + 3]!, w[i + 4]!);
     this.nW = 0;
+    this.nWrites = 0;
     this.nextRound();
   }
 
