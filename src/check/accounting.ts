@@ -1,6 +1,8 @@
-// The accounting invariants, recomputed from scratch after every step: refcount and mapcount equal
-// what maps and holds each frame; RSS and page-table counts equal what the tables hold; no freed
-// frame is still referenced; a writable PTE of a COW mapping maps an exclusive page (5.19+).
+// The accounting invariants, checked after every step: refcount and mapcount equal what maps and
+// holds each frame; RSS and page-table counts equal what the tables hold; no freed frame is still
+// referenced; a writable PTE of a COW mapping maps an exclusive page (5.19+). The explorer's check
+// walks every live mm's tables; a run's keeps what the walk counts from step to step
+// (incremental.ts) and walks only when that says the walk may find something.
 
 import {
   HPAGE_PMD_NR, isCowMapping, LEVEL_PMD, LEVEL_PTE, PG_HUGETLB, PG_LARGE, PMD_LEAF, PG_ANON, PG_ANON_EXCLUSIVE, PG_INUSE, PG_SHMEM, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_DEVICE_EXCLUSIVE,
