@@ -99,32 +99,14 @@ interface IdealHandle {
 
 
 /** Where the element named `name` is in `xs` (processes, handles: few, looked up along the array), -1 if nowhere. */
-function indexByName(xs: readonly { name: string }[], name: string, hints = procHints): number {
-  // Where the name was last found, checked first: a process keeps its place in the list (it is
-  // only appended to or replaced in place), and every access looks its process up, which was
-  // the number of processes each time. A hint from another list or copy is only a first guess.
-  // A few (the explorer's states): the search costs less than the map.
-  if (xs.length <= 8) {
-    for (let j = 0; j < xs.length; j++) if (xs[j]!.name === name) return j;
-    return -1;
-  }
-  const h = hints.get(name);
-  if (h !== undefined && h < xs.length && xs[h]!.name === name) return h;
-  for (let j = 0; j < xs.length; j++) {
-    if (xs[j]!.name === name) {
-      hints.set(name, j);
-      return j;
-    }
-  }
+function indexByName(xs: readonly { name: string }[], name: string): number {
+  for (let j = 0; j < xs.length; j++) if (xs[j]!.name === name) return j;
   return -1;
 }
-/** indexByName's last place of each process's name, and of each handle's. */
-const procHints = new Map<string, number>();
-const handleHints = new Map<string, number>();
 
 /** The element named `name` in `xs`, to read. */
-function byName<T extends { name: string }>(xs: readonly T[], name: string, hints = procHints): T | undefined {
-  const j = indexByName(xs, name, hints);
+function byName<T extends { name: string }>(xs: readonly T[], name: string): T | undefined {
+  const j = indexByName(xs, name);
   return j < 0 ? undefined : xs[j];
 }
 
@@ -132,8 +114,14 @@ function byName<T extends { name: string }>(xs: readonly T[], name: string, hint
 const copyIdealMemory = classCopier<IdealMemory>();
 
 export class IdealMemory {
-  /** The processes (few: looked up by name along the array, copied by slice()). */
+  /** The processes (looked up by name along the array while few, else in procIndex; copied by slice()). */
   private procs: IdealProc[] = [];
+  /**
+   * Each process's place in `procs`, once the list is long (a run of many processes: every
+   * access looks its process up); null: not made yet, or a copy's (clone() drops it: a copy's
+   * list grows on its own). A process keeps its place (the list is appended to or replaced in place).
+   */
+  private procIndex: Map<string, number> | null = null;
   /**
    * The value of each cell. A plain array of small integers: a state has a few cells, and copying
    * a short array is much cheaper than making a typed array (a buffer of its own) per copy.
@@ -171,16 +159,42 @@ export class IdealMemory {
     const c = copyIdealMemory(dst !== undefined && dst !== this ? dst : (Object.create(IdealMemory.prototype) as IdealMemory), this);
     c.shared = S_ALL;
     this.shared = S_ALL;
+    c.procIndex = null;
     // Neither may change a process or handle in place any more: they are shared one by one.
     c.gen = ++generations;
     this.gen = ++generations;
     return c;
   }
 
+  /** The place of the process named `name` in `procs`, or -1. */
+  private procIndexOf(name: string): number {
+    const xs = this.procs;
+    // A few (the explorer's states): the search costs less than a map.
+    if (xs.length <= 8) return indexByName(xs, name);
+    let m = this.procIndex;
+    if (m === null) {
+      this.procIndex = m = new Map<string, number>();
+      for (let j = 0; j < xs.length; j++) m.set(xs[j]!.name, j);
+    }
+    return m.get(name) ?? -1;
+  }
+
+  /** The process named `name`, or undefined. */
+  private procOf(name: string): IdealProc | undefined {
+    const j = this.procIndexOf(name);
+    return j < 0 ? undefined : this.procs[j];
+  }
+
+  /** A new process at the end of `procs` (its map made its own first: own(S_PROCS)). */
+  private pushProc(p: IdealProc): void {
+    const j = this.procs.push(p) - 1;
+    if (this.procIndex !== null) this.procIndex.set(p.name, j);
+  }
+
   /** A process, to change: the map of processes made this copy's own, and the process copied if another copy may see it. */
   private procMut(proc: string): IdealProc | undefined {
     this.own(S_PROCS);
-    const j = indexByName(this.procs, proc);
+    const j = this.procIndexOf(proc);
     if (j < 0) return undefined;
     const p = this.procs[j]!;
     if (p.gen === this.gen) return p;
@@ -194,7 +208,7 @@ export class IdealMemory {
 
   /** A handle, to change (by name). */
   private handleMut(name: string): IdealHandle | undefined {
-    const j = indexByName(this.handles, name, handleHints);
+    const j = indexByName(this.handles, name);
     return j < 0 ? undefined : this.handleMutAt(j);
   }
 
@@ -242,7 +256,7 @@ export class IdealMemory {
 
   /** A handle's ideal state (for canonical state keys). */
   handleState(name: string): { bound: boolean[]; values: number[]; own: Int32Array; seen: number[][]; origin: readonly number[] } | null {
-    const h = byName(this.handles, name, handleHints);
+    const h = byName(this.handles, name);
     if (!h) return null;
     const values = [...h.origin].map((c) => (c >= 0 ? this.cellValue[c]! : -1));
     // `own`: the value each page holds for the handle (the same as `values`; kept for callers).
@@ -254,7 +268,7 @@ export class IdealMemory {
    * cell, flags and whether it is shared (1/0) to out[0..3]; false when the page has no cell slot.
    */
   cellInto(proc: string, vpn: number, out: Int32Array): boolean {
-    const p = byName(this.procs, proc);
+    const p = this.procOf(proc);
     if (!p || !p.alive) return false;
     for (const seg of p.segs) {
       if (vpn < seg.start || vpn >= seg.start + seg.n) continue;
@@ -281,7 +295,7 @@ export class IdealMemory {
 
   /** A handle's ideal state as kept (canonical keys; read only): per page, bound, origin cell and the values seen. */
   handleView(name: string): { readonly bound: readonly boolean[]; readonly origin: readonly number[]; readonly seen: readonly ReadonlySet<number>[] } | undefined {
-    return byName(this.handles, name, handleHints);
+    return byName(this.handles, name);
   }
 
   /** The value a cell holds now. */
@@ -332,7 +346,7 @@ export class IdealMemory {
 
   /** The segment holding this page of the process, null if none (find() without an object per call: the page is vpn - start). */
   private segOf(proc: string, vpn: number): Segment | null {
-    const p = byName(this.procs, proc);
+    const p = this.procOf(proc);
     if (!p || !p.alive) return null;
     for (const seg of p.segs) {
       if (vpn >= seg.start && vpn < seg.start + seg.n) return seg;
@@ -341,7 +355,7 @@ export class IdealMemory {
   }
 
   private forRange(proc: string, lo: number, hi: number, fn: (seg: Segment, i: number) => void): void {
-    const p = byName(this.procs, proc);
+    const p = this.procOf(proc);
     if (!p || !p.alive) return;
     for (const seg of p.segs) {
       const a = Math.max(lo, seg.start);
@@ -353,7 +367,7 @@ export class IdealMemory {
   mmap(proc: string, start: number, n: number, prot: 'rw' | 'ro' | 'none', shared: boolean): void {
     this.own(S_PROCS | S_SHARED_USERS);
     let p = this.procMut(proc);
-    if (!p) this.procs.push((p = { name: proc, alive: true, segs: [], gen: this.gen }));
+    if (!p) this.pushProc((p = { name: proc, alive: true, segs: [], gen: this.gen }));
     const cells = filled(n, 0);
     const flags = filled(n, protBits(prot));
     if (shared) {
@@ -374,7 +388,7 @@ export class IdealMemory {
     this.procMut(proc);
     this.unbind(proc, lo, hi);
     // forRange()'s walk, without a closure per call: every exit unmaps everything.
-    const p = byName(this.procs, proc);
+    const p = this.procOf(proc);
     if (!p || !p.alive) return;
     for (const seg of p.segs) {
       const b = Math.min(hi, seg.start + seg.n) - seg.start;
@@ -412,7 +426,7 @@ export class IdealMemory {
     this.procMut(proc);
     if (advice === 'dontneed') this.unbind(proc, lo, hi);
     // forRange()'s walk, without a closure per call (madvise is a frequent explorer step).
-    const p = byName(this.procs, proc);
+    const p = this.procOf(proc);
     if (!p || !p.alive) return true;
     for (const seg of p.segs) {
       const b = Math.min(hi, seg.start + seg.n) - seg.start;
@@ -436,7 +450,7 @@ export class IdealMemory {
 
   /** Does the process map a page of [lo, hi) from a shared mapping? */
   private mapsShared(proc: string, lo: number, hi: number): boolean {
-    const p = byName(this.procs, proc);
+    const p = this.procOf(proc);
     if (!p || !p.alive) return false;
     for (const seg of p.segs) {
       if (!seg.shared) continue;
@@ -490,7 +504,7 @@ export class IdealMemory {
 
   fork(parent: string, child: string): void {
     this.own(S_PROCS | S_SHARED_USERS | S_MAYBE | S_UFFD);
-    const p = byName(this.procs, parent)!;
+    const p = this.procOf(parent)!;
     const c: IdealProc = { name: child, alive: true, segs: [], gen: this.gen };
     for (const seg of p.segs) {
       const cells = filled(seg.n, -1);
@@ -520,8 +534,8 @@ export class IdealMemory {
       for (let i = 0; i < seg.n; i++) if (!inherit || (!seg.shared && seg.flags[i]! & P_WIPEONFORK)) flags[i] = flags[i]! & ~P_UFFD_WP;
       c.segs.push(new Segment(seg.start, seg.n, seg.shared, cells, flags));
     }
-    const j = indexByName(this.procs, child);
-    if (j < 0) this.procs.push(c);
+    const j = this.procIndexOf(child);
+    if (j < 0) this.pushProc(c);
     else this.procs[j] = c;
     if (this.uffdForkEvent.has(parent)) this.uffdForkEvent.add(child);
   }
@@ -558,7 +572,7 @@ export class IdealMemory {
   }
 
   exit(proc: string): void {
-    if (indexByName(this.procs, proc) < 0) return;
+    if (this.procIndexOf(proc) < 0) return;
     this.munmap(proc, 0, 2 ** 36);
     this.procMut(proc)!.alive = false;
   }
@@ -647,7 +661,7 @@ export class IdealMemory {
     }
     const h: IdealHandle = { name, holder, longterm, at, origin: filled(n, -1), bound, seen, written: NOTHING, gen: this.gen };
     // A handle taken again under its name keeps its place (as in a Map).
-    const j = indexByName(this.handles, name, handleHints);
+    const j = indexByName(this.handles, name);
     if (j >= 0) {
       this.own(S_HANDLES);
       this.handles[j] = h;
@@ -675,7 +689,7 @@ export class IdealMemory {
   }
 
   releaseHandle(name: string): void {
-    const j = indexByName(this.handles, name, handleHints);
+    const j = indexByName(this.handles, name);
     if (j < 0) return;
     this.own(S_HANDLES);
     this.handles.splice(j, 1);
@@ -707,7 +721,7 @@ export class IdealMemory {
 
   /** Is page `i` of this handle a longterm pin still bound to its origin? */
   isBound(name: string, i: number): boolean {
-    return byName(this.handles, name, handleHints)?.bound[i] ?? false;
+    return byName(this.handles, name)?.bound[i] ?? false;
   }
 
   /**
@@ -723,7 +737,7 @@ export class IdealMemory {
 
   /** A read through a handle (device read, pipe drain, driver read) observed `value` on behalf of `observer`. */
   checkHandleRead(name: string, i: number, value: number, observer: string): ReadCheck {
-    const h = byName(this.handles, name, handleHints)!;
+    const h = byName(this.handles, name)!;
     let allowed: number[];
     if (h.longterm) {
       allowed = [this.cellValue[h.origin[i]!]!, ...(this.maybe.get(h.origin[i]!) ?? [])];
@@ -747,7 +761,7 @@ export class IdealMemory {
       return;
     }
     // Short-term: the origin may or may not see it; the handle itself does.
-    if (!h.seen[i]!.has(value)) this.see(indexByName(this.handles, name, handleHints), i, value);
+    if (!h.seen[i]!.has(value)) this.see(indexByName(this.handles, name), i, value);
     if (cell >= 0) {
       this.own(S_MAYBE);
       this.maybe.set(cell, new Set(this.maybe.get(cell)).add(value));

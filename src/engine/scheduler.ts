@@ -83,6 +83,8 @@ export function advance(s: RunState, procName: string, toEnd: boolean): void {
 
 /** A write by `group` at vpn while that process is being forked: the child may or may not see it. */
 export function raceWithFork(s: RunState, group: string, vpn: number, value: number): void {
+  // No fork in progress (the most often): no walk over every thread per write.
+  if (s.forking.size === 0) return;
   for (const q of s.procs.values()) {
     if (q.group === group && q.task?.kind === 'fork' && s.forking.has(q.name)) {
       s.ideal.addMaybe((q.taskStep as { child: string }).child, vpn, value);
