@@ -176,10 +176,11 @@ interface WalkedVma {
 /**
  * rmap_walk_anon()'s order over an anonymous folio's mappings: anon_vma_interval_tree_foreach()
  * visits the anon_vma's VMAs in the interval tree's order, by vm_pgoff (vma_start_pgoff) ascending,
- * not by address (mremap keeps a moved range's vm_pgoff); ties (the same vm_pgoff in a parent and
- * its forked child) in the order they entered the tree (an equal key goes right), the parent's
- * first as anon_vma_clone() at fork inserts the child's later: here, the mms' order. Every VMA
- * with an anon_vma, in every live mm: those the folio's anon_vma does not link map none of it.
+ * not by address (mremap keeps a moved range's vm_pgoff); ties in the order they last entered the
+ * tree (an equal key goes right): Vma.anonSeq, set at anon_vma_prepare, fork, split, merge and
+ * mremap's copy (a child's VMA after its parent's; a VMA whose bounds changed after its ties).
+ * Every VMA with an anon_vma, in every live mm: those the folio's anon_vma does not link map
+ * none of it, so their place does not count.
  */
 function anonWalkOrder(k: Kernel): WalkedVma[] {
   const out: WalkedVma[] = [];
@@ -187,8 +188,12 @@ function anonWalkOrder(k: Kernel): WalkedVma[] {
     if (!mm.alive) continue;
     for (const vma of mm.vmas) if (vma.anonVma) out.push({ mm, vma });
   }
-  // Array.prototype.sort is stable: ties keep the mms' order.
-  return out.sort((a, b) => a.vma.start + a.vma.pgoffShift - (b.vma.start + b.vma.pgoffShift));
+  return out.sort(byTreeOrder);
+}
+
+/** The anon_vma interval tree's order: vm_pgoff of the start, then the insertion order. */
+function byTreeOrder(a: WalkedVma, b: WalkedVma): number {
+  return a.vma.start + a.vma.pgoffShift - (b.vma.start + b.vma.pgoffShift) || a.vma.anonSeq - b.vma.anonSeq;
 }
 
 /**

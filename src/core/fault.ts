@@ -213,7 +213,7 @@ export function doAnonymousPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: 
     k.emit('oom', mm.id, vpn, -1, -1, 'no free frame for an anonymous page (config.frames)');
     return OOM;
   }
-  anonVmaPrepare(mm, vma);
+  anonVmaPrepare(k, mm, vma);
   k.frames.mapcount[pfn] = 1;
   mm.rssAnon++;
   setPte(k, slot, pfn, vma.flags & VM_WRITE ? newPageBits(vma) : vmPageProtBits(vma));
@@ -505,7 +505,7 @@ function wpPageCopyInstall(
     return false;
   }
   const fromZero = (bits & PTE_SPECIAL) !== 0;
-  anonVmaPrepare(mm, vma);
+  anonVmaPrepare(k, mm, vma);
   f.mapcount[n] = 1;
   const keep = bits & (PTE_SOFT_DIRTY | PTE_UFFD_WP);
   // wp_page_copy() (mm/memory.c, 6.18; the same in 5.19 and 6.1): the copy's PTE is built from

@@ -21,7 +21,7 @@ import {
   PTE_MARKER, VM_HUGETLB, VM_UFFD_WP,
 } from './constants.js';
 import type { Kernel, TaskState } from './kernel.js';
-import { newAnonId, type Mm, type Vma } from './mm.js';
+import { anonVmaTreeInsert, newAnonId, type Mm, type Vma } from './mm.js';
 import { pmdLeafSlot, pteSlot, pteSlotAlloc, pteTableAlloc, pteTableOf, tableDepthOf, tablesAllocTo } from './walk.js';
 import { copyHugePmd, HUGE_PMD_SHARED, splitAllHugePmds } from './huge.js';
 import { copyHugetlbPageRange, hugetlbDupVmaPrivate } from './hugetlb.js';
@@ -106,6 +106,9 @@ export function forkBegin(k: Kernel, t: ForkTask, cowpt: boolean, stepped = fals
       tmp.uncowedParents = false;
       continue;
     }
+    // anon_vma_fork() -> anon_vma_clone(): the child's VMA enters the parent's anon_vma trees
+    // (and its own) now, after every VMA there, the parent's among them.
+    anonVmaTreeInsert(k, tmp);
     // vma_needs_copy(): only mappings with an anon_vma have PTEs worth copying; from 5.19 also a
     // child mapping registered for uffd-wp (c56d1b62cce8: its PTEs hold the protection).
     if (!vma.anonVma && !(k.profile.uffdWpShmem && tmp.flags & VM_UFFD_WP)) continue;

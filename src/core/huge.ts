@@ -79,7 +79,7 @@ function allocAnonThp(k: Kernel, mm: Mm, vma: Vma): number {
   if (head < 0) return -1;
   if (k.profile.anonExclusive) k.frames.flags[head]! |= PG_ANON_EXCLUSIVE;
   k.frames.addNewRmapPmd(head, mm.id);
-  anonVmaPrepare(mm, vma);
+  anonVmaPrepare(k, mm, vma);
   mm.rssAnon += HPAGE_PMD_NR;
   return head;
 }

@@ -202,7 +202,7 @@ function hugetlbNoPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, s: number, writ
     k.emit('oom', mm.id, vpn, -1, -1, 'hugetlb_no_page: no free huge page in the pool (config.hugepages) and no reservation: SIGBUS, the process is killed');
     return SIGBUS;
   }
-  anonVmaPrepare(mm, vma);
+  anonVmaPrepare(k, mm, vma);
   setHugePte(k, mm, s, head, newHugePteBits(vma, write));
   if (k.tracing) k.emit('anon-fault', mm.id, vpn, head, -1, `hugetlb_no_page: ${write ? 'write' : 'read'} fault on an untouched hugetlb page: zeroed 2 MiB huge page ${head} from the pool${vma.hugetlb?.owner ? ' (the mmap\'s reservation)' : ''}${write ? '' : ', mapped read-only'}`);
   return OK;
@@ -252,7 +252,7 @@ function hugetlbWp(k: Kernel, mm: Mm, vma: Vma, vpn: number, s: number, unshare:
     // dirty (a write fault's VMA is writable); an unshare's read-only and clean (huge_pte_wrprotect,
     // no pte_mkdirty), as wp_page_copy's unshare copy.
     t.setBits(s, PMD_LEAF | newHugePteBits(vma, !unshare));
-    anonVmaPrepare(mm, vma);
+    anonVmaPrepare(k, mm, vma);
     // hugetlb_remove_rmap() + folio_put() of the old page.
     f.entireMapcount[head >>> 9]!--;
     k.putPage(head);

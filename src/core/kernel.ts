@@ -118,6 +118,8 @@ export class Kernel {
   mmCounterLog: MmCounterLog | null = null;
   /** mm slots ksmd's list has had (the next registered mm gets this + 1). */
   ksmSlots = 0;
+  /** anon_vma interval-tree insertions so far (AnonVmaClock: each VMA's anonSeq orders its ties). */
+  anonVmaSeq = 0;
   shm: ShmemObject[] = [];
   handles: Handle[] = [];
   swap = new SwapDevice();

@@ -58,6 +58,11 @@ export class Vma {
    * a range mremap moved keeps its old pgoff, so it merges only with what lines up with it.
    */
   pgoffShift = 0;
+  /**
+   * When it last entered its anon_vmas' interval trees (the Kernel's anonVmaSeq then; 0: never):
+   * an equal vm_pgoff goes right there, so rmap_walk_anon() visits ties in this order.
+   */
+  anonSeq = 0;
   /** VM_HUGETLB mappings only: the reservation state (hugetlb.ts), else null. */
   hugetlb: HugetlbResv | null = null;
 
@@ -76,12 +81,27 @@ export class Vma {
     v.anonId = this.anonId;
     v.uncowedParents = this.uncowedParents;
     v.pgoffShift = this.pgoffShift;
+    v.anonSeq = this.anonSeq;
     v.hugetlb = this.hugetlb === null ? null : { ...this.hugetlb, consumed: this.hugetlb.consumed.slice() };
     return v;
   }
 }
 
 let nextAnonId = 1;
+
+/** What counts the anon_vma interval trees' insertions: the Kernel (mm.ts does not import it). */
+export interface AnonVmaClock {
+  anonVmaSeq: number;
+}
+
+/**
+ * anon_vma_interval_tree_insert() of every anon_vma_chain of vma (anon_vma_chain_link() at
+ * anon_vma_prepare/clone/fork, anon_vma_interval_tree_post_update_vma() after its bounds
+ * changed): it goes after every VMA already in those trees with its vm_pgoff.
+ */
+export function anonVmaTreeInsert(k: AnonVmaClock, vma: Vma): void {
+  if (vma.anonVma) vma.anonSeq = ++k.anonVmaSeq;
+}
 
 export function newAnonId(): number {
   return nextAnonId++;
@@ -91,9 +111,10 @@ export function newAnonId(): number {
  * anon_vma_prepare(): give a private mapping an anon_vma, reusing a neighbour's when the two
  * could merge (find_mergeable_anon_vma), as Linux does.
  */
-export function anonVmaPrepare(mm: Mm, vma: Vma): void {
+export function anonVmaPrepare(k: AnonVmaClock, mm: Mm, vma: Vma): void {
   if (vma.anonVma) return;
   vma.anonVma = true;
+  anonVmaTreeInsert(k, vma); // __anon_vma_prepare() -> anon_vma_chain_link()
   const i = mm.vmas.indexOf(vma);
   for (const n of [mm.vmas[i - 1], mm.vmas[i + 1]]) {
     if (n && n.anonVma && !n.uncowedParents && n.flags === vma.flags && n.shm === null && vma.shm === null && (n.end === vma.start || vma.end === n.start)) {
@@ -229,7 +250,7 @@ export class Mm {
    * vma_merge(): join neighbouring mappings that have the same flags, are private anonymous
    * (or the same shmem object at contiguous offsets) and compatible anon_vmas.
    */
-  mergeVmas(): void {
+  mergeVmas(k: AnonVmaClock): void {
     for (let i = 0; i + 1 < this.vmas.length; ) {
       const a = this.vmas[i]!;
       const b = this.vmas[i + 1]!;
@@ -239,6 +260,9 @@ export class Mm {
           a.anonVma = true;
           a.anonId = b.anonId;
         }
+        // vma_merge() -> __vma_adjust() (5.x) / vma_expand(), vma_complete() (6.x): the VMA that
+        // stays is re-inserted with its new bounds (an importer without anon_vma: anon_vma_clone()).
+        anonVmaTreeInsert(k, a);
         if (b.shm) b.shm.users--;
         this.vmas.splice(i + 1, 1);
         continue;
@@ -270,7 +294,7 @@ export class Mm {
    * array returned is reused by the next call (one per transition otherwise): the callers walk it
    * at once, and nothing they call splits VMAs.
    */
-  splitRange(start: number, end: number, changes: ((v: Vma) => boolean) | null = null): readonly Vma[] {
+  splitRange(k: AnonVmaClock, start: number, end: number, changes: ((v: Vma) => boolean) | null = null): readonly Vma[] {
     const out = splitOut;
     // Written by index and cut to length at the end (`length = 0` would give up its storage).
     let count = 0;
@@ -279,23 +303,30 @@ export class Mm {
       if (v.end <= start || v.start >= end) continue;
       if (changes !== null && !changes(v)) continue;
       if (v.start < start) {
-        this.splitAt(i, start);
+        this.splitAt(k, i, start);
         continue; // the right part is visited next
       }
-      if (v.end > end) this.splitAt(i, end);
+      if (v.end > end) this.splitAt(k, i, end);
       out[count++] = v;
     }
     out.length = count;
     return out;
   }
 
-  /** __split_vma(): VMA i ends at `at`; a new VMA (same flags, anon_vma, object) starts there. */
-  private splitAt(i: number, at: number): void {
+  /**
+   * __split_vma(): VMA i ends at `at`; a new VMA (same flags, anon_vma, object) starts there.
+   * Both parts enter the anon_vma trees again, after their ties: the new one (the upper part here;
+   * the kernel's new_below callers make it the lower one, and the two never share a vm_pgoff, so
+   * only their place after the others counts), then the old one.
+   */
+  private splitAt(k: AnonVmaClock, i: number, at: number): void {
     const v = this.vmas[i]!;
     const right = v.clone(v.shm);
     right.start = at;
     right.shmOffset = v.shmOffset + (at - v.start);
+    anonVmaTreeInsert(k, right); // anon_vma_clone(new, vma)
     v.end = at;
+    anonVmaTreeInsert(k, v); // vma_adjust() / vma_prepare(), vma_complete(): the old one re-inserted
     if (v.shm) v.shm.users++;
     this.vmas.splice(i + 1, 0, right);
   }

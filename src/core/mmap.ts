@@ -55,7 +55,7 @@ export function doMmap(k: Kernel, mm: Mm, pages: number, prot: ProtName, shared:
   const vma = new Vma(start, start + pages, flags, false, shared ? k.newShmem(pages) : null, 0);
   if (vma.shm) vma.shm.users = 1;
   mm.insertVma(vma);
-  mm.mergeVmas();
+  mm.mergeVmas(k);
   const merged = mm.findVma(start)!;
   let populated = 0;
   if (populate && prot !== 'none') populated = populateRange(k, mm, merged, start, start + pages);
@@ -143,7 +143,7 @@ export function doMprotect(k: Kernel, mm: Mm, lo: number, hi: number, prot: Prot
   // mprotect_fixup(): a VMA that has the protection already is left alone (not split, no
   // change_protection, so no MMU notifier: a device keeps its exclusive access there, and a
   // COW-shared page table stays shared).
-  const vmas = mm.splitRange(lo, end, changes);
+  const vmas = mm.splitRange(k, lo, end, changes);
   for (const vma of vmas) {
     breakCowRange(k, mm, vma.start, vma.end);
     mmuNotify(k, mm.id, vma.start, vma.end, 'mprotect');
@@ -157,7 +157,7 @@ export function doMprotect(k: Kernel, mm: Mm, lo: number, hi: number, prot: Prot
     changeHugePmds(k, mm, vma);
     changeProtection(k, mm, vma);
   }
-  mm.mergeVmas();
+  mm.mergeVmas(k);
   if (k.tracing) k.emit('mprotect', mm.id, lo, -1, -1, `mprotect ${prot} on ${end - lo} page(s)${end < hi ? ': ENOMEM at the hole after them' : ''}`);
   return end < hi ? OOM : OK;
 }
@@ -292,15 +292,15 @@ export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: Adv
   if (advice === 'mergeable') {
     // ksm_madvise() returns at once for a mapping that has VM_MERGEABLE already or is shared
     // (vma_ksm_compatible): it is not split, and the mm joins ksmd's list only for one it marks.
-    const parts = mm.splitRange(lo, hi, changes);
+    const parts = mm.splitRange(k, lo, hi, changes);
     for (const part of parts) part.flags |= VM_MERGEABLE;
     if (parts.length > 0) k.ksmEnter(mm);
-    mm.mergeVmas();
+    mm.mergeVmas(k);
     if (k.tracing) k.emit('note', mm.id, lo, -1, -1, `madvise mergeable on ${hi - lo} page(s)`);
     return OK;
   }
-  for (const vma of mm.splitRange(lo, hi, changes)) vma.flags = adviseFlags(vma.flags, advice);
-  mm.mergeVmas();
+  for (const vma of mm.splitRange(k, lo, hi, changes)) vma.flags = adviseFlags(vma.flags, advice);
+  mm.mergeVmas(k);
   if (k.tracing) k.emit('note', mm.id, lo, -1, -1, `madvise ${advice} on ${hi - lo} page(s)`);
   return OK;
 }

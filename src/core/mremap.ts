@@ -19,7 +19,7 @@ import {
 import { breakCowPte, breakCowRange } from './cowpt.js';
 import { mmuNotify } from './exclusive.js';
 import { handleVpn, type Kernel } from './kernel.js';
-import type { Mm, Vma } from './mm.js';
+import { anonVmaTreeInsert, type Mm, type Vma } from './mm.js';
 import { getUnmappedArea } from './mmap.js';
 import { moveHugePmd, splitHugePmd } from './huge.js';
 import { PMD_WP, pmdSlotAlloc, pmdSlotOf, pteTableAlloc } from './walk.js';
@@ -88,7 +88,7 @@ export function doMremap(k: Kernel, mm: Mm, lo: number, hi: number): MremapResul
     `mremap (move_page_tables): ${n} page(s)${parts.length > 1 ? ` of ${parts.length} mappings` : ''} moved to a new range; ${c.moved} entr${c.moved === 1 ? 'y' : 'ies'} moved${c.tablesMoved > 0 ? ` (${c.tablesMoved} whole PTE table(s))` : ''}${c.pmdsMoved > 0 ? ` (${c.pmdsMoved} huge PMD(s) moved whole, move_huge_pmd)` : ''}, no page copied`);
   // The old range is unmapped (do_vmi_munmap): what is left there is empty, its tables may go.
   unmapRegion(k, mm, lo, hi, 'mremap, then munmap of the old range');
-  mm.mergeVmas();
+  mm.mergeVmas(k);
   return { err: OK, start, moved: c.moved, tablesMoved: c.tablesMoved, pmdsMoved: c.pmdsMoved };
 }
 
@@ -120,12 +120,13 @@ function copyVma(k: Kernel, mm: Mm, vma: Vma, lo: number, start: number, n: numb
   // increase its chance of merging"; else it keeps the page offset of the moved range.
   nv.pgoffShift = vma.shm === null && !vma.anonVma ? 0 : vma.pgoffShift + (lo - start);
   if (nv.shm) nv.shm.users++;
+  anonVmaTreeInsert(k, nv); // copy_vma() -> anon_vma_clone(new_vma, vma); a merge re-inserts below
   mm.insertVma(nv);
   // vma_merge_new_range(): the new range merges with a neighbour that has the same flags (so the
   // same userfaultfd registration) and a page offset lining up. That neighbour may be the
   // source mapping itself (no anon_vma, the new range right after it): copy_vma() then hands
   // back the source VMA ("source vma may have been merged into new_vma").
-  mm.mergeVmas();
+  mm.mergeVmas(k);
   const merged = mm.findVma(start)!;
   // copy_vma_and_data() -> mremap_userfaultfd_prep(new_vma): without UFFD_FEATURE_EVENT_REMAP
   // (not modelled) userfaultfd_reset_ctx() drops the context of the VMA copy_vma() returned, the

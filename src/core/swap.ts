@@ -226,7 +226,7 @@ export function doSwapPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: numbe
   if (exclusive && p.anonExclusive) f.flags[pfn] = f.flags[pfn]! | PG_ANON_EXCLUSIVE;
   f.addRmapPte(pfn, mm.id);
   mm.rssAnon++;
-  anonVmaPrepare(mm, vma);
+  anonVmaPrepare(k, mm, vma);
   // maybe_mkwrite(pte_mkdirty()): a write done here dirties the PTE even where it stays read-only.
   const w = writable && vma.flags & VM_WRITE;
   setPte(k, slot, pfn, PTE_PRESENT | PTE_YOUNG | (orig & (PTE_SOFT_DIRTY | PTE_UFFD_WP)) | (w ? PTE_WRITE : 0) |

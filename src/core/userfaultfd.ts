@@ -33,8 +33,8 @@ function vmaCanUffdWp(k: Kernel, vma: Vma): boolean {
 export function uffdRegister(k: Kernel, mm: Mm, lo: number, hi: number): number {
   if (!k.profile.uffdWp) return NA;
   if (uffdRegisterRefused(k, mm, lo, hi)) return EINVAL;
-  for (const v of mm.splitRange(lo, hi)) v.flags |= VM_UFFD_WP;
-  mm.mergeVmas();
+  for (const v of mm.splitRange(k, lo, hi)) v.flags |= VM_UFFD_WP;
+  mm.mergeVmas(k);
   mm.uffdCtx = true;
   if (k.tracing) k.emit('note', mm.id, lo, -1, -1, `UFFDIO_REGISTER (write-protect mode) on ${hi - lo} page(s): VM_UFFD_WP set`);
   return OK;

@@ -164,7 +164,7 @@ export function unmapRegion(k: Kernel, mm: Mm, lo: number, hi: number, what = 'm
       if (vma !== null && vma.start < at && at < vma.end) breakCowPte(k, mm, vma, at);
     }
   }
-  const vmas = mm.splitRange(lo, hi);
+  const vmas = mm.splitRange(k, lo, hi);
   if (vmas.length === 0) return OK;
   mmuNotify(k, mm.id, lo, hi, what);
   const used = k.frames.used;
