@@ -1955,3 +1955,37 @@ test('5.14-6.14: the THP head\'s rmap walk visits the folio\'s VMAs by vm_pgoff 
     }
   }
 });
+
+test('5.14-6.14: VMAs with the same vm_pgoff are walked in the order they last entered the anon_vma tree: a forked child\'s after its parent\'s, a parent\'s split after fork (munmap, mprotect) after the child\'s', () => {
+  for (const rules of [V5_14_RULES, V5_18_RULES, V6_2_RULES]) {
+    for (const change of ['none', 'munmap', 'mprotect'] as const) {
+      // t's head not forked (dontfork): Q maps t[1..511] only, at P's offsets. A first grant makes
+      // every PTE of both an entry; P writes t[0] back, Q reads t[1] back.
+      const n = new NaiveKernel(rules);
+      const p = n.spawn();
+      const t = n.mmap(p, 512, true);
+      n.write(p, t, 0, 1);
+      n.madvise(p, t, 0, 1, 'dontfork');
+      const q = n.fork(p);
+      n.makeDeviceExclusive(p, t, 0);
+      n.write(p, t, 0, 2);
+      assert.equal(n.read(q, t, 1), 0);
+      // __split_vma(): P's VMA at offset 1 is re-inserted, after Q's.
+      if (change === 'munmap') n.munmap(p, t, 511, 512);
+      if (change === 'mprotect') n.mprotect(p, t, 511, 512, 'ro');
+      const g = n.makeDeviceExclusive(p, t, 0);
+      if (change !== 'none') {
+        // P's t[0], then Q's VMA: Q's t[1] converted, Q's t[2] ends the walk; nothing maps the folio.
+        assert.deepEqual([g.revoked, devx(q, t, 1) !== null], [false, true], `${change}`);
+        assert.equal(n.deviceAtomic(g, 7), 'ok');
+        assert.equal(n.read(p, t, 0), 7);
+      } else if (rules.deviceExclusiveHeld !== 'page') {
+        // P's VMA first: its t[1] entry ends the walk, Q's t[1] still mapped (folio_mapcount: EBUSY).
+        assert.deepEqual([g.revoked, g.err, devx(q, t, 1)], [true, 'EBUSY', null]);
+        assert.equal(n.read(p, t, 0), 2);
+      } else {
+        assert.deepEqual([g.revoked, devx(q, t, 1)], [false, null]);
+      }
+    }
+  }
+});

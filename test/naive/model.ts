@@ -216,6 +216,12 @@ export interface NVma {
    * where it is the same (the offsets line up).
    */
   shift?: number;
+  /**
+   * When it last entered its anon_vmas' interval trees (anon_vma_prepare, fork, or a change of
+   * its bounds: see reinsert): the device-exclusive walk visits VMAs with the same vm_pgoff in
+   * this order. Absent: never.
+   */
+  seq?: number;
 }
 
 export interface NPage {
@@ -609,6 +615,8 @@ export class NaiveKernel {
   private nextFrame = 1;
   private nextRegion = 0;
   private nextAnon = 1;
+  /** The next NVma.seq. */
+  private nextSeq = 1;
   private nextSlot = 1;
   /** Pages reclaim swapped out. */
   swapOuts = 0;
@@ -823,8 +831,10 @@ export class NaiveKernel {
     p.next += n;
     p.regions.push(r);
     const vma: NVma = { anonVma: false, anonId: 0, ...(hugepage ? { hugepage } : {}) };
+    const before = this.bounds(p);
     for (let i = 0; i < n; i++) p.pages.set(pageKey(r, i), { vma, prot: 'rw', dontfork: false, wipeonfork: false, pte: null, swp: null });
     this.merge(p);
+    this.reinsert(p, before);
     return r;
   }
 
@@ -870,6 +880,7 @@ export class NaiveKernel {
   anonPrepare(p: NProc, pg: NPage): void {
     if (pg.vma.anonVma) return;
     pg.vma.anonVma = true;
+    pg.vma.seq = this.nextSeq++;
     const pages = this.byAddress(p);
     const mine = [...pages].filter(([, x]) => x.vma === pg.vma).map(([a]) => a);
     const lo = Math.min(...mine);
@@ -1548,7 +1559,8 @@ export class NaiveKernel {
     let cv = vmas.get(pg.vma);
     if (cv === undefined) {
       const anon = pg.wipeonfork ? false : pg.vma.anonVma;
-      cv = { anonVma: anon, anonId: anon ? this.nextAnon++ : 0, uncowed: anon, shift: pg.vma.shift, vmSoftdirty: pg.vma.vmSoftdirty, hugepage: pg.vma.hugepage };
+      // anon_vma_fork(): the child's VMA enters the anon_vma trees after every VMA there.
+      cv = { anonVma: anon, anonId: anon ? this.nextAnon++ : 0, uncowed: anon, shift: pg.vma.shift, vmSoftdirty: pg.vma.vmSoftdirty, hugepage: pg.vma.hugepage, seq: anon ? this.nextSeq++ : undefined };
       vmas.set(pg.vma, cv);
     }
     return { vma: cv, prot: pg.prot, dontfork: false, wipeonfork: pg.wipeonfork, mergeable: pg.mergeable, pte: null, swp: null, uffd };
@@ -1637,6 +1649,7 @@ export class NaiveKernel {
   munmap(p: NProc, r: NRegion, lo: number, hi: number): void {
     this.splitHugePmds(p, r, lo, hi);
     this.unshareRange(p, r, lo, hi);
+    const before = this.bounds(p);
     this.split(p, r, lo, hi);
     this.notify(p, this.pagesIn(p, r, lo, hi));
     for (let i = lo; i < hi; i++) {
@@ -1645,6 +1658,7 @@ export class NaiveKernel {
       this.zap(p, pg);
       p.pages.delete(pageKey(r, i));
     }
+    this.reinsert(p, before);
   }
 
   /**
@@ -1665,6 +1679,7 @@ export class NaiveKernel {
     this.splitHugePmds(p, r, lo, end);
     // (The model core splits the VMA first, then copies a shared table: the part in the range
     // never covers a whole table, so no take-back here.)
+    const before = this.bounds(p);
     this.split(p, r, lo, end);
     // A shared table is copied where a mapping changes (change_protection; mprotect_fixup leaves
     // the others alone, tables and all).
@@ -1678,6 +1693,7 @@ export class NaiveKernel {
       else if (this.rules.mprotectUpgrade && this.canChangePteWritable(pg)) pg.pte.writable = true;
     }
     this.merge(p);
+    this.reinsert(p, before);
     return end === hi;
   }
 
@@ -1728,6 +1744,7 @@ export class NaiveKernel {
       if (!this.ksmMms.includes(p)) this.ksmMms.push(p);
     }
     this.unshareRange(p, r, lo, hi);
+    const before = this.bounds(p);
     this.split(p, r, lo, hi);
     for (let i = lo; i < hi; i++) {
       const pg = p.pages.get(pageKey(r, i));
@@ -1739,6 +1756,7 @@ export class NaiveKernel {
       else pg.wipeonfork = false;
     }
     this.merge(p);
+    this.reinsert(p, before);
   }
 
   /**
@@ -1796,6 +1814,7 @@ export class NaiveKernel {
     // The VMAs before the old range is split (the split is the final munmap's, after the copies).
     const pre = new Map<NPage, NVma>();
     for (const x of p.pages.values()) pre.set(x, x.vma);
+    const before = this.bounds(p);
     // COW page tables (d8ccd3c): the shared tables of the old range, and one the new range lands
     // in, are copied for this process first.
     this.unshareRange(p, r, lo, hi);
@@ -1849,6 +1868,7 @@ export class NaiveKernel {
       }
     }
     this.merge(p);
+    this.reinsert(p, before);
     return moved;
   }
 
@@ -2640,8 +2660,7 @@ export class NaiveKernel {
   /**
    * 5.14-6.14's rmap walk for make_device_exclusive_range (rmap_walk_anon with
    * page_make_device_exclusive_one): the VMAs of the anon_vma's interval tree in its order (by
-   * vm_pgoff; equal keys in the order they were linked: a parent's before its children's, which
-   * this takes as the processes' order, then by address), and in each, page_vma_mapped_walk over
+   * vm_pgoff; equal keys in the order they were last linked: NVma.seq), and in each, page_vma_mapped_walk over
    * the folio's range by address: a present PTE of a page of the folio (`pages`) becomes an entry
    * of its own page, of that PTE's writability, uffd-wp and soft-dirty bits, and drops its mapping
    * (page_remove_rmap: the entry keeps the reference); an entry of one of them (!pte_present) ends
@@ -2650,14 +2669,14 @@ export class NaiveKernel {
    */
   private deviceExclusiveWalk(p: NProc, pg: NPage, pages: readonly NFrame[]): boolean {
     const set = new Set(pages);
-    const vmas: { q: number; pgoff: number; start: number; list: { pg: NPage; q: NProc }[] }[] = [];
-    this.procs.forEach((q, qi) => {
+    const vmas: { seq: number; pgoff: number; start: number; list: { pg: NPage; q: NProc }[] }[] = [];
+    this.procs.forEach((q) => {
       if (!q.alive) return;
       const byVma = new Map<NVma, (typeof vmas)[number]>();
       for (const [a, x] of [...this.byAddress(q)].sort(([a1], [a2]) => a1 - a2)) {
         let v = byVma.get(x.vma);
         if (v === undefined) {
-          v = { q: qi, pgoff: a + (x.vma.shift ?? 0), start: a, list: [] };
+          v = { seq: x.vma.seq ?? 0, pgoff: a + (x.vma.shift ?? 0), start: a, list: [] };
           byVma.set(x.vma, v);
           vmas.push(v);
         }
@@ -2665,7 +2684,7 @@ export class NaiveKernel {
         if (set.has(x.pte?.frame as NFrame) || (x.devx && set.has(x.devx.frame))) v.list.push({ pg: x, q });
       }
     });
-    vmas.sort((a, b) => a.pgoff - b.pgoff || a.q - b.q || a.start - b.start);
+    vmas.sort((a, b) => a.pgoff - b.pgoff || a.seq - b.seq || a.start - b.start);
     let valid = false;
     for (const v of vmas) {
       for (const { pg: x, q } of v.list) {
@@ -2721,9 +2740,11 @@ export class NaiveKernel {
   uffdRegister(p: NProc, r: NRegion, lo = 0, hi = r.n): boolean {
     const pages = this.pagesIn(p, r, lo, hi);
     if (pages.length !== hi - lo) return false;
+    const before = this.bounds(p);
     this.split(p, r, lo, hi);
     for (const pg of pages) pg.uffd = true;
     this.merge(p);
+    this.reinsert(p, before);
     return true;
   }
 
@@ -2792,14 +2813,38 @@ export class NaiveKernel {
     const b = r.base + hi;
     const inside = new Map<NVma, NVma>();
     for (const [addr, pg] of pages) {
-      if (addr >= a && addr < b && !inside.has(pg.vma)) inside.set(pg.vma, { anonVma: pg.vma.anonVma, anonId: pg.vma.anonId, uncowed: pg.vma.uncowed, shift: pg.vma.shift, vmSoftdirty: pg.vma.vmSoftdirty, hugepage: pg.vma.hugepage });
+      if (addr >= a && addr < b && !inside.has(pg.vma)) inside.set(pg.vma, { anonVma: pg.vma.anonVma, anonId: pg.vma.anonId, uncowed: pg.vma.uncowed, shift: pg.vma.shift, vmSoftdirty: pg.vma.vmSoftdirty, hugepage: pg.vma.hugepage, seq: pg.vma.seq });
     }
     const after = new Map<NVma, NVma>();
-    for (const v of inside.keys()) after.set(v, { anonVma: v.anonVma, anonId: v.anonId, uncowed: v.uncowed, shift: v.shift, vmSoftdirty: v.vmSoftdirty, hugepage: v.hugepage });
+    for (const v of inside.keys()) after.set(v, { anonVma: v.anonVma, anonId: v.anonId, uncowed: v.uncowed, shift: v.shift, vmSoftdirty: v.vmSoftdirty, hugepage: v.hugepage, seq: v.seq });
     for (const [addr, pg] of pages) {
       if (addr < a) continue;
       const to = addr < b ? inside.get(pg.vma) : after.get(pg.vma);
       if (to !== undefined) pg.vma = to;
     }
+  }
+
+  /** Each VMA's bounds in p: its first and one past its last address, as "lo:hi". */
+  private bounds(p: NProc): Map<NVma, string> {
+    const lo = new Map<NVma, number>();
+    const hi = new Map<NVma, number>();
+    for (const [a, pg] of this.byAddress(p)) {
+      if (!lo.has(pg.vma) || a < lo.get(pg.vma)!) lo.set(pg.vma, a);
+      if (!hi.has(pg.vma) || a + 1 > hi.get(pg.vma)!) hi.set(pg.vma, a + 1);
+    }
+    const out = new Map<NVma, string>();
+    for (const [v, a] of lo) out.set(v, `${a}:${hi.get(v)!}`);
+    return out;
+  }
+
+  /**
+   * After an operation that split or merged p's VMAs (bounds taken before it): a VMA with an
+   * anon_vma whose bounds no VMA had before entered the anon_vma trees again (anon_vma_clone of
+   * a split's new part, anon_vma_interval_tree_post_update_vma of a part or merge that changed):
+   * after every VMA there. One the operation left as it was keeps its place.
+   */
+  private reinsert(p: NProc, before: Map<NVma, string>): void {
+    const was = new Set(before.values());
+    for (const [v, b] of this.bounds(p)) if (v.anonVma && !was.has(b)) v.seq = this.nextSeq++;
   }
 }
