@@ -301,6 +301,19 @@ function procKey(r: Runner, p: ProcT, t: ThreadKey): void {
   out.push(p.alive ? 1 : 0).push(mm.cowPgtable ? 1 : 0).push(mm.hasPinned ? 1 : 0).push(mm.ksmSlot).push(mm.writeProtectSeq & 1).push(mm.mmapReaders).push(mm.mmapWriter === p.tid ? 1 : mm.mmapWriter >= 0 ? 2 : 0).push(mm.uffdForkEvent ? 1 : 0);
   // Where its next mapping goes (get_unmapped_area): whether it will neighbour one it has.
   out.push(mm.mmapNext - MMAP_BASE_VPN);
+  // Before 6.15, each anon VMA's place among those with its vm_pgoff (the device-exclusive rmap
+  // walk's order), by its start: how many there are, then theirs.
+  if (walkTies) {
+    const at = out.n;
+    out.push(0);
+    let n = 0;
+    for (const v of mm.vmas) {
+      if (!v.anonVma) continue;
+      out.push(v.start - MMAP_BASE_VPN).push(tieRanks.get(v) ?? 0);
+      n++;
+    }
+    out.set(at, n);
+  }
   // The regions in name order.
   regions.n = 0;
   p.regions.forEach(regions.collect);
@@ -577,6 +590,7 @@ export function canonicalEncode(r: Runner): Words {
   const procs = procBuf;
   nProcs = 0;
   pending = false;
+  rankTies(r);
   r.procs.forEach(collectProc);
   adMask = pending ? ~0 : ~(PTE_YOUNG | PTE_DIRTY);
   collectHandles(r);
@@ -633,6 +647,31 @@ export function canonicalEncode(r: Runner): Words {
   }
   restKey(r, procs, rankBuf, nProcs, groups, nGroups, num, out);
   return out;
+}
+
+/** The live VMAs with an anon_vma, for rankTies(). */
+const anonVmas: Vma[] = [];
+/** Each of them: how many VMAs with its vm_pgoff entered the anon_vma trees before it. */
+const tieRanks = new Map<Vma, number>();
+/** Whether the profile walks the rmap for a device-exclusive grant (5.14-6.14): tieRanks counts. */
+let walkTies = false;
+
+/**
+ * tieRanks for r: 5.14-6.14's device-exclusive rmap walk visits VMAs with the same vm_pgoff in
+ * the order they entered the anon_vma trees (Vma.anonSeq, whose values depend on the path).
+ */
+function rankTies(r: Runner): void {
+  tieRanks.clear();
+  const k = r.k;
+  walkTies = k.profile.deviceExclusive !== 'none' && k.profile.deviceExclusive !== 'v6.15';
+  if (!walkTies) return;
+  anonVmas.length = 0;
+  for (const mm of k.mms) if (mm.alive) for (const v of mm.vmas) if (v.anonVma) anonVmas.push(v);
+  for (const v of anonVmas) {
+    let rank = 0;
+    for (const w of anonVmas) if (w.start + w.pgoffShift === v.start + v.pgoffShift && w.anonSeq < v.anonSeq) rank++;
+    tieRanks.set(v, rank);
+  }
 }
 
 /** Collect the runner's handles, for the thread filter and restKey(). */
