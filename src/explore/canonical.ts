@@ -8,6 +8,7 @@ import { MMAP_BASE_VPN, PG_KSM, PG_SWAPCACHE, PTE_SOFT_DIRTY, VM_SOFTDIRTY, PTE_
 import type { LiveHandle, Proc, Runner } from '../engine/run.js';
 import type { Region } from '../engine/state.js';
 import type { Vma } from '../core/mm.js';
+import type { Kernel } from '../core/kernel.js';
 import { hugePmdPfn } from '../core/huge.js';
 import { chainPlace, isStableKsm } from '../core/ksm.js';
 import { pmdLeafSlot, pmdSlotOf, pteTableOf } from '../core/walk.js';
@@ -303,13 +304,13 @@ function procKey(r: Runner, p: ProcT, t: ThreadKey): void {
   out.push(mm.mmapNext - MMAP_BASE_VPN);
   // Before 6.15, each anon VMA's place among those with its vm_pgoff (the device-exclusive rmap
   // walk's order), by its start: how many there are, then theirs.
-  if (walkTies) {
+  if (k.profile.deviceExclusive !== 'none' && k.profile.deviceExclusive !== 'v6.15') {
     const at = out.n;
     out.push(0);
     let n = 0;
     for (const v of mm.vmas) {
       if (!v.anonVma) continue;
-      out.push(v.start - MMAP_BASE_VPN).push(tieRanks.get(v) ?? 0);
+      out.push(v.start - MMAP_BASE_VPN).push(tieRank(k, v));
       n++;
     }
     out.set(at, n);
@@ -590,7 +591,6 @@ export function canonicalEncode(r: Runner): Words {
   const procs = procBuf;
   nProcs = 0;
   pending = false;
-  rankTies(r);
   r.procs.forEach(collectProc);
   adMask = pending ? ~0 : ~(PTE_YOUNG | PTE_DIRTY);
   collectHandles(r);
@@ -649,29 +649,18 @@ export function canonicalEncode(r: Runner): Words {
   return out;
 }
 
-/** The live VMAs with an anon_vma, for rankTies(). */
-const anonVmas: Vma[] = [];
-/** Each of them: how many VMAs with its vm_pgoff entered the anon_vma trees before it. */
-const tieRanks = new Map<Vma, number>();
-/** Whether the profile walks the rmap for a device-exclusive grant (5.14-6.14): tieRanks counts. */
-let walkTies = false;
-
 /**
- * tieRanks for r: 5.14-6.14's device-exclusive rmap walk visits VMAs with the same vm_pgoff in
- * the order they entered the anon_vma trees (Vma.anonSeq, whose values depend on the path).
+ * How many live VMAs with vma's vm_pgoff entered the anon_vma trees before it (Vma.anonSeq, whose
+ * values depend on the path): 5.14-6.14's device-exclusive rmap walk visits those first.
  */
-function rankTies(r: Runner): void {
-  tieRanks.clear();
-  const k = r.k;
-  walkTies = k.profile.deviceExclusive !== 'none' && k.profile.deviceExclusive !== 'v6.15';
-  if (!walkTies) return;
-  anonVmas.length = 0;
-  for (const mm of k.mms) if (mm.alive) for (const v of mm.vmas) if (v.anonVma) anonVmas.push(v);
-  for (const v of anonVmas) {
-    let rank = 0;
-    for (const w of anonVmas) if (w.start + w.pgoffShift === v.start + v.pgoffShift && w.anonSeq < v.anonSeq) rank++;
-    tieRanks.set(v, rank);
+function tieRank(k: Kernel, vma: Vma): number {
+  const pgoff = vma.start + vma.pgoffShift;
+  let rank = 0;
+  for (const mm of k.mms) {
+    if (!mm.alive) continue;
+    for (const w of mm.vmas) if (w.anonVma && w.start + w.pgoffShift === pgoff && w.anonSeq < vma.anonSeq) rank++;
   }
+  return rank;
 }
 
 /** Collect the runner's handles, for the thread filter and restKey(). */
