@@ -63,6 +63,14 @@ function procKey(r: Runner, p: ProcT, num: Numbering, out: Words): void {
   out.push(p.alive ? 1 : 0).push(mm.cowPgtable ? 1 : 0).push(mm.hasPinned ? 1 : 0).push(mm.ksmSlot).push(mm.writeProtectSeq & 1).push(mm.mmapReaders).push(mm.mmapWriter === p.tid ? 1 : mm.mmapWriter >= 0 ? 2 : 0).push(mm.uffdForkEvent ? 1 : 0);
   // Where its next mapping goes (get_unmapped_area): whether it will neighbour one it has.
   out.push(mm.mmapNext - MMAP_BASE_VPN);
+  // 5.14-6.14: how many anon VMAs it has, then each one's start and how many live VMAs with its
+  // vm_pgoff entered the anon_vma trees before it (the device-exclusive walk's order).
+  if (k.profile.deviceExclusive !== 'none' && k.profile.deviceExclusive !== 'v6.15') {
+    const mine = mm.vmas.filter((v) => v.anonVma);
+    const all = k.mms.filter((m) => m.alive).flatMap((m) => m.vmas).filter((v) => v.anonVma);
+    out.push(mine.length);
+    for (const v of mine) out.push(v.start - MMAP_BASE_VPN).push(all.filter((w) => w.start + w.pgoffShift === v.start + v.pgoffShift && w.anonSeq < v.anonSeq).length);
+  }
   // The regions in name order.
   regions.n = 0;
   p.regions.forEach(regions.collect);

@@ -184,6 +184,23 @@ test('where a process maps its next range, and where its regions lie, are part o
   assert.equal(key(r), k0, 'the original is untouched');
 });
 
+test('5.14-6.14: the order VMAs with the same page offset entered the anon_vma tree is part of the key (the device-exclusive walk follows it), up to renumbering; not from 6.15', () => {
+  for (const [profile, counts] of [['v6.2', true], ['v5.14', true], ['v6', false]] as const) {
+    const r = runnerAfter([...BASE, 'P write buf = 1', 'P fork Q'], profile);
+    const k0 = key(r);
+    const vma = (x: Runner, name: string) => x.procs.get(name)!.mm.vmas[0]!;
+    // Q's VMA entered after P's (anon_vma_fork); P's re-inserted after it (a split or merge) instead.
+    const a = r.clone();
+    vma(a, 'P').anonSeq = vma(a, 'Q').anonSeq + 1;
+    if (counts) assert.notEqual(key(a), k0, `${profile}: P's VMA after Q's`);
+    else assert.equal(key(a), k0, `${profile}: one PTE, no walk`);
+    // Other numbers in the same order: the same key.
+    const b = r.clone();
+    for (const name of ['P', 'Q']) vma(b, name).anonSeq += 100;
+    assert.equal(key(b), k0, `${profile}: renumbered`);
+  }
+});
+
 // ---- property: clone-stable, and observable changes change the key ---------------------------------
 
 const NO_AD = ~(PTE_YOUNG | PTE_DIRTY | PTE_SOFT_DIRTY);
