@@ -275,7 +275,8 @@ helper is built on first use into ~/.cache/cowlab) and, for frame numbers, root.
 Kernels of one version differ by build and boot options, so the oracle first probes what this
 kernel does (whether a read fault maps the shared zero page, the THP mode, KSM's settings,
 soft-dirty, zswap), prints it, and compares with the profile plus those facts (on a kernel
-booted with pvm_no_zero_page=1: v6+mmForbidsZeropage=true). A scenario whose expectations
+booted with pvm_no_zero_page=1: v6+mmForbidsZeropage=true; with KSM's use_zero_pages=1:
+config.ksm_use_zero_pages 1). A scenario whose expectations
 hold only with a facility this kernel lacks (a zero-page story here) is skipped with the
 reason, never counted as a disagreement.
 

@@ -22,6 +22,8 @@ export interface KernelConfig {
   thp?: 'always' | 'madvise' | 'never';
   /** Free 2 MiB huge pages in the hugetlb pool at start (config.hugepages); absent: unlimited. */
   hugepages?: number;
+  /** /sys/kernel/mm/ksm/use_zero_pages (config.ksm_use_zero_pages): ksmd merges pages of zeros with the zero page; absent: off. */
+  ksmUseZeroPages?: boolean;
 }
 
 /**

@@ -63,6 +63,24 @@ function replacePage(k: Kernel, slot: number, kpfn: number): void {
   k.putPage(old);
 }
 
+/**
+ * replace_page() with the zero page as kpage (use_zero_pages): the PTE maps the shared zero page,
+ * pte_mkspecial(pfn_pte(zero_pfn, vm_page_prot)) (young, read-only, no reference or mapcount on
+ * it: a later write copies it as any zero-page PTE, fork shares it, ksmd's walk skips it), and
+ * the old page loses this mapping (dec_mm_counter(MM_ANONPAGES)). From 6.6 the PTE is also made
+ * dirty to mark it KSM's (ksm_zero_pages, break_ksm's is_ksm_zero_pte): not modelled, so
+ * mremap, whose prep_move_vma() unshares such PTEs, is n/a over them (hasKsmPage).
+ */
+function replaceWithZeroPage(k: Kernel, mm: Mm, slot: number): void {
+  const f = k.frames;
+  const t = k.tables;
+  const old = t.entry[slot]!;
+  t.setPte(slot, 0, PTE_PRESENT | PTE_SPECIAL | PTE_YOUNG | (t.bits[slot]! & PTE_PROTNONE));
+  mm.rssAnon--;
+  f.mapcount[old]!--;
+  k.putPage(old);
+}
+
 /** /sys/kernel/mm/ksm/max_page_sharing's default (4.13+): the most mappings one KSM page takes. */
 export const KSM_MAX_PAGE_SHARING = 256;
 
@@ -281,6 +299,21 @@ function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
     if (large && !(f.flags[pfn]! & PG_LARGE)) split++;
     return slot;
   };
+  // try_to_merge_with_zero_page() (6.11+; the same test inline in cmp_and_merge_page before):
+  // with use_zero_pages, a page whose checksum is the empty page's (zero_checksum) goes to
+  // try_to_merge_one_page() with the zero page as kpage: split if large, write_protect_page, then
+  // replace_page(). Merged: the page is done (it joins no tree); failed (-EFAULT): it goes on to
+  // the trees.
+  const useZeroPages = k.config.ksmUseZeroPages === true;
+  const mergedWithZeroPage = (mm: Mm, vpn: number, pfn: number): boolean => {
+    if (f.value[pfn] !== 0) return false;
+    const slot = toMerge(mm, vpn, pfn);
+    if (slot < 0 || !writeProtectPage(k, mm, slot, vpn)) return false;
+    replaceWithZeroPage(k, mm, slot);
+    merged++;
+    if (k.tracing) k.emit('note', mm.id, vpn, pfn, 0, 'KSM: a page of zeros merged with the shared zero page (use_zero_pages)');
+    return true;
+  };
   // The mm being scanned: the addresses its items were at when its scan began, the next one
   // ksmd has not passed yet, and the addresses scanned (get_next_rmap_item drops the items of
   // the addresses passed without a page to scan).
@@ -309,7 +342,7 @@ function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
     const checksumFirst = k.profile.ksmChecksumFirst;
     if (checksumFirst) {
       dropItem(mm, vpn);
-      if (checksumChanged(mm, vpn, value)) return;
+      if (checksumChanged(mm, vpn, value) || (useZeroPages && mergedWithZeroPage(mm, vpn, pfn))) return;
     }
     const kpfn = stableDup(value);
     if (!checksumFirst) dropItem(mm, vpn);
@@ -325,7 +358,7 @@ function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
       return;
     }
     // Before 6.11, only a page the stable tree had no room for has its checksum compared.
-    if (!checksumFirst && checksumChanged(mm, vpn, value)) return;
+    if (!checksumFirst && (checksumChanged(mm, vpn, value) || (useZeroPages && mergedWithZeroPage(mm, vpn, pfn)))) return;
     const other = unstable.get(value);
     // get_mergeable_page(): a tree item whose page is gone or changed drops out of the tree.
     const tpfn = other ? mergeablePage(k, other.mm, other.vpn) : -1;

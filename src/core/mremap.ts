@@ -68,7 +68,12 @@ export function doMremap(k: Kernel, mm: Mm, lo: number, hi: number): MremapResul
   // A later registered VMA fails the call after the VMAs before it have moved.
   if (armed > 0) return { err: NA, start, moved: 0, tablesMoved: 0, why: 'mremap of several mappings with a userfaultfd-registered one after the first (remap_move moves the ones before it, then fails) is not modelled yet' };
   // prep_move_vma(): ksm_madvise(MADV_UNMERGEABLE) unmerges KSM pages in the range first.
-  for (const [a, b] of parts) if (mm.findVma(a)!.flags & VM_MERGEABLE && hasKsmPage(k, mm, a, b)) return { err: NA, start, moved: 0, tablesMoved: 0 };
+  for (const [a, b] of parts) {
+    if (!(mm.findVma(a)!.flags & VM_MERGEABLE)) continue;
+    const ksm = hasKsmPage(k, mm, a, b);
+    if (ksm === 'page') return { err: NA, start, moved: 0, tablesMoved: 0 };
+    if (ksm === 'zero') return { err: NA, start, moved: 0, tablesMoved: 0, why: 'mremap of a mergeable range mapping the zero page with ksm_use_zero_pages on is not modelled yet (prep_move_vma unshares the zero pages KSM placed, 6.6+; the model does not mark them)' };
+  }
   // move_page_tables(): mmu_notifier_invalidate_range_start(MMU_NOTIFY_UNMAP) on the old range.
   mmuNotify(k, mm.id, lo, hi, 'mremap');
   if (mm.cowPgtable && k.profile.cowptMremap === 'unshare') {
@@ -92,8 +97,8 @@ export function doMremap(k: Kernel, mm: Mm, lo: number, hi: number): MremapResul
   return { err: OK, start, moved: c.moved, tablesMoved: c.tablesMoved, pmdsMoved: c.pmdsMoved };
 }
 
-/** Does a present PTE of [lo, hi) map a KSM page? */
-function hasKsmPage(k: Kernel, mm: Mm, lo: number, hi: number): boolean {
+/** Does a present PTE of [lo, hi) map a KSM page ('page'), or the zero page where KSM may have placed it ('zero')? */
+function hasKsmPage(k: Kernel, mm: Mm, lo: number, hi: number): 'page' | 'zero' | null {
   const t = k.tables;
   for (let a = lo; a < hi; a++) {
     const ps = pmdSlotOf(k, mm, a);
@@ -101,9 +106,11 @@ function hasKsmPage(k: Kernel, mm: Mm, lo: number, hi: number): boolean {
     if (table === 0) continue;
     const slot = (table << TABLE_SHIFT) | (a & TABLE_MASK);
     const bits = t.bits[slot]!;
-    if (bits & PTE_PRESENT && !(bits & PTE_SPECIAL) && k.frames.flags[t.entry[slot]!]! & PG_KSM) return true;
+    if (bits & PTE_PRESENT && !(bits & PTE_SPECIAL) && k.frames.flags[t.entry[slot]!]! & PG_KSM) return 'page';
+    // A zero-page PTE KSM may have placed (replaceWithZeroPage): the model cannot tell.
+    if (bits & PTE_PRESENT && bits & PTE_SPECIAL && t.entry[slot] === 0 && k.config.ksmUseZeroPages === true) return 'zero';
   }
-  return false;
+  return null;
 }
 
 /**

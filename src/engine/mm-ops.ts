@@ -279,5 +279,5 @@ export function ksmMergeAll(s: RunState): void {
   needFeature(s, 'ksm');
   for (const p of s.procs.values()) if (p.alive) waitForMmapLock(s, p, false, true); // ksmd takes each mm's mmap_lock for read
   const n = ksmMerge(s.k);
-  if (recordsText(s)) s.record.summary = `ksmd: ${n} page(s) merged into KSM pages`;
+  if (recordsText(s)) s.record.summary = `ksmd: ${n} page(s) merged into KSM pages${s.k.config.ksmUseZeroPages === true ? ' or the shared zero page (use_zero_pages)' : ''}`;
 }

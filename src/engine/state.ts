@@ -166,6 +166,7 @@ export class RunState {
       pinBias: scenario.config.pinBias ?? DEFAULT_PIN_BIAS,
       thp: scenario.config.thp ?? 'madvise',
       ...(scenario.config.hugepages != null ? { hugepages: scenario.config.hugepages } : {}),
+      ...(scenario.config.ksmUseZeroPages ? { ksmUseZeroPages: true } : {}),
     });
     this.k.tracing = opts.trace ?? true;
     if (opts.changes && this.k.tracing) this.changesBase = capture(this.k, this);

@@ -185,6 +185,19 @@ function modelVariant(sc: Scenario, base: Profile, zeroPage: boolean): VariantDa
   return { profile, skip: null, count, na, steps };
 }
 
+/**
+ * The KSM use_zero_pages the program's answers are for (config.ksm_use_zero_pages as written), or
+ * -1 when they do not depend on it: the model observes the same with the other value (on either
+ * kind of zero-page kernel). The program skips the scenario on a machine with the other value.
+ */
+function ksmZeroPagesFor(sc: Scenario, base: Profile, variants: readonly [VariantData, VariantData]): number {
+  if (!sc.steps.some((s) => s.op === 'ksm-merge')) return -1;
+  const mine = sc.config.ksmUseZeroPages ?? 0;
+  const other = { ...sc, config: { ...sc.config, ksmUseZeroPages: 1 - mine } };
+  const same = (v: VariantData, w: VariantData): boolean => v.skip === w.skip && v.count === w.count && JSON.stringify(v.steps) === JSON.stringify(w.steps);
+  return same(variants[0], modelVariant(other, base, true)) && same(variants[1], modelVariant(other, base, false)) ? -1 : mine;
+}
+
 function maskOf(aspects: readonly Aspect[]): string {
   return aspects.length === 0 ? '0' : aspects.map((a) => MASK[a]).join(' | ');
 }
@@ -311,6 +324,8 @@ export function exportScenario(sc: Scenario, base: Profile, opts: ExportOptions 
   tables.push(`static const char *const HANDLES[] = ${list(handles.list)};`);
   tables.push('/* Free huge pages the hugetlb pool is set to before the first `mmap ... hugetlb` (src/oracle/hugetlb.ts). */');
   tables.push(`static const long HUGETLB_POOL = ${hugetlbPoolFor(sc) ?? 0};`);
+  tables.push('/* The KSM use_zero_pages the answers are for (config.ksm_use_zero_pages; -1: they hold with either). */');
+  tables.push(`static const long KSM_USE_ZERO_PAGES = ${ksmZeroPagesFor(sc, base, variants)};`);
   const vals = scenarioValues(sc);
   tables.push('/* The 64-bit word that fills a page for each scenario value (src/oracle/values.ts). */');
   tables.push('static const struct vword VALUES[] = {');

@@ -19,6 +19,7 @@ import { missingFacility, probedProfile } from './probed.js';
 import type { OracleSession } from './session.js';
 import { OracleError } from './agent.js';
 import { hugetlbPoolFor } from './hugetlb.js';
+import type { Facilities } from './facilities.js';
 import { modelHugeMap, thpPlan, usesThp } from './thp.js';
 import type { KernelStep, ModelHandle, ModelRow } from './types.js';
 import { declOf } from '../ops/index.js';
@@ -92,7 +93,19 @@ export function withoutModelLimits(sc: Scenario, notes: string[]): Scenario {
   if (sc.config.frames === null && sc.config.pinBias === null) return sc;
   if (sc.config.frames !== null) notes.push(`config.frames (${sc.config.frames}) limits the model only: both sides run without it here`);
   if (sc.config.pinBias !== null) notes.push(`config.pin_bias (${sc.config.pinBias}) is the model's: the kernel's GUP_PIN_COUNTING_BIAS is 1024, so the model runs with 1024 here`);
-  return { ...sc, config: { frames: null, pinBias: null, thp: sc.config.thp ?? null, hugepages: sc.config.hugepages ?? null } };
+  return { ...sc, config: { ...sc.config, frames: null, pinBias: null, thp: sc.config.thp ?? null, hugepages: sc.config.hugepages ?? null } };
+}
+
+/**
+ * The scenario with the live kernel's KSM use_zero_pages as its config.ksm_use_zero_pages: the
+ * model merges pages of zeros as ksmd here does (the oracle leaves the machine's setting as it is).
+ */
+export function withLiveKsmZeroPages(sc: Scenario, f: Facilities, notes: string[]): Scenario {
+  const live = f.ksm?.useZeroPages === true ? 1 : 0;
+  // Only ksmd reads it: a scenario without a ksm merge runs as written.
+  if ((sc.config.ksmUseZeroPages ?? 0) === live || !sc.steps.some((s) => s.op === 'ksm-merge')) return sc;
+  if (sc.config.ksmUseZeroPages != null) notes.push(`config.ksm_use_zero_pages is ${sc.config.ksmUseZeroPages}, this machine's /sys/kernel/mm/ksm/use_zero_pages ${live}: the model runs with ${live}`);
+  return { ...sc, config: { ...sc.config, ksmUseZeroPages: live } };
 }
 
 /** An observation of the model, as paired with the kernel's. */
@@ -275,8 +288,9 @@ export function oracleScenario(session: OracleSession, sc: Scenario, base: Profi
   const written = withoutModelLimits(sc, notes);
   const plan = thpPlan(written, session.facilities);
   // A THP mode this machine cannot give: the model runs with the one it has (never).
-  const msc = plan.model === (written.config.thp ?? 'madvise') ? written : { ...written, config: { ...written.config, thp: plan.model } };
+  const thpSc = plan.model === (written.config.thp ?? 'madvise') ? written : { ...written, config: { ...written.config, thp: plan.model } };
   if (plan.why !== null && usesThp(written)) notes.push(plan.why);
+  const msc = withLiveKsmZeroPages(thpSc, session.facilities, notes);
   const profile = probedProfile(base, session.facilities);
   const model = opts.model && msc === written ? opts.model : runScenario(msc, profile, { trace: false, maxEventsPerStep: 0 });
   const pool = hugetlbPoolFor(msc);

@@ -15,7 +15,7 @@ const QUIET = { trace: false, maxEventsPerStep: 0 };
 export interface ProbedFact {
   name: string;
   value: string;
-  /** The profile switch it sets (null: printed only, or it decides what is skipped). */
+  /** The profile switch (or scenario config key) it sets (null: printed only, or it decides what is skipped). */
   sets: string | null;
 }
 
@@ -42,7 +42,7 @@ export function probedFacts(f: Facilities): ProbedFact[] {
     { name: 'zero page on read fault', value: `${f.zeroPage ? `yes (pfn ${f.zeroPfn || 'hidden'})` : 'no (a fresh exclusive page)'}${forced('zeroPage')}`, sets: f.zeroPage ? null : 'mmForbidsZeropage=true' },
     { name: 'THP', value: thpFact(f), sets: [hugeZeroSetting(f, null), splitZeroSetting(f, null)].filter((x) => x !== null).join(' ') || null },
     ...(f.thpInfo === null ? [] : [{ name: 'khugepaged', value: khugepagedFact(f.thpInfo), sets: null }]),
-    { name: 'KSM', value: ksm, sets: null },
+    { name: 'KSM', value: ksm, sets: f.ksm?.useZeroPages === true ? 'config.ksm_use_zero_pages=1' : null },
     { name: 'soft-dirty', value: f.softDirty ? 'yes' : 'no', sets: null },
     { name: 'zswap', value: f.zswap === null ? 'unknown' : f.zswap ? 'enabled' : 'disabled', sets: null },
     { name: 'swap', value: 'a swap file of the oracle\'s own, set up at the first swapout and removed at the end', sets: null },
@@ -127,6 +127,13 @@ export function missingFacility(sc: Scenario, base: Profile, probed: Profile, f:
   const step = sc.steps[first.step];
   const what = step ? `line ${step.pos.line} (\`${step.text}\`)` : 'its end';
   const thp = written.config.thp !== sc.config.thp ? ` with config.thp ${sc.config.thp ?? 'madvise'}` : '';
-  const facility = thp !== '' ? `this machine gives no 2 MiB THPs (THP mode ${f.thp ?? 'none: no THP in this kernel'})` : f.zeroPage ? 'a facility of this kernel' : NO_ZERO_PAGE;
-  return `the scenario's point needs what ${base.name} has and this kernel lacks: ${what} holds on ${base.name} but not on ${probed.name}${thp}; ${facility}`;
+  // The machine's use_zero_pages is the cause only if the step holds with the written one.
+  const zeroPages = sc.config.ksmUseZeroPages ?? 0;
+  const asWritten = { ...sc, config: { ...sc.config, ksmUseZeroPages: written.config.ksmUseZeroPages ?? null } };
+  const ksmCause = (written.config.ksmUseZeroPages ?? 0) !== zeroPages && !runScenario(asWritten, probed, QUIET).violations.some((v) => v.kind === 'expect' && v.step === first.step);
+  const ksm = ksmCause ? ` with config.ksm_use_zero_pages ${zeroPages}` : '';
+  const facility = thp !== '' ? `this machine gives no 2 MiB THPs (THP mode ${f.thp ?? 'none: no THP in this kernel'})`
+    : ksm !== '' ? `KSM's use_zero_pages is ${zeroPages} on this machine (/sys/kernel/mm/ksm/use_zero_pages, left as it is): ksmd merges pages of zeros ${zeroPages ? 'with the shared zero page' : 'into KSM pages'}`
+    : f.zeroPage ? 'a facility of this kernel' : NO_ZERO_PAGE;
+  return `the scenario's point needs what ${base.name} has and this kernel lacks: ${what} holds on ${base.name} but not on ${probed.name}${thp}${ksm}; ${facility}`;
 }

@@ -356,6 +356,11 @@ export interface ScenarioConfig {
   thp?: 'always' | 'madvise' | 'never' | null;
   /** (v1.2) Free 2 MiB huge pages in the hugetlb pool (`config.hugepages`); null: unlimited. */
   hugepages?: number | null;
+  /**
+   * (extension) /sys/kernel/mm/ksm/use_zero_pages (`config.ksm_use_zero_pages`, 0 or 1): ksmd
+   * merges a page of zeros with the shared zero page instead of a KSM page. Null: 0.
+   */
+  ksmUseZeroPages?: number | null;
 }
 
 export interface Scenario {

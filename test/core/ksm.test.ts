@@ -920,3 +920,85 @@ test('a KSM page whose rmap items all went is given new ones by a fork\'s scan b
   const sc = parse(readFileSync(join(ROOT, 'scenarios/basic/ksm-checksum-delay-revives-forked-ksm-page.scn.yaml'), 'utf8'));
   for (const name of ['v5.7', 'v5.9', 'v6.2', 'v6']) assert.deepEqual(kindsOf(runScenario(sc, profileOf(name))), [], name);
 });
+
+// use_zero_pages (config.ksm_use_zero_pages): cmp_and_merge_page() gives a page whose checksum is
+// the empty page's to try_to_merge_one_page() with the zero page as kpage; replace_page() maps the
+// zero page with a special PTE and drops MM_ANONPAGES. Off (the default), pages of zeros merge into
+// a KSM page like any other content.
+for (const name of ['v5.7', 'v6.2', 'v6']) {
+  for (const on of [false, true]) {
+    test(`${name}: use_zero_pages=${on ? 1 : 0}: pages of zeros merge ${on ? 'with the shared zero page' : 'into a KSM page'}; a write copies, a fork shares`, () => {
+      const k = kernel(name);
+      k.config.ksmUseZeroPages = on;
+      const { mm: p, vpn: a } = proc(k, 4);
+      mergeable(k, p, a, 4);
+      writeOk(k, p, a, 0);
+      writeOk(k, p, a + 1, 0);
+      writeOk(k, p, a + 2, 7);
+      writeOk(k, p, a + 3, 7);
+      const q = dupMmap(k, p).child!;
+      assert.equal(ksmMerge(k), on ? 6 : 4, on ? 'four zero merges (P and Q each their own), then Q into the KSM page of 7' : 'Q into two KSM pages');
+      for (const mm of [p, q]) {
+        for (const v of [a, a + 1]) {
+          const pt = presentPte(k, mm, v);
+          if (on) assert.ok(pt.pfn === 0 && pt.special && !pt.write, `mm ${mm.id} page ${v}: the zero page, special, read-only`);
+          else assert.ok(isKsm(k, pt.pfn), `mm ${mm.id} page ${v}: a KSM page`);
+        }
+        assert.ok(isKsm(k, pfnAt(k, mm, a + 2)), 'the page of 7 is a KSM page either way');
+      }
+      assert.equal(k.frames.used, on ? 1 : 2, on ? 'the KSM page of 7 only' : 'the KSM pages of 0 and 7');
+      assert.equal(p.rssAnon, on ? 2 : 4, 'MM_ANONPAGES: the zero page is not counted');
+      assertConsistent(k);
+      assert.equal(readOk(k, p, a), 0);
+      writeOk(k, p, a, 5); // do_wp_page: a copy (of the zero page: a zeroed page) either way
+      assert.ok(pfnAt(k, p, a) !== 0 && !isKsm(k, pfnAt(k, p, a)));
+      assert.equal(readOk(k, q, a), 0);
+      const r = dupMmap(k, q).child!; // copy_present_pte: the zero-page PTE is shared as it is
+      assert.equal(pfnAt(k, r, a + 1), on ? 0 : pfnAt(k, q, a + 1));
+      assertConsistent(k);
+      exitMmap(k, p);
+      exitMmap(k, q);
+      exitMmap(k, r);
+      assertConsistent(k, true);
+    });
+  }
+}
+
+test('use_zero_pages: a page of zeros with a reference besides its mappings is not merged with the zero page (write_protect_page), nor into a KSM page', () => {
+  const k = kernel('v6');
+  k.config.ksmUseZeroPages = true;
+  const { mm, vpn: a } = proc(k, 2);
+  mergeable(k, mm, a, 2);
+  writeOk(k, mm, a, 0);
+  writeOk(k, mm, a + 1, 0);
+  const pinned = pfnAt(k, mm, a);
+  const h = take(k, mm, a, PIN_RW);
+  assert.equal(ksmMerge(k), 1, 'a[1] only');
+  assert.equal(pfnAt(k, mm, a), pinned, 'the pinned page stays mapped');
+  assert.ok(!isKsm(k, pinned));
+  assert.equal(pfnAt(k, mm, a + 1), 0);
+  releaseHandle(k, h);
+  assertConsistent(k);
+});
+
+// The order of cmp_and_merge_page(): before 6.11 the stable tree is searched first, so a page of
+// zeros merges into a KSM page of zeros already there; from 6.11 (d58a361b0350) the checksum and
+// try_to_merge_with_zero_page() come first, so it goes to the zero page.
+for (const [name, intoKsm] of [['v6.2', true], ['v6', false]] as const) {
+  test(`${name}: use_zero_pages switched on with a KSM page of zeros in the stable tree: a new page of zeros merges ${intoKsm ? 'into it (stable tree first)' : 'with the zero page (zero test first, 6.11+)'}`, () => {
+    const k = kernel(name);
+    const { mm, vpn: a } = proc(k, 3);
+    mergeable(k, mm, a, 3);
+    writeOk(k, mm, a, 0);
+    writeOk(k, mm, a + 1, 0);
+    assert.equal(ksmMerge(k), 1);
+    const kp = pfnAt(k, mm, a);
+    assert.ok(isKsm(k, kp));
+    k.config.ksmUseZeroPages = true;
+    writeOk(k, mm, a + 2, 0);
+    assert.equal(ksmMerge(k), 1);
+    assert.equal(pfnAt(k, mm, a + 2), intoKsm ? kp : 0);
+    assert.equal(pfnAt(k, mm, a), kp, 'a KSM page already mapped stays: ksmd does not scan it again');
+    assertConsistent(k);
+  });
+}

@@ -1,5 +1,5 @@
 // A counterexample file found from a start scenario keeps every config key of the start (frames,
-// pin_bias, thp, hugepages): without config.hugepages the start's `expect stat HugePages_Rsvd`
+// pin_bias, thp, hugepages, ksm_use_zero_pages): without config.hugepages the start's `expect stat HugePages_Rsvd`
 // made the replay n/a, so the file did not replay to its violation.
 
 import { test } from 'node:test';
@@ -13,6 +13,7 @@ config:
   pin_bias: 1024
   thp: never
   hugepages: 1
+  ksm_use_zero_pages: 0
 steps: |
   P mmap buf 2 rw private
   P mmap huge 512 rw private hugetlb

@@ -148,6 +148,26 @@ describe('KSM, written by hand', () => {
     assert.deepEqual(rowsOf(r, 'ksm'), ['ksm merge: agree P a[0..1]', 'ksm merge: agree P a[0..1]', 'ksm merge: agree P a[0..3]']);
   });
 
+  // Whatever this machine's /sys/kernel/mm/ksm/use_zero_pages (the oracle leaves it as it is, and
+  // runs the model with it: config.ksm_use_zero_pages), pages of zeros merge as the model says:
+  // with 1 they map the shared zero page, not counted in AnonPages or rss; with 0 they make a
+  // KSM page of zeros. The expectations hold either way; the values compared are the machine's.
+  test('pages of zeros merge as this machine\'s use_zero_pages says: the zero page or a KSM page of zeros', (t) => {
+    const s = need(t, 'ksm');
+    if (!s) return;
+    const on = s.facilities.ksm!.useZeroPages;
+    const r = agrees(s, 'ksm-zero-pages', [
+      'P mmap a 4 rw private', 'P madvise a mergeable', 'P write a[0..1] = 0', 'P write a[2..3] = 5', 'P fork Q', 'ksm merge',
+      'expect P a[0] same-frame Q a[1]', 'expect P a[2] same-frame Q a[3]', 'expect stat AnonPages_kB <= 8', 'expect stat rss.P >= 2',
+      'P read a[0] expect 0', 'expect stat minflt.P == 4', 'P write a[0] = 1', 'expect stat minflt.P == 5', 'expect P a[0] mapped-once',
+      'Q fork R', 'R read a[1] expect 0', 'R write a[1] = 2', 'expect stat rss.R >= 2', 'Q read a[1] expect 0',
+    ]);
+    assert.deepEqual(rowsOf(r, 'ksm'), [`ksm merge: agree ${on ? 'P a[2..3], Q a[2..3]' : 'P a[0..3], Q a[0..3]'}`]);
+    const stat = (line: string): string[] => r.steps.filter((x) => x.text === line).flatMap((x) => x.rows.map((y) => `${y.verdict} ${y.kernel}`));
+    assert.deepEqual(stat('expect stat AnonPages_kB <= 8'), [`agree ${on ? 4 : 8}`]);
+    assert.deepEqual(stat('expect stat rss.P >= 2'), [`agree ${on ? 2 : 4}`]);
+  });
+
   // ksmd makes break_cow()'s copy on the CPU it runs on, and the copy waits in that CPU's LRU
   // batch (off the LRU) until something there drains it; MADV_PAGEOUT drains only its own CPU's.
   // So ksmd is held on a CPU other than the scenario's here (its affinity is put back after),
@@ -247,7 +267,7 @@ function oracleSwaps(): string[] {
 
 const KSM = '/sys/kernel/mm/ksm/';
 function ksmSettings(): string {
-  return ['run', 'pages_to_scan', 'sleep_millisecs', 'smart_scan'].map((f) => (existsSync(KSM + f) ? `${f}=${readFileSync(KSM + f, 'utf8').trim()}` : '')).join(' ');
+  return ['run', 'pages_to_scan', 'sleep_millisecs', 'smart_scan', 'use_zero_pages'].map((f) => (existsSync(KSM + f) ? `${f}=${readFileSync(KSM + f, 'utf8').trim()}` : '')).join(' ');
 }
 
 function waitFor(cond: () => boolean, ms: number): boolean {

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { ensureHelper, OracleUnavailable } from '../../src/oracle/build.js';
 import { Comparability } from '../../src/oracle/comparable.js';
 import { parseProbe } from '../../src/oracle/facilities.js';
-import { withoutModelLimits } from '../../src/oracle/oracle.js';
+import { withLiveKsmZeroPages, withoutModelLimits } from '../../src/oracle/oracle.js';
 import { errnoName } from '../../src/oracle/names.js';
 import { assumeFacts, missingFacility, probedFacts, probedProfile } from '../../src/oracle/probed.js';
 import { builtinProfile } from '../../src/profiles/resolve.js';
@@ -122,6 +122,27 @@ test('the probe\'s zero-page answer decides the model, either way (no kernel nee
   assert.equal(probedProfile(v6, withZero).name, 'v6+mmForbidsZeropage=true');
   assert.match(probedFacts(withZero)[0]!.value, /^no .*\[forced, not probed\]$/);
   assert.equal(probedFacts(withZero)[0]!.sets, 'mmForbidsZeropage=true');
+});
+
+test('KSM\'s use_zero_pages as probed is the model\'s config.ksm_use_zero_pages, either way (no kernel needed)', () => {
+  const on = parseProbe('uring=0 pfns=1 zeropage=1 ksmrun=0 ksmzero=1 ksmnodes=1 ksmmaxshare=256'.split(' '), '6.18', true, errnoName);
+  const off = parseProbe('uring=0 pfns=1 zeropage=1 ksmrun=0 ksmzero=0 ksmnodes=1 ksmmaxshare=256'.split(' '), '6.18', true, errnoName);
+  const none = parseProbe('uring=0 pfns=1 zeropage=1 ksmrun=-1'.split(' '), '6.18', true, errnoName);
+  assert.deepEqual([on.ksm?.useZeroPages, off.ksm?.useZeroPages, none.ksm], [true, false, null]);
+  const sc = steps('k', 'P mmap a 2', 'P madvise a mergeable', 'ksm merge');
+  const notes: string[] = [];
+  assert.equal(withLiveKsmZeroPages(sc, off, notes), sc, 'off: the scenario as written');
+  assert.equal(withLiveKsmZeroPages(sc, none, notes), sc, 'no KSM: as written');
+  assert.equal(withLiveKsmZeroPages(sc, on, notes).config.ksmUseZeroPages, 1);
+  assert.deepEqual(notes, [], 'a scenario that does not set the key gets the machine\'s value silently');
+  // A scenario that asks for the other value: the model runs with the machine's, and says so.
+  const asks = { ...sc, config: { ...sc.config, ksmUseZeroPages: 1 } };
+  assert.equal(withLiveKsmZeroPages(asks, off, notes).config.ksmUseZeroPages, 0);
+  assert.match(notes[0] ?? '', /config.ksm_use_zero_pages is 1, this machine's \/sys\/kernel\/mm\/ksm\/use_zero_pages 0: the model runs with 0/);
+  assert.equal(withLiveKsmZeroPages(asks, on, notes), asks);
+  // The header says what the probe sets.
+  assert.equal(probedFacts(on).find((x) => x.name === 'KSM')!.sets, 'config.ksm_use_zero_pages=1');
+  assert.equal(probedFacts(off).find((x) => x.name === 'KSM')!.sets, null);
 });
 
 test('a process that is gone (killed by a Ctrl-C to the process group) stops the replay with an oracle error, not an internal one', () => {
