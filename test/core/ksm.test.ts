@@ -1002,3 +1002,12 @@ for (const [name, intoKsm] of [['v6.2', true], ['v6', false]] as const) {
     assertConsistent(k);
   });
 }
+
+test('use_zero_pages: mremap of a mergeable range mapping the zero page is n/a (from 6.6 prep_move_vma unshares the zero pages KSM placed; the model does not mark them)', () => {
+  const text = (on: number): string => `name: t\nconfig:\n  ksm_use_zero_pages: ${on}\nsteps: |\n  P mmap a 2\n  P madvise a mergeable\n  P write a = 0\n  ksm merge\n  P mremap a[0..1] as b\n  P read b[0] expect 0\n`;
+  const on = runScenario(parse(text(1)), profileOf('v6'), { trace: false });
+  assert.equal(on.na?.line, 9);
+  assert.match(on.na?.reason ?? '', /ksm_use_zero_pages on is not modelled yet/);
+  // Off, the pages of zeros are a KSM page: n/a as any KSM page (prep_move_vma unmerges it).
+  assert.equal(runScenario(parse(text(0)), profileOf('v6'), { trace: false }).na?.line, 9);
+});
