@@ -6,7 +6,7 @@
 import { EBUSY, EOPNOTSUPP, HPAGE_PMD_NR, NA, OK, PG_ANON, PG_LARGE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE, TABLE_MASK } from './constants.js';
 import { gupSlowPage, newHandle, type GupRequest } from './gup.js';
 import type { Handle, Kernel } from './kernel.js';
-import type { Mm, Vma } from './mm.js';
+import { vmaStartPgoff, type Mm, type Vma } from './mm.js';
 import { pteSlot, setPte } from './walk.js';
 import { breakCowRange } from './cowpt.js';
 import { splitHugePmdRange } from './huge.js';
@@ -182,6 +182,11 @@ interface WalkedVma {
  * Every VMA with an anon_vma, in every live mm: those the folio's anon_vma does not link map
  * none of it, so their place does not count.
  */
+/** Whether a device-exclusive grant walks the folio's rmap (5.14-6.14; 6.15 converts only the page's own PTE). */
+export function walksAnonRmap(k: Kernel): boolean {
+  return k.profile.deviceExclusive !== 'none' && k.profile.deviceExclusive !== 'v6.15';
+}
+
 function anonWalkOrder(k: Kernel): WalkedVma[] {
   const out: WalkedVma[] = [];
   for (const mm of k.mms) {
@@ -193,7 +198,7 @@ function anonWalkOrder(k: Kernel): WalkedVma[] {
 
 /** The anon_vma interval tree's order: vm_pgoff of the start, then the insertion order. */
 function byTreeOrder(a: WalkedVma, b: WalkedVma): number {
-  return a.vma.start + a.vma.pgoffShift - (b.vma.start + b.vma.pgoffShift) || a.vma.anonSeq - b.vma.anonSeq;
+  return vmaStartPgoff(a.vma) - vmaStartPgoff(b.vma) || a.vma.anonSeq - b.vma.anonSeq;
 }
 
 /**

@@ -103,6 +103,11 @@ export function anonVmaTreeInsert(k: AnonVmaClock, vma: Vma): void {
   if (vma.anonVma) vma.anonSeq = ++k.anonVmaSeq;
 }
 
+/** vma_start_pgoff(): the page offset of the VMA's first page, the anon_vma interval tree's key. */
+export function vmaStartPgoff(vma: Vma): number {
+  return vma.start + vma.pgoffShift;
+}
+
 export function newAnonId(): number {
   return nextAnonId++;
 }

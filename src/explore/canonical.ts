@@ -7,10 +7,11 @@
 import { MMAP_BASE_VPN, PG_KSM, PG_SWAPCACHE, PTE_SOFT_DIRTY, VM_SOFTDIRTY, PTE_DEVICE_EXCLUSIVE, PTE_DIRTY, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_YOUNG, TABLE_MASK, TABLE_SHIFT } from '../core/constants.js';
 import type { LiveHandle, Proc, Runner } from '../engine/run.js';
 import type { Region } from '../engine/state.js';
-import type { Vma } from '../core/mm.js';
+import { vmaStartPgoff, type Vma } from '../core/mm.js';
 import type { Kernel } from '../core/kernel.js';
 import { hugePmdPfn } from '../core/huge.js';
 import { chainPlace, isStableKsm } from '../core/ksm.js';
+import { walksAnonRmap } from '../core/devexcl.js';
 import { pmdLeafSlot, pmdSlotOf, pteTableOf } from '../core/walk.js';
 
 type ProcT = Proc;
@@ -304,7 +305,7 @@ function procKey(r: Runner, p: ProcT, t: ThreadKey): void {
   out.push(mm.mmapNext - MMAP_BASE_VPN);
   // Before 6.15, each anon VMA's place among those with its vm_pgoff (the device-exclusive rmap
   // walk's order), by its start: how many there are, then theirs.
-  if (k.profile.deviceExclusive !== 'none' && k.profile.deviceExclusive !== 'v6.15') {
+  if (walksAnonRmap(k)) {
     const at = out.n;
     out.push(0);
     let n = 0;
@@ -654,11 +655,11 @@ export function canonicalEncode(r: Runner): Words {
  * values depend on the path): 5.14-6.14's device-exclusive rmap walk visits those first.
  */
 function tieRank(k: Kernel, vma: Vma): number {
-  const pgoff = vma.start + vma.pgoffShift;
+  const pgoff = vmaStartPgoff(vma);
   let rank = 0;
   for (const mm of k.mms) {
     if (!mm.alive) continue;
-    for (const w of mm.vmas) if (w.anonVma && w.start + w.pgoffShift === pgoff && w.anonSeq < vma.anonSeq) rank++;
+    for (const w of mm.vmas) if (w.anonVma && vmaStartPgoff(w) === pgoff && w.anonSeq < vma.anonSeq) rank++;
   }
   return rank;
 }
