@@ -74,6 +74,16 @@ export class TableArena {
   private wList = new Int32Array(0);
   private nW = 0;
   private wRound = 1;
+  /**
+   * run --trace's change capture (src/engine/changes.ts), when it follows this arena: the tables
+   * written since it last took them (a stamp per table: listed once a round). A copy made into
+   * this arena stops it (the capture starts over).
+   */
+  private touching = false;
+  private tStamp = new Int32Array(0);
+  private tList = new Int32Array(0);
+  private nT = 0;
+  private tRound = 1;
   /** Tables ever handed out; table 0 is the null table and never used. */
   top = 1;
   freeHead = -1;
@@ -117,6 +127,7 @@ export class TableArena {
     this.share = growTypedArray(this.share, cap);
     this.owner = this.ow = growTypedArray(this.ow, cap);
     if (this.logged) this.growLog(cap);
+    if (this.touching) this.growTouched(cap);
   }
 
   /** pte_alloc_one() / pmd_alloc_one() ...: a zeroed table of the given level. */
@@ -152,6 +163,8 @@ export class TableArena {
       for (let s = base; s < base + PTRS_PER_TABLE; s++) if (e[s] !== 0 || b[s] !== 0) this.setPte(s, 0, 0);
     }
     this.fi[t] = 0;
+    // A table freed is noted written even with no entry left: an address space whose PGD goes is gone.
+    if (this.touching) this.touch(t);
     this.nextFree[t] = this.freeHead;
     this.freeHead = t;
     this.used--;
@@ -216,6 +229,7 @@ export class TableArena {
   private note(slot: number): void {
     this.version++;
     const t = slot >>> TABLE_SHIFT;
+    if (this.touching) this.touch(t);
     if (this.stamp[t] !== this.gen) {
       this.stamp[t] = this.gen;
       this.dirty[this.nDirty++] = t;
@@ -223,6 +237,56 @@ export class TableArena {
       this.hi[t] = slot;
     } else if (slot < this.lo[t]!) this.lo[t] = slot;
     else if (slot > this.hi[t]!) this.hi[t] = slot;
+  }
+
+  /** Start noting the tables written (or start over: those noted before are forgotten), for run --trace's change capture. */
+  startTouched(): void {
+    this.touching = true;
+    this.growTouched(this.capacity);
+    this.clearTouched();
+  }
+
+  /** Whether the tables written are noted since startTouched (no copy was made into this arena since). */
+  get tracksTouched(): boolean {
+    return this.touching;
+  }
+
+  /** How many tables were written since startTouched or clearTouched. */
+  get touchedCount(): number {
+    return this.nT;
+  }
+
+  /** The i-th of them (i < touchedCount), in the order first written. */
+  touchedTable(i: number): number {
+    return this.tList[i]!;
+  }
+
+  /** Table t is noted written (run --trace's capture). */
+  private touch(t: number): void {
+    if (this.tStamp[t] !== this.tRound) {
+      this.tStamp[t] = this.tRound;
+      this.tList[this.nT++] = t;
+    }
+  }
+
+  /** Forget the tables noted: the next ones are those written from now on. */
+  clearTouched(): void {
+    this.nT = 0;
+    if (++this.tRound === 0x7fffffff) {
+      this.tStamp.fill(0);
+      this.tRound = 1;
+    }
+  }
+
+  private growTouched(cap: number): void {
+    if (this.tStamp.length >= cap) return;
+    this.tStamp = growTypedArray(this.tStamp, cap);
+    this.tList = growTypedArray(this.tList, cap);
+  }
+
+  /** The bits as Int32 words, two entries each (a read: run --trace's capture skips empty runs of entries with it). */
+  get bitWords(): TableWords<Int32Array> {
+    return this.bw;
   }
 
   /** Start logging what changes (or restart: everything before is forgotten); takeWritten reads the log. */
@@ -373,6 +437,8 @@ export class TableArena {
     c.srcVersion = this.version;
     // Every table may differ now, unlogged: an accounting check that kept counts starts over.
     if (c.logged) c.logLost = true;
+    // Nor are the tables written noted any more: run --trace's capture starts over.
+    c.touching = false;
     if (TableArena.verifyCopies && partial) this.checkCopy(c);
     return c;
   }

@@ -119,21 +119,25 @@ export function pmdWriteProtected(k: Kernel, mm: Mm, vpn: number): boolean {
 /**
  * walk_page_range() over a whole address space: fn(first vpn the table maps, PTE table index)
  * for each PTE table present, in address order (PGD -> PUD -> PMD; x86-64 4-level); `leaf`, if
- * given, for each huge PMD (its first vpn and PMD slot) in the same order.
+ * given, for each huge PMD (its first vpn and PMD slot) in the same order; `upper`, if given,
+ * for each upper table walked (the PGD, then each PUD and PMD before the tables below it).
  */
-export function forEachPteTable(k: Kernel, mm: Mm, fn: (vpnBase: number, table: number) => void, leaf?: (vpnBase: number, pmdSlot: number) => void): void {
+export function forEachPteTable(k: Kernel, mm: Mm, fn: (vpnBase: number, table: number) => void, leaf?: (vpnBase: number, pmdSlot: number) => void, upper?: (table: number) => void): void {
   const t = k.tables;
   if (mm.pgd <= 0) return;
+  upper?.(mm.pgd);
   // Each upper table is read only to its last filled entry (walk.ts keeps their counts, as
   // freeLevel and the accounting walk rely on): most of an address space's upper tables is empty.
   for (let a = 0, leftA = t.filled[mm.pgd]!; a < 512 && leftA > 0; a++) {
     const pud = t.entry[(mm.pgd << TABLE_SHIFT) | a]!;
     if (pud === 0) continue;
     leftA--;
+    upper?.(pud);
     for (let b = 0, leftB = t.filled[pud]!; b < 512 && leftB > 0; b++) {
       const pmd = t.entry[(pud << TABLE_SHIFT) | b]!;
       if (pmd === 0) continue;
       leftB--;
+      upper?.(pmd);
       for (let c = 0, leftC = t.filled[pmd]!; c < 512 && leftC > 0; c++) {
         const slot = (pmd << TABLE_SHIFT) | c;
         if (t.bits[slot]! & PMD_LEAF) {

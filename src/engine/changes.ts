@@ -5,9 +5,14 @@
 //
 // A large range (a fork of 1 GiB touches 262144 PTEs in each process and as many frames) is
 // kept in full for its first few pages and counted for the rest, grouped by what changed.
+//
+// A run's captures after the first are not made again at each step: the capture follows the
+// model (src/engine/changes-live.ts), comparing only the tables written since and the address
+// spaces whose tables they are, so that a long run's trace costs what its steps change.
 
 import { PG_INUSE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SWAP, PTE_WRITE, PTRS_PER_TABLE, TABLE_SHIFT } from '../core/constants.js';
 import type { Kernel } from '../core/kernel.js';
+import type { Mm } from '../core/mm.js';
 import { frameFlagNames, pteBitNames } from '../core/names.js';
 import { forEachPteTable } from '../core/walk.js';
 import type { ChangeLog, FrameChange, FrameState, PteChange, PteState } from './result.js';
@@ -18,10 +23,27 @@ export const DETAIL_PAGES = 4;
 export const DETAIL_FRAMES = 4;
 
 /** An address space's PTE tables in address order: the first page each covers and its arena index. */
-interface MmTables {
+export interface MmTables {
   base: Float64Array;
   table: Int32Array;
   n: number;
+  /** The upper tables its walk went through (PGD, PUDs, PMDs), up[0..nu). */
+  up: Int32Array;
+  nu: number;
+}
+
+/** What diffCaptures compares: PTE entries and bits by arena slot, and frames. */
+export interface Slots {
+  bits: ArrayLike<number>;
+  /** `bits` as Int32 words, two entries each. */
+  words: ArrayLike<number>;
+  entry: ArrayLike<number>;
+  refcount: ArrayLike<number>;
+  mapcount: ArrayLike<number>;
+  flags: ArrayLike<number>;
+  value: ArrayLike<number>;
+  /** Frames [0, top) are in the arrays. */
+  top: number;
 }
 
 export interface Capture {
@@ -38,6 +60,15 @@ export interface Capture {
   top: number;
   /** The state that may refill it (capture's `into`) once it is no longer its base; null once a copy of that state shares it. */
   owner: object | null;
+  /**
+   * The arena whose written tables it follows (changes-live.ts: it is then kept equal to the
+   * model after each step, not made again), or null.
+   */
+  arena: object | null;
+  /** While it follows an arena: per table, the address space (id + 1) whose walk reaches it, 0 for none, -1 for several. */
+  reach: Int32Array;
+  /** The address spaces the kernel had made (ids below this one) when it was made or last brought up to the model. */
+  mmCount: number;
 }
 
 /**
@@ -49,20 +80,9 @@ export interface Capture {
 export function capture(k: Kernel, owner: object | null = null, into: Capture | null = null): Capture {
   const mms = new Map<number, MmTables>();
   const t = k.tables;
-  const list = tableList;
   for (const mm of k.mms) {
     if (!mm.alive || mm.pgd <= 0) continue;
-    list.length = 0;
-    forEachPteTable(k, mm, collectTable);
-    const n = list.length >>> 1;
-    const old = into?.mms.get(mm.id);
-    const m: MmTables = old !== undefined && old.table.length >= n ? old : { base: new Float64Array(n), table: new Int32Array(n), n };
-    for (let i = 0; i < n; i++) {
-      m.base[i] = list[2 * i]!;
-      m.table[i] = list[2 * i + 1]!;
-    }
-    m.n = n;
-    mms.set(mm.id, m);
+    mms.set(mm.id, mmTablesOf(k, mm, into?.mms.get(mm.id)));
   }
   const f = k.frames;
   const slots = t.top << TABLE_SHIFT;
@@ -74,7 +94,31 @@ export function capture(k: Kernel, owner: object | null = null, into: Capture | 
     entry: t.copyEntriesOut(slots, into?.entry),
     refcount: copyInto(f.refcount, f.top, into?.refcount), mapcount: copyInto(f.mapcount, f.top, into?.mapcount),
     flags: copyInto(f.flags, f.top, into?.flags), value: copyInto(f.value, f.top, into?.value),
+    arena: null, reach: into?.reach ?? NO_REACH, mmCount: k.mms.length,
   };
+}
+
+const NO_REACH = new Int32Array(0);
+
+/**
+ * An address space's PTE tables in address order and the upper tables above them, in `into`
+ * when it has room.
+ */
+export function mmTablesOf(k: Kernel, mm: Mm, into?: MmTables): MmTables {
+  tableList.length = 0;
+  upList.length = 0;
+  forEachPteTable(k, mm, collectTable, undefined, collectUpper);
+  const n = tableList.length >>> 1;
+  const nu = upList.length;
+  const m: MmTables = into !== undefined && into.table.length >= n && into.up.length >= nu ? into : { base: new Float64Array(n), table: new Int32Array(n), n, up: new Int32Array(nu), nu };
+  for (let i = 0; i < n; i++) {
+    m.base[i] = tableList[2 * i]!;
+    m.table[i] = tableList[2 * i + 1]!;
+  }
+  for (let i = 0; i < nu; i++) m.up[i] = upList[i]!;
+  m.n = n;
+  m.nu = nu;
+  return m;
 }
 
 /** capture()'s list of one address space's PTE tables: (first vpn, table) pairs, reused. */
@@ -82,6 +126,11 @@ const tableList: number[] = [];
 /** forEachPteTable()'s callback into tableList (one function, not a closure per capture). */
 const collectTable = (vpnBase: number, table: number): void => {
   tableList.push(vpnBase, table);
+};
+/** mmTablesOf()'s list of one address space's upper tables, reused. */
+const upList: number[] = [];
+const collectUpper = (table: number): void => {
+  upList.push(table);
 };
 
 /** src[0..n) copied into dst when it is long enough, else into a new array as long as src. */
@@ -131,7 +180,7 @@ function bitList(bits: number): string[] {
   return bits === 0 ? [] : pteBitNames(bits);
 }
 
-function frameState(a: Capture, pfn: number, name: (v: number) => string): FrameState {
+function frameState(a: Slots, pfn: number, name: (v: number) => string): FrameState {
   const inUse = pfn < a.top && (a.flags[pfn]! & PG_INUSE) !== 0;
   if (!inUse) return { refcount: 0, mapcount: 0, flags: ['free'], value: '' };
   return { refcount: a.refcount[pfn]!, mapcount: a.mapcount[pfn]!, flags: frameFlagNames(a.flags[pfn]!), value: name(a.value[pfn]!) };
@@ -157,7 +206,19 @@ function frameWords(r0: number, m0: number, f0: number, v0: number, r1: number, 
   return out.join(', ');
 }
 
-const EMPTY: MmTables = { base: new Float64Array(0), table: new Int32Array(0), n: 0 };
+export const EMPTY: MmTables = { base: new Float64Array(0), table: new Int32Array(0), n: 0, up: new Int32Array(0), nu: 0 };
+
+/**
+ * Which address spaces diffCaptures compares and which of their tables, when not every one:
+ * the ids in increasing order, each one's tables before (in `a`) and after (in `b`); and whether
+ * `a`'s frames are made `b`'s as they are compared (a capture that follows the model).
+ */
+export interface DiffPlan {
+  ids: readonly number[];
+  before(id: number): MmTables;
+  after(id: number): MmTables;
+  update: boolean;
+}
 
 /**
  * Compare two captures: the PTE changes of the first DETAIL_PAGES pages (every process), the
@@ -165,9 +226,19 @@ const EMPTY: MmTables = { base: new Float64Array(0), table: new Int32Array(0), n
  */
 export function diffCaptures(a: Capture, b: Capture, names: Namer): ChangeLog {
   const ids = [...new Set([...a.mms.keys(), ...b.mms.keys()])].sort((x, y) => x - y);
+  return diffSlots(a, b, names, { ids, before: (id) => a.mms.get(id) ?? EMPTY, after: (id) => b.mms.get(id) ?? EMPTY, update: false });
+}
+
+/**
+ * diffCaptures over what `plan` names: the address spaces with a change, the tables that may
+ * have one (an address space or table left out has none); with plan.update, `a`'s frames
+ * become `b`'s (a's arrays hold b.top frames).
+ */
+export function diffSlots(a: Slots, b: Slots, names: Namer, plan: DiffPlan): ChangeLog {
+  const ids = plan.ids;
   // Pass 1: the first pages that changed, over every address space.
   const firstVpns: number[] = [];
-  for (const id of ids) walk(a, a.mms.get(id) ?? EMPTY, b, b.mms.get(id) ?? EMPTY, (vpn) => {
+  for (const id of ids) walk(a, plan.before(id), b, plan.after(id), (vpn) => {
     if (firstVpns.includes(vpn)) return true;
     firstVpns.push(vpn);
     firstVpns.sort((x, y) => x - y);
@@ -188,7 +259,7 @@ export function diffCaptures(a: Capture, b: Capture, names: Namer): ChangeLog {
   let ptesChanged = 0;
   for (const id of ids) {
     const proc = names.proc(id);
-    walk(a, a.mms.get(id) ?? EMPTY, b, b.mms.get(id) ?? EMPTY, (vpn, b0, e0, b1, e1) => {
+    walk(a, plan.before(id), b, plan.after(id), (vpn, b0, e0, b1, e1) => {
       ptesChanged++;
       if (detail.has(vpn)) {
         ptes.push({ proc, page: names.page(id, vpn), vpn, before: pteState(b0, e0), after: pteState(b1, e1), change: pteWords(b0, e0, b1, e1, true) });
@@ -208,6 +279,8 @@ export function diffCaptures(a: Capture, b: Capture, names: Namer): ChangeLog {
   let framesChanged = 0;
   let others = 0;
   const top = Math.max(a.top, b.top);
+  const update = plan.update;
+  const ar = a.refcount as Int32Array, am = a.mapcount as Int32Array, af = a.flags as Uint16Array, av = a.value as Int32Array;
   for (let pfn = 0; pfn < top; pfn++) {
     const inA = pfn < a.top;
     const inB = pfn < b.top;
@@ -219,7 +292,11 @@ export function diffCaptures(a: Capture, b: Capture, names: Namer): ChangeLog {
     const m1 = inB ? b.mapcount[pfn]! : 0;
     const f1 = inB ? b.flags[pfn]! : 0;
     const v1 = inB ? b.value[pfn]! : 0;
-    if (r0 === r1 && m0 === m1 && f0 === f1 && (v0 === v1 || !(f1 & PG_INUSE))) continue;
+    if (r0 === r1 && m0 === m1 && f0 === f1 && (v0 === v1 || !(f1 & PG_INUSE))) {
+      // Not a change (a free frame's value says nothing), but a capture that follows the model holds it.
+      if (update && v0 !== v1) av[pfn] = v1;
+      continue;
+    }
     framesChanged++;
     if (named.has(pfn) || (ptes.length === ptesChanged && others++ < DETAIL_FRAMES)) {
       frames.push({
@@ -233,6 +310,12 @@ export function diffCaptures(a: Capture, b: Capture, names: Namer): ChangeLog {
       const key = Math.abs(dr) < 32768 && Math.abs(dm) < 32768 ? -(((dr + 32768) * 65536 + (dm + 32768)) * 2 ** 17 + small) - 1 : `${dr},${dm},${small}`;
       count(key, () => `frame ${frameWords(r0, m0, f0, v0, r1, m1, f1, v1, false, names.value)}`);
     }
+    if (update) {
+      ar[pfn] = r1;
+      am[pfn] = m1;
+      af[pfn] = f1;
+      av[pfn] = v1;
+    }
   }
   return {
     ptes, frames, ptesChanged, framesChanged,
@@ -243,7 +326,7 @@ export function diffCaptures(a: Capture, b: Capture, names: Namer): ChangeLog {
 type OnPte = (vpn: number, b0: number, e0: number, b1: number, e1: number) => boolean;
 
 /** Merge two captures of one address space table by table; `on` gets every PTE that differs, and stops the walk by returning false. */
-function walk(ca: Capture, a: MmTables, cb: Capture, b: MmTables, on: OnPte): void {
+function walk(ca: Slots, a: MmTables, cb: Slots, b: MmTables, on: OnPte): void {
   let i = 0;
   let j = 0;
   while (i < a.n || j < b.n) {

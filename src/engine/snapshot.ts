@@ -6,7 +6,8 @@ import type { KEvent } from '../core/events.js';
 import { frameFlagNames, pteBitNames } from '../core/names.js';
 import { followSlot, slotPfn } from '../core/huge.js';
 import type { EventRecord } from './result.js';
-import { capture, diffCaptures } from './changes.js';
+import { capture, diffCaptures, type Namer } from './changes.js';
+import { advance, follow, following } from './changes-live.js';
 import type { RunState } from './state.js';
 
 /** Move the kernel's events into the record (kernel bugs become violations), with a snapshot. */
@@ -40,17 +41,25 @@ function actorOf(s: RunState, mm: number): string | null {
 /** Every PTE and frame the step changed (RunOptions.changes); `observing`: the step only looked (no capture). */
 export function traceChanges(s: RunState, observing: boolean): void {
   if (s.changesBase === null || !s.k.tracing || observing) return;
-  // The capture before the last (this state's own, no copy of it sees it) is refilled.
-  const spare = s.changesSpare !== null && s.changesSpare.owner === s ? s.changesSpare : null;
-  s.changesSpare = null;
-  const now = capture(s.k, s, spare);
-  s.record.changes = diffCaptures(s.changesBase, now, {
+  const names: Namer = {
     proc: (mm) => s.mmNames[mm] ?? `mm ${mm}`,
     page: (mm, vpn) => s.pageOfMm(mm, vpn),
     value: (v) => s.values.name(v),
-  });
+  };
+  // This state's own capture, following the model: brought up to it (changes-live.ts).
+  if (s.changesBase.owner === s && following(s.changesBase, s.k)) {
+    s.record.changes = advance(s.changesBase, s.k, names);
+    return;
+  }
+  // Else (a copy of the state shares it) a new one, which follows from now on. The capture
+  // before the last (this state's own, no copy of it sees it) is refilled.
+  const spare = s.changesSpare !== null && s.changesSpare.owner === s ? s.changesSpare : null;
+  s.changesSpare = null;
+  const now = capture(s.k, s, spare);
+  s.record.changes = diffCaptures(s.changesBase, now, names);
   s.changesSpare = s.changesBase;
   s.changesBase = now;
+  follow(now, s.k);
 }
 
 /** Frames and PTEs named by the step's events and violations, as they are now. */

@@ -17,6 +17,7 @@ import type { PageSel, Scenario, Step, ViolationKind } from '../scenario/ast.js'
 import type { Observation, StepRecord, Violation } from './result.js';
 import { ValueTable } from './values.js';
 import { type Capture, capture } from './changes.js';
+import { follow } from './changes-live.js';
 import { classCopier, copyArrayInto, templateCopier } from '../core/copy.js';
 
 export interface RunOptions {
@@ -169,7 +170,7 @@ export class RunState {
       ...(scenario.config.ksmUseZeroPages ? { ksmUseZeroPages: true } : {}),
     });
     this.k.tracing = opts.trace ?? true;
-    if (opts.changes && this.k.tracing) this.changesBase = capture(this.k, this);
+    if (opts.changes && this.k.tracing) follow((this.changesBase = capture(this.k, this)), this.k);
   }
 
   /**
