@@ -130,9 +130,11 @@ log('  run --trace, 1 GiB fork ...');
   });
 }
 
-// A run of a big process tree: 8,000 forks over 1,000 (bench/forks.ts).
+// A run of a big process tree: 8,000 forks over 1,000 (bench/forks.ts), and the same with
+// `run --trace`'s change log.
 log('  run of a fork tree ...');
 add(forksFigure(quick, log));
+add(forksFigure(quick, log, true));
 
 // The explorer's rows (issue 14): states per second on one core, 2 workers over 1, bytes per
 // state, the depth-8 search (bench/explorer.ts).
