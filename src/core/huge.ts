@@ -93,6 +93,10 @@ function allocAnonThp(k: Kernel, mm: Mm, vma: Vma): number {
 export function doHugePmdAnonymousPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, write: boolean): number {
   const s = pmdSlotAlloc(k, mm, vpn);
   if (k.tables.entry[s] !== 0 || k.tables.bits[s] !== 0) return VM_FAULT_FALLBACK; // pmd_none() fails
+  // anon_vma_prepare() (vmf_anon_prepare() from 6.10) comes first, before the huge zero page is
+  // chosen: a VMA that maps only the huge zero PMD has an anon_vma, so fork copies that PMD
+  // (vma_needs_copy). The 4 KiB zero page takes none (do_anonymous_page maps it before).
+  anonVmaPrepare(k, mm, vma);
   if (!write && k.profile.thpUseZeroPage && !k.profile.mmForbidsZeropage) {
     // mm_get_huge_zero_folio(): a read-only PMD of the huge zero page; no refcount, no mapcount.
     setHugePmd(k, mm, s, 0, PTE_PRESENT | PTE_SPECIAL | PTE_YOUNG);
