@@ -1,18 +1,20 @@
 // Counters on the live kernel, counted over the scenario's own mappings so that the helper's
 // footprint never enters them:
-//   rss.P          pages present in P's scenario mappings, the zero page not counted (pagemap)
+//   rss.P          pages present in P's scenario mappings, the zero page and the huge zero page
+//                  not counted (pagemap, kpageflags)
 //   minflt.P       minor faults P took inside scenario operations (getrusage around each one)
 //   PageTables_kB  per live process: VmPTE minus the helper's own tables, plus its PGD (4 kB),
 //                  as the model counts it (the scenario's mappings sit in their own PGD slot)
 //   AnonPages_kB   distinct anonymous frames mapped by live processes (pagemap + kpageflags)
 //   AnonHugePages_kB  2 MiB per distinct THP some live process maps by a PMD (PAGEMAP_SCAN's
 //                  PAGE_IS_HUGE, the huge zero page not counted; a THP shared after fork once)
-//   frames_used    distinct frames mapped by live processes or held by live handles
+//   frames_used    distinct frames mapped by live processes or held by live handles (the zero
+//                  page and the huge zero page not counted)
 //   pt_copies      0: Linux has no COW page tables
 // cow_copies has no per-scenario source in the kernel and is not compared.
 
 import { NO_KPAGEFLAGS, NO_PFNS } from './facilities.js';
-import { hasFlag, KPF_ANON, kpageflags, pagemap, vmPteKb } from './procfs.js';
+import { hasFlag, KPF_ANON, KPF_ZERO_PAGE, kpageflags, pagemap, vmPteKb } from './procfs.js';
 import type { Replay } from './replay.js';
 import type { KProc } from './types.js';
 import { readFileSync } from 'node:fs';
@@ -35,10 +37,29 @@ export interface Measured {
 
 function framesOf(r: Replay, p: KProc): number[] {
   const out: number[] = [];
+  // The huge zero page's frames are no more counted than the 4 KiB zero page (RSS leaves out a
+  // special PMD; the model maps frame 0): known by KPF_ZERO_PAGE, which /proc/kpageflags sets
+  // on every page of the huge zero folio too. Asked once per 2 MiB block, where the kernel can
+  // map it at all.
+  const hugeZero = r.facilities.kpageflags && r.facilities.thpInfo !== null ? new Map<number, boolean>() : null;
+  const isHugeZero = (pfn: number): boolean => {
+    const head = pfn - (pfn % 512);
+    let z = hugeZero!.get(head);
+    if (z === undefined) {
+      const fl = kpageflags(pfn);
+      z = fl !== null && hasFlag(fl, KPF_ZERO_PAGE);
+      hugeZero!.set(head, z);
+    }
+    return z;
+  };
   for (const g of p.ranges) {
     // hugetlb pages are HugePages_*, not RSS, AnonPages or frames_used (as in the model).
     if (g.hugetlb) continue;
-    for (const e of pagemap(p.pid, g.vpn, g.n)) if (e.present && e.pfn !== 0 && e.pfn !== r.facilities.zeroPfn) out.push(e.pfn);
+    for (const e of pagemap(p.pid, g.vpn, g.n)) {
+      if (!e.present || e.pfn === 0 || e.pfn === r.facilities.zeroPfn) continue;
+      if (hugeZero !== null && isHugeZero(e.pfn)) continue;
+      out.push(e.pfn);
+    }
   }
   return out;
 }
