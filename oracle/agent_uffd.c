@@ -31,6 +31,8 @@ struct ufd {
 static struct ufd ufds[MAXU];
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static int monitor_started;
+/* Passes of the monitor's loop finished (under lock): uffd_forked waits for one. */
+static unsigned long monitor_passes;
 
 static struct ufd *by_owner(int id)
 {
@@ -87,15 +89,18 @@ static void *monitor(void *arg)
 			}
 		}
 		pthread_mutex_unlock(&lock);
-		if (poll(pf, (nfds_t)n, 2) <= 0)
-			continue;
-		for (int k = 0; k < n; k++) {
-			if (!(pf[k].revents & POLLIN))
-				continue;
-			struct uffd_msg m;
-			while (read(pf[k].fd, &m, sizeof m) == (ssize_t)sizeof m)
-				answer(at[k], &m);
+		if (poll(pf, (nfds_t)n, 2) > 0) {
+			for (int k = 0; k < n; k++) {
+				if (!(pf[k].revents & POLLIN))
+					continue;
+				struct uffd_msg m;
+				while (read(pf[k].fd, &m, sizeof m) == (ssize_t)sizeof m)
+					answer(at[k], &m);
+			}
 		}
+		pthread_mutex_lock(&lock);
+		monitor_passes++;
+		pthread_mutex_unlock(&lock);
 	}
 	return NULL;
 }
@@ -207,6 +212,18 @@ void uffd_forked(int parent, int child)
 {
 	pthread_mutex_lock(&lock);
 	struct ufd *u = by_owner(parent);
+	/* The fork returned once the monitor had read its event, which may be before the monitor
+	 * kept the child's userfaultfd (answer): the pass of its loop that read it is over once the
+	 * count of passes moves. Without that fd the child's own fork, with the fork event asked,
+	 * would wait for ever for a reader. (No event when no range is registered: one pass, 2 ms.) */
+	if (u && u->forkev && u->child_fd < 0 && monitor_started) {
+		unsigned long seen = monitor_passes;
+		for (int i = 0; i < 4000 && monitor_passes == seen; i++) {
+			pthread_mutex_unlock(&lock);
+			usleep(250);
+			pthread_mutex_lock(&lock);
+		}
+	}
 	if (u && u->child_fd >= 0) {
 		int fd = u->child_fd, forkev = u->forkev;
 		u->child_fd = -1;
