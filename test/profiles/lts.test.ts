@@ -221,6 +221,45 @@ test('mremap out of a uffd-wp registered mapping: 6.12 clears the bits (6.12.11 
   assert.equal(outcome(sc, '5.4'), 'n/a', '5.4 has no userfaultfd write-protect');
 });
 
+test('MADV_PAGEOUT of a page of a PTE-mapped THP: 6.6 asks the first page\'s mapcount, 6.1 the page\'s own', () => {
+  // Read in madvise_cold_or_pageout_pte_range() and folio_estimated_sharers() of 6.6.93 (and
+  // 6.6.87): a PTE-mapped page of a large folio splits the folio unless page_mapcount() of the
+  // folio's first page (its PTE mappings plus the PMD mappings) is other than 1; 6.1 asks
+  // page_mapcount() of the page the PTE maps.
+  // Q's PMD maps the head alone (P's write copied t[0]); P's t[1] is mapped twice: 6.6 splits the
+  // folio (the head counts 1) and keeps t[1], now a small page mapped twice; 6.1 leaves the THP.
+  const headOnce = scenarioText([
+    'name: lts-pageout-head-once',
+    'steps: |',
+    '  P mmap t 512 rw private thp',
+    '  P write t[0] = 1',
+    '  P fork Q',
+    '  P write t[0] = 2',
+    '  swapout P t[1]',
+    '  expect stat AnonHugePages_kB == 0',
+    '  expect stat AnonPages_kB == 2052',
+    '',
+  ].join('\n'));
+  assert.equal(outcome(headOnce, '6.6'), 'ok');
+  assert.equal(outcome(headOnce, '6.1'), 'expect', 'page_mapcount() of t[1] is 2: the THP stays');
+  assert.equal(outcome(headOnce, '6.6', ['pageoutLargeShared=page-mapcount']), 'expect', 'the switch is the difference');
+  // P alone maps the THP, t[0] zapped: the first page counts 0, not 1, so 6.6 leaves the folio
+  // and t[1] stays mapped; 6.1 (t[1] counts 1) splits it and swaps t[1] out.
+  const headGone = scenarioText([
+    'name: lts-pageout-head-unmapped',
+    'steps: |',
+    '  P mmap t 512 rw private thp',
+    '  P write t = 1',
+    '  P madvise t[0] dontneed',
+    '  swapout P t[1]',
+    '  expect stat AnonPages_kB == 2044',
+    '',
+  ].join('\n'));
+  assert.equal(outcome(headGone, '6.6'), 'ok');
+  assert.equal(outcome(headGone, '6.1'), 'expect', 't[1] swapped out: 2040 kB');
+  assert.equal(outcome(headGone, '6.6', ['pageoutLargeShared=page-mapcount']), 'expect', 'the switch is the difference');
+});
+
 test('--kernel 6.1 on run and explore; compare shows the long-term kernels only when asked', () => {
   const run = cli('run', `${ROOT}scenarios/kernel-tests/cow-ro-pin-on-zeropage.scn.yaml`, '--kernel', '6.1', '--json');
   assert.equal(run.code, 0, run.err);
