@@ -458,18 +458,18 @@ function pageoutLargeShared(k: Kernel, pfn: number): boolean {
  * MADV_PAGEOUT / reclaim meeting a page of a THP at vpn: the folio is split into small pages
  * first (the kernel swaps a whole PMD mapped once as one folio but ends with 512 PTE swap
  * entries all the same; swap-in brings 4 KiB pages back). Null when split (or nothing to split);
- * else why not: `shared`, mapped by more than one mapping (madvise_cold_or_pageout_pte_range
- * skips a folio that may be mapped shared), or `pinned`, held by a reference its mappings do not
- * explain (a pin, a GUP reference: split_folio() refuses, can_split_folio).
+ * else why not: `not-present`, the huge zero PMD (left as it is); `shared`, mapped by more than
+ * one mapping (madvise_cold_or_pageout_pte_range skips a folio that may be mapped shared); or
+ * `pinned`, held by a reference its mappings do not explain (a pin, a GUP reference:
+ * split_folio() refuses, can_split_folio).
  */
-export function splitForSwap(k: Kernel, mm: Mm, vpn: number): 'shared' | 'pinned' | null {
+export function splitForSwap(k: Kernel, mm: Mm, vpn: number): 'not-present' | 'shared' | 'pinned' | null {
   const s = mm.hugePmds > 0 ? pmdLeafSlot(k, mm, vpn) : -1;
   let pfn: number;
   if (s >= 0) {
-    if (isHugeZeroPmd(k, s)) {
-      splitHugePmd(k, mm, s, vpn, 'pageout of the huge zero page');
-      return null;
-    }
+    // madvise_cold_or_pageout_pte_range() leaves a huge zero PMD alone (5.4's MADV_PAGEOUT on):
+    // nothing there to reclaim, and no split.
+    if (isHugeZeroPmd(k, s)) return 'not-present';
     pfn = k.tables.entry[s]!;
   } else {
     const ps = pteSlot(k, mm, vpn);
