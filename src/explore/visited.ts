@@ -25,7 +25,10 @@ export class FingerprintSet {
   }
 
   private table(bits: number): Int32Array {
-    return new Int32Array(this.shared ? new SharedArrayBuffer(8 << bits) : new ArrayBuffer(8 << bits));
+    // 8 * 2^bits as a double: `8 << bits` is a 32-bit integer, negative from 2^28 slots on
+    // (past 67 M fingerprints, where a search of `--procs 3 --pages 3 --depth 8` gets).
+    const bytes = 8 * 2 ** bits;
+    return new Int32Array(this.shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
   }
 
   /** The table's memory (a new buffer after each growth), for readers on other threads (FingerprintReader). */

@@ -26,6 +26,19 @@ test('fingerprint set: a fingerprint is new once, across growths; the reader of 
   }), { seed: SEED });
 });
 
+test('fingerprint set: a table of 2^28 and 2^29 slots (2 and 4 GiB, past 67 M fingerprints) is made, shared or not, and holds what is added', () => {
+  // The table's bytes were `8 << bits`, a 32-bit integer: negative from 2^28 slots on, which
+  // crashed a depth-8 search at 67 M states. Untouched pages of the table cost no memory.
+  for (const [shared, bits] of [[true, 28], [false, 29]] as const) {
+    const set = new FingerprintSet(shared, bits);
+    assert.equal(set.bytes, 8 * 2 ** bits);
+    assert.equal(set.add(7, 2 ** 31 - 1), true);
+    assert.equal(set.add(7, 2 ** 31 - 1), false);
+    assert.ok(set.has(7, 2 ** 31 - 1) && !set.has(8, 2 ** 31 - 1));
+    assert.ok(new FingerprintReader(set.buffer).has(7, 2 ** 31 - 1));
+  }
+});
+
 test('fingerprints: both words non-zero; equal encodings give equal fingerprints, a changed word another', () => {
   const a = new Int32Array(2);
   const b = new Int32Array(2);
