@@ -21,6 +21,45 @@ export interface TableWords<T> {
   slice(start?: number, end?: number): T;
 }
 
+/**
+ * Tables noted since the list was last cleared, each once (a stamp per table: listed once a
+ * round), cleared in O(1): the accounting log's tables whose counts changed, and the tables
+ * run --trace's capture has to look at again.
+ */
+class TableList {
+  private stamp = new Int32Array(0);
+  private list = new Int32Array(0);
+  private round = 1;
+  /** Tables listed: at(0 .. n-1). */
+  n = 0;
+
+  add(t: number): void {
+    if (this.stamp[t] !== this.round) {
+      this.stamp[t] = this.round;
+      this.list[this.n++] = t;
+    }
+  }
+
+  at(i: number): number {
+    return this.list[i]!;
+  }
+
+  clear(): void {
+    this.n = 0;
+    if (++this.round === 0x7fffffff) {
+      this.stamp.fill(0);
+      this.round = 1;
+    }
+  }
+
+  /** Room for tables 0 .. cap-1. */
+  grow(cap: number): void {
+    if (this.stamp.length >= cap) return;
+    this.stamp = growTypedArray(this.stamp, cap);
+    this.list = growTypedArray(this.list, cap);
+  }
+}
+
 export class TableArena {
   /** Per entry: a child table (upper levels), or a pfn or swap slot (PTE level). Read only: setEntry/setPte. */
   entry: TableWords<Int32Array>;
@@ -70,20 +109,14 @@ export class TableArena {
   logLost = false;
   private writes = new Int32Array(0);
   private nWrites = 0;
-  private wStamp = new Int32Array(0);
-  private wList = new Int32Array(0);
-  private nW = 0;
-  private wRound = 1;
+  private readonly logTables = new TableList();
   /**
-   * run --trace's change capture (src/engine/changes.ts), when it follows this arena: the tables
-   * written since it last took them (a stamp per table: listed once a round). A copy made into
-   * this arena stops it (the capture starts over).
+   * run --trace's change capture (src/engine/changes-live.ts), when it follows this arena: the
+   * tables written since it last took them. A copy made into this arena stops it (the capture
+   * starts over).
    */
   private touching = false;
-  private tStamp = new Int32Array(0);
-  private tList = new Int32Array(0);
-  private nT = 0;
-  private tRound = 1;
+  private readonly touched = new TableList();
   /** Tables ever handed out; table 0 is the null table and never used. */
   top = 1;
   freeHead = -1;
@@ -126,8 +159,8 @@ export class TableArena {
     this.nextFree = growTypedArray(this.nextFree, cap);
     this.share = growTypedArray(this.share, cap);
     this.owner = this.ow = growTypedArray(this.ow, cap);
-    if (this.logged) this.growLog(cap);
-    if (this.touching) this.growTouched(cap);
+    if (this.logged) this.logTables.grow(cap);
+    if (this.touching) this.touched.grow(cap);
   }
 
   /** pte_alloc_one() / pmd_alloc_one() ...: a zeroed table of the given level. */
@@ -145,7 +178,7 @@ export class TableArena {
     this.fi[t] = 0;
     this.share[t] = 1;
     this.ow[t] = -1;
-    if (this.logged) this.logTable(t);
+    if (this.logged) this.logTables.add(t);
     return t;
   }
 
@@ -164,29 +197,29 @@ export class TableArena {
     }
     this.fi[t] = 0;
     // A table freed is noted written even with no entry left: an address space whose PGD goes is gone.
-    if (this.touching) this.touch(t);
+    if (this.touching) this.touched.add(t);
     this.nextFree[t] = this.freeHead;
     this.freeHead = t;
     this.used--;
-    if (this.logged) this.logTable(t);
+    if (this.logged) this.logTables.add(t);
   }
 
   /** Table t counts `n` entries not none. */
   setFilled(t: number, n: number): void {
     this.fi[t] = n;
-    if (this.logged) this.logTable(t);
+    if (this.logged) this.logTables.add(t);
   }
 
   /** Table t counts `d` more entries not none (d < 0: fewer). */
   addFilled(t: number, d: number): void {
     this.fi[t] += d;
-    if (this.logged) this.logTable(t);
+    if (this.logged) this.logTables.add(t);
   }
 
   /** PTE table t is charged to mm `id` (-1: none). */
   setOwner(t: number, id: number): void {
     this.ow[t] = id;
-    if (this.logged) this.logTable(t);
+    if (this.logged) this.logTables.add(t);
   }
 
   /** Entry `slot` (table << TABLE_SHIFT | index) names `v`: a child table, a pfn or a swap slot. */
@@ -229,7 +262,7 @@ export class TableArena {
   private note(slot: number): void {
     this.version++;
     const t = slot >>> TABLE_SHIFT;
-    if (this.touching) this.touch(t);
+    if (this.touching) this.touched.add(t);
     if (this.stamp[t] !== this.gen) {
       this.stamp[t] = this.gen;
       this.dirty[this.nDirty++] = t;
@@ -242,8 +275,8 @@ export class TableArena {
   /** Start noting the tables written (or start over: those noted before are forgotten), for run --trace's change capture. */
   startTouched(): void {
     this.touching = true;
-    this.growTouched(this.capacity);
-    this.clearTouched();
+    this.touched.grow(this.capacity);
+    this.touched.clear();
   }
 
   /** Whether the tables written are noted since startTouched (no copy was made into this arena since). */
@@ -253,35 +286,17 @@ export class TableArena {
 
   /** How many tables were written since startTouched or clearTouched. */
   get touchedCount(): number {
-    return this.nT;
+    return this.touched.n;
   }
 
   /** The i-th of them (i < touchedCount), in the order first written. */
   touchedTable(i: number): number {
-    return this.tList[i]!;
-  }
-
-  /** Table t is noted written (run --trace's capture). */
-  private touch(t: number): void {
-    if (this.tStamp[t] !== this.tRound) {
-      this.tStamp[t] = this.tRound;
-      this.tList[this.nT++] = t;
-    }
+    return this.touched.at(i);
   }
 
   /** Forget the tables noted: the next ones are those written from now on. */
   clearTouched(): void {
-    this.nT = 0;
-    if (++this.tRound === 0x7fffffff) {
-      this.tStamp.fill(0);
-      this.tRound = 1;
-    }
-  }
-
-  private growTouched(cap: number): void {
-    if (this.tStamp.length >= cap) return;
-    this.tStamp = growTypedArray(this.tStamp, cap);
-    this.tList = growTypedArray(this.tList, cap);
+    this.touched.clear();
   }
 
   /** The bits as Int32 words, two entries each (a read: run --trace's capture skips empty runs of entries with it). */
@@ -293,18 +308,9 @@ export class TableArena {
   startLog(): void {
     this.logged = true;
     this.logLost = false;
-    this.growLog(this.capacity);
-    this.nW = 0;
+    this.logTables.grow(this.capacity);
+    this.logTables.clear();
     this.nWrites = 0;
-    this.nextRound();
-  }
-
-  /** Table t's counts or owner changed, or it was allocated or freed. */
-  private logTable(t: number): void {
-    if (this.wStamp[t] !== this.wRound) {
-      this.wStamp[t] = this.wRound;
-      this.wList[this.nW++] = t;
-    }
   }
 
   /** Entry `slot` is about to become (entry, bits). */
@@ -328,19 +334,6 @@ export class TableArena {
     this.nWrites = n + 5;
   }
 
-  private growLog(cap: number): void {
-    if (this.wStamp.length >= cap) return;
-    this.wStamp = growTypedArray(this.wStamp, cap);
-    this.wList = growTypedArray(this.wList, cap);
-  }
-
-  private nextRound(): void {
-    if (++this.wRound === 0x7fffffff) {
-      this.wStamp.fill(0);
-      this.wRound = 1;
-    }
-  }
-
   /**
    * What was logged since the last call: table(t) for each table whose counts or owner changed
    * (or was allocated or freed), then write(slot, entry and bits before, after) for each entry
@@ -348,12 +341,12 @@ export class TableArena {
    * writes nothing.
    */
   takeWritten(table: (t: number) => void, write: (slot: number, e0: number, b0: number, e1: number, b1: number) => void): void {
-    for (let i = 0, n = this.nW; i < n; i++) table(this.wList[i]!);
+    const tl = this.logTables;
+    for (let i = 0, n = tl.n; i < n; i++) table(tl.at(i));
     const w = this.writes;
     for (let i = 0, n = this.nWrites; i < n; i += 5) write(w[i]!, w[i + 1]!, w[i + 2]!, w[i + 3]!, w[i + 4]!);
-    this.nW = 0;
+    tl.clear();
     this.nWrites = 0;
-    this.nextRound();
   }
 
   /** Tests: check every copy that copied only the tables written against the source (checkCopy), and count them. */
