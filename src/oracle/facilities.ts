@@ -43,6 +43,17 @@ export interface Facilities {
   uffdWhy: string | null;
 }
 
+/**
+ * Whether a read fault maps the huge zero page on this machine: what the probe's read fault did
+ * when it saw a huge PMD, else use_zero_page with the 4 KiB zero page; null: not known (no THP
+ * in this kernel, or nothing said).
+ */
+export function mapsHugeZeroPage(f: Facilities): boolean | null {
+  const t = f.thpInfo;
+  if (t === null) return null;
+  return t.hugeZeroPage ?? (t.useZeroPage === null ? null : t.useZeroPage && f.zeroPage);
+}
+
 export interface ThpInfo {
   /** /sys/kernel/mm/transparent_hugepage/enabled itself. */
   enabled: string;

@@ -7,7 +7,7 @@ import type { RunResult } from '../engine/result.js';
 import { runScenario } from '../engine/run.js';
 import { withOverrides } from '../profiles/resolve.js';
 import type { Scenario } from '../scenario/index.js';
-import type { Facilities, ThpInfo } from './facilities.js';
+import { mapsHugeZeroPage, type Facilities, type ThpInfo } from './facilities.js';
 
 const QUIET = { trace: false, maxEventsPerStep: 0 };
 
@@ -77,9 +77,7 @@ function khugepagedFact(t: ThpInfo): string {
  * change): the probe's read fault when it saw a huge PMD, else use_zero_page and the 4 KiB zero page.
  */
 function hugeZeroSetting(f: Facilities, model: Profile | null): string | null {
-  const t = f.thpInfo;
-  if (t === null) return null;
-  const live = t.hugeZeroPage ?? (t.useZeroPage === null ? null : t.useZeroPage && f.zeroPage);
+  const live = mapsHugeZeroPage(f);
   if (live === null) return null;
   // Without a profile: as a default profile (use_zero_page on) with the 4 KiB zero page probed.
   const modelHas = model === null ? f.zeroPage : model.thpUseZeroPage && !model.mmForbidsZeropage;

@@ -13,7 +13,7 @@
 //   pt_copies      0: Linux has no COW page tables
 // cow_copies has no per-scenario source in the kernel and is not compared.
 
-import { NO_KPAGEFLAGS, NO_PFNS } from './facilities.js';
+import { mapsHugeZeroPage, NO_KPAGEFLAGS, NO_PFNS } from './facilities.js';
 import { hasFlag, KPF_ANON, KPF_ZERO_PAGE, kpageflags, pagemap, vmPteKb } from './procfs.js';
 import type { Replay } from './replay.js';
 import type { KProc } from './types.js';
@@ -37,27 +37,26 @@ export interface Measured {
 
 function framesOf(r: Replay, p: KProc): number[] {
   const out: number[] = [];
+  const f = r.facilities;
   // The huge zero page's frames are no more counted than the 4 KiB zero page (RSS leaves out a
   // special PMD; the model maps frame 0): known by KPF_ZERO_PAGE, which /proc/kpageflags sets
-  // on every page of the huge zero folio too. Asked once per 2 MiB block, where the kernel can
-  // map it at all.
-  const hugeZero = r.facilities.kpageflags && r.facilities.thpInfo !== null ? new Map<number, boolean>() : null;
-  const isHugeZero = (pfn: number): boolean => {
-    const head = pfn - (pfn % 512);
-    let z = hugeZero!.get(head);
-    if (z === undefined) {
-      const fl = kpageflags(pfn);
-      z = fl !== null && hasFlag(fl, KPF_ZERO_PAGE);
-      hugeZero!.set(head, z);
-    }
-    return z;
-  };
+  // on every page of the huge zero folio too. Asked once per 2 MiB block (per block head: is it
+  // the huge zero page), and only where a read fault may map it.
+  const blocks = f.kpageflags && mapsHugeZeroPage(f) !== false ? new Map<number, boolean>() : null;
   for (const g of p.ranges) {
     // hugetlb pages are HugePages_*, not RSS, AnonPages or frames_used (as in the model).
     if (g.hugetlb) continue;
     for (const e of pagemap(p.pid, g.vpn, g.n)) {
-      if (!e.present || e.pfn === 0 || e.pfn === r.facilities.zeroPfn) continue;
-      if (hugeZero !== null && isHugeZero(e.pfn)) continue;
+      if (!e.present || e.pfn === 0 || e.pfn === f.zeroPfn) continue;
+      if (blocks !== null) {
+        const head = e.pfn - (e.pfn % 512);
+        let hugeZero = blocks.get(head);
+        if (hugeZero === undefined) {
+          const fl = kpageflags(e.pfn);
+          blocks.set(head, (hugeZero = fl !== null && hasFlag(fl, KPF_ZERO_PAGE)));
+        }
+        if (hugeZero) continue;
+      }
       out.push(e.pfn);
     }
   }
