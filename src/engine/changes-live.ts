@@ -137,13 +137,13 @@ export function advance(c: Capture, k: Kernel, names: Namer): ChangeLog {
   const e = t.entry;
   const b = t.bits;
   for (let i = 0; i < nt; i++) {
-    const base = t.touchedTable(i) << TABLE_SHIFT;
-    for (let s = base; s < base + PTRS_PER_TABLE; s++) {
+    const tb = t.touchedTable(i);
+    written[tb] = 0;
+    for (let s = tb << TABLE_SHIFT, end = s + PTRS_PER_TABLE; s < end; s++) {
       c.entry[s] = e[s]!;
       c.bits[s] = b[s]!;
     }
   }
-  for (let i = 0; i < nt; i++) written[t.touchedTable(i)] = 0;
   t.clearTouched();
   for (const id of moved) {
     const old = c.mms.get(id);
@@ -208,7 +208,7 @@ function verify(before: Capture, c: Capture, k: Kernel, names: Namer, log: Chang
   for (const id of ids) {
     if (!sameTables(c.mms.get(id) ?? EMPTY, now.mms.get(id) ?? EMPTY)) throw new Error(`run --trace: the followed capture has other tables for address space ${id} than the model`);
   }
-  const slots = t(k);
+  const slots = k.tables.top << TABLE_SHIFT;
   for (let s = 0; s < slots; s++) {
     if (c.entry[s] !== now.entry[s] || c.bits[s] !== now.bits[s]) throw new Error(`run --trace: the followed capture differs from the model at slot ${s}`);
   }
@@ -219,9 +219,4 @@ function verify(before: Capture, c: Capture, k: Kernel, names: Namer, log: Chang
   }
   if (c.top !== now.top) throw new Error(`run --trace: the followed capture has ${c.top} frames, the model ${now.top}`);
   liveOptions.verified++;
-}
-
-/** The slots of the tables k's arena handed out. */
-function t(k: Kernel): number {
-  return k.tables.top << TABLE_SHIFT;
 }
