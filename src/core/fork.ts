@@ -379,6 +379,7 @@ function copyPteRange(
   const mayCopy = forkMayCopy(k, src);
   const keep = forkKeepsUffdWp(k, srcVma, dstVma);
   let err = OK;
+  tb.holdTables(sBase + first, sBase + last, dBase + first, dBase + last);
   for (let i = first; i < last; i++) {
     const b = bits[sBase + i]!;
     if (b === 0) continue;
@@ -393,6 +394,7 @@ function copyPteRange(
       if (err !== OK) break;
     }
   }
+  tb.releaseTables();
   tb.addFilled(dstTable, filled);
   dst.rssAnon += anon;
   dst.rssShmem += shmem;

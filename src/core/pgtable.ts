@@ -77,6 +77,9 @@ export class TableArena {
   private lo: Int32Array;
   private hi: Int32Array;
   private nDirty = 0;
+  /** The tables held noted by holdTables (-1: none). */
+  private heldA = -1;
+  private heldB = -1;
   private gen = 1;
   /** Counts writes to the entries: a copy made from this arena is still exact while it does not change. */
   private version = 0;
@@ -226,14 +229,16 @@ export class TableArena {
   setEntry(slot: number, v: number): void {
     if (this.logged) this.logWrite(slot, v, this.b[slot]!);
     this.e[slot] = v;
-    this.note(slot);
+    const t = slot >>> TABLE_SHIFT;
+    if (t !== this.heldA && t !== this.heldB) this.note(slot);
   }
 
   /** Entry `slot`'s bits are `v`. */
   setBits(slot: number, v: number): void {
     if (this.logged) this.logWrite(slot, this.e[slot]!, v);
     this.b[slot] = v;
-    this.note(slot);
+    const t = slot >>> TABLE_SHIFT;
+    if (t !== this.heldA && t !== this.heldB) this.note(slot);
   }
 
   /** Entry `slot` names `entry` with bits `bits` (0 and 0: none). */
@@ -241,7 +246,8 @@ export class TableArena {
     if (this.logged) this.logWrite(slot, entry, bits);
     this.e[slot] = entry;
     this.b[slot] = bits;
-    this.note(slot);
+    const t = slot >>> TABLE_SHIFT;
+    if (t !== this.heldA && t !== this.heldB) this.note(slot);
   }
 
   /** The first n entries, copied into dst when it has room (else a new array as long as the arena's): a read, for snapshots. */
@@ -270,6 +276,31 @@ export class TableArena {
       this.hi[t] = slot;
     } else if (slot < this.lo[t]!) this.lo[t] = slot;
     else if (slot > this.hi[t]!) this.hi[t] = slot;
+  }
+
+  /**
+   * Fork's copy loop (copy_pte_range) writes many slots of two tables in a row, the parent's and
+   * the child's: slots [aLo, aHi) of one and [bLo, bHi) of the other are noted written at once
+   * (a superset: a slot noted and not written is only copied for nothing), and the setters skip
+   * noting each write to these two tables until releaseTables(). Their writes must stay within
+   * those slots, and no copy may be made from or into the arena in between.
+   */
+  holdTables(aLo: number, aHi: number, bLo: number, bHi: number): void {
+    if (aHi > aLo) {
+      this.note(aLo);
+      this.note(aHi - 1);
+      this.heldA = aLo >>> TABLE_SHIFT;
+    }
+    if (bHi > bLo) {
+      this.note(bLo);
+      this.note(bHi - 1);
+      this.heldB = bLo >>> TABLE_SHIFT;
+    }
+  }
+
+  /** The end of holdTables(): each write is noted again. */
+  releaseTables(): void {
+    this.heldA = this.heldB = -1;
   }
 
   /** Start noting the tables written (or start over: those noted before are forgotten), for run --trace's change capture. */
