@@ -13,7 +13,7 @@ import { canChangePteWritable, pageMaybeDmaPinned, vmPageProtWrite } from './pag
 import { pmdLeafSlot, pteTableAlloc, pteTableOf } from './walk.js';
 import { zapRange } from './zap.js';
 import { mmuNotify } from './exclusive.js';
-import { swapOutPage } from './swap.js';
+import { pageoutRange } from './swap.js';
 import { breakCowRange } from './cowpt.js';
 import { hugetlbChangeProtection, hugetlbIn, hugetlbPopulate, hugetlbReservePages, hugetlbVmOpSplit } from './hugetlb.js';
 import { changeHugePmds, clearSoftDirtyPmds, doHugePmdAnonymousPage, splitHugePmdAt, thpVmaAllowable } from './huge.js';
@@ -248,8 +248,7 @@ export function doMadvise(k: Kernel, mm: Mm, lo: number, hi: number, advice: Adv
   if (advice === 'collapse') return doMadvCollapse(k, mm, lo, hi).err; // MADV_COLLAPSE (collapse.ts)
   if (advice === 'pageout') {
     if (!k.profile.swap) return NA;
-    let out = 0;
-    for (let v = lo; v < hi; v++) if (swapOutPage(k, mm, v) === null) out++;
+    const out = pageoutRange(k, mm, lo, hi, null);
     if (k.tracing) k.emit('note', mm.id, lo, -1, -1, `MADV_PAGEOUT: ${out} of ${hi - lo} page(s) swapped out`);
     return OK;
   }

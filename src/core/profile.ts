@@ -204,6 +204,14 @@ export interface Profile {
    */
   pageoutLargeShared: 'page-mapcount' | 'first-page' | 'folio' | 'total';
   /**
+   * MADV_PAGEOUT's PTE loop (madvise_cold_or_pageout_pte_range()) meeting a large folio it leaves
+   * alone (pageoutLargeShared says shared, or split_folio() fails: a pin or GUP reference):
+   * `true` (5.4-6.9) `break`s, ending the walk of that PMD, so no later page under the same PMD
+   * (in that VMA) is paged out either; `false` (6.10+, "mm: madvise: avoid split during
+   * MADV_PAGEOUT and MADV_COLD") steps past the folio's PTEs and goes on.
+   */
+  pageoutLargeBreak: boolean;
+  /**
    * change_huge_pmd() maps a PAE head writable at once when mprotect makes the range writable
    * (can_change_pmd_writable, 6.2), as mprotectWritable does for PTEs; before, the next write faults.
    */

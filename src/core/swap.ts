@@ -2,19 +2,28 @@
 // each era's rule for mapping the page writable, swap entries at fork and zap.
 
 import {
-  OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_KSM, PG_SHMEM, PG_SWAPCACHE, PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY,
+  HPAGE_PMD_NR, OK, OOM, PG_ANON, PG_ANON_EXCLUSIVE, PG_KSM, PG_SHMEM, PG_SWAPCACHE, PTE_DIRTY, PTE_PRESENT, PTE_SOFT_DIRTY,
   PTE_SPECIAL, PTE_SWAP, PTE_SWP_EXCLUSIVE, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, VM_FAULT_WRITE, VM_SOFTDIRTY, VM_WRITE,
 } from './constants.js';
 import { pageMaybeDmaPinned } from './page.js';
-import { hugeIn, splitForSwap } from './huge.js';
+import { hugeIn, hugePmdIn, splitForSwap } from './huge.js';
 import { deleteFromSwapCache, swapFree, tryToFreeSwap } from './swapcache.js';
 import type { Kernel } from './kernel.js';
 import { anonVmaPrepare, type Mm, type ShmemObject, type Vma } from './mm.js';
 import { pteSlot, setPte } from './walk.js';
 import { breakCowRange } from './cowpt.js';
 
-/** Why a page was not swapped out (null: it was). */
-export type SwapoutSkip = 'not-present' | 'not-anon' | 'shared' | 'pinned' | null;
+/**
+ * Why a page was not swapped out (null: it was). `walk-ended`: pageoutRange's walk of its PMD
+ * stopped before it, at a large folio it left alone (pageoutLargeBreak).
+ */
+export type SwapoutSkip = 'not-present' | 'not-anon' | 'shared' | 'pinned' | 'walk-ended' | null;
+
+/**
+ * pageOut's verdict on a page of a large folio met through a PTE and left alone: mapped elsewhere
+ * (pageoutLargeShared), or split_folio() refused (a pin or GUP reference).
+ */
+type LeftLarge = 'large-shared' | 'large-pinned';
 
 /** Put a page in the swap cache (add_to_swap): a slot, and the cache's reference on the frame. */
 function addToSwap(k: Kernel, pfn: number): number {
@@ -34,14 +43,55 @@ function addToSwap(k: Kernel, pfn: number): number {
  * may be pinned cannot be unshared for unmapping).
  */
 export function swapOutPage(k: Kernel, mm: Mm, vpn: number): SwapoutSkip {
+  const r = pageOut(k, mm, vpn);
+  return r === 'large-shared' ? 'shared' : r === 'large-pinned' ? 'pinned' : r;
+}
+
+/**
+ * MADV_PAGEOUT of [lo, hi) of mm: walk_page_range() over each VMA's part of the range, and
+ * madvise_cold_or_pageout_pte_range() over each PMD's part of that, a page at a time
+ * (swapOutPage). At a large folio mapped by a PTE that the loop leaves alone (shared, or not
+ * split), pageoutLargeBreak (5.4-6.9) `break`s: the PTE loop of that PMD ends, and no later page
+ * under the same PMD, up to the end of the range or of the VMA, is paged out (`walk-ended`); the
+ * walk goes on at the next PMD. Without it (6.10+) the loop steps past the folio's PTEs and goes
+ * on. `skipped`, when given, hears each page not paged out and why. Returns the pages paged out.
+ */
+export function pageoutRange(k: Kernel, mm: Mm, lo: number, hi: number, skipped: ((vpn: number, why: Exclude<SwapoutSkip, null>) => void) | null): number {
+  let out = 0;
+  for (let v = lo; v < hi; v++) {
+    const r = pageOut(k, mm, v);
+    if (r === null) {
+      out++;
+      continue;
+    }
+    if (r !== 'large-shared' && r !== 'large-pinned') {
+      if (skipped) skipped(v, r);
+      continue;
+    }
+    if (skipped) skipped(v, r === 'large-shared' ? 'shared' : 'pinned');
+    if (!k.profile.pageoutLargeBreak) continue;
+    // `break`, then pte_unmap_unlock(): the walk's next pmd_entry call is at the next PMD (or
+    // the next VMA's part of the range).
+    const end = Math.min(hi, mm.findVma(v)!.end, (v | (HPAGE_PMD_NR - 1)) + 1);
+    if (k.tracing && end > v + 1) k.emit('note', mm.id, v, -1, -1, `MADV_PAGEOUT: the PTE loop stops at a large folio it leaves alone (break): ${end - v - 1} later page(s) under this PMD not paged out`);
+    if (skipped) for (let w = v + 1; w < end; w++) skipped(w, 'walk-ended');
+    v = end - 1;
+  }
+  return out;
+}
+
+/** swapOutPage, telling a large folio met through a PTE and left alone (LeftLarge) apart. */
+function pageOut(k: Kernel, mm: Mm, vpn: number): SwapoutSkip | LeftLarge {
   // No mapping, nothing to reclaim: a PTE there is another process's, seen through a COW-shared
   // table (a MADV_DONTFORK mapping of the parent's, in a table On-Demand Fork shares whole).
   if (mm.findVma(vpn) === null) return 'not-present';
   if (breakCowRange(k, mm, vpn, vpn + 1) !== OK) return 'not-present';
   // A page of a THP: the folio is split into small pages first (not a shared, GUP-held or pinned one).
   if (hugeIn(k, mm, vpn, vpn + 1)) {
+    // Under a huge PMD the walk's PMD path decides for every page of the PMD (the folio's) at once.
+    const viaPte = !hugePmdIn(k, mm, vpn, vpn + 1);
     const unsplit = splitForSwap(k, mm, vpn);
-    if (unsplit !== null) return unsplit;
+    if (unsplit !== null) return !viaPte || unsplit === 'not-present' ? unsplit : unsplit === 'shared' ? 'large-shared' : 'large-pinned';
   }
   const skip = pageoutSkip(k, mm, vpn);
   if (skip !== null) return skip;

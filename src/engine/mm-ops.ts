@@ -9,7 +9,7 @@ import { dupMmap } from '../core/fork.js';
 import { ksmMerge } from '../core/ksm.js';
 import { clearSoftDirty, doMadvise, doMmap, doMprotect } from '../core/mmap.js';
 import { doMremap } from '../core/mremap.js';
-import { swapOutPage, type SwapoutSkip } from '../core/swap.js';
+import { pageoutRange, type SwapoutSkip } from '../core/swap.js';
 import { uffdRegister, uffdWriteprotect } from '../core/userfaultfd.js';
 import { exitMmap, unmapRegion } from '../core/zap.js';
 import type { Step } from '../scenario/ast.js';
@@ -21,7 +21,7 @@ type StepOf<O extends Step['op']> = Extract<Step, { op: O }>;
 
 const SKIP_WHY: Record<Exclude<SwapoutSkip, null>, string> = {
   'not-present': 'not present', 'not-anon': 'not anonymous', shared: 'mapped by more than this process',
-  pinned: 'maybe pinned',
+  pinned: 'maybe pinned', 'walk-ended': 'not walked (the PTE loop stopped at a large folio it left alone)',
 };
 
 /** A thread exits; the process's address space goes with its last thread. */
@@ -265,12 +265,7 @@ export function swapout(s: RunState, step: StepOf<'swapout'>): void {
   if (hugetlbIn(p.mm, lo, hi)) throw new NotApplicable('reclaim of hugetlb pages: they are never swapped (MADV_PAGEOUT refuses hugetlb VMAs with EINVAL), not modelled');
   const text = recordsText(s);
   const skipped: string[] = [];
-  let out = 0;
-  for (let v = lo; v < hi; v++) {
-    const why = swapOutPage(s.k, p.mm, v);
-    if (why === null) out++;
-    else if (text) skipped.push(`${s.label(step.sel, step.sel.lo + (v - lo))}: ${SKIP_WHY[why]}`);
-  }
+  const out = pageoutRange(s.k, p.mm, lo, hi, text ? (v, why) => { skipped.push(`${s.label(step.sel, step.sel.lo + (v - lo))}: ${SKIP_WHY[why]}`); } : null);
   if (text) s.record.summary = `reclaim (MADV_PAGEOUT) of ${p.name} ${s.label(step.sel)}: ${out} page(s) swapped out` +
     (skipped.length ? `; kept ${skipped.slice(0, 4).join(', ')}${skipped.length > 4 ? ', …' : ''}` : '');
 }
