@@ -8,7 +8,7 @@
 // partial range; zap (zapHugePmds) and mprotect (changeHugePmds) keep a PMD they cover whole.
 
 import {
-  HPAGE_PMD_NR, isCowMapping, LEVEL_PTE, OK, PG_ANON, PG_ANON_EXCLUSIVE, PG_HUGETLB, PG_INUSE, PG_LARGE, PMD_LEAF, PTE_PRESENT,
+  HPAGE_PMD_NR, isCowMapping, LEVEL_PTE, OK, PG_ANON, PG_ANON_EXCLUSIVE, PG_HUGETLB, PG_INUSE, PG_LARGE, PMD_LEAF, PTE_DIRTY, PTE_PRESENT,
   PTE_DEVICE_EXCLUSIVE, PTE_PROTNONE, PTE_SOFT_DIRTY, PTE_SPECIAL, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, TABLE_SHIFT, VM_HUGEPAGE, VM_HUGETLB, VM_NOHUGEPAGE, VM_SHARED, VM_MAYSHARE,
   VM_READ, VM_WRITE,
 } from './constants.js';
@@ -454,6 +454,26 @@ function pageoutLargeShared(k: Kernel, pfn: number): boolean {
   }
 }
 
+/** The PTE bits folio_pte_batch() ignores when it compares PTEs (__pte_batch_clear_ignored, as MADV_PAGEOUT asks it). */
+const PTE_BATCH_IGNORED = PTE_DIRTY | PTE_SOFT_DIRTY | PTE_WRITE | PTE_YOUNG;
+
+/**
+ * madvise_folio_pte_batch() (6.10+): how many PTEs of mm from vpn on, below `limit` (within
+ * vpn's PTE table), map the pages of one large folio in order from the page vpn's PTE maps, up
+ * to the folio's last page, with the same bits but for dirty, soft-dirty, write and young. vpn's
+ * PTE must map a page of a large folio.
+ */
+export function folioPteBatch(k: Kernel, mm: Mm, vpn: number, limit: number): number {
+  const t = k.tables;
+  const s = pteSlot(k, mm, vpn);
+  const pfn = t.entry[s]!;
+  const bits = t.bits[s]! & ~PTE_BATCH_IGNORED;
+  const max = Math.min(limit - vpn, HPAGE_PMD_NR - (pfn & (HPAGE_PMD_NR - 1)));
+  let n = 1;
+  while (n < max && t.entry[s + n] === pfn + n && (t.bits[s + n]! & ~PTE_BATCH_IGNORED) === bits) n++;
+  return n;
+}
+
 /**
  * MADV_PAGEOUT / reclaim meeting a page of a THP at vpn: the folio is split into small pages
  * first (the kernel swaps a whole PMD mapped once as one folio but ends with 512 PTE swap
@@ -461,9 +481,12 @@ function pageoutLargeShared(k: Kernel, pfn: number): boolean {
  * else why not: `not-present`, the huge zero PMD (left as it is); `shared`, mapped by more than
  * one mapping (madvise_cold_or_pageout_pte_range skips a folio that may be mapped shared); or
  * `pinned`, held by a reference its mappings do not explain (a pin, a GUP reference:
- * split_folio() refuses, can_split_folio).
+ * split_folio() refuses, can_split_folio). `whole`: 6.10+'s PTE loop found the folio mapped
+ * whole by its batch of PTEs (folioPteBatch): it asks not pageoutLargeShared but whether
+ * folio_mapcount() is the folio's number of pages, every mapping one of those PTEs (the kernel
+ * then reclaims the folio unsplit; shrink_folio_list() keeps one can_split_folio() refuses).
  */
-export function splitForSwap(k: Kernel, mm: Mm, vpn: number): 'not-present' | 'shared' | 'pinned' | null {
+export function splitForSwap(k: Kernel, mm: Mm, vpn: number, whole = false): 'not-present' | 'shared' | 'pinned' | null {
   const s = mm.hugePmds > 0 ? pmdLeafSlot(k, mm, vpn) : -1;
   let pfn: number;
   if (s >= 0) {
@@ -477,7 +500,7 @@ export function splitForSwap(k: Kernel, mm: Mm, vpn: number): 'not-present' | 's
     pfn = k.tables.entry[ps]!;
     if (!(k.frames.flags[pfn]! & PG_LARGE)) return null;
   }
-  if (pageoutLargeShared(k, pfn)) return 'shared';
+  if (whole ? k.frames.folioMapcount(pfn) !== HPAGE_PMD_NR : pageoutLargeShared(k, pfn)) return 'shared';
   return splitHugePage(k, pfn & ~(HPAGE_PMD_NR - 1), 'swap-out of a THP') ? null : 'pinned';
 }
 

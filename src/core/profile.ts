@@ -204,13 +204,16 @@ export interface Profile {
    */
   pageoutLargeShared: 'page-mapcount' | 'first-page' | 'folio' | 'total';
   /**
-   * MADV_PAGEOUT's PTE loop (madvise_cold_or_pageout_pte_range()) meeting a large folio it leaves
-   * alone (pageoutLargeShared says shared, or split_folio() fails: a pin or GUP reference):
-   * `true` (5.4-6.9) `break`s, ending the walk of that PMD, so no later page under the same PMD
-   * (in that VMA) is paged out either; `false` (6.10+, "mm: madvise: avoid split during
-   * MADV_PAGEOUT and MADV_COLD") steps past the folio's PTEs and goes on.
+   * MADV_PAGEOUT's PTE loop (madvise_cold_or_pageout_pte_range()) meeting a large folio through a
+   * PTE. `break` (5.4-6.9): the sharing test (pageoutLargeShared), then the split; where either
+   * leaves the folio alone (or split_folio() fails: a pin or GUP reference) the loop `break`s,
+   * ending the walk of that PMD, so no later page under it (in that VMA) is paged out either.
+   * `batch` (6.10+, "mm: madvise: avoid split during MADV_PAGEOUT and MADV_COLD"): the folio's
+   * PTEs from this one on (madvise_folio_pte_batch); a folio they map whole is not split nor asked
+   * the sharing test but paged out whole when folio_mapcount() is its number of pages; else the
+   * sharing test and the split, and where they leave it alone the loop steps past those PTEs.
    */
-  pageoutLargeBreak: boolean;
+  pageoutLargeWalk: 'break' | 'batch';
   /**
    * change_huge_pmd() maps a PAE head writable at once when mprotect makes the range writable
    * (can_change_pmd_writable, 6.2), as mprotectWritable does for PTEs; before, the next write faults.

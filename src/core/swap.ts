@@ -6,7 +6,7 @@ import {
   PTE_SPECIAL, PTE_SWAP, PTE_SWP_EXCLUSIVE, PTE_UFFD_WP, PTE_WRITE, PTE_YOUNG, VM_FAULT_WRITE, VM_SOFTDIRTY, VM_WRITE,
 } from './constants.js';
 import { pageMaybeDmaPinned } from './page.js';
-import { hugeIn, hugePmdIn, splitForSwap } from './huge.js';
+import { folioPteBatch, hugeIn, hugePmdIn, splitForSwap } from './huge.js';
 import { deleteFromSwapCache, swapFree, tryToFreeSwap } from './swapcache.js';
 import type { Kernel } from './kernel.js';
 import { anonVmaPrepare, type Mm, type ShmemObject, type Vma } from './mm.js';
@@ -15,15 +15,24 @@ import { breakCowRange } from './cowpt.js';
 
 /**
  * Why a page was not swapped out (null: it was). `walk-ended`: pageoutRange's walk of its PMD
- * stopped before it, at a large folio it left alone (pageoutLargeBreak).
+ * stopped before it, at a large folio it left alone (pageoutLargeWalk `break`).
  */
 export type SwapoutSkip = 'not-present' | 'not-anon' | 'shared' | 'pinned' | 'walk-ended' | null;
 
 /**
  * pageOut's verdict on a page of a large folio met through a PTE and left alone: mapped elsewhere
- * (pageoutLargeShared), or split_folio() refused (a pin or GUP reference).
+ * (pageoutLargeShared, or 6.10+'s folio_mapcount() test of a folio its batch maps whole), or
+ * split_folio() refused (a pin or GUP reference).
  */
 type LeftLarge = 'large-shared' | 'large-pinned';
+
+/**
+ * Where madvise_cold_or_pageout_pte_range()'s PTE loop that reaches vpn ends: the end of the
+ * range, of the VMA (walk_page_range() walks each VMA's part) or of the PMD, the first of them.
+ */
+function walkEnd(vma: Vma, vpn: number, hi: number): number {
+  return Math.min(hi, vma.end, (vpn | (HPAGE_PMD_NR - 1)) + 1);
+}
 
 /** Put a page in the swap cache (add_to_swap): a slot, and the cache's reference on the frame. */
 function addToSwap(k: Kernel, pfn: number): number {
@@ -43,23 +52,25 @@ function addToSwap(k: Kernel, pfn: number): number {
  * may be pinned cannot be unshared for unmapping).
  */
 export function swapOutPage(k: Kernel, mm: Mm, vpn: number): SwapoutSkip {
-  const r = pageOut(k, mm, vpn);
+  const r = pageOut(k, mm, vpn, vpn + 1);
   return r === 'large-shared' ? 'shared' : r === 'large-pinned' ? 'pinned' : r;
 }
 
 /**
  * MADV_PAGEOUT of [lo, hi) of mm: walk_page_range() over each VMA's part of the range, and
  * madvise_cold_or_pageout_pte_range() over each PMD's part of that, a page at a time
- * (swapOutPage). At a large folio mapped by a PTE that the loop leaves alone (shared, or not
- * split), pageoutLargeBreak (5.4-6.9) `break`s: the PTE loop of that PMD ends, and no later page
+ * (swapOutPage). At a large folio mapped by a PTE, pageoutLargeWalk: `break` (5.4-6.9), where the
+ * loop leaves it alone (shared, or not split) the PTE loop of that PMD ends, and no later page
  * under the same PMD, up to the end of the range or of the VMA, is paged out (`walk-ended`); the
- * walk goes on at the next PMD. Without it (6.10+) the loop steps past the folio's PTEs and goes
- * on. `skipped`, when given, hears each page not paged out and why. Returns the pages paged out.
+ * walk goes on at the next PMD. `batch` (6.10+): a folio its batch of PTEs maps whole is paged out
+ * when every mapping of it is one of those PTEs; one left alone is stepped past, the batch's PTEs
+ * and no more. `skipped`, when given, hears each page not paged out and why. Returns the pages
+ * paged out.
  */
 export function pageoutRange(k: Kernel, mm: Mm, lo: number, hi: number, skipped: ((vpn: number, why: Exclude<SwapoutSkip, null>) => void) | null): number {
   let out = 0;
   for (let v = lo; v < hi; v++) {
-    const r = pageOut(k, mm, v);
+    const r = pageOut(k, mm, v, hi);
     if (r === null) {
       out++;
       continue;
@@ -68,11 +79,18 @@ export function pageoutRange(k: Kernel, mm: Mm, lo: number, hi: number, skipped:
       if (skipped) skipped(v, r);
       continue;
     }
-    if (skipped) skipped(v, r === 'large-shared' ? 'shared' : 'pinned');
-    if (!k.profile.pageoutLargeBreak) continue;
+    const why = r === 'large-shared' ? 'shared' : 'pinned';
+    const end = walkEnd(mm.findVma(v)!, v, hi);
+    if (k.profile.pageoutLargeWalk === 'batch') {
+      // `continue` with nr the batch: the loop steps past the folio's PTEs (left as they were).
+      const nr = folioPteBatch(k, mm, v, end);
+      if (skipped) for (let w = v; w < v + nr; w++) skipped(w, why);
+      v += nr - 1;
+      continue;
+    }
+    if (skipped) skipped(v, why);
     // `break`, then pte_unmap_unlock(): the walk's next pmd_entry call is at the next PMD (or
     // the next VMA's part of the range).
-    const end = Math.min(hi, mm.findVma(v)!.end, (v | (HPAGE_PMD_NR - 1)) + 1);
     if (k.tracing && end > v + 1) k.emit('note', mm.id, v, -1, -1, `MADV_PAGEOUT: the PTE loop stops at a large folio it leaves alone (break): ${end - v - 1} later page(s) under this PMD not paged out`);
     if (skipped) for (let w = v + 1; w < end; w++) skipped(w, 'walk-ended');
     v = end - 1;
@@ -80,18 +98,28 @@ export function pageoutRange(k: Kernel, mm: Mm, lo: number, hi: number, skipped:
   return out;
 }
 
-/** swapOutPage, telling a large folio met through a PTE and left alone (LeftLarge) apart. */
-function pageOut(k: Kernel, mm: Mm, vpn: number): SwapoutSkip | LeftLarge {
+/**
+ * swapOutPage of vpn, reached by a walk of a range ending at hi, telling a large folio met
+ * through a PTE and left alone (LeftLarge) apart.
+ */
+function pageOut(k: Kernel, mm: Mm, vpn: number, hi: number): SwapoutSkip | LeftLarge {
   // No mapping, nothing to reclaim: a PTE there is another process's, seen through a COW-shared
   // table (a MADV_DONTFORK mapping of the parent's, in a table On-Demand Fork shares whole).
-  if (mm.findVma(vpn) === null) return 'not-present';
+  const vma = mm.findVma(vpn);
+  if (vma === null) return 'not-present';
   if (breakCowRange(k, mm, vpn, vpn + 1) !== OK) return 'not-present';
   // A page of a THP: the folio is split into small pages first (not a shared, GUP-held or pinned one).
   if (hugeIn(k, mm, vpn, vpn + 1)) {
-    // Under a huge PMD the walk's PMD path decides for every page of the PMD (the folio's) at once.
-    const viaPte = !hugePmdIn(k, mm, vpn, vpn + 1);
-    const unsplit = splitForSwap(k, mm, vpn);
-    if (unsplit !== null) return !viaPte || unsplit === 'not-present' ? unsplit : unsplit === 'shared' ? 'large-shared' : 'large-pinned';
+    if (hugePmdIn(k, mm, vpn, vpn + 1)) {
+      // Under a huge PMD the walk's PMD path decides for every page of the PMD (the folio's) at once.
+      const unsplit = splitForSwap(k, mm, vpn);
+      if (unsplit !== null) return unsplit;
+    } else {
+      // madvise_folio_pte_batch() (6.10+): does this PTE begin a batch that maps the folio whole?
+      const whole = k.profile.pageoutLargeWalk === 'batch' && folioPteBatch(k, mm, vpn, walkEnd(vma, vpn, hi)) === HPAGE_PMD_NR;
+      const unsplit = splitForSwap(k, mm, vpn, whole);
+      if (unsplit !== null) return unsplit === 'shared' ? 'large-shared' : 'large-pinned';
+    }
   }
   const skip = pageoutSkip(k, mm, vpn);
   if (skip !== null) return skip;

@@ -49,7 +49,7 @@ const VALUES = {
   hugeZeroWp: ['huge', 'split'],
   wpReuseLarge: ['as-small', 'never', 'mm-exclusive'],
   pageoutLargeShared: ['page-mapcount', 'first-page', 'folio', 'total'],
-  pageoutLargeBreak: ['true', 'false'],
+  pageoutLargeWalk: ['break', 'batch'],
   mprotectWritablePmd: ['true', 'false'],
   hugetlbForkEarlyCow: ['true', 'false'],
   madvCollapse: ['none', 'writable-pte', 'any-pte'],

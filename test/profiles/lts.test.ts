@@ -132,8 +132,8 @@ test('each long-term kernel has the switches of its series', () => {
   // MADV_PAGEOUT of a THP asks folio_estimated_sharers() (2f406263e3e9, 6.5; in 6.4.12 as a backport) until 6.10.
   assert.equal(k66.pageoutLargeShared, 'first-page');
   // Its PTE loop still breaks at a large folio it leaves alone (6.6.93): 6.10 steps past it.
-  assert.equal(k66.pageoutLargeBreak, true);
-  assert.deepEqual(differences(k66, builtinProfile('v6.15')!).sort(), ['deviceExclusive', 'hugeZeroWp', 'ksmChecksumFirst', 'mremapClearsUffdWp', 'pageoutLargeBreak', 'pageoutLargeShared', 'ptReclaim', 'swapinReadFaultWritable', 'thpSplitZeropage', 'wpReuseLarge']);
+  assert.equal(k66.pageoutLargeWalk, 'break');
+  assert.deepEqual(differences(k66, builtinProfile('v6.15')!).sort(), ['deviceExclusive', 'hugeZeroWp', 'ksmChecksumFirst', 'mremapClearsUffdWp', 'pageoutLargeShared', 'pageoutLargeWalk', 'ptReclaim', 'swapinReadFaultWritable', 'thpSplitZeropage', 'wpReuseLarge']);
 
   // 6.12.y: 6.6 + c18160dba5ff (6.11) + 0cef0bb836e3 (6.13) as 310ac886d68d in 6.12.11.
   const k612 = lts('6.12');
@@ -144,7 +144,7 @@ test('each long-term kernel has the switches of its series', () => {
   assert.equal(k612.wpReuseLarge, 'never');
   assert.equal(k612.ksmChecksumFirst, true, 'd58a361b0350 is in 6.11');
   assert.equal(k612.pageoutLargeShared, 'folio', 'folio_likely_mapped_shared() from 6.10');
-  assert.equal(k612.pageoutLargeBreak, false, 'the PTE loop steps past a folio it leaves alone from 6.10 (6.12.19)');
+  assert.equal(k612.pageoutLargeWalk, 'batch', 'the PTE loop batches a large folio\'s PTEs from 6.10 (6.12.19)');
   assert.deepEqual(differences(k612, builtinProfile('v6.15')!).sort(), ['deviceExclusive', 'hugeZeroWp', 'ptReclaim', 'wpReuseLarge']);
 
   for (const p of LTS_PROFILES) {

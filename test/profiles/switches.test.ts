@@ -126,9 +126,14 @@ const WITNESSES: Record<SwitchName, Witness> = {
     // A THP P alone maps with PTEs (mprotect split its PMD): `total` counts 512 mappings and leaves it whole.
     steps('P mmap t 512 rw private thp', 'P write t[0] = 1', 'P mprotect t[1] ro', 'swapout P t[0]', 'expect stat AnonHugePages_kB >= 0'),
   ] },
-  // Q's PMD and P's PTEs map a THP whose upper half P zapped and wrote t[300] into: the PTE loop
-  // stops at the shared folio (5.4-6.9) and t[300] stays, or steps past it and t[300] is paged out.
-  pageoutLargeBreak: { base: 'v6', scenarios: () => [file('scenarios/basic/thp-pageout-break-at-shared.scn.yaml')] },
+  pageoutLargeWalk: { base: 'v6', scenarios: () => [
+    // Q's PMD and P's PTEs map a THP whose upper half P zapped and wrote t[300] into: the PTE loop
+    // stops at the shared folio (5.4-6.9) and t[300] stays, or steps past it and t[300] is paged out.
+    file('scenarios/basic/thp-pageout-break-at-shared.scn.yaml'),
+    // R alone maps a THP by 512 PTEs, its shared bit stale: the batch maps it whole and
+    // folio_mapcount() is 512 (6.10+: paged out), or the sharing test at t[0] says shared (break).
+    file('scenarios/basic/thp-pageout-whole-batch.scn.yaml'),
+  ] },
   mprotectWritableClean: { base: 'v6', scenarios: () => [
     // A page read back from swap is mapped clean: mprotect ro then rw maps it writable (6.2) or
     // leaves it read-only (6.0, 6.1: can_change_pte_writable wants pte_dirty), and the write faults.
