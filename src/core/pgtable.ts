@@ -4,6 +4,7 @@
 
 import { PTRS_PER_TABLE, TABLE_SHIFT } from './constants.js';
 import { growTypedArray } from './frames.js';
+import { StampList } from './stamplist.js';
 
 const INITIAL_TABLES = 64;
 
@@ -19,45 +20,6 @@ export interface TableWords<T> {
   readonly [i: number]: number;
   readonly length: number;
   slice(start?: number, end?: number): T;
-}
-
-/**
- * Tables noted since the list was last cleared, each once (a stamp per table: listed once a
- * round), cleared in O(1): the accounting log's tables whose counts changed, and the tables
- * run --trace's capture has to look at again.
- */
-class TableList {
-  private stamp = new Int32Array(0);
-  private list = new Int32Array(0);
-  private round = 1;
-  /** Tables listed: at(0 .. n-1). */
-  n = 0;
-
-  add(t: number): void {
-    if (this.stamp[t] !== this.round) {
-      this.stamp[t] = this.round;
-      this.list[this.n++] = t;
-    }
-  }
-
-  at(i: number): number {
-    return this.list[i]!;
-  }
-
-  clear(): void {
-    this.n = 0;
-    if (++this.round === 0x7fffffff) {
-      this.stamp.fill(0);
-      this.round = 1;
-    }
-  }
-
-  /** Room for tables 0 .. cap-1. */
-  grow(cap: number): void {
-    if (this.stamp.length >= cap) return;
-    this.stamp = growTypedArray(this.stamp, cap);
-    this.list = growTypedArray(this.list, cap);
-  }
 }
 
 export class TableArena {
@@ -112,14 +74,14 @@ export class TableArena {
   logLost = false;
   private writes = new Int32Array(0);
   private nWrites = 0;
-  private readonly logTables = new TableList();
+  private readonly logTables = new StampList();
   /**
    * run --trace's change capture (src/engine/changes-live.ts), when it follows this arena: the
    * tables written since it last took them. A copy made into this arena stops it (the capture
    * starts over).
    */
   private touching = false;
-  private readonly touched = new TableList();
+  private readonly touched = new StampList();
   /** Tables ever handed out; table 0 is the null table and never used. */
   top = 1;
   freeHead = -1;
