@@ -472,7 +472,7 @@ export class IncrementalTables implements MmCounterLog {
     const fl = k.frames.flags;
     const n = Math.min(k.frames.top, fl.length);
     if (this.sFlags.length < n) this.sFlags = growTypedArray(this.sFlags, Math.max(n, this.expRef.length));
-    this.sFlags.set(fl.subarray(0, n));
+    k.frames.copyFlagsOut(n, this.sFlags);
     if (this.frameHi > n) this.sFlags.fill(0, n, this.frameHi);
   }
 

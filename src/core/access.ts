@@ -49,7 +49,7 @@ export function mmuSlot(k: Kernel, mm: Mm, vpn: number, write: boolean): number 
 /** The store itself, through a PTE (or huge PMD) the MMU allows it through (mmuSlot): marked dirty and young. */
 export function cpuStore(k: Kernel, slot: number, vpn: number, value: number): void {
   k.tables.setBits(slot, k.tables.bits[slot]! | PTE_DIRTY | PTE_YOUNG | PTE_SOFT_DIRTY);
-  k.frames.value[slotPfn(k, slot, vpn)] = value;
+  k.frames.setValue(slotPfn(k, slot, vpn), value);
 }
 
 /**

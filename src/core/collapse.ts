@@ -263,7 +263,7 @@ function collapseHugePage(k: Kernel, mm: Mm, vma: Vma, at: number, ps: number, u
       filled++;
       continue;
     }
-    f.value[head + i] = f.value[pfn]!; // copy_user_highpage
+    f.setValue(head + i, f.value[pfn]!); // copy_user_highpage
     f.removeRmapPte(pfn, mm.id); // page_remove_rmap
     k.putPage(pfn); // free_page_and_swap_cache / the compound page's reference
     copied++;
@@ -276,7 +276,7 @@ function collapseHugePage(k: Kernel, mm: Mm, vma: Vma, at: number, ps: number, u
   t.setPte(ps, 0, 0);
   t.addFilled(ps >>> TABLE_SHIFT, -1);
   // page_add_new_anon_rmap(): exclusive (PAE on the head, 5.19+); one PMD mapping, refcount 1.
-  if (k.profile.anonExclusive) f.flags[head]! |= PG_ANON_EXCLUSIVE;
+  if (k.profile.anonExclusive) f.setFlags(head, f.flags[head]! | PG_ANON_EXCLUSIVE);
   f.addNewRmapPmd(head, mm.id);
   // collapse_huge_page() (mm/khugepaged.c, 6.18): folio_mk_pmd(vm_page_prot) (mk_huge_pmd before
   // 6.12) + pmd_mkdirty + maybe_pmd_mkwrite; set_pmd_at(). A PROT_NONE VMA's PMD is PAGE_NONE:

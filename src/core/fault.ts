@@ -214,7 +214,7 @@ export function doAnonymousPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: 
     return OOM;
   }
   anonVmaPrepare(k, mm, vma);
-  k.frames.mapcount[pfn] = 1;
+  k.frames.setMapcount(pfn, 1);
   mm.rssAnon++;
   setPte(k, slot, pfn, vma.flags & VM_WRITE ? newPageBits(vma) : vmPageProtBits(vma));
   k.emit('anon-fault', mm.id, vpn, pfn, -1, write
@@ -248,8 +248,8 @@ export function doSharedFault(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: nu
     obj.pages[idx] = pfn;
     fresh = true;
   }
-  f.refcount[pfn]!++;
-  f.mapcount[pfn]!++;
+  f.addRefcount(pfn, 1);
+  f.addMapcount(pfn, 1);
   mm.rssShmem++;
   const write = (flags & FAULT_FLAG_WRITE) !== 0;
   setPte(k, slot, pfn, sharedPteBits(k, vma, write));
@@ -293,8 +293,8 @@ function faultAround(k: Kernel, mm: Mm, vma: Vma, vpn: number): void {
     if (pfn < 0) continue;
     const slot = pteSlotAlloc(k, mm, v);
     if (t.bits[slot] !== 0) continue;
-    f.refcount[pfn]!++;
-    f.mapcount[pfn]!++;
+    f.addRefcount(pfn, 1);
+    f.addMapcount(pfn, 1);
     mm.rssShmem++;
     setPte(k, slot, pfn, sharedPteBits(k, vma, false));
     mapped++;
@@ -413,9 +413,9 @@ export function doWpPage(
     if (f.flags[pfn]! & PG_SWAPCACHE && (k.profile.wpReuse === 'mapcount' || (k.profile.wpFreeSwapcache && !wasExclusive))) tryToFreeSwap(k, pfn);
     if (f.flags[pfn]! & PG_KSM && k.profile.wpReuse === 'mapcount') {
       // reuse_ksm_page(): page_move_anon_rmap() makes it an ordinary anonymous page again.
-      f.flags[pfn] = f.flags[pfn]! & ~PG_KSM;
+      f.setFlags(pfn, f.flags[pfn]! & ~PG_KSM);
     }
-    if (k.profile.anonExclusive && !(f.flags[pfn]! & PG_KSM)) f.flags[pfn]! |= PG_ANON_EXCLUSIVE;
+    if (k.profile.anonExclusive && !(f.flags[pfn]! & PG_KSM)) f.setFlags(pfn, f.flags[pfn]! | PG_ANON_EXCLUSIVE);
     if (unshare) {
       k.emit('wp-reuse', mm.id, vpn, pfn, -1, 'unshare: the page is already exclusive; it stays read-only');
       return OK;
@@ -466,7 +466,7 @@ export function wpPageCopy(
     split.seenPfn = old;
     split.newPfn = pfn;
     const held = wpCopyHeldPage(split);
-    if (held >= 0) k.frames.refcount[held]!++; // do_wp_page(): folio_get() before the lock is dropped
+    if (held >= 0) k.frames.addRefcount(held, 1); // do_wp_page(): folio_get() before the lock is dropped
     return FAULT_COPY_MADE;
   }
   wpPageCopyInstall(k, mm, vma, vpn, slot, bits, old, pfn, unshare, unshare ? `unshare: ${why}` : breakCow ? `GUP break-COW: ${why}` : why);
@@ -506,7 +506,7 @@ function wpPageCopyInstall(
   }
   const fromZero = (bits & PTE_SPECIAL) !== 0;
   anonVmaPrepare(k, mm, vma);
-  f.mapcount[n] = 1;
+  f.setMapcount(n, 1);
   const keep = bits & (PTE_SOFT_DIRTY | PTE_UFFD_WP);
   // wp_page_copy() (mm/memory.c, 6.18; the same in 5.19 and 6.1): the copy's PTE is built from
   // vma->vm_page_prot (folio_mk_pte, mk_pte before 6.12), so in a PROT_NONE VMA it is PAGE_NONE

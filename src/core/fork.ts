@@ -290,7 +290,7 @@ export function forkInstallCopy(k: Kernel, t: ForkTask, src: Mm, dst: Mm, dstVma
     k.emit('note', src.id, vpn, pfn, -1, 'early COW: the page may no longer be pinned when copy_pte_range walks again: the preallocated copy is freed and the PTE shared');
     return false;
   }
-  k.frames.value[t.newPfn] = k.frames.value[pfn]!;
+  k.frames.setValue(t.newPfn, k.frames.value[pfn]!);
   installCopiedPage(k, dstVma, dstSlot, t.newPfn, bits);
   dst.rssAnon++;
   k.emit('early-cow', src.id, vpn, pfn, t.newPfn, k.frames.flags[pfn]! & PG_LARGE

@@ -9,15 +9,50 @@
 // on that sub-page, a PMD mapping on the head), and folioRefcount() sums them. The kernel keeps
 // one counter on the head; the sum is the same number, and every 4 KiB path that takes or drops
 // a reference on a frame stays as it is.
+//
+// What run --trace reports of a frame (its refcount, mapcount, flags and value) is written here
+// only: outside this file those four arrays are read only (FrameWords), and every write goes
+// through a setter that, while a capture follows this table (startTouched), notes the frame
+// written (once until the capture takes the list, StampList). The capture then compares only
+// the frames noted, not every frame at every step (src/engine/changes-live.ts), which made a
+// long traced run quadratic. Noting at the write is exact by construction (the compiler finds
+// any write that bypasses the setters); finding the frames from the PTEs that changed would
+// not be: a GUP pin, a store to a mapped page, the swap cache or ksmd change frames and no PTE.
+// When no capture follows (the explorer, a plain run), a write costs one well-predicted test
+// of `touching` more (fork's per-page path, dupRmapPte, notes once for its three writes). The
+// other arrays (next, priv, the per-block ones) are not in the report and are not tracked.
 
 import { HPAGE_PMD_NR, PG_HUGETLB, PG_INUSE, PG_LARGE, PG_ZERO } from './constants.js';
+import { StampList } from './stamplist.js';
 
 const INITIAL_CAPACITY = 1024;
 
-export class FrameTable {
+/** A frame array as the model outside this file sees it: read only (FrameTable's setters write it). */
+export interface FrameWords {
+  readonly [i: number]: number;
+  readonly length: number;
+}
+
+/** The frame arrays run --trace's capture copies (FrameTable.copyStateOut). */
+export interface FrameState {
   refcount: Int32Array;
   mapcount: Int32Array;
   flags: Uint16Array;
+  value: Int32Array;
+}
+
+export class FrameTable {
+  /** Per frame: page_count(). Read only: setRefcount/addRefcount. */
+  refcount: FrameWords;
+  /** Per frame: PTE mappings of the page. Read only: setMapcount/addRmapPte/removeRmapPte. */
+  mapcount: FrameWords;
+  /** Per frame: PG_* flags. Read only: setFlags. */
+  flags: FrameWords;
+  /** The same arrays as refcount, mapcount, flags and value, written here only. */
+  private rc: Int32Array;
+  private mc: Int32Array;
+  private fl: Uint16Array;
+  private val: Int32Array;
   /** Per 512-frame block: PMD mappings of the large folio there (folio->_entire_mapcount). */
   entireMapcount: Int32Array;
   /** Per 512-frame block: pins on the large folio's pages (folio->_pincount, exact). */
@@ -36,8 +71,8 @@ export class FrameTable {
   mmIdsShared: Uint8Array;
   /** Free 512-frame blocks (head pfns), linked through `next`; -1 = none. */
   freeBlockHead = -1;
-  /** The page's content: an interned value id (0 = zero-fill). */
-  value: Int32Array;
+  /** The page's content: an interned value id (0 = zero-fill). Read only: setValue. */
+  value: FrameWords;
   /** Free-list link of a free frame. */
   next: Int32Array;
   /** page->private: the swap slot of a swap-cache page, else -1. */
@@ -49,14 +84,21 @@ export class FrameTable {
   used = 0;
   /** Allocation limit (config.frames): allocating past it fails like the kernel's ENOMEM. */
   limit: number;
+  /**
+   * run --trace's change capture (src/engine/changes-live.ts), when it follows this table: the
+   * frames whose refcount, mapcount, flags or value were written since it last took them. A
+   * copy made into this table stops it (the capture starts over).
+   */
+  private touching = false;
+  private touched = new StampList();
 
   constructor(limit: number, capacity = INITIAL_CAPACITY) {
     this.limit = limit;
     const cap = Math.max(2, capacity);
-    this.refcount = new Int32Array(cap);
-    this.mapcount = new Int32Array(cap);
-    this.flags = new Uint16Array(cap);
-    this.value = new Int32Array(cap);
+    this.refcount = this.rc = new Int32Array(cap);
+    this.mapcount = this.mc = new Int32Array(cap);
+    this.flags = this.fl = new Uint16Array(cap);
+    this.value = this.val = new Int32Array(cap);
     this.next = new Int32Array(cap);
     this.priv = new Int32Array(cap).fill(-1);
     this.entireMapcount = new Int32Array((cap >>> 9) + 1);
@@ -66,7 +108,7 @@ export class FrameTable {
     this.mmIdCount0 = new Int32Array((cap >>> 9) + 1);
     this.mmIdCount1 = new Int32Array((cap >>> 9) + 1);
     this.mmIdsShared = new Uint8Array((cap >>> 9) + 1);
-    this.flags[0] = PG_ZERO | PG_INUSE;
+    this.fl[0] = PG_ZERO | PG_INUSE;
   }
 
   get capacity(): number {
@@ -78,10 +120,10 @@ export class FrameTable {
     if (n <= this.capacity) return;
     let cap = this.capacity;
     while (cap < n) cap *= 2;
-    this.refcount = grow(this.refcount, cap);
-    this.mapcount = grow(this.mapcount, cap);
-    this.flags = grow(this.flags, cap);
-    this.value = grow(this.value, cap);
+    this.refcount = this.rc = grow(this.rc, cap);
+    this.mapcount = this.mc = grow(this.mc, cap);
+    this.flags = this.fl = grow(this.fl, cap);
+    this.value = this.val = grow(this.val, cap);
     this.next = grow(this.next, cap);
     const old = this.priv.length;
     this.priv = grow(this.priv, cap);
@@ -93,6 +135,102 @@ export class FrameTable {
     this.mmIdCount0 = grow(this.mmIdCount0, (cap >>> 9) + 1);
     this.mmIdCount1 = grow(this.mmIdCount1, (cap >>> 9) + 1);
     this.mmIdsShared = grow(this.mmIdsShared, (cap >>> 9) + 1);
+    if (this.touching) this.touched.grow(cap);
+  }
+
+  /** Frame pfn's refcount, mapcount, flags or value is being written: noted while a capture follows. */
+  private note(pfn: number): void {
+    if (this.touching) this.touched.add(pfn);
+  }
+
+  /** Frames [start, end) are being written (note). */
+  private noteRange(start: number, end: number): void {
+    if (this.touching) for (let p = start; p < end; p++) this.touched.add(p);
+  }
+
+  /** set_page_count(): frame pfn's refcount is n. */
+  setRefcount(pfn: number, n: number): void {
+    this.rc[pfn] = n;
+    this.note(pfn);
+  }
+
+  /** page_ref_add() (d < 0: page_ref_sub()): d references more on frame pfn. */
+  addRefcount(pfn: number, d: number): void {
+    this.rc[pfn] += d;
+    this.note(pfn);
+  }
+
+  /** page_ref_sub_return(): refs references fewer on frame pfn; returns the count left (put_page()'s path). */
+  refSubReturn(pfn: number, refs: number): number {
+    const left = (this.rc[pfn]! - refs) | 0;
+    this.rc[pfn] = left;
+    this.note(pfn);
+    return left;
+  }
+
+  /** Frame pfn's PTE mapcount is n (a new page's first mapping, folio_add_new_anon_rmap()). */
+  setMapcount(pfn: number, n: number): void {
+    this.mc[pfn] = n;
+    this.note(pfn);
+  }
+
+  /** atomic_add() on page->_mapcount: d PTE mappings more of frame pfn (d < 0: fewer), with no MM-id slot kept (addRmapPte keeps it). */
+  addMapcount(pfn: number, d: number): void {
+    this.mc[pfn] += d;
+    this.note(pfn);
+  }
+
+  /** Frame pfn's flags are v (set_bit/clear_bit on page->flags). */
+  setFlags(pfn: number, v: number): void {
+    this.fl[pfn] = v;
+    this.note(pfn);
+  }
+
+  /** Frame pfn's content is value v (a store to the page, copy_user_highpage(), swap-in). */
+  setValue(pfn: number, v: number): void {
+    this.val[pfn] = v;
+    this.note(pfn);
+  }
+
+  /** copy_user_large_folio(): the contents of the n frames from src copied to the n from dst. */
+  copyValues(dst: number, src: number, n: number): void {
+    this.val.copyWithin(dst, src, src + n);
+    this.noteRange(dst, dst + n);
+  }
+
+  /** The first n frames' flags into dst (a read, for the accounting check's copy of them). */
+  copyFlagsOut(n: number, dst: Uint16Array): void {
+    dst.set(this.fl.subarray(0, n));
+  }
+
+  /** Start noting the frames written (or start over: those noted before are forgotten), for run --trace's change capture. */
+  startTouched(): void {
+    this.touching = true;
+    this.touched.grow(this.capacity);
+    this.touched.clear();
+  }
+
+  /** Whether the frames written are noted since startTouched (no copy was made into this table since). */
+  get tracksTouched(): boolean {
+    return this.touching;
+  }
+
+  /** The frames written since startTouched or clearTouched, each once, in the order first written (a view, valid until the next write). */
+  get touchedFrames(): Int32Array {
+    return this.touched.listed;
+  }
+
+  /** Forget the frames noted: the next ones are those written from now on. */
+  clearTouched(): void {
+    this.touched.clear();
+  }
+
+  /** The first n frames' refcount, mapcount, flags and value, into `dst`'s arrays where they have room (else new ones as long as the table's): a read, for run --trace's capture. */
+  copyStateOut(n: number, dst?: FrameState): FrameState {
+    return {
+      refcount: copyOut32(this.rc, n, dst?.refcount), mapcount: copyOut32(this.mc, n, dst?.mapcount),
+      flags: copyOut16(this.fl, n, dst?.flags), value: copyOut32(this.val, n, dst?.value),
+    };
   }
 
   /**
@@ -127,20 +265,22 @@ export class FrameTable {
     }
     this.used++;
     this.next[pfn] = 0;
-    this.refcount[pfn] = 1;
-    this.mapcount[pfn] = 0;
-    this.flags[pfn] = flags | PG_INUSE;
-    this.value[pfn] = 0;
+    this.rc[pfn] = 1;
+    this.mc[pfn] = 0;
+    this.fl[pfn] = flags | PG_INUSE;
+    this.val[pfn] = 0;
     this.priv[pfn] = -1;
+    this.note(pfn);
     return pfn;
   }
 
   /** free_page(): back on the free list; its state is wiped. */
   free(pfn: number): void {
-    this.flags[pfn] = 0;
-    this.refcount[pfn] = 0;
-    this.mapcount[pfn] = 0;
-    this.value[pfn] = 0;
+    this.fl[pfn] = 0;
+    this.rc[pfn] = 0;
+    this.mc[pfn] = 0;
+    this.val[pfn] = 0;
+    this.note(pfn);
     this.next[pfn] = this.freeHead;
     this.freeHead = pfn;
     this.used--;
@@ -162,8 +302,9 @@ export class FrameTable {
       // A fresh block above `top`; the frames skipped to align it go on the small free list.
       head = Math.ceil(this.top / HPAGE_PMD_NR) * HPAGE_PMD_NR;
       if (head + HPAGE_PMD_NR > this.capacity) this.reserve(head + HPAGE_PMD_NR);
+      // They were never handed out: their state is none already (nothing to note).
       for (let p = this.top; p < head; p++) {
-        this.flags[p] = 0;
+        this.fl[p] = 0;
         this.next[p] = this.freeHead;
         this.freeHead = p;
       }
@@ -171,13 +312,14 @@ export class FrameTable {
     }
     if (charged) this.used += HPAGE_PMD_NR;
     const end = head + HPAGE_PMD_NR;
-    this.refcount.fill(0, head, end);
-    this.mapcount.fill(0, head, end);
-    this.flags.fill(flags | PG_INUSE | PG_LARGE, head, end);
-    this.value.fill(0, head, end);
+    this.rc.fill(0, head, end);
+    this.mc.fill(0, head, end);
+    this.fl.fill(flags | PG_INUSE | PG_LARGE, head, end);
+    this.val.fill(0, head, end);
     this.next.fill(0, head, end);
     this.priv.fill(-1, head, end);
-    this.refcount[head] = 1;
+    this.rc[head] = 1;
+    this.noteRange(head, end);
     this.entireMapcount[head >>> 9] = 0;
     this.pincount[head >>> 9] = 0;
     this.clearMmIds(head >>> 9);
@@ -188,10 +330,11 @@ export class FrameTable {
   freeLarge(head: number): void {
     const end = head + HPAGE_PMD_NR;
     const charged = (this.flags[head]! & PG_HUGETLB) === 0;
-    this.flags.fill(0, head, end);
-    this.refcount.fill(0, head, end);
-    this.mapcount.fill(0, head, end);
-    this.value.fill(0, head, end);
+    this.fl.fill(0, head, end);
+    this.rc.fill(0, head, end);
+    this.mc.fill(0, head, end);
+    this.val.fill(0, head, end);
+    this.noteRange(head, end);
     this.entireMapcount[head >>> 9] = 0;
     this.pincount[head >>> 9] = 0;
     this.clearMmIds(head >>> 9);
@@ -326,14 +469,45 @@ export class FrameTable {
 
   /** folio_add_rmap_pte(): one PTE mapping of pfn more, in mm `mmId` (its mapcount, and its large folio's MM-id slot). */
   addRmapPte(pfn: number, mmId: number): void {
-    this.mapcount[pfn]!++;
+    this.mc[pfn]!++;
+    this.note(pfn);
     // A small page has no slots: no call on fork's and zap's per-page paths.
     if (this.mmIds && this.flags[pfn]! & PG_LARGE) this.folioAddLargeMapcount(pfn, mmId, 1);
   }
 
+  /**
+   * folio_get() and folio_try_dup_anon_rmap_pte() / folio_dup_file_rmap_pte() (fork's
+   * copy_present_pte() sharing a page): one reference and one PTE mapping of pfn more, in mm
+   * `mmId`, its flags now `flags` (an anon page's PageAnonExclusive cleared). Fork's per-page
+   * path, in one call: the frame is noted once.
+   */
+  dupRmapPte(pfn: number, mmId: number, flags: number): void {
+    this.rc[pfn]!++;
+    this.mc[pfn]!++;
+    if (this.mmIds && flags & PG_LARGE) this.folioAddLargeMapcount(pfn, mmId, 1);
+    this.fl[pfn] = flags;
+    this.note(pfn);
+  }
+
+  /**
+   * folio_remove_rmap_pte() and the drop of the reference the mapping held (zap_present_pte()'s
+   * put, done at once): one PTE mapping and one reference of pfn fewer, in mm `mmId`; returns
+   * the refcount left (the caller frees the frame at 0: Kernel.pageRefDropped). Zap's per-page
+   * path, in one call: the frame is noted once.
+   */
+  zapRmapPte(pfn: number, mmId: number): number {
+    this.mc[pfn]!--;
+    const left = (this.rc[pfn]! - 1) | 0;
+    this.rc[pfn] = left;
+    this.note(pfn);
+    if (this.mmIds && this.fl[pfn]! & PG_LARGE) this.folioSubLargeMapcount(pfn, mmId, 1);
+    return left;
+  }
+
   /** folio_remove_rmap_pte(): one PTE mapping of pfn fewer, in mm `mmId`. */
   removeRmapPte(pfn: number, mmId: number): void {
-    this.mapcount[pfn]!--;
+    this.mc[pfn]!--;
+    this.note(pfn);
     if (this.mmIds && this.flags[pfn]! & PG_LARGE) this.folioSubLargeMapcount(pfn, mmId, 1);
   }
 
@@ -362,10 +536,10 @@ export class FrameTable {
     // A table's arrays hold nothing at and past its top (priv: -1): only the spare's first
     // `top` frames are cleared.
     const used = dst !== undefined && dst !== this ? dst.top : undefined;
-    c.refcount = copyPrefix32(this.refcount, this.top, cap, dst?.refcount, used);
-    c.mapcount = copyPrefix32(this.mapcount, this.top, cap, dst?.mapcount, used);
-    c.flags = copyPrefix16(this.flags, this.top, cap, dst?.flags, used);
-    c.value = copyPrefix32(this.value, this.top, cap, dst?.value, used);
+    c.refcount = c.rc = copyPrefix32(this.rc, this.top, cap, dst?.rc, used);
+    c.mapcount = c.mc = copyPrefix32(this.mc, this.top, cap, dst?.mc, used);
+    c.flags = c.fl = copyPrefix16(this.fl, this.top, cap, dst?.fl, used);
+    c.value = c.val = copyPrefix32(this.val, this.top, cap, dst?.val, used);
     c.next = copyPrefix32(this.next, this.top, cap, dst?.next, used);
     const priv = copyPrefix32(this.priv, this.top, cap, dst?.priv, used);
     // priv is -1 past top: a new array is filled, a reused one only where it was used (or zeroed).
@@ -396,6 +570,10 @@ export class FrameTable {
     c.top = this.top;
     c.freeHead = this.freeHead;
     c.used = this.used;
+    // Frames written are no longer noted: run --trace's capture starts over (a new table has
+    // its own list; a reused one keeps its list's arrays).
+    c.touching = false;
+    if (c.touched === undefined) c.touched = new StampList();
     return c;
   }
 
@@ -405,7 +583,7 @@ export class FrameTable {
    */
   private holds(cap: number, mmIds: boolean): boolean {
     const blocks = (cap >>> 9) + 1;
-    return this.refcount.length >= cap && this.mapcount.length >= cap && this.flags.length >= cap && this.value.length >= cap
+    return this.rc.length >= cap && this.mc.length >= cap && this.fl.length >= cap && this.val.length >= cap
       && this.next.length >= cap && this.priv.length >= cap && this.entireMapcount.length >= blocks && this.pincount.length >= blocks
       && (mmIds || this.mmIds ? this.mmId0.length >= blocks && this.mmId1.length >= blocks && this.mmIdCount0.length >= blocks
         && this.mmIdCount1.length >= blocks && this.mmIdsShared.length >= blocks : true);
@@ -419,8 +597,8 @@ export class FrameTable {
   private copyInto(c: FrameTable): FrameTable {
     const top = this.top;
     const used = c.top;
-    const rc = c.refcount, mc = c.mapcount, fl = c.flags, val = c.value, nx = c.next, pv = c.priv;
-    const rc0 = this.refcount, mc0 = this.mapcount, fl0 = this.flags, val0 = this.value, nx0 = this.next, pv0 = this.priv;
+    const rc = c.rc, mc = c.mc, fl = c.fl, val = c.val, nx = c.next, pv = c.priv;
+    const rc0 = this.rc, mc0 = this.mc, fl0 = this.fl, val0 = this.val, nx0 = this.next, pv0 = this.priv;
     for (let i = 0; i < top; i++) {
       rc[i] = rc0[i]!;
       mc[i] = mc0[i]!;
@@ -455,8 +633,24 @@ export class FrameTable {
     c.top = top;
     c.freeHead = this.freeHead;
     c.used = this.used;
+    // Frames written are no longer noted: run --trace's capture starts over.
+    c.touching = false;
     return c;
   }
+}
+
+/** src[0..n) copied into dst when it is long enough, else into a new array as long as src. */
+function copyOut32(src: Int32Array, n: number, dst: Int32Array | undefined): Int32Array {
+  const out = dst !== undefined && dst.length >= n ? dst : new Int32Array(src.length);
+  out.set(src.subarray(0, n));
+  return out;
+}
+
+/** copyOut32 of a Uint16Array. */
+function copyOut16(src: Uint16Array, n: number, dst: Uint16Array | undefined): Uint16Array {
+  const out = dst !== undefined && dst.length >= n ? dst : new Uint16Array(src.length);
+  out.set(src.subarray(0, n));
+  return out;
 }
 
 /** The first n blocks of `a` into `b`, the rest of b zero. */

@@ -61,7 +61,7 @@ export function grab(k: Kernel, h: Handle, i: number, pfn: number, special: bool
     // The zero page: a FOLL_GET takes a reference on it; a FOLL_PIN took a pin on it too until
     // 6.5 (c8070b787519), which leaves it unpinned. Frame 0's refcount counts only these.
     const refs = !req.pin ? 1 : k.profile.pinSkipsZeroPage ? 0 : k.config.pinBias;
-    k.frames.refcount[pfn]! += refs;
+    k.frames.addRefcount(pfn, refs);
     h.refs[i] = refs;
     return;
   }
@@ -69,7 +69,7 @@ export function grab(k: Kernel, h: Handle, i: number, pfn: number, special: bool
   const large = (k.frames.flags[pfn]! & PG_LARGE) !== 0;
   const refs = req.pin && !large ? k.config.pinBias : 1;
   if (assertExclusive) assertPinnedExclusive(k, pfn, req);
-  k.frames.refcount[pfn]! += refs;
+  k.frames.addRefcount(pfn, refs);
   if (req.pin && large) k.frames.pincount[pfn >>> 9]!++;
   h.refs[i] = refs;
 }

@@ -77,7 +77,7 @@ function setHugePmd(k: Kernel, mm: Mm, s: number, head: number, bits: number): v
 function allocAnonThp(k: Kernel, mm: Mm, vma: Vma): number {
   const head = k.frames.allocLarge(PG_ANON);
   if (head < 0) return -1;
-  if (k.profile.anonExclusive) k.frames.flags[head]! |= PG_ANON_EXCLUSIVE;
+  if (k.profile.anonExclusive) k.frames.setFlags(head, k.frames.flags[head]! | PG_ANON_EXCLUSIVE);
   k.frames.addNewRmapPmd(head, mm.id);
   anonVmaPrepare(k, mm, vma);
   mm.rssAnon += HPAGE_PMD_NR;
@@ -146,7 +146,7 @@ export function doHugePmdWpPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, s: num
   if (hugePmdCanReuse(k, head)) {
     const was = (f.flags[head]! & PG_ANON_EXCLUSIVE) !== 0;
     // folio_move_anon_rmap() + SetPageAnonExclusive (5.19+).
-    if (k.profile.anonExclusive) f.flags[head]! |= PG_ANON_EXCLUSIVE;
+    if (k.profile.anonExclusive) f.setFlags(head, f.flags[head]! | PG_ANON_EXCLUSIVE);
     if (unshare) {
       k.emit('wp-reuse', mm.id, vpn, head, -1, 'unshare of a huge PMD: the THP is exclusive now; the PMD stays read-only');
       return OK;
@@ -161,7 +161,7 @@ export function doHugePmdWpPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, s: num
     // <= 5.7: do_huge_pmd_wp_page() copies all 512 pages into a new THP (copy_user_huge_page).
     const n = f.allocLarge(PG_ANON);
     if (n >= 0) {
-      f.value.copyWithin(n, head, head + HPAGE_PMD_NR);
+      f.copyValues(n, head, HPAGE_PMD_NR);
       f.addNewRmapPmd(n, mm.id);
       t.setPte(s, n, newPageBits(vma) | PMD_LEAF);
       f.removeRmapPmd(head, mm.id);
@@ -234,14 +234,14 @@ export function splitHugePmd(k: Kernel, mm: Mm, s: number, vpn: number, why: str
   if (!zero) {
     const pae = k.profile.anonExclusive && (f.flags[head]! & PG_ANON_EXCLUSIVE) !== 0;
     for (let p = head; p < head + HPAGE_PMD_NR; p++) {
-      f.mapcount[p]!++;
-      f.refcount[p]!++;
-      if (pae) f.flags[p]! |= PG_ANON_EXCLUSIVE;
+      f.addMapcount(p, 1);
+      f.addRefcount(p, 1);
+      if (pae) f.setFlags(p, f.flags[p]! | PG_ANON_EXCLUSIVE);
     }
     // __split_huge_pmd_locked(): the 512 PTE mappings are added before the PMD mapping goes.
     f.folioAddLargeMapcount(head, mm.id, HPAGE_PMD_NR);
     f.removeRmapPmd(head, mm.id);
-    f.refcount[head]!--;
+    f.addRefcount(head, -1);
   }
   if (k.tracing) k.emit('note', mm.id, vpn, zero ? 0 : head, -1, `__split_huge_pmd: ${why}`);
 }
@@ -382,7 +382,7 @@ export function splitHugePage(k: Kernel, head: number, why: string): boolean {
   f.entireMapcount[head >>> 9] = 0;
   f.pincount[head >>> 9] = 0;
   f.clearMmIds(head >>> 9);
-  for (let p = head; p < head + HPAGE_PMD_NR; p++) f.flags[p] = f.flags[p]! & ~PG_LARGE;
+  for (let p = head; p < head + HPAGE_PMD_NR; p++) f.setFlags(p, f.flags[p]! & ~PG_LARGE);
   if (k.profile.thpSplitZeropage) remapZeroFilled(k, head);
   for (let p = head; p < head + HPAGE_PMD_NR; p++) if (f.refcount[p] === 0 && f.flags[p]! & PG_INUSE) f.free(p);
   if (k.tracing) k.emit('note', -1, -1, head, -1, `split_huge_page: ${why}; the 2 MiB folio is now 512 small pages`);
@@ -428,8 +428,8 @@ function remapZeroFilled(k: Kernel, head: number): void {
   forEachFolioPte(k, head, (mm, _vpn, slot, bits, p) => {
     if (!(bits & PTE_PRESENT) || bits & PTE_SPECIAL || f.value[p] !== 0) return;
     t.setPte(slot, 0, PTE_PRESENT | PTE_SPECIAL | PTE_YOUNG | (bits & (PTE_SOFT_DIRTY | PTE_UFFD_WP)));
-    f.mapcount[p]!--;
-    f.refcount[p]!--;
+    f.addMapcount(p, -1);
+    f.addRefcount(p, -1);
     mm.rssAnon--;
     n++;
   });
@@ -530,9 +530,9 @@ export function copyHugePmd(k: Kernel, src: Mm, dst: Mm, srcVma: Vma, srcSlot: n
   const cow = isCowMapping(srcVma.flags);
   let cbits = bits;
   if (!zero) {
-    f.refcount[head]!++;
+    f.addRefcount(head, 1);
     f.addRmapPmd(head, dst.id);
-    f.flags[head] = f.flags[head]! & ~PG_ANON_EXCLUSIVE;
+    f.setFlags(head, f.flags[head]! & ~PG_ANON_EXCLUSIVE);
     dst.rssAnon += HPAGE_PMD_NR;
     if (cow && bits & PTE_WRITE) {
       t.setBits(srcSlot, bits & ~PTE_WRITE);

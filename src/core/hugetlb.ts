@@ -143,7 +143,7 @@ function allocHugetlbFolio(k: Kernel, vma: Vma, haddr: number, avoidReserve: boo
     r.consumed.push(haddr);
   }
   // hugetlb_add_new_anon_rmap(): a new anonymous huge page is exclusive (5.19+), mapped once.
-  if (k.profile.anonExclusive) k.frames.flags[head]! |= PG_ANON_EXCLUSIVE;
+  if (k.profile.anonExclusive) k.frames.setFlags(head, k.frames.flags[head]! | PG_ANON_EXCLUSIVE);
   k.frames.entireMapcount[head >>> 9] = 1;
   return head;
 }
@@ -224,7 +224,7 @@ function hugetlbWp(k: Kernel, mm: Mm, vma: Vma, vpn: number, s: number, unshare:
     const head = t.entry[s]!;
     const mapcount = f.entireMapcount[head >>> 9]!;
     if (mapcount === 1) {
-      if (k.profile.anonExclusive) f.flags[head]! |= PG_ANON_EXCLUSIVE;
+      if (k.profile.anonExclusive) f.setFlags(head, f.flags[head]! | PG_ANON_EXCLUSIVE);
       if (unshare) {
         if (k.tracing) k.emit('wp-reuse', mm.id, vpn, head, -1, `hugetlb_wp (unshare): huge page ${head} is mapped once: exclusive now, the PTE stays read-only`);
         return OK;
@@ -246,7 +246,7 @@ function hugetlbWp(k: Kernel, mm: Mm, vma: Vma, vpn: number, s: number, unshare:
       if (k.tracing) k.emit('oom', mm.id, vpn, head, -1, `hugetlb_wp: mapcount ${mapcount}, a copy needs a free huge page and the pool has none: SIGBUS, the process is killed`);
       return SIGBUS;
     }
-    f.value.copyWithin(n, head, head + HPAGE_PMD_NR);
+    f.copyValues(n, head, HPAGE_PMD_NR);
     t.setEntry(s, n);
     // make_huge_pte(vma, page, !unshare) (hugetlb_wp, 5.19 and 6.18): a write's copy writable and
     // dirty (a write fault's VMA is writable); an unshare's read-only and clean (huge_pte_wrprotect,
@@ -346,7 +346,7 @@ export function copyHugetlbPageRange(k: Kernel, src: Mm, dst: Mm, srcVma: Vma, d
         k.emit('oom', src.id, a, head, -1, 'copy_hugetlb_page_range: a maybe-pinned huge page must be copied for the child and no free huge page is left: fork fails');
         return OOM;
       }
-      f.value.copyWithin(n, head, head + HPAGE_PMD_NR);
+      f.copyValues(n, head, HPAGE_PMD_NR);
       // hugetlb_install_folio(): the copy is the child's, mapped writable.
       setHugePte(k, dst, pmdSlotAlloc(k, dst, a), n, newHugePteBits(dstVma, true));
       k.stats.earlyCow++;
@@ -354,9 +354,9 @@ export function copyHugetlbPageRange(k: Kernel, src: Mm, dst: Mm, srcVma: Vma, d
       if (k.tracing) k.emit('early-cow', src.id, a, head, n, `copy_hugetlb_page_range: huge page ${head} is maybe pinned (pin count ${f.pincount[head >>> 9]}) in an mm that has pinned: the child gets a copy now, huge page ${n}`);
       continue;
     }
-    f.refcount[head]!++;
+    f.addRefcount(head, 1);
     f.entireMapcount[head >>> 9]!++;
-    f.flags[head] = f.flags[head]! & ~PG_ANON_EXCLUSIVE;
+    f.setFlags(head, f.flags[head]! & ~PG_ANON_EXCLUSIVE);
     let cbits = bits & ~PMD_LEAF;
     if (cow && bits & PTE_WRITE) {
       t.setBits(s, bits & ~PTE_WRITE);

@@ -179,11 +179,15 @@ export class Kernel {
     const f = this.frames;
     if (pfn === 0) {
       // The shared zero page is never freed; its refcount counts GUP references only.
-      f.refcount[0] = (f.refcount[0]! - refs) | 0;
+      f.setRefcount(0, (f.refcount[0]! - refs) | 0);
       return;
     }
-    const left = (f.refcount[pfn]! - refs) | 0;
-    f.refcount[pfn] = left;
+    this.pageRefDropped(pfn, f.refSubReturn(pfn, refs));
+  }
+
+  /** put_page()'s end, after the refcount of pfn (not the zero page) went down to `left`: the frame freed at 0. */
+  pageRefDropped(pfn: number, left: number): void {
+    const f = this.frames;
     if (left === 0) {
       if (f.flags[pfn]! & PG_LARGE) {
         // A large folio's references are spread over its frames (frames.ts): freed when all are gone.
@@ -216,7 +220,7 @@ export class Kernel {
     if (f.refcount[pfn] !== 1 || !(f.flags[pfn]! & PG_SWAPCACHE) || this.swap.count[f.priv[pfn]!] !== 0) return;
     if (f.flags[pfn]! & PG_KSM && this.ksmItemOn(pfn)) return;
     this.leaveSwapCache(pfn);
-    f.refcount[pfn] = 0;
+    f.setRefcount(pfn, 0);
     f.free(pfn);
     this.emit('free', -1, -1, pfn, -1, 'only the swap cache held it');
   }
@@ -235,7 +239,7 @@ export class Kernel {
     const f = this.frames;
     const s = f.priv[pfn]!;
     this.swap.cache[s] = -1;
-    f.flags[pfn] = f.flags[pfn]! & ~PG_SWAPCACHE;
+    f.setFlags(pfn, f.flags[pfn]! & ~PG_SWAPCACHE);
     f.priv[pfn] = -1;
     this.swap.maybeFree(s);
   }

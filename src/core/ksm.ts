@@ -38,7 +38,7 @@ function writeProtectPage(k: Kernel, mm: Mm, slot: number, vpn: number): boolean
   if (f.mapcount[pfn]! + swapcache !== f.refcount[pfn]) return false;
   if (exclusive && pageMaybeDmaPinned(k, pfn)) return false;
   if (bits & PTE_WRITE) mmuNotify(k, mm.id, vpn, vpn + 1, 'KSM write-protect');
-  f.flags[pfn] = f.flags[pfn]! & ~PG_ANON_EXCLUSIVE;
+  f.setFlags(pfn, f.flags[pfn]! & ~PG_ANON_EXCLUSIVE);
   k.tables.setBits(slot, bits & ~(PTE_WRITE | PTE_DIRTY));
   return true;
 }
@@ -56,10 +56,10 @@ function replacePage(k: Kernel, slot: number, kpfn: number): void {
   const f = k.frames;
   const t = k.tables;
   const old = t.entry[slot]!;
-  f.refcount[kpfn]!++;
-  f.mapcount[kpfn]!++;
+  f.addRefcount(kpfn, 1);
+  f.addMapcount(kpfn, 1);
   t.setPte(slot, kpfn, PTE_PRESENT | PTE_YOUNG | (t.bits[slot]! & PTE_PROTNONE));
-  f.mapcount[old]!--;
+  f.addMapcount(old, -1);
   k.putPage(old);
 }
 
@@ -77,7 +77,7 @@ function replaceWithZeroPage(k: Kernel, mm: Mm, slot: number): void {
   const old = t.entry[slot]!;
   t.setPte(slot, 0, PTE_PRESENT | PTE_SPECIAL | PTE_YOUNG | (t.bits[slot]! & PTE_PROTNONE));
   mm.rssAnon--;
-  f.mapcount[old]!--;
+  f.addMapcount(old, -1);
   k.putPage(old);
 }
 
@@ -379,7 +379,7 @@ function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
     if (slot < 0 || !writeProtectPage(k, mm, slot, vpn)) return;
     // try_to_merge_one_page(page, NULL): set_page_stable_node(page, NULL), a KSM page in no tree
     // (a page reuse_ksm_page took back, 5.1-5.8, still had its old order).
-    f.flags[pfn] = (f.flags[pfn]! | PG_KSM) & ~PG_ANON_EXCLUSIVE;
+    f.setFlags(pfn, (f.flags[pfn]! | PG_KSM) & ~PG_ANON_EXCLUSIVE);
     f.setStableOrder(pfn, 0);
     const tslot = toMerge(other.mm, other.vpn, tpfn);
     if (tslot >= 0 && writeProtectPage(k, other.mm, tslot, other.vpn)) {

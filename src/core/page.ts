@@ -176,12 +176,11 @@ export function forkCopyTest(k: Kernel, bits: number, pfn: number): number {
 export function dupPresentPage(f: FrameTable, bits: number, pfn: number, mmId: number): number {
   if (bits & PTE_SPECIAL) return 0;
   const flags = f.flags[pfn]!;
-  f.refcount[pfn]!++;
-  f.addRmapPte(pfn, mmId);
   if (flags & PG_ANON) {
-    f.flags[pfn] = flags & ~PG_ANON_EXCLUSIVE;
+    f.dupRmapPte(pfn, mmId, flags & ~PG_ANON_EXCLUSIVE);
     return PG_ANON;
   }
+  f.dupRmapPte(pfn, mmId, flags);
   return flags & PG_SHMEM;
 }
 
@@ -223,7 +222,7 @@ export function allocCopy(k: Kernel, src: number): number {
   const f = k.frames;
   const n = f.alloc(PG_ANON | (k.profile.anonExclusive ? PG_ANON_EXCLUSIVE : 0));
   if (n < 0) return -1;
-  f.value[n] = src < 0 ? 0 : f.value[src]!;
+  f.setValue(n, src < 0 ? 0 : f.value[src]!);
   return n;
 }
 
@@ -233,7 +232,7 @@ export function allocCopy(k: Kernel, src: number): number {
  * charges the RSS and reports it (the table's count is kept here).
  */
 export function installCopiedPage(k: Kernel, dstVma: Vma, slot: number, n: number, srcBits = 0): void {
-  k.frames.mapcount[n] = 1;
+  k.frames.setMapcount(n, 1);
   let bits = newPageBits(dstVma);
   // 8f34f1eac382 (5.14, 5.10.53): the copy keeps the uffd-wp bit when the child's VMA is registered (write-protected).
   if (k.profile.uffdWpForkVma === 'dst-vma' && dstVma.flags & VM_UFFD_WP && srcBits & PTE_UFFD_WP) bits = (bits & ~PTE_WRITE) | PTE_UFFD_WP;

@@ -40,9 +40,9 @@ function addToSwap(k: Kernel, pfn: number): number {
   if (f.flags[pfn]! & PG_SWAPCACHE) return f.priv[pfn]!;
   const s = k.swap.alloc();
   k.swap.cache[s] = pfn;
-  f.flags[pfn] = f.flags[pfn]! | PG_SWAPCACHE;
+  f.setFlags(pfn, f.flags[pfn]! | PG_SWAPCACHE);
   f.priv[pfn] = s;
-  f.refcount[pfn]!++;
+  f.addRefcount(pfn, 1);
   return s;
 }
 
@@ -137,7 +137,7 @@ function pageOut(k: Kernel, mm: Mm, vpn: number, hi: number): SwapoutSkip | Left
   let exclusive = false;
   if (k.profile.anonExclusive && fl & PG_ANON_EXCLUSIVE) {
     if (pageMaybeDmaPinned(k, pfn)) return 'pinned';
-    f.flags[pfn] = f.flags[pfn]! & ~PG_ANON_EXCLUSIVE;
+    f.setFlags(pfn, f.flags[pfn]! & ~PG_ANON_EXCLUSIVE);
     exclusive = true;
   }
   const s = addToSwap(k, pfn);
@@ -196,7 +196,7 @@ function swapOutShmemPage(k: Kernel, mm: Mm, vpn: number, slot: number, pfn: num
   const idx = vma.shmOffset + (vpn - vma.start);
   setPte(k, slot, 0, 0);
   mm.rssShmem--;
-  f.mapcount[pfn]!--;
+  f.addMapcount(pfn, -1);
   k.putPage(pfn);
   if (f.refcount[pfn] !== 1) {
     k.emit('note', mm.id, vpn, pfn, -1, 'shmem page unmapped; it stays in the page cache (someone else holds it)');
@@ -217,7 +217,7 @@ export function shmemSwapIn(k: Kernel, obj: ShmemObject, idx: number): number {
   const s = obj.swapped[idx]!;
   const pfn = k.frames.alloc(PG_SHMEM);
   if (pfn < 0) return -1;
-  k.frames.value[pfn] = k.swap.data[s]!;
+  k.frames.setValue(pfn, k.swap.data[s]!);
   obj.pages[idx] = pfn;
   obj.swapped[idx] = -1;
   swapFree(k, s);
@@ -244,14 +244,14 @@ export function doSwapPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: numbe
       k.emit('oom', mm.id, vpn, -1, -1, 'no free frame to swap the page in (config.frames)');
       return OOM;
     }
-    f.value[pfn] = sw.data[s]!;
+    f.setValue(pfn, sw.data[s]!);
     f.priv[pfn] = s;
     sw.cache[s] = pfn; // the allocation's reference is the swap cache's
     fromCache = false;
   }
   const ksm = (f.flags[pfn]! & PG_KSM) !== 0;
   // The reference the fault holds on the page becomes the mapping's (taken before any cache change).
-  f.refcount[pfn]!++;
+  f.addRefcount(pfn, 1);
   let writable = false;
   let exclusive = false;
   let writeDone = false;
@@ -301,7 +301,7 @@ export function doSwapPage(k: Kernel, mm: Mm, vma: Vma, vpn: number, slot: numbe
   // pte_swp_uffd_wp(): the page comes back write-protected with the bit (every era since f45ec5ff16a7, 5.7);
   // the write is retried and reaches the monitor through do_wp_page().
   if (orig & PTE_UFFD_WP) writable = false;
-  if (exclusive && p.anonExclusive) f.flags[pfn] = f.flags[pfn]! | PG_ANON_EXCLUSIVE;
+  if (exclusive && p.anonExclusive) f.setFlags(pfn, f.flags[pfn]! | PG_ANON_EXCLUSIVE);
   f.addRmapPte(pfn, mm.id);
   mm.rssAnon++;
   anonVmaPrepare(k, mm, vma);

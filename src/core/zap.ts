@@ -65,8 +65,7 @@ export function zapRange(k: Kernel, mm: Mm, lo: number, hi: number, dontneed = f
         if (bits & PTE_SPECIAL) continue; // the zero page holds no reference
         if (f.flags[pfn]! & PG_ANON) mm.rssAnon--;
         else mm.rssShmem--;
-        f.removeRmapPte(pfn, mm.id);
-        k.putPage(pfn);
+        k.pageRefDropped(pfn, f.zapRmapPte(pfn, mm.id));
         zapped++;
       }
       t.addFilled(table, -cleared);

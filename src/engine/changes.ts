@@ -7,8 +7,9 @@
 // kept in full for its first few pages and counted for the rest, grouped by what changed.
 //
 // A run's captures after the first are not made again at each step: the capture follows the
-// model (src/engine/changes-live.ts), comparing only the tables written since and the address
-// spaces whose tables they are, so that a long run's trace costs what its steps change.
+// model (src/engine/changes-live.ts), comparing only the tables written since, the address
+// spaces whose tables they are and the frames written since (FrameTable.startTouched), so that a
+// long run's trace costs what its steps change.
 
 import { PG_INUSE, PTE_DEVICE_EXCLUSIVE, PTE_PRESENT, PTE_SWAP, PTE_WRITE, PTRS_PER_TABLE, TABLE_SHIFT } from '../core/constants.js';
 import type { Kernel } from '../core/kernel.js';
@@ -65,6 +66,8 @@ export interface Capture {
    * model after each step, not made again), or null.
    */
   arena: object | null;
+  /** The frame table whose written frames it follows (as `arena`'s tables), or null. */
+  frameTable: object | null;
   /** While it follows an arena: per table, the address space (id + 1) whose walk reaches it, 0 for none, -1 for several. */
   reach: Int32Array;
   /** The address spaces the kernel had made (ids below this one) when it was made or last brought up to the model. */
@@ -88,13 +91,13 @@ export function capture(k: Kernel, owner: object | null = null, into: Capture | 
   const slots = t.top << TABLE_SHIFT;
   // Sized as the arena and the frame table are (they double as they grow): a refill rarely has to grow.
   const bits = t.copyBitsOut(slots, into?.bits);
+  const fr = f.copyStateOut(f.top, into ?? undefined);
   return {
     mms, top: f.top, owner,
     bits, words: into?.bits === bits ? into.words : new Int32Array(bits.buffer, bits.byteOffset, bits.length >>> 1),
     entry: t.copyEntriesOut(slots, into?.entry),
-    refcount: copyInto(f.refcount, f.top, into?.refcount), mapcount: copyInto(f.mapcount, f.top, into?.mapcount),
-    flags: copyInto(f.flags, f.top, into?.flags), value: copyInto(f.value, f.top, into?.value),
-    arena: null, reach: into?.reach ?? NO_REACH, mmCount: k.mms.length,
+    refcount: fr.refcount, mapcount: fr.mapcount, flags: fr.flags, value: fr.value,
+    arena: null, frameTable: null, reach: into?.reach ?? NO_REACH, mmCount: k.mms.length,
   };
 }
 
@@ -132,13 +135,6 @@ const upList: number[] = [];
 const collectUpper = (table: number): void => {
   upList.push(table);
 };
-
-/** src[0..n) copied into dst when it is long enough, else into a new array as long as src. */
-function copyInto<T extends Int32Array | Uint16Array>(src: T, n: number, dst: T | undefined): T {
-  const out = dst !== undefined && dst.length >= n ? dst : (new (src.constructor as new (len: number) => T)(src.length));
-  out.set(src.subarray(0, n));
-  return out;
-}
 
 /** How the Runner names things: the process of an address space, a page, a value. */
 export interface Namer {
@@ -210,13 +206,15 @@ export const EMPTY: MmTables = { base: new Float64Array(0), table: new Int32Arra
 
 /**
  * Which address spaces diffCaptures compares and which of their tables, when not every one:
- * the ids in increasing order, each one's tables before (in `a`) and after (in `b`); and whether
- * `a`'s frames are made `b`'s as they are compared (a capture that follows the model).
+ * the ids in increasing order, each one's tables before (in `a`) and after (in `b`); the frames
+ * that may have changed, in increasing order (null: every frame); and whether `a`'s frames are
+ * made `b`'s as they are compared (a capture that follows the model).
  */
 export interface DiffPlan {
   ids: readonly number[];
   before(id: number): MmTables;
   after(id: number): MmTables;
+  frames: ArrayLike<number> | null;
   update: boolean;
 }
 
@@ -226,13 +224,13 @@ export interface DiffPlan {
  */
 export function diffCaptures(a: Capture, b: Capture, names: Namer): ChangeLog {
   const ids = [...new Set([...a.mms.keys(), ...b.mms.keys()])].sort((x, y) => x - y);
-  return diffSlots(a, b, names, { ids, before: (id) => a.mms.get(id) ?? EMPTY, after: (id) => b.mms.get(id) ?? EMPTY, update: false });
+  return diffSlots(a, b, names, { ids, before: (id) => a.mms.get(id) ?? EMPTY, after: (id) => b.mms.get(id) ?? EMPTY, frames: null, update: false });
 }
 
 /**
- * diffCaptures over what `plan` names: the address spaces with a change, the tables that may
- * have one (an address space or table left out has none); with plan.update, `a`'s frames
- * become `b`'s (a's arrays hold b.top frames).
+ * diffCaptures over what `plan` names: the address spaces with a change, the tables and frames
+ * that may have one (an address space, table or frame left out has none); with plan.update,
+ * `a`'s frames become `b`'s (a's arrays hold b.top frames).
  */
 export function diffSlots(a: Slots, b: Slots, names: Namer, plan: DiffPlan): ChangeLog {
   const ids = plan.ids;
@@ -281,7 +279,9 @@ export function diffSlots(a: Slots, b: Slots, names: Namer, plan: DiffPlan): Cha
   const top = Math.max(a.top, b.top);
   const update = plan.update;
   const ar = a.refcount as Int32Array, am = a.mapcount as Int32Array, af = a.flags as Uint16Array, av = a.value as Int32Array;
-  for (let pfn = 0; pfn < top; pfn++) {
+  const list = plan.frames;
+  for (let i = 0, n = list === null ? top : list.length; i < n; i++) {
+    const pfn = list === null ? i : list[i]!;
     const inA = pfn < a.top;
     const inB = pfn < b.top;
     const r0 = inA ? a.refcount[pfn]! : 0;

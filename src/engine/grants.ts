@@ -104,7 +104,7 @@ export function deviceAtomic(s: RunState, name: string, i: number, value: string
     }
     const v = s.values.id(value);
     if (bypassesUffd(s, p.group, vpn)) uffdBypass(s, `${p.name} page ${i} of ${name}`, `the device's atomic through ${name}[${i}]`, [p.name], [pfn]);
-    s.k.frames.value[pfn] = v;
+    s.k.frames.setValue(pfn, v);
     s.ideal.write(p.group, vpn, v);
     s.atomicValues = new Set(s.atomicValues).add(v); // never changed in place: state copies share it
     if ((alive ? pfnOfEntry(s.k, p.mm, vpn) : -1) !== pfn) {

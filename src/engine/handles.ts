@@ -80,7 +80,7 @@ export function deviceWrite(s: RunState, name: string, i: number, value: string)
     return;
   }
   const v = s.values.id(value);
-  s.k.frames.value[pfn] = v;
+  s.k.frames.setValue(pfn, v);
   s.ideal.handleWrite(name, i, v);
   const holder = s.procs.get(hs.proc);
   if (holder) raceWithFork(s, holder.group, handleVpn(hs.h, i), v);

@@ -35,11 +35,11 @@ test('Kernel.clone into a spare copy: the copy has the original\'s state, the or
   const mm = k.newMm();
   mm.rssAnon = 3;
   const pfn = k.frames.alloc(0);
-  k.frames.refcount[pfn] = 2;
+  k.frames.setRefcount(pfn, 2);
   const spare = k.clone();
   spare.newMm(); // the spare's old contents: an extra mm
   const other = spare.frames.alloc(0);
-  spare.frames.refcount[other] = 5;
+  spare.frames.setRefcount(other, 5);
   const c = k.clone(spare);
   assert.equal(c, spare, 'made in the spare');
   assert.equal(c.mms.length, 1);
@@ -49,7 +49,7 @@ test('Kernel.clone into a spare copy: the copy has the original\'s state, the or
   assert.equal(c.frames.refcount[other], 0, 'the spare\'s frame beyond the original\'s is gone');
   assert.equal(c.frames.top, k.frames.top);
   c.mms[0]!.rssAnon = 7;
-  c.frames.refcount[pfn] = 1;
+  c.frames.setRefcount(pfn, 1);
   assert.equal(mm.rssAnon, 3);
   assert.equal(k.frames.refcount[pfn], 2);
 });

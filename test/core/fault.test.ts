@@ -164,7 +164,7 @@ function alone(name: string, opts: KernelOptions = {}): Shared {
 
 /** A reference that is not a mapping (a GUP reference, a pipe buffer): refcount + n. */
 function extraRef(k: Kernel, pfn: number, n = 1): void {
-  k.frames.refcount[pfn]! += n;
+  k.frames.addRefcount(pfn, n);
 }
 
 function expectCopy(s: Shared, value: number): number {

@@ -26,7 +26,7 @@ function fork(k: Kernel, parent: Mm): Mm {
 function pinByHand(k: Kernel, mm: Mm, vpn: number): number {
   const pfn = presentPte(k, mm, vpn).pfn;
   const bias = k.config.pinBias;
-  k.frames.refcount[pfn]! += bias;
+  k.frames.addRefcount(pfn, bias);
   mm.hasPinned = true;
   const h: Handle = {
     id: k.handles.length, kind: 'pin', mm: mm.id, vpn, frames: [pfn], refs: [bias],
@@ -231,7 +231,7 @@ test('v6: no early COW for a page whose refcount is below the pin bias', () => {
   const { mm: p, vpn } = proc(k, 1);
   const a = writeOk(k, p, vpn, 1);
   p.hasPinned = true;
-  k.frames.refcount[a]! += k.config.pinBias - 2; // refcount = bias - 1
+  k.frames.addRefcount(a, k.config.pinBias - 2); // refcount = bias - 1
   const q = fork(k, p);
   assert.equal(presentPte(k, q, vpn).pfn, a);
   assert.equal(k.stats.earlyCow, 0);
@@ -242,7 +242,7 @@ test('a small pin_bias makes ordinary references look pinned (page_maybe_dma_pin
   const { mm: p, vpn } = proc(k, 1);
   const a = writeOk(k, p, vpn, 1);
   p.hasPinned = true;
-  k.frames.refcount[a]!++; // one GUP reference: refcount 2 >= bias 2
+  k.frames.addRefcount(a, 1); // one GUP reference: refcount 2 >= bias 2
   const q = fork(k, p);
   assert.notEqual(presentPte(k, q, vpn).pfn, a, 'a false positive: copied');
   assert.equal(k.stats.earlyCow, 1);
@@ -256,7 +256,7 @@ test('early COW applies to exclusive pages only on v6, to any maybe-pinned page 
     const a = writeOk(k, p, vpn, 1);
     fork(k, p);
     p.hasPinned = true;
-    k.frames.refcount[a]! += k.config.pinBias;
+    k.frames.addRefcount(a, k.config.pinBias);
     const r = fork(k, p);
     const rp = presentPte(k, r, vpn);
     assert.equal(rp.pfn !== a, copied, `${name}: early copy expected ${copied}`);

@@ -45,9 +45,9 @@ test('a freed frame is reused, wiped, and the limit counts frames in use, not fr
   const f = new FrameTable(2);
   const a = f.alloc(PG_ANON);
   const b = f.alloc(PG_ANON);
-  f.value[a] = 42;
-  f.mapcount[a] = 3;
-  f.refcount[a] = 7;
+  f.setValue(a, 42);
+  f.setMapcount(a, 3);
+  f.setRefcount(a, 7);
   assert.equal(f.alloc(PG_ANON), -1, 'limit reached');
   f.free(a);
   assert.equal(f.used, 1);
@@ -78,8 +78,8 @@ test('the table grows past its initial capacity and keeps every frame state', ()
   for (let i = 0; i < n; i++) {
     const pfn = f.alloc(PG_ANON);
     assert.equal(pfn, i + 1);
-    f.value[pfn] = i * 7;
-    f.mapcount[pfn] = i % 5;
+    f.setValue(pfn, i * 7);
+    f.setMapcount(pfn, i % 5);
   }
   assert.ok(f.capacity > n);
   for (let pfn = 1; pfn <= n; pfn++) {
@@ -94,9 +94,9 @@ test('the table grows past its initial capacity and keeps every frame state', ()
 test('clone is a deep copy: the copies evolve apart', () => {
   const f = new FrameTable(5);
   const a = f.alloc(PG_ANON);
-  f.value[a] = 9;
+  f.setValue(a, 9);
   const c = f.clone();
-  c.value[a] = 10;
+  c.setValue(a, 10);
   c.alloc(PG_ANON);
   assert.equal(f.value[a], 9);
   assert.equal(f.used, 1);

@@ -311,7 +311,7 @@ function pinned(name: string): { k: Kernel; mm: Mm; vpn: number; pfn: number } {
   const k = kernel(name);
   const { mm, vpn } = proc(k, 1);
   const pfn = writeOk(k, mm, vpn, 1);
-  k.frames.refcount[pfn]! += k.config.pinBias;
+  k.frames.addRefcount(pfn, k.config.pinBias);
   mm.hasPinned = true;
   return { k, mm, vpn, pfn };
 }
@@ -343,7 +343,7 @@ test('v6: clear-softdirty skips a page only if the mm has pinned (pte_is_pinned 
   const k = kernel('v6', { pinBias: 3 });
   const { mm, vpn } = proc(k, 1);
   const pfn = writeOk(k, mm, vpn, 1);
-  k.frames.refcount[pfn]! += 2;
+  k.frames.addRefcount(pfn, 2);
   assert.equal(mm.hasPinned, false);
   clearSoftDirty(k, mm);
   assert.equal(presentPte(k, mm, vpn).write, false, 'write-protected for soft-dirty tracking');

@@ -73,14 +73,14 @@ test('a process tree corrupted by hand: each incremental check equals the full o
   const sc = r0.scenario;
   // Each hit after step 6 (C2 idle since step 5): what accounting.ts must see at the next step and after.
   const hits: ((r: Runner) => void)[] = [
-    (r) => { r.k.frames.refcount[1]!++; },
+    (r) => { r.k.frames.addRefcount(1, 1); },
     (r) => { r.procs.get('C2')!.mm.rssAnon++; },
     (r) => { r.procs.get('C2')!.mm.nrTables--; },
     (r) => { r.k.tables.used++; },
-    (r) => { r.k.frames.flags[r.k.frames.top - 1] = 0; },
+    (r) => { r.k.frames.setFlags(r.k.frames.top - 1, 0); },
     // C2's page is no longer anonymous: its MM_ANONPAGES counts one too many (no table changed).
-    (r) => { r.k.frames.flags[c2Frame(r)]! &= ~PG_ANON; },
-    (r) => { r.k.frames.flags[c2Frame(r)]! |= PG_SHMEM; r.k.frames.flags[c2Frame(r)]! &= ~PG_ANON; },
+    (r) => { r.k.frames.setFlags(c2Frame(r), r.k.frames.flags[c2Frame(r)]! & ~PG_ANON); },
+    (r) => { r.k.frames.setFlags(c2Frame(r), r.k.frames.flags[c2Frame(r)]! | PG_SHMEM); r.k.frames.setFlags(c2Frame(r), r.k.frames.flags[c2Frame(r)]! & ~PG_ANON); },
   ];
   for (const hit of hits) {
     const n = verified(() => {
@@ -118,7 +118,7 @@ test('a PTE table freed and taken again as a PMD table between two checks: its e
       k.tables.setPte(slot, 0, 0);
       k.tables.addFilled(pte, -1);
       d.mm.rssAnon--;
-      k.frames.mapcount[pfn]!--;
+      k.frames.addMapcount(pfn, -1);
       k.putPage(pfn);
       const pmdSlot = pmdSlotOf(k, d.mm, vpn);
       k.tables.setPte(pmdSlot, 0, 0);

@@ -98,8 +98,8 @@ function c2(r: Runner): { slot: number; pfn: number } {
 
 /** One hand-made corruption per invariant, and what the check says about it. */
 const CORRUPTIONS: { name: string; hit: (r: Runner) => void; message: RegExp }[] = [
-  { name: 'refcount', hit: (r) => { r.k.frames.refcount[c2(r).pfn]!++; }, message: /has refcount \d+ but \d+ references exist/ },
-  { name: 'mapcount', hit: (r) => { r.k.frames.mapcount[c2(r).pfn]!++; }, message: /has mapcount \d+ but \d+ PTEs map it/ },
+  { name: 'refcount', hit: (r) => { r.k.frames.addRefcount(c2(r).pfn, 1); }, message: /has refcount \d+ but \d+ references exist/ },
+  { name: 'mapcount', hit: (r) => { r.k.frames.addMapcount(c2(r).pfn, 1); }, message: /has mapcount \d+ but \d+ PTEs map it/ },
   {
     name: 'a frame nothing maps', hit: (r) => {
       const { slot } = c2(r);
@@ -117,7 +117,7 @@ const CORRUPTIONS: { name: string; hit: (r: Runner) => void; message: RegExp }[]
     name: 'a PTE naming a freed frame', hit: (r) => {
       const { slot, pfn } = c2(r);
       r.k.tables.setEntry(slot, r.k.frames.top); // past every frame ever allocated
-      r.k.frames.mapcount[pfn]!--;
+      r.k.frames.addMapcount(pfn, -1);
       r.k.putPage(pfn);
     }, message: /maps freed frame/,
   },
@@ -126,10 +126,10 @@ const CORRUPTIONS: { name: string; hit: (r: Runner) => void; message: RegExp }[]
       // C2's page, mapped writable, loses PageAnonExclusive (a fork that forgot to write-protect).
       const { slot, pfn } = c2(r);
       assert.ok(r.k.tables.bits[slot]! & PTE_WRITE);
-      r.k.frames.flags[pfn]! &= ~PG_ANON_EXCLUSIVE;
+      r.k.frames.setFlags(pfn, r.k.frames.flags[pfn]! & ~PG_ANON_EXCLUSIVE);
     }, message: /writable PTE maps frame \d+, an anonymous page that is not PageAnonExclusive/,
   },
-  { name: 'the zero page', hit: (r) => { r.k.frames.refcount[0]!++; }, message: /the zero page has refcount/ },
+  { name: 'the zero page', hit: (r) => { r.k.frames.addRefcount(0, 1); }, message: /the zero page has refcount/ },
 ];
 
 for (const c of CORRUPTIONS) {

@@ -61,9 +61,9 @@ test('a read of data that only another process ever had is a leak (hand-corrupte
     const p = pfnAt(r, 'P', 'buf', 0);
     assert.notEqual(q.pfn, p.pfn);
     r.k.tables.setEntry(q.slot, p.pfn);
-    r.k.frames.mapcount[p.pfn]!++;
-    r.k.frames.refcount[p.pfn]!++;
-    r.k.frames.mapcount[q.pfn]!--;
+    r.k.frames.addMapcount(p.pfn, 1);
+    r.k.frames.addRefcount(p.pfn, 1);
+    r.k.frames.addMapcount(q.pfn, -1);
     r.k.putPage(q.pfn);
   });
   const vs = runner.violations;
@@ -78,7 +78,7 @@ test('a read of a value the process itself wrote earlier, instead of its latest,
   const runner = stepThrough(sc, (r, i) => {
     if (i !== 2) return;
     const { pfn } = pfnAt(r, 'P', 'buf', 0);
-    r.k.frames.value[pfn] = r.values.id('1'); // the frame is stale: the last write did not reach it
+    r.k.frames.setValue(pfn, r.values.id('1')); // the frame is stale: the last write did not reach it
   });
   assert.deepEqual(runner.violations.map((v) => v.kind), ['lost-write']);
   assert.equal(runner.violations[0]!.step, 3);
@@ -87,7 +87,7 @@ test('a read of a value the process itself wrote earlier, instead of its latest,
 test('a zero read where a write should be is a lost write, not a leak (zero-fill belongs to everyone)', () => {
   const sc = scenario(['P mmap buf 1', 'P write buf[0] = 5', 'P read buf[0]']);
   const runner = stepThrough(sc, (r, i) => {
-    if (i === 1) r.k.frames.value[pfnAt(r, 'P', 'buf', 0).pfn] = 0;
+    if (i === 1) r.k.frames.setValue(pfnAt(r, 'P', 'buf', 0).pfn, 0);
   });
   assert.deepEqual(runner.violations.map((v) => v.kind), ['lost-write']);
 });
@@ -98,7 +98,7 @@ test('a frame left referenced by hand is a frame leak at the end of the run', ()
   const runner = stepThrough(sc, (r, i) => {
     if (i !== 1) return;
     leaked = pfnAt(r, 'P', 'buf', 0).pfn;
-    r.k.frames.refcount[leaked]!++; // a reference that nothing holds
+    r.k.frames.addRefcount(leaked, 1); // a reference that nothing holds
   });
   const vs = runner.violations;
   assert.ok(vs.some((v) => v.kind === 'accounting' && v.step === 2), 'refcount 2 with one mapping: accounting, at once');

@@ -129,13 +129,13 @@ test('a refcount or a mapcount changed by hand changes the key; a clone keeps it
   const p = r.procs.get('P')!;
   const pfn = r.k.tables.entry[pteSlot(r.k, p.mm, p.regions.get('buf')!.start)]!;
   const a = r.clone();
-  a.k.frames.refcount[pfn]!++;
+  a.k.frames.addRefcount(pfn, 1);
   assert.notEqual(key(a), k0, 'refcount');
   const b = r.clone();
-  b.k.frames.mapcount[pfn]!--;
+  b.k.frames.addMapcount(pfn, -1);
   assert.notEqual(key(b), k0, 'mapcount');
   const c = r.clone();
-  c.k.frames.value[pfn] = c.values.id('other');
+  c.k.frames.setValue(pfn, c.values.id('other'));
   assert.notEqual(key(c), k0, 'frame value');
   assert.equal(key(r), k0, 'the original is untouched by its clones');
 });
