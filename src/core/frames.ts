@@ -484,8 +484,14 @@ export class FrameTable {
   dupRmapPte(pfn: number, mmId: number, flags: number): void {
     this.rc[pfn]!++;
     this.mc[pfn]!++;
-    if (this.mmIds && flags & PG_LARGE) this.folioAddLargeMapcount(pfn, mmId, 1);
     this.fl[pfn] = flags;
+    // The rest out of line: fork's copy loop inlines this call whole.
+    if (this.touching || (this.mmIds && flags & PG_LARGE)) this.dupRmapPteRest(pfn, mmId, flags);
+  }
+
+  /** dupRmapPte's large-folio mapcount and its note, where either is needed. */
+  private dupRmapPteRest(pfn: number, mmId: number, flags: number): void {
+    if (this.mmIds && flags & PG_LARGE) this.folioAddLargeMapcount(pfn, mmId, 1);
     this.note(pfn);
   }
 
