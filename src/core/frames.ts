@@ -206,8 +206,7 @@ export class FrameTable {
   /** Start noting the frames written (or start over: those noted before are forgotten), for run --trace's change capture. */
   startTouched(): void {
     this.touching = true;
-    this.touched.grow(this.capacity);
-    this.touched.clear();
+    this.touched.restart(this.capacity);
   }
 
   /** Whether the frames written are noted since startTouched (no copy was made into this table since). */

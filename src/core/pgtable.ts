@@ -268,8 +268,7 @@ export class TableArena {
   /** Start noting the tables written (or start over: those noted before are forgotten), for run --trace's change capture. */
   startTouched(): void {
     this.touching = true;
-    this.touched.grow(this.capacity);
-    this.touched.clear();
+    this.touched.restart(this.capacity);
   }
 
   /** Whether the tables written are noted since startTouched (no copy was made into this arena since). */
@@ -301,8 +300,7 @@ export class TableArena {
   startLog(): void {
     this.logged = true;
     this.logLost = false;
-    this.logTables.grow(this.capacity);
-    this.logTables.clear();
+    this.logTables.restart(this.capacity);
     this.nWrites = 0;
   }
 

@@ -33,6 +33,12 @@ export class StampList {
     }
   }
 
+  /** Empty, with room for indices 0 .. cap-1: a list started (again). */
+  restart(cap: number): void {
+    this.grow(cap);
+    this.clear();
+  }
+
   /** Room for indices 0 .. cap-1. */
   grow(cap: number): void {
     if (this.stamp.length >= cap) return;

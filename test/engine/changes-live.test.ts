@@ -74,6 +74,16 @@ function reports(sc: Scenario, cloneAt: number | null): string[] {
   return out;
 }
 
+/** The scenario run with --trace's change capture on v6, each step's report checked against a new capture (liveOptions.verify). */
+function runVerified(sc: Scenario): ReturnType<typeof runScenario> {
+  liveOptions.verify = true;
+  try {
+    return runScenario(sc, builtinProfile('v6')!, { trace: true, changes: true });
+  } finally {
+    liveOptions.verify = false;
+  }
+}
+
 test('a copy of a traced state (Runner.clone) reports the changes of the steps after it as the state not copied does', () => {
   const sc = parse(TREE, 'tree.scn.yaml');
   const plain = reports(sc, null);
@@ -86,13 +96,7 @@ test('a fork tree of 300 children: the followed capture reports each fork and ea
   const steps = ['P mmap buf 4 rw private', 'P write buf[0] = 1'];
   for (let i = 1; i <= 300; i++) steps.push(`P fork C${i}`, `C${i} write buf[0] = ${i + 1}`);
   const sc = parse(['name: fork-tree', 'steps: |', ...steps.map((s) => `  ${s}`), ''].join('\n'), 'fork-tree.scn.yaml');
-  liveOptions.verify = true;
-  let res;
-  try {
-    res = runScenario(sc, builtinProfile('v6')!, { trace: true, changes: true });
-  } finally {
-    liveOptions.verify = false;
-  }
+  const res = runVerified(sc);
   // The last child's write: its buf[0] PTE now names a new frame, made writable. Each child before
   // it copied the page at its write and dropped its mapping of P's: P's frame is mapped by P and
   // C300 alone, and C300's copy leaves it to P.
@@ -115,13 +119,7 @@ steps: |
   P unpin h
 `, 'no-table.scn.yaml');
   const before = liveOptions.verified;
-  liveOptions.verify = true;
-  let res;
-  try {
-    res = runScenario(sc, builtinProfile('v6')!, { trace: true, changes: true });
-  } finally {
-    liveOptions.verify = false;
-  }
+  const res = runVerified(sc);
   // Every step's report came from the followed capture (advance: verified), equal to a new capture's.
   assert.equal(liveOptions.verified - before, res.steps.length);
   const of = (text: string) => res.steps.find((s) => s.text === text)!.changes!;
