@@ -7,10 +7,13 @@
 // It answers only "the walk would find nothing": every condition under which the full walk
 // reports a problem (a PTE naming a freed frame, a writable PTE of a page that is not
 // anon-exclusive, a table's count of entries, an mm's counters...) makes `suspect` true, and the
-// caller then runs the full check, whose report is the answer. Frames are not write-logged: the
-// few of their flags the counts depend on (PG_INUSE, PG_ANON, PG_SHMEM, PG_LARGE, PG_HUGETLB) are
-// compared, per frame the tables reference, with what the counts were made with, and any change
-// starts the counts over; the rest is read where the check reads it.
+// caller then runs the full check, whose report is the answer. The frame table logs the frames
+// written (FrameTable.startLog): of those alone, the few flags the counts depend on (PG_INUSE,
+// PG_ANON, PG_SHMEM, PG_LARGE, PG_HUGETLB) are compared, per frame the tables reference, with what
+// the counts were made with (any change starts the counts over), and whether a frame is bad for
+// the walk (referenced and free, writable and not exclusive) is decided again for those and for
+// the frames whose counts the table writes changed (recheck); the rest is read where the check
+// reads it. What the check does after the walk (accounting.ts checkRest) still reads every frame.
 
 import {
   LEVEL_PMD, LEVEL_PTE, PG_ANON, PG_ANON_EXCLUSIVE, PG_HUGETLB, PG_INUSE, PG_LARGE, PG_SHMEM, PMD_LEAF, PTE_DEVICE_EXCLUSIVE,
@@ -56,6 +59,11 @@ export class IncrementalTables implements MmCounterLog {
   expMap = new Int32Array(0);
   expRef = new Int32Array(0);
   private wr = new Int32Array(0);
+  /** Per frame: 1 when suspect() would find it bad (referenced and free, or writable and not exclusive); how many are. */
+  private badF = new Uint8Array(0);
+  private badFrames = 0;
+  /** The profile's PG_anon_exclusive (a writable PTE of a page not exclusive is bad). */
+  private anonEx = false;
   /** Highest frame indexed, +1. */
   private frameHi = 0;
   /** Per block: huge PMDs mapping the folio there, writable ones. */
@@ -111,9 +119,19 @@ export class IncrementalTables implements MmCounterLog {
   /** Update to k's state; false when the walk would report something (the caller runs the full check). */
   update(k: Kernel): boolean {
     const t = k.tables;
-    if (this.k !== k || this.t !== t || this.f !== k.frames || !t.logged || t.logLost || this.classChanged(k)) this.reset(k);
-    else this.apply(k);
-    this.takeFlags(k);
+    const f = k.frames;
+    if (this.k !== k || this.t !== t || this.f !== f || !t.logged || t.logLost || !f.logs || f.logLost || this.classChanged(k)) {
+      this.reset(k);
+      this.takeFlags(k);
+      for (let pfn = 1, n = Math.min(f.top, this.badF.length); pfn < n; pfn++) this.recheck(pfn);
+    } else {
+      this.apply(k);
+      this.takeLoggedFlags(k);
+      // A frame's flags changed (the log); its references were rechecked where apply() counted them.
+      const w = f.loggedFrames;
+      for (let i = 0; i < w.length; i++) if (w[i]! < this.badF.length) this.recheck(w[i]!);
+    }
+    f.clearLog();
     return !this.suspect(k);
   }
 
@@ -140,6 +158,7 @@ export class IncrementalTables implements MmCounterLog {
     this.f = k.frames;
     this.devxMapped = exclusiveEntryMapped(k.profile);
     t.startLog();
+    k.frames.startLog();
     const cap = t.capacity;
     this.cntBits = new Int32Array(cap);
     this.cntEntry = new Int32Array(cap);
@@ -154,6 +173,9 @@ export class IncrementalTables implements MmCounterLog {
     this.badT = new Uint8Array(cap);
     this.tStamp = new Int32Array(cap);
     const fcap = Math.max(k.frames.top, 16);
+    this.anonEx = k.profile.anonExclusive;
+    this.badF = new Uint8Array(fcap);
+    this.badFrames = 0;
     this.sFlags = new Uint16Array(fcap);
     this.expMap = new Int32Array(fcap);
     this.expRef = new Int32Array(fcap);
@@ -408,10 +430,12 @@ export class IncrementalTables implements MmCounterLog {
     if (devx) {
       if (this.devxMapped) this.expMap[e]! += sign;
       this.anonT[p]! += sign;
+      this.recheck(e);
       return;
     }
     this.expMap[e]! += sign;
     if (bits & PTE_WRITE) this.wr[e]! += sign;
+    this.recheck(e);
     const fl = this.flagsOf(e);
     if (fl & PG_ANON) this.anonT[p]! += sign;
     else if (fl & PG_SHMEM) this.shmemT[p]! += sign;
@@ -426,6 +450,7 @@ export class IncrementalTables implements MmCounterLog {
     }
     this.growFrames(head + 1);
     this.expRef[head]! += sign;
+    this.recheck(head);
     this.entire[head >>> 9]! += sign;
     if (bits & PTE_WRITE) this.wrPmd[head >>> 9]! += sign;
     // hugetlb's check of its VMA is the full check's.
@@ -448,13 +473,10 @@ export class IncrementalTables implements MmCounterLog {
     const f = k.frames;
     const top = f.top;
     if (this.frameHi > top) return true;
-    const fl = f.flags, ref = this.expRef, wr = this.wr;
-    const anonEx = k.profile.anonExclusive;
-    for (let pfn = 1; pfn < top; pfn++) {
-      const x = fl[pfn]!;
-      if (ref[pfn] !== 0 && !(x & PG_INUSE)) return true;
-      if (anonEx && wr[pfn] !== 0 && (x & (PG_ANON | PG_ANON_EXCLUSIVE)) === PG_ANON) return true;
-    }
+    // Frames referenced and free, or writable and not exclusive: counted as they change (recheck).
+    if (this.badFrames !== 0) return true;
+    const fl = f.flags;
+    const anonEx = this.anonEx;
     const ent = this.entire, wp = this.wrPmd;
     for (let b = 1, n = Math.min(ent.length, (top + HPAGE_PMD_NR - 1) >>> 9); b < n; b++) {
       if (ent[b] === 0) continue;
@@ -476,12 +498,34 @@ export class IncrementalTables implements MmCounterLog {
     if (this.frameHi > n) this.sFlags.fill(0, n, this.frameHi);
   }
 
-  /** Did a flag the counts depend on change on a frame the tables reference (or a frame above those indexed appear)? */
+  /** The flags of the frames written since the last check (the frame table's log), as takeFlags takes all. */
+  private takeLoggedFlags(k: Kernel): void {
+    const f = k.frames;
+    const fl = f.flags;
+    const n = Math.min(f.top, fl.length);
+    if (this.sFlags.length < n) this.sFlags = growTypedArray(this.sFlags, Math.max(n, this.expRef.length));
+    const sf = this.sFlags;
+    const w = f.loggedFrames;
+    for (let i = 0; i < w.length; i++) {
+      const pfn = w[i]!;
+      if (pfn < n) sf[pfn] = fl[pfn]!;
+    }
+  }
+
+  /**
+   * Did a flag the counts depend on change on a frame the tables reference? Only a frame written
+   * since the last check can have (the frame table's log: every write to a frame's flags is
+   * logged), and sFlags holds what the others had then.
+   */
   private classChanged(k: Kernel): boolean {
     const f = k.frames;
     const fl = f.flags, sf = this.sFlags, ref = this.expRef;
     const n = Math.min(this.frameHi, f.top);
-    for (let pfn = 1; pfn < n; pfn++) if (ref[pfn] !== 0 && ((fl[pfn]! ^ sf[pfn]!) & CLASS_BITS) !== 0) return true;
+    const w = f.loggedFrames;
+    for (let i = 0; i < w.length; i++) {
+      const pfn = w[i]!;
+      if (pfn >= 1 && pfn < n && ref[pfn] !== 0 && ((fl[pfn]! ^ sf[pfn]!) & CLASS_BITS) !== 0) return true;
+    }
     return false;
   }
 
@@ -490,10 +534,23 @@ export class IncrementalTables implements MmCounterLog {
     return pfn < fl.length ? fl[pfn]! : 0;
   }
 
+  /** Frame pfn (>= 1, indexed) is bad or not now, by its flags and the counts of it: badFrames kept. */
+  private recheck(pfn: number): void {
+    if (pfn < 1) return;
+    const x = this.flagsOf(pfn);
+    const b = (this.expRef[pfn] !== 0 && !(x & PG_INUSE)) || (this.anonEx && this.wr[pfn] !== 0 && (x & (PG_ANON | PG_ANON_EXCLUSIVE)) === PG_ANON) ? 1 : 0;
+    const was = this.badF[pfn]!;
+    if (b !== was) {
+      this.badFrames += b - was;
+      this.badF[pfn] = b;
+    }
+  }
+
   private growFrames(n: number): void {
     if (n > this.frameHi) this.frameHi = n;
     if (n <= this.expRef.length) return;
     const cap = Math.max(n, this.expRef.length * 2);
+    this.badF = growTypedArray(this.badF, cap);
     this.expMap = growTypedArray(this.expMap, cap);
     this.expRef = growTypedArray(this.expRef, cap);
     this.wr = growTypedArray(this.wr, cap);

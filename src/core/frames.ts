@@ -20,7 +20,9 @@
 // not be: a GUP pin, a store to a mapped page, the swap cache or ksmd change frames and no PTE.
 // When no capture follows (the explorer, a plain run), a write costs one well-predicted test
 // of `touching` more (fork's per-page path, dupRmapPte, notes once for its three writes). The
-// other arrays (next, priv, the per-block ones) are not in the report and are not tracked.
+// other arrays (next, priv, the per-block ones) are not in the report and are not tracked. The
+// accounting check that keeps its counts from step to step (src/check/incremental.ts) takes a
+// second list of the same writes (startLog), so that it looks at the frames written alone.
 
 import { HPAGE_PMD_NR, PG_HUGETLB, PG_INUSE, PG_LARGE, PG_ZERO } from './constants.js';
 import { StampList } from './stamplist.js';
@@ -91,6 +93,15 @@ export class FrameTable {
    */
   private touching = false;
   private touched = new StampList();
+  /**
+   * The accounting check's log, when it keeps its counts from step to step
+   * (src/check/incremental.ts): the frames written since it last took them. A copy made into
+   * this table stops it and marks it lost (the check starts over).
+   */
+  private logging = false;
+  private logged = new StampList();
+  /** The log no longer says what changed (a copy was made into this table): the check starts over. */
+  logLost = false;
 
   constructor(limit: number, capacity = INITIAL_CAPACITY) {
     this.limit = limit;
@@ -136,16 +147,19 @@ export class FrameTable {
     this.mmIdCount1 = grow(this.mmIdCount1, (cap >>> 9) + 1);
     this.mmIdsShared = grow(this.mmIdsShared, (cap >>> 9) + 1);
     if (this.touching) this.touched.grow(cap);
+    if (this.logging) this.logged.grow(cap);
   }
 
   /** Frame pfn's refcount, mapcount, flags or value is being written: noted while a capture follows. */
   private note(pfn: number): void {
     if (this.touching) this.touched.add(pfn);
+    if (this.logging) this.logged.add(pfn);
   }
 
   /** Frames [start, end) are being written (note). */
   private noteRange(start: number, end: number): void {
     if (this.touching) for (let p = start; p < end; p++) this.touched.add(p);
+    if (this.logging) for (let p = start; p < end; p++) this.logged.add(p);
   }
 
   /** set_page_count(): frame pfn's refcount is n. */
@@ -223,6 +237,36 @@ export class FrameTable {
   clearTouched(): void {
     this.touched.clear();
   }
+
+  /** Start logging the frames written (or restart: those logged before are forgotten), for the accounting check. */
+  startLog(): void {
+    this.logging = true;
+    this.logLost = false;
+    this.logged.restart(this.capacity);
+  }
+
+  /** Whether the frames written are logged (startLog, and no copy made into this table since). */
+  get logs(): boolean {
+    return this.logging;
+  }
+
+  /** The frames written since startLog or clearLog, each once (a view, valid until the next write). */
+  get loggedFrames(): Int32Array {
+    return this.logged.listed;
+  }
+
+  /** Forget the frames logged: the next ones are those written from now on. */
+  clearLog(): void {
+    this.logged.clear();
+  }
+
+  /** A copy was made into this table: the log no longer says what changed. */
+  private stopLog(): void {
+    if (this.logged === undefined) this.logged = new StampList();
+    this.logging = false;
+    this.logLost = true;
+  }
+
 
   /** The first n frames' refcount, mapcount, flags and value, into `dst`'s arrays where they have room (else new ones as long as the table's): a read, for run --trace's capture. */
   copyStateOut(n: number, dst?: FrameState): FrameState {
@@ -485,7 +529,7 @@ export class FrameTable {
     this.mc[pfn]!++;
     this.fl[pfn] = flags;
     // The rest out of line: fork's copy loop inlines this call whole.
-    if (this.touching || (this.mmIds && flags & PG_LARGE)) this.dupRmapPteRest(pfn, mmId, flags);
+    if (this.touching || this.logging || (this.mmIds && flags & PG_LARGE)) this.dupRmapPteRest(pfn, mmId, flags);
   }
 
   /** dupRmapPte's large-folio mapcount and its note, where either is needed. */
@@ -579,6 +623,7 @@ export class FrameTable {
     // its own list; a reused one keeps its list's arrays).
     c.touching = false;
     if (c.touched === undefined) c.touched = new StampList();
+    c.stopLog();
     return c;
   }
 
@@ -640,6 +685,7 @@ export class FrameTable {
     c.used = this.used;
     // Frames written are no longer noted: run --trace's capture starts over.
     c.touching = false;
+    c.stopLog();
     return c;
   }
 }
