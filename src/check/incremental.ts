@@ -121,9 +121,9 @@ export class IncrementalTables implements MmCounterLog {
     const t = k.tables;
     const f = k.frames;
     if (this.k !== k || this.t !== t || this.f !== f || !t.logged || t.logLost || !f.logs || f.logLost || this.classChanged(k)) {
+      // reset() walks every mm: each frame counted was rechecked there, with the flags it has now.
       this.reset(k);
       this.takeFlags(k);
-      for (let pfn = 1, n = Math.min(f.top, this.badF.length); pfn < n; pfn++) this.recheck(pfn);
     } else {
       this.apply(k);
       this.takeLoggedFlags(k);
@@ -491,9 +491,7 @@ export class IncrementalTables implements MmCounterLog {
 
   /** The flags the counts were made with, for the next update's classChanged. */
   private takeFlags(k: Kernel): void {
-    const fl = k.frames.flags;
-    const n = Math.min(k.frames.top, fl.length);
-    if (this.sFlags.length < n) this.sFlags = growTypedArray(this.sFlags, Math.max(n, this.expRef.length));
+    const n = this.flagsRoom(k);
     k.frames.copyFlagsOut(n, this.sFlags);
     if (this.frameHi > n) this.sFlags.fill(0, n, this.frameHi);
   }
@@ -502,14 +500,20 @@ export class IncrementalTables implements MmCounterLog {
   private takeLoggedFlags(k: Kernel): void {
     const f = k.frames;
     const fl = f.flags;
-    const n = Math.min(f.top, fl.length);
-    if (this.sFlags.length < n) this.sFlags = growTypedArray(this.sFlags, Math.max(n, this.expRef.length));
+    const n = this.flagsRoom(k);
     const sf = this.sFlags;
     const w = f.loggedFrames;
     for (let i = 0; i < w.length; i++) {
       const pfn = w[i]!;
       if (pfn < n) sf[pfn] = fl[pfn]!;
     }
+  }
+
+  /** sFlags made room for the frames the table has (handed out, with flags); how many. */
+  private flagsRoom(k: Kernel): number {
+    const n = Math.min(k.frames.top, k.frames.flags.length);
+    if (this.sFlags.length < n) this.sFlags = growTypedArray(this.sFlags, Math.max(n, this.expRef.length));
+    return n;
   }
 
   /**

@@ -267,7 +267,6 @@ export class FrameTable {
     this.logLost = true;
   }
 
-
   /** The first n frames' refcount, mapcount, flags and value, into `dst`'s arrays where they have room (else new ones as long as the table's): a read, for run --trace's capture. */
   copyStateOut(n: number, dst?: FrameState): FrameState {
     return {
