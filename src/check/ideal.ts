@@ -282,6 +282,41 @@ export class IdealMemory {
     return false;
   }
 
+  /**
+   * cellInto for the n pages from `start` at once (one lookup of the process): page i's four
+   * words at out[4i..4i+3], and out[4i + 1] = -2 where the page has no cell slot. False when the
+   * process is gone or unknown (no page has a slot).
+   */
+  cellsInto(proc: string, start: number, n: number, out: Int32Array): boolean {
+    const p = this.procOf(proc);
+    if (!p || !p.alive) return false;
+    const segs = p.segs;
+    let seg: Segment | null = null;
+    for (let i = 0; i < n; i++) {
+      const vpn = start + i;
+      if (seg === null || vpn < seg.start || vpn >= seg.start + seg.n) {
+        seg = null;
+        for (let j = 0; j < segs.length; j++) {
+          const s = segs[j]!;
+          if (vpn >= s.start && vpn < s.start + s.n) {
+            seg = s;
+            break;
+          }
+        }
+      }
+      if (seg === null) {
+        out[4 * i + 1] = -2;
+        continue;
+      }
+      const cell = seg.cells[vpn - seg.start]!;
+      out[4 * i] = cell >= 0 ? this.cellValue[cell]! : -1;
+      out[4 * i + 1] = cell;
+      out[4 * i + 2] = seg.flags[vpn - seg.start]!;
+      out[4 * i + 3] = seg.shared ? 1 : 0;
+    }
+    return true;
+  }
+
   /** The value ids the process ever legitimately held, in no particular order (canonical keys). */
   forEachHeld(proc: string, fn: (value: number) => void): void {
     const holders = this.holders;

@@ -135,7 +135,7 @@ export class Numbering {
 let adMask = ~0;
 
 /** Scratch buffers, reused by every key (a key is read, hashed or copied, before the next). */
-const cellBuf = new Int32Array(4);
+let cells = new Int32Array(64);
 const tmp = new Words();
 
 /** A map's entries collected (by forEach: no entry pairs) into reused arrays, and sorted there. */
@@ -338,6 +338,9 @@ function procKey(r: Runner, p: ProcT, t: ThreadKey): void {
     let block = -1;
     let table = 0;
     let leaf = -1;
+    // The ideal cells of the region's pages, looked up at once.
+    if (cells.length < 4 * reg.n) cells = new Int32Array(8 * reg.n);
+    const haveCells = r.ideal.cellsInto(p.name, reg.start, reg.n, cells);
     for (let i = 0; i < reg.n; i++) {
       const vpn = reg.start + i;
       if (vma === null || vpn < vma.start || vpn >= vma.end) vma = mm.findVma(vpn);
@@ -379,15 +382,15 @@ function procKey(r: Runner, p: ProcT, t: ThreadKey): void {
         out.push(k.swap.count[s]!);
         pushFrame(t, cached);
       } else if (bits & PTE_DEVICE_EXCLUSIVE) pushFrame(t, entryOf[slot]!);
-      const c = cellBuf;
-      if (!r.ideal.cellInto(p.name, vpn, c) || c[1]! < 0) {
+      const ci = 4 * i;
+      if (!haveCells || cells[ci + 1]! < 0) {
         out.push(-1);
       } else {
-        pushNum(t, N_VALUE, c[0]!);
-        out.push(c[2]!);
-        if (c[3]) pushNum(t, N_CELL, c[1]!);
+        pushNum(t, N_VALUE, cells[ci]!);
+        out.push(cells[ci + 2]!);
+        if (cells[ci + 3]) pushNum(t, N_CELL, cells[ci + 1]!);
         else out.push(-1);
-        const m = r.ideal.maybeOf(c[1]!);
+        const m = r.ideal.maybeOf(cells[ci + 1]!);
         if (m !== undefined) {
           gathered.n = 0;
           m.forEach(gather);
