@@ -2,7 +2,9 @@
 // holds each frame; RSS and page-table counts equal what the tables hold; no freed frame is still
 // referenced; a writable PTE of a COW mapping maps an exclusive page (5.19+). The explorer's check
 // walks every live mm's tables; a run's keeps what the walk counts from step to step
-// (incremental.ts) and walks only when that says the walk may find something.
+// (incremental.ts) and walks only when that says the walk may find something, and keeps what
+// the rest of the check decides of each frame (incremental-rest.ts), which it runs only when that
+// says it may find something.
 
 import {
   HPAGE_PMD_NR, isCowMapping, LEVEL_PMD, LEVEL_PTE, PG_HUGETLB, PG_LARGE, PMD_LEAF, PG_ANON, PG_ANON_EXCLUSIVE, PG_INUSE, PG_SHMEM, PTE_PRESENT, PTE_SPECIAL, PTE_SWAP, PTE_DEVICE_EXCLUSIVE,
@@ -15,6 +17,7 @@ import { exclusiveEntryMapped } from '../core/exclusive.js';
 import { hugetlbReservedByVmas } from '../core/hugetlb.js';
 import { forEachPteTable } from '../core/walk.js';
 import { IncrementalTables } from './incremental.js';
+import { IncrementalFrames } from './incremental-rest.js';
 
 export interface AccountingProblem {
   kind: 'accounting' | 'use-after-free' | 'kernel-bug' | 'frame-leak';
@@ -71,25 +74,48 @@ export class AccountingChecker {
   check(k: Kernel, final = false, held: readonly number[] = NO_HELD, incremental = false): readonly AccountingProblem[] {
     if (!incremental) return this.checkFull(k, final, held);
     const inc = (this.inc ??= new IncrementalTables());
+    const frames = (this.frames ??= new IncrementalFrames());
     // The tables' counts kept from the last check: when the walk would find nothing, the rest
     // of the check reads them; else the full check says what it finds.
-    if (!inc.update(k)) return this.checkFull(k, final, held);
+    if (!inc.update(k)) {
+      k.frames.clearLog();
+      frames.invalidate();
+      return this.checkFull(k, final, held);
+    }
+    // The frames' part kept too (it reads the frames written or recounted): when it finds
+    // nothing, nothing is found; else the rest of the check, on the tables' counts, says what.
+    const quiet = frames.quiet(k, inc, held);
+    k.frames.clearLog();
+    if (quiet) AccountingChecker.quietChecks++;
+    if (quiet && !AccountingChecker.verifyIncremental) return NONE;
+    const out = this.restOn(k, inc, final, held);
+    if (AccountingChecker.verifyIncremental) {
+      if (quiet && out.length > 0) throw new Error(`incremental accounting check: the frames' part found nothing, the rest of the check finds ${JSON.stringify(out)}`);
+      this.verify(k, final, held, out);
+    }
+    return out;
+  }
+
+  /** checkRest on the tables' counts kept by `inc`. */
+  private restOn(k: Kernel, inc: IncrementalTables, final: boolean, held: readonly number[]): readonly AccountingProblem[] {
     this.prepare(k);
     const top = k.frames.top;
     copyIn(this.expMap, inc.expMap, top);
     copyIn(this.expRef, inc.expRef, top);
     copyIn(this.swapCount, inc.swap, k.swap.top);
     copyIn(this.entire, inc.entire, (top >>> 9) + 1);
-    const out = this.checkRest(k, final, held);
-    if (AccountingChecker.verifyIncremental) this.verify(k, final, held, out);
-    return out;
+    return this.checkRest(k, final, held);
   }
 
   /** Tests: every incremental check is compared with the full one (problems and counts); a difference throws. */
   static verifyIncremental = false;
   static incrementalChecksVerified = 0;
+  /** Incremental checks the kept counts answered alone (IncrementalFrames.quiet: nothing found), for tests. */
+  static quietChecks = 0;
   /** The tables' counts kept from check to check (check() with `incremental`). */
   private inc: IncrementalTables | null = null;
+  /** The frames' part of the rest of the check kept from check to check. */
+  private frames: IncrementalFrames | null = null;
 
   /** verifyIncremental: the full check of the same state must find the same problems and counts. */
   private verify(k: Kernel, final: boolean, held: readonly number[], out: readonly AccountingProblem[]): void {

@@ -13,7 +13,8 @@
 // the counts were made with (any change starts the counts over), and whether a frame is bad for
 // the walk (referenced and free, writable and not exclusive) is decided again for those and for
 // the frames whose counts the table writes changed (recheck); the rest is read where the check
-// reads it. What the check does after the walk (accounting.ts checkRest) still reads every frame.
+// reads it. The frames written and recounted are listed (countChanged) for the frames' part of the
+// rest of the check (incremental-rest.ts).
 
 import {
   LEVEL_PMD, LEVEL_PTE, PG_ANON, PG_ANON_EXCLUSIVE, PG_HUGETLB, PG_INUSE, PG_LARGE, PG_SHMEM, PMD_LEAF, PTE_DEVICE_EXCLUSIVE,
@@ -25,6 +26,7 @@ import type { TableArena } from '../core/pgtable.js';
 import type { FrameTable } from '../core/frames.js';
 import { exclusiveEntryMapped } from '../core/exclusive.js';
 import { growTypedArray } from '../core/frames.js';
+import { StampList } from '../core/stamplist.js';
 
 /** The frame flags the counts depend on: a change of one on a frame the tables reference starts over. */
 const CLASS_BITS = PG_INUSE | PG_ANON | PG_SHMEM | PG_LARGE | PG_HUGETLB;
@@ -116,7 +118,24 @@ export class IncrementalTables implements MmCounterLog {
   private hugetlbPmds = 0;
   private devxMapped = false;
 
-  /** Update to k's state; false when the walk would report something (the caller runs the full check). */
+  /** How many times the counts started over (reset): every frame's counts may have changed. */
+  resets = 0;
+  /** Frames written (the frame table's log) or whose counts (expMap, expRef) changed, since clearCountChanged. */
+  private changed = new StampList();
+
+  /** The frames written or counted again since the last clearCountChanged, each once (a view, valid until the next update). */
+  get countChanged(): Int32Array {
+    return this.changed.listed;
+  }
+
+  clearCountChanged(): void {
+    this.changed.clear();
+  }
+
+  /**
+   * Update to k's state; false when the walk would report something (the caller runs the full
+   * check). The frame table's log is read, not cleared: the caller clears it (FrameTable.clearLog).
+   */
   update(k: Kernel): boolean {
     const t = k.tables;
     const f = k.frames;
@@ -128,10 +147,14 @@ export class IncrementalTables implements MmCounterLog {
       this.apply(k);
       this.takeLoggedFlags(k);
       // A frame's flags changed (the log); its references were rechecked where apply() counted them.
+      // Every frame written is listed as changed (countChanged), counted by the tables or not.
       const w = f.loggedFrames;
-      for (let i = 0; i < w.length; i++) if (w[i]! < this.badF.length) this.recheck(w[i]!);
+      this.changed.grow(f.top);
+      for (let i = 0; i < w.length; i++) {
+        this.changed.add(w[i]!);
+        if (w[i]! < this.badF.length) this.recheck(w[i]!);
+      }
     }
-    f.clearLog();
     return !this.suspect(k);
   }
 
@@ -147,6 +170,7 @@ export class IncrementalTables implements MmCounterLog {
   private reset(k: Kernel): void {
     const t = k.tables;
     this.k = k;
+    this.resets++;
     // Every mm notes its counters' changes here from now on.
     k.mmCounterLog = this;
     for (const mm of k.mms) mm.counterLog = this;
@@ -175,6 +199,7 @@ export class IncrementalTables implements MmCounterLog {
     const fcap = Math.max(k.frames.top, 16);
     this.anonEx = k.profile.anonExclusive;
     this.badF = new Uint8Array(fcap);
+    this.changed.restart(fcap);
     this.badFrames = 0;
     this.sFlags = new Uint16Array(fcap);
     this.expMap = new Int32Array(fcap);
@@ -541,6 +566,7 @@ export class IncrementalTables implements MmCounterLog {
   /** Frame pfn (>= 1, indexed) is bad or not now, by its flags and the counts of it: badFrames kept. */
   private recheck(pfn: number): void {
     if (pfn < 1) return;
+    this.changed.add(pfn);
     const x = this.flagsOf(pfn);
     const b = (this.expRef[pfn] !== 0 && !(x & PG_INUSE)) || (this.anonEx && this.wr[pfn] !== 0 && (x & (PG_ANON | PG_ANON_EXCLUSIVE)) === PG_ANON) ? 1 : 0;
     const was = this.badF[pfn]!;
@@ -555,6 +581,7 @@ export class IncrementalTables implements MmCounterLog {
     if (n <= this.expRef.length) return;
     const cap = Math.max(n, this.expRef.length * 2);
     this.badF = growTypedArray(this.badF, cap);
+    this.changed.grow(cap);
     this.expMap = growTypedArray(this.expMap, cap);
     this.expRef = growTypedArray(this.expRef, cap);
     this.wr = growTypedArray(this.wr, cap);
