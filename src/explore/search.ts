@@ -6,7 +6,7 @@
 // (StateCache). The visited set holds 64-bit fingerprints of canonical encodings, or with
 // --exact the encodings (src/explore/visited.ts). Several workers: src/explore/parallel.ts.
 
-import type { Runner } from '../engine/run.js';
+import type { Proc, Runner } from '../engine/run.js';
 import type { Violation } from '../engine/result.js';
 import type { Step } from '../scenario/ast.js';
 import { canonicalEncode, fingerprint, type Words } from './canonical.js';
@@ -151,23 +151,19 @@ const SHARED_HELD = 'shared-page-with-extra-reference';
 /** The event a new handle of each kind reaches. */
 const HANDLE_EVENTS = { pin: 'pin', pipe: 'vmsplice', gup: 'gup', exclusive: 'device-exclusive' } as const;
 
-/** How many processes (thread groups) a state has, counted without allocating. */
+/** The distinct thread groups groupCount() met so far (reused: nothing allocated per count). */
+const groupsSeen: string[] = [];
+let nGroupsSeen = 0;
+const countGroup = (p: Proc): void => {
+  for (let i = 0; i < nGroupsSeen; i++) if (groupsSeen[i] === p.group) return;
+  groupsSeen[nGroupsSeen++] = p.group;
+};
+
+/** How many processes (thread groups) a state has, counted without allocating (forEach: no iterator made). */
 function groupCount(r: Runner): number {
-  let n = 0;
-  let i = 0;
-  for (const p of r.procs.values()) {
-    let j = 0;
-    for (const q of r.procs.values()) {
-      if (j++ >= i) break;
-      if (q.group === p.group) {
-        n--;
-        break;
-      }
-    }
-    n++;
-    i++;
-  }
-  return n;
+  nGroupsSeen = 0;
+  r.procs.forEach(countGroup);
+  return nGroupsSeen;
 }
 
 /**
