@@ -2,7 +2,8 @@
 // step (src/check/incremental.ts) and reads only what was written since. With
 // AccountingChecker.verifyIncremental on, each such check is compared with the full one (the same
 // problems, the same expected counts, or it throws): every scenario of scenarios/ on the
-// profiles of the eras, and the invariant-steps corruptions (test/engine/invariant-steps.test.ts).
+// profiles of the eras, random scenarios of the fuzz generator on every built-in profile, and
+// corruptions made by hand.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +15,11 @@ import { pmdSlotOf, pteSlot } from '../../src/core/walk.js';
 import { runScenario, Runner } from '../../src/engine/run.js';
 import { builtinProfile } from '../../src/profiles/builtin.js';
 import { parseScenario, type Scenario } from '../../src/scenario/index.js';
+import fc from 'fast-check';
+import { BUILTIN_PROFILES } from '../../src/profiles/builtin.js';
+import { checkProgram } from '../fuzz/campaign.js';
+import { programArb } from '../fuzz/generate.js';
+import { SEED } from './seed.js';
 
 const PROFILES = ['v6', 'v5.8', 'cowpt-rfc', 'odf', '6.12'];
 
@@ -147,4 +153,18 @@ test('a PTE table freed and taken again as a PMD table between two checks: its e
     assert.deepEqual(r.violations.filter((v) => v.step >= 0), [], 'the state after the change is consistent');
   });
   assert.ok(n >= 3);
+});
+
+test('random scenarios over every operation (the fuzz generator), on every built-in profile: each incremental check equals the full one', () => {
+  // Handles, swap, KSM, THPs, hugetlb and shmem pages in any order: both kept parts (the tables'
+  // and the frames') are compared with the full check at every step, and a difference throws.
+  const progs = fc.sample(programArb(16), { seed: SEED, numRuns: 240 });
+  let checks = 0;
+  const quiet = AccountingChecker.quietChecks;
+  progs.forEach((prog, i) => {
+    const profile = BUILTIN_PROFILES[i % BUILTIN_PROFILES.length]!;
+    checks += verified(() => checkProgram(prog, [profile], 1 << 30));
+  });
+  assert.ok(checks > 1000, `only ${checks} incremental checks compared`);
+  assert.ok(AccountingChecker.quietChecks - quiet > 0, 'no check was answered by the kept counts alone');
 });
