@@ -3,7 +3,7 @@
 // page is one cell for all. Kept apart from the model and written as plainly as possible.
 
 import { classifyRead, type ReadCheck } from './reads.js';
-import { classCopier } from '../core/copy.js';
+import { classCopier, objectArray } from '../core/copy.js';
 
 const P_READ = 1;
 const P_WRITE = 2;
@@ -115,7 +115,7 @@ const copyIdealMemory = classCopier<IdealMemory>();
 
 export class IdealMemory {
   /** The processes (looked up by name along the array while few, else in procIndex; copied by slice()). */
-  private procs: IdealProc[] = [];
+  private procs: IdealProc[] = objectArray();
   /**
    * Each process's place in `procs`, once the list is long (a run of many processes: every
    * access looks its process up); null: not made yet, or a copy's (clone() drops it: a copy's
@@ -133,11 +133,11 @@ export class IdealMemory {
    * change makes a new set, withProc), so the explorer's copies of a state share them. Indexed by value id (ids are small and
    * dense: the value table numbers them in order), undefined where nobody held it.
    */
-  private holders: (ReadonlySet<string> | undefined)[] = [];
+  private holders: (ReadonlySet<string> | undefined)[] = objectArray();
   /** Per shared cell: the processes that map it (so a write is visible to all of them). */
   private sharedUsers = new Map<number, ReadonlySet<string>>();
   /** The handles (few: looked up by name along the array, copied by slice()), in the order they were taken. */
-  private handles: IdealHandle[] = [];
+  private handles: IdealHandle[] = objectArray();
   /** Per cell: values a short-term device write may have put there besides the cell's own. */
   private maybe = new Map<number, ReadonlySet<number>>();
   /** Processes whose userfaultfd context asked for the fork event (a child inherits the protection). */
@@ -198,9 +198,11 @@ export class IdealMemory {
     if (j < 0) return undefined;
     const p = this.procs[j]!;
     if (p.gen === this.gen) return p;
-    const segs = new Array<Segment>(p.segs.length);
+    // Made by slice() (packed, as every process's segs; an array made at its size, or map() in
+    // optimised code, is holey), each segment then replaced by its copy.
+    const segs = p.segs.slice();
     for (let i = 0; i < segs.length; i++) {
-      const s = p.segs[i]!;
+      const s = segs[i]!;
       segs[i] = new Segment(s.start, s.n, s.shared, s.cells.slice(), s.flags.slice());
     }
     return (this.procs[j] = { name: p.name, alive: p.alive, segs, gen: this.gen });
@@ -402,7 +404,7 @@ export class IdealMemory {
   mmap(proc: string, start: number, n: number, prot: 'rw' | 'ro' | 'none', shared: boolean): void {
     this.own(S_PROCS | S_SHARED_USERS);
     let p = this.procMut(proc);
-    if (!p) this.pushProc((p = { name: proc, alive: true, segs: [], gen: this.gen }));
+    if (!p) this.pushProc((p = { name: proc, alive: true, segs: objectArray(), gen: this.gen }));
     const cells = filled(n, 0);
     const flags = filled(n, protBits(prot));
     if (shared) {
@@ -525,7 +527,10 @@ export class IdealMemory {
       let end = v + 1;
       while (end < hi && this.find(proc, end)?.seg === from.seg && from.seg.cells[from.i + (end - v)]! >= 0) end++;
       const n = end - v;
-      p.segs.push(new Segment(start + (v - lo), n, from.seg.shared, from.seg.cells.slice(from.i, from.i + n), from.seg.flags.slice(from.i, from.i + n).map((f) => f & ~P_UFFD_WP)));
+      // The flags cleared in their slice, not by map(): a segment's arrays are filled()'s (holey) kind.
+      const flags = from.seg.flags.slice(from.i, from.i + n);
+      for (let i = 0; i < flags.length; i++) flags[i] = flags[i]! & ~P_UFFD_WP;
+      p.segs.push(new Segment(start + (v - lo), n, from.seg.shared, from.seg.cells.slice(from.i, from.i + n), flags));
       from.seg.cells.fill(-1, from.i, from.i + n);
       v = end;
     }
@@ -540,7 +545,7 @@ export class IdealMemory {
   fork(parent: string, child: string): void {
     this.own(S_PROCS | S_SHARED_USERS | S_MAYBE | S_UFFD);
     const p = this.procOf(parent)!;
-    const c: IdealProc = { name: child, alive: true, segs: [], gen: this.gen };
+    const c: IdealProc = { name: child, alive: true, segs: objectArray(), gen: this.gen };
     for (const seg of p.segs) {
       const cells = filled(seg.n, -1);
       for (let i = 0; i < seg.n; i++) {
@@ -702,12 +707,9 @@ export class IdealMemory {
       this.handles[j] = h;
       return;
     }
-    // A new array, one longer, this copy's own (own() would copy the array and push() take room for 16 more).
-    const old = this.handles;
-    const handles = new Array<IdealHandle>(old.length + 1);
-    for (let k = 0; k < old.length; k++) handles[k] = old[k]!;
-    handles[old.length] = h;
-    this.handles = handles;
+    // A new array, one longer, this copy's own (own() would copy the array and push() take room
+    // for 16 more); by concat, which makes it at its size and packed (an array made at its size is holey).
+    this.handles = this.handles.concat([h]);
     this.shared &= ~S_HANDLES;
   }
 

@@ -77,11 +77,25 @@ function compile(keys: string[]): Copier {
  * reuse the arrays of the state copied before.
  */
 export function copyArrayInto<T>(from: readonly T[], reuse: T[] | undefined, copy?: (x: T) => T): T[] {
-  const to = reuse === undefined || reuse === from ? [] : reuse;
+  // A new one of from's elements kind (slice keeps it): one `[]` here for arrays of numbers,
+  // strings and objects alike would make its allocation site's later arrays of the most general.
+  const to = reuse === undefined || reuse === from ? from.slice(0, 0) : reuse;
   // Shrunk by its length, grown by assignment at its end, in order: a length set past the end
   // would leave holes (HOLEY elements: another hidden class, which every reader of the array sees).
   if (to.length > from.length) to.length = from.length;
   if (copy === undefined) for (let i = 0; i < from.length; i++) to[i] = from[i]!;
   else for (let i = 0; i < from.length; i++) to[i] = copy(from[i]!);
   return to;
+}
+
+/**
+ * An empty array of object elements. `[]` is an array of small integers (PACKED_SMI_ELEMENTS):
+ * the first object stored in it changes its hidden class, so a field whose arrays are sometimes
+ * empty and sometimes not gives its readers two hidden classes (optimised code made for one is
+ * thrown away at the other). An array of objects, strings or `undefined` starts here.
+ */
+export function objectArray<T>(): T[] {
+  const a: (T | null)[] = [null];
+  a.pop();
+  return a as T[];
 }

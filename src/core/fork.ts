@@ -31,6 +31,7 @@ import { mmuNotify, restoreExclusivePte } from './exclusive.js';
 import { shareTables } from './cowpt.js';
 import { addRss, allocCopy, copyPresentPte, forkMayCopy, forkMustCopy, installCopiedPage } from './page.js';
 import { dupUserfaultfd, forkKeepsUffdWp } from './userfaultfd.js';
+import { objectArray } from './copy.js';
 
 export interface ForkResult {
   /** OK, OOM (fork failed with ENOMEM: the child is gone) or NA. */
@@ -63,7 +64,7 @@ export function startFork(parent: Mm): ForkTask {
 
 /** A fork not begun: every field, in one order (startFork and cloneTask make each ForkTask here: one hidden class). */
 export function newForkTask(parent: number): ForkTask {
-  return { kind: 'fork', parent, child: -1, phase: 'begin', pairs: [], pair: 0, begun: 0, vpn: 0, seenBits: 0, seenPfn: 0, newPfn: -1, err: OK };
+  return { kind: 'fork', parent, child: -1, phase: 'begin', pairs: objectArray(), pair: 0, begun: 0, vpn: 0, seenBits: 0, seenPfn: 0, newPfn: -1, err: OK };
 }
 
 /**

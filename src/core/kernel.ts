@@ -8,7 +8,7 @@ import type { Profile } from './profile.js';
 import type { KEvent, KEventType } from './events.js';
 import { HPAGE_PMD_NR, LEVEL_PGD, PG_HUGETLB, PG_KSM, PG_LARGE, PG_SWAPCACHE } from './constants.js';
 import { SwapDevice } from './swapdev.js';
-import { classCopier, copyArrayInto, templateCopier } from './copy.js';
+import { classCopier, copyArrayInto, objectArray, templateCopier } from './copy.js';
 
 export const DEFAULT_FRAMES = 1 << 30;
 export const DEFAULT_PIN_BIAS = 1024;
@@ -115,15 +115,15 @@ const copyKernel = classCopier<Kernel>();
 export class Kernel {
   frames: FrameTable;
   tables: TableArena;
-  mms: Mm[] = [];
+  mms: Mm[] = objectArray();
   /** Given to each new mm (Mm.counterLog): the accounting check that keeps counts from step to step, else null. */
   mmCounterLog: MmCounterLog | null = null;
   /** mm slots ksmd's list has had (the next registered mm gets this + 1). */
   ksmSlots = 0;
   /** anon_vma interval-tree insertions so far (AnonVmaClock: each VMA's anonSeq orders its ties). */
   anonVmaSeq = 0;
-  shm: ShmemObject[] = [];
-  handles: Handle[] = [];
+  shm: ShmemObject[] = objectArray();
+  handles: Handle[] = objectArray();
   swap = new SwapDevice();
   /** The hugetlb pool (config.hugepages). */
   hugetlb: HugetlbPool;
@@ -134,7 +134,7 @@ export class Kernel {
    */
   uffdResolved: number[] = [];
   /** Records of what the kernel did, when tracing. */
-  events: KEvent[] = [];
+  events: KEvent[] = objectArray();
   tracing = true;
 
   constructor(
@@ -262,10 +262,10 @@ export class Kernel {
     const d = dst !== undefined && dst !== this ? dst : undefined;
     const frames = this.frames.clone(d?.frames);
     const tables = this.tables.clone(d?.tables);
-    const shm = this.shm.length === 0 ? (d !== undefined && d.shm.length === 0 && d.shm !== this.shm ? d.shm : []) : this.shm.map((s) => s.clone());
+    const shm = this.shm.length === 0 ? (d !== undefined && d.shm.length === 0 && d.shm !== this.shm ? d.shm : objectArray<ShmemObject>()) : this.shm.map((s) => s.clone());
     // The spare's array of mms and its Mm objects (nothing else holds them).
     const oldMms = d?.mms;
-    const mms = oldMms !== undefined && oldMms !== this.mms ? oldMms : [];
+    const mms = oldMms !== undefined && oldMms !== this.mms ? oldMms : objectArray<Mm>();
     // Shrunk by its length, grown by assignment at its end (copyArrayInto says why).
     if (mms.length > this.mms.length) mms.length = this.mms.length;
     for (let i = 0; i < this.mms.length; i++) {
@@ -290,7 +290,7 @@ export class Kernel {
     const hugetlb = d !== undefined && d.hugetlb !== this.hugetlb ? copyPool(d.hugetlb, this.hugetlb) : this.hugetlb.clone();
     const uffdResolved = copyArrayInto(this.uffdResolved, d?.uffdResolved);
     // Events are not copied: a copy starts with none (what the next step emits).
-    const events = d !== undefined && d.events !== this.events ? d.events : [];
+    const events = d !== undefined && d.events !== this.events ? d.events : objectArray<KEvent>();
     if (events.length !== 0) events.length = 0;
     const k = copyKernel(d ?? (Object.create(Kernel.prototype) as Kernel), this);
     k.mmCounterLog = null;
@@ -310,7 +310,7 @@ export class Kernel {
 
 /** Copies of the VMAs, on the copy's shmem objects; into `reuse` (the VMAs of a copy done with) and its Vma objects when given. */
 function copyVmas(from: readonly Vma[], reuse: Vma[] | undefined, shm: readonly ShmemObject[]): Vma[] {
-  const to = reuse ?? [];
+  const to = reuse ?? objectArray<Vma>();
   const old = to.length;
   // Shrunk by its length, grown by assignment at its end (copyArrayInto says why).
   if (old > from.length) to.length = from.length;
@@ -328,7 +328,7 @@ function copyVmas(from: readonly Vma[], reuse: Vma[] | undefined, shm: readonly 
  * place when that one is the copy's own (not released) and has the same arrays.
  */
 function copyHandles(from: readonly Handle[], reuse: Handle[] | undefined): Handle[] {
-  const to = reuse === undefined || reuse === from ? [] : reuse;
+  const to = reuse === undefined || reuse === from ? objectArray<Handle>() : reuse;
   const old = to.length;
   // Shrunk by its length, grown by assignment at its end (copyArrayInto says why).
   if (old > from.length) to.length = from.length;

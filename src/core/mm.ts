@@ -1,6 +1,7 @@
 // The address space of a process (struct mm_struct) and its mappings (struct vm_area_struct).
 
 import { MMAP_BASE_VPN } from './constants.js';
+import { objectArray } from './copy.js';
 
 /** A shared anonymous mapping's backing object (shmem): one frame per page, held by its page cache. */
 export class ShmemObject {
@@ -146,7 +147,7 @@ export interface MmCounterLog {
 
 export class Mm {
   /** VMAs sorted by start, not overlapping. */
-  vmas: Vma[] = [];
+  vmas: Vma[] = objectArray();
   /** Root table (PGD) index in the table arena. */
   pgd = 0;
   /** The counters below (their accessors note each change in counterLog). */

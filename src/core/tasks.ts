@@ -48,7 +48,9 @@ export function cloneTask(t: Task): Task {
   switch (t.kind) {
     case 'fork': {
       const c = copyForkFields(newForkTask(t.parent), t);
-      c.pairs = t.pairs.map((p) => [p[0], p[1]] as [number, number]);
+      // slice() keeps the list's kind (newForkTask's objectArray(): map() makes an empty one of small integers, a holey one in optimised code).
+      const pairs = (c.pairs = t.pairs.slice());
+      for (let i = 0; i < pairs.length; i++) pairs[i] = [pairs[i]![0], pairs[i]![1]];
       return c;
     }
     case 'gup': {

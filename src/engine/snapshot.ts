@@ -5,6 +5,7 @@
 import type { KEvent } from '../core/events.js';
 import { frameFlagNames, pteBitNames } from '../core/names.js';
 import { followSlot, slotPfn } from '../core/huge.js';
+import { objectArray } from '../core/copy.js';
 import type { EventRecord } from './result.js';
 import { capture, diffCaptures, type Namer } from './changes.js';
 import { advance, follow, following } from './changes-live.js';
@@ -15,7 +16,7 @@ export function collectEvents(s: RunState): void {
   // Nothing to move and no snapshot to take (the explorer's steps without tracing, most of them).
   if (s.k.events.length === 0 && !s.k.tracing && s.actors.size === 0) return;
   const evs = s.k.events;
-  s.k.events = [];
+  s.k.events = objectArray();
   const max = s.opts.maxEventsPerStep ?? 200;
   if (s.k.tracing) snapshot(s, evs);
   for (const e of evs) {

@@ -18,7 +18,7 @@ import type { Observation, StepRecord, Violation } from './result.js';
 import { ValueTable } from './values.js';
 import { type Capture, capture } from './changes.js';
 import { follow } from './changes-live.js';
-import { classCopier, copyArrayInto, templateCopier } from '../core/copy.js';
+import { classCopier, copyArrayInto, objectArray, templateCopier } from '../core/copy.js';
 
 export interface RunOptions {
   /** Check the accounting invariants after every step (default true). */
@@ -96,7 +96,7 @@ export function needFeature(s: { profile: Profile }, f: Feature): void {
 }
 
 export function emptyRecord(index: number, line: number, col: number, text: string): StepRecord {
-  return { index, line, col, text, summary: '', events: [], eventsDropped: 0, observations: [], violations: [], stats: null, frames: [], ptes: [] };
+  return { index, line, col, text, summary: '', events: objectArray(), eventsDropped: 0, observations: objectArray(), violations: objectArray(), stats: null, frames: objectArray(), ptes: objectArray() };
 }
 
 /** `r` emptied, as emptyRecord would make it (RunOptions.reuseRecord). */
@@ -126,10 +126,10 @@ export class RunState {
   procs = new Map<string, Proc>();
   checker = new AccountingChecker();
   pins = new PinChecker();
-  mmNames: string[] = [];
+  mmNames: string[] = objectArray();
   record: StepRecord = emptyRecord(0, 0, 0, '');
   stepIndex = 0;
-  violations: Violation[] = [];
+  violations: Violation[] = objectArray();
   handles = new Map<string, LiveHandle>();
   nextTid = 0;
   /** A thread other than a process's first was made (addProc): else each process is its group alone. */
