@@ -156,7 +156,7 @@ export class IdealMemory {
    * it. Nothing is copied up front: of `dst` (a copy no longer needed) only the object is reused.
    */
   clone(dst?: IdealMemory): IdealMemory {
-    const c = copyIdealMemory(dst !== undefined && dst !== this ? dst : (Object.create(IdealMemory.prototype) as IdealMemory), this);
+    const c = copyIdealMemory(dst !== undefined && dst !== this ? dst : new IdealMemory(), this);
     c.shared = S_ALL;
     this.shared = S_ALL;
     c.procIndex = null;

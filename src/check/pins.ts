@@ -53,7 +53,7 @@ export class PinChecker {
 
   /** A copy, sharing the reported pages with this one until either reports or forgets one (most never do). */
   clone(dst?: PinChecker): PinChecker {
-    const c = copyPinChecker(dst !== undefined && dst !== this ? dst : (Object.create(PinChecker.prototype) as PinChecker), this);
+    const c = copyPinChecker(dst !== undefined && dst !== this ? dst : new PinChecker(), this);
     c.owned = false;
     this.owned = false;
     return c;

@@ -577,7 +577,8 @@ export class FrameTable {
   /** A copy; into `dst` (its arrays reused when large enough) when given: the explorer copies a state per transition. */
   clone(dst?: FrameTable): FrameTable {
     if (dst !== undefined && dst !== this && dst.holds(this.top + 8, this.mmIds)) return this.copyInto(dst);
-    const c = dst ?? (Object.create(FrameTable.prototype) as FrameTable);
+    // A new one by the constructor (its arrays the smallest, replaced below): the hidden class constructed tables have.
+    const c = dst ?? new FrameTable(this.limit, 2);
     c.limit = this.limit;
     // Room for a few more frames, so the copy does not regrow at its first allocation.
     const cap = this.top + 8;

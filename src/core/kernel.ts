@@ -292,7 +292,8 @@ export class Kernel {
     // Events are not copied: a copy starts with none (what the next step emits).
     const events = d !== undefined && d.events !== this.events ? d.events : objectArray<KEvent>();
     if (events.length !== 0) events.length = 0;
-    const k = copyKernel(d ?? (Object.create(Kernel.prototype) as Kernel), this);
+    // A new one by the constructor (not Object.create): the hidden class constructed kernels have.
+    const k = copyKernel(d ?? new Kernel(this.profile, this.config, frames, tables), this);
     k.mmCounterLog = null;
     k.frames = frames;
     k.tables = tables;

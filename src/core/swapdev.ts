@@ -48,7 +48,7 @@ export class SwapDevice {
 
   /** A copy; into `dst` (its arrays reused when as large) when given. */
   clone(dst?: SwapDevice): SwapDevice {
-    const c = dst ?? (Object.create(SwapDevice.prototype) as SwapDevice);
+    const c = dst ?? new SwapDevice();
     const same = dst !== undefined && dst.count.length === this.count.length && dst.count !== this.count;
     if (same) {
       // Slots at and past top are as alloc() finds them in both (never touched): only the first

@@ -27,8 +27,9 @@ export type { LiveHandle, Proc, RunOptions } from './state.js';
 export class Runner {
   private s: RunState;
 
-  constructor(scenario: Scenario, profile: Profile, opts: RunOptions = {}) {
-    this.s = new RunState(scenario, profile, opts);
+  /** `s`: clone()'s copy of the state (a copy is constructed too: the hidden class of a constructed Runner). */
+  constructor(scenario: Scenario, profile: Profile, opts: RunOptions = {}, s?: RunState) {
+    this.s = s ?? new RunState(scenario, profile, opts);
   }
 
   // ---- what other modules read -----------------------------------------------------------------
@@ -57,9 +58,10 @@ export class Runner {
    * `dst` (a copy no longer needed), it is the copy: its object and its kernel's typed arrays are reused.
    */
   clone(dst?: Runner): Runner {
-    const c = dst !== undefined && dst !== this ? dst : (Object.create(Runner.prototype) as Runner);
-    c.s = this.s.clone(dst?.s);
-    return c;
+    const s = this.s.clone(dst?.s);
+    if (dst === undefined || dst === this) return new Runner(s.scenario, s.profile, s.opts, s);
+    dst.s = s;
+    return dst;
   }
 
   // ---- running -------------------------------------------------------------------------------

@@ -161,7 +161,16 @@ export class RunState {
     readonly scenario: Scenario,
     readonly profile: Profile,
     readonly opts: RunOptions = {},
+    /**
+     * clone()'s copy of the kernel: a copy is constructed too (its fields then copied), so that
+     * copies and constructed states share one hidden class, as the code run on both sees them.
+     */
+    k?: Kernel,
   ) {
+    if (k !== undefined) {
+      this.k = k;
+      return;
+    }
     this.k = new Kernel(profile, {
       frames: scenario.config.frames ?? DEFAULT_FRAMES,
       pinBias: scenario.config.pinBias ?? DEFAULT_PIN_BIAS,
@@ -193,7 +202,7 @@ export class RunState {
     // dst's maps of threads and handles, and the objects in them (nothing else holds them).
     const oldProcs = d !== undefined && d.procs !== this.procs ? d.procs : undefined;
     const oldHandles = d !== undefined && d.handles !== this.handles ? d.handles : undefined;
-    const c = copyRunState(d ?? (Object.create(RunState.prototype) as RunState), this);
+    const c = copyRunState(d ?? new RunState(this.scenario, this.profile, this.opts, k), this);
     c.k = k;
     c.ideal = ideal;
     c.values = values;

@@ -45,7 +45,7 @@ export class ValueTable {
 
   /** A copy, sharing this table's log; in `dst` (a copy no longer needed) when given. */
   clone(dst?: ValueTable): ValueTable {
-    const c = dst !== undefined && dst !== this ? dst : (Object.create(ValueTable.prototype) as ValueTable);
+    const c = dst !== undefined && dst !== this ? dst : new ValueTable();
     c.ids = this.ids;
     c.names = this.names;
     c.count = this.count;

@@ -64,10 +64,11 @@ export function startState(input: ExploreInput, profile: Profile = input.profile
     if (!r.ok) throw new Error(r.errors[0]!.format());
     sc = r.scenario;
   }
-  const runner = new Runner(sc, profile, trace ? { trace: true, maxEventsPerStep: 10_000 } : { trace: false, maxEventsPerStep: 0, reuseRecord: true });
+  // Both options objects of one shape (every field): the replays run the search's code.
+  const runner = new Runner(sc, profile, trace ? { trace: true, maxEventsPerStep: 10_000, reuseRecord: false } : { trace: false, maxEventsPerStep: 0, reuseRecord: true });
   sc.steps.forEach((s, i) => runner.step(s, i));
-  // The search's states are copies of the start (Runner.clone), and a copy's objects have other
-  // hidden classes than constructed ones: the start is a copy too, so the search sees one each.
+  // The search's states are copies of the start (Runner.clone), and so is the start: its arrays
+  // at a copy's sizes (a copy is made by the constructors, so it has a constructed state's hidden classes).
   return { runner: runner.clone(), lines: sc.steps.map((s) => s.text) };
 }
 
