@@ -2,6 +2,7 @@
 
 import type { EventRecord } from '../engine/result.js';
 import { keyNoteOf } from '../ops/index.js';
+import { isHugeZeroFault } from '../core/events.js';
 
 /** Events worth a line under a step by default (the rest show with --trace). */
 export const KEY_EVENTS = new Set(['anon-fault', 'zero-fault', 'shared-fault', 'wp-reuse', 'wp-copy', 'wp-shared', 'early-cow', 'segv', 'oom', 'bug', 'gup', 'zap', 'uffd-fault']);
@@ -19,6 +20,7 @@ export function describeEvent(e: EventRecord): string {
     case 'anon-fault':
       return `${who} write fault, do_anonymous_page: new zeroed frame ${e.pfn}`;
     case 'zero-fault':
+      if (isHugeZeroFault(e.why)) return `${who} read fault, do_huge_pmd_anonymous_page: mapped the huge zero page read-only (one PMD)`;
       return `${who} read fault, do_anonymous_page: mapped the shared zero page read-only`;
     case 'shared-fault':
       return `${who} fault on shared memory: mapped frame ${e.pfn} (${e.why})`;

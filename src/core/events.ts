@@ -4,7 +4,7 @@
 export type KEventType =
   /** do_anonymous_page(): a write fault allocated a zeroed page. */
   | 'anon-fault'
-  /** do_anonymous_page(): a read fault mapped the shared zero page. */
+  /** do_anonymous_page(): a read fault mapped the shared zero page (or do_huge_pmd_anonymous_page the huge zero page: HUGE_ZERO_FAULT). */
   | 'zero-fault'
   /** do_shared_fault()/do_read_fault() on shmem: mapped the object's page (allocated if new). */
   | 'shared-fault'
@@ -49,4 +49,12 @@ export interface KEvent {
   pfn2: number;
   /** Why, in words: the rule that decided (e.g. "refcount 2 > 1: shared with another mapping"). */
   why: string;
+}
+
+/** The text of a zero-fault that mapped the huge zero page (do_huge_pmd_anonymous_page), not the 4 KiB one. */
+export const HUGE_ZERO_FAULT = 'read of untouched THP-enabled memory maps the huge zero page (PMD)';
+
+/** Whether a zero-fault's text is HUGE_ZERO_FAULT's. */
+export function isHugeZeroFault(why: string): boolean {
+  return why === HUGE_ZERO_FAULT;
 }

@@ -13,6 +13,7 @@ import {
   VM_READ, VM_WRITE,
 } from './constants.js';
 import type { Kernel } from './kernel.js';
+import { HUGE_ZERO_FAULT } from './events.js';
 import { anonVmaPrepare, type Mm, type Vma } from './mm.js';
 import { canChangePteWritable, forkMayCopy, forkMustCopy, newPageBits, wpPageReuseBits } from './page.js';
 import { exclusiveEntryMapped, migrateExclusiveEntry } from './exclusive.js';
@@ -63,6 +64,16 @@ function isHugeZeroPmd(k: Kernel, s: number): boolean {
   return (k.tables.bits[s]! & PTE_SPECIAL) !== 0;
 }
 
+/**
+ * Which page of the huge zero folio mm maps at vpn (through the huge zero PMD), or -1. hugePmdPfn
+ * gives the 4 KiB zero page for all 512 (they read as zeroes), but they are 512 frames of their
+ * own: a page of the huge zero folio is not the 4 KiB zero page, nor another page of the folio.
+ */
+export function hugeZeroIndex(k: Kernel, mm: Mm, vpn: number): number {
+  const s = pmdLeafSlot(k, mm, vpn);
+  return s >= 0 && isHugeZeroPmd(k, s) ? vpn & (HPAGE_PMD_NR - 1) : -1;
+}
+
 /** A PMD leaf installed (set_pmd_at) with its deposited PTE table charged (pgtable_trans_huge_deposit). */
 function setHugePmd(k: Kernel, mm: Mm, s: number, head: number, bits: number): void {
   setPte(k, s, head, bits | PMD_LEAF);
@@ -100,7 +111,7 @@ export function doHugePmdAnonymousPage(k: Kernel, mm: Mm, vma: Vma, vpn: number,
   if (!write && k.profile.thpUseZeroPage && !k.profile.mmForbidsZeropage) {
     // mm_get_huge_zero_folio(): a read-only PMD of the huge zero page; no refcount, no mapcount.
     setHugePmd(k, mm, s, 0, PTE_PRESENT | PTE_SPECIAL | PTE_YOUNG);
-    k.emit('zero-fault', mm.id, vpn, 0, -1, 'read of untouched THP-enabled memory maps the huge zero page (PMD)');
+    k.emit('zero-fault', mm.id, vpn, 0, -1, HUGE_ZERO_FAULT);
     return OK;
   }
   const head = allocAnonThp(k, mm, vma);

@@ -2,7 +2,7 @@
 
 import { HPAGE_PMD_NR, PG_ANON_EXCLUSIVE, PG_HUGETLB, PTE_UFFD_WP } from '../core/constants.js';
 import { pmdLeafSlot } from '../core/walk.js';
-import { followSlot } from '../core/huge.js';
+import { followSlot, hugeZeroIndex } from '../core/huge.js';
 import type { PageSel, Step } from '../scenario/ast.js';
 import { globalStats } from './stats.js';
 import { NotApplicable, type RunState } from './state.js';
@@ -28,10 +28,17 @@ export function stats(s: RunState): void {
 export function expectFrame(s: RunState, a: string, selA: PageSel, same: boolean, b: string, selB: PageSel): void {
   const pa = s.procs.get(a);
   const pb = s.procs.get(b);
-  const fa = pa ? s.pfnOf(pa, s.firstPage(pa, selA)) : -1;
-  const fb = pb ? s.pfnOf(pb, s.firstPage(pb, selB)) : -1;
-  const isSame = fa >= 0 && fa === fb;
-  const desc = `${a} ${s.label(selA)} → ${fa < 0 ? 'not mapped' : `frame ${fa}`}, ${b} ${s.label(selB)} → ${fb < 0 ? 'not mapped' : `frame ${fb}`}`;
+  const va = pa ? s.firstPage(pa, selA) : -1;
+  const vb = pb ? s.firstPage(pb, selB) : -1;
+  const fa = pa ? s.pfnOf(pa, va) : -1;
+  const fb = pb ? s.pfnOf(pb, vb) : -1;
+  // A page of the huge zero folio is a frame of its own (pagemap gives each its PFN), though the
+  // model maps all 512 to the zero page's frame.
+  const za = fa === 0 ? hugeZeroIndex(s.k, pa!.mm, va) : -1;
+  const zb = fb === 0 ? hugeZeroIndex(s.k, pb!.mm, vb) : -1;
+  const isSame = fa >= 0 && fa === fb && za === zb;
+  const show = (f: number, z: number): string => (f < 0 ? 'not mapped' : z >= 0 ? `page ${z} of the huge zero page` : `frame ${f}`);
+  const desc = `${a} ${s.label(selA)} → ${show(fa, za)}, ${b} ${s.label(selB)} → ${show(fb, zb)}`;
   s.observe('frame', `${a} ${s.label(selA)} vs ${b} ${s.label(selB)}`, isSame ? 'same-frame' : 'other-frame', same ? 'same-frame' : 'other-frame');
   if (isSame !== same) s.violation('expect', `expected ${same ? 'the same frame' : 'different frames'}: ${desc}`, [a, b], [fa, fb].filter((x) => x >= 0));
   s.record.summary = desc;

@@ -3,6 +3,7 @@
 
 import type { Violation } from '../engine/result.js';
 import { declOf, keyNoteOf } from '../ops/index.js';
+import { isHugeZeroFault } from '../core/events.js';
 import type { EventView, FrameView, StepView, Trace } from './trace.js';
 
 const frame = (pfn: number): string => (pfn === 0 ? 'the zero page' : `frame ${pfn}`);
@@ -15,6 +16,7 @@ export function explainEvent(e: EventView): string {
     case 'anon-fault':
       return `${who} write fault${at}: nothing was mapped there, so do_anonymous_page allocated a zeroed ${frame(e.pfn)} and mapped it writable`;
     case 'zero-fault':
+      if (isHugeZeroFault(e.why)) return `${who} read fault${at}: nothing was mapped in this THP-eligible 2 MiB range, so do_huge_pmd_anonymous_page mapped the huge zero page read-only with one PMD (no frame is allocated until a write)`;
       return `${who} read fault${at}: nothing was mapped there, so do_anonymous_page mapped the shared zero page read-only (no frame is allocated until a write)`;
     case 'shared-fault':
       return `${who} fault${at} on shared memory: mapped ${frame(e.pfn)} (${e.why})`;
