@@ -19,9 +19,17 @@ const RDMA = 'seeds/rdma-pin-fork-child-exits.scn.yaml';
 
 const missing = existsSync(CHROMIUM) ? null : `${CHROMIUM} is missing (apt-get install -y chromium; .ci/run installs it)`;
 
-/** The page writes the view into the address bar just after it renders: wait for it. */
-async function urlMatches(page: Page, re: RegExp): Promise<void> {
-  await page.waitForFunction(`new RegExp(${JSON.stringify(re.source)}).test(location.href)`, undefined, { timeout: 5000 });
+/**
+ * The page writes the view into the address bar just after it renders: wait for it. Polled from
+ * here (page.url() follows history.replaceState): a predicate given to waitForFunction as text is
+ * evaluated in the page, which the page's Content-Security-Policy (no 'unsafe-eval') may refuse.
+ */
+async function urlMatches(page: Page, re: RegExp, timeout = 5000): Promise<void> {
+  const t0 = Date.now();
+  while (!re.test(page.url())) {
+    if (Date.now() - t0 > timeout) assert.match(page.url(), re);
+    await new Promise((r) => setTimeout(r, 25));
+  }
 }
 
 /** The text of a locator once it matches (the page re-renders just after an action). */
