@@ -24,6 +24,8 @@ export interface KernelConfig {
   hugepages?: number;
   /** /sys/kernel/mm/ksm/use_zero_pages (config.ksm_use_zero_pages): ksmd merges pages of zeros with the zero page; absent: off. */
   ksmUseZeroPages?: boolean;
+  /** /sys/kernel/mm/ksm/smart_scan (config.ksm_smart_scan) where the profile has it (ksmSmartScan): false switches it off; absent: on, the kernel's default. */
+  ksmSmartScan?: boolean;
 }
 
 /**

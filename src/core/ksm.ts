@@ -99,22 +99,105 @@ function isPageSharingCandidate(n: number, more: number): boolean {
  * every mergeable mapping until one merges (or splits) nothing and changes no rmap item. A later pass matters: a page
  * scanned before the KSM page of its content existed merges into it from the stable tree, a page
  * whose checksum was new in one pass merges only in the next, and two pages of one THP merge
- * only once a pass has split it. Returns the pages merged.
+ * only once a pass has split it. With smart scan (ksmSmartScan) a pass that changed nothing can
+ * still be followed by one that merges: the next pass leaves other pages out. Since nothing else
+ * changes meanwhile, ksmd scans on until the items' ages and skips come round to a state a pass
+ * since the last change began with: every later pass repeats one of those (at most about 30
+ * passes, the ages stopping at KSM_AGE_CAP and the skips at 8). Returns the pages merged.
  */
 export function ksmMerge(k: Kernel): number {
   let total = 0;
   let passes = 0;
+  let skipped = 0;
+  const smart = ksmSmartScanOn(k);
+  // The skip states passes since the last change began with (smart scan only).
+  const seen = new Set<string>();
+  if (smart) seen.add(skipStates(k));
   for (;;) {
     passes++;
-    const { merged, split, moved } = ksmPass(k);
-    total += merged;
+    const pass = ksmPass(k);
+    total += pass.merged;
+    skipped += pass.skipped;
     // A pass that only changed rmap items (a fork's mappings of a KSM page given theirs, a
     // checksum remembered) can make a KSM page a sharing candidate, or a page a merge candidate,
     // for the next: ksmd scans on.
-    if (merged === 0 && split === 0 && !moved) break;
+    const changed = pass.merged !== 0 || pass.split !== 0 || pass.moved;
+    if (!smart) {
+      if (!changed) break;
+      continue;
+    }
+    const states = skipStates(k);
+    if (changed) seen.clear();
+    else if (seen.has(states)) break;
+    seen.add(states);
   }
-  if (k.tracing) k.emit('note', -1, -1, -1, -1, `ksmd: ${total} page(s) merged in ${passes} pass(es) (the last merged nothing)`);
+  if (k.tracing) k.emit('note', -1, -1, -1, -1, `ksmd: ${total} page(s) merged in ${passes} pass(es) (the last merged nothing)${smart ? `; smart scan left ${skipped} page scan(s) out` : ''}`);
   return total;
+}
+
+/**
+ * Whether ksmd skips pages by age (should_skip_rmap_item(): the profile's ksmSmartScan, unless
+ * the scenario switched /sys/kernel/mm/ksm/smart_scan off with config.ksm_smart_scan 0).
+ */
+export function ksmSmartScanOn(k: Kernel): boolean {
+  return k.profile.ksmSmartScan && k.config.ksmSmartScan !== false;
+}
+
+/** Every registered mm's rmap item ages and skips (Mm.ksmAges), as one text. */
+function skipStates(k: Kernel): string {
+  let s = '';
+  for (const mm of k.mms) {
+    if (!mm.alive || mm.ksmSlot === 0 || mm.ksmAges === null) continue;
+    s += `${mm.id}:`;
+    for (const [vpn, state] of mm.ksmAges) s += `${vpn}=${state},`;
+  }
+  return s;
+}
+
+/**
+ * The age ksmd's smart scan counts to in the model: rmap_item->age counts the times ksmd met the
+ * page as no KSM page, up to 255 (U8_MAX), but skip_age() and should_skip_rmap_item() tell no age
+ * from 9 on from another, so the model stops at 9.
+ */
+export const KSM_AGE_CAP = 9;
+
+/** An rmap item's smart scan state as Mm.ksmAges keeps it: its age and remaining_skips. */
+export function ksmSkipState(age: number, remainingSkips: number): number {
+  return age * 16 + remainingSkips;
+}
+
+/** The age of a smart scan state (ksmSkipState). */
+export function ksmAgeOf(state: number): number {
+  return state >> 4;
+}
+
+/** The remaining skips of a smart scan state (ksmSkipState). */
+export function ksmSkipsOf(state: number): number {
+  return state & 15;
+}
+
+/** skip_age(): the passes an item of this age may be left out of after the one it is met in. */
+function skipAge(age: number): number {
+  return age <= 3 ? 1 : age <= 5 ? 2 : age <= 8 ? 4 : 8;
+}
+
+/**
+ * should_skip_rmap_item() for a page that is not a KSM page (a KSM page is never skipped and does
+ * not age): whether ksmd leaves it out of this pass, given its item's state when met. An item
+ * met fewer than four times is never left out; then, with no skips left, it is scanned and given
+ * skip_age(age) of them, else one is spent and the page skipped.
+ */
+export function ksmSkips(state: number): boolean {
+  return ksmAgeOf(state) >= 3 && ksmSkipsOf(state) > 0;
+}
+
+/** The item's state after should_skip_rmap_item() met it (the age one more, up to KSM_AGE_CAP). */
+export function ksmSkipNext(state: number): number {
+  const age = ksmAgeOf(state);
+  const skips = ksmSkipsOf(state);
+  const next = Math.min(age + 1, KSM_AGE_CAP);
+  if (age < 3) return ksmSkipState(next, skips);
+  return ksmSkipState(next, skips === 0 ? skipAge(age) : skips - 1);
 }
 
 /**
@@ -194,9 +277,11 @@ function pageToMerge(k: Kernel, mm: Mm, vpn: number, pfn: number): number {
  * Returns the pages merged, the THPs split (two pages of one folio, or try_to_merge_one_page's
  * split, merged or not), and whether an rmap item changed (Mm.ksmItems: set where a page merged or
  * a stable KSM page was met, gone where ksmd met another page or passed the address with none to
- * scan; Mm.ksmChecksums: set where a page's checksum differed from its item's, gone with the item).
+ * scan; Mm.ksmChecksums: set where a page's checksum differed from its item's, gone with the item),
+ * and the page scans smart scan left out (Mm.ksmAges, which changes at every page met that is no
+ * KSM page, does not count as an rmap item changed).
  */
-function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
+function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean; skipped: number } {
   const f = k.frames;
   // The stable tree: KSM pages by content; more than one (a stable node chain's dups) once one
   // holds max_page_sharing mappings, or once a KSM page no rmap item hangs on met its content
@@ -230,6 +315,15 @@ function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
     if (m === undefined) sumsWork.set(mm, (m = new Map(mm.ksmChecksums ?? [])));
     return m;
   };
+  // The smart scan states as this pass leaves them, copied as the items are.
+  const agesWork = new Map<Mm, Map<number, number>>();
+  const agesOf = (mm: Mm): Map<number, number> => {
+    let m = agesWork.get(mm);
+    if (m === undefined) agesWork.set(mm, (m = new Map(mm.ksmAges ?? [])));
+    return m;
+  };
+  const smartScan = ksmSmartScanOn(k);
+  let skipped = 0;
   let moved = false;
   /** remove_rmap_item_from_tree(): the item at vpn leaves its stable node. */
   const dropItem = (mm: Mm, vpn: number): void => {
@@ -255,6 +349,20 @@ function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
       sumsOf(mm).delete(vpn);
       moved = true;
     }
+    if ((agesWork.get(mm) ?? mm.ksmAges)?.has(vpn)) agesOf(mm).delete(vpn);
+  };
+  /**
+   * should_skip_rmap_item() (smart scan), for a page that is not a KSM page: the item ages, and
+   * a page left out of this pass leaves its stable node (remove_rmap_item_from_tree) and goes no
+   * further: no checksum, no tree. True: left out.
+   */
+  const skipsPage = (mm: Mm, vpn: number): boolean => {
+    const state = (agesWork.get(mm) ?? mm.ksmAges)?.get(vpn) ?? 0;
+    agesOf(mm).set(vpn, ksmSkipNext(state));
+    if (!ksmSkips(state)) return false;
+    dropItem(mm, vpn);
+    skipped++;
+    return true;
   };
   /**
    * cmp_and_merge_page(): calc_checksum() differs from rmap_item->oldchecksum (a new item's is
@@ -335,6 +443,8 @@ function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
       return;
     }
     const pfn = found;
+    // A KSM page in no tree (break_cow's leftover) is a KSM folio too: never skipped.
+    if (smartScan && !(f.flags[pfn]! & PG_KSM) && skipsPage(mm, vpn)) return;
     const value = f.value[pfn]!;
     // cmp_and_merge_page() from 6.11: remove_rmap_item_from_tree() and the checksum before the
     // stable tree is searched, so a changed page searches no tree at all. Before, the search
@@ -418,6 +528,7 @@ function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
     // Its rmap items' addresses: those on stable nodes and those with a checksum.
     pending = mm.ksmItems === null ? [] : [...mm.ksmItems.keys()];
     if (mm.ksmChecksums !== null) for (const v of mm.ksmChecksums.keys()) if (mm.ksmItems?.has(v) !== true) pending.push(v);
+    if (mm.ksmAges !== null) for (const v of mm.ksmAges.keys()) if (mm.ksmItems?.has(v) !== true && mm.ksmChecksums?.has(v) !== true) pending.push(v);
     pending.sort((a, b) => a - b);
     next = 0;
     scanned.clear();
@@ -438,6 +549,7 @@ function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
   // By address (the explorer's key lists them in this order).
   for (const [mm, m] of work) mm.ksmItems = m.size === 0 ? null : new Map([...m].sort((a, b) => a[0] - b[0]));
   for (const [mm, m] of sumsWork) mm.ksmChecksums = m.size === 0 ? null : new Map([...m].sort((a, b) => a[0] - b[0]));
+  for (const [mm, m] of agesWork) mm.ksmAges = m.size === 0 ? null : new Map([...m].sort((a, b) => a[0] - b[0]));
   // Each chain's order as the pass leaves it, 1 the head (renumbered: no gap a dup freed left).
   for (const dups of stable.values()) {
     for (let i = 0; i < dups.length; i++) if (isStableKsm(k, dups[i]!)) f.setStableOrder(dups[i]!, i + 1);
@@ -446,5 +558,5 @@ function ksmPass(k: Kernel): { merged: number; split: number; moved: boolean } {
   for (const dups of stable.values()) {
     for (const p of dups) if (!(items.get(p)! > 0)) k.dropIfOnlySwapCache(p);
   }
-  return { merged, split, moved };
+  return { merged, split, moved, skipped };
 }

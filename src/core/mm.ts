@@ -184,6 +184,12 @@ export class Mm {
    * taken to equal. Only ksmd's pass changes it, by replacing the map (clones share it).
    */
   ksmChecksums: Map<number, number> | null = null;
+  /**
+   * KSM's smart scan state of each rmap item (rmap_item->age and remaining_skips, 6.7+):
+   * vpn -> ksmSkipState(); no entry: an item of age 0 (none met yet), or no item. Only ksmd's
+   * pass changes it, by replacing the map (clones share it).
+   */
+  ksmAges: Map<number, number> | null = null;
   /** MMF_COW_PGTABLE: forked with COW page tables; every later fork of it shares PTE tables too. */
   cowPgtable = false;
   /** A userfaultfd context is registered on this mm (UFFDIO_REGISTER succeeded at least once). */

@@ -77,6 +77,13 @@ export interface Profile {
    * only for the unstable tree.
    */
   ksmChecksumFirst: boolean;
+  /**
+   * ksmd's smart scan (5e924ff54d08, 6.7; on unless /sys/kernel/mm/ksm/smart_scan is 0):
+   * should_skip_rmap_item() leaves out of some passes a page that is not a KSM page once its rmap
+   * item has been met four times (rmap_item->age, remaining_skips): not compared, not in that
+   * pass's unstable tree, its item off any stable node.
+   */
+  ksmSmartScan: boolean;
   /** FOLL_PIN of the zero page is a no-op (6.5, c8070b787519); before, it took a pin on it. */
   pinSkipsZeroPage: boolean;
   /**

@@ -177,6 +177,7 @@ export class RunState {
       thp: scenario.config.thp ?? 'madvise',
       ...(scenario.config.hugepages != null ? { hugepages: scenario.config.hugepages } : {}),
       ...(scenario.config.ksmUseZeroPages ? { ksmUseZeroPages: true } : {}),
+      ...(scenario.config.ksmSmartScan === 0 ? { ksmSmartScan: false } : {}),
     });
     this.k.tracing = opts.trace ?? true;
     if (opts.changes && this.k.tracing) follow((this.changesBase = capture(this.k, this)), this.k);

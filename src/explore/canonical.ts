@@ -421,6 +421,11 @@ function procKey(r: Runner, p: ProcT, t: ThreadKey): void {
       pushNum(t, N_VALUE, value);
     }
   }
+  // KSM's smart scan states, by address (Mm.ksmAges): which later passes leave a page out.
+  if (mm.ksmAges !== null && p.alive) {
+    out.push(-18);
+    for (const [vpn, state] of mm.ksmAges) out.push(vpn - MMAP_BASE_VPN).push(state);
+  }
   // What the process held comes at the end of the key (heldKey), once the values that can still
   // be read are numbered.
   taskKey(r, p, t);

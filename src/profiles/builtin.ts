@@ -21,6 +21,7 @@ const V5_7: Profile = {
   ksmBreakCow: 'write',
   ksmScansProtnone: true,
   ksmChecksumFirst: false,
+  ksmSmartScan: false,
   pinSkipsZeroPage: false,
   mmForbidsZeropage: false,
   writeProtectSeq: false,
@@ -104,9 +105,9 @@ const V6_2 = derive(V5_19, 'v6.2',
   { mprotectWritable: true, mprotectWritableClean: true, unshareRoPin: 'all', mprotectWritablePmd: true, madvCollapse: 'writable-pte', ksmBreakCow: 'unshare', uffdWpWritenotify: true, ksmScansProtnone: false, gupFastLongtermRetry: true });
 
 const V6_15 = derive(V6_2, 'v6.15',
-  'v6.2 + zero page never pinned (6.5) + exclusive swapped-in pages writable on read faults (6.11) + device-exclusive rework (mapcount untouched, treated like present at fork)',
-  '931298e103c2 (6.3); c8070b787519 (6.5); d74943a2f3cd (6.5: ksmd scans PROT_NONE pages again); c18160dba5ff (6.11); d58a361b0350 (6.11: ksmd compares a page\'s checksum before the stable tree search); "mm: madvise: avoid split during MADV_PAGEOUT and MADV_COLD" (Ryan Roberts, 6.10: MADV_PAGEOUT batches a large folio\'s PTEs, pages out one they map whole when folio_mapcount() is its number of pages, and steps past one it leaves alone, where 5.4-6.9 end the walk of its PMD there; `continue` in the 6.10.0, 6.12.19 and 6.18.2 madvise.c, `break` in 6.9.0); "mm: fixes for device-exclusive entries (hmm)" (David Hildenbrand, 6.15)',
-  { pinSkipsZeroPage: true, swapinReadFaultWritable: true, deviceExclusive: 'v6.15', uffdUnprotectWritable: true, hugeZeroWp: 'huge', wpReuseLarge: 'mm-exclusive', pageoutLargeShared: 'folio', pageoutLargeWalk: 'batch', ptReclaim: true, thpSplitZeropage: true, mremapClearsUffdWp: true, ksmScansProtnone: true, ksmChecksumFirst: true });
+  'v6.2 + zero page never pinned (6.5) + ksmd\'s smart scan (6.7) + exclusive swapped-in pages writable on read faults (6.11) + device-exclusive rework (mapcount untouched, treated like present at fork)',
+  '931298e103c2 (6.3); c8070b787519 (6.5); d74943a2f3cd (6.5: ksmd scans PROT_NONE pages again); 5e924ff54d08 (6.7: ksmd\'s smart scan, should_skip_rmap_item(), on by default; read in 6.7.3 and 6.18.2); c18160dba5ff (6.11); d58a361b0350 (6.11: ksmd compares a page\'s checksum before the stable tree search); "mm: madvise: avoid split during MADV_PAGEOUT and MADV_COLD" (Ryan Roberts, 6.10: MADV_PAGEOUT batches a large folio\'s PTEs, pages out one they map whole when folio_mapcount() is its number of pages, and steps past one it leaves alone, where 5.4-6.9 end the walk of its PMD there; `continue` in the 6.10.0, 6.12.19 and 6.18.2 madvise.c, `break` in 6.9.0); "mm: fixes for device-exclusive entries (hmm)" (David Hildenbrand, 6.15)',
+  { pinSkipsZeroPage: true, swapinReadFaultWritable: true, deviceExclusive: 'v6.15', uffdUnprotectWritable: true, hugeZeroWp: 'huge', wpReuseLarge: 'mm-exclusive', pageoutLargeShared: 'folio', pageoutLargeWalk: 'batch', ptReclaim: true, thpSplitZeropage: true, mremapClearsUffdWp: true, ksmScansProtnone: true, ksmChecksumFirst: true, ksmSmartScan: true });
 
 const V6 = derive(V6_15, 'v6',
   'the newest behaviour modelled (Linux 6.18): v6.15 + mremap moving a range of several mappings (6.17) + MADV_COLLAPSE of a range with no writable PTE; `cowlab oracle` compares it with whatever live kernel it runs on',
@@ -160,9 +161,9 @@ const LTS_6_6 = derive(V6_2, '6.6',
   { pinSkipsZeroPage: true, uffdUnprotectWritable: true, ksmScansProtnone: true, pageoutLargeShared: 'first-page' });
 
 const LTS_6_12 = derive(LTS_6_6, '6.12',
-  '6.12.y long-term: v6.6 + an exclusive swapped-in page mapped writable on a read fault too (6.11) + mremap out of a registered mapping clears the uffd-wp bits (6.13, backported in 6.12.11; 6.12.0-6.12.10: --kernel 6.12+mremapClearsUffdWp=false); device-exclusive entries as merged in 5.14 (the 6.15 rework was not backported)',
-  'Linux 6.12 (c18160dba5ff and d58a361b0350, ksmd\'s checksum before the stable tree search, from 6.11; b1f202060afe, zero-filled pages of a split THP remapped to the zero page; 6.10\'s MADV_PAGEOUT batching a large folio\'s PTEs, `continue` past them in the 6.12.19 madvise.c) + 0cef0bb836e3 as 310ac886d68d in 6.12.11 (CVE-2025-21696: vma_has_uffd_without_event_remap() in move_ptes, move_huge_pmd and move_normal_pmd; absent in 6.12.10, present in 6.12.11 to 6.12.19); checked in the 6.12.19 sources (make_device_exclusive_range; the device-exclusive entry drops the mapcount). Of the 6.15 series only its first patch ("mm/gup: reject FOLL_SPLIT_PMD with hugetlb VMAs", CVE-2025-22034) reached 6.12.23, and it touches only device-exclusive entries on hugetlb pages, which the model leaves n/a. Not checked: 6.12.20 to the last 6.12.y',
-  { swapinReadFaultWritable: true, wpReuseLarge: 'never', pageoutLargeShared: 'folio', pageoutLargeWalk: 'batch', thpSplitZeropage: true, mremapClearsUffdWp: true, ksmChecksumFirst: true });
+  '6.12.y long-term: v6.6 + ksmd\'s smart scan (6.7) + an exclusive swapped-in page mapped writable on a read fault too (6.11) + mremap out of a registered mapping clears the uffd-wp bits (6.13, backported in 6.12.11; 6.12.0-6.12.10: --kernel 6.12+mremapClearsUffdWp=false); device-exclusive entries as merged in 5.14 (the 6.15 rework was not backported)',
+  'Linux 6.12 (5e924ff54d08, ksmd\'s smart scan, from 6.7; c18160dba5ff and d58a361b0350, ksmd\'s checksum before the stable tree search, from 6.11; b1f202060afe, zero-filled pages of a split THP remapped to the zero page; 6.10\'s MADV_PAGEOUT batching a large folio\'s PTEs, `continue` past them in the 6.12.19 madvise.c) + 0cef0bb836e3 as 310ac886d68d in 6.12.11 (CVE-2025-21696: vma_has_uffd_without_event_remap() in move_ptes, move_huge_pmd and move_normal_pmd; absent in 6.12.10, present in 6.12.11 to 6.12.19); checked in the 6.12.19 sources (make_device_exclusive_range; the device-exclusive entry drops the mapcount). Of the 6.15 series only its first patch ("mm/gup: reject FOLL_SPLIT_PMD with hugetlb VMAs", CVE-2025-22034) reached 6.12.23, and it touches only device-exclusive entries on hugetlb pages, which the model leaves n/a. Not checked: 6.12.20 to the last 6.12.y',
+  { swapinReadFaultWritable: true, wpReuseLarge: 'never', pageoutLargeShared: 'folio', pageoutLargeWalk: 'batch', thpSplitZeropage: true, mremapClearsUffdWp: true, ksmChecksumFirst: true, ksmSmartScan: true });
 
 /** The long-term kernels, oldest first (`compare --kernels lts`). */
 export const LTS_PROFILES: readonly Profile[] = [LTS_5_4, LTS_5_10, LTS_5_15, LTS_6_1, LTS_6_6, LTS_6_12];

@@ -27,6 +27,7 @@ const VALUES = {
   ksmBreakCow: ['write', 'unshare'],
   ksmScansProtnone: ['true', 'false'],
   ksmChecksumFirst: ['true', 'false'],
+  ksmSmartScan: ['true', 'false'],
   pinSkipsZeroPage: ['true', 'false'],
   mmForbidsZeropage: ['true', 'false'],
   writeProtectSeq: ['true', 'false'],

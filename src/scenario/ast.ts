@@ -361,6 +361,12 @@ export interface ScenarioConfig {
    * merges a page of zeros with the shared zero page instead of a KSM page. Null: 0.
    */
   ksmUseZeroPages?: number | null;
+  /**
+   * (extension) /sys/kernel/mm/ksm/smart_scan (`config.ksm_smart_scan`, 0 or 1): on kernels that
+   * have it (6.7+, the profile's ksmSmartScan), 0 makes ksmd scan every page in every pass. Null: 1,
+   * the kernel's default; on older kernels the key changes nothing.
+   */
+  ksmSmartScan?: number | null;
 }
 
 export interface Scenario {

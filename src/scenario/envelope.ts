@@ -12,7 +12,7 @@ export const TOP_KEYS = ['name', 'description', 'kernel', 'config', 'outcomes', 
  * The config key of each field of ScenarioConfig: the one list of them. The reader (config()) and
  * the writer (configLines()) go by it, and a field without its key fails to compile.
  */
-const CONFIG_KEY_OF = { frames: 'frames', pinBias: 'pin_bias', thp: 'thp', hugepages: 'hugepages', ksmUseZeroPages: 'ksm_use_zero_pages' } as const satisfies Record<keyof ScenarioConfig, string>;
+const CONFIG_KEY_OF = { frames: 'frames', pinBias: 'pin_bias', thp: 'thp', hugepages: 'hugepages', ksmUseZeroPages: 'ksm_use_zero_pages', ksmSmartScan: 'ksm_smart_scan' } as const satisfies Record<keyof ScenarioConfig, string>;
 export const CONFIG_KEYS: readonly (typeof CONFIG_KEY_OF)[keyof ScenarioConfig][] = Object.values(CONFIG_KEY_OF);
 
 /**
@@ -24,6 +24,8 @@ export const CONFIG_KEYS: readonly (typeof CONFIG_KEY_OF)[keyof ScenarioConfig][
 const PIN_BIAS_MAX = { n: 16384, why: "the kernel's is 1024; the model's refcounts are 32-bit, as the kernel's" };
 /** config.ksm_use_zero_pages: a switch, as the sysfs file is. */
 const KSM_USE_ZERO_PAGES_MAX = { n: 1, why: '/sys/kernel/mm/ksm/use_zero_pages is 0 or 1' };
+/** config.ksm_smart_scan: a switch, as the sysfs file is. */
+const KSM_SMART_SCAN_MAX = { n: 1, why: '/sys/kernel/mm/ksm/smart_scan is 0 or 1' };
 /** config.thp (v1.2): /sys/kernel/mm/transparent_hugepage/enabled. */
 export const THP_MODES = ['always', 'madvise', 'never'] as const;
 export const OUTCOME_WORDS = ['ok', 'fail', 'n/a'] as const;
@@ -210,6 +212,7 @@ class EnvelopeReader {
       else if (k === 'thp') config.thp = this.thpMode(value, keyPos);
       else if (k === 'hugepages') config.hugepages = this.integer(value, keyPos, k, 0, 'an integer 0 or more (free 2 MiB huge pages in the hugetlb pool)');
       else if (k === 'ksm_use_zero_pages') config.ksmUseZeroPages = this.integer(value, keyPos, k, 0, '0 or 1 (/sys/kernel/mm/ksm/use_zero_pages)', KSM_USE_ZERO_PAGES_MAX);
+      else if (k === 'ksm_smart_scan') config.ksmSmartScan = this.integer(value, keyPos, k, 0, '0 or 1 (/sys/kernel/mm/ksm/smart_scan)', KSM_SMART_SCAN_MAX);
       else this.error(keyPos, unknownWord('config key', k, CONFIG_KEYS));
     }
   }

@@ -125,6 +125,11 @@ function procKey(r: Runner, p: ProcT, num: Numbering, out: Words): void {
     out.push(-17);
     for (const [vpn, value] of [...mm.ksmChecksums].sort((a, b) => a[0] - b[0])) out.push(vpn - MMAP_BASE_VPN).push(num.value(value));
   }
+  // KSM's smart scan states (age and remaining skips), by address: which later passes leave a page out.
+  if (mm.ksmAges !== null && p.alive) {
+    out.push(-18);
+    for (const [vpn, state] of [...mm.ksmAges].sort((a, b) => a[0] - b[0])) out.push(vpn - MMAP_BASE_VPN).push(state);
+  }
   taskKey(r, p, num, out);
 }
 

@@ -1,5 +1,5 @@
 // A counterexample file found from a start scenario keeps every config key of the start (frames,
-// pin_bias, thp, hugepages, ksm_use_zero_pages): without config.hugepages the start's `expect stat HugePages_Rsvd`
+// pin_bias, thp, hugepages, ksm_use_zero_pages, ksm_smart_scan): without config.hugepages the start's `expect stat HugePages_Rsvd`
 // made the replay n/a, so the file did not replay to its violation.
 
 import { test } from 'node:test';
@@ -14,6 +14,7 @@ config:
   thp: never
   hugepages: 1
   ksm_use_zero_pages: 0
+  ksm_smart_scan: 0
 steps: |
   P mmap buf 2 rw private
   P mmap huge 512 rw private hugetlb

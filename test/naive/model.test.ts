@@ -1076,7 +1076,10 @@ test('KSM\'s checksum delay: a page new to ksmd waits a pass, by when a fork\'s 
 });
 
 test('KSM\'s checksum order: up to 6.10 the stable tree search still counts the item a page\'s address left on a KSM page, so the page merges back into it; from 6.11 the item goes first and the page pairs into a second KSM page (6.2, 5.9 vs v6)', () => {
-  for (const [rules, back] of [[V6_2_RULES, true], [V5_9_RULES, true], [V6_RULES, false]] as const) {
+  // v6 with smart scan off (smart_scan 0), as scenarios/basic/ksm-stable-search-counts-own-item:
+  // with it, whether a[2] (aged, left out of 8 passes in 9) is compared in the second merge's first
+  // pass is where ksmd stopped in the first.
+  for (const [rules, back] of [[V6_2_RULES, true], [V5_9_RULES, true], [{ ...V6_RULES, ksmSmartScan: false }, false]] as const) {
     const { n, p, r } = oneProc(rules, 3);
     n.madvise(p, r, 0, 3, 'mergeable');
     n.write(p, r, 0, 1);

@@ -286,6 +286,11 @@ export interface NProc {
    * (off a stable node too); gone when ksmd passes the address with no page to scan.
    */
   ksmChecksums?: Map<number, number>;
+  /**
+   * KSM's smart scan (6.7 on): each rmap item's age (the times ksmd met a page there that was no
+   * KSM page, a u8 stopping at 255) and remaining_skips. Absent: age 0, no skips. Goes with the item.
+   */
+  ksmAges?: Map<number, { age: number; skips: number }>;
   /** MMF_USE_ODF: a `fork ... cowpt` ran on this mm or its ancestor: every fork of it shares tables (sticky, inherited). */
   cowPgtable?: boolean;
   /** The last-level tables this process reaches through a write-protected PMD, by table number (address / 512). */
@@ -394,6 +399,12 @@ export interface NaiveOptions {
    * item on its node), before the unstable tree.
    */
   ksmChecksumFirst?: boolean;
+  /**
+   * ksmd's smart scan (6.7 on, 5e924ff54d08; should_skip_rmap_item): a page that is no KSM page
+   * is left out of a pass by its item's age: never in its first four meetings, then 1, 2, 4 and 8
+   * passes after each one it is compared in (skip_age of the age then). Absent or false: none.
+   */
+  ksmSmartScan?: boolean;
   /** Reclaim keeps maybe-pinned pages out of the swap cache (5.11, feb889fb40fa). */
   reclaimSkipsPinned?: boolean;
   /** clear_refs (soft-dirty) leaves a writable PTE of a maybe-pinned page alone (5.11, 9348b73c2e1b: pte_is_pinned). */
@@ -503,7 +514,7 @@ export interface OdfRules {
 /** Linux 6.15 on (6.18). */
 export const V6_RULES: NaiveOptions = {
   reuse: 'anon-exclusive', pae: true, mprotectUpgrade: true, mprotectUpgradeClean: true, unshare: 'all', earlyCow: true, swapinReadWritable: true, swapin: 'exclusive-bit', reclaimSkipsPinned: true, clearRefsSkipsPinned: true,
-  ksmBreakCow: 'unshare', ksmChecksumFirst: true,
+  ksmBreakCow: 'unshare', ksmChecksumFirst: true, ksmSmartScan: true,
   deviceExclusive: 'v6.15', uffdWpForkVma: 'dst-vma', uffdWpForkCopies: true, uffdUnprotectWritable: true, mremapClearsUffdWp: true, gupFastLongtermRetry: true,
   collapse: 'any-pte', thp: { pmdReuse: 'anon-exclusive', pmdCopy: 'split', largeReuse: 'mm-exclusive', pageout: 'mm-id' }, thpSplitZeropage: true,
 };
@@ -514,7 +525,7 @@ export const V6_RULES: NaiveOptions = {
  * writable PTE (to 6.17).
  */
 export const V6_2_RULES: NaiveOptions = {
-  ...V6_RULES, swapinReadWritable: false, ksmChecksumFirst: false, deviceExclusive: 'v5.14', uffdUnprotectWritable: false, mremapClearsUffdWp: false, collapse: 'writable-pte', thpSplitZeropage: false,
+  ...V6_RULES, swapinReadWritable: false, ksmChecksumFirst: false, ksmSmartScan: false, deviceExclusive: 'v5.14', uffdUnprotectWritable: false, mremapClearsUffdWp: false, collapse: 'writable-pte', thpSplitZeropage: false,
   thp: { pmdReuse: 'anon-exclusive', pmdCopy: 'split', largeReuse: 'as-small', pageout: 'page-mapcount' },
 };
 /** 5.19 to 6.1 but for mprotect (6.0): R/O pins unshare anonymous pages, not the zero page; KSM's break_cow is a write fault. */
@@ -1942,6 +1953,12 @@ export class NaiveKernel {
    */
   ksmMerge(): number {
     const before = this.ksmMerged;
+    // With smart scan a pass that changed nothing may be followed by one that merges (other pages
+    // left out): ksmd goes on until the ages (those from 9 on alike) and skips repeat a state a
+    // pass since the last change left.
+    const smart = this.rules.ksmSmartScan === true;
+    const ageText = (): string => this.ksmMms.map((q) => [...(q.ksmAges ?? [])].sort((x, y) => x[0] - y[0]).map(([a, st]) => `${a}:${Math.min(st.age, 9)}:${st.skips}`).join(',')).join('|');
+    const seen = new Set<string>([ageText()]);
     for (;;) {
       const pass = this.ksmMerged;
       const splits = this.thpEvents.folioSplit;
@@ -1955,8 +1972,9 @@ export class NaiveKernel {
         const pages = this.byAddress(p);
         const items = (p.ksmItems ??= new Map());
         const sums = (p.ksmChecksums ??= new Map());
+        const ages = (p.ksmAges ??= new Map());
         // The addresses ksmd passes: every page, and every address an rmap item is left at.
-        const addrs = [...new Set([...pages.keys(), ...items.keys(), ...sums.keys()])].sort((x, y) => x - y);
+        const addrs = [...new Set([...pages.keys(), ...items.keys(), ...sums.keys(), ...ages.keys()])].sort((x, y) => x - y);
         /** cmp_and_merge_page: the checksum differs from the item's oldchecksum: remembered, the page waits. */
         const changed = (addr: number, value: number): boolean => {
           if (sums.get(addr) === value) return false;
@@ -1971,12 +1989,28 @@ export class NaiveKernel {
             // Nothing to scan here (get_next_rmap_item, remove_trailing_rmap_items): the item is freed.
             items.delete(addr);
             sums.delete(addr);
+            ages.delete(addr);
             continue;
           }
           if (f.ksm === true && f.stable === true) {
             // Its own stable node's item, or a KSM page forked: stable_tree_append.
             items.set(addr, f);
             continue;
+          }
+          if (smart && f.ksm !== true) {
+            // should_skip_rmap_item: the item ages; from its fourth meeting on, with no skips left
+            // it is compared and given skip_age's, else it spends one: off its tree, not compared.
+            const was = ages.get(addr) ?? { age: 0, skips: 0 };
+            const now = { age: Math.min(was.age + 1, 255), skips: was.skips };
+            ages.set(addr, now);
+            if (was.age >= 3) {
+              if (was.skips > 0) {
+                now.skips--;
+                items.delete(addr);
+                continue;
+              }
+              now.skips = was.age <= 3 ? 1 : was.age <= 5 ? 2 : was.age <= 8 ? 4 : 8;
+            }
           }
           const first = this.rules.ksmChecksumFirst === true;
           if (first) {
@@ -2034,7 +2068,15 @@ export class NaiveKernel {
         }
       }
       const itemsAfter = allItems();
-      if (this.ksmMerged === pass && this.thpEvents.folioSplit === splits && itemsAfter.length === itemsBefore.length && itemsAfter.every((x, i) => x === itemsBefore[i])) return this.ksmMerged - before;
+      const same = this.ksmMerged === pass && this.thpEvents.folioSplit === splits && itemsAfter.length === itemsBefore.length && itemsAfter.every((x, i) => x === itemsBefore[i]);
+      if (!smart) {
+        if (same) return this.ksmMerged - before;
+        continue;
+      }
+      const text = ageText();
+      if (!same) seen.clear();
+      else if (seen.has(text)) return this.ksmMerged - before;
+      seen.add(text);
     }
   }
 

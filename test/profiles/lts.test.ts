@@ -133,7 +133,9 @@ test('each long-term kernel has the switches of its series', () => {
   assert.equal(k66.pageoutLargeShared, 'first-page');
   // Its PTE loop still breaks at a large folio it leaves alone (6.6.93): 6.10 steps past it.
   assert.equal(k66.pageoutLargeWalk, 'break');
-  assert.deepEqual(differences(k66, builtinProfile('v6.15')!).sort(), ['deviceExclusive', 'hugeZeroWp', 'ksmChecksumFirst', 'mremapClearsUffdWp', 'pageoutLargeShared', 'pageoutLargeWalk', 'ptReclaim', 'swapinReadFaultWritable', 'thpSplitZeropage', 'wpReuseLarge']);
+  // 5e924ff54d08 (6.7): ksmd's smart scan; not in 6.6.y (no smart_scan in the 6.6.57 ksm.c).
+  assert.equal(k66.ksmSmartScan, false);
+  assert.deepEqual(differences(k66, builtinProfile('v6.15')!).sort(), ['deviceExclusive', 'hugeZeroWp', 'ksmChecksumFirst', 'ksmSmartScan', 'mremapClearsUffdWp', 'pageoutLargeShared', 'pageoutLargeWalk', 'ptReclaim', 'swapinReadFaultWritable', 'thpSplitZeropage', 'wpReuseLarge']);
 
   // 6.12.y: 6.6 + c18160dba5ff (6.11) + 0cef0bb836e3 (6.13) as 310ac886d68d in 6.12.11.
   const k612 = lts('6.12');
@@ -143,6 +145,7 @@ test('each long-term kernel has the switches of its series', () => {
   // 6.10's "prohibit the last subpage from reusing the entire large folio": large folios always copied.
   assert.equal(k612.wpReuseLarge, 'never');
   assert.equal(k612.ksmChecksumFirst, true, 'd58a361b0350 is in 6.11');
+  assert.equal(k612.ksmSmartScan, true, '5e924ff54d08 is in 6.7');
   assert.equal(k612.pageoutLargeShared, 'folio', 'folio_likely_mapped_shared() from 6.10');
   assert.equal(k612.pageoutLargeWalk, 'batch', 'the PTE loop batches a large folio\'s PTEs from 6.10 (6.12.19)');
   assert.deepEqual(differences(k612, builtinProfile('v6.15')!).sort(), ['deviceExclusive', 'hugeZeroWp', 'ptReclaim', 'wpReuseLarge']);

@@ -178,7 +178,7 @@ test('envelope: name pattern and value types', () => {
 
 test('envelope: unknown keys name the known ones', () => {
   hasError(scenarioErrors('name: t\nkernal: v6\nsteps: |\n  P mmap b 1\n'), 2, 1, "unknown key 'kernal': did you mean 'kernel'? (expected one of: name, description, kernel, config, outcomes, steps)");
-  hasError(scenarioErrors('name: t\nconfig:\n  frame: 3\nsteps: |\n  P mmap b 1\n'), 3, 3, "unknown config key 'frame': did you mean 'frames'? (expected one of: frames, pin_bias, thp, hugepages, ksm_use_zero_pages)");
+  hasError(scenarioErrors('name: t\nconfig:\n  frame: 3\nsteps: |\n  P mmap b 1\n'), 3, 3, "unknown config key 'frame': did you mean 'frames'? (expected one of: frames, pin_bias, thp, hugepages, ksm_use_zero_pages, ksm_smart_scan)");
 });
 
 test('envelope: config values', () => {
@@ -188,13 +188,16 @@ test('envelope: config values', () => {
   hasError(scenarioErrors('name: t\nconfig:\n  frames: "12"\nsteps: P exit\n'), 3, 11, "expected 'frames' to be a positive integer");
   hasError(scenarioErrors('name: t\nconfig:\n  frames: 1.5\nsteps: P exit\n'), 3, 11, "got '1.5'");
   hasError(scenarioErrors('name: t\nconfig:\n  frames: -3\nsteps: P exit\n'), 3, 11, "got '-3'");
-  hasError(scenarioErrors('name: t\nconfig: 5\nsteps: P exit\n'), 2, 9, "expected 'config' to be a mapping (keys: frames, pin_bias, thp, hugepages, ksm_use_zero_pages)");
+  hasError(scenarioErrors('name: t\nconfig: 5\nsteps: P exit\n'), 2, 9, "expected 'config' to be a mapping (keys: frames, pin_bias, thp, hugepages, ksm_use_zero_pages, ksm_smart_scan)");
   const s = scenarioOk('name: t\nconfig:\n  pin_bias: 2\nsteps: |\n  P mmap b 1\n');
   assert.deepEqual(s.config, { frames: null, pinBias: 2 });
   // Extension: config.ksm_use_zero_pages is KSM's sysfs switch, 0 or 1.
   assert.deepEqual(scenarioOk('name: t\nconfig:\n  ksm_use_zero_pages: 1\nsteps: |\n  P mmap b 1\n').config, { frames: null, pinBias: null, ksmUseZeroPages: 1 });
   hasError(scenarioErrors('name: t\nconfig:\n  ksm_use_zero_pages: 2\nsteps: P exit\n'), 3, 23, "expected 'ksm_use_zero_pages' to be at most 1 (/sys/kernel/mm/ksm/use_zero_pages is 0 or 1), got 2");
   hasError(scenarioErrors('name: t\nconfig:\n  ksm_use_zero_pages: yes\nsteps: P exit\n'), 3, 23, "expected 'ksm_use_zero_pages' to be 0 or 1 (/sys/kernel/mm/ksm/use_zero_pages)");
+  // Extension: config.ksm_smart_scan is KSM's smart_scan sysfs switch, 0 or 1.
+  assert.deepEqual(scenarioOk('name: t\nconfig:\n  ksm_smart_scan: 0\nsteps: |\n  P mmap b 1\n').config, { frames: null, pinBias: null, ksmSmartScan: 0 });
+  hasError(scenarioErrors('name: t\nconfig:\n  ksm_smart_scan: 2\nsteps: P exit\n'), 3, 19, "expected 'ksm_smart_scan' to be at most 1 (/sys/kernel/mm/ksm/smart_scan is 0 or 1), got 2");
   // v1.2: config.thp is the THP mode; anything else names the modes.
   assert.deepEqual(scenarioOk('name: t\nconfig:\n  thp: never\nsteps: |\n  P mmap b 1\n').config, { frames: null, pinBias: null, thp: 'never' });
   hasError(scenarioErrors('name: t\nconfig:\n  thp: sometimes\nsteps: |\n  P mmap b 1\n'), 3, 8, "expected 'thp' to be one of always, madvise, never");
