@@ -171,7 +171,7 @@ static void dispatch(char *line)
 		return;
 	}
 	if (!strcmp(c, "ksm")) {
-		cmd_ksm(num(tok[1]), num(tok[2]));
+		cmd_ksm(num(tok[1]), num(tok[2]), tok[3] ? (int)num(tok[3]) : 0);
 		return;
 	}
 	if (!strcmp(c, "hugetlb")) {

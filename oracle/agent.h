@@ -89,7 +89,7 @@ void khugepaged_reclaim(void);
 void cmd_swapon(char **tok, int n);
 void cmd_swapinfo(void);
 void cmd_swapoff(void);
-void cmd_ksm(uint64_t passes, uint64_t timeout_ms);
+void cmd_ksm(uint64_t passes, uint64_t timeout_ms, int smart);
 void cmd_ksmhold(void);
 void cmd_swaphold(void);
 void system_release_holds(void);

@@ -10,9 +10,9 @@
  * file a killed agent left (its PID gone) is removed at the next `swapon`, or by `reclaim`,
  * which the driver runs when it finds its agent gone.
  *
- * KSM: `ksm PASSES TIMEOUT_MS` saves run, pages_to_scan, sleep_millisecs and smart_scan, lets
- * ksmd scan fast (smart_scan off, so no page is skipped for having failed to merge before)
- * until full_scans has advanced by PASSES, then writes every saved value back and drains every
+ * KSM: `ksm PASSES TIMEOUT_MS [SMART]` saves run, pages_to_scan, sleep_millisecs and smart_scan,
+ * lets ksmd scan fast with smart_scan at SMART (the scenario's config.ksm_smart_scan; 0, every
+ * page scanned in every pass, when not given) until full_scans has advanced by PASSES, then writes every saved value back and drains every
  * CPU's LRU batches (what ksmd made on its CPU would wait there: lru_drain_all_cpus). An exclusive
  * flock on a lock file keeps two oracles from saving each other's values; the saved values are
  * also written into that file while KSM runs, so that if an agent dies mid-merge the next one
@@ -588,7 +588,7 @@ static int lru_drain_all_cpus(void)
 	return err;
 }
 
-void cmd_ksm(uint64_t passes, uint64_t timeout_ms)
+void cmd_ksm(uint64_t passes, uint64_t timeout_ms, int smart)
 {
 	char run[24];
 	if (access(KSM_DIR "run", F_OK) < 0) {
@@ -628,7 +628,7 @@ void cmd_ksm(uint64_t passes, uint64_t timeout_ms)
 	write_str(KSM_DIR "pages_to_scan", "100000");
 	write_str(KSM_DIR "sleep_millisecs", "0");
 	if (ksm_saved.have_smart)
-		write_str(KSM_DIR "smart_scan", "0");
+		write_str(KSM_DIR "smart_scan", smart ? "1" : "0");
 	int rc = write_str(KSM_DIR "run", "1");
 	if (rc < 0) {
 		ksm_restore();

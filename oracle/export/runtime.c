@@ -1563,7 +1563,7 @@ static void __attribute__((unused)) rp_ksm_merge(const char *reason, const char 
 			why = "ksm merge needs KSM switched on for a moment, which needs root (/sys/kernel/mm/ksm/run)";
 		char w[800];
 		if (!why) {
-			cmd_ksm(KSM_PASSES, KSM_TIMEOUT_MS);
+			cmd_ksm(KSM_PASSES, KSM_TIMEOUT_MS, KSM_SMART_SCAN);
 			if (!ans_is("ok")) {
 				snprintf(w, sizeof w, "ksm merge could not be replayed: %.600s", ans_rest(2));
 				why = w;

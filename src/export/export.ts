@@ -326,6 +326,8 @@ export function exportScenario(sc: Scenario, base: Profile, opts: ExportOptions 
   tables.push(`static const long HUGETLB_POOL = ${hugetlbPoolFor(sc) ?? 0};`);
   tables.push('/* The KSM use_zero_pages the answers are for (config.ksm_use_zero_pages; -1: they hold with either). */');
   tables.push(`static const long KSM_USE_ZERO_PAGES = ${ksmZeroPagesFor(sc, base, variants)};`);
+  tables.push('/* KSM\'s smart_scan while ksmd runs for a ksm merge (config.ksm_smart_scan; 1 unless it says 0). */');
+  tables.push(`static const int KSM_SMART_SCAN = ${sc.config.ksmSmartScan === 0 ? 0 : 1};`);
   const vals = scenarioValues(sc);
   tables.push('/* The 64-bit word that fills a page for each scenario value (src/oracle/values.ts). */');
   tables.push('static const struct vword VALUES[] = {');

@@ -95,7 +95,7 @@ export interface KsmSettings {
   mergeAcrossNodes: boolean;
   /** max_page_sharing: at most this many mappings per KSM page (then a duplicate KSM page). */
   maxPageSharing: number;
-  /** smart_scan (-1: this kernel has none): switched off while the oracle's merges run. */
+  /** smart_scan (-1: this kernel has none) as found; the oracle's merges set it to the scenario's config.ksm_smart_scan meanwhile. */
   smartScan: number;
 }
 

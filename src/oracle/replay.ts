@@ -690,13 +690,16 @@ export class Replay implements Replayer {
     const f = this.facilities;
     if (this.liveProcs().some((p) => ksmMergeable(p.pid) ?? p.mergeable)) {
       this.holdKsm();
-      const r = this.system.ksmMerge();
+      // smart_scan as the scenario has it (config.ksm_smart_scan; on by default, as in the kernel).
+      const smart = this.scenario.config.ksmSmartScan !== 0;
+      const r = this.system.ksmMerge(smart);
       if (typeof r === 'string') return this.notReplayed('ksm-merge', r);
       const s = f.ksm;
       this.note = `ksmd ran ${r.scans} full scans (${r.ms} ms), then run=${r.run} again` +
         (r.drainErrno === 0 ? ', and every CPU\'s LRU batches were drained' :
           `; the CPUs' LRU batches could not be drained (move_pages: ${errnoName(r.drainErrno)}), so a page ksmd just made may be left off the LRU`) +
-        (s ? `; use_zero_pages=${s.useZeroPages ? 1 : 0}, merge_across_nodes=${s.mergeAcrossNodes ? 1 : 0}, max_page_sharing=${s.maxPageSharing}` : '');
+        (s ? `; use_zero_pages=${s.useZeroPages ? 1 : 0}, merge_across_nodes=${s.mergeAcrossNodes ? 1 : 0}, max_page_sharing=${s.maxPageSharing}` : '') +
+        (s && s.smartScan >= 0 ? `, smart_scan=${smart ? 1 : 0} meanwhile` : '');
     } else {
       this.note = 'no live scenario process has a mergeable mapping: ksmd would scan nothing of the scenario (KSM left off)';
     }

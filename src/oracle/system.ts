@@ -106,11 +106,14 @@ export class SystemOps {
     return r[0] === 'ok' ? Number(r[1]) - Number(r[2]) : null;
   }
 
-  /** ksmd switched on until it has made KSM_PASSES full scans, then put back; or why not. */
-  ksmMerge(): KsmRun | string {
+  /**
+   * ksmd switched on until it has made KSM_PASSES full scans, with smart_scan (where the kernel
+   * has it) as `smartScan` says meanwhile, then put back; or why not.
+   */
+  ksmMerge(smartScan: boolean): KsmRun | string {
     if (!this.f.ksm) return 'ksm merge needs KSM, and this kernel has none (/sys/kernel/mm/ksm is missing: CONFIG_KSM is not set)';
     if (!this.f.root) return 'ksm merge needs KSM switched on for a moment, which needs root (/sys/kernel/mm/ksm/run)';
-    const r = this.agent().call(`ksm ${KSM_PASSES} ${KSM_TIMEOUT_MS}`);
+    const r = this.agent().call(`ksm ${KSM_PASSES} ${KSM_TIMEOUT_MS} ${smartScan ? 1 : 0}`);
     if (r[0] === 'ok') return { scans: Number(r[1]), ms: Number(r[2]), run: r[3] ?? '?', drainErrno: Number(r[4] ?? 0) };
     return `ksm merge could not be replayed: ${r.slice(2).join(' ')}`;
   }
