@@ -48,6 +48,16 @@ function filled(n: number, v: number): number[] {
   return a;
 }
 
+/** The segment of process p holding page vpn, or null. */
+function segIn(p: IdealProc, vpn: number): Segment | null {
+  const segs = p.segs;
+  for (let i = 0; i < segs.length; i++) {
+    const seg = segs[i]!;
+    if (vpn >= seg.start && vpn < seg.start + seg.n) return seg;
+  }
+  return null;
+}
+
 /** The set {v}, shared: the sets of seen values are never changed in place, and most hold one value. */
 function only(v: number): ReadonlySet<number> {
   return (singletons[v] ??= new Set<number>().add(v));
@@ -270,18 +280,7 @@ export class IdealMemory {
    * cell, flags and whether it is shared (1/0) to out[0..3]; false when the page has no cell slot.
    */
   cellInto(proc: string, vpn: number, out: Int32Array): boolean {
-    const p = this.procOf(proc);
-    if (!p || !p.alive) return false;
-    for (const seg of p.segs) {
-      if (vpn < seg.start || vpn >= seg.start + seg.n) continue;
-      const cell = seg.cells[vpn - seg.start]!;
-      out[0] = cell >= 0 ? this.cellValue[cell]! : -1;
-      out[1] = cell;
-      out[2] = seg.flags[vpn - seg.start]!;
-      out[3] = seg.shared ? 1 : 0;
-      return true;
-    }
-    return false;
+    return this.cellsInto(proc, vpn, 1, out) && out[1] !== -2;
   }
 
   /**
@@ -292,20 +291,10 @@ export class IdealMemory {
   cellsInto(proc: string, start: number, n: number, out: Int32Array): boolean {
     const p = this.procOf(proc);
     if (!p || !p.alive) return false;
-    const segs = p.segs;
     let seg: Segment | null = null;
     for (let i = 0; i < n; i++) {
       const vpn = start + i;
-      if (seg === null || vpn < seg.start || vpn >= seg.start + seg.n) {
-        seg = null;
-        for (let j = 0; j < segs.length; j++) {
-          const s = segs[j]!;
-          if (vpn >= s.start && vpn < s.start + s.n) {
-            seg = s;
-            break;
-          }
-        }
-      }
+      if (seg === null || vpn < seg.start || vpn >= seg.start + seg.n) seg = segIn(p, vpn);
       if (seg === null) {
         out[4 * i + 1] = -2;
         continue;
@@ -384,11 +373,7 @@ export class IdealMemory {
   /** The segment holding this page of the process, null if none (find() without an object per call: the page is vpn - start). */
   private segOf(proc: string, vpn: number): Segment | null {
     const p = this.procOf(proc);
-    if (!p || !p.alive) return null;
-    for (const seg of p.segs) {
-      if (vpn >= seg.start && vpn < seg.start + seg.n) return seg;
-    }
-    return null;
+    return !p || !p.alive ? null : segIn(p, vpn);
   }
 
   private forRange(proc: string, lo: number, hi: number, fn: (seg: Segment, i: number) => void): void {
