@@ -18,6 +18,7 @@ import { hugetlbReservedByVmas } from '../core/hugetlb.js';
 import { forEachPteTable } from '../core/walk.js';
 import { IncrementalTables } from './incremental.js';
 import { IncrementalFrames } from './incremental-rest.js';
+import { heldRefs } from './held-refs.js';
 
 export interface AccountingProblem {
   kind: 'accounting' | 'use-after-free' | 'kernel-bug' | 'frame-leak';
@@ -60,6 +61,8 @@ export class AccountingChecker {
   /** What walkTables() counts in one mm (reused from mm to mm). */
   private walked: Walked = { tables: 0, physical: 0, anon: 0, shmem: 0, hugetlb: 0, swapCount: new Int32Array(0), seen: new Uint8Array(0), entire: new Int32Array(0) };
 
+  /** The references besides the tables (heldRefs' triples), reused from check to check. */
+  private refs: number[] = [];
   /** The problems the check in progress found (a new array once they are returned). */
   private found: AccountingProblem[] = [];
   /** Add a problem to `found` (made once: the check runs for every new state and finds nothing). */
@@ -200,58 +203,19 @@ export class AccountingChecker {
   private checkRest(k: Kernel, final: boolean, held: readonly number[]): readonly AccountingProblem[] {
     const f = k.frames;
     const top = f.top;
-    const sw = k.swap;
     const expMap = this.expMap;
     const expRef = this.expRef;
     const swapCount = this.swapCount;
     const add = this.add;
-    // shmem objects keep the swap entries of their written-out pages.
-    for (const obj of k.shm) for (let i = 0; i < obj.swapped.length; i++) if (obj.swapped[i]! >= 0 && obj.swapped[i]! < swapCount.length) swapCount[obj.swapped[i]!]!++;
-    // The swap device: each slot's count is the swap PTEs naming it; a cached page holds a reference.
-    for (let s = 0; s < sw.top; s++) {
-      if (!sw.used[s]) {
-        if (swapCount[s]! > 0) add({ kind: 'use-after-free', mm: -1, pfn: -1, message: `${swapCount[s]} swap PTE(s) name free swap slot ${s}` });
-        continue;
-      }
-      if (sw.count[s] !== swapCount[s]) add({ kind: 'accounting', mm: -1, pfn: -1, message: `swap slot ${s} has count ${sw.count[s]} but ${swapCount[s]} swap PTEs name it` });
-      const pfn = sw.cache[s]!;
-      if (pfn >= 0) {
-        if (!(f.flags[pfn]! & PG_INUSE)) add({ kind: 'use-after-free', mm: -1, pfn, message: `swap cache slot ${s} holds freed frame ${pfn}` });
-        else expRef[pfn]!++;
-      }
-      if (sw.count[s] === 0 && pfn < 0) add({ kind: 'accounting', mm: -1, pfn: -1, message: `swap slot ${s} is in use but nothing names it` });
-    }
-    for (const obj of k.shm) {
-      for (let i = 0; i < obj.pages.length; i++) {
-        const pfn = obj.pages[i]!;
-        if (pfn < 0) continue;
-        if (!(f.flags[pfn]! & PG_INUSE)) add({ kind: 'use-after-free', mm: -1, pfn, message: `shmem page cache holds freed frame ${pfn}` });
-        else expRef[pfn]!++;
-      }
-    }
-    for (const h of k.handles) {
-      if (h.released) continue;
-      for (let i = 0; i < h.frames.length; i++) {
-        const pfn = h.frames[i]!;
-        if (pfn < 0 || h.refs[i] === 0) continue; // a device grant holds no reference
-        if (pfn === 0) expRef[0]! += h.refs[i]!;
-        else if (!(f.flags[pfn]! & PG_INUSE)) add({ kind: 'use-after-free', mm: h.mm, pfn, message: `a ${h.kind} handle still references freed frame ${pfn}` });
-        else {
-          expRef[pfn]! += h.refs[i]!;
-          if (h.kind === 'pin' && f.flags[pfn]! & PG_LARGE) this.pins[pfn >>> 9]!++;
-        }
-      }
-    }
-    for (let i = 0; i < held.length; i += 3) {
-      const pfn = held[i]!;
-      const refs = held[i + 1]!;
-      if (pfn <= 0) continue;
-      if (!(f.flags[pfn]! & PG_INUSE)) add({ kind: 'use-after-free', mm: -1, pfn, message: `a kernel path in progress holds freed frame ${pfn}` });
-      else {
-        expRef[pfn]! += refs;
-        // A GUP in progress that pinned a large folio's page counted it in the folio's pincount.
-        if (held[i + 2] !== 0 && f.flags[pfn]! & PG_LARGE) this.pins[pfn >>> 9]!++;
-      }
+    // The references besides the tables (the problems they give in their order).
+    const refs = this.refs;
+    refs.length = 0;
+    heldRefs(k, swapCount, held, refs, add);
+    for (let i = 0; i < refs.length; i += 3) {
+      const pfn = refs[i]!;
+      expRef[pfn]! += refs[i + 1]!;
+      // A pin (or a GUP in progress that pinned) on a large folio's page counts in its pincount.
+      if (refs[i + 2] !== 0 && pfn !== 0 && f.flags[pfn]! & PG_LARGE) this.pins[pfn >>> 9]!++;
     }
     // The zero page: its refcount is the GUP references and pins taken on it (try_grab_folio()).
     if (f.refcount[0] !== expRef[0]) {

@@ -16,6 +16,7 @@ import { PG_HUGETLB, PG_INUSE, PG_LARGE } from '../core/constants.js';
 import type { Kernel } from '../core/kernel.js';
 import { growTypedArray } from '../core/frames.js';
 import type { IncrementalTables } from './incremental.js';
+import { heldRefs } from './held-refs.js';
 
 export class IncrementalFrames {
   /** The tables' counts this was last brought up to date with (IncrementalTables.resets); -1: none. */
@@ -38,8 +39,24 @@ export class IncrementalFrames {
   private large = 0;
   /** Frames decided so far: [1, hi). */
   private hi = 1;
-  /** Per swap slot: the shmem objects' swapped-out pages naming it (scratch). */
-  private shmSwap = new Int32Array(0);
+  /** The swap PTEs naming each slot, for heldRefs to add the shmem objects' to (scratch). */
+  private swapCount = new Int32Array(0);
+  /** heldRefs' triples (scratch). */
+  private refs: number[] = [];
+  /** Whether heldRefs found a problem this check. */
+  private problem = false;
+  private readonly flagProblem = (): void => {
+    this.problem = true;
+  };
+
+  /** The swap PTEs naming slots [0, n) as the tables count them, in the scratch array. */
+  private swapScratch(ptes: Int32Array, n: number): Int32Array {
+    if (this.swapCount.length < n) this.swapCount = new Int32Array(n * 2);
+    const m = Math.min(n, ptes.length);
+    this.swapCount.set(ptes.subarray(0, m));
+    this.swapCount.fill(0, m, n);
+    return this.swapCount;
+  }
 
   /** Start over at the next check (the tables' counts were not kept: a full check ran instead). */
   invalidate(): void {
@@ -55,62 +72,26 @@ export class IncrementalFrames {
     const f = k.frames;
     const top = f.top;
     this.room(top);
-    // The references besides the tables', as checkRest adds them; one naming a free frame is a problem.
-    let problem = false;
+    // The references besides the tables', as checkRest counts them (heldRefs); one naming a freed
+    // frame, or a swap slot's count not what names it, is a problem.
+    const sw = k.swap;
+    const swapCount = this.swapScratch(inc.swap, sw.top);
+    const refs = this.refs;
+    refs.length = 0;
+    this.problem = false;
+    heldRefs(k, swapCount, heldByPaths, refs, this.flagProblem);
+    // `next`: the pairs for the frames past the zero page, whose references the handles add up.
     const next = this.next;
     next.length = 0;
-    const fl = f.flags;
-    const sw = k.swap;
     let zeroRefs = 0;
-    if (this.shmSwap.length < sw.top) this.shmSwap = new Int32Array(sw.top * 2);
-    else this.shmSwap.fill(0, 0, sw.top);
-    for (const obj of k.shm) {
-      for (let i = 0; i < obj.swapped.length; i++) {
-        const s = obj.swapped[i]!;
-        if (s >= 0 && s < sw.top) this.shmSwap[s]!++;
-      }
-      for (let i = 0; i < obj.pages.length; i++) {
-        const pfn = obj.pages[i]!;
-        if (pfn < 0) continue;
-        if (!(fl[pfn]! & PG_INUSE)) problem = true;
-        else next.push(pfn, 1);
-      }
-    }
-    const swapPtes = inc.swap;
-    for (let s = 0; s < sw.top; s++) {
-      const named = (s < swapPtes.length ? swapPtes[s]! : 0) + this.shmSwap[s]!;
-      if (!sw.used[s]) {
-        if (named > 0) problem = true;
-        continue;
-      }
-      if (sw.count[s] !== named) problem = true;
-      const pfn = sw.cache[s]!;
-      if (pfn >= 0) {
-        if (!(fl[pfn]! & PG_INUSE)) problem = true;
-        else next.push(pfn, 1);
-      }
-      if (sw.count[s] === 0 && pfn < 0) problem = true;
-    }
-    for (const h of k.handles) {
-      if (h.released) continue;
-      for (let i = 0; i < h.frames.length; i++) {
-        const pfn = h.frames[i]!;
-        if (pfn < 0 || h.refs[i] === 0) continue;
-        if (pfn === 0) zeroRefs += h.refs[i]!;
-        else if (!(fl[pfn]! & PG_INUSE)) problem = true;
-        else next.push(pfn, h.refs[i]!);
-      }
-    }
-    for (let i = 0; i < heldByPaths.length; i += 3) {
-      const pfn = heldByPaths[i]!;
-      if (pfn <= 0) continue;
-      if (!(fl[pfn]! & PG_INUSE)) problem = true;
-      else next.push(pfn, heldByPaths[i + 1]!);
+    for (let i = 0; i < refs.length; i += 3) {
+      if (refs[i] === 0) zeroRefs += refs[i + 1]!;
+      else next.push(refs[i]!, refs[i + 1]!);
     }
     if (this.resets !== inc.resets || this.inc !== inc || this.k !== k) this.rebuild(k, inc, top);
     else this.update(k, top, inc.countChanged);
     inc.clearCountChanged();
-    if (problem || this.bad !== 0 || this.large !== 0 || this.used !== f.used) return false;
+    if (this.problem || this.bad !== 0 || this.large !== 0 || this.used !== f.used) return false;
     if (f.refcount[0] !== inc.expRef[0]! + zeroRefs) return false;
     // checkLargeFolios' pool checks, with no large folio in use.
     const pool = k.hugetlb;
